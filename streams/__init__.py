@@ -1,0 +1,1 @@
+"""The ceasefire-violation monitor's stream processing service."""

@@ -1,0 +1,280 @@
+"""`ceasefire-monitor`: the command line of SPEC.md.
+
+Configuration precedence: flags, then CEASEFIRE_* environment variables, then defaults.
+Errors an operator can fix (no broker, bad rule file, port in use) print one clear
+line and exit non-zero; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from streams.config import Settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+class CliError(Exception):
+    """An error to show as one line, then exit 1."""
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for flag, field in (("broker", "broker"), ("web_port", "web_port"), ("rules", "rules")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[field] = value
+    return Settings(**overrides)
+
+
+# -- run -----------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from streams.kafka.broker import BrokerError, EmbeddedBroker
+    from streams.kafka.topics import BrokerUnavailable, ensure_topics
+
+    settings = settings_from(args)
+    broker: EmbeddedBroker | None = None
+    if settings.broker is None:
+        broker = EmbeddedBroker("127.0.0.1", 9092)
+        try:
+            broker.start()
+        except BrokerError as exc:
+            raise CliError(str(exc)) from exc
+        settings = settings.model_copy(update={"broker": broker.url})
+        console.print(
+            f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
+            "[bold]its data is kept in memory only[/] and is gone when this worker stops. "
+            "Set --broker or CEASEFIRE_BROKER for a real Kafka."
+        )
+    try:
+        try:
+            ensure_topics(settings)
+        except BrokerUnavailable as exc:
+            raise CliError(str(exc)) from exc
+        from streams.pipeline.app import Monitor
+
+        monitor = Monitor(settings)
+        demo: threading.Thread | None = None
+        stop = threading.Event()
+        if args.demo:
+            demo = threading.Thread(
+                target=_demo_feed, args=(settings, stop), name="demo-feed", daemon=True
+            )
+            demo.start()
+        url = settings.web_url()
+        console.print(
+            f"API {url}/api/v1/tallies?window=24h&by=zone  ·  metrics {url}/metrics  ·  "
+            "`ceasefire-monitor tallies` in another shell"
+        )
+        import faust
+
+        worker = faust.Worker(monitor.app, loglevel=args.loglevel, quiet=True)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        finally:
+            stop.set()
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+            console.print("Embedded broker stopped; its in-memory data is gone.")
+
+
+def _demo_feed(settings: Settings, stop: threading.Event) -> None:
+    from streams.tools.simulate import run_simulation
+
+    try:
+        run_simulation(
+            settings, rate=5.0, duration=None, seed=2020, console=Console(stderr=True), stop=stop
+        )
+    except Exception as exc:  # the demo must never take the worker down
+        console.print(f"[red]demo feed stopped:[/] {exc}")
+
+
+# -- schema --------------------------------------------------------------------------
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schemas.report import Report
+
+    out.print_json(json.dumps(Report.model_json_schema()))
+    return 0
+
+
+# -- topics --------------------------------------------------------------------------
+def cmd_topics(args: argparse.Namespace) -> int:
+    from streams.kafka.topics import BrokerUnavailable, ensure_topics, topic_specs
+
+    settings = settings_from(args)
+    if args.partitions:
+        settings = settings.model_copy(update={"partitions": args.partitions})
+    if args.replication_factor:
+        settings = settings.model_copy(update={"replication_factor": args.replication_factor})
+    try:
+        created = ensure_topics(settings)
+    except BrokerUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    for spec in topic_specs(settings):
+        state = "created" if spec.name in created else "exists"
+        out.print(f"{spec.name:40} {spec.partitions:3} partitions  {state}")
+    return 0
+
+
+# -- tallies -------------------------------------------------------------------------
+def cmd_tallies(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from rich.table import Table
+
+    settings = settings_from(args)
+    url = args.url or settings.web_url()
+    params = {"window": args.window, "by": args.by}
+    if args.as_of:
+        params["as_of"] = args.as_of
+    full = f"{url.rstrip('/')}/api/v1/tallies?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(full, timeout=10) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"{full}: {exc.code} {exc.read().decode(errors='replace')}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"no monitor API at {url} ({exc}); is `ceasefire-monitor run` up?") from exc
+    if args.json:
+        out.print_json(json.dumps(body))
+        return 0
+    keys = body["by"]
+    table = Table(title=f"Incidents, {body['window']} window ending {body['as_of']}")
+    for k in keys:
+        table.add_column(k)
+    for col in ("incidents", "reports", "killed", "wounded"):
+        table.add_column(col, justify="right")
+    for row in body["rows"]:
+        table.add_row(*(str(row[k]) for k in keys), *(str(row[c]) for c in ("incidents", "reports", "killed", "wounded")))
+    if not body["rows"]:
+        out.print(f"No incidents in the {body['window']} window ending {body['as_of']}.")
+    else:
+        out.print(table)
+    return 0
+
+
+# -- simulate, feed ------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.tools.simulate import run_simulation
+
+    settings = settings_from(args)
+    sent = run_simulation(
+        settings, rate=args.rate, duration=args.duration, seed=args.seed, console=console
+    )
+    console.print(f"sent {sent} reports to {settings.reports_topic}")
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from streams.tools.feed import run_feed
+
+    settings = settings_from(args)
+    summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
+    return 1 if summary.failed_sends else 0
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip()
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 10m, 1h)") from None
+
+
+# -- entry point ---------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ceasefire-monitor", description="Ceasefire-violation monitor."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        p.add_argument("--broker", help="Kafka URL, e.g. kafka://host:9092 (env CEASEFIRE_BROKER)")
+        return p
+
+    p = command("run", cmd_run, "run a worker: API, metrics and all agents")
+    p.add_argument("--web-port", type=int, help="API port (env CEASEFIRE_WEB_PORT, default 6066)")
+    p.add_argument("--demo", action="store_true", help="also stream simulated reports into it")
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+
+    p = command("feed", cmd_feed, "send a file of reports to the input topic")
+    p.add_argument("file", help="path, or - for standard input")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "acled"])
+    p.add_argument("--rate", type=float, help="reports per second (default: as fast as possible)")
+
+    p = command("tallies", cmd_tallies, "print current tallies as a table")
+    p.add_argument("--window", default="24h", choices=["1h", "24h", "7d", "30d"])
+    p.add_argument("--by", default="zone", choices=["zone", "party", "category", "zone,party"])
+    p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
+    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = command("simulate", cmd_simulate, "send a realistic synthetic report stream")
+    p.add_argument("--rate", type=float, default=20.0, help="reports per second")
+    p.add_argument("--duration", type=parse_duration, help="e.g. 60s, 10m (default: until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=2020)
+
+    command("schema", cmd_schema, "print the JSON Schema of the incident report")
+
+    p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
+    p.add_argument("--partitions", type=int)
+    p.add_argument("--replication-factor", type=int)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.fn(args)
+        return code
+    except CliError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from streams.kafka.topics import BrokerUnavailable
+
+        if isinstance(exc, BrokerUnavailable) or type(exc).__name__ in {
+            "BrokerUnavailable",
+            "NoBrokersAvailable",
+            "KafkaConnectionError",
+        }:
+            console.print(f"[bold red]error:[/] {exc}")
+            return 1
+        if os.environ.get("CEASEFIRE_DEBUG"):
+            raise
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+        console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
+        return 1
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Settings: flags, then CEASEFIRE_* environment variables, then these defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", extra="ignore")
+
+    #: Kafka bootstrap URL(s), `kafka://host:port[;host:port]`. Unset: `run` starts the
+    #: embedded broker on 127.0.0.1:9092 and the other commands reach it there.
+    broker: str | None = None
+    topic_prefix: str = "ceasefire."
+    #: Partitions of the topics the monitor creates; also its unit of parallelism.
+    partitions: int = Field(default=4, ge=1, le=256)
+    replication_factor: int = Field(default=1, ge=1)
+    app_id: str = "ceasefire-monitor"
+
+    zones: Path | None = None  # GeoJSON zone catalogue; default: the shipped theatre
+    gazetteer: Path | None = None  # named places; default: the shipped gazetteer
+    rules: Path | None = None  # alert rules YAML; default: the shipped rule set
+
+    api_token: str | None = None  # bearer token for POST /api/v1/reports
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    #: How peers reach this worker's API (for tallies fan-out). Default: http://web_host:web_port
+    advertised_url: str | None = None
+
+    alertmanager_url: str | None = None
+
+    # Kafka security
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # Consumer group timing. Defaults suit Apache Kafka; tests shorten them.
+    rebalance_timeout: float = 20.0
+    session_timeout: float = 30.0
+    heartbeat_interval: float = 3.0
+
+    #: How long a report's identity is remembered for de-duplication, and how far
+    #: back event-time tallies are kept (a 30-day window must reach back from any
+    #: `as_of` in the last 30 days).
+    retention_days: int = Field(default=60, ge=31)
+    #: Largest batch the counting agent takes at once, and how long it waits to fill it.
+    batch_size: int = Field(default=1000, ge=1)
+    batch_within: float = Field(default=0.05, gt=0)
+    data_dir: Path = Path("var/ceasefire")
+
+    def bootstrap(self) -> str:
+        """host:port list for kafka-python / aiokafka."""
+        url = self.broker or DEFAULT_BROKER
+        return url.removeprefix("kafka://").replace(";", ",")
+
+    def broker_url(self) -> str:
+        url = self.broker or DEFAULT_BROKER
+        return url if "://" in url else f"kafka://{url}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def reports_topic(self) -> str:
+        return self.topic("reports")
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.topic("reports.dlq")
+
+    @property
+    def incidents_topic(self) -> str:
+        return self.topic("incidents")
+
+    @property
+    def alerts_topic(self) -> str:
+        return self.topic("alerts")
+
+    @property
+    def keyed_topic(self) -> str:
+        """Internal: accepted reports re-keyed by (source, report_id)."""
+        return self.topic("reports.accepted")
+
+    def web_url(self) -> str:
+        return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
+
+    def kafka_security(self) -> dict[str, object]:
+        """Keyword arguments for kafka-python / aiokafka clients."""
+        opts: dict[str, object] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            opts.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        if self.security_protocol.endswith("SSL"):
+            import ssl
+
+            ctx = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+            if self.ssl_certfile:
+                ctx.load_cert_chain(
+                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+                )
+            opts["ssl_context"] = ctx
+        return opts

@@ -1,0 +1,83 @@
+"""Creating the monitor's topics with partitions, replication and retention.
+
+Faust declares its own changelog topic for the counting table; these are the topics
+of the product contract plus the internal keyed topic between ingest and counting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from streams.config import Settings
+
+DAY_MS = 86_400_000
+
+
+class BrokerUnavailable(RuntimeError):
+    """No broker answered at the configured address."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    n = settings.partitions
+    keep = str(settings.retention_days * DAY_MS)
+    return [
+        # Input kept long enough to replay a week of reports after an incident.
+        TopicSpec(settings.reports_topic, n, {"retention.ms": str(7 * DAY_MS)}),
+        # Dead letters are evidence: keep them as long as the tallies.
+        TopicSpec(settings.dlq_topic, n, {"retention.ms": keep}),
+        TopicSpec(settings.keyed_topic, n, {"retention.ms": str(7 * DAY_MS)}),
+        TopicSpec(settings.incidents_topic, n, {"retention.ms": keep}),
+        TopicSpec(settings.alerts_topic, n, {"retention.ms": keep}),
+    ]
+
+
+def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap(),
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=timeout_ms,
+            **settings.kafka_security(),
+        )
+    except NoBrokersAvailable as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker reachable at {settings.bootstrap()} "
+            "(start one with `ceasefire-monitor run`, or set --broker / CEASEFIRE_BROKER)"
+        ) from exc
+
+
+def ensure_topics(settings: Settings, *, with_config: bool = True) -> list[str]:
+    """Create missing topics; returns the names created. Existing topics are left alone."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        created: list[str] = []
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                continue
+            new = NewTopic(
+                spec.name,
+                spec.partitions,
+                settings.replication_factor,
+                topic_configs=spec.config if with_config else {},
+            )
+            try:
+                admin.create_topics([new])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            except KafkaError as exc:
+                raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
+        return created
+    finally:
+        admin.close()

@@ -1,0 +1,117 @@
+"""Every Prometheus metric the monitor exports, in one place.
+
+Label values come only from closed sets (codes in `schemas.codes`, zone ids of the
+loaded catalogue, rule names of the loaded rule file, topic names, partition
+numbers), so series counts stay bounded whatever the input says.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# -- SPEC.md metrics ---------------------------------------------------------------
+REPORTS = Counter(
+    "ceasefire_reports",
+    "Distinct reports accepted and counted, by source type (re-sent duplicates excluded).",
+    ["source_type"],
+    registry=REGISTRY,
+)
+REJECTED = Counter(
+    "ceasefire_reports_rejected",
+    "Inputs rejected to the dead-letter topic, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+INCIDENTS = Counter(
+    "ceasefire_incidents",
+    "Classified incidents, by zone, alleged perpetrator, category and severity.",
+    ["zone", "party", "category", "severity"],
+    registry=REGISTRY,
+)
+CASUALTIES = Counter(
+    "ceasefire_casualties",
+    "People killed or wounded in classified incidents.",
+    ["zone", "party", "kind"],
+    registry=REGISTRY,
+)
+INCIDENTS_WINDOW = Gauge(
+    "ceasefire_incidents_window",
+    "Incidents in the rolling event-time window ending now. Exported by the worker that "
+    "owns partition 0 of the counting topic, for the whole cluster.",
+    ["zone", "party", "window"],
+    registry=REGISTRY,
+)
+ALERTS = Counter(
+    "ceasefire_alerts",
+    "Alerts that started firing, by rule and severity.",
+    ["rule", "severity"],
+    registry=REGISTRY,
+)
+ALERTS_FIRING = Gauge(
+    "ceasefire_alerts_firing",
+    "Alerts firing now, by rule and zone, for the alert partitions this worker owns.",
+    ["rule", "zone"],
+    registry=REGISTRY,
+)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+PROCESSING_SECONDS = Histogram(
+    "ceasefire_processing_seconds",
+    "Seconds from a report's arrival on the input topic to its classified incident.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+_LAG_BUCKETS = (1, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+EVENT_LAG_SECONDS = Histogram(
+    "ceasefire_event_lag_seconds",
+    "Seconds from a report's occurred_at to its arrival.",
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+
+# -- Operational metrics -----------------------------------------------------------
+DUPLICATES = Counter(
+    "ceasefire_reports_duplicate",
+    "Reports re-sent with a (source, report_id) already counted; not counted again.",
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "ceasefire_consumer_lag_messages",
+    "Messages not yet processed, per topic and partition this worker owns "
+    "(high watermark from fetch responses minus position).",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+STATE_RECOVERY_SECONDS = Gauge(
+    "ceasefire_state_recovery_seconds",
+    "Duration of the last recovery of counting state from its changelog.",
+    registry=REGISTRY,
+)
+STATE_RECOVERED_ENTRIES = Gauge(
+    "ceasefire_state_recovered_entries",
+    "Changelog entries read in the last recovery of counting state.",
+    registry=REGISTRY,
+)
+PARTITIONS_OWNED = Gauge(
+    "ceasefire_partitions_owned",
+    "Partitions of the counting topic this worker owns.",
+    registry=REGISTRY,
+)
+WORKER_READY = Gauge(
+    "ceasefire_worker_ready",
+    "1 once the worker has recovered its state and is processing.",
+    registry=REGISTRY,
+)
+LAST_REPORT_TIMESTAMP = Gauge(
+    "ceasefire_last_report_timestamp_seconds",
+    "Arrival time (unix seconds) of the newest accepted report, by source type.",
+    ["source_type"],
+    registry=REGISTRY,
+)
+ALERT_DELIVERIES = Counter(
+    "ceasefire_alert_deliveries",
+    "Alert deliveries to external receivers, by target and outcome.",
+    ["target", "outcome"],
+    registry=REGISTRY,
+)

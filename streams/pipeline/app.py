@@ -1,0 +1,206 @@
+"""The worker: one Faust app wiring topics, the ingest stage, the counting agent,
+the tables and the HTTP API together. Logic lives in the pure modules it imports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+
+from streams import metrics
+from streams.classify.classifier import Classifier
+from streams.classify.gazetteer import Gazetteer
+from streams.classify.zones import ZoneCatalogue
+from streams.config import Settings
+from streams.kafka.offsets import patch_faust_highwaters
+from streams.kafka.topics import ensure_topics
+from streams.pipeline.counting import TallyIndex, counted_from, decode_batch, observe
+from streams.pipeline.ingest import Ingest
+from streams.tallies.ledger import encode_entry, entry_key
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "tally-ledger"
+WINDOW_GAUGE_INTERVAL = 15.0
+
+
+def faust_credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = settings.kafka_security().get("ssl_context")
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+class Monitor:
+    """Everything one worker runs. `Monitor(settings).app` is a ready Faust app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.zones = ZoneCatalogue.load(settings.zones)
+        self.gazetteer = Gazetteer.load(settings.gazetteer)
+        self.classifier = Classifier(self.zones, self.gazetteer)
+        self.ready = False
+        self._ingest_ready = False
+        self._counting_ready = False
+        patch_faust_highwaters(settings.bootstrap(), settings.kafka_security())
+
+        s = settings
+        self.app = faust.App(
+            s.app_id,
+            broker=s.broker_url(),
+            broker_credentials=faust_credentials(s),
+            store="memory://",
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=True,
+            table_standby_replicas=0,
+            web_enabled=True,
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            web_host=s.web_host,
+            canonical_url=s.web_url(),
+            broker_rebalance_timeout=s.rebalance_timeout,
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=s.heartbeat_interval,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            datadir=str(s.data_dir),
+            web_in_thread=False,
+        )
+        self.keyed_topic = self.app.topic(
+            s.keyed_topic,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=s.partitions,
+        )
+        self.incidents_topic = self.app.topic(
+            s.incidents_topic, key_serializer="raw", value_serializer="raw"
+        )
+        self.ledger = self.app.Table(
+            LEDGER_TABLE,
+            partitions=s.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.index = TallyIndex(
+            lambda: self.ledger.data.items(), retention_seconds=s.retention_days * 86_400
+        )
+        self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+
+        self.ledger.on_recover(self._on_recovered)
+        self.app.agent(self.keyed_topic, name="count-incidents")(self._count)
+        self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
+        self.app.timer(3600.0)(self._forget_expired)
+        self.app.service(_ingest_service(self))
+
+        from streams.web.api import register_api
+
+        register_api(self)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def owned_partitions(self) -> set[int]:
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == self.settings.keyed_topic
+        }
+
+    async def _on_recovered(self) -> None:
+        self.index.reset()
+        owned = self.owned_partitions()
+        metrics.PARTITIONS_OWNED.set(len(owned))
+        for p in owned:
+            self.index.partition(p)
+        self._counting_ready = True
+        self._update_ready()
+
+    def _on_ingest_ready(self) -> None:
+        self._ingest_ready = True
+        self._update_ready()
+
+    def _update_ready(self) -> None:
+        self.ready = self._ingest_ready and self._counting_ready
+        metrics.WORKER_READY.set(1 if self.ready else 0)
+
+    # -- the counting agent ---------------------------------------------------------------
+    async def _count(self, stream: faust.StreamT[bytes]) -> None:
+        s = self.settings
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            now = time.time()
+            grouped = decode_batch(
+                (e.message.partition, e.message.key or b"", e.value) for e in events
+            )
+            last_offset = {}
+            for e in events:
+                last_offset[e.message.partition] = e.message.offset
+            sends = []
+            for p, items in grouped.items():
+                part = self.index.partition(p)
+                fresh = []
+                for key, incident, raw in items:
+                    counted = counted_from(key, incident)
+                    if not part.add(counted):
+                        metrics.DUPLICATES.inc()
+                        continue
+                    fresh.append(counted)
+                    observe(incident, now)
+                    sends.append(
+                        await self.incidents_topic.send(
+                            key=incident["zone"].encode(), value=raw
+                        )
+                    )
+                if fresh:
+                    # Incidents are published before the ledger records them as counted,
+                    # so a crash in between re-publishes (at least once) rather than loses.
+                    if sends:
+                        await asyncio.gather(*sends)
+                        sends = []
+                    k = entry_key(p, last_offset[p]).encode()
+                    v = encode_entry(fresh)
+                    self.ledger.data[k] = v
+                    self.ledger.send_changelog(p, k, v)
+            if sends:
+                await asyncio.gather(*sends)
+
+    # -- timers ------------------------------------------------------------------------
+    async def _refresh_window_gauges(self) -> None:
+        from streams.web.fanout import refresh_window_gauges
+
+        await refresh_window_gauges(self)
+
+    async def _forget_expired(self) -> None:
+        self.index.forget_expired(time.time())
+
+    async def alerts(self, status: str) -> list[dict[str, Any]]:
+        """Alerts for the API. Filled in by the alerting stage (issue 4)."""
+        return []
+
+
+def _ingest_service(monitor: Monitor) -> type[faust.Service]:
+    class IngestService(faust.Service):  # type: ignore[misc]
+        """Runs the ingest stage for the lifetime of the worker."""
+
+        async def on_start(self) -> None:
+            created = await asyncio.to_thread(ensure_topics, monitor.settings)
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+            await monitor.ingest.start()
+
+        async def on_stop(self) -> None:
+            await monitor.ingest.stop()
+
+    return IngestService

@@ -1,0 +1,177 @@
+"""The ingest stage: input topic -> validated, classified incidents keyed by report identity.
+
+Stateless, so it runs as a plain aiokafka consumer group inside the worker rather than
+as a Faust agent: Faust's per-event machinery would double the cost of every report
+for no benefit here. Offsets are committed only after every record produced from a
+batch is acknowledged, so nothing is lost; a crash replays at most one batch, and the
+counting agent's de-duplication makes that replay harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from schemas.codes import RejectReason
+from schemas.report import Report, report_key
+from schemas.validation import Rejection, validate_report
+from streams import metrics
+from streams.classify.classifier import Classifier, UnknownPlace
+from streams.config import Settings
+from streams.pipeline.dead_letters import dead_letter
+
+log = logging.getLogger(__name__)
+
+
+def process_record(
+    raw: bytes, received_at: datetime, classifier: Classifier
+) -> tuple[str, bytes] | Rejection:
+    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection."""
+    result = validate_report(raw, now=datetime.now(UTC))
+    if isinstance(result, Rejection):
+        return result
+    return classify_report(result, received_at, classifier)
+
+
+def classify_report(
+    report: Report, received_at: datetime, classifier: Classifier
+) -> tuple[str, bytes] | Rejection:
+    try:
+        incident = classifier.classify(report, received_at)
+    except UnknownPlace as exc:
+        return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
+    return report_key(report.source, report.report_id), incident.model_dump_json().encode()
+
+
+def arrival_time(record: ConsumerRecord[Any, Any]) -> datetime:
+    now = datetime.now(UTC)
+    if record.timestamp and record.timestamp > 0:
+        stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        return min(stamped, now)  # a producer clock ahead of ours is not an arrival time
+    return now
+
+
+class Ingest:
+    """Consumes the input topic in batches; started and stopped by the worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: Classifier,
+        *,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.classifier = classifier
+        self.on_ready = on_ready
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        security = s.kafka_security()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap(),
+            client_id=f"{s.app_id}-ingest",
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            **security,
+        )
+        self.consumer = AIOKafkaConsumer(
+            s.reports_topic,
+            bootstrap_servers=s.bootstrap(),
+            group_id=f"{s.app_id}-ingest",
+            client_id=f"{s.app_id}-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=s.batch_size * 2,
+            rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
+            session_timeout_ms=int(s.session_timeout * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
+            **security,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        if self.consumer is not None:
+            await self.consumer.stop()  # leaves the group, so a restart joins at once
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        ready = False
+        while not self._stopping.is_set():
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200)
+                if not ready and self.consumer.assignment():
+                    ready = True
+                    if self.on_ready:
+                        self.on_ready()
+                if batches:
+                    await self._process(batches)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A failed send or commit: back off and retry the batch from the last
+                # committed offset rather than lose it.
+                log.exception("ingest batch failed; retrying from last committed offsets")
+                await asyncio.sleep(1.0)
+                await self._rewind()
+
+    async def _rewind(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        assert self.producer is not None and self.consumer is not None
+        s = self.settings
+        sends: list[asyncio.Future[Any]] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            for record in records:
+                raw: bytes = record.value if record.value is not None else b""
+                received = arrival_time(record)
+                outcome = process_record(raw, received, self.classifier)
+                if isinstance(outcome, Rejection):
+                    metrics.REJECTED.labels(outcome.reason.value).inc()
+                    value = dead_letter(
+                        raw,
+                        outcome,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        key=record.key,
+                        received_at=received,
+                    )
+                    sends.append(await self.producer.send(s.dlq_topic, value, key=record.key))
+                else:
+                    key, value = outcome
+                    sends.append(
+                        await self.producer.send(s.keyed_topic, value, key=key.encode("utf-8"))
+                    )
+            offsets[tp] = records[-1].offset + 1
+        if sends:
+            await asyncio.gather(*sends)
+        await self.consumer.commit(offsets)

@@ -1,0 +1,34 @@
+"""The rolling windows and groupings the tallies answer for."""
+
+from __future__ import annotations
+
+from typing import Final
+
+WINDOWS: Final[dict[str, int]] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+
+#: Allowed `by` groupings, and the counted-report fields each one keeps.
+GROUPINGS: Final[dict[str, tuple[str, ...]]] = {
+    "zone": ("zone",),
+    "party": ("party",),
+    "category": ("category",),
+    "zone,party": ("zone", "party"),
+}
+
+
+class QueryError(ValueError):
+    """A tally query asked for a window or grouping that does not exist."""
+
+
+def window_seconds(window: str) -> int:
+    try:
+        return WINDOWS[window]
+    except KeyError:
+        raise QueryError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}") from None
+
+
+def grouping(by: str) -> tuple[str, ...]:
+    normalized = ",".join(part.strip() for part in by.split(","))
+    try:
+        return GROUPINGS[normalized]
+    except KeyError:
+        raise QueryError(f"unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}") from None

@@ -1,0 +1,1 @@
+"""The worker's HTTP API (SPEC.md) and cross-worker tally queries."""
