@@ -66,32 +66,38 @@ async def exact_end_offsets(
         await probe.stop()
 
 
-def patch_faust_highwaters(bootstrap: str, client_opts: dict[str, Any]) -> None:
-    """Make Faust's table recovery read changelogs to their true end.
-
-    Faust asks its consumer for `end_offsets` (ListOffsets) to know where recovery
-    stops; on brokers that under-report it, recovery would stop short and silently
-    lose state. We route that one call through `exact_end_offsets`.
-    """
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(thread_cls, "_ceasefire_patched", False):
-        return
-    original = thread_cls._highwaters
-
-    async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int]:
-        if self.consumer.in_transaction:
-            return await original(self, partitions)
-        consumer = self._ensure_consumer()
-        listed = await consumer.end_offsets(partitions)
-        exact = await exact_end_offsets(
-            bootstrap,
-            [TopicPartition(tp.topic, tp.partition) for tp in partitions],
-            listed={TopicPartition(tp.topic, tp.partition): v for tp, v in listed.items()},
-            **client_opts,
-        )
-        return {tp: exact[TopicPartition(tp.topic, tp.partition)] for tp in partitions}
-
-    thread_cls._highwaters = _highwaters
-    thread_cls._ceasefire_patched = True
+async def read_partitions(
+    bootstrap: str,
+    tps: Iterable[TopicPartition],
+    *,
+    timeout: float = 300.0,
+    **client_opts: Any,
+) -> dict[TopicPartition, list[tuple[bytes, bytes | None]]]:
+    """Every (key, value) of each partition from its start to its exact end."""
+    wanted = list(tps)
+    ends = await exact_end_offsets(bootstrap, wanted, **client_opts)
+    out: dict[TopicPartition, list[tuple[bytes, bytes | None]]] = {tp: [] for tp in wanted}
+    pending = {tp for tp in wanted if ends[tp] > 0}
+    if not pending:
+        return out
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client_opts
+    )
+    await reader.start()
+    try:
+        reader.assign(list(pending))
+        await reader.seek_to_beginning(*pending)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending:
+            if loop.time() > deadline:
+                raise TimeoutError(f"changelog not read to its end within {timeout}s: {pending}")
+            batches = await reader.getmany(*pending, timeout_ms=500, max_records=10_000)
+            for tp, records in batches.items():
+                out[tp].extend((r.key or b"", r.value) for r in records)
+            for tp in list(pending):
+                if await reader.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await reader.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
 
@@ -25,6 +25,13 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+
+
+def unreachable(settings: Settings) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"no Kafka broker reachable at {settings.bootstrap()} "
+        "(start one with `ceasefire-monitor run`, or set --broker / CEASEFIRE_BROKER)"
+    )
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -49,11 +56,8 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
             request_timeout_ms=timeout_ms,
             **settings.kafka_security(),
         )
-    except NoBrokersAvailable as exc:
-        raise BrokerUnavailable(
-            f"no Kafka broker reachable at {settings.bootstrap()} "
-            "(start one with `ceasefire-monitor run`, or set --broker / CEASEFIRE_BROKER)"
-        ) from exc
+    except KafkaError as exc:  # kafka-python raises a timeout when no bootstrap server answers
+        raise unreachable(settings) from exc
 
 
 def ensure_topics(settings: Settings, *, with_config: bool = True) -> list[str]:

@@ -15,7 +15,9 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.kafka.offsets import patch_faust_highwaters
+from aiokafka import TopicPartition
+
+from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_batch, observe
 from streams.pipeline.ingest import Ingest
@@ -52,9 +54,9 @@ class Monitor:
         self.ready = False
         self._ingest_ready = False
         self._counting_ready = False
-        patch_faust_highwaters(settings.bootstrap(), settings.kafka_security())
 
         s = settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
         self.app = faust.App(
             s.app_id,
             broker=s.broker_url(),
@@ -91,17 +93,16 @@ class Monitor:
         self.ledger = self.app.Table(
             LEDGER_TABLE,
             partitions=s.partitions,
-            key_type=bytes,
+            key_type=bytes,  # bytes types give the raw codec: we encode entries ourselves
             value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
         )
-        self.index = TallyIndex(
-            lambda: self.ledger.data.items(), retention_seconds=s.retention_days * 86_400
-        )
+        self.index = TallyIndex(retention_seconds=s.retention_days * 86_400)
+        #: Set while the index matches the changelog of the owned partitions.
+        self.index_ready = asyncio.Event()
         self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
 
         self.ledger.on_recover(self._on_recovered)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.agent(self.keyed_topic, name="count-incidents")(self._count)
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(3600.0)(self._forget_expired)
@@ -119,12 +120,29 @@ class Monitor:
             if tp.topic == self.settings.keyed_topic
         }
 
+    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        self.index_ready.clear()
+
     async def _on_recovered(self) -> None:
-        self.index.reset()
+        """Rebuild the index from the changelog of the partitions this worker now owns.
+
+        We read the changelog ourselves, to the high watermark of fetch responses,
+        instead of trusting the table Faust recovered: Faust stops recovery at the
+        ListOffsets answer, which some brokers (Tansu) under-report.
+        """
+        started = time.monotonic()
         owned = self.owned_partitions()
+        topic = self.ledger.changelog_topic.get_topic_name()
+        s = self.settings
+        records = await read_partitions(
+            s.bootstrap(), [TopicPartition(topic, p) for p in owned], **s.kafka_security()
+        )
+        read = self.index.rebuild({tp.partition: rs for tp, rs in records.items()})
+        metrics.STATE_RECOVERY_SECONDS.set(time.monotonic() - started)
+        metrics.STATE_RECOVERED_ENTRIES.set(read)
         metrics.PARTITIONS_OWNED.set(len(owned))
-        for p in owned:
-            self.index.partition(p)
+        log.info("counting state recovered: %d entries for partitions %s", read, sorted(owned))
+        self.index_ready.set()
         self._counting_ready = True
         self._update_ready()
 
@@ -140,6 +158,7 @@ class Monitor:
     async def _count(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            await self.index_ready.wait()
             now = time.time()
             grouped = decode_batch(
                 (e.message.partition, e.message.key or b"", e.value) for e in events
@@ -171,7 +190,6 @@ class Monitor:
                         sends = []
                     k = entry_key(p, last_offset[p]).encode()
                     v = encode_entry(fresh)
-                    self.ledger.data[k] = v
                     self.ledger.send_changelog(p, k, v)
             if sends:
                 await asyncio.gather(*sends)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,39 +40,35 @@ def counted_from(key: str, incident: Mapping[str, Any]) -> Counted:
 class TallyIndex:
     """This worker's view of the counts of the partitions it owns."""
 
-    def __init__(
-        self,
-        ledger: Callable[[], Iterable[tuple[bytes, bytes]]],
-        retention_seconds: float,
-    ) -> None:
-        self._ledger = ledger
+    def __init__(self, retention_seconds: float) -> None:
         self._retention = retention_seconds
         self.partitions: dict[int, PartitionTally] = {}
-
-    def reset(self) -> None:
-        """Forget everything; partitions are rebuilt from the ledger when next used."""
-        self.partitions.clear()
 
     def partition(self, p: int) -> PartitionTally:
         part = self.partitions.get(p)
         if part is None:
-            part = self.partitions[p] = self._rebuild(p)
+            part = self.partitions[p] = PartitionTally()
         return part
 
-    def _rebuild(self, p: int) -> PartitionTally:
-        started = time.monotonic()
-        part = PartitionTally()
-        entries = sorted(
-            (k.decode(), v) for k, v in self._ledger() if entry_partition(k.decode()) == p
-        )
+    def rebuild(self, entries: Mapping[int, Iterable[tuple[bytes, bytes | None]]]) -> int:
+        """Replace the index with the given partitions' changelog entries; returns entries read."""
+        self.partitions = {}
         cutoff = time.time() - self._retention
-        for _, raw in entries:
-            for c in decode_entry(raw):
-                if c.occurred >= cutoff:
-                    part.add(c)
-        metrics.STATE_RECOVERY_SECONDS.set(time.monotonic() - started)
-        metrics.STATE_RECOVERED_ENTRIES.set(len(entries))
-        return part
+        count = 0
+        for p, records in entries.items():
+            latest: dict[str, bytes | None] = {}
+            for key, value in records:  # compacted topic: the last value of a key wins
+                latest[key.decode()] = value
+            part = self.partition(p)
+            for key in sorted(latest):
+                raw = latest[key]
+                if raw is None or entry_partition(key) != p:
+                    continue
+                count += 1
+                for c in decode_entry(raw):
+                    if c.occurred >= cutoff:
+                        part.add(c)
+        return count
 
     def forget_expired(self, now: float) -> int:
         return sum(part.forget_before(now - self._retention) for part in self.partitions.values())

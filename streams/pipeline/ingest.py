@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,8 @@ class Ingest:
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        #: monotonic time of the first record consumed (the benchmark measures from it)
+        self.first_record_at: float | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -125,6 +128,8 @@ class Ingest:
                     if self.on_ready:
                         self.on_ready()
                 if batches:
+                    if self.first_record_at is None:
+                        self.first_record_at = time.monotonic()
                     await self._process(batches)
             except asyncio.CancelledError:
                 raise

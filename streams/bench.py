@@ -1,0 +1,260 @@
+"""`ceasefire-monitor bench`: what the pipeline costs per report, against the floors.
+
+Pre-loads N reports into the input topic, then measures on that same topic, each
+stage in a fresh process (so peak memory is its own):
+  (a) a plain aiokafka consumer validating every report with the pydantic schema;
+  (b) a bare Faust agent that only counts events;
+  (c) one worker of the real pipeline (ingest, counting agent, changelog-backed
+      tallies), timed until every report is tallied.
+Rates are measured from the first record each stage sees to its last, so group
+joins and start-up are not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.config import Settings
+
+PARTITIONS = 4
+
+
+@dataclass
+class StageResult:
+    name: str
+    count: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(name: str, count: int, seconds: float) -> None:
+    print(json.dumps({"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+# -- pre-load --------------------------------------------------------------------------
+async def preload(settings: Settings, n: int, console: Console) -> float:
+    from aiokafka import AIOKafkaProducer
+    from rich.progress import Progress
+
+    from streams.kafka.topics import ensure_topics
+    from streams.tools.simulate import bench_reports
+
+    await asyncio.to_thread(ensure_topics, settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap(), linger_ms=20, max_batch_size=512 * 1024, acks=1
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"pre-loading {n:,} reports", total=n)
+            for i, raw in enumerate(bench_reports(n, seed=7, now=datetime.now(UTC))):
+                pending.append(await producer.send(settings.reports_topic, raw, partition=i % PARTITIONS))
+                if len(pending) >= 5000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    progress.update(task, completed=i + 1)
+            await asyncio.gather(*pending)
+            progress.update(task, completed=n)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+# -- (a) plain consumer ----------------------------------------------------------------
+async def stage_plain(settings: Settings, n: int) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from schemas.validation import Rejection, validate_report
+
+    consumer = AIOKafkaConsumer(
+        settings.reports_topic,
+        bootstrap_servers=settings.bootstrap(),
+        group_id=f"bench-plain-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    await consumer.start()
+    seen = valid = 0
+    first = 0.0
+    now = datetime.now(UTC)
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                if not first:
+                    first = time.monotonic()
+                for r in records:
+                    if not isinstance(validate_report(r.value, now=now), Rejection):
+                        valid += 1
+                seen += len(records) if records else 0
+    finally:
+        await consumer.stop()
+    emit("a", seen, time.monotonic() - first)
+
+
+# -- (b) bare Faust agent ----------------------------------------------------------------
+def stage_faust_count(settings: Settings, n: int) -> None:
+    import faust
+
+    app = faust.App(
+        f"bench-bare-{uuid.uuid4().hex[:8]}",
+        broker=settings.broker_url(),
+        store="memory://",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        topic_allow_declare=False,
+    )
+    topic = app.topic(settings.reports_topic, value_serializer="raw", value_type=bytes)
+    state = {"count": 0, "first": 0.0}
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for _ in stream:
+            if not state["count"]:
+                state["first"] = time.monotonic()
+            state["count"] += 1
+            if state["count"] >= n:
+                emit("b", n, time.monotonic() - state["first"])
+                os._exit(0)
+
+    faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+
+
+# -- (c) the real pipeline ----------------------------------------------------------------
+def stage_pipeline(settings: Settings, n: int) -> None:
+    import faust
+
+    from streams.pipeline.app import Monitor
+
+    monitor = Monitor(settings)
+    state = {"first": 0.0}
+
+    @monitor.app.timer(0.05)
+    async def progress() -> None:
+        counted = sum(len(p) for p in monitor.index.partitions.values())
+        if counted and not state["first"]:
+            state["first"] = monitor.ingest.first_record_at or time.monotonic()
+        if counted >= n:
+            emit("c", counted, time.monotonic() - state["first"])
+            os._exit(0)
+
+    faust.Worker(monitor.app, loglevel="error", quiet=True).execute_from_commandline()
+
+
+# -- orchestration -----------------------------------------------------------------------
+def run_stage(stage: str, settings: Settings, n: int, timeout: float) -> StageResult:
+    env = {**os.environ, "CEASEFIRE_BROKER": settings.broker_url()}
+    env.update(
+        CEASEFIRE_TOPIC_PREFIX=settings.topic_prefix,
+        CEASEFIRE_PARTITIONS=str(PARTITIONS),
+        CEASEFIRE_APP_ID=f"bench-{stage}-{uuid.uuid4().hex[:6]}",
+        CEASEFIRE_REBALANCE_TIMEOUT="3",
+        CEASEFIRE_SESSION_TIMEOUT="6",
+        CEASEFIRE_HEARTBEAT_INTERVAL="1",
+        CEASEFIRE_WEB_PORT=str(_free_port()),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.bench", "--stage", stage, "--n", str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            doc = json.loads(line)
+            return StageResult(doc["name"], doc["count"], doc["seconds"], doc["peak_rss_mb"])
+    raise RuntimeError(f"stage {stage} gave no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def _free_port() -> int:
+    from streams.kafka.broker import free_port
+
+    return free_port()
+
+
+def run_bench(settings: Settings, *, n: int, console: Console, timeout: float = 900.0) -> dict[str, StageResult]:
+    from streams.kafka.broker import EmbeddedBroker, free_port
+
+    broker: EmbeddedBroker | None = None
+    if settings.broker is None:
+        broker = EmbeddedBroker("127.0.0.1", free_port()).start()
+        settings = settings.model_copy(update={"broker": broker.url})
+        console.print(f"embedded broker on {broker.bootstrap} (in memory)")
+    settings = settings.model_copy(
+        update={"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}.", "partitions": PARTITIONS}
+    )
+    try:
+        secs = asyncio.run(preload(settings, n, console))
+        console.print(f"pre-loaded {n:,} reports into {settings.reports_topic} in {secs:.1f}s")
+        results: dict[str, StageResult] = {}
+        for stage, label in (("a", "plain aiokafka + pydantic"), ("b", "bare Faust agent"), ("c", "real pipeline")):
+            with console.status(f"({stage}) {label} ..."):
+                results[stage] = run_stage(stage, settings, n, timeout)
+        render(results, console)
+        return results
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def render(results: dict[str, StageResult], console: Console) -> None:
+    table = Table(title="ceasefire-monitor bench")
+    table.add_column("stage")
+    table.add_column("reports", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("reports/s", justify="right")
+    table.add_column("peak RSS MB", justify="right")
+    names = {"a": "(a) plain aiokafka + pydantic", "b": "(b) bare Faust agent", "c": "(c) real pipeline"}
+    for key, r in results.items():
+        table.add_row(names[key], f"{r.count:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.peak_rss_mb:.0f}")
+    console.print(table)
+    a, b, c = results["a"].rate, results["b"].rate, results["c"].rate
+    console.print(f"c/a = {c / a:.3f}   c/b = {c / b:.3f}   (target c/b >= 0.7)")
+
+
+def stage_main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stage", choices=["a", "b", "c"], required=True)
+    parser.add_argument("--n", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.stage == "a":
+        asyncio.run(stage_plain(settings, args.n))
+    elif args.stage == "b":
+        stage_faust_count(settings, args.n)
+    else:
+        stage_pipeline(settings, args.n)
+
+
+if __name__ == "__main__":
+    stage_main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Operator tools: the feeder, the simulator, input formats."""
