@@ -44,5 +44,3 @@ class DeadLetter(BaseModel):
 
     def original(self) -> bytes:
         return base64.b64decode(self.original_base64)
-
-

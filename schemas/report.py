@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic_core import PydanticCustomError
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -22,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.codes import Category, SourceType
 

@@ -49,7 +49,12 @@ def peak_rss_mb() -> float:
 
 
 def emit(name: str, count: int, seconds: float) -> None:
-    print(json.dumps({"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}), flush=True)
+    print(
+        json.dumps(
+            {"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+        ),
+        flush=True,
+    )
 
 
 # -- pre-load --------------------------------------------------------------------------
@@ -71,7 +76,9 @@ async def preload(settings: Settings, n: int, console: Console) -> float:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"pre-loading {n:,} reports", total=n)
             for i, raw in enumerate(bench_reports(n, seed=7, now=datetime.now(UTC))):
-                pending.append(await producer.send(settings.reports_topic, raw, partition=i % PARTITIONS))
+                pending.append(
+                    await producer.send(settings.reports_topic, raw, partition=i % PARTITIONS)
+                )
                 if len(pending) >= 5000:
                     await asyncio.gather(*pending)
                     pending.clear()
@@ -156,7 +163,7 @@ def stage_pipeline(settings: Settings, n: int) -> None:
     monitor = Monitor(settings)
     state = {"first": 0.0}
 
-    @monitor.app.timer(0.05)
+    @monitor.app.timer(0.05)  # type: ignore[untyped-decorator]
     async def progress() -> None:
         counted = sum(len(p) for p in monitor.index.partitions.values())
         if counted and not state["first"]:
@@ -191,7 +198,9 @@ def run_stage(stage: str, settings: Settings, n: int, timeout: float) -> StageRe
         if line.startswith("{"):
             doc = json.loads(line)
             return StageResult(doc["name"], doc["count"], doc["seconds"], doc["peak_rss_mb"])
-    raise RuntimeError(f"stage {stage} gave no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    raise RuntimeError(
+        f"stage {stage} gave no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    )
 
 
 def _free_port() -> int:
@@ -200,7 +209,9 @@ def _free_port() -> int:
     return free_port()
 
 
-def run_bench(settings: Settings, *, n: int, console: Console, timeout: float = 900.0) -> dict[str, StageResult]:
+def run_bench(
+    settings: Settings, *, n: int, console: Console, timeout: float = 900.0
+) -> dict[str, StageResult]:
     from streams.kafka.broker import EmbeddedBroker, free_port
 
     broker: EmbeddedBroker | None = None
@@ -215,7 +226,11 @@ def run_bench(settings: Settings, *, n: int, console: Console, timeout: float = 
         secs = asyncio.run(preload(settings, n, console))
         console.print(f"pre-loaded {n:,} reports into {settings.reports_topic} in {secs:.1f}s")
         results: dict[str, StageResult] = {}
-        for stage, label in (("a", "plain aiokafka + pydantic"), ("b", "bare Faust agent"), ("c", "real pipeline")):
+        for stage, label in (
+            ("a", "plain aiokafka + pydantic"),
+            ("b", "bare Faust agent"),
+            ("c", "real pipeline"),
+        ):
             with console.status(f"({stage}) {label} ..."):
                 results[stage] = run_stage(stage, settings, n, timeout)
         render(results, console)
@@ -232,9 +247,15 @@ def render(results: dict[str, StageResult], console: Console) -> None:
     table.add_column("seconds", justify="right")
     table.add_column("reports/s", justify="right")
     table.add_column("peak RSS MB", justify="right")
-    names = {"a": "(a) plain aiokafka + pydantic", "b": "(b) bare Faust agent", "c": "(c) real pipeline"}
+    names = {
+        "a": "(a) plain aiokafka + pydantic",
+        "b": "(b) bare Faust agent",
+        "c": "(c) real pipeline",
+    }
     for key, r in results.items():
-        table.add_row(names[key], f"{r.count:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.peak_rss_mb:.0f}")
+        table.add_row(
+            names[key], f"{r.count:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.peak_rss_mb:.0f}"
+        )
     console.print(table)
     a, b, c = results["a"].rate, results["b"].rate, results["c"].rate
     console.print(f"c/a = {c / a:.3f}   c/b = {c / b:.3f}   (target c/b >= 0.7)")

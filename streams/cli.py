@@ -161,7 +161,10 @@ def cmd_tallies(args: argparse.Namespace) -> int:
     for col in ("incidents", "reports", "killed", "wounded"):
         table.add_column(col, justify="right")
     for row in body["rows"]:
-        table.add_row(*(str(row[k]) for k in keys), *(str(row[c]) for c in ("incidents", "reports", "killed", "wounded")))
+        table.add_row(
+            *(str(row[k]) for k in keys),
+            *(str(row[c]) for c in ("incidents", "reports", "killed", "wounded")),
+        )
     if not body["rows"]:
         out.print(f"No incidents in the {body['window']} window ending {body['as_of']}.")
     else:
@@ -189,6 +192,13 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 1 if summary.failed_sends else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streams.bench import run_bench
+
+    run_bench(settings_from(args), n=args.n, console=out)
+    return 0
+
+
 def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip()
@@ -207,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, fn: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(fn=fn)
         p.add_argument("--broker", help="Kafka URL, e.g. kafka://host:9092 (env CEASEFIRE_BROKER)")
@@ -236,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2020)
 
     command("schema", cmd_schema, "print the JSON Schema of the incident report")
+
+    p = command("bench", cmd_bench, "measure throughput: plain consumer, bare Faust, real pipeline")
+    p.add_argument("--n", type=int, default=200_000, help="reports to pre-load (default 200,000)")
 
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
     p.add_argument("--partitions", type=int)

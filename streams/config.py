@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,24 +95,26 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 
-    def kafka_security(self) -> dict[str, object]:
+    def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python / aiokafka clients."""
-        opts: dict[str, object] = {"security_protocol": self.security_protocol}
+        opts: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
             opts.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
                 sasl_plain_password=self.sasl_password,
             )
-        if self.security_protocol.endswith("SSL"):
-            import ssl
-
-            ctx = ssl.create_default_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-            )
-            if self.ssl_certfile:
-                ctx.load_cert_chain(
-                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
-                )
+        ctx = self.ssl_context()
+        if ctx is not None:
             opts["ssl_context"] = ctx
         return opts
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return ctx

@@ -62,7 +62,20 @@ PROCESSING_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
-_LAG_BUCKETS = (1, 10, 60, 300, 900, 3600, 3 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+_LAG_BUCKETS = (
+    1,
+    10,
+    60,
+    300,
+    900,
+    3600,
+    3 * 3600,
+    12 * 3600,
+    86400,
+    3 * 86400,
+    7 * 86400,
+    30 * 86400,
+)
 EVENT_LAG_SECONDS = Histogram(
     "ceasefire_event_lag_seconds",
     "Seconds from a report's occurred_at to its arrival.",

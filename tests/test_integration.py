@@ -30,8 +30,16 @@ POINTS = {
 }
 
 
-def report(i: int, zone: str, *, party: str = "Azerbaijani Armed Forces", ago: timedelta = timedelta(minutes=10),
-           killed: int = 0, wounded: int = 0, source: str = "pkf-op-12") -> dict[str, Any]:
+def report(
+    i: int,
+    zone: str,
+    *,
+    party: str = "Azerbaijani Armed Forces",
+    ago: timedelta = timedelta(minutes=10),
+    killed: int = 0,
+    wounded: int = 0,
+    source: str = "pkf-op-12",
+) -> dict[str, Any]:
     lat, lon = POINTS[zone]
     return {
         "report_id": f"r-{i}",
@@ -50,42 +58,67 @@ def scenario() -> tuple[list[bytes], dict[str, dict[str, int]], int, Counter[str
     docs = []
     zones = list(POINTS)
     for i in range(60):
-        docs.append(report(i, zones[i % 4], party=["AZ MoD", "Armenian Armed Forces", "unidentified"][i % 3],
-                           killed=1 if i % 20 == 0 else 0, wounded=2 if i % 7 == 0 else 0))
+        docs.append(
+            report(
+                i,
+                zones[i % 4],
+                party=["AZ MoD", "Armenian Armed Forces", "unidentified"][i % 3],
+                killed=1 if i % 20 == 0 else 0,
+                wounded=2 if i % 7 == 0 else 0,
+            )
+        )
     late = report(1000, "shusha", ago=timedelta(days=3))  # late: in 7d, not in 24h
     docs.append(late)
     values = [json.dumps(d).encode() for d in docs]
     values += values[:15]  # exact re-sends
-    malformed = [b"{not json", b'{"report_id": "x"}', json.dumps({**report(2000, "shusha"), "extra": 1}).encode(),
-                 json.dumps(report(2001, "shusha") | {"occurred_at": "2021-01-01T00:00:00"}).encode()]
+    malformed = [
+        b"{not json",
+        b'{"report_id": "x"}',
+        json.dumps({**report(2000, "shusha"), "extra": 1}).encode(),
+        json.dumps(report(2001, "shusha") | {"occurred_at": "2021-01-01T00:00:00"}).encode(),
+    ]
     values += malformed
     expected: dict[str, dict[str, int]] = {}
     for d in docs[:60]:
-        zone = next(z for z, p in POINTS.items() if p == (d["location"]["lat"], d["location"]["lon"]))
+        zone = next(
+            z for z, p in POINTS.items() if p == (d["location"]["lat"], d["location"]["lon"])
+        )
         row = expected.setdefault(zone, {"incidents": 0, "reports": 0, "killed": 0, "wounded": 0})
         row["incidents"] += 1
         row["reports"] += 1
         row["killed"] += d["casualties"]["killed"]
         row["wounded"] += d["casualties"]["wounded"]
-    reasons = Counter({"invalid_json": 1, "missing_field": 1, "unknown_field": 1, "missing_timezone": 1})
+    reasons = Counter(
+        {"invalid_json": 1, "missing_field": 1, "unknown_field": 1, "missing_timezone": 1}
+    )
     return values, expected, len(docs), reasons
 
 
 def as_table(rows: list[dict[str, Any]] | None) -> dict[str, dict[str, int]] | None:
     if rows is None:
         return None
-    return {r["zone"]: {k: r[k] for k in ("incidents", "reports", "killed", "wounded")} for r in rows}
+    return {
+        r["zone"]: {k: r[k] for k in ("incidents", "reports", "killed", "wounded")} for r in rows
+    }
 
 
-def test_reports_through_kafka_are_validated_counted_and_dead_lettered(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_reports_through_kafka_are_validated_counted_and_dead_lettered(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     worker = Worker(broker, tmp_path).start()
     try:
         values, expected, distinct, reasons = scenario()
         produce(broker.bootstrap, "ceasefire.reports", values)
-        wait_for(lambda: as_table(worker.tallies("24h", "zone")) == expected, timeout=60, what="24h tallies")
+        wait_for(
+            lambda: as_table(worker.tallies("24h", "zone")) == expected,
+            timeout=60,
+            what="24h tallies",
+        )
         # the late report counts in the 7-day window only
         week = as_table(worker.tallies("7d", "zone"))
-        assert week is not None and week["shusha"]["incidents"] == expected["shusha"]["incidents"] + 1
+        assert (
+            week is not None and week["shusha"]["incidents"] == expected["shusha"]["incidents"] + 1
+        )
         three_days_ago = (NOW - timedelta(days=3) + timedelta(minutes=1)).isoformat()
         past = as_table(worker.tallies("1h", "zone", as_of=three_days_ago))
         assert past == {"shusha": {"incidents": 1, "reports": 1, "killed": 0, "wounded": 0}}
@@ -108,7 +141,10 @@ def test_reports_through_kafka_are_validated_counted_and_dead_lettered(broker: E
         for reason, n in reasons.items():
             assert worker.metric("ceasefire_reports_rejected_total", {"reason": reason}) == n
         assert worker.metric("ceasefire_casualties_total", {"kind": "killed"}) == 3
-        assert worker.metric("ceasefire_incidents_total", {"zone": "shusha", "severity": "critical"}) == 3  # i = 0, 20, 40
+        assert (
+            worker.metric("ceasefire_incidents_total", {"zone": "shusha", "severity": "critical"})
+            == 3
+        )  # i = 0, 20, 40
         assert worker.metric("ceasefire_processing_seconds_count") == distinct
     finally:
         worker.stop()
@@ -131,36 +167,55 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
         status, body = worker.post("/api/v1/reports", b"{oops", token="s3cret")
         assert status == 400
 
-        wait_for(lambda: as_table(worker.tallies("1h", "zone")) == {
-            "loc-south": {"incidents": 5, "reports": 5, "killed": 0, "wounded": 0},
-            "shusha": {"incidents": 1, "reports": 1, "killed": 0, "wounded": 0},
-        }, timeout=30, what="API reports tallied")
+        wait_for(
+            lambda: (
+                as_table(worker.tallies("1h", "zone"))
+                == {
+                    "loc-south": {"incidents": 5, "reports": 5, "killed": 0, "wounded": 0},
+                    "shusha": {"incidents": 1, "reports": 1, "killed": 0, "wounded": 0},
+                }
+            ),
+            timeout=30,
+            what="API reports tallied",
+        )
         dead = read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=2)
-        assert sorted(json.loads(r.value)["reason"] for r in dead) == ["invalid_json", "out_of_range"]
+        assert sorted(json.loads(r.value)["reason"] for r in dead) == [
+            "invalid_json",
+            "out_of_range",
+        ]
 
         status, zones = worker.get("/api/v1/zones")
         assert status == 200 and zones["type"] == "FeatureCollection"
-        assert {"lachin-corridor", "shusha", "stepanakert"} <= {f["properties"]["id"] for f in zones["features"]}
+        assert {"lachin-corridor", "shusha", "stepanakert"} <= {
+            f["properties"]["id"] for f in zones["features"]
+        }
         status, body = worker.get("/api/v1/tallies?window=2h")
         assert status == 400 and "unknown window" in body["error"]
     finally:
         worker.stop()
 
 
-def test_counts_survive_a_restart_and_resent_reports_count_once(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_counts_survive_a_restart_and_resent_reports_count_once(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     values, expected, distinct, _ = scenario()
     worker = Worker(broker, tmp_path).start()
     try:
         produce(broker.bootstrap, "ceasefire.reports", values)
-        wait_for(lambda: as_table(worker.tallies("24h", "zone")) == expected, timeout=60, what="tallies")
+        wait_for(
+            lambda: as_table(worker.tallies("24h", "zone")) == expected, timeout=60, what="tallies"
+        )
     finally:
         worker.stop()
     worker = Worker(broker, tmp_path, name="w1-again").start()
     try:
         assert as_table(worker.tallies("24h", "zone")) == expected
         produce(broker.bootstrap, "ceasefire.reports", values)  # everything again
-        wait_for(lambda: worker.metric("ceasefire_reports_duplicate_total") >= distinct, timeout=60,
-                 what="re-sent reports seen as duplicates")
+        wait_for(
+            lambda: worker.metric("ceasefire_reports_duplicate_total") >= distinct,
+            timeout=60,
+            what="re-sent reports seen as duplicates",
+        )
         assert as_table(worker.tallies("24h", "zone")) == expected
         assert worker.metric("ceasefire_reports_total") == 0
     finally:
@@ -174,11 +229,22 @@ def test_two_workers_answer_completely_and_alike(broker: EmbeddedBroker, tmp_pat
     try:
         w2 = Worker(broker, tmp_path, name="w2").start()
         # both own partitions once the rebalance settles
-        wait_for(lambda: w1.metric("ceasefire_partitions_owned") + w2.metric("ceasefire_partitions_owned") == 4
-                 and w2.metric("ceasefire_partitions_owned") > 0, timeout=60, what="partitions shared")
+        wait_for(
+            lambda: (
+                w1.metric("ceasefire_partitions_owned") + w2.metric("ceasefire_partitions_owned")
+                == 4
+                and w2.metric("ceasefire_partitions_owned") > 0
+            ),
+            timeout=60,
+            what="partitions shared",
+        )
         produce(broker.bootstrap, "ceasefire.reports", values)
         for w in (w1, w2):
-            wait_for(lambda w=w: as_table(w.tallies("24h", "zone")) == expected, timeout=60, what=f"{w.url} tallies")
+            wait_for(
+                lambda w=w: as_table(w.tallies("24h", "zone")) == expected,
+                timeout=60,
+                what=f"{w.url} tallies",
+            )
         for by in ("party", "zone,party", "category"):
             assert w1.tallies("7d", by) == w2.tallies("7d", by)
     finally:

@@ -14,8 +14,15 @@ from streams.tallies.windows import QueryError
 AS_OF = datetime(2021, 5, 12, 10, 37, 15, tzinfo=UTC).timestamp()
 
 
-def c(key: str, ago: float, zone: str = "shusha", party: str = "az", cat: str = "small_arms_fire",
-      killed: int = 0, wounded: int = 0) -> Counted:
+def c(
+    key: str,
+    ago: float,
+    zone: str = "shusha",
+    party: str = "az",
+    cat: str = "small_arms_fire",
+    killed: int = 0,
+    wounded: int = 0,
+) -> Counted:
     return Counted(key, AS_OF - ago, zone, party, cat, killed, wounded)
 
 
@@ -47,8 +54,14 @@ def test_full_buckets_and_edge_buckets_agree_with_a_scan() -> None:
     part = PartitionTally()
     reports = []
     for i in range(3000):
-        r = c(f"k{i}", rng.uniform(-7200, 40 * 86400), zone=rng.choice(["a", "b", "c"]),
-              party=rng.choice(["az", "am"]), killed=rng.choice([0, 0, 1]), wounded=rng.choice([0, 2]))
+        r = c(
+            f"k{i}",
+            rng.uniform(-7200, 40 * 86400),
+            zone=rng.choice(["a", "b", "c"]),
+            party=rng.choice(["az", "am"]),
+            killed=rng.choice([0, 0, 1]),
+            wounded=rng.choice([0, 2]),
+        )
         part.add(r)
         reports.append(r)
     for window, secs in (("1h", 3600), ("24h", 86400), ("7d", 7 * 86400), ("30d", 30 * 86400)):
@@ -62,7 +75,15 @@ def test_full_buckets_and_edge_buckets_agree_with_a_scan() -> None:
                     t[2] += r.killed
                     t[3] += r.wounded
             rows = query([part], window=window, by="zone,party", as_of=as_of)
-            got = {(str(x["zone"]), str(x["party"])): [x["incidents"], x["reports"], x["killed"], x["wounded"]] for x in rows}
+            got = {
+                (str(x["zone"]), str(x["party"])): [
+                    x["incidents"],
+                    x["reports"],
+                    x["killed"],
+                    x["wounded"],
+                ]
+                for x in rows
+            }
             assert got == expected, (window, as_of)
 
 
@@ -96,7 +117,10 @@ def test_partitions_sum_and_merge_rows() -> None:
     p1.add(c("y", 10))
     together = query([p0, p1], window="1h", by="zone", as_of=AS_OF)
     merged = merge_rows(
-        [query([p0], window="1h", by="zone", as_of=AS_OF), query([p1], window="1h", by="zone", as_of=AS_OF)],
+        [
+            query([p0], window="1h", by="zone", as_of=AS_OF),
+            query([p1], window="1h", by="zone", as_of=AS_OF),
+        ],
         ("zone",),
     )
     assert together == merged

@@ -122,5 +122,10 @@ def test_json_schema_is_exported() -> None:
     schema = Report.model_json_schema()
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {
-        "report_id", "source", "source_type", "occurred_at", "location", "category"
+        "report_id",
+        "source",
+        "source_type",
+        "occurred_at",
+        "location",
+        "category",
     }

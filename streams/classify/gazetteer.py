@@ -34,7 +34,10 @@ class Gazetteer:
                 text = Path(path).read_text(encoding="utf-8")
             doc = json.loads(text)
             places = [
-                (Place(str(p["name"]), float(p["lat"]), float(p["lon"])), list(p.get("aliases", [])))
+                (
+                    Place(str(p["name"]), float(p["lat"]), float(p["lon"])),
+                    list(p.get("aliases", [])),
+                )
                 for p in doc["places"]
             ]
         except (OSError, ValueError, KeyError, TypeError) as exc:

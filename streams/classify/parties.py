@@ -9,27 +9,56 @@ from streams.classify.text import fold
 
 ALIASES: dict[Party, tuple[str, ...]] = {
     Party.AZ: (
-        "az", "azerbaijan", "azerbaijani", "azerbaijani armed forces", "azerbaijani forces",
-        "armed forces of azerbaijan", "az mod", "azerbaijan mod", "afa", "azerbaijani army",
+        "az",
+        "azerbaijan",
+        "azerbaijani",
+        "azerbaijani armed forces",
+        "azerbaijani forces",
+        "armed forces of azerbaijan",
+        "az mod",
+        "azerbaijan mod",
+        "afa",
+        "azerbaijani army",
     ),
     Party.AM: (
-        "am", "armenia", "armenian armed forces", "armed forces of armenia", "am mod",
-        "armenia mod", "armenian army", "armenian forces",
+        "am",
+        "armenia",
+        "armenian armed forces",
+        "armed forces of armenia",
+        "am mod",
+        "armenia mod",
+        "armenian army",
+        "armenian forces",
     ),
     Party.NK: (
-        "nk", "artsakh", "artsakh defence army", "artsakh defense army", "nk defense army",
-        "nk defence army", "defense army", "defence army", "karabakh armenian forces",
-        "local armenian formations", "nagorno karabakh defense army",
+        "nk",
+        "artsakh",
+        "artsakh defence army",
+        "artsakh defense army",
+        "nk defense army",
+        "nk defence army",
+        "defense army",
+        "defence army",
+        "karabakh armenian forces",
+        "local armenian formations",
+        "nagorno karabakh defense army",
     ),
     Party.RU_PKF: (
-        "ru pkf", "rpkf", "russian peacekeepers", "russian peacekeeping contingent",
-        "peacekeepers", "15th motorised rifle brigade", "15th motorized rifle brigade",
+        "ru pkf",
+        "rpkf",
+        "russian peacekeepers",
+        "russian peacekeeping contingent",
+        "peacekeepers",
+        "15th motorised rifle brigade",
+        "15th motorized rifle brigade",
     ),
     Party.TR: ("tr", "turkey", "turkiye", "turkish observers", "turkish armed forces"),
     Party.UNKNOWN: ("unknown", "unidentified", "unidentified persons", "n a", "none"),
 }
 
-_LOOKUP: dict[str, Party] = {fold(alias): party for party, names in ALIASES.items() for alias in names}
+_LOOKUP: dict[str, Party] = {
+    fold(alias): party for party, names in ALIASES.items() for alias in names
+}
 _CIVILIANS = {"civilians", "civilian", "civilian population", "civilians population"}
 
 

@@ -7,7 +7,7 @@ import unicodedata
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 # Letters that NFKD does not decompose to ASCII.
-_FOLD = str.maketrans({"ə": "a", "ı": "i", "ł": "l", "ø": "o", "ß": "ss"})
+_FOLD = str.maketrans({"ə": "a", "ı": "i", "ł": "l", "ø": "o", "ß": "ss"})  # noqa: RUF001
 
 
 def fold(name: str) -> str:

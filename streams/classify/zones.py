@@ -100,7 +100,9 @@ def _parse(doc: Any, where: str) -> list[Zone]:
         props = feature.get("properties") or {}
         zid = props.get("id")
         if not isinstance(zid, str) or not zid or zid == OUTSIDE:
-            raise CatalogueError(f"{where}: feature {n} needs a string properties.id (not 'outside')")
+            raise CatalogueError(
+                f"{where}: feature {n} needs a string properties.id (not 'outside')"
+            )
         if zid in seen:
             raise CatalogueError(f"{where}: zone id {zid!r} appears twice")
         seen.add(zid)

@@ -9,14 +9,13 @@ import time
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 
 from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from aiokafka import TopicPartition
-
 from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_batch, observe
@@ -32,7 +31,7 @@ WINDOW_GAUGE_INTERVAL = 15.0
 def faust_credentials(settings: Settings) -> Any:
     if settings.security_protocol == "PLAINTEXT":
         return None
-    ssl_context = settings.kafka_security().get("ssl_context")
+    ssl_context = settings.ssl_context()
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,
@@ -102,7 +101,7 @@ class Monitor:
         self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
 
         self.ledger.on_recover(self._on_recovered)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.agent(self.keyed_topic, name="count-incidents")(self._count)
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(3600.0)(self._forget_expired)
@@ -155,7 +154,7 @@ class Monitor:
         metrics.WORKER_READY.set(1 if self.ready else 0)
 
     # -- the counting agent ---------------------------------------------------------------
-    async def _count(self, stream: faust.StreamT[bytes]) -> None:
+    async def _count(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.index_ready.wait()
@@ -178,9 +177,7 @@ class Monitor:
                     fresh.append(counted)
                     observe(incident, now)
                     sends.append(
-                        await self.incidents_topic.send(
-                            key=incident["zone"].encode(), value=raw
-                        )
+                        await self.incidents_topic.send(key=incident["zone"].encode(), value=raw)
                     )
                 if fresh:
                     # Incidents are published before the ledger records them as counted,

@@ -57,8 +57,8 @@ class TallyIndex:
         count = 0
         for p, records in entries.items():
             latest: dict[str, bytes | None] = {}
-            for key, value in records:  # compacted topic: the last value of a key wins
-                latest[key.decode()] = value
+            for raw_key, value in records:  # compacted topic: the last value of a key wins
+                latest[raw_key.decode()] = value
             part = self.partition(p)
             for key in sorted(latest):
                 raw = latest[key]

@@ -80,9 +80,7 @@ class PartitionTally:
 Row = dict[str, str | int]
 
 
-def query(
-    partitions: Iterable[PartitionTally], *, window: str, by: str, as_of: float
-) -> list[Row]:
+def query(partitions: Iterable[PartitionTally], *, window: str, by: str, as_of: float) -> list[Row]:
     """Rows of {<by keys>, incidents, reports, killed, wounded} for reports with
     occurred_at in (as_of - window, as_of], summed over `partitions`."""
     keys = grouping(by)
@@ -108,7 +106,7 @@ def query(
             else:
                 for c in bucket.reports:
                     if start < c.occurred <= end:
-                        row = acc[tuple(c[i] for i in picks)]
+                        row = acc[tuple(str(c[i]) for i in picks)]
                         row[0] += 1
                         row[1] += 1
                         row[2] += c.killed

@@ -38,7 +38,12 @@ def _count_lines(path: str) -> int | None:
 
 
 def run_feed(
-    settings: Settings, path: str, *, fmt: str = "jsonl", rate: float | None = None, console: Console
+    settings: Settings,
+    path: str,
+    *,
+    fmt: str = "jsonl",
+    rate: float | None = None,
+    console: Console,
 ) -> FeedSummary:
     if path != "-" and not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
@@ -54,8 +59,12 @@ def run_feed(
         errors.append(exc)
 
     with Progress(
-        TextColumn("feeding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
+        TextColumn("feeding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         task = progress.add_task("feed", total=total)
         for line_no, raw in read_lines(path, fmt):
@@ -86,7 +95,9 @@ def run_feed(
     return summary
 
 
-def render(summary: FeedSummary, settings: Settings, console: Console, errors: list[Exception]) -> None:
+def render(
+    summary: FeedSummary, settings: Settings, console: Console, errors: list[Exception]
+) -> None:
     console.print(
         f"sent {summary.sent} lines to {settings.reports_topic}: "
         f"{summary.accepted} valid ({summary.duplicates} re-sent duplicates, counted once), "
@@ -103,5 +114,3 @@ def render(summary: FeedSummary, settings: Settings, console: Console, errors: l
             console.print(f"  line {line_no}: {reason}: {message}")
     if errors:
         console.print(f"[bold red]{len(errors)} lines could not be sent[/]: {errors[0]}")
-
-

@@ -34,7 +34,7 @@ ACLED_CATEGORY = {
 def _open(path: str) -> TextIO:
     if path == "-":
         return sys.stdin
-    return open(path, encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
+    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
 
 
 def read_lines(path: str, fmt: str) -> Iterator[tuple[int, bytes]]:
@@ -65,7 +65,8 @@ def _num(text: str) -> float | int:
 
 
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
-    """SPEC field names as columns; location as lat/lon/place, casualties as killed/wounded/civilian."""
+    """SPEC field names as columns; location as lat/lon/place; casualties as
+    killed/wounded/civilian."""
     doc: dict[str, Any] = {}
     location: dict[str, Any] = {}
     casualties: dict[str, Any] = {}

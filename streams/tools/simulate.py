@@ -36,18 +36,33 @@ SITES: tuple[tuple[str, float, float, float], ...] = (
     ("Ijevan", 40.878, 45.149, 0.6),
 )
 CATEGORIES: tuple[tuple[str, float], ...] = (
-    ("small_arms_fire", 40), ("heavy_weapons_fire", 8), ("drone_strike", 3),
-    ("airspace_violation", 6), ("positional_advance", 4), ("engineering_works", 8),
-    ("obstruction_of_movement", 6), ("attack_on_peacekeepers", 1), ("civilian_harm", 4),
-    ("detention", 2), ("property_destruction", 3), ("mine_incident", 5), ("other", 3),
+    ("small_arms_fire", 40),
+    ("heavy_weapons_fire", 8),
+    ("drone_strike", 3),
+    ("airspace_violation", 6),
+    ("positional_advance", 4),
+    ("engineering_works", 8),
+    ("obstruction_of_movement", 6),
+    ("attack_on_peacekeepers", 1),
+    ("civilian_harm", 4),
+    ("detention", 2),
+    ("property_destruction", 3),
+    ("mine_incident", 5),
+    ("other", 3),
 )
 SOURCES: tuple[tuple[str, str, float], ...] = (
-    ("pkf-op-03", "observation_post", 3), ("pkf-op-12", "observation_post", 3),
-    ("pkf-op-21", "observation_post", 2), ("pkf-patrol-2", "patrol", 2),
-    ("jmc-aghdam", "monitoring_centre", 2), ("sensor-net-1", "sensor", 1),
-    ("az-mod", "party_statement", 3), ("am-mod", "party_statement", 2),
-    ("nk-mfa", "party_statement", 1.5), ("media-monitor", "media", 1.5),
-    ("hotline", "civilian", 1), ("ngo-field", "ngo", 0.5),
+    ("pkf-op-03", "observation_post", 3),
+    ("pkf-op-12", "observation_post", 3),
+    ("pkf-op-21", "observation_post", 2),
+    ("pkf-patrol-2", "patrol", 2),
+    ("jmc-aghdam", "monitoring_centre", 2),
+    ("sensor-net-1", "sensor", 1),
+    ("az-mod", "party_statement", 3),
+    ("am-mod", "party_statement", 2),
+    ("nk-mfa", "party_statement", 1.5),
+    ("media-monitor", "media", 1.5),
+    ("hotline", "civilian", 1),
+    ("ngo-field", "ngo", 0.5),
 )
 # Whom each party statement accuses, in the words such statements use.
 ACCUSED = {
@@ -116,10 +131,16 @@ class Simulator:
             doc["target"] = "civilians"
         roll = rng.random()
         if roll < 0.02:
-            doc["casualties"] = {"killed": rng.randint(1, 3), "wounded": rng.randint(0, 3),
-                                 "civilian": category == "civilian_harm"}
+            doc["casualties"] = {
+                "killed": rng.randint(1, 3),
+                "wounded": rng.randint(0, 3),
+                "civilian": category == "civilian_harm",
+            }
         elif roll < 0.07:
-            doc["casualties"] = {"wounded": rng.randint(1, 4), "civilian": category == "civilian_harm"}
+            doc["casualties"] = {
+                "wounded": rng.randint(1, 4),
+                "civilian": category == "civilian_harm",
+            }
         if rng.random() < 0.4:
             doc["description"] = f"{category.replace('_', ' ')} reported near {place}"
         self._recent.append(doc)
@@ -144,7 +165,7 @@ def bench_reports(n: int, seed: int, now: datetime) -> Iterator[bytes]:
     """n distinct, valid, encoded reports for the benchmark (~250 bytes each)."""
     rng = random.Random(seed)
     for i in range(n):
-        place, lat, lon, _ = SITES[i % len(SITES)]
+        _place, lat, lon, _ = SITES[i % len(SITES)]
         source, source_type, _ = SOURCES[i % len(SOURCES)]
         ago = rng.uniform(0, 86_400) if rng.random() < 0.95 else rng.uniform(86_400, 6 * 86_400)
         doc = {
@@ -152,8 +173,10 @@ def bench_reports(n: int, seed: int, now: datetime) -> Iterator[bytes]:
             "source": source,
             "source_type": source_type,
             "occurred_at": (now - timedelta(seconds=ago)).isoformat(timespec="seconds"),
-            "location": {"lat": round(lat + rng.uniform(-0.01, 0.01), 5),
-                         "lon": round(lon + rng.uniform(-0.01, 0.01), 5)},
+            "location": {
+                "lat": round(lat + rng.uniform(-0.01, 0.01), 5),
+                "lon": round(lon + rng.uniform(-0.01, 0.01), 5),
+            },
             "category": CATEGORIES[i % len(CATEGORIES)][0],
             "perpetrator": rng.choice(("Armenian Armed Forces", "AZ MoD", "unknown", "nk")),
             "casualties": {"killed": 0, "wounded": 1 if i % 50 == 0 else 0},

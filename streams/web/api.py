@@ -9,10 +9,10 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import faust
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-import faust
 from schemas.codes import RejectReason
 from schemas.report import Report
 from schemas.validation import Rejection, validate_object
@@ -166,10 +166,10 @@ class Api:
                 )
                 await self._dead_letter(raw, result, received)
                 continue
-            sends.append(
-                await producer.send(settings.reports_topic, raw, key=result.key.encode())
+            sends.append(await producer.send(settings.reports_topic, raw, key=result.key.encode()))
+            accepted.append(
+                {"index": index, "source": result.source, "report_id": result.report_id}
             )
-            accepted.append({"index": index, "source": result.source, "report_id": result.report_id})
         if sends:
             await asyncio.gather(*sends)
         return web.json_response({"accepted": accepted, "rejected": rejected}, status=202)
@@ -179,7 +179,12 @@ class Api:
         assert producer is not None
         metrics.REJECTED.labels(rejection.reason.value).inc()
         value = dead_letter(
-            raw, rejection, topic=HTTP_SOURCE, partition=None, offset=None, key=None,
+            raw,
+            rejection,
+            topic=HTTP_SOURCE,
+            partition=None,
+            offset=None,
+            key=None,
             received_at=received,
         )
         await (await producer.send(self.monitor.settings.dlq_topic, value))
