@@ -18,6 +18,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -49,12 +50,10 @@ def peak_rss_mb() -> float:
 
 
 def emit(name: str, count: int, seconds: float) -> None:
-    print(
-        json.dumps(
-            {"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
-        ),
-        flush=True,
-    )
+    doc = {"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+    # To a file: a Faust worker takes over the process's stdout.
+    with open(os.environ["CEASEFIRE_BENCH_RESULT"], "w") as f:
+        json.dump(doc, f)
 
 
 # -- pre-load --------------------------------------------------------------------------
@@ -187,16 +186,19 @@ def run_stage(stage: str, settings: Settings, n: int, timeout: float) -> StageRe
         CEASEFIRE_HEARTBEAT_INTERVAL="1",
         CEASEFIRE_WEB_PORT=str(_free_port()),
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams.bench", "--stage", stage, "--n", str(n)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("{"):
-            doc = json.loads(line)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = os.path.join(tmp, "result.json")
+        env["CEASEFIRE_BENCH_RESULT"] = result
+        proc = subprocess.run(
+            [sys.executable, "-m", "streams.bench", "--stage", stage, "--n", str(n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if os.path.exists(result):
+            with open(result) as f:
+                doc = json.load(f)
             return StageResult(doc["name"], doc["count"], doc["seconds"], doc["peak_rss_mb"])
     raise RuntimeError(
         f"stage {stage} gave no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"

@@ -6,10 +6,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streams.config import Settings
-from streams.kafka.topics import unreachable
+from streams.kafka.topics import ensure_topics, unreachable
 
 
 def producer_for(settings: Settings) -> KafkaProducer:
+    """A producer to the monitor's topics, which are created first if missing."""
+    ensure_topics(settings)
     try:
         return KafkaProducer(
             bootstrap_servers=settings.bootstrap(),

@@ -1,0 +1,62 @@
+"""The command line as an operator meets it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.kafka.broker import EmbeddedBroker, free_port
+from tests.harness import read_topic
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_schema_prints_the_report_json_schema() -> None:
+    result = cli("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["additionalProperties"] is False
+    assert "report_id" in schema["properties"]
+
+
+def test_unreachable_broker_is_one_clear_line() -> None:
+    port = free_port()  # nothing listens there
+    result = cli("feed", "-", "--broker", f"kafka://127.0.0.1:{port}", timeout=120)
+    assert result.returncode == 1
+    assert "no Kafka broker reachable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tallies_without_a_worker_is_one_clear_line() -> None:
+    result = cli("tallies", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "no monitor API" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_feed_sends_every_line_and_summarises_rejections(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    good = {
+        "report_id": "f1", "source": "pkf-op-3", "source_type": "patrol",
+        "occurred_at": "2021-05-01T10:00:00Z", "location": {"place": "Hadrut"},
+        "category": "mine_incident",
+    }
+    lines = [json.dumps(good), json.dumps(good), "{nope", json.dumps({**good, "report_id": "f2", "x": 1})]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli("feed", str(path), "--broker", broker.url)
+    assert result.returncode == 0, result.stderr
+    assert "sent 4 lines" in result.stderr
+    assert "invalid_json" in result.stderr and "unknown_field" in result.stderr
+    records = read_topic(broker.bootstrap, "ceasefire.reports", expect=4)
+    assert sorted(r.value for r in records) == sorted(line.encode() for line in lines)
