@@ -11,7 +11,9 @@ from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import read_topic
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     import os
 
     return subprocess.run(
@@ -45,13 +47,23 @@ def test_tallies_without_a_worker_is_one_clear_line() -> None:
     assert "no monitor API" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_feed_sends_every_line_and_summarises_rejections(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_feed_sends_every_line_and_summarises_rejections(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     good = {
-        "report_id": "f1", "source": "pkf-op-3", "source_type": "patrol",
-        "occurred_at": "2021-05-01T10:00:00Z", "location": {"place": "Hadrut"},
+        "report_id": "f1",
+        "source": "pkf-op-3",
+        "source_type": "patrol",
+        "occurred_at": "2021-05-01T10:00:00Z",
+        "location": {"place": "Hadrut"},
         "category": "mine_incident",
     }
-    lines = [json.dumps(good), json.dumps(good), "{nope", json.dumps({**good, "report_id": "f2", "x": 1})]
+    lines = [
+        json.dumps(good),
+        json.dumps(good),
+        "{nope",
+        json.dumps({**good, "report_id": "f2", "x": 1}),
+    ]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
     result = cli("feed", str(path), "--broker", broker.url)

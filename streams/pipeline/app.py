@@ -18,7 +18,7 @@ from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
-from streams.pipeline.counting import TallyIndex, counted_from, decode_batch, observe
+from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
 from streams.tallies.ledger import encode_entry, entry_key
 
@@ -85,9 +85,6 @@ class Monitor:
             key_serializer="raw",
             value_serializer="raw",
             partitions=s.partitions,
-        )
-        self.incidents_topic = self.app.topic(
-            s.incidents_topic, key_serializer="raw", value_serializer="raw"
         )
         self.ledger = self.app.Table(
             LEDGER_TABLE,
@@ -158,17 +155,15 @@ class Monitor:
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.index_ready.wait()
+            producer = self.ingest.producer
+            assert producer is not None
             now = time.time()
-            grouped = decode_batch(
-                (e.message.partition, e.message.key or b"", e.value) for e in events
-            )
-            last_offset = {}
-            for e in events:
-                last_offset[e.message.partition] = e.message.offset
-            sends = []
+            grouped = decode_packs((e.message.partition, e.value) for e in events)
+            last_offset = {e.message.partition: e.message.offset for e in events}
             for p, items in grouped.items():
                 part = self.index.partition(p)
                 fresh = []
+                sends = []
                 for key, incident, raw in items:
                     counted = counted_from(key, incident)
                     if not part.add(counted):
@@ -177,19 +172,15 @@ class Monitor:
                     fresh.append(counted)
                     observe(incident, now)
                     sends.append(
-                        await self.incidents_topic.send(key=incident["zone"].encode(), value=raw)
+                        await producer.send(s.incidents_topic, raw, key=incident["zone"].encode())
                     )
                 if fresh:
-                    # Incidents are published before the ledger records them as counted,
+                    # Incidents are acknowledged before the ledger records them as counted,
                     # so a crash in between re-publishes (at least once) rather than loses.
-                    if sends:
-                        await asyncio.gather(*sends)
-                        sends = []
-                    k = entry_key(p, last_offset[p]).encode()
-                    v = encode_entry(fresh)
-                    self.ledger.send_changelog(p, k, v)
-            if sends:
-                await asyncio.gather(*sends)
+                    await asyncio.gather(*sends)
+                    self.ledger.send_changelog(
+                        p, entry_key(p, last_offset[p]).encode(), encode_entry(fresh)
+                    )
 
     # -- timers ------------------------------------------------------------------------
     async def _refresh_window_gauges(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from schemas.report import report_key
 from streams import metrics
 from streams.tallies.counted import Counted
 from streams.tallies.ledger import decode_entry, entry_partition
@@ -74,13 +75,16 @@ class TallyIndex:
         return sum(part.forget_before(now - self._retention) for part in self.partitions.values())
 
 
-def decode_batch(
-    values: Iterable[tuple[int, bytes, bytes]],
+def decode_packs(
+    packs: Iterable[tuple[int, bytes]],
 ) -> dict[int, list[tuple[str, dict[str, Any], bytes]]]:
-    """Group a batch's (partition, key, value) by partition, decoding each incident."""
+    """Group the incidents of a batch of packs by partition: (report key, incident, raw JSON)."""
     grouped: dict[int, list[tuple[str, dict[str, Any], bytes]]] = defaultdict(list)
-    for partition, key, value in values:
-        grouped[partition].append((key.decode("utf-8"), json.loads(value), value))
+    for partition, pack in packs:
+        out = grouped[partition]
+        for raw in pack.split(b"\n"):
+            incident = json.loads(raw)
+            out.append((report_key(incident["source"], incident["report_id"]), incident, raw))
     return grouped
 
 
