@@ -59,7 +59,7 @@ EXPORTER = textwrap.dedent(
             m.CASUALTIES.labels(z, p, "killed").inc(rnd.randint(0, 1))
             m.PROCESSING_SECONDS.observe(rnd.uniform(0.001, 0.3))
             m.EVENT_LAG_SECONDS.observe(rnd.uniform(5, 7200))
-        m.REJECTED.labels(rnd.choice(["schema", "json"])).inc()
+        m.REJECTED.labels(rnd.choice(["unknown_field", "invalid_json"])).inc()
         m.DUPLICATES.inc()
         m.ALERTS.labels("incident_surge", "high").inc()
         m.ALERT_DELIVERIES.labels("alertmanager", "ok").inc()

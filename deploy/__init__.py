@@ -1,0 +1,1 @@
+"""Deployment and observability artefacts of the ceasefire monitor (not installed)."""

@@ -1,0 +1,1 @@
+"""Dashboard definitions (grafana-foundation-sdk builders), one module per dashboard."""

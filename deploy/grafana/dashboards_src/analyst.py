@@ -1,0 +1,365 @@
+"""The analyst dashboard: where, by whom, what and how badly the ceasefire is violated.
+
+Exact figures come from `ceasefire_incidents_window` (the monitor's own event-time
+tallies, exported once for the whole cluster). Trends come from the recording rules of
+deploy/prometheus/recording_rules.yml (`ceasefire:incidents:rate5m` and friends), which
+keep month-long ranges cheap; the Prometheus behind this dashboard must load them.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.models import dashboard as dashboard_m
+
+from .common import (
+    RED_ABOVE_ZERO,
+    Q,
+    bargauge,
+    piechart,
+    query_variable,
+    row,
+    stat,
+    table,
+    timeseries,
+)
+
+UID = "ceasefire-analyst"
+
+# Label matchers every analyst query carries.
+ZP = 'zone=~"$zone", party=~"$party"'
+WINDOWS = ("1h", "24h", "7d", "30d")
+#: Recording rules are evaluated every minute (group `ceasefire-incidents`): summing the
+#: per-second rate5m samples over a range and multiplying by 60 gives the count.
+RULE_INTERVAL_S = 60
+
+
+def _window_table() -> list[dashboard_m.DataTransformerConfig]:
+    """Merge the four per-window queries into one row per (zone, party)."""
+    rename = {f"Value #{ref}": f"Last {w}" for ref, w in zip("ABCD", WINDOWS, strict=True)}
+    return [
+        dashboard_m.DataTransformerConfig(id_val="merge", options={}),
+        dashboard_m.DataTransformerConfig(
+            id_val="organize",
+            options={
+                "excludeByName": {"Time": True},
+                "indexByName": {
+                    "zone": 0,
+                    "party": 1,
+                    **{f"Value #{ref}": i + 2 for i, ref in enumerate("ABCD")},
+                },
+                "renameByName": {"zone": "Zone", "party": "Alleged perpetrator", **rename},
+            },
+        ),
+        dashboard_m.DataTransformerConfig(
+            id_val="sortBy",
+            options={"fields": {}, "sort": [{"field": "Last 24h", "desc": True}]},
+        ),
+    ]
+
+
+def build() -> dashboard_b.Dashboard:
+    return (
+        dashboard_b.Dashboard("Ceasefire monitor — analyst")
+        .uid(UID)
+        .description(
+            "Ceasefire violations by zone, alleged perpetrator and category: rolling "
+            "tallies, trends, casualties and the monitor's alerts."
+        )
+        .tags(["ceasefire", "analyst"])
+        .timezone("utc")
+        .time("now-7d", "now")
+        .refresh("1m")
+        .tooltip(dashboard_m.DashboardCursorSync.CROSSHAIR)
+        .readonly()
+        .with_variable(
+            query_variable(
+                "zone",
+                "Zone",
+                "label_values(ceasefire_incidents_total, zone)",
+                all_value=".*",
+            )
+        )
+        .with_variable(
+            query_variable(
+                "party",
+                "Alleged perpetrator",
+                "label_values(ceasefire_incidents_total, party)",
+                all_value=".*",
+            )
+        )
+        .with_variable(
+            dashboard_b.CustomVariable("window")
+            .label("Tally window")
+            .values(",".join(WINDOWS))
+            .current(dashboard_m.VariableOption(selected=True, text="24h", value="24h"))
+        )
+        # -- Overview --------------------------------------------------------------
+        .with_row(row("Overview"))
+        .with_panel(
+            stat(
+                "Incidents in rolling windows",
+                "Distinct incidents whose event time falls in the window ending now "
+                "(the monitor's tallies, as GET /api/v1/tallies answers).",
+                [
+                    Q(f'sum(ceasefire_incidents_window{{window="{w}", {ZP}}})', f"Last {w}")
+                    for w in WINDOWS
+                ],
+                width=12,
+                no_value="0",
+            )
+        )
+        .with_panel(
+            stat(
+                "Alerts firing now",
+                "Ceasefire alerts currently firing in the selected zones.",
+                [Q('sum(ceasefire_alerts_firing{zone=~"$zone"})', "Firing")],
+                width=4,
+                thresholds=RED_ABOVE_ZERO,
+                no_value="0",
+            )
+        )
+        .with_panel(
+            stat(
+                "Casualties in the time range",
+                "People killed and wounded in incidents classified during the dashboard's "
+                "time range.",
+                [
+                    Q(
+                        "sum(increase("
+                        f'ceasefire_casualties_total{{kind="killed", {ZP}}}[$__range]))',
+                        "Killed",
+                    ),
+                    Q(
+                        "sum(increase("
+                        f'ceasefire_casualties_total{{kind="wounded", {ZP}}}[$__range]))',
+                        "Wounded",
+                    ),
+                ],
+                width=8,
+                thresholds=RED_ABOVE_ZERO,
+                no_value="0",
+                decimals=0,
+            )
+        )
+        # -- Incidents over time ---------------------------------------------------
+        .with_row(row("Incidents over time"))
+        .with_panel(
+            timeseries(
+                "Incidents per hour by zone",
+                "Rate of classified incidents (5-minute average), by zone.",
+                [Q(f"sum by (zone) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600", "{{zone}}")],
+                unit="short",
+                stack=True,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Incidents per hour by alleged perpetrator",
+                "Rate of classified incidents (5-minute average), by alleged perpetrator.",
+                [Q(f"sum by (party) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600", "{{party}}")],
+                unit="short",
+                stack=True,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Incidents per hour by category",
+                "Rate of classified incidents (5-minute average), by violation category.",
+                [
+                    Q(
+                        f"sum by (category) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600",
+                        "{{category}}",
+                    )
+                ],
+                unit="short",
+                stack=True,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Incidents per hour by severity",
+                "Rate of classified incidents (5-minute average), by severity.",
+                [
+                    Q(
+                        "sum by (severity) "
+                        f"(ceasefire:incidents_by_severity:rate5m{{{ZP}}}) * 3600",
+                        "{{severity}}",
+                    )
+                ],
+                unit="short",
+                stack=True,
+            )
+        )
+        # -- Rolling tallies -------------------------------------------------------
+        .with_row(row("Rolling tallies"))
+        .with_panel(
+            bargauge(
+                "Incidents in the last $window by zone",
+                "The monitor's event-time tally for the selected window, by zone.",
+                [
+                    Q(
+                        f'sum by (zone) (ceasefire_incidents_window{{window=~"$window", {ZP}}})',
+                        "{{zone}}",
+                    )
+                ],
+                width=8,
+                height=10,
+                decimals=0,
+            )
+        )
+        .with_panel(
+            bargauge(
+                "Incidents in the last $window by alleged perpetrator",
+                "The monitor's event-time tally for the selected window, by alleged perpetrator.",
+                [
+                    Q(
+                        f'sum by (party) (ceasefire_incidents_window{{window=~"$window", {ZP}}})',
+                        "{{party}}",
+                    )
+                ],
+                width=6,
+                height=10,
+                decimals=0,
+            )
+        )
+        .with_panel(
+            table(
+                "Rolling tallies by zone and alleged perpetrator",
+                "Incidents per (zone, alleged perpetrator) in each rolling window.",
+                [
+                    Q(
+                        f'sum by (zone, party) (ceasefire_incidents_window{{window="{w}", {ZP}}})',
+                        w,
+                    )
+                    for w in WINDOWS
+                ],
+                transformations=_window_table(),
+                width=10,
+                height=10,
+            )
+        )
+        # -- Casualties ------------------------------------------------------------
+        .with_row(row("Casualties"))
+        .with_panel(
+            timeseries(
+                "Casualties per hour",
+                "People killed and wounded per hour (5-minute average).",
+                [Q(f"sum by (kind) (ceasefire:casualties:rate5m{{{ZP}}}) * 3600", "{{kind}}")],
+                unit="short",
+                bars=True,
+                width=8,
+            )
+        )
+        .with_panel(
+            bargauge(
+                "Casualties in the time range by zone",
+                "People killed and wounded in the dashboard's time range, by zone.",
+                [
+                    Q(
+                        "sum by (zone, kind) "
+                        f"(increase(ceasefire_casualties_total{{{ZP}}}[$__range]))",
+                        "{{zone}} · {{kind}}",
+                    )
+                ],
+                width=8,
+                decimals=0,
+            )
+        )
+        .with_panel(
+            bargauge(
+                "Casualties in the time range by alleged perpetrator",
+                "People killed and wounded in the dashboard's time range, by alleged perpetrator.",
+                [
+                    Q(
+                        "sum by (party, kind) "
+                        f"(increase(ceasefire_casualties_total{{{ZP}}}[$__range]))",
+                        "{{party}} · {{kind}}",
+                    )
+                ],
+                width=8,
+                decimals=0,
+            )
+        )
+        # -- Categories ------------------------------------------------------------
+        .with_row(row("Categories"))
+        .with_panel(
+            piechart(
+                "Incidents by category in the time range",
+                "Share of violation categories among incidents classified in the time range.",
+                [
+                    Q(
+                        "sum by (category) (sum_over_time("
+                        f"ceasefire:incidents:rate5m{{{ZP}}}[$__range])) "
+                        f"* {RULE_INTERVAL_S}",
+                        "{{category}}",
+                    )
+                ],
+                width=12,
+                height=9,
+            )
+        )
+        .with_panel(
+            piechart(
+                "Incidents by severity in the time range",
+                "Share of severities among incidents classified in the time range.",
+                [
+                    Q(
+                        "sum by (severity) (sum_over_time("
+                        f"ceasefire:incidents_by_severity:rate5m{{{ZP}}}[$__range])) "
+                        f"* {RULE_INTERVAL_S}",
+                        "{{severity}}",
+                    )
+                ],
+                width=12,
+                height=9,
+            )
+        )
+        # -- Alerts ----------------------------------------------------------------
+        .with_row(row("Alerts"))
+        .with_panel(
+            table(
+                "Alerts firing now by rule and zone",
+                "Ceasefire alerts currently firing (1) or resolved (0), by rule and zone. "
+                "Details: GET /api/v1/alerts?status=firing.",
+                [Q('sum by (rule, zone) (ceasefire_alerts_firing{zone=~"$zone"})', "")],
+                transformations=[
+                    dashboard_m.DataTransformerConfig(
+                        id_val="organize",
+                        options={
+                            "excludeByName": {"Time": True},
+                            "renameByName": {"rule": "Rule", "zone": "Zone", "Value": "Firing"},
+                        },
+                    ),
+                    dashboard_m.DataTransformerConfig(
+                        id_val="sortBy",
+                        options={"fields": {}, "sort": [{"field": "Firing", "desc": True}]},
+                    ),
+                ],
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Alerts started per hour by rule",
+                "Ceasefire alerts that started firing per hour (5-minute average), by rule.",
+                [Q("sum by (rule) (ceasefire:alerts:rate5m) * 3600", "{{rule}}")],
+                unit="short",
+                bars=True,
+                width=8,
+            )
+        )
+        .with_panel(
+            bargauge(
+                "Alerts started in the time range by rule and severity",
+                "Ceasefire alerts that started firing in the dashboard's time range.",
+                [
+                    Q(
+                        "sum by (rule, severity) (increase(ceasefire_alerts_total[$__range]))",
+                        "{{rule}} · {{severity}}",
+                    )
+                ],
+                width=8,
+                decimals=0,
+            )
+        )
+    )

@@ -1,0 +1,291 @@
+"""The operations dashboard: is the monitor keeping up, losing or rejecting anything?
+
+Queries use the raw worker metrics with `$__rate_interval` (Grafana picks a window
+that fits the zoom). `$job` and `$instance` come from `ceasefire_worker_ready`, so the
+dashboard works whatever the scrape job is called.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.models import dashboard as dashboard_m
+
+from .common import Q, bargauge, query_variable, row, stat, timeseries
+
+UID = "ceasefire-operations"
+
+# Label matchers every operations query carries.
+W = 'job=~"$job", instance=~"$instance"'
+UP_DOWN = {"0": ("DOWN", "red"), "1": ("UP", "green")}
+READY = {"0": ("NOT READY", "red"), "1": ("READY", "green")}
+
+
+def _quantiles(metric: str) -> list[Q]:
+    return [
+        Q(
+            f"histogram_quantile({q}, sum by (le) "
+            f"(rate({metric}_bucket{{{W}}}[$__rate_interval])))",
+            f"p{round(q * 100)}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+def build() -> dashboard_b.Dashboard:
+    return (
+        dashboard_b.Dashboard("Ceasefire monitor — operations")
+        .uid(UID)
+        .description(
+            "Health of the ceasefire monitor workers: throughput, rejections, latency, "
+            "consumer lag, state recovery and alert delivery."
+        )
+        .tags(["ceasefire", "operations"])
+        .timezone("utc")
+        .time("now-6h", "now")
+        .refresh("30s")
+        .tooltip(dashboard_m.DashboardCursorSync.CROSSHAIR)
+        .readonly()
+        .with_variable(
+            query_variable(
+                "job",
+                "Job",
+                "label_values(ceasefire_worker_ready, job)",
+                multi=False,
+                include_all=False,
+            )
+        )
+        .with_variable(
+            query_variable(
+                "instance",
+                "Worker",
+                'label_values(ceasefire_worker_ready{job=~"$job"}, instance)',
+            )
+        )
+        # -- Worker health ---------------------------------------------------------
+        .with_row(row("Worker health"))
+        .with_panel(
+            stat(
+                "Workers scraped",
+                "Whether Prometheus can scrape each worker's /metrics.",
+                [Q(f"up{{{W}}}", "{{instance}}")],
+                mappings=UP_DOWN,
+                thresholds=((None, "red"), (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat(
+                "Workers ready",
+                "1 once a worker has recovered its counting state and is processing "
+                "(GET /healthz answers 200).",
+                [Q(f"ceasefire_worker_ready{{{W}}}", "{{instance}}")],
+                mappings=READY,
+                thresholds=((None, "red"), (1, "green")),
+                width=6,
+            )
+        )
+        .with_panel(
+            stat(
+                "Partitions owned",
+                "Partitions of the counting topic each worker owns; together they should "
+                "cover all partitions (CEASEFIRE_PARTITIONS).",
+                [Q(f"ceasefire_partitions_owned{{{W}}}", "{{instance}}")],
+                width=4,
+            )
+        )
+        .with_panel(
+            stat(
+                "Last state recovery",
+                "Duration of each worker's last recovery of counting state from its changelog.",
+                [Q(f"ceasefire_state_recovery_seconds{{{W}}}", "{{instance}}")],
+                unit="s",
+                width=4,
+                thresholds=((None, "green"), (60, "orange"), (300, "red")),
+            )
+        )
+        .with_panel(
+            stat(
+                "Changelog entries recovered",
+                "Changelog entries read in each worker's last state recovery.",
+                [Q(f"ceasefire_state_recovered_entries{{{W}}}", "{{instance}}")],
+                width=4,
+            )
+        )
+        # -- Throughput ------------------------------------------------------------
+        .with_row(row("Throughput and rejections"))
+        .with_panel(
+            timeseries(
+                "Accepted reports per second by source type",
+                "Distinct reports accepted and counted (re-sent duplicates excluded).",
+                [
+                    Q(
+                        "sum by (source_type) "
+                        f"(rate(ceasefire_reports_total{{{W}}}[$__rate_interval]))",
+                        "{{source_type}}",
+                    )
+                ],
+                unit="reqps",
+                stack=True,
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Rejected inputs per second by reason",
+                "Inputs sent to the dead-letter topic (ceasefire.reports.dlq), by reason.",
+                [
+                    Q(
+                        "sum by (reason) "
+                        f"(rate(ceasefire_reports_rejected_total{{{W}}}[$__rate_interval]))",
+                        "{{reason}}",
+                    )
+                ],
+                unit="reqps",
+                stack=True,
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Dead-letter ratio",
+                "Share of inputs rejected: rejected / (accepted + rejected). Operators are "
+                "alerted above 10% (CeasefireDeadLetterRateHigh).",
+                [
+                    Q(
+                        f"(sum(rate(ceasefire_reports_rejected_total{{{W}}}[$__rate_interval])) "
+                        "or vector(0)) / ("
+                        f"(sum(rate(ceasefire_reports_total{{{W}}}[$__rate_interval])) "
+                        "or vector(0)) + "
+                        f"(sum(rate(ceasefire_reports_rejected_total{{{W}}}[$__rate_interval])) "
+                        "or vector(0)))",
+                        "rejected share",
+                    )
+                ],
+                unit="percentunit",
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Incidents classified per second by worker",
+                "How the counting load spreads over the workers.",
+                [
+                    Q(
+                        "sum by (instance) "
+                        f"(rate(ceasefire_incidents_total{{{W}}}[$__rate_interval]))",
+                        "{{instance}}",
+                    )
+                ],
+                unit="reqps",
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Duplicates per second",
+                "Reports re-sent with a (source, report_id) already counted; not counted again.",
+                [
+                    Q(
+                        f"sum(rate(ceasefire_reports_duplicate_total{{{W}}}[$__rate_interval]))",
+                        "duplicates",
+                    )
+                ],
+                unit="reqps",
+                width=8,
+            )
+        )
+        .with_panel(
+            bargauge(
+                "Time since the last report by source type",
+                "Age of the newest accepted report of each source type. Operators are "
+                "alerted after 6 hours (CeasefireNoReports; dataset imports excluded).",
+                [
+                    Q(
+                        "time() - max by (source_type) "
+                        f"(ceasefire_last_report_timestamp_seconds{{{W}}})",
+                        "{{source_type}}",
+                    )
+                ],
+                unit="s",
+                width=8,
+                thresholds=((None, "green"), (3600, "orange"), (21600, "red")),
+            )
+        )
+        # -- Latency and lag -------------------------------------------------------
+        .with_row(row("Latency and lag"))
+        .with_panel(
+            timeseries(
+                "Processing latency (arrival to classified incident)",
+                "Quantiles of the time from a report's arrival on the input topic to its "
+                "classified incident.",
+                _quantiles("ceasefire_processing_seconds"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Event lag (occurred_at to arrival)",
+                "Quantiles of how late reports arrive after the event. Operators are "
+                "alerted when p90 stays above 6 hours (CeasefireEventLagHigh).",
+                _quantiles("ceasefire_event_lag_seconds"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Consumer lag by topic",
+                "Messages not yet processed, summed over partitions (a partition exported "
+                "by two workers during a rebalance counts once).",
+                [
+                    Q(
+                        "sum by (topic) (max by (topic, partition) "
+                        f"(ceasefire_consumer_lag_messages{{{W}}}))",
+                        "{{topic}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Consumer lag by worker",
+                "Messages not yet processed on the partitions each worker owns.",
+                [
+                    Q(
+                        f"sum by (instance) (ceasefire_consumer_lag_messages{{{W}}})",
+                        "{{instance}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        # -- Alert delivery --------------------------------------------------------
+        .with_row(row("Alert delivery"))
+        .with_panel(
+            timeseries(
+                "Alert deliveries per second by target and outcome",
+                "Deliveries of ceasefire alerts to external receivers (Alertmanager, webhooks).",
+                [
+                    Q(
+                        "sum by (target, outcome) "
+                        f"(rate(ceasefire_alert_deliveries_total{{{W}}}[$__rate_interval]))",
+                        "{{target}} · {{outcome}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Ceasefire alerts firing by worker",
+                "Alerts firing on the alert partitions each worker owns.",
+                [
+                    Q(
+                        f"sum by (instance) (ceasefire_alerts_firing{{{W}}})",
+                        "{{instance}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+    )
