@@ -146,6 +146,12 @@ def test_reports_through_kafka_are_validated_counted_and_dead_lettered(
             == 3
         )  # i = 0, 20, 40
         assert worker.metric("ceasefire_processing_seconds_count") == distinct
+        wait_for(
+            lambda: worker.get("/metrics")[1].count("ceasefire_consumer_lag_messages{") == 4,
+            timeout=20,
+            what="lag gauge per input partition",
+        )
+        assert worker.metric("ceasefire_consumer_lag_messages") == 0
     finally:
         worker.stop()
 

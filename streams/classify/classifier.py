@@ -1,4 +1,8 @@
-"""Report -> Incident: place, zone, parties, severity, verification."""
+"""Report -> Incident: point (or place), zone, party codes, severity, verification.
+
+Pure and deterministic: the same report and arrival time give the same incident on
+every worker and every run (the incident id is uuid5 of `source` and `report_id`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from schemas.codes import VERIFICATION_BY_SOURCE_TYPE
 from schemas.incident import Incident, incident_id_for
 from schemas.report import Report
 from streams.classify.gazetteer import Gazetteer
-from streams.classify.parties import is_known, party_code, target_code
+from streams.classify.parties import kept_raw, party_code, target_code
 from streams.classify.severity import PROVISION, severity
 from streams.classify.zones import ZoneCatalogue
 
@@ -16,31 +20,49 @@ from streams.classify.zones import ZoneCatalogue
 class UnknownPlace(ValueError):
     """`location.place` names a place the gazetteer does not know, and no point was given."""
 
+    def __init__(self, place: str) -> None:
+        super().__init__(
+            f"location.place {place!r} is not in the gazetteer; "
+            "give location.lat and location.lon, or a known place name"
+        )
+        self.place = place
+
 
 class Classifier:
+    """Classifies validated reports against one zone catalogue and one gazetteer."""
+
     def __init__(self, zones: ZoneCatalogue, gazetteer: Gazetteer) -> None:
         self.zones = zones
         self.gazetteer = gazetteer
 
     def classify(self, report: Report, received_at: datetime) -> Incident:
+        """The incident a report describes.
+
+        A point, when given, wins over the place name (which is kept in `place`).
+        `received_at` must be timezone-aware; it is also `reported_at` when the report
+        has none. Raises `UnknownPlace` for a place-only report the gazetteer does not
+        know."""
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
         loc = report.location
         if loc.lat is not None and loc.lon is not None:
-            lat, lon = loc.lat, loc.lon
+            lat, lon = float(loc.lat), float(loc.lon)
         else:
-            assert loc.place is not None  # the schema requires a point or a place
-            place = self.gazetteer.resolve(loc.place)
+            place = self.gazetteer.resolve(loc.place) if loc.place is not None else None
             if place is None:
-                raise UnknownPlace(
-                    f"location.place {loc.place!r} is not in the gazetteer; "
-                    "give lat/lon or a known place name"
-                )
+                raise UnknownPlace(loc.place or "")
             lat, lon = place.lat, place.lon
         casualties = report.casualties
-        killed = casualties.killed if casualties else 0
-        wounded = casualties.wounded if casualties else 0
+        if casualties is None:
+            killed = wounded = 0
+            civilian = False
+        else:
+            killed, wounded, civilian = casualties.killed, casualties.wounded, casualties.civilian
         perpetrator = party_code(report.perpetrator)
         target = target_code(report.target)
-        # Validated input, so skip a second validation on the hot path.
+        category = report.category
+        # The report is validated and every value below has its field's type, so the
+        # hot path skips a second validation.
         return Incident.model_construct(
             incident_id=incident_id_for(report.source, report.report_id),
             report_id=report.report_id,
@@ -53,16 +75,16 @@ class Classifier:
             lat=lat,
             lon=lon,
             place=loc.place,
-            category=report.category,
-            provision=PROVISION[report.category],
+            category=category,
+            provision=PROVISION[category],
             perpetrator=perpetrator,
-            perpetrator_raw=None if is_known(report.perpetrator) else report.perpetrator,
+            perpetrator_raw=kept_raw(perpetrator, report.perpetrator),
             target=target,
-            target_raw=None if is_known(report.target) else report.target,
+            target_raw=kept_raw(target, report.target),
             killed=killed,
             wounded=wounded,
-            civilian=casualties.civilian if casualties else False,
-            severity=severity(report.category, killed, wounded),
+            civilian=civilian,
+            severity=severity(category, killed, wounded),
             verification=VERIFICATION_BY_SOURCE_TYPE[report.source_type],
             description=report.description,
         )

@@ -1,13 +1,28 @@
-"""Named places and their alternate spellings, for reports that give `location.place`."""
+"""Named places and their alternate spellings, for reports that give `location.place`.
+
+File format (`data/gazetteer.json`, or the file `CEASEFIRE_GAZETTEER` names):
+
+    {"places": [{"name": "Shusha", "lat": 39.758, "lon": 46.748,
+                 "aliases": ["Shushi", "Şuşa", "Шуша"]}, ...]}
+
+Matching ignores case, diacritics, punctuation and spacing (see `text.fold`), so
+"ŞUŞA", "shusha" and "Shu-sha" are one name. A spelling may name one place only.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from streams.classify.text import fold
+
+
+class GazetteerError(ValueError):
+    """The gazetteer file cannot be used; the message names the file and the problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,31 +33,83 @@ class Place:
 
 
 class Gazetteer:
+    """Place names to points. Build with `Gazetteer.load()`."""
+
     def __init__(self, places: list[tuple[Place, list[str]]]) -> None:
-        self._by_name: dict[str, Place] = {}
+        self.places: tuple[Place, ...] = tuple(p for p, _ in places)
+        self._folded: dict[str, Place] = {}
+        #: Spellings exactly as written in the file: the common case skips folding.
+        self._exact: dict[str, Place] = {}
         for place, aliases in places:
             for spelling in (place.name, *aliases):
-                self._by_name[fold(spelling)] = place
+                key = fold(spelling)
+                if not key:
+                    raise GazetteerError(f"{place.name}: spelling {spelling!r} has no letters")
+                other = self._folded.get(key)
+                if other is not None and other != place:
+                    raise GazetteerError(
+                        f"spelling {spelling!r} names both {other.name!r} and {place.name!r}"
+                    )
+                self._folded[key] = place
+                self._exact[spelling] = place
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Gazetteer:
-        where = str(path) if path else "the shipped gazetteer"
+    def load(cls, path: Path | str | None = None) -> Gazetteer:
+        """Read a gazetteer file; None reads the shipped one. Raises `GazetteerError`."""
+        where = str(path) if path is not None else "the shipped gazetteer"
         try:
             if path is None:
-                text = resources.files(__package__).joinpath("data/gazetteer.json").read_text()
+                files = resources.files("streams.classify")
+                text = files.joinpath("data/gazetteer.json").read_text(encoding="utf-8")
             else:
                 text = Path(path).read_text(encoding="utf-8")
             doc = json.loads(text)
-            places = [
-                (
-                    Place(str(p["name"]), float(p["lat"]), float(p["lon"])),
-                    list(p.get("aliases", [])),
-                )
-                for p in doc["places"]
-            ]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{where}: cannot read gazetteer: {exc}") from exc
-        return cls(places)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GazetteerError(f"{where}: cannot read gazetteer: {exc}") from exc
+        except ValueError as exc:
+            raise GazetteerError(f"{where}: gazetteer is not JSON: {exc}") from exc
+        try:
+            return cls(_parse(doc))
+        except GazetteerError as exc:
+            raise GazetteerError(f"{where}: {exc}") from exc
 
     def resolve(self, name: str) -> Place | None:
-        return self._by_name.get(fold(name))
+        """The place a name (or alternate spelling) means, or None if unknown."""
+        place = self._exact.get(name)
+        if place is None:
+            place = self._folded.get(fold(name))
+        return place
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+
+def _parse(doc: Any) -> list[tuple[Place, list[str]]]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("places"), list):
+        raise GazetteerError('expected {"places": [...]}')
+    out: list[tuple[Place, list[str]]] = []
+    for n, entry in enumerate(doc["places"]):
+        if not isinstance(entry, dict):
+            raise GazetteerError(f"place {n} is not an object")
+        fields: dict[str, Any] = entry
+        name: Any = fields.get("name")
+        lat: Any = fields.get("lat")
+        lon: Any = fields.get("lon")
+        aliases: Any = fields.get("aliases", [])
+        if not isinstance(name, str) or not name.strip():
+            raise GazetteerError(f"place {n} has no name")
+        if not _number(lat, 90):
+            raise GazetteerError(f"place {name!r}: lat must be a number in [-90, 90]")
+        if not _number(lon, 180):
+            raise GazetteerError(f"place {name!r}: lon must be a number in [-180, 180]")
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise GazetteerError(f"place {name!r}: aliases must be a list of strings")
+        out.append((Place(name, float(lat), float(lon)), aliases))
+    return out
+
+
+def _number(value: Any, limit: float) -> bool:
+    """A finite JSON number (not a boolean) within [-limit, limit]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and -limit <= value <= limit

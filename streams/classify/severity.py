@@ -17,6 +17,8 @@
 | other | low | unspecified |
 
 Casualties raise it: anyone killed makes it `critical`; anyone wounded makes it at least `high`.
+The provision is the part of the statement the category breaches; `other` breaches no
+particular one ("unspecified"). docs/zones.md carries the same table.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ PROVISION: dict[Category, str] = {
 
 
 def severity(category: Category, killed: int, wounded: int) -> Severity:
+    """The category's base severity, raised by casualties: anyone killed -> critical,
+    anyone wounded -> at least high. An attack on peacekeepers is always critical."""
     if killed > 0 or category is Category.ATTACK_ON_PEACEKEEPERS:
         return Severity.CRITICAL
     base = BASE_SEVERITY[category]

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: Incidents per message on the keyed topic. Packing is what keeps Faust's per-event
 #: cost per pack rather than per report; 256 incidents stay far below 1 MB.
 PACK_SIZE = 256
+#: Seconds between updates of the consumer-lag gauge.
+LAG_INTERVAL = 5.0
 
 
 def process_record(
@@ -132,6 +134,7 @@ class Ingest:
     async def _run(self) -> None:
         assert self.consumer is not None
         ready = False
+        lag_updated = 0.0
         while not self._stopping.is_set():
             try:
                 batches = await self.consumer.getmany(timeout_ms=200)
@@ -143,6 +146,9 @@ class Ingest:
                     if self.first_record_at is None:
                         self.first_record_at = time.monotonic()
                     await self._process(batches)
+                if time.monotonic() - lag_updated >= LAG_INTERVAL:
+                    lag_updated = time.monotonic()
+                    await self._update_lag()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -151,6 +157,18 @@ class Ingest:
                 log.exception("ingest batch failed; retrying from last committed offsets")
                 await asyncio.sleep(1.0)
                 await self._rewind()
+
+    async def _update_lag(self) -> None:
+        """Lag per owned input partition: the fetch high watermark minus our position
+        (exact on every broker, unlike ListOffsets)."""
+        assert self.consumer is not None
+        metrics.CONSUMER_LAG.clear()  # drop partitions this worker no longer owns
+        for tp in self.consumer.assignment():
+            hw = self.consumer.highwater(tp)
+            if hw is None:
+                continue
+            position = await self.consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(hw - position, 0))
 
     async def _rewind(self) -> None:
         assert self.consumer is not None
