@@ -1,4 +1,10 @@
-"""Alerting: rules over incidents and tallies, the alert lifecycle, delivery.
+"""Alerting: rules over incidents, the alert lifecycle, backtesting, Alertmanager delivery.
 
-Placeholder for issue 4; the core pipeline does not depend on it yet.
+- `alerting.rules`: the YAML rule file (`load_rules`, `RuleSet`, `RuleFileError`);
+- `alerting.engine`: pure evaluation over one zone's plain-data state (`ZoneState`,
+  `evaluate_incident`, `evaluate_batch`, `evaluate_time`, `next_deadline`);
+- `alerting.backtest`: offline runs over a file of reports (`backtest`, `render_backtest`);
+- `alerting.alertmanager`: `to_alertmanager`, `AlertmanagerClient`.
+
+See docs/alerting.md.
 """

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -199,6 +200,91 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+}
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Subscribe to the alert topic with kafka-python."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    from streams.kafka.topics import unreachable
+
+    settings = settings_from(args)
+    try:
+        consumer = KafkaConsumer(
+            settings.alerts_topic,
+            bootstrap_servers=settings.bootstrap(),
+            auto_offset_reset="earliest" if args.from_beginning else "latest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=None if args.follow else 3000,
+            **settings.kafka_security(),
+        )
+    except KafkaError as exc:
+        raise CliError(str(unreachable(settings))) from exc
+    try:
+        for record in consumer:
+            alert = json.loads(record.value)
+            if args.json:
+                print(json.dumps(alert), flush=True)
+                continue
+            style = SEVERITY_STYLE.get(alert["severity"], "")
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
+            when = alert["ends_at"] if alert["status"] == "resolved" else alert["starts_at"]
+            out.print(
+                f"[{style}]{alert['status'].upper():8} {alert['severity']:8}[/] "
+                f"{when}  {alert['rule']}  {labels}  {alert['summary']}"
+            )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Run a file of reports through classification and the rules offline, in event time."""
+    from alerting.backtest import backtest, render_backtest
+    from alerting.rules import RuleFileError, load_rules
+    from schemas.report import Report
+    from schemas.validation import Rejection, validate_report
+    from streams.classify.classifier import Classifier, UnknownPlace
+    from streams.classify.gazetteer import Gazetteer
+    from streams.classify.zones import ZoneCatalogue
+    from streams.tools.formats import read_lines
+
+    settings = settings_from(args)
+    zones = ZoneCatalogue.load(settings.zones)
+    try:
+        rules = load_rules(args.rules or settings.rules, known_zones=zones.ids)
+    except RuleFileError as exc:
+        raise CliError(str(exc)) from exc
+    classifier = Classifier(zones, Gazetteer.load(settings.gazetteer))
+    reports: list[Report] = []
+    rejected = 0
+    for _, raw in read_lines(args.file, args.format):
+        result = validate_report(raw)
+        if isinstance(result, Rejection):
+            rejected += 1
+            continue
+        try:
+            classifier.classify(result, result.occurred_at)
+        except UnknownPlace:
+            rejected += 1
+            continue
+        reports.append(result)
+    events = backtest(reports, lambda r, at: classifier.classify(r, at), rules)
+    render_backtest(events, out)
+    console.print(f"{len(reports)} reports replayed in event-time order, {rejected} rejected")
+    return 0
+
+
 def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip()
@@ -248,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2020)
 
     command("schema", cmd_schema, "print the JSON Schema of the incident report")
+
+    p = command("alerts", cmd_alerts, "subscribe to the alert topic")
+    p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+    p.add_argument("--from-beginning", action="store_true", help="replay the topic from the start")
+    p.add_argument("--json", action="store_true", help="one JSON alert event per line")
+
+    p = command("backtest", cmd_backtest, "replay a file of reports through the rules, offline")
+    p.add_argument("file", help="path, or - for standard input")
+    p.add_argument("--rules", type=Path, help="rule file (default: CEASEFIRE_RULES or shipped)")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "acled"])
 
     p = command("bench", cmd_bench, "measure throughput: plain consumer, bare Faust, real pipeline")
     p.add_argument("--n", type=int, default=200_000, help="reports to pre-load (default 200,000)")

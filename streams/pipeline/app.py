@@ -96,6 +96,9 @@ class Monitor:
         #: Set while the index matches the changelog of the owned partitions.
         self.index_ready = asyncio.Event()
         self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+        from streams.pipeline.alerting_stage import AlertStage
+
+        self.alerting = AlertStage(self)
 
         self.ledger.on_recover(self._on_recovered)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -118,6 +121,7 @@ class Monitor:
 
     async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
         self.index_ready.clear()
+        self.alerting.ready.clear()
 
     async def _on_recovered(self) -> None:
         """Rebuild the index from the changelog of the partitions this worker now owns.
@@ -140,14 +144,14 @@ class Monitor:
         log.info("counting state recovered: %d entries for partitions %s", read, sorted(owned))
         self.index_ready.set()
         self._counting_ready = True
-        self._update_ready()
+        self.update_ready()
 
     def _on_ingest_ready(self) -> None:
         self._ingest_ready = True
-        self._update_ready()
+        self.update_ready()
 
-    def _update_ready(self) -> None:
-        self.ready = self._ingest_ready and self._counting_ready
+    def update_ready(self) -> None:
+        self.ready = self._ingest_ready and self._counting_ready and self.alerting.ready.is_set()
         metrics.WORKER_READY.set(1 if self.ready else 0)
 
     # -- the counting agent ---------------------------------------------------------------
@@ -190,10 +194,6 @@ class Monitor:
 
     async def _forget_expired(self) -> None:
         self.index.forget_expired(time.time())
-
-    async def alerts(self, status: str) -> list[dict[str, Any]]:
-        """Alerts for the API. Filled in by the alerting stage (issue 4)."""
-        return []
 
 
 def _ingest_service(monitor: Monitor) -> type[faust.Service]:

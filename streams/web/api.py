@@ -20,7 +20,7 @@ from streams import metrics
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.windows import QueryError, grouping, window_seconds
-from streams.web.fanout import Incomplete, NotOwner, cluster_rows, local_rows
+from streams.web.fanout import Incomplete, NotOwner, cluster_alerts, cluster_rows, local_rows
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -122,7 +122,14 @@ class Api:
         status = request.query.get("status", "firing")
         if status not in ("firing", "resolved", "all"):
             return error(400, f"unknown status {status!r}; use firing, resolved or all")
-        alerts = await self.monitor.alerts(status)
+        if request.query.get("scope") == "local":
+            if not self._authorized(request):
+                return error(401, "missing or wrong bearer token")
+            return web.json_response({"alerts": self.monitor.alerting.alerts(status)})
+        try:
+            alerts = await cluster_alerts(self.monitor, status)
+        except Incomplete as exc:
+            return error(503, f"alerts are not complete right now, retry: {exc}")
         return web.json_response({"status": status, "alerts": alerts})
 
     async def post_reports(self, request: web.Request) -> web.Response:

@@ -116,3 +116,35 @@ async def refresh_window_gauges(monitor: Monitor) -> None:
     metrics.INCIDENTS_WINDOW.clear()
     for (zone, party, window), value in fresh.items():
         metrics.INCIDENTS_WINDOW.labels(zone, party, window).set(value)
+
+
+async def cluster_alerts(monitor: Monitor, status: str) -> list[dict[str, Any]]:
+    """Alerts of every worker (each holds the zones of its partitions), merged."""
+    owners = partition_owners(monitor)
+    me = monitor.settings.web_url().rstrip("/")
+    headers = {}
+    if monitor.settings.api_token:
+        headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
+
+    async def ask(url: str, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        if url == me:
+            return monitor.alerting.alerts(status)
+        params = {"status": status, "scope": "local"}
+        try:
+            async with session.get(f"{url}/api/v1/alerts", params=params) as resp:
+                if resp.status != 200:
+                    raise Incomplete(f"worker {url} answered {resp.status}")
+                body: dict[str, Any] = await resp.json()
+                alerts: list[dict[str, Any]] = body["alerts"]
+                return alerts
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Incomplete(f"worker {url} unreachable: {exc}") from exc
+
+    urls = set(owners) | {me}
+    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
+        parts = await asyncio.gather(*(ask(u, session) for u in sorted(urls)))
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for alerts in parts:
+        for a in alerts:
+            merged[(a["alert_id"], a["status"])] = a
+    return sorted(merged.values(), key=lambda a: (a["starts_at"], a["alert_id"]))

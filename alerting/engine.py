@@ -1,0 +1,811 @@
+"""The alert engine: pure functions over one zone's state, incidents and a clock.
+
+All of one zone's incidents reach one place (the incidents topic is keyed by zone), in
+arrival order. The state of a zone (`ZoneState`) is plain data that round-trips through
+`to_json()`/`from_json()`, so a stream stage can keep it in a changelog-backed table
+keyed by zone and write it once per batch.
+
+Time. `now` is the wall clock in live mode and the event time in a backtest. The state
+keeps a monotonic `clock` (the largest `now` seen), and every window is evaluated by
+event time against it: a threshold counts matching incidents with `occurred_at` in
+`(clock - window, clock]` (an incident dated a little after the clock, by clock skew,
+counts as current). A late incident counts only if it falls in the current window; it
+never fires a window that has already closed. Incident and quiet-broken rules fire for a
+late incident only if it occurred within the rule's `max_age` (default: its `hold`).
+
+Lifecycle. One `firing` event per fingerprint (rule + labels) until a `resolved` event:
+new matching incidents update the state's copy of the alert (value, incident ids,
+summary) without emitting anything. Threshold and escalation alerts resolve when their
+condition no longer holds at the clock; incident and quiet-broken alerts `hold` after
+the latest matching incident (`ends_at` is exactly that moment). Resolution happens in
+`evaluate_time` and at the start of every `evaluate_batch`.
+
+Duplicates. An incident id already in the state is ignored entirely, so a re-delivered
+incident changes no count and fires nothing. Alert ids are uuid5 of the fingerprint and
+the incident that started the episode: a replay produces the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import uuid
+from bisect import bisect_right, insort
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from alerting.rules import (
+    AnyRule,
+    EscalationRule,
+    IncidentRule,
+    Match,
+    QuietBrokenRule,
+    RuleSet,
+    ThresholdRule,
+)
+from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
+from schemas.codes import Severity
+from schemas.incident import Incident
+
+#: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode).
+ALERT_NAMESPACE = uuid.UUID("3d0c9a1e-7f52-5b64-8e21-a4b6c8d0e2f4")
+
+STATE_VERSION = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_RANK = {s.value: s.rank for s in Severity}
+
+
+class Entry(NamedTuple):
+    """One incident as the state remembers it. Times are integer milliseconds (exact)."""
+
+    ts: int
+    incident_id: str
+    party: str
+    category: str
+    severity: str
+    killed: int
+    wounded: int
+    target: str
+    verification: str
+    civilian: bool
+
+
+@dataclass
+class ActiveAlert:
+    """A firing alert: the event as last updated, and what the engine needs to resolve it."""
+
+    event: AlertEvent
+    kind: str
+    #: Incident and quiet-broken alerts: when the hold ends (ms), unless extended.
+    hold_until: int | None = None
+    #: Incident alerts: how many matching incidents this episode has seen.
+    matches: int = 1
+
+
+@dataclass
+class ZoneState:
+    """Everything the engine remembers about one zone. Mutated in place by the evaluators.
+
+    `since` (ms): when observation began, if known. Quiet-broken rules measure the quiet
+    of a group never seen before from it, and escalation baselines are not counted before
+    it; without it, a group never seen does not break a quiet period and missing history
+    counts as zero incidents."""
+
+    zone: str
+    since: int | None = None
+    clock: int | None = None
+    #: The zone's incidents within retention, sorted by event time.
+    incidents: list[Entry] = field(default_factory=list)
+    #: quiet_broken rules: fingerprint -> (rule name, latest matching event time in ms).
+    last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: fingerprint -> the firing alert.
+    active: dict[str, ActiveAlert] = field(default_factory=dict)
+    _ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._ids = {e.incident_id for e in self.incidents}
+
+    @classmethod
+    def new(cls, zone: str, since: datetime | None = None) -> ZoneState:
+        return cls(zone=zone, since=None if since is None else to_ms(since))
+
+    # -- queries ------------------------------------------------------------------------
+    def firing(self) -> list[AlertEvent]:
+        """The zone's firing alerts, as last updated, oldest first."""
+        return sorted((a.event for a in self.active.values()), key=lambda e: e.starts_at)
+
+    def knows(self, incident_id: str) -> bool:
+        return incident_id in self._ids
+
+    # -- plain data ---------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "zone": self.zone,
+            "since": self.since,
+            "clock": self.clock,
+            "incidents": [list(e) for e in self.incidents],
+            "last_seen": {fp: [rule, ts] for fp, (rule, ts) in self.last_seen.items()},
+            "active": {
+                fp: {
+                    "event": a.event.model_dump(mode="json"),
+                    "kind": a.kind,
+                    "hold_until": a.hold_until,
+                    "matches": a.matches,
+                }
+                for fp, a in self.active.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ZoneState:
+        """Rebuild a state from `to_json()` output. Raises ValueError on anything else."""
+        try:
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"unsupported alert state version {data.get('version')!r}")
+            incidents = [
+                Entry(
+                    int(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    str(r[3]),
+                    str(r[4]),
+                    int(r[5]),
+                    int(r[6]),
+                    str(r[7]),
+                    str(r[8]),
+                    bool(r[9]),
+                )
+                for r in data["incidents"]
+            ]
+            incidents.sort()
+            active = {
+                str(fp): ActiveAlert(
+                    event=AlertEvent.model_validate(a["event"]),
+                    kind=str(a["kind"]),
+                    hold_until=None if a.get("hold_until") is None else int(a["hold_until"]),
+                    matches=int(a.get("matches", 1)),
+                )
+                for fp, a in data["active"].items()
+            }
+            return cls(
+                zone=str(data["zone"]),
+                since=None if data.get("since") is None else int(data["since"]),
+                clock=None if data.get("clock") is None else int(data["clock"]),
+                incidents=incidents,
+                last_seen={str(fp): (str(v[0]), int(v[1])) for fp, v in data["last_seen"].items()},
+                active=active,
+            )
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed alert state: {exc!r}") from None
+
+    # -- the index ----------------------------------------------------------------------
+    def _add(self, entry: Entry) -> None:
+        if self.incidents and entry >= self.incidents[-1]:
+            self.incidents.append(entry)  # the common case: arrival order is event order
+        else:
+            insort(self.incidents, entry)
+        self._ids.add(entry.incident_id)
+
+    def _prune(self, rules: RuleSet) -> None:
+        assert self.clock is not None
+        cut = bisect_right(self.incidents, self.clock - rules.retention_seconds * 1000, key=_ts)
+        excess = len(self.incidents) - cut - rules.max_incidents_per_zone
+        if excess > 0:
+            cut += excess
+        if cut > 0:
+            for e in self.incidents[:cut]:
+                self._ids.discard(e.incident_id)
+            del self.incidents[:cut]
+        quiet = {r.name for r in rules.active_rules if isinstance(r, QuietBrokenRule)}
+        for fp in [fp for fp, (rule, _) in self.last_seen.items() if rule not in quiet]:
+            del self.last_seen[fp]
+
+    def _since(self, lo: int) -> list[Entry]:
+        """Entries with ts > lo."""
+        return self.incidents[bisect_right(self.incidents, lo, key=_ts) :]
+
+    def _between(self, lo: int, hi: int) -> list[Entry]:
+        """Entries with lo < ts <= hi."""
+        return self.incidents[
+            bisect_right(self.incidents, lo, key=_ts) : bisect_right(self.incidents, hi, key=_ts)
+        ]
+
+
+# -- public functions ---------------------------------------------------------------------
+
+
+def evaluate_incident(
+    rules: RuleSet, state: ZoneState, incident: Incident, now: datetime
+) -> list[AlertEvent]:
+    """Add one incident and return the transitions: first any alerts that resolved by
+    `now`, then new `firing` events. Already-firing alerts are updated silently."""
+    return evaluate_batch(rules, state, [incident], now)
+
+
+def evaluate_batch(
+    rules: RuleSet, state: ZoneState, incidents: Iterable[Incident], now: datetime
+) -> list[AlertEvent]:
+    """`evaluate_incident` for several incidents of the zone at once, in arrival order.
+
+    Incident and quiet-broken rules see each incident in turn; windowed rules are
+    evaluated once per affected label group after the whole batch is added (counts only
+    grow within a batch, so this fires exactly when one-by-one evaluation would)."""
+    clock = _advance(state, now)
+    events = _resolve(rules, state)
+    fresh: list[Entry] = []
+    oldest = clock - rules.retention_seconds * 1000
+    for incident in incidents:
+        if incident.zone != state.zone:
+            raise ValueError(
+                f"incident {incident.incident_id} is in zone {incident.zone!r}, "
+                f"not in this state's zone {state.zone!r}"
+            )
+        entry = _entry(incident)
+        if entry.incident_id in state._ids or entry.ts <= oldest:
+            continue  # a duplicate delivery, or too old to matter to any rule
+        state._add(entry)
+        fresh.append(entry)
+        events.extend(_on_incident(rules, state, entry, incident))
+    if fresh:
+        events.extend(_on_windows(rules, state, fresh))
+    state._prune(rules)
+    return events
+
+
+def evaluate_time(rules: RuleSet, state: ZoneState, now: datetime) -> list[AlertEvent]:
+    """Advance the clock to `now` and return the alerts that resolved (`resolved` events
+    with `ends_at`). Values of alerts still firing are refreshed silently."""
+    _advance(state, now)
+    events = _resolve(rules, state)
+    state._prune(rules)
+    return events
+
+
+def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
+    """The earliest time at which `evaluate_time` could resolve or change a firing alert of
+    this zone, if no further incident arrives; None when nothing is firing. A timer (or
+    the backtest) calls `evaluate_time` then."""
+    if state.clock is None or not state.active:
+        return None
+    clock = state.clock
+    best: int | None = None
+    for active in state.active.values():
+        rule = rules.rule(active.event.rule)
+        at: int | None
+        if rule is None or rule.kind != active.kind or not _labels_fit(rule, active.event):
+            at = clock
+        elif isinstance(rule, IncidentRule | QuietBrokenRule):
+            at = active.hold_until if active.hold_until is not None else clock
+        elif isinstance(rule, ThresholdRule):
+            w = rule.window.seconds * 1000
+            group = _group(state, rule, active.event.labels, clock - w)
+            thr = rule.threshold_for(state.zone)
+            at = clock if len(group) < thr else group[len(group) - thr].ts + w
+        else:
+            w = rule.window.seconds * 1000
+            b = rule.baseline.seconds * 1000
+            # The next entry to move from the window into the baseline, or out of it.
+            test = _predicate(rule, state.zone, active.event.labels)
+            crossings = [
+                e.ts + shift
+                for shift in (w, w + b)
+                for e in itertools.islice(
+                    (x for x in state._since(clock - shift) if test is None or test(x)), 1
+                )
+            ]
+            at = min(crossings) if crossings else None
+        if at is not None:
+            best = at if best is None else min(best, at)
+    return None if best is None else from_ms(best)
+
+
+def fingerprint(rule: str, labels: Mapping[str, str]) -> str:
+    """Stable identity of an alert: sha256 of the rule name and the sorted labels."""
+    canonical = json.dumps([rule, sorted(labels.items())], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def alert_id_for(fp: str, trigger_incident_id: str) -> str:
+    """The id of one firing episode: the fingerprint and the incident that started it."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{fp}\x1f{trigger_incident_id}"))
+
+
+def to_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError(f"time {dt.isoformat()} must be timezone-aware")
+    return (dt - _EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+# -- internals ---------------------------------------------------------------------------
+
+
+def _ts(e: Entry) -> int:
+    return e.ts
+
+
+def _advance(state: ZoneState, now: datetime) -> int:
+    ms = to_ms(now)
+    state.clock = ms if state.clock is None else max(state.clock, ms)
+    return state.clock
+
+
+def _entry(i: Incident) -> Entry:
+    return Entry(
+        to_ms(i.occurred_at),
+        i.incident_id,
+        str(i.perpetrator),
+        str(i.category),
+        str(i.severity),
+        int(i.killed),
+        int(i.wounded),
+        str(i.target),
+        str(i.verification),
+        bool(i.civilian),
+    )
+
+
+def _matches(m: Match, zone: str, e: Entry) -> bool:
+    return (
+        (m.category is None or e.category in m.category)
+        and (m.zone is None or zone in m.zone)
+        and (m.party is None or e.party in m.party)
+        and (m.target is None or e.target in m.target)
+        and (m.verification is None or e.verification in m.verification)
+        and (m.min_severity is None or _RANK.get(e.severity, -1) >= m.min_severity.rank)
+        and e.killed >= m.min_killed
+        and e.wounded >= m.min_wounded
+        and e.killed + e.wounded >= m.min_casualties
+        and (m.civilian is None or e.civilian is m.civilian)
+    )
+
+
+def _labels(rule: AnyRule, zone: str, e: Entry) -> dict[str, str]:
+    labels = {"zone": zone}
+    if "party" in rule.group_by:
+        labels["party"] = e.party
+    if "category" in rule.group_by:
+        labels["category"] = e.category
+    return labels
+
+
+def _label_keys(rule: AnyRule) -> set[str]:
+    keys: set[str] = set(rule.group_by)
+    if isinstance(rule, IncidentRule) and rule.severity_when_killed is not None:
+        keys.add("severity")
+    return keys
+
+
+def _labels_fit(rule: AnyRule, event: AlertEvent) -> bool:
+    return set(event.labels) == _label_keys(rule)
+
+
+Predicate = Callable[[Entry], bool]
+
+
+def _nothing(e: Entry) -> bool:
+    return False
+
+
+def _predicate(rule: AnyRule, zone: str, labels: Mapping[str, str]) -> Predicate | None:
+    """A test for the rule's matching entries of one label group in `zone`; None when every
+    entry of the zone qualifies (the fast path: counts are then index arithmetic)."""
+    m = rule.match
+    if m.zone is not None and zone not in m.zone:
+        return _nothing
+    checks: list[Predicate] = []
+    if m.category is not None:
+        categories = frozenset(str(c) for c in m.category)
+        checks.append(lambda e: e.category in categories)
+    if m.party is not None:
+        parties = frozenset(str(p) for p in m.party)
+        checks.append(lambda e: e.party in parties)
+    if m.target is not None:
+        targets = frozenset(m.target)
+        checks.append(lambda e: e.target in targets)
+    if m.verification is not None:
+        verifications = frozenset(str(v) for v in m.verification)
+        checks.append(lambda e: e.verification in verifications)
+    if m.min_severity is not None:
+        rank = m.min_severity.rank
+        checks.append(lambda e: _RANK.get(e.severity, -1) >= rank)
+    if m.min_killed:
+        checks.append(lambda e: e.killed >= m.min_killed)
+    if m.min_wounded:
+        checks.append(lambda e: e.wounded >= m.min_wounded)
+    if m.min_casualties:
+        checks.append(lambda e: e.killed + e.wounded >= m.min_casualties)
+    if m.civilian is not None:
+        civilian = m.civilian
+        checks.append(lambda e: e.civilian is civilian)
+    if "party" in labels:
+        party = labels["party"]
+        checks.append(lambda e: e.party == party)
+    if "category" in labels:
+        category = labels["category"]
+        checks.append(lambda e: e.category == category)
+    if not checks:
+        return None
+    if len(checks) == 1:
+        return checks[0]
+    return lambda e: all(check(e) for check in checks)
+
+
+def _group(state: ZoneState, rule: AnyRule, labels: Mapping[str, str], lo: int) -> list[Entry]:
+    """The rule's matching entries of one label group with ts > lo, by event time."""
+    entries = state._since(lo)
+    test = _predicate(rule, state.zone, labels)
+    return entries if test is None else [e for e in entries if test(e)]
+
+
+def _recent_ids(entries: list[Entry]) -> list[str]:
+    return [e.incident_id for e in entries[-MAX_INCIDENT_IDS:]]
+
+
+def _append_id(ids: list[str], incident_id: str) -> list[str]:
+    return [*ids, incident_id][-MAX_INCIDENT_IDS:]
+
+
+# -- incident and quiet-broken rules -------------------------------------------------------
+
+
+def _on_incident(
+    rules: RuleSet, state: ZoneState, e: Entry, incident: Incident
+) -> list[AlertEvent]:
+    assert state.clock is not None
+    clock = state.clock
+    events: list[AlertEvent] = []
+    for rule in rules.active_rules:
+        if not isinstance(rule, IncidentRule | QuietBrokenRule):
+            continue
+        if not _matches(rule.match, state.zone, e):
+            continue
+        labels = _labels(rule, state.zone, e)
+        severity = rule.severity
+        if isinstance(rule, IncidentRule) and rule.severity_when_killed is not None:
+            if e.killed > 0:
+                severity = rule.severity_when_killed
+            labels["severity"] = severity.value
+        fp = fingerprint(rule.name, labels)
+        recent_enough = e.ts > clock - rule.max_age_seconds * 1000
+        hold = rule.hold.seconds * 1000
+        hold_until = max(clock, e.ts) + hold
+
+        if isinstance(rule, QuietBrokenRule):
+            previous = _previous(state, rule, fp, labels, e)
+            state.last_seen[fp] = (rule.name, e.ts if previous is None else max(previous, e.ts))
+            quiet = rule.quiet.seconds * 1000
+            if previous is None or e.ts - previous < quiet or not recent_enough:
+                continue
+            gap_h = (e.ts - previous) / 3_600_000
+            active = state.active.get(fp)
+            if active is not None:
+                active.hold_until = max(active.hold_until or 0, hold_until)
+                active.event = active.event.model_copy(
+                    update={
+                        "incident_ids": _append_id(active.event.incident_ids, e.incident_id),
+                        "value": round(gap_h, 2),
+                    }
+                )
+                continue
+            event = AlertEvent(
+                alert_id=alert_id_for(fp, e.incident_id),
+                fingerprint=fp,
+                status="firing",
+                rule=rule.name,
+                severity=severity,
+                labels=labels,
+                value=round(gap_h, 2),
+                threshold=rule.quiet.seconds / 3600,
+                window=str(rule.quiet),
+                starts_at=from_ms(e.ts),
+                incident_ids=[e.incident_id],
+                summary=(
+                    f"First {_what(labels, rule.match)} in zone {state.zone} after "
+                    f"{_hours(e.ts - previous)} of quiet (quiet period {rule.quiet}): "
+                    f"{_incident_text(incident)}."
+                ),
+            )
+            state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
+            events.append(event)
+            continue
+
+        if not recent_enough:
+            continue
+        active = state.active.get(fp)
+        if active is not None:
+            active.matches += 1
+            active.hold_until = max(active.hold_until or 0, hold_until)
+            active.event = active.event.model_copy(
+                update={
+                    "value": float(active.matches),
+                    "incident_ids": _append_id(active.event.incident_ids, e.incident_id),
+                    "summary": (
+                        f"{active.matches} incidents matching {rule.name} in zone {state.zone} "
+                        f"since {_when(to_ms(active.event.starts_at))}; latest: "
+                        f"{_incident_text(incident)}."
+                    ),
+                }
+            )
+            continue
+        event = AlertEvent(
+            alert_id=alert_id_for(fp, e.incident_id),
+            fingerprint=fp,
+            status="firing",
+            rule=rule.name,
+            severity=severity,
+            labels=labels,
+            value=1.0,
+            threshold=1.0,
+            window=str(rule.hold),
+            starts_at=from_ms(e.ts),
+            incident_ids=[e.incident_id],
+            summary=f"{_capitalised(_incident_text(incident))}.",
+        )
+        state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
+        events.append(event)
+    return events
+
+
+def _previous(
+    state: ZoneState, rule: QuietBrokenRule, fp: str, labels: Mapping[str, str], e: Entry
+) -> int | None:
+    """The latest event time of a matching incident in the group before this one."""
+    seen = state.last_seen.get(fp)
+    if seen is not None:
+        return seen[1]
+    # A rule new to this state: look in the index (retention covers the quiet period).
+    test = _predicate(rule, state.zone, labels)
+    earlier = [
+        x.ts
+        for x in state.incidents
+        if x.incident_id != e.incident_id and (test is None or test(x))
+    ]
+    if earlier:
+        return max(earlier)
+    if state.since is not None and state.since < e.ts:
+        return state.since
+    return None
+
+
+# -- windowed rules ------------------------------------------------------------------------
+
+
+def _on_windows(rules: RuleSet, state: ZoneState, fresh: list[Entry]) -> list[AlertEvent]:
+    assert state.clock is not None
+    clock = state.clock
+    events: list[AlertEvent] = []
+    for rule in rules.active_rules:
+        if not isinstance(rule, ThresholdRule | EscalationRule):
+            continue
+        w = rule.window.seconds * 1000
+        # label group -> the batch's new incidents in the current window, in arrival order
+        groups: dict[tuple[tuple[str, str], ...], list[Entry]] = {}
+        for e in fresh:
+            if e.ts > clock - w and _matches(rule.match, state.zone, e):
+                key = tuple(sorted(_labels(rule, state.zone, e).items()))
+                groups.setdefault(key, []).append(e)
+        for key, added in groups.items():
+            labels = dict(key)
+            fp = fingerprint(rule.name, labels)
+            check = _check(rule, state, labels)
+            if check is None:
+                continue
+            active = state.active.get(fp)
+            if active is not None:
+                update: dict[str, Any] = {
+                    "value": check.value,
+                    "threshold": check.threshold,
+                    "incident_ids": check.ids,
+                }
+                if check.holds:
+                    update["summary"] = check.summary
+                active.event = active.event.model_copy(update=update)
+                continue
+            if not check.holds:
+                continue
+            # The trigger is the incident with which the count reached the level, as if the
+            # batch had been evaluated one incident at a time: the alert id does not depend
+            # on how incidents were batched.
+            before = int(check.value) - len(added)
+            trigger = added[min(len(added) - 1, max(0, check.needed - before - 1))]
+            event = AlertEvent(
+                alert_id=alert_id_for(fp, trigger.incident_id),
+                fingerprint=fp,
+                status="firing",
+                rule=rule.name,
+                severity=rule.severity,
+                labels=labels,
+                value=check.value,
+                threshold=check.threshold,
+                window=str(rule.window),
+                starts_at=from_ms(clock),
+                incident_ids=check.ids,
+                summary=check.summary,
+            )
+            state.active[fp] = ActiveAlert(event, rule.kind)
+            events.append(event)
+    return events
+
+
+class _Check(NamedTuple):
+    holds: bool
+    value: float
+    threshold: float
+    #: The smallest count at which the condition holds.
+    needed: int
+    ids: list[str]
+    summary: str
+
+
+def _check(
+    rule: ThresholdRule | EscalationRule, state: ZoneState, labels: Mapping[str, str]
+) -> _Check | None:
+    """A windowed rule's condition for one label group at the state's clock; None when it
+    cannot be evaluated (no baseline observed yet)."""
+    assert state.clock is not None
+    clock = state.clock
+    w = rule.window.seconds * 1000
+    what = _what(labels, rule.match, plural=True)
+    if isinstance(rule, ThresholdRule):
+        current = _group(state, rule, labels, clock - w)
+        thr = rule.threshold_for(state.zone)
+        count = len(current)
+        summary = (
+            f"{count} {what} in zone {state.zone} within {rule.window} (threshold {thr})"
+            if count >= thr
+            else f"{count} {what} in zone {state.zone} within {rule.window}, "
+            f"below the threshold of {thr}"
+        )
+        return _Check(
+            count >= thr, float(count), float(thr), thr, _recent_ids(current), summary + "."
+        )
+    windows = rule.baseline_windows
+    if state.since is not None:
+        windows = min(windows, max(0, (clock - w - state.since) // w))
+    if windows == 0:
+        return None
+    entries = _group(state, rule, labels, clock - w - windows * w)
+    current = [e for e in entries if e.ts > clock - w]
+    count = len(current)
+    mean = (len(entries) - count) / windows
+    level = max(rule.factor * mean, float(rule.min_count))
+    # count >= factor x mean and count >= min_count, immune to float noise in the product
+    needed = max(math.ceil(rule.factor * mean - 1e-9), rule.min_count)
+    holds = count >= needed
+    base = rule.baseline if windows == rule.baseline_windows else f"{windows}x{rule.window}"
+    if mean > 0:
+        history = (
+            f"{count / mean:.1f}x the mean of {mean:.1f} per {rule.window} over the previous {base}"
+        )
+    else:
+        history = f"none in the previous {base}"
+    summary = (
+        f"{count} {what} in zone {state.zone} within {rule.window}, {history} "
+        f"(alert at {rule.factor:g}x the mean and at least {rule.min_count})"
+    )
+    if not holds:
+        summary = f"{summary}; below the escalation level"
+    return _Check(holds, float(count), round(level, 3), needed, _recent_ids(current), summary + ".")
+
+
+# -- resolution -------------------------------------------------------------------------
+
+
+def _resolve(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
+    assert state.clock is not None
+    clock = state.clock
+    events: list[AlertEvent] = []
+    for fp, active in sorted(state.active.items(), key=lambda kv: kv[1].event.starts_at):
+        event = active.event
+        rule = rules.rule(event.rule)
+        ends_at: int | None = None
+        summary = ""
+        if rule is None or rule.kind != active.kind or not _labels_fit(rule, event):
+            ends_at = clock
+            summary = f"Resolved: rule {event.rule} was removed, disabled or changed."
+        elif isinstance(rule, IncidentRule | QuietBrokenRule):
+            until = active.hold_until if active.hold_until is not None else clock
+            if clock >= until:
+                ends_at = until
+                if isinstance(rule, IncidentRule):
+                    n = active.matches
+                    summary = (
+                        f"Resolved: no new incident matching {rule.name} in zone {state.zone} "
+                        f"for {rule.hold} ({n} matching incident{'s' if n != 1 else ''} "
+                        f"in this alert)."
+                    )
+                else:
+                    summary = (
+                        f"Resolved {rule.hold} after the quiet period in zone {state.zone} "
+                        f"was broken."
+                    )
+        else:
+            check = _check(rule, state, event.labels)
+            if check is None:
+                continue
+            if check.holds:
+                active.event = event.model_copy(
+                    update={
+                        "value": check.value,
+                        "threshold": check.threshold,
+                        "incident_ids": check.ids,
+                    }
+                )
+                continue
+            ends_at = clock
+            event = event.model_copy(update={"value": check.value, "threshold": check.threshold})
+            summary = f"Resolved: {check.summary}"
+        if ends_at is None:
+            continue
+        resolved = event.model_copy(
+            update={
+                "status": "resolved",
+                "ends_at": from_ms(max(ends_at, to_ms(event.starts_at))),
+                "summary": summary,
+            }
+        )
+        del state.active[fp]
+        events.append(resolved)
+    return events
+
+
+# -- words -------------------------------------------------------------------------------
+
+
+def _human(code: str) -> str:
+    return code.replace("_", " ")
+
+
+def _when(ms: int) -> str:
+    return from_ms(ms).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _hours(ms: int) -> str:
+    h = ms / 3_600_000
+    return f"{h:.0f} h" if h >= 10 else f"{h:.1f} h"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
+    """'incidents of heavy weapons fire by az' for a label group."""
+    noun = "incidents" if plural else "incident"
+    if "category" in labels:
+        noun += f" of {_human(labels['category'])}"
+    elif match.category is not None and len(match.category) == 1:
+        noun += f" of {_human(match.category[0])}"
+    if "party" in labels:
+        noun += f" by {labels['party']}"
+    return noun
+
+
+def _incident_text(i: Incident) -> str:
+    text = f"{_human(str(i.category))} by {i.perpetrator}"
+    if str(i.target) != "unknown":
+        text += f" against {i.target}"
+    text += f" in zone {i.zone}"
+    if i.place:
+        text += f" ({i.place})"
+    text += f" at {_when(to_ms(i.occurred_at))}"
+    casualties = []
+    if i.killed:
+        casualties.append(f"{i.killed} killed")
+    if i.wounded:
+        casualties.append(f"{i.wounded} wounded")
+    if casualties:
+        text += ", " + " and ".join(casualties) + (" (civilians)" if i.civilian else "")
+    text += f", {i.verification} by {i.source}"
+    return text

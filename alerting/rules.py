@@ -1,0 +1,408 @@
+"""The alert rule file: pydantic models, durations, and a loader with readable errors.
+
+A rule file is YAML:
+
+    version: 1
+    rules:
+      - name: zone-surge
+        kind: threshold
+        window: 1h
+        threshold: 10
+        severity: high
+
+Four rule kinds (`incident`, `threshold`, `escalation`, `quiet_broken`) share a
+`name`, a `severity`, an optional `match` block (which incidents the rule looks at)
+and `group_by` (which labels an alert carries; `zone` always). See docs/alerting.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from schemas.codes import Category, Party, Severity, Verification
+from schemas.incident import CIVILIANS
+
+#: The rule set that ships with the project.
+DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
+
+#: Labels a rule may group by. `zone` is always among them.
+GROUP_LABELS: tuple[str, ...] = ("zone", "party", "category")
+
+#: Default bound on the incidents one zone's alert state remembers (see docs/alerting.md).
+DEFAULT_MAX_INCIDENTS_PER_ZONE = 2000
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_KINDS = ("incident", "threshold", "escalation", "quiet_broken")
+
+
+class RuleFileError(ValueError):
+    """The rule file cannot be used; the message names the file, the rule and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A positive duration as written in the rule file (`30m`, `1h`, `24h`, `7d`)."""
+
+    text: str
+    seconds: int
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def timedelta(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise ValueError(
+                f"a duration must be a number with a unit (30m, 1h, 24h, 7d), not {value!r}"
+            )
+        m = _DURATION.match(value)
+        if m is None:
+            raise ValueError(
+                f"invalid duration {value!r}; use a number and a unit: s, m, h, d or w "
+                "(e.g. 30m, 1h, 24h, 7d)"
+            )
+        seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        if seconds <= 0:
+            raise ValueError(f"duration {value!r} must be positive")
+        return cls(f"{int(m.group(1))}{m.group(2)}", seconds)
+
+
+DurationField = Annotated[
+    Duration,
+    BeforeValidator(Duration.parse),
+    PlainSerializer(str, return_type=str),
+]
+
+GroupLabel = Literal["zone", "party", "category"]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Match(BaseModel):
+    """Conditions an incident must meet for a rule to consider it. All given ones must hold;
+    a list matches any of its values."""
+
+    model_config = _STRICT
+
+    category: list[Category] | None = None
+    zone: list[Annotated[str, Field(min_length=1)]] | None = None
+    #: The alleged perpetrator's party code.
+    party: list[Party] | None = None
+    #: The target: a party code or `civilians`.
+    target: list[str] | None = None
+    verification: list[Verification] | None = None
+    min_severity: Severity | None = None
+    min_killed: Annotated[int, Field(ge=0)] = 0
+    min_wounded: Annotated[int, Field(ge=0)] = 0
+    #: killed + wounded at least this many.
+    min_casualties: Annotated[int, Field(ge=0)] = 0
+    #: Only incidents whose casualties are (true) or are not (false) civilians.
+    civilian: bool | None = None
+
+    @field_validator("category", "zone", "party", "target", "verification")
+    @classmethod
+    def _non_empty(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list matches nothing; leave the condition out instead")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: list[str] | None) -> list[str] | None:
+        allowed = [p.value for p in Party] + [CIVILIANS]
+        for t in value or []:
+            if t not in allowed:
+                raise ValueError(f"unknown target {t!r}; use one of {', '.join(allowed)}")
+        return value
+
+
+class _RuleBase(BaseModel):
+    model_config = _STRICT
+
+    name: str
+    description: str | None = None
+    #: Set to false to keep a rule in the file without evaluating it.
+    enabled: bool = True
+    severity: Severity
+    match: Match = Field(default_factory=Match)
+    group_by: list[GroupLabel] = Field(default_factory=lambda: list[GroupLabel](["zone"]))
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"rule name {value!r} must be 1-63 lowercase letters, digits, '-' or '_'"
+            )
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _zone_first(cls, value: list[GroupLabel]) -> list[GroupLabel]:
+        if len(set(value)) != len(value):
+            raise ValueError("group_by lists a label twice")
+        # Labels always include the zone; keep a canonical order.
+        present: set[str] = {*value, "zone"}
+        order: tuple[GroupLabel, ...] = ("zone", "party", "category")
+        return [label for label in order if label in present]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.group_by)
+
+
+class IncidentRule(_RuleBase):
+    """Fires on a single matching incident; resolves `hold` after the last matching one."""
+
+    kind: Literal["incident"]
+    hold: DurationField = Field(default_factory=lambda: Duration.parse("6h"))
+    #: Late incidents that occurred longer ago than this do not fire (default: `hold`).
+    max_age: DurationField | None = None
+    #: When set, an incident with anyone killed raises the alert to this severity
+    #: (the alert then carries a `severity` label, so each severity is its own alert).
+    severity_when_killed: Severity | None = None
+
+    @property
+    def max_age_seconds(self) -> int:
+        return (self.max_age or self.hold).seconds
+
+
+class ThresholdRule(_RuleBase):
+    """Fires when the matching incidents in `window` reach `threshold` for one label group."""
+
+    kind: Literal["threshold"]
+    window: DurationField
+    threshold: Annotated[int, Field(ge=1)]
+    #: Per-zone thresholds, zone code -> threshold.
+    overrides: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+    def threshold_for(self, zone: str) -> int:
+        return self.overrides.get(zone, self.threshold)
+
+
+class EscalationRule(_RuleBase):
+    """Fires when the count in `window` is at least `factor` times the mean count of the
+    trailing `baseline` (split into windows of the same length) and at least `min_count`."""
+
+    kind: Literal["escalation"]
+    window: DurationField
+    baseline: DurationField
+    factor: Annotated[float, Field(gt=0)]
+    min_count: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _whole_windows(self) -> EscalationRule:
+        if self.baseline.seconds % self.window.seconds != 0:
+            raise ValueError(
+                f"baseline {self.baseline} must be a whole number of windows of {self.window}"
+            )
+        return self
+
+    @property
+    def baseline_windows(self) -> int:
+        return self.baseline.seconds // self.window.seconds
+
+
+class QuietBrokenRule(_RuleBase):
+    """Fires on the first matching incident of a label group after `quiet` without one;
+    resolves `hold` later."""
+
+    kind: Literal["quiet_broken"]
+    quiet: DurationField
+    hold: DurationField = Field(default_factory=lambda: Duration.parse("6h"))
+    #: Late incidents that occurred longer ago than this do not fire (default: `hold`).
+    max_age: DurationField | None = None
+
+    @property
+    def max_age_seconds(self) -> int:
+        return (self.max_age or self.hold).seconds
+
+
+AnyRule = IncidentRule | ThresholdRule | EscalationRule | QuietBrokenRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
+
+
+class RuleSet(BaseModel):
+    """A validated rule file."""
+
+    model_config = _STRICT
+
+    version: Literal[1] = 1
+    #: Bound on the incidents one zone's state remembers; the oldest go first beyond it.
+    max_incidents_per_zone: Annotated[int, Field(ge=100)] = DEFAULT_MAX_INCIDENTS_PER_ZONE
+    rules: list[Rule]
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, value: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for rule in value:
+            if rule.name in seen:
+                raise ValueError(f"rule name {rule.name!r} is used twice")
+            seen.add(rule.name)
+        return value
+
+    @model_validator(mode="after")
+    def _counts_fit(self) -> RuleSet:
+        cap = self.max_incidents_per_zone
+        for r in self.rules:
+            counts: list[int] = []
+            if isinstance(r, ThresholdRule):
+                counts = [r.threshold, *r.overrides.values()]
+            elif isinstance(r, EscalationRule):
+                counts = [r.min_count]
+            if counts and max(counts) > cap:
+                raise ValueError(
+                    f"rule {r.name!r} needs {max(counts)} incidents, more than "
+                    f"max_incidents_per_zone ({cap}) lets a zone remember"
+                )
+        return self
+
+    def rule(self, name: str) -> AnyRule | None:
+        """The enabled rule called `name`, if any."""
+        for r in self.rules:
+            if r.name == name and r.enabled:
+                return r
+        return None
+
+    @property
+    def active_rules(self) -> list[AnyRule]:
+        return [r for r in self.rules if r.enabled]
+
+    @property
+    def retention_seconds(self) -> int:
+        """How far back (event time, before the state's clock) incidents can still matter."""
+        longest = 0
+        for r in self.active_rules:
+            if isinstance(r, IncidentRule):
+                longest = max(longest, r.max_age_seconds)
+            elif isinstance(r, ThresholdRule):
+                longest = max(longest, r.window.seconds)
+            elif isinstance(r, EscalationRule):
+                longest = max(longest, r.window.seconds + r.baseline.seconds)
+            else:
+                longest = max(longest, r.quiet.seconds, r.max_age_seconds)
+        return longest
+
+    def zones_named(self) -> set[str]:
+        """Every zone code the rules mention (in `match.zone` and `overrides`)."""
+        zones: set[str] = set()
+        for r in self.rules:
+            zones.update(r.match.zone or [])
+            if isinstance(r, ThresholdRule):
+                zones.update(r.overrides)
+        return zones
+
+
+def load_rules(path: Path | None, *, known_zones: Collection[str] | None = None) -> RuleSet:
+    """Read and validate a rule file (`None`: the shipped default rules).
+
+    With `known_zones` (the zone catalogue's codes), a rule naming any other zone is an
+    error too. Raises `RuleFileError` with a message naming the file, rule and field."""
+    source = path if path is not None else DEFAULT_RULES_PATH
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RuleFileError(f"rule file {source}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleFileError(f"rule file {source}: cannot read it: {exc}") from None
+    return parse_rules(text, source=str(source), known_zones=known_zones)
+
+
+def parse_rules(
+    text: str, *, source: str = "<rules>", known_zones: Collection[str] | None = None
+) -> RuleSet:
+    """Validate rule-file text; see `load_rules`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleFileError(f"rule file {source}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise RuleFileError(f"rule file {source}: the file is empty; it needs a `rules:` list")
+    if not isinstance(data, dict):
+        raise RuleFileError(
+            f"rule file {source}: the top level must be a mapping with a `rules:` list, "
+            f"not {type(data).__name__}"
+        )
+    try:
+        ruleset = RuleSet.model_validate(data)
+    except ValidationError as exc:
+        raise RuleFileError(_describe(exc, data, source)) from None
+    if known_zones is not None:
+        unknown = sorted(ruleset.zones_named() - set(known_zones))
+        if unknown:
+            raise RuleFileError(
+                f"rule file {source}: unknown zone(s) {', '.join(map(repr, unknown))}; "
+                f"the zone catalogue has {', '.join(sorted(known_zones))}"
+            )
+    return ruleset
+
+
+def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        where = ""
+        raw_rules = data.get("rules")
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            index = loc[1]
+            raw = raw_rules[index] if isinstance(raw_rules, list) else None
+            name = raw.get("name") if isinstance(raw, dict) else None
+            where = f"rule {name!r} (rules[{index}])" if name else f"rules[{index}]"
+            loc = loc[2:]
+            # A discriminated union puts the kind into the location; it says nothing here.
+            if loc and loc[0] in _KINDS:
+                loc = loc[1:]
+        field = ".".join(str(part) for part in loc)
+        message = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            field = field or "kind"
+            given = err.get("input", {}).get("kind") if isinstance(err.get("input"), dict) else None
+            message = f"unknown rule kind {given!r}; use one of {', '.join(_KINDS)}"
+        elif err["type"] == "union_tag_not_found":
+            field = field or "kind"
+            message = f"missing `kind`; use one of {', '.join(_KINDS)}"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/alerting.md)"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        else:
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            given = err.get("input")
+            if isinstance(given, str | int | float) and repr(given) not in message:
+                message += f" (got {given!r})"
+        parts = [p for p in (where, field) if p]
+        lines.append(f"{': '.join(parts) or 'file'}: {message}")
+    head = f"rule file {source}: {len(lines)} error{'s' if len(lines) != 1 else ''}"
+    return head + "\n  " + "\n  ".join(lines)

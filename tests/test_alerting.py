@@ -1,0 +1,775 @@
+"""The alerting core: rule files, each rule kind firing and resolving, de-duplication,
+state round-trips and backtesting. Pure: no broker, no clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from alerting.backtest import backtest, render_backtest
+from alerting.engine import (
+    ZoneState,
+    evaluate_batch,
+    evaluate_incident,
+    evaluate_time,
+    fingerprint,
+    next_deadline,
+)
+from alerting.rules import RuleFileError, RuleSet, load_rules, parse_rules
+from schemas.alert import AlertEvent
+from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Party
+from schemas.incident import Incident, incident_id_for
+from schemas.report import Report
+from schemas.validation import validate_report
+
+pytestmark = pytest.mark.timeout(30)
+
+T0 = datetime(2021, 5, 12, 10, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+D = timedelta(days=1)
+
+_ids = itertools.count(1)
+
+SEVERITY = {
+    "small_arms_fire": "medium",
+    "heavy_weapons_fire": "high",
+    "drone_strike": "high",
+    "obstruction_of_movement": "medium",
+    "attack_on_peacekeepers": "critical",
+    "airspace_violation": "low",
+}
+
+
+def inc(
+    at: datetime,
+    zone: str = "shusha",
+    category: str = "small_arms_fire",
+    party: str = "az",
+    killed: int = 0,
+    wounded: int = 0,
+    incident_id: str | None = None,
+) -> Incident:
+    severity = SEVERITY.get(category, "medium")
+    if killed:
+        severity = "critical"
+    elif wounded and severity in ("low", "medium"):
+        severity = "high"
+    return Incident(
+        incident_id=incident_id or f"inc-{next(_ids)}",
+        report_id="r",
+        source="pkf-op-1",
+        source_type="observation_post",
+        occurred_at=at,
+        reported_at=at,
+        received_at=at,
+        zone=zone,
+        lat=39.76,
+        lon=46.75,
+        category=category,
+        provision="complete ceasefire",
+        perpetrator=party,
+        target="am",
+        killed=killed,
+        wounded=wounded,
+        severity=severity,
+        verification="observed",
+    )
+
+
+def rules_of(text: str) -> RuleSet:
+    return parse_rules(text, source="test.yaml")
+
+
+def run(
+    rules: RuleSet, state: ZoneState, incidents: list[Incident], *, now: datetime | None = None
+) -> list[AlertEvent]:
+    """Evaluate incidents one by one, each at its own event time (or at `now`)."""
+    events: list[AlertEvent] = []
+    for i in incidents:
+        events += evaluate_incident(rules, state, i, now or i.occurred_at)
+    return events
+
+
+def firing(events: list[AlertEvent]) -> list[AlertEvent]:
+    return [e for e in events if e.status == "firing"]
+
+
+def resolved(events: list[AlertEvent]) -> list[AlertEvent]:
+    return [e for e in events if e.status == "resolved"]
+
+
+DEFAULT = load_rules(None)
+
+SURGE = rules_of(
+    """
+rules:
+  - name: surge
+    kind: threshold
+    window: 1h
+    threshold: 10
+    overrides: {lachin-corridor: 3}
+    severity: high
+"""
+)
+
+
+# -- the rule file -----------------------------------------------------------------------
+
+
+def test_default_rules_have_the_contract_names_and_thresholds() -> None:
+    names = [r.name for r in DEFAULT.rules]
+    assert names == [
+        "casualties",
+        "attack-on-peacekeepers",
+        "heavy-weapons",
+        "corridor-obstruction",
+        "zone-surge",
+        "escalation",
+        "quiet-broken",
+    ]
+    by = {r.name: r for r in DEFAULT.rules}
+    surge = by["zone-surge"]
+    assert surge.kind == "threshold"
+    assert (surge.window.seconds, surge.threshold, surge.severity) == (3600, 10, "high")
+    esc = by["escalation"]
+    assert esc.kind == "escalation"
+    assert (esc.window.seconds, esc.baseline.seconds, esc.factor, esc.min_count) == (
+        86_400,
+        7 * 86_400,
+        3,
+        5,
+    )
+    quiet = by["quiet-broken"]
+    assert quiet.kind == "quiet_broken"
+    assert (quiet.quiet.seconds, quiet.severity) == (72 * 3600, "medium")
+    assert by["attack-on-peacekeepers"].severity == "critical"
+    assert by["corridor-obstruction"].match.zone == ["lachin-corridor"]
+    assert DEFAULT.retention_seconds == 8 * 86_400
+
+
+def test_default_rules_name_only_catalogue_zones() -> None:
+    from streams.classify.zones import ZoneCatalogue
+
+    load_rules(None, known_zones=ZoneCatalogue.load().ids)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "rules:\n  - {name: a, kind: threshold, window: 1 hour, threshold: 3, severity: high}",
+            "rule 'a' (rules[0]): window: invalid duration '1 hour'",
+        ),
+        (
+            "rules:\n  - {name: a, kind: threshold, window: 60, threshold: 3, severity: high}",
+            "rule 'a' (rules[0]): window: a duration must be a number with a unit",
+        ),
+        (
+            "rules:\n  - {name: a, kind: threshold, window: 1h, threshold: 0, severity: high}",
+            "rule 'a' (rules[0]): threshold: Input should be greater than or equal to 1",
+        ),
+        (
+            "rules:\n  - {name: a, kind: thresold, window: 1h, threshold: 3, severity: high}",
+            "rule 'a' (rules[0]): kind: unknown rule kind 'thresold'; use one of incident",
+        ),
+        (
+            "rules:\n  - {name: a, kind: incident, severity: high, hodl: 6h}",
+            "rule 'a' (rules[0]): hodl: unknown field",
+        ),
+        (
+            "rules:\n  - {name: a, kind: incident, severity: urgent}",
+            "rule 'a' (rules[0]): severity: Input should be 'low', 'medium', 'high' or "
+            "'critical' (got 'urgent')",
+        ),
+        (
+            "rules:\n  - {name: a, kind: incident, severity: high, match: {category: [shelling]}}",
+            "rule 'a' (rules[0]): match.category.0: Input should be",
+        ),
+        (
+            "rules:\n  - {name: a, kind: incident, severity: high}\n"
+            "  - {name: a, kind: incident, severity: low}",
+            "rules: rule name 'a' is used twice",
+        ),
+        (
+            "rules:\n  - {kind: incident, severity: high}",
+            "rules[0]: name: required field is missing",
+        ),
+        (
+            "rules:\n  - {name: e, kind: escalation, window: 24h, baseline: 36h, factor: 3,"
+            " min_count: 5, severity: high}",
+            "rule 'e' (rules[0]): baseline 36h must be a whole number of windows of 24h",
+        ),
+        (
+            "max_incidents_per_zone: 100\nrules:\n  - {name: big, kind: threshold, window: 1h,"
+            " threshold: 500, severity: high}",
+            "rule 'big' needs 500 incidents, more than max_incidents_per_zone (100)",
+        ),
+        ("rules: [\n  - name: a", "not valid YAML at line"),
+        ("", "the file is empty"),
+        ("- a\n- b", "the top level must be a mapping"),
+        ("rulez: []", "rulez: unknown field"),
+    ],
+)
+def test_rule_file_errors_name_the_rule_and_field(text: str, expected: str) -> None:
+    with pytest.raises(RuleFileError) as err:
+        parse_rules(text, source="my-rules.yaml")
+    assert "my-rules.yaml" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_rule_file_missing_and_unknown_zones(tmp_path: Path) -> None:
+    with pytest.raises(RuleFileError, match=r"nope\.yaml: no such file"):
+        load_rules(tmp_path / "nope.yaml")
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  - {name: s, kind: threshold, window: 1h, threshold: 3, severity: high,"
+        " overrides: {lachin-coridor: 2}}\n"
+    )
+    assert load_rules(path).rules[0].name == "s"
+    with pytest.raises(RuleFileError, match=r"unknown zone\(s\) 'lachin-coridor'"):
+        load_rules(path, known_zones={"lachin-corridor", "shusha"})
+
+
+# -- incident rules ----------------------------------------------------------------------
+
+
+def test_incident_rule_fires_once_updates_and_resolves_after_hold() -> None:
+    state = ZoneState.new("shusha")
+    first = inc(T0, category="heavy_weapons_fire")
+    events = run(DEFAULT, state, [first])
+    assert [(e.rule, e.status, e.severity) for e in events] == [("heavy-weapons", "firing", "high")]
+    alert = events[0]
+    assert alert.labels == {"zone": "shusha"}
+    assert alert.fingerprint == fingerprint("heavy-weapons", {"zone": "shusha"})
+    assert alert.incident_ids == [first.incident_id]
+    assert alert.starts_at == T0
+    assert alert.window == "6h"
+    assert alert.summary.startswith("Heavy weapons fire by az against am in zone shusha at 2021")
+
+    # Two more within the hold: no new firing, the alert is updated and the hold extended.
+    second = inc(T0 + 2 * H, category="drone_strike")
+    third = inc(T0 + 4 * H, category="heavy_weapons_fire")
+    assert run(DEFAULT, state, [second, third]) == []
+    [current] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert current.value == 3
+    assert current.incident_ids == [first.incident_id, second.incident_id, third.incident_id]
+    assert current.alert_id == alert.alert_id
+
+    assert evaluate_time(DEFAULT, state, T0 + 9 * H) == []
+    assert next_deadline(DEFAULT, state) == T0 + 10 * H
+    done = evaluate_time(DEFAULT, state, T0 + 11 * H)
+    assert [(e.rule, e.status) for e in done] == [("heavy-weapons", "resolved")]
+    assert done[0].ends_at == T0 + 10 * H  # exactly `hold` after the latest match
+    assert done[0].alert_id == alert.alert_id
+    assert done[0].value == 3
+    assert state.firing() == []
+
+    # After resolution the next match is a new episode with a new id.
+    again = run(DEFAULT, state, [inc(T0 + 12 * H, category="drone_strike")])
+    assert [e.status for e in again] == ["firing"]
+    assert again[0].fingerprint == alert.fingerprint
+    assert again[0].alert_id != alert.alert_id
+
+
+def test_casualties_severity_critical_when_killed_as_its_own_alert() -> None:
+    state = ZoneState.new("loc-east")
+    wounded = inc(T0, zone="loc-east", wounded=2)
+    killed = inc(T0 + M, zone="loc-east", killed=1, wounded=1)
+    events = run(DEFAULT, state, [wounded, killed])
+    cas = [e for e in events if e.rule == "casualties"]
+    assert [(e.severity, e.labels) for e in cas] == [
+        ("high", {"zone": "loc-east", "severity": "high"}),
+        ("critical", {"zone": "loc-east", "severity": "critical"}),
+    ]
+    assert cas[0].fingerprint != cas[1].fingerprint
+    assert "1 killed and 1 wounded" in cas[1].summary
+    # No casualties: no casualties alert.
+    assert not [
+        e for e in run(DEFAULT, state, [inc(T0 + 2 * M, zone="loc-east")]) if e.rule == "casualties"
+    ]
+
+
+def test_attack_on_peacekeepers_and_corridor_obstruction() -> None:
+    corridor = ZoneState.new("lachin-corridor")
+    events = run(
+        DEFAULT,
+        corridor,
+        [
+            inc(T0, zone="lachin-corridor", category="obstruction_of_movement", party="az"),
+            inc(T0 + M, zone="lachin-corridor", category="attack_on_peacekeepers"),
+        ],
+    )
+    assert {(e.rule, e.severity) for e in events} == {
+        ("corridor-obstruction", "high"),
+        ("attack-on-peacekeepers", "critical"),
+    }
+    # Obstruction elsewhere is not a corridor obstruction.
+    other = ZoneState.new("loc-north")
+    assert (
+        run(DEFAULT, other, [inc(T0, zone="loc-north", category="obstruction_of_movement")]) == []
+    )
+
+
+def test_late_incident_fires_incident_rules_only_within_max_age() -> None:
+    state = ZoneState.new("shusha")
+    now = T0 + 10 * D
+    old = inc(now - 2 * D, category="heavy_weapons_fire")  # max_age 24h: history, no alert
+    assert run(DEFAULT, state, [old], now=now) == []
+    recent = inc(now - 20 * H, category="heavy_weapons_fire")
+    events = run(DEFAULT, state, [recent], now=now)
+    assert [e.rule for e in events] == ["heavy-weapons"]
+    assert events[0].starts_at == recent.occurred_at
+    # The hold runs from when the monitor saw it, not from when it occurred.
+    assert next_deadline(DEFAULT, state) == now + 6 * H
+
+
+# -- threshold rules ---------------------------------------------------------------------
+
+
+def test_threshold_fires_at_the_threshold_once_and_resolves_when_count_drops() -> None:
+    state = ZoneState.new("shusha")
+    burst = [inc(T0 + i * M) for i in range(9)]
+    assert run(SURGE, state, burst) == []
+    tenth = inc(T0 + 9 * M)
+    [alert] = run(SURGE, state, [tenth])
+    assert (alert.rule, alert.status, alert.value, alert.threshold, alert.window) == (
+        "surge",
+        "firing",
+        10,
+        10,
+        "1h",
+    )
+    assert alert.labels == {"zone": "shusha"}
+    assert alert.summary == "10 incidents in zone shusha within 1h (threshold 10)."
+    assert alert.starts_at == tenth.occurred_at
+    assert alert.incident_ids[-1] == tenth.incident_id
+
+    more = [inc(T0 + (10 + i) * M) for i in range(15)]
+    assert run(SURGE, state, more) == []  # one firing per fingerprint
+    [current] = state.firing()
+    assert current.value == 25
+    assert len(current.incident_ids) == 20  # at most 20, the most recent
+    assert current.incident_ids[-1] == more[-1].incident_id
+
+    # 25 incidents at T0 .. T0+24m: fewer than 10 remain once the 16th (T0+15m) leaves.
+    assert next_deadline(SURGE, state) == T0 + 15 * M + H
+    assert evaluate_time(SURGE, state, T0 + 15 * M + H - timedelta(seconds=1)) == []
+    [done] = evaluate_time(SURGE, state, T0 + 15 * M + H)
+    assert (done.status, done.value, done.ends_at) == ("resolved", 9, T0 + 15 * M + H)
+    assert done.alert_id == alert.alert_id
+    assert "below the threshold of 10" in done.summary
+
+
+def test_threshold_per_zone_override() -> None:
+    corridor = ZoneState.new("lachin-corridor")
+    events = run(SURGE, corridor, [inc(T0 + i * M, zone="lachin-corridor") for i in range(3)])
+    assert [(e.value, e.threshold) for e in events] == [(3, 3)]
+    shusha = ZoneState.new("shusha")
+    assert run(SURGE, shusha, [inc(T0 + i * M) for i in range(3)]) == []
+
+
+def test_threshold_grouped_by_party_labels_each_party() -> None:
+    rules = rules_of(
+        """
+rules:
+  - name: party-surge
+    kind: threshold
+    window: 1h
+    threshold: 3
+    group_by: [party]
+    match: {category: [small_arms_fire, heavy_weapons_fire]}
+    severity: medium
+"""
+    )
+    state = ZoneState.new("loc-north")
+    events = run(
+        rules,
+        state,
+        [
+            inc(T0, zone="loc-north", party="az"),
+            inc(T0 + M, zone="loc-north", party="am"),
+            inc(T0 + 2 * M, zone="loc-north", party="az", category="airspace_violation"),
+            inc(T0 + 3 * M, zone="loc-north", party="az", category="heavy_weapons_fire"),
+            inc(T0 + 4 * M, zone="loc-north", party="am"),
+            inc(T0 + 5 * M, zone="loc-north", party="az"),
+        ],
+    )
+    assert [(e.labels, e.value) for e in events] == [({"zone": "loc-north", "party": "az"}, 3)]
+    assert events[0].summary.startswith("3 incidents by az in zone loc-north within 1h")
+
+
+def test_late_incident_counts_only_in_the_current_window() -> None:
+    state = ZoneState.new("shusha")
+    now = T0 + 5 * D
+    # Nine current incidents, then a tenth that occurred yesterday: no surge.
+    run(SURGE, state, [inc(now - 30 * M + i * M) for i in range(9)], now=now)
+    assert run(SURGE, state, [inc(now - D)], now=now) == []
+    # A late one still inside the current hour completes it.
+    [alert] = run(SURGE, state, [inc(now - 50 * M)], now=now)
+    assert alert.value == 10
+    assert alert.starts_at == now
+
+
+# -- escalation --------------------------------------------------------------------------
+
+
+def test_escalation_fires_against_the_baseline_and_resolves() -> None:
+    rules = rules_of(
+        """
+rules:
+  - name: escalation
+    kind: escalation
+    window: 24h
+    baseline: 7d
+    factor: 3
+    min_count: 5
+    severity: high
+"""
+    )
+    state = ZoneState.new("loc-east", since=T0 - 30 * D)
+    now = T0 + 20 * D
+    # Baseline: 2 incidents a day in each of the 7 days before the current 24 h (mean 2).
+    history = [inc(now - D - d * D - h * H, zone="loc-east") for d in range(7) for h in (1, 2)]
+    assert run(rules, state, history, now=now) == []
+    # In the current day: 5 is enough for min_count but not 3x the mean of 2.
+    current = [inc(now - (10 - i) * M, zone="loc-east") for i in range(6)]
+    assert run(rules, state, current[:5], now=now) == []
+    [alert] = run(rules, state, current[5:], now=now)
+    assert (alert.value, alert.threshold, alert.starts_at) == (6, 6, now)
+    assert "3.0x the mean of 2.0 per 24h over the previous 7d" in alert.summary
+    assert alert.incident_ids == [i.incident_id for i in current]
+    # Two more: updated, not fired again.
+    more = [inc(now - 3 * M, zone="loc-east"), inc(now - 2 * M, zone="loc-east")]
+    assert run(rules, state, more, now=now) == []
+    assert state.firing()[0].value == 8
+    # Time passes; as the current day empties into the baseline, the alert resolves.
+    out: list[AlertEvent] = []
+    while (d := next_deadline(rules, state)) is not None:
+        out += evaluate_time(rules, state, d)
+    [done] = out
+    assert done.status == "resolved"
+    assert done.alert_id == alert.alert_id
+    # The oldest history leaves the baseline as the current incidents enter it: at
+    # current[1] + 24h, 6 remain against a mean of 14/7 (6 >= 6, holds); a minute later
+    # 5 remain against 15/7 (5 < 6.4).
+    assert done.ends_at == current[2].occurred_at + D
+    assert (done.value, done.threshold) == (5, round(3 * 15 / 7, 3))
+
+
+def test_escalation_needs_min_count_and_observed_baseline() -> None:
+    rules = DEFAULT
+    # Since observation began 2 days ago, only 1 baseline day is known (0 incidents).
+    state = ZoneState.new("tavush-border", since=T0 - 2 * D)
+    events = run(rules, state, [inc(T0 + i * H, zone="tavush-border") for i in range(4)])
+    assert not [e for e in events if e.rule == "escalation"]
+    events = run(rules, state, [inc(T0 + 4 * H, zone="tavush-border")])
+    [esc] = [e for e in events if e.rule == "escalation"]
+    assert "none in the previous 1x24h" in esc.summary
+    # Less than one full window observed: the baseline is unknown, nothing fires.
+    fresh = ZoneState.new("syunik-border", since=T0 - 12 * H)
+    events = run(rules, fresh, [inc(T0 + i * M, zone="syunik-border") for i in range(8)])
+    assert not [e for e in events if e.rule == "escalation"]
+
+
+# -- quiet broken ------------------------------------------------------------------------
+
+QUIET = rules_of(
+    """
+rules:
+  - name: quiet-broken
+    kind: quiet_broken
+    quiet: 72h
+    hold: 6h
+    max_age: 24h
+    severity: medium
+"""
+)
+
+
+def test_quiet_broken_fires_after_the_quiet_period_and_resolves_after_hold() -> None:
+    state = ZoneState.new("kalbajar-district")
+    z = "kalbajar-district"
+    # Never seen before and no known observation start: not "after a quiet period".
+    assert run(QUIET, state, [inc(T0, zone=z)]) == []
+    assert run(QUIET, state, [inc(T0 + 71 * H, zone=z)]) == []  # 71 h: not quiet enough
+    breaker = inc(T0 + 71 * H + 72 * H, zone=z)
+    [alert] = run(QUIET, state, [breaker])
+    assert (alert.rule, alert.severity, alert.value, alert.threshold) == (
+        "quiet-broken",
+        "medium",
+        72,
+        72,
+    )
+    assert alert.summary.startswith("First incident in zone kalbajar-district after 72 h of quiet")
+    assert alert.starts_at == breaker.occurred_at
+    assert run(QUIET, state, [inc(breaker.occurred_at + H, zone=z)]) == []
+    [done] = evaluate_time(QUIET, state, breaker.occurred_at + 7 * H)
+    assert (done.status, done.ends_at) == ("resolved", breaker.occurred_at + 6 * H)
+
+
+def test_quiet_broken_measures_from_observation_start_when_known() -> None:
+    state = ZoneState.new("gegharkunik-border", since=T0 - 4 * D)
+    [alert] = run(QUIET, state, [inc(T0, zone="gegharkunik-border")])
+    assert alert.value == 96
+    # An incident out of order (earlier than the latest seen) never breaks a quiet period.
+    assert run(QUIET, state, [inc(T0 - 3 * H, zone="gegharkunik-border")]) == []
+
+
+def test_quiet_broken_remembers_beyond_retention() -> None:
+    state = ZoneState.new("stepanakert")
+    run(QUIET, state, [inc(T0, zone="stepanakert")])
+    evaluate_time(QUIET, state, T0 + 30 * D)  # the index forgets the incident...
+    assert state.incidents == []
+    [alert] = run(QUIET, state, [inc(T0 + 30 * D, zone="stepanakert")])
+    assert alert.value == 30 * 24  # ...but not when the zone was last active
+
+
+# -- de-duplication, state and batches ---------------------------------------------------
+
+
+def test_same_incident_delivered_twice_changes_nothing() -> None:
+    state = ZoneState.new("shusha")
+    burst = [inc(T0 + i * M) for i in range(9)]
+    run(SURGE, state, burst)
+    # Re-deliveries of the nine: still nine, no surge.
+    assert run(SURGE, state, burst, now=T0 + 9 * M) == []
+    assert len(state.incidents) == 9
+    killed = inc(T0 + 9 * M, killed=1)
+    events = run(DEFAULT, state, [killed])
+    assert {e.rule for e in events} >= {"casualties", "zone-surge"}
+    before = json.dumps(state.to_json(), sort_keys=True)
+    assert run(DEFAULT, state, [killed, killed]) == []
+    assert json.dumps(state.to_json(), sort_keys=True) == before
+    [cas] = [a for a in state.firing() if a.rule == "casualties"]
+    assert cas.value == 1 and cas.incident_ids == [killed.incident_id]
+
+
+def _stream() -> list[Incident]:
+    """A day in two zones: a surge, casualties, heavy weapons, a quiet zone broken."""
+    out = []
+    for i in range(14):
+        out.append(inc(T0 + i * 3 * M, zone="lachin-corridor"))
+    out.append(inc(T0 + 50 * M, zone="lachin-corridor", killed=2))
+    out.append(inc(T0 + 2 * H, zone="shusha", category="heavy_weapons_fire"))
+    out.append(inc(T0 + 5 * H, zone="shusha", wounded=1))
+    for i in range(12):
+        out.append(inc(T0 + 8 * H + i * M, zone="shusha", category="drone_strike"))
+    out.append(inc(T0 + 4 * D, zone="lachin-corridor"))
+    return out
+
+
+def test_state_round_trips_mid_stream_without_refiring() -> None:
+    incidents = _stream()
+    plain = ZoneState.new("x")
+    assert ZoneState.from_json(plain.to_json()) == plain
+
+    baseline: list[AlertEvent] = []
+    live: dict[str, ZoneState] = {}
+    for i in incidents:
+        state = live.setdefault(i.zone, ZoneState.new(i.zone, since=T0 - 10 * D))
+        baseline += evaluate_incident(DEFAULT, state, i, i.occurred_at)
+
+    # Same stream, but the state is written out and read back (a restart) after each one,
+    # and every incident is delivered twice.
+    stored: dict[str, dict[str, object]] = {}
+    restarted: list[AlertEvent] = []
+    for i in incidents:
+        for _ in range(2):
+            raw = stored.get(i.zone)
+            state = (
+                ZoneState.from_json(json.loads(json.dumps(raw)))
+                if raw is not None
+                else ZoneState.new(i.zone, since=T0 - 10 * D)
+            )
+            restarted += evaluate_incident(DEFAULT, state, i, i.occurred_at)
+            stored[i.zone] = state.to_json()
+
+    assert [e.model_dump() for e in restarted] == [e.model_dump() for e in baseline]
+    per_fp = Counter((e.fingerprint, e.alert_id) for e in firing(restarted))
+    assert set(per_fp.values()) == {1}
+    rules_fired = {e.rule for e in firing(baseline)}
+    assert {"zone-surge", "casualties", "heavy-weapons", "quiet-broken"} <= rules_fired
+
+
+def test_batches_fire_what_one_by_one_fires() -> None:
+    incidents = _stream()
+    chunks = [incidents[i : i + 5] for i in range(0, len(incidents), 5)]
+    one: list[AlertEvent] = []
+    batched: list[AlertEvent] = []
+    singles: dict[str, ZoneState] = {}
+    batches: dict[str, ZoneState] = {}
+    for chunk in chunks:
+        now = max(i.occurred_at for i in chunk)  # e.g. the wall clock at the batch
+        for i in chunk:
+            s = singles.setdefault(i.zone, ZoneState.new(i.zone, since=T0 - 10 * D))
+            one += evaluate_incident(DEFAULT, s, i, now)
+        for zone in dict.fromkeys(i.zone for i in chunk):
+            s = batches.setdefault(zone, ZoneState.new(zone, since=T0 - 10 * D))
+            batched += evaluate_batch(DEFAULT, s, [i for i in chunk if i.zone == zone], now)
+    assert len(firing(one)) >= 5
+    # Same transitions, and the same alert ids: batching does not change identities.
+    assert Counter((e.rule, e.fingerprint, e.alert_id, e.status) for e in batched) == Counter(
+        (e.rule, e.fingerprint, e.alert_id, e.status) for e in one
+    )
+    assert {z: s.to_json()["active"].keys() for z, s in batches.items()} == {
+        z: s.to_json()["active"].keys() for z, s in singles.items()
+    }
+
+
+def test_removed_rule_resolves_its_alerts() -> None:
+    state = ZoneState.new("shusha")
+    run(DEFAULT, state, [inc(T0, category="heavy_weapons_fire")])
+    fewer = RuleSet(rules=[r for r in DEFAULT.rules if r.name != "heavy-weapons"])
+    [done] = evaluate_time(fewer, state, T0 + M)
+    assert (done.rule, done.status, done.ends_at) == ("heavy-weapons", "resolved", T0 + M)
+    assert "removed" in done.summary
+
+
+def test_wrong_zone_and_naive_time_are_errors() -> None:
+    state = ZoneState.new("shusha")
+    with pytest.raises(ValueError, match="not in this state's zone"):
+        evaluate_incident(DEFAULT, state, inc(T0, zone="loc-east"), T0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        evaluate_time(DEFAULT, state, datetime(2021, 5, 12, 10, 0))
+
+
+def test_state_is_bounded() -> None:
+    rules = RuleSet(rules=list(DEFAULT.rules), max_incidents_per_zone=100)
+    state = ZoneState.new("shusha")
+    run(rules, state, [inc(T0 + i * timedelta(seconds=10)) for i in range(250)])
+    assert len(state.incidents) == 100
+    assert state.incidents[0].ts < state.incidents[-1].ts
+    json.dumps(state.to_json())
+
+
+def test_alert_event_is_valid_and_serialises() -> None:
+    state = ZoneState.new("shusha")
+    [alert] = run(DEFAULT, state, [inc(T0, category="attack_on_peacekeepers")])
+    again = AlertEvent.model_validate_json(alert.model_dump_json())
+    assert again == alert
+    assert alert.ends_at is None
+
+
+# -- backtest ----------------------------------------------------------------------------
+
+PLACES = {"Shusha": ("shusha", 39.76, 46.75), "Lachin": ("lachin-corridor", 39.63, 46.55)}
+
+
+def fake_classify(report: Report, received_at: datetime) -> Incident:
+    """Enough classification for a backtest: the place names the zone."""
+    place = report.location.place or ""
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r}")
+    zone, lat, lon = PLACES[place]
+    casualties = report.casualties
+    killed = casualties.killed if casualties else 0
+    wounded = casualties.wounded if casualties else 0
+    base = inc(T0, zone=zone, category=str(report.category), killed=killed, wounded=wounded)
+    return base.model_copy(
+        update={
+            "incident_id": incident_id_for(report.source, report.report_id),
+            "report_id": report.report_id,
+            "source": report.source,
+            "occurred_at": report.occurred_at,
+            "reported_at": report.reported_at or received_at,
+            "received_at": received_at,
+            "lat": lat,
+            "lon": lon,
+            "place": place,
+            "perpetrator": Party.AZ,
+            "verification": VERIFICATION_BY_SOURCE_TYPE[report.source_type],
+        }
+    )
+
+
+def _report_line(n: int, at: datetime, place: str, category: str, killed: int = 0) -> str:
+    body: dict[str, object] = {
+        "report_id": f"r{n}",
+        "source": "pkf-op-7",
+        "source_type": "observation_post",
+        "occurred_at": at.isoformat(),
+        "location": {"place": place},
+        "category": category,
+        "perpetrator": "Azerbaijani Armed Forces",
+    }
+    if killed:
+        body["casualties"] = {"killed": killed}
+    return json.dumps(body)
+
+
+def test_backtest_over_a_small_file(tmp_path: Path) -> None:
+    lines = []
+    # Written out of order on purpose: the backtest sorts by event time.
+    for n, i in enumerate(reversed(range(11)), start=1):
+        lines.append(_report_line(n, T0 + i * 4 * M, "Lachin", "small_arms_fire"))
+    lines.append(_report_line(100, T0 + 2 * H, "Shusha", "heavy_weapons_fire", killed=1))
+    lines.append(_report_line(100, T0 + 2 * H, "Shusha", "heavy_weapons_fire", killed=1))  # dup
+    lines.append(_report_line(101, T0 + 3 * H, "Nowhere", "other"))
+    lines.append(_report_line(102, T0 + 4 * D, "Lachin", "engineering_works"))
+    path = tmp_path / "reports.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    reports = []
+    for raw in path.read_bytes().splitlines():
+        r = validate_report(raw, now=T0 + 30 * D)
+        assert isinstance(r, Report)
+        reports.append(r)
+    rejected: list[str] = []
+    events = backtest(
+        reports,
+        fake_classify,
+        DEFAULT,
+        on_error=lambda report, exc: rejected.append(report.report_id),
+    )
+    assert rejected == ["r101"]
+    got = [
+        (
+            e.status,
+            e.rule,
+            str(e.severity),
+            e.labels.get("zone"),
+            e.ends_at if e.status == "resolved" else e.starts_at,
+        )
+        for e in events
+    ]
+    # The data start at T0: with no baseline day observed yet, escalation cannot fire.
+    assert got == [
+        ("firing", "zone-surge", "high", "lachin-corridor", T0 + 36 * M),  # the tenth
+        ("resolved", "zone-surge", "high", "lachin-corridor", T0 + 4 * M + H),  # 9 left
+        ("firing", "casualties", "critical", "shusha", T0 + 2 * H),
+        ("firing", "heavy-weapons", "high", "shusha", T0 + 2 * H),
+        ("resolved", "casualties", "critical", "shusha", T0 + 8 * H),
+        ("resolved", "heavy-weapons", "high", "shusha", T0 + 8 * H),
+        ("firing", "quiet-broken", "medium", "lachin-corridor", T0 + 4 * D),
+        ("resolved", "quiet-broken", "medium", "lachin-corridor", T0 + 4 * D + 6 * H),
+    ]
+    surge = events[0]
+    assert surge.value == 10 and len(surge.incident_ids) == 10
+    assert [e.status for e in events].count("firing") == 4
+
+    console = Console(record=True, width=220, color_system=None)
+    render_backtest(events, console)
+    out = console.export_text()
+    for word in ("zone-surge", "casualties", "critical", "resolved", "zone=lachin-corridor"):
+        assert word in out
+    assert "Alerts per rule" in out
+    assert "10 / 10" in out
+
+
+def test_backtest_until_leaves_alerts_firing() -> None:
+    report = validate_report(_report_line(1, T0, "Shusha", "attack_on_peacekeepers").encode())
+    assert isinstance(report, Report)
+    reports = [report]
+    events = backtest(reports, fake_classify, DEFAULT, until=T0 + H)
+    assert [(e.rule, e.status) for e in events] == [("attack-on-peacekeepers", "firing")]
+    assert backtest([], fake_classify, DEFAULT) == []
+    console = Console(record=True, width=120, color_system=None)
+    render_backtest([], console)
+    assert "No alerts" in console.export_text()
