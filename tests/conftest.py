@@ -17,3 +17,7 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield b
     finally:
         b.stop()
+
+
+# A real Alertmanager (Debian's prometheus-alertmanager), shared with the stream tests.
+from tests.test_alerting_alertmanager import alertmanager  # noqa: E402, F401

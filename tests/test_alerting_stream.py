@@ -89,3 +89,25 @@ def test_alerts_fire_once_across_resends_and_a_restart(
         assert {a["rule"] for a in body["alerts"]} >= {"casualties", "zone-surge"}
     finally:
         worker.stop()
+
+
+def test_worker_delivers_alerts_to_a_real_alertmanager(
+    broker: EmbeddedBroker, tmp_path: Path, alertmanager: str
+) -> None:
+    import urllib.request
+
+    worker = Worker(broker, tmp_path, env={"CEASEFIRE_ALERTMANAGER_URL": alertmanager}).start()
+    try:
+        produce(broker.bootstrap, "ceasefire.reports", [report(500, killed=2)])
+
+        def casualty_alert() -> dict[str, Any] | None:
+            with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as resp:
+                alerts = json.loads(resp.read())
+            return next((a for a in alerts if a["labels"].get("alertname") == "casualties"), None)
+
+        alert = wait_for(casualty_alert, timeout=60, what="the casualties alert in Alertmanager")
+        assert alert["labels"]["zone"] == "loc-south"
+        assert alert["labels"]["severity"] == "critical"
+        assert worker.metric("ceasefire_alert_deliveries_total", {"outcome": "delivered"}) >= 1
+    finally:
+        worker.stop()

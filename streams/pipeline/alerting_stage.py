@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ALERT_TABLE = "alert-state"
 TICK_SECONDS = 5.0
+RESEND_SECONDS = 60.0
 RESOLVED_KEPT = 500
 
 
@@ -47,7 +49,9 @@ class AlertStage:
         self.partition_of: dict[str, int] = {}
         self.resolved: deque[AlertEvent] = deque(maxlen=RESOLVED_KEPT)
         self.ready = asyncio.Event()
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
+        self._delivery: asyncio.Task[None] | None = None
+        self._last_resend = 0.0
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
             if s.alertmanager_url
@@ -149,6 +153,18 @@ class AlertStage:
             for zone in changed:
                 self._save(zone)
             self._refresh_gauge()
+        if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
+            # Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min
+            # by default): keep telling it what is still firing.
+            self._last_resend = time.monotonic()
+            firing = [
+                a
+                for zone, state in self.states.items()
+                if self.partition_of.get(zone) in owned
+                for a in state.firing()
+            ]
+            if firing:
+                self._enqueue(firing)
 
     # -- output ---------------------------------------------------------------------------
     async def _publish(self, events: Iterable[AlertEvent]) -> None:
@@ -170,20 +186,27 @@ class AlertStage:
             else:
                 self.resolved.append(event)
         await asyncio.gather(*sends)
-        if self.alertmanager is not None:
-            # Delivery retries with backoff in the background; the stream does not wait.
-            task = asyncio.create_task(self._deliver(events))
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+        self._enqueue(events)
 
-    async def _deliver(self, events: list[AlertEvent]) -> None:
+    def _enqueue(self, events: list[AlertEvent]) -> None:
+        """Hand events to the one delivery task: in order, retried with backoff, and
+        without making the stream wait for Alertmanager."""
+        if self.alertmanager is None:
+            return
+        if self._delivery is None or self._delivery.done():
+            self._delivery = asyncio.create_task(self._deliver_forever())
+        self._outbox.put_nowait(events)
+
+    async def _deliver_forever(self) -> None:
         assert self.alertmanager is not None
-        try:
-            await self.alertmanager.send(events)
-            metrics.ALERT_DELIVERIES.labels("alertmanager", "delivered").inc(len(events))
-        except Exception as exc:  # the topic has the alert; report the failed delivery
-            metrics.ALERT_DELIVERIES.labels("alertmanager", "failed").inc(len(events))
-            log.error("alert delivery to Alertmanager failed: %s", exc)
+        while True:
+            events = await self._outbox.get()
+            try:
+                await self.alertmanager.send(events)
+                metrics.ALERT_DELIVERIES.labels("alertmanager", "delivered").inc(len(events))
+            except Exception as exc:  # the topic has the alert; count the failed delivery
+                metrics.ALERT_DELIVERIES.labels("alertmanager", "failed").inc(len(events))
+                log.error("alert delivery to Alertmanager failed: %s", exc)
 
     def _refresh_gauge(self) -> None:
         metrics.ALERTS_FIRING.clear()
