@@ -31,6 +31,7 @@ from rich.table import Table
 from streams.config import Settings
 
 PARTITIONS = 4
+LATENCY_RATE = 200.0
 
 
 @dataclass
@@ -236,6 +237,13 @@ def run_bench(
             with console.status(f"({stage}) {label} ..."):
                 results[stage] = run_stage(stage, settings, n, timeout)
         render(results, console)
+        with console.status(f"(d) report-to-alert latency at {LATENCY_RATE:.0f} reports/s ..."):
+            latencies = alert_latency(settings, rate=LATENCY_RATE, triggers=10, console=console)
+        console.print(
+            f"report-to-alert latency at {LATENCY_RATE:.0f} reports/s: "
+            f"p50 = {percentile(latencies, 0.5):.3f} s, p99 = {percentile(latencies, 0.99):.3f} s "
+            f"({len(latencies)} alerts)"
+        )
         return results
     finally:
         if broker is not None:
@@ -281,3 +289,121 @@ def stage_main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     stage_main(sys.argv[1:])
+
+
+# -- report-to-alert latency ------------------------------------------------------------
+def alert_latency(
+    settings: Settings, *, rate: float, triggers: int, console: Console
+) -> list[float]:
+    """Feed a steady stream at `rate` reports/s into a real worker process; every 2 s one
+    report with a death in a zone not alerted yet. Returns, per such report, the seconds
+    from its send to its `casualties` alert on the alert topic (read with kafka-python)."""
+    import threading
+    import urllib.request
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from schemas.incident import incident_id_for
+    from streams.classify.gazetteer import Gazetteer
+    from streams.classify.zones import ZoneCatalogue
+    from streams.tools.simulate import Simulator
+
+    zones, places = ZoneCatalogue.load(), Gazetteer.load()
+    points: dict[str, tuple[float, float]] = {}
+    for place in places.places:
+        points.setdefault(zones.locate(place.lat, place.lon), (place.lat, place.lon))
+    points.pop("outside", None)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CEASEFIRE_BROKER": settings.broker_url(),
+        "CEASEFIRE_TOPIC_PREFIX": settings.topic_prefix,
+        "CEASEFIRE_PARTITIONS": str(PARTITIONS),
+        "CEASEFIRE_APP_ID": f"bench-latency-{uuid.uuid4().hex[:6]}",
+        "CEASEFIRE_REBALANCE_TIMEOUT": "3",
+        "CEASEFIRE_SESSION_TIMEOUT": "6",
+        "CEASEFIRE_HEARTBEAT_INTERVAL": "1",
+        "CEASEFIRE_WEB_PORT": str(port),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError("the latency worker did not become ready") from None
+                time.sleep(0.3)
+        consumer = KafkaConsumer(
+            settings.alerts_topic,
+            bootstrap_servers=settings.bootstrap(),
+            auto_offset_reset="earliest",
+            group_id=None,
+            consumer_timeout_ms=200,
+        )
+
+        def listen() -> None:
+            while not stop.is_set():
+                for record in consumer:
+                    alert = json.loads(record.value)
+                    if alert["rule"] != "casualties" or alert["status"] != "firing":
+                        continue
+                    for iid in alert["incident_ids"]:
+                        if iid in sent_at:
+                            latencies.append(time.monotonic() - sent_at.pop(iid))
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap(), linger_ms=5)
+        sim = Simulator(3)
+        zone_points = list(points.values())[:triggers]
+        started = time.monotonic()
+        total = int(rate * 2 * len(zone_points))
+        for n, doc in enumerate(sim.reports(total, rate=rate)):
+            doc.pop("casualties", None)  # only the triggers carry deaths
+            if n % int(rate * 2) == 0 and n // int(rate * 2) < len(zone_points):
+                lat, lon = zone_points[n // int(rate * 2)]
+                doc = {
+                    **doc,
+                    "report_id": f"trigger-{n}",
+                    "location": {"lat": lat, "lon": lon},
+                    "casualties": {"killed": 1},
+                }
+                sent_at[incident_id_for(doc["source"], doc["report_id"])] = time.monotonic()
+            producer.send(settings.reports_topic, json.dumps(doc).encode())
+            ahead = (n + 1) / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.flush()
+        producer.close()
+        wait_until = time.monotonic() + 15
+        while sent_at and time.monotonic() < wait_until:
+            time.sleep(0.2)
+        console.print(
+            f"latency: {len(latencies)} alerts measured, {len(sent_at)} triggers without an alert"
+        )
+    finally:
+        stop.set()
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    return sorted(latencies)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return sorted(values)[k]

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         """Internal: accepted reports re-keyed by (source, report_id)."""
         return self.topic("reports.accepted")
 
+    @property
+    def zone_packs_topic(self) -> str:
+        """Internal: new incidents packed by zone, for the alerting stage."""
+        return self.topic("incidents.by-zone")
+
     def web_url(self) -> str:
         return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 

@@ -44,6 +44,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, n, {"retention.ms": keep}),
         TopicSpec(settings.keyed_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.incidents_topic, n, {"retention.ms": keep}),
+        TopicSpec(settings.zone_packs_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.alerts_topic, n, {"retention.ms": keep}),
     ]
 

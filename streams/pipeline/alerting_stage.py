@@ -1,4 +1,4 @@
-"""The alerting stage: incidents (keyed by zone) -> rule engine -> alert events.
+"""The alerting stage: new incidents, packed by zone -> rule engine -> alert events.
 
 Thin wiring around `alerting.engine`: per-zone state lives in memory and in the
 changelog of the Faust table `alert-state` (one write per zone per batch); after every
@@ -28,6 +28,7 @@ from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from streams import metrics
 from streams.kafka.offsets import read_partitions
+from streams.pipeline.packs import unpack
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -59,7 +60,7 @@ class AlertStage:
         )
         app = monitor.app
         self.topic = app.topic(
-            s.incidents_topic,
+            s.zone_packs_topic,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -75,7 +76,7 @@ class AlertStage:
 
     # -- state ------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
-        topic = self.monitor.settings.incidents_topic
+        topic = self.monitor.settings.zone_packs_topic
         return {
             tp.partition for tp in self.monitor.app.assignor.assigned_actives() if tp.topic == topic
         }
@@ -116,13 +117,14 @@ class AlertStage:
             await self.ready.wait()
             by_zone: dict[str, list[Incident]] = {}
             for e in events:
-                try:
-                    incident = Incident.model_validate_json(e.value)
-                except ValueError as exc:  # not ours: someone else wrote to the topic
-                    log.error("skipping undecodable incident at %s: %s", e.message.tp, exc)
-                    continue
-                by_zone.setdefault(incident.zone, []).append(incident)
-                self.partition_of[incident.zone] = e.message.partition
+                for raw in unpack(e.value):
+                    try:
+                        incident = Incident.model_validate_json(raw)
+                    except ValueError as exc:  # not ours: someone else wrote to the topic
+                        log.error("skipping undecodable incident at %s: %s", e.message.tp, exc)
+                        continue
+                    by_zone.setdefault(incident.zone, []).append(incident)
+                    self.partition_of[incident.zone] = e.message.partition
             now = datetime.now(UTC)
             out: list[AlertEvent] = []
             for zone, incidents in by_zone.items():

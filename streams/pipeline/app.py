@@ -20,6 +20,7 @@ from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
+from streams.pipeline.packs import packs
 from streams.tallies.ledger import encode_entry, entry_key
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class Monitor:
             now = time.time()
             grouped = decode_packs((e.message.partition, e.value) for e in events)
             last_offset = {e.message.partition: e.message.offset for e in events}
+            by_zone: list[tuple[bytes, bytes]] = []
             for p, items in grouped.items():
                 part = self.index.partition(p)
                 fresh = []
@@ -175,9 +177,9 @@ class Monitor:
                         continue
                     fresh.append(counted)
                     observe(incident, now)
-                    sends.append(
-                        await producer.send(s.incidents_topic, raw, key=incident["zone"].encode())
-                    )
+                    zone = incident["zone"].encode()
+                    by_zone.append((zone, raw))
+                    sends.append(await producer.send(s.incidents_topic, raw, key=zone))
                 if fresh:
                     # Incidents are acknowledged before the ledger records them as counted,
                     # so a crash in between re-publishes (at least once) rather than loses.
@@ -185,6 +187,14 @@ class Monitor:
                     self.ledger.send_changelog(
                         p, entry_key(p, last_offset[p]).encode(), encode_entry(fresh)
                     )
+            if by_zone:
+                zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
+                await asyncio.gather(
+                    *[
+                        await producer.send(s.zone_packs_topic, pack, partition=zp)
+                        for zp, pack in packs(by_zone, zone_partitions)
+                    ]
+                )
 
     # -- timers ------------------------------------------------------------------------
     async def _refresh_window_gauges(self) -> None:

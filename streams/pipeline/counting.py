@@ -21,6 +21,7 @@ from typing import Any
 
 from schemas.report import report_key
 from streams import metrics
+from streams.pipeline.packs import unpack
 from streams.tallies.counted import Counted
 from streams.tallies.ledger import decode_entry, entry_partition
 from streams.tallies.state import PartitionTally
@@ -82,7 +83,7 @@ def decode_packs(
     grouped: dict[int, list[tuple[str, dict[str, Any], bytes]]] = defaultdict(list)
     for partition, pack in packs:
         out = grouped[partition]
-        for raw in pack.split(b"\n"):
+        for raw in unpack(pack):
             incident = json.loads(raw)
             out.append((report_key(incident["source"], incident["report_id"]), incident, raw))
     return grouped

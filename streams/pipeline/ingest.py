@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codes import RejectReason
 from schemas.report import Report, report_key
@@ -31,12 +30,10 @@ from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter
+from streams.pipeline.packs import packs
 
 log = logging.getLogger(__name__)
 
-#: Incidents per message on the keyed topic. Packing is what keeps Faust's per-event
-#: cost per pack rather than per report; 256 incidents stay far below 1 MB.
-PACK_SIZE = 256
 #: Seconds between updates of the consumer-lag gauge.
 LAG_INTERVAL = 5.0
 
@@ -87,7 +84,6 @@ class Ingest:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._keyed_partitions_cache: list[int] | None = None
-        self._partitioner = DefaultPartitioner()
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
 
@@ -181,10 +177,12 @@ class Ingest:
 
     async def _keyed_partitions(self) -> list[int]:
         if self._keyed_partitions_cache is None:
-            assert self.producer is not None
-            parts = await self.producer.partitions_for(self.settings.keyed_topic)
-            self._keyed_partitions_cache = sorted(parts)
+            self._keyed_partitions_cache = await self.partitions_of(self.settings.keyed_topic)
         return self._keyed_partitions_cache
+
+    async def partitions_of(self, topic: str) -> list[int]:
+        assert self.producer is not None
+        return sorted(await self.producer.partitions_for(topic))
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         assert self.producer is not None and self.consumer is not None
@@ -192,7 +190,7 @@ class Ingest:
         sends: list[asyncio.Future[Any]] = []
         offsets: dict[TopicPartition, int] = {}
         partitions = await self._keyed_partitions()
-        packs: dict[int, list[bytes]] = {}
+        accepted: list[tuple[bytes, bytes]] = []
         for tp, records in batches.items():
             for record in records:
                 raw: bytes = record.value if record.value is not None else b""
@@ -212,13 +210,10 @@ class Ingest:
                     sends.append(await self.producer.send(s.dlq_topic, value, key=record.key))
                 else:
                     key, value = outcome
-                    p = self._partitioner(key.encode("utf-8"), partitions, partitions)
-                    packs.setdefault(p, []).append(value)
+                    accepted.append((key.encode("utf-8"), value))
             offsets[tp] = records[-1].offset + 1
-        for p, incidents in packs.items():
-            for start in range(0, len(incidents), PACK_SIZE):
-                pack = b"\n".join(incidents[start : start + PACK_SIZE])
-                sends.append(await self.producer.send(s.keyed_topic, pack, partition=p))
+        for p, pack in packs(accepted, partitions):
+            sends.append(await self.producer.send(s.keyed_topic, pack, partition=p))
         if sends:
             await asyncio.gather(*sends)
         await self.consumer.commit(offsets)
