@@ -148,4 +148,14 @@ def test_ledger_entry_round_trip() -> None:
     assert decode_entry(encode_entry(batch)) == batch
     key = entry_key(3, 12345)
     assert entry_partition(key) == 3
-    assert entry_key(3, 9) < entry_key(3, 10)  # keys sort in offset order
+    assert entry_key(3, 9) < entry_key(3, 10) < entry_key(3, 10, 1)  # keys sort in offset order
+
+
+def test_large_batches_are_split_into_bounded_entries() -> None:
+    from streams.tallies.ledger import ENTRY_SIZE, chunks
+
+    batch = [c(f"k{i}", 10) for i in range(ENTRY_SIZE * 2 + 5)]
+    parts = chunks(batch)
+    assert [len(p) for p in parts] == [ENTRY_SIZE, ENTRY_SIZE, 5]
+    assert [r for p in parts for r in p] == batch
+    assert max(len(encode_entry(p)) for p in parts) < 512 * 1024

@@ -21,7 +21,7 @@ from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.packs import packs
-from streams.tallies.ledger import encode_entry, entry_key
+from streams.tallies.ledger import chunks, encode_entry, entry_key
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,9 @@ class Monitor:
                     # Incidents are acknowledged before the ledger records them as counted,
                     # so a crash in between re-publishes (at least once) rather than loses.
                     await asyncio.gather(*sends)
-                    self.ledger.send_changelog(
-                        p, entry_key(p, last_offset[p]).encode(), encode_entry(fresh)
-                    )
+                    for n, chunk in enumerate(chunks(fresh)):
+                        entry = entry_key(p, last_offset[p], n).encode()
+                        self.ledger.send_changelog(p, entry, encode_entry(chunk))
             if by_zone:
                 zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
                 await asyncio.gather(

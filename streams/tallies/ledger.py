@@ -11,9 +11,19 @@ from streams.tallies.counted import Counted
 FORMAT_VERSION = 1
 
 
-def entry_key(partition: int, last_offset: int) -> str:
-    # The batch's last source offset makes keys unique and ordered within a partition.
-    return f"{partition}:{last_offset:015d}"
+#: Reports per entry: ~90 bytes each keeps an entry far below Kafka's 1 MB message limit.
+ENTRY_SIZE = 1000
+
+
+def entry_key(partition: int, last_offset: int, chunk: int = 0) -> str:
+    # The batch's last source offset (and the chunk within the batch) make keys unique
+    # and ordered within a partition.
+    return f"{partition}:{last_offset:015d}:{chunk:05d}"
+
+
+def chunks(reports: Sequence[Counted]) -> list[Sequence[Counted]]:
+    """A batch's counted reports in entries of at most ENTRY_SIZE."""
+    return [reports[i : i + ENTRY_SIZE] for i in range(0, len(reports), ENTRY_SIZE)]
 
 
 def entry_partition(key: str) -> int:

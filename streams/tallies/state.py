@@ -111,16 +111,7 @@ def query(partitions: Iterable[PartitionTally], *, window: str, by: str, as_of: 
                         row[1] += 1
                         row[2] += c.killed
                         row[3] += c.wounded
-    return [
-        {
-            **dict(zip(keys, group, strict=True)),
-            "incidents": t[0],
-            "reports": t[1],
-            "killed": t[2],
-            "wounded": t[3],
-        }
-        for group, t in sorted(acc.items())
-    ]
+    return _rows(keys, acc)
 
 
 def merge_rows(parts: Iterable[list[Row]], keys: tuple[str, ...]) -> list[Row]:
@@ -132,6 +123,10 @@ def merge_rows(parts: Iterable[list[Row]], keys: tuple[str, ...]) -> list[Row]:
             for i, name in enumerate(("incidents", "reports", "killed", "wounded")):
                 value = r[name]
                 t[i] += int(value)
+    return _rows(keys, acc)
+
+
+def _rows(keys: tuple[str, ...], acc: dict[tuple[str, ...], Totals]) -> list[Row]:
     return [
         {
             **dict(zip(keys, group, strict=True)),
