@@ -238,7 +238,9 @@ def run_bench(
                 results[stage] = run_stage(stage, settings, n, timeout)
         render(results, console)
         with console.status(f"(d) report-to-alert latency at {LATENCY_RATE:.0f} reports/s ..."):
-            latencies = alert_latency(settings, rate=LATENCY_RATE, triggers=10, console=console)
+            # its own topics: the stages above left 200,000 reports in theirs
+            fresh = settings.model_copy(update={"topic_prefix": f"latency-{uuid.uuid4().hex[:6]}."})
+            latencies = alert_latency(fresh, rate=LATENCY_RATE, triggers=10, console=console)
         console.print(
             f"report-to-alert latency at {LATENCY_RATE:.0f} reports/s: "
             f"p50 = {percentile(latencies, 0.5):.3f} s, p99 = {percentile(latencies, 0.99):.3f} s "

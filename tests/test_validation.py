@@ -129,3 +129,14 @@ def test_json_schema_is_exported() -> None:
         "location",
         "category",
     }
+
+
+def test_incident_ids_are_uuid5_of_the_report_identity() -> None:
+    import uuid
+
+    from schemas.incident import INCIDENT_NAMESPACE, incident_id_for
+
+    for source, rid in (("pkf-op-12", "r-1"), ("az-mod", "ü-✓"), ("s", "x" * 128)):
+        assert incident_id_for(source, rid) == str(
+            uuid.uuid5(INCIDENT_NAMESPACE, f"{source}\x1f{rid}")
+        )

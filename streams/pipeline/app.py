@@ -20,7 +20,7 @@ from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
-from streams.pipeline.packs import packs
+from streams.pipeline.packs import packs, send_each
 from streams.tallies.ledger import chunks, encode_entry, entry_key
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Monitor:
             for p, items in grouped.items():
                 part = self.index.partition(p)
                 fresh = []
-                sends = []
+                published: list[tuple[bytes, bytes]] = []
                 for key, incident, raw in items:
                     counted = counted_from(key, incident)
                     if not part.add(counted):
@@ -177,13 +177,17 @@ class Monitor:
                         continue
                     fresh.append(counted)
                     observe(incident, now)
-                    zone = incident["zone"].encode()
-                    by_zone.append((zone, raw))
-                    sends.append(await producer.send(s.incidents_topic, raw, key=zone))
+                    published.append((incident["zone"].encode(), raw))
                 if fresh:
                     # Incidents are acknowledged before the ledger records them as counted,
                     # so a crash in between re-publishes (at least once) rather than loses.
-                    await asyncio.gather(*sends)
+                    incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
+                    await asyncio.gather(
+                        *await send_each(
+                            producer, s.incidents_topic, published, incident_partitions
+                        )
+                    )
+                    by_zone.extend(published)
                     for n, chunk in enumerate(chunks(fresh)):
                         entry = entry_key(p, last_offset[p], n).encode()
                         self.ledger.send_changelog(p, entry, encode_entry(chunk))

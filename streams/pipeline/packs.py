@@ -7,8 +7,11 @@ key, so records with equal keys always meet in one partition.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 #: Records per pack: 256 incidents stay far below Kafka's 1 MB message limit.
@@ -36,3 +39,26 @@ def packs(
 
 def unpack(pack: bytes) -> list[bytes]:
     return pack.split(b"\n")
+
+
+async def send_each(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    partitions: Sequence[int],
+) -> list[asyncio.Future[Any]]:
+    """Send (key, value) records one per message, in aiokafka batches built per partition:
+    far cheaper than one `send` per record. Returns the batches' delivery futures."""
+    grouped: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in records:
+        grouped.setdefault(partition_for(key, partitions), []).append((key, value))
+    futures: list[asyncio.Future[Any]] = []
+    for p, items in grouped.items():
+        batch = producer.create_batch()
+        for key, value in items:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        futures.append(await producer.send_batch(batch, topic, partition=p))
+    return futures

@@ -1,91 +1,227 @@
 """Input formats for `feed`: each yields (line number, bytes to send).
 
-`jsonl` sends every line exactly as it is. `csv` and `acled` convert rows to report
-JSON; a row that cannot be converted is sent as its original text, so the schema
-rejects it downstream and it is counted in the dead-letter topic, never dropped.
+* `jsonl`: every non-blank line is sent exactly as it is, byte for byte (only the line
+  terminator is removed), malformed or not: the worker decides, and dead-letters what
+  it rejects.
+* `csv`: a header row with the report's field names (SPEC.md); `lat`/`lon`/`place`
+  (or `location.lat`, `location.lon`, `location.place`) build `location`,
+  `killed`/`wounded`/`civilian` (or `casualties.killed`...) build `casualties`; empty
+  cells are left out; any other column becomes a field of the same name, so an
+  unknown column is rejected downstream rather than silently dropped.
+* `acled`: an ACLED export (event_id_cnty, event_date, event_type, sub_event_type,
+  actor1, actor2, admin1..3, location, latitude, longitude, fatalities, notes, source,
+  timestamp, and optionally civilian_targeting). See `acled_report` for the mapping.
+
+A CSV row that cannot be converted (a number that is not one, a date that is not one,
+more cells than the header has, a required ACLED column missing, bytes that are not
+UTF-8) is sent as its original CSV text: the schema rejects it downstream and it is
+counted in the dead-letter topic. No row is ever dropped.
+
+Line numbers are the physical line on which a line or CSV record starts (1-based; the
+CSV header is line 1 or later).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
+import math
 import sys
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import IO, Any
 
 FORMATS = ("jsonl", "csv", "acled")
 
-ACLED_CATEGORY = {
-    "shelling/artillery/missile attack": "heavy_weapons_fire",
+#: ACLED sub-event types (lower case) to category codes. `Attack` is decided by its
+#: target (see `acled_category`); anything not listed here is `other`.
+ACLED_CATEGORY: dict[str, str] = {
     "armed clash": "small_arms_fire",
+    "grenade": "small_arms_fire",
+    "shelling/artillery/missile attack": "heavy_weapons_fire",
     "air/drone strike": "drone_strike",
     "remote explosive/landmine/ied": "mine_incident",
-    "attack": "civilian_harm",
     "abduction/forced disappearance": "detention",
     "arrests": "detention",
     "looting/property destruction": "property_destruction",
-    "non-state actor overtakes territory": "positional_advance",
+    "sexual violence": "civilian_harm",
     "government regains territory": "positional_advance",
-    "non-violent transfer of territory": "positional_advance",
+    "non-state actor overtakes territory": "positional_advance",
+    "headquarters or base established": "engineering_works",
+    # "non-violent transfer of territory" (the districts returned under the statement)
+    # is not a violation: it stays `other`, like "disrupted weapons use", protests...
 }
+#: Sub-event types that are violence against someone (a peacekeeping target makes them
+#: `attack_on_peacekeepers`).
+_ACLED_VIOLENT = {
+    "armed clash",
+    "grenade",
+    "shelling/artillery/missile attack",
+    "air/drone strike",
+    "remote explosive/landmine/ied",
+    "attack",
+}
+ACLED_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y")
 
 
-def _open(path: str) -> TextIO:
+class Unconvertible(ValueError):
+    """A CSV row that cannot be turned into a report object."""
+
+
+# -- reading ----------------------------------------------------------------------
+@contextmanager
+def _binary(path: str) -> Iterator[IO[bytes]]:
     if path == "-":
-        return sys.stdin
-    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+        yield sys.stdin.buffer  # never closed: it is not ours
+        return
+    with open(path, "rb") as handle:
+        yield handle
 
 
 def read_lines(path: str, fmt: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes to send) for every line or row of `path` ("-": stdin)."""
     if fmt == "jsonl":
-        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-        with stream:
-            for n, line in enumerate(stream, start=1):
-                line = line.rstrip(b"\r\n")
-                if line.strip():
-                    yield n, line
-        return
-    convert = _csv_row if fmt == "csv" else _acled_row
-    with _open(path) as handle:
-        reader = csv.DictReader(handle)
-        for n, row in enumerate(reader, start=2):
-            try:
-                doc = convert(row)
-            except (ValueError, KeyError, TypeError):
-                buf = io.StringIO()
-                csv.writer(buf).writerow(row.values())
-                yield n, buf.getvalue().strip().encode("utf-8", "surrogateescape")
+        yield from _jsonl(path)
+    elif fmt == "csv":
+        yield from _csv(path, csv_report)
+    elif fmt == "acled":
+        yield from _csv(path, acled_report)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def count_records(path: str, fmt: str) -> int | None:
+    """How many items `read_lines` will yield for a file; None for stdin."""
+    if path == "-":
+        return None
+    if fmt == "jsonl":
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    with open(path, "rb") as handle:
+        records = sum(1 for _n, _raw, cells in _csv_records(handle) if cells)
+    return max(records - 1, 0)  # the header
+
+
+def _jsonl(path: str) -> Iterator[tuple[int, bytes]]:
+    with _binary(path) as stream:
+        for n, line in enumerate(stream, start=1):
+            line = line.removesuffix(b"\n").removesuffix(b"\r")
+            if line.strip():
+                yield n, line
+
+
+class _Tap:
+    """Feeds decoded lines to the csv reader while keeping their original bytes."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = iter(lines)
+        self.taken: list[bytes] = []
+        self.line_no = 0
+
+    def __iter__(self) -> _Tap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        if self.line_no == 0:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # a spreadsheet's UTF-8 BOM
+        self.taken.append(line)
+        self.line_no += 1
+        return line.decode("utf-8", errors="surrogateescape")
+
+
+def _csv_records(stream: IO[bytes]) -> Iterator[tuple[int, bytes, list[str]]]:
+    """(start line, original bytes, cells) per CSV record, quoted newlines included."""
+    tap = _Tap(stream)
+    reader = csv.reader(tap, strict=False)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            cells = ["\x00unparseable"]
+        raw = b"".join(tap.taken).rstrip(b"\r\n")
+        start = tap.line_no - len(tap.taken) + 1
+        tap.taken.clear()
+        yield start, raw, cells
+
+
+def _csv(
+    path: str, convert: Callable[[dict[str, str]], dict[str, Any]]
+) -> Iterator[tuple[int, bytes]]:
+    with _binary(path) as stream:
+        header: list[str] | None = None
+        for line_no, raw, cells in _csv_records(stream):
+            if not cells or all(not c.strip() for c in cells):
+                continue  # blank line
+            if header is None:
+                header = [c.strip() for c in cells]
                 continue
-            yield n, json.dumps(doc, ensure_ascii=False).encode()
+            try:
+                if len(cells) > len(header):
+                    raise Unconvertible(f"{len(cells)} cells, header has {len(header)}")
+                if any("\x00" in c for c in cells):
+                    raise Unconvertible("unparseable CSV")
+                row = dict(zip(header, cells, strict=False))
+                for missing in header[len(cells) :]:
+                    row[missing] = ""
+                doc = convert(row)
+                data = json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            except (ValueError, KeyError, TypeError, UnicodeError, OverflowError):
+                yield line_no, raw
+                continue
+            yield line_no, data
 
 
-def _num(text: str) -> float | int:
-    return int(text) if text.lstrip("-").isdigit() else float(text)
+# -- csv --------------------------------------------------------------------------
+def _float(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise Unconvertible(f"not a finite number: {text!r}")
+    return value
 
 
-def _csv_row(row: dict[str, str]) -> dict[str, Any]:
-    """SPEC field names as columns; location as lat/lon/place; casualties as
-    killed/wounded/civilian."""
+def _int(text: str) -> int:
+    return int(text.strip())
+
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def _bool(text: str) -> bool:
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise Unconvertible(f"not a boolean: {text!r}")
+
+
+def csv_report(row: dict[str, str]) -> dict[str, Any]:
+    """A report object from a CSV row whose columns are the report's field names."""
     doc: dict[str, Any] = {}
     location: dict[str, Any] = {}
     casualties: dict[str, Any] = {}
     for name, value in row.items():
-        if name is None or value is None or value == "":
+        if value is None or value == "":
             continue
-        col = name.strip().removeprefix("location.").removeprefix("casualties.")
+        col = name.removeprefix("location.") if name.startswith("location.") else name
+        col = col.removeprefix("casualties.") if col.startswith("casualties.") else col
         if col in ("lat", "lon"):
-            location[col] = _num(value)
+            location[col] = _float(value)
         elif col == "place":
             location["place"] = value
         elif col in ("killed", "wounded"):
-            casualties[col] = _num(value)
+            casualties[col] = _int(value)
         elif col == "civilian":
-            casualties["civilian"] = value.strip().lower() in ("1", "true", "yes")
+            casualties["civilian"] = _bool(value)
         elif col == "schema_version":
-            doc[col] = _num(value)
+            doc[col] = _int(value)
         else:
-            doc[col] = value
+            doc[name] = value  # unknown columns too: the schema names them
     if location:
         doc["location"] = location
     if casualties:
@@ -93,25 +229,99 @@ def _csv_row(row: dict[str, str]) -> dict[str, Any]:
     return doc
 
 
-def _acled_row(row: dict[str, str]) -> dict[str, Any]:
-    """An ACLED export row. Its date has no time: occurred_at is 12:00 UTC that day."""
+# -- acled ------------------------------------------------------------------------
+def _acled_date(text: str) -> date:
+    text = text.strip()
+    for fmt in ACLED_DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise Unconvertible(f"not an ACLED event_date: {text!r}")
+
+
+def _civilians_targeted(row: dict[str, str]) -> bool:
+    return (
+        bool(row.get("civilian_targeting", "").strip())
+        or row.get("event_type", "").strip().lower() == "violence against civilians"
+        or row.get("actor2", "").strip().lower().startswith("civilians")
+    )
+
+
+def _peacekeepers_targeted(row: dict[str, str]) -> bool:
+    actor2 = row.get("actor2", "").lower()
+    return "peacekeep" in actor2 or "military forces of russia" in actor2
+
+
+def acled_category(row: dict[str, str]) -> str:
+    """The category of an ACLED event, from its sub-event type and its target."""
     sub = row.get("sub_event_type", "").strip().lower()
-    kind = row.get("event_type", "").strip().lower()
-    category = ACLED_CATEGORY.get(sub) or ACLED_CATEGORY.get(kind) or "other"
+    if sub in _ACLED_VIOLENT and _peacekeepers_targeted(row):
+        return "attack_on_peacekeepers"
+    if sub == "attack":
+        return "civilian_harm" if _civilians_targeted(row) else "other"
+    return ACLED_CATEGORY.get(sub, "other")
+
+
+def acled_report(row: dict[str, str]) -> dict[str, Any]:
+    """A report object from an ACLED export row.
+
+    * `report_id` = `event_id_cnty`; `source` = `acled`; `source_type` = `dataset`.
+    * `occurred_at` = `event_date` at 12:00 UTC: ACLED records days, not times, and
+      noon keeps the event on its own day in any timezone of the theatre.
+    * `reported_at` = `timestamp` (ACLED's upload time, Unix seconds) when it is
+      one and not before `occurred_at`.
+    * `location` = `latitude`/`longitude` (ACLED's place names go into the description,
+      not `location.place`: the gazetteer would reject the villages it does not know).
+    * `category` from `sub_event_type` (`ACLED_CATEGORY`); `Attack` is `civilian_harm`
+      when civilians were targeted, any violent sub-event against the Russian
+      contingent is `attack_on_peacekeepers`; anything else is `other`.
+    * `perpetrator` = `actor1`, `target` = `actor2` ("Civilians (...)" -> `civilians`),
+      cut to 128 characters; `fatalities` > 0 -> `casualties.killed` (and `civilian`
+      when civilians were targeted).
+    * `description` = `notes`, then the place names and ACLED's own `source`, cut to
+      4,000 characters.
+    """
+    event_id = row["event_id_cnty"].strip()
+    if not event_id:
+        raise Unconvertible("no event_id_cnty")
+    day = _acled_date(row["event_date"])
+    occurred = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     doc: dict[str, Any] = {
-        "report_id": row["event_id_cnty"],
+        "report_id": event_id,
         "source": "acled",
         "source_type": "dataset",
-        "occurred_at": f"{row['event_date'].strip()}T12:00:00Z",
-        "location": {"lat": float(row["latitude"]), "lon": float(row["longitude"])},
-        "category": category,
+        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
     }
-    if row.get("actor1"):
-        doc["perpetrator"] = row["actor1"]
-    if row.get("actor2"):
-        doc["target"] = row["actor2"]
-    if row.get("fatalities", "").strip():
-        doc["casualties"] = {"killed": int(row["fatalities"])}
-    if row.get("notes"):
-        doc["description"] = row["notes"][:4000]
+    stamp = row.get("timestamp", "").strip()
+    if stamp.isdigit():
+        reported = datetime.fromtimestamp(int(stamp), UTC)
+        if reported >= occurred:
+            doc["reported_at"] = reported.isoformat().replace("+00:00", "Z")
+    doc["location"] = {"lat": _float(row["latitude"]), "lon": _float(row["longitude"])}
+    doc["category"] = acled_category(row)
+    actor1, actor2 = row.get("actor1", "").strip(), row.get("actor2", "").strip()
+    if actor1:
+        doc["perpetrator"] = actor1[:128]
+    if actor2:
+        doc["target"] = "civilians" if actor2.lower().startswith("civilians") else actor2[:128]
+    fatalities = row.get("fatalities", "").strip()
+    if fatalities:
+        killed = _int(fatalities)
+        if killed < 0:
+            raise Unconvertible(f"negative fatalities: {killed}")
+        if killed:
+            doc["casualties"] = {"killed": killed}
+            if _civilians_targeted(row):
+                doc["casualties"]["civilian"] = True
+    places = [row.get(k, "").strip() for k in ("location", "admin3", "admin2", "admin1")]
+    where = ", ".join(dict.fromkeys(p for p in places if p))
+    parts = [row.get("notes", "").strip()]
+    if where:
+        parts.append(f"[{where}]")
+    if row.get("source", "").strip():
+        parts.append(f"(ACLED source: {row['source'].strip()})")
+    description = " ".join(p for p in parts if p)
+    if description:
+        doc["description"] = description[:4000]
     return doc
