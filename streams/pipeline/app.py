@@ -165,11 +165,11 @@ class Monitor:
             now = time.time()
             grouped = decode_packs((e.message.partition, e.value) for e in events)
             last_offset = {e.message.partition: e.message.offset for e in events}
-            by_zone: list[tuple[bytes, bytes]] = []
+            published: list[tuple[bytes, bytes]] = []  # (zone, incident JSON)
+            entries: list[tuple[int, bytes, bytes]] = []  # (partition, key, ledger entry)
             for p, items in grouped.items():
                 part = self.index.partition(p)
                 fresh = []
-                published: list[tuple[bytes, bytes]] = []
                 for key, incident, raw in items:
                     counted = counted_from(key, incident)
                     if not part.add(counted):
@@ -178,27 +178,25 @@ class Monitor:
                     fresh.append(counted)
                     observe(incident, now)
                     published.append((incident["zone"].encode(), raw))
-                if fresh:
-                    # Incidents are acknowledged before the ledger records them as counted,
-                    # so a crash in between re-publishes (at least once) rather than loses.
-                    incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
-                    await asyncio.gather(
-                        *await send_each(
-                            producer, s.incidents_topic, published, incident_partitions
-                        )
-                    )
-                    by_zone.extend(published)
-                    for n, chunk in enumerate(chunks(fresh)):
-                        entry = entry_key(p, last_offset[p], n).encode()
-                        self.ledger.send_changelog(p, entry, encode_entry(chunk))
-            if by_zone:
-                zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
-                await asyncio.gather(
-                    *[
-                        await producer.send(s.zone_packs_topic, pack, partition=zp)
-                        for zp, pack in packs(by_zone, zone_partitions)
-                    ]
-                )
+                for n, chunk in enumerate(chunks(fresh)):
+                    entry = entry_key(p, last_offset[p], n).encode()
+                    entries.append((p, entry, encode_entry(chunk)))
+            if not published:
+                continue
+            # Incidents (for subscribers, and packed by zone for alerting) are acknowledged
+            # before the ledger records them as counted: a crash in between re-publishes
+            # them (at least once) rather than loses them.
+            incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
+            zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
+            await asyncio.gather(
+                *await send_each(producer, s.incidents_topic, published, incident_partitions),
+                *[
+                    await producer.send(s.zone_packs_topic, pack, partition=zp)
+                    for zp, pack in packs(published, zone_partitions)
+                ],
+            )
+            for p, entry, value in entries:
+                self.ledger.send_changelog(p, entry, value)
 
     # -- timers ------------------------------------------------------------------------
     async def _refresh_window_gauges(self) -> None:

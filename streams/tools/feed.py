@@ -1,40 +1,158 @@
-"""`feed`: send every line of a file to the input topic, with progress, and say how many
-lines the schema will reject and why. A bad line never stops the feed: it is sent too,
-and the worker records it in the dead-letter topic."""
+"""`feed`: send every line of a file to the input topic as it is, with progress, and say
+how many lines the schema will reject and why.
+
+A bad line never stops the feed: it is sent too (the worker records it in the
+dead-letter topic), and it is counted here by reason, with the first few examples.
+Lines are checked locally with the same validator the worker uses; the worker's
+gazetteer check of `location.place` is the one rejection this cannot foresee.
+Delivery is checked: every line the broker did not acknowledge is counted in
+`failed_sends` (the command then exits non-zero).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from kafka.errors import KafkaError, KafkaTimeoutError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
-from streams.tools.formats import read_lines
-from streams.tools.kafka_io import producer_for
+from streams.kafka.topics import BrokerUnavailable, unreachable
+from streams.tools.formats import FORMATS, count_records, read_lines
+
+__all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
+
+#: Examples kept per rejection reason, and in all.
+EXAMPLES_PER_REASON = 3
+MAX_EXAMPLES = 20
 
 
 @dataclass
 class FeedSummary:
+    """What a feed did. `sent` counts lines the broker acknowledged."""
+
     sent: int = 0
-    accepted: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
+    accepted: int = 0  # lines the schema will accept (duplicates included)
+    rejected: dict[str, int] = field(default_factory=dict)  # reason code -> lines
+    duplicates: int = 0  # accepted lines whose (source, report_id) came earlier in the file
     failed_sends: int = 0
-    examples: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, message
+    #: (line number, reason code, message) of the first few rejected lines
+    examples: list[tuple[int, str, str]] = field(default_factory=list)
+    lines: int = 0  # lines read
+    conflicting: int = 0  # duplicates whose bytes differ from the first (the first counts)
+    send_errors: list[str] = field(default_factory=list)  # first few delivery errors
+    aborted: str | None = None  # why the feed stopped before the end, if it did
+    topic: str = ""
+    seconds: float = 0.0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
 
 
-def _count_lines(path: str) -> int | None:
-    if path == "-":
+class LineChecker:
+    """Validates lines as the worker will, and keeps the tallies of a `FeedSummary`."""
+
+    def __init__(self, summary: FeedSummary) -> None:
+        self.summary = summary
+        self._seen: dict[tuple[str, str], bytes] = {}  # identity -> digest of the first bytes
+        self._reasons: Counter[str] = Counter()
+
+    def check(self, line_no: int, raw: bytes) -> bytes | None:
+        """Tally one line; returns its message key (source, US, report_id) or None."""
+        s = self.summary
+        s.lines += 1
+        result = validate_report(raw)
+        if isinstance(result, Rejection):
+            reason = result.reason.value
+            s.rejected[reason] = s.rejected.get(reason, 0) + 1
+            if self._reasons[reason] < EXAMPLES_PER_REASON and len(s.examples) < MAX_EXAMPLES:
+                self._reasons[reason] += 1
+                s.examples.append((line_no, reason, result.message[:200]))
+            return _key_of_object(raw)
+        s.accepted += 1
+        ident = (result.source, result.report_id)
+        digest = hashlib.blake2b(raw, digest_size=8).digest()
+        first = self._seen.get(ident)
+        if first is None:
+            self._seen[ident] = digest
+        else:
+            s.duplicates += 1
+            if first != digest:
+                s.conflicting += 1
+        return f"{result.source}\x1f{result.report_id}".encode()
+
+
+def _key_of_object(raw: bytes) -> bytes | None:
+    """The key of a rejected line that still names its source and report_id."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
         return None
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+    if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and "specversion" in doc:
+        doc = doc["data"]
+    if isinstance(doc, dict):
+        source, report_id = doc.get("source"), doc.get("report_id")
+        if isinstance(source, str) and isinstance(report_id, str) and source and report_id:
+            return f"{source}\x1f{report_id}".encode()
+    return None
+
+
+class _Future(Protocol):
+    def add_callback(self, f: Any, *args: Any, **kwargs: Any) -> Any: ...
+    def add_errback(self, f: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _Producer(Protocol):
+    def send(self, topic: str, value: bytes | None = ..., key: bytes | None = ...) -> Any: ...
+    def flush(self, timeout: float | None = ...) -> Any: ...
+    def close(self, timeout: float | None = ...) -> Any: ...
+
+
+class _Deliveries:
+    """Counts acknowledgements and failures reported by the producer's I/O thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ok = 0
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def track(self, future: _Future, line_no: int) -> None:
+        future.add_callback(self._ok)
+        future.add_errback(self._failed, line_no)
+
+    def _ok(self, _metadata: Any) -> None:
+        with self._lock:
+            self.ok += 1
+
+    def _failed(self, line_no: int, exc: BaseException) -> None:
+        with self._lock:
+            self.failed += 1
+            if len(self.errors) < 5:
+                self.errors.append(f"line {line_no}: {type(exc).__name__}: {exc}")
+
+    def sync_failure(self, line_no: int, exc: BaseException) -> None:
+        self._failed(line_no, exc)
 
 
 def run_feed(
@@ -44,73 +162,125 @@ def run_feed(
     fmt: str = "jsonl",
     rate: float | None = None,
     console: Console,
+    producer: _Producer | None = None,
 ) -> FeedSummary:
-    if path != "-" and not os.path.exists(path):
+    """Send every line of `path` ("-": stdin) to the input topic; returns the summary
+    (also printed). Raises `BrokerUnavailable` when no broker answers, and
+    `FileNotFoundError` / `ValueError` for a missing file or an unknown format.
+    `producer` replaces the Kafka producer (tests)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if path != "-" and not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
-    producer = producer_for(settings)
-    summary = FeedSummary()
-    seen: set[tuple[str, str]] = set()
-    total = _count_lines(path) if fmt == "jsonl" else None
-    errors: list[Exception] = []
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be positive")
+    total = count_records(path, fmt)
+    own_producer = producer is None
+    if producer is None:
+        producer = _kafka_producer(settings)
+
+    topic = settings.reports_topic
+    summary = FeedSummary(topic=topic)
+    checker = LineChecker(summary)
+    deliveries = _Deliveries()
     started = time.monotonic()
-    now = datetime.now(UTC)
-
-    def failed(exc: Exception) -> None:
-        errors.append(exc)
-
-    with Progress(
-        TextColumn("feeding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("feed", total=total)
-        for line_no, raw in read_lines(path, fmt):
-            result = validate_report(raw, now=now)
-            key: bytes | None = None
-            if isinstance(result, Rejection):
-                summary.rejected[result.reason.value] += 1
-                if len(summary.examples) < 10:
-                    summary.examples.append((line_no, result.reason.value, result.message[:160]))
-            else:
-                summary.accepted += 1
-                ident = (result.source, result.report_id)
-                if ident in seen:
-                    summary.duplicates += 1
-                seen.add(ident)
-                key = f"{result.source}\x1f{result.report_id}".encode()
-            producer.send(settings.reports_topic, raw, key=key).add_errback(failed)
-            summary.sent += 1
-            progress.advance(task)
-            if rate:
-                ahead = summary.sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-    producer.flush(timeout=60)
-    producer.close(timeout=10)
-    summary.failed_sends = len(errors)
-    render(summary, settings, console, errors)
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn(f"feeding {'stdin' if path == '-' else os.path.basename(path)} → {topic}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("feed", total=total)
+            for line_no, raw in read_lines(path, fmt):
+                key = checker.check(line_no, raw)
+                try:
+                    future = producer.send(topic, raw, key=key)
+                except KafkaTimeoutError as exc:  # no metadata: the broker is gone
+                    deliveries.sync_failure(line_no, exc)
+                    summary.aborted = (
+                        f"stopped at line {line_no}: the broker stopped answering ({exc})"
+                    )
+                    break
+                except KafkaError as exc:  # this line only, e.g. larger than the broker takes
+                    deliveries.sync_failure(line_no, exc)
+                else:
+                    deliveries.track(future, line_no)
+                progress.advance(task)
+                if rate:
+                    ahead = (summary.lines / rate) - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+    finally:
+        try:
+            producer.flush(timeout=60)
+        except KafkaError as exc:
+            summary.send_errors.append(f"flush: {type(exc).__name__}: {exc}")
+        finally:
+            if own_producer:
+                producer.close(timeout=10)
+    summary.seconds = time.monotonic() - started
+    summary.sent = deliveries.ok
+    # every line read was meant to be sent: what the broker did not acknowledge failed
+    summary.failed_sends = summary.lines - deliveries.ok
+    summary.send_errors = deliveries.errors + summary.send_errors
+    render_summary(summary, console)
     return summary
 
 
-def render(
-    summary: FeedSummary, settings: Settings, console: Console, errors: list[Exception]
-) -> None:
+def _kafka_producer(settings: Settings) -> _Producer:
+    from streams.tools.kafka_io import producer_for
+
+    try:
+        producer: _Producer = producer_for(settings)  # creates the topics first if missing
+        return producer
+    except BrokerUnavailable:
+        raise
+    except KafkaError as exc:  # NoBrokersAvailable, timeouts, connection errors
+        raise unreachable(settings) from exc
+
+
+def render_summary(summary: FeedSummary, console: Console) -> None:
+    """The end-of-feed report: a headline, a table of counts, examples of rejections."""
+    s = summary
+    rejected = s.rejected_total
     console.print(
-        f"sent {summary.sent} lines to {settings.reports_topic}: "
-        f"{summary.accepted} valid ({summary.duplicates} re-sent duplicates, counted once), "
-        f"{sum(summary.rejected.values())} the schema will reject"
+        f"sent {s.sent} lines to {s.topic or 'the input topic'} in {s.seconds:.1f} s: "
+        f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
+        f"{rejected} the schema will reject"
     )
-    if summary.rejected:
-        table = Table(title="lines the schema will reject (they go to the dead-letter topic)")
-        table.add_column("reason")
-        table.add_column("lines", justify="right")
-        for reason, n in summary.rejected.most_common():
-            table.add_row(reason, str(n))
-        console.print(table)
-        for line_no, reason, message in summary.examples:
-            console.print(f"  line {line_no}: {reason}: {message}")
-    if errors:
-        console.print(f"[bold red]{len(errors)} lines could not be sent[/]: {errors[0]}")
+    table = Table(title="feed summary", title_justify="left", show_header=True)
+    table.add_column("lines")
+    table.add_column("count", justify="right")
+    table.add_row("read", str(s.lines))
+    table.add_row("sent (acknowledged by the broker)", str(s.sent))
+    table.add_row("[green]will be accepted[/]", str(s.accepted))
+    if s.duplicates:
+        table.add_row("  of which repeat an earlier (source, report_id)", str(s.duplicates))
+    if s.conflicting:
+        table.add_row("  of which differ from the first (the first counts)", str(s.conflicting))
+    table.add_row("[yellow]will be rejected (dead-letter topic)[/]", str(rejected))
+    for reason, n in sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"  {reason}", str(n))
+    style = "bold red" if s.failed_sends else ""
+    table.add_row(f"[{style}]failed to send[/]" if style else "failed to send", str(s.failed_sends))
+    console.print(table)
+    if s.examples:
+        examples = Table(title="first rejected lines", title_justify="left")
+        examples.add_column("line", justify="right")
+        examples.add_column("reason")
+        examples.add_column("message", overflow="fold")
+        for line_no, reason, message in s.examples:
+            examples.add_row(str(line_no), reason, message)
+        console.print(examples)
+    if s.aborted:
+        console.print(f"[bold red]feed stopped early:[/] {s.aborted}")
+    if s.failed_sends:
+        console.print(f"[bold red]{s.failed_sends} lines were not delivered[/]")
+        for error in s.send_errors:
+            console.print(f"  {error}")

@@ -472,7 +472,7 @@ class Simulator:
         each. Malformed messages that are not JSON objects are skipped here (see
         `messages`); malformed objects are yielded as they are."""
         count = 0
-        for doc, _raw in self._stream(rate):
+        for doc, _raw in self.stream(rate):
             if doc is None:
                 continue
             yield doc
@@ -482,10 +482,11 @@ class Simulator:
 
     def messages(self, n: int | None = None, *, rate: float = 20.0) -> Iterator[bytes]:
         """`n` encoded messages as they would be sent, malformed bytes included."""
-        for _doc, raw in itertools.islice(self._stream(rate), n):
+        for _doc, raw in itertools.islice(self.stream(rate), n):
             yield raw
 
-    def _stream(self, rate: float) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+    def stream(self, rate: float = 20.0) -> Iterator[tuple[dict[str, Any] | None, bytes]]:
+        """Endless (object or None, bytes) pairs, the clock moving on 1/rate s each."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         step = timedelta(seconds=1 / rate)
@@ -885,7 +886,10 @@ def run_simulation(
     # (the demo feed beside a worker) a plain line every ten seconds.
     live_ok = console.is_terminal and threading.current_thread() is threading.main_thread()
     live = Live(console=console, refresh_per_second=4, transient=True) if live_ok else None
-    next_plain = started + 10.0
+    # a plain line every 10 s; every 60 s from a background thread, beside a worker's log
+    every = 10.0 if threading.current_thread() is threading.main_thread() else 60.0
+    next_plain = started + every
+    next_live = started
 
     def status() -> Text:
         elapsed = max(time.monotonic() - started, 1e-9)
@@ -908,18 +912,16 @@ def run_simulation(
     try:
         if live is not None:
             live.start()
-        for raw in sim.messages(rate=rate):
+        for doc, raw in sim.stream(rate):
             if stop is not None and stop.is_set():
                 break
             now = time.monotonic()
             if duration is not None and now - started >= duration:
                 break
             try:
-                key = report_key_bytes(json.loads(raw))
-            except ValueError:
-                key = None
-            try:
-                producer.send(topic, raw, key=key).add_errback(async_failures.append)
+                producer.send(topic, raw, key=report_key_bytes(doc)).add_errback(
+                    async_failures.append
+                )
             except KafkaError as exc:
                 sync_failures += 1
                 if sync_failures >= 3 and sent == 0:
@@ -927,10 +929,12 @@ def run_simulation(
             else:
                 sent += 1
             if live is not None:
-                live.update(status())
+                if now >= next_live:
+                    live.update(status())
+                    next_live = now + 0.2
             elif now >= next_plain:
                 console.print(status())
-                next_plain = now + 10.0
+                next_plain = now + every
             ahead = (sent + sync_failures) / rate - (time.monotonic() - started)
             if ahead > 0:
                 if stop is not None:

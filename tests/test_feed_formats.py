@@ -1,0 +1,315 @@
+"""Input formats of `feed`, and its summary, without a broker."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaError, MessageSizeTooLargeError
+from rich.console import Console
+
+from schemas.codes import RejectReason
+from schemas.report import Report
+from schemas.validation import Rejection, validate_report
+from streams.config import Settings
+from streams.tools.feed import FeedSummary, run_feed
+from streams.tools.formats import count_records, read_lines
+
+LATER = datetime(2021, 6, 1, tzinfo=UTC)
+
+GOOD = {
+    "report_id": "f1",
+    "source": "pkf-op-3",
+    "source_type": "patrol",
+    "occurred_at": "2021-05-01T10:00:00Z",
+    "location": {"place": "Hadrut"},
+    "category": "mine_incident",
+}
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> str:
+    path = tmp_path / name
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8", newline="")
+    else:
+        path.write_bytes(data)
+    return str(path)
+
+
+# -- jsonl --------------------------------------------------------------------------
+def test_jsonl_lines_pass_through_byte_for_byte(tmp_path: Path) -> None:
+    lines = [
+        b'{"a": 1}',
+        b"",
+        b"{broken",
+        b"\xff\xfe not utf-8",
+        b"   ",
+        b'  {"spaced" :  true }  ',
+        b'{"crlf": 1}\r',
+    ]
+    path = write(tmp_path, "in.jsonl", b"\n".join(lines))  # no final newline
+    got = list(read_lines(path, "jsonl"))
+    assert got == [
+        (1, b'{"a": 1}'),
+        (3, b"{broken"),
+        (4, b"\xff\xfe not utf-8"),
+        (6, b'  {"spaced" :  true }  '),
+        (7, b'{"crlf": 1}'),
+    ]
+    assert count_records(path, "jsonl") == 5
+
+
+def test_jsonl_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b'{"x": 1}\n\nnot json\n'))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert list(read_lines("-", "jsonl")) == [(1, b'{"x": 1}'), (3, b"not json")]
+    assert count_records("-", "jsonl") is None
+    assert not stdin.closed
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        list(read_lines("-", "xml"))
+
+
+# -- csv ----------------------------------------------------------------------------
+CSV_HEADER = (
+    "report_id,source,source_type,occurred_at,location.lat,lon,place,category,"
+    "perpetrator,killed,wounded,civilian,description\n"
+)
+
+
+def test_csv_rows_become_reports(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "in.csv",
+        "\ufeff"
+        + CSV_HEADER
+        + "c1,ngo-x,ngo,2021-05-01T10:00:00Z,39.75,46.74,,mine_incident,,1,,yes,\n"
+        + "c2,ngo-x,ngo,2021-05-01T11:00:00+04:00,,,Shusha,small_arms_fire,AZ MoD,,2,,"
+        + '"shots, then a burst\nnear the road"\r\n'
+        + "\n"
+        + "c3,ngo-x,ngo,2021-05-01T12:00:00Z,39.8,46.7,Lachin,other,,0,0,false,\n",
+    )
+    rows = list(read_lines(path, "csv"))
+    assert [n for n, _ in rows] == [2, 3, 6]
+    docs = [json.loads(raw) for _, raw in rows]
+    assert docs[0] == {
+        "report_id": "c1",
+        "source": "ngo-x",
+        "source_type": "ngo",
+        "occurred_at": "2021-05-01T10:00:00Z",
+        "location": {"lat": 39.75, "lon": 46.74},
+        "category": "mine_incident",
+        "casualties": {"killed": 1, "civilian": True},
+    }
+    assert docs[1]["location"] == {"place": "Shusha"}
+    assert docs[1]["casualties"] == {"wounded": 2}
+    assert docs[1]["perpetrator"] == "AZ MoD"
+    assert docs[1]["description"] == "shots, then a burst\nnear the road"
+    assert docs[2]["location"] == {"lat": 39.8, "lon": 46.7, "place": "Lachin"}
+    assert docs[2]["casualties"] == {"killed": 0, "wounded": 0, "civilian": False}
+    for _, raw in rows:
+        assert isinstance(validate_report(raw, now=LATER), Report)
+    assert count_records(path, "csv") == 3
+
+
+def test_csv_rows_that_cannot_be_converted_are_sent_as_their_original_text(
+    tmp_path: Path,
+) -> None:
+    bad_number = 'c2,ngo-x,ngo,2021-05-01T10:00:00Z,north,46.74,,"mine_incident",,,,,'
+    too_many = "c3,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,,surplus"
+    not_bool = "c4,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,perhaps,"
+    data = (
+        CSV_HEADER
+        + bad_number
+        + "\n"
+        + too_many
+        + "\r\n"
+        + not_bool
+        + "\n"
+        + "c5,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,caf"
+    ).encode() + b"\xe9\n"  # latin-1, not UTF-8
+    path = write(tmp_path, "bad.csv", data)
+    rows = list(read_lines(path, "csv"))
+    assert [n for n, _ in rows] == [2, 3, 4, 5]
+    assert rows[0][1] == bad_number.encode()
+    assert rows[1][1] == too_many.encode()
+    assert rows[2][1] == not_bool.encode()
+    assert rows[3][1].endswith(b"caf\xe9")
+    reasons = [validate_report(raw, now=LATER) for _, raw in rows]
+    assert all(isinstance(r, Rejection) for r in reasons)
+    assert isinstance(reasons[3], Rejection) and reasons[3].reason is RejectReason.INVALID_ENCODING
+
+
+def test_csv_unknown_columns_are_kept_for_the_schema_to_reject(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "x.csv",
+        "report_id,source,source_type,occurred_at,lat,lon,category,colour\n"
+        "c1,s,ngo,2021-05-01T10:00:00Z,39.7,46.7,other,red\n",
+    )
+    ((_, raw),) = read_lines(path, "csv")
+    assert json.loads(raw)["colour"] == "red"
+    result = validate_report(raw, now=LATER)
+    assert isinstance(result, Rejection) and result.reason is RejectReason.UNKNOWN_FIELD
+
+
+# -- acled --------------------------------------------------------------------------
+ACLED_HEADER = (
+    "event_id_cnty,event_date,event_type,sub_event_type,actor1,actor2,admin1,admin2,"
+    "admin3,location,latitude,longitude,fatalities,notes,source,timestamp\n"
+)
+
+
+def acled_rows(tmp_path: Path, *rows: str) -> list[tuple[int, bytes]]:
+    return list(read_lines(write(tmp_path, "acled.csv", ACLED_HEADER + "".join(rows)), "acled"))
+
+
+def test_acled_rows_map_to_reports(tmp_path: Path) -> None:
+    rows = acled_rows(
+        tmp_path,
+        "AZE1,2021-05-01,Explosions/Remote violence,Shelling/artillery/missile attack,"
+        "Military Forces of Armenia (2018-),Military Forces of Azerbaijan (2003-),"
+        "Aghdam,,,Aghdam,39.99,46.93,2,shelling near Aghdam,Trend,1620000000\n",
+        "ARM2,02 May 2021,Battles,Armed clash,Military Forces of Azerbaijan (2003-),"
+        "Military Forces of Armenia (2018-),Syunik,Goris,,Khoznavar,39.50,46.30,0,,APA,\n",
+        "AZE3,2021-05-03,Violence against civilians,Attack,Unidentified Armed Group,"
+        '"Civilians (Azerbaijan)",Kalbajar,,,Kalbajar,40.1,46.03,1,"farmer, shot",,\n',
+        "AZE4,2021-05-04,Explosions/Remote violence,Remote explosive/landmine/IED,,"
+        "Civilians (Azerbaijan),Fuzuli,,,Fuzuli,39.6,47.14,,,,\n",
+        "AZE5,2021-05-05,Explosions/Remote violence,Air/drone strike,Military Forces of "
+        "Azerbaijan (2003-),NK Defense Army,,,,,39.8,46.8,,,,\n",
+        "AZE6,2021-05-06,Violence against civilians,Abduction/forced disappearance,,,,,,,"
+        "39.6,46.5,,,,\n",
+        "AZE7,2021-05-07,Strategic developments,Looting/property destruction,,,,,,,39.6,46.5,,,,\n",
+        "AZE8,2021-05-08,Strategic developments,Non-violent transfer of territory,,,,,,,"
+        "39.6,46.5,,,,\n",
+        "AZE9,2021-05-09,Battles,Armed clash,Unidentified Armed Group,"
+        "Military Forces of Russia (2000-) Peacekeeping Contingent,,,,,39.6,46.5,,,,\n",
+    )
+    docs = [json.loads(raw) for _, raw in rows]
+    first = docs[0]
+    assert first["report_id"] == "AZE1"
+    assert (first["source"], first["source_type"]) == ("acled", "dataset")
+    assert first["occurred_at"] == "2021-05-01T12:00:00Z"
+    assert first["reported_at"] == "2021-05-03T00:00:00Z"
+    assert first["location"] == {"lat": 39.99, "lon": 46.93}
+    assert first["category"] == "heavy_weapons_fire"
+    assert first["perpetrator"] == "Military Forces of Armenia (2018-)"
+    assert first["target"] == "Military Forces of Azerbaijan (2003-)"
+    assert first["casualties"] == {"killed": 2}
+    assert first["description"].startswith("shelling near Aghdam")
+    assert "Trend" in first["description"]
+    assert docs[1]["occurred_at"] == "2021-05-02T12:00:00Z"
+    assert docs[1]["category"] == "small_arms_fire" and "casualties" not in docs[1]
+    assert docs[2]["category"] == "civilian_harm"
+    assert docs[2]["target"] == "civilians"
+    assert docs[2]["casualties"] == {"killed": 1, "civilian": True}
+    assert [d["category"] for d in docs[3:]] == [
+        "mine_incident",
+        "drone_strike",
+        "detention",
+        "property_destruction",
+        "other",
+        "attack_on_peacekeepers",
+    ]
+    for _, raw in rows:
+        assert isinstance(validate_report(raw, now=LATER), Report), raw
+
+
+def test_acled_rows_that_cannot_be_converted_are_kept(tmp_path: Path) -> None:
+    no_coords = "AZE1,2021-05-01,Battles,Armed clash,,,,,,,,46.93,,,,"
+    bad_date = "AZE2,yesterday,Battles,Armed clash,,,,,,,39.9,46.93,,,,"
+    bad_fatalities = "AZE3,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,many,,,"
+    rows = acled_rows(tmp_path, no_coords + "\n", bad_date + "\n", bad_fatalities + "\n")
+    assert rows == [(2, no_coords.encode()), (3, bad_date.encode()), (4, bad_fatalities.encode())]
+    assert all(isinstance(validate_report(raw, now=LATER), Rejection) for _, raw in rows)
+
+
+# -- the feed's summary, with a stand-in producer ------------------------------------
+class FakeFuture:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def add_callback(self, f: Callable[..., Any], *args: Any) -> FakeFuture:
+        if self.error is None:
+            f(*args, "metadata")
+        return self
+
+    def add_errback(self, f: Callable[..., Any], *args: Any) -> FakeFuture:
+        if self.error is not None:
+            f(*args, self.error)
+        return self
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> FakeFuture:
+        assert value is not None
+        if b"too-big" in value:
+            raise MessageSizeTooLargeError("too big")
+        self.sent.append((topic, value, key))
+        return FakeFuture(KafkaError("broker said no") if b"refused" in value else None)
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:
+    good = json.dumps(GOOD)
+    lines = [
+        good,
+        good,  # exact re-send
+        json.dumps({**GOOD, "category": "other"}),  # same id, other content
+        "{nope",
+        json.dumps({**GOOD, "report_id": "f2", "x": 1}),
+        json.dumps({**GOOD, "report_id": "refused"}),
+        json.dumps({**GOOD, "report_id": "too-big"}),
+        json.dumps({**GOOD, "report_id": "f3", "occurred_at": "2021-05-01T10:00:00"}),
+    ]
+    path = write(tmp_path, "in.jsonl", "\n".join(lines) + "\n")
+    producer = FakeProducer()
+    console = Console(file=io.StringIO(), width=120)
+    summary = run_feed(Settings(), path, console=console, producer=producer)
+    assert isinstance(summary, FeedSummary)
+    assert summary.lines == 8
+    assert [v for _, v, _ in producer.sent] == [
+        line.encode() for line in lines if "too-big" not in line
+    ]
+    assert {t for t, _, _ in producer.sent} == {"ceasefire.reports"}
+    keys = [k for _, _, k in producer.sent]
+    assert keys[0] == b"pkf-op-3\x1ff1"
+    assert keys[3] is None  # not JSON
+    assert keys[4] == b"pkf-op-3\x1ff2"  # rejected, but still keyed by its identity
+    assert summary.accepted == 5
+    assert summary.duplicates == 2 and summary.conflicting == 1
+    assert summary.rejected == {"invalid_json": 1, "unknown_field": 1, "missing_timezone": 1}
+    assert [(line, reason) for line, reason, _ in summary.examples] == [
+        (4, "invalid_json"),
+        (5, "unknown_field"),
+        (8, "missing_timezone"),
+    ]
+    assert summary.sent == 6 and summary.failed_sends == 2
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "sent 6 lines" in text and "unknown_field" in text and "not delivered" in text
+
+
+def test_feed_refuses_a_missing_file_or_format(tmp_path: Path) -> None:
+    console = Console(file=io.StringIO())
+    with pytest.raises(FileNotFoundError):
+        run_feed(Settings(), str(tmp_path / "nope"), console=console, producer=FakeProducer())
+    path = write(tmp_path, "x.jsonl", "{}\n")
+    with pytest.raises(ValueError):
+        run_feed(Settings(), path, fmt="xml", console=console, producer=FakeProducer())
