@@ -91,8 +91,9 @@ LOCAL_NAMES: dict[str, dict[str, str]] = {
     "am": {"Shusha": "Shushi", "Lachin": "Berdzor", "Kalbajar": "Karvachar"},
 }
 
-C = "small_arms_fire", "heavy_weapons_fire", "drone_strike", "airspace_violation"
-(SMALL_ARMS, HEAVY, DRONE, AIRSPACE) = C
+# category codes (schemas.codes.Category), short names for the tables below
+SMALL_ARMS, HEAVY = "small_arms_fire", "heavy_weapons_fire"
+DRONE, AIRSPACE = "drone_strike", "airspace_violation"
 ADVANCE, WORKS, OBSTRUCTION = "positional_advance", "engineering_works", "obstruction_of_movement"
 PKF_ATTACK, CIV_HARM, DETENTION = "attack_on_peacekeepers", "civilian_harm", "detention"
 PROPERTY, MINE, OTHER = "property_destruction", "mine_incident", "other"
@@ -604,23 +605,20 @@ class Simulator:
             self.stats.late += 1
         occurred = self.clock - lag
         tz = LOCAL_TZ if source.local_time else UTC
+        timespec = "milliseconds" if source.source_type == "sensor" else "seconds"
         self._serial[source.name] += 1
         serial = self._serial[source.name]
         doc: dict[str, Any] = {
             "report_id": f"{source.name}-{self.run_tag}-{serial:06d}",
             "source": source.name,
             "source_type": source.source_type,
-            "occurred_at": occurred.astimezone(tz).isoformat(
-                timespec="milliseconds" if source.source_type == "sensor" else "seconds"
-            ),
+            "occurred_at": occurred.astimezone(tz).isoformat(timespec=timespec),
         }
         if source.source_type in ("party_statement", "media", "monitoring_centre") or (
             rng.random() < 0.2
         ):
             reported = self.clock - timedelta(seconds=rng.uniform(0, 90))
-            doc["reported_at"] = (
-                max(reported, occurred).astimezone(tz).isoformat(timespec="seconds")
-            )
+            doc["reported_at"] = max(reported, occurred).astimezone(tz).isoformat(timespec=timespec)
 
         place, lat, lon = self._point(zone)
         roll = rng.random()
@@ -903,11 +901,14 @@ def run_simulation(
         burst = f"  [bold red]burst: {sim.burst.zone}[/]" if sim.burst is not None else ""
         failed = len(async_failures) + sync_failures
         fails = f"  [red]failed {failed}[/]" if failed else ""
-        return Text.from_markup(
+        text = Text.from_markup(
             f"simulate → {topic}  sent {sent:,} ({sent / elapsed:.1f}/s)  "
             f"dup {st.duplicates}  late {st.late}  malformed {st.malformed}  "
-            f"bursts {st.bursts}{burst}{fails}{where}"
+            f"bursts {st.bursts}{burst}{fails}{where}",
+            overflow="ellipsis",
         )
+        text.no_wrap = True  # one line: what does not fit is cut, the counts come first
+        return text
 
     try:
         if live is not None:
@@ -933,7 +934,7 @@ def run_simulation(
                     live.update(status())
                     next_live = now + 0.2
             elif now >= next_plain:
-                console.print(status())
+                console.print(status(), no_wrap=True, overflow="ellipsis")
                 next_plain = now + every
             ahead = (sent + sync_failures) / rate - (time.monotonic() - started)
             if ahead > 0:
@@ -951,7 +952,7 @@ def run_simulation(
         finally:
             producer.close(timeout=10)
     delivered = sent - len(async_failures)
-    console.print(status())
+    console.print(status(), no_wrap=True, overflow="ellipsis")
     if async_failures or sync_failures:
         first = async_failures[0] if async_failures else "the producer refused them"
         console.print(
