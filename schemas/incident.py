@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -55,13 +54,3 @@ class Incident(BaseModel):
     severity: Severity
     verification: Verification
     description: str | None = None
-
-    @property
-    def occurred_ts(self) -> float:
-        return self.occurred_at.timestamp()
-
-
-def utc(dt: datetime) -> datetime:
-    from datetime import UTC
-
-    return dt.astimezone(UTC)

@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -381,10 +380,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
         return 1
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 if __name__ == "__main__":

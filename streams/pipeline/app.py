@@ -176,7 +176,7 @@ class Monitor:
                         metrics.DUPLICATES.inc()
                         continue
                     fresh.append(counted)
-                    observe(incident, now)
+                    observe(incident, counted.occurred, now)
                     published.append((incident["zone"].encode(), raw))
                 for n, chunk in enumerate(chunks(fresh)):
                     entry = entry_key(p, last_offset[p], n).encode()

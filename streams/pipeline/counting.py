@@ -89,8 +89,8 @@ def decode_packs(
     return grouped
 
 
-def observe(incident: Mapping[str, Any], now: float) -> None:
-    """Metrics of one newly counted incident."""
+def observe(incident: Mapping[str, Any], occurred: float, now: float) -> None:
+    """Metrics of one newly counted incident (`occurred`: its event time, already parsed)."""
     zone, party = incident["zone"], incident["perpetrator"]
     metrics.REPORTS.labels(incident["source_type"]).inc()
     metrics.INCIDENTS.labels(zone, party, incident["category"], incident["severity"]).inc()
@@ -99,7 +99,6 @@ def observe(incident: Mapping[str, Any], now: float) -> None:
     if incident["wounded"]:
         metrics.CASUALTIES.labels(zone, party, "wounded").inc(incident["wounded"])
     received = datetime.fromisoformat(incident["received_at"]).timestamp()
-    occurred = datetime.fromisoformat(incident["occurred_at"]).timestamp()
     metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
     metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
     metrics.LAST_REPORT_TIMESTAMP.labels(incident["source_type"]).set(received)
