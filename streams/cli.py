@@ -195,7 +195,13 @@ def cmd_feed(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from streams.bench import run_bench
 
-    run_bench(settings_from(args), n=args.n, console=out)
+    run_bench(
+        settings_from(args),
+        n=args.n,
+        console=out,
+        throughput=not args.latency_only,
+        triggers=args.triggers,
+    )
     return 0
 
 
@@ -346,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", cmd_bench, "measure throughput: plain consumer, bare Faust, real pipeline")
     p.add_argument("--n", type=int, default=200_000, help="reports to pre-load (default 200,000)")
+    p.add_argument(
+        "--latency-only", action="store_true", help="skip throughput; only report-to-alert latency"
+    )
+    p.add_argument(
+        "--triggers", type=int, default=100, help="alerts timed by the latency stage (default 100)"
+    )
 
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
     p.add_argument("--partitions", type=int)

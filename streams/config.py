@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     #: Largest batch the counting agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
+    #: Longest a consumer's fetch waits for data. Apache Kafka answers as soon as data
+    #: arrives; the embedded broker waits it out, so it bounds each hop's latency there.
+    fetch_max_wait_ms: int = Field(default=100, ge=1, le=5000)
     data_dir: Path = Path("var/ceasefire")
 
     def bootstrap(self) -> str:

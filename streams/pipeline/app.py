@@ -16,6 +16,7 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.kafka.faust_transport import app_class
 from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
@@ -57,7 +58,7 @@ class Monitor:
 
         s = settings
         s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
-        self.app = faust.App(
+        self.app = app_class(s.fetch_max_wait_ms)(
             s.app_id,
             broker=s.broker_url(),
             broker_credentials=faust_credentials(s),

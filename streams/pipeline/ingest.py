@@ -106,6 +106,7 @@ class Ingest:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.batch_size * 2,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
