@@ -229,6 +229,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=None if args.follow else 3000,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **settings.kafka_security(),
         )
     except KafkaError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,5 +110,242 @@ def test_worker_delivers_alerts_to_a_real_alertmanager(
         assert alert["labels"]["zone"] == "loc-south"
         assert alert["labels"]["severity"] == "critical"
         assert worker.metric("ceasefire_alert_deliveries_total", {"outcome": "delivered"}) >= 1
+    finally:
+        worker.stop()
+
+
+# -- once, across a dead worker, a rebalance and two workers ---------------------------------
+
+ALERTS = "ceasefire.alerts"
+
+
+def zone_points() -> dict[str, tuple[float, float]]:
+    """One named place per zone of the shipped catalogue (not `outside`)."""
+    from streams.classify.gazetteer import Gazetteer
+    from streams.classify.zones import ZoneCatalogue
+
+    zones, places = ZoneCatalogue.load(), Gazetteer.load()
+    points: dict[str, tuple[float, float]] = {}
+    for place in places.places:
+        points.setdefault(zones.locate(place.lat, place.lon), (place.lat, place.lon))
+    points.pop("outside", None)
+    return points
+
+
+def zone_reports(zone: str, point: tuple[float, float], *, burst: int = 11) -> list[bytes]:
+    """A death and a burst of `burst` more incidents in one zone, all within the hour."""
+    now = datetime.now(UTC)
+    docs: list[dict[str, Any]] = []
+    for i in range(burst + 1):
+        docs.append(
+            {
+                "report_id": f"{zone}-{i}",
+                "source": "pkf-op-7",
+                "source_type": "observation_post",
+                "occurred_at": (now - timedelta(minutes=1 + i)).isoformat(),
+                "location": {"lat": point[0], "lon": point[1]},
+                "category": "small_arms_fire",
+                "casualties": {"killed": 1 if i == 0 else 0},
+            }
+        )
+    return [json.dumps(d).encode() for d in docs]
+
+
+def alert_events(bootstrap: str, expect: int = 1) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in read_topic(bootstrap, ALERTS, expect=expect)]
+
+
+def firing_counts(events: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(e["fingerprint"] for e in events if e["status"] == "firing")
+
+
+def casualty_zones(events: list[dict[str, Any]]) -> set[str]:
+    return {
+        e["labels"]["zone"] for e in events if e["rule"] == "casualties" and e["status"] == "firing"
+    }
+
+
+def test_two_workers_a_killed_one_and_a_rebalance_fire_each_alert_once(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    points = list(zone_points().items())
+    assert len(points) >= 9
+    rounds = [points[0:3], points[3:6], points[6:9]]
+    sent: list[bytes] = []
+    w1 = Worker(broker, tmp_path, name="w1").start()
+    w2 = Worker(broker, tmp_path, name="w2").start()
+    w3: Worker | None = None
+    try:
+        for n, zones in enumerate(rounds):
+            new = [r for zone, point in zones for r in zone_reports(zone, point)]
+            sent.extend(new)
+            # every round re-sends all earlier reports along with its new zones
+            produce(broker.bootstrap, "ceasefire.reports", sent)
+            if n == 1:
+                w1.kill()  # dies mid-stream, its partitions move after the session timeout
+            if n == 2:
+                w3 = Worker(broker, tmp_path, name="w3").start()  # a rebalance
+            expected = {zone for round_ in rounds[: n + 1] for zone, _ in round_}
+
+            def alerted(expected: set[str] = expected) -> bool:  # bound now, not late
+                return expected <= casualty_zones(alert_events(broker.bootstrap))
+
+            wait_for(
+                alerted,
+                timeout=90,
+                what=f"casualties alerts of round {n + 1}",
+            )
+        # a last re-send after everything settled
+        produce(broker.bootstrap, "ceasefire.reports", sent)
+        assert w3 is not None
+        wait_for(
+            lambda: (
+                w2.metric("ceasefire_reports_duplicate_total")
+                + w3.metric("ceasefire_reports_duplicate_total")
+                >= len(sent)
+            ),
+            timeout=60,
+            what="the last re-send counted as duplicates",
+        )
+        events = alert_events(broker.bootstrap)
+        counts = firing_counts(events)
+        assert counts and all(n == 1 for n in counts.values()), counts
+        by_rule = Counter(e["rule"] for e in events if e["status"] == "firing")
+        assert by_rule["casualties"] == 9 and by_rule["zone-surge"] == 9, by_rule
+    finally:
+        w1.kill()
+        w2.stop()
+        if w3 is not None:
+            w3.stop()
+
+
+def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A worker wrote two zones' states with their alerts as outbox, published one of the
+    alerts and died. The next owner publishes the other, and only that one."""
+    from alerting.engine import ZoneState, evaluate_batch
+    from alerting.rules import load_rules
+    from schemas.report import Report
+    from schemas.validation import validate_report
+    from streams.classify.classifier import Classifier
+    from streams.classify.gazetteer import Gazetteer
+    from streams.classify.zones import ZoneCatalogue
+    from streams.pipeline.alerting_stage import Outbox, decode_record, encode_record
+    from streams.pipeline.packs import partition_for
+
+    Worker(broker, tmp_path, name="setup").start().stop()  # creates the topics
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    rules = load_rules(None)
+    now = datetime.now(UTC)
+    points = list(zone_points().items())[:2]
+    deaths = [zone_reports(zone, point, burst=0)[0] for zone, point in points]
+    changelog = "ceasefire-monitor-alert-state-changelog"
+    outboxes: list[tuple[str, bytes, bytes]] = []
+    fired = []
+    for (zone, _), raw in zip(points, deaths, strict=True):
+        report = validate_report(raw)
+        assert isinstance(report, Report)
+        incident = classifier.classify(report, now)
+        state = ZoneState.new(zone)
+        (event,) = evaluate_batch(rules, state, [incident], now)
+        fired.append(event)
+        record = encode_record(state, Outbox(int(now.timestamp() * 1000), [event]))
+        outboxes.append((zone, zone.encode(), record))
+    on_topic, missing = fired
+    produce(  # published before the crash
+        broker.bootstrap,
+        ALERTS,
+        [on_topic.model_dump_json().encode()],
+        key=on_topic.fingerprint.encode(),
+    )
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    for _zone, key, record in outboxes:
+        producer.send(changelog, record, key=key, partition=partition_for(key, range(4)))
+    producer.flush(timeout=30)
+    producer.close()
+
+    worker = Worker(broker, tmp_path, name="next").start()
+    try:
+
+        def both() -> list[dict[str, Any]] | None:
+            events = alert_events(broker.bootstrap, 2)
+            return events if len(events) >= 2 else None
+
+        events = wait_for(both, timeout=30, what="the missing alert")
+        assert sorted(e["alert_id"] for e in events) == sorted(
+            [on_topic.alert_id, missing.alert_id]
+        )
+        # the reports themselves arrive later: known to the state, they fire nothing more
+        produce(broker.bootstrap, "ceasefire.reports", deaths)
+        wait_for(lambda: worker.metric("ceasefire_reports_total") >= 2, timeout=30, what="reports")
+        time.sleep(1.0)
+        assert len(alert_events(broker.bootstrap, 2)) == 2
+        _, body = worker.get("/api/v1/alerts?status=firing")
+        assert {a["alert_id"] for a in body["alerts"]} == {on_topic.alert_id, missing.alert_id}
+        # and the outboxes were emptied
+        last: dict[bytes, bytes] = {}
+        for r in read_topic(broker.bootstrap, changelog, expect=4):
+            last[r.key] = r.value
+        for zone, key, _ in outboxes:
+            assert decode_record(last[key])[1] is None, zone
+    finally:
+        worker.stop()
+
+
+RESOLVING_RULES = """
+version: 1
+rules:
+  - name: casualties
+    kind: incident
+    match: {min_casualties: 1}
+    severity: high
+    severity_when_killed: critical
+    hold: 2s
+    max_age: 1h
+  - name: zone-surge
+    kind: threshold
+    window: 15s
+    threshold: 3
+    group_by: [zone]
+    severity: high
+"""
+
+
+def test_the_worker_clock_resolves_alerts_and_publishes_resolved_events(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RESOLVING_RULES)
+    worker = Worker(broker, tmp_path, env={"CEASEFIRE_RULES": str(rules)}).start()
+    try:
+        produce(
+            broker.bootstrap,
+            "ceasefire.reports",
+            [report(700 + i, killed=int(i == 0), minutes_ago=0.02) for i in range(3)],
+        )
+
+        def resolved() -> list[dict[str, Any]] | None:
+            events = alert_events(broker.bootstrap)
+            done = [e for e in events if e["status"] == "resolved"]
+            return events if len(done) >= 2 else None
+
+        events = wait_for(resolved, timeout=60, what="both alerts resolved")
+        by_status = Counter((e["rule"], e["status"]) for e in events)
+        assert by_status == {
+            ("casualties", "firing"): 1,
+            ("casualties", "resolved"): 1,
+            ("zone-surge", "firing"): 1,
+            ("zone-surge", "resolved"): 1,
+        }
+        for e in events:
+            if e["status"] == "resolved":
+                firing = next(f for f in events if f["alert_id"] == e["alert_id"] and f is not e)
+                assert e["ends_at"] is not None and e["ends_at"] >= firing["starts_at"]
+        assert worker.metric("ceasefire_alerts_firing") == 0
+        _, body = worker.get("/api/v1/alerts?status=resolved")
+        assert {a["rule"] for a in body["alerts"]} == {"casualties", "zone-surge"}
     finally:
         worker.stop()

@@ -71,9 +71,12 @@ async def read_partitions(
     tps: Iterable[TopicPartition],
     *,
     timeout: float = 300.0,
+    since_ms: int | None = None,
     **client_opts: Any,
 ) -> dict[TopicPartition, list[tuple[bytes, bytes | None]]]:
-    """Every (key, value) of each partition from its start to its exact end."""
+    """Every (key, value) of each partition from its start to its exact end; with
+    `since_ms`, from its first record stamped at or after that time (from its start when
+    the broker gives no usable answer, as Tansu does when there is no such record)."""
     wanted = list(tps)
     ends = await exact_end_offsets(bootstrap, wanted, **client_opts)
     out: dict[TopicPartition, list[tuple[bytes, bytes | None]]] = {tp: [] for tp in wanted}
@@ -87,6 +90,13 @@ async def read_partitions(
     try:
         reader.assign(list(pending))
         await reader.seek_to_beginning(*pending)
+        if since_ms is not None:
+            found = await reader.offsets_for_times({tp: since_ms for tp in pending})
+            for tp, at in found.items():
+                if at is None:  # Kafka: no record that recent
+                    reader.seek(tp, ends[tp])
+                elif at.timestamp >= 0:
+                    reader.seek(tp, at.offset)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while pending:

@@ -1,11 +1,16 @@
 """The alerting stage: new incidents, packed by zone -> rule engine -> alert events.
 
 Thin wiring around `alerting.engine`: per-zone state lives in memory and in the
-changelog of the Faust table `alert-state` (one write per zone per batch); after every
+changelog of the Faust table `alert-state` (one record per zone per batch); after every
 assignment it is rebuilt from that changelog, read to its exact end as for the tallies.
-Alert events are published (and acknowledged) before the state that records them, so a
-crash re-publishes rather than loses; alert ids are deterministic, so a re-published
-event carries the same `alert_id`.
+
+Once, and never lost. A zone's record holds its state *and* the alert events that state
+change produced but that are not yet confirmed on the alert topic (its outbox). The
+record is acknowledged before the events are published, and rewritten with an empty
+outbox after. So a worker that dies at any point leaves either no trace of the batch (its
+zone packs are delivered again and evaluated alike, alert ids being deterministic) or a
+state with an outbox. On recovery, the new owner reads the alert topic from just before
+the outbox was written and publishes only the events not already there.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import TopicPartition
 
@@ -36,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALERT_TABLE = "alert-state"
+RECORD_VERSION = 2
+#: How far before an outbox was written the alert topic is read for its events: the
+#: events were stamped after it by the same worker's clock; this only absorbs rounding.
+OUTBOX_LOOKBACK_MS = 60_000
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
 RESOLVED_KEPT = 500
@@ -53,6 +62,10 @@ class AlertStage:
         self._outbox: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._last_resend = 0.0
+        self._generation = 0
+        self._settling: asyncio.Task[None] | None = None
+        #: Held from evaluation to commit, by the agent and the clock alike.
+        self._lock = asyncio.Lock()
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
             if s.alertmanager_url
@@ -90,25 +103,99 @@ class AlertStage:
         )
         states: dict[str, ZoneState] = {}
         partition_of: dict[str, int] = {}
+        outboxes: dict[str, Outbox] = {}
         for tp, rows in records.items():
-            for key, value in rows:  # the last value of a zone wins
+            for key, value in rows:  # the last record of a zone wins
                 zone = key.decode()
+                outboxes.pop(zone, None)
                 if value is None:
                     states.pop(zone, None)
                     continue
-                states[zone] = ZoneState.from_json(json.loads(value))
+                states[zone], outbox = decode_record(value)
                 partition_of[zone] = tp.partition
+                if outbox is not None:
+                    outboxes[zone] = outbox
         self.states, self.partition_of = states, partition_of
+        self._generation += 1
         self._refresh_gauge()
         log.info("alert state recovered for %d zones", len(states))
+        if outboxes:
+            # Publishing needs the producer, which may still be starting: finish there.
+            self._settling = asyncio.create_task(self._settle_retrying(outboxes, self._generation))
+        else:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
         self.ready.set()
         self.monitor.update_ready()
 
-    def _save(self, zone: str) -> None:
-        state = self.states[zone]
-        self.table.send_changelog(
-            self.partition_of[zone], zone.encode(), json.dumps(state.to_json()).encode()
+    async def _settle_retrying(self, outboxes: dict[str, Outbox], generation: int) -> None:
+        delay = 1.0
+        while generation == self._generation:
+            try:
+                await self._settle(outboxes, generation)
+                return
+            except Exception as exc:  # the broker, most likely: the worker stays not ready
+                log.error("settling alert outboxes failed, retrying in %.0fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _settle(self, outboxes: dict[str, Outbox], generation: int) -> None:
+        """Publish what a previous owner committed to but did not confirm: every outbox
+        event not on the alert topic yet. Alertmanager hears all of them again (it
+        de-duplicates by labels)."""
+        s = self.monitor.settings
+        while self.monitor.ingest.producer is None:
+            await asyncio.sleep(0.1)
+        since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
+        partitions = await self.monitor.ingest.partitions_of(s.alerts_topic)
+        published = await read_partitions(
+            s.bootstrap(),
+            [TopicPartition(s.alerts_topic, p) for p in partitions],
+            since_ms=since,
+            **s.kafka_security(),
         )
+        on_topic = {
+            _identity_of(value) for rows in published.values() for _, value in rows if value
+        }
+        events = [e for o in outboxes.values() for e in o.events]
+        missing = [e for e in events if (e.alert_id, e.status) not in on_topic]
+        log.warning(
+            "alert outboxes of %d zones: %d events, %d already on the topic, publishing %d",
+            len(outboxes),
+            len(events),
+            len(events) - len(missing),
+            len(missing),
+        )
+        await self._publish(missing)
+        self._enqueue([e for e in events if e not in missing])
+        if generation != self._generation:
+            return  # reassigned meanwhile: the next recovery settles again
+        for zone in outboxes:
+            if zone in self.states:
+                self._save(zone)
+        self._set_ready()
+
+    def _save(
+        self, zone: str, outbox: list[AlertEvent] | None = None, at_ms: int = 0
+    ) -> Awaitable[Any]:
+        return self.table.send_changelog(
+            self.partition_of[zone],
+            zone.encode(),
+            encode_record(self.states[zone], Outbox(at_ms, outbox) if outbox else None),
+        )
+
+    async def _commit(self, zones: Iterable[str], events: dict[str, list[AlertEvent]]) -> None:
+        """Save the zones' states; publish their events only once the states that
+        record them, with the events as outbox, are acknowledged."""
+        at_ms = int(time.time() * 1000)
+        acks = [self._save(zone, events.get(zone), at_ms) for zone in zones]
+        if not events:
+            return
+        await asyncio.gather(*acks)
+        await self._publish([e for zone_events in events.values() for e in zone_events])
+        for zone in events:
+            self._save(zone)  # confirmed: empty the outbox
 
     # -- the agent and the clock ----------------------------------------------------------
     async def _evaluate(self, stream: Any) -> None:
@@ -125,36 +212,34 @@ class AlertStage:
                         continue
                     by_zone.setdefault(incident.zone, []).append(incident)
                     self.partition_of[incident.zone] = e.message.partition
-            now = datetime.now(UTC)
-            out: list[AlertEvent] = []
-            for zone, incidents in by_zone.items():
-                state = self.states.get(zone) or ZoneState.new(zone)
-                self.states[zone] = state
-                out.extend(evaluate_batch(self.rules, state, incidents, now))
-            await self._publish(out)
-            for zone in by_zone:
-                self._save(zone)
+            async with self._lock:
+                now = datetime.now(UTC)
+                out: dict[str, list[AlertEvent]] = {}
+                for zone, incidents in by_zone.items():
+                    state = self.states.get(zone) or ZoneState.new(zone)
+                    self.states[zone] = state
+                    fired = evaluate_batch(self.rules, state, incidents, now)
+                    if fired:
+                        out[zone] = fired
+                await self._commit(by_zone, out)
             self._refresh_gauge()
 
     async def _tick(self) -> None:
         if not self.ready.is_set():
             return
-        now = datetime.now(UTC)
         owned = self.owned_partitions()
-        changed: list[str] = []
-        out: list[AlertEvent] = []
-        for zone, state in self.states.items():
-            if self.partition_of.get(zone) not in owned:
-                continue
-            events = evaluate_time(self.rules, state, now)
-            if events:
-                out.extend(events)
-                changed.append(zone)
-        if out:
-            await self._publish(out)
-            for zone in changed:
-                self._save(zone)
-            self._refresh_gauge()
+        async with self._lock:  # one zone's record never carries two writers' outboxes
+            now = datetime.now(UTC)
+            out: dict[str, list[AlertEvent]] = {}
+            for zone, state in self.states.items():
+                if self.partition_of.get(zone) not in owned:
+                    continue
+                resolved = evaluate_time(self.rules, state, now)
+                if resolved:
+                    out[zone] = resolved
+            if out:
+                await self._commit(out, out)
+                self._refresh_gauge()
         if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
             # Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min
             # by default): keep telling it what is still firing.
@@ -193,7 +278,7 @@ class AlertStage:
     def _enqueue(self, events: list[AlertEvent]) -> None:
         """Hand events to the one delivery task: in order, retried with backoff, and
         without making the stream wait for Alertmanager."""
-        if self.alertmanager is None:
+        if self.alertmanager is None or not events:
             return
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.create_task(self._deliver_forever())
@@ -235,3 +320,44 @@ class AlertStage:
         if status in ("resolved", "all"):
             out.extend(a.model_dump(mode="json") for a in self.resolved)
         return out
+
+
+# -- the changelog record of a zone ---------------------------------------------------------
+
+
+class Outbox(NamedTuple):
+    """Alert events a zone's saved state produced, not yet confirmed on the alert topic."""
+
+    written_ms: int
+    events: list[AlertEvent]
+
+
+def encode_record(state: ZoneState, outbox: Outbox | None) -> bytes:
+    record: dict[str, Any] = {"version": RECORD_VERSION, "state": state.to_json()}
+    if outbox is not None:
+        record["outbox"] = {
+            "written_ms": outbox.written_ms,
+            "events": [e.model_dump(mode="json") for e in outbox.events],
+        }
+    return json.dumps(record).encode()
+
+
+def decode_record(value: bytes) -> tuple[ZoneState, Outbox | None]:
+    """A zone's record; also the bare state of version 1 records (no outbox)."""
+    record = json.loads(value)
+    if record.get("version") != RECORD_VERSION:
+        return ZoneState.from_json(record), None
+    state = ZoneState.from_json(record["state"])
+    box = record.get("outbox")
+    if not box:
+        return state, None
+    events = [AlertEvent.model_validate(e) for e in box["events"]]
+    return state, Outbox(int(box["written_ms"]), events)
+
+
+def _identity_of(value: bytes) -> tuple[str, str] | None:
+    try:
+        doc = json.loads(value)
+        return str(doc["alert_id"]), str(doc["status"])
+    except (ValueError, KeyError, TypeError):
+        return None  # not an alert event: nothing to match
