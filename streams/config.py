@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     advertised_url: str | None = None
 
     alertmanager_url: str | None = None
+    #: Since when the monitor holds the complete incident history (set it after a
+    #: backfill). Escalation baselines count no window before it, and a zone's first
+    #: incident breaks its quiet period only `quiet` after it. Default: when the monitor
+    #: first ran (recorded per partition in the alert state).
+    observed_since: AwareDatetime | None = None
 
     # Kafka security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

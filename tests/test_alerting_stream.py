@@ -52,6 +52,7 @@ def test_alerts_fire_once_across_resends_and_a_restart(
         fired = wait_for(two_rules_fired, timeout=60, what="casualties and zone-surge alerts")
         rules = {key.split(":")[0] for key in fired}
         assert {"casualties", "zone-surge"} <= rules
+        assert "escalation" not in rules  # a fresh monitor has observed no baseline yet
         assert all(n == 1 for n in fired.values()), fired
         events = [
             json.loads(r.value) for r in read_topic(broker.bootstrap, "ceasefire.alerts", expect=2)
@@ -88,6 +89,13 @@ def test_alerts_fire_once_across_resends_and_a_restart(
         assert all(n == 1 for n in fired.values()), fired
         status, body = worker.get("/api/v1/alerts?status=firing")
         assert {a["rule"] for a in body["alerts"]} >= {"casualties", "zone-surge"}
+        # when observation began was recorded once per partition, and kept over the restart
+        from streams.pipeline.alerting_stage import SINCE_KEY
+
+        changelog = read_topic(
+            broker.bootstrap, "ceasefire-monitor-alert-state-changelog", expect=4
+        )
+        assert sorted(r.partition for r in changelog if r.key == SINCE_KEY) == [0, 1, 2, 3]
     finally:
         worker.stop()
 
@@ -172,8 +180,11 @@ def test_two_workers_a_killed_one_and_a_rebalance_fire_each_alert_once(
     assert len(points) >= 9
     rounds = [points[0:3], points[3:6], points[6:9]]
     sent: list[bytes] = []
-    w1 = Worker(broker, tmp_path, name="w1").start()
-    w2 = Worker(broker, tmp_path, name="w2").start()
+    # The operator declares a complete (empty) history of the past 8 days: the bursts
+    # are escalations too.
+    env = {"CEASEFIRE_OBSERVED_SINCE": (datetime.now(UTC) - timedelta(days=8)).isoformat()}
+    w1 = Worker(broker, tmp_path, name="w1", env=env).start()
+    w2 = Worker(broker, tmp_path, name="w2", env=env).start()
     w3: Worker | None = None
     try:
         for n, zones in enumerate(rounds):
@@ -184,7 +195,7 @@ def test_two_workers_a_killed_one_and_a_rebalance_fire_each_alert_once(
             if n == 1:
                 w1.kill()  # dies mid-stream, its partitions move after the session timeout
             if n == 2:
-                w3 = Worker(broker, tmp_path, name="w3").start()  # a rebalance
+                w3 = Worker(broker, tmp_path, name="w3", env=env).start()  # a rebalance
             expected = {zone for round_ in rounds[: n + 1] for zone, _ in round_}
 
             def alerted(expected: set[str] = expected) -> bool:  # bound now, not late
@@ -211,7 +222,7 @@ def test_two_workers_a_killed_one_and_a_rebalance_fire_each_alert_once(
         counts = firing_counts(events)
         assert counts and all(n == 1 for n in counts.values()), counts
         by_rule = Counter(e["rule"] for e in events if e["status"] == "firing")
-        assert by_rule["casualties"] == 9 and by_rule["zone-surge"] == 9, by_rule
+        assert by_rule["casualties"] == by_rule["zone-surge"] == by_rule["escalation"] == 9, by_rule
     finally:
         w1.kill()
         w2.stop()

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALERT_TABLE = "alert-state"
+#: The alert-state key of the time (ms) a partition's observation began; no zone id
+#: contains a NUL.
+SINCE_KEY = b"\x00observed-since"
 RECORD_VERSION = 2
 #: How far before an outbox was written the alert topic is read for its events: the
 #: events were stamped after it by the same worker's clock; this only absorbs rounding.
@@ -63,6 +66,8 @@ class AlertStage:
         self._delivery: asyncio.Task[None] | None = None
         self._last_resend = 0.0
         self._generation = 0
+        #: Per zone-pack partition: when observation began (ms).
+        self.since_of: dict[int, int] = {}
         self._settling: asyncio.Task[None] | None = None
         #: Held from evaluation to commit, by the agent and the clock alike.
         self._lock = asyncio.Lock()
@@ -104,8 +109,12 @@ class AlertStage:
         states: dict[str, ZoneState] = {}
         partition_of: dict[str, int] = {}
         outboxes: dict[str, Outbox] = {}
+        since: dict[int, int] = {}
         for tp, rows in records.items():
             for key, value in rows:  # the last record of a zone wins
+                if key == SINCE_KEY:
+                    since[tp.partition] = int(value or 0)
+                    continue
                 zone = key.decode()
                 outboxes.pop(zone, None)
                 if value is None:
@@ -116,6 +125,11 @@ class AlertStage:
                 if outbox is not None:
                     outboxes[zone] = outbox
         self.states, self.partition_of = states, partition_of
+        now_ms = int(time.time() * 1000)
+        for p in owned - since.keys():  # first run on this partition: observation begins
+            since[p] = now_ms
+            self.table.send_changelog(p, SINCE_KEY, str(now_ms).encode())
+        self.since_of = since
         self._generation += 1
         self._refresh_gauge()
         log.info("alert state recovered for %d zones", len(states))
@@ -124,6 +138,13 @@ class AlertStage:
             self._settling = asyncio.create_task(self._settle_retrying(outboxes, self._generation))
         else:
             self._set_ready()
+
+    def _new_state(self, zone: str) -> ZoneState:
+        configured = self.monitor.settings.observed_since
+        if configured is not None:
+            return ZoneState.new(zone, since=configured.astimezone(UTC))
+        ms = self.since_of.get(self.partition_of[zone], int(time.time() * 1000))
+        return ZoneState(zone=zone, since=ms)
 
     def _set_ready(self) -> None:
         self.ready.set()
@@ -216,7 +237,7 @@ class AlertStage:
                 now = datetime.now(UTC)
                 out: dict[str, list[AlertEvent]] = {}
                 for zone, incidents in by_zone.items():
-                    state = self.states.get(zone) or ZoneState.new(zone)
+                    state = self.states.get(zone) or self._new_state(zone)
                     self.states[zone] = state
                     fired = evaluate_batch(self.rules, state, incidents, now)
                     if fired:
