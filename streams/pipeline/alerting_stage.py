@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -33,6 +32,7 @@ from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from streams import metrics
 from streams.kafka.offsets import read_partitions
+from streams.pipeline.alert_history import ResolvedHistory
 from streams.pipeline.packs import unpack
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ RECORD_VERSION = 2
 OUTBOX_LOOKBACK_MS = 60_000
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
-RESOLVED_KEPT = 500
 
 
 class AlertStage:
@@ -60,7 +59,7 @@ class AlertStage:
         self.rules: RuleSet = load_rules(s.rules, known_zones=monitor.zones.ids)
         self.states: dict[str, ZoneState] = {}
         self.partition_of: dict[str, int] = {}
-        self.resolved: deque[AlertEvent] = deque(maxlen=RESOLVED_KEPT)
+        self.history = ResolvedHistory(s)
         self.ready = asyncio.Event()
         self._outbox: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
@@ -91,6 +90,7 @@ class AlertStage:
         self.table.on_recover(self._on_recovered)
         app.agent(self.topic, name="evaluate-alerts")(self._evaluate)
         app.timer(TICK_SECONDS)(self._tick)
+        app.task(self.history.follow)
 
     # -- state ------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
@@ -291,8 +291,6 @@ class AlertStage:
             )
             if event.status == "firing":
                 metrics.ALERTS.labels(event.rule, event.severity.value).inc()
-            else:
-                self.resolved.append(event)
         await asyncio.gather(*sends)
         self._enqueue(events)
 
@@ -331,7 +329,8 @@ class AlertStage:
             metrics.ALERTS_FIRING.labels(rule, zone).set(n)
 
     def alerts(self, status: str) -> list[dict[str, Any]]:
-        """This worker's alerts: firing from its zones' state, resolved from recent memory."""
+        """Firing: this worker's zones' alerts, from their state. Resolved: the latest
+        resolved events on the alert topic, whoever published them."""
         out: list[dict[str, Any]] = []
         if status in ("firing", "all"):
             owned = self.owned_partitions()
@@ -339,7 +338,7 @@ class AlertStage:
                 if self.partition_of.get(zone) in owned:
                     out.extend(a.model_dump(mode="json") for a in state.firing())
         if status in ("resolved", "all"):
-            out.extend(a.model_dump(mode="json") for a in self.resolved)
+            out.extend(a.model_dump(mode="json") for a in self.history.latest())
         return out
 
 

@@ -1,0 +1,93 @@
+"""Recently resolved alerts, as every worker can answer for them: read from the alert topic.
+
+Firing alerts come from the zones' state, which moves with its partitions. Resolved ones
+are history: each worker follows `ceasefire.alerts` (a plain consumer, no group) from
+`LOOKBACK` ago and keeps the latest `KEPT` resolved events, so the answer survives
+restarts and does not depend on which worker resolved the alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from schemas.alert import AlertEvent
+from streams.config import Settings
+
+log = logging.getLogger(__name__)
+
+KEPT = 500
+LOOKBACK_SECONDS = 7 * 86_400
+
+
+class ResolvedHistory:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.events: deque[AlertEvent] = deque(maxlen=KEPT)
+
+    def latest(self) -> list[AlertEvent]:
+        return sorted(self.events, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
+
+    async def follow(self) -> None:
+        """Runs for the life of the worker; a broker outage only pauses it."""
+        delay = 1.0
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("following the alert topic failed, retrying in %.0fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _follow(self) -> None:
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap(),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            **s.kafka_security(),
+        )
+        await consumer.start()
+        try:
+            while not (partitions := consumer.partitions_for_topic(s.alerts_topic)):
+                await consumer.force_metadata_update()  # the topic may still be being created
+                await asyncio.sleep(1.0)
+            tps = [TopicPartition(s.alerts_topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            self.events.clear()  # a retry reads the look-back again
+            since = int((time.time() - LOOKBACK_SECONDS) * 1000)
+            found = await consumer.offsets_for_times({tp: since for tp in tps})
+            for tp in tps:
+                at = found.get(tp)
+                if at is None:  # nothing that recent
+                    await consumer.seek_to_end(tp)
+                elif at.timestamp >= 0:
+                    consumer.seek(tp, at.offset)
+                else:  # no usable answer (Tansu): read the partition from its start
+                    await consumer.seek_to_beginning(tp)
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for records in batches.values():
+                    for record in records:
+                        self._add(record.value)
+        finally:
+            await consumer.stop()
+
+    def _add(self, value: bytes | None) -> None:
+        if not value:
+            return
+        try:
+            event = AlertEvent.model_validate_json(value)
+        except ValidationError as exc:
+            log.warning("ignoring a record on the alert topic that is not an alert: %s", exc)
+            return
+        if event.status == "resolved":
+            self.events.append(event)
