@@ -243,6 +243,7 @@ class AlertStage:
                     if fired:
                         out[zone] = fired
                 await self._commit(by_zone, out)
+            self.monitor.note_processed(events)
             self._refresh_gauge()
 
     async def _tick(self) -> None:

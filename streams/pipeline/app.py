@@ -21,6 +21,7 @@ from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
+from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import packs, send_each
 from streams.tallies.ledger import chunks, encode_entry, entry_key
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 LEDGER_TABLE = "tally-ledger"
 WINDOW_GAUGE_INTERVAL = 15.0
+LAG_INTERVAL = 5.0
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -94,6 +96,9 @@ class Monitor:
             key_type=bytes,  # bytes types give the raw codec: we encode entries ourselves
             value_type=bytes,
         )
+        #: The highest offset each Faust agent has finished, per input partition.
+        self.processed: dict[tuple[str, int], int] = {}
+        self._lag = LagReport()
         self.index = TallyIndex(retention_seconds=s.retention_days * 86_400)
         #: Set while the index matches the changelog of the owned partitions.
         self.index_ready = asyncio.Event()
@@ -106,6 +111,7 @@ class Monitor:
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.agent(self.keyed_topic, name="count-incidents")(self._count)
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
+        self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(3600.0)(self._forget_expired)
         self.app.service(_ingest_service(self))
 
@@ -123,6 +129,7 @@ class Monitor:
 
     async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
         self.index_ready.clear()
+        self.processed.clear()
         self.alerting.ready.clear()
 
     async def _on_recovered(self) -> None:
@@ -183,6 +190,7 @@ class Monitor:
                     entry = entry_key(p, last_offset[p], n).encode()
                     entries.append((p, entry, encode_entry(chunk)))
             if not published:
+                self.note_processed(events)
                 continue
             # Incidents (for subscribers, and packed by zone for alerting) are acknowledged
             # before the ledger records them as counted: a crash in between re-publishes
@@ -198,8 +206,33 @@ class Monitor:
             )
             for p, entry, value in entries:
                 self.ledger.send_changelog(p, entry, value)
+            self.note_processed(events)
+
+    def note_processed(self, events: Any) -> None:
+        """Record the agents' progress (a batch of Faust events, all handled)."""
+        for e in events:
+            tp = (e.message.topic, e.message.partition)
+            self.processed[tp] = max(self.processed.get(tp, -1), e.message.offset)
 
     # -- timers ------------------------------------------------------------------------
+    async def _refresh_lag(self) -> None:
+        """Lag of the Faust agents' inputs: fetch high watermark minus what the agent has
+        finished (minus the fetch position until it has finished something)."""
+        topics = {self.settings.keyed_topic, self.settings.zone_packs_topic}
+        lag: dict[tuple[str, int], int] = {}
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic not in topics:
+                continue
+            try:
+                hw = self.app.consumer.highwater(tp)
+                done = self.processed.get((tp.topic, tp.partition))
+                position = done + 1 if done is not None else await self.app.consumer.position(tp)
+            except Exception:  # not (yet) assigned in the consumer: no figure this time
+                continue
+            if hw is not None and position is not None:
+                lag[(tp.topic, tp.partition)] = hw - position
+        self._lag.publish(lag)
+
     async def _refresh_window_gauges(self) -> None:
         from streams.web.fanout import refresh_window_gauges
 

@@ -30,6 +30,7 @@ from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter
+from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import packs
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Ingest:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._keyed_partitions_cache: list[int] | None = None
+        self._lag = LagReport()
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
 
@@ -159,13 +161,13 @@ class Ingest:
         """Lag per owned input partition: the fetch high watermark minus our position
         (exact on every broker, unlike ListOffsets)."""
         assert self.consumer is not None
-        metrics.CONSUMER_LAG.clear()  # drop partitions this worker no longer owns
+        lag: dict[tuple[str, int], int] = {}
         for tp in self.consumer.assignment():
             hw = self.consumer.highwater(tp)
             if hw is None:
                 continue
-            position = await self.consumer.position(tp)
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(hw - position, 0))
+            lag[(tp.topic, tp.partition)] = hw - await self.consumer.position(tp)
+        self._lag.publish(lag)
 
     async def _rewind(self) -> None:
         assert self.consumer is not None
