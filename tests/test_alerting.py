@@ -773,3 +773,20 @@ def test_backtest_until_leaves_alerts_firing() -> None:
     console = Console(record=True, width=120, color_system=None)
     render_backtest([], console)
     assert "No alerts" in console.export_text()
+
+
+def test_alert_state_records_round_trip_with_their_outbox() -> None:
+    from streams.pipeline.alerting_stage import Outbox, decode_record, encode_record
+
+    state = ZoneState.new("shusha", since=T0 - D)
+    (event,) = evaluate_incident(DEFAULT, state, inc(T0, killed=1), T0)
+    same, outbox = decode_record(encode_record(state, Outbox(123, [event])))
+    assert same.to_json() == state.to_json()
+    assert outbox == Outbox(123, [event])
+    assert decode_record(encode_record(state, None))[1] is None
+    # a record written before outboxes existed: the bare state
+    legacy, none = decode_record(json.dumps(state.to_json()).encode())
+    assert legacy.to_json() == state.to_json() and none is None
+    for damaged in (b"not json", b'{"version": 2}', b'{"version": 2, "state": 1}'):
+        with pytest.raises(ValueError):
+            decode_record(damaged)

@@ -61,7 +61,7 @@ class AlertStage:
         self.partition_of: dict[str, int] = {}
         self.history = ResolvedHistory(s)
         self.ready = asyncio.Event()
-        self._outbox: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
+        self._to_alertmanager: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._last_resend = 0.0
         self._generation = 0
@@ -112,15 +112,19 @@ class AlertStage:
         since: dict[int, int] = {}
         for tp, rows in records.items():
             for key, value in rows:  # the last record of a zone wins
-                if key == SINCE_KEY:
-                    since[tp.partition] = int(value or 0)
+                try:
+                    if key == SINCE_KEY:
+                        since[tp.partition] = int(value or b"")
+                        continue
+                    zone = key.decode()
+                    outboxes.pop(zone, None)
+                    if value is None:
+                        states.pop(zone, None)
+                        continue
+                    states[zone], outbox = decode_record(value)
+                except ValueError as exc:  # not ours, or damaged: the zone's previous record holds
+                    log.error("skipping unreadable alert-state record %r in %s: %s", key, tp, exc)
                     continue
-                zone = key.decode()
-                outboxes.pop(zone, None)
-                if value is None:
-                    states.pop(zone, None)
-                    continue
-                states[zone], outbox = decode_record(value)
                 partition_of[zone] = tp.partition
                 if outbox is not None:
                     outboxes[zone] = outbox
@@ -302,12 +306,12 @@ class AlertStage:
             return
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.create_task(self._deliver_forever())
-        self._outbox.put_nowait(events)
+        self._to_alertmanager.put_nowait(events)
 
     async def _deliver_forever(self) -> None:
         assert self.alertmanager is not None
         while True:
-            events = await self._outbox.get()
+            events = await self._to_alertmanager.get()
             try:
                 await self.alertmanager.send(events)
                 metrics.ALERT_DELIVERIES.labels("alertmanager", "delivered").inc(len(events))
@@ -364,16 +368,20 @@ def encode_record(state: ZoneState, outbox: Outbox | None) -> bytes:
 
 
 def decode_record(value: bytes) -> tuple[ZoneState, Outbox | None]:
-    """A zone's record; also the bare state of version 1 records (no outbox)."""
-    record = json.loads(value)
-    if record.get("version") != RECORD_VERSION:
-        return ZoneState.from_json(record), None
-    state = ZoneState.from_json(record["state"])
-    box = record.get("outbox")
-    if not box:
-        return state, None
-    events = [AlertEvent.model_validate(e) for e in box["events"]]
-    return state, Outbox(int(box["written_ms"]), events)
+    """A zone's record; also the bare state of version 1 records (no outbox). Raises
+    ValueError on anything else."""
+    try:
+        record = json.loads(value)
+        if record.get("version") != RECORD_VERSION:
+            return ZoneState.from_json(record), None
+        state = ZoneState.from_json(record["state"])
+        box = record.get("outbox")
+        if not box:
+            return state, None
+        events = [AlertEvent.model_validate(e) for e in box["events"]]
+        return state, Outbox(int(box["written_ms"]), events)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed alert-state record: {exc!r}") from None
 
 
 def _identity_of(value: bytes) -> tuple[str, str] | None:
