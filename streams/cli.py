@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -39,13 +40,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 # -- run -----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from streams.kafka.broker import BrokerError, EmbeddedBroker
+    from streams.kafka.broker import BrokerError, EmbeddedBroker, port_open
     from streams.kafka.topics import BrokerUnavailable, ensure_topics
 
     settings = settings_from(args)
     broker: EmbeddedBroker | None = None
-    if settings.broker is None:
-        broker = EmbeddedBroker("127.0.0.1", 9092)
+    port = settings.embedded_port
+    if settings.broker is None and port_open("127.0.0.1", port):
+        # `ceasefire-monitor broker`, or another worker's embedded broker: join it
+        settings = settings.model_copy(update={"broker": settings.embedded_url()})
+        console.print(
+            f"Using the broker already listening on 127.0.0.1:{port}. If it is an embedded "
+            "one, its data is in memory only and goes when its process stops."
+        )
+    elif settings.broker is None:
+        broker = EmbeddedBroker("127.0.0.1", port)
         try:
             broker.start()
         except BrokerError as exc:
@@ -54,7 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(
             f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
             "[bold]its data is kept in memory only[/] and is gone when this worker stops. "
-            "Set --broker or CEASEFIRE_BROKER for a real Kafka."
+            "To restart workers without losing it, run `ceasefire-monitor broker` on its own "
+            "first. Set --broker or CEASEFIRE_BROKER for a real Kafka."
         )
     try:
         try:
@@ -90,6 +100,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
             console.print("Embedded broker stopped; its in-memory data is gone.")
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """The embedded broker on its own, so that workers can stop and start around it."""
+    from streams.kafka.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker("127.0.0.1", settings_from(args).embedded_port)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        raise CliError(str(exc)) from exc
+    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
+    console.print(
+        f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
+        "[bold]its data is kept in memory only[/] and is gone when this command stops "
+        "(Ctrl-C). `ceasefire-monitor run` and every other command find it there."
+    )
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        broker.stop()
+    console.print("Embedded broker stopped; its in-memory data is gone.")
+    return 0 if code in (0, -signal.SIGTERM) else 1
 
 
 def _demo_feed(settings: Settings, stop: threading.Event) -> None:
@@ -321,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, help="API port (env CEASEFIRE_WEB_PORT, default 6066)")
     p.add_argument("--demo", action="store_true", help="also stream simulated reports into it")
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+
+    what = "run the embedded broker on its own, on 127.0.0.1:CEASEFIRE_EMBEDDED_PORT (9092)"
+    sub.add_parser("broker", help=what, description=what).set_defaults(fn=cmd_broker)
 
     p = command("feed", cmd_feed, "send a file of reports to the input topic")
     p.add_argument("file", help="path, or - for standard input")

@@ -9,15 +9,14 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_BROKER = "kafka://127.0.0.1:9092"
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", extra="ignore")
 
-    #: Kafka bootstrap URL(s), `kafka://host:port[;host:port]`. Unset: `run` starts the
-    #: embedded broker on 127.0.0.1:9092 and the other commands reach it there.
+    #: Kafka bootstrap URL(s), `kafka://host:port[;host:port]`. Unset: `run` starts (or
+    #: joins) the embedded broker on 127.0.0.1:`embedded_port`; other commands reach it there.
     broker: str | None = None
+    embedded_port: int = Field(default=9092, ge=1, le=65535)
     topic_prefix: str = "ceasefire."
     #: Partitions of the topics the monitor creates; also its unit of parallelism.
     partitions: int = Field(default=4, ge=1, le=256)
@@ -67,13 +66,16 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=5000)
     data_dir: Path = Path("var/ceasefire")
 
+    def embedded_url(self) -> str:
+        return f"kafka://127.0.0.1:{self.embedded_port}"
+
     def bootstrap(self) -> str:
         """host:port list for kafka-python / aiokafka."""
-        url = self.broker or DEFAULT_BROKER
+        url = self.broker or self.embedded_url()
         return url.removeprefix("kafka://").replace(";", ",")
 
     def broker_url(self) -> str:
-        url = self.broker or DEFAULT_BROKER
+        url = self.broker or self.embedded_url()
         return url if "://" in url else f"kafka://{url}"
 
     def topic(self, name: str) -> str:

@@ -54,7 +54,7 @@ class Worker:
 
     def __init__(
         self,
-        broker: EmbeddedBroker,
+        broker: EmbeddedBroker | None,
         tmp: Path,
         *,
         name: str = "w1",
@@ -67,7 +67,8 @@ class Worker:
         self.env = {
             **os.environ,
             **FAST_GROUP_ENV,
-            "CEASEFIRE_BROKER": broker.url,
+            # None: no broker configured, as a newcomer runs it (embedded, or joined)
+            **({"CEASEFIRE_BROKER": broker.url} if broker is not None else {}),
             "CEASEFIRE_WEB_PORT": str(self.port),
             "CEASEFIRE_PARTITIONS": str(partitions),
             "CEASEFIRE_DATA_DIR": str(tmp / f"data-{name}"),

@@ -72,3 +72,57 @@ def test_feed_sends_every_line_and_summarises_rejections(
     assert "invalid_json" in result.stderr and "unknown_field" in result.stderr
     records = read_topic(broker.bootstrap, "ceasefire.reports", expect=4)
     assert sorted(r.value for r in records) == sorted(line.encode() for line in lines)
+
+
+def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> None:
+    """`ceasefire-monitor broker` keeps the data while `run` (with no broker configured)
+    joins it, stops and starts again: the restarted worker fires nothing twice."""
+    import os
+    import signal
+
+    from streams.kafka.broker import port_open
+    from tests.harness import Worker, produce, wait_for
+    from tests.test_alerting_stream import report
+
+    port = free_port()
+    env = {"CEASEFIRE_EMBEDDED_PORT": str(port)}
+    environ = {k: v for k, v in os.environ.items() if k != "CEASEFIRE_BROKER"}
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "broker"],
+        env={**environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), timeout=20, what="the embedded broker")
+        bootstrap = f"127.0.0.1:{port}"
+        death = report(1, killed=1)
+        for name in ("first", "restarted"):
+            worker = Worker(None, tmp_path, name=name, env=env).start()
+            try:
+                produce(bootstrap, "ceasefire.reports", [death])
+
+                def processed(w: Worker = worker) -> bool:
+                    seen = w.metric("ceasefire_reports_total")
+                    return seen + w.metric("ceasefire_reports_duplicate_total") >= 1
+
+                wait_for(processed, timeout=30, what="the report processed")
+                firing = [
+                    json.loads(r.value)
+                    for r in read_topic(bootstrap, "ceasefire.alerts", expect=1)
+                    if json.loads(r.value)["status"] == "firing"
+                ]
+                assert [a["rule"] for a in firing] == ["casualties"], firing
+            finally:
+                worker.stop()
+            assert "Using the broker already listening" in worker.log_path.read_text()
+        assert broker.poll() is None  # outlived both workers
+        broker.send_signal(signal.SIGINT)
+        _, err = broker.communicate(timeout=20)
+        assert broker.returncode == 0, err
+        assert "in-memory data is gone" in err
+    finally:
+        if broker.poll() is None:
+            broker.kill()
+            broker.wait(timeout=5)

@@ -29,7 +29,7 @@ def test_the_worker_consumer_gets_the_configured_wait() -> None:
         faust_consumer = app.consumer
         assert isinstance(faust_consumer, faust_aiokafka.Consumer)
         thread = faust_consumer._new_consumer_thread()
-        consumer = thread._create_worker_consumer(app.transport)
+        consumer = thread._create_worker_consumer(app.transport)  # type: ignore[arg-type]
         wait: int = consumer._fetch_max_wait_ms
         return wait
 

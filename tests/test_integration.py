@@ -257,11 +257,11 @@ def test_two_workers_answer_completely_and_alike(broker: EmbeddedBroker, tmp_pat
         )
         produce(broker.bootstrap, "ceasefire.reports", values)
         for w in (w1, w2):
-            wait_for(
-                lambda w=w: as_table(w.tallies("24h", "zone")) == expected,
-                timeout=60,
-                what=f"{w.url} tallies",
-            )
+
+            def complete(w: Worker = w) -> bool:
+                return bool(as_table(w.tallies("24h", "zone")) == expected)
+
+            wait_for(complete, timeout=60, what=f"{w.url} tallies")
         for by in ("party", "zone,party", "category"):
             assert w1.tallies("7d", by) == w2.tallies("7d", by)
     finally:
