@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = settings.embedded_port
     if settings.broker is None and port_open("127.0.0.1", port):
         # `ceasefire-monitor broker`, or another worker's embedded broker: join it
-        settings = settings.model_copy(update={"broker": settings.embedded_url()})
+        settings = settings.on_embedded_broker()
         console.print(
             f"Using the broker already listening on 127.0.0.1:{port}. If it is an embedded "
             "one, its data is in memory only and goes when its process stops."
@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             broker.start()
         except BrokerError as exc:
             raise CliError(str(exc)) from exc
-        settings = settings.model_copy(update={"broker": broker.url})
+        settings = settings.on_embedded_broker()
         console.print(
             f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
             "[bold]its data is kept in memory only[/] and is gone when this worker stops. "

@@ -9,6 +9,13 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Consumer-group timings for workers on the embedded broker (seconds).
+EMBEDDED_GROUP_TIMING = {
+    "rebalance_timeout": 3.0,
+    "session_timeout": 6.0,
+    "heartbeat_interval": 1.0,
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", extra="ignore")
@@ -49,10 +56,17 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
 
-    # Consumer group timing. Defaults suit Apache Kafka; tests shorten them.
+    # Consumer group timing. Defaults suit Apache Kafka; on the embedded broker `run` uses
+    # EMBEDDED_GROUP_TIMING unless these are set, and tests shorten them too.
     rebalance_timeout: float = 20.0
     session_timeout: float = 30.0
     heartbeat_interval: float = 3.0
+
+    def on_embedded_broker(self) -> Settings:
+        """These settings for a worker on the embedded broker (a single machine): a group
+        join waits out the rebalance timeout there, so shorter timings, unless set."""
+        unset = {k: v for k, v in EMBEDDED_GROUP_TIMING.items() if k not in self.model_fields_set}
+        return self.model_copy(update={"broker": self.embedded_url(), **unset})
 
     #: How long a report's identity is remembered for de-duplication, and how far
     #: back event-time tallies are kept (a 30-day window must reach back from any

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import read_topic
 
@@ -126,3 +128,16 @@ def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> 
         if broker.poll() is None:
             broker.kill()
             broker.wait(timeout=5)
+
+
+def test_embedded_broker_settings_shorten_only_unset_group_timings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.config import Settings
+
+    monkeypatch.setenv("CEASEFIRE_SESSION_TIMEOUT", "9")
+    monkeypatch.setenv("CEASEFIRE_EMBEDDED_PORT", "19092")
+    s = Settings().on_embedded_broker()
+    assert s.broker == "kafka://127.0.0.1:19092" and s.bootstrap() == "127.0.0.1:19092"
+    assert (s.rebalance_timeout, s.session_timeout, s.heartbeat_interval) == (3.0, 9.0, 1.0)
+    assert Settings().rebalance_timeout == 20.0  # Apache Kafka defaults otherwise

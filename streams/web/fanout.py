@@ -36,6 +36,8 @@ class NotOwner(RuntimeError):
 def local_rows(
     monitor: Monitor, partitions: set[int], *, window: str, by: str, as_of: float
 ) -> list[Row]:
+    if not monitor.index_ready.is_set():  # between an assignment and its recovery
+        raise NotOwner("this worker is recovering the state of its partitions")
     owned = monitor.owned_partitions()
     missing = partitions - owned
     if missing:
