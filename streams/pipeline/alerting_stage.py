@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -33,7 +33,7 @@ from schemas.incident import Incident
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
-from streams.pipeline.packs import unpack
+from streams.pipeline.packs import steps, unpack
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -227,28 +227,32 @@ class AlertStage:
         s = self.monitor.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.ready.wait()
-            by_zone: dict[str, list[Incident]] = {}
-            for e in events:
-                for raw in unpack(e.value):
-                    try:
-                        incident = Incident.model_validate_json(raw)
-                    except ValueError as exc:  # not ours: someone else wrote to the topic
-                        log.error("skipping undecodable incident at %s: %s", e.message.tp, exc)
-                        continue
-                    by_zone.setdefault(incident.zone, []).append(incident)
-                    self.partition_of[incident.zone] = e.message.partition
-            async with self._lock:
-                now = datetime.now(UTC)
-                out: dict[str, list[AlertEvent]] = {}
-                for zone, incidents in by_zone.items():
-                    state = self.states.get(zone) or self._new_state(zone)
-                    self.states[zone] = state
-                    fired = evaluate_batch(self.rules, state, incidents, now)
-                    if fired:
-                        out[zone] = fired
-                await self._commit(by_zone, out)
+            for step in steps(events, lambda e: e.value):
+                await self._evaluate_step(step)
             self.monitor.note_processed(events)
             self._refresh_gauge()
+
+    async def _evaluate_step(self, events: Sequence[Any]) -> None:
+        by_zone: dict[str, list[Incident]] = {}
+        for e in events:
+            for raw in unpack(e.value):
+                try:
+                    incident = Incident.model_validate_json(raw)
+                except ValueError as exc:  # not ours: someone else wrote to the topic
+                    log.error("skipping undecodable incident at %s: %s", e.message.tp, exc)
+                    continue
+                by_zone.setdefault(incident.zone, []).append(incident)
+                self.partition_of[incident.zone] = e.message.partition
+        async with self._lock:
+            now = datetime.now(UTC)
+            out: dict[str, list[AlertEvent]] = {}
+            for zone, incidents in by_zone.items():
+                state = self.states.get(zone) or self._new_state(zone)
+                self.states[zone] = state
+                fired = evaluate_batch(self.rules, state, incidents, now)
+                if fired:
+                    out[zone] = fired
+            await self._commit(by_zone, out)
 
     async def _tick(self) -> None:
         if not self.ready.is_set():

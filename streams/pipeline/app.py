@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -22,7 +23,7 @@ from streams.kafka.topics import ensure_topics
 from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.lag import LagReport
-from streams.pipeline.packs import packs, send_each
+from streams.pipeline.packs import packs, send_each, steps
 from streams.tallies.ledger import chunks, encode_entry, entry_key
 
 log = logging.getLogger(__name__)
@@ -168,45 +169,51 @@ class Monitor:
         s = self.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.index_ready.wait()
-            producer = self.ingest.producer
-            assert producer is not None
-            now = time.time()
-            grouped = decode_packs((e.message.partition, e.value) for e in events)
-            last_offset = {e.message.partition: e.message.offset for e in events}
-            published: list[tuple[bytes, bytes]] = []  # (zone, incident JSON)
-            entries: list[tuple[int, bytes, bytes]] = []  # (partition, key, ledger entry)
-            for p, items in grouped.items():
-                part = self.index.partition(p)
-                fresh = []
-                for key, incident, raw in items:
-                    counted = counted_from(key, incident)
-                    if not part.add(counted):
-                        metrics.DUPLICATES.inc()
-                        continue
-                    fresh.append(counted)
-                    observe(incident, counted.occurred, now)
-                    published.append((incident["zone"].encode(), raw))
-                for n, chunk in enumerate(chunks(fresh)):
-                    entry = entry_key(p, last_offset[p], n).encode()
-                    entries.append((p, entry, encode_entry(chunk)))
-            if not published:
-                self.note_processed(events)
-                continue
-            # Incidents (for subscribers, and packed by zone for alerting) are acknowledged
-            # before the ledger records them as counted: a crash in between re-publishes
-            # them (at least once) rather than loses them.
-            incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
-            zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
-            await asyncio.gather(
-                *await send_each(producer, s.incidents_topic, published, incident_partitions),
-                *[
-                    await producer.send(s.zone_packs_topic, pack, partition=zp)
-                    for zp, pack in packs(published, zone_partitions)
-                ],
-            )
-            for p, entry, value in entries:
-                self.ledger.send_changelog(p, entry, value)
+            for step in steps(events, lambda e: e.value):
+                await self._count_step(step)
             self.note_processed(events)
+
+    async def _count_step(self, events: Sequence[Any]) -> None:
+        """Count one step of a batch; its ledger entries are written once its incidents
+        are acknowledged, so a crash part-way replays the rest of the batch only."""
+        s = self.settings
+        producer = self.ingest.producer
+        assert producer is not None
+        now = time.time()
+        grouped = decode_packs((e.message.partition, e.value) for e in events)
+        last_offset = {e.message.partition: e.message.offset for e in events}
+        published: list[tuple[bytes, bytes]] = []  # (zone, incident JSON)
+        entries: list[tuple[int, bytes, bytes]] = []  # (partition, key, ledger entry)
+        for p, items in grouped.items():
+            part = self.index.partition(p)
+            fresh = []
+            for key, incident, raw in items:
+                counted = counted_from(key, incident)
+                if not part.add(counted):
+                    metrics.DUPLICATES.inc()
+                    continue
+                fresh.append(counted)
+                observe(incident, counted.occurred, now)
+                published.append((incident["zone"].encode(), raw))
+            for n, chunk in enumerate(chunks(fresh)):
+                entry = entry_key(p, last_offset[p], n).encode()
+                entries.append((p, entry, encode_entry(chunk)))
+        if not published:
+            return
+        # Incidents (for subscribers, and packed by zone for alerting) are acknowledged
+        # before the ledger records them as counted: a crash in between re-publishes
+        # them (at least once) rather than loses them.
+        incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
+        zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
+        await asyncio.gather(
+            *await send_each(producer, s.incidents_topic, published, incident_partitions),
+            *[
+                await producer.send(s.zone_packs_topic, pack, partition=zp)
+                for zp, pack in packs(published, zone_partitions)
+            ],
+        )
+        for p, entry, value in entries:
+            self.ledger.send_changelog(p, entry, value)
 
     def note_processed(self, events: Any) -> None:
         """Record the agents' progress (a batch of Faust events, all handled)."""

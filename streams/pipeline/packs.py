@@ -8,16 +8,21 @@ key, so records with equal keys always meet in one partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 #: Records per pack: 256 incidents stay far below Kafka's 1 MB message limit.
 PACK_SIZE = 256
+#: Most records an agent expands into objects at once. A backlog gives it batches of up
+#: to CEASEFIRE_BATCH_SIZE full packs (256,000 records by default); it works through
+#: them in steps of this many, so memory does not grow with the batch.
+STEP_RECORDS = 16_384
 
 _partitioner = DefaultPartitioner()
+T = TypeVar("T")
 
 
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
@@ -39,6 +44,20 @@ def packs(
 
 def unpack(pack: bytes) -> list[bytes]:
     return pack.split(b"\n")
+
+
+def steps(events: Sequence[T], records: Callable[[T], bytes]) -> Iterator[Sequence[T]]:
+    """Consecutive runs of `events` (each carrying a pack, given by `records`) holding at
+    most STEP_RECORDS records, or a single pack."""
+    start, held = 0, 0
+    for i, event in enumerate(events):
+        n = records(event).count(b"\n") + 1
+        if held and held + n > STEP_RECORDS:
+            yield events[start:i]
+            start, held = i, 0
+        held += n
+    if start < len(events):
+        yield events[start:]
 
 
 async def send_each(

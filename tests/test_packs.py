@@ -1,0 +1,30 @@
+"""Packs and the steps agents work through them in."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.pipeline.packs import PACK_SIZE, STEP_RECORDS, packs, steps, unpack
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_packs_keep_equal_keys_together_and_hold_at_most_pack_size() -> None:
+    records = [(f"k{i % 7}".encode(), f'{{"n": {i}}}'.encode()) for i in range(2000)]
+    out = list(packs(records, [0, 1, 2, 3]))
+    assert all(len(unpack(pack)) <= PACK_SIZE for _, pack in out)
+    assert sorted(v for _, pack in out for v in unpack(pack)) == sorted(v for _, v in records)
+    where = {v: p for p, pack in out for v in unpack(pack)}
+    for key in {k for k, _ in records}:
+        assert len({where[v] for k, v in records if k == key}) == 1
+
+
+def test_steps_bound_the_records_expanded_at_once_and_keep_order() -> None:
+    full = b"\n".join([b"{}"] * PACK_SIZE)
+    events = [full] * 150 + [b"{}"] * 5 + [full] * 3
+    out = list(steps(events, lambda e: e))
+    assert [e for step in out for e in step] == events  # every pack once, in order
+    for step in out:
+        assert sum(len(unpack(e)) for e in step) <= STEP_RECORDS
+    assert len(out) == -(-sum(len(unpack(e)) for e in events) // STEP_RECORDS)
+    assert list(steps([], lambda e: e)) == []
