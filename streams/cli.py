@@ -236,6 +236,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         console=out,
         throughput=not args.latency_only,
         triggers=args.triggers,
+        repeat=args.repeat,
     )
     return 0
 
@@ -396,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--triggers", type=int, default=100, help="alerts timed by the latency stage (default 100)"
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="runs of each throughput stage; the median is shown"
     )
 
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
