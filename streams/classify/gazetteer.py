@@ -11,13 +11,12 @@ Matching ignores case, diacritics, punctuation and spacing (see `text.fold`), so
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streams.classify.data_files import read_json
 from streams.classify.text import fold
 
 
@@ -56,18 +55,7 @@ class Gazetteer:
     @classmethod
     def load(cls, path: Path | str | None = None) -> Gazetteer:
         """Read a gazetteer file; None reads the shipped one. Raises `GazetteerError`."""
-        where = str(path) if path is not None else "the shipped gazetteer"
-        try:
-            if path is None:
-                files = resources.files("streams.classify")
-                text = files.joinpath("data/gazetteer.json").read_text(encoding="utf-8")
-            else:
-                text = Path(path).read_text(encoding="utf-8")
-            doc = json.loads(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GazetteerError(f"{where}: cannot read gazetteer: {exc}") from exc
-        except ValueError as exc:
-            raise GazetteerError(f"{where}: gazetteer is not JSON: {exc}") from exc
+        doc, where = read_json(path, "gazetteer.json", "gazetteer", GazetteerError)
         try:
             return cls(_parse(doc))
         except GazetteerError as exc:

@@ -15,13 +15,13 @@ out. A lookup is then a few float comparisons per zone and no allocation.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from streams.classify.data_files import read_json
 
 OUTSIDE = "outside"
 OUTSIDE_NAME = "Outside all zones"
@@ -123,18 +123,7 @@ class ZoneCatalogue:
 
         Raises `CatalogueError` naming the file and the problem when the file cannot be
         read or is not a usable catalogue (no id, bad id, duplicate id, bad geometry)."""
-        where = str(path) if path is not None else "the shipped zone catalogue"
-        try:
-            if path is None:
-                files = resources.files("streams.classify")
-                text = files.joinpath("data/zones.geojson").read_text(encoding="utf-8")
-            else:
-                text = Path(path).read_text(encoding="utf-8")
-            doc = json.loads(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CatalogueError(f"{where}: cannot read zone catalogue: {exc}") from exc
-        except ValueError as exc:
-            raise CatalogueError(f"{where}: zone catalogue is not JSON: {exc}") from exc
+        doc, where = read_json(path, "zones.geojson", "zone catalogue", CatalogueError)
         zones, normalised = _parse(doc, where)
         return cls(zones, normalised)
 

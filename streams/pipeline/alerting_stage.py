@@ -234,15 +234,20 @@ class AlertStage:
 
     async def _evaluate_step(self, events: Sequence[Any]) -> None:
         by_zone: dict[str, list[Incident]] = {}
+        undecodable: list[tuple[int, int, bytes, str]] = []
         for e in events:
             for raw in unpack(e.value):
                 try:
                     incident = Incident.model_validate_json(raw)
                 except ValueError as exc:  # not ours: someone else wrote to the topic
-                    log.error("skipping undecodable incident at %s: %s", e.message.tp, exc)
+                    undecodable.append((e.message.partition, e.message.offset, raw, str(exc)))
                     continue
                 by_zone.setdefault(incident.zone, []).append(incident)
                 self.partition_of[incident.zone] = e.message.partition
+        if undecodable:
+            await self.monitor.dead_letter_internal(
+                self.monitor.settings.zone_packs_topic, undecodable
+            )
         async with self._lock:
             now = datetime.now(UTC)
             out: dict[str, list[AlertEvent]] = {}

@@ -7,11 +7,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from aiokafka import TopicPartition
 
+from schemas.codes import RejectReason
+from schemas.validation import Rejection
 from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
@@ -20,7 +23,8 @@ from streams.config import Settings
 from streams.kafka.faust_transport import app_class
 from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
-from streams.pipeline.counting import TallyIndex, counted_from, decode_packs, observe
+from streams.pipeline.counting import TallyIndex, decode_packs, observe
+from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import packs, send_each, steps
@@ -180,20 +184,25 @@ class Monitor:
         producer = self.ingest.producer
         assert producer is not None
         now = time.time()
-        grouped = decode_packs((e.message.partition, e.value) for e in events)
+        grouped, undecodable = decode_packs(
+            (e.message.partition, e.message.offset, e.value) for e in events
+        )
+        if undecodable:
+            await self.dead_letter_internal(
+                s.keyed_topic, [(u.partition, u.offset, u.raw, u.error) for u in undecodable]
+            )
         last_offset = {e.message.partition: e.message.offset for e in events}
         published: list[tuple[bytes, bytes]] = []  # (zone, incident JSON)
         entries: list[tuple[int, bytes, bytes]] = []  # (partition, key, ledger entry)
         for p, items in grouped.items():
             part = self.index.partition(p)
             fresh = []
-            for key, incident, raw in items:
-                counted = counted_from(key, incident)
+            for counted, received, incident, raw in items:
                 if not part.add(counted):
                     metrics.DUPLICATES.inc()
                     continue
                 fresh.append(counted)
-                observe(incident, counted.occurred, now)
+                observe(incident, counted.occurred, received, now)
                 published.append((incident["zone"].encode(), raw))
             for n, chunk in enumerate(chunks(fresh)):
                 entry = entry_key(p, last_offset[p], n).encode()
@@ -214,6 +223,33 @@ class Monitor:
         )
         for p, entry, value in entries:
             self.ledger.send_changelog(p, entry, value)
+
+    async def dead_letter_internal(
+        self, topic: str, records: Sequence[tuple[int, int, bytes, str]]
+    ) -> None:
+        """Records of an internal topic (partition, offset, value, error) that are not
+        what this monitor writes there: to the dead-letter topic, never silently dropped."""
+        producer = self.ingest.producer
+        assert producer is not None
+        sends = []
+        for partition, offset, raw, error in records:
+            log.error("dead-lettering a record at %s[%d]@%d: %s", topic, partition, offset, error)
+            metrics.REJECTED.labels(RejectReason.INVALID_VALUE.value).inc()
+            rejection = Rejection(
+                RejectReason.INVALID_VALUE,
+                f"not a record this monitor writes to its internal topic {topic}: {error}",
+            )
+            value = dead_letter(
+                raw,
+                rejection,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=None,
+                received_at=datetime.now(UTC),
+            )
+            sends.append(await producer.send(self.settings.dlq_topic, value))
+        await asyncio.gather(*sends)
 
     def note_processed(self, events: Any) -> None:
         """Record the agents' progress (a batch of Faust events, all handled)."""

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.report import report_key
 from streams import metrics
@@ -76,21 +76,63 @@ class TallyIndex:
         return sum(part.forget_before(now - self._retention) for part in self.partitions.values())
 
 
+#: What counting and its metrics read of an incident.
+_NEEDED = (
+    "source",
+    "report_id",
+    "source_type",
+    "occurred_at",
+    "received_at",
+    "zone",
+    "perpetrator",
+    "category",
+    "severity",
+    "killed",
+    "wounded",
+)
+
+
+class Decoded(NamedTuple):
+    counted: Counted
+    received: float  # epoch seconds
+    incident: dict[str, Any]
+    raw: bytes
+
+
+class Undecodable(NamedTuple):
+    """A record on the keyed topic that is not an incident of this monitor."""
+
+    partition: int
+    offset: int
+    raw: bytes
+    error: str
+
+
 def decode_packs(
-    packs: Iterable[tuple[int, bytes]],
-) -> dict[int, list[tuple[str, dict[str, Any], bytes]]]:
-    """Group the incidents of a batch of packs by partition: (report key, incident, raw JSON)."""
-    grouped: dict[int, list[tuple[str, dict[str, Any], bytes]]] = defaultdict(list)
-    for partition, pack in packs:
+    packs: Iterable[tuple[int, int, bytes]],
+) -> tuple[dict[int, list[Decoded]], list[Undecodable]]:
+    """The incidents of a batch of (partition, offset, pack), grouped by partition, and
+    the records that are not incidents (for the dead-letter topic)."""
+    grouped: dict[int, list[Decoded]] = defaultdict(list)
+    bad: list[Undecodable] = []
+    for partition, offset, pack in packs:
         out = grouped[partition]
         for raw in unpack(pack):
-            incident = json.loads(raw)
-            out.append((report_key(incident["source"], incident["report_id"]), incident, raw))
-    return grouped
+            try:
+                incident = json.loads(raw)
+                missing = [k for k in _NEEDED if k not in incident]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+                key = report_key(incident["source"], incident["report_id"])
+                received = datetime.fromisoformat(incident["received_at"]).timestamp()
+                out.append(Decoded(counted_from(key, incident), received, incident, raw))
+            except (ValueError, TypeError, AttributeError) as exc:
+                bad.append(Undecodable(partition, offset, raw, str(exc) or repr(exc)))
+    return grouped, bad
 
 
-def observe(incident: Mapping[str, Any], occurred: float, now: float) -> None:
-    """Metrics of one newly counted incident (`occurred`: its event time, already parsed)."""
+def observe(incident: Mapping[str, Any], occurred: float, received: float, now: float) -> None:
+    """Metrics of one newly counted incident (times already parsed, in epoch seconds)."""
     zone, party = incident["zone"], incident["perpetrator"]
     metrics.REPORTS.labels(incident["source_type"]).inc()
     metrics.INCIDENTS.labels(zone, party, incident["category"], incident["severity"]).inc()
@@ -98,7 +140,6 @@ def observe(incident: Mapping[str, Any], occurred: float, now: float) -> None:
         metrics.CASUALTIES.labels(zone, party, "killed").inc(incident["killed"])
     if incident["wounded"]:
         metrics.CASUALTIES.labels(zone, party, "wounded").inc(incident["wounded"])
-    received = datetime.fromisoformat(incident["received_at"]).timestamp()
     metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
     metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
     metrics.LAST_REPORT_TIMESTAMP.labels(incident["source_type"]).set(received)
