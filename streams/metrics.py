@@ -128,3 +128,17 @@ ALERT_DELIVERIES = Counter(
     ["target", "outcome"],
     registry=REGISTRY,
 )
+SKIPPED_RECOVERED = Counter(
+    "ceasefire_skipped_records_recovered",
+    "Records of a stage's input that were skipped before reaching the stage (during a "
+    "rebalance) and that the stage then read and applied itself, by topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+PARTITION_STALLED = Gauge(
+    "ceasefire_partition_stalled",
+    "1 while a stage's input partition has records beyond what it applied and no progress "
+    "for a minute (the worker is then not ready), by topic and partition.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)

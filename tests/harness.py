@@ -96,7 +96,7 @@ class Worker:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as resp:
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False

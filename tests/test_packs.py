@@ -28,3 +28,18 @@ def test_steps_bound_the_records_expanded_at_once_and_keep_order() -> None:
         assert sum(len(unpack(e)) for e in step) <= STEP_RECORDS
     assert len(out) == -(-sum(len(unpack(e)) for e in events) // STEP_RECORDS)
     assert list(steps([], lambda e: e)) == []
+
+
+def test_packs_are_bounded_in_bytes_whatever_the_records_hold() -> None:
+    from streams.pipeline.packs import PACK_BYTES
+
+    # incidents with 4,000-character Cyrillic descriptions: ~8 KB each as UTF-8
+    big = ("д" * 4000).encode()
+    records = [(f"k{i}".encode(), big) for i in range(1200)]
+    out = list(packs(records, [0, 1, 2, 3]))
+    assert all(len(pack) <= PACK_BYTES for _, pack in out)
+    assert sum(len(unpack(pack)) for _, pack in out) == len(records)
+    # a record larger than a pack travels alone, never dropped
+    huge = b"x" * (PACK_BYTES + 1)
+    alone = list(packs([(b"a", b"1"), (b"a", huge), (b"a", b"2")], [0]))
+    assert [unpack(pack) for _, pack in alone] == [[b"1"], [huge], [b"2"]]

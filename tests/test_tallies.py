@@ -159,3 +159,16 @@ def test_large_batches_are_split_into_bounded_entries() -> None:
     assert [len(p) for p in parts] == [ENTRY_SIZE, ENTRY_SIZE, 5]
     assert [r for p in parts for r in p] == batch
     assert max(len(encode_entry(p)) for p in parts) < 512 * 1024
+
+
+def test_entries_of_maximal_non_latin_keys_stay_under_the_message_limit() -> None:
+    from streams.tallies.ledger import ENTRY_BYTES, chunks, entry_offset
+
+    # source of 64 and report_id of 128 astral-plane characters: 12 bytes each as JSON
+    key = "𠀀" * 64 + "\x1f" + "𠀁" * 128
+    batch = [c(f"{key}{i}", 10) for i in range(3000)]
+    parts = chunks(batch)
+    assert [r for p in parts for r in p] == batch
+    assert all(len(encode_entry(p)) <= ENTRY_BYTES for p in parts)
+    assert entry_offset(entry_key(2, 41, 3)) == 41
+    assert entry_offset("not-an-entry") is None

@@ -111,3 +111,55 @@ async def read_partitions(
         return out
     finally:
         await reader.stop()
+
+
+async def read_range(
+    bootstrap: str,
+    ranges: Iterable[tuple[TopicPartition, int, int]],
+    *,
+    timeout: float = 60.0,
+    **client_opts: Any,
+) -> dict[TopicPartition, list[tuple[int, bytes]]]:
+    """(offset, value) of the records in [start, end) of each partition: what a stage
+    reads itself when records were skipped before reaching it. Stops at the partition's
+    high watermark when that comes first (records deleted or never written)."""
+    wanted = {tp: (start, end) for tp, start, end in ranges if end > start}
+    out: dict[TopicPartition, list[tuple[int, bytes]]] = {tp: [] for tp in wanted}
+    if not wanted:
+        return out
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",  # a start deleted by retention: from what is left
+        **client_opts,
+    )
+    await reader.start()
+    try:
+        reader.assign(list(wanted))
+        for tp, (start, _) in wanted.items():
+            reader.seek(tp, start)
+        pending = set(wanted)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending:
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"offsets not read within {timeout}s: {sorted(map(str, pending))}"
+                )
+            batches = await reader.getmany(*pending, timeout_ms=500, max_records=10_000)
+            for tp, records in batches.items():
+                end = wanted[tp][1]
+                out[tp].extend(
+                    (r.offset, r.value if r.value is not None else b"")
+                    for r in records
+                    if r.offset < end
+                )
+            for tp in list(pending):
+                position = await reader.position(tp)
+                hw = reader.highwater(tp)
+                if position >= wanted[tp][1] or (hw is not None and position >= hw):
+                    pending.discard(tp)
+        return out
+    finally:
+        await reader.stop()

@@ -33,7 +33,9 @@ from schemas.incident import Incident
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
-from streams.pipeline.packs import steps, unpack
+from streams.pipeline.packs import unpack
+from streams.pipeline.progress import Record
+from streams.pipeline.stage_input import StageInput
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -44,6 +46,9 @@ ALERT_TABLE = "alert-state"
 #: The alert-state key of the time (ms) a partition's observation began; no zone id
 #: contains a NUL.
 SINCE_KEY = b"\x00observed-since"
+#: The alert-state key of the last zone-pack offset of the partition whose effects the
+#: zone records hold (see progress.py): written after those records are acknowledged.
+APPLIED_KEY = b"\x00applied"
 RECORD_VERSION = 2
 #: How far before an outbox was written the alert topic is read for its events: the
 #: events were stamped after it by the same worker's clock; this only absorbs rounding.
@@ -68,8 +73,13 @@ class AlertStage:
         #: Per zone-pack partition: when observation began (ms).
         self.since_of: dict[int, int] = {}
         self._settling: asyncio.Task[None] | None = None
-        #: Held from evaluation to commit, by the agent and the clock alike.
+        #: Held from evaluation to commit, by the agent and the clock alike, and while
+        #: state is recovered.
         self._lock = asyncio.Lock()
+        self.input = StageInput(s.zone_packs_topic, s, self._evaluate_step, self._lock)
+        #: Events evaluated into the in-memory state whose commit has not succeeded yet:
+        #: a retried step finds its incidents known and fires nothing, so they are kept.
+        self._pending: dict[str, list[AlertEvent]] = {}
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
             if s.alertmanager_url
@@ -99,7 +109,15 @@ class AlertStage:
             tp.partition for tp in self.monitor.app.assignor.assigned_actives() if tp.topic == topic
         }
 
+    def revoked(self) -> None:
+        self.ready.clear()
+        self.input.clear()
+
     async def _on_recovered(self) -> None:
+        async with self._lock:  # a step still being written lands before we read
+            await self._recover()
+
+    async def _recover(self) -> None:
         owned = self.owned_partitions()
         s = self.monitor.settings
         changelog = self.table.changelog_topic.get_topic_name()
@@ -110,11 +128,15 @@ class AlertStage:
         partition_of: dict[str, int] = {}
         outboxes: dict[str, Outbox] = {}
         since: dict[int, int] = {}
+        applied: dict[int, int] = {}
         for tp, rows in records.items():
             for key, value in rows:  # the last record of a zone wins
                 try:
                     if key == SINCE_KEY:
                         since[tp.partition] = int(value or b"")
+                        continue
+                    if key == APPLIED_KEY:
+                        applied[tp.partition] = int(value or b"")
                         continue
                     zone = key.decode()
                     outboxes.pop(zone, None)
@@ -134,6 +156,8 @@ class AlertStage:
             since[p] = now_ms
             self.table.send_changelog(p, SINCE_KEY, str(now_ms).encode())
         self.since_of = since
+        self._pending = {}
+        self.input.reset(owned, applied)
         self._generation += 1
         self._refresh_gauge()
         log.info("alert state recovered for %d zones", len(states))
@@ -170,8 +194,7 @@ class AlertStage:
         event not on the alert topic yet. Alertmanager hears all of them again (it
         de-duplicates by labels)."""
         s = self.monitor.settings
-        while self.monitor.ingest.producer is None:
-            await asyncio.sleep(0.1)
+        await self.monitor.ingest.started_producer()
         since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
         partitions = await self.monitor.ingest.partitions_of(s.alerts_topic)
         published = await read_partitions(
@@ -207,8 +230,7 @@ class AlertStage:
         """Write a zone's record to the table's changelog; returns its delivery future.
         Written with our own producer rather than through Faust's producer buffer, so that
         a commit waits on the broker's acknowledgement only."""
-        producer = self.monitor.ingest.producer
-        assert producer is not None
+        producer = await self.monitor.ingest.started_producer()
         delivery: Awaitable[Any] = await producer.send(
             self.table.changelog_topic.get_topic_name(),
             encode_record(self.states[zone], Outbox(at_ms, outbox) if outbox else None),
@@ -217,54 +239,95 @@ class AlertStage:
         )
         return delivery
 
-    async def _commit(self, zones: Iterable[str], events: dict[str, list[AlertEvent]]) -> None:
+    async def _commit(
+        self,
+        zones: Iterable[str],
+        events: dict[str, list[AlertEvent]],
+        applied: dict[int, int] | None = None,
+    ) -> None:
         """Save the zones' states; publish their events only once the states that
-        record them, with the events as outbox, are acknowledged."""
+        record them, with the events as outbox, are acknowledged. `applied`: the input
+        offsets these states now hold, recorded once they are acknowledged."""
+        for zone, earlier in self._pending.items():
+            events[zone] = [*earlier, *(e for e in events.get(zone, []) if e not in earlier)]
+        self._pending = events
+        zones = {*zones, *events}
         at_ms = int(time.time() * 1000)
         acks = [await self._save(zone, events.get(zone), at_ms) for zone in zones]
-        if not events:
+        if not events and not applied:
             return
         await asyncio.gather(*acks)
+        if applied:
+            await self._save_applied(applied)
+        if not events:
+            return
         await self._publish([e for zone_events in events.values() for e in zone_events])
+        self._pending = {}
         for zone in events:
             await self._save(zone)  # confirmed: empty the outbox
+
+    async def _save_applied(self, applied: dict[int, int]) -> None:
+        producer = await self.monitor.ingest.started_producer()
+        changelog = self.table.changelog_topic.get_topic_name()
+        await asyncio.gather(
+            *[
+                await producer.send(changelog, str(offset).encode(), key=APPLIED_KEY, partition=p)
+                for p, offset in applied.items()
+            ]
+        )
 
     # -- the agent and the clock ----------------------------------------------------------
     async def _evaluate(self, stream: Any) -> None:
         s = self.monitor.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.ready.wait()
-            for step in steps(events, lambda e: e.value):
-                await self._evaluate_step(step)
-            self.monitor.note_processed(events)
+            await self.input.offer(
+                [Record(e.message.partition, e.message.offset, e.value) for e in events]
+            )
             self._refresh_gauge()
 
-    async def _evaluate_step(self, events: Sequence[Any]) -> None:
+    async def _evaluate_step(self, records: Sequence[Record]) -> None:
+        """Evaluate one step of zone packs (called by `self.input` under the lock).
+        Evaluation is deterministic and each zone's state ignores incidents it knows, so
+        a step that fails part-way is retried as it is."""
         by_zone: dict[str, list[Incident]] = {}
         undecodable: list[tuple[int, int, bytes, str]] = []
-        for e in events:
-            for raw in unpack(e.value):
+        for r in records:
+            for raw in unpack(r.value):
                 try:
                     incident = Incident.model_validate_json(raw)
                 except ValueError as exc:  # not ours: someone else wrote to the topic
-                    undecodable.append((e.message.partition, e.message.offset, raw, str(exc)))
+                    undecodable.append((r.partition, r.offset, raw, str(exc)))
                     continue
                 by_zone.setdefault(incident.zone, []).append(incident)
-                self.partition_of[incident.zone] = e.message.partition
+                self.partition_of[incident.zone] = r.partition
         if undecodable:
             await self.monitor.dead_letter_internal(
                 self.monitor.settings.zone_packs_topic, undecodable
             )
-        async with self._lock:
-            now = datetime.now(UTC)
-            out: dict[str, list[AlertEvent]] = {}
-            for zone, incidents in by_zone.items():
-                state = self.states.get(zone) or self._new_state(zone)
-                self.states[zone] = state
+        now = datetime.now(UTC)
+        out: dict[str, list[AlertEvent]] = {}
+        for zone, incidents in by_zone.items():
+            state = self.states.get(zone) or self._new_state(zone)
+            self.states[zone] = state
+            try:
                 fired = evaluate_batch(self.rules, state, incidents, now)
-                if fired:
-                    out[zone] = fired
-            await self._commit(by_zone, out)
+            except Exception as exc:  # a rule-engine fault on this input: isolate it
+                log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
+                await self.monitor.dead_letter_internal(
+                    self.monitor.settings.zone_packs_topic,
+                    [
+                        (self.partition_of[zone], -1, i.model_dump_json().encode(), repr(exc))
+                        for i in incidents
+                    ],
+                )
+                continue
+            if fired:
+                out[zone] = fired
+        applied: dict[int, int] = {}
+        for r in records:
+            applied[r.partition] = r.offset
+        await self._commit(by_zone, out, applied)
 
     async def _tick(self) -> None:
         if not self.ready.is_set():
@@ -300,8 +363,7 @@ class AlertStage:
         events = list(events)
         if not events:
             return
-        producer = self.monitor.ingest.producer
-        assert producer is not None
+        producer = await self.monitor.ingest.started_producer()
         topic = self.monitor.settings.alerts_topic
         sends = []
         for event in events:

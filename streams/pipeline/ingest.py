@@ -85,6 +85,8 @@ class Ingest:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._keyed_partitions_cache: list[int] | None = None
+        #: Set once the producer (shared by the stages) is started.
+        self.producer_started = asyncio.Event()
         self._lag = LagReport()
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
@@ -115,6 +117,7 @@ class Ingest:
             **security,
         )
         await self.producer.start()
+        self.producer_started.set()
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
@@ -182,6 +185,12 @@ class Ingest:
         if self._keyed_partitions_cache is None:
             self._keyed_partitions_cache = await self.partitions_of(self.settings.keyed_topic)
         return self._keyed_partitions_cache
+
+    async def started_producer(self) -> AIOKafkaProducer:
+        """The producer, once started (the agents may get records before that)."""
+        await self.producer_started.wait()
+        assert self.producer is not None
+        return self.producer
 
     async def partitions_of(self, topic: str) -> list[int]:
         assert self.producer is not None

@@ -14,8 +14,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-#: Records per pack: 256 incidents stay far below Kafka's 1 MB message limit.
+#: Records per pack, and bytes: a pack stays under the producer's 1 MiB request limit
+#: whatever the records hold (256 incidents with 4,000-character Cyrillic descriptions
+#: made a 2.1 MB pack that no producer could send: issue 9). A record larger than
+#: PACK_BYTES travels alone.
 PACK_SIZE = 256
+PACK_BYTES = 512 * 1024
 #: Most records an agent expands into objects at once. A backlog gives it batches of up
 #: to CEASEFIRE_BATCH_SIZE full packs (256,000 records by default); it works through
 #: them in steps of this many, so memory does not grow with the batch.
@@ -38,8 +42,14 @@ def packs(
     for key, value in records:
         grouped.setdefault(partition_for(key, partitions), []).append(value)
     for p, values in grouped.items():
-        for start in range(0, len(values), PACK_SIZE):
-            yield p, b"\n".join(values[start : start + PACK_SIZE])
+        start, size = 0, 0
+        for i, value in enumerate(values):
+            if i > start and (i - start >= PACK_SIZE or size + len(value) > PACK_BYTES):
+                yield p, b"\n".join(values[start:i])
+                start, size = i, 0
+            size += len(value) + 1
+        if start < len(values):
+            yield p, b"\n".join(values[start:])
 
 
 def unpack(pack: bytes) -> list[bytes]:

@@ -59,6 +59,7 @@ class Api:
         self.web.add_routes(
             [
                 web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics),
                 web.post("/api/v1/reports", self.post_reports),
                 web.get("/api/v1/zones", self.zones),
@@ -75,9 +76,19 @@ class Api:
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """Liveness: 200 once the worker first became ready, and for as long as it runs,
+        through rebalances (restarting it then would only make things worse)."""
+        if self.monitor.started:
+            return web.json_response({"status": "ready" if self.monitor.ready else "alive"})
+        return web.json_response({"status": "starting"}, status=503)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: 200 only while ingest runs, the state of every owned partition is
+        recovered and no partition is stalled; 503 while partitions move."""
         if self.monitor.ready:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "starting"}, status=503)
+        status = "stalled" if self.monitor.stalled() else "not ready"
+        return web.json_response({"status": status}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(metrics.REGISTRY)

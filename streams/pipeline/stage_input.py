@@ -1,0 +1,156 @@
+"""Feeds a stateful stage its input in offset order, whatever the delivery did.
+
+The Faust agent hands its batches to `StageInput.offer`; a timer calls `check_tail`.
+Both apply records through the stage's `apply` callback under the stage's lock, in
+offset order per partition, each offset once per state (see `progress.py` for why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+from aiokafka import TopicPartition
+
+from streams import metrics
+from streams.config import Settings
+from streams.kafka.offsets import read_range
+from streams.pipeline.packs import steps
+from streams.pipeline.progress import Gap, Progress, Record
+
+log = logging.getLogger(__name__)
+
+#: A partition whose end stays ahead of what is applied for this long is reported stalled.
+STALL_SECONDS = 60.0
+#: Backoff bounds while a step cannot be applied (the broker, most likely).
+RETRY_FIRST, RETRY_MAX = 0.5, 15.0
+
+Apply = Callable[[Sequence[Record]], Awaitable[None]]
+
+
+class StageInput:
+    def __init__(self, topic: str, settings: Settings, apply: Apply, lock: asyncio.Lock) -> None:
+        self.topic = topic
+        self.settings = settings
+        self.apply = apply
+        self.lock = lock
+        self.progress = Progress()
+        #: Per partition: (applied offset, monotonic time it was first seen so).
+        self._unchanged: dict[int, tuple[int, float]] = {}
+        self.stalled: set[int] = set()
+        #: Changes on every reset and clear, so that work begun before a rebalance
+        #: does not advance the progress recovered after it.
+        self._generation = 0
+
+    def reset(self, owned: Iterable[int], applied: Mapping[int, int]) -> None:
+        self._generation += 1
+        self.progress.reset(owned, applied)
+        self._unchanged.clear()
+        self._set_stalled(set())
+
+    def clear(self) -> None:
+        self._generation += 1
+        self.progress.clear()
+        self._unchanged.clear()
+        self._set_stalled(set())
+
+    async def offer(self, records: Sequence[Record]) -> None:
+        """Apply what is new among `records` (a delivered batch), after any records
+        skipped before them."""
+        async with self.lock:
+            plan = self.progress.plan(records)
+            if plan.foreign:
+                log.debug(
+                    "%s: %d records of partitions not owned dropped", self.topic, plan.foreign
+                )
+            missing = await self._read(plan.gaps) if plan.gaps else []
+            await self._apply_in_order([*missing, *plan.fresh])
+
+    async def check_tail(self, highwaters: Mapping[int, int]) -> None:
+        """Apply the tail of any partition that stays behind its high watermark with
+        nothing arriving (its last records were skipped), and report stalls."""
+        now = time.monotonic()
+        behind = {g.partition: g for g in self.progress.behind(highwaters)}
+        stuck: list[Gap] = []
+        stalled: set[int] = set()
+        for p in list(self._unchanged):
+            if p not in behind:
+                del self._unchanged[p]
+        for p, gap in behind.items():
+            applied = gap.start - 1
+            seen = self._unchanged.get(p)
+            if seen is None or seen[0] != applied:
+                self._unchanged[p] = (applied, now)
+                continue
+            stuck.append(gap)  # no progress over a whole check interval
+            if now - seen[1] >= STALL_SECONDS:
+                stalled.add(p)
+        self._set_stalled(stalled)
+        if not stuck or self.lock.locked():
+            return  # a step is running (or retrying): it is not a skipped tail
+        async with self.lock:
+            current = {g.partition: g for g in self.progress.behind(highwaters)}
+            gaps = [current[g.partition] for g in stuck if g.partition in current]
+            if gaps:
+                await self._apply_in_order(await self._read(gaps))
+
+    async def _read(self, gaps: Sequence[Gap]) -> list[Record]:
+        s = self.settings
+        spans: dict[int, tuple[int, int]] = {}  # one read per partition, over all its gaps
+        for g in gaps:
+            start, end = spans.get(g.partition, (g.start, g.end))
+            spans[g.partition] = (min(start, g.start), max(end, g.end))
+        got = await read_range(
+            s.bootstrap(),
+            [(TopicPartition(self.topic, p), start, end) for p, (start, end) in spans.items()],
+            **s.kafka_security(),
+        )
+        records = [
+            Record(tp.partition, o, v)
+            for tp, rows in got.items()
+            for o, v in rows
+            if any(g.partition == tp.partition and g.start <= o < g.end for g in gaps)
+        ]
+        metrics.SKIPPED_RECOVERED.labels(self.topic).inc(len(records))
+        log.warning(
+            "%s: %d records were skipped before reaching this stage (%s); read and applied",
+            self.topic,
+            len(records),
+            ", ".join(f"[{g.partition}] {g.start}..{g.end - 1}" for g in gaps),
+        )
+        return records
+
+    async def _apply_in_order(self, records: Sequence[Record]) -> None:
+        ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+        for step in steps(ordered, lambda r: r.value):
+            generation = self._generation
+            if not await self._apply_retrying(step, generation):
+                return
+            if generation != self._generation:
+                return  # revoked while applying: the next recovery reads what was written
+            self.progress.advance(step)
+
+    async def _apply_retrying(self, step: Sequence[Record], generation: int) -> bool:
+        """Apply a step until it succeeds (records are never skipped) or its partitions
+        are revoked."""
+        delay = RETRY_FIRST
+        while generation == self._generation:
+            try:
+                await self.apply(step)
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker, most likely: one bad record is dead-lettered
+                log.exception("%s: applying a step failed; retrying in %.1fs", self.topic, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+        return False
+
+    def _set_stalled(self, stalled: set[int]) -> None:
+        for p in self.stalled - stalled:
+            metrics.PARTITION_STALLED.labels(self.topic, str(p)).set(0)
+        for p in stalled:
+            metrics.PARTITION_STALLED.labels(self.topic, str(p)).set(1)
+        self.stalled = stalled

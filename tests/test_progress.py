@@ -1,0 +1,159 @@
+"""A stage's own progress: every input offset applied once, in order, whatever the
+delivery skips or repeats (the loss of issue 9). Pure, and on in-memory fakes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config import Settings
+from streams.pipeline import stage_input
+from streams.pipeline.progress import Gap, Progress, Record
+from streams.pipeline.stage_input import StageInput
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def rec(p: int, o: int) -> Record:
+    return Record(p, o, f"{p}:{o}".encode())
+
+
+def test_plan_drops_replays_and_foreign_partitions_and_finds_gaps() -> None:
+    progress = Progress()
+    progress.reset([0, 1], {0: 4})
+    plan = progress.plan([rec(0, 3), rec(0, 4), rec(0, 5), rec(0, 8), rec(1, 2), rec(7, 0)])
+    assert plan.replayed == 2
+    assert plan.foreign == 1
+    assert plan.fresh == [rec(0, 5), rec(0, 8), rec(1, 2)]
+    assert plan.gaps == [Gap(0, 6, 8), Gap(1, 0, 2)]
+    progress.advance(plan.fresh)
+    progress.advance([rec(7, 9)])  # not owned: no effect
+    assert progress.applied == {0: 8, 1: 2}
+    assert progress.behind({0: 9, 1: 10, 7: 100}) == [Gap(1, 3, 10)]
+
+
+class FakeTopic:
+    """An input topic held in memory, read as `read_range` reads a real one."""
+
+    def __init__(self, partitions: dict[int, int]) -> None:
+        self.records = {p: [rec(p, o) for o in range(n)] for p, n in partitions.items()}
+
+    async def read_range(self, bootstrap: str, ranges: object, **_: object) -> object:
+        out = {}
+        for tp, start, end in ranges:  # type: ignore[attr-defined]
+            out[tp] = [(r.offset, r.value) for r in self.records[tp.partition][start:end]]
+        return out
+
+
+def make_stage(
+    monkeypatch: pytest.MonkeyPatch, topic: FakeTopic, fail_first: int = 0
+) -> tuple[StageInput, list[Record]]:
+    monkeypatch.setattr(stage_input, "read_range", topic.read_range)
+    monkeypatch.setattr(stage_input, "RETRY_FIRST", 0.001)
+    applied: list[Record] = []
+    failures = [fail_first]
+
+    async def apply(step: Sequence[Record]) -> None:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise ConnectionError("broker unavailable")
+        applied.extend(step)
+
+    stage = StageInput("in", Settings(), apply, asyncio.Lock())
+    return stage, applied
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    deliveries=st.lists(
+        st.lists(st.tuples(st.integers(0, 2), st.integers(0, 39)), max_size=30), max_size=12
+    ),
+    fail_first=st.integers(0, 2),
+)
+def test_every_offset_is_applied_once_in_order_whatever_is_delivered(
+    deliveries: list[list[tuple[int, int]]], fail_first: int
+) -> None:
+    """Deliveries skip, repeat and reorder records (as Faust does around rebalances);
+    after the tail check, the stage applied each offset exactly once, in order."""
+    topic = FakeTopic({0: 40, 1: 40, 2: 40})
+    with pytest.MonkeyPatch.context() as mp:
+        stage, applied = make_stage(mp, topic, fail_first)
+
+        async def run() -> None:
+            stage.reset([0, 1, 2], {})
+            for batch in deliveries:
+                # a delivery is in offset order per partition, with anything missing
+                await stage.offer(sorted({rec(p, o) for p, o in batch}))
+            hw = {0: 40, 1: 40, 2: 40}
+            await stage.check_tail(hw)  # notes where each partition stands
+            await stage.check_tail(hw)  # no progress since: reads the tails
+
+        asyncio.run(run())
+    for p in (0, 1, 2):
+        assert [r.offset for r in applied if r.partition == p] == list(range(40))
+
+
+def test_a_step_failing_is_retried_not_skipped_and_stops_when_revoked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = FakeTopic({0: 5})
+    stage, applied = make_stage(monkeypatch, topic, fail_first=3)
+
+    async def run() -> None:
+        stage.reset([0], {})
+        await stage.offer(topic.records[0])
+        assert [r.offset for r in applied] == [0, 1, 2, 3, 4]
+        assert stage.progress.applied == {0: 4}
+        # revoked while a step keeps failing: the stage gives the step up, unapplied
+        stage.reset([0], {0: 4})
+        topic.records[0].append(rec(0, 5))
+        monkeypatch.setattr(stage, "apply", _always_failing)
+        task = asyncio.create_task(stage.offer([rec(0, 5)]))
+        await asyncio.sleep(0.05)
+        stage.clear()
+        await asyncio.wait_for(task, timeout=5)
+        assert stage.progress.applied == {}
+
+    asyncio.run(run())
+
+
+async def _always_failing(step: Sequence[Record]) -> None:
+    raise ConnectionError("broker unavailable")
+
+
+def test_a_partition_that_cannot_progress_is_reported_stalled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams import metrics
+
+    topic = FakeTopic({3: 2})
+    stage, _ = make_stage(monkeypatch, topic)
+    monkeypatch.setattr(stage_input, "STALL_SECONDS", 0.0)
+
+    async def run() -> None:
+        stage.reset([3], {})
+        lock_held = asyncio.Event()
+
+        async def hold() -> None:  # a step stuck retrying holds the lock
+            async with stage.lock:
+                lock_held.set()
+                await asyncio.sleep(0.2)
+
+        holder = asyncio.create_task(hold())
+        await lock_held.wait()
+        await stage.check_tail({3: 2})
+        assert stage.stalled == set()
+        await stage.check_tail({3: 2})
+        assert stage.stalled == {3}
+        assert metrics.PARTITION_STALLED.labels("in", "3")._value.get() == 1
+        await holder
+        await stage.check_tail({3: 2})  # the lock is free: the tail is read and applied
+        await stage.check_tail({3: 2})
+        assert stage.stalled == set()
+        assert metrics.PARTITION_STALLED.labels("in", "3")._value.get() == 0
+
+    asyncio.run(run())
