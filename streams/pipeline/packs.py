@@ -14,8 +14,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-#: Records per pack: 256 incidents stay far below Kafka's 1 MB message limit.
+#: Most records per pack.
 PACK_SIZE = 256
+#: Most bytes per pack, far below Kafka's default 1 MiB message limit: an incident with a
+#: 4,000-character description takes up to ~30 KB, so 256 of them can exceed it, and a
+#: pack the producer refuses would stall the stage that sends it.
+PACK_MAX_BYTES = 512 * 1024
 #: Most records an agent expands into objects at once. A backlog gives it batches of up
 #: to CEASEFIRE_BATCH_SIZE full packs (256,000 records by default); it works through
 #: them in steps of this many, so memory does not grow with the batch.
@@ -33,13 +37,20 @@ def partition_for(key: bytes, partitions: Sequence[int]) -> int:
 def packs(
     records: Iterable[tuple[bytes, bytes]], partitions: Sequence[int]
 ) -> Iterator[tuple[int, bytes]]:
-    """(key, JSON document) -> (partition, pack) with at most PACK_SIZE documents each."""
+    """(key, JSON document) -> (partition, pack) with at most PACK_SIZE documents and
+    PACK_MAX_BYTES each (a single larger document makes a pack of its own)."""
     grouped: dict[int, list[bytes]] = {}
     for key, value in records:
         grouped.setdefault(partition_for(key, partitions), []).append(value)
     for p, values in grouped.items():
-        for start in range(0, len(values), PACK_SIZE):
-            yield p, b"\n".join(values[start : start + PACK_SIZE])
+        start, size = 0, 0
+        for i, value in enumerate(values):
+            if i > start and (i - start == PACK_SIZE or size + len(value) > PACK_MAX_BYTES):
+                yield p, b"\n".join(values[start:i])
+                start, size = i, 0
+            size += len(value) + 1
+        if start < len(values):
+            yield p, b"\n".join(values[start:])
 
 
 def unpack(pack: bytes) -> list[bytes]:
