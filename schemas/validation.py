@@ -13,6 +13,7 @@ as `invalid_encoding`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,8 @@ from pydantic import ValidationError
 
 from schemas.codes import RejectReason
 from schemas.report import Report
+
+log = logging.getLogger(__name__)
 
 #: Largest accepted message. A report's longest field is 4,000 characters; this leaves room.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -92,6 +95,7 @@ def validate_report(raw: bytes, *, now: datetime | None = None) -> Report | Reje
     try:
         return _validate(raw, now)
     except Exception as exc:  # a bug here must cost one message, not the stream
+        log.exception("validation failed on a %d-byte message", len(raw))
         return Rejection(
             RejectReason.INTERNAL_ERROR, clip(f"validation failed: {type(exc).__name__}: {exc}")
         )
