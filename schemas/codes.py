@@ -102,3 +102,5 @@ class RejectReason(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     UNKNOWN_PLACE = "unknown_place"  # the gazetteer does not know `location.place`
     TOO_LARGE = "too_large"  # the message itself exceeds the size limit
+    TOO_DEEP = "too_deep"  # JSON nested deeper than any report can be
+    INTERNAL_ERROR = "internal_error"  # the monitor failed on this record (a bug): kept, not lost

@@ -28,7 +28,9 @@ from schemas.codes import Category, SourceType
 #: How far in the future `occurred_at` may lie, for clock skew between reporters.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+# NaN and Infinity parse as JSON numbers (pydantic, like Python, accepts them) but are
+# no coordinate: refused as `finite_number`.
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 Text = Annotated[str, Field(min_length=1)]
 

@@ -2,11 +2,19 @@
 
 Pure and allocation-light: the hot path hands the bytes straight to pydantic's
 JSON validator; only CloudEvents envelopes and failures take the slower road.
+
+Total: for any bytes at all `validate_report` returns, never raises, because one bad
+message must never stall the stream that carries it. Python's own JSON parser (used
+for envelopes and to explain failures) recurses, so nesting depth is bounded before
+it runs; lone UTF-16 surrogate escapes (valid JSON syntax, but not Unicode) are named
+as `invalid_encoding`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,8 +24,21 @@ from pydantic import ValidationError
 from schemas.codes import RejectReason
 from schemas.report import Report
 
+log = logging.getLogger(__name__)
+
 #: Largest accepted message. A report's longest field is 4,000 characters; this leaves room.
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Deepest JSON nesting accepted. A report needs 3 levels (envelope, report, location);
+#: the margin costs nothing, and it keeps Python's recursive parser far from its limit.
+MAX_DEPTH = 32
+#: Field errors kept in a rejection (all are counted): a message of thousands of unknown
+#: keys must not become a dead letter of thousands of entries.
+MAX_ERRORS = 50
+#: Longest field path and error message kept (a key may be 60 KiB long).
+MAX_FIELD_CHARS = 200
+MAX_ERROR_CHARS = 300
+#: Longest rejection message.
+MAX_MESSAGE_CHARS = 1000
 
 _ERROR_REASON: dict[str, RejectReason] = {
     "extra_forbidden": RejectReason.UNKNOWN_FIELD,
@@ -35,6 +56,7 @@ _ERROR_REASON: dict[str, RejectReason] = {
     "datetime_from_date_parsing": RejectReason.INVALID_VALUE,
     "datetime_parsing": RejectReason.INVALID_VALUE,
     "json_invalid": RejectReason.INVALID_JSON,
+    "finite_number": RejectReason.INVALID_VALUE,  # NaN, Infinity
 }
 
 # When several fields are wrong, the reason names the most telling problem.
@@ -70,6 +92,57 @@ class Rejection:
 
 def validate_report(raw: bytes, *, now: datetime | None = None) -> Report | Rejection:
     """Validate one message. `now` pins the clock for the future-time check."""
+    try:
+        return _validate(raw, now)
+    except Exception as exc:  # a bug here must cost one message, not the stream
+        log.exception("validation failed on a %d-byte message", len(raw))
+        return Rejection(
+            RejectReason.INTERNAL_ERROR, clip(f"validation failed: {type(exc).__name__}: {exc}")
+        )
+
+
+def validate_object(obj: Any, *, now: datetime | None = None) -> Report | Rejection:
+    """Validate an already-decoded JSON value (the HTTP API receives arrays of them)."""
+    raw = encode_json(obj)
+    if isinstance(raw, Rejection):
+        return raw
+    return validate_report(raw, now=now)
+
+
+def parse_json(raw: bytes) -> Any | Rejection:
+    """Decode a JSON document (e.g. a request body) without the failure modes of a bare
+    `json.loads`: not UTF-8, nested too deep, a number too long to convert."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return Rejection(RejectReason.INVALID_ENCODING, clip(f"message is not UTF-8: {err}"))
+    deep = _too_deep(raw)
+    if deep is not None:
+        return deep
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return Rejection(RejectReason.INVALID_JSON, clip(f"message is not JSON: {exc}"))
+
+
+def encode_json(obj: Any) -> bytes | Rejection:
+    """UTF-8 JSON of a decoded value, or why it has none (lone surrogates, depth)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        return _lone_surrogate(err)
+    except RecursionError:
+        return Rejection(RejectReason.TOO_DEEP, f"JSON nested more than {MAX_DEPTH} levels deep")
+    except (TypeError, ValueError) as exc:
+        return Rejection(RejectReason.INVALID_VALUE, clip(f"not a JSON value: {exc}"))
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters, marked when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _validate(raw: bytes, now: datetime | None) -> Report | Rejection:
     if len(raw) > MAX_MESSAGE_BYTES:
         return Rejection(
             RejectReason.TOO_LARGE, f"message is {len(raw)} bytes, limit {MAX_MESSAGE_BYTES}"
@@ -86,60 +159,114 @@ def validate_report(raw: bytes, *, now: datetime | None = None) -> Report | Reje
         return _rejection_from(exc, raw)
 
 
-def validate_object(obj: Any, *, now: datetime | None = None) -> Report | Rejection:
-    """Validate an already-decoded JSON value (the HTTP API receives arrays of them)."""
-    return validate_report(json.dumps(obj, ensure_ascii=False).encode(), now=now)
-
-
 def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
-    try:
-        envelope = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return _undecodable(raw, exc)
+    envelope = parse_json(raw)
+    if isinstance(envelope, Rejection):
+        return _explained(raw, envelope)
     if not isinstance(envelope, dict) or "specversion" not in envelope:
         # A report whose description merely mentions "specversion".
         return raw
     if envelope.get("specversion") != "1.0":
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
-            f"unsupported CloudEvents specversion {envelope.get('specversion')!r}; expected '1.0'",
+            clip(
+                f"unsupported CloudEvents specversion {envelope.get('specversion')!r}; "
+                "expected '1.0'"
+            ),
         )
     content_type = envelope.get("datacontenttype", "application/json")
     if not isinstance(content_type, str) or "json" not in content_type:
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
-            f"CloudEvents datacontenttype {content_type!r} is not JSON",
+            clip(f"CloudEvents datacontenttype {content_type!r} is not JSON"),
         )
     if not isinstance(envelope.get("data"), dict):
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
             "CloudEvents envelope has no JSON object in `data` (data_base64 is not supported)",
         )
-    return json.dumps(envelope["data"], ensure_ascii=False).encode()
+    # `data` goes through pydantic's JSON validator like a bare report, so both give the
+    # same answers; NaN / Infinity survive the round trip and are refused there.
+    return encode_json(envelope["data"])
 
 
-def _undecodable(raw: bytes, exc: Exception) -> Rejection:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return Rejection(RejectReason.INVALID_ENCODING, f"message is not UTF-8: {err}")
-    return Rejection(RejectReason.INVALID_JSON, f"message is not JSON: {exc}")
+def _explained(raw: bytes, rejection: Rejection) -> Rejection:
+    """An undecodable message's rejection, with emptiness said in so many words."""
+    if not raw.strip():
+        return Rejection(
+            RejectReason.INVALID_JSON, "message is empty" if not raw else "message is blank"
+        )
+    return rejection
+
+
+def _undecodable(raw: bytes, parser_message: str) -> Rejection:
+    """Why pydantic's JSON parser refused `raw`, named as precisely as can be."""
+    doc = parse_json(raw)
+    if isinstance(doc, Rejection):
+        if doc.reason is RejectReason.INVALID_JSON:
+            # pydantic's message gives line and column; Python's words it differently
+            doc = Rejection(
+                RejectReason.INVALID_JSON, clip(f"message is not JSON: {parser_message}")
+            )
+        return _explained(raw, doc)
+    # Python's parser admits what pydantic's refuses: lone surrogate escapes ("\ud800")
+    # are JSON syntax but not Unicode text; a number too long for pydantic.
+    encoded = encode_json(doc)
+    if isinstance(encoded, Rejection):
+        return encoded
+    return Rejection(RejectReason.INVALID_JSON, clip(f"message is not JSON: {parser_message}"))
+
+
+def _lone_surrogate(err: UnicodeEncodeError) -> Rejection:
+    char = err.object[err.start]
+    return Rejection(
+        RejectReason.INVALID_ENCODING,
+        f"a string holds the lone surrogate escape \\u{ord(char):04x}: "
+        "\\u escapes must form valid UTF-16 (a high surrogate followed by a low one)",
+    )
+
+
+#: A JSON string (possibly unterminated), matched without backtracking so that any
+#: input costs linear time.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(raw: bytes) -> Rejection | None:
+    """A rejection when `raw` nests deeper than MAX_DEPTH (brackets in strings aside)."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:  # every real report: no scan
+        return None
+    depth = 0
+    for c in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        if c in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Rejection(
+                    RejectReason.TOO_DEEP,
+                    f"JSON nested more than {MAX_DEPTH} levels deep; a report needs 3",
+                )
+        else:
+            depth -= 1
+    return None
 
 
 def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
+    deep = _too_deep(raw)  # the same answer for a deep report, bare or in an envelope
+    if deep is not None:
+        return deep
     details = exc.errors(include_url=False, include_context=False)
     if len(details) == 1 and not details[0]["loc"]:
         kind = details[0]["type"]
         if kind == "json_invalid":
-            return _undecodable(raw, ValueError(details[0]["msg"]))
+            return _undecodable(raw, details[0]["msg"])
         return Rejection(
             RejectReason.NOT_AN_OBJECT, f"a report must be a JSON object: {details[0]['msg']}"
         )
     errors = tuple(
         FieldError(
-            field=".".join(str(part) for part in d["loc"]) or "$",
+            field=clip(_field_path(d["loc"]), MAX_FIELD_CHARS),
             type=d["type"],
-            message=d["msg"],
+            message=clip(d["msg"], MAX_ERROR_CHARS),
         )
         for d in details
     )
@@ -148,7 +275,12 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
     summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
     if len(errors) > 5:
         summary += f"; and {len(errors) - 5} more"
-    return Rejection(reason, summary, errors)
+    return Rejection(reason, clip(summary), errors[:MAX_ERRORS])
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    # An empty key is shown as "" rather than vanish from the path.
+    return ".".join(str(part) if part != "" else '""' for part in loc) or "$"
 
 
 def _reason_for(error: FieldError) -> RejectReason:

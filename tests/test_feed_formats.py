@@ -123,29 +123,49 @@ def test_csv_rows_become_reports(tmp_path: Path) -> None:
 def test_csv_rows_that_cannot_be_converted_are_sent_as_their_original_text(
     tmp_path: Path,
 ) -> None:
-    bad_number = 'c2,ngo-x,ngo,2021-05-01T10:00:00Z,north,46.74,,"mine_incident",,,,,'
     too_many = "c3,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,,surplus"
-    not_bool = "c4,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,perhaps,"
     data = (
         CSV_HEADER
-        + bad_number
-        + "\n"
         + too_many
         + "\r\n"
-        + not_bool
-        + "\n"
         + "c5,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,caf"
     ).encode() + b"\xe9\n"  # latin-1, not UTF-8
     path = write(tmp_path, "bad.csv", data)
     rows = list(read_lines(path, "csv"))
-    assert [n for n, _ in rows] == [2, 3, 4, 5]
-    assert rows[0][1] == bad_number.encode()
-    assert rows[1][1] == too_many.encode()
-    assert rows[2][1] == not_bool.encode()
-    assert rows[3][1].endswith(b"caf\xe9")
+    assert [n for n, _ in rows] == [2, 3]
+    assert rows[0][1] == too_many.encode()
+    assert rows[1][1].endswith(b"caf\xe9")
     reasons = [validate_report(raw, now=LATER) for _, raw in rows]
-    assert all(isinstance(r, Rejection) for r in reasons)
-    assert isinstance(reasons[3], Rejection) and reasons[3].reason is RejectReason.INVALID_ENCODING
+    assert isinstance(reasons[0], Rejection) and reasons[0].reason is RejectReason.INVALID_JSON
+    assert isinstance(reasons[1], Rejection) and reasons[1].reason is RejectReason.INVALID_ENCODING
+
+
+@pytest.mark.parametrize(
+    ("cells", "field", "kept"),
+    [
+        ("north,46.74,,,,", "location.lat", "north"),
+        ("39.7,nan,,,,", "location.lon", "nan"),
+        ("39.7,1e999,,,,", "location.lon", "1e999"),
+        ("39.7,46.74,many,,,", "casualties.killed", "many"),
+        ("39.7,46.74,,1.5,,", "casualties.wounded", "1.5"),
+        ("39.7,46.74,,,perhaps,", "casualties.civilian", "perhaps"),
+    ],
+)
+def test_csv_bad_numbers_are_named_by_field(
+    tmp_path: Path, cells: str, field: str, kept: str
+) -> None:
+    # Once sent as the row's CSV text, these were all `invalid_json`, naming nothing.
+    header = "report_id,source,source_type,occurred_at,lat,lon,killed,wounded,civilian,category\n"
+    row = f"c1,ngo-x,ngo,2021-05-01T10:00:00Z,{cells}other\n"
+    ((_, raw),) = read_lines(write(tmp_path, "bad.csv", header + row), "csv")
+    doc = json.loads(raw)
+    group, name = field.split(".")
+    assert doc[group][name] == kept  # the cell, verbatim
+    result = validate_report(raw, now=LATER)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.INVALID_TYPE, result
+    assert [e.field for e in result.errors] == [field]
+    assert field in result.message
 
 
 def test_csv_unknown_columns_are_kept_for_the_schema_to_reject(tmp_path: Path) -> None:

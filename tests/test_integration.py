@@ -71,11 +71,17 @@ def scenario() -> tuple[list[bytes], dict[str, dict[str, int]], int, Counter[str
     docs.append(late)
     values = [json.dumps(d).encode() for d in docs]
     values += values[:15]  # exact re-sends
+    envelope = b'{"specversion":"1.0","id":"e","source":"s","type":"t","data":'
     malformed = [
         b"{not json",
         b'{"report_id": "x"}',
         json.dumps({**report(2000, "shusha"), "extra": 1}).encode(),
         json.dumps(report(2001, "shusha") | {"occurred_at": "2021-01-01T00:00:00"}).encode(),
+        # hostile input, each of which once stalled the partition (ingest retried forever)
+        envelope + b'{"report_id":"r-2002","source":"pkf-op-12","description":"\\ud800"}}',
+        envelope + b"[" * 10_000 + b"]" * 10_000 + b"}",
+        b'{"description": "' + b"x" * 600_000 + b'"}',  # its dead letter was over 1 MiB
+        json.dumps(report(2003, "shusha")).encode().replace(b"39.758", b"NaN"),
     ]
     values += malformed
     expected: dict[str, dict[str, int]] = {}
@@ -89,7 +95,16 @@ def scenario() -> tuple[list[bytes], dict[str, dict[str, int]], int, Counter[str
         row["killed"] += d["casualties"]["killed"]
         row["wounded"] += d["casualties"]["wounded"]
     reasons = Counter(
-        {"invalid_json": 1, "missing_field": 1, "unknown_field": 1, "missing_timezone": 1}
+        {
+            "invalid_json": 1,
+            "missing_field": 1,
+            "unknown_field": 1,
+            "missing_timezone": 1,
+            "invalid_encoding": 1,
+            "too_deep": 1,
+            "too_large": 1,
+            "invalid_value": 1,
+        }
     )
     return values, expected, len(docs), reasons
 
@@ -128,7 +143,9 @@ def test_reports_through_kafka_are_validated_counted_and_dead_lettered(
         assert Counter(r["reason"] for r in records) == reasons
         for r in records:
             assert r["source_topic"] == "ceasefire.reports" and r["source_offset"] is not None
-            assert base64.b64decode(r["original_base64"]) in values
+            original = base64.b64decode(r["original_base64"])
+            assert r["original_truncated"] == (r["reason"] == "too_large")
+            assert any(v.startswith(original) and len(v) == r["original_size"] for v in values)
         bad = next(r for r in records if r["reason"] == "unknown_field")
         assert bad["errors"][0]["field"] == "extra"
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from streams.pipeline.packs import PACK_SIZE, STEP_RECORDS, packs, steps, unpack
+from streams.pipeline.packs import (
+    PACK_BYTES,
+    PACK_SIZE,
+    STEP_RECORDS,
+    packs,
+    steps,
+    unpack,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -17,6 +24,17 @@ def test_packs_keep_equal_keys_together_and_hold_at_most_pack_size() -> None:
     where = {v: p for p, pack in out for v in unpack(pack)}
     for key in {k for k, _ in records}:
         assert len({where[v] for k, v in records if k == key}) == 1
+
+
+def test_packs_of_long_incidents_stay_under_the_message_limit() -> None:
+    # 256 incidents with 4,000-character Cyrillic descriptions (~8 KB each) made a 2 MB
+    # pack, which the producer refuses: the ingest stage retried that batch forever.
+    records = [(b"k", b'{"d": "' + "Обстрел ".encode() * 500 + b'"}') for _ in range(600)]
+    records.append((b"k", b"x" * (PACK_BYTES + 10)))  # larger than a pack: alone
+    out = [pack for _, pack in packs(records, [0])]
+    assert all(len(p) <= PACK_BYTES for p in out[:-1])
+    assert out[-1] == records[-1][1]
+    assert [v for pack in out for v in unpack(pack)] == [v for _, v in records]  # in order
 
 
 def test_steps_bound_the_records_expanded_at_once_and_keep_order() -> None:

@@ -10,7 +10,17 @@ import pytest
 
 from schemas.codes import RejectReason
 from schemas.report import Report
-from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
+from schemas.validation import (
+    MAX_DEPTH,
+    MAX_ERRORS,
+    MAX_FIELD_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_CHARS,
+    Rejection,
+    parse_json,
+    validate_object,
+    validate_report,
+)
 
 NOW = datetime(2021, 5, 12, 12, 0, tzinfo=UTC)
 
@@ -140,3 +150,156 @@ def test_incident_ids_are_uuid5_of_the_report_identity() -> None:
         assert incident_id_for(source, rid) == str(
             uuid.uuid5(INCIDENT_NAMESPACE, f"{source}\x1f{rid}")
         )
+
+
+# -- hostile input: every message gets a named answer, none an exception ---------------
+ENVELOPE = {"specversion": "1.0", "id": "e", "source": "s", "type": "t"}
+
+
+def enveloped(data: bytes) -> bytes:
+    return json.dumps(ENVELOPE).encode()[:-1] + b', "data": ' + data + b"}"
+
+
+def test_lone_surrogate_escapes_are_an_encoding_error() -> None:
+    # The measured defect: a 219-byte envelope raised UnicodeEncodeError, and ingest
+    # retried its batch forever.
+    data = b'{"report_id": "r", "source": "s", "description": "\\ud800"}'
+    raw = enveloped(data)
+    assert len(raw) < 220
+    bare = json.dumps(report()).encode()[:-1] + b", " + data[1:]
+    for doc in (raw, enveloped(b'"\\ud800"'), bare):
+        r = rejected(doc)
+        assert r.reason in (RejectReason.INVALID_ENCODING, RejectReason.INVALID_ENVELOPE), r
+    assert rejected(raw).reason is RejectReason.INVALID_ENCODING
+    assert "\\ud800" in rejected(raw).message
+    for escape in (b"\\udc00", b"\\ud800x", b"\\ud800\\u0041", b"\\ud83d"):
+        bare = json.dumps(report(description="?")).encode().replace(b'"?"', b'"' + escape + b'"')
+        r = rejected(bare)
+        assert r.reason is RejectReason.INVALID_ENCODING, (escape, r)
+        assert "surrogate" in r.message
+
+
+def test_valid_surrogate_pairs_and_escaped_backslashes_are_text() -> None:
+    pair = json.dumps(report(description="\U0001f600 shelling")).encode()  # "\ud83d\ude00"
+    assert b"\\ud83d\\ude00" in pair
+    result = check(pair)
+    assert isinstance(result, Report) and result.description == "\U0001f600 shelling"
+    literal = check(report(description="\\ud800"))  # a backslash, then "ud800"
+    assert isinstance(literal, Report) and literal.description == "\\ud800"
+
+
+@pytest.mark.timeout(10)
+def test_deep_nesting_is_rejected_before_parsing() -> None:
+    deep_list = b"[" * 10_000 + b"]" * 10_000
+    deep_object = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    for raw in (deep_list, deep_object, enveloped(deep_list), enveloped(deep_object)):
+        r = rejected(raw)  # the envelope raised RecursionError
+        assert r.reason is RejectReason.TOO_DEEP, r
+    nested: dict[str, Any] = {"x": 1}
+    for _ in range(40):
+        nested = {"x": nested}
+    assert rejected(report(extra=nested)).reason is RejectReason.TOO_DEEP
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = '[{"quoted \\" [' * 200
+    result = check(report(description=text))
+    assert isinstance(result, Report) and result.description == text
+
+
+@pytest.mark.timeout(10)
+def test_the_depth_scan_is_linear_on_unterminated_strings() -> None:
+    # A string that never ends, with escaped quotes: a backtracking scan is quadratic.
+    # The brackets in it are text: 20 levels deep.
+    raw = b"[" * 20 + b'"' + b"{" * 40 + b'\\"' * 20_000
+    assert rejected(raw).reason is RejectReason.INVALID_JSON
+    assert rejected(b"[" * 40 + raw).reason is RejectReason.TOO_DEEP
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+@pytest.mark.parametrize("field", ["lat", "lon"])
+def test_nan_and_infinity_are_rejected(token: bytes, field: str) -> None:
+    location: dict[str, Any] = {"lat": 39.7, "lon": 46.7, field: "?"}
+    raw = json.dumps(report(location=location)).encode().replace(b'"?"', token)
+    for doc in (raw, enveloped(raw)):
+        r = rejected(doc)
+        assert r.reason is RejectReason.INVALID_VALUE, r
+        assert [e.field for e in r.errors] == [f"location.{field}"]
+        assert "finite" in r.message
+
+
+def test_empty_messages_keys_and_values() -> None:
+    assert rejected(b"").reason is RejectReason.INVALID_JSON
+    assert rejected(b"").message == "message is empty"
+    assert rejected(b" \r\n").message == "message is blank"
+    r = rejected(report(**{"": 1}))
+    assert r.reason is RejectReason.UNKNOWN_FIELD and [e.field for e in r.errors] == ['""']
+    r = rejected(report(location={"lat": 39.7, "lon": 46.7, "": None}))
+    assert [e.field for e in r.errors] == ['location.""']
+    assert rejected(report(source="")).reason is RejectReason.TOO_LONG
+    assert rejected(report(location={"place": ""})).reason is RejectReason.TOO_LONG
+    assert rejected(enveloped(b"{}")).reason is RejectReason.MISSING_FIELD
+    assert rejected(enveloped(b"null")).reason is RejectReason.INVALID_ENVELOPE
+
+
+def test_invalid_utf8_anywhere_is_an_encoding_error() -> None:
+    good = json.dumps(report(description="?")).encode()
+    for bad in (
+        b"\xff",
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+    ):  # last two: surrogate, > U+10FFFF
+        raw = good.replace(b'"?"', b'"' + bad + b'"')
+        for doc in (raw, enveloped(raw)):
+            assert rejected(doc).reason is RejectReason.INVALID_ENCODING, (bad, doc)
+
+
+def test_huge_numbers_are_rejected() -> None:
+    digits = b"9" * 5000
+    raw = json.dumps(report()).encode().replace(b'"killed": 0', b'"killed": ' + digits)
+    assert rejected(raw).reason in (RejectReason.INVALID_JSON, RejectReason.OUT_OF_RANGE)
+    assert rejected(enveloped(raw)).reason in (RejectReason.INVALID_JSON, RejectReason.OUT_OF_RANGE)
+
+
+def test_field_errors_are_bounded() -> None:
+    many = report(**{f"x{i}": 0 for i in range(5000)})
+    r = rejected(many)
+    assert r.reason is RejectReason.UNKNOWN_FIELD
+    assert len(r.errors) == MAX_ERRORS
+    assert "and 4995 more" in r.message and len(r.message) <= MAX_MESSAGE_CHARS
+    long_key = rejected(report(**{"k" * 30_000: 1}))
+    assert len(long_key.errors[0].field) <= MAX_FIELD_CHARS
+    assert len(long_key.message) <= MAX_MESSAGE_CHARS
+
+
+def test_a_bug_in_validation_is_a_rejection_not_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(*_args: Any, **_kwargs: Any) -> Report:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(Report, "model_validate_json", explode)
+    r = rejected(report())
+    assert r.reason is RejectReason.INTERNAL_ERROR and "KeyError" in r.message
+
+
+def test_decoded_values_are_validated_without_exceptions() -> None:
+    def reason_of(obj: Any) -> RejectReason:
+        result = validate_object(obj, now=NOW)
+        assert isinstance(result, Rejection), result
+        return result.reason
+
+    assert isinstance(validate_object(report(), now=NOW), Report)
+    assert reason_of(report(description="\ud800")) is RejectReason.INVALID_ENCODING
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    assert reason_of(deep) is RejectReason.TOO_DEEP
+    assert reason_of({1, 2}) is RejectReason.INVALID_VALUE
+    too_deep = parse_json(b"[" * 5000)
+    assert isinstance(too_deep, Rejection) and too_deep.reason is RejectReason.TOO_DEEP
+    assert str(MAX_DEPTH) in too_deep.message
+    not_utf8 = parse_json(b'"\xff"')
+    assert isinstance(not_utf8, Rejection) and not_utf8.reason is RejectReason.INVALID_ENCODING
+    assert parse_json(b'{"a": [1, "\\u00e9"]}') == {"a": [1, "\u00e9"]}

@@ -10,6 +10,11 @@ as a Faust agent: Faust's per-event machinery would double the cost of every rep
 for no benefit here. Offsets are committed only after every record produced from a
 batch is acknowledged, so nothing is lost; a crash replays at most one batch, and the
 counting agent's de-duplication makes that replay harmless.
+
+One record can never stall a partition: `route` turns whatever goes wrong with a
+single record (hostile input, a bug in classification or serialisation) into a
+bounded dead letter, so only a failing broker (a send or commit that fails) rewinds
+the batch for a retry.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +35,7 @@ from schemas.validation import Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
-from streams.pipeline.dead_letters import dead_letter
+from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import packs
 
@@ -62,9 +68,58 @@ def classify_report(
 def arrival_time(record: ConsumerRecord[Any, Any]) -> datetime:
     now = datetime.now(UTC)
     if record.timestamp and record.timestamp > 0:
-        stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        try:
+            stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        except (OverflowError, ValueError, OSError):  # a producer may stamp any int64
+            return now
         return min(stamped, now)  # a producer clock ahead of ours is not an arrival time
     return now
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A dead letter to send for one input record."""
+
+    reason: RejectReason
+    key: bytes | None
+    value: bytes
+
+
+def route(
+    record: ConsumerRecord[Any, Any], classifier: Classifier
+) -> tuple[bytes, bytes] | Rejected:
+    """One input record -> (report key, incident JSON) for the keyed topic, or its dead
+    letter. Never raises on account of the record: whatever fails while processing it
+    dead-letters it as `internal_error`, and the stream goes on."""
+    raw: bytes = record.value if record.value is not None else b""
+    received = arrival_time(record)
+    try:
+        outcome = process_record(raw, received, classifier)
+        if not isinstance(outcome, Rejection):
+            key, value = outcome
+            return key.encode("utf-8"), value
+    except Exception as exc:
+        log.exception(
+            "processing %s[%d]@%d failed; dead-lettering it as internal_error",
+            record.topic,
+            record.partition,
+            record.offset,
+        )
+        outcome = Rejection(
+            RejectReason.INTERNAL_ERROR,
+            f"the monitor failed on this record (a bug; replay it once fixed): "
+            f"{type(exc).__name__}: {exc}",
+        )
+    value = dead_letter(
+        raw,
+        outcome,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        received_at=received,
+    )
+    return Rejected(outcome.reason, dead_letter_key(record.key), value)
 
 
 class Ingest:
@@ -205,24 +260,14 @@ class Ingest:
         accepted: list[tuple[bytes, bytes]] = []
         for tp, records in batches.items():
             for record in records:
-                raw: bytes = record.value if record.value is not None else b""
-                received = arrival_time(record)
-                outcome = process_record(raw, received, self.classifier)
-                if isinstance(outcome, Rejection):
-                    metrics.REJECTED.labels(outcome.reason.value).inc()
-                    value = dead_letter(
-                        raw,
-                        outcome,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        received_at=received,
+                routed = route(record, self.classifier)
+                if isinstance(routed, Rejected):
+                    metrics.REJECTED.labels(routed.reason.value).inc()
+                    sends.append(
+                        await self.producer.send(s.dlq_topic, routed.value, key=routed.key)
                     )
-                    sends.append(await self.producer.send(s.dlq_topic, value, key=record.key))
                 else:
-                    key, value = outcome
-                    accepted.append((key.encode("utf-8"), value))
+                    accepted.append(routed)
             offsets[tp] = records[-1].offset + 1
         for p, pack in packs(accepted, partitions):
             sends.append(await self.producer.send(s.keyed_topic, pack, partition=p))

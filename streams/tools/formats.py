@@ -12,10 +12,14 @@
   actor1, actor2, admin1..3, location, latitude, longitude, fatalities, notes, source,
   timestamp, and optionally civilian_targeting). See `acled_report` for the mapping.
 
-A CSV row that cannot be converted (a number that is not one, a date that is not one,
-more cells than the header has, a required ACLED column missing, bytes that are not
-UTF-8) is sent as its original CSV text: the schema rejects it downstream and it is
-counted in the dead-letter topic. No row is ever dropped.
+In `csv`, a cell that is not the number or boolean its column needs (`lat` = "north",
+`killed` = "many") is kept as the string it is: the schema then rejects the row as
+`invalid_type` and names the field, as it would for the same mistake in JSON.
+A row that cannot be converted at all (more cells than the header has, bytes that are
+not UTF-8; in `acled` also a number or date that is not one, or a required column
+missing) is sent as its original CSV text: the schema rejects it downstream
+(`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic. No row
+is ever dropped.
 
 Line numbers are the physical line on which a line or CSV record starts (1-based; the
 CSV header is line 1 or later).
@@ -200,6 +204,15 @@ def _bool(text: str) -> bool:
     raise Unconvertible(f"not a boolean: {text!r}")
 
 
+def _or_text(convert: Callable[[str], Any], text: str) -> Any:
+    """The converted cell, or the cell's text when it does not convert (the schema names
+    the field and the reason then; the row's CSV text would be only `invalid_json`)."""
+    try:
+        return convert(text)
+    except ValueError:  # Unconvertible included
+        return text
+
+
 def csv_report(row: dict[str, str]) -> dict[str, Any]:
     """A report object from a CSV row whose columns are the report's field names."""
     doc: dict[str, Any] = {}
@@ -211,15 +224,15 @@ def csv_report(row: dict[str, str]) -> dict[str, Any]:
         col = name.removeprefix("location.") if name.startswith("location.") else name
         col = col.removeprefix("casualties.") if col.startswith("casualties.") else col
         if col in ("lat", "lon"):
-            location[col] = _float(value)
+            location[col] = _or_text(_float, value)
         elif col == "place":
             location["place"] = value
         elif col in ("killed", "wounded"):
-            casualties[col] = _int(value)
+            casualties[col] = _or_text(_int, value)
         elif col == "civilian":
-            casualties["civilian"] = _bool(value)
+            casualties["civilian"] = _or_text(_bool, value)
         elif col == "schema_version":
-            doc[col] = _int(value)
+            doc[col] = _or_text(_int, value)
         else:
             doc[name] = value  # unknown columns too: the schema names them
     if location:

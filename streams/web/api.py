@@ -13,9 +13,8 @@ import faust
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.codes import RejectReason
 from schemas.report import Report
-from schemas.validation import Rejection, validate_object
+from schemas.validation import Rejection, encode_json, parse_json, validate_report
 from streams import metrics
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
@@ -152,13 +151,10 @@ class Api:
         body = await request.read()
         received = datetime.now(UTC)
         settings = self.monitor.settings
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            reason = RejectReason.INVALID_JSON
-            rejection = Rejection(reason, f"request body is not JSON: {exc}")
-            await self._dead_letter(body, rejection, received)
-            return error(400, rejection.message, reason=reason.value)
+        doc = parse_json(body)  # bounded: a hostile body is a 400, never a 500
+        if isinstance(doc, Rejection):
+            await self._dead_letter(body, doc, received)
+            return error(400, f"request body: {doc.message}", reason=doc.reason.value)
         items = doc if isinstance(doc, list) else [doc]
         if len(items) > MAX_BATCH:
             return error(413, f"at most {MAX_BATCH} reports per request, got {len(items)}")
@@ -166,8 +162,14 @@ class Api:
         rejected: list[dict[str, Any]] = []
         sends = []
         for index, item in enumerate(items):
-            raw = json.dumps(item, ensure_ascii=False).encode()
-            result = validate_object(item, now=received)
+            encoded = encode_json(item)
+            result: Report | Rejection
+            if isinstance(encoded, Rejection):
+                result = encoded
+                raw = json.dumps(item).encode()  # ASCII: lone surrogates stay \u escapes
+            else:
+                raw = encoded
+                result = validate_report(raw, now=received)
             if isinstance(result, Report):
                 # Check the place now, so the caller learns of an unknown place at once.
                 classified = classify_report(result, received, self.monitor.classifier)

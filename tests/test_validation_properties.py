@@ -1,0 +1,252 @@
+"""Property-based tests of validation: any input gets a `Report` or a named `Rejection`,
+never an exception, and each kind of mistake in a valid report gets its own reason.
+
+`internal_error` (validation's last-resort catch) counts as a failure here: every
+input must be handled on purpose, not by the safety net.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codes import RejectReason
+from schemas.dead_letter import DeadLetter
+from schemas.report import Report
+from schemas.validation import (
+    MAX_ERRORS,
+    MAX_MESSAGE_CHARS,
+    Rejection,
+    parse_json,
+    validate_object,
+    validate_report,
+)
+from streams.pipeline.dead_letters import MAX_DEAD_LETTER_BYTES, dead_letter
+
+pytestmark = pytest.mark.timeout(120)
+
+NOW = datetime(2021, 5, 12, 12, 0, tzinfo=UTC)
+# Each property runs in a few seconds; deadline per example is generous for a shared CI box.
+BOUNDED = settings(
+    max_examples=300,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+VALID: dict[str, Any] = {
+    "report_id": "op12-2021-0001",
+    "source": "pkf-op-12",
+    "source_type": "observation_post",
+    "occurred_at": "2021-05-12T10:00:00+04:00",
+    "reported_at": "2021-05-12T10:30:00+04:00",
+    "location": {"lat": 39.758, "lon": 46.748, "place": "Shusha"},
+    "category": "small_arms_fire",
+    "perpetrator": "Armenian Armed Forces",
+    "target": "civilians",
+    "casualties": {"killed": 0, "wounded": 1, "civilian": False},
+    "description": "bursts of automatic fire",
+    "schema_version": 1,
+}
+ENVELOPE_HEAD = '{"specversion":"1.0","id":"e-1","source":"/jmc","type":"t","data":'
+
+
+def assert_handled(raw: bytes) -> Report | Rejection:
+    result = validate_report(raw, now=NOW)
+    assert isinstance(result, Report | Rejection)
+    if isinstance(result, Rejection):
+        assert result.reason is not RejectReason.INTERNAL_ERROR, result
+        assert result.message and len(result.message) <= MAX_MESSAGE_CHARS
+        assert len(result.errors) <= MAX_ERRORS
+        # and its dead letter is bounded and readable back
+        value = dead_letter(
+            raw, result, topic="t", partition=0, offset=1, key=raw[:50], received_at=NOW
+        )
+        assert len(value) <= MAX_DEAD_LETTER_BYTES
+        letter = DeadLetter.model_validate_json(value)
+        assert letter.original() == raw[: len(letter.original())]
+    return result
+
+
+# -- (a) any bytes ------------------------------------------------------------------------
+@BOUNDED
+@given(
+    st.one_of(
+        st.binary(max_size=2000),
+        # the envelope path, and JSON-looking noise
+        st.binary(max_size=500).map(lambda b: b'{"specversion":"1.0","data":' + b),
+        st.binary(max_size=500).map(lambda b: b'{"report_id":' + b + b"}"),
+        st.lists(st.sampled_from([b"{", b"[", b"}", b"]", b'"', b"\\", b":", b",", b"1"])).map(
+            b"".join
+        ),
+    )
+)
+def test_any_bytes_get_an_answer(raw: bytes) -> None:
+    assert_handled(raw)
+
+
+# -- (b) any JSON-ish value, bare or in an envelope -------------------------------------
+# Built as JSON text, so it may hold what `json.dumps` cannot write: NaN, huge numbers,
+# lone surrogate escapes, nesting thousands deep.
+_strings = st.one_of(
+    st.text(max_size=20).map(json.dumps),  # escapes any surrogates as \udXXX
+    st.sampled_from(['"\\ud800"', '"\\udfff"', '"x\\ud83d"', '"\\ud83d\\ude00"', '""', '"\\\\"']),
+)
+_keys = st.one_of(
+    _strings,
+    st.sampled_from(['"report_id"', '"location"', '"lat"', '"data"', '"specversion"', '""']),
+)
+_scalars = st.one_of(
+    st.sampled_from(["null", "true", "false", "NaN", "Infinity", "-Infinity", "1e999", "-0"]),
+    st.integers().map(str),
+    st.integers(min_value=19, max_value=6000).map(lambda n: "9" * n),  # beyond int64, 4300
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    _strings,
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
+        st.lists(st.tuples(_keys, inner), max_size=4).map(
+            lambda kvs: "{" + ",".join(f"{k}:{v}" for k, v in kvs) + "}"
+        ),
+    ),
+    max_leaves=20,
+)
+_deep = st.tuples(st.integers(1, 12_000), st.booleans(), _scalars).map(
+    lambda t: ('{"a":' * t[0] + t[2] + "}" * t[0]) if t[1] else ("[" * t[0] + t[2] + "]" * t[0])
+)
+_values = st.one_of(_json, _deep)
+
+
+def _in_report(value: str, field: str) -> str:
+    """A valid report with one field's value replaced by `value` (JSON text)."""
+    marker = "\x00MARK\x00"
+    doc = json.loads(json.dumps(VALID))
+    if "." in field:
+        group, name = field.split(".")
+        doc[group][name] = marker
+    else:
+        doc[field] = marker
+    return json.dumps(doc).replace(json.dumps(marker), value)
+
+
+_FIELDS = [*VALID, "location.lat", "location.place", "casualties.killed", "extra"]
+
+
+@BOUNDED
+@given(
+    _values,
+    st.sampled_from(["bare", "envelope", "field", "enveloped field"]),
+    st.sampled_from(_FIELDS),
+)
+def test_any_json_value_gets_an_answer(value: str, wrap: str, field: str) -> None:
+    text = _in_report(value, field) if "field" in wrap else value
+    if "envelope" in wrap:
+        text = ENVELOPE_HEAD + text + "}"
+    raw = text.encode("utf-8")
+    if len(raw) > 64 * 1024:
+        raw = raw[: 64 * 1024]  # the size check would end it at once; test the parsing
+    assert_handled(raw)
+    # the HTTP API's path: decode, then validate the decoded value
+    decoded = parse_json(raw)
+    if not isinstance(decoded, Rejection):
+        result = validate_object(decoded, now=NOW)
+        assert isinstance(result, Report | Rejection)
+        if isinstance(result, Rejection):
+            assert result.reason is not RejectReason.INTERNAL_ERROR, result
+
+
+# -- (c) one mistake in a valid report: its own reason, naming the field ----------------
+_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+_STRING_FIELDS = ["report_id", "source", "perpetrator", "target", "description", "location.place"]
+_LIMITS = {
+    "report_id": 128,
+    "source": 64,
+    "perpetrator": 128,
+    "target": 128,
+    "description": 4000,
+    "location.place": 128,
+}
+_NOT_A_STRING: st.SearchStrategy[Any] = st.one_of(
+    st.integers(), st.booleans(), st.just([]), st.just({"a": 1})
+)
+# field -> values of a wrong JSON type (null is "absent" for optional fields)
+_WRONG_TYPES: dict[str, st.SearchStrategy[Any]] = {
+    **{f: _NOT_A_STRING for f in _STRING_FIELDS},
+    "occurred_at": st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans()),
+    "reported_at": st.one_of(st.integers(), st.booleans(), st.just([])),
+    "location.lat": st.one_of(_texts, st.booleans(), st.just([])),
+    "casualties.killed": st.one_of(_texts, st.booleans(), st.floats(0.5, 9.5), st.just(None)),
+    "casualties.civilian": st.one_of(_texts, st.integers(), st.just(None)),
+    "location": st.one_of(_texts, st.integers(), st.just([])),
+    "casualties": st.one_of(_texts, st.integers(), st.just([1])),
+}
+_REQUIRED = ["report_id", "source", "source_type", "occurred_at", "location", "category"]
+
+
+def _set(doc: dict[str, Any], field: str, value: Any) -> None:
+    if "." in field:
+        group, name = field.split(".")
+        doc[group][name] = value
+    else:
+        doc[field] = value
+
+
+def _naive_times() -> st.SearchStrategy[str]:
+    return st.datetimes(datetime(2000, 1, 1), datetime(2021, 5, 12)).map(datetime.isoformat)
+
+
+@st.composite
+def _mutations(draw: st.DrawFn) -> tuple[dict[str, Any], RejectReason, str]:
+    """(mutated report, expected reason, field it must name)."""
+    doc = json.loads(json.dumps(VALID))
+    kind = draw(st.sampled_from(["remove", "type", "unknown", "long", "naive", "nan"]))
+    if kind == "remove":
+        field = draw(st.sampled_from(_REQUIRED))
+        del doc[field]
+        return doc, RejectReason.MISSING_FIELD, field
+    if kind == "type":
+        field = draw(st.sampled_from(sorted(_WRONG_TYPES)))
+        _set(doc, field, draw(_WRONG_TYPES[field]))
+        return doc, RejectReason.INVALID_TYPE, field
+    if kind == "unknown":
+        key = draw(_texts.filter(lambda k: k not in VALID))
+        doc[key] = draw(st.one_of(st.integers(), _texts, st.none()))
+        return doc, RejectReason.UNKNOWN_FIELD, key if key else '""'
+    if kind == "long":
+        field = draw(st.sampled_from(_STRING_FIELDS))
+        extra = draw(st.integers(1, 50))
+        char = draw(st.characters(exclude_categories=["Cs"]))
+        _set(doc, field, char * (_LIMITS[field] + extra))
+        return doc, RejectReason.TOO_LONG, field
+    if kind == "naive":
+        field = draw(st.sampled_from(["occurred_at", "reported_at"]))
+        _set(doc, field, draw(_naive_times()))
+        return doc, RejectReason.MISSING_TIMEZONE, field
+    field = draw(st.sampled_from(["location.lat", "location.lon"]))
+    _set(doc, field, float(draw(st.sampled_from(["nan", "inf", "-inf"]))))
+    return doc, RejectReason.INVALID_VALUE, field
+
+
+def test_the_unmutated_report_is_valid() -> None:
+    assert isinstance(validate_report(json.dumps(VALID).encode(), now=NOW), Report)
+
+
+@BOUNDED
+@given(_mutations(), st.booleans())
+def test_each_mistake_has_its_named_reason(
+    mutation: tuple[dict[str, Any], RejectReason, str], wrap: bool
+) -> None:
+    doc, reason, field = mutation
+    text = json.dumps(doc)  # NaN / Infinity written as JSON's (invalid) tokens
+    if wrap:
+        text = ENVELOPE_HEAD + text + "}"
+    result = assert_handled(text.encode())
+    assert isinstance(result, Rejection)
+    assert result.reason is reason, (result, doc)
+    assert field in {e.field for e in result.errors}, result.errors
