@@ -236,3 +236,13 @@ def test_broker_command_stops_promptly_and_cleanly_on_sigterm_and_ctrl_c() -> No
         assert "error" not in err.lower(), err
         assert "in-memory data is gone" in err
         assert not port_open("127.0.0.1", port), "the Tansu child outlived the command"
+
+
+def test_an_error_line_is_one_line_of_plain_text() -> None:
+    """A message holding `[/...]` crashed rich's markup (a traceback); a long one wrapped."""
+    url = f"http://127.0.0.1:{free_port()}/{'x' * 100}/[/oops]"
+    result = cli("tallies", "--url", url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: no monitor API at") and url in line
