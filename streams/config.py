@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     api_token: str | None = None  # bearer token for POST /api/v1/reports
     #: Largest request body POST /api/v1/reports reads (413 above it, before reading). A
-    #: batch of 1,000 typical reports is about 0.5 MB; one report is at most 64 KiB.
+    #: batch of 1,000 simulated reports is about 0.3 MB; one report is at most 64 KiB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
