@@ -44,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from streams.kafka.topics import BrokerUnavailable, ensure_topics
 
     settings = settings_from(args)
+    reserve_api_port(settings)  # first: a port in use must not cost the cluster a rebalance
     broker: EmbeddedBroker | None = None
     port = settings.embedded_port
     if settings.broker is None and port_open("127.0.0.1", port):
@@ -102,29 +103,55 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print("Embedded broker stopped; its in-memory data is gone.")
 
 
+def reserve_api_port(settings: Settings) -> None:
+    """Bind the API's address before the broker, Faust or the demo start (the API server
+    takes the bound sockets when it starts): one clear line if it cannot be."""
+    import errno
+
+    from streams.web import listen
+
+    host, port = settings.web_host, settings.web_port
+    try:
+        listen.reserve(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use (another worker?); "
+                "choose another with --web-port or CEASEFIRE_WEB_PORT"
+            ) from exc
+        raise CliError(f"cannot listen on {host}:{port} for the API: {exc}") from exc
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     """The embedded broker on its own, so that workers can stop and start around it."""
     from streams.kafka.broker import BrokerError, EmbeddedBroker
 
     broker = EmbeddedBroker("127.0.0.1", settings_from(args).embedded_port)
+    # SIGTERM as Ctrl-C: it interrupts the wait below, and the broker is stopped after it.
+    # (Stopping inside a handler waits for the child while the interrupted wait holds it.)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    code = 0
     try:
         broker.start()
+        console.print(
+            f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
+            "[bold]its data is kept in memory only[/] and is gone when this command stops "
+            "(Ctrl-C). `ceasefire-monitor run` and every other command find it there."
+        )
+        code = broker.wait()
     except BrokerError as exc:
         raise CliError(str(exc)) from exc
-    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
-    console.print(
-        f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
-        "[bold]its data is kept in memory only[/] and is gone when this command stops "
-        "(Ctrl-C). `ceasefire-monitor run` and every other command find it there."
-    )
-    try:
-        code = broker.wait()
     except KeyboardInterrupt:
-        code = 0
+        pass
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the stop short (it is bounded anyway).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         broker.stop()
     console.print("Embedded broker stopped; its in-memory data is gone.")
-    return 0 if code in (0, -signal.SIGTERM) else 1
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+        raise CliError(f"the embedded broker exited on its own with code {code}")
+    return 0
 
 
 def _demo_feed(settings: Settings, stop: threading.Event) -> None:
@@ -409,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(message: str) -> None:
+    """One line on stderr, however long (no wrapping at the console width), taken as text."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -416,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
         return code
     except CliError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        error_line(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -428,11 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "NoBrokersAvailable",
             "KafkaConnectionError",
         }:
-            console.print(f"[bold red]error:[/] {exc}")
+            error_line(str(exc))
             return 1
         if os.environ.get("CEASEFIRE_DEBUG"):
             raise
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+        error_line(f"{type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
         return 1
 

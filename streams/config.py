@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     rules: Path | None = None  # alert rules YAML; default: the shipped rule set
 
     api_token: str | None = None  # bearer token for POST /api/v1/reports
+    #: Largest request body POST /api/v1/reports reads (413 above it, before reading). A
+    #: batch of 1,000 simulated reports is about 0.3 MB; one report is at most 64 KiB.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     #: How peers reach this worker's API (for tallies fan-out). Default: http://web_host:web_port

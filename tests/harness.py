@@ -137,12 +137,14 @@ class Worker:
         ctype_json = body[:1] in (b"{", b"[")
         return status, json.loads(body) if ctype_json else body.decode()
 
-    def post(self, path: str, payload: Any, *, token: str | None = None) -> tuple[int, Any]:
+    def post(
+        self, path: str, payload: Any, *, token: str | None = None, scheme: str = "Bearer"
+    ) -> tuple[int, Any]:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         req = urllib.request.Request(f"{self.url}{path}", data=data, method="POST")
         req.add_header("Content-Type", "application/json")
         if token:
-            req.add_header("Authorization", f"Bearer {token}")
+            req.add_header("Authorization", f"{scheme} {token}")
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, json.loads(resp.read())

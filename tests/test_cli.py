@@ -141,3 +141,108 @@ def test_embedded_broker_settings_shorten_only_unset_group_timings(
     assert s.broker == "kafka://127.0.0.1:19092" and s.bootstrap() == "127.0.0.1:19092"
     assert (s.rebalance_timeout, s.session_timeout, s.heartbeat_interval) == (3.0, 9.0, 1.0)
     assert Settings().rebalance_timeout == 20.0  # Apache Kafka defaults otherwise
+
+
+def test_run_with_the_web_port_in_use_fails_at_once_without_touching_the_broker() -> None:
+    """The port is checked before the broker, Faust or the demo: one line, exit 1, quickly.
+    The configured "broker" is a listener of this test's: a connection to it would show."""
+    import select
+    import socket
+    import time
+
+    with (
+        socket.create_server(("127.0.0.1", 0)) as web,
+        socket.create_server(("127.0.0.1", 0)) as fake_broker,
+    ):
+        web_port = web.getsockname()[1]
+        broker_port = fake_broker.getsockname()[1]
+        started = time.monotonic()
+        result = cli(
+            "run",
+            "--demo",
+            "--web-port",
+            str(web_port),
+            env={"CEASEFIRE_BROKER": f"kafka://127.0.0.1:{broker_port}"},
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        touched, _, _ = select.select([fake_broker], [], [], 0)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"port {web_port} on 127.0.0.1 is already in use" in lines[0]
+    assert "--web-port" in lines[0]
+    assert elapsed < 10, elapsed  # interpreter start-up only: no group join, no broker wait
+    assert not touched, "run connected to the broker before checking its port"
+
+
+def test_the_reserved_api_port_is_the_one_the_api_serves_on() -> None:
+    """`run` keeps the port bound from its check until the API server takes the sockets."""
+    import socket
+
+    from streams.web import listen
+
+    port = free_port()
+    listen.reserve("127.0.0.1", port)
+    try:
+        with pytest.raises(OSError), socket.socket() as other:
+            other.bind(("127.0.0.1", port))  # held meanwhile: nobody else can take it
+        sockets = listen.take("127.0.0.1", port)
+        assert sockets is not None and listen.take("127.0.0.1", port) is None
+        assert [s.getsockname() for s in sockets] == [("127.0.0.1", port)]
+    finally:
+        for s in sockets or []:
+            s.close()
+
+
+def test_broker_command_stops_promptly_and_cleanly_on_sigterm_and_ctrl_c() -> None:
+    """SIGTERM used to take 10 s and end in "error: TimeoutExpired" (exit 1)."""
+    import os
+    import signal
+    import time
+
+    from streams.kafka.broker import port_open
+    from tests.harness import wait_for
+
+    environ = {k: v for k, v in os.environ.items() if k != "CEASEFIRE_BROKER"}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "broker"],
+            env={**environ, "CEASEFIRE_EMBEDDED_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def listening(p: int = port) -> bool:
+                return port_open("127.0.0.1", p)
+
+            wait_for(listening, timeout=20, what="the broker")
+            # The banner comes after the port opens: let the command reach its wait (where
+            # the old handler hung), so the signal is not handled while it still prints.
+            time.sleep(1.0)
+            started = time.monotonic()
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=15)
+            elapsed = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+        assert proc.returncode == 0, (sig, err)
+        assert elapsed < 5, (sig, elapsed)
+        assert "error" not in err.lower(), err
+        assert "in-memory data is gone" in err
+        assert not port_open("127.0.0.1", port), "the Tansu child outlived the command"
+
+
+def test_an_error_line_is_one_line_of_plain_text() -> None:
+    """A message holding `[/...]` crashed rich's markup (a traceback); a long one wrapped."""
+    url = f"http://127.0.0.1:{free_port()}/{'x' * 100}/[/oops]"
+    result = cli("tallies", "--url", url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: no monitor API at") and url in line

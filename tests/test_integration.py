@@ -200,6 +200,17 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
         assert body["rejected"][0]["errors"][0]["field"] == "casualties.killed"
         status, body = worker.post("/api/v1/reports", b"{oops", token="s3cret")
         assert status == 400
+        # Items are dead-lettered as sent (not re-serialised); `bearer` is a Bearer.
+        as_sent = b'{ "report_id" :"r-\\u00e9",  "source": "x" }'
+        status, body = worker.post(
+            "/api/v1/reports", b"[\n" + as_sent + b"\n]", token="s3cret", scheme="bearer"
+        )
+        assert status == 202 and body["rejected"][0]["reason"] == "missing_field", body
+        nested = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+        status, body = worker.post("/api/v1/reports", nested, token="s3cret")
+        assert status == 400 and body["reason"] == "invalid_json", body
+        status, body = worker.get("/api/v1/tallies?as_of=nan")
+        assert status == 400 and "as_of" in body["error"]
 
         wait_for(
             lambda: (
@@ -212,11 +223,18 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
             timeout=30,
             what="API reports tallied",
         )
-        dead = read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=2)
-        assert sorted(json.loads(r.value)["reason"] for r in dead) == [
+        dead = [
+            json.loads(r.value)
+            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=4)
+        ]
+        assert sorted(d["reason"] for d in dead) == [
             "invalid_json",
+            "invalid_json",
+            "missing_field",
             "out_of_range",
         ]
+        originals = {base64.b64decode(d["original_base64"]) for d in dead}
+        assert {b"{oops", as_sent, nested} <= originals
 
         status, zones = worker.get("/api/v1/zones")
         assert status == 200 and zones["type"] == "FeatureCollection"

@@ -98,13 +98,15 @@ class EmbeddedBroker:
             return 0
         return self._proc.wait()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0) -> None:
+        """Terminate the broker; kill it if it has not exited after `grace` seconds (Tansu
+        exits at once on SIGTERM: a longer wait would only delay a stuck one)."""
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)

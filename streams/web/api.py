@@ -4,63 +4,291 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
+import math
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.report import Report
-from schemas.validation import Rejection, encode_json, parse_json, validate_report
+from schemas.codes import RejectReason
+from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams import metrics
+from streams.classify.classifier import Classifier
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.windows import QueryError, grouping, window_seconds
+from streams.web import listen
 from streams.web.fanout import Incomplete, NotOwner, cluster_alerts, cluster_rows, local_rows
+from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
 
 log = logging.getLogger(__name__)
 
+#: Most reports one POST may carry; more is refused whole (413) before any is validated.
 MAX_BATCH = 1000
-MAX_BODY = 16 * 1024 * 1024
 HTTP_SOURCE = "http"
+#: Most bytes of a rejected item its dead-letter record keeps: the largest report the
+#: schema accepts, so any item that could have been valid is kept whole, while the record
+#: (base64 and text of it, plus the errors) stays well under Kafka's default 1 MiB limit.
+#: A larger item is kept truncated, and its record's message says so.
+DEAD_LETTER_KEEP = MAX_MESSAGE_BYTES
+#: Most field errors a dead-letter record lists, for the same limit (the message counts all).
+DEAD_LETTER_ERRORS = 100
+#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
+AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+_PARTITION = re.compile(r"[0-9]{1,4}")
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+# -- query parameters (pure: each raises QueryError, answered 400) --------------------------
 def parse_as_of(value: str | None) -> float:
+    """`as_of` as epoch seconds: an RFC 3339 time with an offset, or epoch seconds (what
+    peers pass). Anything a datetime cannot hold (nan, inf, 1e20) is refused."""
     if value is None or value == "":
         return datetime.now(UTC).timestamp()
     try:
-        return float(value)  # peers pass epoch seconds
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _rfc3339_seconds(value)
+    if not (math.isfinite(seconds) and AS_OF_MIN <= seconds <= AS_OF_MAX):
+        raise QueryError(
+            f"as_of {value!r} is out of range; use an RFC 3339 time between years 0001 and 9999"
+        )
+    return seconds
+
+
+def _rfc3339_seconds(value: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise QueryError(f"as_of {value!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
         raise QueryError(f"as_of {value!r} needs a UTC offset")
-    return parsed.timestamp()
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise QueryError(f"as_of {value!r} is out of range") from None
+
+
+def parse_partitions(value: str | None, count: int) -> set[int]:
+    """The peer parameter `partitions`: a comma-separated list of partition numbers."""
+    parts = (value or "").split(",")
+    if not all(_PARTITION.fullmatch(p) for p in parts):
+        raise QueryError(f"partitions {value!r} is not a comma-separated list of numbers")
+    numbers = {int(p) for p in parts}
+    if max(numbers) >= count:
+        raise QueryError(f"partitions {value!r}: this cluster has partitions 0 to {count - 1}")
+    return numbers
+
+
+def parse_scope(value: str | None) -> bool:
+    """Whether a peer asks for this worker's own partitions only (`scope=local`)."""
+    if value is None or value == "cluster":
+        return False
+    if value == "local":
+        return True
+    raise QueryError(f"unknown scope {value!r}; use local or cluster")
+
+
+# -- request headers ------------------------------------------------------------------------
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries `token` with the Bearer scheme, whose name
+    is case-insensitive (RFC 7235). The token itself is compared in constant time."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    # surrogatepass: never fails, whatever the header decoded to
+    given = credentials.strip(" \t").encode("utf-8", "surrogatepass")
+    matches = hmac.compare_digest(given, token.encode("utf-8", "surrogatepass"))
+    return scheme.lower() == "bearer" and matches
+
+
+def content_type_problem(header: str | None) -> str | None:
+    """Why a Content-Type cannot be read as a report body; None when it can. JSON types
+    (`application/json`, `application/*+json` such as CloudEvents') are read, and so is a
+    request without one, as clients that send no header mean JSON here."""
+    if header is None or not header.strip():
+        return None
+    mime, *params = (part.strip() for part in header.split(";"))
+    mime = mime.lower()
+    if mime != "application/json" and not (
+        mime.startswith("application/") and mime.endswith("+json")
+    ):
+        return (
+            f"Content-Type {mime!r} is not JSON; send application/json "
+            "(curl: --json @file, or -H 'Content-Type: application/json')"
+        )
+    for param in params:
+        name, _, charset = param.partition("=")
+        charset = charset.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return f"charset {charset!r} is not supported; JSON bodies must be UTF-8"
+    return None
+
+
+async def read_body(stream: StreamReader, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it proves longer than `limit` (no Content-Length,
+    a lying one, or a compressed body that expands)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int, size: int | None = None) -> web.Response:
+    got = f" ({size} bytes)" if size is not None else ""
+    return error(
+        413,
+        f"request body is larger than {limit} bytes{got} (CEASEFIRE_MAX_BODY_BYTES); "
+        "send fewer reports per request",
+        limit=limit,
+    )
+
+
+# -- the body of POST /api/v1/reports (pure) ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    index: int
+    raw: bytes
+    key: str
+    source: str
+    report_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    raw: bytes
+    rejection: Rejection
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.rejection
+        return {
+            "index": self.index,
+            "reason": r.reason.value,
+            "message": r.message,
+            "errors": [e.as_dict() for e in r.errors],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The body as a whole is refused. `dead` is what goes to the dead-letter topic: the
+    body when it was read as one item, nothing when the request was merely too big."""
+
+    status: int
+    message: str
+    reason: RejectReason | None = None
+    dead: Rejected | None = None
+
+
+#: A single-report body rejected for what it is as a document answers 4xx, not 202.
+_BODY_STATUS = {
+    RejectReason.INVALID_JSON: 400,
+    RejectReason.INVALID_ENCODING: 400,
+    RejectReason.TOO_DEEP: 400,
+    RejectReason.TOO_LARGE: 413,
+}
+
+
+def examine_item(
+    index: int, raw: bytes, *, received: datetime, classifier: Classifier
+) -> Accepted | Rejected:
+    result = validate_report(raw, now=received)  # total: never raises
+    if isinstance(result, Rejection):
+        return Rejected(index, raw, result)
+    # Check the place now, so the caller learns of an unknown place at once.
+    classified = classify_report(result, received, classifier)
+    if isinstance(classified, Rejection):
+        return Rejected(index, raw, classified)
+    key, _ = classified
+    return Accepted(index, raw, key, result.source, result.report_id)
+
+
+def examine_body(
+    body: bytes, *, received: datetime, classifier: Classifier, max_items: int = MAX_BATCH
+) -> list[Accepted | Rejected] | Refused:
+    """Each report of a body (one JSON object, or an array of them) accepted or rejected,
+    each from its own bytes as sent; or the body refused as a whole."""
+    if not is_array(body):
+        item = examine_item(0, body, received=received, classifier=classifier)
+        if isinstance(item, Rejected) and item.rejection.reason in _BODY_STATUS:
+            r = item.rejection
+            return Refused(_BODY_STATUS[r.reason], r.message, r.reason, item)
+        return [item]
+    try:
+        spans = split_array(body, max_elements=max_items)
+    except TooManyElements:
+        return Refused(413, f"at most {max_items} reports per request; split the batch")
+    except SplitError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            message = f"request body is not UTF-8: {err}"
+            rejection = Rejection(RejectReason.INVALID_ENCODING, message)
+        else:
+            rejection = Rejection(RejectReason.INVALID_JSON, f"request body is not JSON: {exc}")
+        return Refused(400, rejection.message, rejection.reason, Rejected(0, body, rejection))
+    return [
+        examine_item(i, body[start:end], received=received, classifier=classifier)
+        for i, (start, end) in enumerate(spans)
+    ]
+
+
+def http_dead_letter(item: Rejected, received: datetime) -> bytes:
+    """The dead-letter record of a rejected item: its bytes as sent, bounded (see
+    DEAD_LETTER_KEEP) so that the record always fits a Kafka message."""
+    raw, rejection = item.raw, item.rejection
+    if len(raw) > DEAD_LETTER_KEEP:
+        kept = _utf8_prefix(raw, DEAD_LETTER_KEEP)
+        note = f" (this record keeps its first {len(kept)} of {len(raw)} bytes)"
+        rejection = replace(rejection, message=rejection.message + note)
+        raw = kept
+    if len(rejection.errors) > DEAD_LETTER_ERRORS:
+        rejection = replace(rejection, errors=rejection.errors[:DEAD_LETTER_ERRORS])
+    return dead_letter(
+        raw,
+        rejection,
+        topic=HTTP_SOURCE,
+        partition=None,
+        offset=None,
+        key=None,
+        received_at=received,
+    )
+
+
+def _utf8_prefix(raw: bytes, size: int) -> bytes:
+    """At most `size` bytes of `raw`, not cutting a UTF-8 character in two."""
+    end = size
+    while end > size - 3 and end > 0 and raw[end] & 0xC0 == 0x80:
+        end -= 1
+    return raw[:end]
 
 
 class Api:
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
-        self.web = web.Application(client_max_size=MAX_BODY)
+        self.web = web.Application(client_max_size=monitor.settings.max_body_bytes)
         self.web.add_routes(
             [
                 web.get("/healthz", self.healthz),
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics),
-                web.post("/api/v1/reports", self.post_reports),
+                web.post("/api/v1/reports", self.post_reports, expect_handler=self._expect),
                 web.get("/api/v1/zones", self.zones),
                 web.get("/api/v1/tallies", self.tallies),
                 web.get("/api/v1/alerts", self.alerts),
@@ -71,8 +299,7 @@ class Api:
         token = self.monitor.settings.api_token
         if not token:
             return True
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return bearer_matches(request.headers.get("Authorization"), token)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: 200 once the worker first became ready, and for as long as it runs,
@@ -100,17 +327,20 @@ class Api:
         q = request.query
         window = q.get("window", "24h")
         by = q.get("by", "zone")
+        parts: set[int] = set()
         try:
             window_seconds(window)
             keys = grouping(by)
             as_of = parse_as_of(q.get("as_of"))
+            local = parse_scope(q.get("scope"))
+            if local:  # a peer asking for the partitions it believes this worker owns
+                parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)
         except QueryError as exc:
             return error(400, str(exc))
-        if q.get("scope") == "local":
+        if local:
             if not self._authorized(request):
                 return error(401, "missing or wrong bearer token")
             try:
-                parts = {int(p) for p in q.get("partitions", "").split(",") if p}
                 rows = local_rows(self.monitor, parts, window=window, by=by, as_of=as_of)
             except NotOwner as exc:
                 return error(409, str(exc))
@@ -132,7 +362,11 @@ class Api:
         status = request.query.get("status", "firing")
         if status not in ("firing", "resolved", "all"):
             return error(400, f"unknown status {status!r}; use firing, resolved or all")
-        if request.query.get("scope") == "local":
+        try:
+            local = parse_scope(request.query.get("scope"))
+        except QueryError as exc:
+            return error(400, str(exc))
+        if local:
             if not self._authorized(request):
                 return error(401, "missing or wrong bearer token")
             return web.json_response({"alerts": self.monitor.alerting.alerts(status)})
@@ -142,72 +376,81 @@ class Api:
             return error(503, f"alerts are not complete right now, retry: {exc}")
         return web.json_response({"status": status, "alerts": alerts})
 
-    async def post_reports(self, request: web.Request) -> web.Response:
+    # -- POST /api/v1/reports -------------------------------------------------------------
+    def _refuse_by_headers(self, request: web.Request) -> web.Response | None:
+        """What the headers alone decide: 401, 415, or 413 by Content-Length."""
         if not self._authorized(request):
             return error(401, "missing or wrong bearer token")
+        problem = content_type_problem(request.headers.get("Content-Type"))
+        if problem is not None:
+            return error(415, problem)
+        limit = self.monitor.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return too_large(limit, request.content_length)
+        return None
+
+    async def _expect(self, request: web.Request) -> web.Response | None:
+        """`Expect: 100-continue`: refuse before the client uploads the body, or invite it."""
+        refusal = self._refuse_by_headers(request)
+        if refusal is not None:
+            return refusal
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return error(417, f"unsupported Expect: {request.headers.get('Expect')!r}")
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own handler: the body starts after
+        return None
+
+    async def post_reports(self, request: web.Request) -> web.Response:
+        refusal = self._refuse_by_headers(request)
+        if refusal is not None:
+            return refusal
         producer = self.monitor.ingest.producer
         if producer is None or not self.monitor.ready:
             return error(503, "worker is starting; retry")
-        body = await request.read()
+        limit = self.monitor.settings.max_body_bytes
+        body = await read_body(request.content, limit)
+        if body is None:
+            return too_large(limit)
         received = datetime.now(UTC)
-        settings = self.monitor.settings
-        doc = parse_json(body)  # bounded: a hostile body is a 400, never a 500
-        if isinstance(doc, Rejection):
-            await self._dead_letter(body, doc, received)
-            return error(400, f"request body: {doc.message}", reason=doc.reason.value)
-        items = doc if isinstance(doc, list) else [doc]
-        if len(items) > MAX_BATCH:
-            return error(413, f"at most {MAX_BATCH} reports per request, got {len(items)}")
-        accepted: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        sends = []
-        for index, item in enumerate(items):
-            encoded = encode_json(item)
-            result: Report | Rejection
-            if isinstance(encoded, Rejection):
-                result = encoded
-                raw = json.dumps(item).encode()  # ASCII: lone surrogates stay \u escapes
-            else:
-                raw = encoded
-                result = validate_report(raw, now=received)
-            if isinstance(result, Report):
-                # Check the place now, so the caller learns of an unknown place at once.
-                classified = classify_report(result, received, self.monitor.classifier)
-                if isinstance(classified, Rejection):
-                    result = classified
-            if isinstance(result, Rejection):
-                rejected.append(
-                    {
-                        "index": index,
-                        "reason": result.reason.value,
-                        "message": result.message,
-                        "errors": [e.as_dict() for e in result.errors],
-                    }
-                )
-                await self._dead_letter(raw, result, received)
-                continue
-            sends.append(await producer.send(settings.reports_topic, raw, key=result.key.encode()))
-            accepted.append(
-                {"index": index, "source": result.source, "report_id": result.report_id}
-            )
-        if sends:
-            await asyncio.gather(*sends)
-        return web.json_response({"accepted": accepted, "rejected": rejected}, status=202)
-
-    async def _dead_letter(self, raw: bytes, rejection: Rejection, received: datetime) -> None:
-        producer = self.monitor.ingest.producer
-        assert producer is not None
-        metrics.REJECTED.labels(rejection.reason.value).inc()
-        value = dead_letter(
-            raw,
-            rejection,
-            topic=HTTP_SOURCE,
-            partition=None,
-            offset=None,
-            key=None,
-            received_at=received,
+        # Parsing up to a whole body of pathological JSON takes a while: off the event loop.
+        examined = await asyncio.to_thread(
+            examine_body, body, received=received, classifier=self.monitor.classifier
         )
-        await (await producer.send(self.monitor.settings.dlq_topic, value))
+        settings = self.monitor.settings
+        items = examined if isinstance(examined, list) else []
+        dead: list[Rejected] = [i for i in items if isinstance(i, Rejected)]
+        if isinstance(examined, Refused) and examined.dead is not None:
+            dead.append(examined.dead)
+        try:
+            sends = []
+            for rejected in dead:
+                metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
+                value = http_dead_letter(rejected, received)
+                sends.append(await producer.send(settings.dlq_topic, value))
+            for item in items:
+                if isinstance(item, Accepted):
+                    topic = settings.reports_topic
+                    sends.append(await producer.send(topic, item.raw, key=item.key.encode()))
+            await asyncio.gather(*sends)
+        except KafkaError as exc:
+            # Safe to retry: a report sent twice is counted once.
+            return error(503, f"the broker did not take the reports ({exc!r}); retry")
+        if isinstance(examined, Refused):
+            reason = {"reason": examined.reason.value} if examined.reason is not None else {}
+            errors = [e.as_dict() for e in examined.dead.rejection.errors] if examined.dead else []
+            return error(examined.status, examined.message, **reason, errors=errors)
+        return web.json_response(
+            {
+                "accepted": [
+                    {"index": i.index, "source": i.source, "report_id": i.report_id}
+                    for i in items
+                    if isinstance(i, Accepted)
+                ],
+                "rejected": [i.as_dict() for i in items if isinstance(i, Rejected)],
+            },
+            status=202,
+        )
 
 
 class ApiServer(faust.Service):  # type: ignore[misc]
@@ -223,8 +466,14 @@ class ApiServer(faust.Service):  # type: ignore[misc]
         s = self.monitor.settings
         self._runner = web.AppRunner(self.api.web, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.web_host, s.web_port)
-        await site.start()
+        reserved = listen.take(s.web_host, s.web_port)  # bound by `run` before anything else
+        sites: list[web.BaseSite] = (
+            [web.SockSite(self._runner, sock) for sock in reserved]
+            if reserved
+            else [web.TCPSite(self._runner, s.web_host, s.web_port)]
+        )
+        for site in sites:
+            await site.start()
         log.info("API listening on http://%s:%s", s.web_host, s.web_port)
 
     async def on_stop(self) -> None:

@@ -89,6 +89,8 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
                 return rows
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
+        except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
+            raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
     headers = {}
     if monitor.settings.api_token:
@@ -98,7 +100,10 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
             parts = await asyncio.gather(*(ask(u, ps, session) for u, ps in owners.items()))
         except NotOwner as exc:
             raise Incomplete(str(exc)) from exc
-    return merge_rows(parts, keys)
+    try:
+        return merge_rows(parts, keys)
+    except (LookupError, TypeError, ValueError) as exc:  # a peer's rows not shaped as rows
+        raise Incomplete(f"a worker answered rows that cannot be merged: {exc!r}") from exc
 
 
 async def refresh_window_gauges(monitor: Monitor) -> None:
@@ -141,12 +146,17 @@ async def cluster_alerts(monitor: Monitor, status: str) -> list[dict[str, Any]]:
                 return alerts
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
+        except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
+            raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
     urls = set(owners) | {me}
     async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
         parts = await asyncio.gather(*(ask(u, session) for u in sorted(urls)))
     merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for alerts in parts:
-        for a in alerts:
-            merged[(a["alert_id"], a["status"])] = a
-    return sorted(merged.values(), key=lambda a: (a["starts_at"], a["alert_id"]))
+    try:
+        for alerts in parts:
+            for a in alerts:
+                merged[(a["alert_id"], a["status"])] = a
+        return sorted(merged.values(), key=lambda a: (a["starts_at"], a["alert_id"]))
+    except (LookupError, TypeError, ValueError) as exc:  # a peer's alerts not shaped as alerts
+        raise Incomplete(f"a worker answered alerts that cannot be merged: {exc!r}") from exc
