@@ -254,9 +254,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
+    from streams.kafka.tls import check_tls
     from streams.kafka.topics import unreachable
 
     settings = settings_from(args)
+    check_tls(settings)
     try:
         consumer = KafkaConsumer(
             settings.alerts_topic,
@@ -409,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(message: str) -> None:
+    """One line on stderr, however long: rich would wrap it at 80 columns when stderr is
+    not a terminal, and read brackets in it as markup."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -416,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.fn(args)
         return code
     except CliError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        error_line(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
@@ -428,11 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "NoBrokersAvailable",
             "KafkaConnectionError",
         }:
-            console.print(f"[bold red]error:[/] {exc}")
+            error_line(str(exc))
             return 1
         if os.environ.get("CEASEFIRE_DEBUG"):
             raise
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+        error_line(f"{type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
         return 1
 
