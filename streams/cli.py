@@ -281,9 +281,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
+    from streams.kafka.tls import check_tls
     from streams.kafka.topics import unreachable
 
     settings = settings_from(args)
+    check_tls(settings)
     try:
         consumer = KafkaConsumer(
             settings.alerts_topic,
@@ -437,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, however long (no wrapping at the console width), taken as text."""
+    """One line on stderr, however long: rich would wrap it at 80 columns when stderr is
+    not a terminal, and read brackets in it as markup."""
     from rich.markup import escape
 
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)

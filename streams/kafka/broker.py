@@ -34,11 +34,22 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """Runs `tansu broker` on host:port until `stop()` (or the end of a `with` block)."""
+    """Runs `tansu broker` on host:port until `stop()` (or the end of a `with` block).
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log: Path | None = None):
+    `advertised_port`: the port the broker names to clients in its metadata, when they
+    reach it through something else, such as a TLS terminator (default: `port`)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        log: Path | None = None,
+        *,
+        advertised_port: int | None = None,
+    ):
         self.host = host
         self.port = port
+        self.advertised_port = advertised_port or port
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +83,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                f"tcp://{self.host}:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
             ],

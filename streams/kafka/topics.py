@@ -50,6 +50,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
+    from streams.kafka.tls import check_tls
+
+    check_tls(settings)  # a certificate problem is one clear line, not a bootstrap timeout
     try:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap(),

@@ -1,0 +1,143 @@
+"""A TLS check of the brokers before any Kafka client connects.
+
+kafka-python, aiokafka and Faust log a failed TLS handshake, retry it until their
+bootstrap timeout and then say only that no broker answered. `check_tls` makes one
+TLS connection to each bootstrap server with the monitor's own SSL context and sends
+one Kafka request (ApiVersions) through it, so that a certificate problem becomes one
+line naming it, within seconds. A server that does not answer at all is left to the
+clients, which report an unreachable broker as before.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+
+from streams.config import Settings
+from streams.kafka.topics import BrokerUnavailable
+
+API_VERSIONS = 18
+
+
+class TlsProblem(BrokerUnavailable):
+    """The brokers answer, but not over a TLS connection this client accepts (or that
+    accepts this client)."""
+
+
+def servers(bootstrap: str) -> list[tuple[str, int]]:
+    """(host, port) of each entry of a `host:port[,host:port]` list."""
+    out: list[tuple[str, int]] = []
+    for entry in bootstrap.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        out.append((host.strip("[]") or "localhost", int(port or 9092)))
+    return out
+
+
+def ssl_context_of(settings: Settings) -> ssl.SSLContext | None:
+    """The settings' SSL context; unreadable files become a `TlsProblem`."""
+    try:
+        return settings.ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(
+            f"{name}={path}"
+            for name, path in (
+                ("CEASEFIRE_SSL_CAFILE", settings.ssl_cafile),
+                ("CEASEFIRE_SSL_CERTFILE", settings.ssl_certfile),
+                ("CEASEFIRE_SSL_KEYFILE", settings.ssl_keyfile),
+            )
+            if path
+        )
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        if getattr(exc, "filename", None):
+            reason = f"{reason}: {exc.filename}"
+        raise TlsProblem(f"TLS settings unusable ({reason}); check {files}") from exc
+
+
+def _api_versions_request(correlation_id: int) -> bytes:
+    client_id = b"ceasefire-monitor-tls-check"
+    body = struct.pack(">hhih", API_VERSIONS, 0, correlation_id, len(client_id)) + client_id
+    return struct.pack(">i", len(body)) + body
+
+
+def _read_exactly(tls: ssl.SSLSocket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = tls.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
+def _describe(settings: Settings, host: str, port: int, exc: ssl.SSLError) -> str:
+    where = f"broker {host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or str(exc)
+        if "hostname" in why.lower() or "ip address mismatch" in why.lower():
+            return (
+                f"TLS: the certificate of {where} is not issued for {host} ({why.rstrip('.')}); "
+                "connect with a host name the certificate names (CEASEFIRE_BROKER)"
+            )
+        if exc.verify_code in (2, 18, 19, 20, 21):  # no issuer, self-signed, cannot verify
+            cafile = (
+                f"CEASEFIRE_SSL_CAFILE={settings.ssl_cafile}"
+                if settings.ssl_cafile
+                else "the system CA store (CEASEFIRE_SSL_CAFILE is not set)"
+            )
+            return (
+                f"TLS: the certificate of {where} is not trusted ({why}): "
+                f"{cafile} does not hold the CA that signed it"
+            )
+        return f"TLS: the certificate of {where} failed verification ({why})"
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    if ("alert" in reason and "certificate" in reason) or "unknown ca" in reason:
+        return (
+            f"TLS: {where} refused this client ({reason}): it wants a client certificate "
+            "it trusts in CEASEFIRE_SSL_CERTFILE and CEASEFIRE_SSL_KEYFILE"
+        )
+    return (
+        f"TLS handshake with {where} failed ({reason}); is it a TLS listener? "
+        f"(CEASEFIRE_SECURITY_PROTOCOL={settings.security_protocol})"
+    )
+
+
+def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
+    """One TLS connection and one ApiVersions round trip. Raises `ssl.SSLError` for a
+    TLS failure, `TimeoutError` when the handshake gets no answer, `OSError` otherwise."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        with ctx.wrap_socket(sock, server_hostname=host) as tls:
+            # With TLS 1.3 the server judges a client certificate after the handshake:
+            # its refusal arrives as an alert on the first read.
+            tls.sendall(_api_versions_request(1))
+            size = struct.unpack(">i", _read_exactly(tls, 4))[0]
+            _read_exactly(tls, min(size, 4))
+
+
+def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
+    """Raise `TlsProblem` when every bootstrap server that answers refuses TLS with these
+    settings; nothing when TLS is not configured or one server is fine."""
+    if not settings.security_protocol.endswith("SSL"):
+        return
+    ctx = ssl_context_of(settings)
+    if ctx is None:
+        return
+    problems: list[str] = []
+    for host, port in servers(settings.bootstrap()):
+        try:
+            probe(ctx, host, port, timeout)
+            return
+        except ssl.SSLError as exc:
+            problems.append(_describe(settings, host, port, exc))
+        except TimeoutError:
+            problems.append(
+                f"TLS: broker {host}:{port} accepted a connection but gave no TLS answer "
+                f"within {timeout:.0f}s; is it a TLS listener? "
+                f"(CEASEFIRE_SECURITY_PROTOCOL={settings.security_protocol})"
+            )
+        except OSError:
+            continue  # not listening: the clients say that the broker is unreachable
+    if problems:
+        more = f" (and {len(problems) - 1} more bootstrap servers)" if len(problems) > 1 else ""
+        raise TlsProblem(problems[0] + more)
