@@ -43,12 +43,15 @@ class StageInput:
         #: Changes on every reset and clear, so that work begun before a rebalance
         #: does not advance the progress recovered after it.
         self._generation = 0
+        metrics.SKIPPED_RECOVERED.labels(topic)  # the series exists from the start
 
     def reset(self, owned: Iterable[int], applied: Mapping[int, int]) -> None:
         self._generation += 1
         self.progress.reset(owned, applied)
         self._unchanged.clear()
         self._set_stalled(set())
+        for p in self.progress.applied:  # every owned partition exports its 0
+            metrics.PARTITION_STALLED.labels(self.topic, str(p)).set(0)
 
     def clear(self) -> None:
         self._generation += 1

@@ -259,6 +259,36 @@ def build() -> dashboard_b.Dashboard:
                 unit="short",
             )
         )
+        .with_panel(
+            timeseries(
+                "Stalled partitions",
+                "Input partitions of the counting and alert stages with records beyond what "
+                "the stage applied and no progress for a minute (CeasefirePartitionStalled).",
+                [
+                    Q(
+                        "sum by (topic) (max by (topic, partition) "
+                        f"(ceasefire_partition_stalled{{{W}}}))",
+                        "{{topic}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Skipped records read back",
+                "Records skipped before reaching a stage during a rebalance, which the stage "
+                "then read and applied itself: nothing lost, shown so a rise can be explained.",
+                [
+                    Q(
+                        "sum by (topic) (increase("
+                        f"ceasefire_skipped_records_recovered_total{{{W}}}[$__rate_interval]))",
+                        "{{topic}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
         # -- Alert delivery --------------------------------------------------------
         .with_row(row("Alert delivery"))
         .with_panel(
