@@ -92,10 +92,11 @@ class ActiveAlert:
 class ZoneState:
     """Everything the engine remembers about one zone. Mutated in place by the evaluators.
 
-    `since` (ms): when observation began, if known. Quiet-broken rules measure the quiet
-    of a group never seen before from it, and escalation baselines are not counted before
-    it; without it, a group never seen does not break a quiet period and missing history
-    counts as zero incidents."""
+    `since` (ms): when observation began, if known. Quiet-broken rules measure a quiet
+    period from the group's latest incident or from it, whichever is later (time before it
+    is never quiet), and escalation baselines are not counted before it; without it, a
+    group never seen does not break a quiet period and missing history counts as zero
+    incidents."""
 
     zone: str
     since: int | None = None
@@ -484,10 +485,11 @@ def _on_incident(
         if isinstance(rule, QuietBrokenRule):
             previous = _previous(state, rule, fp, labels, e)
             state.last_seen[fp] = (rule.name, e.ts if previous is None else max(previous, e.ts))
+            quiet_from = _quiet_from(state, previous)
             quiet = rule.quiet.seconds * 1000
-            if previous is None or e.ts - previous < quiet or not recent_enough:
+            if quiet_from is None or e.ts - quiet_from < quiet or not recent_enough:
                 continue
-            gap_h = (e.ts - previous) / 3_600_000
+            gap_h = (e.ts - quiet_from) / 3_600_000
             active = state.active.get(fp)
             if active is not None:
                 active.hold_until = max(active.hold_until or 0, hold_until)
@@ -512,7 +514,7 @@ def _on_incident(
                 incident_ids=[e.incident_id],
                 summary=(
                     f"First {_what(labels, rule.match)} in zone {state.zone} after "
-                    f"{_hours(e.ts - previous)} of quiet (quiet period {rule.quiet}): "
+                    f"{_hours(e.ts - quiet_from)} of quiet (quiet period {rule.quiet}): "
                     f"{_incident_text(incident)}."
                 ),
             )
@@ -560,7 +562,7 @@ def _on_incident(
 def _previous(
     state: ZoneState, rule: QuietBrokenRule, fp: str, labels: Mapping[str, str], e: Entry
 ) -> int | None:
-    """The latest event time of a matching incident in the group before this one."""
+    """The latest event time of a matching incident in the group before this one, if any."""
     seen = state.last_seen.get(fp)
     if seen is not None:
         return seen[1]
@@ -571,11 +573,18 @@ def _previous(
         for x in state.incidents
         if x.incident_id != e.incident_id and (test is None or test(x))
     ]
-    if earlier:
-        return max(earlier)
-    if state.since is not None and state.since < e.ts:
-        return state.since
-    return None
+    return max(earlier) if earlier else None
+
+
+def _quiet_from(state: ZoneState, previous: int | None) -> int | None:
+    """Where a group's quiet period began: its latest matching incident, but never before
+    observation began (`since`). Time the monitor did not watch is not known to be quiet:
+    a late report of an incident from before the start (days old on a fresh start) must
+    not turn the days before the start into "quiet". None: the quiet is not known (a group
+    never seen, without `since`)."""
+    if state.since is None:
+        return previous
+    return state.since if previous is None else max(previous, state.since)
 
 
 # -- windowed rules ------------------------------------------------------------------------

@@ -27,12 +27,17 @@ from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Party
 from schemas.incident import Incident, incident_id_for
 from schemas.report import Report
 from schemas.validation import validate_report
+from streams.classify.classifier import Classifier
+from streams.classify.gazetteer import Gazetteer
+from streams.classify.zones import ZoneCatalogue
+from streams.tools.simulate import Simulator
 
 pytestmark = pytest.mark.timeout(30)
 
 T0 = datetime(2021, 5, 12, 10, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
+S = timedelta(seconds=1)
 D = timedelta(days=1)
 
 _ids = itertools.count(1)
@@ -520,6 +525,77 @@ def test_quiet_broken_measures_from_observation_start_when_known() -> None:
     assert alert.value == 96
     # An incident out of order (earlier than the latest seen) never breaks a quiet period.
     assert run(QUIET, state, [inc(T0 - 3 * H, zone="gegharkunik-border")]) == []
+
+
+def test_a_late_report_from_before_observation_began_makes_no_quiet_period() -> None:
+    # Issue 9: quiet-broken fired 13 s after a fresh demo start. The simulator sends a few
+    # reports days late; the first one a zone saw occurred days before the start, and the
+    # quiet was measured from it, through time the monitor never watched.
+    z = "shusha"
+    state = ZoneState.new(z, since=T0)
+    late = inc(T0 - 135 * H, zone=z)  # within the default rules' 8-day look-back
+    assert run(DEFAULT, state, [late], now=T0 + 2 * S) == []
+    events = run(DEFAULT, state, [inc(T0 + 13 * S, zone=z)])
+    assert [e.summary for e in events if e.rule == "quiet-broken"] == []
+
+    # 60 h before the start, 12 h after it: 72 h apart, but only 12 h of them watched
+    state = ZoneState.new(z, since=T0)
+    assert run(QUIET, state, [inc(T0 - 60 * H, zone=z)], now=T0 + 2 * S) == []
+    assert run(QUIET, state, [inc(T0 + 12 * H, zone=z)]) == []
+    # the quiet that follows, all of it watched, breaks as usual
+    [alert] = run(QUIET, state, [inc(T0 + 12 * H + 72 * H, zone=z)])
+    assert alert.value == 72
+
+    # the first quiet period is measured from the start, not from the late incident
+    state = ZoneState.new(z, since=T0)
+    run(QUIET, state, [inc(T0 - 60 * H, zone=z)], now=T0)
+    assert run(QUIET, state, [inc(T0 + 71 * H, zone=z)]) == []
+    state = ZoneState.new(z, since=T0)
+    run(QUIET, state, [inc(T0 - 60 * H, zone=z)], now=T0)
+    [alert] = run(QUIET, state, [inc(T0 + 72 * H, zone=z)])
+    assert alert.value == 72 and "after 72 h of quiet" in alert.summary
+
+
+def test_a_quiet_rule_new_to_a_state_does_not_count_time_before_observation() -> None:
+    # The rule finds the group's latest incident in the index (it has no memory of its
+    # own yet); an incident from before the start does not make the days before it quiet.
+    week = rules_of(
+        """
+rules:
+  - name: week
+    kind: threshold
+    window: 7d
+    threshold: 100
+    severity: low
+"""
+    )
+    z = "shusha"
+    state = ZoneState.new(z, since=T0)
+    run(week, state, [inc(T0 - 5 * D, zone=z)], now=T0)
+    assert len(state.incidents) == 1 and state.last_seen == {}
+    assert run(QUIET, state, [inc(T0 + 13 * S, zone=z)]) == []
+
+
+def test_the_demo_start_fires_no_quiet_broken_alert() -> None:
+    """The demo's first minutes through validation, classification and the default rules,
+    each zone's state observed from the start, each report evaluated when it arrives.
+    Seeds 2019 and 2026 fired `quiet-broken` seconds after the start before the fix."""
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    for seed in (2019, 2026):
+        sim = Simulator(seed, start=T0)
+        states: dict[str, ZoneState] = {}
+        before_start = 0
+        events: list[AlertEvent] = []
+        for doc in sim.reports(2400, rate=20):
+            report = validate_report(json.dumps(doc).encode(), now=sim.clock + H)
+            if not isinstance(report, Report):
+                continue
+            incident = classifier.classify(report, sim.clock)
+            before_start += incident.occurred_at < T0
+            state = states.setdefault(incident.zone, ZoneState.new(incident.zone, since=T0))
+            events += evaluate_incident(DEFAULT, state, incident, sim.clock)
+        assert before_start > 0  # late reports of incidents before the start were sent
+        assert [e.summary for e in events if e.rule == "quiet-broken"] == [], seed
 
 
 def test_quiet_broken_remembers_beyond_retention() -> None:

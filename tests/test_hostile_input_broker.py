@@ -1,20 +1,26 @@
-"""Input that used to stall a partition, on a real broker with a real worker (the
-unit-level cases, without a broker, are in test_hostile_input.py).
+"""Hostile input on a real broker with a real worker (the unit-level cases, without a
+broker, are in test_hostile_input.py; test_integration.py dead-letters a few alongside
+its counting scenario).
 
-One broker and one worker serve the module: every case checks that the stream goes on
-and that nothing is lost or counted twice.
+One broker serves the module; each test starts its own worker and checks that the
+stream goes on and that nothing is lost or counted twice. The broker (Tansu 0.6.0)
+enforces no record size limit (records of 200 MiB were stored and served in a probe),
+so a 5 MB input reaches the worker as it would from any producer allowed to send it.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import Worker, wait_for
@@ -70,11 +76,249 @@ def test_a_backlog_of_maximal_non_latin_reports_is_counted_exactly(
     try:
 
         def counted() -> bool:
+            # loc-south only: the module's other tests count elsewhere (shusha)
             rows = worker.tallies(window="24h", by="zone")
-            return rows is not None and sum(int(r["reports"]) for r in rows) == n
+            return rows is not None and zone_reports(rows, "loc-south") == n
 
         wait_for(counted, timeout=120, what=f"{n} maximal reports counted")
         assert worker.metric("ceasefire_reports_rejected_total") == 0
         assert worker.metric("ceasefire_partition_stalled") == 0
     finally:
+        worker.stop()
+
+
+# -- hostile records among valid ones --------------------------------------------------------
+SHUSHA = {"lat": 39.758, "lon": 46.748}
+#: Over the 1 MiB that Kafka clients and Apache Kafka brokers allow by default.
+FIVE_MB = 5 * 1024 * 1024
+
+
+def zone_reports(rows: list[dict[str, Any]], zone: str) -> int:
+    return sum(int(r["reports"]) for r in rows if r["zone"] == zone)
+
+
+def shusha_report(report_id: str, **changes: Any) -> dict[str, Any]:
+    doc = {
+        "report_id": report_id,
+        "source": "hostile-test",
+        "source_type": "observation_post",
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "location": SHUSHA,
+        "category": "small_arms_fire",
+    }
+    return doc | changes
+
+
+def encoded(doc: dict[str, Any]) -> bytes:
+    # allow_nan: json writes NaN, Infinity and -Infinity, which JSON itself does not have
+    return json.dumps(doc, ensure_ascii=False, allow_nan=True).encode()
+
+
+def blob_reason(blob: bytes) -> str:
+    """A random blob's reason, decided without the monitor's code."""
+    try:
+        blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_encoding"
+    return "invalid_json"
+
+
+def hostile_inputs() -> list[tuple[str, bytes | None, bytes | None, str]]:
+    """(case, Kafka key, value, the reason it must be dead-lettered with)."""
+    rng = random.Random(9)
+    blobs = [rng.randbytes(n) for n in (1, 16, 4096, 60_000)]
+    spliced = encoded(shusha_report("h-utf8", description="@@"))
+    cases: list[tuple[str, bytes | None, bytes | None, str]] = [
+        *((f"random {len(b)} bytes", None, b, blob_reason(b)) for b in blobs),
+        # 100,000 deep is 200 KB at least: over the 64 KiB message limit before any parse
+        ("array nested 100,000 deep", None, b"[" * 100_000 + b"]" * 100_000, "too_large"),
+        (
+            "object nested 100,000 deep",
+            None,
+            b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+            "too_large",
+        ),
+        # within the size limit, the depth is what is refused
+        ("array nested 30,000 deep", None, b"[" * 30_000 + b"]" * 30_000, "too_deep"),
+        (
+            "a 5 MB JSON report",
+            None,
+            encoded(shusha_report("h-5mb", description="x" * FIVE_MB)),
+            "too_large",
+        ),
+        (
+            "lat NaN",
+            None,
+            encoded(shusha_report("h-nan", location={"lat": float("nan"), "lon": 46.7})),
+            "invalid_value",
+        ),
+        (
+            "lon Infinity",
+            None,
+            encoded(shusha_report("h-inf", location={"lat": 39.7, "lon": float("inf")})),
+            "invalid_value",
+        ),
+        (
+            "lat -Infinity",
+            None,
+            encoded(shusha_report("h-minf", location={"lat": float("-inf"), "lon": 46.7})),
+            "invalid_value",
+        ),
+        (
+            "killed NaN",
+            None,
+            encoded(shusha_report("h-nank", casualties={"killed": float("nan")})),
+            "invalid_type",
+        ),
+        ("byte 0xff", None, spliced.replace(b"@@", b"\xff\xfe"), "invalid_encoding"),
+        ("overlong UTF-8", None, spliced.replace(b"@@", b"\xc0\xaf"), "invalid_encoding"),
+        ("UTF-8 of a surrogate", None, spliced.replace(b"@@", b"\xed\xa0\x80"), "invalid_encoding"),
+        ("empty value", b"k", b"", "invalid_json"),
+        ("null value (tombstone)", b"k", None, "invalid_json"),
+        ("blank value", None, b" \n", "invalid_json"),
+        ("empty object", None, b"{}", "missing_field"),
+        ("empty key alone", None, b'{"": 1}', "unknown_field"),
+        ("empty key in a report", b"", encoded(shusha_report("h-key") | {"": 1}), "unknown_field"),
+        ('report_id ""', None, encoded(shusha_report("")), "too_long"),
+        ('source ""', None, encoded(shusha_report("h-src", source="")), "too_long"),
+        ('category ""', None, encoded(shusha_report("h-cat", category="")), "invalid_value"),
+        ('place ""', None, encoded(shusha_report("h-place", location={"place": ""})), "too_long"),
+    ]
+    return cases
+
+
+def dead_letters(bootstrap: str) -> list[dict[str, Any]]:
+    """Every record on the dead-letter topic, read to the high watermark of each partition
+    (the fetch's, exact; Tansu's ListOffsets answer can fall short of the last record)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        topic = "ceasefire.reports.dlq"
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+
+        def at_end(tp: TopicPartition) -> bool:
+            hw = consumer.highwater(tp)
+            return hw is not None and consumer.position(tp) >= hw
+
+        while not all(at_end(tp) for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError("could not read the dead-letter topic to its end")
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(json.loads(r.value) for r in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def test_hostile_records_are_dead_lettered_once_and_the_stream_goes_on(
+    stack: tuple[EmbeddedBroker, Path],
+) -> None:
+    broker, tmp = stack
+    worker = Worker(broker, tmp, name="hostile").start(ready_timeout=90)
+    # kafka-python refuses a request over 1 MiB by default; Tansu takes 5 MB records
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap, acks="all", max_request_size=2 * FIVE_MB
+    )
+    try:
+        parts = sorted(
+            wait_for(
+                lambda: producer.partitions_for("ceasefire.reports"),
+                timeout=20,
+                what="the input topic",
+            )
+        )
+
+        def send(value: bytes | None, key: bytes | None, partition: int) -> tuple[int, int]:
+            meta = producer.send("ceasefire.reports", value, key=key, partition=partition)
+            result = meta.get(timeout=60)
+            return result.partition, result.offset
+
+        def shusha() -> int | None:
+            rows = worker.tallies(window="24h", by="zone")
+            return None if rows is None else zone_reports(rows, "shusha")
+
+        # a known set of valid reports, counted
+        for i in range(12):
+            send(encoded(shusha_report(f"ok-{i}")), None, parts[i % len(parts)])
+        wait_for(lambda: shusha() == 12, timeout=60, what="12 valid reports counted")
+        bys = ("zone", "party", "category")
+        before = {by: worker.tallies(window="7d", by=by) for by in bys}
+        assert all(rows for rows in before.values()), before
+        cases = hostile_inputs()
+        reasons = Counter(reason for _, _, _, reason in cases)
+        rejected_before = {
+            r: worker.metric("ceasefire_reports_rejected_total", {"reason": r}) for r in reasons
+        }
+        total_before = worker.metric("ceasefire_reports_rejected_total")
+
+        # every partition gets hostile records, the 5 MB one among them
+        expected: dict[tuple[int, int], tuple[str, str, int]] = {}
+        for i, (case, key, value, reason) in enumerate(cases):
+            where = send(value, key, parts[i % len(parts)])
+            expected[where] = (case, reason, len(value or b""))
+
+        def dead_lettered() -> list[dict[str, Any]]:
+            return [
+                d
+                for d in dead_letters(broker.bootstrap)
+                if d["source_topic"] == "ceasefire.reports"
+                and (d["source_partition"], d["source_offset"]) in expected
+            ]
+
+        wait_for(
+            lambda: (
+                {(d["source_partition"], d["source_offset"]) for d in dead_lettered()}
+                == expected.keys()
+            ),
+            timeout=90,
+            interval=1.0,
+            what="every hostile record dead-lettered",
+        )
+        # the rejections are counted, and nothing else is
+        wait_for(
+            lambda: worker.metric("ceasefire_reports_rejected_total") >= total_before + len(cases),
+            timeout=10,
+            what="the rejections counted",
+        )
+        assert {by: worker.tallies(window="7d", by=by) for by in bys} == before
+
+        # one valid report per partition after the hostile ones: no partition is stalled
+        for p in parts:
+            send(encoded(shusha_report(f"after-{p}")), None, p)
+        wait_for(
+            lambda: shusha() == 12 + len(parts),
+            timeout=60,
+            what="the reports sent after the hostile ones counted",
+        )
+
+        # each hostile record is on the dead-letter topic once, with its reason
+        mine = dead_lettered()
+        seen = Counter((d["source_partition"], d["source_offset"]) for d in mine)
+        assert seen == Counter(expected.keys()), "each dead-lettered exactly once"
+        for dead in mine:
+            case, reason, size = expected[(dead["source_partition"], dead["source_offset"])]
+            assert dead["reason"] == reason, (case, dead["reason"], dead["message"])
+            assert dead["original_size"] == size, case
+            assert dead["original_truncated"] == (size > 256 * 1024), case
+        assert worker.metric("ceasefire_reports_rejected_total") == total_before + len(cases)
+        for reason, n in reasons.items():
+            counted = worker.metric("ceasefire_reports_rejected_total", {"reason": reason})
+            assert counted == rejected_before[reason] + n, reason
+
+        # the tallies gained the valid reports only; the worker is up, ready, unstalled
+        grown = {r["zone"]: r for r in before["zone"] or []}
+        row = grown["shusha"]
+        grown["shusha"] = row | {k: row[k] + len(parts) for k in ("incidents", "reports")}
+        after = worker.tallies(window="7d", by="zone")
+        assert {r["zone"]: r for r in after or []} == grown
+        assert worker.proc is not None and worker.proc.poll() is None
+        assert worker.get("/readyz")[0] == 200
+        assert worker.metric("ceasefire_partition_stalled") == 0
+    finally:
+        producer.close(timeout=10)
         worker.stop()
