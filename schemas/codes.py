@@ -96,7 +96,7 @@ class RejectReason(StrEnum):
     INVALID_TYPE = "invalid_type"
     INVALID_VALUE = "invalid_value"  # not in an enum, bad format
     OUT_OF_RANGE = "out_of_range"  # coordinates, negative casualties
-    TOO_LONG = "too_long"  # string over its limit, or an empty one
+    TOO_LONG = "too_long"  # string over its limit
     MISSING_TIMEZONE = "missing_timezone"
     FUTURE_TIME = "future_time"
     UNSUPPORTED_VERSION = "unsupported_version"

@@ -46,7 +46,7 @@ _ERROR_REASON: dict[str, RejectReason] = {
     "timezone_aware": RejectReason.MISSING_TIMEZONE,
     "future_time": RejectReason.FUTURE_TIME,
     "string_too_long": RejectReason.TOO_LONG,
-    "string_too_short": RejectReason.TOO_LONG,
+    "string_too_short": RejectReason.INVALID_VALUE,  # an empty string is no length problem
     "greater_than_equal": RejectReason.OUT_OF_RANGE,
     "less_than_equal": RejectReason.OUT_OF_RANGE,
     "greater_than": RejectReason.OUT_OF_RANGE,

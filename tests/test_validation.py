@@ -76,7 +76,7 @@ def test_place_only_location_is_valid() -> None:
         (report(casualties={"killed": "2"}), RejectReason.INVALID_TYPE, "casualties.killed"),
         (report(description="x" * 4001), RejectReason.TOO_LONG, "description"),
         (report(report_id="r" * 129), RejectReason.TOO_LONG, "report_id"),
-        (report(report_id=""), RejectReason.TOO_LONG, "report_id"),
+        (report(report_id=""), RejectReason.INVALID_VALUE, "report_id"),
         (report(source="s" * 65), RejectReason.TOO_LONG, "source"),
         (report(category="shelling"), RejectReason.INVALID_VALUE, "category"),
         (report(source_type="rumour"), RejectReason.INVALID_VALUE, "source_type"),
@@ -236,8 +236,8 @@ def test_empty_messages_keys_and_values() -> None:
     assert r.reason is RejectReason.UNKNOWN_FIELD and [e.field for e in r.errors] == ['""']
     r = rejected(report(location={"lat": 39.7, "lon": 46.7, "": None}))
     assert [e.field for e in r.errors] == ['location.""']
-    assert rejected(report(source="")).reason is RejectReason.TOO_LONG
-    assert rejected(report(location={"place": ""})).reason is RejectReason.TOO_LONG
+    assert rejected(report(source="")).reason is RejectReason.INVALID_VALUE
+    assert rejected(report(location={"place": ""})).reason is RejectReason.INVALID_VALUE
     assert rejected(enveloped(b"{}")).reason is RejectReason.MISSING_FIELD
     assert rejected(enveloped(b"null")).reason is RejectReason.INVALID_ENVELOPE
 
