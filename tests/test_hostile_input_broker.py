@@ -182,7 +182,12 @@ def hostile_inputs() -> list[tuple[str, bytes | None, bytes | None, str]]:
         ('report_id ""', None, encoded(shusha_report("")), "invalid_value"),
         ('source ""', None, encoded(shusha_report("h-src", source="")), "invalid_value"),
         ('category ""', None, encoded(shusha_report("h-cat", category="")), "invalid_value"),
-        ('place ""', None, encoded(shusha_report("h-place", location={"place": ""})), "invalid_value"),
+        (
+            'place ""',
+            None,
+            encoded(shusha_report("h-place", location={"place": ""})),
+            "invalid_value",
+        ),
     ]
     return cases
 
