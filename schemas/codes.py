@@ -57,6 +57,30 @@ class Severity(StrEnum):
 _SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
+class TimePrecision(StrEnum):
+    """How precisely a report's `occurred_at` is known (SPEC.md `time_precision`).
+
+    `exact`: to the minute or so, as the source gives it. `day`, `week`, `month`: the event
+    happened within that period around `occurred_at` (ACLED's time_precision 1, 2, 3)."""
+
+    EXACT = "exact"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class LocationPrecision(StrEnum):
+    """How precisely a report's place is known (SPEC.md `location.precision`).
+
+    `point`: at the coordinates given. `town`: in or near the named place (a gazetteer
+    place is its centre). `region`: somewhere in the district or region around it
+    (ACLED's geo_precision 1, 2, 3)."""
+
+    POINT = "point"
+    TOWN = "town"
+    REGION = "region"
+
+
 class Verification(StrEnum):
     """How much weight a report carries, by who made it.
 
@@ -103,4 +127,6 @@ class RejectReason(StrEnum):
     UNKNOWN_PLACE = "unknown_place"  # the gazetteer does not know `location.place`
     TOO_LARGE = "too_large"  # the message itself exceeds the size limit
     TOO_DEEP = "too_deep"  # JSON nested deeper than any report can be
+    #: An equal revision of (source, report_id) with other content than the one counted.
+    REVISION_CONFLICT = "revision_conflict"
     INTERNAL_ERROR = "internal_error"  # the monitor failed on this record (a bug): kept, not lost

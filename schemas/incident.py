@@ -1,13 +1,38 @@
-"""A validated, classified incident: what `ceasefire.incidents` carries."""
+"""The classified documents of one report: what ingest writes to the keyed topic
+(`ceasefire.reports.accepted`) and `ceasefire.incidents` carries today.
+
+* `Incident` (`kind` "report"): a validated report, classified.
+* `ReportWithdrawal` (`kind` "withdrawal"): a source's withdrawal of one of its reports.
+
+`decode_classified` reads either. Every field added since the first version has a default,
+so documents written before it still decode (as `kind` "report", revision 0).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+)
 
-from schemas.codes import Category, Party, Severity, SourceType, Verification
+from schemas.codes import (
+    Category,
+    LocationPrecision,
+    Party,
+    Severity,
+    SourceType,
+    TimePrecision,
+    Verification,
+)
 
 #: Namespace for incident ids: uuid5(source + report_id) is the same on every worker and run.
 INCIDENT_NAMESPACE = uuid.UUID("6f1c7a52-4b8e-5d0e-9a1f-2c3b4d5e6f70")
@@ -29,8 +54,15 @@ def incident_id_for(source: str, report_id: str) -> str:
 
 
 class Incident(BaseModel):
+    """One report, classified: zone, party codes, severity, verification.
+
+    `claimant` is the party the source speaks for (None when it names none), `claimant_raw`
+    the name as sent when it matched no party. `revision`, `time_precision` and
+    `location_precision` are the report's (the last as defaulted by `Location`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["report"] = "report"
     incident_id: str
     report_id: str
     source: str
@@ -54,3 +86,64 @@ class Incident(BaseModel):
     severity: Severity
     verification: Verification
     description: str | None = None
+    revision: int = 0
+    claimant: Party | None = None
+    claimant_raw: str | None = None
+    time_precision: TimePrecision = TimePrecision.EXACT
+    location_precision: LocationPrecision = LocationPrecision.POINT
+
+
+class ReportWithdrawal(BaseModel):
+    """The source withdrew (`source`, `report_id`) as of `revision` (SPEC.md `withdrawn`):
+    the report leaves every tally and incident once this is applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["withdrawal"] = "withdrawal"
+    source: str
+    report_id: str
+    revision: int
+    withdrawn: Literal[True] = True
+    received_at: AwareDatetime
+
+
+#: A classified document of the keyed topic.
+Classified = Incident | ReportWithdrawal
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("kind", "report")
+        return kind if isinstance(kind, str) else "report"
+    return getattr(value, "kind", "report")
+
+
+_CLASSIFIED: TypeAdapter[Classified] = TypeAdapter(
+    Annotated[
+        Annotated[Incident, Tag("report")] | Annotated[ReportWithdrawal, Tag("withdrawal")],
+        Discriminator(
+            _kind,
+            custom_error_type="invalid_kind",
+            custom_error_message="kind must be 'report' or 'withdrawal'",
+        ),
+    ]
+)
+
+
+def decode_classified(raw: bytes | str) -> Classified:
+    """The document a keyed-topic message holds; a document without `kind` is a report.
+    Raises pydantic's ValidationError for anything else.
+
+    The documents this monitor writes (`model_dump_json`, `kind` first) are read without
+    the tagged union, which costs half as much again as reading an `Incident`: a report
+    directly, a withdrawal by its first bytes. Any other spelling of a withdrawal (spaces,
+    field order) takes the union, after failing as a report."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.startswith(b'{"kind":"withdrawal"'):
+        return ReportWithdrawal.model_validate_json(data)
+    try:
+        return Incident.model_validate_json(data)
+    except ValidationError:
+        if b'"withdrawal"' not in data:
+            raise
+    return _CLASSIFIED.validate_json(data)

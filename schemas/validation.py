@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.codes import RejectReason
-from schemas.report import Report
+from schemas.report import Report, WithdrawnReport
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,11 @@ class Rejection:
     errors: tuple[FieldError, ...] = field(default=())
 
 
-def validate_report(raw: bytes, *, now: datetime | None = None) -> Report | Rejection:
-    """Validate one message. `now` pins the clock for the future-time check."""
+def validate_report(
+    raw: bytes, *, now: datetime | None = None
+) -> Report | WithdrawnReport | Rejection:
+    """Validate one message: a report, a withdrawal (`withdrawn: true`), or why neither.
+    `now` pins the clock for the future-time check."""
     try:
         return _validate(raw, now)
     except Exception as exc:  # a bug here must cost one message, not the stream
@@ -101,7 +104,9 @@ def validate_report(raw: bytes, *, now: datetime | None = None) -> Report | Reje
         )
 
 
-def validate_object(obj: Any, *, now: datetime | None = None) -> Report | Rejection:
+def validate_object(
+    obj: Any, *, now: datetime | None = None
+) -> Report | WithdrawnReport | Rejection:
     """Validate an already-decoded JSON value (the HTTP API receives arrays of them)."""
     raw = encode_json(obj)
     if isinstance(raw, Rejection):
@@ -142,7 +147,7 @@ def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _validate(raw: bytes, now: datetime | None) -> Report | Rejection:
+def _validate(raw: bytes, now: datetime | None) -> Report | WithdrawnReport | Rejection:
     if len(raw) > MAX_MESSAGE_BYTES:
         return Rejection(
             RejectReason.TOO_LARGE, f"message is {len(raw)} bytes, limit {MAX_MESSAGE_BYTES}"
@@ -156,7 +161,22 @@ def _validate(raw: bytes, now: datetime | None) -> Report | Rejection:
     try:
         return Report.model_validate_json(raw, context=context)
     except ValidationError as exc:
+        # A withdrawal fails as a report on `withdrawn` (and on what it leaves out). Only then
+        # is it validated as a withdrawal: the hot path of reports pays nothing for the shape.
+        if _says_withdrawn(exc):
+            try:
+                return WithdrawnReport.model_validate_json(raw, context=context)
+            except ValidationError as wexc:
+                return _rejection_from(wexc, raw)
         return _rejection_from(exc, raw)
+
+
+def _says_withdrawn(exc: ValidationError) -> bool:
+    """Whether the input has `"withdrawn": true` (at its top level)."""
+    return any(
+        e["loc"] == ("withdrawn",) and e["input"] is True
+        for e in exc.errors(include_url=False, include_context=False)
+    )
 
 
 def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:

@@ -167,9 +167,9 @@ def _demo_feed(settings: Settings, stop: threading.Event) -> None:
 
 # -- schema --------------------------------------------------------------------------
 def cmd_schema(args: argparse.Namespace) -> int:
-    from schemas.report import Report
+    from schemas.report import report_json_schema
 
-    out.print_json(json.dumps(Report.model_json_schema()))
+    out.print_json(json.dumps(report_json_schema()))
     return 0
 
 
@@ -323,12 +323,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a file of reports through classification and the rules offline, in event time."""
     from alerting.backtest import backtest, render_backtest
     from alerting.rules import RuleFileError, load_rules
-    from schemas.report import Report
+    from schemas.report import Report, WithdrawnReport
     from schemas.validation import Rejection, validate_report
     from streams.classify.classifier import Classifier, UnknownPlace
     from streams.classify.gazetteer import Gazetteer
     from streams.classify.zones import ZoneCatalogue
     from streams.tools.formats import read_lines
+    from streams.tools.replay import latest_revisions
 
     settings = settings_from(args)
     zones = ZoneCatalogue.load(settings.zones)
@@ -337,22 +338,31 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         raise CliError(str(exc)) from exc
     classifier = Classifier(zones, Gazetteer.load(settings.gazetteer))
-    reports: list[Report] = []
+    versions: list[Report | WithdrawnReport] = []
     rejected = 0
     for _, raw in read_lines(args.file, args.format):
         result = validate_report(raw)
         if isinstance(result, Rejection):
             rejected += 1
             continue
-        try:
-            classifier.classify(result, result.occurred_at)
-        except UnknownPlace:
-            rejected += 1
-            continue
-        reports.append(result)
+        if isinstance(result, Report):
+            try:
+                classifier.classify(result, result.occurred_at)
+            except UnknownPlace:
+                rejected += 1
+                continue
+        versions.append(result)
+    latest = latest_revisions(versions)  # what the worker would end up counting
+    rejected += latest.conflicts
+    reports = latest.reports
     events = backtest(reports, lambda r, at: classifier.classify(r, at), rules)
     render_backtest(events, out)
-    console.print(f"{len(reports)} reports replayed in event-time order, {rejected} rejected")
+    console.print(
+        f"{len(reports)} reports replayed in event-time order, {rejected} rejected; "
+        f"of the rest, {latest.withdrawn} withdrawn, "
+        f"{latest.superseded + latest.stale} replaced by another revision, "
+        f"{latest.duplicates} duplicates"
+    )
     return 0
 
 

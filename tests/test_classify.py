@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Category, Party, Severity, SourceType
-from schemas.incident import Incident, incident_id_for
-from schemas.report import Report
+from schemas.codes import (
+    VERIFICATION_BY_SOURCE_TYPE,
+    Category,
+    LocationPrecision,
+    Party,
+    Severity,
+    SourceType,
+    TimePrecision,
+)
+from schemas.incident import Incident, ReportWithdrawal, decode_classified, incident_id_for
+from schemas.report import Report, WithdrawnReport
 from streams.classify import (
     ALIASES,
     BASE_SEVERITY,
@@ -28,6 +37,7 @@ from streams.classify import (
     Place,
     UnknownPlace,
     ZoneCatalogue,
+    claimant_code,
     kept_raw,
     party_code,
     severity,
@@ -603,8 +613,17 @@ def make(**changes: object) -> Report:
 
 
 def test_classifier_fills_every_field() -> None:
-    incident = CLASSIFIER.classify(make(description="mortar fire on the plateau"), RECEIVED)
+    incident = CLASSIFIER.classify(
+        make(
+            description="mortar fire on the plateau",
+            revision=2,
+            claimant="Azerbaijani Ministry of Defence",
+            time_precision="day",
+        ),
+        RECEIVED,
+    )
     assert incident.model_dump() == {
+        "kind": "report",
         "incident_id": incident_id_for("az-mod", "r1"),
         "report_id": "r1",
         "source": "az-mod",
@@ -628,6 +647,11 @@ def test_classifier_fills_every_field() -> None:
         "severity": Severity.HIGH,
         "verification": "alleged",
         "description": "mortar fire on the plateau",
+        "revision": 2,
+        "claimant": Party.AZ,
+        "claimant_raw": None,
+        "time_precision": TimePrecision.DAY,
+        "location_precision": LocationPrecision.TOWN,  # a place name only
     }
 
 
@@ -721,3 +745,218 @@ def test_no_casualties_and_peacekeepers() -> None:
 def test_naive_arrival_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         CLASSIFIER.classify(make(), datetime(2021, 5, 12, 7, 0))
+
+
+# --- ACLED actor names, claimants -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "party"),
+    [
+        ("Military Forces of Azerbaijan (2003-)", Party.AZ),
+        ("Police Forces of Azerbaijan (2003-)", Party.AZ),
+        ("Military Forces of Azerbaijan (1993-2003)", Party.AZ),  # an earlier regime period
+        ("Military Forces of Azerbaijan (2003-) State Border Service", Party.AZ),  # a unit
+        ("MILITARY FORCES OF AZERBAIJAN ( 2003 - )", Party.AZ),
+        ("Military Forces of Azerbaijan (2003–)", Party.AZ),  # an en dash
+        ("Military Forces of Armenia (2018-)", Party.AM),
+        ("Military Forces of Armenia (2008-2018)", Party.AM),
+        ("Police Forces of Armenia (2018-)", Party.AM),
+        ("Police Forces of Armenia (2018-) Border Guard", Party.AM),
+        ("Military Forces of Artsakh", Party.NK),
+        ("Military Forces of Artsakh (2020-)", Party.NK),
+        ("Military Forces of the Republic of Artsakh (2020-2023)", Party.NK),
+        ("Military Forces of Nagorno-Karabakh (2007-2020)", Party.NK),
+        ("Police Forces of Nagorno-Karabakh (2020-)", Party.NK),
+        ("NKR Defense Army", Party.NK),
+        ("NKR: Nagorno-Karabakh Republic", Party.NK),
+        ("Military Forces of Russia (2000-) Peacekeeping Operation", Party.RU_PKF),
+        ("Military Forces of Russia (2000-) Peacekeeping Contingent", Party.RU_PKF),
+        ("Military Forces of Turkey (2002-)", Party.TR),
+        ("Military Forces of Türkiye (2002-)", Party.TR),
+        ("Police Forces of Turkey (2002-)", Party.TR),
+        # not a party of this theatre, or no party at all: unknown (the raw name is kept)
+        ("Military Forces of Russia (2000-)", Party.UNKNOWN),
+        ("Military Forces of Russia (2000-) Border Service", Party.UNKNOWN),
+        ("Military Forces of Iran (1989-)", Party.UNKNOWN),
+        ("Unidentified Armed Group (Azerbaijan)", Party.UNKNOWN),
+        ("Government of Azerbaijan (2003-)", Party.UNKNOWN),
+        ("Civilians (Azerbaijan)", Party.UNKNOWN),  # a target, not a perpetrator
+        ("(2003-)", Party.UNKNOWN),
+        ("(2003-) Peacekeeping Operation", Party.UNKNOWN),
+    ],
+)
+def test_acled_actor_names(raw: str, party: Party) -> None:
+    assert party_code(raw) is party
+
+
+@pytest.mark.parametrize(
+    ("raw", "target"),
+    [
+        ("Civilians (Azerbaijan)", "civilians"),
+        ("Civilians (Armenia)", "civilians"),
+        ("civilians (International)", "civilians"),
+        ("Military Forces of Russia (2000-) Peacekeeping Operation", "ru-pkf"),
+        ("Military Forces of Armenia (2018-)", "am"),
+        ("Civilians of (Azerbaijan) and others", "unknown"),
+        ("Protesters (Armenia)", "unknown"),
+    ],
+)
+def test_acled_targets(raw: str, target: str) -> None:
+    assert target_code(raw) == target
+
+
+@pytest.mark.parametrize(
+    ("raw", "party"),
+    [
+        ("AZ MoD", Party.AZ),
+        ("Azerbaijani Ministry of Defence", Party.AZ),
+        ("Ministry of Defense of the Republic of Azerbaijan", Party.AZ),
+        ("Минобороны Азербайджана", Party.AZ),
+        ("Armenian MoD", Party.AM),
+        ("Ministry of Defence of Armenia", Party.AM),
+        ("Armenian Defence Ministry", Party.AM),
+        ("ՀՀ ՊՆ", Party.AM),
+        ("Artsakh Defence Army", Party.NK),
+        ("Artsakh Ministry of Defence", Party.NK),
+        ("NKR MoD", Party.NK),
+        ("RPKF", Party.RU_PKF),
+        ("Turkish Ministry of National Defence", Party.TR),
+        ("az", Party.AZ),
+        ("unknown", Party.UNKNOWN),
+        ("Ministry of Truth", Party.UNKNOWN),
+    ],
+)
+def test_claimants_are_matched_like_perpetrators(raw: str, party: Party) -> None:
+    assert claimant_code(raw) is party
+
+
+def test_no_claimant_is_none() -> None:
+    assert claimant_code(None) is None
+    assert claimant_code("") is None
+    assert claimant_code("   ") is None
+
+
+def test_no_alias_holds_a_regime_period() -> None:
+    # periods are ignored when matching; an alias that held one could never match
+    for names in ALIASES.values():
+        for name in names:
+            assert "(" not in name, name
+
+
+@pytest.mark.parametrize(
+    ("claimant", "code", "raw"),
+    [
+        ("AZ MoD", Party.AZ, None),
+        ("Ministry of Defence of Armenia", Party.AM, None),
+        ("Ministry of Truth", Party.UNKNOWN, "Ministry of Truth"),
+        ("unknown", Party.UNKNOWN, "unknown"),
+        ("", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_incident_names_the_claimant(
+    claimant: str | None, code: Party | None, raw: str | None
+) -> None:
+    incident = CLASSIFIER.classify(make(claimant=claimant), RECEIVED)
+    assert incident.claimant is code and incident.claimant_raw == raw
+
+
+def test_the_incident_carries_revision_and_precisions() -> None:
+    plain = CLASSIFIER.classify(make(location={"lat": 39.7, "lon": 46.7}), RECEIVED)
+    assert plain.revision == 0
+    assert plain.time_precision is TimePrecision.EXACT
+    assert plain.location_precision is LocationPrecision.POINT
+    assert CLASSIFIER.classify(make(), RECEIVED).location_precision is LocationPrecision.TOWN
+    acled = CLASSIFIER.classify(
+        make(
+            source="acled",
+            source_type="dataset",
+            revision=1_700_000_000,
+            time_precision="month",
+            location={"lat": 39.7, "lon": 46.7, "precision": "region"},
+            perpetrator="Military Forces of Azerbaijan (2003-)",
+            target="Civilians (Armenia)",
+        ),
+        RECEIVED,
+    )
+    assert acled.revision == 1_700_000_000
+    assert acled.time_precision is TimePrecision.MONTH
+    assert acled.location_precision is LocationPrecision.REGION
+    assert (acled.perpetrator, acled.perpetrator_raw) == (Party.AZ, None)
+    assert (acled.target, acled.target_raw) == ("civilians", None)
+    assert decode_classified(acled.model_dump_json()) == acled
+
+
+# --- withdrawals and the keyed topic's documents ----------------------------------------
+
+
+def withdrawn(**changes: object) -> WithdrawnReport:
+    doc: dict[str, object] = {"report_id": "r1", "source": "az-mod", "revision": 4}
+    doc.update(changes, withdrawn=True)
+    return WithdrawnReport.model_validate_json(json.dumps(doc))
+
+
+def test_a_withdrawal_is_classified_as_a_small_document() -> None:
+    document = CLASSIFIER.document(withdrawn(), RECEIVED)
+    assert isinstance(document, ReportWithdrawal)
+    assert document.model_dump() == {
+        "kind": "withdrawal",
+        "source": "az-mod",
+        "report_id": "r1",
+        "revision": 4,
+        "withdrawn": True,
+        "received_at": RECEIVED,
+    }
+    assert decode_classified(document.model_dump_json().encode()) == document
+    # what rides along is not used, not even an unknown place
+    again = CLASSIFIER.document(withdrawn(location={"place": "Atlantis"}), RECEIVED)
+    assert again == document
+
+
+def test_document_of_a_report_is_its_incident() -> None:
+    assert CLASSIFIER.document(make(), RECEIVED) == CLASSIFIER.classify(make(), RECEIVED)
+    with pytest.raises(UnknownPlace):
+        CLASSIFIER.document(make(location={"place": "Atlantis"}), RECEIVED)
+
+
+def test_a_withdrawal_needs_an_aware_arrival_time() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CLASSIFIER.document(withdrawn(), datetime(2021, 5, 12, 7, 0))
+
+
+def test_documents_written_before_the_new_fields_still_decode() -> None:
+    incident = CLASSIFIER.classify(make(), RECEIVED)
+    old = json.loads(incident.model_dump_json())
+    for name in (
+        "kind",
+        "revision",
+        "claimant",
+        "claimant_raw",
+        "time_precision",
+        "location_precision",
+    ):
+        del old[name]
+    decoded = decode_classified(json.dumps(old))
+    assert isinstance(decoded, Incident)
+    assert decoded.kind == "report" and decoded.revision == 0 and decoded.claimant is None
+    assert decoded.time_precision is TimePrecision.EXACT
+    assert decoded.location_precision is LocationPrecision.POINT
+    assert decoded.model_dump(exclude=set(incident.model_dump()) - set(old)) == {
+        k: v for k, v in incident.model_dump().items() if k in old
+    }
+
+
+def test_decoding_by_kind() -> None:
+    # "withdrawal" as a value of a report's field takes the general path, and is a report
+    incident = CLASSIFIER.classify(
+        make(description="withdrawal", perpetrator="withdrawal"), RECEIVED
+    )
+    assert decode_classified(incident.model_dump_json()) == incident
+    spaced = json.dumps(json.loads(CLASSIFIER.document(withdrawn(), RECEIVED).model_dump_json()))
+    assert isinstance(decode_classified(spaced), ReportWithdrawal)
+    for bad in ('{"kind": "withdrawal"}', '{"kind": "memo", "x": "withdrawal"}', "[]"):
+        with pytest.raises(ValidationError):
+            decode_classified(bad)
+    with pytest.raises(ValidationError):  # a report document is not a withdrawal
+        decode_classified(incident.model_dump_json().replace('"report"', '"withdrawal"', 1))

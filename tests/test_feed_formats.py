@@ -15,7 +15,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from rich.console import Console
 
 from schemas.codes import RejectReason
-from schemas.report import Report
+from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
 from streams.tools.feed import FeedSummary, run_feed
@@ -120,6 +120,29 @@ def test_csv_rows_become_reports(tmp_path: Path) -> None:
     assert count_records(path, "csv") == 3
 
 
+def test_csv_rows_with_the_revision_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rev.csv",
+        "report_id,source,source_type,occurred_at,place,location.precision,category,"
+        "revision,withdrawn,claimant,time_precision\n"
+        "c1,az-mod,party_statement,2021-05-01T10:00:00Z,Shusha,region,other,3,false,"
+        "AZ MoD,day\n"
+        "c1,az-mod,,,,,,4,true,,\n"
+        "c2,az-mod,party_statement,2021-05-01T10:00:00Z,Shusha,,other,three,no,,\n",
+    )
+    docs = [json.loads(raw) for _, raw in read_lines(path, "csv")]
+    assert docs[0]["location"] == {"place": "Shusha", "precision": "region"}
+    assert (docs[0]["revision"], docs[0]["withdrawn"]) == (3, False)
+    assert (docs[0]["claimant"], docs[0]["time_precision"]) == ("AZ MoD", "day")
+    assert docs[1] == {"report_id": "c1", "source": "az-mod", "revision": 4, "withdrawn": True}
+    assert docs[2]["revision"] == "three"  # kept, for the schema to name
+    results = [validate_report(json.dumps(d).encode(), now=LATER) for d in docs]
+    assert isinstance(results[0], Report)
+    assert isinstance(results[1], WithdrawnReport)
+    assert isinstance(results[2], Rejection) and results[2].errors[0].field == "revision"
+
+
 def test_csv_rows_that_cannot_be_converted_are_sent_as_their_original_text(
     tmp_path: Path,
 ) -> None:
@@ -221,6 +244,8 @@ def test_acled_rows_map_to_reports(tmp_path: Path) -> None:
     assert first["occurred_at"] == "2021-05-01T12:00:00Z"
     assert first["reported_at"] == "2021-05-03T00:00:00Z"
     assert first["location"] == {"lat": 39.99, "lon": 46.93}
+    assert first["revision"] == 1620000000 and "revision" not in docs[1]
+    assert first["time_precision"] == "day"  # ACLED gives days; no column: a day
     assert first["category"] == "heavy_weapons_fire"
     assert first["perpetrator"] == "Military Forces of Armenia (2018-)"
     assert first["target"] == "Military Forces of Azerbaijan (2003-)"
@@ -230,7 +255,7 @@ def test_acled_rows_map_to_reports(tmp_path: Path) -> None:
     assert docs[1]["occurred_at"] == "2021-05-02T12:00:00Z"
     assert docs[1]["category"] == "small_arms_fire" and "casualties" not in docs[1]
     assert docs[2]["category"] == "civilian_harm"
-    assert docs[2]["target"] == "civilians"
+    assert docs[2]["target"] == "Civilians (Azerbaijan)"  # an alias of `civilians`
     assert docs[2]["casualties"] == {"killed": 1, "civilian": True}
     assert [d["category"] for d in docs[3:]] == [
         "mine_incident",
@@ -251,6 +276,101 @@ def test_acled_rows_that_cannot_be_converted_are_kept(tmp_path: Path) -> None:
     rows = acled_rows(tmp_path, no_coords + "\n", bad_date + "\n", bad_fatalities + "\n")
     assert rows == [(2, no_coords.encode()), (3, bad_date.encode()), (4, bad_fatalities.encode())]
     assert all(isinstance(validate_report(raw, now=LATER), Rejection) for _, raw in rows)
+
+
+ACLED_FULL_HEADER = (
+    "event_id_cnty,event_date,time_precision,event_type,sub_event_type,actor1,actor2,"
+    "civilian_targeting,admin1,location,latitude,longitude,geo_precision,source,notes,"
+    "fatalities,timestamp\n"
+)
+ACLED_EVENT = (
+    "AZE21,2021-11-16,{tp},Battles,Armed clash,Military Forces of Azerbaijan (2003-),"
+    "Military Forces of Armenia (2018-),,Syunik,Sev Lich,39.39,46.03,{gp},"
+    '"Armenpress; APA",Clashes near the Black Lake.,{killed},{stamp}\n'
+)
+
+
+ACLED_NOW = datetime(2022, 1, 1, tzinfo=UTC)
+
+
+def acled_full(tmp_path: Path, *rows: str) -> list[dict[str, Any]]:
+    path = write(tmp_path, "acled-full.csv", ACLED_FULL_HEADER + "".join(rows))
+    return [json.loads(raw) for _, raw in read_lines(path, "acled")]
+
+
+def test_acled_identity_revision_and_precisions(tmp_path: Path) -> None:
+    (doc,) = acled_full(tmp_path, ACLED_EVENT.format(tp=2, gp=3, killed=1, stamp=1637107200))
+    # the dataset and ACLED's event id identify the row; ACLED's `source` (the media it
+    # coded the event from) is no identity, and goes into the description
+    assert (doc["source"], doc["report_id"], doc["source_type"]) == ("acled", "AZE21", "dataset")
+    assert doc["revision"] == 1637107200
+    assert doc["time_precision"] == "week"
+    assert doc["location"] == {"lat": 39.39, "lon": 46.03, "precision": "region"}
+    assert doc["casualties"] == {"killed": 1}
+    assert doc["perpetrator"] == "Military Forces of Azerbaijan (2003-)"
+    assert doc["target"] == "Military Forces of Armenia (2018-)"
+    assert "(ACLED source: Armenpress; APA)" in doc["description"]
+    result = validate_report(json.dumps(doc).encode(), now=ACLED_NOW)
+    assert isinstance(result, Report)
+    assert result.location.precision.value == "region"
+    assert result.time_precision.value == "week"
+
+
+@pytest.mark.parametrize(
+    ("tp", "gp", "time_precision", "location_precision"),
+    [
+        ("1", "1", "day", "point"),
+        ("2", "2", "week", "town"),
+        ("3", "3", "month", "region"),
+        ("3.0", "2.0", "month", "town"),  # written by a spreadsheet
+        ("", "", "day", None),  # ACLED gives days; the point's default then: `point`
+    ],
+)
+def test_acled_precision_codes(
+    tmp_path: Path, tp: str, gp: str, time_precision: str, location_precision: str | None
+) -> None:
+    (doc,) = acled_full(tmp_path, ACLED_EVENT.format(tp=tp, gp=gp, killed=0, stamp=1637107200))
+    assert doc["time_precision"] == time_precision
+    assert doc["location"].get("precision") == location_precision
+
+
+@pytest.mark.parametrize(
+    ("tp", "gp", "stamp", "field"),
+    [
+        ("4", "1", "1637107200", "time_precision"),
+        ("1", "exact", "1637107200", "location.precision"),
+        ("1", "1", "yesterday", "revision"),
+        ("1", "1", "99999999999999999999", "revision"),  # beyond a 64-bit revision
+    ],
+)
+def test_acled_cells_that_are_no_code_are_named_by_the_schema(
+    tmp_path: Path, tp: str, gp: str, stamp: str, field: str
+) -> None:
+    (doc,) = acled_full(tmp_path, ACLED_EVENT.format(tp=tp, gp=gp, killed=0, stamp=stamp))
+    result = validate_report(json.dumps(doc).encode(), now=ACLED_NOW)
+    assert isinstance(result, Rejection)
+    assert field in {e.field for e in result.errors}, result
+
+
+def test_an_acled_re_export_is_a_higher_revision_of_the_same_report(tmp_path: Path) -> None:
+    first, corrected = acled_full(
+        tmp_path,
+        ACLED_EVENT.format(tp=1, gp=1, killed=1, stamp=1637107200),
+        ACLED_EVENT.format(tp=1, gp=1, killed=49, stamp=1638316800),
+    )
+    a = validate_report(json.dumps(first).encode(), now=ACLED_NOW)
+    b = validate_report(json.dumps(corrected).encode(), now=ACLED_NOW)
+    assert isinstance(a, Report) and isinstance(b, Report)
+    assert a.key == b.key == "acled\x1fAZE21"
+    assert b.revision > a.revision
+    assert (a.casualties and a.casualties.killed, b.casualties and b.casualties.killed) == (1, 49)
+
+
+def test_an_unchanged_acled_re_export_is_a_duplicate(tmp_path: Path) -> None:
+    row = ACLED_EVENT.format(tp=1, gp=1, killed=1, stamp=1637107200)
+    path = write(tmp_path, "twice.csv", ACLED_FULL_HEADER + row + row)
+    first, again = read_lines(path, "acled")
+    assert first[1] == again[1]  # the same bytes: a re-send, counted once
 
 
 # -- the feed's summary, with a stand-in producer ------------------------------------
@@ -313,10 +433,16 @@ def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:
     assert keys[0] == b"pkf-op-3\x1ff1"
     assert keys[3] is None  # not JSON
     assert keys[4] == b"pkf-op-3\x1ff2"  # rejected, but still keyed by its identity
-    assert summary.accepted == 5
-    assert summary.duplicates == 2 and summary.conflicting == 1
-    assert summary.rejected == {"invalid_json": 1, "unknown_field": 1, "missing_timezone": 1}
+    assert summary.accepted == 4
+    assert summary.duplicates == 1
+    assert summary.rejected == {
+        "revision_conflict": 1,  # same revision, other content: the worker dead-letters it
+        "invalid_json": 1,
+        "unknown_field": 1,
+        "missing_timezone": 1,
+    }
     assert [(line, reason) for line, reason, _ in summary.examples] == [
+        (3, "revision_conflict"),
         (4, "invalid_json"),
         (5, "unknown_field"),
         (8, "missing_timezone"),
@@ -333,3 +459,26 @@ def test_feed_refuses_a_missing_file_or_format(tmp_path: Path) -> None:
     path = write(tmp_path, "x.jsonl", "{}\n")
     with pytest.raises(ValueError):
         run_feed(Settings(), path, fmt="xml", console=console, producer=FakeProducer())
+
+
+def test_feed_tells_revisions_duplicates_conflicts_and_withdrawals_apart(tmp_path: Path) -> None:
+    good = {**GOOD, "revision": 2}
+    lines = [
+        json.dumps(good),
+        json.dumps({"specversion": "1.0", "id": "e", "source": "s", "type": "t", "data": good}),
+        json.dumps({**good, "revision": 3, "category": "other"}),  # a correction
+        json.dumps({**good, "revision": 1, "category": "other"}),  # older: ignored
+        json.dumps({**good, "revision": 3, "category": "drone_strike"}),  # a conflict
+        json.dumps({"report_id": "f1", "source": "pkf-op-3", "revision": 4, "withdrawn": True}),
+        json.dumps({"source": "pkf-op-3", "withdrawn": True, "revision": 4, "report_id": "f1"}),
+    ]
+    path = write(tmp_path, "revisions.jsonl", "\n".join(lines) + "\n")
+    console = Console(file=io.StringIO(), width=120)
+    summary = run_feed(Settings(), path, console=console, producer=FakeProducer())
+    assert summary.accepted == 6 and summary.sent == 7
+    assert summary.duplicates == 2  # the enveloped re-send and the second withdrawal
+    assert summary.revisions == 2 and summary.stale == 1 and summary.withdrawals == 2
+    assert summary.rejected == {"revision_conflict": 1}
+    assert summary.examples[0][:2] == (5, "revision_conflict")
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "correct an earlier line" in text and "withdraw a report" in text

@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.tools.formats import read_lines
+from streams.tools.replay import latest_revisions
 from streams.tools.simulate import Simulator, bench_reports
 
 START = datetime(2021, 5, 1, tzinfo=UTC)
@@ -67,3 +69,79 @@ def test_csv_and_acled_rows_convert_and_bad_rows_are_kept(tmp_path: Path) -> Non
     assert doc["category"] == "heavy_weapons_fire" and doc["source_type"] == "dataset"
     assert doc["casualties"] == {"killed": 2}
     assert not isinstance(validate_report(raw, now=LATER), Rejection)
+
+
+# -- the latest revision of each report, for offline replays -------------------------------
+def _version(revision: int, **changes: object) -> Report | WithdrawnReport:
+    doc: dict[str, object] = {
+        "report_id": "r1",
+        "source": "pkf-op-1",
+        "source_type": "patrol",
+        "occurred_at": "2021-05-01T10:00:00Z",
+        "location": {"lat": 39.8, "lon": 46.7},
+        "category": "small_arms_fire",
+        "revision": revision,
+    }
+    doc.update(changes)
+    result = validate_report(json.dumps({k: v for k, v in doc.items() if v is not None}).encode())
+    assert not isinstance(result, Rejection), result
+    return result
+
+
+def _withdrawal(revision: int, report_id: str = "r1") -> Report | WithdrawnReport:
+    return _version(
+        revision,
+        report_id=report_id,
+        withdrawn=True,
+        source_type=None,
+        occurred_at=None,
+        location=None,
+        category=None,
+    )
+
+
+def test_latest_revisions_keep_the_highest_revision_of_each_report() -> None:
+    latest = latest_revisions(
+        [
+            _version(1, category="other"),
+            _version(3, category="drone_strike"),
+            _version(2, category="heavy_weapons_fire"),  # read after 3: stale
+            _version(0, report_id="r2"),
+            _version(0, report_id="r2"),  # a re-send
+            _version(0, report_id="r2", category="other"),  # the same revision, other content
+        ]
+    )
+    assert [(r.report_id, r.revision, r.category.value) for r in latest.reports] == [
+        ("r1", 3, "drone_strike"),
+        ("r2", 0, "small_arms_fire"),  # the first of a conflict stays
+    ]
+    assert (latest.superseded, latest.stale, latest.duplicates, latest.conflicts) == (1, 1, 1, 1)
+    assert latest.withdrawn == 0
+
+
+def test_latest_revisions_drop_withdrawn_reports() -> None:
+    latest = latest_revisions(
+        [
+            _version(0),
+            _withdrawal(5),
+            _version(4, category="other"),  # older than the withdrawal: stays withdrawn
+            _withdrawal(5),  # the same withdrawal again
+            _version(1, report_id="r2"),
+            _withdrawal(1, report_id="r2"),  # a withdrawal at the report's revision: conflict
+            _withdrawal(2, report_id="r3"),  # withdraws what never came
+        ]
+    )
+    assert [(r.report_id, r.revision) for r in latest.reports] == [("r2", 1)]
+    assert latest.withdrawn == 2
+    assert (latest.superseded, latest.stale, latest.duplicates, latest.conflicts) == (1, 1, 1, 1)
+
+
+def test_latest_revisions_do_not_depend_on_the_order_of_distinct_revisions() -> None:
+    versions = [_version(n, category=c) for n, c in enumerate(["other", "drone_strike", "other"])]
+    versions.append(_withdrawal(3, report_id="r9"))
+    versions.append(_version(2, report_id="r9"))
+    ends = {
+        tuple((r.report_id, r.revision) for r in latest_revisions(order).reports)
+        for order in (versions, versions[::-1], versions[1:] + versions[:1])
+    }
+    assert ends == {(("r1", 2),)}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schemas.codes import RejectReason
-from schemas.report import Report
+from schemas.report import Report, WithdrawnReport
 from schemas.validation import (
     MAX_DEPTH,
     MAX_ERRORS,
@@ -40,7 +40,7 @@ def report(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def check(doc: Any) -> Report | Rejection:
+def check(doc: Any) -> Report | WithdrawnReport | Rejection:
     raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     return validate_report(raw, now=NOW)
 

@@ -1,5 +1,6 @@
-"""Property-based tests of validation: any input gets a `Report` or a named `Rejection`,
-never an exception, and each kind of mistake in a valid report gets its own reason.
+"""Property-based tests of validation: any input gets a `Report`, a `WithdrawnReport` or a
+named `Rejection`, never an exception, and each kind of mistake in a valid report gets its
+own reason.
 
 `internal_error` (validation's last-resort catch) counts as a failure here: every
 input must be handled on purpose, not by the safety net.
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from schemas.codes import RejectReason
 from schemas.dead_letter import DeadLetter
-from schemas.report import Report
+from schemas.report import MAX_REVISION, Report, WithdrawnReport
 from schemas.validation import (
     MAX_ERRORS,
     MAX_MESSAGE_CHARS,
@@ -44,20 +45,23 @@ VALID: dict[str, Any] = {
     "source_type": "observation_post",
     "occurred_at": "2021-05-12T10:00:00+04:00",
     "reported_at": "2021-05-12T10:30:00+04:00",
-    "location": {"lat": 39.758, "lon": 46.748, "place": "Shusha"},
+    "location": {"lat": 39.758, "lon": 46.748, "place": "Shusha", "precision": "town"},
     "category": "small_arms_fire",
     "perpetrator": "Armenian Armed Forces",
     "target": "civilians",
     "casualties": {"killed": 0, "wounded": 1, "civilian": False},
     "description": "bursts of automatic fire",
+    "revision": 3,
+    "claimant": "AZ MoD",
+    "time_precision": "day",
     "schema_version": 1,
 }
 ENVELOPE_HEAD = '{"specversion":"1.0","id":"e-1","source":"/jmc","type":"t","data":'
 
 
-def assert_handled(raw: bytes) -> Report | Rejection:
+def assert_handled(raw: bytes) -> Report | WithdrawnReport | Rejection:
     result = validate_report(raw, now=NOW)
-    assert isinstance(result, Report | Rejection)
+    assert isinstance(result, Report | WithdrawnReport | Rejection)
     if isinstance(result, Rejection):
         assert result.reason is not RejectReason.INTERNAL_ERROR, result
         assert result.message and len(result.message) <= MAX_MESSAGE_CHARS
@@ -98,7 +102,9 @@ _strings = st.one_of(
 )
 _keys = st.one_of(
     _strings,
-    st.sampled_from(['"report_id"', '"location"', '"lat"', '"data"', '"specversion"', '""']),
+    st.sampled_from(
+        ['"report_id"', '"location"', '"lat"', '"data"', '"specversion"', '""', '"withdrawn"']
+    ),
 )
 _scalars = st.one_of(
     st.sampled_from(["null", "true", "false", "NaN", "Infinity", "-Infinity", "1e999", "-0"]),
@@ -135,7 +141,15 @@ def _in_report(value: str, field: str) -> str:
     return json.dumps(doc).replace(json.dumps(marker), value)
 
 
-_FIELDS = [*VALID, "location.lat", "location.place", "casualties.killed", "extra"]
+_FIELDS = [
+    *VALID,
+    "location.lat",
+    "location.place",
+    "location.precision",
+    "casualties.killed",
+    "withdrawn",
+    "extra",
+]
 
 
 @BOUNDED
@@ -156,19 +170,28 @@ def test_any_json_value_gets_an_answer(value: str, wrap: str, field: str) -> Non
     decoded = parse_json(raw)
     if not isinstance(decoded, Rejection):
         result = validate_object(decoded, now=NOW)
-        assert isinstance(result, Report | Rejection)
+        assert isinstance(result, Report | WithdrawnReport | Rejection)
         if isinstance(result, Rejection):
             assert result.reason is not RejectReason.INTERNAL_ERROR, result
 
 
 # -- (c) one mistake in a valid report: its own reason, naming the field ----------------
 _texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
-_STRING_FIELDS = ["report_id", "source", "perpetrator", "target", "description", "location.place"]
+_STRING_FIELDS = [
+    "report_id",
+    "source",
+    "perpetrator",
+    "target",
+    "claimant",
+    "description",
+    "location.place",
+]
 _LIMITS = {
     "report_id": 128,
     "source": 64,
     "perpetrator": 128,
     "target": 128,
+    "claimant": 128,
     "description": 4000,
     "location.place": 128,
 }
@@ -185,6 +208,20 @@ _WRONG_TYPES: dict[str, st.SearchStrategy[Any]] = {
     "casualties.civilian": st.one_of(_texts, st.integers(), st.just(None)),
     "location": st.one_of(_texts, st.integers(), st.just([])),
     "casualties": st.one_of(_texts, st.integers(), st.just([1])),
+    "revision": st.one_of(_texts, st.booleans(), st.floats(0.5, 9.5), st.just(None)),
+    # not `true`: that makes it a withdrawal
+    "withdrawn": st.one_of(_texts, st.integers(), st.just(None), st.just([])),
+}
+# field -> values of the right type that are out of range, or not in the field's enum
+_OUT_OF_RANGE: dict[str, st.SearchStrategy[Any]] = {
+    "revision": st.one_of(st.integers(max_value=-1), st.integers(min_value=MAX_REVISION + 1)),
+    "location.lat": st.floats(90.001, 1e300),
+    "casualties.wounded": st.integers(max_value=-1),
+}
+_NOT_IN_ENUM: dict[str, st.SearchStrategy[Any]] = {
+    "time_precision": _texts.filter(lambda t: t not in ("exact", "day", "week", "month")),
+    "location.precision": _texts.filter(lambda t: t not in ("point", "town", "region")),
+    "category": st.sampled_from(["shelling", "", "Small_arms_fire"]),
 }
 _REQUIRED = ["report_id", "source", "source_type", "occurred_at", "location", "category"]
 
@@ -205,7 +242,9 @@ def _naive_times() -> st.SearchStrategy[str]:
 def _mutations(draw: st.DrawFn) -> tuple[dict[str, Any], RejectReason, str]:
     """(mutated report, expected reason, field it must name)."""
     doc = json.loads(json.dumps(VALID))
-    kind = draw(st.sampled_from(["remove", "type", "unknown", "long", "naive", "nan"]))
+    kind = draw(
+        st.sampled_from(["remove", "type", "unknown", "long", "naive", "nan", "range", "enum"])
+    )
     if kind == "remove":
         field = draw(st.sampled_from(_REQUIRED))
         del doc[field]
@@ -224,6 +263,14 @@ def _mutations(draw: st.DrawFn) -> tuple[dict[str, Any], RejectReason, str]:
         char = draw(st.characters(exclude_categories=["Cs"]))
         _set(doc, field, char * (_LIMITS[field] + extra))
         return doc, RejectReason.TOO_LONG, field
+    if kind == "range":
+        field = draw(st.sampled_from(sorted(_OUT_OF_RANGE)))
+        _set(doc, field, draw(_OUT_OF_RANGE[field]))
+        return doc, RejectReason.OUT_OF_RANGE, field
+    if kind == "enum":
+        field = draw(st.sampled_from(sorted(_NOT_IN_ENUM)))
+        _set(doc, field, draw(_NOT_IN_ENUM[field]))
+        return doc, RejectReason.INVALID_VALUE, field
     if kind == "naive":
         field = draw(st.sampled_from(["occurred_at", "reported_at"]))
         _set(doc, field, draw(_naive_times()))

@@ -4,7 +4,14 @@ that users can replace (CEASEFIRE_ZONES, CEASEFIRE_GAZETTEER); see docs/zones.md
 
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.classify.gazetteer import Gazetteer, GazetteerError, Place
-from streams.classify.parties import ALIASES, CIVILIAN_ALIASES, kept_raw, party_code, target_code
+from streams.classify.parties import (
+    ALIASES,
+    CIVILIAN_ALIASES,
+    claimant_code,
+    kept_raw,
+    party_code,
+    target_code,
+)
 from streams.classify.severity import BASE_SEVERITY, PROVISION, severity
 from streams.classify.zones import OUTSIDE, CatalogueError, Zone, ZoneCatalogue
 
@@ -22,6 +29,7 @@ __all__ = [
     "UnknownPlace",
     "Zone",
     "ZoneCatalogue",
+    "claimant_code",
     "kept_raw",
     "party_code",
     "severity",

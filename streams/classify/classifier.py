@@ -1,6 +1,7 @@
-"""Report -> Incident: point (or place), zone, party codes, severity, verification.
+"""Report -> Incident: point (or place), zone, party codes, severity, verification;
+WithdrawnReport -> ReportWithdrawal.
 
-Pure and deterministic: the same report and arrival time give the same incident on
+Pure and deterministic: the same report and arrival time give the same document on
 every worker and every run (the incident id is uuid5 of `source` and `report_id`).
 """
 
@@ -9,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE
-from schemas.incident import Incident, incident_id_for
-from schemas.report import Report
+from schemas.incident import Classified, Incident, ReportWithdrawal, incident_id_for
+from schemas.report import Report, WithdrawnReport
 from streams.classify.gazetteer import Gazetteer
-from streams.classify.parties import kept_raw, party_code, target_code
+from streams.classify.parties import claimant_code, kept_raw, party_code, target_code
 from streams.classify.severity import PROVISION, severity
 from streams.classify.zones import ZoneCatalogue
 
@@ -34,6 +35,26 @@ class Classifier:
     def __init__(self, zones: ZoneCatalogue, gazetteer: Gazetteer) -> None:
         self.zones = zones
         self.gazetteer = gazetteer
+
+    def document(self, report: Report | WithdrawnReport, received_at: datetime) -> Classified:
+        """The classified document of a validated input: an `Incident` for a report, a
+        `ReportWithdrawal` for a withdrawal. Raises as `classify` does."""
+        if isinstance(report, WithdrawnReport):
+            return self.withdrawal(report, received_at)
+        return self.classify(report, received_at)
+
+    def withdrawal(self, report: WithdrawnReport, received_at: datetime) -> ReportWithdrawal:
+        """The document of a withdrawal: its identity and revision (whatever else it carries
+        is validated, not used). `received_at` must be timezone-aware."""
+        if received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+        return ReportWithdrawal.model_construct(
+            source=report.source,
+            report_id=report.report_id,
+            revision=report.revision,
+            withdrawn=True,
+            received_at=received_at,
+        )
 
     def classify(self, report: Report, received_at: datetime) -> Incident:
         """The incident a report describes.
@@ -60,6 +81,7 @@ class Classifier:
             killed, wounded, civilian = casualties.killed, casualties.wounded, casualties.civilian
         perpetrator = party_code(report.perpetrator)
         target = target_code(report.target)
+        claimant = claimant_code(report.claimant)
         category = report.category
         # The report is validated and every value below has its field's type, so the
         # hot path skips a second validation.
@@ -87,4 +109,9 @@ class Classifier:
             severity=severity(category, killed, wounded),
             verification=VERIFICATION_BY_SOURCE_TYPE[report.source_type],
             description=report.description,
+            revision=report.revision,
+            claimant=claimant,
+            claimant_raw=kept_raw(claimant, report.claimant) if claimant is not None else None,
+            time_precision=report.time_precision,
+            location_precision=loc.precision,
         )

@@ -9,7 +9,17 @@ Rules:
 * `None`, an empty or blank name, "unknown", "unidentified" -> `unknown`.
 * A name that matches no alias -> `unknown`; the classifier keeps it verbatim
   (`perpetrator_raw`, `target_raw`) so an analyst can still read who was named.
-* A target may also be the civilian population -> "civilians" (`CIVILIAN_ALIASES`).
+* A target may also be the civilian population -> "civilians" (`CIVILIAN_ALIASES`, and
+  ACLED's "Civilians (Azerbaijan)", "Civilians (Armenia)"... whatever the country).
+* A claimant (the party a source speaks for) is matched like a perpetrator; no claimant
+  or a blank one -> None (the source speaks for itself).
+* ACLED actor names: a regime-period group "(2003-)" or "(1998-2018)" is ignored wherever
+  it stands ("Military Forces of Azerbaijan (2003-)" is "Military Forces of Azerbaijan");
+  a name that matches nothing then but has words after that group is a unit of the actor
+  before it ("Military Forces of Azerbaijan (2003-) State Border Service" -> `az`) unless
+  the whole name is an alias of its own ("Military Forces of Russia (2000-) Peacekeeping
+  Operation" -> `ru-pkf`, while the bare "Military Forces of Russia (2000-)" is not a
+  party of this theatre -> `unknown`, raw kept). docs/parties.md has the whole table.
 
 Aliases are matched literally. Party statements of one side often name the other
 with a term that is ambiguous ("Armenian forces" in an Azerbaijani statement may mean
@@ -24,6 +34,7 @@ it is folded) and add a case to tests/test_classify.py.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from schemas.codes import Party
@@ -48,10 +59,26 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "Azerbaijani MoD",
         "Ministry of Defence of Azerbaijan",
         "Ministry of Defense of Azerbaijan",
+        "Ministry of Defence of the Republic of Azerbaijan",
+        "Ministry of Defense of the Republic of Azerbaijan",
+        "Azerbaijani Ministry of Defence",
+        "Azerbaijani Ministry of Defense",
+        "Azerbaijan Ministry of Defence",
+        "Azerbaijan Ministry of Defense",
+        "Azerbaijani Defence Ministry",
+        "Azerbaijani Defense Ministry",
+        "MoD of Azerbaijan",
         "AFA",
+        # ACLED actor names (regime periods such as "(2003-)" are ignored, see the rules)
+        "Military Forces of Azerbaijan",
+        "Police Forces of Azerbaijan",
         "Azərbaycan",
         "Azərbaycan Ordusu",
         "Azərbaycan Silahlı Qüvvələri",
+        "Azərbaycan Müdafiə Nazirliyi",
+        "Azərbaycan Respublikasının Müdafiə Nazirliyi",
+        "Минобороны Азербайджана",
+        "Министерство обороны Азербайджана",
         "Азербайджан",
         "азербайджанская сторона",
         "ВС Азербайджана",
@@ -71,13 +98,28 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "Armenian MoD",
         "Ministry of Defence of Armenia",
         "Ministry of Defense of Armenia",
+        "Ministry of Defence of the Republic of Armenia",
+        "Ministry of Defense of the Republic of Armenia",
+        "Armenian Ministry of Defence",
+        "Armenian Ministry of Defense",
+        "Armenia Ministry of Defence",
+        "Armenia Ministry of Defense",
+        "Armenian Defence Ministry",
+        "Armenian Defense Ministry",
+        "MoD of Armenia",
+        "Military Forces of Armenia",
+        "Police Forces of Armenia",
         "Ermənistan",
         "Ermənistan Silahlı Qüvvələri",
         "Армения",
         "ВС Армении",
         "Вооруженные силы Армении",
+        "Минобороны Армении",
+        "Министерство обороны Армении",
         "Հայաստան",
         "ՀՀ ԶՈւ",
+        "ՀՀ ՊՆ",
+        "ՀՀ պաշտպանության նախարարություն",
     ),
     Party.NK: (
         "nk",
@@ -92,6 +134,31 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "NKR Defense Army",
         "Nagorno-Karabakh Defence Army",
         "Nagorno-Karabakh Defense Army",
+        "Artsakh Ministry of Defence",
+        "Artsakh Ministry of Defense",
+        "Artsakh MoD",
+        "Artsakh Defence Ministry",
+        "Artsakh Defense Ministry",
+        "Ministry of Defence of Artsakh",
+        "Ministry of Defense of Artsakh",
+        "Ministry of Defence of the Republic of Artsakh",
+        "Ministry of Defense of the Republic of Artsakh",
+        "NKR MoD",
+        "NKR Ministry of Defence",
+        "NKR Ministry of Defense",
+        "NKR",
+        "Republic of Artsakh",
+        "Nagorno-Karabakh Republic",
+        "NKR: Nagorno-Karabakh Republic",
+        "Military Forces of Artsakh",
+        "Military Forces of the Republic of Artsakh",
+        "Military Forces of Nagorno-Karabakh",
+        "Military Forces of the Nagorno-Karabakh Republic",
+        "Military Forces of NKR",
+        "Police Forces of Artsakh",
+        "Police Forces of the Republic of Artsakh",
+        "Police Forces of Nagorno-Karabakh",
+        "Police Forces of the Nagorno-Karabakh Republic",
         "Karabakh Armenian forces",
         "Karabakh forces",
         "local Armenian formations",
@@ -100,6 +167,9 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "Армия обороны Арцаха",
         "Армия обороны Нагорного Карабаха",
         "Армия обороны НКР",
+        "Минобороны Арцаха",
+        "Минобороны НКР",
+        "Министерство обороны Арцаха",
         "Արցախ",
         "Պաշտպանության բանակ",
     ),
@@ -118,6 +188,11 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "15th Motorized Rifle Brigade",
         "15th Separate Motorised Rifle Brigade",
         "15th Separate Motorized Rifle Brigade",
+        "Russian peacekeeping contingent command",
+        "Military Forces of Russia Peacekeeping Operation",
+        "Military Forces of Russia Peacekeeping Forces",
+        "Military Forces of Russia Peacekeeping Contingent",
+        "Military Forces of Russia Peacekeepers",
         "российские миротворцы",
         "миротворцы",
         "российский миротворческий контингент",
@@ -133,6 +208,15 @@ ALIASES: dict[Party, tuple[str, ...]] = {
         "Turkish military",
         "TAF",
         "TSK",
+        "Turkish Ministry of National Defence",
+        "Turkish Ministry of National Defense",
+        "Turkish MoD",
+        "MSB",
+        "Milli Savunma Bakanlığı",
+        "Military Forces of Turkey",
+        "Military Forces of Türkiye",
+        "Police Forces of Turkey",
+        "Police Forces of Türkiye",
         "Турция",
     ),
     Party.UNKNOWN: (
@@ -165,6 +249,11 @@ CIVILIAN_ALIASES: tuple[str, ...] = (
 _LOOKUP: dict[str, Party] = {fold(a): party for party, names in ALIASES.items() for a in names}
 _CIVILIANS: frozenset[str] = frozenset(fold(a) for a in CIVILIAN_ALIASES)
 
+#: ACLED's regime period of a state actor: "(2003-)", "(1998-2018)", any dash, any spacing.
+_PERIOD = re.compile(r"\(\s*\d{4}\s*[-\u2010-\u2015]\s*(?:\d{4}\s*)?\)")
+#: ACLED's civilians, by country: "Civilians (Azerbaijan)", "Civilians (International)".
+_ACLED_CIVILIANS = re.compile(r"\s*civilians\s*\([^()]*\)\s*", re.IGNORECASE)
+
 
 def _check_aliases() -> None:
     seen: dict[str, Party] = {}
@@ -173,28 +262,51 @@ def _check_aliases() -> None:
             key = fold(alias)
             if not key or seen.setdefault(key, party) is not party or key in _CIVILIANS:
                 raise AssertionError(f"party alias {alias!r} is empty or ambiguous")
+            if _PERIOD.search(alias):
+                raise AssertionError(f"party alias {alias!r}: periods are ignored, leave it out")
 
 
 _check_aliases()
 
 
+def _lookup(raw: str) -> Party | None:
+    party = _LOOKUP.get(fold(raw))
+    if party is not None:
+        return party
+    period = _PERIOD.search(raw)
+    if period is None:
+        return None
+    # ACLED: "<actor> (<period>)" or "<actor> (<period>) <unit>".
+    party = _LOOKUP.get(fold(_PERIOD.sub(" ", raw)))
+    if party is not None:
+        return party
+    return _LOOKUP.get(fold(raw[: period.start()])) if raw[period.end() :].strip() else None
+
+
 @lru_cache(maxsize=4096)
 def _party(raw: str) -> Party:
-    return _LOOKUP.get(fold(raw), Party.UNKNOWN)
+    return _lookup(raw) or Party.UNKNOWN
 
 
 @lru_cache(maxsize=4096)
 def _target(raw: str) -> str:
-    key = fold(raw)
-    if key in _CIVILIANS:
+    if fold(raw) in _CIVILIANS or _ACLED_CIVILIANS.fullmatch(raw):
         return CIVILIANS
-    return _LOOKUP.get(key, Party.UNKNOWN).value
+    return (_lookup(raw) or Party.UNKNOWN).value
 
 
 def party_code(raw: str | None) -> Party:
     """The party a name means; `unknown` when empty or unmatched."""
     if raw is None:
         return Party.UNKNOWN
+    return _party(raw)
+
+
+def claimant_code(raw: str | None) -> Party | None:
+    """The party a source speaks for: None when it names none (absent or blank), else as
+    `party_code` (an unmatched name is `unknown`; keep it with `kept_raw`)."""
+    if raw is None or not raw.strip():
+        return None
     return _party(raw)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from schemas.codes import RejectReason
-from schemas.report import Report, report_key
+from schemas.report import Report, WithdrawnReport, report_key
 from schemas.validation import Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
@@ -56,10 +56,10 @@ def process_record(
 
 
 def classify_report(
-    report: Report, received_at: datetime, classifier: Classifier
+    report: Report | WithdrawnReport, received_at: datetime, classifier: Classifier
 ) -> tuple[str, bytes] | Rejection:
     try:
-        incident = classifier.classify(report, received_at)
+        incident = classifier.document(report, received_at)
     except UnknownPlace as exc:
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
     return report_key(report.source, report.report_id), incident.model_dump_json().encode()

@@ -1,6 +1,12 @@
 """`feed`: send every line of a file to the input topic as it is, with progress, and say
 how many lines the schema will reject and why.
 
+Lines that repeat a report of the file are told apart as the worker will (SPEC.md
+`revision`): the same revision and content is a duplicate (counted once), the same
+revision with other content a `revision_conflict` (dead-lettered; the first counts), a
+higher revision a correction (it replaces the earlier one), a lower one stale (ignored).
+What the worker already holds from earlier feeds is beyond what a file can tell.
+
 A bad line never stops the feed: it is sent too (the worker records it in the
 dead-letter topic), and it is counted here by reason, with the first few examples.
 Lines are checked locally with the same validator the worker uses; the worker's
@@ -34,6 +40,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from schemas.codes import RejectReason
+from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, unreachable
@@ -51,14 +59,16 @@ class FeedSummary:
     """What a feed did. `sent` counts lines the broker acknowledged."""
 
     sent: int = 0
-    accepted: int = 0  # lines the schema will accept (duplicates included)
+    accepted: int = 0  # lines the schema will accept (all of those below included)
     rejected: dict[str, int] = field(default_factory=dict)  # reason code -> lines
-    duplicates: int = 0  # accepted lines whose (source, report_id) came earlier in the file
+    duplicates: int = 0  # an earlier line's report again: same revision, same content
+    revisions: int = 0  # a higher revision of an earlier line's report: replaces it
+    stale: int = 0  # a lower revision than an earlier line's: ignored
+    withdrawals: int = 0  # lines that withdraw a report
     failed_sends: int = 0
     #: (line number, reason code, message) of the first few rejected lines
     examples: list[tuple[int, str, str]] = field(default_factory=list)
     lines: int = 0  # lines read
-    conflicting: int = 0  # duplicates whose bytes differ from the first (the first counts)
     send_errors: list[str] = field(default_factory=list)  # first few delivery errors
     aborted: str | None = None  # why the feed stopped before the end, if it did
     topic: str = ""
@@ -74,7 +84,8 @@ class LineChecker:
 
     def __init__(self, summary: FeedSummary) -> None:
         self.summary = summary
-        self._seen: dict[tuple[str, str], bytes] = {}  # identity -> digest of the first bytes
+        # identity -> (highest revision so far, digest of its content)
+        self._seen: dict[tuple[str, str], tuple[int, bytes]] = {}
         self._reasons: Counter[str] = Counter()
 
     def check(self, line_no: int, raw: bytes) -> bytes | None:
@@ -83,23 +94,48 @@ class LineChecker:
         s.lines += 1
         result = validate_report(raw)
         if isinstance(result, Rejection):
-            reason = result.reason.value
-            s.rejected[reason] = s.rejected.get(reason, 0) + 1
-            if self._reasons[reason] < EXAMPLES_PER_REASON and len(s.examples) < MAX_EXAMPLES:
-                self._reasons[reason] += 1
-                s.examples.append((line_no, reason, result.message[:200]))
+            self._reject(line_no, result.reason.value, result.message)
             return _key_of_object(raw)
-        s.accepted += 1
+        key = f"{result.source}\x1f{result.report_id}".encode()
         ident = (result.source, result.report_id)
-        digest = hashlib.blake2b(raw, digest_size=8).digest()
-        first = self._seen.get(ident)
-        if first is None:
-            self._seen[ident] = digest
+        digest = _content_digest(result)
+        seen = self._seen.get(ident)
+        if seen is not None and result.revision == seen[0] and digest != seen[1]:
+            self._reject(
+                line_no,
+                RejectReason.REVISION_CONFLICT.value,
+                f"revision {result.revision} of {result.source}/{result.report_id} differs "
+                "from an earlier line at the same revision (the first counts)",
+            )
+            return key
+        s.accepted += 1
+        if isinstance(result, WithdrawnReport):
+            s.withdrawals += 1
+        if seen is None or result.revision > seen[0]:
+            self._seen[ident] = (result.revision, digest)
+            if seen is not None:
+                s.revisions += 1
+        elif result.revision < seen[0]:
+            s.stale += 1
         else:
             s.duplicates += 1
-            if first != digest:
-                s.conflicting += 1
-        return f"{result.source}\x1f{result.report_id}".encode()
+        return key
+
+    def _reject(self, line_no: int, reason: str, message: str) -> None:
+        s = self.summary
+        s.rejected[reason] = s.rejected.get(reason, 0) + 1
+        if self._reasons[reason] < EXAMPLES_PER_REASON and len(s.examples) < MAX_EXAMPLES:
+            self._reasons[reason] += 1
+            s.examples.append((line_no, reason, message[:200]))
+
+
+def _content_digest(result: Report | WithdrawnReport) -> bytes:
+    """What tells a re-send from a conflicting line at one revision: the validated content
+    (so field order, spacing and envelopes do not matter). Withdrawals at one revision say
+    the same thing, whatever else they carry."""
+    if isinstance(result, WithdrawnReport):
+        return b"withdrawn"
+    return hashlib.blake2b(result.model_dump_json().encode(), digest_size=8).digest()
 
 
 def _key_of_object(raw: bytes) -> bytes | None:
@@ -252,7 +288,7 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     console.print(
         f"sent {s.sent} lines to {s.topic or 'the input topic'} in {s.seconds:.1f} s: "
         f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
-        f"{rejected} the schema will reject"
+        f"{rejected} will be rejected"
     )
     table = Table(title="feed summary", title_justify="left", show_header=True)
     table.add_column("lines")
@@ -261,9 +297,13 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     table.add_row("sent (acknowledged by the broker)", str(s.sent))
     table.add_row("[green]will be accepted[/]", str(s.accepted))
     if s.duplicates:
-        table.add_row("  of which repeat an earlier (source, report_id)", str(s.duplicates))
-    if s.conflicting:
-        table.add_row("  of which differ from the first (the first counts)", str(s.conflicting))
+        table.add_row("  of which repeat an earlier line (counted once)", str(s.duplicates))
+    if s.revisions:
+        table.add_row("  of which correct an earlier line (higher revision)", str(s.revisions))
+    if s.stale:
+        table.add_row("  of which are older than an earlier line (ignored)", str(s.stale))
+    if s.withdrawals:
+        table.add_row("  of which withdraw a report", str(s.withdrawals))
     table.add_row("[yellow]will be rejected (dead-letter topic)[/]", str(rejected))
     for reason, n in sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", str(n))

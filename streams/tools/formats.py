@@ -3,14 +3,16 @@
 * `jsonl`: every non-blank line is sent exactly as it is, byte for byte (only the line
   terminator is removed), malformed or not: the worker decides, and dead-letters what
   it rejects.
-* `csv`: a header row with the report's field names (SPEC.md); `lat`/`lon`/`place`
-  (or `location.lat`, `location.lon`, `location.place`) build `location`,
-  `killed`/`wounded`/`civilian` (or `casualties.killed`...) build `casualties`; empty
-  cells are left out; any other column becomes a field of the same name, so an
-  unknown column is rejected downstream rather than silently dropped.
+* `csv`: a header row with the report's field names (SPEC.md); `lat`/`lon`/`place`/
+  `precision` (or `location.lat`, `location.lon`, `location.place`,
+  `location.precision`) build `location`, `killed`/`wounded`/`civilian` (or
+  `casualties.killed`...) build `casualties`; `revision` is a number and `withdrawn` a
+  boolean; empty cells are left out; any other column becomes a field of the same name,
+  so an unknown column is rejected downstream rather than silently dropped.
 * `acled`: an ACLED export (event_id_cnty, event_date, event_type, sub_event_type,
-  actor1, actor2, admin1..3, location, latitude, longitude, fatalities, notes, source,
-  timestamp, and optionally civilian_targeting). See `acled_report` for the mapping.
+  actor1, actor2, admin1..3, location, latitude, longitude, geo_precision,
+  time_precision, fatalities, notes, source, timestamp, and optionally
+  civilian_targeting). See `acled_report` for the mapping.
 
 In `csv`, a cell that is not the number or boolean its column needs (`lat` = "north",
 `killed` = "many") is kept as the string it is: the schema then rejects the row as
@@ -35,6 +37,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import IO, Any
+
+from schemas.codes import Party
+from schemas.incident import CIVILIANS
+from streams.classify.parties import target_code
 
 FORMATS = ("jsonl", "csv", "acled")
 
@@ -67,6 +73,13 @@ _ACLED_VIOLENT = {
     "attack",
 }
 ACLED_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y")
+#: The `source` of every ACLED row: with `event_id_cnty` it identifies the event for good.
+ACLED_SOURCE = "acled"
+#: ACLED `time_precision` -> `time_precision`. ACLED always gives a day, so a row without
+#: one is `day` too.
+ACLED_TIME_PRECISION = {"1": "day", "2": "week", "3": "month"}
+#: ACLED `geo_precision` -> `location.precision`.
+ACLED_GEO_PRECISION = {"1": "point", "2": "town", "3": "region"}
 
 
 class Unconvertible(ValueError):
@@ -225,14 +238,16 @@ def csv_report(row: dict[str, str]) -> dict[str, Any]:
         col = col.removeprefix("casualties.") if col.startswith("casualties.") else col
         if col in ("lat", "lon"):
             location[col] = _or_text(_float, value)
-        elif col == "place":
-            location["place"] = value
+        elif col in ("place", "precision"):
+            location[col] = value
         elif col in ("killed", "wounded"):
             casualties[col] = _or_text(_int, value)
         elif col == "civilian":
             casualties["civilian"] = _or_text(_bool, value)
-        elif col == "schema_version":
+        elif col in ("schema_version", "revision"):
             doc[col] = _or_text(_int, value)
+        elif col == "withdrawn":
+            doc[col] = _or_text(_bool, value)
         else:
             doc[name] = value  # unknown columns too: the schema names them
     if location:
@@ -257,13 +272,13 @@ def _civilians_targeted(row: dict[str, str]) -> bool:
     return (
         bool(row.get("civilian_targeting", "").strip())
         or row.get("event_type", "").strip().lower() == "violence against civilians"
-        or row.get("actor2", "").strip().lower().startswith("civilians")
+        or target_code(row.get("actor2", "")) == CIVILIANS
     )
 
 
 def _peacekeepers_targeted(row: dict[str, str]) -> bool:
-    actor2 = row.get("actor2", "").lower()
-    return "peacekeep" in actor2 or "military forces of russia" in actor2
+    # The same aliases as the classifier's: the category and the target party agree.
+    return target_code(row.get("actor2", "")) == Party.RU_PKF
 
 
 def acled_category(row: dict[str, str]) -> str:
@@ -276,22 +291,40 @@ def acled_category(row: dict[str, str]) -> str:
     return ACLED_CATEGORY.get(sub, "other")
 
 
+def _acled_code(row: dict[str, str], column: str, codes: dict[str, str]) -> str | None:
+    """The code of an ACLED precision cell; None when empty; the cell's text when it is no
+    code ACLED uses (the schema then rejects the row and names the field)."""
+    cell = row.get(column, "").strip()
+    if not cell:
+        return None
+    return codes.get(cell.removesuffix(".0"), cell)
+
+
 def acled_report(row: dict[str, str]) -> dict[str, Any]:
     """A report object from an ACLED export row.
 
-    * `report_id` = `event_id_cnty`; `source` = `acled`; `source_type` = `dataset`.
+    * Identity: `source` = `acled` (the dataset), `report_id` = `event_id_cnty`, which ACLED
+      keeps across re-exports; `source_type` = `dataset`. ACLED's own `source` column
+      names the media it coded the event from: it is no identity, and goes into the
+      description.
+    * `revision` = `timestamp` (ACLED's last-modified time, Unix seconds): a re-export
+      that corrects an event has a newer one, so it replaces the earlier version. A cell
+      that is no number is sent as it is (the schema rejects the row, naming `revision`).
     * `occurred_at` = `event_date` at 12:00 UTC: ACLED records days, not times, and
       noon keeps the event on its own day in any timezone of the theatre.
-    * `reported_at` = `timestamp` (ACLED's upload time, Unix seconds) when it is
-      one and not before `occurred_at`.
-    * `location` = `latitude`/`longitude` (ACLED's place names go into the description,
+      `time_precision` = ACLED's 1/2/3 -> `day`/`week`/`month` (`day` when absent).
+    * `reported_at` = `timestamp` when it is not before `occurred_at`.
+    * `location` = `latitude`/`longitude`, `location.precision` = ACLED's `geo_precision`
+      1/2/3 -> `point`/`town`/`region` (ACLED's place names go into the description,
       not `location.place`: the gazetteer would reject the villages it does not know).
     * `category` from `sub_event_type` (`ACLED_CATEGORY`); `Attack` is `civilian_harm`
       when civilians were targeted, any violent sub-event against the Russian
       contingent is `attack_on_peacekeepers`; anything else is `other`.
-    * `perpetrator` = `actor1`, `target` = `actor2` ("Civilians (...)" -> `civilians`),
-      cut to 128 characters; `fatalities` > 0 -> `casualties.killed` (and `civilian`
-      when civilians were targeted).
+    * `perpetrator` = `actor1`, `target` = `actor2`, as ACLED names them (cut to 128
+      characters): ACLED's actor names are party aliases ("Military Forces of Azerbaijan
+      (2003-)" -> `az`, "Civilians (Armenia)" -> `civilians`; docs/parties.md).
+    * `fatalities` > 0 -> `casualties.killed` (and `civilian` when civilians were
+      targeted): ACLED's figure is already the lowest the sources support.
     * `description` = `notes`, then the place names and ACLED's own `source`, cut to
       4,000 characters.
     """
@@ -302,22 +335,33 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
     occurred = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     doc: dict[str, Any] = {
         "report_id": event_id,
-        "source": "acled",
+        "source": ACLED_SOURCE,
         "source_type": "dataset",
         "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+        "time_precision": _acled_code(row, "time_precision", ACLED_TIME_PRECISION) or "day",
     }
     stamp = row.get("timestamp", "").strip()
+    if stamp:
+        doc["revision"] = _or_text(_int, stamp)
     if stamp.isdigit():
-        reported = datetime.fromtimestamp(int(stamp), UTC)
-        if reported >= occurred:
-            doc["reported_at"] = reported.isoformat().replace("+00:00", "Z")
-    doc["location"] = {"lat": _float(row["latitude"]), "lon": _float(row["longitude"])}
+        try:
+            reported = datetime.fromtimestamp(int(stamp), UTC)
+        except (OverflowError, ValueError, OSError):
+            pass  # the revision is kept; no such upload time
+        else:
+            if reported >= occurred:
+                doc["reported_at"] = reported.isoformat().replace("+00:00", "Z")
+    location: dict[str, Any] = {"lat": _float(row["latitude"]), "lon": _float(row["longitude"])}
+    geo = _acled_code(row, "geo_precision", ACLED_GEO_PRECISION)
+    if geo is not None:
+        location["precision"] = geo
+    doc["location"] = location
     doc["category"] = acled_category(row)
     actor1, actor2 = row.get("actor1", "").strip(), row.get("actor2", "").strip()
     if actor1:
         doc["perpetrator"] = actor1[:128]
     if actor2:
-        doc["target"] = "civilians" if actor2.lower().startswith("civilians") else actor2[:128]
+        doc["target"] = actor2[:128]
     fatalities = row.get("fatalities", "").strip()
     if fatalities:
         killed = _int(fatalities)
