@@ -70,6 +70,8 @@ EXPORTER = textwrap.dedent(
                     m.INCIDENTS_WINDOW.labels(z, p, w).set(n + rnd.randint(0, 3))
         for part in range(4):
             m.CONSUMER_LAG.labels("ceasefire.reports", str(part)).set(rnd.randint(0, 50))
+            m.PARTITION_STALLED.labels("ceasefire.reports.accepted", str(part)).set(0)
+        m.SKIPPED_RECOVERED.labels("ceasefire.reports.accepted").inc(rnd.randint(0, 3))
         time.sleep(0.2)
     """
 )

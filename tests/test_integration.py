@@ -208,7 +208,7 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
         assert status == 202 and body["rejected"][0]["reason"] == "missing_field", body
         nested = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
         status, body = worker.post("/api/v1/reports", nested, token="s3cret")
-        assert status == 400 and body["reason"] == "invalid_json", body
+        assert status == 400 and body["reason"] == "too_deep", body
         status, body = worker.get("/api/v1/tallies?as_of=nan")
         assert status == 400 and "as_of" in body["error"]
 
@@ -229,9 +229,9 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
         ]
         assert sorted(d["reason"] for d in dead) == [
             "invalid_json",
-            "invalid_json",
             "missing_field",
             "out_of_range",
+            "too_deep",
         ]
         originals = {base64.b64decode(d["original_base64"]) for d in dead}
         assert {b"{oops", as_sent, nested} <= originals
