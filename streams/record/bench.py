@@ -2,6 +2,7 @@
 
     python3 -m streams.record.bench [--n 100000] [--zones 4] [--days 30] [--seed 1]
     python3 -m streams.record.bench --identities 1000000   # bytes of revision state
+    python3 -m streams.record.bench --like-pipeline-bench --n 20000 --days 1
 
 A measurement, not a test: it prints figures for docs/record.md. The stream is synthetic
 but shaped like the real one: events in a few zones, each reported by one to four sources
@@ -89,24 +90,58 @@ def stream(n: int, zones: int, days: int, seed: int) -> list[Version]:
     return [v for _, v in timed[:n]]
 
 
-def run(n: int, zones: int, days: int, seed: int) -> None:
-    versions = stream(n, zones, days, seed)
+#: The shape of `ceasefire-monitor bench`'s reports (streams/tools/simulate.py,
+#: `bench_reports`): 11 sites jittered about 1 km, 17 sources in turn, the 13 categories in
+#: turn, event times uniform over the period and unrelated to arrival order.
+_SITES = 11
+_SOURCES = 17
+
+
+def bench_like(n: int, days: int, seed: int) -> list[Version]:
+    rng = random.Random(seed)
+    cats = sorted(Category)
+    out: list[Version] = []
+    for i in range(n):
+        site = i % _SITES
+        out.append(
+            ReportVersion(
+                source=f"src-{(i * 7) % _SOURCES}",
+                report_id=f"bench-{i}",
+                revision=0,
+                source_type=SourceType.OBSERVATION_POST,
+                occurred=rng.random() * days * 86_400,
+                zone=f"zone-{site}",
+                lat=39.5 + site * 0.1 + (rng.random() - 0.5) * 0.02,
+                lon=46.5 + (rng.random() - 0.5) * 0.02,
+                category=cats[(i * 5 + i // len(cats)) % len(cats)],
+            )
+        )
+    return out
+
+
+def run(n: int, zones: int, days: int, seed: int, like_bench: bool = False) -> None:
+    versions = bench_like(n, days, seed) if like_bench else stream(n, zones, days, seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     record = Record()
     outcomes: Counter[str] = Counter()
     published = entries = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for v in versions:
         step = record.apply(v)
         outcomes[step.outcome.value] += 1
         published += len(step.incidents)
         entries += len(step.entries)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     incidents = sum(1 for _ in record.incidents())
     reports = sum(1 for _ in record.reports())
-    print(f"{len(versions):,} versions, {zones} zones, {days} days, seed {seed}")
-    print(f"  applied in {elapsed:.2f} s: {len(versions) / elapsed:,.0f} versions/s")
+    shape = f"{_SITES} sites like the pipeline bench" if like_bench else f"{zones} zones"
+    print(f"{len(versions):,} versions, {shape}, {days} days, seed {seed}")
+    print(
+        f"  applied in {elapsed:.2f} s ({cpu:.2f} s CPU): "
+        f"{len(versions) / cpu:,.0f} versions per CPU second"
+    )
     print(f"  outcomes: {dict(sorted(outcomes.items()))}")
     print(f"  current: {reports:,} reports in {incidents:,} incidents")
     print(f"  published {published:,} incident versions, {entries:,} changelog entries")
@@ -138,11 +173,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--identities", type=int, default=0, help="measure revision state instead")
+    p.add_argument(
+        "--like-pipeline-bench",
+        action="store_true",
+        help="the density and disorder of `ceasefire-monitor bench` (use with --days 1)",
+    )
     args = p.parse_args(argv)
     if args.identities:
         identity_bytes(args.identities)
     else:
-        run(args.n, args.zones, args.days, args.seed)
+        run(args.n, args.zones, args.days, args.seed, args.like_pipeline_bench)
 
 
 if __name__ == "__main__":

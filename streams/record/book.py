@@ -19,7 +19,7 @@ Publishing (SPEC.md: every change of an incident as its full new version):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from streams.record.changelog import (
@@ -63,6 +63,9 @@ class IncidentBook:
         self._gone: dict[bytes, int] = {}
         #: incident id -> last published version (ids that ever headed an incident)
         self.versions: dict[str, int] = {}
+        #: anchor -> fields of its open incident as last published (derived on demand after
+        #: a restore): taking back an incident's old cell needs them on every change
+        self._fields: dict[Ident, IncidentFields] = {}
 
     def __len__(self) -> int:
         return len(self._zone_of)
@@ -80,13 +83,20 @@ class IncidentBook:
         for linker in self.zones.values():
             for anchor, members in linker.members.items():
                 iid = incident_id(anchor)
-                yield IncidentRecord(iid, self.versions[iid], Status.OPEN, None, derive(members))
+                f = self._fields_of(anchor, members)
+                yield IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
 
     def tally(self) -> Tally:
         """The tally of the open incidents, from scratch."""
         return tally_of(
             derive(members) for linker in self.zones.values() for members in linker.members.values()
         )
+
+    def _fields_of(self, anchor: Ident, members: Sequence[ReportVersion]) -> IncidentFields:
+        f = self._fields.get(anchor)
+        if f is None:
+            f = self._fields[anchor] = derive(members)
+        return f
 
     def _linker(self, zone: str) -> ZoneLinker:
         linker = self.zones.get(zone)
@@ -142,8 +152,11 @@ class IncidentBook:
         return version
 
     def _publish(self, linker: ZoneLinker, rg: Regroup, change: Change) -> None:
-        before: dict[Ident, IncidentFields] = {a: derive(m) for a, m in rg.before.items()}
-        after: dict[Ident, IncidentFields] = {a: derive(m) for a, m in rg.after.items()}
+        before = {a: self._fields_of(a, m) for a, m in rg.before.items()}
+        after = {a: derive(m) for a, m in rg.after.items()}
+        for anchor in before:
+            del self._fields[anchor]
+        self._fields.update(after)
         for f in before.values():
             add_incident(change.tally, f, -1)
         for f in after.values():
@@ -154,7 +167,7 @@ class IncidentBook:
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
         for anchor in sorted(before.keys() - after.keys()):
             target = next(
-                (a for m in rg.before[anchor] if (a := linker.anchor.get(m.ident)) is not None),
+                (h for m in rg.before[anchor] if (h := linker.anchor.get(m.ident)) is not None),
                 None,
             )
             iid = incident_id(anchor)

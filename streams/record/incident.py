@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Category, Party, Severity, Verification
@@ -158,6 +159,7 @@ class Status(StrEnum):
     MERGED = "merged"
 
 
+@lru_cache(maxsize=65_536)
 def incident_id(anchor: Ident) -> str:
     """An incident is named after its first report in canonical order (SPEC.md: "the id of
     its earliest report"), with the uuid5 ids the monitor has always published."""

@@ -2,24 +2,34 @@
 
 The pair rule (`LinkRule.fit`): two reports link when their sources differ, their categories
 are compatible (equal, or both fire), their times are within the window widened by both
-time precisions, and their places within the distance widened by both place precisions.
-An incident is a set of reports that pairwise link (complete linkage), so it holds at most
-one report per source and a burst of separate events cannot chain into one.
+time precisions, and their places within the distance (haversine) widened by both place
+precisions. An incident is a set of reports that pairwise link (complete linkage), so it
+holds at most one report per source and a burst of separate events cannot chain into one.
 
 Which sets: the canonical assignment. Reports are taken in canonical order (event time,
 source, report_id); each joins the already formed incident it links with completely and fits
-best (smallest worst-pair gap, normalised by the widened window and distance; ties: the
-incident with the earlier first report), or starts a new one. That makes the grouping a
-function of the set of current reports alone: any arrival order of the same reports, and any
-interleaving of their revisions and withdrawals, ends with the same incidents.
+best (smallest worst-pair fit, the fit being the larger of time gap and distance as shares of
+their widened limits; ties: the incident with the earlier first report), or starts a new
+one. That makes the grouping a function of the set of current reports alone: any arrival
+order of the same reports, and any interleaving of their revisions and withdrawals, ends
+with the same incidents. Its limit: only incidents formed earlier compete for a report, so
+when one source reports two events within the window, the earlier event's incident gets the
+first claim on a report between them.
 
-Keeping it current is incremental (`ZoneLinker`). A change re-decides only reports whose
-decision can differ: the changed report, and later reports that link with a member of an
-incident whose membership differs from before (found through a time-bucket index per time
-precision). A report that links with no such member faces the same candidates as before and
-makes the same decision. So the work is the changed report's neighbourhood, and a cascade
-continues only as long as decisions actually change. `canonical_groups` computes the same
-assignment from scratch (recovery; the tests' reference).
+Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
+canonical order from the change on, but only for reports whose decision can differ:
+
+* the changed report;
+* the later members of an incident whose membership differs (its decisions were made
+  against the old incident);
+* when an incident loses a member, or a new one starts, the later reports that link with
+  all of its members and would fit it better than the incident they chose. A gain can only
+  make an incident a worse candidate, so it needs no one else re-decided.
+
+Every other report faces the same candidates, or only worse ones besides its choice, and
+decides the same. Neighbours are found through a time-bucket index per category class and
+time precision. `canonical_groups` computes the same assignment from scratch (recovery; the
+tests' reference).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from schemas.codes import Category
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
@@ -35,7 +46,7 @@ from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePr
 FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
 
 _EARTH_KM = 6371.0088  # mean Earth radius
-_KM_PER_DEG_LAT = math.pi * _EARTH_KM / 180
+_KM_PER_RADIAN = _EARTH_KM
 
 #: How far an imprecise time may be from `occurred_at`, each side. Symmetric because senders
 #: differ on whether a day- or month-precision time is the start or the middle of the period.
@@ -55,22 +66,32 @@ DEFAULT_PLACE_WIDENING_KM: Mapping[LocationPrecision, float] = {
 }
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    # abs() makes the result exactly symmetric, so a pair's fit is the same either way round.
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp = abs(p2 - p1)
-    dl = math.radians(abs(lon2 - lon1))
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+#: Compatibility is an equivalence: the fire family, or each other category alone.
+_CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
+_PRECISIONS = tuple(TimePrecision)  # iterating the enum itself is slow on the hot path
+
+
+def category_class(c: Category) -> str:
+    return _CLASS[c]
 
 
 def compatible(a: Category, b: Category) -> bool:
     return category_class(a) == category_class(b)
 
 
-def category_class(c: Category) -> str:
-    """Compatibility is an equivalence: the fire family, or each other category alone."""
-    return "fire" if c in FIRE else c.value
+Order = tuple[float, str, str]
+
+#: A report as the pair rule reads it, flat and precomputed: time, latitude (radians), its
+#: cosine, longitude (radians), source, time widening, place widening, canonical order,
+#: category class, the report.
+_Entry = tuple[float, float, float, float, str, float, float, Order, str, ReportVersion]
+
+#: A linked neighbour: the report, its fit, its canonical order.
+Neighbour = tuple[ReportVersion, float, Order]
+
+
+def _order(r: ReportVersion) -> Order:
+    return (r.occurred, r.source, r.report_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,28 +118,44 @@ class LinkRule:
         ):
             raise ValueError("place_widening_km needs a non-negative value for every precision")
 
-    def time_limit(self, a: ReportVersion, b: ReportVersion) -> float:
-        w = self.time_widening
-        return self.window_seconds + (w[a.time_precision] + w[b.time_precision])
+    def entry(self, r: ReportVersion) -> _Entry:
+        lat = math.radians(r.lat)
+        return (
+            r.occurred,
+            lat,
+            math.cos(lat),
+            math.radians(r.lon),
+            r.source,
+            self.time_widening[r.time_precision],
+            self.place_widening_km[r.location_precision],
+            _order(r),
+            category_class(r.category),
+            r,
+        )
 
-    def distance_limit(self, a: ReportVersion, b: ReportVersion) -> float:
-        w = self.place_widening_km
-        return self.distance_km + (w[a.location_precision] + w[b.location_precision])
+    def pair_fit(self, a: _Entry, b: _Entry) -> float | None:
+        """`fit` over entries. `ZoneLinker.neighbours` inlines the same arithmetic, in the
+        same order, so both give bit-identical fits (and both are symmetric)."""
+        if a[4] == b[4] or a[8] != b[8]:
+            return None
+        t_limit = self.window_seconds + (a[5] + b[5])
+        dt = abs(a[0] - b[0])
+        if dt > t_limit:
+            return None
+        d_limit = self.distance_km + (a[6] + b[6])
+        dp = abs(a[1] - b[1])
+        if dp * _KM_PER_RADIAN > d_limit:
+            return None
+        h = math.sin(dp * 0.5) ** 2 + a[2] * b[2] * math.sin(abs(a[3] - b[3]) * 0.5) ** 2
+        d = 2 * _KM_PER_RADIAN * math.asin(min(1.0, math.sqrt(h)))
+        if d > d_limit:
+            return None
+        return max(dt / t_limit, d / d_limit)
 
     def fit(self, a: ReportVersion, b: ReportVersion) -> float | None:
         """None when a and b do not link; else how tightly, in [0, 1]: the larger of the
         time gap and the distance, each as a share of its (widened) limit."""
-        if a.source == b.source or not compatible(a.category, b.category):
-            return None
-        t_limit = self.time_limit(a, b)
-        dt = abs(a.occurred - b.occurred)
-        if dt > t_limit:
-            return None
-        d_limit = self.distance_limit(a, b)
-        d = haversine_km(a.lat, a.lon, b.lat, b.lon)
-        if d > d_limit:
-            return None
-        return max(dt / t_limit, d / d_limit)
+        return self.pair_fit(self.entry(a), self.entry(b))
 
     def links(self, a: ReportVersion, b: ReportVersion) -> bool:
         return self.fit(a, b) is not None
@@ -140,18 +177,10 @@ class Regroup:
         return bool(self.before or self.after)
 
 
-Order = tuple[float, str, str]
-
-#: What the index keeps per report, flat for the scan: time, lat, lon, source, category
-#: class, time widening, place widening, canonical order, the report.
-_Entry = tuple[float, float, float, str, str, float, float, Order, ReportVersion]
-
-#: A linked neighbour: the report, its fit, its canonical order.
-Neighbour = tuple[ReportVersion, float, Order]
-
-
-def _order(r: ReportVersion) -> Order:
-    return (r.occurred, r.source, r.report_id)
+# Kinds of work in the replay queue; at one point in canonical order, a report's decision
+# comes before the check of an incident that lost a member there.
+_DECIDE = 0
+_LOST = 1
 
 
 class ZoneLinker:
@@ -163,11 +192,11 @@ class ZoneLinker:
         #: anchor -> members in canonical order; every live report is in exactly one
         self.members: dict[Ident, list[ReportVersion]] = {}
         self.anchor: dict[Ident, Ident] = {}
-        #: precision -> time bucket -> entries. Buckets are `window + widening` wide, so a
-        #: point-time report looks into about three buckets of each precision.
-        self._index: dict[TimePrecision, dict[int, dict[Ident, _Entry]]] = {
-            p: {} for p in TimePrecision
-        }
+        self._entries: dict[Ident, _Entry] = {}
+        #: (category class, time precision) -> time bucket -> entries. Buckets are
+        #: `window + widening` wide, so a point-time report looks into about three buckets
+        #: of each precision of its own category class.
+        self._index: dict[tuple[str, TimePrecision], dict[int, dict[Ident, _Entry]]] = {}
         self._width = {
             p: self.rule.window_seconds + self.rule.time_widening[p] for p in TimePrecision
         }
@@ -180,45 +209,42 @@ class ZoneLinker:
 
     # -- index ------------------------------------------------------------------------
 
-    def _entry(self, r: ReportVersion) -> _Entry:
-        rule = self.rule
-        return (
-            r.occurred,
-            r.lat,
-            r.lon,
-            r.source,
-            category_class(r.category),
-            rule.time_widening[r.time_precision],
-            rule.place_widening_km[r.location_precision],
-            _order(r),
-            r,
-        )
-
     def _index_add(self, r: ReportVersion) -> None:
+        e = self.rule.entry(r)
+        self._entries[r.ident] = e
         p = r.time_precision
-        b = int(r.occurred // self._width[p])
-        self._index[p].setdefault(b, {})[r.ident] = self._entry(r)
+        buckets = self._index.setdefault((e[8], p), {})
+        buckets.setdefault(int(r.occurred // self._width[p]), {})[r.ident] = e
 
     def _index_remove(self, r: ReportVersion) -> None:
+        e = self._entries.pop(r.ident)
         p = r.time_precision
-        buckets = self._index[p]
+        key = (e[8], p)
+        buckets = self._index[key]
         b = int(r.occurred // self._width[p])
         bucket = buckets[b]
         del bucket[r.ident]
         if not bucket:
             del buckets[b]
+            if not buckets:
+                del self._index[key]
 
     def neighbours(self, u: ReportVersion) -> list[Neighbour]:
         """Every current report that links with `u` (u itself excluded), with its fit.
 
-        The pair rule of `LinkRule.fit`, inlined over the index entries: this loop is
-        where the record spends most of its time."""
+        `LinkRule.pair_fit`, inlined over the index: this loop is where the record spends
+        most of its time."""
         rule = self.rule
         window = rule.window_seconds
         distance = rule.distance_km
-        ut, ulat, ulon, usrc, ucls, utw, upw, _, _ = self._entry(u)
+        e = self._entries.get(u.ident)
+        if e is None or e[9] is not u:  # u is not (this version of) a current report
+            e = rule.entry(u)
+        ut, ulat, ucos, ulon, usrc, utw, upw, _, ucls, _ = e
+        sin, asin, sqrt = math.sin, math.asin, math.sqrt
         out: list[Neighbour] = []
-        for p, buckets in self._index.items():
+        for p in _PRECISIONS:
+            buckets = self._index.get((ucls, p))
             if not buckets:
                 continue
             reach = window + (utw + rule.time_widening[p])
@@ -232,17 +258,19 @@ class ZoneLinker:
             else:
                 chosen = [v for k in range(lo, hi + 1) if (v := buckets.get(k)) is not None]
             for bucket in chosen:
-                for t, lat, lon, src, cls, tw, pw, order, m in bucket.values():
-                    if src == usrc or cls != ucls:
+                for t, lat, cos, lon, src, tw, pw, order, _, m in bucket.values():
+                    if src == usrc:
                         continue
                     t_limit = window + (utw + tw)
                     dt = abs(ut - t)
                     if dt > t_limit:
                         continue
                     d_limit = distance + (upw + pw)
-                    if abs(ulat - lat) * _KM_PER_DEG_LAT > d_limit:  # before the haversine
+                    dp = abs(ulat - lat)
+                    if dp * _KM_PER_RADIAN > d_limit:
                         continue
-                    d = haversine_km(ulat, ulon, lat, lon)
+                    h = sin(dp * 0.5) ** 2 + ucos * cos * sin(abs(ulon - lon) * 0.5) ** 2
+                    d = 2 * _KM_PER_RADIAN * asin(min(1.0, sqrt(h)))
                     if d > d_limit:
                         continue
                     out.append((m, max(dt / t_limit, d / d_limit), order))
@@ -285,8 +313,8 @@ class ZoneLinker:
         self.live = {}
         self.members = {}
         self.anchor = {}
-        for p in TimePrecision:
-            self._index[p] = {}
+        self._entries = {}
+        self._index = {}
         for r in reports:
             if r.ident in self.live:
                 raise ValueError(f"two versions of {r.ident}")
@@ -323,15 +351,17 @@ class ZoneLinker:
         if inserted is not None:
             self._index_add(inserted)
             self.live[changed] = inserted
+        rule = self.rule
+        entries = self._entries
 
         overlay: dict[Ident, Ident] = {}  # re-decided report -> its anchor now
         joined: dict[Ident, list[ReportVersion]] = {}  # anchor -> re-decided members, in order
-        #: anchors whose membership (may) differ from before -> from where in canonical order
+        #: anchors whose membership differs from before -> from where in canonical order
         dirty: dict[Ident, Order] = {}
-        heap: list[Order] = []
+        queue: list[tuple[Order, int, Ident]] = []
         queued: set[Ident] = set()
-        # The index does not change during the replay, so neighbours are computed once per
-        # report (keyed by object: the removed and the inserted version share an identity).
+        # The index does not change during the replay: neighbours once per report (keyed by
+        # object: the removed and the inserted version share an identity).
         cache: dict[int, list[Neighbour]] = {}
 
         def neighbours(r: ReportVersion) -> list[Neighbour]:
@@ -340,61 +370,101 @@ class ZoneLinker:
                 found = cache[id(r)] = self.neighbours(r)
             return found
 
-        def schedule(r: ReportVersion, after: Order) -> None:
-            for m, _, mo in neighbours(r):
-                if mo > after and m.ident not in queued:
-                    queued.add(m.ident)
-                    heapq.heappush(heap, mo)
-
-        def make_dirty(a: Ident, at: Order) -> None:
-            since = dirty.get(a)
-            if since is not None and since <= at:
-                return
-            # Marked again from an earlier point (a revision moved a report to before where
-            # the anchor was first marked): the reports in between are scheduled too.
-            dirty[a] = at
-            # Old members (the removed version included) and members re-decided so far:
-            # a later report linking with any of them may now decide otherwise.
-            for m in self.members.get(a, ()):
-                schedule(m, at)
-            for m in joined.get(a, ()):
-                schedule(m, at)
+        def push(ident: Ident, order: Order) -> None:
+            if ident not in queued:
+                queued.add(ident)
+                heapq.heappush(queue, (order, _DECIDE, ident))
 
         def anchor_of(ident: Ident) -> Ident:
             a = overlay.get(ident)
             return a if a is not None else self.anchor[ident]
 
+        def members_of(a: Ident, before: Order) -> list[ReportVersion]:
+            """Incident a as the replay has it so far: members before `before`."""
+            kept = [
+                m
+                for m in self.members.get(a, ())
+                if _order(m) < before and m.ident not in overlay and m.ident != changed
+            ]
+            return kept + joined.get(a, [])
+
+        def diverged(a: Ident, at: Order) -> None:
+            """Incident a differs from `at` on: its later members decide again."""
+            since = dirty.get(a)
+            if since is not None and since <= at:
+                return
+            dirty[a] = at
+            for m in self.members.get(a, ()):
+                mo = _order(m)
+                if mo > at:
+                    push(m.ident, mo)
+
+        def weakened(members: list[ReportVersion], at: Order) -> None:
+            """An incident (these members) lost one at `at`, or started there: a later
+            report linking with all its members decides again if the incident would fit it
+            better than the one it chose."""
+            if not members:
+                return
+            first = members[0]
+            score_order = min(_order(m) for m in members)
+            others = [entries[m.ident] for m in members[1:]]
+            for v, f0, vo in neighbours(first):
+                if vo <= at or v.ident in queued:
+                    continue
+                ve = entries[v.ident]
+                worst = f0
+                for me in others:
+                    f = rule.pair_fit(ve, me)
+                    if f is None:
+                        break
+                    worst = max(worst, f)
+                else:
+                    if (worst, score_order) < chosen_score(v, ve, vo):
+                        push(v.ident, vo)
+
+        def chosen_score(v: ReportVersion, ve: _Entry, vo: Order) -> tuple[float, Order]:
+            """The score of the incident an undecided report chose (unchanged before it:
+            a change there would have queued it)."""
+            a = self.anchor[v.ident]
+            if a == v.ident:
+                return (math.inf, vo)  # it started its own: any candidate wins
+            worst = 0.0
+            first: Order | None = None
+            for m in self.members[a]:
+                mo = _order(m)
+                if mo >= vo:
+                    break
+                first = first or mo
+                f = rule.pair_fit(ve, entries[m.ident])
+                worst = max(worst, f if f is not None else math.inf)
+            return (worst, first or vo)
+
         if inserted is not None:
-            queued.add(changed)
-            heapq.heappush(heap, _order(inserted))
+            push(changed, _order(inserted))
         if removed is not None and old_anchor is not None:
-            make_dirty(old_anchor, _order(removed))
+            ro = _order(removed)
+            diverged(old_anchor, ro)
+            heapq.heappush(queue, (ro, _LOST, old_anchor))
 
-        while heap:
-            uo = heapq.heappop(heap)
-            ident = (uo[1], uo[2])
+        while queue:
+            uo, kind, ident = heapq.heappop(queue)
+            if kind == _LOST:
+                weakened(members_of(ident, uo), uo)
+                continue
             u = self.live[ident]
-
-            def members_of(a: Ident, uo: Order = uo) -> list[ReportVersion]:
-                kept = [
-                    m
-                    for m in self.members.get(a, ())
-                    if _order(m) < uo and m.ident not in overlay and m.ident != changed
-                ]
-                return kept + joined.get(a, [])
-
-            nbs = neighbours(u)
-            earlier = [n for n in nbs if n[2] < uo]
-            new_a = self._decide(u, earlier, anchor_of, members_of)
+            earlier = [n for n in neighbours(u) if n[2] < uo]
+            new_a = self._decide(u, earlier, anchor_of, partial(members_of, before=uo))
             old_a = None if ident == changed else self.anchor[ident]
             overlay[ident] = new_a
             joined.setdefault(new_a, []).append(u)
-            if new_a != old_a:
-                make_dirty(new_a, uo)
-                if old_a is not None:
-                    make_dirty(old_a, uo)
-            if new_a in dirty or old_a in dirty:
-                schedule(u, uo)
+            if new_a == old_a:
+                continue
+            diverged(new_a, uo)
+            if new_a == ident:
+                weakened([u], uo)  # a new incident starts here
+            if old_a is not None:
+                diverged(old_a, uo)
+                weakened(members_of(old_a, uo), uo)
 
         before: dict[Ident, Group] = {}
         after: dict[Ident, Group] = {}
