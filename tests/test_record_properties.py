@@ -38,25 +38,18 @@ SOURCES: dict[str, tuple[SourceType, str | None]] = {
     "news": (SourceType.MEDIA, None),
 }
 
-contents = st.fixed_dictionaries(
-    {
-        # Ten-minute steps over three hours, places on a 0-5 km line: many pairs within the
-        # 30 min / 3 km rule, many not, so incidents form, split and merge.
-        "t": st.integers(0, 18).map(lambda i: i * 10 * MIN),
-        "km": st.sampled_from([0.0, 1.0, 2.5, 4.0, 5.0]),
-        "zone": st.sampled_from(["north", "south"]),
-        "category": st.sampled_from(
-            [Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.AIRSPACE_VIOLATION]
-        ),
-        "perpetrator": st.sampled_from(["az", "am", "unknown"]),
-        "killed": st.integers(0, 3),
-        "wounded": st.integers(0, 3),
-        "time_precision": st.sampled_from([TimePrecision.EXACT] * 4 + [TimePrecision.DAY]),
-        "location_precision": st.sampled_from(
-            [LocationPrecision.POINT] * 3 + [LocationPrecision.TOWN]
-        ),
-    }
+# Ten-minute steps over three hours, places on a 0-5 km line: many pairs within the
+# 30 min / 3 km rule, many not, so incidents form, split and merge.
+times = st.integers(0, 18).map(lambda i: i * 10 * MIN)
+places = st.sampled_from([0.0, 1.0, 2.5, 4.0, 5.0])
+zones = st.sampled_from(["north", "south"])
+categories = st.sampled_from(
+    [Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.AIRSPACE_VIOLATION]
 )
+parties = st.sampled_from(["az", "am", "unknown"])
+figures = st.integers(0, 3)
+time_precisions = st.sampled_from([TimePrecision.EXACT] * 4 + [TimePrecision.DAY])
+place_precisions = st.sampled_from([LocationPrecision.POINT] * 3 + [LocationPrecision.TOWN])
 
 
 @dataclass(frozen=True)
@@ -85,14 +78,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             if draw(st.integers(0, 4)) == 0:
                 v = Withdrawal(source, report_id, revision)
             else:
-                c = draw(contents)
                 v = rv(
                     source,
                     report_id,
                     revision=revision,
                     source_type=source_type,
                     claimant=claimant,
-                    **c,
+                    t=draw(times),
+                    km=draw(places),
+                    zone=draw(zones),
+                    category=draw(categories),
+                    perpetrator=draw(parties),
+                    killed=draw(figures),
+                    wounded=draw(figures),
+                    time_precision=draw(time_precisions),
+                    location_precision=draw(place_precisions),
                 )
             versions.append(v)
             latest[(source, report_id)] = v
