@@ -119,9 +119,13 @@ def bench_like(n: int, days: int, seed: int) -> list[Version]:
     return out
 
 
-def run(n: int, zones: int, days: int, seed: int, like_bench: bool = False) -> None:
+def run(
+    n: int, zones: int, days: int, seed: int, like_bench: bool = False, trace: bool = False
+) -> None:
     versions = bench_like(n, days, seed) if like_bench else stream(n, zones, days, seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if trace:  # slows the run down several times: the throughput printed is then not it
+        tracemalloc.start()
     record = Record()
     outcomes: Counter[str] = Counter()
     published = entries = 0
@@ -134,6 +138,8 @@ def run(n: int, zones: int, days: int, seed: int, like_bench: bool = False) -> N
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    traced = tracemalloc.get_traced_memory()[0] if trace else 0
+    tracemalloc.stop()
     incidents = sum(1 for _ in record.incidents())
     reports = sum(1 for _ in record.reports())
     shape = f"{_SITES} sites like the pipeline bench" if like_bench else f"{zones} zones"
@@ -146,6 +152,11 @@ def run(n: int, zones: int, days: int, seed: int, like_bench: bool = False) -> N
     print(f"  current: {reports:,} reports in {incidents:,} incidents")
     print(f"  published {published:,} incident versions, {entries:,} changelog entries")
     print(f"  peak RSS grew by {(rss1 - rss0) / 1024:.0f} MB")
+    if trace:
+        print(
+            f"  state: {traced / 2**20:.0f} MB traced, {traced / max(1, reports):,.0f} bytes "
+            "per current report (revision state, reports, index, incidents)"
+        )
 
 
 def identity_bytes(n: int) -> None:
@@ -178,11 +189,19 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the density and disorder of `ceasefire-monitor bench` (use with --days 1)",
     )
+    p.add_argument("--trace-memory", action="store_true", help="bytes of state (slow)")
     args = p.parse_args(argv)
     if args.identities:
         identity_bytes(args.identities)
     else:
-        run(args.n, args.zones, args.days, args.seed, args.like_pipeline_bench)
+        run(
+            args.n,
+            args.zones,
+            args.days,
+            args.seed,
+            args.like_pipeline_bench,
+            args.trace_memory,
+        )
 
 
 if __name__ == "__main__":

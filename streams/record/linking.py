@@ -196,7 +196,7 @@ class ZoneLinker:
         #: (category class, time precision) -> time bucket -> entries. Buckets are
         #: `window + widening` wide, so a point-time report looks into about three buckets
         #: of each precision of its own category class.
-        self._index: dict[tuple[str, TimePrecision], dict[int, dict[Ident, _Entry]]] = {}
+        self._index: dict[tuple[str, TimePrecision], dict[int, list[_Entry]]] = {}
         self._width = {
             p: self.rule.window_seconds + self.rule.time_widening[p] for p in TimePrecision
         }
@@ -214,7 +214,8 @@ class ZoneLinker:
         self._entries[r.ident] = e
         p = r.time_precision
         buckets = self._index.setdefault((e[8], p), {})
-        buckets.setdefault(int(r.occurred // self._width[p]), {})[r.ident] = e
+        # Lists, not dicts: most buckets of a quiet zone hold a report or two.
+        buckets.setdefault(int(r.occurred // self._width[p]), []).append(e)
 
     def _index_remove(self, r: ReportVersion) -> None:
         e = self._entries.pop(r.ident)
@@ -223,7 +224,7 @@ class ZoneLinker:
         buckets = self._index[key]
         b = int(r.occurred // self._width[p])
         bucket = buckets[b]
-        del bucket[r.ident]
+        bucket.remove(e)
         if not bucket:
             del buckets[b]
             if not buckets:
@@ -252,13 +253,11 @@ class ZoneLinker:
             lo = int((ut - reach) // width)
             hi = int((ut + reach) // width)
             if hi - lo + 1 > len(buckets):
-                chosen: Iterable[dict[Ident, _Entry]] = [
-                    v for k, v in buckets.items() if lo <= k <= hi
-                ]
+                chosen: Iterable[list[_Entry]] = [v for k, v in buckets.items() if lo <= k <= hi]
             else:
                 chosen = [v for k in range(lo, hi + 1) if (v := buckets.get(k)) is not None]
             for bucket in chosen:
-                for t, lat, cos, lon, src, tw, pw, order, _, m in bucket.values():
+                for t, lat, cos, lon, src, tw, pw, order, _, m in bucket:
                     if src == usrc:
                         continue
                     t_limit = window + (utw + tw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -92,10 +92,13 @@ class ReportVersion:
     time_precision: TimePrecision = TimePrecision.EXACT
     location_precision: LocationPrecision = LocationPrecision.POINT
     digest: bytes = b""
+    #: (source, report_id), made once: every index of the record keys on this one tuple
+    ident: Ident = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.revision <= MAX_REVISION:
             raise ValueError(f"revision {self.revision} outside 0..{MAX_REVISION}")
+        object.__setattr__(self, "ident", (self.source, self.report_id))
         if not self.digest:
             object.__setattr__(self, "digest", content_digest(self._content()))
         elif len(self.digest) != DIGEST_SIZE or self.digest == WITHDRAWN_DIGEST:
@@ -116,10 +119,6 @@ class ReportVersion:
             "time_precision": self.time_precision.value,
             "location_precision": self.location_precision.value,
         }
-
-    @property
-    def ident(self) -> Ident:
-        return (self.source, self.report_id)
 
     @property
     def order(self) -> tuple[float, str, str]:
