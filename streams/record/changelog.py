@@ -1,0 +1,96 @@
+"""Changelog entries of the record: key -> value, the latest value per key wins.
+
+* `k` + 16-byte identity key -> the identity's revision, content digest, withdrawn flag and
+  zone (`revisions.py`); written when a version changes the identity's state.
+* `d` + 16-byte identity key -> the current report (JSON), or `t` + revision when it was
+  taken out; written when a report enters, changes or leaves the incidents.
+* `v` + incident id -> the incident's last published version (decimal).
+
+Entries are written only for what a step changed, so the changelog grows with the changes,
+never with the size of the state. Replaying the entries (or a compacted topic of them)
+rebuilds the state: incidents themselves are not stored, because they are a function of the
+current reports (`linking.canonical_groups`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from schemas.codes import Category, SourceType
+from streams.record.model import LocationPrecision, ReportVersion, TimePrecision, identity_key
+
+DETAIL_PREFIX = b"d"
+VERSION_PREFIX = b"v"
+_TOMBSTONE = b"t"
+_DETAIL_FORMAT = 1
+
+Entry = tuple[bytes, bytes]
+
+
+def detail_key(source: str, report_id: str) -> bytes:
+    return DETAIL_PREFIX + identity_key(source, report_id)
+
+
+def encode_detail(r: ReportVersion) -> bytes:
+    row = [
+        _DETAIL_FORMAT,
+        r.source,
+        r.report_id,
+        r.revision,
+        r.source_type.value,
+        r.occurred,
+        r.zone,
+        r.lat,
+        r.lon,
+        r.category.value,
+        r.perpetrator,
+        r.claimant,
+        r.killed,
+        r.wounded,
+        r.time_precision.value,
+        r.location_precision.value,
+        r.digest.hex(),
+    ]
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_tombstone(revision: int) -> bytes:
+    return _TOMBSTONE + str(revision).encode()
+
+
+def decode_detail(raw: bytes) -> ReportVersion | int:
+    """The report, or for a tombstone the revision it was taken out at."""
+    if raw.startswith(_TOMBSTONE):
+        return int(raw[1:])
+    row = json.loads(raw)
+    if not isinstance(row, list) or not row or row[0] != _DETAIL_FORMAT:
+        raise ValueError(f"unknown report entry format: {raw[:40]!r}")
+    (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
+     perpetrator, claimant, killed, wounded, time_precision, location_precision,
+     digest) = row  # fmt: skip
+    return ReportVersion(
+        source=source,
+        report_id=report_id,
+        revision=revision,
+        source_type=SourceType(source_type),
+        occurred=float(occurred),
+        zone=zone,
+        lat=float(lat),
+        lon=float(lon),
+        category=Category(category),
+        perpetrator=perpetrator,
+        claimant=claimant,
+        killed=killed,
+        wounded=wounded,
+        time_precision=TimePrecision(time_precision),
+        location_precision=LocationPrecision(location_precision),
+        digest=bytes.fromhex(digest),
+    )
+
+
+def version_entry(incident_id: str, version: int) -> Entry:
+    return (VERSION_PREFIX + incident_id.encode(), str(version).encode())
+
+
+def decode_version(key: bytes, value: bytes) -> tuple[str, int]:
+    return key[len(VERSION_PREFIX) :].decode(), int(value)

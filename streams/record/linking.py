@@ -1,0 +1,497 @@
+"""Incidents within one zone: which reports describe one event (SPEC.md, "Incidents").
+
+The pair rule (`LinkRule.fit`): two reports link when their sources differ, their categories
+are compatible (equal, or both fire), their times are within the window widened by both
+time precisions, and their places within the distance (haversine) widened by both place
+precisions. An incident is a set of reports that pairwise link (complete linkage), so it
+holds at most one report per source and a burst of separate events cannot chain into one.
+
+Which sets: the canonical assignment. Reports are taken in canonical order (event time,
+source, report_id); each joins the already formed incident it links with completely and fits
+best (smallest worst-pair fit, the fit being the larger of time gap and distance as shares of
+their widened limits; ties: the incident with the earlier first report), or starts a new
+one. That makes the grouping a function of the set of current reports alone: any arrival
+order of the same reports, and any interleaving of their revisions and withdrawals, ends
+with the same incidents. Its limit: only incidents formed earlier compete for a report, so
+when one source reports two events within the window, the earlier event's incident gets the
+first claim on a report between them.
+
+Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
+canonical order from the change on, but only for reports whose decision can differ:
+
+* the changed report;
+* the later members of an incident whose membership differs (its decisions were made
+  against the old incident);
+* when an incident loses a member, or a new one starts, the later reports that link with
+  all of its members and would fit it better than the incident they chose. A gain can only
+  make an incident a worse candidate, so it needs no one else re-decided.
+
+Every other report faces the same candidates, or only worse ones besides its choice, and
+decides the same. Neighbours are found through a time-bucket index per category class and
+time precision. `canonical_groups` computes the same assignment from scratch (recovery; the
+tests' reference).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+from schemas.codes import Category
+from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+
+FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
+
+_EARTH_KM = 6371.0088  # mean Earth radius
+_KM_PER_RADIAN = _EARTH_KM
+
+#: How far an imprecise time may be from `occurred_at`, each side. Symmetric because senders
+#: differ on whether a day- or month-precision time is the start or the middle of the period.
+DEFAULT_TIME_WIDENING: Mapping[TimePrecision, float] = {
+    TimePrecision.EXACT: 0.0,
+    TimePrecision.DAY: 86_400.0,
+    TimePrecision.WEEK: 7 * 86_400.0,
+    TimePrecision.MONTH: 31 * 86_400.0,
+}
+
+#: How far an imprecise place may be from its point: a town's extent around its centre, a
+#: district (rayon) around its centre.
+DEFAULT_PLACE_WIDENING_KM: Mapping[LocationPrecision, float] = {
+    LocationPrecision.POINT: 0.0,
+    LocationPrecision.TOWN: 5.0,
+    LocationPrecision.REGION: 25.0,
+}
+
+
+#: Compatibility is an equivalence: the fire family, or each other category alone.
+_CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
+_PRECISIONS = tuple(TimePrecision)  # iterating the enum itself is slow on the hot path
+
+
+def category_class(c: Category) -> str:
+    return _CLASS[c]
+
+
+def compatible(a: Category, b: Category) -> bool:
+    return category_class(a) == category_class(b)
+
+
+Order = tuple[float, str, str]
+
+#: A report as the pair rule reads it, flat and precomputed: time, latitude (radians), its
+#: cosine, longitude (radians), source, time widening, place widening, canonical order,
+#: category class, the report.
+_Entry = tuple[float, float, float, float, str, float, float, Order, str, ReportVersion]
+
+#: A linked neighbour: the report, its fit, its canonical order.
+Neighbour = tuple[ReportVersion, float, Order]
+
+
+def _order(r: ReportVersion) -> Order:
+    return (r.occurred, r.source, r.report_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRule:
+    """Linking parameters (docs/record.md has their trade-off)."""
+
+    window_seconds: float = 1800.0
+    distance_km: float = 3.0
+    time_widening: Mapping[TimePrecision, float] = field(
+        default_factory=lambda: dict(DEFAULT_TIME_WIDENING)
+    )
+    place_widening_km: Mapping[LocationPrecision, float] = field(
+        default_factory=lambda: dict(DEFAULT_PLACE_WIDENING_KM)
+    )
+
+    def __post_init__(self) -> None:
+        if self.window_seconds <= 0 or self.distance_km <= 0:
+            raise ValueError("the linking window and distance must be positive")
+        if set(self.time_widening) != set(TimePrecision) or min(self.time_widening.values()) < 0:
+            raise ValueError("time_widening needs a non-negative value for every precision")
+        if (
+            set(self.place_widening_km) != set(LocationPrecision)
+            or min(self.place_widening_km.values()) < 0
+        ):
+            raise ValueError("place_widening_km needs a non-negative value for every precision")
+
+    def entry(self, r: ReportVersion) -> _Entry:
+        lat = math.radians(r.lat)
+        return (
+            r.occurred,
+            lat,
+            math.cos(lat),
+            math.radians(r.lon),
+            r.source,
+            self.time_widening[r.time_precision],
+            self.place_widening_km[r.location_precision],
+            _order(r),
+            category_class(r.category),
+            r,
+        )
+
+    def pair_fit(self, a: _Entry, b: _Entry) -> float | None:
+        """`fit` over entries. `ZoneLinker.neighbours` inlines the same arithmetic, in the
+        same order, so both give bit-identical fits (and both are symmetric)."""
+        if a[4] == b[4] or a[8] != b[8]:
+            return None
+        t_limit = self.window_seconds + (a[5] + b[5])
+        dt = abs(a[0] - b[0])
+        if dt > t_limit:
+            return None
+        d_limit = self.distance_km + (a[6] + b[6])
+        dp = abs(a[1] - b[1])
+        if dp * _KM_PER_RADIAN > d_limit:
+            return None
+        h = math.sin(dp * 0.5) ** 2 + a[2] * b[2] * math.sin(abs(a[3] - b[3]) * 0.5) ** 2
+        d = 2 * _KM_PER_RADIAN * math.asin(min(1.0, math.sqrt(h)))
+        if d > d_limit:
+            return None
+        return max(dt / t_limit, d / d_limit)
+
+    def fit(self, a: ReportVersion, b: ReportVersion) -> float | None:
+        """None when a and b do not link; else how tightly, in [0, 1]: the larger of the
+        time gap and the distance, each as a share of its (widened) limit."""
+        return self.pair_fit(self.entry(a), self.entry(b))
+
+    def links(self, a: ReportVersion, b: ReportVersion) -> bool:
+        return self.fit(a, b) is not None
+
+
+Group = tuple[ReportVersion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Regroup:
+    """What one change did to a zone's incidents, by anchor (the identity of an incident's
+    first report in canonical order): member tuples before and after, only where they
+    differ. An anchor only in `before` no longer heads an incident."""
+
+    before: dict[Ident, Group]
+    after: dict[Ident, Group]
+
+    def __bool__(self) -> bool:
+        return bool(self.before or self.after)
+
+
+# Kinds of work in the replay queue; at one point in canonical order, a report's decision
+# comes before the check of an incident that lost a member there.
+_DECIDE = 0
+_LOST = 1
+
+
+class ZoneLinker:
+    """The current reports of one zone and their canonical grouping into incidents."""
+
+    def __init__(self, rule: LinkRule | None = None) -> None:
+        self.rule = rule or LinkRule()
+        self.live: dict[Ident, ReportVersion] = {}
+        #: anchor -> members in canonical order; every live report is in exactly one
+        self.members: dict[Ident, list[ReportVersion]] = {}
+        self.anchor: dict[Ident, Ident] = {}
+        self._entries: dict[Ident, _Entry] = {}
+        #: (category class, time precision) -> time bucket -> entries. Buckets are
+        #: `window + widening` wide, so a point-time report looks into about three buckets
+        #: of each precision of its own category class.
+        self._index: dict[tuple[str, TimePrecision], dict[int, list[_Entry]]] = {}
+        self._width = {
+            p: self.rule.window_seconds + self.rule.time_widening[p] for p in TimePrecision
+        }
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def groups(self) -> dict[Ident, Group]:
+        return {a: tuple(m) for a, m in self.members.items()}
+
+    # -- index ------------------------------------------------------------------------
+
+    def _index_add(self, r: ReportVersion) -> None:
+        e = self.rule.entry(r)
+        self._entries[r.ident] = e
+        p = r.time_precision
+        buckets = self._index.setdefault((e[8], p), {})
+        # Lists, not dicts: most buckets of a quiet zone hold a report or two.
+        buckets.setdefault(int(r.occurred // self._width[p]), []).append(e)
+
+    def _index_remove(self, r: ReportVersion) -> None:
+        e = self._entries.pop(r.ident)
+        p = r.time_precision
+        key = (e[8], p)
+        buckets = self._index[key]
+        b = int(r.occurred // self._width[p])
+        bucket = buckets[b]
+        bucket.remove(e)
+        if not bucket:
+            del buckets[b]
+            if not buckets:
+                del self._index[key]
+
+    def neighbours(self, u: ReportVersion) -> list[Neighbour]:
+        """Every current report that links with `u` (u itself excluded), with its fit.
+
+        `LinkRule.pair_fit`, inlined over the index: this loop is where the record spends
+        most of its time."""
+        rule = self.rule
+        window = rule.window_seconds
+        distance = rule.distance_km
+        e = self._entries.get(u.ident)
+        if e is None or e[9] is not u:  # u is not (this version of) a current report
+            e = rule.entry(u)
+        ut, ulat, ucos, ulon, usrc, utw, upw, _, ucls, _ = e
+        sin, asin, sqrt = math.sin, math.asin, math.sqrt
+        out: list[Neighbour] = []
+        for p in _PRECISIONS:
+            buckets = self._index.get((ucls, p))
+            if not buckets:
+                continue
+            reach = window + (utw + rule.time_widening[p])
+            width = self._width[p]
+            lo = int((ut - reach) // width)
+            hi = int((ut + reach) // width)
+            if hi - lo + 1 > len(buckets):
+                chosen: Iterable[list[_Entry]] = [v for k, v in buckets.items() if lo <= k <= hi]
+            else:
+                chosen = [v for k in range(lo, hi + 1) if (v := buckets.get(k)) is not None]
+            for bucket in chosen:
+                for t, lat, cos, lon, src, tw, pw, order, _, m in bucket:
+                    if src == usrc:
+                        continue
+                    t_limit = window + (utw + tw)
+                    dt = abs(ut - t)
+                    if dt > t_limit:
+                        continue
+                    d_limit = distance + (upw + pw)
+                    dp = abs(ulat - lat)
+                    if dp * _KM_PER_RADIAN > d_limit:
+                        continue
+                    h = sin(dp * 0.5) ** 2 + ucos * cos * sin(abs(ulon - lon) * 0.5) ** 2
+                    d = 2 * _KM_PER_RADIAN * asin(min(1.0, sqrt(h)))
+                    if d > d_limit:
+                        continue
+                    out.append((m, max(dt / t_limit, d / d_limit), order))
+        return out
+
+    # -- the decision -----------------------------------------------------------------
+
+    @staticmethod
+    def _decide(
+        u: ReportVersion,
+        earlier: list[Neighbour],
+        anchor_of: Callable[[Ident], Ident],
+        members_of: Callable[[Ident], list[ReportVersion]],
+    ) -> Ident:
+        """The anchor of the incident u joins, or u's own identity for a new incident.
+        `earlier`: u's linked neighbours before it in canonical order; `members_of(a)`: the
+        members of incident a formed so far (all before u)."""
+        fits: dict[Ident, list[float]] = {}
+        for m, f, _ in earlier:
+            fits.setdefault(anchor_of(m.ident), []).append(f)
+        best: tuple[float, Order] | None = None
+        choice = u.ident
+        for a, fs in fits.items():
+            members = members_of(a)
+            # Every linked earlier neighbour filed under a is a member of a; equal counts
+            # mean u links with all of them (which also rules out a second report of
+            # u's source: reports of one source never link).
+            if len(fs) != len(members):
+                continue
+            score = (max(fs), min(_order(m) for m in members))
+            if best is None or score < best:
+                best = score
+                choice = a
+        return choice
+
+    # -- bulk ---------------------------------------------------------------------------
+
+    def load(self, reports: Iterable[ReportVersion]) -> None:
+        """Replace the state with these reports, grouped from scratch (recovery)."""
+        self.live = {}
+        self.members = {}
+        self.anchor = {}
+        self._entries = {}
+        self._index = {}
+        for r in reports:
+            if r.ident in self.live:
+                raise ValueError(f"two versions of {r.ident}")
+            self.live[r.ident] = r
+            self._index_add(r)
+        for u in sorted(self.live.values(), key=_order):
+            uo = _order(u)
+            earlier = [n for n in self.neighbours(u) if n[2] < uo]
+            a = self._decide(u, earlier, self.anchor.__getitem__, self.members.__getitem__)
+            self.anchor[u.ident] = a
+            self.members.setdefault(a, []).append(u)
+
+    # -- incremental ------------------------------------------------------------------
+
+    def upsert(self, r: ReportVersion) -> Regroup:
+        """Add a report, or replace the current version of its identity."""
+        return self._change(self.live.get(r.ident), r)
+
+    def remove(self, ident: Ident) -> Regroup:
+        old = self.live.get(ident)
+        if old is None:
+            return Regroup({}, {})
+        return self._change(old, None)
+
+    def _change(self, removed: ReportVersion | None, inserted: ReportVersion | None) -> Regroup:
+        target = inserted if inserted is not None else removed
+        if target is None:
+            return Regroup({}, {})
+        changed = target.ident
+        old_anchor = self.anchor.get(changed) if removed is not None else None
+        if removed is not None:
+            self._index_remove(removed)
+            del self.live[changed]
+        if inserted is not None:
+            self._index_add(inserted)
+            self.live[changed] = inserted
+        rule = self.rule
+        entries = self._entries
+
+        overlay: dict[Ident, Ident] = {}  # re-decided report -> its anchor now
+        joined: dict[Ident, list[ReportVersion]] = {}  # anchor -> re-decided members, in order
+        #: anchors whose membership differs from before -> from where in canonical order
+        dirty: dict[Ident, Order] = {}
+        queue: list[tuple[Order, int, Ident]] = []
+        queued: set[Ident] = set()
+        # The index does not change during the replay: neighbours once per report (keyed by
+        # object: the removed and the inserted version share an identity).
+        cache: dict[int, list[Neighbour]] = {}
+
+        def neighbours(r: ReportVersion) -> list[Neighbour]:
+            found = cache.get(id(r))
+            if found is None:
+                found = cache[id(r)] = self.neighbours(r)
+            return found
+
+        def push(ident: Ident, order: Order) -> None:
+            if ident not in queued:
+                queued.add(ident)
+                heapq.heappush(queue, (order, _DECIDE, ident))
+
+        def anchor_of(ident: Ident) -> Ident:
+            a = overlay.get(ident)
+            return a if a is not None else self.anchor[ident]
+
+        def members_of(a: Ident, before: Order) -> list[ReportVersion]:
+            """Incident a as the replay has it so far: members before `before`."""
+            kept = [
+                m
+                for m in self.members.get(a, ())
+                if _order(m) < before and m.ident not in overlay and m.ident != changed
+            ]
+            return kept + joined.get(a, [])
+
+        def diverged(a: Ident, at: Order) -> None:
+            """Incident a differs from `at` on: its later members decide again."""
+            since = dirty.get(a)
+            if since is not None and since <= at:
+                return
+            dirty[a] = at
+            for m in self.members.get(a, ()):
+                mo = _order(m)
+                if mo > at:
+                    push(m.ident, mo)
+
+        def weakened(members: list[ReportVersion], at: Order) -> None:
+            """An incident (these members) lost one at `at`, or started there: a later
+            report linking with all its members decides again if the incident would fit it
+            better than the one it chose."""
+            if not members:
+                return
+            first = members[0]
+            score_order = min(_order(m) for m in members)
+            others = [entries[m.ident] for m in members[1:]]
+            for v, f0, vo in neighbours(first):
+                if vo <= at or v.ident in queued:
+                    continue
+                ve = entries[v.ident]
+                worst = f0
+                for me in others:
+                    f = rule.pair_fit(ve, me)
+                    if f is None:
+                        break
+                    worst = max(worst, f)
+                else:
+                    if (worst, score_order) < chosen_score(v, ve, vo):
+                        push(v.ident, vo)
+
+        def chosen_score(v: ReportVersion, ve: _Entry, vo: Order) -> tuple[float, Order]:
+            """The score of the incident an undecided report chose (unchanged before it:
+            a change there would have queued it)."""
+            a = self.anchor[v.ident]
+            if a == v.ident:
+                return (math.inf, vo)  # it started its own: any candidate wins
+            worst = 0.0
+            first: Order | None = None
+            for m in self.members[a]:
+                mo = _order(m)
+                if mo >= vo:
+                    break
+                first = first or mo
+                f = rule.pair_fit(ve, entries[m.ident])
+                worst = max(worst, f if f is not None else math.inf)
+            return (worst, first or vo)
+
+        if inserted is not None:
+            push(changed, _order(inserted))
+        if removed is not None and old_anchor is not None:
+            ro = _order(removed)
+            diverged(old_anchor, ro)
+            heapq.heappush(queue, (ro, _LOST, old_anchor))
+
+        while queue:
+            uo, kind, ident = heapq.heappop(queue)
+            if kind == _LOST:
+                weakened(members_of(ident, uo), uo)
+                continue
+            u = self.live[ident]
+            earlier = [n for n in neighbours(u) if n[2] < uo]
+            new_a = self._decide(u, earlier, anchor_of, partial(members_of, before=uo))
+            old_a = None if ident == changed else self.anchor[ident]
+            overlay[ident] = new_a
+            joined.setdefault(new_a, []).append(u)
+            if new_a == old_a:
+                continue
+            diverged(new_a, uo)
+            if new_a == ident:
+                weakened([u], uo)  # a new incident starts here
+            if old_a is not None:
+                diverged(old_a, uo)
+                weakened(members_of(old_a, uo), uo)
+
+        before: dict[Ident, Group] = {}
+        after: dict[Ident, Group] = {}
+        for a in dirty:
+            old = self.members.get(a, [])
+            new = [m for m in old if m.ident not in overlay and m.ident != changed]
+            new.extend(joined.get(a, ()))
+            new.sort(key=_order)
+            if new:
+                self.members[a] = new
+            else:
+                self.members.pop(a, None)
+            if old != new:
+                if old:
+                    before[a] = tuple(old)
+                if new:
+                    after[a] = tuple(new)
+        for ident, a in overlay.items():
+            self.anchor[ident] = a
+        if inserted is None:
+            del self.anchor[changed]
+        return Regroup(before, after)
+
+
+def canonical_groups(
+    reports: Iterable[ReportVersion], rule: LinkRule | None = None
+) -> dict[Ident, Group]:
+    """The canonical grouping of a set of reports of one zone, computed from scratch."""
+    linker = ZoneLinker(rule)
+    linker.load(reports)
+    return linker.groups()

@@ -1,0 +1,158 @@
+"""The plain data the record works on: one version of a report, a withdrawal, identities.
+
+The stage builds these from a validated, classified report; everything in this package is
+pure over them (no broker, no clock, no I/O), so it is unit- and property-tested alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from schemas.codes import Category, Party, SourceType
+
+#: (source, report_id): what identifies a report (SPEC.md).
+Ident = tuple[str, str]
+
+#: Revisions are stored as 8 unsigned bytes; ACLED's `timestamp` (unix seconds) fits easily.
+MAX_REVISION = 2**63 - 1
+
+DIGEST_SIZE = 8
+
+
+class TimePrecision(StrEnum):
+    """How precisely `occurred_at` is known (SPEC.md; ACLED time_precision 1/2/3)."""
+
+    EXACT = "exact"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class LocationPrecision(StrEnum):
+    """How precisely the place is known (SPEC.md; ACLED geo_precision 1/2/3)."""
+
+    POINT = "point"
+    TOWN = "town"
+    REGION = "region"
+
+
+def identity_key(source: str, report_id: str) -> bytes:
+    """16-byte digest of (source, report_id): the compact key identity state is kept under.
+
+    128 bits make a collision among even billions of identities negligible (~1e-20), so the
+    digest can stand for the identity for good without keeping the strings."""
+    return hashlib.blake2b(
+        f"{source}\x1f{report_id}".encode(), digest_size=16, person=b"ceasefire-id"
+    ).digest()
+
+
+def content_digest(document: Mapping[str, Any]) -> bytes:
+    """8-byte digest of a report's content as sent, for telling a re-send (same digest) from
+    a conflicting one (other digest) at an equal revision.
+
+    The stage passes the validated report minus `revision`; keys are sorted, so field order
+    and envelopes do not matter. 64 bits: a conflicting re-send passes as a duplicate with
+    probability 2^-64."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(canonical.encode(), digest_size=DIGEST_SIZE).digest()
+
+
+#: The content of every withdrawal: a withdrawal says only "withdrawn", so two withdrawals at
+#: one revision are duplicates whatever else they carry.
+WITHDRAWN_DIGEST = b"\xff" * DIGEST_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVersion:
+    """One revision of a report, classified: what linking, incidents and tallies read.
+
+    `occurred` is unix seconds. `perpetrator` and `claimant` are party codes (`claimant`
+    None when the source speaks for itself). `digest` is the content digest of the report as
+    sent (`content_digest`); when left empty it is computed from the fields here, which is
+    what tests and tools want."""
+
+    source: str
+    report_id: str
+    revision: int
+    source_type: SourceType
+    occurred: float
+    zone: str
+    lat: float
+    lon: float
+    category: Category
+    perpetrator: str = Party.UNKNOWN.value
+    claimant: str | None = None
+    killed: int = 0
+    wounded: int = 0
+    time_precision: TimePrecision = TimePrecision.EXACT
+    location_precision: LocationPrecision = LocationPrecision.POINT
+    digest: bytes = b""
+    #: (source, report_id), made once: every index of the record keys on this one tuple
+    ident: Ident = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.revision <= MAX_REVISION:
+            raise ValueError(f"revision {self.revision} outside 0..{MAX_REVISION}")
+        object.__setattr__(self, "ident", (self.source, self.report_id))
+        if not self.digest:
+            object.__setattr__(self, "digest", content_digest(self._content()))
+        elif len(self.digest) != DIGEST_SIZE or self.digest == WITHDRAWN_DIGEST:
+            raise ValueError("digest must be 8 bytes and not the withdrawal digest")
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "source_type": self.source_type.value,
+            "occurred": self.occurred,
+            "zone": self.zone,
+            "lat": self.lat,
+            "lon": self.lon,
+            "category": self.category.value,
+            "perpetrator": self.perpetrator,
+            "claimant": self.claimant,
+            "killed": self.killed,
+            "wounded": self.wounded,
+            "time_precision": self.time_precision.value,
+            "location_precision": self.location_precision.value,
+        }
+
+    @property
+    def order(self) -> tuple[float, str, str]:
+        """The canonical order of reports: event time, then identity (a total order)."""
+        return (self.occurred, self.source, self.report_id)
+
+    @property
+    def withdrawn(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """The source retracts (`source`, `report_id`) as of `revision` (SPEC.md `withdrawn`)."""
+
+    source: str
+    report_id: str
+    revision: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.revision <= MAX_REVISION:
+            raise ValueError(f"revision {self.revision} outside 0..{MAX_REVISION}")
+
+    @property
+    def ident(self) -> Ident:
+        return (self.source, self.report_id)
+
+    @property
+    def digest(self) -> bytes:
+        return WITHDRAWN_DIGEST
+
+    @property
+    def withdrawn(self) -> bool:
+        return True
+
+
+Version = ReportVersion | Withdrawal

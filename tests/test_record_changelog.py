@@ -1,0 +1,72 @@
+"""The record's changelog: entries for what changed only, and batches folded for writing."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.codes import SourceType
+from streams.record.changelog import decode_detail, encode_detail, encode_tombstone
+from streams.record.model import LocationPrecision, TimePrecision, Withdrawal
+from streams.record.record import Batch, Record
+from streams.record.revisions import Outcome
+from tests.record_helpers import MIN, rv
+
+
+def test_a_change_writes_entries_for_what_it_changed_only() -> None:
+    record = Record()
+    for i in range(300):  # 100 incidents of three reports, an hour apart
+        record.apply(rv(f"op-{i % 3}", f"r{i}", t=(i // 3) * 3600 + (i % 3) * MIN))
+    step = record.apply(rv("op-1", "r151", revision=1, t=50 * 3600 + MIN, killed=2))
+    # The identity, the report, and the one incident's new version.
+    assert step.outcome is Outcome.REVISED
+    assert len(step.incidents) == 1
+    assert sorted(k[:1] for k, _ in step.entries) == [b"d", b"k", b"v"]
+    step = record.apply(Withdrawal("op-0", "r150", 1))
+    # The incident is renamed after its next report: both ids get a version.
+    assert sorted(k[:1] for k, _ in step.entries) == [b"d", b"k", b"v", b"v"]
+    for v in (
+        rv("op-1", "r151", revision=1, t=50 * 3600 + MIN, killed=2),
+        Withdrawal("op-0", "r150", 0),
+    ):
+        assert record.apply(v).entries == []  # a duplicate, a stale withdrawal
+
+
+def test_report_entries_round_trip() -> None:
+    r = rv(
+        "acled",
+        "ARM1234",
+        revision=1_700_000_000,
+        source_type=SourceType.DATASET,
+        claimant=None,
+        perpetrator="nk",
+        killed=4,
+        time_precision=TimePrecision.WEEK,
+        location_precision=LocationPrecision.REGION,
+    )
+    assert decode_detail(encode_detail(r)) == r
+    assert decode_detail(encode_tombstone(17)) == 17
+    with pytest.raises(ValueError):
+        decode_detail(b'[9,"x"]')
+
+
+def test_a_batch_keeps_the_latest_of_everything() -> None:
+    record = Record()
+    batch = Batch()
+    steps = [
+        record.apply(rv("op-1", "a")),
+        record.apply(rv("op-2", "b", t=MIN)),
+        record.apply(rv("op-2", "b", t=MIN)),
+        record.apply(rv("op-1", "a", revision=1, wounded=2)),
+    ]
+    for step in steps:
+        batch.add(step)
+    (incident,) = record.incidents()
+    assert batch.incidents == {incident.incident_id: incident}
+    assert incident.version == 3
+    assert batch.tally == record.tally()
+    assert batch.outcomes == {Outcome.NEW: 2, Outcome.DUPLICATE: 1, Outcome.REVISED: 1}
+    written = {k: v for s in steps for k, v in s.entries}
+    assert batch.entries == written
+    rebuilt = Record()
+    rebuilt.restore(batch.entries.items())
+    assert list(rebuilt.incidents()) == [incident]

@@ -1,0 +1,255 @@
+"""Property tests of the record: whatever the arrival order of reports, re-sends, revisions,
+stale revisions and withdrawals, the end state is that of applying only the latest revision
+of each report; the published changes and the tally deltas add up to that state; and the
+changelog rebuilds it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codes import Category, SourceType
+from streams.record.book import IncidentBook
+from streams.record.incident import IncidentFields, IncidentRecord, Status
+from streams.record.linking import LinkRule
+from streams.record.model import (
+    Ident,
+    LocationPrecision,
+    ReportVersion,
+    TimePrecision,
+    Version,
+    Withdrawal,
+)
+from streams.record.record import Record, Step
+from streams.record.revisions import IdentityState, Outcome
+from streams.record.tally import Tally, add_tally
+from tests.record_helpers import MIN, reference_groups, rv
+
+#: source -> (source type, claimant)
+SOURCES: dict[str, tuple[SourceType, str | None]] = {
+    "op-1": (SourceType.OBSERVATION_POST, None),
+    "op-2": (SourceType.OBSERVATION_POST, None),
+    "patrol": (SourceType.PATROL, None),
+    "az-mod": (SourceType.PARTY_STATEMENT, "az"),
+    "am-mod": (SourceType.PARTY_STATEMENT, "am"),
+    "news": (SourceType.MEDIA, None),
+}
+
+# Ten-minute steps over three hours, places on a 0-5 km line: many pairs within the
+# 30 min / 3 km rule, many not, so incidents form, split and merge.
+times = st.integers(0, 18).map(lambda i: i * 10 * MIN)
+places = st.sampled_from([0.0, 1.0, 2.5, 4.0, 5.0])
+zones = st.sampled_from(["north", "south"])
+categories = st.sampled_from(
+    [Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.AIRSPACE_VIOLATION]
+)
+parties = st.sampled_from(["az", "am", "unknown"])
+figures = st.integers(0, 3)
+time_precisions = st.sampled_from([TimePrecision.EXACT] * 4 + [TimePrecision.DAY])
+place_precisions = st.sampled_from([LocationPrecision.POINT] * 3 + [LocationPrecision.TOWN])
+
+
+@dataclass(frozen=True)
+class Scenario:
+    arrivals: list[Version]
+    latest: dict[Ident, Version]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    idents = draw(
+        st.lists(
+            st.tuples(st.sampled_from(sorted(SOURCES)), st.sampled_from(["1", "2", "3"])),
+            min_size=1,
+            max_size=10,
+            unique=True,
+        )
+    )
+    versions: list[Version] = []
+    latest: dict[Ident, Version] = {}
+    for source, report_id in idents:
+        source_type, claimant = SOURCES[source]
+        revisions = draw(st.lists(st.integers(0, 6), min_size=1, max_size=4, unique=True))
+        for revision in sorted(revisions):
+            v: Version
+            if draw(st.integers(0, 4)) == 0:
+                v = Withdrawal(source, report_id, revision)
+            else:
+                v = rv(
+                    source,
+                    report_id,
+                    revision=revision,
+                    source_type=source_type,
+                    claimant=claimant,
+                    t=draw(times),
+                    km=draw(places),
+                    zone=draw(zones),
+                    category=draw(categories),
+                    perpetrator=draw(parties),
+                    killed=draw(figures),
+                    wounded=draw(figures),
+                    time_precision=draw(time_precisions),
+                    location_precision=draw(place_precisions),
+                )
+            versions.append(v)
+            latest[(source, report_id)] = v
+    resends = draw(st.lists(st.sampled_from(versions), max_size=6))
+    arrivals = draw(st.permutations(versions + resends))
+    return Scenario(list(arrivals), latest)
+
+
+def expected_outcomes(arrivals: list[Version]) -> list[Outcome]:
+    """The outcome of each arrival by the plain definition."""
+    applied: dict[Ident, Version] = {}
+    out = []
+    for v in arrivals:
+        before = applied.get(v.ident)
+        if before is None:
+            out.append(Outcome.WITHDRAWN if v.withdrawn else Outcome.NEW)
+        elif v.revision < before.revision:
+            out.append(Outcome.STALE)
+        elif v.revision == before.revision:
+            out.append(Outcome.DUPLICATE)  # the scenarios hold one content per revision
+        elif v.withdrawn:
+            out.append(Outcome.WITHDRAWN)
+        else:
+            out.append(Outcome.REINSTATED if before.withdrawn else Outcome.REVISED)
+        if before is None or v.revision > before.revision:
+            applied[v.ident] = v
+    return out
+
+
+def open_fields(incidents: list[IncidentRecord]) -> dict[str, IncidentFields]:
+    return {i.incident_id: i.fields for i in incidents}
+
+
+def apply_all(record: Record, arrivals: list[Version]) -> list[Step]:
+    return [record.apply(v) for v in arrivals]
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_end_state_is_that_of_the_latest_revisions(s: Scenario) -> None:
+    record = Record()
+    steps = apply_all(record, s.arrivals)
+    assert [step.outcome for step in steps] == expected_outcomes(s.arrivals)
+
+    only_latest = Record()
+    for v in s.latest.values():
+        only_latest.apply(v)
+    live = {i: v for i, v in s.latest.items() if isinstance(v, ReportVersion)}
+    assert {r.ident: r for r in record.reports()} == live
+    assert {r.ident: r for r in only_latest.reports()} == live
+    # Incidents: same membership and fields (versions count history, so they differ).
+    assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
+    assert record.tally() == only_latest.tally()
+    # Membership is the canonical grouping of each zone's current reports.
+    rule = LinkRule()
+    by_zone: dict[str, list[ReportVersion]] = defaultdict(list)
+    for r in live.values():
+        by_zone[r.zone].append(r)
+    got = {frozenset((src, rid) for src, rid, _ in i.fields.reports) for i in record.incidents()}
+    expected = set().union(*(reference_groups(rs, rule) for rs in by_zone.values()))
+    assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_published_changes_and_tally_deltas_add_up_to_the_state(s: Scenario) -> None:
+    record = Record()
+    steps = apply_all(record, s.arrivals)
+
+    summed: Tally = {}
+    for step in steps:
+        add_tally(summed, step.tally)
+    assert summed == record.tally()
+
+    # A subscriber keeping the latest version of every incident id sees the open incidents.
+    seen: dict[str, IncidentRecord] = {}
+    for step in steps:
+        published_open = set()
+        for inc in step.incidents:
+            prior = seen.get(inc.incident_id)
+            assert prior is None or inc.version == prior.version + 1
+            if inc.status is Status.OPEN:
+                published_open.add(inc.incident_id)
+            elif inc.status is Status.MERGED:
+                # It points at an incident that is open, published in the same step first.
+                assert inc.merged_into in published_open
+            seen[inc.incident_id] = inc
+    opened = {i: inc for i, inc in seen.items() if inc.status is Status.OPEN}
+    assert opened == {inc.incident_id: inc for inc in record.incidents()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios(), st.integers(0, 40))
+def test_the_changelog_rebuilds_the_state(s: Scenario, cut: int) -> None:
+    record = Record()
+    entries = []
+    head, tail = s.arrivals[:cut], s.arrivals[cut:]
+    for v in head:
+        entries.extend(record.apply(v).entries)
+    rebuilt = Record()
+    rebuilt.restore(entries)
+    assert sorted(rebuilt.identities.items()) == sorted(record.identities.items())
+    assert {r.ident: r for r in rebuilt.reports()} == {r.ident: r for r in record.reports()}
+    assert sorted(rebuilt.incidents(), key=lambda i: i.incident_id) == sorted(
+        record.incidents(), key=lambda i: i.incident_id
+    )
+    # And both go on identically.
+    for v in tail:
+        a, b = record.apply(v), rebuilt.apply(v)
+        assert (a.outcome, a.incidents, a.tally, a.entries) == (
+            b.outcome,
+            b.incidents,
+            b.tally,
+            b.entries,
+        )
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_split_stages_reach_the_same_state(s: Scenario) -> None:
+    """The two-stage wiring: revision state keyed by identity routes accepted versions to a
+    book per zone (as if each zone were on another partition); each book's input is then
+    delivered twice (an at-least-once replay after a crash)."""
+    identities = IdentityState()
+    ops: dict[str, list[tuple[str, Version]]] = defaultdict(list)
+    for v in s.arrivals:
+        d = identities.apply(v)
+        if isinstance(v, ReportVersion) and d.outcome in (
+            Outcome.NEW,
+            Outcome.REVISED,
+            Outcome.REINSTATED,
+        ):
+            if d.zone_before is not None and d.zone_before != v.zone:
+                ops[d.zone_before].append(("remove", v))
+            ops[v.zone].append(("upsert", v))
+        elif d.outcome is Outcome.WITHDRAWN and d.zone_before is not None:
+            ops[d.zone_before].append(("remove", v))
+    books: dict[str, IncidentBook] = {}
+    for zone, zone_ops in ops.items():
+        book = books[zone] = IncidentBook()
+        for op, v in zone_ops + zone_ops:
+            if op == "upsert" and isinstance(v, ReportVersion):
+                book.upsert(v)
+            else:
+                book.remove(v.source, v.report_id, v.revision)
+
+    record = Record()
+    apply_all(record, s.arrivals)
+    split = {i.incident_id: i.fields for b in books.values() for i in b.incidents()}
+    assert split == open_fields(list(record.incidents()))
+
+
+def test_a_conflicting_revision_changes_nothing() -> None:
+    record = Record()
+    record.apply(rv("op-1", "1", killed=1))
+    before = (list(record.incidents()), record.tally())
+    step = record.apply(rv("op-1", "1", killed=2))
+    assert step.outcome is Outcome.CONFLICT
+    assert (step.incidents, step.tally, step.entries) == ([], {}, [])
+    assert (list(record.incidents()), record.tally()) == before

@@ -1,0 +1,143 @@
+"""Revision state: outcomes, withdrawals, compactness and its changelog."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.record.model import MAX_REVISION, Withdrawal, content_digest, identity_key
+from streams.record.revisions import (
+    ENTRY_PREFIX,
+    IdentityRecord,
+    IdentityState,
+    Outcome,
+    decode_record,
+    encode_record,
+)
+from tests.record_helpers import rv
+
+
+def test_outcomes_of_versions_in_order() -> None:
+    state = IdentityState()
+    v0 = rv("op", "1", killed=1)
+    v1 = rv("op", "1", revision=1, killed=49)
+    assert state.apply(v0).outcome is Outcome.NEW
+    assert state.apply(v0).outcome is Outcome.DUPLICATE
+    assert state.apply(rv("op", "1", killed=2)).outcome is Outcome.CONFLICT
+    revised = state.apply(v1)
+    assert (revised.outcome, revised.previous_revision) == (Outcome.REVISED, 0)
+    assert state.apply(v0).outcome is Outcome.STALE
+    assert state.apply(v1).outcome is Outcome.DUPLICATE
+    rec = state.get("op", "1")
+    assert rec is not None
+    assert (rec.revision, rec.digest, rec.withdrawn) == (1, v1.digest, False)
+
+
+def test_a_conflict_changes_nothing() -> None:
+    state = IdentityState()
+    first = rv("op", "1", killed=1)
+    state.apply(first)
+    decision = state.apply(rv("op", "1", killed=2))
+    assert decision.outcome is Outcome.CONFLICT and decision.entry is None
+    rec = state.get("op", "1")
+    assert rec is not None and rec.digest == first.digest
+
+
+def test_withdrawal_then_reinstatement() -> None:
+    state = IdentityState()
+    state.apply(rv("op", "1", zone="aghdam"))
+    w = state.apply(Withdrawal("op", "1", 1))
+    # The zone the report was counted in: where the stage must take it out.
+    assert (w.outcome, w.zone_before) == (Outcome.WITHDRAWN, "aghdam")
+    assert state.apply(Withdrawal("op", "1", 1)).outcome is Outcome.DUPLICATE
+    assert state.apply(rv("op", "1", revision=1)).outcome is Outcome.CONFLICT
+    again = state.apply(rv("op", "1", revision=2, zone="shusha"))
+    assert (again.outcome, again.zone_before) == (Outcome.REINSTATED, None)
+    rec = state.get("op", "1")
+    assert rec is not None and (rec.withdrawn, rec.zone) == (False, "shusha")
+
+
+def test_a_withdrawal_arriving_first_makes_the_report_stale() -> None:
+    state = IdentityState()
+    first = state.apply(Withdrawal("op", "1", 3))
+    assert (first.outcome, first.zone_before) == (Outcome.WITHDRAWN, None)
+    assert state.apply(rv("op", "1", revision=2)).outcome is Outcome.STALE
+    assert state.apply(rv("op", "1", revision=4)).outcome is Outcome.REINSTATED
+
+
+def test_a_revision_reports_the_zone_it_moves_from() -> None:
+    state = IdentityState()
+    state.apply(rv("op", "1", zone="aghdam"))
+    moved = state.apply(rv("op", "1", revision=1, zone="shusha"))
+    assert (moved.outcome, moved.zone_before) == (Outcome.REVISED, "aghdam")
+
+
+def test_revisions_are_bounded() -> None:
+    with pytest.raises(ValueError):
+        Withdrawal("op", "1", MAX_REVISION + 1)
+    with pytest.raises(ValueError):
+        rv("op", "1", revision=-1)
+    state = IdentityState()
+    state.apply(Withdrawal("op", "1", MAX_REVISION))
+    rec = state.get("op", "1")
+    assert rec is not None and rec.revision == MAX_REVISION
+
+
+def test_content_digest_ignores_key_order() -> None:
+    assert content_digest({"a": 1, "b": [1, 2]}) == content_digest({"b": [1, 2], "a": 1})
+    assert content_digest({"a": 1}) != content_digest({"a": 2})
+
+
+def test_state_is_rebuilt_from_its_changelog_entries() -> None:
+    state = IdentityState()
+    entries = []
+    for v in (
+        rv("op", "1"),
+        rv("op", "2", zone="aghdam"),
+        rv("op", "1", revision=5, killed=3),
+        Withdrawal("op", "2", 1),
+        rv("media", "x"),
+        rv("op", "1"),  # stale: no entry
+    ):
+        d = state.apply(v)
+        if d.entry is not None:
+            entries.append(d.entry)
+    assert len(entries) == 5
+    rebuilt = IdentityState()
+    assert rebuilt.restore(entries) == 5
+    assert sorted(rebuilt.items()) == sorted(state.items())
+    assert len(rebuilt) == len(state) == 3
+
+
+def test_entry_codec_round_trips() -> None:
+    rec = IdentityRecord(2**40 + 7, b"12345678", False, "lachin-corridor")
+    assert decode_record(encode_record(rec)) == rec
+    gone = IdentityRecord(3, b"\xff" * 8, True, None)
+    assert decode_record(encode_record(gone)) == gone
+    with pytest.raises(ValueError):
+        decode_record(b"\x09rest")
+
+
+def test_a_key_found_across_record_boundaries_is_not_a_match() -> None:
+    # Record A's digest and revision bytes spell key B, in A's shard: only an aligned hit
+    # may count, else B would read (and overwrite) the middle of A.
+    key_a = b"\x01\x02" + bytes(range(14))
+    digest_a = b"\x01\x02" + b"abcdef"
+    rev_a = 0x0102030405060708
+    key_b = digest_a + rev_a.to_bytes(8, "big")
+    state = IdentityState()
+    state.restore(
+        [(ENTRY_PREFIX + key_a, encode_record(IdentityRecord(rev_a, digest_a, False, "z")))]
+    )
+    assert state.get_key(key_b) is None
+    state.restore([(ENTRY_PREFIX + key_b, encode_record(IdentityRecord(1, b"B" * 8, True, None)))])
+    a = state.get_key(key_a)
+    b = state.get_key(key_b)
+    assert a is not None and (a.revision, a.digest) == (rev_a, digest_a)
+    assert b is not None and (b.revision, b.withdrawn) == (1, True)
+    assert len(state) == 2
+
+
+def test_identity_keys_are_16_bytes_and_distinct() -> None:
+    k = identity_key("acled", "AZE123")
+    assert len(k) == 16
+    assert k != identity_key("acled", "AZE1234") != identity_key("acle", "dAZE123")
