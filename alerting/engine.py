@@ -124,6 +124,16 @@ class ZoneState:
     def knows(self, incident_id: str) -> bool:
         return incident_id in self._ids
 
+    def forget(self, incident_id: str) -> bool:
+        """An incident that no longer exists (merged into another, or all its reports
+        withdrawn) leaves the counts of windows and baselines; alerts it already fired
+        stay and resolve as usual. Returns whether it was known."""
+        if incident_id not in self._ids:
+            return False
+        self._ids.discard(incident_id)
+        self.incidents = [e for e in self.incidents if e.incident_id != incident_id]
+        return True
+
     # -- plain data ---------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {

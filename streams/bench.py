@@ -4,8 +4,8 @@ Pre-loads N reports into the input topic, then measures on that same topic, each
 stage in a fresh process (so peak memory is its own):
   (a) a plain aiokafka consumer validating every report with the pydantic schema;
   (b) a bare Faust agent that only counts events;
-  (c) one worker of the real pipeline (ingest, counting agent, changelog-backed
-      tallies), timed until every report is tallied.
+  (c) one worker of the real pipeline (ingest, revisions, linking into incidents,
+      changelog-backed tallies, alerts), timed until every report is in an incident.
 Rates are measured from the first record each stage sees to its last, so group
 joins and start-up are not counted.
 """
@@ -170,7 +170,7 @@ def stage_pipeline(settings: Settings, n: int) -> None:
 
     @monitor.app.timer(0.05)  # type: ignore[untyped-decorator]
     async def progress() -> None:
-        counted = sum(len(p) for p in monitor.index.partitions.values())
+        counted = sum(len(book) for book in monitor.zone.books.values())
         if counted and not state["first"]:
             state["first"] = monitor.ingest.first_record_at or time.monotonic()
         if counted >= n:

@@ -75,7 +75,10 @@ class Settings(BaseSettings):
     #: back event-time tallies are kept (a 30-day window must reach back from any
     #: `as_of` in the last 30 days).
     retention_days: int = Field(default=60, ge=31)
-    #: Largest batch the counting agent takes at once, and how long it waits to fill it.
+    #: Linking (SPEC.md "Incidents"; docs/record.md has the trade-off).
+    link_window_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    link_distance_km: float = Field(default=3.0, gt=0, le=100)
+    #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
     #: Longest a consumer's fetch waits for data. Apache Kafka answers as soon as data
@@ -120,8 +123,15 @@ class Settings(BaseSettings):
         return self.topic("reports.accepted")
 
     @property
+    def zone_reports_topic(self) -> str:
+        """Internal: accepted report versions and removals, routed by zone (identity
+        stage -> zone stage)."""
+        return self.topic("reports.by-zone")
+
+    @property
     def zone_packs_topic(self) -> str:
-        """Internal: new incidents packed by zone, for the alerting stage."""
+        """Internal: the reports that opened or joined an incident, as that incident,
+        packed by zone, for the alerting stage."""
         return self.topic("incidents.by-zone")
 
     def web_url(self) -> str:

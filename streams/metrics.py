@@ -39,7 +39,7 @@ CASUALTIES = Counter(
 INCIDENTS_WINDOW = Gauge(
     "ceasefire_incidents_window",
     "Incidents in the rolling event-time window ending now. Exported by the worker that "
-    "owns partition 0 of the counting topic, for the whole cluster.",
+    "owns partition 0 of the zone stage, for the whole cluster.",
     ["zone", "party", "window"],
     registry=REGISTRY,
 )
@@ -98,17 +98,28 @@ CONSUMER_LAG = Gauge(
 )
 STATE_RECOVERY_SECONDS = Gauge(
     "ceasefire_state_recovery_seconds",
-    "Duration of the last recovery of counting state from its changelog.",
+    "Duration of the last recovery of a stage's state from its changelog, by the stage's "
+    "input topic.",
+    ["topic"],
     registry=REGISTRY,
 )
 STATE_RECOVERED_ENTRIES = Gauge(
     "ceasefire_state_recovered_entries",
-    "Changelog entries read in the last recovery of counting state.",
+    "Changelog records read in the last recovery of a stage's state, by input topic.",
+    ["topic"],
     registry=REGISTRY,
 )
 PARTITIONS_OWNED = Gauge(
     "ceasefire_partitions_owned",
-    "Partitions of the counting topic this worker owns.",
+    "Partitions of the zone stage (incidents and tallies) this worker owns.",
+    registry=REGISTRY,
+)
+REPORT_OUTCOMES = Counter(
+    "ceasefire_report_versions",
+    "Report versions by what they did: new, revised, reinstated, withdrawn, duplicate, "
+    "stale (a lower revision than already applied: ignored), conflict (dead-lettered as "
+    "revision_conflict).",
+    ["outcome"],
     registry=REGISTRY,
 )
 WORKER_READY = Gauge(

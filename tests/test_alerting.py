@@ -866,3 +866,27 @@ def test_alert_state_records_round_trip_with_their_outbox() -> None:
     for damaged in (b"not json", b'{"version": 2}', b'{"version": 2, "state": 1}'):
         with pytest.raises(ValueError):
             decode_record(damaged)
+
+
+def test_a_forgotten_incident_leaves_the_window_counts() -> None:
+    """An incident merged into another (or withdrawn) is forgotten: a burst that only
+    reached its threshold by counting one event twice does not fire."""
+    rules = rules_of(
+        """
+rules:
+  - name: surge
+    kind: threshold
+    window: 1h
+    threshold: 3
+    group_by: [zone]
+    severity: high
+"""
+    )
+    state = ZoneState.new("shusha")
+    first = inc(T0, incident_id="a")
+    run(rules, state, [first, inc(T0 + M, incident_id="b")])
+    assert state.forget("a") and not state.knows("a")
+    assert not state.forget("a")  # once
+    events = run(rules, state, [inc(T0 + 2 * M, incident_id="c")])
+    assert firing(events) == []  # b and c: two incidents, not three
+    assert firing(run(rules, state, [inc(T0 + 3 * M, incident_id="d")]))

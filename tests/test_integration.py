@@ -309,12 +309,13 @@ def test_a_backlog_is_counted_in_steps_exactly_once_and_survives_a_restart(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     """A pre-loaded backlog gives batches far above STEP_RECORDS; every step writes its own
-    ledger entries, all of which must survive recovery."""
+    changelog entries, all of which must survive recovery."""
     from streams.pipeline.packs import STEP_RECORDS
     from streams.tools.simulate import bench_reports
 
     n = 3 * STEP_RECORDS + 1000
-    produce(broker.bootstrap, "ceasefire.reports", bench_reports(n, seed=11, now=datetime.now(UTC)))
+    reports = bench_reports(n, seed=11, now=datetime.now(UTC), days=6.9)  # in the 7d window
+    produce(broker.bootstrap, "ceasefire.reports", reports)
 
     def total(w: Worker) -> int | None:
         rows = w.tallies("7d", "zone")

@@ -1,7 +1,7 @@
 """Creating the monitor's topics with partitions, replication and retention.
 
-Faust declares its own changelog topic for the counting table; these are the topics
-of the product contract plus the internal keyed topic between ingest and counting.
+Faust declares the stages' changelog topics (their tables); these are the topics of
+the product contract plus the internal topics between the stages.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, n, {"retention.ms": keep}),
         TopicSpec(settings.keyed_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.incidents_topic, n, {"retention.ms": keep}),
+        TopicSpec(settings.zone_reports_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.zone_packs_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.alerts_topic, n, {"retention.ms": keep}),
     ]

@@ -1,1 +1,2 @@
-"""The Faust worker: topics, the ingest stage, the counting agent and their wiring."""
+"""The Faust worker: the ingest stage, the identity, zone and alert stages, and their
+wiring (`app.py`)."""

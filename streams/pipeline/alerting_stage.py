@@ -36,6 +36,7 @@ from streams.pipeline.alert_history import ResolvedHistory
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
+from streams.pipeline.zone_stage import RETRACT_PREFIX
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -292,8 +293,16 @@ class AlertStage:
         a step that fails part-way is retried as it is."""
         by_zone: dict[str, list[Incident]] = {}
         undecodable: list[tuple[int, int, bytes, str]] = []
+        retracted: dict[str, list[str]] = {}
         for r in records:
             for raw in unpack(r.value):
+                if raw.startswith(RETRACT_PREFIX):
+                    try:
+                        doc = json.loads(raw)
+                        retracted.setdefault(str(doc["zone"]), []).append(str(doc["incident_id"]))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        undecodable.append((r.partition, r.offset, raw, str(exc)))
+                    continue
                 try:
                     incident = Incident.model_validate_json(raw)
                 except ValueError as exc:  # not ours: someone else wrote to the topic
@@ -305,6 +314,11 @@ class AlertStage:
             await self.monitor.dead_letter_internal(
                 self.monitor.settings.zone_packs_topic, undecodable
             )
+        for zone, ids in retracted.items():
+            state = self.states.get(zone)
+            if state is not None:
+                for iid in ids:
+                    state.forget(iid)
         now = datetime.now(UTC)
         out: dict[str, list[AlertEvent]] = {}
         for zone, incidents in by_zone.items():
@@ -327,7 +341,7 @@ class AlertStage:
         applied: dict[int, int] = {}
         for r in records:
             applied[r.partition] = r.offset
-        await self._commit(by_zone, out, applied)
+        await self._commit({*by_zone, *(z for z in retracted if z in self.states)}, out, applied)
 
     async def _tick(self) -> None:
         if not self.ready.is_set():

@@ -1,17 +1,22 @@
-"""The worker: one Faust app wiring topics, the ingest stage, the counting agent,
-the tables and the HTTP API together. Logic lives in the pure modules it imports."""
+"""The worker, composed in one place: the Faust app, the ingest stage, the identity,
+zone and alert stages (each handed narrow `Ports`), the timers and the HTTP API.
+
+    ceasefire.reports --ingest--> ceasefire.reports.accepted (by report identity)
+      --identity stage (revisions)--> ceasefire.reports.by-zone (by zone)
+      --zone stage (incidents, tallies)--> ceasefire.incidents, ceasefire.incidents.by-zone
+      --alert stage--> ceasefire.alerts
+
+Logic lives in the pure modules the stages import."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
 
 from schemas.codes import RejectReason
 from schemas.validation import Rejection
@@ -21,20 +26,19 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka.faust_transport import app_class
-from streams.kafka.offsets import read_partitions
 from streams.kafka.topics import ensure_topics
-from streams.pipeline.counting import Decoded, TallyIndex, decode_packs, observe
 from streams.pipeline.dead_letters import dead_letter
+from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.lag import LagReport
-from streams.pipeline.packs import packs, send_each
-from streams.pipeline.progress import Record
+from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
-from streams.tallies.ledger import chunks, encode_entry, entry_key, entry_offset
+from streams.pipeline.zone_stage import ZoneStage
+from streams.record.linking import LinkRule
+from streams.store import faust_store
 
 log = logging.getLogger(__name__)
 
-LEDGER_TABLE = "tally-ledger"
 WINDOW_GAUGE_INTERVAL = 15.0
 LAG_INTERVAL = 5.0
 #: How often the stages look for input they were not handed (see progress.py).
@@ -67,7 +71,6 @@ class Monitor:
         #: Once ready, the worker is alive for good (liveness); `ready` may drop again.
         self.started = False
         self._ingest_ready = False
-        self._counting_ready = False
 
         s = settings
         s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
@@ -75,7 +78,7 @@ class Monitor:
             s.app_id,
             broker=s.broker_url(),
             broker_credentials=faust_credentials(s),
-            store="memory://",
+            store=faust_store.register(),  # our stages keep their own state
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
             topic_allow_declare=True,
@@ -97,39 +100,29 @@ class Monitor:
             datadir=str(s.data_dir),
             web_in_thread=False,
         )
-        self.keyed_topic = self.app.topic(
-            s.keyed_topic,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=s.partitions,
-        )
-        self.ledger = self.app.Table(
-            LEDGER_TABLE,
-            partitions=s.partitions,
-            key_type=bytes,  # bytes types give the raw codec: we encode entries ourselves
-            value_type=bytes,
-        )
         self._lag = LagReport()
-        self.index = TallyIndex(retention_seconds=s.retention_days * 86_400)
-        #: Set while the index matches the changelog of the owned partitions.
-        self.index_ready = asyncio.Event()
-        #: Held while a step is applied and while the index is recovered.
-        self._count_lock = asyncio.Lock()
-        self.counting_input = StageInput(s.keyed_topic, s, self._count_step, self._count_lock)
         self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+        ports = Ports(
+            settings=s,
+            app=self.app,
+            producer=self.ingest.started_producer,
+            partitions_of=self.ingest.partitions_of,
+            dead_letter=self.dead_letter_internal,
+            readiness_changed=self.update_ready,
+        )
+        self.identity = IdentityStage(ports)
+        self.zone = ZoneStage(
+            ports,
+            LinkRule(window_seconds=s.link_window_minutes * 60, distance_km=s.link_distance_km),
+        )
         from streams.pipeline.alerting_stage import AlertStage
 
         self.alerting = AlertStage(self)
 
-        self.ledger.on_recover(self._on_recovered)
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        self.app.agent(self.keyed_topic, name="count-incidents")(self._count)
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(TAIL_INTERVAL)(self._check_tails)
-        self.app.timer(3600.0)(self._forget_expired)
         self.app.service(_ingest_service(self))
 
         from streams.web.api import register_api
@@ -137,51 +130,10 @@ class Monitor:
         register_api(self)
 
     # -- lifecycle ------------------------------------------------------------------
-    def owned_partitions(self) -> set[int]:
-        return {
-            tp.partition
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic == self.settings.keyed_topic
-        }
-
     async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
-        self.index_ready.clear()
-        self.counting_input.clear()
+        self.identity.revoked()
+        self.zone.revoked()
         self.alerting.revoked()
-        self.update_ready()
-
-    async def _on_recovered(self) -> None:
-        """Rebuild the index from the changelog of the partitions this worker now owns.
-
-        We read the changelog ourselves, to the high watermark of fetch responses,
-        instead of trusting the table Faust recovered: Faust stops recovery at the
-        ListOffsets answer, which some brokers (Tansu) under-report.
-        """
-        async with self._count_lock:  # a step still being written lands before we read
-            await self._recover()
-
-    async def _recover(self) -> None:
-        started = time.monotonic()
-        owned = self.owned_partitions()
-        topic = self.ledger.changelog_topic.get_topic_name()
-        s = self.settings
-        records = await read_partitions(
-            s.bootstrap(), [TopicPartition(topic, p) for p in owned], **s.kafka_security()
-        )
-        read = self.index.rebuild({tp.partition: rs for tp, rs in records.items()})
-        applied: dict[int, int] = {}
-        for tp, rows in records.items():
-            for key, _ in rows:
-                offset = entry_offset(key.decode())
-                if offset is not None:
-                    applied[tp.partition] = max(applied.get(tp.partition, -1), offset)
-        self.counting_input.reset(owned, applied)
-        metrics.STATE_RECOVERY_SECONDS.set(time.monotonic() - started)
-        metrics.STATE_RECOVERED_ENTRIES.set(read)
-        metrics.PARTITIONS_OWNED.set(len(owned))
-        log.info("counting state recovered: %d entries for partitions %s", read, sorted(owned))
-        self.index_ready.set()
-        self._counting_ready = True
         self.update_ready()
 
     def _on_ingest_ready(self) -> None:
@@ -193,102 +145,41 @@ class Monitor:
         return {i.topic: set(i.stalled) for i in self._stage_inputs() if i.stalled}
 
     def update_ready(self) -> None:
-        """Ready: ingest runs, both stages hold the recovered state of the partitions
-        they own, and no partition is stalled. Cleared while partitions move."""
+        """Ready: ingest runs, every stage holds the recovered state of the partitions it
+        owns, and no partition is stalled. Cleared while partitions move."""
         self.ready = (
             self._ingest_ready
-            and self._counting_ready
-            and self.index_ready.is_set()
+            and self.identity.ready.is_set()
+            and self.zone.ready.is_set()
             and self.alerting.ready.is_set()
-            and not self.counting_input.stalled
-            and not self.alerting.input.stalled
+            and not any(i.stalled for i in self._stage_inputs())
         )
         if self.ready:
             self.started = True
         metrics.WORKER_READY.set(1 if self.ready else 0)
-
-    # -- the counting agent ---------------------------------------------------------------
-    async def _count(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
-        s = self.settings
-        async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            await self.index_ready.wait()
-            await self.counting_input.offer(
-                [Record(e.message.partition, e.message.offset, e.value) for e in events]
-            )
-
-    async def _count_step(self, records: Sequence[Record]) -> None:
-        """Count one step: publish its new incidents, then write its ledger entries, then
-        count them in the index. Nothing in memory changes until both are acknowledged,
-        so a failed step can be retried as it is, and a crash part-way replays it."""
-        s = self.settings
-        producer = await self.ingest.started_producer()
-        grouped, undecodable = decode_packs((r.partition, r.offset, r.value) for r in records)
-        if undecodable:
-            await self.dead_letter_internal(
-                s.keyed_topic, [(u.partition, u.offset, u.raw, u.error) for u in undecodable]
-            )
-        last_offset = {r.partition: r.offset for r in records}
-        published: list[tuple[bytes, bytes]] = []  # (zone, incident JSON)
-        entries: list[tuple[int, bytes, bytes]] = []  # (partition, key, ledger entry)
-        fresh: dict[int, list[Decoded]] = {}
-        duplicates = 0
-        for p, items in grouped.items():
-            part = self.index.partition(p)
-            keys: set[str] = set()
-            new = fresh[p] = []
-            for d in items:
-                key = d.counted.key
-                if key in keys or not part.is_new(key):
-                    duplicates += 1
-                    continue
-                keys.add(key)
-                new.append(d)
-                published.append((d.incident["zone"].encode(), d.raw))
-            for n, chunk in enumerate(chunks([d.counted for d in new])):
-                entry = entry_key(p, last_offset[p], n).encode()
-                entries.append((p, entry, encode_entry(chunk)))
-        if published:
-            # Incidents (for subscribers, and packed by zone for alerting) are acknowledged
-            # before the ledger records them as counted: a crash in between re-publishes
-            # them (at least once) rather than loses them.
-            incident_partitions = await self.ingest.partitions_of(s.incidents_topic)
-            zone_partitions = await self.ingest.partitions_of(s.zone_packs_topic)
-            await asyncio.gather(
-                *await send_each(producer, s.incidents_topic, published, incident_partitions),
-                *[
-                    await producer.send(s.zone_packs_topic, pack, partition=zp)
-                    for zp, pack in packs(published, zone_partitions)
-                ],
-            )
-            changelog = self.ledger.changelog_topic.get_topic_name()
-            await asyncio.gather(
-                *[
-                    await producer.send(changelog, value, key=entry, partition=p)
-                    for p, entry, value in entries
-                ]
-            )
-        now = time.time()
-        for p, new in fresh.items():
-            part = self.index.partition(p)
-            for d in new:
-                part.add(d.counted)
-                observe(d.incident, d.counted.occurred, d.received, now)
-        metrics.DUPLICATES.inc(duplicates)
+        metrics.PARTITIONS_OWNED.set(len(self.zone.owned))
 
     async def dead_letter_internal(
-        self, topic: str, records: Sequence[tuple[int, int, bytes, str]]
+        self,
+        topic: str,
+        records: Sequence[tuple[int, int, bytes, str]],
+        reason: str = RejectReason.INVALID_VALUE.value,
     ) -> None:
-        """Records of an internal topic (partition, offset, value, error) that are not
-        what this monitor writes there: to the dead-letter topic, never silently dropped."""
+        """Records of an internal topic (partition, offset, value, error) that a stage
+        cannot take: to the dead-letter topic with `reason`, never silently dropped.
+        `invalid_value`: not what this monitor writes there."""
         producer = await self.ingest.started_producer()
+        code = RejectReason(reason)
         sends = []
         for partition, offset, raw, error in records:
             log.error("dead-lettering a record at %s[%d]@%d: %s", topic, partition, offset, error)
-            metrics.REJECTED.labels(RejectReason.INVALID_VALUE.value).inc()
-            rejection = Rejection(
-                RejectReason.INVALID_VALUE,
-                f"not a record this monitor writes to its internal topic {topic}: {error}",
+            metrics.REJECTED.labels(code.value).inc()
+            message = (
+                f"not a record this monitor writes to its internal topic {topic}: {error}"
+                if code is RejectReason.INVALID_VALUE
+                else error
             )
+            rejection = Rejection(code, message)
             value = dead_letter(
                 raw,
                 rejection,
@@ -303,7 +194,7 @@ class Monitor:
 
     # -- timers ------------------------------------------------------------------------
     def _stage_inputs(self) -> list[StageInput]:
-        return [self.counting_input, self.alerting.input]
+        return [self.identity.input, self.zone.input, self.alerting.input]
 
     def _highwaters(self, topic: str) -> dict[int, int]:
         """Fetch high watermarks of the partitions of `topic` this worker owns."""
@@ -331,19 +222,19 @@ class Monitor:
         self._lag.publish(lag)
 
     async def _check_tails(self) -> None:
-        if self.index_ready.is_set():
-            await self.counting_input.check_tail(self._highwaters(self.settings.keyed_topic))
-        if self.alerting.ready.is_set():
-            await self.alerting.input.check_tail(self._highwaters(self.settings.zone_packs_topic))
+        for ready, stage_input in (
+            (self.identity.ready, self.identity.input),
+            (self.zone.ready, self.zone.input),
+            (self.alerting.ready, self.alerting.input),
+        ):
+            if ready.is_set():
+                await stage_input.check_tail(self._highwaters(stage_input.topic))
         self.update_ready()
 
     async def _refresh_window_gauges(self) -> None:
         from streams.web.fanout import refresh_window_gauges
 
         await refresh_window_gauges(self)
-
-    async def _forget_expired(self) -> None:
-        self.index.forget_expired(time.time())
 
 
 def _ingest_service(monitor: Monitor) -> type[faust.Service]:

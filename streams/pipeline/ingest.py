@@ -9,7 +9,7 @@ Stateless, so it runs as a plain aiokafka consumer group inside the worker rathe
 as a Faust agent: Faust's per-event machinery would double the cost of every report
 for no benefit here. Offsets are committed only after every record produced from a
 batch is acknowledged, so nothing is lost; a crash replays at most one batch, and the
-counting agent's de-duplication makes that replay harmless.
+identity stage's revision state makes that replay harmless.
 
 One record can never stall a partition: `route` turns whatever goes wrong with a
 single record (hostile input, a bug in classification or serialisation) into a

@@ -1,5 +1,5 @@
-"""Where reports are counted: de-duplication, event-time buckets and rolling-window queries.
+"""Where incidents are counted: event-time cells and rolling-window queries.
 
-Pure data structures; the Faust counting agent feeds them and persists their
-changes through a changelog-backed table (see `streams.pipeline.counting`).
+Pure data structures; the zone stage (`streams.pipeline.zone_stage`) feeds them every
+incident version it publishes.
 """

@@ -1,10 +1,15 @@
-"""Event-time tally state of one partition, and queries over several.
+"""Event-time tallies of incidents, and queries over several partitions.
 
-A report is counted once: `PartitionTally.add` ignores a key it has seen within
-retention. Counts live in hourly buckets by event time, so a report that arrives
-days late lands in the bucket of when it happened. A window query sums whole
-buckets from their totals and scans only the two edge buckets report by report,
-which makes answers exact to the second at any `as_of`.
+The zone stage feeds every published incident version to its partition's
+`IncidentTally`: an open version replaces the incident's previous contribution, a merged
+or withdrawn one takes it back. So a revised report moves its incident's counts, and a
+withdrawn one leaves them (issue 10).
+
+Counts live in hourly cells by the incident's event time (its earliest report). A window
+query sums whole hours from their cells and scans only the incidents of the two edge hours,
+which makes answers exact to the second at any `as_of`. In a row, `incidents` counts
+incidents and `reports` the current reports they hold; `killed` and `wounded` are each
+incident's figures (never summed across the reports of one event).
 """
 
 from __future__ import annotations
@@ -13,75 +18,71 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.tallies.counted import FIELD_INDEX, Cell, Counted
+from streams.record.incident import IncidentFields, IncidentRecord, Status
 from streams.tallies.windows import grouping, window_seconds
 
 BUCKET_SECONDS = 3600
 
 #: [incidents, reports, killed, wounded]
 Totals = list[int]
+#: (zone, party, category, verification)
+Cell = tuple[str, str, str, str]
 
-
-@dataclass(slots=True)
-class Bucket:
-    totals: dict[Cell, Totals] = field(default_factory=dict)
-    reports: list[Counted] = field(default_factory=list)
-
-    def add(self, c: Counted) -> None:
-        self.reports.append(c)
-        cell = (c.zone, c.party, c.category)
-        t = self.totals.get(cell)
-        if t is None:
-            self.totals[cell] = [1, 1, c.killed, c.wounded]
-        else:
-            t[0] += 1
-            t[1] += 1
-            t[2] += c.killed
-            t[3] += c.wounded
-
-
-@dataclass(slots=True)
-class PartitionTally:
-    """Counts of the reports of one partition of the keyed topic."""
-
-    #: report key -> event time, for de-duplication and for forgetting by retention
-    seen: dict[str, float] = field(default_factory=dict)
-    buckets: dict[int, Bucket] = field(default_factory=dict)
-
-    def is_new(self, key: str) -> bool:
-        return key not in self.seen
-
-    def add(self, c: Counted) -> bool:
-        """Count a report; False (and nothing counted) when its key was seen before."""
-        if c.key in self.seen:
-            return False
-        self.seen[c.key] = c.occurred
-        b = int(c.occurred // BUCKET_SECONDS)
-        bucket = self.buckets.get(b)
-        if bucket is None:
-            bucket = self.buckets[b] = Bucket()
-        bucket.add(c)
-        return True
-
-    def forget_before(self, cutoff: float) -> int:
-        """Drop reports that happened before `cutoff` (retention). Returns how many."""
-        old = [b for b in self.buckets if (b + 1) * BUCKET_SECONDS <= cutoff]
-        dropped = 0
-        for b in old:
-            for c in self.buckets.pop(b).reports:
-                self.seen.pop(c.key, None)
-                dropped += 1
-        return dropped
-
-    def __len__(self) -> int:
-        return len(self.seen)
-
+FIELD_INDEX = {"zone": 0, "party": 1, "category": 2, "verification": 3}
 
 Row = dict[str, str | int]
 
 
-def query(partitions: Iterable[PartitionTally], *, window: str, by: str, as_of: float) -> list[Row]:
-    """Rows of {<by keys>, incidents, reports, killed, wounded} for reports with
+def cell_of(f: IncidentFields) -> Cell:
+    return (f.zone, f.attribution, f.category.value, f.verification.value)
+
+
+@dataclass(slots=True)
+class IncidentTally:
+    """The open incidents of one partition, by hour of event time."""
+
+    open: dict[str, IncidentFields] = field(default_factory=dict)
+    hours: dict[int, dict[Cell, Totals]] = field(default_factory=dict)
+    members: dict[int, set[str]] = field(default_factory=dict)
+
+    def apply(self, record: IncidentRecord) -> None:
+        """An incident version as published: it replaces what the tally held of it."""
+        old = self.open.pop(record.incident_id, None)
+        if old is not None:
+            self._add(record.incident_id, old, -1)
+        if record.status is Status.OPEN:
+            self.open[record.incident_id] = record.fields
+            self._add(record.incident_id, record.fields, 1)
+
+    def _add(self, iid: str, f: IncidentFields, sign: int) -> None:
+        hour = int(f.occurred // BUCKET_SECONDS)
+        cells = self.hours.setdefault(hour, {})
+        cell = cell_of(f)
+        t = cells.get(cell)
+        if t is None:
+            t = cells[cell] = [0, 0, 0, 0]
+        t[0] += sign
+        t[1] += sign * len(f.reports)
+        t[2] += sign * f.killed
+        t[3] += sign * f.wounded
+        if not any(t):
+            del cells[cell]
+        ids = self.members.setdefault(hour, set())
+        if sign > 0:
+            ids.add(iid)
+        else:
+            ids.discard(iid)
+        if not cells:
+            del self.hours[hour]
+        if not ids:
+            del self.members[hour]
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+
+def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: float) -> list[Row]:
+    """Rows of {<by keys>, incidents, reports, killed, wounded} for the open incidents with
     occurred_at in (as_of - window, as_of], summed over `partitions`."""
     keys = grouping(by)
     end = as_of
@@ -91,26 +92,25 @@ def query(partitions: Iterable[PartitionTally], *, window: str, by: str, as_of: 
     picks = tuple(FIELD_INDEX[k] for k in keys)
     acc: dict[tuple[str, ...], Totals] = defaultdict(lambda: [0, 0, 0, 0])
     for part in partitions:
-        for b in range(first, last + 1):
-            bucket = part.buckets.get(b)
-            if bucket is None:
+        for hour in range(first, last + 1):
+            cells = part.hours.get(hour)
+            if cells is None:
                 continue
-            if b * BUCKET_SECONDS > start and (b + 1) * BUCKET_SECONDS <= end:
-                for cell, t in bucket.totals.items():
-                    # cell is (zone, party, category) == Counted fields 2..4
-                    row = acc[tuple(cell[i - 2] for i in picks)]
-                    row[0] += t[0]
-                    row[1] += t[1]
-                    row[2] += t[2]
-                    row[3] += t[3]
+            if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
+                for cell, t in cells.items():
+                    row = acc[tuple(cell[i] for i in picks)]
+                    for i in range(4):
+                        row[i] += t[i]
             else:
-                for c in bucket.reports:
-                    if start < c.occurred <= end:
-                        row = acc[tuple(str(c[i]) for i in picks)]
+                for iid in part.members.get(hour, ()):
+                    f = part.open[iid]
+                    if start < f.occurred <= end:
+                        cell = cell_of(f)
+                        row = acc[tuple(cell[i] for i in picks)]
                         row[0] += 1
-                        row[1] += 1
-                        row[2] += c.killed
-                        row[3] += c.wounded
+                        row[1] += len(f.reports)
+                        row[2] += f.killed
+                        row[3] += f.wounded
     return _rows(keys, acc)
 
 
@@ -136,4 +136,5 @@ def _rows(keys: tuple[str, ...], acc: dict[tuple[str, ...], Totals]) -> list[Row
             "wounded": t[3],
         }
         for group, t in sorted(acc.items())
+        if any(t)
     ]

@@ -6,11 +6,13 @@ from typing import Final
 
 WINDOWS: Final[dict[str, int]] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 
-#: Allowed `by` groupings, and the counted-report fields each one keeps.
+#: Allowed `by` groupings, and the incident fields each one keeps (`party` is the
+#: incident's attribution, which adds `contested` to the party codes).
 GROUPINGS: Final[dict[str, tuple[str, ...]]] = {
     "zone": ("zone",),
     "party": ("party",),
     "category": ("category",),
+    "verification": ("verification",),
     "zone,party": ("zone", "party"),
 }
 

@@ -36,21 +36,18 @@ class NotOwner(RuntimeError):
 def local_rows(
     monitor: Monitor, partitions: set[int], *, window: str, by: str, as_of: float
 ) -> list[Row]:
-    if not monitor.index_ready.is_set():  # between an assignment and its recovery
-        raise NotOwner("this worker is recovering the state of its partitions")
-    owned = monitor.owned_partitions()
-    missing = partitions - owned
+    zone = monitor.zone
+    held = zone.partitions_ready()  # empty between an assignment and its recovery
+    missing = partitions - held
     if missing:
-        raise NotOwner(f"partitions {sorted(missing)} are not owned by this worker")
-    return query(
-        (monitor.index.partition(p) for p in sorted(partitions)), window=window, by=by, as_of=as_of
-    )
+        raise NotOwner(f"partitions {sorted(missing)} are not held by this worker now")
+    return query((zone.tallies[p] for p in sorted(partitions)), window=window, by=by, as_of=as_of)
 
 
 def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
-    from streams.pipeline.app import LEDGER_TABLE
+    from streams.pipeline.zone_stage import TABLE
 
-    meta = monitor.app.router.table_metadata(LEDGER_TABLE)
+    meta = monitor.app.router.table_metadata(TABLE)
     owners: dict[str, set[int]] = {}
     for url, topics in meta.items():
         parts = {p for ps in topics.values() for p in ps}
@@ -109,7 +106,7 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
 async def refresh_window_gauges(monitor: Monitor) -> None:
     """`ceasefire_incidents_window` is exported by the owner of partition 0 only, for the
     whole cluster: exactly one series per (zone, party, window), none stale."""
-    if 0 not in monitor.owned_partitions():
+    if 0 not in monitor.zone.owned_partitions():
         metrics.INCIDENTS_WINDOW.clear()
         return
     now = time.time()

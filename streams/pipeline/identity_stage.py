@@ -1,0 +1,155 @@
+"""The identity stage: which version of each report counts (SPEC.md `revision`, `withdrawn`).
+
+Input: `ceasefire.reports.accepted`, keyed by report identity, so every version of a report
+meets in one partition. State: `streams/record/revisions.py::IdentityState` per partition,
+kept for good (a re-import of years of history never counts twice), in the changelog of
+the table `identity-state`.
+
+Per version: `new`, `revised`, `reinstated` go on to the zone stage as an upsert in the
+report's zone (and a remove in its former zone when it moved); `withdrawn` as a remove;
+`duplicate` and `stale` are counted; `conflict` is dead-lettered (`revision_conflict`).
+Forwarded messages are acknowledged before the identity entries are written: a crash in
+between forwards them again, which the zone stage absorbs (a version it holds changes
+nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.codes import RejectReason
+from streams import metrics
+from streams.pipeline.packs import packs, unpack
+from streams.pipeline.progress import Record
+from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.versions import BadDocument, remove_message, upsert_message, version_of
+from streams.record.model import ReportVersion
+from streams.record.revisions import IdentityState, Outcome
+from streams.store.changelog import Recovered
+
+log = logging.getLogger(__name__)
+
+TABLE = "identity-state"
+
+
+@dataclass(slots=True)
+class IdentityOutput:
+    #: (zone, message) for the zone stage, in order
+    forward: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: partition -> key -> value (the latest per key)
+    entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    dead: list[tuple[DeadRecord, str]] = field(default_factory=list)
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    #: accepted documents, for the per-report metrics: (doc, received epoch seconds)
+    accepted: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+
+
+class IdentityStage(Stage[IdentityOutput]):
+    def __init__(self, ports: Ports) -> None:
+        s = ports.settings
+        super().__init__(ports, topic=s.keyed_topic, table=TABLE, agent="apply-revisions")
+        self.states: dict[int, IdentityState] = {}
+
+    def restore(self, partitions: dict[int, Recovered]) -> None:
+        states: dict[int, IdentityState] = {}
+        for p, rec in partitions.items():
+            state = states[p] = IdentityState()
+            state.restore(rec.entries)
+        self.states = states
+
+    def identities(self) -> int:
+        return sum(len(s) for s in self.states.values())
+
+    def new_output(self) -> IdentityOutput:
+        return IdentityOutput()
+
+    def process(self, records: Sequence[Record], out: IdentityOutput) -> None:
+        for r in records:
+            state = self.states.get(r.partition)
+            if state is None:
+                continue  # not owned (a stale delivery): the owner applies it
+            for raw in unpack(r.value):
+                try:
+                    doc = json.loads(raw)
+                    if not isinstance(doc, dict):
+                        raise BadDocument("not a JSON object")
+                    version = version_of(doc)
+                except (BadDocument, ValueError) as exc:
+                    out.dead.append(((r.partition, r.offset, raw, str(exc)), "invalid_value"))
+                    continue
+                decision = state.apply(version)
+                out.outcomes[decision.outcome] += 1
+                if decision.entry is not None:
+                    key, value = decision.entry
+                    out.entries.setdefault(r.partition, {})[key] = value
+                if decision.outcome is Outcome.CONFLICT:
+                    message = (
+                        f"revision {version.revision} of ({version.source}, "
+                        f"{version.report_id}) was already applied with other content"
+                    )
+                    out.dead.append(
+                        ((r.partition, r.offset, raw, message), RejectReason.REVISION_CONFLICT)
+                    )
+                    continue
+                if not decision.outcome.changes_state:
+                    continue
+                before = decision.zone_before
+                if isinstance(version, ReportVersion):
+                    out.forward.append((version.zone.encode(), upsert_message(raw, version.digest)))
+                    if before is not None and before != version.zone:
+                        out.forward.append(
+                            (
+                                before.encode(),
+                                remove_message(version.source, version.report_id, version.revision),
+                            )
+                        )
+                    received = doc.get("received_at")
+                    if decision.outcome is Outcome.NEW and isinstance(received, str):
+                        out.accepted.append((doc, datetime.fromisoformat(received).timestamp()))
+                elif before is not None:  # a withdrawal of a live report
+                    out.forward.append(
+                        (
+                            before.encode(),
+                            remove_message(version.source, version.report_id, version.revision),
+                        )
+                    )
+
+    async def commit(self, out: IdentityOutput, applied: dict[int, int]) -> None:
+        ports = self.ports
+        s = ports.settings
+        for reason in {reason for _, reason in out.dead}:
+            await ports.dead_letter(
+                s.keyed_topic, [d for d, r in out.dead if r == reason], str(reason)
+            )
+        out.dead.clear()  # dead-lettered: a retry must not send them twice
+        if out.forward:
+            producer = await ports.producer()
+            zone_partitions = await ports.partitions_of(s.zone_reports_topic)
+            await asyncio.gather(
+                *[
+                    await producer.send(s.zone_reports_topic, pack, partition=zp)
+                    for zp, pack in packs(out.forward, zone_partitions)
+                ]
+            )
+        await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
+
+    def committed(self, out: IdentityOutput) -> None:
+        now = time.time()
+        for outcome, n in out.outcomes.items():
+            metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
+        metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
+        for doc, received in out.accepted:
+            source_type = str(doc["source_type"])
+            metrics.REPORTS.labels(source_type).inc()
+            metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
+            occurred = datetime.fromisoformat(doc["occurred_at"]).timestamp()
+            metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
+            metrics.LAST_REPORT_TIMESTAMP.labels(source_type).set(received)

@@ -1,0 +1,168 @@
+"""What every stateful stage shares: ownership, recovery, ordered input, the write path.
+
+A stage is a Faust agent over one internal topic with state in one changelog
+(`streams/store/changelog.py`). This base class owns the lifecycle, so that the stages
+hold only their logic:
+
+- on assignment (the Faust table's recovery callback) it reads the changelog of the owned
+  partitions to its exact end and hands each partition's entries to `restore`; then it
+  applies input in offset order from where the changelog says (`StageInput`);
+- each step runs `process` (over the stage's memory, filling an output) and then
+  `commit` (publish, then write the changelog and the applied offsets). If `commit` fails
+  the step is retried with the output kept: the in-memory state already holds the step,
+  so only the commit is repeated (a recovery, which rebuilds memory, drops the output);
+- readiness: unset from revocation until the recovery of the new assignment is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from streams import metrics
+from streams.config import Settings
+from streams.pipeline.progress import Record
+from streams.pipeline.stage_input import StageInput
+from streams.store import faust_store
+from streams.store.changelog import ChangelogStore, Recovered
+
+log = logging.getLogger(__name__)
+
+#: (partition, offset, value, error) of internal records that cannot be processed.
+DeadRecord = tuple[int, int, bytes, str]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What a stage may use of the worker: nothing else."""
+
+    settings: Settings
+    app: faust.App
+    producer: Callable[[], Awaitable[AIOKafkaProducer]]
+    partitions_of: Callable[[str], Awaitable[list[int]]]
+    #: (topic, records, reason code) -> records on the dead-letter topic
+    dead_letter: Callable[[str, Sequence[DeadRecord], str], Awaitable[None]]
+    readiness_changed: Callable[[], None]
+
+
+OutT = TypeVar("OutT")
+
+
+class Stage(Generic[OutT]):
+    """Subclasses give `restore`, `new_output`, `process`, `commit`, `committed`."""
+
+    #: Partitions of the input topic whose state this worker holds now.
+    owned: set[int]
+
+    def __init__(self, ports: Ports, *, topic: str, table: str, agent: str) -> None:
+        self.ports = ports
+        s = ports.settings
+        app = ports.app
+        self.topic_name = topic
+        self.topic = app.topic(
+            topic,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=s.partitions,
+        )
+        self.table = app.Table(
+            table,
+            partitions=s.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            store=faust_store.register(),
+        )
+        self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
+        self.lock = asyncio.Lock()
+        self.input = StageInput(topic, s, self._apply, self.lock)
+        self.ready = asyncio.Event()
+        self.owned = set()
+        self._pending: OutT | None = None
+        self.table.on_recover(self._on_recovered)
+        app.agent(self.topic, name=agent)(self._agent)
+
+    # -- to give ---------------------------------------------------------------------
+    def restore(self, partitions: dict[int, Recovered]) -> None:
+        raise NotImplementedError
+
+    def new_output(self) -> OutT:
+        raise NotImplementedError
+
+    def process(self, records: Sequence[Record], out: OutT) -> None:
+        """Apply records to the in-memory state, adding what to publish and write to
+        `out`. Must not raise on a bad record: it dead-letters it through `out`."""
+        raise NotImplementedError
+
+    async def commit(self, out: OutT, applied: dict[int, int]) -> None:
+        """Publish, then write the changelog entries and `applied` (awaited)."""
+        raise NotImplementedError
+
+    def committed(self, out: OutT) -> None:
+        """After a successful commit: metrics and query views."""
+
+    # -- lifecycle -------------------------------------------------------------------
+    def owned_partitions(self) -> set[int]:
+        return {
+            tp.partition
+            for tp in self.ports.app.assignor.assigned_actives()
+            if tp.topic == self.topic_name
+        }
+
+    def revoked(self) -> None:
+        self.ready.clear()
+        self.input.clear()
+        self.ports.readiness_changed()
+
+    async def _on_recovered(self) -> None:
+        async with self.lock:  # a step still being written lands before we read
+            started = time.monotonic()
+            owned = self.owned_partitions()
+            recovered = await self.store.recover(owned)
+            self._pending = None
+            self.owned = owned
+            self.restore(recovered)
+            self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
+            elapsed = time.monotonic() - started
+            read = sum(r.read for r in recovered.values())
+            metrics.STATE_RECOVERY_SECONDS.labels(self.topic_name).set(elapsed)
+            metrics.STATE_RECOVERED_ENTRIES.labels(self.topic_name).set(read)
+            log.info(
+                "%s: state of partitions %s recovered from %d changelog records in %.2fs",
+                self.topic_name,
+                sorted(owned),
+                read,
+                elapsed,
+            )
+        self.ready.set()
+        self.ports.readiness_changed()
+
+    async def _agent(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
+        s = self.ports.settings
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            await self.ready.wait()
+            await self.input.offer(
+                [Record(e.message.partition, e.message.offset, e.value) for e in events]
+            )
+
+    async def _apply(self, records: Sequence[Record]) -> None:
+        """Called by `self.input` under the lock, again with the same records until it
+        succeeds: a retry commits what the first attempt processed."""
+        if self._pending is None:
+            out = self.new_output()
+            self.process(records, out)
+            self._pending = out
+        applied: dict[int, int] = {}
+        for r in records:
+            applied[r.partition] = r.offset
+        await self.commit(self._pending, applied)
+        done, self._pending = self._pending, None
+        self.committed(done)

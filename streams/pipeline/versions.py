@@ -1,0 +1,110 @@
+"""Between the stages: classified documents as record versions, and the messages the
+identity stage sends the zone stage. Pure.
+
+The keyed topic carries classified documents (`schemas/incident.py`: `Incident` for a
+report, `ReportWithdrawal` for a withdrawal). The identity stage reads them as `Version`s
+of the record; what it accepts goes to the zone of the report as one line of
+`ceasefire.reports.by-zone`:
+
+    {"op":"upsert","digest":"<hex>","doc":<the classified document as it was>}
+    {"op":"remove","source":..,"report_id":..,"revision":..}
+
+The document travels as it was, so the zone stage can say what it holds (place, target,
+raw names) in alerts without a second copy of the report in state.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from schemas.codes import Category, SourceType
+from streams.record.model import (
+    LocationPrecision,
+    ReportVersion,
+    TimePrecision,
+    Version,
+    Withdrawal,
+    content_digest,
+)
+
+#: Fields of a classified document that are not the report's content: a re-send differs
+#: in them (arrival time; `reported_at` defaults to it; derived ids).
+_NOT_CONTENT = frozenset(
+    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn"}
+)
+
+
+class BadDocument(ValueError):
+    """A keyed-topic document this monitor did not write."""
+
+
+def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
+    """The record version a classified document stands for. Raises BadDocument."""
+    try:
+        if doc.get("kind") == "withdrawal":
+            return Withdrawal(str(doc["source"]), str(doc["report_id"]), int(doc["revision"]))
+        content = {k: v for k, v in doc.items() if k not in _NOT_CONTENT}
+        return ReportVersion(
+            source=str(doc["source"]),
+            report_id=str(doc["report_id"]),
+            revision=int(doc.get("revision", 0)),
+            source_type=SourceType(doc["source_type"]),
+            occurred=datetime.fromisoformat(doc["occurred_at"]).timestamp(),
+            zone=str(doc["zone"]),
+            lat=float(doc["lat"]),
+            lon=float(doc["lon"]),
+            category=Category(doc["category"]),
+            perpetrator=str(doc["perpetrator"]),
+            claimant=doc.get("claimant"),
+            killed=int(doc.get("killed", 0)),
+            wounded=int(doc.get("wounded", 0)),
+            time_precision=TimePrecision(doc.get("time_precision", "exact")),
+            location_precision=LocationPrecision(doc.get("location_precision", "point")),
+            digest=digest if digest is not None else content_digest(content),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadDocument(f"not a classified report or withdrawal: {exc!r}") from None
+
+
+def upsert_message(doc_raw: bytes, digest: bytes) -> bytes:
+    return b'{"op":"upsert","digest":"' + digest.hex().encode() + b'","doc":' + doc_raw + b"}"
+
+
+def remove_message(source: str, report_id: str, revision: int) -> bytes:
+    return json.dumps(
+        {"op": "remove", "source": source, "report_id": report_id, "revision": revision},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+
+
+class Upsert(NamedTuple):
+    version: ReportVersion
+    doc: dict[str, Any]
+
+
+class Remove(NamedTuple):
+    source: str
+    report_id: str
+    revision: int
+
+
+def read_message(raw: bytes) -> Upsert | Remove:
+    """A line of `ceasefire.reports.by-zone`. Raises BadDocument."""
+    try:
+        msg = json.loads(raw)
+        if msg["op"] == "remove":
+            return Remove(str(msg["source"]), str(msg["report_id"]), int(msg["revision"]))
+        if msg["op"] == "upsert":
+            doc = msg["doc"]
+            version = version_of(doc, bytes.fromhex(msg["digest"]))
+            if not isinstance(version, ReportVersion):
+                raise BadDocument("an upsert of a withdrawal")
+            return Upsert(version, doc)
+        raise BadDocument(f"unknown op {msg['op']!r}")
+    except BadDocument:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadDocument(f"not a message of the zone stage: {exc!r}") from None

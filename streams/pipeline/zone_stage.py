@@ -1,0 +1,207 @@
+"""The zone stage: reports linked into incidents, tallied, published (SPEC.md "Incidents").
+
+Input: `ceasefire.reports.by-zone`, the upserts and removes of the identity stage routed
+by zone, so all of a zone's reports meet in one partition. State:
+`streams/record/book.py::IncidentBook` per partition in the changelog of the table
+`incident-book` (entries per changed report and incident version: it grows with what
+changed).
+
+Every step publishes each changed incident's latest version to `ceasefire.incidents`
+(keyed by incident id) and, for the alert stage, the report that opened or joined an open
+incident as that incident (`ceasefire.incidents.by-zone`, packed per zone partition); then
+writes its entries. A crash in between publishes again (subscribers keep the highest
+`version` of an incident id). The partition's `IncidentTally` answers the tallies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.codes import Party
+from streams import metrics
+from streams.pipeline.packs import packs, send_each, unpack
+from streams.pipeline.progress import Record
+from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.versions import BadDocument, Upsert, read_message
+from streams.record.book import IncidentBook
+from streams.record.incident import IncidentRecord, Status
+from streams.record.linking import LinkRule
+from streams.store.changelog import Recovered
+from streams.tallies.state import IncidentTally
+
+log = logging.getLogger(__name__)
+
+TABLE = "incident-book"
+_PARTIES = frozenset(p.value for p in Party)
+
+
+@dataclass(slots=True)
+class ZoneOutput:
+    #: incident id -> its latest version in this step (insertion order: publish order)
+    incidents: dict[str, IncidentRecord] = field(default_factory=dict)
+    #: partition of each incident (for the tally)
+    partition_of: dict[str, int] = field(default_factory=dict)
+    #: classified documents of the reports upserted in this step, by identity
+    docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    dead: list[DeadRecord] = field(default_factory=list)
+
+
+def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
+    """The report that opened or joined `record`, as the incident: the rule engine counts
+    incident ids once, and words its summary from the report (place, source, target)."""
+    f = record.fields
+    return json.dumps(
+        {
+            **doc,
+            "incident_id": record.incident_id,
+            "category": f.category.value,
+            "severity": f.severity.value,
+            "verification": f.verification.value,
+            # `contested` is no party a rule can name
+            "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
+            "killed": f.killed,
+            "wounded": f.wounded,
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+#: How a retraction starts (the alert stage tells it from an incident by it).
+RETRACT_PREFIX = b'{"kind": "retract"'
+
+
+def retraction(record: IncidentRecord) -> bytes:
+    """An incident id that no longer heads an incident: its counts leave the alert state."""
+    raw = json.dumps(
+        {"kind": "retract", "incident_id": record.incident_id, "zone": record.fields.zone}
+    ).encode()
+    assert raw.startswith(RETRACT_PREFIX)
+    return raw
+
+
+def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
+    """What the alert stage hears of a step, from the step's final incident versions (an
+    id that opened and was merged within the step never reaches it): each open incident
+    that took a report in this step, as that report; each merged or withdrawn id, as a
+    retraction."""
+    inputs: list[tuple[bytes, bytes]] = []
+    for incident in out.incidents.values():
+        zone = incident.fields.zone.encode()
+        if incident.status is not Status.OPEN:
+            inputs.append((zone, retraction(incident)))
+            continue
+        doc = next(
+            (d for s, rid, _ in incident.fields.reports if (d := out.docs.get((s, rid)))),
+            None,
+        )
+        if doc is not None:
+            inputs.append((zone, alert_input(doc, incident)))
+    return inputs
+
+
+class ZoneStage(Stage[ZoneOutput]):
+    def __init__(self, ports: Ports, rule: LinkRule) -> None:
+        s = ports.settings
+        super().__init__(ports, topic=s.zone_reports_topic, table=TABLE, agent="link-incidents")
+        self.rule = rule
+        self.books: dict[int, IncidentBook] = {}
+        self.tallies: dict[int, IncidentTally] = {}
+
+    def restore(self, partitions: dict[int, Recovered]) -> None:
+        books: dict[int, IncidentBook] = {}
+        tallies: dict[int, IncidentTally] = {}
+        for p, rec in partitions.items():
+            book = books[p] = IncidentBook(self.rule)
+            book.restore(rec.entries)
+            tally = tallies[p] = IncidentTally()
+            for incident in book.incidents():
+                tally.apply(incident)
+        self.books, self.tallies = books, tallies
+
+    def new_output(self) -> ZoneOutput:
+        return ZoneOutput()
+
+    def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
+        for r in records:
+            book = self.books.get(r.partition)
+            if book is None:
+                continue  # not owned (a stale delivery): the owner applies it
+            for raw in unpack(r.value):
+                try:
+                    msg = read_message(raw)
+                except BadDocument as exc:
+                    out.dead.append((r.partition, r.offset, raw, str(exc)))
+                    continue
+                if isinstance(msg, Upsert):
+                    change = book.upsert(msg.version)
+                else:
+                    change = book.remove(msg.source, msg.report_id, msg.revision)
+                if isinstance(msg, Upsert):
+                    out.docs[msg.version.ident] = msg.doc
+                for incident in change.incidents:
+                    out.incidents.pop(incident.incident_id, None)
+                    out.incidents[incident.incident_id] = incident
+                    out.partition_of[incident.incident_id] = r.partition
+                entries = out.entries.setdefault(r.partition, {})
+                for key, value in change.entries:
+                    entries[key] = value
+
+    async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
+        ports = self.ports
+        s = ports.settings
+        if out.dead:
+            await ports.dead_letter(s.zone_reports_topic, out.dead, "invalid_value")
+            out.dead = []
+        producer = await ports.producer()
+        sends = []
+        if out.incidents:
+            documents = [
+                (i.incident_id.encode(), json.dumps(i.document()).encode())
+                for i in out.incidents.values()
+            ]
+            sends.extend(
+                await send_each(
+                    producer,
+                    s.incidents_topic,
+                    documents,
+                    await ports.partitions_of(s.incidents_topic),
+                )
+            )
+        alert_inputs = alert_inputs_of(out)
+        if alert_inputs:
+            alert_partitions = await ports.partitions_of(s.zone_packs_topic)
+            for zp, pack in packs(alert_inputs, alert_partitions):
+                sends.append(await producer.send(s.zone_packs_topic, pack, partition=zp))
+        await asyncio.gather(*sends)
+        await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
+
+    def committed(self, out: ZoneOutput) -> None:
+        for iid, incident in out.incidents.items():
+            tally = self.tallies.get(out.partition_of[iid])
+            if tally is None:
+                continue
+            before = tally.open.get(iid)
+            tally.apply(incident)
+            f = incident.fields
+            if incident.status is not Status.OPEN:
+                continue
+            if before is None and incident.version == 1:
+                metrics.INCIDENTS.labels(
+                    f.zone, f.attribution, f.category.value, f.severity.value
+                ).inc()
+            # counters only grow: they count rises in an incident's figures
+            killed = f.killed - (before.killed if before is not None else 0)
+            wounded = f.wounded - (before.wounded if before is not None else 0)
+            if killed > 0:
+                metrics.CASUALTIES.labels(f.zone, f.attribution, "killed").inc(killed)
+            if wounded > 0:
+                metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
+
+    def partitions_ready(self) -> set[int]:
+        return set(self.tallies) if self.ready.is_set() else set()

@@ -1,0 +1,1 @@
+"""Changelog-backed state: one write path, one exact-end recovery (`changelog.py`)."""
