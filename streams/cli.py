@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from streams.config import Settings
+from streams.tallies.windows import GROUPINGS
 
 console = Console(stderr=True)
 out = Console()
@@ -407,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("tallies", cmd_tallies, "print current tallies as a table")
     p.add_argument("--window", default="24h", choices=["1h", "24h", "7d", "30d"])
-    p.add_argument("--by", default="zone", choices=["zone", "party", "category", "zone,party"])
+    p.add_argument("--by", default="zone", choices=list(GROUPINGS))
     p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

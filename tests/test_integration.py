@@ -344,21 +344,28 @@ def test_junk_on_internal_topics_is_dead_lettered_and_counting_goes_on(
         good = json.dumps(report(1, "shusha")).encode()
         partial = json.dumps({"source": "x", "report_id": "y"}).encode()
         produce(broker.bootstrap, "ceasefire.reports.accepted", [b"{not json", partial])
+        produce(broker.bootstrap, "ceasefire.reports.by-zone", [b'{"op": "upsert"}'])
         produce(broker.bootstrap, "ceasefire.incidents.by-zone", [b"[1, 2]"])
         produce(broker.bootstrap, "ceasefire.reports", [good])
         wait_for(lambda: worker.metric("ceasefire_reports_total") == 1, timeout=30, what="count")
         dead = [
             json.loads(r.value)
-            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=3)
+            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=4)
         ]
         assert Counter(d["source_topic"] for d in dead) == {
             "ceasefire.reports.accepted": 2,
+            "ceasefire.reports.by-zone": 1,
             "ceasefire.incidents.by-zone": 1,
         }
         assert {d["reason"] for d in dead} == {"invalid_value"}
         assert any("missing" in d["message"] for d in dead)
-        assert {d["original_text"] for d in dead} == {"{not json", partial.decode(), "[1, 2]"}
-        assert worker.metric("ceasefire_reports_rejected_total", {"reason": "invalid_value"}) == 3
+        assert {d["original_text"] for d in dead} == {
+            "{not json",
+            partial.decode(),
+            '{"op": "upsert"}',
+            "[1, 2]",
+        }
+        assert worker.metric("ceasefire_reports_rejected_total", {"reason": "invalid_value"}) == 4
         rows = as_table(worker.tallies("24h", "zone"))
         assert rows is not None and rows["shusha"]["reports"] == 1
     finally:

@@ -64,7 +64,9 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             location_precision=LocationPrecision(doc.get("location_precision", "point")),
             digest=digest if digest is not None else content_digest(content),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"not a classified report or withdrawal: {exc!r}") from None
 
 
@@ -106,5 +108,7 @@ def read_message(raw: bytes) -> Upsert | Remove:
         raise BadDocument(f"unknown op {msg['op']!r}")
     except BadDocument:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        raise BadDocument(f"not a message of the zone stage: missing {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"not a message of the zone stage: {exc!r}") from None

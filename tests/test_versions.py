@@ -1,0 +1,80 @@
+"""Classified documents as record versions, and the messages between the stages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.report import Report
+from schemas.validation import validate_report
+from streams.classify.classifier import Classifier
+from streams.classify.gazetteer import Gazetteer
+from streams.classify.zones import ZoneCatalogue
+from streams.pipeline.versions import (
+    BadDocument,
+    Remove,
+    Upsert,
+    read_message,
+    remove_message,
+    upsert_message,
+    version_of,
+)
+from streams.record.model import ReportVersion, Withdrawal
+
+pytestmark = pytest.mark.timeout(30)
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+CLASSIFIER = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+
+
+def classified(**changes: object) -> dict[str, object]:
+    doc = {
+        "report_id": "r1",
+        "source": "pkf-op-1",
+        "source_type": "observation_post",
+        "occurred_at": "2026-03-01T11:00:00+00:00",
+        "location": {"place": "Shusha"},
+        "category": "small_arms_fire",
+        "claimant": "AZ MoD",
+    } | changes
+    report = validate_report(json.dumps(doc).encode(), now=NOW)
+    assert isinstance(report, Report), report
+    out: dict[str, object] = json.loads(CLASSIFIER.document(report, NOW).model_dump_json())
+    return out
+
+
+def test_a_resend_has_the_same_digest_and_a_change_another() -> None:
+    first = version_of(classified())
+    assert isinstance(first, ReportVersion)
+    assert first.zone == "shusha" and first.claimant == "az"
+    again = classified() | {"received_at": "2026-03-01T11:59:00+00:00"}  # later arrival
+    assert version_of(again).digest == first.digest
+    assert version_of(classified(casualties={"killed": 1})).digest != first.digest
+    assert version_of(classified(revision=2)).digest == first.digest  # revision is no content
+
+
+def test_a_withdrawal_document_is_a_withdrawal() -> None:
+    doc = {"kind": "withdrawal", "source": "s", "report_id": "r", "revision": 3}
+    assert version_of(doc) == Withdrawal("s", "r", 3)
+
+
+def test_messages_round_trip_and_junk_is_named() -> None:
+    doc = classified()
+    version = version_of(doc)
+    assert isinstance(version, ReportVersion)
+    msg = read_message(upsert_message(json.dumps(doc).encode(), version.digest))
+    assert isinstance(msg, Upsert) and msg.version == version and msg.doc == doc
+    assert read_message(remove_message("s", "r", 4)) == Remove("s", "r", 4)
+    for junk, words in (
+        (b"{}", "missing 'op'"),
+        (b'{"op": "upsert"}', "missing 'doc'"),
+        (b'{"op": "shout"}', "unknown op"),
+        (b"[1]", "not a message"),
+        (b"{not json", "not a message"),
+    ):
+        with pytest.raises(BadDocument, match=words):
+            read_message(junk)
+    with pytest.raises(BadDocument, match="missing 'zone'"):
+        version_of({k: v for k, v in doc.items() if k != "zone"})
