@@ -193,12 +193,31 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- tallies -------------------------------------------------------------------------
-def cmd_tallies(args: argparse.Namespace) -> int:
+# -- tallies, incidents -----------------------------------------------------------------
+def api_get(base: str, path: str, params: dict[str, str]) -> Any:
+    """GET a worker's API, JSON back; an answer other than 200, or no worker, is a
+    CliError (one line)."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    full = f"{base.rstrip('/')}{path}{query}"
+    try:
+        with urllib.request.urlopen(full, timeout=30) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            message = json.loads(body)["error"]
+        except (ValueError, LookupError, TypeError):
+            message = body
+        raise CliError(f"{full}: {exc.code} {message}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up?") from exc
+
+
+def cmd_tallies(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     settings = settings_from(args)
@@ -206,14 +225,7 @@ def cmd_tallies(args: argparse.Namespace) -> int:
     params = {"window": args.window, "by": args.by}
     if args.as_of:
         params["as_of"] = args.as_of
-    full = f"{url.rstrip('/')}/api/v1/tallies?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(full, timeout=10) as resp:
-            body = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        raise CliError(f"{full}: {exc.code} {exc.read().decode(errors='replace')}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise CliError(f"no monitor API at {url} ({exc}); is `ceasefire-monitor run` up?") from exc
+    body = api_get(url, "/api/v1/tallies", params)
     if args.json:
         out.print_json(json.dumps(body))
         return 0
@@ -232,6 +244,158 @@ def cmd_tallies(args: argparse.Namespace) -> int:
         out.print(f"No incidents in the {body['window']} window ending {body['as_of']}.")
     else:
         out.print(table)
+    return 0
+
+
+#: Incidents asked for per page with --all (the API's most).
+ALL_PAGE = 1000
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    url = args.url or settings.web_url()
+    if args.id is not None:
+        if args.csv or args.all:
+            raise CliError("--id shows one incident: as a table, or with --json")
+        return _show_incident(url, args.id, as_json=args.json)
+    params = {
+        name: value
+        for name, value in (
+            ("zone", args.zone),
+            ("attribution", args.attribution),
+            ("category", args.category),
+            ("verification", args.verification),
+            ("from", args.from_),
+            ("to", args.to),
+        )
+        if value
+    }
+    limit = args.limit if args.limit is not None else (ALL_PAGE if args.all else None)
+    if limit is not None:
+        params["limit"] = str(limit)
+    incidents: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        body = api_get(
+            url, "/api/v1/incidents", {**params, **({"cursor": cursor} if cursor else {})}
+        )
+        incidents.extend(body["incidents"])
+        cursor = body["next_cursor"]
+        if cursor is None or not args.all:
+            break
+    if args.json:
+        print(json.dumps({"incidents": incidents, "next_cursor": cursor}, ensure_ascii=False))
+        return 0
+    if args.csv:
+        from streams.web.incidents import to_csv
+
+        sys.stdout.write(to_csv(incidents))
+        return 0
+    _print_incidents(incidents, more=cursor is not None)
+    return 0
+
+
+def _wide() -> Console:
+    """The table console: as wide as the terminal, or wide enough when piped."""
+    return out if out.is_terminal else Console(width=200)
+
+
+def _when(iso: str) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_incidents(incidents: list[dict[str, Any]], *, more: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not incidents:
+        out.print("No open incidents match.")
+        return
+    table = Table(title=f"Open incidents, newest first ({len(incidents)})")
+    for col in ("occurred (UTC)", "zone", "category", "severity", "verification"):
+        table.add_column(col)
+    table.add_column("attribution")
+    for col in ("killed", "wounded", "reports"):
+        table.add_column(col, justify="right")
+    table.add_column("claims")
+    table.add_column("incident_id", no_wrap=True)
+    for i in incidents:
+        claims = ", ".join(f"{c}\u2192{a}" for c, a in sorted(i["claims"].items()))
+        table.add_row(
+            _when(i["occurred_at"]),
+            Text(i["zone"]),
+            i["category"],
+            Text(i["severity"], style=SEVERITY_STYLE.get(i["severity"], "")),
+            i["verification"],
+            i["attribution"],
+            str(i["killed"]),
+            str(i["wounded"]),
+            str(len(i["reports"])),
+            claims,
+            i["incident_id"],
+        )
+    _wide().print(table)
+    if more:
+        out.print("More incidents match: --all for every page, or a larger --limit.")
+
+
+def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    i = api_get(url, f"/api/v1/incidents/{incident_id}", {})
+    if as_json:
+        print(json.dumps(i, ensure_ascii=False))
+        return 0
+    console = _wide()
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    claims = ", ".join(f"{c} accuses {a}" for c, a in sorted(i["claims"].items())) or "none"
+    for name, value in (
+        ("incident", i["incident_id"]),
+        ("version", str(i["version"])),
+        ("occurred", f"{_when(i['occurred_at'])} UTC"),
+        ("zone", i["zone"]),
+        ("category", i["category"]),
+        ("severity", i["severity"]),
+        ("verification", i["verification"]),
+        ("attribution", i["attribution"]),
+        ("claims", claims),
+        ("killed, wounded", f"{i['killed']}, {i['wounded']}"),
+    ):
+        head.add_row(name, Text(value))
+    console.print(head)
+    table = Table(title=f"{len(i['reports'])} reports")
+    for col in ("source", "report_id", "rev", "source_type", "occurred (UTC)", "category"):
+        table.add_column(col)
+    for col in ("perpetrator", "claimant"):
+        table.add_column(col)
+    for col in ("killed", "wounded"):
+        table.add_column(col, justify="right")
+    table.add_column("verification")
+    table.add_column("lat, lon")
+    for r in i["reports"]:
+        if "source_type" not in r:  # the worker no longer holds its details
+            table.add_row(Text(r["source"]), Text(r["report_id"]), str(r["revision"]))
+            continue
+        table.add_row(
+            Text(r["source"]),
+            Text(r["report_id"]),
+            str(r["revision"]),
+            r["source_type"],
+            _when(r["occurred_at"]),
+            r["category"],
+            r["perpetrator"],
+            r["claimant"] or "",
+            str(r["killed"]),
+            str(r["wounded"]),
+            r["verification"],
+            f"{r['lat']:.4f}, {r['lon']:.4f}",
+        )
+    console.print(table)
     return 0
 
 
@@ -412,6 +576,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = command("incidents", cmd_incidents, "list open incidents, newest first, or show one")
+    p.add_argument("--zone", help="zone code(s), comma-separated")
+    p.add_argument("--attribution", help="party code(s) or contested, comma-separated")
+    p.add_argument("--category", help="category code(s), comma-separated")
+    p.add_argument("--verification", help="observed, reported, alleged (comma-separated)")
+    p.add_argument("--from", dest="from_", metavar="T", help="RFC 3339; occurred at or after")
+    p.add_argument("--to", metavar="T", help="RFC 3339; occurred before")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help=f"incidents per page (default 100; {ALL_PAGE} with --all; at most 1000)",
+    )
+    p.add_argument("--all", action="store_true", help="follow every page")
+    p.add_argument("--id", help="show one incident with its reports")
+    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    shape.add_argument("--csv", action="store_true", help="print CSV (the API's columns)")
 
     p = command("simulate", cmd_simulate, "send a realistic synthetic report stream")
     p.add_argument("--rate", type=float, default=20.0, help="reports per second")

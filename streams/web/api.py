@@ -24,7 +24,18 @@ from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.windows import QueryError, grouping, window_seconds
 from streams.web import listen
-from streams.web.fanout import Incomplete, NotOwner, cluster_alerts, cluster_rows, local_rows
+from streams.web.fanout import (
+    Incomplete,
+    NotOwner,
+    cluster_alerts,
+    cluster_incident,
+    cluster_incidents,
+    cluster_rows,
+    local_incident,
+    local_incidents,
+    local_rows,
+)
+from streams.web.incidents import is_incident_id, parse_query, to_csv, wants_csv
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
 
 if TYPE_CHECKING:
@@ -46,6 +57,8 @@ DEAD_LETTER_ERRORS = 100
 AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
+#: What a peer adds to a query for the partitions it asks this worker for.
+_PEER_PARAMETERS = ("scope", "partitions")
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -292,6 +305,8 @@ class Api:
                 web.get("/api/v1/zones", self.zones),
                 web.get("/api/v1/tallies", self.tallies),
                 web.get("/api/v1/alerts", self.alerts),
+                web.get("/api/v1/incidents", self.incidents),
+                web.get("/api/v1/incidents/{incident_id}", self.incident),
             ]
         )
 
@@ -375,6 +390,83 @@ class Api:
         except Incomplete as exc:
             return error(503, f"alerts are not complete right now, retry: {exc}")
         return web.json_response({"status": status, "alerts": alerts})
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        """Open incidents, newest first, a page at a time (`streams/web/incidents.py`)."""
+        q = request.query
+        parts: set[int] = set()
+        try:
+            local = parse_scope(q.get("scope"))
+            if local:  # a peer asking for the partitions it believes this worker owns
+                parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)
+            query = parse_query(q.items(), zones=self.monitor.zones.ids, extra=_PEER_PARAMETERS)
+            as_csv = wants_csv(q.get("format"), request.headers.get("Accept"))
+        except QueryError as exc:
+            return error(400, str(exc))
+        if local:
+            if not self._authorized(request):
+                return error(401, "missing or wrong bearer token")
+            try:
+                page = local_incidents(self.monitor, parts, query)
+            except NotOwner as exc:
+                return error(409, str(exc))
+            return web.json_response({"incidents": page.items, "more": page.more})
+        try:
+            listing = await cluster_incidents(self.monitor, query)
+        except Incomplete as exc:
+            return error(503, f"incidents are not complete right now, retry: {exc}")
+        headers: dict[str, str] = {}
+        if listing.next_cursor is not None:
+            following = request.rel_url.update_query(cursor=listing.next_cursor)
+            headers["Link"] = f'<{following}>; rel="next"'
+        if as_csv:
+            headers["Content-Type"] = "text/csv; charset=utf-8; header=present"
+            headers["Content-Disposition"] = 'attachment; filename="incidents.csv"'
+            return web.Response(body=to_csv(listing.incidents).encode(), headers=headers)
+        return web.json_response(listing.document(), headers=headers)
+
+    async def incident(self, request: web.Request) -> web.Response:
+        """One open incident with its current reports."""
+        incident_id = request.match_info["incident_id"].lower()  # a UUID in any case
+        parts: set[int] = set()
+        try:
+            if not is_incident_id(incident_id):
+                raise QueryError(
+                    f"{incident_id[:80]!r} is not an incident id (a lowercase UUID, as "
+                    "`incident_id` in GET /api/v1/incidents)"
+                )
+            local = parse_scope(request.query.get("scope"))
+            if local:
+                parts = parse_partitions(
+                    request.query.get("partitions"), self.monitor.settings.partitions
+                )
+        except QueryError as exc:
+            return error(400, str(exc))
+        if local:
+            if not self._authorized(request):
+                return error(401, "missing or wrong bearer token")
+            try:
+                found = local_incident(self.monitor, parts, incident_id)
+            except NotOwner as exc:
+                return error(409, str(exc))
+            return web.json_response(found.document())
+        try:
+            found = await cluster_incident(self.monitor, incident_id)
+        except Incomplete as exc:
+            return error(503, f"incidents are not complete right now, retry: {exc}")
+        if found.incident is not None:
+            return web.json_response(found.incident)
+        if found.version is not None:
+            topic = self.monitor.settings.incidents_topic
+            return error(
+                404,
+                f"incident {incident_id} is no longer open: it was merged into another "
+                f"incident or withdrawn (its last version is {found.version}); its latest "
+                f"version, with status and merged_into, is on the topic {topic}",
+                incident_id=incident_id,
+                version=found.version,
+            )
+        return error(404, f"no incident {incident_id}", incident_id=incident_id)
 
     # -- POST /api/v1/reports -------------------------------------------------------------
     def _refuse_by_headers(self, request: web.Request) -> web.Response | None:

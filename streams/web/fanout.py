@@ -1,4 +1,4 @@
-"""Complete tally answers from any worker.
+"""Complete tally and incident answers from any worker.
 
 Each worker counts only the partitions it owns. A query asks every owner, as the
 partition assignor published them, for exactly the partitions it owns; an owner
@@ -11,16 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from streams import metrics
 from streams.tallies.state import Row, merge_rows, query
 from streams.tallies.windows import WINDOWS, grouping
+from streams.web.incidents import (
+    IncidentQuery,
+    Listing,
+    Page,
+    facets_of_document,
+    facets_of_record,
+    incident_details,
+    merge,
+    read_page,
+    select,
+)
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
+    from streams.record.book import IncidentBook
+
+R = TypeVar("R")
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -56,8 +72,17 @@ def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
     return owners
 
 
-async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) -> list[Row]:
-    keys = grouping(by)
+async def ask_owners(
+    monitor: Monitor,
+    path: str,
+    params: dict[str, str],
+    local: Callable[[set[int]], R],
+    read: Callable[[Any], R],
+) -> list[R]:
+    """Ask each owner of the zone-stage partitions for exactly the partitions it owns
+    (`scope=local&partitions=...` on `path`): this worker answers its own with `local`, a
+    peer's JSON answer is read with `read` (which raises ValueError, LookupError or TypeError
+    on a wrong shape). Every partition answers once, or `Incomplete`."""
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
     if not owners:  # before the first assignment is published
@@ -67,23 +92,19 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
     if sorted(covered) != sorted(expected):
         raise Incomplete("partition ownership is changing (rebalance in progress)")
 
-    async def ask(url: str, parts: set[int], session: aiohttp.ClientSession) -> list[Row]:
+    async def ask(url: str, parts: set[int], session: aiohttp.ClientSession) -> R:
         if url == me:
-            return local_rows(monitor, parts, window=window, by=by, as_of=as_of)
-        params = {
-            "window": window,
-            "by": by,
-            "as_of": str(as_of),
+            return local(parts)
+        query = {
+            **params,
             "scope": "local",
             "partitions": ",".join(str(p) for p in sorted(parts)),
         }
         try:
-            async with session.get(f"{url}/api/v1/tallies", params=params) as resp:
+            async with session.get(f"{url}{path}", params=query) as resp:
                 if resp.status != 200:
                     raise Incomplete(f"worker {url} answered {resp.status}: {await resp.text()}")
-                body: dict[str, Any] = await resp.json()
-                rows: list[Row] = body["rows"]
-                return rows
+                return read(await resp.json())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
         except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
@@ -94,13 +115,117 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
         headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
     async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
         try:
-            parts = await asyncio.gather(*(ask(u, ps, session) for u, ps in owners.items()))
+            return list(await asyncio.gather(*(ask(u, ps, session) for u, ps in owners.items())))
         except NotOwner as exc:
             raise Incomplete(str(exc)) from exc
+
+
+async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) -> list[Row]:
+    keys = grouping(by)
+
+    def read(body: Any) -> list[Row]:
+        rows: list[Row] = body["rows"]
+        return rows
+
+    parts = await ask_owners(
+        monitor,
+        "/api/v1/tallies",
+        {"window": window, "by": by, "as_of": str(as_of)},
+        lambda ps: local_rows(monitor, ps, window=window, by=by, as_of=as_of),
+        read,
+    )
     try:
         return merge_rows(parts, keys)
     except (LookupError, TypeError, ValueError) as exc:  # a peer's rows not shaped as rows
         raise Incomplete(f"a worker answered rows that cannot be merged: {exc!r}") from exc
+
+
+# -- incidents --------------------------------------------------------------------------------
+def _books(monitor: Monitor, partitions: set[int]) -> list[IncidentBook]:
+    zone = monitor.zone
+    missing = partitions - zone.partitions_ready()  # empty between assignment and recovery
+    if missing:
+        raise NotOwner(f"partitions {sorted(missing)} are not held by this worker now")
+    return [zone.books[p] for p in sorted(partitions)]
+
+
+def local_incidents(
+    monitor: Monitor, partitions: set[int], query: IncidentQuery
+) -> Page[dict[str, Any]]:
+    """The first `query.limit` open incidents of `partitions` after the cursor."""
+    books = _books(monitor, partitions)
+    page = select(query, ((facets_of_record(r), r) for book in books for r in book.incidents()))
+    return Page([r.document() for r in page.items], page.more)
+
+
+async def cluster_incidents(monitor: Monitor, query: IncidentQuery) -> Listing:
+    """A page of the open incidents of every partition, complete or `Incomplete`."""
+    pages = await ask_owners(
+        monitor,
+        "/api/v1/incidents",
+        query.params(),
+        lambda ps: local_incidents(monitor, ps, query),
+        read_page,
+    )
+    try:
+        return merge(query, pages)
+    except (LookupError, TypeError, ValueError) as exc:  # a peer's page not of incidents
+        raise Incomplete(f"a worker answered incidents that cannot be merged: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What partitions know of an incident id: its open version with its reports, and the
+    last version published of it (also when it is no longer open: merged or withdrawn)."""
+
+    incident: dict[str, Any] | None = None
+    version: int | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {"incident": self.incident, "version": self.version}
+
+
+def local_incident(monitor: Monitor, partitions: set[int], incident_id: str) -> Found:
+    found = Found()
+    for book in _books(monitor, partitions):
+        version = book.versions.get(incident_id)
+        if version is None:  # never headed an incident here: no scan
+            continue
+        record = next((r for r in book.incidents() if r.incident_id == incident_id), None)
+        if record is not None:
+            members = {(s, rid): book.report((s, rid)) for s, rid, _ in record.fields.reports}
+            return Found(incident_details(record, members), record.version)
+        found = Found(None, max(version, found.version or 0))
+    return found
+
+
+def read_found(body: Any) -> Found:
+    incident, version = body["incident"], body["version"]
+    if incident is not None and not isinstance(incident, dict):
+        raise ValueError("incident is not an object")
+    if version is not None and type(version) is not int:
+        raise ValueError("version is not a number")
+    if incident is not None:
+        facets_of_document(incident)  # shaped as an incident
+    return Found(incident, version)
+
+
+async def cluster_incident(monitor: Monitor, incident_id: str) -> Found:
+    """The incident from whichever partition holds it open (at its highest version if a
+    report moving between zones is for a moment in two), else the highest version any
+    partition published of it (the id is known but no longer open), else nothing."""
+    founds = await ask_owners(
+        monitor,
+        f"/api/v1/incidents/{incident_id}",
+        {},
+        lambda ps: local_incident(monitor, ps, incident_id),
+        read_found,
+    )
+    open_ = [f for f in founds if f.incident is not None]
+    if open_:
+        return max(open_, key=lambda f: f.version or 0)
+    versions = [f.version for f in founds if f.version is not None]
+    return Found(None, max(versions) if versions else None)
 
 
 async def refresh_window_gauges(monitor: Monitor) -> None:

@@ -1,0 +1,139 @@
+"""`ceasefire-monitor incidents`, in process, against the API served in a thread over a
+stand-in worker holding real incident books."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from aiohttp import web
+
+from streams import cli
+from streams.kafka.broker import free_port
+from streams.record.incident import incident_id
+from streams.web.api import Api
+from streams.web.incidents import CSV_COLUMNS
+from tests.test_web_incidents_api import EVENT_ID, all_books, expected_order, stand_in
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@contextmanager
+def worker() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(Api(stand_in(all_books(), url=url)).web)
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield url
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with worker() as u:
+        yield u
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["incidents", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_table_lists_open_incidents_newest_first(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--url", url)
+    assert code == 0
+    positions = [out.index(iid) for iid in expected_order()]
+    assert positions == sorted(positions)  # newest first, every id whole
+    assert "Open incidents, newest first (5)" in out
+    assert "am\u2192az" in out and "More incidents" not in out
+
+
+def test_limit_says_there_is_more_and_all_follows_every_page(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--url", url, "--limit", "2")
+    assert code == 0 and "More incidents match" in out
+    assert sum(iid in out for iid in expected_order()) == 2
+    code, out, _ = run(capsys, "--url", url, "--limit", "2", "--all", "--json")
+    body = json.loads(out)
+    assert [i["incident_id"] for i in body["incidents"]] == expected_order()
+    assert body["next_cursor"] is None
+
+
+def test_filters_reach_the_api(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(
+        capsys, "--url", url, "--zone", "loc-east", "--from", "2023-11-14T23:14:00Z", "--json"
+    )
+    assert [i["zone"] for i in json.loads(out)["incidents"]] == ["loc-east", "loc-east"]
+    _, out, _ = run(
+        capsys, "--url", url, "--attribution", "az", "--verification", "observed", "--json"
+    )
+    assert [i["incident_id"] for i in json.loads(out)["incidents"]] == [EVENT_ID]
+    _, out, _ = run(
+        capsys,
+        "--url",
+        url,
+        "--category",
+        "engineering_works",
+        "--to",
+        "2030-01-01T00:00:00Z",
+        "--json",
+    )
+    assert [i["category"] for i in json.loads(out)["incidents"]] == ["engineering_works"]
+
+
+def test_csv_with_all_has_one_header_and_every_incident(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--url", url, "--all", "--limit", "1", "--csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r[0] for r in rows[1:]] == expected_order()
+
+
+def test_one_incident_with_its_reports(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--url", url, "--id", EVENT_ID)
+    assert code == 0
+    assert EVENT_ID in out and "3 reports" in out
+    for source, rid in (("pkf-op-1", "op-1"), ("az-mod", "az-1"), ("am-mod", "am-1")):
+        assert source in out and rid in out
+    assert "am accuses az" in out and "party_statement" in out
+    code, out, _ = run(capsys, "--url", url, "--id", EVENT_ID, "--json")
+    assert len(json.loads(out)["reports"]) == 3
+
+
+def test_errors_are_one_line_and_exit_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    unknown = incident_id(("nobody", "x"))
+    code, _, err = run(capsys, "--url", url, "--id", unknown)
+    assert code == 1 and err.count("\n") == 1 and f"404 no incident {unknown}" in err
+    code, _, err = run(capsys, "--url", url, "--zone", "atlantis")
+    assert code == 1 and err.count("\n") == 1 and "unknown zone 'atlantis'" in err
+    code, _, err = run(capsys, "--url", f"http://127.0.0.1:{free_port()}")
+    assert code == 1 and "no monitor API" in err and "Traceback" not in err
