@@ -31,8 +31,10 @@ def test_schema_prints_the_report_json_schema() -> None:
     result = cli("schema")
     assert result.returncode == 0
     schema = json.loads(result.stdout)
-    assert schema["additionalProperties"] is False
-    assert "report_id" in schema["properties"]
+    report = schema["$defs"]["Report"]  # one of a report or a withdrawal
+    assert [x["$ref"] for x in schema["oneOf"]] == ["#/$defs/Report", "#/$defs/WithdrawnReport"]
+    assert report["additionalProperties"] is False
+    assert "report_id" in report["properties"]
 
 
 def test_unreachable_broker_is_one_clear_line() -> None:

@@ -45,8 +45,9 @@ EXPORTER = textwrap.dedent(
     categories, severities = ["small_arms_fire", "drone_strike", "civilian_harm"], ["low", "high"]
     m.WORKER_READY.set(1)
     m.PARTITIONS_OWNED.set(8)
-    m.STATE_RECOVERY_SECONDS.set(1.5)
-    m.STATE_RECOVERED_ENTRIES.set(1234)
+    for topic in ("ceasefire.reports.accepted", "ceasefire.reports.by-zone"):
+        m.STATE_RECOVERY_SECONDS.labels(topic).set(1.5)
+        m.STATE_RECOVERED_ENTRIES.labels(topic).set(1234)
     for rule in ("incident_surge", "attack_on_peacekeepers"):
         m.ALERTS_FIRING.labels(rule, "shusha").set(1)
     while True:
@@ -62,6 +63,7 @@ EXPORTER = textwrap.dedent(
             m.EVENT_LAG_SECONDS.observe(rnd.uniform(5, 7200))
         m.REJECTED.labels(rnd.choice(["unknown_field", "invalid_json"])).inc()
         m.DUPLICATES.inc()
+        m.REPORT_OUTCOMES.labels(rnd.choice(["new", "revised", "stale"])).inc()
         m.ALERTS.labels("incident_surge", "high").inc()
         m.ALERT_DELIVERIES.labels("alertmanager", "ok").inc()
         for z in zones:

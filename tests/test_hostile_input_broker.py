@@ -49,7 +49,9 @@ def maximal_report(i: int) -> dict[str, Any]:
         "report_id": rid + WIDE * (128 - len(rid)),
         "source": WIDE * 63 + str(i % 3),
         "source_type": "observation_post",
-        "occurred_at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+        # over the past 23 hours: a realistic density (one report a minute at one place;
+        # thousands at one place and second make linking super-linear: docs/record.md)
+        "occurred_at": (datetime.now(UTC) - timedelta(seconds=60 + 69 * i)).isoformat(),
         "location": {"lat": 39.795, "lon": 47.113},  # Martuni: loc-south
         "category": "small_arms_fire",
         "perpetrator": WIDE * 128,

@@ -64,7 +64,7 @@ _MICRO = timedelta(microseconds=1)
 MIN_MICROS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICRO
 MAX_MICROS = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // _MICRO
 #: Longest cursor read; ours are about 80 characters.
-MAX_CURSOR = 400
+MAX_CURSOR = 4096  # an id of 128 astral characters, escaped, fits
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"

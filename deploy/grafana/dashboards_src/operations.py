@@ -96,8 +96,9 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             stat(
                 "Last state recovery",
-                "Duration of each worker's last recovery of counting state from its changelog.",
-                [Q(f"ceasefire_state_recovery_seconds{{{W}}}", "{{instance}}")],
+                "Duration of each worker's last recovery of a stage's state from its changelog "
+                "(the slowest stage).",
+                [Q(f"max by (instance) (ceasefire_state_recovery_seconds{{{W}}})", "{{instance}}")],
                 unit="s",
                 width=4,
                 thresholds=((None, "green"), (60, "orange"), (300, "red")),
@@ -106,8 +107,13 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             stat(
                 "Changelog entries recovered",
-                "Changelog entries read in each worker's last state recovery.",
-                [Q(f"ceasefire_state_recovered_entries{{{W}}}", "{{instance}}")],
+                "Changelog records read in each worker's last state recovery, all stages.",
+                [
+                    Q(
+                        f"sum by (instance) (ceasefire_state_recovered_entries{{{W}}})",
+                        "{{instance}}",
+                    )
+                ],
                 width=4,
             )
         )
@@ -122,6 +128,23 @@ def build() -> dashboard_b.Dashboard:
                         "sum by (source_type) "
                         f"(rate(ceasefire_reports_total{{{W}}}[$__rate_interval]))",
                         "{{source_type}}",
+                    )
+                ],
+                unit="reqps",
+                stack=True,
+                width=8,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Report versions per second by outcome",
+                "What each version of a report did: new, revised, reinstated, withdrawn, "
+                "duplicate, stale (an older revision, ignored), conflict (dead-lettered).",
+                [
+                    Q(
+                        "sum by (outcome) "
+                        f"(rate(ceasefire_report_versions_total{{{W}}}[$__rate_interval]))",
+                        "{{outcome}}",
                     )
                 ],
                 unit="reqps",
