@@ -1,34 +1,50 @@
-"""A realistic, seeded synthetic report stream.
+"""A realistic, seeded synthetic report stream, event by event, with its ground truth.
 
 What the stream looks like, and why:
 
+* **Events, each reported by one to several sources.** An event (`SimEvent`: zone, time,
+  place, category, perpetrator, true casualties) is reported by the sources that would
+  see or claim it, each in its own way (`JITTER`, `DAY_SHARE`, `TOWN_SHARE`): two
+  observation posts hearing one shelling, a sensor, a patrol, the monitoring centre
+  (accurate figures; times within minutes, places within a few hundred metres); each
+  side's ministry (`party_statement`, `claimant` set) accusing the other, whoever fired,
+  with exaggerated figures; media, callers and NGOs retelling, sometimes only the day
+  (`time_precision: day`) or the town (`location.precision: town`); an ACLED-style
+  dataset import days later (a day, the killed only, `revision` its timestamp). Every
+  report of an event lies in the event's zone of the shipped catalogue.
 * **Zones with their own tempo.** The line-of-contact sectors (north, east, south)
   carry most of the fire; the Lachin corridor mostly sees obstruction of movement,
   detentions and the odd shot; the returned districts (Aghdam, Kalbajar, Lachin) mostly
   mine and UXO incidents; the Armenia-Azerbaijan border sectors (Syunik, Gegharkunik,
-  Tavush) fire, engineering works and positional advances. Points are jittered a few
-  km around the gazetteer's places (corridor points are taken along the road itself).
+  Tavush) fire, engineering works and positional advances. Events lie a few km around
+  the areas' sites (corridor events along the road itself).
 * **Sources that behave like their real counterparts.** Russian peacekeeping
   observation posts report in their own sector, quickly, and often cannot attribute
   fire (`unknown`). Party statements arrive hours later, in local time (+04:00), and
   accuse the other side in their own words ("Armenian Armed Forces", "AZ MoD",
   "Artsakh Defence Army", and now and then a phrase no alias list knows). The joint
-  monitoring centre near Aghdam attributes with party codes; demining NGOs report mines.
+  monitoring centre near Aghdam attributes with party codes; demining NGOs report mines;
+  each side's news agency blames the other side.
 * **Casualties are rare**: someone killed in about 2 % of reports, wounded in about 5 %.
-* **Bursts**: now and then a zone flares up, and for up to an hour of simulated time
-  (or a few dozen reports) most reports come from it, with more heavy fire and more
-  casualties.
+* **Bursts**: now and then a zone flares up: a handful of distinct events in it within
+  the hour, with more heavy fire and more casualties (separate events the linking of
+  reports into incidents must not merge).
 * **Late reports**: about 4 % occurred days before they are sent (on top of the usual
   minutes-to-hours lag of each kind of source).
-* **Exact duplicates**: about 3 % of messages re-send an earlier report verbatim.
+* **Corrections**: about 3 % of reports are re-sent verbatim; some are revised (a higher
+  `revision`: corrected figures, a corrected time), some revisions followed by a stale
+  copy of the first version; a few are withdrawn (`withdrawn: true`).
 * **Malformed input** only when asked for (`malformed_ratio > 0`): typos in field
   names, naive times, swapped coordinates, unknown categories, an unknown place,
   truncated JSON, non-UTF-8 bytes...
 
-Everything is drawn from `random.Random(seed)` and a simulated clock: with a `start`,
-the same seed gives the same stream, byte for byte, whatever the wall clock says.
-Without one the clock is the real clock (live use): every `occurred_at` and
-`reported_at` then lies at or before the real now.
+`Simulator.stream` is the message stream (`ceasefire-monitor simulate`);
+`Simulator.events` the same model on an event timeline, each message with the id of the
+event it is about (`Simulator.truth`), for measuring linking quality. Everything is drawn
+from `random.Random(seed)` and a simulated clock: with a `start`, the same seed gives the
+same stream, byte for byte, whatever the wall clock says. Without one the clock is the
+real clock (live use): every `occurred_at` and `reported_at` then lies at or before the
+real now.
 """
 
 from __future__ import annotations
@@ -449,6 +465,8 @@ TOWN_KM = 6.0
 #: Categories a post or patrol sees or hears from its position.
 _NOTICED = frozenset({SMALL_ARMS, HEAVY, DRONE, AIRSPACE, MINE, PKF_ATTACK, ADVANCE, WORKS})
 _FIRE = frozenset({SMALL_ARMS, HEAVY, DRONE})
+#: The mission's own sources: accurate figures (or partial ones, corrected later).
+_MISSION = frozenset({"observation_post", "patrol", "sensor", "monitoring_centre", "ngo"})
 #: Categories ACLED codes as political violence (what a dataset import carries).
 _CODED = frozenset({SMALL_ARMS, HEAVY, DRONE, MINE, CIV_HARM, PKF_ATTACK, DETENTION, PROPERTY})
 #: Revisions and withdrawals, per kind of source: (share of reports revised later, share
@@ -1118,7 +1136,7 @@ class Simulator:
             return 0, 0, False
         if kind == "dataset":
             return killed, 0, False
-        if kind in ("observation_post", "patrol", "monitoring_centre", "ngo"):
+        if kind in _MISSION:
             if (killed or wounded) and rng.random() < 0.25:
                 return rng.randint(0, killed), rng.randint(0, wounded), True
             return killed, wounded, False
@@ -1208,9 +1226,10 @@ class Simulator:
             self._push(self._now() + self._later(30), _Due("resend", plan))
 
     def _revise(self, plan: _Plan) -> None:
-        """A correction: the true figures where the first were partial; figures revised
-        upwards where there were some (a death confirmed, more wounded: the first figure
-        is often the lowest); else the time: for a report that gave only the day,
+        """A correction: the true figures where the first were partial; else, outside the
+        mission (whose figures are accurate), figures revised upwards where there were some
+        (a death confirmed, more wounded: the first figure is often the lowest); else the
+        time: for a report that gave only the day,
         sometimes the time, and for one that gave a time, a nearer one."""
         rng = self.rng
         ev = plan.event
@@ -1222,7 +1241,7 @@ class Simulator:
         if kind == "dataset":  # a re-export: the fatalities as now known
             plan.killed = ev.killed + (1 if ev.killed and rng.random() < 0.3 else 0)
             return
-        if plan.killed or plan.wounded:
+        if (plan.killed or plan.wounded) and kind not in _MISSION:
             if plan.killed and rng.random() < 0.3:
                 plan.killed += 1
             else:
@@ -1506,7 +1525,8 @@ def run_simulation(
         fails = f"  [red]failed {failed}[/]" if failed else ""
         text = Text.from_markup(
             f"simulate → {topic}  sent {sent:,} ({sent / elapsed:.1f}/s)  "
-            f"dup {st.duplicates}  late {st.late}  malformed {st.malformed}  "
+            f"dup {st.duplicates}  revised {st.revisions}  withdrawn {st.withdrawals}  "
+            f"late {st.late}  malformed {st.malformed}  "
             f"bursts {st.bursts}{burst}{fails}{where}",
             overflow="ellipsis",
         )
