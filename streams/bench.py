@@ -430,7 +430,9 @@ def alert_latency(
             if n % every == 0:
                 (lat, lon), category = pairs[n // every]
                 doc = {
-                    **doc,
+                    # a trigger is a report of its own, even where the stream had a withdrawal
+                    **{k: v for k, v in doc.items() if k not in ("withdrawn", "revision")},
+                    "source_type": doc.get("source_type", "observation_post"),
                     "report_id": f"trigger-{n}",
                     # current, so that no trigger is a late report beyond the rule's max_age
                     "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),

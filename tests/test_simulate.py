@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from schemas.report import Report
+from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
+from streams.classify import Gazetteer
 from streams.tools.simulate import PLACES, Simulator, bench_reports, report_key_bytes
 
 START = datetime(2021, 5, 1, tzinfo=UTC)
@@ -50,34 +51,50 @@ def test_same_seed_same_stream_byte_for_byte() -> None:
 
 def test_every_report_is_valid_and_in_the_past_of_the_simulated_clock() -> None:
     sim, items = stream(3)
+    gazetteer = Gazetteer.load()
+    withdrawals = 0
     for clock, doc, raw in items:
         assert json.loads(raw) == doc
         result = validate_report(raw, now=clock)
+        if isinstance(result, WithdrawnReport):
+            withdrawals += 1
+            continue
         assert isinstance(result, Report), (result, doc)
         assert result.occurred_at <= clock
         if result.reported_at is not None:
             assert result.occurred_at <= result.reported_at <= clock
         if "place" in doc["location"]:
-            assert doc["location"]["place"] in PLACES
+            assert gazetteer.resolve(doc["location"]["place"]) is not None
     assert sim.stats.malformed == 0
+    assert withdrawals == sim.stats.withdrawals > 0
 
 
-def test_the_stream_has_duplicates_late_reports_bursts_and_casualties() -> None:
+def test_the_stream_has_duplicates_revisions_late_reports_bursts_and_casualties() -> None:
     sim, items = stream(3)
-    docs = [doc for _c, doc, _r in items]
-    # exact re-sends, about 3 %
-    seen: dict[bytes, bytes] = {}
-    duplicates = 0
+    docs = [doc for _c, doc, _r in items if not doc.get("withdrawn")]
+    # exact re-sends (and stale copies of a first version), about 4 %; revisions of a report
+    # are the same identity at a higher revision
+    sent: set[bytes] = set()
+    revision: dict[bytes, int] = {}
+    duplicates = revised = 0
     for _clock, doc, raw in items:
         key = report_key_bytes(doc)
         assert key is not None
-        if key in seen:
-            assert seen[key] == raw  # byte for byte
+        if raw in sent:
             duplicates += 1
-        seen[key] = raw
+        elif key in revision:
+            assert doc.get("revision", 0) > revision[key]
+            revised += 1
+        sent.add(raw)
+        revision[key] = max(revision.get(key, -1), doc.get("revision", 0))
     assert 20 <= duplicates <= 120
+    assert duplicates == sim.stats.duplicates + sim.stats.stale
+    assert revised == sim.stats.revisions + sim.stats.withdrawals
+    assert sim.stats.revisions >= 20 and sim.stats.withdrawals >= 5
     # late: some occurred a day or more before they were sent, some hours
-    lags = [c - datetime.fromisoformat(d["occurred_at"]) for c, d, _r in items]
+    lags = [
+        c - datetime.fromisoformat(d["occurred_at"]) for c, d, _r in items if "occurred_at" in d
+    ]
     assert sum(lag > timedelta(days=1) for lag in lags) >= 20
     assert sum(timedelta(hours=3) < lag < timedelta(days=1) for lag in lags) >= 20
     # bursts: a window where one place dominates (the background never does)
@@ -96,7 +113,7 @@ def test_the_stream_has_duplicates_late_reports_bursts_and_casualties() -> None:
 
 def test_sources_parties_and_categories_look_like_the_theatre() -> None:
     _sim, items = stream(5, 3000)
-    docs = [doc for _c, doc, _r in items]
+    docs = [doc for _c, doc, _r in items if not doc.get("withdrawn")]
     categories = Counter(d["category"] for d in docs)
     assert categories.most_common(1)[0][0] == "small_arms_fire"
     assert categories["heavy_weapons_fire"] < categories["small_arms_fire"] / 3
@@ -137,6 +154,8 @@ def test_live_clock_never_reports_the_future() -> None:
     sim = Simulator(1)
     for doc in sim.reports(300, rate=1000):
         now = datetime.now(UTC)
+        if doc.get("withdrawn"):
+            continue
         assert datetime.fromisoformat(doc["occurred_at"]) <= now
         if "reported_at" in doc:
             assert datetime.fromisoformat(doc["reported_at"]) <= now
@@ -153,8 +172,12 @@ def test_bench_reports_are_distinct_valid_and_fast() -> None:
     results = [validate_report(d, now=now) for d in docs]
     assert all(isinstance(r, Report) for r in results)
     reports = [r for r in results if isinstance(r, Report)]
+    # spread over the year before `now` (a backfill), at a density linking meets in the theatre
+    assert all(timedelta(0) <= now - r.occurred_at <= timedelta(days=365) for r in reports)
     recent = sum(now - r.occurred_at <= timedelta(days=1) for r in reports)
-    assert 0.9 * len(reports) <= recent < len(reports)
+    assert 0 < recent < 0.01 * len(reports)
+    day = [validate_report(d, now=now) for d in bench_reports(500, seed=1, now=now, days=1)]
+    assert all(isinstance(r, Report) and now - r.occurred_at <= timedelta(days=1) for r in day)
     assert 200 <= sum(map(len, docs)) / len(docs) <= 320
     started = time.perf_counter()
     assert sum(1 for _ in bench_reports(200_000, seed=2, now=now)) == 200_000

@@ -1,0 +1,308 @@
+"""Linking quality measured against the simulator's ground truth (issue 10, item 3).
+
+    python3 -m streams.tools.linking_quality [--events 2000] [--seed 1] [--per-day 60]
+
+The simulator (`Simulator.events`) says which event every message is about. Each message
+goes the monitor's way: validated (`schemas.validation`), classified
+(`streams.classify.Classifier`), read as a record version (`streams.pipeline.versions`) and
+applied to a `Record` (revision state and incident book) in arrival order. Then the current
+reports' incidents are scored against the events (`streams.record.quality`): pairwise
+precision and recall, B-cubed, incident-level counts, at the default `LinkRule` and at other
+windows and distances (the trade-off table), and at other event densities. docs/record.md
+("Linking quality") has the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.validation import Rejection, validate_report
+from streams.classify import Classifier, Gazetteer, ZoneCatalogue
+from streams.pipeline.versions import version_of
+from streams.record.linking import LinkRule, ZoneLinker
+from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision, Version
+from streams.record.quality import LinkingScore, PairCounts, score
+from streams.record.record import Record
+from streams.tools.simulate import SimEvent, Simulator
+
+#: Where the simulated timeline starts (any time after the ceasefire would do).
+START = datetime(2021, 5, 1, tzinfo=UTC)
+
+#: (window minutes, distance km) of the trade-off table; the default rule is (30, 3).
+TRADE_OFF: tuple[tuple[float, float], ...] = (
+    (15, 1.5),
+    (15, 3),
+    (30, 1.5),
+    (30, 3),
+    (30, 5),
+    (60, 3),
+    (60, 5),
+)
+#: Events a day of the density table (the default run's is `--per-day`).
+DENSITIES: tuple[float, ...] = (30, 60, 120, 240)
+
+
+@dataclass
+class SimulatedRun:
+    """The simulated messages as record versions, in arrival order, with their truth."""
+
+    versions: list[Version] = field(default_factory=list)
+    #: identity -> the id of the event the report describes
+    truth: dict[Ident, str] = field(default_factory=dict)
+    events: dict[str, SimEvent] = field(default_factory=dict)
+    messages: int = 0
+    #: messages the schema rejected, and reports classified outside their event's zone:
+    #: both 0 for a sound simulator
+    rejected: int = 0
+    misplaced: int = 0
+    days: float = 0.0
+
+
+def simulate(events: int, *, seed: int = 1, per_day: float = 60.0) -> SimulatedRun:
+    """`events` simulated events, their messages validated, classified and read as versions."""
+    sim = Simulator(seed, start=START)
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    run = SimulatedRun()
+    for event_id, doc in sim.events(events, per_day=per_day):
+        run.messages += 1
+        report = validate_report(json.dumps(doc).encode(), now=sim.clock)
+        if isinstance(report, Rejection):
+            run.rejected += 1
+            continue
+        document = classifier.document(report, sim.clock)
+        version = version_of(document.model_dump(mode="json"))
+        if isinstance(version, ReportVersion) and version.zone != sim.truth[event_id].zone:
+            run.misplaced += 1
+        run.truth[version.ident] = event_id
+        run.versions.append(version)
+    run.events = sim.truth
+    last = max((e.occurred for e in sim.truth.values()), default=START)
+    run.days = (last - START).total_seconds() / 86_400
+    return run
+
+
+def precision_kind(r: ReportVersion) -> str:
+    """`precise` (an exact time and a point) or `imprecise` (a day, or a town or region)."""
+    exact = r.time_precision is TimePrecision.EXACT
+    point = r.location_precision is LocationPrecision.POINT
+    return "precise" if exact and point else "imprecise"
+
+
+@dataclass(frozen=True)
+class Measured:
+    score: LinkingScore
+    #: the pairs by burst events ("burst") and the rest ("background")
+    by_burst: dict[tuple[str, str], PairCounts]
+    current: int
+
+
+def what_if_groups(
+    reports: Iterable[ReportVersion], rule: LinkRule, *, unambiguous: bool = False
+) -> list[list[Ident]]:
+    """A grouping the monitor does NOT make, to measure what a change of the record's
+    assignment would buy (docs/record.md, "Linking quality"): the canonical greedy
+    assignment and pair rule, but with each zone's imprecise reports (`precision_kind`)
+    decided after all its precise ones, so that they choose among incidents the precise
+    reports formed; with `unambiguous`, an imprecise report joins an incident only when it
+    is the one incident it links with completely (else it stays alone)."""
+
+    def order(r: ReportVersion) -> tuple[bool, float, str, str]:
+        return (precision_kind(r) == "imprecise", r.occurred, r.source, r.report_id)
+
+    by_zone: dict[str, list[ReportVersion]] = defaultdict(list)
+    for r in reports:
+        by_zone[r.zone].append(r)
+    groups: list[list[Ident]] = []
+    for zone_reports in by_zone.values():
+        linker = ZoneLinker(rule)
+        for r in zone_reports:
+            linker.live[r.ident] = r
+            linker._index_add(r)
+        anchor: dict[Ident, Ident] = {}
+        members: dict[Ident, list[ReportVersion]] = {}
+        for u in sorted(zone_reports, key=order):
+            key = order(u)
+            earlier = [n for n in linker.neighbours(u) if order(n[0]) < key]
+            if unambiguous and key[0]:
+                links = Counter(anchor[m.ident] for m, _fit, _o in earlier)
+                fits = [a for a, count in links.items() if count == len(members[a])]
+                a = fits[0] if len(fits) == 1 else u.ident
+            else:
+                a = ZoneLinker._decide(u, earlier, anchor.__getitem__, members.__getitem__)
+            anchor[u.ident] = a
+            members.setdefault(a, []).append(u)
+        groups.extend([m.ident for m in ms] for ms in members.values())
+    return groups
+
+
+def measure(run: SimulatedRun, rule: LinkRule | None = None) -> Measured:
+    """Apply the run's versions to a `Record` and score its incidents against the truth."""
+    record = Record(rule)
+    for version in run.versions:
+        record.apply(version)
+    groups = [
+        [m.ident for m in members]
+        for linker in record.book.zones.values()
+        for members in linker.members.values()
+    ]
+    current = list(record.reports())
+    return _measured(run, groups, current)
+
+
+def _measured(
+    run: SimulatedRun, groups: list[list[Ident]], current: list[ReportVersion]
+) -> Measured:
+    kinds = {r.ident: precision_kind(r) for r in current}
+    burst = {
+        r.ident: "burst" if run.events[run.truth[r.ident]].burst else "background" for r in current
+    }
+    return Measured(
+        score=score(groups, run.truth, kinds),
+        by_burst=score(groups, run.truth, burst).by_kind,
+        current=len(current),
+    )
+
+
+def _current(run: SimulatedRun) -> list[ReportVersion]:
+    """The current reports of the run (the latest revision of each, not withdrawn)."""
+    record = Record()
+    for version in run.versions:
+        record.apply(version)
+    return list(record.reports())
+
+
+def _rule(window_minutes: float, distance_km: float) -> LinkRule:
+    return LinkRule(window_seconds=window_minutes * 60, distance_km=distance_km)
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _f(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def report(events: int, seed: int, per_day: float) -> str:
+    """The figures as Markdown, for docs/record.md."""
+    started = time.perf_counter()
+    run = simulate(events, seed=seed, per_day=per_day)
+    base = measure(run)
+    s = base.score
+    lines = [
+        f"{events} events (seed {seed}, {per_day:g} a day, {run.days:.0f} days): "
+        f"{run.messages} messages, {len(run.versions)} valid ({run.rejected} rejected), "
+        f"{base.current} current reports ({run.misplaced} outside their event's zone)",
+        "",
+        "Default rule (30 min, 3 km):",
+        "",
+        _row(("", "precision", "recall", "F1")),
+        _row(("---", "---", "---", "---")),
+        _row(("pairwise", _f(s.precision), _f(s.recall), _f(s.pairs.f1))),
+        _row(("B-cubed", _f(s.bcubed_precision), _f(s.bcubed_recall), "")),
+        "",
+        f"{s.events} events with a current report, {s.incidents} incidents: {s.exact} events "
+        f"exactly one incident, {s.split} split over several, {s.mixed} incidents mixing "
+        f"events; {s.pairs.true} true pairs, {s.pairs.predicted} predicted, "
+        f"{s.pairs.correct} correct.",
+        "",
+        _row(("pairs", "true", "predicted", "correct", "precision", "recall")),
+        _row(("---",) * 6),
+    ]
+    breakdown = {f"{a} + {b}": c for (a, b), c in s.by_kind.items()}
+    breakdown |= {f"{a} + {b}": c for (a, b), c in base.by_burst.items()}
+    for name, c in breakdown.items():
+        lines.append(_row((name, c.true, c.predicted, c.correct, _f(c.precision), _f(c.recall))))
+    lines += [
+        "",
+        "Trade-off (the same run):",
+        "",
+        _row(("window", "distance", "precision", "recall", "F1", "B³ precision", "B³ recall")),
+        _row(("---",) * 7),
+    ]
+    for window, distance in TRADE_OFF:
+        m = (
+            base.score
+            if (window, distance) == (30, 3)
+            else measure(run, _rule(window, distance)).score
+        )
+        lines.append(
+            _row(
+                (
+                    f"{window:g} min",
+                    f"{distance:g} km",
+                    _f(m.precision),
+                    _f(m.recall),
+                    _f(m.pairs.f1),
+                    _f(m.bcubed_precision),
+                    _f(m.bcubed_recall),
+                )
+            )
+        )
+    current = list(_current(run))
+    lines += [
+        "",
+        "What if (not the monitor's grouping; the default rule, the same run):",
+        "",
+        _row(("assignment", "precision", "recall", "F1", "precise pairs P / R")),
+        _row(("---",) * 5),
+    ]
+    for name, unambiguous in (
+        ("imprecise reports decided last", False),
+        ("... and linked only when one incident fits", True),
+    ):
+        groups = what_if_groups(current, LinkRule(), unambiguous=unambiguous)
+        w = _measured(run, groups, current).score
+        pp = w.by_kind.get(("precise", "precise"), PairCounts())
+        lines.append(
+            _row(
+                (
+                    name,
+                    _f(w.precision),
+                    _f(w.recall),
+                    _f(w.pairs.f1),
+                    f"{_f(pp.precision)} / {_f(pp.recall)}",
+                )
+            )
+        )
+    lines += [
+        "",
+        "Density (default rule, the same seed and number of events):",
+        "",
+        _row(("events a day", "precision", "recall", "F1")),
+        _row(("---",) * 4),
+    ]
+    for density in DENSITIES:
+        m = (
+            base.score
+            if density == per_day
+            else measure(simulate(events, seed=seed, per_day=density)).score
+        )
+        lines.append(_row((f"{density:g}", _f(m.precision), _f(m.recall), _f(m.pairs.f1))))
+    lines += ["", f"({time.perf_counter() - started:.1f} s)"]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m streams.tools.linking_quality",
+        description="Linking precision and recall against the simulator's ground truth.",
+    )
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-day", type=float, default=60.0, help="events a day")
+    args = parser.parse_args(argv)
+    if args.events <= 0 or args.per_day <= 0:
+        parser.error("--events and --per-day must be positive")
+    print(report(args.events, args.seed, args.per_day))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

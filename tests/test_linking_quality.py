@@ -1,0 +1,282 @@
+"""Linking quality against the simulator's ground truth (issue 10, item 3), the scoring
+itself, and the ground truth the simulator gives. docs/record.md, "Linking quality"."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from schemas.report import Report, WithdrawnReport
+from schemas.validation import validate_report
+from streams.classify import Classifier, Gazetteer, ZoneCatalogue, claimant_code, party_code
+from streams.record.quality import PairCounts, score
+from streams.tools.linking_quality import SimulatedRun, measure, simulate
+from streams.tools.simulate import JITTER, TOWN_KM, ZONE_BY_CODE, SimEvent, Simulator, _km
+
+START = datetime(2021, 5, 1, tzinfo=UTC)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# -- the measurement ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run() -> SimulatedRun:
+    # 2,000 events over a month at 60 a day: about 4,300 messages, a second to simulate
+    return simulate(2000, seed=1, per_day=60)
+
+
+def test_the_simulated_run_is_sound(run: SimulatedRun) -> None:
+    assert run.rejected == 0 and run.misplaced == 0
+    assert len(run.events) == 2000
+    assert 3 * len(run.events) // 2 <= len(run.versions) <= 4 * len(run.events)
+
+
+def test_precise_reports_link_at_090_at_the_default_rule(run: SimulatedRun) -> None:
+    """The reports the rule is made for (an exact time and a point: posts, patrols, sensors,
+    most statements) link at 0.9 or better, both ways. Measured: 0.959 / 0.958."""
+    m = measure(run)
+    precise = m.score.by_kind[("precise", "precise")]
+    assert precise.true > 1000
+    assert precise.precision >= 0.9, precise
+    assert precise.recall >= 0.9, precise
+
+
+def test_all_reports_link_at_the_measured_level(run: SimulatedRun) -> None:
+    """A regression guard on every current report: measured 0.857 / 0.865 (docs/record.md);
+    a drop below 0.8 is a regression of the linking or of the simulator."""
+    s = measure(run).score
+    assert s.precision >= 0.8, s.pairs
+    assert s.recall >= 0.8, s.pairs
+    assert s.bcubed_precision >= 0.9 and s.bcubed_recall >= 0.9
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="imprecise reports (a day, a town: a quarter of them) are given to the first "
+    "event in reach; docs/record.md, 'Linking quality'. Remove this mark when it passes.",
+)
+def test_all_reports_link_at_090(run: SimulatedRun) -> None:
+    s = measure(run).score
+    assert s.precision >= 0.9 and s.recall >= 0.9
+
+
+def test_a_looser_rule_trades_precision_for_recall(run: SimulatedRun) -> None:
+    from streams.record.linking import LinkRule
+
+    tight = measure(run, LinkRule(window_seconds=900, distance_km=1.5)).score
+    default = measure(run).score
+    loose = measure(run, LinkRule(window_seconds=3600, distance_km=5)).score
+    assert tight.precision > default.precision > loose.precision
+    assert tight.recall < default.recall
+
+
+# -- scoring ----------------------------------------------------------------------------------
+def ids(*names: str) -> list[tuple[str, str]]:
+    return [(n[0], n) for n in names]
+
+
+def test_a_perfect_grouping_scores_one() -> None:
+    truth = {("a", "a1"): "e1", ("b", "b1"): "e1", ("c", "c1"): "e1", ("a", "a2"): "e2"}
+    s = score([ids("a1", "b1", "c1"), ids("a2")], truth)
+    assert (s.precision, s.recall, s.bcubed_precision, s.bcubed_recall) == (1, 1, 1, 1)
+    assert (s.events, s.incidents, s.exact, s.split, s.mixed) == (2, 2, 2, 0, 0)
+    assert s.pairs == PairCounts(true=3, predicted=3, correct=3)
+
+
+def test_a_wrong_merge_costs_precision_a_split_costs_recall() -> None:
+    truth = {("a", "a1"): "e1", ("b", "b1"): "e1", ("c", "c1"): "e2", ("d", "d1"): "e2"}
+    merged = score([ids("a1", "b1", "c1", "d1")], truth)
+    assert merged.pairs == PairCounts(true=2, predicted=6, correct=2)
+    assert merged.precision == pytest.approx(1 / 3) and merged.recall == 1
+    assert merged.bcubed_precision == pytest.approx(0.5) and merged.bcubed_recall == 1
+    assert (merged.exact, merged.split, merged.mixed) == (0, 0, 1)
+
+    split = score([ids("a1"), ids("b1"), ids("c1", "d1")], truth)
+    assert split.precision == 1 and split.recall == pytest.approx(0.5)
+    assert split.bcubed_recall == pytest.approx((0.5 + 0.5 + 1 + 1) / 4)
+    assert (split.exact, split.split, split.mixed) == (1, 1, 0)
+
+
+def test_pairs_are_broken_down_by_the_kinds_of_their_reports() -> None:
+    truth = {("a", "a1"): "e1", ("b", "b1"): "e1", ("c", "c1"): "e2"}
+    kinds = {("a", "a1"): "precise", ("b", "b1"): "imprecise", ("c", "c1"): "precise"}
+    s = score([ids("a1", "c1"), ids("b1")], truth, kinds)
+    assert s.by_kind == {
+        ("imprecise", "precise"): PairCounts(true=1, predicted=0, correct=0),
+        ("precise", "precise"): PairCounts(true=0, predicted=1, correct=0),
+    }
+
+
+def test_scoring_refuses_reports_without_truth_or_in_two_incidents() -> None:
+    truth = {("a", "a1"): "e1", ("b", "b1"): "e1"}
+    with pytest.raises(ValueError, match="no ground truth"):
+        score([ids("a1", "c1")], truth)
+    with pytest.raises(ValueError, match="two incidents"):
+        score([ids("a1", "b1"), ids("a1")], truth)
+
+
+# -- the simulator's ground truth -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def messages() -> tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]]:
+    sim = Simulator(4, start=START)
+    out = [(sim.clock, eid, doc) for eid, doc in sim.events(1500, per_day=60)]
+    return sim, out
+
+
+def test_events_are_deterministic_and_need_a_simulated_clock() -> None:
+    a = list(Simulator(9, start=START).events(200))
+    assert a == list(Simulator(9, start=START).events(200))
+    assert a != list(Simulator(10, start=START).events(200))
+    with pytest.raises(ValueError, match="simulated clock"):
+        next(Simulator(9).events(10))
+    sim = Simulator(9, start=START)
+    sim.report()
+    with pytest.raises(ValueError, match="stream mode"):
+        next(sim.events(10))
+
+
+def test_every_message_is_valid_when_it_arrives_and_names_a_known_event(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, out = messages
+    clocks = [c for c, _e, _d in out]
+    assert clocks == sorted(clocks)
+    for clock, event_id, doc in out:
+        assert event_id in sim.truth
+        result = validate_report(json.dumps(doc).encode(), now=clock)
+        assert isinstance(result, Report | WithdrawnReport), (result, doc)
+        if isinstance(result, Report):
+            assert result.occurred_at <= clock
+    assert len({e for _c, e, _d in out}) == len(sim.truth) == 1500
+
+
+def test_every_report_of_an_event_lies_in_its_zone_near_its_place_and_time(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, out = messages
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    precisions: set[str] = set()
+    for clock, event_id, doc in out:
+        if doc.get("withdrawn"):
+            continue
+        event = sim.truth[event_id]
+        report = validate_report(json.dumps(doc).encode(), now=clock)
+        assert isinstance(report, Report)
+        incident = classifier.classify(report, clock)
+        assert incident.zone == event.zone, (event, doc)
+        km = _km(incident.lat, incident.lon, event.lat, event.lon)
+        t_sigma, km_sigma = JITTER[doc["source_type"]]
+        precisions.add(f"{incident.time_precision.value}/{incident.location_precision.value}")
+        if incident.location_precision.value == "town":
+            assert km <= TOWN_KM, (event, doc)
+        else:
+            assert km <= 3 * km_sigma * 2**0.5 + 0.01, (event, doc)
+        gap = abs(incident.occurred_at - event.occurred)
+        if incident.time_precision.value == "day":
+            assert gap < timedelta(days=1), (event, doc)
+        else:
+            assert gap <= timedelta(minutes=3 * t_sigma + 2.5, seconds=1), (event, doc)
+    assert {"exact/point", "day/point", "exact/town", "day/town"} <= precisions
+
+
+def test_both_ministries_accuse_each_other(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, out = messages
+    claims: dict[str, dict[str, str]] = defaultdict(dict)  # event -> claimant -> accused
+    for _clock, event_id, doc in out:
+        if doc.get("source_type") != "party_statement":
+            continue
+        claimant = claimant_code(doc["claimant"])
+        assert claimant is not None
+        assert claimant.value in ZONE_BY_CODE[sim.truth[event_id].area].sides
+        accused = party_code(doc.get("perpetrator"))
+        assert accused != claimant  # a party never blames itself
+        claims[event_id][claimant.value] = accused.value
+    mutual = []
+    for event_id, by_claimant in claims.items():
+        other = next(s for s in ZONE_BY_CODE[sim.truth[event_id].area].sides if s != "az")
+        # Azerbaijan's ministry calls the Karabakh formations "Armenian" now and then: `am`
+        if by_claimant.get("az") in (other, "am") and by_claimant.get(other) == "az":
+            mutual.append(sim.truth[event_id])
+    assert len(mutual) >= 50
+    # whoever fired: each side blames the other for the same event
+    assert {"az", "nk", "am"} <= {e.perpetrator for e in mutual}
+
+
+def test_party_figures_are_exaggerated_and_the_missions_corrected_to_the_truth(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, out = messages
+    exaggerated = corrected = 0
+    first: dict[tuple[str, str], tuple[int, int]] = {}
+    for _clock, event_id, doc in out:
+        if doc.get("withdrawn"):
+            continue
+        event = sim.truth[event_id]
+        figures = doc.get("casualties", {})
+        killed, wounded = figures.get("killed", 0), figures.get("wounded", 0)
+        key = (doc["source"], doc["report_id"])
+        if doc["source_type"] == "party_statement" and (event.killed or event.wounded):
+            assert killed >= event.killed and wounded >= event.wounded
+            exaggerated += (killed, wounded) != (event.killed, event.wounded)
+        if doc["source_type"] in ("observation_post", "patrol", "monitoring_centre"):
+            assert killed <= event.killed and wounded <= event.wounded, (event, doc)
+            was = first.setdefault(key, (killed, wounded))
+            truth = (event.killed, event.wounded)
+            corrected += was != truth and (killed, wounded) == truth
+    assert exaggerated >= 10
+    assert corrected >= 5
+
+
+def test_revisions_stale_copies_and_withdrawals_refer_to_earlier_reports(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, out = messages
+    seen: dict[tuple[str, str], tuple[str, int, set[str]]] = {}  # key -> event, max, bytes
+    counts = {"revision": 0, "stale": 0, "resend": 0, "withdrawal": 0}
+    for _clock, event_id, doc in out:
+        key = (doc["source"], doc["report_id"])
+        raw = json.dumps(doc, sort_keys=True)
+        revision = doc.get("revision", 0)
+        if key not in seen:
+            assert not doc.get("withdrawn"), doc  # a first version is a report
+            seen[key] = (event_id, revision, {raw})
+            continue
+        first_event, highest, sent = seen[key]
+        assert event_id == first_event  # every version is about the event of the first
+        if raw in sent:
+            counts["stale" if revision < highest else "resend"] += 1
+        else:
+            assert revision > highest, doc  # a new version is a higher revision
+            counts["withdrawal" if doc.get("withdrawn") else "revision"] += 1
+        seen[key] = (first_event, max(highest, revision), sent | {raw})
+    assert counts["revision"] == sim.stats.revisions >= 50
+    assert counts["withdrawal"] == sim.stats.withdrawals >= 20
+    assert counts["stale"] + counts["resend"] == sim.stats.stale + sim.stats.duplicates
+    assert counts["stale"] >= 10 and counts["resend"] >= 50
+
+
+def test_flare_ups_are_distinct_events_in_one_zone_within_the_hour(
+    messages: tuple[Simulator, list[tuple[datetime, str, dict[str, Any]]]],
+) -> None:
+    sim, _out = messages
+    burst = sorted((e for e in sim.truth.values() if e.burst), key=lambda e: e.occurred)
+    assert sim.bursts and len(burst) >= 3 * len(sim.bursts)
+    by_area: dict[str, list[SimEvent]] = defaultdict(list)
+    for e in burst:
+        by_area[e.area].append(e)
+    close = 0
+    for events in by_area.values():
+        for a, b in itertools.pairwise(events):
+            if (
+                b.occurred - a.occurred <= timedelta(hours=1)
+                and _km(a.lat, a.lon, b.lat, b.lon) < 3
+            ):
+                close += 1
+    assert close >= 5  # separate events the linking rule alone could not tell apart
