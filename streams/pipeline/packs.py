@@ -39,8 +39,12 @@ def packs(
 ) -> Iterator[tuple[int, bytes]]:
     """(key, JSON document) -> (partition, pack) with at most PACK_SIZE documents each."""
     grouped: dict[int, list[bytes]] = {}
+    known: dict[bytes, int] = {}  # zone keys repeat: hash each once per call
     for key, value in records:
-        grouped.setdefault(partition_for(key, partitions), []).append(value)
+        p = known.get(key)
+        if p is None:
+            p = known[key] = partition_for(key, partitions)
+        grouped.setdefault(p, []).append(value)
     for p, values in grouped.items():
         start, size = 0, 0
         for i, value in enumerate(values):
