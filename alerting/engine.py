@@ -124,6 +124,20 @@ class ZoneState:
     def knows(self, incident_id: str) -> bool:
         return incident_id in self._ids
 
+    def refresh(self, incident: Incident) -> bool:
+        """A newer version of a known incident (a later report raised its casualties,
+        changed its category or severity) replaces the version the state holds, so the
+        next evaluation sees it afresh: an incident rule it now matches fires (once per
+        fingerprint, as always), and windows count it once. Returns whether it changed."""
+        if incident.incident_id not in self._ids:
+            return False
+        new = _entry(incident)
+        old = next((e for e in self.incidents if e.incident_id == new.incident_id), None)
+        if old == new:
+            return False
+        self.forget(incident.incident_id)
+        return True
+
     def forget(self, incident_id: str) -> bool:
         """An incident that no longer exists (merged into another, or all its reports
         withdrawn) leaves the counts of windows and baselines; alerts it already fired

@@ -435,14 +435,12 @@ def alert_latency(
             doc.pop("casualties", None)  # only the triggers carry deaths
             if n % every == 0:
                 (zone, (lat, lon)), category = pairs[n // every]
-                doc = {
-                    # a trigger is a report of its own, even where the stream had a withdrawal
-                    **{k: v for k, v in doc.items() if k not in ("withdrawn", "revision")},
-                    "source_type": doc.get("source_type", "observation_post"),
+                doc = {  # a report of its own: one source, so triggers never link together
                     "report_id": f"trigger-{n}",
+                    "source": "bench-trigger",
+                    "source_type": "observation_post",
                     # current, so that no trigger is a late report beyond the rule's max_age
                     "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "reported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "category": category,
                     "location": {"lat": lat, "lon": lon},
                     "casualties": {"killed": 1},

@@ -890,3 +890,19 @@ rules:
     events = run(rules, state, [inc(T0 + 2 * M, incident_id="c")])
     assert firing(events) == []  # b and c: two incidents, not three
     assert firing(run(rules, state, [inc(T0 + 3 * M, incident_id="d")]))
+
+
+def test_a_new_version_of_an_incident_with_a_death_fires_the_casualties_rule() -> None:
+    """A shelling first reported without casualties, then by a source reporting a death:
+    the same incident, now with a death, fires the casualties alert once."""
+    state = ZoneState.new("shusha")
+    assert firing(run(DEFAULT, state, [inc(T0, incident_id="a")])) == []
+    assert not state.refresh(inc(T0, incident_id="a"))  # the same version: nothing to do
+    newer = inc(T0, incident_id="a", killed=1)
+    assert state.refresh(newer)
+    fired = firing(run(DEFAULT, state, [newer], now=T0 + M))
+    assert [e.rule for e in fired] == ["casualties"]
+    assert state.refresh(inc(T0, incident_id="a", killed=2))
+    again = run(DEFAULT, state, [inc(T0, incident_id="a", killed=2)], now=T0 + 2 * M)
+    assert firing(again) == []  # one firing alert per fingerprint
+    assert [e.incident_id for e in state.incidents] == ["a"]

@@ -324,6 +324,8 @@ class AlertStage:
         for zone, incidents in by_zone.items():
             state = self.states.get(zone) or self._new_state(zone)
             self.states[zone] = state
+            for incident in incidents:  # a new version of a known incident: seen afresh
+                state.refresh(incident)
             try:
                 fired = evaluate_batch(self.rules, state, incidents, now)
             except Exception as exc:  # a rule-engine fault on this input: isolate it

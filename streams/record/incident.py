@@ -35,7 +35,7 @@ from typing import Any
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Category, Party, Severity, Verification
 from schemas.incident import incident_id_for
 from streams.classify.severity import BASE_SEVERITY, severity
-from streams.record.model import Ident, ReportVersion
+from streams.record.model import Ident, ReportVersion, TimePrecision
 
 CONTESTED = "contested"
 UNKNOWN = Party.UNKNOWN.value
@@ -129,6 +129,9 @@ class IncidentFields:
     reports: tuple[tuple[str, str, int], ...]  # (source, report_id, revision), canonical order
 
 
+_TIME_RANK = {p: i for i, p in enumerate(TimePrecision)}  # exact, day, week, month
+
+
 def derive(members: Sequence[ReportVersion]) -> IncidentFields:
     """The fields of the incident made of `members` (non-empty, one zone)."""
     if not members:
@@ -139,8 +142,12 @@ def derive(members: Sequence[ReportVersion]) -> IncidentFields:
     killed = max(r.killed for r in tier)
     wounded = max(r.wounded for r in tier)
     category = min((r.category for r in ordered), key=_CATEGORY_RANK.__getitem__)
+    # The earliest report that says when it happened most precisely: a report that gives
+    # only the day, week or month must not move a precisely timed event back by weeks
+    # (its tallies' hour, the alert rules' max_age).
+    precision = min((r.time_precision for r in ordered), key=_TIME_RANK.__getitem__)
     return IncidentFields(
-        occurred=ordered[0].occurred,
+        occurred=next(r.occurred for r in ordered if r.time_precision is precision),
         zone=ordered[0].zone,
         category=category,
         severity=severity(category, killed, wounded),
