@@ -255,11 +255,19 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.membership:
+        from streams.tools.membership_bench import run_membership_bench
+
+        if args.broker:
+            raise CliError("bench --membership runs its own embedded brokers; drop --broker")
+        n = 10_000 if args.n is None else args.n
+        run_membership_bench(states=[0, n] if n else [0], repeat=args.repeat, console=out)
+        return 0
     from streams.bench import run_bench
 
     run_bench(
         settings_from(args),
-        n=args.n,
+        n=200_000 if args.n is None else args.n,
         console=out,
         throughput=not args.latency_only,
         triggers=args.triggers,
@@ -420,7 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "acled"])
 
     p = command("bench", cmd_bench, "measure throughput: plain consumer, bare Faust, real pipeline")
-    p.add_argument("--n", type=int, default=200_000, help="reports to pre-load (default 200,000)")
+    p.add_argument(
+        "--n",
+        type=int,
+        help="reports to pre-load (default 200,000; with --membership: state fed, 10,000)",
+    )
+    p.add_argument(
+        "--membership",
+        action="store_true",
+        help="instead: time first start, restarts, a join and a takeover after kill -9",
+    )
     p.add_argument(
         "--latency-only", action="store_true", help="skip throughput; only report-to-alert latency"
     )
@@ -428,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--triggers", type=int, default=100, help="alerts timed by the latency stage (default 100)"
     )
     p.add_argument(
-        "--repeat", type=int, default=1, help="runs of each throughput stage; the median is shown"
+        "--repeat", type=int, default=1, help="runs of each stage (or round); the median is shown"
     )
 
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
