@@ -49,14 +49,14 @@ POLL = 0.1
 WINDOW = "7d"
 
 FIRST = "first start"
-RESTART = "restart (SIGTERM, run again)"
+RESTART = "restart"
 JOIN = "second worker joins"
-TAKEOVER = "takeover after kill -9"
-STOP = "stop (SIGTERM to exit)"
+TAKEOVER = "takeover, kill -9"
+STOP = "stop (SIGTERM)"
 SCENARIOS = [FIRST, RESTART, JOIN, TAKEOVER, STOP]
 #: How the workers of a round find the broker: `run` with no broker configured (it joins
 #: the one on CEASEFIRE_EMBEDDED_PORT), or `run --broker kafka://127.0.0.1:PORT`.
-MODES = {False: "no broker set", True: "--broker URL"}
+MODES = {False: "no broker set", True: "--broker"}
 
 #: Variables the benchmark sets itself: inherited values would change what it measures.
 _OWN_VARIABLES = {
@@ -289,7 +289,7 @@ def run_membership_bench(
 
 def render(results: Results, console: Console) -> None:
     table = Table(title="membership changes on the embedded broker (seconds)")
-    for name in ("change", "workers started with", "state", "median", "min - max", "runs"):
+    for name in ("change", "run with", "reports", "median", "min - max", "runs"):
         table.add_column(name, justify="left" if name == "change" else "right")
     keys = sorted(
         set(results.seconds) | set(results.failures),
