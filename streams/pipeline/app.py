@@ -130,10 +130,7 @@ class Monitor:
         self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(TAIL_INTERVAL)(self._check_tails)
         self.app.timer(3600.0)(self._forget_expired)
-        # A dependency of the app, not an `app.service`: those start only after the first
-        # table recovery, so the ingest group's join (held half a session timeout by the
-        # embedded broker) came after Faust's instead of alongside it (issue 9).
-        self.app.add_dependency(_ingest_service(self)())
+        self.app.service(_ingest_service(self))
 
         from streams.web.api import register_api
 

@@ -158,6 +158,7 @@ class Ingest:
             **security,
         )
         self.consumer = AIOKafkaConsumer(
+            s.reports_topic,
             bootstrap_servers=s.bootstrap(),
             group_id=f"{s.app_id}-ingest",
             client_id=f"{s.app_id}-ingest",
@@ -173,10 +174,6 @@ class Ingest:
         await self.producer.start()
         self.producer_started.set()
         await self.consumer.start()
-        # Subscribed after start, the consumer joins its group in the background: start()
-        # would wait for the join, which the embedded broker holds half a session timeout,
-        # and the worker's Faust group would only begin to join after it (issue 9).
-        self.consumer.subscribe([s.reports_topic])
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
     async def stop(self) -> None:
