@@ -5,22 +5,17 @@ figures themselves come from `ceasefire-monitor bench --membership`, not from te
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
-from streams.classify.classifier import Classifier
-from streams.classify.gazetteer import Gazetteer
-from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka import broker as broker_module
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.faust_transport import app_class
 from streams.kafka.topics import ensure_topics
-from streams.pipeline.ingest import Ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -66,30 +61,6 @@ def test_the_first_member_of_a_group_leaves_it_on_a_clean_stop(broker: EmbeddedB
     assert generation == 0  # Apache Kafka's first generation is 1: there this never arose
     assert joined == ("Stable", 1)
     assert left == ("Empty", 0)  # not ("Stable", 1) for the next 6 s
-
-
-def test_ingest_joins_its_group_in_the_background(broker: EmbeddedBroker) -> None:
-    """Ingest's start returns before its group join, which the embedded broker holds half
-    a session timeout: the worker's Faust group joins meanwhile, not after it."""
-    settings = Settings(broker=broker.url, partitions=4).with_embedded_timing()
-    ensure_topics(settings)
-    ingest = Ingest(settings, Classifier(ZoneCatalogue.load(None), Gazetteer.load(None)))
-
-    async def scenario() -> tuple[set[int], set[int]]:
-        await ingest.start()
-        try:
-            assert ingest.consumer is not None
-            at_start = {tp.partition for tp in ingest.consumer.assignment()}
-            deadline = time.monotonic() + 30
-            while not ingest.consumer.assignment() and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            return at_start, {tp.partition for tp in ingest.consumer.assignment()}
-        finally:
-            await ingest.stop()
-
-    at_start, later = asyncio.run(scenario())
-    assert at_start == set()  # start() used to return only once the group had assigned
-    assert later == {0, 1, 2, 3}
 
 
 def test_a_configured_broker_that_is_the_embedded_one_gets_its_short_timings(
