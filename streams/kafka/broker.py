@@ -12,6 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.config import Settings
+
+
+#: The cluster id the embedded broker announces (Tansu's own default is `tansu_cluster`),
+#: so that a worker given its address with --broker knows it is on the embedded broker.
+CLUSTER_ID = "ceasefire-embedded"
 
 
 class BrokerError(RuntimeError):
@@ -31,6 +40,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def is_embedded(settings: Settings) -> bool:
+    """Whether the configured broker is an embedded one (`run`'s or `ceasefire-monitor
+    broker`), by the cluster id it announces. Raises `BrokerUnavailable` (with the usual
+    one-line reason, TLS included) when no broker answers."""
+    from kafka.errors import KafkaError
+
+    from streams.kafka.topics import admin_client
+
+    admin = admin_client(settings, timeout_ms=5_000)
+    try:
+        cluster_id = admin.describe_cluster().get("cluster_id")
+    except KafkaError:  # a broker without DescribeCluster (Kafka before 2.8) is not ours
+        return False
+    finally:
+        admin.close()
+    return bool(cluster_id == CLUSTER_ID)
 
 
 class EmbeddedBroker:
@@ -86,6 +113,8 @@ class EmbeddedBroker:
                 f"tcp://{self.host}:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
+                "--cluster-id",
+                CLUSTER_ID,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

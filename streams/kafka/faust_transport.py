@@ -16,6 +16,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
+from streams.kafka.groups import leave_from_first_generation
+
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     fetch_max_wait_ms: int = 1500
@@ -28,7 +30,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 def app_class(fetch_max_wait_ms: int) -> type[faust.App]:
-    """A `faust.App` subclass whose worker consumer uses the given fetch wait."""
+    """A `faust.App` subclass whose worker consumer uses the given fetch wait. Also makes
+    the process's consumers leave their groups on a clean stop even from a group's first
+    generation, which the embedded broker numbers 0 (streams/kafka/groups.py)."""
+    leave_from_first_generation()
 
     class ConsumerThread(_ConsumerThread):
         pass
