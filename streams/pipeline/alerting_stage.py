@@ -37,6 +37,7 @@ from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import RETRACT_PREFIX
+from streams.store.changelog import APPLIED_KEY  # the one key of applied offsets
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -47,9 +48,6 @@ ALERT_TABLE = "alert-state"
 #: The alert-state key of the time (ms) a partition's observation began; no zone id
 #: contains a NUL.
 SINCE_KEY = b"\x00observed-since"
-#: The alert-state key of the last zone-pack offset of the partition whose effects the
-#: zone records hold (see progress.py): written after those records are acknowledged.
-APPLIED_KEY = b"\x00applied"
 RECORD_VERSION = 2
 #: How far before an outbox was written the alert topic is read for its events: the
 #: events were stamped after it by the same worker's clock; this only absorbs rounding.

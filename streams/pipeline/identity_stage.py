@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from schemas.codes import RejectReason
 from streams import metrics
@@ -48,8 +47,8 @@ class IdentityOutput:
     entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     dead: list[tuple[DeadRecord, str]] = field(default_factory=list)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
-    #: accepted documents, for the per-report metrics: (doc, received epoch seconds)
-    accepted: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    #: new reports, for the per-report metrics: (source type, occurred, received), epoch s
+    accepted: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 class IdentityStage(Stage[IdentityOutput]):
@@ -113,7 +112,13 @@ class IdentityStage(Stage[IdentityOutput]):
                         )
                     received = doc.get("received_at")
                     if decision.outcome is Outcome.NEW and isinstance(received, str):
-                        out.accepted.append((doc, datetime.fromisoformat(received).timestamp()))
+                        out.accepted.append(
+                            (
+                                version.source_type.value,
+                                version.occurred,  # parsed once, by version_of
+                                datetime.fromisoformat(received).timestamp(),
+                            )
+                        )
                 elif before is not None:  # a withdrawal of a live report
                     out.forward.append(
                         (
@@ -146,10 +151,8 @@ class IdentityStage(Stage[IdentityOutput]):
         for outcome, n in out.outcomes.items():
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
-        for doc, received in out.accepted:
-            source_type = str(doc["source_type"])
+        for source_type, occurred, received in out.accepted:
             metrics.REPORTS.labels(source_type).inc()
             metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
-            occurred = datetime.fromisoformat(doc["occurred_at"]).timestamp()
             metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
             metrics.LAST_REPORT_TIMESTAMP.labels(source_type).set(received)
