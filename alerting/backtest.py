@@ -1,8 +1,12 @@
-"""Backtesting: run reports through classification and the rule engine offline.
+"""Backtesting: run reports through classification, linking and the rule engine offline.
 
-Reports are classified and processed in event-time order with the event time as the
-clock, so a backtest shows which alerts would have fired and resolved, and when, had
-every report arrived the moment its incident occurred. Between incidents the clock
+Reports are classified, linked into incidents (`streams/record/book.py`, the same rule and
+parameters as the worker's zone stage) and processed in event-time order with the event
+time as the clock, so a backtest shows which alerts would have fired and resolved, and
+when, had every report arrived the moment its event occurred. As on the worker, the engine
+hears each report that opens or joins an incident as that incident
+(`streams/record/alert_view.py`): one event reported by four sources is one incident to
+every rule; an incident merged into another leaves the counts. Between incidents the clock
 advances to every moment an alert could resolve (`next_deadline`), so resolution times
 are exact, not rounded to the next incident.
 """
@@ -22,6 +26,12 @@ from alerting.rules import RuleSet
 from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from schemas.report import Report
+from streams.pipeline.versions import version_of
+from streams.record.alert_view import incident_overrides
+from streams.record.book import IncidentBook
+from streams.record.incident import Status
+from streams.record.linking import LinkRule
+from streams.record.model import ReportVersion
 
 Classify = Callable[[Report, datetime], Incident]
 
@@ -36,6 +46,7 @@ def backtest(
     *,
     until: datetime | None = None,
     on_error: Callable[[Report, Exception], None] | None = None,
+    link: LinkRule | None = None,
 ) -> list[AlertEvent]:
     """The alert events the rules would have produced over `reports`, in time order.
 
@@ -44,13 +55,16 @@ def backtest(
     and escalation baseline are measured from then. After the last report, time runs on to
     `until` (default: until every alert has resolved, as if nothing more was reported).
     A report `classify` rejects with a ValueError (e.g. an unknown place) is passed to
-    `on_error` and skipped; without `on_error` the error propagates."""
+    `on_error` and skipped; without `on_error` the error propagates. `link` is the linking
+    rule (default: the worker's defaults). Give each report once, at its latest revision
+    (`streams/tools/replay.py`)."""
     ordered = sorted(reports, key=lambda r: r.occurred_at)
     if not ordered:
         return []
     start = ordered[0].occurred_at
     states: dict[str, ZoneState] = {}
     events: list[AlertEvent] = []
+    book = IncidentBook(link or LinkRule())
     for report in ordered:
         received = report.occurred_at
         if report.reported_at is not None and report.reported_at > received:
@@ -64,15 +78,37 @@ def backtest(
             continue
         now = report.occurred_at
         events.extend(_advance_to(rules, states, now))
-        state = states.get(incident.zone)
-        if state is None:
-            state = states[incident.zone] = ZoneState.new(incident.zone, since=start)
-        events.extend(evaluate_incident(rules, state, incident, now))
+        for zone, seen in _as_incidents(book, incident):
+            state = states.get(zone)
+            if state is None:
+                state = states[zone] = ZoneState.new(zone, since=start)
+            if isinstance(seen, str):
+                state.forget(seen)
+                continue
+            state.refresh(seen)  # a known incident that changed: seen afresh
+            events.extend(evaluate_incident(rules, state, seen, now))
     events.extend(_advance_to(rules, states, until))
     if until is not None:
         for state in states.values():
             events.extend(evaluate_time(rules, state, until))
     return events
+
+
+def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, Incident | str]]:
+    """What the engine hears when `report` enters `book`, zone by zone, as the alert stage
+    hears it from the zone stage: the incident it opened or joined (the report standing
+    for it), and the id of each incident that no longer exists (merged or withdrawn)."""
+    version = version_of(report.model_dump(mode="json"))
+    assert isinstance(version, ReportVersion)
+    heard: list[tuple[str, Incident | str]] = []
+    for record in book.upsert(version).incidents:
+        zone = record.fields.zone
+        if record.status is not Status.OPEN:
+            heard.append((zone, record.incident_id))
+        elif any((s, rid) == version.ident for s, rid, _ in record.fields.reports):
+            doc = {**report.model_dump(mode="json"), **incident_overrides(record)}
+            heard.append((zone, Incident.model_validate(doc)))
+    return heard
 
 
 def _advance_to(

@@ -30,6 +30,7 @@ from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
+from streams.record.linking import LinkRule
 from streams.tools.simulate import Simulator
 
 pytestmark = pytest.mark.timeout(30)
@@ -765,11 +766,18 @@ def fake_classify(report: Report, received_at: datetime) -> Incident:
     )
 
 
-def _report_line(n: int, at: datetime, place: str, category: str, killed: int = 0) -> str:
+def _report_line(
+    n: int,
+    at: datetime,
+    place: str,
+    category: str,
+    killed: int = 0,
+    source: tuple[str, str] = ("pkf-op-7", "observation_post"),
+) -> str:
     body: dict[str, object] = {
         "report_id": f"r{n}",
-        "source": "pkf-op-7",
-        "source_type": "observation_post",
+        "source": source[0],
+        "source_type": source[1],
         "occurred_at": at.isoformat(),
         "location": {"place": place},
         "category": category,
@@ -837,6 +845,34 @@ def test_backtest_over_a_small_file(tmp_path: Path) -> None:
         assert word in out
     assert "Alerts per rule" in out
     assert "10 / 10" in out
+
+
+def test_backtest_counts_incidents_not_reports() -> None:
+    """Nine events, each reported by an observation post, a ministry and the media within
+    minutes at one place: nine incidents, under zone-surge's ten, where the 27 reports
+    alone would have fired it (issue 10: one event reported four times is one incident)."""
+    sources = [("pkf-op-7", "observation_post"), ("mod-az", "party_statement"), ("bbc", "media")]
+    reports = []
+    for event in range(9):
+        for k, source in enumerate(sources):
+            line = _report_line(
+                10 * event + k,
+                T0 + event * 5 * M + k * M,
+                "Lachin",
+                "small_arms_fire",
+                source=source,
+            )
+            report = validate_report(line.encode(), now=T0 + D)
+            assert isinstance(report, Report)
+            reports.append(report)
+    assert backtest(reports, fake_classify, DEFAULT) == []
+    # With a linking window of one second every report stands apart: 27 incidents, and
+    # the surge fires.
+    apart = LinkRule(window_seconds=1.0)
+    fired = [
+        e for e in backtest(reports, fake_classify, DEFAULT, link=apart) if e.status == "firing"
+    ]
+    assert [e.rule for e in fired] == ["zone-surge"]
 
 
 def test_backtest_until_leaves_alerts_firing() -> None:
