@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     web_port: int = 6066
     #: How peers reach this worker's API (for tallies fan-out). Default: http://web_host:web_port
     advertised_url: str | None = None
+    #: Base map of the live page (`GET /`): a tile URL template such as
+    #: `https://tile.example.org/{z}/{x}/{y}.png`, and its attribution (most tile servers
+    #: require one). Unset: no tiles, the page needs no network beyond the worker.
+    map_tiles: str | None = None
+    map_tiles_attribution: str = ""
 
     alertmanager_url: str | None = None
     #: Since when the monitor holds the complete incident history (set it after a

@@ -153,3 +153,10 @@ PARTITION_STALLED = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+ZONE_INFO = Gauge(
+    "ceasefire_zone_info",
+    "1 for each zone of the loaded catalogue, with its name and the centroid of its polygons "
+    "(WGS84 degrees), to place zones on a map (Grafana geomap): join on `zone`.",
+    ["zone", "name", "lat", "lon"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,72 @@
+"""The live page for people (`GET /`) and its static files (`GET /static/...`).
+
+The page is plain HTML, CSS and JavaScript shipped in this package (streams/web/static/):
+it reads the public GET endpoints (zones, tallies, alerts, incidents) and polls them, so
+the server renders nothing but the optional base-map setting into the HTML. Leaflet is
+vendored from npm under static/vendor/ (web/package.json pins it; `cd web && npm ci &&
+npm run vendor` refreshes it), so the page needs no CDN and no build step.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from aiohttp import web
+
+from streams.config import Settings
+
+#: The page's files, installed as package data (pyproject.toml).
+STATIC = Path(__file__).resolve().parent / "static"
+INDEX = STATIC / "index.html"
+#: Marks in index.html that `render_index` fills in.
+_TILES = "{{map_tiles}}"
+_TILES_ATTRIBUTION = "{{map_tiles_attribution}}"
+
+
+def render_index(settings: Settings) -> bytes:
+    """index.html with the tile setting in its meta tags, escaped for an attribute."""
+    text = INDEX.read_text(encoding="utf-8")
+    text = text.replace(_TILES, html.escape(settings.map_tiles or "", quote=True))
+    text = text.replace(
+        _TILES_ATTRIBUTION, html.escape(settings.map_tiles_attribution, quote=True)
+    )
+    return text.encode("utf-8")
+
+
+def content_security_policy(settings: Settings) -> str:
+    """Everything from this worker, except tile images when a base map is configured:
+    data injected into the page by a report (a zone name, a description) cannot load or
+    run anything."""
+    images = "'self' data:" + (" https: http:" if settings.map_tiles else "")
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            f"img-src {images}",
+            # Leaflet positions its panes with style attributes.
+            "style-src 'self' 'unsafe-inline'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def register(app: web.Application, settings: Settings) -> None:
+    """Add `GET /` and `GET /static/...` to the API's application."""
+    body = render_index(settings)  # once: the settings do not change while a worker runs
+    headers = {
+        "Content-Security-Policy": content_security_policy(settings),
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
+
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC, name="static")

@@ -1,0 +1,473 @@
+// The live page (docs/page.md): reads the public GET endpoints of the worker that served it
+// and polls them. Every value from the API reaches the page as text (textContent), never as
+// markup: zone names and report fields come from outside.
+"use strict";
+
+(() => {
+  const POLL_MS = 3000;
+  const INCIDENT_LIMIT = 50;
+  /** Incident details fetched per refresh for their points (the list carries no place). */
+  const DETAILS_PER_REFRESH = 8;
+  /** Lower bounds of the shading classes; zero has its own colour. */
+  const BREAKS = [1, 3, 6, 11, 21, 51];
+  const SHADES = ["#f2f2f2", "#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"];
+  const SEVERITY_COLOURS = { critical: "#a50f15", high: "#de2d26", medium: "#e6820e", low: "#6b7785" };
+  const WINDOW_SECONDS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
+  const WINDOW_TEXT = {
+    "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days",
+    "30d": "the last 30 days", all: "since the ceasefire",
+  };
+  const OUTSIDE = "outside";
+
+  const state = {
+    window: "24h",
+    zone: null, // the zone the incidents are filtered by
+    alert: null, // the alert chosen (its zone is then the filter)
+    features: [],
+    names: new Map([[OUTSIDE, "Outside all zones"]]),
+    counts: new Map(), // zone -> tally row
+    alerts: [],
+    incidents: [],
+    places: new Map(), // incident_id -> {version, lat, lon}
+    generation: 0, // bumps on each filter change: answers to older requests are dropped
+  };
+  const zoneLayers = new Map(); // zone -> Leaflet layer
+  let map = null;
+  let points = null;
+
+  // -- helpers ---------------------------------------------------------------------------
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  class ApiError extends Error {
+    constructor(url, status, message) {
+      super(`${url.split("?")[0]}: ${status} ${message}`);
+      this.status = status;
+    }
+  }
+
+  async function getJSON(url) {
+    const resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (!resp.ok) {
+      let message = resp.statusText;
+      try { message = (await resp.json()).error || message; } catch (_) { /* not JSON */ }
+      throw new ApiError(url, resp.status, message);
+    }
+    return resp.json();
+  }
+
+  const words = (code) => String(code ?? "").replaceAll("_", " ");
+  const zoneName = (id) => state.names.get(id) ?? id;
+  function utc(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+  function shade(count) {
+    let i = 0;
+    while (i < BREAKS.length && count >= BREAKS[i]) i += 1;
+    return SHADES[i];
+  }
+  const countOf = (zone) => state.counts.get(zone)?.incidents ?? 0;
+
+  // -- the map ---------------------------------------------------------------------------
+  function meta(name) {
+    return document.querySelector(`meta[name="${name}"]`)?.content ?? "";
+  }
+
+  function initMap() {
+    map = L.map("map", { zoomSnap: 0.25, scrollWheelZoom: false });
+    window.ceasefireMap = map; // for the browser test and the console
+    const tiles = meta("ceasefire-map-tiles");
+    if (tiles) {
+      L.tileLayer(tiles, { attribution: meta("ceasefire-map-tiles-attribution"), maxZoom: 18 })
+        .addTo(map);
+    }
+    // Incidents in a pane of their own, above the zones whatever is drawn later.
+    map.createPane("incidents").style.zIndex = "450";
+    points = L.layerGroup().addTo(map);
+  }
+
+  function zoneStyle(id) {
+    const selected = id === state.zone;
+    return {
+      color: selected ? "#0a58ca" : "#555",
+      weight: selected ? 3 : 1,
+      fillColor: shade(countOf(id)),
+      fillOpacity: 0.75,
+    };
+  }
+
+  function tooltipFor(id) {
+    const n = countOf(id);
+    return el("div", {}, el("strong", {}, zoneName(id)), el("br"),
+      `${n} incident${n === 1 ? "" : "s"} in ${WINDOW_TEXT[state.window]}`);
+  }
+
+  function drawZones() {
+    // Lowest priority first, so that cities are drawn over the districts around them.
+    const ordered = [...state.features].sort(
+      (a, b) => (a.properties.priority ?? 0) - (b.properties.priority ?? 0));
+    const all = L.latLngBounds([]);
+    for (const feature of ordered) {
+      const id = feature.properties.id;
+      const layer = L.geoJSON(feature, { style: () => zoneStyle(id) });
+      layer.bindTooltip(() => tooltipFor(id), { sticky: true });
+      layer.on("click", () => chooseZone(id));
+      layer.addTo(map);
+      layer.eachLayer((path) => {
+        const node = path.getElement();
+        node.setAttribute("data-zone", id);
+        node.classList.add("zone");
+      });
+      zoneLayers.set(id, layer);
+      all.extend(layer.getBounds());
+    }
+    if (all.isValid()) {
+      // A light outline of the region the catalogue covers: no tiles are needed.
+      L.rectangle(all.pad(0.04), {
+        color: "#9aa5b1", weight: 1, dashArray: "4 4", fill: false, interactive: false,
+      }).addTo(map);
+      map.fitBounds(all.pad(0.02));
+    }
+  }
+
+  function restyleZones() {
+    for (const [id, layer] of zoneLayers) layer.setStyle(zoneStyle(id));
+  }
+
+  function drawLegend() {
+    const legend = document.getElementById("legend");
+    const items = [el("span", {}, el("span", { class: "swatch", style: `background:${SHADES[0]}` }), "0")];
+    BREAKS.forEach((low, i) => {
+      const high = BREAKS[i + 1];
+      const text = high === undefined ? `${low}+` : high - 1 === low ? `${low}` : `${low}–${high - 1}`;
+      items.push(el("span", {}, el("span", { class: "swatch", style: `background:${SHADES[i + 1]}` }), text));
+    });
+    items.push(el("span", {}, "incidents per zone ·"));
+    for (const [severity, colour] of Object.entries(SEVERITY_COLOURS)) {
+      items.push(el("span", {}, el("span", { class: "dot", style: `background:${colour}` }), severity));
+    }
+    items.push(el("span", {}, "incident (latest)"));
+    legend.replaceChildren(...items);
+  }
+
+  function placeOf(details) {
+    // The most verified report with a point location, else any report with coordinates.
+    const rank = { observed: 0, reported: 1, alleged: 2 };
+    const located = (details.reports || []).filter((r) => typeof r.lat === "number" && typeof r.lon === "number");
+    located.sort((a, b) => (a.location_precision === "point" ? 0 : 1) - (b.location_precision === "point" ? 0 : 1)
+      || (rank[a.verification] ?? 3) - (rank[b.verification] ?? 3));
+    return located.length ? { lat: located[0].lat, lon: located[0].lon } : null;
+  }
+
+  async function locateIncidents(generation) {
+    const missing = state.incidents.filter((i) => state.places.get(i.incident_id)?.version !== i.version)
+      .slice(0, DETAILS_PER_REFRESH);
+    await Promise.all(missing.map(async (incident) => {
+      try {
+        const details = await getJSON(`/api/v1/incidents/${encodeURIComponent(incident.incident_id)}`);
+        const place = placeOf(details);
+        state.places.set(incident.incident_id, { version: incident.version, ...(place || { lat: null, lon: null }) });
+      } catch (_) { /* merged or withdrawn meanwhile: no point until the next refresh */ }
+    }));
+    if (generation === state.generation) drawPoints();
+  }
+
+  function drawPoints() {
+    points.clearLayers();
+    // Oldest first, so the newest is drawn on top.
+    for (const incident of [...state.incidents].reverse()) {
+      const place = state.places.get(incident.incident_id);
+      if (!place || place.lat === null) continue;
+      const marker = L.circleMarker([place.lat, place.lon], {
+        pane: "incidents",
+        radius: incident.severity === "critical" ? 8 : 6,
+        color: "#222", weight: 1, fillOpacity: 0.9,
+        fillColor: SEVERITY_COLOURS[incident.severity] ?? SEVERITY_COLOURS.low,
+      });
+      marker.bindTooltip(() => el("div", {}, el("strong", {}, words(incident.category)), el("br"),
+        `${zoneName(incident.zone)} · ${utc(incident.occurred_at)}`));
+      marker.on("click", (e) => { L.DomEvent.stopPropagation(e); openIncident(incident.incident_id, null); });
+      marker.addTo(points);
+      marker.getElement()?.setAttribute("data-incident-id", incident.incident_id);
+    }
+  }
+
+  // -- the zone table --------------------------------------------------------------------
+  function zoneRow(id) {
+    let row = document.querySelector(`#zone-rows tr[data-zone="${CSS.escape(id)}"]`);
+    if (row) return row;
+    const cells = ["incidents", "reports", "killed", "wounded"].map(
+      (field) => el("td", { class: "num", "data-field": field }, "0"));
+    row = el("tr", { "data-zone": id },
+      el("th", { scope: "row" },
+        el("button", { type: "button", "aria-pressed": "false", onclick: () => chooseZone(id) },
+          el("span", { class: "swatch", "aria-hidden": "true" }), zoneName(id))),
+      cells);
+    document.getElementById("zone-rows").append(row);
+    return row;
+  }
+
+  function renderTable() {
+    document.getElementById("zones-caption").textContent =
+      `Incidents by zone in ${WINDOW_TEXT[state.window]}, by event time`;
+    const ids = state.features.map((f) => f.properties.id);
+    if (countOf(OUTSIDE) > 0 || document.querySelector(`#zone-rows tr[data-zone="${OUTSIDE}"]`)) ids.push(OUTSIDE);
+    for (const id of ids) {
+      const row = zoneRow(id);
+      const tally = state.counts.get(id) ?? {};
+      for (const cell of row.querySelectorAll("td[data-field]")) {
+        cell.textContent = String(tally[cell.dataset.field] ?? 0);
+      }
+      row.querySelector(".swatch").style.background = shade(countOf(id));
+      row.classList.toggle("selected", id === state.zone);
+      row.querySelector("button").setAttribute("aria-pressed", String(id === state.zone));
+    }
+  }
+
+  // -- alerts and incidents ----------------------------------------------------------------
+  function renderAlerts() {
+    const list = document.getElementById("alerts");
+    if (!state.alerts.length) {
+      list.replaceChildren(el("li", { class: "empty" }, "No alert is firing."));
+      return;
+    }
+    list.replaceChildren(...state.alerts.map((a) => {
+      const zone = a.labels?.zone;
+      const chosen = a.alert_id === state.alert;
+      return el("li", { "data-alert-id": a.alert_id, "data-severity": a.severity, "data-zone": zone,
+        class: chosen ? "selected" : null },
+      el("button", { type: "button", class: `sev-${a.severity}`, "aria-pressed": String(chosen),
+        onclick: () => chooseAlert(a) },
+      el("div", { class: "title" }, el("span", { class: `badge sev-${a.severity}` }, a.severity),
+        `${words(a.rule)} · ${zoneName(zone)}`),
+      el("div", {}, a.summary),
+      el("div", { class: "meta" }, `since ${utc(a.starts_at)} · ${a.value} (threshold ${a.threshold}) in ${a.window}`)));
+    }));
+  }
+
+  function renderIncidents() {
+    const list = document.getElementById("incidents");
+    const where = state.zone ? ` in ${zoneName(state.zone)}` : "";
+    document.getElementById("incidents-title").textContent =
+      `Latest incidents${where}, ${WINDOW_TEXT[state.window]}`;
+    const alertIds = new Set(state.alerts.find((a) => a.alert_id === state.alert)?.incident_ids ?? []);
+    if (!state.incidents.length) {
+      list.replaceChildren(el("li", { class: "empty" }, `No incident${where} in ${WINDOW_TEXT[state.window]}.`));
+      return;
+    }
+    list.replaceChildren(...state.incidents.map((i) => {
+      const casualties = [i.killed ? `${i.killed} killed` : null, i.wounded ? `${i.wounded} wounded` : null]
+        .filter(Boolean).join(", ") || "no casualties reported";
+      const n = i.reports?.length ?? 0;
+      return el("li", { "data-incident-id": i.incident_id, "data-zone": i.zone,
+        class: alertIds.has(i.incident_id) ? "selected" : null },
+      el("button", { type: "button", class: `sev-${i.severity}`, "aria-haspopup": "dialog",
+        onclick: (e) => openIncident(i.incident_id, e.currentTarget) },
+      el("div", { class: "title" }, el("span", { class: `badge sev-${i.severity}` }, i.severity),
+        `${words(i.category)} · ${zoneName(i.zone)}`),
+      el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
+      el("div", { class: "meta" }, `${utc(i.occurred_at)} · ${n} report${n === 1 ? "" : "s"}`)));
+    }));
+  }
+
+  function renderFilter() {
+    const box = document.getElementById("filter");
+    box.hidden = !state.zone;
+    const alert = state.alerts.find((a) => a.alert_id === state.alert);
+    document.getElementById("filter-text").textContent = state.zone
+      ? `Zone: ${zoneName(state.zone)}${alert ? ` (alert ${words(alert.rule)})` : ""}` : "";
+  }
+
+  function render() {
+    restyleZones();
+    renderTable();
+    renderAlerts();
+    renderIncidents();
+    renderFilter();
+    drawPoints();
+  }
+
+  function chooseZone(id) {
+    state.alert = null;
+    state.zone = state.zone === id ? null : id;
+    filterChanged();
+  }
+
+  function chooseAlert(alert) {
+    const again = state.alert === alert.alert_id;
+    state.alert = again ? null : alert.alert_id;
+    state.zone = again ? null : alert.labels?.zone ?? null;
+    filterChanged();
+  }
+
+  function filterChanged() {
+    state.generation += 1;
+    state.incidents = [];
+    render();
+    refreshNow();
+  }
+
+  // -- one incident ------------------------------------------------------------------------
+  async function openIncident(id, opener) {
+    const dialog = document.getElementById("incident-dialog");
+    const body = document.getElementById("incident-body");
+    body.replaceChildren(el("p", {}, "Loading…"));
+    if (!dialog.open) dialog.showModal();
+    dialog.dataset.incidentId = id;
+    dialog.opener = opener;
+    let doc;
+    try {
+      doc = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`);
+    } catch (err) {
+      body.replaceChildren(el("p", { class: "status error" }, err.message));
+      return;
+    }
+    document.getElementById("incident-title").textContent =
+      `${words(doc.category)} · ${zoneName(doc.zone)}`;
+    const claims = Object.entries(doc.claims || {}).map(([c, a]) => `${c} accuses ${a}`).join("; ") || "none";
+    const facts = [
+      ["Occurred", utc(doc.occurred_at)], ["Zone", zoneName(doc.zone)], ["Severity", doc.severity],
+      ["Attribution", doc.attribution], ["Claims", claims], ["Verification", doc.verification],
+      ["Killed", doc.killed], ["Wounded", doc.wounded], ["Incident", `${doc.incident_id} (version ${doc.version})`],
+    ];
+    const columns = ["source", "report_id", "revision", "source_type", "occurred_at", "category",
+      "perpetrator", "claimant", "killed", "wounded", "verification", "place"];
+    const rows = (doc.reports || []).map((r) => el("tr", { "data-report-id": r.report_id },
+      columns.map((c) => el("td", {}, c === "place"
+        ? (typeof r.lat === "number" ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)} (${r.location_precision})` : "")
+        : c === "occurred_at" && r.occurred_at ? utc(r.occurred_at) : r[c] ?? ""))));
+    body.replaceChildren(
+      el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
+      el("h3", {}, `Reports (${rows.length})`),
+      el("div", { class: "reports" }, el("table", {},
+        el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, words(c))))),
+        el("tbody", {}, rows))));
+  }
+
+  function initDialog() {
+    const dialog = document.getElementById("incident-dialog");
+    document.getElementById("incident-close").addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => dialog.opener?.focus?.());
+  }
+
+  // -- polling -----------------------------------------------------------------------------
+  let running = false;
+  let again = false;
+  let timer = null;
+
+  async function refresh() {
+    const generation = state.generation;
+    const win = state.window;
+    const params = new URLSearchParams({ limit: String(INCIDENT_LIMIT) });
+    if (state.zone) params.set("zone", state.zone);
+    if (WINDOW_SECONDS[win]) {
+      params.set("from", new Date(Date.now() - WINDOW_SECONDS[win] * 1000).toISOString());
+    }
+    const results = await Promise.allSettled([
+      getJSON(`/api/v1/tallies?window=${encodeURIComponent(win)}&by=zone`),
+      getJSON("/api/v1/alerts?status=firing"),
+      getJSON(`/api/v1/incidents?${params}`),
+    ]);
+    if (generation !== state.generation || win !== state.window) return; // the filter moved on
+    const [tallies, alerts, incidents] = results;
+    if (tallies.status === "fulfilled") {
+      state.counts = new Map(tallies.value.rows.map((r) => [r.zone, r]));
+    }
+    if (alerts.status === "fulfilled") {
+      state.alerts = [...alerts.value.alerts].sort(
+        (a, b) => String(b.starts_at).localeCompare(String(a.starts_at)));
+    }
+    if (incidents.status === "fulfilled") state.incidents = incidents.value.incidents;
+    render();
+    const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
+    const status = document.getElementById("status");
+    const now = new Date().toISOString().slice(11, 19);
+    if (failed.length) {
+      status.textContent = `Not all figures could be refreshed at ${now} UTC (retrying): ${failed.join("; ")}`;
+      status.classList.add("error");
+    } else {
+      const firing = state.alerts.length;
+      status.textContent = `Updated ${now} UTC · ${firing} alert${firing === 1 ? "" : "s"} firing`;
+      status.classList.remove("error");
+      document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+    }
+    await locateIncidents(generation);
+  }
+
+  async function refreshNow() {
+    if (running) { again = true; return; }
+    running = true;
+    clearTimeout(timer);
+    try {
+      do {
+        again = false;
+        try { await refresh(); } catch (err) {
+          const status = document.getElementById("status");
+          status.textContent = `Refresh failed (retrying): ${err.message}`;
+          status.classList.add("error");
+        }
+      } while (again);
+    } finally {
+      running = false;
+      timer = setTimeout(refreshNow, POLL_MS);
+    }
+  }
+
+  async function offerAllWindow() {
+    // `window=all` (since the ceasefire) is offered only if this worker's tallies answer it.
+    try {
+      const resp = await fetch("/api/v1/tallies?window=all&by=zone", { cache: "no-store" });
+      if (!resp.ok) return;
+      document.getElementById("window").append(el("option", { value: "all" }, WINDOW_TEXT.all));
+    } catch (_) { /* not offered */ }
+  }
+
+  async function start() {
+    initMap();
+    initDialog();
+    drawLegend();
+    const select = document.getElementById("window");
+    state.window = select.value;
+    select.addEventListener("change", () => {
+      state.window = select.value;
+      filterChanged();
+    });
+    document.getElementById("filter-clear").addEventListener("click", () => {
+      state.zone = null;
+      state.alert = null;
+      filterChanged();
+    });
+    const status = document.getElementById("status");
+    for (;;) {
+      try {
+        const zones = await getJSON("/api/v1/zones");
+        state.features = zones.features;
+        break;
+      } catch (err) {
+        status.textContent = `Waiting for the zone catalogue (retrying): ${err.message}`;
+        status.classList.add("error");
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+    }
+    for (const f of state.features) state.names.set(f.properties.id, f.properties.name ?? f.properties.id);
+    drawZones();
+    offerAllWindow();
+    refreshNow();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
