@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from streams.config import Settings
+from streams.tallies.windows import WINDOWS, QueryError, window_seconds
 
 #: The page's files, installed as package data (pyproject.toml).
 STATIC = Path(__file__).resolve().parent / "static"
@@ -22,15 +23,30 @@ INDEX = STATIC / "index.html"
 #: Marks in index.html that `render_index` fills in.
 _TILES = "{{map_tiles}}"
 _TILES_ATTRIBUTION = "{{map_tiles_attribution}}"
+_WINDOWS = "{{windows}}"
+#: `window=all` (since the ceasefire), offered once the tallies answer it.
+SINCE_CEASEFIRE = "all"
+
+
+def tally_windows() -> list[str]:
+    """The windows the page offers: those `GET /api/v1/tallies` accepts, in order."""
+    offered = []
+    for window in dict.fromkeys((*WINDOWS, SINCE_CEASEFIRE)):
+        try:
+            window_seconds(window)
+        except QueryError:
+            continue
+        offered.append(window)
+    return offered
 
 
 def render_index(settings: Settings) -> bytes:
-    """index.html with the tile setting in its meta tags, escaped for an attribute."""
+    """index.html with the tile setting and the windows in its meta tags, escaped for an
+    attribute."""
     text = INDEX.read_text(encoding="utf-8")
+    text = text.replace(_WINDOWS, html.escape(" ".join(tally_windows()), quote=True))
     text = text.replace(_TILES, html.escape(settings.map_tiles or "", quote=True))
-    text = text.replace(
-        _TILES_ATTRIBUTION, html.escape(settings.map_tiles_attribution, quote=True)
-    )
+    text = text.replace(_TILES_ATTRIBUTION, html.escape(settings.map_tiles_attribution, quote=True))
     return text.encode("utf-8")
 
 

@@ -117,30 +117,38 @@
   }
 
   function drawZones() {
-    // Lowest priority first, so that cities are drawn over the districts around them.
-    const ordered = [...state.features].sort(
-      (a, b) => (a.properties.priority ?? 0) - (b.properties.priority ?? 0));
-    const all = L.latLngBounds([]);
-    for (const feature of ordered) {
+    // Drawn so that the zone on top is the one a point there is counted in: lowest priority
+    // first (cities over the districts around them), and among equals the first in the
+    // catalogue last (it wins ties).
+    const ordered = state.features.map((f, i) => [f, i]).sort(
+      ([a, i], [b, j]) => (a.properties.priority ?? 0) - (b.properties.priority ?? 0) || j - i)
+      .map(([f]) => f);
+    const layers = ordered.map((feature) => {
       const id = feature.properties.id;
       const layer = L.geoJSON(feature, { style: () => zoneStyle(id) });
       layer.bindTooltip(() => tooltipFor(id), { sticky: true });
       layer.on("click", () => chooseZone(id));
+      zoneLayers.set(id, layer);
+      return layer;
+    });
+    const all = L.latLngBounds([]);
+    for (const layer of layers) all.extend(layer.getBounds());
+    // The view first: Leaflet draws a layer only once the map has one.
+    if (all.isValid()) map.fitBounds(all.pad(0.02));
+    else map.setView([0, 0], 2);
+    if (all.isValid()) {
+      // A light outline of the region the catalogue covers: no tiles are needed.
+      L.rectangle(all.pad(0.04), {
+        color: "#9aa5b1", weight: 1, dashArray: "4 4", fill: false, interactive: false,
+      }).addTo(map);
+    }
+    for (const [id, layer] of zoneLayers) {
       layer.addTo(map);
       layer.eachLayer((path) => {
         const node = path.getElement();
         node.setAttribute("data-zone", id);
         node.classList.add("zone");
       });
-      zoneLayers.set(id, layer);
-      all.extend(layer.getBounds());
-    }
-    if (all.isValid()) {
-      // A light outline of the region the catalogue covers: no tiles are needed.
-      L.rectangle(all.pad(0.04), {
-        color: "#9aa5b1", weight: 1, dashArray: "4 4", fill: false, interactive: false,
-      }).addTo(map);
-      map.fitBounds(all.pad(0.02));
     }
   }
 
@@ -427,13 +435,12 @@
     }
   }
 
-  async function offerAllWindow() {
-    // `window=all` (since the ceasefire) is offered only if this worker's tallies answer it.
-    try {
-      const resp = await fetch("/api/v1/tallies?window=all&by=zone", { cache: "no-store" });
-      if (!resp.ok) return;
-      document.getElementById("window").append(el("option", { value: "all" }, WINDOW_TEXT.all));
-    } catch (_) { /* not offered */ }
+  function offerWindows(select) {
+    // The windows this worker's tallies answer (the server lists them), 24 hours first chosen.
+    const windows = meta("ceasefire-windows").split(" ").filter((w) => w in WINDOW_TEXT);
+    for (const w of windows.length ? windows : ["24h"]) {
+      select.append(el("option", { value: w, selected: w === "24h" }, WINDOW_TEXT[w]));
+    }
   }
 
   async function start() {
@@ -441,6 +448,7 @@
     initDialog();
     drawLegend();
     const select = document.getElementById("window");
+    offerWindows(select);
     state.window = select.value;
     select.addEventListener("change", () => {
       state.window = select.value;
@@ -465,7 +473,6 @@
     }
     for (const f of state.features) state.names.set(f.properties.id, f.properties.name ?? f.properties.id);
     drawZones();
-    offerAllWindow();
     refreshNow();
   }
 
