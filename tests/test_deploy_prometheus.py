@@ -44,6 +44,8 @@ EXPORTER = textwrap.dedent(
     zones, parties = ["shusha", "lachin-corridor", "loc-east"], ["az", "am", "nk"]
     categories, severities = ["small_arms_fire", "drone_strike", "civilian_harm"], ["low", "high"]
     m.WORKER_READY.set(1)
+    for i, z in enumerate([*zones, "aghdam-district"]):  # the last without incidents
+        m.ZONE_INFO.labels(z, z.title(), f"{39.7 + i / 10:.4f}", f"{46.7 + i / 10:.4f}").set(1)
     m.PARTITIONS_OWNED.set(8)
     for topic in ("ceasefire.reports.accepted", "ceasefire.reports.by-zone"):
         m.STATE_RECOVERY_SECONDS.labels(topic).set(1.5)
@@ -180,6 +182,28 @@ def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
         if not prometheus.query(substitute(expr)):
             empty.append(f"{dashboard}: {title}: {substitute(expr)}")
     assert empty == []
+
+
+def test_zone_map_places_every_zone_with_its_window_count(prometheus: Prometheus) -> None:
+    """The analyst geomap: one row per catalogue zone, with its coordinates and the sum of
+    its window gauges over the parties (0 for a zone without incidents)."""
+    from deploy.grafana.build import substitute
+    from deploy.grafana.dashboards_src.analyst import ZONE_MAP_QUERY
+
+    values = {"$window": "24h", "$zone": ".*", "$party": ".*"}
+    rows = {r["metric"]["zone"]: r for r in prometheus.query(substitute(ZONE_MAP_QUERY, values))}
+    assert set(rows) == {"shusha", "lachin-corridor", "loc-east", "aghdam-district"}
+    assert float(rows["aghdam-district"]["value"][1]) == 0
+    assert all(float(r["value"][1]) > 0 for z, r in rows.items() if z != "aghdam-district")
+    assert all({"name", "lat", "lon"} <= set(r["metric"]) for r in rows.values())
+    # In one query, so both sides read the same scrape of the moving gauges.
+    window = 'sum by (zone) (ceasefire_incidents_window{window="24h"})'
+    diff = prometheus.query(f"({substitute(ZONE_MAP_QUERY, values)}) - on (zone) {window}")
+    assert {r["metric"]["zone"]: float(r["value"][1]) for r in diff} == {
+        "shusha": 0,
+        "lachin-corridor": 0,
+        "loc-east": 0,
+    }
 
 
 def test_every_recording_rule_returns_data(prometheus: Prometheus) -> None:

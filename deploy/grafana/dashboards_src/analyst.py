@@ -15,6 +15,7 @@ from .common import (
     RED_ABOVE_ZERO,
     Q,
     bargauge,
+    geomap,
     piechart,
     query_variable,
     row,
@@ -28,6 +29,14 @@ UID = "ceasefire-analyst"
 # Label matchers every analyst query carries.
 ZP = 'zone=~"$zone", party=~"$party"'
 WINDOWS = ("1h", "24h", "7d", "30d")
+#: Zones placed by their centroids (one series per zone of the catalogue on every worker:
+#: `max by` keeps one), with their incidents in the window, 0 where there are none.
+ZONE_MAP_QUERY = (
+    'max by (zone, name, lat, lon) (ceasefire_zone_info{zone=~"$zone"}) '
+    "* on (zone) group_left () ("
+    f'sum by (zone) (ceasefire_incidents_window{{window=~"$window", {ZP}}}) '
+    'or on (zone) (0 * max by (zone) (ceasefire_zone_info{zone=~"$zone"})))'
+)
 #: Recording rules are evaluated every minute (group `ceasefire-incidents`): summing the
 #: per-second rate5m samples over a range and multiplying by 60 gives the count.
 RULE_INTERVAL_S = 60
@@ -192,6 +201,22 @@ def build() -> dashboard_b.Dashboard:
         )
         # -- Rolling tallies -------------------------------------------------------
         .with_row(row("Rolling tallies"))
+        .with_panel(
+            geomap(
+                "Incidents in the last $window on the map",
+                "Each zone at the centroid of its polygons (ceasefire_zone_info, from the "
+                "loaded zone catalogue), sized and coloured by its incidents in the selected "
+                "window; zones without incidents show 0. The monitor's own page (GET / on "
+                "any worker) draws the zone polygons themselves.",
+                [Q(ZONE_MAP_QUERY, "{{name}}")],
+                value="Incidents",
+                label="name",
+                center=(40, 46),
+                zoom=7,
+                width=24,
+                height=12,
+            )
+        )
         .with_panel(
             bargauge(
                 "Incidents in the last $window by zone",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.builders import bargauge as bargauge_b
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.builders import geomap as geomap_b
 from grafana_foundation_sdk.builders import piechart as piechart_b
 from grafana_foundation_sdk.builders import prometheus as prometheus_b
 from grafana_foundation_sdk.builders import stat as stat_b
@@ -23,6 +24,7 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dashboard_m
+from grafana_foundation_sdk.models import geomap as geomap_m
 from grafana_foundation_sdk.models import piechart as piechart_m
 from grafana_foundation_sdk.models import prometheus as prometheus_m
 
@@ -270,6 +272,89 @@ def table(
     for t in transformations:
         p = p.with_transformation(t)
     return p
+
+
+def geomap(
+    title: str,
+    description: str,
+    queries: Sequence[Q],
+    *,
+    value: str,
+    label: str,
+    center: tuple[int, int],
+    zoom: int,
+    width: int = 12,
+    height: int = 10,
+) -> geomap_b.Panel:
+    """Markers at the `lat` and `lon` labels of an instant table query (label values are
+    text, so they are converted to numbers first), sized and coloured by the field `value`
+    and named by the field `label`."""
+    markers = (
+        common_b.MapLayerOptions()
+        .type("markers")
+        .name("Zones")
+        .location(
+            common_b.FrameGeometrySource()
+            .mode(common_m.FrameGeometrySourceMode.COORDS)
+            .latitude("lat")
+            .longitude("lon")
+        )
+        .tooltip(True)
+        .config(
+            {
+                "showLegend": True,
+                "style": {
+                    "color": {"field": value, "fixed": "dark-green"},
+                    "opacity": 0.7,
+                    "size": {"field": value, "fixed": 6, "min": 6, "max": 30},
+                    "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+                    "text": {"field": label, "mode": "field"},
+                    "textConfig": {
+                        "fontSize": 10,
+                        "offsetY": -14,
+                        "textAlign": "center",
+                        "textBaseline": "bottom",
+                    },
+                },
+            }
+        )
+    )
+    return (
+        geomap_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(_targets(queries, instant=True, table=True))
+        .span(width)
+        .height(height)
+        .view(geomap_b.MapViewConfig().id("coords").lat(center[0]).lon(center[1]).zoom(zoom))
+        # Grafana's default base map (it needs Grafana to reach the internet; the markers
+        # show without it).
+        .basemap(common_b.MapLayerOptions().type("default").name("Base map"))
+        .layers([markers])
+        .controls(geomap_b.ControlsOptions().show_zoom(True).mouse_wheel_zoom(False))
+        .tooltip(geomap_b.TooltipOptions().mode(geomap_m.TooltipMode.DETAILS))
+        .color_scheme(dashboard_b.FieldColor().mode(dashboard_m.FieldColorModeId.CONTINUOUS_YL_RD))
+        .min(0)
+        .with_transformation(
+            dashboard_m.DataTransformerConfig(
+                id_val="convertFieldType",
+                options={
+                    "conversions": [
+                        {"targetField": "lat", "destinationType": "number"},
+                        {"targetField": "lon", "destinationType": "number"},
+                    ],
+                    "fields": {},
+                },
+            )
+        )
+        .with_transformation(
+            dashboard_m.DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True}, "renameByName": {"Value": value}},
+            )
+        )
+    )
 
 
 def row(title: str) -> dashboard_b.Row:
