@@ -44,7 +44,7 @@
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -134,13 +134,15 @@
     const all = L.latLngBounds([]);
     for (const layer of layers) all.extend(layer.getBounds());
     // The view first: Leaflet draws a layer only once the map has one.
-    if (all.isValid()) map.fitBounds(all.pad(0.02));
-    else map.setView([0, 0], 2);
     if (all.isValid()) {
+      const region = all.pad(0.03);
+      map.fitBounds(region.pad(0.02));
       // A light outline of the region the catalogue covers: no tiles are needed.
-      L.rectangle(all.pad(0.04), {
+      L.rectangle(region, {
         color: "#9aa5b1", weight: 1, dashArray: "4 4", fill: false, interactive: false,
       }).addTo(map);
+    } else {
+      map.setView([0, 0], 2);
     }
     for (const [id, layer] of zoneLayers) {
       layer.addTo(map);
