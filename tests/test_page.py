@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams import metrics
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.tallies.windows import WINDOWS, QueryError
+from streams.tallies import windows
+from streams.tallies.windows import WINDOWS
 from streams.web import page, zone_info
 
 pytestmark = pytest.mark.timeout(30)
@@ -128,23 +129,16 @@ def test_tile_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_windows_offered_are_those_the_tallies_accept(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert page.tally_windows()[: len(WINDOWS)] == list(WINDOWS)
+    offered = page.tally_windows()
+    assert offered[: len(WINDOWS)] == list(WINDOWS)
+    assert offered == list(getattr(windows, "TALLY_WINDOWS", WINDOWS))
     body = page.render_index(Settings()).decode()
-    assert f'name="ceasefire-windows" content="{" ".join(page.tally_windows())}"' in body
-
-    def accepts_all(window: str) -> int:
-        if window == "all" or window in WINDOWS:
-            return 1
-        raise QueryError(window)
-
-    def refuses_all(window: str) -> int:
-        if window in WINDOWS:
-            return 1
-        raise QueryError(window)
-
-    monkeypatch.setattr(page, "window_seconds", accepts_all)
+    assert f'name="ceasefire-windows" content="{" ".join(offered)}"' in body
+    # Once the tallies answer `window=all`, the page offers it; without, it does not.
+    monkeypatch.setattr(windows, "TALLY_WINDOWS", (*WINDOWS, "all"), raising=False)
     assert page.tally_windows() == [*WINDOWS, "all"]
-    monkeypatch.setattr(page, "window_seconds", refuses_all)
+    assert 'content="1h 24h 7d 30d all"' in page.render_index(Settings()).decode()
+    monkeypatch.delattr(windows, "TALLY_WINDOWS")
     assert page.tally_windows() == list(WINDOWS)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from streams.config import Settings
-from streams.tallies.windows import WINDOWS, QueryError, window_seconds
+from streams.tallies import windows
 
 #: The page's files, installed as package data (pyproject.toml).
 STATIC = Path(__file__).resolve().parent / "static"
@@ -24,20 +24,14 @@ INDEX = STATIC / "index.html"
 _TILES = "{{map_tiles}}"
 _TILES_ATTRIBUTION = "{{map_tiles_attribution}}"
 _WINDOWS = "{{windows}}"
-#: `window=all` (since the ceasefire), offered once the tallies answer it.
-SINCE_CEASEFIRE = "all"
 
 
 def tally_windows() -> list[str]:
-    """The windows the page offers: those `GET /api/v1/tallies` accepts, in order."""
-    offered = []
-    for window in dict.fromkeys((*WINDOWS, SINCE_CEASEFIRE)):
-        try:
-            window_seconds(window)
-        except QueryError:
-            continue
-        offered.append(window)
-    return offered
+    """The windows the page offers: those `GET /api/v1/tallies` accepts, in order. That is
+    `TALLY_WINDOWS` (the rolling windows and `all`, since the ceasefire) where the tallies
+    define it, else the rolling windows alone."""
+    accepted: tuple[str, ...] = getattr(windows, "TALLY_WINDOWS", None) or tuple(windows.WINDOWS)
+    return list(accepted)
 
 
 def render_index(settings: Settings) -> bytes:
