@@ -271,6 +271,21 @@ def test_clicking_an_incident_shows_its_reports(page: Page) -> None:
     assert page.errors() == []
 
 
+def test_keyboard_focus_survives_refreshes(page: Page) -> None:
+    """The lists are rebuilt on each refresh; a keyboard user keeps their place in them."""
+    driver = page.driver
+    items = driver.find_elements(By.CSS_SELECTOR, "#incidents li[data-incident-id]")
+    chosen = str(items[1].get_attribute("data-incident-id"))
+    items[1].find_element(By.TAG_NAME, "button").send_keys(Keys.NULL)  # focus it
+    page.wait_refreshed()
+    focused = driver.execute_script(
+        "const li = document.activeElement.closest('li[data-incident-id]');"
+        "return li && document.activeElement.tagName === 'BUTTON' ? li.dataset.incidentId : null;"
+    )
+    assert focused == chosen
+    driver.execute_script("document.activeElement.blur()")
+
+
 def test_a_critical_report_appears_as_an_alert_within_10_seconds(
     page: Page, worker: Worker, catalogue: ZoneCatalogue
 ) -> None:

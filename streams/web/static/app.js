@@ -249,13 +249,25 @@
   }
 
   // -- alerts and incidents ----------------------------------------------------------------
+  /** Replace a list's items, keeping the keyboard focus on the item with the same key:
+   * the lists are rebuilt on every refresh, and a keyboard user must not lose their place. */
+  function replaceItems(list, attribute, items) {
+    const focused = document.activeElement?.closest?.(`li[${attribute}]`);
+    const key = focused && list.contains(focused) ? focused.getAttribute(attribute) : null;
+    list.replaceChildren(...items);
+    if (key !== null) {
+      const again = [...list.querySelectorAll(`li[${attribute}]`)].find((li) => li.getAttribute(attribute) === key);
+      again?.querySelector("button")?.focus();
+    }
+  }
+
   function renderAlerts() {
     const list = document.getElementById("alerts");
     if (!state.alerts.length) {
       list.replaceChildren(el("li", { class: "empty" }, "No alert is firing."));
       return;
     }
-    list.replaceChildren(...state.alerts.map((a) => {
+    replaceItems(list, "data-alert-id", state.alerts.map((a) => {
       const zone = a.labels?.zone;
       const chosen = a.alert_id === state.alert;
       return el("li", { "data-alert-id": a.alert_id, "data-severity": a.severity, "data-zone": zone,
@@ -279,7 +291,7 @@
       list.replaceChildren(el("li", { class: "empty" }, `No incident${where} in ${WINDOW_TEXT[state.window]}.`));
       return;
     }
-    list.replaceChildren(...state.incidents.map((i) => {
+    replaceItems(list, "data-incident-id", state.incidents.map((i) => {
       const casualties = [i.killed ? `${i.killed} killed` : null, i.wounded ? `${i.wounded} wounded` : null]
         .filter(Boolean).join(", ") || "no casualties reported";
       const n = i.reports?.length ?? 0;
