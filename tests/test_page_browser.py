@@ -23,6 +23,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from streams.classify.zones import ZoneCatalogue
@@ -170,9 +171,11 @@ class Page:
             counts[str(row.get_attribute("data-zone"))] = int(cell.text)
         return counts
 
+    def incident_items(self) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, "#incidents li[data-incident-id]")
+
     def listed_zones(self) -> list[str]:
-        items = self.driver.find_elements(By.CSS_SELECTOR, "#incidents li[data-incident-id]")
-        return [str(li.get_attribute("data-zone")) for li in items]
+        return [str(li.get_attribute("data-zone")) for li in self.incident_items()]
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +216,15 @@ def test_counts_equal_the_apis_in_each_window(page: Page, worker: Worker) -> Non
     assert want == {CLICKED: 3, KEYED: 2, CRITICAL: 1}  # the 7-day window counts the older one
     select.select_by_value("24h")
     page.wait_refreshed()
+    # The latest incidents are points on the map, one each.
+    listed = {li.get_attribute("data-incident-id") for li in page.incident_items()}
+    assert len(listed) == 5
+
+    def drawn() -> set[str | None] | None:
+        points = page.driver.find_elements(By.CSS_SELECTOR, "#map path[data-incident-id]")
+        return {p.get_attribute("data-incident-id") for p in points} or None
+
+    wait_for(lambda: drawn() == listed, timeout=15, what="a point for each listed incident")
     assert page.errors() == []
 
 

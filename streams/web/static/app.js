@@ -184,6 +184,10 @@
   }
 
   async function locateIncidents(generation) {
+    if (state.places.size > 4 * INCIDENT_LIMIT) { // forget places no longer listed
+      const listed = new Set(state.incidents.map((i) => i.incident_id));
+      for (const id of state.places.keys()) if (!listed.has(id)) state.places.delete(id);
+    }
     const missing = state.incidents.filter((i) => state.places.get(i.incident_id)?.version !== i.version)
       .slice(0, DETAILS_PER_REFRESH);
     await Promise.all(missing.map(async (incident) => {
