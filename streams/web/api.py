@@ -23,7 +23,9 @@ from streams.classify.classifier import Classifier
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.windows import QueryError, grouping, window_seconds
-from streams.web import listen, page, zone_info
+from streams.web import listen
+from streams.web import page as live_page
+from streams.web import zone_info as zone_info_metric
 from streams.web.fanout import (
     Incomplete,
     NotOwner,
@@ -309,8 +311,8 @@ class Api:
                 web.get("/api/v1/incidents/{incident_id}", self.incident),
             ]
         )
-        page.register(self.web, monitor.settings)  # GET / and /static/: the live page
-        zone_info.publish(monitor.zones)
+        live_page.register(self.web, monitor.settings)  # GET / and /static/: the live page
+        zone_info_metric.publish(monitor.zones)
 
     def _authorized(self, request: web.Request) -> bool:
         token = self.monitor.settings.api_token
