@@ -14,13 +14,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from streams.config import Settings
-from streams.tallies.windows import GROUPINGS
+from streams.tallies.windows import GROUPINGS, INTERVALS, TALLY_WINDOWS
 
 console = Console(stderr=True)
 out = Console()
@@ -236,7 +237,22 @@ def api_get(base: str, path: str, params: dict[str, str]) -> Any:
         raise CliError(f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up?") from exc
 
 
+FIGURES = ("incidents", "reports", "killed", "wounded")
+
+
+def change(current: int, previous: int) -> str:
+    """A figure with its change against the previous window, as rich markup: more
+    violations read red, fewer green (`12 ▲+3`, `0 ▼-2`, `5 =`)."""
+    delta = current - previous
+    if delta > 0:
+        return f"{current} [red]\u25b2+{delta}[/]"
+    if delta < 0:
+        return f"{current} [green]\u25bc{delta}[/]"
+    return f"{current} [dim]=[/]"
+
+
 def cmd_tallies(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     settings = settings_from(args)
@@ -244,25 +260,41 @@ def cmd_tallies(args: argparse.Namespace) -> int:
     params = {"window": args.window, "by": args.by}
     if args.as_of:
         params["as_of"] = args.as_of
+    if args.compare:
+        params["compare"] = "previous"
     body = api_get(url, "/api/v1/tallies", params)
     if args.json:
         out.print_json(json.dumps(body))
         return 0
     keys = body["by"]
-    table = Table(title=f"Incidents, {body['window']} window ending {body['as_of']}")
-    for k in keys:
-        table.add_column(k)
-    for col in ("incidents", "reports", "killed", "wounded"):
-        table.add_column(col, justify="right")
-    for row in body["rows"]:
-        table.add_row(
-            *(str(row[k]) for k in keys),
-            *(str(row[c]) for c in ("incidents", "reports", "killed", "wounded")),
-        )
-    if not body["rows"]:
-        out.print(f"No incidents in the {body['window']} window ending {body['as_of']}.")
+    if body["window"] == "all":
+        span = f"since the ceasefire ({body['since']}) to {body['as_of']}"
     else:
-        out.print(table)
+        span = f"{body['window']} window ending {body['as_of']}"
+    compare = body.get("compare") == "previous"
+    title = f"Incidents, {span}"
+    if compare:
+        title += f"; change against the previous {body['window']}"
+    rows = body["rows"]
+    if not rows:
+        where = span if body["window"] == "all" else f"in the {span}"
+        out.print(f"No incidents {where}{', nor in the window before' if compare else ''}.")
+        return 0
+    table = Table(title=escape(title), show_footer=True)
+    for i, k in enumerate(keys):
+        table.add_column(k, footer="total" if i == 0 else "")
+    totals = {name: sum(int(r[name]) for r in rows) for name in FIGURES}
+    previous = {name: sum(int(r.get(f"previous_{name}", 0)) for r in rows) for name in FIGURES}
+    for col in FIGURES:
+        footer = change(totals[col], previous[col]) if compare else str(totals[col])
+        table.add_column(col, justify="right", footer=footer)
+    for row in rows:
+        cells = (
+            change(int(row[c]), int(row[f"previous_{c}"])) if compare else str(row[c])
+            for c in FIGURES
+        )
+        table.add_row(*(escape(str(row[k])) for k in keys), *cells)
+    out.print(table)
     return 0
 
 
@@ -416,6 +448,196 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
         )
     console.print(table)
     return 0
+
+
+# -- export ----------------------------------------------------------------------------
+def export_format(fmt: str | None, output: str) -> str:
+    """--format, else the output file's suffix (.json), else CSV."""
+    if fmt:
+        return fmt
+    return "json" if output.lower().endswith(".json") else "csv"
+
+
+class ExportFile:
+    """The output: standard output for `-`, else a file written beside the target and
+    renamed over it when complete, so a failed export never leaves a file that looks whole."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self.part = None if output == "-" else Path(f"{output}.part")
+        self._file = (
+            sys.stdout if self.part is None else self.part.open("w", encoding="utf-8", newline="")
+        )
+
+    def write(self, text: str) -> None:
+        self._file.write(text)
+
+    def finish(self) -> None:
+        if self.part is not None:
+            self._file.close()
+            os.replace(self.part, self.output)
+        else:
+            self._file.flush()
+
+    def abandon(self) -> None:
+        if self.part is not None:
+            self._file.close()
+            self.part.unlink(missing_ok=True)
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,  # the summary line stays
+        disable=not console.is_terminal,  # no bar in logs and pipes
+    )
+
+
+def _bound(name: str, value: str | None, default: datetime) -> datetime:
+    from streams.tallies.windows import QueryError
+    from streams.web.series import parse_bound
+
+    if not value:
+        return default
+    try:
+        return parse_bound(name, value)
+    except QueryError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    url = args.url or settings.web_url()
+    fmt = export_format(args.format, args.output or f"{args.what}.csv")
+    output = args.output or f"{args.what}.{fmt}"
+    if args.what == "incidents" and (args.by or args.interval):
+        raise CliError("--by and --interval are for `export series`")
+    filters = (args.zone, args.attribution, args.category, args.verification)
+    if args.what == "series" and any(filters):
+        raise CliError(
+            "--zone, --attribution, --category and --verification are for `export incidents`; "
+            "a series is grouped with --by"
+        )
+    target = ExportFile(output)
+    try:
+        if args.what == "incidents":
+            written = _export_incidents(args, settings, url, fmt, target)
+        else:
+            written = _export_series(args, settings, url, fmt, target)
+    except BaseException:
+        target.abandon()
+        raise
+    target.finish()
+    where = "standard output" if output == "-" else output
+    console.print(f"wrote {written} to {where} ({fmt})", soft_wrap=True, markup=False)
+    return 0
+
+
+def _export_incidents(
+    args: argparse.Namespace, settings: Settings, url: str, fmt: str, target: ExportFile
+) -> str:
+    """Every page of the incidents list, newest first, written as it comes. The bar shows
+    how far back in event time the pages reached (from --from, else the ceasefire)."""
+    from streams.web.incidents import to_csv
+
+    params = {
+        name: value
+        for name, value in (
+            ("zone", args.zone),
+            ("attribution", args.attribution),
+            ("category", args.category),
+            ("verification", args.verification),
+        )
+        if value
+    }
+    params["limit"] = str(ALL_PAGE)
+    newest = _bound("to", args.to, datetime.now(UTC))
+    oldest = _bound("from", args.from_, settings.ceasefire_start)
+    for name, given, moment in (("from", args.from_, oldest), ("to", args.to, newest)):
+        if given:  # a date as the RFC 3339 time the list reads
+            params[name] = moment.isoformat()
+    span = max((newest - oldest).total_seconds(), 1.0)
+    count = 0
+    cursor: str | None = None
+    if fmt == "json":
+        target.write("[")
+    with _progress() as progress:
+        task = progress.add_task("incidents", total=span, status="")
+        while True:
+            page = {**params, **({"cursor": cursor} if cursor else {})}
+            body = api_get(url, "/api/v1/incidents", page)
+            incidents = body["incidents"]
+            if fmt == "csv":
+                target.write(to_csv(incidents, header=count == 0))
+            else:
+                for i, doc in enumerate(incidents):
+                    sep = "," if count or i else ""
+                    target.write(f"{sep}\n{json.dumps(doc, ensure_ascii=False)}")
+            count += len(incidents)
+            cursor = body["next_cursor"]
+            if incidents:
+                reached = datetime.fromisoformat(incidents[-1]["occurred_at"])
+                done = min(max((newest - reached).total_seconds(), 0.0), span)
+                progress.update(
+                    task, completed=done, status=f"{count} incidents, back to {reached.date()}"
+                )
+            if cursor is None:
+                progress.update(task, completed=span, status=f"{count} incidents")
+                break
+    if fmt == "json":
+        target.write("\n]\n")
+    elif count == 0:
+        target.write(to_csv([]))  # the header alone
+    return f"{count} incidents"
+
+
+def _export_series(
+    args: argparse.Namespace, settings: Settings, url: str, fmt: str, target: ExportFile
+) -> str:
+    """The series from --from (default: the ceasefire) to --to (default: now), asked in
+    spans of the API's most buckets, written as one file."""
+    from streams.tallies.windows import INTERVALS
+    from streams.web.series import MAX_BUCKETS, to_csv
+
+    interval = args.interval or "1d"
+    width = timedelta(seconds=INTERVALS[interval])
+    start = _bound("from", args.from_, settings.ceasefire_start)
+    end = _bound("to", args.to, datetime.now(UTC))
+    if end <= start:
+        raise CliError(f"--to ({end.isoformat()}) is not after --from ({start.isoformat()})")
+    total = -((start - end) // width)
+    base = {"by": args.by or "zone", "interval": interval}
+    doc: dict[str, Any] | None = None
+    with _progress() as progress:
+        task = progress.add_task(f"series by {base['by']}, {interval}", total=total, status="")
+        chunk = start
+        while chunk < end:
+            stop = min(chunk + width * MAX_BUCKETS, end)
+            part = api_get(
+                url, "/api/v1/series", {**base, "from": chunk.isoformat(), "to": stop.isoformat()}
+            )
+            if doc is None:
+                doc = part
+                if fmt == "csv":
+                    target.write(to_csv(part))
+            else:
+                doc["buckets"].extend(part["buckets"])
+                doc["to"] = part["to"]
+                if fmt == "csv":
+                    target.write(to_csv(part, header=False))
+            progress.update(task, advance=len(part["buckets"]), status=f"to {part['to'][:10]}")
+            chunk = datetime.fromisoformat(part["to"])
+    assert doc is not None  # end > start: at least one span
+    if fmt == "json":
+        target.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    lines = sum(len(b["rows"]) for b in doc["buckets"])
+    return f"{len(doc['buckets'])} buckets of {interval} ({lines} rows)"
 
 
 # -- simulate, feed ------------------------------------------------------------------
@@ -598,7 +820,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, help="reports per second (default: as fast as possible)")
 
     p = command("tallies", cmd_tallies, "print current tallies as a table")
-    p.add_argument("--window", default="24h", choices=["1h", "24h", "7d", "30d"])
+    p.add_argument(
+        "--window",
+        default="24h",
+        choices=list(TALLY_WINDOWS),
+        help="rolling window, or all: since the ceasefire (default 24h)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="show the change against the window just before (a rolling window only)",
+    )
     p.add_argument("--by", default="zone", choices=list(GROUPINGS))
     p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
@@ -622,6 +854,29 @@ def build_parser() -> argparse.ArgumentParser:
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
     shape.add_argument("--csv", action="store_true", help="print CSV (the API's columns)")
+
+    p = command(
+        "export", cmd_export, "write incidents or a series to a CSV or JSON file for analysts"
+    )
+    p.add_argument("what", choices=["incidents", "series"])
+    p.add_argument("-o", "--output", help="file, or - for standard output (default WHAT.FORMAT)")
+    p.add_argument(
+        "--format", choices=["csv", "json"], help="default: by the file's suffix, else csv"
+    )
+    p.add_argument(
+        "--from",
+        dest="from_",
+        metavar="T",
+        help="RFC 3339 or a date; occurred at or after (series default: the ceasefire's start)",
+    )
+    p.add_argument("--to", metavar="T", help="RFC 3339 or a date; occurred before (default now)")
+    p.add_argument("--zone", help="incidents: zone code(s), comma-separated")
+    p.add_argument("--attribution", help="incidents: party code(s) or contested")
+    p.add_argument("--category", help="incidents: category code(s)")
+    p.add_argument("--verification", help="incidents: observed, reported, alleged")
+    p.add_argument("--by", choices=list(GROUPINGS), help="series: grouping (default zone)")
+    p.add_argument("--interval", choices=list(INTERVALS), help="series: bucket length (default 1d)")
+    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
 
     p = command("simulate", cmd_simulate, "send a realistic synthetic report stream")
     p.add_argument("--rate", type=float, default=20.0, help="reports per second")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
         and 3 s with 6 s (docs/operations.md, "Membership changes")."""
         unset = {k: v for k, v in EMBEDDED_GROUP_TIMING.items() if k not in self.model_fields_set}
         return self.model_copy(update=unset)
+
+    #: When the ceasefire took effect: 00:00 Moscow time on 10 November 2020
+    #: (2020-11-09T21:00:00Z). `window=all` counts from it, and a series' buckets start at
+    #: it unless `from` is given (so its days are the ceasefire's, Moscow-time, days).
+    ceasefire_start: AwareDatetime = datetime(2020, 11, 10, tzinfo=timezone(timedelta(hours=3)))
 
     #: How long a report's identity is remembered for de-duplication, and how far
     #: back event-time tallies are kept (a 30-day window must reach back from any

@@ -1,5 +1,6 @@
 """The incidents API and command end to end: reports through a real broker (Tansu) and a
-real worker, linked into incidents, listed, paged, exported and shown with their reports.
+real worker, linked into incidents, listed, paged, exported and shown with their reports;
+counted since the ceasefire, against the previous day, and in an hourly series.
 
 Expected figures follow from the reports sent here and SPEC.md's rules, not from the
 monitor's code."""
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -80,6 +83,19 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def export(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "export", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def hour_of(moment: datetime) -> str:
+    return moment.replace(minute=0, second=0).isoformat()
 
 
 def test_reports_of_one_event_are_one_incident_listed_paged_exported_and_shown(
@@ -168,6 +184,44 @@ def test_reports_of_one_event_are_one_incident_listed_paged_exported_and_shown(
         assert all(s in shown.stdout for s in ("pkf-op-12", "az-mod", "am-mod", "az accuses am"))
         exported = cli("--url", worker.url, "--all", "--limit", "1", "--csv")
         assert [r["incident_id"] for r in csv.DictReader(io.StringIO(exported.stdout))] == seen
+
+        # history: since the ceasefire, against the day before, and by event time
+        status, body = worker.get("/api/v1/tallies?window=all&by=zone")
+        assert status == 200, body
+        assert {r["zone"]: r["incidents"] for r in body["rows"]} == {"loc-east": 1, "shusha": 1}
+        status, body = worker.get("/api/v1/tallies?window=24h&compare=previous")
+        assert status == 200, body
+        assert {(r["zone"], r["reports"], r["previous_incidents"]) for r in body["rows"]} == {
+            ("loc-east", 1, 0),
+            ("shusha", 3, 0),
+        }
+        first = (NOW - timedelta(hours=3)).replace(minute=0, second=0)
+        span = urlencode({"interval": "1h", "from": first.isoformat(), "to": NOW.isoformat()})
+        status, series = worker.get(f"/api/v1/series?{span}")
+        assert status == 200, series
+        hits = {
+            (b["start"], r["zone"], r["incidents"]) for b in series["buckets"] for r in b["rows"]
+        }
+        assert hits == {
+            (hour_of(NOW - timedelta(minutes=40)), "shusha", 1),  # the event's first report
+            (hour_of(NOW - timedelta(minutes=5)), "loc-east", 1),
+        }
+        status, text = worker.get(f"/api/v1/series?{span}&format=csv")
+        assert status == 200 and isinstance(text, str)
+        assert sorted(r["zone"] for r in csv.DictReader(io.StringIO(text, newline=""))) == [
+            "loc-east",
+            "shusha",
+        ]
+        out = tmp_path / "series.json"
+        exported = export(
+            "series", "--url", worker.url, "--from", first.isoformat(), "-o", str(out)
+        )
+        assert exported.returncode == 0, exported.stderr
+        assert sum(len(b["rows"]) for b in json.loads(out.read_text())["buckets"]) == 2
+        out = tmp_path / "incidents.csv"
+        exported = export("incidents", "--url", worker.url, "-o", str(out))
+        assert exported.returncode == 0, exported.stderr
+        assert [r["incident_id"] for r in csv.DictReader(io.StringIO(out.read_text()))] == seen
     finally:
         worker.stop()
     assert time.monotonic() - started < 150

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Final
 
 WINDOWS: Final[dict[str, int]] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+#: Since the start of the ceasefire (a setting), not a rolling window: kept out of WINDOWS,
+#: which the window gauge iterates.
+ALL: Final = "all"
+#: Every window the tallies answer for.
+TALLY_WINDOWS: Final[tuple[str, ...]] = (*WINDOWS, ALL)
+#: Bucket lengths of a series (`GET /api/v1/series`).
+INTERVALS: Final[dict[str, int]] = {"1d": 86_400, "1h": 3600}
 
 #: Allowed `by` groupings, and the incident fields each one keeps (`party` is the
 #: incident's attribution, which adds `contested` to the party codes).
@@ -26,6 +33,22 @@ def window_seconds(window: str) -> int:
         return WINDOWS[window]
     except KeyError:
         raise QueryError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}") from None
+
+
+def check_window(window: str) -> str:
+    """`window` if the tallies answer for it (a rolling window or `all`)."""
+    if window not in TALLY_WINDOWS:
+        raise QueryError(f"unknown window {window!r}; use one of {', '.join(TALLY_WINDOWS)}")
+    return window
+
+
+def interval_seconds(interval: str) -> int:
+    try:
+        return INTERVALS[interval]
+    except KeyError:
+        raise QueryError(
+            f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}"
+        ) from None
 
 
 def grouping(by: str) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
-from streams.tallies.windows import QueryError, grouping, window_seconds
+from streams.tallies.series import compare_rows, previous_as_of
+from streams.tallies.windows import ALL, QueryError, check_window, grouping
 from streams.web import listen
 from streams.web import page as live_page
 from streams.web import zone_info as zone_info_metric
@@ -33,12 +34,17 @@ from streams.web.fanout import (
     cluster_incident,
     cluster_incidents,
     cluster_rows,
+    cluster_series,
     local_incident,
     local_incidents,
     local_rows,
+    local_series,
 )
 from streams.web.incidents import is_incident_id, parse_query, to_csv, wants_csv
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
+from streams.web.series import document as series_document
+from streams.web.series import parse_series
+from streams.web.series import to_csv as series_csv
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -108,6 +114,15 @@ def parse_partitions(value: str | None, count: int) -> set[int]:
     return numbers
 
 
+def parse_compare(value: str | None) -> bool:
+    """Whether the tallies also carry the window just before (`compare=previous`)."""
+    if value is None or value == "":
+        return False
+    if value == "previous":
+        return True
+    raise QueryError(f"unknown compare {value[:40]!r}; use compare=previous, or leave it out")
+
+
 def parse_scope(value: str | None) -> bool:
     """Whether a peer asks for this worker's own partitions only (`scope=local`)."""
     if value is None or value == "cluster":
@@ -115,6 +130,10 @@ def parse_scope(value: str | None) -> bool:
     if value == "local":
         return True
     raise QueryError(f"unknown scope {value!r}; use local or cluster")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 # -- request headers ------------------------------------------------------------------------
@@ -306,6 +325,7 @@ class Api:
                 web.post("/api/v1/reports", self.post_reports, expect_handler=self._expect),
                 web.get("/api/v1/zones", self.zones),
                 web.get("/api/v1/tallies", self.tallies),
+                web.get("/api/v1/series", self.series),
                 web.get("/api/v1/alerts", self.alerts),
                 web.get("/api/v1/incidents", self.incidents),
                 web.get("/api/v1/incidents/{incident_id}", self.incident),
@@ -348,15 +368,17 @@ class Api:
         by = q.get("by", "zone")
         parts: set[int] = set()
         try:
-            window_seconds(window)
+            check_window(window)
             keys = grouping(by)
             as_of = parse_as_of(q.get("as_of"))
+            compare = parse_compare(q.get("compare"))
+            before = previous_as_of(window, as_of) if compare else None
             local = parse_scope(q.get("scope"))
             if local:  # a peer asking for the partitions it believes this worker owns
                 parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)
         except QueryError as exc:
             return error(400, str(exc))
-        if local:
+        if local:  # one window per request: the worker asked compares
             if not self._authorized(request):
                 return error(401, "missing or wrong bearer token")
             try:
@@ -365,17 +387,67 @@ class Api:
                 return error(409, str(exc))
             return web.json_response({"rows": rows})
         try:
-            rows = await cluster_rows(self.monitor, window=window, by=by, as_of=as_of)
+            if before is None:
+                rows = await cluster_rows(self.monitor, window=window, by=by, as_of=as_of)
+            else:
+                current, previous = await asyncio.gather(
+                    cluster_rows(self.monitor, window=window, by=by, as_of=as_of),
+                    cluster_rows(self.monitor, window=window, by=by, as_of=before),
+                )
+                rows = compare_rows(current, previous, keys)
         except Incomplete as exc:
             return error(503, f"tallies are not complete right now, retry: {exc}")
-        return web.json_response(
-            {
-                "window": window,
-                "by": list(keys),
-                "as_of": datetime.fromtimestamp(as_of, UTC).isoformat(),
-                "rows": rows,
+        answer: dict[str, Any] = {
+            "window": window,
+            "by": list(keys),
+            "as_of": _iso(as_of),
+        }
+        if window == ALL:
+            answer["since"] = self.monitor.settings.ceasefire_start.isoformat()
+        if before is not None:
+            answer["compare"] = "previous"
+            answer["previous_as_of"] = _iso(before)
+        answer["rows"] = rows
+        return web.json_response(answer)
+
+    async def series(self, request: web.Request) -> web.Response:
+        """Counts by event time, bucket by bucket (`streams/web/series.py`)."""
+        q = request.query
+        settings = self.monitor.settings
+        parts: set[int] = set()
+        try:
+            local = parse_scope(q.get("scope"))
+            if local:
+                parts = parse_partitions(q.get("partitions"), settings.partitions)
+            query = parse_series(
+                q.items(),
+                since=settings.ceasefire_start,
+                now=datetime.now(UTC),
+                extra=_PEER_PARAMETERS,
+            )
+            as_csv = wants_csv(q.get("format"), request.headers.get("Accept"))
+        except QueryError as exc:
+            return error(400, str(exc))
+        if local:
+            if not self._authorized(request):
+                return error(401, "missing or wrong bearer token")
+            try:
+                buckets = local_series(self.monitor, parts, query)
+            except NotOwner as exc:
+                return error(409, str(exc))
+            return web.json_response(series_document(query, buckets))
+        try:
+            buckets = await cluster_series(self.monitor, query)
+        except Incomplete as exc:
+            return error(503, f"the series is not complete right now, retry: {exc}")
+        doc = series_document(query, buckets)
+        if as_csv:
+            headers = {
+                "Content-Type": "text/csv; charset=utf-8; header=present",
+                "Content-Disposition": 'attachment; filename="series.csv"',
             }
-        )
+            return web.Response(body=series_csv(doc).encode(), headers=headers)
+        return web.json_response(doc)
 
     async def alerts(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "firing")

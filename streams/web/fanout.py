@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from streams import metrics
-from streams.tallies.state import Row, merge_rows, query
+from streams.tallies.series import merge_series, series, tally
+from streams.tallies.state import Row, merge_rows
 from streams.tallies.windows import WINDOWS, grouping
 from streams.web.incidents import (
     IncidentQuery,
@@ -31,10 +32,12 @@ from streams.web.incidents import (
     read_page,
     select,
 )
+from streams.web.series import SeriesQuery, read_buckets
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
     from streams.record.book import IncidentBook
+    from streams.tallies.state import IncidentTally
 
 R = TypeVar("R")
 
@@ -49,15 +52,21 @@ class NotOwner(RuntimeError):
     """Asked for partitions this worker does not own."""
 
 
-def local_rows(
-    monitor: Monitor, partitions: set[int], *, window: str, by: str, as_of: float
-) -> list[Row]:
+def _tallies(monitor: Monitor, partitions: set[int]) -> list[IncidentTally]:
     zone = monitor.zone
     held = zone.partitions_ready()  # empty between an assignment and its recovery
     missing = partitions - held
     if missing:
         raise NotOwner(f"partitions {sorted(missing)} are not held by this worker now")
-    return query((zone.tallies[p] for p in sorted(partitions)), window=window, by=by, as_of=as_of)
+    return [zone.tallies[p] for p in sorted(partitions)]
+
+
+def local_rows(
+    monitor: Monitor, partitions: set[int], *, window: str, by: str, as_of: float
+) -> list[Row]:
+    since = monitor.settings.ceasefire_start.timestamp()
+    parts = _tallies(monitor, partitions)
+    return tally(parts, window=window, by=by, as_of=as_of, since=since)
 
 
 def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
@@ -138,6 +147,26 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
         return merge_rows(parts, keys)
     except (LookupError, TypeError, ValueError) as exc:  # a peer's rows not shaped as rows
         raise Incomplete(f"a worker answered rows that cannot be merged: {exc!r}") from exc
+
+
+# -- series -----------------------------------------------------------------------------------
+def local_series(monitor: Monitor, partitions: set[int], query: SeriesQuery) -> list[list[Row]]:
+    return series(_tallies(monitor, partitions), query.buckets(), by=query.by)
+
+
+async def cluster_series(monitor: Monitor, query: SeriesQuery) -> list[list[Row]]:
+    """Each bucket's rows over every partition, complete or `Incomplete`."""
+    parts = await ask_owners(
+        monitor,
+        "/api/v1/series",
+        query.params(),
+        lambda ps: local_series(monitor, ps, query),
+        lambda body: read_buckets(body, query),
+    )
+    try:
+        return merge_series(parts, query.count, query.keys)
+    except (LookupError, TypeError, ValueError) as exc:  # a peer's rows not shaped as rows
+        raise Incomplete(f"a worker answered a series that cannot be merged: {exc!r}") from exc
 
 
 # -- incidents --------------------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""`ceasefire-monitor tallies --window all / --compare` and `ceasefire-monitor export`, in
+process, against the API served in a thread over a stand-in worker holding real incident
+books and tallies."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
+
+import pytest
+from aiohttp import web
+
+from streams import cli
+from streams.config import Settings
+from streams.kafka.broker import free_port
+from streams.web.api import Api
+from streams.web.incidents import CSV_COLUMNS
+from tests.test_web_incidents_api import ZONES, all_books, expected_order
+from tests.test_web_series import tallies
+
+if TYPE_CHECKING:
+    from streams.pipeline.app import Monitor
+
+pytestmark = pytest.mark.timeout(60)
+
+AS_OF = "2026-11-29T12:00:00Z"
+
+
+def stand_in(url: str) -> Monitor:
+    books, held = all_books(), tallies()
+    monitor = SimpleNamespace(
+        settings=Settings(partitions=2, advertised_url=url),
+        zones=ZONES,
+        zone=SimpleNamespace(books=books, tallies=held, partitions_ready=lambda: {0, 1}),
+        app=SimpleNamespace(router=SimpleNamespace(table_metadata=lambda _: {url: {"t": {0, 1}}})),
+    )
+    return cast("Monitor", monitor)
+
+
+@contextmanager
+def worker() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(Api(stand_in(url)).web)
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield url
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with worker() as u:
+        yield u
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# -- tallies ----------------------------------------------------------------------------------
+def test_change_reads_as_arrows_with_signed_deltas() -> None:
+    assert cli.change(12, 9) == "12 [red]\u25b2+3[/]"
+    assert cli.change(0, 2) == "0 [green]\u25bc-2[/]"
+    assert cli.change(5, 5) == "5 [dim]=[/]"
+
+
+def test_tallies_since_the_ceasefire(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "tallies", "--url", url, "--window", "all", "--as-of", AS_OF)
+    assert code == 0, err
+    assert "since the ceasefire (2020-11-10T00:00:00+03:00) to" in " ".join(out.split())
+    lines = {line.split()[1]: line.split()[2:] for line in out.splitlines() if "\u2502" in line}
+    assert lines["lachin"][:3] == ["\u2502", "2", "\u2502"]
+    assert lines["shusha"][:3] == ["\u2502", "4", "\u2502"]
+    assert lines["total"][:3] == ["\u2502", "6", "\u2502"]
+
+
+def test_tallies_compare_shows_the_change(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "tallies", "--url", url, "--window", "24h", "--compare", "--as-of", AS_OF
+    )
+    assert code == 0, err
+    assert "change against the previous 24h" in " ".join(out.split())
+    rows = {line.split()[1]: line for line in out.splitlines() if "\u2502" in line}
+    assert "0 \u25bc-1" in rows["lachin"]  # quiet now, one the day before
+    assert "1 =" in rows["shusha"]
+    assert "1 \u25bc-1" in rows["total"]
+    code, out, _ = run(capsys, "tallies", "--url", url, "--compare", "--as-of", AS_OF, "--json")
+    assert {r["zone"]: r["previous_incidents"] for r in json.loads(out)["rows"]} == {
+        "lachin": 1,
+        "shusha": 1,
+    }
+
+
+def test_compare_since_the_ceasefire_is_one_line_and_exit_1(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "tallies", "--url", url, "--window", "all", "--compare")
+    assert code == 1 and err.count("\n") == 1 and "needs a rolling window" in err
+
+
+# -- export -----------------------------------------------------------------------------------
+def test_export_incidents_follows_every_page_to_csv_and_json(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "ALL_PAGE", 2)  # 5 incidents: three pages
+    target = tmp_path / "incidents.csv"
+    code, _, err = run(capsys, "export", "incidents", "--url", url, "-o", str(target))
+    assert code == 0, err
+    assert f"wrote 5 incidents to {target} (csv)" in err
+    rows = list(csv.reader(io.StringIO(target.read_text(), newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r[0] for r in rows[1:]] == expected_order()
+    assert not (tmp_path / "incidents.csv.part").exists()
+
+    target = tmp_path / "out.json"  # the suffix says JSON
+    code, _, err = run(capsys, "export", "incidents", "--url", url, "-o", str(target))
+    assert code == 0, err
+    docs = json.loads(target.read_text())
+    assert [d["incident_id"] for d in docs] == expected_order()
+    assert all(d["status"] == "open" and d["reports"] for d in docs)
+
+    code, out, err = run(
+        capsys, "export", "incidents", "--url", url, "--zone", "loc-east", "--from",
+        "2023-11-14", "-o", "-", "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert [d["zone"] for d in json.loads(out)] == ["loc-east"] * 3
+
+
+def test_export_series_in_spans_of_the_api_limit(
+    url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streams.web.series
+
+    days = ("--from", "2020-11-09", "--to", "2020-12-01")
+    whole = tmp_path / "whole.json"
+    code, _, err = run(capsys, "export", "series", "--url", url, *days, "-o", str(whole))
+    assert code == 0, err
+    expected = json.loads(whole.read_text())
+    assert len(expected["buckets"]) == 22
+    monkeypatch.setattr(streams.web.series, "MAX_BUCKETS", 5)  # client and API: 5 spans
+    spans = tmp_path / "spans.json"
+    code, _, err = run(capsys, "export", "series", "--url", url, *days, "-o", str(spans))
+    assert code == 0, err
+    assert "22 buckets of 1d (2 rows)" in err
+    assert json.loads(spans.read_text()) == expected
+    as_csv = tmp_path / "series.csv"
+    code, _, err = run(capsys, "export", "series", "--url", url, *days, "-o", str(as_csv))
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(as_csv.read_text(), newline="")))
+    assert [(r["start"], r["zone"], r["incidents"]) for r in rows] == [
+        ("2020-11-09T00:00:00+00:00", "shusha", "3"),
+        ("2020-11-11T00:00:00+00:00", "lachin", "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("series", "--zone", "shusha"), "are for `export incidents`"),
+        (("incidents", "--by", "party"), "are for `export series`"),
+        (("series", "--from", "soon"), "not an RFC 3339 time"),
+        (("series", "--from", "2021-01-02", "--to", "2021-01-01"), "is not after"),
+        (("incidents", "--zone", "atlantis"), "unknown zone 'atlantis'"),
+    ],
+)
+def test_export_errors_are_one_line_and_leave_no_file(
+    url: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    target = tmp_path / "x.csv"
+    code, _, err = run(capsys, "export", *args, "--url", url, "-o", str(target))
+    assert code == 1 and err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_without_a_worker_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "x.csv"
+    code, _, err = run(
+        capsys, "export", "series", "--url", f"http://127.0.0.1:{free_port()}", "-o", str(target)
+    )
+    assert code == 1 and "no monitor API" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
