@@ -38,9 +38,24 @@ CASUALTIES = Counter(
 )
 INCIDENTS_WINDOW = Gauge(
     "ceasefire_incidents_window",
-    "Incidents in the rolling event-time window ending now. Exported by the worker that "
-    "owns partition 0 of the zone stage, for the whole cluster.",
+    "Incidents in the rolling event-time window ending now (window `all`: since the "
+    "ceasefire began). Exported by the worker that owns partition 0 of the zone stage, for "
+    "the whole cluster.",
     ["zone", "party", "window"],
+    registry=REGISTRY,
+)
+INCIDENTS_PREVIOUS_WINDOW = Gauge(
+    "ceasefire_incidents_previous_window",
+    "Incidents in the event-time window just before the rolling window ending now (the "
+    "`previous_incidents` of compare=previous), as the window gauge is exported.",
+    ["zone", "party", "window"],
+    registry=REGISTRY,
+)
+CASUALTIES_WINDOW = Gauge(
+    "ceasefire_casualties_window",
+    "People killed or wounded in the incidents of the event-time window ending now (window "
+    "`all`: since the ceasefire began), as the window gauge is exported.",
+    ["zone", "party", "kind", "window"],
     registry=REGISTRY,
 )
 ALERTS = Counter(

@@ -70,8 +70,12 @@ EXPORTER = textwrap.dedent(
         m.ALERT_DELIVERIES.labels("alertmanager", "ok").inc()
         for z in zones:
             for p in parties:
-                for w, n in (("1h", 1), ("24h", 5), ("7d", 20), ("30d", 50)):
+                for w, n in (("1h", 1), ("24h", 5), ("7d", 20), ("30d", 50), ("all", 900)):
                     m.INCIDENTS_WINDOW.labels(z, p, w).set(n + rnd.randint(0, 3))
+                    m.CASUALTIES_WINDOW.labels(z, p, "killed", w).set(rnd.randint(0, 2))
+                    m.CASUALTIES_WINDOW.labels(z, p, "wounded", w).set(rnd.randint(0, 4))
+                    if w != "all":
+                        m.INCIDENTS_PREVIOUS_WINDOW.labels(z, p, w).set(n + rnd.randint(0, 3))
         for part in range(4):
             m.CONSUMER_LAG.labels("ceasefire.reports", str(part)).set(rnd.randint(0, 50))
             m.PARTITION_STALLED.labels("ceasefire.reports.accepted", str(part)).set(0)

@@ -20,7 +20,7 @@ import aiohttp
 from streams import metrics
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
-from streams.tallies.windows import WINDOWS, grouping
+from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping
 from streams.web.incidents import (
     IncidentQuery,
     Listing,
@@ -257,23 +257,58 @@ async def cluster_incident(monitor: Monitor, incident_id: str) -> Found:
     return Found(None, max(versions) if versions else None)
 
 
+#: The gauges `refresh_window_gauges` sets, cleared together.
+WINDOW_GAUGES = (
+    metrics.INCIDENTS_WINDOW,
+    metrics.INCIDENTS_PREVIOUS_WINDOW,
+    metrics.CASUALTIES_WINDOW,
+)
+
+
+def window_gauge_values(
+    current: dict[str, list[Row]], previous: dict[str, list[Row]]
+) -> dict[tuple[Any, tuple[str, ...]], int]:
+    """(gauge, labels) -> value from tally rows by (zone, party): per window, the incidents
+    and casualties of the window ending now, and the incidents of the window before it."""
+    values: dict[tuple[Any, tuple[str, ...]], int] = {}
+    for window, rows in current.items():
+        for row in rows:
+            zone, party = str(row["zone"]), str(row["party"])
+            values[(metrics.INCIDENTS_WINDOW, (zone, party, window))] = int(row["incidents"])
+            for kind in ("killed", "wounded"):
+                labels = (zone, party, kind, window)
+                values[(metrics.CASUALTIES_WINDOW, labels)] = int(row[kind])
+    for window, rows in previous.items():
+        for row in rows:
+            labels3 = (str(row["zone"]), str(row["party"]), window)
+            values[(metrics.INCIDENTS_PREVIOUS_WINDOW, labels3)] = int(row["incidents"])
+    return values
+
+
 async def refresh_window_gauges(monitor: Monitor) -> None:
-    """`ceasefire_incidents_window` is exported by the owner of partition 0 only, for the
-    whole cluster: exactly one series per (zone, party, window), none stale."""
+    """The window gauges are exported by the owner of partition 0 only, for the whole
+    cluster: exactly one series per (zone, party, window), none stale."""
     if 0 not in monitor.zone.owned_partitions():
-        metrics.INCIDENTS_WINDOW.clear()
+        for gauge in WINDOW_GAUGES:
+            gauge.clear()
         return
     now = time.time()
-    fresh: dict[tuple[str, str, str], int] = {}
+    current: dict[str, list[Row]] = {}
+    previous: dict[str, list[Row]] = {}
     try:
-        for window in WINDOWS:
-            for row in await cluster_rows(monitor, window=window, by="zone,party", as_of=now):
-                fresh[(str(row["zone"]), str(row["party"]), window)] = int(row["incidents"])
+        for window in TALLY_WINDOWS:
+            current[window] = await cluster_rows(monitor, window=window, by="zone,party", as_of=now)
+        for window, seconds in WINDOWS.items():
+            previous[window] = await cluster_rows(
+                monitor, window=window, by="zone,party", as_of=now - seconds
+            )
     except Incomplete:
         return  # keep the last complete figures until the cluster settles
-    metrics.INCIDENTS_WINDOW.clear()
-    for (zone, party, window), value in fresh.items():
-        metrics.INCIDENTS_WINDOW.labels(zone, party, window).set(value)
+    values = window_gauge_values(current, previous)
+    for gauge in WINDOW_GAUGES:
+        gauge.clear()
+    for (gauge, labels), value in values.items():
+        gauge.labels(*labels).set(value)
 
 
 async def cluster_alerts(monitor: Monitor, status: str) -> list[dict[str, Any]]:

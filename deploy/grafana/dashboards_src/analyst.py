@@ -1,7 +1,10 @@
 """The analyst dashboard: where, by whom, what and how badly the ceasefire is violated.
 
-Exact figures come from `ceasefire_incidents_window` (the monitor's own event-time
-tallies, exported once for the whole cluster). Trends come from the recording rules of
+Exact figures come from `ceasefire_incidents_window`, `ceasefire_incidents_previous_window`
+and `ceasefire_casualties_window` (the monitor's own event-time tallies, exported once for
+the whole cluster): totals since the ceasefire (window `all`), the change against the
+window before, and daily trends by event time, so a backfill of history is not a spike at
+the time of the import. Arrival-time rates come from the recording rules of
 deploy/prometheus/recording_rules.yml (`ceasefire:incidents:rate5m` and friends), which
 keep month-long ranges cheap; the Prometheus behind this dashboard must load them.
 """
@@ -29,6 +32,9 @@ UID = "ceasefire-analyst"
 # Label matchers every analyst query carries.
 ZP = 'zone=~"$zone", party=~"$party"'
 WINDOWS = ("1h", "24h", "7d", "30d")
+#: The window gauge's windows: the rolling ones and `all` (since the ceasefire began).
+GAUGE_WINDOWS = (*WINDOWS, "all")
+WINDOW_TITLES = {"all": "Since the ceasefire"}
 #: Zones placed by their centroids (one series per zone of the catalogue on every worker:
 #: `max by` keeps one), with their incidents in the window, 0 where there are none.
 ZONE_MAP_QUERY = (
@@ -43,8 +49,12 @@ RULE_INTERVAL_S = 60
 
 
 def _window_table() -> list[dashboard_m.DataTransformerConfig]:
-    """Merge the four per-window queries into one row per (zone, party)."""
-    rename = {f"Value #{ref}": f"Last {w}" for ref, w in zip("ABCD", WINDOWS, strict=True)}
+    """Merge the per-window queries into one row per (zone, party)."""
+    refs = "ABCDE"
+    rename = {
+        f"Value #{ref}": WINDOW_TITLES.get(w, f"Last {w}")
+        for ref, w in zip(refs, GAUGE_WINDOWS, strict=True)
+    }
     return [
         dashboard_m.DataTransformerConfig(id_val="merge", options={}),
         dashboard_m.DataTransformerConfig(
@@ -54,7 +64,7 @@ def _window_table() -> list[dashboard_m.DataTransformerConfig]:
                 "indexByName": {
                     "zone": 0,
                     "party": 1,
-                    **{f"Value #{ref}": i + 2 for i, ref in enumerate("ABCD")},
+                    **{f"Value #{ref}": i + 2 for i, ref in enumerate(refs)},
                 },
                 "renameByName": {"zone": "Zone", "party": "Alleged perpetrator", **rename},
             },
@@ -99,7 +109,7 @@ def build() -> dashboard_b.Dashboard:
         .with_variable(
             dashboard_b.CustomVariable("window")
             .label("Tally window")
-            .values(",".join(WINDOWS))
+            .values(",".join(GAUGE_WINDOWS))
             .current(dashboard_m.VariableOption(selected=True, text="24h", value="24h"))
         )
         # -- Overview --------------------------------------------------------------
@@ -115,6 +125,53 @@ def build() -> dashboard_b.Dashboard:
                 ],
                 width=12,
                 no_value="0",
+            )
+        )
+        .with_panel(
+            stat(
+                "Since the ceasefire",
+                "Incidents and people killed and wounded since the ceasefire took effect "
+                "(2020-11-09T21:00:00Z, CEASEFIRE_CEASEFIRE_START), by event time: the "
+                "tallies' window=all, imported history included.",
+                [
+                    Q(f'sum(ceasefire_incidents_window{{window="all", {ZP}}})', "Incidents"),
+                    Q(
+                        "sum(ceasefire_casualties_window"
+                        f'{{kind="killed", window="all", {ZP}}})',
+                        "Killed",
+                    ),
+                    Q(
+                        "sum(ceasefire_casualties_window"
+                        f'{{kind="wounded", window="all", {ZP}}})',
+                        "Wounded",
+                    ),
+                ],
+                width=12,
+                no_value="0",
+                decimals=0,
+            )
+        )
+        .with_panel(
+            stat(
+                "Last $window against the window before",
+                "Incidents in the rolling window ending now, in the window of the same "
+                "length just before it, and the change (compare=previous of the tallies, "
+                "like the 'previous 24 hours' of a daily report). No figure for `all`.",
+                [
+                    Q(f'sum(ceasefire_incidents_window{{window=~"$window", {ZP}}})', "Now"),
+                    Q(
+                        f'sum(ceasefire_incidents_previous_window{{window=~"$window", {ZP}}})',
+                        "Window before",
+                    ),
+                    Q(
+                        f'sum(ceasefire_incidents_window{{window=~"$window", {ZP}}}) - '
+                        f'sum(ceasefire_incidents_previous_window{{window=~"$window", {ZP}}})',
+                        "Change",
+                    ),
+                ],
+                width=8,
+                no_value="0",
+                decimals=0,
             )
         )
         .with_panel(
@@ -154,26 +211,59 @@ def build() -> dashboard_b.Dashboard:
         .with_row(row("Incidents over time"))
         .with_panel(
             timeseries(
-                "Incidents per hour by zone",
-                "Rate of classified incidents (5-minute average), by zone.",
-                [Q(f"sum by (zone) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600", "{{zone}}")],
+                "Incidents per day by zone (event time)",
+                "At each moment, the incidents whose event time lies in the 24 hours before "
+                "it, by zone (the window gauge): a daily trend by when incidents occurred, so "
+                "a backfill of old history does not show as a spike when it is imported. "
+                "History from before the monitor ran: GET /api/v1/series or "
+                "`ceasefire-monitor export series`.",
+                [
+                    Q(
+                        f'sum by (zone) (ceasefire_incidents_window{{window="24h", {ZP}}})',
+                        "{{zone}}",
+                    )
+                ],
                 unit="short",
                 stack=True,
             )
         )
         .with_panel(
             timeseries(
-                "Incidents per hour by alleged perpetrator",
-                "Rate of classified incidents (5-minute average), by alleged perpetrator.",
-                [Q(f"sum by (party) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600", "{{party}}")],
+                "Killed per day by zone (event time)",
+                "At each moment, the people killed in incidents whose event time lies in the "
+                "24 hours before it, by zone (each incident's figure once, never summed "
+                "across the reports of one event).",
+                [
+                    Q(
+                        "sum by (zone) (ceasefire_casualties_window"
+                        f'{{kind="killed", window="24h", {ZP}}})',
+                        "{{zone}}",
+                    )
+                ],
                 unit="short",
                 stack=True,
             )
         )
         .with_panel(
             timeseries(
-                "Incidents per hour by category",
-                "Rate of classified incidents (5-minute average), by violation category.",
+                "Incidents per day by alleged perpetrator (event time)",
+                "At each moment, the incidents whose event time lies in the 24 hours before "
+                "it, by alleged perpetrator.",
+                [
+                    Q(
+                        f'sum by (party) (ceasefire_incidents_window{{window="24h", {ZP}}})',
+                        "{{party}}",
+                    )
+                ],
+                unit="short",
+                stack=True,
+            )
+        )
+        .with_panel(
+            timeseries(
+                "Incidents classified per hour by category (arrival time)",
+                "Rate of classified incidents (5-minute average), by violation category, by "
+                "when they reached the monitor: an import of history shows here as a spike.",
                 [
                     Q(
                         f"sum by (category) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600",
@@ -186,8 +276,9 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             timeseries(
-                "Incidents per hour by severity",
-                "Rate of classified incidents (5-minute average), by severity.",
+                "Incidents classified per hour by severity (arrival time)",
+                "Rate of classified incidents (5-minute average), by severity, by when they "
+                "reached the monitor: an import of history shows here as a spike.",
                 [
                     Q(
                         "sum by (severity) "
@@ -250,13 +341,14 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             table(
                 "Rolling tallies by zone and alleged perpetrator",
-                "Incidents per (zone, alleged perpetrator) in each rolling window.",
+                "Incidents per (zone, alleged perpetrator) in each rolling window and since "
+                "the ceasefire.",
                 [
                     Q(
                         f'sum by (zone, party) (ceasefire_incidents_window{{window="{w}", {ZP}}})',
                         w,
                     )
-                    for w in WINDOWS
+                    for w in GAUGE_WINDOWS
                 ],
                 transformations=_window_table(),
                 width=10,
