@@ -1,6 +1,8 @@
 """Linking quality measured against the simulator's ground truth (issue 10, item 3).
 
     python3 -m streams.tools.linking_quality [--events 2000] [--seed 1] [--per-day 60]
+    python3 -m streams.tools.linking_quality --bench      # CPU time of the linker alone
+    python3 -m streams.tools.linking_quality --flood 1000 # one zone flooded at one point
 
 The simulator (`Simulator.events`) says which event every message is about. Each message
 goes the monitor's way: validated (`schemas.validation`), classified
@@ -16,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from schemas.codes import Category, SourceType
 from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
 from streams.pipeline.versions import version_of
@@ -289,6 +293,88 @@ def report(events: int, seed: int, per_day: float) -> str:
     return "\n".join(lines)
 
 
+def linker_ops(versions: Iterable[Version]) -> list[tuple[ZoneLinker, str, object]]:
+    """The linker calls the record makes for `versions` (revision state applied first):
+    (zone's linker, "upsert" or "remove", argument), so that a benchmark times the linker
+    alone."""
+    from streams.record.revisions import IdentityState, Outcome
+
+    state = IdentityState()
+    linkers: dict[str, ZoneLinker] = {}
+    ops: list[tuple[ZoneLinker, str, object]] = []
+    for v in versions:
+        d = state.apply(v)
+        if isinstance(v, ReportVersion) and d.outcome in (
+            Outcome.NEW,
+            Outcome.REVISED,
+            Outcome.REINSTATED,
+        ):
+            if d.zone_before is not None and d.zone_before != v.zone:
+                ops.append((linkers[d.zone_before], "remove", v.ident))
+            ops.append((linkers.setdefault(v.zone, ZoneLinker()), "upsert", v))
+        elif d.outcome is Outcome.WITHDRAWN and d.zone_before is not None:
+            ops.append((linkers[d.zone_before], "remove", v.ident))
+    return ops
+
+
+def bench(repeat: int = 5) -> str:
+    """CPU time of the linker alone (`ZoneLinker.upsert`/`remove`) on the simulated run
+    (seed 1, 2,000 events) and on `streams.record.bench`'s denser stream: the best of
+    `repeat` runs, each on fresh linkers."""
+    from streams.record.bench import stream
+
+    runs = {
+        "simulator, 2,000 events, 60 a day": simulate(2000, seed=1, per_day=60).versions,
+        "record bench stream, 20,000 versions, 4 zones, 30 days": stream(20_000, 4, 30, 1),
+    }
+    lines = [_row(("stream", "linker calls", "best CPU s", "µs per call")), _row(("---",) * 4)]
+    for name, versions in runs.items():
+        best = math.inf
+        calls = 0
+        for _ in range(repeat):
+            ops = linker_ops(versions)
+            calls = len(ops)
+            cpu = time.process_time()
+            for linker, op, arg in ops:
+                if op == "upsert":
+                    linker.upsert(arg)  # type: ignore[arg-type]
+                else:
+                    linker.remove(arg)  # type: ignore[arg-type]
+            best = min(best, time.process_time() - cpu)
+        lines.append(_row((name, f"{calls:,}", f"{best:.3f}", f"{best / calls * 1e6:.0f}")))
+    return "\n".join(lines)
+
+
+def flood(n: int, sources: int = 3) -> str:
+    """`n` reports of `sources` sources at one point and one second, in one zone, upserted
+    one by one: CPU time (and, halved and doubled, how it grows)."""
+    lines = [_row(("reports", "CPU s", "µs per report")), _row(("---",) * 3)]
+    for count in (n // 2, n, 2 * n):
+        linker = ZoneLinker()
+        reports = [flood_report(i, sources) for i in range(count)]
+        cpu = time.process_time()
+        for r in reports:
+            linker.upsert(r)
+        spent = time.process_time() - cpu
+        lines.append(_row((f"{count:,}", f"{spent:.3f}", f"{spent / count * 1e6:.0f}")))
+    return "\n".join(lines)
+
+
+def flood_report(i: int, sources: int = 3) -> ReportVersion:
+    """The i-th report of a flood: one zone, one point, one second, `sources` sources."""
+    return ReportVersion(
+        source=f"flood-{i % sources}",
+        report_id=f"f{i:07d}",
+        revision=0,
+        source_type=SourceType.OBSERVATION_POST,
+        occurred=1_700_000_000.0,
+        zone="flooded",
+        lat=39.8,
+        lon=46.75,
+        category=Category.SMALL_ARMS_FIRE,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m streams.tools.linking_quality",
@@ -297,7 +383,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-day", type=float, default=60.0, help="events a day")
+    parser.add_argument("--bench", action="store_true", help="time the linker alone")
+    parser.add_argument("--flood", type=int, default=0, help="time a flood of N reports")
     args = parser.parse_args(argv)
+    if args.bench:
+        print(bench())
+        return 0
+    if args.flood:
+        print(flood(args.flood))
+        return 0
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
     print(report(args.events, args.seed, args.per_day))
