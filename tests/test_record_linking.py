@@ -28,10 +28,38 @@ def test_window_is_thirty_minutes() -> None:
     assert not RULE.links(rv("a", "1"), rv("b", "1", t=31 * MIN))
 
 
-def test_time_precision_widens_the_window() -> None:
+#: rv's t=0 is 2023-11-14T22:13:20Z, 02:13:20 on 15 November at UTC+4: that local day runs
+#: from t = -8,000 s to t = 78,400 s.
+DAY_START, DAY_END = -8_000.0, 78_400.0
+
+
+def test_a_day_precision_time_stands_for_its_local_day() -> None:
     day = rv("acled", "1", t=0, time_precision=TimePrecision.DAY)
-    assert RULE.links(day, rv("op", "1", t=24 * 3600 + 29 * MIN))
-    assert not RULE.links(day, rv("op", "1", t=24 * 3600 + 31 * MIN))
+    assert RULE.links(day, rv("op", "1", t=DAY_START - 29 * MIN))
+    assert RULE.links(day, rv("op", "1", t=DAY_END + 29 * MIN))
+    assert not RULE.links(day, rv("op", "1", t=DAY_START - 31 * MIN))
+    assert not RULE.links(day, rv("op", "1", t=DAY_END + 31 * MIN))
+    # Whichever hour of the day the sender put (start of day, ACLED's noon UTC):
+    later = rv("media", "1", t=DAY_END - 60, time_precision=TimePrecision.DAY)
+    assert RULE.centre(later) == RULE.centre(day)
+    # Within its day the time says nothing: the fit is the distance's.
+    assert RULE.fit(day, rv("op", "1", t=DAY_START, km=1.5)) == pytest.approx(0.5)
+    assert RULE.fit(day, rv("op", "1", t=DAY_END - 1, km=1.5)) == pytest.approx(0.5)
+    # Two days' reports link only when the days touch (within the window).
+    next_day = rv("ngo", "1", t=DAY_END + 3600, time_precision=TimePrecision.DAY)
+    two_days_on = rv("ngo", "2", t=DAY_END + 86_400 + 3600, time_precision=TimePrecision.DAY)
+    assert RULE.links(day, next_day) and not RULE.links(day, two_days_on)
+
+
+def test_without_a_utc_offset_a_day_widens_the_window_by_a_day_each_side() -> None:
+    rule = LinkRule(day_utc_offset_hours=None)
+    day = rv("acled", "1", t=0, time_precision=TimePrecision.DAY)
+    assert rule.links(day, rv("op", "1", t=24 * 3600 + 29 * MIN))
+    assert not rule.links(day, rv("op", "1", t=24 * 3600 + 31 * MIN))
+    assert rule.links(day, rv("op", "1", t=-24 * 3600 - 29 * MIN))
+
+
+def test_time_precision_widens_the_window() -> None:
     month = rv("acled", "2", time_precision=TimePrecision.MONTH)
     assert RULE.links(month, rv("op", "2", t=20 * 86_400))
     assert RULE.links(month, rv("op", "2", t=-20 * 86_400))
@@ -48,6 +76,21 @@ def test_place_precision_widens_the_distance() -> None:
     assert not RULE.links(town, rv("op", "1", km=8.1))
     region = rv("media", "2", location_precision=LocationPrecision.REGION)
     assert RULE.links(region, rv("op", "2", km=27))
+
+
+def test_a_report_prefers_the_incident_of_its_own_fire_category() -> None:
+    # c (heavy) is nearer in time to a (small arms) than to b (heavy); the category decides.
+    b = rv("s1", "b", t=0, category=Category.HEAVY_WEAPONS_FIRE)
+    a = rv("s1", "a", t=2 * MIN, category=Category.SMALL_ARMS_FIRE)
+    c = rv("s2", "c", t=3 * MIN, category=Category.HEAVY_WEAPONS_FIRE)
+    assert groups_of(a, b, c) == {frozenset({a.ident}), frozenset({b.ident, c.ident})}
+    plain = LinkRule(category_mismatch=0.0)
+    assert {frozenset(m.ident for m in g) for g in canonical_groups([a, b, c], plain).values()} == {
+        frozenset({a.ident, c.ident}),
+        frozenset({b.ident}),
+    }
+    # Alone, a pair of fire categories still links.
+    assert RULE.fit(a, c) == pytest.approx(1 / 30 + RULE.category_mismatch)
 
 
 def test_categories_link_when_equal_or_both_fire() -> None:
