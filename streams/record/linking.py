@@ -39,6 +39,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from schemas.codes import Category
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
@@ -67,6 +68,10 @@ DEFAULT_PLACE_WIDENING_KM: Mapping[LocationPrecision, float] = {
 
 
 #: Compatibility is an equivalence: the fire family, or each other category alone.
+_EXACT = TimePrecision.EXACT
+_POINT = LocationPrecision.POINT
+_PRECISIONS = tuple(TimePrecision)  # iterating the enum itself is slow on the hot path
+_NO_CELLS: dict[int, list[Any]] = {}
 _CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
 
 
@@ -78,7 +83,7 @@ def compatible(a: Category, b: Category) -> bool:
     return category_class(a) == category_class(b)
 
 
-Order = tuple[float, str, str]
+Order = tuple[int, float, str, str]
 
 #: A report as the pair rule reads it, flat and precomputed: time (the centre of its
 #: period), latitude (radians), its cosine, longitude (radians), source, time half-width,
@@ -90,7 +95,12 @@ Neighbour = tuple[ReportVersion, float, Order]
 
 
 def _order(r: ReportVersion) -> Order:
-    return (r.occurred, r.source, r.report_id)
+    """Canonical order: precise reports first (an exact time and a point), then those
+    imprecise in one of time or place, then in both; within each, by time, source, id.
+    Imprecise reports thus choose among the incidents precise ones formed, rather than
+    being decided at the start of their day before the events of that day."""
+    vague = (r.time_precision is not _EXACT) + (r.location_precision is not _POINT)
+    return (vague, r.occurred, r.source, r.report_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,8 @@ class LinkRule:
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.distance_km <= 0:
             raise ValueError("the linking window and distance must be positive")
+        if self.time_widening.get(_EXACT) != 0:
+            raise ValueError("an exact time is not widened")
         if self.category_mismatch < 0 or self.crowd_limit < 1:
             raise ValueError("category_mismatch must be >= 0 and crowd_limit >= 1")
         if self.day_utc_offset_hours is not None and not -12 <= self.day_utc_offset_hours <= 14:
@@ -149,13 +161,14 @@ class LinkRule:
 
     def entry(self, r: ReportVersion) -> _Entry:
         lat = math.radians(r.lat)
+        tp = r.time_precision
         return (
-            self.centre(r),
+            r.occurred if tp is _EXACT else self.centre(r),
             lat,
             math.cos(lat),
             math.radians(r.lon),
             r.source,
-            self.half_width(r.time_precision),
+            0.0 if tp is _EXACT else self.half_width(tp),
             self.place_widening_km[r.location_precision],
             _order(r),
             category_class(r.category),
@@ -195,7 +208,6 @@ class LinkRule:
 
 
 Group = tuple[ReportVersion, ...]
-_Key = tuple[TimePrecision, LocationPrecision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,30 +239,15 @@ class ZoneLinker:
         self.members: dict[Ident, list[ReportVersion]] = {}
         self.anchor: dict[Ident, Ident] = {}
         self._entries: dict[Ident, _Entry] = {}
-        #: (category class, time precision, place precision) -> cell -> entries. A cell is
-        #: (time bucket `window + half-width` long, latitude band `distance + widening`
-        #: wide), so a point-time, point-place report looks into about 3 x 3 cells of each
-        #: pair of precisions of its own category class. A cell of more than
-        #: `rule.crowd_limit` entries is crowded: its reports link with nothing.
-        self._index: dict[str, dict[_Key, dict[int, dict[int, list[_Entry]]]]] = {}
-        #: identity -> the cell list holding its entry (the crowd check is its length)
+        #: (category class, time precision) -> time bucket -> entries: a cell. Buckets are
+        #: `window + half-width` long, so a point-time report looks into about three of
+        #: each precision of its own category class. A cell of more than `rule.crowd_limit`
+        #: entries is crowded: its reports link with nothing.
+        self._index: dict[tuple[str, TimePrecision], dict[int, list[_Entry]]] = {}
+        #: identity -> the cell holding its entry (the crowd check is its length)
         self._home: dict[Ident, list[_Entry]] = {}
         self._width = {p: self.rule.window_seconds + self.rule.half_width(p) for p in TimePrecision}
-        self._band = {
-            p: self.rule.distance_km + self.rule.place_widening_km[p] for p in LocationPrecision
-        }
-        #: (time precision, place precision) -> time bucket width, time half-width, band
-        #: width, place widening
-        self._reach = {
-            (tp, lp): (
-                self._width[tp],
-                self.rule.half_width(tp),
-                self._band[lp],
-                self.rule.place_widening_km[lp],
-            )
-            for tp in TimePrecision
-            for lp in LocationPrecision
-        }
+        self._half = {p: self.rule.half_width(p) for p in TimePrecision}
         #: entries of cells examined by `neighbours` (the work the crowd limit bounds)
         self.examined = 0
         #: decisions made by changes (the changed report's and the re-decided ones)
@@ -264,15 +261,14 @@ class ZoneLinker:
 
     # -- index ------------------------------------------------------------------------
 
-    def _place(self, e: _Entry) -> tuple[_Key, int, int]:
-        r = e[9]
-        tp, lp = r.time_precision, r.location_precision
-        return (tp, lp), int(e[0] // self._width[tp]), int(e[1] * _KM_PER_RADIAN // self._band[lp])
+    def _place(self, e: _Entry) -> tuple[tuple[str, TimePrecision], int]:
+        tp = e[9].time_precision
+        return (e[8], tp), int(e[0] // self._width[tp])
 
     def _cell_size(self, e: _Entry) -> int:
         """How many entries the cell of entry e holds now."""
-        key, t, b = self._place(e)
-        cell = self._index.get(e[8], {}).get(key, {}).get(t, {}).get(b)
+        key, t = self._place(e)
+        cell = self._index.get(key, _NO_CELLS).get(t)
         return 0 if cell is None else len(cell)
 
     def crowded(self, ident: Ident) -> bool:
@@ -283,32 +279,25 @@ class ZoneLinker:
     def _index_add(self, r: ReportVersion, e: _Entry | None = None) -> None:
         e = e if e is not None and e[9] is r else self.rule.entry(r)
         self._entries[r.ident] = e
-        key, t, b = self._place(e)
-        cells = self._index.setdefault(e[8], {}).setdefault(key, {}).setdefault(t, {})
+        key, t = self._place(e)
+        cells = self._index.setdefault(key, {})
         # Lists, not dicts: most cells of a quiet zone hold a report or two.
-        home = cells.get(b)
+        home = cells.get(t)
         if home is None:
-            home = cells[b] = []
+            home = cells[t] = []
         home.append(e)
         self._home[r.ident] = home
 
     def _index_remove(self, r: ReportVersion) -> None:
         e = self._entries.pop(r.ident)
-        del self._home[r.ident]
-        key, t, b = self._place(e)
-        by_key = self._index[e[8]]
-        by_time = by_key[key]
-        bands = by_time[t]
-        cell = bands[b]
-        cell.remove(e)
-        if not cell:
-            del bands[b]
-            if not bands:
-                del by_time[t]
-                if not by_time:
-                    del by_key[key]
-                    if not by_key:
-                        del self._index[e[8]]
+        home = self._home.pop(r.ident)
+        home.remove(e)
+        if not home:
+            key, t = self._place(e)
+            cells = self._index[key]
+            del cells[t]
+            if not cells:
+                del self._index[key]
 
     def neighbours(self, u: ReportVersion) -> list[Neighbour]:
         """Every current report that links with `u` (u itself excluded), with its fit.
@@ -327,46 +316,45 @@ class ZoneLinker:
         elif len(self._home[u.ident]) > limit:
             return []
         ut, ulat, ucos, ulon, usrc, utw, upw, _, ucls, _, ucat = e
-        ukm = ulat * _KM_PER_RADIAN
         sin, asin, sqrt = math.sin, math.asin, math.sqrt
         out: list[Neighbour] = []
         examined = 0
-        for key, by_time in self._index.get(ucls, {}).items():
-            width, half, band, widening = self._reach[key]
-            reach = window + (utw + half)
+        for p in _PRECISIONS:
+            cells = self._index.get((ucls, p))
+            if not cells:
+                continue
+            reach = window + (utw + self._half[p])
+            width = self._width[p]
             lo = int((ut - reach) // width)
             hi = int((ut + reach) // width)
-            km_reach = distance + (upw + widening) + 1e-9
-            blo = int((ukm - km_reach) // band)
-            bhi = int((ukm + km_reach) // band)
-            if hi - lo + 1 > len(by_time):
-                times: Iterable[dict[int, list[_Entry]]] = [
-                    v for k, v in by_time.items() if lo <= k <= hi
-                ]
+            if hi - lo + 1 > len(cells):
+                chosen: Iterable[list[_Entry]] = [v for k, v in cells.items() if lo <= k <= hi]
             else:
-                times = [v for k in range(lo, hi + 1) if (v := by_time.get(k)) is not None]
-            for bands in times:
-                for k, bucket in bands.items():
-                    if k < blo or k > bhi or len(bucket) > limit:
-                        continue  # out of reach, or crowded: its reports link with nothing
-                    examined += len(bucket)
-                    for t, lat, cos, lon, src, tw, pw, order, _, m, cat in bucket:
-                        if src == usrc:
-                            continue
-                        widened = utw + tw
-                        dt = abs(ut - t)
-                        if dt > window + widened:
-                            continue
-                        d_limit = distance + (upw + pw)
-                        dp = abs(ulat - lat)
-                        if dp * _KM_PER_RADIAN > d_limit:
-                            continue
-                        h = sin(dp * 0.5) ** 2 + ucos * cos * sin(abs(ulon - lon) * 0.5) ** 2
-                        d = 2 * _KM_PER_RADIAN * asin(min(1.0, sqrt(h)))
-                        if d > d_limit:
-                            continue
-                        f = max(max(0.0, dt - widened) / window, d / d_limit)
-                        out.append((m, f if cat is ucat else f + mismatch, order))
+                chosen = [v for k in range(lo, hi + 1) if (v := cells.get(k)) is not None]
+            for bucket in chosen:
+                if len(bucket) > limit:
+                    continue  # crowded: its reports link with nothing
+                examined += len(bucket)
+                for t, lat, cos, lon, src, tw, pw, order, _, m, cat in bucket:
+                    if src == usrc:
+                        continue
+                    widened = utw + tw
+                    dt = abs(ut - t)
+                    if dt > window + widened:
+                        continue
+                    d_limit = distance + (upw + pw)
+                    dp = abs(ulat - lat)
+                    if dp * _KM_PER_RADIAN > d_limit:
+                        continue
+                    h = sin(dp * 0.5) ** 2 + ucos * cos * sin(abs(ulon - lon) * 0.5) ** 2
+                    d = 2 * _KM_PER_RADIAN * asin(min(1.0, sqrt(h)))
+                    if d > d_limit:
+                        continue
+                    # = max(max(0, dt - widened) / window, d / d_limit), without the calls
+                    f = d / d_limit
+                    if dt > widened and (ft := (dt - widened) / window) > f:
+                        f = ft
+                    out.append((m, f if cat is ucat else f + mismatch, order))
         self.examined += examined
         return out
 
@@ -490,8 +478,8 @@ class ZoneLinker:
         if size == self.rule.crowd_limit:
             # The cell goes past the limit: its reports leave their incidents, latest first
             # (each then re-decides only what comes after it), and stay alone.
-            key, t, b = self._place(e)
-            cell = self._index[e[8]][key][t][b]
+            key, t = self._place(e)
+            cell = self._index[key][t]
             others = sorted((x[9] for x in cell), key=_order, reverse=True)
             steps = [self._replay(x, None) for x in others]
             for x in others:
