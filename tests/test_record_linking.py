@@ -252,3 +252,108 @@ def test_rule_parameters_are_validated() -> None:
         LinkRule(time_widening={TimePrecision.EXACT: 0.0})
     wide = LinkRule(window_seconds=3600, distance_km=10)
     assert wide.links(rv("a", "1"), rv("b", "1", t=59 * MIN, km=9))
+
+
+# -- crowded cells: bounded work per change ----------------------------------------------------
+def flood(n: int, sources: int = 3, **kw: object) -> list[ReportVersion]:
+    """n reports of `sources` sources at one point and one second."""
+    return [rv(f"s{i % sources}", f"f{i:05d}", **kw) for i in range(n)]  # type: ignore[arg-type]
+
+
+def test_a_crowded_cell_links_nothing_until_it_falls_to_the_limit() -> None:
+    rule = LinkRule(crowd_limit=4)
+    linker = ZoneLinker(rule)
+    reports = flood(5)
+    for r in reports[:4]:
+        linker.upsert(r)
+    assert len(linker.members) == 2  # {s0, s1, s2} and {s0}: linked as usual
+    rg = linker.upsert(reports[4])  # the fifth: the cell is crowded, each report alone
+    assert grouping(linker) == {frozenset({r.ident}) for r in reports}
+    assert all(linker.crowded(r.ident) for r in reports)
+    # What changed: {s0, s1, s2} split up, the fifth arrived; the lone s0 stays as it was.
+    assert set(rg.after) == {reports[i].ident for i in (0, 1, 2, 4)}
+    assert set(rg.before) == {reports[0].ident}
+    # Reports elsewhere in the zone still link.
+    far = [rv("s1", "x", t=3 * 3600), rv("s2", "y", t=3 * 3600 + MIN)]
+    for r in far:
+        linker.upsert(r)
+    assert frozenset(r.ident for r in far) in grouping(linker)
+    # Back at the limit, the cell's reports link again: the same as grouped from scratch.
+    linker.remove(reports[0].ident)
+    assert not linker.crowded(reports[1].ident)
+    assert grouping(linker) == {
+        frozenset(m.ident for m in g) for g in canonical_groups([*reports[1:], *far], rule).values()
+    }
+
+
+def test_crowded_grouping_equals_the_from_scratch_one_on_random_streams() -> None:
+    """With a small crowd limit, cells cross it both ways; the incremental grouping stays
+    that of the current set (crowded reports alone, the rest by the reference)."""
+    rng = random.Random(1110)
+    rule = LinkRule(crowd_limit=3)
+    crowded_steps = 0
+    for _ in range(60):
+        linker = ZoneLinker(rule)
+        current: dict[str, ReportVersion] = {}
+        for step in range(40):
+            rid = str(rng.randrange(14))
+            if current and rng.random() < 0.25:
+                gone = current.pop(rng.choice(sorted(current)))
+                linker.remove(gone.ident)
+            else:
+                r = rv(
+                    f"s{int(rid) % 4}",  # one identity per rid
+                    rid,
+                    revision=step,
+                    t=rng.choice([0, 5 * MIN, 20 * MIN, 40 * MIN, 2 * 3600]),
+                    km=rng.uniform(0, 4),
+                    time_precision=rng.choice([TimePrecision.EXACT] * 4 + [TimePrecision.DAY]),
+                )
+                linker.upsert(r)
+                current[rid] = r
+            crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
+            crowded_steps += bool(crowded)
+            free = [r for r in current.values() if r.ident not in crowded]
+            expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
+            assert grouping(linker) == expected
+            assert grouping(linker) == {
+                frozenset(m.ident for m in g)
+                for g in canonical_groups(current.values(), rule).values()
+            }
+    assert crowded_steps > 300  # of 2,400: cells cross the limit both ways often
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_costs_a_bounded_work_per_change() -> None:
+    """1,500 reports of three sources at one point and one second (a hostile or broken
+    feeder): the entries examined and the decisions made by any one change stay under a
+    bound set by the crowd limit, not by the size of the flood; so the flood's total work
+    grows linearly. (Counted, not timed.)"""
+    rule = LinkRule(crowd_limit=50)
+    linker = ZoneLinker(rule)
+    per_change: list[tuple[int, int]] = []
+    for r in flood(1500):
+        examined, decisions = linker.examined, linker.decisions
+        linker.upsert(r)
+        per_change.append((linker.examined - examined, linker.decisions - decisions))
+    limit = rule.crowd_limit
+    assert max(e for e, _ in per_change) <= 4 * limit * limit
+    assert max(d for _, d in per_change) <= 4 * limit
+    # Past the limit, a report of the crowded cell costs nothing to link.
+    assert all(e == 0 and d == 0 for e, d in per_change[limit + 1 :])
+    # Withdrawing the flood again: bounded the same way.
+    for r in flood(1500)[::-1]:
+        examined, decisions = linker.examined, linker.decisions
+        linker.remove(r.ident)
+        assert linker.examined - examined <= 4 * limit * limit
+        assert linker.decisions - decisions <= 4 * limit
+    assert not linker.live and not linker.members
+
+
+def test_rule_parameters_of_crowds_days_and_categories_are_validated() -> None:
+    with pytest.raises(ValueError):
+        LinkRule(crowd_limit=0)
+    with pytest.raises(ValueError):
+        LinkRule(category_mismatch=-1)
+    with pytest.raises(ValueError):
+        LinkRule(day_utc_offset_hours=15)

@@ -253,3 +253,23 @@ def test_a_conflicting_revision_changes_nothing() -> None:
     assert step.outcome is Outcome.CONFLICT
     assert (step.incidents, step.tally, step.entries) == ([], {}, [])
     assert (list(record.incidents()), record.tally()) == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_with_crowded_cells_the_end_state_does_not_depend_on_arrival_order(s: Scenario) -> None:
+    """A crowd limit of 2 (cells of 30 minutes cross it all the time here): crowding is a
+    function of the current reports, so the end state is still that of the latest
+    revisions, whatever the order; and the published changes add up to it."""
+    rule = LinkRule(crowd_limit=2)
+    record = Record(rule)
+    steps = apply_all(record, s.arrivals)
+    only_latest = Record(rule)
+    for v in s.latest.values():
+        only_latest.apply(v)
+    assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
+    assert record.tally() == only_latest.tally()
+    summed: Tally = {}
+    for step in steps:
+        add_tally(summed, step.tally)
+    assert summed == record.tally()
