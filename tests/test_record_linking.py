@@ -357,3 +357,16 @@ def test_rule_parameters_of_crowds_days_and_categories_are_validated() -> None:
         LinkRule(category_mismatch=-1)
     with pytest.raises(ValueError):
         LinkRule(day_utc_offset_hours=15)
+
+
+def test_the_settings_build_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.config import Settings
+
+    assert Settings().link_rule() == LinkRule()
+    monkeypatch.setenv("CEASEFIRE_LINK_WINDOW_MINUTES", "45")
+    monkeypatch.setenv("CEASEFIRE_LINK_CROWD_LIMIT", "7")
+    monkeypatch.setenv("CEASEFIRE_LINK_CATEGORY_MISMATCH", "0")
+    monkeypatch.setenv("CEASEFIRE_LINK_DAY_AS_WINDOW", "true")
+    rule = Settings().link_rule()
+    assert (rule.window_seconds, rule.crowd_limit, rule.category_mismatch) == (2700, 7, 0)
+    assert rule.day_utc_offset_hours is None
