@@ -1,20 +1,24 @@
 """Incidents within one zone: which reports describe one event (SPEC.md, "Incidents").
 
 The pair rule (`LinkRule.fit`): two reports link when their sources differ, their categories
-are compatible (equal, or both fire), their times are within the window widened by both
-time precisions, and their places within the distance (haversine) widened by both place
-precisions. An incident is a set of reports that pairwise link (complete linkage), so it
-holds at most one report per source and a burst of separate events cannot chain into one.
+are compatible (equal, or both fire), their periods are within the window of each other (an
+exact time is a point in time; a day-precision time the local calendar day containing it; a
+week or month a span each side), and their places within the distance (haversine) widened by
+both place precisions. An incident is a set of reports that pairwise link (complete
+linkage), so it holds at most one report per source and a burst of separate events cannot
+chain into one.
 
-Which sets: the canonical assignment. Reports are taken in canonical order (event time,
-source, report_id); each joins the already formed incident it links with completely and fits
-best (smallest worst-pair fit, the fit being the larger of time gap and distance as shares of
-their widened limits; ties: the incident with the earlier first report), or starts a new
-one. That makes the grouping a function of the set of current reports alone: any arrival
-order of the same reports, and any interleaving of their revisions and withdrawals, ends
-with the same incidents. Its limit: only incidents formed earlier compete for a report, so
-when one source reports two events within the window, the earlier event's incident gets the
-first claim on a report between them.
+Which sets: the canonical assignment. Reports are taken in canonical order (precise ones
+first, then those imprecise in time or place, then in both; each by event time, source,
+report_id); each joins the already formed incident it links with completely and fits best
+(smallest worst-pair fit: the larger of the time gap beyond both periods and the distance,
+as shares of their limits, plus a penalty for two different fire categories; ties: the
+incident whose first report comes first), or starts a new one. That makes the grouping a
+function of the set of current reports alone: any arrival order of the same reports, and
+any interleaving of their revisions and withdrawals, ends with the same incidents. Precise
+reports first, so that an imprecise report chooses among the incidents they formed rather
+than being decided at the start of its day. Its limit: only incidents formed earlier compete
+for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:
@@ -28,8 +32,10 @@ canonical order from the change on, but only for reports whose decision can diff
 
 Every other report faces the same candidates, or only worse ones besides its choice, and
 decides the same. Neighbours are found through a time-bucket index per category class and
-time precision. `canonical_groups` computes the same assignment from scratch (recovery; the
-tests' reference).
+time precision; a bucket (a cell) holding more than `crowd_limit` reports is crowded: its
+reports are incidents alone and no one's neighbours, which bounds the work of any change (a
+flood at one place and time) and is still a function of the set. `canonical_groups`
+computes the same assignment from scratch (recovery; the tests' reference).
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ _EARTH_KM = 6371.0088  # mean Earth radius
 _KM_PER_RADIAN = _EARTH_KM
 
 #: How far an imprecise time may be from `occurred_at`, each side. Symmetric because senders
-#: differ on whether a day- or month-precision time is the start or the middle of the period.
+#: differ on whether a week- or month-precision time is the start or the middle of the
+#: period. A day's is used only without `LinkRule.day_utc_offset_hours` (a day is then that
+#: calendar day).
 DEFAULT_TIME_WIDENING: Mapping[TimePrecision, float] = {
     TimePrecision.EXACT: 0.0,
     TimePrecision.DAY: 86_400.0,
