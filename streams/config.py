@@ -5,10 +5,13 @@ from __future__ import annotations
 import ssl
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from streams.record.linking import LinkRule
 
 #: Consumer-group timings for workers on the embedded broker (seconds).
 EMBEDDED_GROUP_TIMING = {
@@ -92,9 +95,21 @@ class Settings(BaseSettings):
     #: back event-time tallies are kept (a 30-day window must reach back from any
     #: `as_of` in the last 30 days).
     retention_days: int = Field(default=60, ge=31)
-    #: Linking (SPEC.md "Incidents"; docs/record.md has the trade-off).
+    #: Linking (SPEC.md "Incidents"; docs/record.md, "the linking rule", has each one's
+    #: trade-off). `link_rule()` builds the rule from them.
     link_window_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     link_distance_km: float = Field(default=3.0, gt=0, le=100)
+    #: A day-precision time stands for the calendar day containing it at this UTC offset
+    #: (the theatre's: UTC+4); with `link_day_as_window`, it is widened by a day each side
+    #: instead (for feeds whose days are not the theatre's).
+    link_day_utc_offset_hours: float = Field(default=4.0, ge=-12, le=14)
+    link_day_as_window: bool = False
+    #: Added to a pair's fit when its fire categories differ (a report prefers an
+    #: incident of its own category); 0 turns the preference off.
+    link_category_mismatch: float = Field(default=0.25, ge=0, le=10)
+    #: Most reports of one linking cell (a zone, category class, time precision and
+    #: time bucket) that link at all; past it each is an incident alone (a flood).
+    link_crowd_limit: int = Field(default=100, ge=1, le=100_000)
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
@@ -102,6 +117,20 @@ class Settings(BaseSettings):
     #: arrives; the embedded broker waits it out, so it bounds each hop's latency there.
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=5000)
     data_dir: Path = Path("var/ceasefire")
+
+    def link_rule(self) -> LinkRule:
+        """The linking rule these settings describe."""
+        from streams.record.linking import LinkRule
+
+        return LinkRule(
+            window_seconds=self.link_window_minutes * 60,
+            distance_km=self.link_distance_km,
+            day_utc_offset_hours=None
+            if self.link_day_as_window
+            else self.link_day_utc_offset_hours,
+            category_mismatch=self.link_category_mismatch,
+            crowd_limit=self.link_crowd_limit,
+        )
 
     def embedded_url(self) -> str:
         return f"kafka://127.0.0.1:{self.embedded_port}"

@@ -54,20 +54,28 @@ def rv(
     )
 
 
+def order(r: ReportVersion) -> tuple[int, float, str, str]:
+    """Canonical order: by how many of time and place are imprecise, then time, source, id."""
+    vague = (r.time_precision is not TimePrecision.EXACT) + (
+        r.location_precision is not LocationPrecision.POINT
+    )
+    return (vague, r.occurred, r.source, r.report_id)
+
+
 def reference_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> set[frozenset[Ident]]:
     """The canonical grouping written the plain way, O(n^2), from the rule's definition:
-    reports in (time, source, report_id) order each join the formed incident they link with
+    reports in canonical order (`order`) each join the formed incident they link with
     completely and fit best (smallest worst-pair fit, then earliest first report), or start
     one."""
     groups: list[list[ReportVersion]] = []
-    for u in sorted(reports, key=lambda r: (r.occurred, r.source, r.report_id)):
-        best: tuple[tuple[float, tuple[float, str, str]], list[ReportVersion]] | None = None
+    for u in sorted(reports, key=order):
+        best: tuple[tuple[float, tuple[int, float, str, str]], list[ReportVersion]] | None = None
         for g in groups:
             fits = [rule.fit(u, m) for m in g]
             if all(f is not None for f in fits):
                 score = (
                     max(f for f in fits if f is not None),
-                    min((m.occurred, m.source, m.report_id) for m in g),
+                    min(order(m) for m in g),
                 )
                 if best is None or score < best[0]:
                     best = (score, g)

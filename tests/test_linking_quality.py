@@ -36,31 +36,41 @@ def test_the_simulated_run_is_sound(run: SimulatedRun) -> None:
     assert 3 * len(run.events) // 2 <= len(run.versions) <= 4 * len(run.events)
 
 
-def test_precise_reports_link_at_090_at_the_default_rule(run: SimulatedRun) -> None:
+def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> None:
     """The reports the rule is made for (an exact time and a point: posts, patrols, sensors,
-    most statements) link at 0.9 or better, both ways. Measured: 0.959 / 0.958."""
+    most statements) link at 0.95 or better, both ways. Measured: 0.956 / 0.961."""
     m = measure(run)
     precise = m.score.by_kind[("precise", "precise")]
     assert precise.true > 1000
-    assert precise.precision >= 0.9, precise
-    assert precise.recall >= 0.9, precise
+    assert precise.precision >= 0.95, precise
+    assert precise.recall >= 0.95, precise
 
 
-def test_all_reports_link_at_the_measured_level(run: SimulatedRun) -> None:
-    """A regression guard on every current report: measured 0.857 / 0.865 (docs/record.md);
-    a drop below 0.8 is a regression of the linking or of the simulator."""
+def test_every_report_links_at_090_b_cubed(run: SimulatedRun) -> None:
+    """Per report (B-cubed: the share of its incident that is its event, and of its event
+    that is in its incident), every current report: 0.9 or better. Measured 0.943 / 0.953
+    (docs/record.md)."""
     s = measure(run).score
-    assert s.precision >= 0.8, s.pairs
-    assert s.recall >= 0.8, s.pairs
-    assert s.bcubed_precision >= 0.9 and s.bcubed_recall >= 0.9
+    assert s.bcubed_precision >= 0.9 and s.bcubed_recall >= 0.9, s
+
+
+def test_all_pairs_link_at_the_measured_level(run: SimulatedRun) -> None:
+    """A regression guard on the pairs of every current report: measured 0.893 / 0.898
+    (docs/record.md; 0.857 / 0.865 before the local day, the category preference and
+    precise reports first). A drop below 0.88 is a regression of the linking or of the
+    simulator."""
+    s = measure(run).score
+    assert s.precision >= 0.88, s.pairs
+    assert s.recall >= 0.88, s.pairs
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="imprecise reports (a day, a town: a quarter of them) are given to the first "
-    "event in reach; docs/record.md, 'Linking quality'. Remove this mark when it passes.",
+    reason="an imprecise report (a day, a town: a quarter of them) often has several events "
+    "of its sector in reach and nothing in the report to tell them apart; pairwise "
+    "0.893 / 0.898, docs/record.md 'Linking quality'. Remove this mark when it passes.",
 )
-def test_all_reports_link_at_090(run: SimulatedRun) -> None:
+def test_all_pairs_link_at_090(run: SimulatedRun) -> None:
     s = measure(run).score
     assert s.precision >= 0.9 and s.recall >= 0.9
 

@@ -59,7 +59,7 @@ class Scenario:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
+def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenario:
     idents = draw(
         st.lists(
             st.tuples(st.sampled_from(sorted(SOURCES)), st.sampled_from(["1", "2", "3"])),
@@ -84,7 +84,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                     revision=revision,
                     source_type=source_type,
                     claimant=claimant,
-                    t=draw(times),
+                    t=draw(when),
                     km=draw(places),
                     zone=draw(zones),
                     category=draw(categories),
@@ -253,3 +253,27 @@ def test_a_conflicting_revision_changes_nothing() -> None:
     assert step.outcome is Outcome.CONFLICT
     assert (step.incidents, step.tally, step.entries) == ([], {}, [])
     assert (list(record.incidents()), record.tally()) == before
+
+
+#: Within one 30-minute cell, so that cells cross a small crowd limit often.
+dense_times = st.sampled_from([0.0, 5 * MIN, 10 * MIN])
+
+
+@settings(max_examples=300, deadline=None)  # about a fifth of them crowd a cell
+@given(scenarios(when=dense_times))
+def test_with_crowded_cells_the_end_state_does_not_depend_on_arrival_order(s: Scenario) -> None:
+    """A crowd limit of 1 (reports crowd a cell as soon as two share it): crowding is a
+    function of the current reports, so the end state is still that of the latest
+    revisions, whatever the order; and the published changes add up to it."""
+    rule = LinkRule(crowd_limit=1)
+    record = Record(rule)
+    steps = apply_all(record, s.arrivals)
+    only_latest = Record(rule)
+    for v in s.latest.values():
+        only_latest.apply(v)
+    assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
+    assert record.tally() == only_latest.tally()
+    summed: Tally = {}
+    for step in steps:
+        add_tally(summed, step.tally)
+    assert summed == record.tally()

@@ -1,20 +1,24 @@
 """Incidents within one zone: which reports describe one event (SPEC.md, "Incidents").
 
 The pair rule (`LinkRule.fit`): two reports link when their sources differ, their categories
-are compatible (equal, or both fire), their times are within the window widened by both
-time precisions, and their places within the distance (haversine) widened by both place
-precisions. An incident is a set of reports that pairwise link (complete linkage), so it
-holds at most one report per source and a burst of separate events cannot chain into one.
+are compatible (equal, or both fire), their periods are within the window of each other (an
+exact time is a point in time; a day-precision time the local calendar day containing it; a
+week or month a span each side), and their places within the distance (haversine) widened by
+both place precisions. An incident is a set of reports that pairwise link (complete
+linkage), so it holds at most one report per source and a burst of separate events cannot
+chain into one.
 
-Which sets: the canonical assignment. Reports are taken in canonical order (event time,
-source, report_id); each joins the already formed incident it links with completely and fits
-best (smallest worst-pair fit, the fit being the larger of time gap and distance as shares of
-their widened limits; ties: the incident with the earlier first report), or starts a new
-one. That makes the grouping a function of the set of current reports alone: any arrival
-order of the same reports, and any interleaving of their revisions and withdrawals, ends
-with the same incidents. Its limit: only incidents formed earlier compete for a report, so
-when one source reports two events within the window, the earlier event's incident gets the
-first claim on a report between them.
+Which sets: the canonical assignment. Reports are taken in canonical order (precise ones
+first, then those imprecise in time or place, then in both; each by event time, source,
+report_id); each joins the already formed incident it links with completely and fits best
+(smallest worst-pair fit: the larger of the time gap beyond both periods and the distance,
+as shares of their limits, plus a penalty for two different fire categories; ties: the
+incident whose first report comes first), or starts a new one. That makes the grouping a
+function of the set of current reports alone: any arrival order of the same reports, and
+any interleaving of their revisions and withdrawals, ends with the same incidents. Precise
+reports first, so that an imprecise report chooses among the incidents they formed rather
+than being decided at the start of its day. Its limit: only incidents formed earlier compete
+for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:
@@ -28,8 +32,10 @@ canonical order from the change on, but only for reports whose decision can diff
 
 Every other report faces the same candidates, or only worse ones besides its choice, and
 decides the same. Neighbours are found through a time-bucket index per category class and
-time precision. `canonical_groups` computes the same assignment from scratch (recovery; the
-tests' reference).
+time precision; a bucket (a cell) holding more than `crowd_limit` reports is crowded: its
+reports are incidents alone and no one's neighbours, which bounds the work of any change (a
+flood at one place and time) and is still a function of the set. `canonical_groups`
+computes the same assignment from scratch (recovery; the tests' reference).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from schemas.codes import Category
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
@@ -49,7 +56,9 @@ _EARTH_KM = 6371.0088  # mean Earth radius
 _KM_PER_RADIAN = _EARTH_KM
 
 #: How far an imprecise time may be from `occurred_at`, each side. Symmetric because senders
-#: differ on whether a day- or month-precision time is the start or the middle of the period.
+#: differ on whether a week- or month-precision time is the start or the middle of the
+#: period. A day's is used only without `LinkRule.day_utc_offset_hours` (a day is then that
+#: calendar day).
 DEFAULT_TIME_WIDENING: Mapping[TimePrecision, float] = {
     TimePrecision.EXACT: 0.0,
     TimePrecision.DAY: 86_400.0,
@@ -67,8 +76,11 @@ DEFAULT_PLACE_WIDENING_KM: Mapping[LocationPrecision, float] = {
 
 
 #: Compatibility is an equivalence: the fire family, or each other category alone.
-_CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
+_EXACT = TimePrecision.EXACT
+_POINT = LocationPrecision.POINT
 _PRECISIONS = tuple(TimePrecision)  # iterating the enum itself is slow on the hot path
+_NO_CELLS: dict[int, list[Any]] = {}
+_CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
 
 
 def category_class(c: Category) -> str:
@@ -79,19 +91,24 @@ def compatible(a: Category, b: Category) -> bool:
     return category_class(a) == category_class(b)
 
 
-Order = tuple[float, str, str]
+Order = tuple[int, float, str, str]
 
-#: A report as the pair rule reads it, flat and precomputed: time, latitude (radians), its
-#: cosine, longitude (radians), source, time widening, place widening, canonical order,
-#: category class, the report.
-_Entry = tuple[float, float, float, float, str, float, float, Order, str, ReportVersion]
+#: A report as the pair rule reads it, flat and precomputed: time (the centre of its
+#: period), latitude (radians), its cosine, longitude (radians), source, time half-width,
+#: place widening, canonical order, category class, the report, its category.
+_Entry = tuple[float, float, float, float, str, float, float, Order, str, ReportVersion, Category]
 
 #: A linked neighbour: the report, its fit, its canonical order.
 Neighbour = tuple[ReportVersion, float, Order]
 
 
 def _order(r: ReportVersion) -> Order:
-    return (r.occurred, r.source, r.report_id)
+    """Canonical order: precise reports first (an exact time and a point), then those
+    imprecise in one of time or place, then in both; within each, by time, source, id.
+    Imprecise reports thus choose among the incidents precise ones formed, rather than
+    being decided at the start of their day before the events of that day."""
+    vague = (r.time_precision is not _EXACT) + (r.location_precision is not _POINT)
+    return (vague, r.occurred, r.source, r.report_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +123,28 @@ class LinkRule:
     place_widening_km: Mapping[LocationPrecision, float] = field(
         default_factory=lambda: dict(DEFAULT_PLACE_WIDENING_KM)
     )
+    #: A day-precision time stands for the calendar day containing it at this UTC offset
+    #: (the theatre's: Baku and Yerevan keep UTC+4), whatever hour of it the sender put
+    #: (start of day, ACLED's noon UTC); None: widened by `time_widening[DAY]` each side.
+    day_utc_offset_hours: float | None = 4.0
+    #: Added to a pair's fit when its categories differ within the fire family: a report
+    #: prefers the incident of its own category; it still links where nothing else fits.
+    category_mismatch: float = 0.25
+    #: Most reports of one index cell (category class, both precisions, a time bucket
+    #: `window + widening` long, a latitude band `distance + widening` wide) that link at
+    #: all; past it, the cell's reports are *crowded*: each is an incident alone. Bounds a
+    #: change's work (a flood at one place and time); no real cell comes near.
+    crowd_limit: int = 100
 
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.distance_km <= 0:
             raise ValueError("the linking window and distance must be positive")
+        if self.time_widening.get(_EXACT) != 0:
+            raise ValueError("an exact time is not widened")
+        if self.category_mismatch < 0 or self.crowd_limit < 1:
+            raise ValueError("category_mismatch must be >= 0 and crowd_limit >= 1")
+        if self.day_utc_offset_hours is not None and not -12 <= self.day_utc_offset_hours <= 14:
+            raise ValueError("day_utc_offset_hours must be a UTC offset (-12 to 14) or None")
         if set(self.time_widening) != set(TimePrecision) or min(self.time_widening.values()) < 0:
             raise ValueError("time_widening needs a non-negative value for every precision")
         if (
@@ -118,19 +153,35 @@ class LinkRule:
         ):
             raise ValueError("place_widening_km needs a non-negative value for every precision")
 
+    def half_width(self, p: TimePrecision) -> float:
+        """How far a time of precision p may be from the event, each side of its centre."""
+        if p is TimePrecision.DAY and self.day_utc_offset_hours is not None:
+            return 43_200.0
+        return self.time_widening[p]
+
+    def centre(self, r: ReportVersion) -> float:
+        """The middle of the period r's time stands for: the local day's noon for a
+        day-precision time, else the time itself."""
+        if r.time_precision is TimePrecision.DAY and self.day_utc_offset_hours is not None:
+            offset = self.day_utc_offset_hours * 3600.0
+            return (r.occurred + offset) // 86_400.0 * 86_400.0 - offset + 43_200.0
+        return r.occurred
+
     def entry(self, r: ReportVersion) -> _Entry:
         lat = math.radians(r.lat)
+        tp = r.time_precision
         return (
-            r.occurred,
+            r.occurred if tp is _EXACT else self.centre(r),
             lat,
             math.cos(lat),
             math.radians(r.lon),
             r.source,
-            self.time_widening[r.time_precision],
+            0.0 if tp is _EXACT else self.half_width(tp),
             self.place_widening_km[r.location_precision],
             _order(r),
             category_class(r.category),
             r,
+            r.category,
         )
 
     def pair_fit(self, a: _Entry, b: _Entry) -> float | None:
@@ -138,9 +189,9 @@ class LinkRule:
         same order, so both give bit-identical fits (and both are symmetric)."""
         if a[4] == b[4] or a[8] != b[8]:
             return None
-        t_limit = self.window_seconds + (a[5] + b[5])
+        widened = a[5] + b[5]
         dt = abs(a[0] - b[0])
-        if dt > t_limit:
+        if dt > self.window_seconds + widened:
             return None
         d_limit = self.distance_km + (a[6] + b[6])
         dp = abs(a[1] - b[1])
@@ -150,11 +201,14 @@ class LinkRule:
         d = 2 * _KM_PER_RADIAN * math.asin(min(1.0, math.sqrt(h)))
         if d > d_limit:
             return None
-        return max(dt / t_limit, d / d_limit)
+        f = max(max(0.0, dt - widened) / self.window_seconds, d / d_limit)
+        return f if a[10] is b[10] else f + self.category_mismatch
 
     def fit(self, a: ReportVersion, b: ReportVersion) -> float | None:
-        """None when a and b do not link; else how tightly, in [0, 1]: the larger of the
-        time gap and the distance, each as a share of its (widened) limit."""
+        """None when a and b do not link; else how tightly (smaller is tighter): the larger
+        of the time gap beyond both reports' time uncertainty as a share of the window (a
+        day-precision report's time says nothing within its day) and the distance as a
+        share of its widened limit, plus `category_mismatch` for two fire categories."""
         return self.pair_fit(self.entry(a), self.entry(b))
 
     def links(self, a: ReportVersion, b: ReportVersion) -> bool:
@@ -193,13 +247,19 @@ class ZoneLinker:
         self.members: dict[Ident, list[ReportVersion]] = {}
         self.anchor: dict[Ident, Ident] = {}
         self._entries: dict[Ident, _Entry] = {}
-        #: (category class, time precision) -> time bucket -> entries. Buckets are
-        #: `window + widening` wide, so a point-time report looks into about three buckets
-        #: of each precision of its own category class.
+        #: (category class, time precision) -> time bucket -> entries: a cell. Buckets are
+        #: `window + half-width` long, so a point-time report looks into about three of
+        #: each precision of its own category class. A cell of more than `rule.crowd_limit`
+        #: entries is crowded: its reports link with nothing.
         self._index: dict[tuple[str, TimePrecision], dict[int, list[_Entry]]] = {}
-        self._width = {
-            p: self.rule.window_seconds + self.rule.time_widening[p] for p in TimePrecision
-        }
+        #: identity -> the cell holding its entry (the crowd check is its length)
+        self._home: dict[Ident, list[_Entry]] = {}
+        self._width = {p: self.rule.window_seconds + self.rule.half_width(p) for p in TimePrecision}
+        self._half = {p: self.rule.half_width(p) for p in TimePrecision}
+        #: entries of cells examined by `neighbours` (the work the crowd limit bounds)
+        self.examined = 0
+        #: decisions made by changes (the changed report's and the re-decided ones)
+        self.decisions = 0
 
     def __len__(self) -> int:
         return len(self.live)
@@ -209,60 +269,86 @@ class ZoneLinker:
 
     # -- index ------------------------------------------------------------------------
 
-    def _index_add(self, r: ReportVersion) -> None:
-        e = self.rule.entry(r)
+    def _place(self, e: _Entry) -> tuple[tuple[str, TimePrecision], int]:
+        tp = e[9].time_precision
+        return (e[8], tp), int(e[0] // self._width[tp])
+
+    def _cell_size(self, e: _Entry) -> int:
+        """How many entries the cell of entry e holds now."""
+        key, t = self._place(e)
+        cell = self._index.get(key, _NO_CELLS).get(t)
+        return 0 if cell is None else len(cell)
+
+    def crowded(self, ident: Ident) -> bool:
+        """Whether the current report `ident` is in a crowded cell (an incident alone)."""
+        home = self._home.get(ident)
+        return home is not None and len(home) > self.rule.crowd_limit
+
+    def _index_add(self, r: ReportVersion, e: _Entry | None = None) -> None:
+        e = e if e is not None and e[9] is r else self.rule.entry(r)
         self._entries[r.ident] = e
-        p = r.time_precision
-        buckets = self._index.setdefault((e[8], p), {})
-        # Lists, not dicts: most buckets of a quiet zone hold a report or two.
-        buckets.setdefault(int(r.occurred // self._width[p]), []).append(e)
+        key, t = self._place(e)
+        cells = self._index.setdefault(key, {})
+        # Lists, not dicts: most cells of a quiet zone hold a report or two.
+        home = cells.get(t)
+        if home is None:
+            home = cells[t] = []
+        home.append(e)
+        self._home[r.ident] = home
 
     def _index_remove(self, r: ReportVersion) -> None:
         e = self._entries.pop(r.ident)
-        p = r.time_precision
-        key = (e[8], p)
-        buckets = self._index[key]
-        b = int(r.occurred // self._width[p])
-        bucket = buckets[b]
-        bucket.remove(e)
-        if not bucket:
-            del buckets[b]
-            if not buckets:
+        home = self._home.pop(r.ident)
+        home.remove(e)
+        if not home:
+            key, t = self._place(e)
+            cells = self._index[key]
+            del cells[t]
+            if not cells:
                 del self._index[key]
 
     def neighbours(self, u: ReportVersion) -> list[Neighbour]:
         """Every current report that links with `u` (u itself excluded), with its fit.
+        Nothing for a report of a crowded cell, nothing of one.
 
         `LinkRule.pair_fit`, inlined over the index: this loop is where the record spends
         most of its time."""
         rule = self.rule
         window = rule.window_seconds
         distance = rule.distance_km
+        mismatch = rule.category_mismatch
+        limit = rule.crowd_limit
         e = self._entries.get(u.ident)
         if e is None or e[9] is not u:  # u is not (this version of) a current report
             e = rule.entry(u)
-        ut, ulat, ucos, ulon, usrc, utw, upw, _, ucls, _ = e
+        elif len(self._home[u.ident]) > limit:
+            return []
+        ut, ulat, ucos, ulon, usrc, utw, upw, _, ucls, _, ucat = e
         sin, asin, sqrt = math.sin, math.asin, math.sqrt
         out: list[Neighbour] = []
+        examined = 0
         for p in _PRECISIONS:
-            buckets = self._index.get((ucls, p))
-            if not buckets:
+            cells = self._index.get((ucls, p))
+            if not cells:
                 continue
-            reach = window + (utw + rule.time_widening[p])
+            reach = window + (utw + self._half[p])
             width = self._width[p]
             lo = int((ut - reach) // width)
             hi = int((ut + reach) // width)
-            if hi - lo + 1 > len(buckets):
-                chosen: Iterable[list[_Entry]] = [v for k, v in buckets.items() if lo <= k <= hi]
+            if hi - lo + 1 > len(cells):
+                chosen: Iterable[list[_Entry]] = [v for k, v in cells.items() if lo <= k <= hi]
             else:
-                chosen = [v for k in range(lo, hi + 1) if (v := buckets.get(k)) is not None]
+                chosen = [v for k in range(lo, hi + 1) if (v := cells.get(k)) is not None]
             for bucket in chosen:
-                for t, lat, cos, lon, src, tw, pw, order, _, m in bucket:
+                if len(bucket) > limit:
+                    continue  # crowded: its reports link with nothing
+                examined += len(bucket)
+                for t, lat, cos, lon, src, tw, pw, order, _, m, cat in bucket:
                     if src == usrc:
                         continue
-                    t_limit = window + (utw + tw)
+                    widened = utw + tw
                     dt = abs(ut - t)
-                    if dt > t_limit:
+                    if dt > window + widened:
                         continue
                     d_limit = distance + (upw + pw)
                     dp = abs(ulat - lat)
@@ -272,7 +358,12 @@ class ZoneLinker:
                     d = 2 * _KM_PER_RADIAN * asin(min(1.0, sqrt(h)))
                     if d > d_limit:
                         continue
-                    out.append((m, max(dt / t_limit, d / d_limit), order))
+                    # = max(max(0, dt - widened) / window, d / d_limit), without the calls
+                    f = d / d_limit
+                    if dt > widened and (ft := (dt - widened) / window) > f:
+                        f = ft
+                    out.append((m, f if cat is ucat else f + mismatch, order))
+        self.examined += examined
         return out
 
     # -- the decision -----------------------------------------------------------------
@@ -314,6 +405,7 @@ class ZoneLinker:
         self.anchor = {}
         self._entries = {}
         self._index = {}
+        self._home = {}
         for r in reports:
             if r.ident in self.live:
                 raise ValueError(f"two versions of {r.ident}")
@@ -339,6 +431,97 @@ class ZoneLinker:
         return self._change(old, None)
 
     def _change(self, removed: ReportVersion | None, inserted: ReportVersion | None) -> Regroup:
+        limit = self.rule.crowd_limit
+        leaving = removed is not None and len(self._home[removed.ident]) > limit
+        e = self.rule.entry(inserted) if inserted is not None else None
+        entering = e is not None and self._cell_size(e) >= limit
+        if not (leaving or entering):
+            return self._replay(removed, inserted, e)
+        steps: list[Regroup] = []
+        if removed is not None:
+            steps.append(self._crowd_remove(removed))
+        if inserted is not None:
+            steps.append(self._crowd_insert(inserted))
+        return self._compose(steps)
+
+    # -- crowded cells ------------------------------------------------------------------
+    # A crowded cell's reports are each an incident alone and no one's neighbour, so they
+    # come and go without a replay; only a cell crossing the limit replays, once per report
+    # of the cell (at most `crowd_limit`), which keeps the work of any change bounded.
+
+    def _inert_add(self, r: ReportVersion) -> None:
+        self._index_add(r)
+        self.live[r.ident] = r
+        self.anchor[r.ident] = r.ident
+        self.members[r.ident] = [r]
+
+    def _inert_drop(self, r: ReportVersion) -> None:
+        self._index_remove(r)
+        del self.live[r.ident]
+        del self.anchor[r.ident]
+        del self.members[r.ident]
+
+    def _crowd_remove(self, r: ReportVersion) -> Regroup:
+        cell = self._home[r.ident]
+        if len(cell) <= self.rule.crowd_limit:
+            return self._replay(r, None)
+        if len(cell) > self.rule.crowd_limit + 1:  # stays crowded
+            self._inert_drop(r)
+            return Regroup({r.ident: (r,)}, {})
+        # The cell falls to the limit: its other reports link again.
+        others = sorted((e[9] for e in cell if e[9] is not r), key=_order)
+        steps = [Regroup({r.ident: (r,)}, {})]
+        for x in [r, *others]:
+            self._inert_drop(x)
+        for x in others:
+            steps.append(Regroup({x.ident: (x,)}, {}))
+            steps.append(self._replay(None, x))
+        return self._compose(steps)
+
+    def _crowd_insert(self, r: ReportVersion) -> Regroup:
+        e = self.rule.entry(r)
+        size = self._cell_size(e)
+        if size < self.rule.crowd_limit:
+            return self._replay(None, r, e)
+        if size == self.rule.crowd_limit:
+            # The cell goes past the limit: its reports leave their incidents, latest first
+            # (each then re-decides only what comes after it), and stay alone.
+            key, t = self._place(e)
+            cell = self._index[key][t]
+            others = sorted((x[9] for x in cell), key=_order, reverse=True)
+            steps = [self._replay(x, None) for x in others]
+            for x in others:
+                self._inert_add(x)
+                steps.append(Regroup({}, {x.ident: (x,)}))
+        else:
+            steps = []
+        self._inert_add(r)
+        steps.append(Regroup({}, {r.ident: (r,)}))
+        return self._compose(steps)
+
+    def _compose(self, steps: list[Regroup]) -> Regroup:
+        """One Regroup for consecutive steps: each anchor's members before the first and
+        after the last, where they differ."""
+        before: dict[Ident, Group] = {}
+        touched: set[Ident] = set()
+        for rg in steps:
+            for a, g in rg.before.items():
+                if a not in touched:
+                    before[a] = g
+            touched.update(rg.before, rg.after)
+        after = {a: tuple(self.members[a]) for a in touched if a in self.members}
+        for a in touched:
+            if before.get(a) == after.get(a):
+                before.pop(a, None)
+                after.pop(a, None)
+        return Regroup(before, after)
+
+    def _replay(
+        self,
+        removed: ReportVersion | None,
+        inserted: ReportVersion | None,
+        entry: _Entry | None = None,
+    ) -> Regroup:
         target = inserted if inserted is not None else removed
         if target is None:
             return Regroup({}, {})
@@ -348,7 +531,7 @@ class ZoneLinker:
             self._index_remove(removed)
             del self.live[changed]
         if inserted is not None:
-            self._index_add(inserted)
+            self._index_add(inserted, entry)
             self.live[changed] = inserted
         rule = self.rule
         entries = self._entries
@@ -450,6 +633,7 @@ class ZoneLinker:
             if kind == _LOST:
                 weakened(members_of(ident, uo), uo)
                 continue
+            self.decisions += 1
             u = self.live[ident]
             earlier = [n for n in neighbours(u) if n[2] < uo]
             new_a = self._decide(u, earlier, anchor_of, partial(members_of, before=uo))

@@ -1,6 +1,8 @@
 """Linking quality measured against the simulator's ground truth (issue 10, item 3).
 
     python3 -m streams.tools.linking_quality [--events 2000] [--seed 1] [--per-day 60]
+    python3 -m streams.tools.linking_quality --bench      # CPU time of the linker alone
+    python3 -m streams.tools.linking_quality --flood 1000 # one zone flooded at one point
 
 The simulator (`Simulator.events`) says which event every message is about. Each message
 goes the monitor's way: validated (`schemas.validation`), classified
@@ -15,17 +17,22 @@ windows and distances (the trade-off table), and at other event densities. docs/
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
 import json
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from schemas.codes import Category, SourceType
 from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
 from streams.pipeline.versions import version_of
 from streams.record.linking import LinkRule, ZoneLinker
+from streams.record.linking import _order as canonical_order
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision, Version
 from streams.record.quality import LinkingScore, PairCounts, score
 from streams.record.record import Record
@@ -102,19 +109,11 @@ class Measured:
     current: int
 
 
-def what_if_groups(
-    reports: Iterable[ReportVersion], rule: LinkRule, *, unambiguous: bool = False
-) -> list[list[Ident]]:
-    """A grouping the monitor does NOT make, to measure what a change of the record's
-    assignment would buy (docs/record.md, "Linking quality"): the canonical greedy
-    assignment and pair rule, but with each zone's imprecise reports (`precision_kind`)
-    decided after all its precise ones, so that they choose among incidents the precise
-    reports formed; with `unambiguous`, an imprecise report joins an incident only when it
-    is the one incident it links with completely (else it stays alone)."""
-
-    def order(r: ReportVersion) -> tuple[bool, float, str, str]:
-        return (precision_kind(r) == "imprecise", r.occurred, r.source, r.report_id)
-
+def what_if_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> list[list[Ident]]:
+    """A grouping the monitor does NOT make, to measure what refusing ambiguous links would
+    buy (docs/record.md, "Linking quality"): the canonical order and pair rule, but an
+    imprecise report (`precision_kind`) joins an incident only when it is the one incident
+    it links with completely (else it stays alone)."""
     by_zone: dict[str, list[ReportVersion]] = defaultdict(list)
     for r in reports:
         by_zone[r.zone].append(r)
@@ -126,10 +125,10 @@ def what_if_groups(
             linker._index_add(r)
         anchor: dict[Ident, Ident] = {}
         members: dict[Ident, list[ReportVersion]] = {}
-        for u in sorted(zone_reports, key=order):
-            key = order(u)
-            earlier = [n for n in linker.neighbours(u) if order(n[0]) < key]
-            if unambiguous and key[0]:
+        for u in sorted(zone_reports, key=canonical_order):
+            key = canonical_order(u)
+            earlier = [n for n in linker.neighbours(u) if n[2] < key]
+            if precision_kind(u) == "imprecise":
                 links = Counter(anchor[m.ident] for m, _fit, _o in earlier)
                 fits = [a for a, count in links.items() if count == len(members[a])]
                 a = fits[0] if len(fits) == 1 else u.ident
@@ -246,31 +245,15 @@ def report(events: int, seed: int, per_day: float) -> str:
             )
         )
     current = list(_current(run))
+    w = _measured(run, what_if_groups(current, LinkRule()), current).score
+    pp = w.by_kind.get(("precise", "precise"), PairCounts())
     lines += [
         "",
-        "What if (not the monitor's grouping; the default rule, the same run):",
-        "",
-        _row(("assignment", "precision", "recall", "F1", "precise pairs P / R")),
-        _row(("---",) * 5),
+        "What if an imprecise report linked only when exactly one incident fits (not the "
+        "monitor's grouping; the default rule, the same run): "
+        f"precision {_f(w.precision)}, recall {_f(w.recall)}, F1 {_f(w.pairs.f1)}, "
+        f"precise pairs {_f(pp.precision)} / {_f(pp.recall)}.",
     ]
-    for name, unambiguous in (
-        ("imprecise reports decided last", False),
-        ("... and linked only when one incident fits", True),
-    ):
-        groups = what_if_groups(current, LinkRule(), unambiguous=unambiguous)
-        w = _measured(run, groups, current).score
-        pp = w.by_kind.get(("precise", "precise"), PairCounts())
-        lines.append(
-            _row(
-                (
-                    name,
-                    _f(w.precision),
-                    _f(w.recall),
-                    _f(w.pairs.f1),
-                    f"{_f(pp.precision)} / {_f(pp.recall)}",
-                )
-            )
-        )
     lines += [
         "",
         "Density (default rule, the same seed and number of events):",
@@ -289,6 +272,112 @@ def report(events: int, seed: int, per_day: float) -> str:
     return "\n".join(lines)
 
 
+def linker_ops(versions: Iterable[Version]) -> list[tuple[ZoneLinker, str, object]]:
+    """The linker calls the record makes for `versions` (revision state applied first):
+    (zone's linker, "upsert" or "remove", argument), so that a benchmark times the linker
+    alone."""
+    from streams.record.revisions import IdentityState, Outcome
+
+    state = IdentityState()
+    linkers: dict[str, ZoneLinker] = {}
+    ops: list[tuple[ZoneLinker, str, object]] = []
+    for v in versions:
+        d = state.apply(v)
+        if isinstance(v, ReportVersion) and d.outcome in (
+            Outcome.NEW,
+            Outcome.REVISED,
+            Outcome.REINSTATED,
+        ):
+            if d.zone_before is not None and d.zone_before != v.zone:
+                ops.append((linkers[d.zone_before], "remove", v.ident))
+            ops.append((linkers.setdefault(v.zone, ZoneLinker()), "upsert", v))
+        elif d.outcome is Outcome.WITHDRAWN and d.zone_before is not None:
+            ops.append((linkers[d.zone_before], "remove", v.ident))
+    return ops
+
+
+def bench(repeat: int = 9) -> str:
+    """CPU time of the linker alone (`ZoneLinker.upsert`/`remove`) on the simulated run
+    (seed 1, 2,000 events) and on `streams.record.bench`'s denser stream: the best of
+    `repeat` runs, each on fresh linkers."""
+    from streams.record.bench import stream
+
+    runs = {
+        "simulator, 2,000 events, 60 a day": simulate(2000, seed=1, per_day=60).versions,
+        "record bench stream, 20,000 versions, 4 zones, 30 days": stream(20_000, 4, 30, 1),
+    }
+    lines = [_row(("stream", "linker calls", "best CPU s", "µs per call")), _row(("---",) * 4)]
+    for name, versions in runs.items():
+        best = math.inf
+        calls = 0
+        for _ in range(repeat):
+            ops = linker_ops(versions)
+            calls = len(ops)
+            gc.collect()
+            gc.freeze()  # the inputs' objects are not the linker's: keep the collector off them
+            cpu = time.process_time()
+            for linker, op, arg in ops:
+                if op == "upsert":
+                    linker.upsert(arg)  # type: ignore[arg-type]
+                else:
+                    linker.remove(arg)  # type: ignore[arg-type]
+            best = min(best, time.process_time() - cpu)
+            gc.unfreeze()
+        lines.append(_row((name, f"{calls:,}", f"{best:.3f}", f"{best / calls * 1e6:.0f}")))
+    return "\n".join(lines)
+
+
+def flood(n: int, sources: int = 3) -> str:
+    """`n` reports of `sources` sources at one point and one second, in one zone, upserted
+    one by one into a `ZoneLinker`, and applied to a `Record` (revision state, incident
+    fields, tallies, changelog entries): CPU time, at n/2, n and 2n to show how it grows."""
+    lines = [
+        _row(("reports", "linker CPU s", "µs per report", "Record CPU s", "µs per report")),
+        _row(("---",) * 5),
+    ]
+    for count in (n // 2, n, 2 * n):
+        reports = [flood_report(i, sources) for i in range(count)]
+        linker = ZoneLinker()
+        cpu = time.process_time()
+        for r in reports:
+            linker.upsert(r)
+        alone = time.process_time() - cpu
+        record = Record()
+        cpu = time.process_time()
+        for r in reports:
+            record.apply(r)
+        whole = time.process_time() - cpu
+        lines.append(
+            _row(
+                (
+                    f"{count:,}",
+                    f"{alone:.3f}",
+                    f"{alone / count * 1e6:.0f}",
+                    f"{whole:.3f}",
+                    f"{whole / count * 1e6:.0f}",
+                )
+            )
+        )
+    return "\n".join(lines)
+
+
+def flood_report(i: int, sources: int = 3) -> ReportVersion:
+    """The i-th report of a flood: one zone, one point, one second, `sources` sources; its
+    id a hash of i, so that each arrives somewhere in the middle of the canonical order (as
+    random ids would), the worst case for re-deciding."""
+    return ReportVersion(
+        source=f"flood-{i % sources}",
+        report_id=hashlib.blake2b(str(i).encode(), digest_size=8).hexdigest(),
+        revision=0,
+        source_type=SourceType.OBSERVATION_POST,
+        occurred=1_700_000_000.0,
+        zone="flooded",
+        lat=39.8,
+        lon=46.75,
+        category=Category.SMALL_ARMS_FIRE,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m streams.tools.linking_quality",
@@ -297,7 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-day", type=float, default=60.0, help="events a day")
+    parser.add_argument("--bench", action="store_true", help="time the linker alone")
+    parser.add_argument("--flood", type=int, default=0, help="time a flood of N reports")
     args = parser.parse_args(argv)
+    if args.bench:
+        print(bench())
+        return 0
+    if args.flood:
+        print(flood(args.flood))
+        return 0
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
     print(report(args.events, args.seed, args.per_day))
