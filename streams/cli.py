@@ -769,7 +769,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     latest = latest_revisions(versions)  # what the worker would end up counting
     rejected += latest.conflicts
     reports = latest.reports
-    events = backtest(reports, lambda r, at: classifier.classify(r, at), rules)
+    events = backtest(
+        reports, lambda r, at: classifier.classify(r, at), rules, link=settings.link_rule()
+    )
     render_backtest(events, out)
     console.print(
         f"{len(reports)} reports replayed in event-time order, {rejected} rejected; "

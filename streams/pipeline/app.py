@@ -34,7 +34,6 @@ from streams.pipeline.lag import LagReport
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import ZoneStage
-from streams.record.linking import LinkRule
 from streams.store import faust_store
 
 log = logging.getLogger(__name__)
@@ -111,10 +110,7 @@ class Monitor:
             readiness_changed=self.update_ready,
         )
         self.identity = IdentityStage(ports)
-        self.zone = ZoneStage(
-            ports,
-            LinkRule(window_seconds=s.link_window_minutes * 60, distance_km=s.link_distance_km),
-        )
+        self.zone = ZoneStage(ports, s.link_rule())
         from streams.pipeline.alerting_stage import AlertStage
 
         self.alerting = AlertStage(self)

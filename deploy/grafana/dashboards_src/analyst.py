@@ -136,13 +136,11 @@ def build() -> dashboard_b.Dashboard:
                 [
                     Q(f'sum(ceasefire_incidents_window{{window="all", {ZP}}})', "Incidents"),
                     Q(
-                        "sum(ceasefire_casualties_window"
-                        f'{{kind="killed", window="all", {ZP}}})',
+                        f'sum(ceasefire_casualties_window{{kind="killed", window="all", {ZP}}})',
                         "Killed",
                     ),
                     Q(
-                        "sum(ceasefire_casualties_window"
-                        f'{{kind="wounded", window="all", {ZP}}})',
+                        f'sum(ceasefire_casualties_window{{kind="wounded", window="all", {ZP}}})',
                         "Wounded",
                     ),
                 ],
