@@ -27,6 +27,8 @@ from streams.pipeline.alert_state import (
     LEGACY,
     SINCE_KEY,
     Outbox,
+    changes_of,
+    encode_journal,
     encode_record,
     restore,
 )
@@ -365,3 +367,11 @@ def test_recovery_equals_the_state_after_any_sequence_of_steps(plan: list[Any]) 
             )
 
     asyncio.run(run())
+
+
+def test_an_unreadable_zone_is_skipped_and_its_entries_left_as_they_are() -> None:
+    journal = encode_journal(1, [("shusha", "i1", None), ("shusha", "m", {"version": 9})], [])
+    rec = Recovered(entries=[(b"shusha\x1fm", b"not json"), (JOURNAL_KEY, journal)])
+    r = restore({0: rec})
+    assert "shusha" not in r.states
+    assert changes_of(r.states, r.dirty) == []  # nothing of it is written over

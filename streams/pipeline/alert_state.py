@@ -71,10 +71,10 @@ def changes_of(states: Mapping[str, ZoneState], dirty: Mapping[str, Iterable[str
     out: list[Change] = []
     for zone, parts in dirty.items():
         state = states.get(zone)
-        ordered = sorted(parts, key=lambda p: (p == LEGACY, p))
-        for part in ordered:
-            value = None if state is None or part == LEGACY else state.part(part)
-            out.append((zone, part, value))
+        if state is None:  # unreadable at recovery: its entries stay as they are
+            continue
+        for part in sorted(parts, key=lambda p: (p == LEGACY, p)):
+            out.append((zone, part, None if part == LEGACY else state.part(part)))
     return out
 
 
