@@ -1,9 +1,11 @@
 """The alert engine: pure functions over one zone's state, incidents and a clock.
 
 All of one zone's incidents reach one place (the incidents topic is keyed by zone), in
-arrival order. The state of a zone (`ZoneState`) is plain data that round-trips through
-`to_json()`/`from_json()`, so a stream stage can keep it in a changelog-backed table
-keyed by zone and write it once per batch.
+arrival order. The state of a zone (`ZoneState`) is plain data. It round-trips whole
+through `to_json()`/`from_json()`, and as independent parts (`parts()`/`from_parts()`: its
+clock, each incident, each firing alert, each quiet-broken group), so that a stream stage
+writes to its changelog only the parts a batch changed (`mark()`/`changed()`), never the
+whole state.
 
 Time. `now` is the wall clock in live mode and the event time in a backtest. The state
 keeps a monotonic `clock` (the largest `now` seen), and every window is evaluated by
@@ -32,7 +34,7 @@ import itertools
 import json
 import math
 import uuid
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,10 +109,13 @@ class ZoneState:
     last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: fingerprint -> the firing alert.
     active: dict[str, ActiveAlert] = field(default_factory=dict)
-    _ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    #: incident id -> its entry (the index of `incidents`)
+    _ids: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Ids of incidents added or removed since the last `changed()`.
+    _touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._ids = {e.incident_id for e in self.incidents}
+        self._ids = {e.incident_id: e for e in self.incidents}
 
     @classmethod
     def new(cls, zone: str, since: datetime | None = None) -> ZoneState:
@@ -132,8 +137,7 @@ class ZoneState:
         if incident.incident_id not in self._ids:
             return False
         new = _entry(incident)
-        old = next((e for e in self.incidents if e.incident_id == new.incident_id), None)
-        if old == new:
+        if self._ids.get(new.incident_id) == new:
             return False
         self.forget(incident.incident_id)
         return True
@@ -142,11 +146,90 @@ class ZoneState:
         """An incident that no longer exists (merged into another, or all its reports
         withdrawn) leaves the counts of windows and baselines; alerts it already fired
         stay and resolve as usual. Returns whether it was known."""
-        if incident_id not in self._ids:
+        entry = self._ids.pop(incident_id, None)
+        if entry is None:
             return False
-        self._ids.discard(incident_id)
-        self.incidents = [e for e in self.incidents if e.incident_id != incident_id]
+        self._touched.add(incident_id)
+        at = bisect_left(self.incidents, entry)
+        if at < len(self.incidents) and self.incidents[at] == entry:
+            del self.incidents[at]
+        else:  # a list built out of order by hand
+            self.incidents.remove(entry)
         return True
+
+    # -- parts: what a changelog holds, one key per part -------------------------------
+    def parts(self) -> dict[str, Any]:
+        """The whole state as parts, part key -> plain JSON value: `m` its clock, `i<id>`
+        each incident, `a<fingerprint>` each firing alert, `l<fingerprint>` each
+        quiet-broken group's latest incident. `from_parts(zone, parts())` equals it."""
+        out: dict[str, Any] = {"m": self._meta()}
+        out.update((f"i{e.incident_id}", list(e)) for e in self.incidents)
+        out.update((f"a{fp}", _active_json(a)) for fp, a in self.active.items())
+        out.update((f"l{fp}", [rule, ts]) for fp, (rule, ts) in self.last_seen.items())
+        return out
+
+    def part(self, key: str) -> Any | None:
+        """The current value of one part; None: the part no longer exists."""
+        kind, name = key[:1], key[1:]
+        if kind == "m":
+            return self._meta()
+        if kind == "i":
+            e = self._ids.get(name)
+            return None if e is None else list(e)
+        if kind == "a":
+            a = self.active.get(name)
+            return None if a is None else _active_json(a)
+        if kind == "l":
+            seen = self.last_seen.get(name)
+            return None if seen is None else [seen[0], seen[1]]
+        raise ValueError(f"unknown alert-state part {key!r}")
+
+    def mark(self) -> StateMark:
+        """What `changed()` compares with: the small parts as they are now (the incidents
+        are tracked as they change). Cheap: O(firing alerts + quiet groups)."""
+        self._touched.clear()
+        return StateMark(
+            (self.since, self.clock),
+            {fp: (a.event, a.kind, a.hold_until, a.matches) for fp, a in self.active.items()},
+            dict(self.last_seen),
+        )
+
+    def changed(self, mark: StateMark | None) -> set[str]:
+        """Keys of the parts changed since `mark` (None: a new state, every part)."""
+        if mark is None:
+            self._touched.clear()
+            return set(self.parts())
+        keys = {f"i{iid}" for iid in self._touched}
+        self._touched.clear()
+        if (self.since, self.clock) != mark.meta:
+            keys.add("m")
+        for fp in mark.active.keys() | self.active.keys():
+            a = self.active.get(fp)
+            if a is None or mark.active.get(fp) != (a.event, a.kind, a.hold_until, a.matches):
+                keys.add(f"a{fp}")
+        for fp in mark.last_seen.keys() | self.last_seen.keys():
+            if mark.last_seen.get(fp) != self.last_seen.get(fp):
+                keys.add(f"l{fp}")
+        return keys
+
+    @classmethod
+    def from_parts(cls, zone: str, parts: Mapping[str, Any]) -> ZoneState:
+        """Rebuild a state from its parts. Raises ValueError on anything else."""
+        try:
+            meta = parts["m"]
+            data = {
+                **meta,
+                "zone": zone,
+                "incidents": [v for k, v in parts.items() if k[:1] == "i"],
+                "active": {k[1:]: v for k, v in parts.items() if k[:1] == "a"},
+                "last_seen": {k[1:]: v for k, v in parts.items() if k[:1] == "l"},
+            }
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed alert state parts: {exc!r}") from None
+        return cls.from_json(data)
+
+    def _meta(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "since": self.since, "clock": self.clock}
 
     # -- plain data ---------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -157,15 +240,7 @@ class ZoneState:
             "clock": self.clock,
             "incidents": [list(e) for e in self.incidents],
             "last_seen": {fp: [rule, ts] for fp, (rule, ts) in self.last_seen.items()},
-            "active": {
-                fp: {
-                    "event": a.event.model_dump(mode="json"),
-                    "kind": a.kind,
-                    "hold_until": a.hold_until,
-                    "matches": a.matches,
-                }
-                for fp, a in self.active.items()
-            },
+            "active": {fp: _active_json(a) for fp, a in self.active.items()},
         }
 
     @classmethod
@@ -216,7 +291,8 @@ class ZoneState:
             self.incidents.append(entry)  # the common case: arrival order is event order
         else:
             insort(self.incidents, entry)
-        self._ids.add(entry.incident_id)
+        self._ids[entry.incident_id] = entry
+        self._touched.add(entry.incident_id)
 
     def _prune(self, rules: RuleSet) -> None:
         assert self.clock is not None
@@ -226,7 +302,8 @@ class ZoneState:
             cut += excess
         if cut > 0:
             for e in self.incidents[:cut]:
-                self._ids.discard(e.incident_id)
+                del self._ids[e.incident_id]
+                self._touched.add(e.incident_id)
             del self.incidents[:cut]
         quiet = {r.name for r in rules.active_rules if isinstance(r, QuietBrokenRule)}
         for fp in [fp for fp, (rule, _) in self.last_seen.items() if rule not in quiet]:
@@ -241,6 +318,23 @@ class ZoneState:
         return self.incidents[
             bisect_right(self.incidents, lo, key=_ts) : bisect_right(self.incidents, hi, key=_ts)
         ]
+
+
+class StateMark(NamedTuple):
+    """A state's small parts at `ZoneState.mark()`."""
+
+    meta: tuple[int | None, int | None]
+    active: dict[str, tuple[AlertEvent, str, int | None, int]]
+    last_seen: dict[str, tuple[str, int]]
+
+
+def _active_json(a: ActiveAlert) -> dict[str, Any]:
+    return {
+        "event": a.event.model_dump(mode="json"),
+        "kind": a.kind,
+        "hold_until": a.hold_until,
+        "matches": a.matches,
+    }
 
 
 # -- public functions ---------------------------------------------------------------------

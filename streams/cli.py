@@ -661,6 +661,13 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.state is not None:
+        from streams.tools.state_bench import run_state_bench
+
+        if args.broker:
+            raise CliError("bench --state runs its own embedded broker; drop --broker")
+        run_state_bench(args.state, days=args.days, console=out)
+        return 0
     if args.membership:
         from streams.tools.membership_bench import run_membership_bench
 
@@ -907,6 +914,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--membership",
         action="store_true",
         help="instead: time first start, restarts, a join and a takeover after kill -9",
+    )
+    p.add_argument(
+        "--state",
+        type=int,
+        metavar="N",
+        help="instead: feed N reports to a worker; print its RSS, changelog bytes, restart time",
+    )
+    p.add_argument(
+        "--days",
+        type=float,
+        default=3 * 365,
+        help="with --state: days of event time the reports spread over (default 1095)",
     )
     p.add_argument(
         "--latency-only", action="store_true", help="skip throughput; only report-to-alert latency"

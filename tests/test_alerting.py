@@ -888,7 +888,7 @@ def test_backtest_until_leaves_alerts_firing() -> None:
 
 
 def test_alert_state_records_round_trip_with_their_outbox() -> None:
-    from streams.pipeline.alerting_stage import Outbox, decode_record, encode_record
+    from streams.pipeline.alert_state import Outbox, decode_record, encode_record
 
     state = ZoneState.new("shusha", since=T0 - D)
     (event,) = evaluate_incident(DEFAULT, state, inc(T0, killed=1), T0)

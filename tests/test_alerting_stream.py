@@ -233,16 +233,25 @@ def test_two_workers_a_killed_one_and_a_rebalance_fire_each_alert_once(
 def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    """A worker wrote two zones' states with their alerts as outbox, published one of the
-    alerts and died. The next owner publishes the other, and only that one."""
+    """A worker wrote the journals of a step (two zones' new states with their alerts as
+    outbox), published one of the alerts and died before writing the states' parts. The
+    next owner completes the states from the journals and publishes the other alert, and
+    only that one."""
     from alerting.engine import ZoneState, evaluate_batch
     from alerting.rules import load_rules
+    from schemas.alert import AlertEvent
     from schemas.report import Report
     from schemas.validation import validate_report
     from streams.classify.classifier import Classifier
     from streams.classify.gazetteer import Gazetteer
     from streams.classify.zones import ZoneCatalogue
-    from streams.pipeline.alerting_stage import Outbox, decode_record, encode_record
+    from streams.pipeline.alert_state import (
+        JOURNAL_KEY,
+        Change,
+        decode_journal,
+        encode_journal,
+        part_key,
+    )
     from streams.pipeline.packs import partition_for
 
     Worker(broker, tmp_path, name="setup").start().stop()  # creates the topics
@@ -252,7 +261,7 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     points = list(zone_points().items())[:2]
     deaths = [zone_reports(zone, point, burst=0)[0] for zone, point in points]
     changelog = "ceasefire-monitor-alert-state-changelog"
-    outboxes: list[tuple[str, bytes, bytes]] = []
+    journals: dict[int, tuple[list[Change], list[AlertEvent]]] = {}
     fired = []
     for (zone, _), raw in zip(points, deaths, strict=True):
         report = validate_report(raw)
@@ -261,8 +270,9 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
         state = ZoneState.new(zone)
         (event,) = evaluate_batch(rules, state, [incident], now)
         fired.append(event)
-        record = encode_record(state, Outbox(int(now.timestamp() * 1000), [event]))
-        outboxes.append((zone, zone.encode(), record))
+        changes, outbox = journals.setdefault(partition_for(zone.encode(), range(4)), ([], []))
+        changes.extend((zone, part, value) for part, value in state.parts().items())
+        outbox.append(event)
     on_topic, missing = fired
     produce(  # published before the crash
         broker.bootstrap,
@@ -273,8 +283,10 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-    for _zone, key, record in outboxes:
-        producer.send(changelog, record, key=key, partition=partition_for(key, range(4)))
+    written_ms = int(now.timestamp() * 1000)
+    for p, (changes, outbox) in journals.items():
+        journal = encode_journal(written_ms, changes, outbox)
+        producer.send(changelog, journal, key=JOURNAL_KEY, partition=p)
     producer.flush(timeout=30)
     producer.close()
 
@@ -296,12 +308,16 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
         assert len(alert_events(broker.bootstrap, 2)) == 2
         _, body = worker.get("/api/v1/alerts?status=firing")
         assert {a["alert_id"] for a in body["alerts"]} == {on_topic.alert_id, missing.alert_id}
-        # and the outboxes were emptied
-        last: dict[bytes, bytes] = {}
+        # the outboxes were emptied and the states written as parts
+        last: dict[tuple[int, bytes], bytes | None] = {}
         for r in read_topic(broker.bootstrap, changelog, expect=4):
-            last[r.key] = r.value
-        for zone, key, _ in outboxes:
-            assert decode_record(last[key])[1] is None, zone
+            last[(r.partition, r.key)] = r.value
+        for p in journals:
+            emptied = last[(p, JOURNAL_KEY)]
+            assert emptied is None or not decode_journal(emptied)[0].events, p
+        for zone, _ in points:
+            p = partition_for(zone.encode(), range(4))
+            assert last.get((p, part_key(zone, "m"))), zone
     finally:
         worker.stop()
 

@@ -1,16 +1,18 @@
 """The alerting stage: new incidents, packed by zone -> rule engine -> alert events.
 
 Thin wiring around `alerting.engine`: per-zone state lives in memory and in the
-changelog of the Faust table `alert-state` (one record per zone per batch); after every
-assignment it is rebuilt from that changelog, read to its exact end as for the tallies.
+changelog of the Faust table `alert-state`, as parts written when they change
+(`streams/pipeline/alert_state.py`: a step writes what it changed, never a whole zone);
+after every assignment it is rebuilt from that changelog, read to its exact end.
 
-Once, and never lost. A zone's record holds its state *and* the alert events that state
-change produced but that are not yet confirmed on the alert topic (its outbox). The
-record is acknowledged before the events are published, and rewritten with an empty
-outbox after. So a worker that dies at any point leaves either no trace of the batch (its
-zone packs are delivered again and evaluated alike, alert ids being deterministic) or a
-state with an outbox. On recovery, the new owner reads the alert topic from just before
-the outbox was written and publishes only the events not already there.
+Once, and never lost. Each step first writes, per partition, a journal of its changes
+*and* the alert events they produced but that are not yet confirmed on the alert topic
+(its outbox), then the changed parts and the input offset. The events are published only
+once all of that is acknowledged; then the journal becomes a tombstone. So a worker that
+dies at any point leaves either no trace of the step (its zone packs are delivered again
+and evaluated alike, alert ids being deterministic) or a journal. On recovery, the new
+owner completes the step's parts from the journal, reads the alert topic from just before
+the journal was written and publishes only the events not already there.
 """
 
 from __future__ import annotations
@@ -19,25 +21,34 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
 
 from alerting.alertmanager import AlertmanagerClient
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time
+from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
 from alerting.rules import RuleSet, load_rules
 from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
+from streams.pipeline.alert_state import (
+    JOURNAL_KEY,
+    SINCE_KEY,
+    Outbox,
+    changes_of,
+    encode_journal,
+    entries_of,
+    restore,
+)
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import RETRACT_PREFIX
-from streams.store.changelog import APPLIED_KEY  # the one key of applied offsets
+from streams.store.changelog import ChangelogStore, Entry
 
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
@@ -45,10 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALERT_TABLE = "alert-state"
-#: The alert-state key of the time (ms) a partition's observation began; no zone id
-#: contains a NUL.
-SINCE_KEY = b"\x00observed-since"
-RECORD_VERSION = 2
+__all__ = ["SINCE_KEY", "AlertStage"]
 #: How far before an outbox was written the alert topic is read for its events: the
 #: events were stamped after it by the same worker's clock; this only absorbs rounding.
 OUTBOX_LOOKBACK_MS = 60_000
@@ -79,6 +87,9 @@ class AlertStage:
         #: Events evaluated into the in-memory state whose commit has not succeeded yet:
         #: a retried step finds its incidents known and fires nothing, so they are kept.
         self._pending: dict[str, list[AlertEvent]] = {}
+        #: zone -> parts changed in memory and not written yet (kept over a failed write,
+        #: as the events are).
+        self._dirty: dict[str, set[str]] = {}
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
             if s.alertmanager_url
@@ -97,6 +108,9 @@ class AlertStage:
             ALERT_TABLE, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         self.table.on_recover(self._on_recovered)
+        self.store = ChangelogStore(
+            self.table.changelog_topic.get_topic_name(), s, monitor.ingest.started_producer
+        )
         app.agent(self.topic, name="evaluate-alerts")(self._evaluate)
         app.timer(TICK_SECONDS)(self._tick)
         app.task(self.history.follow)
@@ -117,52 +131,32 @@ class AlertStage:
             await self._recover()
 
     async def _recover(self) -> None:
+        started = time.monotonic()
         owned = self.owned_partitions()
-        s = self.monitor.settings
-        changelog = self.table.changelog_topic.get_topic_name()
-        records = await read_partitions(
-            s.bootstrap(), [TopicPartition(changelog, p) for p in owned], **s.kafka_security()
-        )
-        states: dict[str, ZoneState] = {}
-        partition_of: dict[str, int] = {}
-        outboxes: dict[str, Outbox] = {}
-        since: dict[int, int] = {}
-        applied: dict[int, int] = {}
-        for tp, rows in records.items():
-            for key, value in rows:  # the last record of a zone wins
-                try:
-                    if key == SINCE_KEY:
-                        since[tp.partition] = int(value or b"")
-                        continue
-                    if key == APPLIED_KEY:
-                        applied[tp.partition] = int(value or b"")
-                        continue
-                    zone = key.decode()
-                    outboxes.pop(zone, None)
-                    if value is None:
-                        states.pop(zone, None)
-                        continue
-                    states[zone], outbox = decode_record(value)
-                except ValueError as exc:  # not ours, or damaged: the zone's previous record holds
-                    log.error("skipping unreadable alert-state record %r in %s: %s", key, tp, exc)
-                    continue
-                partition_of[zone] = tp.partition
-                if outbox is not None:
-                    outboxes[zone] = outbox
-        self.states, self.partition_of = states, partition_of
+        recovered = await self.store.recover(owned)
+        r = restore(recovered)
+        self.states, self.partition_of, self._dirty = r.states, r.partition_of, r.dirty
+        since = r.since
         now_ms = int(time.time() * 1000)
         for p in owned - since.keys():  # first run on this partition: observation begins
             since[p] = now_ms
             self.table.send_changelog(p, SINCE_KEY, str(now_ms).encode())
         self.since_of = since
         self._pending = {}
-        self.input.reset(owned, applied)
+        self.input.reset(owned, r.applied)
         self._generation += 1
         self._refresh_gauge()
-        log.info("alert state recovered for %d zones", len(states))
-        if outboxes:
+        log.info(
+            "alert state of %d zones recovered from %d changelog records in %.2fs",
+            len(self.states),
+            sum(rec.read for rec in recovered.values()),
+            time.monotonic() - started,
+        )
+        if r.outboxes:
             # Publishing needs the producer, which may still be starting: finish there.
-            self._settling = asyncio.create_task(self._settle_retrying(outboxes, self._generation))
+            self._settling = asyncio.create_task(
+                self._settle_retrying(r.outboxes, self._generation)
+            )
         else:
             self._set_ready()
 
@@ -177,7 +171,7 @@ class AlertStage:
         self.ready.set()
         self.monitor.update_ready()
 
-    async def _settle_retrying(self, outboxes: dict[str, Outbox], generation: int) -> None:
+    async def _settle_retrying(self, outboxes: dict[int, Outbox], generation: int) -> None:
         delay = 1.0
         while generation == self._generation:
             try:
@@ -188,10 +182,10 @@ class AlertStage:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _settle(self, outboxes: dict[str, Outbox], generation: int) -> None:
+    async def _settle(self, outboxes: dict[int, Outbox], generation: int) -> None:
         """Publish what a previous owner committed to but did not confirm: every outbox
-        event not on the alert topic yet. Alertmanager hears all of them again (it
-        de-duplicates by labels)."""
+        event (per partition) not on the alert topic yet. Alertmanager hears all of them
+        again (it de-duplicates by labels)."""
         s = self.monitor.settings
         await self.monitor.ingest.started_producer()
         since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
@@ -208,7 +202,7 @@ class AlertStage:
         events = [e for o in outboxes.values() for e in o.events]
         missing = [e for e in events if (e.alert_id, e.status) not in on_topic]
         log.warning(
-            "alert outboxes of %d zones: %d events, %d already on the topic, publishing %d",
+            "alert outboxes of %d partitions: %d events, %d already on the topic, publishing %d",
             len(outboxes),
             len(events),
             len(events) - len(missing),
@@ -216,64 +210,50 @@ class AlertStage:
         )
         await self._publish(missing)
         self._enqueue([e for e in events if e not in missing])
-        if generation != self._generation:
-            return  # reassigned meanwhile: the next recovery settles again
-        for zone in outboxes:
-            if zone in self.states:
-                await self._save(zone)
+        async with self._lock:
+            if generation != self._generation:
+                return  # reassigned meanwhile: the next recovery settles again
+            await self._commit({}, settled=set(outboxes))
         self._set_ready()
-
-    async def _save(
-        self, zone: str, outbox: list[AlertEvent] | None = None, at_ms: int = 0
-    ) -> Awaitable[Any]:
-        """Write a zone's record to the table's changelog; returns its delivery future.
-        Written with our own producer rather than through Faust's producer buffer, so that
-        a commit waits on the broker's acknowledgement only."""
-        producer = await self.monitor.ingest.started_producer()
-        delivery: Awaitable[Any] = await producer.send(
-            self.table.changelog_topic.get_topic_name(),
-            encode_record(self.states[zone], Outbox(at_ms, outbox) if outbox else None),
-            key=zone.encode(),
-            partition=self.partition_of[zone],
-        )
-        return delivery
 
     async def _commit(
         self,
-        zones: Iterable[str],
         events: dict[str, list[AlertEvent]],
         applied: dict[int, int] | None = None,
+        settled: set[int] | frozenset[int] = frozenset(),
     ) -> None:
-        """Save the zones' states; publish their events only once the states that
-        record them, with the events as outbox, are acknowledged. `applied`: the input
-        offsets these states now hold, recorded once they are acknowledged."""
+        """Write the parts changed in memory, each partition's preceded by its journal
+        (the changes and the events, as outbox), then `applied` (the input offsets these
+        states now hold); publish the events only once all of that is acknowledged, then
+        empty the journals. `settled`: partitions whose journal's events were published
+        (by `_settle`): their journal is replaced."""
         for zone, earlier in self._pending.items():
             events[zone] = [*earlier, *(e for e in events.get(zone, []) if e not in earlier)]
         self._pending = events
-        zones = {*zones, *events}
         at_ms = int(time.time() * 1000)
-        acks = [await self._save(zone, events.get(zone), at_ms) for zone in zones]
-        if not events and not applied:
+        changes: dict[int, list[tuple[str, str, Any]]] = {}
+        for change in changes_of(self.states, self._dirty):
+            changes.setdefault(self.partition_of[change[0]], []).append(change)
+        outbox: dict[int, list[AlertEvent]] = {}
+        for zone, zone_events in events.items():
+            outbox.setdefault(self.partition_of[zone], []).extend(zone_events)
+        entries: dict[int, list[Entry]] = {}
+        for p in {*changes, *outbox, *settled}:
+            journal = (
+                encode_journal(at_ms, changes.get(p, []), outbox.get(p, []))
+                if p in changes or p in outbox
+                else None  # settled, nothing left to write
+            )
+            entries[p] = [(JOURNAL_KEY, journal), *entries_of(changes.get(p, []))]
+        if not entries and not applied:
             return
-        await asyncio.gather(*acks)
-        if applied:
-            await self._save_applied(applied)
-        if not events:
+        await self.store.write_many(entries, applied or {})
+        self._dirty = {}
+        if not outbox:
             return
         await self._publish([e for zone_events in events.values() for e in zone_events])
         self._pending = {}
-        for zone in events:
-            await self._save(zone)  # confirmed: empty the outbox
-
-    async def _save_applied(self, applied: dict[int, int]) -> None:
-        producer = await self.monitor.ingest.started_producer()
-        changelog = self.table.changelog_topic.get_topic_name()
-        await asyncio.gather(
-            *[
-                await producer.send(changelog, str(offset).encode(), key=APPLIED_KEY, partition=p)
-                for p, offset in applied.items()
-            ]
-        )
+        await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in outbox}, {})
 
     # -- the agent and the clock ----------------------------------------------------------
     async def _evaluate(self, stream: Any) -> None:
@@ -312,16 +292,22 @@ class AlertStage:
             await self.monitor.dead_letter_internal(
                 self.monitor.settings.zone_packs_topic, undecodable
             )
+        marks: dict[str, StateMark | None] = {}
         for zone, ids in retracted.items():
             state = self.states.get(zone)
             if state is not None:
+                marks[zone] = state.mark()
                 for iid in ids:
                     state.forget(iid)
         now = datetime.now(UTC)
         out: dict[str, list[AlertEvent]] = {}
         for zone, incidents in by_zone.items():
-            state = self.states.get(zone) or self._new_state(zone)
-            self.states[zone] = state
+            state = self.states.get(zone)
+            if state is None:
+                state = self.states[zone] = self._new_state(zone)
+                marks[zone] = None  # every part is new
+            elif zone not in marks:
+                marks[zone] = state.mark()
             for incident in incidents:  # a new version of a known incident: seen afresh
                 state.refresh(incident)
             try:
@@ -338,10 +324,17 @@ class AlertStage:
                 continue
             if fired:
                 out[zone] = fired
+        self._note_changes(marks)
         applied: dict[int, int] = {}
         for r in records:
             applied[r.partition] = r.offset
-        await self._commit({*by_zone, *(z for z in retracted if z in self.states)}, out, applied)
+        await self._commit(out, applied)
+
+    def _note_changes(self, marks: dict[str, StateMark | None]) -> None:
+        for zone, mark in marks.items():
+            changed = self.states[zone].changed(mark)
+            if changed:
+                self._dirty.setdefault(zone, set()).update(changed)
 
     async def _tick(self) -> None:
         if not self.ready.is_set():
@@ -350,14 +343,19 @@ class AlertStage:
         async with self._lock:  # one zone's record never carries two writers' outboxes
             now = datetime.now(UTC)
             out: dict[str, list[AlertEvent]] = {}
+            marks: dict[str, StateMark | None] = {}
             for zone, state in self.states.items():
                 if self.partition_of.get(zone) not in owned:
                     continue
+                marks[zone] = state.mark()
                 resolved = evaluate_time(self.rules, state, now)
                 if resolved:
                     out[zone] = resolved
-            if out:
-                await self._commit(out, out)
+            self._note_changes(marks)
+            # a clock that moved alone waits for the zone's next write; incidents aged
+            # out and resolutions are written now
+            if out or any(parts != {"m"} for parts in self._dirty.values()):
+                await self._commit(out)
                 self._refresh_gauge()
         if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
             # Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min
@@ -437,43 +435,6 @@ class AlertStage:
         if status in ("resolved", "all"):
             out.extend(a.model_dump(mode="json") for a in self.history.latest())
         return out
-
-
-# -- the changelog record of a zone ---------------------------------------------------------
-
-
-class Outbox(NamedTuple):
-    """Alert events a zone's saved state produced, not yet confirmed on the alert topic."""
-
-    written_ms: int
-    events: list[AlertEvent]
-
-
-def encode_record(state: ZoneState, outbox: Outbox | None) -> bytes:
-    record: dict[str, Any] = {"version": RECORD_VERSION, "state": state.to_json()}
-    if outbox is not None:
-        record["outbox"] = {
-            "written_ms": outbox.written_ms,
-            "events": [e.model_dump(mode="json") for e in outbox.events],
-        }
-    return json.dumps(record).encode()
-
-
-def decode_record(value: bytes) -> tuple[ZoneState, Outbox | None]:
-    """A zone's record; also the bare state of version 1 records (no outbox). Raises
-    ValueError on anything else."""
-    try:
-        record = json.loads(value)
-        if record.get("version") != RECORD_VERSION:
-            return ZoneState.from_json(record), None
-        state = ZoneState.from_json(record["state"])
-        box = record.get("outbox")
-        if not box:
-            return state, None
-        events = [AlertEvent.model_validate(e) for e in box["events"]]
-        return state, Outbox(int(box["written_ms"]), events)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed alert-state record: {exc!r}") from None
 
 
 def _identity_of(value: bytes) -> tuple[str, str] | None:

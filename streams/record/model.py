@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -98,6 +99,12 @@ class ReportVersion:
     def __post_init__(self) -> None:
         if not 0 <= self.revision <= MAX_REVISION:
             raise ValueError(f"revision {self.revision} outside 0..{MAX_REVISION}")
+        # One copy of each source, zone and party name among a million reports held (each
+        # arrives as its own string from JSON).
+        for name in ("source", "zone", "perpetrator"):
+            object.__setattr__(self, name, sys.intern(getattr(self, name)))
+        if self.claimant is not None:
+            object.__setattr__(self, "claimant", sys.intern(self.claimant))
         object.__setattr__(self, "ident", (self.source, self.report_id))
         if not self.digest:
             object.__setattr__(self, "digest", content_digest(self._content()))

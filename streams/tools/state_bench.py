@@ -1,0 +1,249 @@
+"""`ceasefire-monitor bench --state N`: what a worker holds for N reports, and its restart.
+
+On a fresh embedded broker (a free port, its own log), one worker is started as an
+operator starts it (`ceasefire-monitor run --loglevel info`, `streams/tools/
+membership_bench.py::BenchWorker`). N distinct reports spread over `days` of event time
+(`streams/tools/simulate.py::bench_reports`) are produced to the input topic; the bench
+waits until all are counted (`ceasefire_reports_total` = N, then every stage's consumer
+lag 0 on two polls a lag refresh apart) and prints the worker's RSS and, per changelog
+topic, its records and bytes (key + value). Then it stops the worker (SIGTERM), starts it
+again and prints the seconds from the start of the process to `/readyz` 200 (every
+stage's state recovered), the RSS after recovery, and whether the 30-day tally answers
+the same as before the restart.
+
+A measurement printed, never a timed test: the figures go in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.config import Settings
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.tools.membership_bench import BenchWorker, ChangeFailed, wait_until
+
+POLL = 2.0
+#: The lag gauge is refreshed every 3 s: two polls this far apart see two refreshes.
+LAG_SETTLE = 3.5
+READY_TIMEOUT = 600.0
+
+
+@dataclass
+class StateFigures:
+    reports: int
+    days: float
+    feed_seconds: float = 0.0
+    count_seconds: float = 0.0
+    rss_counted: int = 0
+    changelogs: dict[str, tuple[int, int]] = field(default_factory=dict)
+    stop_seconds: float = 0.0
+    restart_ready_seconds: float = 0.0
+    rss_recovered: int = 0
+    same_answer: bool = False
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def scrape(w: BenchWorker) -> dict[str, float]:
+    """metric name with labels -> value, from GET /metrics (empty when unreachable)."""
+    status, body = w.get("/metrics")
+    out: dict[str, float] = {}
+    if status != 200:
+        return out
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def counted(metrics: dict[str, float]) -> int:
+    return int(sum(v for k, v in metrics.items() if k.startswith("ceasefire_reports_total{")))
+
+
+def lag(metrics: dict[str, float]) -> float | None:
+    series = [v for k, v in metrics.items() if k.startswith("ceasefire_consumer_lag_messages{")]
+    return sum(series) if series else None
+
+
+def tally(w: BenchWorker, as_of: int) -> bytes | None:
+    status, body = w.get(f"/api/v1/tallies?window=30d&by=zone,party&as_of={as_of}")
+    return body if status == 200 else None
+
+
+async def feed(settings: Settings, n: int, days: float, console: Console) -> float:
+    from aiokafka import AIOKafkaProducer
+    from rich.progress import Progress
+
+    from streams.kafka.topics import ensure_topics
+    from streams.tools.simulate import bench_reports
+
+    await asyncio.to_thread(ensure_topics, settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap(), linger_ms=20, max_batch_size=512 * 1024, acks=1
+    )
+    await producer.start()
+    started = time.monotonic()
+    partitions = settings.partitions
+    try:
+        pending = []
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"producing {n:,} reports", total=n)
+            reports = bench_reports(n, seed=11, now=datetime.now(UTC), days=days)
+            for i, raw in enumerate(reports):
+                pending.append(
+                    await producer.send(settings.reports_topic, raw, partition=i % partitions)
+                )
+                if len(pending) >= 5000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    progress.update(task, completed=i + 1)
+            await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def changelog_sizes(settings: Settings) -> dict[str, tuple[int, int]]:
+    """Per changelog topic: (records, bytes of keys and values), read to the exact end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.kafka.offsets import exact_end_offsets
+
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap(), group_id=None)
+    await probe.start()
+    try:
+        topics = sorted(t for t in await probe.topics() if t.endswith("-changelog"))
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(probe.partitions_for_topic(t) or ())
+        ]
+    finally:
+        await probe.stop()
+    ends = await exact_end_offsets(settings.bootstrap(), tps)
+    sizes = {t: (0, 0) for t in topics}
+    pending = {tp for tp in tps if ends[tp] > 0}
+    if not pending:
+        return sizes
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap(), group_id=None, enable_auto_commit=False
+    )
+    await reader.start()
+    try:
+        reader.assign(list(pending))
+        await reader.seek_to_beginning(*pending)
+        while pending:
+            batches = await reader.getmany(*pending, timeout_ms=500, max_records=20_000)
+            for tp, records in batches.items():
+                n, b = sizes[tp.topic]
+                sizes[tp.topic] = (
+                    n + len(records),
+                    b + sum(len(r.key or b"") + len(r.value or b"") for r in records),
+                )
+            for tp in list(pending):
+                if await reader.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await reader.stop()
+    return sizes
+
+
+def run_state_bench(
+    n: int, *, days: float, console: Console, logs: Path | None = None
+) -> StateFigures:
+    logs = logs or Path(tempfile.mkdtemp(prefix="ceasefire-state-"))
+    figures = StateFigures(reports=n, days=days)
+    broker = EmbeddedBroker("127.0.0.1", free_port(), log=logs / "broker.log")
+    broker.start()
+    workers: list[BenchWorker] = []
+    try:
+        w = BenchWorker("w1", broker.port, logs, flag=False)
+        workers.append(w)
+        wait_until(w.ready, [w], "first start", READY_TIMEOUT)
+        settings = Settings(broker=broker.url)
+        console.print(f"worker ready; producing {n:,} reports over {days:g} days of event time")
+        started = time.monotonic()
+        figures.feed_seconds = asyncio.run(feed(settings, n, days, console))
+        console.print(f"  produced in {figures.feed_seconds:.1f} s; waiting until all are counted")
+        last_print = 0.0
+        settled_since: float | None = None
+        deadline = time.monotonic() + max(600.0, n / 200)
+        while True:
+            if not w.alive():
+                raise ChangeFailed(f"the worker exited with {w.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise ChangeFailed("not all reports counted in time")
+            m = scrape(w)
+            done, behind = counted(m), lag(m)
+            now = time.monotonic()
+            if now - last_print >= 30:
+                last_print = now
+                console.print(
+                    f"  {now - started:6.0f} s: {done:,} counted, lag {behind}, "
+                    f"RSS {rss_bytes(w.proc.pid) / 2**20:.0f} MiB"
+                )
+            if done >= n and behind == 0:
+                settled_since = settled_since or now
+                if now - settled_since >= LAG_SETTLE:
+                    break
+            else:
+                settled_since = None
+            time.sleep(POLL)
+        figures.count_seconds = time.monotonic() - started
+        figures.rss_counted = rss_bytes(w.proc.pid)
+        as_of = int(time.time())
+        before = tally(w, as_of)
+        console.print(f"  all counted after {figures.count_seconds:.0f} s; reading the changelogs")
+        figures.changelogs = asyncio.run(changelog_sizes(settings))
+        figures.stop_seconds = w.stop()
+        workers.remove(w)
+        w = BenchWorker("w1", broker.port, logs, flag=False)
+        workers.append(w)
+        wait_until(w.ready, [w], "restart", READY_TIMEOUT)
+        figures.restart_ready_seconds = time.monotonic() - w.started
+        time.sleep(1.0)  # the recovered state settles in memory
+        figures.rss_recovered = rss_bytes(w.proc.pid)
+        figures.same_answer = before is not None and tally(w, as_of) == before
+    finally:
+        for worker in workers:
+            worker.stop()
+        broker.stop()
+    render(figures, console)
+    console.print(f"worker and broker logs: {logs}")
+    return figures
+
+
+def render(f: StateFigures, console: Console) -> None:
+    mib = 2**20
+    table = Table(title=f"state held: {f.reports:,} reports over {f.days:g} days")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("produced in (s)", f"{f.feed_seconds:.1f}")
+    table.add_row("all counted after (s)", f"{f.count_seconds:.1f}")
+    table.add_row("worker RSS, all counted (MiB)", f"{f.rss_counted / mib:.0f}")
+    for topic, (records, size) in f.changelogs.items():
+        table.add_row(f"{topic}: records, MiB", f"{records:,}, {size / mib:.1f}")
+    table.add_row("stop, SIGTERM (s)", f"{f.stop_seconds:.1f}")
+    table.add_row("restart to ready (s)", f"{f.restart_ready_seconds:.1f}")
+    table.add_row("worker RSS after recovery (MiB)", f"{f.rss_recovered / mib:.0f}")
+    table.add_row("30-day tally the same after the restart", "yes" if f.same_answer else "NO")
+    console.print(table)
+    console.print(json.dumps({"state_bench": f.__dict__}, default=str))
