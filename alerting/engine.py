@@ -40,9 +40,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from alerting.fatality import FatalityLedger, assess, day_of, still_record
 from alerting.rules import (
     AnyRule,
     EscalationRule,
+    FatalityPeakRule,
     IncidentRule,
     Match,
     QuietBrokenRule,
@@ -109,10 +111,17 @@ class ZoneState:
     last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: fingerprint -> the firing alert.
     active: dict[str, ActiveAlert] = field(default_factory=dict)
+    #: fatality_peak rules: the zone's fatal incidents by day, over the rules' lookback
+    #: (longer than `incidents` keeps: `alerting/fatality.py`).
+    fatalities: FatalityLedger = field(default_factory=FatalityLedger)
+    #: fatality_peak rules: rule name -> the day it last fired in this zone (cooldown).
+    peaks: dict[str, int] = field(default_factory=dict)
     #: incident id -> its entry (the index of `incidents`)
     _ids: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Ids of incidents added or removed since the last `changed()`.
     _touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    #: Ids of incidents whose fatality entry changed since the last `changed()`.
+    _fatal_touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._ids = {e.incident_id: e for e in self.incidents}
@@ -144,11 +153,14 @@ class ZoneState:
 
     def forget(self, incident_id: str) -> bool:
         """An incident that no longer exists (merged into another, or all its reports
-        withdrawn) leaves the counts of windows and baselines; alerts it already fired
-        stay and resolve as usual. Returns whether it was known."""
+        withdrawn) leaves the counts of windows and baselines and the fatality ledger;
+        alerts it already fired stay and resolve as usual. Returns whether it was known."""
+        fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
+        if fatal:
+            self._fatal_touched.add(incident_id)
         entry = self._ids.pop(incident_id, None)
         if entry is None:
-            return False
+            return fatal
         self._touched.add(incident_id)
         at = bisect_left(self.incidents, entry)
         if at < len(self.incidents) and self.incidents[at] == entry:
@@ -161,11 +173,15 @@ class ZoneState:
     def parts(self) -> dict[str, Any]:
         """The whole state as parts, part key -> plain JSON value: `m` its clock, `i<id>`
         each incident, `a<fingerprint>` each firing alert, `l<fingerprint>` each
-        quiet-broken group's latest incident. `from_parts(zone, parts())` equals it."""
+        quiet-broken group's latest incident, `f<id>` each fatal incident of the fatality
+        ledger ([day, killed]), `p<rule>` the day a fatality_peak rule last fired.
+        `from_parts(zone, parts())` equals it."""
         out: dict[str, Any] = {"m": self._meta()}
         out.update((f"i{e.incident_id}", list(e)) for e in self.incidents)
         out.update((f"a{fp}", _active_json(a)) for fp, a in self.active.items())
         out.update((f"l{fp}", [rule, ts]) for fp, (rule, ts) in self.last_seen.items())
+        out.update((f"f{iid}", list(v)) for iid, v in self.fatalities.incidents.items())
+        out.update((f"p{rule}", day) for rule, day in self.peaks.items())
         return out
 
     def part(self, key: str) -> Any | None:
@@ -182,25 +198,38 @@ class ZoneState:
         if kind == "l":
             seen = self.last_seen.get(name)
             return None if seen is None else [seen[0], seen[1]]
+        if kind == "f":
+            fatal = self.fatalities.incidents.get(name)
+            return None if fatal is None else list(fatal)
+        if kind == "p":
+            return self.peaks.get(name)
         raise ValueError(f"unknown alert-state part {key!r}")
 
     def mark(self) -> StateMark:
         """What `changed()` compares with: the small parts as they are now (the incidents
         are tracked as they change). Cheap: O(firing alerts + quiet groups)."""
         self._touched.clear()
+        self._fatal_touched.clear()
         return StateMark(
             (self.since, self.clock),
             {fp: (a.event, a.kind, a.hold_until, a.matches) for fp, a in self.active.items()},
             dict(self.last_seen),
+            dict(self.peaks),
         )
 
     def changed(self, mark: StateMark | None) -> set[str]:
         """Keys of the parts changed since `mark` (None: a new state, every part)."""
         if mark is None:
             self._touched.clear()
+            self._fatal_touched.clear()
             return set(self.parts())
         keys = {f"i{iid}" for iid in self._touched}
+        keys.update(f"f{iid}" for iid in self._fatal_touched)
         self._touched.clear()
+        self._fatal_touched.clear()
+        for rule in mark.peaks.keys() | self.peaks.keys():
+            if mark.peaks.get(rule) != self.peaks.get(rule):
+                keys.add(f"p{rule}")
         if (self.since, self.clock) != mark.meta:
             keys.add("m")
         for fp in mark.active.keys() | self.active.keys():
@@ -223,6 +252,8 @@ class ZoneState:
                 "incidents": [v for k, v in parts.items() if k[:1] == "i"],
                 "active": {k[1:]: v for k, v in parts.items() if k[:1] == "a"},
                 "last_seen": {k[1:]: v for k, v in parts.items() if k[:1] == "l"},
+                "fatal": {k[1:]: v for k, v in parts.items() if k[:1] == "f"},
+                "peaks": {k[1:]: v for k, v in parts.items() if k[:1] == "p"},
             }
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed alert state parts: {exc!r}") from None
@@ -241,6 +272,8 @@ class ZoneState:
             "incidents": [list(e) for e in self.incidents],
             "last_seen": {fp: [rule, ts] for fp, (rule, ts) in self.last_seen.items()},
             "active": {fp: _active_json(a) for fp, a in self.active.items()},
+            "fatal": {iid: list(v) for iid, v in self.fatalities.incidents.items()},
+            "peaks": dict(self.peaks),
         }
 
     @classmethod
@@ -274,6 +307,9 @@ class ZoneState:
                 )
                 for fp, a in data["active"].items()
             }
+            fatalities = FatalityLedger()
+            for iid, (day, killed) in data.get("fatal", {}).items():  # absent before
+                fatalities.put(str(iid), int(day), int(killed))
             return cls(
                 zone=str(data["zone"]),
                 since=None if data.get("since") is None else int(data["since"]),
@@ -281,8 +317,10 @@ class ZoneState:
                 incidents=incidents,
                 last_seen={str(fp): (str(v[0]), int(v[1])) for fp, v in data["last_seen"].items()},
                 active=active,
+                fatalities=fatalities,
+                peaks={str(rule): int(day) for rule, day in data.get("peaks", {}).items()},
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"malformed alert state: {exc!r}") from None
 
     # -- the index ----------------------------------------------------------------------
@@ -308,6 +346,15 @@ class ZoneState:
         quiet = {r.name for r in rules.active_rules if isinstance(r, QuietBrokenRule)}
         for fp in [fp for fp, (rule, _) in self.last_seen.items() if rule not in quiet]:
             del self.last_seen[fp]
+        days = rules.fatality_days
+        first_day = day_of(self.clock / 1000) - days if days else None
+        for iid, (day, _) in list(self.fatalities.incidents.items()):
+            if first_day is None or day < first_day:
+                self.fatalities.forget(iid)
+                self._fatal_touched.add(iid)
+        fatal_rules = {r.name for r in rules.fatality_rules}
+        for rule in [rule for rule in self.peaks if rule not in fatal_rules]:
+            del self.peaks[rule]
 
     def _since(self, lo: int) -> list[Entry]:
         """Entries with ts > lo."""
@@ -326,6 +373,7 @@ class StateMark(NamedTuple):
     meta: tuple[int | None, int | None]
     active: dict[str, tuple[AlertEvent, str, int | None, int]]
     last_seen: dict[str, tuple[str, int]]
+    peaks: dict[str, int]
 
 
 def _active_json(a: ActiveAlert) -> dict[str, Any]:
@@ -360,6 +408,8 @@ def evaluate_batch(
     events = _resolve(rules, state)
     fresh: list[Entry] = []
     oldest = clock - rules.retention_seconds * 1000
+    fatal_from = day_of(clock / 1000) - rules.fatality_days if rules.fatality_days else None
+    fatal_changed = False
     for incident in incidents:
         if incident.zone != state.zone:
             raise ValueError(
@@ -367,6 +417,16 @@ def evaluate_batch(
                 f"not in this state's zone {state.zone!r}"
             )
         entry = _entry(incident)
+        day = day_of(entry.ts / 1000)
+        # Before the checks below: a late or revised incident older than the other rules'
+        # retention still counts in the fatality ledger.
+        if (
+            fatal_from is not None
+            and day >= fatal_from
+            and state.fatalities.put(entry.incident_id, day, entry.killed)
+        ):
+            state._fatal_touched.add(entry.incident_id)
+            fatal_changed = True
         if entry.incident_id in state._ids or entry.ts <= oldest:
             continue  # a duplicate delivery, or too old to matter to any rule
         state._add(entry)
@@ -374,6 +434,8 @@ def evaluate_batch(
         events.extend(_on_incident(rules, state, entry, incident))
     if fresh:
         events.extend(_on_windows(rules, state, fresh))
+    if fatal_changed:
+        events.extend(_on_fatalities(rules, state))
     state._prune(rules)
     return events
 
@@ -402,6 +464,8 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
             at = clock
         elif isinstance(rule, IncidentRule | QuietBrokenRule):
             at = active.hold_until if active.hold_until is not None else clock
+        elif isinstance(rule, FatalityPeakRule):
+            at = (day_of(clock / 1000) + 1) * 86_400_000  # the window moves at midnight UTC
         elif isinstance(rule, ThresholdRule):
             w = rule.window.seconds * 1000
             group = _group(state, rule, active.event.labels, clock - w)
@@ -826,6 +890,72 @@ def _check(
     return _Check(holds, float(count), round(level, 3), needed, _recent_ids(current), summary + ".")
 
 
+# -- fatality peaks -----------------------------------------------------------------------
+
+
+def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
+    """fatality_peak rules after the ledger changed: fire on a record 30-day sum."""
+    assert state.clock is not None
+    clock = state.clock
+    day = day_of(clock / 1000)
+    observed_from = None if state.since is None else day_of(state.since / 1000)
+    events: list[AlertEvent] = []
+    for rule in rules.fatality_rules:
+        labels = {"zone": state.zone}
+        fp = fingerprint(rule.name, labels)
+        a = assess(
+            state.fatalities,
+            day,
+            window=rule.window_days,
+            lookback=rule.lookback_days,
+            minimum=rule.minimum,
+            observed_from=observed_from,
+        )
+        active = state.active.get(fp)
+        if active is not None:
+            if a.total >= active.event.threshold:
+                active.event = active.event.model_copy(update={"value": float(a.total)})
+            continue
+        last = state.peaks.get(rule.name)
+        if not a.record or (last is not None and day - last < rule.cooldown_days):
+            continue
+        recent = sorted(
+            (
+                (d, iid)
+                for iid, (d, _) in state.fatalities.incidents.items()
+                if day - rule.window_days < d <= day
+            ),
+            reverse=True,
+        )
+        ids = [iid for _, iid in recent[:MAX_INCIDENT_IDS]]
+        event = AlertEvent(
+            alert_id=alert_id_for(fp, ids[0] if ids else str(day)),
+            fingerprint=fp,
+            status="firing",
+            rule=rule.name,
+            severity=rule.severity,
+            labels=labels,
+            value=float(a.total),
+            threshold=float(a.threshold),
+            window=str(rule.window),
+            starts_at=from_ms(clock),
+            incident_ids=ids,
+            summary=(
+                f"{a.total} killed in zone {state.zone} in the {rule.window} to "
+                f"{_day_text(day)}: the highest {rule.window} figure of the past "
+                f"{rule.lookback} (previous high {a.peak}, minimum {rule.minimum})."
+            ),
+        )
+        state.active[fp] = ActiveAlert(event, rule.kind)
+        state.peaks[rule.name] = day
+        events.append(event)
+    return events
+
+
+def _day_text(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
 # -- resolution -------------------------------------------------------------------------
 
 
@@ -857,6 +987,18 @@ def _resolve(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
                         f"Resolved {rule.hold} after the quiet period in zone {state.zone} "
                         f"was broken."
                     )
+        elif isinstance(rule, FatalityPeakRule):
+            day = day_of(clock / 1000)
+            beaten = int(event.threshold)
+            if still_record(state.fatalities, day, window=rule.window_days, beaten=beaten):
+                continue
+            total = state.fatalities.window_sums(day, day, rule.window_days)[0]
+            ends_at = clock
+            event = event.model_copy(update={"value": float(total)})
+            summary = (
+                f"Resolved: {total} killed in zone {state.zone} in the {rule.window} to "
+                f"{_day_text(day)}, below the {beaten} of the record it set."
+            )
         else:
             check = _check(rule, state, event.labels)
             if check is None:

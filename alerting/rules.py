@@ -10,7 +10,7 @@ A rule file is YAML:
         threshold: 10
         severity: high
 
-Four rule kinds (`incident`, `threshold`, `escalation`, `quiet_broken`) share a
+Five rule kinds (`incident`, `threshold`, `escalation`, `quiet_broken`, `fatality_peak`) share a
 `name`, a `severity`, an optional `match` block (which incidents the rule looks at)
 and `group_by` (which labels an alert carries; `zone` always). See docs/alerting.md.
 """
@@ -51,7 +51,8 @@ DEFAULT_MAX_INCIDENTS_PER_ZONE = 2000
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_KINDS = ("incident", "threshold", "escalation", "quiet_broken")
+_KINDS = ("incident", "threshold", "escalation", "quiet_broken", "fatality_peak")
+_DAY = 86_400
 
 
 class RuleFileError(ValueError):
@@ -243,7 +244,46 @@ class QuietBrokenRule(_RuleBase):
         return (self.max_age or self.hold).seconds
 
 
-AnyRule = IncidentRule | ThresholdRule | EscalationRule | QuietBrokenRule
+class FatalityPeakRule(_RuleBase):
+    """Fires when a zone's fatalities over `window` reach the highest `window` sum of the
+    trailing `lookback`, and at least `minimum`; not again within `cooldown` of the last
+    firing (HDX Signals' test: `alerting/fatality.py`). Counts every incident's `killed`
+    once, by UTC day of event time; needs the whole lookback observed."""
+
+    kind: Literal["fatality_peak"]
+    window: DurationField = Field(default_factory=lambda: Duration.parse("30d"))
+    lookback: DurationField
+    minimum: Annotated[int, Field(ge=1)]
+    cooldown: DurationField = Field(default_factory=lambda: Duration.parse("180d"))
+
+    @model_validator(mode="after")
+    def _whole_days(self) -> FatalityPeakRule:
+        for name in ("window", "lookback", "cooldown"):
+            value: Duration = getattr(self, name)
+            if value.seconds % _DAY:
+                raise ValueError(f"{name} {value} must be a whole number of days (e.g. 30d)")
+        if self.lookback.seconds < self.window.seconds:
+            raise ValueError(f"lookback {self.lookback} must be at least the window {self.window}")
+        if self.match != Match():
+            raise ValueError("fatality_peak counts every incident's deaths; it takes no `match`")
+        if self.group_by != ["zone"]:
+            raise ValueError("fatality_peak is per zone; group_by can only be [zone]")
+        return self
+
+    @property
+    def window_days(self) -> int:
+        return self.window.seconds // _DAY
+
+    @property
+    def lookback_days(self) -> int:
+        return self.lookback.seconds // _DAY
+
+    @property
+    def cooldown_days(self) -> int:
+        return self.cooldown.seconds // _DAY
+
+
+AnyRule = IncidentRule | ThresholdRule | EscalationRule | QuietBrokenRule | FatalityPeakRule
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
 
 
@@ -296,7 +336,8 @@ class RuleSet(BaseModel):
 
     @property
     def retention_seconds(self) -> int:
-        """How far back (event time, before the state's clock) incidents can still matter."""
+        """How far back (event time, before the state's clock) incidents can still matter.
+        Fatality-peak rules keep their own, smaller ledger (`fatality_days`)."""
         longest = 0
         for r in self.active_rules:
             if isinstance(r, IncidentRule):
@@ -305,9 +346,19 @@ class RuleSet(BaseModel):
                 longest = max(longest, r.window.seconds)
             elif isinstance(r, EscalationRule):
                 longest = max(longest, r.window.seconds + r.baseline.seconds)
-            else:
+            elif isinstance(r, QuietBrokenRule):
                 longest = max(longest, r.quiet.seconds, r.max_age_seconds)
         return longest
+
+    @property
+    def fatality_rules(self) -> list[FatalityPeakRule]:
+        return [r for r in self.active_rules if isinstance(r, FatalityPeakRule)]
+
+    @property
+    def fatality_days(self) -> int:
+        """How many days of fatalities (before the clock's day) the rules can look at; 0:
+        no fatality-peak rule, no ledger kept."""
+        return max((r.lookback_days + r.window_days for r in self.fatality_rules), default=0)
 
     def zones_named(self) -> set[str]:
         """Every zone code the rules mention (in `match.zone` and `overrides`)."""

@@ -1,0 +1,131 @@
+"""fatality_peak rules in the engine, its state parts and the backtest (issue 11 item 5).
+Pure: no broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerting.backtest import backtest
+from alerting.engine import ZoneState, evaluate_batch, evaluate_time, next_deadline
+from alerting.rules import RuleFileError, parse_rules
+from schemas.report import Report
+from schemas.validation import validate_report
+from tests.test_alerting import fake_classify, inc
+
+pytestmark = pytest.mark.timeout(60)
+
+D = timedelta(days=1)
+START = datetime(2021, 1, 1, tzinfo=UTC)
+RULES = parse_rules(
+    """
+rules:
+  - {name: peak-1y, kind: fatality_peak, lookback: 365d, minimum: 5, severity: medium}
+"""
+)
+
+
+def steady(state: ZoneState, days: int) -> None:
+    """One death every 10 days: 3 in any 30 days."""
+    for n in range(0, days, 10):
+        evaluate_batch(RULES, state, [inc(START + n * D, killed=1)], START + n * D)
+
+
+def test_a_record_month_fires_once_updates_silently_and_resolves_when_it_passes() -> None:
+    state = ZoneState.new("shusha", since=START)
+    steady(state, 400)
+    surge_day = START + 420 * D
+    fired = evaluate_batch(RULES, state, [inc(surge_day, killed=4)], surge_day)
+    assert fired == []  # 4 in 30 days: above the year's high of 3, under the minimum of 5
+    fired = evaluate_batch(RULES, state, [inc(surge_day + D, killed=2)], surge_day + D)
+    assert [(e.rule, e.status, e.value, e.threshold) for e in fired] == [
+        ("peak-1y", "firing", 6.0, 5.0)
+    ]
+    assert "6 killed in zone shusha" in fired[0].summary and len(fired[0].incident_ids) == 2
+    more = evaluate_batch(RULES, state, [inc(surge_day + 2 * D, killed=3)], surge_day + 2 * D)
+    assert more == []  # one alert per fingerprint: updated silently
+    assert state.firing()[0].value == 9.0
+    # It holds while the surge is within 30 days, and resolves at the first midnight after.
+    deadline = next_deadline(RULES, state)
+    assert deadline == datetime(2022, 2, 28, tzinfo=UTC)  # the midnight after the clock
+    assert evaluate_time(RULES, state, surge_day + 29 * D) == []
+    resolved = evaluate_time(RULES, state, surge_day + 32 * D)
+    assert [(e.status, e.value) for e in resolved] == [("resolved", 0.0)]
+
+
+def test_cooldown_and_observation() -> None:
+    # Observed only since day 300: a 365-day lookback is not observed at day 420.
+    late = ZoneState.new("shusha", since=START + 300 * D)
+    steady(late, 400)
+    assert evaluate_batch(RULES, late, [inc(START + 420 * D, killed=9)], START + 420 * D) == []
+    state = ZoneState.new("shusha", since=START)
+    steady(state, 400)
+    assert evaluate_batch(RULES, state, [inc(START + 420 * D, killed=9)], START + 420 * D)
+    evaluate_time(RULES, state, START + 460 * D)  # resolved
+    assert not state.firing()
+    # A bigger month 60 days later: within the 180-day cooldown, nothing fires.
+    assert evaluate_batch(RULES, state, [inc(START + 480 * D, killed=20)], START + 480 * D) == []
+    # After the cooldown, a new record fires again.
+    fired = evaluate_batch(RULES, state, [inc(START + 620 * D, killed=30)], START + 620 * D)
+    assert [e.rule for e in fired] == ["peak-1y"]
+
+
+def test_late_and_merged_incidents_and_the_state_parts() -> None:
+    state = ZoneState.new("shusha", since=START)
+    steady(state, 400)
+    mark = state.mark()
+    # A late incident 196 days old (beyond the other rules' retention) still counts.
+    old = inc(START + 205 * D, killed=7, incident_id="late")
+    evaluate_batch(RULES, state, [old], START + 401 * D)
+    assert state.fatalities.daily[(START + 205 * D - datetime(1970, 1, 1, tzinfo=UTC)).days] == 7
+    assert "flate" in state.changed(mark)
+    again = ZoneState.from_parts("shusha", state.parts())
+    assert again.fatalities == state.fatalities and again.peaks == state.peaks
+    mark = state.mark()
+    assert state.forget("late")  # merged into another incident: its deaths leave
+    assert "flate" in state.changed(mark) and state.part("flate") is None
+    assert 7 not in state.fatalities.daily.values()
+
+
+def test_rule_file_checks() -> None:
+    bad = {
+        "window: 36h": "whole number of days",
+        "lookback: 10d": "at least the window",
+        "match: {min_killed: 1}": "takes no `match`",
+        "group_by: [zone, party]": "group_by can only be [zone]",
+    }
+    for extra, message in bad.items():
+        text = (
+            "rules:\n  - name: p\n    kind: fatality_peak\n    lookback: 365d\n"
+            f"    minimum: 5\n    severity: high\n    {extra}\n"
+        )
+        with pytest.raises(RuleFileError, match=message.replace("[", r"\[")):
+            parse_rules(text)
+
+
+def test_backtest_shows_a_fatality_peak_on_imported_history() -> None:
+    """Two years of history from one observation post: a death a fortnight, then a deadly
+    month; the backtest observes from the first report, so the year before the surge is
+    observed and the rule fires on the surge."""
+    lines = []
+    for day in range(0, 700, 14):
+        lines.append((START + day * D, 1))
+    for k in range(4):
+        lines.append((START + (720 + k) * D, 3))
+    reports: list[Report] = []
+    for n, (at, killed) in enumerate(lines):
+        body = (
+            f'{{"report_id": "h{n}", "source": "pkf-op-7", "source_type": "observation_post", '
+            f'"occurred_at": "{at.isoformat()}", "location": {{"place": "Shusha"}}, '
+            f'"category": "heavy_weapons_fire", "perpetrator": "az", '
+            f'"casualties": {{"killed": {killed}}}}}'
+        )
+        report = validate_report(body.encode(), now=START + 800 * D)
+        assert isinstance(report, Report)
+        reports.append(report)
+    events = backtest(reports, fake_classify, RULES)
+    assert [(e.rule, e.status, (e.ends_at or e.starts_at).date()) for e in events] == [
+        ("peak-1y", "firing", (START + 721 * D).date()),
+        ("peak-1y", "resolved", (START + 722 * D).date() + timedelta(days=30)),
+    ]
