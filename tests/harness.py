@@ -77,7 +77,8 @@ class Worker:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, ready_timeout: float = 60.0) -> Worker:
+    def launch(self) -> Worker:
+        """Start the process and return at once (`start` also waits until it is ready)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "run", "--loglevel", "info"],
@@ -85,6 +86,10 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def start(self, *, ready_timeout: float = 60.0) -> Worker:
+        self.launch()
         try:
             wait_for(self.healthy, timeout=ready_timeout, what=f"worker {self.url} ready")
         except TimeoutError:

@@ -32,14 +32,16 @@ RATE = 400  # reports per second: the feed runs ~50 s
 RESEND_EVERY = 25
 
 
-def feed_lines(points: list[tuple[str, tuple[float, float]]]) -> tuple[list[str], Counter[str]]:
-    """REPORTS distinct reports over the zones (a death in each zone early on), with
+def feed_lines(
+    points: list[tuple[str, tuple[float, float]]], reports: int = REPORTS
+) -> tuple[list[str], Counter[str]]:
+    """`reports` distinct reports over the zones (a death in each zone early on), with
     re-sends mixed in; and the expected count per zone."""
     rng = random.Random(7)
     now = datetime.now(UTC)
     lines: list[str] = []
     expected: Counter[str] = Counter()
-    for i in range(REPORTS):
+    for i in range(reports):
         zone, (lat, lon) = points[i % len(points)]
         doc: dict[str, Any] = {
             "report_id": f"chaos-{i}",

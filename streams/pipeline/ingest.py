@@ -195,7 +195,9 @@ class Ingest:
         while not self._stopping.is_set():
             try:
                 batches = await self.consumer.getmany(timeout_ms=200)
-                if not ready and self.consumer.assignment():
+                # start() returned once the group gave this member its assignment: it has
+                # joined, even with no partition (more workers than input partitions)
+                if not ready:
                     ready = True
                     if self.on_ready:
                         self.on_ready()
