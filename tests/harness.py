@@ -106,16 +106,18 @@ class Worker:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, and the exit code (None: it was not running; -9: killed after
+        `timeout` because it did not stop)."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
-            return
+            return None
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=timeout)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            return proc.wait(timeout=5)
 
     def kill(self) -> None:
         """SIGKILL: the worker dies mid-work and does not leave its consumer groups, so
