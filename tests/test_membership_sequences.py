@@ -142,6 +142,8 @@ def test_random_membership_changes_under_load_leave_every_survivor_exact(
 
         running = {n: w for n, w in workers.items() if w.proc is not None}
         assert running, "the plan keeps one worker running"
+        for name, w in running.items():  # fail at once on a death, not after the waits
+            assert w.proc is not None and w.proc.poll() is None, f"{name}:\n{w.log_tail()}"
         for name, w in running.items():  # healthy() raises if the process died
             wait_for(w.healthy, timeout=READY_TIMEOUT, what=f"{name} ready")
         for name, w in running.items():
