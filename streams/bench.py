@@ -63,7 +63,7 @@ def emit(name: str, count: int, seconds: float) -> None:
 
 
 # -- pre-load --------------------------------------------------------------------------
-async def preload(settings: Settings, n: int, console: Console) -> float:
+async def preload(settings: Settings, n: int, console: Console, *, days: float = 365) -> float:
     from aiokafka import AIOKafkaProducer
     from rich.progress import Progress
 
@@ -80,7 +80,7 @@ async def preload(settings: Settings, n: int, console: Console) -> float:
         pending = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"pre-loading {n:,} reports", total=n)
-            for i, raw in enumerate(bench_reports(n, seed=7, now=datetime.now(UTC))):
+            for i, raw in enumerate(bench_reports(n, seed=7, now=datetime.now(UTC), days=days)):
                 pending.append(
                     await producer.send(settings.reports_topic, raw, partition=i % PARTITIONS)
                 )

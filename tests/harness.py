@@ -77,7 +77,8 @@ class Worker:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, ready_timeout: float = 60.0) -> Worker:
+    def launch(self) -> Worker:
+        """Start the process and return at once (`start` also waits until it is ready)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "run", "--loglevel", "info"],
@@ -85,6 +86,10 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def start(self, *, ready_timeout: float = 60.0) -> Worker:
+        self.launch()
         try:
             wait_for(self.healthy, timeout=ready_timeout, what=f"worker {self.url} ready")
         except TimeoutError:
@@ -101,16 +106,18 @@ class Worker:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, and the exit code (None: it was not running; -9: killed after
+        `timeout` because it did not stop)."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
-            return
+            return None
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=timeout)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            return proc.wait(timeout=5)
 
     def kill(self) -> None:
         """SIGKILL: the worker dies mid-work and does not leave its consumer groups, so

@@ -32,14 +32,16 @@ RATE = 400  # reports per second: the feed runs ~50 s
 RESEND_EVERY = 25
 
 
-def feed_lines(points: list[tuple[str, tuple[float, float]]]) -> tuple[list[str], Counter[str]]:
-    """REPORTS distinct reports over the zones (a death in each zone early on), with
+def feed_lines(
+    points: list[tuple[str, tuple[float, float]]], reports: int = REPORTS
+) -> tuple[list[str], Counter[str]]:
+    """`reports` distinct reports over the zones (a death in each zone early on), with
     re-sends mixed in; and the expected count per zone."""
     rng = random.Random(7)
     now = datetime.now(UTC)
     lines: list[str] = []
     expected: Counter[str] = Counter()
-    for i in range(REPORTS):
+    for i in range(reports):
         zone, (lat, lon) = points[i % len(points)]
         doc: dict[str, Any] = {
             "report_id": f"chaos-{i}",
@@ -66,6 +68,32 @@ def exact(worker: Worker, expected: Counter[str]) -> bool:
         # shown in the timeout message when it never matches
         raise AssertionError(f"{sum(got.values())} of {sum(expected.values())} counted")
     return True
+
+
+def assert_every_report_published(broker: EmbeddedBroker, worker: Worker, reports: int) -> None:
+    """Every report fed is on the incident topic, in an incident version, at least once."""
+    incidents = sum(int(r["incidents"]) for r in worker.tallies(window="30d", by="zone") or [])
+    records = read_topic(broker.bootstrap, "ceasefire.incidents", expect=incidents, timeout=60)
+    published = {
+        (rep["source"], rep["report_id"])
+        for doc in (json.loads(r.value) for r in records)
+        for rep in doc["reports"]
+    }
+    assert len(published) == reports, f"{reports - len(published)} reports never published"
+
+
+def assert_alerts_opened_once(broker: EmbeddedBroker, zones: set[str]) -> None:
+    """Every zone's casualty alert opened, and every alert fingerprint opened once."""
+
+    def alerted() -> list[dict[str, Any]] | None:
+        records = read_topic(broker.bootstrap, "ceasefire.alerts", expect=1)
+        events = [json.loads(r.value) for r in records]
+        alerting = {e["labels"]["zone"] for e in events if e["rule"] == "casualties"}
+        return events if alerting >= zones else None
+
+    events = wait_for(alerted, timeout=60, what="a casualties alert in every zone")
+    opened = Counter(e["fingerprint"] for e in events if e["status"] == "firing")
+    assert opened and all(n == 1 for n in opened.values()), opened
 
 
 def test_joins_stops_and_kills_under_load_lose_nothing_and_count_nothing_twice(
@@ -120,26 +148,8 @@ def test_joins_stops_and_kills_under_load_lose_nothing_and_count_nothing_twice(
         settled = time.monotonic() - started
         print(f"feed {feed_seconds:.0f}s, exact from every worker after {settled:.0f}s")
 
-        # every report on the incident topic, in an incident version, at least once
-        incidents = sum(int(r["incidents"]) for r in w3.tallies(window="30d", by="zone") or [])
-        records = read_topic(broker.bootstrap, "ceasefire.incidents", expect=incidents, timeout=60)
-        published = {
-            (rep["source"], rep["report_id"])
-            for doc in (json.loads(r.value) for r in records)
-            for rep in doc["reports"]
-        }
-        assert len(published) == REPORTS, f"{REPORTS - len(published)} reports never published"
-
-        # every zone's casualty alert opened, and every fingerprint opened once
-        def alerted() -> list[dict[str, Any]] | None:
-            records = read_topic(broker.bootstrap, "ceasefire.alerts", expect=1)
-            events = [json.loads(r.value) for r in records]
-            zones = {e["labels"]["zone"] for e in events if e["rule"] == "casualties"}
-            return events if zones >= {zone for zone, _ in points} else None
-
-        events = wait_for(alerted, timeout=60, what="a casualties alert in every zone")
-        opened = Counter(e["fingerprint"] for e in events if e["status"] == "firing")
-        assert opened and all(n == 1 for n in opened.values()), opened
+        assert_every_report_published(broker, w3, REPORTS)
+        assert_alerts_opened_once(broker, {zone for zone, _ in points})
 
         for w in (w3, w4):  # no death but the one killed
             assert w.proc is not None and w.proc.poll() is None, w.log_tail()

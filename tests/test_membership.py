@@ -5,17 +5,25 @@ figures themselves come from `ceasefire-monitor bench --membership`, not from te
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import DescribeGroupsRequest
 
+from streams.classify.classifier import Classifier
+from streams.classify.gazetteer import Gazetteer
+from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka import broker as broker_module
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.faust_transport import app_class
 from streams.kafka.topics import ensure_topics
+from streams.pipeline.ingest import Ingest
+from tests.harness import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -91,3 +99,61 @@ def test_another_broker_keeps_the_configured_timings(
         assert (s.rebalance_timeout, s.session_timeout, s.heartbeat_interval) == (20.0, 30.0, 3.0)
     finally:
         other.stop()
+
+
+def test_ingest_joins_its_group_in_the_background_and_starts_its_producer_later(
+    broker: EmbeddedBroker,
+) -> None:
+    """`join` returns before the group join (held half a session timeout by the embedded
+    broker); the producer the stages share starts only with `start`."""
+    settings = Settings(broker=broker.url, partitions=4).with_embedded_timing()
+    ensure_topics(settings)
+    ingest = Ingest(settings, Classifier(ZoneCatalogue.load(None), Gazetteer.load(None)))
+
+    async def scenario() -> tuple[bool, bool, set[int]]:
+        await ingest.join()
+        try:
+            assert ingest.consumer is not None
+            joined_at_once, producer_at_once = ingest.joined.is_set(), ingest.producer is not None
+            await asyncio.wait_for(ingest.joined.wait(), timeout=30)
+            await asyncio.wait_for(ingest.start(), timeout=30)
+            assert ingest.producer_started.is_set()
+            return (
+                joined_at_once,
+                producer_at_once,
+                {tp.partition for tp in ingest.consumer.assignment()},
+            )
+        finally:
+            await ingest.stop()
+
+    joined_at_once, producer_at_once, assigned = asyncio.run(scenario())
+    assert not joined_at_once and not producer_at_once
+    assert assigned == {0, 1, 2, 3}
+
+
+def log_times(path: Path, pattern: str) -> list[float]:
+    """Seconds since the epoch of the worker log lines matching `pattern`."""
+    stamp = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
+    out: list[float] = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = stamp.match(line)
+        if m and re.search(pattern, line):
+            whole = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+            out.append(whole + int(m.group(2)) / 1000)
+    return out
+
+
+def test_a_worker_joins_its_two_groups_together(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Cause 3 of slow membership changes: the ingest group began to join only after
+    Faust's group had joined and recovered, one more join (3 s) on every start. And the
+    shared producer starts only after that recovery, when Faust's changelog topics are
+    declared (an earlier start narrowed its metadata and stalled sends 40 s)."""
+    w = Worker(broker, tmp_path).start(ready_timeout=60)
+    w.stop()
+    ingest_joins = log_times(w.log_path, r"\(Re-\)joining group ceasefire-monitor-ingest")
+    faust_joined = log_times(w.log_path, r"Joined group 'ceasefire-monitor' ")
+    recovered = log_times(w.log_path, r"Recovery\]: Worker ready")
+    producer = log_times(w.log_path, r"IngestService\]: Starting")
+    assert ingest_joins and faust_joined and recovered and producer, w.log_tail()
+    assert ingest_joins[0] < faust_joined[0]  # alongside, not after
+    assert producer[0] >= recovered[0]

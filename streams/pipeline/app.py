@@ -119,6 +119,10 @@ class Monitor:
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(TAIL_INTERVAL)(self._check_tails)
+        # The ingest group joins as the app starts, alongside Faust's group (a dependency
+        # starts before the app's consumer); its producer and loop start only once the
+        # first recovery is done (an `app.service`), when Faust's topics are declared.
+        self.app.add_dependency(_ingest_join_service(self)())
         self.app.service(_ingest_service(self))
 
         from streams.web.api import register_api
@@ -233,14 +237,27 @@ class Monitor:
         await refresh_window_gauges(self)
 
 
-def _ingest_service(monitor: Monitor) -> type[faust.Service]:
-    class IngestService(faust.Service):  # type: ignore[misc]
-        """Runs the ingest stage for the lifetime of the worker."""
+def _ingest_join_service(monitor: Monitor) -> type[faust.Service]:
+    class IngestJoin(faust.Service):  # type: ignore[misc]
+        """Joins the ingest group as the worker starts (the join goes on in the background)."""
 
         async def on_start(self) -> None:
             created = await asyncio.to_thread(ensure_topics, monitor.settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
+            await monitor.ingest.join()
+
+        async def on_stop(self) -> None:  # if the worker stops before `IngestService` started
+            await monitor.ingest.stop()
+
+    return IngestJoin
+
+
+def _ingest_service(monitor: Monitor) -> type[faust.Service]:
+    class IngestService(faust.Service):  # type: ignore[misc]
+        """Runs the ingest stage for the lifetime of the worker, from the first recovery."""
+
+        async def on_start(self) -> None:
             await monitor.ingest.start()
 
         async def on_stop(self) -> None:

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 
 from schemas.codes import RejectReason
 from schemas.report import Report, WithdrawnReport, report_key
@@ -122,8 +128,30 @@ def route(
     return Rejected(outcome.reason, dead_letter_key(record.key), value)
 
 
+class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets `joined` once the group gave this member an assignment, even an empty one
+    (more workers than input partitions): the member has joined."""
+
+    def __init__(self, joined: asyncio.Event) -> None:
+        self.joined = joined
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined.set()
+
+
 class Ingest:
-    """Consumes the input topic in batches; started and stopped by the worker."""
+    """Consumes the input topic in batches; started and stopped by the worker.
+
+    Two steps, because the worker's two consumer groups should join together: `join`
+    (as the worker starts) subscribes the consumer, which joins the ingest group in the
+    background while Faust's group joins; `start` (once Faust has declared its changelog
+    topics) starts the producer the stages share and the loop. The producer must not start
+    earlier: aiokafka's producer, sending to a topic missing from the metadata it began
+    with, narrows its metadata to that topic, and sends to the others stalled 40 s.
+    """
 
     def __init__(
         self,
@@ -142,23 +170,19 @@ class Ingest:
         self._keyed_partitions_cache: list[int] | None = None
         #: Set once the producer (shared by the stages) is started.
         self.producer_started = asyncio.Event()
+        #: Set once the consumer has joined the ingest group (see `_Joined`).
+        self.joined = asyncio.Event()
         self._lag = LagReport()
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
 
-    async def start(self) -> None:
+    async def join(self) -> None:
+        """Subscribe the consumer: it joins the ingest group in the background (a join the
+        embedded broker holds half a session timeout: it must not hold up Faust's)."""
+        if self.consumer is not None:
+            return
         s = self.settings
-        security = s.kafka_security()
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap(),
-            client_id=f"{s.app_id}-ingest",
-            acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-            **security,
-        )
         self.consumer = AIOKafkaConsumer(
-            s.reports_topic,
             bootstrap_servers=s.bootstrap(),
             group_id=f"{s.app_id}-ingest",
             client_id=f"{s.app_id}-ingest",
@@ -169,14 +193,29 @@ class Ingest:
             rebalance_timeout_ms=int(s.rebalance_timeout * 1000),
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
-            **security,
+            **s.kafka_security(),
+        )
+        await self.consumer.start()  # no topics yet: returns without waiting for a join
+        self.consumer.subscribe([s.reports_topic], listener=_Joined(self.joined))
+
+    async def start(self) -> None:
+        """Start the shared producer and the loop (joining first if not yet done)."""
+        await self.join()
+        s = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap(),
+            client_id=f"{s.app_id}-ingest",
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            **s.kafka_security(),
         )
         await self.producer.start()
         self.producer_started.set()
-        await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
     async def stop(self) -> None:
+        # Idempotent (aiokafka's stops are): the worker calls it from both ingest services.
         self._stopping.set()
         if self._task is not None:
             try:
@@ -195,7 +234,7 @@ class Ingest:
         while not self._stopping.is_set():
             try:
                 batches = await self.consumer.getmany(timeout_ms=200)
-                if not ready and self.consumer.assignment():
+                if not ready and self.joined.is_set():  # even with no partition
                     ready = True
                     if self.on_ready:
                         self.on_ready()
