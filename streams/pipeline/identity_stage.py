@@ -16,13 +16,14 @@ nothing).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import orjson
 
 from schemas.codes import RejectReason
 from streams import metrics
@@ -77,7 +78,7 @@ class IdentityStage(Stage[IdentityOutput]):
                 continue  # not owned (a stale delivery): the owner applies it
             for raw in unpack(r.value):
                 try:
-                    doc = json.loads(raw)
+                    doc = orjson.loads(raw)
                     if not isinstance(doc, dict):
                         raise BadDocument("not a JSON object")
                     version = version_of(doc)

@@ -37,6 +37,7 @@ from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
+from streams.pipeline.log_level import restore_root_level
 from streams.pipeline.packs import packs
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class Ingest:
         self.first_record_at: float | None = None
 
     async def start(self) -> None:
+        restore_root_level()  # the worker's logging is set up by now
         s = self.settings
         security = s.kafka_security()
         self.producer = AIOKafkaProducer(

@@ -15,9 +15,10 @@ raw names) in alerts without a second copy of the report in state.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import orjson
 
 from schemas.codes import Category, SourceType
 from streams.record.model import (
@@ -75,11 +76,9 @@ def upsert_message(doc_raw: bytes, digest: bytes) -> bytes:
 
 
 def remove_message(source: str, report_id: str, revision: int) -> bytes:
-    return json.dumps(
-        {"op": "remove", "source": source, "report_id": report_id, "revision": revision},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+    return orjson.dumps(
+        {"op": "remove", "source": source, "report_id": report_id, "revision": revision}
+    )
 
 
 class Upsert(NamedTuple):
@@ -96,7 +95,7 @@ class Remove(NamedTuple):
 def read_message(raw: bytes) -> Upsert | Remove:
     """A line of `ceasefire.reports.by-zone`. Raises BadDocument."""
     try:
-        msg = json.loads(raw)
+        msg = orjson.loads(raw)
         if msg["op"] == "remove":
             return Remove(str(msg["source"]), str(msg["report_id"]), int(msg["revision"]))
         if msg["op"] == "upsert":

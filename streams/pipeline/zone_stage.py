@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from schemas.codes import Party
 from streams import metrics
 from streams.pipeline.packs import packs, send_each, unpack
@@ -56,7 +58,7 @@ def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
     """The report that opened or joined `record`, as the incident: the rule engine counts
     incident ids once, and words its summary from the report (place, source, target)."""
     f = record.fields
-    return json.dumps(
+    return orjson.dumps(
         {
             **doc,
             "incident_id": record.incident_id,
@@ -67,9 +69,8 @@ def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
             "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
             "killed": f.killed,
             "wounded": f.wounded,
-        },
-        ensure_ascii=False,
-    ).encode()
+        }
+    )
 
 
 #: How a retraction starts (the alert stage tells it from an incident by it).
@@ -162,7 +163,7 @@ class ZoneStage(Stage[ZoneOutput]):
         sends = []
         if out.incidents:
             documents = [
-                (i.incident_id.encode(), json.dumps(i.document()).encode())
+                (i.incident_id.encode(), orjson.dumps(i.document()))
                 for i in out.incidents.values()
             ]
             sends.extend(
