@@ -27,7 +27,7 @@ import orjson
 
 from schemas.codes import RejectReason
 from streams import metrics
-from streams.pipeline.packs import packs, unpack
+from streams.pipeline.packs import send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, remove_message, upsert_message, version_of
@@ -140,10 +140,7 @@ class IdentityStage(Stage[IdentityOutput]):
             producer = await ports.producer()
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
             await asyncio.gather(
-                *[
-                    await producer.send(s.zone_reports_topic, pack, partition=zp)
-                    for zp, pack in packs(out.forward, zone_partitions)
-                ]
+                *await send_packs(producer, s.zone_reports_topic, out.forward, zone_partitions)
             )
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 

@@ -30,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from schemas.codes import RejectReason
+from schemas.incident import encode_fields
 from schemas.report import Report, WithdrawnReport, report_key
 from schemas.validation import Rejection, validate_report
 from streams import metrics
@@ -38,7 +39,8 @@ from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.log_level import restore_root_level
-from streams.pipeline.packs import packs
+from streams.pipeline.packs import send_packs
+from streams.pipeline.versions import document_digest
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,15 @@ def process_record(
 def classify_report(
     report: Report | WithdrawnReport, received_at: datetime, classifier: Classifier
 ) -> tuple[str, bytes] | Rejection:
+    key = report_key(report.source, report.report_id)
+    if isinstance(report, WithdrawnReport):
+        return key, classifier.withdrawal(report, received_at).model_dump_json().encode()
     try:
-        incident = classifier.document(report, received_at)
+        fields = classifier.fields(report, received_at)
     except UnknownPlace as exc:
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
-    return report_key(report.source, report.report_id), incident.model_dump_json().encode()
+    fields["digest"] = document_digest(fields).hex()
+    return key, encode_fields(fields)
 
 
 def arrival_time(record: ConsumerRecord[Any, Any]) -> datetime:
@@ -271,8 +277,7 @@ class Ingest:
                 else:
                     accepted.append(routed)
             offsets[tp] = records[-1].offset + 1
-        for p, pack in packs(accepted, partitions):
-            sends.append(await self.producer.send(s.keyed_topic, pack, partition=p))
+        sends.extend(await send_packs(self.producer, s.keyed_topic, accepted, partitions))
         if sends:
             await asyncio.gather(*sends)
         await self.consumer.commit(offsets)

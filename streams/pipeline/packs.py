@@ -102,6 +102,24 @@ def steps(events: Sequence[T], records: Callable[[T], bytes]) -> Iterator[Sequen
         yield events[start:]
 
 
+async def send_packs(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    partitions: Sequence[int],
+) -> list[asyncio.Future[Any]]:
+    """Send (key, JSON document) records as packs (`packs`), keyless, in aiokafka batches
+    built per partition: a full pack fills a producer batch, so one `send` per pack waited
+    for the previous pack's batch to drain. Returns the batches' delivery futures."""
+    grouped: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+    for p, pack in packs(records, partitions):
+        grouped.setdefault(p, []).append((None, pack))
+    futures: list[asyncio.Future[Any]] = []
+    for p, items in grouped.items():
+        futures.extend(await send_to_partition(producer, topic, p, items))
+    return futures
+
+
 async def send_each(
     producer: AIOKafkaProducer,
     topic: str,

@@ -11,10 +11,16 @@ of the record; what it accepts goes to the zone of the report as one line of
 
 The document travels as it was, so the zone stage can say what it holds (place, target,
 raw names) in alerts without a second copy of the report in state.
+
+A report's content digest is taken once, by ingest (`document_digest`, carried as the
+document's `digest`); a document without one (written before it) gets the earlier
+`content_digest` of its content.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -22,6 +28,7 @@ import orjson
 
 from schemas.codes import Category, SourceType
 from streams.record.model import (
+    DIGEST_SIZE,
     LocationPrecision,
     ReportVersion,
     TimePrecision,
@@ -33,8 +40,18 @@ from streams.record.model import (
 #: Fields of a classified document that are not the report's content: a re-send differs
 #: in them (arrival time; `reported_at` defaults to it; derived ids).
 _NOT_CONTENT = frozenset(
-    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn"}
+    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn", "digest"}
 )
+
+
+def document_digest(fields: Mapping[str, Any]) -> bytes:
+    """The content digest of a classified report given as its fields (in the model's
+    order, as `Classifier.fields` gives them): 8 bytes of blake2b over the JSON of its
+    content, which is the fields minus `_NOT_CONTENT`. Equal content, equal digest, as
+    with `content_digest`, at a tenth of its cost (no key sort, no json module)."""
+    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT}
+    canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
+    return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
 
 
 class BadDocument(ValueError):
@@ -46,7 +63,12 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
     try:
         if doc.get("kind") == "withdrawal":
             return Withdrawal(str(doc["source"]), str(doc["report_id"]), int(doc["revision"]))
-        content = {k: v for k, v in doc.items() if k not in _NOT_CONTENT}
+        if digest is None:
+            carried = doc.get("digest")
+            if isinstance(carried, str):
+                digest = bytes.fromhex(carried)
+            else:  # written before ingest carried it
+                digest = content_digest({k: v for k, v in doc.items() if k not in _NOT_CONTENT})
         return ReportVersion(
             source=str(doc["source"]),
             report_id=str(doc["report_id"]),
@@ -63,7 +85,7 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             wounded=int(doc.get("wounded", 0)),
             time_precision=TimePrecision(doc.get("time_precision", "exact")),
             location_precision=LocationPrecision(doc.get("location_precision", "point")),
-            digest=digest if digest is not None else content_digest(content),
+            digest=digest,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None

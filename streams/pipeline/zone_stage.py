@@ -26,7 +26,7 @@ import orjson
 
 from schemas.codes import Party
 from streams import metrics
-from streams.pipeline.packs import packs, send_each, unpack
+from streams.pipeline.packs import send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Upsert, read_message
@@ -163,8 +163,7 @@ class ZoneStage(Stage[ZoneOutput]):
         sends = []
         if out.incidents:
             documents = [
-                (i.incident_id.encode(), orjson.dumps(i.document()))
-                for i in out.incidents.values()
+                (i.incident_id.encode(), orjson.dumps(i.document())) for i in out.incidents.values()
             ]
             sends.extend(
                 await send_each(
@@ -177,8 +176,9 @@ class ZoneStage(Stage[ZoneOutput]):
         alert_inputs = alert_inputs_of(out)
         if alert_inputs:
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
-            for zp, pack in packs(alert_inputs, alert_partitions):
-                sends.append(await producer.send(s.zone_packs_topic, pack, partition=zp))
+            sends.extend(
+                await send_packs(producer, s.zone_packs_topic, alert_inputs, alert_partitions)
+            )
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
