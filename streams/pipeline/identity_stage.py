@@ -149,8 +149,17 @@ class IdentityStage(Stage[IdentityOutput]):
         for outcome, n in out.outcomes.items():
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
+        # Labelled series once per step, not per report (a label lookup costs a lock).
+        counts: Counter[str] = Counter()
+        last: dict[str, float] = {}
+        processing = metrics.PROCESSING_SECONDS.observe
+        event_lag = metrics.EVENT_LAG_SECONDS.observe
         for source_type, occurred, received in out.accepted:
-            metrics.REPORTS.labels(source_type).inc()
-            metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
-            metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
+            counts[source_type] += 1
+            last[source_type] = received
+            processing(max(now - received, 0.0))
+            event_lag(max(received - occurred, 0.0))
+        for source_type, n in counts.items():
+            metrics.REPORTS.labels(source_type).inc(n)
+        for source_type, received in last.items():
             metrics.LAST_REPORT_TIMESTAMP.labels(source_type).set(received)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from enum import Enum
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -58,6 +59,27 @@ class BadDocument(ValueError):
     """A keyed-topic document this monitor did not write."""
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def _members(enum: type[E]) -> dict[Any, E]:
+    return {m.value: m for m in enum}
+
+
+# Enum members by value: a dict lookup costs a fifth of `Enum(value)`, twice per report.
+_SOURCE_TYPES = _members(SourceType)
+_CATEGORIES = _members(Category)
+_TIME_PRECISIONS = _members(TimePrecision)
+_LOCATION_PRECISIONS = _members(LocationPrecision)
+
+
+def _member(members: dict[Any, E], value: Any) -> E:
+    found = members.get(value)
+    if found is None:
+        raise ValueError(f"{value!r} is not a valid code")
+    return found
+
+
 def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
     """The record version a classified document stands for. Raises BadDocument."""
     try:
@@ -73,18 +95,20 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             source=str(doc["source"]),
             report_id=str(doc["report_id"]),
             revision=int(doc.get("revision", 0)),
-            source_type=SourceType(doc["source_type"]),
+            source_type=_member(_SOURCE_TYPES, doc["source_type"]),
             occurred=datetime.fromisoformat(doc["occurred_at"]).timestamp(),
             zone=str(doc["zone"]),
             lat=float(doc["lat"]),
             lon=float(doc["lon"]),
-            category=Category(doc["category"]),
+            category=_member(_CATEGORIES, doc["category"]),
             perpetrator=str(doc["perpetrator"]),
             claimant=doc.get("claimant"),
             killed=int(doc.get("killed", 0)),
             wounded=int(doc.get("wounded", 0)),
-            time_precision=TimePrecision(doc.get("time_precision", "exact")),
-            location_precision=LocationPrecision(doc.get("location_precision", "point")),
+            time_precision=_member(_TIME_PRECISIONS, doc.get("time_precision", "exact")),
+            location_precision=_member(
+                _LOCATION_PRECISIONS, doc.get("location_precision", "point")
+            ),
             digest=digest,
         )
     except KeyError as exc:

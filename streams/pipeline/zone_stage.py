@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,6 +184,7 @@ class ZoneStage(Stage[ZoneOutput]):
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
     def committed(self, out: ZoneOutput) -> None:
+        opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
         for iid, incident in out.incidents.items():
             tally = self.tallies.get(out.partition_of[iid])
             if tally is None:
@@ -193,9 +195,7 @@ class ZoneStage(Stage[ZoneOutput]):
             if incident.status is not Status.OPEN:
                 continue
             if before is None and incident.version == 1:
-                metrics.INCIDENTS.labels(
-                    f.zone, f.attribution, f.category.value, f.severity.value
-                ).inc()
+                opened[(f.zone, f.attribution, f.category.value, f.severity.value)] += 1
             # counters only grow: they count rises in an incident's figures
             killed = f.killed - (before.killed if before is not None else 0)
             wounded = f.wounded - (before.wounded if before is not None else 0)
@@ -203,6 +203,8 @@ class ZoneStage(Stage[ZoneOutput]):
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "killed").inc(killed)
             if wounded > 0:
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
+        for labels, n in opened.items():
+            metrics.INCIDENTS.labels(*labels).inc(n)
 
     def partitions_ready(self) -> set[int]:
         return set(self.tallies) if self.ready.is_set() else set()
