@@ -49,10 +49,11 @@ LAG_INTERVAL = 5.0
 
 
 def process_record(
-    raw: bytes, received_at: datetime, classifier: Classifier
+    raw: bytes, received_at: datetime, classifier: Classifier, now: datetime | None = None
 ) -> tuple[str, bytes] | Rejection:
-    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection."""
-    result = validate_report(raw, now=datetime.now(UTC))
+    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. `now`
+    (default: the clock) is what a report's times must not be after."""
+    result = validate_report(raw, now=now or datetime.now(UTC))
     if isinstance(result, Rejection):
         return result
     return classify_report(result, received_at, classifier)
@@ -72,8 +73,8 @@ def classify_report(
     return key, encode_fields(fields)
 
 
-def arrival_time(record: ConsumerRecord[Any, Any]) -> datetime:
-    now = datetime.now(UTC)
+def arrival_time(record: ConsumerRecord[Any, Any], now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
     if record.timestamp and record.timestamp > 0:
         try:
             stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
@@ -93,15 +94,17 @@ class Rejected:
 
 
 def route(
-    record: ConsumerRecord[Any, Any], classifier: Classifier
+    record: ConsumerRecord[Any, Any], classifier: Classifier, now: datetime | None = None
 ) -> tuple[bytes, bytes] | Rejected:
     """One input record -> (report key, incident JSON) for the keyed topic, or its dead
     letter. Never raises on account of the record: whatever fails while processing it
-    dead-letters it as `internal_error`, and the stream goes on."""
+    dead-letters it as `internal_error`, and the stream goes on. `now`: the clock, read
+    once per batch by the stage."""
     raw: bytes = record.value if record.value is not None else b""
-    received = arrival_time(record)
+    now = now or datetime.now(UTC)
+    received = arrival_time(record, now)
     try:
-        outcome = process_record(raw, received, classifier)
+        outcome = process_record(raw, received, classifier, now)
         if not isinstance(outcome, Rejection):
             key, value = outcome
             return key.encode("utf-8"), value
@@ -266,9 +269,10 @@ class Ingest:
         offsets: dict[TopicPartition, int] = {}
         partitions = await self._keyed_partitions()
         accepted: list[tuple[bytes, bytes]] = []
+        now = datetime.now(UTC)
         for tp, records in batches.items():
             for record in records:
-                routed = route(record, self.classifier)
+                routed = route(record, self.classifier, now)
                 if isinstance(routed, Rejected):
                     metrics.REJECTED.labels(routed.reason.value).inc()
                     sends.append(
