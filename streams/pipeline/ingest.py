@@ -38,8 +38,8 @@ from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
-from streams.pipeline.log_level import restore_root_level
 from streams.pipeline.packs import send_packs
+from streams.pipeline.tuning import tune_for_throughput
 from streams.pipeline.versions import document_digest
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class Ingest:
         self.first_record_at: float | None = None
 
     async def start(self) -> None:
-        restore_root_level()  # the worker's logging is set up by now
+        tune_for_throughput()  # the worker's logging is set up by now
         s = self.settings
         security = s.kafka_security()
         self.producer = AIOKafkaProducer(
