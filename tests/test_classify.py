@@ -652,6 +652,7 @@ def test_classifier_fills_every_field() -> None:
         "claimant_raw": None,
         "time_precision": TimePrecision.DAY,
         "location_precision": LocationPrecision.TOWN,  # a place name only
+        "digest": None,  # ingest sets it (streams/pipeline/ingest.py)
     }
 
 

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from schemas.codes import RejectReason
 from schemas.dead_letter import MAX_ORIGINAL_BYTES, DeadLetter
-from schemas.incident import Incident
 from schemas.report import Report
 from schemas.validation import FieldError, Rejection, validate_report
 from streams.classify.classifier import Classifier
@@ -142,10 +141,10 @@ def test_any_dead_letter_is_bounded_and_readable(
 class ExplodingClassifier(Classifier):
     """A classifier with a bug that strikes one report."""
 
-    def classify(self, report: Report, received_at: datetime) -> Incident:
-        if report.report_id == "r-boom":
+    def fields(self, report: Report, received_at: datetime) -> dict[str, Any]:
+        if report.report_id == "r-boom":  # what `classify` and ingest both call
             raise ZeroDivisionError("a bug in classification")
-        return super().classify(report, received_at)
+        return super().fields(report, received_at)
 
 
 EXPLODING = ExplodingClassifier(CLASSIFIER.zones, CLASSIFIER.gazetteer)
@@ -209,8 +208,38 @@ class FakeProducer:
             future.set_result(None)
         return future
 
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, partition: int
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.broken:
+            future.set_exception(KafkaConnectionError("broker gone"))
+        else:
+            self.sent.extend((topic, value, key) for key, value in batch.records)
+            future.set_result(None)
+        return future
+
     async def partitions_for(self, topic: str) -> set[int]:
         return {0, 1, 2, 3}
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder as far as the stages use it: full past KAFKA_LIMIT."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes]] = []
+        self.size = 0
+
+    def append(self, key: bytes | None, value: bytes, timestamp: None) -> object | None:
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+        if self.records and self.size + size > KAFKA_LIMIT:
+            return None
+        self.records.append((key, value))
+        self.size += size
+        return object()
 
 
 class FakeConsumer:

@@ -141,3 +141,27 @@ def test_identity_keys_are_16_bytes_and_distinct() -> None:
     k = identity_key("acled", "AZE123")
     assert len(k) == 16
     assert k != identity_key("acled", "AZE1234") != identity_key("acle", "dAZE123")
+
+
+def test_entries_from_before_the_carried_digest_still_see_resends_as_duplicates() -> None:
+    """Identity entries of format 1 hold the digest as taken before ingest carried one
+    (`legacy_digest`); after an upgrade, a re-send of such a report at its revision is a
+    duplicate (compared with that form), other content at that revision still a conflict."""
+    v = rv("op", "1", killed=1)
+    old_digest = b"L" * len(v.digest)
+    legacy_entry = bytes((1, 0)) + old_digest + (0).to_bytes(8, "big") + b"shusha"
+    state = IdentityState()
+    state.restore([(ENTRY_PREFIX + identity_key("op", "1"), legacy_entry)])
+    rec = state.get("op", "1")
+    assert rec is not None and rec.legacy
+    assert state.apply(v, lambda: old_digest).outcome is Outcome.DUPLICATE
+    assert state.apply(v, lambda: b"X" * len(v.digest)).outcome is Outcome.CONFLICT
+    assert state.apply(v).outcome is Outcome.CONFLICT  # no legacy form given: compared as is
+    # A revision written now is in the current format, compared by its own digest.
+    revised = state.apply(rv("op", "1", revision=1, killed=2))
+    assert revised.entry is not None and revised.entry[1][0] == 2
+    rec = state.get("op", "1")
+    assert rec is not None and not rec.legacy
+    assert state.apply(rv("op", "1", revision=1, killed=2), lambda: old_digest).outcome is (
+        Outcome.DUPLICATE
+    )

@@ -78,3 +78,73 @@ def test_messages_round_trip_and_junk_is_named() -> None:
             read_message(junk)
     with pytest.raises(BadDocument, match="missing 'zone'"):
         version_of({k: v for k, v in doc.items() if k != "zone"})
+
+
+def ingested(**changes: object) -> dict[str, object]:
+    """The document ingest writes for the report of `classified(**changes)`."""
+    from streams.pipeline.ingest import classify_report
+
+    received = changes.pop("_received", NOW)
+    assert isinstance(received, datetime)
+    doc = {
+        "report_id": "r1",
+        "source": "pkf-op-1",
+        "source_type": "observation_post",
+        "occurred_at": "2026-03-01T15:00:00+04:00",
+        "location": {"place": "Shusha"},
+        "category": "small_arms_fire",
+        "claimant": "AZ MoD",
+        "description": "обстрел",  # non-ASCII: written as UTF-8, as pydantic writes it
+    } | changes
+    report = validate_report(json.dumps(doc).encode(), now=NOW)
+    assert isinstance(report, Report), report
+    routed = classify_report(report, received, CLASSIFIER)
+    assert isinstance(routed, tuple), routed
+    out: dict[str, object] = json.loads(routed[1])
+    return out
+
+
+def test_ingest_writes_the_classified_document_with_its_content_digest() -> None:
+    from streams.pipeline.ingest import classify_report
+
+    report = validate_report(
+        json.dumps(
+            {
+                "report_id": "r1",
+                "source": "pkf-op-1",
+                "source_type": "observation_post",
+                "occurred_at": "2026-03-01T15:00:00+04:00",
+                "location": {"lat": 39.758, "lon": 46.748},
+                "category": "small_arms_fire",
+                "description": "обстрел",
+            }
+        ).encode(),
+        now=NOW,
+    )
+    assert isinstance(report, Report)
+    routed = classify_report(report, NOW, CLASSIFIER)
+    assert isinstance(routed, tuple)
+    written = routed[1]
+    model = CLASSIFIER.classify(report, NOW)
+    # The bytes pydantic writes for the model, with the digest set: what read it before
+    # reads it the same.
+    carried = json.loads(written)["digest"]
+    assert written == model.model_copy(update={"digest": carried}).model_dump_json().encode()
+    assert len(bytes.fromhex(carried)) == 8
+
+
+def test_the_carried_digest_tells_a_resend_from_a_change() -> None:
+    first = version_of(ingested())
+    assert isinstance(first, ReportVersion)
+    later = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    assert version_of(ingested(_received=later)).digest == first.digest  # arrival: no content
+    assert version_of(ingested(revision=2)).digest == first.digest  # nor the revision
+    assert version_of(ingested(reported_at="2026-03-01T11:10:00Z")).digest == first.digest
+    for change in (
+        {"casualties": {"killed": 1}},
+        {"description": "обстрел!"},
+        {"claimant": "AM MoD"},
+        {"occurred_at": "2026-03-01T15:01:00+04:00"},
+        {"location": {"place": "Shusha", "precision": "region"}},  # town by default
+    ):
+        assert version_of(ingested(**change)).digest != first.digest, change

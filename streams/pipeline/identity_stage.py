@@ -16,20 +16,28 @@ nothing).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+
+import orjson
 
 from schemas.codes import RejectReason
 from streams import metrics
-from streams.pipeline.packs import packs, unpack
+from streams.pipeline.packs import send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
-from streams.pipeline.versions import BadDocument, remove_message, upsert_message, version_of
+from streams.pipeline.versions import (
+    BadDocument,
+    legacy_digest,
+    remove_message,
+    upsert_message,
+    version_of,
+)
 from streams.record.model import ReportVersion
 from streams.record.revisions import IdentityState, Outcome
 from streams.store.changelog import Recovered
@@ -77,14 +85,14 @@ class IdentityStage(Stage[IdentityOutput]):
                 continue  # not owned (a stale delivery): the owner applies it
             for raw in unpack(r.value):
                 try:
-                    doc = json.loads(raw)
+                    doc = orjson.loads(raw)
                     if not isinstance(doc, dict):
                         raise BadDocument("not a JSON object")
                     version = version_of(doc)
                 except (BadDocument, ValueError) as exc:
                     out.dead.append(((r.partition, r.offset, raw, str(exc)), "invalid_value"))
                     continue
-                decision = state.apply(version)
+                decision = state.apply(version, partial(legacy_digest, doc))
                 out.outcomes[decision.outcome] += 1
                 if decision.entry is not None:
                     key, value = decision.entry
@@ -139,10 +147,7 @@ class IdentityStage(Stage[IdentityOutput]):
             producer = await ports.producer()
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
             await asyncio.gather(
-                *[
-                    await producer.send(s.zone_reports_topic, pack, partition=zp)
-                    for zp, pack in packs(out.forward, zone_partitions)
-                ]
+                *await send_packs(producer, s.zone_reports_topic, out.forward, zone_partitions)
             )
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
@@ -151,8 +156,17 @@ class IdentityStage(Stage[IdentityOutput]):
         for outcome, n in out.outcomes.items():
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
+        # Labelled series once per step, not per report (a label lookup costs a lock).
+        counts: Counter[str] = Counter()
+        last: dict[str, float] = {}
+        processing = metrics.PROCESSING_SECONDS.observe
+        event_lag = metrics.EVENT_LAG_SECONDS.observe
         for source_type, occurred, received in out.accepted:
-            metrics.REPORTS.labels(source_type).inc()
-            metrics.PROCESSING_SECONDS.observe(max(now - received, 0.0))
-            metrics.EVENT_LAG_SECONDS.observe(max(received - occurred, 0.0))
+            counts[source_type] += 1
+            last[source_type] = received
+            processing(max(now - received, 0.0))
+            event_lag(max(received - occurred, 0.0))
+        for source_type, n in counts.items():
+            metrics.REPORTS.labels(source_type).inc(n)
+        for source_type, received in last.items():
             metrics.LAST_REPORT_TIMESTAMP.labels(source_type).set(received)

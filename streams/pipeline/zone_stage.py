@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from schemas.codes import Party
 from streams import metrics
-from streams.pipeline.packs import packs, send_each, unpack
+from streams.pipeline.packs import send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Upsert, read_message
@@ -56,7 +59,7 @@ def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
     """The report that opened or joined `record`, as the incident: the rule engine counts
     incident ids once, and words its summary from the report (place, source, target)."""
     f = record.fields
-    return json.dumps(
+    return orjson.dumps(
         {
             **doc,
             "incident_id": record.incident_id,
@@ -67,9 +70,8 @@ def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
             "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
             "killed": f.killed,
             "wounded": f.wounded,
-        },
-        ensure_ascii=False,
-    ).encode()
+        }
+    )
 
 
 #: How a retraction starts (the alert stage tells it from an incident by it).
@@ -162,8 +164,7 @@ class ZoneStage(Stage[ZoneOutput]):
         sends = []
         if out.incidents:
             documents = [
-                (i.incident_id.encode(), json.dumps(i.document()).encode())
-                for i in out.incidents.values()
+                (i.incident_id.encode(), orjson.dumps(i.document())) for i in out.incidents.values()
             ]
             sends.extend(
                 await send_each(
@@ -176,12 +177,14 @@ class ZoneStage(Stage[ZoneOutput]):
         alert_inputs = alert_inputs_of(out)
         if alert_inputs:
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
-            for zp, pack in packs(alert_inputs, alert_partitions):
-                sends.append(await producer.send(s.zone_packs_topic, pack, partition=zp))
+            sends.extend(
+                await send_packs(producer, s.zone_packs_topic, alert_inputs, alert_partitions)
+            )
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
     def committed(self, out: ZoneOutput) -> None:
+        opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
         for iid, incident in out.incidents.items():
             tally = self.tallies.get(out.partition_of[iid])
             if tally is None:
@@ -192,9 +195,7 @@ class ZoneStage(Stage[ZoneOutput]):
             if incident.status is not Status.OPEN:
                 continue
             if before is None and incident.version == 1:
-                metrics.INCIDENTS.labels(
-                    f.zone, f.attribution, f.category.value, f.severity.value
-                ).inc()
+                opened[(f.zone, f.attribution, f.category.value, f.severity.value)] += 1
             # counters only grow: they count rises in an incident's figures
             killed = f.killed - (before.killed if before is not None else 0)
             wounded = f.wounded - (before.wounded if before is not None else 0)
@@ -202,6 +203,8 @@ class ZoneStage(Stage[ZoneOutput]):
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "killed").inc(killed)
             if wounded > 0:
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
+        for labels, n in opened.items():
+            metrics.INCIDENTS.labels(*labels).inc(n)
 
     def partitions_ready(self) -> set[int]:
         return set(self.tallies) if self.ready.is_set() else set()

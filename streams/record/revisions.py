@@ -30,7 +30,7 @@ place and must be routed to the zone whose incidents hold the report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,6 +40,9 @@ _KEY = 16
 _REC = _KEY + DIGEST_SIZE + 8 + 2 + 1  # key, digest, revision, zone index, flags
 _NO_ZONE = 0xFFFF
 _WITHDRAWN = 1
+#: The digest was taken the way of entry format 1 (`content_digest`, before ingest carried
+#: `document_digest`): a re-send at its revision is compared with that form of its digest.
+_LEGACY = 2
 
 
 class Outcome(StrEnum):
@@ -78,6 +81,7 @@ class IdentityRecord:
     digest: bytes
     withdrawn: bool
     zone: str | None
+    legacy: bool = False
 
 
 class IdentityState:
@@ -121,7 +125,7 @@ class IdentityState:
                 rec.digest,
                 rec.revision.to_bytes(8, "big"),
                 self._zone_code(rec.zone).to_bytes(2, "big"),
-                bytes((_WITHDRAWN if rec.withdrawn else 0,)),
+                bytes(((_WITHDRAWN if rec.withdrawn else 0) | (_LEGACY if rec.legacy else 0),)),
             )
         )
 
@@ -132,6 +136,7 @@ class IdentityState:
             digest=bytes(raw[_KEY : _KEY + DIGEST_SIZE]),
             withdrawn=bool(raw[_REC - 1] & _WITHDRAWN),
             zone=None if zone == _NO_ZONE else self._zones[zone],
+            legacy=bool(raw[_REC - 1] & _LEGACY),
         )
 
     def get(self, source: str, report_id: str) -> IdentityRecord | None:
@@ -155,8 +160,11 @@ class IdentityState:
         else:
             shard[pos : pos + _REC] = packed
 
-    def apply(self, version: Version) -> Decision:
-        """Apply one arriving version; see the table in the module docstring."""
+    def apply(self, version: Version, legacy_digest: Callable[[], bytes] | None = None) -> Decision:
+        """Apply one arriving version; see the table in the module docstring.
+        `legacy_digest`: the version's digest in the form of entries written before ingest
+        carried one (asked only for a re-send at the revision of such an entry), so that
+        an upgrade does not turn re-sends of reports held from before it into conflicts."""
         key = identity_key(version.source, version.report_id)
         before = self.get_key(key)
         withdrawn = version.withdrawn
@@ -164,7 +172,9 @@ class IdentityState:
             if version.revision < before.revision:
                 return Decision(Outcome.STALE, None, before.revision, None)
             if version.revision == before.revision:
-                same = version.digest == before.digest
+                same = version.digest == before.digest or (
+                    before.legacy and legacy_digest is not None and legacy_digest() == before.digest
+                )
                 outcome = Outcome.DUPLICATE if same else Outcome.CONFLICT
                 return Decision(outcome, None, before.revision, None)
         zone = version.zone if isinstance(version, ReportVersion) else None
@@ -201,7 +211,9 @@ class IdentityState:
 
 #: Changelog keys of identity entries: prefix + the 16-byte identity key.
 ENTRY_PREFIX = b"k"
-_ENTRY_FORMAT = 1
+#: 2: digests from `document_digest`; entries of format 1 are read as legacy digests.
+_ENTRY_FORMAT = 2
+_LEGACY_FORMAT = 1
 
 
 def encode_record(rec: IdentityRecord) -> bytes:
@@ -213,10 +225,11 @@ def encode_record(rec: IdentityRecord) -> bytes:
 
 
 def decode_record(raw: bytes) -> IdentityRecord:
-    if not raw or raw[0] != _ENTRY_FORMAT:
+    if not raw or raw[0] not in (_ENTRY_FORMAT, _LEGACY_FORMAT):
         raise ValueError(f"unknown identity entry format {raw[:1]!r}")
     d0 = 2
     digest = raw[d0 : d0 + DIGEST_SIZE]
     revision = int.from_bytes(raw[d0 + DIGEST_SIZE : d0 + DIGEST_SIZE + 8], "big")
     zone = raw[d0 + DIGEST_SIZE + 8 :].decode() or None
-    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone)
+    legacy = raw[0] == _LEGACY_FORMAT
+    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, legacy)

@@ -6,8 +6,9 @@ keeps the last input offset whose effects the entries hold (`APPLIED_KEY`, see
 `streams/pipeline/progress.py`), written after the entries it covers in the same
 partition, so a reader that sees it sees them.
 
-One write path: entries go out with the worker's own producer and every write is awaited
-(a step is done when the broker has it). One recovery: each owned partition is read from
+One write path: entries go out with the worker's own producer, in hand-built batches per
+partition (`batches.py`), and every write is awaited (a step is done when the broker has
+it). One recovery: each owned partition is read from
 its start to its exact end, the fetch high watermark (Tansu under-reports ListOffsets).
 Faust's tables only name the topics and carry partition ownership; they keep nothing
 (`streams/store/faust_store.py`).
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.offsets import read_partitions
+from streams.store.batches import send_to_partition
 
 #: No entry key of a stage starts with NUL.
 APPLIED_KEY = b"\x00applied"
@@ -56,16 +58,10 @@ class ChangelogStore:
     ) -> None:
         """Write entries to a partition, then the input offset they cover; awaited."""
         producer = await self._producer()
-        sends = [
-            await producer.send(self.topic, value, key=key, partition=partition)
-            for key, value in entries
-        ]
-        if applied is not None:
-            sends.append(
-                await producer.send(
-                    self.topic, str(applied).encode(), key=APPLIED_KEY, partition=partition
-                )
-            )
+        records: list[Entry] = list(entries)
+        if applied is not None:  # last: in the same partition, after what it covers
+            records.append((APPLIED_KEY, str(applied).encode()))
+        sends = await send_to_partition(producer, self.topic, partition, records)
         if sends:
             await asyncio.gather(*sends)
 
