@@ -35,6 +35,7 @@ from streams.pipeline.alert_state import (
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.progress import Record
 from streams.store.changelog import APPLIED_KEY, Recovered
+from tests.fakes import FakeBatch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,6 +81,17 @@ class FakeProducer:
         partition: int | None = None,
     ) -> asyncio.Future[None]:
         self.sent[topic].append((partition, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, partition: int
+    ) -> asyncio.Future[None]:
+        self.sent[topic].extend((partition, key, value) for key, value in batch.records)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

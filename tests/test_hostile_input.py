@@ -38,12 +38,12 @@ from streams.pipeline.dead_letters import (
 from streams.pipeline.ingest import Ingest, Rejected, route
 from streams.pipeline.packs import unpack
 from streams.web.api import Api
+from tests.fakes import KAFKA_LIMIT, FakeBatch
 
 pytestmark = pytest.mark.timeout(60)
 
 NOW = datetime.now(UTC)
 #: aiokafka's default max_request_size: a larger message is refused by `send` itself.
-KAFKA_LIMIT = 1024 * 1024
 CLASSIFIER = Classifier(ZoneCatalogue.load(), Gazetteer.load())
 
 
@@ -218,28 +218,14 @@ class FakeProducer:
         if self.broken:
             future.set_exception(KafkaConnectionError("broker gone"))
         else:
-            self.sent.extend((topic, value, key) for key, value in batch.records)
+            self.sent.extend(
+                (topic, v, k) for k, v in batch.records if v is not None
+            )  # no tombstones
             future.set_result(None)
         return future
 
     async def partitions_for(self, topic: str) -> set[int]:
         return {0, 1, 2, 3}
-
-
-class FakeBatch:
-    """aiokafka's BatchBuilder as far as the stages use it: full past KAFKA_LIMIT."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes | None, bytes]] = []
-        self.size = 0
-
-    def append(self, key: bytes | None, value: bytes, timestamp: None) -> object | None:
-        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
-        if self.records and self.size + size > KAFKA_LIMIT:
-            return None
-        self.records.append((key, value))
-        self.size += size
-        return object()
 
 
 class FakeConsumer:
@@ -314,6 +300,7 @@ async def test_the_api_answers_hostile_bodies_without_a_server_error() -> None:
         settings=Settings(), ingest=SimpleNamespace(producer=producer), ready=True
     )
     monitor.classifier = CLASSIFIER
+    monitor.zones = CLASSIFIER.zones
     api = Api(monitor)  # type: ignore[arg-type]
     async with TestClient(TestServer(api.web)) as client:
 
