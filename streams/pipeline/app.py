@@ -35,6 +35,7 @@ from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import ZoneStage
 from streams.store import faust_store
+from streams.web import zone_info
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Monitor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.zones = ZoneCatalogue.load(settings.zones)
+        zone_info.publish(self.zones)  # the zones' names and centroids, for the map panel
         self.gazetteer = Gazetteer.load(settings.gazetteer)
         self.classifier = Classifier(self.zones, self.gazetteer)
         self.ready = False

@@ -26,7 +26,6 @@ from streams.tallies.series import compare_rows, previous_as_of
 from streams.tallies.windows import ALL, QueryError, check_window, grouping
 from streams.web import listen
 from streams.web import page as live_page
-from streams.web import zone_info as zone_info_metric
 from streams.web.fanout import (
     Incomplete,
     NotOwner,
@@ -332,7 +331,6 @@ class Api:
             ]
         )
         live_page.register(self.web, monitor.settings)  # GET / and /static/: the live page
-        zone_info_metric.publish(monitor.zones)
 
     def _authorized(self, request: web.Request) -> bool:
         token = self.monitor.settings.api_token
