@@ -164,13 +164,13 @@ def truth(events: list[Event]) -> dict[str, dict[str, int]]:
     return table
 
 
-def feed(worker: Worker, path: Path) -> str:
+def feed(worker: Worker, path: Path, *, timeout: float = 90) -> str:
     """`ceasefire-monitor feed PATH --format acled` on the worker's broker; its output."""
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled"],
         env={**worker.env, "COLUMNS": "200"},
         capture_output=True,
-        timeout=90,
+        timeout=timeout,
         check=False,
     )
     output = (done.stdout + done.stderr).decode(errors="replace")
