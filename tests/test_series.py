@@ -252,8 +252,9 @@ def build(
     for step, (iid, f) in enumerate(history):
         tally_ = tallies[int(iid[1:]) % parts]
         if f is None:
-            tally_.apply(IncidentRecord(iid, step + 2, Status.WITHDRAWN, None, fields(0)))
-            current.pop(iid, None)
+            # a withdrawal carries the last open version's fields (IncidentRecord)
+            last = current.pop(iid, None) or fields(0)
+            tally_.apply(IncidentRecord(iid, step + 2, Status.WITHDRAWN, None, last))
         else:
             tally_.apply(opened(iid, f, step + 1))
             current[iid] = f

@@ -188,6 +188,28 @@ def test_a_revision_moves_the_figures_and_a_withdrawal_takes_them_out() -> None:
     asyncio.run(run())
 
 
+def test_a_revision_moving_a_report_to_another_zone_of_the_partition_moves_its_incident() -> None:
+    """One step holds the incident id twice, withdrawn in the old zone and open in the new
+    (an ACLED re-export lost such events from the tallies and the incidents topic)."""
+
+    async def run() -> None:
+        h = Harness()
+        await h.send(report("a", casualties={"killed": 1}))
+        await h.send(report("a", revision=1, location={"lat": 39.640, "lon": 46.545}))
+        assert [(r["zone"], r["incidents"], r["killed"]) for r in h.rows()] == [
+            ("lachin-corridor", 1, 0)
+        ]
+        published = [
+            json.loads(v or b"") for _, _, v in h.producer.sent[h.settings.incidents_topic]
+        ]
+        assert [(d["zone"], d["status"]) for d in published[1:]] in (
+            [("shusha", "withdrawn"), ("lachin-corridor", "open")],
+            [("lachin-corridor", "open"), ("shusha", "withdrawn")],
+        )
+
+    asyncio.run(run())
+
+
 def test_one_event_reported_three_times_is_one_incident_never_summed() -> None:
     async def run() -> None:
         h = Harness()

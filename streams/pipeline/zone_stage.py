@@ -45,10 +45,12 @@ _PARTIES = frozenset(p.value for p in Party)
 
 @dataclass(slots=True)
 class ZoneOutput:
-    #: incident id -> its latest version in this step (insertion order: publish order)
-    incidents: dict[str, IncidentRecord] = field(default_factory=dict)
+    #: (zone, incident id) -> its latest version in this step (insertion order: publish
+    #: order). By zone too: a report moved to another zone of the partition leaves its id
+    #: withdrawn in the old zone and open in the new one, and both versions count.
+    incidents: dict[tuple[str, str], IncidentRecord] = field(default_factory=dict)
     #: partition of each incident (for the tally)
-    partition_of: dict[str, int] = field(default_factory=dict)
+    partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
     #: classified documents of the reports upserted in this step, by identity
     docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
@@ -147,9 +149,10 @@ class ZoneStage(Stage[ZoneOutput]):
                 if isinstance(msg, Upsert):
                     out.docs[msg.version.ident] = msg.doc
                 for incident in change.incidents:
-                    out.incidents.pop(incident.incident_id, None)
-                    out.incidents[incident.incident_id] = incident
-                    out.partition_of[incident.incident_id] = r.partition
+                    at = (incident.fields.zone, incident.incident_id)
+                    out.incidents.pop(at, None)
+                    out.incidents[at] = incident
+                    out.partition_of[at] = r.partition
                 entries = out.entries.setdefault(r.partition, {})
                 for key, value in change.entries:
                     entries[key] = value
@@ -185,11 +188,11 @@ class ZoneStage(Stage[ZoneOutput]):
 
     def committed(self, out: ZoneOutput) -> None:
         opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
-        for iid, incident in out.incidents.items():
-            tally = self.tallies.get(out.partition_of[iid])
+        for at, incident in out.incidents.items():
+            tally = self.tallies.get(out.partition_of[at])
             if tally is None:
                 continue
-            before = tally.open.get(iid)
+            before = tally.open.get(incident.incident_id)
             tally.apply(incident)
             f = incident.fields
             if incident.status is not Status.OPEN:

@@ -46,9 +46,15 @@ class IncidentTally:
     members: dict[int, set[str]] = field(default_factory=dict)
 
     def apply(self, record: IncidentRecord) -> None:
-        """An incident version as published: it replaces what the tally held of it."""
-        old = self.open.pop(record.incident_id, None)
+        """An incident version as published: it replaces what the tally held of it. A
+        revision that moves a report to another zone of this partition gives its id an open
+        version in the new zone and a withdrawn one in the old, in either order: a merged or
+        withdrawn version takes back only what its own zone holds."""
+        old = self.open.get(record.incident_id)
+        if old is not None and record.status is not Status.OPEN and old.zone != record.fields.zone:
+            return  # the id lives on in another zone
         if old is not None:
+            del self.open[record.incident_id]
             self._add(record.incident_id, old, -1)
         if record.status is Status.OPEN:
             self.open[record.incident_id] = record.fields
