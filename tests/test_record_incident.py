@@ -12,6 +12,7 @@ from streams.record.incident import (
     IncidentRecord,
     Status,
     derive,
+    derive_many,
     verification_of,
 )
 from streams.record.model import Withdrawal
@@ -41,6 +42,24 @@ def test_verification_by_source_type_and_claimant() -> None:
         Verification.ALLEGED
     )
 
+
+
+def test_one_report_derives_as_the_general_rule() -> None:
+    # `derive` inlines attribution and claims for one report: it must agree with the rule.
+    for source_type in SourceType:
+        for claimant in (None, "az", "unknown"):
+            for perpetrator in ("az", "am", "unknown"):
+                for killed, wounded in ((0, 0), (0, 2), (1, 0)):
+                    r = rv(
+                        "s",
+                        "1",
+                        source_type=source_type,
+                        claimant=claimant,
+                        perpetrator=perpetrator,
+                        killed=killed,
+                        wounded=wounded,
+                    )
+                    assert derive([r]) == derive_many([r])
 
 def test_an_incident_is_as_verified_as_its_strongest_report() -> None:
     f = derive(

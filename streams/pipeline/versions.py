@@ -95,25 +95,43 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             carried = doc.get("digest")
             # a document written before ingest carried it: the digest of that time
             digest = bytes.fromhex(carried) if isinstance(carried, str) else legacy_digest(doc)
+        # Fields read in the order of the model (the first bad one names the error), enum
+        # members found by one dict lookup (`_member` only to raise), the model built from
+        # positions: this runs twice per report, in the identity and the zone stage.
+        source = str(doc["source"])
+        report_id = str(doc["report_id"])
+        revision = int(doc.get("revision", 0))
+        source_type = _SOURCE_TYPES.get(v := doc["source_type"]) or _member(_SOURCE_TYPES, v)
+        occurred = datetime.fromisoformat(doc["occurred_at"]).timestamp()
+        zone = str(doc["zone"])
+        lat = float(doc["lat"])
+        lon = float(doc["lon"])
+        category = _CATEGORIES.get(v := doc["category"]) or _member(_CATEGORIES, v)
+        perpetrator = str(doc["perpetrator"])
+        claimant = doc.get("claimant")
+        killed = int(doc.get("killed", 0))
+        wounded = int(doc.get("wounded", 0))
+        v = doc.get("time_precision", "exact")
+        time_precision = _TIME_PRECISIONS.get(v) or _member(_TIME_PRECISIONS, v)
+        v = doc.get("location_precision", "point")
+        location_precision = _LOCATION_PRECISIONS.get(v) or _member(_LOCATION_PRECISIONS, v)
         return ReportVersion(
-            source=str(doc["source"]),
-            report_id=str(doc["report_id"]),
-            revision=int(doc.get("revision", 0)),
-            source_type=_member(_SOURCE_TYPES, doc["source_type"]),
-            occurred=datetime.fromisoformat(doc["occurred_at"]).timestamp(),
-            zone=str(doc["zone"]),
-            lat=float(doc["lat"]),
-            lon=float(doc["lon"]),
-            category=_member(_CATEGORIES, doc["category"]),
-            perpetrator=str(doc["perpetrator"]),
-            claimant=doc.get("claimant"),
-            killed=int(doc.get("killed", 0)),
-            wounded=int(doc.get("wounded", 0)),
-            time_precision=_member(_TIME_PRECISIONS, doc.get("time_precision", "exact")),
-            location_precision=_member(
-                _LOCATION_PRECISIONS, doc.get("location_precision", "point")
-            ),
-            digest=digest,
+            source,
+            report_id,
+            revision,
+            source_type,
+            occurred,
+            zone,
+            lat,
+            lon,
+            category,
+            perpetrator,
+            claimant,
+            killed,
+            wounded,
+            time_precision,
+            location_precision,
+            digest,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None

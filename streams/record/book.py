@@ -152,6 +152,16 @@ class IncidentBook:
         return version
 
     def _publish(self, linker: ZoneLinker, rg: Regroup, change: Change) -> None:
+        if not rg.before and len(rg.after) == 1:
+            # One incident started, nothing taken back (a report alone, most changes): what
+            # the general case below does for it, without its dicts, sets and sorts.
+            ((anchor, members),) = rg.after.items()
+            f = self._fields[anchor] = derive(members)
+            add_incident(change.tally, f, 1)
+            iid = incident_id(anchor)
+            version = self._next_version(iid, change)
+            change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
+            return
         before = {a: self._fields_of(a, m) for a, m in rg.before.items()}
         after = {a: derive(m) for a, m in rg.after.items()}
         for anchor in before:

@@ -100,15 +100,21 @@ class ReportVersion:
         if not 0 <= self.revision <= MAX_REVISION:
             raise ValueError(f"revision {self.revision} outside 0..{MAX_REVISION}")
         # One copy of each source, zone and party name among a million reports held (each
-        # arrives as its own string from JSON).
-        for name in ("source", "zone", "perpetrator"):
-            object.__setattr__(self, name, sys.intern(getattr(self, name)))
-        if self.claimant is not None:
-            object.__setattr__(self, "claimant", sys.intern(self.claimant))
-        object.__setattr__(self, "ident", (self.source, self.report_id))
-        if not self.digest:
-            object.__setattr__(self, "digest", content_digest(self._content()))
-        elif len(self.digest) != DIGEST_SIZE or self.digest == WITHDRAWN_DIGEST:
+        # arrives as its own string from JSON). Spelled out, not looped over names: this
+        # runs twice per report in the pipeline.
+        set_, intern = object.__setattr__, sys.intern
+        source = intern(self.source)
+        set_(self, "source", source)
+        set_(self, "zone", intern(self.zone))
+        set_(self, "perpetrator", intern(self.perpetrator))
+        claimant = self.claimant
+        if claimant is not None:
+            set_(self, "claimant", intern(claimant))
+        set_(self, "ident", (source, self.report_id))
+        digest = self.digest
+        if not digest:
+            set_(self, "digest", content_digest(self._content()))
+        elif len(digest) != DIGEST_SIZE or digest == WITHDRAWN_DIGEST:
             raise ValueError("digest must be 8 bytes and not the withdrawal digest")
 
     def _content(self) -> dict[str, Any]:
