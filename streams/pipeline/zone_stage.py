@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 
-from schemas.codes import Party
 from streams import metrics
 from streams.pipeline.packs import send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Upsert, read_message
+from streams.record.alert_view import incident_overrides
 from streams.record.book import IncidentBook
 from streams.record.incident import IncidentRecord, Status
 from streams.record.linking import LinkRule
@@ -40,7 +40,6 @@ from streams.tallies.state import IncidentTally
 log = logging.getLogger(__name__)
 
 TABLE = "incident-book"
-_PARTIES = frozenset(p.value for p in Party)
 
 
 @dataclass(slots=True)
@@ -58,22 +57,9 @@ class ZoneOutput:
 
 
 def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
-    """The report that opened or joined `record`, as the incident: the rule engine counts
-    incident ids once, and words its summary from the report (place, source, target)."""
-    f = record.fields
-    return orjson.dumps(
-        {
-            **doc,
-            "incident_id": record.incident_id,
-            "category": f.category.value,
-            "severity": f.severity.value,
-            "verification": f.verification.value,
-            # `contested` is no party a rule can name
-            "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
-            "killed": f.killed,
-            "wounded": f.wounded,
-        }
-    )
+    """The report that opened or joined `record`, as the incident
+    (`streams/record/alert_view.py`, which the backtest uses too)."""
+    return orjson.dumps({**doc, **incident_overrides(record)})
 
 
 #: How a retraction starts (the alert stage tells it from an incident by it).

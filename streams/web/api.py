@@ -7,6 +7,7 @@ import hmac
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,18 @@ AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
 #: What a peer adds to a query for the partitions it asks this worker for.
 _PEER_PARAMETERS = ("scope", "partitions")
+
+
+def csv_response(text: str, filename: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A CSV download (RFC 4180 with a header line)."""
+    return web.Response(
+        body=text.encode(),
+        headers={
+            **(headers or {}),
+            "Content-Type": "text/csv; charset=utf-8; header=present",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -332,6 +345,16 @@ class Api:
         )
         live_page.register(self.web, monitor.settings)  # GET / and /static/: the live page
 
+    def _answer_peer(self, request: web.Request, answer: Callable[[], Any]) -> web.Response:
+        """A peer's `scope=local` request: its token checked, then this worker's answer for
+        the partitions asked, or 409 when it does not hold them all."""
+        if not self._authorized(request):
+            return error(401, "missing or wrong bearer token")
+        try:
+            return web.json_response(answer())
+        except NotOwner as exc:
+            return error(409, str(exc))
+
     def _authorized(self, request: web.Request) -> bool:
         token = self.monitor.settings.api_token
         if not token:
@@ -377,13 +400,12 @@ class Api:
         except QueryError as exc:
             return error(400, str(exc))
         if local:  # one window per request: the worker asked compares
-            if not self._authorized(request):
-                return error(401, "missing or wrong bearer token")
-            try:
-                rows = local_rows(self.monitor, parts, window=window, by=by, as_of=as_of)
-            except NotOwner as exc:
-                return error(409, str(exc))
-            return web.json_response({"rows": rows})
+            return self._answer_peer(
+                request,
+                lambda: {
+                    "rows": local_rows(self.monitor, parts, window=window, by=by, as_of=as_of)
+                },
+            )
         try:
             if before is None:
                 rows = await cluster_rows(self.monitor, window=window, by=by, as_of=as_of)
@@ -427,24 +449,16 @@ class Api:
         except QueryError as exc:
             return error(400, str(exc))
         if local:
-            if not self._authorized(request):
-                return error(401, "missing or wrong bearer token")
-            try:
-                buckets = local_series(self.monitor, parts, query)
-            except NotOwner as exc:
-                return error(409, str(exc))
-            return web.json_response(series_document(query, buckets))
+            return self._answer_peer(
+                request, lambda: series_document(query, local_series(self.monitor, parts, query))
+            )
         try:
             buckets = await cluster_series(self.monitor, query)
         except Incomplete as exc:
             return error(503, f"the series is not complete right now, retry: {exc}")
         doc = series_document(query, buckets)
         if as_csv:
-            headers = {
-                "Content-Type": "text/csv; charset=utf-8; header=present",
-                "Content-Disposition": 'attachment; filename="series.csv"',
-            }
-            return web.Response(body=series_csv(doc).encode(), headers=headers)
+            return csv_response(series_csv(doc), "series.csv")
         return web.json_response(doc)
 
     async def alerts(self, request: web.Request) -> web.Response:
@@ -478,13 +492,12 @@ class Api:
         except QueryError as exc:
             return error(400, str(exc))
         if local:
-            if not self._authorized(request):
-                return error(401, "missing or wrong bearer token")
-            try:
-                page = local_incidents(self.monitor, parts, query)
-            except NotOwner as exc:
-                return error(409, str(exc))
-            return web.json_response({"incidents": page.items, "more": page.more})
+
+            def page() -> dict[str, Any]:
+                held = local_incidents(self.monitor, parts, query)
+                return {"incidents": held.items, "more": held.more}
+
+            return self._answer_peer(request, page)
         try:
             listing = await cluster_incidents(self.monitor, query)
         except Incomplete as exc:
@@ -494,9 +507,7 @@ class Api:
             following = request.rel_url.update_query(cursor=listing.next_cursor)
             headers["Link"] = f'<{following}>; rel="next"'
         if as_csv:
-            headers["Content-Type"] = "text/csv; charset=utf-8; header=present"
-            headers["Content-Disposition"] = 'attachment; filename="incidents.csv"'
-            return web.Response(body=to_csv(listing.incidents).encode(), headers=headers)
+            return csv_response(to_csv(listing.incidents), "incidents.csv", headers)
         return web.json_response(listing.document(), headers=headers)
 
     async def incident(self, request: web.Request) -> web.Response:
@@ -517,13 +528,9 @@ class Api:
         except QueryError as exc:
             return error(400, str(exc))
         if local:
-            if not self._authorized(request):
-                return error(401, "missing or wrong bearer token")
-            try:
-                found = local_incident(self.monitor, parts, incident_id)
-            except NotOwner as exc:
-                return error(409, str(exc))
-            return web.json_response(found.document())
+            return self._answer_peer(
+                request, lambda: local_incident(self.monitor, parts, incident_id).document()
+            )
         try:
             found = await cluster_incident(self.monitor, incident_id)
         except Incomplete as exc:
