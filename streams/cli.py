@@ -322,6 +322,17 @@ def cmd_tallies(args: argparse.Namespace) -> int:
 ALL_PAGE = 1000
 
 
+def _incident_filters(args: argparse.Namespace) -> dict[str, str]:
+    """The incidents list's filters given on the command line (`incidents`, `export`)."""
+    given = (
+        ("zone", args.zone),
+        ("attribution", args.attribution),
+        ("category", args.category),
+        ("verification", args.verification),
+    )
+    return {name: value for name, value in given if value}
+
+
 def cmd_incidents(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     url = args.url or settings.web_url()
@@ -329,18 +340,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         if args.csv or args.all:
             raise CliError("--id shows one incident: as a table, or with --json")
         return _show_incident(url, args.id, as_json=args.json)
-    params = {
-        name: value
-        for name, value in (
-            ("zone", args.zone),
-            ("attribution", args.attribution),
-            ("category", args.category),
-            ("verification", args.verification),
-            ("from", args.from_),
-            ("to", args.to),
-        )
-        if value
-    }
+    params = _incident_filters(args)
+    params.update((name, value) for name, value in (("from", args.from_), ("to", args.to)) if value)
     limit = args.limit if args.limit is not None else (ALL_PAGE if args.all else None)
     if limit is not None:
         params["limit"] = str(limit)
@@ -566,16 +567,7 @@ def _export_incidents(
     how far back in event time the pages reached (from --from, else the ceasefire)."""
     from streams.web.incidents import to_csv
 
-    params = {
-        name: value
-        for name, value in (
-            ("zone", args.zone),
-            ("attribution", args.attribution),
-            ("category", args.category),
-            ("verification", args.verification),
-        )
-        if value
-    }
+    params = _incident_filters(args)
     params["limit"] = str(ALL_PAGE)
     newest = _bound("to", args.to, datetime.now(UTC))
     oldest = _bound("from", args.from_, settings.ceasefire_start)
