@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 #: The producer's request limit (max_request_size), which a batch must stay under.
@@ -22,3 +25,38 @@ class FakeBatch:
         self.records.append((key, value))
         self.size += size
         return object()
+
+
+class FakeProducer:
+    """An AIOKafkaProducer that keeps what it is sent: topic -> [(partition, key, value)],
+    every send acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[int | None, bytes | None, bytes | None]]] = defaultdict(
+            list
+        )
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[None]:
+        self.sent[topic].append((partition, key, value))
+        return _done()
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, partition: int
+    ) -> asyncio.Future[None]:
+        self.sent[topic].extend((partition, key, value) for key, value in batch.records)
+        return _done()
+
+
+def _done() -> asyncio.Future[None]:
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done

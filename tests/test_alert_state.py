@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -35,7 +34,7 @@ from streams.pipeline.alert_state import (
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.progress import Record
 from streams.store.changelog import APPLIED_KEY, Recovered
-from tests.fakes import FakeBatch
+from tests.fakes import FakeProducer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,36 +64,6 @@ rules:
     source="test.yaml",
 )
 _ids = itertools.count(1)
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: dict[str, list[tuple[int | None, bytes | None, bytes | None]]] = defaultdict(
-            list
-        )
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[None]:
-        self.sent[topic].append((partition, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    def create_batch(self) -> FakeBatch:
-        return FakeBatch()
-
-    async def send_batch(
-        self, batch: FakeBatch, topic: str, partition: int
-    ) -> asyncio.Future[None]:
-        self.sent[topic].extend((partition, key, value) for key, value in batch.records)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 def fake_stage(producer: FakeProducer) -> AlertStage:

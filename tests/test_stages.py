@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -29,6 +28,7 @@ from streams.record.linking import LinkRule
 from streams.record.revisions import Outcome
 from streams.store.changelog import APPLIED_KEY, Recovered
 from streams.tallies.state import query
+from tests.fakes import FakeProducer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -49,44 +49,6 @@ class FakeApp:
 
     def agent(self, topic: str, name: str) -> Any:
         return lambda fn: fn
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: dict[str, list[tuple[int | None, bytes | None, bytes | None]]] = defaultdict(
-            list
-        )
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[None]:
-        self.sent[topic].append((partition, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    def create_batch(self) -> Any:
-        class Batch:
-            items: list[tuple[bytes, bytes]] = []
-
-            def append(self, key: bytes, value: bytes, timestamp: None) -> object:
-                self.items.append((key, value))
-                return object()
-
-        batch = Batch()
-        batch.items = []
-        return batch
-
-    async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[None]:
-        for key, value in batch.items:
-            self.sent[topic].append((partition, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 class Harness:
