@@ -4,25 +4,21 @@ books and tallies."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 import pytest
-from aiohttp import web
 
 from streams import cli
 from streams.config import Settings
 from streams.kafka.broker import free_port
-from streams.web.api import Api
 from streams.web.incidents import CSV_COLUMNS
+from tests.api_server import serve_api
 from tests.test_web_incidents_api import ZONES, all_books, expected_order
 from tests.test_web_series import tallies
 
@@ -45,36 +41,9 @@ def stand_in(url: str) -> Monitor:
     return cast("Monitor", monitor)
 
 
-@contextmanager
-def worker() -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(Api(stand_in(url)).web)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield url
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with worker() as u:
+    with serve_api(stand_in) as u:
         yield u
 
 

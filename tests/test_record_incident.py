@@ -43,7 +43,6 @@ def test_verification_by_source_type_and_claimant() -> None:
     )
 
 
-
 def test_one_report_derives_as_the_general_rule() -> None:
     # `derive` inlines attribution and claims for one report: it must agree with the rule.
     for source_type in SourceType:
@@ -60,6 +59,7 @@ def test_one_report_derives_as_the_general_rule() -> None:
                         wounded=wounded,
                     )
                     assert derive([r]) == derive_many([r])
+
 
 def test_an_incident_is_as_verified_as_its_strongest_report() -> None:
     f = derive(
