@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from streams.record.changelog import decode_detail, encode_detail
 from streams.record.incident import derive, derive_many
 from streams.record.model import LocationPrecision, TimePrecision
 from tests.record_helpers import rv
+
+pytestmark = pytest.mark.timeout(60)
 
 PARTIES = ["az", "am", "ru", "unknown", "tr"]
 
