@@ -91,10 +91,16 @@ class Settings(BaseSettings):
     #: it unless `from` is given (so its days are the ceasefire's, Moscow-time, days).
     ceasefire_start: AwareDatetime = datetime(2020, 11, 10, tzinfo=timezone(timedelta(hours=3)))
 
-    #: How long a report's identity is remembered for de-duplication, and how far
-    #: back event-time tallies are kept (a 30-day window must reach back from any
-    #: `as_of` in the last 30 days).
+    #: How long the input topics keep records, and how long the zone stage holds a
+    #: report's detail linked: a whole day of event time older than this is closed
+    #: (compressed, its counts kept for good; docs/record.md "Retention"). At least 31, so
+    #: a 30-day window at any `as_of` of the last day reads no closed day.
     retention_days: int = Field(default=60, ge=31)
+    #: A closable day waits until nothing changed within a change's reach of it for this
+    #: long (an import still running keeps the days it writes open), and sweeps run this
+    #: often.
+    close_idle_seconds: float = Field(default=60.0, ge=0)
+    close_sweep_seconds: float = Field(default=10.0, gt=0)
     #: Linking (SPEC.md "Incidents"; docs/record.md, "the linking rule", has each one's
     #: trade-off). `link_rule()` builds the rule from them.
     link_window_minutes: float = Field(default=30.0, gt=0, le=24 * 60)

@@ -9,6 +9,8 @@ from streams.record.changelog import decode_detail, encode_detail, encode_tombst
 from streams.record.model import LocationPrecision, TimePrecision, Withdrawal
 from streams.record.record import Batch, Record
 from streams.record.revisions import Outcome
+from streams.tallies.state import IncidentTally
+from tests.published import cells, feed
 from tests.record_helpers import MIN, rv
 
 
@@ -63,7 +65,9 @@ def test_a_batch_keeps_the_latest_of_everything() -> None:
     (incident,) = record.incidents()
     assert batch.incidents == {incident.incident_id: incident}
     assert incident.version == 3
-    assert batch.tally == record.tally()
+    published = IncidentTally()
+    feed(published, batch.incidents.values())
+    assert cells(published) == record.tally()
     assert batch.outcomes == {Outcome.NEW: 2, Outcome.DUPLICATE: 1, Outcome.REVISED: 1}
     written = {k: v for s in steps for k, v in s.entries}
     assert batch.entries == written

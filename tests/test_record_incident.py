@@ -18,6 +18,8 @@ from streams.record.incident import (
 from streams.record.model import Withdrawal
 from streams.record.record import Batch, Record
 from streams.record.tally import cell_of
+from streams.tallies.state import IncidentTally
+from tests.published import feed
 from tests.record_helpers import MIN, rv
 
 PS = SourceType.PARTY_STATEMENT
@@ -228,7 +230,7 @@ def test_one_event_reported_three_times_is_one_incident() -> None:
         0,
         1,
     )
-    assert batch.tally == {cell_of(f): [1, 3, 0, 1]}
+    assert feed(IncidentTally(), batch.incidents.values()) == {cell_of(f): [1, 3, 0, 1]}
     assert list(batch.incidents) == [incident.incident_id]
 
 
@@ -245,9 +247,11 @@ def test_a_late_earlier_report_renames_the_incident_and_the_old_id_points_to_it(
 
 def test_withdrawing_every_report_withdraws_the_incident() -> None:
     record = Record()
-    record.apply(rv("op-12", "1"))
-    record.apply(rv("op-7", "2", t=MIN))
+    published = IncidentTally()
+    feed(published, record.apply(rv("op-12", "1")).incidents)
+    feed(published, record.apply(rv("op-7", "2", t=MIN)).incidents)
     step = record.apply(Withdrawal("op-12", "1", 1))
+    feed(published, step.incidents)
     # The incident lives on under its remaining report; the old id points to it.
     assert [(i.status, i.merged_into) for i in step.incidents] == [
         (Status.OPEN, None),
@@ -263,7 +267,7 @@ def test_withdrawing_every_report_withdraws_the_incident() -> None:
     assert last.fields.reports == (("op-7", "2", 0),)  # what it held when withdrawn
     assert list(record.incidents()) == []
     assert record.tally() == {}
-    assert step.tally == {cell_of(last.fields): [-1, -1, 0, 0]}
+    assert feed(published, step.incidents) == {cell_of(last.fields): [-1, -1, 0, 0]}
 
 
 def test_a_revision_moves_the_tally_cell() -> None:
@@ -281,23 +285,25 @@ def test_a_revision_moves_the_tally_cell() -> None:
             perpetrator="am",
         )
     )
-    (cell,) = first.tally
+    published = IncidentTally()
+    (cell,) = feed(published, first.incidents)
     assert cell[2:] == ("az", "heavy_weapons_fire", "reported")
     moved = (cell[0], cell[1], "am", cell[3], cell[4])
-    assert fixed.tally == {cell: [-1, -1, -1, 0], moved: [1, 1, 49, 0]}
+    assert feed(published, fixed.incidents) == {cell: [-1, -1, -1, 0], moved: [1, 1, 49, 0]}
     (incident,) = record.incidents()
     assert (incident.fields.killed, incident.version) == (49, 2)
 
 
 def test_a_move_between_zones_takes_the_report_out_of_the_first() -> None:
     record = Record()
-    record.apply(rv("op", "1", zone="aghdam"))
+    published = IncidentTally()
+    feed(published, record.apply(rv("op", "1", zone="aghdam")).incidents)
     step = record.apply(rv("op", "1", revision=1, zone="shusha"))
     assert [(i.status, i.fields.zone) for i in step.incidents] == [
         (Status.WITHDRAWN, "aghdam"),
         (Status.OPEN, "shusha"),
     ]
-    assert {cell[1]: counts for cell, counts in step.tally.items()} == {
+    assert {cell[1]: counts for cell, counts in feed(published, step.incidents).items()} == {
         "aghdam": [-1, -1, 0, 0],
         "shusha": [1, 1, 0, 0],
     }
@@ -311,6 +317,6 @@ def test_the_book_ignores_replayed_and_older_operations() -> None:
     assert not book.upsert(v1).incidents  # replayed: older than what it holds
     assert book.remove("op", "1", 3).incidents
     replay = [book.upsert(v2), book.remove("op", "1", 3), book.upsert(v1)]
-    assert all(not c.incidents and not c.entries and not c.tally for c in replay)
+    assert all(not c.incidents and not c.entries for c in replay)
     assert book.upsert(rv("op", "1", revision=4)).incidents  # reinstated
     assert len(book) == 1

@@ -121,6 +121,7 @@ class Monitor:
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(TAIL_INTERVAL)(self._check_tails)
+        self.app.timer(s.close_sweep_seconds)(self.zone.sweep)
         # The ingest group joins as the app starts, alongside Faust's group (a dependency
         # starts before the app's consumer); its producer and loop start only once the
         # first recovery is done (an `app.service`), when Faust's topics are declared.

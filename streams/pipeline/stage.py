@@ -153,6 +153,23 @@ class Stage(Generic[OutT]):
                 [Record(e.message.partition, e.message.offset, e.value) for e in events]
             )
 
+    async def maintain(self, work: Callable[[OutT], bool]) -> None:
+        """A step with no input (a timer's): `work` changes the state and fills an output,
+        saying whether there is anything to write. Skipped until the stage is ready or while
+        a step's commit is being retried; if the commit fails, the next recovery rebuilds
+        memory from what was written (work of this kind must leave a state equivalent to
+        the one written, so a failed commit loses nothing)."""
+        if not self.ready.is_set():
+            return
+        async with self.lock:
+            if self._pending is not None or not self.ready.is_set():
+                return
+            out = self.new_output()
+            if not work(out):
+                return
+            await self.commit(out, {})
+            self.committed(out)
+
     async def _apply(self, records: Sequence[Record]) -> None:
         """Called by `self.input` under the lock, again with the same records until it
         succeeds: a retry commits what the first attempt processed."""

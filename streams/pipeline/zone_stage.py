@@ -4,7 +4,8 @@ Input: `ceasefire.reports.by-zone`, the upserts and removes of the identity stag
 by zone, so all of a zone's reports meet in one partition. State:
 `streams/record/book.py::IncidentBook` per partition in the changelog of the table
 `incident-book` (entries per changed report and incident version: it grows with what
-changed).
+changed). A timer closes the days older than the retention (`sweep`,
+`streams/record/archive.py`): their reports leave memory, their counts stay.
 
 Every step publishes each changed incident's latest version to `ceasefire.incidents`
 (keyed by incident id) and, for the alert stage, the report that opened or joined an open
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +33,8 @@ from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Upsert, read_message
 from streams.record.alert_view import incident_overrides
-from streams.record.book import IncidentBook
-from streams.record.incident import IncidentRecord, Status
+from streams.record.book import Change, IncidentBook
+from streams.record.incident import IncidentFields, IncidentRecord, Status
 from streams.record.linking import LinkRule
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
@@ -52,8 +54,28 @@ class ZoneOutput:
     partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
     #: classified documents of the reports upserted in this step, by identity
     docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    entries: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
+    #: written once `entries` are (`Change.later`)
+    later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
+    #: per partition, the incidents closed or reopened, in order (for the tally)
+    moves: dict[int, list[tuple[str, str, IncidentFields]]] = field(default_factory=dict)
     dead: list[DeadRecord] = field(default_factory=list)
+
+    def add(self, partition: int, change: Change) -> None:
+        for incident in change.incidents:
+            at = (incident.fields.zone, incident.incident_id)
+            self.incidents.pop(at, None)
+            self.incidents[at] = incident
+            self.partition_of[at] = partition
+        entries = self.entries.setdefault(partition, {})
+        for key, value in change.entries:
+            entries[key] = value
+        if change.later:
+            later = self.later.setdefault(partition, {})
+            for key, value in change.later:
+                later[key] = value
+        if change.moves:
+            self.moves.setdefault(partition, []).extend(change.moves)
 
 
 def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
@@ -108,20 +130,36 @@ class ZoneStage(Stage[ZoneOutput]):
         tallies: dict[int, IncidentTally] = {}
         for p, rec in partitions.items():
             book = books[p] = IncidentBook(self.rule)
-            book.restore(rec.entries)
             tally = tallies[p] = IncidentTally()
+            book.restore(rec.entries, tally.load_closed)
             for incident in book.incidents():
                 tally.apply(incident)
         self.books, self.tallies = books, tallies
+
+    async def sweep(self) -> None:
+        """Close the days older than the retention that nothing changed near lately (a
+        timer's step; `IncidentBook.sweep`)."""
+        await self.maintain(self._sweep)
+
+    def _sweep(self, out: ZoneOutput) -> bool:
+        s = self.ports.settings
+        now, clock = time.time(), time.monotonic()
+        before = now - s.retention_days * 86_400
+        for p, book in self.books.items():
+            book.clock = clock
+            out.add(p, book.sweep(before, clock - s.close_idle_seconds))
+        return bool(out.entries)
 
     def new_output(self) -> ZoneOutput:
         return ZoneOutput()
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
+        clock = time.monotonic()
         for r in records:
             book = self.books.get(r.partition)
             if book is None:
                 continue  # not owned (a stale delivery): the owner applies it
+            book.clock = clock
             for raw in unpack(r.value):
                 try:
                     msg = read_message(raw)
@@ -134,14 +172,7 @@ class ZoneStage(Stage[ZoneOutput]):
                     change = book.remove(msg.source, msg.report_id, msg.revision)
                 if isinstance(msg, Upsert):
                     out.docs[msg.version.ident] = msg.doc
-                for incident in change.incidents:
-                    at = (incident.fields.zone, incident.incident_id)
-                    out.incidents.pop(at, None)
-                    out.incidents[at] = incident
-                    out.partition_of[at] = r.partition
-                entries = out.entries.setdefault(r.partition, {})
-                for key, value in change.entries:
-                    entries[key] = value
+                out.add(r.partition, change)
 
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
         ports = self.ports
@@ -171,8 +202,19 @@ class ZoneStage(Stage[ZoneOutput]):
             )
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
+        if out.later:
+            await self.store.write_many({p: list(e.items()) for p, e in out.later.items()}, {})
 
     def committed(self, out: ZoneOutput) -> None:
+        for p, moves in out.moves.items():  # before the versions: a reopen is taken back
+            tally = self.tallies.get(p)
+            if tally is None:
+                continue
+            for move, iid, fields in moves:
+                if move == "close":
+                    tally.close(iid)
+                else:
+                    tally.reopen(iid, fields)
         opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
         for at, incident in out.incidents.items():
             tally = self.tallies.get(out.partition_of[at])

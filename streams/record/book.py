@@ -19,9 +19,24 @@ Publishing (SPEC.md: every change of an incident as its full new version):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from streams.record.archive import (
+    DAY,
+    UNIT_PREFIX,
+    Archive,
+    Group,
+    Summary,
+    day_of,
+    decode_body,
+    decode_unit_key,
+    encode_unit,
+    read_head,
+    unit_key,
+)
 from streams.record.changelog import (
     DETAIL_PREFIX,
     VERSION_PREFIX,
@@ -34,24 +49,33 @@ from streams.record.changelog import (
 )
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
 from streams.record.linking import LinkRule, Regroup, ZoneLinker
-from streams.record.model import Ident, ReportVersion, identity_key
-from streams.record.tally import Tally, add_incident, add_tally, tally_of
+from streams.record.model import Ident, ReportVersion, TimePrecision, identity_key
+from streams.record.tally import Tally, tally_of
+
+#: Reports of these precisions are never closed: they reach weeks around their time.
+_WIDE = frozenset({TimePrecision.WEEK, TimePrecision.MONTH})
 
 
 @dataclass(slots=True)
 class Change:
     """What one step did: incident versions to publish (in order: open versions first, so
-    a `merged` record never points at an incident not yet published), the tally delta, and
-    the changelog entries to write."""
+    a `merged` record never points at an incident not yet published), the changelog entries
+    to write, and the incidents it closed or reopened (in order, before the versions: the
+    tally turns them into summaries and back)."""
 
     incidents: list[IncidentRecord] = field(default_factory=list)
-    tally: Tally = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)
+    #: entries to write once `entries` are written: what deletes the copy a close or a
+    #: reopen moved (a failed or torn write then leaves both copies, never neither)
+    later: list[Entry] = field(default_factory=list)
+    #: ("close" | "reopen", incident id, its fields)
+    moves: list[tuple[str, str, IncidentFields]] = field(default_factory=list)
 
     def extend(self, other: Change) -> None:
         self.incidents.extend(other.incidents)
-        add_tally(self.tally, other.tally)
         self.entries.extend(other.entries)
+        self.later.extend(other.later)
+        self.moves.extend(other.moves)
 
 
 class IncidentBook:
@@ -66,6 +90,20 @@ class IncidentBook:
         #: anchor -> fields of its open incident as last published (derived on demand after
         #: a restore): taking back an incident's old cell needs them on every change
         self._fields: dict[Ident, IncidentFields] = {}
+        #: closed zone-days (streams/record/archive.py)
+        self.archive = Archive()
+        #: the time changes are stamped with (the stage sets it; a sweep compares)
+        self.clock = 0.0
+        #: (zone, day) -> `clock` of the last change there
+        self._touched: dict[tuple[str, int], float] = {}
+        #: how far (seconds) a change of a report of each precision can reach: its linking
+        #: reach, the span of an incident on the far side, and a day for re-decisions
+        #: running on (see `_open_near`)
+        span = self.rule.window_seconds + 2 * self.rule.half_width(TimePrecision.DAY)
+        self._reach = {
+            p: self.rule.window_seconds + self.rule.half_width(p) + 2 * span + DAY
+            for p in TimePrecision
+        }
 
     def __len__(self) -> int:
         return len(self._zone_of)
@@ -86,11 +124,45 @@ class IncidentBook:
                 f = self._fields_of(anchor, members)
                 yield IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
 
+    def closed_incidents(self) -> Iterator[IncidentRecord]:
+        """The closed incidents (decompressed: for tests and exports, not the hot path)."""
+        for zone, day in list(self.archive.units()):
+            yield from self._closed_records(zone, day)
+
+    def _closed_records(self, zone: str, day: int) -> Iterator[IncidentRecord]:
+        for members, versions in self.archive.peek(zone, day):
+            iid = incident_id(members[0].ident)
+            yield IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
+
+    def find(self, iid: str) -> tuple[IncidentRecord, dict[Ident, ReportVersion]] | None:
+        """An incident that is open now, held or closed, with its reports."""
+        for linker in self.zones.values():
+            for anchor, members in linker.members.items():
+                if incident_id(anchor) == iid:
+                    f = self._fields_of(anchor, members)
+                    record = IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
+                    return record, {m.ident: m for m in members}
+        unit = self.archive.unit_of_incident(iid)
+        if unit is not None:
+            for members, versions in self.archive.peek(*unit):
+                if incident_id(members[0].ident) == iid:
+                    record = IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
+                    return record, {m.ident: m for m in members}
+        return None
+
+    def closed_days(self) -> list[tuple[str, int]]:
+        return sorted(self.archive.units(), key=lambda u: u[1], reverse=True)
+
+    def closed_day(self, zone: str, day: int) -> list[IncidentRecord]:
+        return list(self._closed_records(zone, day))
+
     def tally(self) -> Tally:
-        """The tally of the open incidents, from scratch."""
-        return tally_of(
+        """The tally of the open incidents, closed ones included, from scratch."""
+        open_ = (
             derive(members) for linker in self.zones.values() for members in linker.members.values()
         )
+        closed = (r.fields for r in self.closed_incidents())
+        return tally_of(itertools.chain(open_, closed))
 
     def _fields_of(self, anchor: Ident, members: Sequence[ReportVersion]) -> IncidentFields:
         f = self._fields.get(anchor)
@@ -107,13 +179,14 @@ class IncidentBook:
     def upsert(self, r: ReportVersion) -> Change:
         """Make `r` the current version of its report (moving it if its zone changed)."""
         change = Change()
-        current = self.report(r.ident)
+        key = identity_key(r.source, r.report_id)
+        current = self._current(r.ident, key, change)
         if current is not None and current.revision >= r.revision:
             return change
-        key = identity_key(r.source, r.report_id)
         if self._gone.get(key, -1) >= r.revision:
             return change
         self._gone.pop(key, None)
+        self._open_near(r.zone, r.occurred, r.time_precision, change)
         if current is not None and current.zone != r.zone:
             self._take_out(current, change)
         self._zone_of[r.ident] = r.zone
@@ -127,7 +200,7 @@ class IncidentBook:
         does not hold)."""
         change = Change()
         key = identity_key(source, report_id)
-        current = self.report((source, report_id))
+        current = self._current((source, report_id), key, change)
         if (current is not None and current.revision >= revision) or self._gone.get(
             key, -1
         ) >= revision:
@@ -138,12 +211,124 @@ class IncidentBook:
         change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision)))
         return change
 
+    def _current(self, ident: Ident, key: bytes, change: Change) -> ReportVersion | None:
+        """The current version of a report, reopening its day (and the days within its
+        reach) if it is closed: the change about to happen takes it out of its incident."""
+        current = self.report(ident)
+        if current is None and self.archive:
+            unit = self.archive.unit_of_report(key)
+            if unit is not None:
+                zone, day = unit
+                self._open_near(zone, (day + 0.5) * DAY, TimePrecision.DAY, change, DAY / 2)
+                current = self.report(ident)
+        if current is not None:
+            self._open_near(current.zone, current.occurred, current.time_precision, change)
+        return current
+
     def _take_out(self, r: ReportVersion, change: Change) -> None:
         del self._zone_of[r.ident]
         linker = self.zones[r.zone]
         self._publish(linker, linker.remove(r.ident), change)
         if not linker.live:
             del self.zones[r.zone]
+
+    # -- closed days (streams/record/archive.py) ---------------------------------------------
+    def _open_near(
+        self,
+        zone: str,
+        t: float,
+        precision: TimePrecision,
+        change: Change,
+        extra: float = 0.0,
+    ) -> None:
+        """Reopen the closed days of `zone` that a change of a report at `t` can reach, and
+        mark the days around it as changed now (a sweep leaves them open a while)."""
+        reach = self._reach[precision] + extra
+        first, last = day_of(t - reach), day_of(t + reach)
+        if precision in _WIDE:
+            for day in range(first, last + 1):
+                self._touched[(zone, day)] = self.clock
+        else:
+            self._touched[(zone, day_of(t))] = self.clock
+        closed = self.archive.days.get(zone)
+        if closed:
+            for day in range(first, last + 1):
+                if day in closed:
+                    self._reopen(zone, day, change)
+
+    def _reopen(self, zone: str, day: int, change: Change) -> None:
+        linker = self._linker(zone)
+        entries = change.entries
+        for members, versions in self.archive.take(zone, day):
+            linker.attach(members)
+            anchor = members[0].ident
+            for m in members:
+                self._zone_of[m.ident] = zone
+                entries.append((DETAIL_PREFIX + identity_key(*m.ident), encode_detail(m)))
+            for iid, version in versions.items():
+                version = max(version, self.versions.get(iid, 0))
+                self.versions[iid] = version
+                entries.append(version_entry(iid, version))
+            f = self._fields[anchor] = derive(members)
+            change.moves.append(("reopen", incident_id(anchor), f))
+        change.later.append((unit_key(zone, day), None))
+
+    def sweep(self, before: float, idle_since: float) -> Change:
+        """Close every zone-day whose incidents' reports are all older than `before`, and
+        around which nothing changed since `idle_since` (an import still running keeps the
+        days it writes open). Reports of a week's or a month's precision stay open."""
+        change = Change()
+        last_day = day_of(before) - 1  # whole days only
+        self._touched = {u: at for u, at in self._touched.items() if at >= idle_since}
+        # a day changed recently keeps the days within a change's reach open
+        k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
+        recent: set[tuple[str, int]] = set()
+        for zone, day in self._touched:
+            recent.update((zone, d) for d in range(day - k, day + k + 1))
+        for zone, linker in list(self.zones.items()):
+            by_day: dict[int, list[Ident]] = {}
+            for anchor, members in linker.members.items():
+                f = self._fields_of(anchor, members)
+                day = day_of(f.occurred)
+                if day > last_day or (zone, day) in recent:
+                    continue
+                if any(m.occurred >= before or m.time_precision in _WIDE for m in members):
+                    continue
+                by_day.setdefault(day, []).append(anchor)
+            for day, anchors in by_day.items():
+                self._close(linker, zone, day, anchors, change)
+            if not linker.live:
+                del self.zones[zone]
+        return change
+
+    def _close(
+        self, linker: ZoneLinker, zone: str, day: int, anchors: list[Ident], change: Change
+    ) -> None:
+        groups: list[Group] = []
+        fields: list[IncidentFields] = []
+        if (zone, day) in self.archive:  # incidents of a day closed before: one unit
+            for group in self.archive.take(zone, day):
+                groups.append(group)
+                fields.append(derive(group[0]))
+        later = change.later
+        for anchor in anchors:
+            members = linker.detach(anchor)
+            f = self._fields.pop(anchor, None) or derive(members)
+            versions: dict[str, int] = {}
+            for m in members:
+                del self._zone_of[m.ident]
+                iid = incident_id(m.ident)
+                version = self.versions.pop(iid, None)
+                if version is not None:
+                    versions[iid] = version
+                    later.append((VERSION_PREFIX + iid.encode(), None))
+                later.append((DETAIL_PREFIX + identity_key(*m.ident), None))
+            groups.append((members, versions))
+            fields.append(f)
+            change.moves.append(("close", incident_id(anchor), f))
+        value = encode_unit(groups, fields)
+        change.entries.append((unit_key(zone, day), value))
+        self.archive.add(zone, day, read_head(value))
 
     def _next_version(self, iid: str, change: Change) -> int:
         version = self.versions.get(iid, 0) + 1
@@ -157,7 +342,6 @@ class IncidentBook:
             # the general case below does for it, without its dicts, sets and sorts.
             ((anchor, members),) = rg.after.items()
             f = self._fields[anchor] = derive(members)
-            add_incident(change.tally, f, 1)
             iid = incident_id(anchor)
             version = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
@@ -167,10 +351,6 @@ class IncidentBook:
         for anchor in before:
             del self._fields[anchor]
         self._fields.update(after)
-        for f in before.values():
-            add_incident(change.tally, f, -1)
-        for f in after.values():
-            add_incident(change.tally, f, 1)
         for anchor, f in sorted(after.items()):
             iid = incident_id(anchor)
             version = self._next_version(iid, change)
@@ -188,27 +368,66 @@ class IncidentBook:
                 IncidentRecord(iid, version, status, merged_into, before[anchor])
             )
 
-    def restore(self, entries: Iterable[Entry]) -> int:
-        """Rebuild from changelog entries (report and version entries; the latest per key
-        wins), grouping each zone's reports from scratch. Returns how many were read."""
-        current: dict[bytes, ReportVersion] = {}
+    def restore(
+        self,
+        entries: Iterable[Entry],
+        on_closed: Callable[[list[Summary]], None] | None = None,
+    ) -> int:
+        """Rebuild from changelog entries in the order written (the latest per key wins):
+        closed units stay closed (their summaries go to `on_closed`, for the tally), and
+        each zone's open reports are grouped from scratch. Returns how many were read.
+
+        A write torn part-way leaves two copies of some reports: a unit written before
+        their tombstones (a close), or their entries written before the unit's tombstone (a
+        reopen). The later copy wins: a unit any of whose reports has an entry after it is
+        open."""
+        details: dict[bytes, tuple[int, bytes]] = {}
+        units: dict[tuple[str, int], tuple[int, bytes]] = {}
         n = 0
-        for key, value in entries:
+        for pos, (key, value) in enumerate(entries):
             n += 1
-            if key.startswith(VERSION_PREFIX):
-                iid, version = decode_version(key, value)
-                self.versions[iid] = version
-            elif key.startswith(DETAIL_PREFIX):
+            prefix = key[:1]
+            if prefix == VERSION_PREFIX:
+                if value is not None:
+                    iid, version = decode_version(key, value)
+                    self.versions[iid] = max(version, self.versions.get(iid, 0))
+            elif prefix == DETAIL_PREFIX:
                 ik = key[len(DETAIL_PREFIX) :]
-                decoded = decode_detail(value)
-                if isinstance(decoded, int):
-                    current.pop(ik, None)
-                    self._gone[ik] = decoded
+                if value is None:
+                    details.pop(ik, None)
                 else:
-                    current[ik] = decoded
-                    self._gone.pop(ik, None)
+                    details[ik] = (pos, value)
+            elif prefix == UNIT_PREFIX:
+                unit = decode_unit_key(key)
+                if value is None:
+                    units.pop(unit, None)
+                else:
+                    units[unit] = (pos, value)
             else:
                 raise ValueError(f"not an incident-book entry: {key[:20]!r}")
+        current: dict[bytes, ReportVersion] = {}
+        for (zone, day), (at, value) in units.items():
+            head = read_head(value)
+            if not any(details.get(k, (-1,))[0] > at for k in head.member_keys):
+                self.archive.add(zone, day, head)
+                for k in head.member_keys:
+                    details.pop(k, None)
+                if on_closed is not None:
+                    on_closed(head.summaries)
+                continue
+            for members, versions in decode_body(head.body):  # reopened: torn
+                for m in members:
+                    k = identity_key(*m.ident)
+                    if k not in details:
+                        current[k] = m
+                for iid, version in versions.items():
+                    self.versions[iid] = max(version, self.versions.get(iid, 0))
+        for ik, (_, value) in details.items():
+            decoded = decode_detail(value)
+            if isinstance(decoded, int):
+                self._gone[ik] = decoded
+            else:
+                current[ik] = decoded
         by_zone: dict[str, list[ReportVersion]] = {}
         for r in current.values():
             by_zone.setdefault(r.zone, []).append(r)

@@ -14,8 +14,6 @@ current reports (`linking.canonical_groups`).
 
 from __future__ import annotations
 
-import json
-
 import orjson
 
 from schemas.codes import Category, SourceType
@@ -26,15 +24,17 @@ VERSION_PREFIX = b"v"
 _TOMBSTONE = b"t"
 _DETAIL_FORMAT = 1
 
-Entry = tuple[bytes, bytes]
+#: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
+Entry = tuple[bytes, bytes | None]
 
 
 def detail_key(source: str, report_id: str) -> bytes:
     return DETAIL_PREFIX + identity_key(source, report_id)
 
 
-def encode_detail(r: ReportVersion) -> bytes:
-    row = [
+def detail_row(r: ReportVersion) -> list[object]:
+    """A report as the JSON array its entry holds (closed units hold the same rows)."""
+    return [
         _DETAIL_FORMAT,
         r.source,
         r.report_id,
@@ -53,7 +53,10 @@ def encode_detail(r: ReportVersion) -> bytes:
         r.location_precision.value,
         r.digest.hex(),
     ]
-    return orjson.dumps(row)  # compact UTF-8 JSON, as json.dumps wrote it; 5 times faster
+
+
+def encode_detail(r: ReportVersion) -> bytes:
+    return orjson.dumps(detail_row(r))  # compact UTF-8 JSON, as json.dumps wrote it; 5x faster
 
 
 def encode_tombstone(revision: int) -> bytes:
@@ -64,9 +67,12 @@ def decode_detail(raw: bytes) -> ReportVersion | int:
     """The report, or for a tombstone the revision it was taken out at."""
     if raw.startswith(_TOMBSTONE):
         return int(raw[1:])
-    row = json.loads(raw)
+    return from_detail_row(orjson.loads(raw))
+
+
+def from_detail_row(row: object) -> ReportVersion:
     if not isinstance(row, list) or not row or row[0] != _DETAIL_FORMAT:
-        raise ValueError(f"unknown report entry format: {raw[:40]!r}")
+        raise ValueError(f"unknown report entry format: {str(row)[:40]!r}")
     (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
      perpetrator, claimant, killed, wounded, time_precision, location_precision,
      digest) = row  # fmt: skip

@@ -681,6 +681,31 @@ class ZoneLinker:
             del self.anchor[changed]
         return Regroup(before, after)
 
+    # -- cold storage (streams/record/archive.py) ---------------------------------------
+    # Closing and reopening move whole incidents out and back without deciding anything:
+    # the book reopens every closed day within a change's reach before the change, so the
+    # replay sees what it would have seen had nothing been closed.
+
+    def detach(self, anchor: Ident) -> list[ReportVersion]:
+        """Take an incident out as it is; its reports in canonical order (anchor first)."""
+        members = self.members.pop(anchor)
+        for m in members:
+            self._index_remove(m)
+            del self.live[m.ident]
+            del self.anchor[m.ident]
+        return members
+
+    def attach(self, members: list[ReportVersion]) -> None:
+        """Put back an incident `detach` took out."""
+        anchor = members[0].ident
+        for m in members:
+            if m.ident in self.live:
+                raise ValueError(f"{m.ident} is already current")
+            self._index_add(m)
+            self.live[m.ident] = m
+            self.anchor[m.ident] = anchor
+        self.members[anchor] = members
+
 
 def canonical_groups(
     reports: Iterable[ReportVersion], rule: LinkRule | None = None

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from streams.record.incident import IncidentFields
 from streams.tallies.state import (
     BUCKET_SECONDS,
     FIELD_INDEX,
@@ -26,7 +25,6 @@ from streams.tallies.state import (
     IncidentTally,
     Row,
     Totals,
-    cell_of,
     query,
 )
 from streams.tallies.windows import ALL, QueryError, check_window, grouping, window_seconds
@@ -81,11 +79,6 @@ def _sum_cells(
             a[3] += t[3]
 
 
-def _one(f: IncidentFields) -> tuple[int, int, int, int]:
-    """What one incident adds to its cell (as `IncidentTally` counts it)."""
-    return (1, len(f.reports), f.killed, f.wounded)
-
-
 def _rows(keys: tuple[str, ...], acc: dict[Group, Totals]) -> list[Row]:
     """Groups as rows, sorted, empty ones left out (as the tallies)."""
     out: list[Row] = []
@@ -115,10 +108,9 @@ def rows_between(
             if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
                 _sum_cells(acc, part.hours[hour], project)
                 continue
-            for iid in part.members.get(hour, ()):
-                f = part.open[iid]
-                if start < f.occurred <= end:
-                    _add(acc, project(cell_of(f)), _one(f))
+            for occurred, cell, t in part.edge(hour):
+                if start < occurred <= end:
+                    _add(acc, project(cell), t)
     return _rows(keys, acc)
 
 
@@ -220,12 +212,11 @@ def series(partitions: Iterable[IncidentTally], buckets: Buckets, *, by: str) ->
             if h0 >= start and h0 + _HOUR_MICROS <= min(end, start + (k + 1) * width):
                 _sum_cells(acc.setdefault(k, {}), part.hours[hour], project)
                 continue
-            for iid in part.members.get(hour, ()):
-                f = part.open[iid]
-                at = to_micros(f.occurred)
+            for occurred, cell, t in part.edge(hour):
+                at = to_micros(occurred)
                 if start <= at < end:
                     cells = acc.setdefault((at - start) // width, {})
-                    _add(cells, project(cell_of(f)), _one(f))
+                    _add(cells, project(cell), t)
     return [_rows(keys, acc[k]) if k in acc else [] for k in range(buckets.count)]
 
 

@@ -6,18 +6,22 @@ or withdrawn one takes it back. So a revised report moves its incident's counts,
 withdrawn one leaves them (issue 10).
 
 Counts live in hourly cells by the incident's event time (its earliest report). A window
-query sums whole hours from their cells and scans only the incidents of the two edge hours,
-which makes answers exact to the second at any `as_of`. In a row, `incidents` counts
+query sums whole hours from their cells and scans only the incidents of the two edge hours
+(`edge`), which makes answers exact to the second at any `as_of`. An incident the book has
+closed (`streams/record/archive.py`) keeps its cell and, for the edges, a packed summary of
+24 bytes instead of its fields; a reopen turns it back. In a row, `incidents` counts
 incidents and `reports` the current reports they hold; `killed` and `wounded` are each
 incident's figures (never summed across the reports of one event).
 """
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from streams.record.archive import Summary, summary_of
 from streams.record.incident import IncidentFields, IncidentRecord, Status
 from streams.tallies.windows import grouping, window_seconds
 
@@ -33,6 +37,12 @@ FIELD_INDEX = {"zone": 0, "party": 1, "category": 2, "verification": 3}
 Row = dict[str, str | int]
 
 
+#: A closed incident at an edge: occurred, cell number, reports, killed, wounded.
+_PACKED = struct.Struct("<dIIII")
+#: What an edge incident adds: (occurred, cell, (incidents, reports, killed, wounded))
+Edge = tuple[float, Cell, tuple[int, int, int, int]]
+
+
 def cell_of(f: IncidentFields) -> Cell:
     return (f.zone, f.attribution, f.category.value, f.verification.value)
 
@@ -44,6 +54,11 @@ class IncidentTally:
     open: dict[str, IncidentFields] = field(default_factory=dict)
     hours: dict[int, dict[Cell, Totals]] = field(default_factory=dict)
     members: dict[int, set[str]] = field(default_factory=dict)
+    #: hour -> the closed incidents of that hour, packed (`_PACKED`)
+    closed: dict[int, bytearray] = field(default_factory=dict)
+    #: cell numbers of the packed summaries
+    cells: list[Cell] = field(default_factory=list)
+    _cell_no: dict[Cell, int] = field(default_factory=dict)
 
     def apply(self, record: IncidentRecord) -> None:
         """An incident version as published: it replaces what the tally held of it. A
@@ -86,6 +101,67 @@ class IncidentTally:
     def __len__(self) -> int:
         return len(self.open)
 
+    def edge(self, hour: int) -> Iterator[Edge]:
+        """Every incident of an hour, open or closed, for the queries' edge hours."""
+        for iid in self.members.get(hour, ()):
+            f = self.open[iid]
+            yield f.occurred, cell_of(f), (1, len(f.reports), f.killed, f.wounded)
+        packed = self.closed.get(hour)
+        if packed is not None:
+            cells = self.cells
+            for occurred, c, reports, killed, wounded in _PACKED.iter_unpack(packed):
+                yield occurred, cells[c], (1, reports, killed, wounded)
+
+    # -- closed incidents (streams/record/archive.py) --------------------------------------
+    def _pack(self, s: Summary) -> tuple[int, bytes]:
+        occurred, cell, reports, killed, wounded = s
+        c = self._cell_no.get(cell)
+        if c is None:
+            c = self._cell_no[cell] = len(self.cells)
+            self.cells.append(cell)
+        return int(occurred // BUCKET_SECONDS), _PACKED.pack(occurred, c, reports, killed, wounded)
+
+    def close(self, iid: str) -> None:
+        """The book closed an open incident: its cell stays, its fields leave."""
+        f = self.open.pop(iid)
+        hour, packed = self._pack(summary_of(f))
+        ids = self.members[hour]
+        ids.discard(iid)
+        if not ids:
+            del self.members[hour]
+        self.closed.setdefault(hour, bytearray()).extend(packed)
+
+    def load_closed(self, summaries: Iterable[Summary]) -> None:
+        """Closed incidents read from the changelog (a recovery): cells and summaries."""
+        for s in summaries:
+            _, cell, reports, killed, wounded = s
+            hour, packed = self._pack(s)
+            self.closed.setdefault(hour, bytearray()).extend(packed)
+            cells = self.hours.setdefault(hour, {})
+            t = cells.get(cell)
+            if t is None:
+                t = cells[cell] = [0, 0, 0, 0]
+            t[0] += 1
+            t[1] += reports
+            t[2] += killed
+            t[3] += wounded
+
+    def reopen(self, iid: str, f: IncidentFields) -> None:
+        """The book reopened a closed incident: its summary turns back into its fields."""
+        hour, packed = self._pack(summary_of(f))
+        held = self.closed[hour]
+        size = _PACKED.size
+        at = held.find(packed)
+        while at % size:  # a match must start at a record
+            at = held.find(packed, at + 1)
+        if at < 0:
+            raise KeyError(f"incident {iid} is not closed in hour {hour}")
+        del held[at : at + size]
+        if not held:
+            del self.closed[hour]
+        self.open[iid] = f
+        self.members.setdefault(hour, set()).add(iid)
+
 
 def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: float) -> list[Row]:
     """Rows of {<by keys>, incidents, reports, killed, wounded} for the open incidents with
@@ -108,15 +184,11 @@ def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: f
                     for i in range(4):
                         row[i] += t[i]
             else:
-                for iid in part.members.get(hour, ()):
-                    f = part.open[iid]
-                    if start < f.occurred <= end:
-                        cell = cell_of(f)
+                for occurred, cell, adds in part.edge(hour):
+                    if start < occurred <= end:
                         row = acc[tuple(cell[i] for i in picks)]
-                        row[0] += 1
-                        row[1] += len(f.reports)
-                        row[2] += f.killed
-                        row[3] += f.wounded
+                        for i in range(4):
+                            row[i] += adds[i]
     return _rows(keys, acc)
 
 

@@ -1,0 +1,259 @@
+"""Closed days (streams/record/archive.py): closing and reopening are invisible. Whatever
+the order of reports, revisions and withdrawals and wherever sweeps fall between them, a
+book that closes publishes exactly what a book that never closes publishes; its tally
+answers the same to the second; its changelog (even a write torn between a unit and the
+copies it replaces) rebuilds it."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.record.archive import (
+    DAY,
+    Archive,
+    PackedIndex,
+    decode_body,
+    encode_unit,
+    read_head,
+)
+from streams.record.book import IncidentBook
+from streams.record.changelog import Entry
+from streams.record.incident import IncidentRecord, Status, derive
+from streams.record.model import TimePrecision
+from streams.record.record import Record
+from streams.record.revisions import ENTRY_PREFIX
+from streams.tallies.series import rows_between
+from streams.tallies.state import BUCKET_SECONDS, IncidentTally
+from tests.published import cells, feed
+from tests.record_helpers import MIN, rv
+from tests.test_record_properties import Scenario, scenarios
+
+BASE = 1_700_000_000.0
+#: Far enough after every report that all of them are closable.
+LATER = BASE + 40 * DAY
+
+# Reports over six days, many near a UTC midnight (the days closed are UTC's), so that
+# incidents and the reach of changes cross days.
+spread = st.tuples(st.integers(0, 5), st.sampled_from([0, 10, 20, 90, 600, 1420, 1430])).map(
+    lambda dm: dm[0] * DAY + dm[1] * MIN
+)
+
+
+def everything(book: IncidentBook) -> dict[str, tuple[int, object]]:
+    """Every incident the book holds, open or closed: id -> (version, fields)."""
+    out = {r.incident_id: (r.version, r.fields) for r in book.incidents()}
+    for r in book.closed_incidents():
+        assert r.incident_id not in out
+        out[r.incident_id] = (r.version, r.fields)
+    return out
+
+
+def sweep(record: Record, tally: IncidentTally, entries: list[Entry], clock: float) -> None:
+    book = record.book
+    book.clock = clock
+    change = book.sweep(LATER, clock + 1)  # every change older than the sweep: none recent
+    assert not change.incidents
+    entries.extend(change.entries)
+    entries.extend(change.later)
+    moves(tally, change.moves)
+
+
+def moves(tally: IncidentTally, done: list[tuple[str, str, object]]) -> None:
+    for move, iid, fields in done:
+        if move == "close":
+            tally.close(iid)
+        else:
+            tally.reopen(iid, fields)  # type: ignore[arg-type]
+
+
+def edges(tally: IncidentTally) -> dict[int, list[object]]:
+    hours = set(tally.members) | set(tally.closed)
+    return {h: sorted(tally.edge(h)) for h in hours}
+
+
+@settings(max_examples=250, deadline=None)
+@given(scenarios(when=spread), st.lists(st.booleans(), min_size=60, max_size=60))
+def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
+    s: Scenario, sweeps: list[bool]
+) -> None:
+    plain, closing = Record(), Record()
+    plain_tally, tally = IncidentTally(), IncidentTally()
+    entries: list[Entry] = []
+    for i, v in enumerate(s.arrivals):
+        if sweeps[i % len(sweeps)]:
+            sweep(closing, tally, entries, float(i))
+        closing.book.clock = float(i)
+        a, b = plain.apply(v), closing.apply(v)
+        assert b.incidents == a.incidents  # the same versions, in the same order
+        feed(plain_tally, a.incidents)
+        moves(tally, b.moves)
+        feed(tally, b.incidents)
+        entries.extend(b.entries)
+    sweep(closing, tally, entries, float(len(s.arrivals)))
+    assert not list(closing.book.incidents())  # all of it closed
+    assert everything(closing.book) == everything(plain.book)
+    assert closing.book.tally() == plain.book.tally()
+    # The tally the stage keeps: the same cells, and the same incidents at every edge.
+    assert cells(tally) == cells(plain_tally)
+    assert edges(tally) == edges(plain_tally)
+    for start, end in ((BASE - 1, LATER), (BASE + 0.3 * DAY, BASE + 2.7 * DAY + 17)):
+        assert rows_between([tally], start=start, end=end, by="zone,party") == rows_between(
+            [plain_tally], start=start, end=end, by="zone,party"
+        )
+    # The changelog rebuilds it, closed days closed.
+    rebuilt = IncidentBook()
+    rebuilt_tally = IncidentTally()
+    book_entries = [e for e in entries if not e[0].startswith(ENTRY_PREFIX)]
+    rebuilt.restore(book_entries, rebuilt_tally.load_closed)
+    for r in rebuilt.incidents():
+        rebuilt_tally.apply(r)
+    assert everything(rebuilt) == everything(plain.book)
+    assert len(rebuilt.archive) == len(closing.book.archive)
+    assert cells(rebuilt_tally) == cells(plain_tally)
+    assert edges(rebuilt_tally) == edges(plain_tally)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios(when=spread), st.integers(0, 40), st.randoms(use_true_random=False))
+def test_a_rebuilt_book_goes_on_as_the_one_it_was_rebuilt_from(
+    s: Scenario, cut: int, rnd: random.Random
+) -> None:
+    """Restored after closing (some writes torn at random between a unit and the copies it
+    replaces), a book publishes the same as the original for what comes after."""
+    original = Record()
+    entries: list[Entry] = []
+    head, tail = s.arrivals[:cut], s.arrivals[cut:]
+    for i, v in enumerate(head):
+        original.book.clock = float(i)
+        step = original.apply(v)
+        entries.extend(e for e in step.entries if not (e[0][:1] == b"u" and rnd.random() < 0.3))
+    original.book.clock = float(len(head))
+    change = original.book.sweep(LATER, float(len(head)) + 1)
+    entries.extend(change.entries)
+    if rnd.random() < 0.5:  # the close's tombstones torn away
+        entries.extend(change.later[: rnd.randint(0, len(change.later))])
+    else:
+        entries.extend(change.later)
+    rebuilt = Record()
+    rebuilt.restore(entries)
+    assert everything(rebuilt.book) == everything(original.book)
+    for i, v in enumerate(tail):
+        original.book.clock = rebuilt.book.clock = float(cut + i)
+        a, b = original.apply(v), rebuilt.apply(v)
+        assert a.incidents == b.incidents
+    assert everything(rebuilt.book) == everything(original.book)
+
+
+def test_a_late_report_reopens_the_closed_day_and_joins_its_incident() -> None:
+    book = IncidentBook()
+    book.upsert(rv("op-1", "a", t=0))
+    book.upsert(rv("op-2", "b", t=10 * DAY))  # another day, stays open
+    closed = book.sweep(BASE + 5 * DAY, 1.0)
+    assert [m[0] for m in closed.moves] == ["close"]
+    assert len(book) == 1 and book.archive.reports == 1
+    book.clock = 2.0
+    late = book.upsert(rv("patrol", "c", t=5 * MIN, km=1))
+    assert [m[0] for m in late.moves] == ["reopen"]
+    (incident,) = late.incidents
+    assert [r[0] for r in incident.fields.reports] == ["op-1", "patrol"]
+    assert incident.version == 2
+    # Touched just now: the next sweep leaves it open a while.
+    assert not book.sweep(BASE + 5 * DAY, 1.5).moves
+    assert book.sweep(BASE + 5 * DAY, 3.0).moves
+
+
+def test_a_revision_and_a_withdrawal_of_a_closed_report_reopen_it() -> None:
+    book = IncidentBook()
+    book.upsert(rv("acled", "1", t=0, killed=1))
+    book.sweep(BASE + 5 * DAY, 1.0)
+    revised = book.upsert(rv("acled", "1", t=0, killed=49, revision=5))
+    (incident,) = revised.incidents
+    assert (incident.fields.killed, incident.version) == (49, 2)
+    book.sweep(BASE + 5 * DAY, 1.0)
+    gone = book.remove("acled", "1", 6)
+    (withdrawn,) = gone.incidents
+    assert (withdrawn.status.value, withdrawn.version) == ("withdrawn", 3)
+    assert len(book) == 0 and not book.archive
+
+
+def test_week_and_month_reports_stay_open() -> None:
+    book = IncidentBook()
+    book.upsert(rv("news", "w", t=0, time_precision=TimePrecision.WEEK))
+    book.upsert(rv("op", "x", t=20 * DAY))  # beyond the week report's reach
+    book.sweep(BASE + 30 * DAY, 1.0)
+    assert [r.source for r in book.reports()] == ["news"]
+
+
+def test_an_incident_is_found_open_or_closed() -> None:
+    book = IncidentBook()
+    book.upsert(rv("op-1", "a", t=0))
+    book.upsert(rv("patrol", "b", t=MIN))
+    (incident,) = book.incidents()
+    book.sweep(BASE + 5 * DAY, 1.0)
+    found = book.find(incident.incident_id)
+    assert found is not None
+    record, reports = found
+    assert (record.incident_id, record.version, record.fields) == (
+        incident.incident_id,
+        incident.version,
+        incident.fields,
+    )
+    assert set(reports) == {("op-1", "a"), ("patrol", "b")}
+    assert book.find("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_a_unit_round_trips() -> None:
+    members = [rv("op-1", "a", t=0, killed=2), rv("patrol", "b", t=MIN, km=1)]
+    groups = [(members, {"x": 3}), ([rv("op-2", "c", t=5 * DAY)], {})]
+    fields = [derive(m) for m, _ in groups]
+    head = read_head(encode_unit(groups, fields))
+    assert decode_body(head.body) == groups
+    assert [s[0] for s in head.summaries] == [f.occurred for f in fields]
+    assert head.summaries[0][1:] == (
+        ("shusha", "unknown", "heavy_weapons_fire", "observed"),
+        2,
+        2,
+        0,
+    )
+    assert len(head.member_keys) == 3 and len(head.id_hashes) == 2
+
+
+def test_units_before_1970_and_many_zones_are_told_apart() -> None:
+    archive = Archive()
+    head = read_head(encode_unit([([rv("op", "1")], {})], [derive([rv("op", "1")])]))
+    for zone, day in (("a", -3), ("b", 19_000), ("a", 19_000)):
+        archive.add(zone, day, head)
+    assert archive._unit(archive._number("a", -3)) == ("a", -3)
+    assert archive._unit(archive._number("b", 19_000)) == ("b", 19_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1)), max_size=300))
+def test_the_packed_index_answers_as_a_dict(pairs: list[tuple[int, int]]) -> None:
+    index, expected = PackedIndex(), {}
+    for i, (k, v) in enumerate(pairs):
+        index.put(k, v)
+        expected[k] = v
+        if i % 97 == 0:
+            index._merge()
+    assert all(index.get(k) == v for k, v in expected.items())
+    assert index.get(12345678901) == expected.get(12345678901)
+
+
+def test_the_tally_counts_a_closed_incident_at_its_edge_to_the_second() -> None:
+    tally = IncidentTally()
+    members = [rv("op-1", "a", t=30 * MIN, killed=1)]
+    record = IncidentRecord("i", 1, Status.OPEN, None, derive(members))
+    tally.apply(record)
+    hour = int((BASE + 30 * MIN) // BUCKET_SECONDS)
+    tally.close("i")
+    assert hour in tally.closed and not tally.members
+    inside = rows_between([tally], start=BASE + 30 * MIN - 1, end=BASE + 30 * MIN, by="zone")
+    outside = rows_between([tally], start=BASE + 30 * MIN, end=BASE + 31 * MIN, by="zone")
+    assert inside == [{"zone": "shusha", "incidents": 1, "reports": 1, "killed": 1, "wounded": 0}]
+    assert outside == []
+    tally.reopen("i", record.fields)
+    assert not tally.closed and tally.open["i"] == record.fields
