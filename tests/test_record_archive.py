@@ -21,12 +21,12 @@ from streams.record.archive import (
 )
 from streams.record.book import IncidentBook
 from streams.record.changelog import Entry
-from streams.record.incident import IncidentRecord, Status, derive
+from streams.record.incident import IncidentFields, IncidentRecord, Status, derive
 from streams.record.model import TimePrecision
 from streams.record.record import Record
 from streams.record.revisions import ENTRY_PREFIX
 from streams.tallies.series import rows_between
-from streams.tallies.state import BUCKET_SECONDS, IncidentTally
+from streams.tallies.state import BUCKET_SECONDS, Edge, IncidentTally
 from tests.published import cells, feed
 from tests.record_helpers import MIN, rv
 from tests.test_record_properties import Scenario, scenarios
@@ -42,7 +42,7 @@ spread = st.tuples(st.integers(0, 5), st.sampled_from([0, 10, 20, 90, 600, 1420,
 )
 
 
-def everything(book: IncidentBook) -> dict[str, tuple[int, object]]:
+def everything(book: IncidentBook) -> dict[str, tuple[int, IncidentFields]]:
     """Every incident the book holds, open or closed: id -> (version, fields)."""
     out = {r.incident_id: (r.version, r.fields) for r in book.incidents()}
     for r in book.closed_incidents():
@@ -61,15 +61,15 @@ def sweep(record: Record, tally: IncidentTally, entries: list[Entry], clock: flo
     moves(tally, change.moves)
 
 
-def moves(tally: IncidentTally, done: list[tuple[str, str, object]]) -> None:
+def moves(tally: IncidentTally, done: list[tuple[str, str, IncidentFields]]) -> None:
     for move, iid, fields in done:
         if move == "close":
             tally.close(iid)
         else:
-            tally.reopen(iid, fields)  # type: ignore[arg-type]
+            tally.reopen(iid, fields)
 
 
-def edges(tally: IncidentTally) -> dict[int, list[object]]:
+def edges(tally: IncidentTally) -> dict[int, list[Edge]]:
     hours = set(tally.members) | set(tally.closed)
     return {h: sorted(tally.edge(h)) for h in hours}
 
