@@ -193,7 +193,7 @@ def test_an_incident_is_found_open_or_closed() -> None:
     book.upsert(rv("patrol", "b", t=MIN))
     (incident,) = book.incidents()
     book.sweep(BASE + 5 * DAY, 1.0)
-    found = book.find(incident.incident_id)
+    found = book.find_closed(incident.incident_id)
     assert found is not None
     record, reports = found
     assert (record.incident_id, record.version, record.fields) == (
@@ -202,7 +202,7 @@ def test_an_incident_is_found_open_or_closed() -> None:
         incident.fields,
     )
     assert set(reports) == {("op-1", "a"), ("patrol", "b")}
-    assert book.find("00000000-0000-0000-0000-000000000000") is None
+    assert book.find_closed("00000000-0000-0000-0000-000000000000") is None
 
 
 def test_a_unit_round_trips() -> None:

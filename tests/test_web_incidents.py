@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from dataclasses import replace
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any
 
@@ -410,3 +411,51 @@ def test_a_source_that_starts_a_formula_is_neutralised_for_spreadsheets() -> Non
 
 def test_an_empty_csv_is_its_header() -> None:
     assert to_csv([]) == ",".join(CSV_COLUMNS) + "\r\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 96), st.sampled_from(["shusha", "loc-east"]), st.booleans()),
+        max_size=40,
+    ),
+    st.integers(1, 6),
+    st.frozensets(st.sampled_from(["shusha", "loc-east"])),
+    st.none() | st.integers(0, 96),
+    st.none() | st.integers(0, 39),
+)
+def test_closed_days_read_newest_first_give_the_page_all_items_give(
+    specs: list[tuple[int, str, bool]],
+    limit: int,
+    zones: frozenset[str],
+    start_hour: int | None,
+    after: int | None,
+) -> None:
+    """The incidents of closed days, read a day at a time only while one could make the
+    page, page as if every incident were held open."""
+    records = [
+        (record(n, occurred=T0 + h * 3600 + n, zone=z), closed)
+        for n, (h, z, closed) in enumerate(specs)
+    ]
+    items = [(facets_of_record(r), r) for r, _ in records]
+    cursor = None if after is None or after >= len(items) else items[after][0].key
+    q = IncidentQuery(
+        zones=zones,
+        start=None if start_hour is None else int(T0 + start_hour * 3600) * 1_000_000,
+        limit=limit,
+        after=cursor,
+    )
+    days: dict[tuple[int, str], list[tuple[Any, IncidentRecord]]] = {}
+    for (f, r), (_, closed) in zip(items, records, strict=True):
+        if closed:
+            days.setdefault((int(r.fields.occurred // 86_400), f.zone), []).append((f, r))
+    newest_first = sorted(days, key=lambda d: d[0], reverse=True)
+    got = select(
+        q,
+        (it for it, (_, closed) in zip(items, records, strict=True) if not closed),
+        (
+            ((day + 1) * 86_400_000_000, zone, partial(days.__getitem__, (day, zone)))
+            for day, zone in newest_first
+        ),
+    )
+    assert got == select(q, items)

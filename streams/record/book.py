@@ -134,14 +134,8 @@ class IncidentBook:
             iid = incident_id(members[0].ident)
             yield IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
 
-    def find(self, iid: str) -> tuple[IncidentRecord, dict[Ident, ReportVersion]] | None:
-        """An incident that is open now, held or closed, with its reports."""
-        for linker in self.zones.values():
-            for anchor, members in linker.members.items():
-                if incident_id(anchor) == iid:
-                    f = self._fields_of(anchor, members)
-                    record = IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
-                    return record, {m.ident: m for m in members}
+    def find_closed(self, iid: str) -> tuple[IncidentRecord, dict[Ident, ReportVersion]] | None:
+        """A closed incident, with its reports."""
         unit = self.archive.unit_of_incident(iid)
         if unit is not None:
             for members, versions in self.archive.peek(*unit):
@@ -149,9 +143,6 @@ class IncidentBook:
                     record = IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
                     return record, {m.ident: m for m in members}
         return None
-
-    def closed_days(self) -> list[tuple[str, int]]:
-        return sorted(self.archive.units(), key=lambda u: u[1], reverse=True)
 
     def closed_day(self, zone: str, day: int) -> list[IncidentRecord]:
         return list(self._closed_records(zone, day))

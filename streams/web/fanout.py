@@ -13,15 +13,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from streams import metrics
+from streams.record.archive import DAY
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
 from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping
 from streams.web.incidents import (
+    Facets,
     IncidentQuery,
     Listing,
     Page,
@@ -37,6 +40,7 @@ from streams.web.series import SeriesQuery, read_buckets
 if TYPE_CHECKING:
     from streams.pipeline.app import Monitor
     from streams.record.book import IncidentBook
+    from streams.record.incident import IncidentRecord
     from streams.tallies.state import IncidentTally
 
 R = TypeVar("R")
@@ -183,8 +187,32 @@ def local_incidents(
 ) -> Page[dict[str, Any]]:
     """The first `query.limit` open incidents of `partitions` after the cursor."""
     books = _books(monitor, partitions)
-    page = select(query, ((facets_of_record(r), r) for book in books for r in book.incidents()))
+    closed = sorted(
+        ((day, zone, book) for book in books for zone, day in book.archive.units()),
+        key=lambda d: d[0],
+        reverse=True,
+    )
+    page = select(
+        query,
+        ((facets_of_record(r), r) for book in books for r in book.incidents()),
+        (
+            (
+                (day + 1) * DAY_MICROS,
+                zone,
+                partial(_closed_items, book, zone, day),
+            )
+            for day, zone, book in closed
+        ),
+    )
     return Page([r.document() for r in page.items], page.more)
+
+
+#: A day in microseconds (the incidents' order key).
+DAY_MICROS = DAY * 1_000_000
+
+
+def _closed_items(book: IncidentBook, zone: str, day: int) -> list[tuple[Facets, IncidentRecord]]:
+    return [(facets_of_record(r), r) for r in book.closed_day(zone, day)]
 
 
 async def cluster_incidents(monitor: Monitor, query: IncidentQuery) -> Listing:
@@ -218,12 +246,15 @@ def local_incident(monitor: Monitor, partitions: set[int], incident_id: str) -> 
     found = Found()
     for book in _books(monitor, partitions):
         version = book.versions.get(incident_id)
-        if version is None:  # never headed an incident here: no scan
+        if version is None:  # never headed an incident here, or closed: no scan
+            closed = book.find_closed(incident_id)
+            if closed is not None:
+                return Found(incident_details(*closed), closed[0].version)
             continue
         record = next((r for r in book.incidents() if r.incident_id == incident_id), None)
         if record is not None:
-            members = {(s, rid): book.report((s, rid)) for s, rid, _ in record.fields.reports}
-            return Found(incident_details(record, members), record.version)
+            held = {(s, rid): book.report((s, rid)) for s, rid, _ in record.fields.reports}
+            return Found(incident_details(record, held), record.version)
         found = Found(None, max(version, found.version or 0))
     return found
 

@@ -26,7 +26,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -349,11 +349,32 @@ class Page(Generic[T]):
     more: bool = False
 
 
-def select(query: IncidentQuery, items: Iterable[tuple[Facets, T]]) -> Page[T]:
-    """The first `query.limit` matching items after the cursor, newest first."""
-    best = heapq.nsmallest(
-        query.limit + 1, (it for it in items if query.wants(it[0])), key=lambda it: rank(it[0].key)
-    )
+def select(
+    query: IncidentQuery,
+    items: Iterable[tuple[Facets, T]],
+    days: Iterable[tuple[int, str, Callable[[], Iterable[tuple[Facets, T]]]]] = (),
+) -> Page[T]:
+    """The first `query.limit` matching items after the cursor, newest first.
+
+    `days`: more items by day, newest day first, each as (the end of the day in
+    microseconds, its zone, what reads its items): closed days, read only while one could
+    still make the page."""
+    want = query.limit + 1
+
+    def best_of(its: Iterable[tuple[Facets, T]]) -> list[tuple[Facets, T]]:
+        return heapq.nsmallest(
+            want, (it for it in its if query.wants(it[0])), key=lambda it: rank(it[0].key)
+        )
+
+    best = best_of(items)
+    for end, zone, read in days:
+        if len(best) >= want and end <= best[-1][0].key[0]:
+            break  # this day and every older one are past the page
+        if (query.zones and zone not in query.zones) or (
+            query.start is not None and end <= query.start
+        ):
+            continue
+        best = best_of([*best, *read()])
     return Page([t for _, t in best[: query.limit]], len(best) > query.limit)
 
 
