@@ -678,7 +678,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         if args.broker:
             raise CliError("bench --state runs its own embedded broker; drop --broker")
-        run_state_bench(args.state, days=args.days, console=out)
+        run_state_bench(
+            args.state, days=args.days, console=out, in_time_order=not args.random_order
+        )
         return 0
     if args.membership:
         from streams.tools.membership_bench import run_membership_bench
@@ -938,6 +940,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=3 * 365,
         help="with --state: days of event time the reports spread over (default 1095)",
+    )
+    p.add_argument(
+        "--random-order",
+        action="store_true",
+        help="with --state: produce the reports in random event-time order (default: oldest first)",
     )
     p.add_argument(
         "--latency-only", action="store_true", help="skip throughput; only report-to-alert latency"

@@ -124,6 +124,14 @@ STATE_RECOVERED_ENTRIES = Gauge(
     ["topic"],
     registry=REGISTRY,
 )
+REPORTS_HELD = Gauge(
+    "ceasefire_reports_held",
+    "Current reports the zone stage holds for the partitions this worker owns: `open` "
+    "linked in memory, `closed` in days older than the retention, kept compressed "
+    "(docs/record.md, \"Retention\").",
+    ["state"],
+    registry=REGISTRY,
+)
 PARTITIONS_OWNED = Gauge(
     "ceasefire_partitions_owned",
     "Partitions of the zone stage (incidents and tallies) this worker owns.",

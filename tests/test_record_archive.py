@@ -51,10 +51,8 @@ def everything(book: IncidentBook) -> dict[str, tuple[int, IncidentFields]]:
     return out
 
 
-def sweep(record: Record, tally: IncidentTally, entries: list[Entry], clock: float) -> None:
-    book = record.book
-    book.clock = clock
-    change = book.sweep(LATER, clock + 1)  # every change older than the sweep: none recent
+def sweep(record: Record, tally: IncidentTally, entries: list[Entry]) -> None:
+    change = record.book.sweep(LATER)  # no change counts as recent
     assert not change.incidents
     entries.extend(change.entries)
     entries.extend(change.later)
@@ -84,15 +82,14 @@ def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
     entries: list[Entry] = []
     for i, v in enumerate(s.arrivals):
         if sweeps[i % len(sweeps)]:
-            sweep(closing, tally, entries, float(i))
-        closing.book.clock = float(i)
+            sweep(closing, tally, entries)
         a, b = plain.apply(v), closing.apply(v)
         assert b.incidents == a.incidents  # the same versions, in the same order
         feed(plain_tally, a.incidents)
         moves(tally, b.moves)
         feed(tally, b.incidents)
         entries.extend(b.entries)
-    sweep(closing, tally, entries, float(len(s.arrivals)))
+    sweep(closing, tally, entries)
     assert not list(closing.book.incidents())  # all of it closed
     assert everything(closing.book) == everything(plain.book)
     assert closing.book.tally() == plain.book.tally()
@@ -126,12 +123,10 @@ def test_a_rebuilt_book_goes_on_as_the_one_it_was_rebuilt_from(
     original = Record()
     entries: list[Entry] = []
     head, tail = s.arrivals[:cut], s.arrivals[cut:]
-    for i, v in enumerate(head):
-        original.book.clock = float(i)
+    for v in head:
         step = original.apply(v)
         entries.extend(e for e in step.entries if not (e[0][:1] == b"u" and rnd.random() < 0.3))
-    original.book.clock = float(len(head))
-    change = original.book.sweep(LATER, float(len(head)) + 1)
+    change = original.book.sweep(LATER)
     entries.extend(change.entries)
     if rnd.random() < 0.5:  # the close's tombstones torn away
         entries.extend(change.later[: rnd.randint(0, len(change.later))])
@@ -140,8 +135,7 @@ def test_a_rebuilt_book_goes_on_as_the_one_it_was_rebuilt_from(
     rebuilt = Record()
     rebuilt.restore(entries)
     assert everything(rebuilt.book) == everything(original.book)
-    for i, v in enumerate(tail):
-        original.book.clock = rebuilt.book.clock = float(cut + i)
+    for v in tail:
         a, b = original.apply(v), rebuilt.apply(v)
         assert a.incidents == b.incidents
     assert everything(rebuilt.book) == everything(original.book)
@@ -151,28 +145,30 @@ def test_a_late_report_reopens_the_closed_day_and_joins_its_incident() -> None:
     book = IncidentBook()
     book.upsert(rv("op-1", "a", t=0))
     book.upsert(rv("op-2", "b", t=10 * DAY))  # another day, stays open
-    closed = book.sweep(BASE + 5 * DAY, 1.0)
+    closed = book.sweep(BASE + 5 * DAY)
     assert [m[0] for m in closed.moves] == ["close"]
     assert len(book) == 1 and book.archive.reports == 1
-    book.clock = 2.0
     late = book.upsert(rv("patrol", "c", t=5 * MIN, km=1))
     assert [m[0] for m in late.moves] == ["reopen"]
     (incident,) = late.incidents
     assert [r[0] for r in incident.fields.reports] == ["op-1", "patrol"]
     assert incident.version == 2
-    # Touched just now: the next sweep leaves it open a while.
-    assert not book.sweep(BASE + 5 * DAY, 1.5).moves
-    assert book.sweep(BASE + 5 * DAY, 3.0).moves
+    # Changed within the last 2 changes: a sweep counting them leaves it open a while.
+    assert not book.sweep(BASE + 5 * DAY, idle=2).moves
+    book.upsert(rv("op-3", "d", t=20 * DAY))  # elsewhere
+    assert not book.sweep(BASE + 5 * DAY, idle=2).moves
+    book.upsert(rv("op-3", "e", t=30 * DAY))
+    assert book.sweep(BASE + 5 * DAY, idle=2).moves
 
 
 def test_a_revision_and_a_withdrawal_of_a_closed_report_reopen_it() -> None:
     book = IncidentBook()
     book.upsert(rv("acled", "1", t=0, killed=1))
-    book.sweep(BASE + 5 * DAY, 1.0)
+    book.sweep(BASE + 5 * DAY)
     revised = book.upsert(rv("acled", "1", t=0, killed=49, revision=5))
     (incident,) = revised.incidents
     assert (incident.fields.killed, incident.version) == (49, 2)
-    book.sweep(BASE + 5 * DAY, 1.0)
+    book.sweep(BASE + 5 * DAY)
     gone = book.remove("acled", "1", 6)
     (withdrawn,) = gone.incidents
     assert (withdrawn.status.value, withdrawn.version) == ("withdrawn", 3)
@@ -183,7 +179,7 @@ def test_week_and_month_reports_stay_open() -> None:
     book = IncidentBook()
     book.upsert(rv("news", "w", t=0, time_precision=TimePrecision.WEEK))
     book.upsert(rv("op", "x", t=20 * DAY))  # beyond the week report's reach
-    book.sweep(BASE + 30 * DAY, 1.0)
+    book.sweep(BASE + 30 * DAY)
     assert [r.source for r in book.reports()] == ["news"]
 
 
@@ -192,7 +188,7 @@ def test_an_incident_is_found_open_or_closed() -> None:
     book.upsert(rv("op-1", "a", t=0))
     book.upsert(rv("patrol", "b", t=MIN))
     (incident,) = book.incidents()
-    book.sweep(BASE + 5 * DAY, 1.0)
+    book.sweep(BASE + 5 * DAY)
     found = book.find_closed(incident.incident_id)
     assert found is not None
     record, reports = found

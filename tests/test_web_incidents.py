@@ -7,8 +7,8 @@ import csv
 import io
 import json
 from dataclasses import replace
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest

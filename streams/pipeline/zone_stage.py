@@ -135,6 +135,7 @@ class ZoneStage(Stage[ZoneOutput]):
             for incident in book.incidents():
                 tally.apply(incident)
         self.books, self.tallies = books, tallies
+        self._held()
 
     async def sweep(self) -> None:
         """Close the days older than the retention that nothing changed near lately (a
@@ -143,23 +144,19 @@ class ZoneStage(Stage[ZoneOutput]):
 
     def _sweep(self, out: ZoneOutput) -> bool:
         s = self.ports.settings
-        now, clock = time.time(), time.monotonic()
-        before = now - s.retention_days * 86_400
+        before = time.time() - s.retention_days * 86_400
         for p, book in self.books.items():
-            book.clock = clock
-            out.add(p, book.sweep(before, clock - s.close_idle_seconds))
+            out.add(p, book.sweep(before, s.close_idle_changes))
         return bool(out.entries)
 
     def new_output(self) -> ZoneOutput:
         return ZoneOutput()
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
-        clock = time.monotonic()
         for r in records:
             book = self.books.get(r.partition)
             if book is None:
                 continue  # not owned (a stale delivery): the owner applies it
-            book.clock = clock
             for raw in unpack(r.value):
                 try:
                     msg = read_message(raw)
@@ -236,6 +233,12 @@ class ZoneStage(Stage[ZoneOutput]):
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
         for labels, n in opened.items():
             metrics.INCIDENTS.labels(*labels).inc(n)
+        self._held()
+
+    def _held(self) -> None:
+        books = self.books.values()
+        metrics.REPORTS_HELD.labels("open").set(sum(len(b) for b in books))
+        metrics.REPORTS_HELD.labels("closed").set(sum(b.archive.reports for b in books))
 
     def partitions_ready(self) -> set[int]:
         return set(self.tallies) if self.ready.is_set() else set()

@@ -92,10 +92,10 @@ class IncidentBook:
         self._fields: dict[Ident, IncidentFields] = {}
         #: closed zone-days (streams/record/archive.py)
         self.archive = Archive()
-        #: the time changes are stamped with (the stage sets it; a sweep compares)
-        self.clock = 0.0
-        #: (zone, day) -> `clock` of the last change there
-        self._touched: dict[tuple[str, int], float] = {}
+        #: changes made (upserts and removes): the clock the sweep's idleness counts in
+        self.changes = 0
+        #: (zone, day) -> `changes` at the last change there
+        self._touched: dict[tuple[str, int], int] = {}
         #: how far (seconds) a change of a report of each precision can reach: its linking
         #: reach, the span of an incident on the far side, and a day for re-decisions
         #: running on (see `_open_near`)
@@ -170,6 +170,7 @@ class IncidentBook:
     def upsert(self, r: ReportVersion) -> Change:
         """Make `r` the current version of its report (moving it if its zone changed)."""
         change = Change()
+        self.changes += 1
         key = identity_key(r.source, r.report_id)
         current = self._current(r.ident, key, change)
         if current is not None and current.revision >= r.revision:
@@ -190,6 +191,7 @@ class IncidentBook:
         """Take the report out as of `revision` (a withdrawal, or a move to a zone this book
         does not hold)."""
         change = Change()
+        self.changes += 1
         key = identity_key(source, report_id)
         current = self._current((source, report_id), key, change)
         if (current is not None and current.revision >= revision) or self._gone.get(
@@ -238,9 +240,9 @@ class IncidentBook:
         first, last = day_of(t - reach), day_of(t + reach)
         if precision in _WIDE:
             for day in range(first, last + 1):
-                self._touched[(zone, day)] = self.clock
+                self._touched[(zone, day)] = self.changes
         else:
-            self._touched[(zone, day_of(t))] = self.clock
+            self._touched[(zone, day_of(t))] = self.changes
         closed = self.archive.days.get(zone)
         if closed:
             for day in range(first, last + 1):
@@ -264,13 +266,15 @@ class IncidentBook:
             change.moves.append(("reopen", incident_id(anchor), f))
         change.later.append((unit_key(zone, day), None))
 
-    def sweep(self, before: float, idle_since: float) -> Change:
+    def sweep(self, before: float, idle: int = 0) -> Change:
         """Close every zone-day whose incidents' reports are all older than `before`, and
-        around which nothing changed since `idle_since` (an import still running keeps the
-        days it writes open). Reports of a week's or a month's precision stay open."""
+        within a change's reach of which none of the last `idle` changes was (an import
+        still running keeps the days it writes open, so that it does not reopen them).
+        Reports of a week's or a month's precision stay open."""
         change = Change()
         last_day = day_of(before) - 1  # whole days only
-        self._touched = {u: at for u, at in self._touched.items() if at >= idle_since}
+        since = self.changes - idle
+        self._touched = {u: at for u, at in self._touched.items() if at > since}
         # a day changed recently keeps the days within a change's reach open
         k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
         recent: set[tuple[str, int]] = set()

@@ -1421,7 +1421,9 @@ _BENCH_SITES = tuple((lat, lon) for lat, lon in PLACES.values())
 _BENCH_PARTIES = ("Armenian Armed Forces", "AZ MoD", "unknown", "nk", "Artsakh Defence Army", "az")
 
 
-def bench_reports(n: int, seed: int, now: datetime, days: float = 365) -> Iterator[bytes]:
+def bench_reports(
+    n: int, seed: int, now: datetime, days: float = 365, *, in_time_order: bool = False
+) -> Iterator[bytes]:
     """n distinct, valid, encoded reports for the benchmark (~250 bytes each).
 
     `occurred_at` spreads over the `days` (a year) before `now` (a backfill of history, the
@@ -1429,7 +1431,7 @@ def bench_reports(n: int, seed: int, now: datetime, days: float = 365) -> Iterat
     reports into incidents meets in a real theatre (docs/record.md; 200,000 reports in a
     single day would put hundreds within every 30-minute, 3-km linking window). No
     duplicates: report ids are `bench-<i>`. Fast: plain string formatting, about 200,000
-    in a second or two.
+    in a second or two. `in_time_order`: oldest first, as an export of history is read.
     """
     rng = random.Random(seed)
     rand = rng.random
@@ -1440,9 +1442,10 @@ def bench_reports(n: int, seed: int, now: datetime, days: float = 365) -> Iterat
     n_sites, n_src, n_cat = len(_BENCH_SITES), len(sources), len(cats)
     n_party = len(_BENCH_PARTIES)
     fromts = datetime.fromtimestamp
+    span = days * 86_400
+    agos = sorted((int(rand() * span) for _ in range(n)), reverse=True) if in_time_order else None
     for i in range(n):
-        r = rand()
-        ago = int(r * days * 86_400)
+        ago = agos[i] if agos is not None else int(rand() * span)
         occurred = fromts(epoch - ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lat, lon = _BENCH_SITES[i % n_sites]
         source, source_type = sources[(i * 7) % n_src]

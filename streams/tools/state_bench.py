@@ -3,11 +3,13 @@
 On a fresh embedded broker (a free port, its own log), one worker is started as an
 operator starts it (`ceasefire-monitor run --loglevel info`, `streams/tools/
 membership_bench.py::BenchWorker`). N distinct reports spread over `days` of event time
-(`streams/tools/simulate.py::bench_reports`) are produced to the input topic; the bench
-waits until all are counted (`ceasefire_reports_total` = N, then every stage's consumer
-lag 0 on two polls a lag refresh apart) and prints the worker's RSS and, per changelog
-topic, its records and bytes (key + value). Then it stops the worker (SIGTERM), starts it
-again and prints the seconds from the start of the process to `/readyz` 200 (every
+(`streams/tools/simulate.py::bench_reports`), oldest first as an export of history is read
+(or in random order), are produced to the input topic; the bench waits until all are
+counted (`ceasefire_reports_total` = N, then every stage's consumer lag 0 on two polls a
+lag refresh apart), then until the sweeps stop closing old days (docs/record.md,
+"Retention"), and prints the worker's RSS (highest while counting, when counted, when
+settled) and, per changelog topic, its records and bytes (key + value). Then it stops the
+worker (SIGTERM), starts it again and prints the seconds from the start of the process to `/readyz` 200 (every
 stage's state recovered), the RSS after recovery, and whether the 30-day tally answers
 the same as before the restart.
 
@@ -35,15 +37,22 @@ POLL = 2.0
 #: The lag gauge is refreshed every 3 s: two polls this far apart see two refreshes.
 LAG_SETTLE = 3.5
 READY_TIMEOUT = 600.0
+SETTLE_TIMEOUT = 300.0
 
 
 @dataclass
 class StateFigures:
     reports: int
     days: float
+    in_time_order: bool = True
     feed_seconds: float = 0.0
     count_seconds: float = 0.0
+    rss_peak: int = 0
     rss_counted: int = 0
+    settle_seconds: float = 0.0
+    held_open: int = 0
+    held_closed: int = 0
+    rss_settled: int = 0
     changelogs: dict[str, tuple[int, int]] = field(default_factory=dict)
     stop_seconds: float = 0.0
     restart_ready_seconds: float = 0.0
@@ -78,6 +87,14 @@ def counted(metrics: dict[str, float]) -> int:
     return int(sum(v for k, v in metrics.items() if k.startswith("ceasefire_reports_total{")))
 
 
+def held(metrics: dict[str, float]) -> tuple[int, int]:
+    """(open, closed) reports the zone stage holds."""
+    return (
+        int(metrics.get('ceasefire_reports_held{state="open"}', 0)),
+        int(metrics.get('ceasefire_reports_held{state="closed"}', 0)),
+    )
+
+
 def lag(metrics: dict[str, float]) -> float | None:
     series = [v for k, v in metrics.items() if k.startswith("ceasefire_consumer_lag_messages{")]
     return sum(series) if series else None
@@ -88,7 +105,9 @@ def tally(w: BenchWorker, as_of: int) -> bytes | None:
     return body if status == 200 else None
 
 
-async def feed(settings: Settings, n: int, days: float, console: Console) -> float:
+async def feed(
+    settings: Settings, n: int, days: float, console: Console, *, in_time_order: bool
+) -> float:
     from aiokafka import AIOKafkaProducer
     from rich.progress import Progress
 
@@ -106,7 +125,9 @@ async def feed(settings: Settings, n: int, days: float, console: Console) -> flo
         pending = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"producing {n:,} reports", total=n)
-            reports = bench_reports(n, seed=11, now=datetime.now(UTC), days=days)
+            reports = bench_reports(
+                n, seed=11, now=datetime.now(UTC), days=days, in_time_order=in_time_order
+            )
             for i, raw in enumerate(reports):
                 pending.append(
                     await producer.send(settings.reports_topic, raw, partition=i % partitions)
@@ -167,10 +188,15 @@ async def changelog_sizes(settings: Settings) -> dict[str, tuple[int, int]]:
 
 
 def run_state_bench(
-    n: int, *, days: float, console: Console, logs: Path | None = None
+    n: int,
+    *,
+    days: float,
+    console: Console,
+    logs: Path | None = None,
+    in_time_order: bool = True,
 ) -> StateFigures:
     logs = logs or Path(tempfile.mkdtemp(prefix="ceasefire-state-"))
-    figures = StateFigures(reports=n, days=days)
+    figures = StateFigures(reports=n, days=days, in_time_order=in_time_order)
     broker = EmbeddedBroker("127.0.0.1", free_port(), log=logs / "broker.log")
     broker.start()
     workers: list[BenchWorker] = []
@@ -181,7 +207,9 @@ def run_state_bench(
         settings = Settings(broker=broker.url)
         console.print(f"worker ready; producing {n:,} reports over {days:g} days of event time")
         started = time.monotonic()
-        figures.feed_seconds = asyncio.run(feed(settings, n, days, console))
+        figures.feed_seconds = asyncio.run(
+            feed(settings, n, days, console, in_time_order=in_time_order)
+        )
         console.print(f"  produced in {figures.feed_seconds:.1f} s; waiting until all are counted")
         last_print = 0.0
         settled_since: float | None = None
@@ -193,6 +221,7 @@ def run_state_bench(
                 raise ChangeFailed("not all reports counted in time")
             m = scrape(w)
             done, behind = counted(m), lag(m)
+            figures.rss_peak = max(figures.rss_peak, rss_bytes(w.proc.pid))
             now = time.monotonic()
             if now - last_print >= 30:
                 last_print = now
@@ -209,9 +238,12 @@ def run_state_bench(
             time.sleep(POLL)
         figures.count_seconds = time.monotonic() - started
         figures.rss_counted = rss_bytes(w.proc.pid)
+        console.print(f"  all counted after {figures.count_seconds:.0f} s; letting old days close")
+        figures.settle_seconds, (figures.held_open, figures.held_closed) = settle(w)
+        figures.rss_settled = rss_bytes(w.proc.pid)
         as_of = int(time.time())
         before = tally(w, as_of)
-        console.print(f"  all counted after {figures.count_seconds:.0f} s; reading the changelogs")
+        console.print("  reading the changelogs")
         figures.changelogs = asyncio.run(changelog_sizes(settings))
         figures.stop_seconds = w.stop()
         workers.remove(w)
@@ -231,14 +263,34 @@ def run_state_bench(
     return figures
 
 
+def settle(w: BenchWorker) -> tuple[float, tuple[int, int]]:
+    """Wait until the sweeps stop closing days (the closed count unchanged over two sweeps,
+    `close_sweep_seconds` apart); the seconds it took and the reports held then."""
+    started = time.monotonic()
+    interval = Settings().close_sweep_seconds + 1.0
+    last = held(scrape(w))
+    while time.monotonic() - started < SETTLE_TIMEOUT:
+        time.sleep(interval)
+        now = held(scrape(w))
+        if now == last:
+            break
+        last = now
+    return time.monotonic() - started, last
+
+
 def render(f: StateFigures, console: Console) -> None:
     mib = 2**20
-    table = Table(title=f"state held: {f.reports:,} reports over {f.days:g} days")
+    order = "in event-time order" if f.in_time_order else "in random order"
+    table = Table(title=f"state held: {f.reports:,} reports over {f.days:g} days, {order}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("produced in (s)", f"{f.feed_seconds:.1f}")
     table.add_row("all counted after (s)", f"{f.count_seconds:.1f}")
+    table.add_row("worker RSS, highest while counting (MiB)", f"{f.rss_peak / mib:.0f}")
     table.add_row("worker RSS, all counted (MiB)", f"{f.rss_counted / mib:.0f}")
+    table.add_row("old days closed after a further (s)", f"{f.settle_seconds:.1f}")
+    table.add_row("reports held open, closed", f"{f.held_open:,}, {f.held_closed:,}")
+    table.add_row("worker RSS, old days closed (MiB)", f"{f.rss_settled / mib:.0f}")
     for topic, (records, size) in f.changelogs.items():
         table.add_row(f"{topic}: records, MiB", f"{records:,}, {size / mib:.1f}")
     table.add_row("stop, SIGTERM (s)", f"{f.stop_seconds:.1f}")
