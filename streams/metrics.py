@@ -128,7 +128,7 @@ REPORTS_HELD = Gauge(
     "ceasefire_reports_held",
     "Current reports the zone stage holds for the partitions this worker owns: `open` "
     "linked in memory, `closed` in days older than the retention, kept compressed "
-    "(docs/record.md, \"Retention\").",
+    '(docs/record.md, "Retention").',
     ["state"],
     registry=REGISTRY,
 )

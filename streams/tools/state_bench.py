@@ -9,9 +9,9 @@ counted (`ceasefire_reports_total` = N, then every stage's consumer lag 0 on two
 lag refresh apart), then until the sweeps stop closing old days (docs/record.md,
 "Retention"), and prints the worker's RSS (highest while counting, when counted, when
 settled) and, per changelog topic, its records and bytes (key + value). Then it stops the
-worker (SIGTERM), starts it again and prints the seconds from the start of the process to `/readyz` 200 (every
-stage's state recovered), the RSS after recovery, and whether the 30-day tally answers
-the same as before the restart.
+worker (SIGTERM), starts it again and prints the seconds from the start of the process to
+`/readyz` 200 (every stage's state recovered), the RSS after recovery, and whether the
+30-day tally answers the same as before the restart.
 
 A measurement printed, never a timed test: the figures go in docs/operations.md.
 """
