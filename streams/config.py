@@ -96,10 +96,12 @@ class Settings(BaseSettings):
     #: (compressed, its counts kept for good; docs/record.md "Retention"). At least 31, so
     #: a 30-day window at any `as_of` of the last day reads no closed day.
     retention_days: int = Field(default=60, ge=31)
-    #: A closable day waits until none of its partition's last this many changes was
-    #: within a change's reach of it (an import still running keeps the days it writes
-    #: open, and does not reopen them); sweeps run every `close_sweep_seconds`.
-    close_idle_changes: int = Field(default=20_000, ge=0)
+    #: A closable day waits while a change within a change's reach of it is among its
+    #: partition's last `close_idle_changes` and younger than `close_idle_seconds` (an
+    #: import still running keeps the days it writes open, and does not reopen them; once
+    #: it stops they close). Sweeps run every `close_sweep_seconds`.
+    close_idle_changes: int = Field(default=2_000, ge=0)
+    close_idle_seconds: float = Field(default=30.0, ge=0)
     close_sweep_seconds: float = Field(default=5.0, gt=0)
     #: Linking (SPEC.md "Incidents"; docs/record.md, "the linking rule", has each one's
     #: trade-off). `link_rule()` builds the rule from them.

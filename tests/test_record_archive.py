@@ -153,12 +153,17 @@ def test_a_late_report_reopens_the_closed_day_and_joins_its_incident() -> None:
     (incident,) = late.incidents
     assert [r[0] for r in incident.fields.reports] == ["op-1", "patrol"]
     assert incident.version == 2
-    # Changed within the last 2 changes: a sweep counting them leaves it open a while.
-    assert not book.sweep(BASE + 5 * DAY, idle=2).moves
+    # Changed within the last 2 changes, and not before clock 0: left open a while.
+    assert not book.sweep(BASE + 5 * DAY, idle=2, idle_since=0.0).moves
     book.upsert(rv("op-3", "d", t=20 * DAY))  # elsewhere
-    assert not book.sweep(BASE + 5 * DAY, idle=2).moves
+    assert not book.sweep(BASE + 5 * DAY, idle=2, idle_since=0.0).moves
     book.upsert(rv("op-3", "e", t=30 * DAY))
-    assert book.sweep(BASE + 5 * DAY, idle=2).moves
+    assert book.sweep(BASE + 5 * DAY, idle=2, idle_since=0.0).moves  # 2 changes ago
+    # And changes older than `idle_since` count as idle however few came since.
+    book.clock = 5.0
+    book.upsert(rv("op-4", "f", t=MIN, km=2))
+    assert not book.sweep(BASE + 5 * DAY, idle=100, idle_since=5.0).moves
+    assert book.sweep(BASE + 5 * DAY, idle=100, idle_since=5.5).moves
 
 
 def test_a_revision_and_a_withdrawal_of_a_closed_report_reopen_it() -> None:

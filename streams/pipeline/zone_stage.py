@@ -145,18 +145,21 @@ class ZoneStage(Stage[ZoneOutput]):
     def _sweep(self, out: ZoneOutput) -> bool:
         s = self.ports.settings
         before = time.time() - s.retention_days * 86_400
+        idle_since = time.monotonic() - s.close_idle_seconds
         for p, book in self.books.items():
-            out.add(p, book.sweep(before, s.close_idle_changes))
+            out.add(p, book.sweep(before, s.close_idle_changes, idle_since))
         return bool(out.entries)
 
     def new_output(self) -> ZoneOutput:
         return ZoneOutput()
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
+        clock = time.monotonic()
         for r in records:
             book = self.books.get(r.partition)
             if book is None:
                 continue  # not owned (a stale delivery): the owner applies it
+            book.clock = clock
             for raw in unpack(r.value):
                 try:
                     msg = read_message(raw)

@@ -92,10 +92,12 @@ class IncidentBook:
         self._fields: dict[Ident, IncidentFields] = {}
         #: closed zone-days (streams/record/archive.py)
         self.archive = Archive()
-        #: changes made (upserts and removes): the clock the sweep's idleness counts in
+        #: changes made (upserts and removes), and the time the stage stamps them with: a
+        #: sweep's idleness counts in both
         self.changes = 0
-        #: (zone, day) -> `changes` at the last change there
-        self._touched: dict[tuple[str, int], int] = {}
+        self.clock = 0.0
+        #: (zone, day) -> (`changes`, `clock`) at the last change there
+        self._touched: dict[tuple[str, int], tuple[int, float]] = {}
         #: how far (seconds) a change of a report of each precision can reach: its linking
         #: reach, the span of an incident on the far side, and a day for re-decisions
         #: running on (see `_open_near`)
@@ -238,11 +240,12 @@ class IncidentBook:
         mark the days around it as changed now (a sweep leaves them open a while)."""
         reach = self._reach[precision] + extra
         first, last = day_of(t - reach), day_of(t + reach)
+        stamp = (self.changes, self.clock)
         if precision in _WIDE:
             for day in range(first, last + 1):
-                self._touched[(zone, day)] = self.changes
+                self._touched[(zone, day)] = stamp
         else:
-            self._touched[(zone, day_of(t))] = self.changes
+            self._touched[(zone, day_of(t))] = stamp
         closed = self.archive.days.get(zone)
         if closed:
             for day in range(first, last + 1):
@@ -266,15 +269,18 @@ class IncidentBook:
             change.moves.append(("reopen", incident_id(anchor), f))
         change.later.append((unit_key(zone, day), None))
 
-    def sweep(self, before: float, idle: int = 0) -> Change:
+    def sweep(self, before: float, idle: int = 0, idle_since: float = math.inf) -> Change:
         """Close every zone-day whose incidents' reports are all older than `before`, and
-        within a change's reach of which none of the last `idle` changes was (an import
-        still running keeps the days it writes open, so that it does not reopen them).
-        Reports of a week's or a month's precision stay open."""
+        within a change's reach of which no change was among the last `idle` ones and at
+        or after `clock` `idle_since` (an import still running keeps the days it writes
+        open, so that it does not reopen them; once it stops, they close). Reports of a
+        week's or a month's precision stay open."""
         change = Change()
         last_day = day_of(before) - 1  # whole days only
         since = self.changes - idle
-        self._touched = {u: at for u, at in self._touched.items() if at > since}
+        self._touched = {
+            u: (n, t) for u, (n, t) in self._touched.items() if n > since and t >= idle_since
+        }
         # a day changed recently keeps the days within a change's reach open
         k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
         recent: set[tuple[str, int]] = set()
