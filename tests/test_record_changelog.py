@@ -24,8 +24,9 @@ def test_a_change_writes_entries_for_what_it_changed_only() -> None:
     assert len(step.incidents) == 1
     assert sorted(k[:1] for k, _ in step.entries) == [b"d", b"k", b"v"]
     step = record.apply(Withdrawal("op-0", "r150", 1))
-    # The incident is renamed after its next report: both ids get a version.
-    assert sorted(k[:1] for k, _ in step.entries) == [b"d", b"k", b"v", b"v"]
+    # The incident is renamed after its next report: the old id's merged version has an
+    # entry; the new id is at version 1, which needs none.
+    assert sorted(k[:1] for k, _ in step.entries) == [b"d", b"k", b"v"]
     for v in (
         rv("op-1", "r151", revision=1, t=50 * 3600 + MIN, killed=2),
         Withdrawal("op-0", "r150", 0),

@@ -264,7 +264,8 @@ class IncidentBook:
             for iid, version in versions.items():
                 version = max(version, self.versions.get(iid, 0))
                 self.versions[iid] = version
-                entries.append(version_entry(iid, version))
+                if version > 1:
+                    entries.append(version_entry(iid, version))
             f = self._fields[anchor] = derive(members)
             change.moves.append(("reopen", incident_id(anchor), f))
         change.later.append((unit_key(zone, day), None))
@@ -322,7 +323,8 @@ class IncidentBook:
                 version = self.versions.pop(iid, None)
                 if version is not None:
                     versions[iid] = version
-                    later.append((VERSION_PREFIX + iid.encode(), None))
+                    if version > 1:
+                        later.append((VERSION_PREFIX + iid.encode(), None))
                 later.append((DETAIL_PREFIX + identity_key(*m.ident), None))
             groups.append((members, versions))
             fields.append(f)
@@ -334,7 +336,8 @@ class IncidentBook:
     def _next_version(self, iid: str, change: Change) -> int:
         version = self.versions.get(iid, 0) + 1
         self.versions[iid] = version
-        change.entries.append(version_entry(iid, version))
+        if version > 1:  # an id heading an incident without an entry is at version 1
+            change.entries.append(version_entry(iid, version))
         return version
 
     def _publish(self, linker: ZoneLinker, rg: Regroup, change: Change) -> None:
@@ -434,5 +437,8 @@ class IncidentBook:
             by_zone.setdefault(r.zone, []).append(r)
             self._zone_of[r.ident] = r.zone
         for zone, reports in by_zone.items():
-            self._linker(zone).load(reports)
+            linker = self._linker(zone)
+            linker.load(reports)
+            for anchor in linker.members:
+                self.versions.setdefault(incident_id(anchor), 1)
         return n

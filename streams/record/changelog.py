@@ -4,7 +4,8 @@
   zone (`revisions.py`); written when a version changes the identity's state.
 * `d` + 16-byte identity key -> the current report (JSON), or `t` + revision when it was
   taken out; written when a report enters, changes or leaves the incidents.
-* `v` + incident id -> the incident's last published version (decimal).
+* `v` + incident id -> the incident's last published version (decimal), from version 2 on:
+  an id heading an incident without one is at version 1 (most incidents: one entry less).
 
 Entries are written only for what a step changed, so the changelog grows with the changes,
 never with the size of the state. Replaying the entries (or a compacted topic of them)
