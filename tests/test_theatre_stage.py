@@ -147,6 +147,13 @@ def test_zones_to_theatre_exactly_once_across_replays_and_recoveries() -> None:
         await th.feed(gone)
         assert th.value() is None  # below the 2 it beat: resolved on the next evaluation
         assert [e.status for e in th.published] == ["firing", "resolved"]
+        # Every hour the ledgers go again: the one fatal incident left, counted once.
+        again.stage._ledgers_sent -= 3601
+        await again.stage._tick()
+        hourly = sent_to_theatre(again)
+        assert [FatalChange.decode(v or b"").incident_id for _, _, v in hourly] == [b.incident_id]
+        await th.feed(hourly)
+        assert th.stage.state is not None and sum(th.stage.state.daily().values()) == 1
         # The theatre stage's own changelog recovers the same state, offset and no outbox.
         log = th.producer.sent[CHANGELOG]
         recovered_theatre = Theatre(log)

@@ -17,8 +17,9 @@ the journal was written and publishes only the events not already there.
 The theatre. With theatre-wide rules (`fatality_peak`, `scope: theatre`), each step also
 sends the changes of its zones' fatality ledgers to the theatre topic (one partition,
 `streams/pipeline/theatre_stage.py`), before it writes them: latest values, so sending
-again is harmless. A recovery sends the recovered zones' whole ledgers again (a theatre
-rule added later, or a theatre topic emptied by retention, then still hears everything).
+again is harmless. A recovery, and every hour, sends the zones' whole ledgers again (a
+theatre rule added later, a theatre topic emptied by retention, or a zombie's late send is
+put right).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ __all__ = ["SINCE_KEY", "AlertStage"]
 OUTBOX_LOOKBACK_MS = 60_000
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
+#: How often the zones' whole fatality ledgers are sent to the theatre again (with theatre
+#: rules): whatever reached it out of order (a zombie owner's late send) is put right.
+LEDGER_RESEND_SECONDS = 3600.0
 
 
 class AlertStage:
@@ -100,6 +104,7 @@ class AlertStage:
         self._dirty: dict[str, set[str]] = {}
         #: Zones whose whole fatality ledger is to be sent to the theatre (after a recovery).
         self._resend_ledgers: set[str] = set()
+        self._ledgers_sent = time.monotonic()
         #: The theatre's firing alerts when this worker evaluates it (None: it does not);
         #: set by the worker (`streams/pipeline/theatre_stage.py`).
         self.theatre_firing: Callable[[], list[AlertEvent] | None] = lambda: None
@@ -392,6 +397,16 @@ class AlertStage:
             return
         owned = self.owned_partitions()
         async with self._lock:  # one zone's record never carries two writers' outboxes
+            if (
+                self.rules.theatre_fatality_rules
+                and time.monotonic() - self._ledgers_sent >= LEDGER_RESEND_SECONDS
+            ):
+                self._ledgers_sent = time.monotonic()
+                self._resend_ledgers = {
+                    z
+                    for z, st in self.states.items()
+                    if self.partition_of.get(z) in owned and st.fatalities.incidents
+                }
             now = datetime.now(UTC)
             out: dict[str, list[AlertEvent]] = {}
             marks: dict[str, StateMark | None] = {}

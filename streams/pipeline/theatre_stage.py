@@ -159,6 +159,10 @@ class TheatreStage(Stage[TheatreOutput]):
             len(self.state.active),
         )
 
+    async def _on_recovered(self) -> None:
+        await super()._on_recovered()
+        self._changed()  # the gauge of firing alerts: this worker evaluates the theatre or not
+
     def new_output(self) -> TheatreOutput:
         return TheatreOutput()
 
