@@ -62,6 +62,8 @@ def test_a_theatre_alert_fires_once_over_zones_and_a_restart(
     }
     worker = Worker(broker, tmp_path, env=env).start()
     try:
+        # Junk on the internal topic (only the monitor writes it): dead-lettered, not counted.
+        produce(broker.bootstrap, "ceasefire.fatalities.theatre", [b'{"zone": "x"}'])
         produce(broker.bootstrap, "ceasefire.reports", [report(0, 0, 1), report(1, 1, 1)])
         fired = wait_for(
             lambda: theatre_events(broker.bootstrap) or None, timeout=40, what="theatre alert"
@@ -72,6 +74,13 @@ def test_a_theatre_alert_fires_once_over_zones_and_a_restart(
         _, body = worker.get("/api/v1/alerts?status=firing")
         assert [a["labels"] for a in body["alerts"]] == [{"zone": THEATRE}]
         assert worker.metric("ceasefire_alerts_firing", {"zone": THEATRE}) == 1
+        dead = [
+            json.loads(r.value)
+            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=1)
+        ]
+        assert [(d["source_topic"], d["reason"]) for d in dead] == [
+            ("ceasefire.fatalities.theatre", "invalid_value")
+        ]
     finally:
         worker.stop()
     worker = Worker(broker, tmp_path, name="again", env=env).start()
