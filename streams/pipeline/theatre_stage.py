@@ -140,11 +140,15 @@ class TheatreStage(Stage[TheatreOutput]):
         self._outbox: Outbox | None = None
         #: events of a tick whose commit failed: the next tick commits them
         self._carry: list[AlertEvent] = []
+        #: (alert id, status) of the events of outboxes settled since the recovery: a step
+        #: redone after a torn write (the outbox written, not the parts) fires them again
+        self._settled: set[tuple[str, str]] = set()
         ports.app.timer(TICK_SECONDS)(self._tick)
 
     # -- the stage ---------------------------------------------------------------------------
     def restore(self, partitions: dict[int, Recovered]) -> None:
         self._carry = []
+        self._settled = set()
         rec = partitions.get(PARTITION)
         if rec is None:
             self.state, self._outbox, self._dirty = None, None, set()
@@ -189,6 +193,8 @@ class TheatreStage(Stage[TheatreOutput]):
         if state is None:
             return
         await self._settle()
+        if self._settled:  # a step redone after a torn write fires what the outbox held: once
+            out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
         entries: list[tuple[bytes, bytes | None]] = []
         if out.events:
             entries.append((OUTBOX_KEY, Outbox(int(time.time() * 1000), out.events).encode()))
@@ -229,7 +235,7 @@ class TheatreStage(Stage[TheatreOutput]):
 
     async def _settle(self) -> None:
         """Publish what a previous owner committed to but did not confirm: its outbox's
-        events not on the alert topic yet."""
+        events not on the alert topic yet; remember them (`_settled`)."""
         box = self._outbox
         if box is None:
             return
@@ -252,6 +258,7 @@ class TheatreStage(Stage[TheatreOutput]):
             await self._publish(missing)
         await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
         self._outbox = None
+        self._settled |= {(e.alert_id, e.status) for e in box.events}
 
     # -- views ------------------------------------------------------------------------------
     def firing(self) -> list[AlertEvent] | None:
