@@ -284,7 +284,7 @@ class AlertStage:
 
     def _theatre_changes(self, changes: dict[int, list[tuple[str, str, Any]]]) -> list[FatalChange]:
         """The theatre's share of a step: the changed fatality parts, and the whole ledgers
-        of zones recovered since the last send. None without theatre rules."""
+        of zones recovered since the last send (or due hourly); none without theatre rules."""
         if not self.rules.theatre_fatality_rules:
             return []
         out: list[FatalChange] = []
