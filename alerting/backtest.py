@@ -9,6 +9,10 @@ hears each report that opens or joins an incident as that incident
 every rule; an incident merged into another leaves the counts. Between incidents the clock
 advances to every moment an alert could resolve (`next_deadline`), so resolution times
 are exact, not rounded to the next incident.
+
+Theatre-wide rules (`fatality_peak` with `scope: theatre`) hear every zone's fatality
+changes as the worker's theatre stage does (`alerting/theatre.py`), right after the zone's
+evaluation, with the same clock.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from alerting import theatre as theatre_rules
 from alerting.engine import ZoneState, evaluate_incident, evaluate_time, next_deadline
-from alerting.rules import RuleSet
+from alerting.rules import THEATRE, RuleSet
+from alerting.theatre import TheatreState, fatal_changes
 from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from schemas.report import Report
@@ -65,6 +71,7 @@ def backtest(
     states: dict[str, ZoneState] = {}
     events: list[AlertEvent] = []
     book = IncidentBook(link or LinkRule())
+    theatre = TheatreState.new(since=start) if rules.theatre_fatality_rules else None
     for report in ordered:
         received = report.occurred_at
         if report.reported_at is not None and report.reported_at > received:
@@ -77,20 +84,26 @@ def backtest(
             on_error(report, exc)
             continue
         now = report.occurred_at
-        events.extend(_advance_to(rules, states, now))
+        events.extend(_advance_to(rules, states, until=now, theatre=theatre))
         for zone, seen in _as_incidents(book, incident):
             state = states.get(zone)
             if state is None:
                 state = states[zone] = ZoneState.new(zone, since=start)
+            mark = state.mark() if theatre is not None else None
             if isinstance(seen, str):
                 state.forget(seen)
-                continue
-            state.refresh(seen)  # a known incident that changed: seen afresh
-            events.extend(evaluate_incident(rules, state, seen, now))
-    events.extend(_advance_to(rules, states, until))
+            else:
+                state.refresh(seen)  # a known incident that changed: seen afresh
+                events.extend(evaluate_incident(rules, state, seen, now))
+            if theatre is not None:
+                changed = theatre.apply(fatal_changes(state, state.changed(mark)))
+                events.extend(theatre_rules.evaluate(rules, theatre, now, changed=changed))
+    events.extend(_advance_to(rules, states, until=until, theatre=theatre))
     if until is not None:
         for state in states.values():
             events.extend(evaluate_time(rules, state, until))
+        if theatre is not None:
+            events.extend(theatre_rules.evaluate(rules, theatre, until, changed=False))
     return events
 
 
@@ -112,26 +125,39 @@ def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, Incid
 
 
 def _advance_to(
-    rules: RuleSet, states: dict[str, ZoneState], until: datetime | None
+    rules: RuleSet,
+    states: dict[str, ZoneState],
+    *,
+    until: datetime | None,
+    theatre: TheatreState | None = None,
 ) -> list[AlertEvent]:
-    """Run every zone's deadlines up to `until` (None: until nothing is pending), in time
-    order across zones."""
+    """Run every zone's (and the theatre's) deadlines up to `until` (None: until nothing
+    is pending), in time order across zones."""
     events: list[AlertEvent] = []
     stuck: dict[str, datetime] = {}
+
+    def deadline_of(zone: str) -> datetime | None:
+        if zone == THEATRE and theatre is not None:
+            return theatre_rules.next_deadline(rules, theatre)
+        return next_deadline(rules, states[zone])
+
+    scopes = [*states, *([THEATRE] if theatre is not None else [])]
     while True:
         pending = [
             (d, zone)
-            for zone, state in states.items()
-            if (d := next_deadline(rules, state)) is not None
+            for zone in scopes
+            if (d := deadline_of(zone)) is not None
             and (until is None or d <= until)
             and stuck.get(zone) != d
         ]
         if not pending:
             return events
         deadline, zone = min(pending)
-        produced = evaluate_time(rules, states[zone], deadline)
-        events.extend(produced)
-        if next_deadline(rules, states[zone]) == deadline:
+        if zone == THEATRE and theatre is not None:
+            events.extend(theatre_rules.evaluate(rules, theatre, deadline, changed=False))
+        else:
+            events.extend(evaluate_time(rules, states[zone], deadline))
+        if deadline_of(zone) == deadline:
             stuck[zone] = deadline  # defensive: never loop on a deadline that does not move
         else:
             stuck.pop(zone, None)

@@ -460,7 +460,12 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
     for active in state.active.values():
         rule = rules.rule(active.event.rule)
         at: int | None
-        if rule is None or rule.kind != active.kind or not _labels_fit(rule, active.event):
+        if (
+            rule is None
+            or rule.kind != active.kind
+            or not _labels_fit(rule, active.event)
+            or _theatre(rule)
+        ):
             at = clock
         elif isinstance(rule, IncidentRule | QuietBrokenRule):
             at = active.hold_until if active.hold_until is not None else clock
@@ -567,6 +572,12 @@ def _label_keys(rule: AnyRule) -> set[str]:
     if isinstance(rule, IncidentRule) and rule.severity_when_killed is not None:
         keys.add("severity")
     return keys
+
+
+def _theatre(rule: AnyRule) -> bool:
+    """A rule a zone's state does not evaluate (`alerting/theatre.py` does): a zone alert of
+    it (the rule was per zone before) resolves as changed."""
+    return isinstance(rule, FatalityPeakRule) and rule.scope == "theatre"
 
 
 def _labels_fit(rule: AnyRule, event: AlertEvent) -> bool:
@@ -900,7 +911,7 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
     day = day_of(clock / 1000)
     observed_from = None if state.since is None else day_of(state.since / 1000)
     events: list[AlertEvent] = []
-    for rule in rules.fatality_rules:
+    for rule in rules.zone_fatality_rules:
         labels = {"zone": state.zone}
         fp = fingerprint(rule.name, labels)
         a = assess(
@@ -968,7 +979,12 @@ def _resolve(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
         rule = rules.rule(event.rule)
         ends_at: int | None = None
         summary = ""
-        if rule is None or rule.kind != active.kind or not _labels_fit(rule, event):
+        if (
+            rule is None
+            or rule.kind != active.kind
+            or not _labels_fit(rule, event)
+            or _theatre(rule)
+        ):
             ends_at = clock
             summary = f"Resolved: rule {event.rule} was removed, disabled or changed."
         elif isinstance(rule, IncidentRule | QuietBrokenRule):

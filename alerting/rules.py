@@ -45,6 +45,10 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
 #: Labels a rule may group by. `zone` is always among them.
 GROUP_LABELS: tuple[str, ...] = ("zone", "party", "category")
 
+#: The `zone` label of an alert about the whole theatre (every zone together), e.g. a
+#: `fatality_peak` rule with `scope: theatre`. No zone of the catalogue may be called so.
+THEATRE = "theatre"
+
 #: Default bound on the incidents one zone's alert state remembers (see docs/alerting.md).
 DEFAULT_MAX_INCIDENTS_PER_ZONE = 2000
 
@@ -248,9 +252,13 @@ class FatalityPeakRule(_RuleBase):
     """Fires when a zone's fatalities over `window` reach the highest `window` sum of the
     trailing `lookback`, and at least `minimum`; not again within `cooldown` of the last
     firing (HDX Signals' test: `alerting/fatality.py`). Counts every incident's `killed`
-    once, by UTC day of event time; needs the whole lookback observed."""
+    once, by UTC day of event time; needs the whole lookback observed. `scope: theatre`
+    runs the same test over the sum of every zone (`alerting/theatre.py`); its alerts carry
+    the zone label `theatre`."""
 
     kind: Literal["fatality_peak"]
+    #: `zone`: one alert per zone; `theatre`: over all zones together.
+    scope: Literal["zone", "theatre"] = "zone"
     window: DurationField = Field(default_factory=lambda: Duration.parse("30d"))
     lookback: DurationField
     minimum: Annotated[int, Field(ge=1)]
@@ -267,7 +275,10 @@ class FatalityPeakRule(_RuleBase):
         if self.match != Match():
             raise ValueError("fatality_peak counts every incident's deaths; it takes no `match`")
         if self.group_by != ["zone"]:
-            raise ValueError("fatality_peak is per zone; group_by can only be [zone]")
+            raise ValueError(
+                "fatality_peak is per zone (or the theatre: scope: theatre); "
+                "group_by can only be [zone]"
+            )
         return self
 
     @property
@@ -355,9 +366,20 @@ class RuleSet(BaseModel):
         return [r for r in self.active_rules if isinstance(r, FatalityPeakRule)]
 
     @property
+    def zone_fatality_rules(self) -> list[FatalityPeakRule]:
+        """fatality_peak rules evaluated per zone (by the zone's own state)."""
+        return [r for r in self.fatality_rules if r.scope == "zone"]
+
+    @property
+    def theatre_fatality_rules(self) -> list[FatalityPeakRule]:
+        """fatality_peak rules over the whole theatre (`alerting/theatre.py`)."""
+        return [r for r in self.fatality_rules if r.scope == "theatre"]
+
+    @property
     def fatality_days(self) -> int:
         """How many days of fatalities (before the clock's day) the rules can look at; 0:
-        no fatality-peak rule, no ledger kept."""
+        no fatality-peak rule, no ledger kept. Theatre rules count too: a zone's ledger is
+        what the theatre's sums are made of."""
         return max((r.lookback_days + r.window_days for r in self.fatality_rules), default=0)
 
     def zones_named(self) -> set[str]:
@@ -415,6 +437,11 @@ def parse_rules(
             raise RuleFileError(
                 f"rule file {source}: unknown zone(s) {', '.join(map(repr, unknown))}; "
                 f"the zone catalogue has {', '.join(sorted(known_zones))}"
+            )
+        if ruleset.theatre_fatality_rules and THEATRE in known_zones:
+            raise RuleFileError(
+                f"rule file {source}: the zone catalogue has a zone called {THEATRE!r}, the "
+                "label reserved for alerts over the whole theatre (scope: theatre)"
             )
     return ruleset
 

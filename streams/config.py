@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         packed by zone, for the alerting stage."""
         return self.topic("incidents.by-zone")
 
+    @property
+    def theatre_topic(self) -> str:
+        """Internal: each change of a zone's fatality ledger (the latest entry of a zone's
+        incident), one partition, for the theatre-wide evaluator (alert stage -> theatre
+        stage)."""
+        return self.topic("fatalities.theatre")
+
     def web_url(self) -> str:
         return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 

@@ -141,6 +141,8 @@ def test_default_rules_have_the_contract_names_and_thresholds() -> None:
         "quiet-broken",
         "fatality-peak-1y",
         "fatality-peak-3y",
+        "fatality-peak-theatre-1y",
+        "fatality-peak-theatre-3y",
     ]
     by = {r.name: r for r in DEFAULT.rules}
     surge = by["zone-surge"]

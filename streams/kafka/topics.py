@@ -46,6 +46,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.incidents_topic, n, {"retention.ms": keep}),
         TopicSpec(settings.zone_reports_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.zone_packs_topic, n, {"retention.ms": str(7 * DAY_MS)}),
+        # One partition: the theatre-wide evaluator sees every zone's fatality changes in
+        # one order. Each alert-stage recovery sends its zones' ledgers again, so a week
+        # of retention loses nothing the evaluator's own changelog does not hold.
+        TopicSpec(settings.theatre_topic, 1, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.alerts_topic, n, {"retention.ms": keep}),
     ]
 

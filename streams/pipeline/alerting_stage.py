@@ -13,6 +13,13 @@ dies at any point leaves either no trace of the step (its zone packs are deliver
 and evaluated alike, alert ids being deterministic) or a journal. On recovery, the new
 owner completes the step's parts from the journal, reads the alert topic from just before
 the journal was written and publishes only the events not already there.
+
+The theatre. With theatre-wide rules (`fatality_peak`, `scope: theatre`), each step also
+sends the changes of its zones' fatality ledgers to the theatre topic (one partition,
+`streams/pipeline/theatre_stage.py`), before it writes them: latest values, so sending
+again is harmless. A recovery, and every hour, sends the zones' whole ledgers again (a
+theatre rule added later, a theatre topic emptied by retention, or a zombie's late send is
+put right).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +36,8 @@ from aiokafka import TopicPartition
 
 from alerting.alertmanager import AlertmanagerClient
 from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
-from alerting.rules import RuleSet, load_rules
+from alerting.rules import THEATRE, RuleSet, load_rules
+from alerting.theatre import FatalChange, ledger_changes
 from schemas.alert import AlertEvent
 from schemas.incident import Incident
 from streams import metrics
@@ -48,6 +56,7 @@ from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import RETRACT_PREFIX
+from streams.store.batches import send_to_partition
 from streams.store.changelog import ChangelogStore, Entry
 
 if TYPE_CHECKING:
@@ -62,6 +71,9 @@ __all__ = ["SINCE_KEY", "AlertStage"]
 OUTBOX_LOOKBACK_MS = 60_000
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
+#: How often the zones' whole fatality ledgers are sent to the theatre again (with theatre
+#: rules): whatever reached it out of order (a zombie owner's late send) is put right.
+LEDGER_RESEND_SECONDS = 3600.0
 
 
 class AlertStage:
@@ -90,6 +102,12 @@ class AlertStage:
         #: zone -> parts changed in memory and not written yet (kept over a failed write,
         #: as the events are).
         self._dirty: dict[str, set[str]] = {}
+        #: Zones whose whole fatality ledger is to be sent to the theatre (after a recovery).
+        self._resend_ledgers: set[str] = set()
+        self._ledgers_sent = time.monotonic()
+        #: The theatre's firing alerts when this worker evaluates it (None: it does not);
+        #: set by the worker (`streams/pipeline/theatre_stage.py`).
+        self.theatre_firing: Callable[[], list[AlertEvent] | None] = lambda: None
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
             if s.alertmanager_url
@@ -143,6 +161,11 @@ class AlertStage:
             self.table.send_changelog(p, SINCE_KEY, str(now_ms).encode())
         self.since_of = since
         self._pending = {}
+        self._resend_ledgers = (
+            {z for z, st in self.states.items() if st.fatalities.incidents}
+            if self.rules.theatre_fatality_rules
+            else set()
+        )
         self.input.reset(owned, r.applied)
         self._generation += 1
         self._refresh_gauge()
@@ -245,8 +268,12 @@ class AlertStage:
                 else None  # settled, nothing left to write
             )
             entries[p] = [(JOURNAL_KEY, journal), *entries_of(changes.get(p, []))]
-        if not entries and not applied:
+        fatal = self._theatre_changes(changes)
+        if not entries and not applied and not fatal:
             return
+        if fatal:  # before the step is written: a crash in between sends them again
+            await self._send_to_theatre(fatal)
+            self._resend_ledgers = set()
         await self.store.write_many(entries, applied or {})
         self._dirty = {}
         if not outbox:
@@ -254,6 +281,35 @@ class AlertStage:
         await self._publish([e for zone_events in events.values() for e in zone_events])
         self._pending = {}
         await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in outbox}, {})
+
+    def _theatre_changes(self, changes: dict[int, list[tuple[str, str, Any]]]) -> list[FatalChange]:
+        """The theatre's share of a step: the changed fatality parts, and the whole ledgers
+        of zones recovered since the last send (or due hourly); none without theatre rules."""
+        if not self.rules.theatre_fatality_rules:
+            return []
+        out: list[FatalChange] = []
+        for zone in sorted(self._resend_ledgers):
+            state = self.states.get(zone)
+            if state is not None:
+                out.extend(ledger_changes(state))
+        for partition_changes in changes.values():
+            for zone, part, value in partition_changes:
+                if part[:1] != "f":
+                    continue
+                day, killed = value if value is not None else (0, 0)
+                out.append(FatalChange(zone, part[1:], int(day), int(killed)))
+        return out
+
+    async def _send_to_theatre(self, changes: list[FatalChange]) -> None:
+        """To the theatre topic's one partition, in order; awaited."""
+        producer = await self.monitor.ingest.started_producer()
+        sends = await send_to_partition(
+            producer,
+            self.monitor.settings.theatre_topic,
+            0,
+            [(c.key.encode(), c.encode()) for c in changes],
+        )
+        await asyncio.gather(*sends)
 
     # -- the agent and the clock ----------------------------------------------------------
     async def _evaluate(self, stream: Any) -> None:
@@ -341,6 +397,16 @@ class AlertStage:
             return
         owned = self.owned_partitions()
         async with self._lock:  # one zone's record never carries two writers' outboxes
+            if (
+                self.rules.theatre_fatality_rules
+                and time.monotonic() - self._ledgers_sent >= LEDGER_RESEND_SECONDS
+            ):
+                self._ledgers_sent = time.monotonic()
+                self._resend_ledgers = {
+                    z
+                    for z, st in self.states.items()
+                    if self.partition_of.get(z) in owned and st.fatalities.incidents
+                }
             now = datetime.now(UTC)
             out: dict[str, list[AlertEvent]] = {}
             marks: dict[str, StateMark | None] = {}
@@ -354,7 +420,7 @@ class AlertStage:
             self._note_changes(marks)
             # a clock that moved alone waits for the zone's next write; incidents aged
             # out and resolutions are written now
-            if out or any(parts != {"m"} for parts in self._dirty.values()):
+            if out or self._resend_ledgers or any(parts != {"m"} for parts in self._dirty.values()):
                 await self._commit(out)
                 self._refresh_gauge()
         if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
@@ -367,6 +433,7 @@ class AlertStage:
                 if self.partition_of.get(zone) in owned
                 for a in state.firing()
             ]
+            firing.extend(self.theatre_firing() or [])
             if firing:
                 self._enqueue(firing)
 
@@ -409,17 +476,33 @@ class AlertStage:
                 metrics.ALERT_DELIVERIES.labels("alertmanager", "failed").inc(len(events))
                 log.error("alert delivery to Alertmanager failed: %s", exc)
 
+    async def publish(self, events: list[AlertEvent]) -> None:
+        """The one publish path, for the theatre stage too (alert topic, metrics,
+        Alertmanager)."""
+        await self._publish(events)
+
+    def refresh_gauge(self) -> None:
+        self._refresh_gauge()
+
     def _refresh_gauge(self) -> None:
         metrics.ALERTS_FIRING.clear()
         owned = self.owned_partitions()
         counts: dict[tuple[str, str], int] = {}
+        theatre_rules = {r.name for r in self.rules.theatre_fatality_rules}
         for zone, state in self.states.items():
             if self.partition_of.get(zone) not in owned:
                 continue
             for r in self.rules.rules:
-                counts.setdefault((r.name, zone), 0)
+                if r.name not in theatre_rules:
+                    counts.setdefault((r.name, zone), 0)
             for alert in state.firing():
                 counts[(alert.rule, zone)] = counts.get((alert.rule, zone), 0) + 1
+        theatre = self.theatre_firing()
+        if theatre is not None:  # this worker evaluates the theatre: zone label `theatre`
+            for r in self.rules.theatre_fatality_rules:
+                counts.setdefault((r.name, THEATRE), 0)
+            for alert in theatre:
+                counts[(alert.rule, THEATRE)] = counts.get((alert.rule, THEATRE), 0) + 1
         for (rule, zone), n in counts.items():
             metrics.ALERTS_FIRING.labels(rule, zone).set(n)
 
@@ -432,6 +515,7 @@ class AlertStage:
             for zone, state in self.states.items():
                 if self.partition_of.get(zone) in owned:
                     out.extend(a.model_dump(mode="json") for a in state.firing())
+            out.extend(a.model_dump(mode="json") for a in self.theatre_firing() or [])
         if status in ("resolved", "all"):
             out.extend(a.model_dump(mode="json") for a in self.history.latest())
         return out

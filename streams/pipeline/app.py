@@ -5,6 +5,8 @@ zone and alert stages (each handed narrow `Ports`), the timers and the HTTP API.
       --identity stage (revisions)--> ceasefire.reports.by-zone (by zone)
       --zone stage (incidents, tallies)--> ceasefire.incidents, ceasefire.incidents.by-zone
       --alert stage--> ceasefire.alerts
+                   --> ceasefire.fatalities.theatre (one partition)
+      --theatre stage (theatre-wide fatality peaks)--> ceasefire.alerts
 
 Logic lives in the pure modules the stages import."""
 
@@ -33,6 +35,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.lag import LagReport
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
+from streams.pipeline.theatre_stage import TheatreStage
 from streams.pipeline.zone_stage import ZoneStage
 from streams.store import faust_store
 from streams.web import zone_info
@@ -116,6 +119,13 @@ class Monitor:
         from streams.pipeline.alerting_stage import AlertStage
 
         self.alerting = AlertStage(self)
+        self.theatre = TheatreStage(
+            ports,
+            self.alerting.rules,
+            publish=self.alerting.publish,
+            changed=self.alerting.refresh_gauge,
+        )
+        self.alerting.theatre_firing = self.theatre.firing
 
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
@@ -137,6 +147,7 @@ class Monitor:
         self.identity.revoked()
         self.zone.revoked()
         self.alerting.revoked()
+        self.theatre.revoked()
         self.update_ready()
 
     def _on_ingest_ready(self) -> None:
@@ -155,6 +166,7 @@ class Monitor:
             and self.identity.ready.is_set()
             and self.zone.ready.is_set()
             and self.alerting.ready.is_set()
+            and self.theatre.ready.is_set()
             and not any(i.stalled for i in self._stage_inputs())
         )
         if self.ready:
@@ -197,7 +209,7 @@ class Monitor:
 
     # -- timers ------------------------------------------------------------------------
     def _stage_inputs(self) -> list[StageInput]:
-        return [self.identity.input, self.zone.input, self.alerting.input]
+        return [self.identity.input, self.zone.input, self.alerting.input, self.theatre.input]
 
     def _highwaters(self, topic: str) -> dict[int, int]:
         """Fetch high watermarks of the partitions of `topic` this worker owns."""
@@ -229,6 +241,7 @@ class Monitor:
             (self.identity.ready, self.identity.input),
             (self.zone.ready, self.zone.input),
             (self.alerting.ready, self.alerting.input),
+            (self.theatre.ready, self.theatre.input),
         ):
             if ready.is_set():
                 await stage_input.check_tail(self._highwaters(stage_input.topic))

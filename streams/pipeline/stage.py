@@ -61,10 +61,14 @@ class Stage(Generic[OutT]):
     #: Partitions of the input topic whose state this worker holds now.
     owned: set[int]
 
-    def __init__(self, ports: Ports, *, topic: str, table: str, agent: str) -> None:
+    def __init__(
+        self, ports: Ports, *, topic: str, table: str, agent: str, partitions: int | None = None
+    ) -> None:
+        """`partitions`: of the input topic and the changelog (default: the settings')."""
         self.ports = ports
         s = ports.settings
         app = ports.app
+        n = s.partitions if partitions is None else partitions
         self.topic_name = topic
         self.topic = app.topic(
             topic,
@@ -72,11 +76,11 @@ class Stage(Generic[OutT]):
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=s.partitions,
+            partitions=n,
         )
         self.table = app.Table(
             table,
-            partitions=s.partitions,
+            partitions=n,
             key_type=bytes,
             value_type=bytes,
             store=faust_store.register(),

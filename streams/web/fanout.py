@@ -85,6 +85,14 @@ def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
     return owners
 
 
+def theatre_owners(monitor: Monitor) -> set[str]:
+    """The worker that evaluates the theatre (it may own no zone partition)."""
+    from streams.pipeline.theatre_stage import TABLE
+
+    meta = monitor.app.router.table_metadata(TABLE)
+    return {str(url).rstrip("/") for url, topics in meta.items() if any(topics.values())}
+
+
 async def ask_owners(
     monitor: Monitor,
     path: str,
@@ -366,7 +374,7 @@ async def cluster_alerts(monitor: Monitor, status: str) -> list[dict[str, Any]]:
         except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
-    urls = set(owners) | {me}
+    urls = set(owners) | set(theatre_owners(monitor)) | {me}
     async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
         parts = await asyncio.gather(*(ask(u, session) for u in sorted(urls)))
     merged: dict[tuple[str, str], dict[str, Any]] = {}

@@ -1,0 +1,276 @@
+"""The theatre stage: `fatality_peak` rules with `scope: theatre` over all zones together.
+
+A worker's alert stage holds only the zones of its partitions, so the theatre's figures
+are gathered in one place: the alert stage sends each change of a zone's fatality ledger
+(`alerting.theatre.FatalChange`: the latest entry of one incident of one zone, never a
+difference) to `ceasefire.fatalities.theatre`, a topic of one partition, before it writes
+the step that made the change; after each of its recoveries it sends its zones' whole
+ledgers again. Whichever worker owns that one partition evaluates the theatre
+(`alerting/theatre.py`) with its state in the changelog of the table `theatre-state`, as
+parts (`m` the clock and `since`, `f<zone>\\x1f<id>` each fatal incident, `p<rule>` the day
+a rule last fired, `a<fingerprint>` each firing alert), written as they change.
+
+Exact. The ledger takes the latest value per (zone, incident), so a change heard twice (a
+step redone after a crash, a ledger sent again after a rebalance) counts once, and one
+zone's changes come in order from the one owner of its partition. A new owner of the
+theatre partition rebuilds the state from the changelog to its exact end and continues
+from the input offset it covers (the store machinery of every stage: `stage.py`).
+
+Once. A step that fires writes its events as an outbox (`\\x00outbox`) with the changed
+parts and the input offset, publishes them through the alert stage's one publish path
+(alert topic, `ceasefire_alerts_total`, Alertmanager), then tombstones the outbox. A new
+owner that finds an outbox publishes only the events not on the alert topic yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from alerting.engine import to_ms
+from alerting.rules import RuleSet
+from alerting.theatre import FatalChange, TheatreState, evaluate
+from schemas.alert import AlertEvent
+from streams.kafka.offsets import read_partitions
+from streams.pipeline.progress import Record
+from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.store.changelog import Recovered
+
+log = logging.getLogger(__name__)
+
+TABLE = "theatre-state"
+#: The one partition of the theatre topic.
+PARTITION = 0
+OUTBOX_KEY = b"\x00outbox"
+TICK_SECONDS = 5.0
+#: How far before an outbox was written the alert topic is read for its events.
+OUTBOX_LOOKBACK_MS = 60_000
+
+Publish = Callable[[list[AlertEvent]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class TheatreOutput:
+    events: list[AlertEvent] = field(default_factory=list)
+    dead: list[DeadRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    written_ms: int
+    events: list[AlertEvent]
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "written_ms": self.written_ms,
+                "events": [e.model_dump(mode="json") for e in self.events],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Outbox:
+        try:
+            doc = json.loads(raw)
+            events = [AlertEvent.model_validate(e) for e in doc["events"]]
+            return cls(int(doc["written_ms"]), events)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed theatre outbox: {exc!r}") from None
+
+
+def restore_state(
+    rec: Recovered, observed_since: datetime | None, now_ms: int
+) -> tuple[TheatreState, Outbox | None, set[str]]:
+    """The theatre state a changelog partition holds, its unconfirmed outbox, and the parts
+    to write (when observation began, on a first start). Unreadable entries are skipped."""
+    parts: dict[str, Any] = {}
+    outbox: Outbox | None = None
+    for key, value in rec.entries:
+        try:
+            if key == OUTBOX_KEY:
+                outbox = Outbox.decode(value)
+            elif not key.startswith(b"\x00"):
+                parts[key.decode()] = json.loads(value)
+        except ValueError as exc:
+            log.error("skipping unreadable theatre-state entry %r: %s", key, exc)
+    try:
+        state = TheatreState.from_parts(parts)
+    except ValueError as exc:
+        log.error("the theatre state is unreadable, starting afresh: %s", exc)
+        state = TheatreState()
+    dirty: set[str] = set()
+    since = to_ms(observed_since.astimezone(UTC)) if observed_since is not None else None
+    if since is not None and state.since != since:
+        state.since = since  # configured (imported history): it wins
+        dirty.add("m")
+    elif state.since is None:
+        state.since = now_ms  # the first start: observation begins now
+        dirty.add("m")
+    return state, outbox, dirty
+
+
+class TheatreStage(Stage[TheatreOutput]):
+    def __init__(
+        self,
+        ports: Ports,
+        rules: RuleSet,
+        *,
+        publish: Publish,
+        changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        s = ports.settings
+        super().__init__(
+            ports, topic=s.theatre_topic, table=TABLE, agent="evaluate-theatre", partitions=1
+        )
+        self.rules = rules
+        self._publish = publish
+        self._changed = changed
+        self.state: TheatreState | None = None
+        #: parts changed in memory, not written yet (kept over a failed write)
+        self._dirty: set[str] = set()
+        #: an outbox a previous owner did not confirm
+        self._outbox: Outbox | None = None
+        #: events of a tick whose commit failed: the next tick commits them
+        self._carry: list[AlertEvent] = []
+        #: (alert id, status) of the events of outboxes settled since the recovery: a step
+        #: redone after a torn write (the outbox written, not the parts) fires them again
+        self._settled: set[tuple[str, str]] = set()
+        ports.app.timer(TICK_SECONDS)(self._tick)
+
+    # -- the stage ---------------------------------------------------------------------------
+    def restore(self, partitions: dict[int, Recovered]) -> None:
+        self._carry = []
+        self._settled = set()
+        rec = partitions.get(PARTITION)
+        if rec is None:
+            self.state, self._outbox, self._dirty = None, None, set()
+            return
+        observed = self.ports.settings.observed_since
+        self.state, self._outbox, self._dirty = restore_state(
+            rec, observed, int(time.time() * 1000)
+        )
+        log.info(
+            "theatre state recovered: %d fatal incidents, %d firing alerts",
+            len(self.state.ledger.incidents),
+            len(self.state.active),
+        )
+
+    async def _on_recovered(self) -> None:
+        await super()._on_recovered()
+        self._changed()  # the gauge of firing alerts: this worker evaluates the theatre or not
+
+    def new_output(self) -> TheatreOutput:
+        return TheatreOutput()
+
+    def process(self, records: Sequence[Record], out: TheatreOutput) -> None:
+        state = self.state
+        if state is None:
+            return  # not owned (a stale delivery): the owner applies it
+        changes: list[FatalChange] = []
+        for r in records:
+            try:
+                changes.append(FatalChange.decode(r.value or b""))
+            except ValueError as exc:
+                out.dead.append((r.partition, r.offset, r.value or b"", str(exc)))
+        changed = state.apply(changes)
+        out.events = evaluate(self.rules, state, datetime.now(UTC), changed=changed)
+        self._dirty |= state.changed()
+
+    async def commit(self, out: TheatreOutput, applied: dict[int, int]) -> None:
+        ports = self.ports
+        if out.dead:
+            await ports.dead_letter(ports.settings.theatre_topic, out.dead, "invalid_value")
+            out.dead = []
+        state = self.state
+        if state is None:
+            return
+        await self._settle()
+        if self._settled:  # a step redone after a torn write fires what the outbox held: once
+            out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
+        entries: list[tuple[bytes, bytes | None]] = []
+        if out.events:
+            entries.append((OUTBOX_KEY, Outbox(int(time.time() * 1000), out.events).encode()))
+        for part in sorted(self._dirty):
+            value = state.part(part)
+            entries.append((part.encode(), None if value is None else json.dumps(value).encode()))
+        if entries or PARTITION in applied:
+            await self.store.write(PARTITION, entries, applied.get(PARTITION))
+        self._dirty = set()
+        if out.events:
+            await self._publish(out.events)
+            await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
+
+    def committed(self, out: TheatreOutput) -> None:
+        if out.events:
+            self._changed()
+
+    # -- the clock, the outbox --------------------------------------------------------------
+    async def _tick(self) -> None:
+        if not self.ready.is_set() or self.state is None:
+            return
+        async with self.lock:
+            if self._pending is not None or self.state is None:
+                return  # a step being retried comes first
+            now = datetime.now(UTC)
+            events = [*self._carry, *evaluate(self.rules, self.state, now, changed=False)]
+            self._dirty |= self.state.changed()
+            if not events and self._outbox is None and not (self._dirty - {"m"}):
+                return  # a clock that moved alone waits for the next write
+            try:
+                await self.commit(TheatreOutput(events=events), {})
+                self._carry = []
+            except Exception as exc:  # the broker, most likely: the next tick retries
+                self._carry = events
+                log.error("theatre stage: committing the clock's step failed: %s", exc)
+                return
+        self.committed(TheatreOutput(events=events))
+
+    async def _settle(self) -> None:
+        """Publish what a previous owner committed to but did not confirm: its outbox's
+        events not on the alert topic yet; remember them (`_settled`)."""
+        box = self._outbox
+        if box is None:
+            return
+        s = self.ports.settings
+        partitions = await self.ports.partitions_of(s.alerts_topic)
+        published = await read_partitions(
+            s.bootstrap(),
+            [TopicPartition(s.alerts_topic, p) for p in partitions],
+            since_ms=box.written_ms - OUTBOX_LOOKBACK_MS,
+            **s.kafka_security(),
+        )
+        on_topic = {_identity_of(v) for rows in published.values() for _, v in rows if v}
+        missing = [e for e in box.events if (e.alert_id, e.status) not in on_topic]
+        log.warning(
+            "theatre outbox: %d events, publishing the %d not on the alert topic",
+            len(box.events),
+            len(missing),
+        )
+        if missing:
+            await self._publish(missing)
+        await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
+        self._outbox = None
+        self._settled |= {(e.alert_id, e.status) for e in box.events}
+
+    # -- views ------------------------------------------------------------------------------
+    def firing(self) -> list[AlertEvent] | None:
+        """The theatre's firing alerts when this worker evaluates the theatre, else None."""
+        if self.state is None or PARTITION not in self.owned or not self.ready.is_set():
+            return None
+        return self.state.firing()
+
+
+def _identity_of(value: bytes) -> tuple[str, str] | None:
+    try:
+        doc = json.loads(value)
+        return str(doc["alert_id"]), str(doc["status"])
+    except (ValueError, KeyError, TypeError):
+        return None
