@@ -9,15 +9,14 @@ rates of the feed and of the counting, the worker's RSS, then the restart to rea
 `--feed-only`: no worker; the feed alone against the broker (what the feed itself costs).
 
 The machine may be shared: each figure comes with the load average, and the feed's CPU
-seconds (user + system of the `feed` process, its maximum RSS) are the figure that does not
-depend on what else runs.
+seconds (user + system of the `feed` process alone) are the figure that depends least on
+what else runs; its maximum RSS is printed too.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import Worker, wait_for
-from tests.test_backfill_acled import export, feed, history, totals, truth
+from tests.test_backfill_acled import export, history, totals, truth
 
 
 def rss_mib(worker: Worker) -> float:
@@ -37,40 +36,52 @@ def rss_mib(worker: Worker) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def vm_hwm_mib(pid: int) -> float:
+    """Peak RSS of a running process; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def timed_feed(run: object, n: int) -> str:
-    """Runs `run()` (a `feed` subprocess, the only child reaped meanwhile) and returns a line
-    with its wall time, rate, CPU seconds and maximum RSS."""
-    assert callable(run)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def timed_feed(env: dict[str, str], path: Path, n: int) -> str:
+    """Runs `ceasefire-monitor feed PATH --format acled` with `env` and returns a line with
+    its wall time, rate, CPU seconds (user + system of that process alone, from wait4),
+    peak RSS and the load average, then the start of its output."""
     began = time.monotonic()
-    out = run()
-    fed = time.monotonic() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of children is the largest of any child reaped so far (KiB)
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled"],
+            env={**env, "COLUMNS": "200"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        peak = 0.0  # MiB: VmHWM, read while it runs (wait4's maxrss counts the fork too)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, vm_hwm_mib(proc.pid))
+            time.sleep(0.2)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fed = time.monotonic() - began
+        out.seek(0)
+        output = " ".join(out.read().decode(errors="replace").split())
+    assert proc.returncode == 0, output
+    cpu = usage.ru_utime + usage.ru_stime
     return (
         f"feed: {fed:.1f} s, {n / fed:,.0f} rows/s, CPU {cpu:.1f} s "
-        f"({n / cpu:,.0f} rows per CPU s), max child RSS {after.ru_maxrss / 1024:.0f} MiB, "
-        f"{load()}; {str(out)[:160]}"
+        f"(user {usage.ru_utime:.1f}, system {usage.ru_stime:.1f}; {n / cpu:,.0f} rows per "
+        f"CPU s), peak RSS {peak:.0f} MiB, {load()}; {output[:160]}"
     )
-
-
-def feed_alone(broker: EmbeddedBroker, path: Path) -> str:
-    env = {**os.environ, "CEASEFIRE_BROKER": broker.url, "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled"],
-        env=env,
-        capture_output=True,
-        timeout=3600,
-        check=False,
-    )
-    output = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, output
-    return " ".join(output.split())
 
 
 def main(n: int, feed_only: bool) -> None:
@@ -84,12 +95,12 @@ def main(n: int, feed_only: bool) -> None:
     broker.start()
     try:
         if feed_only:
-            print(timed_feed(lambda: feed_alone(broker, path), n))
+            print(timed_feed({**os.environ, "CEASEFIRE_BROKER": broker.url}, path, n))
             return
         worker = Worker(broker, tmp).start(ready_timeout=120)
         try:
             began = time.monotonic()
-            print(timed_feed(lambda: feed(worker, path, timeout=3600), n))
+            print(timed_feed(worker.env, path, n))
             wait_for(lambda: totals(worker) == expected, timeout=3600, interval=2, what="all")
             counted = time.monotonic() - began
             print(
