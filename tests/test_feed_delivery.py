@@ -184,3 +184,14 @@ def test_the_compiled_crc_gives_kafka_pythons_checksums(monkeypatch: pytest.Monk
     batch = DefaultRecordBatch(bytes(data))
     assert batch.validate_crc()
     assert batch.crc == pure(memoryview(bytes(data))[DefaultRecordBatchBuilder.ATTRIBUTES_OFFSET :])
+
+
+def test_a_broker_that_only_refuses_stops_the_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "MAX_PENDING_RECORDS", 4)
+    monkeypatch.setattr(feed, "STALL_SECONDS", 0.0)
+    path = jsonl(tmp_path, 20, refused=frozenset(range(20)))
+    summary = feed.run_feed(Settings(), path, console=console(), producer=LateProducer())
+    assert summary.aborted is not None and "acknowledged nothing" in summary.aborted
+    assert summary.lines == 5 and summary.sent == 0 and summary.failed_sends == 5

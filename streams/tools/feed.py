@@ -240,6 +240,7 @@ class _Deliveries:
         self.ok = 0
         self.failed = 0
         self.errors: list[str] = []
+        self._acked_at = time.monotonic()  # of the last acknowledgement seen (or the start)
 
     def track(self, future: _Future, line_no: int, size: int) -> None:
         self._pending.append((future, line_no, size))
@@ -252,6 +253,7 @@ class _Deliveries:
     def collect(self) -> None:
         """Tallies the sends completed, oldest first, up to the first still pending."""
         pending = self._pending
+        ok = self.ok
         while pending and pending[0][0].is_done:
             future, line_no, size = pending.popleft()
             self.pending_bytes -= size
@@ -259,6 +261,8 @@ class _Deliveries:
                 self.ok += 1
             else:
                 self._failed(line_no, future.exception)
+        if self.ok != ok:
+            self._acked_at = time.monotonic()
 
     def _failed(self, line_no: int, exc: BaseException) -> None:
         self.failed += 1
@@ -269,19 +273,16 @@ class _Deliveries:
         self._failed(line_no, exc)
 
     def wait_below(self, records: int, size: int, stall: float) -> bool:
-        """Waits until at most `records` sends and `size` bytes are pending; False if none
-        completed for `stall` seconds meanwhile."""
+        """Waits until at most `records` sends and `size` bytes are pending; False once the
+        broker has acknowledged nothing for `stall` seconds (sends that only fail, as after
+        kafka-python's delivery timeout, are no progress: feeding on would fail them all)."""
         self.collect()
-        since = time.monotonic()
         while len(self._pending) > records or self.pending_bytes > size:
-            before = len(self._pending)
             # a failed or late send raises here; `collect` tallies it
             with contextlib.suppress(Exception):
                 self._pending[0][0].get(timeout=1.0)
             self.collect()
-            if len(self._pending) != before:
-                since = time.monotonic()
-            elif time.monotonic() - since > stall:
+            if time.monotonic() - self._acked_at > stall:
                 return False
         return True
 
