@@ -1,15 +1,23 @@
-"""Measure a backfill: `python3 -m tests.backfill_bench [N]` (default 100,000).
+"""Measure a backfill: `python3 -m tests.backfill_bench [N] [--feed-only]` (default 100,000).
 
 Writes an ACLED export of N events over 3.6 years (tests/test_backfill_acled.py), starts an
 embedded broker and one worker (`run`), feeds the export with `ceasefire-monitor feed
 --format acled`, waits until `window=all` counts every event, and prints the seconds and
 rates of the feed and of the counting, the worker's RSS, then the restart to ready (SIGTERM,
 `run` again on the same data directory) and whether the totals are the same after it.
+
+`--feed-only`: no worker; the feed alone against the broker (what the feed itself costs).
+
+The machine may be shared: each figure comes with the load average, and the feed's CPU
+seconds (user + system of the `feed` process alone) are the figure that depends least on
+what else runs; its maximum RSS is printed too.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +25,7 @@ from pathlib import Path
 
 from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import Worker, wait_for
-from tests.test_backfill_acled import export, feed, history, totals, truth
+from tests.test_backfill_acled import export, history, totals, truth
 
 
 def rss_mib(worker: Worker) -> float:
@@ -28,25 +36,77 @@ def rss_mib(worker: Worker) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def main(n: int) -> None:
+def vm_hwm_mib(pid: int) -> float:
+    """Peak RSS of a running process; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def timed_feed(env: dict[str, str], path: Path, n: int) -> str:
+    """Runs `ceasefire-monitor feed PATH --format acled` with `env` and returns a line with
+    its wall time, rate, CPU seconds (user + system of that process alone, from wait4),
+    peak RSS and the load average, then the start of its output."""
+    began = time.monotonic()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled"],
+            env={**env, "COLUMNS": "200"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        peak = 0.0  # MiB: VmHWM, read while it runs (wait4's maxrss counts the fork too)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, vm_hwm_mib(proc.pid))
+            time.sleep(0.2)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fed = time.monotonic() - began
+        out.seek(0)
+        output = " ".join(out.read().decode(errors="replace").split())
+    assert proc.returncode == 0, output
+    cpu = usage.ru_utime + usage.ru_stime
+    return (
+        f"feed: {fed:.1f} s, {n / fed:,.0f} rows/s, CPU {cpu:.1f} s "
+        f"(user {usage.ru_utime:.1f}, system {usage.ru_stime:.1f}; {n / cpu:,.0f} rows per "
+        f"CPU s), peak RSS {peak:.0f} MiB, {load()}; {output[:160]}"
+    )
+
+
+def main(n: int, feed_only: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
     events = history(random.Random(n), n, 1)
     path = export(tmp / "acled.csv", events)
     expected = truth(events)
     size = path.stat().st_size / 2**20
-    print(f"{n} ACLED events, {size:.1f} MiB, {len(expected)} zones")
+    print(f"{n} ACLED events, {size:.1f} MiB, {len(expected)} zones; {load()}")
     broker = EmbeddedBroker("127.0.0.1", free_port(), log=tmp / "tansu.log")
     broker.start()
     try:
+        if feed_only:
+            print(timed_feed({**os.environ, "CEASEFIRE_BROKER": broker.url}, path, n))
+            return
         worker = Worker(broker, tmp).start(ready_timeout=120)
         try:
             began = time.monotonic()
-            out = feed(worker, path, timeout=3600)
-            fed = time.monotonic() - began
-            print(f"feed: {fed:.1f} s, {n / fed:,.0f} rows/s; {out[:160]}")
+            print(timed_feed(worker.env, path, n))
             wait_for(lambda: totals(worker) == expected, timeout=3600, interval=2, what="all")
             counted = time.monotonic() - began
-            print(f"all counted after {counted:.1f} s: {n / counted:,.0f} events/s end to end")
+            print(
+                f"all counted after {counted:.1f} s: {n / counted:,.0f} events/s end to end; "
+                f"{load()}"
+            )
             print(f"worker RSS {rss_mib(worker):.0f} MiB")
         finally:
             stopping = time.monotonic()
@@ -66,4 +126,5 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 100_000, "--feed-only" in sys.argv[1:])

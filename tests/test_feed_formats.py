@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -375,18 +374,16 @@ def test_an_unchanged_acled_re_export_is_a_duplicate(tmp_path: Path) -> None:
 
 # -- the feed's summary, with a stand-in producer ------------------------------------
 class FakeFuture:
+    """A send the broker has answered: acknowledged, or failed with `exception`."""
+
     def __init__(self, error: Exception | None) -> None:
-        self.error = error
+        self.is_done = True
+        self.exception = error
 
-    def add_callback(self, f: Callable[..., Any], *args: Any) -> FakeFuture:
-        if self.error is None:
-            f(*args, "metadata")
-        return self
-
-    def add_errback(self, f: Callable[..., Any], *args: Any) -> FakeFuture:
-        if self.error is not None:
-            f(*args, self.error)
-        return self
+    def get(self, timeout: float | None = None) -> str:
+        if self.exception is not None:
+            raise self.exception
+        return "metadata"
 
 
 class FakeProducer:

@@ -13,24 +13,30 @@ Lines are checked locally with the same validator the worker uses; the worker's
 gazetteer check of `location.place` is the one rejection this cannot foresee.
 Delivery is checked: every line the broker did not acknowledge is counted in
 `failed_sends` (the command then exits non-zero).
+
+Speed (a backfill is millions of rows): the file is read once (the progress bar follows
+the bytes read, not a row count taken first); the producer batches up to `BATCH_BYTES` per
+partition with a compiled CRC (`native_crc32c`); sends are checked in chunks, oldest
+first, never waited on one by one. What is sent and unacknowledged is bounded
+(`MAX_PENDING_RECORDS`, `MAX_PENDING_BYTES`): kafka-python has no memory bound of its own,
+and a batch that waits longer than its delivery timeout fails.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
-import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kafka.errors import KafkaError, KafkaTimeoutError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskProgressColumn,
@@ -44,14 +50,31 @@ from schemas.codes import RejectReason
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
-from streams.kafka.topics import BrokerUnavailable, unreachable
-from streams.tools.formats import FORMATS, count_records, read_lines
+from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
+from streams.tools.formats import FORMATS, ByteMeter, read_lines
 
 __all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
 
 #: Examples kept per rejection reason, and in all.
 EXAMPLES_PER_REASON = 3
 MAX_EXAMPLES = 20
+
+#: The producer's limits. A produce request carries at most `MAX_REQUEST_BYTES` of batches
+#: (kafka-python counts them uncompressed), under the 1 MiB that Kafka brokers and clients
+#: take by default, with room for the request's own header. `BATCH_BYTES` per partition:
+#: four partitions' batches fill one request.
+MAX_REQUEST_BYTES = 1_000_000
+BATCH_BYTES = 256 * 1024
+LINGER_MS = 50
+#: Sends not yet acknowledged (nor failed), and their bytes, past which the feed waits
+#: for the broker (down to half). kafka-python bounds neither.
+MAX_PENDING_RECORDS = 50_000
+MAX_PENDING_BYTES = 16 * 2**20
+#: How long the feed waits without a single acknowledgement before it stops (beyond
+#: kafka-python's delivery timeout, 120 s, after which every pending send has failed).
+STALL_SECONDS = 180.0
+#: Lines between two updates of the progress bar (rich takes a lock per update).
+PROGRESS_EVERY = 500
 
 
 @dataclass
@@ -79,28 +102,50 @@ class FeedSummary:
         return sum(self.rejected.values())
 
 
+#: How often (in lines) the checker reads the clock for the future-time check: reading it
+#: per line was a third of the validation's cost; the worker checks later still.
+CLOCK_EVERY = 256
+_DIGEST_BITS = 64
+_DIGEST_MASK = (1 << _DIGEST_BITS) - 1
+#: The digest of every withdrawal: one value beyond any report's.
+_WITHDRAWN = 1 << _DIGEST_BITS
+
+
 class LineChecker:
-    """Validates lines as the worker will, and keeps the tallies of a `FeedSummary`."""
+    """Validates lines as the worker will, and keeps the tallies of a `FeedSummary`.
+
+    Memory: one entry per report identity of the file (a multi-million-row file holds
+    millions), so an entry is small: the message key (the bytes object that is sent) to
+    one int, the highest revision so far and the digest of its content packed together."""
 
     def __init__(self, summary: FeedSummary) -> None:
         self.summary = summary
-        # identity -> (highest revision so far, digest of its content)
-        self._seen: dict[tuple[str, str], tuple[int, bytes]] = {}
+        # key -> revision << (_DIGEST_BITS + 1) | digest of its content
+        self._seen: dict[bytes, int] = {}
         self._reasons: Counter[str] = Counter()
+        self._now = datetime.now(UTC)
 
     def check(self, line_no: int, raw: bytes) -> bytes | None:
         """Tally one line; returns its message key (source, US, report_id) or None."""
         s = self.summary
         s.lines += 1
-        result = validate_report(raw)
+        if s.lines % CLOCK_EVERY == 0:
+            self._now = datetime.now(UTC)
+        result = validate_report(raw, now=self._now)
         if isinstance(result, Rejection):
             self._reject(line_no, result.reason.value, result.message)
             return _key_of_object(raw)
         key = f"{result.source}\x1f{result.report_id}".encode()
-        ident = (result.source, result.report_id)
         digest = _content_digest(result)
-        seen = self._seen.get(ident)
-        if seen is not None and result.revision == seen[0] and digest != seen[1]:
+        packed = self._seen.get(key)
+        if packed is None:
+            self._seen[key] = (result.revision << (_DIGEST_BITS + 1)) | digest
+            s.accepted += 1
+            if isinstance(result, WithdrawnReport):
+                s.withdrawals += 1
+            return key
+        revision = packed >> (_DIGEST_BITS + 1)
+        if result.revision == revision and digest != packed & (_WITHDRAWN | _DIGEST_MASK):
             self._reject(
                 line_no,
                 RejectReason.REVISION_CONFLICT.value,
@@ -111,11 +156,10 @@ class LineChecker:
         s.accepted += 1
         if isinstance(result, WithdrawnReport):
             s.withdrawals += 1
-        if seen is None or result.revision > seen[0]:
-            self._seen[ident] = (result.revision, digest)
-            if seen is not None:
-                s.revisions += 1
-        elif result.revision < seen[0]:
+        if result.revision > revision:
+            self._seen[key] = (result.revision << (_DIGEST_BITS + 1)) | digest
+            s.revisions += 1
+        elif result.revision < revision:
             s.stale += 1
         else:
             s.duplicates += 1
@@ -129,13 +173,28 @@ class LineChecker:
             s.examples.append((line_no, reason, message[:200]))
 
 
-def _content_digest(result: Report | WithdrawnReport) -> bytes:
+def _content_digest(result: Report | WithdrawnReport) -> int:
     """What tells a re-send from a conflicting line at one revision: the validated content
     (so field order, spacing and envelopes do not matter). Withdrawals at one revision say
-    the same thing, whatever else they carry."""
+    the same thing, whatever else they carry.
+
+    The models are frozen, so they hash by their fields (nested ones included) at a fifth of
+    the cost of hashing their JSON; a time's hash is its instant, so its UTC offset is added
+    (another offset is other content, as in the JSON). 64 bits, compared within one run
+    only: the process's hash seed does not matter."""
     if isinstance(result, WithdrawnReport):
-        return b"withdrawn"
-    return hashlib.blake2b(result.model_dump_json().encode(), digest_size=8).digest()
+        return _WITHDRAWN
+    reported = result.reported_at
+    return (
+        hash(
+            (
+                result,
+                result.occurred_at.utcoffset(),
+                None if reported is None else reported.utcoffset(),
+            )
+        )
+        & _DIGEST_MASK
+    )
 
 
 def _key_of_object(raw: bytes) -> bytes | None:
@@ -154,8 +213,12 @@ def _key_of_object(raw: bytes) -> bytes | None:
 
 
 class _Future(Protocol):
-    def add_callback(self, f: Any, *args: Any, **kwargs: Any) -> Any: ...
-    def add_errback(self, f: Any, *args: Any, **kwargs: Any) -> Any: ...
+    """What the feed reads of kafka-python's `FutureRecordMetadata`."""
+
+    is_done: bool
+    exception: BaseException | None
+
+    def get(self, timeout: float | None = ...) -> Any: ...
 
 
 class _Producer(Protocol):
@@ -165,30 +228,63 @@ class _Producer(Protocol):
 
 
 class _Deliveries:
-    """Counts acknowledgements and failures reported by the producer's I/O thread."""
+    """The sends not yet known to be delivered, oldest first, with their bytes; tallied as
+    they complete. Read in chunks by the feeding thread: no callback per record (a bound
+    callback and errback with their locks cost more than the check), and no record waited
+    on alone. Futures complete in order within a partition, so the oldest is the one to wait
+    for; later ones done meanwhile are tallied once it is."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._pending: deque[tuple[_Future, int, int]] = deque()  # (future, line, bytes)
+        self.pending_bytes = 0
         self.ok = 0
         self.failed = 0
         self.errors: list[str] = []
+        self._acked_at = time.monotonic()  # of the last acknowledgement seen (or the start)
 
-    def track(self, future: _Future, line_no: int) -> None:
-        future.add_callback(self._ok)
-        future.add_errback(self._failed, line_no)
+    def track(self, future: _Future, line_no: int, size: int) -> None:
+        self._pending.append((future, line_no, size))
+        self.pending_bytes += size
 
-    def _ok(self, _metadata: Any) -> None:
-        with self._lock:
-            self.ok += 1
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def collect(self) -> None:
+        """Tallies the sends completed, oldest first, up to the first still pending."""
+        pending = self._pending
+        ok = self.ok
+        while pending and pending[0][0].is_done:
+            future, line_no, size = pending.popleft()
+            self.pending_bytes -= size
+            if future.exception is None:
+                self.ok += 1
+            else:
+                self._failed(line_no, future.exception)
+        if self.ok != ok:
+            self._acked_at = time.monotonic()
 
     def _failed(self, line_no: int, exc: BaseException) -> None:
-        with self._lock:
-            self.failed += 1
-            if len(self.errors) < 5:
-                self.errors.append(f"line {line_no}: {type(exc).__name__}: {exc}")
+        self.failed += 1
+        if len(self.errors) < 5:
+            self.errors.append(f"line {line_no}: {type(exc).__name__}: {exc}")
 
     def sync_failure(self, line_no: int, exc: BaseException) -> None:
         self._failed(line_no, exc)
+
+    def wait_below(self, records: int, size: int, stall: float) -> bool:
+        """Waits until at most `records` sends and `size` bytes are pending; False once the
+        broker has acknowledged nothing for `stall` seconds (sends that only fail, as after
+        kafka-python's delivery timeout, are no progress: feeding on would fail them all)."""
+        self.collect()
+        while len(self._pending) > records or self.pending_bytes > size:
+            # a failed or late send raises here; `collect` tallies it
+            with contextlib.suppress(Exception):
+                self._pending[0][0].get(timeout=1.0)
+            self.collect()
+            if time.monotonic() - self._acked_at > stall:
+                return False
+        return True
 
 
 def run_feed(
@@ -210,7 +306,7 @@ def run_feed(
         raise FileNotFoundError(f"no such file: {path}")
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive")
-    total = count_records(path, fmt)
+    total = os.path.getsize(path) if path != "-" else None
     own_producer = producer is None
     if producer is None:
         producer = _kafka_producer(settings)
@@ -219,21 +315,22 @@ def run_feed(
     summary = FeedSummary(topic=topic)
     checker = LineChecker(summary)
     deliveries = _Deliveries()
+    meter = ByteMeter()
     started = time.monotonic()
     try:
         with Progress(
             SpinnerColumn(),
             TextColumn(f"feeding {'stdin' if path == '-' else os.path.basename(path)} → {topic}"),
             BarColumn(),
-            MofNCompleteColumn(),
             TaskProgressColumn(),
+            TextColumn("{task.fields[lines]:,} lines"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=True,
         ) as progress:
-            task = progress.add_task("feed", total=total)
-            for line_no, raw in read_lines(path, fmt):
+            task = progress.add_task("feed", total=total, lines=0)
+            for line_no, raw in read_lines(path, fmt, meter):
                 key = checker.check(line_no, raw)
                 try:
                     future = producer.send(topic, raw, key=key)
@@ -246,18 +343,33 @@ def run_feed(
                 except KafkaError as exc:  # this line only, e.g. larger than the broker takes
                     deliveries.sync_failure(line_no, exc)
                 else:
-                    deliveries.track(future, line_no)
-                progress.advance(task)
+                    deliveries.track(future, line_no, len(raw))
+                if summary.lines % PROGRESS_EVERY == 0:
+                    progress.update(task, completed=meter.read, lines=summary.lines)
+                    deliveries.collect()
+                if (
+                    deliveries.pending > MAX_PENDING_RECORDS
+                    or deliveries.pending_bytes > MAX_PENDING_BYTES
+                ) and not deliveries.wait_below(
+                    MAX_PENDING_RECORDS // 2, MAX_PENDING_BYTES // 2, STALL_SECONDS
+                ):
+                    summary.aborted = (
+                        f"stopped at line {line_no}: the broker acknowledged nothing "
+                        f"for {STALL_SECONDS:.0f} s"
+                    )
+                    break
                 if rate:
                     ahead = (summary.lines / rate) - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
+            progress.update(task, completed=meter.read, lines=summary.lines)
     finally:
         try:
             producer.flush(timeout=60)
         except KafkaError as exc:
             summary.send_errors.append(f"flush: {type(exc).__name__}: {exc}")
         finally:
+            deliveries.collect()  # what is still pending now counts as failed below
             if own_producer:
                 producer.close(timeout=10)
     summary.seconds = time.monotonic() - started
@@ -269,11 +381,53 @@ def run_feed(
     return summary
 
 
+def native_crc32c() -> bool:
+    """Makes kafka-python's record batches use a compiled CRC-32C; False if none is at hand.
+
+    kafka-python computes the CRC of every batch it sends in pure Python (a fifth of the
+    feed's time, profiled, before this) unless the `crc32c` package is installed, which it
+    then uses by itself. Failing that, this hands it aiokafka's compiled one (aiokafka is a
+    dependency: the worker's client), after checking that both give the same checksums."""
+    import kafka.record.default_records as batches
+    import kafka.record.util as kafka_util
+
+    if kafka_util.crc32c_c is not None:
+        return True
+    if batches.calc_crc32c is not kafka_util.calc_crc32c:
+        return True  # installed earlier in this process
+    try:
+        from aiokafka.record import util as aiokafka_util
+    except ImportError:
+        return False
+    compiled = aiokafka_util.calc_crc32c
+    if compiled is aiokafka_util.calc_crc32c_py:  # aiokafka without its extensions
+        return False
+    sample = memoryview(bytes(range(256)) * 5)[61:]  # as kafka-python passes it: a view
+    if compiled(sample) != kafka_util.calc_crc32c(sample) or compiled(b"") != 0:
+        return False
+    batches.calc_crc32c = compiled
+    return True
+
+
 def _kafka_producer(settings: Settings) -> _Producer:
-    from streams.tools.kafka_io import producer_for
+    """The feed's producer: as `kafka_io.producer_for`'s (acks, retries, security; the
+    default partitioner on the same keys), tuned for bulk (batches, request size). Batches
+    are gzip-compressed only when the CRC is pure Python, which then runs over fewer bytes;
+    with a compiled CRC, compression costs more CPU than it saves on a local network."""
+    from kafka import KafkaProducer
 
     try:
-        producer: _Producer = producer_for(settings)  # creates the topics first if missing
+        ensure_topics(settings)  # creates the topics first if missing
+        producer: _Producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap(),
+            linger_ms=LINGER_MS,
+            batch_size=BATCH_BYTES,
+            max_request_size=MAX_REQUEST_BYTES,
+            compression_type=None if native_crc32c() else "gzip",
+            acks="all",
+            retries=5,
+            **settings.kafka_security(),
+        )
         return producer
     except BrokerUnavailable:
         raise
