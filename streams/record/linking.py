@@ -10,15 +10,19 @@ chain into one.
 
 Which sets: the canonical assignment. Reports are taken in canonical order (precise ones
 first, then those imprecise in time or place, then in both; each by event time, source,
-report_id); each joins the already formed incident it links with completely and fits best
-(smallest worst-pair fit: the larger of the time gap beyond both periods and the distance,
-as shares of their limits, plus a penalty for two different fire categories; ties: the
-incident whose first report comes first), or starts a new one. That makes the grouping a
-function of the set of current reports alone: any arrival order of the same reports, and
-any interleaving of their revisions and withdrawals, ends with the same incidents. Precise
-reports first, so that an imprecise report chooses among the incidents they formed rather
-than being decided at the start of its day. Its limit: only incidents formed earlier compete
-for a report.
+report_id); each joins the already formed incident it links with completely and fits best,
+or starts a new one. How well it fits an incident (`LinkRule.incident_score`): the mean of
+its pair fits with the incident's reports (a pair's fit is the larger of the time gap beyond
+both periods and the distance, as shares of their limits, plus a penalty for two different
+fire categories), plus a penalty for each piece of evidence the report carries that none of
+the incident's reports agrees with: its exact category, someone killed or wounded, the
+perpetrator it names when it is not a claim. Ties: the incident whose first report comes
+first. Evidence only chooses among incidents the report links with completely; it never makes
+two reports link. That makes the grouping a function of the set of current reports alone:
+any arrival order of the same reports, and any interleaving of their revisions and
+withdrawals, ends with the same incidents. Precise reports first, so that an imprecise report
+chooses among the incidents they formed rather than being decided at the start of its day.
+Its limit: only incidents formed earlier compete for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:
@@ -26,16 +30,18 @@ canonical order from the change on, but only for reports whose decision can diff
 * the changed report;
 * the later members of an incident whose membership differs (its decisions were made
   against the old incident);
-* when an incident loses a member, or a new one starts, the later reports that link with
-  all of its members and would fit it better than the incident they chose. A gain can only
-  make an incident a worse candidate, so it needs no one else re-decided.
+* when an incident loses a member, gains one, or a new one starts, the later reports that
+  link with all of its members and would fit it better than the incident they chose (a
+  mean, and evidence a new member may agree with, can make an incident a better candidate
+  when it gains a report, as well as when it loses one).
 
-Every other report faces the same candidates, or only worse ones besides its choice, and
-decides the same. Neighbours are found through a time-bucket index per category class and
-time precision; a bucket (a cell) holding more than `crowd_limit` reports is crowded: its
-reports are incidents alone and no one's neighbours, which bounds the work of any change (a
-flood at one place and time) and is still a function of the set. `canonical_groups`
-computes the same assignment from scratch (recovery; the tests' reference).
+Every other report's choice is still its best, and it decides the same. (Most new reports
+come after every report they link with: deciding them is then the whole replay.) Neighbours
+are found through a time-bucket index per category class and time precision; a bucket (a
+cell) holding more than `crowd_limit` reports is crowded: its reports are incidents alone
+and no one's neighbours, which bounds the work of any change (a flood at one place and time)
+and is still a function of the set. `canonical_groups` computes the same assignment from
+scratch (recovery; the tests' reference).
 """
 
 from __future__ import annotations
