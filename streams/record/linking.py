@@ -713,30 +713,40 @@ class ZoneLinker:
                     if first is None or mo < first:
                         first = mo
                 else:
-                    if first is not None and (score(v, fits, members), first) < chosen_score(
-                        v, ve, vo
-                    ):
+                    if first is None:
+                        continue
+                    chosen = chosen_score(v, ve, vo)
+                    if chosen[0] == math.inf or (score(v, fits, members), first) < chosen:
                         push(v.ident, vo)
+
+        chosen_scores: dict[Ident, tuple[float, Order]] = {}
 
         def chosen_score(v: ReportVersion, ve: _Entry, vo: Order) -> tuple[float, Order]:
             """The score of the incident an undecided report chose (unchanged before it:
-            a change there would have queued it)."""
+            a change there would have queued it; so it holds for the whole replay)."""
+            known = chosen_scores.get(v.ident)
+            if known is not None:
+                return known
             a = self.anchor[v.ident]
-            if a == v.ident:
-                return (math.inf, vo)  # it started its own: any candidate wins
-            members = []
-            fits = []
-            for m in self.members[a]:
-                if _order(m) >= vo:
-                    break
-                f = pair_fit(ve, entries[m.ident])
-                if f is None:
-                    return (math.inf, vo)
-                members.append(m)
-                fits.append(f)
-            if not fits:
-                return (math.inf, vo)
-            return (score(v, fits, members), _order(members[0]))
+            result: tuple[float, Order] = (math.inf, vo)  # its own: any candidate wins
+            if a != v.ident:
+                members = []
+                fits = []
+                linked = True
+                for m in self.members[a]:
+                    # The changed report there is after v (else v would be queued).
+                    if m.ident == changed or entries[m.ident][7] >= vo:
+                        break
+                    f = pair_fit(ve, entries[m.ident])
+                    if f is None:
+                        linked = False
+                        break
+                    members.append(m)
+                    fits.append(f)
+                if linked and fits:
+                    result = (score(v, fits, members), entries[members[0].ident][7])
+            chosen_scores[v.ident] = result
+            return result
 
         def lost(a: Ident, at: Order) -> None:
             rest = members_of(a, at)
