@@ -184,3 +184,30 @@ def test_grouping_with_evidence_does_not_depend_on_arrival_order() -> None:
             for r in perm:
                 linker.upsert(r)
             assert grouping(linker) == expected
+
+
+@pytest.mark.timeout(120)
+def test_crowded_grouping_with_evidence_equals_the_reference_on_random_streams() -> None:
+    """With a small crowd limit, cells cross it both ways while evidence varies: crowded
+    reports alone, the rest grouped as the plain reference groups them."""
+    rng = random.Random(1109)
+    rule = LinkRule(crowd_limit=3)
+    crowded_steps = 0
+    for _ in range(60):
+        linker = ZoneLinker(rule)
+        current: dict[str, ReportVersion] = {}
+        for step in range(40):
+            rid = str(rng.randrange(14))
+            if current and rng.random() < 0.25:
+                gone = current.pop(rng.choice(sorted(current)))
+                linker.remove(gone.ident)
+            else:
+                r = _random_report(rng, rid, step, 4)
+                linker.upsert(r)
+                current[rid] = r
+            crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
+            crowded_steps += bool(crowded)
+            free = [r for r in current.values() if r.ident not in crowded]
+            expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
+            assert grouping(linker) == expected
+    assert crowded_steps > 100
