@@ -65,18 +65,15 @@ def order(r: ReportVersion) -> tuple[int, float, str, str]:
 def reference_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> set[frozenset[Ident]]:
     """The canonical grouping written the plain way, O(n^2), from the rule's definition:
     reports in canonical order (`order`) each join the formed incident they link with
-    completely and fit best (smallest worst-pair fit, then earliest first report), or start
-    one."""
+    completely and fit best (smallest `LinkRule.incident_fit`, then earliest first report),
+    or start one."""
     groups: list[list[ReportVersion]] = []
     for u in sorted(reports, key=order):
         best: tuple[tuple[float, tuple[int, float, str, str]], list[ReportVersion]] | None = None
         for g in groups:
-            fits = [rule.fit(u, m) for m in g]
-            if all(f is not None for f in fits):
-                score = (
-                    max(f for f in fits if f is not None),
-                    min(order(m) for m in g),
-                )
+            fit = rule.incident_fit(u, g)
+            if fit is not None:
+                score = (fit, min(order(m) for m in g))
                 if best is None or score < best[0]:
                     best = (score, g)
         if best is None:

@@ -85,7 +85,7 @@ def test_a_report_prefers_the_incident_of_its_own_fire_category() -> None:
     a = rv("s1", "a", t=2 * MIN, category=Category.SMALL_ARMS_FIRE)
     c = rv("s2", "c", t=3 * MIN, category=Category.HEAVY_WEAPONS_FIRE)
     assert groups_of(a, b, c) == {frozenset({a.ident}), frozenset({b.ident, c.ident})}
-    plain = LinkRule(category_mismatch=0.0)
+    plain = LinkRule(category_mismatch=0.0, unmatched_category=0.0)
     assert {frozenset(m.ident for m in g) for g in canonical_groups([a, b, c], plain).values()} == {
         frozenset({a.ident, c.ident}),
         frozenset({b.ident}),

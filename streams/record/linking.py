@@ -10,15 +10,19 @@ chain into one.
 
 Which sets: the canonical assignment. Reports are taken in canonical order (precise ones
 first, then those imprecise in time or place, then in both; each by event time, source,
-report_id); each joins the already formed incident it links with completely and fits best
-(smallest worst-pair fit: the larger of the time gap beyond both periods and the distance,
-as shares of their limits, plus a penalty for two different fire categories; ties: the
-incident whose first report comes first), or starts a new one. That makes the grouping a
-function of the set of current reports alone: any arrival order of the same reports, and
-any interleaving of their revisions and withdrawals, ends with the same incidents. Precise
-reports first, so that an imprecise report chooses among the incidents they formed rather
-than being decided at the start of its day. Its limit: only incidents formed earlier compete
-for a report.
+report_id); each joins the already formed incident it links with completely and fits best,
+or starts a new one. How well it fits an incident (`LinkRule.incident_score`): the mean of
+its pair fits with the incident's reports (a pair's fit is the larger of the time gap beyond
+both periods and the distance, as shares of their limits, plus a penalty for two different
+fire categories), plus a penalty for each piece of evidence the report carries that none of
+the incident's reports agrees with: its exact category, someone killed or wounded, the
+perpetrator it names when it is not a claim. Ties: the incident whose first report comes
+first. Evidence only chooses among incidents the report links with completely; it never makes
+two reports link. That makes the grouping a function of the set of current reports alone:
+any arrival order of the same reports, and any interleaving of their revisions and
+withdrawals, ends with the same incidents. Precise reports first, so that an imprecise report
+chooses among the incidents they formed rather than being decided at the start of its day.
+Its limit: only incidents formed earlier compete for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:
@@ -26,28 +30,30 @@ canonical order from the change on, but only for reports whose decision can diff
 * the changed report;
 * the later members of an incident whose membership differs (its decisions were made
   against the old incident);
-* when an incident loses a member, or a new one starts, the later reports that link with
-  all of its members and would fit it better than the incident they chose. A gain can only
-  make an incident a worse candidate, so it needs no one else re-decided.
+* when an incident loses a member, gains one, or a new one starts, the later reports that
+  link with all of its members and would fit it better than the incident they chose (a
+  mean, and evidence a new member may agree with, can make an incident a better candidate
+  when it gains a report, as well as when it loses one).
 
-Every other report faces the same candidates, or only worse ones besides its choice, and
-decides the same. Neighbours are found through a time-bucket index per category class and
-time precision; a bucket (a cell) holding more than `crowd_limit` reports is crowded: its
-reports are incidents alone and no one's neighbours, which bounds the work of any change (a
-flood at one place and time) and is still a function of the set. `canonical_groups`
-computes the same assignment from scratch (recovery; the tests' reference).
+Every other report's choice is still its best, and it decides the same. (Most new reports
+come after every report they link with: deciding them is then the whole replay.) Neighbours
+are found through a time-bucket index per category class and time precision; a bucket (a
+cell) holding more than `crowd_limit` reports is crowded: its reports are incidents alone
+and no one's neighbours, which bounds the work of any change (a flood at one place and time)
+and is still a function of the set. `canonical_groups` computes the same assignment from
+scratch (recovery; the tests' reference).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from schemas.codes import Category
+from schemas.codes import Category, Party
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
 
 FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
@@ -81,6 +87,7 @@ _POINT = LocationPrecision.POINT
 _PRECISIONS = tuple(TimePrecision)  # iterating the enum itself is slow on the hot path
 _NO_CELLS: dict[int, list[Any]] = {}
 _CLASS = {c: ("fire" if c in FIRE else c.value) for c in Category}
+_UNKNOWN = Party.UNKNOWN.value
 
 
 def category_class(c: Category) -> str:
@@ -130,6 +137,17 @@ class LinkRule:
     #: Added to a pair's fit when its categories differ within the fire family: a report
     #: prefers the incident of its own category; it still links where nothing else fits.
     category_mismatch: float = 0.25
+    #: Evidence beyond time, place and category, for choosing among the incidents a report
+    #: links with completely (never for whether two reports link): added to its fit to an
+    #: incident when none of the incident's reports agrees with it. Its exact category
+    #: (within the fire family, "mortar fire" where a post heard bursts is common):
+    unmatched_category: float = 0.25
+    #: it reports someone killed or wounded, and none of them does (figures differ between
+    #: sources; whether anyone was harmed much less):
+    unmatched_harm: float = 0.5
+    #: it is not a claim and names a party as perpetrator, and the incident's reports that
+    #: are not claims name parties, none of them that one:
+    unmatched_perpetrator: float = 0.25
     #: Most reports of one index cell (category class, both precisions, a time bucket
     #: `window + widening` long, a latitude band `distance + widening` wide) that link at
     #: all; past it, the cell's reports are *crowded*: each is an incident alone. Bounds a
@@ -143,6 +161,8 @@ class LinkRule:
             raise ValueError("an exact time is not widened")
         if self.category_mismatch < 0 or self.crowd_limit < 1:
             raise ValueError("category_mismatch must be >= 0 and crowd_limit >= 1")
+        if min(self.unmatched_category, self.unmatched_harm, self.unmatched_perpetrator) < 0:
+            raise ValueError("the unmatched-evidence penalties must be >= 0")
         if self.day_utc_offset_hours is not None and not -12 <= self.day_utc_offset_hours <= 14:
             raise ValueError("day_utc_offset_hours must be a UTC offset (-12 to 14) or None")
         if set(self.time_widening) != set(TimePrecision) or min(self.time_widening.values()) < 0:
@@ -213,6 +233,51 @@ class LinkRule:
 
     def links(self, a: ReportVersion, b: ReportVersion) -> bool:
         return self.fit(a, b) is not None
+
+    def incident_score(
+        self, u: ReportVersion, fits: Sequence[float], members: Sequence[ReportVersion]
+    ) -> float:
+        """How well u fits an incident it links with completely (smaller is better): the
+        mean of its pair fits with the incident's `members` (`fits`, one each, any order),
+        plus the unmatched-evidence penalties. The mean, not the worst pair: each pair's
+        fit carries both reports' errors, and their mean says better how far u is from the
+        event the members describe. `fsum`: the same value whatever the order of `fits`."""
+        f = fits[0] if len(fits) == 1 else math.fsum(fits) / len(fits)
+        if self.unmatched_category:
+            category = u.category
+            for m in members:
+                if m.category is category:
+                    break
+            else:
+                f += self.unmatched_category
+        if self.unmatched_harm and (u.killed or u.wounded):
+            for m in members:
+                if m.killed or m.wounded:
+                    break
+            else:
+                f += self.unmatched_harm
+        if self.unmatched_perpetrator and u.claimant is None and u.perpetrator != _UNKNOWN:
+            named = False
+            for m in members:
+                if m.claimant is None and m.perpetrator != _UNKNOWN:
+                    if m.perpetrator == u.perpetrator:
+                        break
+                    named = True
+            else:
+                if named:
+                    f += self.unmatched_perpetrator
+        return f
+
+    def incident_fit(self, u: ReportVersion, members: Sequence[ReportVersion]) -> float | None:
+        """`incident_score` of u for an incident of these members, or None when u does not
+        link with every one of them (the plain way; the linker uses its precomputed fits)."""
+        fits = []
+        for m in members:
+            f = self.fit(u, m)
+            if f is None:
+                return None
+            fits.append(f)
+        return self.incident_score(u, fits, members) if fits else None
 
 
 Group = tuple[ReportVersion, ...]
@@ -368,8 +433,8 @@ class ZoneLinker:
 
     # -- the decision -----------------------------------------------------------------
 
-    @staticmethod
     def _decide(
+        self,
         u: ReportVersion,
         earlier: list[Neighbour],
         anchor_of: Callable[[Ident], Ident],
@@ -381,18 +446,23 @@ class ZoneLinker:
         fits: dict[Ident, list[float]] = {}
         for m, f, _ in earlier:
             fits.setdefault(anchor_of(m.ident), []).append(f)
-        best: tuple[float, Order] | None = None
-        choice = u.ident
+        complete = []
         for a, fs in fits.items():
             members = members_of(a)
             # Every linked earlier neighbour filed under a is a member of a; equal counts
             # mean u links with all of them (which also rules out a second report of
             # u's source: reports of one source never link).
-            if len(fs) != len(members):
-                continue
-            score = (max(fs), min(_order(m) for m in members))
-            if best is None or score < best:
-                best = score
+            if len(fs) == len(members):
+                complete.append((a, fs, members))
+        if len(complete) < 2:
+            return complete[0][0] if complete else u.ident
+        best: tuple[float, Order] | None = None
+        choice = u.ident
+        score = self.rule.incident_score
+        for a, fs, members in complete:
+            ranked = (score(u, fs, members), min(_order(m) for m in members))
+            if best is None or ranked < best:
+                best = ranked
                 choice = a
         return choice
 
@@ -546,7 +616,25 @@ class ZoneLinker:
                 self.anchor[changed] = changed
                 self.members[changed] = [inserted]
                 return Regroup({}, {changed: (inserted,)})
+            # A new report after every report it links with, and after every member of
+            # their incidents, in canonical order (most arrive so): no later report links
+            # with it, and no incident it joins has a later member, so no one else's
+            # decision can change; deciding it is all the replay below would do.
+            uo = _order(inserted)
+            anchor, members = self.anchor, self.members
+            if all(n[2] < uo and _order(members[anchor[n[0].ident]][-1]) < uo for n in found):
+                self.decisions += 1
+                a = self._decide(inserted, found, anchor.__getitem__, members.__getitem__)
+                anchor[changed] = a
+                if a == changed:
+                    members[a] = [inserted]
+                    return Regroup({}, {a: (inserted,)})
+                old_group = tuple(members[a])
+                members[a].append(inserted)
+                return Regroup({a: old_group}, {a: (*old_group, inserted)})
         rule = self.rule
+        score = rule.incident_score
+        pair_fit = rule.pair_fit
         entries = self._entries
 
         overlay: dict[Ident, Ident] = {}  # re-decided report -> its anchor now
@@ -576,7 +664,7 @@ class ZoneLinker:
             kept = [
                 m
                 for m in self.members.get(a, ())
-                if _order(m) < before and m.ident not in overlay and m.ident != changed
+                if m.ident != changed and m.ident not in overlay and entries[m.ident][7] < before
             ]
             return kept + joined.get(a, [])
 
@@ -591,45 +679,79 @@ class ZoneLinker:
                 if mo > at:
                     push(m.ident, mo)
 
-        def weakened(members: list[ReportVersion], at: Order) -> None:
-            """An incident (these members) lost one at `at`, or started there: a later
-            report linking with all its members decides again if the incident would fit it
-            better than the one it chose."""
-            if not members:
+        def recheck(a: Ident, via: ReportVersion, at: Order) -> None:
+            """Incident a changed at `at` (it lost a member, or gained `via`, or started
+            with it; `via` is one of its members now): a later report linking with all of it
+            (so with `via`) decides again if it would now fit it better than the incident
+            it chose. A gain can make an incident a better candidate too (a mean, and
+            evidence one more report may agree with)."""
+            later = [(v, vo) for v, _f, vo in neighbours(via) if vo > at and v.ident not in queued]
+            if not later:
                 return
-            first = members[0]
-            score_order = min(_order(m) for m in members)
-            others = [entries[m.ident] for m in members[1:]]
-            for v, f0, vo in neighbours(first):
-                if vo <= at or v.ident in queued:
-                    continue
+            # Incident a as the replay has it: its re-decided members, and the others as
+            # they were (a later one that leaves it re-checks again).
+            view = [
+                (entries[m.ident], m)
+                for m in self.members.get(a, ())
+                if m.ident not in overlay and m.ident != changed
+            ]
+            view.extend((entries[m.ident], m) for m in joined.get(a, ()))
+            for v, vo in later:
                 ve = entries[v.ident]
-                worst = f0
-                for me in others:
-                    f = rule.pair_fit(ve, me)
+                members: list[ReportVersion] = []
+                fits: list[float] = []
+                first: Order | None = None
+                for me, m in view:
+                    mo = me[7]
+                    if mo >= vo:
+                        continue
+                    f = pair_fit(ve, me)
                     if f is None:
                         break
-                    worst = max(worst, f)
+                    members.append(m)
+                    fits.append(f)
+                    if first is None or mo < first:
+                        first = mo
                 else:
-                    if (worst, score_order) < chosen_score(v, ve, vo):
+                    if first is None:
+                        continue
+                    chosen = chosen_score(v, ve, vo)
+                    if chosen[0] == math.inf or (score(v, fits, members), first) < chosen:
                         push(v.ident, vo)
+
+        chosen_scores: dict[Ident, tuple[float, Order]] = {}
 
         def chosen_score(v: ReportVersion, ve: _Entry, vo: Order) -> tuple[float, Order]:
             """The score of the incident an undecided report chose (unchanged before it:
-            a change there would have queued it)."""
+            a change there would have queued it; so it holds for the whole replay)."""
+            known = chosen_scores.get(v.ident)
+            if known is not None:
+                return known
             a = self.anchor[v.ident]
-            if a == v.ident:
-                return (math.inf, vo)  # it started its own: any candidate wins
-            worst = 0.0
-            first: Order | None = None
-            for m in self.members[a]:
-                mo = _order(m)
-                if mo >= vo:
-                    break
-                first = first or mo
-                f = rule.pair_fit(ve, entries[m.ident])
-                worst = max(worst, f if f is not None else math.inf)
-            return (worst, first or vo)
+            result: tuple[float, Order] = (math.inf, vo)  # its own: any candidate wins
+            if a != v.ident:
+                members = []
+                fits = []
+                linked = True
+                for m in self.members[a]:
+                    # The changed report there is after v (else v would be queued).
+                    if m.ident == changed or entries[m.ident][7] >= vo:
+                        break
+                    f = pair_fit(ve, entries[m.ident])
+                    if f is None:
+                        linked = False
+                        break
+                    members.append(m)
+                    fits.append(f)
+                if linked and fits:
+                    result = (score(v, fits, members), entries[members[0].ident][7])
+            chosen_scores[v.ident] = result
+            return result
+
+        def lost(a: Ident, at: Order) -> None:
+            rest = members_of(a, at)
+            if rest:
+                recheck(a, rest[0], at)
 
         if inserted is not None:
             push(changed, _order(inserted))
@@ -641,7 +763,7 @@ class ZoneLinker:
         while queue:
             uo, kind, ident = heapq.heappop(queue)
             if kind == _LOST:
-                weakened(members_of(ident, uo), uo)
+                lost(ident, uo)
                 continue
             self.decisions += 1
             u = self.live[ident]
@@ -653,11 +775,10 @@ class ZoneLinker:
             if new_a == old_a:
                 continue
             diverged(new_a, uo)
-            if new_a == ident:
-                weakened([u], uo)  # a new incident starts here
+            recheck(new_a, u, uo)  # it gained u, or starts with u
             if old_a is not None:
                 diverged(old_a, uo)
-                weakened(members_of(old_a, uo), uo)
+                lost(old_a, uo)
 
         before: dict[Ident, Group] = {}
         after: dict[Ident, Group] = {}

@@ -133,7 +133,7 @@ def what_if_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> list[lis
                 fits = [a for a, count in links.items() if count == len(members[a])]
                 a = fits[0] if len(fits) == 1 else u.ident
             else:
-                a = ZoneLinker._decide(u, earlier, anchor.__getitem__, members.__getitem__)
+                a = linker._decide(u, earlier, anchor.__getitem__, members.__getitem__)
             anchor[u.ident] = a
             members.setdefault(a, []).append(u)
         groups.extend([m.ident for m in ms] for ms in members.values())

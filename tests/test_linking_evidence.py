@@ -1,0 +1,213 @@
+"""The evidence a report carries besides time, place and category (casualties, the
+perpetrator a non-claim names, its exact category), and the mean of its pair fits, in the
+choice among the incidents it links with completely; and the incremental grouping against
+the plain reference when that evidence varies (docs/record.md, "Linking quality")."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from schemas.codes import Category, SourceType
+from streams.record.linking import LinkRule, ZoneLinker, canonical_groups
+from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+from tests.record_helpers import MIN, reference_groups, rv
+
+RULE = LinkRule()
+#: Time, place and category only: the evidence penalties off.
+PLAIN = LinkRule(unmatched_category=0.0, unmatched_harm=0.0, unmatched_perpetrator=0.0)
+
+# A day-precision report (what most ambiguous reports are: a dataset's, media's) and two
+# incidents of one report each in its day, a and b, a a little nearer.
+DAY = TimePrecision.DAY
+
+
+def groups(*reports: ReportVersion, rule: LinkRule = RULE) -> set[frozenset[Ident]]:
+    return {frozenset(m.ident for m in g) for g in canonical_groups(reports, rule).values()}
+
+
+def test_a_report_of_casualties_prefers_an_incident_with_casualties() -> None:
+    a = rv("op1", "a", t=3 * 3600, km=0.5)
+    b = rv("op2", "b", t=6 * 3600, km=1.0, killed=1)
+    u = rv("acled", "u", km=0.0, killed=2, time_precision=DAY)
+    assert groups(a, b, u, rule=PLAIN) == {frozenset({a.ident, u.ident}), frozenset({b.ident})}
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+    # Wounded count as harm too; figures need not agree (sources disagree on them).
+    b2 = rv("op2", "b", t=6 * 3600, km=1.0, wounded=4)
+    assert groups(a, b2, u) == {frozenset({a.ident}), frozenset({b2.ident, u.ident})}
+    # A report without figures says nothing either way.
+    quiet = rv("acled", "u", km=0.0, time_precision=DAY)
+    assert groups(a, b, quiet) == {frozenset({a.ident, quiet.ident}), frozenset({b.ident})}
+
+
+def test_a_named_perpetrator_prefers_an_incident_naming_the_same_party() -> None:
+    a = rv("op1", "a", t=3 * 3600, km=0.5, perpetrator="am")
+    b = rv("op2", "b", t=6 * 3600, km=1.0, perpetrator="az")
+    u = rv("acled", "u", perpetrator="az", time_precision=DAY)
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+    # An incident naming no one (unknown) is no counter-evidence.
+    a_unknown = rv("op1", "a", t=3 * 3600, km=0.5)
+    assert groups(a_unknown, b, u) == {
+        frozenset({a_unknown.ident, u.ident}),
+        frozenset({b.ident}),
+    }
+    # Claims do not count (each side accuses the other, whoever fired): neither a claim
+    # in the incident ...
+    claim = rv(
+        "mod", "a", t=3 * 3600, km=0.5, perpetrator="am", claimant="az",
+        source_type=SourceType.PARTY_STATEMENT,
+    )  # fmt: skip
+    assert groups(claim, b, u) == {frozenset({claim.ident, u.ident}), frozenset({b.ident})}
+    # ... nor the report's own claim.
+    u_claim = rv(
+        "mod2", "u", perpetrator="az", claimant="am", source_type=SourceType.PARTY_STATEMENT,
+        time_precision=DAY,
+    )  # fmt: skip
+    assert groups(a, b, u_claim) == {frozenset({a.ident, u_claim.ident}), frozenset({b.ident})}
+
+
+def test_an_exact_category_match_is_preferred_beyond_the_fire_family() -> None:
+    a = rv("op1", "a", t=3 * 3600, km=0.5, category=Category.SMALL_ARMS_FIRE)
+    b = rv("op2", "b", t=6 * 3600, km=1.0, category=Category.DRONE_STRIKE)
+    u = rv("acled", "u", category=Category.DRONE_STRIKE, time_precision=DAY)
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+
+
+def test_the_fit_to_an_incident_is_the_mean_of_the_pair_fits() -> None:
+    # Incident p+q: u is 1.2 km from p and 0.3 km from q (mean 0.75 km, worst 1.2 km);
+    # incident r: 0.9 km. By the worst pair r fits better; by the mean, p+q.
+    p = rv("op1", "p", t=0, km=-1.2)
+    q = rv("op2", "q", t=1 * MIN, km=-0.3)
+    r = rv("op3", "r", t=4 * 3600, km=0.9)
+    u = rv("acled", "u", time_precision=DAY)
+    assert RULE.incident_fit(u, [p, q]) == pytest.approx((1.2 + 0.3) / 2 / 3, rel=1e-3)
+    assert RULE.incident_fit(u, [r]) == pytest.approx(0.9 / 3, rel=1e-3)
+    assert groups(p, q, r, u) == {frozenset({p.ident, q.ident, u.ident}), frozenset({r.ident})}
+
+
+def test_evidence_never_makes_two_reports_link() -> None:
+    a = rv("op1", "a", killed=1, perpetrator="az")
+    far = rv("op2", "b", t=31 * MIN, killed=1, perpetrator="az")
+    assert RULE.incident_fit(far, [a]) is None
+    assert groups(a, far) == {frozenset({a.ident}), frozenset({far.ident})}
+
+
+def test_the_evidence_penalties_are_validated() -> None:
+    for name in ("unmatched_category", "unmatched_harm", "unmatched_perpetrator"):
+        with pytest.raises(ValueError, match="unmatched"):
+            LinkRule(**{name: -0.1})  # type: ignore[arg-type]
+
+
+def test_a_gain_that_makes_an_incident_a_better_candidate_regroups_a_later_report() -> None:
+    # u (a day report of a death) first joins a, the only incident; then a report of b's
+    # event with the death arrives: b is now the better candidate, and u moves there.
+    a = rv("op1", "a", t=3 * 3600, km=0.5)
+    b = rv("op2", "b", t=6 * 3600, km=1.0)
+    u = rv("acled", "u", killed=1, time_precision=DAY)
+    harm = rv("op3", "h", t=6 * 3600 + 2 * MIN, km=1.1, wounded=2)
+    linker = ZoneLinker()
+    for r in (a, b, u):
+        linker.upsert(r)
+    assert linker.anchor[u.ident] == a.ident
+    rg = linker.upsert(harm)
+    assert linker.anchor[u.ident] == b.ident
+    assert rg.after[b.ident] == (b, harm, u)
+    assert groups(a, b, u, harm) == {
+        frozenset({a.ident}),
+        frozenset({b.ident, harm.ident, u.ident}),
+    }
+    # and back when it goes
+    linker.remove(harm.ident)
+    assert linker.anchor[u.ident] == a.ident
+
+
+def _random_report(rng: random.Random, rid: str, step: int, n_sources: int) -> ReportVersion:
+    claim = rng.random() < 0.25
+    return rv(
+        f"s{int(rid) % n_sources}",
+        rid,
+        revision=step,
+        t=rng.randrange(0, 6 * 3600, 300),
+        km=rng.uniform(0, 6),
+        source_type=SourceType.PARTY_STATEMENT if claim else SourceType.OBSERVATION_POST,
+        claimant=rng.choice(["az", "am"]) if claim else None,
+        perpetrator=rng.choice(["az", "am", "unknown", "unknown"]),
+        killed=rng.choice([0, 0, 0, 1, 2]),
+        wounded=rng.choice([0, 0, 0, 0, 3]),
+        category=rng.choice(
+            [Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE]
+        ),
+        time_precision=rng.choice([TimePrecision.EXACT] * 3 + [TimePrecision.DAY]),
+        location_precision=rng.choice(
+            [*LocationPrecision, LocationPrecision.POINT, LocationPrecision.POINT]
+        ),
+    )
+
+
+def grouping(linker: ZoneLinker) -> set[frozenset[Ident]]:
+    return {frozenset(m.ident for m in members) for members in linker.members.values()}
+
+
+@pytest.mark.timeout(120)
+def test_incremental_grouping_with_evidence_equals_the_reference_on_random_streams() -> None:
+    """Evidence can make an incident a better candidate when it gains a report, which the
+    pair fits alone never do: the replay re-checks later reports on gains too."""
+    rng = random.Random(20201109)
+    for _ in range(200):
+        linker = ZoneLinker()
+        current: dict[str, ReportVersion] = {}
+        n_sources = rng.randint(3, 7)
+        for step in range(45):
+            rid = str(rng.randrange(22))
+            if current and rng.random() < 0.15:
+                gone = current.pop(rng.choice(sorted(current)))
+                linker.remove(gone.ident)
+            else:
+                r = _random_report(rng, rid, step, n_sources)
+                linker.upsert(r)
+                current[rid] = r
+            assert grouping(linker) == reference_groups(current.values(), RULE)
+        for anchor, members in linker.members.items():
+            assert members[0].ident == anchor
+            assert all(linker.anchor[m.ident] == anchor for m in members)
+
+
+def test_grouping_with_evidence_does_not_depend_on_arrival_order() -> None:
+    rng = random.Random(7)
+    for _ in range(30):
+        reports = [_random_report(rng, str(i), 0, 4) for i in range(7)]
+        expected = reference_groups(reports, RULE)
+        for perm in itertools.islice(itertools.permutations(reports), 0, None, 97):
+            linker = ZoneLinker()
+            for r in perm:
+                linker.upsert(r)
+            assert grouping(linker) == expected
+
+
+@pytest.mark.timeout(120)
+def test_crowded_grouping_with_evidence_equals_the_reference_on_random_streams() -> None:
+    """With a small crowd limit, cells cross it both ways while evidence varies: crowded
+    reports alone, the rest grouped as the plain reference groups them."""
+    rng = random.Random(1109)
+    rule = LinkRule(crowd_limit=3)
+    crowded_steps = 0
+    for _ in range(60):
+        linker = ZoneLinker(rule)
+        current: dict[str, ReportVersion] = {}
+        for step in range(40):
+            rid = str(rng.randrange(14))
+            if current and rng.random() < 0.25:
+                gone = current.pop(rng.choice(sorted(current)))
+                linker.remove(gone.ident)
+            else:
+                r = _random_report(rng, rid, step, 4)
+                linker.upsert(r)
+                current[rid] = r
+            crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
+            crowded_steps += bool(crowded)
+            free = [r for r in current.values() if r.ident not in crowded]
+            expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
+            assert grouping(linker) == expected
+    assert crowded_steps > 100
