@@ -30,7 +30,7 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -139,49 +139,58 @@ def decode_body(body: bytes) -> list[Group]:
 
 
 class PackedIndex:
-    """64-bit hash -> unit number in about 12 bytes an entry: two sorted arrays, and a dict
-    of recent entries merged in when it grows past half the arrays. An entry is a hint, not
-    a fact (a reopened unit leaves its entries behind): readers check the unit."""
+    """64-bit hash -> unit number in about 12 bytes an entry: sorted (hash << 32 | unit)
+    integers in an array, and a dict of recent entries merged in when it grows past half
+    the array. An entry is a hint, not a fact (a reopened unit leaves its entries behind,
+    and a hash may name several units): readers check each unit it names."""
 
     def __init__(self) -> None:
-        self._keys = array("Q")
-        self._values = array("I")
+        self._pairs = array("Q")  # the hashes, sorted; `_units` beside them
+        self._units = array("I")
         self._recent: dict[int, int] = {}
+        self._bulk: list[tuple[int, int]] = []
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._recent)
+        return len(self._pairs) + len(self._recent) + len(self._bulk)
 
     def put(self, key: int, value: int) -> None:
         self._recent[key] = value
-        if len(self._recent) > max(65_536, len(self._keys) // 2):
+        if len(self._recent) > max(65_536, len(self._pairs) // 2):
             self._merge()
 
-    def get(self, key: int) -> int | None:
-        value = self._recent.get(key)
-        if value is not None:
-            return value
-        i = bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            return self._values[i]
-        return None
+    def load(self, keys: Iterable[int], value: int) -> None:
+        """Many entries at once (a recovery): merged by `seal`, in one sort."""
+        self._bulk.extend((k, value) for k in keys)
+
+    def seal(self) -> None:
+        if self._bulk:
+            self._merge()
+
+    def get(self, key: int) -> list[int]:
+        """Every unit the hash may name."""
+        out = []
+        recent = self._recent.get(key)
+        if recent is not None:
+            out.append(recent)
+        pairs = self._pairs
+        i = bisect_left(pairs, key)
+        while i < len(pairs) and pairs[i] == key:
+            out.append(self._units[i])
+            i += 1
+        return out
 
     def _merge(self) -> None:
-        recent = sorted(self._recent.items())
-        keys, values = array("Q"), array("I")
-        old_k, old_v = self._keys, self._values
-        i, n = 0, len(old_k)
-        for k, v in recent:
-            while i < n and old_k[i] < k:
-                keys.append(old_k[i])
-                values.append(old_v[i])
-                i += 1
-            if i < n and old_k[i] == k:
-                i += 1  # the recent entry wins
-            keys.append(k)
-            values.append(v)
-        keys.extend(old_k[i:])
-        values.extend(old_v[i:])
-        self._keys, self._values, self._recent = keys, values, {}
+        # One sort of (hash, unit) pairs; identical pairs collapse, a hash's other units
+        # stay (stale hints, rare: a report closed again in another zone or day).
+        # Each pair as one integer (hash << 32 | unit): a set and a sort of ints, not tuples.
+        merged = {k << 32 | v for k, v in zip(self._pairs, self._units, strict=True)}
+        merged.update(k << 32 | v for k, v in self._recent.items())
+        merged.update(k << 32 | v for k, v in self._bulk)
+        ordered = sorted(merged)
+        del merged
+        self._pairs = array("Q", (x >> 32 for x in ordered))
+        self._units = array("I", (x & 0xFFFFFFFF for x in ordered))
+        self._recent, self._bulk = {}, []
 
 
 class Archive:
@@ -219,15 +228,24 @@ class Archive:
             day -= 0x100000
         return self._zones[number >> 20], day
 
-    def add(self, zone: str, day: int, head: UnitHead) -> None:
+    def add(self, zone: str, day: int, head: UnitHead, *, bulk: bool = False) -> None:
+        """Hold a unit; `bulk` (a recovery): index it at `seal`."""
         number = self._number(zone, day)
         self.bodies[(zone, day)] = head.body
         self.days.setdefault(zone, set()).add(day)
         self.reports += len(head.member_keys)
+        if bulk:
+            self._members.load(map(key_hash, head.member_keys), number)
+            self._ids.load(head.id_hashes, number)
+            return
         for key in head.member_keys:
             self._members.put(key_hash(key), number)
         for h in head.id_hashes:
             self._ids.put(h, number)
+
+    def seal(self) -> None:
+        self._members.seal()
+        self._ids.seal()
 
     def take(self, zone: str, day: int) -> list[Group]:
         """Remove a unit and return its incidents."""
@@ -241,18 +259,17 @@ class Archive:
 
     def unit_of_report(self, key: bytes) -> tuple[str, int] | None:
         """The closed unit that may hold the report with this identity key."""
-        number = self._members.get(key_hash(key))
-        if number is None:
-            return None
-        unit = self._unit(number)
-        return unit if unit in self.bodies else None
+        return self._held(self._members.get(key_hash(key)))
 
     def unit_of_incident(self, iid: str) -> tuple[str, int] | None:
-        number = self._ids.get(id_hash(iid))
-        if number is None:
-            return None
-        unit = self._unit(number)
-        return unit if unit in self.bodies else None
+        return self._held(self._ids.get(id_hash(iid)))
+
+    def _held(self, numbers: list[int]) -> tuple[str, int] | None:
+        for number in numbers:
+            unit = self._unit(number)
+            if unit in self.bodies:
+                return unit
+        return None
 
     def peek(self, zone: str, day: int) -> list[Group]:
         """A unit's incidents, read without reopening it (the incidents API)."""

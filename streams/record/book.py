@@ -413,7 +413,7 @@ class IncidentBook:
         for (zone, day), (at, value) in units.items():
             head = read_head(value)
             if not any(details.get(k, (-1,))[0] > at for k in head.member_keys):
-                self.archive.add(zone, day, head)
+                self.archive.add(zone, day, head, bulk=True)
                 for k in head.member_keys:
                     details.pop(k, None)
                 if on_closed is not None:
@@ -426,6 +426,7 @@ class IncidentBook:
                         current[k] = m
                 for iid, version in versions.items():
                     self.versions[iid] = max(version, self.versions.get(iid, 0))
+        self.archive.seal()
         for ik, (_, value) in details.items():
             decoded = decode_detail(value)
             if isinstance(decoded, int):
