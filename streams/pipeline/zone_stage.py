@@ -1,7 +1,9 @@
 """The zone stage: reports linked into incidents, tallied, published (SPEC.md "Incidents").
 
 Input: `ceasefire.reports.by-zone`, the upserts and removes of the identity stage routed
-by zone, so all of a zone's reports meet in one partition. State:
+by zone, so all of a zone's reports meet in one partition, and the version floors this stage
+sends itself: a remove for a move to a zone of another partition is followed by a floor to
+that zone (`IncidentBook.floor`; docs/record.md, "Publishing"). State:
 `streams/record/book.py::IncidentBook` per partition in the changelog of the table
 `incident-book` (entries per changed report and incident version: it grows with what
 changed). A timer closes the days older than the retention (`sweep`,
@@ -31,7 +33,7 @@ from streams import metrics
 from streams.pipeline.packs import send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
-from streams.pipeline.versions import BadDocument, Upsert, read_message
+from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import incident_overrides
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import IncidentFields, IncidentRecord, Status
@@ -59,6 +61,8 @@ class ZoneOutput:
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: per partition, the incidents closed or reopened, in order (for the tally)
     moves: dict[int, list[tuple[str, str, IncidentFields]]] = field(default_factory=dict)
+    #: (new zone, floor message) for the zone stage itself, after a move out of a zone
+    floors: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
 
     def add(self, partition: int, change: Change) -> None:
@@ -168,10 +172,18 @@ class ZoneStage(Stage[ZoneOutput]):
                     continue
                 if isinstance(msg, Upsert):
                     change = book.upsert(msg.version)
+                    out.docs[msg.version.ident] = msg.doc
+                elif isinstance(msg, Floor):
+                    change = book.floor(msg.source, msg.report_id, msg.version)
                 else:
                     change = book.remove(msg.source, msg.report_id, msg.revision)
-                if isinstance(msg, Upsert):
-                    out.docs[msg.version.ident] = msg.doc
+                    if msg.to is not None:
+                        # Sent whether or not the remove changed anything (a replay): a
+                        # floor is idempotent, and the first may not have been sent.
+                        floor = book.version_of((msg.source, msg.report_id))
+                        if floor is not None:
+                            message = floor_message(msg.source, msg.report_id, floor)
+                            out.floors.append((msg.to.encode(), message))
                 out.add(r.partition, change)
 
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
@@ -199,6 +211,11 @@ class ZoneStage(Stage[ZoneOutput]):
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
             sends.extend(
                 await send_packs(producer, s.zone_packs_topic, alert_inputs, alert_partitions)
+            )
+        if out.floors:  # to the new zones' partitions, by the key the identity stage routes by
+            zone_partitions = await ports.partitions_of(s.zone_reports_topic)
+            sends.extend(
+                await send_packs(producer, s.zone_reports_topic, out.floors, zone_partitions)
             )
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)

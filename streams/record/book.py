@@ -14,7 +14,12 @@ Publishing (SPEC.md: every change of an incident as its full new version):
   incident that now holds the first of its former reports still current in the zone, or
   `withdrawn` when none of them is (they were all withdrawn, or revised into another zone,
   where that zone's incidents hold them);
-* versions continue where they stopped if an id heads an incident again.
+* versions continue where they stopped if an id heads an incident again;
+* an id is named after a report, and a report can move to a zone of another book (another
+  partition): the book it left publishes the id withdrawn (or merged) at its next version
+  and the zone stage sends that version to the new zone's book as a *floor* (`floor`),
+  which publishes the id open above it if it heads an incident there, or remembers it for
+  when it does. Either arrival order ends with the open version the highest.
 """
 
 from __future__ import annotations
@@ -204,6 +209,51 @@ class IncidentBook:
             self._take_out(current, change)
         self._gone[key] = revision
         change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision)))
+        return change
+
+    def version_of(self, ident: Ident) -> int | None:
+        """The last version this book published of the incident id named after report
+        `ident` (None: never published here); read from its unit if the report is closed."""
+        iid = incident_id(ident)
+        version = self.versions.get(iid)
+        if version is None and self.archive:
+            unit = self.archive.unit_of_report(identity_key(*ident))
+            if unit is not None:
+                for _, versions in self.archive.peek(*unit):
+                    if iid in versions:
+                        return versions[iid]
+        return version
+
+    def floor(self, source: str, report_id: str, version: int) -> Change:
+        """Another zone partition published the incident id named after this report at
+        `version` (withdrawn or merged there: the report moved out of its zones). If the id
+        heads an incident here, publish it open above that version, so that its highest
+        version anywhere is the open one; else remember the version, so that the id starts
+        above it if it comes to head one. Idempotent: a floor at or below what the book
+        holds changes nothing (an id heading an incident: strictly below, as an open and a
+        withdrawn version must not tie)."""
+        change = Change()
+        ident = (source, report_id)
+        iid = incident_id(ident)
+        if self.report(ident) is None and self.archive:
+            unit = self.archive.unit_of_report(identity_key(source, report_id))
+            if unit is not None:
+                # closed: its versions live in its unit's body; a later sweep closes it again
+                self._reopen(*unit, change)
+        known = self.versions.get(iid, 0)
+        zone = self._zone_of.get(ident)
+        linker = None if zone is None else self.zones[zone]
+        if linker is not None and linker.anchor.get(ident) == ident:
+            if known > version:
+                return change
+            self.versions[iid] = version
+            f = self._fields_of(ident, linker.members[ident])
+            published = self._next_version(iid, change)
+            change.incidents.append(IncidentRecord(iid, published, Status.OPEN, None, f))
+        elif known < version:
+            self.versions[iid] = version
+            if version > 1:  # as `_next_version`: at 1, an id needs no entry
+                change.entries.append(version_entry(iid, version))
         return change
 
     def _current(self, ident: Ident, key: bytes, change: Change) -> ReportVersion | None:
