@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from streams import metrics
-from streams.pipeline.packs import send_each, send_packs, unpack
+from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
@@ -61,8 +61,9 @@ class ZoneOutput:
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: per partition, the incidents closed or reopened, in order (for the tally)
     moves: dict[int, list[tuple[str, str, IncidentFields]]] = field(default_factory=dict)
-    #: (new zone, floor message) for the zone stage itself, after a move out of a zone
-    floors: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: (partition of the remove, new zone, floor message) for this stage itself, after a
+    #: move out of a zone
+    floors: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
 
     def add(self, partition: int, change: Change) -> None:
@@ -183,7 +184,7 @@ class ZoneStage(Stage[ZoneOutput]):
                         floor = book.version_of((msg.source, msg.report_id))
                         if floor is not None:
                             message = floor_message(msg.source, msg.report_id, floor)
-                            out.floors.append((msg.to.encode(), message))
+                            out.floors.append((r.partition, msg.to.encode(), message))
                 out.add(r.partition, change)
 
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
@@ -212,11 +213,16 @@ class ZoneStage(Stage[ZoneOutput]):
             sends.extend(
                 await send_packs(producer, s.zone_packs_topic, alert_inputs, alert_partitions)
             )
-        if out.floors:  # to the new zones' partitions, by the key the identity stage routes by
+        if out.floors:
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
-            sends.extend(
-                await send_packs(producer, s.zone_reports_topic, out.floors, zone_partitions)
-            )
+            # To the new zone's partition, by the key the identity stage routes by; none
+            # when that is the remove's own: its book moved the report and its versions.
+            floors = [
+                (to, message)
+                for p, to, message in out.floors
+                if partition_for(to, zone_partitions) != p
+            ]
+            sends.extend(await send_packs(producer, s.zone_reports_topic, floors, zone_partitions))
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
         if out.later:

@@ -1,0 +1,205 @@
+"""Version floors (`IncidentBook.floor`): a report that moves to a zone of another book
+(another partition) leaves its incident id withdrawn in the old book at that book's next
+version; the new book must publish the id open above it, whichever of the report and the
+floor reaches it first, so that a subscriber keeping the highest version of each id sees it
+open. Books only, as the zone stage drives them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from streams.record.archive import DAY
+from streams.record.book import Change, IncidentBook
+from streams.record.changelog import Entry
+from streams.record.incident import IncidentRecord, Status, incident_id
+from streams.record.model import ReportVersion
+from tests.record_helpers import MIN, rv
+
+BASE = 1_700_000_000.0
+A, B = "shusha", "lachin-corridor"
+
+
+def highest(published: Iterable[IncidentRecord]) -> dict[str, IncidentRecord]:
+    """What a subscriber keeping the highest version of each id ends with. Two records of
+    one id at one version must be a re-publish or both not open (withdrawn in two zones):
+    an open one must not tie with another."""
+    top: dict[str, IncidentRecord] = {}
+    for r in published:
+        held = top.get(r.incident_id)
+        if held is not None and held.version == r.version:
+            assert held == r or Status.OPEN not in (held.status, r.status), (held, r)
+        if held is None or r.version > held.version:
+            top[r.incident_id] = r
+    return top
+
+
+class Books:
+    """Two books (two zone partitions) and what they published and wrote, wired as the zone
+    stage wires them: a remove naming the new zone sends the old book's version as a floor."""
+
+    def __init__(self) -> None:
+        self.books = {A: IncidentBook(), B: IncidentBook()}
+        self.published: list[IncidentRecord] = []
+        self.entries: dict[str, list[Entry]] = {A: [], B: []}
+        #: floors sent and not yet applied: (to zone, source, report id, version)
+        self.floors: list[tuple[str, str, str, int]] = []
+
+    def _took(self, zone: str, change: Change) -> Change:
+        self.published.extend(change.incidents)
+        self.entries[zone].extend(change.entries)
+        self.entries[zone].extend(change.later)
+        return change
+
+    def upsert(self, r: ReportVersion) -> Change:
+        return self._took(r.zone, self.books[r.zone].upsert(r))
+
+    def remove(self, zone: str, r: ReportVersion, to: str | None = None) -> Change:
+        book = self.books[zone]
+        change = self._took(zone, book.remove(r.source, r.report_id, r.revision))
+        floor = book.version_of(r.ident)
+        if to is not None and floor is not None:
+            self.floors.append((to, r.source, r.report_id, floor))
+        return change
+
+    def floor(self) -> Change:
+        """Apply the oldest floor sent."""
+        to, source, report_id, version = self.floors.pop(0)
+        return self._took(to, self.books[to].floor(source, report_id, version))
+
+    def move(self, r: ReportVersion, to: str, revision: int, *, floor_first: bool) -> ReportVersion:
+        """What the identity stage sends for a revision moving `r` to zone `to` (an upsert
+        there, a remove naming it in the old zone), the floor applied before or after the
+        upsert."""
+        moved = replace(r, zone=to, revision=revision)
+        self.remove(r.zone, moved, to=to)
+        if floor_first:
+            self.floor()
+            self.upsert(moved)
+        else:
+            self.upsert(moved)
+            self.floor()
+        return moved
+
+    def sweep(self, zone: str) -> Change:
+        return self._took(zone, self.books[zone].sweep(BASE + 5 * DAY))
+
+    def top(self, r: ReportVersion) -> IncidentRecord:
+        return highest(self.published)[incident_id(r.ident)]
+
+
+def test_a_move_ends_open_above_the_withdrawn_version_in_either_order() -> None:
+    for floor_first in (False, True):
+        books = Books()
+        r = rv("acled", "1", zone=A)
+        books.upsert(r)
+        r = replace(r, killed=3, revision=1)
+        books.upsert(r)  # version 2
+        moved = books.move(r, B, 2, floor_first=floor_first)
+        withdrawn = [p for p in books.published if p.status is Status.WITHDRAWN]
+        assert [(p.fields.zone, p.version) for p in withdrawn] == [(A, 3)]
+        top = books.top(moved)
+        assert (top.status, top.fields.zone, top.version) == (Status.OPEN, B, 4), floor_first
+        # the book's current version is the one published (the incidents API reads it)
+        assert [i.version for i in books.books[B].incidents()] == [4]
+        # replays (a stage redoing a step after a crash) publish nothing new
+        published = len(books.published)
+        books.remove(A, moved, to=B)
+        books.floor()
+        books.upsert(moved)
+        assert all(p.version <= 4 for p in books.published[published:])
+        assert books.top(moved) == top
+
+
+def test_a_floor_is_remembered_for_an_id_heading_nothing_and_survives_a_restore() -> None:
+    books = Books()
+    r = rv("op-1", "r", t=10 * MIN, zone=A)
+    books.upsert(r)
+    books.upsert(replace(r, killed=1, revision=1))  # version 2
+    x = rv("op-2", "x", t=0, zone=B)  # earlier: heads the incident the report joins in B
+    books.upsert(x)
+    moved = books.move(replace(r, killed=1), B, 2, floor_first=True)
+    (incident,) = books.books[B].incidents()
+    assert incident.incident_id == incident_id(x.ident)  # the moved report's id heads nothing
+    assert books.top(moved).status is Status.WITHDRAWN  # right: nothing open has that id
+    iid = incident_id(moved.ident)
+    assert books.books[B].versions[iid] == 3
+    rebuilt = IncidentBook()
+    rebuilt.restore(books.entries[B])
+    assert rebuilt.versions[iid] == 3
+    # x withdrawn: the moved report heads its incident now, above the floor
+    books.books[B] = rebuilt
+    books.remove(B, replace(x, revision=1))
+    top = books.top(moved)
+    assert (top.status, top.fields.zone, top.version) == (Status.OPEN, B, 4)
+
+
+def test_a_report_moving_back_ends_open_where_it_is() -> None:
+    for first, second in ((False, False), (False, True), (True, False), (True, True)):
+        books = Books()
+        r = rv("acled", "1", zone=A)
+        books.upsert(r)
+        there = books.move(r, B, 1, floor_first=first)
+        back = books.move(there, A, 2, floor_first=second)
+        top = books.top(back)
+        assert (top.status, top.fields.zone) == (Status.OPEN, A), (first, second)
+        assert [i.version for i in books.books[A].incidents()] == [top.version]
+        assert not list(books.books[B].incidents())
+
+
+def test_a_late_floor_of_an_earlier_move_changes_nothing() -> None:
+    """A to B, then back to A, with the first move's floor reaching B last: B holds nothing
+    of the report by then, and remembers the floor only."""
+    books = Books()
+    r = rv("acled", "1", zone=A)
+    books.upsert(r)
+    there = replace(r, zone=B, revision=1)
+    books.remove(A, there, to=B)  # floor 2 for B, held back
+    books.upsert(there)  # B: open 1
+    back = replace(r, zone=A, revision=2)
+    books.remove(B, back, to=A)  # B: withdrawn 2, floor 2 for A
+    books.upsert(back)  # A: open 3
+    books.floors.reverse()
+    books.floor()  # A gets 2: below its open 3
+    books.floor()  # B gets 2: heads nothing there
+    top = books.top(back)
+    assert (top.status, top.fields.zone, top.version) == (Status.OPEN, A, 3)
+
+
+def test_a_move_within_one_book_needs_no_floor() -> None:
+    """(The zone stage sends none: the new zone is on the partition of the remove.)"""
+    book = IncidentBook()
+    r = rv("acled", "1", zone=A)
+    published = list(book.upsert(r).incidents)
+    moved = replace(r, zone=B, revision=1)
+    published += book.upsert(moved).incidents  # withdrawn in A at 2, open in B at 3
+    published += book.remove("acled", "1", 1).incidents  # the identity stage's remove
+    assert book.version_of(moved.ident) == 3
+    top = highest(published)[incident_id(moved.ident)]
+    assert (top.status, top.fields.zone, top.version) == (Status.OPEN, B, 3)
+
+
+def test_a_floor_reaches_a_closed_incident_and_a_closed_version() -> None:
+    books = Books()
+    r = rv("acled", "1", t=0, zone=A)
+    books.upsert(r)
+    books.upsert(replace(r, killed=2, revision=1))  # version 2
+    books.sweep(A)
+    assert books.books[A].archive and books.books[A].version_of(r.ident) == 2  # from its unit
+    # the report moves to B, where it closes before the floor arrives
+    moved = replace(r, killed=2, zone=B, revision=2)
+    books.remove(A, moved, to=B)  # reopens, withdrawn at 3
+    books.upsert(moved)  # B: open 1
+    books.sweep(B)
+    assert books.books[B].archive and not list(books.books[B].incidents())
+    change = books.floor()
+    assert [m[0] for m in change.moves] == ["reopen"]
+    top = books.top(moved)
+    assert (top.status, top.fields.zone, top.version) == (Status.OPEN, B, 4)
+    assert books.books[B].version_of(moved.ident) == 4
+    # closed again, its unit holds the raised version; a rebuilt book has it
+    books.sweep(B)
+    rebuilt = IncidentBook()
+    rebuilt.restore(books.entries[B])
+    (closed,) = rebuilt.closed_incidents()
+    assert (closed.incident_id, closed.version) == (top.incident_id, 4)
