@@ -114,7 +114,8 @@ class IdentityStage(Stage[IdentityOutput]):
                     out.forward.append((version.zone.encode(), upsert_message(raw, version.digest)))
                     if before is not None and before != version.zone:
                         # naming the new zone: the old one's partition sends it a version
-                        # floor for the report's incident id (docs/record.md, "Publishing")
+                        # floor for the report's incident id (docs/record.md, "Versions
+                        # across partitions")
                         out.forward.append(
                             (
                                 before.encode(),

@@ -15,9 +15,9 @@ A remove with `to` takes a report out of its old zone because it moved to zone `
 zone stage that applies it sends a floor to `to` (keyed by it, so it lands on the new zone's
 partition): the last version the old partition published of the incident id named after the
 report (withdrawn or merged). The new zone's book then publishes that id, when it heads an
-incident there, above that version (docs/record.md, "Publishing"). A floor names the report,
-not the id: the id is a function of it (`incident_id_for`), and the book finds an incident by
-its first report.
+incident there, above that version (docs/record.md, "Versions across partitions"). A floor
+names the report, not the id: the id is a function of it (`incident_id_for`), and the book
+finds an incident by its first report.
 
 The document travels as it was, so the zone stage can say what it holds (place, target,
 raw names) in alerts without a second copy of the report in state.
