@@ -9,12 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from streams.record.archive import DAY
 from streams.record.book import Change, IncidentBook
 from streams.record.changelog import Entry
 from streams.record.incident import IncidentRecord, Status, incident_id
-from streams.record.model import ReportVersion
+from streams.record.model import ReportVersion, Withdrawal
+from streams.record.record import Record
+from streams.record.revisions import ENTRY_PREFIX
 from tests.record_helpers import MIN, rv
+from tests.test_record_archive import LATER, everything, spread
+from tests.test_record_properties import Scenario, scenarios
 
 BASE = 1_700_000_000.0
 A, B = "shusha", "lachin-corridor"
@@ -203,3 +210,49 @@ def test_a_floor_reaches_a_closed_incident_and_a_closed_version() -> None:
     rebuilt.restore(books.entries[B])
     (closed,) = rebuilt.closed_incidents()
     assert (closed.incident_id, closed.version) == (top.incident_id, 4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scenarios(when=spread),
+    st.lists(st.tuples(st.integers(0, 9), st.integers(1, 12)), max_size=12),
+    st.lists(st.booleans(), min_size=30, max_size=30),
+)
+def test_a_book_that_closes_takes_floors_as_one_that_never_closes(
+    s: Scenario, floors: list[tuple[int, int]], sweeps: list[bool]
+) -> None:
+    """Floors between the versions of a scenario, sweeps at random points: a closing book
+    publishes what a never-closing one does, and its changelog rebuilds it."""
+    plain, closing = Record(), Record()
+    entries: list[Entry] = []
+    idents = sorted(s.latest)
+    steps: list[tuple[str, object]] = [("version", v) for v in s.arrivals]
+    for k, (at, version) in enumerate(floors):
+        source, report_id = idents[at % len(idents)]
+        steps.insert((k * 7 + at) % (len(steps) + 1), ("floor", (source, report_id, version)))
+    for i, (kind, what) in enumerate(steps):
+        if sweeps[i % len(sweeps)]:
+            change = closing.book.sweep(LATER)
+            entries.extend(change.entries)
+            entries.extend(change.later)
+        if kind == "version":
+            assert isinstance(what, (ReportVersion, Withdrawal))
+            a, b = plain.apply(what), closing.apply(what)
+            assert b.incidents == a.incidents
+            entries.extend(e for e in b.entries if not e[0].startswith(ENTRY_PREFIX))
+        else:
+            source, report_id, version = what  # type: ignore[misc]
+            pa = plain.book.floor(source, report_id, version)
+            pb = closing.book.floor(source, report_id, version)
+            assert pb.incidents == pa.incidents
+            entries.extend(pb.entries)
+            entries.extend(pb.later)
+    change = closing.book.sweep(LATER)
+    entries.extend(change.entries)
+    entries.extend(change.later)
+    assert everything(closing.book) == everything(plain.book)
+    rebuilt = IncidentBook()
+    rebuilt.restore(entries)
+    assert everything(rebuilt) == everything(plain.book)
+    for ident in idents:  # remembered floors too
+        assert rebuilt.version_of(ident) == plain.book.version_of(ident)

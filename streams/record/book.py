@@ -250,10 +250,11 @@ class IncidentBook:
             f = self._fields_of(ident, linker.members[ident])
             published = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, published, Status.OPEN, None, f))
-        elif known < version:
+        elif known < version and version > 1:
+            # (a floor of 1 comes from a book where the id is still open at 1, so a replay
+            # from before the report moved back there: nothing to keep)
             self.versions[iid] = version
-            if version > 1:  # as `_next_version`: at 1, an id needs no entry
-                change.entries.append(version_entry(iid, version))
+            change.entries.append(version_entry(iid, version))
         return change
 
     def _current(self, ident: Ident, key: bytes, change: Change) -> ReportVersion | None:
