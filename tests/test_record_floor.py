@@ -24,7 +24,7 @@ from tests.test_record_archive import LATER, everything, spread
 from tests.test_record_properties import Scenario, scenarios
 
 BASE = 1_700_000_000.0
-A, B = "shusha", "lachin-corridor"
+A, B, C = "shusha", "lachin-corridor", "stepanakert"
 
 
 def highest(published: Iterable[IncidentRecord]) -> dict[str, IncidentRecord]:
@@ -46,9 +46,9 @@ class Books:
     stage wires them: a remove naming the new zone sends the old book's version as a floor."""
 
     def __init__(self) -> None:
-        self.books = {A: IncidentBook(), B: IncidentBook()}
+        self.books = {A: IncidentBook(), B: IncidentBook(), C: IncidentBook()}
         self.published: list[IncidentRecord] = []
-        self.entries: dict[str, list[Entry]] = {A: [], B: []}
+        self.entries: dict[str, list[Entry]] = {A: [], B: [], C: []}
         #: floors sent and not yet applied: (to zone, source, report id, version)
         self.floors: list[tuple[str, str, str, int]] = []
 
@@ -56,18 +56,14 @@ class Books:
         self.published.extend(change.incidents)
         self.entries[zone].extend(change.entries)
         self.entries[zone].extend(change.later)
+        self.floors.extend(f for f in change.floors if f[0] != zone)  # as the zone stage
         return change
 
     def upsert(self, r: ReportVersion) -> Change:
         return self._took(r.zone, self.books[r.zone].upsert(r))
 
     def remove(self, zone: str, r: ReportVersion, to: str | None = None) -> Change:
-        book = self.books[zone]
-        change = self._took(zone, book.remove(r.source, r.report_id, r.revision))
-        floor = book.version_of(r.ident)
-        if to is not None and floor is not None:
-            self.floors.append((to, r.source, r.report_id, floor))
-        return change
+        return self._took(zone, self.books[zone].remove(r.source, r.report_id, r.revision, to))
 
     def floor(self) -> Change:
         """Apply the oldest floor sent."""
@@ -171,6 +167,35 @@ def test_a_late_floor_of_an_earlier_move_changes_nothing() -> None:
     books.floor()  # B gets 2: heads nothing there
     top = books.top(back)
     assert (top.status, top.fields.zone, top.version) == (Status.OPEN, A, 3)
+
+
+def test_a_floor_reaching_a_book_the_report_left_goes_on_where_it_went() -> None:
+    """A to C, then C to B, and A's floor reaches C only after C sent its own (lower) one
+    to B: C passes A's on to B (the zone the report moved to from C)."""
+    books = Books()
+    r = rv("acled", "1", zone=A)
+    for revision in range(5):
+        books.upsert(replace(r, killed=revision, revision=revision))  # versions 1 to 5
+    via = replace(r, zone=C, revision=5)
+    books.remove(A, via, to=C)  # withdrawn at 6 in A: its floor of 6 held back
+    held = books.floors.pop()
+    books.upsert(via)  # C: open 1
+    there = replace(r, zone=B, revision=6)
+    books.remove(C, there, to=B)  # C: withdrawn 2, a floor of 2 for B
+    books.upsert(there)  # B: open 1
+    books.floor()  # B: open 3
+    rebuilt = IncidentBook()  # where the report went is kept (its `d` entry)
+    rebuilt.restore(books.entries[C])
+    books.books[C] = rebuilt
+    books.floors.append(held)
+    books.floor()  # at C, which holds nothing of it: on to B
+    assert [f[0] for f in books.floors] == [B]
+    books.floor()
+    top = books.top(there)
+    assert (top.status, top.fields.zone, top.version) == (Status.OPEN, B, 7)
+    books.floors.append(held)  # again (a replay): C holds it already, nothing goes on
+    books.floor()
+    assert not books.floors
 
 
 def test_a_move_within_one_book_needs_no_floor() -> None:

@@ -61,8 +61,7 @@ class ZoneOutput:
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: per partition, the incidents closed or reopened, in order (for the tally)
     moves: dict[int, list[tuple[str, str, IncidentFields]]] = field(default_factory=dict)
-    #: (partition of the remove, new zone, floor message) for this stage itself, after a
-    #: move out of a zone
+    #: (partition of the book sending it, zone, version floor) for this stage itself
     floors: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
 
@@ -81,6 +80,8 @@ class ZoneOutput:
                 later[key] = value
         if change.moves:
             self.moves.setdefault(partition, []).extend(change.moves)
+        for to, source, report_id, version in change.floors:
+            self.floors.append((partition, to.encode(), floor_message(source, report_id, version)))
 
 
 def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
@@ -177,14 +178,7 @@ class ZoneStage(Stage[ZoneOutput]):
                 elif isinstance(msg, Floor):
                     change = book.floor(msg.source, msg.report_id, msg.version)
                 else:
-                    change = book.remove(msg.source, msg.report_id, msg.revision)
-                    if msg.to is not None:
-                        # Sent whether or not the remove changed anything (a replay): a
-                        # floor is idempotent, and the first may not have been sent.
-                        floor = book.version_of((msg.source, msg.report_id))
-                        if floor is not None:
-                            message = floor_message(msg.source, msg.report_id, floor)
-                            out.floors.append((r.partition, msg.to.encode(), message))
+                    change = book.remove(msg.source, msg.report_id, msg.revision, msg.to)
                 out.add(r.partition, change)
 
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
@@ -215,8 +209,8 @@ class ZoneStage(Stage[ZoneOutput]):
             )
         if out.floors:
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
-            # To the new zone's partition, by the key the identity stage routes by; none
-            # when that is the remove's own: its book moved the report and its versions.
+            # To the zone's partition, by the key the identity stage routes by; none when
+            # that is the sender's own: its book moved the report and its versions.
             floors = [
                 (to, message)
                 for p, to, message in out.floors

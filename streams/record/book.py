@@ -47,6 +47,7 @@ from streams.record.changelog import (
     VERSION_PREFIX,
     Entry,
     decode_detail,
+    decode_tombstone,
     decode_version,
     encode_detail,
     encode_tombstone,
@@ -75,12 +76,15 @@ class Change:
     later: list[Entry] = field(default_factory=list)
     #: ("close" | "reopen", incident id, its fields)
     moves: list[tuple[str, str, IncidentFields]] = field(default_factory=list)
+    #: version floors to send: (zone, source, report id, version) (`floor`)
+    floors: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     def extend(self, other: Change) -> None:
         self.incidents.extend(other.incidents)
         self.entries.extend(other.entries)
         self.later.extend(other.later)
         self.moves.extend(other.moves)
+        self.floors.extend(other.floors)
 
 
 class IncidentBook:
@@ -90,6 +94,8 @@ class IncidentBook:
         self._zone_of: dict[Ident, str] = {}
         #: identity key -> revision the report was taken out at (replay protection)
         self._gone: dict[bytes, int] = {}
+        #: identity key -> the zone a report taken out moved to (floors follow it)
+        self._moved_to: dict[bytes, str] = {}
         #: incident id -> last published version (ids that ever headed an incident)
         self.versions: dict[str, int] = {}
         #: anchor -> fields of its open incident as last published (derived on demand after
@@ -185,6 +191,7 @@ class IncidentBook:
         if self._gone.get(key, -1) >= r.revision:
             return change
         self._gone.pop(key, None)
+        self._moved_to.pop(key, None)
         self._open_near(r.zone, r.occurred, r.time_precision, change)
         if current is not None and current.zone != r.zone:
             self._take_out(current, change)
@@ -194,21 +201,32 @@ class IncidentBook:
         change.entries.append((DETAIL_PREFIX + key, encode_detail(r)))
         return change
 
-    def remove(self, source: str, report_id: str, revision: int) -> Change:
-        """Take the report out as of `revision` (a withdrawal, or a move to a zone this book
-        does not hold)."""
+    def remove(self, source: str, report_id: str, revision: int, to: str | None = None) -> Change:
+        """Take the report out as of `revision`: a withdrawal, or (`to`) a move to zone `to`
+        (one this book does not hold, or one it moved it to already). For a move, a floor
+        for `to`: the last version published here of the id named after the report (sent
+        whether or not the remove changed anything, as a replay's first sending may have
+        been lost; a floor is idempotent)."""
         change = Change()
         self.changes += 1
         key = identity_key(source, report_id)
         current = self._current((source, report_id), key, change)
-        if (current is not None and current.revision >= revision) or self._gone.get(
-            key, -1
-        ) >= revision:
-            return change
-        if current is not None:
-            self._take_out(current, change)
-        self._gone[key] = revision
-        change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision)))
+        if not (
+            (current is not None and current.revision >= revision)
+            or self._gone.get(key, -1) >= revision
+        ):
+            if current is not None:
+                self._take_out(current, change)
+            self._gone[key] = revision
+            if to is None:
+                self._moved_to.pop(key, None)
+            else:
+                self._moved_to[key] = to
+            change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision, to)))
+        if to is not None:
+            version = self.version_of((source, report_id))
+            if version is not None:
+                change.floors.append((to, source, report_id, version))
         return change
 
     def version_of(self, ident: Ident) -> int | None:
@@ -255,6 +273,12 @@ class IncidentBook:
             # from before the report moved back there: nothing to keep)
             self.versions[iid] = version
             change.entries.append(version_entry(iid, version))
+            to = self._moved_to.get(identity_key(source, report_id))
+            if to is not None and zone is None:
+                # The report moved on from here, and the floor it sent then did not hold
+                # this one: pass it on. Only a floor that raised what the book held goes on,
+                # so floors passed around stop.
+                change.floors.append((to, source, report_id, version))
         return change
 
     def _current(self, ident: Ident, key: bytes, change: Change) -> ReportVersion | None:
@@ -480,7 +504,9 @@ class IncidentBook:
         for ik, (_, value) in details.items():
             decoded = decode_detail(value)
             if isinstance(decoded, int):
-                self._gone[ik] = decoded
+                self._gone[ik], to = decode_tombstone(value)
+                if to is not None:
+                    self._moved_to[ik] = to
             else:
                 current[ik] = decoded
         by_zone: dict[str, list[ReportVersion]] = {}
