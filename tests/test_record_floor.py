@@ -6,19 +6,21 @@ open. Books only, as the zone stage drives them."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.pipeline.versions import Floor, Remove
 from streams.record.archive import DAY
 from streams.record.book import Change, IncidentBook
 from streams.record.changelog import Entry
 from streams.record.incident import IncidentRecord, Status, incident_id
 from streams.record.model import ReportVersion, Withdrawal
 from streams.record.record import Record
-from streams.record.revisions import ENTRY_PREFIX
+from streams.record.revisions import ENTRY_PREFIX, IdentityState
 from tests.record_helpers import MIN, rv
 from tests.test_record_archive import LATER, everything, spread
 from tests.test_record_properties import Scenario, scenarios
@@ -28,17 +30,19 @@ A, B, C = "shusha", "lachin-corridor", "stepanakert"
 
 
 def highest(published: Iterable[IncidentRecord]) -> dict[str, IncidentRecord]:
-    """What a subscriber keeping the highest version of each id ends with. Two records of
-    one id at one version must be a re-publish or both not open (withdrawn in two zones):
-    an open one must not tie with another."""
-    top: dict[str, IncidentRecord] = {}
+    """What a subscriber keeping the highest version of each id ends with. Records of one id
+    at its highest version must be one record (re-published), or none of them open: a
+    subscriber would keep either."""
+    top: dict[str, list[IncidentRecord]] = {}
     for r in published:
-        held = top.get(r.incident_id)
-        if held is not None and held.version == r.version:
-            assert held == r or Status.OPEN not in (held.status, r.status), (held, r)
-        if held is None or r.version > held.version:
-            top[r.incident_id] = r
-    return top
+        held = top.setdefault(r.incident_id, [r])
+        if r.version > held[0].version:
+            held[:] = [r]
+        elif r.version == held[0].version and r not in held:
+            held.append(r)
+    for held in top.values():
+        assert len(held) == 1 or all(r.status is not Status.OPEN for r in held), held
+    return {i: held[0] for i, held in top.items()}
 
 
 class Books:
@@ -281,3 +285,106 @@ def test_a_book_that_closes_takes_floors_as_one_that_never_closes(
     assert everything(rebuilt) == everything(plain.book)
     for ident in idents:  # remembered floors too
         assert rebuilt.version_of(ident) == plain.book.version_of(ident)
+
+
+#: Zones of three books (zone partitions); two zones share the first book.
+BOOK_OF = {A: 0, "loc-east": 0, B: 1, C: 2}
+
+
+#: A line of a book's input: an upsert (the report), a remove, a floor.
+Message = ReportVersion | Remove | Floor
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[ReportVersion | Withdrawal]:
+    """Versions of a few reports, each revision anywhere in the zones of `BOOK_OF`, at a
+    few times and places (so that reports of different sources link); a withdrawal only
+    as a report's last revision (a report reinstated in a zone of another book after a
+    withdrawal is not covered: docs/record.md)."""
+    idents = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["op-1", "op-2", "op-3"]), st.sampled_from(["1", "2"])),
+            min_size=1,
+            max_size=5,
+            unique=True,
+        )
+    )
+    versions: list[ReportVersion | Withdrawal] = []
+    for source, report_id in idents:
+        n = draw(st.integers(1, 5))
+        for revision in range(n):
+            if revision == n - 1 and revision and draw(st.integers(0, 3)) == 0:
+                versions.append(Withdrawal(source, report_id, revision))
+                continue
+            versions.append(
+                rv(
+                    source,
+                    report_id,
+                    revision=revision,
+                    zone=draw(st.sampled_from(sorted(BOOK_OF))),
+                    t=draw(st.sampled_from([0.0, 5 * MIN, 20 * MIN])),
+                    killed=draw(st.integers(0, 2)),
+                )
+            )
+    return versions
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.integers(0, 2**32))
+def test_a_subscriber_ends_with_the_open_incidents_whatever_the_order(
+    versions: list[ReportVersion | Withdrawal], seed: int
+) -> None:
+    """The pipeline on three books: the identity stage's messages (an upsert in the new
+    zone, a remove naming it in the old one) and the floors the books send each other, each
+    book's input in order but the books and the identity stage interleaved at random, with
+    replays of inputs already applied. Once all is applied, the highest version of each id
+    is open exactly for the incidents the books hold, at their versions."""
+    rnd = random.Random(seed)
+    rnd.shuffle(versions)
+    identities = IdentityState()
+    books = [IncidentBook() for _ in range(3)]
+    inputs: list[list[Message]] = [[], [], []]
+    applied: list[tuple[int, Message]] = []
+    published: list[IncidentRecord] = []
+
+    def identity(v: ReportVersion | Withdrawal) -> None:  # as IdentityStage.process
+        decision = identities.apply(v)
+        if not decision.outcome.changes_state:
+            return
+        before = decision.zone_before
+        if isinstance(v, ReportVersion):
+            inputs[BOOK_OF[v.zone]].append(v)
+            if before is not None and before != v.zone:
+                inputs[BOOK_OF[before]].append(Remove(v.source, v.report_id, v.revision, v.zone))
+        elif before is not None:
+            inputs[BOOK_OF[before]].append(Remove(v.source, v.report_id, v.revision))
+
+    def apply(k: int, message: Message) -> None:  # as ZoneStage.process and commit
+        book = books[k]
+        if isinstance(message, ReportVersion):
+            change = book.upsert(message)
+        elif isinstance(message, Remove):
+            change = book.remove(*message)
+        else:
+            change = book.floor(*message)
+        published.extend(change.incidents)
+        for to, source, report_id, version in change.floors:
+            if BOOK_OF[to] != k:
+                inputs[BOOK_OF[to]].append(Floor(source, report_id, version))
+
+    while versions or any(inputs):
+        k = rnd.randrange(5)
+        if k == 3 and versions:
+            identity(versions.pop())
+        elif k == 4 and applied:
+            apply(*rnd.choice(applied))  # a replay
+        elif k < 3 and inputs[k]:
+            message = inputs[k].pop(0)
+            applied.append((k, message))
+            apply(k, message)
+    held = {i.incident_id: (i.version, i.fields.zone) for book in books for i in book.incidents()}
+    assert len(held) == sum(len(list(book.incidents())) for book in books)  # one book each
+    top = highest(published)
+    assert {
+        i: (r.version, r.fields.zone) for i, r in top.items() if r.status is Status.OPEN
+    } == held
