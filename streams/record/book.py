@@ -17,9 +17,11 @@ Publishing (SPEC.md: every change of an incident as its full new version):
 * versions continue where they stopped if an id heads an incident again;
 * an id is named after a report, and a report can move to a zone of another book (another
   partition): the book it left publishes the id withdrawn (or merged) at its next version
-  and the zone stage sends that version to the new zone's book as a *floor* (`floor`),
-  which publishes the id open above it if it heads an incident there, or remembers it for
-  when it does. Either arrival order ends with the open version the highest.
+  and sends that version to the new zone's book as a *floor* (`Change.floors`, which the
+  zone stage sends), which publishes the id open above it if it heads an incident there,
+  or remembers it for when it does; a book the report has left again passes it on. Either
+  arrival order ends with the open version the highest (docs/record.md, "Versions across
+  partitions").
 """
 
 from __future__ import annotations
@@ -247,8 +249,9 @@ class IncidentBook:
         `version` (withdrawn or merged there: the report moved out of its zones). If the id
         heads an incident here, publish it open above that version, so that its highest
         version anywhere is the open one; else remember the version, so that the id starts
-        above it if it comes to head one. Idempotent: a floor at or below what the book
-        holds changes nothing (an id heading an incident: strictly below, as an open and a
+        above it if it comes to head one, and if the report moved on from here, pass the
+        floor on to where it went. Idempotent: a floor at or below what the book holds
+        changes nothing (an id heading an incident: strictly below, as an open and a
         withdrawn version must not tie)."""
         change = Change()
         ident = (source, report_id)
