@@ -3,7 +3,8 @@
 Input: `ceasefire.reports.by-zone`, the upserts and removes of the identity stage routed
 by zone, so all of a zone's reports meet in one partition, and the version floors this stage
 sends itself: a remove for a move to a zone of another partition is followed by a floor to
-that zone (`IncidentBook.floor`; docs/record.md, "Versions across partitions"). State:
+that zone, and a floor reaching a partition the report has left goes on to where it went
+(`IncidentBook.floor`; docs/record.md, "Versions across partitions"). State:
 `streams/record/book.py::IncidentBook` per partition in the changelog of the table
 `incident-book` (entries per changed report and incident version: it grows with what
 changed). A timer closes the days older than the retention (`sweep`,
