@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from schemas.codes import SourceType
-from streams.record.changelog import decode_detail, encode_detail, encode_tombstone
+from streams.record.changelog import (
+    decode_detail,
+    decode_tombstone,
+    encode_detail,
+    encode_tombstone,
+)
 from streams.record.model import LocationPrecision, TimePrecision, Withdrawal
 from streams.record.record import Batch, Record
 from streams.record.revisions import Outcome
@@ -48,6 +53,9 @@ def test_report_entries_round_trip() -> None:
     )
     assert decode_detail(encode_detail(r)) == r
     assert decode_detail(encode_tombstone(17)) == 17
+    assert decode_detail(encode_tombstone(17, "shusha")) == 17
+    assert decode_tombstone(encode_tombstone(17, "lachin-corridor")) == (17, "lachin-corridor")
+    assert decode_tombstone(encode_tombstone(17)) == (17, None)
     with pytest.raises(ValueError):
         decode_detail(b'[9,"x"]')
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from schemas.incident import incident_id_for
 from schemas.report import Report
 from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
@@ -20,7 +21,7 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.pipeline.identity_stage import IdentityStage
-from streams.pipeline.packs import unpack
+from streams.pipeline.packs import partition_for, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports
 from streams.pipeline.zone_stage import ZoneStage
@@ -52,18 +53,23 @@ class FakeApp:
 
 
 class Harness:
-    """Both stages over one partition each, wired as the worker wires them."""
+    """Both stages, wired as the worker wires them: the identity stage over one partition,
+    the zone stage over `partitions` (its input, `ceasefire.reports.by-zone`, routed by
+    zone; what it sends itself there comes back to it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, partitions: int = 1) -> None:
         self.settings = Settings()
         self.producer = FakeProducer()
         self.dead: list[tuple[str, DeadRecord]] = []
+        #: packs on the zone stage's input not applied yet, and those applied: (partition, pack)
+        self.pending: list[tuple[int, bytes]] = []
+        self.delivered: list[tuple[int, bytes]] = []
 
         async def producer() -> Any:
             return self.producer
 
         async def partitions_of(topic: str) -> list[int]:
-            return [0]
+            return list(range(partitions)) if topic == self.settings.zone_reports_topic else [0]
 
         async def dead_letter(topic: str, records: Sequence[DeadRecord], reason: str) -> None:
             self.dead.extend((reason, r) for r in records)
@@ -79,17 +85,19 @@ class Harness:
         self.identity = IdentityStage(ports)
         self.zone = ZoneStage(ports, LinkRule())
         self.identity.restore({0: Recovered()})
-        self.zone.restore({0: Recovered()})
-        self.offsets = {"identity": 0, "zone": 0}
+        self.zone.restore({p: Recovered() for p in range(partitions)})
+        self.offsets: dict[tuple[str, int], int] = {}
 
-    def changelog(self, table: str) -> list[tuple[bytes, bytes]]:
+    def changelog(self, table: str, partition: int | None = None) -> list[tuple[bytes, bytes]]:
         return [
             (k or b"", v or b"")
-            for _, k, v in self.producer.sent[f"{table}-changelog"]
-            if k != APPLIED_KEY
+            for p, k, v in self.producer.sent[f"{table}-changelog"]
+            if k != APPLIED_KEY and partition in (None, p)
         ]
 
-    async def send(self, *docs: dict[str, Any]) -> None:
+    async def send(self, *docs: dict[str, Any], deliver: bool = True) -> None:
+        """Apply `docs` in the identity stage and (`deliver`) what it forwards in the zone
+        stage, until nothing is left to apply."""
         raws = []
         for doc in docs:
             report = validate_report(json.dumps(doc).encode(), now=NOW)
@@ -98,15 +106,34 @@ class Harness:
             classified = CLASSIFIER.document(report, NOW)  # type: ignore[arg-type]
             raws.append(classified.model_dump_json().encode())
         await self._step(self.identity, "identity", b"\n".join(raws))
-        forwarded = self.producer.sent.pop(self.settings.zone_reports_topic, [])
-        for _, _, pack in forwarded:
-            assert pack is not None
-            await self._step(self.zone, "zone", pack)
+        self._forwarded()
+        if deliver:
+            await self.deliver()
 
-    async def _step(self, stage: Any, name: str, pack: bytes) -> None:
-        offset = self.offsets[name]
-        self.offsets[name] += 1
-        await stage._apply([Record(0, offset, pack)])
+    def _forwarded(self) -> None:
+        for p, _, pack in self.producer.sent.pop(self.settings.zone_reports_topic, []):
+            assert p is not None and pack is not None
+            self.pending.append((p, pack))
+
+    async def deliver(self, partition: int | None = None, *, floors_first: bool = False) -> None:
+        """Apply the pending packs of `partition` (None: of all), in order (`floors_first`:
+        version floors first), and what applying them sends there, until none is left."""
+        while True:
+            todo = [x for x in self.pending if partition in (None, x[0])]
+            if not todo:
+                return
+            if floors_first:
+                todo.sort(key=lambda x: b'"op":"floor"' not in x[1])
+            self.pending.remove(todo[0])
+            p, pack = todo[0]
+            self.delivered.append((p, pack))
+            await self._step(self.zone, "zone", pack, p)
+            self._forwarded()
+
+    async def _step(self, stage: Any, name: str, pack: bytes, partition: int = 0) -> None:
+        offset = self.offsets.get((name, partition), 0)
+        self.offsets[(name, partition)] = offset + 1
+        await stage._apply([Record(partition, offset, pack)])
 
     def incidents(self) -> dict[str, dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
@@ -168,6 +195,9 @@ def test_a_revision_moving_a_report_to_another_zone_of_the_partition_moves_its_i
             [("shusha", "withdrawn"), ("lachin-corridor", "open")],
             [("lachin-corridor", "open"), ("shusha", "withdrawn")],
         )
+        # the book moved it with its versions: open above withdrawn, and no version floor
+        assert top_versions(h) == listed(h)
+        assert not h.pending and not h.producer.sent[h.settings.zone_reports_topic]
 
     asyncio.run(run())
 
@@ -288,5 +318,153 @@ def test_outcomes_are_counted_per_version() -> None:
             Outcome.REVISED: 1,
             Outcome.STALE: 1,
         }
+
+    asyncio.run(run())
+
+
+LACHIN = {"lat": 39.640, "lon": 46.545}
+
+
+def two_partitions() -> Harness:
+    """A zone stage over two partitions, Shusha's and the Lachin corridor's."""
+    assert [partition_for(z, [0, 1]) for z in (b"shusha", b"lachin-corridor")] == [1, 0]
+    return Harness(partitions=2)
+
+
+def top_versions(h: Harness) -> dict[str, tuple[int, str, str]]:
+    """What a subscriber keeping the highest version of each incident id ends with: id ->
+    (version, status, zone). An open version must not tie with another at the highest
+    version of its id (the subscriber would keep either)."""
+    top: dict[str, list[dict[str, Any]]] = {}
+    for _, _, value in h.producer.sent[h.settings.incidents_topic]:
+        doc = json.loads(value or b"")
+        held = top.setdefault(doc["incident_id"], [doc])
+        if doc["version"] > held[0]["version"]:
+            held[:] = [doc]
+        elif doc["version"] == held[0]["version"] and doc not in held:
+            held.append(doc)
+    for held in top.values():
+        assert len(held) == 1 or all(d["status"] != "open" for d in held), held
+    return {i: (d[0]["version"], d[0]["status"], d[0]["zone"]) for i, d in top.items()}
+
+
+def listed(h: Harness) -> dict[str, tuple[int, str, str]]:
+    """The open incidents the books hold (what the incidents API lists), as `top_versions`."""
+    return {
+        i.incident_id: (i.version, "open", i.fields.zone)
+        for book in h.zone.books.values()
+        for i in book.incidents()
+    }
+
+
+def test_a_move_to_a_zone_of_another_partition_ends_open_in_either_order() -> None:
+    """The old zone's partition publishes the id withdrawn at its next version and sends
+    the new zone's partition that version as a floor; the new zone publishes the id open
+    above it, whether the floor comes before or after the moved report."""
+
+    async def run(floor_first: bool) -> None:
+        h = two_partitions()
+        await h.send(report("a", casualties={"killed": 1}))
+        await h.send(report("a", revision=1, casualties={"killed": 2}))  # version 2
+        moved = report("a", revision=2, location=LACHIN, casualties={"killed": 2})
+        await h.send(moved, deliver=False)
+        if floor_first:
+            await h.deliver(1)  # the remove: withdrawn at 3, a floor of 3 for partition 0
+            await h.deliver(0, floors_first=True)
+        else:
+            await h.deliver(0)  # the report opens at 1 in the Lachin corridor
+            await h.deliver(1)  # withdrawn at 3 in Shusha, a floor of 3 for partition 0
+            await h.deliver(0)  # the floor: open at 4
+        assert top_versions(h) == listed(h)
+        assert list(top_versions(h).values()) == [(4, "open", "lachin-corridor")]
+        assert [(r["zone"], r["incidents"], r["killed"]) for r in h.rows()] == [
+            ("lachin-corridor", 1, 2)
+        ]
+        # a replay of every pack the zone stage applied (a crash before its offsets were
+        # written) publishes nothing above what it did
+        for p, pack in list(h.delivered):
+            await h._step(h.zone, "zone", pack, p)
+        h._forwarded()
+        await h.deliver()
+        assert (
+            top_versions(h) == listed(h) == {i: (4, "open", "lachin-corridor") for i in listed(h)}
+        )
+        # and a zone stage rebuilt from its changelog goes on from the same versions
+        again = Harness(partitions=2)
+        again.zone.restore({p: Recovered(entries=h.changelog("incident-book", p)) for p in (0, 1)})
+        assert listed(again) == listed(h)
+        assert again.zone.books[1].versions == h.zone.books[1].versions
+
+    for floor_first in (False, True):
+        asyncio.run(run(floor_first))
+
+
+def test_a_report_moving_back_across_partitions_ends_open_where_it_is() -> None:
+    async def run(orders: tuple[bool, bool]) -> None:
+        h = two_partitions()
+        await h.send(report("a"))
+        for revision, (location, old), floor_first in zip(
+            (1, 2), ((LACHIN, 1), (SHUSHA, 0)), orders, strict=True
+        ):
+            await h.send(report("a", revision=revision, location=location), deliver=False)
+            if floor_first:
+                await h.deliver(old)
+            await h.deliver(floors_first=floor_first)
+        assert top_versions(h) == listed(h)
+        assert [(s, z) for _, s, z in top_versions(h).values()] == [("open", "shusha")]
+
+    for orders in ((False, False), (False, True), (True, False), (True, True)):
+        asyncio.run(run(orders))
+
+
+def test_a_moved_report_joining_an_incident_there_starts_above_its_floor_later() -> None:
+    """The floor of an id that heads nothing in the new zone is kept (a `v` entry): when the
+    report comes to head an incident there, it opens above it."""
+
+    async def run() -> None:
+        h = two_partitions()
+        await h.send(report("a", occurred_at=(NOW - timedelta(minutes=20)).isoformat()))
+        await h.send(report("a", revision=1, casualties={"killed": 1}))  # version 2
+        await h.send(report("x", source="pkf-op-2", location=LACHIN))  # earlier: it heads
+        later = (NOW - timedelta(minutes=20)).isoformat()
+        await h.send(report("a", revision=2, occurred_at=later, location=LACHIN), deliver=False)
+        await h.deliver(1)
+        await h.deliver(0, floors_first=True)
+        assert [(r["incidents"], r["reports"]) for r in h.rows()] == [(1, 2)]
+        assert top_versions(h) == {**listed(h), **_closed(h, "pkf-op-1", "a", "withdrawn")}
+        await h.send({"report_id": "x", "source": "pkf-op-2", "revision": 1, "withdrawn": True})
+        # x's id merged into the incident now headed by the moved report
+        assert top_versions(h) == {**listed(h), **_closed(h, "pkf-op-2", "x", "merged")}
+        assert sorted(v for v, _, _ in listed(h).values()) == [4]  # above the floor of 3
+
+    asyncio.run(run())
+
+
+def _closed(h: Harness, source: str, rid: str, status: str) -> dict[str, tuple[int, str, str]]:
+    """The id named after report (source, rid) as the subscriber holds it, asserted of
+    `status`."""
+    iid = incident_id_for(source, rid)
+    held = top_versions(h)[iid]
+    assert held[1] == status, held
+    return {iid: held}
+
+
+def test_a_malformed_version_floor_is_dead_lettered() -> None:
+    async def run() -> None:
+        h = two_partitions()
+        bad = [
+            b'{"op":"floor","source":"s","report_id":"r","version":"2"}',
+            b'{"op":"floor","source":"s","report_id":"r","version":0}',
+            b'{"op":"floor","source":"s","report_id":"r","version":true}',
+            b'{"op":"floor","source":"s","version":2}',
+            b'{"op":"floor","source":7,"report_id":"r","version":2}',
+            b'{"op":"remove","source":"s","report_id":"r","revision":1,"to":5}',
+        ]
+        good = b'{"op":"floor","source":"s","report_id":"r","version":2}'
+        await h._step(h.zone, "zone", b"\n".join([*bad, good]), 0)
+        assert [(reason, raw) for reason, (_, _, raw, _) in h.dead] == [
+            ("invalid_value", raw) for raw in bad
+        ]
+        assert h.zone.books[0].versions == {incident_id_for("s", "r"): 2}
 
     asyncio.run(run())

@@ -14,8 +14,10 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.pipeline.versions import (
     BadDocument,
+    Floor,
     Remove,
     Upsert,
+    floor_message,
     read_message,
     remove_message,
     upsert_message,
@@ -67,12 +69,18 @@ def test_messages_round_trip_and_junk_is_named() -> None:
     msg = read_message(upsert_message(json.dumps(doc).encode(), version.digest))
     assert isinstance(msg, Upsert) and msg.version == version and msg.doc == doc
     assert read_message(remove_message("s", "r", 4)) == Remove("s", "r", 4)
+    assert read_message(remove_message("s", "r", 4, to="shusha")) == Remove("s", "r", 4, "shusha")
+    assert read_message(floor_message("s", "r", 3)) == Floor("s", "r", 3)
     for junk, words in (
         (b"{}", "missing 'op'"),
         (b'{"op": "upsert"}', "missing 'doc'"),
         (b'{"op": "shout"}', "unknown op"),
         (b"[1]", "not a message"),
         (b"{not json", "not a message"),
+        (b'{"op": "floor", "source": "s", "report_id": "r", "version": 2.0}', "version"),
+        (b'{"op": "floor", "source": "s", "report_id": "", "version": 2}', "report_id"),
+        (b'{"op": "floor", "source": "s", "version": 2}', "missing 'report_id'"),
+        (b'{"op": "remove", "source": "s", "report_id": "r", "revision": 1, "to": 1}', "to"),
     ):
         with pytest.raises(BadDocument, match=words):
             read_message(junk)

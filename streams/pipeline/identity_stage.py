@@ -6,8 +6,9 @@ kept for good (a re-import of years of history never counts twice), in the chang
 the table `identity-state`.
 
 Per version: `new`, `revised`, `reinstated` go on to the zone stage as an upsert in the
-report's zone (and a remove in its former zone when it moved); `withdrawn` as a remove;
-`duplicate` and `stale` are counted; `conflict` is dead-lettered (`revision_conflict`).
+report's zone (and a remove in its former zone, naming the new one, when it moved);
+`withdrawn` as a remove; `duplicate` and `stale` are counted; `conflict` is dead-lettered
+(`revision_conflict`).
 Forwarded messages are acknowledged before the identity entries are written: a crash in
 between forwards them again, which the zone stage absorbs (a version it holds changes
 nothing).
@@ -112,10 +113,18 @@ class IdentityStage(Stage[IdentityOutput]):
                 if isinstance(version, ReportVersion):
                     out.forward.append((version.zone.encode(), upsert_message(raw, version.digest)))
                     if before is not None and before != version.zone:
+                        # naming the new zone: the old one's partition sends it a version
+                        # floor for the report's incident id (docs/record.md, "Versions
+                        # across partitions")
                         out.forward.append(
                             (
                                 before.encode(),
-                                remove_message(version.source, version.report_id, version.revision),
+                                remove_message(
+                                    version.source,
+                                    version.report_id,
+                                    version.revision,
+                                    to=version.zone,
+                                ),
                             )
                         )
                     received = doc.get("received_at")

@@ -8,6 +8,16 @@ of the record; what it accepts goes to the zone of the report as one line of
 
     {"op":"upsert","digest":"<hex>","doc":<the classified document as it was>}
     {"op":"remove","source":..,"report_id":..,"revision":..}
+    {"op":"remove","source":..,"report_id":..,"revision":..,"to":"<zone>"}
+    {"op":"floor","source":..,"report_id":..,"version":..}
+
+A remove with `to` takes a report out of its old zone because it moved to zone `to`. The
+zone stage that applies it sends a floor to `to` (keyed by it, so it lands on the new zone's
+partition): the last version the old partition published of the incident id named after the
+report (withdrawn or merged). The new zone's book then publishes that id, when it heads an
+incident there, above that version (docs/record.md, "Versions across partitions"). A floor
+names the report, not the id: the id is a function of it (`incident_id_for`), and the book
+finds an incident by its first report.
 
 The document travels as it was, so the zone stage can say what it holds (place, target,
 raw names) in alerts without a second copy of the report in state.
@@ -143,9 +153,22 @@ def upsert_message(doc_raw: bytes, digest: bytes) -> bytes:
     return b'{"op":"upsert","digest":"' + digest.hex().encode() + b'","doc":' + doc_raw + b"}"
 
 
-def remove_message(source: str, report_id: str, revision: int) -> bytes:
+def remove_message(source: str, report_id: str, revision: int, to: str | None = None) -> bytes:
+    """`to`: the zone the report moved to (None: a withdrawal)."""
+    msg: dict[str, Any] = {
+        "op": "remove",
+        "source": source,
+        "report_id": report_id,
+        "revision": revision,
+    }
+    if to is not None:
+        msg["to"] = to
+    return orjson.dumps(msg)
+
+
+def floor_message(source: str, report_id: str, version: int) -> bytes:
     return orjson.dumps(
-        {"op": "remove", "source": source, "report_id": report_id, "revision": revision}
+        {"op": "floor", "source": source, "report_id": report_id, "version": version}
     )
 
 
@@ -158,14 +181,44 @@ class Remove(NamedTuple):
     source: str
     report_id: str
     revision: int
+    #: the zone the report moved to (None: withdrawn)
+    to: str | None = None
 
 
-def read_message(raw: bytes) -> Upsert | Remove:
+class Floor(NamedTuple):
+    """The incident id named after report (source, report_id) was published at `version`
+    by another zone partition: this one publishes it above that."""
+
+    source: str
+    report_id: str
+    version: int
+
+
+def _text(msg: dict[str, Any], name: str) -> str:
+    value = msg[name]
+    if not isinstance(value, str) or not value:
+        raise BadDocument(f"not a message of the zone stage: {name} {value!r} is not a text")
+    return value
+
+
+def read_message(raw: bytes) -> Upsert | Remove | Floor:
     """A line of `ceasefire.reports.by-zone`. Raises BadDocument."""
     try:
         msg = orjson.loads(raw)
         if msg["op"] == "remove":
-            return Remove(str(msg["source"]), str(msg["report_id"]), int(msg["revision"]))
+            to = msg.get("to")
+            return Remove(
+                str(msg["source"]),
+                str(msg["report_id"]),
+                int(msg["revision"]),
+                None if to is None else _text(msg, "to"),
+            )
+        if msg["op"] == "floor":
+            # written by the zone stage only: every field exactly as it writes them
+            version = msg["version"]
+            if type(version) is not int or version < 1:
+                raise BadDocument(f"not a message of the zone stage: version {version!r}")
+            return Floor(_text(msg, "source"), _text(msg, "report_id"), version)
         if msg["op"] == "upsert":
             doc = msg["doc"]
             version = version_of(doc, bytes.fromhex(msg["digest"]))

@@ -1,7 +1,10 @@
 """The zone stage: reports linked into incidents, tallied, published (SPEC.md "Incidents").
 
 Input: `ceasefire.reports.by-zone`, the upserts and removes of the identity stage routed
-by zone, so all of a zone's reports meet in one partition. State:
+by zone, so all of a zone's reports meet in one partition, and the version floors this stage
+sends itself: a remove for a move to a zone of another partition is followed by a floor to
+that zone, and a floor reaching a partition the report has left goes on to where it went
+(`IncidentBook.floor`; docs/record.md, "Versions across partitions"). State:
 `streams/record/book.py::IncidentBook` per partition in the changelog of the table
 `incident-book` (entries per changed report and incident version: it grows with what
 changed). A timer closes the days older than the retention (`sweep`,
@@ -28,10 +31,10 @@ from typing import Any
 import orjson
 
 from streams import metrics
-from streams.pipeline.packs import send_each, send_packs, unpack
+from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
-from streams.pipeline.versions import BadDocument, Upsert, read_message
+from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import incident_overrides
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import IncidentFields, IncidentRecord, Status
@@ -59,6 +62,8 @@ class ZoneOutput:
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: per partition, the incidents closed or reopened, in order (for the tally)
     moves: dict[int, list[tuple[str, str, IncidentFields]]] = field(default_factory=dict)
+    #: (partition of the book sending it, zone, version floor) for this stage itself
+    floors: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
 
     def add(self, partition: int, change: Change) -> None:
@@ -76,6 +81,8 @@ class ZoneOutput:
                 later[key] = value
         if change.moves:
             self.moves.setdefault(partition, []).extend(change.moves)
+        for to, source, report_id, version in change.floors:
+            self.floors.append((partition, to.encode(), floor_message(source, report_id, version)))
 
 
 def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
@@ -168,10 +175,11 @@ class ZoneStage(Stage[ZoneOutput]):
                     continue
                 if isinstance(msg, Upsert):
                     change = book.upsert(msg.version)
-                else:
-                    change = book.remove(msg.source, msg.report_id, msg.revision)
-                if isinstance(msg, Upsert):
                     out.docs[msg.version.ident] = msg.doc
+                elif isinstance(msg, Floor):
+                    change = book.floor(msg.source, msg.report_id, msg.version)
+                else:
+                    change = book.remove(msg.source, msg.report_id, msg.revision, msg.to)
                 out.add(r.partition, change)
 
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
@@ -200,6 +208,16 @@ class ZoneStage(Stage[ZoneOutput]):
             sends.extend(
                 await send_packs(producer, s.zone_packs_topic, alert_inputs, alert_partitions)
             )
+        if out.floors:
+            zone_partitions = await ports.partitions_of(s.zone_reports_topic)
+            # To the zone's partition, by the key the identity stage routes by; none when
+            # that is the sender's own: its book moved the report and its versions.
+            floors = [
+                (to, message)
+                for p, to, message in out.floors
+                if partition_for(to, zone_partitions) != p
+            ]
+            sends.extend(await send_packs(producer, s.zone_reports_topic, floors, zone_partitions))
         await asyncio.gather(*sends)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
         if out.later:

@@ -14,7 +14,14 @@ Publishing (SPEC.md: every change of an incident as its full new version):
   incident that now holds the first of its former reports still current in the zone, or
   `withdrawn` when none of them is (they were all withdrawn, or revised into another zone,
   where that zone's incidents hold them);
-* versions continue where they stopped if an id heads an incident again.
+* versions continue where they stopped if an id heads an incident again;
+* an id is named after a report, and a report can move to a zone of another book (another
+  partition): the book it left publishes the id withdrawn (or merged) at its next version
+  and sends that version to the new zone's book as a *floor* (`Change.floors`, which the
+  zone stage sends), which publishes the id open above it if it heads an incident there,
+  or remembers it for when it does; a book the report has left again passes it on. Either
+  arrival order ends with the open version the highest (docs/record.md, "Versions across
+  partitions").
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from streams.record.changelog import (
     VERSION_PREFIX,
     Entry,
     decode_detail,
+    decode_tombstone,
     decode_version,
     encode_detail,
     encode_tombstone,
@@ -70,12 +78,15 @@ class Change:
     later: list[Entry] = field(default_factory=list)
     #: ("close" | "reopen", incident id, its fields)
     moves: list[tuple[str, str, IncidentFields]] = field(default_factory=list)
+    #: version floors to send: (zone, source, report id, version) (`floor`)
+    floors: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     def extend(self, other: Change) -> None:
         self.incidents.extend(other.incidents)
         self.entries.extend(other.entries)
         self.later.extend(other.later)
         self.moves.extend(other.moves)
+        self.floors.extend(other.floors)
 
 
 class IncidentBook:
@@ -85,6 +96,8 @@ class IncidentBook:
         self._zone_of: dict[Ident, str] = {}
         #: identity key -> revision the report was taken out at (replay protection)
         self._gone: dict[bytes, int] = {}
+        #: identity key -> the zone a report taken out moved to (floors follow it)
+        self._moved_to: dict[bytes, str] = {}
         #: incident id -> last published version (ids that ever headed an incident)
         self.versions: dict[str, int] = {}
         #: anchor -> fields of its open incident as last published (derived on demand after
@@ -180,6 +193,7 @@ class IncidentBook:
         if self._gone.get(key, -1) >= r.revision:
             return change
         self._gone.pop(key, None)
+        self._moved_to.pop(key, None)
         self._open_near(r.zone, r.occurred, r.time_precision, change)
         if current is not None and current.zone != r.zone:
             self._take_out(current, change)
@@ -189,21 +203,85 @@ class IncidentBook:
         change.entries.append((DETAIL_PREFIX + key, encode_detail(r)))
         return change
 
-    def remove(self, source: str, report_id: str, revision: int) -> Change:
-        """Take the report out as of `revision` (a withdrawal, or a move to a zone this book
-        does not hold)."""
+    def remove(self, source: str, report_id: str, revision: int, to: str | None = None) -> Change:
+        """Take the report out as of `revision`: a withdrawal, or (`to`) a move to zone `to`
+        (one this book does not hold, or one it moved it to already). For a move, a floor
+        for `to`: the last version published here of the id named after the report (sent
+        whether or not the remove changed anything, as a replay's first sending may have
+        been lost; a floor is idempotent)."""
         change = Change()
         self.changes += 1
         key = identity_key(source, report_id)
         current = self._current((source, report_id), key, change)
-        if (current is not None and current.revision >= revision) or self._gone.get(
-            key, -1
-        ) >= revision:
-            return change
-        if current is not None:
-            self._take_out(current, change)
-        self._gone[key] = revision
-        change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision)))
+        if not (
+            (current is not None and current.revision >= revision)
+            or self._gone.get(key, -1) >= revision
+        ):
+            if current is not None:
+                self._take_out(current, change)
+            self._gone[key] = revision
+            if to is None:
+                self._moved_to.pop(key, None)
+            else:
+                self._moved_to[key] = to
+            change.entries.append((DETAIL_PREFIX + key, encode_tombstone(revision, to)))
+        if to is not None:
+            version = self.version_of((source, report_id))
+            if version is not None:
+                change.floors.append((to, source, report_id, version))
+        return change
+
+    def version_of(self, ident: Ident) -> int | None:
+        """The last version this book published of the incident id named after report
+        `ident` (None: never published here); read from its unit if the report is closed."""
+        iid = incident_id(ident)
+        version = self.versions.get(iid)
+        if version is None and self.archive:
+            unit = self.archive.unit_of_report(identity_key(*ident))
+            if unit is not None:
+                for _, versions in self.archive.peek(*unit):
+                    if iid in versions:
+                        return versions[iid]
+        return version
+
+    def floor(self, source: str, report_id: str, version: int) -> Change:
+        """Another zone partition published the incident id named after this report at
+        `version` (withdrawn or merged there: the report moved out of its zones). If the id
+        heads an incident here, publish it open above that version, so that its highest
+        version anywhere is the open one; else remember the version, so that the id starts
+        above it if it comes to head one, and if the report moved on from here, pass the
+        floor on to where it went. Idempotent: a floor at or below what the book holds
+        changes nothing (an id heading an incident: strictly below, as an open and a
+        withdrawn version must not tie)."""
+        change = Change()
+        ident = (source, report_id)
+        iid = incident_id(ident)
+        if self.report(ident) is None and self.archive:
+            unit = self.archive.unit_of_report(identity_key(source, report_id))
+            if unit is not None:
+                # closed: its versions live in its unit's body; a later sweep closes it again
+                self._reopen(*unit, change)
+        known = self.versions.get(iid, 0)
+        zone = self._zone_of.get(ident)
+        linker = None if zone is None else self.zones[zone]
+        if linker is not None and linker.anchor.get(ident) == ident:
+            if known > version:
+                return change
+            self.versions[iid] = version
+            f = self._fields_of(ident, linker.members[ident])
+            published = self._next_version(iid, change)
+            change.incidents.append(IncidentRecord(iid, published, Status.OPEN, None, f))
+        elif known < version and version > 1:
+            # (a floor of 1 comes from a book where the id is still open at 1, so a replay
+            # from before the report moved back there: nothing to keep)
+            self.versions[iid] = version
+            change.entries.append(version_entry(iid, version))
+            to = self._moved_to.get(identity_key(source, report_id))
+            if to is not None and zone is None:
+                # The report moved on from here, and the floor it sent then did not hold
+                # this one: pass it on. Only a floor that raised what the book held goes on,
+                # so floors passed around stop.
+                change.floors.append((to, source, report_id, version))
         return change
 
     def _current(self, ident: Ident, key: bytes, change: Change) -> ReportVersion | None:
@@ -430,7 +508,9 @@ class IncidentBook:
         for ik, (_, value) in details.items():
             decoded = decode_detail(value)
             if isinstance(decoded, int):
-                self._gone[ik] = decoded
+                self._gone[ik], to = decode_tombstone(value)
+                if to is not None:
+                    self._moved_to[ik] = to
             else:
                 current[ik] = decoded
         by_zone: dict[str, list[ReportVersion]] = {}

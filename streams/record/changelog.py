@@ -3,7 +3,8 @@
 * `k` + 16-byte identity key -> the identity's revision, content digest, withdrawn flag and
   zone (`revisions.py`); written when a version changes the identity's state.
 * `d` + 16-byte identity key -> the current report (JSON), or `t` + revision when it was
-  taken out; written when a report enters, changes or leaves the incidents.
+  taken out (+ space + the zone it moved to, when it left by a move); written when a report
+  enters, changes or leaves the incidents.
 * `v` + incident id -> the incident's last published version (decimal), from version 2 on:
   an id heading an incident without one is at version 1 (most incidents: one entry less).
 
@@ -60,14 +61,24 @@ def encode_detail(r: ReportVersion) -> bytes:
     return orjson.dumps(detail_row(r))  # compact UTF-8 JSON, as json.dumps wrote it; 5x faster
 
 
-def encode_tombstone(revision: int) -> bytes:
-    return _TOMBSTONE + str(revision).encode()
+def encode_tombstone(revision: int, to: str | None = None) -> bytes:
+    """`to`: the zone the report moved to, when it left by a move (version floors passed on
+    follow it: `IncidentBook.floor`)."""
+    raw = _TOMBSTONE + str(revision).encode()
+    return raw if to is None else raw + b" " + to.encode()
+
+
+def decode_tombstone(raw: bytes) -> tuple[int, str | None]:
+    """A tombstone's revision, and the zone the report moved to (None: withdrawn, or
+    written before tombstones named it)."""
+    revision, _, to = raw[1:].partition(b" ")
+    return int(revision), to.decode() if to else None
 
 
 def decode_detail(raw: bytes) -> ReportVersion | int:
     """The report, or for a tombstone the revision it was taken out at."""
     if raw.startswith(_TOMBSTONE):
-        return int(raw[1:])
+        return decode_tombstone(raw)[0]
     return from_detail_row(orjson.loads(raw))
 
 
