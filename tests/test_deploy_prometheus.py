@@ -52,6 +52,8 @@ EXPORTER = textwrap.dedent(
         m.STATE_RECOVERED_ENTRIES.labels(topic).set(1234)
     for rule in ("incident_surge", "attack_on_peacekeepers"):
         m.ALERTS_FIRING.labels(rule, "shusha").set(1)
+    m.REPORTS_HELD.labels("open").set(55000)
+    m.REPORTS_HELD.labels("closed").set(945000)
     while True:
         for _ in range(5):
             z, p = rnd.choice(zones), rnd.choice(parties)

@@ -117,6 +117,17 @@ def build() -> dashboard_b.Dashboard:
                 width=4,
             )
         )
+        .with_panel(
+            timeseries(
+                "Reports held",
+                "Current reports each worker's zone stage holds: open (linked in memory) and "
+                "closed (days older than the retention, kept compressed; their counts stay "
+                "exact). Open reports cost memory and restart time: they should stay near what "
+                "the retention holds.",
+                [Q(f"ceasefire_reports_held{{{W}}}", "{{instance}} {{state}}")],
+                width=24,
+            )
+        )
         # -- Throughput ------------------------------------------------------------
         .with_row(row("Throughput and rejections"))
         .with_panel(
