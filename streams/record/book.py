@@ -147,7 +147,7 @@ class IncidentBook:
     def _closed_records(self, zone: str, day: int) -> Iterator[IncidentRecord]:
         for members, versions in self.archive.peek(zone, day):
             iid = incident_id(members[0].ident)
-            yield IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
+            yield IncidentRecord(iid, versions.get(iid, 1), Status.OPEN, None, derive(members))
 
     def find_closed(self, iid: str) -> tuple[IncidentRecord, dict[Ident, ReportVersion]] | None:
         """A closed incident, with its reports."""
@@ -155,7 +155,9 @@ class IncidentBook:
         if unit is not None:
             for members, versions in self.archive.peek(*unit):
                 if incident_id(members[0].ident) == iid:
-                    record = IncidentRecord(iid, versions[iid], Status.OPEN, None, derive(members))
+                    record = IncidentRecord(
+                        iid, versions.get(iid, 1), Status.OPEN, None, derive(members)
+                    )
                     return record, {m.ident: m for m in members}
         return None
 
