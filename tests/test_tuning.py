@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 from faust.utils.terminal import Spinner, SpinnerHandler
 
+from streams.pipeline import tuning
 from streams.pipeline.tuning import GC_THRESHOLDS, restore_root_level, tune_for_throughput
 
 pytestmark = pytest.mark.timeout(30)
@@ -57,3 +59,27 @@ def test_a_debug_handler_keeps_debug(root: logging.Logger) -> None:
     root.setLevel(logging.INFO)  # not lowered by Faust: left as set
     restore_root_level()
     assert root.level == logging.INFO
+
+
+def test_release_free_memory_trims_at_most_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def trim(pad: int) -> int:
+        calls.append(pad)
+        return 1
+
+    monkeypatch.setattr(tuning, "_TRIM", trim)
+    monkeypatch.setattr(tuning, "_last_trim", 0.0)
+    clock = iter([1000.0, 1000.5, 1001.2])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    tuning.release_free_memory()
+    tuning.release_free_memory()  # within TRIM_EVERY of the first: skipped
+    tuning.release_free_memory()
+    assert calls == [0, 0]
+
+
+def test_release_free_memory_without_glibc_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "_TRIM", None)
+    tuning.release_free_memory()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from schemas.report import Report
@@ -13,17 +15,19 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.pipeline.versions import (
+    _NOT_CONTENT,
     BadDocument,
     Floor,
     Remove,
     Upsert,
+    document_digest,
     floor_message,
     read_message,
     remove_message,
     upsert_message,
     version_of,
 )
-from streams.record.model import ReportVersion, Withdrawal
+from streams.record.model import DIGEST_SIZE, ReportVersion, Withdrawal
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -156,3 +160,33 @@ def test_the_carried_digest_tells_a_resend_from_a_change() -> None:
         {"location": {"place": "Shusha", "precision": "region"}},  # town by default
     ):
         assert version_of(ingested(**change)).digest != first.digest, change
+
+
+def test_document_digest_is_the_digest_of_the_content_fields_in_order() -> None:
+    """The digest identity entries hold: it must not change with how it is computed."""
+    report = validate_report(
+        json.dumps(
+            {
+                "report_id": "r9",
+                "source": "pkf-op-1",
+                "source_type": "observation_post",
+                "occurred_at": "2026-03-01T11:00:00+00:00",
+                "reported_at": "2026-03-01T11:05:00+00:00",
+                "location": {"lat": 39.8, "lon": 46.75},
+                "category": "drone_strike",
+                "revision": 4,
+                "casualties": {"killed": 2, "civilian": True},
+            }
+        ).encode(),
+        now=NOW,
+    )
+    assert isinstance(report, Report), report
+    fields = CLASSIFIER.fields(report, NOW)
+    before = _NOT_CONTENT & fields.keys()
+    assert before  # the test covers dropped keys
+    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT}
+    expected = hashlib.blake2b(
+        orjson.dumps(content, option=orjson.OPT_UTC_Z), digest_size=DIGEST_SIZE
+    ).digest()
+    assert document_digest(fields) == expected
+    assert _NOT_CONTENT & fields.keys() == before  # the fields themselves are left as given

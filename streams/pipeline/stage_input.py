@@ -19,6 +19,7 @@ from streams.config import Settings
 from streams.kafka.offsets import read_range
 from streams.pipeline.packs import steps
 from streams.pipeline.progress import Gap, Progress, Record
+from streams.pipeline.tuning import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class StageInput:
             if generation != self._generation:
                 return  # revoked while applying: the next recovery reads what was written
             self.progress.advance(step)
+            release_free_memory()  # the step's objects are gone: their pages can go back
 
     async def _apply_retrying(self, step: Sequence[Record], generation: int) -> bool:
         """Apply a step until it succeeds (records are never skipped) or its partitions

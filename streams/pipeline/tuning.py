@@ -9,19 +9,68 @@
   are promoted to the oldest generation and set off full collections, each traversing the
   whole state (hundreds of MB with 100,000 reports). Young collections every 100,000
   allocations let a step's objects die young: 12 % less CPU per report at 100,000 reports
-  (docs/operations.md, "Throughput"). Reference cycles are still collected, later.
+  (docs/operations.md, "Throughput"). Every 1,000,000: a young collection still walks the
+  step's objects alive at that moment, so ten times fewer of them walk them ten times less
+  (GC time of a 100,000-report drain 0.75-0.80 s -> 0.50 s). Reference cycles are still
+  collected, later.
+* Freed memory handed back after every step (`release_free_memory`). A step's objects die
+  among the state's, so glibc keeps the pages they held: with steps of 16,384 records a
+  100,000-report backlog drain peaked at ~900 MB RSS of which `malloc_trim` could hand back
+  ~450 MB at the end. A trim costs a few ms, so at most one a second.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
+import time
+from collections.abc import Callable
 
 from faust.utils.terminal import SpinnerHandler
 
 #: Allocations between young collections; young collections between middle ones; middle
 #: collections between full ones (CPython also waits for the old generation to grow by 25 %).
-GC_THRESHOLDS = (100_000, 50, 10)
+GC_THRESHOLDS = (1_000_000, 20, 10)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None (another C library, or none found)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)  # glibc only (not musl, not macOS)
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+_TRIM = _malloc_trim()
+
+
+#: Fewest seconds between two trims: a trim costs ~4 ms over a heap of 700 MB, and a backlog
+#: drain ends a step of some stage every few tens of ms once the stages keep up.
+TRIM_EVERY = 1.0
+_last_trim = 0.0
+
+
+def release_free_memory() -> None:
+    """Hand the pages of freed memory back to the system (glibc), after a step; at most
+    once per TRIM_EVERY seconds."""
+    global _last_trim
+    if _TRIM is None:
+        return
+    now = time.monotonic()
+    if now - _last_trim >= TRIM_EVERY:
+        _last_trim = now
+        _TRIM(0)
 
 
 def restore_root_level() -> None:

@@ -60,7 +60,9 @@ def document_digest(fields: Mapping[str, Any]) -> bytes:
     order, as `Classifier.fields` gives them): 8 bytes of blake2b over the JSON of its
     content, which is the fields minus `_NOT_CONTENT`. Equal content, equal digest, as
     with `content_digest`, at a tenth of its cost (no key sort, no json module)."""
-    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT}
+    content = dict(fields)  # a copy less the few non-content keys: a third cheaper than
+    for key in _NOT_CONTENT:  # filtering every field, and the same order, so the same bytes
+        content.pop(key, None)
     canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
     return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
 
