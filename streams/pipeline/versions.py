@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
+from schemas import jsonbytes
 from schemas.codes import Category, SourceType
 from streams.record.model import (
     DIGEST_SIZE,
@@ -165,11 +166,11 @@ def remove_message(source: str, report_id: str, revision: int, to: str | None = 
     }
     if to is not None:
         msg["to"] = to
-    return orjson.dumps(msg)
+    return jsonbytes.dumps(msg)
 
 
 def floor_message(source: str, report_id: str, version: int) -> bytes:
-    return orjson.dumps(
+    return jsonbytes.dumps(
         {"op": "floor", "source": source, "report_id": report_id, "version": version}
     )
 

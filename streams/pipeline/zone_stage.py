@@ -28,8 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from schemas import jsonbytes
 from streams import metrics
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
@@ -88,7 +87,7 @@ class ZoneOutput:
 def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
     """The report that opened or joined `record`, as the incident
     (`streams/record/alert_view.py`, which the backtest uses too)."""
-    return orjson.dumps({**doc, **incident_overrides(record)})
+    return jsonbytes.dumps({**doc, **incident_overrides(record)})
 
 
 #: How a retraction starts (the alert stage tells it from an incident by it).
@@ -192,7 +191,8 @@ class ZoneStage(Stage[ZoneOutput]):
         sends = []
         if out.incidents:
             documents = [
-                (i.incident_id.encode(), orjson.dumps(i.document())) for i in out.incidents.values()
+                (i.incident_id.encode(), jsonbytes.dumps(i.document()))
+                for i in out.incidents.values()
             ]
             sends.extend(
                 await send_each(
