@@ -264,10 +264,12 @@ def run_state_bench(
 
 
 def settle(w: BenchWorker) -> tuple[float, tuple[int, int]]:
-    """Wait until the sweeps stop closing days (the closed count unchanged over two sweeps,
-    `close_sweep_seconds` apart); the seconds it took and the reports held then."""
+    """Wait until the sweeps stop closing days (after `close_idle_seconds`, the closed
+    count unchanged over two sweeps); the seconds it took and the reports held then."""
     started = time.monotonic()
-    interval = Settings().close_sweep_seconds + 1.0
+    s = Settings()
+    interval = s.close_sweep_seconds + 1.0
+    time.sleep(s.close_idle_seconds)  # the last changes' days are left open this long
     last = held(scrape(w))
     while time.monotonic() - started < SETTLE_TIMEOUT:
         time.sleep(interval)
