@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from alerting.fatality import FatalityLedger, assess, day_of, still_record
+from alerting.fatality import Assessment, FatalityLedger, assess, day_of, still_record
 from alerting.rules import (
     AnyRule,
     EscalationRule,
@@ -927,35 +927,18 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
             if a.total >= active.event.threshold:
                 active.event = active.event.model_copy(update={"value": float(a.total)})
             continue
-        last = state.peaks.get(rule.name)
-        if not a.record or (last is not None and day - last < rule.cooldown_days):
+        if not peak_fires(a, state.peaks.get(rule.name), day, rule):
             continue
-        recent = sorted(
-            (
-                (d, iid)
-                for iid, (d, _) in state.fatalities.incidents.items()
-                if day - rule.window_days < d <= day
-            ),
-            reverse=True,
-        )
-        ids = [iid for _, iid in recent[:MAX_INCIDENT_IDS]]
-        event = AlertEvent(
-            alert_id=alert_id_for(fp, ids[0] if ids else str(day)),
-            fingerprint=fp,
-            status="firing",
-            rule=rule.name,
-            severity=rule.severity,
-            labels=labels,
-            value=float(a.total),
-            threshold=float(a.threshold),
-            window=str(rule.window),
-            starts_at=from_ms(clock),
-            incident_ids=ids,
-            summary=(
-                f"{a.total} killed in zone {state.zone} in the {rule.window} to "
-                f"{_day_text(day)}: the highest {rule.window} figure of the past "
-                f"{rule.lookback} (previous high {a.peak}, minimum {rule.minimum})."
-            ),
+        event = peak_event(
+            rule,
+            fp,
+            labels,
+            a,
+            day,
+            clock,
+            latest_fatal(state.fatalities.incidents.items(), day, rule.window_days),
+            f"{a.total} killed in zone {state.zone}",
+            "",
         )
         state.active[fp] = ActiveAlert(event, rule.kind)
         state.peaks[rule.name] = day
@@ -965,6 +948,54 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
 
 def _day_text(day: int) -> str:
     return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+# -- fatality peaks: what a zone's and the theatre's rules share --------------------------
+def peak_fires(a: Assessment, last_fired: int | None, day: int, rule: FatalityPeakRule) -> bool:
+    """A record sum, and not within the cooldown of the rule's last firing here."""
+    return a.record and (last_fired is None or day - last_fired >= rule.cooldown_days)
+
+
+def latest_fatal(
+    entries: Iterable[tuple[str, tuple[int, int]]], day: int, window: int
+) -> list[str]:
+    """The ledger keys of the fatal incidents in the window ending on `day`, latest first
+    (as many as an alert names)."""
+    recent = sorted(((d, key) for key, (d, _) in entries if day - window < d <= day), reverse=True)
+    return [key for _, key in recent[:MAX_INCIDENT_IDS]]
+
+
+def peak_event(
+    rule: FatalityPeakRule,
+    fp: str,
+    labels: dict[str, str],
+    a: Assessment,
+    day: int,
+    clock: int,
+    ids: list[str],
+    what: str,
+    most: str,
+) -> AlertEvent:
+    """A fatality-peak alert firing on `day`: `what` says whose deaths ("12 killed in zone
+    x"), `most` adds where most were (the theatre's)."""
+    return AlertEvent(
+        alert_id=alert_id_for(fp, ids[0] if ids else str(day)),
+        fingerprint=fp,
+        status="firing",
+        rule=rule.name,
+        severity=rule.severity,
+        labels=labels,
+        value=float(a.total),
+        threshold=float(a.threshold),
+        window=str(rule.window),
+        starts_at=from_ms(clock),
+        incident_ids=ids,
+        summary=(
+            f"{what} in the {rule.window} to {_day_text(day)}{most}: the highest "
+            f"{rule.window} figure of the past {rule.lookback} (previous high {a.peak}, "
+            f"minimum {rule.minimum})."
+        ),
+    )
 
 
 # -- resolution -------------------------------------------------------------------------

@@ -29,10 +29,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from alerting.engine import ZoneState, alert_id_for, fingerprint, from_ms, to_ms
+from alerting.engine import (
+    ZoneState,
+    fingerprint,
+    from_ms,
+    latest_fatal,
+    peak_event,
+    peak_fires,
+    to_ms,
+)
 from alerting.fatality import DAY_SECONDS, FatalityLedger, assess, day_of, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
-from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
+from schemas.alert import AlertEvent
 
 __all__ = [
     "THEATRE",
@@ -286,36 +294,19 @@ def _fire(rules: RuleSet, state: TheatreState) -> list[AlertEvent]:
                 state.active[fp] = active.model_copy(update={"value": float(a.total)})
                 state._touched.add(f"a{fp}")
             continue
-        last = state.peaks.get(rule.name)
-        if not a.record or (last is not None and day - last < rule.cooldown_days):
+        if not peak_fires(a, state.peaks.get(rule.name), day, rule):
             continue
-        recent = sorted(
-            (
-                (d, key)
-                for key, (d, _) in state.ledger.incidents.items()
-                if day - rule.window_days < d <= day
-            ),
-            reverse=True,
-        )
-        ids = [key.partition(_SEP)[2] for _, key in recent[:MAX_INCIDENT_IDS]]
-        event = AlertEvent(
-            alert_id=alert_id_for(fp, ids[0] if ids else str(day)),
-            fingerprint=fp,
-            status="firing",
-            rule=rule.name,
-            severity=rule.severity,
-            labels=labels,
-            value=float(a.total),
-            threshold=float(a.threshold),
-            window=str(rule.window),
-            starts_at=from_ms(state.clock),
-            incident_ids=ids,
-            summary=(
-                f"{a.total} killed in the whole theatre (all zones) in the {rule.window} to "
-                f"{_day_text(day)}{_most(state, day, rule.window_days)}: the highest "
-                f"{rule.window} figure of the past {rule.lookback} (previous high {a.peak}, "
-                f"minimum {rule.minimum})."
-            ),
+        keys = latest_fatal(state.ledger.incidents.items(), day, rule.window_days)
+        event = peak_event(
+            rule,
+            fp,
+            labels,
+            a,
+            day,
+            state.clock,
+            [key.partition(_SEP)[2] for key in keys],
+            f"{a.total} killed in the whole theatre (all zones)",
+            _most(state, day, rule.window_days),
         )
         state.active[fp] = event
         state.peaks[rule.name] = day
