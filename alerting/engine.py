@@ -914,14 +914,7 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
     for rule in rules.zone_fatality_rules:
         labels = {"zone": state.zone}
         fp = fingerprint(rule.name, labels)
-        a = assess(
-            state.fatalities,
-            day,
-            window=rule.window_days,
-            lookback=rule.lookback_days,
-            minimum=rule.minimum,
-            observed_from=observed_from,
-        )
+        a = assess_peak(state.fatalities, day, rule, observed_from)
         active = state.active.get(fp)
         if active is not None:
             if a.total >= active.event.threshold:
@@ -951,6 +944,19 @@ def _day_text(day: int) -> str:
 
 
 # -- fatality peaks: what a zone's and the theatre's rules share --------------------------
+def assess_peak(
+    ledger: FatalityLedger, day: int, rule: FatalityPeakRule, observed_from: int | None
+) -> Assessment:
+    return assess(
+        ledger,
+        day,
+        window=rule.window_days,
+        lookback=rule.lookback_days,
+        minimum=rule.minimum,
+        observed_from=observed_from,
+    )
+
+
 def peak_fires(a: Assessment, last_fired: int | None, day: int, rule: FatalityPeakRule) -> bool:
     """A record sum, and not within the cooldown of the rule's last firing here."""
     return a.record and (last_fired is None or day - last_fired >= rule.cooldown_days)

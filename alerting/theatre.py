@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from alerting.engine import (
     ZoneState,
+    assess_peak,
     fingerprint,
     from_ms,
     latest_fatal,
@@ -38,7 +39,7 @@ from alerting.engine import (
     peak_fires,
     to_ms,
 )
-from alerting.fatality import DAY_SECONDS, FatalityLedger, assess, day_of, still_record
+from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
 from schemas.alert import AlertEvent
 
@@ -280,14 +281,7 @@ def _fire(rules: RuleSet, state: TheatreState) -> list[AlertEvent]:
     events: list[AlertEvent] = []
     for rule in rules.theatre_fatality_rules:
         fp = fingerprint(rule.name, labels)
-        a = assess(
-            state.ledger,
-            day,
-            window=rule.window_days,
-            lookback=rule.lookback_days,
-            minimum=rule.minimum,
-            observed_from=observed_from,
-        )
+        a = assess_peak(state.ledger, day, rule, observed_from)
         active = state.active.get(fp)
         if active is not None:
             if a.total >= active.threshold and a.total != active.value:
