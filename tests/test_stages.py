@@ -28,6 +28,7 @@ from streams.pipeline.zone_stage import ZoneStage
 from streams.record.linking import LinkRule
 from streams.record.revisions import Outcome
 from streams.store.changelog import APPLIED_KEY, Recovered
+from streams.tallies.series import rows_between
 from streams.tallies.state import query
 from tests.fakes import FakeProducer
 
@@ -466,5 +467,76 @@ def test_a_malformed_version_floor_is_dead_lettered() -> None:
             ("invalid_value", raw) for raw in bad
         ]
         assert h.zone.books[0].versions == {incident_id_for("s", "r"): 2}
+
+    asyncio.run(run())
+
+
+def recovered(h: Harness, table: str) -> Recovered:
+    """A partition's changelog as the store recovers it: the latest value of each key, in
+    the order written, deletions dropped."""
+    latest: dict[bytes, bytes | None] = {}
+    for _, k, v in h.producer.sent[f"{table}-changelog"]:
+        if k is not None and k != APPLIED_KEY:
+            latest.pop(k, None)
+            latest[k] = v
+    return Recovered(entries=[(k, v) for k, v in latest.items() if v is not None])
+
+
+def test_old_days_close_and_a_late_revision_reopens_them_even_after_a_failed_write() -> None:
+    async def run() -> None:
+        h = Harness()
+        h.settings.close_idle_changes = 0  # nothing counts as recent: close what is old
+        h.zone.ready.set()
+        old = (NOW - timedelta(days=100)).isoformat()
+        await h.send(
+            report("a", occurred_at=old, casualties={"killed": 1}),
+            report("b", occurred_at=old, source="pkf-op-2"),  # the same event
+            report("c"),  # today: stays open
+        )
+        since = rows_between(h.zone.tallies.values(), start=0, end=NOW.timestamp() + 1, by="zone")
+        assert [(r["incidents"], r["reports"], r["killed"]) for r in since] == [(2, 3, 1)]
+
+        # The first sweep's write fails: memory closed the day, and the tally follows it.
+        original = h.zone.store.write_many
+        failures = [1]
+
+        async def flaky(*args: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise ConnectionError("broker away")
+            await original(*args)
+
+        h.zone.store.write_many = flaky  # type: ignore[method-assign,assignment]
+        with pytest.raises(ConnectionError):
+            await h.zone.sweep()
+        book = h.zone.books[0]
+        assert (len(book), book.archive.reports) == (1, 2)
+        tally = h.zone.tallies[0]
+        assert tally.closed and len(tally.open) == 1  # only today's incident is held open
+        assert (
+            rows_between(h.zone.tallies.values(), start=0, end=NOW.timestamp() + 1, by="zone")
+            == since
+        )
+
+        # A late revision reopens the day, moves the figures, and the day closes again.
+        await h.send(report("a", occurred_at=old, revision=2, casualties={"killed": 5}))
+        assert book.archive.reports == 0
+        await h.zone.sweep()
+        assert book.archive.reports == 2
+        now_rows = rows_between(
+            h.zone.tallies.values(), start=0, end=NOW.timestamp() + 1, by="zone"
+        )
+        assert [(r["incidents"], r["reports"], r["killed"]) for r in now_rows] == [(2, 3, 5)]
+        (incident,) = [d for d in h.incidents().values() if d["occurred_at"].startswith(old[:10])]
+        assert (incident["killed"], incident["version"], incident["status"]) == (5, 3, "open")
+
+        # The changelog rebuilds it with the day closed.
+        again = Harness()
+        again.zone.restore({0: recovered(h, "incident-book")})
+        assert again.zone.books[0].archive.reports == 2
+        assert (
+            rows_between(again.zone.tallies.values(), start=0, end=NOW.timestamp() + 1, by="zone")
+            == now_rows
+        )
 
     asyncio.run(run())

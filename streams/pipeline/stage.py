@@ -160,9 +160,9 @@ class Stage(Generic[OutT]):
     async def maintain(self, work: Callable[[OutT], bool]) -> None:
         """A step with no input (a timer's): `work` changes the state and fills an output,
         saying whether there is anything to write. Skipped until the stage is ready or while
-        a step's commit is being retried; if the commit fails, the next recovery rebuilds
-        memory from what was written (work of this kind must leave a state equivalent to
-        the one written, so a failed commit loses nothing)."""
+        a step's commit is being retried. Work of this kind must leave a state equivalent to
+        the one written, so a failed commit loses nothing (the next recovery rebuilds memory
+        from what was written); the query views follow memory either way."""
         if not self.ready.is_set():
             return
         async with self.lock:
@@ -171,8 +171,10 @@ class Stage(Generic[OutT]):
             out = self.new_output()
             if not work(out):
                 return
-            await self.commit(out, {})
-            self.committed(out)
+            try:
+                await self.commit(out, {})
+            finally:
+                self.committed(out)
 
     async def _apply(self, records: Sequence[Record]) -> None:
         """Called by `self.input` under the lock, again with the same records until it

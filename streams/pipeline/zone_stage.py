@@ -229,10 +229,13 @@ class ZoneStage(Stage[ZoneOutput]):
             if tally is None:
                 continue
             for move, iid, fields in moves:
-                if move == "close":
-                    tally.close(iid)
-                else:
-                    tally.reopen(iid, fields)
+                try:
+                    if move == "close":
+                        tally.close(iid)
+                    else:
+                        tally.reopen(iid, fields)
+                except KeyError:  # the tally and the book disagree: a defect, not input
+                    log.exception("partition %d: cannot %s incident %s in the tally", p, move, iid)
         opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
         for at, incident in out.incidents.items():
             tally = self.tallies.get(out.partition_of[at])
