@@ -63,7 +63,18 @@ def emit(name: str, count: int, seconds: float) -> None:
 
 
 # -- pre-load --------------------------------------------------------------------------
-async def preload(settings: Settings, n: int, console: Console, *, days: float = 365) -> float:
+async def preload(
+    settings: Settings,
+    n: int,
+    console: Console,
+    *,
+    days: float = 365,
+    seed: int = 7,
+    in_time_order: bool = False,
+    partitions: int = PARTITIONS,
+) -> float:
+    """Produce n bench reports (`bench_reports`) round-robin over the input topic's
+    partitions; the seconds it took."""
     from aiokafka import AIOKafkaProducer
     from rich.progress import Progress
 
@@ -80,9 +91,12 @@ async def preload(settings: Settings, n: int, console: Console, *, days: float =
         pending = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"pre-loading {n:,} reports", total=n)
-            for i, raw in enumerate(bench_reports(n, seed=7, now=datetime.now(UTC), days=days)):
+            reports = bench_reports(
+                n, seed=seed, now=datetime.now(UTC), days=days, in_time_order=in_time_order
+            )
+            for i, raw in enumerate(reports):
                 pending.append(
-                    await producer.send(settings.reports_topic, raw, partition=i % PARTITIONS)
+                    await producer.send(settings.reports_topic, raw, partition=i % partitions)
                 )
                 if len(pending) >= 5000:
                     await asyncio.gather(*pending)

@@ -258,19 +258,24 @@ def test_a_conflicting_equal_revision_is_dead_lettered_and_duplicates_counted() 
     asyncio.run(run())
 
 
+def fail_next_write(stage: Any) -> None:
+    """The stage's next changelog write fails (the broker away), later ones succeed."""
+    original = stage.store.write_many
+    failures = [1]
+
+    async def flaky(*args: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("broker away")
+        await original(*args)
+
+    stage.store.write_many = flaky
+
+
 def test_a_failed_commit_is_retried_with_what_the_step_produced() -> None:
     async def run() -> None:
         h = Harness()
-        original = h.zone.store.write_many
-        failures = [1]
-
-        async def flaky(*args: Any) -> None:
-            if failures[0]:
-                failures[0] -= 1
-                raise ConnectionError("broker away")
-            await original(*args)
-
-        h.zone.store.write_many = flaky  # type: ignore[method-assign,assignment]
+        fail_next_write(h.zone)
         with pytest.raises(ConnectionError):
             await h.send(report("a"))
         # the stage input retries the same records: the pending output is committed
@@ -497,16 +502,7 @@ def test_old_days_close_and_a_late_revision_reopens_them_even_after_a_failed_wri
         assert [(r["incidents"], r["reports"], r["killed"]) for r in since] == [(2, 3, 1)]
 
         # The first sweep's write fails: memory closed the day, and the tally follows it.
-        original = h.zone.store.write_many
-        failures = [1]
-
-        async def flaky(*args: Any) -> None:
-            if failures[0]:
-                failures[0] -= 1
-                raise ConnectionError("broker away")
-            await original(*args)
-
-        h.zone.store.write_many = flaky  # type: ignore[method-assign,assignment]
+        fail_next_write(h.zone)
         with pytest.raises(ConnectionError):
             await h.zone.sweep()
         book = h.zone.books[0]

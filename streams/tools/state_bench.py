@@ -23,12 +23,12 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from streams.bench import preload
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.tools.membership_bench import BenchWorker, ChangeFailed, wait_until
@@ -105,43 +105,6 @@ def tally(w: BenchWorker, as_of: int) -> bytes | None:
     return body if status == 200 else None
 
 
-async def feed(
-    settings: Settings, n: int, days: float, console: Console, *, in_time_order: bool
-) -> float:
-    from aiokafka import AIOKafkaProducer
-    from rich.progress import Progress
-
-    from streams.kafka.topics import ensure_topics
-    from streams.tools.simulate import bench_reports
-
-    await asyncio.to_thread(ensure_topics, settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap(), linger_ms=20, max_batch_size=512 * 1024, acks=1
-    )
-    await producer.start()
-    started = time.monotonic()
-    partitions = settings.partitions
-    try:
-        pending = []
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"producing {n:,} reports", total=n)
-            reports = bench_reports(
-                n, seed=11, now=datetime.now(UTC), days=days, in_time_order=in_time_order
-            )
-            for i, raw in enumerate(reports):
-                pending.append(
-                    await producer.send(settings.reports_topic, raw, partition=i % partitions)
-                )
-                if len(pending) >= 5000:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-                    progress.update(task, completed=i + 1)
-            await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return time.monotonic() - started
-
-
 async def changelog_sizes(settings: Settings) -> dict[str, tuple[int, int]]:
     """Per changelog topic: (records, bytes of keys and values), read to the exact end."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -208,7 +171,15 @@ def run_state_bench(
         console.print(f"worker ready; producing {n:,} reports over {days:g} days of event time")
         started = time.monotonic()
         figures.feed_seconds = asyncio.run(
-            feed(settings, n, days, console, in_time_order=in_time_order)
+            preload(
+                settings,
+                n,
+                console,
+                days=days,
+                seed=11,
+                in_time_order=in_time_order,
+                partitions=settings.partitions,
+            )
         )
         console.print(f"  produced in {figures.feed_seconds:.1f} s; waiting until all are counted")
         last_print = 0.0
