@@ -34,6 +34,7 @@ from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.tools.membership_bench import BenchWorker, ChangeFailed, wait_until
 
 POLL = 2.0
+PRINT_EVERY = 10.0  # seconds between progress lines
 #: The lag gauge is refreshed every 3 s: two polls this far apart see two refreshes.
 LAG_SETTLE = 3.5
 READY_TIMEOUT = 600.0
@@ -194,10 +195,12 @@ def run_state_bench(
             done, behind = counted(m), lag(m)
             figures.rss_peak = max(figures.rss_peak, rss_bytes(w.proc.pid))
             now = time.monotonic()
-            if now - last_print >= 30:
+            if now - last_print >= PRINT_EVERY:
                 last_print = now
+                held_open, held_closed = held(m)
                 console.print(
                     f"  {now - started:6.0f} s: {done:,} counted, lag {behind}, "
+                    f"held open {held_open:,} closed {held_closed:,}, "
                     f"RSS {rss_bytes(w.proc.pid) / 2**20:.0f} MiB"
                 )
             if done >= n and behind == 0:
