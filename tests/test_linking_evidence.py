@@ -80,7 +80,9 @@ def test_a_named_target_prefers_an_incident_naming_the_same_target() -> None:
     u = rv("acled", "u", target="az", time_precision=DAY)
     assert groups(a, b, u, rule=PLAIN) == {frozenset({a.ident, u.ident}), frozenset({b.ident})}
     assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
-    assert RULE.incident_fit(u, [a]) == pytest.approx(PLAIN.incident_fit(u, [a]) + 0.25)
+    plain_fit = PLAIN.incident_fit(u, [a])
+    assert plain_fit is not None
+    assert RULE.incident_fit(u, [a]) == pytest.approx(plain_fit + 0.25)
     # An incident naming no target is no counter-evidence, nor is a report naming none.
     a_silent = rv("op1", "a", t=3 * 3600, km=0.5)
     assert groups(a_silent, b, u) == {frozenset({a_silent.ident, u.ident}), frozenset({b.ident})}
