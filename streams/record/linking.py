@@ -16,13 +16,14 @@ its pair fits with the incident's reports (a pair's fit is the larger of the tim
 both periods and the distance, as shares of their limits, plus a penalty for two different
 fire categories), plus a penalty for each piece of evidence the report carries that none of
 the incident's reports agrees with: its exact category, someone killed or wounded, the
-perpetrator it names when it is not a claim. Ties: the incident whose first report comes
-first. Evidence only chooses among incidents the report links with completely; it never makes
-two reports link. That makes the grouping a function of the set of current reports alone:
-any arrival order of the same reports, and any interleaving of their revisions and
-withdrawals, ends with the same incidents. Precise reports first, so that an imprecise report
-chooses among the incidents they formed rather than being decided at the start of its day.
-Its limit: only incidents formed earlier compete for a report.
+perpetrator and the target it names when it is not a claim, the place it names. Ties: the
+incident whose first report comes first. Evidence only chooses among incidents the report
+links with completely; it never makes two reports link or unlink. That makes the grouping a
+function of the set of current reports alone: any arrival order of the same reports, and any
+interleaving of their revisions and withdrawals, ends with the same incidents. Precise
+reports first, so that an imprecise report chooses among the incidents they formed rather
+than being decided at the start of its day. Its limit: only incidents formed earlier compete
+for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:

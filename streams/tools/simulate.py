@@ -25,6 +25,11 @@ What the stream looks like, and why:
   "Artsakh Defence Army", and now and then a phrase no alias list knows). The joint
   monitoring centre near Aghdam attributes with party codes; demining NGOs report mines;
   each side's news agency blames the other side.
+* **Places and targets named** (`PLACE_SHARE`, `TARGET_SHARE`): most reports name the
+  event's nearest gazetteer place, some the next one; reports that are not a party's
+  statement name whom the fire hit (the event's target, sometimes the wrong side), a
+  party's statement and its side's news agency their own side whoever was hit. Drawn
+  from a generator of their own: the rest of the stream is as it was without them.
 * **Casualties are rare**: someone killed in about 2 % of reports, wounded in about 5 %.
 * **Bursts**: now and then a zone flares up: a handful of distinct events in it within
   the hour, with more heavy fire and more casualties (separate events the linking of
