@@ -34,6 +34,8 @@ def rv(
     wounded: int = 0,
     time_precision: TimePrecision = TimePrecision.EXACT,
     location_precision: LocationPrecision = LocationPrecision.POINT,
+    target: str | None = None,
+    place: str | None = None,
 ) -> ReportVersion:
     return ReportVersion(
         source=source,
@@ -51,6 +53,8 @@ def rv(
         wounded=wounded,
         time_precision=time_precision,
         location_precision=location_precision,
+        target=target,
+        place=place,
     )
 
 

@@ -17,7 +17,13 @@ from tests.record_helpers import MIN, reference_groups, rv
 
 RULE = LinkRule()
 #: Time, place and category only: the evidence penalties off.
-PLAIN = LinkRule(unmatched_category=0.0, unmatched_harm=0.0, unmatched_perpetrator=0.0)
+PLAIN = LinkRule(
+    unmatched_category=0.0,
+    unmatched_harm=0.0,
+    unmatched_perpetrator=0.0,
+    unmatched_target=0.0,
+    unmatched_place=0.0,
+)
 
 # A day-precision report (what most ambiguous reports are: a dataset's, media's) and two
 # incidents of one report each in its day, a and b, a a little nearer.
@@ -68,6 +74,65 @@ def test_a_named_perpetrator_prefers_an_incident_naming_the_same_party() -> None
     assert groups(a, b, u_claim) == {frozenset({a.ident, u_claim.ident}), frozenset({b.ident})}
 
 
+def test_a_named_target_prefers_an_incident_naming_the_same_target() -> None:
+    a = rv("op1", "a", t=3 * 3600, km=0.5, target="nk")
+    b = rv("op2", "b", t=6 * 3600, km=1.0, target="az")
+    u = rv("acled", "u", target="az", time_precision=DAY)
+    assert groups(a, b, u, rule=PLAIN) == {frozenset({a.ident, u.ident}), frozenset({b.ident})}
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+    plain_fit = PLAIN.incident_fit(u, [a])
+    assert plain_fit is not None
+    assert RULE.incident_fit(u, [a]) == pytest.approx(plain_fit + 0.25)
+    # An incident naming no target is no counter-evidence, nor is a report naming none.
+    a_silent = rv("op1", "a", t=3 * 3600, km=0.5)
+    assert groups(a_silent, b, u) == {frozenset({a_silent.ident, u.ident}), frozenset({b.ident})}
+    quiet = rv("acled", "u", time_precision=DAY)
+    assert groups(a, b, quiet) == {frozenset({a.ident, quiet.ident}), frozenset({b.ident})}
+    # Claims do not count (a side's statement names itself as hit, whoever was): neither
+    # a claim in the incident ...
+    claim = rv(
+        "mod", "a", t=3 * 3600, km=0.5, target="nk", claimant="nk",
+        source_type=SourceType.PARTY_STATEMENT,
+    )  # fmt: skip
+    assert groups(claim, b, u) == {frozenset({claim.ident, u.ident}), frozenset({b.ident})}
+    # ... nor the report's own claim.
+    u_claim = rv(
+        "mod2", "u", target="az", claimant="az", source_type=SourceType.PARTY_STATEMENT,
+        time_precision=DAY,
+    )  # fmt: skip
+    assert groups(a, b, u_claim) == {frozenset({a.ident, u_claim.ident}), frozenset({b.ident})}
+    # One report of the incident agreeing is enough.
+    a2 = rv("op3", "a2", t=3 * 3600 + MIN, km=0.6, target="az")
+    assert groups(a, a2, b, u) == {frozenset({a.ident, a2.ident, u.ident}), frozenset({b.ident})}
+
+
+def test_a_named_place_prefers_an_incident_naming_the_same_place() -> None:
+    a = rv("op1", "a", t=3 * 3600, km=0.5, place="Askeran")
+    b = rv("op2", "b", t=6 * 3600, km=1.0, place="Aghdam")
+    u = rv("acled", "u", place="Aghdam", time_precision=DAY)
+    assert groups(a, b, u, rule=PLAIN) == {frozenset({a.ident, u.ident}), frozenset({b.ident})}
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+    # Claims count here (a statement's "in the direction of Aghdam" is a place like any).
+    claim = rv(
+        "mod", "b", t=6 * 3600, km=1.0, place="Aghdam", claimant="az",
+        source_type=SourceType.PARTY_STATEMENT,
+    )  # fmt: skip
+    assert groups(a, claim, u) == {frozenset({a.ident}), frozenset({claim.ident, u.ident})}
+    # An incident naming no place is no counter-evidence.
+    a_silent = rv("op1", "a", t=3 * 3600, km=0.5)
+    assert groups(a_silent, b, u) == {frozenset({a_silent.ident, u.ident}), frozenset({b.ident})}
+
+
+def test_target_and_place_never_make_two_reports_link_or_unlink() -> None:
+    a = rv("op1", "a", target="az", place="Martuni")
+    far = rv("op2", "b", t=31 * MIN, target="az", place="Martuni")
+    assert RULE.incident_fit(far, [a]) is None
+    assert groups(a, far) == {frozenset({a.ident}), frozenset({far.ident})}
+    # the only incident in reach: joined, whatever it names
+    near = rv("op2", "b", t=MIN, target="nk", place="Hadrut")
+    assert groups(a, near) == {frozenset({a.ident, near.ident})}
+
+
 def test_an_exact_category_match_is_preferred_beyond_the_fire_family() -> None:
     a = rv("op1", "a", t=3 * 3600, km=0.5, category=Category.SMALL_ARMS_FIRE)
     b = rv("op2", "b", t=6 * 3600, km=1.0, category=Category.DRONE_STRIKE)
@@ -95,7 +160,13 @@ def test_evidence_never_makes_two_reports_link() -> None:
 
 
 def test_the_evidence_penalties_are_validated() -> None:
-    for name in ("unmatched_category", "unmatched_harm", "unmatched_perpetrator"):
+    for name in (
+        "unmatched_category",
+        "unmatched_harm",
+        "unmatched_perpetrator",
+        "unmatched_target",
+        "unmatched_place",
+    ):
         with pytest.raises(ValueError, match="unmatched"):
             LinkRule(**{name: -0.1})  # type: ignore[arg-type]
 
@@ -143,6 +214,8 @@ def _random_report(rng: random.Random, rid: str, step: int, n_sources: int) -> R
         location_precision=rng.choice(
             [*LocationPrecision, LocationPrecision.POINT, LocationPrecision.POINT]
         ),
+        target=rng.choice(["az", "am", "civilians", None, None]),
+        place=rng.choice(["Martuni", "Hadrut", None]),
     )
 
 

@@ -38,7 +38,7 @@ def test_the_simulated_run_is_sound(run: SimulatedRun) -> None:
 
 def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> None:
     """The reports the rule is made for (an exact time and a point: posts, patrols, sensors,
-    most statements) link at 0.95 or better, both ways. Measured: 0.955 / 0.960."""
+    most statements) link at 0.95 or better, both ways. Measured: 0.956 / 0.961."""
     m = measure(run)
     precise = m.score.by_kind[("precise", "precise")]
     assert precise.true > 1000
@@ -49,43 +49,53 @@ def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> N
 def test_every_report_links_at_090_b_cubed(run: SimulatedRun) -> None:
     """Per report (B-cubed: the share of its incident that is its event, and of its event
     that is in its incident), every current report: 0.9 or better; a regression guard at
-    the measured 0.947 / 0.958 (docs/record.md; 0.943 / 0.953 before the mean fit and the
-    evidence)."""
+    the measured 0.949 / 0.960 (docs/record.md; 0.947 / 0.958 before the target and place,
+    0.943 / 0.953 before the mean fit and the evidence)."""
     s = measure(run).score
     assert s.bcubed_precision >= 0.94 and s.bcubed_recall >= 0.95, s
 
 
 def test_all_pairs_link_at_the_measured_level(run: SimulatedRun) -> None:
-    """A regression guard on the pairs of every current report: measured 0.898 / 0.911
-    (docs/record.md; 0.893 / 0.898 before the mean fit and the evidence, 0.857 / 0.865
-    before the local day, the category preference and precise reports first). A drop below
-    0.89 / 0.90 is a regression of the linking or of the simulator."""
+    """A regression guard on the pairs of every current report: measured 0.901 / 0.913
+    (docs/record.md; 0.898 / 0.911 before the target and place, 0.893 / 0.898 before the
+    mean fit and the evidence, 0.857 / 0.865 before the local day, the category preference
+    and precise reports first). A drop below 0.90 / 0.91 is a regression of the linking or
+    of the simulator."""
     s = measure(run).score
-    assert s.precision >= 0.89, s.pairs
-    assert s.recall >= 0.90, s.pairs
+    assert s.precision >= 0.90, s.pairs
+    assert s.recall >= 0.91, s.pairs
 
 
 def test_the_evidence_reports_carry_improves_the_linking(run: SimulatedRun) -> None:
-    """The evidence penalties (casualties, a non-claim's perpetrator, the exact category)
-    against none (time, place and category class alone), same run: better both ways."""
+    """The evidence penalties (casualties, a non-claim's perpetrator and target, the exact
+    category, the named place) against none (time, place and category class alone), same
+    run: better both ways; and the target and place on top of the others: better both
+    ways too."""
     from streams.record.linking import LinkRule
 
-    plain = LinkRule(unmatched_category=0, unmatched_harm=0, unmatched_perpetrator=0)
+    plain = LinkRule(
+        unmatched_category=0,
+        unmatched_harm=0,
+        unmatched_perpetrator=0,
+        unmatched_target=0,
+        unmatched_place=0,
+    )
     with_evidence = measure(run).score
     without = measure(run, plain).score
     assert with_evidence.precision > without.precision
     assert with_evidence.recall > without.recall
+    earlier = measure(run, LinkRule(unmatched_target=0, unmatched_place=0)).score
+    assert with_evidence.precision > earlier.precision
+    assert with_evidence.recall > earlier.recall
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an imprecise report (a day, a town: a quarter of them) often has several events "
-    "of its sector in reach and little in the record's report to tell them apart; pairwise "
-    "0.898 / 0.911, docs/record.md 'Linking quality'. Remove this mark when it passes.",
-)
 def test_all_pairs_link_at_090(run: SimulatedRun) -> None:
+    """Issue 10, item 3: every pair of current reports at 0.9 or better both ways (seed 1,
+    measured 0.901 / 0.913). The issue's target is 0.95 (met for precise pairs only:
+    docs/record.md, "Linking quality")."""
     s = measure(run).score
-    assert s.precision >= 0.9 and s.recall >= 0.9
+    assert s.precision >= 0.9, s.pairs
+    assert s.recall >= 0.9, s.pairs
 
 
 def test_a_looser_rule_trades_precision_for_recall(run: SimulatedRun) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from schemas.codes import SourceType
 from streams.record.changelog import (
     decode_detail,
     decode_tombstone,
+    detail_row,
     encode_detail,
     encode_tombstone,
+    from_detail_row,
 )
-from streams.record.model import LocationPrecision, TimePrecision, Withdrawal
+from streams.record.model import LocationPrecision, TimePrecision, Withdrawal, content_digest
 from streams.record.record import Batch, Record
 from streams.record.revisions import Outcome
 from streams.tallies.state import IncidentTally
@@ -58,6 +61,32 @@ def test_report_entries_round_trip() -> None:
     assert decode_tombstone(encode_tombstone(17)) == (17, None)
     with pytest.raises(ValueError):
         decode_detail(b'[9,"x"]')
+
+
+def test_detail_rows_of_format_2_keep_target_and_place_and_format_1_still_reads() -> None:
+    named = rv("az-mod", "s1", claimant="az", target="az", place="Martuni")
+    assert detail_row(named)[0] == 2
+    back = decode_detail(encode_detail(named))
+    assert back == named and (back.target, back.place) == ("az", "Martuni")
+    assert decode_detail(encode_detail(rv("op1", "a"))) == rv("op1", "a")
+    # A row as format 1 wrote it (changelogs and closed units hold them): no target, no
+    # place, and the digest it was written with.
+    old = rv("acled", "ARM1", perpetrator="nk", killed=2)
+    row_1 = [1, *detail_row(old)[1:17]]
+    assert len(row_1) == 17
+    assert from_detail_row(row_1) == old
+    assert decode_detail(orjson.dumps(row_1)) == old
+    with pytest.raises(ValueError):
+        from_detail_row([1, *detail_row(old)[1:]])  # format 1 with format 2's fields
+
+
+def test_a_report_naming_no_target_or_place_keeps_its_digest() -> None:
+    """Digests are kept in identity state: adding the fields must not change old ones."""
+    plain = rv("op1", "a")
+    assert plain.digest == content_digest(plain._content())
+    assert "target" not in plain._content() and "place" not in plain._content()
+    assert rv("op1", "a", target="nk").digest != plain.digest
+    assert rv("op1", "a", place="Shusha").digest != plain.digest
 
 
 def test_a_batch_keeps_the_latest_of_everything() -> None:

@@ -49,6 +49,8 @@ categories = st.sampled_from(
 )
 parties = st.sampled_from(["az", "am", "unknown"])
 figures = st.integers(0, 3)
+targets = st.sampled_from(["az", "am", "civilians", None])
+named_places = st.sampled_from(["Martuni", "Hadrut", None])
 time_precisions = st.sampled_from([TimePrecision.EXACT] * 4 + [TimePrecision.DAY])
 place_precisions = st.sampled_from([LocationPrecision.POINT] * 3 + [LocationPrecision.TOWN])
 
@@ -94,6 +96,8 @@ def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenar
                     wounded=draw(figures),
                     time_precision=draw(time_precisions),
                     location_precision=draw(place_precisions),
+                    target=draw(targets),
+                    place=draw(named_places),
                 )
             versions.append(v)
             latest[(source, report_id)] = v

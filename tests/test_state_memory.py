@@ -45,3 +45,9 @@ def test_names_of_reports_decoded_apart_are_one_object() -> None:
     assert a.source is b.source is c.source
     assert a.zone is b.zone is c.zone
     assert a.perpetrator is c.perpetrator and a.claimant is c.claimant
+    d = rv("pkf-op-1", "r4", target="nk", place="Martuni")
+    e = decode_detail(
+        json.dumps(json.loads(encode_detail(rv("op", "r5", target="nk", place="Martuni")))).encode()
+    )
+    assert not isinstance(e, int)
+    assert d.target is e.target and d.place is e.place

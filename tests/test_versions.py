@@ -190,3 +190,20 @@ def test_document_digest_is_the_digest_of_the_content_fields_in_order() -> None:
     ).digest()
     assert document_digest(fields) == expected
     assert _NOT_CONTENT & fields.keys() == before  # the fields themselves are left as given
+
+
+def test_a_version_keeps_the_target_and_the_named_place() -> None:
+    named = version_of(classified(target="Azerbaijani Armed Forces"))
+    assert isinstance(named, ReportVersion)
+    assert (named.target, named.place) == ("az", "Shusha")
+    civilians = version_of(classified(target="civilians", location={"lat": 39.76, "lon": 46.75}))
+    assert isinstance(civilians, ReportVersion)
+    assert (civilians.target, civilians.place) == ("civilians", None)
+    # no target, or a name no alias list knows (`unknown`): no evidence
+    for doc in (classified(), classified(target="the adversary's positions")):
+        v = version_of(doc)
+        assert isinstance(v, ReportVersion) and v.target is None
+    # a document written before they were read: the same version as one naming neither
+    old = {k: v for k, v in classified().items() if k not in ("target", "place")}
+    v = version_of(old)
+    assert isinstance(v, ReportVersion) and (v.target, v.place) == (None, None)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from schemas import jsonbytes
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, Party, SourceType
 from streams.record.model import (
     DIGEST_SIZE,
     LocationPrecision,
@@ -84,6 +84,7 @@ _SOURCE_TYPES = _members(SourceType)
 _CATEGORIES = _members(Category)
 _TIME_PRECISIONS = _members(TimePrecision)
 _LOCATION_PRECISIONS = _members(LocationPrecision)
+_UNKNOWN = Party.UNKNOWN.value
 
 
 def _member(members: dict[Any, E], value: Any) -> E:
@@ -128,6 +129,14 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
         time_precision = _TIME_PRECISIONS.get(v) or _member(_TIME_PRECISIONS, v)
         v = doc.get("location_precision", "point")
         location_precision = _LOCATION_PRECISIONS.get(v) or _member(_LOCATION_PRECISIONS, v)
+        # `unknown` (the classifier's code for no target or an unmatched name) is no
+        # evidence: None, like a document written before targets were read
+        target = doc.get("target")
+        if target is not None:
+            target = None if target == _UNKNOWN else str(target)
+        place = doc.get("place")
+        if place is not None:
+            place = str(place) or None
         return ReportVersion(
             source,
             report_id,
@@ -145,6 +154,8 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             time_precision,
             location_precision,
             digest,
+            target,
+            place,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None

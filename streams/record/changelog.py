@@ -25,7 +25,10 @@ from streams.record.model import LocationPrecision, ReportVersion, TimePrecision
 DETAIL_PREFIX = b"d"
 VERSION_PREFIX = b"v"
 _TOMBSTONE = b"t"
-_DETAIL_FORMAT = 1
+#: Format 2 appends the target and the place to format 1's fields; format-1 rows (in
+#: changelogs and closed units written before) still read, as reports naming neither.
+_DETAIL_FORMAT = 2
+_DETAIL_FORMATS = frozenset({1, 2})
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
@@ -55,6 +58,8 @@ def detail_row(r: ReportVersion) -> list[object]:
         r.time_precision.value,
         r.location_precision.value,
         r.digest.hex(),
+        r.target,
+        r.place,
     ]
 
 
@@ -84,11 +89,17 @@ def decode_detail(raw: bytes) -> ReportVersion | int:
 
 
 def from_detail_row(row: object) -> ReportVersion:
-    if not isinstance(row, list) or not row or row[0] != _DETAIL_FORMAT:
+    if not isinstance(row, list) or not row or row[0] not in _DETAIL_FORMATS:
         raise ValueError(f"unknown report entry format: {str(row)[:40]!r}")
-    (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
-     perpetrator, claimant, killed, wounded, time_precision, location_precision,
-     digest) = row  # fmt: skip
+    if row[0] == 1:
+        (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
+         perpetrator, claimant, killed, wounded, time_precision, location_precision,
+         digest) = row  # fmt: skip
+        target = place = None
+    else:
+        (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
+         perpetrator, claimant, killed, wounded, time_precision, location_precision,
+         digest, target, place) = row  # fmt: skip
     return ReportVersion(
         source=source,
         report_id=report_id,
@@ -106,6 +117,8 @@ def from_detail_row(row: object) -> ReportVersion:
         time_precision=TimePrecision(time_precision),
         location_precision=LocationPrecision(location_precision),
         digest=bytes.fromhex(digest),
+        target=target,
+        place=place,
     )
 
 

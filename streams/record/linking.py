@@ -16,13 +16,14 @@ its pair fits with the incident's reports (a pair's fit is the larger of the tim
 both periods and the distance, as shares of their limits, plus a penalty for two different
 fire categories), plus a penalty for each piece of evidence the report carries that none of
 the incident's reports agrees with: its exact category, someone killed or wounded, the
-perpetrator it names when it is not a claim. Ties: the incident whose first report comes
-first. Evidence only chooses among incidents the report links with completely; it never makes
-two reports link. That makes the grouping a function of the set of current reports alone:
-any arrival order of the same reports, and any interleaving of their revisions and
-withdrawals, ends with the same incidents. Precise reports first, so that an imprecise report
-chooses among the incidents they formed rather than being decided at the start of its day.
-Its limit: only incidents formed earlier compete for a report.
+perpetrator and the target it names when it is not a claim, the place it names. Ties: the
+incident whose first report comes first. Evidence only chooses among incidents the report
+links with completely; it never makes two reports link or unlink. That makes the grouping a
+function of the set of current reports alone: any arrival order of the same reports, and any
+interleaving of their revisions and withdrawals, ends with the same incidents. Precise
+reports first, so that an imprecise report chooses among the incidents they formed rather
+than being decided at the start of its day. Its limit: only incidents formed earlier compete
+for a report.
 
 Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
 canonical order from the change on, but only for reports whose decision can differ:
@@ -148,6 +149,13 @@ class LinkRule:
     #: it is not a claim and names a party as perpetrator, and the incident's reports that
     #: are not claims name parties, none of them that one:
     unmatched_perpetrator: float = 0.25
+    #: it is not a claim and names whom the fire hit (a party, `civilians`), and the
+    #: incident's reports that are not claims name targets, none of them that one (a
+    #: claim's target is mostly its claimant, whoever was hit):
+    unmatched_target: float = 0.25
+    #: it names a place (`location.place`), and the incident's reports name places, none of
+    #: them that one (a report may name the next village rather than the nearest):
+    unmatched_place: float = 0.25
     #: Most reports of one index cell (category class, both precisions, a time bucket
     #: `window + widening` long, a latitude band `distance + widening` wide) that link at
     #: all; past it, the cell's reports are *crowded*: each is an incident alone. Bounds a
@@ -161,7 +169,16 @@ class LinkRule:
             raise ValueError("an exact time is not widened")
         if self.category_mismatch < 0 or self.crowd_limit < 1:
             raise ValueError("category_mismatch must be >= 0 and crowd_limit >= 1")
-        if min(self.unmatched_category, self.unmatched_harm, self.unmatched_perpetrator) < 0:
+        if (
+            min(
+                self.unmatched_category,
+                self.unmatched_harm,
+                self.unmatched_perpetrator,
+                self.unmatched_target,
+                self.unmatched_place,
+            )
+            < 0
+        ):
             raise ValueError("the unmatched-evidence penalties must be >= 0")
         if self.day_utc_offset_hours is not None and not -12 <= self.day_utc_offset_hours <= 14:
             raise ValueError("day_utc_offset_hours must be a UTC offset (-12 to 14) or None")
@@ -266,6 +283,28 @@ class LinkRule:
             else:
                 if named:
                     f += self.unmatched_perpetrator
+        target = u.target
+        if self.unmatched_target and target is not None and u.claimant is None:
+            named = False
+            for m in members:
+                if m.claimant is None and m.target is not None:
+                    if m.target == target:
+                        break
+                    named = True
+            else:
+                if named:
+                    f += self.unmatched_target
+        place = u.place
+        if self.unmatched_place and place is not None:
+            named = False
+            for m in members:
+                if m.place is not None:
+                    if m.place == place:
+                        break
+                    named = True
+            else:
+                if named:
+                    f += self.unmatched_place
         return f
 
     def incident_fit(self, u: ReportVersion, members: Sequence[ReportVersion]) -> float | None:

@@ -93,6 +93,12 @@ class ReportVersion:
     time_precision: TimePrecision = TimePrecision.EXACT
     location_precision: LocationPrecision = LocationPrecision.POINT
     digest: bytes = b""
+    #: The party the report says was hit (a party code, or `civilians`), None when it names
+    #: none; and the gazetteer place it names (`location.place`), None when none. Evidence
+    #: for choosing among incidents (`linking.LinkRule.incident_score`); last, so that
+    #: positional construction from the fields above keeps working.
+    target: str | None = None
+    place: str | None = None
     #: (source, report_id), made once: every index of the record keys on this one tuple
     ident: Ident = field(init=False, repr=False, compare=False)
 
@@ -110,6 +116,12 @@ class ReportVersion:
         claimant = self.claimant
         if claimant is not None:
             set_(self, "claimant", intern(claimant))
+        target = self.target
+        if target is not None:
+            set_(self, "target", intern(target))
+        place = self.place
+        if place is not None:
+            set_(self, "place", intern(place))
         set_(self, "ident", (source, self.report_id))
         digest = self.digest
         if not digest:
@@ -118,7 +130,7 @@ class ReportVersion:
             raise ValueError("digest must be 8 bytes and not the withdrawal digest")
 
     def _content(self) -> dict[str, Any]:
-        return {
+        content: dict[str, Any] = {
             "source_type": self.source_type.value,
             "occurred": self.occurred,
             "zone": self.zone,
@@ -132,6 +144,13 @@ class ReportVersion:
             "time_precision": self.time_precision.value,
             "location_precision": self.location_precision.value,
         }
+        # Only when named: a report without them keeps the digest it had before they were
+        # kept (digests are stored in identity state and the changelog).
+        if self.target is not None:
+            content["target"] = self.target
+        if self.place is not None:
+            content["place"] = self.place
+        return content
 
     @property
     def order(self) -> tuple[float, str, str]:

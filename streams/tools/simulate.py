@@ -25,6 +25,11 @@ What the stream looks like, and why:
   "Artsakh Defence Army", and now and then a phrase no alias list knows). The joint
   monitoring centre near Aghdam attributes with party codes; demining NGOs report mines;
   each side's news agency blames the other side.
+* **Places and targets named** (`PLACE_SHARE`, `TARGET_SHARE`): most reports name the
+  event's nearest gazetteer place, some the next one; reports that are not a party's
+  statement name whom the fire hit (the event's target, sometimes the wrong side), a
+  party's statement and its side's news agency their own side whoever was hit. Drawn
+  from a generator of their own: the rest of the stream is as it was without them.
 * **Casualties are rare**: someone killed in about 2 % of reports, wounded in about 5 %.
 * **Bursts**: now and then a zone flares up: a handful of distinct events in it within
   the hour, with more heavy fire and more casualties (separate events the linking of
@@ -462,6 +467,38 @@ TOWN_SHARE: dict[str, float] = {
     "monitoring_centre": 0.1,
 }
 TOWN_KM = 6.0
+#: Share of each kind's reports with a point that also name a place ("1.5 km from
+#: Martuni", "in the direction of Hadrut"): the event's nearest gazetteer place within
+#: NAMED_KM, or now and then (`NEIGHBOUR_SHARE`) the next nearest: sources name the village
+#: they know, the road or the position's, not always the nearest. Sensors name none.
+PLACE_SHARE: dict[str, float] = {
+    "observation_post": 0.5,
+    "patrol": 0.6,
+    "monitoring_centre": 0.7,
+    "party_statement": 0.7,
+    "media": 0.8,
+    "civilian": 0.6,
+    "ngo": 0.8,
+    "dataset": 1.0,  # ACLED's `location` is always a named settlement
+}
+NAMED_KM = 10.0
+NEIGHBOUR_SHARE = 0.2
+#: Share of each kind's reports (not a party's own statements: those name their own side
+#: as hit, `_attribution`) that say whom the fire hit, when the event hit someone: a post
+#: sees the impacts on a side's positions without always saying who fired; ACLED's
+#: `actor2`; each side's news agency names its own side, like its ministry.
+TARGET_SHARE: dict[str, float] = {
+    "observation_post": 0.6,
+    "patrol": 0.6,
+    "monitoring_centre": 0.8,
+    "media": 0.7,
+    "civilian": 0.5,
+    "ngo": 0.5,
+    "dataset": 0.9,
+}
+#: Share of the target statements above that name the wrong side (misread positions, a
+#: dataset coded from the other side's statement).
+TARGET_ERROR = 0.1
 #: Categories a post or patrol sees or hears from its position.
 _NOTICED = frozenset({SMALL_ARMS, HEAVY, DRONE, AIRSPACE, MINE, PKF_ATTACK, ADVANCE, WORKS})
 _FIRE = frozenset({SMALL_ARMS, HEAVY, DRONE})
@@ -655,6 +692,9 @@ class Simulator:
         if not 0.0 <= malformed_ratio < 1.0:
             raise ValueError("malformed_ratio must be in [0, 1)")
         self.rng = random.Random(seed)
+        # The named places and targets draw from their own generator, so everything else
+        # (events, sources, times, points, figures) is what it was without them.
+        self._said = random.Random(f"said-{seed}")
         self._live = start is None
         self.clock: datetime = start if start is not None else datetime.now(UTC)
         self.malformed_ratio = malformed_ratio
@@ -1020,6 +1060,9 @@ class Simulator:
         if kind in ("party_statement", "media") and category == SMALL_ARMS and rng.random() < 0.2:
             category = HEAVY  # "mortar fire" where the post heard bursts: one fire family
         perpetrator, target, civilian = self._attribution(source, event, category)
+        if source.side is None:
+            target = self._stated_target(source, event, target)
+        location = self._named_place(event, kind, location)
         killed, wounded, partial = self._figures(source, event)
         claimant = rng.choice(CLAIMANTS[source.side]) if source.side is not None else None
         self._serial[source.name] += 1
@@ -1065,6 +1108,73 @@ class Simulator:
         elif event.town is not None and rng.random() < 0.1:
             location["place"] = event.town  # "near <town>": the point wins
         return location
+
+    def _event_target(self, event: SimEvent) -> str | None:
+        """Whom the event hit, as a name any source would use (not part of the truth the
+        reports are scored against): the side facing the one who fired, a village now and
+        then, the peacekeepers, civilians; None when it hit no one (works, overflights).
+        Drawn from the event's id, so every report of the event agrees without state."""
+        rng = random.Random(f"target-{event.event_id}")
+        a, b = ZONE_BY_CODE[event.area].sides
+        category = event.category
+        if category == PKF_ATTACK:
+            return PEACEKEEPERS[0]
+        if category in (CIV_HARM, PROPERTY, DETENTION) or event.civilian:
+            return "civilians"
+        if category == OBSTRUCTION:
+            return "civilians" if rng.random() < 0.5 else PEACEKEEPERS[0]
+        if category not in _FIRE:
+            return None
+        if rng.random() < 0.1:
+            return "civilians"  # a village shelled
+        fired = event.perpetrator if event.perpetrator in (a, b) else rng.choice((a, b))
+        return NEUTRAL_NAMES[b if fired == a else a][0]
+
+    def _stated_target(self, source: Source, event: SimEvent, drawn: str | None) -> str | None:
+        """The target a report that is not a party's statement names: the event's (with
+        `TARGET_ERROR`), a news agency its own side, or none. `drawn` is what
+        `_attribution` drew (kept when this source names no target)."""
+        rng = self._said
+        kind = source.source_type
+        truth = self._event_target(event)
+        if truth is None or kind == "sensor" or rng.random() >= TARGET_SHARE.get(kind, 0.0):
+            return drawn if kind != "sensor" else None
+        sides = ZONE_BY_CODE[event.area].sides
+        if source.name in MEDIA_SIDE and truth not in ("civilians", PEACEKEEPERS[0]):
+            own = MEDIA_SIDE[source.name]
+            own = own if own in sides else next(s for s in sides if s != "az")
+            return NEUTRAL_NAMES[own][1]  # the agency's side was hit, whoever was
+        if truth in ("civilians", PEACEKEEPERS[0]) or rng.random() >= TARGET_ERROR:
+            named = truth
+        else:
+            hit = next(s for s in sides if NEUTRAL_NAMES[s][0] == truth)
+            named = NEUTRAL_NAMES[sides[0] if hit == sides[1] else sides[1]][0]
+        if kind == "dataset":
+            code = next((s for s in sides if NEUTRAL_NAMES[s][0] == named), None)
+            if code is not None:
+                return ACLED_ACTORS[code]
+            if named == "civilians":
+                return "Civilians (Azerbaijan)" if sides[0] == "az" else "Civilians (Armenia)"
+        return named
+
+    def _named_place(self, event: SimEvent, kind: str, location: dict[str, Any]) -> dict[str, Any]:
+        """`location` with a named place added to a point (`PLACE_SHARE`): the nearest
+        gazetteer place within NAMED_KM of the event, or the next nearest. A place-only
+        report, or one already naming its town, keeps what it has."""
+        if "place" in location or "lat" not in location:
+            return location
+        rng = self._said
+        if rng.random() >= PLACE_SHARE.get(kind, 0.0):
+            return location
+        near = sorted(
+            (d, name)
+            for name, t_lat, t_lon, _zone in self._towns
+            if (d := _km(event.lat, event.lon, t_lat, t_lon)) <= NAMED_KM
+        )
+        if not near:
+            return location
+        pick = 1 if len(near) > 1 and rng.random() < NEIGHBOUR_SHARE else 0
+        return {**location, "place": near[pick][1]}
 
     def _attribution(
         self, source: Source, event: SimEvent, category: str
