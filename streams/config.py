@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     #: Longest a consumer's fetch waits for data. Apache Kafka answers as soon as data
     #: arrives; the embedded broker waits it out, so it bounds each hop's latency there.
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=5000)
+    #: While a backlog lasts, ingest takes from the input partitions whose last record is
+    #: within this many ms (record time) of the furthest behind (streams/pipeline/
+    #: alignment.py), so the later stages see a narrow band of event time; 0 is strict
+    #: order. Past `ingest_align_patience` seconds without records from the partitions it
+    #: waits for, it stops waiting for them.
+    ingest_align_ms: int = Field(default=100, ge=0)
+    ingest_align_patience: float = Field(default=1.0, gt=0)
     data_dir: Path = Path("var/ceasefire")
 
     def link_rule(self) -> LinkRule:

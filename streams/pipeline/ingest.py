@@ -42,6 +42,7 @@ from schemas.validation import Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
+from streams.pipeline.alignment import Alignment
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import send_packs
@@ -183,6 +184,7 @@ class Ingest:
         #: Set once the consumer has joined the ingest group (see `_Joined`).
         self.joined = asyncio.Event()
         self._lag = LagReport()
+        self._alignment = Alignment(settings.ingest_align_ms, settings.ingest_align_patience)
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
 
@@ -244,7 +246,7 @@ class Ingest:
         lag_updated = 0.0
         while not self._stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=200)
+                batches = await self._take()
                 if not ready and self.joined.is_set():  # even with no partition
                     ready = True
                     if self.on_ready:
@@ -264,6 +266,29 @@ class Ingest:
                 log.exception("ingest batch failed; retrying from last committed offsets")
                 await asyncio.sleep(1.0)
                 await self._rewind()
+
+    async def _take(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        """The next records, from the partitions furthest behind while a backlog lasts
+        (`alignment.py`)."""
+        consumer = self.consumer
+        assert consumer is not None
+        owned = {tp.partition: tp for tp in consumer.assignment()}
+        self._alignment.forget([p for p in self._alignment.last_ts if p not in owned])
+        behind: dict[int, int] = {}
+        for p, tp in owned.items():
+            hw = consumer.highwater(tp)
+            if hw is not None:
+                behind[p] = hw - await consumer.position(tp)
+        now = time.monotonic()
+        chosen = self._alignment.choose(behind, owned, now)
+        taking = owned.values() if chosen is None else [owned[p] for p in chosen]
+        batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+        batches = await consumer.getmany(*taking, timeout_ms=200)
+        for tp, records in batches.items():
+            if records:
+                self._alignment.taken(tp.partition, records[-1].timestamp)
+        self._alignment.yielded(bool(batches), now)
+        return batches
 
     async def _update_lag(self) -> None:
         """Lag per owned input partition: the fetch high watermark minus our position
