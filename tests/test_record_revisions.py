@@ -50,10 +50,20 @@ def test_withdrawal_then_reinstatement() -> None:
     assert (w.outcome, w.zone_before) == (Outcome.WITHDRAWN, "aghdam")
     assert state.apply(Withdrawal("op", "1", 1)).outcome is Outcome.DUPLICATE
     assert state.apply(rv("op", "1", revision=1)).outcome is Outcome.CONFLICT
-    again = state.apply(rv("op", "1", revision=2, zone="shusha"))
-    assert (again.outcome, again.zone_before) == (Outcome.REINSTATED, None)
+    rec = state.get("op", "1")
+    assert rec is not None and (rec.withdrawn, rec.zone) == (True, "aghdam")
+    # a second withdrawal takes nothing out anywhere
+    assert state.apply(Withdrawal("op", "1", 2)).zone_before is None
+    again = state.apply(rv("op", "1", revision=3, zone="shusha"))
+    # the zone it was withdrawn from: a reinstatement elsewhere carries its id's versions
+    assert (again.outcome, again.zone_before) == (Outcome.REINSTATED, "aghdam")
     rec = state.get("op", "1")
     assert rec is not None and (rec.withdrawn, rec.zone) == (False, "shusha")
+    # the state read back from its changelog entries says the same
+    restored = IdentityState()
+    restored.restore([e for e in [state.apply(Withdrawal("op", "1", 4)).entry] if e])
+    rec = restored.get("op", "1")
+    assert rec is not None and (rec.withdrawn, rec.zone) == (True, "shusha")
 
 
 def test_a_withdrawal_arriving_first_makes_the_report_stale() -> None:

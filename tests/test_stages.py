@@ -560,3 +560,33 @@ def test_maintenance_due_while_a_batch_holds_the_lock_runs_at_its_next_step() ->
         assert (len(book), book.archive.reports) == (2, 1)
 
     asyncio.run(run())
+
+
+def test_a_report_withdrawn_and_reinstated_in_a_zone_of_another_partition_ends_open() -> None:
+    """The withdrawn id's versions were published by the old zone's partition: the
+    reinstatement (into the Lachin corridor) carries them over as a move does, in either
+    order of the floor and the report."""
+
+    async def run(floor_first: bool) -> None:
+        h = two_partitions()
+        await h.send(report("a", casualties={"killed": 1}))  # Shusha: open at 1
+        await h.send(report("a", revision=1, casualties={"killed": 2}))  # open at 2
+        await h.send({"report_id": "a", "source": "pkf-op-1", "revision": 2, "withdrawn": True})
+        (iid,) = top_versions(h)
+        assert top_versions(h)[iid][:2] == (3, "withdrawn")
+        back = report("a", revision=3, location=LACHIN, casualties={"killed": 2})
+        await h.send(back, deliver=False)
+        if floor_first:
+            await h.deliver(1)  # the old zone: a floor of 3 for partition 0
+            await h.deliver(0, floors_first=True)
+        else:
+            await h.deliver(0)  # open at 1 in the Lachin corridor
+            await h.deliver(1)
+            await h.deliver(0)  # the floor: open at 4
+        assert top_versions(h) == listed(h) == {iid: (4, "open", "lachin-corridor")}
+        assert [(r["zone"], r["incidents"], r["killed"]) for r in h.rows()] == [
+            ("lachin-corridor", 1, 2)
+        ]
+
+    for floor_first in (False, True):
+        asyncio.run(run(floor_first))

@@ -25,7 +25,8 @@ packed: 35 bytes per identity in 65,536 shards chosen by the key's first two byt
 a C-speed `bytearray.find`. Measured 47 bytes per identity with 1,000,000 identities
 (tracemalloc, shard overhead included) against 141 for a dict of bytes to int; lookup about
 1 microsecond. The zone of the live version is kept (2 bytes) because a withdrawal carries no
-place and must be routed to the zone whose incidents hold the report.
+place and must be routed to the zone whose incidents hold the report; a withdrawn report
+keeps the zone it was withdrawn from, for a reinstatement into another zone.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ _CHANGING = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What applying a version did. `zone_before` is the zone of the version it replaced
-    when that one was live: where a withdrawal or a move must take the report out of.
-    `previous_revision` is the revision applied before (None for a first version)."""
+    """What applying a version did. `zone_before` is where the report must be taken out
+    of: for a withdrawal or a revision, the zone of the live version it replaced; for a
+    reinstatement, the zone it was withdrawn from (so that a reinstatement into another
+    zone's partition carries the incident id's versions over, as a move does). None when
+    there is none. `previous_revision` is the revision applied before (None for a first
+    version)."""
 
     outcome: Outcome
     zone_before: str | None
@@ -177,7 +181,10 @@ class IdentityState:
                 )
                 outcome = Outcome.DUPLICATE if same else Outcome.CONFLICT
                 return Decision(outcome, None, before.revision, None)
-        zone = version.zone if isinstance(version, ReportVersion) else None
+        if isinstance(version, ReportVersion):
+            zone: str | None = version.zone
+        else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
+            zone = before.zone if before is not None else None
         rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
         self._put(key, rec)
         entry = (ENTRY_PREFIX + key, encode_record(rec))
@@ -185,11 +192,10 @@ class IdentityState:
             outcome = Outcome.WITHDRAWN if withdrawn else Outcome.NEW
             return Decision(outcome, None, None, entry)
         if withdrawn:
-            outcome = Outcome.WITHDRAWN
-        elif before.withdrawn:
-            outcome = Outcome.REINSTATED
-        else:
-            outcome = Outcome.REVISED
+            # a withdrawal of a withdrawn report takes nothing out anywhere
+            left = None if before.withdrawn else before.zone
+            return Decision(Outcome.WITHDRAWN, left, before.revision, entry)
+        outcome = Outcome.REINSTATED if before.withdrawn else Outcome.REVISED
         return Decision(outcome, before.zone, before.revision, entry)
 
     def items(self) -> Iterator[tuple[bytes, IdentityRecord]]:
