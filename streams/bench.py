@@ -184,7 +184,8 @@ def stage_pipeline(settings: Settings, n: int) -> None:
 
     @monitor.app.timer(0.05)  # type: ignore[untyped-decorator]
     async def progress() -> None:
-        counted = sum(len(book) for book in monitor.zone.books.values())
+        # open and closed: a sweep may close old days while the backlog drains
+        counted = sum(len(book) + book.archive.reports for book in monitor.zone.books.values())
         if counted and not state["first"]:
             state["first"] = monitor.ingest.first_record_at or time.monotonic()
         if counted >= n:

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
+    #: Packs (messages of many reports) a stage's stream buffers ahead of its steps: the
+    #: back-pressure bound on what a backlog puts in memory (Faust's default, 4,096
+    #: events, held hundreds of MB of packs while a million-report backlog drained).
+    stream_buffer_packs: int = Field(default=64, ge=1, le=4096)
     #: Longest a consumer's fetch waits for data. Apache Kafka answers as soon as data
     #: arrives; the embedded broker waits it out, so it bounds each hop's latency there.
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=5000)

@@ -101,6 +101,9 @@ class Monitor:
             # own check compares with the broker's ListOffsets answer, which Tansu
             # under-reports, and killed workers that joined later (issue 9).
             recovery_consistency_check=False,
+            # An event of our stages' topics is a pack of hundreds of reports: Faust's
+            # default buffer (4,096 events per stream) held a whole backlog in memory.
+            stream_buffer_maxsize=s.stream_buffer_packs,
             datadir=str(s.data_dir),
             web_in_thread=False,
         )
