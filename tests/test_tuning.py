@@ -83,3 +83,12 @@ def test_release_free_memory_trims_at_most_once_per_interval(
 def test_release_free_memory_without_glibc_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tuning, "_TRIM", None)
     tuning.release_free_memory()
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert tuning.limit_malloc_arenas() is True  # glibc here: mallopt accepted it
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert tuning.limit_malloc_arenas() is False  # the operator's setting stands

@@ -36,6 +36,7 @@ from streams.pipeline.lag import LagReport
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.theatre_stage import TheatreStage
+from streams.pipeline.tuning import limit_malloc_arenas
 from streams.pipeline.zone_stage import ZoneStage
 from streams.store import faust_store
 from streams.web import zone_info
@@ -76,6 +77,7 @@ class Monitor:
         self.started = False
         self._ingest_ready = False
 
+        limit_malloc_arenas()  # before the worker's threads start (tuning.py)
         s = settings
         s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
         self.app = app_class(s.fetch_max_wait_ms)(
