@@ -1,11 +1,11 @@
 """Which input partitions ingest takes from next: the ones furthest behind in record time.
 
 A consumer drains its partitions at uneven speeds (fetch responses differ in size and
-timing), so during a backlog one partition can run far ahead of another: measured, with
-200,000 reports of three years' history fed oldest first over four partitions, the input
-partitions drifted apart by a quarter of the backlog (over a year of event time). Every
-later stage then sees a wide band of event time at once, and the incident book keeps the
-whole band open in memory (docs/record.md, "Retention: closed days").
+timing), so during a backlog one partition can run ahead of another. Every later stage then
+sees a wider band of event time at once, and the incident book keeps the band open in memory
+(docs/record.md, "Retention: closed days"). Measured, one run each of a million reports of
+three years fed oldest first: the worker's highest RSS while draining was 1,320 MiB without
+this and 1,184 MiB with it (docs/operations.md, "State held").
 
 So ingest takes, while a backlog lasts, only from the partitions whose last record is within
 `skew_ms` of the earliest last record among the partitions still behind their end, as

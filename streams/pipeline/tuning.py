@@ -17,8 +17,8 @@
   threads start). glibc gives each thread that contends for the heap an arena of its own,
   up to eight per core, and memory freed in one is reused only by its threads: Faust's
   consumer thread and the event loop's each kept their own high-water mark. Measured with a
-  million-report backlog: 1,021 -> 785 MiB once counted, 817 -> 771 MiB after recovery
-  (the same as `MALLOC_ARENA_MAX=2`, which an operator's environment still overrides).
+  million-report backlog and `MALLOC_ARENA_MAX=2` (which an operator's environment still
+  sets, and this then leaves alone): 1,021 -> 785 MiB once all was counted.
 * Freed memory handed back after every step (`release_free_memory`). A step's objects die
   among the state's, so glibc keeps the pages they held: with steps of 16,384 records a
   100,000-report backlog drain peaked at ~900 MB RSS of which `malloc_trim` could hand back
