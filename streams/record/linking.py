@@ -52,6 +52,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from schemas.codes import Category, Party
@@ -117,6 +118,35 @@ def _order(r: ReportVersion) -> Order:
     being decided at the start of their day before the events of that day."""
     vague = (r.time_precision is not _EXACT) + (r.location_precision is not _POINT)
     return (vague, r.occurred, r.source, r.report_id)
+
+
+def _perpetrator(r: ReportVersion) -> str | None:
+    return None if r.perpetrator == _UNKNOWN else r.perpetrator
+
+
+_TARGET = attrgetter("target")
+_PLACE = attrgetter("place")
+
+
+def _named_otherwise(
+    value: str,
+    members: Sequence[ReportVersion],
+    get: Callable[[ReportVersion], str | None],
+    *,
+    claims_too: bool,
+) -> bool:
+    """Whether the members name this kind of evidence (`get`: None for none; a claim's
+    only when `claims_too`) and none of them names `value`: an unmatched piece of evidence."""
+    named = False
+    for m in members:
+        if not claims_too and m.claimant is not None:
+            continue
+        v = get(m)
+        if v is not None:
+            if v == value:
+                return False
+            named = True
+    return named
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,38 +303,29 @@ class LinkRule:
                     break
             else:
                 f += self.unmatched_harm
-        if self.unmatched_perpetrator and u.claimant is None and u.perpetrator != _UNKNOWN:
-            named = False
-            for m in members:
-                if m.claimant is None and m.perpetrator != _UNKNOWN:
-                    if m.perpetrator == u.perpetrator:
-                        break
-                    named = True
-            else:
-                if named:
-                    f += self.unmatched_perpetrator
-        target = u.target
-        if self.unmatched_target and target is not None and u.claimant is None:
-            named = False
-            for m in members:
-                if m.claimant is None and m.target is not None:
-                    if m.target == target:
-                        break
-                    named = True
-            else:
-                if named:
-                    f += self.unmatched_target
-        place = u.place
-        if self.unmatched_place and place is not None:
-            named = False
-            for m in members:
-                if m.place is not None:
-                    if m.place == place:
-                        break
-                    named = True
-            else:
-                if named:
-                    f += self.unmatched_place
+        # a claim's perpetrator and target are its claimant's say: they count only outside
+        # claims, on both sides; a place counts whoever names it
+        own = u.claimant is None
+        if (
+            self.unmatched_perpetrator
+            and own
+            and u.perpetrator != _UNKNOWN
+            and _named_otherwise(u.perpetrator, members, _perpetrator, claims_too=False)
+        ):
+            f += self.unmatched_perpetrator
+        if (
+            self.unmatched_target
+            and own
+            and u.target is not None
+            and _named_otherwise(u.target, members, _TARGET, claims_too=False)
+        ):
+            f += self.unmatched_target
+        if (
+            self.unmatched_place
+            and u.place is not None
+            and _named_otherwise(u.place, members, _PLACE, claims_too=True)
+        ):
+            f += self.unmatched_place
         return f
 
     def incident_fit(self, u: ReportVersion, members: Sequence[ReportVersion]) -> float | None:
