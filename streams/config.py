@@ -99,8 +99,10 @@ class Settings(BaseSettings):
     #: A closable day waits while a change within a change's reach of it is among its
     #: partition's last `close_idle_changes` and younger than `close_idle_seconds` (an
     #: import still running keeps the days it writes open, and does not reopen them; once
-    #: it stops they close). Sweeps run every `close_sweep_seconds`.
-    close_idle_changes: int = Field(default=2_000, ge=0)
+    #: it stops they close). Sweeps run every `close_sweep_seconds`. 6,000: a million-report
+    #: import closes and reopens less than with 2,000 (2.2 against 2.7 to 3.6 changelog
+    #: records per report, docs/operations.md "State held") for a like memory peak.
+    close_idle_changes: int = Field(default=6_000, ge=0)
     close_idle_seconds: float = Field(default=30.0, ge=0)
     close_sweep_seconds: float = Field(default=5.0, gt=0)
     #: Linking (SPEC.md "Incidents"; docs/record.md, "the linking rule", has each one's
