@@ -28,7 +28,8 @@ _TOMBSTONE = b"t"
 #: Format 2 appends the target and the place to format 1's fields; format-1 rows (in
 #: changelogs and closed units written before) still read, as reports naming neither.
 _DETAIL_FORMAT = 2
-_DETAIL_FORMATS = frozenset({1, 2})
+#: format -> length of its rows
+_DETAIL_LENGTHS = {1: 17, 2: 19}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
@@ -89,17 +90,12 @@ def decode_detail(raw: bytes) -> ReportVersion | int:
 
 
 def from_detail_row(row: object) -> ReportVersion:
-    if not isinstance(row, list) or not row or row[0] not in _DETAIL_FORMATS:
+    if not isinstance(row, list) or not row or _DETAIL_LENGTHS.get(row[0]) != len(row):
         raise ValueError(f"unknown report entry format: {str(row)[:40]!r}")
-    if row[0] == 1:
-        (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
-         perpetrator, claimant, killed, wounded, time_precision, location_precision,
-         digest) = row  # fmt: skip
-        target = place = None
-    else:
-        (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
-         perpetrator, claimant, killed, wounded, time_precision, location_precision,
-         digest, target, place) = row  # fmt: skip
+    (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
+     perpetrator, claimant, killed, wounded, time_precision, location_precision,
+     digest) = row[:17]  # fmt: skip
+    target, place = row[17:] or (None, None)  # format 1 names neither
     return ReportVersion(
         source=source,
         report_id=report_id,
