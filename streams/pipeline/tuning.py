@@ -34,6 +34,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from faust.utils.terminal import SpinnerHandler
 
@@ -42,16 +43,21 @@ from faust.utils.terminal import SpinnerHandler
 GC_THRESHOLDS = (1_000_000, 20, 10)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None (another C library, or none found)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc_function(name: str) -> Any:
+    """A function of the C library, or None (not found, or not glibc's: `malloc_trim` and
+    `mallopt`'s arena limit are glibc only, not musl's or macOS's)."""
+    path = ctypes.util.find_library("c")
+    if path is None:
         return None
     try:
-        libc = ctypes.CDLL(name)
+        return getattr(ctypes.CDLL(path), name, None)
     except OSError:
         return None
-    trim = getattr(libc, "malloc_trim", None)  # glibc only (not musl, not macOS)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None."""
+    trim = _libc_function("malloc_trim")
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -70,13 +76,7 @@ def limit_malloc_arenas() -> bool:
     """At most ARENAS malloc arenas (glibc), unless MALLOC_ARENA_MAX is set; whether set."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
-    except OSError:
-        return False
+    mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
