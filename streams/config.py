@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     #: waits for, it stops waiting for them.
     ingest_align_ms: int = Field(default=100, ge=0)
     ingest_align_patience: float = Field(default=1.0, gt=0)
+    #: Ingest (validation, classification, packing) in a process of its own, on another
+    #: core than the stateful stages (`ingest_process.py`); false: inside the worker.
+    ingest_process: bool = True
     data_dir: Path = Path("var/ceasefire")
 
     def link_rule(self) -> LinkRule:

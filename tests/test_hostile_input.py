@@ -252,7 +252,7 @@ HOSTILE = [
 async def test_hostile_records_in_a_batch_are_dead_lettered_and_the_batch_commits() -> None:
     ingest = Ingest(Settings(), EXPLODING)
     producer, consumer = FakeProducer(), FakeConsumer()
-    ingest.producer, ingest.consumer = producer, consumer  # type: ignore[assignment]
+    ingest.shared.producer, ingest.consumer = producer, consumer  # type: ignore[assignment]
     tp = TopicPartition("ceasefire.reports", 0)
     batch = [
         record(100 + i, v, key=b"x" * 2_000_000 if i == 2 else b"k") for i, v in enumerate(HOSTILE)
@@ -277,7 +277,8 @@ async def test_hostile_records_in_a_batch_are_dead_lettered_and_the_batch_commit
 async def test_a_broker_failure_still_fails_the_batch_for_a_retry() -> None:
     ingest = Ingest(Settings(), CLASSIFIER)
     consumer = FakeConsumer()
-    ingest.producer, ingest.consumer = FakeProducer(broken=True), consumer  # type: ignore[assignment]
+    ingest.shared.producer = FakeProducer(broken=True)  # type: ignore[assignment]
+    ingest.consumer = consumer  # type: ignore[assignment]
     tp = TopicPartition("ceasefire.reports", 0)
     with pytest.raises(KafkaConnectionError):
         await asyncio.wait_for(ingest._process({tp: [record(0, report(0))]}), timeout=10)

@@ -117,7 +117,7 @@ def test_ingest_joins_its_group_in_the_background_and_starts_its_producer_later(
             joined_at_once, producer_at_once = ingest.joined.is_set(), ingest.producer is not None
             await asyncio.wait_for(ingest.joined.wait(), timeout=30)
             await asyncio.wait_for(ingest.start(), timeout=30)
-            assert ingest.producer_started.is_set()
+            assert ingest.shared.started_event.is_set()
             return (
                 joined_at_once,
                 producer_at_once,

@@ -32,6 +32,7 @@ from streams.kafka.topics import ensure_topics
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.ingest import Ingest
+from streams.pipeline.ingest_process import IngestProcess
 from streams.pipeline.lag import LagReport
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
@@ -110,7 +111,13 @@ class Monitor:
             web_in_thread=False,
         )
         self._lag = LagReport()
-        self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+        self.ingest: Ingest | IngestProcess
+        if s.ingest_process:
+            self.ingest = IngestProcess(
+                s, on_ready=self._on_ingest_ready, on_lost=self._on_ingest_lost
+            )
+        else:
+            self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
         ports = Ports(
             settings=s,
             app=self.app,
@@ -157,6 +164,10 @@ class Monitor:
 
     def _on_ingest_ready(self) -> None:
         self._ingest_ready = True
+        self.update_ready()
+
+    def _on_ingest_lost(self) -> None:
+        self._ingest_ready = False
         self.update_ready()
 
     def stalled(self) -> dict[str, set[int]]:

@@ -42,6 +42,7 @@ from schemas.validation import Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
+from streams.kafka.producer import SharedProducer
 from streams.pipeline.alignment import Alignment
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
@@ -159,9 +160,8 @@ class Ingest:
     Two steps, because the worker's two consumer groups should join together: `join`
     (as the worker starts) subscribes the consumer, which joins the ingest group in the
     background while Faust's group joins; `start` (once Faust has declared its changelog
-    topics) starts the producer the stages share and the loop. The producer must not start
-    earlier: aiokafka's producer, sending to a topic missing from the metadata it began
-    with, narrows its metadata to that topic, and sends to the others stalled 40 s.
+    topics) starts the producer (`SharedProducer`: given, when the stages of the process
+    share it, or its own) and the loop.
     """
 
     def __init__(
@@ -170,6 +170,7 @@ class Ingest:
         classifier: Classifier,
         *,
         on_ready: Callable[[], None] | None = None,
+        producer: SharedProducer | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -177,10 +178,10 @@ class Ingest:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        #: Started and stopped here only if it is the stage's own.
+        self._owns_producer = producer is None
+        self.shared = producer or SharedProducer(settings, f"{settings.app_id}-ingest")
         self._keyed_partitions_cache: list[int] | None = None
-        #: Set once the producer (shared by the stages) is started.
-        self.producer_started = asyncio.Event()
         #: Set once the consumer has joined the ingest group (see `_Joined`).
         self.joined = asyncio.Event()
         self._lag = LagReport()
@@ -214,17 +215,8 @@ class Ingest:
         """Start the shared producer and the loop (joining first if not yet done)."""
         tune_for_throughput()  # the worker's logging is set up by now
         await self.join()
-        s = self.settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap(),
-            client_id=f"{s.app_id}-ingest",
-            acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-            **s.kafka_security(),
-        )
-        await self.producer.start()
-        self.producer_started.set()
+        if self._owns_producer:
+            await self.shared.start()
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
     async def stop(self) -> None:
@@ -237,8 +229,8 @@ class Ingest:
                 self._task.cancel()
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group, so a restart joins at once
-        if self.producer is not None:
-            await self.producer.stop()
+        if self._owns_producer:
+            await self.shared.stop()
 
     async def _run(self) -> None:
         assert self.consumer is not None
@@ -316,15 +308,17 @@ class Ingest:
             self._keyed_partitions_cache = await self.partitions_of(self.settings.keyed_topic)
         return self._keyed_partitions_cache
 
+    @property
+    def producer(self) -> AIOKafkaProducer | None:
+        """The producer, or None before it started."""
+        return self.shared.producer
+
     async def started_producer(self) -> AIOKafkaProducer:
         """The producer, once started (the agents may get records before that)."""
-        await self.producer_started.wait()
-        assert self.producer is not None
-        return self.producer
+        return await self.shared.started()
 
     async def partitions_of(self, topic: str) -> list[int]:
-        assert self.producer is not None
-        return sorted(await self.producer.partitions_for(topic))
+        return await self.shared.partitions_of(topic)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         assert self.producer is not None and self.consumer is not None
