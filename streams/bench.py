@@ -44,19 +44,63 @@ class StageResult:
     name: str
     count: int
     seconds: float
+    #: of the stage's process and its children (the worker's ingest process): peaks
+    #: added up, so at most that much at once
     peak_rss_mb: float
+    #: CPU seconds of the stage's processes from its first record to its last
+    cpu_seconds: float
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_us_per_report(self) -> float:
+        return 1e6 * self.cpu_seconds / self.count if self.count else 0.0
+
+
+def _children() -> list[Path]:
+    """/proc directories of this process's live children (a worker's ingest process)."""
+    import multiprocessing
+
+    return [Path(f"/proc/{child.pid}") for child in multiprocessing.active_children()]
+
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for proc in _children():
+        try:
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak += int(line.split()[1]) / 1024
+    return peak
 
 
-def emit(name: str, count: int, seconds: float) -> None:
-    doc = {"name": name, "count": count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+def cpu_seconds() -> float:
+    """CPU time of this process and its live children so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in _children():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def emit(name: str, count: int, seconds: float, cpu_from: float) -> None:
+    doc = {
+        "name": name,
+        "count": count,
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "cpu_seconds": cpu_seconds() - cpu_from,
+    }
     # To a file: a Faust worker takes over the process's stdout.
     with open(os.environ["CEASEFIRE_BENCH_RESULT"], "w") as f:
         json.dump(doc, f)
@@ -125,21 +169,21 @@ async def stage_plain(settings: Settings, n: int) -> None:
     )
     await consumer.start()
     seen = valid = 0
-    first = 0.0
+    first = cpu_first = 0.0
     now = datetime.now(UTC)
     try:
         while seen < n:
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batches.values():
                 if not first:
-                    first = time.monotonic()
+                    first, cpu_first = time.monotonic(), cpu_seconds()
                 for r in records:
                     if not isinstance(validate_report(r.value, now=now), Rejection):
                         valid += 1
                 seen += len(records) if records else 0
     finally:
         await consumer.stop()
-    emit("a", seen, time.monotonic() - first)
+    emit("a", seen, time.monotonic() - first, cpu_first)
 
 
 # -- (b) bare Faust agent ----------------------------------------------------------------
@@ -158,16 +202,16 @@ def stage_faust_count(settings: Settings, n: int) -> None:
         topic_allow_declare=False,
     )
     topic = app.topic(settings.reports_topic, value_serializer="raw", value_type=bytes)
-    state = {"count": 0, "first": 0.0}
+    state = {"count": 0, "first": 0.0, "cpu": 0.0}
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
         async for _ in stream:
             if not state["count"]:
-                state["first"] = time.monotonic()
+                state["first"], state["cpu"] = time.monotonic(), cpu_seconds()
             state["count"] += 1
             if state["count"] >= n:
-                emit("b", n, time.monotonic() - state["first"])
+                emit("b", n, time.monotonic() - state["first"], state["cpu"])
                 os._exit(0)
 
     faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
@@ -180,7 +224,7 @@ def stage_pipeline(settings: Settings, n: int) -> None:
     from streams.pipeline.app import Monitor
 
     monitor = Monitor(settings)
-    state = {"first": 0.0}
+    state = {"first": 0.0, "cpu": 0.0}
 
     @monitor.app.timer(0.05)  # type: ignore[untyped-decorator]
     async def progress() -> None:
@@ -188,8 +232,9 @@ def stage_pipeline(settings: Settings, n: int) -> None:
         counted = sum(len(book) + book.archive.reports for book in monitor.zone.books.values())
         if counted and not state["first"]:
             state["first"] = monitor.ingest.first_record_at or time.monotonic()
+            state["cpu"] = cpu_seconds()  # from a little after the first record: no less
         if counted >= n:
-            emit("c", counted, time.monotonic() - state["first"])
+            emit("c", counted, time.monotonic() - state["first"], state["cpu"])
             os._exit(0)
 
     faust.Worker(monitor.app, loglevel="error", quiet=True).execute_from_commandline()
@@ -220,7 +265,9 @@ def run_stage(stage: str, settings: Settings, n: int, timeout: float) -> StageRe
         if os.path.exists(result):
             with open(result) as f:
                 doc = json.load(f)
-            return StageResult(doc["name"], doc["count"], doc["seconds"], doc["peak_rss_mb"])
+            return StageResult(
+                doc["name"], doc["count"], doc["seconds"], doc["peak_rss_mb"], doc["cpu_seconds"]
+            )
     raise RuntimeError(
         f"stage {stage} gave no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     )
@@ -300,6 +347,7 @@ def render(results: dict[str, list[StageResult]], console: Console) -> None:
     table.add_column("reports/s (median)", justify="right")
     if repeat > 1:
         table.add_column("min - max", justify="right")
+    table.add_column("CPU µs/report (median)", justify="right")
     table.add_column("peak RSS MB (max)", justify="right")
     medians: dict[str, float] = {}
     for key, runs in results.items():
@@ -308,6 +356,7 @@ def render(results: dict[str, list[StageResult]], console: Console) -> None:
         row = [STAGES[key], f"{runs[0].count:,}", f"{medians[key]:,.0f}"]
         if repeat > 1:
             row.append(f"{rates[0]:,.0f} - {rates[-1]:,.0f}")
+        row.append(f"{statistics.median(r.cpu_us_per_report for r in runs):.0f}")
         row.append(f"{max(r.peak_rss_mb for r in runs):.0f}")
         table.add_row(*row)
     console.print(table)
