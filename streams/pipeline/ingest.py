@@ -160,8 +160,8 @@ class Ingest:
     Two steps, because the worker's two consumer groups should join together: `join`
     (as the worker starts) subscribes the consumer, which joins the ingest group in the
     background while Faust's group joins; `start` (once Faust has declared its changelog
-    topics) starts the producer (`SharedProducer`: given, when the stages of the process
-    share it, or its own) and the loop.
+    topics) starts its producer (`SharedProducer`: in a worker that runs ingest inside its
+    own process, the stages share it) and the loop.
     """
 
     def __init__(
@@ -170,7 +170,6 @@ class Ingest:
         classifier: Classifier,
         *,
         on_ready: Callable[[], None] | None = None,
-        producer: SharedProducer | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
@@ -178,9 +177,7 @@ class Ingest:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
-        #: Started and stopped here only if it is the stage's own.
-        self._owns_producer = producer is None
-        self.shared = producer or SharedProducer(settings, f"{settings.app_id}-ingest")
+        self.shared = SharedProducer(settings, f"{settings.app_id}-ingest")
         self._keyed_partitions_cache: list[int] | None = None
         #: Set once the consumer has joined the ingest group (see `_Joined`).
         self.joined = asyncio.Event()
@@ -215,8 +212,7 @@ class Ingest:
         """Start the shared producer and the loop (joining first if not yet done)."""
         tune_for_throughput()  # the worker's logging is set up by now
         await self.join()
-        if self._owns_producer:
-            await self.shared.start()
+        await self.shared.start()
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
     async def stop(self) -> None:
@@ -229,8 +225,7 @@ class Ingest:
                 self._task.cancel()
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group, so a restart joins at once
-        if self._owns_producer:
-            await self.shared.stop()
+        await self.shared.stop()
 
     async def _run(self) -> None:
         assert self.consumer is not None
