@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import Settings
+from streams.tools import procfs
 
 PARTITIONS = 4
 LATENCY_RATE = 200.0
@@ -59,38 +59,14 @@ class StageResult:
         return 1e6 * self.cpu_seconds / self.count if self.count else 0.0
 
 
-def _children() -> list[Path]:
-    """/proc directories of this process's live children (a worker's ingest process)."""
-    import multiprocessing
-
-    return [Path(f"/proc/{child.pid}") for child in multiprocessing.active_children()]
-
-
 def peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for proc in _children():
-        try:
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peak += int(line.split()[1]) / 1024
-    return peak
+    """Of this process and its children (a worker's ingest process)."""
+    return procfs.peak_rss_bytes(os.getpid()) / 2**20
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its live children so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    total = usage.ru_utime + usage.ru_stime
-    tick = os.sysconf("SC_CLK_TCK")
-    for proc in _children():
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
+    """CPU time of this process and its children so far."""
+    return procfs.cpu_seconds(os.getpid())
 
 
 def emit(name: str, count: int, seconds: float, cpu_from: float) -> None:

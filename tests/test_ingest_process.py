@@ -123,7 +123,7 @@ def test_a_stopping_worker_does_not_start_its_child_again() -> None:
 
 # -- on a real broker ---------------------------------------------------------------------
 def _children(pid: int) -> list[int]:
-    """The ingest processes `pid` started (multiprocessing's spawned children)."""
+    """The ingest processes `pid` started."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -136,7 +136,7 @@ def _children(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
         try:
-            if b"spawn_main" in Path(f"/proc/{entry}/cmdline").read_bytes():
+            if b"streams.pipeline.ingest_process" in Path(f"/proc/{entry}/cmdline").read_bytes():
                 out.append(int(entry))
         except OSError:
             continue

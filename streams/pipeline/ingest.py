@@ -47,7 +47,7 @@ from streams.pipeline.alignment import Alignment
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import send_packs
-from streams.pipeline.tuning import tune_for_throughput
+from streams.pipeline.tuning import release_free_memory, tune_for_throughput
 from streams.pipeline.versions import document_digest
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ class Ingest:
                     if self.first_record_at is None:
                         self.first_record_at = time.monotonic()
                     await self._process(batches)
+                    release_free_memory()  # the batch's objects are gone (tuning.py)
                 if time.monotonic() - lag_updated >= LAG_INTERVAL:
                     lag_updated = time.monotonic()
                     await self._update_lag()

@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from aiokafka import AIOKafkaProducer
 
@@ -48,6 +49,8 @@ from streams.pipeline.tuning import limit_malloc_arenas, restore_root_level, tun
 log = logging.getLogger(__name__)
 
 START, STOP = "start", "stop"
+#: The child's command (`-c`, not `-m`: what it pickles must name this module, not __main__).
+CHILD = "import sys; from streams.pipeline.ingest_process import main; main(sys.argv[1:])"
 #: Seconds between two statuses of the child (sooner when readiness changes).
 STATUS_EVERY = 1.0
 #: Seconds the worker waits for the child to stop before it kills it.
@@ -87,7 +90,7 @@ class IngestProcess:
         self.ready = False
         #: Child processes started so far (the first and any restarts).
         self.starts = 0
-        self._process: BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._started = False
         self._stopping = False
@@ -127,11 +130,12 @@ class IngestProcess:
         process = self._process
         if process is not None:
             self._send(STOP)
-            await asyncio.to_thread(process.join, STOP_TIMEOUT)
-            if process.is_alive():
+            try:
+                await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
                 log.error("the ingest process did not stop in %.0f s; killing it", STOP_TIMEOUT)
                 process.kill()
-                await asyncio.to_thread(process.join, 5)
+                await asyncio.to_thread(process.wait, 5)
             self._drain()  # its last status: the rejections of its last batch
             self._close()
         await self.shared.stop()
@@ -140,19 +144,20 @@ class IngestProcess:
     def _spawn(self) -> None:
         restore_root_level()  # the child logs at the worker's level, not the spinner's
         level = logging.getLogger().getEffectiveLevel()
-        context = multiprocessing.get_context("spawn")  # a fork would copy the running loop
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=child_main,
-            args=(self.settings, theirs, level),
-            name="ceasefire-ingest",
-            daemon=True,
+        # A fresh interpreter (a fork would copy the running loop and the state), given one
+        # end of a socket pair; its first message is the settings.
+        ours, theirs = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(theirs.fileno()), str(level)],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
         )
-        process.start()
         theirs.close()  # so that the child's death reads as the end of the pipe
-        self._process, self._conn = process, ours
+        conn = Connection(ours.detach())
+        conn.send(self.settings)
+        self._process, self._conn = process, conn
         self.starts += 1
-        asyncio.get_running_loop().add_reader(ours.fileno(), self._drain)
+        asyncio.get_running_loop().add_reader(conn.fileno(), self._drain)
         if self._started:
             self._send(START)
 
@@ -198,12 +203,6 @@ class IngestProcess:
         self._close()
         if self._stopping:
             return
-        code = process.exitcode if process is not None else None
-        log.error(
-            "the ingest process ended (exit code %s); starting it again in %.0f s",
-            code,
-            self._backoff,
-        )
         self.ready = False
         self._lag.publish({})
         if self.on_lost:
@@ -212,15 +211,29 @@ class IngestProcess:
         self._restart = asyncio.get_running_loop().create_task(respawn)
         self._backoff = min(self._backoff * 2, RESTART_MAX)
 
-    async def _respawn(self, dead: BaseProcess | None, delay: float) -> None:
+    async def _respawn(self, dead: subprocess.Popen[bytes] | None, delay: float) -> None:
+        code = None
+        if dead is not None:  # reap it (it closed its end, so it is exiting, or hung)
+            try:
+                code = await asyncio.to_thread(dead.wait, STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                dead.kill()
+                code = await asyncio.to_thread(dead.wait, 5)
+        log.error(
+            "the ingest process ended (exit code %s); starting it again in %.0f s", code, delay
+        )
         await asyncio.sleep(delay)
-        if dead is not None:  # reap it
-            await asyncio.to_thread(dead.join, STOP_TIMEOUT)
         if not self._stopping:
             self._spawn()
 
 
 # -- the child ------------------------------------------------------------------------------
+def main(argv: list[str]) -> None:
+    """The child's entry (`CHILD`): the worker's end of the socket pair, the log level."""
+    conn = Connection(int(argv[0]))
+    child_main(conn.recv(), conn, int(argv[1]))
+
+
 def child_main(settings: Settings, conn: Connection, level: int) -> None:
     # The worker stops the child (Ctrl-C in a terminal, or a service manager, signals the
     # whole process group); the end of the pipe stops it if the worker is gone.

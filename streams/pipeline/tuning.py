@@ -36,8 +36,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from faust.utils.terminal import SpinnerHandler
-
 #: Allocations between young collections; young collections between middle ones; middle
 #: collections between full ones (CPython also waits for the old generation to grow by 25 %).
 GC_THRESHOLDS = (1_000_000, 20, 10)
@@ -108,6 +106,9 @@ def restore_root_level() -> None:
     root = logging.getLogger()
     if root.level != logging.DEBUG:
         return
+    # Here, not at the top: the ingest process imports this module and not Faust (20 MB).
+    from faust.utils.terminal import SpinnerHandler
+
     levels = [h.level for h in root.handlers if not isinstance(h, SpinnerHandler)]
     if levels and min(levels) > logging.DEBUG:
         root.setLevel(min(levels))

@@ -32,6 +32,7 @@ from streams.bench import preload
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.tools.membership_bench import BenchWorker, ChangeFailed, wait_until
+from streams.tools.procfs import rss_bytes
 
 POLL = 2.0
 PRINT_EVERY = 10.0  # seconds between progress lines
@@ -59,28 +60,6 @@ class StateFigures:
     restart_ready_seconds: float = 0.0
     rss_recovered: int = 0
     same_answer: bool = False
-
-
-def rss_bytes(pid: int) -> int:
-    """The RSS of a worker: its process and its children (the ingest process)."""
-    total = 0
-    for proc in [pid, *_children(pid)]:
-        try:
-            status = Path(f"/proc/{proc}/status").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        tasks = Path(f"/proc/{pid}/task").iterdir()
-        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
-    except OSError:
-        return []
 
 
 def scrape(w: BenchWorker) -> dict[str, float]:
