@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     #: Ingest (validation, classification, packing) in a process of its own, on another
     #: core than the stateful stages (`ingest_process.py`); false: inside the worker.
     ingest_process: bool = True
+    #: Packs (messages of up to 256 reports) of the keyed topic the worker's stages may have
+    #: to apply before its ingest holds (`Ingest.pace`); it goes on at half.
+    ingest_lead_packs: int = Field(default=128, ge=1)
     data_dir: Path = Path("var/ceasefire")
 
     def link_rule(self) -> LinkRule:

@@ -121,6 +121,42 @@ def test_a_stopping_worker_does_not_start_its_child_again() -> None:
     assert asyncio.run(scenario())._restart is None
 
 
+def test_ingest_holds_while_the_stages_have_too_much_to_apply() -> None:
+    from streams.classify.classifier import Classifier
+    from streams.classify.gazetteer import Gazetteer
+    from streams.classify.zones import ZoneCatalogue
+    from streams.pipeline.ingest import Ingest
+
+    classifier = Classifier(ZoneCatalogue.load(None), Gazetteer.load(None))
+    ingest = Ingest(Settings(ingest_lead_packs=10), classifier)
+    flowing = []
+    for behind in (10, 11, 30, 6, 5, 9, 11):
+        ingest.pace(behind)
+        flowing.append(ingest.flowing.is_set())
+    # holds above the lead, goes on again at half of it
+    assert flowing == [True, False, False, False, True, True, False]
+
+    async def held_then_released() -> tuple[dict[Any, Any], float]:
+        started = time.monotonic()
+        taken = await ingest._held()  # held: nothing, within its 0.2 s
+        asyncio.get_running_loop().call_later(0.05, ingest.pace, 0)
+        ingest.flowing.clear()
+        await asyncio.wait_for(ingest._held(), timeout=1)  # returns as soon as released
+        return taken, time.monotonic() - started
+
+    taken, took = asyncio.run(held_then_released())
+    assert taken == {} and took < 1.0
+    assert ingest.flowing.is_set()
+
+
+def test_the_worker_forwards_how_far_behind_its_stages_are() -> None:
+    proc = IngestProcess(Settings())
+    conn = FakeConnection()
+    proc._conn = conn  # type: ignore[assignment]
+    proc.pace(42)
+    assert conn.sent == [(ingest_process.PACE, 42)]
+
+
 # -- on a real broker ---------------------------------------------------------------------
 def _children(pid: int) -> list[int]:
     """The ingest processes `pid` started."""

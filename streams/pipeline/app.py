@@ -48,6 +48,8 @@ WINDOW_GAUGE_INTERVAL = 15.0
 LAG_INTERVAL = 5.0
 #: How often the stages look for input they were not handed (see progress.py).
 TAIL_INTERVAL = 3.0
+#: How often ingest learns how far behind the stages are (`Ingest.pace`).
+PACE_INTERVAL = 0.5
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -143,6 +145,7 @@ class Monitor:
         self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
         self.app.timer(LAG_INTERVAL)(self._refresh_lag)
         self.app.timer(TAIL_INTERVAL)(self._check_tails)
+        self.app.timer(PACE_INTERVAL)(self._pace_ingest)
         self.app.timer(s.close_sweep_seconds)(self.zone.sweep)
         # The ingest group joins as the app starts, alongside Faust's group (a dependency
         # starts before the app's consumer); its producer and loop start only once the
@@ -241,7 +244,7 @@ class Monitor:
                 out[tp.partition] = hw
         return out
 
-    async def _refresh_lag(self) -> None:
+    def _behind(self) -> dict[tuple[str, int], int]:
         """Lag of the stateful stages' inputs: fetch high watermark minus what the stage
         has applied, whatever the consumer's position says."""
         lag: dict[tuple[str, int], int] = {}
@@ -250,7 +253,14 @@ class Monitor:
             for p, hw in self._highwaters(stage.topic).items():
                 if p in applied:
                     lag[(stage.topic, p)] = max(hw - applied[p] - 1, 0)
-        self._lag.publish(lag)
+        return lag
+
+    async def _refresh_lag(self) -> None:
+        self._lag.publish(self._behind())
+
+    async def _pace_ingest(self) -> None:
+        """Ingest holds while the stages have too many packs to apply here."""
+        self.ingest.pace(sum(self._behind().values()))
 
     async def _check_tails(self) -> None:
         for ready, stage_input in (

@@ -20,6 +20,7 @@ the batch for a retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -185,6 +186,9 @@ class Ingest:
         self._alignment = Alignment(settings.ingest_align_ms, settings.ingest_align_patience)
         #: monotonic time of the first record consumed (the benchmark measures from it)
         self.first_record_at: float | None = None
+        #: Cleared while the worker's stages are too far behind (`pace`).
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def join(self) -> None:
         """Subscribe the consumer: it joins the ingest group in the background (a join the
@@ -233,7 +237,7 @@ class Ingest:
         lag_updated = 0.0
         while not self._stopping.is_set():
             try:
-                batches = await self._take()
+                batches = await self._take() if self.flowing.is_set() else await self._held()
                 if not ready and self.joined.is_set():  # even with no partition
                     ready = True
                     if self.on_ready:
@@ -277,6 +281,23 @@ class Ingest:
                 self._alignment.taken(tp.partition, records[-1].timestamp)
         self._alignment.yielded(bool(batches), now)
         return batches
+
+    def pace(self, behind: int) -> None:
+        """Hold while the worker's stages have more than `ingest_lead_packs` packs of the
+        keyed topic to apply (`behind`), go on once they are down to half. Reading far ahead
+        of the stages undid the alignment of event time (`alignment.py`): the stages' Faust
+        consumer reads its partitions unevenly, and old days were closed and reopened."""
+        lead = self.settings.ingest_lead_packs
+        if behind > lead:
+            self.flowing.clear()
+        elif behind <= lead // 2:
+            self.flowing.set()
+
+    async def _held(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        """No records while held (`pace`); back within 0.2 s to keep the loop's other work."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flowing.wait(), timeout=0.2)
+        return {}
 
     async def _update_lag(self) -> None:
         """Lag per owned input partition: the fetch high watermark minus our position

@@ -6,6 +6,7 @@ process runs `Ingest` (its consumer in the ingest group, its own producer); the 
 keeps the producer its stages share. They speak over a pipe:
 
     worker -> child   START   Faust's topics are declared: the producer may start
+                      (PACE, n) the worker's stages have n packs to apply (`Ingest.pace`)
                       STOP    leave the group and exit
     child -> worker   Status  readiness, the first record's time, rejected reports since
                               the last status, the input lag (every second, and at once
@@ -48,7 +49,7 @@ from streams.pipeline.tuning import limit_malloc_arenas, restore_root_level, tun
 
 log = logging.getLogger(__name__)
 
-START, STOP = "start", "stop"
+START, STOP, PACE = "start", "stop", "pace"
 #: The child's command (`-c`, not `-m`: what it pickles must name this module, not __main__).
 CHILD = "import sys; from streams.pipeline.ingest_process import main; main(sys.argv[1:])"
 #: Seconds between two statuses of the child (sooner when readiness changes).
@@ -122,6 +123,10 @@ class IngestProcess:
         self._started = True
         self._send(START)
 
+    def pace(self, behind: int) -> None:
+        """The worker's stages have `behind` packs to apply: the child holds or goes on."""
+        self._send((PACE, behind))
+
     async def stop(self) -> None:
         # Idempotent: the worker calls it from both ingest services.
         self._stopping = True
@@ -161,7 +166,7 @@ class IngestProcess:
         if self._started:
             self._send(START)
 
-    def _send(self, message: str) -> None:
+    def _send(self, message: str | tuple[str, int]) -> None:
         if self._conn is None:
             return
         with contextlib.suppress(OSError):  # the child is gone; `_drain` sees the pipe end
@@ -252,7 +257,7 @@ async def _child(settings: Settings, conn: Connection) -> None:
     limit_malloc_arenas()
     leave_from_first_generation()
     loop = asyncio.get_running_loop()
-    orders: asyncio.Queue[str] = asyncio.Queue()
+    orders: asyncio.Queue[str | tuple[str, int]] = asyncio.Queue()
 
     def read() -> None:
         try:
@@ -272,6 +277,8 @@ async def _child(settings: Settings, conn: Connection) -> None:
         while (order := await orders.get()) != STOP:
             if order == START and ingest.producer is None:
                 await ingest.start()
+            elif isinstance(order, tuple) and order[0] == PACE:
+                ingest.pace(order[1])
     finally:
         await ingest.stop()
         reporting.cancel()
