@@ -155,6 +155,15 @@ def test_reports_through_kafka_are_validated_counted_and_dead_lettered(
 
         assert worker.metric("ceasefire_reports_total") == distinct
         assert worker.metric("ceasefire_reports_duplicate_total") == 15
+        # counted by the ingest process, in the worker's metrics within a status (0.1 s)
+        wait_for(
+            lambda: all(
+                worker.metric("ceasefire_reports_rejected_total", {"reason": reason}) == n
+                for reason, n in reasons.items()
+            ),
+            timeout=10,
+            what="rejections by reason in the worker's metrics",
+        )
         for reason, n in reasons.items():
             assert worker.metric("ceasefire_reports_rejected_total", {"reason": reason}) == n
         assert worker.metric("ceasefire_casualties_total", {"kind": "killed"}) == 3

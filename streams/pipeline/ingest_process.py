@@ -288,12 +288,15 @@ async def _child(settings: Settings, conn: Connection) -> None:
 
 
 class _Reporter:
-    """The child's statuses: what changed in its metrics since the last one."""
+    """The child's statuses: what changed in its metrics since the last one. Sent every
+    STATUS_EVERY seconds, and within a tenth of a second of a rejection or of a change of
+    readiness, so that `/metrics` follows the dead-letter topic closely."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.ingest: Ingest | None = None
         self.ready = False
+        #: per reason, the total already reported
         self._rejected: dict[str, float] = {}
         self._sent: tuple[bool, float | None] | None = None
 
@@ -305,23 +308,31 @@ class _Reporter:
         while True:
             await asyncio.sleep(0.1)
             now = time.monotonic()
-            if now - last >= STATUS_EVERY or self._state() != self._sent:
+            rejected = self._new_rejections()
+            if rejected or now - last >= STATUS_EVERY or self._state() != self._sent:
                 last = now
-                self.send()
+                self.send(rejected)
 
     def _state(self) -> tuple[bool, float | None]:
         return self.ready, self.ingest.first_record_at if self.ingest else None
 
-    def send(self) -> None:
-        rejected: dict[str, float] = {}
+    def _new_rejections(self) -> dict[str, float]:
+        """Per reason, the rejections counted since the last call."""
+        new: dict[str, float] = {}
         for family in metrics.REJECTED.collect():
             for sample in family.samples:
                 if sample.name.endswith("_total"):
                     reason = sample.labels["reason"]
                     delta = sample.value - self._rejected.get(reason, 0.0)
                     if delta:
-                        rejected[reason] = delta
+                        new[reason] = delta
                         self._rejected[reason] = sample.value
+        return new
+
+    def send(self, rejected: dict[str, float] | None = None) -> None:
+        """A status; with `rejected` (taken from `_new_rejections`), or what is new now."""
+        if rejected is None:
+            rejected = self._new_rejections()
         lag = {
             (s.labels["topic"], int(s.labels["partition"])): int(s.value)
             for family in metrics.CONSUMER_LAG.collect()
