@@ -157,6 +157,25 @@ def test_the_worker_forwards_how_far_behind_its_stages_are() -> None:
     assert conn.sent == [(ingest_process.PACE, 42)]
 
 
+def test_a_silent_child_is_killed_once() -> None:
+    class FakeProcess:
+        kills = 0
+
+        def kill(self) -> None:
+            self.kills += 1
+
+    proc = IngestProcess(Settings())
+    child = FakeProcess()
+    proc._process, proc._conn = child, FakeConnection()  # type: ignore[assignment]
+    proc._heard_at = time.monotonic() - 5
+    proc._kill_if_silent()
+    assert child.kills == 0  # a status 5 s ago: alive
+    proc._heard_at = time.monotonic() - ingest_process.SILENT_MAX - 1
+    proc._kill_if_silent()
+    proc._kill_if_silent()
+    assert child.kills == 1
+
+
 # -- on a real broker ---------------------------------------------------------------------
 def _children(pid: int) -> list[int]:
     """The ingest processes `pid` started."""

@@ -13,8 +13,8 @@ keeps the producer its stages share. They speak over a pipe:
                               when readiness or the first record's time changes)
 
 The rejections and the lag go into the worker's metrics, so `/metrics` is one process's
-answer as before. A child that dies is started again after a backoff, the worker not
-ready meanwhile (nothing is lost: its offsets are committed only after its packs were
+answer as before. A child that dies, or sends nothing for SILENT_MAX seconds (hung: it is
+killed), is started again after a backoff, the worker not ready meanwhile (nothing is lost: its offsets are committed only after its packs were
 acknowledged); a worker that dies closes the pipe, and the child stops on its own,
 leaving its group, so the next worker's join does not wait for its session to expire.
 `CEASEFIRE_INGEST_PROCESS=false` runs ingest inside the worker instead.
@@ -58,6 +58,9 @@ STATUS_EVERY = 1.0
 STOP_TIMEOUT = 15.0
 #: Backoff bounds between restarts of a child that died.
 RESTART_FIRST, RESTART_MAX = 1.0, 30.0
+#: A child silent this long is hung (it sends a status every second): it is killed, and
+#: started again as one that died.
+SILENT_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class IngestProcess:
         self._lag = LagReport()
         self._restart: asyncio.Task[None] | None = None
         self._backoff = RESTART_FIRST
+        self._heard_at = 0.0
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- what the worker asks of an ingest stage ----------------------------------------
     @property
@@ -130,8 +135,9 @@ class IngestProcess:
     async def stop(self) -> None:
         # Idempotent: the worker calls it from both ingest services.
         self._stopping = True
-        if self._restart is not None:
-            self._restart.cancel()
+        for task in (self._restart, self._watchdog):
+            if task is not None:
+                task.cancel()
         process = self._process
         if process is not None:
             self._send(STOP)
@@ -162,6 +168,9 @@ class IngestProcess:
         conn.send(self.settings)
         self._process, self._conn = process, conn
         self.starts += 1
+        self._heard_at = time.monotonic()
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
         asyncio.get_running_loop().add_reader(conn.fileno(), self._drain)
         if self._started:
             self._send(START)
@@ -183,7 +192,20 @@ class IngestProcess:
         except (EOFError, OSError):
             self._lost()
 
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._kill_if_silent()
+
+    def _kill_if_silent(self) -> None:
+        silent = time.monotonic() - self._heard_at
+        if self._process is not None and self._conn is not None and silent > SILENT_MAX:
+            log.error("the ingest process sent nothing for %.0f s; killing it", silent)
+            self._process.kill()  # its end of the pipe closes: `_drain` starts another
+            self._heard_at = time.monotonic()  # once
+
     def _take(self, status: Status) -> None:
+        self._heard_at = time.monotonic()
         self._backoff = RESTART_FIRST if status.ready else self._backoff
         if status.first_record_at is not None and self.first_record_at is None:
             self.first_record_at = status.first_record_at
