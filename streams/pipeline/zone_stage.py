@@ -109,17 +109,19 @@ def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
     that took a report in this step, as that report; each merged or withdrawn id, as a
     retraction."""
     inputs: list[tuple[bytes, bytes]] = []
+    docs = out.docs
     for incident in out.incidents.values():
         zone = incident.fields.zone.encode()
         if incident.status is not Status.OPEN:
             inputs.append((zone, retraction(incident)))
             continue
-        doc = next(
-            (d for s, rid, _ in incident.fields.reports if (d := out.docs.get((s, rid)))),
-            None,
-        )
-        if doc is not None:
-            inputs.append((zone, alert_input(doc, incident)))
+        # the first of its reports upserted in this step (a loop: a generator per
+        # incident cost more than the lookups)
+        for source, report_id, _ in incident.fields.reports:
+            doc = docs.get((source, report_id))
+            if doc:
+                inputs.append((zone, alert_input(doc, incident)))
+                break
     return inputs
 
 

@@ -430,7 +430,11 @@ class IncidentBook:
             version = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
             return
-        before = {a: self._fields_of(a, m) for a, m in rg.before.items()}
+        # Loops, not comprehensions over `self` or `linker` in this method: those made them
+        # closure cells, allocated on every call (every change).
+        before: dict[Ident, IncidentFields] = {}
+        for a, group in rg.before.items():
+            before[a] = self._fields_of(a, group)
         after = {a: derive(m) for a, m in rg.after.items()}
         for anchor in before:
             del self._fields[anchor]
@@ -440,10 +444,11 @@ class IncidentBook:
             version = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
         for anchor in sorted(before.keys() - after.keys()):
-            target = next(
-                (h for m in rg.before[anchor] if (h := linker.anchor.get(m.ident)) is not None),
-                None,
-            )
+            target = None
+            for m in rg.before[anchor]:
+                target = linker.anchor.get(m.ident)
+                if target is not None:
+                    break
             iid = incident_id(anchor)
             version = self._next_version(iid, change)
             status = Status.WITHDRAWN if target is None else Status.MERGED
