@@ -131,7 +131,7 @@ class IdentityStage(Stage[IdentityOutput]):
                     if decision.outcome is Outcome.NEW and isinstance(received, str):
                         out.accepted.append(
                             (
-                                version.source_type.value,
+                                str(version.source_type),
                                 version.occurred,  # parsed once, by version_of
                                 datetime.fromisoformat(received).timestamp(),
                             )

@@ -249,7 +249,7 @@ class ZoneStage(Stage[ZoneOutput]):
             if incident.status is not Status.OPEN:
                 continue
             if before is None and incident.version == 1:
-                opened[(f.zone, f.attribution, f.category.value, f.severity.value)] += 1
+                opened[(f.zone, f.attribution, str(f.category), str(f.severity))] += 1
             # counters only grow: they count rises in an incident's figures
             killed = f.killed - (before.killed if before is not None else 0)
             wounded = f.wounded - (before.wounded if before is not None else 0)
