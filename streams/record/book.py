@@ -362,21 +362,39 @@ class IncidentBook:
         self._touched = {
             u: (n, t) for u, (n, t) in self._touched.items() if n > since and t >= idle_since
         }
-        # a day changed recently keeps the days within a change's reach open
+        # a day changed recently keeps the days within a change's reach open (asked of
+        # the closable days only, once each: most days are not)
         k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
-        recent: set[tuple[str, int]] = set()
-        for zone, day in self._touched:
-            recent.update((zone, d) for d in range(day - k, day + k + 1))
+        touched = self._touched
+        recent: dict[tuple[str, int], bool] = {}
+        # Every open incident is looked at, every sweep: the loop below spells out
+        # `_fields_of` and `day_of`, and has no generators (their closures would make
+        # `zone` and `before` cells).
+        fields = self._fields
         for zone, linker in list(self.zones.items()):
             by_day: dict[int, list[Ident]] = {}
             for anchor, members in linker.members.items():
-                f = self._fields_of(anchor, members)
-                day = day_of(f.occurred)
-                if day > last_day or (zone, day) in recent:
+                f = fields.get(anchor)
+                if f is None:
+                    f = self._fields_of(anchor, members)
+                day = int(f.occurred // DAY)
+                if day > last_day:
                     continue
-                if any(m.occurred >= before or m.time_precision in _WIDE for m in members):
+                near = recent.get((zone, day))
+                if near is None:
+                    near = False
+                    for d in range(day - k, day + k + 1):
+                        if (zone, d) in touched:
+                            near = True
+                            break
+                    recent[(zone, day)] = near
+                if near:
                     continue
-                by_day.setdefault(day, []).append(anchor)
+                for m in members:
+                    if m.occurred >= before or m.time_precision in _WIDE:
+                        break
+                else:
+                    by_day.setdefault(day, []).append(anchor)
             for day, anchors in by_day.items():
                 self._close(linker, zone, day, anchors, change)
             if not linker.live:
