@@ -416,19 +416,23 @@ def evaluate_batch(
                 f"incident {incident.incident_id} is in zone {incident.zone!r}, "
                 f"not in this state's zone {state.zone!r}"
             )
-        entry = _entry(incident)
-        day = day_of(entry.ts / 1000)
+        # The whole entry only for an incident the rules take: a backfill's are mostly past
+        # their retention, and need only their time, id and deaths.
+        ts = to_ms(incident.occurred_at)
+        iid = incident.incident_id
+        day = day_of(ts / 1000)
         # Before the checks below: a late or revised incident older than the other rules'
         # retention still counts in the fatality ledger.
         if (
             fatal_from is not None
             and day >= fatal_from
-            and state.fatalities.put(entry.incident_id, day, entry.killed)
+            and state.fatalities.put(iid, day, int(incident.killed))
         ):
-            state._fatal_touched.add(entry.incident_id)
+            state._fatal_touched.add(iid)
             fatal_changed = True
-        if entry.incident_id in state._ids or entry.ts <= oldest:
+        if iid in state._ids or ts <= oldest:
             continue  # a duplicate delivery, or too old to matter to any rule
+        entry = _entry(incident, ts)
         state._add(entry)
         fresh.append(entry)
         events.extend(_on_incident(rules, state, entry, incident))
@@ -528,9 +532,10 @@ def _advance(state: ZoneState, now: datetime) -> int:
     return state.clock
 
 
-def _entry(i: Incident) -> Entry:
+def _entry(i: Incident, ts: int | None = None) -> Entry:
+    """`ts`: `to_ms(i.occurred_at)` when the caller has it."""
     return Entry(
-        to_ms(i.occurred_at),
+        to_ms(i.occurred_at) if ts is None else ts,
         i.incident_id,
         str(i.perpetrator),
         str(i.category),

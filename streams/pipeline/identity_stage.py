@@ -80,6 +80,9 @@ class IdentityStage(Stage[IdentityOutput]):
         return IdentityOutput()
 
     def process(self, records: Sequence[Record], out: IdentityOutput) -> None:
+        # arrival time -> epoch seconds: within a step most reports share theirs (a
+        # backlog's records were stamped by the millisecond), so each is parsed once
+        arrivals: dict[str, float] = {}
         for r in records:
             state = self.states.get(r.partition)
             if state is None:
@@ -129,11 +132,15 @@ class IdentityStage(Stage[IdentityOutput]):
                         )
                     received = doc.get("received_at")
                     if decision.outcome is Outcome.NEW and isinstance(received, str):
+                        arrived = arrivals.get(received)
+                        if arrived is None:
+                            arrived = datetime.fromisoformat(received).timestamp()
+                            arrivals[received] = arrived
                         out.accepted.append(
                             (
-                                version.source_type.value,
+                                str(version.source_type),
                                 version.occurred,  # parsed once, by version_of
-                                datetime.fromisoformat(received).timestamp(),
+                                arrived,
                             )
                         )
                 elif before is not None:  # a withdrawal of a live report

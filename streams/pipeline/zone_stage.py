@@ -109,17 +109,19 @@ def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
     that took a report in this step, as that report; each merged or withdrawn id, as a
     retraction."""
     inputs: list[tuple[bytes, bytes]] = []
+    docs = out.docs
     for incident in out.incidents.values():
         zone = incident.fields.zone.encode()
         if incident.status is not Status.OPEN:
             inputs.append((zone, retraction(incident)))
             continue
-        doc = next(
-            (d for s, rid, _ in incident.fields.reports if (d := out.docs.get((s, rid)))),
-            None,
-        )
-        if doc is not None:
-            inputs.append((zone, alert_input(doc, incident)))
+        # the first of its reports upserted in this step (a loop: a generator per
+        # incident cost more than the lookups)
+        for source, report_id, _ in incident.fields.reports:
+            doc = docs.get((source, report_id))
+            if doc:
+                inputs.append((zone, alert_input(doc, incident)))
+                break
     return inputs
 
 
@@ -247,7 +249,7 @@ class ZoneStage(Stage[ZoneOutput]):
             if incident.status is not Status.OPEN:
                 continue
             if before is None and incident.version == 1:
-                opened[(f.zone, f.attribution, f.category.value, f.severity.value)] += 1
+                opened[(f.zone, f.attribution, str(f.category), str(f.severity))] += 1
             # counters only grow: they count rises in an incident's figures
             killed = f.killed - (before.killed if before is not None else 0)
             wounded = f.wounded - (before.wounded if before is not None else 0)

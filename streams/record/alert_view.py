@@ -20,11 +20,12 @@ _PARTIES = frozenset(p.value for p in Party)
 def incident_overrides(record: IncidentRecord) -> dict[str, Any]:
     """The fields of a classified report document that the incident replaces."""
     f = record.fields
+    # str() of a StrEnum member: its value, cheaper than `.value` (once per report)
     return {
         "incident_id": record.incident_id,
-        "category": f.category.value,
-        "severity": f.severity.value,
-        "verification": f.verification.value,
+        "category": str(f.category),
+        "severity": str(f.severity),
+        "verification": str(f.verification),
         # `contested` is no party a rule can name
         "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
         "killed": f.killed,

@@ -76,7 +76,7 @@ def key_hash(key: bytes) -> int:
 
 
 def summary_of(f: IncidentFields) -> Summary:
-    cell = (f.zone, f.attribution, f.category.value, f.verification.value)
+    cell = (f.zone, f.attribution, str(f.category), str(f.verification))
     return (f.occurred, cell, len(f.reports), f.killed, f.wounded)
 
 

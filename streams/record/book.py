@@ -362,21 +362,39 @@ class IncidentBook:
         self._touched = {
             u: (n, t) for u, (n, t) in self._touched.items() if n > since and t >= idle_since
         }
-        # a day changed recently keeps the days within a change's reach open
+        # a day changed recently keeps the days within a change's reach open (asked of
+        # the closable days only, once each: most days are not)
         k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
-        recent: set[tuple[str, int]] = set()
-        for zone, day in self._touched:
-            recent.update((zone, d) for d in range(day - k, day + k + 1))
+        touched = self._touched
+        recent: dict[tuple[str, int], bool] = {}
+        # Every open incident is looked at, every sweep: the loop below spells out
+        # `_fields_of` and `day_of`, and has no generators (their closures would make
+        # `zone` and `before` cells).
+        fields = self._fields
         for zone, linker in list(self.zones.items()):
             by_day: dict[int, list[Ident]] = {}
             for anchor, members in linker.members.items():
-                f = self._fields_of(anchor, members)
-                day = day_of(f.occurred)
-                if day > last_day or (zone, day) in recent:
+                f = fields.get(anchor)
+                if f is None:
+                    f = self._fields_of(anchor, members)
+                day = int(f.occurred // DAY)
+                if day > last_day:
                     continue
-                if any(m.occurred >= before or m.time_precision in _WIDE for m in members):
+                near = recent.get((zone, day))
+                if near is None:
+                    near = False
+                    for d in range(day - k, day + k + 1):
+                        if (zone, d) in touched:
+                            near = True
+                            break
+                    recent[(zone, day)] = near
+                if near:
                     continue
-                by_day.setdefault(day, []).append(anchor)
+                for m in members:
+                    if m.occurred >= before or m.time_precision in _WIDE:
+                        break
+                else:
+                    by_day.setdefault(day, []).append(anchor)
             for day, anchors in by_day.items():
                 self._close(linker, zone, day, anchors, change)
             if not linker.live:
@@ -430,7 +448,11 @@ class IncidentBook:
             version = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
             return
-        before = {a: self._fields_of(a, m) for a, m in rg.before.items()}
+        # Loops, not comprehensions over `self` or `linker` in this method: those made them
+        # closure cells, allocated on every call (every change).
+        before: dict[Ident, IncidentFields] = {}
+        for a, group in rg.before.items():
+            before[a] = self._fields_of(a, group)
         after = {a: derive(m) for a, m in rg.after.items()}
         for anchor in before:
             del self._fields[anchor]
@@ -440,10 +462,11 @@ class IncidentBook:
             version = self._next_version(iid, change)
             change.incidents.append(IncidentRecord(iid, version, Status.OPEN, None, f))
         for anchor in sorted(before.keys() - after.keys()):
-            target = next(
-                (h for m in rg.before[anchor] if (h := linker.anchor.get(m.ident)) is not None),
-                None,
-            )
+            target = None
+            for m in rg.before[anchor]:
+                target = linker.anchor.get(m.ident)
+                if target is not None:
+                    break
             iid = incident_id(anchor)
             version = self._next_version(iid, change)
             status = Status.WITHDRAWN if target is None else Status.MERGED

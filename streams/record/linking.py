@@ -460,10 +460,18 @@ class ZoneLinker:
             width = self._width[p]
             lo = int((ut - reach) // width)
             hi = int((ut + reach) // width)
+            # Loops, not comprehensions: a comprehension over `lo`, `hi` and `cells` made
+            # them closure cells of this function, allocated on every call.
+            chosen: list[list[_Entry]] = []
             if hi - lo + 1 > len(cells):
-                chosen: Iterable[list[_Entry]] = [v for k, v in cells.items() if lo <= k <= hi]
+                for k, v in cells.items():
+                    if lo <= k <= hi:
+                        chosen.append(v)
             else:
-                chosen = [v for k in range(lo, hi + 1) if (v := cells.get(k)) is not None]
+                for k in range(lo, hi + 1):
+                    found = cells.get(k)
+                    if found is not None:
+                        chosen.append(found)
             for bucket in chosen:
                 if len(bucket) > limit:
                     continue  # crowded: its reports link with nothing
@@ -682,7 +690,10 @@ class ZoneLinker:
             # decision can change; deciding it is all the replay below would do.
             uo = _order(inserted)
             anchor, members = self.anchor, self.members
-            if all(n[2] < uo and _order(members[anchor[n[0].ident]][-1]) < uo for n in found):
+            for n in found:
+                if not (n[2] < uo and _order(members[anchor[n[0].ident]][-1]) < uo):
+                    break
+            else:
                 self.decisions += 1
                 a = self._decide(inserted, found, anchor.__getitem__, members.__getitem__)
                 anchor[changed] = a
@@ -692,6 +703,19 @@ class ZoneLinker:
                 old_group = tuple(members[a])
                 members[a].append(inserted)
                 return Regroup({a: old_group}, {a: (*old_group, inserted)})
+        return self._regroup(removed, inserted, changed, old_anchor, cache)
+
+    def _regroup(
+        self,
+        removed: ReportVersion | None,
+        inserted: ReportVersion | None,
+        changed: Ident,
+        old_anchor: Ident | None,
+        cache: dict[int, list[Neighbour]],
+    ) -> Regroup:
+        """The replay proper, for what `_replay`'s shortcuts do not decide (the index holds
+        the change already). Apart from them because its closures make their variables
+        cells, which cost every call of the function that holds them."""
         rule = self.rule
         score = rule.incident_score
         pair_fit = rule.pair_fit

@@ -62,8 +62,11 @@ class Outcome(StrEnum):
 
 _CHANGING = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.WITHDRAWN})
 
+#: How a frozen instance's fields are set
+_SET = object.__setattr__
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Decision:
     """What applying a version did. `zone_before` is where the report must be taken out
     of: for a withdrawal or a revision, the zone of the live version it replaced; for a
@@ -78,14 +81,40 @@ class Decision:
     #: The identity's new changelog entry (key, value) when the state changed.
     entry: tuple[bytes, bytes] | None
 
+    def __init__(
+        self,
+        outcome: Outcome,
+        zone_before: str | None,
+        previous_revision: int | None,
+        entry: tuple[bytes, bytes] | None,
+    ) -> None:
+        # Written out: the generated __init__ of a frozen dataclass looks
+        # `object.__setattr__` up anew for every field (one of these per report).
+        set_ = _SET
+        set_(self, "outcome", outcome)
+        set_(self, "zone_before", zone_before)
+        set_(self, "previous_revision", previous_revision)
+        set_(self, "entry", entry)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class IdentityRecord:
     revision: int
     digest: bytes
     withdrawn: bool
     zone: str | None
     legacy: bool = False
+
+    def __init__(
+        self, revision: int, digest: bytes, withdrawn: bool, zone: str | None, legacy: bool = False
+    ) -> None:
+        # written out, as Decision's (one or two per report)
+        set_ = _SET
+        set_(self, "revision", revision)
+        set_(self, "digest", digest)
+        set_(self, "withdrawn", withdrawn)
+        set_(self, "zone", zone)
+        set_(self, "legacy", legacy)
 
 
 class IdentityState:
@@ -153,8 +182,11 @@ class IdentityState:
         return self._unpack(shard[pos : pos + _REC])
 
     def _put(self, key: bytes, rec: IdentityRecord) -> None:
+        self._store(key, rec, *self._find(key))
+
+    def _store(self, key: bytes, rec: IdentityRecord, shard: bytearray | None, pos: int) -> None:
+        """Put `rec` where `_find(key)` found the key (`shard`, `pos`)."""
         packed = self._pack(key, rec)
-        shard, pos = self._find(key)
         if shard is None:
             self._shards[key[:2]] = bytearray(packed)
             self._count += 1
@@ -170,7 +202,8 @@ class IdentityState:
         carried one (asked only for a re-send at the revision of such an entry), so that
         an upgrade does not turn re-sends of reports held from before it into conflicts."""
         key = identity_key(version.source, version.report_id)
-        before = self.get_key(key)
+        shard, pos = self._find(key)  # once: `_store` below writes where it found the key
+        before = None if shard is None or pos < 0 else self._unpack(shard[pos : pos + _REC])
         withdrawn = version.withdrawn
         if before is not None:
             if version.revision < before.revision:
@@ -186,7 +219,7 @@ class IdentityState:
         else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
             zone = before.zone if before is not None else None
         rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
-        self._put(key, rec)
+        self._store(key, rec, shard, pos)
         entry = (ENTRY_PREFIX + key, encode_record(rec))
         if before is None:
             outcome = Outcome.WITHDRAWN if withdrawn else Outcome.NEW
