@@ -3,20 +3,21 @@
 A worker is one Python process, so one core: validating, classifying and packing every
 report (`ingest.py`) took a fifth of it under a backlog, beside the stages. Here a child
 process runs `Ingest` (its consumer in the ingest group, its own producer); the worker
-keeps the producer its stages share. They speak over a pipe:
+keeps the producer its stages share. They speak over a socket pair:
 
-    worker -> child   START   Faust's topics are declared: the producer may start
-                      (PACE, n) the worker's stages have n packs to apply (`Ingest.pace`)
-                      STOP    leave the group and exit
-    child -> worker   Status  readiness, the first record's time, rejected reports since
-                              the last status, the input lag (every second, and at once
-                              when readiness or the first record's time changes)
+    worker -> child   START      Faust's topics are declared: the producer may start
+                      (PACE, n)  the worker's stages have n packs to apply (`Ingest.pace`)
+                      STOP       leave the group and exit
+    child -> worker   Status     readiness, the first record's time, rejected reports
+                                 since the last status, the input lag (every second, and
+                                 within 0.1 s of a rejection or a change of readiness)
 
 The rejections and the lag go into the worker's metrics, so `/metrics` is one process's
-answer as before. A child that dies, or sends nothing for SILENT_MAX seconds (hung: it is
-killed), is started again after a backoff, the worker not ready meanwhile (nothing is lost: its offsets are committed only after its packs were
-acknowledged); a worker that dies closes the pipe, and the child stops on its own,
-leaving its group, so the next worker's join does not wait for its session to expire.
+answer as before. A child that dies, or sends nothing for SILENT_MAX seconds (hung: it
+is killed), is started again after a backoff, the worker not ready meanwhile (nothing is
+lost: its offsets are committed only after its packs were acknowledged); a worker that
+dies closes the pipe, and the child stops on its own, leaving its group, so the next
+worker's join does not wait for its session to expire.
 `CEASEFIRE_INGEST_PROCESS=false` runs ingest inside the worker instead.
 """
 
