@@ -38,10 +38,9 @@ def test_the_written_out_init_sets_every_field(cls: type[Any]) -> None:
 
 
 def _instance(cls: type[Any]) -> Any:
+    from schemas.codes import Category, SourceType
     from streams.record.incident import derive
     from streams.record.revisions import IdentityState
-
-    from schemas.codes import Category, SourceType
 
     report = ReportVersion(
         "src",
