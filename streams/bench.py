@@ -5,9 +5,11 @@ stage in a fresh process (so peak memory is its own):
   (a) a plain aiokafka consumer validating every report with the pydantic schema;
   (b) a bare Faust agent that only counts events;
   (c) one worker of the real pipeline (ingest, revisions, linking into incidents,
-      changelog-backed tallies, alerts), timed until every report is in an incident.
+      changelog-backed tallies, alerts), timed until every report is in an incident;
+      its ingest runs in a process of its own (`ingest_process.py`), so it uses two
+      cores where (a) and (b) use one: the CPU per report of each is printed beside.
 Rates are measured from the first record each stage sees to its last, so group
-joins and start-up are not counted.
+joins and start-up are not counted; so is the CPU (of a stage's process and children).
 """
 
 from __future__ import annotations
