@@ -95,7 +95,7 @@ def fake_stage(producer: FakeProducer) -> AlertStage:
         settings=s,
         zones=ZONES,
         app=app,
-        ingest=SimpleNamespace(started_producer=started, partitions_of=partitions_of),
+        producer=SimpleNamespace(started=started, partitions_of=partitions_of),
         dead_letter_internal=dead_letter,
         update_ready=lambda: None,
     )

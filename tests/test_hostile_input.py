@@ -298,7 +298,7 @@ def test_the_dead_letter_of_a_truncated_original_still_identifies_it() -> None:
 async def test_the_api_answers_hostile_bodies_without_a_server_error() -> None:
     producer = FakeProducer()
     monitor = SimpleNamespace(
-        settings=Settings(), ingest=SimpleNamespace(producer=producer), ready=True
+        settings=Settings(), producer=SimpleNamespace(producer=producer), ready=True
     )
     monitor.classifier = CLASSIFIER
     monitor.zones = CLASSIFIER.zones

@@ -75,7 +75,7 @@ def stand_in(**settings: Any) -> tuple[Monitor, RecordingProducer]:
     monitor = SimpleNamespace(
         settings=Settings(**settings),
         ready=True,
-        ingest=SimpleNamespace(producer=producer),
+        producer=SimpleNamespace(producer=producer),
         classifier=_CLASSIFIER,
         zones=_ZONES,
     )

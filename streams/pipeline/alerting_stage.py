@@ -127,7 +127,7 @@ class AlertStage:
         )
         self.table.on_recover(self._on_recovered)
         self.store = ChangelogStore(
-            self.table.changelog_topic.get_topic_name(), s, monitor.ingest.started_producer
+            self.table.changelog_topic.get_topic_name(), s, monitor.producer.started
         )
         app.agent(self.topic, name="evaluate-alerts")(self._evaluate)
         app.timer(TICK_SECONDS)(self._tick)
@@ -210,9 +210,9 @@ class AlertStage:
         event (per partition) not on the alert topic yet. Alertmanager hears all of them
         again (it de-duplicates by labels)."""
         s = self.monitor.settings
-        await self.monitor.ingest.started_producer()
+        await self.monitor.producer.started()
         since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
-        partitions = await self.monitor.ingest.partitions_of(s.alerts_topic)
+        partitions = await self.monitor.producer.partitions_of(s.alerts_topic)
         published = await read_partitions(
             s.bootstrap(),
             [TopicPartition(s.alerts_topic, p) for p in partitions],
@@ -302,7 +302,7 @@ class AlertStage:
 
     async def _send_to_theatre(self, changes: list[FatalChange]) -> None:
         """To the theatre topic's one partition, in order; awaited."""
-        producer = await self.monitor.ingest.started_producer()
+        producer = await self.monitor.producer.started()
         sends = await send_to_partition(
             producer,
             self.monitor.settings.theatre_topic,
@@ -442,7 +442,7 @@ class AlertStage:
         events = list(events)
         if not events:
             return
-        producer = await self.monitor.ingest.started_producer()
+        producer = await self.monitor.producer.started()
         topic = self.monitor.settings.alerts_topic
         sends = []
         for event in events:

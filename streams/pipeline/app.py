@@ -28,6 +28,7 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka.faust_transport import app_class
+from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.identity_stage import IdentityStage
@@ -120,11 +121,13 @@ class Monitor:
             )
         else:
             self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+        #: The producer the stages share (ingest's own when ingest runs in this process).
+        self.producer: SharedProducer = self.ingest.shared
         ports = Ports(
             settings=s,
             app=self.app,
-            producer=self.ingest.started_producer,
-            partitions_of=self.ingest.partitions_of,
+            producer=self.producer.started,
+            partitions_of=self.producer.partitions_of,
             dead_letter=self.dead_letter_internal,
             readiness_changed=self.update_ready,
         )
@@ -202,7 +205,7 @@ class Monitor:
         """Records of an internal topic (partition, offset, value, error) that a stage
         cannot take: to the dead-letter topic with `reason`, never silently dropped.
         `invalid_value`: not what this monitor writes there."""
-        producer = await self.ingest.started_producer()
+        producer = await self.producer.started()
         code = RejectReason(reason)
         sends = []
         for partition, offset, raw, error in records:

@@ -322,20 +322,15 @@ class Ingest:
 
     async def _keyed_partitions(self) -> list[int]:
         if self._keyed_partitions_cache is None:
-            self._keyed_partitions_cache = await self.partitions_of(self.settings.keyed_topic)
+            self._keyed_partitions_cache = await self.shared.partitions_of(
+                self.settings.keyed_topic
+            )
         return self._keyed_partitions_cache
 
     @property
     def producer(self) -> AIOKafkaProducer | None:
         """The producer, or None before it started."""
         return self.shared.producer
-
-    async def started_producer(self) -> AIOKafkaProducer:
-        """The producer, once started (the agents may get records before that)."""
-        return await self.shared.started()
-
-    async def partitions_of(self, topic: str) -> list[int]:
-        return await self.shared.partitions_of(topic)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         assert self.producer is not None and self.consumer is not None

@@ -35,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from aiokafka import AIOKafkaProducer
-
 from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
@@ -76,8 +74,8 @@ class Status:
 
 class IngestProcess:
     """Runs and supervises the ingest child; the worker's side of the pipe. Offers what the
-    worker asks of `Ingest`: `join`, `start`, `stop`, the producer its stages share, and
-    `first_record_at`."""
+    worker asks of `Ingest`: `join`, `start`, `stop`, `pace`, `shared` (the producer its
+    stages share), and `first_record_at`."""
 
     def __init__(
         self,
@@ -106,16 +104,6 @@ class IngestProcess:
         self._watchdog: asyncio.Task[None] | None = None
 
     # -- what the worker asks of an ingest stage ----------------------------------------
-    @property
-    def producer(self) -> AIOKafkaProducer | None:
-        return self.shared.producer
-
-    async def started_producer(self) -> AIOKafkaProducer:
-        return await self.shared.started()
-
-    async def partitions_of(self, topic: str) -> list[int]:
-        return await self.shared.partitions_of(topic)
-
     async def join(self) -> None:
         """Start the child: it joins the ingest group while Faust's group joins."""
         if self._process is None and not self._stopping:

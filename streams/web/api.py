@@ -578,7 +578,7 @@ class Api:
         refusal = self._refuse_by_headers(request)
         if refusal is not None:
             return refusal
-        producer = self.monitor.ingest.producer
+        producer = self.monitor.producer.producer
         if producer is None or not self.monitor.ready:
             return error(503, "worker is starting; retry")
         limit = self.monitor.settings.max_body_bytes
