@@ -239,8 +239,14 @@ class IngestProcess:
             "the ingest process ended (exit code %s); starting it again in %.0f s", code, delay
         )
         await asyncio.sleep(delay)
-        if not self._stopping:
-            self._spawn()
+        while not self._stopping:
+            try:
+                self._spawn()
+                return
+            except OSError:  # out of processes or descriptors: try again, later each time
+                log.exception("starting the ingest process failed; again in %.0f s", delay)
+                delay = min(delay * 2, RESTART_MAX)
+                await asyncio.sleep(delay)
 
 
 # -- the child ------------------------------------------------------------------------------
