@@ -19,6 +19,7 @@ from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker
 from streams.pipeline import ingest_process
 from streams.pipeline.ingest_process import IngestProcess, Status, _Reporter
+from streams.tools.procfs import child_pids
 from tests.harness import Worker, produce, wait_for
 from tests.test_integration import POINTS, report
 
@@ -180,19 +181,10 @@ def test_a_silent_child_is_killed_once() -> None:
 def _children(pid: int) -> list[int]:
     """The ingest processes `pid` started."""
     out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for child in child_pids(pid):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # the fields after the command's closing parenthesis: state, ppid, ...
-        if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
-            continue
-        try:
-            if b"streams.pipeline.ingest_process" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                out.append(int(entry))
+            if b"streams.pipeline.ingest_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
         except OSError:
             continue
     return out

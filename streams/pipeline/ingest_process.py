@@ -195,7 +195,8 @@ class IngestProcess:
 
     def _take(self, status: Status) -> None:
         self._heard_at = time.monotonic()
-        self._backoff = RESTART_FIRST if status.ready else self._backoff
+        if status.ready:  # a child that got going: its successor starts after 1 s again
+            self._backoff = RESTART_FIRST
         if status.first_record_at is not None and self.first_record_at is None:
             self.first_record_at = status.first_record_at
         for reason, n in status.rejected.items():

@@ -367,17 +367,12 @@ class IncidentBook:
         k = math.ceil(self._reach[TimePrecision.DAY] / DAY)
         touched = self._touched
         recent: dict[tuple[str, int], bool] = {}
-        # Every open incident is looked at, every sweep: the loop below spells out
-        # `_fields_of` and `day_of`, and has no generators (their closures would make
-        # `zone` and `before` cells).
-        fields = self._fields
+        # Every open incident is looked at, every sweep: the loop below has no generators
+        # (their closures would make `zone` and `before` cells).
         for zone, linker in list(self.zones.items()):
             by_day: dict[int, list[Ident]] = {}
             for anchor, members in linker.members.items():
-                f = fields.get(anchor)
-                if f is None:
-                    f = self._fields_of(anchor, members)
-                day = int(f.occurred // DAY)
+                day = day_of(self._fields_of(anchor, members).occurred)
                 if day > last_day:
                     continue
                 near = recent.get((zone, day))

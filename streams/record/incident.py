@@ -35,7 +35,7 @@ from typing import Any
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Category, Party, Severity, Verification
 from schemas.incident import incident_id_for
 from streams.classify.severity import BASE_SEVERITY, severity
-from streams.record.model import Ident, ReportVersion, TimePrecision
+from streams.record.model import SET_FIELD, Ident, ReportVersion, TimePrecision
 
 CONTESTED = "contested"
 UNKNOWN = Party.UNKNOWN.value
@@ -67,8 +67,6 @@ VERIFICATION_ORDER: tuple[Verification, ...] = (
 )
 _VERIFICATION_RANK = {v: i for i, v in enumerate(VERIFICATION_ORDER)}
 _ALLEGED = Verification.ALLEGED
-#: How a frozen instance's fields are set
-_SET = object.__setattr__
 
 
 def _check_category_order() -> None:
@@ -146,7 +144,7 @@ class IncidentFields:
     ) -> None:
         # Written out: the generated __init__ of a frozen dataclass looks `object.__setattr__`
         # up anew for every field (half the cost of these; one per change of an incident).
-        set_ = _SET
+        set_ = SET_FIELD
         set_(self, "occurred", occurred)
         set_(self, "zone", zone)
         set_(self, "category", category)
@@ -250,7 +248,7 @@ class IncidentRecord:
         fields: IncidentFields,
     ) -> None:
         # written out, as IncidentFields' (one per incident version published)
-        set_ = _SET
+        set_ = SET_FIELD
         set_(self, "incident_id", incident_id)
         set_(self, "version", version)
         set_(self, "status", status)

@@ -67,8 +67,8 @@ def content_digest(document: Mapping[str, Any]) -> bytes:
 #: one revision are duplicates whatever else they carry.
 WITHDRAWN_DIGEST = b"\xff" * DIGEST_SIZE
 
-#: How a frozen instance's fields are set
-_SET = object.__setattr__
+#: How the written-out `__init__`s of the record's frozen dataclasses set a field
+SET_FIELD = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -144,7 +144,7 @@ class ReportVersion:
             target = intern(target)
         if place is not None:
             place = intern(place)
-        set_ = _SET
+        set_ = SET_FIELD
         set_(self, "source", source)
         set_(self, "report_id", report_id)
         set_(self, "revision", revision)

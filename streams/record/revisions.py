@@ -35,7 +35,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.record.model import DIGEST_SIZE, ReportVersion, Version, identity_key
+from streams.record.model import (
+    DIGEST_SIZE,
+    SET_FIELD,
+    ReportVersion,
+    Version,
+    identity_key,
+)
 
 _KEY = 16
 _REC = _KEY + DIGEST_SIZE + 8 + 2 + 1  # key, digest, revision, zone index, flags
@@ -62,9 +68,6 @@ class Outcome(StrEnum):
 
 _CHANGING = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.WITHDRAWN})
 
-#: How a frozen instance's fields are set
-_SET = object.__setattr__
-
 
 @dataclass(frozen=True, slots=True, init=False)
 class Decision:
@@ -90,7 +93,7 @@ class Decision:
     ) -> None:
         # Written out: the generated __init__ of a frozen dataclass looks
         # `object.__setattr__` up anew for every field (one of these per report).
-        set_ = _SET
+        set_ = SET_FIELD
         set_(self, "outcome", outcome)
         set_(self, "zone_before", zone_before)
         set_(self, "previous_revision", previous_revision)
@@ -109,7 +112,7 @@ class IdentityRecord:
         self, revision: int, digest: bytes, withdrawn: bool, zone: str | None, legacy: bool = False
     ) -> None:
         # written out, as Decision's (one or two per report)
-        set_ = _SET
+        set_ = SET_FIELD
         set_(self, "revision", revision)
         set_(self, "digest", digest)
         set_(self, "withdrawn", withdrawn)
