@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     #: Packs (messages of up to 256 reports) of the keyed topic the worker's stages may have
     #: to apply before its ingest holds (`Ingest.pace`); it goes on at half.
     ingest_lead_packs: int = Field(default=128, ge=1)
+    #: The identity stage (revisions) in a process of its own, in the consumer group
+    #: `<app id>-identity` (`identity_process.py`); false: inside the worker.
+    identity_process: bool = True
     data_dir: Path = Path("var/ceasefire")
 
     def link_rule(self) -> LinkRule:

@@ -1,4 +1,5 @@
-"""Building dead-letter records for rejected inputs.
+"""Dead-letter records for rejected inputs: building them, and sending those of the
+internal topics (`InternalDeadLetters`).
 
 Every record is bounded (MAX_DEAD_LETTER_BYTES) whatever the input, its key or the
 rejection say: the dead-letter send must never be refused as too large, or the input
@@ -8,10 +9,19 @@ made encodable (a lone surrogate in an exception message would fail serialisatio
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from schemas.codes import RejectReason
 from schemas.dead_letter import DeadLetter, DeadLetterError
 from schemas.validation import Rejection
+from streams import metrics
+from streams.config import Settings
+from streams.kafka.producer import SharedProducer
+
+log = logging.getLogger(__name__)
 
 #: Ceiling of an encoded dead letter, well under the 1 MiB default message limit of Kafka
 #: producers and brokers. The bounds below keep the worst case (every character escaped
@@ -88,3 +98,43 @@ def _text(value: str, limit: int) -> str:
     except UnicodeEncodeError:  # lone surrogates, from an exception message or a decoded key
         value = value.encode("utf-8", "replace").decode("utf-8")
     return value
+
+
+class InternalDeadLetters:
+    """Sends records of an internal topic that a stage cannot take to the dead-letter topic,
+    through a process's shared producer. Called as `dead_letter` in a stage's `Ports`."""
+
+    def __init__(self, settings: Settings, producer: SharedProducer) -> None:
+        self.settings = settings
+        self.producer = producer
+
+    async def __call__(
+        self,
+        topic: str,
+        records: Sequence[tuple[int, int, bytes, str]],
+        reason: str = RejectReason.INVALID_VALUE.value,
+    ) -> None:
+        """Records (partition, offset, value, error) to the dead-letter topic with `reason`,
+        never silently dropped. `invalid_value`: not what this monitor writes there."""
+        producer = await self.producer.started()
+        code = RejectReason(reason)
+        sends = []
+        for partition, offset, raw, error in records:
+            log.error("dead-lettering a record at %s[%d]@%d: %s", topic, partition, offset, error)
+            metrics.REJECTED.labels(code.value).inc()
+            message = (
+                f"not a record this monitor writes to its internal topic {topic}: {error}"
+                if code is RejectReason.INVALID_VALUE
+                else error
+            )
+            value = dead_letter(
+                raw,
+                Rejection(code, message),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=None,
+                received_at=datetime.now(UTC),
+            )
+            sends.append(await producer.send(self.settings.dlq_topic, value))
+        await asyncio.gather(*sends)

@@ -61,9 +61,15 @@ class IdentityOutput:
 
 
 class IdentityStage(Stage[IdentityOutput]):
-    def __init__(self, ports: Ports) -> None:
+    def __init__(self, ports: Ports, changelog_app_id: str | None = None) -> None:
         s = ports.settings
-        super().__init__(ports, topic=s.keyed_topic, table=TABLE, agent="apply-revisions")
+        super().__init__(
+            ports,
+            topic=s.keyed_topic,
+            table=TABLE,
+            agent="apply-revisions",
+            changelog_app_id=changelog_app_id,
+        )
         self.states: dict[int, IdentityState] = {}
 
     def restore(self, partitions: dict[int, Recovered]) -> None:

@@ -62,9 +62,18 @@ class Stage(Generic[OutT]):
     owned: set[int]
 
     def __init__(
-        self, ports: Ports, *, topic: str, table: str, agent: str, partitions: int | None = None
+        self,
+        ports: Ports,
+        *,
+        topic: str,
+        table: str,
+        agent: str,
+        partitions: int | None = None,
+        changelog_app_id: str | None = None,
     ) -> None:
-        """`partitions`: of the input topic and the changelog (default: the settings')."""
+        """`partitions`: of the input topic and the changelog (default: the settings').
+        `changelog_app_id`: the app id the changelog is named for, when the stage runs in
+        an app of another id (a process of its own): the same state wherever it runs."""
         self.ports = ports
         s = ports.settings
         app = ports.app
@@ -78,13 +87,23 @@ class Stage(Generic[OutT]):
             value_serializer="raw",
             partitions=n,
         )
-        self.table = app.Table(
-            table,
+        self.table: faust.Table[bytes, bytes] = faust.Table(  # as `app.Table` builds it, unadded
+            app,
+            name=table,
+            beacon=app.tables.beacon,
             partitions=n,
             key_type=bytes,
             value_type=bytes,
             store=faust_store.register(),
         )
+        if changelog_app_id is not None:
+            # before the app's tables know it: they pause its changelog by name (a topic
+            # they do not know is consumed as a stream, every record through Faust)
+            name = f"{changelog_app_id}-{table}-changelog"
+            self.table.changelog_topic = self.table.changelog_topic.derive(  # type: ignore[assignment]
+                topics=[name]
+            )
+        app.tables.add(self.table)
         self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
         self.lock = asyncio.Lock()
         self.input = StageInput(topic, s, self._apply, self.lock)

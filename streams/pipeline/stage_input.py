@@ -23,6 +23,8 @@ from streams.pipeline.tuning import release_free_memory
 
 log = logging.getLogger(__name__)
 
+#: How often the stages look for input they were not handed (see progress.py).
+TAIL_INTERVAL = 3.0
 #: A partition whose end stays ahead of what is applied for this long is reported stalled.
 STALL_SECONDS = 60.0
 #: Backoff bounds while a step cannot be applied (the broker, most likely).

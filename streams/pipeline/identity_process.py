@@ -1,0 +1,152 @@
+"""The identity stage (`identity_stage.py`) in a process of its own (`child_process.py`),
+on another core than the zone and alert stages.
+
+Under a backlog the worker's event loop is the bottleneck, and the identity stage was a
+fifth of it. The child runs the stage in a Faust app of its own: the consumer group
+`<app id>-identity` (so that its partitions are shared among the identity processes of
+all workers, apart from the worker's group), the changelog named as in the worker
+(`<app id>-identity-state-changelog`: the same state wherever the stage runs), its own
+producer. Its status carries readiness (recovered, no stalled partition), what its
+stage has to apply (the worker's ingest paces on it with its own stages'), its stalled
+partitions, and its metrics (relayed into the worker's `/metrics`).
+`CEASEFIRE_IDENTITY_PROCESS=false` runs the stage inside the worker instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from streams import metrics
+from streams.config import Settings
+from streams.kafka.groups import leave_from_first_generation
+from streams.kafka.producer import SharedProducer
+from streams.kafka.topics import ensure_topics
+from streams.pipeline.child_process import STOP, ChildProcess, Order, Reporter, Status, child_main
+from streams.pipeline.dead_letters import InternalDeadLetters
+from streams.pipeline.faust_app import faust_app
+from streams.pipeline.identity_stage import IdentityStage
+from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
+from streams.pipeline.stage import Ports
+from streams.pipeline.stage_input import TAIL_INTERVAL
+from streams.pipeline.tuning import limit_malloc_arenas, tune_for_throughput
+
+log = logging.getLogger(__name__)
+
+#: What the identity stage's metrics are: relayed to the worker's.
+RELAYED = (
+    metrics.REPORTS,
+    metrics.REPORT_OUTCOMES,
+    metrics.DUPLICATES,
+    metrics.LAST_REPORT_TIMESTAMP,
+    metrics.PROCESSING_SECONDS,
+    metrics.EVENT_LAG_SECONDS,
+    metrics.REJECTED,
+    metrics.STATE_RECOVERY_SECONDS,
+    metrics.STATE_RECOVERED_ENTRIES,
+    metrics.SKIPPED_RECOVERED,
+    metrics.PARTITION_STALLED,
+    metrics.CONSUMER_LAG,
+)
+
+
+def group_of(settings: Settings) -> str:
+    """The identity processes' consumer group (and Faust app id)."""
+    return f"{settings.app_id}-identity"
+
+
+class IdentityProcess(ChildProcess):
+    """The worker's side: readiness, and what the stage has to apply and is stalled on."""
+
+    name = "identity"
+    entry = __name__
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(settings, RELAYED, on_ready=on_ready, on_lost=on_lost)
+        #: packs the stage has to apply, per (topic, partition) the child owns
+        self.behind: dict[tuple[str, int], int] = {}
+        #: the stage's stalled input partitions
+        self.stalled: frozenset[int] = frozenset()
+
+    def take(self, status: Status) -> None:
+        self.behind = status.behind
+        self.stalled = status.stalled
+
+    def lost(self) -> None:
+        self.behind = {}
+        self.stalled = frozenset()
+
+
+# -- the child ------------------------------------------------------------------------------
+def main(argv: list[str]) -> None:
+    """The child's entry."""
+    child_main(argv, "identity", RELAYED, _child)
+
+
+async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Reporter) -> None:
+    limit_malloc_arenas()
+    leave_from_first_generation()
+    # Its input topic must exist before Faust subscribes (the worker creates the topics
+    # too; whichever comes first, the other finds them).
+    await asyncio.to_thread(ensure_topics, settings)
+    app = faust_app(settings, group_of(settings), web=False)
+    producer = SharedProducer(settings, group_of(settings))
+    ports = Ports(
+        settings=settings,
+        app=app,
+        producer=producer.started,
+        partitions_of=producer.partitions_of,
+        dead_letter=InternalDeadLetters(settings, producer),
+        readiness_changed=lambda: None,  # the reporter reads readiness every tenth second
+    )
+    stage = IdentityStage(ports, changelog_app_id=settings.app_id)
+    lag = LagReport()
+
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        stage.revoked()
+
+    async def check_tail() -> None:
+        if stage.ready.is_set():
+            await stage.input.check_tail(highwaters(app, stage.topic_name))
+
+    async def refresh_lag() -> None:
+        lag.publish(behind(app, [stage.input]))
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.timer(TAIL_INTERVAL)(check_tail)
+    app.timer(LAG_INTERVAL)(refresh_lag)
+    app.service(_producer_service(producer))
+    reporter.state = lambda: {
+        "ready": stage.ready.is_set() and not stage.input.stalled,
+        "behind": behind(app, [stage.input]) if stage.ready.is_set() else {},
+        "stalled": frozenset(stage.input.stalled),
+    }
+    await app.start()
+    tune_for_throughput()  # after Faust set up its logging
+    try:
+        while await orders.get() != STOP:
+            pass  # START and PACE are for ingest
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
+def _producer_service(producer: SharedProducer) -> type[faust.Service]:
+    class ProducerService(faust.Service):  # type: ignore[misc]
+        """Starts the producer once Faust declared its topics (an app service starts after
+        the first recovery; `producer.py` says why not sooner)."""
+
+        async def on_start(self) -> None:
+            await producer.start()
+
+    return ProducerService

@@ -1,0 +1,43 @@
+"""The identity stage in a process of its own (`streams/pipeline/identity_process.py`)
+keeps the state it has in the worker: the same changelog, known to Faust as a changelog.
+The process on a real broker: `test_ingest_process.py` (killed, replaced, nothing lost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streams.config import Settings
+from streams.pipeline.faust_app import faust_app
+from streams.pipeline.identity_process import group_of
+from streams.pipeline.identity_stage import IdentityStage
+from streams.pipeline.stage import Ports
+
+
+async def _never(*args: Any) -> Any:
+    raise AssertionError("not used here")
+
+
+def _stage(settings: Settings, app_id: str, changelog_app_id: str | None) -> IdentityStage:
+    app = faust_app(settings, app_id, web=False)
+    ports = Ports(
+        settings=settings,
+        app=app,
+        producer=_never,
+        partitions_of=_never,
+        dead_letter=_never,
+        readiness_changed=lambda: None,
+    )
+    return IdentityStage(ports, changelog_app_id=changelog_app_id)
+
+
+def test_the_identity_process_writes_the_workers_changelog(tmp_path: Path) -> None:
+    settings = Settings(app_id="mission", data_dir=tmp_path)
+    in_worker = _stage(settings, "mission", None)
+    apart = _stage(settings, group_of(settings), changelog_app_id="mission")
+    name = "mission-identity-state-changelog"
+    assert group_of(settings) == "mission-identity"
+    assert in_worker.store.topic == apart.store.topic == name
+    # Faust pauses its tables' changelogs by name: one it did not know was consumed as a
+    # stream, every state record through Faust (the process then cost a core)
+    assert apart.ports.app.tables.changelog_topics == {name}
