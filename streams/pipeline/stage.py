@@ -87,23 +87,30 @@ class Stage(Generic[OutT]):
             value_serializer="raw",
             partitions=n,
         )
-        self.table: faust.Table[bytes, bytes] = faust.Table(  # as `app.Table` builds it, unadded
-            app,
-            name=table,
-            beacon=app.tables.beacon,
+        changelog = None
+        if changelog_app_id is not None:
+            # Given to the table as it is made: the app's tables pause their changelogs by
+            # name, and one they did not know would be consumed as a stream, every state
+            # record through Faust (as Faust's own changelog topics are declared)
+            changelog = app.topic(
+                f"{changelog_app_id}-{table}-changelog",
+                key_type=bytes,
+                value_type=bytes,
+                partitions=n,
+                compacting=True,
+                acks=False,
+                internal=True,
+                maxsize=131_072,
+                allow_empty=True,
+            )
+        self.table = app.Table(
+            table,
             partitions=n,
             key_type=bytes,
             value_type=bytes,
             store=faust_store.register(),
+            changelog_topic=changelog,
         )
-        if changelog_app_id is not None:
-            # before the app's tables know it: they pause its changelog by name (a topic
-            # they do not know is consumed as a stream, every record through Faust)
-            name = f"{changelog_app_id}-{table}-changelog"
-            self.table.changelog_topic = self.table.changelog_topic.derive(  # type: ignore[assignment]
-                topics=[name]
-            )
-        app.tables.add(self.table)
         self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
         self.lock = asyncio.Lock()
         self.input = StageInput(topic, s, self._apply, self.lock)
