@@ -141,3 +141,30 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost_or_counted_twice(
         timeout=20,
         what="the worker's processes to end with it",
     )
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_worker_of_one_process_counts_alike(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """`CEASEFIRE_INGEST_PROCESS=false` and `CEASEFIRE_IDENTITY_PROCESS=false`: ingest and
+    the identity stage inside the worker, no child process, the same counts."""
+    zones = list(POINTS)
+    reports = [json.dumps(report(i, zones[i % len(zones)])).encode() for i in range(50)]
+    env = {"CEASEFIRE_INGEST_PROCESS": "false", "CEASEFIRE_IDENTITY_PROCESS": "false"}
+    worker = Worker(broker, tmp_path, env=env).start()
+    assert worker.proc is not None
+    try:
+        produce(broker.bootstrap, "ceasefire.reports", reports + reports[:10] + [b"{not json"])
+        wait_for(
+            lambda: worker.metric("ceasefire_reports_duplicate_total") == 10,
+            timeout=60,
+            what="50 counted and 10 duplicates",
+        )
+        rows = worker.tallies("24h", "zone")
+        assert rows is not None and sum(r["reports"] for r in rows) == 50
+        assert worker.metric("ceasefire_reports_total") == 50
+        assert worker.metric("ceasefire_reports_rejected_total", {"reason": "invalid_json"}) == 1
+        assert worker.healthy()
+        assert _children(worker.proc.pid, "") == []
+    finally:
+        worker.stop()
