@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import faust
@@ -59,8 +60,9 @@ class Monitor:
         self.ready = False
         #: Once ready, the worker is alive for good (liveness); `ready` may drop again.
         self.started = False
-        self._ingest_ready = False
-        self._identity_ready = False
+        #: Readiness of ingest and of the identity stage when it runs in a process of its
+        #: own (an identity stage in this process has its own `ready`).
+        self._feeders = {"ingest": False, "identity": not settings.identity_process}
 
         limit_malloc_arenas()  # before the worker's threads start (tuning.py)
         s = settings
@@ -69,10 +71,14 @@ class Monitor:
         self.ingest: Ingest | IngestProcess
         if s.ingest_process:
             self.ingest = IngestProcess(
-                s, on_ready=self._on_ingest_ready, on_lost=self._on_ingest_lost
+                s,
+                on_ready=partial(self._feeder_ready, "ingest", True),
+                on_lost=partial(self._feeder_ready, "ingest", False),
             )
         else:
-            self.ingest = Ingest(s, self.classifier, on_ready=self._on_ingest_ready)
+            self.ingest = Ingest(
+                s, self.classifier, on_ready=partial(self._feeder_ready, "ingest", True)
+            )
         #: The producer the stages share (ingest's own when ingest runs in this process).
         self.producer: SharedProducer = self.ingest.shared
         self.dead_letter_internal = InternalDeadLetters(s, self.producer)
@@ -87,7 +93,9 @@ class Monitor:
         self.identity: IdentityStage | IdentityProcess
         if s.identity_process:
             self.identity = IdentityProcess(
-                s, on_ready=self._on_identity_ready, on_lost=self._on_identity_lost
+                s,
+                on_ready=partial(self._feeder_ready, "identity", True),
+                on_lost=partial(self._feeder_ready, "identity", False),
             )
         else:
             self.identity = IdentityStage(ports)
@@ -130,20 +138,8 @@ class Monitor:
             stage.revoked()
         self.update_ready()
 
-    def _on_ingest_ready(self) -> None:
-        self._ingest_ready = True
-        self.update_ready()
-
-    def _on_ingest_lost(self) -> None:
-        self._ingest_ready = False
-        self.update_ready()
-
-    def _on_identity_ready(self) -> None:
-        self._identity_ready = True
-        self.update_ready()
-
-    def _on_identity_lost(self) -> None:
-        self._identity_ready = False
+    def _feeder_ready(self, name: str, ready: bool) -> None:
+        self._feeders[name] = ready
         self.update_ready()
 
     def stalled(self) -> dict[str, set[int]]:
@@ -157,9 +153,8 @@ class Monitor:
         """Ready: ingest runs, every stage holds the recovered state of the partitions it
         owns, and no partition is stalled. Cleared while partitions move."""
         self.ready = (
-            self._ingest_ready
-            # the identity process is ready only with no stalled partition
-            and (self._identity_ready or isinstance(self.identity, IdentityStage))
+            # an identity process is ready only with no stalled partition
+            all(self._feeders.values())
             and all(stage.ready.is_set() for stage in self.local)
             and not any(i.stalled for i in self._stage_inputs())
         )

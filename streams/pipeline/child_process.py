@@ -89,11 +89,12 @@ class ChildProcess:
     name = "child"
     #: the module whose `main(argv)` the child runs
     entry = ""
+    #: the metrics the child relays to the worker's
+    relayed: Sequence[MetricWrapperBase] = ()
 
     def __init__(
         self,
         settings: Settings,
-        relayed: Sequence[MetricWrapperBase],
         *,
         on_ready: Callable[[], None] | None = None,
         on_lost: Callable[[], None] | None = None,
@@ -104,7 +105,7 @@ class ChildProcess:
         self.ready = False
         #: Child processes started so far (the first and any restarts).
         self.starts = 0
-        self._mirror = MetricMirror(relayed)
+        self._mirror = MetricMirror(self.relayed)
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._started = False
@@ -113,6 +114,7 @@ class ChildProcess:
         self._backoff = RESTART_FIRST
         self._heard_at = 0.0
         self._watchdog: asyncio.Task[None] | None = None
+        self.lost()  # nothing reported yet
 
     # -- what the worker asks ------------------------------------------------------------
     async def join(self) -> None:
@@ -156,7 +158,7 @@ class ChildProcess:
         """More of a status than readiness and metrics."""
 
     def lost(self) -> None:
-        """The child is gone: forget what it reported."""
+        """The child is gone (or not started yet): forget what it reported."""
 
     # -- the child's lifecycle ------------------------------------------------------------
     def _spawn(self) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -64,19 +63,12 @@ class IdentityProcess(ChildProcess):
 
     name = "identity"
     entry = __name__
+    relayed = RELAYED
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        on_ready: Callable[[], None] | None = None,
-        on_lost: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(settings, RELAYED, on_ready=on_ready, on_lost=on_lost)
-        #: packs the stage has to apply, per (topic, partition) the child owns
-        self.behind: dict[tuple[str, int], int] = {}
-        #: the stage's stalled input partitions
-        self.stalled: frozenset[int] = frozenset()
+    #: packs the stage has to apply, per (topic, partition) the child owns
+    behind: dict[tuple[str, int], int]
+    #: the stage's stalled input partitions
+    stalled: frozenset[int]
 
     def take(self, status: Status) -> None:
         self.behind = status.behind

@@ -47,6 +47,7 @@ class IngestProcess(ChildProcess):
 
     name = "ingest"
     entry = __name__
+    relayed = RELAYED
 
     def __init__(
         self,
@@ -55,7 +56,7 @@ class IngestProcess(ChildProcess):
         on_ready: Callable[[], None] | None = None,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(settings, RELAYED, on_ready=on_ready, on_lost=on_lost)
+        super().__init__(settings, on_ready=on_ready, on_lost=on_lost)
         self.shared = SharedProducer(settings, f"{settings.app_id}-stages")
         #: monotonic time (one clock for all processes of the machine) of the first record
         self.first_record_at: float | None = None
