@@ -30,6 +30,7 @@ from streams import metrics
 from streams.config import Settings
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
+from streams.pipeline.tuning import release_free_memory
 from streams.store import faust_store
 from streams.store.changelog import ChangelogStore, Recovered
 
@@ -163,8 +164,10 @@ class Stage(Generic[OutT]):
             self.owned = owned
             self.restore(recovered)
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
-            elapsed = time.monotonic() - started
             read = sum(r.read for r in recovered.values())
+            del recovered  # the changelog's records: their pages go back now
+            release_free_memory(now=True)
+            elapsed = time.monotonic() - started
             metrics.STATE_RECOVERY_SECONDS.labels(self.topic_name).set(elapsed)
             metrics.STATE_RECOVERED_ENTRIES.labels(self.topic_name).set(read)
             log.info(

@@ -88,15 +88,16 @@ TRIM_EVERY = 1.0
 _last_trim = 0.0
 
 
-def release_free_memory() -> None:
+def release_free_memory(*, now: bool = False) -> None:
     """Hand the pages of freed memory back to the system (glibc), after a step; at most
-    once per TRIM_EVERY seconds."""
+    once per TRIM_EVERY seconds, unless `now` (after a recovery, which may be the last
+    work for a long while)."""
     global _last_trim
     if _TRIM is None:
         return
-    now = time.monotonic()
-    if now - _last_trim >= TRIM_EVERY:
-        _last_trim = now
+    at = time.monotonic()
+    if now or at - _last_trim >= TRIM_EVERY:
+        _last_trim = at
         _TRIM(0)
 
 
