@@ -17,7 +17,7 @@ import pytest
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker
-from streams.pipeline.child_process import PACE, Status
+from streams.pipeline.child_process import CHILD_NICE, PACE, Status
 from streams.pipeline.ingest_process import IngestProcess
 from streams.tools.procfs import child_pids
 from tests.harness import Worker, produce, wait_for
@@ -81,6 +81,10 @@ def _children(pid: int, module: str) -> list[int]:
     return out
 
 
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -113,6 +117,8 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost_or_counted_twice(
         produce(broker.bootstrap, "ceasefire.reports", batch(0, 200))
         wait_for(lambda: counted(worker) == 200, timeout=60, what="the first 200 counted")
         (child,) = _children(worker.proc.pid, module)
+        # behind the worker's event loop where both want a core
+        assert _niceness(child) == _niceness(worker.proc.pid) + CHILD_NICE
         os.kill(child, signal.SIGKILL)
         wait_for(lambda: not worker.healthy(), timeout=10, what=f"unready without {module}")
         # Sent while the child is gone: its successor takes them from where it was.
