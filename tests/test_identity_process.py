@@ -4,10 +4,16 @@ The process on a real broker: `test_ingest_process.py` (killed, replaced, nothin
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from streams.config import Settings
+from streams.pipeline import identity_process
+from streams.pipeline.child_process import PACE, START, STOP, Order
 from streams.pipeline.faust_app import faust_app
 from streams.pipeline.identity_process import group_of
 from streams.pipeline.identity_stage import IdentityStage
@@ -41,3 +47,26 @@ def test_the_identity_process_writes_the_workers_changelog(tmp_path: Path) -> No
     # Faust pauses its tables' changelogs by name: one it did not know was consumed as a
     # stream, every state record through Faust (the process then cost a core)
     assert apart.ports.app.tables.changelog_topics == {name}
+
+
+def test_the_child_serves_until_stop_and_exits_if_its_app_crashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(identity_process, "WATCH_EVERY", 0.01)
+    app = SimpleNamespace(crashed=False, crash_reason=None)
+
+    async def serve(*orders: Order, crash_after: float | None = None) -> None:
+        queue: asyncio.Queue[Order] = asyncio.Queue()
+        for o in orders:
+            queue.put_nowait(o)
+        if crash_after is not None:
+
+            def crash() -> None:
+                app.crashed, app.crash_reason = True, RuntimeError("an agent failed")
+
+            asyncio.get_running_loop().call_later(crash_after, crash)
+        await asyncio.wait_for(identity_process.serve(app, queue), timeout=5)
+
+    asyncio.run(serve(START, (PACE, 3), STOP))  # returns
+    with pytest.raises(identity_process.AppCrashed, match="an agent failed"):
+        asyncio.run(serve(START, crash_after=0.05))

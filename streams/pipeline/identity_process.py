@@ -126,11 +126,45 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
     await app.start()
     tune_for_throughput()  # after Faust set up its logging
     try:
-        while await orders.get() != STOP:
-            pass  # START and PACE are for ingest
+        await serve(app, orders)
     finally:
         await app.stop()
         await producer.stop()
+
+
+class AppCrashed(RuntimeError):
+    """The child's Faust app crashed: the child ends (with this traceback in the log)."""
+
+
+#: Seconds between two looks at whether the child's Faust app crashed.
+WATCH_EVERY = 1.0
+
+
+async def serve(app: Any, orders: asyncio.Queue[Order]) -> None:
+    """Until the worker says STOP (START and PACE are for ingest). If the Faust app crashed
+    (an agent's error: no `faust.Worker` runs it here to stop the process), raise
+    AppCrashed: the child ends, and the worker starts another."""
+    crashed = asyncio.Event()
+
+    async def watch() -> None:
+        while not app.crashed:
+            await asyncio.sleep(WATCH_EVERY)
+        crashed.set()
+
+    watching = asyncio.create_task(watch())
+    try:
+        while True:
+            order = asyncio.create_task(orders.get())
+            ended = asyncio.create_task(crashed.wait())
+            await asyncio.wait({order, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            if crashed.is_set():
+                order.cancel()
+                raise AppCrashed(f"the identity stage's app crashed: {app.crash_reason!r}")
+            if order.result() == STOP:
+                return
+    finally:
+        watching.cancel()
 
 
 def _producer_service(producer: SharedProducer) -> type[faust.Service]:
