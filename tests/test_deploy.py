@@ -332,10 +332,14 @@ def test_dashboard_variables_reference_exported_metrics() -> None:
             if var["type"] != "query":
                 continue
             m = re.fullmatch(r"label_values\((\w+)(\{[^}]*\})?,\s*(\w+)\)", var["query"])
-            assert m, var["query"]
-            metric, label = m.group(1), m.group(3)
-            assert label in exported_metrics()[metric], var["query"]
-            found[(path.stem, var["name"])] = metric
+            names = re.fullmatch(r'label_values\(\{__name__=~"([\w|]+)"\},\s*(\w+)\)', var["query"])
+            assert m or names, var["query"]
+            metrics, label = (
+                ([m.group(1)], m.group(3)) if m else (names.group(1).split("|"), names.group(2))  # type: ignore[union-attr]
+            )
+            for metric in metrics:
+                assert label in exported_metrics()[metric], var["query"]
+            found[(path.stem, var["name"])] = metrics[0]
     assert ("analyst", "zone") in found and ("analyst", "party") in found
 
 

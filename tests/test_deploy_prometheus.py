@@ -52,6 +52,7 @@ EXPORTER = textwrap.dedent(
         m.STATE_RECOVERED_ENTRIES.labels(topic).set(1234)
     for rule in ("incident_surge", "attack_on_peacekeepers"):
         m.ALERTS_FIRING.labels(rule, "shusha").set(1)
+    m.ALERTS_FIRING.labels("theatre_fatality_peak", "theatre").set(1)  # a theatre-wide rule
     m.REPORTS_HELD.labels("open").set(55000)
     m.REPORTS_HELD.labels("closed").set(945000)
     while True:
@@ -188,6 +189,21 @@ def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
         if not prometheus.query(substitute(expr)):
             empty.append(f"{dashboard}: {title}: {substitute(expr)}")
     assert empty == []
+
+
+def test_the_zone_variable_lists_the_zones_and_the_theatre(prometheus: Prometheus) -> None:
+    """What Grafana asks for `label_values(SELECTOR, zone)`: the label's values over the
+    series the selector matches."""
+    import re
+
+    from deploy.grafana.dashboards_src.analyst import ZONE_VALUES
+
+    m = re.fullmatch(r"label_values\((.+),\s*zone\)", ZONE_VALUES)
+    assert m
+    query = urllib.parse.urlencode({"match[]": m.group(1)})
+    data = get(f"{prometheus.base}/api/v1/label/zone/values?{query}")
+    assert data["status"] == "success", data
+    assert set(data["data"]) == {"shusha", "lachin-corridor", "loc-east", "theatre"}
 
 
 def test_zone_map_places_every_zone_with_its_window_count(prometheus: Prometheus) -> None:

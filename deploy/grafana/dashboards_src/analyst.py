@@ -35,6 +35,9 @@ WINDOWS = ("1h", "24h", "7d", "30d")
 #: The window gauge's windows: the rolling ones and `all` (since the ceasefire began).
 GAUGE_WINDOWS = (*WINDOWS, "all")
 WINDOW_TITLES = {"all": "Since the ceasefire"}
+#: The zone variable's values: every zone with incidents, and the zone label of alerts,
+#: which is `theatre` for theatre-wide rules (alerting/rules.py, THEATRE).
+ZONE_VALUES = 'label_values({__name__=~"ceasefire_incidents_total|ceasefire_alerts_firing"}, zone)'
 #: Zones placed by their centroids (one series per zone of the catalogue on every worker:
 #: `max by` keeps one), with their incidents in the window, 0 where there are none.
 ZONE_MAP_QUERY = (
@@ -94,7 +97,8 @@ def build() -> dashboard_b.Dashboard:
             query_variable(
                 "zone",
                 "Zone",
-                "label_values(ceasefire_incidents_total, zone)",
+                # the catalogue's zones, and `theatre` once a theatre-wide alert exists
+                ZONE_VALUES,
                 all_value=".*",
             )
         )
