@@ -1,5 +1,7 @@
 """The theatre stage on a real broker: deaths in two zones fire one theatre-wide
-alert; a restart that sends every zone's ledger again neither fires again nor counts twice."""
+alert; a restart that sends every zone's ledger again neither fires again nor counts twice;
+two workers, each with zones of its own, fire one alert over all of them, and the survivor
+of the theatre's owner goes on from its state."""
 
 from __future__ import annotations
 
@@ -31,13 +33,14 @@ PLACES = [(39.795, 47.113), (39.8177, 46.7528), (39.76, 46.75)]
 AT = datetime.now(UTC) - timedelta(minutes=5)
 
 
-def report(i: int, place: int, killed: int) -> bytes:
+def report(i: int, place: int | tuple[float, float], killed: int) -> bytes:
+    lat, lon = PLACES[place] if isinstance(place, int) else place
     doc: dict[str, Any] = {
         "report_id": f"t-{i}",
         "source": "pkf-op-9",
         "source_type": "observation_post",
         "occurred_at": AT.isoformat(),
-        "location": {"lat": PLACES[place][0], "lon": PLACES[place][1]},
+        "location": {"lat": lat, "lon": lon},
         "category": "heavy_weapons_fire",
         "casualties": {"killed": killed},
     }
@@ -105,3 +108,61 @@ def test_a_theatre_alert_fires_once_over_zones_and_a_restart(
         assert len(changes) >= 5
     finally:
         worker.stop()
+
+
+def test_two_workers_fire_one_theatre_alert_over_their_zones_and_a_failover(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    # One death in each of four zones of four zone partitions (lachin-corridor 0, shusha 1,
+    # stepanakert 2, loc-south 3): with the partitions shared, both workers hold some.
+    zones = [(39.64, 46.545), (39.758, 46.748), (39.8177, 46.7528), (39.795, 47.113)]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("minimum: 2", "minimum: 4"))
+    env = {
+        "CEASEFIRE_RULES": str(rules),
+        "CEASEFIRE_OBSERVED_SINCE": (datetime.now(UTC) - timedelta(days=10)).isoformat(),
+    }
+    w1 = Worker(broker, tmp_path, name="w1", env=env).start()
+    w2: Worker | None = None
+    try:
+        w2 = Worker(broker, tmp_path, name="w2", env=env).start()
+        workers = (w1, w2)
+        wait_for(
+            lambda: sorted(w.metric("ceasefire_partitions_owned") for w in workers) == [2, 2],
+            timeout=60,
+            what="the zone partitions shared two and two",
+        )
+        sent = [report(10 + i, point, 1) for i, point in enumerate(zones)]
+        produce(broker.bootstrap, "ceasefire.reports", sent)
+        fired = wait_for(
+            lambda: theatre_events(broker.bootstrap) or None, timeout=60, what="theatre alert"
+        )
+        assert [(e["rule"], e["status"], e["value"]) for e in fired] == [
+            ("theatre-peak", "firing", 4.0)
+        ]
+        for w in workers:  # from either worker: the theatre's owner answers for all
+            _, body = w.get("/api/v1/alerts?status=firing")
+            assert [(a["labels"], a["value"]) for a in body["alerts"]] == [({"zone": THEATRE}, 4.0)]
+        firing = [w.metric("ceasefire_alerts_firing", {"zone": THEATRE}) for w in workers]
+        assert sorted(firing) == [0, 1]  # exported once, by the owner
+        owner, survivor = (w1, w2) if firing[0] else (w2, w1)
+        owner.stop()
+        wait_for(
+            lambda: survivor.metric("ceasefire_partitions_owned") == 4,
+            timeout=60,
+            what="the survivor owning every partition",
+        )
+        # Re-sent, and one more death: 5, never 9; and no second firing event.
+        produce(broker.bootstrap, "ceasefire.reports", [*sent, report(20, zones[1], 1)])
+
+        def value_five() -> float | None:
+            _, body = survivor.get("/api/v1/alerts?status=firing")
+            values = [a["value"] for a in body["alerts"] if a["labels"] == {"zone": THEATRE}]
+            return values[0] if values == [5.0] else None
+
+        assert wait_for(value_five, timeout=60, what="the theatre alert at 5") == 5.0
+        assert [e["status"] for e in theatre_events(broker.bootstrap)] == ["firing"]
+    finally:
+        w1.stop()
+        if w2 is not None:
+            w2.stop()
