@@ -590,3 +590,50 @@ def test_a_report_withdrawn_and_reinstated_in_a_zone_of_another_partition_ends_o
 
     for floor_first in (False, True):
         asyncio.run(run(floor_first))
+
+
+def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_out_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The identity stage carries each report's incident id and its murmur2 in the upsert;
+    the zone stage publishes the same incidents, to the same partitions, as when it works
+    them out itself (an upsert written before they were carried)."""
+    from streams.pipeline import identity_stage, versions
+
+    reports = [
+        report("op", casualties={"killed": 2}),
+        report("az-1", source="az-mod", source_type="party_statement", claimant="az"),
+        report("far", location={"lat": 39.795, "lon": 47.113}),  # another zone
+        report("op", revision=1, casualties={"killed": 3}),
+    ]
+
+    async def published(carried: bool) -> list[tuple[int | None, bytes | None, str, int]]:
+        if not carried:
+            monkeypatch.setattr(
+                identity_stage,
+                "upsert_message",
+                lambda raw, digest, iid, kh: (
+                    b'{"op":"upsert","digest":"' + digest.hex().encode() + b'","doc":' + raw + b"}"
+                ),
+            )
+        h = Harness(partitions=4)
+
+        async def four(topic: str) -> list[int]:
+            return [0, 1, 2, 3]  # the incidents topic too: partitions from the hashes
+
+        object.__setattr__(h.zone.ports, "partitions_of", four)  # frozen: a test's wiring
+        h.producer.sent.clear()
+        for doc in reports:
+            await h.send(doc)
+        monkeypatch.setattr(identity_stage, "upsert_message", versions.upsert_message)
+        out = []
+        for p, k, v in h.producer.sent[h.settings.incidents_topic]:
+            assert v is not None
+            doc = json.loads(v)
+            out.append((p, k, doc["status"], doc["version"]))
+        return out
+
+    carried = asyncio.run(published(True))
+    assert carried == asyncio.run(published(False))
+    assert len({p for p, _, _, _ in carried}) > 1  # partitions told apart
+    assert all(k is not None and p == partition_for(k, [0, 1, 2, 3]) for p, k, _, _ in carried)

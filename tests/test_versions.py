@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from schemas.incident import incident_id_for
 from schemas.report import Report
 from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
+from streams.pipeline.packs import murmur2
 from streams.pipeline.versions import (
     _NOT_CONTENT,
     BadDocument,
@@ -70,8 +72,15 @@ def test_messages_round_trip_and_junk_is_named() -> None:
     doc = classified()
     version = version_of(doc)
     assert isinstance(version, ReportVersion)
-    msg = read_message(upsert_message(json.dumps(doc).encode(), version.digest))
+    iid = incident_id_for(version.source, version.report_id)
+    raw = upsert_message(json.dumps(doc).encode(), version.digest, iid, murmur2(iid.encode()))
+    msg = read_message(raw)
     assert isinstance(msg, Upsert) and msg.version == version and msg.doc == doc
+    assert (msg.incident_id, msg.key_hash) == (iid, murmur2(iid.encode()))
+    # an upsert written before they were carried: the zone stage works them out itself
+    older = b'{"op":"upsert","digest":"' + version.digest.hex().encode() + b'","doc":'
+    msg = read_message(older + json.dumps(doc).encode() + b"}")
+    assert isinstance(msg, Upsert) and (msg.incident_id, msg.key_hash) == (None, None)
     assert read_message(remove_message("s", "r", 4)) == Remove("s", "r", 4)
     assert read_message(remove_message("s", "r", 4, to="shusha")) == Remove("s", "r", 4, "shusha")
     assert read_message(floor_message("s", "r", 3)) == Floor("s", "r", 3)

@@ -28,8 +28,9 @@ from functools import partial
 import orjson
 
 from schemas.codes import RejectReason
+from schemas.incident import incident_id_for
 from streams import metrics
-from streams.pipeline.packs import send_packs, unpack
+from streams.pipeline.packs import murmur2, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import (
@@ -120,7 +121,13 @@ class IdentityStage(Stage[IdentityOutput]):
                     continue
                 before = decision.zone_before
                 if isinstance(version, ReportVersion):
-                    out.forward.append((version.zone.encode(), upsert_message(raw, version.digest)))
+                    iid = incident_id_for(version.source, version.report_id)
+                    out.forward.append(
+                        (
+                            version.zone.encode(),
+                            upsert_message(raw, version.digest, iid, murmur2(iid.encode())),
+                        )
+                    )
                     if before is not None and before != version.zone:
                         # naming the new zone: the old one's partition sends it a version
                         # floor for the report's incident id (docs/record.md, "Versions

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -125,12 +125,18 @@ async def send_each(
     topic: str,
     records: Iterable[tuple[bytes, bytes]],
     partitions: Sequence[int],
+    hashes: Mapping[bytes, int] | None = None,
 ) -> list[asyncio.Future[Any]]:
     """Send (key, value) records one per message, in aiokafka batches built per partition:
-    far cheaper than one `send` per record. Returns the batches' delivery futures."""
+    far cheaper than one `send` per record. `hashes`: murmur2 of keys, known already.
+    Returns the batches' delivery futures."""
     grouped: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    known = hashes or {}
+    n = len(partitions)
     for key, value in records:
-        grouped.setdefault(partition_for(key, partitions), []).append((key, value))
+        h = known.get(key)
+        p = partition_for(key, partitions) if h is None else partitions[(h & 0x7FFFFFFF) % n]
+        grouped.setdefault(p, []).append((key, value))
     futures: list[asyncio.Future[Any]] = []
     for p, items in grouped.items():
         futures.extend(await send_to_partition(producer, topic, p, items))

@@ -163,8 +163,22 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
         raise BadDocument(f"not a classified report or withdrawal: {exc!r}") from None
 
 
-def upsert_message(doc_raw: bytes, digest: bytes) -> bytes:
-    return b'{"op":"upsert","digest":"' + digest.hex().encode() + b'","doc":' + doc_raw + b"}"
+def upsert_message(doc_raw: bytes, digest: bytes, incident_id: str, key_hash: int) -> bytes:
+    """`incident_id`: the id of an incident this report would open, and `key_hash` its
+    murmur2 (the partition on `ceasefire.incidents`): worked out by the identity stage, whose
+    process idles once its backlog is read, not by the zone stage, whose process is the
+    pipeline's bottleneck."""
+    return (
+        b'{"op":"upsert","digest":"'
+        + digest.hex().encode()
+        + b'","iid":"'
+        + incident_id.encode()
+        + b'","kh":'
+        + str(key_hash).encode()
+        + b',"doc":'
+        + doc_raw
+        + b"}"
+    )
 
 
 def remove_message(source: str, report_id: str, revision: int, to: str | None = None) -> bytes:
@@ -189,6 +203,10 @@ def floor_message(source: str, report_id: str, version: int) -> bytes:
 class Upsert(NamedTuple):
     version: ReportVersion
     doc: dict[str, Any]
+    #: the id of an incident the report opens, and its murmur2 (None in an upsert written
+    #: before they were carried)
+    incident_id: str | None = None
+    key_hash: int | None = None
 
 
 class Remove(NamedTuple):
@@ -238,6 +256,9 @@ def read_message(raw: bytes) -> Upsert | Remove | Floor:
             version = version_of(doc, bytes.fromhex(msg["digest"]))
             if not isinstance(version, ReportVersion):
                 raise BadDocument("an upsert of a withdrawal")
+            iid, kh = msg.get("iid"), msg.get("kh")
+            if type(iid) is str and type(kh) is int:
+                return Upsert(version, doc, iid, kh)
             return Upsert(version, doc)
         raise BadDocument(f"unknown op {msg['op']!r}")
     except BadDocument:

@@ -36,7 +36,13 @@ from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import incident_overrides
 from streams.record.book import Change, IncidentBook
-from streams.record.incident import IncidentFields, IncidentRecord, Status
+from streams.record.incident import (
+    IncidentFields,
+    IncidentRecord,
+    Status,
+    forget_given_incident_ids,
+    give_incident_id,
+)
 from streams.record.linking import LinkRule
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
@@ -64,6 +70,8 @@ class ZoneOutput:
     #: (partition of the book sending it, zone, version floor) for this stage itself
     floors: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
+    #: murmur2 of incident ids (the identity stage's, with its upserts): their partitions
+    key_hashes: dict[bytes, int] = field(default_factory=dict)
 
     def add(self, partition: int, change: Change) -> None:
         for incident in change.incidents:
@@ -163,6 +171,7 @@ class ZoneStage(Stage[ZoneOutput]):
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
         clock = time.monotonic()
+        forget_given_incident_ids()
         for r in records:
             book = self.books.get(r.partition)
             if book is None:
@@ -175,6 +184,9 @@ class ZoneStage(Stage[ZoneOutput]):
                     out.dead.append((r.partition, r.offset, raw, str(exc)))
                     continue
                 if isinstance(msg, Upsert):
+                    if msg.incident_id is not None and msg.key_hash is not None:
+                        give_incident_id(msg.version.ident, msg.incident_id)
+                        out.key_hashes[msg.incident_id.encode()] = msg.key_hash
                     change = book.upsert(msg.version)
                     out.docs[msg.version.ident] = msg.doc
                 elif isinstance(msg, Floor):
@@ -202,6 +214,7 @@ class ZoneStage(Stage[ZoneOutput]):
                     s.incidents_topic,
                     documents,
                     await ports.partitions_of(s.incidents_topic),
+                    out.key_hashes,
                 )
             )
         alert_inputs = alert_inputs_of(out)

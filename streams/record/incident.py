@@ -221,11 +221,31 @@ class Status(StrEnum):
     MERGED = "merged"
 
 
-@lru_cache(maxsize=65_536)
+#: Incident ids the identity stage worked out for the reports of the current step, by report
+#: identity (`give_incident_id`): each exactly `incident_id_for` of its identity.
+_GIVEN: dict[Ident, str] = {}
+
+
 def incident_id(anchor: Ident) -> str:
     """An incident is named after its first report in canonical order (SPEC.md: "the id of
     its earliest report"), with the uuid5 ids the monitor has always published."""
+    return _GIVEN.get(anchor) or _incident_id(anchor)
+
+
+@lru_cache(maxsize=65_536)
+def _incident_id(anchor: Ident) -> str:
     return incident_id_for(anchor[0], anchor[1])
+
+
+def give_incident_id(ident: Ident, iid: str) -> None:
+    """The id of an incident `ident` would open, worked out elsewhere: a lookup instead of a
+    uuid5 on the zone stage's path."""
+    _GIVEN[ident] = iid
+
+
+def forget_given_incident_ids() -> None:
+    """At a step's start: the last step's ids go (memory stays a step's)."""
+    _GIVEN.clear()
 
 
 @dataclass(frozen=True, slots=True, init=False)
