@@ -53,6 +53,13 @@ def theatre_events(bootstrap: str) -> list[dict[str, Any]]:
     return [e for e in events if e["labels"].get("zone") == THEATRE]
 
 
+def theatre_alert_at(worker: Worker, value: float) -> float | None:
+    """`value`, once the worker's firing alerts hold one theatre alert at `value`."""
+    _, body = worker.get("/api/v1/alerts?status=firing")
+    values = [a["value"] for a in body["alerts"] if a["labels"] == {"zone": THEATRE}]
+    return values[0] if values == [value] else None
+
+
 def test_a_theatre_alert_fires_once_over_zones_and_a_restart(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -95,12 +102,12 @@ def test_a_theatre_alert_fires_once_over_zones_and_a_restart(
             [report(0, 0, 1), report(1, 1, 1), report(2, 2, 1)],
         )
 
-        def value_three() -> float | None:
-            _, body = worker.get("/api/v1/alerts?status=firing")
-            values = [a["value"] for a in body["alerts"] if a["labels"] == {"zone": THEATRE}]
-            return values[0] if values == [3.0] else None
-
-        assert wait_for(value_three, timeout=40, what="the theatre alert at 3") == 3.0
+        assert (
+            wait_for(
+                lambda: theatre_alert_at(worker, 3.0), timeout=40, what="the theatre alert at 3"
+            )
+            == 3.0
+        )
         assert [e["status"] for e in theatre_events(broker.bootstrap)] == ["firing"]
         # The restarted alert stage sent its zones' ledgers again (2 + 2 + 1 changes at
         # least): the theatre counted each incident once all the same.
@@ -155,12 +162,12 @@ def test_two_workers_fire_one_theatre_alert_over_their_zones_and_a_failover(
         # Re-sent, and one more death: 5, never 9; and no second firing event.
         produce(broker.bootstrap, "ceasefire.reports", [*sent, report(20, zones[1], 1)])
 
-        def value_five() -> float | None:
-            _, body = survivor.get("/api/v1/alerts?status=firing")
-            values = [a["value"] for a in body["alerts"] if a["labels"] == {"zone": THEATRE}]
-            return values[0] if values == [5.0] else None
-
-        assert wait_for(value_five, timeout=60, what="the theatre alert at 5") == 5.0
+        assert (
+            wait_for(
+                lambda: theatre_alert_at(survivor, 5.0), timeout=60, what="the theatre alert at 5"
+            )
+            == 5.0
+        )
         assert [e["status"] for e in theatre_events(broker.bootstrap)] == ["firing"]
     finally:
         w1.stop()
