@@ -30,10 +30,11 @@ from alerting.engine import ZoneState, evaluate_incident, evaluate_time, next_de
 from alerting.rules import THEATRE, RuleSet
 from alerting.theatre import TheatreState, fatal_changes
 from schemas.alert import AlertEvent
+from schemas.alert_input import AlertInput
 from schemas.incident import Incident
 from schemas.report import Report
 from streams.pipeline.versions import version_of
-from streams.record.alert_view import incident_overrides
+from streams.record.alert_view import alert_input
 from streams.record.book import IncidentBook
 from streams.record.incident import Status
 from streams.record.linking import LinkRule
@@ -107,20 +108,19 @@ def backtest(
     return events
 
 
-def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, Incident | str]]:
+def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, AlertInput | str]]:
     """What the engine hears when `report` enters `book`, zone by zone, as the alert stage
     hears it from the zone stage: the incident it opened or joined (the report standing
     for it), and the id of each incident that no longer exists (merged or withdrawn)."""
     version = version_of(report.model_dump(mode="json"))
     assert isinstance(version, ReportVersion)
-    heard: list[tuple[str, Incident | str]] = []
+    heard: list[tuple[str, AlertInput | str]] = []
     for record in book.upsert(version).incidents:
         zone = record.fields.zone
         if record.status is not Status.OPEN:
             heard.append((zone, record.incident_id))
         elif any((s, rid) == version.ident for s, rid, _ in record.fields.reports):
-            doc = {**report.model_dump(mode="json"), **incident_overrides(record)}
-            heard.append((zone, Incident.model_validate(doc)))
+            heard.append((zone, alert_input(version, report.civilian, record)))
     return heard
 
 

@@ -52,8 +52,8 @@ from alerting.rules import (
     ThresholdRule,
 )
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
+from schemas.alert_input import AlertInput
 from schemas.codes import Severity
-from schemas.incident import Incident
 
 #: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode).
 ALERT_NAMESPACE = uuid.UUID("3d0c9a1e-7f52-5b64-8e21-a4b6c8d0e2f4")
@@ -138,7 +138,7 @@ class ZoneState:
     def knows(self, incident_id: str) -> bool:
         return incident_id in self._ids
 
-    def refresh(self, incident: Incident) -> bool:
+    def refresh(self, incident: AlertInput) -> bool:
         """A newer version of a known incident (a later report raised its casualties,
         changed its category or severity) replaces the version the state holds, so the
         next evaluation sees it afresh: an incident rule it now matches fires (once per
@@ -389,7 +389,7 @@ def _active_json(a: ActiveAlert) -> dict[str, Any]:
 
 
 def evaluate_incident(
-    rules: RuleSet, state: ZoneState, incident: Incident, now: datetime
+    rules: RuleSet, state: ZoneState, incident: AlertInput, now: datetime
 ) -> list[AlertEvent]:
     """Add one incident and return the transitions: first any alerts that resolved by
     `now`, then new `firing` events. Already-firing alerts are updated silently."""
@@ -397,7 +397,7 @@ def evaluate_incident(
 
 
 def evaluate_batch(
-    rules: RuleSet, state: ZoneState, incidents: Iterable[Incident], now: datetime
+    rules: RuleSet, state: ZoneState, incidents: Iterable[AlertInput], now: datetime
 ) -> list[AlertEvent]:
     """`evaluate_incident` for several incidents of the zone at once, in arrival order.
 
@@ -418,7 +418,7 @@ def evaluate_batch(
             )
         # The whole entry only for an incident the rules take: a backfill's are mostly past
         # their retention, and need only their time, id and deaths.
-        ts = to_ms(incident.occurred_at)
+        ts = incident.occurred_ms
         iid = incident.incident_id
         day = day_of(ts / 1000)
         # Before the checks below: a late or revised incident older than the other rules'
@@ -432,7 +432,7 @@ def evaluate_batch(
             fatal_changed = True
         if iid in state._ids or ts <= oldest:
             continue  # a duplicate delivery, or too old to matter to any rule
-        entry = _entry(incident, ts)
+        entry = _entry(incident)
         state._add(entry)
         fresh.append(entry)
         events.extend(_on_incident(rules, state, entry, incident))
@@ -532,19 +532,18 @@ def _advance(state: ZoneState, now: datetime) -> int:
     return state.clock
 
 
-def _entry(i: Incident, ts: int | None = None) -> Entry:
-    """`ts`: `to_ms(i.occurred_at)` when the caller has it."""
+def _entry(i: AlertInput) -> Entry:
     return Entry(
-        to_ms(i.occurred_at) if ts is None else ts,
+        i.occurred_ms,
         i.incident_id,
         str(i.perpetrator),
         str(i.category),
         str(i.severity),
-        int(i.killed),
-        int(i.wounded),
-        str(i.target),
+        i.killed,
+        i.wounded,
+        i.target,
         str(i.verification),
-        bool(i.civilian),
+        i.civilian,
     )
 
 
@@ -659,7 +658,7 @@ def _append_id(ids: list[str], incident_id: str) -> list[str]:
 
 
 def _on_incident(
-    rules: RuleSet, state: ZoneState, e: Entry, incident: Incident
+    rules: RuleSet, state: ZoneState, e: Entry, incident: AlertInput
 ) -> list[AlertEvent]:
     assert state.clock is not None
     clock = state.clock
@@ -1119,14 +1118,14 @@ def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
     return noun
 
 
-def _incident_text(i: Incident) -> str:
+def _incident_text(i: AlertInput) -> str:
     text = f"{_human(str(i.category))} by {i.perpetrator}"
     if str(i.target) != "unknown":
         text += f" against {i.target}"
     text += f" in zone {i.zone}"
     if i.place:
         text += f" ({i.place})"
-    text += f" at {_when(to_ms(i.occurred_at))}"
+    text += f" at {_when(i.occurred_ms)}"
     casualties = []
     if i.killed:
         casualties.append(f"{i.killed} killed")

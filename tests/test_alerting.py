@@ -23,6 +23,7 @@ from alerting.engine import (
 )
 from alerting.rules import RuleFileError, RuleSet, load_rules, parse_rules
 from schemas.alert import AlertEvent
+from schemas.alert_input import AlertInput, from_incident
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Party
 from schemas.incident import Incident, incident_id_for
 from schemas.report import Report
@@ -53,7 +54,7 @@ SEVERITY = {
 }
 
 
-def inc(
+def report_incident(
     at: datetime,
     zone: str = "shusha",
     category: str = "small_arms_fire",
@@ -89,12 +90,25 @@ def inc(
     )
 
 
+def inc(
+    at: datetime,
+    zone: str = "shusha",
+    category: str = "small_arms_fire",
+    party: str = "az",
+    killed: int = 0,
+    wounded: int = 0,
+    incident_id: str | None = None,
+) -> AlertInput:
+    """A report of one source standing for its incident, as the alert stage reads it."""
+    return from_incident(report_incident(at, zone, category, party, killed, wounded, incident_id))
+
+
 def rules_of(text: str) -> RuleSet:
     return parse_rules(text, source="test.yaml")
 
 
 def run(
-    rules: RuleSet, state: ZoneState, incidents: list[Incident], *, now: datetime | None = None
+    rules: RuleSet, state: ZoneState, incidents: list[AlertInput], *, now: datetime | None = None
 ) -> list[AlertEvent]:
     """Evaluate incidents one by one, each at its own event time (or at `now`)."""
     events: list[AlertEvent] = []
@@ -598,7 +612,7 @@ def test_the_demo_start_fires_no_quiet_broken_alert() -> None:
             incident = classifier.classify(report, sim.clock)
             before_start += incident.occurred_at < T0
             state = states.setdefault(incident.zone, ZoneState.new(incident.zone, since=T0))
-            events += evaluate_incident(DEFAULT, state, incident, sim.clock)
+            events += evaluate_incident(DEFAULT, state, from_incident(incident), sim.clock)
         assert before_start > 0  # late reports of incidents before the start were sent
         assert [e.summary for e in events if e.rule == "quiet-broken"] == [], seed
 
@@ -632,7 +646,7 @@ def test_same_incident_delivered_twice_changes_nothing() -> None:
     assert cas.value == 1 and cas.incident_ids == [killed.incident_id]
 
 
-def _stream() -> list[Incident]:
+def _stream() -> list[AlertInput]:
     """A day in two zones: a surge, casualties, heavy weapons, a quiet zone broken."""
     out = []
     for i in range(14):
@@ -752,7 +766,9 @@ def fake_classify(report: Report, received_at: datetime) -> Incident:
     casualties = report.casualties
     killed = casualties.killed if casualties else 0
     wounded = casualties.wounded if casualties else 0
-    base = inc(T0, zone=zone, category=str(report.category), killed=killed, wounded=wounded)
+    base = report_incident(
+        T0, zone=zone, category=str(report.category), killed=killed, wounded=wounded
+    )
     return base.model_copy(
         update={
             "incident_id": incident_id_for(report.source, report.report_id),

@@ -21,6 +21,7 @@ from alerting.alertmanager import AlertmanagerClient, AlertmanagerError, to_aler
 from alerting.engine import ZoneState, evaluate_incident, evaluate_time
 from alerting.rules import load_rules
 from schemas.alert import AlertEvent
+from schemas.alert_input import AlertInput, from_incident
 from schemas.incident import Incident
 
 pytestmark = pytest.mark.timeout(60)
@@ -241,25 +242,27 @@ async def _alerts(session: aiohttp.ClientSession, url: str) -> list[dict[str, An
         return body
 
 
-def _incident(at: datetime) -> Incident:
-    return Incident(
-        incident_id="5b0f1c2e-1111-5222-8333-444455556666",
-        report_id="r-1",
-        source="pkf-op-12",
-        source_type="observation_post",
-        occurred_at=at,
-        reported_at=at,
-        received_at=at,
-        zone="shusha",
-        lat=39.76,
-        lon=46.75,
-        category="heavy_weapons_fire",
-        provision="complete ceasefire",
-        perpetrator="az",
-        target="am",
-        killed=1,
-        severity="critical",
-        verification="observed",
+def _incident(at: datetime) -> AlertInput:
+    return from_incident(
+        Incident(
+            incident_id="5b0f1c2e-1111-5222-8333-444455556666",
+            report_id="r-1",
+            source="pkf-op-12",
+            source_type="observation_post",
+            occurred_at=at,
+            reported_at=at,
+            received_at=at,
+            zone="shusha",
+            lat=39.76,
+            lon=46.75,
+            category="heavy_weapons_fire",
+            provision="complete ceasefire",
+            perpetrator="az",
+            target="am",
+            killed=1,
+            severity="critical",
+            verification="observed",
+        )
     )
 
 

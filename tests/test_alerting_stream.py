@@ -240,6 +240,7 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     from alerting.engine import ZoneState, evaluate_batch
     from alerting.rules import load_rules
     from schemas.alert import AlertEvent
+    from schemas.alert_input import from_incident
     from schemas.report import Report
     from schemas.validation import validate_report
     from streams.classify.classifier import Classifier
@@ -266,7 +267,7 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     for (zone, _), raw in zip(points, deaths, strict=True):
         report = validate_report(raw)
         assert isinstance(report, Report)
-        incident = classifier.classify(report, now)
+        incident = from_incident(classifier.classify(report, now))
         state = ZoneState.new(zone)
         (event,) = evaluate_batch(rules, state, [incident], now)
         fired.append(event)

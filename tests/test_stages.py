@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from schemas.incident import incident_id_for
@@ -237,7 +238,7 @@ def test_one_event_reported_three_times_is_one_incident_never_summed() -> None:
             for _, _, pack in h.producer.sent[h.settings.zone_packs_topic]
             for doc in unpack(pack or b"")
         ]
-        opened = {d["incident_id"] for d in alert_inputs if d["kind"] == "report"}
+        opened = {d["incident_id"] for d in alert_inputs if d["kind"] == "incident"}
         assert opened == {incident["incident_id"]}  # once, not once per report
         # ids that headed the incident for a moment within the step are retracted
         retracted = {d["incident_id"] for d in alert_inputs if d["kind"] == "retract"}
@@ -612,8 +613,14 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
             monkeypatch.setattr(
                 identity_stage,
                 "upsert_message",
-                lambda raw, digest, iid, kh: (
-                    b'{"op":"upsert","digest":"' + digest.hex().encode() + b'","doc":' + raw + b"}"
+                lambda version, civilian, iid, kh: orjson.dumps(
+                    {
+                        k: v
+                        for k, v in orjson.loads(
+                            versions.upsert_message(version, civilian, iid, kh)
+                        ).items()
+                        if k not in ("iid", "kh")
+                    }
                 ),
             )
         h = Harness(partitions=4)

@@ -18,7 +18,7 @@ from alerting.fatality import day_of
 from alerting.rules import THEATRE, RuleFileError, load_rules, parse_rules
 from alerting.theatre import FatalChange, TheatreState, fatal_changes, ledger_changes
 from schemas.alert import AlertEvent
-from schemas.incident import Incident
+from schemas.alert_input import AlertInput
 from schemas.report import Report
 from schemas.validation import validate_report
 from tests.test_alerting import fake_classify, inc
@@ -47,7 +47,7 @@ def feed(
     states: dict[str, ZoneState],
     th: TheatreState,
     zone: str,
-    incidents: list[Incident],
+    incidents: list[AlertInput],
     now: datetime,
 ) -> list[AlertEvent]:
     """One zone step as a worker runs it: evaluate the zone, forward its fatality changes,

@@ -39,7 +39,7 @@ from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
 from alerting.rules import THEATRE, RuleSet, load_rules
 from alerting.theatre import FatalChange, ledger_changes
 from schemas.alert import AlertEvent
-from schemas.incident import Incident
+from schemas.alert_input import AlertInput, encode_alert_input, read_alert_input
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
@@ -325,7 +325,7 @@ class AlertStage:
         """Evaluate one step of zone packs (called by `self.input` under the lock).
         Evaluation is deterministic and each zone's state ignores incidents it knows, so
         a step that fails part-way is retried as it is."""
-        by_zone: dict[str, list[Incident]] = {}
+        by_zone: dict[str, list[AlertInput]] = {}
         undecodable: list[tuple[int, int, bytes, str]] = []
         retracted: dict[str, list[str]] = {}
         for r in records:
@@ -338,7 +338,7 @@ class AlertStage:
                         undecodable.append((r.partition, r.offset, raw, str(exc)))
                     continue
                 try:
-                    incident = Incident.model_validate_json(raw)
+                    incident = read_alert_input(raw)
                 except ValueError as exc:  # not ours: someone else wrote to the topic
                     undecodable.append((r.partition, r.offset, raw, str(exc)))
                     continue
@@ -373,7 +373,7 @@ class AlertStage:
                 await self.monitor.dead_letter_internal(
                     self.monitor.settings.zone_packs_topic,
                     [
-                        (self.partition_of[zone], -1, i.model_dump_json().encode(), repr(exc))
+                        (self.partition_of[zone], -1, encode_alert_input(i), repr(exc))
                         for i in incidents
                     ],
                 )

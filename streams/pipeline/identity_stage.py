@@ -125,7 +125,12 @@ class IdentityStage(Stage[IdentityOutput]):
                     out.forward.append(
                         (
                             version.zone.encode(),
-                            upsert_message(raw, version.digest, iid, murmur2(iid.encode())),
+                            upsert_message(
+                                version,
+                                doc.get("civilian") is True,
+                                iid,
+                                murmur2(iid.encode()),
+                            ),
                         )
                     )
                     if before is not None and before != version.zone:

@@ -26,15 +26,15 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from schemas import jsonbytes
+from schemas.alert_input import encode_alert_input
 from streams import metrics
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
-from streams.record.alert_view import incident_overrides
+from streams.record.alert_view import alert_input
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import (
     IncidentFields,
@@ -44,6 +44,7 @@ from streams.record.incident import (
     give_incident_id,
 )
 from streams.record.linking import LinkRule
+from streams.record.model import ReportVersion
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
 
@@ -60,8 +61,8 @@ class ZoneOutput:
     incidents: dict[tuple[str, str], IncidentRecord] = field(default_factory=dict)
     #: partition of each incident (for the tally)
     partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: classified documents of the reports upserted in this step, by identity
-    docs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: the reports upserted in this step, with their civilian flags, by identity
+    upserted: dict[tuple[str, str], tuple[ReportVersion, bool]] = field(default_factory=dict)
     entries: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: written once `entries` are (`Change.later`)
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
@@ -92,12 +93,6 @@ class ZoneOutput:
             self.floors.append((partition, to.encode(), floor_message(source, report_id, version)))
 
 
-def alert_input(doc: dict[str, Any], record: IncidentRecord) -> bytes:
-    """The report that opened or joined `record`, as the incident
-    (`streams/record/alert_view.py`, which the backtest uses too)."""
-    return jsonbytes.dumps({**doc, **incident_overrides(record)})
-
-
 #: How a retraction starts (the alert stage tells it from an incident by it).
 RETRACT_PREFIX = b'{"kind": "retract"'
 
@@ -117,7 +112,7 @@ def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
     that took a report in this step, as that report; each merged or withdrawn id, as a
     retraction."""
     inputs: list[tuple[bytes, bytes]] = []
-    docs = out.docs
+    upserted = out.upserted
     for incident in out.incidents.values():
         zone = incident.fields.zone.encode()
         if incident.status is not Status.OPEN:
@@ -126,9 +121,10 @@ def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
         # the first of its reports upserted in this step (a loop: a generator per
         # incident cost more than the lookups)
         for source, report_id, _ in incident.fields.reports:
-            doc = docs.get((source, report_id))
-            if doc:
-                inputs.append((zone, alert_input(doc, incident)))
+            found = upserted.get((source, report_id))
+            if found is not None:
+                report, civilian = found
+                inputs.append((zone, encode_alert_input(alert_input(report, civilian, incident))))
                 break
     return inputs
 
@@ -188,7 +184,7 @@ class ZoneStage(Stage[ZoneOutput]):
                         give_incident_id(msg.version.ident, msg.incident_id)
                         out.key_hashes[msg.incident_id.encode()] = msg.key_hash
                     change = book.upsert(msg.version)
-                    out.docs[msg.version.ident] = msg.doc
+                    out.upserted[msg.version.ident] = (msg.version, msg.civilian)
                 elif isinstance(msg, Floor):
                     change = book.floor(msg.source, msg.report_id, msg.version)
                 else:

@@ -9,25 +9,31 @@ stage; the backtest feeds it to the engine directly. Pure.
 
 from __future__ import annotations
 
-from typing import Any
-
+from schemas.alert_input import AlertInput, occurred_ms
 from schemas.codes import Party
 from streams.record.incident import IncidentRecord
+from streams.record.model import ReportVersion
 
-_PARTIES = frozenset(p.value for p in Party)
+#: `contested` and any attribution that is no party a rule can name read as `unknown`
+_PARTIES = {p.value: p for p in Party}
 
 
-def incident_overrides(record: IncidentRecord) -> dict[str, Any]:
-    """The fields of a classified report document that the incident replaces."""
+def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -> AlertInput:
+    """`report` (with its civilian flag, which the record does not keep) standing for
+    `record`, the incident it opened or joined."""
     f = record.fields
-    # str() of a StrEnum member: its value, cheaper than `.value` (once per report)
-    return {
-        "incident_id": record.incident_id,
-        "category": str(f.category),
-        "severity": str(f.severity),
-        "verification": str(f.verification),
-        # `contested` is no party a rule can name
-        "perpetrator": f.attribution if f.attribution in _PARTIES else Party.UNKNOWN.value,
-        "killed": f.killed,
-        "wounded": f.wounded,
-    }
+    return AlertInput(
+        record.incident_id,
+        f.zone,
+        occurred_ms(report.occurred),
+        f.category,
+        f.severity,
+        f.verification,
+        _PARTIES.get(f.attribution, Party.UNKNOWN),
+        f.killed,
+        f.wounded,
+        report.target or Party.UNKNOWN.value,
+        civilian,
+        report.place,
+        report.source,
+    )
