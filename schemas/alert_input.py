@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from schemas import jsonbytes
 from schemas.codes import Category, Party, Severity, Verification
 from schemas.incident import Incident
 
@@ -58,7 +59,8 @@ class AlertInput:
 
 
 def encode_alert_input(i: AlertInput) -> bytes:
-    return orjson.dumps(
+    # copied to its length: a step holds thousands until they are packed (`jsonbytes`)
+    return jsonbytes.dumps(
         {
             "kind": KIND,
             "incident_id": i.incident_id,
