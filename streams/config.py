@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     #: Most reports of one linking cell (a zone, category class, time precision and
     #: time bucket) that link at all; past it each is an incident alone (a flood).
     link_crowd_limit: int = Field(default=100, ge=1, le=100_000)
+    #: Evidence for choosing among the incidents a report links with completely (never
+    #: for whether two reports link): added to its fit to an incident when none of the
+    #: incident's reports agrees with it on its exact category, whether anyone was harmed,
+    #: the perpetrator, the target, the named place (`LinkRule`; 0 turns one off).
+    link_unmatched_category: float = Field(default=0.25, ge=0, le=10)
+    link_unmatched_harm: float = Field(default=0.5, ge=0, le=10)
+    link_unmatched_perpetrator: float = Field(default=0.25, ge=0, le=10)
+    link_unmatched_target: float = Field(default=0.25, ge=0, le=10)
+    link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)
@@ -159,6 +168,11 @@ class Settings(BaseSettings):
             if self.link_day_as_window
             else self.link_day_utc_offset_hours,
             category_mismatch=self.link_category_mismatch,
+            unmatched_category=self.link_unmatched_category,
+            unmatched_harm=self.link_unmatched_harm,
+            unmatched_perpetrator=self.link_unmatched_perpetrator,
+            unmatched_target=self.link_unmatched_target,
+            unmatched_place=self.link_unmatched_place,
             crowd_limit=self.link_crowd_limit,
         )
 

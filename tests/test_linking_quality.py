@@ -313,3 +313,22 @@ def test_flare_ups_are_distinct_events_in_one_zone_within_the_hour(
             ):
                 close += 1
     assert close >= 5  # separate events the linking rule alone could not tell apart
+
+
+def test_the_command_measures_the_configured_rule(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python3 -m streams.tools.linking_quality` measures the rule the worker would link
+    by: the defaults, or what CEASEFIRE_LINK_* set."""
+    from streams.config import Settings
+    from streams.tools.linking_quality import main
+
+    monkeypatch.setenv("CEASEFIRE_LINK_WINDOW_MINUTES", "15")
+    monkeypatch.setenv("CEASEFIRE_LINK_UNMATCHED_PLACE", "0")
+    assert main(["--events", "150", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Rule: 15 min, 3 km, the day at UTC+4, category mismatch 0.25;" in out
+    assert "place 0; crowd limit 100." in out
+    m = measure(simulate(150, seed=2), Settings().link_rule()).score
+    pairwise = f"| pairwise | {m.precision:.3f} | {m.recall:.3f} | {m.pairs.f1:.3f} |"
+    assert pairwise in out

@@ -373,6 +373,18 @@ def test_the_settings_build_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CEASEFIRE_LINK_CROWD_LIMIT", "7")
     monkeypatch.setenv("CEASEFIRE_LINK_CATEGORY_MISMATCH", "0")
     monkeypatch.setenv("CEASEFIRE_LINK_DAY_AS_WINDOW", "true")
+    for i, name in enumerate(("category", "harm", "perpetrator", "target", "place")):
+        monkeypatch.setenv(f"CEASEFIRE_LINK_UNMATCHED_{name.upper()}", str(i / 10))
     rule = Settings().link_rule()
     assert (rule.window_seconds, rule.crowd_limit, rule.category_mismatch) == (2700, 7, 0)
     assert rule.day_utc_offset_hours is None
+    assert (
+        rule.unmatched_category,
+        rule.unmatched_harm,
+        rule.unmatched_perpetrator,
+        rule.unmatched_target,
+        rule.unmatched_place,
+    ) == (0, 0.1, 0.2, 0.3, 0.4)
+    monkeypatch.setenv("CEASEFIRE_LINK_UNMATCHED_HARM", "-1")
+    with pytest.raises(ValueError, match="link_unmatched_harm"):
+        Settings()

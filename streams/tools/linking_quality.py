@@ -24,12 +24,13 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from schemas.codes import Category, SourceType
 from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
+from streams.config import Settings
 from streams.pipeline.versions import version_of
 from streams.record.linking import LinkRule, ZoneLinker
 from streams.record.linking import _order as canonical_order
@@ -176,8 +177,24 @@ def _current(run: SimulatedRun) -> list[ReportVersion]:
     return list(record.reports())
 
 
-def _rule(window_minutes: float, distance_km: float) -> LinkRule:
-    return LinkRule(window_seconds=window_minutes * 60, distance_km=distance_km)
+def _rule(rule: LinkRule, window_minutes: float, distance_km: float) -> LinkRule:
+    return replace(rule, window_seconds=window_minutes * 60, distance_km=distance_km)
+
+
+def describe(rule: LinkRule) -> str:
+    """The rule's settings, as `CEASEFIRE_LINK_*` names them."""
+    day = (
+        "a day each side"
+        if rule.day_utc_offset_hours is None
+        else f"the day at UTC{rule.day_utc_offset_hours:+g}"
+    )
+    return (
+        f"{rule.window_seconds / 60:g} min, {rule.distance_km:g} km, {day}, category mismatch "
+        f"{rule.category_mismatch:g}; unmatched category {rule.unmatched_category:g}, harm "
+        f"{rule.unmatched_harm:g}, perpetrator {rule.unmatched_perpetrator:g}, target "
+        f"{rule.unmatched_target:g}, place {rule.unmatched_place:g}; crowd limit "
+        f"{rule.crowd_limit}"
+    )
 
 
 def _row(cells: Sequence[object]) -> str:
@@ -188,18 +205,19 @@ def _f(x: float) -> str:
     return f"{x:.3f}"
 
 
-def report(events: int, seed: int, per_day: float) -> str:
-    """The figures as Markdown, for docs/record.md."""
+def report(events: int, seed: int, per_day: float, rule: LinkRule | None = None) -> str:
+    """The figures as Markdown, for docs/record.md, at `rule` (default: the defaults)."""
+    rule = rule or LinkRule()
     started = time.perf_counter()
     run = simulate(events, seed=seed, per_day=per_day)
-    base = measure(run)
+    base = measure(run, rule)
     s = base.score
     lines = [
         f"{events} events (seed {seed}, {per_day:g} a day, {run.days:.0f} days): "
         f"{run.messages} messages, {len(run.versions)} valid ({run.rejected} rejected), "
         f"{base.current} current reports ({run.misplaced} outside their event's zone)",
         "",
-        "Default rule (30 min, 3 km):",
+        f"Rule: {describe(rule)}.",
         "",
         _row(("", "precision", "recall", "F1")),
         _row(("---", "---", "---", "---")),
@@ -220,7 +238,7 @@ def report(events: int, seed: int, per_day: float) -> str:
         lines.append(_row((name, c.true, c.predicted, c.correct, _f(c.precision), _f(c.recall))))
     lines += [
         "",
-        "Trade-off (the same run):",
+        "Trade-off (the same run, the rule's other settings):",
         "",
         _row(("window", "distance", "precision", "recall", "F1", "B³ precision", "B³ recall")),
         _row(("---",) * 7),
@@ -228,8 +246,8 @@ def report(events: int, seed: int, per_day: float) -> str:
     for window, distance in TRADE_OFF:
         m = (
             base.score
-            if (window, distance) == (30, 3)
-            else measure(run, _rule(window, distance)).score
+            if (window * 60, distance) == (rule.window_seconds, rule.distance_km)
+            else measure(run, _rule(rule, window, distance)).score
         )
         lines.append(
             _row(
@@ -245,18 +263,18 @@ def report(events: int, seed: int, per_day: float) -> str:
             )
         )
     current = list(_current(run))
-    w = _measured(run, what_if_groups(current, LinkRule()), current).score
+    w = _measured(run, what_if_groups(current, rule), current).score
     pp = w.by_kind.get(("precise", "precise"), PairCounts())
     lines += [
         "",
         "What if an imprecise report linked only when exactly one incident fits (not the "
-        "monitor's grouping; the default rule, the same run): "
+        "monitor's grouping; the rule, the same run): "
         f"precision {_f(w.precision)}, recall {_f(w.recall)}, F1 {_f(w.pairs.f1)}, "
         f"precise pairs {_f(pp.precision)} / {_f(pp.recall)}.",
     ]
     lines += [
         "",
-        "Density (default rule, the same seed and number of events):",
+        "Density (the rule, the same seed and number of events):",
         "",
         _row(("events a day", "precision", "recall", "F1")),
         _row(("---",) * 4),
@@ -265,7 +283,7 @@ def report(events: int, seed: int, per_day: float) -> str:
         m = (
             base.score
             if density == per_day
-            else measure(simulate(events, seed=seed, per_day=density)).score
+            else measure(simulate(events, seed=seed, per_day=density), rule).score
         )
         lines.append(_row((f"{density:g}", _f(m.precision), _f(m.recall), _f(m.pairs.f1))))
     lines += ["", f"({time.perf_counter() - started:.1f} s)"]
@@ -397,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
-    print(report(args.events, args.seed, args.per_day))
+    # the worker's rule: the defaults, or what CEASEFIRE_LINK_* set
+    print(report(args.events, args.seed, args.per_day, Settings().link_rule()))
     return 0
 
 
