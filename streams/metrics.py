@@ -132,6 +132,14 @@ REPORTS_HELD = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+REPORTS_CROWDED = Gauge(
+    "ceasefire_reports_crowded",
+    "Current reports of the partitions this worker owns that link with no other report "
+    "because their linking cell (zone, category class, precisions, time bucket) holds more "
+    "than CEASEFIRE_LINK_CROWD_LIMIT: each is an incident alone, so a flood at one place "
+    'and time is counted report by report (docs/record.md, "Crowded cells").',
+    registry=REGISTRY,
+)
 PARTITIONS_OWNED = Gauge(
     "ceasefire_partitions_owned",
     "Partitions of the zone stage (incidents and tallies) this worker owns.",

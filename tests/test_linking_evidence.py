@@ -280,6 +280,7 @@ def test_crowded_grouping_with_evidence_equals_the_reference_on_random_streams()
                 current[rid] = r
             crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
             crowded_steps += bool(crowded)
+            assert linker.crowded_reports == len(crowded)  # the gauge's count, kept as it goes
             free = [r for r in current.values() if r.ident not in crowded]
             expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
             assert grouping(linker) == expected

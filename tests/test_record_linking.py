@@ -275,6 +275,7 @@ def test_a_crowded_cell_links_nothing_until_it_falls_to_the_limit() -> None:
     rg = linker.upsert(reports[4])  # the fifth: the cell is crowded, each report alone
     assert grouping(linker) == {frozenset({r.ident}) for r in reports}
     assert all(linker.crowded(r.ident) for r in reports)
+    assert linker.crowded_reports == 5
     # What changed: {s0, s1, s2} split up, the fifth arrived; the lone s0 stays as it was.
     assert set(rg.after) == {reports[i].ident for i in (0, 1, 2, 4)}
     assert set(rg.before) == {reports[0].ident}
@@ -286,6 +287,7 @@ def test_a_crowded_cell_links_nothing_until_it_falls_to_the_limit() -> None:
     # Back at the limit, the cell's reports link again: the same as grouped from scratch.
     linker.remove(reports[0].ident)
     assert not linker.crowded(reports[1].ident)
+    assert linker.crowded_reports == 0
     assert grouping(linker) == {
         frozenset(m.ident for m in g) for g in canonical_groups([*reports[1:], *far], rule).values()
     }
@@ -318,6 +320,7 @@ def test_crowded_grouping_equals_the_from_scratch_one_on_random_streams() -> Non
                 current[rid] = r
             crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
             crowded_steps += bool(crowded)
+            assert linker.crowded_reports == len(crowded)  # the gauge's count, kept as it goes
             free = [r for r in current.values() if r.ident not in crowded]
             expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
             assert grouping(linker) == expected

@@ -59,7 +59,7 @@ class Harness:
     the zone stage over `partitions` (its input, `ceasefire.reports.by-zone`, routed by
     zone; what it sends itself there comes back to it)."""
 
-    def __init__(self, partitions: int = 1) -> None:
+    def __init__(self, partitions: int = 1, rule: LinkRule | None = None) -> None:
         self.settings = Settings()
         self.producer = FakeProducer()
         self.dead: list[tuple[str, DeadRecord]] = []
@@ -85,7 +85,7 @@ class Harness:
             readiness_changed=lambda: None,
         )
         self.identity = IdentityStage(ports)
-        self.zone = ZoneStage(ports, LinkRule())
+        self.zone = ZoneStage(ports, rule or LinkRule())
         self.identity.restore({0: Recovered()})
         self.zone.restore({p: Recovered() for p in range(partitions)})
         self.offsets: dict[tuple[str, int], int] = {}
@@ -644,3 +644,27 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
     assert carried == asyncio.run(published(False))
     assert len({p for p, _, _, _ in carried}) > 1  # partitions told apart
     assert all(k is not None and p == partition_for(k, [0, 1, 2, 3]) for p, k, _, _ in carried)
+
+
+def test_reports_of_a_crowded_cell_are_counted_in_a_gauge() -> None:
+    """A flood at one place and time past the crowd limit: each report an incident alone,
+    and the operator sees how many (`ceasefire_reports_crowded`), until it falls back."""
+    from streams.metrics import REGISTRY
+
+    def crowded() -> float | None:
+        return REGISTRY.get_sample_value("ceasefire_reports_crowded")
+
+    async def run() -> None:
+        h = Harness(rule=LinkRule(crowd_limit=3))
+        for i in range(3):
+            await h.send(report(f"f{i}", source=f"pkf-op-{i}"))
+        assert crowded() == 0
+        assert [r["incidents"] for r in h.rows()] == [1]  # three sources, one event
+        await h.send(report("f3", source="pkf-op-3"))
+        assert crowded() == 4
+        assert [(r["incidents"], r["reports"]) for r in h.rows()] == [(4, 4)]
+        await h.send({"report_id": "f3", "source": "pkf-op-3", "revision": 1, "withdrawn": True})
+        assert crowded() == 0
+        assert [r["incidents"] for r in h.rows()] == [1]
+
+    asyncio.run(run())

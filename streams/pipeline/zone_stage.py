@@ -274,6 +274,7 @@ class ZoneStage(Stage[ZoneOutput]):
         books = self.books.values()
         metrics.REPORTS_HELD.labels("open").set(sum(len(b) for b in books))
         metrics.REPORTS_HELD.labels("closed").set(sum(b.archive.reports for b in books))
+        metrics.REPORTS_CROWDED.set(sum(b.crowded_reports for b in books))
 
     def partitions_ready(self) -> set[int]:
         return set(self.tallies) if self.ready.is_set() else set()

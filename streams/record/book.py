@@ -123,6 +123,11 @@ class IncidentBook:
     def __len__(self) -> int:
         return len(self._zone_of)
 
+    @property
+    def crowded_reports(self) -> int:
+        """Current reports in crowded linking cells: each an incident alone (a flood)."""
+        return sum(linker.crowded_reports for linker in self.zones.values())
+
     def report(self, ident: Ident) -> ReportVersion | None:
         zone = self._zone_of.get(ident)
         return None if zone is None else self.zones[zone].live[ident]

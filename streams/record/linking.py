@@ -379,6 +379,8 @@ class ZoneLinker:
         self._index: dict[tuple[str, TimePrecision], dict[int, list[_Entry]]] = {}
         #: identity -> the cell holding its entry (the crowd check is its length)
         self._home: dict[Ident, list[_Entry]] = {}
+        #: current reports in crowded cells (each an incident alone), kept as cells change
+        self.crowded_reports = 0
         self._width = {p: self.rule.window_seconds + self.rule.half_width(p) for p in TimePrecision}
         self._half = {p: self.rule.half_width(p) for p in TimePrecision}
         #: entries of cells examined by `neighbours` (the work the crowd limit bounds)
@@ -420,10 +422,16 @@ class ZoneLinker:
             home = cells[t] = []
         home.append(e)
         self._home[r.ident] = home
+        n, limit = len(home), self.rule.crowd_limit
+        if n > limit:  # the cell's reports count from the moment it is crowded
+            self.crowded_reports += n if n == limit + 1 else 1
 
     def _index_remove(self, r: ReportVersion) -> None:
         e = self._entries.pop(r.ident)
         home = self._home.pop(r.ident)
+        n, limit = len(home), self.rule.crowd_limit
+        if n > limit:  # ... until it falls to the limit
+            self.crowded_reports -= n if n == limit + 1 else 1
         home.remove(e)
         if not home:
             key, t = self._place(e)
@@ -544,6 +552,7 @@ class ZoneLinker:
         self._entries = {}
         self._index = {}
         self._home = {}
+        self.crowded_reports = 0
         for r in reports:
             if r.ident in self.live:
                 raise ValueError(f"two versions of {r.ident}")

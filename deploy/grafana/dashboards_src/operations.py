@@ -123,8 +123,13 @@ def build() -> dashboard_b.Dashboard:
                 "Current reports each worker's zone stage holds: open (linked in memory) and "
                 "closed (days older than the retention, kept compressed; their counts stay "
                 "exact). Open reports cost memory and restart time: they should stay near what "
-                "the retention holds.",
-                [Q(f"ceasefire_reports_held{{{W}}}", "{{instance}} {{state}}")],
+                "the retention holds. Crowded: open reports of a linking cell past "
+                "CEASEFIRE_LINK_CROWD_LIMIT (a flood at one place and time), each an incident "
+                "alone; above 0, look at what is flooding that zone.",
+                [
+                    Q(f"ceasefire_reports_held{{{W}}}", "{{instance}} {{state}}"),
+                    Q(f"ceasefire_reports_crowded{{{W}}}", "{{instance}} crowded"),
+                ],
                 width=24,
             )
         )
