@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from schemas import jsonbytes
-from schemas.codes import Category, Party, Severity, Verification
+from schemas.codes import Category, E, Party, Severity, Verification, by_value
 from schemas.incident import Incident
 
 KIND = "incident"
@@ -80,18 +79,10 @@ def encode_alert_input(i: AlertInput) -> bytes:
     )
 
 
-E = TypeVar("E", bound=StrEnum)
-
-
-def _members(enum: type[E]) -> dict[str, E]:
-    return {m.value: m for m in enum}
-
-
-# one dict lookup per code: a fifth of `Enum(value)`
-_CATEGORIES = _members(Category)
-_SEVERITIES = _members(Severity)
-_VERIFICATIONS = _members(Verification)
-_PARTIES = _members(Party)
+_CATEGORIES = by_value(Category)
+_SEVERITIES = by_value(Severity)
+_VERIFICATIONS = by_value(Verification)
+_PARTIES = by_value(Party)
 
 
 class _Bad(ValueError):

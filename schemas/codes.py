@@ -3,7 +3,17 @@ metric labels, topic payload values and rule-file values at once."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=Enum)
+
+
+def by_value(enum: type[E]) -> dict[Any, E]:
+    """An enum's members by value: a dict lookup costs a fifth of `Enum(value)`, for the
+    internal hops that read codes by hand (`streams/pipeline/versions.py`,
+    `schemas/alert_input.py`)."""
+    return {m.value: m for m in enum}
 
 
 class SourceType(StrEnum):

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -90,17 +91,9 @@ def report_incident(
     )
 
 
-def inc(
-    at: datetime,
-    zone: str = "shusha",
-    category: str = "small_arms_fire",
-    party: str = "az",
-    killed: int = 0,
-    wounded: int = 0,
-    incident_id: str | None = None,
-) -> AlertInput:
-    """A report of one source standing for its incident, as the alert stage reads it."""
-    return from_incident(report_incident(at, zone, category, party, killed, wounded, incident_id))
+def inc(at: datetime, **fields: Any) -> AlertInput:
+    """`report_incident(at, **fields)` standing for its incident, as the alert stage reads it."""
+    return from_incident(report_incident(at, **fields))
 
 
 def rules_of(text: str) -> RuleSet:
