@@ -59,8 +59,10 @@ class Harness:
     the zone stage over `partitions` (its input, `ceasefire.reports.by-zone`, routed by
     zone; what it sends itself there comes back to it)."""
 
-    def __init__(self, partitions: int = 1, rule: LinkRule | None = None) -> None:
-        self.settings = Settings()
+    def __init__(
+        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 2
+    ) -> None:
+        self.settings = Settings(internal_format=internal_format)
         self.producer = FakeProducer()
         self.dead: list[tuple[str, DeadRecord]] = []
         #: packs on the zone stage's input not applied yet, and those applied: (partition, pack)
@@ -668,3 +670,52 @@ def test_reports_of_a_crowded_cell_are_counted_in_a_gauge() -> None:
         assert [r["incidents"] for r in h.rows()] == [1]
 
     asyncio.run(run())
+
+
+def test_the_earlier_internal_format_for_a_rolling_upgrade() -> None:
+    """CEASEFIRE_INTERNAL_FORMAT=1: the stages write what workers before the fields were
+    carried read (an upsert with the classified document; an alert input that is that
+    document with the incident's fields over it, read through the `Incident` model), and
+    the incidents and what the alert stage hears are those of the current format."""
+    from schemas.alert_input import from_incident, read_alert_input
+    from schemas.incident import Incident
+    from streams.pipeline.zone_stage import RETRACT_PREFIX
+
+    reports = [
+        report("op", casualties={"killed": 2}),
+        report("az-1", source="az-mod", source_type="party_statement", claimant="az"),
+        report("am-1", source="am-mod", source_type="party_statement", claimant="am"),
+        report("op", revision=1, casualties={"killed": 3}),
+        report("far", location={"lat": 39.795, "lon": 47.113}),
+    ]
+
+    async def run(internal_format: int) -> tuple[Harness, list[Any]]:
+        h = Harness(internal_format=internal_format)
+        for doc in reports:
+            await h.send(doc)
+        heard = [
+            raw
+            for _, _, pack in h.producer.sent[h.settings.zone_packs_topic]
+            for raw in unpack(pack or b"")
+            if not raw.startswith(RETRACT_PREFIX)
+        ]
+        return h, heard
+
+    earlier, earlier_heard = asyncio.run(run(1))
+    current, current_heard = asyncio.run(run(2))
+    upserts = [
+        json.loads(line)
+        for _, pack in earlier.delivered
+        for line in unpack(pack)
+        if b'"op":"upsert"' in line
+    ]
+    assert len(upserts) == len(reports)
+    assert all(u["doc"]["kind"] == "report" and "v" not in u for u in upserts)
+    assert all(b'"doc"' not in pack for _, pack in current.delivered)
+    # what an earlier alert stage read, and what it said, is what the current one hears
+    said = [from_incident(Incident.model_validate_json(raw)) for raw in earlier_heard]
+    assert said == [read_alert_input(raw) for raw in current_heard]
+    assert [read_alert_input(raw) for raw in earlier_heard] == said
+    assert len(said) >= 4 and any(i.perpetrator == "unknown" for i in said)  # contested
+    assert earlier.incidents() == current.incidents()
+    assert earlier.rows() == current.rows()

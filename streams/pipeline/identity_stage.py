@@ -35,6 +35,7 @@ from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import (
     BadDocument,
+    document_upsert_message,
     legacy_digest,
     remove_message,
     upsert_message,
@@ -72,6 +73,8 @@ class IdentityStage(Stage[IdentityOutput]):
             changelog_app_id=changelog_app_id,
         )
         self.states: dict[int, IdentityState] = {}
+        #: upserts by field (`CEASEFIRE_INTERNAL_FORMAT`), or whole documents
+        self.fields_format = s.internal_format >= 2
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         states: dict[int, IdentityState] = {}
@@ -126,10 +129,11 @@ class IdentityStage(Stage[IdentityOutput]):
                         (
                             version.zone.encode(),
                             upsert_message(
-                                version,
-                                doc.get("civilian") is True,
-                                iid,
-                                murmur2(iid.encode()),
+                                version, doc.get("civilian") is True, iid, murmur2(iid.encode())
+                            )
+                            if self.fields_format
+                            else document_upsert_message(
+                                raw, version.digest, iid, murmur2(iid.encode())
                             ),
                         )
                     )

@@ -199,6 +199,20 @@ def upsert_message(
     )
 
 
+def document_upsert_message(
+    doc_raw: bytes, digest: bytes, incident_id: str, key_hash: int
+) -> bytes:
+    """The upsert as workers before the fields were carried wrote and read it: the whole
+    classified document (`CEASEFIRE_INTERNAL_FORMAT=1`, for a rolling upgrade from them;
+    they read `doc` and `digest` and ignore the rest)."""
+    return (
+        b'{"op":"upsert","digest":"%s","iid":"%s","kh":%d,"doc":'
+        % (digest.hex().encode(), incident_id.encode(), key_hash)
+        + doc_raw
+        + b"}"
+    )
+
+
 def remove_message(source: str, report_id: str, revision: int, to: str | None = None) -> bytes:
     """`to`: the zone the report moved to (None: a withdrawal)."""
     msg: dict[str, Any] = {
@@ -226,6 +240,9 @@ class Upsert(NamedTuple):
     #: before they were carried)
     incident_id: str | None = None
     key_hash: int | None = None
+    #: the classified document, when the upsert carried it (the earlier form): what an
+    #: alert input of the earlier form is made of (`CEASEFIRE_INTERNAL_FORMAT=1`)
+    doc: dict[str, Any] | None = None
 
 
 class Remove(NamedTuple):
@@ -341,6 +358,7 @@ def read_message(raw: bytes) -> Upsert | Remove | Floor:
         if msg["op"] == "upsert":
             digest = bytes.fromhex(msg["digest"])
             fields = msg.get("v")
+            doc: dict[str, Any] | None = None
             if fields is not None:
                 version = _version_of_fields(fields, digest)
                 civilian = msg["civ"]
@@ -353,9 +371,9 @@ def read_message(raw: bytes) -> Upsert | Remove | Floor:
                     raise BadDocument("an upsert of a withdrawal")
                 version, civilian = found, doc.get("civilian") is True
             iid, kh = msg.get("iid"), msg.get("kh")
-            if type(iid) is str and type(kh) is int:
-                return Upsert(version, civilian, iid, kh)
-            return Upsert(version, civilian)
+            if type(iid) is not str or type(kh) is not int:
+                iid = kh = None
+            return Upsert(version, civilian, iid, kh, doc)
         raise BadDocument(f"unknown op {msg['op']!r}")
     except BadDocument:
         raise

@@ -34,7 +34,7 @@ from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
-from streams.record.alert_view import alert_input
+from streams.record.alert_view import alert_document, alert_input
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import (
     IncidentFields,
@@ -44,7 +44,6 @@ from streams.record.incident import (
     give_incident_id,
 )
 from streams.record.linking import LinkRule
-from streams.record.model import ReportVersion
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
 
@@ -61,8 +60,8 @@ class ZoneOutput:
     incidents: dict[tuple[str, str], IncidentRecord] = field(default_factory=dict)
     #: partition of each incident (for the tally)
     partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: the reports upserted in this step, with their civilian flags, by identity
-    upserted: dict[tuple[str, str], tuple[ReportVersion, bool]] = field(default_factory=dict)
+    #: the upserts of this step, by identity
+    upserted: dict[tuple[str, str], Upsert] = field(default_factory=dict)
     entries: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
     #: written once `entries` are (`Change.later`)
     later: dict[int, dict[bytes, bytes | None]] = field(default_factory=dict)
@@ -106,11 +105,12 @@ def retraction(record: IncidentRecord) -> bytes:
     return raw
 
 
-def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
+def alert_inputs_of(out: ZoneOutput, fields_format: bool = True) -> list[tuple[bytes, bytes]]:
     """What the alert stage hears of a step, from the step's final incident versions (an
     id that opened and was merged within the step never reaches it): each open incident
     that took a report in this step, as that report; each merged or withdrawn id, as a
-    retraction."""
+    retraction. Not `fields_format`: as the report's whole document where its upsert
+    carried it (`CEASEFIRE_INTERNAL_FORMAT=1`)."""
     inputs: list[tuple[bytes, bytes]] = []
     upserted = out.upserted
     for incident in out.incidents.values():
@@ -123,8 +123,11 @@ def alert_inputs_of(out: ZoneOutput) -> list[tuple[bytes, bytes]]:
         for source, report_id, _ in incident.fields.reports:
             found = upserted.get((source, report_id))
             if found is not None:
-                report, civilian = found
-                inputs.append((zone, encode_alert_input(alert_input(report, civilian, incident))))
+                if fields_format or found.doc is None:
+                    made = alert_input(found.version, found.civilian, incident)
+                    inputs.append((zone, encode_alert_input(made)))
+                else:
+                    inputs.append((zone, jsonbytes.dumps(alert_document(found.doc, incident))))
                 break
     return inputs
 
@@ -184,7 +187,7 @@ class ZoneStage(Stage[ZoneOutput]):
                         give_incident_id(msg.version.ident, msg.incident_id)
                         out.key_hashes[msg.incident_id.encode()] = msg.key_hash
                     change = book.upsert(msg.version)
-                    out.upserted[msg.version.ident] = (msg.version, msg.civilian)
+                    out.upserted[msg.version.ident] = msg
                 elif isinstance(msg, Floor):
                     change = book.floor(msg.source, msg.report_id, msg.version)
                 else:
@@ -213,7 +216,7 @@ class ZoneStage(Stage[ZoneOutput]):
                     out.key_hashes,
                 )
             )
-        alert_inputs = alert_inputs_of(out)
+        alert_inputs = alert_inputs_of(out, s.internal_format >= 2)
         if alert_inputs:
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
             sends.extend(

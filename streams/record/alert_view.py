@@ -9,6 +9,8 @@ stage; the backtest feeds it to the engine directly. Pure.
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.alert_input import AlertInput, occurred_ms
 from schemas.codes import Party
 from streams.record.incident import IncidentRecord
@@ -37,3 +39,19 @@ def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -
         report.place,
         report.source,
     )
+
+
+def alert_document(doc: dict[str, Any], record: IncidentRecord) -> dict[str, Any]:
+    """The earlier form of `alert_input`, as workers before it read it: the report's
+    classified document with the incident's fields over it (`CEASEFIRE_INTERNAL_FORMAT=1`)."""
+    f = record.fields
+    return {
+        **doc,
+        "incident_id": record.incident_id,
+        "category": str(f.category),
+        "severity": str(f.severity),
+        "verification": str(f.verification),
+        "perpetrator": _PARTIES.get(f.attribution, Party.UNKNOWN).value,
+        "killed": f.killed,
+        "wounded": f.wounded,
+    }
