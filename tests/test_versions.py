@@ -23,6 +23,7 @@ from streams.pipeline.versions import (
     Remove,
     Upsert,
     document_digest,
+    document_upsert_message,
     floor_message,
     read_message,
     remove_message,
@@ -82,9 +83,13 @@ def test_messages_round_trip_and_junk_is_named() -> None:
     whole = b'{"op":"upsert","digest":"' + digest + b'","doc":' + json.dumps(doc).encode()
     kh = murmur2(iid.encode())
     msg = read_message(whole + b',"iid":"' + iid.encode() + b'","kh":' + b"%d}" % kh)
-    assert msg == Upsert(version, False, iid, kh)
+    assert msg == Upsert(version, False, iid, kh, doc)
     msg = read_message(whole + b"}")
-    assert msg == Upsert(version, False)  # dataclass equality: every field, the digest too
+    assert msg == Upsert(version, False, doc=doc)  # every field of the version, the digest too
+    # what CEASEFIRE_INTERNAL_FORMAT=1 writes: that form, with the id and hash
+    raw = document_upsert_message(json.dumps(doc).encode(), version.digest, iid, kh)
+    assert read_message(raw) == Upsert(version, False, iid, kh, doc)
+    assert json.loads(raw)["doc"] == doc  # as the earlier zone stage read it
     assert read_message(remove_message("s", "r", 4)) == Remove("s", "r", 4)
     assert read_message(remove_message("s", "r", 4, to="shusha")) == Remove("s", "r", 4, "shusha")
     assert read_message(floor_message("s", "r", 3)) == Floor("s", "r", 3)
