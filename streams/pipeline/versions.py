@@ -20,8 +20,10 @@ names the report, not the id: the id is a function of it (`incident_id_for`), an
 finds an incident by its first report.
 
 An upsert carries the record version's fields by position and the report's civilian flag,
-all that the zone stage reads, and alerts word, of the classified document (an upsert written
-before this carried the whole document, `"doc"`, and is still read).
+all that the zone stage reads, and alerts word, of the classified document. An upsert
+written before this carried the whole document (`"doc"`): it is still read, and written
+with `CEASEFIRE_INTERNAL_FORMAT=1` while workers of that time still run
+(`document_upsert_message`; docs/operations.md, "Upgrading workers").
 
 A report's content digest is taken once, by ingest (`document_digest`, carried as the
 document's `digest`); a document without one (written before it) gets the earlier
