@@ -340,6 +340,13 @@ def render(results: dict[str, list[StageResult]], console: Console) -> None:
     console.print(table)
     a, b, c = medians["a"], medians["b"], medians["c"]
     console.print(f"c/a = {c / a:.3f}   c/b = {c / b:.3f}   (medians; target c/b >= 0.8)")
+    if repeat > 1:
+        # (b) and (c) of one round run minutes apart, rounds further: the machine's speed
+        # drifts between them, so the ratio of each round shows how far to trust the medians'
+        rounds = [
+            f"{rc.rate / rb.rate:.3f}" for rb, rc in zip(results["b"], results["c"], strict=True)
+        ]
+        console.print(f"c/b by round: {', '.join(rounds)}")
 
 
 def stage_main(argv: list[str]) -> None:
