@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.alert_input import AlertInput, occurred_ms
-from schemas.codes import Party
+from schemas.codes import Party, by_value
 from streams.record.incident import IncidentRecord
 from streams.record.model import ReportVersion
 
 #: `contested` and any attribution that is no party a rule can name read as `unknown`
-_PARTIES = {p.value: p for p in Party}
+_PARTIES = by_value(Party)
 
 
 def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -> AlertInput:
