@@ -116,6 +116,13 @@ def test_a_killed_child_is_replaced_and_nothing_is_lost_or_counted_twice(
     try:
         produce(broker.bootstrap, "ceasefire.reports", batch(0, 200))
         wait_for(lambda: counted(worker) == 200, timeout=60, what="the first 200 counted")
+        # The zone stage may count them before the child's next status (a tenth of a second)
+        # brings its counters: what a child counted and had not reported dies with it.
+        wait_for(
+            lambda: worker.metric("ceasefire_reports_total") == 200,
+            timeout=10,
+            what="the first 200 in the relayed counter",
+        )
         (child,) = _children(worker.proc.pid, module)
         # behind the worker's event loop where both want a core
         assert _niceness(child) == _niceness(worker.proc.pid) + CHILD_NICE

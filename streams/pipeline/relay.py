@@ -12,7 +12,9 @@ worker's `MetricMirror.apply` adds them to its own metric objects:
   gone (`MetricMirror.clear`).
 
 A restarted child starts from zero and sends what it gained since: the worker's counters
-go on from where they were, never backwards.
+go on from where they were, never backwards. What a killed child counted after its last
+status (at most a tenth of a second of work) is lost with it, as a killed process's own
+counters would be; the state it wrote is not.
 """
 
 from __future__ import annotations
