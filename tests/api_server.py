@@ -15,11 +15,11 @@ from streams.kafka.broker import free_port
 from streams.web.api import Api
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 
 @contextmanager
-def serve_api(monitor_at: Callable[[str], Monitor]) -> Iterator[str]:
+def serve_api(monitor_at: Callable[[str], WorkerView]) -> Iterator[str]:
     """Serve `Api(monitor_at(url))` at `url` until the block ends; yields the url."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"

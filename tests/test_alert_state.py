@@ -33,6 +33,7 @@ from streams.pipeline.alert_state import (
 )
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.progress import Record
+from streams.pipeline.stage import Ports
 from streams.store.changelog import APPLIED_KEY, Recovered
 from tests.fakes import FakeProducer
 
@@ -91,15 +92,15 @@ def fake_stage(producer: FakeProducer) -> AlertStage:
         task=lambda fn: fn,
         assignor=SimpleNamespace(assigned_actives=lambda: {TopicPartition(s.zone_packs_topic, 0)}),
     )
-    monitor = SimpleNamespace(
+    ports = Ports(
         settings=s,
-        zones=ZONES,
-        app=app,
-        producer=SimpleNamespace(started=started, partitions_of=partitions_of),
-        dead_letter_internal=dead_letter,
-        update_ready=lambda: None,
+        app=app,  # type: ignore[arg-type]
+        producer=started,  # type: ignore[arg-type]
+        partitions_of=partitions_of,
+        dead_letter=dead_letter,
+        readiness_changed=lambda: None,
     )
-    stage = AlertStage(monitor)  # type: ignore[arg-type]
+    stage = AlertStage(ports, ZONES.ids)
     stage.rules = RULES
     return stage
 

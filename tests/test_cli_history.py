@@ -23,14 +23,14 @@ from tests.test_web_incidents_api import ZONES, all_books, expected_order
 from tests.test_web_series import tallies
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 pytestmark = pytest.mark.timeout(60)
 
 AS_OF = "2026-11-29T12:00:00Z"
 
 
-def stand_in(url: str) -> Monitor:
+def stand_in(url: str) -> WorkerView:
     books, held = all_books(), tallies()
     monitor = SimpleNamespace(
         settings=Settings(partitions=2, advertised_url=url),
@@ -38,7 +38,7 @@ def stand_in(url: str) -> Monitor:
         zone=SimpleNamespace(books=books, tallies=held, partitions_ready=lambda: {0, 1}),
         app=SimpleNamespace(router=SimpleNamespace(table_metadata=lambda _: {url: {"t": {0, 1}}})),
     )
-    return cast("Monitor", monitor)
+    return cast("WorkerView", monitor)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from streams.config import Settings
 from streams.web.api import Api
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,7 +70,7 @@ _ZONES = ZoneCatalogue.load(None)
 _CLASSIFIER = Classifier(_ZONES, Gazetteer.load(None))
 
 
-def stand_in(**settings: Any) -> tuple[Monitor, RecordingProducer]:
+def stand_in(**settings: Any) -> tuple[WorkerView, RecordingProducer]:
     producer = RecordingProducer()
     monitor = SimpleNamespace(
         settings=Settings(**settings),
@@ -79,7 +79,7 @@ def stand_in(**settings: Any) -> tuple[Monitor, RecordingProducer]:
         classifier=_CLASSIFIER,
         zones=_ZONES,
     )
-    return cast("Monitor", monitor), producer
+    return cast("WorkerView", monitor), producer
 
 
 class Harness:
@@ -501,9 +501,9 @@ async def test_a_peer_answering_nonsense_makes_the_answer_incomplete_not_a_crash
             alerting=SimpleNamespace(alerts=lambda status: []),
         )
         with pytest.raises(Incomplete):
-            await cluster_rows(cast("Monitor", monitor), window="24h", by="zone", as_of=1.6e9)
+            await cluster_rows(cast("WorkerView", monitor), window="24h", by="zone", as_of=1.6e9)
         with pytest.raises(Incomplete):
-            await cluster_alerts(cast("Monitor", monitor), "firing")
+            await cluster_alerts(cast("WorkerView", monitor), "firing")
 
 
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:

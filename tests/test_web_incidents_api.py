@@ -27,7 +27,7 @@ from streams.web.incidents import CSV_COLUMNS
 from tests.record_helpers import MIN, rv
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,7 +79,7 @@ def stand_in(
     url: str = "http://127.0.0.1:1",
     owners: dict[str, set[int]] | None = None,
     ready: Callable[[], set[int]] | None = None,
-) -> Monitor:
+) -> WorkerView:
     owners = owners if owners is not None else {url: set(books)}
     monitor = SimpleNamespace(
         settings=Settings(partitions=2, advertised_url=url, api_token=TOKEN),
@@ -91,11 +91,11 @@ def stand_in(
             )
         ),
     )
-    return cast("Monitor", monitor)
+    return cast("WorkerView", monitor)
 
 
 @asynccontextmanager
-async def serve(monitor: Monitor, port: int | None = None) -> AsyncIterator[Client]:
+async def serve(monitor: WorkerView, port: int | None = None) -> AsyncIterator[Client]:
     server = TestServer(Api(monitor).web, host="127.0.0.1", port=port)
     async with TestClient(server) as client:
         yield client

@@ -24,7 +24,7 @@ from streams.tallies.state import IncidentTally
 from streams.web.api import Api
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,7 +82,7 @@ def stand_in(
     url: str = "http://127.0.0.1:1",
     owners: dict[str, set[int]] | None = None,
     ready: Callable[[], set[int]] | None = None,
-) -> Monitor:
+) -> WorkerView:
     owners = owners if owners is not None else {url: set(held)}
     monitor = SimpleNamespace(
         settings=Settings(partitions=2, advertised_url=url, api_token=TOKEN),
@@ -93,11 +93,11 @@ def stand_in(
             )
         ),
     )
-    return cast("Monitor", monitor)
+    return cast("WorkerView", monitor)
 
 
 @asynccontextmanager
-async def serve(monitor: Monitor, port: int | None = None) -> AsyncIterator[Client]:
+async def serve(monitor: WorkerView, port: int | None = None) -> AsyncIterator[Client]:
     async with TestClient(TestServer(Api(monitor).web, host="127.0.0.1", port=port)) as client:
         yield client
 

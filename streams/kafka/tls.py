@@ -15,7 +15,7 @@ import ssl
 import struct
 
 from streams.config import Settings
-from streams.kafka.topics import BrokerUnavailable
+from streams.kafka.errors import BrokerUnavailable
 
 API_VERSIONS = 18
 

@@ -12,12 +12,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
+from streams.kafka.errors import BrokerUnavailable, unreachable
+from streams.kafka.tls import check_tls
+
+__all__ = ["BrokerUnavailable", "TopicSpec", "ensure_topics", "topic_specs", "unreachable"]
 
 DAY_MS = 86_400_000
-
-
-class BrokerUnavailable(RuntimeError):
-    """No broker answered at the configured address."""
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,6 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
-
-
-def unreachable(settings: Settings) -> BrokerUnavailable:
-    return BrokerUnavailable(
-        f"no Kafka broker reachable at {settings.bootstrap()} "
-        "(start one with `ceasefire-monitor run`, or set --broker / CEASEFIRE_BROKER)"
-    )
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -55,8 +48,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
-    from streams.kafka.tls import check_tls
-
     check_tls(settings)  # a certificate problem is one clear line, not a bootstrap timeout
     try:
         return KafkaAdminClient(

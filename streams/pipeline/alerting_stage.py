@@ -28,9 +28,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import TopicPartition
 
@@ -40,6 +40,7 @@ from alerting.rules import THEATRE, RuleSet, load_rules
 from alerting.theatre import FatalChange, ledger_changes
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput, encode_alert_input, read_alert_input
+from schemas.codes import RejectReason
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
@@ -54,13 +55,11 @@ from streams.pipeline.alert_state import (
 )
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
+from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.zone_stage import RETRACT_PREFIX
 from streams.store.batches import send_to_partition
 from streams.store.changelog import ChangelogStore, Entry
-
-if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +76,13 @@ LEDGER_RESEND_SECONDS = 3600.0
 
 
 class AlertStage:
-    def __init__(self, monitor: Monitor) -> None:
-        self.monitor = monitor
-        s = monitor.settings
-        self.rules: RuleSet = load_rules(s.rules, known_zones=monitor.zones.ids)
+    """`ports`: what it may use of the worker; `zone_ids`: the catalogue's zones, which
+    zone-scoped rules are checked against."""
+
+    def __init__(self, ports: Ports, zone_ids: Collection[str]) -> None:
+        self.ports = ports
+        s = ports.settings
+        self.rules: RuleSet = load_rules(s.rules, known_zones=zone_ids)
         self.states: dict[str, ZoneState] = {}
         self.partition_of: dict[str, int] = {}
         self.history = ResolvedHistory(s)
@@ -113,7 +115,7 @@ class AlertStage:
             if s.alertmanager_url
             else None
         )
-        app = monitor.app
+        app = ports.app
         self.topic = app.topic(
             s.zone_packs_topic,
             key_type=bytes,
@@ -126,18 +128,16 @@ class AlertStage:
             ALERT_TABLE, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         self.table.on_recover(self._on_recovered)
-        self.store = ChangelogStore(
-            self.table.changelog_topic.get_topic_name(), s, monitor.producer.started
-        )
+        self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
         app.agent(self.topic, name="evaluate-alerts")(self._evaluate)
         app.timer(TICK_SECONDS)(self._tick)
         app.task(self.history.follow)
 
     # -- state ------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
-        topic = self.monitor.settings.zone_packs_topic
+        topic = self.ports.settings.zone_packs_topic
         return {
-            tp.partition for tp in self.monitor.app.assignor.assigned_actives() if tp.topic == topic
+            tp.partition for tp in self.ports.app.assignor.assigned_actives() if tp.topic == topic
         }
 
     def revoked(self) -> None:
@@ -184,7 +184,7 @@ class AlertStage:
             self._set_ready()
 
     def _new_state(self, zone: str) -> ZoneState:
-        configured = self.monitor.settings.observed_since
+        configured = self.ports.settings.observed_since
         if configured is not None:
             return ZoneState.new(zone, since=configured.astimezone(UTC))
         ms = self.since_of.get(self.partition_of[zone], int(time.time() * 1000))
@@ -192,7 +192,7 @@ class AlertStage:
 
     def _set_ready(self) -> None:
         self.ready.set()
-        self.monitor.update_ready()
+        self.ports.readiness_changed()
 
     async def _settle_retrying(self, outboxes: dict[int, Outbox], generation: int) -> None:
         delay = 1.0
@@ -209,10 +209,10 @@ class AlertStage:
         """Publish what a previous owner committed to but did not confirm: every outbox
         event (per partition) not on the alert topic yet. Alertmanager hears all of them
         again (it de-duplicates by labels)."""
-        s = self.monitor.settings
-        await self.monitor.producer.started()
+        s = self.ports.settings
+        await self.ports.producer()
         since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
-        partitions = await self.monitor.producer.partitions_of(s.alerts_topic)
+        partitions = await self.ports.partitions_of(s.alerts_topic)
         published = await read_partitions(
             s.bootstrap(),
             [TopicPartition(s.alerts_topic, p) for p in partitions],
@@ -302,10 +302,10 @@ class AlertStage:
 
     async def _send_to_theatre(self, changes: list[FatalChange]) -> None:
         """To the theatre topic's one partition, in order; awaited."""
-        producer = await self.monitor.producer.started()
+        producer = await self.ports.producer()
         sends = await send_to_partition(
             producer,
-            self.monitor.settings.theatre_topic,
+            self.ports.settings.theatre_topic,
             0,
             [(c.key.encode(), c.encode()) for c in changes],
         )
@@ -313,7 +313,7 @@ class AlertStage:
 
     # -- the agent and the clock ----------------------------------------------------------
     async def _evaluate(self, stream: Any) -> None:
-        s = self.monitor.settings
+        s = self.ports.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.ready.wait()
             await self.input.offer(
@@ -345,8 +345,8 @@ class AlertStage:
                 by_zone.setdefault(incident.zone, []).append(incident)
                 self.partition_of[incident.zone] = r.partition
         if undecodable:
-            await self.monitor.dead_letter_internal(
-                self.monitor.settings.zone_packs_topic, undecodable
+            await self.ports.dead_letter(
+                self.ports.settings.zone_packs_topic, undecodable, RejectReason.INVALID_VALUE.value
             )
         marks: dict[str, StateMark | None] = {}
         for zone, ids in retracted.items():
@@ -370,12 +370,13 @@ class AlertStage:
                 fired = evaluate_batch(self.rules, state, incidents, now)
             except Exception as exc:  # a rule-engine fault on this input: isolate it
                 log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
-                await self.monitor.dead_letter_internal(
-                    self.monitor.settings.zone_packs_topic,
+                await self.ports.dead_letter(
+                    self.ports.settings.zone_packs_topic,
                     [
                         (self.partition_of[zone], -1, encode_alert_input(i), repr(exc))
                         for i in incidents
                     ],
+                    RejectReason.INVALID_VALUE.value,
                 )
                 continue
             if fired:
@@ -442,8 +443,8 @@ class AlertStage:
         events = list(events)
         if not events:
             return
-        producer = await self.monitor.producer.started()
-        topic = self.monitor.settings.alerts_topic
+        producer = await self.ports.producer()
+        topic = self.ports.settings.alerts_topic
         sends = []
         for event in events:
             sends.append(

@@ -40,6 +40,8 @@ from streams.pipeline.theatre_stage import TheatreStage
 from streams.pipeline.tuning import limit_malloc_arenas
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
+from streams.web.api import register_api
+from streams.web.fanout import refresh_window_gauges
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class Monitor:
         else:
             self.identity = IdentityStage(ports)
         self.zone = ZoneStage(ports, s.link_rule())
-        self.alerting = AlertStage(self)
+        self.alerting = AlertStage(ports, self.zones.ids)
         self.theatre = TheatreStage(
             ports,
             self.alerting.rules,
@@ -127,9 +129,6 @@ class Monitor:
         # first recovery is done (an `app.service`), when Faust's topics are declared.
         self.app.add_dependency(_ingest_join_service(self)())
         self.app.service(_ingest_service(self))
-
-        from streams.web.api import register_api
-
         register_api(self)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -186,8 +185,6 @@ class Monitor:
         self.update_ready()
 
     async def _refresh_window_gauges(self) -> None:
-        from streams.web.fanout import refresh_window_gauges
-
         await refresh_window_gauges(self)
 
 

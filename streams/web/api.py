@@ -47,7 +47,7 @@ from streams.web.series import parse_series
 from streams.web.series import to_csv as series_csv
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
+    from streams.web.worker_view import WorkerView
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def _utf8_prefix(raw: bytes, size: int) -> bytes:
 
 
 class Api:
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: WorkerView) -> None:
         self.monitor = monitor
         self.web = web.Application(client_max_size=monitor.settings.max_body_bytes)
         self.web.add_routes(
@@ -629,7 +629,7 @@ class Api:
 class ApiServer(faust.Service):  # type: ignore[misc]
     """Serves the API for the lifetime of the worker."""
 
-    def __init__(self, monitor: Monitor, **kwargs: Any) -> None:
+    def __init__(self, monitor: WorkerView, **kwargs: Any) -> None:
         self.monitor = monitor
         self.api = Api(monitor)
         self._runner: web.AppRunner | None = None
@@ -654,5 +654,5 @@ class ApiServer(faust.Service):  # type: ignore[misc]
             await self._runner.cleanup()
 
 
-def register_api(monitor: Monitor) -> None:
+def register_api(monitor: WorkerView) -> None:
     monitor.app.web_server(ApiServer(monitor))

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from streams import metrics
+from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
+from streams.pipeline.zone_stage import TABLE as ZONE_TABLE
 from streams.record.archive import DAY
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
@@ -38,10 +40,10 @@ from streams.web.incidents import (
 from streams.web.series import SeriesQuery, read_buckets
 
 if TYPE_CHECKING:
-    from streams.pipeline.app import Monitor
     from streams.record.book import IncidentBook
     from streams.record.incident import IncidentRecord
     from streams.tallies.state import IncidentTally
+    from streams.web.worker_view import WorkerView
 
 R = TypeVar("R")
 
@@ -56,7 +58,7 @@ class NotOwner(RuntimeError):
     """Asked for partitions this worker does not own."""
 
 
-def _tallies(monitor: Monitor, partitions: set[int]) -> list[IncidentTally]:
+def _tallies(monitor: WorkerView, partitions: set[int]) -> list[IncidentTally]:
     zone = monitor.zone
     held = zone.partitions_ready()  # empty between an assignment and its recovery
     missing = partitions - held
@@ -66,17 +68,15 @@ def _tallies(monitor: Monitor, partitions: set[int]) -> list[IncidentTally]:
 
 
 def local_rows(
-    monitor: Monitor, partitions: set[int], *, window: str, by: str, as_of: float
+    monitor: WorkerView, partitions: set[int], *, window: str, by: str, as_of: float
 ) -> list[Row]:
     since = monitor.settings.ceasefire_start.timestamp()
     parts = _tallies(monitor, partitions)
     return tally(parts, window=window, by=by, as_of=as_of, since=since)
 
 
-def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
-    from streams.pipeline.zone_stage import TABLE
-
-    meta = monitor.app.router.table_metadata(TABLE)
+def partition_owners(monitor: WorkerView) -> dict[str, set[int]]:
+    meta = monitor.app.router.table_metadata(ZONE_TABLE)
     owners: dict[str, set[int]] = {}
     for url, topics in meta.items():
         parts = {p for ps in topics.values() for p in ps}
@@ -85,16 +85,14 @@ def partition_owners(monitor: Monitor) -> dict[str, set[int]]:
     return owners
 
 
-def theatre_owners(monitor: Monitor) -> set[str]:
+def theatre_owners(monitor: WorkerView) -> set[str]:
     """The worker that evaluates the theatre (it may own no zone partition)."""
-    from streams.pipeline.theatre_stage import TABLE
-
-    meta = monitor.app.router.table_metadata(TABLE)
+    meta = monitor.app.router.table_metadata(THEATRE_TABLE)
     return {str(url).rstrip("/") for url, topics in meta.items() if any(topics.values())}
 
 
 async def ask_owners(
-    monitor: Monitor,
+    monitor: WorkerView,
     path: str,
     params: dict[str, str],
     local: Callable[[set[int]], R],
@@ -141,7 +139,7 @@ async def ask_owners(
             raise Incomplete(str(exc)) from exc
 
 
-async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) -> list[Row]:
+async def cluster_rows(monitor: WorkerView, *, window: str, by: str, as_of: float) -> list[Row]:
     keys = grouping(by)
 
     def read(body: Any) -> list[Row]:
@@ -162,11 +160,11 @@ async def cluster_rows(monitor: Monitor, *, window: str, by: str, as_of: float) 
 
 
 # -- series -----------------------------------------------------------------------------------
-def local_series(monitor: Monitor, partitions: set[int], query: SeriesQuery) -> list[list[Row]]:
+def local_series(monitor: WorkerView, partitions: set[int], query: SeriesQuery) -> list[list[Row]]:
     return series(_tallies(monitor, partitions), query.buckets(), by=query.by)
 
 
-async def cluster_series(monitor: Monitor, query: SeriesQuery) -> list[list[Row]]:
+async def cluster_series(monitor: WorkerView, query: SeriesQuery) -> list[list[Row]]:
     """Each bucket's rows over every partition, complete or `Incomplete`."""
     parts = await ask_owners(
         monitor,
@@ -182,7 +180,7 @@ async def cluster_series(monitor: Monitor, query: SeriesQuery) -> list[list[Row]
 
 
 # -- incidents --------------------------------------------------------------------------------
-def _books(monitor: Monitor, partitions: set[int]) -> list[IncidentBook]:
+def _books(monitor: WorkerView, partitions: set[int]) -> list[IncidentBook]:
     zone = monitor.zone
     missing = partitions - zone.partitions_ready()  # empty between assignment and recovery
     if missing:
@@ -191,7 +189,7 @@ def _books(monitor: Monitor, partitions: set[int]) -> list[IncidentBook]:
 
 
 def local_incidents(
-    monitor: Monitor, partitions: set[int], query: IncidentQuery
+    monitor: WorkerView, partitions: set[int], query: IncidentQuery
 ) -> Page[dict[str, Any]]:
     """The first `query.limit` open incidents of `partitions` after the cursor."""
     books = _books(monitor, partitions)
@@ -223,7 +221,7 @@ def _closed_items(book: IncidentBook, zone: str, day: int) -> list[tuple[Facets,
     return [(facets_of_record(r), r) for r in book.closed_day(zone, day)]
 
 
-async def cluster_incidents(monitor: Monitor, query: IncidentQuery) -> Listing:
+async def cluster_incidents(monitor: WorkerView, query: IncidentQuery) -> Listing:
     """A page of the open incidents of every partition, complete or `Incomplete`."""
     pages = await ask_owners(
         monitor,
@@ -250,7 +248,7 @@ class Found:
         return {"incident": self.incident, "version": self.version}
 
 
-def local_incident(monitor: Monitor, partitions: set[int], incident_id: str) -> Found:
+def local_incident(monitor: WorkerView, partitions: set[int], incident_id: str) -> Found:
     found = Found()
     for book in _books(monitor, partitions):
         version = book.versions.get(incident_id)
@@ -278,7 +276,7 @@ def read_found(body: Any) -> Found:
     return Found(incident, version)
 
 
-async def cluster_incident(monitor: Monitor, incident_id: str) -> Found:
+async def cluster_incident(monitor: WorkerView, incident_id: str) -> Found:
     """The incident from whichever partition holds it open (at its highest version if a
     report moving between zones is for a moment in two), else the highest version any
     partition published of it (the id is known but no longer open), else nothing."""
@@ -324,7 +322,7 @@ def window_gauge_values(
     return values
 
 
-async def refresh_window_gauges(monitor: Monitor) -> None:
+async def refresh_window_gauges(monitor: WorkerView) -> None:
     """The window gauges are exported by the owner of partition 0 only, for the whole
     cluster: exactly one series per (zone, party, window), none stale."""
     if 0 not in monitor.zone.owned_partitions():
@@ -350,7 +348,7 @@ async def refresh_window_gauges(monitor: Monitor) -> None:
         gauge.labels(*labels).set(value)
 
 
-async def cluster_alerts(monitor: Monitor, status: str) -> list[dict[str, Any]]:
+async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
     """Alerts of every worker (each holds the zones of its partitions), merged."""
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
