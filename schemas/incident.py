@@ -95,9 +95,12 @@ class Incident(BaseModel):
     claimant_raw: str | None = None
     time_precision: TimePrecision = TimePrecision.EXACT
     location_precision: LocationPrecision = LocationPrecision.POINT
-    #: Hex of the 8-byte digest of the content (`streams/pipeline/versions.py`), set by
-    #: ingest: it tells a re-send from a conflicting version at one revision.
+    #: Hex of the 8-byte digests (`streams/pipeline/versions.py`), set by ingest: of this
+    #: document's content (`digest`), and of the report as sent (`sent_digest`, which tells
+    #: a re-send from a conflicting version at one revision whatever the classifier made of
+    #: either).
     digest: str | None = None
+    sent_digest: str | None = None
 
 
 def encode_fields(fields: Mapping[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ import pytest
 from streams.record.model import MAX_REVISION, Withdrawal, content_digest, identity_key
 from streams.record.revisions import (
     ENTRY_PREFIX,
+    DigestForm,
     IdentityRecord,
     IdentityState,
     Outcome,
@@ -123,7 +124,10 @@ def test_entry_codec_round_trips() -> None:
     assert decode_record(encode_record(rec)) == rec
     gone = IdentityRecord(3, b"\xff" * 8, True, None)
     assert decode_record(encode_record(gone)) == gone
-    with pytest.raises(ValueError):
+    for form in DigestForm:
+        rec = IdentityRecord(5, b"87654321", False, "martuni", form)
+        assert decode_record(encode_record(rec)) == rec
+    with pytest.raises(ValueError, match="unknown identity entry format"):
         decode_record(b"\x09rest")
 
 
@@ -163,7 +167,7 @@ def test_entries_from_before_the_carried_digest_still_see_resends_as_duplicates(
     state = IdentityState()
     state.restore([(ENTRY_PREFIX + identity_key("op", "1"), legacy_entry)])
     rec = state.get("op", "1")
-    assert rec is not None and rec.legacy
+    assert rec is not None and rec.form is DigestForm.LEGACY
     assert state.apply(v, lambda: old_digest).outcome is Outcome.DUPLICATE
     assert state.apply(v, lambda: b"X" * len(v.digest)).outcome is Outcome.CONFLICT
     assert state.apply(v).outcome is Outcome.CONFLICT  # no legacy form given: compared as is
@@ -171,7 +175,55 @@ def test_entries_from_before_the_carried_digest_still_see_resends_as_duplicates(
     revised = state.apply(rv("op", "1", revision=1, killed=2))
     assert revised.entry is not None and revised.entry[1][0] == 2
     rec = state.get("op", "1")
-    assert rec is not None and not rec.legacy
+    assert rec is not None and rec.form is DigestForm.CLASSIFIED
     assert state.apply(rv("op", "1", revision=1, killed=2), lambda: old_digest).outcome is (
         Outcome.DUPLICATE
     )
+
+
+def test_the_digest_of_the_report_as_sent_decides_between_duplicate_and_conflict() -> None:
+    """Given the sent digest, a re-send is a duplicate however the classifier now reads it
+    (another zone, another party code: another classified digest); other content sent at
+    that revision is a conflict however alike the classifier reads it."""
+    v = rv("op", "1", killed=1)
+    sent = b"S" * len(v.digest)
+    state = IdentityState()
+    first = state.apply(v, sent=sent)
+    assert first.outcome is Outcome.NEW and first.entry is not None
+    assert first.entry[1][0] == DigestForm.SENT  # the entry's format is its form
+    rec = state.get("op", "1")
+    assert rec is not None and rec.form is DigestForm.SENT and rec.digest == sent
+    reclassified = rv("op", "1", killed=1, zone="martuni")
+    assert reclassified.digest != v.digest
+    assert state.apply(reclassified, sent=sent).outcome is Outcome.DUPLICATE
+    assert state.apply(v, sent=b"T" * len(sent)).outcome is Outcome.CONFLICT
+    # a document without the sent digest is not known to be the same content
+    assert state.apply(v).outcome is Outcome.CONFLICT
+    # a withdrawal at that revision is other content; a later one withdraws
+    assert state.apply(Withdrawal("op", "1", 0)).outcome is Outcome.CONFLICT
+    gone = state.apply(Withdrawal("op", "1", 1), sent=None)
+    assert gone.outcome is Outcome.WITHDRAWN and gone.zone_before == v.zone
+    # restored from its entries, the state compares alike
+    again = IdentityState()
+    assert first.entry is not None and gone.entry is not None
+    again.restore([first.entry])
+    assert again.apply(reclassified, sent=sent).outcome is Outcome.DUPLICATE
+    again.restore([gone.entry])
+    assert again.apply(Withdrawal("op", "1", 1)).outcome is Outcome.DUPLICATE
+
+
+def test_entries_of_the_classified_form_compare_the_classified_digest() -> None:
+    """Entries written before the sent digest (format 2) compare the version's own digest,
+    whether or not a sent digest comes with it; a revision then keeps the sent form."""
+    v = rv("op", "1", killed=1)
+    state = IdentityState()
+    state.apply(v)
+    rec = state.get("op", "1")
+    assert rec is not None and rec.form is DigestForm.CLASSIFIED
+    assert state.apply(v, sent=b"S" * len(v.digest)).outcome is Outcome.DUPLICATE
+    other = rv("op", "1", killed=2)
+    assert state.apply(other, sent=b"S" * len(v.digest)).outcome is Outcome.CONFLICT
+    revised = rv("op", "1", revision=1, killed=2)
+    assert state.apply(revised, sent=b"R" * len(v.digest)).outcome is Outcome.REVISED
+    rec = state.get("op", "1")
+    assert rec is not None and rec.form is DigestForm.SENT

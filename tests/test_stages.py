@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,13 +16,14 @@ import orjson
 import pytest
 
 from schemas.incident import incident_id_for
-from schemas.report import Report
-from schemas.validation import validate_report
+from schemas.validation import Rejection, validate_report
 from streams.classify.classifier import Classifier
+from streams.classify.data_files import read_json
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.pipeline.identity_stage import IdentityStage
+from streams.pipeline.ingest import classify_report
 from streams.pipeline.packs import partition_for, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports
@@ -60,7 +62,7 @@ class Harness:
     zone; what it sends itself there comes back to it)."""
 
     def __init__(
-        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 2
+        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 3
     ) -> None:
         self.settings = Settings(internal_format=internal_format)
         self.producer = FakeProducer()
@@ -99,16 +101,18 @@ class Harness:
             if k != APPLIED_KEY and partition in (None, p)
         ]
 
-    async def send(self, *docs: dict[str, Any], deliver: bool = True) -> None:
-        """Apply `docs` in the identity stage and (`deliver`) what it forwards in the zone
-        stage, until nothing is left to apply."""
+    async def send(
+        self, *docs: dict[str, Any], deliver: bool = True, classifier: Classifier = CLASSIFIER
+    ) -> None:
+        """Apply `docs`, classified as ingest classifies them, in the identity stage and
+        (`deliver`) what it forwards in the zone stage, until nothing is left to apply."""
         raws = []
         for doc in docs:
             report = validate_report(json.dumps(doc).encode(), now=NOW)
-            assert not hasattr(report, "reason"), report
-            assert isinstance(report, Report) or report.withdrawn  # type: ignore[union-attr]
-            classified = CLASSIFIER.document(report, NOW)  # type: ignore[arg-type]
-            raws.append(classified.model_dump_json().encode())
+            assert not isinstance(report, Rejection), report
+            classified = classify_report(report, NOW, classifier)
+            assert not isinstance(classified, Rejection), classified
+            raws.append(classified[1])
         await self._step(self.identity, "identity", b"\n".join(raws))
         self._forwarded()
         if deliver:
@@ -259,6 +263,34 @@ def test_a_conflicting_equal_revision_is_dead_lettered_and_duplicates_counted() 
         assert [(r["incidents"], r["reports"]) for r in h.rows()] == [(1, 1)]
 
     asyncio.run(run())
+
+
+def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: Path) -> None:
+    """After a change of the classifier (here the gazetteer puts a place elsewhere), a
+    re-send of a report at its revision is a duplicate: the identity stage compares the
+    report as sent, not what the classifier made of it. Workers of format 2 compared the
+    classified document: a conflict."""
+    moved, _ = read_json(None, "gazetteer.json", "gazetteer", ValueError)
+    for place in moved["places"]:
+        if place["name"] == "Shusha":
+            place["lat"] += 0.01
+    path = tmp_path / "gazetteer.json"
+    path.write_text(json.dumps(moved))
+    reclassifying = Classifier(ZoneCatalogue.load(), Gazetteer.load(path))
+    sent = report("a", location={"place": "Shusha"}, casualties={"killed": 1})
+
+    async def run(internal_format: int) -> Harness:
+        h = Harness(internal_format=internal_format)
+        await h.send(sent)
+        await h.send(sent, classifier=reclassifying)
+        await h.send(sent | {"category": "small_arms_fire"}, classifier=reclassifying)
+        return h
+
+    h = asyncio.run(run(3))
+    assert [reason for reason, _ in h.dead] == ["revision_conflict"]  # the other content
+    assert [(r["incidents"], r["reports"], r["killed"]) for r in h.rows()] == [(1, 1, 1)]
+    earlier = asyncio.run(run(2))
+    assert [reason for reason, _ in earlier.dead] == ["revision_conflict"] * 2
 
 
 def fail_next_write(stage: Any) -> None:

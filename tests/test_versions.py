@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.incident import incident_id_for
 from schemas.report import Report
@@ -27,6 +29,7 @@ from streams.pipeline.versions import (
     floor_message,
     read_message,
     remove_message,
+    report_digest,
     upsert_message,
     version_of,
 )
@@ -136,7 +139,7 @@ def ingested(**changes: object) -> dict[str, object]:
     return out
 
 
-def test_ingest_writes_the_classified_document_with_its_content_digest() -> None:
+def test_ingest_writes_the_classified_document_with_its_content_digests() -> None:
     from streams.pipeline.ingest import classify_report
 
     report = validate_report(
@@ -160,9 +163,11 @@ def test_ingest_writes_the_classified_document_with_its_content_digest() -> None
     model = CLASSIFIER.classify(report, NOW)
     # The bytes pydantic writes for the model, with the digest set: what read it before
     # reads it the same.
-    carried = json.loads(written)["digest"]
-    assert written == model.model_copy(update={"digest": carried}).model_dump_json().encode()
-    assert len(bytes.fromhex(carried)) == 8
+    doc = json.loads(written)
+    carried = {"digest": doc["digest"], "sent_digest": doc["sent_digest"]}
+    assert written == model.model_copy(update=carried).model_dump_json().encode()
+    assert len(bytes.fromhex(carried["digest"])) == 8
+    assert bytes.fromhex(carried["sent_digest"]) == report_digest(report)
 
 
 def test_the_carried_digest_tells_a_resend_from_a_change() -> None:
@@ -227,3 +232,58 @@ def test_a_version_keeps_the_target_and_the_named_place() -> None:
     old = {k: v for k, v in classified().items() if k not in ("target", "place")}
     v = version_of(old)
     assert isinstance(v, ReportVersion) and (v.target, v.place) == (None, None)
+
+
+SENT: dict[str, object] = {
+    "report_id": "r1",
+    "source": "pkf-op-1",
+    "source_type": "observation_post",
+    "occurred_at": "2026-03-01T11:00:00+00:00",
+    "location": {"place": "Shusha"},
+    "category": "small_arms_fire",
+    "perpetrator": "AZ MoD",
+}
+
+
+def sent_digest(raw: bytes) -> bytes:
+    report = validate_report(raw, now=NOW)
+    assert isinstance(report, Report), report
+    return report_digest(report)
+
+
+@given(st.permutations(sorted(SENT)), st.sampled_from(["+00:00", "Z", "+04:00"]))
+def test_the_sent_digest_is_of_the_content_not_its_spelling(order: list[str], offset: str) -> None:
+    """Key order, spacing, the time's offset (one instant), what is not content
+    (`revision`, `reported_at`) and a default given or not: one digest."""
+    base = sent_digest(json.dumps(SENT).encode())
+    doc = {k: SENT[k] for k in order}
+    if offset == "+04:00":
+        doc["occurred_at"] = "2026-03-01T15:00:00+04:00"
+    else:
+        doc["occurred_at"] = "2026-03-01T11:00:00" + offset
+    doc |= {"revision": 3, "reported_at": "2026-03-01T11:30:00Z", "time_precision": "exact"}
+    assert sent_digest(json.dumps(doc, indent=2).encode()) == base
+    assert sent_digest(json.dumps(SENT | {"casualties": {"killed": 0}}).encode()) == base
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"report_id": "r2"},
+        {"source": "pkf-op-2"},
+        {"source_type": "patrol"},
+        {"occurred_at": "2026-03-01T11:01:00+00:00"},
+        {"location": {"place": "Shushi"}},  # one place to the gazetteer, not to the source
+        {"location": {"place": "Shusha", "lat": 39.758, "lon": 46.748}},
+        {"category": "heavy_weapons_fire"},
+        {"perpetrator": "az"},  # the same code to the classifier, other words as sent
+        {"target": "civilians"},
+        {"casualties": {"wounded": 1}},
+        {"casualties": {"civilian": True}},
+        {"description": "two bursts"},
+        {"claimant": "am"},
+        {"time_precision": "day"},
+    ],
+)
+def test_the_sent_digest_changes_with_every_content_field(change: dict[str, object]) -> None:
+    assert sent_digest(json.dumps(SENT | change).encode()) != sent_digest(json.dumps(SENT).encode())

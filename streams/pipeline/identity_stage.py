@@ -75,6 +75,9 @@ class IdentityStage(Stage[IdentityOutput]):
         self.states: dict[int, IdentityState] = {}
         #: upserts by field (`CEASEFIRE_INTERNAL_FORMAT`), or whole documents
         self.fields_format = s.internal_format >= 2
+        #: identity entries keep the digest of the report as sent (format 3), or the
+        #: classified document's, which workers before it read
+        self.sent_digests = s.internal_format >= 3
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         states: dict[int, IdentityState] = {}
@@ -106,7 +109,12 @@ class IdentityStage(Stage[IdentityOutput]):
                 except (BadDocument, ValueError) as exc:
                     out.dead.append(((r.partition, r.offset, raw, str(exc)), "invalid_value"))
                     continue
-                decision = state.apply(version, partial(legacy_digest, doc))
+                carried = doc.get("sent_digest") if self.sent_digests else None
+                try:
+                    sent = bytes.fromhex(carried) if isinstance(carried, str) else None
+                except ValueError:
+                    sent = None  # not ours; the document's own digest still compares
+                decision = state.apply(version, partial(legacy_digest, doc), sent)
                 out.outcomes[decision.outcome] += 1
                 if decision.entry is not None:
                     key, value = decision.entry

@@ -49,7 +49,7 @@ from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import send_packs
 from streams.pipeline.tuning import release_free_memory, tune_for_throughput
-from streams.pipeline.versions import document_digest
+from streams.pipeline.versions import document_digest, report_digest
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def classify_report(
     except UnknownPlace as exc:
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
     fields["digest"] = document_digest(fields).hex()
+    fields["sent_digest"] = report_digest(report).hex()
     return key, encode_fields(fields)
 
 

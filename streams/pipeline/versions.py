@@ -25,9 +25,13 @@ written before this carried the whole document (`"doc"`): it is still read, and 
 with `CEASEFIRE_INTERNAL_FORMAT=1` while workers of that time still run
 (`document_upsert_message`; docs/operations.md, "Upgrading workers").
 
-A report's content digest is taken once, by ingest (`document_digest`, carried as the
-document's `digest`); a document without one (written before it) gets the earlier
-`content_digest` of its content.
+A report's content digests are taken once, by ingest, and carried in its document:
+`digest` of the classified document (`document_digest`: what the record version holds, the
+zone stage's detail rows), and `sent_digest` of the report as the source sent it
+(`report_digest`), which the identity stage tells a re-send from a conflicting version by,
+so that a change of the classifier (a gazetteer's new spelling, a zone's new border) never
+turns a re-send into a conflict. A document without `digest` (written before it) gets the
+earlier `content_digest` of its content.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import orjson
 
 from schemas import jsonbytes
 from schemas.codes import Category, E, Party, SourceType, by_value
+from schemas.report import Report
 from streams.record.model import (
     DIGEST_SIZE,
     LocationPrecision,
@@ -54,7 +59,16 @@ from streams.record.model import (
 #: Fields of a classified document that are not the report's content: a re-send differs
 #: in them (arrival time; `reported_at` defaults to it; derived ids).
 _NOT_CONTENT = frozenset(
-    {"kind", "incident_id", "revision", "received_at", "reported_at", "withdrawn", "digest"}
+    {
+        "kind",
+        "incident_id",
+        "revision",
+        "received_at",
+        "reported_at",
+        "withdrawn",
+        "digest",
+        "sent_digest",
+    }
 )
 
 
@@ -68,6 +82,35 @@ def document_digest(fields: Mapping[str, Any]) -> bytes:
         content.pop(key, None)
     canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
     return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
+
+
+def report_digest(report: Report) -> bytes:
+    """The content digest of a report as its source sent it (validated, not classified):
+    8 bytes of blake2b over its content fields by position, so that two sendings of one
+    content digest alike whatever their key order, spacing, time offset or arrival. Not
+    content: `revision`, `reported_at` (it defaults to the arrival), `withdrawn`,
+    `schema_version`. No casualties and zero casualties are one content, as are a point's
+    default precision and the same precision given."""
+    loc = report.location
+    c = report.casualties
+    content = (  # enum members as they are: orjson writes their values
+        report.report_id,
+        report.source,
+        report.source_type,
+        report.occurred_at.timestamp(),
+        loc.lat,
+        loc.lon,
+        loc.place,
+        loc.precision,
+        report.category,
+        report.perpetrator,
+        report.target,
+        (0, 0, False) if c is None else (c.killed, c.wounded, c.civilian),
+        report.description,
+        report.claimant,
+        report.time_precision,
+    )
+    return hashlib.blake2b(orjson.dumps(content), digest_size=DIGEST_SIZE).digest()
 
 
 class BadDocument(ValueError):

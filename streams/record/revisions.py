@@ -14,6 +14,11 @@ Arriving version, against the identity's state -> outcome: effect.
 * equal revision, same content digest -> `duplicate`: nothing.
 * equal revision, other content -> `conflict`: nothing; the stage dead-letters it
   (`revision_conflict`).
+
+Content is the report as its source sent it (`DigestForm.SENT`, ingest's `sent_digest`):
+a re-send is a duplicate whatever the classifier now makes of it. Entries written before
+ingest carried that digest hold the classified document's (`CLASSIFIED`) or the earlier
+form of it (`LEGACY`); a version at their revision is compared in their form.
 * lower revision -> `stale`: nothing; counted in a metric.
 
 The state after any sequence is that of the highest revision seen of each identity, so the
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from streams.record.model import (
     DIGEST_SIZE,
@@ -47,9 +52,20 @@ _KEY = 16
 _REC = _KEY + DIGEST_SIZE + 8 + 2 + 1  # key, digest, revision, zone index, flags
 _NO_ZONE = 0xFFFF
 _WITHDRAWN = 1
-#: The digest was taken the way of entry format 1 (`content_digest`, before ingest carried
-#: `document_digest`): a re-send at its revision is compared with that form of its digest.
-_LEGACY = 2
+#: flags >> _FORM_SHIFT: the entry's `DigestForm`
+_FORM_SHIFT = 1
+
+
+class DigestForm(IntEnum):
+    """What an identity's digest was taken over; the value is its changelog entry format."""
+
+    #: the classified document's content as taken before ingest carried a digest
+    #: (`content_digest`)
+    LEGACY = 1
+    #: the classified document's (`versions.document_digest`, the version's `digest`)
+    CLASSIFIED = 2
+    #: the report as sent (`versions.report_digest`, the document's `sent_digest`)
+    SENT = 3
 
 
 class Outcome(StrEnum):
@@ -106,10 +122,15 @@ class IdentityRecord:
     digest: bytes
     withdrawn: bool
     zone: str | None
-    legacy: bool = False
+    form: DigestForm = DigestForm.CLASSIFIED
 
     def __init__(
-        self, revision: int, digest: bytes, withdrawn: bool, zone: str | None, legacy: bool = False
+        self,
+        revision: int,
+        digest: bytes,
+        withdrawn: bool,
+        zone: str | None,
+        form: DigestForm = DigestForm.CLASSIFIED,
     ) -> None:
         # written out, as Decision's (one or two per report)
         set_ = SET_FIELD
@@ -117,7 +138,7 @@ class IdentityRecord:
         set_(self, "digest", digest)
         set_(self, "withdrawn", withdrawn)
         set_(self, "zone", zone)
-        set_(self, "legacy", legacy)
+        set_(self, "form", form)
 
 
 class IdentityState:
@@ -161,7 +182,7 @@ class IdentityState:
                 rec.digest,
                 rec.revision.to_bytes(8, "big"),
                 self._zone_code(rec.zone).to_bytes(2, "big"),
-                bytes(((_WITHDRAWN if rec.withdrawn else 0) | (_LEGACY if rec.legacy else 0),)),
+                bytes(((_WITHDRAWN if rec.withdrawn else 0) | (rec.form << _FORM_SHIFT),)),
             )
         )
 
@@ -172,7 +193,7 @@ class IdentityState:
             digest=bytes(raw[_KEY : _KEY + DIGEST_SIZE]),
             withdrawn=bool(raw[_REC - 1] & _WITHDRAWN),
             zone=None if zone == _NO_ZONE else self._zones[zone],
-            legacy=bool(raw[_REC - 1] & _LEGACY),
+            form=_FORMS[raw[_REC - 1] >> _FORM_SHIFT],
         )
 
     def get(self, source: str, report_id: str) -> IdentityRecord | None:
@@ -199,11 +220,18 @@ class IdentityState:
         else:
             shard[pos : pos + _REC] = packed
 
-    def apply(self, version: Version, legacy_digest: Callable[[], bytes] | None = None) -> Decision:
+    def apply(
+        self,
+        version: Version,
+        legacy_digest: Callable[[], bytes] | None = None,
+        sent: bytes | None = None,
+    ) -> Decision:
         """Apply one arriving version; see the table in the module docstring.
-        `legacy_digest`: the version's digest in the form of entries written before ingest
-        carried one (asked only for a re-send at the revision of such an entry), so that
-        an upgrade does not turn re-sends of reports held from before it into conflicts."""
+        `sent`: the digest of the report as sent (`DigestForm.SENT`), kept and compared
+        when given; else the version's own (`CLASSIFIED`). `legacy_digest`: the version's
+        digest in the `LEGACY` form (asked only for a re-send at the revision of such an
+        entry), so that an upgrade does not turn re-sends of reports held from before it
+        into conflicts."""
         key = identity_key(version.source, version.report_id)
         shard, pos = self._find(key)  # once: `_store` below writes where it found the key
         before = None if shard is None or pos < 0 else self._unpack(shard[pos : pos + _REC])
@@ -212,16 +240,20 @@ class IdentityState:
             if version.revision < before.revision:
                 return Decision(Outcome.STALE, None, before.revision, None)
             if version.revision == before.revision:
-                same = version.digest == before.digest or (
-                    before.legacy and legacy_digest is not None and legacy_digest() == before.digest
+                outcome = (
+                    Outcome.DUPLICATE
+                    if _same(before, version, sent, legacy_digest)
+                    else Outcome.CONFLICT
                 )
-                outcome = Outcome.DUPLICATE if same else Outcome.CONFLICT
                 return Decision(outcome, None, before.revision, None)
         if isinstance(version, ReportVersion):
             zone: str | None = version.zone
         else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
             zone = before.zone if before is not None else None
-        rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
+        if sent is not None and not withdrawn:
+            rec = IdentityRecord(version.revision, sent, withdrawn, zone, DigestForm.SENT)
+        else:
+            rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
         self._store(key, rec, shard, pos)
         entry = (ENTRY_PREFIX + key, encode_record(rec))
         if before is None:
@@ -253,25 +285,44 @@ class IdentityState:
 
 #: Changelog keys of identity entries: prefix + the 16-byte identity key.
 ENTRY_PREFIX = b"k"
-#: 2: digests from `document_digest`; entries of format 1 are read as legacy digests.
-_ENTRY_FORMAT = 2
-_LEGACY_FORMAT = 1
+_FORMS = {f.value: f for f in DigestForm}
+
+
+def _same(
+    before: IdentityRecord,
+    version: Version,
+    sent: bytes | None,
+    legacy_digest: Callable[[], bytes] | None,
+) -> bool:
+    """Whether `version`, at `before`'s revision, has its content, compared in the form
+    `before`'s digest was taken in. A version without the digest of that form (a document
+    written without `sent_digest`, for an entry that holds one) is not known to be the
+    same: a conflict."""
+    if before.form is DigestForm.SENT:
+        return sent == before.digest
+    if version.digest == before.digest:
+        return True
+    return (
+        before.form is DigestForm.LEGACY
+        and legacy_digest is not None
+        and legacy_digest() == before.digest
+    )
 
 
 def encode_record(rec: IdentityRecord) -> bytes:
-    """format, flags, digest, revision, then the zone code (the code, not the in-memory
-    index, so entries read the same on any worker)."""
+    """format (the digest's form), flags, digest, revision, then the zone code (the code,
+    not the in-memory index, so entries read the same on any worker)."""
     flags = _WITHDRAWN if rec.withdrawn else 0
-    head = bytes((_ENTRY_FORMAT, flags)) + rec.digest + rec.revision.to_bytes(8, "big")
+    head = bytes((rec.form, flags)) + rec.digest + rec.revision.to_bytes(8, "big")
     return head + (rec.zone or "").encode()
 
 
 def decode_record(raw: bytes) -> IdentityRecord:
-    if not raw or raw[0] not in (_ENTRY_FORMAT, _LEGACY_FORMAT):
+    form = _FORMS.get(raw[0]) if raw else None
+    if form is None:
         raise ValueError(f"unknown identity entry format {raw[:1]!r}")
     d0 = 2
     digest = raw[d0 : d0 + DIGEST_SIZE]
     revision = int.from_bytes(raw[d0 + DIGEST_SIZE : d0 + DIGEST_SIZE + 8], "big")
     zone = raw[d0 + DIGEST_SIZE + 8 :].decode() or None
-    legacy = raw[0] == _LEGACY_FORMAT
-    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, legacy)
+    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, form)
