@@ -652,7 +652,8 @@ def test_classifier_fills_every_field() -> None:
         "claimant_raw": None,
         "time_precision": TimePrecision.DAY,
         "location_precision": LocationPrecision.TOWN,  # a place name only
-        "digest": None,  # ingest sets it (streams/pipeline/ingest.py)
+        "digest": None,  # ingest sets both (streams/pipeline/ingest.py)
+        "sent_digest": None,
     }
 
 

@@ -41,16 +41,19 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CLASSIFIER = Classifier(ZoneCatalogue.load(), Gazetteer.load())
 
 
+#: A report as sent (the tests add to it).
+SENT: dict[str, object] = {
+    "report_id": "r1",
+    "source": "pkf-op-1",
+    "source_type": "observation_post",
+    "occurred_at": "2026-03-01T11:00:00+00:00",
+    "location": {"place": "Shusha"},
+    "category": "small_arms_fire",
+}
+
+
 def classified(**changes: object) -> dict[str, object]:
-    doc = {
-        "report_id": "r1",
-        "source": "pkf-op-1",
-        "source_type": "observation_post",
-        "occurred_at": "2026-03-01T11:00:00+00:00",
-        "location": {"place": "Shusha"},
-        "category": "small_arms_fire",
-        "claimant": "AZ MoD",
-    } | changes
+    doc = SENT | {"claimant": "AZ MoD"} | changes
     report = validate_report(json.dumps(doc).encode(), now=NOW)
     assert isinstance(report, Report), report
     out: dict[str, object] = json.loads(CLASSIFIER.document(report, NOW).model_dump_json())
@@ -234,36 +237,26 @@ def test_a_version_keeps_the_target_and_the_named_place() -> None:
     assert isinstance(v, ReportVersion) and (v.target, v.place) == (None, None)
 
 
-SENT: dict[str, object] = {
-    "report_id": "r1",
-    "source": "pkf-op-1",
-    "source_type": "observation_post",
-    "occurred_at": "2026-03-01T11:00:00+00:00",
-    "location": {"place": "Shusha"},
-    "category": "small_arms_fire",
-    "perpetrator": "AZ MoD",
-}
-
-
 def sent_digest(raw: bytes) -> bytes:
     report = validate_report(raw, now=NOW)
     assert isinstance(report, Report), report
     return report_digest(report)
 
 
-@given(st.permutations(sorted(SENT)), st.sampled_from(["+00:00", "Z", "+04:00"]))
+@given(st.permutations([*SENT, "perpetrator"]), st.sampled_from(["+00:00", "Z", "+04:00"]))
 def test_the_sent_digest_is_of_the_content_not_its_spelling(order: list[str], offset: str) -> None:
     """Key order, spacing, the time's offset (one instant), what is not content
     (`revision`, `reported_at`) and a default given or not: one digest."""
-    base = sent_digest(json.dumps(SENT).encode())
-    doc = {k: SENT[k] for k in order}
+    sent = SENT | {"perpetrator": "AZ MoD"}
+    base = sent_digest(json.dumps(sent).encode())
+    doc = {k: sent[k] for k in order}
     if offset == "+04:00":
         doc["occurred_at"] = "2026-03-01T15:00:00+04:00"
     else:
         doc["occurred_at"] = "2026-03-01T11:00:00" + offset
     doc |= {"revision": 3, "reported_at": "2026-03-01T11:30:00Z", "time_precision": "exact"}
     assert sent_digest(json.dumps(doc, indent=2).encode()) == base
-    assert sent_digest(json.dumps(SENT | {"casualties": {"killed": 0}}).encode()) == base
+    assert sent_digest(json.dumps(sent | {"casualties": {"killed": 0}}).encode()) == base
 
 
 @pytest.mark.parametrize(
