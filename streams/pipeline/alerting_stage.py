@@ -44,6 +44,7 @@ from schemas.codes import RejectReason
 from streams import metrics
 from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
+from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alert_state import (
     JOURNAL_KEY,
     SINCE_KEY,
@@ -77,10 +78,17 @@ LEDGER_RESEND_SECONDS = 3600.0
 
 class AlertStage:
     """`ports`: what it may use of the worker; `zone_ids`: the catalogue's zones, which
-    zone-scoped rules are checked against."""
+    zone-scoped rules are checked against; `alert_inputs`: what this process's zone stage
+    wrote, to read back without parsing it (`alert_input_memo.py`)."""
 
-    def __init__(self, ports: Ports, zone_ids: Collection[str]) -> None:
+    def __init__(
+        self,
+        ports: Ports,
+        zone_ids: Collection[str],
+        alert_inputs: AlertInputMemo | None = None,
+    ) -> None:
         self.ports = ports
+        self.read_input = read_alert_input if alert_inputs is None else alert_inputs.read
         s = ports.settings
         self.rules: RuleSet = load_rules(s.rules, known_zones=zone_ids)
         self.states: dict[str, ZoneState] = {}
@@ -338,7 +346,7 @@ class AlertStage:
                         undecodable.append((r.partition, r.offset, raw, str(exc)))
                     continue
                 try:
-                    incident = read_alert_input(raw)
+                    incident = self.read_input(raw)
                 except ValueError as exc:  # not ours: someone else wrote to the topic
                     undecodable.append((r.partition, r.offset, raw, str(exc)))
                     continue

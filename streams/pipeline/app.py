@@ -26,6 +26,7 @@ from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
+from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.dead_letters import InternalDeadLetters
 from streams.pipeline.faust_app import faust_app
@@ -101,8 +102,10 @@ class Monitor:
             )
         else:
             self.identity = IdentityStage(ports)
-        self.zone = ZoneStage(ports, s.link_rule())
-        self.alerting = AlertStage(ports, self.zones.ids)
+        # what the zone stage writes for the alert stage, read back without a parse
+        alert_inputs = AlertInputMemo()
+        self.zone = ZoneStage(ports, s.link_rule(), alert_inputs)
+        self.alerting = AlertStage(ports, self.zones.ids, alert_inputs)
         self.theatre = TheatreStage(
             ports,
             self.alerting.rules,

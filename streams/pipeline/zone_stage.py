@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from schemas import jsonbytes
 from schemas.alert_input import encode_alert_input
 from streams import metrics
+from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
@@ -105,12 +106,15 @@ def retraction(record: IncidentRecord) -> bytes:
     return raw
 
 
-def alert_inputs_of(out: ZoneOutput, fields_format: bool = True) -> list[tuple[bytes, bytes]]:
+def alert_inputs_of(
+    out: ZoneOutput, fields_format: bool = True, memo: AlertInputMemo | None = None
+) -> list[tuple[bytes, bytes]]:
     """What the alert stage hears of a step, from the step's final incident versions (an
     id that opened and was merged within the step never reaches it): each open incident
     that took a report in this step, as that report; each merged or withdrawn id, as a
     retraction. Not `fields_format`: as the report's whole document where its upsert
-    carried it (`CEASEFIRE_INTERNAL_FORMAT=1`)."""
+    carried it (`CEASEFIRE_INTERNAL_FORMAT=1`). `memo`: keeps each input written, for this
+    process's alert stage to read back without a parse."""
     inputs: list[tuple[bytes, bytes]] = []
     upserted = out.upserted
     for incident in out.incidents.values():
@@ -125,7 +129,10 @@ def alert_inputs_of(out: ZoneOutput, fields_format: bool = True) -> list[tuple[b
             if found is not None:
                 if fields_format or found.doc is None:
                     made = alert_input(found.version, found.civilian, incident)
-                    inputs.append((zone, encode_alert_input(made)))
+                    raw = encode_alert_input(made)
+                    if memo is not None:
+                        memo.put(raw, made)
+                    inputs.append((zone, raw))
                 else:
                     inputs.append((zone, jsonbytes.dumps(alert_document(found.doc, incident))))
                 break
@@ -133,10 +140,15 @@ def alert_inputs_of(out: ZoneOutput, fields_format: bool = True) -> list[tuple[b
 
 
 class ZoneStage(Stage[ZoneOutput]):
-    def __init__(self, ports: Ports, rule: LinkRule) -> None:
+    def __init__(
+        self, ports: Ports, rule: LinkRule, alert_inputs: AlertInputMemo | None = None
+    ) -> None:
+        """`alert_inputs`: where the alert inputs it writes are kept for this process's
+        alert stage (`alert_input_memo.py`); None: nowhere."""
         s = ports.settings
         super().__init__(ports, topic=s.zone_reports_topic, table=TABLE, agent="link-incidents")
         self.rule = rule
+        self.alert_inputs = alert_inputs
         self.books: dict[int, IncidentBook] = {}
         self.tallies: dict[int, IncidentTally] = {}
 
@@ -216,7 +228,7 @@ class ZoneStage(Stage[ZoneOutput]):
                     out.key_hashes,
                 )
             )
-        alert_inputs = alert_inputs_of(out, s.internal_format >= 2)
+        alert_inputs = alert_inputs_of(out, s.internal_format >= 2, self.alert_inputs)
         if alert_inputs:
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
             sends.extend(
