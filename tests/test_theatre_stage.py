@@ -16,7 +16,7 @@ from alerting.rules import THEATRE, parse_rules
 from alerting.theatre import FatalChange
 from schemas.alert import AlertEvent
 from streams.config import Settings
-from streams.pipeline import theatre_stage
+from streams.pipeline import alert_outbox
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports
 from streams.pipeline.theatre_stage import OUTBOX_KEY, TheatreStage
@@ -180,7 +180,7 @@ def test_an_outbox_a_dead_owner_left_is_published_once(monkeypatch: pytest.Monke
         async def nothing_on_the_topic(*_: Any, **__: Any) -> dict[Any, Any]:
             return {}
 
-        monkeypatch.setattr(theatre_stage, "read_partitions", nothing_on_the_topic)
+        monkeypatch.setattr(alert_outbox, "read_partitions", nothing_on_the_topic)
         heir = Theatre(torn)
         assert heir.stage._outbox is not None
         await heir.stage._tick()

@@ -32,8 +32,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from alerting.alertmanager import AlertmanagerClient
 from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
 from alerting.rules import THEATRE, RuleSet, load_rules
@@ -42,9 +40,9 @@ from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput, encode_alert_input, read_alert_input
 from schemas.codes import RejectReason
 from streams import metrics
-from streams.kafka.offsets import read_partitions
 from streams.pipeline.alert_history import ResolvedHistory
 from streams.pipeline.alert_input_memo import AlertInputMemo
+from streams.pipeline.alert_outbox import not_on_alert_topic
 from streams.pipeline.alert_state import (
     JOURNAL_KEY,
     SINCE_KEY,
@@ -66,9 +64,6 @@ log = logging.getLogger(__name__)
 
 ALERT_TABLE = "alert-state"
 __all__ = ["SINCE_KEY", "AlertStage"]
-#: How far before an outbox was written the alert topic is read for its events: the
-#: events were stamped after it by the same worker's clock; this only absorbs rounding.
-OUTBOX_LOOKBACK_MS = 60_000
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
 #: How often the zones' whole fatality ledgers are sent to the theatre again (with theatre
@@ -217,21 +212,14 @@ class AlertStage:
         """Publish what a previous owner committed to but did not confirm: every outbox
         event (per partition) not on the alert topic yet. Alertmanager hears all of them
         again (it de-duplicates by labels)."""
-        s = self.ports.settings
         await self.ports.producer()
-        since = min(o.written_ms for o in outboxes.values()) - OUTBOX_LOOKBACK_MS
-        partitions = await self.ports.partitions_of(s.alerts_topic)
-        published = await read_partitions(
-            s.bootstrap(),
-            [TopicPartition(s.alerts_topic, p) for p in partitions],
-            since_ms=since,
-            **s.kafka_security(),
-        )
-        on_topic = {
-            _identity_of(value) for rows in published.values() for _, value in rows if value
-        }
         events = [e for o in outboxes.values() for e in o.events]
-        missing = [e for e in events if (e.alert_id, e.status) not in on_topic]
+        missing = await not_on_alert_topic(
+            self.ports.settings,
+            self.ports.partitions_of,
+            events,
+            min(o.written_ms for o in outboxes.values()),
+        )
         log.warning(
             "alert outboxes of %d partitions: %d events, %d already on the topic, publishing %d",
             len(outboxes),
@@ -528,11 +516,3 @@ class AlertStage:
         if status in ("resolved", "all"):
             out.extend(a.model_dump(mode="json") for a in self.history.latest())
         return out
-
-
-def _identity_of(value: bytes) -> tuple[str, str] | None:
-    try:
-        doc = json.loads(value)
-        return str(doc["alert_id"]), str(doc["status"])
-    except (ValueError, KeyError, TypeError):
-        return None  # not an alert event: nothing to match

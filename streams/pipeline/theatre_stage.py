@@ -32,13 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from alerting.engine import to_ms
 from alerting.rules import RuleSet
 from alerting.theatre import FatalChange, TheatreState, evaluate
 from schemas.alert import AlertEvent
-from streams.kafka.offsets import read_partitions
+from streams.pipeline.alert_outbox import not_on_alert_topic
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.store.changelog import Recovered
@@ -50,8 +48,6 @@ TABLE = "theatre-state"
 PARTITION = 0
 OUTBOX_KEY = b"\x00outbox"
 TICK_SECONDS = 5.0
-#: How far before an outbox was written the alert topic is read for its events.
-OUTBOX_LOOKBACK_MS = 60_000
 
 Publish = Callable[[list[AlertEvent]], Awaitable[None]]
 
@@ -239,16 +235,9 @@ class TheatreStage(Stage[TheatreOutput]):
         box = self._outbox
         if box is None:
             return
-        s = self.ports.settings
-        partitions = await self.ports.partitions_of(s.alerts_topic)
-        published = await read_partitions(
-            s.bootstrap(),
-            [TopicPartition(s.alerts_topic, p) for p in partitions],
-            since_ms=box.written_ms - OUTBOX_LOOKBACK_MS,
-            **s.kafka_security(),
+        missing = await not_on_alert_topic(
+            self.ports.settings, self.ports.partitions_of, box.events, box.written_ms
         )
-        on_topic = {_identity_of(v) for rows in published.values() for _, v in rows if v}
-        missing = [e for e in box.events if (e.alert_id, e.status) not in on_topic]
         log.warning(
             "theatre outbox: %d events, publishing the %d not on the alert topic",
             len(box.events),
@@ -266,11 +255,3 @@ class TheatreStage(Stage[TheatreOutput]):
         if self.state is None or PARTITION not in self.owned or not self.ready.is_set():
             return None
         return self.state.firing()
-
-
-def _identity_of(value: bytes) -> tuple[str, str] | None:
-    try:
-        doc = json.loads(value)
-        return str(doc["alert_id"]), str(doc["status"])
-    except (ValueError, KeyError, TypeError):
-        return None
