@@ -14,12 +14,12 @@ Arriving version, against the identity's state -> outcome: effect.
 * equal revision, same content digest -> `duplicate`: nothing.
 * equal revision, other content -> `conflict`: nothing; the stage dead-letters it
   (`revision_conflict`).
+* lower revision -> `stale`: nothing; counted in a metric.
 
 Content is the report as its source sent it (`DigestForm.SENT`, ingest's `sent_digest`):
 a re-send is a duplicate whatever the classifier now makes of it. Entries written before
 ingest carried that digest hold the classified document's (`CLASSIFIED`) or the earlier
 form of it (`LEGACY`); a version at their revision is compared in their form.
-* lower revision -> `stale`: nothing; counted in a metric.
 
 The state after any sequence is that of the highest revision seen of each identity, so the
 end state does not depend on arrival order (only which of two conflicting versions at one
