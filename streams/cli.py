@@ -170,7 +170,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
     broker = EmbeddedBroker("127.0.0.1", settings_from(args).embedded_port)
     # SIGTERM as Ctrl-C: it interrupts the wait below, and the broker is stopped after it.
     # (Stopping inside a handler waits for the child while the interrupted wait holds it.)
+    # Ctrl-C too, explicitly: a shell starting the command in the background (`&` in a
+    # script) hands it SIGINT ignored, and it would then wait for good.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         broker.start()
