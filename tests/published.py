@@ -11,7 +11,7 @@ from streams.tallies.state import IncidentTally
 
 
 def cells(tally: IncidentTally) -> Tally:
-    return {(hour, *cell): list(t) for hour, cs in tally.hours.items() for cell, t in cs.items()}
+    return {(hour, *cell): list(t) for hour, cell, t in tally.cell_items()}
 
 
 def feed(tally: IncidentTally, records: Iterable[IncidentRecord]) -> Tally:

@@ -80,7 +80,7 @@ def test_a_new_version_moves_the_cell_and_merged_or_withdrawn_leave() -> None:
     assert rows == [{"zone": "lachin", "incidents": 1, "reports": 1, "killed": 49, "wounded": 0}]
     tally.apply(IncidentRecord("a", 3, Status.MERGED, "b", fields(90000, zone="lachin")))
     assert query([tally], window="7d", by="zone", as_of=AS_OF) == []
-    assert len(tally) == 0 and tally.hours == {} and tally.members == {}
+    assert len(tally) == 0 and tally.hour_count() == 0 and tally.members == {}
 
 
 @pytest.mark.parametrize("withdrawn_last", [True, False])
@@ -170,3 +170,40 @@ def test_unknown_window_or_grouping_is_a_clear_error() -> None:
         query([], window="2h", by="zone", as_of=AS_OF)
     with pytest.raises(QueryError, match="unknown grouping"):
         query([], window="1h", by="severity", as_of=AS_OF)
+
+
+def test_an_hour_whose_incidents_all_closed_is_packed_and_reads_the_same() -> None:
+    """Closing the last open incident of an hour packs its cells; a reopen unpacks them;
+    a recovery packs what it loads closed; answers and cells are the same throughout."""
+    from streams.record.archive import summary_of
+    from streams.tallies.series import rows_between
+
+    def answers(t: IncidentTally) -> tuple[object, ...]:
+        return (
+            sorted(t.cell_items()),
+            query([t], window="24h", by="zone,party", as_of=AS_OF),
+            rows_between([t], start=AS_OF - 5 * 3600, end=AS_OF - 1800, by="category"),
+        )
+
+    tally = IncidentTally()
+    a = fields(4 * 3600 + 10, killed=2, reports=3)  # one hour: a, b (another cell)
+    b = fields(4 * 3600 + 20, party="am", wounded=1)
+    c = fields(3600 + 5)  # an hour before the last
+    for iid, f in (("a", a), ("b", b), ("c", c)):
+        tally.apply(opened(iid, f))
+    before = answers(tally)
+    hour_ab = int(a.occurred // 3600)
+    tally.close("a")
+    assert hour_ab in tally.hours and not tally.packed  # b is still open there
+    tally.close("b")
+    assert hour_ab in tally.packed and hour_ab not in tally.hours
+    assert answers(tally) == before
+    recovered = IncidentTally()
+    recovered.apply(opened("c", c))
+    recovered.load_closed([summary_of(a), summary_of(b)])
+    assert hour_ab in recovered.packed and answers(recovered) == before
+    tally.reopen("a", a)
+    assert hour_ab in tally.hours and hour_ab not in tally.packed
+    assert answers(tally) == before
+    tally.apply(opened("a", fields(4 * 3600 + 10, killed=3, reports=3), version=2))
+    assert query([tally], window="24h", by="zone", as_of=AS_OF)[0]["killed"] == 3

@@ -43,9 +43,9 @@ def _hours_in(part: IncidentTally, first: int, last: int) -> Iterator[int]:
     """The hours in [first, last] that `part` holds, from the shorter of the two lists."""
     if last < first:
         return iter(())
-    if last - first < len(part.hours):
-        return (h for h in range(first, last + 1) if h in part.hours)
-    return (h for h in list(part.hours) if first <= h <= last)
+    if last - first < part.hour_count():
+        return (h for h in range(first, last + 1) if part.has_hour(h))
+    return (h for h in part.held_hours() if first <= h <= last)
 
 
 def _project(keys: tuple[str, ...]) -> Callable[[Cell], Group]:
@@ -62,16 +62,18 @@ def _add(acc: dict[Group, Totals], key: Group, totals: Sequence[int]) -> None:
 
 
 def _sum_cells(
-    acc: dict[Group, Totals], cells: dict[Cell, Totals], project: Callable[[Cell], Group]
+    acc: dict[Group, Totals],
+    cells: Iterable[tuple[Cell, Sequence[int]]],
+    project: Callable[[Cell], Group],
 ) -> None:
-    """Add an hour's cells to their groups in `acc`: the hot loop of a long range, once
-    per cell held, so unrolled."""
+    """Add an hour's cells (`IncidentTally.cells_of`) to their groups in `acc`: the hot
+    loop of a long range, once per cell held, so unrolled."""
     held = acc.get
-    for cell, t in cells.items():
+    for cell, t in cells:
         group = project(cell)
         a = held(group)
         if a is None:
-            acc[group] = t[:]  # a copy: never the tally's own list
+            acc[group] = list(t)  # a copy: never the tally's own list
         else:
             a[0] += t[0]
             a[1] += t[1]
@@ -106,7 +108,7 @@ def rows_between(
     for part in partitions:
         for hour in _hours_in(part, first, last):
             if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
-                _sum_cells(acc, part.hours[hour], project)
+                _sum_cells(acc, part.cells_of(hour), project)
                 continue
             for occurred, cell, t in part.edge(hour):
                 if start < occurred <= end:
@@ -205,12 +207,12 @@ def series(partitions: Iterable[IncidentTally], buckets: Buckets, *, by: str) ->
         for hour in _hours_in(part, first, last):
             if aligned:
                 k = (hour - first) // per_bucket
-                _sum_cells(acc.setdefault(k, {}), part.hours[hour], project)
+                _sum_cells(acc.setdefault(k, {}), part.cells_of(hour), project)
                 continue
             h0 = hour * _HOUR_MICROS
             k = (h0 - start) // width
             if h0 >= start and h0 + _HOUR_MICROS <= min(end, start + (k + 1) * width):
-                _sum_cells(acc.setdefault(k, {}), part.hours[hour], project)
+                _sum_cells(acc.setdefault(k, {}), part.cells_of(hour), project)
                 continue
             for occurred, cell, t in part.edge(hour):
                 at = to_micros(occurred)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from streams.record.archive import Summary, summary_of
@@ -40,6 +40,9 @@ Row = dict[str, str | int]
 
 #: A closed incident at an edge: occurred, cell number, reports, killed, wounded.
 _PACKED = struct.Struct("<dIIII")
+#: A cell of an hour whose incidents are all closed: cell number, incidents, reports,
+#: killed, wounded (20 bytes, where a cell in a dict took about 150).
+_CELL = struct.Struct("<IIIII")
 #: What an edge incident adds: (occurred, cell, (incidents, reports, killed, wounded))
 Edge = tuple[float, Cell, tuple[int, int, int, int]]
 
@@ -51,10 +54,17 @@ def cell_of(f: IncidentFields) -> Cell:
 
 @dataclass(slots=True)
 class IncidentTally:
-    """The open incidents of one partition, by hour of event time."""
+    """The open incidents of one partition, by hour of event time.
+
+    An hour's cells are a dict while the hour holds an open incident (`hours`), and packed
+    once the book closes the last of them (`close`, `load_closed`: history, which only
+    queries read); a change in a packed hour (a reopen) unpacks it first. Read them with
+    `cells_of`."""
 
     open: dict[str, IncidentFields] = field(default_factory=dict)
     hours: dict[int, dict[Cell, Totals]] = field(default_factory=dict)
+    #: hour -> its cells, packed (`_CELL`), for hours without an open incident
+    packed: dict[int, bytes] = field(default_factory=dict)
     members: dict[int, set[str]] = field(default_factory=dict)
     #: hour -> the closed incidents of that hour, packed (`_PACKED`)
     closed: dict[int, bytearray] = field(default_factory=dict)
@@ -79,6 +89,8 @@ class IncidentTally:
 
     def _add(self, iid: str, f: IncidentFields, sign: int) -> None:
         hour = int(f.occurred // BUCKET_SECONDS)
+        if hour in self.packed:
+            self._unpack_hour(hour)
         cells = self.hours.setdefault(hour, {})
         cell = self._canonical(cell_of(f))
         t = cells.get(cell)
@@ -102,6 +114,47 @@ class IncidentTally:
 
     def __len__(self) -> int:
         return len(self.open)
+
+    # -- reading the cells -------------------------------------------------------------------
+    def has_hour(self, hour: int) -> bool:
+        return hour in self.hours or hour in self.packed
+
+    def hour_count(self) -> int:
+        return len(self.hours) + len(self.packed)
+
+    def held_hours(self) -> list[int]:
+        return [*self.hours, *self.packed]
+
+    def cells_of(self, hour: int) -> Iterable[tuple[Cell, Sequence[int]]]:
+        """(cell, [incidents, reports, killed, wounded]) of every cell of the hour; the
+        figures are the tally's own: read them, never change them."""
+        cells = self.hours.get(hour)
+        if cells is not None:
+            return cells.items()
+        raw = self.packed.get(hour)
+        if raw is None:
+            return ()
+        held = self.cells
+        return [(held[c], totals) for c, *totals in _CELL.iter_unpack(raw)]
+
+    def cell_items(self) -> Iterator[tuple[int, Cell, Sequence[int]]]:
+        """(hour, cell, figures) of every cell held."""
+        for hour in self.held_hours():
+            for cell, t in self.cells_of(hour):
+                yield hour, cell, t
+
+    def _pack_hour(self, hour: int) -> None:
+        """The hour holds no open incident now: its cells, packed."""
+        cells = self.hours.pop(hour, None)
+        if cells:
+            number = self._number
+            self.packed[hour] = b"".join(_CELL.pack(number(c), *t) for c, t in cells.items())
+
+    def _unpack_hour(self, hour: int) -> None:
+        held = self.cells
+        self.hours[hour] = {
+            held[c]: totals for c, *totals in _CELL.iter_unpack(self.packed.pop(hour))
+        }
 
     def edge(self, hour: int) -> Iterator[Edge]:
         """Every incident of an hour, open or closed, for the queries' edge hours."""
@@ -143,15 +196,20 @@ class IncidentTally:
         ids.discard(iid)
         if not ids:
             del self.members[hour]
+            self._pack_hour(hour)
         self.closed.setdefault(hour, bytearray()).extend(packed)
 
     def load_closed(self, summaries: Iterable[Summary]) -> None:
         """Closed incidents read from the changelog (a recovery): cells and summaries."""
+        loaded: set[int] = set()
         for s in summaries:
             _, cell, reports, killed, wounded = s
             hour, packed = self._pack(s)
             self.closed.setdefault(hour, bytearray()).extend(packed)
             cell = self._canonical(cell)
+            if hour in self.packed:
+                self._unpack_hour(hour)
+            loaded.add(hour)
             cells = self.hours.setdefault(hour, {})
             t = cells.get(cell)
             if t is None:
@@ -160,6 +218,9 @@ class IncidentTally:
             t[1] += reports
             t[2] += killed
             t[3] += wounded
+        for hour in loaded:
+            if hour not in self.members:
+                self._pack_hour(hour)
 
     def reopen(self, iid: str, f: IncidentFields) -> None:
         """The book reopened a closed incident: its summary turns back into its fields."""
@@ -174,6 +235,8 @@ class IncidentTally:
         del held[at : at + size]
         if not held:
             del self.closed[hour]
+        if hour in self.packed:
+            self._unpack_hour(hour)
         self.open[iid] = f
         self.members.setdefault(hour, set()).add(iid)
 
@@ -190,11 +253,10 @@ def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: f
     acc: dict[tuple[str, ...], Totals] = defaultdict(lambda: [0, 0, 0, 0])
     for part in partitions:
         for hour in range(first, last + 1):
-            cells = part.hours.get(hour)
-            if cells is None:
+            if not part.has_hour(hour):
                 continue
             if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
-                for cell, t in cells.items():
+                for cell, t in part.cells_of(hour):
                     row = acc[tuple(cell[i] for i in picks)]
                     for i in range(4):
                         row[i] += t[i]
