@@ -751,3 +751,26 @@ def test_the_earlier_internal_format_for_a_rolling_upgrade() -> None:
     assert len(said) >= 4 and any(i.perpetrator == "unknown" for i in said)  # contested
     assert earlier.incidents() == current.incidents()
     assert earlier.rows() == current.rows()
+
+
+def test_a_document_with_a_malformed_sent_digest_is_dead_lettered() -> None:
+    """The sent digest is what a re-send is told apart by: one that is not 8 bytes of hex
+    is a document this monitor did not write, dead-lettered with the reason, never applied
+    with another digest in its place."""
+
+    async def run() -> Harness:
+        h = Harness()
+        validated = validate_report(json.dumps(report("a")).encode(), now=NOW)
+        assert not isinstance(validated, Rejection)
+        classified = classify_report(validated, NOW, CLASSIFIER)
+        assert not isinstance(classified, Rejection)
+        doc = json.loads(classified[1])
+        for bad in ("zz", "abcd", 7):
+            raw = json.dumps(doc | {"sent_digest": bad}).encode()
+            await h._step(h.identity, "identity", raw)
+        return h
+
+    h = asyncio.run(run())
+    assert [reason for reason, _ in h.dead] == ["invalid_value"] * 3
+    assert all("sent_digest" in error for _, (_, _, _, error) in h.dead)
+    assert h.identity.states[0].get("pkf-op-1", "a") is None

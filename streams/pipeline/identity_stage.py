@@ -38,6 +38,7 @@ from streams.pipeline.versions import (
     document_upsert_message,
     legacy_digest,
     remove_message,
+    sent_digest_of,
     upsert_message,
     version_of,
 )
@@ -106,15 +107,13 @@ class IdentityStage(Stage[IdentityOutput]):
                     if not isinstance(doc, dict):
                         raise BadDocument("not a JSON object")
                     version = version_of(doc)
+                    sent = sent_digest_of(doc)
                 except (BadDocument, ValueError) as exc:
                     out.dead.append(((r.partition, r.offset, raw, str(exc)), "invalid_value"))
                     continue
-                carried = doc.get("sent_digest") if self.sent_digests else None
-                try:
-                    sent = bytes.fromhex(carried) if isinstance(carried, str) else None
-                except ValueError:
-                    sent = None  # not ours; the document's own digest still compares
-                decision = state.apply(version, partial(legacy_digest, doc), sent)
+                decision = state.apply(
+                    version, partial(legacy_digest, doc), sent if self.sent_digests else None
+                )
                 out.outcomes[decision.outcome] += 1
                 if decision.entry is not None:
                     key, value = decision.entry

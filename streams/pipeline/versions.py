@@ -117,6 +117,21 @@ class BadDocument(ValueError):
     """A keyed-topic document this monitor did not write."""
 
 
+def sent_digest_of(doc: Mapping[str, Any]) -> bytes | None:
+    """The digest of the report as sent a document carries (`sent_digest`), None when it
+    carries none (a withdrawal; a document of an ingest before it). Raises BadDocument."""
+    carried = doc.get("sent_digest")
+    if carried is None:
+        return None
+    try:
+        digest = bytes.fromhex(carried) if isinstance(carried, str) else b""
+    except ValueError:
+        digest = b""
+    if len(digest) != DIGEST_SIZE:
+        raise BadDocument(f"sent_digest {carried!r} is not {DIGEST_SIZE} bytes of hex")
+    return digest
+
+
 # Enum members by value (`by_value`), twice per report.
 _SOURCE_TYPES = by_value(SourceType)
 _CATEGORIES = by_value(Category)
