@@ -1,6 +1,8 @@
-"""The alert stage's changelog on in-memory fakes: a step writes what it changed (bytes
-per step do not grow with the state held), and what was written recovers the state exactly,
-also after retractions, resolutions and a step torn part-way. No broker: milliseconds."""
+"""The alert stage on in-memory fakes: a step writes what it changed (bytes per step do not
+grow with the state held), and what was written recovers the state exactly, also after
+retractions, resolutions and a step torn part-way; failed writes of a step and of the clock
+publish each event once; an outbox a dead owner left is settled before the stage is ready.
+No broker: milliseconds."""
 
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ from alerting.rules import parse_rules
 from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.pipeline import alert_outbox
 from streams.pipeline.alert_state import (
     JOURNAL_KEY,
-    LEGACY,
     SINCE_KEY,
     Outbox,
     changes_of,
@@ -67,7 +69,8 @@ rules:
 _ids = itertools.count(1)
 
 
-def fake_stage(producer: FakeProducer) -> AlertStage:
+def fake_stage(producer: FakeProducer, dead: list[Any] | None = None) -> AlertStage:
+    """`dead`: where dead-lettered records go (None: none is expected)."""
     s = Settings()
 
     async def started() -> FakeProducer:
@@ -76,8 +79,10 @@ def fake_stage(producer: FakeProducer) -> AlertStage:
     async def partitions_of(topic: str) -> list[int]:
         return [0]
 
-    async def dead_letter(*_: Any) -> None:
-        raise AssertionError("nothing is dead-lettered here")
+    async def dead_letter(topic: str, records: Any, reason: str) -> None:
+        if dead is None:
+            raise AssertionError("nothing is dead-lettered here")
+        dead.extend((topic, reason, r) for r in records)
 
     table = SimpleNamespace(
         changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
@@ -160,14 +165,17 @@ def retract(zone: str, incident_id: str) -> bytes:
 class Run:
     """One stage over partition 0 of the zone packs, fed step by step."""
 
-    def __init__(self) -> None:
+    def __init__(self, dead: list[Any] | None = None) -> None:
         self.producer = FakeProducer()
-        self.stage = fake_stage(self.producer)
+        self.stage = fake_stage(self.producer, dead)
         self.offset = 0
 
     async def start(self) -> None:
+        """Recover from what was written, and settle (a new partition's observation
+        start is written), as after an assignment."""
         self.stage.store.recover = self._recover  # type: ignore[method-assign]
-        await self.stage._recover()
+        await self.stage._on_recovered()
+        await asyncio.wait_for(self.stage.ready.wait(), 5)
 
     async def _recover(self, partitions: Any) -> dict[int, Recovered]:
         return {0: recovered(self.changelog())}
@@ -179,7 +187,7 @@ class Run:
         """Apply one pack; returns the changelog bytes it wrote."""
         before = len(self.producer.sent[CHANGELOG])
         raw = [d if isinstance(d, bytes) else d.model_dump_json().encode() for d in docs]
-        await self.stage._evaluate_step([Record(0, self.offset, b"\n".join(raw))])
+        await self.stage._apply([Record(0, self.offset, b"\n".join(raw))])
         self.offset += 1
         return sum(
             len(k or b"") + len(v or b"") for _, k, v in self.producer.sent[CHANGELOG][before:]
@@ -280,10 +288,12 @@ def test_a_whole_zone_record_of_before_is_read_and_replaced_by_parts() -> None:
         ]
         await old.start()
         assert view(old.stage.states) == view(r.stage.states)
-        assert LEGACY in old.stage._dirty["shusha"]
-        await old.step(incident("shusha", 0.1))
+        # the record held an outbox: settling it before the stage is ready writes the
+        # zone's parts and the record's tombstone
         latest = {k: v for _, k, v in old.changelog()}
         assert latest[b"shusha"] is None  # the whole record is gone, its parts written
+        assert not old.stage._dirty
+        await old.step(incident("shusha", 0.1))
         again = Run()
         again.producer.sent[CHANGELOG] = old.changelog()
         await again.start()
@@ -357,3 +367,180 @@ def test_an_unreadable_zone_is_skipped_and_its_entries_left_as_they_are() -> Non
     r = restore({0: rec})
     assert "shusha" not in r.states
     assert changes_of(r.states, r.dirty) == []  # nothing of it is written over
+
+
+# -- the stage's lifecycle ------------------------------------------------------------------
+
+
+def fail_next_write(stage: AlertStage) -> None:
+    """The stage's next changelog write fails (the broker away), later ones succeed."""
+    original = stage.store.write_many
+    failures = [1]
+
+    async def flaky(*args: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("broker away")
+        await original(*args)
+
+    stage.store.write_many = flaky  # type: ignore[method-assign,assignment]
+
+
+def published(r: Run) -> list[tuple[str, str]]:
+    return [
+        (doc["rule"], doc["status"])
+        for doc in (json.loads(v or b"") for _, _, v in r.producer.sent["ceasefire.alerts"])
+    ]
+
+
+def test_a_step_whose_write_failed_is_retried_and_publishes_each_alert_once() -> None:
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        fail_next_write(r.stage)
+        pack = incident("shusha", 0.5, killed=1).model_dump_json().encode()
+        with pytest.raises(ConnectionError):
+            await r.stage._apply([Record(0, 0, pack)])
+        assert published(r) == []
+        assert r.stage._pending is not None  # the stage input retries the same records
+        await r.stage._apply([Record(0, 0, pack)])
+        assert r.stage._pending is None
+        assert published(r) == [("casualties", "firing")]
+        again = Run()
+        again.producer.sent[CHANGELOG] = r.changelog()
+        await again.start()
+        assert view(again.stage.states) == view(r.stage.states)
+        assert again.stage.input.progress.applied == {0: 0}
+
+    asyncio.run(run())
+
+
+def test_a_clock_step_whose_write_failed_publishes_its_resolution_at_the_next_tick(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("lachin-corridor", 0.5, killed=2, severity="critical"))
+        assert published(r) == [("casualties", "firing")]
+        await asyncio.sleep(1.1)  # the hold passes: the clock resolves the alert
+        fail_next_write(r.stage)
+        await r.stage._tick()  # logged, not raised: a timer that raised would crash the worker
+        assert "maintenance failed" in caplog.text
+        assert not r.stage.states["lachin-corridor"].firing()
+        assert published(r) == [("casualties", "firing")]
+        await r.stage._tick()
+        await r.stage._tick()
+        assert published(r) == [("casualties", "firing"), ("casualties", "resolved")]
+        again = Run()
+        again.producer.sent[CHANGELOG] = r.changelog()
+        await again.start()
+        # a clock that moved alone is not written: the rest is
+        assert view(again.stage.states, clock=False) == view(r.stage.states, clock=False)
+
+    asyncio.run(run())
+
+
+def test_undecodable_packs_are_dead_lettered_and_the_rest_applied() -> None:
+    async def run() -> None:
+        dead: list[Any] = []
+        r = Run(dead)
+        await r.start()
+        bad_retraction = b'{"kind":"retract"}'
+        await r.step(b"not an incident", bad_retraction, incident("shusha", 0.5, killed=1))
+        assert [(reason, raw) for _, reason, (_, _, raw, _) in dead] == [
+            ("invalid_value", b"not an incident"),
+            ("invalid_value", bad_retraction),
+        ]
+        assert published(r) == [("casualties", "firing")]
+
+    asyncio.run(run())
+
+
+def outbox_in(log: list[tuple[int | None, bytes | None, bytes | None]]) -> list[str]:
+    """The rules of the events in the latest journal of a changelog: its outbox."""
+    journal = [v for _, k, v in log if k == JOURNAL_KEY][-1]
+    return [] if journal is None else [e["rule"] for e in json.loads(journal)["events"]]
+
+
+def torn_after_the_write(r: Run) -> list[tuple[int | None, bytes | None, bytes | None]]:
+    """The changelog as a worker dying after writing its step, before publishing, left it."""
+    log = r.changelog()
+    assert log[-1][1:] == (JOURNAL_KEY, None)  # confirmed: the journal's tombstone
+    return log[:-1]
+
+
+def test_an_outbox_left_by_a_dead_owner_is_published_once_before_the_stage_is_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("shusha", 0.5, killed=1))
+        (firing,) = r.producer.sent["ceasefire.alerts"]
+        torn = torn_after_the_write(r)
+        assert outbox_in(torn) == ["casualties"]
+        on_topic: list[Any] = []
+        reads = []
+
+        async def read_partitions(*_: Any, **__: Any) -> dict[Any, Any]:
+            reads.append(1)
+            if len(reads) == 1:
+                raise ConnectionError("broker away")  # the first settle fails: retried
+            return {TopicPartition("ceasefire.alerts", 0): list(on_topic)}
+
+        monkeypatch.setattr(alert_outbox, "read_partitions", read_partitions)
+        heir = Run()
+        heir.producer.sent[CHANGELOG] = list(torn)
+        heir.stage.store.recover = heir._recover  # type: ignore[method-assign]
+        await heir.stage._on_recovered()
+        assert not heir.stage.ready.is_set()  # not before the outbox is settled
+        await asyncio.wait_for(heir.stage.ready.wait(), 5)
+        assert len(reads) == 2
+        assert published(heir) == [("casualties", "firing")]
+        assert not outbox_in(heir.changelog())
+        assert view(heir.stage.states) == view(r.stage.states)
+        # settled: the next owner has nothing to settle and publishes nothing
+        later = Run()
+        later.producer.sent[CHANGELOG] = heir.changelog()
+        await later.start()
+        assert published(later) == []
+        # an event the alert topic already holds is not published again
+        on_topic.append((0, firing[2]))
+        other = Run()
+        other.producer.sent[CHANGELOG] = list(torn)
+        await other.start()
+        assert published(other) == []
+        assert not outbox_in(other.changelog())
+
+    asyncio.run(run())
+
+
+def test_a_settle_overtaken_by_a_revocation_writes_nothing_and_leaves_the_stage_not_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("shusha", 0.5, killed=1))
+        torn = torn_after_the_write(r)
+        release = asyncio.Event()
+
+        async def read_partitions(*_: Any, **__: Any) -> dict[Any, Any]:
+            await release.wait()
+            return {}
+
+        monkeypatch.setattr(alert_outbox, "read_partitions", read_partitions)
+        heir = Run()
+        heir.producer.sent[CHANGELOG] = list(torn)
+        heir.stage.store.recover = heir._recover  # type: ignore[method-assign]
+        await heir.stage._on_recovered()
+        await asyncio.sleep(0.05)  # the settle is reading the alert topic
+        heir.stage.revoked()  # the partitions move meanwhile
+        release.set()
+        assert heir.stage._settling is not None
+        await asyncio.wait_for(heir.stage._settling, 5)
+        assert not heir.stage.ready.is_set()
+        assert heir.changelog() == torn  # the journal stays for the next owner
+
+    asyncio.run(run())

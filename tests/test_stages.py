@@ -522,7 +522,9 @@ def recovered(h: Harness, table: str) -> Recovered:
     return Recovered(entries=[(k, v) for k, v in latest.items() if v is not None])
 
 
-def test_old_days_close_and_a_late_revision_reopens_them_even_after_a_failed_write() -> None:
+def test_old_days_close_and_a_late_revision_reopens_them_even_after_a_failed_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def run() -> None:
         h = Harness()
         h.settings.close_idle_changes = 0  # nothing counts as recent: close what is old
@@ -537,9 +539,10 @@ def test_old_days_close_and_a_late_revision_reopens_them_even_after_a_failed_wri
         assert [(r["incidents"], r["reports"], r["killed"]) for r in since] == [(2, 3, 1)]
 
         # The first sweep's write fails: memory closed the day, and the tally follows it.
+        # It is logged, not raised: a timer that raised would crash the worker.
         fail_next_write(h.zone)
-        with pytest.raises(ConnectionError):
-            await h.zone.sweep()
+        await h.zone.sweep()
+        assert "maintenance failed, the next tick tries again: broker away" in caplog.text
         book = h.zone.books[0]
         assert (len(book), book.archive.reports) == (1, 2)
         tally = h.zone.tallies[0]

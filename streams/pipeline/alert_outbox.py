@@ -35,6 +35,8 @@ async def not_on_alert_topic(
 ) -> list[AlertEvent]:
     """The `events` of an outbox written at `written_ms` that the alert topic does not hold
     (by alert id and status), in their order."""
+    if not events:
+        return []
     topic = settings.alerts_topic
     published = await read_partitions(
         settings.bootstrap(),

@@ -2,8 +2,10 @@
 
 Thin wiring around `alerting.engine`: per-zone state lives in memory and in the
 changelog of the Faust table `alert-state`, as parts written when they change
-(`streams/pipeline/alert_state.py`: a step writes what it changed, never a whole zone);
-after every assignment it is rebuilt from that changelog, read to its exact end.
+(`streams/pipeline/alert_state.py`: a step writes what it changed, never a whole zone).
+A `Stage` (`stage.py`) like the others: after every assignment the state is rebuilt from
+that changelog, read to its exact end; input is applied in offset order; a failed write is
+retried with what the step produced; the clock's work runs through `maintain`.
 
 Once, and never lost. Each step first writes, per partition, a journal of its changes
 *and* the alert events they produced but that are not yet confirmed on the alert topic
@@ -12,7 +14,8 @@ once all of that is acknowledged; then the journal becomes a tombstone. So a wor
 dies at any point leaves either no trace of the step (its zone packs are delivered again
 and evaluated alike, alert ids being deterministic) or a journal. On recovery, the new
 owner completes the step's parts from the journal, reads the alert topic from just before
-the journal was written and publishes only the events not already there.
+the journal was written and publishes only the events not already there (`settle`, before
+the stage is ready).
 
 The theatre. With theatre-wide rules (`fatality_peak`, `scope: theatre`), each step also
 sends the changes of its zones' fatality ledgers to the theatre topic (one partition,
@@ -29,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,11 +58,10 @@ from streams.pipeline.alert_state import (
 )
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
-from streams.pipeline.stage import Ports
-from streams.pipeline.stage_input import StageInput
+from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.zone_stage import RETRACT_PREFIX
 from streams.store.batches import send_to_partition
-from streams.store.changelog import ChangelogStore, Entry
+from streams.store.changelog import Entry, Recovered
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,16 @@ RESEND_SECONDS = 60.0
 LEDGER_RESEND_SECONDS = 3600.0
 
 
-class AlertStage:
+@dataclass(slots=True)
+class AlertOutput:
+    #: zone -> the alert events (fired, resolved) of the step
+    events: dict[str, list[AlertEvent]] = field(default_factory=dict)
+    dead: list[DeadRecord] = field(default_factory=list)
+    #: partitions whose outbox `settle` published: their journal is replaced
+    settled: set[int] = field(default_factory=set)
+
+
+class AlertStage(Stage[AlertOutput]):
     """`ports`: what it may use of the worker; `zone_ids`: the catalogue's zones, which
     zone-scoped rules are checked against; `alert_inputs`: what this process's zone stage
     wrote, to read back without parsing it (`alert_input_memo.py`)."""
@@ -82,28 +94,29 @@ class AlertStage:
         zone_ids: Collection[str],
         alert_inputs: AlertInputMemo | None = None,
     ) -> None:
-        self.ports = ports
-        self.read_input = read_alert_input if alert_inputs is None else alert_inputs.read
         s = ports.settings
+        super().__init__(
+            ports, topic=s.zone_packs_topic, table=ALERT_TABLE, agent="evaluate-alerts"
+        )
+        self.read_input = read_alert_input if alert_inputs is None else alert_inputs.read
         self.rules: RuleSet = load_rules(s.rules, known_zones=zone_ids)
         self.states: dict[str, ZoneState] = {}
         self.partition_of: dict[str, int] = {}
         self.history = ResolvedHistory(s)
-        self.ready = asyncio.Event()
         self._to_alertmanager: asyncio.Queue[list[AlertEvent]] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._last_resend = 0.0
-        self._generation = 0
         #: Per zone-pack partition: when observation began (ms).
         self.since_of: dict[int, int] = {}
-        self._settling: asyncio.Task[None] | None = None
-        #: Held from evaluation to commit, by the agent and the clock alike, and while
-        #: state is recovered.
-        self._lock = asyncio.Lock()
-        self.input = StageInput(s.zone_packs_topic, s, self._evaluate_step, self._lock)
-        #: Events evaluated into the in-memory state whose commit has not succeeded yet:
-        #: a retried step finds its incidents known and fires nothing, so they are kept.
-        self._pending: dict[str, list[AlertEvent]] = {}
+        #: Partitions whose observation began at this recovery: written by `settle`.
+        self._since_unwritten: set[int] = set()
+        #: Per partition: the outbox of a journal a previous owner did not confirm.
+        self._outboxes: dict[int, Outbox] = {}
+        #: Events evaluated into the in-memory state whose commit has not succeeded yet
+        #: (a step's is retried with its output; a clock's is not): every commit carries
+        #: them until one succeeds, as a retried evaluation finds its incidents known and
+        #: fires nothing.
+        self._unconfirmed: dict[str, list[AlertEvent]] = {}
         #: zone -> parts changed in memory and not written yet (kept over a failed write,
         #: as the events are).
         self._dirty: dict[str, set[str]] = {}
@@ -118,73 +131,72 @@ class AlertStage:
             if s.alertmanager_url
             else None
         )
-        app = ports.app
-        self.topic = app.topic(
-            s.zone_packs_topic,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=s.partitions,
-        )
-        self.table = app.Table(
-            ALERT_TABLE, partitions=s.partitions, key_type=bytes, value_type=bytes
-        )
-        self.table.on_recover(self._on_recovered)
-        self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
-        app.agent(self.topic, name="evaluate-alerts")(self._evaluate)
-        app.timer(TICK_SECONDS)(self._tick)
-        app.task(self.history.follow)
+        ports.app.timer(TICK_SECONDS)(self._tick)
+        ports.app.task(self.history.follow)
 
-    # -- state ------------------------------------------------------------------------
-    def owned_partitions(self) -> set[int]:
-        topic = self.ports.settings.zone_packs_topic
-        return {
-            tp.partition for tp in self.ports.app.assignor.assigned_actives() if tp.topic == topic
-        }
-
-    def revoked(self) -> None:
-        self.ready.clear()
-        self.input.clear()
-
-    async def _on_recovered(self) -> None:
-        async with self._lock:  # a step still being written lands before we read
-            await self._recover()
-
-    async def _recover(self) -> None:
-        started = time.monotonic()
-        owned = self.owned_partitions()
-        recovered = await self.store.recover(owned)
-        r = restore(recovered)
+    # -- recovery ---------------------------------------------------------------------------
+    def restore(self, partitions: dict[int, Recovered]) -> None:
+        r = restore(partitions)
         self.states, self.partition_of, self._dirty = r.states, r.partition_of, r.dirty
         since = r.since
         now_ms = int(time.time() * 1000)
-        for p in owned - since.keys():  # first run on this partition: observation begins
+        self._since_unwritten = set()
+        for p in self.owned - since.keys():  # first run on this partition: observation begins
             since[p] = now_ms
-            self.table.send_changelog(p, SINCE_KEY, str(now_ms).encode())
+            self._since_unwritten.add(p)
         self.since_of = since
-        self._pending = {}
+        self._outboxes = r.outboxes
+        self._unconfirmed = {}
         self._resend_ledgers = (
             {z for z, st in self.states.items() if st.fatalities.incidents}
             if self.rules.theatre_fatality_rules
             else set()
         )
-        self.input.reset(owned, r.applied)
-        self._generation += 1
         self._refresh_gauge()
-        log.info(
-            "alert state of %d zones recovered from %d changelog records in %.2fs",
-            len(self.states),
-            sum(rec.read for rec in recovered.values()),
-            time.monotonic() - started,
-        )
-        if r.outboxes:
-            # Publishing needs the producer, which may still be starting: finish there.
-            self._settling = asyncio.create_task(
-                self._settle_retrying(r.outboxes, self._generation)
+        log.info("alert state of %d zones recovered", len(self.states))
+
+    def unsettled(self) -> bool:
+        return bool(self._outboxes or self._since_unwritten)
+
+    async def settle(self) -> None:
+        """Write when observation began on new partitions, and publish what a previous
+        owner committed to but did not confirm: every outbox event (per partition) not on
+        the alert topic yet. Alertmanager hears all of them again (it de-duplicates by
+        labels)."""
+        generation = self.generation
+        outboxes = self._outboxes
+        missing: list[AlertEvent] = []
+        if outboxes:
+            await self.ports.producer()
+            events = [e for o in outboxes.values() for e in o.events]
+            missing = await not_on_alert_topic(
+                self.ports.settings,
+                self.ports.partitions_of,
+                events,
+                min(o.written_ms for o in outboxes.values()),
             )
-        else:
-            self._set_ready()
+            log.warning(
+                "alert outboxes of %d partitions: %d events, %d already on the topic, "
+                "publishing %d",
+                len(outboxes),
+                len(events),
+                len(events) - len(missing),
+                len(missing),
+            )
+            await self._publish(missing)
+            self._enqueue([e for e in events if e not in missing])
+        async with self.lock:
+            if generation != self.generation:
+                return  # revoked or recovered again meanwhile: the next recovery settles
+            since = {
+                p: [(SINCE_KEY, str(self.since_of[p]).encode())] for p in self._since_unwritten
+            }
+            if since:
+                await self.store.write_many(since, {})
+                self._since_unwritten = set()
+            if outboxes:
+                await self.commit(AlertOutput(settled=set(outboxes)), {})
+                self._outboxes = {}
 
     def _new_state(self, zone: str) -> ZoneState:
         configured = self.ports.settings.observed_since
@@ -193,62 +205,75 @@ class AlertStage:
         ms = self.since_of.get(self.partition_of[zone], int(time.time() * 1000))
         return ZoneState(zone=zone, since=ms)
 
-    def _set_ready(self) -> None:
-        self.ready.set()
-        self.ports.readiness_changed()
+    # -- a step -------------------------------------------------------------------------------
+    def new_output(self) -> AlertOutput:
+        return AlertOutput()
 
-    async def _settle_retrying(self, outboxes: dict[int, Outbox], generation: int) -> None:
-        delay = 1.0
-        while generation == self._generation:
+    def process(self, records: Sequence[Record], out: AlertOutput) -> None:
+        """Evaluate one step of zone packs. Evaluation is deterministic and each zone's
+        state ignores incidents it knows, so a step evaluated again after a recovery fires
+        what it fired the first time, and nothing twice."""
+        by_zone: dict[str, list[AlertInput]] = {}
+        retracted: dict[str, list[str]] = {}
+        for r in records:
+            for raw in unpack(r.value):
+                if raw.startswith(RETRACT_PREFIX):
+                    try:
+                        doc = json.loads(raw)
+                        retracted.setdefault(str(doc["zone"]), []).append(str(doc["incident_id"]))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        out.dead.append((r.partition, r.offset, raw, str(exc)))
+                    continue
+                try:
+                    incident = self.read_input(raw)
+                except ValueError as exc:  # not ours: someone else wrote to the topic
+                    out.dead.append((r.partition, r.offset, raw, str(exc)))
+                    continue
+                by_zone.setdefault(incident.zone, []).append(incident)
+                self.partition_of[incident.zone] = r.partition
+        marks: dict[str, StateMark | None] = {}
+        for zone, ids in retracted.items():
+            state = self.states.get(zone)
+            if state is not None:
+                marks[zone] = state.mark()
+                for iid in ids:
+                    state.forget(iid)
+        now = datetime.now(UTC)
+        for zone, incidents in by_zone.items():
+            state = self.states.get(zone)
+            if state is None:
+                state = self.states[zone] = self._new_state(zone)
+                marks[zone] = None  # every part is new
+            elif zone not in marks:
+                marks[zone] = state.mark()
+            for incident in incidents:  # a new version of a known incident: seen afresh
+                state.refresh(incident)
             try:
-                await self._settle(outboxes, generation)
-                return
-            except Exception as exc:  # the broker, most likely: the worker stays not ready
-                log.error("settling alert outboxes failed, retrying in %.0fs: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                fired = evaluate_batch(self.rules, state, incidents, now)
+            except Exception as exc:  # a rule-engine fault on this input: isolate it
+                log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
+                p = self.partition_of[zone]
+                out.dead.extend((p, -1, encode_alert_input(i), repr(exc)) for i in incidents)
+                continue
+            if fired:
+                out.events[zone] = fired
+        self._note_changes(marks)
 
-    async def _settle(self, outboxes: dict[int, Outbox], generation: int) -> None:
-        """Publish what a previous owner committed to but did not confirm: every outbox
-        event (per partition) not on the alert topic yet. Alertmanager hears all of them
-        again (it de-duplicates by labels)."""
-        await self.ports.producer()
-        events = [e for o in outboxes.values() for e in o.events]
-        missing = await not_on_alert_topic(
-            self.ports.settings,
-            self.ports.partitions_of,
-            events,
-            min(o.written_ms for o in outboxes.values()),
-        )
-        log.warning(
-            "alert outboxes of %d partitions: %d events, %d already on the topic, publishing %d",
-            len(outboxes),
-            len(events),
-            len(events) - len(missing),
-            len(missing),
-        )
-        await self._publish(missing)
-        self._enqueue([e for e in events if e not in missing])
-        async with self._lock:
-            if generation != self._generation:
-                return  # reassigned meanwhile: the next recovery settles again
-            await self._commit({}, settled=set(outboxes))
-        self._set_ready()
-
-    async def _commit(
-        self,
-        events: dict[str, list[AlertEvent]],
-        applied: dict[int, int] | None = None,
-        settled: set[int] | frozenset[int] = frozenset(),
-    ) -> None:
+    async def commit(self, out: AlertOutput, applied: dict[int, int]) -> None:
         """Write the parts changed in memory, each partition's preceded by its journal
         (the changes and the events, as outbox), then `applied` (the input offsets these
         states now hold); publish the events only once all of that is acknowledged, then
-        empty the journals. `settled`: partitions whose journal's events were published
-        (by `_settle`): their journal is replaced."""
-        for zone, earlier in self._pending.items():
+        empty the journals. `out.settled`: partitions whose journal's events were
+        published (by `settle`): their journal is replaced."""
+        if out.dead:
+            await self.ports.dead_letter(
+                self.ports.settings.zone_packs_topic, out.dead, RejectReason.INVALID_VALUE.value
+            )
+            out.dead = []
+        events = out.events
+        for zone, earlier in self._unconfirmed.items():
             events[zone] = [*earlier, *(e for e in events.get(zone, []) if e not in earlier)]
-        self._pending = events
+        self._unconfirmed = events
         at_ms = int(time.time() * 1000)
         changes: dict[int, list[tuple[str, str, Any]]] = {}
         for change in changes_of(self.states, self._dirty):
@@ -257,7 +282,7 @@ class AlertStage:
         for zone, zone_events in events.items():
             outbox.setdefault(self.partition_of[zone], []).extend(zone_events)
         entries: dict[int, list[Entry]] = {}
-        for p in {*changes, *outbox, *settled}:
+        for p in {*changes, *outbox, *out.settled}:
             journal = (
                 encode_journal(at_ms, changes.get(p, []), outbox.get(p, []))
                 if p in changes or p in outbox
@@ -270,13 +295,16 @@ class AlertStage:
         if fatal:  # before the step is written: a crash in between sends them again
             await self._send_to_theatre(fatal)
             self._resend_ledgers = set()
-        await self.store.write_many(entries, applied or {})
+        await self.store.write_many(entries, applied)
         self._dirty = {}
         if not outbox:
             return
         await self._publish([e for zone_events in events.values() for e in zone_events])
-        self._pending = {}
+        self._unconfirmed = {}
         await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in outbox}, {})
+
+    def committed(self, out: AlertOutput) -> None:
+        self._refresh_gauge()
 
     def _theatre_changes(self, changes: dict[int, list[tuple[str, str, Any]]]) -> list[FatalChange]:
         """The theatre's share of a step: the changed fatality parts, and the whole ledgers
@@ -307,123 +335,20 @@ class AlertStage:
         )
         await asyncio.gather(*sends)
 
-    # -- the agent and the clock ----------------------------------------------------------
-    async def _evaluate(self, stream: Any) -> None:
-        s = self.ports.settings
-        async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            await self.ready.wait()
-            await self.input.offer(
-                [Record(e.message.partition, e.message.offset, e.value) for e in events]
-            )
-            self._refresh_gauge()
-
-    async def _evaluate_step(self, records: Sequence[Record]) -> None:
-        """Evaluate one step of zone packs (called by `self.input` under the lock).
-        Evaluation is deterministic and each zone's state ignores incidents it knows, so
-        a step that fails part-way is retried as it is."""
-        by_zone: dict[str, list[AlertInput]] = {}
-        undecodable: list[tuple[int, int, bytes, str]] = []
-        retracted: dict[str, list[str]] = {}
-        for r in records:
-            for raw in unpack(r.value):
-                if raw.startswith(RETRACT_PREFIX):
-                    try:
-                        doc = json.loads(raw)
-                        retracted.setdefault(str(doc["zone"]), []).append(str(doc["incident_id"]))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        undecodable.append((r.partition, r.offset, raw, str(exc)))
-                    continue
-                try:
-                    incident = self.read_input(raw)
-                except ValueError as exc:  # not ours: someone else wrote to the topic
-                    undecodable.append((r.partition, r.offset, raw, str(exc)))
-                    continue
-                by_zone.setdefault(incident.zone, []).append(incident)
-                self.partition_of[incident.zone] = r.partition
-        if undecodable:
-            await self.ports.dead_letter(
-                self.ports.settings.zone_packs_topic, undecodable, RejectReason.INVALID_VALUE.value
-            )
-        marks: dict[str, StateMark | None] = {}
-        for zone, ids in retracted.items():
-            state = self.states.get(zone)
-            if state is not None:
-                marks[zone] = state.mark()
-                for iid in ids:
-                    state.forget(iid)
-        now = datetime.now(UTC)
-        out: dict[str, list[AlertEvent]] = {}
-        for zone, incidents in by_zone.items():
-            state = self.states.get(zone)
-            if state is None:
-                state = self.states[zone] = self._new_state(zone)
-                marks[zone] = None  # every part is new
-            elif zone not in marks:
-                marks[zone] = state.mark()
-            for incident in incidents:  # a new version of a known incident: seen afresh
-                state.refresh(incident)
-            try:
-                fired = evaluate_batch(self.rules, state, incidents, now)
-            except Exception as exc:  # a rule-engine fault on this input: isolate it
-                log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
-                await self.ports.dead_letter(
-                    self.ports.settings.zone_packs_topic,
-                    [
-                        (self.partition_of[zone], -1, encode_alert_input(i), repr(exc))
-                        for i in incidents
-                    ],
-                    RejectReason.INVALID_VALUE.value,
-                )
-                continue
-            if fired:
-                out[zone] = fired
-        self._note_changes(marks)
-        applied: dict[int, int] = {}
-        for r in records:
-            applied[r.partition] = r.offset
-        await self._commit(out, applied)
-
     def _note_changes(self, marks: dict[str, StateMark | None]) -> None:
         for zone, mark in marks.items():
             changed = self.states[zone].changed(mark)
             if changed:
                 self._dirty.setdefault(zone, set()).update(changed)
 
+    # -- the clock ------------------------------------------------------------------------------
     async def _tick(self) -> None:
-        if not self.ready.is_set():
-            return
-        owned = self.owned_partitions()
-        async with self._lock:  # one zone's record never carries two writers' outboxes
-            if (
-                self.rules.theatre_fatality_rules
-                and time.monotonic() - self._ledgers_sent >= LEDGER_RESEND_SECONDS
-            ):
-                self._ledgers_sent = time.monotonic()
-                self._resend_ledgers = {
-                    z
-                    for z, st in self.states.items()
-                    if self.partition_of.get(z) in owned and st.fatalities.incidents
-                }
-            now = datetime.now(UTC)
-            out: dict[str, list[AlertEvent]] = {}
-            marks: dict[str, StateMark | None] = {}
-            for zone, state in self.states.items():
-                if self.partition_of.get(zone) not in owned:
-                    continue
-                marks[zone] = state.mark()
-                resolved = evaluate_time(self.rules, state, now)
-                if resolved:
-                    out[zone] = resolved
-            self._note_changes(marks)
-            # a clock that moved alone waits for the zone's next write; incidents aged
-            # out and resolutions are written now
-            if out or self._resend_ledgers or any(parts != {"m"} for parts in self._dirty.values()):
-                await self._commit(out)
-                self._refresh_gauge()
+        await self.maintain(self._clock)
         if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
             # Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min
             # by default): keep telling it what is still firing.
             self._last_resend = time.monotonic()
+            owned = self.owned_partitions()
             firing = [
                 a
                 for zone, state in self.states.items()
@@ -433,6 +358,38 @@ class AlertStage:
             firing.extend(self.theatre_firing() or [])
             if firing:
                 self._enqueue(firing)
+
+    def _clock(self, out: AlertOutput) -> bool:
+        """The clock's step (under the lock): alerts resolved and incidents aged out by
+        time, the hourly resend of the fatality ledgers. Whether there is anything to
+        write: a clock that moved alone waits for the zone's next write."""
+        owned = self.owned_partitions()
+        if (
+            self.rules.theatre_fatality_rules
+            and time.monotonic() - self._ledgers_sent >= LEDGER_RESEND_SECONDS
+        ):
+            self._ledgers_sent = time.monotonic()
+            self._resend_ledgers = {
+                z
+                for z, st in self.states.items()
+                if self.partition_of.get(z) in owned and st.fatalities.incidents
+            }
+        now = datetime.now(UTC)
+        marks: dict[str, StateMark | None] = {}
+        for zone, state in self.states.items():
+            if self.partition_of.get(zone) not in owned:
+                continue
+            marks[zone] = state.mark()
+            resolved = evaluate_time(self.rules, state, now)
+            if resolved:
+                out.events[zone] = resolved
+        self._note_changes(marks)
+        return bool(
+            out.events
+            or self._unconfirmed
+            or self._resend_ledgers
+            or any(parts != {"m"} for parts in self._dirty.values())
+        )
 
     # -- output ---------------------------------------------------------------------------
     async def _publish(self, events: Iterable[AlertEvent]) -> None:

@@ -11,7 +11,9 @@ hold only their logic:
   `commit` (publish, then write the changelog and the applied offsets). If `commit` fails
   the step is retried with the output kept: the in-memory state already holds the step,
   so only the commit is repeated (a recovery, which rebuilds memory, drops the output);
-- readiness: unset from revocation until the recovery of the new assignment is done.
+- readiness: unset from revocation until the recovery of the new assignment is done,
+  and, for a stage that has something to settle after a recovery (`unsettled`: an outbox
+  a previous owner left), until `settle` has succeeded (retried with backoff).
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ class Stage(Generic[OutT]):
         self.ready = asyncio.Event()
         self.owned = set()
         self._pending: OutT | None = None
+        #: bumped by every recovery: work started for an earlier one gives up
+        self.generation = 0
+        self._settling: asyncio.Task[None] | None = None
         #: maintenance work waiting for the lock (an ordered set: each runs once)
         self._due: dict[Callable[[OutT], bool], None] = {}
         self.table.on_recover(self._on_recovered)
@@ -142,6 +147,16 @@ class Stage(Generic[OutT]):
     def committed(self, out: OutT) -> None:
         """After a successful commit: metrics and query views."""
 
+    def unsettled(self) -> bool:
+        """After `restore`: whether `settle` must run before the stage is ready."""
+        return False
+
+    async def settle(self) -> None:
+        """Complete what a previous owner left half done (an outbox: events it wrote but
+        did not confirm published). Runs after the recovery, outside the lock (publishing
+        needs the producer, which may still be starting); takes the lock to write, and
+        writes nothing if `generation` moved meanwhile. Raises to be retried."""
+
     # -- lifecycle -------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
         return {
@@ -151,6 +166,7 @@ class Stage(Generic[OutT]):
         }
 
     def revoked(self) -> None:
+        self.generation += 1  # a settle under way gives up: its partitions may have moved
         self.ready.clear()
         self.input.clear()
         self.ports.readiness_changed()
@@ -163,6 +179,7 @@ class Stage(Generic[OutT]):
             self._pending = None
             self.owned = owned
             self.restore(recovered)
+            self.generation += 1
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
             read = sum(r.read for r in recovered.values())
             del recovered  # the changelog's records: their pages go back now
@@ -177,8 +194,29 @@ class Stage(Generic[OutT]):
                 read,
                 elapsed,
             )
+            unsettled = self.unsettled()
+        if unsettled:
+            self._settling = asyncio.create_task(self._settle_retrying(self.generation))
+        else:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
         self.ready.set()
         self.ports.readiness_changed()
+
+    async def _settle_retrying(self, generation: int) -> None:
+        delay = 1.0
+        while generation == self.generation:
+            try:
+                await self.settle()
+            except Exception as exc:  # the broker, most likely: the stage stays not ready
+                log.error("%s: settling failed, retrying in %.0fs: %s", self.topic_name, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if generation == self.generation:
+                self._set_ready()
+            return
 
     async def _agent(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         s = self.ports.settings
@@ -198,14 +236,22 @@ class Stage(Generic[OutT]):
         A delivered batch holds the lock through all its steps (in a backlog: a minute), so
         work that finds the lock taken is left due, and the batch runs it at its next step's
         end: a timer's work keeps its pace under load (the sweep that closes old days, above
-        all: without this, measured, it ran once a minute while a million reports drained)."""
+        all: without this, measured, it ran once a minute while a million reports drained).
+
+        A failed write is logged, never raised: a timer that raises would crash the worker
+        (mode's services do), and the next tick writes what this one did not."""
         if not self.ready.is_set():
             return
         self._due[work] = None
         if self.lock.locked():
             return  # the step holding it runs the work at its end, or the next tick does
         async with self.lock:
-            await self._run_due()
+            try:
+                await self._run_due()
+            except Exception as exc:  # the broker, most likely
+                log.error(
+                    "%s: maintenance failed, the next tick tries again: %s", self.topic_name, exc
+                )
 
     async def _run_due(self) -> None:
         """Under the lock: the maintenance work due, each once."""
