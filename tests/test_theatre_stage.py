@@ -183,7 +183,9 @@ def test_an_outbox_a_dead_owner_left_is_published_once(monkeypatch: pytest.Monke
         monkeypatch.setattr(alert_outbox, "read_partitions", nothing_on_the_topic)
         heir = Theatre(torn)
         assert heir.stage._outbox is not None
-        await heir.stage._tick()
+        assert heir.stage.unsettled()  # the recovery settles before the stage is ready
+        await heir.stage.settle()
+        assert not heir.stage.unsettled()
         assert [e.alert_id for e in heir.published] == [th.published[0].alert_id]
         assert heir.stage._outbox is None
         assert (0, OUTBOX_KEY, None) in heir.producer.sent[CHANGELOG][len(torn) :]

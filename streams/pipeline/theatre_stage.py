@@ -19,7 +19,8 @@ from the input offset it covers (the store machinery of every stage: `stage.py`)
 Once. A step that fires writes its events as an outbox (`\\x00outbox`) with the changed
 parts and the input offset, publishes them through the alert stage's one publish path
 (alert topic, `ceasefire_alerts_total`, Alertmanager), then tombstones the outbox. A new
-owner that finds an outbox publishes only the events not on the alert topic yet.
+owner that finds an outbox publishes only the events not on the alert topic yet, before it
+is ready (`settle`; a step's commit settles it too, should the stage take input first).
 """
 
 from __future__ import annotations
@@ -162,6 +163,15 @@ class TheatreStage(Stage[TheatreOutput]):
     async def _on_recovered(self) -> None:
         await super()._on_recovered()
         self._changed()  # the gauge of firing alerts: this worker evaluates the theatre or not
+
+    def unsettled(self) -> bool:
+        return self._outbox is not None
+
+    async def settle(self) -> None:
+        generation = self.generation
+        async with self.lock:
+            if generation == self.generation:
+                await self._settle()
 
     def new_output(self) -> TheatreOutput:
         return TheatreOutput()
