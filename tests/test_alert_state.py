@@ -93,7 +93,7 @@ def fake_stage(producer: FakeProducer, dead: list[Any] | None = None) -> AlertSt
         topic=lambda name, **_: name,
         Table=lambda name, **_: table,
         agent=lambda topic, name: lambda fn: fn,
-        timer=lambda seconds: lambda fn: fn,
+        timer=lambda seconds, **_: lambda fn: fn,
         task=lambda fn: fn,
         assignor=SimpleNamespace(assigned_actives=lambda: {TopicPartition(s.zone_packs_topic, 0)}),
     )

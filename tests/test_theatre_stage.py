@@ -76,7 +76,7 @@ class Theatre:
             topic=lambda name, **_: name,
             Table=lambda name, **_: table,
             agent=lambda topic, name: lambda fn: fn,
-            timer=lambda seconds: lambda fn: fn,
+            timer=lambda seconds, **_: lambda fn: fn,
         )
         ports = Ports(
             settings=self.settings,

@@ -59,6 +59,7 @@ from streams.pipeline.alert_state import (
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.timers import every
 from streams.pipeline.zone_stage import RETRACT_PREFIX
 from streams.store.batches import send_to_partition
 from streams.store.changelog import Entry, Recovered
@@ -131,7 +132,7 @@ class AlertStage(Stage[AlertOutput]):
             if s.alertmanager_url
             else None
         )
-        ports.app.timer(TICK_SECONDS)(self._tick)
+        every(ports.app, TICK_SECONDS, self._tick)
         ports.app.task(self.history.follow)
 
     # -- recovery ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import TAIL_INTERVAL, StageInput
 from streams.pipeline.theatre_stage import TheatreStage
+from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
@@ -122,11 +123,11 @@ class Monitor:
         ]
 
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        self.app.timer(WINDOW_GAUGE_INTERVAL)(self._refresh_window_gauges)
-        self.app.timer(LAG_INTERVAL)(self._refresh_lag)
-        self.app.timer(TAIL_INTERVAL)(self._check_tails)
-        self.app.timer(PACE_INTERVAL)(self._pace_ingest)
-        self.app.timer(s.close_sweep_seconds)(self.zone.sweep)
+        every(self.app, WINDOW_GAUGE_INTERVAL, self._refresh_window_gauges)
+        every(self.app, LAG_INTERVAL, self._refresh_lag)
+        every(self.app, TAIL_INTERVAL, self._check_tails)
+        every(self.app, PACE_INTERVAL, self._pace_ingest)
+        every(self.app, s.close_sweep_seconds, self.zone.sweep)
         # The ingest group joins as the app starts, alongside Faust's group (a dependency
         # starts before the app's consumer); its producer and loop start only once the
         # first recovery is done (an `app.service`), when Faust's topics are declared.

@@ -32,6 +32,7 @@ from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import TAIL_INTERVAL
+from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas, tune_for_throughput
 
 log = logging.getLogger(__name__)
@@ -115,8 +116,8 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
         lag.publish(behind(app, [stage.input]))
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
-    app.timer(TAIL_INTERVAL)(check_tail)
-    app.timer(LAG_INTERVAL)(refresh_lag)
+    every(app, TAIL_INTERVAL, check_tail)
+    every(app, LAG_INTERVAL, refresh_lag)
     app.service(_producer_service(producer))
     reporter.state = lambda: {
         "ready": stage.ready.is_set() and not stage.input.stalled,

@@ -40,6 +40,7 @@ from schemas.alert import AlertEvent
 from streams.pipeline.alert_outbox import not_on_alert_topic
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.timers import every
 from streams.store.changelog import Recovered
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class TheatreStage(Stage[TheatreOutput]):
         #: (alert id, status) of the events of outboxes settled since the recovery: a step
         #: redone after a torn write (the outbox written, not the parts) fires them again
         self._settled: set[tuple[str, str]] = set()
-        ports.app.timer(TICK_SECONDS)(self._tick)
+        every(ports.app, TICK_SECONDS, self._tick)
 
     # -- the stage ---------------------------------------------------------------------------
     def restore(self, partitions: dict[int, Recovered]) -> None:
