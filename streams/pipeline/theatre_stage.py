@@ -161,8 +161,8 @@ class TheatreStage(Stage[TheatreOutput]):
             len(self.state.active),
         )
 
-    async def _on_recovered(self) -> None:
-        await super()._on_recovered()
+    def _set_ready(self) -> None:
+        super()._set_ready()
         self._changed()  # the gauge of firing alerts: this worker evaluates the theatre or not
 
     def unsettled(self) -> bool:
