@@ -120,7 +120,7 @@ class Stage(Generic[OutT]):
         self.ready = asyncio.Event()
         self.owned = set()
         self._pending: OutT | None = None
-        #: bumped by every recovery: work started for an earlier one gives up
+        #: bumped by every revocation and recovery: a settle started before gives up
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
         #: maintenance work waiting for the lock (an ordered set: each runs once)
