@@ -13,11 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 if TYPE_CHECKING:
     from streams.record.linking import LinkRule
 
-#: Consumer-group timings for workers on the embedded broker (seconds).
-EMBEDDED_GROUP_TIMING = {
+#: Consumer-group settings for workers on the embedded broker (timings in seconds).
+EMBEDDED_GROUP_SETTINGS: dict[str, float | bool] = {
     "rebalance_timeout": 3.0,
     "session_timeout": 6.0,
     "heartbeat_interval": 1.0,
+    "leader_leaves": False,
 }
 
 
@@ -69,10 +70,14 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
 
     # Consumer group timing. Defaults suit Apache Kafka; on the embedded broker `run` uses
-    # EMBEDDED_GROUP_TIMING unless these are set, and tests shorten them too.
+    # EMBEDDED_GROUP_SETTINGS unless these are set, and tests shorten them too.
     rebalance_timeout: float = 20.0
     session_timeout: float = 30.0
     heartbeat_interval: float = 3.0
+    #: Whether a group's leader sends LeaveGroup on a clean stop (its partitions move at
+    #: once). False on the embedded broker, which keeps a leader that left while a join
+    #: was forming as the group's leader for good (streams/kafka/groups.py).
+    leader_leaves: bool = True
 
     def on_embedded_broker(self) -> Settings:
         """These settings for a worker on the embedded broker at `embedded_port`."""
@@ -83,7 +88,7 @@ class Settings(BaseSettings):
         machine), whichever way it was named: Tansu holds every JoinGroup for half the
         group's session timeout, so a join takes 15 s with Kafka's usual 30 s sessions
         and 3 s with 6 s (docs/operations.md, "Membership changes")."""
-        unset = {k: v for k, v in EMBEDDED_GROUP_TIMING.items() if k not in self.model_fields_set}
+        unset = {k: v for k, v in EMBEDDED_GROUP_SETTINGS.items() if k not in self.model_fields_set}
         return self.model_copy(update=unset)
 
     #: When the ceasefire took effect: 00:00 Moscow time on 10 November 2020

@@ -19,6 +19,7 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka import broker as broker_module
+from streams.kafka import groups
 from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.faust_transport import app_class
 from streams.kafka.topics import ensure_topics
@@ -69,6 +70,67 @@ def test_the_first_member_of_a_group_leaves_it_on_a_clean_stop(broker: EmbeddedB
     assert generation == 0  # Apache Kafka's first generation is 1: there this never arose
     assert joined == ("Stable", 1)
     assert left == ("Empty", 0)  # not ("Stable", 1) for the next 6 s
+
+
+def test_a_leader_stopping_while_a_join_forms_leaves_the_group_able_to_settle(
+    broker: EmbeddedBroker,
+) -> None:
+    """The embedded broker keeps a leader that leaves while a newcomer's join is forming as
+    the group's leader for good: the newcomer then never got an assignment (3 of 3 with the
+    leader leaving 0.1 to 0.3 s after it subscribed; a worker never ready under load). On
+    the embedded broker the leader goes by its session timeout instead
+    (streams/kafka/groups.py)."""
+    settings = Settings(broker=broker.url, partitions=4).with_embedded_timing()
+    assert settings.leader_leaves is False
+    ensure_topics(settings)
+
+    def member(name: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=broker.bootstrap,
+            group_id="leader-leaves",
+            client_id=name,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            rebalance_timeout_ms=3000,
+        )
+
+    async def pump(c: AIOKafkaConsumer) -> None:
+        while True:
+            await c.getmany(timeout_ms=200)
+
+    async def scenario() -> tuple[float, int] | None:
+        leader = member("leader")
+        await leader.start()
+        leader.subscribe([settings.reports_topic])
+        while not leader.assignment():
+            await leader.getmany(timeout_ms=200)
+        await asyncio.sleep(2)
+        newcomer = member("newcomer")
+        await newcomer.start()
+        newcomer.subscribe([settings.reports_topic])
+        pumping = asyncio.create_task(pump(newcomer))
+        await asyncio.sleep(0.2)  # its join is forming: the leader stops now
+        await leader.stop()
+        stopped = time.monotonic()
+        try:
+            while time.monotonic() - stopped < 30:
+                if newcomer.assignment():
+                    return time.monotonic() - stopped, len(newcomer.assignment())
+                await asyncio.sleep(0.2)
+            return None
+        finally:
+            pumping.cancel()
+            await newcomer.stop()
+
+    groups.install(settings.leader_leaves)  # what a worker on the embedded broker installs
+    try:
+        assigned = asyncio.run(scenario())
+    finally:
+        groups.install(True)  # this test process's other consumers: as before
+    assert assigned is not None, "the newcomer never got an assignment: the group is wedged"
+    took, partitions = assigned
+    assert partitions == 4  # all of them: the leader's moved once its session ended
+    print(f"the newcomer had every partition {took:.1f} s after the leader stopped")
 
 
 def test_a_configured_broker_that_is_the_embedded_one_gets_its_short_timings(

@@ -16,7 +16,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
-from streams.kafka.groups import leave_from_first_generation
+from streams.kafka import groups
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -29,11 +29,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-def app_class(fetch_max_wait_ms: int) -> type[faust.App]:
+def app_class(fetch_max_wait_ms: int, leader_leaves: bool = True) -> type[faust.App]:
     """A `faust.App` subclass whose worker consumer uses the given fetch wait. Also makes
     the process's consumers leave their groups on a clean stop even from a group's first
-    generation, which the embedded broker numbers 0 (streams/kafka/groups.py)."""
-    leave_from_first_generation()
+    generation, which the embedded broker numbers 0, and, unless `leader_leaves`, not as a
+    group's leader (streams/kafka/groups.py)."""
+    groups.install(leader_leaves)
 
     class ConsumerThread(_ConsumerThread):
         pass

@@ -30,7 +30,7 @@ def faust_app(settings: Settings, app_id: str, *, web: bool) -> faust.App:
     """An app in the consumer group `app_id`; `web`: with the HTTP server (the API)."""
     s = settings
     s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
-    return app_class(s.fetch_max_wait_ms)(
+    return app_class(s.fetch_max_wait_ms, s.leader_leaves)(
         app_id,
         broker=s.broker_url(),
         broker_credentials=faust_credentials(s),

@@ -22,7 +22,7 @@ import faust
 
 from streams import metrics
 from streams.config import Settings
-from streams.kafka.groups import leave_from_first_generation
+from streams.kafka import groups
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.child_process import STOP, ChildProcess, Order, Reporter, Status, child_main
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
 
 async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Reporter) -> None:
     limit_malloc_arenas()
-    leave_from_first_generation()
+    groups.install(settings.leader_leaves)
     # Its input topic must exist before Faust subscribes (the worker creates the topics
     # too; whichever comes first, the other finds them).
     await asyncio.to_thread(ensure_topics, settings)

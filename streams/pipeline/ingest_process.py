@@ -22,7 +22,7 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.kafka.groups import leave_from_first_generation
+from streams.kafka import groups
 from streams.kafka.producer import SharedProducer
 from streams.pipeline.child_process import (
     PACE,
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> None:
 
 async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Reporter) -> None:
     limit_malloc_arenas()
-    leave_from_first_generation()
+    groups.install(settings.leader_leaves)
     classifier = Classifier(ZoneCatalogue.load(settings.zones), Gazetteer.load(settings.gazetteer))
     ready = False
 
