@@ -23,6 +23,7 @@ from alerting.rules import parse_rules
 from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.metrics import REGISTRY
 from streams.pipeline import alert_outbox
 from streams.pipeline.alert_state import (
     JOURNAL_KEY,
@@ -542,5 +543,20 @@ def test_a_settle_overtaken_by_a_revocation_writes_nothing_and_leaves_the_stage_
         await asyncio.wait_for(heir.stage._settling, 5)
         assert not heir.stage.ready.is_set()
         assert heir.changelog() == torn  # the journal stays for the next owner
+
+    asyncio.run(run())
+
+
+def test_the_firing_gauge_follows_the_steps_that_fire_and_new_zones() -> None:
+    def firing(rule: str, zone: str) -> float | None:
+        return REGISTRY.get_sample_value("ceasefire_alerts_firing", {"rule": rule, "zone": zone})
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("tavush", 0.5))  # a new zone: its zero series
+        assert firing("casualties", "tavush") == 0
+        await r.step(incident("tavush", 0.4, killed=1))
+        assert firing("casualties", "tavush") == 1
 
     asyncio.run(run())

@@ -82,6 +82,8 @@ class AlertOutput:
     dead: list[DeadRecord] = field(default_factory=list)
     #: partitions whose outbox `settle` published: their journal is replaced
     settled: set[int] = field(default_factory=set)
+    #: a zone's state was made: the firing gauge gets its zero series
+    new_zone: bool = False
 
 
 class AlertStage(Stage[AlertOutput]):
@@ -245,6 +247,7 @@ class AlertStage(Stage[AlertOutput]):
             if state is None:
                 state = self.states[zone] = self._new_state(zone)
                 marks[zone] = None  # every part is new
+                out.new_zone = True
             elif zone not in marks:
                 marks[zone] = state.mark()
             for incident in incidents:  # a new version of a known incident: seen afresh
@@ -305,7 +308,8 @@ class AlertStage(Stage[AlertOutput]):
         await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in outbox}, {})
 
     def committed(self, out: AlertOutput) -> None:
-        self._refresh_gauge()
+        if out.events or out.settled or out.new_zone:  # what the firing gauge counts moved
+            self._refresh_gauge()
 
     def _theatre_changes(self, changes: dict[int, list[tuple[str, str, Any]]]) -> list[FatalChange]:
         """The theatre's share of a step: the changed fatality parts, and the whole ledgers
