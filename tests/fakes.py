@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -60,3 +61,17 @@ def _done() -> asyncio.Future[None]:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     done.set_result(None)
     return done
+
+
+def fail_next_write(stage: Any) -> None:
+    """The stage's next changelog write fails (the broker away), later ones succeed."""
+    original = stage.store.write_many
+    failures = [1]
+
+    async def flaky(*args: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("broker away")
+        await original(*args)
+
+    stage.store.write_many = flaky

@@ -38,7 +38,7 @@ from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import Ports
 from streams.store.changelog import APPLIED_KEY, Recovered
-from tests.fakes import FakeProducer
+from tests.fakes import FakeProducer, fail_next_write
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -171,12 +171,21 @@ class Run:
         self.stage = fake_stage(self.producer, dead)
         self.offset = 0
 
-    async def start(self) -> None:
+    @classmethod
+    async def of(cls, log: list[tuple[int | None, bytes | None, bytes | None]]) -> Run:
+        """A stage that recovers from the changelog `log` (written by another), started."""
+        run = cls()
+        run.producer.sent[CHANGELOG] = list(log)
+        await run.start()
+        return run
+
+    async def start(self, *, settled: bool = True) -> None:
         """Recover from what was written, and settle (a new partition's observation
-        start is written), as after an assignment."""
+        start is written), as after an assignment (`settled`: until the stage is ready)."""
         self.stage.store.recover = self._recover  # type: ignore[method-assign]
         await self.stage._on_recovered()
-        await asyncio.wait_for(self.stage.ready.wait(), 5)
+        if settled:
+            await asyncio.wait_for(self.stage.ready.wait(), 5)
 
     async def _recover(self, partitions: Any) -> dict[int, Recovered]:
         return {0: recovered(self.changelog())}
@@ -241,9 +250,7 @@ def test_what_was_written_recovers_the_state_after_retractions_and_resolutions()
         await asyncio.sleep(1.1)  # the casualties alert's hold passes: the clock resolves it
         await r.stage._tick()
         assert not r.stage.states["lachin-corridor"].firing()
-        again = Run()
-        again.producer.sent[CHANGELOG] = r.changelog()
-        await again.start()
+        again = await Run.of(r.changelog())
         assert view(again.stage.states) == view(r.stage.states)
         assert again.stage.input.progress.applied == {0: r.offset - 1}
 
@@ -295,9 +302,7 @@ def test_a_whole_zone_record_of_before_is_read_and_replaced_by_parts() -> None:
         assert latest[b"shusha"] is None  # the whole record is gone, its parts written
         assert not old.stage._dirty
         await old.step(incident("shusha", 0.1))
-        again = Run()
-        again.producer.sent[CHANGELOG] = old.changelog()
-        await again.start()
+        again = await Run.of(old.changelog())
         assert view(again.stage.states) == view(old.stage.states)
 
     asyncio.run(run())
@@ -351,9 +356,7 @@ def test_recovery_equals_the_state_after_any_sequence_of_steps(plan: list[Any]) 
                 )
             else:
                 await r.stage._tick()
-            again = Run()
-            again.producer.sent[CHANGELOG] = r.changelog()
-            await again.start()
+            again = await Run.of(r.changelog())
             # a clock that moved alone (a tick) is written with the zone's next change
             assert view(again.stage.states, clock=kind != "tick") == view(
                 r.stage.states, clock=kind != "tick"
@@ -371,20 +374,6 @@ def test_an_unreadable_zone_is_skipped_and_its_entries_left_as_they_are() -> Non
 
 
 # -- the stage's lifecycle ------------------------------------------------------------------
-
-
-def fail_next_write(stage: AlertStage) -> None:
-    """The stage's next changelog write fails (the broker away), later ones succeed."""
-    original = stage.store.write_many
-    failures = [1]
-
-    async def flaky(*args: Any) -> None:
-        if failures[0]:
-            failures[0] -= 1
-            raise ConnectionError("broker away")
-        await original(*args)
-
-    stage.store.write_many = flaky  # type: ignore[method-assign,assignment]
 
 
 def published(r: Run) -> list[tuple[str, str]]:
@@ -407,9 +396,7 @@ def test_a_step_whose_write_failed_is_retried_and_publishes_each_alert_once() ->
         await r.stage._apply([Record(0, 0, pack)])
         assert r.stage._pending is None
         assert published(r) == [("casualties", "firing")]
-        again = Run()
-        again.producer.sent[CHANGELOG] = r.changelog()
-        await again.start()
+        again = await Run.of(r.changelog())
         assert view(again.stage.states) == view(r.stage.states)
         assert again.stage.input.progress.applied == {0: 0}
 
@@ -433,9 +420,7 @@ def test_a_clock_step_whose_write_failed_publishes_its_resolution_at_the_next_ti
         await r.stage._tick()
         await r.stage._tick()
         assert published(r) == [("casualties", "firing"), ("casualties", "resolved")]
-        again = Run()
-        again.producer.sent[CHANGELOG] = r.changelog()
-        await again.start()
+        again = await Run.of(r.changelog())
         # a clock that moved alone is not written: the rest is
         assert view(again.stage.states, clock=False) == view(r.stage.states, clock=False)
 
@@ -493,8 +478,7 @@ def test_an_outbox_left_by_a_dead_owner_is_published_once_before_the_stage_is_re
         monkeypatch.setattr(alert_outbox, "read_partitions", read_partitions)
         heir = Run()
         heir.producer.sent[CHANGELOG] = list(torn)
-        heir.stage.store.recover = heir._recover  # type: ignore[method-assign]
-        await heir.stage._on_recovered()
+        await heir.start(settled=False)
         assert not heir.stage.ready.is_set()  # not before the outbox is settled
         await asyncio.wait_for(heir.stage.ready.wait(), 5)
         assert len(reads) == 2
@@ -502,15 +486,11 @@ def test_an_outbox_left_by_a_dead_owner_is_published_once_before_the_stage_is_re
         assert not outbox_in(heir.changelog())
         assert view(heir.stage.states) == view(r.stage.states)
         # settled: the next owner has nothing to settle and publishes nothing
-        later = Run()
-        later.producer.sent[CHANGELOG] = heir.changelog()
-        await later.start()
+        later = await Run.of(heir.changelog())
         assert published(later) == []
         # an event the alert topic already holds is not published again
         on_topic.append((0, firing[2]))
-        other = Run()
-        other.producer.sent[CHANGELOG] = list(torn)
-        await other.start()
+        other = await Run.of(torn)
         assert published(other) == []
         assert not outbox_in(other.changelog())
 
@@ -534,8 +514,7 @@ def test_a_settle_overtaken_by_a_revocation_writes_nothing_and_leaves_the_stage_
         monkeypatch.setattr(alert_outbox, "read_partitions", read_partitions)
         heir = Run()
         heir.producer.sent[CHANGELOG] = list(torn)
-        heir.stage.store.recover = heir._recover  # type: ignore[method-assign]
-        await heir.stage._on_recovered()
+        await heir.start(settled=False)
         await asyncio.sleep(0.05)  # the settle is reading the alert topic
         heir.stage.revoked()  # the partitions move meanwhile
         release.set()

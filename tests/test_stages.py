@@ -33,7 +33,7 @@ from streams.record.revisions import Outcome
 from streams.store.changelog import APPLIED_KEY, Recovered
 from streams.tallies.series import rows_between
 from streams.tallies.state import query
-from tests.fakes import FakeProducer
+from tests.fakes import FakeProducer, fail_next_write
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -291,20 +291,6 @@ def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: P
     assert [(r["incidents"], r["reports"], r["killed"]) for r in h.rows()] == [(1, 1, 1)]
     earlier = asyncio.run(run(2))
     assert [reason for reason, _ in earlier.dead] == ["revision_conflict"] * 2
-
-
-def fail_next_write(stage: Any) -> None:
-    """The stage's next changelog write fails (the broker away), later ones succeed."""
-    original = stage.store.write_many
-    failures = [1]
-
-    async def flaky(*args: Any) -> None:
-        if failures[0]:
-            failures[0] -= 1
-            raise ConnectionError("broker away")
-        await original(*args)
-
-    stage.store.write_many = flaky
 
 
 def test_a_failed_commit_is_retried_with_what_the_step_produced() -> None:
