@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,12 +297,19 @@ def run_bench(
     results: dict[str, list[StageResult]] = {stage: [] for stage in STAGES}
     if throughput:
         for round_ in range(1, repeat + 1):
-            for stage, label in STAGES.items():
-                with _fresh_broker(settings, "bench") as fresh:
+            # Every stage's broker is pre-loaded first, then the stages run back to back:
+            # seconds apart, not the minutes of a pre-load, so the machine's speed (which
+            # drifts by a third within minutes here) moves less between (b) and (c).
+            with ExitStack() as brokers:
+                loaded: dict[str, Settings] = {}
+                for stage, label in STAGES.items():
+                    fresh = brokers.enter_context(_fresh_broker(settings, "bench"))
                     with console.status(f"{label}: pre-loading {n:,} reports ..."):
                         asyncio.run(preload(fresh, n, console))
+                    loaded[stage] = fresh
+                for stage, label in STAGES.items():
                     with console.status(f"{label}, run {round_} of {repeat} ..."):
-                        results[stage].append(run_stage(stage, fresh, n, timeout))
+                        results[stage].append(run_stage(stage, loaded[stage], n, timeout))
         render(results, console)
     with (
         console.status(f"(d) report-to-alert latency at {LATENCY_RATE:.0f} reports/s ..."),
@@ -341,8 +348,9 @@ def render(results: dict[str, list[StageResult]], console: Console) -> None:
     a, b, c = medians["a"], medians["b"], medians["c"]
     console.print(f"c/a = {c / a:.3f}   c/b = {c / b:.3f}   (medians; target c/b >= 0.8)")
     if repeat > 1:
-        # (b) and (c) of one round run minutes apart, rounds further: the machine's speed
-        # drifts between them, so the ratio of each round shows how far to trust the medians'
+        # (b) and (c) of one round run back to back, rounds minutes apart: the machine's
+        # speed drifts between them, so the ratio of each round shows how far to trust the
+        # medians'
         rounds = [
             f"{rc.rate / rb.rate:.3f}" for rb, rc in zip(results["b"], results["c"], strict=True)
         ]
