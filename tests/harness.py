@@ -33,8 +33,14 @@ FAST_GROUP_ENV = {
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition"
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+    explain: Callable[[], str] | None = None,
 ) -> T:
+    """`explain`: what the timeout's message adds (why the condition is not met)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -46,7 +52,8 @@ def wait_for(
         if result is not None and result is not False:
             return result
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+    why = f"; {explain()}" if explain is not None else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last!r}){why}")
 
 
 class Worker:
@@ -64,6 +71,7 @@ class Worker:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"worker-{name}-{self.port}.log"
+        self._readyz = "nothing yet"
         self.env = {
             **os.environ,
             **FAST_GROUP_ENV,
@@ -91,7 +99,12 @@ class Worker:
     def start(self, *, ready_timeout: float = 60.0) -> Worker:
         self.launch()
         try:
-            wait_for(self.healthy, timeout=ready_timeout, what=f"worker {self.url} ready")
+            wait_for(
+                self.healthy,
+                timeout=ready_timeout,
+                what=f"worker {self.url} ready",
+                explain=self.not_ready,
+            )
         except TimeoutError:
             self.stop()
             raise TimeoutError(f"worker did not become ready; log:\n{self.log_tail()}") from None
@@ -103,8 +116,15 @@ class Worker:
         try:
             with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as resp:
                 return bool(resp.status == 200)
+        except urllib.error.HTTPError as exc:  # 503: what it waits for
+            self._readyz = exc.read().decode(errors="replace")
+            return False
         except (urllib.error.URLError, OSError):
             return False
+
+    def not_ready(self) -> str:
+        """The last /readyz answer that was not 200 (it says what the worker waits for)."""
+        return f"/readyz said {self._readyz}"
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, and the exit code (None: it was not running; -9: killed after

@@ -117,7 +117,7 @@ def test_random_membership_changes_under_load_leave_every_survivor_exact(
         for w in workers.values():
             w.launch()
         for name, w in workers.items():
-            wait_for(w.healthy, timeout=90, what=f"{name} ready")
+            wait_for(w.healthy, timeout=90, what=f"{name} ready", explain=w.not_ready)
         feed = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "feed", str(path), "--rate", str(RATE)],
             env=workers["w1"].env,
@@ -145,7 +145,7 @@ def test_random_membership_changes_under_load_leave_every_survivor_exact(
         for name, w in running.items():  # fail at once on a death, not after the waits
             assert w.proc is not None and w.proc.poll() is None, f"{name}:\n{w.log_tail()}"
         for name, w in running.items():  # healthy() raises if the process died
-            wait_for(w.healthy, timeout=READY_TIMEOUT, what=f"{name} ready")
+            wait_for(w.healthy, timeout=READY_TIMEOUT, what=f"{name} ready", explain=w.not_ready)
         for name, w in running.items():
             wait_for(
                 lambda w=w: exact(w, expected),  # type: ignore[misc]

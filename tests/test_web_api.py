@@ -514,3 +514,17 @@ def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
     assert parse_as_of(str(1619863200.25)) == 1619863200.25
     assert parse_as_of("9999-12-31T23:59:59Z") == 253402300799.0
     assert abs(parse_as_of(None) - datetime.now(UTC).timestamp()) < 5
+
+
+async def test_readyz_says_what_readiness_waits_for() -> None:
+    monitor, _ = stand_in()
+    waiting = ["ingest process", "ceasefire.reports.by-zone state"]
+    fake = cast(Any, monitor)
+    fake.ready, fake.stalled, fake.waiting_for = False, dict, lambda: waiting
+    async with TestClient(TestServer(Api(monitor).web)) as client:
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        assert await resp.json() == {"status": "not ready", "waiting_for": waiting}
+        fake.ready = True
+        resp = await client.get("/readyz")
+        assert (resp.status, await resp.json()) == (200, {"status": "ready"})

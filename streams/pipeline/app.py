@@ -166,6 +166,16 @@ class Monitor:
         metrics.WORKER_READY.set(1 if self.ready else 0)
         metrics.PARTITIONS_OWNED.set(len(self.zone.owned))
 
+    def waiting_for(self) -> list[str]:
+        """What readiness waits for, in words: the child processes (`ingest`, `identity`)
+        and the stages (by input topic) not ready, and stalled partitions."""
+        out = [f"{name} process" for name, ready in self._feeders.items() if not ready]
+        out += [f"{stage.input.topic} state" for stage in self.local if not stage.ready.is_set()]
+        out += [
+            f"{topic} partitions {sorted(parts)} stalled" for topic, parts in self.stalled().items()
+        ]
+        return out
+
     # -- timers ------------------------------------------------------------------------
     def _stage_inputs(self) -> list[StageInput]:
         return [stage.input for stage in self.local]

@@ -370,11 +370,13 @@ class Api:
 
     async def readyz(self, request: web.Request) -> web.Response:
         """Readiness: 200 only while ingest runs, the state of every owned partition is
-        recovered and no partition is stalled; 503 while partitions move."""
+        recovered and no partition is stalled; 503 while partitions move, saying what it
+        waits for."""
         if self.monitor.ready:
             return web.json_response({"status": "ready"})
         status = "stalled" if self.monitor.stalled() else "not ready"
-        return web.json_response({"status": status}, status=503)
+        body = {"status": status, "waiting_for": self.monitor.waiting_for()}
+        return web.json_response(body, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(metrics.REGISTRY)

@@ -84,3 +84,7 @@ class WorkerView(Protocol):
     def stalled(self) -> dict[str, set[int]]:
         """Partitions with input their stage could not apply for a while, by topic."""
         ...
+
+    def waiting_for(self) -> list[str]:
+        """What readiness waits for, in words (empty when ready)."""
+        ...
