@@ -518,7 +518,7 @@ def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
 
 async def test_readyz_says_what_readiness_waits_for() -> None:
     monitor, _ = stand_in()
-    waiting = ["ingest process", "ceasefire.reports.by-zone state"]
+    waiting = ["ingest", "ceasefire.reports.by-zone state"]
     fake = cast(Any, monitor)
     fake.ready, fake.stalled, fake.waiting_for = False, dict, lambda: waiting
     async with TestClient(TestServer(Api(monitor).web)) as client:

@@ -167,9 +167,10 @@ class Monitor:
         metrics.PARTITIONS_OWNED.set(len(self.zone.owned))
 
     def waiting_for(self) -> list[str]:
-        """What readiness waits for, in words: the child processes (`ingest`, `identity`)
-        and the stages (by input topic) not ready, and stalled partitions."""
-        out = [f"{name} process" for name, ready in self._feeders.items() if not ready]
+        """What readiness waits for, in words: `ingest` (in a process of its own or not)
+        and `identity` (the identity stage's process) when not ready, the stages of this
+        process whose state is not recovered (by input topic), and stalled partitions."""
+        out = [name for name, ready in self._feeders.items() if not ready]
         out += [f"{stage.input.topic} state" for stage in self.local if not stage.ready.is_set()]
         out += [
             f"{topic} partitions {sorted(parts)} stalled" for topic, parts in self.stalled().items()
