@@ -95,6 +95,9 @@ class Incident(BaseModel):
     claimant_raw: str | None = None
     time_precision: TimePrecision = TimePrecision.EXACT
     location_precision: LocationPrecision = LocationPrecision.POINT
+    #: The time of day the description states, for a day-precision report only:
+    #: `HH:MM-HH:MM` local (`streams.classify.time_of_day`); None when it states none.
+    time_of_day: str | None = None
     #: Hex of the 8-byte digests (`streams/pipeline/versions.py`), set by ingest: of this
     #: document's content (`digest`), and of the report as sent (`sent_digest`, which tells
     #: a re-send from a conflicting version at one revision whatever the classifier made of

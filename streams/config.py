@@ -128,12 +128,14 @@ class Settings(BaseSettings):
     #: Evidence for choosing among the incidents a report links with completely (never
     #: for whether two reports link): added to its fit to an incident when none of the
     #: incident's reports agrees with it on its exact category, whether anyone was harmed,
-    #: the perpetrator, the target, the named place (`LinkRule`; 0 turns one off).
+    #: the perpetrator, the target, the named place, the time of day a day report's text
+    #: states (`LinkRule`; 0 turns one off).
     link_unmatched_category: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_harm: float = Field(default=0.5, ge=0, le=10)
     link_unmatched_perpetrator: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_target: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
+    link_unmatched_time_of_day: float = Field(default=0.5, ge=0, le=10)
     #: What the stages write on their internal topics and changelogs. 3: identity entries
     #: keep the digest of the report as sent. 2: they keep the classified document's
     #: digest, as workers before 3 wrote and read them; upserts carry what the zone stage
@@ -187,6 +189,7 @@ class Settings(BaseSettings):
             unmatched_perpetrator=self.link_unmatched_perpetrator,
             unmatched_target=self.link_unmatched_target,
             unmatched_place=self.link_unmatched_place,
+            unmatched_time_of_day=self.link_unmatched_time_of_day,
             crowd_limit=self.link_crowd_limit,
         )
 

@@ -36,6 +36,7 @@ def rv(
     location_precision: LocationPrecision = LocationPrecision.POINT,
     target: str | None = None,
     place: str | None = None,
+    time_of_day: tuple[int, int] | None = None,
 ) -> ReportVersion:
     return ReportVersion(
         source=source,
@@ -55,6 +56,7 @@ def rv(
         location_precision=location_precision,
         target=target,
         place=place,
+        time_of_day=time_of_day,
     )
 
 

@@ -615,7 +615,7 @@ def make(**changes: object) -> Report:
 def test_classifier_fills_every_field() -> None:
     incident = CLASSIFIER.classify(
         make(
-            description="mortar fire on the plateau",
+            description="mortar fire on the plateau in the evening",
             revision=2,
             claimant="Azerbaijani Ministry of Defence",
             time_precision="day",
@@ -646,12 +646,13 @@ def test_classifier_fills_every_field() -> None:
         "civilian": False,
         "severity": Severity.HIGH,
         "verification": "alleged",
-        "description": "mortar fire on the plateau",
+        "description": "mortar fire on the plateau in the evening",
         "revision": 2,
         "claimant": Party.AZ,
         "claimant_raw": None,
         "time_precision": TimePrecision.DAY,
         "location_precision": LocationPrecision.TOWN,  # a place name only
+        "time_of_day": "17:00-23:00",  # what the description adds to a day
         "digest": None,  # ingest sets both (streams/pipeline/ingest.py)
         "sent_digest": None,
     }

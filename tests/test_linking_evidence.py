@@ -23,11 +23,13 @@ PLAIN = LinkRule(
     unmatched_perpetrator=0.0,
     unmatched_target=0.0,
     unmatched_place=0.0,
+    unmatched_time_of_day=0.0,
 )
 
 # A day-precision report (what most ambiguous reports are: a dataset's, media's) and two
 # incidents of one report each in its day, a and b, a a little nearer.
 DAY = TimePrecision.DAY
+TOWN = LocationPrecision.TOWN
 
 
 def groups(*reports: ReportVersion, rule: LinkRule = RULE) -> set[frozenset[Ident]]:
@@ -133,6 +135,82 @@ def test_target_and_place_never_make_two_reports_link_or_unlink() -> None:
     assert groups(a, near) == {frozenset({a.ident, near.ident})}
 
 
+# `rv`'s t=0 is 02:13:20 in the theatre's time zone (UTC+4): its local day starts 8,000 s
+# before it.
+LOCAL_MIDNIGHT = -8000.0
+EVENING = (17 * 60, 23 * 60)
+
+
+def at_local(hour: float) -> float:
+    return LOCAL_MIDNIGHT + hour * 3600
+
+
+def test_a_stated_time_of_day_prefers_the_incident_at_that_time() -> None:
+    a = rv("op1", "a", t=at_local(5), km=0.5)
+    b = rv("op2", "b", t=at_local(19), km=1.0)
+    u = rv("acled", "u", time_precision=DAY, time_of_day=EVENING)
+    assert groups(a, b, u, rule=PLAIN) == {frozenset({a.ident, u.ident}), frozenset({b.ident})}
+    assert groups(a, b, u) == {frozenset({a.ident}), frozenset({b.ident, u.ident})}
+    # a full window or more away costs the whole penalty; inside the span nothing
+    plain_fit = PLAIN.incident_fit(u, [a])
+    assert plain_fit is not None
+    assert RULE.incident_fit(u, [a]) == pytest.approx(plain_fit + 0.5)
+    assert RULE.incident_fit(u, [b]) == PLAIN.incident_fit(u, [b])
+    # nearer than a window beyond it: that share of the penalty (b 15 minutes after 23:00)
+    late = rv("op2", "b", t=at_local(23.25), km=1.0)
+    late_fit = PLAIN.incident_fit(u, [late])
+    assert late_fit is not None
+    assert RULE.incident_fit(u, [late]) == pytest.approx(late_fit + 0.25)
+    # a clock time: "at around 05:10" picks the morning's
+    at_five = rv("acled", "u", time_precision=DAY, time_of_day=(310, 310))
+    assert groups(a, b, at_five) == {frozenset({a.ident, at_five.ident}), frozenset({b.ident})}
+
+
+def test_a_time_of_day_is_compared_with_exact_times_and_other_stated_ones() -> None:
+    # Two incidents of day reports only: one stating the morning, one saying nothing.
+    morning = rv("media", "m", km=0.5, time_precision=DAY, time_of_day=(5 * 60, 12 * 60))
+    silent = rv("ngo", "n", km=1.0, time_precision=DAY)
+    u = rv("acled", "u", time_precision=DAY, time_of_day=EVENING)
+    # the morning's is evidence against; a day that states nothing is none
+    fit_morning = PLAIN.incident_fit(u, [morning])
+    assert fit_morning is not None
+    assert RULE.incident_fit(u, [morning]) == pytest.approx(fit_morning + 0.5)
+    assert RULE.incident_fit(u, [silent]) == PLAIN.incident_fit(u, [silent])
+    # overlapping spans agree
+    dusk = rv("media", "m", km=0.5, time_precision=DAY, time_of_day=(16 * 60, 18 * 60))
+    assert RULE.incident_fit(u, [dusk]) == PLAIN.incident_fit(u, [dusk])
+    # the nearest member counts: an incident with one exact report in the span agrees
+    a = rv("op1", "a", t=at_local(5), km=0.5)
+    a2 = rv("op2", "a2", t=at_local(5) + 20 * MIN, km=0.6)
+    assert RULE.incident_fit(u, [a, a2]) == pytest.approx(PLAIN.incident_fit(u, [a, a2]) + 0.5)  # type: ignore[operator]
+    # an exact report's time is compared with the times of day an incident's texts state ...
+    exact = rv("op3", "x", t=at_local(17.5), km=0.5, location_precision=TOWN)
+    fit_exact = PLAIN.incident_fit(exact, [morning])
+    assert fit_exact is not None
+    assert RULE.incident_fit(exact, [morning]) == pytest.approx(fit_exact + 0.5)
+    assert RULE.incident_fit(exact, [dusk]) == PLAIN.incident_fit(exact, [dusk])
+    # ... not with its exact times (the pair fit has those)
+    assert RULE.incident_fit(exact, [a]) == PLAIN.incident_fit(exact, [a])
+
+
+def test_a_time_of_day_needs_the_local_day() -> None:
+    rule = LinkRule(day_utc_offset_hours=None)
+    plain = LinkRule(day_utc_offset_hours=None, unmatched_time_of_day=0.0)
+    a = rv("op1", "a", t=at_local(5), km=0.5)
+    u = rv("acled", "u", time_precision=DAY, time_of_day=EVENING)
+    assert rule.incident_fit(u, [a]) == plain.incident_fit(u, [a])
+
+
+def test_a_time_of_day_never_makes_two_reports_link() -> None:
+    # the day before u's: out of reach whatever u's text says
+    a = rv("op1", "a", t=LOCAL_MIDNIGHT - 3 * 3600)
+    u = rv("acled", "u", time_precision=DAY, time_of_day=(20 * 60, 22 * 60))
+    assert RULE.incident_fit(u, [a]) is None
+    # the only incident in reach: joined, whatever u says of the time
+    b = rv("op1", "b", t=at_local(5))
+    assert groups(b, u) == {frozenset({b.ident, u.ident})}
+
+
 def test_an_exact_category_match_is_preferred_beyond_the_fire_family() -> None:
     a = rv("op1", "a", t=3 * 3600, km=0.5, category=Category.SMALL_ARMS_FIRE)
     b = rv("op2", "b", t=6 * 3600, km=1.0, category=Category.DRONE_STRIKE)
@@ -166,6 +244,7 @@ def test_the_evidence_penalties_are_validated() -> None:
         "unmatched_perpetrator",
         "unmatched_target",
         "unmatched_place",
+        "unmatched_time_of_day",
     ):
         with pytest.raises(ValueError, match="unmatched"):
             LinkRule(**{name: -0.1})  # type: ignore[arg-type]
@@ -216,6 +295,7 @@ def _random_report(rng: random.Random, rid: str, step: int, n_sources: int) -> R
         ),
         target=rng.choice(["az", "am", "civilians", None, None]),
         place=rng.choice(["Martuni", "Hadrut", None]),
+        time_of_day=rng.choice([None, None, (60, 60), (300, 720), (-180, 360), (1020, 1380)]),
     )
 
 

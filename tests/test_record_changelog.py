@@ -80,6 +80,21 @@ def test_detail_rows_of_format_2_keep_target_and_place_and_format_1_still_reads(
         from_detail_row([1, *detail_row(old)[1:]])  # format 1 with format 2's fields
 
 
+def test_a_stated_time_of_day_is_written_as_format_3_and_only_then() -> None:
+    timed = rv("acled", "ARM2", time_precision=TimePrecision.DAY, time_of_day=(-180, 360))
+    row = detail_row(timed)
+    assert row[0] == 3 and row[-1] == [-180, 360] and len(row) == 20
+    back = decode_detail(encode_detail(timed))
+    assert back == timed and back.time_of_day == (-180, 360)
+    # every other report keeps format 2, which workers before format 3 read
+    assert detail_row(rv("op1", "a"))[0] == 2
+    for junk in ([-180], "x", [-180.5, 360], None):
+        with pytest.raises(ValueError):
+            from_detail_row([*row[:19], junk])
+    with pytest.raises(ValueError):
+        from_detail_row([2, *row[1:]])  # format 2 with format 3's fields
+
+
 def test_a_report_naming_no_target_or_place_keeps_its_digest() -> None:
     """Digests are kept in identity state: adding the fields must not change old ones."""
     plain = rv("op1", "a")
@@ -87,6 +102,8 @@ def test_a_report_naming_no_target_or_place_keeps_its_digest() -> None:
     assert "target" not in plain._content() and "place" not in plain._content()
     assert rv("op1", "a", target="nk").digest != plain.digest
     assert rv("op1", "a", place="Shusha").digest != plain.digest
+    assert "time_of_day" not in plain._content()
+    assert rv("op1", "a", time_of_day=(60, 60)).digest != plain.digest
 
 
 def test_a_batch_keeps_the_latest_of_everything() -> None:

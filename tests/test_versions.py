@@ -212,7 +212,9 @@ def test_document_digest_is_the_digest_of_the_content_fields_in_order() -> None:
     fields = CLASSIFIER.fields(report, NOW)
     before = _NOT_CONTENT & fields.keys()
     assert before  # the test covers dropped keys
-    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT}
+    assert fields["time_of_day"] is None
+    # a time of day stated by none leaves the content as it was before it was kept
+    content = {k: v for k, v in fields.items() if k not in _NOT_CONTENT | {"time_of_day"}}
     expected = hashlib.blake2b(
         orjson.dumps(content, option=orjson.OPT_UTC_Z), digest_size=DIGEST_SIZE
     ).digest()
@@ -280,3 +282,51 @@ def test_the_sent_digest_is_of_the_content_not_its_spelling(order: list[str], of
 )
 def test_the_sent_digest_changes_with_every_content_field(change: dict[str, object]) -> None:
     assert sent_digest(json.dumps(SENT | change).encode()) != sent_digest(json.dumps(SENT).encode())
+
+
+def test_a_day_report_keeps_the_time_of_day_its_text_states() -> None:
+    day = {"time_precision": "day", "description": "Shelling near Shusha at around 14:35."}
+    doc = classified(**day)
+    assert doc["time_of_day"] == "14:35-14:35"
+    v = version_of(doc)
+    assert isinstance(v, ReportVersion) and v.time_of_day == (875, 875)
+    evening = version_of(classified(time_precision="day", description="fire overnight"))
+    assert isinstance(evening, ReportVersion) and evening.time_of_day == (-180, 360)
+    # an exact time says more than its text; a week or month says no day; no text, nothing
+    for changes in (
+        {"description": "at around 14:35"},
+        {"time_precision": "week", "description": "at around 14:35"},
+        {"time_precision": "day"},
+    ):
+        doc = classified(**changes)
+        assert doc["time_of_day"] is None
+        v = version_of(doc)
+        assert isinstance(v, ReportVersion) and v.time_of_day is None
+    # it is content: another stated time is another version
+    other = version_of(classified(**(day | {"description": "Shelling near Shusha at 18:00."})))
+    assert isinstance(other, ReportVersion)
+    assert v.digest != other.digest != version_of(classified(**day)).digest
+    # a document written before it was kept reads as stating none
+    old = {k: v for k, v in classified(**day).items() if k != "time_of_day"}
+    assert version_of(old).time_of_day is None  # type: ignore[union-attr]
+    with pytest.raises(BadDocument, match="time of day"):
+        version_of(classified(**day) | {"time_of_day": "noon"})
+
+
+def test_an_upsert_carries_the_time_of_day_only_when_stated() -> None:
+    day = {"time_precision": "day", "description": "Shelling near Shusha in the evening."}
+    for doc in (classified(**day), classified()):
+        version = version_of(doc)
+        assert isinstance(version, ReportVersion)
+        raw = upsert_message(version, False, "i", 7)
+        fields = orjson.loads(raw)["v"]
+        assert len(fields) == (17 if version.time_of_day is None else 18)
+        assert read_message(raw) == Upsert(version, False, "i", 7)
+    timed = version_of(classified(**day))
+    assert isinstance(timed, ReportVersion)
+    raw = upsert_message(timed, False, "i", 7)
+    for junk in (b"[1020]", b'"17:00-23:00"', b"[1380,1020]", b"[1020.0,1380]"):
+        bad = raw.replace(b"[1020,1380]", junk)
+        assert bad != raw
+        with pytest.raises(BadDocument, match="time of day"):
+            read_message(bad)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from schemas.codes import VERIFICATION_BY_SOURCE_TYPE
+from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, TimePrecision
 from schemas.incident import Classified, Incident, ReportWithdrawal, incident_id_for
 from schemas.report import Report, WithdrawnReport
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.parties import claimant_code, kept_raw, party_code, target_code
 from streams.classify.severity import PROVISION, severity
+from streams.classify.time_of_day import format_time_of_day, stated_time_of_day
 from streams.classify.zones import ZoneCatalogue
 
 
@@ -122,4 +123,14 @@ class Classifier:
             "claimant_raw": kept_raw(claimant, report.claimant) if claimant is not None else None,
             "time_precision": report.time_precision,
             "location_precision": loc.precision,
+            "time_of_day": _time_of_day(report),
         }
+
+
+def _time_of_day(report: Report) -> str | None:
+    """The time of day a day-precision report's description states: within a day it is
+    what the text adds (an exact time says more; a week or month says no day)."""
+    if report.time_precision is not TimePrecision.DAY:
+        return None
+    span = stated_time_of_day(report.description)
+    return None if span is None else format_time_of_day(span)

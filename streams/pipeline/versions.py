@@ -46,6 +46,7 @@ import orjson
 from schemas import jsonbytes
 from schemas.codes import Category, E, Party, SourceType, by_value
 from schemas.report import Report
+from streams.classify.time_of_day import parse_time_of_day
 from streams.record.model import (
     DIGEST_SIZE,
     LocationPrecision,
@@ -80,6 +81,9 @@ def document_digest(fields: Mapping[str, Any]) -> bytes:
     content = dict(fields)  # a copy less the few non-content keys: a third cheaper than
     for key in _NOT_CONTENT:  # filtering every field, and the same order, so the same bytes
         content.pop(key, None)
+    if content.get("time_of_day", 0) is None:
+        # kept since 2026-11-30: a document stating none digests as before it was kept
+        del content["time_of_day"]
     canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
     return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
 
@@ -190,6 +194,9 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
         place = doc.get("place")
         if place is not None:
             place = str(place) or None
+        time_of_day = doc.get("time_of_day")
+        if time_of_day is not None:
+            time_of_day = parse_time_of_day(time_of_day)
         return ReportVersion(
             source,
             report_id,
@@ -209,6 +216,7 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             digest,
             target,
             place,
+            time_of_day,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None
@@ -254,6 +262,8 @@ def upsert_message(
                 v.target,
                 v.place,
             ]
+            # appended only when stated: the message of every other report is as before
+            + ([] if v.time_of_day is None else [list(v.time_of_day)])
         )
         + b"}"
     )
@@ -347,10 +357,23 @@ def _integer(value: Any, name: str) -> int:
     return value
 
 
+def _time_of_day(value: Any) -> tuple[int, int]:
+    if (
+        type(value) is not list
+        or len(value) != 2
+        or type(value[0]) is not int
+        or type(value[1]) is not int
+        or not -1440 < value[0] <= value[1] <= 1440
+    ):
+        raise BadDocument(f"not a message of the zone stage: time of day {value!r}")
+    return (value[0], value[1])
+
+
 def _version_of_fields(fields: Any, digest: bytes) -> ReportVersion:
     """The fields `upsert_message` writes, checked as it writes them."""
-    if type(fields) is not list or len(fields) != 17:
+    if type(fields) is not list or not 17 <= len(fields) <= 18:
         raise BadDocument(f"not a message of the zone stage: fields {fields!r}")
+    time_of_day = _time_of_day(fields.pop()) if len(fields) == 18 else None
     (
         source,
         report_id,
@@ -394,6 +417,7 @@ def _version_of_fields(fields: Any, digest: bytes) -> ReportVersion:
         digest,
         _optional_text(target, "target"),
         _optional_text(place, "place"),
+        time_of_day,
     )
 
 

@@ -27,9 +27,12 @@ VERSION_PREFIX = b"v"
 _TOMBSTONE = b"t"
 #: Format 2 appends the target and the place to format 1's fields; format-1 rows (in
 #: changelogs and closed units written before) still read, as reports naming neither.
+#: Format 3 appends the time of day, and is written only for a report stating one: every
+#: other row stays format 2, which workers before it read.
 _DETAIL_FORMAT = 2
+_DETAIL_FORMAT_TIMED = 3
 #: format -> length of its rows
-_DETAIL_LENGTHS = {1: 17, 2: 19}
+_DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
@@ -42,8 +45,8 @@ def detail_key(source: str, report_id: str) -> bytes:
 def detail_row(r: ReportVersion) -> list[object]:
     """A report as the JSON array its entry holds (closed units hold the same rows).
     Codes by `str()`, a StrEnum member's value at a quarter of the cost of `.value`."""
-    return [
-        _DETAIL_FORMAT,
+    row: list[object] = [
+        _DETAIL_FORMAT if r.time_of_day is None else _DETAIL_FORMAT_TIMED,
         r.source,
         r.report_id,
         r.revision,
@@ -63,6 +66,9 @@ def detail_row(r: ReportVersion) -> list[object]:
         r.target,
         r.place,
     ]
+    if r.time_of_day is not None:
+        row.append(list(r.time_of_day))
+    return row
 
 
 def encode_detail(r: ReportVersion) -> bytes:
@@ -96,7 +102,8 @@ def from_detail_row(row: object) -> ReportVersion:
     (_, source, report_id, revision, source_type, occurred, zone, lat, lon, category,
      perpetrator, claimant, killed, wounded, time_precision, location_precision,
      digest) = row[:17]  # fmt: skip
-    target, place = row[17:] or (None, None)  # format 1 names neither
+    target, place = row[17:19] or (None, None)  # format 1 names neither
+    time_of_day = _time_of_day(row[19]) if len(row) == 20 else None
     return ReportVersion(
         source=source,
         report_id=report_id,
@@ -116,7 +123,14 @@ def from_detail_row(row: object) -> ReportVersion:
         digest=bytes.fromhex(digest),
         target=target,
         place=place,
+        time_of_day=time_of_day,
     )
+
+
+def _time_of_day(value: object) -> tuple[int, int]:
+    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
+        raise ValueError(f"not a time of day: {value!r}")
+    return (value[0], value[1])
 
 
 def version_entry(incident_id: str, version: int) -> Entry:

@@ -186,6 +186,12 @@ class LinkRule:
     #: it names a place (`location.place`), and the incident's reports name places, none of
     #: them that one (a report may name the next village rather than the nearest):
     unmatched_place: float = 0.25
+    #: it is a day-precision report whose text states a time of day ("at around 14:30",
+    #: "in the evening"), and the incident's times (exact ones, and the times of day other
+    #: reports state) lie outside it: this much times the nearest one's distance beyond it
+    #: as a share of the window, at most this much (a statement's time is good to minutes,
+    #: the parts of a day overlap at their ends):
+    unmatched_time_of_day: float = 0.5
     #: Most reports of one index cell (category class, both precisions, a time bucket
     #: `window + widening` long, a latitude band `distance + widening` wide) that link at
     #: all; past it, the cell's reports are *crowded*: each is an incident alone. Bounds a
@@ -206,6 +212,7 @@ class LinkRule:
                 self.unmatched_perpetrator,
                 self.unmatched_target,
                 self.unmatched_place,
+                self.unmatched_time_of_day,
             )
             < 0
         ):
@@ -326,7 +333,46 @@ class LinkRule:
             and _named_otherwise(u.place, members, _PLACE, claims_too=True)
         ):
             f += self.unmatched_place
+        if self.unmatched_time_of_day:
+            f += self.unmatched_time_of_day * self._time_of_day_gap(u, members)
         return f
+
+    def time_of_day_span(self, r: ReportVersion) -> tuple[float, float] | None:
+        """The period r's time says, in unix seconds, when it is narrower than its
+        precision's: an exact time's instant, or the time of day a day report's text states
+        (None without a UTC offset for days: a time of day needs the day it is in)."""
+        if r.time_precision is _EXACT:
+            return (r.occurred, r.occurred)
+        if (
+            r.time_of_day is None
+            or r.time_precision is not TimePrecision.DAY
+            or self.day_utc_offset_hours is None
+        ):
+            return None
+        midnight = self.centre(r) - 43_200.0
+        return (midnight + r.time_of_day[0] * 60.0, midnight + r.time_of_day[1] * 60.0)
+
+    def _time_of_day_gap(self, u: ReportVersion, members: Sequence[ReportVersion]) -> float:
+        """How far the nearest of the members' times is from u's, as a share of the window,
+        at most 1, where one of the two is a time of day a text states (two exact times are
+        the pair fit's); 0 when no such pair."""
+        stated = u.time_precision is not _EXACT
+        if stated and u.time_of_day is None:
+            return 0.0
+        span: tuple[float, float] | None = None
+        nearest = math.inf
+        for m in members:
+            if not stated and m.time_of_day is None:
+                continue  # the common case, cheaply: an exact u and a member stating nothing
+            other = self.time_of_day_span(m)
+            if other is None:
+                continue
+            if span is None:
+                span = self.time_of_day_span(u)
+                if span is None:
+                    return 0.0
+            nearest = min(nearest, max(0.0, other[0] - span[1], span[0] - other[1]))
+        return 0.0 if nearest == math.inf else min(1.0, nearest / self.window_seconds)
 
     def incident_fit(self, u: ReportVersion, members: Sequence[ReportVersion]) -> float | None:
         """`incident_score` of u for an incident of these members, or None when u does not

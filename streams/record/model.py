@@ -102,6 +102,9 @@ class ReportVersion:
     #: positional construction from the fields above keeps working.
     target: str | None = None
     place: str | None = None
+    #: The time of day a day-precision report's text states (minutes from its local
+    #: midnight, `streams.classify.time_of_day`), None when none: evidence too.
+    time_of_day: tuple[int, int] | None = None
     #: (source, report_id), made once: every index of the record keys on this one tuple
     ident: Ident = field(init=False, repr=False, compare=False)
 
@@ -125,6 +128,7 @@ class ReportVersion:
         digest: bytes = b"",
         target: str | None = None,
         place: str | None = None,
+        time_of_day: tuple[int, int] | None = None,
     ) -> None:
         # Written out (the defaults are the fields' above): the generated __init__ of a
         # frozen dataclass looks `object.__setattr__` up anew for every field, and a
@@ -162,6 +166,7 @@ class ReportVersion:
         set_(self, "location_precision", location_precision)
         set_(self, "target", target)
         set_(self, "place", place)
+        set_(self, "time_of_day", time_of_day)
         set_(self, "ident", (source, report_id))
         if not digest:
             digest = content_digest(self._content())
@@ -190,6 +195,8 @@ class ReportVersion:
             content["target"] = self.target
         if self.place is not None:
             content["place"] = self.place
+        if self.time_of_day is not None:
+            content["time_of_day"] = list(self.time_of_day)
         return content
 
     @property

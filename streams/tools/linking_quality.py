@@ -192,7 +192,8 @@ def describe(rule: LinkRule) -> str:
         f"{rule.window_seconds / 60:g} min, {rule.distance_km:g} km, {day}, category mismatch "
         f"{rule.category_mismatch:g}; unmatched category {rule.unmatched_category:g}, harm "
         f"{rule.unmatched_harm:g}, perpetrator {rule.unmatched_perpetrator:g}, target "
-        f"{rule.unmatched_target:g}, place {rule.unmatched_place:g}; crowd limit "
+        f"{rule.unmatched_target:g}, place {rule.unmatched_place:g}, time of day "
+        f"{rule.unmatched_time_of_day:g}; crowd limit "
         f"{rule.crowd_limit}"
     )
 

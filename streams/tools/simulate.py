@@ -456,6 +456,18 @@ JITTER: dict[str, tuple[float, float]] = {
 #: they state: `_day_time`): ACLED codes days; media retell "on Tuesday"; deminers date what
 #: they found.
 DAY_SHARE: dict[str, float] = {"dataset": 1.0, "ngo": 0.5, "media": 0.3, "civilian": 0.05}
+#: Share of the day-precision texts of these kinds that state a clock time, and that name a
+#: part of the day instead (`_time_said`): of nine ministry statements and agency articles
+#: about border fire looked at for this, three gave a clock time ("at around 12:30 p.m.
+#: local time", "from 22:00 to 22:20"), three a part of the day ("on September 13
+#: evening", "this morning"), three neither ("on Thursday", "during the day"). ACLED's
+#: notes repeat what the statement they were coded from says; a caller says when. Deminers
+#: date what they found, not when it went off: none.
+TIME_SAID: dict[str, tuple[float, float]] = {
+    "dataset": (1 / 3, 1 / 3),
+    "media": (1 / 3, 1 / 3),
+    "civilian": (1 / 3, 1 / 3),
+}
 #: Share of each kind's reports that give the nearest town rather than a point
 #: (`location.precision: town`: the place name alone, or the town's point), when a
 #: gazetteer town of the event's zone lies within TOWN_KM of it.
@@ -1429,6 +1441,7 @@ class Simulator:
             ),
         )
         at = "" if plan.day else f"at {plan.occurred.astimezone(LOCAL_TZ):%H:%M} "
+        said = self._time_said(plan) if plan.day else ""
         if source.side is not None:
             near = LOCAL_NAMES.get("am" if source.side == "nk" else source.side, {}).get(near, near)
             who = doc.get("perpetrator", "the adversary")
@@ -1441,15 +1454,45 @@ class Simulator:
             return f"{source.name}: {what} observed {km:.1f} km from {near} {at}".rstrip() + "."
         if source.source_type == "media":
             return (
-                f"Local sources report {what} near {near}; the defence ministry has not commented."
+                f"Local sources report {what} near {near}{said}; the defence ministry has not "
+                "commented."
             )
         if source.source_type == "ngo":
             return f"Field team reports {what} near {near}; area marked and cordoned."
         if source.source_type == "civilian":
-            return f"Resident called the hotline about {what} near {near}."
+            return f"Resident called the hotline about {what} near {near}{said}."
         if source.source_type == "dataset":
-            return f"{what.capitalize()} near {near}."
+            return f"{what.capitalize()} near {near}{said}."
         return f"{what.capitalize()} registered near {near} {at}({plan.event.area})."
+
+    @staticmethod
+    def _time_said(plan: _Plan) -> str:
+        """When in the day a day-precision text says the event was (`TIME_SAID`): a clock
+        time as a party's statement gives it (its error, rounded to 5 minutes), or the part
+        of the day, or nothing; ", at around 14:35" or " in the evening". Drawn from the
+        report's own generator: every text of one report says the same, and every other
+        draw of the stream is what it was without it."""
+        clock, part = TIME_SAID.get(plan.source.source_type, (0.0, 0.0))
+        rng = random.Random(f"told-{plan.source.name}-{plan.report_id}")
+        draw = rng.random()
+        local = plan.event.occurred.astimezone(LOCAL_TZ)
+        if draw < clock:
+            err = max(-3.0, min(3.0, rng.gauss(0.0, 1.0))) * JITTER["party_statement"][0]
+            stated = local + timedelta(minutes=err)
+            minutes = round((stated.hour * 60 + stated.minute) / 5) * 5
+            if stated.date() != local.date() or minutes >= 1440:
+                return ""  # a statement's time in the next or the day before: none said
+            return f", at around {minutes // 60:02d}:{minutes % 60:02d}"
+        if draw < clock + part:
+            hour = local.hour
+            if hour < 5:
+                return " overnight"
+            if hour < 12:
+                return " in the morning"
+            if hour < 17:
+                return " in the afternoon"
+            return " in the evening" if hour < 21 else " late in the evening"
+        return ""
 
     def _sample_report(self) -> dict[str, Any]:
         """A report of a new event, not sent (the base of a malformed message)."""

@@ -1,0 +1,119 @@
+"""The time of day a report's text states, for reports whose time is only a day.
+
+Ministries' statements, agency articles and ACLED's `notes` often say when in the day
+something happened ("at around 12:30 p.m. local time", "from 22:00 to 22:20", "on 13
+September in the evening", "overnight") while the report's `occurred_at` says only the day
+(`time_precision: day`; ACLED has no time field). The linker uses it as evidence when such
+a report chooses among the incidents of its day (docs/record.md, "Incidents: the linking
+rule"); it never changes which reports link.
+
+A time of day is a span of minutes from the local midnight of the report's day, in the
+theatre's time zone: `(start, end)`, `start <= end`; a night reaches back into the evening
+before (`start` negative). Clock times win over words: the span of every clock time in the
+text, if it is shorter than `MAX_CLOCK_SPAN`; else the part of day its words name, if they
+name exactly one; else nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+TimeOfDay = tuple[int, int]
+
+#: A text whose clock times are further apart than this states no one time of the event
+#: (a statement of a day's events: "from 08:00 ... until 19:40").
+MAX_CLOCK_SPAN = 6 * 60
+
+#: Parts of the day, as minutes from local midnight. The night is the one that ends the
+#: day: "overnight" in a statement of the morning, "at night" in a row dated by the morning
+#: after; "late in the evening" is the one that ends it.
+MORNING: TimeOfDay = (5 * 60, 12 * 60)
+AFTERNOON: TimeOfDay = (12 * 60, 18 * 60)
+EVENING: TimeOfDay = (17 * 60, 23 * 60)
+LATE_EVENING: TimeOfDay = (21 * 60, 24 * 60)
+NIGHT: TimeOfDay = (-3 * 60, 6 * 60)
+
+# "12:30", "at around 9:05 p.m.", "02:30": hours and minutes with a colon (a dot would read
+# dates such as 13.09 as times), an optional a.m./p.m.; "9 pm", "at 11 a.m." without minutes.
+_CLOCK = re.compile(
+    r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s*([ap])\.?\s?m\b\.?)?"
+    r"|(?<![\d:.])(1[0-2]|0?[1-9])\s*([ap])\.?\s?m\b\.?",
+    re.IGNORECASE,
+)
+_PARTS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = (
+    (
+        re.compile(r"\blate (?:in the |on the |at )?(?:evening|night)\b", re.IGNORECASE),
+        LATE_EVENING,
+    ),
+    (re.compile(r"\b(?:overnight|night|nightfall|midnight)\b", re.IGNORECASE), NIGHT),
+    (re.compile(r"\b(?:morning|dawn|daybreak)\b", re.IGNORECASE), MORNING),
+    (re.compile(r"\bafternoon\b", re.IGNORECASE), AFTERNOON),
+    (re.compile(r"\b(?:evening|dusk)\b", re.IGNORECASE), EVENING),
+)
+
+
+def _minutes(hour: int, minute: int, half: str | None) -> int:
+    if half is not None:
+        hour %= 12
+        if half.lower() == "p":
+            hour += 12
+    return hour * 60 + minute
+
+
+def clock_times(text: str) -> list[int]:
+    """Every clock time the text states, as minutes from midnight, in text order."""
+    found = []
+    for m in _CLOCK.finditer(text):
+        if m.group(1) is not None:
+            hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
+            if half is not None and not 1 <= hour <= 12:
+                continue  # "14:30 p.m." is no time
+        else:
+            hour, minute, half = int(m.group(4)), 0, m.group(5)
+        found.append(_minutes(hour, minute, half))
+    return found
+
+
+def part_of_day(text: str) -> TimeOfDay | None:
+    """The one part of the day the text's words name, None for none or several."""
+    parts = {span for pattern, span in _PARTS if pattern.search(text)}
+    if LATE_EVENING in parts:  # "late in the evening" also says "evening" and "night"
+        parts -= {EVENING, NIGHT}
+    return parts.pop() if len(parts) == 1 else None
+
+
+def stated_time_of_day(text: str | None) -> TimeOfDay | None:
+    """The time of day `text` states (module docstring), None when it states none."""
+    if not text:
+        return None
+    times = clock_times(text)
+    if times:
+        start, end = min(times), max(times)
+        return (start, end) if end - start <= MAX_CLOCK_SPAN else None
+    return part_of_day(text)
+
+
+def format_time_of_day(span: TimeOfDay) -> str:
+    """`HH:MM-HH:MM`, the form classified documents carry; a start before midnight is
+    written as the previous day's clock time with a leading `-` ("-21:00-06:00")."""
+    start, end = span
+    sign = "-" if start < 0 else ""
+    s = start % 1440
+    return f"{sign}{s // 60:02d}:{s % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+_FORMATTED = re.compile(r"(-?)(\d\d):(\d\d)-(\d\d):(\d\d)")
+
+
+def parse_time_of_day(value: str) -> TimeOfDay:
+    """The span `format_time_of_day` wrote. Raises ValueError."""
+    m = _FORMATTED.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not a time of day: {value!r}")
+    start = int(m.group(2)) * 60 + int(m.group(3))
+    end = int(m.group(4)) * 60 + int(m.group(5))
+    if m.group(1):
+        start -= 1440
+    if not (-1440 < start <= end <= 1440) or int(m.group(3)) > 59 or int(m.group(5)) > 59:
+        raise ValueError(f"not a time of day: {value!r}")
+    return (start, end)

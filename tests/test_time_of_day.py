@@ -1,0 +1,99 @@
+"""The time of day a report's text states (streams/classify/time_of_day.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.classify.time_of_day import (
+    AFTERNOON,
+    EVENING,
+    LATE_EVENING,
+    MORNING,
+    NIGHT,
+    format_time_of_day,
+    parse_time_of_day,
+    stated_time_of_day,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        # as ministries, agencies and ACLED's notes put it
+        ("At around 12:30 p.m. local time on Saturday Azerbaijani forces fired", (750, 750)),
+        ("On April 1, from 22:00 to 22:20, the units opened fire intermittently", (1320, 1340)),
+        ("opened fire on Armenian positions at around 02:30 this morning", (150, 150)),
+        ("On 13 September 2022, at around 00:05, forces launched an attack", (5, 5)),
+        ("shelling reported at 9 pm near the village", (1260, 1260)),
+        ("fire at 12:05 a.m.", (5, 5)),
+        ("fire at 12:40 p.m.", (760, 760)),
+        ("opened fire in the direction of Alibayli village on September 13 evening", EVENING),
+        ("attempted this morning to seize another road", MORNING),
+        ("Field team reports mine blast near Martuni in the afternoon", AFTERNOON),
+        ("shelled the village overnight", NIGHT),
+        ("intense artillery strikes the third night in a row", NIGHT),
+        ("exchanged fire late in the evening", LATE_EVENING),
+        ("exchanged fire late at night", LATE_EVENING),
+    ],
+)
+def test_stated_times_of_day(text: str, span: tuple[int, int]) -> None:
+    assert stated_time_of_day(text) == span
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "During the day, one violation was recorded in the Taghavard region.",  # no time
+        "Azerbaijani forces continued construction on Thursday.",
+        "reported on 13.09.2022",  # a dated day is no clock time
+        "fire in the morning, again in the evening",  # two parts: says no one time
+        "from 08:00 until 19:40 the sector was shelled",  # a day's events, not one time
+        "14:30 p.m.",  # no such time
+        "2 armoured vehicles and 5 ammunition trucks",
+        "ratio 25:61",  # no clock time
+    ],
+)
+def test_texts_that_state_no_time_of_day(text: str | None) -> None:
+    assert stated_time_of_day(text) is None
+
+
+spans = st.integers(-1439, 1439).flatmap(
+    lambda start: st.tuples(st.just(start), st.integers(max(start, 0), 1440))
+)
+
+
+@given(spans)
+def test_the_documents_form_reads_back(span: tuple[int, int]) -> None:
+    assert parse_time_of_day(format_time_of_day(span)) == span
+
+
+@pytest.mark.parametrize("value", ["", "12:30", "25:00-26:00", "12:60-13:00", "13:00-12:00", "x"])
+def test_a_malformed_form_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="not a time of day"):
+        parse_time_of_day(value)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=200))
+def test_any_text_gives_a_span_of_the_day_or_none(text: str) -> None:
+    span = stated_time_of_day(text)
+    if span is not None:
+        start, end = span
+        assert -1440 < start <= end <= 1440
+        assert parse_time_of_day(format_time_of_day(span)) == span
+
+
+@given(
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.text(st.characters(categories=("L", "Zs")), max_size=40),
+    st.text(st.characters(categories=("L", "Zs")), max_size=40),
+)
+def test_a_clock_time_among_words_is_found(hour: int, minute: int, before: str, after: str) -> None:
+    text = f"{before} at {hour:02d}:{minute:02d} {after}"
+    span = stated_time_of_day(text)
+    assert span == (hour * 60 + minute, hour * 60 + minute)
