@@ -214,6 +214,33 @@ def acled_rows(tmp_path: Path, *rows: str) -> list[tuple[int, bytes]]:
     return list(read_lines(write(tmp_path, "acled.csv", ACLED_HEADER + "".join(rows)), "acled"))
 
 
+def test_the_time_of_day_of_acled_notes_reaches_the_classified_document(
+    tmp_path: Path,
+) -> None:
+    """ACLED has no time column; its notes often say when (docs/record.md, "The time of day
+    a day report's text states")."""
+    from streams.classify import Classifier, Gazetteer, ZoneCatalogue
+
+    rows = acled_rows(
+        tmp_path,
+        "ARM7,2022-09-13,Battles,Armed clash,Military Forces of Azerbaijan (2003-),"
+        'Military Forces of Armenia (2018-),Syunik,,,Jermuk,39.84,45.67,0,"On 13 September '
+        '2022, at around 00:05, Azerbaijani forces shelled positions near Jermuk.",APA,\n',
+        "ARM8,2022-09-14,Battles,Armed clash,,,Syunik,,,Jermuk,39.84,45.67,0,"
+        '"Shelling near Jermuk in the evening.",APA,\n',
+        "ARM9,2022-09-15,Battles,Armed clash,,,Syunik,,,Jermuk,39.84,45.67,0,"
+        '"Shelling near Jermuk.",APA,\n',
+    )
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    now = datetime(2022, 10, 1, tzinfo=UTC)
+    stated = []
+    for _, raw in rows:
+        report = validate_report(raw, now=now)
+        assert isinstance(report, Report), report
+        stated.append(classifier.classify(report, now).time_of_day)
+    assert stated == ["00:05-00:05", "17:00-23:00", None]
+
+
 def test_acled_rows_map_to_reports(tmp_path: Path) -> None:
     rows = acled_rows(
         tmp_path,

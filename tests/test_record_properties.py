@@ -53,6 +53,9 @@ targets = st.sampled_from(["az", "am", "civilians", None])
 named_places = st.sampled_from(["Martuni", "Hadrut", None])
 time_precisions = st.sampled_from([TimePrecision.EXACT] * 4 + [TimePrecision.DAY])
 place_precisions = st.sampled_from([LocationPrecision.POINT] * 3 + [LocationPrecision.TOWN])
+# what a day report's text may state (`streams.classify.time_of_day`): nothing, a clock
+# time, the morning, the night, the evening
+times_of_day = st.sampled_from([None, (180, 180), (300, 720), (-180, 360), (1020, 1380)])
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenar
             if draw(st.integers(0, 4)) == 0:
                 v = Withdrawal(source, report_id, revision)
             else:
+                time_precision = draw(time_precisions)
                 v = rv(
                     source,
                     report_id,
@@ -94,10 +98,13 @@ def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenar
                     perpetrator=draw(parties),
                     killed=draw(figures),
                     wounded=draw(figures),
-                    time_precision=draw(time_precisions),
+                    time_precision=time_precision,
                     location_precision=draw(place_precisions),
                     target=draw(targets),
                     place=draw(named_places),
+                    time_of_day=(
+                        draw(times_of_day) if time_precision is TimePrecision.DAY else None
+                    ),
                 )
             versions.append(v)
             latest[(source, report_id)] = v

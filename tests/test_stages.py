@@ -62,7 +62,7 @@ class Harness:
     zone; what it sends itself there comes back to it)."""
 
     def __init__(
-        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 3
+        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 4
     ) -> None:
         self.settings = Settings(internal_format=internal_format)
         self.producer = FakeProducer()

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.incident import incident_id_for
+from schemas.incident import encode_fields, incident_id_for
 from schemas.report import Report
 from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
@@ -330,3 +330,19 @@ def test_an_upsert_carries_the_time_of_day_only_when_stated() -> None:
         assert bad != raw
         with pytest.raises(BadDocument, match="time of day"):
             read_message(bad)
+
+
+def test_internal_format_3_documents_leave_the_time_of_day_out() -> None:
+    """CEASEFIRE_INTERNAL_FORMAT=3 (a rolling upgrade from workers before the time of day):
+    the classifier writes documents as they did, so nothing downstream carries it."""
+    old_form = Classifier(ZoneCatalogue.load(), Gazetteer.load(), time_of_day=False)
+    for changes in ({}, {"time_precision": "day", "description": "at around 14:35"}):
+        report = validate_report(json.dumps(SENT | changes).encode(), now=NOW)
+        assert isinstance(report, Report), report
+        fields = old_form.fields(report, NOW)
+        assert "time_of_day" not in fields
+        new = CLASSIFIER.fields(report, NOW)
+        if new["time_of_day"] is None:  # stating none: the same content either way
+            assert document_digest(fields) == document_digest(new)
+        v = version_of(json.loads(encode_fields(fields)))
+        assert isinstance(v, ReportVersion) and v.time_of_day is None

@@ -34,9 +34,14 @@ class UnknownPlace(ValueError):
 class Classifier:
     """Classifies validated reports against one zone catalogue and one gazetteer."""
 
-    def __init__(self, zones: ZoneCatalogue, gazetteer: Gazetteer) -> None:
+    def __init__(
+        self, zones: ZoneCatalogue, gazetteer: Gazetteer, *, time_of_day: bool = True
+    ) -> None:
         self.zones = zones
         self.gazetteer = gazetteer
+        #: Whether documents carry `time_of_day` (False: as workers before it wrote them,
+        #: for a rolling upgrade from them: `Settings.internal_format` 3)
+        self.time_of_day = time_of_day
 
     def document(self, report: Report | WithdrawnReport, received_at: datetime) -> Classified:
         """The classified document of a validated input: an `Incident` for a report, a
@@ -93,7 +98,7 @@ class Classifier:
         target = target_code(report.target)
         claimant = claimant_code(report.claimant)
         category = report.category
-        return {
+        fields = {
             "kind": "report",
             "incident_id": incident_id_for(report.source, report.report_id),
             "report_id": report.report_id,
@@ -125,6 +130,9 @@ class Classifier:
             "location_precision": loc.precision,
             "time_of_day": _time_of_day(report),
         }
+        if not self.time_of_day:
+            del fields["time_of_day"]
+        return fields
 
 
 def _time_of_day(report: Report) -> str | None:

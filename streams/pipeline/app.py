@@ -60,7 +60,9 @@ class Monitor:
         self.zones = ZoneCatalogue.load(settings.zones)
         zone_info.publish(self.zones)  # the zones' names and centroids, for the map panel
         self.gazetteer = Gazetteer.load(settings.gazetteer)
-        self.classifier = Classifier(self.zones, self.gazetteer)
+        self.classifier = Classifier(
+            self.zones, self.gazetteer, time_of_day=settings.internal_format >= 4
+        )
         self.ready = False
         #: Once ready, the worker is alive for good (liveness); `ready` may drop again.
         self.started = False

@@ -91,7 +91,11 @@ def main(argv: list[str]) -> None:
 async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Reporter) -> None:
     limit_malloc_arenas()
     groups.install(settings.leader_leaves)
-    classifier = Classifier(ZoneCatalogue.load(settings.zones), Gazetteer.load(settings.gazetteer))
+    classifier = Classifier(
+        ZoneCatalogue.load(settings.zones),
+        Gazetteer.load(settings.gazetteer),
+        time_of_day=settings.internal_format >= 4,
+    )
     ready = False
 
     def on_ready() -> None:

@@ -30,6 +30,10 @@ What the stream looks like, and why:
   statement name whom the fire hit (the event's target, sometimes the wrong side), a
   party's statement and its side's news agency their own side whoever was hit. Drawn
   from a generator of their own: the rest of the stream is as it was without them.
+* **Times of day in day texts** (`TIME_SAID`): a third of the day-precision texts of the
+  dataset, media and callers give a clock time, a third the part of the day, as a sample
+  of ministry statements and agency articles did. From each report's own generator: the
+  rest of the stream is as it was without them.
 * **Casualties are rare**: someone killed in about 2 % of reports, wounded in about 5 %.
 * **Bursts**: now and then a zone flares up: a handful of distinct events in it within
   the hour, with more heavy fire and more casualties (separate events the linking of
