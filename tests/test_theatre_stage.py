@@ -204,3 +204,52 @@ def test_an_outbox_a_dead_owner_left_is_published_once(monkeypatch: pytest.Monke
         assert len(heir.dead) == 1
 
     asyncio.run(go())
+
+
+def test_a_clock_step_whose_write_failed_publishes_at_the_next_tick(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The clock resolves the peak days later; its commit fails (the broker away): the
+    failure is logged, nothing published, and the next tick writes and publishes that
+    resolution, once."""
+    from streams.pipeline import theatre_stage
+
+    async def go() -> None:
+        th = Theatre()
+        day = int(datetime.now(UTC).timestamp() // 86_400)
+        changes = [FatalChange("shusha", "x", day, 1), FatalChange("loc-east", "y", day, 2)]
+        await th.feed([(0, c.key.encode(), c.encode()) for c in changes])
+        assert [e.status for e in th.published] == ["firing"]
+
+        later = datetime.now(UTC) + timedelta(days=5)
+
+        class Later(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return later
+
+        monkeypatch.setattr(theatre_stage, "datetime", Later)
+        store = th.stage.store
+        original = store.write
+        failures = [1]
+
+        async def flaky(*args: Any, **kwargs: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise ConnectionError("broker away")
+            await original(*args, **kwargs)
+
+        monkeypatch.setattr(store, "write", flaky)
+        await th.stage._tick()
+        assert [e.status for e in th.published] == ["firing"]
+        assert "maintenance failed" in caplog.text
+        await th.stage._tick()
+        assert [e.status for e in th.published] == ["firing", "resolved"]
+        await th.stage._tick()
+        assert [e.status for e in th.published] == ["firing", "resolved"]
+        # and what was written recovers to no firing alert and no outbox
+        heir = Theatre(th.producer.sent[CHANGELOG])
+        assert heir.stage._outbox is None and heir.stage.state is not None
+        assert heir.stage.state.firing() == []
+
+    asyncio.run(go())

@@ -136,7 +136,8 @@ class TheatreStage(Stage[TheatreOutput]):
         self._dirty: set[str] = set()
         #: an outbox a previous owner did not confirm
         self._outbox: Outbox | None = None
-        #: events of a tick whose commit failed: the next tick commits them
+        #: events of a step whose commit failed: the next step's commit (a tick's or an
+        #: input's) writes and publishes them with its own, as the alert stage does
         self._carry: list[AlertEvent] = []
         #: (alert id, status) of the events of outboxes settled since the recovery: a step
         #: redone after a torn write (the outbox written, not the parts) fires them again
@@ -202,6 +203,9 @@ class TheatreStage(Stage[TheatreOutput]):
         await self._settle()
         if self._settled:  # a step redone after a torn write fires what the outbox held: once
             out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
+        if self._carry:
+            out.events = [*self._carry, *(e for e in out.events if e not in self._carry)]
+        self._carry = out.events
         entries: list[tuple[bytes, bytes | None]] = []
         if out.events:
             entries.append((OUTBOX_KEY, Outbox(int(time.time() * 1000), out.events).encode()))
@@ -214,6 +218,7 @@ class TheatreStage(Stage[TheatreOutput]):
         if out.events:
             await self._publish(out.events)
             await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
+        self._carry = []
 
     def committed(self, out: TheatreOutput) -> None:
         if out.events:
@@ -221,24 +226,18 @@ class TheatreStage(Stage[TheatreOutput]):
 
     # -- the clock, the outbox --------------------------------------------------------------
     async def _tick(self) -> None:
-        if not self.ready.is_set() or self.state is None:
-            return
-        async with self.lock:
-            if self._pending is not None or self.state is None:
-                return  # a step being retried comes first
-            now = datetime.now(UTC)
-            events = [*self._carry, *evaluate(self.rules, self.state, now, changed=False)]
-            self._dirty |= self.state.changed()
-            if not events and self._outbox is None and not (self._dirty - {"m"}):
-                return  # a clock that moved alone waits for the next write
-            try:
-                await self.commit(TheatreOutput(events=events), {})
-                self._carry = []
-            except Exception as exc:  # the broker, most likely: the next tick retries
-                self._carry = events
-                log.error("theatre stage: committing the clock's step failed: %s", exc)
-                return
-        self.committed(TheatreOutput(events=events))
+        await self.maintain(self._clock)
+
+    def _clock(self, out: TheatreOutput) -> bool:
+        """The clock's step (under the lock): alerts resolved and peaks aged out by time.
+        Whether there is anything to write: a clock that moved alone waits for the next
+        write; events a failed commit left, or an outbox, do not."""
+        state = self.state
+        if state is None:
+            return False
+        out.events = evaluate(self.rules, state, datetime.now(UTC), changed=False)
+        self._dirty |= state.changed()
+        return bool(out.events or self._carry or self._outbox is not None or self._dirty - {"m"})
 
     async def _settle(self) -> None:
         """Publish what a previous owner committed to but did not confirm: its outbox's
