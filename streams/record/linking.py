@@ -188,9 +188,10 @@ class LinkRule:
     unmatched_place: float = 0.25
     #: it is a day-precision report whose text states a time of day ("at around 14:30",
     #: "in the evening"), and the incident's times (exact ones, and the times of day other
-    #: reports state) lie outside it: this much times the nearest one's distance beyond it
-    #: as a share of the window, at most this much (a statement's time is good to minutes,
-    #: the parts of a day overlap at their ends):
+    #: reports state) lie outside it; or it is an exact time outside the times of day the
+    #: incident's texts state: this much times the nearest one's distance beyond it as a
+    #: share of the window, at most this much (a statement's time is good to minutes, the
+    #: parts of a day overlap at their ends):
     unmatched_time_of_day: float = 0.5
     #: Most reports of one index cell (category class, both precisions, a time bucket
     #: `window + widening` long, a latitude band `distance + widening` wide) that link at
