@@ -396,3 +396,21 @@ def test_the_command_measures_the_configured_rule(
     m = measure(simulate(150, seed=2), Settings().link_rule()).score
     pairwise = f"| pairwise | {m.precision:.3f} | {m.recall:.3f} | {m.pairs.f1:.3f} |"
     assert pairwise in out
+
+
+def test_the_command_measures_several_seeds(capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.record.linking import LinkRule
+    from streams.tools.linking_quality import main
+
+    assert main(["--events", "150", "--seeds", "2-3"]) == 0
+    out = capsys.readouterr().out
+    rows = {}
+    for seed in (2, 3):
+        s = measure(simulate(150, seed=seed), LinkRule()).score
+        rows[seed] = (s.precision, s.recall)
+        assert f"| {seed} | {s.precision:.3f} / {s.recall:.3f} | " in out
+    mean_p = (rows[2][0] + rows[3][0]) / 2
+    mean_r = (rows[2][1] + rows[3][1]) / 2
+    assert f"| mean | {mean_p:.3f} / {mean_r:.3f} | " in out
+    with pytest.raises(SystemExit):
+        main(["--seeds", "one"])

@@ -1,6 +1,7 @@
 """Linking quality measured against the simulator's ground truth (issue 10, item 3).
 
     python3 -m streams.tools.linking_quality [--events 2000] [--seed 1] [--per-day 60]
+    python3 -m streams.tools.linking_quality --seeds 1-5  # the main figures, seed by seed
     python3 -m streams.tools.linking_quality --bench      # CPU time of the linker alone
     python3 -m streams.tools.linking_quality --flood 1000 # one zone flooded at one point
 
@@ -397,6 +398,56 @@ def flood_report(i: int, sources: int = 3) -> ReportVersion:
     )
 
 
+def seeds_table(events: int, seeds: Sequence[int], per_day: float, rule: LinkRule) -> str:
+    """Pairwise, B-cubed and precise-pair precision / recall for each seed, and their mean
+    (the table of docs/record.md, "Measured at the default rule")."""
+    started = time.perf_counter()
+    lines = [
+        f"{events} events a seed, {per_day:g} a day. Rule: {describe(rule)}.",
+        "",
+        _row(["seed", "pairwise P / R", "B-cubed P / R", "precise pairs P / R"]),
+        _row(["---"] * 4),
+    ]
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for seed in seeds:
+        s = measure(simulate(events, seed=seed, per_day=per_day), rule).score
+        precise = s.by_kind.get(("precise", "precise"), PairCounts())
+        figures = (s.precision, s.recall, s.bcubed_precision, s.bcubed_recall)
+        sums = [a + b for a, b in zip(sums, figures, strict=True)]
+        lines.append(
+            _row(
+                [
+                    seed,
+                    f"{_f(s.precision)} / {_f(s.recall)}",
+                    f"{_f(s.bcubed_precision)} / {_f(s.bcubed_recall)}",
+                    f"{_f(precise.precision)} / {_f(precise.recall)}",
+                ]
+            )
+        )
+    n = len(seeds)
+    mean = [x / n for x in sums]
+    lines.append(
+        _row(["mean", f"{_f(mean[0])} / {_f(mean[1])}", f"{_f(mean[2])} / {_f(mean[3])}", ""])
+    )
+    lines += ["", f"({time.perf_counter() - started:.1f} s)"]
+    return "\n".join(lines)
+
+
+def _seeds(text: str) -> list[int]:
+    """`1-5` or `1,3,7`."""
+    try:
+        if "-" in text:
+            first, last = (int(x) for x in text.split("-", 1))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not seeds: {text!r} (1-5, or 1,3,7)") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
+    return seeds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m streams.tools.linking_quality",
@@ -404,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds", type=_seeds, help="the main figures for each of these seeds: 1-5, or 1,3,7"
+    )
     parser.add_argument("--per-day", type=float, default=60.0, help="events a day")
     parser.add_argument("--bench", action="store_true", help="time the linker alone")
     parser.add_argument("--flood", type=int, default=0, help="time a flood of N reports")
@@ -417,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
     # the worker's rule: the defaults, or what CEASEFIRE_LINK_* set
+    if args.seeds:
+        print(seeds_table(args.events, args.seeds, args.per_day, Settings().link_rule()))
+        return 0
     print(report(args.events, args.seed, args.per_day, Settings().link_rule()))
     return 0
 
