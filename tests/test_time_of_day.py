@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 (Cyrillic and Armenian texts are meant)
 """The time of day a report's text states (streams/classify/time_of_day.py)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from streams.classify.time_of_day import (
     LATE_EVENING,
     MORNING,
     NIGHT,
+    NOON,
     format_time_of_day,
     parse_time_of_day,
     stated_time_of_day,
@@ -43,9 +45,36 @@ def test_stated_times_of_day(text: str, span: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        # Russian: the peacekeepers' and the Russian defence ministry's bulletins
+        ("Утром 12 сентября зафиксирован обстрел позиций", MORNING),
+        ("вечером был открыт огонь из стрелкового оружия", EVENING),
+        ("в ночь на 13 сентября подразделения обстреляли", NIGHT),
+        ("после полудня зафиксировано нарушение", AFTERNOON),
+        ("в полдень", NOON),
+        ("поздно вечером", LATE_EVENING),
+        ("в 21:40 по местному времени", (1300, 1300)),
+        # Azerbaijani and Armenian statements
+        ("axşam saatlarında atəşə tutulub", EVENING),
+        ("gecə saatlarında", NIGHT),
+        ("səhər", MORNING),
+        ("առավոտյան կրակ են բացել", MORNING),
+        ("երեկոյան", EVENING),
+        ("գիշերը", NIGHT),
+        ("at noon", NOON),
+        ("in the afternoon, after noon prayers", AFTERNOON),
+    ],
+)
+def test_parts_of_the_day_in_the_theatres_languages(text: str, span: tuple[int, int]) -> None:
+    assert stated_time_of_day(text) == span
+
+
+@pytest.mark.parametrize(
     "text",
     [
         None,
+        "безвозвратные утраты составили два человека",  # a loss (утрата) is no morning
         "",
         "During the day, one violation was recorded in the Taghavard region.",  # no time
         "Azerbaijani forces continued construction on Thursday.",

@@ -14,6 +14,7 @@ text, if it is shorter than `MAX_CLOCK_SPAN`; else the part of day its words nam
 name exactly one; else nothing.
 """
 
+# ruff: noqa: RUF001 (the Cyrillic and Armenian words below are meant)
 from __future__ import annotations
 
 import re
@@ -32,6 +33,7 @@ AFTERNOON: TimeOfDay = (12 * 60, 18 * 60)
 EVENING: TimeOfDay = (17 * 60, 23 * 60)
 LATE_EVENING: TimeOfDay = (21 * 60, 24 * 60)
 NIGHT: TimeOfDay = (-3 * 60, 6 * 60)
+NOON: TimeOfDay = (11 * 60, 13 * 60)
 
 # "12:30", "at around 9:05 p.m.", "02:30": hours and minutes with a colon (a dot would read
 # dates such as 13.09 as times), an optional a.m./p.m.; "9 pm", "at 11 a.m." without minutes.
@@ -40,15 +42,24 @@ _CLOCK = re.compile(
     r"|(?<![\d:.])(1[0-2]|0?[1-9])\s*([ap])\.?\s?m\b\.?",
     re.IGNORECASE,
 )
-_PARTS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = (
-    (
-        re.compile(r"\blate (?:in the |on the |at )?(?:evening|night)\b", re.IGNORECASE),
-        LATE_EVENING,
-    ),
-    (re.compile(r"\b(?:overnight|night|nightfall|midnight)\b", re.IGNORECASE), NIGHT),
-    (re.compile(r"\b(?:morning|dawn|daybreak)\b", re.IGNORECASE), MORNING),
-    (re.compile(r"\bafternoon\b", re.IGNORECASE), AFTERNOON),
-    (re.compile(r"\b(?:evening|dusk)\b", re.IGNORECASE), EVENING),
+# The words of the theatre's languages for the parts of the day: English; Russian (the
+# peacekeepers' and the Russian defence ministry's bulletins: "утром", "вечером", "ночью",
+# "в ночь на"); Azerbaijani ("səhər", "axşam", "gecə"); Armenian ("առավոտյան",
+# "երեկոյան", "գիշերը"). Stems, so that the inflected forms match, but not where a stem
+# begins another word ("утрата", a loss, is no morning).
+_PARTS: tuple[tuple[re.Pattern[str], TimeOfDay], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), span)
+    for pattern, span in (
+        (r"\blate (?:in the |on the |at )?(?:evening|night)\b|\bпоздно вечером\b", LATE_EVENING),
+        (r"\b(?:overnight|night|nightfall|midnight|ночь\w*|ночи|полноч\w*|gecə\w*)\b", NIGHT),
+        (r"\bգիշեր\w*", NIGHT),
+        (r"\b(?:morning|dawn|daybreak|утро|утра|утром|утренн\w*|рассвет\w*|səhər\w*)\b", MORNING),
+        (r"\bառավոտ\w*", MORNING),
+        (r"\b(?:noon|midday|полдень|полудн\w*|günorta\w*)\b", NOON),
+        (r"\b(?:afternoon|после полудня)\b", AFTERNOON),
+        (r"\b(?:evening|dusk|вечер\w*|сумерк\w*|axşam\w*)\b", EVENING),
+        (r"\bերեկո\w*", EVENING),
+    )
 )
 
 
@@ -79,6 +90,8 @@ def part_of_day(text: str) -> TimeOfDay | None:
     parts = {span for pattern, span in _PARTS if pattern.search(text)}
     if LATE_EVENING in parts:  # "late in the evening" also says "evening" and "night"
         parts -= {EVENING, NIGHT}
+    if AFTERNOON in parts:  # "после полудня" (after noon) also says noon
+        parts.discard(NOON)
     return parts.pop() if len(parts) == 1 else None
 
 
