@@ -126,3 +126,25 @@ def test_a_clock_time_among_words_is_found(hour: int, minute: int, before: str, 
     text = f"{before} at {hour:02d}:{minute:02d} {after}"
     span = stated_time_of_day(text)
     assert span == (hour * 60 + minute, hour * 60 + minute)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" + " " * 3999,
+        "1 " * 2000,
+        "12:" * 1333,
+        "1:1" * 1333,
+        "late " * 800,
+        "p.m " * 1000,
+        "9" * 4000,
+    ],
+    ids=["spaces", "digits-spaces", "colons", "clock-chains", "late", "pm", "digits"],
+)
+def test_hostile_descriptions_are_read_in_linear_time(text: str) -> None:
+    """A description is up to 4,000 characters of anyone's text: no pattern backtracks
+    on it (the module's timeout would stop a catastrophic one)."""
+    for _ in range(50):
+        span = stated_time_of_day(text)
+    assert span is None or -1440 < span[0] <= span[1] <= 1440
