@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -225,3 +225,55 @@ def test_reports_of_one_event_are_one_incident_listed_paged_exported_and_shown(
     finally:
         worker.stop()
     assert time.monotonic() - started < 150
+
+
+def test_a_day_report_stating_the_evening_joins_the_evening_incident(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The time of day a day report's text states, through ingest, the identity stage's
+    upsert and the zone stage's linker on a real broker: an ACLED-like row of yesterday,
+    nearest the morning's shelling, says "in the evening" and joins the evening's."""
+    local = timezone(timedelta(hours=4))  # the theatre's days
+    day = (datetime.now(local) - timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    loc_east = {"lat": 39.993, "lon": 46.930}
+    morning = report(
+        "m-1",
+        "pkf-op-1",
+        "observation_post",
+        occurred_at=(day + timedelta(hours=8)).isoformat(),
+        location=loc_east,
+    )
+    evening = report(
+        "e-1",
+        "pkf-op-2",
+        "observation_post",
+        occurred_at=(day + timedelta(hours=19)).isoformat(),
+        location={"lat": 39.993, "lon": 46.947},  # 1.5 km east
+    )
+    row = report(
+        "ARM9",
+        "acled",
+        "dataset",
+        occurred_at=day.isoformat(),
+        time_precision="day",
+        location={"lat": 39.993, "lon": 46.932},  # 0.2 km from the morning's
+        description="Azerbaijani forces shelled positions near Askeran in the evening.",
+    )
+    worker = Worker(broker, tmp_path, env={"CEASEFIRE_API_TOKEN": TOKEN}).start()
+    try:
+        status, body = worker.post("/api/v1/reports", [morning, evening, row], token=TOKEN)
+        assert status == 202 and len(body["accepted"]) == 3, body
+
+        def grouped() -> list[set[str]] | None:
+            status, body = worker.get("/api/v1/incidents?zone=loc-east")
+            if status != 200:
+                return None
+            groups = [{r["source"] for r in i["reports"]} for i in body["incidents"]]
+            return groups if sum(len(g) for g in groups) == 3 else None
+
+        groups = wait_for(grouped, timeout=60, what="3 reports in incidents")
+        assert sorted(groups, key=len) == [{"pkf-op-1"}, {"pkf-op-2", "acled"}]
+    finally:
+        worker.stop()
