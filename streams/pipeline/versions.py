@@ -240,33 +240,28 @@ def upsert_message(
         key_hash,
         b"true" if civilian else b"false",
     )
-    return (
-        head
-        + orjson.dumps(
-            [
-                v.source,
-                v.report_id,
-                v.revision,
-                v.source_type,
-                v.occurred,
-                v.zone,
-                v.lat,
-                v.lon,
-                v.category,
-                v.perpetrator,
-                v.claimant,
-                v.killed,
-                v.wounded,
-                v.time_precision,
-                v.location_precision,
-                v.target,
-                v.place,
-            ]
-            # appended only when stated: the message of every other report is as before
-            + ([] if v.time_of_day is None else [list(v.time_of_day)])
-        )
-        + b"}"
-    )
+    fields = [
+        v.source,
+        v.report_id,
+        v.revision,
+        v.source_type,
+        v.occurred,
+        v.zone,
+        v.lat,
+        v.lon,
+        v.category,
+        v.perpetrator,
+        v.claimant,
+        v.killed,
+        v.wounded,
+        v.time_precision,
+        v.location_precision,
+        v.target,
+        v.place,
+    ]
+    if v.time_of_day is not None:  # only when stated: every other report's is as before
+        fields.append(list(v.time_of_day))
+    return head + orjson.dumps(fields) + b"}"
 
 
 def document_upsert_message(
