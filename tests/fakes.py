@@ -63,15 +63,18 @@ def _done() -> asyncio.Future[None]:
     return done
 
 
-def fail_next_write(stage: Any) -> None:
-    """The stage's next changelog write fails (the broker away), later ones succeed."""
-    original = stage.store.write_many
-    failures = [1]
+def fail_next_write(stage: Any, *, after: int = 0, method: str = "write_many") -> None:
+    """The stage's next changelog write fails (the broker away), later ones succeed;
+    `after`: that many writes succeed first (the tombstone after a step's write)."""
+    original = getattr(stage.store, method)
+    left = [after, 1]  # to let through, to fail
 
-    async def flaky(*args: Any) -> None:
-        if failures[0]:
-            failures[0] -= 1
+    async def flaky(*args: Any, **kwargs: Any) -> None:
+        if left[0]:
+            left[0] -= 1
+        elif left[1]:
+            left[1] -= 1
             raise ConnectionError("broker away")
-        await original(*args)
+        await original(*args, **kwargs)
 
-    stage.store.write_many = flaky
+    setattr(stage.store, method, flaky)

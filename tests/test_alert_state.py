@@ -403,6 +403,45 @@ def test_a_step_whose_write_failed_is_retried_and_publishes_each_alert_once() ->
     asyncio.run(run())
 
 
+def outbox_left(r: Run) -> bool:
+    """Whether what was written holds events not confirmed (a recovery would settle)."""
+    return bool(restore({0: recovered(r.changelog())}).outboxes)
+
+
+def test_a_tombstone_that_failed_after_publishing_publishes_nothing_again() -> None:
+    """The step is written and its events published; the journal's tombstone fails. The
+    retried step writes the tombstone only, and the next steps publish only their own."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        fail_next_write(r.stage, after=1)  # the step's write succeeds, its tombstone fails
+        pack = incident("shusha", 0.5, killed=1).model_dump_json().encode()
+        with pytest.raises(ConnectionError):
+            await r.stage._apply([Record(0, 0, pack)])
+        assert published(r) == [("casualties", "firing")]
+        assert r.stage._pending is not None
+        await r.stage._apply([Record(0, 0, pack)])  # the stage input's retry
+        assert r.stage._pending is None
+        assert published(r) == [("casualties", "firing")]
+        assert not outbox_left(r)  # the tombstone written
+        await r.step(incident("lachin-corridor", 0.5, killed=2, severity="critical"))
+        assert published(r) == [("casualties", "firing")] * 2
+        # A clock step's tombstone failing: the next write carries the tombstone.
+        await asyncio.sleep(1.1)  # the hold passes: the clock resolves both alerts
+        fail_next_write(r.stage, after=1)
+        await r.stage._tick()
+        assert published(r)[2:] == [("casualties", "resolved")] * 2
+        assert outbox_left(r)  # the journal, with its events, still there
+        await r.step(incident("shusha", 3, category="heavy_weapons_fire"))
+        assert published(r)[4:] == []
+        assert not outbox_left(r)
+        again = await Run.of(r.changelog())
+        assert published(again) == []
+
+    asyncio.run(run())
+
+
 def test_a_clock_step_whose_write_failed_publishes_its_resolution_at_the_next_tick(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

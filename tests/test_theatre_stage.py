@@ -20,7 +20,7 @@ from streams.pipeline import alert_outbox
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports
 from streams.pipeline.theatre_stage import OUTBOX_KEY, TheatreStage
-from tests.fakes import FakeProducer
+from tests.fakes import FakeProducer, fail_next_write
 from tests.test_alert_state import Run, incident, recovered, retract
 
 pytestmark = pytest.mark.timeout(30)
@@ -251,5 +251,47 @@ def test_a_clock_step_whose_write_failed_publishes_at_the_next_tick(
         heir = Theatre(th.producer.sent[CHANGELOG])
         assert heir.stage._outbox is None and heir.stage.state is not None
         assert heir.stage.state.firing() == []
+
+    asyncio.run(go())
+
+
+def test_a_tombstone_that_failed_after_publishing_publishes_nothing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step is written and its event published; the outbox's tombstone fails. The
+    retried step writes the tombstone only; a clock step's failed tombstone is carried by
+    the next write. Each event is published once, and nothing is left to settle."""
+    from streams.pipeline import theatre_stage
+
+    async def go() -> None:
+        th = Theatre()
+        day = int(datetime.now(UTC).timestamp() // 86_400)
+        changes = [FatalChange("shusha", "x", day, 1), FatalChange("loc-east", "y", day, 2)]
+        first = Record(0, 0, changes[0].encode())
+        second = Record(0, 1, changes[1].encode())
+        await th.stage._apply([first])
+        fail_next_write(th.stage, after=1, method="write")  # the step's write, then its tombstone
+        with pytest.raises(ConnectionError):
+            await th.stage._apply([second])
+        assert [e.status for e in th.published] == ["firing"]
+        await th.stage._apply([second])  # the stage input's retry
+        assert [e.status for e in th.published] == ["firing"]
+        assert th.producer.sent[CHANGELOG][-1][1:] == (OUTBOX_KEY, None)
+
+        later = datetime.now(UTC) + timedelta(days=5)
+
+        class Later(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return later
+
+        monkeypatch.setattr(theatre_stage, "datetime", Later)
+        fail_next_write(th.stage, after=1, method="write")
+        await th.stage._tick()  # resolves; published; its tombstone fails
+        assert [e.status for e in th.published] == ["firing", "resolved"]
+        assert Theatre(th.producer.sent[CHANGELOG]).stage._outbox is not None
+        await th.stage._tick()  # the next write: the tombstone, not the event
+        assert [e.status for e in th.published] == ["firing", "resolved"]
+        assert Theatre(th.producer.sent[CHANGELOG]).stage._outbox is None
 
     asyncio.run(go())

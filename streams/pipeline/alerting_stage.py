@@ -84,6 +84,8 @@ class AlertOutput:
     settled: set[int] = field(default_factory=set)
     #: a zone's state was made: the firing gauge gets its zero series
     new_zone: bool = False
+    #: the events are published: a retried commit (a tombstone failed) writes those only
+    confirmed: bool = False
 
 
 class AlertStage(Stage[AlertOutput]):
@@ -120,6 +122,9 @@ class AlertStage(Stage[AlertOutput]):
         #: them until one succeeds, as a retried evaluation finds its incidents known and
         #: fires nothing.
         self._unconfirmed: dict[str, list[AlertEvent]] = {}
+        #: Partitions whose journal's events were published but whose tombstone failed:
+        #: the next write empties them.
+        self._tombstones_due: set[int] = set()
         #: zone -> parts changed in memory and not written yet (kept over a failed write,
         #: as the events are).
         self._dirty: dict[str, set[str]] = {}
@@ -150,6 +155,7 @@ class AlertStage(Stage[AlertOutput]):
         self.since_of = since
         self._outboxes = r.outboxes
         self._unconfirmed = {}
+        self._tombstones_due = set()
         self._resend_ledgers = (
             {z for z, st in self.states.items() if st.fatalities.incidents}
             if self.rules.theatre_fatality_rules
@@ -274,6 +280,9 @@ class AlertStage(Stage[AlertOutput]):
                 self.ports.settings.zone_packs_topic, out.dead, RejectReason.INVALID_VALUE.value
             )
             out.dead = []
+        if out.confirmed:  # retried after the journals' tombstones failed
+            await self._write_tombstones()
+            return
         events = out.events
         for zone, earlier in self._unconfirmed.items():
             events[zone] = [*earlier, *(e for e in events.get(zone, []) if e not in earlier)]
@@ -286,7 +295,7 @@ class AlertStage(Stage[AlertOutput]):
         for zone, zone_events in events.items():
             outbox.setdefault(self.partition_of[zone], []).extend(zone_events)
         entries: dict[int, list[Entry]] = {}
-        for p in {*changes, *outbox, *out.settled}:
+        for p in {*changes, *outbox, *out.settled, *self._tombstones_due}:
             journal = (
                 encode_journal(at_ms, changes.get(p, []), outbox.get(p, []))
                 if p in changes or p in outbox
@@ -301,11 +310,20 @@ class AlertStage(Stage[AlertOutput]):
             self._resend_ledgers = set()
         await self.store.write_many(entries, applied)
         self._dirty = {}
+        self._tombstones_due = set()
         if not outbox:
             return
         await self._publish([e for zone_events in events.values() for e in zone_events])
+        # Published: confirmed. Should a tombstone fail now, the next write carries it
+        # (a recovery in between finds these events on the alert topic), never the events.
         self._unconfirmed = {}
-        await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in outbox}, {})
+        out.confirmed = True
+        self._tombstones_due = set(outbox)
+        await self._write_tombstones()
+
+    async def _write_tombstones(self) -> None:
+        await self.store.write_many({p: [(JOURNAL_KEY, None)] for p in self._tombstones_due}, {})
+        self._tombstones_due = set()
 
     def committed(self, out: AlertOutput) -> None:
         if out.events or out.settled or out.new_zone:  # what the firing gauge counts moved

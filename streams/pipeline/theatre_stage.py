@@ -58,6 +58,8 @@ Publish = Callable[[list[AlertEvent]], Awaitable[None]]
 class TheatreOutput:
     events: list[AlertEvent] = field(default_factory=list)
     dead: list[DeadRecord] = field(default_factory=list)
+    #: the events are published: a retried commit (its tombstone failed) writes that only
+    confirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,9 @@ class TheatreStage(Stage[TheatreOutput]):
         #: events of a step whose commit failed: the next step's commit (a tick's or an
         #: input's) writes and publishes them with its own, as the alert stage does
         self._carry: list[AlertEvent] = []
+        #: the outbox's tombstone failed after its events were published: the next write
+        #: carries it (a recovery in between finds them on the alert topic and sends none)
+        self._tombstone_due = False
         #: (alert id, status) of the events of outboxes settled since the recovery: a step
         #: redone after a torn write (the outbox written, not the parts) fires them again
         self._settled: set[tuple[str, str]] = set()
@@ -147,6 +152,7 @@ class TheatreStage(Stage[TheatreOutput]):
     # -- the stage ---------------------------------------------------------------------------
     def restore(self, partitions: dict[int, Recovered]) -> None:
         self._carry = []
+        self._tombstone_due = False
         self._settled = set()
         rec = partitions.get(PARTITION)
         if rec is None:
@@ -200,6 +206,10 @@ class TheatreStage(Stage[TheatreOutput]):
         state = self.state
         if state is None:
             return
+        if out.confirmed:  # retried after the tombstone failed: written and published
+            await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
+            self._tombstone_due = False
+            return
         await self._settle()
         if self._settled:  # a step redone after a torn write fires what the outbox held: once
             out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
@@ -209,16 +219,23 @@ class TheatreStage(Stage[TheatreOutput]):
         entries: list[tuple[bytes, bytes | None]] = []
         if out.events:
             entries.append((OUTBOX_KEY, Outbox(int(time.time() * 1000), out.events).encode()))
+        elif self._tombstone_due:
+            entries.append((OUTBOX_KEY, None))
         for part in sorted(self._dirty):
             value = state.part(part)
             entries.append((part.encode(), None if value is None else json.dumps(value).encode()))
         if entries or PARTITION in applied:
             await self.store.write(PARTITION, entries, applied.get(PARTITION))
         self._dirty = set()
+        self._tombstone_due = False
         if out.events:
             await self._publish(out.events)
+            # Published: confirmed. Should the tombstone fail now, the next write carries
+            # it, never these events again.
+            self._carry = []
+            out.confirmed = self._tombstone_due = True
             await self.store.write(PARTITION, [(OUTBOX_KEY, None)])
-        self._carry = []
+            self._tombstone_due = False
 
     def committed(self, out: TheatreOutput) -> None:
         if out.events:
@@ -237,7 +254,13 @@ class TheatreStage(Stage[TheatreOutput]):
             return False
         out.events = evaluate(self.rules, state, datetime.now(UTC), changed=False)
         self._dirty |= state.changed()
-        return bool(out.events or self._carry or self._outbox is not None or self._dirty - {"m"})
+        return bool(
+            out.events
+            or self._carry
+            or self._tombstone_due
+            or self._outbox is not None
+            or self._dirty - {"m"}
+        )
 
     async def _settle(self) -> None:
         """Publish what a previous owner committed to but did not confirm: its outbox's
