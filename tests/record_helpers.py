@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from schemas.codes import Category, SourceType
 from streams.record.linking import LinkRule
@@ -68,22 +69,60 @@ def order(r: ReportVersion) -> tuple[int, float, str, str]:
     return (vague, r.occurred, r.source, r.report_id)
 
 
+def merge_fit(a: list[ReportVersion], b: list[ReportVersion], rule: LinkRule) -> float | None:
+    """How well two incidents of precise reports fit, the plain way (`cluster_precise`):
+    None unless every pair across links; a report into an incident, its incident fit (two
+    reports: the worse way round); two incidents of several, the mean of their pair fits."""
+    if len(a) == 1:
+        fit = rule.incident_fit(a[0], b)
+        if len(b) == 1 and fit is not None:
+            other = rule.incident_fit(b[0], a)
+            return None if other is None else max(fit, other)
+        return fit
+    if len(b) == 1:
+        return rule.incident_fit(b[0], a)
+    fits = [rule.fit(x, y) for x in a for y in b]
+    if any(f is None for f in fits):
+        return None
+    return math.fsum(f for f in fits if f is not None) / len(fits)
+
+
 def reference_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> set[frozenset[Ident]]:
-    """The canonical grouping written the plain way, O(n^2), from the rule's definition:
-    reports in canonical order (`order`) each join the formed incident they link with
-    completely and fit best (smallest `LinkRule.incident_fit`, then earliest first report),
-    or start one."""
-    groups: list[list[ReportVersion]] = []
-    for u in sorted(reports, key=order):
-        best: tuple[tuple[float, tuple[int, float, str, str]], list[ReportVersion]] | None = None
+    """The canonical grouping written the plain way, from the rule's definition: precise
+    reports (an exact time and a point) each alone, then the two incidents that fit best
+    (`merge_fit`, then the earliest first reports in canonical order, `order`) merged
+    until none can; then the others in canonical order, each joining the formed incident
+    it links with completely and fits best (smallest `LinkRule.incident_fit`, then earliest
+    first report), or starting one."""
+    reports = list(reports)
+    groups: list[list[ReportVersion]] = [[r] for r in reports if order(r)[0] == 0]
+    while True:
+        best: tuple[tuple[float, Any, Any], int, int] | None = None
+        for i, g in enumerate(groups):
+            for j in range(i + 1, len(groups)):
+                h = groups[j]
+                fit = merge_fit(g, h, rule)
+                if fit is not None:
+                    og, oh = order(g[0]), order(h[0])
+                    key = (fit, min(og, oh), max(og, oh))
+                    if best is None or key < best[0]:
+                        best = (key, i, j)
+        if best is None:
+            break
+        _key, i, j = best
+        groups[i] = sorted([*groups[i], *groups[j]], key=order)
+        del groups[j]
+    for u in sorted((r for r in reports if order(r)[0] != 0), key=order):
+        chosen: tuple[tuple[float, tuple[int, float, str, str]], list[ReportVersion]] | None
+        chosen = None
         for g in groups:
             fit = rule.incident_fit(u, g)
             if fit is not None:
                 score = (fit, min(order(m) for m in g))
-                if best is None or score < best[0]:
-                    best = (score, g)
-        if best is None:
+                if chosen is None or score < chosen[0]:
+                    chosen = (score, g)
+        if chosen is None:
             groups.append([u])
         else:
-            best[1].append(u)
+            chosen[1].append(u)
     return {frozenset(r.ident for r in g) for g in groups}

@@ -47,7 +47,8 @@ def test_the_simulated_run_is_sound(run: SimulatedRun) -> None:
 
 def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> None:
     """The reports the rule is made for (an exact time and a point: posts, patrols, sensors,
-    most statements) link at 0.95 or better, both ways. Measured: 0.956 / 0.961."""
+    most statements) link at 0.95 or better, both ways. Measured: 0.972 / 0.976 (0.956 /
+    0.961 when they were decided in time order, before best pair first)."""
     m = measure(run)
     precise = m.score.by_kind[("precise", "precise")]
     assert precise.true > 1000
@@ -58,22 +59,24 @@ def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> N
 def test_every_report_links_at_090_b_cubed(run: SimulatedRun) -> None:
     """Per report (B-cubed: the share of its incident that is its event, and of its event
     that is in its incident), every current report: 0.9 or better; a regression guard at
-    the measured 0.955 / 0.966 (docs/record.md; 0.949 / 0.960 before the time of day,
+    the measured 0.959 / 0.971 (docs/record.md; 0.955 / 0.966 before best pair first for
+    precise reports, 0.949 / 0.960 before the time of day,
     0.947 / 0.958 before the target and place, 0.943 / 0.953 before the mean fit and the
     evidence)."""
     s = measure(run).score
-    assert s.bcubed_precision >= 0.95 and s.bcubed_recall >= 0.96, s
+    assert s.bcubed_precision >= 0.955 and s.bcubed_recall >= 0.965, s
 
 
 def test_all_pairs_link_at_the_measured_level(run: SimulatedRun) -> None:
-    """A regression guard on the pairs of every current report: measured 0.914 / 0.928
-    (docs/record.md; 0.901 / 0.913 before the time of day, 0.898 / 0.911 before the target
+    """A regression guard on the pairs of every current report: measured 0.922 / 0.939
+    (docs/record.md; 0.914 / 0.928 before best pair first for precise reports, 0.901 /
+    0.913 before the time of day, 0.898 / 0.911 before the target
     and place, 0.893 / 0.898 before the mean fit and the evidence, 0.857 / 0.865 before the
-    local day, the category preference and precise reports first). A drop below 0.91 /
-    0.92 is a regression of the linking or of the simulator."""
+    local day, the category preference and precise reports first). A drop below 0.92 /
+    0.93 is a regression of the linking or of the simulator."""
     s = measure(run).score
-    assert s.precision >= 0.91, s.pairs
-    assert s.recall >= 0.92, s.pairs
+    assert s.precision >= 0.92, s.pairs
+    assert s.recall >= 0.93, s.pairs
 
 
 def test_the_evidence_reports_carry_improves_the_linking(run: SimulatedRun) -> None:
@@ -108,7 +111,7 @@ def test_the_evidence_reports_carry_improves_the_linking(run: SimulatedRun) -> N
 
 def test_all_pairs_link_at_090(run: SimulatedRun) -> None:
     """Issue 10, item 3: every pair of current reports at 0.9 or better both ways (seed 1,
-    measured 0.914 / 0.928). The issue's target is 0.95 (met for precise pairs only:
+    measured 0.922 / 0.939). The issue's target is 0.95 (met for precise pairs only:
     docs/record.md, "Linking quality")."""
     s = measure(run).score
     assert s.precision >= 0.9, s.pairs

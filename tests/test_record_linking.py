@@ -146,13 +146,31 @@ def test_a_report_joins_the_formed_incident_it_fits_best() -> None:
     assert groups_of(a, b, c) == {frozenset({a.ident}), frozenset({b.ident, c.ident})}
 
 
-def test_only_incidents_formed_earlier_compete() -> None:
-    # The limit of deciding in event-time order (docs/record.md): c comes before b, so it
-    # joins a although b, three minutes away, would fit it better.
+def test_precise_reports_pair_best_first_not_in_time_order() -> None:
+    # Decided in event-time order (before 2026-11-30), c came before b, so it joined a
+    # although b, three minutes away, fits it better. Best pair first, c goes with b.
     a = rv("s1", "a", t=0)
     b = rv("s1", "b", t=25 * MIN)
     c = rv("s2", "c", t=22 * MIN)
-    assert groups_of(a, b, c) == {frozenset({a.ident, c.ident}), frozenset({b.ident})}
+    assert groups_of(a, b, c) == {frozenset({a.ident}), frozenset({b.ident, c.ident})}
+
+
+def test_a_flare_up_pairs_each_event_s_reports() -> None:
+    # Two shellings 10 minutes and 1.5 km apart, both heard by one post (s1), each timed
+    # by a sensor (s3, s4). In time order the second's sensor (q2, 8 min) came before its
+    # post report (p2) and joined the first event's pair, the only incident formed; best
+    # pair first, q2 and p2 pair, and the post's two reports keep the events apart.
+    p1 = rv("s1", "p1", t=0, km=0)
+    q1 = rv("s3", "q1", t=0.1 * MIN, km=0.1)
+    q2 = rv("s4", "q2", t=8 * MIN, km=1.5)
+    p2 = rv("s1", "p2", t=10 * MIN, km=1.6)
+    expected = {frozenset({p1.ident, q1.ident}), frozenset({q2.ident, p2.ident})}
+    assert groups_of(p1, q1, q2, p2) == expected
+    assert groups_of(p2, q2, q1, p1) == expected
+    linker = ZoneLinker()
+    for r in (p2, q1, p1, q2):
+        linker.upsert(r)
+    assert {frozenset(m.ident for m in g) for g in linker.groups().values()} == expected
 
 
 def test_a_revision_that_moves_a_report_regroups_it() -> None:
@@ -194,13 +212,14 @@ def test_a_removal_lets_two_incidents_merge() -> None:
 
 
 def test_a_late_bridging_report_merges_two_incidents() -> None:
-    # Before: {p, r} and {q} (r and q share a source). x arrives late, links p and q but
-    # is 4 km from r: the canonical grouping becomes {p, x, q} and {r}; q's incident is
-    # merged into the older p's.
+    # Before: {p, r} and {q} (r and q share a source; p and r fit better, 0.6, than p and
+    # q, 0.67). x arrives late, fits q (0.33) and p (0.43) but is 3.1 km from r: x and q
+    # pair first, p fits them better (0.55) than r: the canonical grouping becomes
+    # {p, x, q} and {r}; q's incident is merged into the older p's.
     p = rv("s1", "p", t=0, km=0)
-    r = rv("s2", "r", t=10 * MIN, km=-2)
+    r = rv("s2", "r", t=10 * MIN, km=-1.8)
     q = rv("s2", "q", t=20 * MIN, km=1)
-    x = rv("s3", "x", t=5 * MIN, km=2)
+    x = rv("s3", "x", t=10 * MIN, km=1.3)
     linker = ZoneLinker()
     for y in (p, r, q):
         linker.upsert(y)

@@ -120,6 +120,100 @@ def _order(r: ReportVersion) -> Order:
     return (vague, r.occurred, r.source, r.report_id)
 
 
+def _precise(r: ReportVersion) -> bool:
+    """An exact time and a point: grouped best pair first (`cluster_precise`)."""
+    return r.time_precision is _EXACT and r.location_precision is _POINT
+
+
+#: After every precise report and before every imprecise one in canonical order.
+_AFTER_PRECISE: Order = (1, -math.inf, "", "")
+
+Score = Callable[[ReportVersion, Sequence[float], Sequence[ReportVersion]], float]
+#: A possible merge: its fit, both first reports' orders, both anchors and their versions.
+Candidate = tuple[float, Order, Order, Ident, Ident, int, int]
+
+
+def cluster_precise(
+    reports: Iterable[ReportVersion],
+    neighbours: Callable[[ReportVersion], list[Neighbour]],
+    score: Score,
+) -> list[list[ReportVersion]]:
+    """The incidents of a set of precise reports (closed under linking, or a union of such
+    sets: a connected component of the link graph), best pair first: starting with each
+    report alone, merge the two incidents whose reports all link across and whose merge
+    fits best, until no two can merge. Each incident in canonical order.
+
+    How well two incidents fit (`merge_fit`): a report into an incident, its
+    `incident_score` (a pair: the worse of the two ways, so evidence counts alike from
+    each side); two incidents of several reports, the mean of their pair fits. Ties: the
+    pair whose first reports come first. A function of the set, whatever its order.
+
+    Why not the canonical order for these: a report decided in time order joins an
+    incident of the event before its own when its own event's other reports come later;
+    best pair first lets the reports of one event find each other first (flare-ups: 0.63
+    / 0.74 -> 0.74 / 0.82 on seed 1, docs/record.md)."""
+    members: dict[Ident, list[ReportVersion]] = {}
+    of: dict[Ident, Ident] = {}
+    for r in reports:
+        members[r.ident] = [r]
+        of[r.ident] = r.ident
+    fits: dict[Ident, dict[Ident, float]] = {}
+    for ident, (r,) in members.items():
+        fits[ident] = {m.ident: f for m, f, _o in neighbours(r) if m.ident in members}
+    version: dict[Ident, int] = dict.fromkeys(members, 0)
+    first: dict[Ident, Order] = {ident: _order(ms[0]) for ident, ms in members.items()}
+
+    def merge_fit(a: list[ReportVersion], b: list[ReportVersion]) -> float | None:
+        cross: list[float] = []
+        for x in a:
+            fx = fits[x.ident]
+            for y in b:
+                f = fx.get(y.ident)
+                if f is None:
+                    return None
+                cross.append(f)
+        if len(a) == 1:
+            if len(b) == 1:
+                return max(score(a[0], cross, b), score(b[0], cross, a))
+            return score(a[0], cross, b)
+        if len(b) == 1:
+            return score(b[0], cross, a)
+        return math.fsum(cross) / len(cross)
+
+    def candidate(a: Ident, b: Ident) -> Candidate | None:
+        f = merge_fit(members[a], members[b])
+        if f is None:
+            return None
+        if first[b] < first[a]:
+            a, b = b, a
+        return (f, first[a], first[b], a, b, version[a], version[b])
+
+    heap: list[Candidate] = []
+    for ident, near in fits.items():
+        for other in near:
+            if first[ident] < first[other] and (c := candidate(ident, other)) is not None:
+                heap.append(c)
+    heapq.heapify(heap)
+    merges = 0
+    while heap:
+        _f, _oa, _ob, a, b, va, vb = heapq.heappop(heap)
+        if version.get(a) != va or version.get(b) != vb:
+            continue  # one of them has merged since
+        merged = sorted([*members.pop(a), *members.pop(b)], key=_order)
+        del version[a], version[b]
+        anchor = merged[0].ident
+        merges += 1
+        members[anchor] = merged
+        version[anchor] = merges  # unique: a stale candidate never matches it
+        first[anchor] = _order(merged[0])
+        for m in merged:
+            of[m.ident] = anchor
+        for other in {of[n] for m in merged for n in fits[m.ident]} - {anchor}:
+            if (c := candidate(anchor, other)) is not None:
+                heapq.heappush(heap, c)
+    return list(members.values())
+
+
 def _perpetrator(r: ReportVersion) -> str | None:
     return None if r.perpetrator == _UNKNOWN else r.perpetrator
 
@@ -605,7 +699,13 @@ class ZoneLinker:
                 raise ValueError(f"two versions of {r.ident}")
             self.live[r.ident] = r
             self._index_add(r)
-        for u in sorted(self.live.values(), key=_order):
+        precise = [r for r in self.live.values() if _precise(r)]
+        for group in cluster_precise(precise, self.neighbours, self.rule.incident_score):
+            a = group[0].ident
+            for m in group:
+                self.anchor[m.ident] = a
+            self.members[a] = group
+        for u in sorted((r for r in self.live.values() if not _precise(r)), key=_order):
             uo = _order(u)
             earlier = [n for n in self.neighbours(u) if n[2] < uo]
             a = self._decide(u, earlier, self.anchor.__getitem__, self.members.__getitem__)
@@ -667,9 +767,11 @@ class ZoneLinker:
         steps = [Regroup({r.ident: (r,)}, {})]
         for x in [r, *others]:
             self._inert_drop(x)
-        for x in others:
-            steps.append(Regroup({x.ident: (x,)}, {}))
-            steps.append(self._replay(None, x))
+        steps.extend(Regroup({x.ident: (x,)}, {}) for x in others)
+        precise = [x for x in others if _precise(x)]
+        if precise:  # together: one regrouping of their components
+            steps.append(self._replay_precise([], precise))
+        steps.extend(self._replay(None, x) for x in others if not _precise(x))
         return self._compose(steps)
 
     def _crowd_insert(self, r: ReportVersion) -> Regroup:
@@ -683,7 +785,9 @@ class ZoneLinker:
             key, t = self._place(e)
             cell = self._index[key][t]
             others = sorted((x[9] for x in cell), key=_order, reverse=True)
-            steps = [self._replay(x, None) for x in others]
+            precise = [x for x in others if _precise(x)]
+            steps = [self._replay_precise(precise, [])] if precise else []
+            steps.extend(self._replay(x, None) for x in others if not _precise(x))
             for x in others:
                 self._inert_add(x)
                 steps.append(Regroup({}, {x.ident: (x,)}))
@@ -721,6 +825,11 @@ class ZoneLinker:
             return Regroup({}, {})
         changed = target.ident
         old_anchor = self.anchor.get(changed) if removed is not None else None
+        # Precise reports are grouped by component: the ones a precise change may regroup
+        # are those linked to it through precise reports, before and after it.
+        seeds: list[ReportVersion] = []
+        if removed is not None and _precise(removed):
+            seeds = [m for m, _f, o in self.neighbours(removed) if o[0] == 0]
         if removed is not None:
             self._index_remove(removed)
             del self.live[changed]
@@ -730,6 +839,8 @@ class ZoneLinker:
         # The index does not change during the replay: neighbours once per report (keyed by
         # object: the removed and the inserted version share an identity).
         cache: dict[int, list[Neighbour]] = {}
+        if inserted is not None and _precise(inserted):
+            seeds.append(inserted)
         if removed is None and inserted is not None:
             found = cache[id(inserted)] = self.neighbours(inserted)
             if not found:
@@ -747,8 +858,8 @@ class ZoneLinker:
             uo = _order(inserted)
             anchor, members = self.anchor, self.members
             for n in found:
-                if not (n[2] < uo and _order(members[anchor[n[0].ident]][-1]) < uo):
-                    break
+                if uo[0] == 0 or not (n[2] < uo and _order(members[anchor[n[0].ident]][-1]) < uo):
+                    break  # (a precise report regroups its component)
             else:
                 self.decisions += 1
                 a = self._decide(inserted, found, anchor.__getitem__, members.__getitem__)
@@ -759,7 +870,30 @@ class ZoneLinker:
                 old_group = tuple(members[a])
                 members[a].append(inserted)
                 return Regroup({a: old_group}, {a: (*old_group, inserted)})
-        return self._regroup(removed, inserted, changed, old_anchor, cache)
+        precise = (removed is not None and _precise(removed)) or (
+            inserted is not None and _precise(inserted)
+        )
+        return self._regroup(
+            removed, inserted, changed, old_anchor, cache, {changed}, precise, seeds
+        )
+
+    def _replay_precise(
+        self, removed: list[ReportVersion], inserted: list[ReportVersion]
+    ) -> Regroup:
+        """Several precise reports leave or come at once, regrouped in one step (a cell
+        crossing the crowd limit): one at a time, each would group their component again,
+        a cube of the cell's size in all."""
+        seeds = [m for r in removed for m, _f, o in self.neighbours(r) if o[0] == 0]
+        for r in removed:
+            self._index_remove(r)
+            del self.live[r.ident]
+        for r in inserted:
+            self._index_add(r)
+            self.live[r.ident] = r
+        seeds.extend(inserted)
+        gone = {r.ident for r in removed} | {r.ident for r in inserted}
+        first = (removed or inserted)[0].ident
+        return self._regroup(None, None, first, None, {}, gone, True, seeds)
 
     def _regroup(
         self,
@@ -768,10 +902,15 @@ class ZoneLinker:
         changed: Ident,
         old_anchor: Ident | None,
         cache: dict[int, list[Neighbour]],
+        gone: set[Ident],
+        precise: bool,
+        seeds: list[ReportVersion],
     ) -> Regroup:
         """The replay proper, for what `_replay`'s shortcuts do not decide (the index holds
         the change already). Apart from them because its closures make their variables
-        cells, which cost every call of the function that holds them."""
+        cells, which cost every call of the function that holds them. `gone`: the changed
+        identities (one, or a batch of precise ones: `_replay_precise`); `precise`: a
+        precise report changed, so `seeds`' components are grouped again first."""
         rule = self.rule
         score = rule.incident_score
         pair_fit = rule.pair_fit
@@ -804,7 +943,7 @@ class ZoneLinker:
             kept = [
                 m
                 for m in self.members.get(a, ())
-                if m.ident != changed and m.ident not in overlay and entries[m.ident][7] < before
+                if m.ident not in gone and m.ident not in overlay and entries[m.ident][7] < before
             ]
             return kept + joined.get(a, [])
 
@@ -816,7 +955,7 @@ class ZoneLinker:
             dirty[a] = at
             for m in self.members.get(a, ()):
                 mo = _order(m)
-                if mo > at:
+                if mo > at and m.ident not in gone:  # (changed ones are placed apart)
                     push(m.ident, mo)
 
         def recheck(a: Ident, via: ReportVersion, at: Order) -> None:
@@ -833,7 +972,7 @@ class ZoneLinker:
             view = [
                 (entries[m.ident], m)
                 for m in self.members.get(a, ())
-                if m.ident not in overlay and m.ident != changed
+                if m.ident not in overlay and m.ident not in gone
             ]
             view.extend((entries[m.ident], m) for m in joined.get(a, ()))
             for v, vo in later:
@@ -875,7 +1014,7 @@ class ZoneLinker:
                 linked = True
                 for m in self.members[a]:
                     # The changed report there is after v (else v would be queued).
-                    if m.ident == changed or entries[m.ident][7] >= vo:
+                    if m.ident in gone or entries[m.ident][7] >= vo:
                         break
                     f = pair_fit(ve, entries[m.ident])
                     if f is None:
@@ -893,9 +1032,11 @@ class ZoneLinker:
             if rest:
                 recheck(a, rest[0], at)
 
-        if inserted is not None:
+        if precise:  # `gone`'s precise reports and those linked to them: grouped again
+            self._regroup_precise(gone, seeds, neighbours, overlay, joined, diverged, recheck)
+        if inserted is not None and not _precise(inserted):
             push(changed, _order(inserted))
-        if removed is not None and old_anchor is not None:
+        if removed is not None and old_anchor is not None and not _precise(removed):
             ro = _order(removed)
             diverged(old_anchor, ro)
             heapq.heappush(queue, (ro, _LOST, old_anchor))
@@ -924,7 +1065,7 @@ class ZoneLinker:
         after: dict[Ident, Group] = {}
         for a in dirty:
             old = self.members.get(a, [])
-            new = [m for m in old if m.ident not in overlay and m.ident != changed]
+            new = [m for m in old if m.ident not in overlay and m.ident not in gone]
             new.extend(joined.get(a, ()))
             new.sort(key=_order)
             if new:
@@ -938,9 +1079,50 @@ class ZoneLinker:
                     after[a] = tuple(new)
         for ident, a in overlay.items():
             self.anchor[ident] = a
-        if inserted is None:
-            del self.anchor[changed]
+        for ident in gone:
+            if ident not in self.live:
+                del self.anchor[ident]
         return Regroup(before, after)
+
+    def _regroup_precise(
+        self,
+        gone: set[Ident],
+        seeds: list[ReportVersion],
+        neighbours: Callable[[ReportVersion], list[Neighbour]],
+        overlay: dict[Ident, Ident],
+        joined: dict[Ident, list[ReportVersion]],
+        diverged: Callable[[Ident, Order], None],
+        recheck: Callable[[Ident, ReportVersion, Order], None],
+    ) -> None:
+        """Group the precise reports linked to `seeds` through precise reports again (the
+        replay's first step: they come before every imprecise report). An incident whose
+        precise reports differ has its imprecise ones decide again (`diverged`), and the
+        imprecise reports that would now fit it better do too (`recheck`)."""
+        component: dict[Ident, ReportVersion] = {}
+        stack = list(seeds)
+        while stack:
+            r = stack.pop()
+            if r.ident in component or self.live.get(r.ident) is not r:
+                continue  # seen, or a version no longer current (the removed one)
+            component[r.ident] = r
+            stack.extend(m for m, _f, o in neighbours(r) if o[0] == 0)
+        before: dict[Ident, list[ReportVersion]] = {}
+        # (the changed reports' incidents too: a removed report is not in the component)
+        for a in {self.anchor[i] for i in [*component, *gone] if i in self.anchor}:
+            before[a] = [m for m in self.members[a] if _precise(m)]
+        after: dict[Ident, list[ReportVersion]] = {}
+        for group in cluster_precise(component.values(), neighbours, self.rule.incident_score):
+            a = group[0].ident
+            after[a] = group
+            joined[a] = list(group)
+            for m in group:
+                overlay[m.ident] = a
+        moved = [a for a in {*before, *after} if before.get(a) != after.get(a)]
+        for a in moved:
+            diverged(a, _AFTER_PRECISE)
+        for a in moved:
+            if a in after:
+                recheck(a, after[a][0], _AFTER_PRECISE)
 
     # -- cold storage (streams/record/archive.py) ---------------------------------------
     # Closing and reopening move whole incidents out and back without deciding anything:
