@@ -33,7 +33,7 @@ from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
 from streams.config import Settings
 from streams.pipeline.versions import version_of
-from streams.record.linking import LinkRule, ZoneLinker
+from streams.record.linking import LinkRule, ZoneLinker, cluster_precise
 from streams.record.linking import _order as canonical_order
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision, Version
 from streams.record.quality import LinkingScore, PairCounts, score
@@ -127,15 +127,18 @@ def what_if_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> list[lis
             linker._index_add(r)
         anchor: dict[Ident, Ident] = {}
         members: dict[Ident, list[ReportVersion]] = {}
-        for u in sorted(zone_reports, key=canonical_order):
+        precise = [r for r in zone_reports if precision_kind(r) == "precise"]
+        for group in cluster_precise(precise, linker.neighbours, rule.incident_score):
+            members[group[0].ident] = group
+            for m in group:
+                anchor[m.ident] = group[0].ident
+        imprecise = [r for r in zone_reports if precision_kind(r) != "precise"]
+        for u in sorted(imprecise, key=canonical_order):
             key = canonical_order(u)
             earlier = [n for n in linker.neighbours(u) if n[2] < key]
-            if precision_kind(u) == "imprecise":
-                links = Counter(anchor[m.ident] for m, _fit, _o in earlier)
-                fits = [a for a, count in links.items() if count == len(members[a])]
-                a = fits[0] if len(fits) == 1 else u.ident
-            else:
-                a = linker._decide(u, earlier, anchor.__getitem__, members.__getitem__)
+            links = Counter(anchor[m.ident] for m, _fit, _o in earlier)
+            fits = [a for a, count in links.items() if count == len(members[a])]
+            a = fits[0] if len(fits) == 1 else u.ident
             anchor[u.ident] = a
             members.setdefault(a, []).append(u)
         groups.extend([m.ident for m in ms] for ms in members.values())
