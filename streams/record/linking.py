@@ -8,25 +8,31 @@ both place precisions. An incident is a set of reports that pairwise link (compl
 linkage), so it holds at most one report per source and a burst of separate events cannot
 chain into one.
 
-Which sets: the canonical assignment. Reports are taken in canonical order (precise ones
-first, then those imprecise in time or place, then in both; each by event time, source,
-report_id); each joins the already formed incident it links with completely and fits best,
-or starts a new one. How well it fits an incident (`LinkRule.incident_score`): the mean of
-its pair fits with the incident's reports (a pair's fit is the larger of the time gap beyond
-both periods and the distance, as shares of their limits, plus a penalty for two different
-fire categories), plus a penalty for each piece of evidence the report carries that none of
-the incident's reports agrees with: its exact category, someone killed or wounded, the
-perpetrator and the target it names when it is not a claim, the place it names. Ties: the
-incident whose first report comes first. Evidence only chooses among incidents the report
-links with completely; it never makes two reports link or unlink. That makes the grouping a
-function of the set of current reports alone: any arrival order of the same reports, and any
-interleaving of their revisions and withdrawals, ends with the same incidents. Precise
-reports first, so that an imprecise report chooses among the incidents they formed rather
-than being decided at the start of its day. Its limit: only incidents formed earlier compete
-for a report.
+Which sets: the canonical assignment, in two steps. Precise reports (an exact time and a
+point) are grouped best pair first (`cluster_precise`): each starts alone, and the two
+incidents whose reports all link across and fit best are merged until no two can be. Then
+the imprecise ones, in canonical order (those imprecise in time or place, then in both; each
+by event time, source, report_id), each join the already formed incident they link with
+completely and fit best, or start a new one. How well a report fits an incident
+(`LinkRule.incident_score`): the mean of its pair fits with the incident's reports (a pair's
+fit is the larger of the time gap beyond both periods and the distance, as shares of their
+limits, plus a penalty for two different fire categories), plus a penalty for each piece of
+evidence the report carries that none of the incident's reports agrees with: its exact
+category, someone killed or wounded, the perpetrator and the target it names when it is not
+a claim, the place it names, the time of day its text states. Ties: the incident whose first
+report comes first. Evidence only chooses among incidents the report links with completely;
+it never makes two reports link or unlink. That makes the grouping a function of the set of
+current reports alone: any arrival order of the same reports, and any interleaving of their
+revisions and withdrawals, ends with the same incidents. Precise reports first, so that an
+imprecise report chooses among the incidents they formed rather than being decided at the
+start of its day; best pair first among them, so that the reports of one event of a
+flare-up find each other before a report of the event next to it does.
 
-Keeping it current is incremental (`ZoneLinker`): a change replays the greedy decisions in
-canonical order from the change on, but only for reports whose decision can differ:
+Keeping it current is incremental (`ZoneLinker`): a change of a precise report groups its
+component of the precise link graph again (before and after the change), and an incident
+whose precise reports differ counts as changed below; then the change replays the greedy
+decisions of imprecise reports in canonical order, but only for reports whose decision can
+differ:
 
 * the changed report;
 * the later members of an incident whose membership differs (its decisions were made
