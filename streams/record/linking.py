@@ -1104,6 +1104,14 @@ class ZoneLinker:
         replay's first step: they come before every imprecise report). An incident whose
         precise reports differ has its imprecise ones decide again (`diverged`), and the
         imprecise reports that would now fit it better do too (`recheck`)."""
+        near: dict[Ident, list[Neighbour]] = {}
+
+        def precise_neighbours(r: ReportVersion) -> list[Neighbour]:
+            found = near.get(r.ident)
+            if found is None:  # from the replay's (cached) neighbours: most are asked again
+                found = near[r.ident] = [n for n in neighbours(r) if n[2][0] == 0]
+            return found
+
         component: dict[Ident, ReportVersion] = {}
         stack = list(seeds)
         while stack:
@@ -1111,13 +1119,14 @@ class ZoneLinker:
             if r.ident in component or self.live.get(r.ident) is not r:
                 continue  # seen, or a version no longer current (the removed one)
             component[r.ident] = r
-            stack.extend(m for m, _f, o in neighbours(r) if o[0] == 0)
+            stack.extend(m for m, _f, _o in precise_neighbours(r))
         before: dict[Ident, list[ReportVersion]] = {}
         # (the changed reports' incidents too: a removed report is not in the component)
         for a in {self.anchor[i] for i in [*component, *gone] if i in self.anchor}:
             before[a] = [m for m in self.members[a] if _precise(m)]
         after: dict[Ident, list[ReportVersion]] = {}
-        for group in cluster_precise(component.values(), neighbours, self.rule.incident_score):
+        score = self.rule.incident_score
+        for group in cluster_precise(component.values(), precise_neighbours, score):
             a = group[0].ident
             after[a] = group
             joined[a] = list(group)
