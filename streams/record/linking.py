@@ -163,6 +163,11 @@ def cluster_precise(
     for r in reports:
         members[r.ident] = [r]
         of[r.ident] = r.ident
+    if len(members) < 3:  # most components: a report alone, or a pair that links or not
+        pair = [ms[0] for ms in members.values()]
+        if len(pair) == 2 and any(m.ident == pair[1].ident for m, _f, _o in neighbours(pair[0])):
+            return [sorted(pair, key=_order)]
+        return [[r] for r in pair]
     fits: dict[Ident, dict[Ident, float]] = {}
     for ident, (r,) in members.items():
         fits[ident] = {m.ident: f for m, f, _o in neighbours(r) if m.ident in members}
