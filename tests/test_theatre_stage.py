@@ -104,6 +104,20 @@ class Theatre:
         return firing[0].value if firing else None
 
 
+def five_days_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The theatre stage's clock five days on (the peak's window and lookback past)."""
+    from streams.pipeline import theatre_stage
+
+    later = datetime.now(UTC) + timedelta(days=5)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return later
+
+    monkeypatch.setattr(theatre_stage, "datetime", Later)
+
+
 def sent_to_theatre(run: Run) -> list[tuple[int | None, bytes | None, bytes | None]]:
     return run.producer.sent.pop(THEATRE_TOPIC, [])
 
@@ -212,7 +226,6 @@ def test_a_clock_step_whose_write_failed_publishes_at_the_next_tick(
     """The clock resolves the peak days later; its commit fails (the broker away): the
     failure is logged, nothing published, and the next tick writes and publishes that
     resolution, once."""
-    from streams.pipeline import theatre_stage
 
     async def go() -> None:
         th = Theatre()
@@ -221,14 +234,7 @@ def test_a_clock_step_whose_write_failed_publishes_at_the_next_tick(
         await th.feed([(0, c.key.encode(), c.encode()) for c in changes])
         assert [e.status for e in th.published] == ["firing"]
 
-        later = datetime.now(UTC) + timedelta(days=5)
-
-        class Later(datetime):
-            @classmethod
-            def now(cls, tz: Any = None) -> Any:
-                return later
-
-        monkeypatch.setattr(theatre_stage, "datetime", Later)
+        five_days_on(monkeypatch)
         store = th.stage.store
         original = store.write
         failures = [1]
@@ -261,7 +267,6 @@ def test_a_tombstone_that_failed_after_publishing_publishes_nothing_again(
     """A step is written and its event published; the outbox's tombstone fails. The
     retried step writes the tombstone only; a clock step's failed tombstone is carried by
     the next write. Each event is published once, and nothing is left to settle."""
-    from streams.pipeline import theatre_stage
 
     async def go() -> None:
         th = Theatre()
@@ -278,14 +283,7 @@ def test_a_tombstone_that_failed_after_publishing_publishes_nothing_again(
         assert [e.status for e in th.published] == ["firing"]
         assert th.producer.sent[CHANGELOG][-1][1:] == (OUTBOX_KEY, None)
 
-        later = datetime.now(UTC) + timedelta(days=5)
-
-        class Later(datetime):
-            @classmethod
-            def now(cls, tz: Any = None) -> Any:
-                return later
-
-        monkeypatch.setattr(theatre_stage, "datetime", Later)
+        five_days_on(monkeypatch)
         fail_next_write(th.stage, after=1, method="write")
         await th.stage._tick()  # resolves; published; its tombstone fails
         assert [e.status for e in th.published] == ["firing", "resolved"]
