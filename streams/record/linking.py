@@ -157,7 +157,7 @@ def cluster_precise(
     Why not the canonical order for these: a report decided in time order joins an
     incident of the event before its own when its own event's other reports come later;
     best pair first lets the reports of one event find each other first (flare-ups: 0.63
-    / 0.74 -> 0.74 / 0.82 on seed 1, docs/record.md)."""
+    / 0.74 -> 0.69 / 0.82 on seed 1, docs/record.md)."""
     members: dict[Ident, list[ReportVersion]] = {}
     of: dict[Ident, Ident] = {}
     for r in reports:
