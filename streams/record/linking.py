@@ -171,6 +171,9 @@ def cluster_precise(
     fits: dict[Ident, dict[Ident, float]] = {}
     for ident, (r,) in members.items():
         fits[ident] = {m.ident: f for m, f, _o in neighbours(r) if m.ident in members}
+    if all(len(near) == len(members) - 1 for near in fits.values()):
+        # every pair links (so no two share a source): whatever the order, one incident
+        return [sorted((ms[0] for ms in members.values()), key=_order)]
     version: dict[Ident, int] = dict.fromkeys(members, 0)
     first: dict[Ident, Order] = {ident: _order(ms[0]) for ident, ms in members.items()}
 
