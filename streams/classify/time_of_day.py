@@ -121,12 +121,23 @@ _FORMATTED = re.compile(r"(-?)(\d\d):(\d\d)-(\d\d):(\d\d)")
 def parse_time_of_day(value: str) -> TimeOfDay:
     """The span `format_time_of_day` wrote. Raises ValueError."""
     m = _FORMATTED.fullmatch(value)
-    if m is None:
+    if m is None or int(m.group(3)) > 59 or int(m.group(5)) > 59:
         raise ValueError(f"not a time of day: {value!r}")
     start = int(m.group(2)) * 60 + int(m.group(3))
     end = int(m.group(4)) * 60 + int(m.group(5))
-    if m.group(1):
-        start -= 1440
-    if not (-1440 < start <= end <= 1440) or int(m.group(3)) > 59 or int(m.group(5)) > 59:
-        raise ValueError(f"not a time of day: {value!r}")
-    return (start, end)
+    return checked_time_of_day([start - 1440 if m.group(1) else start, end])
+
+
+def checked_time_of_day(value: object) -> TimeOfDay:
+    """A span as messages and changelog rows carry it (`[start, end]`, minutes from the
+    local midnight), checked: two integers, `-1440 < start <= end <= 1440`. Raises
+    ValueError."""
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and -1440 < value[0] <= value[1] <= 1440
+    ):
+        return (value[0], value[1])
+    raise ValueError(f"not a time of day: {value!r}")

@@ -46,7 +46,7 @@ import orjson
 from schemas import jsonbytes
 from schemas.codes import Category, E, Party, SourceType, by_value
 from schemas.report import Report
-from streams.classify.time_of_day import parse_time_of_day
+from streams.classify.time_of_day import checked_time_of_day, parse_time_of_day
 from streams.record.model import (
     DIGEST_SIZE,
     LocationPrecision,
@@ -353,15 +353,10 @@ def _integer(value: Any, name: str) -> int:
 
 
 def _time_of_day(value: Any) -> tuple[int, int]:
-    if (
-        type(value) is not list
-        or len(value) != 2
-        or type(value[0]) is not int
-        or type(value[1]) is not int
-        or not -1440 < value[0] <= value[1] <= 1440
-    ):
-        raise BadDocument(f"not a message of the zone stage: time of day {value!r}")
-    return (value[0], value[1])
+    try:
+        return checked_time_of_day(value)
+    except ValueError:
+        raise BadDocument(f"not a message of the zone stage: time of day {value!r}") from None
 
 
 def _version_of_fields(fields: Any, digest: bytes) -> ReportVersion:

@@ -20,6 +20,7 @@ import orjson
 
 from schemas import jsonbytes
 from schemas.codes import Category, SourceType
+from streams.classify.time_of_day import checked_time_of_day
 from streams.record.model import LocationPrecision, ReportVersion, TimePrecision, identity_key
 
 DETAIL_PREFIX = b"d"
@@ -103,7 +104,7 @@ def from_detail_row(row: object) -> ReportVersion:
      perpetrator, claimant, killed, wounded, time_precision, location_precision,
      digest) = row[:17]  # fmt: skip
     target, place = row[17:19] or (None, None)  # format 1 names neither
-    time_of_day = _time_of_day(row[19]) if len(row) == 20 else None
+    time_of_day = checked_time_of_day(row[19]) if len(row) == 20 else None
     return ReportVersion(
         source=source,
         report_id=report_id,
@@ -125,12 +126,6 @@ def from_detail_row(row: object) -> ReportVersion:
         place=place,
         time_of_day=time_of_day,
     )
-
-
-def _time_of_day(value: object) -> tuple[int, int]:
-    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
-        raise ValueError(f"not a time of day: {value!r}")
-    return (value[0], value[1])
 
 
 def version_entry(incident_id: str, version: int) -> Entry:
