@@ -163,16 +163,12 @@ def cluster_precise(
     for r in reports:
         members[r.ident] = [r]
         of[r.ident] = r.ident
-    if len(members) < 3:  # most components: a report alone, or a pair that links or not
-        pair = [ms[0] for ms in members.values()]
-        if len(pair) == 2 and any(m.ident == pair[1].ident for m, _f, _o in neighbours(pair[0])):
-            return [sorted(pair, key=_order)]
-        return [[r] for r in pair]
     fits: dict[Ident, dict[Ident, float]] = {}
     for ident, (r,) in members.items():
         fits[ident] = {m.ident: f for m, f, _o in neighbours(r) if m.ident in members}
-    if all(len(near) == len(members) - 1 for near in fits.values()):
-        # every pair links (so no two share a source): whatever the order, one incident
+    if fits and all(len(near) == len(members) - 1 for near in fits.values()):
+        # every pair links (so no two share a source): whatever the order, one incident;
+        # most components are this (a report alone, a pair, one event's few reports)
         return [sorted((ms[0] for ms in members.values()), key=_order)]
     version: dict[Ident, int] = dict.fromkeys(members, 0)
     first: dict[Ident, Order] = {ident: _order(ms[0]) for ident, ms in members.items()}
