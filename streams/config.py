@@ -137,7 +137,10 @@ class Settings(BaseSettings):
     link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_time_of_day: float = Field(default=0.5, ge=0, le=10)
     #: What the stages write on their internal topics and changelogs. 4: classified
-    #: documents, upserts and the record's changelog rows carry the time of day a day
+    #: The format of internal messages and changelog entries workers write. 5 (the default):
+    #: the record's changelog keeps the linking rule, and a recovery under another rule
+    #: publishes the regrouping (`IncidentBook.adopted`). 4: it does not, as workers before 5
+    #: wrote; documents, upserts and the record's changelog rows carry the time of day a day
     #: report's text states. 3: they do not, as workers before 4 wrote and read them;
     #: identity entries keep the digest of the report as sent. 2: they keep the classified
     #: document's digest, as workers before 3 wrote and read them; upserts carry what the
@@ -146,7 +149,7 @@ class Settings(BaseSettings):
     #: before 2 wrote and read them. Set the format of the oldest workers on new ones while
     #: those still run (a rolling upgrade), then remove it and restart them one at a time.
     #: Each reads what every earlier one wrote.
-    internal_format: int = Field(default=4, ge=1, le=4)
+    internal_format: int = Field(default=5, ge=1, le=5)
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)

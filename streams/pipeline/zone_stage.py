@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from schemas import jsonbytes
 from schemas.alert_input import encode_alert_input
+from schemas.incident import CIVILIANS
 from streams import metrics
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
@@ -151,18 +152,64 @@ class ZoneStage(Stage[ZoneOutput]):
         self.alert_inputs = alert_inputs
         self.books: dict[int, IncidentBook] = {}
         self.tallies: dict[int, IncidentTally] = {}
+        #: what a recovery must publish and write before the stage is ready (`settle`)
+        self._adopted: ZoneOutput | None = None
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         books: dict[int, IncidentBook] = {}
         tallies: dict[int, IncidentTally] = {}
+        adopted = ZoneOutput()
+        record_rule = self.ports.settings.internal_format >= 5
         for p, rec in partitions.items():
-            book = books[p] = IncidentBook(self.rule)
+            book = books[p] = IncidentBook(self.rule, record_rule)
             tally = tallies[p] = IncidentTally()
             book.restore(rec.entries, tally.load_closed)
+            if book.rule_problem is not None:
+                log.error(
+                    "partition %d: open incidents regrouped by the current linking rule "
+                    "without publishing the difference: %s",
+                    p,
+                    book.rule_problem,
+                )
             for incident in book.incidents():
                 tally.apply(incident)
+            adopted.add(p, book.adopted)
+            # The alert stage hears each regrouped open incident as its first report (the
+            # civilian flag, which the record does not keep, read from its target).
+            for incident in book.adopted.incidents:
+                if incident.status is Status.OPEN:
+                    source, report_id, _ = incident.fields.reports[0]
+                    first = book.report((source, report_id))
+                    if first is not None:
+                        adopted.upserted[first.ident] = Upsert(first, first.target == CIVILIANS)
+            book.adopted = Change()
+        if adopted.incidents:
+            log.warning(
+                "linking rule changed: publishing %d regrouped incident versions of partitions %s",
+                len(adopted.incidents),
+                sorted(set(adopted.partition_of.values())),
+            )
         self.books, self.tallies = books, tallies
+        self._adopted = adopted if adopted.entries else None
         self._held()
+
+    def unsettled(self) -> bool:
+        return self._adopted is not None
+
+    async def settle(self) -> None:
+        """Publish the regrouping a change of the linking rule made at the recovery, and
+        write the rule (`IncidentBook.adopted`): before the stage is ready, so that no change
+        lands on incidents not yet published as they are."""
+        out = self._adopted
+        if out is None:
+            return
+        generation = self.generation
+        async with self.lock:
+            if generation != self.generation:
+                return  # revoked or recovered again meanwhile: that recovery adopts
+            await self.commit(out, {})
+            self._adopted = None
+            self.committed(out)
 
     async def sweep(self) -> None:
         """Close the days older than the retention that nothing changed near lately (a

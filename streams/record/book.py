@@ -46,17 +46,20 @@ from streams.record.archive import (
 )
 from streams.record.changelog import (
     DETAIL_PREFIX,
+    RULE_KEY,
     VERSION_PREFIX,
     Entry,
     decode_detail,
+    decode_rule,
     decode_tombstone,
     decode_version,
     encode_detail,
+    encode_rule,
     encode_tombstone,
     version_entry,
 )
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
-from streams.record.linking import LinkRule, Regroup, ZoneLinker
+from streams.record.linking import LinkRule, Regroup, ZoneLinker, canonical_groups
 from streams.record.model import Ident, ReportVersion, TimePrecision, identity_key
 from streams.record.tally import Tally, tally_of
 
@@ -90,8 +93,21 @@ class Change:
 
 
 class IncidentBook:
-    def __init__(self, rule: LinkRule | None = None) -> None:
+    def __init__(self, rule: LinkRule | None = None, record_rule: bool = True) -> None:
+        """`record_rule`: keep the rule in the changelog and publish, at a recovery, what
+        a change of it regrouped (`adopted`); False while workers that cannot read that
+        entry may recover the partition (`CEASEFIRE_INTERNAL_FORMAT` below 5): a recovery
+        then regroups without publishing, as they do."""
         self.rule = rule or LinkRule()
+        self.record_rule = record_rule
+        #: the rule entry as the changelog holds it (None: none written)
+        self.rule_written: bytes | None = None
+        #: after `restore`: what it must publish and write before the book takes changes
+        #: (the regrouping a change of the rule made, and the rule's entry); empty if none
+        self.adopted = Change()
+        #: after `restore`: why the rule entry could not be read (None: it could), in which
+        #: case the incidents are regrouped without publishing the difference
+        self.rule_problem: str | None = None
         self.zones: dict[str, ZoneLinker] = {}
         self._zone_of: dict[Ident, str] = {}
         #: identity key -> revision the report was taken out at (replay protection)
@@ -510,6 +526,8 @@ class IncidentBook:
                     units.pop(unit, None)
                 else:
                     units[unit] = (pos, value)
+            elif key == RULE_KEY:
+                self.rule_written = value
             else:
                 raise ValueError(f"not an incident-book entry: {key[:20]!r}")
         current: dict[bytes, ReportVersion] = {}
@@ -542,9 +560,65 @@ class IncidentBook:
         for r in current.values():
             by_zone.setdefault(r.zone, []).append(r)
             self._zone_of[r.ident] = r.zone
+        published = self._published_rule()
+        regrouped: dict[str, Regroup] = {}
         for zone, reports in by_zone.items():
             linker = self._linker(zone)
             linker.load(reports)
-            for anchor in linker.members:
+            if published is None:
+                groups = linker.groups()
+            else:  # the incidents as published, and what the rule now makes of them
+                groups = canonical_groups(reports, published)
+                rg = _difference(groups, linker.groups())
+                if rg:
+                    regrouped[zone] = rg
+            for anchor in groups:
                 self.versions.setdefault(incident_id(anchor), 1)
+        self.adopted = self._adopt(regrouped)
         return n
+
+    def _published_rule(self) -> LinkRule | None:
+        """The rule the open incidents were published by, when it is not this book's and
+        a regrouping is to be published."""
+        written = self.rule_written
+        if not self.record_rule or written is None or written == encode_rule(self.rule):
+            # None written: by workers before the entry, taken as grouped as now (most
+            # likely; nothing tells)
+            return None
+        try:
+            return decode_rule(written)
+        except ValueError as exc:
+            self.rule_problem = str(exc)
+            return None
+
+    def _adopt(self, regrouped: dict[str, Regroup]) -> Change:
+        """Publish the regrouping (new versions; `merged` or `withdrawn` for ids no longer
+        heading an incident, as any change does) and write this book's rule."""
+        change = Change()
+        if not self.record_rule:
+            return change
+        for zone, rg in sorted(regrouped.items()):
+            self._publish(self.zones[zone], rg, change)
+        current = encode_rule(self.rule)
+        if self.rule_written != current:
+            # last, after the versions: a write torn before it leaves the old rule, and the
+            # next recovery publishes the regrouping again (subscribers keep the highest
+            # version), never leaves it unpublished
+            change.entries.append((RULE_KEY, current))
+            self.rule_written = current
+        return change
+
+
+def _difference(
+    before: dict[Ident, tuple[ReportVersion, ...]], after: dict[Ident, tuple[ReportVersion, ...]]
+) -> Regroup:
+    """The incidents that differ between two groupings of the same reports, as a `Regroup`
+    (an anchor heading the same reports in both: the same incident, left out)."""
+
+    def same(a: tuple[ReportVersion, ...], b: tuple[ReportVersion, ...]) -> bool:
+        return len(a) == len(b) and all(x.ident == y.ident for x, y in zip(a, b, strict=True))
+
+    return Regroup(
+        {a: g for a, g in before.items() if a not in after or not same(g, after[a])},
+        {a: g for a, g in after.items() if a not in before or not same(g, before[a])},
+    )

@@ -7,6 +7,9 @@
   enters, changes or leaves the incidents.
 * `v` + incident id -> the incident's last published version (decimal), from version 2 on:
   an id heading an incident without one is at version 1 (most incidents: one entry less).
+* `r` -> the linking rule the open incidents were last published by (`encode_rule`), once
+  per partition: a recovery under another rule publishes the regrouping
+  (`IncidentBook.adopted`).
 
 Entries are written only for what a step changed, so the changelog grows with the changes,
 never with the size of the state. Replaying the entries (or a compacted topic of them)
@@ -16,15 +19,21 @@ current reports (`linking.canonical_groups`).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from typing import Any
+
 import orjson
 
 from schemas import jsonbytes
 from schemas.codes import Category, SourceType
 from streams.classify.time_of_day import checked_time_of_day
+from streams.record.linking import GROUPING, LinkRule
 from streams.record.model import LocationPrecision, ReportVersion, TimePrecision, identity_key
 
 DETAIL_PREFIX = b"d"
 VERSION_PREFIX = b"v"
+RULE_KEY = b"r"
 _TOMBSTONE = b"t"
 #: Format 2 appends the target and the place to format 1's fields; format-1 rows (in
 #: changelogs and closed units written before) still read, as reports naming neither.
@@ -134,3 +143,38 @@ def version_entry(incident_id: str, version: int) -> Entry:
 
 def decode_version(key: bytes, value: bytes) -> tuple[str, int]:
     return key[len(VERSION_PREFIX) :].decode(), int(value)
+
+
+def encode_rule(rule: LinkRule) -> bytes:
+    """The rule's parameters and the grouping algorithm's version (`linking.GROUPING`), as
+    canonical JSON: equal bytes, the same grouping of any set of reports."""
+    fields: dict[str, Any] = dataclasses.asdict(rule)
+    for name in ("time_widening", "place_widening_km"):
+        fields[name] = {str(k): v for k, v in fields[name].items()}
+    fields["grouping"] = GROUPING
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_rule(raw: bytes) -> LinkRule:
+    """The rule `encode_rule` wrote. Raises ValueError for one this code cannot group by:
+    another grouping algorithm, a parameter it does not know (a newer worker's), a value
+    out of range. A parameter it lacks (an older worker's) has its default, which is the
+    behaviour before the parameter was added."""
+    try:
+        fields = json.loads(raw)
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+        grouping = fields.pop("grouping", None)
+        if grouping != GROUPING:
+            raise ValueError(f"grouping {grouping!r}, this code groups by {GROUPING}")
+        if "time_widening" in fields:
+            fields["time_widening"] = {
+                TimePrecision(k): float(v) for k, v in fields["time_widening"].items()
+            }
+        if "place_widening_km" in fields:
+            fields["place_widening_km"] = {
+                LocationPrecision(k): float(v) for k, v in fields["place_widening_km"].items()
+            }
+        return LinkRule(**fields)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"a linking rule this code cannot group by: {exc}") from exc

@@ -253,6 +253,13 @@ def _named_otherwise(
     return named
 
 
+#: The grouping algorithm's version: 2, precise reports best pair first (`cluster_precise`;
+#: 1 was every report in canonical order). Bump it whenever the incidents of a set of
+#: reports change under the same `LinkRule`: the record's changelog keeps it with the rule
+#: (`changelog.encode_rule`) so that a recovery can tell a regrouping it must publish.
+GROUPING = 2
+
+
 @dataclass(frozen=True, slots=True)
 class LinkRule:
     """Linking parameters (docs/record.md has their trade-off)."""
