@@ -62,7 +62,7 @@ class Harness:
     zone; what it sends itself there comes back to it)."""
 
     def __init__(
-        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 4
+        self, partitions: int = 1, rule: LinkRule | None = None, internal_format: int = 5
     ) -> None:
         self.settings = Settings(internal_format=internal_format)
         self.producer = FakeProducer()
@@ -763,3 +763,63 @@ def test_a_document_with_a_malformed_sent_digest_is_dead_lettered() -> None:
     assert [reason for reason, _ in h.dead] == ["invalid_value"] * 3
     assert all("sent_digest" in error for _, (_, _, _, error) in h.dead)
     assert h.identity.states[0].get("pkf-op-1", "a") is None
+
+
+def test_a_recovery_under_another_linking_rule_publishes_the_regrouping_before_ready() -> None:
+    """Other `CEASEFIRE_LINK_*` settings (or a new grouping in the code): the open
+    incidents regrouped at the recovery are published, and the alert stage hears of them,
+    before the stage takes input; once written, the next recovery publishes nothing."""
+    wide, narrow = LinkRule(), LinkRule(distance_km=1.5)
+
+    def alert_inputs(h: Harness) -> list[tuple[str, str]]:
+        return [
+            (d["kind"], d["incident_id"])
+            for _, _, pack in h.producer.sent.get(h.settings.zone_packs_topic, [])
+            for d in map(json.loads, unpack(pack or b""))
+        ]
+
+    async def recover(h: Harness, rule: LinkRule, changelog: list[Any]) -> Harness:
+        again = Harness(rule=rule)
+        again.zone.restore({0: Recovered(entries=changelog)})
+        assert again.zone.unsettled()
+        await again.zone.settle()
+        assert not again.zone.unsettled()
+        return again
+
+    async def run() -> None:
+        h = Harness(rule=wide)
+        await h.zone.settle()  # the first start writes the rule
+        two_km_east = {"lat": SHUSHA["lat"], "lon": SHUSHA["lon"] + 2 / 85.5}
+        await h.send(report("a"), report("b", source="pkf-op-2", location=two_km_east))
+        (a,) = h.incidents()
+        assert [r["incidents"] for r in h.rows()] == [1]
+        b = incident_id_for("pkf-op-2", "b")
+
+        split = await recover(h, narrow, recovered(h, "incident-book").entries)
+        published = {
+            i: (d["version"], d["status"], len(d["reports"])) for i, d in split.incidents().items()
+        }
+        assert published == {a: (3, "open", 1), b: (1, "open", 1)}
+        assert sorted(alert_inputs(split)) == sorted([("incident", a), ("incident", b)])
+        assert [(r["incidents"], r["reports"]) for r in split.rows()] == [(2, 2)]
+
+        changelog = (
+            recovered(h, "incident-book").entries + recovered(split, "incident-book").entries
+        )
+        same = Harness(rule=narrow)
+        same.zone.restore({0: Recovered(entries=changelog)})
+        assert not same.zone.unsettled()
+        # while workers before the rule entry may run (format 4), none is written or read
+        old = Harness(rule=wide, internal_format=4)
+        old.zone.restore({0: Recovered(entries=changelog)})
+        assert not old.zone.unsettled() and [r["incidents"] for r in old.rows()] == [1]
+
+        merged = await recover(same, wide, changelog)
+        published = {
+            i: (d["version"], d["status"], d["merged_into"]) for i, d in merged.incidents().items()
+        }
+        assert published == {a: (4, "open", None), b: (2, "merged", a)}
+        assert sorted(alert_inputs(merged)) == sorted([("incident", a), ("retract", b)])
+        assert [(r["incidents"], r["reports"]) for r in merged.rows()] == [(1, 2)]
+
+    asyncio.run(run())

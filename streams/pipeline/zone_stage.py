@@ -190,7 +190,7 @@ class ZoneStage(Stage[ZoneOutput]):
                 sorted(set(adopted.partition_of.values())),
             )
         self.books, self.tallies = books, tallies
-        self._adopted = adopted if adopted.entries else None
+        self._adopted = adopted if any(adopted.entries.values()) else None
         self._held()
 
     def unsettled(self) -> bool:
