@@ -38,6 +38,7 @@ def rv(
     target: str | None = None,
     place: str | None = None,
     time_of_day: tuple[int, int] | None = None,
+    civilian: bool = False,
 ) -> ReportVersion:
     return ReportVersion(
         source=source,
@@ -58,6 +59,7 @@ def rv(
         target=target,
         place=place,
         time_of_day=time_of_day,
+        civilian=civilian,
     )
 
 

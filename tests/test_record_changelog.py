@@ -95,6 +95,20 @@ def test_a_stated_time_of_day_is_written_as_format_3_and_only_then() -> None:
         from_detail_row([2, *row[1:]])  # format 2 with format 3's fields
 
 
+def test_civilian_casualties_are_written_as_format_4_and_only_then() -> None:
+    for timed in (None, (-180, 360)):
+        r = rv("op1", "a", civilian=True, time_of_day=timed, time_precision=TimePrecision.DAY)
+        row = detail_row(r)
+        assert row[0] == 4 and len(row) == 21 and row[-1] is True
+        back = decode_detail(encode_detail(r))
+        assert back == r and back.civilian and back.time_of_day == timed
+    assert detail_row(rv("op1", "a"))[0] == 2  # workers before format 4 read the others
+    with pytest.raises(ValueError):
+        from_detail_row([*row[:20], False])  # a format-4 row is a civilian's
+    assert rv("op1", "a", civilian=True).digest != rv("op1", "a").digest
+    assert "civilian" not in rv("op1", "a")._content()
+
+
 def test_a_report_naming_no_target_or_place_keeps_its_digest() -> None:
     """Digests are kept in identity state: adding the fields must not change old ones."""
     plain = rv("op1", "a")

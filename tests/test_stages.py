@@ -815,11 +815,43 @@ def test_a_recovery_under_another_linking_rule_publishes_the_regrouping_before_r
         assert not old.zone.unsettled() and [r["incidents"] for r in old.rows()] == [1]
 
         merged = await recover(same, wide, changelog)
-        published = {
+        into = {
             i: (d["version"], d["status"], d["merged_into"]) for i, d in merged.incidents().items()
         }
-        assert published == {a: (4, "open", None), b: (2, "merged", a)}
+        assert into == {a: (4, "open", None), b: (2, "merged", a)}
         assert sorted(alert_inputs(merged)) == sorted([("incident", a), ("retract", b)])
         assert [(r["incidents"], r["reports"]) for r in merged.rows()] == [(1, 2)]
 
     asyncio.run(run())
+
+
+def test_an_incident_a_withdrawal_leaves_open_is_heard_again_by_the_alert_stage() -> None:
+    """The alert stage hears an incident that changed without a report of it arriving (a
+    report of it withdrawn) as its first report, civilian flag and all: the figures it
+    counts follow the withdrawal."""
+
+    def heard(h: Harness) -> list[dict[str, Any]]:
+        return [
+            d
+            for _, _, pack in h.producer.sent.pop(h.settings.zone_packs_topic, [])
+            for d in map(json.loads, unpack(pack or b""))
+        ]
+
+    async def run(internal_format: int) -> dict[str, Any]:
+        h = Harness(internal_format=internal_format)
+        civilian_harm = {"killed": 1, "civilian": True}
+        await h.send(
+            report("a", casualties=civilian_harm),
+            report("b", source="pkf-op-2", casualties={"killed": 4}),
+        )
+        (before,) = heard(h)
+        assert (before["killed"], before["civilian"]) == (4, True)  # as "a", the first upserted
+        await h.send({"report_id": "b", "source": "pkf-op-2", "revision": 1, "withdrawn": True})
+        (after,) = heard(h)
+        assert after["incident_id"] == before["incident_id"]
+        assert after["killed"] == 1
+        return after
+
+    assert asyncio.run(run(5))["civilian"] is True
+    # format 4: the record keeps no civilian flag (rows as old workers read them)
+    assert asyncio.run(run(4))["civilian"] is False

@@ -76,9 +76,9 @@ def test_a_withdrawal_document_is_a_withdrawal() -> None:
 
 
 def test_messages_round_trip_and_junk_is_named() -> None:
-    doc = classified()
+    doc = classified(casualties={"killed": 1, "civilian": True})
     version = version_of(doc)
-    assert isinstance(version, ReportVersion)
+    assert isinstance(version, ReportVersion) and version.civilian
     iid = incident_id_for(version.source, version.report_id)
     raw = upsert_message(version, True, iid, murmur2(iid.encode()))
     msg = read_message(raw)
@@ -89,12 +89,12 @@ def test_messages_round_trip_and_junk_is_named() -> None:
     whole = b'{"op":"upsert","digest":"' + digest + b'","doc":' + json.dumps(doc).encode()
     kh = murmur2(iid.encode())
     msg = read_message(whole + b',"iid":"' + iid.encode() + b'","kh":' + b"%d}" % kh)
-    assert msg == Upsert(version, False, iid, kh, doc)
+    assert msg == Upsert(version, True, iid, kh, doc)
     msg = read_message(whole + b"}")
-    assert msg == Upsert(version, False, doc=doc)  # every field of the version, the digest too
+    assert msg == Upsert(version, True, doc=doc)  # every field of the version, the digest too
     # what CEASEFIRE_INTERNAL_FORMAT=1 writes: that form, with the id and hash
     raw = document_upsert_message(json.dumps(doc).encode(), version.digest, iid, kh)
-    assert read_message(raw) == Upsert(version, False, iid, kh, doc)
+    assert read_message(raw) == Upsert(version, True, iid, kh, doc)
     assert json.loads(raw)["doc"] == doc  # as the earlier zone stage read it
     assert read_message(remove_message("s", "r", 4)) == Remove("s", "r", 4)
     assert read_message(remove_message("s", "r", 4, to="shusha")) == Remove("s", "r", 4, "shusha")

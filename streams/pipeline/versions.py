@@ -217,6 +217,7 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             target,
             place,
             time_of_day,
+            doc.get("civilian") is True,
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None
@@ -228,8 +229,8 @@ def upsert_message(
     version: ReportVersion, civilian: bool, incident_id: str, key_hash: int
 ) -> bytes:
     """The zone stage's upsert of `version`: its fields by position, not the document (a
-    third of its bytes, read at two thirds of the cost), and the one field of the document
-    the record does not keep that alerts word (`civilian`). `incident_id`: the id of an
+    third of its bytes, read at two thirds of the cost), and the report's civilian flag
+    (`civ`; the record version holds it as of format 5, alerts word it). `incident_id`: the id of an
     incident this report would open, and `key_hash` its murmur2 (the partition on
     `ceasefire.incidents`): worked out by the identity stage, whose process idles once its
     backlog is read, not by the zone stage, whose process is the pipeline's bottleneck."""
@@ -299,7 +300,7 @@ def floor_message(source: str, report_id: str, version: int) -> bytes:
 
 class Upsert(NamedTuple):
     version: ReportVersion
-    #: the report's civilian flag (the record does not keep it; alerts word it)
+    #: the report's civilian flag (as sent: the version's is False under format 4)
     civilian: bool
     #: the id of an incident the report opens, and its murmur2 (None in an upsert written
     #: before they were carried)
@@ -359,7 +360,7 @@ def _time_of_day(value: Any) -> tuple[int, int]:
         raise BadDocument(f"not a message of the zone stage: time of day {value!r}") from None
 
 
-def _version_of_fields(fields: Any, digest: bytes) -> ReportVersion:
+def _version_of_fields(fields: Any, digest: bytes, civilian: bool) -> ReportVersion:
     """The fields `upsert_message` writes, checked as it writes them."""
     if type(fields) is not list or not 17 <= len(fields) <= 18:
         raise BadDocument(f"not a message of the zone stage: fields {fields!r}")
@@ -408,11 +409,14 @@ def _version_of_fields(fields: Any, digest: bytes) -> ReportVersion:
         _optional_text(target, "target"),
         _optional_text(place, "place"),
         time_of_day,
+        civilian,
     )
 
 
-def read_message(raw: bytes) -> Upsert | Remove | Floor:
-    """A line of `ceasefire.reports.by-zone`. Raises BadDocument."""
+def read_message(raw: bytes, keep_civilian: bool = True) -> Upsert | Remove | Floor:
+    """A line of `ceasefire.reports.by-zone`. Raises BadDocument. Not `keep_civilian`:
+    the record version's civilian flag is left False (the upsert's own stays), so that the
+    record's changelog rows are those workers before format 5 read."""
     try:
         msg = orjson.loads(raw)
         if msg["op"] == "remove":
@@ -434,13 +438,13 @@ def read_message(raw: bytes) -> Upsert | Remove | Floor:
             fields = msg.get("v")
             doc: dict[str, Any] | None = None
             if fields is not None:
-                version = _version_of_fields(fields, digest)
                 civilian = msg["civ"]
                 if type(civilian) is not bool:
                     raise BadDocument(f"not a message of the zone stage: civ {civilian!r}")
+                version = _version_of_fields(fields, digest, civilian and keep_civilian)
             else:  # written before the fields were carried: the whole document
                 doc = msg["doc"]
-                found = version_of(doc, digest)
+                found = version_of(doc if keep_civilian else {**doc, "civilian": False}, digest)
                 if not isinstance(found, ReportVersion):
                     raise BadDocument("an upsert of a withdrawal")
                 version, civilian = found, doc.get("civilian") is True

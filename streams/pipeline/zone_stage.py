@@ -24,12 +24,11 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import jsonbytes
 from schemas.alert_input import encode_alert_input
-from schemas.incident import CIVILIANS
 from streams import metrics
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
@@ -46,6 +45,7 @@ from streams.record.incident import (
     give_incident_id,
 )
 from streams.record.linking import LinkRule
+from streams.record.model import Ident, ReportVersion
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
 
@@ -108,21 +108,27 @@ def retraction(record: IncidentRecord) -> bytes:
 
 
 def alert_inputs_of(
-    out: ZoneOutput, fields_format: bool = True, memo: AlertInputMemo | None = None
+    out: ZoneOutput,
+    fields_format: bool = True,
+    memo: AlertInputMemo | None = None,
+    report_of: Callable[[int, Ident], ReportVersion | None] | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """What the alert stage hears of a step, from the step's final incident versions (an
     id that opened and was merged within the step never reaches it): each open incident
     that took a report in this step, as that report; each merged or withdrawn id, as a
-    retraction. Not `fields_format`: as the report's whole document where its upsert
-    carried it (`CEASEFIRE_INTERNAL_FORMAT=1`). `memo`: keeps each input written, for this
-    process's alert stage to read back without a parse."""
+    retraction; each open incident that changed otherwise (a report withdrawn or moved
+    out, a regrouping), as its first report (`report_of`: the current version of a report
+    in a partition's book; None: not heard). Not `fields_format`: as the report's whole
+    document where its upsert carried it (`CEASEFIRE_INTERNAL_FORMAT=1`). `memo`: keeps
+    each input written, for this process's alert stage to read back without a parse."""
     inputs: list[tuple[bytes, bytes]] = []
     upserted = out.upserted
-    for incident in out.incidents.values():
+    for at, incident in out.incidents.items():
         zone = incident.fields.zone.encode()
         if incident.status is not Status.OPEN:
             inputs.append((zone, retraction(incident)))
             continue
+        made = None
         # the first of its reports upserted in this step (a loop: a generator per
         # incident cost more than the lookups)
         for source, report_id, _ in incident.fields.reports:
@@ -130,13 +136,20 @@ def alert_inputs_of(
             if found is not None:
                 if fields_format or found.doc is None:
                     made = alert_input(found.version, found.civilian, incident)
-                    raw = encode_alert_input(made)
-                    if memo is not None:
-                        memo.put(raw, made)
-                    inputs.append((zone, raw))
                 else:
                     inputs.append((zone, jsonbytes.dumps(alert_document(found.doc, incident))))
                 break
+        else:
+            if report_of is not None:
+                source, report_id, _ = incident.fields.reports[0]
+                first = report_of(out.partition_of[at], (source, report_id))
+                if first is not None:
+                    made = alert_input(first, first.civilian, incident)
+        if made is not None:
+            raw = encode_alert_input(made)
+            if memo is not None:
+                memo.put(raw, made)
+            inputs.append((zone, raw))
     return inputs
 
 
@@ -174,14 +187,6 @@ class ZoneStage(Stage[ZoneOutput]):
             for incident in book.incidents():
                 tally.apply(incident)
             adopted.add(p, book.adopted)
-            # The alert stage hears each regrouped open incident as its first report (the
-            # civilian flag, which the record does not keep, read from its target).
-            for incident in book.adopted.incidents:
-                if incident.status is Status.OPEN:
-                    source, report_id, _ = incident.fields.reports[0]
-                    first = book.report((source, report_id))
-                    if first is not None:
-                        adopted.upserted[first.ident] = Upsert(first, first.target == CIVILIANS)
             book.adopted = Change()
         if adopted.incidents:
             log.warning(
@@ -229,6 +234,8 @@ class ZoneStage(Stage[ZoneOutput]):
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
         clock = time.monotonic()
+        # under format 4 the record keeps no civilian flag: its rows are as old workers read
+        keep_civilian = self.ports.settings.internal_format >= 5
         forget_given_incident_ids()
         for r in records:
             book = self.books.get(r.partition)
@@ -237,7 +244,7 @@ class ZoneStage(Stage[ZoneOutput]):
             book.clock = clock
             for raw in unpack(r.value):
                 try:
-                    msg = read_message(raw)
+                    msg = read_message(raw, keep_civilian)
                 except BadDocument as exc:
                     out.dead.append((r.partition, r.offset, raw, str(exc)))
                     continue
@@ -275,7 +282,9 @@ class ZoneStage(Stage[ZoneOutput]):
                     out.key_hashes,
                 )
             )
-        alert_inputs = alert_inputs_of(out, s.internal_format >= 2, self.alert_inputs)
+        alert_inputs = alert_inputs_of(
+            out, s.internal_format >= 2, self.alert_inputs, self._report_of
+        )
         if alert_inputs:
             alert_partitions = await ports.partitions_of(s.zone_packs_topic)
             sends.extend(
@@ -295,6 +304,10 @@ class ZoneStage(Stage[ZoneOutput]):
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
         if out.later:
             await self.store.write_many({p: list(e.items()) for p, e in out.later.items()}, {})
+
+    def _report_of(self, partition: int, ident: Ident) -> ReportVersion | None:
+        book = self.books.get(partition)
+        return None if book is None else book.report(ident)
 
     def committed(self, out: ZoneOutput) -> None:
         for p, moves in out.moves.items():  # before the versions: a reopen is taken back

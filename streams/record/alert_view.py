@@ -21,7 +21,7 @@ _PARTIES = by_value(Party)
 
 
 def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -> AlertInput:
-    """`report` (with its civilian flag, which the record does not keep) standing for
+    """`report` (with its civilian flag: the upsert's, or the record's) standing for
     `record`, the incident it opened or joined."""
     f = record.fields
     return AlertInput(

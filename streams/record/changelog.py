@@ -38,11 +38,13 @@ _TOMBSTONE = b"t"
 #: Format 2 appends the target and the place to format 1's fields; format-1 rows (in
 #: changelogs and closed units written before) still read, as reports naming neither.
 #: Format 3 appends the time of day, and is written only for a report stating one: every
-#: other row stays format 2, which workers before it read.
+#: other row stays format 2, which workers before it read. Format 4 appends the civilian
+#: flag after the time of day (null when none), written only for civilian casualties.
 _DETAIL_FORMAT = 2
 _DETAIL_FORMAT_TIMED = 3
+_DETAIL_FORMAT_CIVILIAN = 4
 #: format -> length of its rows
-_DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20}
+_DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20, 4: 21}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
@@ -56,7 +58,11 @@ def detail_row(r: ReportVersion) -> list[object]:
     """A report as the JSON array its entry holds (closed units hold the same rows).
     Codes by `str()`, a StrEnum member's value at a quarter of the cost of `.value`."""
     row: list[object] = [
-        _DETAIL_FORMAT if r.time_of_day is None else _DETAIL_FORMAT_TIMED,
+        _DETAIL_FORMAT_CIVILIAN
+        if r.civilian
+        else _DETAIL_FORMAT
+        if r.time_of_day is None
+        else _DETAIL_FORMAT_TIMED,
         r.source,
         r.report_id,
         r.revision,
@@ -76,7 +82,10 @@ def detail_row(r: ReportVersion) -> list[object]:
         r.target,
         r.place,
     ]
-    if r.time_of_day is not None:
+    if r.civilian:
+        row.append(None if r.time_of_day is None else list(r.time_of_day))
+        row.append(True)
+    elif r.time_of_day is not None:
         row.append(list(r.time_of_day))
     return row
 
@@ -113,7 +122,16 @@ def from_detail_row(row: object) -> ReportVersion:
      perpetrator, claimant, killed, wounded, time_precision, location_precision,
      digest) = row[:17]  # fmt: skip
     target, place = row[17:19] or (None, None)  # format 1 names neither
-    time_of_day = checked_time_of_day(row[19]) if len(row) == 20 else None
+    time_of_day = None
+    civilian = False
+    if len(row) == 20:
+        time_of_day = checked_time_of_day(row[19])
+    elif len(row) == 21:  # format 4: a civilian's, with or without a time of day
+        if row[19] is not None:
+            time_of_day = checked_time_of_day(row[19])
+        if row[20] is not True:
+            raise ValueError(f"unknown report entry format: civilian {row[20]!r}")
+        civilian = True
     return ReportVersion(
         source=source,
         report_id=report_id,
@@ -134,6 +152,7 @@ def from_detail_row(row: object) -> ReportVersion:
         target=target,
         place=place,
         time_of_day=time_of_day,
+        civilian=civilian,
     )
 
 

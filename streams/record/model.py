@@ -105,6 +105,10 @@ class ReportVersion:
     #: The time of day a day-precision report's text states (minutes from its local
     #: midnight, `streams.classify.time_of_day`), None when none: evidence too.
     time_of_day: tuple[int, int] | None = None
+    #: Whether its casualties are civilians (`casualties.civilian`): not linking evidence,
+    #: but what alert rules match and word, for an incident a change not of this report
+    #: left standing as it (`zone_stage.alert_inputs_of`).
+    civilian: bool = False
     #: (source, report_id), made once: every index of the record keys on this one tuple
     ident: Ident = field(init=False, repr=False, compare=False)
 
@@ -129,6 +133,7 @@ class ReportVersion:
         target: str | None = None,
         place: str | None = None,
         time_of_day: tuple[int, int] | None = None,
+        civilian: bool = False,
     ) -> None:
         # Written out (the defaults are the fields' above): the generated __init__ of a
         # frozen dataclass looks `object.__setattr__` up anew for every field, and a
@@ -167,6 +172,7 @@ class ReportVersion:
         set_(self, "target", target)
         set_(self, "place", place)
         set_(self, "time_of_day", time_of_day)
+        set_(self, "civilian", civilian)
         set_(self, "ident", (source, report_id))
         if not digest:
             digest = content_digest(self._content())
@@ -197,6 +203,8 @@ class ReportVersion:
             content["place"] = self.place
         if self.time_of_day is not None:
             content["time_of_day"] = list(self.time_of_day)
+        if self.civilian:
+            content["civilian"] = True
         return content
 
     @property
