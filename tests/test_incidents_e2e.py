@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 import pytest
 
 from streams.kafka.broker import EmbeddedBroker
-from tests.harness import Worker, wait_for
+from tests.harness import Worker, read_topic, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -232,7 +232,9 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
 ) -> None:
     """The time of day a day report's text states, through ingest, the identity stage's
     upsert and the zone stage's linker on a real broker: an ACLED-like row of yesterday,
-    nearest the morning's shelling, says "in the evening" and joins the evening's."""
+    nearest the morning's shelling, says "in the evening" and joins the evening's. Then a
+    restart under a rule without that evidence: the row joins the morning's, and the
+    regrouping is published on `ceasefire.incidents` at the recovery."""
     local = timezone(timedelta(hours=4))  # the theatre's days
     day = (datetime.now(local) - timedelta(days=1)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -277,3 +279,32 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
         assert sorted(groups, key=len) == [{"pkf-op-1"}, {"pkf-op-2", "acled"}]
     finally:
         worker.stop()
+
+    # The same worker again without the time-of-day evidence: the row joins the nearest,
+    # the morning's. The recovery publishes the regrouping before the worker is ready.
+    worker = Worker(
+        broker,
+        tmp_path,
+        env={"CEASEFIRE_API_TOKEN": TOKEN, "CEASEFIRE_LINK_UNMATCHED_TIME_OF_DAY": "0"},
+    ).start()
+    try:
+        regrouped = grouped()
+        assert regrouped is not None and sorted(regrouped, key=len) == [
+            {"pkf-op-2"},
+            {"pkf-op-1", "acled"},
+        ]
+        assert "linking rule changed: publishing" in worker.log_tail(400)
+    finally:
+        worker.stop()
+    latest: dict[str, dict[str, Any]] = {}
+    for record in read_topic(broker.bootstrap, "ceasefire.incidents", expect=6):
+        doc = json.loads(record.value)
+        sources = {r["source"] for r in doc["reports"]}
+        if doc["zone"] != "loc-east" or not sources <= {"pkf-op-1", "pkf-op-2", "acled"}:
+            continue  # another test's
+        if doc["version"] > latest.get(doc["incident_id"], {}).get("version", 0):
+            latest[doc["incident_id"]] = doc
+    published = [
+        {r["source"] for r in d["reports"]} for d in latest.values() if d["status"] == "open"
+    ]
+    assert sorted(published, key=len) == [{"pkf-op-2"}, {"pkf-op-1", "acled"}]
