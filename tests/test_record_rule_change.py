@@ -186,3 +186,42 @@ def test_subscribers_end_where_the_regrouped_book_is(
     third = Record(new)
     third.restore(entries + again.book.adopted.entries)
     assert not third.book.adopted.incidents and not third.book.adopted.entries
+
+
+def test_a_day_closed_under_the_old_rule_is_regrouped_when_a_change_reopens_it() -> None:
+    """Closed days keep their grouping until a change reopens them; then they are grouped
+    by the rule of the day, and the difference is published with the change."""
+    day_later = 1_700_000_000.0 + 10 * 86_400
+    book = IncidentBook(WIDE)
+    book.restore([])
+    entries = list(book.adopted.entries)
+    published: list[IncidentRecord] = []
+    for r in PAIR[:2]:
+        change = book.upsert(r)
+        entries.extend(change.entries)
+        published.extend(change.incidents)
+    change = book.sweep(before=day_later)
+    entries.extend(change.entries + change.later)
+    assert book.archive.reports == 2 and len(book) == 0
+
+    narrow = IncidentBook(NARROW)
+    narrow.restore(entries)
+    assert not narrow.adopted.incidents  # closed: nothing regrouped at the recovery
+    entries.extend(narrow.adopted.entries)
+    late = rv("op-3", "c", km=20.0)  # an unrelated report of that day reopens it
+    change = narrow.upsert(late)
+    entries.extend(change.entries + change.later)
+    published.extend(change.incidents)
+    a, b, c = (incident_id(r.ident) for r in (*PAIR[:2], late))
+    latest: dict[str, IncidentRecord] = {}
+    for i in published:
+        if i.incident_id not in latest or i.version > latest[i.incident_id].version:
+            latest[i.incident_id] = i
+    assert {k: len(v.fields.reports) for k, v in latest.items()} == {a: 1, b: 1, c: 1}
+    assert {i.incident_id: i for i in narrow.incidents()} == latest
+
+    # and the next recovery finds them so: nothing more to publish
+    again = IncidentBook(NARROW)
+    again.restore(entries)
+    assert not again.adopted.incidents
+    assert {i.incident_id: i for i in again.incidents()} == latest

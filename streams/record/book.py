@@ -356,8 +356,10 @@ class IncidentBook:
     def _reopen(self, zone: str, day: int, change: Change) -> None:
         linker = self._linker(zone)
         entries = change.entries
+        groups: list[list[ReportVersion]] = []
         for members, versions in self.archive.take(zone, day):
             linker.attach(members)
+            groups.append(members)
             anchor = members[0].ident
             for m in members:
                 self._zone_of[m.ident] = zone
@@ -370,6 +372,17 @@ class IncidentBook:
             f = self._fields[anchor] = derive(members)
             change.moves.append(("reopen", incident_id(anchor), f))
         change.later.append((unit_key(zone, day), None))
+        if not _grouped_by(groups, self.rule):
+            # Closed under another rule (the grouping of a day is kept as it was closed):
+            # the zone grouped again by this one, and the difference published.
+            self._regroup_zone(linker, change)
+
+    def _regroup_zone(self, linker: ZoneLinker, change: Change) -> None:
+        before = linker.groups()
+        linker.load(list(linker.live.values()))
+        rg = _difference(before, linker.groups())
+        if rg:
+            self._publish(linker, rg, change)
 
     def sweep(self, before: float, idle: int = 0, idle_since: float = math.inf) -> Change:
         """Close every zone-day whose incidents' reports are all older than `before`, and
@@ -622,3 +635,15 @@ def _difference(
         {a: g for a, g in before.items() if a not in after or not same(g, after[a])},
         {a: g for a, g in after.items() if a not in before or not same(g, before[a])},
     )
+
+
+def _grouped_by(groups: list[list[ReportVersion]], rule: LinkRule) -> bool:
+    """Whether `rule` groups these reports (a closed day's) as they are grouped."""
+    regrouped = canonical_groups([m for g in groups for m in g], rule)
+    if len(regrouped) != len(groups):
+        return False
+    for g in groups:
+        again = regrouped.get(g[0].ident)
+        if again is None or [m.ident for m in again] != [m.ident for m in g]:
+            return False
+    return True
