@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +285,39 @@ def test_with_crowded_cells_the_end_state_does_not_depend_on_arrival_order(s: Sc
     for step in steps:
         feed(published, step.incidents)
     assert cells(published) == record.tally()
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_what_the_alert_stage_hears_ends_as_the_open_incidents(s: Scenario) -> None:
+    """Whatever the arrivals: replaying what the zone stage tells the alert stage (each
+    step's incidents as a report standing for them, retractions) leaves exactly the open
+    incidents, each with its current figures, category, severity and attribution."""
+    from schemas.codes import Party
+    from streams.pipeline.versions import Upsert
+    from streams.pipeline.zone_stage import RETRACT_PREFIX, ZoneOutput, alert_inputs_of
+    from streams.record.book import Change
+
+    record = Record()
+    heard: dict[str, dict[str, object]] = {}
+    for v in s.arrivals:
+        step = record.apply(v)
+        out = ZoneOutput()
+        out.add(0, Change(incidents=step.incidents))
+        if isinstance(v, ReportVersion):
+            out.upserted[v.ident] = Upsert(v, v.civilian)
+        for _, raw in alert_inputs_of(out, report_of=lambda _, ident: record.book.report(ident)):
+            doc = orjson.loads(raw)
+            if raw.startswith(RETRACT_PREFIX):
+                heard.pop(doc["incident_id"], None)
+            else:
+                heard[doc["incident_id"]] = doc
+    expected = {}
+    for i in record.incidents():
+        f = i.fields
+        party = f.attribution if f.attribution in {p.value for p in Party} else "unknown"
+        expected[i.incident_id] = (f.killed, f.wounded, str(f.category), str(f.severity), party)
+    assert {
+        iid: (d["killed"], d["wounded"], d["category"], d["severity"], d["perpetrator"])
+        for iid, d in heard.items()
+    } == expected
