@@ -578,14 +578,14 @@ class IncidentBook:
         for zone, reports in by_zone.items():
             linker = self._linker(zone)
             linker.load(reports)
-            if published is None:
-                groups = linker.groups()
-            else:  # the incidents as published, and what the rule now makes of them
+            anchors: Iterable[Ident] = linker.members
+            if published is not None:  # the incidents as published, and what the rule makes
                 groups = canonical_groups(reports, published)
                 rg = _difference(groups, linker.groups())
                 if rg:
                     regrouped[zone] = rg
-            for anchor in groups:
+                anchors = groups
+            for anchor in anchors:
                 self.versions.setdefault(incident_id(anchor), 1)
         self.adopted = self._adopt(regrouped)
         return n
