@@ -177,8 +177,8 @@ def encode_rule(rule: LinkRule) -> bytes:
 def decode_rule(raw: bytes) -> LinkRule:
     """The rule `encode_rule` wrote. Raises ValueError for one this code cannot group by:
     another grouping algorithm, a parameter it does not know (a newer worker's), a value
-    out of range. A parameter it lacks (an older worker's) has its default, which is the
-    behaviour before the parameter was added."""
+    out of range. A parameter it lacks (an older worker's) takes its default: a parameter
+    added to `LinkRule` must default to the grouping before it."""
     try:
         fields = json.loads(raw)
         if not isinstance(fields, dict):
