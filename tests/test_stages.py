@@ -855,3 +855,39 @@ def test_an_incident_a_withdrawal_leaves_open_is_heard_again_by_the_alert_stage(
     assert asyncio.run(run(5))["civilian"] is True
     # format 4: the record keeps no civilian flag (rows as old workers read them)
     assert asyncio.run(run(4))["civilian"] is False
+
+
+def test_a_rule_change_over_two_partitions_after_a_move_leaves_subscribers_as_the_books() -> None:
+    """Partitions recovered under another rule after a report moved between them (its id
+    withdrawn in one, open above the floor in the other): what subscribers hold, the
+    highest version of each id over both runs, is what the books hold."""
+    wide, narrow = LinkRule(), LinkRule(distance_km=1.5)
+    two_km_east = {"lat": SHUSHA["lat"], "lon": SHUSHA["lon"] + 2 / 85.5}
+
+    async def run() -> None:
+        h = Harness(partitions=2, rule=wide)
+        await h.zone.settle()
+        await h.send(report("a"), report("b", source="pkf-op-2", location=two_km_east))
+        earlier = (NOW - timedelta(hours=3)).isoformat()
+        await h.send(report("c", source="pkf-op-3", occurred_at=earlier))  # alone in Shusha
+        # moved: withdrawn in Shusha, open above that version in the Lachin corridor
+        await h.send(
+            report("c", source="pkf-op-3", revision=1, occurred_at=earlier, location=LACHIN)
+        )
+        await h.send(report("d", source="pkf-op-4", occurred_at=earlier, location=LACHIN))
+        c = incident_id_for("pkf-op-3", "c")
+        assert top_versions(h)[c] == (4, "open", "lachin-corridor")  # d joined it at 4
+        assert top_versions(h) == listed(h)
+
+        again = Harness(partitions=2, rule=narrow)
+        again.zone.restore({p: Recovered(entries=h.changelog("incident-book", p)) for p in (0, 1)})
+        await again.zone.settle()
+        h.producer.sent[h.settings.incidents_topic].extend(
+            again.producer.sent[again.settings.incidents_topic]
+        )
+        assert top_versions(h) == listed(again)
+        assert sorted(
+            len(i.fields.reports) for b in again.zone.books.values() for i in b.incidents()
+        ) == [1, 1, 2]
+
+    asyncio.run(run())
