@@ -136,12 +136,13 @@ class Settings(BaseSettings):
     link_unmatched_target: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_time_of_day: float = Field(default=0.5, ge=0, le=10)
-    #: What the stages write on their internal topics and changelogs. 4: classified
-    #: The format of internal messages and changelog entries workers write. 5 (the default):
-    #: the record's changelog keeps the linking rule, and a recovery under another rule
-    #: publishes the regrouping (`IncidentBook.adopted`). 4: it does not, as workers before 5
-    #: wrote; documents, upserts and the record's changelog rows carry the time of day a day
-    #: report's text states. 3: they do not, as workers before 4 wrote and read them;
+    #: What the stages write on their internal topics and changelogs. 5 (the default): the
+    #: record's changelog keeps the linking rule, and a recovery under another rule
+    #: publishes the regrouping (`IncidentBook.adopted`); its rows keep the civilian flag;
+    #: identity entries keep a check of the classification (a re-send classified otherwise
+    #: is reclassified). 4: none of these, as workers before 5 wrote; classified documents,
+    #: upserts and the record's changelog rows carry the time of day a day report's text
+    #: states. 3: they do not, as workers before 4 wrote and read them;
     #: identity entries keep the digest of the report as sent. 2: they keep the classified
     #: document's digest, as workers before 3 wrote and read them; upserts carry what the
     #: zone stage reads of a report, by field (`ceasefire.reports.by-zone`,

@@ -149,7 +149,8 @@ REPORT_OUTCOMES = Counter(
     "ceasefire_report_versions",
     "Report versions by what they did: new, revised, reinstated, withdrawn, duplicate, "
     "stale (a lower revision than already applied: ignored), conflict (dead-lettered as "
-    "revision_conflict).",
+    "revision_conflict), reclassified (a re-send the classifier now makes another document "
+    "of: it replaces the old classification).",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from streams.classify.data_files import read_json
 from streams.kafka.broker import EmbeddedBroker
 from tests.harness import Worker, read_topic, wait_for
 
@@ -234,7 +235,9 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
     upsert and the zone stage's linker on a real broker: an ACLED-like row of yesterday,
     nearest the morning's shelling, says "in the evening" and joins the evening's. Then a
     restart under a rule without that evidence: the row joins the morning's, and the
-    regrouping is published on `ceasefire.incidents` at the recovery."""
+    regrouping is published on `ceasefire.incidents` at the recovery. The restart also has
+    a corrected gazetteer: a report placed by name, re-sent, is reclassified into the zone
+    the name is now in, counted once."""
     local = timezone(timedelta(hours=4))  # the theatre's days
     day = (datetime.now(local) - timedelta(days=1)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -263,10 +266,21 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
         location={"lat": 39.993, "lon": 46.932},  # 0.2 km from the morning's
         description="Azerbaijani forces shelled positions near Askeran in the evening.",
     )
+    named = report("n-1", "pkf-op-9", "patrol", location={"place": "Shusha"})
+
+    def zones_of_named() -> list[str]:
+        _, body = worker.get("/api/v1/incidents?limit=200")
+        return [
+            i["zone"]
+            for i in body.get("incidents", [])
+            if any(r["source"] == "pkf-op-9" for r in i["reports"])
+        ]
+
     worker = Worker(broker, tmp_path, env={"CEASEFIRE_API_TOKEN": TOKEN}).start()
     try:
-        status, body = worker.post("/api/v1/reports", [morning, evening, row], token=TOKEN)
-        assert status == 202 and len(body["accepted"]) == 3, body
+        status, body = worker.post("/api/v1/reports", [morning, evening, row, named], token=TOKEN)
+        assert status == 202 and len(body["accepted"]) == 4, body
+        wait_for(lambda: zones_of_named() == ["shusha"], timeout=60, what="the named report")
 
         def grouped() -> list[set[str]] | None:
             status, body = worker.get("/api/v1/incidents?zone=loc-east")
@@ -282,12 +296,26 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
 
     # The same worker again without the time-of-day evidence: the row joins the nearest,
     # the morning's. The recovery publishes the regrouping before the worker is ready.
+    gazetteer, _ = read_json(None, "gazetteer.json", "gazetteer", ValueError)
+    for place in gazetteer["places"]:
+        if place["name"] == "Shusha":  # "corrected" into the Lachin corridor
+            place["lat"], place["lon"] = 39.640, 46.545
+    corrected = tmp_path / "gazetteer.json"
+    corrected.write_text(json.dumps(gazetteer))
     worker = Worker(
         broker,
         tmp_path,
-        env={"CEASEFIRE_API_TOKEN": TOKEN, "CEASEFIRE_LINK_UNMATCHED_TIME_OF_DAY": "0"},
+        env={
+            "CEASEFIRE_API_TOKEN": TOKEN,
+            "CEASEFIRE_LINK_UNMATCHED_TIME_OF_DAY": "0",
+            "CEASEFIRE_GAZETTEER": str(corrected),
+        },
     ).start()
     try:
+        status, body = worker.post("/api/v1/reports", [named], token=TOKEN)
+        assert status == 202 and len(body["accepted"]) == 1, body
+        wait_for(lambda: zones_of_named() == ["lachin-corridor"], timeout=60, what="reclassified")
+        assert worker.metric("ceasefire_report_versions_total", {"outcome": "reclassified"}) == 1
         regrouped = grouped()
         assert regrouped is not None and sorted(regrouped, key=len) == [
             {"pkf-op-2"},

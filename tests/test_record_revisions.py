@@ -6,6 +6,7 @@ import pytest
 
 from streams.record.model import MAX_REVISION, Withdrawal, content_digest, identity_key
 from streams.record.revisions import (
+    CHECK_SIZE,
     ENTRY_PREFIX,
     DigestForm,
     IdentityRecord,
@@ -227,3 +228,43 @@ def test_entries_of_the_classified_form_compare_the_classified_digest() -> None:
     assert state.apply(revised, sent=b"R" * len(v.digest)).outcome is Outcome.REVISED
     rec = state.get("op", "1")
     assert rec is not None and rec.form is DigestForm.SENT
+
+
+def test_with_the_classification_s_check_a_resend_classified_otherwise_is_reclassified() -> None:
+    """Format 5: the entry keeps a check of the classified digest beside the sent one. A
+    re-send the classifier now makes another document of replaces the classification (the
+    zone it leaves in `zone_before`); the same again is a duplicate; other content sent at
+    that revision is still a conflict; a withdrawal's re-send a duplicate."""
+    v = rv("op", "1", killed=1)
+    sent = b"S" * len(v.digest)
+    state = IdentityState()
+    first = state.apply(v, sent=sent, reclassify=True)
+    assert first.entry is not None and first.entry[1][0] == 4  # with the check
+    rec = state.get("op", "1")
+    assert rec is not None and rec.check == v.digest[:CHECK_SIZE]
+    assert state.apply(v, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    moved = rv("op", "1", killed=1, zone="martuni")
+    d = state.apply(moved, sent=sent, reclassify=True)
+    assert (d.outcome, d.zone_before, d.previous_revision) == (Outcome.RECLASSIFIED, "shusha", 0)
+    rec = state.get("op", "1")
+    assert rec is not None and (rec.zone, rec.digest, rec.revision) == ("martuni", sent, 0)
+    assert state.apply(moved, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    assert state.apply(v, sent=b"T" * len(sent), reclassify=True).outcome is Outcome.CONFLICT
+    # restored from its entries: the latest classification's check
+    again = IdentityState()
+    assert d.entry is not None
+    again.restore([first.entry, d.entry])
+    assert again.get("op", "1") == state.get("op", "1")
+    assert again.apply(v, sent=sent, reclassify=True).outcome is Outcome.RECLASSIFIED
+    # without the check (format 4 entries, or not asked): a duplicate, as before
+    assert state.apply(v, sent=sent).outcome is Outcome.DUPLICATE
+    old = IdentityState()
+    old.apply(v, sent=sent)
+    assert old.apply(moved, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    gone = state.apply(Withdrawal("op", "1", 1), sent=sent, reclassify=True)
+    assert gone.outcome is Outcome.WITHDRAWN
+    assert state.apply(Withdrawal("op", "1", 1), reclassify=True).outcome is Outcome.DUPLICATE
+    rec4 = IdentityRecord(5, b"87654321", False, "martuni", DigestForm.SENT, b"\x01\x02\x03\x04")
+    assert decode_record(encode_record(rec4)) == rec4
+    with pytest.raises(ValueError, match="without its check"):
+        decode_record(encode_record(rec4)[:18])

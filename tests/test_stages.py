@@ -17,6 +17,7 @@ import pytest
 
 from schemas.incident import incident_id_for
 from schemas.validation import Rejection, validate_report
+from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.classify.data_files import read_json
 from streams.classify.gazetteer import Gazetteer
@@ -291,6 +292,50 @@ def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: P
     assert [(r["incidents"], r["reports"], r["killed"]) for r in h.rows()] == [(1, 1, 1)]
     earlier = asyncio.run(run(2))
     assert [reason for reason, _ in earlier.dead] == ["revision_conflict"] * 2
+
+
+def test_a_resend_the_classifier_now_places_elsewhere_is_reclassified(tmp_path: Path) -> None:
+    """A gazetteer corrected since a report was counted (its place moves to another zone):
+    re-sent at its revision, the report is reclassified (format 5: identity entries keep a
+    check of the classification) and its incident moves, counted once; a re-send after that
+    is a duplicate. Format 4 (entries without the check): a duplicate, as before."""
+    corrected, _ = read_json(None, "gazetteer.json", "gazetteer", ValueError)
+    for place in corrected["places"]:
+        if place["name"] == "Shusha":
+            place["lat"], place["lon"] = LACHIN["lat"], LACHIN["lon"]
+    path = tmp_path / "gazetteer.json"
+    path.write_text(json.dumps(corrected))
+    reclassifying = Classifier(ZoneCatalogue.load(), Gazetteer.load(path))
+    sent = report("a", location={"place": "Shusha"}, casualties={"killed": 1})
+
+    async def run(internal_format: int, partitions: int) -> Harness:
+        h = Harness(partitions=partitions, internal_format=internal_format)
+        await h.send(sent, report("b", source="pkf-op-2", casualties={"killed": 1}))
+        await h.send(sent, classifier=reclassifying)
+        before = metrics.REPORT_OUTCOMES.labels("reclassified")._value.get()
+        await h.send(sent, classifier=reclassifying)  # the same again: a duplicate
+        assert metrics.REPORT_OUTCOMES.labels("reclassified")._value.get() == before
+        return h
+
+    for partitions in (1, 2):  # the new zone in the same partition, and in another
+        h = asyncio.run(run(5, partitions))
+        assert not h.dead
+        by_zone = {r["zone"]: (r["incidents"], r["reports"], r["killed"]) for r in h.rows()}
+        assert by_zone == {"shusha": (1, 1, 1), "lachin-corridor": (1, 1, 1)}
+        assert top_versions(h) == listed(h)
+        a = incident_id_for("pkf-op-1", "a")
+        assert top_versions(h)[a][1:] == ("open", "lachin-corridor")
+        again = Harness(partitions=partitions)  # and so it is recovered
+        again.identity.restore({0: Recovered(entries=h.changelog("identity-state"))})
+        again.zone.restore(
+            {p: Recovered(entries=h.changelog("incident-book", p)) for p in range(partitions)}
+        )
+        assert listed(again) == listed(h)
+        held = again.identity.states[0].get("pkf-op-1", "a")
+        assert held is not None and held.zone == "lachin-corridor"
+
+    h = asyncio.run(run(4, 1))
+    assert [(r["zone"], r["incidents"], r["reports"]) for r in h.rows()] == [("shusha", 1, 2)]
 
 
 def test_a_failed_commit_is_retried_with_what_the_step_produced() -> None:

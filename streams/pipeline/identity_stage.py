@@ -79,6 +79,9 @@ class IdentityStage(Stage[IdentityOutput]):
         #: identity entries keep the digest of the report as sent (format 3), or the
         #: classified document's, which workers before it read
         self.sent_digests = s.internal_format >= 3
+        #: and a check of the classification beside it (format 5), so that a re-send the
+        #: classifier now makes another document of is taken as a reclassification
+        self.reclassify = s.internal_format >= 5
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         states: dict[int, IdentityState] = {}
@@ -112,7 +115,10 @@ class IdentityStage(Stage[IdentityOutput]):
                     out.dead.append(((r.partition, r.offset, raw, str(exc)), "invalid_value"))
                     continue
                 decision = state.apply(
-                    version, partial(legacy_digest, doc), sent if self.sent_digests else None
+                    version,
+                    partial(legacy_digest, doc),
+                    sent if self.sent_digests else None,
+                    self.reclassify,
                 )
                 out.outcomes[decision.outcome] += 1
                 if decision.entry is not None:

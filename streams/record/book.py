@@ -211,9 +211,14 @@ class IncidentBook:
         self.changes += 1
         key = identity_key(r.source, r.report_id)
         current = self._current(r.ident, key, change)
-        if current is not None and current.revision >= r.revision:
-            return change
-        if self._gone.get(key, -1) >= r.revision:
+        if current is not None and (
+            current.revision > r.revision
+            or (current.revision == r.revision and current.digest == r.digest)
+        ):
+            return change  # (equal revisions of other content: a reclassification)
+        gone = self._gone.get(key, -1)
+        if gone > r.revision or (gone == r.revision and key not in self._moved_to):
+            # (moved out at this revision: a reclassification may move it back)
             return change
         self._gone.pop(key, None)
         self._moved_to.pop(key, None)
@@ -237,7 +242,14 @@ class IncidentBook:
         key = identity_key(source, report_id)
         current = self._current((source, report_id), key, change)
         if not (
-            (current is not None and current.revision >= revision)
+            (
+                current is not None
+                and (
+                    current.revision > revision
+                    # at the revision held, only a reclassification moving it elsewhere
+                    or (current.revision == revision and (to is None or current.zone == to))
+                )
+            )
             or self._gone.get(key, -1) >= revision
         ):
             if current is not None:

@@ -23,7 +23,7 @@ from streams.record.model import ReportVersion, Version
 from streams.record.revisions import ENTRY_PREFIX, IdentityState, Outcome
 from streams.record.tally import Tally
 
-_UPSERT = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED})
+_UPSERT = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.RECLASSIFIED})
 
 
 @dataclass(slots=True)

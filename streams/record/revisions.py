@@ -11,13 +11,17 @@ Arriving version, against the identity's state -> outcome: effect.
 * higher revision, a report, the last applied one a withdrawal -> `reinstated`: the source
   takes its withdrawal back (the natural reading of a later revision), so it counts again.
 * higher revision, a withdrawal -> `withdrawn`: it leaves every incident and tally.
-* equal revision, same content digest -> `duplicate`: nothing.
+* equal revision, same content digest -> `duplicate`: nothing; unless the classifier now
+  makes another document of it (a gazetteer or zone corrected since) -> `reclassified`: the
+  new classification replaces the old everywhere, as a revision would (entries that keep
+  the classification's check, format 4: `reclassify`).
 * equal revision, other content -> `conflict`: nothing; the stage dead-letters it
   (`revision_conflict`).
 * lower revision -> `stale`: nothing; counted in a metric.
 
 Content is the report as its source sent it (`DigestForm.SENT`, ingest's `sent_digest`):
-a re-send is a duplicate whatever the classifier now makes of it. Entries written before
+a re-send is no conflict whatever the classifier now makes of it (with the check of the
+classification, format 4 entries: `reclassified` if that changed). Entries written before
 ingest carried that digest hold the classified document's (`CLASSIFIED`) or the earlier
 form of it (`LEGACY`); a version at their revision is compared in their form.
 
@@ -26,8 +30,8 @@ end state does not depend on arrival order (only which of two conflicting versio
 revision wins does: the first).
 
 State is kept for good (re-imports of years of history must never count twice), so it is
-packed: 35 bytes per identity in 65,536 shards chosen by the key's first two bytes, found by
-a C-speed `bytearray.find`. Measured 47 bytes per identity with 1,000,000 identities
+packed: 39 bytes per identity in 65,536 shards chosen by the key's first two bytes, found by
+a C-speed `bytearray.find`. Measured 51 bytes per identity with 1,000,000 identities
 (tracemalloc, shard overhead included) against 141 for a dict of bytes to int; lookup about
 1 microsecond. The zone of the live version is kept (2 bytes) because a withdrawal carries no
 place and must be routed to the zone whose incidents hold the report; a withdrawn report
@@ -49,7 +53,11 @@ from streams.record.model import (
 )
 
 _KEY = 16
-_REC = _KEY + DIGEST_SIZE + 8 + 2 + 1  # key, digest, revision, zone index, flags
+#: Bytes of the classified document's digest kept beside the sent one: enough to tell a
+#: classification changed (a change passing unseen: 1 in 4 billion), a quarter of a digest
+CHECK_SIZE = 4
+_NO_CHECK = bytes(CHECK_SIZE)
+_REC = _KEY + DIGEST_SIZE + 8 + 2 + CHECK_SIZE + 1  # key, digest, revision, zone, check, flags
 _NO_ZONE = 0xFFFF
 _WITHDRAWN = 1
 #: flags >> _FORM_SHIFT: the entry's `DigestForm`
@@ -76,13 +84,16 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     STALE = "stale"
+    RECLASSIFIED = "reclassified"
 
     @property
     def changes_state(self) -> bool:
         return self in _CHANGING
 
 
-_CHANGING = frozenset({Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.WITHDRAWN})
+_CHANGING = frozenset(
+    {Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.WITHDRAWN, Outcome.RECLASSIFIED}
+)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -123,6 +134,9 @@ class IdentityRecord:
     withdrawn: bool
     zone: str | None
     form: DigestForm = DigestForm.CLASSIFIED
+    #: The first `CHECK_SIZE` bytes of the classified document's digest, beside a sent
+    #: digest (None: not kept, by workers before format 5 or for a withdrawal)
+    check: bytes | None = None
 
     def __init__(
         self,
@@ -131,6 +145,7 @@ class IdentityRecord:
         withdrawn: bool,
         zone: str | None,
         form: DigestForm = DigestForm.CLASSIFIED,
+        check: bytes | None = None,
     ) -> None:
         # written out, as Decision's (one or two per report)
         set_ = SET_FIELD
@@ -139,6 +154,7 @@ class IdentityRecord:
         set_(self, "withdrawn", withdrawn)
         set_(self, "zone", zone)
         set_(self, "form", form)
+        set_(self, "check", check)
 
 
 class IdentityState:
@@ -182,18 +198,22 @@ class IdentityState:
                 rec.digest,
                 rec.revision.to_bytes(8, "big"),
                 self._zone_code(rec.zone).to_bytes(2, "big"),
+                rec.check or _NO_CHECK,
                 bytes(((_WITHDRAWN if rec.withdrawn else 0) | (rec.form << _FORM_SHIFT),)),
             )
         )
 
     def _unpack(self, raw: bytes | bytearray) -> IdentityRecord:
-        zone = int.from_bytes(raw[_KEY + DIGEST_SIZE + 8 : _KEY + DIGEST_SIZE + 10], "big")
+        at = _KEY + DIGEST_SIZE + 8
+        zone = int.from_bytes(raw[at : at + 2], "big")
+        check = bytes(raw[at + 2 : at + 2 + CHECK_SIZE])
         return IdentityRecord(
-            revision=int.from_bytes(raw[_KEY + DIGEST_SIZE : _KEY + DIGEST_SIZE + 8], "big"),
+            revision=int.from_bytes(raw[_KEY + DIGEST_SIZE : at], "big"),
             digest=bytes(raw[_KEY : _KEY + DIGEST_SIZE]),
             withdrawn=bool(raw[_REC - 1] & _WITHDRAWN),
             zone=None if zone == _NO_ZONE else self._zones[zone],
             form=_FORMS[raw[_REC - 1] >> _FORM_SHIFT],
+            check=None if check == _NO_CHECK else check,
         )
 
     def get(self, source: str, report_id: str) -> IdentityRecord | None:
@@ -225,13 +245,16 @@ class IdentityState:
         version: Version,
         legacy_digest: Callable[[], bytes] | None = None,
         sent: bytes | None = None,
+        reclassify: bool = False,
     ) -> Decision:
         """Apply one arriving version; see the table in the module docstring.
         `sent`: the digest of the report as sent (`DigestForm.SENT`), kept and compared
         when given; else the version's own (`CLASSIFIED`). `legacy_digest`: the version's
         digest in the `LEGACY` form (asked only for a re-send at the revision of such an
         entry), so that an upgrade does not turn re-sends of reports held from before it
-        into conflicts."""
+        into conflicts. `reclassify` (with `sent`): keep a check of the version's own
+        digest, the classification, beside the sent one, and take a re-send classified
+        otherwise than the check says as `reclassified`."""
         key = identity_key(version.source, version.report_id)
         shard, pos = self._find(key)  # once: `_store` below writes where it found the key
         before = None if shard is None or pos < 0 else self._unpack(shard[pos : pos + _REC])
@@ -240,18 +263,34 @@ class IdentityState:
             if version.revision < before.revision:
                 return Decision(Outcome.STALE, None, before.revision, None)
             if version.revision == before.revision:
-                outcome = (
-                    Outcome.DUPLICATE
-                    if _same(before, version, sent, legacy_digest)
-                    else Outcome.CONFLICT
+                if not _same(before, version, sent, legacy_digest):
+                    return Decision(Outcome.CONFLICT, None, before.revision, None)
+                if (
+                    not reclassify
+                    or before.check is None
+                    or withdrawn
+                    or version.digest[:CHECK_SIZE] == before.check
+                ):
+                    return Decision(Outcome.DUPLICATE, None, before.revision, None)
+                assert isinstance(version, ReportVersion)  # (a withdrawal keeps no check)
+                rec = IdentityRecord(
+                    version.revision,
+                    before.digest,
+                    False,
+                    version.zone,
+                    before.form,
+                    version.digest[:CHECK_SIZE],
                 )
-                return Decision(outcome, None, before.revision, None)
+                self._store(key, rec, shard, pos)
+                entry = (ENTRY_PREFIX + key, encode_record(rec))
+                return Decision(Outcome.RECLASSIFIED, before.zone, before.revision, entry)
         if isinstance(version, ReportVersion):
             zone: str | None = version.zone
         else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
             zone = before.zone if before is not None else None
         if sent is not None and not withdrawn:
-            rec = IdentityRecord(version.revision, sent, withdrawn, zone, DigestForm.SENT)
+            check = version.digest[:CHECK_SIZE] if reclassify else None
+            rec = IdentityRecord(version.revision, sent, withdrawn, zone, DigestForm.SENT, check)
         else:
             rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
         self._store(key, rec, shard, pos)
@@ -309,20 +348,33 @@ def _same(
     )
 
 
+#: The entry format of a sent digest with the classification's check (after the revision)
+_CHECKED = 4
+
+
 def encode_record(rec: IdentityRecord) -> bytes:
-    """format (the digest's form), flags, digest, revision, then the zone code (the code,
-    not the in-memory index, so entries read the same on any worker)."""
+    """format (the digest's form; 4: the sent one and the classification's check), flags,
+    digest, revision, the check (format 4), then the zone code (the code, not the in-memory
+    index, so entries read the same on any worker)."""
     flags = _WITHDRAWN if rec.withdrawn else 0
-    head = bytes((rec.form, flags)) + rec.digest + rec.revision.to_bytes(8, "big")
-    return head + (rec.zone or "").encode()
+    fmt = rec.form if rec.check is None else _CHECKED
+    head = bytes((fmt, flags)) + rec.digest + rec.revision.to_bytes(8, "big")
+    return head + (rec.check or b"") + (rec.zone or "").encode()
 
 
 def decode_record(raw: bytes) -> IdentityRecord:
-    form = _FORMS.get(raw[0]) if raw else None
+    checked = bool(raw) and raw[0] == _CHECKED
+    form = DigestForm.SENT if checked else _FORMS.get(raw[0]) if raw else None
     if form is None:
         raise ValueError(f"unknown identity entry format {raw[:1]!r}")
     d0 = 2
+    at = d0 + DIGEST_SIZE + 8
     digest = raw[d0 : d0 + DIGEST_SIZE]
-    revision = int.from_bytes(raw[d0 + DIGEST_SIZE : d0 + DIGEST_SIZE + 8], "big")
-    zone = raw[d0 + DIGEST_SIZE + 8 :].decode() or None
-    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, form)
+    revision = int.from_bytes(raw[d0 + DIGEST_SIZE : at], "big")
+    check = None
+    if checked:
+        check, at = raw[at : at + CHECK_SIZE], at + CHECK_SIZE
+        if len(check) != CHECK_SIZE or check == _NO_CHECK:
+            raise ValueError(f"identity entry of format 4 without its check: {raw!r}")
+    zone = raw[at:].decode() or None
+    return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, form, check)

@@ -155,7 +155,8 @@ def build() -> dashboard_b.Dashboard:
             timeseries(
                 "Report versions per second by outcome",
                 "What each version of a report did: new, revised, reinstated, withdrawn, "
-                "duplicate, stale (an older revision, ignored), conflict (dead-lettered).",
+                "duplicate, stale (an older revision, ignored), conflict (dead-lettered), "
+                "reclassified (a re-send the classifier now places or reads otherwise).",
                 [
                     Q(
                         "sum by (outcome) "
