@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codes import Category, SourceType
-from streams.record.book import IncidentBook
+from streams.record.book import Change, IncidentBook
 from streams.record.incident import IncidentFields, IncidentRecord, Status
 from streams.record.linking import LinkRule
 from streams.record.model import (
@@ -23,6 +23,7 @@ from streams.record.model import (
     TimePrecision,
     Version,
     Withdrawal,
+    content_digest,
 )
 from streams.record.record import Record, Step
 from streams.record.revisions import IdentityState, Outcome
@@ -321,3 +322,88 @@ def test_what_the_alert_stage_hears_ends_as_the_open_incidents(s: Scenario) -> N
         iid: (d["killed"], d["wounded"], d["category"], d["severity"], d["perpetrator"])
         for iid, d in heard.items()
     } == expected
+
+
+@st.composite
+def reclassifications(draw: st.DrawFn) -> list[Version]:
+    """A scenario's arrivals with re-sends classified otherwise (another zone or point: the
+    same report as sent, a corrected gazetteer) mixed in anywhere."""
+    s = draw(scenarios())
+    arrivals = list(s.arrivals)
+    reports = [v for v in arrivals if isinstance(v, ReportVersion)]
+    for v in draw(st.lists(st.sampled_from(reports), max_size=6)) if reports else []:
+        other = rv(
+            v.source,
+            v.report_id,
+            revision=v.revision,
+            source_type=v.source_type,
+            claimant=v.claimant,
+            t=v.occurred - 1_700_000_000.0,
+            km=draw(places),
+            zone=draw(zones),
+            category=v.category,
+            perpetrator=v.perpetrator,
+            killed=v.killed,
+            wounded=v.wounded,
+            time_precision=v.time_precision,
+            location_precision=v.location_precision,
+        )
+        arrivals.insert(draw(st.integers(0, len(arrivals))), other)
+    return arrivals
+
+
+def sent_of(v: Version) -> bytes:
+    """The digest of the report as sent: one per revision (reclassified variants alike)."""
+    return content_digest({"ident": list(v.ident), "revision": v.revision, "w": v.withdrawn})
+
+
+@settings(max_examples=300, deadline=None)
+@given(reclassifications(), st.booleans())
+def test_reclassified_resends_end_as_the_last_classification_of_the_latest_revision(
+    arrivals: list[Version], split: bool
+) -> None:
+    """Through revision state and the books as the stages wire them (the upsert to the
+    new zone's book, then the remove naming it to the old zone's; version floors between
+    books), with both zones in one book or (`split`) in two, whatever the order: each
+    report ends as the last classification to arrive of its latest revision, and
+    subscribers of the published versions end with the books' open incidents."""
+    state = IdentityState()
+    one = IncidentBook()
+    books = {"north": one, "south": IncidentBook() if split else one}
+    published: list[IncidentRecord] = []
+
+    def apply(change: Change) -> None:
+        published.extend(change.incidents)
+        if split:  # (a floor to its own partition is not sent: that book moved it)
+            for to, source, report_id, version in change.floors:
+                apply(books[to].floor(source, report_id, version))
+
+    for v in arrivals:
+        d = state.apply(v, sent=None if v.withdrawn else sent_of(v), reclassify=True)
+        if not d.outcome.changes_state:
+            continue
+        if isinstance(v, ReportVersion):
+            apply(books[v.zone].upsert(v))
+            if d.zone_before is not None and d.zone_before != v.zone:
+                apply(books[d.zone_before].remove(v.source, v.report_id, v.revision, to=v.zone))
+        elif d.zone_before is not None:
+            apply(books[d.zone_before].remove(v.source, v.report_id, v.revision))
+    top: dict[Ident, Version] = {}
+    for v in arrivals:
+        held = top.get(v.ident)
+        if (
+            held is None
+            or v.revision > held.revision
+            or (v.revision == held.revision and not v.withdrawn and not held.withdrawn)
+        ):
+            top[v.ident] = v
+    expected = {i: v for i, v in top.items() if isinstance(v, ReportVersion)}
+    held_books = {id(b): b for b in books.values()}.values()
+    assert {r.ident: r for b in held_books for r in b.reports()} == expected
+    latest: dict[str, IncidentRecord] = {}
+    for i in published:
+        if i.incident_id not in latest or i.version > latest[i.incident_id].version:
+            latest[i.incident_id] = i
+    assert {k: v for k, v in latest.items() if v.status is Status.OPEN} == {
+        i.incident_id: i for b in held_books for i in b.incidents()
+    }
