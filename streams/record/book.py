@@ -4,7 +4,10 @@ deltas and changelog entries out.
 This is the zone-keyed half of the record. It takes reports that revision state has
 accepted (`upsert`) and takes out withdrawn or moved ones (`remove`), and is idempotent for
 replays: a version at or below the revision it holds (or took the report out at) changes
-nothing, so a batch applied twice after a crash leaves the state as applying it once.
+nothing, so a batch applied twice after a crash leaves the state as applying it once. One
+exception, which revision state sends only for a reclassification (`revisions.py`): a
+version at the revision held with another digest replaces it, and a move at that revision
+takes it out (both alike when applied twice: the digest, the zone then match).
 
 Publishing (SPEC.md: every change of an incident as its full new version):
 
