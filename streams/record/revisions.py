@@ -268,11 +268,10 @@ class IdentityState:
                 if (
                     not reclassify
                     or before.check is None
-                    or withdrawn
+                    or not isinstance(version, ReportVersion)  # a withdrawal keeps no check
                     or version.digest[:CHECK_SIZE] == before.check
                 ):
                     return Decision(Outcome.DUPLICATE, None, before.revision, None)
-                assert isinstance(version, ReportVersion)  # (a withdrawal keeps no check)
                 rec = IdentityRecord(
                     version.revision,
                     before.digest,
