@@ -655,10 +655,4 @@ def _difference(
 def _grouped_by(groups: list[list[ReportVersion]], rule: LinkRule) -> bool:
     """Whether `rule` groups these reports (a closed day's) as they are grouped."""
     regrouped = canonical_groups([m for g in groups for m in g], rule)
-    if len(regrouped) != len(groups):
-        return False
-    for g in groups:
-        again = regrouped.get(g[0].ident)
-        if again is None or [m.ident for m in again] != [m.ident for m in g]:
-            return False
-    return True
+    return not _difference({g[0].ident: tuple(g) for g in groups}, regrouped)
