@@ -102,17 +102,44 @@ def _describe(settings: Settings, host: str, port: int, exc: ssl.SSLError) -> st
     )
 
 
+class ClosedAfterHandshake(OSError):
+    """The TLS handshake completed, then the server closed the connection without a Kafka
+    answer and without a TLS alert naming why."""
+
+
 def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
     """One TLS connection and one ApiVersions round trip. Raises `ssl.SSLError` for a
-    TLS failure, `TimeoutError` when the handshake gets no answer, `OSError` otherwise."""
+    TLS failure, `ClosedAfterHandshake` when the server hangs up after the handshake,
+    `TimeoutError` when the handshake gets no answer, `OSError` otherwise."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         with ctx.wrap_socket(sock, server_hostname=host) as tls:
             # With TLS 1.3 the server judges a client certificate after the handshake:
-            # its refusal arrives as an alert on the first read.
-            tls.sendall(_api_versions_request(1))
-            size = struct.unpack(">i", _read_exactly(tls, 4))[0]
-            _read_exactly(tls, min(size, 4))
+            # its refusal arrives as an alert on the first read, or, when its close wins
+            # the race with the alert (a quarter of tries against stunnel), as a bare EOF.
+            try:
+                tls.sendall(_api_versions_request(1))
+                size = struct.unpack(">i", _read_exactly(tls, 4))[0]
+                _read_exactly(tls, min(size, 4))
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError) as exc:
+                raise ClosedAfterHandshake(str(exc)) from exc
+
+
+def _closed_after_handshake(settings: Settings, host: str, port: int) -> str:
+    if settings.ssl_certfile:
+        why = (
+            f"it may not accept the client certificate in "
+            f"CEASEFIRE_SSL_CERTFILE={settings.ssl_certfile}, or the broker behind it is down"
+        )
+    else:
+        why = (
+            "it may want a client certificate it trusts "
+            "(CEASEFIRE_SSL_CERTFILE and CEASEFIRE_SSL_KEYFILE are not set)"
+        )
+    return (
+        f"TLS: broker {host}:{port} closed the connection after the handshake "
+        f"without answering: {why}"
+    )
 
 
 def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
@@ -128,6 +155,8 @@ def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
         try:
             probe(ctx, host, port, timeout)
             return
+        except ClosedAfterHandshake:
+            problems.append(_closed_after_handshake(settings, host, port))
         except ssl.SSLError as exc:
             problems.append(_describe(settings, host, port, exc))
         except TimeoutError:
