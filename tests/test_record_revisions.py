@@ -256,11 +256,22 @@ def test_with_the_classification_s_check_a_resend_classified_otherwise_is_reclas
     again.restore([first.entry, d.entry])
     assert again.get("op", "1") == state.get("op", "1")
     assert again.apply(v, sent=sent, reclassify=True).outcome is Outcome.RECLASSIFIED
-    # without the check (format 4 entries, or not asked): a duplicate, as before
+    # not asked (format 4 workers): a duplicate, as before
     assert state.apply(v, sent=sent).outcome is Outcome.DUPLICATE
+    # an entry without the check (written by format 4 workers) tells a move to another
+    # zone by the zone it keeps, and nothing else; once reclassified it keeps the check
     old = IdentityState()
     old.apply(v, sent=sent)
+    assert old.apply(v, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    read_otherwise = rv("op", "1", killed=1, perpetrator="am")
+    assert read_otherwise.digest != v.digest and read_otherwise.zone == v.zone
+    assert old.apply(read_otherwise, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    d = old.apply(moved, sent=sent, reclassify=True)
+    assert (d.outcome, d.zone_before, d.previous_revision) == (Outcome.RECLASSIFIED, "shusha", 0)
+    rec = old.get("op", "1")
+    assert rec is not None and (rec.zone, rec.check) == ("martuni", moved.digest[:CHECK_SIZE])
     assert old.apply(moved, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+    assert old.apply(v, sent=sent, reclassify=True).outcome is Outcome.RECLASSIFIED
     gone = state.apply(Withdrawal("op", "1", 1), sent=sent, reclassify=True)
     assert gone.outcome is Outcome.WITHDRAWN
     assert state.apply(Withdrawal("op", "1", 1), reclassify=True).outcome is Outcome.DUPLICATE

@@ -298,7 +298,8 @@ def test_a_resend_the_classifier_now_places_elsewhere_is_reclassified(tmp_path: 
     """A gazetteer corrected since a report was counted (its place moves to another zone):
     re-sent at its revision, the report is reclassified (format 5: identity entries keep a
     check of the classification) and its incident moves, counted once; a re-send after that
-    is a duplicate. Format 4 (entries without the check): a duplicate, as before."""
+    is a duplicate. Format 4 workers: a duplicate, as before; their entries (without the
+    check) re-sent to format 5 workers: reclassified, told by the zone the entry keeps."""
     corrected, _ = read_json(None, "gazetteer.json", "gazetteer", ValueError)
     for place in corrected["places"]:
         if place["name"] == "Shusha":
@@ -336,6 +337,26 @@ def test_a_resend_the_classifier_now_places_elsewhere_is_reclassified(tmp_path: 
 
     h = asyncio.run(run(4, 1))
     assert [(r["zone"], r["incidents"], r["reports"]) for r in h.rows()] == [("shusha", 1, 2)]
+
+    async def upgraded() -> Harness:
+        """Counted by format 4 workers (entries without the check), re-sent to format 5
+        ones: the zone the entry keeps tells the move."""
+        old = Harness(internal_format=4)
+        await old.send(sent, report("b", source="pkf-op-2", casualties={"killed": 1}))
+        h = Harness(internal_format=5)
+        h.identity.restore({0: Recovered(entries=old.changelog("identity-state"))})
+        h.zone.restore({0: Recovered(entries=old.changelog("incident-book"))})
+        before = metrics.REPORT_OUTCOMES.labels("reclassified")._value.get()
+        await h.send(sent, classifier=reclassifying)
+        assert metrics.REPORT_OUTCOMES.labels("reclassified")._value.get() == before + 1
+        await h.send(sent, classifier=reclassifying)  # now with the check: a duplicate
+        assert metrics.REPORT_OUTCOMES.labels("reclassified")._value.get() == before + 1
+        return h
+
+    h = asyncio.run(upgraded())
+    by_zone = {r["zone"]: (r["incidents"], r["reports"], r["killed"]) for r in h.rows()}
+    assert by_zone == {"shusha": (1, 1, 1), "lachin-corridor": (1, 1, 1)}
+    assert top_versions(h)[incident_id_for("pkf-op-1", "a")][1:] == ("open", "lachin-corridor")
 
 
 def test_a_failed_commit_is_retried_with_what_the_step_produced() -> None:

@@ -13,17 +13,19 @@ Arriving version, against the identity's state -> outcome: effect.
 * higher revision, a withdrawal -> `withdrawn`: it leaves every incident and tally.
 * equal revision, same content digest -> `duplicate`: nothing; unless the classifier now
   makes another document of it (a gazetteer or zone corrected since) -> `reclassified`: the
-  new classification replaces the old everywhere, as a revision would (entries that keep
-  the classification's check, format 4: `reclassify`).
+  new classification replaces the old everywhere, as a revision would (`reclassify`; entries
+  that keep the classification's check, format 4, tell any change; older ones a move to
+  another zone only).
 * equal revision, other content -> `conflict`: nothing; the stage dead-letters it
   (`revision_conflict`).
 * lower revision -> `stale`: nothing; counted in a metric.
 
 Content is the report as its source sent it (`DigestForm.SENT`, ingest's `sent_digest`):
 a re-send is no conflict whatever the classifier now makes of it (with the check of the
-classification, format 4 entries: `reclassified` if that changed). Entries written before
-ingest carried that digest hold the classified document's (`CLASSIFIED`) or the earlier
-form of it (`LEGACY`); a version at their revision is compared in their form.
+classification, format 4 entries: `reclassified` if that changed; older entries: if the
+zone did). Entries written before ingest carried that digest hold the classified
+document's (`CLASSIFIED`) or the earlier form of it (`LEGACY`); a version at their revision
+is compared in their form.
 
 The state after any sequence is that of the highest revision seen of each identity, so the
 end state does not depend on arrival order (only which of two conflicting versions at one
@@ -265,11 +267,10 @@ class IdentityState:
             if version.revision == before.revision:
                 if not _same(before, version, sent, legacy_digest):
                     return Decision(Outcome.CONFLICT, None, before.revision, None)
-                if (
-                    not reclassify
-                    or before.check is None
-                    or not isinstance(version, ReportVersion)  # a withdrawal keeps no check
-                    or version.digest[:CHECK_SIZE] == before.check
+                if not (
+                    reclassify
+                    and isinstance(version, ReportVersion)  # a withdrawal keeps no check
+                    and _classified_otherwise(before, version)
                 ):
                     return Decision(Outcome.DUPLICATE, None, before.revision, None)
                 rec = IdentityRecord(
@@ -319,6 +320,16 @@ class IdentityState:
             self._put(key[len(ENTRY_PREFIX) :], decode_record(value))
             n += 1
         return n
+
+
+def _classified_otherwise(before: IdentityRecord, version: ReportVersion) -> bool:
+    """Whether a re-send at the revision held is classified otherwise than the counted
+    version was: its check says so; an entry without one (written before format 5) can
+    tell only a move to another zone, by the zone it keeps (a corrected gazetteer or zone
+    catalogue, the usual cause; a party or category read otherwise passes unseen)."""
+    if before.check is not None:
+        return version.digest[:CHECK_SIZE] != before.check
+    return before.zone is not None and not before.withdrawn and version.zone != before.zone
 
 
 #: Changelog keys of identity entries: prefix + the 16-byte identity key.
