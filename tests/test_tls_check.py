@@ -1,4 +1,4 @@
-"""The TLS check's description of a server that hangs up right after the handshake.
+"""The TLS check's description of a server that hangs up, or says nothing, after the handshake.
 
 With TLS 1.3 a server refusing the client's certificate (or the lack of one) sends its
 alert after the client has finished the handshake; when its close wins the race with that
@@ -24,12 +24,14 @@ from streams.kafka.tls import TlsProblem, check_tls
 
 
 class HangUp:
-    """A TLS server on loopback: each connection is handshaken and then closed."""
+    """A TLS server on loopback: each connection is handshaken and then closed (`notify`:
+    with a close_notify), or, `silent`, held open without a word until the server stops."""
 
-    def __init__(self, ca: trustme.CA, *, notify: bool) -> None:
+    def __init__(self, ca: trustme.CA, *, notify: bool = False, silent: bool = False) -> None:
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1").configure_cert(self.ctx)
         self.notify = notify
+        self.silent = silent
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.sock.settimeout(0.1)  # so that close() ends the accept loop promptly
@@ -50,7 +52,9 @@ class HangUp:
             try:
                 with self.ctx.wrap_socket(raw, server_side=True) as tls:
                     self.handshakes += 1
-                    if self.notify:
+                    if self.silent:
+                        self.stopped.wait(10)
+                    elif self.notify:
                         tls.unwrap()
             except (OSError, ssl.SSLError):
                 pass
@@ -114,3 +118,22 @@ def test_a_hang_up_with_a_client_certificate_names_that_certificate(
     line = str(caught.value)
     assert f"CEASEFIRE_SSL_CERTFILE={cert}" in line
     assert "or the broker behind it is down" in line
+
+
+@pytest.mark.timeout(20)
+def test_silence_after_the_handshake_asks_for_the_broker_behind_the_listener(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """A TLS terminator whose broker does not answer: the handshake completes, then nothing
+    (not "no TLS answer", which is for a listener that does not speak TLS)."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    silent = HangUp(ca, silent=True)
+    try:
+        with pytest.raises(TlsProblem) as caught:
+            check_tls(settings_for(silent, ca_file), timeout=1)
+    finally:
+        silent.close()
+    line = str(caught.value)
+    assert "completed the TLS handshake but gave no Kafka answer within 1s" in line
+    assert "is the broker behind the TLS listener up?" in line

@@ -107,10 +107,15 @@ class ClosedAfterHandshake(OSError):
     answer and without a TLS alert naming why."""
 
 
+class SilentAfterHandshake(OSError):
+    """The TLS handshake completed, then no Kafka answer came within the timeout."""
+
+
 def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
     """One TLS connection and one ApiVersions round trip. Raises `ssl.SSLError` for a
     TLS failure, `ClosedAfterHandshake` when the server hangs up after the handshake,
-    `TimeoutError` when the handshake gets no answer, `OSError` otherwise."""
+    `SilentAfterHandshake` when it then says nothing, `TimeoutError` when the handshake
+    gets no answer, `OSError` otherwise."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         with ctx.wrap_socket(sock, server_hostname=host) as tls:
@@ -123,6 +128,8 @@ def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
                 _read_exactly(tls, min(size, 4))
             except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError) as exc:
                 raise ClosedAfterHandshake(str(exc)) from exc
+            except TimeoutError as exc:
+                raise SilentAfterHandshake(str(exc)) from exc
 
 
 def _closed_after_handshake(settings: Settings, host: str, port: int) -> str:
@@ -157,6 +164,11 @@ def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
             return
         except ClosedAfterHandshake:
             problems.append(_closed_after_handshake(settings, host, port))
+        except SilentAfterHandshake:
+            problems.append(
+                f"TLS: broker {host}:{port} completed the TLS handshake but gave no Kafka "
+                f"answer within {timeout:.0f}s; is the broker behind the TLS listener up?"
+            )
         except ssl.SSLError as exc:
             problems.append(_describe(settings, host, port, exc))
         except TimeoutError:
