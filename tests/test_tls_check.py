@@ -2,7 +2,7 @@
 
 With TLS 1.3 a server refusing the client's certificate (or the lack of one) sends its
 alert after the client has finished the handshake; when its close wins the race with that
-alert the client reads a bare EOF (about a quarter of tries against stunnel). That must
+alert the client reads a bare EOF (13 to 23 % of tries against stunnel). That must
 still be one line naming the client certificate, not "is it a TLS listener?". A server
 here completes the handshake and hangs up, deterministically, both with and without a
 TLS close_notify.
