@@ -18,9 +18,11 @@ import pytest
 from schemas.incident import incident_id_for
 from schemas.validation import Rejection, validate_report
 from streams import metrics
+from streams.classify import parties
 from streams.classify.classifier import Classifier
 from streams.classify.data_files import read_json
 from streams.classify.gazetteer import Gazetteer
+from streams.classify.text import fold
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.pipeline.identity_stage import IdentityStage
@@ -357,6 +359,58 @@ def test_a_resend_the_classifier_now_places_elsewhere_is_reclassified(tmp_path: 
     by_zone = {r["zone"]: (r["incidents"], r["reports"], r["killed"]) for r in h.rows()}
     assert by_zone == {"shusha": (1, 1, 1), "lachin-corridor": (1, 1, 1)}
     assert top_versions(h)[incident_id_for("pkf-op-1", "a")][1:] == ("open", "lachin-corridor")
+
+
+def test_a_resend_read_otherwise_in_its_zone_is_reclassified_after_an_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted by format 4 workers (entries without the check) while the actor table did
+    not know an ACLED actor name (so `unknown`), re-sent to format 5 workers whose table
+    knows it: the identity stage cannot tell (no check, same zone) and leaves it to the
+    zone stage, which holds the version counted and replaces it: the incident is the
+    party's, counted once, `reclassified` +1. A re-send after that, and the re-send of a
+    report read the same, are duplicates; nothing is published for them."""
+    actor = "Military Forces of Armenia (2018-)"
+    sent = report("a", perpetrator=actor, casualties={"killed": 1})
+    other = report("b", source="pkf-op-2", location={"lat": 39.70, "lon": 46.60})
+
+    def outcomes() -> tuple[float, float]:
+        counter = metrics.REPORT_OUTCOMES
+        return (
+            counter.labels("reclassified")._value.get(),
+            counter.labels("duplicate")._value.get(),
+        )
+
+    async def counted_by_format_4() -> Harness:
+        old = Harness(internal_format=4)
+        await old.send(sent, other)
+        return old
+
+    with monkeypatch.context() as m:
+        m.delitem(parties._LOOKUP, fold("Military Forces of Armenia"))
+        parties._party.cache_clear()
+        old = asyncio.run(counted_by_format_4())
+    parties._party.cache_clear()
+    assert [(r["party"], r["incidents"]) for r in old.rows(by="party")] == [("unknown", 2)]
+
+    async def upgraded() -> Harness:
+        h = Harness(internal_format=5)
+        h.identity.restore({0: Recovered(entries=old.changelog("identity-state"))})
+        h.zone.restore({0: Recovered(entries=old.changelog("incident-book"))})
+        reclassified, duplicate = outcomes()
+        await h.send(sent)
+        assert outcomes() == (reclassified + 1, duplicate)
+        published = len(h.producer.sent[h.settings.incidents_topic])
+        assert published == 1
+        await h.send(sent, other)  # the same again (now with its check); one read the same
+        assert outcomes() == (reclassified + 1, duplicate + 2)
+        assert len(h.producer.sent[h.settings.incidents_topic]) == published
+        return h
+
+    h = asyncio.run(upgraded())
+    by_party = {r["party"]: (r["incidents"], r["reports"], r["killed"]) for r in h.rows("party")}
+    assert by_party == {"am": (1, 1, 1), "unknown": (1, 1, 0)}
+    assert not h.dead
 
 
 def test_a_failed_commit_is_retried_with_what_the_step_produced() -> None:
@@ -702,11 +756,11 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
             monkeypatch.setattr(
                 identity_stage,
                 "upsert_message",
-                lambda version, civilian, iid, kh: orjson.dumps(
+                lambda version, civilian, iid, kh, recheck=False: orjson.dumps(
                     {
                         k: v
                         for k, v in orjson.loads(
-                            versions.upsert_message(version, civilian, iid, kh)
+                            versions.upsert_message(version, civilian, iid, kh, recheck)
                         ).items()
                         if k not in ("iid", "kh")
                     }

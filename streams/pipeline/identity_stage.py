@@ -120,7 +120,8 @@ class IdentityStage(Stage[IdentityOutput]):
                     sent if self.sent_digests else None,
                     self.reclassify,
                 )
-                out.outcomes[decision.outcome] += 1
+                if not decision.recheck:  # else the zone stage tells and counts it
+                    out.outcomes[decision.outcome] += 1
                 if decision.entry is not None:
                     key, value = decision.entry
                     out.entries.setdefault(r.partition, {})[key] = value
@@ -133,7 +134,7 @@ class IdentityStage(Stage[IdentityOutput]):
                         ((r.partition, r.offset, raw, message), RejectReason.REVISION_CONFLICT)
                     )
                     continue
-                if not decision.outcome.changes_state:
+                if not (decision.outcome.changes_state or decision.recheck):
                     continue
                 before = decision.zone_before
                 if isinstance(version, ReportVersion):
@@ -142,7 +143,11 @@ class IdentityStage(Stage[IdentityOutput]):
                         (
                             version.zone.encode(),
                             upsert_message(
-                                version, doc.get("civilian") is True, iid, murmur2(iid.encode())
+                                version,
+                                doc.get("civilian") is True,
+                                iid,
+                                murmur2(iid.encode()),
+                                decision.recheck,
                             )
                             if self.fields_format
                             else document_upsert_message(

@@ -7,9 +7,16 @@ of the record; what it accepts goes to the zone of the report as one line of
 `ceasefire.reports.by-zone`:
 
     {"op":"upsert","digest":"<hex>","iid":..,"kh":..,"civ":<bool>,"v":[<version fields>]}
+    {"op":"upsert","recheck":true,...}
     {"op":"remove","source":..,"report_id":..,"revision":..}
     {"op":"remove","source":..,"report_id":..,"revision":..,"to":"<zone>"}
     {"op":"floor","source":..,"report_id":..,"version":..}
+
+An upsert with `recheck` is a re-send at the revision counted whose identity entry kept no
+check of its classification (`Decision.recheck`): the zone stage replaces the version it
+holds if the classification differs and counts the outcome (`reclassified` or `duplicate`),
+which the identity stage could not tell. Workers that do not know the flag apply it as any
+upsert, which replaces the version alike, and count nothing.
 
 A remove with `to` takes a report out of its old zone because it moved to zone `to`. The
 zone stage that applies it sends a floor to `to` (keyed by it, so it lands on the new zone's
@@ -226,16 +233,22 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
 
 
 def upsert_message(
-    version: ReportVersion, civilian: bool, incident_id: str, key_hash: int
+    version: ReportVersion,
+    civilian: bool,
+    incident_id: str,
+    key_hash: int,
+    recheck: bool = False,
 ) -> bytes:
     """The zone stage's upsert of `version`: its fields by position, not the document (a
     third of its bytes, read at two thirds of the cost), and the report's civilian flag
     (`civ`; the record version holds it as of format 5, alerts word it). `incident_id`: the id of an
     incident this report would open, and `key_hash` its murmur2 (the partition on
     `ceasefire.incidents`): worked out by the identity stage, whose process idles once its
-    backlog is read, not by the zone stage, whose process is the pipeline's bottleneck."""
+    backlog is read, not by the zone stage, whose process is the pipeline's bottleneck.
+    `recheck`: see the module docstring."""
     v = version
-    head = b'{"op":"upsert","digest":"%s","iid":"%s","kh":%d,"civ":%s,"v":' % (
+    head = b'{"op":"upsert",%s"digest":"%s","iid":"%s","kh":%d,"civ":%s,"v":' % (
+        b'"recheck":true,' if recheck else b"",
         v.digest.hex().encode(),
         incident_id.encode(),
         key_hash,
@@ -309,6 +322,8 @@ class Upsert(NamedTuple):
     #: the classified document, when the upsert carried it (the earlier form): what an
     #: alert input of the earlier form is made of (`CEASEFIRE_INTERNAL_FORMAT=1`)
     doc: dict[str, Any] | None = None
+    #: a re-send to compare with the version held (module docstring)
+    recheck: bool = False
 
 
 class Remove(NamedTuple):
@@ -451,7 +466,7 @@ def read_message(raw: bytes, keep_civilian: bool = True) -> Upsert | Remove | Fl
             iid, kh = msg.get("iid"), msg.get("kh")
             if type(iid) is not str or type(kh) is not int:
                 iid = kh = None
-            return Upsert(version, civilian, iid, kh, doc)
+            return Upsert(version, civilian, iid, kh, doc, msg.get("recheck") is True)
         raise BadDocument(f"unknown op {msg['op']!r}")
     except BadDocument:
         raise

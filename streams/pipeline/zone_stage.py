@@ -46,6 +46,7 @@ from streams.record.incident import (
 )
 from streams.record.linking import LinkRule
 from streams.record.model import Ident, ReportVersion
+from streams.record.revisions import Outcome
 from streams.store.changelog import Recovered
 from streams.tallies.state import IncidentTally
 
@@ -74,6 +75,8 @@ class ZoneOutput:
     dead: list[DeadRecord] = field(default_factory=list)
     #: murmur2 of incident ids (the identity stage's, with its upserts): their partitions
     key_hashes: dict[bytes, int] = field(default_factory=dict)
+    #: outcomes of the re-sends the identity stage left this stage to tell (`recheck`)
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
 
     def add(self, partition: int, change: Change) -> None:
         for incident in change.incidents:
@@ -254,6 +257,10 @@ class ZoneStage(Stage[ZoneOutput]):
                         out.key_hashes[msg.incident_id.encode()] = msg.key_hash
                     change = book.upsert(msg.version)
                     out.upserted[msg.version.ident] = msg
+                    if msg.recheck:
+                        out.outcomes[
+                            Outcome.RECLASSIFIED if change.reclassified else Outcome.DUPLICATE
+                        ] += 1
                 elif isinstance(msg, Floor):
                     change = book.floor(msg.source, msg.report_id, msg.version)
                 else:
@@ -343,6 +350,9 @@ class ZoneStage(Stage[ZoneOutput]):
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
         for labels, n in opened.items():
             metrics.INCIDENTS.labels(*labels).inc(n)
+        for outcome, n in out.outcomes.items():
+            metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
+        metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
         self._held()
 
     def _held(self) -> None:

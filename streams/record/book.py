@@ -86,6 +86,8 @@ class Change:
     moves: list[tuple[str, str, IncidentFields]] = field(default_factory=list)
     #: version floors to send: (zone, source, report id, version) (`floor`)
     floors: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: an upsert replaced the version held at its revision (a reclassification)
+    reclassified: bool = False
 
     def extend(self, other: Change) -> None:
         self.incidents.extend(other.incidents)
@@ -225,6 +227,7 @@ class IncidentBook:
             return change
         self._gone.pop(key, None)
         self._moved_to.pop(key, None)
+        change.reclassified = current is not None and current.revision == r.revision
         self._open_near(r.zone, r.occurred, r.time_precision, change)
         if current is not None and current.zone != r.zone:
             self._take_out(current, change)

@@ -15,7 +15,8 @@ Arriving version, against the identity's state -> outcome: effect.
   makes another document of it (a gazetteer or zone corrected since) -> `reclassified`: the
   new classification replaces the old everywhere, as a revision would (`reclassify`; entries
   that keep the classification's check, format 4, tell any change; older ones a move to
-  another zone only).
+  another zone, and for any other change the decision is the zone stage's, which holds the
+  version counted: `Decision.recheck`).
 * equal revision, other content -> `conflict`: nothing; the stage dead-letters it
   (`revision_conflict`).
 * lower revision -> `stale`: nothing; counted in a metric.
@@ -112,6 +113,12 @@ class Decision:
     previous_revision: int | None
     #: The identity's new changelog entry (key, value) when the state changed.
     entry: tuple[bytes, bytes] | None
+    #: A re-send in the same zone of a report whose entry kept no check of its
+    #: classification (written before format 5): `duplicate` here, but only the holder of
+    #: the version counted can tell whether the classifier now reads it otherwise (a party
+    #: or category); the version goes there to be compared, and replaces the counted one
+    #: if it differs. The entry now keeps the check, so this happens once per report.
+    recheck: bool = False
 
     def __init__(
         self,
@@ -119,6 +126,7 @@ class Decision:
         zone_before: str | None,
         previous_revision: int | None,
         entry: tuple[bytes, bytes] | None,
+        recheck: bool = False,
     ) -> None:
         # Written out: the generated __init__ of a frozen dataclass looks
         # `object.__setattr__` up anew for every field (one of these per report).
@@ -127,6 +135,7 @@ class Decision:
         set_(self, "zone_before", zone_before)
         set_(self, "previous_revision", previous_revision)
         set_(self, "entry", entry)
+        set_(self, "recheck", recheck)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -270,7 +279,9 @@ class IdentityState:
                 if not (
                     reclassify
                     and isinstance(version, ReportVersion)  # a withdrawal keeps no check
-                    and _classified_otherwise(before, version)
+                    and before.form is DigestForm.SENT  # else a conflict told any change
+                    and not before.withdrawn
+                    and (before.check is None or _classified_otherwise(before, version))
                 ):
                     return Decision(Outcome.DUPLICATE, None, before.revision, None)
                 rec = IdentityRecord(
@@ -283,7 +294,9 @@ class IdentityState:
                 )
                 self._store(key, rec, shard, pos)
                 entry = (ENTRY_PREFIX + key, encode_record(rec))
-                return Decision(Outcome.RECLASSIFIED, before.zone, before.revision, entry)
+                if _classified_otherwise(before, version):
+                    return Decision(Outcome.RECLASSIFIED, before.zone, before.revision, entry)
+                return Decision(Outcome.DUPLICATE, None, before.revision, entry, recheck=True)
         if isinstance(version, ReportVersion):
             zone: str | None = version.zone
         else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
@@ -323,10 +336,11 @@ class IdentityState:
 
 
 def _classified_otherwise(before: IdentityRecord, version: ReportVersion) -> bool:
-    """Whether a re-send at the revision held is classified otherwise than the counted
-    version was: its check says so; an entry without one (written before format 5) can
-    tell only a move to another zone, by the zone it keeps (a corrected gazetteer or zone
-    catalogue, the usual cause; a party or category read otherwise passes unseen)."""
+    """Whether a re-send at the revision held is known here to be classified otherwise
+    than the counted version was: its check says so; an entry without one (written before
+    format 5) tells a move to another zone by the zone it keeps (a corrected gazetteer or
+    zone catalogue, the usual cause); a party or category read otherwise in the same zone
+    is for the zone stage to tell (`Decision.recheck`)."""
     if before.check is not None:
         return version.digest[:CHECK_SIZE] != before.check
     return before.zone is not None and not before.withdrawn and version.zone != before.zone
