@@ -101,7 +101,7 @@ async def preload(
     from rich.progress import Progress
 
     from streams.kafka.topics import ensure_topics
-    from streams.tools.simulate import bench_reports
+    from streams.tools.bench_reports import bench_reports
 
     await asyncio.to_thread(ensure_topics, settings)
     producer = AIOKafkaProducer(
@@ -412,7 +412,7 @@ def alert_latency(
     from schemas.codes import Category
     from streams.classify.gazetteer import Gazetteer
     from streams.classify.zones import ZoneCatalogue
-    from streams.tools.simulate import bench_reports
+    from streams.tools.bench_reports import bench_reports
 
     zones, places = ZoneCatalogue.load(), Gazetteer.load()
     points: dict[str, tuple[float, float]] = {}

@@ -320,7 +320,7 @@ def test_a_backlog_is_counted_in_steps_exactly_once_and_survives_a_restart(
     """A pre-loaded backlog gives batches far above STEP_RECORDS; every step writes its own
     changelog entries, all of which must survive recovery."""
     from streams.pipeline.packs import STEP_RECORDS
-    from streams.tools.simulate import bench_reports
+    from streams.tools.bench_reports import bench_reports
 
     n = 3 * STEP_RECORDS + 1000
     reports = bench_reports(n, seed=11, now=datetime.now(UTC), days=6.9)  # in the 7d window

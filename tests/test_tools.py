@@ -8,9 +8,10 @@ from pathlib import Path
 
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
+from streams.tools.bench_reports import bench_reports
 from streams.tools.formats import read_lines
 from streams.tools.replay import latest_revisions
-from streams.tools.simulate import Simulator, bench_reports
+from streams.tools.simulate import Simulator
 
 START = datetime(2021, 5, 1, tzinfo=UTC)
 LATER = datetime(2021, 6, 1, tzinfo=UTC)

@@ -90,7 +90,7 @@ def stream(n: int, zones: int, days: int, seed: int) -> list[Version]:
     return [v for _, v in timed[:n]]
 
 
-#: The shape of `ceasefire-monitor bench`'s reports (streams/tools/simulate.py,
+#: The shape of `ceasefire-monitor bench`'s reports (streams/tools/bench_reports.py,
 #: `bench_reports`): 11 sites jittered about 1 km, 17 sources in turn, the 13 categories in
 #: turn, event times uniform over the period and unrelated to arrival order.
 _SITES = 11

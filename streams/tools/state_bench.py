@@ -3,7 +3,7 @@
 On a fresh embedded broker (a free port, its own log), one worker is started as an
 operator starts it (`ceasefire-monitor run --loglevel info`, `streams/tools/
 membership_bench.py::BenchWorker`). N distinct reports spread over `days` of event time
-(`streams/tools/simulate.py::bench_reports`), oldest first as an export of history is read
+(`streams/tools/bench_reports.py`), oldest first as an export of history is read
 (or in random order), are produced to the input topic; the bench waits until all are
 counted (`ceasefire_reports_total` = N, then every stage's consumer lag 0 on two polls a
 lag refresh apart), then until the sweeps stop closing old days (docs/record.md,
