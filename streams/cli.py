@@ -731,14 +731,17 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             auto_offset_reset="earliest" if args.from_beginning else "latest",
             enable_auto_commit=False,
             group_id=None,
-            consumer_timeout_ms=None if args.follow else 3000,
+            # kafka-python's "no timeout" is infinity (None fails in its iterator)
+            consumer_timeout_ms=float("inf") if args.follow else 3000,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **settings.kafka_security(),
         )
     except KafkaError as exc:
         raise CliError(str(unreachable(settings))) from exc
+    shown = 0
     try:
         for record in consumer:
+            shown += 1
             alert = json.loads(record.value)
             if args.json:
                 print(json.dumps(alert), flush=True)
@@ -754,6 +757,15 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         pass
     finally:
         consumer.close()
+    if not shown and not args.follow:
+        # say so, rather than exit silently (without flags it reads only what comes in 3 s)
+        console.print(
+            f"no alerts on {settings.alerts_topic}"
+            if args.from_beginning
+            else f"no new alert on {settings.alerts_topic} within 3 s (--from-beginning: the "
+            "alerts sent before; --follow: wait for new ones)",
+            soft_wrap=True,
+        )
     return 0
 
 

@@ -78,6 +78,61 @@ def test_feed_sends_every_line_and_summarises_rejections(
     assert sorted(r.value for r in records) == sorted(line.encode() for line in lines)
 
 
+@pytest.mark.timeout(90)
+def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> None:
+    """`alerts --follow` waits for alerts and prints each as it arrives (it crashed at its
+    first wait: kafka-python takes no None timeout); without it, no alert is one line."""
+    import os
+    import queue
+    import threading
+
+    from tests.harness import produce
+
+    def alert(n: int) -> bytes:
+        return json.dumps(
+            {
+                "alert_id": f"a{n}",
+                "rule": "casualties",
+                "severity": "critical",
+                "status": "firing",
+                "labels": {"zone": "loc-south"},
+                "starts_at": "2026-12-01T00:00:00Z",
+                "ends_at": None,
+                "summary": f"alert {n}",
+            }
+        ).encode()
+
+    produce(broker.bootstrap, "ceasefire.alerts", [alert(1)])
+    command = ["alerts", "--follow", "--from-beginning", "--json", "--broker", broker.url]
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert json.loads(lines.get(timeout=45))["summary"] == "alert 1"
+        produce(broker.bootstrap, "ceasefire.alerts", [alert(2)])
+        assert json.loads(lines.get(timeout=30))["summary"] == "alert 2"
+        assert follow.poll() is None  # still following
+    finally:
+        follow.terminate()
+        _, err = follow.communicate(timeout=20)
+    assert "error" not in err, err
+    quiet = cli("alerts", "--broker", broker.url, timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and "no new alert on ceasefire.alerts within 3 s" in quiet.stderr
+
+
 def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> None:
     """`ceasefire-monitor broker` keeps the data while `run` (with no broker configured)
     joins it, stops and starts again: the restarted worker fires nothing twice."""
