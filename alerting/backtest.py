@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alerting import theatre as theatre_rules
-from alerting.engine import ZoneState, evaluate_incident, evaluate_time, next_deadline
+from alerting.engine import ZoneState, evaluate_batch, evaluate_time, next_deadline
 from alerting.rules import THEATRE, RuleSet
 from alerting.theatre import TheatreState, fatal_changes
 from schemas.alert import AlertEvent
@@ -86,16 +86,20 @@ def backtest(
             continue
         now = report.occurred_at
         events.extend(_advance_to(rules, states, until=now, theatre=theatre))
+        heard: dict[str, tuple[list[str], list[AlertInput]]] = {}
         for zone, seen in _as_incidents(book, incident):
+            gone, opened = heard.setdefault(zone, ([], []))
+            if isinstance(seen, str):
+                gone.append(seen)
+            else:
+                opened.append(seen)
+        for zone, (gone, opened) in heard.items():
             state = states.get(zone)
             if state is None:
                 state = states[zone] = ZoneState.new(zone, since=start)
             mark = state.mark() if theatre is not None else None
-            if isinstance(seen, str):
-                state.forget(seen)
-            else:
-                state.refresh(seen)  # a known incident that changed: seen afresh
-                events.extend(evaluate_incident(rules, state, seen, now))
+            # one step of the zone, as the alert stage takes one (`evaluate_batch`)
+            events.extend(evaluate_batch(rules, state, opened, now, forget=gone))
             if theatre is not None:
                 changed = theatre.apply(fatal_changes(state, state.changed(mark)))
                 events.extend(theatre_rules.evaluate(rules, theatre, now, changed=changed))

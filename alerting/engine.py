@@ -20,7 +20,9 @@ new matching incidents update the state's copy of the alert (value, incident ids
 summary) without emitting anything. Threshold and escalation alerts resolve when their
 condition no longer holds at the clock; incident and quiet-broken alerts `hold` after
 the latest matching incident (`ends_at` is exactly that moment). Resolution happens in
-`evaluate_time` and at the start of every `evaluate_batch`.
+`evaluate_time` and in every `evaluate_batch`: at its start for what time resolved, at its
+end for what the batch's merges and new versions took below a level (a dip within one
+batch resolves nothing).
 
 Duplicates. An incident id already in the state is ignored entirely, so a re-delivered
 incident changes no count and fires nothing. Alert ids are uuid5 of the fingerprint and
@@ -397,15 +399,33 @@ def evaluate_incident(
 
 
 def evaluate_batch(
-    rules: RuleSet, state: ZoneState, incidents: Iterable[AlertInput], now: datetime
+    rules: RuleSet,
+    state: ZoneState,
+    incidents: Iterable[AlertInput],
+    now: datetime,
+    forget: Iterable[str] = (),
 ) -> list[AlertEvent]:
-    """`evaluate_incident` for several incidents of the zone at once, in arrival order.
+    """`evaluate_incident` for several incidents of the zone at once, in arrival order,
+    and the incidents of `forget` gone (merged into another, or withdrawn).
 
     Incident and quiet-broken rules see each incident in turn; windowed rules are
     evaluated once per affected label group after the whole batch is added (counts only
-    grow within a batch, so this fires exactly when one-by-one evaluation would)."""
+    grow within a batch, so this fires exactly when one-by-one evaluation would).
+
+    One step, one transition: what `now` resolves is resolved on the state as it was
+    before the batch; the batch's changes to known incidents (`forget`, and a newer
+    version of a known incident, seen afresh: `ZoneState.refresh`) apply after that, and
+    the counts are checked again only once the batch is in. So a count that dips and comes
+    back within one step (a merge taking one incident out and putting its survivor's new
+    version in, a new version of an incident while the count is at the threshold) does not
+    resolve an alert and fire it again at the same instant."""
     clock = _advance(state, now)
     events = _resolve(rules, state)
+    for iid in forget:
+        state.forget(iid)
+    incidents = list(incidents)
+    for incident in incidents:
+        state.refresh(incident)
     fresh: list[Entry] = []
     oldest = clock - rules.retention_seconds * 1000
     fatal_from = day_of(clock / 1000) - rules.fatality_days if rules.fatality_days else None
@@ -440,6 +460,7 @@ def evaluate_batch(
         events.extend(_on_windows(rules, state, fresh))
     if fatal_changed:
         events.extend(_on_fatalities(rules, state))
+    events.extend(_resolve(rules, state))  # what the step's changes leave below its level
     state._prune(rules)
     return events
 

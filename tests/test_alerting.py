@@ -384,6 +384,27 @@ def test_threshold_fires_at_the_threshold_once_and_resolves_when_count_drops() -
     assert "below the threshold of 10" in done.summary
 
 
+def test_a_dip_within_one_step_neither_resolves_nor_fires_again() -> None:
+    """At the threshold, a new version of a counted incident (a report joined it) takes
+    it out and puts it back within one step; a merge takes one incident out while a new
+    one comes in: the count dips and comes back in the step, and the alert stays firing,
+    with nothing published (it resolved and fired again at the same instant before). A
+    merge alone leaves the count below the threshold: resolved at once."""
+    state = ZoneState.new("shusha")
+    burst = [inc(T0 + i * M, incident_id=f"a{i}") for i in range(10)]
+    [alert] = run(SURGE, state, burst)
+    now = T0 + 11 * M
+    joined = inc(T0 + 5 * M, incident_id="a5", killed=1)
+    assert evaluate_batch(SURGE, state, [joined], now) == []
+    assert state.incidents[5].killed == 1 and [a.value for a in state.firing()] == [10]
+    newcomer = inc(T0 + 11 * M, incident_id="b")
+    assert evaluate_batch(SURGE, state, [newcomer], now, forget=["a3"]) == []
+    assert [a.value for a in state.firing()] == [10]
+    [done] = evaluate_batch(SURGE, state, [], now + M, forget=["a4"])
+    assert (done.status, done.value, done.alert_id) == ("resolved", 9, alert.alert_id)
+    assert done.ends_at == now + M
+
+
 def test_threshold_per_zone_override() -> None:
     corridor = ZoneState.new("lachin-corridor")
     events = run(SURGE, corridor, [inc(T0 + i * M, zone="lachin-corridor") for i in range(3)])

@@ -229,7 +229,9 @@ class AlertStage(Stage[AlertOutput]):
                 if raw.startswith(RETRACT_PREFIX):
                     try:
                         doc = json.loads(raw)
-                        retracted.setdefault(str(doc["zone"]), []).append(str(doc["incident_id"]))
+                        zone = str(doc["zone"])
+                        retracted.setdefault(zone, []).append(str(doc["incident_id"]))
+                        self.partition_of[zone] = r.partition
                     except (ValueError, KeyError, TypeError) as exc:
                         out.dead.append((r.partition, r.offset, raw, str(exc)))
                     continue
@@ -241,25 +243,23 @@ class AlertStage(Stage[AlertOutput]):
                 by_zone.setdefault(incident.zone, []).append(incident)
                 self.partition_of[incident.zone] = r.partition
         marks: dict[str, StateMark | None] = {}
-        for zone, ids in retracted.items():
-            state = self.states.get(zone)
-            if state is not None:
-                marks[zone] = state.mark()
-                for iid in ids:
-                    state.forget(iid)
         now = datetime.now(UTC)
-        for zone, incidents in by_zone.items():
+        alone = [z for z in retracted if z not in by_zone and z in self.states]
+        for zone in [*by_zone, *alone]:  # in arrival order: the events' order is the same
+            incidents = by_zone.get(zone, [])
             state = self.states.get(zone)
             if state is None:
                 state = self.states[zone] = self._new_state(zone)
                 marks[zone] = None  # every part is new
                 out.new_zone = True
-            elif zone not in marks:
+            else:
                 marks[zone] = state.mark()
-            for incident in incidents:  # a new version of a known incident: seen afresh
-                state.refresh(incident)
             try:
-                fired = evaluate_batch(self.rules, state, incidents, now)
+                # the step's retractions and new versions of known incidents applied in it,
+                # so that a dip within the step resolves nothing (`evaluate_batch`)
+                fired = evaluate_batch(
+                    self.rules, state, incidents, now, forget=retracted.get(zone, ())
+                )
             except Exception as exc:  # a rule-engine fault on this input: isolate it
                 log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
                 p = self.partition_of[zone]
