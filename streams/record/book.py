@@ -272,6 +272,19 @@ class IncidentBook:
                 change.floors.append((to, source, report_id, version))
         return change
 
+    def holder_of(self, iid: str) -> str | None:
+        """The id of the open incident that holds the report `iid` is named after (an
+        incident is named after its earliest report), when that is another incident: the
+        one `iid` merged into, or what that later merged into. None when no open incident
+        holds that report (withdrawn, closed, or moved to another zone's partition). The
+        book keeps no `merged_into` of its own: a scan of its current reports, for the
+        incidents API's answer to an id no longer open."""
+        for linker in self.zones.values():
+            for ident, anchor in linker.anchor.items():
+                if ident != anchor and incident_id(ident) == iid:
+                    return incident_id(anchor)
+        return None
+
     def version_of(self, ident: Ident) -> int | None:
         """The last version this book published of the incident id named after report
         `ident` (None: never published here); read from its unit if the report is closed."""

@@ -7,13 +7,14 @@ import hmac
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
 from aiohttp import StreamReader, web
+from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -42,6 +43,7 @@ from streams.web.fanout import (
 )
 from streams.web.incidents import is_incident_id, parse_query, to_csv, wants_csv
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
+from streams.web.params import check_names, not_a_time
 from streams.web.series import document as series_document
 from streams.web.series import parse_series
 from streams.web.series import to_csv as series_csv
@@ -67,6 +69,11 @@ AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
 #: What a peer adds to a query for the partitions it asks this worker for.
 _PEER_PARAMETERS = ("scope", "partitions")
+#: What a client may pass to the tallies and the alerts (peers add `_PEER_PARAMETERS`).
+TALLY_PARAMETERS = ("window", "by", "as_of", "compare")
+ALERT_PARAMETERS = ("status",)
+#: Paths whose every error is JSON; the live page and its static files keep aiohttp's own.
+JSON_PATHS = ("/api/", "/healthz", "/readyz")
 
 
 def csv_response(text: str, filename: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -83,6 +90,93 @@ def csv_response(text: str, filename: str, headers: dict[str, str] | None = None
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def with_headers(response: web.Response, headers: Mapping[str, str]) -> web.Response:
+    response.headers.update(headers)
+    return response
+
+
+def unauthorized(header: str | None) -> web.Response:
+    """401 with the challenge of RFC 6750: `error="invalid_token"` when a bearer token was
+    sent but is not the one configured, a bare `Bearer` when none was sent."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    how = "send the token this worker is configured with (CEASEFIRE_API_TOKEN) as "
+    how += "Authorization: Bearer <token>"
+    if scheme.lower() == "bearer" and credentials.strip(" \t"):
+        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        return with_headers(error(401, f"wrong bearer token; {how}"), challenge)
+    if scheme.lower() == "bearer":
+        sent = "the bearer token is empty"
+    elif scheme:  # not echoed: it may be the token itself, sent without a scheme
+        sent = "Authorization is not of the Bearer scheme"
+    else:
+        sent = "no Authorization header"
+    return with_headers(error(401, f"{sent}; {how}"), {"WWW-Authenticate": "Bearer"})
+
+
+# -- errors aiohttp answers itself (no route, wrong method, a handler's crash) --------------
+def api_endpoints(app: web.Application) -> list[str]:
+    """`METHOD path` of each route under /api/, for the answer to an unknown path."""
+    return [
+        f"{route.method} {route.resource.canonical}"
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/api/")
+        and route.method != "HEAD"  # aiohttp adds one to each GET
+    ]
+
+
+def _without_slash(app: web.Application, path: str) -> str | None:
+    """`path` without its trailing slashes when that is a route (`/api/v1/incidents/`)."""
+    bare = path.rstrip("/")
+    if bare == path or not bare:
+        return None
+    for resource in app.router.resources():
+        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(resource.canonical))
+        if re.fullmatch(pattern, bare):
+            return bare
+    return None
+
+
+def json_error_for(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error (text/plain) as the API's JSON error, with its headers (Allow)."""
+    headers = {
+        k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")
+    }
+    path = request.path[:200]
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(set(exc.allowed_methods) - {"HEAD"}) or sorted(exc.allowed_methods)
+        message = f"{request.method[:20]} is not allowed on {path}; use {' or '.join(allowed)}"
+        return with_headers(error(405, message, allowed=allowed), headers)
+    if isinstance(exc, web.HTTPNotFound) and path.startswith("/api/"):
+        bare = _without_slash(request.app, request.path)
+        if bare is not None:
+            message = f"no endpoint at {path}; did you mean {bare[:200]}?"
+            return with_headers(error(404, message), headers)
+        message = (
+            f"no endpoint at {path}; the API's endpoints are listed in 'endpoints' "
+            "(README.md, HTTP API)"
+        )
+        return with_headers(error(404, message, endpoints=api_endpoints(request.app)), headers)
+    return with_headers(error(exc.status, exc.text or exc.reason), headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error under JSON_PATHS as JSON, also those aiohttp answers itself (404, 405,
+    500), so that clients read one shape; other paths keep aiohttp's answers."""
+    if not request.path.startswith(JSON_PATHS):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error_for(request, exc)
+    except Exception:
+        log.exception("error answering %s %s", request.method, request.path[:200])
+        return error(500, "internal error; the worker's log has the details. Retry, or report it")
 
 
 # -- query parameters (pure: each raises QueryError, answered 400) --------------------------
@@ -106,7 +200,9 @@ def _rfc3339_seconds(value: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise QueryError(f"as_of {value!r} is not an RFC 3339 time") from None
+        raise not_a_time(
+            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
+        ) from None
     if parsed.tzinfo is None:
         raise QueryError(f"as_of {value!r} needs a UTC offset")
     try:
@@ -328,7 +424,9 @@ def _utf8_prefix(raw: bytes, size: int) -> bytes:
 class Api:
     def __init__(self, monitor: WorkerView) -> None:
         self.monitor = monitor
-        self.web = web.Application(client_max_size=monitor.settings.max_body_bytes)
+        self.web = web.Application(
+            client_max_size=monitor.settings.max_body_bytes, middlewares=[json_errors]
+        )
         self.web.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -349,7 +447,7 @@ class Api:
         """A peer's `scope=local` request: its token checked, then this worker's answer for
         the partitions asked, or 409 when it does not hold them all."""
         if not self._authorized(request):
-            return error(401, "missing or wrong bearer token")
+            return unauthorized(request.headers.get("Authorization"))
         try:
             return web.json_response(answer())
         except NotOwner as exc:
@@ -383,14 +481,18 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def zones(self, request: web.Request) -> web.Response:
+        try:
+            check_names(request.query.items(), ())
+        except QueryError as exc:
+            return error(400, str(exc))
         return web.json_response(self.monitor.zones.geojson())
 
     async def tallies(self, request: web.Request) -> web.Response:
-        q = request.query
-        window = q.get("window", "24h")
-        by = q.get("by", "zone")
         parts: set[int] = set()
         try:
+            q = check_names(request.query.items(), (*TALLY_PARAMETERS, *_PEER_PARAMETERS))
+            window = q.get("window", "24h")
+            by = q.get("by", "zone")
             check_window(window)
             keys = grouping(by)
             as_of = parse_as_of(q.get("as_of"))
@@ -464,16 +566,17 @@ class Api:
         return web.json_response(doc)
 
     async def alerts(self, request: web.Request) -> web.Response:
-        status = request.query.get("status", "firing")
-        if status not in ("firing", "resolved", "all"):
-            return error(400, f"unknown status {status!r}; use firing, resolved or all")
         try:
-            local = parse_scope(request.query.get("scope"))
+            q = check_names(request.query.items(), (*ALERT_PARAMETERS, "scope"))
+            status = q.get("status", "firing")
+            if status not in ("firing", "resolved", "all"):
+                raise QueryError(f"unknown status {status!r}; use firing, resolved or all")
+            local = parse_scope(q.get("scope"))
         except QueryError as exc:
             return error(400, str(exc))
         if local:
             if not self._authorized(request):
-                return error(401, "missing or wrong bearer token")
+                return unauthorized(request.headers.get("Authorization"))
             return web.json_response({"alerts": self.monitor.alerting.alerts(status)})
         try:
             alerts = await cluster_alerts(self.monitor, status)
@@ -522,11 +625,10 @@ class Api:
                     f"{incident_id[:80]!r} is not an incident id (a lowercase UUID, as "
                     "`incident_id` in GET /api/v1/incidents)"
                 )
-            local = parse_scope(request.query.get("scope"))
+            q = check_names(request.query.items(), _PEER_PARAMETERS)
+            local = parse_scope(q.get("scope"))
             if local:
-                parts = parse_partitions(
-                    request.query.get("partitions"), self.monitor.settings.partitions
-                )
+                parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)
         except QueryError as exc:
             return error(400, str(exc))
         if local:
@@ -539,8 +641,19 @@ class Api:
             return error(503, f"incidents are not complete right now, retry: {exc}")
         if found.incident is not None:
             return web.json_response(found.incident)
+        topic = self.monitor.settings.incidents_topic
+        if found.version is not None and found.merged_into is not None:
+            return error(
+                404,
+                f"incident {incident_id} is no longer open: it was merged into incident "
+                f"{found.merged_into}, which holds its reports now (GET "
+                f"/api/v1/incidents/{found.merged_into}); its last version (version "
+                f"{found.version}) is on the topic {topic}",
+                incident_id=incident_id,
+                version=found.version,
+                merged_into=found.merged_into,
+            )
         if found.version is not None:
-            topic = self.monitor.settings.incidents_topic
             return error(
                 404,
                 f"incident {incident_id} is no longer open: it was merged into another "
@@ -555,7 +668,7 @@ class Api:
     def _refuse_by_headers(self, request: web.Request) -> web.Response | None:
         """What the headers alone decide: 401, 415, or 413 by Content-Length."""
         if not self._authorized(request):
-            return error(401, "missing or wrong bearer token")
+            return unauthorized(request.headers.get("Authorization"))
         problem = content_type_problem(request.headers.get("Content-Type"))
         if problem is not None:
             return error(415, problem)

@@ -33,6 +33,7 @@ from streams.web.incidents import (
     facets_of_document,
     facets_of_record,
     incident_details,
+    is_incident_id,
     merge,
     read_page,
     select,
@@ -243,9 +244,11 @@ class Found:
 
     incident: dict[str, Any] | None = None
     version: int | None = None
+    #: of an id no longer open: the open incident that now holds its reports (`IncidentBook.holder_of`)
+    merged_into: str | None = None
 
     def document(self) -> dict[str, Any]:
-        return {"incident": self.incident, "version": self.version}
+        return {"incident": self.incident, "version": self.version, "merged_into": self.merged_into}
 
 
 def local_incident(monitor: WorkerView, partitions: set[int], incident_id: str) -> Found:
@@ -261,19 +264,23 @@ def local_incident(monitor: WorkerView, partitions: set[int], incident_id: str) 
         if record is not None:
             held = {(s, rid): book.report((s, rid)) for s, rid, _ in record.fields.reports}
             return Found(incident_details(record, held), record.version)
-        found = Found(None, max(version, found.version or 0))
+        holder = found.merged_into or book.holder_of(incident_id)
+        found = Found(None, max(version, found.version or 0), holder)
     return found
 
 
 def read_found(body: Any) -> Found:
     incident, version = body["incident"], body["version"]
+    merged_into = body.get("merged_into")  # absent from workers of earlier releases
     if incident is not None and not isinstance(incident, dict):
         raise ValueError("incident is not an object")
     if version is not None and type(version) is not int:
         raise ValueError("version is not a number")
+    if merged_into is not None and not is_incident_id(merged_into):
+        raise ValueError("merged_into is not an incident id")
     if incident is not None:
         facets_of_document(incident)  # shaped as an incident
-    return Found(incident, version)
+    return Found(incident, version, merged_into)
 
 
 async def cluster_incident(monitor: WorkerView, incident_id: str) -> Found:
@@ -290,8 +297,12 @@ async def cluster_incident(monitor: WorkerView, incident_id: str) -> Found:
     open_ = [f for f in founds if f.incident is not None]
     if open_:
         return max(open_, key=lambda f: f.version or 0)
-    versions = [f.version for f in founds if f.version is not None]
-    return Found(None, max(versions) if versions else None)
+    known = [f for f in founds if f.version is not None]
+    if not known:
+        return Found()
+    latest = max(known, key=lambda f: f.version or 0)
+    holders = (f.merged_into for f in [latest, *known] if f.merged_into is not None)
+    return Found(None, latest.version, next(holders, None))
 
 
 #: The gauges `refresh_window_gauges` sets, cleared together.

@@ -35,6 +35,7 @@ from schemas.codes import Category, Party, Verification
 from streams.record.incident import CONTESTED, IncidentRecord, verification_of
 from streams.record.model import Ident, ReportVersion
 from streams.tallies.windows import QueryError
+from streams.web.params import not_a_time
 
 T = TypeVar("T")
 
@@ -244,9 +245,11 @@ def _time(name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
     if not _RFC3339.fullmatch(value):
-        raise QueryError(
-            f"{name} {value[:80]!r} is not an RFC 3339 time with an offset "
-            "(e.g. 2021-05-01T00:00:00Z or 2021-05-01T04:00:00+04:00)"
+        raise not_a_time(
+            name,
+            value,
+            "an RFC 3339 time with an offset (e.g. 2021-05-01T00:00:00Z or "
+            "2021-05-01T04:00:00+04:00)",
         )
     text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
     text = text[:10] + "T" + text[11:]

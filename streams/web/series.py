@@ -23,6 +23,7 @@ from typing import Any
 from streams.tallies.series import FIGURES, Buckets
 from streams.tallies.state import Row
 from streams.tallies.windows import QueryError, grouping, interval_seconds
+from streams.web.params import not_a_time
 
 MAX_BUCKETS = 10_000
 PARAMETERS = ("by", "interval", "from", "to", "format")
@@ -80,9 +81,11 @@ def parse_bound(name: str, value: str) -> datetime:
         except ValueError:
             raise QueryError(f"{name} {value!r} is not a date") from None
     if not _RFC3339.fullmatch(value):
-        raise QueryError(
-            f"{name} {value[:80]!r} is not an RFC 3339 time with an offset or a date "
-            "(e.g. 2021-05-01, 2021-05-01T00:00:00Z or 2021-05-01T00:00:00+04:00)"
+        raise not_a_time(
+            name,
+            value,
+            "an RFC 3339 time with an offset or a date (e.g. 2021-05-01, "
+            "2021-05-01T00:00:00Z or 2021-05-01T00:00:00+04:00)",
         )
     text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
     text = text[:10] + "T" + text[11:]
