@@ -489,9 +489,14 @@ class ExportFile:
     def __init__(self, output: str) -> None:
         self.output = output
         self.part = None if output == "-" else Path(f"{output}.part")
-        self._file = (
-            sys.stdout if self.part is None else self.part.open("w", encoding="utf-8", newline="")
-        )
+        try:
+            self._file = (
+                sys.stdout
+                if self.part is None
+                else self.part.open("w", encoding="utf-8", newline="")
+            )
+        except OSError as exc:  # named by the file asked for, not the .part beside it
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
     def write(self, text: str) -> None:
         self._file.write(text)
@@ -829,6 +834,16 @@ def parse_duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 10m, 1h)") from None
 
 
+def positive_rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not rate > 0 or rate == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of reports a second: {text}")
+    return rate
+
+
 # -- entry point ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -855,7 +870,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("feed", cmd_feed, "send a file of reports to the input topic")
     p.add_argument("file", help="path, or - for standard input")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "acled"])
-    p.add_argument("--rate", type=float, help="reports per second (default: as fast as possible)")
+    p.add_argument(
+        "--rate", type=positive_rate, help="reports per second (default: as fast as possible)"
+    )
 
     p = command("tallies", cmd_tallies, "print current tallies as a table")
     p.add_argument(
@@ -917,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
 
     p = command("simulate", cmd_simulate, "send a realistic synthetic report stream")
-    p.add_argument("--rate", type=float, default=20.0, help="reports per second")
+    p.add_argument("--rate", type=positive_rate, default=20.0, help="reports per second")
     p.add_argument("--duration", type=parse_duration, help="e.g. 60s, 10m (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=2020)
 
@@ -1009,9 +1026,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if os.environ.get("CEASEFIRE_DEBUG"):
             raise
+        if isinstance(exc, OSError | ValueError):
+            # what a command says of its input or files (a missing file, a bad value):
+            # the message is the whole story, one line
+            error_line(str(exc) if not isinstance(exc, OSError) else _os_error(exc))
+            return 1
         error_line(f"{type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
         return 1
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line without its class: "<what>: <file>"."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,29 @@ def test_tallies_without_a_worker_is_one_clear_line() -> None:
     assert "no monitor API" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("feed", "/nonexistent/in.jsonl"), "no such file: /nonexistent/in.jsonl"),
+        (
+            ("export", "incidents", "-o", "/nonexistent/dir/x.csv"),
+            "cannot write /nonexistent/dir/x.csv: No such file or directory",
+        ),
+        (("simulate", "--rate", "0"), "argument --rate: must be a positive number"),
+    ],
+)
+def test_a_bad_file_or_value_is_one_line_without_class_names(
+    args: tuple[str, ...], said: str
+) -> None:
+    result = cli(*args, "--broker", f"kafka://127.0.0.1:{free_port()}", timeout=60)
+    assert result.returncode in (1, 2), result.stderr  # 2: argparse's own
+    assert said in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, result.stderr
+    assert "Error:" not in result.stderr and ".part" not in result.stderr
+    assert "CEASEFIRE_DEBUG" not in result.stderr
+
+
 def test_feed_sends_every_line_and_summarises_rejections(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
