@@ -527,6 +527,23 @@ def test_every_listed_alias_maps_to_its_party() -> None:
 
 
 @pytest.mark.parametrize(
+    ("az", "am"),
+    [
+        ("Azerbaijani", "Armenian"),
+        ("Azerbaijani side", "Armenian side"),
+        ("Azerbaijani military", "Armenian military"),
+        ("азербайджанская сторона", "армянская сторона"),
+        ("Azerbaijan Defence Ministry", "Armenia Defence Ministry"),
+        ("Azerbaijani Defense Ministry", "Armenian Defense Ministry"),
+    ],
+)
+def test_each_side_s_wording_names_its_party_alike(az: str, am: str) -> None:
+    """What names one side names the other the same way: the lists were lopsided (the
+    Armenian words of several Azerbaijani aliases mapped to `unknown`)."""
+    assert (party_code(az), party_code(am)) == (Party.AZ, Party.AM)
+
+
+@pytest.mark.parametrize(
     ("raw", "target"),
     [
         ("civilians", "civilians"),
