@@ -119,8 +119,19 @@ class InternalDeadLetters:
         producer = await self.producer.started()
         code = RejectReason(reason)
         sends = []
+        # A record this monitor did not write there is a fault to look into; a conflict of
+        # revisions is the sender's data, counted in the metric and answered on the DLQ.
+        level = logging.ERROR if code is RejectReason.INVALID_VALUE else logging.WARNING
         for partition, offset, raw, error in records:
-            log.error("dead-lettering a record at %s[%d]@%d: %s", topic, partition, offset, error)
+            log.log(
+                level,
+                "dead-lettering a record at %s[%d]@%d (%s): %s",
+                topic,
+                partition,
+                offset,
+                code.value,
+                error,
+            )
             metrics.REJECTED.labels(code.value).inc()
             message = (
                 f"not a record this monitor writes to its internal topic {topic}: {error}"
