@@ -51,6 +51,7 @@ from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
+from streams.pipeline.versions import report_digest
 from streams.tools.formats import FORMATS, ByteMeter, read_lines
 
 __all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
@@ -125,15 +126,34 @@ class LineChecker:
         self._reasons: Counter[str] = Counter()
         self._now = datetime.now(UTC)
 
-    def check(self, line_no: int, raw: bytes) -> bytes | None:
-        """Tally one line; returns its message key (source, US, report_id) or None."""
+    def check(self, line_no: int, raw: bytes, unconverted: str | None = None) -> bytes | None:
+        """Tally one line; returns its message key (source, US, report_id) or None.
+        `unconverted`: why a CSV row is sent as its text (`read_lines`), which the summary
+        gives rather than the schema's `invalid_json` message. Never raises: a line this
+        check fails on is counted as `internal_error`, and sent all the same."""
         s = self.summary
         s.lines += 1
+        try:
+            return self._check(line_no, raw, unconverted)
+        except Exception as exc:  # one bad line must not stop the feed
+            self._reject(
+                line_no,
+                RejectReason.INTERNAL_ERROR.value,
+                f"the feed's check failed: {type(exc).__name__}: {exc}",
+            )
+            return None
+
+    def _check(self, line_no: int, raw: bytes, unconverted: str | None) -> bytes | None:
+        s = self.summary
         if s.lines % CLOCK_EVERY == 0:
             self._now = datetime.now(UTC)
         result = validate_report(raw, now=self._now)
         if isinstance(result, Rejection):
-            self._reject(line_no, result.reason.value, result.message)
+            # the reason is the schema's, as the worker's; the message the conversion's
+            message = result.message
+            if unconverted is not None:
+                message = f"CSV row not converted: {unconverted}"
+            self._reject(line_no, result.reason.value, message)
             return _key_of_object(raw)
         key = f"{result.source}\x1f{result.report_id}".encode()
         digest = _content_digest(result)
@@ -154,11 +174,14 @@ class LineChecker:
             )
             return key
         s.accepted += 1
-        if isinstance(result, WithdrawnReport):
-            s.withdrawals += 1
+        # one count per line, as the worker's outcome: a withdrawal that takes effect is a
+        # withdrawal, not also a correction; a re-sent or older one a duplicate or stale
         if result.revision > revision:
             self._seen[key] = (result.revision << (_DIGEST_BITS + 1)) | digest
-            s.revisions += 1
+            if isinstance(result, WithdrawnReport):
+                s.withdrawals += 1
+            else:
+                s.revisions += 1
         elif result.revision < revision:
             s.stale += 1
         else:
@@ -174,34 +197,20 @@ class LineChecker:
 
 
 def _content_digest(result: Report | WithdrawnReport) -> int:
-    """What tells a re-send from a conflicting line at one revision: the validated content
-    (so field order, spacing and envelopes do not matter). Withdrawals at one revision say
-    the same thing, whatever else they carry.
-
-    The models are frozen, so they hash by their fields (nested ones included) at a fifth of
-    the cost of hashing their JSON; a time's hash is its instant, so its UTC offset is added
-    (another offset is other content, as in the JSON). 64 bits, compared within one run
-    only: the process's hash seed does not matter."""
+    """What tells a re-send from a conflicting line at one revision: the worker's own digest
+    of the report as sent (`report_digest`, 64 bits), so that the forecast is the worker's
+    (an offset, `reported_at`, no casualties or zero are no other content). Withdrawals at
+    one revision say the same thing, whatever else they carry."""
     if isinstance(result, WithdrawnReport):
         return _WITHDRAWN
-    reported = result.reported_at
-    return (
-        hash(
-            (
-                result,
-                result.occurred_at.utcoffset(),
-                None if reported is None else reported.utcoffset(),
-            )
-        )
-        & _DIGEST_MASK
-    )
+    return int.from_bytes(report_digest(result)) & _DIGEST_MASK
 
 
 def _key_of_object(raw: bytes) -> bytes | None:
     """The key of a rejected line that still names its source and report_id."""
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: the json module recurses
         return None
     if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and "specversion" in doc:
         doc = doc["data"]
@@ -316,6 +325,7 @@ def run_feed(
     checker = LineChecker(summary)
     deliveries = _Deliveries()
     meter = ByteMeter()
+    unconverted: dict[int, str] = {}  # line -> why its CSV row is sent as its text
     started = time.monotonic()
     try:
         with Progress(
@@ -330,8 +340,8 @@ def run_feed(
             transient=True,
         ) as progress:
             task = progress.add_task("feed", total=total, lines=0)
-            for line_no, raw in read_lines(path, fmt, meter):
-                key = checker.check(line_no, raw)
+            for line_no, raw in read_lines(path, fmt, meter, unconverted):
+                key = checker.check(line_no, raw, unconverted.pop(line_no, None))
                 try:
                     future = producer.send(topic, raw, key=key)
                 except KafkaTimeoutError as exc:  # no metadata: the broker is gone

@@ -20,8 +20,11 @@ In `csv`, a cell that is not the number or boolean its column needs (`lat` = "no
 A row that cannot be converted at all (more cells than the header has, bytes that are
 not UTF-8; in `acled` also a number or date that is not one, or a required column
 missing) is sent as its original CSV text: the schema rejects it downstream
-(`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic. No row
-is ever dropped.
+(`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic; the
+feed's summary gives the conversion's reason (`read_lines`' `unconverted`). A malformed
+record (a quote left open to the end of the file, or closing in the wrong place) is such
+a row too, made of its first physical line; reading resumes at the next line. No row is
+ever dropped.
 
 Line numbers are the physical line on which a line or CSV record starts (1-based; the
 CSV header is line 1 or later).
@@ -124,15 +127,22 @@ def _metered(stream: Iterable[bytes], meter: ByteMeter | None) -> Iterator[bytes
         yield line
 
 
-def read_lines(path: str, fmt: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, bytes]]:
+def read_lines(
+    path: str,
+    fmt: str,
+    meter: ByteMeter | None = None,
+    unconverted: dict[int, str] | None = None,
+) -> Iterator[tuple[int, bytes]]:
     """(line number, bytes to send) for every line or row of `path` ("-": stdin).
-    `meter`, when given, follows the bytes read."""
+    `meter`, when given, follows the bytes read. `unconverted`, when given, gets the line
+    number of each CSV row sent as its original text, and why, before that row is yielded
+    (the schema would only call it `invalid_json`)."""
     if fmt == "jsonl":
         yield from _jsonl(path, meter)
     elif fmt == "csv":
-        yield from _csv(path, csv_report, meter)
+        yield from _csv(path, csv_report, meter, unconverted)
     elif fmt == "acled":
-        yield from _csv(path, acled_report, meter)
+        yield from _csv(path, acled_report, meter, unconverted)
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -146,7 +156,7 @@ def count_records(path: str, fmt: str) -> int | None:
         with open(path, "rb") as handle:
             return sum(1 for line in handle if line.strip())
     with open(path, "rb") as handle:
-        records = sum(1 for _n, _raw, cells in _csv_records(handle) if cells)
+        records = sum(1 for _n, _raw, cells, bad in _csv_records(handle) if cells or bad)
     return max(records - 1, 0)  # the header
 
 
@@ -158,69 +168,145 @@ def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, byt
                 yield n, line
 
 
+class _Doomed(Exception):
+    """A record that will fail as a malformed one before it did (see `_csv_records`)."""
+
+
 class _Tap:
-    """Feeds decoded lines to the csv reader while keeping their original bytes."""
+    """Feeds decoded lines to the csv reader while keeping their original bytes and line
+    numbers. Lines handed back (`again`) are fed first, in order."""
 
     def __init__(self, lines: Iterable[bytes]) -> None:
         self._lines = iter(lines)
-        self.taken: list[bytes] = []
-        self.line_no = 0
+        self.again: list[tuple[int, bytes]] = []  # the next one last
+        self.taken: list[bytes] = []  # the physical lines of the record being read
+        self.start = 0  # the line number of taken[0]
+        self.next_no = 1  # the line number of the next line of the stream
+        self.exhausted = False
+        #: A record still open when it asks for a line up to this one is doomed (see
+        #: `_csv_records`).
+        self.doomed_through = 0
 
     def __iter__(self) -> _Tap:
         return self
 
     def __next__(self) -> str:
-        line = next(self._lines)
-        if self.line_no == 0:
-            line = line.removeprefix(b"\xef\xbb\xbf")  # a spreadsheet's UTF-8 BOM
+        if self.again:
+            line_no, line = self.again.pop()
+        else:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self.exhausted = True
+                raise
+            line_no = self.next_no
+            self.next_no += 1
+            if line_no == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # a spreadsheet's UTF-8 BOM
+        if not self.taken:
+            self.start = line_no
+        elif line_no <= self.doomed_through:
+            self.again.append((line_no, line))
+            raise _Doomed
         self.taken.append(line)
-        self.line_no += 1
         return line.decode("utf-8", errors="surrogateescape")
 
 
-def _csv_records(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes, list[str]]]:
-    """(start line, original bytes, cells) per CSV record, quoted newlines included."""
+def _csv_records(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes, list[str], str | None]]:
+    """(start line, original bytes, cells, None) per CSV record, quoted newlines included;
+    (line, its bytes, [], why) for a malformed record (an unclosed quote, a quote closing in
+    the wrong place): that record is its first physical line alone, and reading resumes at
+    the next, so that one stray quote does not swallow the rest of the file.
+
+    Linear: a malformed record spanning lines k..e was inside a quoted field at every line
+    break up to e, and the csv reader's state there is that field's, whatever came before.
+    So a record read again from k+1 on that is still open when it needs a line up to e
+    would end the same way: it is malformed at once (`_Doomed`), not read up to e again.
+    (Not after a field over the size limit: a field begun later is shorter.) The spans of
+    such records do not overlap: one that begins within another's is doomed."""
     tap = _Tap(stream)
-    reader = csv.reader(tap, strict=False)
+    reader = csv.reader(tap, strict=True)
+    doom = ""  # why the doomed records fail
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
-        except csv.Error:
-            cells = ["\x00unparseable"]
-        raw = b"".join(tap.taken).rstrip(b"\r\n")
-        start = tap.line_no - len(tap.taken) + 1
+        except _Doomed:
+            why = doom
+        except csv.Error as exc:
+            why = "unclosed quote" if tap.exhausted else str(exc)
+            tap.exhausted = False  # this record's end of file; its lines are read again
+            if len(tap.taken) > 1 and "field limit" not in why:
+                # past any earlier one's lines: a record read again from within those lines
+                # that needs a second one was doomed at once
+                doom = why
+                tap.doomed_through = tap.start + len(tap.taken) - 1
+        else:
+            raw = b"".join(tap.taken).rstrip(b"\r\n")
+            tap.taken.clear()
+            yield tap.start, raw, cells, None
+            continue
+        if not tap.taken:  # raised before reading a line: nothing more to read
+            return
+        start, first, rest = tap.start, tap.taken[0], tap.taken[1:]
         tap.taken.clear()
-        yield start, raw, cells
+        tap.again.extend(zip(range(start + len(rest), start, -1), reversed(rest), strict=True))
+        reader = csv.reader(tap, strict=True)  # a reader that raised is not reliable
+        if why == "unclosed quote":
+            problem = f"unclosed quote in row at line {start}"
+        elif "field limit" in why and rest:  # a quoted field ran on over many lines
+            problem = f"unclosed quote in row at line {start}? ({why})"
+        else:
+            problem = f"malformed CSV in row at line {start}: {why}"
+        yield start, first.rstrip(b"\r\n"), [], problem
+
+
+def _row(header: list[str], cells: list[str]) -> dict[str, str]:
+    if len(cells) > len(header):
+        raise Unconvertible(f"{len(cells)} cells, the header has {len(header)}")
+    row = dict(zip(header, cells, strict=False))
+    for missing in header[len(cells) :]:
+        row[missing] = ""
+    return row
+
+
+def _why(exc: Exception) -> str:
+    """What a failed conversion says of the row."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]} column"
+    if isinstance(exc, UnicodeError):
+        return "bytes that are not UTF-8"
+    return str(exc)
 
 
 def _csv(
     path: str,
     convert: Callable[[dict[str, str]], dict[str, Any]],
     meter: ByteMeter | None = None,
+    unconverted: dict[int, str] | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     with _binary(path) as stream:
         header: list[str] | None = None
-        for line_no, raw, cells in _csv_records(_metered(stream, meter)):
-            if not cells or all(not c.strip() for c in cells):
+        for line_no, raw, cells, malformed in _csv_records(_metered(stream, meter)):
+            if malformed is not None:
+                why = malformed
+            elif not cells or all(not c.strip() for c in cells):
                 continue  # blank line
-            if header is None:
+            elif header is None:
                 header = [c.strip() for c in cells]
                 continue
-            try:
-                if len(cells) > len(header):
-                    raise Unconvertible(f"{len(cells)} cells, header has {len(header)}")
-                if any("\x00" in c for c in cells):
-                    raise Unconvertible("unparseable CSV")
-                row = dict(zip(header, cells, strict=False))
-                for missing in header[len(cells) :]:
-                    row[missing] = ""
-                data = _json(convert(row))
-            except (ValueError, KeyError, TypeError, UnicodeError, OverflowError):
-                yield line_no, raw
-                continue
-            yield line_no, data
+            else:
+                try:
+                    data = _json(convert(_row(header, cells)))
+                except (ValueError, KeyError, TypeError, UnicodeError, OverflowError) as exc:
+                    why = _why(exc)
+                else:
+                    yield line_no, data
+                    continue
+            if unconverted is not None:
+                unconverted[line_no] = why
+            yield line_no, raw
 
 
 def _json(doc: dict[str, Any]) -> bytes:
@@ -306,7 +392,7 @@ def _acled_date(text: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise Unconvertible(f"not an ACLED event_date: {text!r}")
+    raise Unconvertible(f"event_date {text!r} is not a date")
 
 
 @lru_cache(maxsize=8192)
@@ -318,9 +404,22 @@ def _acled_noon(text: str) -> tuple[datetime, str]:
     return occurred, occurred.isoformat().replace("+00:00", "Z")
 
 
+def _acled_float(row: dict[str, str], column: str) -> float:
+    cell = row[column]
+    try:
+        return _float(cell)
+    except ValueError:
+        raise Unconvertible(f"{column} {cell!r} is not a number") from None
+
+
+#: ACLED's one value of `civilian_targeting` (lower case); the column is empty otherwise.
+ACLED_CIVILIAN_TARGETING = "civilian targeting"
+
+
 def _civilians_targeted(row: dict[str, str]) -> bool:
+    # ACLED's own value only: a "No", "FALSE" or "0" someone wrote in is no targeting
     return (
-        bool(row.get("civilian_targeting", "").strip())
+        row.get("civilian_targeting", "").strip().lower() == ACLED_CIVILIAN_TARGETING
         or row.get("event_type", "").strip().lower() == "violence against civilians"
         or target_code(row.get("actor2", "")) == CIVILIANS
     )
@@ -368,8 +467,10 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
       1/2/3 -> `point`/`town`/`region` (ACLED's place names go into the description,
       not `location.place`: the gazetteer would reject the villages it does not know).
     * `category` from `sub_event_type` (`ACLED_CATEGORY`); `Attack` is `civilian_harm`
-      when civilians were targeted, any violent sub-event against the Russian
-      contingent is `attack_on_peacekeepers`; anything else is `other`.
+      when civilians were targeted (`civilian_targeting` = ACLED's "Civilian targeting",
+      any other value is not; event type "Violence against civilians"; or `actor2` names
+      civilians), any violent sub-event against the Russian contingent is
+      `attack_on_peacekeepers`; anything else is `other`.
     * `perpetrator` = `actor1`, `target` = `actor2`, as ACLED names them (cut to 128
       characters): ACLED's actor names are party aliases ("Military Forces of Azerbaijan
       (2003-)" -> `az`, "Civilians (Armenia)" -> `civilians`; docs/parties.md).
@@ -400,7 +501,10 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         else:
             if reported >= occurred:
                 doc["reported_at"] = reported.isoformat().replace("+00:00", "Z")
-    location: dict[str, Any] = {"lat": _float(row["latitude"]), "lon": _float(row["longitude"])}
+    location: dict[str, Any] = {
+        "lat": _acled_float(row, "latitude"),
+        "lon": _acled_float(row, "longitude"),
+    }
     geo = _acled_code(row, "geo_precision", ACLED_GEO_PRECISION)
     if geo is not None:
         location["precision"] = geo
@@ -413,9 +517,12 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         doc["target"] = actor2[:128]
     fatalities = row.get("fatalities", "").strip()
     if fatalities:
-        killed = _int(fatalities)
+        try:
+            killed = _int(fatalities)
+        except ValueError:
+            raise Unconvertible(f"fatalities {fatalities!r} is not a whole number") from None
         if killed < 0:
-            raise Unconvertible(f"negative fatalities: {killed}")
+            raise Unconvertible(f"fatalities {killed} is negative")
         if killed:
             doc["casualties"] = {"killed": killed}
             if _civilians_targeted(row):

@@ -244,7 +244,8 @@ class Found:
 
     incident: dict[str, Any] | None = None
     version: int | None = None
-    #: of an id no longer open: the open incident that now holds its reports (`IncidentBook.holder_of`)
+    #: of an id no longer open: the open incident that now holds its reports
+    #: (`IncidentBook.holder_of`)
     merged_into: str | None = None
 
     def document(self) -> dict[str, Any]:
