@@ -342,6 +342,12 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     if args.id is not None:
         if args.csv or args.all:
             raise CliError("--id shows one incident: as a table, or with --json")
+        ignored = [*_incident_filters(args)]
+        ignored += [n for n, v in (("from", args.from_), ("to", args.to)) if v]
+        ignored += ["limit"] if args.limit is not None else []
+        if ignored:  # say so rather than answer as if they were applied
+            given = ", ".join(f"--{n}" for n in ignored)
+            raise CliError(f"--id shows one incident: {given} would be ignored; leave it out")
         return _show_incident(url, args.id, as_json=args.json)
     params = _incident_filters(args)
     params.update((name, value) for name, value in (("from", args.from_), ("to", args.to)) if value)

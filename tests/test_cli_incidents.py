@@ -106,3 +106,6 @@ def test_errors_are_one_line_and_exit_1(url: str, capsys: pytest.CaptureFixture[
     assert code == 1 and err.count("\n") == 1 and "unknown zone 'atlantis'" in err
     code, _, err = run(capsys, "--url", f"http://127.0.0.1:{free_port()}")
     assert code == 1 and "no monitor API" in err and "Traceback" not in err
+    # filters beside --id would be ignored: said, not silently dropped
+    code, _, err = run(capsys, "--url", url, "--id", EVENT_ID, "--zone", "shusha", "--limit", "2")
+    assert code == 1 and "--zone, --limit would be ignored" in err
