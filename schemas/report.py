@@ -17,21 +17,26 @@ An input has one of two shapes (`report_json_schema` describes both):
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 
@@ -42,19 +47,69 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 #: revision (ACLED's `timestamp`, in seconds; milliseconds or nanoseconds too) fits.
 MAX_REVISION = 2**63 - 1
 
+#: The largest `casualties.killed` / `.wounded` of one report. Far above any real report, and
+#: low enough that sums over millions of reports stay inside 64 bits (orjson, Kafka payloads)
+#: and JavaScript's 2^53 (the web page); unbounded, 2^64 passed here and crashed ingest.
+MAX_CASUALTIES = 1_000_000
+
 SCHEMA_ID = "https://ceasefire-monitor/schemas/report-v1.json"
 
 # NaN and Infinity parse as JSON numbers (pydantic, like Python, accepts them) but are
 # no coordinate: refused as `finite_number`.
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+# Control characters (C0, DEL, C1) and Unicode White_Space, spelled out rather than as `\s`,
+# which differs between the regex engines that read the pattern (pydantic's Rust one,
+# Python's for jsonschema, ECMA 262 for JavaScript clients).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: An identity part: no control character (the key's \x1f separator among them: "a\x1fb" + "c"
+#: and "a" + "b\x1fc" would be one key), and not only whitespace.
+IDENTITY_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+_CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
+
+
+def _exported(pattern: str) -> str:
+    """`pattern` for the JSON Schema. Its `$` is the end of the text in ECMA 262 (which JSON
+    Schema specifies) and in pydantic's Rust regex, but in Python's `re` (the `jsonschema`
+    package) also the place before a final newline: the lookahead, which Rust lacks, rules
+    that out, so that every engine reads the exported pattern as the validator does."""
+    return pattern.removesuffix("$") + r"(?!\n)$"
+
+
+_IDENTITY_SCHEMA = {"pattern": _exported(IDENTITY_PATTERN)}
+
 Text = Annotated[str, Field(min_length=1)]
-ReportId = Annotated[str, Field(min_length=1, max_length=128)]
-SourceName = Annotated[str, Field(min_length=1, max_length=64)]
+ReportId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=IDENTITY_PATTERN,
+        json_schema_extra=_IDENTITY_SCHEMA,
+    ),
+]
+SourceName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=IDENTITY_PATTERN,
+        json_schema_extra=_IDENTITY_SCHEMA,
+    ),
+]
 #: A party code or alias (`perpetrator`, `claimant`), or `civilians` (`target`).
 PartyName = Annotated[str, Field(max_length=128)]
 Description = Annotated[str, Field(max_length=4000)]
 Revision = Annotated[int, Field(ge=0, le=MAX_REVISION)]
+Casualty = Annotated[int, Field(ge=0, le=MAX_CASUALTIES)]
+#: A strict integer, then 1: `Literal[1]` took `true` and `1.0` for 1. Other integers are
+#: `unsupported_version` (schemas/validation.py), other types `invalid_type`.
+SchemaVersion = Annotated[
+    int,
+    Field(ge=1, le=1),
+    WithJsonSchema({"type": "integer", "const": 1, "description": "the only version: 1"}),
+]
 
 
 def _not_in_future(value: datetime, info: ValidationInfo) -> datetime:
@@ -72,8 +127,87 @@ def _not_in_future(value: datetime, info: ValidationInfo) -> datetime:
     return value
 
 
+# RFC 3339 `date-time` (section 5.6) with the field ranges RFC 3339 allows; pydantic alone
+# also took Unix times ("1620800000"), times without seconds, `+0400`, a space or `_` for
+# `T`. Checked in pydantic's Rust regex before its datetime parser: no Python call per
+# field. The offset is optional here only so that a naive time is named `missing_timezone`;
+# the exported pattern requires it. Second 60 (a leap second) is refused: Python's datetime
+# has none.
+_DATE_TIME = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
+)
+_OFFSET = r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+TIME_PATTERN = f"{_DATE_TIME}{_OFFSET}?$"
+TIME_SCHEMA_PATTERN = _exported(f"{_DATE_TIME}{_OFFSET}$")
+#: The form, whatever the ranges: to tell a number out of range from a wrong form.
+_TIME_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_TIME_EXAMPLE = "such as 2021-05-12T10:00:00+04:00 or 2021-05-12T06:00:00.5Z"
+_STRICT_TIME: TypeAdapter[datetime] = TypeAdapter(datetime, config=ConfigDict(strict=True))
+
+
+class _Rfc3339:
+    """An RFC 3339 date-time in JSON (a `datetime` as itself in Python)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        parsed = core_schema.datetime_schema(tz_constraint="aware", strict=False)
+        return core_schema.json_or_python_schema(
+            # lax parsing of a string the pattern admitted (strict takes no Python str)
+            json_schema=core_schema.chain_schema(
+                [core_schema.str_schema(pattern=TIME_PATTERN, strict=True), parsed]
+            ),
+            python_schema=core_schema.datetime_schema(tz_constraint="aware", strict=True),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "format": "date-time", "pattern": TIME_SCHEMA_PATTERN}
+
+
+def explain_time(value: str) -> str:
+    """Why `value` is no RFC 3339 date-time (it failed TIME_PATTERN)."""
+    if _TIME_SHAPE.fullmatch(value):
+        if value[17:19] == "60":
+            return "leap seconds (second 60) are not supported; give 59"
+        # The form is right and a number out of range: pydantic's parser says which.
+        try:
+            _STRICT_TIME.validate_json(f'"{value}"')  # digits and punctuation only
+        except ValidationError as err:
+            detail = err.errors(include_url=False)[0]["msg"].removeprefix(
+                "Input should be a valid datetime, "
+            )
+            return f"not a valid RFC 3339 date-time: {detail} ({_TIME_EXAMPLE})"
+    return (
+        f"{value[:40]!r} is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS, an "
+        f"optional fraction, then Z or +HH:MM / -HH:MM ({_TIME_EXAMPLE})"
+    )
+
+
+def explain_identity(value: str) -> str:
+    """Why `value` is no `source` / `report_id` (it failed IDENTITY_PATTERN)."""
+    control = _CONTROL_CHAR.search(value)
+    if control is not None:
+        return (
+            f"holds the control character U+{ord(control.group()):04X} at position "
+            f"{control.start()}: control characters are not allowed"
+        )
+    return "is blank: it must hold a character other than whitespace"
+
+
+#: How to explain a pattern mismatch (schemas/validation.py), by the pattern.
+PATTERN_EXPLANATIONS: dict[str, Callable[[str], str]] = {
+    TIME_PATTERN: explain_time,
+    IDENTITY_PATTERN: explain_identity,
+}
+
 #: An RFC 3339 time with an offset, not more than MAX_CLOCK_SKEW ahead of `now`.
-ReportTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+ReportTime = Annotated[datetime, _Rfc3339(), AfterValidator(_not_in_future)]
 
 
 def _is(expected: bool) -> AfterValidator:
@@ -148,8 +282,8 @@ class Location(BaseModel):
 class Casualties(BaseModel):
     model_config = _STRICT
 
-    killed: NonNegativeInt = 0
-    wounded: NonNegativeInt = 0
+    killed: Casualty = 0
+    wounded: Casualty = 0
     civilian: bool = False
 
 
@@ -177,7 +311,7 @@ class Report(BaseModel):
     withdrawn: NotWithdrawn = False
     claimant: PartyName | None = None
     time_precision: TimePrecision = TimePrecision.EXACT
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
 
     @property
     def key(self) -> str:
@@ -210,7 +344,7 @@ class WithdrawnReport(BaseModel):
     description: Description | None = None
     claimant: PartyName | None = None
     time_precision: TimePrecision | None = None
-    schema_version: Literal[1] = 1
+    schema_version: SchemaVersion = 1
 
     @property
     def key(self) -> str:

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from schemas.codes import RejectReason
-from schemas.report import Report, WithdrawnReport
+from schemas.report import PATTERN_EXPLANATIONS, Report, WithdrawnReport
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,17 @@ MAX_ERROR_CHARS = 300
 #: Longest rejection message.
 MAX_MESSAGE_CHARS = 1000
 
+#: UTF-8's byte order mark: RFC 8259 forbids it before a JSON text, and both parsers refuse it
+#: with a message that does not name it.
+UTF8_BOM = b"\xef\xbb\xbf"
+_BOM_REJECTION_TEXT = (
+    "message starts with a UTF-8 byte order mark (BOM, EF BB BF), which JSON does not "
+    "allow: send the report as UTF-8 without a BOM"
+)
+#: Fields of a report that no CloudEvents envelope can have: attribute names there are
+#: `[a-z0-9]` only (and `source` is both).
+_REPORT_ONLY_FIELDS = frozenset(("report_id", "source_type", "occurred_at", "reported_at"))
+
 _ERROR_REASON: dict[str, RejectReason] = {
     "extra_forbidden": RejectReason.UNKNOWN_FIELD,
     "missing": RejectReason.MISSING_FIELD,
@@ -56,6 +69,7 @@ _ERROR_REASON: dict[str, RejectReason] = {
     "datetime_from_date_parsing": RejectReason.INVALID_VALUE,
     "datetime_parsing": RejectReason.INVALID_VALUE,
     "json_invalid": RejectReason.INVALID_JSON,
+    "string_pattern_mismatch": RejectReason.INVALID_VALUE,  # times, control characters
     "finite_number": RejectReason.INVALID_VALUE,  # NaN, Infinity
 }
 
@@ -121,12 +135,21 @@ def parse_json(raw: bytes) -> Any | Rejection:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return Rejection(RejectReason.INVALID_ENCODING, clip(f"message is not UTF-8: {err}"))
+    if raw.startswith(UTF8_BOM):
+        return Rejection(RejectReason.INVALID_JSON, _BOM_REJECTION_TEXT)
     deep = _too_deep(raw)
     if deep is not None:
         return deep
     try:
         return json.loads(text)
     except ValueError as exc:
+        if "int_max_str_digits" in str(exc):
+            # Python's own advice ("use sys.set_int_max_str_digits()") is for a programmer.
+            return Rejection(
+                RejectReason.INVALID_JSON,
+                f"message is not JSON the monitor reads: a number is longer than "
+                f"{sys.get_int_max_str_digits()} digits",
+            )
         return Rejection(RejectReason.INVALID_JSON, clip(f"message is not JSON: {exc}"))
 
 
@@ -186,6 +209,14 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
     if not isinstance(envelope, dict) or "specversion" not in envelope:
         # A report whose description merely mentions "specversion".
         return raw
+    if (
+        "data" not in envelope
+        and "data_base64" not in envelope
+        and (_REPORT_ONLY_FIELDS & envelope.keys())
+    ):
+        # A bare report with a stray `specversion`: validated as a report, which names
+        # `specversion` as an unknown field, rather than as an envelope without `data`.
+        return raw
     if envelope.get("specversion") != "1.0":
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
@@ -195,7 +226,7 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
             ),
         )
     content_type = envelope.get("datacontenttype", "application/json")
-    if not isinstance(content_type, str) or "json" not in content_type:
+    if not isinstance(content_type, str) or not _is_json_media_type(content_type):
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
             clip(f"CloudEvents datacontenttype {content_type!r} is not JSON"),
@@ -210,6 +241,17 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
     return encode_json(envelope["data"])
 
 
+def _is_json_media_type(value: str) -> bool:
+    """Whether a media type (RFC 6838) is JSON: `application/json`, `text/json` or a `+json`
+    suffix (RFC 6839), in any case, with any parameters (`; charset=utf-8`)."""
+    kind, slash, subtype = value.partition(";")[0].strip().lower().partition("/")
+    return (
+        slash == "/"
+        and kind in ("application", "text")
+        and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
+    )
+
+
 def _explained(raw: bytes, rejection: Rejection) -> Rejection:
     """An undecodable message's rejection, with emptiness said in so many words."""
     if not raw.strip():
@@ -221,6 +263,8 @@ def _explained(raw: bytes, rejection: Rejection) -> Rejection:
 
 def _undecodable(raw: bytes, parser_message: str) -> Rejection:
     """Why pydantic's JSON parser refused `raw`, named as precisely as can be."""
+    if raw.startswith(UTF8_BOM):
+        return Rejection(RejectReason.INVALID_JSON, _BOM_REJECTION_TEXT)
     doc = parse_json(raw)
     if isinstance(doc, Rejection):
         if doc.reason is RejectReason.INVALID_JSON:
@@ -274,7 +318,7 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
     deep = _too_deep(raw)  # the same answer for a deep report, bare or in an envelope
     if deep is not None:
         return deep
-    details = exc.errors(include_url=False, include_context=False)
+    details = exc.errors(include_url=False)
     if len(details) == 1 and not details[0]["loc"]:
         kind = details[0]["type"]
         if kind == "json_invalid":
@@ -286,7 +330,7 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
         FieldError(
             field=clip(_field_path(d["loc"]), MAX_FIELD_CHARS),
             type=d["type"],
-            message=clip(d["msg"], MAX_ERROR_CHARS),
+            message=clip(_message(d), MAX_ERROR_CHARS),
         )
         for d in details
     )
@@ -303,11 +347,32 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) if part != "" else '""' for part in loc) or "$"
 
 
+def _message(detail: ErrorDetails) -> str:
+    """pydantic's message, or a plainer one where pydantic's would quote a regex or a bound."""
+    kind = detail["type"]
+    if kind == "string_pattern_mismatch":
+        explain = PATTERN_EXPLANATIONS.get(detail.get("ctx", {}).get("pattern", ""))
+        if explain is not None and isinstance(detail["input"], str):
+            return explain(detail["input"])
+    elif kind == "datetime_from_date_parsing":
+        # A time is parsed leniently once its form is checked (schemas/report.py), which
+        # would offer a date too: only a date-time is wanted.
+        return detail["msg"].replace("valid datetime or date,", "valid datetime,")
+    elif detail["loc"] == ("schema_version",) and not _is_type_error(kind):
+        return f"schema version {str(detail['input'])[:20]} is not supported; this monitor reads 1"
+    return detail["msg"]
+
+
+def _is_type_error(kind: str) -> bool:
+    return kind.endswith("_type") or kind.endswith("_parsing")
+
+
 def _reason_for(error: FieldError) -> RejectReason:
-    if error.field == "schema_version":
+    if error.field == "schema_version" and not _is_type_error(error.type):
+        # `2` is a version this monitor does not read; `"1"` or `true` is no version at all.
         return RejectReason.UNSUPPORTED_VERSION
     if error.type in _ERROR_REASON:
         return _ERROR_REASON[error.type]
-    if error.type.endswith("_type") or error.type.endswith("_parsing"):
+    if _is_type_error(error.type):
         return RejectReason.INVALID_TYPE
     return RejectReason.INVALID_VALUE

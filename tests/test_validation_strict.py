@@ -1,0 +1,356 @@
+"""Validation refuses what the contract does not allow, rather than reading it some way:
+casualty figures beyond any report, times that are not RFC 3339, identities with control
+characters, versions that are not the integer 1, a byte order mark, a media type that merely
+contains "json". And the exported JSON Schema agrees on each.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codes import RejectReason
+from schemas.report import MAX_CASUALTIES, MAX_REVISION, Report, report_json_schema
+from schemas.validation import Rejection, parse_json, validate_object, validate_report
+
+NOW = datetime(2021, 5, 12, 12, 0, tzinfo=UTC)
+VALIDATOR = jsonschema.Draft202012Validator(report_json_schema())
+ENVELOPE = {"specversion": "1.0", "id": "e-1", "source": "/jmc", "type": "t"}
+
+
+def report(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "report_id": "op12-2021-0001",
+        "source": "pkf-op-12",
+        "source_type": "observation_post",
+        "occurred_at": "2021-05-12T10:00:00+04:00",
+        "location": {"lat": 39.758, "lon": 46.748},
+        "category": "small_arms_fire",
+        "casualties": {"killed": 0, "wounded": 1, "civilian": False},
+    }
+    doc.update(changes)
+    return doc
+
+
+def withdrawal(**changes: Any) -> dict[str, Any]:
+    return {"report_id": "r-1", "source": "az-mod", "revision": 2, "withdrawn": True, **changes}
+
+
+def check(doc: Any) -> Any:
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return validate_report(raw, now=NOW)
+
+
+def rejected(doc: Any, reason: RejectReason, field: str | None = None) -> Rejection:
+    result = check(doc)
+    assert isinstance(result, Rejection), result
+    assert result.reason is reason, result
+    if field is not None:
+        assert field in {e.field for e in result.errors}, result.errors
+        assert result.message.startswith(field), result.message
+    return result
+
+
+def agrees(doc: dict[str, Any]) -> None:
+    """The exported schema accepts `doc` exactly when the validator does."""
+    result = validate_object(doc, now=NOW)
+    assert VALIDATOR.is_valid(doc) == (not isinstance(result, Rejection)), (doc, result)
+
+
+# -- casualties ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["killed", "wounded"])
+@pytest.mark.parametrize("figure", [2**64, 2**63, 2**53, MAX_CASUALTIES + 1])
+def test_casualties_beyond_the_bound_are_out_of_range(kind: str, figure: int) -> None:
+    # 2**64 passed validation and crashed ingest's orjson ("Integer exceeds 64-bit range").
+    doc = report(casualties={kind: figure})
+    for shape in (doc, {**ENVELOPE, "data": doc}, withdrawal(casualties={kind: figure})):
+        r = rejected(shape, RejectReason.OUT_OF_RANGE, f"casualties.{kind}")
+        assert str(MAX_CASUALTIES) in r.message
+    agrees(doc)
+
+
+def test_the_largest_casualty_figure_is_accepted_and_serialisable() -> None:
+    doc = report(casualties={"killed": MAX_CASUALTIES, "wounded": MAX_CASUALTIES})
+    result = check(doc)
+    assert isinstance(result, Report)
+    assert result.casualties is not None and result.casualties.killed == MAX_CASUALTIES
+    orjson.dumps(result.model_dump(mode="json"))
+    agrees(doc)
+    shape = report_json_schema()["$defs"]["Casualties"]["properties"]
+    assert shape["killed"]["maximum"] == shape["wounded"]["maximum"] == MAX_CASUALTIES
+
+
+def test_revision_bounds_are_unchanged() -> None:
+    assert isinstance(check(report(revision=MAX_REVISION)), Report)
+    rejected(report(revision=MAX_REVISION + 1), RejectReason.OUT_OF_RANGE, "revision")
+    rejected(report(revision=-1), RejectReason.OUT_OF_RANGE, "revision")
+
+
+# -- times: RFC 3339 date-times with an offset, nothing else -------------------------------
+NOT_RFC3339 = [
+    "20210512",  # read as Unix seconds: 1970-08-22
+    "1620800000",
+    "0",
+    "1620800000.5",
+    "2021-05-12T10:00Z",  # no seconds
+    "2021-05-12T10:00:00+0400",  # offset without a colon
+    "2021-05-12T10:00:00+04",
+    "2021-05-12T10:00:00,5Z",  # comma before the fraction
+    "2021-05-12 10:00:00Z",  # space for T: no sender or converter writes it
+    "2021-05-12_10:00:00Z",
+    "2021-05-12T10:00:00.Z",
+    "2021-05-12",
+    "2021-5-12T10:00:00Z",
+    "2021-05-12T10:00:00 +04:00",
+    " 2021-05-12T10:00:00Z",
+    "2021-05-12T10:00:00Z ",
+    "2021-05-12T10:00:00Z\n",
+    "\uff12\uff10\uff12\uff11-05-12T10:00:00Z",  # full-width digits
+    "",
+]
+
+
+@pytest.mark.parametrize("field", ["occurred_at", "reported_at"])
+@pytest.mark.parametrize("text", NOT_RFC3339)
+def test_times_not_in_rfc3339_form_are_refused_with_the_form_expected(
+    field: str, text: str
+) -> None:
+    r = rejected(report(**{field: text}), RejectReason.INVALID_VALUE, field)
+    assert "is not an RFC 3339 date-time: expected YYYY-MM-DDTHH:MM:SS" in r.message, r.message
+    assert "2021-05-12T10:00:00+04:00" in r.message, r.message
+    rejected({**ENVELOPE, "data": report(**{field: text})}, RejectReason.INVALID_VALUE, field)
+    rejected(withdrawal(**{field: text}), RejectReason.INVALID_VALUE, field)
+    agrees(report(**{field: text}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2021-05-12T10:00:00+04:00",
+        "2021-05-12T06:00:00Z",
+        "2021-05-12t06:00:00z",
+        "2021-05-12T06:00:00.5Z",
+        "2021-05-12T06:00:00.123456789-00:00",
+        "2021-05-10T23:59:59-23:59",
+        "0001-01-01T00:00:00Z",
+    ],
+)
+def test_rfc3339_times_are_accepted(text: str) -> None:
+    for field in ("occurred_at", "reported_at"):
+        doc = report(**{field: text})
+        assert isinstance(check(doc), Report), (field, text)
+        agrees(doc)
+
+
+def test_a_leap_second_is_refused_as_such() -> None:
+    r = rejected(report(occurred_at="2016-12-31T23:59:60Z"), RejectReason.INVALID_VALUE)
+    assert "leap second" in r.message, r.message
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("2021-05-12T25:00:00Z", "hour"),
+        ("2021-05-12T10:61:00Z", "minute"),
+        ("2021-13-12T10:00:00Z", "month"),
+        ("2021-02-30T10:00:00Z", "day"),
+        ("2021-05-12T10:00:00+24:00", "offset"),
+        ("0000-01-01T00:00:00Z", "year"),
+    ],
+)
+def test_a_number_out_of_range_in_a_time_is_named(text: str, says: str) -> None:
+    r = rejected(report(reported_at=text), RejectReason.INVALID_VALUE, "reported_at")
+    assert says in r.message and "or date" not in r.message, r.message
+
+
+def test_naive_times_are_still_missing_their_timezone() -> None:
+    for text in ("2021-05-12T10:00:00", "2021-05-12T10:00:00.250"):
+        rejected(report(occurred_at=text), RejectReason.MISSING_TIMEZONE, "occurred_at")
+        agrees(report(occurred_at=text))
+
+
+_TIME_CHARS = st.sampled_from([*"0123456789-:TtZz+.,_ ", "", "60", "+04:00", "Z"])
+
+
+@st.composite
+def _mangled_times(draw: st.DrawFn) -> str:
+    text = list(draw(st.sampled_from(["2021-05-12T10:00:00+04:00", "2020-12-31T23:59:59.5Z"])))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        how = draw(st.sampled_from(["set", "insert", "delete"]))
+        if how == "insert" or at == len(text):
+            text.insert(at, draw(_TIME_CHARS))
+        elif how == "set":
+            text[at] = draw(_TIME_CHARS)
+        else:
+            del text[at]
+    return "".join(text)
+
+
+@settings(max_examples=500, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(_mangled_times())
+def test_the_schema_and_the_validator_agree_on_time_forms(text: str) -> None:
+    doc = report(occurred_at=text)
+    result = validate_object(doc, now=NOW)
+    if not isinstance(result, Rejection):
+        assert VALIDATOR.is_valid(doc), text
+    elif VALIDATOR.is_valid(doc):
+        # beyond a pattern: the future, days past a month's end, the year 0 (RFC 3339 has
+        # one, Python's datetime has not)
+        beyond = ("day value", "year 0")
+        assert result.reason is RejectReason.FUTURE_TIME or any(
+            b in result.message for b in beyond
+        ), (text, result)
+    else:
+        assert result.reason in (RejectReason.INVALID_VALUE, RejectReason.MISSING_TIMEZONE), (
+            text,
+            result,
+        )
+
+
+# -- identities: no control characters, not blank ------------------------------------------
+CONTROLS = ["\x00", "\x09", "\x0a", "\x1f", "\x7f", "\x80", "\x85", "\x9f"]
+BLANKS = [" ", "   ", "\xa0", "\u2003", "\u3000 ", "\u2028"]
+
+
+@pytest.mark.parametrize("field", ["source", "report_id"])
+@pytest.mark.parametrize("char", CONTROLS)
+def test_control_characters_in_an_identity_are_refused(field: str, char: str) -> None:
+    for value in (f"a{char}b", char, f"{char}op-1"):
+        r = rejected(report(**{field: value}), RejectReason.INVALID_VALUE, field)
+        assert f"U+{ord(char):04X}" in r.message and "control character" in r.message
+        rejected(withdrawal(**{field: value}), RejectReason.INVALID_VALUE, field)
+        agrees(report(**{field: value}))
+
+
+def test_the_identity_separator_cannot_make_two_reports_one() -> None:
+    one = report(source="a\x1fb", report_id="c")
+    other = report(source="a", report_id="b\x1fc")
+    rejected(one, RejectReason.INVALID_VALUE, "source")
+    rejected(other, RejectReason.INVALID_VALUE, "report_id")
+
+
+@pytest.mark.parametrize("field", ["source", "report_id"])
+@pytest.mark.parametrize("value", BLANKS)
+def test_a_blank_identity_is_refused(field: str, value: str) -> None:
+    r = rejected(report(**{field: value}), RejectReason.INVALID_VALUE, field)
+    assert "blank" in r.message
+    agrees(report(**{field: value}))
+
+
+def test_a_final_newline_is_refused_by_the_schema_too() -> None:
+    # Python's `$` (jsonschema's) matches before a final newline unless the pattern says not.
+    agrees(report(source="pkf-op-12\n"))
+    agrees(withdrawal(report_id="r-1\n"))
+    agrees(report(occurred_at="2021-05-12T10:00:00Z\n"))
+
+
+@pytest.mark.parametrize("value", [" a ", "ü-✓", "a b", "x" * 64, "\u200b", "op\u00a012"])
+def test_printable_identities_stay_valid(value: str) -> None:
+    doc = report(source=value, report_id=value)
+    assert isinstance(check(doc), Report)
+    agrees(doc)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=6))
+def test_the_schema_and_the_validator_agree_on_identities(value: str) -> None:
+    agrees(report(source=value))
+    agrees(withdrawal(report_id=value))
+
+
+# -- schema_version: the integer 1 ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (True, RejectReason.INVALID_TYPE),
+        (1.0, RejectReason.INVALID_TYPE),
+        ("1", RejectReason.INVALID_TYPE),
+        ([1], RejectReason.INVALID_TYPE),
+        (2, RejectReason.UNSUPPORTED_VERSION),
+        (0, RejectReason.UNSUPPORTED_VERSION),
+    ],
+)
+def test_schema_version_is_the_integer_one(value: Any, reason: RejectReason) -> None:
+    for doc in (report(schema_version=value), withdrawal(schema_version=value)):
+        r = rejected(doc, reason, "schema_version")
+        if reason is RejectReason.UNSUPPORTED_VERSION:
+            assert f"schema version {value} is not supported" in r.message, r.message
+    assert isinstance(check(report(schema_version=1)), Report)
+
+
+def test_schema_version_true_disagreed_with_the_schema() -> None:
+    for value in (True, "1", 2, 1):
+        agrees(report(schema_version=value))
+
+
+# -- a byte order mark ---------------------------------------------------------------------
+def test_a_byte_order_mark_is_named() -> None:
+    bare = json.dumps(report()).encode()
+    enveloped = json.dumps({**ENVELOPE, "data": report()}).encode()
+    for raw in (bare, enveloped):
+        r = rejected(b"\xef\xbb\xbf" + raw, RejectReason.INVALID_JSON)
+        assert "byte order mark" in r.message, r.message
+    decoded = parse_json(b"\xef\xbb\xbf" + bare)
+    assert isinstance(decoded, Rejection) and "byte order mark" in decoded.message
+
+
+# -- CloudEvents datacontenttype: a JSON media type, matched as one -------------------------
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/json",
+        "APPLICATION/JSON",
+        "Application/Json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/cloudevents+json",
+        "application/vnd.ceasefire.report.v1+json",
+        "text/json",
+    ],
+)
+def test_json_media_types_are_accepted_in_any_case(media_type: str) -> None:
+    assert isinstance(check({**ENVELOPE, "datacontenttype": media_type, "data": report()}), Report)
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/notjson-at-all",
+        "application/jsonl",
+        "application/json-seq",
+        "text/plain; note=json",
+        "json",
+        "application/+json",
+        "image/svg+xml",
+        "",
+    ],
+)
+def test_other_media_types_are_refused(media_type: str) -> None:
+    doc = {**ENVELOPE, "datacontenttype": media_type, "data": report()}
+    r = rejected(doc, RejectReason.INVALID_ENVELOPE)
+    assert "datacontenttype" in r.message
+
+
+# -- messages that told the sender the wrong thing ------------------------------------------
+def test_a_bare_report_with_a_stray_specversion_names_the_unknown_field() -> None:
+    for version in ("1.0", "0.3"):
+        rejected(report(specversion=version), RejectReason.UNKNOWN_FIELD, "specversion")
+    rejected(withdrawal(specversion="1.0"), RejectReason.UNKNOWN_FIELD, "specversion")
+    # an envelope without data is still one, whatever extension attributes it has
+    for envelope in (dict(ENVELOPE), {**ENVELOPE, "category": "x", "location": "y"}):
+        r = rejected(envelope, RejectReason.INVALID_ENVELOPE)
+        assert "data" in r.message
+
+
+def test_a_number_too_long_for_python_is_said_to_be_too_long() -> None:
+    raw = json.dumps({**ENVELOPE, "data": report(revision=7)}).encode()
+    raw = raw.replace(b'"revision": 7', b'"revision": ' + b"9" * 5000)
+    r = rejected(raw, RejectReason.INVALID_JSON)
+    assert "set_int_max_str_digits" not in r.message and "digits" in r.message, r.message
