@@ -71,6 +71,13 @@ def test_jsonl_lines_pass_through_byte_for_byte(tmp_path: Path) -> None:
     assert count_records(path, "jsonl") == 5
 
 
+def test_a_jsonl_file_s_byte_order_mark_is_not_sent(tmp_path: Path) -> None:
+    """An editor's UTF-8 BOM at the start of the file is the file's, not its first report's
+    (which the schema would reject for it); one inside a later line is that line's."""
+    path = write(tmp_path, "bom.jsonl", b'\xef\xbb\xbf{"a": 1}\n\xef\xbb\xbf{"b": 2}\n')
+    assert list(read_lines(path, "jsonl")) == [(1, b'{"a": 1}'), (2, b'\xef\xbb\xbf{"b": 2}')]
+
+
 def test_jsonl_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     stdin = io.TextIOWrapper(io.BytesIO(b'{"x": 1}\n\nnot json\n'))
     monkeypatch.setattr(sys, "stdin", stdin)

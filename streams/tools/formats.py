@@ -164,6 +164,8 @@ def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, byt
     with _binary(path) as stream:
         for n, line in enumerate(_metered(stream, meter), start=1):
             line = line.removesuffix(b"\n").removesuffix(b"\r")
+            if n == 1:  # an editor's UTF-8 BOM belongs to the file, not to its first report
+                line = line.removeprefix(b"\xef\xbb\xbf")
             if line.strip():
                 yield n, line
 
