@@ -450,7 +450,9 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
         head.add_row(name, Text(value))
     console.print(head)
     table = Table(title=f"{len(i['reports'])} reports")
-    for col in ("source", "report_id", "rev", "source_type", "occurred (UTC)", "category"):
+    for col in ("source", "report_id"):  # whole, to be copied: other columns give way
+        table.add_column(col, min_width=max(len(r[col]) for r in i["reports"]), overflow="fold")
+    for col in ("rev", "source_type", "occurred (UTC)", "category"):
         table.add_column(col)
     for col in ("perpetrator", "claimant"):
         table.add_column(col)

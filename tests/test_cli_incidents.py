@@ -98,6 +98,21 @@ def test_one_incident_with_its_reports(url: str, capsys: pytest.CaptureFixture[s
     assert len(json.loads(out)["reports"]) == 3
 
 
+def test_report_ids_are_shown_whole(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table of one incident gives way in other columns, never in the ids an analyst
+    copies (a long ACLED-style id was cut with an ellipsis in an 80-column output)."""
+    _, out, _ = run(capsys, "--url", url, "--id", EVENT_ID, "--json")
+    doc = json.loads(out)
+    long_id = "acled-AZE" + "0123456789" * 5
+    doc["reports"][0]["report_id"] = long_id
+    monkeypatch.setattr(cli, "api_get", lambda *_a, **_k: doc)
+    code, out, err = run(capsys, "--url", url, "--id", EVENT_ID)
+    assert code == 0, err
+    assert long_id in out.replace("\n", "").replace(" ", "").replace("│", "")
+
+
 def test_errors_are_one_line_and_exit_1(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     unknown = incident_id(("nobody", "x"))
     code, _, err = run(capsys, "--url", url, "--id", unknown)
