@@ -20,6 +20,8 @@ from schemas.codes import RejectReason
 from schemas.report import MAX_CASUALTIES, MAX_REVISION, Report, report_json_schema
 from schemas.validation import Rejection, parse_json, validate_object, validate_report
 
+pytestmark = pytest.mark.timeout(120)  # hypothesis runs included
+
 NOW = datetime(2021, 5, 12, 12, 0, tzinfo=UTC)
 VALIDATOR = jsonschema.Draft202012Validator(report_json_schema())
 ENVELOPE = {"specversion": "1.0", "id": "e-1", "source": "/jmc", "type": "t"}
