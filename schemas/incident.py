@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
+    Field,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -104,6 +105,10 @@ class Incident(BaseModel):
     #: either).
     digest: str | None = None
     sent_digest: str | None = None
+    #: Where ingest read the report: [partition, offset] of the input topic (set from
+    #: `CEASEFIRE_INTERNAL_FORMAT` 2 on). Not content, not in `model_dump`: what a revision
+    #: conflict's dead letter reads the report as sent back from.
+    input: tuple[int, int] | None = Field(default=None, exclude=True)
 
 
 def encode_fields(fields: Mapping[str, Any]) -> bytes:
@@ -125,6 +130,8 @@ class ReportWithdrawal(BaseModel):
     revision: int
     withdrawn: Literal[True] = True
     received_at: AwareDatetime
+    #: as `Incident.input`
+    input: tuple[int, int] | None = Field(default=None, exclude=True)
 
 
 #: A classified document of the keyed topic.

@@ -232,18 +232,32 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
             timeout=30,
             what="API reports tallied",
         )
+        # the first report again at its revision with other content: a conflict, found
+        # past ingest, dead-lettered as sent, where it was read (`Incident.input`)
+        conflicting = json.dumps({**good[0], "casualties": {"killed": 2}}, indent=1).encode()
+        status, body = worker.post("/api/v1/reports", conflicting, token="s3cret")
+        assert status == 202, body
         dead = [
             json.loads(r.value)
-            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=4)
+            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=5)
         ]
         assert sorted(d["reason"] for d in dead) == [
             "invalid_json",
             "missing_field",
             "out_of_range",
+            "revision_conflict",
             "too_deep",
         ]
         originals = {base64.b64decode(d["original_base64"]) for d in dead}
-        assert {b"{oops", as_sent, nested} <= originals
+        assert {b"{oops", as_sent, nested, conflicting} <= originals
+        [conflict] = [d for d in dead if d["reason"] == "revision_conflict"]
+        assert conflict["source_topic"] == "ceasefire.reports", conflict
+        [record] = [
+            r
+            for r in read_topic(broker.bootstrap, "ceasefire.reports", expect=7)
+            if r.partition == conflict["source_partition"] and r.offset == conflict["source_offset"]
+        ]
+        assert record.value == conflicting
 
         status, zones = worker.get("/api/v1/zones")
         assert status == 200 and zones["type"] == "FeatureCollection"

@@ -70,6 +70,7 @@ class Harness:
         self.settings = Settings(internal_format=internal_format)
         self.producer = FakeProducer()
         self.dead: list[tuple[str, DeadRecord]] = []
+        self.dead_topics: list[str] = []  # the topic each dead record was read from
         #: packs on the zone stage's input not applied yet, and those applied: (partition, pack)
         self.pending: list[tuple[int, bytes]] = []
         self.delivered: list[tuple[int, bytes]] = []
@@ -82,6 +83,7 @@ class Harness:
 
         async def dead_letter(topic: str, records: Sequence[DeadRecord], reason: str) -> None:
             self.dead.extend((reason, r) for r in records)
+            self.dead_topics.extend(topic for _ in records)
 
         ports = Ports(
             settings=self.settings,
@@ -105,15 +107,21 @@ class Harness:
         ]
 
     async def send(
-        self, *docs: dict[str, Any], deliver: bool = True, classifier: Classifier = CLASSIFIER
+        self,
+        *docs: dict[str, Any],
+        deliver: bool = True,
+        classifier: Classifier = CLASSIFIER,
+        origins: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         """Apply `docs`, classified as ingest classifies them, in the identity stage and
-        (`deliver`) what it forwards in the zone stage, until nothing is left to apply."""
+        (`deliver`) what it forwards in the zone stage, until nothing is left to apply.
+        `origins`: where ingest read each (`Incident.input`)."""
         raws = []
-        for doc in docs:
+        for n, doc in enumerate(docs):
             report = validate_report(json.dumps(doc).encode(), now=NOW)
             assert not isinstance(report, Rejection), report
-            classified = classify_report(report, NOW, classifier)
+            origin = origins[n] if origins is not None else None
+            classified = classify_report(report, NOW, classifier, origin)
             assert not isinstance(classified, Rejection), classified
             raws.append(classified[1])
         await self._step(self.identity, "identity", b"\n".join(raws))
@@ -266,6 +274,47 @@ def test_a_conflicting_equal_revision_is_dead_lettered_and_duplicates_counted() 
         assert [(r["incidents"], r["reports"]) for r in h.rows()] == [(1, 1)]
 
     asyncio.run(run())
+
+
+def test_a_conflict_s_dead_letter_holds_the_report_as_sent() -> None:
+    """SPEC.md: a dead letter holds the original bytes and where they were read. A
+    revision conflict is found by the identity stage, on the classified document; the
+    document says where ingest read the report (`Incident.input`), and the stage reads it
+    back from the input topic: the dead letter is the second report as its source sent it,
+    at its input partition and offset. When it cannot be read back (retention deleted it,
+    or the read failed), the dead letter is the classified document, and says why."""
+    first = report("a", casualties={"killed": 1})
+    second = report("a", casualties={"killed": 3})  # the same revision, other content
+    sent = {(2, 40): json.dumps(first).encode(), (2, 41): json.dumps(second).encode()}
+
+    async def run(read: str) -> tuple[Harness, list[set[tuple[int, int]]]]:
+        h = Harness()
+        asked: list[set[tuple[int, int]]] = []
+
+        async def read_input(wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+            asked.append(set(wanted))
+            if read == "fails":
+                raise TimeoutError("offsets not read within 10s")
+            return {k: v for k, v in sent.items() if k in wanted and read == "there"}
+
+        object.__setattr__(h.identity.ports, "read_input", read_input)  # frozen: wiring
+        await h.send(first, origins=[(2, 40)])
+        await h.send(second, origins=[(2, 41)])
+        return h, asked
+
+    h, asked = asyncio.run(run("there"))
+    assert asked == [{(2, 41)}]
+    [(reason, (partition, offset, raw, message))] = h.dead
+    assert (reason, partition, offset, raw) == ("revision_conflict", 2, 41, sent[(2, 41)])
+    assert h.dead_topics == [h.settings.reports_topic]
+    assert message == "revision 0 of (pkf-op-1, a) was already applied with other content"
+    assert [(r["incidents"], r["killed"]) for r in h.rows()] == [(1, 1)]  # the first counts
+    for read, why in (("gone", "it is no longer on"), ("fails", "reading it back from")):
+        h, _ = asyncio.run(run(read))
+        [(reason, (partition, offset, raw, message))] = h.dead
+        assert h.dead_topics == [h.settings.keyed_topic] and partition == 0
+        assert json.loads(raw)["input"] == [2, 41]  # the classified document
+        assert f"classified document, not the report as sent: {why}" in message, message
 
 
 def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: Path) -> None:

@@ -173,6 +173,40 @@ def test_ingest_writes_the_classified_document_with_its_content_digests() -> Non
     assert bytes.fromhex(carried["sent_digest"]) == report_digest(report)
 
 
+def test_ingest_names_where_it_read_a_report_outside_its_content() -> None:
+    """With the input record's partition and offset (`Incident.input`), the document is
+    the same but for that last key: the same digests (a re-send read elsewhere is no other
+    content), and readers of the document take it (a withdrawal's too)."""
+    from schemas.incident import ReportWithdrawal, decode_classified
+    from schemas.report import WithdrawnReport
+    from streams.pipeline.ingest import classify_report, process_record
+    from streams.pipeline.versions import legacy_digest
+
+    raw = json.dumps(SENT).encode()
+    plain = process_record(raw, NOW, CLASSIFIER, NOW)
+    placed = process_record(raw, NOW, CLASSIFIER, NOW, origin=(3, 1234))
+    assert isinstance(plain, tuple) and isinstance(placed, tuple)
+    assert placed[1] == plain[1][:-1] + b',"input":[3,1234]}'
+    doc, plain_doc = json.loads(placed[1]), json.loads(plain[1])
+    assert (doc["digest"], doc["sent_digest"]) == (plain_doc["digest"], plain_doc["sent_digest"])
+    assert legacy_digest(doc) == legacy_digest(plain_doc)
+    assert version_of(doc) == version_of(plain_doc)
+    decoded = decode_classified(placed[1])
+    assert decoded.input == (3, 1234)
+    assert decoded.model_dump_json().encode() == plain[1]  # not written back out
+    gone = validate_report(
+        json.dumps(
+            {"source": "pkf-op-1", "report_id": "r1", "revision": 1, "withdrawn": True}
+        ).encode(),
+        now=NOW,
+    )
+    assert isinstance(gone, WithdrawnReport)
+    routed = classify_report(gone, NOW, CLASSIFIER, (0, 7))
+    assert isinstance(routed, tuple)
+    withdrawal = decode_classified(routed[1])
+    assert isinstance(withdrawal, ReportWithdrawal) and withdrawal.input == (0, 7)
+
+
 def test_the_carried_digest_tells_a_resend_from_a_change() -> None:
     first = version_of(ingested())
     assert isinstance(first, ReportVersion)

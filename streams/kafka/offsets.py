@@ -163,3 +163,29 @@ async def read_range(
         return out
     finally:
         await reader.stop()
+
+
+async def read_records(
+    bootstrap: str,
+    topic: str,
+    wanted: Iterable[tuple[int, int]],
+    *,
+    timeout: float = 10.0,
+    **client_opts: Any,
+) -> dict[tuple[int, int], bytes]:
+    """The values of the records at (partition, offset) of `topic`: those still there
+    (retention may have deleted some). One read per partition, from its first offset
+    wanted to its last."""
+    asked = set(wanted)
+    spans: dict[int, tuple[int, int]] = {}
+    for partition, offset in asked:
+        low, high = spans.get(partition, (offset, offset))
+        spans[partition] = (min(low, offset), max(high, offset))
+    ranges = [(TopicPartition(topic, p), low, high + 1) for p, (low, high) in spans.items()]
+    found = await read_range(bootstrap, ranges, timeout=timeout, **client_opts)
+    return {
+        (tp.partition, offset): value
+        for tp, records in found.items()
+        for offset, value in records
+        if (tp.partition, offset) in asked
+    }

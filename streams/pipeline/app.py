@@ -28,7 +28,7 @@ from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
-from streams.pipeline.dead_letters import InternalDeadLetters
+from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
 from streams.pipeline.faust_app import faust_app
 from streams.pipeline.identity_process import IdentityProcess
 from streams.pipeline.identity_stage import IdentityStage
@@ -95,6 +95,7 @@ class Monitor:
             partitions_of=self.producer.partitions_of,
             dead_letter=self.dead_letter_internal,
             readiness_changed=self.update_ready,
+            read_input=partial(input_reader, s),
         )
         self.identity: IdentityStage | IdentityProcess
         if s.identity_process:

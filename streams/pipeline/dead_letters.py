@@ -19,6 +19,7 @@ from schemas.dead_letter import DeadLetter, DeadLetterError
 from schemas.validation import Rejection
 from streams import metrics
 from streams.config import Settings
+from streams.kafka.offsets import read_records
 from streams.kafka.producer import SharedProducer
 
 log = logging.getLogger(__name__)
@@ -149,3 +150,17 @@ class InternalDeadLetters:
             )
             sends.append(await producer.send(self.settings.dlq_topic, value))
         await asyncio.gather(*sends)
+
+
+async def input_reader(
+    settings: Settings, wanted: set[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """The input topic's records at (partition, offset), those still there: the reports as
+    sent, for a revision conflict's dead letter (`Ports.read_input`)."""
+    return await read_records(
+        settings.bootstrap(),
+        settings.reports_topic,
+        wanted,
+        timeout=10.0,
+        **settings.kafka_security(),
+    )

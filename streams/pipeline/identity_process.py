@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import faust
@@ -26,7 +27,7 @@ from streams.kafka import groups
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
 from streams.pipeline.child_process import STOP, ChildProcess, Order, Reporter, Status, child_main
-from streams.pipeline.dead_letters import InternalDeadLetters
+from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
 from streams.pipeline.faust_app import faust_app
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
@@ -101,6 +102,7 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
         partitions_of=producer.partitions_of,
         dead_letter=InternalDeadLetters(settings, producer),
         readiness_changed=lambda: None,  # the reporter reads readiness every tenth second
+        read_input=partial(input_reader, settings),
     )
     stage = IdentityStage(ports, changelog_app_id=settings.app_id)
     lag = LagReport()

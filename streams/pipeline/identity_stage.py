@@ -58,6 +58,9 @@ class IdentityOutput:
     #: partition -> key -> value (the latest per key)
     entries: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     dead: list[tuple[DeadRecord, str]] = field(default_factory=list)
+    #: revision conflicts: where ingest read the report (`Incident.input`; None: not
+    #: known), and the dead record of its classified document here
+    conflicts: list[tuple[tuple[int, int] | None, DeadRecord]] = field(default_factory=list)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     #: new reports, for the per-report metrics: (source type, occurred, received), epoch s
     accepted: list[tuple[str, float, float]] = field(default_factory=list)
@@ -130,9 +133,7 @@ class IdentityStage(Stage[IdentityOutput]):
                         f"revision {version.revision} of ({version.source}, "
                         f"{version.report_id}) was already applied with other content"
                     )
-                    out.dead.append(
-                        ((r.partition, r.offset, raw, message), RejectReason.REVISION_CONFLICT)
-                    )
+                    out.conflicts.append((_origin(doc), (r.partition, r.offset, raw, message)))
                     continue
                 if not (decision.outcome.changes_state or decision.recheck):
                     continue
@@ -199,6 +200,9 @@ class IdentityStage(Stage[IdentityOutput]):
                 s.keyed_topic, [d for d, r in out.dead if r == reason], str(reason)
             )
         out.dead.clear()  # dead-lettered: a retry must not send them twice
+        if out.conflicts:
+            await self._dead_letter_conflicts(out.conflicts)
+            out.conflicts.clear()
         if out.forward:
             producer = await ports.producer()
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
@@ -206,6 +210,40 @@ class IdentityStage(Stage[IdentityOutput]):
                 *await send_packs(producer, s.zone_reports_topic, out.forward, zone_partitions)
             )
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
+
+    async def _dead_letter_conflicts(
+        self, conflicts: list[tuple[tuple[int, int] | None, DeadRecord]]
+    ) -> None:
+        """A conflict's dead letter holds the report as its source sent it, where ingest
+        read it (SPEC.md: the original bytes and their topic, partition and offset), read
+        back from the input topic; a report not read back (deleted by retention, a document
+        of an ingest before `input`, the read failed) has its classified document here."""
+        ports = self.ports
+        s = ports.settings
+        wanted = {origin for origin, _ in conflicts if origin is not None}
+        sent: dict[tuple[int, int], bytes] = {}
+        why = "its document does not say where ingest read it"
+        if wanted and ports.read_input is not None:
+            try:
+                sent = await ports.read_input(wanted)
+                why = f"it is no longer on {s.reports_topic}"
+            except Exception as exc:  # a Kafka or timeout error: the dead letter all the same
+                log.warning("reading %d conflicting reports back failed: %s", len(wanted), exc)
+                why = f"reading it back from {s.reports_topic} failed: {exc}"
+        as_sent: list[DeadRecord] = []
+        classified: list[DeadRecord] = []
+        for origin, (partition, offset, raw, message) in conflicts:
+            original = sent.get(origin) if origin is not None else None
+            if origin is not None and original is not None:
+                as_sent.append((origin[0], origin[1], original, message))
+            else:
+                note = f"{message} (this is its classified document, not the report as sent: {why})"
+                classified.append((partition, offset, raw, note))
+        reason = RejectReason.REVISION_CONFLICT
+        if as_sent:
+            await ports.dead_letter(s.reports_topic, as_sent, reason)
+        if classified:
+            await ports.dead_letter(s.keyed_topic, classified, reason)
 
     def committed(self, out: IdentityOutput) -> None:
         now = time.time()
@@ -226,3 +264,11 @@ class IdentityStage(Stage[IdentityOutput]):
             metrics.REPORTS.labels(source_type).inc(n)
         for source_type, received in last.items():
             metrics.LAST_REPORT_TIMESTAMP.labels(source_type).set(received)
+
+
+def _origin(doc: dict[str, object]) -> tuple[int, int] | None:
+    """Where ingest read the report (`Incident.input`), when the document says so."""
+    at = doc.get("input")
+    if isinstance(at, list) and len(at) == 2 and all(type(x) is int and x >= 0 for x in at):
+        return at[0], at[1]
+    return None

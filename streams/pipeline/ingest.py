@@ -58,28 +58,41 @@ LAG_INTERVAL = 5.0
 
 
 def process_record(
-    raw: bytes, received_at: datetime, classifier: Classifier, now: datetime | None = None
+    raw: bytes,
+    received_at: datetime,
+    classifier: Classifier,
+    now: datetime | None = None,
+    origin: tuple[int, int] | None = None,
 ) -> tuple[str, bytes] | Rejection:
     """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. `now`
-    (default: the clock) is what a report's times must not be after."""
+    (default: the clock) is what a report's times must not be after; `origin`: the input
+    record's (partition, offset), kept in the document (`Incident.input`)."""
     result = validate_report(raw, now=now or datetime.now(UTC))
     if isinstance(result, Rejection):
         return result
-    return classify_report(result, received_at, classifier)
+    return classify_report(result, received_at, classifier, origin)
 
 
 def classify_report(
-    report: Report | WithdrawnReport, received_at: datetime, classifier: Classifier
+    report: Report | WithdrawnReport,
+    received_at: datetime,
+    classifier: Classifier,
+    origin: tuple[int, int] | None = None,
 ) -> tuple[str, bytes] | Rejection:
     key = report_key(report.source, report.report_id)
     if isinstance(report, WithdrawnReport):
-        return key, classifier.withdrawal(report, received_at).model_dump_json().encode()
+        withdrawal = classifier.withdrawal(report, received_at).model_dump_json().encode()
+        if origin is not None:  # `input` last, as in a report's document
+            withdrawal = withdrawal[:-1] + b',"input":[%d,%d]}' % origin
+        return key, withdrawal
     try:
         fields = classifier.fields(report, received_at)
     except UnknownPlace as exc:
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
     fields["digest"] = document_digest(fields).hex()
     fields["sent_digest"] = report_digest(report).hex()
+    if origin is not None:
+        fields["input"] = origin
     return key, encode_fields(fields)
 
 
@@ -104,17 +117,22 @@ class Rejected:
 
 
 def route(
-    record: ConsumerRecord[Any, Any], classifier: Classifier, now: datetime | None = None
+    record: ConsumerRecord[Any, Any],
+    classifier: Classifier,
+    now: datetime | None = None,
+    keep_origin: bool = False,
 ) -> tuple[bytes, bytes] | Rejected:
     """One input record -> (report key, incident JSON) for the keyed topic, or its dead
     letter. Never raises on account of the record: whatever fails while processing it
     dead-letters it as `internal_error`, and the stream goes on. `now`: the clock, read
-    once per batch by the stage."""
+    once per batch by the stage. `keep_origin`: the document names the record's
+    partition and offset (`Incident.input`)."""
     raw: bytes = record.value if record.value is not None else b""
     now = now or datetime.now(UTC)
     received = arrival_time(record, now)
+    origin = (record.partition, record.offset) if keep_origin else None
     try:
-        outcome = process_record(raw, received, classifier, now)
+        outcome = process_record(raw, received, classifier, now, origin)
         if not isinstance(outcome, Rejection):
             key, value = outcome
             return key.encode("utf-8"), value
@@ -341,9 +359,12 @@ class Ingest:
         partitions = await self._keyed_partitions()
         accepted: list[tuple[bytes, bytes]] = []
         now = datetime.now(UTC)
+        # where each report was read, for a conflict's dead letter (workers reading whole
+        # documents strictly, format 1, would refuse the field)
+        keep_origin = s.internal_format >= 2
         for tp, records in batches.items():
             for record in records:
-                routed = route(record, self.classifier, now)
+                routed = route(record, self.classifier, now, keep_origin)
                 if isinstance(routed, Rejected):
                     metrics.REJECTED.labels(routed.reason.value).inc()
                     sends.append(

@@ -53,6 +53,11 @@ class Ports:
     #: (topic, records, reason code) -> records on the dead-letter topic
     dead_letter: Callable[[str, Sequence[DeadRecord], str], Awaitable[None]]
     readiness_changed: Callable[[], None]
+    #: (partition, offset) of input-topic records -> their values, those still there: the
+    #: reports as sent, for the dead letters of revision conflicts (None: not read back)
+    read_input: Callable[[set[tuple[int, int]]], Awaitable[dict[tuple[int, int], bytes]]] | None = (
+        None
+    )
 
 
 OutT = TypeVar("OutT")

@@ -76,6 +76,7 @@ _NOT_CONTENT = frozenset(
         "withdrawn",
         "digest",
         "sent_digest",
+        "input",  # where ingest read it: no content
     }
 )
 
