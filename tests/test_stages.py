@@ -316,6 +316,16 @@ def test_a_conflict_s_dead_letter_holds_the_report_as_sent() -> None:
         assert json.loads(raw)["input"] == [2, 41]  # the classified document
         assert f"classified document, not the report as sent: {why}" in message, message
 
+    async def unplaced() -> Harness:  # documents of an ingest before `input`
+        h = Harness()
+        await h.send(first)
+        await h.send(second)
+        return h
+
+    h = asyncio.run(unplaced())
+    [(_, (_, _, _, message))] = h.dead
+    assert "does not say where ingest read it" in message, message
+
 
 def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: Path) -> None:
     """After a change of the classifier (here the gazetteer puts a place elsewhere), a

@@ -222,23 +222,24 @@ class IdentityStage(Stage[IdentityOutput]):
         s = ports.settings
         wanted = {origin for origin, _ in conflicts if origin is not None}
         sent: dict[tuple[int, int], bytes] = {}
-        why = "its document does not say where ingest read it"
+        unread = "this worker does not read reports back"
         if wanted and ports.read_input is not None:
             try:
                 sent = await ports.read_input(wanted)
-                why = f"it is no longer on {s.reports_topic}"
+                unread = f"it is no longer on {s.reports_topic}"
             except Exception as exc:  # a Kafka or timeout error: the dead letter all the same
                 log.warning("reading %d conflicting reports back failed: %s", len(wanted), exc)
-                why = f"reading it back from {s.reports_topic} failed: {exc}"
+                unread = f"reading it back from {s.reports_topic} failed: {exc}"
         as_sent: list[DeadRecord] = []
         classified: list[DeadRecord] = []
         for origin, (partition, offset, raw, message) in conflicts:
             original = sent.get(origin) if origin is not None else None
             if origin is not None and original is not None:
                 as_sent.append((origin[0], origin[1], original, message))
-            else:
-                note = f"{message} (this is its classified document, not the report as sent: {why})"
-                classified.append((partition, offset, raw, note))
+                continue
+            why = "its document does not say where ingest read it" if origin is None else unread
+            note = f"{message} (this is its classified document, not the report as sent: {why})"
+            classified.append((partition, offset, raw, note))
         reason = RejectReason.REVISION_CONFLICT
         if as_sent:
             await ports.dead_letter(s.reports_topic, as_sent, reason)
