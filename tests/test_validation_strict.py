@@ -7,7 +7,6 @@ contains "json". And the exported JSON Schema agrees on each.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -19,26 +18,12 @@ from hypothesis import strategies as st
 from schemas.codes import RejectReason
 from schemas.report import MAX_CASUALTIES, MAX_REVISION, Report, report_json_schema
 from schemas.validation import Rejection, parse_json, validate_object, validate_report
+from tests.test_validation import NOW, report
 
 pytestmark = pytest.mark.timeout(120)  # hypothesis runs included
 
-NOW = datetime(2021, 5, 12, 12, 0, tzinfo=UTC)
 VALIDATOR = jsonschema.Draft202012Validator(report_json_schema())
 ENVELOPE = {"specversion": "1.0", "id": "e-1", "source": "/jmc", "type": "t"}
-
-
-def report(**changes: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "report_id": "op12-2021-0001",
-        "source": "pkf-op-12",
-        "source_type": "observation_post",
-        "occurred_at": "2021-05-12T10:00:00+04:00",
-        "location": {"lat": 39.758, "lon": 46.748},
-        "category": "small_arms_fire",
-        "casualties": {"killed": 0, "wounded": 1, "civilian": False},
-    }
-    doc.update(changes)
-    return doc
 
 
 def withdrawal(**changes: Any) -> dict[str, Any]:

@@ -490,7 +490,7 @@ class Api:
     async def tallies(self, request: web.Request) -> web.Response:
         parts: set[int] = set()
         try:
-            q = check_names(request.query.items(), (*TALLY_PARAMETERS, *_PEER_PARAMETERS))
+            q = check_names(request.query.items(), TALLY_PARAMETERS, internal=_PEER_PARAMETERS)
             window = q.get("window", "24h")
             by = q.get("by", "zone")
             check_window(window)
@@ -567,7 +567,7 @@ class Api:
 
     async def alerts(self, request: web.Request) -> web.Response:
         try:
-            q = check_names(request.query.items(), (*ALERT_PARAMETERS, "scope"))
+            q = check_names(request.query.items(), ALERT_PARAMETERS, internal=("scope",))
             status = q.get("status", "firing")
             if status not in ("firing", "resolved", "all"):
                 raise QueryError(f"unknown status {status!r}; use firing, resolved or all")
@@ -625,7 +625,7 @@ class Api:
                     f"{incident_id[:80]!r} is not an incident id (a lowercase UUID, as "
                     "`incident_id` in GET /api/v1/incidents)"
                 )
-            q = check_names(request.query.items(), _PEER_PARAMETERS)
+            q = check_names(request.query.items(), (), internal=_PEER_PARAMETERS)
             local = parse_scope(q.get("scope"))
             if local:
                 parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)

@@ -35,7 +35,7 @@ from schemas.codes import Category, Party, Verification
 from streams.record.incident import CONTESTED, IncidentRecord, verification_of
 from streams.record.model import Ident, ReportVersion
 from streams.tallies.windows import QueryError
-from streams.web.params import not_a_time
+from streams.web.params import check_names, not_a_time
 
 T = TypeVar("T")
 
@@ -189,14 +189,11 @@ def parse_query(
     """The list query from its parameters, in the order sent (a filter may be repeated: any
     of its values matches). `zones` are the zone codes a `zone` filter may name; `extra`
     are other parameter names the caller reads itself (`scope`, `partitions`)."""
+    pairs = list(pairs)
+    check_names(pairs, PARAMETERS, repeatable=LIST_FILTERS, internal=extra)
     seen: dict[str, list[str]] = {}
     for name, value in pairs:
-        if name not in PARAMETERS and name not in extra:
-            raise QueryError(f"unknown parameter {name!r}; use {', '.join(PARAMETERS)}")
         seen.setdefault(name, []).append(value)
-    for name, values in seen.items():
-        if name not in LIST_FILTERS and len(values) > 1:
-            raise QueryError(f"parameter {name!r} is given {len(values)} times; give it once")
     allowed: dict[str, Collection[str]] = {
         "zone": zones,
         "attribution": ATTRIBUTIONS,

@@ -17,16 +17,22 @@ _SPACE_FOR_PLUS = re.compile(
 
 
 def check_names(
-    pairs: Iterable[tuple[str, str]], allowed: Collection[str], *, repeatable: Collection[str] = ()
+    pairs: Iterable[tuple[str, str]],
+    allowed: Collection[str],
+    *,
+    repeatable: Collection[str] = (),
+    internal: Collection[str] = (),
 ) -> dict[str, str]:
     """The parameters by name (the first value of a repeatable one), once each is known to
-    be in `allowed` and, unless `repeatable`, given once: a second value would otherwise be
-    silently ignored."""
+    be in `allowed` or `internal` (what peers add: accepted, not offered in the message)
+    and, unless `repeatable`, given once: a second value would otherwise be silently
+    ignored."""
     seen: dict[str, str] = {}
     counts: dict[str, int] = {}
     for name, value in pairs:
-        if name not in allowed:
-            raise QueryError(f"unknown parameter {name[:80]!r}; use {', '.join(allowed)}")
+        if name not in allowed and name not in internal:
+            use = f"use {', '.join(allowed)}" if allowed else "this endpoint takes none"
+            raise QueryError(f"unknown parameter {name[:80]!r}; {use}")
         counts[name] = counts.get(name, 0) + 1
         seen.setdefault(name, value)
     for name, count in counts.items():
