@@ -1034,10 +1034,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if os.environ.get("CEASEFIRE_DEBUG"):
             raise
-        if isinstance(exc, OSError | ValueError):
-            # what a command says of its input or files (a missing file, a bad value):
-            # the message is the whole story, one line
-            error_line(str(exc) if not isinstance(exc, OSError) else _os_error(exc))
+        if isinstance(exc, OSError):
+            # a file missing or not writable: the message is the whole story, one line
+            # (other exceptions may be bugs: their class and the debug hint stay)
+            error_line(_os_error(exc))
             return 1
         error_line(f"{type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 DeadRecord = tuple[int, int, bytes, str]
 
 
+#: (partition, offset) of input-topic records -> the values of those still there
+InputReader = Callable[[set[tuple[int, int]]], Awaitable[dict[tuple[int, int], bytes]]]
+
+
 @dataclass(frozen=True)
 class Ports:
     """What a stage may use of the worker: nothing else."""
@@ -55,9 +59,7 @@ class Ports:
     readiness_changed: Callable[[], None]
     #: (partition, offset) of input-topic records -> their values, those still there: the
     #: reports as sent, for the dead letters of revision conflicts (None: not read back)
-    read_input: Callable[[set[tuple[int, int]]], Awaitable[dict[tuple[int, int], bytes]]] | None = (
-        None
-    )
+    read_input: InputReader | None = None
 
 
 OutT = TypeVar("OutT")
