@@ -18,6 +18,7 @@ An input has one of two shapes (`report_json_schema` describes both):
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
@@ -63,10 +64,19 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=Fal
 # Python's for jsonschema, ECMA 262 for JavaScript clients).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 _SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Invisible format characters (Unicode Cf without the visible prepended number signs): zero
+# widths, joiners, direction marks and overrides, the soft hyphen, a BOM inside the text.
+_INVISIBLE = (
+    r"\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
 #: An identity part: no control character (the key's \x1f separator among them: "a\x1fb" + "c"
-#: and "a" + "b\x1fc" would be one key), and not only whitespace.
-IDENTITY_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+#: and "a" + "b\x1fc" would be one key), no invisible character ("op-1" and "op\u200b-1"
+#: look alike but would be two reports, counted twice), and not only whitespace.
+IDENTITY_PATTERN = (
+    f"^[^{_CONTROL}{_INVISIBLE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}][^{_CONTROL}{_INVISIBLE}]*$"
+)
 _CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
+_INVISIBLE_CHAR = re.compile(f"[{_INVISIBLE}]")
 
 
 def _exported(pattern: str) -> str:
@@ -196,6 +206,15 @@ def explain_identity(value: str) -> str:
         return (
             f"holds the control character U+{ord(control.group()):04X} at position "
             f"{control.start()}: control characters are not allowed"
+        )
+    invisible = _INVISIBLE_CHAR.search(value)
+    if invisible is not None:
+        char = invisible.group()
+        return (
+            f"holds the invisible character U+{ord(char):04X} "
+            f"({unicodedata.name(char, 'format character')}) at position {invisible.start()}: "
+            "invisible characters are not allowed (an id that looks like another would count "
+            "as another report)"
         )
     return "is blank: it must hold a character other than whitespace"
 

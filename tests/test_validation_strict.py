@@ -232,6 +232,38 @@ def test_a_blank_identity_is_refused(field: str, value: str) -> None:
     agrees(report(**{field: value}))
 
 
+INVISIBLES = [
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u200e",
+    "\u202e",
+    "\u2066",
+    "\u2060",
+    "\ufeff",
+    "\xad",
+]
+
+
+@pytest.mark.parametrize("field", ["source", "report_id"])
+@pytest.mark.parametrize("char", INVISIBLES)
+def test_invisible_characters_in_an_identity_are_refused(field: str, char: str) -> None:
+    # "op-1" and "op\u200b-1" look the same: were both valid, one report re-sent through a
+    # system that adds a zero width (or a direction mark) would count twice.
+    for value in (f"op{char}-1", char, f"{char}op-1"):
+        r = rejected(report(**{field: value}), RejectReason.INVALID_VALUE, field)
+        assert f"U+{ord(char):04X}" in r.message and "invisible character" in r.message, r.message
+        rejected(withdrawal(**{field: value}), RejectReason.INVALID_VALUE, field)
+        agrees(report(**{field: value}))
+
+
+def test_visible_format_characters_stay_valid() -> None:
+    # The Arabic number sign is a format character that is seen: not refused.
+    doc = report(report_id="\u0600 12")
+    assert isinstance(check(doc), Report)
+    agrees(doc)
+
+
 def test_a_final_newline_is_refused_by_the_schema_too() -> None:
     # Python's `$` (jsonschema's) matches before a final newline unless the pattern says not.
     agrees(report(source="pkf-op-12\n"))
@@ -239,7 +271,9 @@ def test_a_final_newline_is_refused_by_the_schema_too() -> None:
     agrees(report(occurred_at="2021-05-12T10:00:00Z\n"))
 
 
-@pytest.mark.parametrize("value", [" a ", "ü-✓", "a b", "x" * 64, "\u200b", "op\u00a012"])
+@pytest.mark.parametrize(
+    "value", [" a ", "ü-✓", "a b", "x" * 64, "op\u00a012", "Պաշտպանության նախարարություն"]
+)
 def test_printable_identities_stay_valid(value: str) -> None:
     doc = report(source=value, report_id=value)
     assert isinstance(check(doc), Report)
