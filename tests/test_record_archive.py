@@ -17,11 +17,12 @@ from streams.record.archive import (
     PackedIndex,
     decode_body,
     encode_unit,
+    id_hash,
     read_head,
 )
 from streams.record.book import IncidentBook
 from streams.record.changelog import Entry
-from streams.record.incident import IncidentFields, IncidentRecord, Status, derive
+from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
 from streams.record.model import TimePrecision
 from streams.record.record import Record
 from streams.record.revisions import ENTRY_PREFIX
@@ -206,6 +207,28 @@ def test_an_incident_is_found_open_or_closed() -> None:
     assert book.find_closed("00000000-0000-0000-0000-000000000000") is None
 
 
+def test_a_merged_id_finds_its_holder_once_closed_and_after_a_restore() -> None:
+    book = IncidentBook()
+    entries: list[Entry] = []
+    entries += book.upsert(rv("op-1", "b", t=MIN)).entries
+    merged = incident_id(("op-1", "b"))
+    entries += book.upsert(rv("patrol", "a", t=0, km=1)).entries  # earlier: renamed
+    holder = incident_id(("patrol", "a"))
+    assert book.holder_of(merged) == holder
+    last = book.versions[merged]
+    closing = book.sweep(LATER)
+    entries += closing.entries + closing.later
+    assert book.holder_of(merged) is None and book.find_closed(merged) is None
+    rebuilt = IncidentBook()
+    rebuilt.restore(entries)
+    for b in (book, rebuilt):
+        assert b.closed_holder_of(merged) == (holder, last)
+        assert b.closed_holder_of(holder) is None  # its own id: find_closed has it
+        found = b.find_closed(holder)
+        assert found is not None and set(found[1]) == {("op-1", "b"), ("patrol", "a")}
+        assert b.closed_holder_of("00000000-0000-0000-0000-000000000000") is None
+
+
 def test_a_unit_round_trips() -> None:
     members = [rv("op-1", "a", t=0, killed=2), rv("patrol", "b", t=MIN, km=1)]
     groups = [(members, {"x": 3}), ([rv("op-2", "c", t=5 * DAY)], {})]
@@ -219,7 +242,9 @@ def test_a_unit_round_trips() -> None:
         2,
         0,
     )
-    assert len(head.member_keys) == 3 and len(head.id_hashes) == 2
+    # The incidents' ids, and the published id merged into the first ("x"), are indexed.
+    anchors = [incident_id(("op-1", "a")), "x", incident_id(("op-2", "c"))]
+    assert len(head.member_keys) == 3 and head.id_hashes == [id_hash(i) for i in anchors]
 
 
 def test_units_before_1970_and_many_zones_are_told_apart() -> None:

@@ -242,6 +242,24 @@ async def test_a_merged_id_is_404_naming_the_incident_that_holds_its_reports() -
             assert status == 200
 
 
+async def test_a_merged_id_names_its_holder_once_that_is_closed() -> None:
+    renamed = incident_id(("pkf-op-9", "first"))
+    b = incidents_api.book(*incidents_api.EVENT)
+    b.upsert(rv("pkf-op-9", "first", t=-5 * MIN))
+    last = b.versions[incidents_api.EVENT_ID]
+    assert b.sweep(1_700_000_000.0 + 40 * 86_400).moves  # the holder's day closed
+    assert renamed not in b.versions and incidents_api.EVENT_ID not in b.versions
+    monitor = incidents_api.stand_in({0: b, 1: incidents_api.book()})
+    async with TestClient(TestServer(Api(monitor).web)) as client:
+        status, body = await incidents_api.get(
+            client, f"/api/v1/incidents/{incidents_api.EVENT_ID}"
+        )
+        assert status == 404 and body["merged_into"] == renamed, body
+        assert body["version"] == last
+        status, body = await incidents_api.get(client, f"/api/v1/incidents/{renamed}")
+        assert status == 200 and body["incident_id"] == renamed, body
+
+
 async def test_a_withdrawn_id_is_404_without_merged_into() -> None:
     b = incidents_api.book(*incidents_api.EVENT)
     for r in incidents_api.EVENT:

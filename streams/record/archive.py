@@ -18,7 +18,8 @@ nothing changes meaning:
 
 A unit on the changelog (key `u` + zone + NUL + day) is, after a 2-byte format tag, three
 lengths, then: a JSON summary (per incident: occurred, tally cell, reports, killed,
-wounded), the members' 16-byte identity keys, the incident ids' 8-byte hashes, and the
+wounded), the members' 16-byte identity keys, the 8-byte hashes of the incident ids (and of
+the published ids merged into them; units written before 2026-12 hold the incidents' only), and the
 zlib-compressed JSON body. A recovery reads the summary and the keys and keeps the body
 compressed; it links nothing of a closed day.
 """
@@ -98,8 +99,12 @@ def encode_unit(groups: Sequence[Group], fields: Sequence[IncidentFields]) -> by
         incidents.append([occurred, cells.setdefault(cell, len(cells)), reports, killed, wounded])
     summary = orjson.dumps([list(map(list, cells)), incidents])
     keys = b"".join(identity_key(*m.ident) for members, _ in groups for m in members)
+    # Each incident's id, and the ids merged into it that were published (its `versions`):
+    # the incidents API finds a closed merged id's holder by them.
     ids = b"".join(
-        id_hash(incident_id(members[0].ident)).to_bytes(8, "little") for members, _ in groups
+        id_hash(iid).to_bytes(8, "little")
+        for members, versions in groups
+        for iid in dict.fromkeys([incident_id(members[0].ident), *versions])
     )
     rows = [[[detail_row(m) for m in members], versions] for members, versions in groups]
     body = zlib.compress(orjson.dumps(rows), 1)

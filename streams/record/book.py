@@ -187,6 +187,18 @@ class IncidentBook:
                     return record, {m.ident: m for m in members}
         return None
 
+    def closed_holder_of(self, iid: str) -> tuple[str, int] | None:
+        """For an id that merged into an incident since closed: that incident's id, and the
+        last version published of `iid` (units written before merged ids were indexed are
+        not found)."""
+        unit = self.archive.unit_of_incident(iid)
+        if unit is not None:
+            for members, versions in self.archive.peek(*unit):
+                holder = incident_id(members[0].ident)
+                if holder != iid and iid in versions:
+                    return holder, versions[iid]
+        return None
+
     def closed_day(self, zone: str, day: int) -> list[IncidentRecord]:
         return list(self._closed_records(zone, day))
 
@@ -276,7 +288,8 @@ class IncidentBook:
         """The id of the open incident that holds the report `iid` is named after (an
         incident is named after its earliest report), when that is another incident: the
         one `iid` merged into, or what that later merged into. None when no open incident
-        holds that report (withdrawn, closed, or moved to another zone's partition). The
+        holds that report (withdrawn, closed: `closed_holder_of`, or moved to another zone's
+        partition). The
         book keeps no `merged_into` of its own: a scan of its current reports, for the
         incidents API's answer to an id no longer open."""
         for linker in self.zones.values():

@@ -244,8 +244,8 @@ class Found:
 
     incident: dict[str, Any] | None = None
     version: int | None = None
-    #: of an id no longer open: the open incident that now holds its reports
-    #: (`IncidentBook.holder_of`)
+    #: of an id no longer open: the incident that now holds its reports
+    #: (`IncidentBook.holder_of`, `closed_holder_of`)
     merged_into: str | None = None
 
     def document(self) -> dict[str, Any]:
@@ -260,6 +260,11 @@ def local_incident(monitor: WorkerView, partitions: set[int], incident_id: str) 
             closed = book.find_closed(incident_id)
             if closed is not None:
                 return Found(incident_details(*closed), closed[0].version)
+            merged = book.closed_holder_of(incident_id)
+            if merged is not None:
+                found = Found(
+                    None, max(merged[1], found.version or 0), found.merged_into or merged[0]
+                )
             continue
         record = next((r for r in book.incidents() if r.incident_id == incident_id), None)
         if record is not None:
