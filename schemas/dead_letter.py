@@ -13,6 +13,13 @@ from schemas.codes import RejectReason
 #: size: a dead letter the producer refuses would stall its input partition.
 MAX_ORIGINAL_BYTES = 256 * 1024
 
+#: A record header `ceasefire-monitor feed` puts on a CSV row it could not convert and sends
+#: as its text: why (UTF-8). Ingest adds it to that row's dead-letter message, which would
+#: otherwise give only the JSON parser's complaint about CSV text.
+UNCONVERTED_HEADER = "ceasefire-unconverted"
+#: Most characters of that reason a dead letter repeats.
+MAX_UNCONVERTED_CHARS = 300
+
 
 class DeadLetterError(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

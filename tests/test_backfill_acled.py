@@ -288,6 +288,12 @@ def test_acled_history_backfills_once_updates_revisions_and_survives_a_restart(
         # the rows it could not convert, by reason, and the first of them by line
         assert re.search(r"invalid_json\W+2\W", out), out
         assert re.search(r"3007\W+invalid_json\W.*3008\W+invalid_json\W", out), out
+        # and the worker's dead letters for them say why too
+        dlq = read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=2)
+        messages = [json.loads(r.value)["message"] for r in dlq]
+        assert len(messages) == 2, messages
+        for m in messages:
+            assert m.startswith("a CSV row the feed could not convert (event_date 'yesterday'"), m
         wait_for(lambda: totals(worker) == expected_first, timeout=90, what="first import")
         assert series_totals(worker) == expected_first
 

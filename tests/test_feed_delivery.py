@@ -71,7 +71,13 @@ class LateProducer:
         self.hang = hang
         self.most_pending = 0
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> LateFuture:
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> LateFuture:
         assert value is not None
         error = KafkaError("broker said no") if b"refused" in value else None
         future = LateFuture(error, self.hang)

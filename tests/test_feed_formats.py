@@ -18,6 +18,7 @@ from rich.console import Console
 
 import streams.tools.feed as feed
 from schemas.codes import RejectReason
+from schemas.dead_letter import UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
@@ -430,12 +431,20 @@ class FakeFuture:
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []  # of each sent, in order
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> FakeFuture:
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> FakeFuture:
         assert value is not None
         if b"too-big" in value:
             raise MessageSizeTooLargeError("too big")
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
         return FakeFuture(KafkaError("broker said no") if b"refused" in value else None)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -761,6 +770,11 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
     ]
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "is not a date" in text and "expected value" not in text
+    # and the rows carry the reason to the worker's dead letters (tests/test_ingest.py)
+    assert producer.headers == [None] + [
+        [(UNCONVERTED_HEADER, message.removeprefix("CSV row not converted: ").encode())]
+        for _, _, message in summary.examples
+    ]
 
 
 @pytest.mark.parametrize(

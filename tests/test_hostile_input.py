@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codes import RejectReason
-from schemas.dead_letter import MAX_ORIGINAL_BYTES, DeadLetter
+from schemas.dead_letter import MAX_ORIGINAL_BYTES, UNCONVERTED_HEADER, DeadLetter
 from schemas.report import Report
 from schemas.validation import FieldError, Rejection, validate_report
 from streams.classify.classifier import Classifier
@@ -151,7 +151,11 @@ EXPLODING = ExplodingClassifier(CLASSIFIER.zones, CLASSIFIER.gazetteer)
 
 
 def record(
-    offset: int, value: bytes | None, key: bytes | None = b"k", timestamp: int = 0
+    offset: int,
+    value: bytes | None,
+    key: bytes | None = b"k",
+    timestamp: int = 0,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
         topic="ceasefire.reports",
@@ -164,7 +168,7 @@ def record(
         checksum=None,
         serialized_key_size=len(key or b""),
         serialized_value_size=len(value or b""),
-        headers=[],
+        headers=headers or [],
     )
 
 
@@ -185,6 +189,30 @@ def test_records_the_producer_could_not_stamp_are_routed() -> None:
     assert isinstance(routed, tuple)
     tombstone = route(record(2, None, key=None), CLASSIFIER)
     assert isinstance(tombstone, Rejected) and tombstone.reason is RejectReason.INVALID_JSON
+
+
+def dead_letter_of(routed: tuple[bytes, bytes] | Rejected) -> DeadLetter:
+    assert isinstance(routed, Rejected), routed
+    return DeadLetter.model_validate_json(routed.value)
+
+
+def test_a_csv_row_the_feed_could_not_convert_is_dead_lettered_with_why() -> None:
+    row = b"AZE2,bad-date,Battles,Armed clash,,,,,,,39.9,46.93,,,,"
+    why = [(UNCONVERTED_HEADER, b"event_date 'bad-date' is not a date")]
+    dead = dead_letter_of(route(record(3, row, headers=[("other", b"x"), *why]), CLASSIFIER))
+    assert dead.reason is RejectReason.INVALID_JSON and dead.original() == row
+    assert dead.message.startswith(
+        "a CSV row the feed could not convert (event_date 'bad-date' is not a date), sent as "
+        "its text: "
+    ), dead.message
+    plain = dead_letter_of(route(record(4, row), CLASSIFIER))
+    assert plain.reason is RejectReason.INVALID_JSON and "CSV" not in plain.message
+    assert dead.message.endswith(plain.message)
+    # A reason of any length or bytes stays bounded; a valid report ignores the header.
+    long = [(UNCONVERTED_HEADER, b"\xff" + b"x" * 10_000)]
+    dead = dead_letter_of(route(record(5, row, headers=long), CLASSIFIER))
+    assert "\ufffd" in dead.message and len(dead.message) < 1000
+    assert isinstance(route(record(6, report(1), headers=why), CLASSIFIER), tuple)
 
 
 class FakeProducer:

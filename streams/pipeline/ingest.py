@@ -37,6 +37,7 @@ from aiokafka import (
 )
 
 from schemas.codes import RejectReason
+from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
 from schemas.incident import encode_fields
 from schemas.report import Report, WithdrawnReport, report_key
 from schemas.validation import Rejection, validate_report
@@ -148,6 +149,8 @@ def route(
             f"the monitor failed on this record (a bug; replay it once fixed): "
             f"{type(exc).__name__}: {exc}",
         )
+    if outcome.reason in (RejectReason.INVALID_JSON, RejectReason.INVALID_ENCODING):
+        outcome = _with_conversion_reason(outcome, record.headers)
     value = dead_letter(
         raw,
         outcome,
@@ -158,6 +161,20 @@ def route(
         received_at=received,
     )
     return Rejected(outcome.reason, dead_letter_key(record.key), value)
+
+
+def _with_conversion_reason(rejection: Rejection, headers: Any) -> Rejection:
+    """The rejection of a CSV row the feed sent as its text, saying why it could not be
+    converted (`UNCONVERTED_HEADER`); any other rejection as it is."""
+    why = next((v for k, v in headers or () if k == UNCONVERTED_HEADER and v), None)
+    if not isinstance(why, bytes):
+        return rejection
+    said = why.decode("utf-8", "replace")[:MAX_UNCONVERTED_CHARS]
+    return Rejection(
+        rejection.reason,
+        f"a CSV row the feed could not convert ({said}), sent as its text: {rejection.message}",
+        rejection.errors,
+    )
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -47,6 +47,7 @@ from rich.progress import (
 from rich.table import Table
 
 from schemas.codes import RejectReason
+from schemas.dead_letter import UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.config import Settings
@@ -231,7 +232,13 @@ class _Future(Protocol):
 
 
 class _Producer(Protocol):
-    def send(self, topic: str, value: bytes | None = ..., key: bytes | None = ...) -> Any: ...
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = ...,
+        key: bytes | None = ...,
+        headers: list[tuple[str, bytes]] | None = ...,
+    ) -> Any: ...
     def flush(self, timeout: float | None = ...) -> Any: ...
     def close(self, timeout: float | None = ...) -> Any: ...
 
@@ -341,9 +348,12 @@ def run_feed(
         ) as progress:
             task = progress.add_task("feed", total=total, lines=0)
             for line_no, raw in read_lines(path, fmt, meter, unconverted):
-                key = checker.check(line_no, raw, unconverted.pop(line_no, None))
+                why = unconverted.pop(line_no, None)
+                key = checker.check(line_no, raw, why)
+                # the worker's dead letter for the row says why, as the summary does
+                headers = None if why is None else [(UNCONVERTED_HEADER, why.encode())]
                 try:
-                    future = producer.send(topic, raw, key=key)
+                    future = producer.send(topic, raw, key=key, headers=headers)
                 except KafkaTimeoutError as exc:  # no metadata: the broker is gone
                     deliveries.sync_failure(line_no, exc)
                     summary.aborted = (

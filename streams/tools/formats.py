@@ -21,7 +21,8 @@ A row that cannot be converted at all (more cells than the header has, bytes tha
 not UTF-8; in `acled` also a number or date that is not one, or a required column
 missing) is sent as its original CSV text: the schema rejects it downstream
 (`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic; the
-feed's summary gives the conversion's reason (`read_lines`' `unconverted`). A malformed
+feed's summary gives the conversion's reason (`read_lines`' `unconverted`), and the feed
+sends it beside the row for the dead letter (`schemas.dead_letter.UNCONVERTED_HEADER`). A malformed
 record (a quote left open to the end of the file, or closing in the wrong place) is such
 a row too, made of its first physical line; reading resumes at the next line. No row is
 ever dropped.
