@@ -82,6 +82,10 @@ class Entry(NamedTuple):
     civilian: bool
 
 
+#: The kinds of alert held for a while after their incidents: their incidents are listed.
+_HELD = ("incident", "quiet_broken")
+
+
 @dataclass
 class ActiveAlert:
     """A firing alert: the event as last updated, and what the engine needs to resolve it."""
@@ -155,8 +159,21 @@ class ZoneState:
 
     def forget(self, incident_id: str) -> bool:
         """An incident that no longer exists (merged into another, or all its reports
-        withdrawn) leaves the counts of windows and baselines and the fatality ledger;
-        alerts it already fired stay and resolve as usual. Returns whether it was known."""
+        withdrawn), or whose version the state holds is replaced (`refresh`), leaves the
+        counts of windows and baselines and the fatality ledger, and the incident and
+        quiet-broken alerts it is in (their `incident_ids`, an incident alert's count):
+        one event renamed by a merge is one match, not two, and an alert left without an
+        incident resolves at the end of the step (`_resolve`); a new version that still
+        matches comes back in the same step. Returns whether it was known."""
+        for active in self.active.values():
+            if active.kind in _HELD and incident_id in active.event.incident_ids:
+                update: dict[str, Any] = {
+                    "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
+                }
+                if active.kind == "incident":
+                    active.matches = max(0, active.matches - 1)
+                    update["value"] = float(active.matches)
+                active.event = active.event.model_copy(update=update)
         fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
         if fatal:
             self._fatal_touched.add(incident_id)
@@ -420,7 +437,7 @@ def evaluate_batch(
     version in, a new version of an incident while the count is at the threshold) does not
     resolve an alert and fire it again at the same instant."""
     clock = _advance(state, now)
-    events = _resolve(rules, state)
+    events = _resolve(rules, state, emptied=False)  # emptied: by this step, checked at its end
     for iid in forget:
         state.forget(iid)
     incidents = list(incidents)
@@ -746,15 +763,18 @@ def _on_incident(
         if active is not None:
             active.matches += 1
             active.hold_until = max(active.hold_until or 0, hold_until)
+            summary = (  # one: the incident came back (a new version) or replaced its own
+                f"{_capitalised(_incident_text(incident))}."
+                if active.matches == 1
+                else f"{active.matches} incidents matching {rule.name} in zone {state.zone} "
+                f"since {_when(to_ms(active.event.starts_at))}; latest: "
+                f"{_incident_text(incident)}."
+            )
             active.event = active.event.model_copy(
                 update={
                     "value": float(active.matches),
                     "incident_ids": _append_id(active.event.incident_ids, e.incident_id),
-                    "summary": (
-                        f"{active.matches} incidents matching {rule.name} in zone {state.zone} "
-                        f"since {_when(to_ms(active.event.starts_at))}; latest: "
-                        f"{_incident_text(incident)}."
-                    ),
+                    "summary": summary,
                 }
             )
             continue
@@ -1032,7 +1052,9 @@ def peak_event(
 # -- resolution -------------------------------------------------------------------------
 
 
-def _resolve(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
+def _resolve(rules: RuleSet, state: ZoneState, *, emptied: bool = True) -> list[AlertEvent]:
+    """The alerts that resolve at the clock, and (`emptied`) the held ones that no
+    incident is left in (`ZoneState.forget`)."""
     assert state.clock is not None
     clock = state.clock
     events: list[AlertEvent] = []
@@ -1051,7 +1073,14 @@ def _resolve(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
             summary = f"Resolved: rule {event.rule} was removed, disabled or changed."
         elif isinstance(rule, IncidentRule | QuietBrokenRule):
             until = active.hold_until if active.hold_until is not None else clock
-            if clock >= until:
+            left = active.matches > 0 if isinstance(rule, IncidentRule) else event.incident_ids
+            if emptied and not left:
+                ends_at = clock
+                summary = (
+                    f"Resolved: no incident of this alert matches {rule.name} in zone "
+                    f"{state.zone} any longer (withdrawn, merged into another, or revised)."
+                )
+            elif clock >= until:
                 ends_at = until
                 if isinstance(rule, IncidentRule):
                     n = active.matches

@@ -976,3 +976,48 @@ def test_a_new_version_of_an_incident_with_a_death_fires_the_casualties_rule() -
     again = run(DEFAULT, state, [inc(T0, incident_id="a", killed=2)], now=T0 + 2 * M)
     assert firing(again) == []  # one firing alert per fingerprint
     assert [e.incident_id for e in state.incidents] == ["a"]
+
+
+HEAVY = "heavy_weapons_fire"
+
+
+def test_an_incident_alert_counts_one_event_once_across_versions_renames_and_withdrawal() -> None:
+    """One shelling: a new version (a report joined it), then renamed by an earlier report
+    (merged into the incident that report heads), then withdrawn. Its incident alerts say
+    one incident throughout, and resolve at once when it is gone."""
+    state = ZoneState.new("shusha")
+    [heavy] = evaluate_batch(DEFAULT, state, [inc(T0, incident_id="a", category=HEAVY)], T0 + M)
+    assert (heavy.rule, heavy.value, heavy.incident_ids) == ("heavy-weapons", 1, ["a"])
+    [casualties] = evaluate_batch(
+        DEFAULT, state, [inc(T0, incident_id="a", category=HEAVY, wounded=2)], T0 + 2 * M
+    )
+    assert casualties.rule == "casualties"
+    renamed = inc(T0 - M, incident_id="b", category=HEAVY, wounded=2)
+    assert evaluate_batch(DEFAULT, state, [renamed], T0 + 3 * M, forget=["a"]) == []
+    for alert in state.firing():
+        assert (alert.value, alert.incident_ids) == (1, ["b"]), alert
+        assert alert.summary.startswith("Heavy weapons fire by az"), alert.summary
+    # a second incident is a second match
+    evaluate_batch(DEFAULT, state, [inc(T0 + 5 * M, incident_id="c", category=HEAVY)], T0 + 6 * M)
+    by_rule = {a.rule: a for a in state.firing()}
+    assert (by_rule["heavy-weapons"].value, by_rule["heavy-weapons"].incident_ids) == (
+        2,
+        ["b", "c"],
+    )
+    assert by_rule["heavy-weapons"].summary.startswith("2 incidents matching heavy-weapons")
+    # b withdrawn: casualties had only b and resolves now; heavy-weapons keeps c
+    [done] = evaluate_batch(DEFAULT, state, [], T0 + 7 * M, forget=["b"])
+    assert (done.rule, done.status, done.alert_id) == (
+        "casualties",
+        "resolved",
+        casualties.alert_id,
+    )
+    assert done.ends_at == T0 + 7 * M and "any longer (withdrawn" in done.summary
+    assert [(a.rule, a.value, a.incident_ids) for a in state.firing()] == [
+        ("heavy-weapons", 1, ["c"])
+    ]
+    # a new version that no longer matches (revised to small arms fire) resolves it too
+    small = inc(T0 + 5 * M, incident_id="c", category="small_arms_fire")
+    [gone] = evaluate_batch(DEFAULT, state, [small], T0 + 8 * M)
+    assert (gone.rule, gone.status, gone.alert_id) == ("heavy-weapons", "resolved", heavy.alert_id)
+    assert state.firing() == []
