@@ -1070,3 +1070,87 @@ def test_a_rule_change_over_two_partitions_after_a_move_leaves_subscribers_as_th
         ) == [1, 1, 2]
 
     asyncio.run(run())
+
+
+def counter_total(name: str) -> tuple[float, ...]:
+    """The sum over all series of a counter, and per `kind` for casualties."""
+    from streams.metrics import REGISTRY
+
+    samples = [s for m in REGISTRY.collect() for s in m.samples if s.name == name]
+    if name == "ceasefire_casualties_total":
+        return tuple(
+            sum(s.value for s in samples if s.labels["kind"] == kind)
+            for kind in ("killed", "wounded")
+        )
+    return (sum(s.value for s in samples),)
+
+
+def test_the_incident_and_casualty_counters_count_each_event_once() -> None:
+    """`ceasefire_incidents_total` counts incidents opened and `ceasefire_casualties_total`
+    rises of their figures: an incident first published at a later version (several
+    reports in one step) is opened once; a rename (an earlier report joined: the incident
+    takes its id) opens nothing and adds no casualties; a withdrawn report reinstated
+    counts nothing again; a revision up counts the rise only."""
+
+    def counted() -> tuple[float, float, float]:
+        (incidents,) = counter_total("ceasefire_incidents_total")
+        killed, wounded = counter_total("ceasefire_casualties_total")
+        return incidents, killed, wounded
+
+    async def run() -> None:
+        h = Harness()
+        start = counted()
+
+        def since() -> tuple[float, ...]:
+            return tuple(now - then for now, then in zip(counted(), start, strict=True))
+
+        three = [
+            report("op", casualties={"killed": 2}),
+            report(
+                "az-1",
+                source="az-mod",
+                source_type="party_statement",
+                claimant="az",
+                perpetrator="am",
+                casualties={"killed": 5},
+            ),
+            report(
+                "am-1",
+                source="am-mod",
+                source_type="party_statement",
+                claimant="am",
+                perpetrator="az",
+                casualties={"killed": 9},
+            ),
+        ]
+        await h.send(*three)  # one step: the incident is first published at version 3
+        assert max(i["version"] for i in h.incidents().values()) > 1
+        assert since() == (1, 2, 0)
+        other = (NOW - timedelta(minutes=100)).isoformat()
+        await h.send(report("b", source="pkf-op-2", occurred_at=other, casualties={"wounded": 3}))
+        assert since() == (2, 2, 3)  # another event, 70 min before
+        earlier = (NOW - timedelta(minutes=101)).isoformat()
+        await h.send(
+            report(
+                "b0",
+                source="pkf-patrol-9",
+                source_type="patrol",
+                occurred_at=earlier,
+                casualties={"wounded": 3},
+            )
+        )
+        renamed = [i for i in h.incidents().values() if i["status"] == "merged"]
+        assert renamed, "the earlier report renames the second incident"
+        assert since() == (2, 2, 3)  # one event renamed: nothing new
+        alone = (NOW - timedelta(minutes=200)).isoformat()
+        await h.send(report("c", occurred_at=alone, casualties={"killed": 1}))
+        assert since() == (3, 3, 3)
+        await h.send({"report_id": "c", "source": "pkf-op-1", "revision": 1, "withdrawn": True})
+        assert [r["incidents"] for r in h.rows()] == [2]
+        await h.send(report("c", revision=2, occurred_at=alone, casualties={"killed": 1}))
+        assert since() == (3, 3, 3)  # withdrawn, then back as it was: nothing new
+        await h.send(report("c", revision=3, occurred_at=alone, casualties={"killed": 4}))
+        assert since() == (3, 6, 3)  # revised up: the rise
+        assert [r["incidents"] for r in h.rows()] == [3]
+
+    asyncio.run(run())

@@ -77,10 +77,15 @@ class ZoneOutput:
     key_hashes: dict[bytes, int] = field(default_factory=dict)
     #: outcomes of the re-sends the identity stage left this stage to tell (`recheck`)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
+    #: ids published for the first time in this step (version 1 among its changes, though
+    #: only the latest version is published): an incident opened, or one renamed
+    first: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, partition: int, change: Change) -> None:
         for incident in change.incidents:
             at = (incident.fields.zone, incident.incident_id)
+            if incident.version == 1:
+                self.first.add(at)
             self.incidents.pop(at, None)
             self.incidents[at] = incident
             self.partition_of[at] = partition
@@ -329,21 +334,22 @@ class ZoneStage(Stage[ZoneOutput]):
                         tally.reopen(iid, fields)
                 except KeyError:  # the tally and the book disagree: a defect, not input
                     log.exception("partition %d: cannot %s incident %s in the tally", p, move, iid)
+        baselines = self._baselines(out)  # before any incident of the step is applied
         opened: Counter[tuple[str, str, str, str]] = Counter()  # one label lookup per series
         for at, incident in out.incidents.items():
             tally = self.tallies.get(out.partition_of[at])
             if tally is None:
                 continue
-            before = tally.open.get(incident.incident_id)
             tally.apply(incident)
             f = incident.fields
             if incident.status is not Status.OPEN:
                 continue
-            if before is None and incident.version == 1:
+            baseline = baselines.get(at)
+            if baseline is None:  # a new event: opened, its figures all new
                 opened[(f.zone, f.attribution, str(f.category), str(f.severity))] += 1
+                baseline = (0, 0)
             # counters only grow: they count rises in an incident's figures
-            killed = f.killed - (before.killed if before is not None else 0)
-            wounded = f.wounded - (before.wounded if before is not None else 0)
+            killed, wounded = f.killed - baseline[0], f.wounded - baseline[1]
             if killed > 0:
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "killed").inc(killed)
             if wounded > 0:
@@ -354,6 +360,37 @@ class ZoneStage(Stage[ZoneOutput]):
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
         self._held()
+
+    def _baselines(self, out: ZoneOutput) -> dict[tuple[str, str], tuple[int, int]]:
+        """(killed, wounded) the counters already hold of each open incident of the step;
+        absent: a new event. An incident was counted before the step if it was open then
+        (its figures then), or if an incident counted before was merged into it in the step
+        (a rename, when an earlier report joined: the larger of their figures, which are
+        never summed), or if it was published before and is back (withdrawn, now
+        reinstated: its figures, so that nothing is counted twice)."""
+        before: dict[tuple[str, str], tuple[int, int]] = {}
+        into: dict[tuple[str, str], tuple[str, str]] = {}
+        for at, incident in out.incidents.items():
+            tally = self.tallies.get(out.partition_of[at])
+            held = None if tally is None else tally.open.get(incident.incident_id)
+            if held is not None:
+                before[at] = (held.killed, held.wounded)
+            if incident.status is Status.MERGED and incident.merged_into is not None:
+                into[at] = (at[0], incident.merged_into)
+        for at, target in into.items():  # a chain of merges within the step: to its end
+            figures = before.get(at)
+            seen = {at}
+            while target in into and target not in seen:
+                seen.add(target)
+                target = into[target]
+            if figures is None:  # opened and merged within the step: never counted
+                continue
+            known = before.get(target, figures)
+            before[target] = (max(known[0], figures[0]), max(known[1], figures[1]))
+        for at, incident in out.incidents.items():
+            if at not in before and at not in out.first and incident.status is Status.OPEN:
+                before[at] = (incident.fields.killed, incident.fields.wounded)
+        return before
 
     def _held(self) -> None:
         books = self.books.values()
