@@ -380,3 +380,25 @@ def test_internal_format_3_documents_leave_the_time_of_day_out() -> None:
             assert document_digest(fields) == document_digest(new)
         v = version_of(json.loads(encode_fields(fields)))
         assert isinstance(v, ReportVersion) and v.time_of_day is None
+
+
+def test_a_time_in_another_offset_digests_as_the_same_instant() -> None:
+    """A re-send whose time is written in another UTC offset (one instant) is a duplicate:
+    its classified document digests alike, so the zone stage does not count it
+    `reclassified` (it did, and published a new version each time)."""
+    digests = set()
+    for occurred in (
+        "2026-03-01T08:00:00Z",
+        "2026-03-01T11:00:00+03:00",
+        "2026-03-01T04:00:00-04:00",
+    ):
+        doc = json.dumps(SENT | {"occurred_at": occurred}).encode()
+        report = validate_report(doc, now=NOW)
+        assert isinstance(report, Report), report
+        digests.add(document_digest(CLASSIFIER.fields(report, NOW)))
+    assert len(digests) == 1
+    later = validate_report(
+        json.dumps(SENT | {"occurred_at": "2026-03-01T08:01:00Z"}).encode(), now=NOW
+    )
+    assert isinstance(later, Report)
+    assert document_digest(CLASSIFIER.fields(later, NOW)) not in digests

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -92,6 +92,11 @@ def document_digest(fields: Mapping[str, Any]) -> bytes:
     if content.get("time_of_day", 0) is None:
         # kept since 2026-11-30: a document stating none digests as before it was kept
         del content["time_of_day"]
+    occurred = content.get("occurred_at")
+    if isinstance(occurred, datetime) and occurred.utcoffset():
+        # one instant, whatever offset it is written in: a re-send in another is a
+        # duplicate, not a reclassification (UTC times digest as they always did)
+        content["occurred_at"] = occurred.astimezone(UTC)
     canonical = orjson.dumps(content, option=orjson.OPT_UTC_Z)
     return hashlib.blake2b(canonical, digest_size=DIGEST_SIZE).digest()
 
