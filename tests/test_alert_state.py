@@ -80,7 +80,7 @@ def fake_stage(producer: FakeProducer, dead: list[Any] | None = None) -> AlertSt
     async def partitions_of(topic: str) -> list[int]:
         return [0]
 
-    async def dead_letter(topic: str, records: Any, reason: str) -> None:
+    async def dead_letter(topic: str, records: Any, reason: str, keys: Any = None) -> None:
         if dead is None:
             raise AssertionError("nothing is dead-lettered here")
         dead.extend((topic, reason, r) for r in records)

@@ -20,7 +20,7 @@ from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.stage import Ports
 
 
-async def _never(*args: Any) -> Any:
+async def _never(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("not used here")
 
 

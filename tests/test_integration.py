@@ -237,10 +237,8 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
         conflicting = json.dumps({**good[0], "casualties": {"killed": 2}}, indent=1).encode()
         status, body = worker.post("/api/v1/reports", conflicting, token="s3cret")
         assert status == 202, body
-        dead = [
-            json.loads(r.value)
-            for r in read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=5)
-        ]
+        dlq = read_topic(broker.bootstrap, "ceasefire.reports.dlq", expect=5)
+        dead = [json.loads(r.value) for r in dlq]
         assert sorted(d["reason"] for d in dead) == [
             "invalid_json",
             "missing_field",
@@ -258,6 +256,11 @@ def test_http_api_accepts_rejects_and_serves_zones(broker: EmbeddedBroker, tmp_p
             if r.partition == conflict["source_partition"] and r.offset == conflict["source_offset"]
         ]
         assert record.value == conflicting
+        # keyed by the report's identity, as the input record is
+        identity = f"{good[0]['source']}\x1f{good[0]['report_id']}"
+        assert conflict["key"] == identity and record.key == identity.encode()
+        [conflict_record] = [r for r in dlq if json.loads(r.value)["reason"] == "revision_conflict"]
+        assert conflict_record.key == identity.encode()
 
         status, zones = worker.get("/api/v1/zones")
         assert status == 200 and zones["type"] == "FeatureCollection"

@@ -71,6 +71,7 @@ class Harness:
         self.producer = FakeProducer()
         self.dead: list[tuple[str, DeadRecord]] = []
         self.dead_topics: list[str] = []  # the topic each dead record was read from
+        self.dead_keys: list[bytes | None] = []  # the key of each one's dead letter
         #: packs on the zone stage's input not applied yet, and those applied: (partition, pack)
         self.pending: list[tuple[int, bytes]] = []
         self.delivered: list[tuple[int, bytes]] = []
@@ -81,9 +82,15 @@ class Harness:
         async def partitions_of(topic: str) -> list[int]:
             return list(range(partitions)) if topic == self.settings.zone_reports_topic else [0]
 
-        async def dead_letter(topic: str, records: Sequence[DeadRecord], reason: str) -> None:
+        async def dead_letter(
+            topic: str,
+            records: Sequence[DeadRecord],
+            reason: str,
+            keys: Sequence[bytes | None] | None = None,
+        ) -> None:
             self.dead.extend((reason, r) for r in records)
             self.dead_topics.extend(topic for _ in records)
+            self.dead_keys.extend(keys if keys is not None else [None] * len(records))
 
         ports = Ports(
             settings=self.settings,
@@ -307,12 +314,14 @@ def test_a_conflict_s_dead_letter_holds_the_report_as_sent() -> None:
     [(reason, (partition, offset, raw, message))] = h.dead
     assert (reason, partition, offset, raw) == ("revision_conflict", 2, 41, sent[(2, 41)])
     assert h.dead_topics == [h.settings.reports_topic]
+    assert h.dead_keys == [b"pkf-op-1\x1fa"]  # the report's identity, as the input's key
     assert message == "revision 0 of (pkf-op-1, a) was already applied with other content"
     assert [(r["incidents"], r["killed"]) for r in h.rows()] == [(1, 1)]  # the first counts
     for read, why in (("gone", "it is no longer on"), ("fails", "reading it back from")):
         h, _ = asyncio.run(run(read))
         [(reason, (partition, offset, raw, message))] = h.dead
         assert h.dead_topics == [h.settings.keyed_topic] and partition == 0
+        assert h.dead_keys == [b"pkf-op-1\x1fa"]
         assert json.loads(raw)["input"] == [2, 41]  # the classified document
         assert f"classified document, not the report as sent: {why}" in message, message
 

@@ -62,7 +62,9 @@ class Theatre:
         async def partitions_of(topic: str) -> list[int]:
             return [0]
 
-        async def dead_letter(topic: str, records: Sequence[DeadRecord], reason: str) -> None:
+        async def dead_letter(
+            topic: str, records: Sequence[DeadRecord], reason: str, keys: Any = None
+        ) -> None:
             self.dead.extend(records)
 
         async def publish(events: list[AlertEvent]) -> None:

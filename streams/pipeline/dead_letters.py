@@ -114,16 +114,19 @@ class InternalDeadLetters:
         topic: str,
         records: Sequence[tuple[int, int, bytes, str]],
         reason: str = RejectReason.INVALID_VALUE.value,
+        keys: Sequence[bytes | None] | None = None,
     ) -> None:
         """Records (partition, offset, value, error) to the dead-letter topic with `reason`,
-        never silently dropped. `invalid_value`: not what this monitor writes there."""
+        never silently dropped. `invalid_value`: not what this monitor writes there.
+        `keys`: of each record, its dead letter's key (none: no key)."""
         producer = await self.producer.started()
         code = RejectReason(reason)
         sends = []
         # A record this monitor did not write there is a fault to look into; a conflict of
         # revisions is the sender's data, counted in the metric and answered on the DLQ.
         level = logging.ERROR if code is RejectReason.INVALID_VALUE else logging.WARNING
-        for partition, offset, raw, error in records:
+        for n, (partition, offset, raw, error) in enumerate(records):
+            key = None if keys is None else dead_letter_key(keys[n])
             log.log(
                 level,
                 "dead-lettering a record at %s[%d]@%d (%s): %s",
@@ -145,10 +148,10 @@ class InternalDeadLetters:
                 topic=topic,
                 partition=partition,
                 offset=offset,
-                key=None,
+                key=key,
                 received_at=datetime.now(UTC),
             )
-            sends.append(await producer.send(self.settings.dlq_topic, value))
+            sends.append(await producer.send(self.settings.dlq_topic, value, key=key))
         await asyncio.gather(*sends)
 
 

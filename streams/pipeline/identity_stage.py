@@ -29,6 +29,7 @@ import orjson
 
 from schemas.codes import RejectReason
 from schemas.incident import incident_id_for
+from schemas.report import report_key
 from streams import metrics
 from streams.pipeline.packs import murmur2, send_packs, unpack
 from streams.pipeline.progress import Record
@@ -60,7 +61,8 @@ class IdentityOutput:
     dead: list[tuple[DeadRecord, str]] = field(default_factory=list)
     #: revision conflicts: where ingest read the report (`Incident.input`; None: not
     #: known), and the dead record of its classified document here
-    conflicts: list[tuple[tuple[int, int] | None, DeadRecord]] = field(default_factory=list)
+    #: read it), the record, and the report's key (its dead letter's)
+    conflicts: list[tuple[tuple[int, int] | None, DeadRecord, bytes]] = field(default_factory=list)
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     #: new reports, for the per-report metrics: (source type, occurred, received), epoch s
     accepted: list[tuple[str, float, float]] = field(default_factory=list)
@@ -133,7 +135,9 @@ class IdentityStage(Stage[IdentityOutput]):
                         f"revision {version.revision} of ({version.source}, "
                         f"{version.report_id}) was already applied with other content"
                     )
-                    out.conflicts.append((_origin(doc), (r.partition, r.offset, raw, message)))
+                    key = report_key(version.source, version.report_id).encode()
+                    dead = (r.partition, r.offset, raw, message)
+                    out.conflicts.append((_origin(doc), dead, key))
                     continue
                 if not (decision.outcome.changes_state or decision.recheck):
                     continue
@@ -212,7 +216,7 @@ class IdentityStage(Stage[IdentityOutput]):
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
     async def _dead_letter_conflicts(
-        self, conflicts: list[tuple[tuple[int, int] | None, DeadRecord]]
+        self, conflicts: list[tuple[tuple[int, int] | None, DeadRecord, bytes]]
     ) -> None:
         """A conflict's dead letter holds the report as its source sent it, where ingest
         read it (SPEC.md: the original bytes and their topic, partition and offset), read
@@ -220,7 +224,7 @@ class IdentityStage(Stage[IdentityOutput]):
         of an ingest before `input`, the read failed) has its classified document here."""
         ports = self.ports
         s = ports.settings
-        wanted = {origin for origin, _ in conflicts if origin is not None}
+        wanted = {origin for origin, _, _ in conflicts if origin is not None}
         sent: dict[tuple[int, int], bytes] = {}
         unread = "this worker does not read reports back"
         if wanted and ports.read_input is not None:
@@ -232,19 +236,23 @@ class IdentityStage(Stage[IdentityOutput]):
                 unread = f"reading it back from {s.reports_topic} failed: {exc}"
         as_sent: list[DeadRecord] = []
         classified: list[DeadRecord] = []
-        for origin, (partition, offset, raw, message) in conflicts:
+        sent_keys: list[bytes | None] = []
+        classified_keys: list[bytes | None] = []
+        for origin, (partition, offset, raw, message), key in conflicts:
             original = sent.get(origin) if origin is not None else None
             if origin is not None and original is not None:
                 as_sent.append((origin[0], origin[1], original, message))
+                sent_keys.append(key)
                 continue
             why = "its document does not say where ingest read it" if origin is None else unread
             note = f"{message} (this is its classified document, not the report as sent: {why})"
             classified.append((partition, offset, raw, note))
+            classified_keys.append(key)
         reason = RejectReason.REVISION_CONFLICT
         if as_sent:
-            await ports.dead_letter(s.reports_topic, as_sent, reason)
+            await ports.dead_letter(s.reports_topic, as_sent, reason, sent_keys)
         if classified:
-            await ports.dead_letter(s.keyed_topic, classified, reason)
+            await ports.dead_letter(s.keyed_topic, classified, reason, classified_keys)
 
     def committed(self, out: IdentityOutput) -> None:
         now = time.time()

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -42,6 +42,19 @@ log = logging.getLogger(__name__)
 DeadRecord = tuple[int, int, bytes, str]
 
 
+class DeadLetterPort(Protocol):
+    """(topic, records, reason code) -> records on the dead-letter topic; `keys`, when
+    given, the Kafka key of each record's dead letter, in order (a report's identity)."""
+
+    def __call__(
+        self,
+        topic: str,
+        records: Sequence[DeadRecord],
+        reason: str,
+        keys: Sequence[bytes | None] | None = None,
+    ) -> Awaitable[None]: ...
+
+
 #: (partition, offset) of input-topic records -> the values of those still there
 InputReader = Callable[[set[tuple[int, int]]], Awaitable[dict[tuple[int, int], bytes]]]
 
@@ -55,7 +68,7 @@ class Ports:
     producer: Callable[[], Awaitable[AIOKafkaProducer]]
     partitions_of: Callable[[str], Awaitable[list[int]]]
     #: (topic, records, reason code) -> records on the dead-letter topic
-    dead_letter: Callable[[str, Sequence[DeadRecord], str], Awaitable[None]]
+    dead_letter: DeadLetterPort
     readiness_changed: Callable[[], None]
     #: (partition, offset) of input-topic records -> their values, those still there: the
     #: reports as sent, for the dead letters of revision conflicts (None: not read back)
