@@ -39,6 +39,7 @@ def rv(
     place: str | None = None,
     time_of_day: tuple[int, int] | None = None,
     civilian: bool = False,
+    names_raw: tuple[str | None, str | None, str | None] | None = None,
 ) -> ReportVersion:
     return ReportVersion(
         source=source,
@@ -60,6 +61,7 @@ def rv(
         place=place,
         time_of_day=time_of_day,
         civilian=civilian,
+        names_raw=names_raw,
     )
 
 

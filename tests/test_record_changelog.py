@@ -143,3 +143,22 @@ def test_a_batch_keeps_the_latest_of_everything() -> None:
     rebuilt = Record()
     rebuilt.restore(batch.entries.items())
     assert list(rebuilt.incidents()) == [incident]
+
+
+def test_raw_names_are_written_as_format_5_and_only_then() -> None:
+    names = ("Wagner mercenaries", None, "a stringer")
+    for civilian in (False, True):
+        for timed in (None, (-180, 360)):
+            r = rv("op1", "a", civilian=civilian, time_of_day=timed, names_raw=names)
+            row = detail_row(r)
+            assert row[0] == 5 and len(row) == 22 and row[-1] == list(names)
+            back = decode_detail(encode_detail(r))
+            assert back == r and back.names_raw == names and back.civilian is civilian
+    # every other report's row is of the formats workers before format 5 read
+    assert detail_row(rv("op1", "a"))[0] == 2
+    assert detail_row(rv("op1", "a", civilian=True))[0] == 4
+    for junk in ("x", ["a", None], [1, None, None]):
+        with pytest.raises(ValueError):
+            from_detail_row([*row[:21], junk])
+    with pytest.raises(ValueError):
+        from_detail_row([*row[:20], None, list(names)])  # the civilian flag is a bool

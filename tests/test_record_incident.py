@@ -15,7 +15,7 @@ from streams.record.incident import (
     derive_many,
     verification_of,
 )
-from streams.record.model import Withdrawal
+from streams.record.model import TimePrecision, Withdrawal
 from streams.record.record import Batch, Record
 from streams.record.tally import cell_of
 from streams.tallies.state import IncidentTally
@@ -184,9 +184,33 @@ def test_document_has_the_spec_fields() -> None:
         "killed",
         "wounded",
         "reports",
+        # beside SPEC.md's list: the precision of `occurred_at`, and the names that matched
+        # no party, which SPEC.md's parties section keeps verbatim in the incident
+        "time_precision",
+        "perpetrator_raw",
     }
     assert doc["occurred_at"] == "2023-11-14T22:13:20+00:00"
     assert doc["reports"] == [{"source": "op", "report_id": "1", "revision": 0}]
+    assert (doc["time_precision"], doc["perpetrator_raw"]) == ("exact", None)
+
+
+def test_the_names_that_matched_no_party_are_kept_in_the_incident() -> None:
+    """SPEC.md: an unmatched name maps to `unknown` and is kept verbatim in the incident as
+    `perpetrator_raw`. Of several reports: each distinct name once, in canonical order; the
+    time precision is that of the report `occurred_at` is taken from."""
+    wagner = ("Wagner mercenaries", None, None)
+    one = rv("civ", "1", names_raw=wagner)
+    assert derive([one]).perpetrator_raw == "Wagner mercenaries"
+    day = rv("news", "2", t=MIN, names_raw=("little green men", "the village", None))
+    again = rv("tv", "3", t=2 * MIN, names_raw=wagner, time_precision=TimePrecision.DAY)
+    f = derive([again, day, one])
+    assert f == derive_many([again, day, one])
+    assert f.perpetrator_raw == "Wagner mercenaries; little green men"
+    assert f.time_precision is TimePrecision.EXACT
+    assert derive([again]).time_precision is TimePrecision.DAY
+    assert derive([rv("op", "4")]).perpetrator_raw is None
+    doc = IncidentRecord("id-1", 1, Status.OPEN, None, f).document()
+    assert doc["perpetrator_raw"] == "Wagner mercenaries; little green men"
 
 
 # -- publishing -----------------------------------------------------------------------

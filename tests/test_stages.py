@@ -1163,3 +1163,32 @@ def test_the_incident_and_casualty_counters_count_each_event_once() -> None:
         assert [r["incidents"] for r in h.rows()] == [3]
 
     asyncio.run(run())
+
+
+def test_a_name_that_matched_no_party_is_kept_in_the_incident_and_its_changelog() -> None:
+    """SPEC.md: an unmatched name maps to `unknown` and is kept verbatim in the incident as
+    `perpetrator_raw`; the report's raw names survive a recovery. Under internal format 5
+    (a rolling upgrade from workers before them) the record keeps none."""
+
+    async def run(fmt: int) -> Harness:
+        h = Harness(internal_format=fmt)
+        await h.send(report("w", perpetrator="Wagner mercenaries", target="the school"))
+        return h
+
+    h = asyncio.run(run(6))
+    (incident,) = h.incidents().values()
+    assert (incident["attribution"], incident["perpetrator_raw"]) == (
+        "unknown",
+        "Wagner mercenaries",
+    )
+    assert incident["time_precision"] == "exact"
+    again = Harness()
+    again.zone.restore({0: Recovered(entries=h.changelog("incident-book"))})
+    (book,) = [b for b in again.zone.books.values() if len(b)]
+    held = book.report(("pkf-op-1", "w"))
+    assert held is not None and held.names_raw == ("Wagner mercenaries", "the school", None)
+    old = asyncio.run(run(5))
+    (incident,) = old.incidents().values()
+    assert incident["perpetrator_raw"] is None
+    rows = [v for k, v in old.changelog("incident-book") if k.startswith(b"d") and v]
+    assert rows and all(orjson.loads(v)[0] < 5 for v in rows)

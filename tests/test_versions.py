@@ -402,3 +402,31 @@ def test_a_time_in_another_offset_digests_as_the_same_instant() -> None:
     )
     assert isinstance(later, Report)
     assert document_digest(CLASSIFIER.fields(later, NOW)) not in digests
+
+
+def test_a_version_keeps_the_names_that_matched_no_party_and_an_upsert_carries_them() -> None:
+    """SPEC.md: an unmatched name is kept verbatim. The classified document has it
+    (`perpetrator_raw`, `target_raw`, `claimant_raw`); the version keeps it, and the upsert
+    carries it under a key of its own (older zone stages ignore it). A zone stage of format
+    5 (`keep_raw=False`) leaves it out, so that its changelog rows are those old workers
+    read."""
+    named = version_of(
+        classified(perpetrator="Wagner mercenaries", target="the village", claimant="AZ MoD")
+    )
+    assert isinstance(named, ReportVersion)
+    assert (named.perpetrator, named.target) == ("unknown", None)
+    assert named.names_raw == ("Wagner mercenaries", "the village", None)
+    plain = version_of(classified(perpetrator="Armenian Armed Forces"))
+    assert isinstance(plain, ReportVersion) and plain.names_raw is None
+    raw = upsert_message(named, False, "i", 7)
+    assert orjson.loads(raw)["raw"] == ["Wagner mercenaries", "the village", None]
+    assert len(orjson.loads(raw)["v"]) == 17  # the fields as before
+    assert read_message(raw) == Upsert(named, False, "i", 7)
+    kept_out = read_message(raw, keep_raw=False)
+    assert isinstance(kept_out, Upsert) and kept_out.version.names_raw is None
+    assert b'"raw"' not in upsert_message(plain, False, "i", 7)
+    for junk in (b'"x"', b'["a",null]', b"[1,null,null]"):
+        bad = raw.replace(b'["Wagner mercenaries","the village",null]', junk)
+        assert bad != raw
+        with pytest.raises(BadDocument, match="raw"):
+            read_message(bad)

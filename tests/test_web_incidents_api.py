@@ -327,3 +327,33 @@ async def test_a_moving_partition_or_a_missing_owner_is_503_never_a_partial_answ
     async with serve(gone) as client:
         status, _ = await get(client, f"/api/v1/incidents/{EVENT_ID}")
         assert status == 503
+
+
+async def test_a_report_s_names_as_given_its_target_and_place_are_in_the_detail() -> None:
+    """SPEC.md keeps an unmatched name verbatim: the incident's `perpetrator_raw`, and each
+    report's `perpetrator_raw` / `target_raw` / `claimant_raw` (null when the name matched a
+    party or none was given), with the target and the place it named."""
+    named = rv(
+        "civ-line",
+        "c-1",
+        names_raw=("Wagner mercenaries", None, None),
+        target="civilians",
+        place="Shusha",
+    )
+    plain = rv("pkf-op-1", "op-1", t=MIN, perpetrator="az")
+    iid = incident_id(("civ-line", "c-1"))
+    async with serve(stand_in({0: book(named, plain), 1: book()})) as client:
+        status, body = await get(client, f"/api/v1/incidents/{iid}")
+        assert status == 200, body
+        assert body["perpetrator_raw"] == "Wagner mercenaries"
+        assert body["time_precision"] == "exact"
+        reports = {r["source"]: r for r in body["reports"]}
+        civ, op = reports["civ-line"], reports["pkf-op-1"]
+        assert (civ["perpetrator"], civ["perpetrator_raw"]) == ("unknown", "Wagner mercenaries")
+        assert (civ["target_raw"], civ["claimant_raw"]) == (None, None)
+        assert (civ["target"], civ["place"]) == ("civilians", "Shusha")
+        assert (op["perpetrator_raw"], op["target"], op["place"]) == (None, None, None)
+        resp = await client.get("/api/v1/incidents?format=csv&zone=shusha")
+        assert resp.status == 200
+        [row] = list(csv.DictReader(io.StringIO(await resp.text(), newline="")))
+        assert (row["perpetrator_raw"], row["time_precision"]) == ("Wagner mercenaries", "exact")

@@ -57,11 +57,13 @@ from streams.classify.time_of_day import checked_time_of_day, parse_time_of_day
 from streams.record.model import (
     DIGEST_SIZE,
     LocationPrecision,
+    RawNames,
     ReportVersion,
     TimePrecision,
     Version,
     Withdrawal,
     content_digest,
+    raw_names,
 )
 
 #: Fields of a classified document that are not the report's content: a re-send differs
@@ -231,6 +233,7 @@ def version_of(doc: dict[str, Any], digest: bytes | None = None) -> Version:
             place,
             time_of_day,
             doc.get("civilian") is True,
+            raw_names(doc.get("perpetrator_raw"), doc.get("target_raw"), doc.get("claimant_raw")),
         )
     except KeyError as exc:
         raise BadDocument(f"not a classified report or withdrawal: missing {exc}") from None
@@ -281,7 +284,10 @@ def upsert_message(
     ]
     if v.time_of_day is not None:  # only when stated: every other report's is as before
         fields.append(list(v.time_of_day))
-    return head + orjson.dumps(fields) + b"}"
+    if v.names_raw is None:
+        return head + orjson.dumps(fields) + b"}"
+    # a key of its own, which workers before it ignore (a field more in `v` they refuse)
+    return head + orjson.dumps(fields) + b',"raw":' + orjson.dumps(v.names_raw) + b"}"
 
 
 def document_upsert_message(
@@ -381,7 +387,20 @@ def _time_of_day(value: Any) -> tuple[int, int]:
         raise BadDocument(f"not a message of the zone stage: time of day {value!r}") from None
 
 
-def _version_of_fields(fields: Any, digest: bytes, civilian: bool) -> ReportVersion:
+def _names_raw(value: Any) -> RawNames | None:
+    if value is None:
+        return None
+    if type(value) is not list or len(value) != 3:
+        raise BadDocument(f"not a message of the zone stage: raw {value!r}")
+    try:
+        return raw_names(*value)
+    except ValueError:
+        raise BadDocument(f"not a message of the zone stage: raw {value!r}") from None
+
+
+def _version_of_fields(
+    fields: Any, digest: bytes, civilian: bool, names: RawNames | None = None
+) -> ReportVersion:
     """The fields `upsert_message` writes, checked as it writes them."""
     if type(fields) is not list or not 17 <= len(fields) <= 18:
         raise BadDocument(f"not a message of the zone stage: fields {fields!r}")
@@ -431,13 +450,17 @@ def _version_of_fields(fields: Any, digest: bytes, civilian: bool) -> ReportVers
         _optional_text(place, "place"),
         time_of_day,
         civilian,
+        names,
     )
 
 
-def read_message(raw: bytes, keep_civilian: bool = True) -> Upsert | Remove | Floor:
+def read_message(
+    raw: bytes, keep_civilian: bool = True, keep_raw: bool = True
+) -> Upsert | Remove | Floor:
     """A line of `ceasefire.reports.by-zone`. Raises BadDocument. Not `keep_civilian`:
     the record version's civilian flag is left False (the upsert's own stays), so that the
-    record's changelog rows are those workers before format 5 read."""
+    record's changelog rows are those workers before format 5 read; not `keep_raw`: its raw
+    names are left out, for the rows workers before format 6 read."""
     try:
         msg = orjson.loads(raw)
         if msg["op"] == "remove":
@@ -462,10 +485,21 @@ def read_message(raw: bytes, keep_civilian: bool = True) -> Upsert | Remove | Fl
                 civilian = msg["civ"]
                 if type(civilian) is not bool:
                     raise BadDocument(f"not a message of the zone stage: civ {civilian!r}")
-                version = _version_of_fields(fields, digest, civilian and keep_civilian)
+                names = _names_raw(msg.get("raw")) if keep_raw else None
+                version = _version_of_fields(fields, digest, civilian and keep_civilian, names)
             else:  # written before the fields were carried: the whole document
                 doc = msg["doc"]
-                found = version_of(doc if keep_civilian else {**doc, "civilian": False}, digest)
+                kept = doc
+                if not keep_civilian:
+                    kept = {**kept, "civilian": False}
+                if not keep_raw:
+                    kept = {
+                        **kept,
+                        "perpetrator_raw": None,
+                        "target_raw": None,
+                        "claimant_raw": None,
+                    }
+                found = version_of(kept, digest)
                 if not isinstance(found, ReportVersion):
                     raise BadDocument("an upsert of a withdrawal")
                 version, civilian = found, doc.get("civilian") is True

@@ -242,8 +242,10 @@ class ZoneStage(Stage[ZoneOutput]):
 
     def process(self, records: Sequence[Record], out: ZoneOutput) -> None:
         clock = time.monotonic()
-        # under format 4 the record keeps no civilian flag: its rows are as old workers read
+        # under format 4 the record keeps no civilian flag, under 5 no raw names: its rows
+        # are as the workers of that format read
         keep_civilian = self.ports.settings.internal_format >= 5
+        keep_raw = self.ports.settings.internal_format >= 6
         forget_given_incident_ids()
         for r in records:
             book = self.books.get(r.partition)
@@ -252,7 +254,7 @@ class ZoneStage(Stage[ZoneOutput]):
             book.clock = clock
             for raw in unpack(r.value):
                 try:
-                    msg = read_message(raw, keep_civilian)
+                    msg = read_message(raw, keep_civilian, keep_raw)
                 except BadDocument as exc:
                     out.dead.append((r.partition, r.offset, raw, str(exc)))
                     continue

@@ -29,7 +29,13 @@ from schemas import jsonbytes
 from schemas.codes import Category, SourceType
 from streams.classify.time_of_day import checked_time_of_day
 from streams.record.linking import GROUPING, LinkRule
-from streams.record.model import LocationPrecision, ReportVersion, TimePrecision, identity_key
+from streams.record.model import (
+    LocationPrecision,
+    ReportVersion,
+    TimePrecision,
+    identity_key,
+    raw_names,
+)
 
 DETAIL_PREFIX = b"d"
 VERSION_PREFIX = b"v"
@@ -40,11 +46,15 @@ _TOMBSTONE = b"t"
 #: Format 3 appends the time of day, and is written only for a report stating one: every
 #: other row stays format 2, which workers before it read. Format 4 appends the civilian
 #: flag after the time of day (null when none), written only for civilian casualties.
+#: Format 5 appends the raw names (`ReportVersion.names_raw`) after the time of day (or
+#: null) and the civilian flag (true or false), written only for a report that has them;
+#: its versions have none under `CEASEFIRE_INTERNAL_FORMAT` 5 (`versions.read_message`).
 _DETAIL_FORMAT = 2
 _DETAIL_FORMAT_TIMED = 3
 _DETAIL_FORMAT_CIVILIAN = 4
+_DETAIL_FORMAT_NAMED = 5
 #: format -> length of its rows
-_DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20, 4: 21}
+_DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20, 4: 21, 5: 22}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
@@ -58,7 +68,9 @@ def detail_row(r: ReportVersion) -> list[object]:
     """A report as the JSON array its entry holds (closed units hold the same rows).
     Codes by `str()`, a StrEnum member's value at a quarter of the cost of `.value`."""
     row: list[object] = [
-        _DETAIL_FORMAT_CIVILIAN
+        _DETAIL_FORMAT_NAMED
+        if r.names_raw is not None
+        else _DETAIL_FORMAT_CIVILIAN
         if r.civilian
         else _DETAIL_FORMAT
         if r.time_of_day is None
@@ -82,7 +94,11 @@ def detail_row(r: ReportVersion) -> list[object]:
         r.target,
         r.place,
     ]
-    if r.civilian:
+    if r.names_raw is not None:
+        row.append(None if r.time_of_day is None else list(r.time_of_day))
+        row.append(r.civilian)
+        row.append(list(r.names_raw))
+    elif r.civilian:
         row.append(None if r.time_of_day is None else list(r.time_of_day))
         row.append(True)
     elif r.time_of_day is not None:
@@ -124,14 +140,19 @@ def from_detail_row(row: object) -> ReportVersion:
     target, place = row[17:19] or (None, None)  # format 1 names neither
     time_of_day = None
     civilian = False
+    names = None
     if len(row) == 20:
         time_of_day = checked_time_of_day(row[19])
-    elif len(row) == 21:  # format 4: a civilian's, with or without a time of day
+    elif len(row) >= 21:  # format 4: a civilian's; 5: with raw names
         if row[19] is not None:
             time_of_day = checked_time_of_day(row[19])
-        if row[20] is not True:
+        if row[20] is not True and (len(row) == 21 or row[20] is not False):
             raise ValueError(f"unknown report entry format: civilian {row[20]!r}")
-        civilian = True
+        civilian = row[20]
+        if len(row) == 22:
+            if type(row[21]) is not list or len(row[21]) != 3:
+                raise ValueError(f"unknown report entry format: raw names {row[21]!r}")
+            names = raw_names(*row[21])
     return ReportVersion(
         source=source,
         report_id=report_id,
@@ -153,6 +174,7 @@ def from_detail_row(row: object) -> ReportVersion:
         place=place,
         time_of_day=time_of_day,
         civilian=civilian,
+        names_raw=names,
     )
 
 

@@ -128,6 +128,11 @@ class IncidentFields:
     killed: int
     wounded: int
     reports: tuple[tuple[str, str, int], ...]  # (source, report_id, revision), canonical order
+    #: how precisely `occurred` is known: the precision of the report it is taken from
+    time_precision: TimePrecision = TimePrecision.EXACT
+    #: the perpetrator names its reports gave that matched no party, as given, distinct, in
+    #: canonical order, joined by "; " (SPEC.md: kept verbatim); None when there is none
+    perpetrator_raw: str | None = None
 
     def __init__(
         self,
@@ -141,6 +146,8 @@ class IncidentFields:
         killed: int,
         wounded: int,
         reports: tuple[tuple[str, str, int], ...],
+        time_precision: TimePrecision = TimePrecision.EXACT,
+        perpetrator_raw: str | None = None,
     ) -> None:
         # Written out: the generated __init__ of a frozen dataclass looks `object.__setattr__`
         # up anew for every field (half the cost of these; one per change of an incident).
@@ -155,6 +162,8 @@ class IncidentFields:
         set_(self, "killed", killed)
         set_(self, "wounded", wounded)
         set_(self, "reports", reports)
+        set_(self, "time_precision", time_precision)
+        set_(self, "perpetrator_raw", perpetrator_raw)
 
 
 _TIME_RANK = {p: i for i, p in enumerate(TimePrecision)}  # exact, day, week, month
@@ -185,6 +194,8 @@ def derive(members: Sequence[ReportVersion]) -> IncidentFields:
             r.killed,
             r.wounded,
             ((r.source, r.report_id, r.revision),),  # reports
+            r.time_precision,
+            None if r.names_raw is None else r.names_raw[0] or None,
         )
     return derive_many(members)
 
@@ -212,6 +223,13 @@ def derive_many(members: Sequence[ReportVersion]) -> IncidentFields:
         killed=killed,
         wounded=wounded,
         reports=tuple((r.source, r.report_id, r.revision) for r in ordered),
+        time_precision=precision,
+        perpetrator_raw="; ".join(
+            dict.fromkeys(
+                r.names_raw[0] for r in ordered if r.names_raw is not None and r.names_raw[0]
+            )
+        )
+        or None,
     )
 
 
@@ -286,11 +304,13 @@ class IncidentRecord:
             "status": str(self.status),
             "merged_into": self.merged_into,
             "occurred_at": datetime.fromtimestamp(f.occurred, UTC).isoformat(),
+            "time_precision": str(f.time_precision),
             "zone": f.zone,
             "category": str(f.category),
             "severity": str(f.severity),
             "verification": str(f.verification),
             "attribution": f.attribution,
+            "perpetrator_raw": f.perpetrator_raw,
             "claims": dict(f.claims),
             "killed": f.killed,
             "wounded": f.wounded,

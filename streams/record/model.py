@@ -71,6 +71,21 @@ WITHDRAWN_DIGEST = b"\xff" * DIGEST_SIZE
 SET_FIELD = object.__setattr__
 
 
+#: (perpetrator_raw, target_raw, claimant_raw): names that matched no party, as given
+RawNames = tuple[str | None, str | None, str | None]
+
+
+def raw_names(perpetrator: Any, target: Any, claimant: Any) -> RawNames | None:
+    """The raw names of a report, None when it has none. Raises ValueError for a non-text."""
+    names = (perpetrator, target, claimant)
+    if names == (None, None, None):
+        return None
+    for name in names:
+        if name is not None and type(name) is not str:
+            raise ValueError(f"a raw name is not a text: {name!r}")
+    return names
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class ReportVersion:
     """One revision of a report, classified: what linking, incidents and tallies read.
@@ -109,6 +124,10 @@ class ReportVersion:
     #: but what alert rules match and word, for an incident a change not of this report
     #: left standing as it (`zone_stage.alert_inputs_of`).
     civilian: bool = False
+    #: The names as the report gave them, of a perpetrator, target and claimant that matched
+    #: no party (`*_raw` of the classified document: SPEC.md keeps them verbatim), None when
+    #: every name matched or none was given (most reports: one slot, not three)
+    names_raw: RawNames | None = None
     #: (source, report_id), made once: every index of the record keys on this one tuple
     ident: Ident = field(init=False, repr=False, compare=False)
 
@@ -134,6 +153,7 @@ class ReportVersion:
         place: str | None = None,
         time_of_day: tuple[int, int] | None = None,
         civilian: bool = False,
+        names_raw: RawNames | None = None,
     ) -> None:
         # Written out (the defaults are the fields' above): the generated __init__ of a
         # frozen dataclass looks `object.__setattr__` up anew for every field, and a
@@ -173,6 +193,7 @@ class ReportVersion:
         set_(self, "place", place)
         set_(self, "time_of_day", time_of_day)
         set_(self, "civilian", civilian)
+        set_(self, "names_raw", names_raw)
         set_(self, "ident", (source, report_id))
         if not digest:
             digest = content_digest(self._content())
@@ -205,6 +226,8 @@ class ReportVersion:
             content["time_of_day"] = list(self.time_of_day)
         if self.civilian:
             content["civilian"] = True
+        if self.names_raw is not None:
+            content["names_raw"] = list(self.names_raw)
         return content
 
     @property

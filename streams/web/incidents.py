@@ -429,6 +429,7 @@ def is_incident_id(value: str) -> bool:
 
 def report_details(r: ReportVersion) -> dict[str, Any]:
     """A current report of an incident, as the detail endpoint lists it."""
+    raw = r.names_raw or (None, None, None)
     return {
         "source": r.source,
         "report_id": r.report_id,
@@ -442,6 +443,12 @@ def report_details(r: ReportVersion) -> dict[str, Any]:
         "category": r.category.value,
         "perpetrator": r.perpetrator,
         "claimant": r.claimant,
+        "target": r.target,
+        "place": r.place,
+        # the names as given, when they matched no party (SPEC.md: kept verbatim)
+        "perpetrator_raw": raw[0],
+        "target_raw": raw[1],
+        "claimant_raw": raw[2],
         "killed": r.killed,
         "wounded": r.wounded,
         "verification": verification_of(r).value,
@@ -480,6 +487,8 @@ CSV_COLUMNS = (
     "report_count",
     "sources",
     "reports",
+    "time_precision",
+    "perpetrator_raw",
 )
 #: A cell starting with one of these is a formula to a spreadsheet.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -500,6 +509,9 @@ def csv_row(doc: Mapping[str, Any]) -> list[str]:
         ensure_ascii=False,
         separators=(",", ":"),
     )
+    named = doc.get("perpetrator_raw") or ""  # absent from workers of earlier releases
+    if named.startswith(_FORMULA_START):
+        named = "'" + named
     return [
         str(doc["incident_id"]),
         str(doc["version"]),
@@ -516,6 +528,8 @@ def csv_row(doc: Mapping[str, Any]) -> list[str]:
         str(len(reports)),
         sources,
         exact,
+        str(doc.get("time_precision", "exact")),
+        named,
     ]
 
 
