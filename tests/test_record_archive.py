@@ -289,8 +289,8 @@ def test_the_tally_counts_a_closed_incident_at_its_edge_to_the_second() -> None:
     hour = int((BASE + 30 * MIN) // BUCKET_SECONDS)
     tally.close("i")
     assert hour in tally.closed and not tally.members
-    inside = rows_between([tally], start=BASE + 30 * MIN - 1, end=BASE + 30 * MIN, by="zone")
-    outside = rows_between([tally], start=BASE + 30 * MIN, end=BASE + 31 * MIN, by="zone")
+    inside = rows_between([tally], start=BASE + 30 * MIN, end=BASE + 30 * MIN + 1, by="zone")
+    outside = rows_between([tally], start=BASE + 30 * MIN - 1, end=BASE + 30 * MIN, by="zone")
     assert inside == [{"zone": "shusha", "incidents": 1, "reports": 1, "killed": 1, "wounded": 0}]
     assert outside == []
     tally.reopen("i", record.fields)

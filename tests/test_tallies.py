@@ -50,12 +50,17 @@ def opened(iid: str, f: IncidentFields, version: int = 1) -> IncidentRecord:
 
 def test_window_edges_are_exact_to_the_second() -> None:
     tally = IncidentTally()
-    tally.apply(opened("a", fields(0)))  # exactly at as_of: inside (as_of - w, as_of]
-    tally.apply(opened("b", fields(3600)))  # exactly one hour before: outside the 1h window
+    # [as_of - w, as_of), as the series' buckets and the incident list's from/to
+    tally.apply(opened("a", fields(0)))  # exactly at as_of: the next window's
+    tally.apply(opened("b", fields(3600)))  # exactly one hour before: inside the 1h window
     tally.apply(opened("c", fields(3599)))
     tally.apply(opened("d", fields(-1)))  # after as_of: outside
+    tally.apply(opened("e", fields(86_400)))  # exactly a day before: inside the 24h window
+    tally.apply(opened("f", fields(86_401)))
     assert query([tally], window="1h", by="zone", as_of=AS_OF)[0]["incidents"] == 2
     assert query([tally], window="24h", by="zone", as_of=AS_OF)[0]["incidents"] == 3
+    # and the window ending where this one starts holds what this one leaves out
+    assert query([tally], window="1h", by="zone", as_of=AS_OF + 1)[0]["incidents"] == 2
 
 
 def test_incidents_and_reports_differ_and_casualties_are_the_incidents() -> None:
@@ -129,7 +134,7 @@ def test_whole_hours_and_edge_hours_agree_with_a_scan(seed: int) -> None:
         for as_of in (AS_OF, AS_OF - 12345.5, AS_OF - 5 * 86400):
             expected: dict[tuple[str, str], list[int]] = {}
             for f in current.values():
-                if as_of - secs < f.occurred <= as_of:
+                if as_of - secs <= f.occurred < as_of:
                     t = expected.setdefault((f.zone, f.attribution), [0, 0, 0, 0])
                     t[0] += 1
                     t[1] += len(f.reports)

@@ -98,7 +98,7 @@ def rows_between(
     partitions: Iterable[IncidentTally], *, start: float, end: float, by: str
 ) -> list[Row]:
     """Rows of {<by keys>, incidents, reports, killed, wounded} for the open incidents with
-    occurred in (start, end], summed over `partitions` (what `state.query` answers for a
+    occurred in [start, end), summed over `partitions` (what `state.query` answers for a
     rolling window, over any range)."""
     keys = grouping(by)
     project = _project(keys)
@@ -107,20 +107,20 @@ def rows_between(
     last = int(end // BUCKET_SECONDS)
     for part in partitions:
         for hour in _hours_in(part, first, last):
-            if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
+            if hour * BUCKET_SECONDS >= start and (hour + 1) * BUCKET_SECONDS <= end:
                 _sum_cells(acc, part.cells_of(hour), project)
                 continue
             for occurred, cell, t in part.edge(hour):
-                if start < occurred <= end:
+                if start <= occurred < end:
                     _add(acc, project(cell), t)
     return _rows(keys, acc)
 
 
 def window_start(window: str, as_of: float, *, since: float) -> float:
-    """The exclusive start of `window` ending at `as_of`. `all` starts at `since` (the
-    ceasefire), inclusive: the largest float below it is the exclusive start."""
+    """The (inclusive) start of `window` ending at `as_of`: `all` starts at `since` (the
+    ceasefire)."""
     if check_window(window) == ALL:
-        return math.nextafter(since, -math.inf)
+        return since
     return as_of - window_seconds(window)
 
 

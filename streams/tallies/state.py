@@ -243,7 +243,10 @@ class IncidentTally:
 
 def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: float) -> list[Row]:
     """Rows of {<by keys>, incidents, reports, killed, wounded} for the open incidents with
-    occurred_at in (as_of - window, as_of], summed over `partitions`."""
+    occurred_at in [as_of - window, as_of), summed over `partitions`: half-open as the
+    series' buckets and the incident list's `from`/`to`, so that a day's tallies as of its
+    local midnight hold that day, not the next day's first instant (where a day-precision
+    report of the next day stands)."""
     keys = grouping(by)
     end = as_of
     start = as_of - window_seconds(window)
@@ -255,14 +258,14 @@ def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: f
         for hour in range(first, last + 1):
             if not part.has_hour(hour):
                 continue
-            if hour * BUCKET_SECONDS > start and (hour + 1) * BUCKET_SECONDS <= end:
+            if hour * BUCKET_SECONDS >= start and (hour + 1) * BUCKET_SECONDS <= end:
                 for cell, t in part.cells_of(hour):
                     row = acc[tuple(cell[i] for i in picks)]
                     for i in range(4):
                         row[i] += t[i]
             else:
                 for occurred, cell, adds in part.edge(hour):
-                    if start < occurred <= end:
+                    if start <= occurred < end:
                         row = acc[tuple(cell[i] for i in picks)]
                         for i in range(4):
                             row[i] += adds[i]
