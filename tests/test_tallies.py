@@ -51,16 +51,21 @@ def opened(iid: str, f: IncidentFields, version: int = 1) -> IncidentRecord:
 def test_window_edges_are_exact_to_the_second() -> None:
     tally = IncidentTally()
     # [as_of - w, as_of), as the series' buckets and the incident list's from/to
-    tally.apply(opened("a", fields(0)))  # exactly at as_of: the next window's
-    tally.apply(opened("b", fields(3600)))  # exactly one hour before: inside the 1h window
-    tally.apply(opened("c", fields(3599)))
-    tally.apply(opened("d", fields(-1)))  # after as_of: outside
-    tally.apply(opened("e", fields(86_400)))  # exactly a day before: inside the 24h window
-    tally.apply(opened("f", fields(86_401)))
-    assert query([tally], window="1h", by="zone", as_of=AS_OF)[0]["incidents"] == 2
-    assert query([tally], window="24h", by="zone", as_of=AS_OF)[0]["incidents"] == 3
-    # and the window ending where this one starts holds what this one leaves out
-    assert query([tally], window="1h", by="zone", as_of=AS_OF + 1)[0]["incidents"] == 2
+    # (each one's killed figure tells which are counted)
+    tally.apply(opened("a", fields(0, killed=1)))  # exactly at as_of: the next window's
+    tally.apply(opened("b", fields(3600, killed=10)))  # an hour before: inside the 1h window
+    tally.apply(opened("c", fields(3599, killed=100)))
+    tally.apply(opened("d", fields(-1, killed=1000)))  # after as_of: outside
+    tally.apply(opened("e", fields(86_400, killed=10_000)))  # a day before: inside 24h
+    tally.apply(opened("f", fields(86_401, killed=100_000)))
+
+    def killed(window: str, as_of: float) -> int:
+        return int(query([tally], window=window, by="zone", as_of=as_of)[0]["killed"])
+
+    assert killed("1h", AS_OF) == 110
+    assert killed("24h", AS_OF) == 10_110
+    # the window starting where this one ends holds what this one leaves out
+    assert killed("1h", AS_OF + 3600) == 1_001
 
 
 def test_incidents_and_reports_differ_and_casualties_are_the_incidents() -> None:
