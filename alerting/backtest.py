@@ -172,14 +172,41 @@ def render_backtest(events: list[AlertEvent], console: Console) -> None:
     if not events:
         console.print("No alerts would have fired.")
         return
+    if console.width < NARROW:
+        _render_events_narrow(events, console)
+    else:
+        _render_events_table(events, console)
+    _render_per_rule(events, console)
+
+
+#: Below this many columns the events are listed one by one: seven columns of a table left
+#: the labels and the summary no width at all at 80 (which zone fired could not be read).
+NARROW = 120
+
+
+def _render_events_narrow(events: list[AlertEvent], console: Console) -> None:
+    console.print(Text(f"Backtest: {len(events)} alert events", style="italic"))
+    for e in events:
+        when = e.ends_at if e.status == "resolved" and e.ends_at is not None else e.starts_at
+        head = Text(when.strftime("%Y-%m-%d %H:%M:%S") + "  ")
+        head.append(e.status, style=STATUS_STYLE.get(e.status, ""))
+        head.append(f"  {e.rule}  ")
+        head.append(str(e.severity), style=SEVERITY_STYLE.get(str(e.severity), ""))
+        head.append(f"  {e.value:g} / {e.threshold:g}")
+        console.print(head)
+        console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())))
+        console.print(Text("  " + e.summary), overflow="fold")
+
+
+def _render_events_table(events: list[AlertEvent], console: Console) -> None:
     table = Table(title=f"Backtest: {len(events)} alert events", show_lines=False)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("rule", no_wrap=True)
     table.add_column("severity", no_wrap=True)
-    table.add_column("labels")
+    table.add_column("labels", min_width=18)
     table.add_column("value / threshold", justify="right", no_wrap=True)
-    table.add_column("summary")
+    table.add_column("summary", min_width=24)
     for e in events:
         when = e.ends_at if e.status == "resolved" and e.ends_at is not None else e.starts_at
         table.add_row(
@@ -193,6 +220,8 @@ def render_backtest(events: list[AlertEvent], console: Console) -> None:
         )
     console.print(table)
 
+
+def _render_per_rule(events: list[AlertEvent], console: Console) -> None:
     fired: Counter[str] = Counter(e.rule for e in events if e.status == "firing")
     resolved: Counter[str] = Counter(e.rule for e in events if e.status == "resolved")
     severities: dict[str, set[str]] = {}

@@ -821,7 +821,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     events = backtest(
         reports, lambda r, at: classifier.classify(r, at), rules, link=settings.link_rule()
     )
-    render_backtest(events, out)
+    render_backtest(events, _wide())
     console.print(
         f"{len(reports)} reports replayed in event-time order, {rejected} rejected; "
         f"of the rest, {latest.withdrawn} withdrawn, "

@@ -879,6 +879,12 @@ def test_backtest_over_a_small_file(tmp_path: Path) -> None:
         assert word in out
     assert "Alerts per rule" in out
     assert "10 / 10" in out
+    # On an 80-column terminal the labels still say which zone fired.
+    narrow = Console(record=True, width=80, color_system=None)
+    render_backtest(events, narrow)
+    text = narrow.export_text()
+    assert "firing  zone-surge  high  10 / 10\n  zone=lachin-corridor\n" in text, text
+    assert "10 incidents in zone lachin-corridor" in text and "Alerts per rule" in text
 
 
 def test_backtest_counts_incidents_not_reports() -> None:
