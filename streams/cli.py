@@ -1022,6 +1022,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader stopped (`| head`): what it took was the point, not an error. Python
+        # would complain again flushing stdout at exit: point it at nothing first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from streams.kafka.topics import BrokerUnavailable
 

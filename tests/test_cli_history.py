@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -182,3 +184,29 @@ def test_export_without_a_worker_is_one_clear_line(
     )
     assert code == 1 and "no monitor API" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    """`ceasefire-monitor export ... -o - | head` printed "error: [Errno 32] Broken pipe"."""
+    script = tmp_path / "many_lines.py"
+    script.write_text(
+        "import sys\n"
+        "from streams import cli\n"
+        "def lines(args):\n"
+        "    for n in range(1_000_000):\n"
+        "        sys.stdout.write(f'{n}\\n')\n"
+        "    return 0\n"
+        "cli.cmd_schema = lines\n"
+        "sys.exit(cli.main(['schema']))\n"
+    )
+    done = subprocess.run(
+        f"{sys.executable} {script} | head -n 3",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+    assert done.stdout == "0\n1\n2\n"
+    assert done.stderr == "", done.stderr
