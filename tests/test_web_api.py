@@ -153,6 +153,12 @@ async def test_bad_tally_parameters_answer_400_with_a_json_error(api: Harness, q
     assert isinstance(body["error"], str) and body["error"]
 
 
+async def test_an_as_of_that_is_a_date_says_which_instants_would_do(api: Harness) -> None:
+    status, body = await api.get("/api/v1/tallies?as_of=2021-03-31")
+    assert status == 400, body
+    assert "is a date" in body["error"] and "2021-03-31T00:00:00+04:00" in body["error"], body
+
+
 @pytest.mark.parametrize("query", ["status=open", "status=", "scope=peer", "status=all&scope=x"])
 async def test_bad_alert_parameters_answer_400_with_a_json_error(api: Harness, query: str) -> None:
     status, body = await api.get(f"/api/v1/alerts?{query}")

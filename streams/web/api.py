@@ -204,6 +204,12 @@ def _rfc3339_seconds(value: str) -> float:
             "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
         ) from None
     if parsed.tzinfo is None:
+        if len(value) == 10:  # a date alone: which instant of it, and whose day?
+            raise QueryError(
+                f"as_of {value!r} is a date; as_of is an instant, the end of the window: "
+                f"e.g. {value}T00:00:00+04:00 (the window ends as that day begins in Baku "
+                f"and Yerevan) or {value}T00:00:00Z"
+            )
         raise QueryError(f"as_of {value!r} needs a UTC offset")
     try:
         return parsed.timestamp()
