@@ -767,7 +767,8 @@ def _on_incident(
                 f"{_capitalised(_incident_text(incident))}."
                 if active.matches == 1
                 else f"{active.matches} incidents matching {rule.name} in zone {state.zone} "
-                f"since {_when(to_ms(active.event.starts_at))}; latest: "
+                # a late report's incident may have happened before the alert started
+                f"since {_when(min(to_ms(active.event.starts_at), e.ts))}; the last reported: "
                 f"{_incident_text(incident)}."
             )
             active.event = active.event.model_copy(

@@ -1027,3 +1027,15 @@ def test_an_incident_alert_counts_one_event_once_across_versions_renames_and_wit
     [gone] = evaluate_batch(DEFAULT, state, [small], T0 + 8 * M)
     assert (gone.rule, gone.status, gone.alert_id) == ("heavy-weapons", "resolved", heavy.alert_id)
     assert state.firing() == []
+
+
+def test_an_incident_alert_s_summary_counts_from_a_late_report_s_earlier_incident() -> None:
+    state = ZoneState.new("shusha")
+    evaluate_batch(DEFAULT, state, [inc(T0 + H, incident_id="a", category=HEAVY)], T0 + H)
+    late = inc(T0, incident_id="b", category=HEAVY)  # reported later, happened earlier
+    evaluate_batch(DEFAULT, state, [late], T0 + H + M)
+    [alert] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert alert.summary.startswith(
+        "2 incidents matching heavy-weapons in zone shusha since 2021-05-12 10:00 UTC; "
+        "the last reported: heavy weapons fire"
+    ), alert.summary
