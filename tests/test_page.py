@@ -9,6 +9,7 @@ import json
 import re
 import tomllib
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,24 @@ def test_windows_offered_are_those_the_tallies_accept(monkeypatch: pytest.Monkey
     assert 'content="1h 24h 7d 30d all"' in page.render_index(Settings()).decode()
     monkeypatch.delattr(windows, "TALLY_WINDOWS")
     assert page.tally_windows() == list(WINDOWS)
+
+
+def test_ceasefire_start_and_theatre_offset_reach_the_page() -> None:
+    """The page asks the list for what `window=all` counts (from the ceasefire start) and
+    shows a time known only to the day as the theatre's day (the linking rule's UTC
+    offset; none when days are windows: the page then says UTC)."""
+    body = page.render_index(Settings()).decode()
+    assert 'name="ceasefire-start" content="2020-11-10T00:00:00+03:00"' in body
+    assert 'name="ceasefire-day-utc-offset-hours" content="4"' in body
+    start = datetime(2021, 1, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+    body = page.render_index(
+        Settings(ceasefire_start=start, link_day_utc_offset_hours=5.5)
+    ).decode()
+    assert 'name="ceasefire-start" content="2021-01-01T00:00:00-05:30"' in body
+    assert 'name="ceasefire-day-utc-offset-hours" content="5.5"' in body
+    body = page.render_index(Settings(link_day_as_window=True)).decode()
+    assert 'name="ceasefire-day-utc-offset-hours" content=""' in body
+    assert "{{" not in body
 
 
 def test_the_script_writes_api_values_as_text_only() -> None:

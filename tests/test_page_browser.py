@@ -4,7 +4,10 @@ One worker on the embedded broker and one browser session serve every test of th
 (module-scoped fixtures, in order): the page loads without script errors, draws every
 zone, shows the API's counts, filters incidents by a zone clicked on the map (and by the
 keyboard from the zone table), shows an incident's reports, and shows a critical report
-fed during the test as an alert within 10 seconds.
+fed during the test as an alert within 10 seconds; then that the list and the map cover
+exactly the span the zone table counts (not an incident before the ceasefire nor one after
+the tallies' `as_of`), that a time known only to the day shows as the theatre's day, and
+that a report's names that matched no party and its named place reach the drill-down.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import math
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import pytest
@@ -37,6 +42,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 #: chosen from the table with the keyboard, and the one a critical report arrives in.
 CLICKED, KEYED, CRITICAL = "loc-east", "lachin-corridor", "syunik-border"
 ALERT_DEADLINE = 10.0
+#: Zones of the reports fed late: one before the ceasefire, one a few minutes ahead of the
+#: clock (within the validator's allowance for skew), one known only to the day, one
+#: naming parties no alias matches and a gazetteer place.
+BEFORE, AHEAD, DAY, NAMED = "aghdam-district", "loc-north", "shusha", "stepanakert"
+#: How the page words each window after "incidents".
+PHRASES = {
+    "1h": "in the last hour",
+    "24h": "in the last 24 hours",
+    "7d": "in the last 7 days",
+    "30d": "in the last 30 days",
+    "all": "since the ceasefire",
+}
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+#: The theatre's UTC offset: the linking rule's default day_utc_offset_hours.
+THEATRE = timezone(timedelta(hours=4))
 
 
 def zone_points(catalogue: ZoneCatalogue, zone_id: str) -> list[tuple[float, float]]:
@@ -213,6 +233,14 @@ def test_counts_equal_the_apis_in_each_window(page: Page, worker: Worker) -> Non
         want = api_counts(worker, window)
         shown = {z: n for z, n in page.table_counts().items() if n}
         assert shown == want, window
+        # Each window's phrase reads after "incidents" ("in the last hour", "since the
+        # ceasefire"), never "in since the ceasefire".
+        caption = page.driver.find_element(By.ID, "zones-caption").text
+        assert caption == f"Incidents by zone {PHRASES[window]}, by event time"
+        title = page.driver.find_element(By.ID, "incidents-title").text
+        assert title == f"Latest incidents {PHRASES[window]}"
+        chosen = select.first_selected_option.text
+        assert chosen == PHRASES[window]
     assert want == {CLICKED: 3, KEYED: 2, CRITICAL: 1}  # the 7-day window counts the older one
     assert "all" in offered, "the tallies answer window=all: the page offers it"
     select.select_by_value("24h")
@@ -355,4 +383,251 @@ def test_works_in_a_narrow_window(page: Page) -> None:
         assert cell.location["x"] + cell.size["width"] <= 360
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert page.errors() == []
+
+
+# -- the span, the precision of times and the names of the reports ---------------------------
+def micro_iso(moment: datetime) -> str:
+    """A time as the page sends it: UTC to the microsecond."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def zone_at_pointer(page: Page, catalogue: ZoneCatalogue, zone: str) -> None:
+    """Move the pointer over a point of `zone` near its middle (no incident of the fixture
+    is there), which opens the zone's tooltip."""
+    driver = page.driver
+    lat, lon = zone_points(catalogue, zone)[0]
+    x, y = driver.execute_script(
+        "const p = window.ceasefireMap.latLngToContainerPoint([arguments[0], arguments[1]]);"
+        "return [p.x, p.y];",
+        lat,
+        lon,
+    )
+    map_el = driver.find_element(By.ID, "map")
+    size = map_el.size
+    ActionChains(driver).move_to_element_with_offset(
+        map_el, int(x - size["width"] / 2), int(y - size["height"] / 2)
+    ).perform()
+
+
+def drawn_points(page: Page) -> set[str]:
+    """The incidents drawn on the map."""
+    points = page.driver.find_elements(By.CSS_SELECTOR, "#map path[data-incident-id]")
+    return {str(p.get_attribute("data-incident-id")) for p in points}
+
+
+def draws_exactly(page: Page, incident_ids: set[str]) -> bool:
+    return drawn_points(page) == incident_ids
+
+
+def show_all_zones(page: Page) -> None:
+    clear = page.driver.find_element(By.ID, "filter-clear")
+    if clear.is_displayed():
+        clear.click()
+        page.wait_refreshed()
+
+
+def incident_of(worker: Worker, report_id: str, query: str) -> dict[str, Any] | None:
+    """The open incident holding `report_id`, from `GET /api/v1/incidents?{query}`."""
+    status, body = worker.get(f"/api/v1/incidents?limit=1000&{query}")
+    if status != 200:
+        return None
+    for incident in body["incidents"]:
+        if any(r["report_id"] == report_id for r in incident["reports"]):
+            return dict(incident)
+    return None
+
+
+def test_the_list_and_the_map_cover_the_span_the_table_counts(
+    page: Page, worker: Worker, catalogue: ZoneCatalogue
+) -> None:
+    """Since the ceasefire, the list and the map leave out an incident before it, as the
+    zone table (`window=all`) does; in every window they leave out one after the tallies'
+    `as_of`. The list is asked for exactly the tallies' span."""
+    driver = page.driver
+    before = report(
+        10,
+        *zone_points(catalogue, BEFORE)[0],
+        timedelta(0),
+        "small_arms_fire",
+        occurred_at="2020-11-05T10:00:00+04:00",
+    )
+    ahead = report(11, *zone_points(catalogue, AHEAD)[0], -timedelta(minutes=4), "mine_incident")
+    status, body = worker.post("/api/v1/reports", [before, ahead])
+    assert status == 202 and len(body["accepted"]) == 2, body
+    old = wait_for(
+        lambda: incident_of(worker, "page-10", "to=2020-11-09T21:00:00Z"),
+        timeout=30,
+        what="the incident from before the ceasefire in the API's list",
+    )
+    new = wait_for(
+        lambda: incident_of(worker, "page-11", f"zone={AHEAD}"),
+        timeout=30,
+        what="the incident ahead of the clock in the API's list",
+    )
+    hidden = {old["incident_id"], new["incident_id"]}
+    show_all_zones(page)
+    select = Select(driver.find_element(By.ID, "window"))
+    for window in ("all", "24h"):
+        select.select_by_value(window)
+        page.wait_refreshed()
+        counts = {z: n for z, n in page.table_counts().items() if n}
+        assert 0 < sum(counts.values()) < 50, counts  # the whole window fits in the list
+        assert dict(Counter(page.listed_zones())) == counts, window
+        listed = {str(li.get_attribute("data-incident-id")) for li in page.incident_items()}
+        assert not listed & hidden, window
+        # The span asked for is the tallies': [as_of - window, as_of), or [since, as_of).
+        rows = driver.find_element(By.ID, "zone-rows")
+        as_of = datetime.fromisoformat(str(rows.get_attribute("data-as-of")))
+        incidents = driver.find_element(By.ID, "incidents")
+        assert incidents.get_attribute("data-to") == micro_iso(as_of)
+        start = (
+            datetime.fromisoformat(str(rows.get_attribute("data-since")))
+            if window == "all"
+            else as_of - timedelta(days=1)
+        )
+        assert incidents.get_attribute("data-from") == micro_iso(start), window
+        wait_for(
+            partial(draws_exactly, page, listed),
+            timeout=15,
+            what=f"a point for each listed incident ({window})",
+        )
+    # The zone's tooltip words the window as the caption does.
+    select.select_by_value("all")
+    page.wait_refreshed()
+    zone_at_pointer(page, catalogue, CLICKED)
+    n = page.table_counts()[CLICKED]
+    tip = wait_for(
+        lambda: (
+            " ".join(
+                t.text for t in driver.find_elements(By.CSS_SELECTOR, ".leaflet-tooltip")
+            ).strip()
+            or None
+        ),
+        timeout=10,
+        what="the zone's tooltip",
+    )
+    assert tip.endswith(f"{n} incidents since the ceasefire"), tip
+    ActionChains(driver).move_by_offset(0, 0).move_to_element(
+        driver.find_element(By.ID, "status")
+    ).perform()
+    assert page.errors() == []
+
+
+@pytest.fixture(scope="module")
+def late_reports(worker: Worker, catalogue: ZoneCatalogue) -> dict[str, dict[str, Any]]:
+    """A report known only to the day (of the theatre, UTC+4: its midnight is 20:00 UTC of
+    the day before), and one that names parties no alias matches and a gazetteer place;
+    each incident holding them, by report id."""
+    midnight = datetime.now(THEATRE).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = report(
+        12,
+        *zone_points(catalogue, DAY)[0],
+        timedelta(0),
+        "engineering_works",
+        occurred_at=midnight.isoformat(),
+        time_precision="day",
+    )
+    lat, lon = zone_points(catalogue, NAMED)[0]
+    named = report(
+        13,
+        lat,
+        lon,
+        timedelta(hours=2),
+        "heavy_weapons_fire",
+        location={"lat": round(lat, 5), "lon": round(lon, 5), "place": "Stepanakert"},
+        perpetrator="Wagner mercenaries",
+        target="local farmers",
+        claimant="Some NGO",
+    )
+    status, body = worker.post("/api/v1/reports", [day, named])
+    assert status == 202 and len(body["accepted"]) == 2, body
+    found = {}
+    for report_id, zone in (("page-12", DAY), ("page-13", NAMED)):
+        listed = wait_for(
+            partial(incident_of, worker, report_id, f"zone={zone}"),
+            timeout=30,
+            what=f"the incident of {report_id}",
+        )
+        status, detail = worker.get(f"/api/v1/incidents/{listed['incident_id']}")
+        assert status == 200, detail
+        found[report_id] = detail
+    return found
+
+
+def open_listed(page: Page, zone: str, incident_id: str) -> dict[str, str]:
+    """Show the incidents of `zone` in the last 24 hours, open `incident_id` from the list
+    and answer its list item's time line and its report row's cells, by field."""
+    driver = page.driver
+    show_all_zones(page)
+    Select(driver.find_element(By.ID, "window")).select_by_value("24h")
+    driver.find_element(By.CSS_SELECTOR, f'#zone-rows tr[data-zone="{zone}"] button').click()
+    selector = f'#incidents li[data-incident-id="{incident_id}"]'
+    item = wait_for(
+        lambda: driver.find_elements(By.CSS_SELECTOR, selector) or None,
+        timeout=15,
+        what=f"incident {incident_id} in the list",
+    )[0]
+    meta = item.find_element(By.CSS_SELECTOR, ".meta").text
+    item.find_element(By.TAG_NAME, "button").click()
+    dialog = driver.find_element(By.ID, "incident-dialog")
+    rows = wait_for(
+        lambda: dialog.find_elements(By.CSS_SELECTOR, "tr[data-report-id]") or None,
+        timeout=10,
+        what="the incident's reports",
+    )
+    cells = {
+        str(td.get_attribute("data-field")): td.text
+        for td in rows[0].find_elements(By.CSS_SELECTOR, "td[data-field]")
+    }
+    cells["list"] = meta
+    cells["occurred"] = dialog.find_element(By.CSS_SELECTOR, "dl.facts dd").text
+    driver.find_element(By.ID, "incident-close").click()
+    wait_for(lambda: not dialog.is_displayed(), timeout=5, what="the dialog to close")
+    return cells
+
+
+def test_a_time_known_to_the_day_shows_the_theatres_day(
+    page: Page, late_reports: dict[str, dict[str, Any]]
+) -> None:
+    detail = late_reports["page-12"]
+    (entry,) = detail["reports"]
+    assert entry["time_precision"] == "day"
+    day = datetime.fromisoformat(entry["occurred_at"]).astimezone(THEATRE)
+    assert (day.hour, day.minute) == (0, 0)  # 20:00 UTC of the day before
+    as_day = f"{day.day} {MONTHS[day.month - 1]} {day.year} (day)"
+    cells = open_listed(page, DAY, detail["incident_id"])
+    assert cells["occurred_at"] == as_day, cells
+    # The incident's own time: as precise as its document says (an older worker's
+    # document has no time_precision: exact).
+    occurred = datetime.fromisoformat(detail["occurred_at"]).astimezone(UTC)
+    exact = occurred.strftime("%Y-%m-%d %H:%M UTC")
+    want = as_day if detail.get("time_precision", "exact") == "day" else exact
+    assert cells["occurred"] == want, cells
+    assert cells["list"].startswith(f"{want} · "), cells
+    assert page.errors() == []
+
+
+def shown_party(code: str | None, raw: str | None) -> str:
+    """How the page shows a party of a report: its code, and the name it gave when that
+    matched no party."""
+    if not raw:
+        return code or ""
+    return f"{code} (named: {raw})" if code else f"named: {raw}"
+
+
+def test_the_drill_down_shows_the_names_and_the_place_as_given(
+    page: Page, late_reports: dict[str, dict[str, Any]]
+) -> None:
+    detail = late_reports["page-13"]
+    (entry,) = detail["reports"]
+    cells = open_listed(page, NAMED, detail["incident_id"])
+    for field in ("perpetrator", "target", "claimant"):
+        assert cells[field] == shown_party(entry.get(field), entry.get(f"{field}_raw")), cells
+    if "perpetrator_raw" in entry:  # the API names what matched no party
+        assert cells["perpetrator"] == "unknown (named: Wagner mercenaries)", cells
+    point = f"{entry['lat']:.4f}, {entry['lon']:.4f} (point)"
+    place = entry.get("place")
+    assert cells["place"] == (f"{place} · {point}" if place else point), cells
+    assert not any(v in ("null", "undefined") or "null" in v.split() for v in cells.values())
     assert page.errors() == []

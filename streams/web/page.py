@@ -2,7 +2,8 @@
 
 The page is plain HTML, CSS and JavaScript shipped in this package (streams/web/static/):
 it reads the public GET endpoints (zones, tallies, alerts, incidents) and polls them, so
-the server renders nothing but the optional base-map setting into the HTML. Leaflet is
+the server renders nothing but a few settings into the HTML (the windows, the ceasefire
+start, the theatre's UTC offset and the optional base map). Leaflet is
 vendored from npm under static/vendor/ (web/package.json pins it; `cd web && npm ci &&
 npm run vendor` refreshes it), so the page needs no CDN and no build step.
 """
@@ -24,6 +25,8 @@ INDEX = STATIC / "index.html"
 _TILES = "{{map_tiles}}"
 _TILES_ATTRIBUTION = "{{map_tiles_attribution}}"
 _WINDOWS = "{{windows}}"
+_CEASEFIRE_START = "{{ceasefire_start}}"
+_DAY_OFFSET = "{{day_utc_offset_hours}}"
 
 
 def tally_windows() -> list[str]:
@@ -34,11 +37,23 @@ def tally_windows() -> list[str]:
     return list(accepted)
 
 
+def day_utc_offset(settings: Settings) -> str:
+    """The theatre's UTC offset in hours as the page reads it: the linking rule's
+    `day_utc_offset_hours` (a time known to the day stands for that calendar day there),
+    or empty when the rule has none (`CEASEFIRE_LINK_DAY_AS_WINDOW`): days are then UTC's."""
+    hours = settings.link_rule().day_utc_offset_hours
+    return "" if hours is None else format(hours, "g")
+
+
 def render_index(settings: Settings) -> bytes:
-    """index.html with the tile setting and the windows in its meta tags, escaped for an
-    attribute."""
+    """index.html with the settings in its meta tags, escaped for an attribute: the windows,
+    the ceasefire start (what `window=all` counts from), the theatre's UTC offset (the day of
+    a time known only to the day, week or month) and the base map."""
     text = INDEX.read_text(encoding="utf-8")
     text = text.replace(_WINDOWS, html.escape(" ".join(tally_windows()), quote=True))
+    start = settings.ceasefire_start.isoformat()
+    text = text.replace(_CEASEFIRE_START, html.escape(start, quote=True))
+    text = text.replace(_DAY_OFFSET, html.escape(day_utc_offset(settings), quote=True))
     text = text.replace(_TILES, html.escape(settings.map_tiles or "", quote=True))
     text = text.replace(_TILES_ATTRIBUTION, html.escape(settings.map_tiles_attribution, quote=True))
     return text.encode("utf-8")

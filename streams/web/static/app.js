@@ -13,10 +13,13 @@
   const SHADES = ["#f2f2f2", "#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"];
   const SEVERITY_COLOURS = { critical: "#a50f15", high: "#de2d26", medium: "#e6820e", low: "#6b7785" };
   const WINDOW_SECONDS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
+  /** Each window as a phrase that follows "incidents": "incidents in the last hour",
+   * "incidents since the ceasefire". */
   const WINDOW_TEXT = {
-    "1h": "the last hour", "24h": "the last 24 hours", "7d": "the last 7 days",
-    "30d": "the last 30 days", all: "since the ceasefire",
+    "1h": "in the last hour", "24h": "in the last 24 hours", "7d": "in the last 7 days",
+    "30d": "in the last 30 days", all: "since the ceasefire",
   };
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const OUTSIDE = "outside";
 
   const state = {
@@ -75,6 +78,66 @@
     if (Number.isNaN(d.getTime())) return String(iso);
     return d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
+
+  /** The theatre's UTC offset in hours (the linking rule's `day_utc_offset_hours`, which the
+   * server renders into the page), or null: days are then UTC days. */
+  function theatreOffset() {
+    const text = meta("ceasefire-day-utc-offset-hours").trim();
+    const hours = text === "" ? NaN : Number(text);
+    return Number.isFinite(hours) ? hours : null;
+  }
+
+  /** A time as precisely as it is known: an exact one to the UTC minute; one known only to
+   * the day, week or month as its date in the theatre's local day (UTC when the linking
+   * rule has no theatre day), with the precision said: "30 Nov 2026 (day)", "week of
+   * 30 Nov 2026", "Nov 2026 (month)". A missing precision is exact (older documents). */
+  function when(iso, precision) {
+    const p = precision ?? "exact";
+    if (p === "exact") return utc(iso);
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const offset = theatreOffset();
+    const local = new Date(d.getTime() + (offset ?? 0) * 3600 * 1000);
+    const month = `${MONTHS[local.getUTCMonth()]} ${local.getUTCFullYear()}`;
+    const day = `${local.getUTCDate()} ${month}`;
+    const inUtc = offset === null ? ", UTC" : "";
+    if (p === "day") return `${day} (day${inUtc})`;
+    if (p === "week") return `week of ${day}${offset === null ? " (UTC)" : ""}`;
+    if (p === "month") return `${month} (month${inUtc})`;
+    return `${day} (${words(p)}${inUtc})`;
+  }
+
+  /** An RFC 3339 time (as the API writes them, up to 6 digits of a second) as microseconds
+   * since the epoch, or null. */
+  function micros(iso) {
+    const m = /^(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$/
+      .exec(String(iso ?? ""));
+    if (!m) return null;
+    const ms = Date.parse(`${m[1].slice(0, 10)}T${m[1].slice(11)}${m[3].toUpperCase()}`);
+    if (Number.isNaN(ms)) return null;
+    return ms * 1000 + Number((m[2] ?? "").slice(0, 6).padEnd(6, "0"));
+  }
+
+  /** Microseconds since the epoch as an RFC 3339 UTC time to the microsecond. */
+  function isoMicros(us) {
+    const seconds = Math.floor(us / 1e6);
+    const fraction = String(us - seconds * 1e6).padStart(6, "0");
+    return `${new Date(seconds * 1000).toISOString().slice(0, 19)}.${fraction}Z`;
+  }
+
+  /** The span of the incident list (`from` inclusive, `to` exclusive) that holds exactly
+   * what the tallies answer counted: a rolling window is [as_of - window, as_of), `all` is
+   * [the ceasefire start, as_of), the same rule. Null when the answer cannot be read. */
+  function spanOf(win, tallies) {
+    const end = micros(tallies?.as_of);
+    if (end === null) return null;
+    let start;
+    if (WINDOW_SECONDS[win]) start = end - WINDOW_SECONDS[win] * 1e6;
+    else if (win === "all") start = micros(tallies.since || meta("ceasefire-start"));
+    else return null;
+    if (start === null) return null;
+    return { from: isoMicros(Math.min(start, end)), to: isoMicros(end) };
+  }
   function shade(count) {
     let i = 0;
     while (i < BREAKS.length && count >= BREAKS[i]) i += 1;
@@ -113,7 +176,7 @@
   function tooltipFor(id) {
     const n = countOf(id);
     return el("div", {}, el("strong", {}, zoneName(id)), el("br"),
-      `${n} incident${n === 1 ? "" : "s"} in ${WINDOW_TEXT[state.window]}`);
+      `${n} incident${n === 1 ? "" : "s"} ${WINDOW_TEXT[state.window]}`);
   }
 
   function drawZones() {
@@ -213,7 +276,7 @@
         fillColor: SEVERITY_COLOURS[incident.severity] ?? SEVERITY_COLOURS.low,
       });
       marker.bindTooltip(() => el("div", {}, el("strong", {}, words(incident.category)), el("br"),
-        `${zoneName(incident.zone)} · ${utc(incident.occurred_at)}`));
+        `${zoneName(incident.zone)} · ${when(incident.occurred_at, incident.time_precision)}`));
       marker.on("click", (e) => { L.DomEvent.stopPropagation(e); openIncident(incident.incident_id, null); });
       marker.addTo(points);
       marker.getElement()?.setAttribute("data-incident-id", incident.incident_id);
@@ -237,7 +300,7 @@
 
   function renderTable() {
     document.getElementById("zones-caption").textContent =
-      `Incidents by zone in ${WINDOW_TEXT[state.window]}, by event time`;
+      `Incidents by zone ${WINDOW_TEXT[state.window]}, by event time`;
     const ids = state.features.map((f) => f.properties.id);
     if (countOf(OUTSIDE) > 0 || document.querySelector(`#zone-rows tr[data-zone="${OUTSIDE}"]`)) ids.push(OUTSIDE);
     for (const id of ids) {
@@ -289,10 +352,10 @@
     const list = document.getElementById("incidents");
     const where = state.zone ? ` in ${zoneName(state.zone)}` : "";
     document.getElementById("incidents-title").textContent =
-      `Latest incidents${where}, ${WINDOW_TEXT[state.window]}`;
+      `Latest incidents${where} ${WINDOW_TEXT[state.window]}`;
     const alertIds = new Set(state.alerts.find((a) => a.alert_id === state.alert)?.incident_ids ?? []);
     if (!state.incidents.length) {
-      list.replaceChildren(el("li", { class: "empty" }, `No incident${where} in ${WINDOW_TEXT[state.window]}.`));
+      list.replaceChildren(el("li", { class: "empty" }, `No incident${where} ${WINDOW_TEXT[state.window]}.`));
       return;
     }
     replaceItems(list, "data-incident-id", state.incidents.map((i) => {
@@ -306,7 +369,7 @@
       el("div", { class: "title" }, el("span", { class: `badge sev-${i.severity}` }, i.severity),
         `${words(i.category)} · ${zoneName(i.zone)}`),
       el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
-      el("div", { class: "meta" }, `${utc(i.occurred_at)} · ${n} report${n === 1 ? "" : "s"}`)));
+      el("div", { class: "meta" }, `${when(i.occurred_at, i.time_precision)} · ${n} report${n === 1 ? "" : "s"}`)));
     }));
   }
 
@@ -366,22 +429,55 @@
       `${words(doc.category)} · ${zoneName(doc.zone)}`;
     const claims = Object.entries(doc.claims || {}).map(([c, a]) => `${c} accuses ${a}`).join("; ") || "none";
     const facts = [
-      ["Occurred", utc(doc.occurred_at)], ["Zone", zoneName(doc.zone)], ["Severity", doc.severity],
-      ["Attribution", doc.attribution], ["Claims", claims], ["Verification", doc.verification],
+      ["Occurred", when(doc.occurred_at, doc.time_precision)], ["Zone", zoneName(doc.zone)],
+      ["Severity", doc.severity],
+      ["Attribution", doc.attribution],
+      ...(typeof doc.perpetrator_raw === "string" && doc.perpetrator_raw.trim()
+        ? [["Perpetrators named (no party)", doc.perpetrator_raw]] : []),
+      ["Claims", claims], ["Verification", doc.verification],
       ["Killed", doc.killed], ["Wounded", doc.wounded], ["Incident", `${doc.incident_id} (version ${doc.version})`],
     ];
     const columns = ["source", "report_id", "revision", "source_type", "occurred_at", "category",
-      "perpetrator", "claimant", "killed", "wounded", "verification", "place"];
+      "perpetrator", "target", "claimant", "killed", "wounded", "verification", "place"];
     const rows = (doc.reports || []).map((r) => el("tr", { "data-report-id": r.report_id },
-      columns.map((c) => el("td", {}, c === "place"
-        ? (typeof r.lat === "number" ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)} (${r.location_precision})` : "")
-        : c === "occurred_at" && r.occurred_at ? utc(r.occurred_at) : r[c] ?? ""))));
+      columns.map((c) => el("td", { "data-field": c }, reportCell(r, c)))));
     body.replaceChildren(
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
       el("h3", {}, `Reports (${rows.length})`),
       el("div", { class: "reports" }, el("table", {},
         el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, words(c))))),
         el("tbody", {}, rows))));
+  }
+
+  /** A party as the report gave it: its code, and the name it used when that matched no
+   * party ("unknown (named: Wagner mercenaries)"). Either may be absent or null. */
+  function party(code, raw) {
+    const named = typeof raw === "string" && raw.trim() ? raw : null;
+    const text = code === null || code === undefined || code === "" ? "" : String(code);
+    if (!named) return text;
+    return text ? `${text} (named: ${named})` : `named: ${named}`;
+  }
+
+  /** Where a report put the event: the gazetteer place it named, beside its coordinates
+   * and their precision. */
+  function placeText(r) {
+    const p = r.place;
+    const name = typeof p === "string" ? p : typeof p?.name === "string" ? p.name : null;
+    const point = typeof r.lat === "number" && typeof r.lon === "number"
+      ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}${r.location_precision ? ` (${r.location_precision})` : ""}`
+      : "";
+    return [name, point].filter(Boolean).join(" · ");
+  }
+
+  function reportCell(r, column) {
+    switch (column) {
+      case "occurred_at": return r.occurred_at ? when(r.occurred_at, r.time_precision) : "";
+      case "perpetrator": return party(r.perpetrator, r.perpetrator_raw);
+      case "target": return party(r.target, r.target_raw);
+      case "claimant": return party(r.claimant, r.claimant_raw);
+      case "place": return placeText(r);
+      default: return r[column] ?? "";
+    }
   }
 
   function initDialog() {
@@ -398,26 +494,41 @@
   async function refresh() {
     const generation = state.generation;
     const win = state.window;
-    const params = new URLSearchParams({ limit: String(INCIDENT_LIMIT) });
-    if (state.zone) params.set("zone", state.zone);
-    if (WINDOW_SECONDS[win]) {
-      params.set("from", new Date(Date.now() - WINDOW_SECONDS[win] * 1000).toISOString());
-    }
-    const results = await Promise.allSettled([
+    const [tallies, alerts] = await Promise.allSettled([
       getJSON(`/api/v1/tallies?window=${encodeURIComponent(win)}&by=zone`),
       getJSON("/api/v1/alerts?status=firing"),
-      getJSON(`/api/v1/incidents?${params}`),
     ]);
+    // The list and the map cover the span the tallies counted (their `as_of`, and for
+    // `all` their `since`), so the three agree; without tallies the list keeps its last.
+    const span = tallies.status === "fulfilled" ? spanOf(win, tallies.value) : null;
+    let incidents = null;
+    if (span) {
+      const params = new URLSearchParams({ limit: String(INCIDENT_LIMIT) });
+      if (state.zone) params.set("zone", state.zone);
+      params.set("from", span.from);
+      params.set("to", span.to);
+      [incidents] = await Promise.allSettled([getJSON(`/api/v1/incidents?${params}`)]);
+    } else if (tallies.status === "fulfilled") {
+      incidents = { status: "rejected", reason: new Error(`tallies: no span in the answer for ${win}`) };
+    }
     if (generation !== state.generation || win !== state.window) return; // the filter moved on
-    const [tallies, alerts, incidents] = results;
+    const results = [tallies, alerts, incidents].filter(Boolean);
     if (tallies.status === "fulfilled") {
       state.counts = new Map(tallies.value.rows.map((r) => [r.zone, r]));
+      const table = document.getElementById("zone-rows");
+      table.dataset.asOf = tallies.value.as_of ?? "";
+      table.dataset.since = tallies.value.since ?? "";
     }
     if (alerts.status === "fulfilled") {
       state.alerts = [...alerts.value.alerts].sort(
         (a, b) => String(b.starts_at).localeCompare(String(a.starts_at)));
     }
-    if (incidents.status === "fulfilled") state.incidents = incidents.value.incidents;
+    if (incidents?.status === "fulfilled") {
+      state.incidents = incidents.value.incidents;
+      const list = document.getElementById("incidents");
+      list.dataset.from = span.from;
+      list.dataset.to = span.to;
+    }
     render();
     const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
     const status = document.getElementById("status");
