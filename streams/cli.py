@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from streams.config import Settings
@@ -33,7 +34,13 @@ class CliError(Exception):
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for flag, field in (("broker", "broker"), ("web_port", "web_port"), ("rules", "rules")):
+    for flag, field in (
+        ("broker", "broker"),
+        ("web_port", "web_port"),
+        ("rules", "rules"),
+        ("partitions", "partitions"),
+        ("replication_factor", "replication_factor"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             overrides[field] = value
@@ -61,11 +68,27 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _check_files(settings: Settings) -> None:
+    """The zone catalogue, the gazetteer and the rule file read as the worker reads them;
+    an error in one is a CliError (one line)."""
+    from alerting.rules import RuleFileError, load_rules
+    from streams.classify.gazetteer import Gazetteer, GazetteerError
+    from streams.classify.zones import CatalogueError, ZoneCatalogue
+
+    try:
+        zones = ZoneCatalogue.load(settings.zones)
+        Gazetteer.load(settings.gazetteer)
+        load_rules(settings.rules, known_zones=zones.ids)
+    except (RuleFileError, CatalogueError, GazetteerError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _run(args: argparse.Namespace) -> int:
     from streams.kafka.broker import BrokerError, EmbeddedBroker, port_open
-    from streams.kafka.topics import BrokerUnavailable, ensure_topics
+    from streams.kafka.topics import BrokerUnavailable, TopicMismatch, ensure_topics
 
     settings = settings_from(args)
+    _check_files(settings)  # a broken file is one line, before a broker is started
     reserve_api_port(settings)  # first: a port in use must not cost the cluster a rebalance
     broker: EmbeddedBroker | None = None
     configured = settings.broker is not None  # --broker or CEASEFIRE_BROKER
@@ -95,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
             if configured:
                 settings = _timing_for(settings)
             ensure_topics(settings)
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, TopicMismatch) as exc:
             raise CliError(str(exc)) from exc
         from streams.pipeline.app import Monitor
 
@@ -219,20 +242,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # -- topics --------------------------------------------------------------------------
 def cmd_topics(args: argparse.Namespace) -> int:
-    from streams.kafka.topics import BrokerUnavailable, ensure_topics, topic_specs
+    from streams.kafka.topics import (
+        BrokerUnavailable,
+        TopicMismatch,
+        ensure_topics,
+        topic_partitions,
+        topic_specs,
+    )
 
-    settings = settings_from(args)
-    if args.partitions:
-        settings = settings.model_copy(update={"partitions": args.partitions})
-    if args.replication_factor:
-        settings = settings.model_copy(update={"replication_factor": args.replication_factor})
+    settings = settings_from(args)  # --partitions, --replication-factor validated there
     try:
         created = ensure_topics(settings)
-    except BrokerUnavailable as exc:
+        have = topic_partitions(settings)  # what the broker holds, not what was asked
+    except (BrokerUnavailable, TopicMismatch) as exc:
         raise CliError(str(exc)) from exc
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
-        out.print(f"{spec.name:40} {spec.partitions:3} partitions  {state}")
+        n = have.get(spec.name, spec.partitions)
+        out.print(f"{spec.name:40} {n:3} partitions  {state}")
     return 0
 
 
@@ -870,6 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", cmd_run, "run a worker: API, metrics and all agents")
     p.add_argument("--web-port", type=int, help="API port (env CEASEFIRE_WEB_PORT, default 6066)")
     p.add_argument("--demo", action="store_true", help="also stream simulated reports into it")
+    p.add_argument(
+        "--rules", type=Path, help="alert rule file (env CEASEFIRE_RULES, default: shipped)"
+    )
     p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
     what = "run the embedded broker on its own, on 127.0.0.1:CEASEFIRE_EMBEDDED_PORT (9092)"
@@ -1022,6 +1052,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:  # settings: one line per error, naming the variable
+        for line in settings_errors(exc):
+            error_line(line)
+        return 1
     except BrokenPipeError:
         # the reader stopped (`| head`): what it took was the point, not an error. Python
         # would complain again flushing stdout at exit: point it at nothing first.
@@ -1048,6 +1082,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         error_line(f"{type(exc).__name__}: {exc}")
         console.print("(set CEASEFIRE_DEBUG=1 for the traceback)")
         return 1
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """A settings ValidationError as lines naming the environment variable (or flag) and
+    what was given, without pydantic's links."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            field = str(error["loc"][0])
+            flag = f" or --{field.replace('_', '-')}" if field in _FLAGS else ""
+            given = error["input"]
+            said = "" if str(given) in message else f" (given: {given!r})"
+            lines.append(f"CEASEFIRE_{field.upper()}{flag}: {message}{said}")
+        else:
+            lines.append(f"settings: {message}")
+    return lines
+
+
+#: settings a flag of some command sets too
+_FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})
 
 
 def _os_error(exc: OSError) -> str:

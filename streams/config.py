@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -20,6 +21,14 @@ EMBEDDED_GROUP_SETTINGS: dict[str, float | bool] = {
     "heartbeat_interval": 1.0,
     "leader_leaves": False,
 }
+
+
+#: host:port of a broker (a name, an IPv4 address, or an IPv6 one in brackets)
+_HOST_PORT = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):"
+    r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
+)
+_HTTP_URL = re.compile(r"https?://[^\s/:?#]+(?::\d{1,5})?(?:/\S*)?")
 
 
 class Settings(BaseSettings):
@@ -44,7 +53,7 @@ class Settings(BaseSettings):
     #: batch of 1,000 simulated reports is about 0.3 MB; one report is at most 64 KiB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     web_host: str = "127.0.0.1"
-    web_port: int = 6066
+    web_port: int = Field(default=6066, ge=1, le=65535)
     #: How peers reach this worker's API (for tallies fan-out). Default: http://web_host:web_port
     advertised_url: str | None = None
     #: Base map of the live page (`GET /`): a tile URL template such as
@@ -71,13 +80,57 @@ class Settings(BaseSettings):
 
     # Consumer group timing. Defaults suit Apache Kafka; on the embedded broker `run` uses
     # EMBEDDED_GROUP_SETTINGS unless these are set, and tests shorten them too.
-    rebalance_timeout: float = 20.0
-    session_timeout: float = 30.0
-    heartbeat_interval: float = 3.0
+    rebalance_timeout: float = Field(default=20.0, gt=0)
+    session_timeout: float = Field(default=30.0, gt=0)
+    heartbeat_interval: float = Field(default=3.0, gt=0)
     #: Whether a group's leader sends LeaveGroup on a clean stop (its partitions move at
     #: once). False on the embedded broker, which keeps a leader that left while a join
     #: was forming as the group's leader for good (streams/kafka/groups.py).
     leader_leaves: bool = True
+
+    @field_validator("broker", "advertised_url", "alertmanager_url", "api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`CEASEFIRE_BROKER=` (empty) is unset, as README says, not a broker named ""."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            hosts = value.removeprefix("kafka://").split(";")
+            if not all(_HOST_PORT.fullmatch(h.strip()) for h in hosts):
+                raise ValueError(
+                    f"{value!r} is not kafka://host:port[;host:port] (a port is a number "
+                    "from 1 to 65535)"
+                )
+        return value
+
+    @field_validator("advertised_url", "alertmanager_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an http:// or https:// URL with a host (e.g. "
+                "http://10.0.0.5:6066): peers and deliveries could not reach it"
+            )
+        return value
+
+    @field_validator("ceasefire_start", "observed_since")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValueError(f"{value.isoformat()} is in the future")
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval:g} s) must be shorter than "
+                f"session_timeout ({self.session_timeout:g} s): the group would drop members"
+            )
+        return self
 
     def on_embedded_broker(self) -> Settings:
         """These settings for a worker on the embedded broker at `embedded_port`."""

@@ -331,3 +331,58 @@ def test_an_error_line_is_one_line_of_plain_text() -> None:
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: no monitor API at") and url in line
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "said"),
+    [
+        ({"CEASEFIRE_PARTITIONS": "0"}, ["tallies"], "CEASEFIRE_PARTITIONS or --partitions:"),
+        ({}, ["topics", "--partitions", "-3"], "CEASEFIRE_PARTITIONS or --partitions:"),
+        ({"CEASEFIRE_ADVERTISED_URL": "127.0.0.1:6066"}, ["tallies"], "is not an http://"),
+        ({"CEASEFIRE_ALERTMANAGER_URL": "am:9093"}, ["tallies"], "CEASEFIRE_ALERTMANAGER_URL:"),
+        ({"CEASEFIRE_SESSION_TIMEOUT": "-5"}, ["tallies"], "CEASEFIRE_SESSION_TIMEOUT:"),
+        ({"CEASEFIRE_HEARTBEAT_INTERVAL": "40"}, ["tallies"], "must be shorter than"),
+        ({"CEASEFIRE_CEASEFIRE_START": "2099-01-01T00:00:00Z"}, ["tallies"], "in the future"),
+        ({"CEASEFIRE_OBSERVED_SINCE": "yesterday"}, ["tallies"], "CEASEFIRE_OBSERVED_SINCE:"),
+        ({}, ["feed", "-", "--broker", "kafka://nohost:notaport"], "is not kafka://host:port"),
+        ({}, ["run", "--web-port", "81602"], "CEASEFIRE_WEB_PORT or --web-port:"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    env: dict[str, str], args: list[str], said: str
+) -> None:
+    result = cli(*args, env=env, timeout=60)
+    assert result.returncode == 1, result
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: CEASEFIRE_") or "settings" in line, line
+    assert said in line and "pydantic" not in line and "ValidationError" not in line, line
+
+
+def test_an_empty_broker_setting_is_unset() -> None:
+    from streams.config import Settings
+
+    assert Settings(broker="").broker is None
+    assert Settings(broker="kafka://a:9092;b.example:19092").bootstrap() == "a:9092,b.example:19092"
+
+
+def test_run_checks_its_rule_file_first_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules: [\n")
+    port = free_port()  # nothing is started: no broker on it afterwards
+    result = cli("run", "--rules", str(broken), env={"CEASEFIRE_EMBEDDED_PORT": str(port)})
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: rule file {broken}: not valid YAML"), line
+
+
+def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: EmbeddedBroker) -> None:
+    prefix = {"CEASEFIRE_TOPIC_PREFIX": "mismatch."}
+    made = cli("topics", "--broker", broker.url, "--partitions", "2", env=prefix)
+    assert made.returncode == 0, made.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in made.stdout.splitlines()}
+    assert rows["mismatch.reports"] == ["2", "partitions", "created"], made.stdout
+    assert rows["mismatch.fatalities.theatre"][0] == "1"
+    again = cli("topics", "--broker", broker.url, "--partitions", "3", env=prefix)
+    assert again.returncode == 1
+    [line] = again.stderr.strip().splitlines()
+    assert "topic mismatch.reports has 2 partitions, but CEASEFIRE_PARTITIONS is 3" in line

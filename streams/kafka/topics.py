@@ -15,9 +15,22 @@ from streams.config import Settings
 from streams.kafka.errors import BrokerUnavailable, unreachable
 from streams.kafka.tls import check_tls
 
-__all__ = ["BrokerUnavailable", "TopicSpec", "ensure_topics", "topic_specs", "unreachable"]
+__all__ = [
+    "BrokerUnavailable",
+    "TopicMismatch",
+    "TopicSpec",
+    "ensure_topics",
+    "topic_partitions",
+    "topic_specs",
+    "unreachable",
+]
 
 DAY_MS = 86_400_000
+
+
+class TopicMismatch(ValueError):
+    """An existing topic has another number of partitions than the settings give it: the
+    workers would wait for partitions that do not exist, or leave some unread."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,15 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
 
 
 def ensure_topics(settings: Settings, *, with_config: bool = True) -> list[str]:
-    """Create missing topics; returns the names created. Existing topics are left alone."""
+    """Create missing topics; returns the names created. Existing topics are left alone,
+    but must have the partitions the settings give them (TopicMismatch)."""
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
+        specs = topic_specs(settings)
+        _check_partitions(admin, [s for s in specs if s.name in existing])
         created: list[str] = []
-        for spec in topic_specs(settings):
+        for spec in specs:
             if spec.name in existing:
                 continue
             new = NewTopic(
@@ -83,5 +99,48 @@ def ensure_topics(settings: Settings, *, with_config: bool = True) -> list[str]:
             except KafkaError as exc:
                 raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
         return created
+    finally:
+        admin.close()
+
+
+def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """The partitions each existing topic of `names` has, as the broker describes it."""
+    if not names:
+        return {}
+    try:
+        described = admin.describe_topics(names)
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"could not describe the topics: {exc}") from exc
+    # kafka-python 3 names the topic `name`; 2 named it `topic`
+    return {
+        str(d.get("name", d.get("topic"))): len(d["partitions"])
+        for d in described
+        if not d.get("error_code")
+    }
+
+
+def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
+    counts = partition_counts(admin, [s.name for s in specs])
+    for spec in specs:
+        have = counts.get(spec.name)
+        if have is None or have == spec.partitions:
+            continue
+        if spec.partitions == 1:  # the theatre topic: one order of every zone's changes
+            fix = "it must have one: delete it, and the next worker creates it so"
+        else:
+            fix = (
+                f"CEASEFIRE_PARTITIONS is {spec.partitions}: set it to the topics' count, "
+                "or delete and recreate the topics"
+            )
+        raise TopicMismatch(
+            f'topic {spec.name} has {have} partitions, but {fix} (docs/operations.md, "Topics")'
+        )
+
+
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """The partitions each of the monitor's topics has on the broker (those that exist)."""
+    admin = admin_client(settings)
+    try:
+        return partition_counts(admin, [s.name for s in topic_specs(settings)])
     finally:
         admin.close()
