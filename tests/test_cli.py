@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -204,6 +205,46 @@ def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> 
         _, err = broker.communicate(timeout=20)
         assert broker.returncode == 0, err
         assert "in-memory data is gone" in err
+    finally:
+        if broker.poll() is None:
+            broker.kill()
+            broker.wait(timeout=5)
+
+
+@pytest.mark.timeout(150)
+def test_a_worker_whose_broker_is_gone_is_not_ready(tmp_path: Path) -> None:
+    """It answered ready for minutes with its broker stopped: a load balancer kept sending
+    it reports, and CeasefireWorkerNotReady could not fire."""
+    import signal
+
+    from streams.kafka.broker import port_open
+    from tests.harness import Worker, wait_for
+
+    port = free_port()
+    env = {"CEASEFIRE_EMBEDDED_PORT": str(port)}
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "broker"],
+        env={**{k: v for k, v in os.environ.items() if k != "CEASEFIRE_BROKER"}, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), timeout=20, what="the embedded broker")
+        worker = Worker(None, tmp_path, name="orphan", env=env).start()
+        try:
+            assert worker.metric("ceasefire_worker_ready") == 1
+            broker.send_signal(signal.SIGINT)
+            broker.wait(timeout=20)
+
+            def waits_for_broker() -> bool:
+                status, body = worker.get("/readyz")
+                waiting = body.get("waiting_for", []) if isinstance(body, dict) else []
+                return status == 503 and any(w.startswith("broker") for w in waiting)
+
+            wait_for(waits_for_broker, timeout=45, what="not ready without its broker")
+            assert worker.metric("ceasefire_worker_ready") == 0
+        finally:
+            worker.stop()
     finally:
         if broker.poll() is None:
             broker.kill()

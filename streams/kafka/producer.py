@@ -47,6 +47,17 @@ class SharedProducer:
         assert self.producer is not None
         return self.producer
 
+    async def reachable(self, timeout: float) -> bool:
+        """Whether a broker answers a metadata request within `timeout` seconds (True
+        before the producer has started: nothing to ask with yet)."""
+        if self.producer is None:
+            return True
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
+        except Exception:  # unreachable, refused, timed out: all the same here
+            return False
+        return True
+
     async def partitions_of(self, topic: str) -> list[int]:
         """The partitions of `topic`, sorted."""
         producer = self.producer or await self.started()

@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 WINDOW_GAUGE_INTERVAL = 15.0
 #: How often ingest learns how far behind the stages are (`Ingest.pace`).
 PACE_INTERVAL = 0.5
+#: How often the worker asks the broker for its metadata, and after how many unanswered
+#: asks in a row it is not ready ("broker"): a worker whose broker is gone answered ready,
+#: so neither a load balancer nor CeasefireWorkerNotReady could tell.
+BROKER_PROBE_INTERVAL = 5.0
+BROKER_DOWN_AFTER = 3
 
 
 class Monitor:
@@ -64,6 +69,8 @@ class Monitor:
             self.zones, self.gazetteer, time_of_day=settings.internal_format >= 4
         )
         self.ready = False
+        #: broker probes unanswered in a row (`_probe_broker`)
+        self.broker_misses = 0
         #: Once ready, the worker is alive for good (liveness); `ready` may drop again.
         self.started = False
         #: Readiness of ingest and of the identity stage when it runs in a process of its
@@ -130,6 +137,7 @@ class Monitor:
         every(self.app, LAG_INTERVAL, self._refresh_lag)
         every(self.app, TAIL_INTERVAL, self._check_tails)
         every(self.app, PACE_INTERVAL, self._pace_ingest)
+        every(self.app, BROKER_PROBE_INTERVAL, self._probe_broker)
         every(self.app, s.close_sweep_seconds, self.zone.sweep)
         # The ingest group joins as the app starts, alongside Faust's group (a dependency
         # starts before the app's consumer); its producer and loop start only once the
@@ -163,6 +171,7 @@ class Monitor:
             all(self._feeders.values())
             and all(stage.ready.is_set() for stage in self.local)
             and not any(i.stalled for i in self._stage_inputs())
+            and self.broker_misses < BROKER_DOWN_AFTER
         )
         if self.ready:
             self.started = True
@@ -178,6 +187,8 @@ class Monitor:
         out += [
             f"{topic} partitions {sorted(parts)} stalled" for topic, parts in self.stalled().items()
         ]
+        if self.broker_misses >= BROKER_DOWN_AFTER:
+            out.append(f"broker (no answer for {self.broker_misses} probes)")
         return out
 
     # -- timers ------------------------------------------------------------------------
@@ -187,6 +198,21 @@ class Monitor:
     async def _refresh_lag(self) -> None:
         # the identity process's lag comes with its metrics
         self._lag.publish(behind(self.app, self._stage_inputs()))
+
+    async def _probe_broker(self) -> None:
+        """Ask the broker for its metadata; readiness follows whether it answers."""
+        answered = await self.producer.reachable(timeout=BROKER_PROBE_INTERVAL)
+        was_down = self.broker_misses >= BROKER_DOWN_AFTER
+        self.broker_misses = 0 if answered else self.broker_misses + 1
+        down = self.broker_misses >= BROKER_DOWN_AFTER
+        if down != was_down:
+            if down:
+                log.error(
+                    "the broker has not answered for %d probes: not ready", self.broker_misses
+                )
+            else:
+                log.warning("the broker answers again")
+            self.update_ready()
 
     async def _pace_ingest(self) -> None:
         """Ingest holds while the stages have too many packs to apply: this process's and
