@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,11 @@ def test_a_worker_whose_broker_is_gone_is_not_ready(tmp_path: Path) -> None:
 
             wait_for(waits_for_broker, timeout=45, what="not ready without its broker")
             assert worker.metric("ceasefire_worker_ready") == 0
+            # reports posted meanwhile are refused at once, saying why (it took 40 s)
+            started = time.monotonic()
+            status, body = worker.post("/api/v1/reports", {"report_id": "r", "source": "s"})
+            assert status == 503 and "waiting for broker" in body["error"], body
+            assert time.monotonic() - started < 5
         finally:
             worker.stop()
     finally:

@@ -701,7 +701,8 @@ class Api:
             return refusal
         producer = self.monitor.producer.producer
         if producer is None or not self.monitor.ready:
-            return error(503, "worker is starting; retry")
+            waiting = ", ".join(self.monitor.waiting_for()) or "its start"
+            return error(503, f"worker not ready (waiting for {waiting}); retry")
         limit = self.monitor.settings.max_body_bytes
         body = await read_body(request.content, limit)
         if body is None:
