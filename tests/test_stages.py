@@ -228,28 +228,34 @@ def test_a_revision_moving_a_report_to_another_zone_of_the_partition_moves_its_i
     asyncio.run(run())
 
 
+def shelling() -> list[dict[str, Any]]:
+    """One shelling reported by a post (2 killed) and both ministries, each accusing the
+    other with its own figure."""
+    return [
+        report("op", casualties={"killed": 2}),
+        report(
+            "az-1",
+            source="az-mod",
+            source_type="party_statement",
+            claimant="az",
+            perpetrator="am",
+            casualties={"killed": 5},
+        ),
+        report(
+            "am-1",
+            source="am-mod",
+            source_type="party_statement",
+            claimant="am",
+            perpetrator="az",
+            casualties={"killed": 9},
+        ),
+    ]
+
+
 def test_one_event_reported_three_times_is_one_incident_never_summed() -> None:
     async def run() -> None:
         h = Harness()
-        await h.send(
-            report("op", casualties={"killed": 2}),
-            report(
-                "az-1",
-                source="az-mod",
-                source_type="party_statement",
-                claimant="az",
-                perpetrator="am",
-                casualties={"killed": 5},
-            ),
-            report(
-                "am-1",
-                source="am-mod",
-                source_type="party_statement",
-                claimant="am",
-                perpetrator="az",
-                casualties={"killed": 9},
-            ),
-        )
+        await h.send(*shelling())
         (row,) = h.rows()
         assert (row["incidents"], row["reports"], row["killed"]) == (1, 3, 2)
         (incident,) = [i for i in h.incidents().values() if i["status"] == "open"]
@@ -1113,26 +1119,7 @@ def test_the_incident_and_casualty_counters_count_each_event_once() -> None:
         def since() -> tuple[float, ...]:
             return tuple(now - then for now, then in zip(counted(), start, strict=True))
 
-        three = [
-            report("op", casualties={"killed": 2}),
-            report(
-                "az-1",
-                source="az-mod",
-                source_type="party_statement",
-                claimant="az",
-                perpetrator="am",
-                casualties={"killed": 5},
-            ),
-            report(
-                "am-1",
-                source="am-mod",
-                source_type="party_statement",
-                claimant="am",
-                perpetrator="az",
-                casualties={"killed": 9},
-            ),
-        ]
-        await h.send(*three)  # one step: the incident is first published at version 3
+        await h.send(*shelling())  # one step: the incident is first published at version 3
         assert max(i["version"] for i in h.incidents().values()) > 1
         assert since() == (1, 2, 0)
         other = (NOW - timedelta(minutes=100)).isoformat()
