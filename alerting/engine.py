@@ -128,6 +128,9 @@ class ZoneState:
     _touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
     #: Ids of incidents whose fatality entry changed since the last `changed()`.
     _fatal_touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    #: fingerprint -> the incidents `forget` took out of that alert in this step: a new
+    #: version of one comes back however old it is (`max_age` is for new matches)
+    _left: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._ids = {e.incident_id: e for e in self.incidents}
@@ -165,8 +168,9 @@ class ZoneState:
         one event renamed by a merge is one match, not two, and an alert left without an
         incident resolves at the end of the step (`_resolve`); a new version that still
         matches comes back in the same step. Returns whether it was known."""
-        for active in self.active.values():
+        for fp, active in self.active.items():
             if active.kind in _HELD and incident_id in active.event.incident_ids:
+                self._left.setdefault(fp, set()).add(incident_id)
                 update: dict[str, Any] = {
                     "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
                 }
@@ -438,6 +442,7 @@ def evaluate_batch(
     resolve an alert and fire it again at the same instant."""
     clock = _advance(state, now)
     events = _resolve(rules, state, emptied=False)  # emptied: by this step, checked at its end
+    state._left.clear()
     for iid in forget:
         state.forget(iid)
     incidents = list(incidents)
@@ -757,7 +762,7 @@ def _on_incident(
             events.append(event)
             continue
 
-        if not recent_enough:
+        if not recent_enough and e.incident_id not in state._left.get(fp, ()):
             continue
         active = state.active.get(fp)
         if active is not None:

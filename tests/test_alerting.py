@@ -1039,3 +1039,17 @@ def test_an_incident_alert_s_summary_counts_from_a_late_report_s_earlier_inciden
         "2 incidents matching heavy-weapons in zone shusha since 2021-05-12 10:00 UTC; "
         "the last reported: heavy weapons fire"
     ), alert.summary
+
+
+def test_a_new_version_of_an_incident_past_max_age_stays_in_its_alert() -> None:
+    """`max_age` keeps old incidents from firing anew; an incident already in a firing
+    alert whose new version comes later than that is the same match, not a lost one."""
+    state = ZoneState.new("shusha")
+    evaluate_batch(DEFAULT, state, [inc(T0, incident_id="a", category=HEAVY)], T0 + M)
+    for k in range(1, 5):  # one every 5 h: the 6 h hold never ends
+        later = inc(T0 + 5 * k * H, incident_id=f"b{k}", category=HEAVY)
+        evaluate_batch(DEFAULT, state, [later], T0 + 5 * k * H)
+    newer = inc(T0, incident_id="a", category=HEAVY, wounded=1)  # 25 h old: past max_age
+    evaluate_batch(DEFAULT, state, [newer], T0 + 25 * H)
+    [alert] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert (alert.value, sorted(alert.incident_ids)) == (5, ["a", "b1", "b2", "b3", "b4"])
