@@ -1175,7 +1175,11 @@ def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
 
 
 def _incident_text(i: AlertInput) -> str:
-    text = f"{_human(str(i.category))} by {i.perpetrator}"
+    text = _human(str(i.category))
+    # "by unknown" read as if someone unknown was established; a contested incident (the
+    # parties accuse each other) reads as unknown here too: no one is named
+    if str(i.perpetrator) != "unknown":
+        text += f" by {i.perpetrator}"
     if str(i.target) != "unknown":
         text += f" against {i.target}"
     text += f" in zone {i.zone}"

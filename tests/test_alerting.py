@@ -1053,3 +1053,13 @@ def test_a_new_version_of_an_incident_past_max_age_stays_in_its_alert() -> None:
     evaluate_batch(DEFAULT, state, [newer], T0 + 25 * H)
     [alert] = [a for a in state.firing() if a.rule == "heavy-weapons"]
     assert (alert.value, sorted(alert.incident_ids)) == (5, ["a", "b1", "b2", "b3", "b4"])
+
+
+def test_a_summary_names_no_perpetrator_when_none_is_established() -> None:
+    state = ZoneState.new("shusha")
+    nobody = inc(T0, incident_id="a", category=HEAVY, party="unknown")
+    [alert] = evaluate_batch(DEFAULT, state, [nobody], T0 + M)
+    assert alert.summary.startswith("Heavy weapons fire against am in zone shusha"), alert.summary
+    named = inc(T0, incident_id="b", category=HEAVY, zone="lachin-corridor")
+    [alert] = evaluate_batch(DEFAULT, ZoneState.new("lachin-corridor"), [named], T0 + M)
+    assert alert.summary.startswith("Heavy weapons fire by az"), alert.summary
