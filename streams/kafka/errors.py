@@ -10,7 +10,15 @@ class BrokerUnavailable(RuntimeError):
 
 
 def unreachable(settings: Settings) -> BrokerUnavailable:
+    protocol = settings.security_protocol
+    also = (
+        ""
+        if protocol == "PLAINTEXT"
+        else f"; with CEASEFIRE_SECURITY_PROTOCOL={protocol}, check that the broker's "
+        "listener speaks it and that the credentials and certificates are the broker's"
+    )
     return BrokerUnavailable(
-        f"no Kafka broker reachable at {settings.bootstrap()} "
-        "(start one with `ceasefire-monitor run`, or set --broker / CEASEFIRE_BROKER)"
+        f"no Kafka broker reachable at {settings.bootstrap()} (start the embedded one with "
+        "`ceasefire-monitor broker` or `ceasefire-monitor run`, or set --broker / "
+        f"CEASEFIRE_BROKER{also})"
     )
