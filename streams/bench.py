@@ -168,10 +168,13 @@ async def stage_plain(settings: Settings, n: int) -> None:
 def stage_faust_count(settings: Settings, n: int) -> None:
     import faust
 
+    name = f"bench-bare-{uuid.uuid4().hex[:8]}"
     app = faust.App(
-        f"bench-bare-{uuid.uuid4().hex[:8]}",
+        name,
         broker=settings.broker_url(),
         store="memory://",
+        # Faust's default is ./<name>-data: each run left a directory where it was started
+        datadir=os.path.join(tempfile.gettempdir(), f"{name}-data"),
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout,

@@ -131,9 +131,11 @@ def _run(args: argparse.Namespace) -> int:
             )
             demo.start()
         url = settings.web_url()
+        # the other commands find the API on port 6066 unless told: say how when it is not
+        to_it = "" if settings.web_port == 6066 else f" --url {url}"
         console.print(
             f"API {url}/api/v1/tallies?window=24h&by=zone  ·  metrics {url}/metrics  ·  "
-            "`ceasefire-monitor tallies` in another shell"
+            f"`ceasefire-monitor tallies{to_it}` in another shell"
         )
         import faust
 
@@ -284,7 +286,10 @@ def api_get(base: str, path: str, params: dict[str, str]) -> Any:
             message = body
         raise CliError(f"{full}: {exc.code} {message}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise CliError(f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up?") from exc
+        raise CliError(
+            f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up? A worker on "
+            "another port: pass --url or set CEASEFIRE_WEB_PORT"
+        ) from exc
 
 
 FIGURES = ("incidents", "reports", "killed", "wounded")
@@ -1097,7 +1102,7 @@ def settings_errors(exc: ValidationError) -> list[str]:
             said = "" if str(given) in message else f" (given: {given!r})"
             lines.append(f"CEASEFIRE_{field.upper()}{flag}: {message}{said}")
         else:
-            lines.append(f"settings: {message}")
+            lines.append(message)
     return lines
 
 

@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> Settings:
         if self.heartbeat_interval >= self.session_timeout:
             raise ValueError(
-                f"heartbeat_interval ({self.heartbeat_interval:g} s) must be shorter than "
-                f"session_timeout ({self.session_timeout:g} s): the group would drop members"
+                f"CEASEFIRE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g} s) must be shorter "
+                f"than CEASEFIRE_SESSION_TIMEOUT ({self.session_timeout:g} s): the group "
+                "would drop members"
             )
         return self
 

@@ -418,6 +418,9 @@ def test_a_version_keeps_the_names_that_matched_no_party_and_an_upsert_carries_t
     assert named.names_raw == ("Wagner mercenaries", "the village", None)
     plain = version_of(classified(perpetrator="Armenian Armed Forces"))
     assert isinstance(plain, ReportVersion) and plain.names_raw is None
+    # "unknown" as a report spells it names no one (its document keeps it as raw)
+    spelled = version_of(classified(perpetrator="Unknown"))
+    assert isinstance(spelled, ReportVersion) and spelled.names_raw is None
     raw = upsert_message(named, False, "i", 7)
     assert orjson.loads(raw)["raw"] == ["Wagner mercenaries", "the village", None]
     assert len(orjson.loads(raw)["v"]) == 17  # the fields as before

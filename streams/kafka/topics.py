@@ -129,8 +129,8 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
             fix = "it must have one: delete it, and the next worker creates it so"
         else:
             fix = (
-                f"CEASEFIRE_PARTITIONS is {spec.partitions}: set it to the topics' count, "
-                "or delete and recreate the topics"
+                f"CEASEFIRE_PARTITIONS (or --partitions) is {spec.partitions}: set it to the "
+                "topics' count, or delete and recreate the topics"
             )
         raise TopicMismatch(
             f'topic {spec.name} has {have} partitions, but {fix} (docs/operations.md, "Topics")'

@@ -207,9 +207,7 @@ class Monitor:
         down = self.broker_misses >= BROKER_DOWN_AFTER
         if down != was_down:
             if down:
-                log.error(
-                    "the broker has not answered for %d probes: not ready", self.broker_misses
-                )
+                log.error("no answer from the broker for %d probes: not ready", self.broker_misses)
             else:
                 log.warning("the broker answers again")
             self.update_ready()

@@ -76,14 +76,17 @@ RawNames = tuple[str | None, str | None, str | None]
 
 
 def raw_names(perpetrator: Any, target: Any, claimant: Any) -> RawNames | None:
-    """The raw names of a report, None when it has none. Raises ValueError for a non-text."""
-    names = (perpetrator, target, claimant)
-    if names == (None, None, None):
-        return None
-    for name in names:
+    """The raw names of a report, None when it has none. "unknown" (the code itself, as a
+    report may spell it) names no one: left out. Raises ValueError for a non-text."""
+    for name in (perpetrator, target, claimant):
         if name is not None and type(name) is not str:
             raise ValueError(f"a raw name is not a text: {name!r}")
-    return names
+    names = (_named(perpetrator), _named(target), _named(claimant))
+    return None if names == (None, None, None) else names
+
+
+def _named(name: str | None) -> str | None:
+    return None if name is None or name.strip().casefold() in ("", "unknown") else name
 
 
 @dataclass(frozen=True, slots=True, init=False)
