@@ -52,9 +52,13 @@ def dead_letter(
     offset: int | None,
     key: bytes | None,
     received_at: datetime,
+    size: int | None = None,
 ) -> bytes:
-    """The encoded DeadLetter of `raw`, at most MAX_DEAD_LETTER_BYTES long."""
+    """The encoded DeadLetter of `raw`, at most MAX_DEAD_LETTER_BYTES long. `size`: of the
+    original when `raw` is already only its first bytes (an HTTP item cut before this)."""
     b64, text, truncated = DeadLetter.encode_original(raw)
+    if size is not None and size > len(raw):
+        text, truncated = None, True  # no text copy of a part, as for a part cut here
     errors = [
         DeadLetterError(
             field=_text(e.field, MAX_FIELD_CHARS),
@@ -77,7 +81,7 @@ def dead_letter(
         key=key[:MAX_KEY_BYTES].decode("utf-8", "replace") if key is not None else None,
         original_base64=b64,
         original_text=text,
-        original_size=len(raw),
+        original_size=len(raw) if size is None else max(size, len(raw)),
         original_truncated=truncated,
         received_at=received_at,
         rejected_at=datetime.now(UTC),

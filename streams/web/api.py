@@ -400,7 +400,7 @@ def examine_body(
 def http_dead_letter(item: Rejected, received: datetime) -> bytes:
     """The dead-letter record of a rejected item: its bytes as sent, bounded (see
     DEAD_LETTER_KEEP) so that the record always fits a Kafka message."""
-    raw, rejection = item.raw, item.rejection
+    raw, rejection, size = item.raw, item.rejection, len(item.raw)
     if len(raw) > DEAD_LETTER_KEEP:
         kept = _utf8_prefix(raw, DEAD_LETTER_KEEP)
         note = f" (this record keeps its first {len(kept)} of {len(raw)} bytes)"
@@ -416,6 +416,7 @@ def http_dead_letter(item: Rejected, received: datetime) -> bytes:
         offset=None,
         key=None,
         received_at=received,
+        size=size,
     )
 
 
