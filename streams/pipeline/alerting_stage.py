@@ -135,7 +135,7 @@ class AlertStage(Stage[AlertOutput]):
         #: set by the worker (`streams/pipeline/theatre_stage.py`).
         self.theatre_firing: Callable[[], list[AlertEvent] | None] = lambda: None
         self.alertmanager = (
-            AlertmanagerClient(s.alertmanager_url, generator_url=s.web_url())
+            AlertmanagerClient(s.alertmanager_url, generator_url=f"{s.web_url()}/api/v1/alerts")
             if s.alertmanager_url
             else None
         )
