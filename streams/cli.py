@@ -261,7 +261,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
         n = have.get(spec.name, spec.partitions)
-        out.print(f"{spec.name:40} {n:3} partitions  {state}")
+        out.print(f"{spec.name:40} {n:3} partition{'' if n == 1 else 's'}  {state}")
     return 0
 
 
@@ -981,7 +981,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=parse_duration, help="e.g. 60s, 10m (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=2020)
 
-    command("schema", cmd_schema, "print the JSON Schema of the incident report")
+    command("schema", cmd_schema, "print the JSON Schema of a report (a report, or a withdrawal)")
 
     p = command("alerts", cmd_alerts, "subscribe to the alert topic")
     p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
