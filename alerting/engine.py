@@ -1193,5 +1193,7 @@ def _incident_text(i: AlertInput) -> str:
         casualties.append(f"{i.wounded} wounded")
     if casualties:
         text += ", " + " and ".join(casualties) + (" (civilians)" if i.civilian else "")
-    text += f", {i.verification} by {i.source}"
+    # the incident's verification, and the source of the report that stands for it here:
+    # "observed by az-mod" read as if a party's statement had observed it
+    text += f"; {i.verification}, report from {i.source}"
     return text

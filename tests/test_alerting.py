@@ -3,6 +3,7 @@ state round-trips and backtesting. Pure: no broker, no clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections import Counter
@@ -1063,3 +1064,11 @@ def test_a_summary_names_no_perpetrator_when_none_is_established() -> None:
     named = inc(T0, incident_id="b", category=HEAVY, zone="lachin-corridor")
     [alert] = evaluate_batch(DEFAULT, ZoneState.new("lachin-corridor"), [named], T0 + M)
     assert alert.summary.startswith("Heavy weapons fire by az"), alert.summary
+
+
+def test_a_summary_tells_the_incident_s_verification_from_the_report_s_source() -> None:
+    # the post observed it; the ministry's report (alleged) is the one that came in last
+    state = ZoneState.new("shusha")
+    joined = dataclasses.replace(inc(T0, incident_id="a", category=HEAVY), source="az-mod")
+    [alert] = evaluate_batch(DEFAULT, state, [joined], T0 + M)
+    assert alert.summary.endswith("; observed, report from az-mod."), alert.summary
