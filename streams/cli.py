@@ -702,8 +702,21 @@ def _export_series(
 
 # -- simulate, feed ------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.tools.simulate import run_simulation
+    from streams.tools.simulate import run_simulation, write_simulation
 
+    if args.output is not None:  # to a file: no broker
+        count = args.count or 1000
+        if args.output == "-":
+            written = write_simulation(
+                sys.stdout.buffer, count=count, rate=args.rate, seed=args.seed
+            )
+        else:
+            with open(args.output, "wb") as f:
+                written = write_simulation(f, count=count, rate=args.rate, seed=args.seed)
+        console.print(f"wrote {written} reports to {args.output}")
+        return 0
+    if args.count is not None:
+        raise CliError("--count is for --output; to Kafka, --duration bounds the run")
     settings = settings_from(args)
     sent = run_simulation(
         settings, rate=args.rate, duration=args.duration, seed=args.seed, console=console
@@ -884,6 +897,16 @@ def positive_rate(text: str) -> float:
     return rate
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
 # -- entry point ---------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -980,6 +1003,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=positive_rate, default=20.0, help="reports per second")
     p.add_argument("--duration", type=parse_duration, help="e.g. 60s, 10m (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=2020)
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write JSON lines to FILE (- for stdout) instead of sending: a file for feed "
+        "or backtest, its times ending now",
+    )
+    p.add_argument(
+        "--count", type=positive_int, help="with --output: how many messages (default 1000)"
+    )
 
     command("schema", cmd_schema, "print the JSON Schema of a report (a report, or a withdrawal)")
 

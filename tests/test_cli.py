@@ -435,3 +435,20 @@ def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: Embedd
     assert (
         "mismatch.reports has 2 partitions, but CEASEFIRE_PARTITIONS (or --partitions) is 3" in line
     )
+
+
+def test_simulate_writes_a_sample_file_to_feed_or_backtest(tmp_path: Path) -> None:
+    from schemas.report import Report, WithdrawnReport
+    from schemas.validation import validate_report
+
+    path = tmp_path / "sample.jsonl"
+    made = cli("simulate", "--output", str(path), "--count", "200", "--rate", "0.1")
+    assert made.returncode == 0, made.stderr
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 200 and f"wrote 200 reports to {path}" in " ".join(made.stderr.split())
+    valid = [validate_report(line) for line in lines]
+    assert all(isinstance(v, Report | WithdrawnReport) for v in valid)  # times up to now
+    replay = cli("backtest", str(path))
+    assert replay.returncode == 0 and "reports replayed" in replay.stderr, replay.stderr
+    wrong = cli("simulate", "--count", "5")
+    assert wrong.returncode == 1 and "--count is for --output" in wrong.stderr

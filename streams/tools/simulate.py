@@ -71,7 +71,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.live import Live
@@ -1151,6 +1151,20 @@ def report_key_bytes(doc: Any) -> bytes | None:
 
 
 # -- live sending ------------------------------------------------------------------
+def write_simulation(out: BinaryIO, *, count: int, rate: float, seed: int) -> int:
+    """`count` simulated messages as JSON lines into `out`, their clock ending now (`rate`
+    a second before it): a file of realistic reports to `feed` or `backtest`, with the
+    stream's re-sends, revisions, withdrawals and late reports. Returns how many."""
+    if count < 1 or rate <= 0:
+        raise ValueError("count and rate must be positive")
+    start = datetime.now(UTC) - timedelta(seconds=count / rate)
+    written = 0
+    for raw in Simulator(seed, start).messages(count, rate=rate):
+        out.write(raw.replace(b"\n", b" ") + b"\n")  # one message, one line
+        written += 1
+    return written
+
+
 def run_simulation(
     settings: Settings,
     *,
