@@ -175,8 +175,15 @@ class ZoneState:
                     "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
                 }
                 if active.kind == "incident":
-                    active.matches = max(0, active.matches - 1)
-                    update["value"] = float(active.matches)
+                    n = active.matches = max(0, active.matches - 1)
+                    update["value"] = float(n)
+                    # the summary named the incident that left: say what is left, until
+                    # a new match words it again (or the alert resolves, left with none)
+                    update["summary"] = (
+                        f"{n} incident{'' if n == 1 else 's'} matching {active.event.rule} in "
+                        f"zone {self.zone} since {_when(to_ms(active.event.starts_at))}; one "
+                        "left this alert (withdrawn, merged into another, or revised)."
+                    )
                 active.event = active.event.model_copy(update=update)
         fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
         if fatal:

@@ -578,3 +578,23 @@ def test_the_firing_gauge_follows_the_steps_that_fire_and_new_zones() -> None:
         assert firing("casualties", "tavush") == 1
 
     asyncio.run(run())
+
+
+def test_observed_since_set_after_a_backfill_holds_for_zones_already_watched() -> None:
+    """README: set CEASEFIRE_OBSERVED_SINCE after a backfill so that the baselines count it.
+    A zone the worker already watched kept the time its partition was first watched."""
+    backfilled = datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("shusha", 0.2))
+        watched = r.stage.states["shusha"].since
+        again = Run()
+        again.stage.ports.settings.observed_since = backfilled
+        again.producer.sent[CHANGELOG] = r.changelog()
+        await again.start()
+        since = again.stage.states["shusha"].since
+        assert since == int(backfilled.timestamp() * 1000) and since != watched
+
+    asyncio.run(run())

@@ -1012,6 +1012,12 @@ def test_an_incident_alert_counts_one_event_once_across_versions_renames_and_wit
         ["b", "c"],
     )
     assert by_rule["heavy-weapons"].summary.startswith("2 incidents matching heavy-weapons")
+    # c withdrawn, then back: the summary says what is left meanwhile, not c
+    evaluate_batch(DEFAULT, state, [], T0 + 6 * M + S, forget=["c"])
+    [heavy_now] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert heavy_now.summary.startswith("1 incident matching heavy-weapons in zone shusha")
+    assert "one left this alert" in heavy_now.summary, heavy_now.summary
+    evaluate_batch(DEFAULT, state, [inc(T0 + 5 * M, incident_id="c", category=HEAVY)], T0 + 7 * M)
     # b withdrawn: casualties had only b and resolves now; heavy-weapons keeps c
     [done] = evaluate_batch(DEFAULT, state, [], T0 + 7 * M, forget=["b"])
     assert (done.rule, done.status, done.alert_id) == (

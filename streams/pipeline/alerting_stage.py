@@ -153,6 +153,13 @@ class AlertStage(Stage[AlertOutput]):
             since[p] = now_ms
             self._since_unwritten.add(p)
         self.since_of = since
+        configured = self.ports.settings.observed_since
+        if configured is not None:
+            # set after a backfill: it holds for zones already watched too (a recovered
+            # state kept when its partition was first watched, which the backfill predates)
+            ms = int(configured.timestamp() * 1000)
+            for state in self.states.values():
+                state.since = ms
         self._outboxes = r.outboxes
         self._unconfirmed = {}
         self._tombstones_due = set()
