@@ -784,7 +784,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     check_tls(settings)
     try:
         consumer = KafkaConsumer(
-            settings.alerts_topic,
             bootstrap_servers=settings.bootstrap(),
             auto_offset_reset="earliest" if args.from_beginning else "latest",
             enable_auto_commit=False,
@@ -796,6 +795,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         )
     except KafkaError as exc:
         raise CliError(str(unreachable(settings))) from exc
+    _start_at_the_end_or_beginning(consumer, settings, args.from_beginning)
     shown = 0
     try:
         for record in consumer:
@@ -825,6 +825,34 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
     return 0
+
+
+def _start_at_the_end_or_beginning(consumer: Any, settings: Settings, beginning: bool) -> None:
+    """Read the alert topic from its start, or from its exact end: the end the broker lists
+    may fall short (the embedded broker's is the last batch's start + 1, so `latest`
+    showed the last alerts again as new), so it is read from a fetch's high watermark."""
+    import asyncio
+
+    from kafka import TopicPartition
+
+    from streams.kafka.offsets import exact_end_offsets
+
+    topic = settings.alerts_topic
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:  # no topic yet: every alert will be new
+        consumer.subscribe([topic])
+        return
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    if beginning:
+        consumer.seek_to_beginning(*tps)
+        return
+    from aiokafka import TopicPartition as AioPartition  # what the aiokafka helper takes
+
+    asked = [AioPartition(topic, tp.partition) for tp in tps]
+    ends = asyncio.run(exact_end_offsets(settings.bootstrap(), asked, **settings.kafka_security()))
+    for tp in tps:
+        consumer.seek(tp, ends[AioPartition(topic, tp.partition)])
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
