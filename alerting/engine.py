@@ -1133,7 +1133,9 @@ def _resolve(rules: RuleSet, state: ZoneState, *, emptied: bool = True) -> list[
                 )
                 continue
             ends_at = clock
-            event = event.model_copy(update={"value": check.value, "threshold": check.threshold})
+            # the incidents still counted: the one that left the window is no longer behind it
+            update = {"value": check.value, "threshold": check.threshold, "incident_ids": check.ids}
+            event = event.model_copy(update=update)
             summary = f"Resolved: {check.summary}"
         if ends_at is None:
             continue

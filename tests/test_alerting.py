@@ -383,6 +383,8 @@ def test_threshold_fires_at_the_threshold_once_and_resolves_when_count_drops() -
     assert (done.status, done.value, done.ends_at) == ("resolved", 9, T0 + 15 * M + H)
     assert done.alert_id == alert.alert_id
     assert "below the threshold of 10" in done.summary
+    # the incidents still counted, not those that left the window
+    assert done.incident_ids == [i.incident_id for i in more[-9:]]
 
 
 def test_a_dip_within_one_step_neither_resolves_nor_fires_again() -> None:
