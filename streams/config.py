@@ -28,7 +28,7 @@ _HOST_PORT = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):"
     r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
 )
-_HTTP_URL = re.compile(r"https?://[^\s/:?#]+(?::\d{1,5})?(?:/\S*)?")
+_HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]]+)(?::\d{1,5})?(?:/\S*)?")
 
 
 class Settings(BaseSettings):

@@ -455,3 +455,10 @@ def test_simulate_writes_a_sample_file_to_feed_or_backtest(tmp_path: Path) -> No
     assert replay.returncode == 0 and "reports replayed" in replay.stderr, replay.stderr
     wrong = cli("simulate", "--count", "5")
     assert wrong.returncode == 1 and "--count is for --output" in wrong.stderr
+
+
+def test_urls_with_a_scheme_pass_including_ipv6() -> None:
+    from streams.config import Settings
+
+    for url in ("http://[::1]:6066", "http://10.0.0.5:6066/", "https://worker-1.example/x"):
+        assert Settings(advertised_url=url).advertised_url == url
