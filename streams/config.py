@@ -23,9 +23,10 @@ EMBEDDED_GROUP_SETTINGS: dict[str, float | bool] = {
 }
 
 
-#: host:port of a broker (a name, an IPv4 address, or an IPv6 one in brackets)
+#: host:port of a broker (a name, with `_` as container names have, an IPv4 address, or an
+#: IPv6 one in brackets)
 _HOST_PORT = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):"
     r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
 )
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]]+)(?::\d{1,5})?(?:/\S*)?")

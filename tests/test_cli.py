@@ -413,6 +413,8 @@ def test_an_empty_broker_setting_is_unset() -> None:
 
     assert Settings(broker="").broker is None
     assert Settings(broker="kafka://a:9092;b.example:19092").bootstrap() == "a:9092,b.example:19092"
+    for broker in ("kafka://kafka_1:9092", "kafka://[::1]:9092", "10.0.0.5:9092"):
+        assert Settings(broker=broker).broker == broker
 
 
 def test_run_checks_its_rule_file_first_in_one_line(tmp_path: Path) -> None:
