@@ -179,10 +179,10 @@ class ZoneState:
                     update["value"] = float(n)
                     # the summary named the incident that left: say what is left, until
                     # a new match words it again (or the alert resolves, left with none)
+                    since = to_ms(active.event.starts_at)
                     update["summary"] = (
-                        f"{n} incident{'' if n == 1 else 's'} matching {active.event.rule} in "
-                        f"zone {self.zone} since {_when(to_ms(active.event.starts_at))}; one "
-                        "left this alert (withdrawn, merged into another, or revised)."
+                        f"{_matching(n, active.event.rule, self.zone, since)}; one left this "
+                        "alert (withdrawn, merged into another, or revised)."
                     )
                 active.event = active.event.model_copy(update=update)
         fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
@@ -775,13 +775,13 @@ def _on_incident(
         if active is not None:
             active.matches += 1
             active.hold_until = max(active.hold_until or 0, hold_until)
+            since = to_ms(active.event.starts_at)
             summary = (  # one: the incident came back (a new version) or replaced its own
                 f"{_capitalised(_incident_text(incident))}."
                 if active.matches == 1
-                else f"{active.matches} incidents matching {rule.name} in zone {state.zone} "
                 # a late report's incident may have happened before the alert started
-                f"since {_when(min(to_ms(active.event.starts_at), e.ts))}; the last reported: "
-                f"{_incident_text(incident)}."
+                else f"{_matching(active.matches, rule.name, state.zone, min(since, e.ts))}; "
+                f"the last reported: {_incident_text(incident)}."
             )
             active.event = active.event.model_copy(
                 update={
@@ -1181,6 +1181,12 @@ def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
     if "party" in labels:
         noun += f" by {labels['party']}"
     return noun
+
+
+def _matching(n: int, rule: str, zone: str, since_ms: int) -> str:
+    """How an incident alert counts its incidents, in its summary."""
+    plural = "" if n == 1 else "s"
+    return f"{n} incident{plural} matching {rule} in zone {zone} since {_when(since_ms)}"
 
 
 def _incident_text(i: AlertInput) -> str:
