@@ -570,7 +570,7 @@ def _progress() -> Any:
 
 def _bound(name: str, value: str | None, default: datetime) -> datetime:
     from streams.tallies.windows import QueryError
-    from streams.web.series import parse_bound
+    from streams.web.params import parse_bound
 
     if not value:
         return default
@@ -990,8 +990,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribution", help="party code(s) or contested, comma-separated")
     p.add_argument("--category", help="category code(s), comma-separated")
     p.add_argument("--verification", help="observed, reported, alleged (comma-separated)")
-    p.add_argument("--from", dest="from_", metavar="T", help="RFC 3339; occurred at or after")
-    p.add_argument("--to", metavar="T", help="RFC 3339; occurred before")
+    p.add_argument(
+        "--from", dest="from_", metavar="T", help="RFC 3339 or a date; occurred at or after"
+    )
+    p.add_argument("--to", metavar="T", help="RFC 3339 or a date; occurred before")
     p.add_argument(
         "--limit",
         type=int,

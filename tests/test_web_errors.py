@@ -209,7 +209,7 @@ async def test_a_plus_sent_unencoded_in_a_time_is_named(api: Harness, path: str)
     [
         "/api/v1/tallies?as_of=yesterday",
         "/api/v1/tallies?as_of=2026-12-01T02:33:27 x",
-        "/api/v1/incidents?from=2021-05-01",
+        "/api/v1/incidents?from=2021-13-01",
         "/api/v1/series?to=2026-12-01T02:33:27 03:00 trailing",
     ],
 )

@@ -100,6 +100,10 @@ def test_filters_take_lists_and_repeats_and_times_with_any_offset() -> None:
     assert q.start == int(T0) * 1_000_000
     assert q.end == (int(T0) + 86_400) * 1_000_000
     assert q.limit == 7
+    # a date is its UTC midnight, as in the series and `export`
+    assert query("from=2021-05-01&to=2021-05-02") == query(
+        "from=2021-05-01T00:00:00Z&to=2021-05-02T00:00:00Z"
+    )
     # nanoseconds are cut to microseconds, never refused
     assert query("from=2021-05-01T00:00:00.123456789Z").start == int(T0) * 1_000_000 + 123_456
 
@@ -113,7 +117,8 @@ def test_filters_take_lists_and_repeats_and_times_with_any_offset() -> None:
         ("verification=confirmed", "unknown verification"),
         ("zones=shusha", "unknown parameter 'zones'"),
         ("from=2021-05-01T00:00:00", "with an offset"),
-        ("from=2021-05-01", "with an offset"),
+        ("from=2021-05-01T00:00", "with an offset"),
+        ("from=2021-02-30", "is not a date"),
         ("from=yesterday", "RFC 3339"),
         ("from=1619827200", "RFC 3339"),
         ("to=2021-02-30T00:00:00Z", "not a valid time"),

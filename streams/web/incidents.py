@@ -35,7 +35,7 @@ from schemas.codes import Category, Party, Verification
 from streams.record.incident import CONTESTED, IncidentRecord, verification_of
 from streams.record.model import Ident, ReportVersion
 from streams.tallies.windows import QueryError
-from streams.web.params import check_names, not_a_time
+from streams.web.params import check_names, parse_bound
 
 T = TypeVar("T")
 
@@ -66,10 +66,6 @@ MIN_MICROS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICRO
 MAX_MICROS = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // _MICRO
 #: Longest cursor read; ours are about 80 characters.
 MAX_CURSOR = 4096  # an id of 128 astral characters, escaped, fits
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 #: (occurred_at in microseconds since the epoch, incident_id): a position in the order.
@@ -238,23 +234,13 @@ def _codes(name: str, values: list[str], allowed: Collection[str]) -> frozenset[
 
 
 def _time(name: str, value: str | None) -> int | None:
-    """An RFC 3339 time with an offset, as microseconds since the epoch."""
+    """An RFC 3339 time with an offset, or a date (its UTC midnight), as microseconds since
+    the epoch."""
     if value is None or value == "":
         return None
-    if not _RFC3339.fullmatch(value):
-        raise not_a_time(
-            name,
-            value,
-            "an RFC 3339 time with an offset (e.g. 2021-05-01T00:00:00Z or "
-            "2021-05-01T04:00:00+04:00)",
-        )
-    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    text = text[:10] + "T" + text[11:]
-    # fromisoformat reads at most 6 digits of a fraction: finer digits are cut
-    text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)
     try:
-        moment = micros(datetime.fromisoformat(text))
-    except (ValueError, OverflowError):
+        moment = micros(parse_bound(name, value))
+    except OverflowError:
         moment = MIN_MICROS - 1
     if not MIN_MICROS <= moment <= MAX_MICROS:
         raise QueryError(f"{name} {value!r} is not a valid time in the years 0001 to 9999 UTC")

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
+from datetime import UTC, date, datetime
 
 from streams.tallies.windows import QueryError
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 #: A time of day followed by a space and what reads as a UTC offset without its sign: the
 #: `+` of `...T02:33:27+03:00` sent unencoded, which a query string decodes to a space.
@@ -52,3 +59,29 @@ def not_a_time(name: str, value: str, expected: str) -> QueryError:
             f"(the space before {plus.group(1)} was probably a '+')"
         )
     return QueryError(message)
+
+
+def parse_bound(name: str, value: str) -> datetime:
+    """A range bound (`from`, `to`): an RFC 3339 time with an offset, or a date (its UTC
+    midnight); QueryError otherwise."""
+    if _DATE.fullmatch(value):
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        except ValueError:
+            raise QueryError(f"{name} {value!r} is not a date") from None
+    if not _RFC3339.fullmatch(value):
+        raise not_a_time(
+            name,
+            value,
+            "an RFC 3339 time with an offset or a date (e.g. 2021-05-01, "
+            "2021-05-01T00:00:00Z or 2021-05-01T00:00:00+04:00)",
+        )
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    text = text[:10] + "T" + text[11:]
+    text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)  # fromisoformat reads 6 digits at most
+    try:
+        moment = datetime.fromisoformat(text)
+        moment.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+    except (ValueError, OverflowError):
+        raise QueryError(f"{name} {value!r} is not a valid time in the years 0001 to 9999") from None
+    return moment

@@ -14,27 +14,21 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.tallies.series import FIGURES, Buckets
 from streams.tallies.state import Row
 from streams.tallies.windows import QueryError, grouping, interval_seconds
-from streams.web.params import not_a_time
+from streams.web.params import parse_bound
 
 MAX_BUCKETS = 10_000
 PARAMETERS = ("by", "interval", "from", "to", "format")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +65,6 @@ class SeriesQuery:
 
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICRO
-
-
-def parse_bound(name: str, value: str) -> datetime:
-    """An RFC 3339 time with an offset, or a date (UTC midnight); QueryError otherwise."""
-    if _DATE.fullmatch(value):
-        try:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        except ValueError:
-            raise QueryError(f"{name} {value!r} is not a date") from None
-    if not _RFC3339.fullmatch(value):
-        raise not_a_time(
-            name,
-            value,
-            "an RFC 3339 time with an offset or a date (e.g. 2021-05-01, "
-            "2021-05-01T00:00:00Z or 2021-05-01T00:00:00+04:00)",
-        )
-    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    text = text[:10] + "T" + text[11:]
-    text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)  # fromisoformat reads 6 digits at most
-    try:
-        moment = datetime.fromisoformat(text)
-        moment.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-    except (ValueError, OverflowError):
-        raise QueryError(f"{name} {value!r} is not a time in the years 0001 to 9999") from None
-    return moment
 
 
 def parse_series(
