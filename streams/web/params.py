@@ -83,5 +83,6 @@ def parse_bound(name: str, value: str) -> datetime:
         moment = datetime.fromisoformat(text)
         moment.astimezone(UTC)  # 0001-01-01T00:00+01:00 is before year 1 in UTC
     except (ValueError, OverflowError):
-        raise QueryError(f"{name} {value!r} is not a valid time in the years 0001 to 9999") from None
+        years = "in the years 0001 to 9999"
+        raise QueryError(f"{name} {value!r} is not a valid time {years}") from None
     return moment
