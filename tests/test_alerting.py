@@ -296,6 +296,18 @@ def test_incident_rule_fires_once_updates_and_resolves_after_hold() -> None:
     assert again[0].alert_id != alert.alert_id
 
 
+def test_alert_times_are_written_in_one_form_to_the_millisecond() -> None:
+    """Whole seconds and fractions alike: `...T00:00:00.000Z`, `...T00:00:00.250Z`."""
+    state = ZoneState.new("shusha")
+    [fired] = run(DEFAULT, state, [inc(T0, category="heavy_weapons_fire")])
+    whole = fired.model_copy(update={"ends_at": T0 + timedelta(milliseconds=250)})
+    body = json.loads(whole.model_dump_json())
+    assert body["starts_at"] == "2021-05-12T10:00:00.000Z", body
+    assert body["ends_at"] == "2021-05-12T10:00:00.250Z", body
+    assert AlertEvent.model_validate_json(whole.model_dump_json()) == whole
+    assert json.loads(fired.model_dump_json())["ends_at"] is None
+
+
 def test_casualties_severity_critical_when_killed_as_its_own_alert() -> None:
     state = ZoneState.new("loc-east")
     wounded = inc(T0, zone="loc-east", wounded=2)
