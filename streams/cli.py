@@ -16,13 +16,16 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
 
 from streams.config import Settings
 from streams.tallies.windows import GROUPINGS, INTERVALS, TALLY_WINDOWS
+
+if TYPE_CHECKING:
+    from streams.kafka.broker import EmbeddedBroker
 
 console = Console(stderr=True)
 out = Console()
@@ -107,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             raise CliError(str(exc)) from exc
         settings = settings.on_embedded_broker()
+        _stop_broker_on_forced_exit(broker)
         console.print(
             f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
             "[bold]its data is kept in memory only[/] and is gone when this worker stops. "
@@ -151,6 +155,19 @@ def _run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
             console.print("Embedded broker stopped; its in-memory data is gone.")
+
+
+def _stop_broker_on_forced_exit(broker: EmbeddedBroker) -> None:
+    """A worker that stops with its broker gone exits without running `finally` blocks
+    (`stop_deadline`): the embedded broker it started must not outlive it (it may be alive
+    but not answering)."""
+    from streams.pipeline import stop_deadline
+
+    def stop() -> None:
+        broker.stop()
+        console.print("Embedded broker stopped; its in-memory data is gone.")
+
+    stop_deadline.at_forced_exit(stop)
 
 
 def _timing_for(settings: Settings) -> Settings:

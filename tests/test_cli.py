@@ -252,6 +252,11 @@ def test_a_worker_whose_broker_is_gone_is_not_ready(tmp_path: Path) -> None:
             status, body = worker.post("/api/v1/reports", {"report_id": "r", "source": "s"})
             assert status == 503 and "waiting for broker" in body["error"], body
             assert time.monotonic() - started < 5
+            # SIGTERM: it stops, though no broker is there to leave its groups on (it waited
+            # about 75 s for one, longer than an orchestrator's grace period)
+            assert worker.stop(timeout=40) == 0, worker.log_tail()
+            log = worker.log_path.read_text(errors="replace")
+            assert "stopping without waiting any longer: the broker does not answer" in log
         finally:
             worker.stop()
     finally:

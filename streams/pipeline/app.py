@@ -26,6 +26,7 @@ from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
+from streams.pipeline import stop_deadline
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
@@ -263,8 +264,19 @@ def _ingest_service(monitor: Monitor) -> type[faust.Service]:
 
 
 async def _stop_children(monitor: Monitor) -> None:
-    """Stop ingest and the identity process, together (each is idempotent)."""
-    stops = [monitor.ingest.stop()]
+    """Stop ingest and the identity process, together (each is idempotent). With the
+    broker gone, briefly, and the process exits soon after whatever Faust still waits for
+    (`stop_deadline`)."""
+    quick = stop_deadline.CHILD_STOP_WITHOUT_BROKER
+    gone = monitor.broker_misses > 0 or not await monitor.producer.reachable(timeout=quick)
+    if gone:
+        stop_deadline.exit_after(
+            quick + stop_deadline.GRACE_WITHOUT_BROKER,
+            "the broker does not answer, so there is no group to leave and no offset to "
+            "commit; every step's state is in the changelogs",
+        )
+    timeout = quick if gone else None
+    stops = [monitor.ingest.stop(timeout)]
     if isinstance(monitor.identity, IdentityProcess):
-        stops.append(monitor.identity.stop())
+        stops.append(monitor.identity.stop(timeout))
     await asyncio.gather(*stops)

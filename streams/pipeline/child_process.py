@@ -128,8 +128,10 @@ class ChildProcess:
         self._started = True
         self.send(START)
 
-    async def stop(self) -> None:
-        """Stop the child (idempotent), taking its last status."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the child (idempotent), taking its last status; killed after `timeout`
+        seconds (default STOP_TIMEOUT)."""
+        wait = STOP_TIMEOUT if timeout is None else timeout
         self._stopping = True
         for task in (self._restart, self._watchdog):
             if task is not None:
@@ -139,9 +141,9 @@ class ChildProcess:
             return
         self.send(STOP)
         try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+            await asyncio.to_thread(process.wait, wait)
         except subprocess.TimeoutExpired:
-            log.error("the %s process did not stop in %.0f s; killing it", self.name, STOP_TIMEOUT)
+            log.error("the %s process did not stop in %.0f s; killing it", self.name, wait)
             process.kill()
             await asyncio.to_thread(process.wait, 5)
         self._drain()  # its last status: the counts of its last step

@@ -255,7 +255,9 @@ class Ingest:
         await self.shared.start()
         self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop consuming and leave the group. `timeout` is for a child process's stop
+        (this one runs in the worker's: the worker's own stop bounds it)."""
         # Idempotent (aiokafka's stops are): the worker calls it from both ingest services.
         self._stopping.set()
         if self._task is not None:

@@ -72,9 +72,9 @@ class IngestProcess(ChildProcess):
         """The worker's stages have `behind` packs to apply: the child holds or goes on."""
         self.send((PACE, behind))
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         # Idempotent: the worker calls it from both ingest services.
-        await super().stop()
+        await super().stop(timeout)
         await self.shared.stop()
 
     def take(self, status: Status) -> None:

@@ -1,0 +1,45 @@
+"""The forced end of a stop that cannot finish (`streams/pipeline/stop_deadline.py`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from streams.pipeline import stop_deadline
+
+
+@pytest.fixture(autouse=True)
+def _disarmed() -> Iterator[None]:
+    stop_deadline.disarm()
+    yield
+    stop_deadline.disarm()
+
+
+def test_the_deadline_runs_the_cleanups_then_exits_with_zero_once() -> None:
+    done = threading.Event()
+    calls: list[str] = []
+
+    def exit(code: int) -> None:
+        calls.append(f"exit {code}")
+        done.set()
+
+    def failing() -> None:
+        calls.append("failing cleanup")
+        raise RuntimeError("a broker that will not stop")
+
+    stop_deadline.at_forced_exit(failing)
+    stop_deadline.at_forced_exit(lambda: calls.append("broker stopped"))
+    stop_deadline.exit_after(0.05, "the broker does not answer", exit=exit)
+    stop_deadline.exit_after(0.01, "a second deadline", exit=exit)  # the first holds
+    assert done.wait(5)
+    # a cleanup that fails does not keep the others or the exit from running
+    assert calls == ["failing cleanup", "broker stopped", "exit 0"]
+
+
+def test_a_disarmed_deadline_does_not_exit() -> None:
+    exited = threading.Event()
+    stop_deadline.exit_after(0.05, "never", exit=lambda code: exited.set())
+    stop_deadline.disarm()
+    assert not exited.wait(0.3)
