@@ -24,6 +24,7 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.kafka.log_repeats import hold_back_repeats
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
 from streams.pipeline import stop_deadline
@@ -63,6 +64,7 @@ class Monitor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        hold_back_repeats()  # a broker away: aiokafka's retries, 200 lines a second
         self.zones = ZoneCatalogue.load(settings.zones)
         zone_info.publish(self.zones)  # the zones' names and centroids, for the map panel
         self.gazetteer = Gazetteer.load(settings.gazetteer)

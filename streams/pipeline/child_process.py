@@ -36,6 +36,7 @@ from typing import Any
 from prometheus_client.metrics import MetricWrapperBase
 
 from streams.config import Settings
+from streams.kafka.log_repeats import hold_back_repeats
 from streams.pipeline.relay import Changes, MetricMirror, MetricRelay
 from streams.pipeline.tuning import restore_root_level
 
@@ -289,6 +290,7 @@ def child_main(
         level=int(argv[1]),
         format=f"[%(asctime)s] [%(process)d] [%(levelname)s] {name}: %(message)s",
     )
+    hold_back_repeats()
     try:
         asyncio.run(_run(settings, conn, MetricRelay(relayed), body))
     finally:
