@@ -131,6 +131,8 @@ class ZoneState:
     #: fingerprint -> the incidents `forget` took out of that alert in this step: a new
     #: version of one comes back however old it is (`max_age` is for new matches)
     _left: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Within a step: the version each refreshed incident had before it (`refresh`).
+    _was: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._ids = {e.incident_id: e for e in self.incidents}
@@ -155,8 +157,11 @@ class ZoneState:
         if incident.incident_id not in self._ids:
             return False
         new = _entry(incident)
-        if self._ids.get(new.incident_id) == new:
+        old = self._ids.get(new.incident_id)
+        if old == new:
             return False
+        assert old is not None
+        self._was[new.incident_id] = old
         self.forget(incident.incident_id)
         return True
 
@@ -450,6 +455,7 @@ def evaluate_batch(
     clock = _advance(state, now)
     events = _resolve(rules, state, emptied=False)  # emptied: by this step, checked at its end
     state._left.clear()
+    state._was.clear()
     for iid in forget:
         state.forget(iid)
     incidents = list(incidents)
@@ -718,12 +724,8 @@ def _on_incident(
             continue
         if not _matches(rule.match, state.zone, e):
             continue
-        labels = _labels(rule, state.zone, e)
-        severity = rule.severity
-        if isinstance(rule, IncidentRule) and rule.severity_when_killed is not None:
-            if e.killed > 0:
-                severity = rule.severity_when_killed
-            labels["severity"] = severity.value
+        labels = _incident_labels(rule, state.zone, e)
+        severity = Severity(labels["severity"]) if "severity" in labels else rule.severity
         fp = fingerprint(rule.name, labels)
         recent_enough = e.ts > clock - rule.max_age_seconds * 1000
         hold = rule.hold.seconds * 1000
@@ -732,6 +734,13 @@ def _on_incident(
         if isinstance(rule, QuietBrokenRule):
             previous = _previous(state, rule, fp, labels, e)
             state.last_seen[fp] = (rule.name, e.ts if previous is None else max(previous, e.ts))
+            active = state.active.get(fp)
+            if active is not None and e.incident_id in state._left.get(fp, ()):
+                # a new version of the incident that broke the quiet (a second source
+                # reported it): it stays the alert's, though it no longer follows a quiet
+                ids = _append_id(active.event.incident_ids, e.incident_id)
+                active.event = active.event.model_copy(update={"incident_ids": ids})
+                continue
             quiet_from = _quiet_from(state, previous)
             quiet = rule.quiet.seconds * 1000
             if quiet_from is None or e.ts - quiet_from < quiet or not recent_enough:
@@ -769,9 +778,12 @@ def _on_incident(
             events.append(event)
             continue
 
-        if not recent_enough and e.incident_id not in state._left.get(fp, ()):
+        came_back = e.incident_id in state._left.get(fp, ())
+        if not recent_enough and not came_back:
             continue
         active = state.active.get(fp)
+        if not came_back and _had_its_alert(rule, state, fp, e):
+            continue
         if active is not None:
             active.matches += 1
             active.hold_until = max(active.hold_until or 0, hold_until)
@@ -808,6 +820,26 @@ def _on_incident(
         state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
         events.append(event)
     return events
+
+
+def _incident_labels(rule: IncidentRule | QuietBrokenRule, zone: str, e: Entry) -> dict[str, str]:
+    """The labels of `rule`'s alert for `e`; with `severity_when_killed`, its severity."""
+    labels = _labels(rule, zone, e)
+    if isinstance(rule, IncidentRule) and rule.severity_when_killed is not None:
+        severity = rule.severity_when_killed if e.killed > 0 else rule.severity
+        labels["severity"] = severity.value
+    return labels
+
+
+def _had_its_alert(rule: IncidentRule, state: ZoneState, fp: str, e: Entry) -> bool:
+    """Whether the version `e` replaced in this step matched `rule` in the same group, out
+    of the group's alert: it fired and resolved, or was too old to fire. A new version (a
+    report joined it) is then not a new match: one event fires a rule once. A change that
+    makes it match anew (a death: another severity label) is one."""
+    was = state._was.get(e.incident_id)
+    if was is None or not _matches(rule.match, state.zone, was):
+        return False
+    return fingerprint(rule.name, _incident_labels(rule, state.zone, was)) == fp
 
 
 def _previous(

@@ -119,8 +119,9 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 def test_the_zone_stage_says_what_the_earlier_form_said() -> None:
     """For a simulated run's reports, the input built from each record version and its
-    incident is the earlier message (the report's document with the incident's fields
-    over it) read through the `Incident` model; and that earlier message still reads."""
+    incident is the earlier message (the report's document with the incident's fields,
+    its time among them, over it) read through the `Incident` model; and that earlier
+    message still reads."""
     sim = Simulator(seed=3, start=NOW)
     book = IncidentBook(LinkRule())
     compared = contested = 0
@@ -144,6 +145,7 @@ def test_the_zone_stage_says_what_the_earlier_form_said() -> None:
             earlier = {
                 **doc,
                 "incident_id": record.incident_id,
+                "occurred_at": datetime.fromtimestamp(f.occurred, UTC).isoformat(),
                 "category": str(f.category),
                 "severity": str(f.severity),
                 "verification": str(f.verification),

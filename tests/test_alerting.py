@@ -33,7 +33,12 @@ from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
+from streams.pipeline.versions import version_of
+from streams.record.alert_view import alert_input
+from streams.record.book import IncidentBook
+from streams.record.incident import Status
 from streams.record.linking import LinkRule
+from streams.record.model import ReportVersion
 from streams.tools.simulate import Simulator
 
 pytestmark = pytest.mark.timeout(30)
@@ -308,6 +313,28 @@ def test_alert_times_are_written_in_one_form_to_the_millisecond() -> None:
     assert json.loads(fired.model_dump_json())["ends_at"] is None
 
 
+def test_a_new_version_of_an_incident_whose_alert_resolved_fires_nothing_again() -> None:
+    """A late corroboration of an event alerted on and resolved fired the rule again for
+    the same event (the backtest showed it twice); a change that makes it match anew does."""
+    state = ZoneState.new("shusha")
+    first = inc(T0, category="heavy_weapons_fire", wounded=1, incident_id="hw-1")
+    fired = run(DEFAULT, state, [first])
+    assert {(e.rule, e.status) for e in fired} == {
+        ("heavy-weapons", "firing"),
+        ("casualties", "firing"),
+    }
+    assert {(e.rule, e.status) for e in evaluate_time(DEFAULT, state, T0 + 7 * H)} == {
+        ("heavy-weapons", "resolved"),
+        ("casualties", "resolved"),
+    }
+    later = dataclasses.replace(first, wounded=3)  # a report 9 h on: more wounded
+    assert run(DEFAULT, state, [later], now=T0 + 9 * H) == []
+    # a death: the casualties rule's critical group, which this event had not fired
+    dead = dataclasses.replace(first, wounded=3, killed=1)
+    [death] = run(DEFAULT, state, [dead], now=T0 + 10 * H)
+    assert (death.rule, death.severity, death.incident_ids) == ("casualties", "critical", ["hw-1"])
+
+
 def test_casualties_severity_critical_when_killed_as_its_own_alert() -> None:
     state = ZoneState.new("loc-east")
     wounded = inc(T0, zone="loc-east", wounded=2)
@@ -565,6 +592,26 @@ def test_quiet_broken_fires_after_the_quiet_period_and_resolves_after_hold() -> 
     assert run(QUIET, state, [inc(breaker.occurred_at + H, zone=z)]) == []
     [done] = evaluate_time(QUIET, state, breaker.occurred_at + 7 * H)
     assert (done.status, done.ends_at) == ("resolved", breaker.occurred_at + 6 * H)
+
+
+def test_a_second_source_of_the_quiet_breaking_incident_keeps_its_alert() -> None:
+    """It resolved the alert at once ("no incident of this alert matches ... any longer"):
+    the new version was measured against itself as the group's latest incident."""
+    z = "kalbajar-district"
+    state = ZoneState.new(z, since=T0 - 10 * D)
+    breaker = inc(T0, zone=z, incident_id="q-1")
+    [alert] = run(QUIET, state, [breaker])
+    corroborated = dataclasses.replace(breaker, wounded=1)  # a second report joined it
+    assert run(QUIET, state, [corroborated], now=T0 + 5 * M) == []
+    [held] = state.firing()
+    assert (held.alert_id, held.incident_ids) == (alert.alert_id, ["q-1"])
+    [done] = evaluate_time(QUIET, state, T0 + 7 * H)
+    assert (done.status, done.ends_at) == ("resolved", T0 + 6 * H)  # at the end of its hold
+    # withdrawn, it still leaves the alert
+    again = ZoneState.new(z, since=T0 - 10 * D)
+    run(QUIET, again, [breaker])
+    [gone] = evaluate_batch(QUIET, again, [], T0 + 5 * M, forget=["q-1"])
+    assert (gone.status, gone.rule) == ("resolved", "quiet-broken")
 
 
 def test_quiet_broken_measures_from_observation_start_when_known() -> None:
@@ -928,6 +975,56 @@ def test_backtest_counts_incidents_not_reports() -> None:
         e for e in backtest(reports, fake_classify, DEFAULT, link=apart) if e.status == "firing"
     ]
     assert [e.rule for e in fired] == ["zone-surge"]
+
+
+def test_a_late_report_joining_an_incident_stands_at_the_incident_s_time() -> None:
+    """A media report giving the day joined a post's report of 04:30: the rules placed
+    the incident at the media report's 19:00 (23:00 local, written with a day's
+    precision), so `heavy-weapons` fired again for the same event at 19:00, and live, an
+    incident 25 h old fired because its late report's hour was recent."""
+    post = {
+        "report_id": "g1",
+        "source": "pkf-op-50",
+        "source_type": "observation_post",
+        "occurred_at": "2026-11-30T04:30:00Z",
+        "location": {"lat": 39.511, "lon": 46.339},
+        "category": "heavy_weapons_fire",
+        "perpetrator": "az",
+    }
+    media = {
+        "report_id": "g2",
+        "source": "news-q",
+        "source_type": "media",
+        "occurred_at": "2026-11-30T23:00:00+04:00",
+        "location": {"place": "Goris"},
+        "category": "heavy_weapons_fire",
+        "perpetrator": "az",
+        "time_precision": "day",
+    }
+    now = datetime(2026, 12, 1, 5, 51, tzinfo=UTC)
+    reports = [validate_report(json.dumps(r).encode(), now=now) for r in (post, media)]
+    assert all(isinstance(r, Report) for r in reports)
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    events = backtest([r for r in reports if isinstance(r, Report)], classifier.classify, DEFAULT)
+    at_0430 = datetime(2026, 11, 30, 4, 30, tzinfo=UTC)
+    assert [(e.rule, e.status, e.starts_at) for e in events] == [
+        ("heavy-weapons", "firing", at_0430),
+        ("heavy-weapons", "resolved", at_0430),
+    ], [(e.rule, e.status, e.starts_at, e.summary) for e in events]
+    assert events[1].ends_at == at_0430 + 6 * H
+    # live: the post's report arrived 25 h late, then the media report: neither is recent
+    book = IncidentBook(LinkRule())
+    state = ZoneState.new("syunik-border")
+    for report in reports:
+        assert isinstance(report, Report)
+        doc = classifier.classify(report, now).model_dump(mode="json")
+        version = version_of(doc)
+        assert isinstance(version, ReportVersion)
+        [record] = [r for r in book.upsert(version).incidents if r.status is Status.OPEN]
+        heard = alert_input(version, False, record)
+        assert heard.occurred_ms == int(at_0430.timestamp() * 1000)
+        assert evaluate_batch(DEFAULT, state, [heard], now) == []
+    assert len(record.fields.reports) == 2  # one incident of both reports
 
 
 def test_backtest_until_leaves_alerts_firing() -> None:

@@ -1,7 +1,7 @@
 """What the rule engine sees of an incident (SPEC.md: "Alert rules count incidents").
 
 The report that opened or joined an incident, standing for the incident: the incident's id,
-category, severity, verification, attribution and casualty figures over the report's own,
+time, category, severity, verification, attribution and casualty figures over the report's own,
 so that a rule counts each incident once, matches it by what the incident says, and words
 its summary from the report (place, source, target). The zone stage sends this to the alert
 stage; the backtest feeds it to the engine directly. Pure.
@@ -9,6 +9,7 @@ stage; the backtest feeds it to the engine directly. Pure.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.alert_input import AlertInput, occurred_ms
@@ -27,7 +28,9 @@ def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -
     return AlertInput(
         record.incident_id,
         f.zone,
-        occurred_ms(report.occurred),
+        # the incident's time, not the report's: a late report of a day ago must not
+        # stand for it at its own (later) hour, and a rule places it where the tallies do
+        occurred_ms(f.occurred),
         f.category,
         f.severity,
         f.verification,
@@ -48,6 +51,7 @@ def alert_document(doc: dict[str, Any], record: IncidentRecord) -> dict[str, Any
     return {
         **doc,
         "incident_id": record.incident_id,
+        "occurred_at": datetime.fromtimestamp(f.occurred, UTC).isoformat(),
         "category": str(f.category),
         "severity": str(f.severity),
         "verification": str(f.verification),
