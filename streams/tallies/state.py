@@ -246,7 +246,7 @@ def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: f
     occurred_at in [as_of - window, as_of), summed over `partitions`: half-open as the
     series' buckets and the incident list's `from`/`to`, so that a day's tallies as of its
     local midnight hold that day, not the next day's first instant (where a day-precision
-    report of the next day stands)."""
+    report of the next day usually stands; it counts at the instant it gives)."""
     keys = grouping(by)
     end = as_of
     start = as_of - window_seconds(window)
