@@ -1152,6 +1152,43 @@ def test_the_incident_and_casualty_counters_count_each_event_once() -> None:
     asyncio.run(run())
 
 
+def test_an_event_revised_into_another_zone_is_counted_once() -> None:
+    """A revision moved a report alone in Shusha to the Lachin corridor (another
+    partition's zone): its incident opened there at version 1 and was counted again, in
+    both zones (the counters summed to one more than the events)."""
+
+    def counted() -> tuple[float, float, float]:
+        (incidents,) = counter_total("ceasefire_incidents_total")
+        killed, wounded = counter_total("ceasefire_casualties_total")
+        return incidents, killed, wounded
+
+    async def run() -> None:
+        h = Harness(partitions=2)
+        await h.zone.settle()
+        start = counted()
+
+        def since() -> tuple[float, ...]:
+            return tuple(now - then for now, then in zip(counted(), start, strict=True))
+
+        await h.send(report("c", source="pkf-op-3", casualties={"killed": 1}))
+        assert since() == (1, 1, 0)
+        await h.send(
+            report("c", source="pkf-op-3", revision=1, location=LACHIN, casualties={"killed": 1})
+        )
+        c = incident_id_for("pkf-op-3", "c")
+        assert {i["zone"] for i in h.incidents().values() if i["status"] == "open"} == {
+            "lachin-corridor"
+        }
+        assert since() == (1, 1, 0)  # one event, moved: counted where it was first
+        await h.send(
+            report("c", source="pkf-op-3", revision=2, location=LACHIN, casualties={"killed": 3})
+        )
+        assert since() == (1, 3, 0)  # revised up there: the rise only
+        assert c in h.incidents()
+
+    asyncio.run(run())
+
+
 def test_a_name_that_matched_no_party_is_kept_in_the_incident_and_its_changelog() -> None:
     """SPEC.md: an unmatched name maps to `unknown` and is kept verbatim in the incident as
     `perpetrator_raw`; the report's raw names survive a recovery. Under internal format 5

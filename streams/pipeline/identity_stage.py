@@ -153,6 +153,7 @@ class IdentityStage(Stage[IdentityOutput]):
                                 iid,
                                 murmur2(iid.encode()),
                                 decision.recheck,
+                                moved=before is not None and before != version.zone,
                             )
                             if self.fields_format
                             else document_upsert_message(

@@ -247,6 +247,7 @@ def upsert_message(
     incident_id: str,
     key_hash: int,
     recheck: bool = False,
+    moved: bool = False,
 ) -> bytes:
     """The zone stage's upsert of `version`: its fields by position, not the document (a
     third of its bytes, read at two thirds of the cost), and the report's civilian flag
@@ -254,10 +255,13 @@ def upsert_message(
     incident this report would open, and `key_hash` its murmur2 (the partition on
     `ceasefire.incidents`): worked out by the identity stage, whose process idles once its
     backlog is read, not by the zone stage, whose process is the pipeline's bottleneck.
-    `recheck`: see the module docstring."""
+    `recheck`: see the module docstring. `moved`: the report's previous version was in
+    another zone (`"moved":true`, a key workers before it ignore): an incident it opens here
+    is no new event to the counters."""
     v = version
-    head = b'{"op":"upsert",%s"digest":"%s","iid":"%s","kh":%d,"civ":%s,"v":' % (
+    head = b'{"op":"upsert",%s%s"digest":"%s","iid":"%s","kh":%d,"civ":%s,"v":' % (
         b'"recheck":true,' if recheck else b"",
+        b'"moved":true,' if moved else b"",
         v.digest.hex().encode(),
         incident_id.encode(),
         key_hash,
@@ -336,6 +340,8 @@ class Upsert(NamedTuple):
     doc: dict[str, Any] | None = None
     #: a re-send to compare with the version held (module docstring)
     recheck: bool = False
+    #: the report's previous version was in another zone (`upsert_message`)
+    moved: bool = False
 
 
 class Remove(NamedTuple):
@@ -506,7 +512,15 @@ def read_message(
             iid, kh = msg.get("iid"), msg.get("kh")
             if type(iid) is not str or type(kh) is not int:
                 iid = kh = None
-            return Upsert(version, civilian, iid, kh, doc, msg.get("recheck") is True)
+            return Upsert(
+                version,
+                civilian,
+                iid,
+                kh,
+                doc,
+                msg.get("recheck") is True,
+                msg.get("moved") is True,
+            )
         raise BadDocument(f"unknown op {msg['op']!r}")
     except BadDocument:
         raise

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from schemas import jsonbytes
@@ -159,6 +159,16 @@ def alert_inputs_of(
                 memo.put(raw, made)
             inputs.append((zone, raw))
     return inputs
+
+
+def _moved_in(incident: IncidentRecord, upserted: Mapping[Ident, Upsert]) -> bool:
+    """Whether a report of `incident` came in this step from another zone, where its event
+    was counted (a revision moved it): the incident it opens here is no new event."""
+    for source, report_id, _ in incident.fields.reports:
+        found = upserted.get((source, report_id))
+        if found is not None and found.moved:
+            return True
+    return False
 
 
 class ZoneStage(Stage[ZoneOutput]):
@@ -390,7 +400,9 @@ class ZoneStage(Stage[ZoneOutput]):
             known = before.get(target, figures)
             before[target] = (max(known[0], figures[0]), max(known[1], figures[1]))
         for at, incident in out.incidents.items():
-            if at not in before and at not in out.first and incident.status is Status.OPEN:
+            if at in before or incident.status is not Status.OPEN:
+                continue
+            if at not in out.first or _moved_in(incident, out.upserted):
                 before[at] = (incident.fields.killed, incident.fields.wounded)
         return before
 
