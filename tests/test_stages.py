@@ -830,11 +830,11 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
             monkeypatch.setattr(
                 identity_stage,
                 "upsert_message",
-                lambda version, civilian, iid, kh, recheck=False: orjson.dumps(
+                lambda version, civilian, iid, kh, recheck=False, moved=False: orjson.dumps(
                     {
                         k: v
                         for k, v in orjson.loads(
-                            versions.upsert_message(version, civilian, iid, kh, recheck)
+                            versions.upsert_message(version, civilian, iid, kh, recheck, moved)
                         ).items()
                         if k not in ("iid", "kh")
                     }
