@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.codes import RejectReason
@@ -130,7 +130,17 @@ def validate_object(
 
 def parse_json(raw: bytes) -> Any | Rejection:
     """Decode a JSON document (e.g. a request body) without the failure modes of a bare
-    `json.loads`: not UTF-8, nested too deep, a number too long to convert."""
+    `json.loads`: not UTF-8, nested too deep, a number too long to convert, a key given
+    twice in one object."""
+    value = _decode(raw)
+    if isinstance(value, Rejection):
+        return value
+    twice = duplicate_key(raw, count_keys(value))
+    return value if twice is None else _twice(twice)
+
+
+def _decode(raw: bytes) -> Any | Rejection:
+    """`parse_json` but for repeated keys (the last is kept)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -141,7 +151,7 @@ def parse_json(raw: bytes) -> Any | Rejection:
     if deep is not None:
         return deep
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError as exc:
         if "int_max_str_digits" in str(exc):
             # Python's own advice ("use sys.set_int_max_str_digits()") is for a programmer.
@@ -151,6 +161,21 @@ def parse_json(raw: bytes) -> Any | Rejection:
                 f"{sys.get_int_max_str_digits()} digits",
             )
         return Rejection(RejectReason.INVALID_JSON, clip(f"message is not JSON: {exc}"))
+    return value
+
+
+def count_keys(value: Any) -> int:
+    """Keys of every object in a decoded JSON value (no recursion: `_too_deep` bounds the
+    depth, but a list is as cheap)."""
+    n, todo = 0, [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            n += len(item)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return n
 
 
 def encode_json(obj: Any) -> bytes | Rejection:
@@ -181,17 +206,80 @@ def _validate(raw: bytes, now: datetime | None) -> Report | WithdrawnReport | Re
         if isinstance(unwrapped, Rejection):
             return unwrapped
         raw = unwrapped
+    valid: Report | WithdrawnReport
     try:
-        return Report.model_validate_json(raw, context=context)
+        valid = Report.model_validate_json(raw, context=context)
     except ValidationError as exc:
         # A withdrawal fails as a report on `withdrawn` (and on what it leaves out). Only then
         # is it validated as a withdrawal: the hot path of reports pays nothing for the shape.
-        if _says_withdrawn(exc):
-            try:
-                return WithdrawnReport.model_validate_json(raw, context=context)
-            except ValidationError as wexc:
-                return _rejection_from(wexc, raw)
-        return _rejection_from(exc, raw)
+        if not _says_withdrawn(exc):
+            return _rejection_from(exc, raw)
+        try:
+            valid = WithdrawnReport.model_validate_json(raw, context=context)
+        except ValidationError as wexc:
+            return _rejection_from(wexc, raw)
+    twice = duplicate_key(raw, _keys_given(valid))
+    if twice is not None:
+        return _twice(twice)
+    return valid
+
+
+#: Where a key of a JSON object ends: its closing quote, then the colon. Each key gives one
+#: match; a string value gives one only where an escaped quote is followed by a colon.
+_KEY_END = re.compile(rb'"[ \t\n\r]*:')
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def duplicate_key(raw: bytes, keys: int) -> str | None:
+    """A key given twice in one object of the JSON document `raw`, whose parse (which
+    keeps the last of each) has `keys` keys in all; None when there is none. The parsers
+    keep the last value and say nothing: a gateway repeating `casualties` would change the
+    figures unseen. Fast: when `raw` has no more key ends than `keys`, no key repeats;
+    only then is it parsed again to find the key."""
+    if len(_KEY_END.findall(raw)) <= keys:
+        return None
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        return dup.key
+    except ValueError:  # parsed once already: cannot happen, and is no duplicate
+        return None
+    return None
+
+
+def _twice(key: str) -> Rejection:
+    return Rejection(
+        RejectReason.INVALID_JSON,
+        clip(
+            f"key {key!r} is given twice in one object; give each key once "
+            "(a JSON parser would silently keep only the last value)"
+        ),
+    )
+
+
+def _keys_given(model: BaseModel) -> int:
+    """Keys the JSON of a validated model held: every field given, nested models' too
+    (unknown keys are refused, so there were no others)."""
+    n = 0
+    for name in model.model_fields_set:
+        n += 1
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            n += _keys_given(value)
+    return n
 
 
 def _says_withdrawn(exc: ValidationError) -> bool:
@@ -265,7 +353,7 @@ def _undecodable(raw: bytes, parser_message: str) -> Rejection:
     """Why pydantic's JSON parser refused `raw`, named as precisely as can be."""
     if raw.startswith(UTF8_BOM):
         return Rejection(RejectReason.INVALID_JSON, _BOM_REJECTION_TEXT)
-    doc = parse_json(raw)
+    doc = _decode(raw)  # what is wrong with it besides a key given twice
     if isinstance(doc, Rejection):
         if doc.reason is RejectReason.INVALID_JSON:
             # pydantic's message gives line and column; Python's words it differently

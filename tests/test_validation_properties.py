@@ -23,6 +23,8 @@ from schemas.validation import (
     MAX_ERRORS,
     MAX_MESSAGE_CHARS,
     Rejection,
+    count_keys,
+    duplicate_key,
     parse_json,
     validate_object,
     validate_report,
@@ -297,3 +299,52 @@ def test_each_mistake_has_its_named_reason(
     assert isinstance(result, Rejection)
     assert result.reason is reason, (result, doc)
     assert field in {e.field for e in result.errors}, result.errors
+
+
+# -- (d) a key given twice ------------------------------------------------------------------
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@BOUNDED
+@given(_json_values, st.sampled_from([",", ", ", ",\n  "]), st.sampled_from([":", " : ", ":\t"]))
+def test_json_without_a_repeated_key_is_never_said_to_have_one(
+    value: Any, item: str, key: str
+) -> None:
+    """However its strings read (escaped quotes before colons) and however it is spaced."""
+    raw = json.dumps(value, separators=(item, key)).encode()
+    assert duplicate_key(raw, count_keys(value)) is None
+    assert not isinstance(parse_json(raw), Rejection)
+
+
+@BOUNDED
+@given(
+    st.sampled_from(sorted(VALID)),
+    st.sampled_from(["location.place", "casualties.killed", None]),
+    st.booleans(),
+    st.sampled_from([":", " : "]),
+)
+def test_a_key_given_twice_is_refused_naming_it(
+    top: str, nested: str | None, wrap: bool, colon: str
+) -> None:
+    """The parsers keep the last value silently: a repeated `casualties` changed the
+    figures counted, a repeated `report_id` the identity."""
+    text = json.dumps(VALID, separators=(",", colon))
+    twice = top
+    if nested is None:  # the top-level key again, first, with its own value
+        text = "{" + json.dumps(top) + colon + json.dumps(VALID[top]) + "," + text[1:]
+    else:
+        parent, twice = nested.split(".")
+        inner = json.dumps(VALID[parent], separators=(",", colon))
+        again = "{" + json.dumps(twice) + colon + json.dumps(VALID[parent][twice]) + ","
+        text = text.replace(inner, again + inner[1:], 1)
+    if wrap:
+        text = ENVELOPE_HEAD + text + "}"
+    result = assert_handled(text.encode())
+    assert isinstance(result, Rejection) and result.reason is RejectReason.INVALID_JSON, result
+    assert f"key {twice!r} is given twice" in result.message
