@@ -454,6 +454,34 @@ class FakeProducer:
         pass
 
 
+def test_a_line_no_broker_takes_is_dead_lettered_by_the_feed(tmp_path: Path) -> None:
+    """A 2 MB line reached neither topic (the client refuses a request over 1 MiB), though
+    the summary said it went to the dead-letter topic."""
+    from schemas.dead_letter import DeadLetter
+
+    huge = json.dumps({**GOOD, "report_id": "big", "description": "x" * 2_000_000})
+    path = write(tmp_path, "in.jsonl", huge + "\n" + json.dumps(GOOD) + "\n")
+    producer = FakeProducer()
+    console = Console(file=io.StringIO(), width=120)
+    summary = run_feed(Settings(), path, console=console, producer=producer)
+    (dlq, letter, key), (topic, good, _) = producer.sent
+    assert (dlq, topic) == ("ceasefire.reports.dlq", "ceasefire.reports")
+    assert key == b"pkf-op-3\x1fbig" and good == json.dumps(GOOD).encode()
+    record = DeadLetter.model_validate_json(letter)
+    assert (record.reason, record.source_topic, record.key) == (
+        "too_large",
+        "feed",
+        "pkf-op-3\x1fbig",
+    )
+    assert record.original_size == len(huge) and record.original_truncated
+    assert "the feed wrote this record itself" in record.message
+    assert record.original() == huge.encode()[: len(record.original())]
+    assert (summary.sent, summary.failed_sends, summary.dead_lettered) == (2, 0, 1)
+    assert summary.rejected == {"too_large": 1}
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "dead letter written by the feed" in text and "not delivered" not in text
+
+
 def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:
     good = json.dumps(GOOD)
     lines = [

@@ -66,6 +66,12 @@ MAX_EXAMPLES = 20
 #: take by default, with room for the request's own header. `BATCH_BYTES` per partition:
 #: four partitions' batches fill one request.
 MAX_REQUEST_BYTES = 1_000_000
+#: Longest line sent to the input topic as it is (with its key, under the request limit).
+#: A longer one would be refused by the client and reach no topic: the feed writes its dead
+#: letter itself (`too_large`, its first 256 KiB kept), as the HTTP API does for its items.
+MAX_LINE_SENT = MAX_REQUEST_BYTES - 8 * 1024
+#: `source_topic` of the dead letters the feed writes itself.
+FEED_SOURCE = "feed"
 BATCH_BYTES = 256 * 1024
 LINGER_MS = 50
 #: Sends not yet acknowledged (nor failed), and their bytes, past which the feed waits
@@ -90,6 +96,8 @@ class FeedSummary:
     revisions: int = 0  # a higher revision of an earlier line's report: replaces it
     stale: int = 0  # a lower revision than an earlier line's: ignored
     withdrawals: int = 0  # lines that withdraw a report
+    #: lines too large for the broker, whose dead letters the feed wrote itself
+    dead_lettered: int = 0
     failed_sends: int = 0
     #: (line number, reason code, message) of the first few rejected lines
     examples: list[tuple[int, str, str]] = field(default_factory=list)
@@ -352,8 +360,13 @@ def run_feed(
                 key = checker.check(line_no, raw, why)
                 # the worker's dead letter for the row says why, as the summary does
                 headers = None if why is None else [(UNCONVERTED_HEADER, why.encode())]
+                to, value = topic, raw
+                if len(raw) + len(key or b"") > MAX_LINE_SENT:
+                    to, headers = settings.dlq_topic, None
+                    value, key = _too_large(raw, key)
+                    summary.dead_lettered += 1
                 try:
-                    future = producer.send(topic, raw, key=key, headers=headers)
+                    future = producer.send(to, value, key=key, headers=headers)
                 except KafkaTimeoutError as exc:  # no metadata: the broker is gone
                     deliveries.sync_failure(line_no, exc)
                     summary.aborted = (
@@ -363,7 +376,7 @@ def run_feed(
                 except KafkaError as exc:  # this line only, e.g. larger than the broker takes
                     deliveries.sync_failure(line_no, exc)
                 else:
-                    deliveries.track(future, line_no, len(raw))
+                    deliveries.track(future, line_no, len(value))
                 if summary.lines % PROGRESS_EVERY == 0:
                     progress.update(task, completed=meter.read, lines=summary.lines)
                     deliveries.collect()
@@ -399,6 +412,26 @@ def run_feed(
     summary.send_errors = deliveries.errors + summary.send_errors
     render_summary(summary, console)
     return summary
+
+
+def _too_large(raw: bytes, key: bytes | None) -> tuple[bytes, bytes | None]:
+    """The dead letter of a line no broker would take (`too_large`, bounded), and its key."""
+    from streams.pipeline.dead_letters import dead_letter, dead_letter_key
+
+    rejection = validate_report(raw)  # too_large, from its size alone
+    assert isinstance(rejection, Rejection)
+    note = "; the feed wrote this record itself: no topic takes a message this large"
+    rejection = Rejection(rejection.reason, rejection.message + note, rejection.errors)
+    letter = dead_letter(
+        raw,
+        rejection,
+        topic=FEED_SOURCE,
+        partition=None,
+        offset=None,
+        key=key,
+        received_at=datetime.now(UTC),
+    )
+    return letter, dead_letter_key(key)
 
 
 def native_crc32c() -> bool:
@@ -479,6 +512,11 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     if s.withdrawals:
         table.add_row("  of which withdraw a report", str(s.withdrawals))
     table.add_row("[yellow]will be rejected (dead-letter topic)[/]", str(rejected))
+    if s.dead_lettered:
+        table.add_row(
+            "  of which too large for the broker: dead letter written by the feed",
+            str(s.dead_lettered),
+        )
     for reason, n in sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", str(n))
     style = "bold red" if s.failed_sends else ""
