@@ -744,9 +744,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_feed(args: argparse.Namespace) -> int:
     from streams.tools.feed import run_feed
+    from streams.tools.formats import HeaderError
 
     settings = settings_from(args)
-    summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
+    try:
+        summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
+    except HeaderError as exc:
+        raise CliError(str(exc)) from exc
     return 1 if summary.failed_sends else 0
 
 
@@ -881,7 +885,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.classify.classifier import Classifier, UnknownPlace
     from streams.classify.gazetteer import Gazetteer
     from streams.classify.zones import ZoneCatalogue
-    from streams.tools.formats import read_lines
+    from streams.tools.formats import HeaderError, read_lines
     from streams.tools.replay import latest_revisions
 
     settings = settings_from(args)
@@ -893,7 +897,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     classifier = Classifier(zones, Gazetteer.load(settings.gazetteer))
     versions: list[Report | WithdrawnReport] = []
     rejected = 0
-    for _, raw in read_lines(args.file, args.format):
+    lines = read_lines(args.file, args.format)
+    while True:
+        try:
+            _, raw = next(lines)
+        except StopIteration:
+            break
+        except HeaderError as exc:
+            raise CliError(str(exc)) from exc
         result = validate_report(raw)
         if isinstance(result, Rejection):
             rejected += 1

@@ -24,7 +24,7 @@ from schemas.validation import Rejection, validate_report
 from streams.config import Settings
 from streams.pipeline.versions import report_digest
 from streams.tools.feed import FeedSummary, LineChecker, run_feed
-from streams.tools.formats import _csv_records, count_records, read_lines
+from streams.tools.formats import HeaderError, _csv_records, count_records, read_lines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -534,6 +534,40 @@ def test_feed_refuses_a_missing_file_or_format(tmp_path: Path) -> None:
     path = write(tmp_path, "x.jsonl", "{}\n")
     with pytest.raises(ValueError):
         run_feed(Settings(), path, fmt="xml", console=console, producer=FakeProducer())
+    with pytest.raises(IsADirectoryError, match="is a directory: feed takes a file"):
+        run_feed(Settings(), str(tmp_path), console=console, producer=FakeProducer())
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "missing"),
+    [
+        # JSON lines fed as ACLED: the first line was taken for a header, unreported
+        (
+            "acled",
+            '{"report_id": "a", "source": "s"}\n{"report_id": "b"}\n',
+            "event_id_cnty or event_date",
+        ),
+        ("csv", '{"report_id":"a","source":"s"}\n', "report_id or source"),
+        # a CSV file without its header row: the first row was lost
+        (
+            "csv",
+            "a1,pkf-op-1,observation_post\na2,pkf-op-1,observation_post\n",
+            "report_id or source",
+        ),
+        ("acled", "\n\nIRN1,2021-05-01\n", "event_id_cnty or event_date"),
+    ],
+)
+def test_a_first_row_that_is_no_header_stops_the_feed_before_it_sends(
+    tmp_path: Path, fmt: str, text: str, missing: str
+) -> None:
+    path = write(tmp_path, "in.txt", text)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match=f"is not a header of the {fmt} format") as err:
+        run_feed(Settings(), path, fmt=fmt, console=Console(file=io.StringIO()), producer=producer)
+    assert f"names no {missing} column" in str(err.value)
+    assert producer.sent == []
+    with pytest.raises(HeaderError):  # read as a stream (stdin) too, at its first record
+        list(read_lines(path, fmt))
 
 
 def test_feed_tells_revisions_duplicates_conflicts_and_withdrawals_apart(tmp_path: Path) -> None:
@@ -662,7 +696,7 @@ def test_malformed_records_are_found_as_a_fresh_parse_of_each_would() -> None:
 def test_malformed_records_are_read_in_linear_time(tmp_path: Path) -> None:
     # From any of these lines a record stays open to the end of the file: read again from
     # each next line in turn, 10,000 lines took 12 s (quadratic); now a few hundredths.
-    path = write(tmp_path, "open.csv", b"h\n" + b'a","b\n' * 10_000)
+    path = write(tmp_path, "open.csv", b"report_id,source\n" + b'a","b\n' * 10_000)
     unconverted: dict[int, str] = {}
     started = time.perf_counter()
     rows = list(read_lines(path, "csv", unconverted=unconverted))

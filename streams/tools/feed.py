@@ -53,7 +53,7 @@ from schemas.validation import Rejection, validate_report
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
 from streams.pipeline.versions import report_digest
-from streams.tools.formats import FORMATS, ByteMeter, read_lines
+from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
 
 __all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
 
@@ -326,10 +326,13 @@ def run_feed(
     `producer` replaces the Kafka producer (tests)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if path != "-" and os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory: feed takes a file")
     if path != "-" and not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive")
+    check_header(path, fmt)  # a file of another format: one line, before the broker
     total = os.path.getsize(path) if path != "-" else None
     own_producer = producer is None
     if producer is None:

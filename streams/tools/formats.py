@@ -28,7 +28,10 @@ a row too, made of its first physical line; reading resumes at the next line. No
 ever dropped.
 
 Line numbers are the physical line on which a line or CSV record starts (1-based; the
-CSV header is line 1 or later).
+CSV header is line 1 or later). The header must name the columns a row cannot do without
+(`report_id` and `source`; ACLED's `event_id_cnty` and `event_date`): a first row that
+does not (JSON lines fed as CSV, a CSV file without its header row) stops the feed at once
+with one line (`HeaderError`), before anything is sent.
 """
 
 from __future__ import annotations
@@ -97,6 +100,15 @@ class Unconvertible(ValueError):
     """A CSV row that cannot be turned into a report object."""
 
 
+class HeaderError(ValueError):
+    """The first row of a CSV file is no header of its format (the file is of another
+    format, or has no header row): every row would be misread, the first one lost."""
+
+
+#: Columns a header must name, by format: without them no row converts.
+REQUIRED_COLUMNS = {"csv": ("report_id", "source"), "acled": ("event_id_cnty", "event_date")}
+
+
 # -- reading ----------------------------------------------------------------------
 @contextmanager
 def _binary(path: str) -> Iterator[IO[bytes]]:
@@ -141,9 +153,9 @@ def read_lines(
     if fmt == "jsonl":
         yield from _jsonl(path, meter)
     elif fmt == "csv":
-        yield from _csv(path, csv_report, meter, unconverted)
+        yield from _csv(path, fmt, csv_report, meter, unconverted)
     elif fmt == "acled":
-        yield from _csv(path, acled_report, meter, unconverted)
+        yield from _csv(path, fmt, acled_report, meter, unconverted)
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
@@ -285,6 +297,7 @@ def _why(exc: Exception) -> str:
 
 def _csv(
     path: str,
+    fmt: str,
     convert: Callable[[dict[str, str]], dict[str, Any]],
     meter: ByteMeter | None = None,
     unconverted: dict[int, str] | None = None,
@@ -292,12 +305,15 @@ def _csv(
     with _binary(path) as stream:
         header: list[str] | None = None
         for line_no, raw, cells, malformed in _csv_records(_metered(stream, meter)):
+            if malformed is not None and header is None:
+                _check_header(path, fmt, line_no, [raw.decode("utf-8", "replace").strip()])
             if malformed is not None:
                 why = malformed
             elif not cells or all(not c.strip() for c in cells):
                 continue  # blank line
             elif header is None:
                 header = [c.strip() for c in cells]
+                _check_header(path, fmt, line_no, header)
                 continue
             else:
                 try:
@@ -310,6 +326,35 @@ def _csv(
             if unconverted is not None:
                 unconverted[line_no] = why
             yield line_no, raw
+
+
+def check_header(path: str, fmt: str) -> None:
+    """Raise HeaderError now if the file's first record is no header of `fmt` (before a
+    broker is asked for anything); stdin is checked as it is read."""
+    if fmt == "jsonl" or path == "-":
+        return
+    with _binary(path) as stream:
+        for line_no, raw, cells, malformed in _csv_records(stream):
+            if malformed is None and (not cells or all(not c.strip() for c in cells)):
+                continue
+            if malformed is not None:
+                cells = [raw.decode("utf-8", "replace").strip()]
+            _check_header(path, fmt, line_no, [c.strip() for c in cells])
+            return
+
+
+def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:
+    named = {c.removeprefix("\ufeff") for c in header}  # as the rows read them
+    missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in named]
+    if missing:
+        first = ",".join(header)
+        first = first if len(first) <= 60 else first[:59] + "…"
+        raise HeaderError(
+            f"{'standard input' if path == '-' else path}: line {line_no} ({first!r}) is "
+            f"not a header of the {fmt} format: it names no {' or '.join(missing)} column. "
+            "The first line of the file must name its columns"
+            + ("; JSON lines are --format jsonl" if first.startswith("{") else "")
+        )
 
 
 def _json(doc: dict[str, Any]) -> bytes:
