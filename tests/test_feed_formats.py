@@ -357,6 +357,29 @@ def test_acled_identity_revision_and_precisions(tmp_path: Path) -> None:
     assert result.time_precision.value == "week"
 
 
+def test_acled_numbers_and_dates_as_a_spreadsheet_writes_them(tmp_path: Path) -> None:
+    """Excel and pandas write 2.0 killed and 1637107200.0 as the upload's timestamp, and
+    dates as 16-Nov-2021 or 2021/11/16: each was refused, though the row said what ACLED
+    said."""
+    row = ACLED_EVENT.format(tp=2, gp=3, killed="2.0", stamp="1637107200.0")
+    (doc,) = acled_full(tmp_path, row)
+    assert (doc["revision"], doc["casualties"]) == (1637107200, {"killed": 2})
+    assert doc["reported_at"] == "2021-11-17T00:00:00Z"
+    for date in ("16-Nov-2021", "2021/11/16"):
+        (again,) = acled_full(tmp_path, row.replace("2021-11-16", date))
+        assert again["occurred_at"] == doc["occurred_at"] == "2021-11-16T12:00:00Z"
+    # what is no whole number, or no date that reads one way, is still refused
+    for bad, why in (
+        (row.replace(",2.0,", ",2.5,"), "fatalities '2.5' is not a whole number"),
+        (row.replace(",2.0,", ",2.0.0,"), "fatalities '2.0.0' is not a whole number"),
+        (row.replace("2021-11-16", "11/16/2021"), "event_date '11/16/2021' is not a date"),
+    ):
+        path = write(tmp_path, "bad.csv", ACLED_FULL_HEADER + bad)
+        unconverted: dict[int, str] = {}
+        [(_, raw)] = read_lines(path, "acled", unconverted=unconverted)
+        assert raw == bad.strip().encode() and unconverted == {2: why}
+
+
 @pytest.mark.parametrize(
     ("tp", "gp", "time_precision", "location_precision"),
     [

@@ -39,6 +39,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -82,7 +83,9 @@ _ACLED_VIOLENT = {
     "remote explosive/landmine/ied",
     "attack",
 }
-ACLED_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y")
+#: (also as a spreadsheet rewrites them: "12-Nov-2021", "2021/11/12"; never d/m/y or m/d/y,
+#: which cannot be told apart)
+ACLED_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d-%b-%Y", "%Y/%m/%d")
 #: The `source` of every ACLED row: with `event_id_cnty` it identifies the event for good.
 ACLED_SOURCE = "acled"
 #: ACLED `time_precision` -> `time_precision`. ACLED always gives a day, so a row without
@@ -488,6 +491,16 @@ def acled_category(row: dict[str, str]) -> str:
     return ACLED_CATEGORY.get(sub, "other")
 
 
+_WHOLE_AS_DECIMAL = re.compile(r"([0-9]+)\.0+")
+
+
+def _spreadsheet_whole(cell: str) -> str:
+    """A whole number a spreadsheet or pandas wrote with a decimal point ("2.0",
+    "1636800000.0"), as the number it is; any other cell as it is."""
+    whole = _WHOLE_AS_DECIMAL.fullmatch(cell)
+    return cell if whole is None else whole.group(1)
+
+
 def _acled_code(row: dict[str, str], column: str, codes: dict[str, str]) -> str | None:
     """The code of an ACLED precision cell; None when empty; the cell's text when it is no
     code ACLED uses (the schema then rejects the row and names the field)."""
@@ -538,7 +551,7 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         "occurred_at": occurred_text,
         "time_precision": _acled_code(row, "time_precision", ACLED_TIME_PRECISION) or "day",
     }
-    stamp = row.get("timestamp", "").strip()
+    stamp = _spreadsheet_whole(row.get("timestamp", "").strip())
     if stamp:
         doc["revision"] = _or_text(_int, stamp)
     if stamp.isdigit():
@@ -563,7 +576,7 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         doc["perpetrator"] = actor1[:128]
     if actor2:
         doc["target"] = actor2[:128]
-    fatalities = row.get("fatalities", "").strip()
+    fatalities = _spreadsheet_whole(row.get("fatalities", "").strip())
     if fatalities:
         try:
             killed = _int(fatalities)
