@@ -9,6 +9,7 @@ crosses two Faust topics, so the wait is made a setting (`CEASEFIRE_FETCH_MAX_WA
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiokafka
@@ -29,7 +30,23 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-def app_class(fetch_max_wait_ms: int, leader_leaves: bool = True) -> type[faust.App]:
+class StoppingApp(faust.App):  # type: ignore[misc]
+    """A `faust.App` that runs `on_stopping` first when it stops: before Faust waits for its
+    streams to drain, which with the broker gone it does for good."""
+
+    on_stopping: list[Callable[[], Awaitable[None]]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_stopping = []
+
+    async def on_stop(self) -> None:
+        for hook in self.on_stopping:
+            await hook()
+        await super().on_stop()
+
+
+def app_class(fetch_max_wait_ms: int, leader_leaves: bool = True) -> type[StoppingApp]:
     """A `faust.App` subclass whose worker consumer uses the given fetch wait. Also makes
     the process's consumers leave their groups on a clean stop even from a group's first
     generation, which the embedded broker numbers 0, and, unless `leader_leaves`, not as a
@@ -48,7 +65,7 @@ def app_class(fetch_max_wait_ms: int, leader_leaves: bool = True) -> type[faust.
     class Transport(faust_aiokafka.Transport):
         Consumer = FastFetchConsumer
 
-    class App(faust.App):
+    class App(StoppingApp):
         def _new_transport(self) -> TransportT:
             # Only the consumer changes; the producer transport stays Faust's own.
             return Transport(self.conf.broker_consumer, self)

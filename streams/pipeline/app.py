@@ -83,6 +83,9 @@ class Monitor:
         limit_malloc_arenas()  # before the worker's threads start (tuning.py)
         s = settings
         self.app = faust_app(s, s.app_id, web=True)
+        #: whether the broker answered when the worker began to stop (None: not stopping)
+        self.broker_gone_at_stop: bool | None = None
+        self.app.on_stopping.append(self.begin_stop)
         self._lag = LagReport()
         self.ingest: Ingest | IngestProcess
         if s.ingest_process:
@@ -202,6 +205,27 @@ class Monitor:
         # the identity process's lag comes with its metrics
         self._lag.publish(behind(self.app, self._stage_inputs()))
 
+    async def begin_stop(self) -> None:
+        """The worker begins to stop. With its broker gone, nothing is left to commit or to
+        leave, and Faust would wait for good for its streams to drain (their steps retry
+        their sends): the process exits within seconds (`stop_deadline`), its children
+        given a short stop, or killed."""
+        quick = stop_deadline.CHILD_STOP_WITHOUT_BROKER
+        gone = self.broker_misses > 0 or not await self.producer.reachable(timeout=quick)
+        self.broker_gone_at_stop = gone
+        if gone:
+            stop_deadline.at_forced_exit(self._kill_children)
+            stop_deadline.exit_after(
+                quick + stop_deadline.GRACE_WITHOUT_BROKER,
+                "the broker does not answer, so there is no group to leave and no offset "
+                "to commit; every step's state is in the changelogs",
+            )
+
+    def _kill_children(self) -> None:
+        for child in (self.ingest, self.identity):
+            if isinstance(child, IngestProcess | IdentityProcess):
+                child.kill()
+
     async def _probe_broker(self) -> None:
         """Ask the broker for its metadata; readiness follows whether it answers."""
         answered = await self.producer.reachable(timeout=BROKER_PROBE_INTERVAL)
@@ -266,18 +290,12 @@ def _ingest_service(monitor: Monitor) -> type[faust.Service]:
 
 
 async def _stop_children(monitor: Monitor) -> None:
-    """Stop ingest and the identity process, together (each is idempotent). With the
-    broker gone, briefly, and the process exits soon after whatever Faust still waits for
-    (`stop_deadline`)."""
+    """Stop ingest and the identity process, together (each is idempotent); briefly when
+    the broker was gone as the worker began to stop (`Monitor.begin_stop`)."""
+    if monitor.broker_gone_at_stop is None:  # stopped before the app ran its hooks
+        await monitor.begin_stop()
     quick = stop_deadline.CHILD_STOP_WITHOUT_BROKER
-    gone = monitor.broker_misses > 0 or not await monitor.producer.reachable(timeout=quick)
-    if gone:
-        stop_deadline.exit_after(
-            quick + stop_deadline.GRACE_WITHOUT_BROKER,
-            "the broker does not answer, so there is no group to leave and no offset to "
-            "commit; every step's state is in the changelogs",
-        )
-    timeout = quick if gone else None
+    timeout = quick if monitor.broker_gone_at_stop else None
     stops = [monitor.ingest.stop(timeout)]
     if isinstance(monitor.identity, IdentityProcess):
         stops.append(monitor.identity.stop(timeout))

@@ -129,6 +129,12 @@ class ChildProcess:
         self._started = True
         self.send(START)
 
+    def kill(self) -> None:
+        """Kill the child at once (a forced exit of the worker: `stop_deadline`)."""
+        self._stopping = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
     async def stop(self, timeout: float | None = None) -> None:
         """Stop the child (idempotent), taking its last status; killed after `timeout`
         seconds (default STOP_TIMEOUT)."""

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 
 from streams.config import Settings
-from streams.kafka.faust_transport import app_class
+from streams.kafka.faust_transport import StoppingApp, app_class
 from streams.store import faust_store
 
 
@@ -26,7 +26,7 @@ def faust_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
-def faust_app(settings: Settings, app_id: str, *, web: bool) -> faust.App:
+def faust_app(settings: Settings, app_id: str, *, web: bool) -> StoppingApp:
     """An app in the consumer group `app_id`; `web`: with the HTTP server (the API)."""
     s = settings
     s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
