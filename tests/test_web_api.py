@@ -396,6 +396,35 @@ async def test_a_huge_report_with_the_default_limit_is_413_without_a_dead_letter
     assert api.producer.sent == []
 
 
+async def test_a_broker_that_does_not_confirm_is_a_503_within_the_confirm_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker holding requests (SIGSTOP) held a POST 40 s, the producer's own timeout,
+    past many gateways' timeouts; the answer is a 503 to retry when it has not confirmed in
+    CONFIRM_SECONDS."""
+    from streams.web import api as api_module
+
+    monkeypatch.setattr(api_module, "CONFIRM_SECONDS", 0.2)
+
+    class SilentBroker(RecordingProducer):
+        async def send(
+            self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+        ) -> asyncio.Future[None]:
+            self.sent.append((topic, value, key))
+            return asyncio.get_running_loop().create_future()  # never confirmed
+
+    async for api in serve():
+        silent = SilentBroker()
+        api.producer.send = silent.send  # type: ignore[method-assign]
+        started = asyncio.get_running_loop().time()
+        posted = api.post([report(1), {"report_id": "bad"}])
+        status, answer = await asyncio.wait_for(posted, 10)  # it waited for good
+        assert status == 503, answer
+        assert "did not confirm the reports within 0.2 s; retry" in answer["error"]
+        assert asyncio.get_running_loop().time() - started < 5
+        assert len(silent.sent) == 2  # the report and the bad item's dead letter
+
+
 async def test_a_huge_item_of_a_batch_is_rejected_and_truncated_in_its_dead_letter() -> None:
     big = json.dumps(report(3, description="€" * 2_000_000), ensure_ascii=False).encode()
     async for api in serve(max_body_bytes=16 * 1024 * 1024):

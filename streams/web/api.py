@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 #: Most reports one POST may carry; more is refused whole (413) before any is validated.
 MAX_BATCH = 1000
 HTTP_SOURCE = "http"
+#: Seconds a POST waits for the broker to confirm its reports before it answers 503: a
+#: broker that holds requests without answering held the client 40 s (the producer's
+#: request timeout), past many gateways' own timeouts.
+CONFIRM_SECONDS = 15.0
 #: Most bytes of a rejected item its dead-letter record keeps: the largest report the
 #: schema accepts, so any item that could have been valid is kept whole, while the record
 #: (base64 and text of it, plus the errors) stays well under Kafka's default 1 MiB limit.
@@ -718,10 +722,12 @@ class Api:
         dead: list[Rejected] = [i for i in items if isinstance(i, Rejected)]
         if isinstance(examined, Refused) and examined.dead is not None:
             dead.append(examined.dead)
-        try:
+        for rejected in dead:
+            metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
+
+        async def send_all() -> None:
             sends = []
             for rejected in dead:
-                metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
                 value = http_dead_letter(rejected, received)
                 sends.append(await producer.send(settings.dlq_topic, value))
             for item in items:
@@ -729,9 +735,18 @@ class Api:
                     topic = settings.reports_topic
                     sends.append(await producer.send(topic, item.raw, key=item.key.encode()))
             await asyncio.gather(*sends)
+
+        try:
+            await asyncio.wait_for(send_all(), CONFIRM_SECONDS)
         except KafkaError as exc:
             # Safe to retry: a report sent twice is counted once.
             return error(503, f"the broker did not take the reports ({exc!r}); retry")
+        except TimeoutError:
+            # The sends may still land: a retry's reports are then duplicates, counted once.
+            return error(
+                503,
+                f"the broker did not confirm the reports within {CONFIRM_SECONDS:g} s; retry",
+            )
         if isinstance(examined, Refused):
             reason = {"reason": examined.reason.value} if examined.reason is not None else {}
             errors = [e.as_dict() for e in examined.dead.rejection.errors] if examined.dead else []
