@@ -729,6 +729,24 @@ def test_malformed_records_are_read_in_linear_time(tmp_path: Path) -> None:
 
 
 # -- a bad line never stops the feed ---------------------------------------------------
+def test_a_place_the_gazetteer_lacks_is_forecast_as_rejected() -> None:
+    """The summary said "will be accepted" for a report at "Atlantis"; the worker rejected
+    it (`unknown_place`). A point, or a known place, is accepted as before."""
+    from streams.classify.gazetteer import Gazetteer
+
+    summary = FeedSummary()
+    checker = LineChecker(summary, Gazetteer.load())
+    atlantis = {**GOOD, "report_id": "x1", "location": {"place": "Atlantis"}}
+    assert checker.check(1, json.dumps(atlantis).encode()) == b"pkf-op-3\x1fx1"
+    shusha = {**atlantis, "location": {"place": "Shusha"}}
+    assert checker.check(2, json.dumps(shusha).encode()) == b"pkf-op-3\x1fx1"
+    assert checker.check(3, json.dumps(GOOD).encode()) is not None
+    assert summary.rejected == {"unknown_place": 1} and summary.accepted == 2
+    [(line, reason, message)] = summary.examples
+    assert (line, reason) == (1, "unknown_place")
+    assert "location.place 'Atlantis' is not in the gazetteer" in message
+
+
 def test_a_deeply_nested_line_is_rejected_not_raised() -> None:
     summary = FeedSummary()
     checker = LineChecker(summary)
@@ -839,7 +857,7 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
         "AZE1,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,,,,\n",
         "AZE2,bad-date,Battles,Armed clash,,,,,,,39.9,46.93,,,,\n",
         "AZE3,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,,,,,surplus\n",
-        "AZE4,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,2.0,,,\n",
+        "AZE4,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,2.5,,,\n",
     ]
     path = write(tmp_path, "acled.csv", ACLED_HEADER + "".join(rows))
     producer = FakeProducer()
@@ -851,7 +869,7 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
     assert summary.examples == [
         (3, "invalid_json", "CSV row not converted: event_date 'bad-date' is not a date"),
         (4, "invalid_json", "CSV row not converted: 17 cells, the header has 16"),
-        (5, "invalid_json", "CSV row not converted: fatalities '2.0' is not a whole number"),
+        (5, "invalid_json", "CSV row not converted: fatalities '2.5' is not a whole number"),
     ]
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "is not a date" in text and "expected value" not in text

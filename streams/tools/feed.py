@@ -50,6 +50,8 @@ from schemas.codes import RejectReason
 from schemas.dead_letter import UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
+from streams.classify.classifier import UnknownPlace
+from streams.classify.gazetteer import Gazetteer
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
 from streams.pipeline.versions import report_digest
@@ -128,8 +130,10 @@ class LineChecker:
     millions), so an entry is small: the message key (the bytes object that is sent) to
     one int, the highest revision so far and the digest of its content packed together."""
 
-    def __init__(self, summary: FeedSummary) -> None:
+    def __init__(self, summary: FeedSummary, gazetteer: Gazetteer | None = None) -> None:
+        """`gazetteer`: the worker's, to tell a place it will not find (`unknown_place`)."""
         self.summary = summary
+        self.gazetteer = gazetteer
         # key -> revision << (_DIGEST_BITS + 1) | digest of its content
         self._seen: dict[bytes, int] = {}
         self._reasons: Counter[str] = Counter()
@@ -165,6 +169,8 @@ class LineChecker:
             self._reject(line_no, result.reason.value, message)
             return _key_of_object(raw)
         key = f"{result.source}\x1f{result.report_id}".encode()
+        if isinstance(result, Report) and self._unknown_place(line_no, result):
+            return key
         digest = _content_digest(result)
         packed = self._seen.get(key)
         if packed is None:
@@ -196,6 +202,17 @@ class LineChecker:
         else:
             s.duplicates += 1
         return key
+
+    def _unknown_place(self, line_no: int, report: Report) -> bool:
+        """Whether the worker will reject `report` for a place its gazetteer lacks (it
+        classifies after the schema: the schema alone called such a line accepted)."""
+        place = report.location.place
+        if self.gazetteer is None or report.location.lat is not None or place is None:
+            return False
+        if self.gazetteer.resolve(place) is not None:
+            return False
+        self._reject(line_no, RejectReason.UNKNOWN_PLACE.value, str(UnknownPlace(place)))
+        return True
 
     def _reject(self, line_no: int, reason: str, message: str) -> None:
         s = self.summary
@@ -340,7 +357,7 @@ def run_feed(
 
     topic = settings.reports_topic
     summary = FeedSummary(topic=topic)
-    checker = LineChecker(summary)
+    checker = LineChecker(summary, Gazetteer.load(settings.gazetteer))
     deliveries = _Deliveries()
     meter = ByteMeter()
     unconverted: dict[int, str] = {}  # line -> why its CSV row is sent as its text
