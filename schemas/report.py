@@ -123,18 +123,37 @@ SchemaVersion = Annotated[
 
 
 def _not_in_future(value: datetime, info: ValidationInfo) -> datetime:
-    now = _now_from(info.context)
-    if value - now > MAX_CLOCK_SKEW:
+    _check_not_in_future(value, value, str(info.field_name), info.context)
+    return value
+
+
+def _check_not_in_future(value: datetime, start: datetime, field: str, context: Any) -> None:
+    """`future_time` unless `start` (the value, or the start of the period a day-, week- or
+    month-precision time stands for) is at most MAX_CLOCK_SKEW ahead of now."""
+    if start - _now_from(context) > MAX_CLOCK_SKEW:
         raise PydanticCustomError(
             "future_time",
             "{field} {value} is more than {minutes} minutes in the future",
             {
-                "field": info.field_name,
+                "field": field,
                 "value": value.isoformat(),
                 "minutes": int(MAX_CLOCK_SKEW.total_seconds() // 60),
             },
         )
-    return value
+
+
+def period_start(value: datetime, precision: TimePrecision) -> datetime:
+    """The first instant of the period a time of `precision` stands for, in the time's own
+    UTC offset: its day; the week it may be any day of (the six days before its day, as
+    ACLED dates a week-precision event within its week); its month."""
+    if precision is TimePrecision.EXACT:
+        return value
+    day = value.replace(hour=0, minute=0, second=0, microsecond=0)
+    if precision is TimePrecision.DAY:
+        return day
+    if precision is TimePrecision.WEEK:
+        return day - timedelta(days=6)
+    return day.replace(day=1)
 
 
 # RFC 3339 `date-time` (section 5.6) with the field ranges RFC 3339 allows; pydantic alone
@@ -227,6 +246,10 @@ PATTERN_EXPLANATIONS: dict[str, Callable[[str], str]] = {
 
 #: An RFC 3339 time with an offset, not more than MAX_CLOCK_SKEW ahead of `now`.
 ReportTime = Annotated[datetime, _Rfc3339(), AfterValidator(_not_in_future)]
+#: `occurred_at` of a report: checked against the future with its `time_precision`
+#: (`Report._occurred_not_in_future`): a day report of today written at noon is no report
+#: from the future at 09:00.
+OccurredTime = Annotated[datetime, _Rfc3339()]
 
 
 def _is(expected: bool) -> AfterValidator:
@@ -318,7 +341,7 @@ class Report(BaseModel):
     report_id: ReportId
     source: SourceName
     source_type: SourceType
-    occurred_at: ReportTime
+    occurred_at: OccurredTime
     reported_at: ReportTime | None = None
     location: Location
     category: Category
@@ -331,6 +354,12 @@ class Report(BaseModel):
     claimant: PartyName | None = None
     time_precision: TimePrecision = TimePrecision.EXACT
     schema_version: SchemaVersion = 1
+
+    @model_validator(mode="after")
+    def _occurred_not_in_future(self, info: ValidationInfo) -> Self:
+        start = period_start(self.occurred_at, self.time_precision)
+        _check_not_in_future(self.occurred_at, start, "occurred_at", info.context)
+        return self
 
     @property
     def key(self) -> str:

@@ -407,6 +407,9 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
     if deep is not None:
         return deep
     details = exc.errors(include_url=False)
+    for d in details:  # a check of the whole report names its field in its context
+        if not d["loc"] and d["type"] == "future_time":
+            d["loc"] = (str(d.get("ctx", {}).get("field", "")),)
     if len(details) == 1 and not details[0]["loc"]:
         kind = details[0]["type"]
         if kind == "json_invalid":

@@ -95,6 +95,34 @@ def test_a_few_minutes_of_clock_skew_is_allowed() -> None:
     assert isinstance(check(report(occurred_at="2021-05-12T12:04:00Z")), Report)
 
 
+@pytest.mark.parametrize(
+    ("occurred_at", "precision", "accepted"),
+    [
+        # NOW is 12:00 UTC, 16:00 in Baku: a day report of today written at 20:00 local, or
+        # at the next noon UTC as ACLED converts, was rejected as from the future
+        ("2021-05-12T20:00:00+04:00", "day", True),
+        ("2021-05-12T23:59:00+04:00", "day", True),
+        ("2021-05-13T00:00:00+04:00", "day", False),  # tomorrow in Baku
+        ("2021-05-12T20:00:00+04:00", "exact", False),
+        ("2021-05-13T12:00:00Z", "day", False),
+        ("2021-05-18T12:00:00Z", "week", True),  # a week that began on the 12th
+        ("2021-05-19T12:00:00Z", "week", False),
+        ("2021-05-31T12:00:00Z", "month", True),
+        ("2021-06-01T00:00:00Z", "month", False),
+    ],
+)
+def test_a_time_of_a_period_that_has_begun_is_not_in_the_future(
+    occurred_at: str, precision: str, accepted: bool
+) -> None:
+    result = check(report(occurred_at=occurred_at, time_precision=precision))
+    if accepted:
+        assert isinstance(result, Report), result
+    else:
+        assert isinstance(result, Rejection) and result.reason is RejectReason.FUTURE_TIME
+        assert [e.field for e in result.errors] == ["occurred_at"]
+        assert f"occurred_at {occurred_at.replace('Z', '+00:00')} is more than 5" in result.message
+
+
 def test_undecodable_inputs() -> None:
     assert rejected(b"{not json").reason == RejectReason.INVALID_JSON
     assert rejected(b"\xff\xfe\x00garbage").reason == RejectReason.INVALID_ENCODING
