@@ -87,7 +87,8 @@ def backtest(
         now = report.occurred_at
         events.extend(_advance_to(rules, states, until=now, theatre=theatre))
         heard: dict[str, tuple[list[str], list[AlertInput]]] = {}
-        for zone, seen in _as_incidents(book, incident):
+        merged_into: dict[str, str] = {}
+        for zone, seen in _as_incidents(book, incident, merged_into):
             gone, opened = heard.setdefault(zone, ([], []))
             if isinstance(seen, str):
                 gone.append(seen)
@@ -99,7 +100,9 @@ def backtest(
                 state = states[zone] = ZoneState.new(zone, since=start)
             mark = state.mark() if theatre is not None else None
             # one step of the zone, as the alert stage takes one (`evaluate_batch`)
-            events.extend(evaluate_batch(rules, state, opened, now, forget=gone))
+            events.extend(
+                evaluate_batch(rules, state, opened, now, forget=gone, merged_into=merged_into)
+            )
             if theatre is not None:
                 changed = theatre.apply(fatal_changes(state, state.changed(mark)))
                 events.extend(theatre_rules.evaluate(rules, theatre, now, changed=changed))
@@ -112,10 +115,13 @@ def backtest(
     return events
 
 
-def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, AlertInput | str]]:
+def _as_incidents(
+    book: IncidentBook, report: Incident, merged_into: dict[str, str]
+) -> list[tuple[str, AlertInput | str]]:
     """What the engine hears when `report` enters `book`, zone by zone, as the alert stage
     hears it from the zone stage: the incident it opened or joined (the report standing
-    for it), and the id of each incident that no longer exists (merged or withdrawn)."""
+    for it), and the id of each incident that no longer exists (merged, its survivor put
+    in `merged_into`, or withdrawn)."""
     version = version_of(report.model_dump(mode="json"))
     assert isinstance(version, ReportVersion)
     heard: list[tuple[str, AlertInput | str]] = []
@@ -123,6 +129,8 @@ def _as_incidents(book: IncidentBook, report: Incident) -> list[tuple[str, Alert
         zone = record.fields.zone
         if record.status is not Status.OPEN:
             heard.append((zone, record.incident_id))
+            if record.status is Status.MERGED and record.merged_into is not None:
+                merged_into[record.incident_id] = record.merged_into
         elif any((s, rid) == version.ident for s, rid, _ in record.fields.reports):
             heard.append((zone, alert_input(version, report.civilian, record)))
     return heard

@@ -165,17 +165,23 @@ class ZoneState:
         self.forget(incident.incident_id)
         return True
 
-    def forget(self, incident_id: str) -> bool:
+    def forget(self, incident_id: str, into: str | None = None) -> bool:
         """An incident that no longer exists (merged into another, or all its reports
         withdrawn), or whose version the state holds is replaced (`refresh`), leaves the
         counts of windows and baselines and the fatality ledger, and the incident and
         quiet-broken alerts it is in (their `incident_ids`, an incident alert's count):
         one event renamed by a merge is one match, not two, and an alert left without an
         incident resolves at the end of the step (`_resolve`); a new version that still
-        matches comes back in the same step. Returns whether it was known."""
+        matches comes back in the same step. `into`: the incident it was merged into, which
+        takes its place in those alerts when its new version matches in the same step (the
+        alert does not resolve for a merge, however old the survivor). Returns whether it
+        was known."""
         for fp, active in self.active.items():
             if active.kind in _HELD and incident_id in active.event.incident_ids:
-                self._left.setdefault(fp, set()).add(incident_id)
+                left = self._left.setdefault(fp, set())
+                left.add(incident_id)
+                if into is not None:
+                    left.add(into)
                 update: dict[str, Any] = {
                     "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
                 }
@@ -437,9 +443,11 @@ def evaluate_batch(
     incidents: Iterable[AlertInput],
     now: datetime,
     forget: Iterable[str] = (),
+    merged_into: Mapping[str, str] | None = None,
 ) -> list[AlertEvent]:
     """`evaluate_incident` for several incidents of the zone at once, in arrival order,
-    and the incidents of `forget` gone (merged into another, or withdrawn).
+    and the incidents of `forget` gone (merged into another, or withdrawn; `merged_into`:
+    the survivor of each merged one, where known).
 
     Incident and quiet-broken rules see each incident in turn; windowed rules are
     evaluated once per affected label group after the whole batch is added (counts only
@@ -456,8 +464,9 @@ def evaluate_batch(
     events = _resolve(rules, state, emptied=False)  # emptied: by this step, checked at its end
     state._left.clear()
     state._was.clear()
+    into = merged_into or {}
     for iid in forget:
-        state.forget(iid)
+        state.forget(iid, into.get(iid))
     incidents = list(incidents)
     for incident in incidents:
         state.refresh(incident)

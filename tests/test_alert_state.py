@@ -159,8 +159,9 @@ def incident(zone: str, hours_ago: float, **changes: Any) -> Incident:
     return Incident.model_validate(doc | changes)
 
 
-def retract(zone: str, incident_id: str) -> bytes:
-    return json.dumps({"kind": "retract", "incident_id": incident_id, "zone": zone}).encode()
+def retract(zone: str, incident_id: str, merged_into: str | None = None) -> bytes:
+    doc = {"kind": "retract", "incident_id": incident_id, "zone": zone}
+    return json.dumps(doc | ({} if merged_into is None else {"merged_into": merged_into})).encode()
 
 
 class Run:
@@ -253,6 +254,30 @@ def test_what_was_written_recovers_the_state_after_retractions_and_resolutions()
         again = await Run.of(r.changelog())
         assert view(again.stage.states) == view(r.stage.states)
         assert again.stage.input.progress.applied == {0: r.offset - 1}
+
+    asyncio.run(run())
+
+
+def test_a_merge_s_retraction_hands_its_alerts_to_the_incident_it_was_merged_into() -> None:
+    """The stage reads `merged_into` from the zone stage's retraction: an alert whose
+    incident was merged into one whose own alert had resolved stays firing, with the
+    survivor (it resolved: the survivor's new version was no new match)."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        survivor = incident("shusha", 2, killed=1, severity="critical")
+        await r.step(survivor)
+        await asyncio.sleep(1.1)  # its alert's hold passes: the clock resolves it
+        await r.stage._tick()
+        assert not r.stage.states["shusha"].firing()
+        fresh = incident("shusha", 0.2, killed=1, severity="critical")
+        await r.step(fresh)
+        [alert] = r.stage.states["shusha"].firing()
+        grown = survivor.model_copy(update={"wounded": 3})  # the fresh one's reports joined it
+        await r.step(retract("shusha", fresh.incident_id, survivor.incident_id), grown)
+        [held] = r.stage.states["shusha"].firing()
+        assert (held.alert_id, held.incident_ids) == (alert.alert_id, [survivor.incident_id])
 
     asyncio.run(run())
 

@@ -335,6 +335,36 @@ def test_a_new_version_of_an_incident_whose_alert_resolved_fires_nothing_again()
     assert (death.rule, death.severity, death.incident_ids) == ("casualties", "critical", ["hw-1"])
 
 
+def test_an_alert_goes_to_the_incident_its_incident_was_merged_into() -> None:
+    """Merged into an incident older than `max_age` (a late report bridged the two), the
+    alert's only incident left it, and the alert resolved ("no incident of this alert
+    matches ... any longer"); when a regrouping split them again, it fired again with
+    the same alert_id. The survivor takes its place."""
+
+    def merged(into: str | None) -> tuple[ZoneState, list[AlertEvent], str]:
+        state = ZoneState.new("shusha")
+        x = inc(T0, category="heavy_weapons_fire", incident_id="x")
+        [alert] = run(DEFAULT, state, [x])
+        old = inc(T0 - 2 * D, category="heavy_weapons_fire", incident_id="y")  # past max_age
+        events = evaluate_batch(
+            DEFAULT,
+            state,
+            [old],
+            T0 + H,
+            forget=["x"],
+            merged_into={} if into is None else {"x": into},
+        )
+        return state, events, alert.alert_id
+
+    state, events, alert_id = merged("y")
+    assert events == []
+    [held] = state.firing()
+    assert (held.alert_id, held.incident_ids, held.value) == (alert_id, ["y"], 1.0)
+    # what the merge was not told: the alert resolves, as before
+    _, events, _ = merged(None)
+    assert [(e.rule, e.status) for e in events] == [("heavy-weapons", "resolved")]
+
+
 def test_casualties_severity_critical_when_killed_as_its_own_alert() -> None:
     state = ZoneState.new("loc-east")
     wounded = inc(T0, zone="loc-east", wounded=2)

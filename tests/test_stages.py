@@ -1216,3 +1216,28 @@ def test_a_name_that_matched_no_party_is_kept_in_the_incident_and_its_changelog(
     assert incident["perpetrator_raw"] is None
     rows = [v for k, v in old.changelog("incident-book") if k.startswith(b"d") and v]
     assert rows and all(orjson.loads(v)[0] < 5 for v in rows)
+
+
+def test_a_merge_s_retraction_names_the_incident_it_was_merged_into() -> None:
+    """The alert stage hands a merged incident's alerts to the survivor (`merged_into`);
+    a withdrawal names none."""
+    from streams.pipeline.zone_stage import retraction
+    from streams.record.incident import IncidentRecord, Status
+
+    async def run() -> Harness:
+        h = Harness()
+        await h.send(report("a"))
+        return h
+
+    h = asyncio.run(run())
+    [book] = [b for b in h.zone.books.values() if len(b)]
+    [open_one] = book.incidents()
+    merged = IncidentRecord("gone", 2, Status.MERGED, open_one.incident_id, open_one.fields)
+    withdrawn = IncidentRecord("gone", 2, Status.WITHDRAWN, None, open_one.fields)
+    assert json.loads(retraction(merged)) == {
+        "kind": "retract",
+        "incident_id": "gone",
+        "zone": open_one.fields.zone,
+        "merged_into": open_one.incident_id,
+    }
+    assert "merged_into" not in json.loads(retraction(withdrawn))

@@ -231,6 +231,7 @@ class AlertStage(Stage[AlertOutput]):
         what it fired the first time, and nothing twice."""
         by_zone: dict[str, list[AlertInput]] = {}
         retracted: dict[str, list[str]] = {}
+        merged_into: dict[str, str] = {}
         for r in records:
             for raw in unpack(r.value):
                 if raw.startswith(RETRACT_PREFIX):
@@ -238,6 +239,8 @@ class AlertStage(Stage[AlertOutput]):
                         doc = json.loads(raw)
                         zone = str(doc["zone"])
                         retracted.setdefault(zone, []).append(str(doc["incident_id"]))
+                        if doc.get("merged_into") is not None:
+                            merged_into[str(doc["incident_id"])] = str(doc["merged_into"])
                         self.partition_of[zone] = r.partition
                     except (ValueError, KeyError, TypeError) as exc:
                         out.dead.append((r.partition, r.offset, raw, str(exc)))
@@ -265,7 +268,12 @@ class AlertStage(Stage[AlertOutput]):
                 # the step's retractions and new versions of known incidents applied in it,
                 # so that a dip within the step resolves nothing (`evaluate_batch`)
                 fired = evaluate_batch(
-                    self.rules, state, incidents, now, forget=retracted.get(zone, ())
+                    self.rules,
+                    state,
+                    incidents,
+                    now,
+                    forget=retracted.get(zone, ()),
+                    merged_into=merged_into,
                 )
             except Exception as exc:  # a rule-engine fault on this input: isolate it
                 log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)

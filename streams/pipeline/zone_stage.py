@@ -107,10 +107,12 @@ RETRACT_PREFIX = b'{"kind": "retract"'
 
 
 def retraction(record: IncidentRecord) -> bytes:
-    """An incident id that no longer heads an incident: its counts leave the alert state."""
-    raw = json.dumps(
-        {"kind": "retract", "incident_id": record.incident_id, "zone": record.fields.zone}
-    ).encode()
+    """An incident id that no longer heads an incident: its counts leave the alert state
+    (and, merged, its alerts go to the incident it was merged into)."""
+    doc = {"kind": "retract", "incident_id": record.incident_id, "zone": record.fields.zone}
+    if record.status is Status.MERGED and record.merged_into is not None:
+        doc["merged_into"] = record.merged_into  # a key alert stages before it ignore
+    raw = json.dumps(doc).encode()
     assert raw.startswith(RETRACT_PREFIX)
     return raw
 
