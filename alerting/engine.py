@@ -174,8 +174,9 @@ class ZoneState:
         incident resolves at the end of the step (`_resolve`); a new version that still
         matches comes back in the same step. `into`: the incident it was merged into, which
         takes its place in those alerts when its new version matches in the same step (the
-        alert does not resolve for a merge, however old the survivor). Returns whether it
-        was known."""
+        alert does not resolve for a merge, however old the survivor), and is no new match
+        of a rule it matched in the same group (its alert resolved, or it was too old to
+        fire). Returns whether it was known."""
         for fp, active in self.active.items():
             if active.kind in _HELD and incident_id in active.event.incident_ids:
                 left = self._left.setdefault(fp, set())
@@ -202,6 +203,11 @@ class ZoneState:
         entry = self._ids.pop(incident_id, None)
         if entry is None:
             return fatal
+        if into is not None:
+            # the survivor stands for it: where this version matched, the survivor had its
+            # match (`_had_its_alert`): a rename (a second source's earlier report) pages
+            # no more once the alert's hold has ended
+            self._was.setdefault(into, entry)
         self._touched.add(incident_id)
         at = bisect_left(self.incidents, entry)
         if at < len(self.incidents) and self.incidents[at] == entry:

@@ -282,6 +282,50 @@ def test_a_merge_s_retraction_hands_its_alerts_to_the_incident_it_was_merged_int
     asyncio.run(run())
 
 
+def test_a_step_of_several_packs_takes_the_last_word_on_each_incident() -> None:
+    """Packs of several zone-stage steps in one step: an incident's first version had won
+    over its later one, and one opened then retracted stayed counted."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        quiet = incident("shusha", 0.5)
+        dead = quiet.model_copy(update={"killed": 1, "severity": "critical"})
+        gone = incident("shusha", 0.4, killed=2, severity="critical")
+        pack = [quiet.model_dump_json().encode(), gone.model_dump_json().encode()]
+        later = [dead.model_dump_json().encode(), retract("shusha", gone.incident_id)]
+        await r.stage._apply(
+            [Record(0, r.offset, b"\n".join(pack)), Record(0, r.offset + 1, b"\n".join(later))]
+        )
+        r.offset += 2
+        state = r.stage.states["shusha"]
+        assert [e.incident_id for e in state.incidents] == [quiet.incident_id]
+        [alert] = state.firing()  # the death of the later version, not the retracted one's
+        assert (alert.rule, alert.incident_ids) == ("casualties", [quiet.incident_id])
+
+    asyncio.run(run())
+
+
+def test_a_burst_in_one_step_is_heard_in_event_time_order() -> None:
+    """Incidents of a burst in one step were heard in the step's order: a rule firing on
+    the first of them (quiet-broken) named a later one, and the alert's `starts_at` and
+    `alert_id` followed. The earliest first."""
+    from alerting.engine import alert_id_for
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        burst = [incident("shusha", 0.1 * (8 - n), killed=1, severity="critical") for n in range(8)]
+        await r.step(*reversed(burst))  # the latest first
+        [alert] = [a for a in r.stage.states["shusha"].firing() if a.rule == "casualties"]
+        assert alert.incident_ids[0] == burst[0].incident_id
+        assert alert.alert_id == alert_id_for(alert.fingerprint, burst[0].incident_id)
+        first = burst[0].occurred_at
+        assert alert.starts_at == first.replace(microsecond=first.microsecond // 1000 * 1000)
+
+    asyncio.run(run())
+
+
 def test_a_step_torn_part_way_recovers_from_its_journal() -> None:
     """Every prefix of the changelog recovers the state of the last step whose journal it
     holds: a worker dying between a journal and the parts loses nothing."""

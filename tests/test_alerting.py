@@ -365,6 +365,57 @@ def test_an_alert_goes_to_the_incident_its_incident_was_merged_into() -> None:
     assert [(e.rule, e.status) for e in events] == [("heavy-weapons", "resolved")]
 
 
+def test_a_rename_after_the_alert_resolved_pages_no_more() -> None:
+    """A second source's report of the same shelling, as early or earlier, renames the
+    incident (docs/record.md): after the first alert's hold, the renamed incident fired
+    `heavy-weapons` again, a second page for one event."""
+    state = ZoneState.new("shusha")
+    x = inc(T0, category="heavy_weapons_fire", incident_id="x")
+    [alert] = run(DEFAULT, state, [x])
+    [done] = evaluate_time(DEFAULT, state, T0 + 7 * H)
+    assert (done.alert_id, done.status) == (alert.alert_id, "resolved")
+    renamed = inc(T0 - 2 * M, category="heavy_weapons_fire", incident_id="y")
+    assert (
+        evaluate_batch(DEFAULT, state, [renamed], T0 + 8 * H, forget=["x"], merged_into={"x": "y"})
+        == []
+    )
+    # a rename that adds a death is a new match of the casualties rule's critical group
+    dead = inc(T0 - 3 * M, category="heavy_weapons_fire", killed=1, incident_id="z")
+    fired = evaluate_batch(DEFAULT, state, [dead], T0 + 9 * H, forget=["y"], merged_into={"y": "z"})
+    assert [(e.rule, e.severity) for e in fired] == [("casualties", "critical")]
+
+
+def test_the_backtest_pages_once_for_a_day_report_and_its_precise_report() -> None:
+    """A media report giving the day (it stands at the local midnight, 20:00 UTC) fired
+    `heavy-weapons`; the post's precise report the next morning renamed the incident and
+    fired it again after the hold: two pages for one event in the backtest."""
+    day = {
+        "report_id": "m-ld",
+        "source": "media-news",
+        "source_type": "media",
+        "occurred_at": "2026-12-01T00:00:00+04:00",
+        "time_precision": "day",
+        "location": {"lat": 39.79, "lon": 46.07, "precision": "town"},
+        "category": "heavy_weapons_fire",
+    }
+    precise = {
+        "report_id": "op-ld2",
+        "source": "pkf-op-ld",
+        "source_type": "observation_post",
+        "occurred_at": "2026-12-01T07:02:00Z",
+        "location": {"lat": 39.79, "lon": 46.07},
+        "category": "heavy_weapons_fire",
+    }
+    now = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    reports = [validate_report(json.dumps(r).encode(), now=now) for r in (day, precise)]
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    events = backtest([r for r in reports if isinstance(r, Report)], classifier.classify, DEFAULT)
+    assert [(e.rule, e.status) for e in events] == [
+        ("heavy-weapons", "firing"),
+        ("heavy-weapons", "resolved"),
+    ], [(e.rule, e.status, e.starts_at) for e in events]
+
+
 def test_casualties_severity_critical_when_killed_as_its_own_alert() -> None:
     state = ZoneState.new("loc-east")
     wounded = inc(T0, zone="loc-east", wounded=2)

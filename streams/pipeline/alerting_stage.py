@@ -229,8 +229,9 @@ class AlertStage(Stage[AlertOutput]):
         """Evaluate one step of zone packs. Evaluation is deterministic and each zone's
         state ignores incidents it knows, so a step evaluated again after a recovery fires
         what it fired the first time, and nothing twice."""
-        by_zone: dict[str, list[AlertInput]] = {}
-        retracted: dict[str, list[str]] = {}
+        # per zone, the last word of the step on each incident id, in the packs' order:
+        # its latest version, or None when its last word was a retraction
+        last: dict[str, dict[str, AlertInput | None]] = {}
         merged_into: dict[str, str] = {}
         for r in records:
             for raw in unpack(r.value):
@@ -238,9 +239,12 @@ class AlertStage(Stage[AlertOutput]):
                     try:
                         doc = json.loads(raw)
                         zone = str(doc["zone"])
-                        retracted.setdefault(zone, []).append(str(doc["incident_id"]))
+                        iid = str(doc["incident_id"])
                         if doc.get("merged_into") is not None:
-                            merged_into[str(doc["incident_id"])] = str(doc["merged_into"])
+                            merged_into[iid] = str(doc["merged_into"])
+                        said = last.setdefault(zone, {})
+                        said.pop(iid, None)
+                        said[iid] = None
                         self.partition_of[zone] = r.partition
                     except (ValueError, KeyError, TypeError) as exc:
                         out.dead.append((r.partition, r.offset, raw, str(exc)))
@@ -250,8 +254,23 @@ class AlertStage(Stage[AlertOutput]):
                 except ValueError as exc:  # not ours: someone else wrote to the topic
                     out.dead.append((r.partition, r.offset, raw, str(exc)))
                     continue
-                by_zone.setdefault(incident.zone, []).append(incident)
+                said = last.setdefault(incident.zone, {})
+                said.pop(incident.incident_id, None)
+                said[incident.incident_id] = incident
                 self.partition_of[incident.zone] = r.partition
+        by_zone: dict[str, list[AlertInput]] = {}
+        retracted: dict[str, list[str]] = {}
+        for zone, said in last.items():
+            # Several packs in one step can say several things of one incident: only the
+            # last counts (the first version had won, and an incident opened and then
+            # retracted stayed). The incidents in event-time order, so that a rule that
+            # fires on the first of a burst (quiet-broken) names its first incident.
+            incidents = [i for i in said.values() if i is not None]
+            if incidents:
+                by_zone[zone] = sorted(incidents, key=lambda i: (i.occurred_ms, i.incident_id))
+            gone = [iid for iid, i in said.items() if i is None]
+            if gone:
+                retracted[zone] = gone
         marks: dict[str, StateMark | None] = {}
         now = datetime.now(UTC)
         alone = [z for z in retracted if z not in by_zone and z in self.states]
