@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.codes import RejectReason
@@ -249,7 +249,11 @@ def duplicate_key(raw: bytes, keys: int) -> str | None:
     keep the last value and say nothing: a gateway repeating `casualties` would change the
     figures unseen. Fast: when `raw` has no more key ends than `keys`, no key repeats;
     only then is it parsed again to find the key."""
-    if len(_KEY_END.findall(raw)) <= keys:
+    if not (b'" ' in raw or b'"\n' in raw or b'"\t' in raw or b'"\r' in raw):
+        # no blank after a quote: every key end is `":`, counted in C (a third of the cost)
+        if raw.count(b'":') <= keys:
+            return None
+    elif len(_KEY_END.findall(raw)) <= keys:
         return None
     try:
         json.loads(raw, object_pairs_hook=_no_duplicates)
@@ -270,15 +274,13 @@ def _twice(key: str) -> Rejection:
     )
 
 
-def _keys_given(model: BaseModel) -> int:
-    """Keys the JSON of a validated model held: every field given, nested models' too
-    (unknown keys are refused, so there were no others)."""
-    n = 0
-    for name in model.model_fields_set:
-        n += 1
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            n += _keys_given(value)
+def _keys_given(report: Report | WithdrawnReport) -> int:
+    """Keys the JSON of a validated report held: every field given, and those of its two
+    objects (unknown keys are refused, so there were no others)."""
+    n = len(report.model_fields_set)
+    for part in (report.location, report.casualties):
+        if part is not None:
+            n += len(part.model_fields_set)
     return n
 
 
