@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from alerting.engine import ZoneState
 from alerting.rules import parse_rules
+from schemas.codes import Severity
 from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
@@ -290,7 +291,7 @@ def test_a_step_of_several_packs_takes_the_last_word_on_each_incident() -> None:
         r = Run()
         await r.start()
         quiet = incident("shusha", 0.5)
-        dead = quiet.model_copy(update={"killed": 1, "severity": "critical"})
+        dead = quiet.model_copy(update={"killed": 1, "severity": Severity.CRITICAL})
         gone = incident("shusha", 0.4, killed=2, severity="critical")
         pack = [quiet.model_dump_json().encode(), gone.model_dump_json().encode()]
         later = [dead.model_dump_json().encode(), retract("shusha", gone.incident_id)]
