@@ -333,17 +333,12 @@ def _csv(
 
 def check_header(path: str, fmt: str) -> None:
     """Raise HeaderError now if the file's first record is no header of `fmt` (before a
-    broker is asked for anything); stdin is checked as it is read."""
+    broker is asked for anything): reading its first row checks it, as any read does;
+    stdin is checked as it is read."""
     if fmt == "jsonl" or path == "-":
         return
-    with _binary(path) as stream:
-        for line_no, raw, cells, malformed in _csv_records(stream):
-            if malformed is None and (not cells or all(not c.strip() for c in cells)):
-                continue
-            if malformed is not None:
-                cells = [raw.decode("utf-8", "replace").strip()]
-            _check_header(path, fmt, line_no, [c.strip() for c in cells])
-            return
+    for _ in read_lines(path, fmt):
+        break
 
 
 def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:

@@ -238,13 +238,7 @@ def _time(name: str, value: str | None) -> int | None:
     the epoch."""
     if value is None or value == "":
         return None
-    try:
-        moment = micros(parse_bound(name, value))
-    except OverflowError:
-        moment = MIN_MICROS - 1
-    if not MIN_MICROS <= moment <= MAX_MICROS:
-        raise QueryError(f"{name} {value!r} is not a valid time in the years 0001 to 9999 UTC")
-    return moment
+    return micros(parse_bound(name, value))  # it refuses what is outside years 0001-9999 UTC
 
 
 def parse_limit(value: str | None) -> int:
