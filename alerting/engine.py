@@ -25,8 +25,10 @@ end for what the batch's merges and new versions took below a level (a dip withi
 batch resolves nothing).
 
 Duplicates. An incident id already in the state is ignored entirely, so a re-delivered
-incident changes no count and fires nothing. Alert ids are uuid5 of the fingerprint and
-the incident that started the episode: a replay produces the same ids.
+incident changes no count and fires nothing. Alert ids are uuid5 of the fingerprint, the
+incident that started the episode and, from the second on, the episode's number (the state
+counts them per fingerprint): a replay produces the same ids, and an incident that starts a
+second episode (withdrawn and reinstated, revised out of a rule and back) gets a new one.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.codes import Severity
 
-#: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode).
+#: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode [+ the
+#: episode's number from the second on]).
 ALERT_NAMESPACE = uuid.UUID("3d0c9a1e-7f52-5b64-8e21-a4b6c8d0e2f4")
 
 STATE_VERSION = 1
@@ -122,6 +125,9 @@ class ZoneState:
     fatalities: FatalityLedger = field(default_factory=FatalityLedger)
     #: fatality_peak rules: rule name -> the day it last fired in this zone (cooldown).
     peaks: dict[str, int] = field(default_factory=dict)
+    #: fingerprint -> how many episodes it has fired (its alert ids: `_start`). Bounded by
+    #: the rules' label sets, so kept for good.
+    episodes: dict[str, int] = field(default_factory=dict)
     #: incident id -> its entry (the index of `incidents`)
     _ids: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Ids of incidents added or removed since the last `changed()`.
@@ -221,7 +227,8 @@ class ZoneState:
         """The whole state as parts, part key -> plain JSON value: `m` its clock, `i<id>`
         each incident, `a<fingerprint>` each firing alert, `l<fingerprint>` each
         quiet-broken group's latest incident, `f<id>` each fatal incident of the fatality
-        ledger ([day, killed]), `p<rule>` the day a fatality_peak rule last fired.
+        ledger ([day, killed]), `p<rule>` the day a fatality_peak rule last fired,
+        `n<fingerprint>` how many episodes a fingerprint has fired.
         `from_parts(zone, parts())` equals it."""
         out: dict[str, Any] = {"m": self._meta()}
         out.update((f"i{e.incident_id}", list(e)) for e in self.incidents)
@@ -229,6 +236,7 @@ class ZoneState:
         out.update((f"l{fp}", [rule, ts]) for fp, (rule, ts) in self.last_seen.items())
         out.update((f"f{iid}", list(v)) for iid, v in self.fatalities.incidents.items())
         out.update((f"p{rule}", day) for rule, day in self.peaks.items())
+        out.update((f"n{fp}", n) for fp, n in self.episodes.items())
         return out
 
     def part(self, key: str) -> Any | None:
@@ -250,6 +258,8 @@ class ZoneState:
             return None if fatal is None else list(fatal)
         if kind == "p":
             return self.peaks.get(name)
+        if kind == "n":
+            return self.episodes.get(name)
         raise ValueError(f"unknown alert-state part {key!r}")
 
     def mark(self) -> StateMark:
@@ -262,6 +272,7 @@ class ZoneState:
             {fp: (a.event, a.kind, a.hold_until, a.matches) for fp, a in self.active.items()},
             dict(self.last_seen),
             dict(self.peaks),
+            dict(self.episodes),
         )
 
     def changed(self, mark: StateMark | None) -> set[str]:
@@ -277,6 +288,9 @@ class ZoneState:
         for rule in mark.peaks.keys() | self.peaks.keys():
             if mark.peaks.get(rule) != self.peaks.get(rule):
                 keys.add(f"p{rule}")
+        keys.update(
+            f"n{fp}" for fp, n in self.episodes.items() if mark.episodes.get(fp) != n
+        )  # counts only grow
         if (self.since, self.clock) != mark.meta:
             keys.add("m")
         for fp in mark.active.keys() | self.active.keys():
@@ -301,6 +315,7 @@ class ZoneState:
                 "last_seen": {k[1:]: v for k, v in parts.items() if k[:1] == "l"},
                 "fatal": {k[1:]: v for k, v in parts.items() if k[:1] == "f"},
                 "peaks": {k[1:]: v for k, v in parts.items() if k[:1] == "p"},
+                "episodes": {k[1:]: v for k, v in parts.items() if k[:1] == "n"},
             }
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed alert state parts: {exc!r}") from None
@@ -321,6 +336,7 @@ class ZoneState:
             "active": {fp: _active_json(a) for fp, a in self.active.items()},
             "fatal": {iid: list(v) for iid, v in self.fatalities.incidents.items()},
             "peaks": dict(self.peaks),
+            "episodes": dict(self.episodes),
         }
 
     @classmethod
@@ -366,6 +382,7 @@ class ZoneState:
                 active=active,
                 fatalities=fatalities,
                 peaks={str(rule): int(day) for rule, day in data.get("peaks", {}).items()},
+                episodes={str(fp): int(n) for fp, n in data.get("episodes", {}).items()},
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"malformed alert state: {exc!r}") from None
@@ -421,6 +438,7 @@ class StateMark(NamedTuple):
     active: dict[str, tuple[AlertEvent, str, int | None, int]]
     last_seen: dict[str, tuple[str, int]]
     peaks: dict[str, int]
+    episodes: dict[str, int]
 
 
 def _active_json(a: ActiveAlert) -> dict[str, Any]:
@@ -575,9 +593,18 @@ def fingerprint(rule: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def alert_id_for(fp: str, trigger_incident_id: str) -> str:
-    """The id of one firing episode: the fingerprint and the incident that started it."""
-    return str(uuid.uuid5(ALERT_NAMESPACE, f"{fp}\x1f{trigger_incident_id}"))
+def alert_id_for(fp: str, trigger_incident_id: str, episode: int = 0) -> str:
+    """The id of one firing episode: the fingerprint, the incident that started it and,
+    from the second episode of the fingerprint on (`episode` 1, 2, ...), its number."""
+    name = f"{fp}\x1f{trigger_incident_id}"
+    return str(uuid.uuid5(ALERT_NAMESPACE, name if not episode else f"{name}\x1f{episode}"))
+
+
+def _start(state: ZoneState, fp: str, trigger_incident_id: str) -> str:
+    """The id of a new episode of `fp` in this zone, counted."""
+    episode = state.episodes.get(fp, 0)
+    state.episodes[fp] = episode + 1
+    return alert_id_for(fp, trigger_incident_id, episode)
 
 
 def to_ms(dt: datetime) -> int:
@@ -772,7 +799,7 @@ def _on_incident(
                 )
                 continue
             event = AlertEvent(
-                alert_id=alert_id_for(fp, e.incident_id),
+                alert_id=_start(state, fp, e.incident_id),
                 fingerprint=fp,
                 status="firing",
                 rule=rule.name,
@@ -819,7 +846,7 @@ def _on_incident(
             )
             continue
         event = AlertEvent(
-            alert_id=alert_id_for(fp, e.incident_id),
+            alert_id=_start(state, fp, e.incident_id),
             fingerprint=fp,
             status="firing",
             rule=rule.name,
@@ -927,7 +954,7 @@ def _on_windows(rules: RuleSet, state: ZoneState, fresh: list[Entry]) -> list[Al
             before = int(check.value) - len(added)
             trigger = added[min(len(added) - 1, max(0, check.needed - before - 1))]
             event = AlertEvent(
-                alert_id=alert_id_for(fp, trigger.incident_id),
+                alert_id=_start(state, fp, trigger.incident_id),
                 fingerprint=fp,
                 status="firing",
                 rule=rule.name,

@@ -17,6 +17,7 @@ from rich.console import Console
 from alerting.backtest import backtest, render_backtest
 from alerting.engine import (
     ZoneState,
+    alert_id_for,
     evaluate_batch,
     evaluate_incident,
     evaluate_time,
@@ -1226,6 +1227,30 @@ def test_an_incident_alert_counts_one_event_once_across_versions_renames_and_wit
     [gone] = evaluate_batch(DEFAULT, state, [small], T0 + 8 * M)
     assert (gone.rule, gone.status, gone.alert_id) == ("heavy-weapons", "resolved", heavy.alert_id)
     assert state.firing() == []
+
+
+def test_an_incident_that_starts_a_second_episode_gets_a_new_alert_id() -> None:
+    """Withdrawn (its alert resolves with it), then reinstated: the same incident starts a
+    second episode of the fingerprint, which must not share the first's id (the outbox and
+    subscribers tell events by id and status). A state rebuilt from its parts numbers the
+    next episode on."""
+    state = ZoneState.new("shusha")
+    a = inc(T0, incident_id="a", category=HEAVY)
+    [first] = evaluate_batch(DEFAULT, state, [a], T0 + M)
+    [gone] = evaluate_batch(DEFAULT, state, [], T0 + 2 * M, forget=["a"])
+    assert (gone.status, gone.alert_id) == ("resolved", first.alert_id)
+    mark = state.mark()
+    [second] = evaluate_batch(DEFAULT, state, [a], T0 + 3 * M)  # reinstated
+    assert f"n{first.fingerprint}" in state.changed(mark)  # what a stage writes
+    assert (second.rule, second.status) == ("heavy-weapons", "firing")
+    assert second.alert_id not in (first.alert_id, alert_id_for(first.fingerprint, "a"))
+    assert second.alert_id == alert_id_for(first.fingerprint, "a", 1)
+    [again] = evaluate_batch(DEFAULT, state, [], T0 + 4 * M, forget=["a"])
+    assert again.alert_id == second.alert_id
+    rebuilt = ZoneState.from_parts("shusha", state.parts())
+    assert rebuilt.to_json() == state.to_json()
+    [third] = evaluate_batch(DEFAULT, rebuilt, [a], T0 + 5 * M)
+    assert third.alert_id == alert_id_for(first.fingerprint, "a", 2)
 
 
 def test_an_incident_alert_s_summary_counts_from_a_late_report_s_earlier_incident() -> None:
