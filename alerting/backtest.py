@@ -132,7 +132,7 @@ def _as_incidents(
             if record.status is Status.MERGED and record.merged_into is not None:
                 merged_into[record.incident_id] = record.merged_into
         elif any((s, rid) == version.ident for s, rid, _ in record.fields.reports):
-            heard.append((zone, alert_input(version, report.civilian, record)))
+            heard.append((zone, alert_input(version, report.civilian, record, book.report)))
     return heard
 
 

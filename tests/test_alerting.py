@@ -1109,6 +1109,67 @@ def test_a_late_report_joining_an_incident_stands_at_the_incident_s_time() -> No
     assert len(record.fields.reports) == 2  # one incident of both reports
 
 
+def test_an_incident_s_target_is_its_strongest_report_s_not_the_last_joined() -> None:
+    """A post saw fire on civilians; a media report naming no target, then a ministry's
+    statement naming its own side, joined: the incident stays "against civilians" (a rule
+    matching the target kept firing and its summary said so), live and in the backtest."""
+    base = {
+        "occurred_at": "2026-11-30T04:30:00Z",
+        "location": {"lat": 39.511, "lon": 46.339},
+        "category": "heavy_weapons_fire",
+        "perpetrator": "az",
+    }
+    post = {**base, "report_id": "t1", "source": "pkf-op-50", "source_type": "observation_post"}
+    post["target"] = "civilians"
+    later = {**base, "occurred_at": "2026-11-30T04:35:00Z"}  # the post's report heads it
+    media = {**later, "report_id": "t2", "source": "news-q", "source_type": "media"}
+    statement = {
+        **later,
+        "report_id": "t3",
+        "source": "am-mod",
+        "source_type": "party_statement",
+        "claimant": "am",
+        "target": "am",
+    }
+    rules = rules_of(
+        """
+rules:
+  - name: fire-on-civilians
+    kind: incident
+    match: {target: [civilians]}
+    hold: 6h
+    severity: high
+"""
+    )
+    now = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+    reports = [validate_report(json.dumps(r).encode(), now=now) for r in (post, media, statement)]
+    assert all(isinstance(r, Report) for r in reports), reports
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    book = IncidentBook(LinkRule())
+    state = ZoneState.new("syunik-border")
+    heard_targets = []
+    for report in reports:
+        assert isinstance(report, Report)
+        version = version_of(classifier.classify(report, now).model_dump(mode="json"))
+        assert isinstance(version, ReportVersion)
+        [record] = [r for r in book.upsert(version).incidents if r.status is Status.OPEN]
+        heard = alert_input(version, False, record, book.report)
+        heard_targets.append(heard.target)
+        evaluate_batch(rules, state, [heard], now)
+    assert len(record.fields.reports) == 3  # one incident of the three
+    assert heard_targets == ["civilians"] * 3
+    [alert] = state.firing()
+    assert (alert.rule, alert.incident_ids) == ("fire-on-civilians", [record.incident_id])
+    assert "against civilians" in alert.summary, alert.summary
+    events = backtest([r for r in reports if isinstance(r, Report)], classifier.classify, rules)
+    assert [(e.rule, e.status) for e in events] == [
+        ("fire-on-civilians", "firing"),
+        ("fire-on-civilians", "resolved"),
+    ], [(e.rule, e.status, e.summary) for e in events]
+    # resolved after its hold from the last report, not when a report naming none joined
+    assert events[1].ends_at == datetime(2026, 11, 30, 10, 30, tzinfo=UTC), events[1]
+
+
 def test_backtest_until_leaves_alerts_firing() -> None:
     report = validate_report(_report_line(1, T0, "Shusha", "attack_on_peacekeepers").encode())
     assert isinstance(report, Report)

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from schemas import jsonbytes
 from schemas.alert_input import encode_alert_input
@@ -139,22 +140,26 @@ def alert_inputs_of(
             inputs.append((zone, retraction(incident)))
             continue
         made = None
+        others = None
+        if report_of is not None:
+            partition = out.partition_of[at]
+            others = partial(report_of, partition)
         # the first of its reports upserted in this step (a loop: a generator per
         # incident cost more than the lookups)
         for source, report_id, _ in incident.fields.reports:
             found = upserted.get((source, report_id))
             if found is not None:
                 if fields_format or found.doc is None:
-                    made = alert_input(found.version, found.civilian, incident)
+                    made = alert_input(found.version, found.civilian, incident, others)
                 else:
                     inputs.append((zone, jsonbytes.dumps(alert_document(found.doc, incident))))
                 break
         else:
-            if report_of is not None:
+            if others is not None:
                 source, report_id, _ = incident.fields.reports[0]
-                first = report_of(out.partition_of[at], (source, report_id))
+                first = others((source, report_id))
                 if first is not None:
-                    made = alert_input(first, first.civilian, incident)
+                    made = alert_input(first, first.civilian, incident, others)
         if made is not None:
             raw = encode_alert_input(made)
             if memo is not None:

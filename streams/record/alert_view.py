@@ -3,28 +3,62 @@
 The report that opened or joined an incident, standing for the incident: the incident's id,
 time, category, severity, verification, attribution and casualty figures over the report's own,
 so that a rule counts each incident once, matches it by what the incident says, and words
-its summary from the report (place, source, target). The zone stage sends this to the alert
+its summary from the report (place, source). The target is the incident's: what its
+strongest report naming one says (`incident_target`), so that a report naming none that
+joins does not take it away (a rule matching `target` would resolve, the summary lose its
+"against ..."). The zone stage sends this to the alert
 stage; the backtest feeds it to the engine directly. Pure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.alert_input import AlertInput, occurred_ms
 from schemas.codes import Party, by_value
-from streams.record.incident import IncidentRecord
-from streams.record.model import ReportVersion
+from streams.record.incident import VERIFICATION_ORDER, IncidentRecord, verification_of
+from streams.record.model import Ident, ReportVersion
 
 #: `contested` and any attribution that is no party a rule can name read as `unknown`
 _PARTIES = by_value(Party)
+_STRENGTH = {v: i for i, v in enumerate(VERIFICATION_ORDER)}
+
+#: The current version of a report of the incident's book, by identity (None: not there).
+ReportOf = Callable[[Ident], ReportVersion | None]
 
 
-def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -> AlertInput:
+def incident_target(report: ReportVersion, record: IncidentRecord, report_of: ReportOf) -> str:
+    """The target of `record`: of the reports naming one, the strongest's (observed over
+    reported over alleged: a party's statement names its own side), the earliest of equals
+    (the incident's canonical order); `report`, one of them, as it is now. Unknown: none
+    names one."""
+    best: tuple[int, str] | None = None
+    for source, report_id, _ in record.fields.reports:
+        r = report if (source, report_id) == report.ident else report_of((source, report_id))
+        if r is None or r.target is None:
+            continue
+        rank = _STRENGTH[verification_of(r)]
+        if best is None or rank < best[0]:
+            best = (rank, r.target)
+    return Party.UNKNOWN.value if best is None else best[1]
+
+
+def alert_input(
+    report: ReportVersion,
+    civilian: bool,
+    record: IncidentRecord,
+    report_of: ReportOf | None = None,
+) -> AlertInput:
     """`report` (with its civilian flag: the upsert's, or the record's) standing for
-    `record`, the incident it opened or joined."""
+    `record`, the incident it opened or joined; `report_of` finds its other reports, for
+    the incident's target (without it, the report's)."""
     f = record.fields
+    if report_of is not None and len(f.reports) > 1:
+        target = incident_target(report, record, report_of)
+    else:
+        target = report.target or Party.UNKNOWN.value
     return AlertInput(
         record.incident_id,
         f.zone,
@@ -37,7 +71,7 @@ def alert_input(report: ReportVersion, civilian: bool, record: IncidentRecord) -
         _PARTIES.get(f.attribution, Party.UNKNOWN),
         f.killed,
         f.wounded,
-        report.target or Party.UNKNOWN.value,
+        target,
         civilian,
         report.place,
         report.source,
