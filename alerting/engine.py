@@ -780,8 +780,7 @@ def _on_incident(
             if active is not None and e.incident_id in state._left.get(fp, ()):
                 # a new version of the incident that broke the quiet (a second source
                 # reported it): it stays the alert's, though it no longer follows a quiet
-                ids = _append_id(active.event.incident_ids, e.incident_id)
-                active.event = active.event.model_copy(update={"incident_ids": ids})
+                _keep_quiet_breaker(rule, state, active, e, incident)
                 continue
             quiet_from = _quiet_from(state, previous)
             quiet = rule.quiet.seconds * 1000
@@ -810,11 +809,7 @@ def _on_incident(
                 window=str(rule.quiet),
                 starts_at=from_ms(e.ts),
                 incident_ids=[e.incident_id],
-                summary=(
-                    f"First {_what(labels, rule.match)} in zone {state.zone} after "
-                    f"{_hours(e.ts - quiet_from)} of quiet (quiet period {rule.quiet}): "
-                    f"{_incident_text(incident)}."
-                ),
+                summary=_quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
             )
             state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
             events.append(event)
@@ -830,6 +825,10 @@ def _on_incident(
             active.matches += 1
             active.hold_until = max(active.hold_until or 0, hold_until)
             since = to_ms(active.event.starts_at)
+            update: dict[str, Any] = {}
+            if active.matches == 1:  # its only incident: it starts when that one happened
+                since = e.ts  # (a precise report put a day report's event at its hour)
+                update["starts_at"] = from_ms(e.ts)
             summary = (  # one: the incident came back (a new version) or replaced its own
                 f"{_capitalised(_incident_text(incident))}."
                 if active.matches == 1
@@ -837,13 +836,10 @@ def _on_incident(
                 else f"{_matching(active.matches, rule.name, state.zone, min(since, e.ts))}; "
                 f"the last reported: {_incident_text(incident)}."
             )
-            active.event = active.event.model_copy(
-                update={
-                    "value": float(active.matches),
-                    "incident_ids": _append_id(active.event.incident_ids, e.incident_id),
-                    "summary": summary,
-                }
-            )
+            update["value"] = float(active.matches)
+            update["incident_ids"] = _append_id(active.event.incident_ids, e.incident_id)
+            update["summary"] = summary
+            active.event = active.event.model_copy(update=update)
             continue
         event = AlertEvent(
             alert_id=_start(state, fp, e.incident_id),
@@ -862,6 +858,41 @@ def _on_incident(
         state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
         events.append(event)
     return events
+
+
+def _quiet_summary(
+    rule: QuietBrokenRule, zone: str, labels: Mapping[str, str], gap: int, i: AlertInput
+) -> str:
+    return (
+        f"First {_what(labels, rule.match)} in zone {zone} after {_hours(gap)} of quiet "
+        f"(quiet period {rule.quiet}): {_incident_text(i)}."
+    )
+
+
+def _keep_quiet_breaker(
+    rule: QuietBrokenRule, state: ZoneState, active: ActiveAlert, e: Entry, incident: AlertInput
+) -> None:
+    """A new version of an incident of a firing quiet-broken alert. The one that broke the
+    quiet (the alert starts at its time) stays first, and where its time moved (a precise
+    report joined a day report), the alert starts then and its quiet is measured to then."""
+    ids = [i for i in active.event.incident_ids if i != e.incident_id]
+    was = state._was.get(e.incident_id)
+    starts = to_ms(active.event.starts_at)
+    if was is None or was.ts != starts or was.ts == e.ts:  # not the breaker, or not moved
+        ids = _append_id(ids, e.incident_id)
+        active.event = active.event.model_copy(update={"incident_ids": ids})
+        return
+    active.hold_until = max(active.hold_until or 0, e.ts + rule.hold.seconds * 1000)
+    quiet_from = starts - round(active.event.value * 3_600_000)  # to 18 s: `value` is rounded
+    gap = e.ts - quiet_from
+    active.event = active.event.model_copy(
+        update={
+            "incident_ids": [e.incident_id, *ids][:MAX_INCIDENT_IDS],
+            "starts_at": from_ms(e.ts),
+            "value": round(gap / 3_600_000, 2),
+            "summary": _quiet_summary(rule, state.zone, active.event.labels, gap, incident),
+        }
+    )
 
 
 def _incident_labels(rule: IncidentRule | QuietBrokenRule, zone: str, e: Entry) -> dict[str, str]:

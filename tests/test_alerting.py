@@ -696,6 +696,50 @@ def test_a_second_source_of_the_quiet_breaking_incident_keeps_its_alert() -> Non
     assert (gone.status, gone.rule) == ("resolved", "quiet-broken")
 
 
+def test_alerts_move_to_their_incident_s_hour_when_a_precise_report_joins_a_day_report() -> None:
+    """A day report (standing at 10:00) fired an incident alert and broke a quiet; a post's
+    report put the event at 14:30. Both alerts kept 10:00, and the quiet-broken summary its
+    gap to 10:00: they now start at 14:30, the gap and hold run to it."""
+    z = "kalbajar-district"
+    day = inc(T0, zone=z, category=HEAVY, incident_id="d-1")
+    precise = dataclasses.replace(day, occurred_ms=day.occurred_ms + int(4.5 * 3_600_000))
+    at_1430 = T0 + 4 * H + 30 * M
+    state = ZoneState.new(z, since=T0 - 4 * D)
+    rules = rules_of(
+        """
+rules:
+  - name: heavy
+    kind: incident
+    match: {category: [heavy_weapons_fire]}
+    hold: 6h
+    severity: high
+  - name: quiet
+    kind: quiet_broken
+    quiet: 72h
+    hold: 6h
+    severity: medium
+"""
+    )
+    fired = evaluate_batch(rules, state, [day], T0 + M)
+    assert sorted((e.rule, e.starts_at, e.value) for e in fired) == [
+        ("heavy", T0, 1.0),
+        ("quiet", T0, 96.0),
+    ]
+    assert evaluate_batch(rules, state, [precise], T0 + 5 * H) == []
+    alerts = {a.rule: a for a in state.firing()}
+    assert [(a.starts_at, a.incident_ids) for a in alerts.values()] == [(at_1430, ["d-1"])] * 2
+    assert alerts["heavy"].alert_id == fired[0].alert_id
+    assert "at 2021-05-12 14:30 UTC" in alerts["heavy"].summary, alerts["heavy"].summary
+    assert alerts["quiet"].value == 100.5
+    assert "after 100 h of quiet" in alerts["quiet"].summary, alerts["quiet"].summary
+    assert "14:30" in alerts["quiet"].summary, alerts["quiet"].summary
+    resolved = evaluate_time(rules, state, at_1430 + 7 * H)
+    assert sorted((e.rule, e.ends_at) for e in resolved) == [
+        ("heavy", T0 + 11 * H),  # the hold from the step's clock, as for any new version
+        ("quiet", at_1430 + 6 * H),  # `hold` after the incident
+    ]
+
+
 def test_quiet_broken_measures_from_observation_start_when_known() -> None:
     state = ZoneState.new("gegharkunik-border", since=T0 - 4 * D)
     [alert] = run(QUIET, state, [inc(T0, zone="gegharkunik-border")])
