@@ -635,6 +635,27 @@ def test_a_settle_overtaken_by_a_revocation_writes_nothing_and_leaves_the_stage_
     asyncio.run(run())
 
 
+def test_a_takeover_says_which_partitions_came_from_a_worker_that_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An operator saw only rebalances when a peer died: the heir names what it took."""
+
+    async def run() -> None:
+        r = Run()
+        with caplog.at_level("WARNING"):
+            await r.start()  # the first assignment: nothing taken from anyone
+            assert "took over" not in caplog.text
+            topic = r.stage.topic_name
+            two = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+            r.stage.ports.app.assignor = SimpleNamespace(assigned_actives=lambda: two)
+            r.stage.revoked()
+            await r.start()
+        assert f"{topic}: took over partitions [1] (another worker left" in caplog.text
+        assert "gave up none" in caplog.text
+
+    asyncio.run(run())
+
+
 def test_the_firing_gauge_follows_the_steps_that_fire_and_new_zones() -> None:
     def firing(rule: str, zone: str) -> float | None:
         return REGISTRY.get_sample_value("ceasefire_alerts_firing", {"rule": rule, "zone": zone})

@@ -197,7 +197,7 @@ class Stage(Generic[OutT]):
             owned = self.owned_partitions()
             recovered = await self.store.recover(owned)
             self._pending = None
-            self.owned = owned
+            before, self.owned = self.owned, owned
             self.restore(recovered)
             self.generation += 1
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
@@ -214,6 +214,16 @@ class Stage(Generic[OutT]):
                 read,
                 elapsed,
             )
+            if before and owned - before:
+                # the other side of a worker's death or stop: the only line a takeover
+                # leaves here besides the rebalance itself
+                log.warning(
+                    "%s: took over partitions %s (another worker left the group: stopped, "
+                    "crashed, or cut off from the broker); gave up %s",
+                    self.topic_name,
+                    sorted(owned - before),
+                    sorted(before - owned) or "none",
+                )
             unsettled = self.unsettled()
         if unsettled:
             self._settling = asyncio.create_task(self._settle_retrying(self.generation))
