@@ -413,6 +413,11 @@ def test_compose_stack_shape() -> None:
         assert w["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert "./deploy/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
     assert "./deploy/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
+    # published on the host's loopback only: the Kafka listener has no authentication,
+    # Prometheus' lifecycle API and Alertmanager's silences none either
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert len(published) == 6, published
+    assert all(str(p).startswith("127.0.0.1:") for p in published), published
 
 
 def test_compose_env_names_are_settings() -> None:

@@ -747,6 +747,22 @@ def test_a_place_the_gazetteer_lacks_is_forecast_as_rejected() -> None:
     assert "location.place 'Atlantis' is not in the gazetteer" in message
 
 
+def test_a_rejection_naming_a_hostile_field_shows_it_written_out() -> None:
+    """An unknown field named with a terminal's escape sequences cleared the operator's
+    screen and printed "ALL REPORTS VALID" in red; rich markup in it was read as markup."""
+    summary = FeedSummary()
+    checker = LineChecker(summary)
+    name = "\x1b[2J\x1b[1;31mALL REPORTS VALID\x1b[0m [bold]x[/bold]\x1b]0;title\x07"
+    checker.check(1, json.dumps({**GOOD, name: 1}).encode())
+    assert summary.rejected == {"unknown_field": 1}
+    buffer = io.StringIO()
+    feed.render_summary(summary, Console(file=buffer, width=400, force_terminal=True))
+    printed = buffer.getvalue()
+    assert "\x1b[2J" not in printed and "\x1b]0;" not in printed and "\x07" not in printed
+    assert "\\x1b[2J\\x1b[1;31mALL REPORTS VALID" in printed, printed
+    assert "[bold]x[/bold]" in printed, printed
+
+
 def test_a_deeply_nested_line_is_rejected_not_raised() -> None:
     summary = FeedSummary()
     checker = LineChecker(summary)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -96,36 +97,44 @@ def catalogue() -> ZoneCatalogue:
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory, catalogue: ZoneCatalogue) -> Iterator[Worker]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    tmp = tmp_path_factory.mktemp("page-broker")
+    with EmbeddedBroker("127.0.0.1", free_port(), log=tmp / "tansu.log") as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def worker(
+    tmp_path_factory: pytest.TempPathFactory, catalogue: ZoneCatalogue, broker: EmbeddedBroker
+) -> Iterator[Worker]:
     """A worker holding incidents in three zones: two in the last hour, more in the last
     24 h and one only in the last 7 days, none near the middle of the zone clicked."""
     tmp = tmp_path_factory.mktemp("page")
-    with EmbeddedBroker("127.0.0.1", free_port(), log=tmp / "tansu.log") as broker:
-        w = Worker(broker, tmp).start()
-        try:
-            clicked = zone_points(catalogue, CLICKED)[-3:]  # far from the middle
-            keyed = zone_points(catalogue, KEYED)
-            critical = zone_points(catalogue, CRITICAL)
-            h = timedelta(hours=1)
-            reports = [
-                report(1, *clicked[0], 0.2 * h, "small_arms_fire"),
-                report(2, *clicked[1], 5 * h, "engineering_works"),
-                report(3, *clicked[2], 3 * 24 * h, "small_arms_fire"),
-                report(4, *keyed[0], 0.5 * h, "heavy_weapons_fire"),  # a high alert
-                report(5, *keyed[5], 9 * h, "airspace_violation"),
-                report(6, *critical[0], 12 * h, "mine_incident"),
-            ]
-            status, body = w.post("/api/v1/reports", reports)
-            assert status == 202 and len(body["accepted"]) == len(reports), body
-            expected = {CLICKED: 2, KEYED: 2, CRITICAL: 1}
-            wait_for(
-                lambda: {r["zone"]: r["incidents"] for r in w.tallies("24h") or []} == expected,
-                timeout=60,
-                what="the fed incidents in the tallies",
-            )
-            yield w
-        finally:
-            w.stop()
+    w = Worker(broker, tmp).start()
+    try:
+        clicked = zone_points(catalogue, CLICKED)[-3:]  # far from the middle
+        keyed = zone_points(catalogue, KEYED)
+        critical = zone_points(catalogue, CRITICAL)
+        h = timedelta(hours=1)
+        reports = [
+            report(1, *clicked[0], 0.2 * h, "small_arms_fire"),
+            report(2, *clicked[1], 5 * h, "engineering_works"),
+            report(3, *clicked[2], 3 * 24 * h, "small_arms_fire"),
+            report(4, *keyed[0], 0.5 * h, "heavy_weapons_fire"),  # a high alert
+            report(5, *keyed[5], 9 * h, "airspace_violation"),
+            report(6, *critical[0], 12 * h, "mine_incident"),
+        ]
+        status, body = w.post("/api/v1/reports", reports)
+        assert status == 202 and len(body["accepted"]) == len(reports), body
+        expected = {CLICKED: 2, KEYED: 2, CRITICAL: 1}
+        wait_for(
+            lambda: {r["zone"]: r["incidents"] for r in w.tallies("24h") or []} == expected,
+            timeout=60,
+            what="the fed incidents in the tallies",
+        )
+        yield w
+    finally:
+        w.stop()
 
 
 @pytest.fixture(scope="module")
@@ -631,3 +640,105 @@ def test_the_drill_down_shows_the_names_and_the_place_as_given(
     assert cells["place"] == (f"{place} · {point}" if place else point), cells
     assert not any(v in ("null", "undefined") or "null" in v.split() for v in cells.values())
     assert page.errors() == []
+
+
+def test_the_map_s_zones_are_named_buttons_and_its_points_no_tab_stops(page: Page) -> None:
+    """A review tabbed through a dozen unnamed zones and every incident point before the
+    table, Enter on a zone did nothing, and a focused point lost its focus each refresh."""
+    driver = page.driver
+    show_all_zones(page)
+    zone = driver.find_element(By.CSS_SELECTOR, f'#map path[data-zone="{KEYED}"]')
+    assert zone.get_attribute("role") == "button" and zone.get_attribute("tabindex") == "0"
+    label = str(zone.get_attribute("aria-label"))
+    name = driver.find_element(By.CSS_SELECTOR, f'#zone-rows tr[data-zone="{KEYED}"] button').text
+    assert label.startswith(f"{name.strip()}: ") and " incident" in label, label
+    driver.execute_script("arguments[0].focus()", zone)
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait_for(lambda: set(page.listed_zones()) == {KEYED}, timeout=10, what=f"{KEYED} only")
+    assert zone.get_attribute("aria-pressed") == "true"
+    ActionChains(driver).send_keys(Keys.SPACE).perform()  # again: every zone
+    wait_for(lambda: len(set(page.listed_zones())) > 1, timeout=10, what="every zone again")
+    points = driver.find_elements(By.CSS_SELECTOR, "#map path[data-incident-id]")
+    assert points, "no incident point drawn"
+    for point in points:
+        assert point.get_attribute("tabindex") == "-1"
+        assert point.get_attribute("aria-hidden") == "true"
+    assert page.errors() == []
+
+
+def test_the_most_severe_alerts_come_first(page: Page) -> None:
+    """A critical alert sat below eight high ones: the list was by time alone."""
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    items = page.driver.find_elements(By.CSS_SELECTOR, "#alerts li[data-alert-id]")
+    severities = [str(li.get_attribute("data-severity")) for li in items]
+    assert {"critical", "high"} <= set(severities), severities
+    assert severities == sorted(severities, key=rank.__getitem__), severities
+
+
+def test_the_list_says_how_many_of_the_window_s_incidents_it_shows(
+    page: Page, worker: Worker
+) -> None:
+    """It stopped at 50 without a word where the window held 689."""
+    driver = page.driver
+    show_all_zones(page)
+    total = sum(api_counts(worker, "24h").values())
+    note = driver.find_element(By.ID, "incidents-note")
+    wait_for(lambda: note.text == f"All {total} shown.", timeout=10, what="all shown")
+    try:
+        driver.get(f"{worker.url}/?limit=2")
+        wait_for(lambda: page.refreshes() >= 1, timeout=30, what="the page's first refresh")
+        note = driver.find_element(By.ID, "incidents-note")
+        wait_for(
+            lambda: note.text.startswith(f"The latest 2 of {total} shown"),
+            timeout=10,
+            what="the count",
+        )
+        assert len(page.incident_items()) == 2
+        link = note.find_element(By.TAG_NAME, "a")
+        assert link.text == f"all {total} as CSV"
+        href = str(link.get_attribute("href"))
+        assert "format=csv" in href and "from=" in href and "to=" in href, href
+        got = driver.execute_async_script(
+            "fetch(arguments[0]).then(r => r.text()).then(arguments[1])", href
+        )
+        assert len(str(got).strip().splitlines()) == total + 1, got  # a header and each
+    finally:
+        driver.get(f"{worker.url}/")
+        wait_for(lambda: page.refreshes() >= 1, timeout=30, what="the page's first refresh")
+    assert page.errors() == []
+
+
+def test_the_status_says_the_figures_are_not_live_while_the_broker_does_not_answer(
+    page: Page, broker: EmbeddedBroker
+) -> None:
+    """Frozen broker: the page said "Updated" for a minute while no report could arrive.
+    Its spoken form changes only when what it says does. (Last: it freezes the module's
+    broker.)"""
+    driver = page.driver
+    status = driver.find_element(By.ID, "status")
+    live = driver.find_element(By.ID, "status-live")
+    page.wait_refreshed()
+    said = live.get_attribute("textContent")
+    assert str(said).startswith("Live · "), said
+    page.wait_refreshed()
+    assert live.get_attribute("textContent") == said  # not spoken again with each refresh
+    pid = broker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: status.text.startswith("Not live since ") or None,
+            timeout=40,
+            what="the page to say it is not live",
+        )
+        assert "the worker is waiting for broker" in status.text, status.text
+        assert str(live.get_attribute("textContent")).startswith("Not live: "), live.text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(
+        lambda: status.text.startswith("Updated ") or None,
+        timeout=60,
+        what="the page to be live again",
+    )
+    # what the browser logs of the 503s of /readyz (and of the tallies, while it joins)
+    assert [e for e in page.errors() if "status of 503" not in e] == []

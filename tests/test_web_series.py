@@ -237,6 +237,8 @@ async def test_series_csv_has_a_line_per_bucket_and_group(one: Client) -> None:
         ("from=2021-05-02&to=2021-05-01", "is not after from"),
         ("from=2021-05-01&to=2021-05-01", "is not after from"),
         ("interval=1h", "at most 10000"),  # hourly since the ceasefire: 52,000 buckets
+        ("interval=1h", "an earlier to, or interval=1d"),
+        ("from=1900-01-01", "give a later from or an earlier to"),  # daily: no other advice
         ("interval=1h&from=2000-01-01&to=2030-01-01", "at most 10000"),
         ("from=0001-01-01T00:00:00%2B01:00", "years 0001 to 9999"),
         ("to=9999-12-31T12:00:00Z&from=9999-12-01", "after the year 9999"),

@@ -132,6 +132,11 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"the embedded broker did not listen on {self.bootstrap} in {timeout}s")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (to signal it: tests freeze it)."""
+        return None if self._proc is None else self._proc.pid
+
     def wait(self) -> int:
         """Block until the broker process exits; its exit code."""
         if self._proc is None:

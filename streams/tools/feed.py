@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from schemas.codes import RejectReason
 from schemas.dead_letter import UNCONVERTED_HEADER
@@ -508,6 +510,16 @@ def _kafka_producer(settings: Settings) -> _Producer:
         raise unreachable(settings) from exc
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> Text:
+    """Text from a fed file as a table shows it: no markup, and control characters written
+    out (`\\x1b`), so that a field name holding a terminal's escape sequence neither clears
+    the operator's screen nor colours what it says."""
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def render_summary(summary: FeedSummary, console: Console) -> None:
     """The end-of-feed report: a headline, a table of counts, examples of rejections."""
     s = summary
@@ -548,7 +560,7 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
         examples.add_column("reason")
         examples.add_column("message", overflow="fold")
         for line_no, reason, message in s.examples:
-            examples.add_row(str(line_no), reason, message)
+            examples.add_row(str(line_no), reason, shown(message))
         console.print(examples)
     if s.aborted:
         console.print(f"[bold red]feed stopped early:[/] {s.aborted}")

@@ -98,7 +98,8 @@ def parse_series(
     if count > MAX_BUCKETS:
         raise QueryError(
             f"from {start.isoformat()} to {end.isoformat()} is {count} buckets of {interval}; "
-            f"at most {MAX_BUCKETS}: give a later from, an earlier to, or interval=1d",
+            f"at most {MAX_BUCKETS}: give a later from or an earlier to"
+            + ("" if interval == "1d" else ", or interval=1d"),
         )
     query = SeriesQuery(by, interval, start, count)
     try:

@@ -5,7 +5,12 @@
 
 (() => {
   const POLL_MS = 3000;
-  const INCIDENT_LIMIT = 50;
+  /** Incidents listed: 50, or the page's `?limit=` (1 to 1000, what the API pages by). */
+  const INCIDENT_LIMIT = (() => {
+    const n = Number(new URLSearchParams(location.search).get("limit"));
+    return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 50;
+  })();
+  const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
   /** Incident details fetched per refresh for their points (the list carries no place). */
   const DETAILS_PER_REFRESH = 8;
   /** Lower bounds of the shading classes; zero has its own colour. */
@@ -33,6 +38,9 @@
     incidents: [],
     places: new Map(), // incident_id -> {version, lat, lon}
     generation: 0, // bumps on each filter change: answers to older requests are dropped
+    span: null, // {from, to} of the incidents listed
+    lastLive: null, // the time (UTC, text) of the last refresh that found the worker ready
+    notLiveSince: null, // the last live refresh's time, while the worker is not ready
   };
   const zoneLayers = new Map(); // zone -> Leaflet layer
   let map = null;
@@ -62,7 +70,12 @@
   }
 
   async function getJSON(url) {
-    const resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    let resp;
+    try {
+      resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    } catch (_) { // the browser's words for it ("Failed to fetch") say nothing to a reader
+      throw new Error(`${url.split("?")[0]}: the worker did not answer`);
+    }
     if (!resp.ok) {
       let message = resp.statusText;
       try { message = (await resp.json()).error || message; } catch (_) { /* not JSON */ }
@@ -213,12 +226,28 @@
         const node = path.getElement();
         node.setAttribute("data-zone", id);
         node.classList.add("zone");
+        // a zone is a button to the keyboard too: named, and Enter or Space filters by it
+        node.setAttribute("tabindex", "0");
+        node.setAttribute("role", "button");
+        node.addEventListener("keydown", (e) => {
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); chooseZone(id); }
+        });
       });
     }
+    restyleZones();
   }
 
   function restyleZones() {
-    for (const [id, layer] of zoneLayers) layer.setStyle(zoneStyle(id));
+    for (const [id, layer] of zoneLayers) {
+      layer.setStyle(zoneStyle(id));
+      const n = countOf(id);
+      const label = `${zoneName(id)}: ${n} incident${n === 1 ? "" : "s"} ${WINDOW_TEXT[state.window]}`;
+      layer.eachLayer((path) => {
+        const node = path.getElement();
+        node?.setAttribute("aria-label", label);
+        node?.setAttribute("aria-pressed", String(id === state.zone));
+      });
+    }
   }
 
   function drawLegend() {
@@ -279,7 +308,12 @@
         `${zoneName(incident.zone)} · ${when(incident.occurred_at, incident.time_precision)}`));
       marker.on("click", (e) => { L.DomEvent.stopPropagation(e); openIncident(incident.incident_id, null); });
       marker.addTo(points);
-      marker.getElement()?.setAttribute("data-incident-id", incident.incident_id);
+      const node = marker.getElement();
+      node?.setAttribute("data-incident-id", incident.incident_id);
+      // redrawn on every refresh, and the list holds the same incidents as buttons: no Tab
+      // stop (one lost its focus each refresh), nothing for a screen reader to say twice
+      node?.setAttribute("tabindex", "-1");
+      node?.setAttribute("aria-hidden", "true");
     }
   }
 
@@ -354,6 +388,7 @@
     document.getElementById("incidents-title").textContent =
       `Latest incidents${where} ${WINDOW_TEXT[state.window]}`;
     const alertIds = new Set(state.alerts.find((a) => a.alert_id === state.alert)?.incident_ids ?? []);
+    renderListNote();
     if (!state.incidents.length) {
       list.replaceChildren(el("li", { class: "empty" }, `No incident${where} ${WINDOW_TEXT[state.window]}.`));
       return;
@@ -371,6 +406,25 @@
       el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
       el("div", { class: "meta" }, `${when(i.occurred_at, i.time_precision)} · ${n} report${n === 1 ? "" : "s"}`)));
     }));
+  }
+
+  /** How many of the span's incidents the list shows, and where the rest are: the tallies
+   * count them all (the zone's row when filtered), the list stops at INCIDENT_LIMIT. */
+  function renderListNote() {
+    const note = document.getElementById("incidents-note");
+    const span = state.span;
+    const total = state.zone ? (state.counts.get(state.zone)?.incidents ?? 0)
+      : [...state.counts.values()].reduce((sum, row) => sum + (row.incidents ?? 0), 0);
+    const shown = state.incidents.length;
+    if (!span || shown >= total) {
+      note.replaceChildren(shown ? `All ${shown} shown.` : "");
+      return;
+    }
+    const params = new URLSearchParams({ format: "csv", limit: "1000", from: span.from, to: span.to });
+    if (state.zone) params.set("zone", state.zone);
+    note.replaceChildren(`The latest ${shown} of ${total} shown · `,
+      el("a", { href: `/api/v1/incidents?${params}`, download: "incidents.csv" },
+        total > 1000 ? "the first 1,000 as CSV (the API pages on)" : `all ${total} as CSV`));
   }
 
   function renderFilter() {
@@ -494,9 +548,10 @@
   async function refresh() {
     const generation = state.generation;
     const win = state.window;
-    const [tallies, alerts] = await Promise.allSettled([
+    const [tallies, alerts, readiness] = await Promise.allSettled([
       getJSON(`/api/v1/tallies?window=${encodeURIComponent(win)}&by=zone`),
       getJSON("/api/v1/alerts?status=firing"),
+      readyz(),
     ]);
     // The list and the map cover the span the tallies counted (their `as_of`, and for
     // `all` their `since`), so the three agree; without tallies the list keeps its last.
@@ -519,30 +574,72 @@
       table.dataset.asOf = tallies.value.as_of ?? "";
       table.dataset.since = tallies.value.since ?? "";
     }
-    if (alerts.status === "fulfilled") {
+    if (alerts.status === "fulfilled") { // the most severe first, then the newest
       state.alerts = [...alerts.value.alerts].sort(
-        (a, b) => String(b.starts_at).localeCompare(String(a.starts_at)));
+        (a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9)
+          || String(b.starts_at).localeCompare(String(a.starts_at)));
     }
     if (incidents?.status === "fulfilled") {
       state.incidents = incidents.value.incidents;
+      state.span = span;
       const list = document.getElementById("incidents");
       list.dataset.from = span.from;
       list.dataset.to = span.to;
     }
     render();
     const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
-    const status = document.getElementById("status");
     const now = new Date().toISOString().slice(11, 19);
+    const waiting = readiness.status === "fulfilled" ? readiness.value : [];
+    if (!failed.length && !waiting.length) {
+      state.lastLive = now;
+      state.notLiveSince = null;
+    } else {
+      state.notLiveSince ??= state.lastLive ?? now;
+    }
     if (failed.length) {
-      status.textContent = `Not all figures could be refreshed at ${now} UTC (retrying): ${failed.join("; ")}`;
-      status.classList.add("error");
+      showStatus(`Not all figures could be refreshed at ${now} UTC (retrying): ${failed.join("; ")}`,
+        "Not all figures could be refreshed.");
+    } else if (waiting.length) {
+      // the figures answer from memory while the worker waits (a broker that does not
+      // answer: no report can arrive): not live, whatever the clock says
+      showStatus(`Not live since ${state.notLiveSince} UTC: the worker is waiting for `
+        + `${waiting.join("; ")}. The figures are those it holds; checked at ${now} UTC.`,
+      `Not live: the worker is waiting for ${waiting.join("; ")}.`);
     } else {
       const firing = state.alerts.length;
-      status.textContent = `Updated ${now} UTC · ${firing} alert${firing === 1 ? "" : "s"} firing`;
-      status.classList.remove("error");
+      showStatus(`Updated ${now} UTC · ${firing} alert${firing === 1 ? "" : "s"} firing`,
+        `Live · ${firing} alert${firing === 1 ? "" : "s"} firing`, false);
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
     }
     await locateIncidents(generation);
+  }
+
+  /** What the worker waits for before it is ready ([] when it is): `/readyz`'s answer. */
+  async function readyz() {
+    let resp;
+    try {
+      resp = await fetch("/readyz", { headers: { Accept: "application/json" }, cache: "no-store" });
+    } catch (_) {
+      return []; // the other requests say that the worker did not answer
+    }
+    if (resp.ok) return [];
+    try {
+      const body = await resp.json();
+      return Array.isArray(body.waiting_for) && body.waiting_for.length
+        ? body.waiting_for.map(String) : [String(body.status ?? resp.status)];
+    } catch (_) {
+      return [`readiness (${resp.status})`];
+    }
+  }
+
+  /** The visible status line, rewritten every refresh, and its spoken form (`said`): a live
+   * region changed only when what it says changes, not every 3 s with the clock. */
+  function showStatus(text, said, error = true) {
+    const status = document.getElementById("status");
+    status.textContent = text;
+    status.classList.toggle("error", error);
+    const live = document.getElementById("status-live");
+    if (live.textContent !== said) live.textContent = said;
   }
 
   async function refreshNow() {
@@ -553,9 +650,7 @@
       do {
         again = false;
         try { await refresh(); } catch (err) {
-          const status = document.getElementById("status");
-          status.textContent = `Refresh failed (retrying): ${err.message}`;
-          status.classList.add("error");
+          showStatus(`Refresh failed (retrying): ${err.message}`, "The refresh failed.");
         }
       } while (again);
     } finally {
@@ -588,15 +683,14 @@
       state.alert = null;
       filterChanged();
     });
-    const status = document.getElementById("status");
     for (;;) {
       try {
         const zones = await getJSON("/api/v1/zones");
         state.features = zones.features;
         break;
       } catch (err) {
-        status.textContent = `Waiting for the zone catalogue (retrying): ${err.message}`;
-        status.classList.add("error");
+        showStatus(`Waiting for the zone catalogue (retrying): ${err.message}`,
+          "Waiting for the zone catalogue.");
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       }
     }
