@@ -47,6 +47,7 @@ from streams.web.params import check_names, not_a_time
 from streams.web.series import document as series_document
 from streams.web.series import parse_series
 from streams.web.series import to_csv as series_csv
+from streams.web.server_log import quiet_client_errors
 
 if TYPE_CHECKING:
     from streams.web.worker_view import WorkerView
@@ -775,6 +776,7 @@ class ApiServer(faust.Service):  # type: ignore[misc]
 
     async def on_start(self) -> None:
         s = self.monitor.settings
+        quiet_client_errors()
         self._runner = web.AppRunner(self.api.web, access_log=None)
         await self._runner.setup()
         reserved = listen.take(s.web_host, s.web_port)  # bound by `run` before anything else
