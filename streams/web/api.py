@@ -61,6 +61,14 @@ HTTP_SOURCE = "http"
 #: broker that holds requests without answering held the client 40 s (the producer's
 #: request timeout), past many gateways' own timeouts.
 CONFIRM_SECONDS = 15.0
+#: A client's time to send a request's headers, and to send the next on a kept-alive
+#: connection (aiohttp's keep-alive check closes a connection waiting for a request that
+#: long, a trickle of header lines included; its default, 75 s, let a review hold 21,000
+#: half-sent requests until the worker ran out of file handles). Longer than a scrape
+#: interval of 15 s, so Prometheus finds its kept-alive connection open.
+KEEPALIVE_SECONDS = 20.0
+#: A client's time to send a POST's body: 408 and the connection closed after it.
+BODY_SECONDS = 30.0
 #: Most bytes of a rejected item its dead-letter record keeps: the largest report the
 #: schema accepts, so any item that could have been valid is kept whole, while the record
 #: (base64 and text of it, plus the errors) stays well under Kafka's default 1 MiB limit.
@@ -710,7 +718,17 @@ class Api:
             waiting = ", ".join(self.monitor.waiting_for()) or "its start"
             return error(503, f"worker not ready (waiting for {waiting}); retry")
         limit = self.monitor.settings.max_body_bytes
-        body = await read_body(request.content, limit)
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                body = await read_body(request.content, limit)
+        except TimeoutError:
+            late = error(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s")
+            late.force_close()
+            await late.prepare(request)
+            await late.write_eof()
+            if request.transport is not None:  # not the 10 s aiohttp gives an unread body
+                request.transport.close()
+            return late
         if body is None:
             return too_large(limit)
         received = datetime.now(UTC)
@@ -777,7 +795,9 @@ class ApiServer(faust.Service):  # type: ignore[misc]
     async def on_start(self) -> None:
         s = self.monitor.settings
         quiet_client_errors()
-        self._runner = web.AppRunner(self.api.web, access_log=None)
+        self._runner = web.AppRunner(
+            self.api.web, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS
+        )
         await self._runner.setup()
         reserved = listen.take(s.web_host, s.web_port)  # bound by `run` before anything else
         sites: list[web.BaseSite] = (
