@@ -127,6 +127,8 @@ BAD_TALLY_QUERIES = [
     "as_of=0001-01-01T00:00:00%2B01:00",  # before year 1 in UTC
     "as_of=9999-12-31T23:59:59-05:00",  # after year 9999 in UTC
     "as_of=2021-05-01T10:00:00",  # no offset
+    "as_of=2026-12-01T10:00:00.%2B00:00",  # a dot with no fraction (fromisoformat took it)
+    "as_of=20261201T100000Z",  # ISO 8601's basic form, not RFC 3339
     "as_of=%FF%FE",
     "as_of=yesterday",
     "scope=local&partitions=abc",

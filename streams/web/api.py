@@ -43,7 +43,7 @@ from streams.web.fanout import (
 )
 from streams.web.incidents import is_incident_id, parse_query, to_csv, wants_csv
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
-from streams.web.params import check_names, not_a_time
+from streams.web.params import check_names, is_rfc3339, not_a_time
 from streams.web.series import document as series_document
 from streams.web.series import parse_series
 from streams.web.series import to_csv as series_csv
@@ -224,6 +224,10 @@ def _rfc3339_seconds(value: str) -> float:
                 f"and Yerevan) or {value}T00:00:00Z"
             )
         raise QueryError(f"as_of {value!r} needs a UTC offset")
+    if not is_rfc3339(value):
+        raise not_a_time(
+            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
+        )
     try:
         return parsed.timestamp()
     except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC

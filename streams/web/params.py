@@ -16,6 +16,12 @@ _RFC3339 = re.compile(
 )
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
+
+def is_rfc3339(value: str) -> bool:
+    """An RFC 3339 date-time with its offset (`datetime.fromisoformat` takes more: a dot
+    with no digit after it, basic formats without dashes)."""
+    return _RFC3339.fullmatch(value) is not None
+
 #: A time of day followed by a space and what reads as a UTC offset without its sign: the
 #: `+` of `...T02:33:27+03:00` sent unencoded, which a query string decodes to a space.
 _SPACE_FOR_PLUS = re.compile(
