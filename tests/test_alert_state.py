@@ -647,7 +647,9 @@ def test_a_takeover_says_which_partitions_came_from_a_worker_that_left(
             assert "took over" not in caplog.text
             topic = r.stage.topic_name
             two = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
-            r.stage.ports.app.assignor = SimpleNamespace(assigned_actives=lambda: two)
+            r.stage.ports.app.assignor = SimpleNamespace(  # type: ignore[assignment]
+                assigned_actives=lambda: two
+            )
             r.stage.revoked()
             await r.start()
         assert f"{topic}: took over partitions [1] (another worker left" in caplog.text

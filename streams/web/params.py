@@ -22,6 +22,7 @@ def is_rfc3339(value: str) -> bool:
     with no digit after it, basic formats without dashes)."""
     return _RFC3339.fullmatch(value) is not None
 
+
 #: A time of day followed by a space and what reads as a UTC offset without its sign: the
 #: `+` of `...T02:33:27+03:00` sent unencoded, which a query string decodes to a space.
 _SPACE_FOR_PLUS = re.compile(
