@@ -238,3 +238,33 @@ def test_the_tls_check_needs_one_good_bootstrap_server(tls: TlsBroker) -> None:
         check_tls(good.model_copy(update={"ssl_cafile": tls.pki.other_ca}))
     with pytest.raises(TlsProblem, match=r"TLS settings unusable .*CEASEFIRE_SSL_CAFILE"):
         check_tls(good.model_copy(update={"ssl_cafile": tls.pki.ca.with_name("missing.pem")}))
+
+
+@pytest.mark.timeout(30)
+def test_a_tls_problem_at_the_advertised_broker_is_named(
+    tls: TlsBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bootstrapping through a good front while the broker named another, whose
+    certificate was for another host, gave "no Kafka broker reachable at <the good one>"."""
+    from streams.kafka import tls as tls_check
+
+    settings = Settings(
+        broker=tls.url,
+        security_protocol="SSL",
+        ssl_cafile=tls.pki.ca,
+        ssl_certfile=tls.pki.client_cert,
+        ssl_keyfile=tls.pki.client_key,
+    )
+    ctx = tls_check.ssl_context_of(settings)
+    assert ctx is not None
+    # the broker names itself as the clients are told to reach it (asked over TLS)
+    assert tls_check.advertised(ctx, "127.0.0.1", tls.front.port, 5) == [
+        ("127.0.0.1", tls.front.port)
+    ]
+    tls_check.check_tls(settings)  # the two agree: nothing to say
+    monkeypatch.setattr(tls_check, "advertised", lambda *_: [("127.0.0.1", tls.wrong_name.port)])
+    with pytest.raises(tls_check.TlsProblem) as raised:
+        tls_check.check_tls(settings)
+    said = str(raised.value)
+    assert f"names itself 127.0.0.1:{tls.wrong_name.port}" in said, said
+    assert "not issued for 127.0.0.1" in said and "advertised listener" in said, said

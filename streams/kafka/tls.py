@@ -18,6 +18,7 @@ from streams.config import Settings
 from streams.kafka.errors import BrokerUnavailable
 
 API_VERSIONS = 18
+METADATA = 3
 
 
 class TlsProblem(BrokerUnavailable):
@@ -58,6 +59,47 @@ def _api_versions_request(correlation_id: int) -> bytes:
     client_id = b"ceasefire-monitor-tls-check"
     body = struct.pack(">hhih", API_VERSIONS, 0, correlation_id, len(client_id)) + client_id
     return struct.pack(">i", len(body)) + body
+
+
+def _metadata_request(correlation_id: int) -> bytes:
+    """Metadata v0 for no topic in particular: the brokers, as they name themselves."""
+    client_id = b"ceasefire-monitor-tls-check"
+    body = struct.pack(">hhih", METADATA, 0, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">i", 0)  # topics: none asked for (v0: all of them, a few)
+    return struct.pack(">i", len(body)) + body
+
+
+def _brokers_of(response: bytes) -> list[tuple[str, int]]:
+    """(host, port) of each broker of a Metadata v0 response body (after its size)."""
+    at = 4  # the correlation id
+    (count,) = struct.unpack_from(">i", response, at)
+    at += 4
+    brokers = []
+    for _ in range(count):
+        _, length = struct.unpack_from(">ih", response, at)
+        at += 6
+        host = response[at : at + length].decode()
+        at += length
+        (port,) = struct.unpack_from(">i", response, at)
+        at += 4
+        brokers.append((host, port))
+    return brokers
+
+
+def advertised(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> list[tuple[str, int]]:
+    """The brokers the broker at host:port names to clients (its advertised listeners),
+    asked over TLS. Raises what `probe` raises, or ValueError for an answer it cannot read."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        with ctx.wrap_socket(sock, server_hostname=host) as tls:
+            tls.sendall(_metadata_request(2))
+            size = struct.unpack(">i", _read_exactly(tls, 4))[0]
+            if not 8 <= size <= 1 << 20:
+                raise ValueError(f"a Metadata answer of {size} bytes")
+            try:
+                return _brokers_of(_read_exactly(tls, size))
+            except (struct.error, UnicodeDecodeError) as exc:
+                raise ValueError(f"an unreadable Metadata answer: {exc}") from exc
 
 
 def _read_exactly(tls: ssl.SSLSocket, n: int) -> bytes:
@@ -161,6 +203,7 @@ def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
     for host, port in servers(settings.bootstrap()):
         try:
             probe(ctx, host, port, timeout)
+            _check_advertised(settings, ctx, host, port, timeout)
             return
         except ClosedAfterHandshake:
             problems.append(_closed_after_handshake(settings, host, port))
@@ -182,3 +225,34 @@ def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more bootstrap servers)" if len(problems) > 1 else ""
         raise TlsProblem(problems[0] + more)
+
+
+def _check_advertised(
+    settings: Settings, ctx: ssl.SSLContext, host: str, port: int, timeout: float
+) -> None:
+    """The clients bootstrap at host:port, then go where the broker names itself: a TLS
+    problem there (a certificate for another name, a listener without TLS) showed only
+    as "no Kafka broker reachable at host:port", the one that had answered. Raises
+    `TlsProblem` naming the advertised broker; anything else (one broker of a cluster
+    down, an answer it cannot read) is left to the clients."""
+    try:
+        brokers = advertised(ctx, host, port, timeout)
+    except (OSError, ssl.SSLError, ValueError):
+        return
+    for h, p in brokers:
+        if (h, p) == (host, port):
+            continue
+        try:
+            probe(ctx, h, p, timeout)
+            continue
+        except ssl.SSLError as exc:
+            why = _describe(settings, h, p, exc)
+        except ClosedAfterHandshake:
+            why = _closed_after_handshake(settings, h, p)
+        except OSError:
+            continue  # one broker of a cluster down: the clients use the others
+        raise TlsProblem(
+            f"the broker at {host}:{port} answers over TLS, but names itself {h}:{p} to "
+            f"clients (its advertised listener), and there: {why}. Check the broker's "
+            "advertised listeners, or connect where they point (CEASEFIRE_BROKER)"
+        )
