@@ -1189,6 +1189,42 @@ def test_an_event_revised_into_another_zone_is_counted_once() -> None:
     asyncio.run(run())
 
 
+def test_an_incident_first_published_merged_or_withdrawn_is_counted_when_it_opens() -> None:
+    """Two reports of one event in one step: the later one's id opened and was merged
+    (renamed) within the step, never published open. A revision then parted them: the
+    split-off incident was not counted (a review: the counter 3 % under the incidents
+    opened). A report sent and withdrawn in one step, reinstated later, the same."""
+
+    def counted() -> float:
+        (incidents,) = counter_total("ceasefire_incidents_total")
+        return incidents
+
+    async def run() -> None:
+        h = Harness()
+        start = counted()
+        later = report("x", source="pkf-op-1")
+        earlier = (NOW - timedelta(minutes=31)).isoformat()
+        await h.send(later, report("y", source="pkf-patrol-9", occurred_at=earlier))
+        x = incident_id_for("pkf-op-1", "x")
+        assert h.incidents()[x]["status"] == "merged", "published merged, never open"
+        assert counted() - start == 1
+        apart = (NOW - timedelta(minutes=300)).isoformat()
+        await h.send(report("y", source="pkf-patrol-9", revision=1, occurred_at=apart))
+        assert h.incidents()[x]["status"] == "open"
+        assert counted() - start == 2  # two events now, each counted once
+        assert [r["incidents"] for r in h.rows()] == [2]
+        withdrawal = {"report_id": "z", "source": "pkf-op-4", "revision": 1, "withdrawn": True}
+        alone = (NOW - timedelta(minutes=600)).isoformat()
+        await h.send(report("z", source="pkf-op-4", occurred_at=alone), withdrawal)
+        assert counted() - start == 2
+        await h.send(report("z", source="pkf-op-4", revision=2, occurred_at=alone))
+        assert counted() - start == 3
+        await h.send(report("y", source="pkf-patrol-9", revision=2, occurred_at=earlier))
+        assert counted() - start == 3  # x and y one again: nothing opened
+
+    asyncio.run(run())
+
+
 def test_a_name_that_matched_no_party_is_kept_in_the_incident_and_its_changelog() -> None:
     """SPEC.md: an unmatched name maps to `unknown` and is kept verbatim in the incident as
     `perpetrator_raw`; the report's raw names survive a recovery. Under internal format 5

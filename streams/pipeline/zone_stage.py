@@ -192,6 +192,11 @@ class ZoneStage(Stage[ZoneOutput]):
         self.tallies: dict[int, IncidentTally] = {}
         #: what a recovery must publish and write before the stage is ready (`settle`)
         self._adopted: ZoneOutput | None = None
+        #: ids first published other than open (opened and merged, or withdrawn, within
+        #: one step): never counted in `ceasefire_incidents_total`, so counted when they
+        #: head an incident again (a regrouping splits one off). This worker's run only:
+        #: the counter starts again with the process too.
+        self._never_counted: set[tuple[str, str]] = set()
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         books: dict[int, IncidentBook] = {}
@@ -375,6 +380,11 @@ class ZoneStage(Stage[ZoneOutput]):
                 metrics.CASUALTIES.labels(f.zone, f.attribution, "wounded").inc(wounded)
         for labels, n in opened.items():
             metrics.INCIDENTS.labels(*labels).inc(n)
+        for at, incident in out.incidents.items():
+            if incident.status is Status.OPEN:
+                self._never_counted.discard(at)
+            elif at in out.first:
+                self._never_counted.add(at)
         for outcome, n in out.outcomes.items():
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
@@ -386,7 +396,8 @@ class ZoneStage(Stage[ZoneOutput]):
         (its figures then), or if an incident counted before was merged into it in the step
         (a rename, when an earlier report joined: the larger of their figures, which are
         never summed), or if it was published before and is back (withdrawn, now
-        reinstated: its figures, so that nothing is counted twice)."""
+        reinstated: its figures, so that nothing is counted twice), unless its every
+        version before was published other than open (`_never_counted`)."""
         before: dict[tuple[str, str], tuple[int, int]] = {}
         into: dict[tuple[str, str], tuple[str, str]] = {}
         for at, incident in out.incidents.items():
@@ -409,7 +420,8 @@ class ZoneStage(Stage[ZoneOutput]):
         for at, incident in out.incidents.items():
             if at in before or incident.status is not Status.OPEN:
                 continue
-            if at not in out.first or _moved_in(incident, out.upserted):
+            counted = at not in out.first and at not in self._never_counted
+            if counted or _moved_in(incident, out.upserted):
                 before[at] = (incident.fields.killed, incident.fields.wounded)
         return before
 
