@@ -34,6 +34,7 @@ from streams.web.incidents import (
     rank,
     read_page,
     select,
+    spreadsheet_safe,
     to_csv,
     wants_csv,
 )
@@ -412,6 +413,33 @@ def test_a_source_that_starts_a_formula_is_neutralised_for_spreadsheets() -> Non
     )
     assert row["sources"] == "'=HYPERLINK(1)"
     assert json.loads(row["reports"]) == [["=HYPERLINK(1)", "r", 0]]  # the exact value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=1+1",
+        "+1",
+        "-1",
+        "@SUM(1)",
+        "\t=1",
+        "\r=1",
+        " =1",
+        "\n=1",
+        "\u3000=1",
+        "\uff1d1+1",
+        "\uff0b1",
+    ],
+)
+def test_every_start_a_spreadsheet_reads_as_a_formula_is_prefixed(text: str) -> None:
+    """A review: a cell starting with a blank or a line break before `=`, or with a
+    full-width equals sign (U+FF1D), was not prefixed."""
+    assert spreadsheet_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["", "pkf-op-1", "Armenian forces", "1-2", " a=b"])
+def test_text_no_spreadsheet_reads_as_a_formula_is_kept(text: str) -> None:
+    assert spreadsheet_safe(text) == text
 
 
 def test_an_empty_csv_is_its_header() -> None:

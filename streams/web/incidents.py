@@ -470,8 +470,18 @@ CSV_COLUMNS = (
     "time_precision",
     "perpetrator_raw",
 )
-#: A cell starting with one of these is a formula to a spreadsheet.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP's list, and
+#: the full-width forms some spreadsheets read as the same when typed in an East Asian
+#: locale), after any blanks and line breaks, which some spreadsheets skip.
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_SKIPPED = " \t\r\n\u3000"
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text`, prefixed with `'` where a spreadsheet would take it for a formula."""
+    if text[:1] in ("\t", "\r") or text.lstrip(_SKIPPED)[:1] in _FORMULA_START:
+        return "'" + text
+    return text
 
 
 def csv_row(doc: Mapping[str, Any]) -> list[str]:
@@ -482,16 +492,14 @@ def csv_row(doc: Mapping[str, Any]) -> list[str]:
     claims = "; ".join(f"{c}:{a}" for c, a in sorted(doc["claims"].items()))
     reports = doc["reports"]
     sources = "; ".join(r["source"] for r in reports)
-    if sources.startswith(_FORMULA_START):
-        sources = "'" + sources
+    sources = spreadsheet_safe(sources)
     exact = json.dumps(
         [[r["source"], r["report_id"], r["revision"]] for r in reports],
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    named = doc.get("perpetrator_raw") or ""  # absent from workers of earlier releases
-    if named.startswith(_FORMULA_START):
-        named = "'" + named
+    # absent from workers of earlier releases
+    named = spreadsheet_safe(doc.get("perpetrator_raw") or "")
     return [
         str(doc["incident_id"]),
         str(doc["version"]),
