@@ -97,8 +97,8 @@ class Harness:
         resp = await self.client.post("/api/v1/reports", data=body, headers=sent, **kwargs)
         return resp.status, await resp.json()
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        resp = await self.client.get(path)
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        resp = await self.client.get(path, headers=headers)
         assert resp.content_type == "application/json", await resp.text()
         return resp.status, await resp.json()
 
@@ -150,9 +150,29 @@ BAD_TALLY_QUERIES = [
 
 @pytest.mark.parametrize("query", BAD_TALLY_QUERIES)
 async def test_bad_tally_parameters_answer_400_with_a_json_error(api: Harness, query: str) -> None:
-    status, body = await api.get(f"/api/v1/tallies?{query}")
+    status, body = await api.get(f"/api/v1/tallies?{query}", headers=AUTH)
     assert status == 400, body
     assert isinstance(body["error"], str) and body["error"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tallies?scope=local&partitions=abc",
+        "/api/v1/series?scope=local&interval=1y",
+        "/api/v1/alerts?scope=local&status=open",
+        "/api/v1/incidents?scope=local&limit=0",
+        "/api/v1/incidents/nonsense?scope=local",
+        "/api/v1/tallies?scope=cluster&scope=local&partitions=0",
+    ],
+)
+async def test_a_peer_query_without_the_token_is_401_before_its_parameters_are_read(
+    api: Harness, path: str
+) -> None:
+    """A security review: a stranger's `scope=local` request with a bad parameter was
+    told what was wrong with it (400) before being refused (401)."""
+    status, body = await api.get(path)
+    assert status == 401, body
 
 
 async def test_an_as_of_that_is_a_date_says_which_instants_would_do(api: Harness) -> None:

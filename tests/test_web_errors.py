@@ -129,7 +129,7 @@ async def test_the_live_page_and_its_files_keep_their_answers(api: Harness) -> N
 async def test_unknown_and_repeated_parameters_are_400(
     api: Harness, path: str, problem: str
 ) -> None:
-    status, body = await api.get(path)
+    status, body = await api.get(path, headers=AUTH)
     assert status == 400 and problem in body["error"], body
 
 

@@ -184,7 +184,7 @@ async def test_filters_narrow_the_list(one: Client) -> None:
     ],
 )
 async def test_bad_list_parameters_answer_400_with_a_json_error(one: Client, query: str) -> None:
-    status, body = await get(one, f"/api/v1/incidents?{query}")
+    status, body = await get(one, f"/api/v1/incidents?{query}", headers=AUTH)
     assert status == 400 and body["error"]
 
 

@@ -251,7 +251,7 @@ async def test_series_csv_has_a_line_per_bucket_and_group(one: Client) -> None:
 async def test_bad_series_queries_are_400_with_a_message(
     one: Client, query: str, message: str
 ) -> None:
-    status, body = await get(one, f"/api/v1/series?{query}")
+    status, body = await get(one, f"/api/v1/series?{query}", headers=AUTH)
     assert status == 400 and message in body["error"], body
 
 

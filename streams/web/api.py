@@ -468,14 +468,22 @@ class Api:
         live_page.register(self.web, monitor.settings)  # GET / and /static/: the live page
 
     def _answer_peer(self, request: web.Request, answer: Callable[[], Any]) -> web.Response:
-        """A peer's `scope=local` request: its token checked, then this worker's answer for
-        the partitions asked, or 409 when it does not hold them all."""
+        """A peer's `scope=local` request, its token checked (first by `_refused`, and here
+        where the answer is made): this worker's answer for the partitions asked, or 409
+        when it does not hold them all."""
         if not self._authorized(request):
             return unauthorized(request.headers.get("Authorization"))
         try:
             return web.json_response(answer())
         except NotOwner as exc:
             return error(409, str(exc))
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """401 for a `scope=local` request (a peer's) without the token, before anything
+        else of it is read: its parameters are no business of a stranger."""
+        if "local" in request.query.getall("scope", ()) and not self._authorized(request):
+            return unauthorized(request.headers.get("Authorization"))
+        return None
 
     def _authorized(self, request: web.Request) -> bool:
         token = self.monitor.settings.api_token
@@ -512,6 +520,8 @@ class Api:
         return web.json_response(self.monitor.zones.geojson())
 
     async def tallies(self, request: web.Request) -> web.Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         parts: set[int] = set()
         try:
             q = check_names(request.query.items(), TALLY_PARAMETERS, internal=_PEER_PARAMETERS)
@@ -560,6 +570,8 @@ class Api:
 
     async def series(self, request: web.Request) -> web.Response:
         """Counts by event time, bucket by bucket (`streams/web/series.py`)."""
+        if (refused := self._refused(request)) is not None:
+            return refused
         q = request.query
         settings = self.monitor.settings
         parts: set[int] = set()
@@ -590,6 +602,8 @@ class Api:
         return web.json_response(doc)
 
     async def alerts(self, request: web.Request) -> web.Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         try:
             q = check_names(request.query.items(), ALERT_PARAMETERS, internal=("scope",))
             status = q.get("status", "firing")
@@ -599,9 +613,9 @@ class Api:
         except QueryError as exc:
             return error(400, str(exc))
         if local:
-            if not self._authorized(request):
-                return unauthorized(request.headers.get("Authorization"))
-            return web.json_response({"alerts": self.monitor.alerting.alerts(status)})
+            return self._answer_peer(
+                request, lambda: {"alerts": self.monitor.alerting.alerts(status)}
+            )
         try:
             alerts = await cluster_alerts(self.monitor, status)
         except Incomplete as exc:
@@ -610,6 +624,8 @@ class Api:
 
     async def incidents(self, request: web.Request) -> web.Response:
         """Open incidents, newest first, a page at a time (`streams/web/incidents.py`)."""
+        if (refused := self._refused(request)) is not None:
+            return refused
         q = request.query
         parts: set[int] = set()
         try:
@@ -641,6 +657,8 @@ class Api:
 
     async def incident(self, request: web.Request) -> web.Response:
         """One open incident with its current reports."""
+        if (refused := self._refused(request)) is not None:
+            return refused
         incident_id = request.match_info["incident_id"].lower()  # a UUID in any case
         parts: set[int] = set()
         try:
