@@ -419,6 +419,12 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
         return Rejection(
             RejectReason.NOT_AN_OBJECT, f"a report must be a JSON object: {details[0]['msg']}"
         )
+    # JSON, with field errors: a key given twice first, since they may come from the value
+    # kept of it (and a sender fixing only them would be refused next for the key)
+    doc = _decode(raw)
+    twice = None if isinstance(doc, Rejection) else duplicate_key(raw, count_keys(doc))
+    if twice is not None:
+        return _twice(twice)
     errors = tuple(
         FieldError(
             field=clip(_field_path(d["loc"]), MAX_FIELD_CHARS),

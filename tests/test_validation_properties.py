@@ -348,3 +348,24 @@ def test_a_key_given_twice_is_refused_naming_it(
     result = assert_handled(text.encode())
     assert isinstance(result, Rejection) and result.reason is RejectReason.INVALID_JSON, result
     assert f"key {twice!r} is given twice" in result.message
+
+
+@BOUNDED
+@given(
+    st.sampled_from(sorted(VALID)),
+    st.sampled_from(sorted(set(VALID) - {"report_id"})),
+    st.booleans(),
+)
+def test_a_key_given_twice_is_named_before_the_field_errors(
+    top: str, dropped: str, withdrawal: bool
+) -> None:
+    """A review: a repeated key in a report also missing a field (or a withdrawal's) was
+    refused as `missing_field`; fixed, it was refused again, for the repeated key."""
+    doc = {k: v for k, v in VALID.items() if k != dropped}
+    if withdrawal:
+        doc = {"report_id": VALID["report_id"], "withdrawn": True, "revision": "one"}
+    key = top if top in doc else "report_id"
+    text = "{" + json.dumps(key) + ":" + json.dumps(doc[key]) + "," + json.dumps(doc)[1:]
+    result = assert_handled(text.encode())
+    assert isinstance(result, Rejection) and result.reason is RejectReason.INVALID_JSON, result
+    assert f"key {key!r} is given twice" in result.message
