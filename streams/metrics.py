@@ -85,6 +85,7 @@ _LAG_BUCKETS = (
     900,
     3600,
     3 * 3600,
+    6 * 3600,  # CeasefireEventLagHigh's threshold: its share is read off exactly
     12 * 3600,
     86400,
     3 * 86400,
@@ -152,6 +153,12 @@ REPORT_OUTCOMES = Counter(
     "revision_conflict), reclassified (a re-send the classifier now makes another document "
     "of: it replaces the old classification).",
     ["outcome"],
+    registry=REGISTRY,
+)
+BROKER_ANSWERING = Gauge(
+    "ceasefire_broker_answering",
+    "1 while the worker's broker answers its metadata probes (every 3 s), 0 after 3 probes "
+    "in a row went unanswered (the worker is then not ready).",
     registry=REGISTRY,
 )
 WORKER_READY = Gauge(

@@ -4,6 +4,7 @@ round trip through a real Alertmanager (Debian's `prometheus-alertmanager`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -182,13 +183,22 @@ def _free_port() -> int:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
+    with running_alertmanager(
+        tmp_path, 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_alertmanager(tmp_path: Path, config_text: str) -> Iterator[str]:
+    """A real Alertmanager with `config_text`, on a loopback port: its URL."""
     if shutil.which(ALERTMANAGER) is None:
         pytest.skip(
             f"{ALERTMANAGER} is not installed "
             "(apt-get install -y prometheus-alertmanager); the CI installs it"
         )
     config = tmp_path / "alertmanager.yml"
-    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    config.write_text(config_text)
     port = _free_port()
     log = (tmp_path / "alertmanager.log").open("wb")
     proc = subprocess.Popen(

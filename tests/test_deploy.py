@@ -255,12 +255,65 @@ def test_amtool_check_config() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_alertmanager_routes_critical_to_on_call() -> None:
+def test_alertmanager_routes_operator_and_ceasefire_alerts_to_their_own_people() -> None:
+    """The monitor's health to its operators, the ceasefire to the mission's duty
+    officers: an on-call review found both on one receiver, routed by severity only."""
     amtool = need("amtool")
     config = ALERTMANAGER / "alertmanager.yml"
-    for labels, receiver in (("severity=critical", "on-call"), ("severity=low", "default")):
-        r = run(amtool, "config", "routes", "test", f"--config.file={config}", labels)
-        assert r.stdout.strip() == receiver, r.stdout + r.stderr
+    for labels, receiver in (
+        (["service=ceasefire-monitor", "severity=critical"], "operators-on-call"),
+        (["service=ceasefire-monitor", "severity=warning"], "operators"),
+        (["alertname=fatality", "severity=critical", "zone=loc-east"], "mission-urgent"),
+        (["alertname=zone-surge", "severity=high", "zone=loc-east"], "mission"),
+        (["alertname=engineering-works", "severity=low", "zone=loc-east"], "mission"),
+    ):
+        r = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+        assert r.stdout.strip() == receiver, f"{labels}: {r.stdout}{r.stderr}"
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_not_answering_holds_back_the_alerts_it_causes_on_its_worker(
+    tmp_path: Path,
+) -> None:
+    """On a real Alertmanager with the shipped configuration (its webhooks pointed at a
+    closed loopback port): a frozen broker paged as a stalled partition and a worker not
+    ready, none naming the broker (an on-call review)."""
+    import json
+    import urllib.request
+
+    from tests.test_alerting_alertmanager import running_alertmanager
+
+    config = re.sub(
+        r"http://alert-webhook\.invalid:8080/\S+",
+        "http://127.0.0.1:9/hook",
+        (ALERTMANAGER / "alertmanager.yml").read_text(encoding="utf-8"),
+    )
+    base = {"service": "ceasefire-monitor", "severity": "critical", "job": "ceasefire-monitor"}
+    sent = [
+        {"alertname": "CeasefireBrokerNotAnswering", "instance": "w1:6066"},
+        {"alertname": "CeasefireWorkerNotReady", "instance": "w1:6066"},
+        {"alertname": "CeasefirePartitionStalled", "instance": "w1:6066", "partition": "2"},
+        {"alertname": "CeasefireWorkerNotReady", "instance": "w2:6066"},
+    ]
+    with running_alertmanager(tmp_path, config) as url:
+        body = json.dumps([{"labels": {**base, **labels}} for labels in sent]).encode()
+        request = urllib.request.Request(
+            f"{url}/api/v2/alerts", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200
+        with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=10) as resp:
+            alerts = json.loads(resp.read())
+    held = {
+        (a["labels"]["alertname"], a["labels"]["instance"]): bool(a["status"]["inhibitedBy"])
+        for a in alerts
+    }
+    assert held == {
+        ("CeasefireBrokerNotAnswering", "w1:6066"): False,
+        ("CeasefireWorkerNotReady", "w1:6066"): True,
+        ("CeasefirePartitionStalled", "w1:6066"): True,
+        ("CeasefireWorkerNotReady", "w2:6066"): False,  # another worker: its own cause
+    }
 
 
 # -- Grafana ---------------------------------------------------------------------------

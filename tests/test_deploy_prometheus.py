@@ -44,6 +44,7 @@ EXPORTER = textwrap.dedent(
     zones, parties = ["shusha", "lachin-corridor", "loc-east"], ["az", "am", "nk"]
     categories, severities = ["small_arms_fire", "drone_strike", "civilian_harm"], ["low", "high"]
     m.WORKER_READY.set(1)
+    m.BROKER_ANSWERING.set(1)
     for i, z in enumerate([*zones, "aghdam-district"]):  # the last without incidents
         m.ZONE_INFO.labels(z, z.title(), f"{39.7 + i / 10:.4f}", f"{46.7 + i / 10:.4f}").set(1)
     m.PARTITIONS_OWNED.set(8)

@@ -42,6 +42,7 @@ from streams.pipeline.stage_input import TAIL_INTERVAL, StageInput
 from streams.pipeline.theatre_stage import TheatreStage
 from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas
+from streams.pipeline.zero_series import start_worker_at_zero
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
 from streams.web.api import register_api
@@ -125,8 +126,10 @@ class Monitor:
             self.identity = IdentityStage(ports)
         # what the zone stage writes for the alert stage, read back without a parse
         alert_inputs = AlertInputMemo()
-        self.zone = ZoneStage(ports, s.link_rule(), alert_inputs)
+        self.zone = ZoneStage(ports, s.link_rule(), alert_inputs, self.zones.ids)
         self.alerting = AlertStage(ports, self.zones.ids, alert_inputs)
+        # every series it may count exists at zero first (zero_series.py)
+        start_worker_at_zero(self.alerting.rules, s.alertmanager_url is not None)
         self.theatre = TheatreStage(
             ports,
             self.alerting.rules,
@@ -236,6 +239,7 @@ class Monitor:
         was_down = self.broker_misses >= BROKER_DOWN_AFTER
         self.broker_misses = 0 if answered else self.broker_misses + 1
         down = self.broker_misses >= BROKER_DOWN_AFTER
+        metrics.BROKER_ANSWERING.set(0 if down else 1)
         if down != was_down:
             if down:
                 log.error("no answer from the broker for %d probes: not ready", self.broker_misses)

@@ -323,7 +323,11 @@ def window_gauge_values(
     current: dict[str, list[Row]], previous: dict[str, list[Row]]
 ) -> dict[tuple[Any, tuple[str, ...]], int]:
     """(gauge, labels) -> value from tally rows by (zone, party): per window, the incidents
-    and casualties of the window ending now, and the incidents of the window before it."""
+    and casualties of the window ending now, and the incidents of the window before it.
+
+    A (zone, party) with incidents in only one of a window and the window before has its
+    series in both, at 0 in the other: "now minus before" is then a figure (a dashboard's
+    change was No data when the window before was empty)."""
     values: dict[tuple[Any, tuple[str, ...]], int] = {}
     for window, rows in current.items():
         for row in rows:
@@ -334,8 +338,16 @@ def window_gauge_values(
                 values[(metrics.CASUALTIES_WINDOW, labels)] = int(row[kind])
     for window, rows in previous.items():
         for row in rows:
+            zone, party = str(row["zone"]), str(row["party"])
+            values[(metrics.INCIDENTS_PREVIOUS_WINDOW, (zone, party, window))] = int(
+                row["incidents"]
+            )
+            values.setdefault((metrics.INCIDENTS_WINDOW, (zone, party, window)), 0)
+            for kind in ("killed", "wounded"):
+                values.setdefault((metrics.CASUALTIES_WINDOW, (zone, party, kind, window)), 0)
+        for row in current.get(window, []):
             labels3 = (str(row["zone"]), str(row["party"]), window)
-            values[(metrics.INCIDENTS_PREVIOUS_WINDOW, labels3)] = int(row["incidents"])
+            values.setdefault((metrics.INCIDENTS_PREVIOUS_WINDOW, labels3), 0)
     return values
 
 

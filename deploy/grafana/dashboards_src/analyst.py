@@ -438,9 +438,10 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             table(
                 "Alerts firing now by rule and zone",
-                "Ceasefire alerts currently firing (1) or resolved (0), by rule and zone. "
-                "Details: GET /api/v1/alerts?status=firing.",
-                [Q('sum by (rule, zone) (ceasefire_alerts_firing{zone=~"$zone"})', "")],
+                "Ceasefire alerts currently firing, by rule and zone (the resolved ones, a "
+                "row at 0 for each rule and zone, are left out). Details: GET "
+                "/api/v1/alerts?status=firing.",
+                [Q('sum by (rule, zone) (ceasefire_alerts_firing{zone=~"$zone"}) > 0', "")],
                 transformations=[
                     dashboard_m.DataTransformerConfig(
                         id_val="organize",

@@ -18,6 +18,7 @@ UID = "ceasefire-operations"
 W = 'job=~"$job", instance=~"$instance"'
 UP_DOWN = {"0": ("DOWN", "red"), "1": ("UP", "green")}
 READY = {"0": ("NOT READY", "red"), "1": ("READY", "green")}
+ANSWERING = {"0": ("NO ANSWER", "red"), "1": ("ANSWERS", "green")}
 
 
 def _quantiles(metric: str) -> list[Q]:
@@ -70,7 +71,7 @@ def build() -> dashboard_b.Dashboard:
                 [Q(f"up{{{W}}}", "{{instance}}")],
                 mappings=UP_DOWN,
                 thresholds=((None, "red"), (1, "green")),
-                width=6,
+                width=4,
             )
         )
         .with_panel(
@@ -81,7 +82,19 @@ def build() -> dashboard_b.Dashboard:
                 [Q(f"ceasefire_worker_ready{{{W}}}", "{{instance}}")],
                 mappings=READY,
                 thresholds=((None, "red"), (1, "green")),
-                width=6,
+                width=4,
+            )
+        )
+        .with_panel(
+            stat(
+                "Broker answering",
+                "Whether each worker's Kafka broker answers its metadata probes (every 3 s; "
+                "NO ANSWER after 3 in a row). NO ANSWER on every worker: the broker is down "
+                "(CeasefireBrokerNotAnswering).",
+                [Q(f"ceasefire_broker_answering{{{W}}}", "{{instance}}")],
+                mappings=ANSWERING,
+                thresholds=((None, "red"), (1, "green")),
+                width=4,
             )
         )
         .with_panel(
@@ -266,7 +279,8 @@ def build() -> dashboard_b.Dashboard:
             timeseries(
                 "Event lag (occurred_at to arrival)",
                 "Quantiles of how late reports arrive after the event. Operators are "
-                "alerted when p90 stays above 6 hours (CeasefireEventLagHigh).",
+                "alerted when over a quarter arrive more than 6 hours late for an hour "
+                "(CeasefireEventLagHigh).",
                 _quantiles("ceasefire_event_lag_seconds"),
                 unit="s",
             )
