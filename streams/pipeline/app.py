@@ -79,6 +79,10 @@ class Monitor:
         self.ready = False
         #: broker probes unanswered in a row (`_probe_broker`)
         self.broker_misses = 0
+        # Answering until probes say otherwise: a gauge at 0 before the first probe (or
+        # while a long recovery holds the timers) would page for the broker and hold back
+        # the not-ready alert that names the real cause.
+        metrics.BROKER_ANSWERING.set(1)
         #: Once ready, the worker is alive for good (liveness); `ready` may drop again.
         self.started = False
         #: Readiness of ingest and of the identity stage when it runs in a process of its
