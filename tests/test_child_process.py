@@ -211,3 +211,25 @@ def test_a_silent_child_is_killed_once() -> None:
     proc._kill_if_silent()
     proc._kill_if_silent()
     assert child.kills == 1
+
+
+def test_a_child_is_not_killed_for_the_time_the_worker_stood_still() -> None:
+    """A worker and its children frozen 35 s (a paused VM or container): the worker's first
+    look after it killed both healthy children; the time it stood still is not theirs."""
+
+    class FakeProcess:
+        kills = 0
+
+        def kill(self) -> None:
+            self.kills += 1
+
+    proc = IdentityProcess(Settings())
+    child = FakeProcess()
+    proc._process, proc._conn = child, FakeConnection()  # type: ignore[assignment]
+    proc._heard_at = 100.0
+    proc._look(136.0, 36.0)  # the first look after a 35 s freeze
+    assert child.kills == 0
+    proc._look(137.0, 1.0)
+    assert child.kills == 0  # silent 2 s of listening
+    proc._look(100.0 + 35.0 + child_process.SILENT_MAX + 1, 1.0)
+    assert child.kills == 1  # silent past SILENT_MAX while the worker listened: hung

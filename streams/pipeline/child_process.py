@@ -9,7 +9,8 @@ the worker's main module, no resource tracker) and speaks with it over a socket 
                       stage reports besides (every STATUS_EVERY seconds, and within a
                       tenth of a second of a change of a counter or of readiness)
 
-A child that dies, or sends nothing for SILENT_MAX seconds (hung: it is killed), is
+A child that dies, or sends nothing for SILENT_MAX seconds while the worker listens (hung:
+it is killed; time the worker itself stood still is not the child's silence), is
 started again after a backoff, the worker not ready meanwhile; nothing is lost (a stage
 commits its input only after its output is acknowledged). A worker that dies closes the
 pipe, and the child stops on its own, leaving its groups, so the next worker's join does
@@ -59,6 +60,13 @@ CHILD_NICE = 5
 #: A child silent this long is hung (it sends a status every second): it is killed, and
 #: started again as one that died.
 SILENT_MAX = 30.0
+#: How often the worker looks for a silent child.
+WATCH_EVERY = 1.0
+#: A look this much later than due: the worker itself stood still (a frozen VM or container,
+#: SIGSTOP, a loop held by a long step), and its children likely with it. That time is not
+#: their silence: a 35 s freeze of a worker and its children killed both healthy children
+#: at the worker's first look after it.
+STOOD_STILL = 5.0
 
 
 @dataclass(frozen=True)
@@ -206,12 +214,27 @@ class ChildProcess:
             self._lost()
 
     async def _watch(self) -> None:
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(1.0)
-            self._kill_if_silent()
+            await asyncio.sleep(WATCH_EVERY)
+            now = time.monotonic()
+            self._look(now, now - last)
+            last = now
 
-    def _kill_if_silent(self) -> None:
-        silent = time.monotonic() - self._heard_at
+    def _look(self, now: float, since_last: float) -> None:
+        """A watchdog's look, `since_last` seconds after the previous one."""
+        stood_still = since_last - WATCH_EVERY
+        if stood_still > STOOD_STILL:
+            self._heard_at += stood_still  # the child's silence counts while we listen
+            log.warning(
+                "the worker stood still for %.0f s: the %s process's silence counts from now",
+                stood_still,
+                self.name,
+            )
+        self._kill_if_silent(now)
+
+    def _kill_if_silent(self, now: float | None = None) -> None:
+        silent = (time.monotonic() if now is None else now) - self._heard_at
         if self._process is not None and self._conn is not None and silent > SILENT_MAX:
             log.error("the %s process sent nothing for %.0f s; killing it", self.name, silent)
             self._process.kill()  # its end of the pipe closes: `_drain` starts another
