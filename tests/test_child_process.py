@@ -194,13 +194,16 @@ def test_a_stopping_worker_does_not_start_its_child_again() -> None:
     assert asyncio.run(scenario())._restart is None
 
 
+class FakeProcess:
+    """A child process that counts its kills."""
+
+    kills = 0
+
+    def kill(self) -> None:
+        self.kills += 1
+
+
 def test_a_silent_child_is_killed_once() -> None:
-    class FakeProcess:
-        kills = 0
-
-        def kill(self) -> None:
-            self.kills += 1
-
     proc = IdentityProcess(Settings())
     child = FakeProcess()
     proc._process, proc._conn = child, FakeConnection()  # type: ignore[assignment]
@@ -216,12 +219,6 @@ def test_a_silent_child_is_killed_once() -> None:
 def test_a_child_is_not_killed_for_the_time_the_worker_stood_still() -> None:
     """A worker and its children frozen 35 s (a paused VM or container): the worker's first
     look after it killed both healthy children; the time it stood still is not theirs."""
-
-    class FakeProcess:
-        kills = 0
-
-        def kill(self) -> None:
-            self.kills += 1
 
     proc = IdentityProcess(Settings())
     child = FakeProcess()

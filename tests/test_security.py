@@ -40,6 +40,17 @@ pytestmark = [
 FAIL_FAST = 15.0
 
 
+def mutual_tls(tls: TlsBroker) -> Settings:
+    """Settings for the TLS front with the client's certificate (mutual TLS)."""
+    return Settings(
+        broker=tls.url,
+        security_protocol="SSL",
+        ssl_cafile=tls.pki.ca,
+        ssl_certfile=tls.pki.client_cert,
+        ssl_keyfile=tls.pki.client_key,
+    )
+
+
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     where = tmp_path_factory.mktemp("tls")
@@ -90,13 +101,7 @@ def test_the_broker_is_reachable_only_through_tls(tls: TlsBroker) -> None:
     # a Kafka answer would be a size then correlation id 7; TLS sends an alert or closes
     assert answer[4:8] != struct.pack(">i", 7)
 
-    settings = Settings(
-        broker=tls.url,
-        security_protocol="SSL",
-        ssl_cafile=tls.pki.ca,
-        ssl_certfile=tls.pki.client_cert,
-        ssl_keyfile=tls.pki.client_key,
-    )
+    settings = mutual_tls(tls)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap(),
         request_timeout_ms=10_000,
@@ -248,13 +253,7 @@ def test_a_tls_problem_at_the_advertised_broker_is_named(
     certificate was for another host, gave "no Kafka broker reachable at <the good one>"."""
     from streams.kafka import tls as tls_check
 
-    settings = Settings(
-        broker=tls.url,
-        security_protocol="SSL",
-        ssl_cafile=tls.pki.ca,
-        ssl_certfile=tls.pki.client_cert,
-        ssl_keyfile=tls.pki.client_key,
-    )
+    settings = mutual_tls(tls)
     ctx = tls_check.ssl_context_of(settings)
     assert ctx is not None
     # the broker names itself as the clients are told to reach it (asked over TLS)
