@@ -157,8 +157,8 @@ REPORT_OUTCOMES = Counter(
 )
 BROKER_ANSWERING = Gauge(
     "ceasefire_broker_answering",
-    "1 while the worker's broker answers its metadata probes (every 3 s; 1 before the "
-    "first), 0 after 3 probes in a row went unanswered (the worker is then not ready).",
+    "1 while the worker's broker answers its metadata probes (1 before the first), 0 after "
+    "3 probes in a row went unanswered, 12-15 s (the worker is then not ready).",
     registry=REGISTRY,
 )
 WORKER_READY = Gauge(

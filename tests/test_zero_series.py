@@ -11,6 +11,7 @@ from streams import metrics
 from streams.classify.severity import severity
 from streams.pipeline.packs import partition_for
 from streams.pipeline.zero_series import REACHABLE, start_worker_at_zero, zones_of
+from streams.record.revisions import Outcome
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -34,13 +35,15 @@ def test_the_reachable_severities_are_no_more_than_those() -> None:
     assert {s for c, s in REACHABLE if c == "airspace_violation"} == {"low", "high", "critical"}
 
 
-def test_a_workers_report_rejection_alert_and_delivery_series_start_at_zero() -> None:
+def test_a_workers_report_rejection_version_alert_and_delivery_series_start_at_zero() -> None:
     rules = load_rules(None)
     start_worker_at_zero(rules, alertmanager=True)
     for source_type in SourceType:
         assert sample("ceasefire_reports_total", source_type=str(source_type)) is not None
     for reason in RejectReason:
         assert sample("ceasefire_reports_rejected_total", reason=str(reason)) is not None
+    for version in Outcome:
+        assert sample("ceasefire_report_versions_total", outcome=str(version)) is not None
     killed_severities = 0
     for rule in rules.rules:
         level = str(rule.severity)

@@ -23,6 +23,7 @@ from streams import metrics
 from streams.classify.severity import severity
 from streams.pipeline.packs import partition_for
 from streams.record.incident import CONTESTED
+from streams.record.revisions import Outcome
 
 #: every attribution an incident can have
 ATTRIBUTIONS: tuple[str, ...] = (*(str(p) for p in Party), CONTESTED)
@@ -41,11 +42,14 @@ DELIVERY_OUTCOMES = ("delivered", "failed")
 
 
 def start_worker_at_zero(rules: RuleSet, alertmanager: bool) -> None:
-    """The series of a worker's reports, rejections, alerts and alert deliveries."""
+    """The series of a worker's reports, rejections, report versions, alerts and alert
+    deliveries."""
     for source_type in SourceType:
         metrics.REPORTS.labels(str(source_type))
     for reason in RejectReason:
         metrics.REJECTED.labels(str(reason))
+    for version in Outcome:
+        metrics.REPORT_OUTCOMES.labels(str(version))
     for rule in rules.rules:
         if not rule.enabled:
             continue

@@ -58,6 +58,7 @@ from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
 from streams.pipeline.versions import report_digest
 from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
+from streams.tools.kafka_io import DELIVERY
 
 __all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
 
@@ -485,7 +486,7 @@ def native_crc32c() -> bool:
 
 
 def _kafka_producer(settings: Settings) -> _Producer:
-    """The feed's producer: as `kafka_io.producer_for`'s (acks, retries, security; the
+    """The feed's producer: as `kafka_io.producer_for`'s (`DELIVERY`, security; the
     default partitioner on the same keys), tuned for bulk (batches, request size). Batches
     are gzip-compressed only when the CRC is pure Python, which then runs over fewer bytes;
     with a compiled CRC, compression costs more CPU than it saves on a local network."""
@@ -499,8 +500,7 @@ def _kafka_producer(settings: Settings) -> _Producer:
             batch_size=BATCH_BYTES,
             max_request_size=MAX_REQUEST_BYTES,
             compression_type=None if native_crc32c() else "gzip",
-            acks="all",
-            retries=5,
+            **DELIVERY,
             **settings.kafka_security(),
         )
         return producer

@@ -1222,11 +1222,12 @@ def run_simulation(
         burst = f"  [bold red]burst: {sim.burst.zone}[/]" if sim.burst is not None else ""
         failed = len(async_failures) + sync_failures
         fails = f"  [red]failed {failed}[/]" if failed else ""
+        # failures right after the count: a line cut at 80 columns cut them off
         text = Text.from_markup(
-            f"simulate → {topic}  sent {sent:,} ({sent / elapsed:.1f}/s)  "
+            f"simulate → {topic}  sent {sent:,} ({sent / elapsed:.1f}/s){fails}  "
             f"dup {st.duplicates}  revised {st.revisions}  withdrawn {st.withdrawals}  "
             f"late {st.late}  malformed {st.malformed}  "
-            f"bursts {st.bursts}{burst}{fails}{where}",
+            f"bursts {st.bursts}{burst}{where}",
             overflow="ellipsis",
         )
         text.no_wrap = True  # one line: what does not fit is cut, the counts come first

@@ -88,8 +88,8 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             stat(
                 "Broker answering",
-                "Whether each worker's Kafka broker answers its metadata probes (every 3 s; "
-                "NO ANSWER after 3 in a row). NO ANSWER on every worker: the broker is down "
+                "Whether each worker's Kafka broker answers its metadata probes (NO ANSWER "
+                "after 3 in a row, 12-15 s). NO ANSWER on every worker: the broker is down "
                 "(CeasefireBrokerNotAnswering).",
                 [Q(f"ceasefire_broker_answering{{{W}}}", "{{instance}}")],
                 mappings=ANSWERING,
