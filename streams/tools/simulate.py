@@ -435,15 +435,23 @@ class Simulator:
     # -- starting events ------------------------------------------------------------
     def _start_stream_event(self) -> None:
         """`stream` mode: a new event (in the burst zone, while one flares up) whose first
-        report is due now. It occurred its first report's lag before the clock (days
-        before, for about VERY_LATE_RATIO of them); its other reports follow, their lags
-        compressed into messages (STREAM_MESSAGES_PER_MINUTE)."""
+        report is due now. It occurred its first report's lag before the latest exact time its
+        sources state, and that before the clock (days before, for about VERY_LATE_RATIO of
+        them); its other reports follow, their lags compressed into messages
+        (STREAM_MESSAGES_PER_MINUTE)."""
         rng = self.rng
         area, in_burst = self._pick_area()
         event = self._new_event(area, in_burst, None)
         plans = self._plans(event)
         first = min(lag for lag, _p in plans)
-        lead = first
+        # the first report comes `first` after the latest exact time a source states: a
+        # time after the clock was cut to the clock, and a fresh event's reports all stated
+        # that one second (the demo's incidents)
+        ahead = max(
+            ((p.occurred - event.occurred).total_seconds() / 60 for _l, p in plans if not p.day),
+            default=0.0,
+        )
+        lead = first + max(ahead, 0.0)
         if rng.random() < self.VERY_LATE_RATIO:
             lead = rng.uniform(24 * 60, 24 * 60 * 6)
         moved = replace(event, occurred=self.clock - timedelta(minutes=lead))
