@@ -388,16 +388,19 @@ def _incident_filters(args: argparse.Namespace) -> dict[str, str]:
 def cmd_incidents(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     url = args.url or settings.web_url()
-    if args.id is not None:
+    incident_id = args.id if args.id is not None else args.incident_id
+    if incident_id is not None:
         if args.csv or args.all:
-            raise CliError("--id shows one incident: as a table, or with --json")
+            raise CliError("an incident id shows one incident: as a table, or with --json")
         ignored = [*_incident_filters(args)]
         ignored += [n for n, v in (("from", args.from_), ("to", args.to)) if v]
         ignored += ["limit"] if args.limit is not None else []
         if ignored:  # say so rather than answer as if they were applied
             given = ", ".join(f"--{n}" for n in ignored)
-            raise CliError(f"--id shows one incident: {given} would be ignored; leave it out")
-        return _show_incident(url, args.id, as_json=args.json)
+            raise CliError(
+                f"an incident id shows one incident: {given} would be ignored; leave it out"
+            )
+        return _show_incident(url, incident_id, as_json=args.json)
     params = _incident_filters(args)
     params.update((name, value) for name, value in (("from", args.from_), ("to", args.to)) if value)
     limit = args.limit if args.limit is not None else (ALL_PAGE if args.all else None)
@@ -469,6 +472,7 @@ def _print_incidents(incidents: list[dict[str, Any]], *, more: bool) -> None:
     _wide().print(table)
     if more:
         out.print("More incidents match: --all for every page, or a larger --limit.")
+    out.print("One with its reports: ceasefire-monitor incidents ID")
 
 
 def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
@@ -1028,7 +1032,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"incidents per page (default 100; {ALL_PAGE} with --all; at most 1000)",
     )
     p.add_argument("--all", action="store_true", help="follow every page")
-    p.add_argument("--id", help="show one incident with its reports")
+    one = p.add_mutually_exclusive_group()
+    one.add_argument(
+        "incident_id", nargs="?", metavar="ID", help="show one incident with its reports"
+    )
+    one.add_argument("--id", help="the same as ID")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -96,6 +96,14 @@ def test_one_incident_with_its_reports(url: str, capsys: pytest.CaptureFixture[s
     assert "am accuses az" in out and "party_statement" in out
     code, out, _ = run(capsys, "--url", url, "--id", EVENT_ID, "--json")
     assert len(json.loads(out)["reports"]) == 3
+    # the id as a plain argument, as a user types it first after the list
+    code, plain, _ = run(capsys, "--url", url, EVENT_ID, "--json")
+    assert code == 0 and json.loads(plain) == json.loads(out)
+
+
+def test_the_list_says_how_to_show_one(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--url", url, "--limit", "1")
+    assert code == 0 and "ceasefire-monitor incidents ID" in out
 
 
 def test_report_ids_are_shown_whole(
@@ -124,3 +132,7 @@ def test_errors_are_one_line_and_exit_1(url: str, capsys: pytest.CaptureFixture[
     # filters beside --id would be ignored: said, not silently dropped
     code, _, err = run(capsys, "--url", url, "--id", EVENT_ID, "--zone", "shusha", "--limit", "2")
     assert code == 1 and "--zone, --limit would be ignored" in err
+    code, _, err = run(capsys, "--url", url, EVENT_ID, "--csv")
+    assert code == 1 and "shows one incident" in err
+    with pytest.raises(SystemExit):  # the id twice, one of them as --id
+        run(capsys, "--url", url, EVENT_ID, "--id", EVENT_ID)
