@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.codes import RejectReason
+from schemas.hints import did_you_mean
 from schemas.report import PATTERN_EXPLANATIONS, Report, WithdrawnReport
 
 log = logging.getLogger(__name__)
@@ -446,6 +447,10 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) if part != "" else '""' for part in loc) or "$"
 
 
+#: The codes in pydantic's `expected` of an enum error ("'a', 'b' or 'c'").
+_QUOTED = re.compile(r"'([^']*)'")
+
+
 def _message(detail: ErrorDetails) -> str:
     """pydantic's message, or a plainer one where pydantic's would quote a regex or a bound."""
     kind = detail["type"]
@@ -457,6 +462,11 @@ def _message(detail: ErrorDetails) -> str:
         # A time is parsed leniently once its form is checked (schemas/report.py), which
         # would offer a date too: only a date-time is wanted.
         return detail["msg"].replace("valid datetime or date,", "valid datetime,")
+    elif kind == "enum" and isinstance(detail["input"], str):
+        codes = _QUOTED.findall(str(detail.get("ctx", {}).get("expected", "")))
+        meant = did_you_mean(detail["input"], codes)
+        if meant is not None:
+            return f"did you mean {meant!r}? The codes: {', '.join(codes)}"
     elif detail["loc"] == ("schema_version",) and not _is_type_error(kind):
         return f"schema version {str(detail['input'])[:20]} is not supported; this monitor reads 1"
     return detail["msg"]
