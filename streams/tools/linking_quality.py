@@ -4,6 +4,7 @@
     python3 -m streams.tools.linking_quality --seeds 1-5  # the main figures, seed by seed
     python3 -m streams.tools.linking_quality --bench      # CPU time of the linker alone
     python3 -m streams.tools.linking_quality --flood 1000 # one zone flooded at one point
+    python3 -m streams.tools.linking_quality --chain 600  # a day's fire, a report a minute
 
 The simulator (`Simulator.events`) says which event every message is about. Each message
 goes the monitor's way: validated (`schemas.validation`), classified
@@ -406,6 +407,42 @@ def flood(n: int, sources: int = 3) -> str:
     return "\n".join(lines)
 
 
+def chain(n: int, sources: int = 3, spacing: float = 69.0) -> str:
+    """`n` precise reports of `sources` sources at one point, `spacing` seconds apart (an
+    observation post's day of fire, reported every minute or so), applied newest first to a
+    `Record`: each links with its neighbours within the window, so together they are one
+    component of the precise link graph, which every change groups again (docs/record.md,
+    "A chain"). CPU time at each fifth of `n`, to show how it grows."""
+    reports = [chain_report(i, sources, spacing) for i in range(n)]
+    lines = [_row(("reports", "Record CPU s", "µs per report, last fifth")), _row(("---",) * 3)]
+    record = Record()
+    started = last = time.process_time()
+    last_k, step = 0, max(1, n // 5)
+    for k, r in enumerate(reports, 1):
+        record.apply(r)
+        if k % step == 0 or k == n:
+            now = time.process_time()
+            per = (now - last) / (k - last_k)
+            lines.append(_row((f"{k:,}", f"{now - started:.2f}", f"{per * 1e6:,.0f}")))
+            last, last_k = now, k
+    return "\n".join(lines)
+
+
+def chain_report(i: int, sources: int = 3, spacing: float = 69.0) -> ReportVersion:
+    """The i-th report of a chain: `spacing` seconds before the (i-1)-th, at one point."""
+    return ReportVersion(
+        source=f"chain-{i % sources}",
+        report_id=f"c{i:07d}",
+        revision=0,
+        source_type=SourceType.OBSERVATION_POST,
+        occurred=1_700_000_000.0 - spacing * i,
+        zone="chained",
+        lat=39.795,
+        lon=47.113,
+        category=Category.SMALL_ARMS_FIRE,
+    )
+
+
 def flood_report(i: int, sources: int = 3) -> ReportVersion:
     """The i-th report of a flood: one zone, one point, one second, `sources` sources; its
     id a hash of i, so that each arrives somewhere in the middle of the canonical order (as
@@ -486,12 +523,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-day", type=float, default=60.0, help="events a day")
     parser.add_argument("--bench", action="store_true", help="time the linker alone")
     parser.add_argument("--flood", type=int, default=0, help="time a flood of N reports")
+    parser.add_argument(
+        "--chain", type=int, default=0, help="time N reports a minute apart at one point"
+    )
     args = parser.parse_args(argv)
     if args.bench:
         print(bench())
         return 0
     if args.flood:
         print(flood(args.flood))
+        return 0
+    if args.chain:
+        print(chain(args.chain))
         return 0
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
