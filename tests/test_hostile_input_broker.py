@@ -248,7 +248,7 @@ def test_hostile_records_are_dead_lettered_once_and_the_stream_goes_on(
             return result.partition, result.offset
 
         def shusha() -> int | None:
-            rows = worker.tallies(window="30d", by="zone")
+            rows = worker.tallies(window="24h", by="zone")
             return None if rows is None else zone_reports(rows, "shusha")
 
         # a known set of valid reports, counted
