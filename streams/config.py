@@ -180,6 +180,12 @@ class Settings(BaseSettings):
     #: Most reports of one linking cell (a zone, category class, time precision and
     #: time bucket) that link at all; past it each is an incident alone (a flood).
     link_crowd_limit: int = Field(default=100, ge=1, le=100_000)
+    #: Most precise reports linked through one another (a component) grouped as a whole;
+    #: a larger one, a chain (a day of fire at one place, a report a minute), links only
+    #: within time blocks of `link_chain_block_minutes`, so that a change regroups a block
+    #: or two, not the chain. 0: no limit (a chain's work then grows as its square).
+    link_chain_limit: int = Field(default=100, ge=0, le=1_000_000)
+    link_chain_block_minutes: float = Field(default=120.0, gt=0, le=7 * 24 * 60)
     #: Evidence for choosing among the incidents a report links with completely (never
     #: for whether two reports link): added to its fit to an incident when none of the
     #: incident's reports agrees with it on its exact category, whether anyone was harmed,
@@ -254,6 +260,8 @@ class Settings(BaseSettings):
             unmatched_place=self.link_unmatched_place,
             unmatched_time_of_day=self.link_unmatched_time_of_day,
             crowd_limit=self.link_crowd_limit,
+            chain_limit=self.link_chain_limit or None,
+            chain_block_seconds=self.link_chain_block_minutes * 60,
         )
 
     def embedded_url(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.codes import Category, SourceType
@@ -73,10 +73,18 @@ def order(r: ReportVersion) -> tuple[int, float, str, str]:
     return (vague, r.occurred, r.source, r.report_id)
 
 
-def merge_fit(a: list[ReportVersion], b: list[ReportVersion], rule: LinkRule) -> float | None:
+def merge_fit(
+    a: list[ReportVersion],
+    b: list[ReportVersion],
+    rule: LinkRule,
+    cut: Callable[[ReportVersion, ReportVersion], bool] = lambda x, y: False,
+) -> float | None:
     """How well two incidents of precise reports fit, the plain way (`cluster_precise`):
-    None unless every pair across links; a report into an incident, its incident fit (two
-    reports: the worse way round); two incidents of several, the mean of their pair fits."""
+    None unless every pair across links (and is not `cut`); a report into an incident, its
+    incident fit (two reports: the worse way round); two incidents of several, the mean of
+    their pair fits."""
+    if any(cut(x, y) for x in a for y in b):
+        return None
     if len(a) == 1:
         fit = rule.incident_fit(a[0], b)
         if len(b) == 1 and fit is not None:
@@ -91,21 +99,59 @@ def merge_fit(a: list[ReportVersion], b: list[ReportVersion], rule: LinkRule) ->
     return math.fsum(f for f in fits if f is not None) / len(fits)
 
 
+def chain_cut(
+    precise: list[ReportVersion], rule: LinkRule
+) -> Callable[[ReportVersion, ReportVersion], bool]:
+    """Which links of precise reports a chain loses, the plain way: the components of the
+    link graph (`LinkRule.links`) of more than `chain_limit` reports lose those between
+    reports of different time blocks (`chain_block_seconds`, aligned to the epoch)."""
+    component: dict[Ident, int] = {}
+    sizes: list[int] = []
+    for r in precise:
+        if r.ident in component:
+            continue
+        number = len(sizes)
+        component[r.ident] = number
+        stack = [r]
+        size = 0
+        while stack:
+            x = stack.pop()
+            size += 1
+            for y in precise:
+                if y.ident not in component and rule.links(x, y):
+                    component[y.ident] = number
+                    stack.append(y)
+        sizes.append(size)
+    limit = rule.chain_limit
+
+    def cut(x: ReportVersion, y: ReportVersion) -> bool:
+        block = rule.chain_block_seconds
+        return (
+            limit is not None
+            and sizes[component[x.ident]] > limit
+            and x.occurred // block != y.occurred // block
+        )
+
+    return cut
+
+
 def reference_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> set[frozenset[Ident]]:
     """The canonical grouping written the plain way, from the rule's definition: precise
     reports (an exact time and a point) each alone, then the two incidents that fit best
     (`merge_fit`, then the earliest first reports in canonical order, `order`) merged
-    until none can; then the others in canonical order, each joining the formed incident
-    it links with completely and fits best (smallest `LinkRule.incident_fit`, then earliest
-    first report), or starting one."""
+    until none can (a chain's reports only within a time block: `chain_cut`); then the
+    others in canonical order, each joining the formed incident it links with completely
+    and fits best (smallest `LinkRule.incident_fit`, then earliest first report), or
+    starting one."""
     reports = list(reports)
     groups: list[list[ReportVersion]] = [[r] for r in reports if order(r)[0] == 0]
+    cut = chain_cut([g[0] for g in groups], rule)
     while True:
         best: tuple[tuple[float, Any, Any], int, int] | None = None
         for i, g in enumerate(groups):
             for j in range(i + 1, len(groups)):
                 h = groups[j]
-                fit = merge_fit(g, h, rule)
+                fit = merge_fit(g, h, rule, cut)
                 if fit is not None:
                     og, oh = order(g[0]), order(h[0])
                     key = (fit, min(og, oh), max(og, oh))

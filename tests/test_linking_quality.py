@@ -415,7 +415,7 @@ def test_the_command_measures_the_configured_rule(
     assert main(["--events", "150", "--seed", "2"]) == 0
     out = capsys.readouterr().out
     assert "Rule: 15 min, 3 km, the day at UTC+4, category mismatch 0.25;" in out
-    assert "place 0, time of day 0.75; crowd limit 100." in out
+    assert "place 0, time of day 0.75; crowd limit 100; chain limit 100, blocks of 120 min." in out
     m = measure(simulate(150, seed=2), Settings().link_rule()).score
     pairwise = f"| pairwise | {m.precision:.3f} | {m.recall:.3f} | {m.pairs.f1:.3f} |"
     assert pairwise in out

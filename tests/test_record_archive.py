@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from streams.record.archive import (
 from streams.record.book import IncidentBook
 from streams.record.changelog import Entry
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
+from streams.record.linking import LinkRule
 from streams.record.model import TimePrecision
 from streams.record.record import Record
 from streams.record.revisions import ENTRY_PREFIX
@@ -73,12 +75,17 @@ def edges(tally: IncidentTally) -> dict[int, list[Edge]]:
     return {h: sorted(tally.edge(h)) for h in hours}
 
 
+#: Chains everywhere: a component of three precise reports is one, cut at the hour.
+CHAINS = LinkRule(chain_limit=2, chain_block_seconds=3600)
+
+
+@pytest.mark.parametrize("rule", [LinkRule(), CHAINS], ids=["default", "chains"])
 @settings(max_examples=250, deadline=None)
 @given(scenarios(when=spread), st.lists(st.booleans(), min_size=60, max_size=60))
 def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
-    s: Scenario, sweeps: list[bool]
+    rule: LinkRule, s: Scenario, sweeps: list[bool]
 ) -> None:
-    plain, closing = Record(), Record()
+    plain, closing = Record(rule), Record(rule)
     plain_tally, tally = IncidentTally(), IncidentTally()
     entries: list[Entry] = []
     for i, v in enumerate(s.arrivals):
@@ -102,7 +109,7 @@ def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
             [plain_tally], start=start, end=end, by="zone,party"
         )
     # The changelog rebuilds it, closed days closed.
-    rebuilt = IncidentBook()
+    rebuilt = IncidentBook(rule)
     rebuilt_tally = IncidentTally()
     book_entries = [e for e in entries if not e[0].startswith(ENTRY_PREFIX)]
     rebuilt.restore(book_entries, rebuilt_tally.load_closed)

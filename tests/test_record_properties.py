@@ -264,6 +264,39 @@ def test_a_conflicting_revision_changes_nothing() -> None:
     assert (list(record.incidents()), record.tally()) == before
 
 
+#: Chains everywhere: a component of three precise reports is one, cut at the hour (rv's
+#: times start 800 s into an hour: the scenarios' three hours span four blocks).
+CHAINS = LinkRule(chain_limit=2, chain_block_seconds=3600)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_with_chains_the_end_state_is_that_of_the_latest_revisions(s: Scenario) -> None:
+    """A chain limit of 2: most components cross it both ways as reports come and go. The
+    end state is still the grouping of the latest revisions by the plain reference, the
+    published changes add up to it, and the changelog rebuilds it."""
+    record = Record(CHAINS)
+    steps = apply_all(record, s.arrivals)
+    only_latest = Record(CHAINS)
+    for v in s.latest.values():
+        only_latest.apply(v)
+    assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
+    by_zone: dict[str, list[ReportVersion]] = defaultdict(list)
+    for r in record.reports():
+        by_zone[r.zone].append(r)
+    got = {frozenset((src, rid) for src, rid, _ in i.fields.reports) for i in record.incidents()}
+    assert got == set().union(*(reference_groups(rs, CHAINS) for rs in by_zone.values()))
+    published = IncidentTally()
+    for step in steps:
+        feed(published, step.incidents)
+    assert cells(published) == record.tally()
+    rebuilt = Record(CHAINS)
+    rebuilt.restore([e for step in steps for e in step.entries])
+    assert sorted(rebuilt.incidents(), key=lambda i: i.incident_id) == sorted(
+        record.incidents(), key=lambda i: i.incident_id
+    )
+
+
 #: Within one 30-minute cell, so that cells cross a small crowd limit often.
 dense_times = st.sampled_from([0.0, 5 * MIN, 10 * MIN])
 

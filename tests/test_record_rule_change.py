@@ -143,7 +143,30 @@ def test_a_parameter_an_older_worker_did_not_write_has_its_default() -> None:
     assert decode_rule(json.dumps(fields).encode()) == NARROW
 
 
-RULES = st.sampled_from([WIDE, NARROW, WIDER])
+def test_a_rule_written_before_the_chain_limit_grouped_chains_whole() -> None:
+    """Workers before 2026-12 wrote no `chain_limit`: their rule reads as no limit (its
+    default, 100, would not be how they grouped), so a recovery under a limit publishes
+    the chains it splits."""
+    fields = json.loads(encode_rule(LinkRule(chain_limit=None)))
+    del fields["chain_limit"], fields["chain_block_seconds"]
+    older = json.dumps(fields).encode()
+    assert decode_rule(older) == LinkRule(chain_limit=None)
+    # five posts within 20 minutes around a block boundary (rv's times start 800 s into
+    # a two-hour block): one incident whole, two as a chain of more than 4
+    five = [rv(f"op-{i}", "1", t=6400 + (i - 2) * 5 * MIN) for i in range(5)]
+    entries, published = written(LinkRule(chain_limit=None), *five)
+    entries = [(k, older if k == RULE_KEY else v) for k, v in entries]
+    first, third = incident_id(five[0].ident), incident_id(five[2].ident)
+    assert {i.incident_id for i in published} == {first}
+    book = IncidentBook(LinkRule(chain_limit=4))
+    book.restore(entries)
+    got = [(i.incident_id, i.status, len(i.fields.reports)) for i in book.adopted.incidents]
+    assert sorted(got) == sorted([(first, Status.OPEN, 2), (third, Status.OPEN, 3)])
+
+
+#: Chains everywhere: a component of three precise reports is one, cut at the hour.
+CHAINS = LinkRule(chain_limit=2, chain_block_seconds=3600)
+RULES = st.sampled_from([WIDE, NARROW, WIDER, CHAINS])
 
 
 @settings(max_examples=150, deadline=None)

@@ -199,8 +199,9 @@ def encode_rule(rule: LinkRule) -> bytes:
 def decode_rule(raw: bytes) -> LinkRule:
     """The rule `encode_rule` wrote. Raises ValueError for one this code cannot group by:
     another grouping algorithm, a parameter it does not know (a newer worker's), a value
-    out of range. A parameter it lacks (an older worker's) takes its default: a parameter
-    added to `LinkRule` must default to the grouping before it."""
+    out of range. A parameter it lacks (an older worker's) takes the value that groups as
+    that worker did: its default, but for `chain_limit` (added 2026-12 with a default of
+    100), None."""
     try:
         fields = json.loads(raw)
         if not isinstance(fields, dict):
@@ -208,6 +209,8 @@ def decode_rule(raw: bytes) -> LinkRule:
         grouping = fields.pop("grouping", None)
         if grouping != GROUPING:
             raise ValueError(f"grouping {grouping!r}, this code groups by {GROUPING}")
+        # Workers before the chain limit grouped every component whole.
+        fields.setdefault("chain_limit", None)
         if "time_widening" in fields:
             fields["time_widening"] = {
                 TimePrecision(k): float(v) for k, v in fields["time_widening"].items()

@@ -26,7 +26,10 @@ current reports alone: any arrival order of the same reports, and any interleavi
 revisions and withdrawals, ends with the same incidents. Precise reports first, so that an
 imprecise report chooses among the incidents they formed rather than being decided at the
 start of its day; best pair first among them, so that the reports of one event of a
-flare-up find each other before a report of the event next to it does.
+flare-up find each other before a report of the event next to it does. In a chain (a
+component of the precise link graph of more than `chain_limit` reports: a day of fire at one
+place), reports link only within fixed time blocks, so that a change regroups the blocks it
+touches rather than the chain; whether a component is a chain depends on the set alone.
 
 Keeping it current is incremental (`ZoneLinker`): a change of a precise report groups its
 component of the precise link graph again (before and after the change), and an incident
@@ -137,6 +140,8 @@ _AFTER_PRECISE: Order = (1, -math.inf, "", "")
 Score = Callable[[ReportVersion, Sequence[float], Sequence[ReportVersion]], float]
 #: A possible merge: its fit, both first reports' orders, both anchors and their versions.
 Candidate = tuple[float, Order, Order, Ident, Ident, int, int]
+#: Removed precise reports: identity -> the version removed and its precise neighbours then.
+RemovedNear = dict[Ident, tuple[ReportVersion, list[ReportVersion]]]
 
 
 def cluster_precise(
@@ -309,6 +314,15 @@ class LinkRule:
     #: all; past it, the cell's reports are *crowded*: each is an incident alone. Bounds a
     #: change's work (a flood at one place and time); no real cell comes near.
     crowd_limit: int = 100
+    #: Most reports of one component of the precise link graph (precise reports linked
+    #: through one another) grouped as a whole. A larger one is a *chain* (a day of fire at
+    #: one place, reported a minute apart): its reports link only within fixed time blocks
+    #: `chain_block_seconds` long (aligned to the epoch), so that a change regroups the
+    #: block pieces it touches rather than the chain (the work of a change was the chain's,
+    #: its whole cost the square). None: no limit (every component whole, as before
+    #: 2026-12). No simulated flare-up's component comes near (33 reports at most, seeds 1-5).
+    chain_limit: int | None = 100
+    chain_block_seconds: float = 7200.0
 
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.distance_km <= 0:
@@ -317,6 +331,8 @@ class LinkRule:
             raise ValueError("an exact time is not widened")
         if self.category_mismatch < 0 or self.crowd_limit < 1:
             raise ValueError("category_mismatch must be >= 0 and crowd_limit >= 1")
+        if (self.chain_limit is not None and self.chain_limit < 1) or self.chain_block_seconds <= 0:
+            raise ValueError("chain_limit must be >= 1 (or None) and chain_block_seconds > 0")
         if (
             min(
                 self.unmatched_category,
@@ -545,6 +561,12 @@ class ZoneLinker:
         self.examined = 0
         #: decisions made by changes (the changed report's and the re-decided ones)
         self.decisions = 0
+        #: precise reports known to be in a chain (a component of more than
+        #: `rule.chain_limit`): sound, not complete. A change that only adds precise reports
+        #: grows components, so a traversal reaching one of these stops there; a removal
+        #: traverses what it split and clears the parts found small.
+        self._large: set[Ident] = set()
+        self._block_seconds = self.rule.chain_block_seconds
 
     def __len__(self) -> int:
         return len(self.live)
@@ -710,14 +732,14 @@ class ZoneLinker:
         self._entries = {}
         self._index = {}
         self._home = {}
+        self._large = set()
         self.crowded_reports = 0
         for r in reports:
             if r.ident in self.live:
                 raise ValueError(f"two versions of {r.ident}")
             self.live[r.ident] = r
             self._index_add(r)
-        precise = [r for r in self.live.values() if _precise(r)]
-        for group in cluster_precise(precise, self.neighbours, self.rule.incident_score):
+        for group in self._group_all_precise():
             a = group[0].ident
             for m in group:
                 self.anchor[m.ident] = a
@@ -728,6 +750,50 @@ class ZoneLinker:
             a = self._decide(u, earlier, self.anchor.__getitem__, self.members.__getitem__)
             self.anchor[u.ident] = a
             self.members.setdefault(a, []).append(u)
+
+    def _group_all_precise(self) -> Iterable[list[ReportVersion]]:
+        """The incidents of every precise report, component by component of the precise
+        link graph; a chain's (`LinkRule.chain_limit`) with its links across time blocks cut."""
+        limit = self.rule.chain_limit
+        score = self.rule.incident_score
+        near: dict[Ident, list[Neighbour]] = {}
+
+        def precise_neighbours(r: ReportVersion) -> list[Neighbour]:
+            found = near.get(r.ident)
+            if found is None:
+                found = near[r.ident] = [n for n in self.neighbours(r) if n[2][0] == 0]
+            return found
+
+        seen: set[Ident] = set()
+        for r in self.live.values():
+            if r.ident in seen or not _precise(r):
+                continue
+            seen.add(r.ident)
+            component = [r]
+            for x in component:  # (grows as it goes: a breadth-first traversal)
+                for m, _f, _o in precise_neighbours(x):
+                    if m.ident not in seen:
+                        seen.add(m.ident)
+                        component.append(m)
+            linked: Callable[[ReportVersion], list[Neighbour]] = precise_neighbours
+            if limit is not None and len(component) > limit:
+                self._large.update(m.ident for m in component)
+                linked = self._within_blocks(precise_neighbours)
+            yield from cluster_precise(component, linked, score)
+            for m in component:
+                del near[m.ident]
+
+    def _within_blocks(
+        self, neighbours: Callable[[ReportVersion], list[Neighbour]]
+    ) -> Callable[[ReportVersion], list[Neighbour]]:
+        """A chain's links: those within a time block (`LinkRule.chain_block_seconds`)."""
+        size = self._block_seconds
+
+        def within(r: ReportVersion) -> list[Neighbour]:
+            block = r.occurred // size
+            return [n for n in neighbours(r) if n[0].occurred // size == block]
+
+        return within
 
     # -- incremental ------------------------------------------------------------------
 
@@ -767,6 +833,7 @@ class ZoneLinker:
         self.members[r.ident] = [r]
 
     def _inert_drop(self, r: ReportVersion) -> None:
+        self._large.discard(r.ident)
         self._index_remove(r)
         del self.live[r.ident]
         del self.anchor[r.ident]
@@ -844,9 +911,9 @@ class ZoneLinker:
         old_anchor = self.anchor.get(changed) if removed is not None else None
         # Precise reports are grouped by component: the ones a precise change may regroup
         # are those linked to it through precise reports, before and after it.
-        seeds: list[ReportVersion] = []
+        removed_near: RemovedNear = {}
         if removed is not None and _precise(removed):
-            seeds = [m for m, _f, o in self.neighbours(removed) if o[0] == 0]
+            removed_near[changed] = (removed, self._precise_neighbours(removed))
         if removed is not None:
             self._index_remove(removed)
             del self.live[changed]
@@ -856,8 +923,7 @@ class ZoneLinker:
         # The index does not change during the replay: neighbours once per report (keyed by
         # object: the removed and the inserted version share an identity).
         cache: dict[int, list[Neighbour]] = {}
-        if inserted is not None and _precise(inserted):
-            seeds.append(inserted)
+        inserted_precise = [inserted] if inserted is not None and _precise(inserted) else []
         if removed is None and inserted is not None:
             found = cache[id(inserted)] = self.neighbours(inserted)
             if not found:
@@ -887,12 +953,12 @@ class ZoneLinker:
                 old_group = tuple(members[a])
                 members[a].append(inserted)
                 return Regroup({a: old_group}, {a: (*old_group, inserted)})
-        precise = (removed is not None and _precise(removed)) or (
-            inserted is not None and _precise(inserted)
-        )
         return self._regroup(
-            removed, inserted, changed, old_anchor, cache, {changed}, precise, seeds
+            removed, inserted, changed, old_anchor, cache, {changed}, removed_near, inserted_precise
         )
+
+    def _precise_neighbours(self, r: ReportVersion) -> list[ReportVersion]:
+        return [m for m, _f, o in self.neighbours(r) if o[0] == 0]
 
     def _replay_precise(
         self, removed: list[ReportVersion], inserted: list[ReportVersion]
@@ -900,17 +966,16 @@ class ZoneLinker:
         """Several precise reports leave or come at once, regrouped in one step (a cell
         crossing the crowd limit): one at a time, each would group their component again,
         a cube of the cell's size in all."""
-        seeds = [m for r in removed for m, _f, o in self.neighbours(r) if o[0] == 0]
+        removed_near: RemovedNear = {r.ident: (r, self._precise_neighbours(r)) for r in removed}
         for r in removed:
             self._index_remove(r)
             del self.live[r.ident]
         for r in inserted:
             self._index_add(r)
             self.live[r.ident] = r
-        seeds.extend(inserted)
         gone = {r.ident for r in removed} | {r.ident for r in inserted}
         first = (removed or inserted)[0].ident
-        return self._regroup(None, None, first, None, {}, gone, True, seeds)
+        return self._regroup(None, None, first, None, {}, gone, removed_near, inserted)
 
     def _regroup(
         self,
@@ -920,14 +985,15 @@ class ZoneLinker:
         old_anchor: Ident | None,
         cache: dict[int, list[Neighbour]],
         gone: set[Ident],
-        precise: bool,
-        seeds: list[ReportVersion],
+        removed_near: RemovedNear,
+        inserted_precise: list[ReportVersion],
     ) -> Regroup:
         """The replay proper, for what `_replay`'s shortcuts do not decide (the index holds
         the change already). Apart from them because its closures make their variables
         cells, which cost every call of the function that holds them. `gone`: the changed
-        identities (one, or a batch of precise ones: `_replay_precise`); `precise`: a
-        precise report changed, so `seeds`' components are grouped again first."""
+        identities (one, or a batch of precise ones: `_replay_precise`); `removed_near`
+        and `inserted_precise`: the precise reports among them (a removed one with its
+        precise neighbours before the change), whose components are grouped again first."""
         rule = self.rule
         score = rule.incident_score
         pair_fit = rule.pair_fit
@@ -1049,8 +1115,10 @@ class ZoneLinker:
             if rest:
                 recheck(a, rest[0], at)
 
-        if precise:  # `gone`'s precise reports and those linked to them: grouped again
-            self._regroup_precise(gone, seeds, neighbours, overlay, joined, diverged, recheck)
+        if removed_near or inserted_precise:  # they and those linked to them: grouped again
+            self._regroup_precise(
+                gone, removed_near, inserted_precise, neighbours, overlay, joined, diverged, recheck
+            )
         if inserted is not None and not _precise(inserted):
             push(changed, _order(inserted))
         if removed is not None and old_anchor is not None and not _precise(removed):
@@ -1104,17 +1172,23 @@ class ZoneLinker:
     def _regroup_precise(
         self,
         gone: set[Ident],
-        seeds: list[ReportVersion],
+        removed_near: RemovedNear,
+        inserted: list[ReportVersion],
         neighbours: Callable[[ReportVersion], list[Neighbour]],
         overlay: dict[Ident, Ident],
         joined: dict[Ident, list[ReportVersion]],
         diverged: Callable[[Ident, Order], None],
         recheck: Callable[[Ident, ReportVersion, Order], None],
     ) -> None:
-        """Group the precise reports linked to `seeds` through precise reports again (the
+        """Group again the precise reports whose incidents the change can alter (the
         replay's first step: they come before every imprecise report). An incident whose
         precise reports differ has its imprecise ones decide again (`diverged`), and the
-        imprecise reports that would now fit it better do too (`recheck`)."""
+        imprecise reports that would now fit it better do too (`recheck`).
+
+        Which reports (`_to_regroup`): the components of the precise link graph the change
+        touches, before and after it, where they hold at most `chain_limit` reports; of a
+        chain, the block pieces (reports of one time block linked within it) the change
+        touches, and whole any part that was a small component before it."""
         near: dict[Ident, list[Neighbour]] = {}
 
         def precise_neighbours(r: ReportVersion) -> list[Neighbour]:
@@ -1123,21 +1197,21 @@ class ZoneLinker:
                 found = near[r.ident] = [n for n in neighbours(r) if n[2][0] == 0]
             return found
 
-        component: dict[Ident, ReportVersion] = {}
-        stack = list(seeds)
-        while stack:
-            r = stack.pop()
-            if r.ident in component or self.live.get(r.ident) is not r:
-                continue  # seen, or a version no longer current (the removed one)
-            component[r.ident] = r
-            stack.extend(m for m, _f, _o in precise_neighbours(r))
+        regroup, cut = self._to_regroup(gone, removed_near, inserted, precise_neighbours)
         before: dict[Ident, list[ReportVersion]] = {}
-        # (the changed reports' incidents too: a removed report is not in the component)
-        for a in {self.anchor[i] for i in [*component, *gone] if i in self.anchor}:
+        # (the changed reports' incidents too: a removed report is not among them)
+        for a in {self.anchor[i] for i in [*regroup, *gone] if i in self.anchor}:
             before[a] = [m for m in self.members[a] if _precise(m)]
         after: dict[Ident, list[ReportVersion]] = {}
         score = self.rule.incident_score
-        for group in cluster_precise(component.values(), precise_neighbours, score):
+        linked: Callable[[ReportVersion], list[Neighbour]] = precise_neighbours
+        if cut:
+            within = self._within_blocks(precise_neighbours)
+
+            def linked(r: ReportVersion) -> list[Neighbour]:
+                return within(r) if r.ident in cut else precise_neighbours(r)
+
+        for group in cluster_precise(regroup.values(), linked, score):
             a = group[0].ident
             after[a] = group
             joined[a] = list(group)
@@ -1150,6 +1224,151 @@ class ZoneLinker:
             if a in after:
                 recheck(a, after[a][0], _AFTER_PRECISE)
 
+    def _to_regroup(
+        self,
+        gone: set[Ident],
+        removed_near: RemovedNear,
+        inserted: list[ReportVersion],
+        precise_neighbours: Callable[[ReportVersion], list[Neighbour]],
+    ) -> tuple[dict[Ident, ReportVersion], set[Ident]]:
+        """The precise reports a change can regroup, and those of them in chains (whose
+        links across time blocks are cut). A union of whole components (small ones, after
+        the change) and block pieces of chains, which holds every incident the change can
+        alter before it (but the removed reports) and after it: those of the reports whose
+        links changed (`touched`) and of their components where those are, or were, small.
+
+        Components are told apart by a traversal that stops past `chain_limit` reports, or
+        at a report known to be in a chain (`_large`, when the change only adds reports)."""
+        live = self.live
+        limit = math.inf if self.rule.chain_limit is None else self.rule.chain_limit
+        size = self._block_seconds
+        known_large = self._large
+        added = {r.ident for r in inserted}
+        # the graph before the change: the current one without the added reports, with the
+        # removed ones (a removed report's identity may be current again, as a revision)
+        back: dict[Ident, list[ReportVersion]] = {}
+        for r, rn in removed_near.values():
+            for m in rn:
+                back.setdefault(m.ident, []).append(r)
+
+        def now(r: ReportVersion) -> list[ReportVersion]:
+            return [m for m, _f, _o in precise_neighbours(r)]
+
+        def then(r: ReportVersion) -> list[ReportVersion]:
+            gone_near = removed_near.get(r.ident)
+            if gone_near is not None and gone_near[0] is r:
+                return gone_near[1]
+            out = [m for m, _f, _o in precise_neighbours(r) if m.ident not in added]
+            out.extend(back.get(r.ident, ()))
+            return out
+
+        def extent(
+            start: ReportVersion,
+            adjacent: Callable[[ReportVersion], list[ReportVersion]],
+            memo: dict[Ident, list[ReportVersion] | None],
+            stop: set[Ident],
+        ) -> list[ReportVersion] | None:
+            """start's component, or None for a chain (more than `limit` reports, or
+            reaching a report in `stop`, or one found in a chain before)."""
+            if start.ident in memo:
+                return memo[start.ident]
+            seen = {start.ident: start}
+            large = start.ident in stop
+            queue = [start]
+            for r in queue:  # breadth first: the nearest first (grows as it goes)
+                if large:
+                    break
+                for m in adjacent(r):
+                    i = m.ident
+                    if i in seen:
+                        continue
+                    if i in stop or (i in memo and memo[i] is None):
+                        large = True
+                        break
+                    seen[i] = m
+                    queue.append(m)
+                    if len(seen) > limit:
+                        large = True
+                        break
+            if large:
+                for i in seen:
+                    memo[i] = None
+                return None
+            component = list(seen.values())
+            for i in seen:
+                memo[i] = component
+            return component
+
+        regroup: dict[Ident, ReportVersion] = {}
+        cut: set[Ident] = set()
+
+        def piece(x: ReportVersion) -> None:
+            """x's block piece (x is in a chain): its block's reports linked to it there."""
+            if x.ident in regroup:
+                return
+            block = x.occurred // size
+            regroup[x.ident] = x
+            cut.add(x.ident)
+            stack = [x]
+            while stack:
+                for m in now(stack.pop()):
+                    if m.ident not in regroup and m.occurred // size == block:
+                        regroup[m.ident] = m
+                        cut.add(m.ident)
+                        stack.append(m)
+
+        # After the change: adding reports only grows components, so a report known to be
+        # in a chain still is; a removal may split one, so its parts are traversed afresh.
+        after_memo: dict[Ident, list[ReportVersion] | None] = {}
+        after_stop = known_large if not removed_near else set()
+        before_memo: dict[Ident, list[ReportVersion] | None] = {}
+
+        def place(x: ReportVersion) -> None:
+            """x's component into the regrouping, or its block piece if in a chain."""
+            component = extent(x, now, after_memo, after_stop)
+            if component is None:
+                piece(x)
+            elif x.ident not in regroup:
+                regroup.update((m.ident, m) for m in component)
+
+        changed_blocks = {r.occurred // size for r in inserted}
+        changed_blocks.update(r.occurred // size for r, _rn in removed_near.values())
+        touched = list(inserted)
+        for r in inserted:
+            touched.extend(now(r))
+        for _r, rn in removed_near.values():
+            touched.extend(rn)
+        for t in touched:
+            if live.get(t.ident) is not t:
+                continue  # a removed version
+            component = extent(t, now, after_memo, after_stop)
+            if component is not None:  # small: whole
+                if t.ident not in regroup:
+                    regroup.update((m.ident, m) for m in component)
+                continue
+            if t.ident in added:
+                piece(t)
+                continue
+            # t is in a chain now. Was its component small before the change?
+            earlier = extent(t, then, before_memo, known_large)
+            if earlier is None:
+                # A chain then too: its links across blocks were cut then and are now, so
+                # its piece changed only if the change is in its block.
+                if t.occurred // size in changed_blocks:
+                    piece(t)
+                continue
+            # Small then, so grouped whole; now in a chain, so by pieces: all of it.
+            for m in earlier:
+                if live.get(m.ident) is m:
+                    place(m)
+        self._large.difference_update(gone)
+        for i, component in after_memo.items():
+            if component is None:
+                self._large.add(i)
+            else:
+                self._large.discard(i)
+        return regroup, cut
+
     # -- cold storage (streams/record/archive.py) ---------------------------------------
     # Closing and reopening move whole incidents out and back without deciding anything:
     # the book reopens every closed day within a change's reach before the change, so the
@@ -1158,6 +1377,7 @@ class ZoneLinker:
     def detach(self, anchor: Ident) -> list[ReportVersion]:
         """Take an incident out as it is; its reports in canonical order (anchor first)."""
         members = self.members.pop(anchor)
+        self._large.clear()  # components shrink: which are chains is found again
         for m in members:
             self._index_remove(m)
             del self.live[m.ident]

@@ -214,8 +214,8 @@ def describe(rule: LinkRule) -> str:
         f"{rule.category_mismatch:g}; unmatched category {rule.unmatched_category:g}, harm "
         f"{rule.unmatched_harm:g}, perpetrator {rule.unmatched_perpetrator:g}, target "
         f"{rule.unmatched_target:g}, place {rule.unmatched_place:g}, time of day "
-        f"{rule.unmatched_time_of_day:g}; crowd limit "
-        f"{rule.crowd_limit}"
+        f"{rule.unmatched_time_of_day:g}; crowd limit {rule.crowd_limit}; chain limit "
+        f"{rule.chain_limit or 'none'}, blocks of {rule.chain_block_seconds / 60:g} min"
     )
 
 
@@ -411,8 +411,9 @@ def chain(n: int, sources: int = 3, spacing: float = 69.0) -> str:
     """`n` precise reports of `sources` sources at one point, `spacing` seconds apart (an
     observation post's day of fire, reported every minute or so), applied newest first to a
     `Record`: each links with its neighbours within the window, so together they are one
-    component of the precise link graph, which every change groups again (docs/record.md,
-    "A chain"). CPU time at each fifth of `n`, to show how it grows."""
+    component of the precise link graph, a chain past `LinkRule.chain_limit` reports, whose
+    changes regroup the time blocks they touch (docs/record.md, "A chain"). CPU time at each
+    fifth of `n`, to show how it grows (linearly; as its square before the limit)."""
     reports = [chain_report(i, sources, spacing) for i in range(n)]
     lines = [_row(("reports", "Record CPU s", "µs per report, last fifth")), _row(("---",) * 3)]
     record = Record()
