@@ -1241,6 +1241,28 @@ class ZoneLinker:
         at a report known to be in a chain (`_large`, when the change only adds reports)."""
         live = self.live
         limit = math.inf if self.rule.chain_limit is None else self.rule.chain_limit
+        if not removed_near and len(inserted) == 1:
+            # One report added (most changes): everything it touches is in its component,
+            # so if that is small, it is the whole regrouping. (No closures: they cost
+            # every call.)
+            start = inserted[0]
+            seen = {start.ident: start}
+            queue = [start]
+            known = self._large
+            large = False
+            for r in queue:
+                for m, _f, _o in precise_neighbours(r):
+                    i = m.ident
+                    if i not in seen:
+                        if i in known or len(seen) >= limit:
+                            large = True
+                            break
+                        seen[i] = m
+                        queue.append(m)
+                if large:
+                    break
+            if not large:
+                return seen, set()
         size = self._block_seconds
         known_large = self._large
         added = {r.ident for r in inserted}
