@@ -182,8 +182,9 @@ class Settings(BaseSettings):
     link_crowd_limit: int = Field(default=100, ge=1, le=100_000)
     #: Most precise reports linked through one another (a component) grouped as a whole;
     #: a larger one, a chain (a day of fire at one place, a report a minute), links only
-    #: within time blocks of `link_chain_block_minutes`, so that a change regroups a block
-    #: or two, not the chain. 0: no limit (a chain's work then grows as its square).
+    #: within time blocks of `link_chain_block_minutes` (a piece still past the limit
+    #: within a quarter of that, then a sixteenth), so that a change regroups a piece or
+    #: two, not the chain. 0: no limit (a chain's work then grows as its square).
     link_chain_limit: int = Field(default=100, ge=0, le=1_000_000)
     link_chain_block_minutes: float = Field(default=120.0, gt=0, le=7 * 24 * 60)
     #: Evidence for choosing among the incidents a report links with completely (never

@@ -102,37 +102,37 @@ def merge_fit(
 def chain_cut(
     precise: list[ReportVersion], rule: LinkRule
 ) -> Callable[[ReportVersion, ReportVersion], bool]:
-    """Which links of precise reports a chain loses, the plain way: the components of the
-    link graph (`LinkRule.links`) of more than `chain_limit` reports lose those between
-    reports of different time blocks (`chain_block_seconds`, aligned to the epoch)."""
-    component: dict[Ident, int] = {}
-    sizes: list[int] = []
-    for r in precise:
-        if r.ident in component:
-            continue
-        number = len(sizes)
-        component[r.ident] = number
-        stack = [r]
-        size = 0
-        while stack:
-            x = stack.pop()
-            size += 1
-            for y in precise:
-                if y.ident not in component and rule.links(x, y):
-                    component[y.ident] = number
-                    stack.append(y)
-        sizes.append(size)
-    limit = rule.chain_limit
+    """Which links of precise reports a chain loses, the plain way: a component of the link
+    graph (`LinkRule.links`) of more than `chain_limit` reports is split into the pieces its
+    links within time blocks (`chain_blocks()[0]`, aligned to the epoch) make; a piece of
+    more than the limit again by the next level's blocks, but at the last level. Links count
+    only within a unit (a component or piece not split further)."""
+    unit: dict[Ident, int] = {}
+    blocks = rule.chain_blocks()
 
-    def cut(x: ReportVersion, y: ReportVersion) -> bool:
-        block = rule.chain_block_seconds
-        return (
-            limit is not None
-            and sizes[component[x.ident]] > limit
-            and x.occurred // block != y.occurred // block
-        )
+    def split(reports: list[ReportVersion], level: int) -> None:
+        size = blocks[level - 1] if level else None
+        left = {r.ident: r for r in reports}
+        while left:
+            first = next(iter(left.values()))
+            piece = [first]
+            del left[first.ident]
+            for x in piece:
+                for y in list(left.values()):
+                    same = size is None or x.occurred // size == y.occurred // size
+                    if same and rule.links(x, y):
+                        piece.append(y)
+                        del left[y.ident]
+            limit = rule.chain_limit
+            if limit is not None and len(piece) > limit and level < len(blocks):
+                split(piece, level + 1)
+            else:
+                number = len(set(unit.values()))
+                for r in piece:
+                    unit[r.ident] = number
 
-    return cut
+    split(precise, 0)
+    return lambda x, y: unit[x.ident] != unit[y.ident]
 
 
 def reference_groups(reports: Iterable[ReportVersion], rule: LinkRule) -> set[frozenset[Ident]]:

@@ -417,8 +417,8 @@ def test_the_work_of_a_change_in_a_chain_does_not_grow_with_the_chain() -> None:
     component of the precise link graph, a chain. A change regroups the block pieces it
     touches, not the chain: the most any one change examines does not grow with the chain,
     and the whole chain's work grows linearly. Counted, not timed. Measured: the most one
-    change examined, chains of 150 to 1,200: 7,072, 7,567, 7,567, 7,567 entries; all of a
-    chain of 1,200, 3,962,182 (before the limit, the last change of a chain of 600 alone
+    change examined, chains of 150 to 1,200: 6,769, 7,167, 7,167, 7,167 entries; all of a
+    chain of 1,200, 3,826,896 (before the limit, the last change of a chain of 600 alone
     examined 45,270, and a chain's CPU grew as its square)."""
     from streams.tools.linking_quality import chain_report
 
@@ -437,10 +437,33 @@ def test_the_work_of_a_change_in_a_chain_does_not_grow_with_the_chain() -> None:
     assert all_400 <= 2.2 * all_200
 
 
+@pytest.mark.timeout(120)
+def test_the_work_of_a_change_in_a_dense_chain_is_bounded_by_the_limit() -> None:
+    """A chain three times as dense (reports 20 s apart, not 60 s): a two-hour block's
+    piece holds hundreds, past the limit, so it links within half hours, and those past it
+    within 7.5 minutes. The most one change examines grows with what each report scans
+    (its neighbours within the window), not with the piece. Measured: 7,981 and 16,200
+    entries (60 s and 20 s apart, 250 reports); with two-hour blocks only, 9,436 and
+    42,151."""
+    from streams.tools.linking_quality import chain_report
+
+    def worst(spacing: float) -> int:
+        linker = ZoneLinker()
+        most = 0
+        for i in range(250):
+            examined = linker.examined
+            linker.upsert(chain_report(i, spacing=spacing))
+            most = max(most, linker.examined - examined)
+        return most
+
+    assert worst(20.0) <= 2.5 * worst(60.0)
+
+
 def test_chain_grouping_equals_the_reference_on_random_streams() -> None:
     """Chain limits of 1 to 5 (so most components of these streams are chains, and cross
-    the limit both ways as reports come and go), hour blocks: the incremental grouping stays
-    the plain reference's and the from-scratch one's, crowded cells included."""
+    the limit both ways as reports come and go), blocks of an hour, 15 and 3.75 minutes:
+    the incremental grouping stays the plain reference's and the from-scratch one's,
+    crowded cells included."""
     rng = random.Random(20261202)
     chained = 0
     for limit, crowd in ((1, 100), (2, 100), (3, 100), (5, 100), (2, 3)):

@@ -319,10 +319,20 @@ class LinkRule:
     #: one place, reported a minute apart): its reports link only within fixed time blocks
     #: `chain_block_seconds` long (aligned to the epoch), so that a change regroups the
     #: block pieces it touches rather than the chain (the work of a change was the chain's,
-    #: its whole cost the square). None: no limit (every component whole, as before
-    #: 2026-12). No simulated flare-up's component comes near (33 reports at most, seeds 1-5).
+    #: its whole cost the square). A piece itself past the limit (a dense chain) links only
+    #: within blocks a quarter as long, and so on (`chain_blocks`). None: no limit (every
+    #: component whole, as before 2026-12). No simulated flare-up's component comes near (33
+    #: reports at most, seeds 1-5).
     chain_limit: int | None = 100
     chain_block_seconds: float = 7200.0
+
+    def chain_blocks(self) -> tuple[float, ...]:
+        """The block lengths of a chain's levels, coarsest first (2 h, 30 min, 7.5 min):
+        level k (from 1) links within blocks of `chain_blocks()[k - 1]`; the last is the
+        finest, whatever its pieces' size (within a crowd cell's half hour at the defaults,
+        so at most `crowd_limit` reports)."""
+        b = self.chain_block_seconds
+        return (b, b / 4, b / 16)
 
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.distance_km <= 0:
@@ -566,7 +576,7 @@ class ZoneLinker:
         #: grows components, so a traversal reaching one of these stops there; a removal
         #: traverses what it split and clears the parts found small.
         self._large: set[Ident] = set()
-        self._block_seconds = self.rule.chain_block_seconds
+        self._blocks = self.rule.chain_blocks()
 
     def __len__(self) -> int:
         return len(self.live)
@@ -775,19 +785,51 @@ class ZoneLinker:
                     if m.ident not in seen:
                         seen.add(m.ident)
                         component.append(m)
-            linked: Callable[[ReportVersion], list[Neighbour]] = precise_neighbours
             if limit is not None and len(component) > limit:
                 self._large.update(m.ident for m in component)
-                linked = self._within_blocks(precise_neighbours)
-            yield from cluster_precise(component, linked, score)
+                for unit, level in self._units(component, precise_neighbours, limit, 1):
+                    yield from cluster_precise(
+                        unit, self._at_level(precise_neighbours, level), score
+                    )
+            else:
+                yield from cluster_precise(component, precise_neighbours, score)
             for m in component:
                 del near[m.ident]
 
-    def _within_blocks(
-        self, neighbours: Callable[[ReportVersion], list[Neighbour]]
+    def _units(
+        self,
+        reports: list[ReportVersion],
+        neighbours: Callable[[ReportVersion], list[Neighbour]],
+        limit: int,
+        level: int,
+    ) -> Iterable[tuple[list[ReportVersion], int]]:
+        """A chain's units, each with its level: `reports` (a component of the links of
+        level - 1, past the limit) split by the links within blocks of `level`; a piece
+        still past the limit split again at the next level, but at the last."""
+        within = self._at_level(neighbours, level)
+        seen: set[Ident] = set()
+        for r in reports:
+            if r.ident in seen:
+                continue
+            seen.add(r.ident)
+            piece = [r]
+            for x in piece:
+                for m, _f, _o in within(x):
+                    if m.ident not in seen:
+                        seen.add(m.ident)
+                        piece.append(m)
+            if len(piece) > limit and level < len(self._blocks):
+                yield from self._units(piece, neighbours, limit, level + 1)
+            else:
+                yield piece, level
+
+    def _at_level(
+        self, neighbours: Callable[[ReportVersion], list[Neighbour]], level: int
     ) -> Callable[[ReportVersion], list[Neighbour]]:
-        """A chain's links: those within a time block (`LinkRule.chain_block_seconds`)."""
-        size = self._block_seconds
+        """The links of a chain's level: those within a block of it (level 0: all)."""
+        if level == 0:
+            return neighbours
+        size = self._blocks[level - 1]
 
         def within(r: ReportVersion) -> list[Neighbour]:
             block = r.occurred // size
@@ -1197,7 +1239,7 @@ class ZoneLinker:
                 found = near[r.ident] = [n for n in neighbours(r) if n[2][0] == 0]
             return found
 
-        regroup, cut = self._to_regroup(gone, removed_near, inserted, precise_neighbours)
+        regroup, levels = self._to_regroup(gone, removed_near, inserted, precise_neighbours)
         before: dict[Ident, list[ReportVersion]] = {}
         # (the changed reports' incidents too: a removed report is not among them)
         for a in {self.anchor[i] for i in [*regroup, *gone] if i in self.anchor}:
@@ -1205,11 +1247,11 @@ class ZoneLinker:
         after: dict[Ident, list[ReportVersion]] = {}
         score = self.rule.incident_score
         linked: Callable[[ReportVersion], list[Neighbour]] = precise_neighbours
-        if cut:
-            within = self._within_blocks(precise_neighbours)
+        if levels:
+            at = [self._at_level(precise_neighbours, k) for k in range(len(self._blocks) + 1)]
 
             def linked(r: ReportVersion) -> list[Neighbour]:
-                return within(r) if r.ident in cut else precise_neighbours(r)
+                return at[levels.get(r.ident, 0)](r)
 
         for group in cluster_precise(regroup.values(), linked, score):
             a = group[0].ident
@@ -1230,15 +1272,17 @@ class ZoneLinker:
         removed_near: RemovedNear,
         inserted: list[ReportVersion],
         precise_neighbours: Callable[[ReportVersion], list[Neighbour]],
-    ) -> tuple[dict[Ident, ReportVersion], set[Ident]]:
-        """The precise reports a change can regroup, and those of them in chains (whose
-        links across time blocks are cut). A union of whole components (small ones, after
-        the change) and block pieces of chains, which holds every incident the change can
-        alter before it (but the removed reports) and after it: those of the reports whose
-        links changed (`touched`) and of their components where those are, or were, small.
+    ) -> tuple[dict[Ident, ReportVersion], dict[Ident, int]]:
+        """The precise reports a change can regroup, and the level of those in chains
+        (their links are those within a block of it: `_at_level`). A union of units (small
+        components after the change, and pieces of chains at their level), which holds
+        every incident the change can alter before it (but the removed reports) and after
+        it: those of the reports whose links changed (`touched`), and of their components
+        and pieces where those are, or were, small.
 
-        Components are told apart by a traversal that stops past `chain_limit` reports, or
-        at a report known to be in a chain (`_large`, when the change only adds reports)."""
+        Components and pieces are told apart by a traversal that stops past `chain_limit`
+        reports, or, for components, at a report known to be in a chain (`_large`, when the
+        change only adds reports)."""
         live = self.live
         limit = math.inf if self.rule.chain_limit is None else self.rule.chain_limit
         if not removed_near and len(inserted) == 1:
@@ -1262,8 +1306,9 @@ class ZoneLinker:
                 if large:
                     break
             if not large:
-                return seen, set()
-        size = self._block_seconds
+                return seen, {}
+        blocks = self._blocks
+        last = len(blocks)  # the finest level: a piece whatever its size
         known_large = self._large
         added = {r.ident for r in inserted}
         # the graph before the change: the current one without the added reports, with the
@@ -1284,14 +1329,31 @@ class ZoneLinker:
             out.extend(back.get(r.ident, ()))
             return out
 
+        def at(
+            adjacent: Callable[[ReportVersion], list[ReportVersion]], level: int
+        ) -> Callable[[ReportVersion], list[ReportVersion]]:
+            if level == 0:
+                return adjacent
+            size = blocks[level - 1]
+
+            def within(r: ReportVersion) -> list[ReportVersion]:
+                block = r.occurred // size
+                return [m for m in adjacent(r) if m.occurred // size == block]
+
+            return within
+
+        now_at = [at(now, k) for k in range(last + 1)]
+        then_at = [at(then, k) for k in range(last + 1)]
+
         def extent(
             start: ReportVersion,
             adjacent: Callable[[ReportVersion], list[ReportVersion]],
             memo: dict[Ident, list[ReportVersion] | None],
             stop: set[Ident],
+            bound: float,
         ) -> list[ReportVersion] | None:
-            """start's component, or None for a chain (more than `limit` reports, or
-            reaching a report in `stop`, or one found in a chain before)."""
+            """start's component in `adjacent`, or None past `bound` reports (or reaching
+            a report in `stop`, or one found past it before)."""
             if start.ident in memo:
                 return memo[start.ident]
             seen = {start.ident: start}
@@ -1309,7 +1371,7 @@ class ZoneLinker:
                         break
                     seen[i] = m
                     queue.append(m)
-                    if len(seen) > limit:
+                    if len(seen) > bound:
                         large = True
                         break
             if large:
@@ -1321,40 +1383,40 @@ class ZoneLinker:
                 memo[i] = component
             return component
 
-        regroup: dict[Ident, ReportVersion] = {}
-        cut: set[Ident] = set()
-
-        def piece(x: ReportVersion) -> None:
-            """x's block piece (x is in a chain): its block's reports linked to it there."""
-            if x.ident in regroup:
-                return
-            block = x.occurred // size
-            regroup[x.ident] = x
-            cut.add(x.ident)
-            stack = [x]
-            while stack:
-                for m in now(stack.pop()):
-                    if m.ident not in regroup and m.occurred // size == block:
-                        regroup[m.ident] = m
-                        cut.add(m.ident)
-                        stack.append(m)
-
         # After the change: adding reports only grows components, so a report known to be
         # in a chain still is; a removal may split one, so its parts are traversed afresh.
-        after_memo: dict[Ident, list[ReportVersion] | None] = {}
-        after_stop = known_large if not removed_near else set()
-        before_memo: dict[Ident, list[ReportVersion] | None] = {}
+        nothing: set[Ident] = set()
+        after_stop = [known_large if not removed_near else nothing] + [nothing] * last
+        before_stop = [known_large] + [nothing] * last
+        after_memo: list[dict[Ident, list[ReportVersion] | None]] = [{} for _ in range(last + 1)]
+        before_memo: list[dict[Ident, list[ReportVersion] | None]] = [{} for _ in range(last + 1)]
+        bounds = [limit] * last + [math.inf]
+
+        regroup: dict[Ident, ReportVersion] = {}
+        levels: dict[Ident, int] = {}
+
+        def unit_now(x: ReportVersion, k: int) -> list[ReportVersion] | None:
+            return extent(x, now_at[k], after_memo[k], after_stop[k], bounds[k])
+
+        def add(unit: list[ReportVersion], k: int) -> None:
+            if unit[0].ident in regroup:
+                return  # (a unit is added whole or not at all)
+            for m in unit:
+                regroup[m.ident] = m
+                if k:
+                    levels[m.ident] = k
 
         def place(x: ReportVersion) -> None:
-            """x's component into the regrouping, or its block piece if in a chain."""
-            component = extent(x, now, after_memo, after_stop)
-            if component is None:
-                piece(x)
-            elif x.ident not in regroup:
-                regroup.update((m.ident, m) for m in component)
+            """x's unit into the regrouping: its component, or its piece of a chain."""
+            for k in range(last + 1):
+                unit = unit_now(x, k)
+                if unit is not None:
+                    add(unit, k)
+                    return
 
-        changed_blocks = {r.occurred // size for r in inserted}
-        changed_blocks.update(r.occurred // size for r, _rn in removed_near.values())
+        changed = [*inserted, *(r for r, _rn in removed_near.values())]
+        changed_blocks: list[set[float]] = [set()]
+        changed_blocks.extend({r.occurred // b for r in changed} for b in blocks)
         touched = list(inserted)
         for r in inserted:
             touched.extend(now(r))
@@ -1363,33 +1425,33 @@ class ZoneLinker:
         for t in touched:
             if live.get(t.ident) is not t:
                 continue  # a removed version
-            component = extent(t, now, after_memo, after_stop)
-            if component is not None:  # small: whole
-                if t.ident not in regroup:
-                    regroup.update((m.ident, m) for m in component)
-                continue
-            if t.ident in added:
-                piece(t)
-                continue
-            # t is in a chain now. Was its component small before the change?
-            earlier = extent(t, then, before_memo, known_large)
-            if earlier is None:
-                # A chain then too: its links across blocks were cut then and are now, so
-                # its piece changed only if the change is in its block.
-                if t.occurred // size in changed_blocks:
-                    piece(t)
-                continue
-            # Small then, so grouped whole; now in a chain, so by pieces: all of it.
-            for m in earlier:
-                if live.get(m.ident) is m:
-                    place(m)
+            for k in range(last + 1):
+                unit = unit_now(t, k)
+                if unit is not None:  # small at this level (or the finest): whole
+                    add(unit, k)
+                    break
+                if t.ident in added:
+                    continue  # past the limit at this level: its piece at the next
+                # Past the limit now. Was it small before the change?
+                earlier = extent(t, then_at[k], before_memo[k], before_stop[k], limit)
+                if earlier is not None:
+                    # Small then, so grouped whole at this level; now by finer pieces: all
+                    # of it again.
+                    for m in earlier:
+                        if live.get(m.ident) is m:
+                            place(m)
+                    break
+                # Past it then too: its links across the next level's blocks were cut then
+                # and are now, so its piece changed only if the change is in its block.
+                if t.occurred // blocks[k] not in changed_blocks[k + 1]:
+                    break
         self._large.difference_update(gone)
-        for i, component in after_memo.items():
+        for i, component in after_memo[0].items():
             if component is None:
                 self._large.add(i)
             else:
                 self._large.discard(i)
-        return regroup, cut
+        return regroup, levels
 
     # -- cold storage (streams/record/archive.py) ---------------------------------------
     # Closing and reopening move whole incidents out and back without deciding anything:
