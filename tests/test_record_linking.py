@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,6 +19,42 @@ RULE = LinkRule()
 
 def grouping(linker: ZoneLinker) -> set[frozenset[Ident]]:
     return {frozenset(m.ident for m in members) for members in linker.members.values()}
+
+
+def random_changes(
+    linker: ZoneLinker,
+    rng: random.Random,
+    *,
+    steps: int,
+    ids: int,
+    removals: float,
+    report: Callable[[str, int], ReportVersion],
+) -> Iterator[dict[str, ReportVersion]]:
+    """`steps` random changes to `linker`, each an upsert of `report(rid, step)` for a
+    random rid or, at the rate `removals`, the removal of a current report; yields the
+    current reports after each."""
+    current: dict[str, ReportVersion] = {}
+    for step in range(steps):
+        rid = str(rng.randrange(ids))
+        if current and rng.random() < removals:
+            linker.remove(current.pop(rng.choice(sorted(current))).ident)
+        else:
+            current[rid] = r = report(rid, step)
+            linker.upsert(r)
+        yield current
+
+
+def check_from_scratch(linker: ZoneLinker, current: dict[str, ReportVersion]) -> set[Ident]:
+    """The linker groups the current reports as the reference does (crowded ones alone) and
+    as `canonical_groups` does; returns the crowded ones."""
+    rule = linker.rule
+    crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
+    free = [r for r in current.values() if r.ident not in crowded]
+    assert grouping(linker) == reference_groups(free, rule) | {frozenset({i}) for i in crowded}
+    assert grouping(linker) == {
+        frozenset(m.ident for m in g) for g in canonical_groups(current.values(), rule).values()
+    }
+    return crowded
 
 
 def groups_of(*reports: ReportVersion) -> set[frozenset[Ident]]:
@@ -234,30 +271,26 @@ def test_incremental_grouping_equals_the_reference_on_random_streams() -> None:
     rng = random.Random(20201110)
     for _ in range(150):
         linker = ZoneLinker()
-        current: dict[str, ReportVersion] = {}
         n_sources = rng.randint(2, 6)
-        for step in range(50):
-            rid = str(rng.randrange(25))
-            if current and rng.random() < 0.15:
-                gone = current.pop(rng.choice(sorted(current)))
-                linker.remove(gone.ident)
-            else:
-                r = rv(
-                    f"s{int(rid) % n_sources}",
-                    rid,
-                    revision=step,
-                    t=rng.randrange(0, 4 * 3600, 300),
-                    km=rng.uniform(0, 6),
-                    category=rng.choice(
-                        [Category.SMALL_ARMS_FIRE, Category.DRONE_STRIKE, Category.OTHER]
-                    ),
-                    time_precision=rng.choice([TimePrecision.EXACT] * 5 + [TimePrecision.DAY]),
-                    location_precision=rng.choice(
-                        [*LocationPrecision, LocationPrecision.POINT, LocationPrecision.POINT]
-                    ),
-                )
-                linker.upsert(r)
-                current[rid] = r
+
+        def report(rid: str, step: int, n_sources: int = n_sources) -> ReportVersion:
+            return rv(
+                f"s{int(rid) % n_sources}",
+                rid,
+                revision=step,
+                t=rng.randrange(0, 4 * 3600, 300),
+                km=rng.uniform(0, 6),
+                category=rng.choice(
+                    [Category.SMALL_ARMS_FIRE, Category.DRONE_STRIKE, Category.OTHER]
+                ),
+                time_precision=rng.choice([TimePrecision.EXACT] * 5 + [TimePrecision.DAY]),
+                location_precision=rng.choice(
+                    [*LocationPrecision, LocationPrecision.POINT, LocationPrecision.POINT]
+                ),
+            )
+
+        changes = random_changes(linker, rng, steps=50, ids=25, removals=0.15, report=report)
+        for current in changes:
             assert grouping(linker) == reference_groups(current.values(), RULE)
         for anchor, members in linker.members.items():
             assert members[0].ident == anchor
@@ -318,35 +351,23 @@ def test_crowded_grouping_equals_the_from_scratch_one_on_random_streams() -> Non
     rng = random.Random(1110)
     rule = LinkRule(crowd_limit=3)
     crowded_steps = 0
+
+    def report(rid: str, step: int) -> ReportVersion:
+        return rv(
+            f"s{int(rid) % 4}",  # one identity per rid
+            rid,
+            revision=step,
+            t=rng.choice([0, 5 * MIN, 20 * MIN, 40 * MIN, 2 * 3600]),
+            km=rng.uniform(0, 4),
+            time_precision=rng.choice([TimePrecision.EXACT] * 4 + [TimePrecision.DAY]),
+        )
+
     for _ in range(60):
         linker = ZoneLinker(rule)
-        current: dict[str, ReportVersion] = {}
-        for step in range(40):
-            rid = str(rng.randrange(14))
-            if current and rng.random() < 0.25:
-                gone = current.pop(rng.choice(sorted(current)))
-                linker.remove(gone.ident)
-            else:
-                r = rv(
-                    f"s{int(rid) % 4}",  # one identity per rid
-                    rid,
-                    revision=step,
-                    t=rng.choice([0, 5 * MIN, 20 * MIN, 40 * MIN, 2 * 3600]),
-                    km=rng.uniform(0, 4),
-                    time_precision=rng.choice([TimePrecision.EXACT] * 4 + [TimePrecision.DAY]),
-                )
-                linker.upsert(r)
-                current[rid] = r
-            crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
+        for current in random_changes(linker, rng, steps=40, ids=14, removals=0.25, report=report):
+            crowded = check_from_scratch(linker, current)
             crowded_steps += bool(crowded)
             assert linker.crowded_reports == len(crowded)  # the gauge's count, kept as it goes
-            free = [r for r in current.values() if r.ident not in crowded]
-            expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
-            assert grouping(linker) == expected
-            assert grouping(linker) == {
-                frozenset(m.ident for m in g)
-                for g in canonical_groups(current.values(), rule).values()
-            }
     assert crowded_steps > 300  # of 2,400: cells cross the limit both ways often
 
 
@@ -470,36 +491,25 @@ def test_chain_grouping_equals_the_reference_on_random_streams() -> None:
         rule = LinkRule(chain_limit=limit, chain_block_seconds=HOUR_BLOCKS, crowd_limit=crowd)
         for _ in range(40):
             linker = ZoneLinker(rule)
-            current: dict[str, ReportVersion] = {}
             n_sources = rng.randint(2, 6)
-            for step in range(40):
-                rid = str(rng.randrange(20))
-                if current and rng.random() < 0.2:
-                    gone = current.pop(rng.choice(sorted(current)))
-                    linker.remove(gone.ident)
-                else:
-                    r = rv(
-                        f"s{int(rid) % n_sources}",
-                        rid,
-                        revision=step,
-                        t=rng.randrange(0, 4 * 3600, 300),
-                        km=rng.uniform(0, 6),
-                        time_precision=rng.choice([TimePrecision.EXACT] * 5 + [TimePrecision.DAY]),
-                        location_precision=rng.choice(
-                            [LocationPrecision.TOWN, *[LocationPrecision.POINT] * 4]
-                        ),
-                    )
-                    linker.upsert(r)
-                    current[rid] = r
+
+            def report(rid: str, step: int, n_sources: int = n_sources) -> ReportVersion:
+                return rv(
+                    f"s{int(rid) % n_sources}",
+                    rid,
+                    revision=step,
+                    t=rng.randrange(0, 4 * 3600, 300),
+                    km=rng.uniform(0, 6),
+                    time_precision=rng.choice([TimePrecision.EXACT] * 5 + [TimePrecision.DAY]),
+                    location_precision=rng.choice(
+                        [LocationPrecision.TOWN, *[LocationPrecision.POINT] * 4]
+                    ),
+                )
+
+            changes = random_changes(linker, rng, steps=40, ids=20, removals=0.2, report=report)
+            for current in changes:
                 chained += bool(linker._large)
-                crowded = {r.ident for r in current.values() if linker.crowded(r.ident)}
-                free = [r for r in current.values() if r.ident not in crowded]
-                expected = reference_groups(free, rule) | {frozenset({i}) for i in crowded}
-                assert grouping(linker) == expected
-                assert grouping(linker) == {
-                    frozenset(m.ident for m in g)
-                    for g in canonical_groups(current.values(), rule).values()
-                }
+                check_from_scratch(linker, current)
     assert chained > 1000  # of 8,000 steps: chains known to the linker in most
 
 

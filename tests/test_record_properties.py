@@ -144,6 +144,14 @@ def apply_all(record: Record, arrivals: list[Version]) -> list[Step]:
     return [record.apply(v) for v in arrivals]
 
 
+def latest_only(s: Scenario, rule: LinkRule | None = None) -> Record:
+    """A record given only the latest revision of each report."""
+    record = Record(rule)
+    for v in s.latest.values():
+        record.apply(v)
+    return record
+
+
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_end_state_is_that_of_the_latest_revisions(s: Scenario) -> None:
@@ -151,9 +159,7 @@ def test_end_state_is_that_of_the_latest_revisions(s: Scenario) -> None:
     steps = apply_all(record, s.arrivals)
     assert [step.outcome for step in steps] == expected_outcomes(s.arrivals)
 
-    only_latest = Record()
-    for v in s.latest.values():
-        only_latest.apply(v)
+    only_latest = latest_only(s)
     live = {i: v for i, v in s.latest.items() if isinstance(v, ReportVersion)}
     assert {r.ident: r for r in record.reports()} == live
     assert {r.ident: r for r in only_latest.reports()} == live
@@ -277,9 +283,7 @@ def test_with_chains_the_end_state_is_that_of_the_latest_revisions(s: Scenario) 
     published changes add up to it, and the changelog rebuilds it."""
     record = Record(CHAINS)
     steps = apply_all(record, s.arrivals)
-    only_latest = Record(CHAINS)
-    for v in s.latest.values():
-        only_latest.apply(v)
+    only_latest = latest_only(s, CHAINS)
     assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
     by_zone: dict[str, list[ReportVersion]] = defaultdict(list)
     for r in record.reports():
@@ -310,9 +314,7 @@ def test_with_crowded_cells_the_end_state_does_not_depend_on_arrival_order(s: Sc
     rule = LinkRule(crowd_limit=1)
     record = Record(rule)
     steps = apply_all(record, s.arrivals)
-    only_latest = Record(rule)
-    for v in s.latest.values():
-        only_latest.apply(v)
+    only_latest = latest_only(s, rule)
     assert open_fields(list(record.incidents())) == open_fields(list(only_latest.incidents()))
     assert record.tally() == only_latest.tally()
     published = IncidentTally()
