@@ -412,19 +412,27 @@ def chain(n: int, sources: int = 3, spacing: float = 69.0) -> str:
     observation post's day of fire, reported every minute or so), applied newest first to a
     `Record`: each links with its neighbours within the window, so together they are one
     component of the precise link graph, a chain past `LinkRule.chain_limit` reports, whose
-    changes regroup the time blocks they touch (docs/record.md, "A chain"). CPU time at each
-    fifth of `n`, to show how it grows (linearly; as its square before the limit)."""
+    changes regroup the pieces they touch (docs/record.md, "A chain"). CPU time at each
+    fifth of `n`, to show how it grows (linearly; as its square before the limit), and the
+    most index entries one change examined so far (`ZoneLinker.examined`)."""
     reports = [chain_report(i, sources, spacing) for i in range(n)]
-    lines = [_row(("reports", "Record CPU s", "µs per report, last fifth")), _row(("---",) * 3)]
+    lines = [
+        _row(("reports", "Record CPU s", "µs per report, last fifth", "most examined by a change")),
+        _row(("---",) * 4),
+    ]
     record = Record()
     started = last = time.process_time()
     last_k, step = 0, max(1, n // 5)
+    most = 0
     for k, r in enumerate(reports, 1):
+        linker = record.book.zones.get(r.zone)
+        before = 0 if linker is None else linker.examined
         record.apply(r)
+        most = max(most, record.book.zones[r.zone].examined - before)
         if k % step == 0 or k == n:
             now = time.process_time()
             per = (now - last) / (k - last_k)
-            lines.append(_row((f"{k:,}", f"{now - started:.2f}", f"{per * 1e6:,.0f}")))
+            lines.append(_row((f"{k:,}", f"{now - started:.2f}", f"{per * 1e6:,.0f}", f"{most:,}")))
             last, last_k = now, k
     return "\n".join(lines)
 
@@ -527,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--chain", type=int, default=0, help="time N reports a minute apart at one point"
     )
+    parser.add_argument(
+        "--chain-spacing", type=float, default=69.0, help="seconds between a chain's reports"
+    )
     args = parser.parse_args(argv)
     if args.bench:
         print(bench())
@@ -535,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(flood(args.flood))
         return 0
     if args.chain:
-        print(chain(args.chain))
+        print(chain(args.chain, spacing=args.chain_spacing))
         return 0
     if args.events <= 0 or args.per_day <= 0:
         parser.error("--events and --per-day must be positive")
