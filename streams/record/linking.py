@@ -65,6 +65,7 @@ from operator import attrgetter
 from typing import Any
 
 from schemas.codes import Category, Party
+from streams.record.chains import RemovedNear, to_regroup, units
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
 
 FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
@@ -140,8 +141,6 @@ _AFTER_PRECISE: Order = (1, -math.inf, "", "")
 Score = Callable[[ReportVersion, Sequence[float], Sequence[ReportVersion]], float]
 #: A possible merge: its fit, both first reports' orders, both anchors and their versions.
 Candidate = tuple[float, Order, Order, Ident, Ident, int, int]
-#: Removed precise reports: identity -> the version removed and its precise neighbours then.
-RemovedNear = dict[Ident, tuple[ReportVersion, list[ReportVersion]]]
 
 
 def cluster_precise(
@@ -787,7 +786,7 @@ class ZoneLinker:
                         component.append(m)
             if limit is not None and len(component) > limit:
                 self._large.update(m.ident for m in component)
-                for unit, level in self._units(component, precise_neighbours, limit, 1):
+                for unit, level in units(component, precise_neighbours, limit, self._blocks):
                     yield from cluster_precise(
                         unit, self._at_level(precise_neighbours, level), score
                     )
@@ -795,33 +794,6 @@ class ZoneLinker:
                 yield from cluster_precise(component, precise_neighbours, score)
             for m in component:
                 del near[m.ident]
-
-    def _units(
-        self,
-        reports: list[ReportVersion],
-        neighbours: Callable[[ReportVersion], list[Neighbour]],
-        limit: int,
-        level: int,
-    ) -> Iterable[tuple[list[ReportVersion], int]]:
-        """A chain's units, each with its level: `reports` (a component of the links of
-        level - 1, past the limit) split by the links within blocks of `level`; a piece
-        still past the limit split again at the next level, but at the last."""
-        within = self._at_level(neighbours, level)
-        seen: set[Ident] = set()
-        for r in reports:
-            if r.ident in seen:
-                continue
-            seen.add(r.ident)
-            piece = [r]
-            for x in piece:
-                for m, _f, _o in within(x):
-                    if m.ident not in seen:
-                        seen.add(m.ident)
-                        piece.append(m)
-            if len(piece) > limit and level < len(self._blocks):
-                yield from self._units(piece, neighbours, limit, level + 1)
-            else:
-                yield piece, level
 
     def _at_level(
         self, neighbours: Callable[[ReportVersion], list[Neighbour]], level: int
@@ -1227,7 +1199,7 @@ class ZoneLinker:
         precise reports differ has its imprecise ones decide again (`diverged`), and the
         imprecise reports that would now fit it better do too (`recheck`).
 
-        Which reports (`_to_regroup`): the components of the precise link graph the change
+        Which reports (`chains.to_regroup`): the components of the precise link graph the change
         touches, before and after it, where they hold at most `chain_limit` reports; of a
         chain, the block pieces (reports of one time block linked within it) the change
         touches, and whole any part that was a small component before it."""
@@ -1239,7 +1211,17 @@ class ZoneLinker:
                 found = near[r.ident] = [n for n in neighbours(r) if n[2][0] == 0]
             return found
 
-        regroup, levels = self._to_regroup(gone, removed_near, inserted, precise_neighbours)
+        limit = math.inf if self.rule.chain_limit is None else self.rule.chain_limit
+        regroup, levels = to_regroup(
+            self.live,
+            self._large,
+            limit,
+            self._blocks,
+            gone,
+            removed_near,
+            inserted,
+            precise_neighbours,
+        )
         before: dict[Ident, list[ReportVersion]] = {}
         # (the changed reports' incidents too: a removed report is not among them)
         for a in {self.anchor[i] for i in [*regroup, *gone] if i in self.anchor}:
@@ -1265,193 +1247,6 @@ class ZoneLinker:
         for a in moved:
             if a in after:
                 recheck(a, after[a][0], _AFTER_PRECISE)
-
-    def _to_regroup(
-        self,
-        gone: set[Ident],
-        removed_near: RemovedNear,
-        inserted: list[ReportVersion],
-        precise_neighbours: Callable[[ReportVersion], list[Neighbour]],
-    ) -> tuple[dict[Ident, ReportVersion], dict[Ident, int]]:
-        """The precise reports a change can regroup, and the level of those in chains
-        (their links are those within a block of it: `_at_level`). A union of units (small
-        components after the change, and pieces of chains at their level), which holds
-        every incident the change can alter before it (but the removed reports) and after
-        it: those of the reports whose links changed (`touched`), and of their components
-        and pieces where those are, or were, small.
-
-        Components and pieces are told apart by a traversal that stops past `chain_limit`
-        reports, or, for components, at a report known to be in a chain (`_large`, when the
-        change only adds reports)."""
-        live = self.live
-        limit = math.inf if self.rule.chain_limit is None else self.rule.chain_limit
-        if not removed_near and len(inserted) == 1:
-            # One report added (most changes): everything it touches is in its component,
-            # so if that is small, it is the whole regrouping. (No closures: they cost
-            # every call.)
-            start = inserted[0]
-            seen = {start.ident: start}
-            queue = [start]
-            known = self._large
-            large = False
-            for r in queue:
-                for m, _f, _o in precise_neighbours(r):
-                    i = m.ident
-                    if i not in seen:
-                        if i in known or len(seen) >= limit:
-                            large = True
-                            break
-                        seen[i] = m
-                        queue.append(m)
-                if large:
-                    break
-            if not large:
-                return seen, {}
-        blocks = self._blocks
-        last = len(blocks)  # the finest level: a piece whatever its size
-        known_large = self._large
-        added = {r.ident for r in inserted}
-        # the graph before the change: the current one without the added reports, with the
-        # removed ones (a removed report's identity may be current again, as a revision)
-        back: dict[Ident, list[ReportVersion]] = {}
-        for r, rn in removed_near.values():
-            for m in rn:
-                back.setdefault(m.ident, []).append(r)
-
-        def now(r: ReportVersion) -> list[ReportVersion]:
-            return [m for m, _f, _o in precise_neighbours(r)]
-
-        def then(r: ReportVersion) -> list[ReportVersion]:
-            gone_near = removed_near.get(r.ident)
-            if gone_near is not None and gone_near[0] is r:
-                return gone_near[1]
-            out = [m for m, _f, _o in precise_neighbours(r) if m.ident not in added]
-            out.extend(back.get(r.ident, ()))
-            return out
-
-        def at(
-            adjacent: Callable[[ReportVersion], list[ReportVersion]], level: int
-        ) -> Callable[[ReportVersion], list[ReportVersion]]:
-            if level == 0:
-                return adjacent
-            size = blocks[level - 1]
-
-            def within(r: ReportVersion) -> list[ReportVersion]:
-                block = r.occurred // size
-                return [m for m in adjacent(r) if m.occurred // size == block]
-
-            return within
-
-        now_at = [at(now, k) for k in range(last + 1)]
-        then_at = [at(then, k) for k in range(last + 1)]
-
-        def extent(
-            start: ReportVersion,
-            adjacent: Callable[[ReportVersion], list[ReportVersion]],
-            memo: dict[Ident, list[ReportVersion] | None],
-            stop: set[Ident],
-            bound: float,
-        ) -> list[ReportVersion] | None:
-            """start's component in `adjacent`, or None past `bound` reports (or reaching
-            a report in `stop`, or one found past it before)."""
-            if start.ident in memo:
-                return memo[start.ident]
-            seen = {start.ident: start}
-            large = start.ident in stop
-            queue = [start]
-            for r in queue:  # breadth first: the nearest first (grows as it goes)
-                if large:
-                    break
-                for m in adjacent(r):
-                    i = m.ident
-                    if i in seen:
-                        continue
-                    if i in stop or (i in memo and memo[i] is None):
-                        large = True
-                        break
-                    seen[i] = m
-                    queue.append(m)
-                    if len(seen) > bound:
-                        large = True
-                        break
-            if large:
-                for i in seen:
-                    memo[i] = None
-                return None
-            component = list(seen.values())
-            for i in seen:
-                memo[i] = component
-            return component
-
-        # After the change: adding reports only grows components, so a report known to be
-        # in a chain still is; a removal may split one, so its parts are traversed afresh.
-        nothing: set[Ident] = set()
-        after_stop = [known_large if not removed_near else nothing] + [nothing] * last
-        before_stop = [known_large] + [nothing] * last
-        after_memo: list[dict[Ident, list[ReportVersion] | None]] = [{} for _ in range(last + 1)]
-        before_memo: list[dict[Ident, list[ReportVersion] | None]] = [{} for _ in range(last + 1)]
-        bounds = [limit] * last + [math.inf]
-
-        regroup: dict[Ident, ReportVersion] = {}
-        levels: dict[Ident, int] = {}
-
-        def unit_now(x: ReportVersion, k: int) -> list[ReportVersion] | None:
-            return extent(x, now_at[k], after_memo[k], after_stop[k], bounds[k])
-
-        def add(unit: list[ReportVersion], k: int) -> None:
-            if unit[0].ident in regroup:
-                return  # (a unit is added whole or not at all)
-            for m in unit:
-                regroup[m.ident] = m
-                if k:
-                    levels[m.ident] = k
-
-        def place(x: ReportVersion) -> None:
-            """x's unit into the regrouping: its component, or its piece of a chain."""
-            for k in range(last + 1):
-                unit = unit_now(x, k)
-                if unit is not None:
-                    add(unit, k)
-                    return
-
-        changed = [*inserted, *(r for r, _rn in removed_near.values())]
-        changed_blocks: list[set[float]] = [set()]
-        changed_blocks.extend({r.occurred // b for r in changed} for b in blocks)
-        touched = list(inserted)
-        for r in inserted:
-            touched.extend(now(r))
-        for _r, rn in removed_near.values():
-            touched.extend(rn)
-        for t in touched:
-            if live.get(t.ident) is not t:
-                continue  # a removed version
-            for k in range(last + 1):
-                unit = unit_now(t, k)
-                if unit is not None:  # small at this level (or the finest): whole
-                    add(unit, k)
-                    break
-                if t.ident in added:
-                    continue  # past the limit at this level: its piece at the next
-                # Past the limit now. Was it small before the change?
-                earlier = extent(t, then_at[k], before_memo[k], before_stop[k], limit)
-                if earlier is not None:
-                    # Small then, so grouped whole at this level; now by finer pieces: all
-                    # of it again.
-                    for m in earlier:
-                        if live.get(m.ident) is m:
-                            place(m)
-                    break
-                # Past it then too: its links across the next level's blocks were cut then
-                # and are now, so its piece changed only if the change is in its block.
-                if t.occurred // blocks[k] not in changed_blocks[k + 1]:
-                    break
-        self._large.difference_update(gone)
-        for i, component in after_memo[0].items():
-            if component is None:
-                self._large.add(i)
-            else:
-                self._large.discard(i)
-        return regroup, levels
 
     # -- cold storage (streams/record/archive.py) ---------------------------------------
     # Closing and reopening move whole incidents out and back without deciding anything:
