@@ -31,7 +31,7 @@ def units(
 ) -> Iterator[tuple[list[ReportVersion], int]]:
     """A chain's units, each with its level: `reports` (a component of the links of
     level - 1, past the limit) split by the links within blocks of `level`; a piece
-    still past the limit split again at the next level, but at the last."""
+    still past the limit split again at the next level, except at the last."""
     size = blocks[level - 1]
     seen: set[Ident] = set()
     for r in reports:
@@ -61,12 +61,12 @@ def to_regroup(
     inserted: list[ReportVersion],
     precise_neighbours: Linked,
 ) -> tuple[dict[Ident, ReportVersion], dict[Ident, int]]:
-    """The precise reports a change can regroup, and the level of those in chains
-    (their links are those within a block of it: `_at_level`). A union of units (small
-    components after the change, and pieces of chains at their level), which holds
-    every incident the change can alter before it (but the removed reports) and after
-    it: those of the reports whose links changed (`touched`), and of their components
-    and pieces where those are, or were, small.
+    """The precise reports a change can regroup, and the level of those in chains (their
+    links are those within a block of it: `ZoneLinker._at_level`). A union of units (small
+    components after the change, and pieces of chains at their level), which holds every
+    incident the change can alter before it (but the removed reports) and after it: those
+    of the reports whose links changed (`touched`), and of their components and pieces
+    where those are, or were, small.
 
     Components and pieces are told apart by a traversal that stops past `limit` reports,
     or, for components, at a report in `known_large` (reports known to be in a chain:
