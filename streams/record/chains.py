@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.record.model import Ident, ReportVersion
 
@@ -20,11 +20,28 @@ from streams.record.model import Ident, ReportVersion
 Linked = Callable[[ReportVersion], Sequence[tuple[ReportVersion, Any, Any]]]
 #: Removed precise reports: identity -> the version removed and its precise neighbours then.
 RemovedNear = dict[Ident, tuple[ReportVersion, list[ReportVersion]]]
+N = TypeVar("N", bound=tuple[ReportVersion, Any, Any])
+
+
+def at_level(
+    neighbours: Callable[[ReportVersion], list[N]], blocks: Sequence[float], level: int
+) -> Callable[[ReportVersion], list[N]]:
+    """The links of a chain's level: a report's neighbours within its block of the level
+    (`blocks[level - 1]`, aligned to the epoch); level 0: all of them."""
+    if level == 0:
+        return neighbours
+    size = blocks[level - 1]
+
+    def within(r: ReportVersion) -> list[N]:
+        block = r.occurred // size
+        return [n for n in neighbours(r) if n[0].occurred // size == block]
+
+    return within
 
 
 def units(
     reports: list[ReportVersion],
-    neighbours: Linked,
+    neighbours: Callable[[ReportVersion], list[N]],
     limit: int,
     blocks: Sequence[float],
     level: int = 1,
@@ -32,7 +49,7 @@ def units(
     """A chain's units, each with its level: `reports` (a component of the links of
     level - 1, past the limit) split by the links within blocks of `level`; a piece
     still past the limit split again at the next level, except at the last."""
-    size = blocks[level - 1]
+    within = at_level(neighbours, blocks, level)
     seen: set[Ident] = set()
     for r in reports:
         if r.ident in seen:
@@ -40,9 +57,8 @@ def units(
         seen.add(r.ident)
         piece = [r]
         for x in piece:
-            block = x.occurred // size
-            for m, _f, _o in neighbours(x):
-                if m.ident not in seen and m.occurred // size == block:
+            for m, _f, _o in within(x):
+                if m.ident not in seen:
                     seen.add(m.ident)
                     piece.append(m)
         if len(piece) > limit and level < len(blocks):
@@ -62,7 +78,7 @@ def to_regroup(
     precise_neighbours: Linked,
 ) -> tuple[dict[Ident, ReportVersion], dict[Ident, int]]:
     """The precise reports a change can regroup, and the level of those in chains (their
-    links are those within a block of it: `ZoneLinker._at_level`). A union of units (small
+    links are those within a block of it: `at_level`). A union of units (small
     components after the change, and pieces of chains at their level), which holds every
     incident the change can alter before it (but the removed reports) and after it: those
     of the reports whose links changed (`touched`), and of their components and pieces

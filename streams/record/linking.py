@@ -65,7 +65,7 @@ from operator import attrgetter
 from typing import Any
 
 from schemas.codes import Category, Party
-from streams.record.chains import RemovedNear, to_regroup, units
+from streams.record.chains import RemovedNear, at_level, to_regroup, units
 from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
 
 FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
@@ -787,27 +787,12 @@ class ZoneLinker:
             if limit is not None and len(component) > limit:
                 self._large.update(m.ident for m in component)
                 for unit, level in units(component, precise_neighbours, limit, self._blocks):
-                    yield from cluster_precise(
-                        unit, self._at_level(precise_neighbours, level), score
-                    )
+                    linked = at_level(precise_neighbours, self._blocks, level)
+                    yield from cluster_precise(unit, linked, score)
             else:
                 yield from cluster_precise(component, precise_neighbours, score)
             for m in component:
                 del near[m.ident]
-
-    def _at_level(
-        self, neighbours: Callable[[ReportVersion], list[Neighbour]], level: int
-    ) -> Callable[[ReportVersion], list[Neighbour]]:
-        """The links of a chain's level: those within a block of it (level 0: all)."""
-        if level == 0:
-            return neighbours
-        size = self._blocks[level - 1]
-
-        def within(r: ReportVersion) -> list[Neighbour]:
-            block = r.occurred // size
-            return [n for n in neighbours(r) if n[0].occurred // size == block]
-
-        return within
 
     # -- incremental ------------------------------------------------------------------
 
@@ -1230,7 +1215,9 @@ class ZoneLinker:
         score = self.rule.incident_score
         linked: Callable[[ReportVersion], list[Neighbour]] = precise_neighbours
         if levels:
-            at = [self._at_level(precise_neighbours, k) for k in range(len(self._blocks) + 1)]
+            at = [
+                at_level(precise_neighbours, self._blocks, k) for k in range(len(self._blocks) + 1)
+            ]
 
             def linked(r: ReportVersion) -> list[Neighbour]:
                 return at[levels.get(r.ident, 0)](r)
