@@ -76,6 +76,8 @@ def test_a_bad_file_or_value_is_one_line_without_class_names(
     assert "CEASEFIRE_DEBUG" not in result.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
 def test_feed_sends_every_line_and_summarises_rejections(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -103,6 +105,7 @@ def test_feed_sends_every_line_and_summarises_rejections(
     assert sorted(r.value for r in records) == sorted(line.encode() for line in lines)
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(90)
 def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> None:
     """`alerts --follow` waits for alerts and prints each as it arrives (it crashed at its
@@ -161,6 +164,8 @@ def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> 
     assert quiet.stdout == "" and "no new alert on ceasefire.alerts within 3 s" in quiet.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(180)
 def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> None:
     """`ceasefire-monitor broker` keeps the data while `run` (with no broker configured)
     joins it, stops and starts again: the restarted worker fires nothing twice."""
@@ -215,6 +220,7 @@ def test_workers_restart_around_a_standalone_embedded_broker(tmp_path: Path) -> 
             broker.wait(timeout=5)
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(150)
 def test_a_worker_whose_broker_is_gone_is_not_ready(tmp_path: Path) -> None:
     """It answered ready for minutes with its broker stopped: a load balancer kept sending
@@ -330,6 +336,8 @@ def test_the_reserved_api_port_is_the_one_the_api_serves_on() -> None:
             s.close()
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
 def test_broker_command_stops_promptly_and_cleanly_on_sigterm_and_ctrl_c() -> None:
     """SIGTERM used to take 10 s and end in "error: TimeoutExpired" (exit 1); Ctrl-C
     stops it even when it was started with SIGINT ignored (it waited for good)."""
@@ -432,6 +440,8 @@ def test_run_checks_its_rule_file_first_in_one_line(tmp_path: Path) -> None:
     assert line.startswith(f"error: rule file {broken}: not valid YAML"), line
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
 def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: EmbeddedBroker) -> None:
     prefix = {"CEASEFIRE_TOPIC_PREFIX": "mismatch."}
     made = cli("topics", "--broker", broker.url, "--partitions", "2", env=prefix)

@@ -18,7 +18,8 @@ import pytest
 from streams.kafka.broker import EmbeddedBroker
 from tests.harness import Worker, produce, read_topic, wait_for
 
-pytestmark = pytest.mark.integration
+# Each test bounds its time above the sum of its own waits, which name what they wait for.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
 NOW = datetime.now(UTC)
 # Points well inside zones of the shipped catalogue.
@@ -324,7 +325,9 @@ def test_two_workers_answer_completely_and_alike(broker: EmbeddedBroker, tmp_pat
 
             wait_for(complete, timeout=60, what=f"{w.url} tallies")
         for by in ("party", "zone,party", "category"):
-            assert w1.tallies("7d", by) == w2.tallies("7d", by)
+            rows = w1.tallies("7d", by)
+            assert rows, f"by={by}: {w1.url} did not answer 200 with rows"
+            assert rows == w2.tallies("7d", by), f"by={by}: the workers differ"
     finally:
         w1.stop()
         if w2 is not None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.offsets import exact_end_offsets, read_partitions
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 def test_reads_to_the_true_end_of_multi_batch_partitions(broker: EmbeddedBroker) -> None:

@@ -246,12 +246,12 @@ def test_the_tls_check_needs_one_good_bootstrap_server(tls: TlsBroker) -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_tls_problem_at_the_advertised_broker_is_named(
-    tls: TlsBroker, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_tls_problem_at_the_advertised_broker_is_named(tls: TlsBroker, tmp_path: Path) -> None:
     """Bootstrapping through a good front while the broker named another, whose
     certificate was for another host, gave "no Kafka broker reachable at <the good one>"."""
     from streams.kafka import tls as tls_check
+    from streams.kafka.broker import EmbeddedBroker
+    from tests.tls_front import TlsFront
 
     settings = mutual_tls(tls)
     ctx = tls_check.ssl_context_of(settings)
@@ -261,9 +261,20 @@ def test_a_tls_problem_at_the_advertised_broker_is_named(
         ("127.0.0.1", tls.front.port)
     ]
     tls_check.check_tls(settings)  # the two agree: nothing to say
-    monkeypatch.setattr(tls_check, "advertised", lambda *_: [("127.0.0.1", tls.wrong_name.port)])
-    with pytest.raises(tls_check.TlsProblem) as raised:
-        tls_check.check_tls(settings)
+    # A second broker behind a good front that advertises the wrong-name front, as a
+    # broker whose advertised listener is another host's name would.
+    backend = free_port()
+    with (
+        EmbeddedBroker(
+            "127.0.0.1", backend, log=tmp_path / "tansu.log", advertised_port=tls.wrong_name.port
+        ),
+        TlsFront(
+            backend, tls.pki.server_cert, tls.pki.server_key, tmp_path, client_ca=tls.pki.ca
+        ) as front,
+    ):
+        misnamed = settings.model_copy(update={"broker": f"kafka://127.0.0.1:{front.port}"})
+        with pytest.raises(tls_check.TlsProblem) as raised:
+            tls_check.check_tls(misnamed)
     said = str(raised.value)
     assert f"names itself 127.0.0.1:{tls.wrong_name.port}" in said, said
     assert "not issued for 127.0.0.1" in said and "advertised listener" in said, said

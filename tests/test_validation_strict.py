@@ -266,9 +266,15 @@ def test_visible_format_characters_stay_valid() -> None:
 
 def test_a_final_newline_is_refused_by_the_schema_too() -> None:
     # Python's `$` (jsonschema's) matches before a final newline unless the pattern says not.
-    agrees(report(source="pkf-op-12\n"))
-    agrees(withdrawal(report_id="r-1\n"))
-    agrees(report(occurred_at="2021-05-12T10:00:00Z\n"))
+    for doc, field in (
+        (report(source="pkf-op-12\n"), "source"),
+        (withdrawal(report_id="r-1\n"), "report_id"),
+        (report(occurred_at="2021-05-12T10:00:00Z\n"), "occurred_at"),
+    ):
+        assert not VALIDATOR.is_valid(doc), doc
+        assert isinstance(check(doc), Rejection), doc
+        assert field in {e.field for e in check(doc).errors}, check(doc)
+        agrees(doc)
 
 
 @pytest.mark.parametrize(
