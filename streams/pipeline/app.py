@@ -105,7 +105,10 @@ class Monitor:
             )
         else:
             self.ingest = Ingest(
-                s, self.classifier, on_ready=partial(self._feeder_ready, "ingest", True)
+                s,
+                self.classifier,
+                on_ready=partial(self._feeder_ready, "ingest", True),
+                on_lost=partial(self._feeder_ready, "ingest", False),
             )
         #: The producer the stages share (ingest's own when ingest runs in this process).
         self.producer: SharedProducer = self.ingest.shared

@@ -35,6 +35,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
+from aiokafka.errors import IllegalStateError
 
 from schemas.codes import RejectReason
 from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between updates of the consumer-lag gauge.
 LAG_INTERVAL = 5.0
+#: Backoff after a failed batch or a failed rewind, doubled on each failure in a row.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 def process_record(
@@ -207,10 +211,13 @@ class Ingest:
         classifier: Classifier,
         *,
         on_ready: Callable[[], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.classifier = classifier
         self.on_ready = on_ready
+        #: called when the loop ended by an error (it runs again: `_supervise`)
+        self.on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
@@ -253,7 +260,7 @@ class Ingest:
         tune_for_throughput()  # the worker's logging is set up by now
         await self.join()
         await self.shared.start()
-        self._task = asyncio.create_task(self._run(), name="ceasefire-ingest")
+        self._task = asyncio.create_task(self._supervise(), name="ceasefire-ingest")
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop consuming and leave the group. `timeout` is for a child process's stop
@@ -268,6 +275,28 @@ class Ingest:
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group, so a restart joins at once
         await self.shared.stop()
+
+    async def _supervise(self) -> None:
+        """Run the loop, and run it again if it ever ends by an error: an ingest that
+        stopped reading while the worker still answered ready lost the service silently.
+        Not ready (`on_lost`) until the loop has joined again."""
+        delay = RETRY_FIRST_SECONDS
+        while not self._stopping.is_set():
+            try:
+                await self._run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.critical(
+                    "the ingest loop ended by an error; not ready, starting it again in %.0f s",
+                    delay,
+                    exc_info=True,
+                )
+                if self.on_lost is not None:
+                    self.on_lost()
+                await self._recover(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _run(self) -> None:
         assert self.consumer is not None
@@ -294,8 +323,7 @@ class Ingest:
                 # A failed send or commit: back off and retry the batch from the last
                 # committed offset rather than lose it.
                 log.exception("ingest batch failed; retrying from last committed offsets")
-                await asyncio.sleep(1.0)
-                await self._rewind()
+                await self._recover(RETRY_FIRST_SECONDS)
 
     async def _take(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
         """The next records, from the partitions furthest behind while a backlog lasts
@@ -349,14 +377,35 @@ class Ingest:
             lag[(tp.topic, tp.partition)] = hw - await self.consumer.position(tp)
         self._lag.publish(lag)
 
+    async def _recover(self, delay: float) -> None:
+        """Back off, then seek every owned partition back to its committed offset, retried
+        until that holds: reading on from the fetch positions would skip the records of
+        the batch that failed (a failed rewind used to end the loop for good)."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            try:
+                await self._rewind()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ingest could not go back to its committed offsets; retrying")
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
     async def _rewind(self) -> None:
         assert self.consumer is not None
         for tp in self.consumer.assignment():
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+            try:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+            except IllegalStateError:
+                # Revoked meanwhile (a rebalance): whoever owns it now starts from its
+                # committed offset.
+                continue
 
     async def _keyed_partitions(self) -> list[int]:
         if self._keyed_partitions_cache is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 
 from streams import metrics
 from streams.classify.classifier import Classifier
@@ -98,11 +99,16 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
     )
     ready = False
 
-    def on_ready() -> None:
+    def set_ready(value: bool) -> None:
         nonlocal ready
-        ready = True
+        ready = value
 
-    ingest = Ingest(settings, classifier, on_ready=on_ready)
+    ingest = Ingest(
+        settings,
+        classifier,
+        on_ready=partial(set_ready, True),
+        on_lost=partial(set_ready, False),
+    )
     reporter.state = lambda: {"ready": ready, "first_record_at": ingest.first_record_at}
     try:
         await ingest.join()

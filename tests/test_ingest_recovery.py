@@ -1,0 +1,169 @@
+"""Ingest's loop after a failure: it goes back to its committed offsets, however long that
+takes, and never stops reading while the worker answers ready (on in-memory fakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaConnectionError
+
+from streams.config import Settings
+from streams.pipeline import ingest as ingest_module
+from streams.pipeline.ingest import Ingest
+from streams.pipeline.packs import unpack
+from tests.fakes import FakeBatch
+from tests.test_hostile_input import CLASSIFIER, FakeProducer, record, report
+
+pytestmark = pytest.mark.timeout(30)
+
+TP = TopicPartition("ceasefire.reports", 0)
+GONE = TopicPartition("ceasefire.reports", 1)
+
+
+class LoopConsumer:
+    """One owned partition holding `records` (and `GONE`, listed as assigned but revoked
+    under the loop, as a rebalance does): positions, commits and seeks as aiokafka keeps
+    them. `committed` fails `committed_fails` times first, as during a rebalance."""
+
+    def __init__(self, records: list[ConsumerRecord[bytes, bytes]], committed_fails: int) -> None:
+        self.records = records
+        self.pos = 0
+        self.commits: dict[TopicPartition, int] = {}
+        self.committed_fails = committed_fails
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP, GONE}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return len(self.records) if tp == TP else None
+
+    async def position(self, tp: TopicPartition) -> int:
+        if tp != TP:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        return self.pos
+
+    async def getmany(
+        self, *tps: TopicPartition, timeout_ms: int
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        batch = [r for r in self.records if r.offset >= self.pos][:2]
+        if not batch:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        self.pos = batch[-1].offset + 1
+        return {TP: batch}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.update(offsets)
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        if tp != TP:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        if self.committed_fails > 0:
+            self.committed_fails -= 1
+            raise KafkaConnectionError("the coordinator moved")
+        return self.commits.get(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp != TP:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
+        self.seeks.append((tp, offset))
+        self.pos = offset
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.seek(tp, 0)
+
+
+class FlakyProducer(FakeProducer):
+    """Fails the first `fails` deliveries, as a broker that was away for a moment."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__()
+        self.fails = fails
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, partition: int
+    ) -> asyncio.Future[None]:
+        self.broken = self.fails > 0
+        self.fails -= 1
+        return await super().send_batch(batch, topic, partition)
+
+
+def accepted_ids(producer: FakeProducer) -> list[str]:
+    packs = [v for t, v, _ in producer.sent if t.endswith(".accepted")]
+    return [json.loads(doc)["report_id"] for pack in packs for doc in unpack(pack)]
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_module, "RETRY_FIRST_SECONDS", 0.01)
+
+
+def loop(
+    records: int, *, committed_fails: int, send_fails: int
+) -> tuple[Ingest, LoopConsumer, FlakyProducer, list[str]]:
+    calls: list[str] = []
+    ingest = Ingest(
+        Settings(),
+        CLASSIFIER,
+        on_ready=lambda: calls.append("ready"),
+        on_lost=lambda: calls.append("lost"),
+    )
+    consumer = LoopConsumer([record(i, report(i)) for i in range(records)], committed_fails)
+    producer = FlakyProducer(send_fails)
+    ingest.shared.producer, ingest.consumer = producer, consumer  # type: ignore[assignment]
+    ingest.joined.set()
+    return ingest, consumer, producer, calls
+
+
+async def run_until(ingest: Ingest, done: Any, timeout: float = 10) -> None:
+    task = asyncio.create_task(ingest._supervise())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+    finally:
+        ingest._stopping.set()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_a_rewind_that_fails_is_retried_and_nothing_is_skipped() -> None:
+    """A failed commit, then the rewind's `committed` failing during the rebalance, ended
+    the loop for good: the worker answered ready and read nothing."""
+    ingest, consumer, producer, calls = loop(6, committed_fails=3, send_fails=1)
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 6)
+    # the first batch failed, so the loop went back to offset 0 once `committed` answered
+    assert (TP, 0) in consumer.seeks
+    assert sorted(set(accepted_ids(producer))) == [f"r-{i}" for i in range(6)]
+    assert calls == ["ready"]  # the batch retries are the loop's own: still ready
+
+
+async def test_a_partition_revoked_under_the_rewind_is_left_to_its_new_owner() -> None:
+    ingest, consumer, _, _ = loop(2, committed_fails=0, send_fails=0)
+    consumer.pos = 2
+    consumer.commits[TP] = 1
+    await ingest._rewind()  # GONE raises IllegalStateError: skipped, TP still rewound
+    assert consumer.seeks == [(TP, 1)]
+
+
+async def test_a_loop_that_ends_by_an_error_is_not_ready_then_runs_again() -> None:
+    ingest, consumer, producer, calls = loop(4, committed_fails=0, send_fails=0)
+    run = ingest._run
+    ended = False
+
+    async def ends_once() -> None:
+        nonlocal ended
+        if not ended:
+            ended = True
+            raise RuntimeError("a defect in the loop")
+        await run()
+
+    ingest._run = ends_once  # type: ignore[method-assign]
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 4)
+    assert calls == ["lost", "ready"]
+    assert sorted(accepted_ids(producer)) == [f"r-{i}" for i in range(4)]
