@@ -473,6 +473,71 @@ def test_a_step_whose_write_failed_is_retried_and_publishes_each_alert_once() ->
     asyncio.run(run())
 
 
+class OneAlertSendFails(FakeProducer):
+    """The alert topic's `nth` send (from 0) is not acknowledged; the others are."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__()
+        self.left = nth
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[None]:
+        if topic == "ceasefire.alerts":
+            self.left -= 1
+            if self.left == -1:
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                failed.set_exception(ConnectionError("request timed out"))
+                return failed
+        return await super().send(topic, value, key, partition)
+
+
+def test_a_publish_that_failed_part_way_sends_again_only_what_was_not_acknowledged() -> None:
+    """Two alerts of one step; the second's send fails. The retry re-sent both, so the first
+    was on the topic twice and counted twice in ceasefire_alerts_total."""
+
+    def counted() -> float:
+        return sum(
+            sample.value
+            for family in REGISTRY.collect()
+            for sample in family.samples
+            if sample.name == "ceasefire_alerts_total" and sample.labels["rule"] == "casualties"
+        )
+
+    async def run() -> None:
+        r = Run()
+        r.producer = OneAlertSendFails(1)
+        r.stage = fake_stage(r.producer)
+        await r.start()
+        before = counted()
+        pack = b"\n".join(
+            incident(zone, 0.5, killed=2, severity="critical").model_dump_json().encode()
+            for zone in ("shusha", "lachin-corridor")
+        )
+        with pytest.raises(alert_outbox.Unpublished, match="request timed out"):
+            await r.stage._apply([Record(0, 0, pack)])
+        assert published(r) == [("casualties", "firing")]
+        assert counted() - before == 1
+        assert outbox_left(r)  # the one not acknowledged waits in the journal
+        await r.stage._apply([Record(0, 0, pack)])  # the stage input's retry
+        assert r.stage._pending is None
+        zones = [
+            json.loads(v or b"")["labels"]["zone"]
+            for _, _, v in r.producer.sent["ceasefire.alerts"]
+        ]
+        assert sorted(zones) == ["lachin-corridor", "shusha"]
+        assert counted() - before == 2
+        assert not outbox_left(r)
+        again = await Run.of(r.changelog())
+        assert published(again) == []
+
+    asyncio.run(run())
+
+
 def outbox_left(r: Run) -> bool:
     """Whether what was written holds events not confirmed (a recovery would settle)."""
     return bool(restore({0: recovered(r.changelog())}).outboxes)

@@ -13,6 +13,23 @@ from schemas.alert import AlertEvent
 from streams.config import Settings
 from streams.kafka.offsets import read_partitions
 
+
+class Unpublished(Exception):
+    """Some alert events of a publish were not acknowledged: `events`, in their order.
+    The others are on the topic: a retry sends only these (one that sent them all again
+    put the acknowledged ones on the topic twice)."""
+
+    def __init__(self, events: list[AlertEvent], cause: BaseException) -> None:
+        super().__init__(f"{len(events)} alert events not acknowledged: {cause!r}")
+        self.events = events
+        self.ids = {id(e) for e in events}
+
+
+def unpublished_only(events: list[AlertEvent], failed: Unpublished) -> list[AlertEvent]:
+    """`events` less those a failed publish got onto the topic, in order."""
+    return [e for e in events if id(e) in failed.ids]
+
+
 #: How far before an outbox was written the alert topic is read for its events: they were
 #: stamped after it by the same worker's clock; this only absorbs rounding.
 OUTBOX_LOOKBACK_MS = 60_000

@@ -46,7 +46,7 @@ from schemas.codes import RejectReason
 from streams import metrics
 from streams.pipeline.alert_history import ResolvedHistory
 from streams.pipeline.alert_input_memo import AlertInputMemo
-from streams.pipeline.alert_outbox import not_on_alert_topic
+from streams.pipeline.alert_outbox import Unpublished, not_on_alert_topic, unpublished_only
 from streams.pipeline.alert_state import (
     JOURNAL_KEY,
     SINCE_KEY,
@@ -347,7 +347,16 @@ class AlertStage(Stage[AlertOutput]):
         self._tombstones_due = set()
         if not outbox:
             return
-        await self._publish([e for zone_events in events.values() for e in zone_events])
+        try:
+            await self._publish([e for zone_events in events.values() for e in zone_events])
+        except Unpublished as failed:
+            # `events` is the step's output and `_unconfirmed` both: the retry (of the step,
+            # or the clock's next write) publishes only what is not on the topic
+            for zone in list(events):
+                events[zone] = unpublished_only(events[zone], failed)
+                if not events[zone]:
+                    del events[zone]
+            raise
         # Published: confirmed. Should a tombstone fail now, the next write carries it
         # (a recovery in between finds these events on the alert topic), never the events.
         self._unconfirmed = {}
@@ -450,22 +459,41 @@ class AlertStage(Stage[AlertOutput]):
 
     # -- output ---------------------------------------------------------------------------
     async def _publish(self, events: Iterable[AlertEvent]) -> None:
+        """To the alert topic, counted and handed to Alertmanager once acknowledged.
+        `Unpublished` names the events that were not (the others are on the topic)."""
         events = list(events)
         if not events:
             return
         producer = await self.ports.producer()
         topic = self.ports.settings.alerts_topic
-        sends = []
+        sends: list[asyncio.Future[Any]] = []
+        cause: BaseException | None = None
         for event in events:
-            sends.append(
-                await producer.send(
-                    topic, event.model_dump_json().encode(), key=event.fingerprint.encode()
+            try:
+                sends.append(
+                    await producer.send(
+                        topic, event.model_dump_json().encode(), key=event.fingerprint.encode()
+                    )
                 )
-            )
-            if event.status == "firing":
-                metrics.ALERTS.labels(event.rule, event.severity.value).inc()
-        await asyncio.gather(*sends)
-        self._enqueue(events)
+            except Exception as exc:  # refused before it was queued: so are those after it
+                cause = exc
+                break
+        results: list[Any] = await asyncio.gather(*sends, return_exceptions=True)
+        results += [cause] * (len(events) - len(results))
+        done: list[AlertEvent] = []
+        failed: list[AlertEvent] = []
+        for event, result in zip(events, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append(event)
+                cause = cause or result
+            else:
+                done.append(event)
+                if event.status == "firing":
+                    metrics.ALERTS.labels(event.rule, event.severity.value).inc()
+        self._enqueue(done)
+        if failed:
+            assert cause is not None
+            raise Unpublished(failed, cause) from cause
 
     def _enqueue(self, events: list[AlertEvent]) -> None:
         """Hand events to the one delivery task: in order, retried with backoff, and

@@ -37,7 +37,7 @@ from alerting.engine import to_ms
 from alerting.rules import RuleSet
 from alerting.theatre import FatalChange, TheatreState, evaluate
 from schemas.alert import AlertEvent
-from streams.pipeline.alert_outbox import not_on_alert_topic
+from streams.pipeline.alert_outbox import Unpublished, not_on_alert_topic, unpublished_only
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.timers import every
@@ -229,7 +229,11 @@ class TheatreStage(Stage[TheatreOutput]):
         self._dirty = set()
         self._tombstone_due = False
         if out.events:
-            await self._publish(out.events)
+            try:
+                await self._publish(out.events)
+            except Unpublished as failed:  # the retry publishes only what is not on the topic
+                out.events = self._carry = unpublished_only(out.events, failed)
+                raise
             # Published: confirmed. Should the tombstone fail now, the next write carries
             # it, never these events again.
             self._carry = []
