@@ -802,6 +802,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
+    from schemas.alert import AlertEvent
     from streams.kafka.tls import check_tls
     from streams.kafka.topics import unreachable
 
@@ -824,8 +825,18 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     shown = 0
     try:
         for record in consumer:
+            try:
+                AlertEvent.model_validate_json(record.value or b"")
+                alert = json.loads(record.value)
+            except ValueError as exc:  # another writer's record, or a tombstone: said, skipped
+                console.print(
+                    f"skipped a record that is not an alert event at {record.topic} partition "
+                    f"{record.partition} offset {record.offset}: "
+                    f"{str(exc).splitlines()[0]}",
+                    soft_wrap=True,
+                )
+                continue
             shown += 1
-            alert = json.loads(record.value)
             if args.json:
                 print(json.dumps(alert), flush=True)
                 continue

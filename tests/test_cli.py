@@ -120,10 +120,14 @@ def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> 
         return json.dumps(
             {
                 "alert_id": f"a{n}",
+                "fingerprint": f"f{n}",
                 "rule": "casualties",
                 "severity": "critical",
                 "status": "firing",
                 "labels": {"zone": "loc-south"},
+                "value": 1,
+                "threshold": 1,
+                "window": "24h",
                 "starts_at": "2026-12-01T00:00:00Z",
                 "ends_at": None,
                 "summary": f"alert {n}",
@@ -149,13 +153,15 @@ def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> 
     threading.Thread(target=read, daemon=True).start()
     try:
         assert json.loads(lines.get(timeout=45))["summary"] == "alert 1"
-        produce(broker.bootstrap, "ceasefire.alerts", [alert(2)])
+        # another writer's record: said on stderr and skipped (it ended --follow)
+        produce(broker.bootstrap, "ceasefire.alerts", [b"{oops", alert(2)], key=b"one-partition")
         assert json.loads(lines.get(timeout=30))["summary"] == "alert 2"
         assert follow.poll() is None  # still following
     finally:
         follow.terminate()
         _, err = follow.communicate(timeout=20)
-    assert "error" not in err, err
+    assert "Traceback" not in err, err
+    assert "skipped a record that is not an alert event at ceasefire.alerts" in err, err
     # two alerts in one batch: the embedded broker lists the end as the batch's start + 1,
     # and `alerts` showed the last one again as new
     produce(broker.bootstrap, "ceasefire.alerts", [alert(3), alert(4)], key=b"one-partition")

@@ -2,8 +2,10 @@
 
 Firing alerts come from the zones' state, which moves with its partitions. Resolved ones
 are history: each worker follows `ceasefire.alerts` (a plain consumer, no group) from
-`LOOKBACK` ago and keeps the latest `KEPT` resolved events, so the answer survives
-restarts and does not depend on which worker resolved the alert.
+`LOOKBACK` ago and keeps the latest `KEPT` resolved events published within it (by the
+record's timestamp: a long-running worker, or a broker that cannot seek by time, would
+otherwise answer older ones), so the answer survives restarts and does not depend on which
+worker resolved the alert.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ LOOKBACK_SECONDS = 7 * 86_400
 class ResolvedHistory:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.events: deque[AlertEvent] = deque(maxlen=KEPT)
+        #: (published at, ms since the epoch; the event), in the order read
+        self.events: deque[tuple[int, AlertEvent]] = deque(maxlen=KEPT)
 
-    def latest(self) -> list[AlertEvent]:
-        return sorted(self.events, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
+    def latest(self, now_ms: int | None = None) -> list[AlertEvent]:
+        """The resolved events published within the look-back, oldest first."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        since = now_ms - LOOKBACK_SECONDS * 1000
+        recent = [e for at, e in self.events if at >= since]
+        return sorted(recent, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
 
     async def follow(self) -> None:
         """Runs for the life of the worker; a broker outage only pauses it."""
@@ -77,11 +84,11 @@ class ResolvedHistory:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 for records in batches.values():
                     for record in records:
-                        self._add(record.value)
+                        self._add(record.value, record.timestamp)
         finally:
             await consumer.stop()
 
-    def _add(self, value: bytes | None) -> None:
+    def _add(self, value: bytes | None, published_ms: int) -> None:
         if not value:
             return
         try:
@@ -90,4 +97,4 @@ class ResolvedHistory:
             log.warning("ignoring a record on the alert topic that is not an alert: %s", exc)
             return
         if event.status == "resolved":
-            self.events.append(event)
+            self.events.append((published_ms, event))

@@ -1,0 +1,59 @@
+"""Resolved alerts as every worker answers for them (`alert_history.py`), without a broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas.alert import AlertEvent
+from schemas.codes import Severity
+from streams.config import Settings
+from streams.pipeline.alert_history import KEPT, LOOKBACK_SECONDS, ResolvedHistory
+
+NOW_MS = 1_800_000_000_000
+DAY_MS = 86_400_000
+
+
+def event(i: int, status: str = "resolved") -> bytes:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    return (
+        AlertEvent(
+            alert_id=f"a-{i}",
+            fingerprint=f"f-{i}",
+            status=status,  # type: ignore[arg-type]
+            rule="zone-surge",
+            severity=Severity.HIGH,
+            labels={"zone": "shusha"},
+            value=12,
+            threshold=10,
+            window="1h",
+            starts_at=at,
+            ends_at=at if status == "resolved" else None,
+            summary="s",
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def test_only_resolved_events_published_within_the_look_back_are_answered() -> None:
+    """A long-running worker (or one on a broker that cannot seek by time) answered
+    resolutions published weeks before; the API says the past 7 days."""
+    history = ResolvedHistory(Settings())
+    history._add(event(1), NOW_MS - 8 * DAY_MS)  # too old
+    history._add(event(2), NOW_MS - LOOKBACK_SECONDS * 1000)  # at the edge: kept
+    history._add(event(3), NOW_MS - DAY_MS)
+    history._add(event(4, "firing"), NOW_MS)  # firing: from the zones' state, not here
+    history._add(b"not an alert", NOW_MS)
+    history._add(None, NOW_MS)
+    assert [e.alert_id for e in history.latest(NOW_MS)] == ["a-2", "a-3"]
+    # a week on, the same events have aged out
+    assert history.latest(NOW_MS + 8 * DAY_MS) == []
+
+
+def test_the_latest_kept_are_bounded() -> None:
+    history = ResolvedHistory(Settings())
+    for i in range(KEPT + 10):
+        history._add(event(i), NOW_MS)
+    answered = history.latest(NOW_MS)
+    assert len(answered) == KEPT
+    assert "a-0" not in {e.alert_id for e in answered}
