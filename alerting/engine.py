@@ -275,6 +275,14 @@ class ZoneState:
             dict(self.episodes),
         )
 
+    def restore_active(self, mark: StateMark) -> None:
+        """Put back, as they were at `mark`, the firing alerts since removed: after an
+        evaluation that failed part way, an alert it had resolved is still firing, for a
+        later evaluation to resolve with its event."""
+        for fp, (event, kind, hold_until, matches) in mark.active.items():
+            if fp not in self.active:
+                self.active[fp] = ActiveAlert(event, kind, hold_until, matches)
+
     def changed(self, mark: StateMark | None) -> set[str]:
         """Keys of the parts changed since `mark` (None: a new state, every part)."""
         if mark is None:

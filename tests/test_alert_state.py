@@ -538,6 +538,42 @@ def test_a_publish_that_failed_part_way_sends_again_only_what_was_not_acknowledg
     asyncio.run(run())
 
 
+def test_a_rule_engine_fault_dead_letters_the_inputs_as_internal_errors_and_resolves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault in the rule engine was dead-lettered as `invalid_value` ("not a record this
+    monitor writes") at offset -1, and the alerts it had resolved before failing were
+    deleted without a resolved event."""
+    import streams.pipeline.alerting_stage as alerting_stage
+
+    async def run() -> None:
+        dead: list[Any] = []
+        r = Run(dead)
+        await r.start()
+        await r.step(incident("shusha", 0.5, killed=1))
+        assert published(r) == [("casualties", "firing")]
+        firing = set(r.stage.states["shusha"].active)
+
+        def faulty(rules: Any, state: ZoneState, *args: Any, **kwargs: Any) -> Any:
+            state.active.clear()  # resolved, as `_resolve` does first
+            raise RuntimeError("a defect in a rule")
+
+        monkeypatch.setattr(alerting_stage, "evaluate_batch", faulty)  # restored after
+        later = incident("shusha", 0.2)
+        await r.step(later)
+        assert [(reason, p, offset) for _, reason, (p, offset, _, _) in dead] == [
+            ("internal_error", 0, 1)
+        ]
+        assert json.loads(dead[0][2][2])["incident_id"] == later.incident_id
+        assert "a defect in a rule" in dead[0][2][3]
+        assert set(r.stage.states["shusha"].active) == firing  # still firing
+        assert published(r) == [("casualties", "firing")]
+        again = await Run.of(r.changelog())
+        assert set(again.stage.states["shusha"].active) == firing  # no tombstone written
+
+    asyncio.run(run())
+
+
 def outbox_left(r: Run) -> bool:
     """Whether what was written holds events not confirmed (a recovery would settle)."""
     return bool(restore({0: recovered(r.changelog())}).outboxes)

@@ -41,7 +41,7 @@ from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
 from alerting.rules import THEATRE, RuleSet, load_rules
 from alerting.theatre import FatalChange, ledger_changes
 from schemas.alert import AlertEvent
-from schemas.alert_input import AlertInput, encode_alert_input, read_alert_input
+from schemas.alert_input import AlertInput, read_alert_input
 from schemas.codes import RejectReason
 from streams import metrics
 from streams.pipeline.alert_history import ResolvedHistory
@@ -80,6 +80,8 @@ class AlertOutput:
     #: zone -> the alert events (fired, resolved) of the step
     events: dict[str, list[AlertEvent]] = field(default_factory=dict)
     dead: list[DeadRecord] = field(default_factory=list)
+    #: inputs the rule engine failed on (a defect): dead-lettered as `internal_error`
+    faults: list[DeadRecord] = field(default_factory=list)
     #: partitions whose outbox `settle` published: their journal is replaced
     settled: set[int] = field(default_factory=set)
     #: a zone's state was made: the firing gauge gets its zero series
@@ -232,6 +234,8 @@ class AlertStage(Stage[AlertOutput]):
         # per zone, the last word of the step on each incident id, in the packs' order:
         # its latest version, or None when its last word was a retraction
         last: dict[str, dict[str, AlertInput | None]] = {}
+        #: (zone, incident id) -> where its last word was read, and as read
+        read_at: dict[tuple[str, str], tuple[int, int, bytes]] = {}
         merged_into: dict[str, str] = {}
         for r in records:
             for raw in unpack(r.value):
@@ -245,6 +249,7 @@ class AlertStage(Stage[AlertOutput]):
                         said = last.setdefault(zone, {})
                         said.pop(iid, None)
                         said[iid] = None
+                        read_at[(zone, iid)] = (r.partition, r.offset, raw)
                         self.partition_of[zone] = r.partition
                     except (ValueError, KeyError, TypeError) as exc:
                         out.dead.append((r.partition, r.offset, raw, str(exc)))
@@ -257,6 +262,7 @@ class AlertStage(Stage[AlertOutput]):
                 said = last.setdefault(incident.zone, {})
                 said.pop(incident.incident_id, None)
                 said[incident.incident_id] = incident
+                read_at[(incident.zone, incident.incident_id)] = (r.partition, r.offset, raw)
                 self.partition_of[incident.zone] = r.partition
         by_zone: dict[str, list[AlertInput]] = {}
         retracted: dict[str, list[str]] = {}
@@ -295,9 +301,18 @@ class AlertStage(Stage[AlertOutput]):
                     merged_into=merged_into,
                 )
             except Exception as exc:  # a rule-engine fault on this input: isolate it
-                log.exception("evaluating zone %s failed; dead-lettering its incidents", zone)
-                p = self.partition_of[zone]
-                out.dead.extend((p, -1, encode_alert_input(i), repr(exc)) for i in incidents)
+                log.exception("evaluating zone %s failed; dead-lettering its inputs", zone)
+                error = f"the rule engine failed on the inputs of zone {zone}: {exc!r}"
+                out.faults.extend(
+                    (p, offset, raw, error)
+                    for (z, _), (p, offset, raw) in read_at.items()
+                    if z == zone
+                )
+                # The alerts it had resolved fire again: a later evaluation resolves them
+                # and publishes that, rather than their tombstones being written unsaid.
+                mark = marks[zone]
+                if mark is not None:
+                    state.restore_active(mark)
                 continue
             if fired:
                 out.events[zone] = fired
@@ -314,6 +329,13 @@ class AlertStage(Stage[AlertOutput]):
                 self.ports.settings.zone_packs_topic, out.dead, RejectReason.INVALID_VALUE.value
             )
             out.dead = []
+        if out.faults:
+            await self.ports.dead_letter(
+                self.ports.settings.zone_packs_topic,
+                out.faults,
+                RejectReason.INTERNAL_ERROR.value,
+            )
+            out.faults = []
         if out.confirmed:  # retried after the journals' tombstones failed
             await self._write_tombstones()
             return
