@@ -53,6 +53,12 @@ _BOM_REJECTION_TEXT = (
 #: Fields of a report that no CloudEvents envelope can have: attribute names there are
 #: `[a-z0-9]` only (and `source` is both).
 _REPORT_ONLY_FIELDS = frozenset(("report_id", "source_type", "occurred_at", "reported_at"))
+#: CloudEvents 1.0 context attributes that share a name with a report field.
+_CLOUDEVENTS_ATTRIBUTES = frozenset(("specversion", "id", "source", "type", "time", "subject"))
+#: Report fields that have no meaning beside `data` in an envelope.
+_MISPLACED_IN_ENVELOPE = (
+    frozenset(Report.model_fields) | frozenset(WithdrawnReport.model_fields)
+) - _CLOUDEVENTS_ATTRIBUTES
 
 _ERROR_REASON: dict[str, RejectReason] = {
     "extra_forbidden": RejectReason.UNKNOWN_FIELD,
@@ -326,6 +332,18 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
             "CloudEvents envelope has no JSON object in `data` (data_base64 is not supported)",
+        )
+    misplaced = sorted(_MISPLACED_IN_ENVELOPE & envelope.keys())
+    if misplaced:
+        # `withdrawn: true` beside `data` was ignored: a withdrawal counted as a report.
+        return Rejection(
+            RejectReason.INVALID_ENVELOPE,
+            clip(
+                "report field(s) "
+                + ", ".join(f"`{f}`" for f in misplaced)
+                + " beside the CloudEvents envelope's `data`, where they would be ignored: "
+                "put them in `data`"
+            ),
         )
     # `data` goes through pydantic's JSON validator like a bare report, so both give the
     # same answers; NaN / Infinity survive the round trip and are refused there.

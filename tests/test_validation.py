@@ -331,3 +331,15 @@ def test_decoded_values_are_validated_without_exceptions() -> None:
     not_utf8 = parse_json(b'"\xff"')
     assert isinstance(not_utf8, Rejection) and not_utf8.reason is RejectReason.INVALID_ENCODING
     assert parse_json(b'{"a": [1, "\\u00e9"]}') == {"a": [1, "\u00e9"]}
+
+
+def test_report_fields_beside_an_envelope_s_data_are_refused_not_ignored() -> None:
+    """`"withdrawn": true` beside `data` was ignored: the withdrawal counted as a report."""
+    envelope = {"specversion": "1.0", "id": "e", "source": "s", "type": "t", "data": report()}
+    for extra in ({"withdrawn": True}, {"revision": 5}, {"casualties": {"killed": 3}}):
+        r = rejected({**envelope, **extra})
+        assert r.reason == RejectReason.INVALID_ENVELOPE, r
+        assert f"`{next(iter(extra))}`" in r.message and "put them in `data`" in r.message
+    # CloudEvents' own attributes, extensions and `source` (an attribute of both) are fine
+    fine = {**envelope, "time": "2021-05-12T10:00:00Z", "traceparent": "00-ab", "subject": "x"}
+    assert isinstance(check(fine), Report)
