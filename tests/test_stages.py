@@ -1300,3 +1300,23 @@ def test_the_counter_series_of_the_zones_of_a_taken_partition_start_at_zero() ->
             assert killed == 0.0 and first_death == 0.0
         else:
             assert killed is None and first_death is None
+
+
+def test_a_document_whose_arrival_time_does_not_parse_is_still_counted() -> None:
+    """The arrival time, read after the identity state changed, failed the step on a time
+    another writer put there; the retry found its reports known and forwarded nothing."""
+
+    async def run() -> None:
+        h = Harness()
+        report_ = validate_report(json.dumps(report("a")).encode(), now=NOW)
+        assert not isinstance(report_, Rejection)
+        classified = classify_report(report_, NOW, CLASSIFIER, None)
+        assert not isinstance(classified, Rejection)
+        doc = json.loads(classified[1])
+        doc["received_at"] = "yesterday"
+        await h._step(h.identity, "identity", json.dumps(doc).encode())
+        h._forwarded()
+        await h.deliver()
+        assert [r["reports"] for r in h.rows()] == [1]
+
+    asyncio.run(run())

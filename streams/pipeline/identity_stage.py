@@ -180,7 +180,18 @@ class IdentityStage(Stage[IdentityOutput]):
                     if decision.outcome is Outcome.NEW and isinstance(received, str):
                         arrived = arrivals.get(received)
                         if arrived is None:
-                            arrived = datetime.fromisoformat(received).timestamp()
+                            # Only the event-lag metric reads it, after the state changed:
+                            # a time that does not parse (another writer's) must not fail
+                            # the step, whose retry would then find its reports known.
+                            try:
+                                arrived = datetime.fromisoformat(received).timestamp()
+                            except ValueError:
+                                log.warning(
+                                    "a report with an unreadable received_at %r: not in the "
+                                    "event-lag metric",
+                                    received[:40],
+                                )
+                                continue
                             arrivals[received] = arrived
                         out.accepted.append(
                             (
