@@ -12,6 +12,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError
 
 from streams.config import Settings
+from streams.metrics import REGISTRY
 from streams.pipeline import ingest as ingest_module
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.packs import unpack
@@ -167,3 +168,22 @@ async def test_a_loop_that_ends_by_an_error_is_not_ready_then_runs_again() -> No
     await run_until(ingest, lambda: consumer.commits.get(TP) == 4)
     assert calls == ["lost", "ready"]
     assert sorted(accepted_ids(producer)) == [f"r-{i}" for i in range(4)]
+
+
+async def test_a_rejection_in_a_batch_that_failed_is_counted_once() -> None:
+    """The rejection was counted before the batch's sends were acknowledged: each retry of
+    the batch counted it again (its dead letter may be sent again: at least once)."""
+
+    def counted() -> float:
+        value = REGISTRY.get_sample_value(
+            "ceasefire_reports_rejected_total", {"reason": "invalid_json"}
+        )
+        return value or 0.0
+
+    ingest, consumer, producer, _ = loop(0, committed_fails=0, send_fails=2)
+    consumer.records = [record(0, report(0)), record(1, b"{oops"), record(2, report(2))]
+    before = counted()
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 3)
+    assert counted() - before == 1
+    dead = [v for t, v, _ in producer.sent if t.endswith(".dlq")]
+    assert len(dead) >= 1  # each attempt sends it: at least once

@@ -140,7 +140,6 @@ class InternalDeadLetters:
                 code.value,
                 error,
             )
-            metrics.REJECTED.labels(code.value).inc()
             message = (
                 f"not a record this monitor writes to its internal topic {topic}: {error}"
                 if code is RejectReason.INVALID_VALUE
@@ -157,6 +156,8 @@ class InternalDeadLetters:
             )
             sends.append(await producer.send(self.settings.dlq_topic, value, key=key))
         await asyncio.gather(*sends)
+        # counted once acknowledged: a step whose dead letters failed sends them again
+        metrics.REJECTED.labels(code.value).inc(len(sends))
 
 
 async def input_reader(

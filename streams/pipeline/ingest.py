@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -430,11 +431,12 @@ class Ingest:
         # where each report was read, for a conflict's dead letter (workers reading whole
         # documents strictly, format 1, would refuse the field)
         keep_origin = s.internal_format >= 2
+        rejected: Counter[str] = Counter()
         for tp, records in batches.items():
             for record in records:
                 routed = route(record, self.classifier, now, keep_origin)
                 if isinstance(routed, Rejected):
-                    metrics.REJECTED.labels(routed.reason.value).inc()
+                    rejected[routed.reason.value] += 1
                     sends.append(
                         await self.producer.send(s.dlq_topic, routed.value, key=routed.key)
                     )
@@ -445,3 +447,6 @@ class Ingest:
         if sends:
             await asyncio.gather(*sends)
         await self.consumer.commit(offsets)
+        # Counted once the batch is done: a batch that failed is read and rejected again.
+        for reason, n in rejected.items():
+            metrics.REJECTED.labels(reason).inc(n)
