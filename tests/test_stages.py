@@ -1225,6 +1225,27 @@ def test_an_incident_first_published_merged_or_withdrawn_is_counted_when_it_open
     asyncio.run(run())
 
 
+def test_the_ids_never_counted_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each id opened and merged or withdrawn within one step was kept for the whole run:
+    a backfill of merging reports grew the set without bound."""
+    from streams.pipeline import zone_stage
+
+    monkeypatch.setattr(zone_stage, "NEVER_COUNTED_KEPT", 2)
+
+    async def run() -> None:
+        h = Harness()
+        for n in range(4):  # four events hours apart, each a withdrawal within its step
+            at = (NOW - timedelta(hours=3 * n + 1)).isoformat()
+            sent = report(f"w{n}", source="pkf-op-4", occurred_at=at)
+            gone = {"report_id": f"w{n}", "source": "pkf-op-4", "revision": 1, "withdrawn": True}
+            await h.send(sent, gone)
+        kept = list(h.zone._never_counted)
+        assert len(kept) == 2
+        assert [iid for _, iid in kept] == [incident_id_for("pkf-op-4", f"w{n}") for n in (2, 3)]
+
+    asyncio.run(run())
+
+
 def test_a_name_that_matched_no_party_is_kept_in_the_incident_and_its_changelog() -> None:
     """SPEC.md: an unmatched name maps to `unknown` and is kept verbatim in the incident as
     `perpetrator_raw`; the report's raw names survive a recovery. Under internal format 5

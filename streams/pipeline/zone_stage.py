@@ -55,6 +55,8 @@ from streams.tallies.state import IncidentTally
 log = logging.getLogger(__name__)
 
 TABLE = "incident-book"
+#: Most ids kept as never counted (`ZoneStage._never_counted`): about 15 MB.
+NEVER_COUNTED_KEPT = 100_000
 
 
 @dataclass(slots=True)
@@ -202,8 +204,10 @@ class ZoneStage(Stage[ZoneOutput]):
         #: ids first published other than open (opened and merged, or withdrawn, within
         #: one step): never counted in `ceasefire_incidents_total`, so counted when they
         #: head an incident again (a regrouping splits one off). This worker's run only:
-        #: the counter starts again with the process too.
-        self._never_counted: set[tuple[str, str]] = set()
+        #: the counter starts again with the process too. In insertion order, the oldest
+        #: forgotten past `NEVER_COUNTED_KEPT` (a backfill of merging reports adds an id
+        #: per merge): one forgotten and split off again is missed by the counter only.
+        self._never_counted: dict[tuple[str, str], None] = {}
 
     def restore(self, partitions: dict[int, Recovered]) -> None:
         books: dict[int, IncidentBook] = {}
@@ -392,9 +396,11 @@ class ZoneStage(Stage[ZoneOutput]):
             metrics.INCIDENTS.labels(*labels).inc(n)
         for at, incident in out.incidents.items():
             if incident.status is Status.OPEN:
-                self._never_counted.discard(at)
+                self._never_counted.pop(at, None)
             elif at in out.first:
-                self._never_counted.add(at)
+                self._never_counted[at] = None
+                if len(self._never_counted) > NEVER_COUNTED_KEPT:
+                    del self._never_counted[next(iter(self._never_counted))]
         for outcome, n in out.outcomes.items():
             metrics.REPORT_OUTCOMES.labels(outcome.value).inc(n)
         metrics.DUPLICATES.inc(out.outcomes.get(Outcome.DUPLICATE, 0))
