@@ -557,12 +557,45 @@ async def test_a_peer_answering_nonsense_makes_the_answer_incomplete_not_a_crash
             app=SimpleNamespace(
                 router=SimpleNamespace(table_metadata=lambda _: {url: {"t": {0, 1}}})
             ),
-            alerting=SimpleNamespace(alerts=lambda status: []),
+            alerting=SimpleNamespace(alerts=lambda status: [], holds_its_partitions=lambda: True),
         )
         with pytest.raises(Incomplete):
             await cluster_rows(cast("WorkerView", monitor), window="24h", by="zone", as_of=1.6e9)
         with pytest.raises(Incomplete):
             await cluster_alerts(cast("WorkerView", monitor), "firing")
+
+
+@pytest.mark.parametrize(
+    ("owned", "recovered", "complete"),
+    [({0, 1}, True, True), ({0}, True, False), ({0, 1}, False, False), (set(), True, False)],
+)
+async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answers(
+    owned: set[int], recovered: bool, complete: bool
+) -> None:
+    """While partitions moved, the firing alerts of those moving were left out of a 200
+    answer (the page showed them gone); resolved ones come from the alert topic."""
+    from streams.web.fanout import Incomplete, cluster_alerts
+
+    firing = {"alert_id": "a", "status": "firing", "starts_at": "2026-12-01T00:00:00.000Z"}
+    settings = Settings(partitions=2, web_port=1)
+    me = settings.web_url().rstrip("/")
+    monitor = SimpleNamespace(
+        settings=settings,
+        app=SimpleNamespace(
+            router=SimpleNamespace(table_metadata=lambda _: {me: {"t": owned}} if owned else {})
+        ),
+        alerting=SimpleNamespace(
+            alerts=lambda status: [] if status == "resolved" else [firing],
+            holds_its_partitions=lambda: recovered,
+        ),
+    )
+    view = cast("WorkerView", monitor)
+    if complete:
+        assert await cluster_alerts(view, "firing") == [firing]
+    else:
+        with pytest.raises(Incomplete):
+            await cluster_alerts(view, "firing")
+    assert await cluster_alerts(view, "resolved") == []
 
 
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:

@@ -567,6 +567,9 @@ class AlertStage(Stage[AlertOutput]):
         for (rule, zone), n in counts.items():
             metrics.ALERTS_FIRING.labels(rule, zone).set(n)
 
+    def holds_its_partitions(self) -> bool:
+        return self.ready.is_set()
+
     def alerts(self, status: str) -> list[dict[str, Any]]:
         """Firing: this worker's zones' alerts, from their state. Resolved: the latest
         resolved events on the alert topic, whoever published them."""

@@ -36,6 +36,7 @@ from streams.web.fanout import (
     cluster_incidents,
     cluster_rows,
     cluster_series,
+    local_alerts,
     local_incident,
     local_incidents,
     local_rows,
@@ -614,7 +615,7 @@ class Api:
             return error(400, str(exc))
         if local:
             return self._answer_peer(
-                request, lambda: {"alerts": self.monitor.alerting.alerts(status)}
+                request, lambda: {"alerts": local_alerts(self.monitor, status)}
             )
         try:
             alerts = await cluster_alerts(self.monitor, status)

@@ -377,17 +377,37 @@ async def refresh_window_gauges(monitor: WorkerView) -> None:
         gauge.labels(*labels).set(value)
 
 
+def local_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
+    """This worker's alerts; `NotOwner` for firing ones while its partitions move (their
+    states not recovered yet: the answer would lack their alerts)."""
+    if status != "resolved" and not monitor.alerting.holds_its_partitions():
+        raise NotOwner("this worker's alert states are being recovered (partitions moved)")
+    return monitor.alerting.alerts(status)
+
+
 async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
-    """Alerts of every worker (each holds the zones of its partitions), merged."""
+    """Alerts of every worker (each holds the zones of its partitions), merged; firing
+    ones only when every partition's owner answers from its recovered state, else
+    `Incomplete` (as the tallies: alerts do not vanish from the answer while partitions
+    move)."""
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
+    if status != "resolved":
+        if not owners:
+            raise Incomplete("the worker has not been assigned partitions yet")
+        covered = sorted(p for parts in owners.values() for p in parts)
+        if covered != list(range(monitor.settings.partitions)):
+            raise Incomplete("partition ownership is changing (rebalance in progress)")
     headers = {}
     if monitor.settings.api_token:
         headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
 
     async def ask(url: str, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
         if url == me:
-            return monitor.alerting.alerts(status)
+            try:
+                return local_alerts(monitor, status)
+            except NotOwner as exc:
+                raise Incomplete(str(exc)) from exc
         params = {"status": status, "scope": "local"}
         try:
             async with session.get(f"{url}/api/v1/alerts", params=params) as resp:

@@ -41,6 +41,11 @@ class ZoneView(Protocol):
 class AlertView(Protocol):
     def alerts(self, status: str) -> list[dict[str, Any]]: ...
 
+    def holds_its_partitions(self) -> bool:
+        """Whether the firing alerts of the partitions it owns are recovered (not while
+        partitions move)."""
+        ...
+
 
 class ProducerView(Protocol):
     @property
