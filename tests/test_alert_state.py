@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +27,9 @@ from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
 from streams.metrics import REGISTRY
-from streams.pipeline import alert_outbox
+from streams.pipeline import alert_outbox, alert_state
 from streams.pipeline.alert_state import (
+    COMPRESSED_JOURNAL,
     JOURNAL_KEY,
     SINCE_KEY,
     Outbox,
@@ -39,7 +42,7 @@ from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import Ports
 from streams.store.changelog import APPLIED_KEY, Recovered
-from tests.fakes import FakeProducer, fail_next_write
+from tests.fakes import KAFKA_LIMIT, FakeProducer, fail_next_write
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -327,9 +330,15 @@ def test_a_burst_in_one_step_is_heard_in_event_time_order() -> None:
     asyncio.run(run())
 
 
-def test_a_step_torn_part_way_recovers_from_its_journal() -> None:
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_step_torn_part_way_recovers_from_its_journal(
+    compressed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every prefix of the changelog recovers the state of the last step whose journal it
-    holds: a worker dying between a journal and the parts loses nothing."""
+    holds: a worker dying between a journal and the parts loses nothing (with journals
+    written compressed too, as large ones are)."""
+    if compressed:
+        monkeypatch.setattr(alert_state, "COMPRESS_ABOVE", 0)
 
     async def run() -> None:
         r = Run()
@@ -342,12 +351,46 @@ def test_a_step_torn_part_way_recovers_from_its_journal() -> None:
         await r.step(retract("shusha", burst[0].incident_id), incident("tavush", 0.2))
         snapshots.append(view(r.stage.states))
         log = r.changelog()
+        written = [v for _, k, v in log if k == JOURNAL_KEY and v]
+        assert all(v.startswith(COMPRESSED_JOURNAL) == compressed for v in written)
         journals = 0
         for cut in range(len(log) + 1):
             if cut and log[cut - 1][1] == JOURNAL_KEY and log[cut - 1][2] is not None:
                 journals += 1
             states = restore({0: recovered(log[:cut])}).states
             assert view(states) == snapshots[journals], cut
+
+    asyncio.run(run())
+
+
+def test_a_step_of_thousands_of_incidents_writes_a_journal_the_broker_takes() -> None:
+    """15,000 incidents over three zones of one partition (a backfill of a busy period)
+    made a journal of 1.2 MB, over the producer's 1 MiB: the write failed on every retry
+    and the partition stalled. Large journals are compressed, and the alert stage's steps
+    hold at most 4,096 inputs (`AlertStage.STEP_RECORDS`), which keeps them under."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        assert r.stage.input.step_records == AlertStage.STEP_RECORDS == 4096
+        zones = ["shusha", "lachin-corridor", "tavush"]
+        for n, count in enumerate((2000, 5000)):
+            hours = 0.02 if n == 0 else 0.0
+            pack = b"\n".join(
+                incident(zone, hours + 0.00001 * i, incident_id=str(uuid.uuid4()))
+                .model_dump_json()
+                .encode()
+                for zone in zones
+                for i in range(count)
+            )
+            await r.stage._apply([Record(0, n, pack)])
+        journals = [v for _, k, v in r.changelog() if k == JOURNAL_KEY and v]
+        biggest = max(journals, key=len)
+        assert biggest.startswith(COMPRESSED_JOURNAL)
+        assert len(zlib.decompress(biggest[len(COMPRESSED_JOURNAL) :])) > KAFKA_LIMIT
+        assert len(biggest) < KAFKA_LIMIT // 1.5
+        again = await Run.of(r.changelog())
+        assert view(again.stage.states) == view(r.stage.states)
 
     asyncio.run(run())
 

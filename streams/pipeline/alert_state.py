@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -37,6 +38,12 @@ JOURNAL_KEY = b"\x00journal"
 #: The time (ms) a partition's observation began.
 SINCE_KEY = b"\x00observed-since"
 JOURNAL_VERSION = 1
+#: A journal past `COMPRESS_ABOVE` bytes is written zlib-compressed, after this prefix
+#: a step of thousands of incidents in a partition's zones made a journal
+#: of over 1 MiB, which the producer refuses, and the partition stalled on it for good.
+#: Smaller ones stay version 1, which workers before it read (a rolling upgrade).
+COMPRESSED_JOURNAL = b"\x00z2"
+COMPRESS_ABOVE = 256 * 1024
 RECORD_VERSION = 2
 #: The part name of a whole-zone record of before (its key is the zone id alone).
 LEGACY = ""
@@ -85,7 +92,7 @@ def entries_of(changes: Iterable[Change]) -> list[tuple[bytes, bytes | None]]:
 def encode_journal(
     written_ms: int, changes: Iterable[Change], events: Iterable[AlertEvent]
 ) -> bytes:
-    return json.dumps(
+    raw = json.dumps(
         {
             "version": JOURNAL_VERSION,
             "written_ms": written_ms,
@@ -94,18 +101,23 @@ def encode_journal(
         },
         separators=(",", ":"),
     ).encode()
+    if len(raw) <= COMPRESS_ABOVE:
+        return raw
+    return COMPRESSED_JOURNAL + zlib.compress(raw, 1)
 
 
 def decode_journal(raw: bytes) -> tuple[Outbox, list[Change]]:
     """Raises ValueError on anything but `encode_journal` output."""
     try:
+        if raw.startswith(COMPRESSED_JOURNAL):
+            raw = zlib.decompress(raw[len(COMPRESSED_JOURNAL) :])
         doc = json.loads(raw)
         if doc.get("version") != JOURNAL_VERSION:
             raise ValueError(f"unsupported journal version {doc.get('version')!r}")
         changes: list[Change] = [(str(z), str(p), v) for z, p, v in doc["changes"]]
         events = [AlertEvent.model_validate(e) for e in doc["events"]]
         return Outbox(int(doc["written_ms"]), events), changes
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, zlib.error) as exc:
         raise ValueError(f"malformed alert-state journal: {exc!r}") from None
 
 

@@ -95,6 +95,11 @@ class AlertStage(Stage[AlertOutput]):
     zone-scoped rules are checked against; `alert_inputs`: what this process's zone stage
     wrote, to read back without parsing it (`alert_input_memo.py`)."""
 
+    #: A step's journal lists every part it changed, and must fit one record (1 MiB,
+    #: compressed past `alert_state.COMPRESS_ABOVE`): 16,384 inputs over a partition's
+    #: zones, each at its `max_incidents_per_zone`, made one of 1.2 MB compressed.
+    STEP_RECORDS = 4096
+
     def __init__(
         self,
         ports: Ports,

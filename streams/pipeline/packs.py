@@ -88,13 +88,15 @@ def unpack(pack: bytes) -> list[bytes]:
     return pack.split(b"\n")
 
 
-def steps(events: Sequence[T], records: Callable[[T], bytes]) -> Iterator[Sequence[T]]:
+def steps(
+    events: Sequence[T], records: Callable[[T], bytes], limit: int = STEP_RECORDS
+) -> Iterator[Sequence[T]]:
     """Consecutive runs of `events` (each carrying a pack, given by `records`) holding at
-    most STEP_RECORDS records, or a single pack."""
+    most `limit` records, or a single pack."""
     start, held = 0, 0
     for i, event in enumerate(events):
         n = records(event).count(b"\n") + 1
-        if held and held + n > STEP_RECORDS:
+        if held and held + n > limit:
             yield events[start:i]
             start, held = i, 0
         held += n

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import metrics
 from streams.config import Settings
+from streams.pipeline import packs
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
 from streams.pipeline.tuning import release_free_memory
@@ -83,6 +84,8 @@ class Stage(Generic[OutT]):
 
     #: Partitions of the input topic whose state this worker holds now.
     owned: set[int]
+    #: Most input records of one step (or a single pack): what one write covers.
+    STEP_RECORDS = packs.STEP_RECORDS
 
     def __init__(
         self,
@@ -136,7 +139,7 @@ class Stage(Generic[OutT]):
         )
         self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
         self.lock = asyncio.Lock()
-        self.input = StageInput(topic, s, self._apply, self.lock)
+        self.input = StageInput(topic, s, self._apply, self.lock, self.STEP_RECORDS)
         self.ready = asyncio.Event()
         self.owned = set()
         self._pending: OutT | None = None

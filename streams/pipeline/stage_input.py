@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from streams import metrics
 from streams.config import Settings
 from streams.kafka.offsets import read_range
-from streams.pipeline.packs import steps
+from streams.pipeline.packs import STEP_RECORDS, steps
 from streams.pipeline.progress import Gap, Progress, Record
 from streams.pipeline.tuning import release_free_memory
 
@@ -34,8 +34,17 @@ Apply = Callable[[Sequence[Record]], Awaitable[None]]
 
 
 class StageInput:
-    def __init__(self, topic: str, settings: Settings, apply: Apply, lock: asyncio.Lock) -> None:
+    def __init__(
+        self,
+        topic: str,
+        settings: Settings,
+        apply: Apply,
+        lock: asyncio.Lock,
+        step_records: int = STEP_RECORDS,
+    ) -> None:
         self.topic = topic
+        #: most records of a step (or a single pack)
+        self.step_records = step_records
         self.settings = settings
         self.apply = apply
         self.lock = lock
@@ -130,7 +139,7 @@ class StageInput:
 
     async def _apply_in_order(self, records: Sequence[Record]) -> None:
         ordered = sorted(records, key=lambda r: (r.partition, r.offset))
-        for step in steps(ordered, lambda r: r.value):
+        for step in steps(ordered, lambda r: r.value, self.step_records):
             generation = self._generation
             if not await self._apply_retrying(step, generation):
                 return
