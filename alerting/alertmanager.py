@@ -38,7 +38,9 @@ def _rfc3339(dt: datetime) -> str:
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    """As the event says it, every digit (`:g` rounded to 6: 12345.67 was "12345.7")."""
+    number = float(value)  # an int where an event was copied with one
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def to_alertmanager(

@@ -835,3 +835,15 @@ def test_observed_since_set_after_a_backfill_holds_for_zones_already_watched() -
         assert since == int(backfilled.timestamp() * 1000) and since != watched
 
     asyncio.run(run())
+
+
+def test_the_alert_stage_holds_its_partitions_only_once_it_and_the_theatre_recovered() -> None:
+    async def run() -> None:
+        r = Run()
+        assert not r.stage.holds_its_partitions()  # not recovered yet
+        await r.start()
+        assert r.stage.holds_its_partitions()
+        r.stage.theatre_recovering = lambda: True  # assigned the theatre, recovering it
+        assert not r.stage.holds_its_partitions()
+
+    asyncio.run(run())

@@ -72,6 +72,12 @@ def test_mapping_is_one_to_one() -> None:
     assert resolved["labels"] == firing["labels"]
     expiring = to_alertmanager(_alert(), GENERATOR, expires_at=ends)
     assert expiring["endsAt"] == "2021-05-12T11:04:00Z"
+    # every digit the event has (`:g` gave "12345.7" and "1.23457e+06")
+    exact = to_alertmanager(_alert(value=12345.67, threshold=1234567.0), GENERATOR)
+    assert (exact["annotations"]["value"], exact["annotations"]["threshold"]) == (
+        "12345.67",
+        "1234567",
+    )
 
 
 # -- retries against a local HTTP server -------------------------------------------------

@@ -19,6 +19,7 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.metrics import REGISTRY
 from streams.web.api import Api
 
 if TYPE_CHECKING:
@@ -523,9 +524,18 @@ async def test_a_broker_failure_is_503_not_500(api: Harness) -> None:
     async def failing(*args: Any, **kwargs: Any) -> asyncio.Future[None]:
         raise KafkaTimeoutError()
 
+    def rejected() -> float:
+        value = REGISTRY.get_sample_value(
+            "ceasefire_reports_rejected_total", {"reason": "unknown_field"}
+        )
+        return value or 0.0
+
     api.producer.send = failing  # type: ignore[method-assign]
-    status, answer = await api.post([report()])
-    assert status == 503 and "retry" in answer["error"]
+    before = rejected()
+    for _ in range(3):  # the client retries: nothing was dead-lettered, nothing counted
+        status, answer = await api.post([report(), report(nonsense=1)])
+        assert status == 503 and "retry" in answer["error"]
+    assert rejected() == before
 
 
 # -- fan-out to peers ---------------------------------------------------------------------
@@ -566,24 +576,35 @@ async def test_a_peer_answering_nonsense_makes_the_answer_incomplete_not_a_crash
 
 
 @pytest.mark.parametrize(
-    ("owned", "recovered", "complete"),
-    [({0, 1}, True, True), ({0}, True, False), ({0, 1}, False, False), (set(), True, False)],
+    ("owned", "recovered", "theatre", "complete"),
+    [
+        ({0, 1}, True, True, True),
+        ({0}, True, True, False),
+        ({0, 1}, False, True, False),
+        (set(), True, True, False),
+        ({0, 1}, True, False, False),  # the theatre's partition has no owner yet
+    ],
 )
 async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answers(
-    owned: set[int], recovered: bool, complete: bool
+    owned: set[int], recovered: bool, theatre: bool, complete: bool
 ) -> None:
-    """While partitions moved, the firing alerts of those moving were left out of a 200
-    answer (the page showed them gone); resolved ones come from the alert topic."""
+    """While partitions moved, the firing alerts of those moving (and the theatre's) were
+    left out of a 200 answer (the page showed them gone); resolved ones come from the
+    alert topic."""
+    from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
     from streams.web.fanout import Incomplete, cluster_alerts
+
+    def metadata(table: str) -> dict[str, dict[str, set[int]]]:
+        if table == THEATRE_TABLE:
+            return {me: {"t": {0}}} if theatre else {}
+        return {me: {"t": owned}} if owned else {}
 
     firing = {"alert_id": "a", "status": "firing", "starts_at": "2026-12-01T00:00:00.000Z"}
     settings = Settings(partitions=2, web_port=1)
     me = settings.web_url().rstrip("/")
     monitor = SimpleNamespace(
         settings=settings,
-        app=SimpleNamespace(
-            router=SimpleNamespace(table_metadata=lambda _: {me: {"t": owned}} if owned else {})
-        ),
+        app=SimpleNamespace(router=SimpleNamespace(table_metadata=metadata)),
         alerting=SimpleNamespace(
             alerts=lambda status: [] if status == "resolved" else [firing],
             holds_its_partitions=lambda: recovered,
@@ -599,6 +620,7 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
 
 
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
+    from streams.tallies.windows import QueryError
     from streams.web.api import parse_as_of
 
     assert parse_as_of("2021-05-01T10:00:00Z") == 1619863200.0
@@ -606,6 +628,11 @@ def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
     assert parse_as_of(str(1619863200.25)) == 1619863200.25
     assert parse_as_of("9999-12-31T23:59:59Z") == 253402300799.0
     assert abs(parse_as_of(None) - datetime.now(UTC).timestamp()) < 5
+    assert parse_as_of("2021-05-01T10:00:00z") == 1619863200.0  # RFC 3339 allows it
+    # what `float` read as epoch seconds, answering 200 for another time
+    for loose in ("1_619_863_200", " 1619863200", "1619863200 ", "\uff11\uff16", "1e9", "inf"):
+        with pytest.raises(QueryError):
+            parse_as_of(loose)
 
 
 async def test_readyz_says_what_readiness_waits_for() -> None:

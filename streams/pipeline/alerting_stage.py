@@ -141,6 +141,8 @@ class AlertStage(Stage[AlertOutput]):
         #: The theatre's firing alerts when this worker evaluates it (None: it does not);
         #: set by the worker (`streams/pipeline/theatre_stage.py`).
         self.theatre_firing: Callable[[], list[AlertEvent] | None] = lambda: None
+        #: Whether this worker was assigned the theatre and is recovering it (set likewise).
+        self.theatre_recovering: Callable[[], bool] = lambda: False
         self.alertmanager = (
             AlertmanagerClient(s.alertmanager_url, generator_url=f"{s.web_url()}/api/v1/alerts")
             if s.alertmanager_url
@@ -573,7 +575,7 @@ class AlertStage(Stage[AlertOutput]):
             metrics.ALERTS_FIRING.labels(rule, zone).set(n)
 
     def holds_its_partitions(self) -> bool:
-        return self.ready.is_set()
+        return self.ready.is_set() and not self.theatre_recovering()
 
     def alerts(self, status: str) -> list[dict[str, Any]]:
         """Firing: this worker's zones' alerts, from their state. Resolved: the latest

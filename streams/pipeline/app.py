@@ -144,6 +144,7 @@ class Monitor:
             changed=self.alerting.refresh_gauge,
         )
         self.alerting.theatre_firing = self.theatre.firing
+        self.alerting.theatre_recovering = self.theatre.recovering
         #: The stages this process runs (the identity stage may run in a process of its own).
         self.local: list[IdentityStage | ZoneStage | AlertStage | TheatreStage] = [
             *([self.identity] if isinstance(self.identity, IdentityStage) else []),

@@ -287,6 +287,11 @@ class TheatreStage(Stage[TheatreOutput]):
         self._settled |= {(e.alert_id, e.status) for e in box.events}
 
     # -- views ------------------------------------------------------------------------------
+    def recovering(self) -> bool:
+        """Whether this worker was assigned the theatre and has not recovered it yet (its
+        firing alerts are not known here until it has)."""
+        return PARTITION in self.owned_partitions() and not self.ready.is_set()
+
     def firing(self) -> list[AlertEvent] | None:
         """The theatre's firing alerts when this worker evaluates the theatre, else None."""
         if self.state is None or PARTITION not in self.owned or not self.ready.is_set():

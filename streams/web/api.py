@@ -78,6 +78,8 @@ DEAD_LETTER_KEEP = MAX_MESSAGE_BYTES
 #: Most field errors a dead-letter record lists, for the same limit (the message counts all).
 DEAD_LETTER_ERRORS = 100
 #: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
+#: Epoch seconds as peers pass them (`parse_as_of`).
+_EPOCH_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
@@ -199,10 +201,9 @@ def parse_as_of(value: str | None) -> float:
     peers pass). Anything a datetime cannot hold (nan, inf, 1e20) is refused."""
     if value is None or value == "":
         return datetime.now(UTC).timestamp()
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = _rfc3339_seconds(value)
+    # epoch seconds as ASCII digits only: `float` also took "2026" (1970, 33 minutes in),
+    # "1_764_417_600", padded or full-width digits, and answered 200 for the wrong time
+    seconds = float(value) if _EPOCH_SECONDS.fullmatch(value) else _rfc3339_seconds(value)
     if not (math.isfinite(seconds) and AS_OF_MIN <= seconds <= AS_OF_MAX):
         raise QueryError(
             f"as_of {value!r} is out of range; use an RFC 3339 time between years 0001 and 9999"
@@ -212,7 +213,9 @@ def parse_as_of(value: str | None) -> float:
 
 def _rfc3339_seconds(value: str) -> float:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # RFC 3339 allows a lower-case z, which `fromisoformat` does not read
+        utc = value[-1:] in ("Z", "z")
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if utc else value)
     except ValueError:
         raise not_a_time(
             "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
@@ -764,8 +767,10 @@ class Api:
         dead: list[Rejected] = [i for i in items if isinstance(i, Rejected)]
         if isinstance(examined, Refused) and examined.dead is not None:
             dead.append(examined.dead)
-        for rejected in dead:
-            metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
+
+        def count_rejected() -> None:
+            for rejected in dead:
+                metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
 
         async def send_all() -> None:
             sends = []
@@ -781,14 +786,17 @@ class Api:
         try:
             await asyncio.wait_for(send_all(), CONFIRM_SECONDS)
         except KafkaError as exc:
-            # Safe to retry: a report sent twice is counted once.
+            # Safe to retry: a report sent twice is counted once; nothing was dead-lettered.
             return error(503, f"the broker did not take the reports ({exc!r}); retry")
         except TimeoutError:
-            # The sends may still land: a retry's reports are then duplicates, counted once.
+            # The sends may still land: a retry's reports are then duplicates, counted once,
+            # and its rejections dead-lettered (and counted) again.
+            count_rejected()
             return error(
                 503,
                 f"the broker did not confirm the reports within {CONFIRM_SECONDS:g} s; retry",
             )
+        count_rejected()
         if isinstance(examined, Refused):
             reason = {"reason": examined.reason.value} if examined.reason is not None else {}
             errors = [e.as_dict() for e in examined.dead.rejection.errors] if examined.dead else []

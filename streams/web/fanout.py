@@ -398,6 +398,8 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
         covered = sorted(p for parts in owners.values() for p in parts)
         if covered != list(range(monitor.settings.partitions)):
             raise Incomplete("partition ownership is changing (rebalance in progress)")
+        if not theatre_owners(monitor):  # the theatre-wide alerts have no one to answer
+            raise Incomplete("the theatre's partition is being assigned (rebalance in progress)")
     headers = {}
     if monitor.settings.api_token:
         headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
