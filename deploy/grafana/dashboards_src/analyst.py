@@ -128,7 +128,6 @@ def build() -> dashboard_b.Dashboard:
                     for w in WINDOWS
                 ],
                 width=12,
-                no_value="0",
             )
         )
         .with_panel(
@@ -149,7 +148,6 @@ def build() -> dashboard_b.Dashboard:
                     ),
                 ],
                 width=12,
-                no_value="0",
                 decimals=0,
             )
         )
@@ -172,7 +170,6 @@ def build() -> dashboard_b.Dashboard:
                     ),
                 ],
                 width=8,
-                no_value="0",
                 decimals=0,
             )
         )
@@ -183,7 +180,6 @@ def build() -> dashboard_b.Dashboard:
                 [Q('sum(ceasefire_alerts_firing{zone=~"$zone"})', "Firing")],
                 width=4,
                 thresholds=RED_ABOVE_ZERO,
-                no_value="0",
             )
         )
         .with_panel(
@@ -205,7 +201,6 @@ def build() -> dashboard_b.Dashboard:
                 ],
                 width=8,
                 thresholds=RED_ABOVE_ZERO,
-                no_value="0",
                 decimals=0,
             )
         )

@@ -78,7 +78,7 @@ def build() -> dashboard_b.Dashboard:
             stat(
                 "Workers ready",
                 "1 once a worker has recovered its counting state and is processing "
-                "(GET /healthz answers 200).",
+                "(GET /readyz answers 200; /healthz is liveness only).",
                 [Q(f"ceasefire_worker_ready{{{W}}}", "{{instance}}")],
                 mappings=READY,
                 thresholds=((None, "red"), (1, "green")),
@@ -201,13 +201,15 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             timeseries(
                 "Dead-letter ratio",
-                "Share of inputs rejected: rejected / (accepted + rejected). Operators are "
-                "alerted above 10% (CeasefireDeadLetterRateHigh).",
+                "Share of inputs rejected: rejected / (accepted + rejected), accepted being "
+                "every report version applied (duplicates too). Operators are alerted above "
+                "10% (CeasefireDeadLetterRateHigh).",
                 [
                     Q(
                         f"(sum(rate(ceasefire_reports_rejected_total{{{W}}}[$__rate_interval])) "
                         "or vector(0)) / ("
-                        f"(sum(rate(ceasefire_reports_total{{{W}}}[$__rate_interval])) "
+                        "(sum(rate(ceasefire_report_versions_total"
+                        f'{{{W}, outcome!="conflict"}}[$__rate_interval])) '
                         "or vector(0)) + "
                         f"(sum(rate(ceasefire_reports_rejected_total{{{W}}}[$__rate_interval])) "
                         "or vector(0)))",
@@ -250,12 +252,13 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             bargauge(
                 "Time since the last report by source type",
-                "Age of the newest accepted report of each source type. Operators are "
-                "alerted after 6 hours (CeasefireNoReports; dataset imports excluded).",
+                "Age of the newest accepted report of each source type, remembered for 3 days "
+                "across worker restarts as the alert does. Operators are alerted after 6 "
+                "hours (CeasefireNoReports; dataset imports excluded).",
                 [
                     Q(
                         "time() - max by (source_type) "
-                        f"(ceasefire_last_report_timestamp_seconds{{{W}}})",
+                        "(max_over_time(ceasefire:last_report_timestamp_seconds:max[3d]))",
                         "{{source_type}}",
                     )
                 ],
