@@ -1300,29 +1300,6 @@ def test_a_merge_s_retraction_names_the_incident_it_was_merged_into() -> None:
     assert "merged_into" not in json.loads(retraction(withdrawn))
 
 
-def test_the_counter_series_of_the_zones_of_a_taken_partition_start_at_zero() -> None:
-    """`increase()` loses the count that creates a series: a worker taking a partition
-    creates the incident and casualty series of its zones at zero first (zero_series.py)."""
-    h = Harness(partitions=4)
-    zones = tuple(f"zero-series-{n}" for n in range(12))
-    h.zone.zone_ids = zones
-    h.zone.restore({1: Recovered()})
-    mine = [z for z in zones if partition_for(z.encode(), range(4)) == 1]
-    assert mine and len(mine) < len(zones)
-    for zone in zones:
-        killed = metrics.REGISTRY.get_sample_value(
-            "ceasefire_casualties_total", {"zone": zone, "party": "contested", "kind": "killed"}
-        )
-        first_death = metrics.REGISTRY.get_sample_value(
-            "ceasefire_incidents_total",
-            {"zone": zone, "party": "az", "category": "small_arms_fire", "severity": "critical"},
-        )
-        if zone in mine:
-            assert killed == 0.0 and first_death == 0.0
-        else:
-            assert killed is None and first_death is None
-
-
 def test_a_document_whose_arrival_time_does_not_parse_is_still_counted() -> None:
     """The arrival time, read after the identity state changed, failed the step on a time
     another writer put there; the retry found its reports known and forwarded nothing."""

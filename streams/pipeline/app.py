@@ -42,7 +42,7 @@ from streams.pipeline.stage_input import TAIL_INTERVAL, StageInput
 from streams.pipeline.theatre_stage import TheatreStage
 from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas
-from streams.pipeline.zero_series import start_worker_at_zero
+from streams.pipeline.zero_series import start_worker_at_zero, start_zones_at_zero
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
 from streams.web.api import register_api
@@ -133,10 +133,11 @@ class Monitor:
             self.identity = IdentityStage(ports)
         # what the zone stage writes for the alert stage, read back without a parse
         alert_inputs = AlertInputMemo()
-        self.zone = ZoneStage(ports, s.link_rule(), alert_inputs, self.zones.ids)
+        self.zone = ZoneStage(ports, s.link_rule(), alert_inputs)
         self.alerting = AlertStage(ports, self.zones.ids, alert_inputs)
         # every series it may count exists at zero first (zero_series.py)
         start_worker_at_zero(self.alerting.rules, s.alertmanager_url is not None)
+        start_zones_at_zero(self.zones.ids)
         self.theatre = TheatreStage(
             ports,
             self.alerting.rules,

@@ -36,7 +36,6 @@ from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
-from streams.pipeline.zero_series import start_zones_at_zero, zones_of
 from streams.record.alert_view import alert_document, alert_input
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import (
@@ -187,15 +186,12 @@ class ZoneStage(Stage[ZoneOutput]):
         ports: Ports,
         rule: LinkRule,
         alert_inputs: AlertInputMemo | None = None,
-        zone_ids: Sequence[str] = (),
     ) -> None:
         """`alert_inputs`: where the alert inputs it writes are kept for this process's
-        alert stage (`alert_input_memo.py`); None: nowhere. `zone_ids`: the catalogue's,
-        whose counter series start at zero as their partitions are taken."""
+        alert stage (`alert_input_memo.py`); None: nowhere."""
         s = ports.settings
         super().__init__(ports, topic=s.zone_reports_topic, table=TABLE, agent="link-incidents")
         self.rule = rule
-        self.zone_ids = tuple(zone_ids)
         self.alert_inputs = alert_inputs
         self.books: dict[int, IncidentBook] = {}
         self.tallies: dict[int, IncidentTally] = {}
@@ -238,9 +234,6 @@ class ZoneStage(Stage[ZoneOutput]):
         self.books, self.tallies = books, tallies
         self._adopted = adopted if any(adopted.entries.values()) else None
         self._held()
-        # the topic has `partitions` partitions (topics.py refuses another count)
-        everyone = range(self.ports.settings.partitions)
-        start_zones_at_zero(zones_of(self.zone_ids, partitions, everyone))
 
     def unsettled(self) -> bool:
         return self._adopted is not None
