@@ -212,6 +212,9 @@ def test_an_hour_whose_incidents_all_closed_is_packed_and_reads_the_same() -> No
     recovered.apply(opened("c", c))
     recovered.load_closed([summary_of(a), summary_of(b)])
     assert hour_ab in recovered.packed and answers(recovered) == before
+    # one not closed in that hour is a KeyError (the search for it looped for good)
+    with pytest.raises(KeyError, match="not closed in hour"):
+        tally.reopen("x", fields(4 * 3600 + 30, killed=7))
     tally.reopen("a", a)
     assert hour_ab in tally.hours and hour_ab not in tally.packed
     assert answers(tally) == before

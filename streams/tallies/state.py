@@ -228,7 +228,7 @@ class IncidentTally:
         held = self.closed[hour]
         size = _PACKED.size
         at = held.find(packed)
-        while at % size:  # a match must start at a record
+        while at != -1 and at % size:  # a match must start at a record (-1: none)
             at = held.find(packed, at + 1)
         if at < 0:
             raise KeyError(f"incident {iid} is not closed in hour {hour}")
