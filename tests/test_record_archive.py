@@ -16,6 +16,7 @@ from streams.record.archive import (
     DAY,
     Archive,
     PackedIndex,
+    day_of,
     decode_body,
     encode_unit,
     id_hash,
@@ -79,12 +80,26 @@ def edges(tally: IncidentTally) -> dict[int, list[Edge]]:
 CHAINS = LinkRule(chain_limit=2, chain_block_seconds=3600)
 
 
-@pytest.mark.parametrize("rule", [LinkRule(), CHAINS], ids=["default", "chains"])
+#: with week and month reports, which keep the days they can reach open (`_held_by_wide`)
+WIDE = st.sampled_from(
+    [TimePrecision.EXACT] * 4 + [TimePrecision.DAY, TimePrecision.WEEK, TimePrecision.MONTH]
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "precisions"),
+    [(LinkRule(), None), (CHAINS, None), (LinkRule(), WIDE)],
+    ids=["default", "chains", "week and month"],
+)
 @settings(max_examples=250, deadline=None)
-@given(scenarios(when=spread), st.lists(st.booleans(), min_size=60, max_size=60))
+@given(data=st.data(), sweeps=st.lists(st.booleans(), min_size=60, max_size=60))
 def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
-    rule: LinkRule, s: Scenario, sweeps: list[bool]
+    rule: LinkRule,
+    precisions: st.SearchStrategy[TimePrecision] | None,
+    data: st.DataObject,
+    sweeps: list[bool],
 ) -> None:
+    s = data.draw(scenarios(when=spread) if precisions is None else scenarios(spread, precisions))
     plain, closing = Record(rule), Record(rule)
     plain_tally, tally = IncidentTally(), IncidentTally()
     entries: list[Entry] = []
@@ -98,7 +113,9 @@ def test_a_book_that_closes_publishes_what_one_that_never_closes_does(
         feed(tally, b.incidents)
         entries.extend(b.entries)
     sweep(closing, tally, entries)
-    assert not list(closing.book.incidents())  # all of it closed
+    for r in closing.book.incidents():  # all of it closed but what a week or a month holds
+        linker = closing.book.zones[r.fields.zone]
+        assert day_of(r.fields.occurred) in closing.book._held_by_wide(linker), r
     assert everything(closing.book) == everything(plain.book)
     assert closing.book.tally() == plain.book.tally()
     # The tally the stage keeps: the same cells, and the same incidents at every edge.
@@ -194,6 +211,32 @@ def test_week_and_month_reports_stay_open() -> None:
     book.upsert(rv("op", "x", t=20 * DAY))  # beyond the week report's reach
     book.sweep(BASE + 30 * DAY)
     assert [r.source for r in book.reports()] == ["news"]
+
+
+@pytest.mark.parametrize(
+    ("precision", "later"), [(TimePrecision.WEEK, 5 * DAY), (TimePrecision.MONTH, 20 * DAY)]
+)
+def test_the_days_a_week_or_month_report_can_reach_stay_open(
+    precision: TimePrecision, later: float
+) -> None:
+    """A late report takes the week (month) report from its incident; the report left
+    alone is then the better choice of a day report in a day the sweep had closed, which
+    nothing re-decided: the book ended grouped otherwise than one that never closes
+    (a review's case)."""
+    wide = rv("s1", "W", t=0, km=2.5, time_precision=precision)
+    p1 = rv("s2", "P1", t=4200)
+    p2 = rv("s2", "P2", t=10800, km=-1.0)
+    day = rv("s3", "R", t=3600, time_precision=TimePrecision.DAY)
+    late = rv("s4", "N", t=later, km=2.5)
+    plain, closing = Record(), Record()
+    for v in (wide, p1, p2, day):
+        plain.apply(v)
+        closing.apply(v)
+    closing.book.sweep(BASE + 3 * DAY)
+    assert plain.apply(late).incidents == closing.apply(late).incidents
+    assert everything(closing.book) == everything(plain.book)
+    groups = sorted(sorted(rid for _, rid, _ in r.fields.reports) for r in plain.book.incidents())
+    assert groups == [["N", "W"], ["P1", "R"], ["P2"]]  # as grouped from scratch
 
 
 def test_an_incident_is_found_open_or_closed() -> None:

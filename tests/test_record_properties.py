@@ -67,7 +67,11 @@ class Scenario:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenario:
+def scenarios(
+    draw: st.DrawFn,
+    when: st.SearchStrategy[float] = times,
+    precisions: st.SearchStrategy[TimePrecision] = time_precisions,
+) -> Scenario:
     idents = draw(
         st.lists(
             st.tuples(st.sampled_from(sorted(SOURCES)), st.sampled_from(["1", "2", "3"])),
@@ -86,7 +90,7 @@ def scenarios(draw: st.DrawFn, when: st.SearchStrategy[float] = times) -> Scenar
             if draw(st.integers(0, 4)) == 0:
                 v = Withdrawal(source, report_id, revision)
             else:
-                time_precision = draw(time_precisions)
+                time_precision = draw(precisions)
                 v = rv(
                     source,
                     report_id,

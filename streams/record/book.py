@@ -449,9 +449,10 @@ class IncidentBook:
         # (their closures would make `zone` and `before` cells).
         for zone, linker in list(self.zones.items()):
             by_day: dict[int, list[Ident]] = {}
+            held = self._held_by_wide(linker)
             for anchor, members in linker.members.items():
                 day = day_of(self._fields_of(anchor, members).occurred)
-                if day > last_day:
+                if day > last_day or day in held:
                     continue
                 near = recent.get((zone, day))
                 if near is None:
@@ -473,6 +474,19 @@ class IncidentBook:
             if not linker.live:
                 del self.zones[zone]
         return change
+
+    def _held_by_wide(self, linker: ZoneLinker) -> set[int]:
+        """The days a change of a week's or a month's report of `linker` can reach: kept
+        open. A change elsewhere can move such a report (a late report it fits better),
+        and the incident it leaves then lets reports weeks from the change decide again;
+        one in a closed day was not (`_open_near` reopens around the change only), and the
+        book ended grouped otherwise than one that never closes."""
+        days: set[int] = set()
+        for r in linker.live.values():
+            if r.time_precision in _WIDE:
+                reach = self._reach[r.time_precision]
+                days.update(range(day_of(r.occurred - reach), day_of(r.occurred + reach) + 1))
+        return days
 
     def _close(
         self, linker: ZoneLinker, zone: str, day: int, anchors: list[Ident], change: Change
