@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -479,6 +480,10 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
     from rich.table import Table
     from rich.text import Text
 
+    from streams.web.incidents import is_incident_id
+
+    if not is_incident_id(incident_id):  # typed wrong: said here, not as a broken URL
+        raise CliError(f"{incident_id!r} is not an incident id (a UUID, as the list shows)")
     i = api_get(url, f"/api/v1/incidents/{incident_id}", {})
     if as_json:
         print(json.dumps(i, ensure_ascii=False))
@@ -614,16 +619,18 @@ def cmd_export(args: argparse.Namespace) -> int:
             "--zone, --attribution, --category and --verification are for `export incidents`; "
             "a series is grouped with --by"
         )
+    if output != "-" and os.path.isdir(output):  # found before the pages are read
+        raise CliError(f"{output} is a directory: give a file name (-o {output}/FILE)")
     target = ExportFile(output)
     try:
         if args.what == "incidents":
             written = _export_incidents(args, settings, url, fmt, target)
         else:
             written = _export_series(args, settings, url, fmt, target)
+        target.finish()  # a failed rename leaves no file either
     except BaseException:
         target.abandon()
         raise
-    target.finish()
     where = "standard output" if output == "-" else output
     console.print(f"wrote {written} to {where} ({fmt})", soft_wrap=True, markup=False)
     return 0
@@ -951,11 +958,14 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip()
     try:
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError):
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 10m, 1h)") from None
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):  # nan ran for good: it never compares
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (a positive time, e.g. 90s, 10m, 1h)"
+        )
+    return seconds
 
 
 def positive_rate(text: str) -> float:

@@ -62,6 +62,13 @@ def test_tallies_without_a_worker_is_one_clear_line() -> None:
             "cannot write /nonexistent/dir/x.csv: No such file or directory",
         ),
         (("simulate", "--rate", "0"), "argument --rate: must be a positive number"),
+        # nan ran for good (it never compares as reached)
+        (("simulate", "--duration", "nan"), "argument --duration: not a duration: 'nan'"),
+        (("simulate", "--duration", "inf"), "argument --duration: not a duration: 'inf'"),
+        (("feed", "/dev/null"), "/dev/null is not a regular file: feed reads a file"),
+        # a typo in an id was "InvalidURL: URL can't contain control characters"
+        (("incidents", "x y"), "'x y' is not an incident id"),
+        (("export", "incidents", "-o", "/tmp"), "/tmp is a directory: give a file name"),
     ],
 )
 def test_a_bad_file_or_value_is_one_line_without_class_names(

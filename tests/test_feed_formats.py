@@ -593,6 +593,18 @@ def test_a_first_row_that_is_no_header_stops_the_feed_before_it_sends(
         list(read_lines(path, fmt))
 
 
+def test_a_header_naming_a_column_twice_stops_the_feed_before_it_sends(tmp_path: Path) -> None:
+    """A row kept the last of two `category` cells: the other dropped without a word."""
+    text = "report_id,source,category,category\na1,pkf-op-1,small_arms_fire,shelling\n"
+    path = write(tmp_path, "in.csv", text)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match=r"names the column\(s\) category more than once"):
+        run_feed(
+            Settings(), path, fmt="csv", console=Console(file=io.StringIO()), producer=producer
+        )
+    assert producer.sent == []
+
+
 def test_feed_tells_revisions_duplicates_conflicts_and_withdrawals_apart(tmp_path: Path) -> None:
     good = {**GOOD, "revision": 2}
     lines = [

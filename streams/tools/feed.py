@@ -348,8 +348,14 @@ def run_feed(
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if path != "-" and os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory: feed takes a file")
-    if path != "-" and not os.path.isfile(path):
+    if path != "-" and not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
+    if path != "-" and not os.path.isfile(path):
+        # a named pipe or /dev/fd/N: its header check would consume what it checks
+        raise FileNotFoundError(
+            f"{path} is not a regular file: feed reads a file, or standard input with `-` "
+            f"(e.g. `... | ceasefire-monitor feed -`)"
+        )
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive")
     check_header(path, fmt)  # a file of another format: one line, before the broker

@@ -343,6 +343,12 @@ def check_header(path: str, fmt: str) -> None:
 
 def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:
     named = {c.removeprefix("\ufeff") for c in header}  # as the rows read them
+    where = "standard input" if path == "-" else path
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # a row would keep the last cell of each: the others dropped unsaid
+        raise HeaderError(
+            f"{where}: line {line_no} names the column(s) {', '.join(repeated)} more than once"
+        )
     missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in named]
     if missing:
         first = ",".join(header)
