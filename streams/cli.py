@@ -28,8 +28,18 @@ from streams.tallies.windows import GROUPINGS, INTERVALS, TALLY_WINDOWS
 if TYPE_CHECKING:
     from streams.kafka.broker import EmbeddedBroker
 
-console = Console(stderr=True)
-out = Console()
+
+class _Console(Console):
+    """rich's console, but a reader that stops (`| head`) ends the command as the other
+    output does (`main`): quietly, exit 0, not rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+console = _Console(stderr=True)
+out = _Console()
 
 
 class CliError(Exception):
@@ -431,7 +441,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def _wide() -> Console:
     """The table console: as wide as the terminal, or wide enough when piped."""
-    return out if out.is_terminal else Console(width=200)
+    return out if out.is_terminal else _Console(width=200)
 
 
 def _when(iso: str) -> str:

@@ -492,3 +492,26 @@ def test_urls_with_a_scheme_pass_including_ipv6() -> None:
 
     for url in ("http://[::1]:6066", "http://10.0.0.5:6066/", "https://worker-1.example/x"):
         assert Settings(advertised_url=url).advertised_url == url
+
+
+@pytest.mark.timeout(120)
+def test_a_table_piped_into_a_reader_that_stops_ends_quietly(tmp_path: Path) -> None:
+    """`backtest ... | head -1` exited 1 (rich's broken-pipe exit): scripts with pipefail
+    failed on it. It ends as the other output does: exit 0, nothing on stderr."""
+    import os
+
+    reports = tmp_path / "reports.jsonl"
+    made = cli("simulate", "--output", str(reports), "--count", "300")
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "backtest", str(reports)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # the table's first line, then the reader stops
+    proc.stdout.close()
+    assert proc.wait(timeout=90) == 0
+    err = proc.stderr.read().decode()
+    assert "Traceback" not in err and "error" not in err.lower(), err
