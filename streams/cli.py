@@ -772,6 +772,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
         summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
     except HeaderError as exc:
         raise CliError(str(exc)) from exc
+    if summary.interrupted:
+        return 130  # as a shell reports SIGINT
     return 1 if summary.failed_sends else 0
 
 

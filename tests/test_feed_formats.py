@@ -477,6 +477,25 @@ class FakeProducer:
         pass
 
 
+def test_ctrl_c_ends_the_feed_with_what_it_sent_summed_up(tmp_path: Path) -> None:
+    """Ctrl-C ended `feed` silently: the user was not told what had been sent."""
+
+    class Interrupted(FakeProducer):
+        def send(self, *args: Any, **kwargs: Any) -> FakeFuture:
+            if len(self.sent) == 3:
+                raise KeyboardInterrupt
+            return super().send(*args, **kwargs)
+
+    lines = [json.dumps({**GOOD, "report_id": f"r-{i}"}) for i in range(10)]
+    path = write(tmp_path, "in.jsonl", "\n".join(lines) + "\n")
+    said = io.StringIO()
+    summary = run_feed(
+        Settings(), path, fmt="jsonl", console=Console(file=said), producer=Interrupted()
+    )
+    assert summary.interrupted and summary.sent == 3
+    assert "interrupted (Ctrl-C) after 4 lines read" in said.getvalue()
+
+
 def test_a_line_no_broker_takes_is_dead_lettered_by_the_feed(tmp_path: Path) -> None:
     """A 2 MB line reached neither topic (the client refuses a request over 1 MiB), though
     the summary said it went to the dead-letter topic."""

@@ -109,6 +109,7 @@ class FeedSummary:
     lines: int = 0  # lines read
     send_errors: list[str] = field(default_factory=list)  # first few delivery errors
     aborted: str | None = None  # why the feed stopped before the end, if it did
+    interrupted: bool = False  # by Ctrl-C: what was sent is still flushed and summed up
     topic: str = ""
     seconds: float = 0.0
 
@@ -425,6 +426,13 @@ def run_feed(
                     if ahead > 0:
                         time.sleep(ahead)
             progress.update(task, completed=meter.read, lines=summary.lines)
+    except KeyboardInterrupt:
+        # Ctrl-C: say how far it got (it ended silently, the user not told what was sent)
+        summary.interrupted = True
+        summary.aborted = (
+            f"interrupted (Ctrl-C) after {summary.lines:,} lines read; "
+            "the rest of the file was not sent"
+        )
     finally:
         try:
             producer.flush(timeout=60)
