@@ -7,6 +7,7 @@ copies it replaces) rebuilds it."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -345,3 +346,16 @@ def test_the_tally_counts_a_closed_incident_at_its_edge_to_the_second() -> None:
     assert outside == []
     tally.reopen("i", record.fields)
     assert not tally.closed and tally.open["i"] == record.fields
+
+
+def test_a_day_a_unit_number_cannot_name_stays_open() -> None:
+    """An ACLED row dated 0001-01-01 (the schema takes years 1 to 9999) was closed in a unit
+    whose 20-bit day wrapped round: listed as an incident, then not found by its id."""
+    book = IncidentBook()
+    year_one = datetime(1, 1, 1, tzinfo=UTC).timestamp() - BASE
+    book.upsert(rv("acled", "old", t=year_one))
+    book.upsert(rv("acled", "new", t=0))
+    book.sweep(LATER)
+    assert [r.report_id for r in book.reports()] == ["old"]  # kept open
+    (old,) = book.incidents()
+    assert old.incident_id in book.versions and book.find_closed(old.incident_id) is None

@@ -143,6 +143,13 @@ def decode_body(body: bytes) -> list[Group]:
     ]
 
 
+#: The days a unit number holds (20 bits, signed): about 535 to 3405. A report dated
+#: outside them (a year-1 typo the schema accepts) keeps its day open: a closed one wrapped
+#: round and could not be found.
+FIRST_UNIT_DAY = -0x80000
+LAST_UNIT_DAY = 0x7FFFF
+
+
 class PackedIndex:
     """64-bit hash -> unit number in about 12 bytes an entry: sorted (hash << 32 | unit)
     integers in an array, and a dict of recent entries merged in when it grows past half

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 from streams.record.archive import (
     DAY,
+    FIRST_UNIT_DAY,
+    LAST_UNIT_DAY,
     UNIT_PREFIX,
     Archive,
     Group,
@@ -452,8 +454,8 @@ class IncidentBook:
             held = self._held_by_wide(linker)
             for anchor, members in linker.members.items():
                 day = day_of(self._fields_of(anchor, members).occurred)
-                if day > last_day or day in held:
-                    continue
+                if day > last_day or day in held or not FIRST_UNIT_DAY <= day <= LAST_UNIT_DAY:
+                    continue  # (a day a unit number cannot name, such as year 1: kept open)
                 near = recent.get((zone, day))
                 if near is None:
                     near = False
