@@ -354,7 +354,7 @@ def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:
         first = ",".join(header)
         first = first if len(first) <= 60 else first[:59] + "…"
         raise HeaderError(
-            f"{'standard input' if path == '-' else path}: line {line_no} ({first!r}) is "
+            f"{where}: line {line_no} ({first!r}) is "
             f"not a header of the {fmt} format: it names no {' or '.join(missing)} column. "
             "The first line of the file must name its columns"
             + ("; JSON lines are --format jsonl" if first.startswith("{") else "")
