@@ -92,6 +92,15 @@ def theatre_owners(monitor: WorkerView) -> set[str]:
     return {str(url).rstrip("/") for url, topics in meta.items() if any(topics.values())}
 
 
+def check_covered(monitor: WorkerView, owners: dict[str, set[int]]) -> None:
+    """`Incomplete` unless every partition has exactly one owner now."""
+    if not owners:  # before the first assignment is published
+        raise Incomplete("the worker has not been assigned partitions yet")
+    covered = sorted(p for parts in owners.values() for p in parts)
+    if covered != list(range(monitor.settings.partitions)):
+        raise Incomplete("partition ownership is changing (rebalance in progress)")
+
+
 async def ask_owners(
     monitor: WorkerView,
     path: str,
@@ -105,12 +114,7 @@ async def ask_owners(
     on a wrong shape). Every partition answers once, or `Incomplete`."""
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
-    if not owners:  # before the first assignment is published
-        raise Incomplete("the worker has not been assigned partitions yet")
-    covered = [p for parts in owners.values() for p in parts]
-    expected = set(range(monitor.settings.partitions))
-    if sorted(covered) != sorted(expected):
-        raise Incomplete("partition ownership is changing (rebalance in progress)")
+    check_covered(monitor, owners)
 
     async def ask(url: str, parts: set[int], session: aiohttp.ClientSession) -> R:
         if url == me:
@@ -393,11 +397,7 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
     if status != "resolved":
-        if not owners:
-            raise Incomplete("the worker has not been assigned partitions yet")
-        covered = sorted(p for parts in owners.values() for p in parts)
-        if covered != list(range(monitor.settings.partitions)):
-            raise Incomplete("partition ownership is changing (rebalance in progress)")
+        check_covered(monitor, owners)
         if not theatre_owners(monitor):  # the theatre-wide alerts have no one to answer
             raise Incomplete("the theatre's partition is being assigned (rebalance in progress)")
     headers = {}
