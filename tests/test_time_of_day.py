@@ -11,9 +11,11 @@ from streams.classify.time_of_day import (
     AFTERNOON,
     EVENING,
     LATE_EVENING,
+    MAX_CLOCK_SPAN,
     MORNING,
     NIGHT,
     NOON,
+    clock_span,
     format_time_of_day,
     parse_time_of_day,
     stated_time_of_day,
@@ -38,6 +40,13 @@ from streams.classify.time_of_day import (
         ("intense artillery strikes the third night in a row", NIGHT),
         ("exchanged fire late in the evening", LATE_EVENING),
         ("exchanged fire late at night", LATE_EVENING),
+        # across midnight: the night that ends the report's day
+        ("from 23:40 to 00:20 the positions were shelled", (-20, 20)),
+        ("fire from 11 pm until 1 am", (-60, 60)),
+        ("between 22:00 and 01:30, and again at 23:15", (-120, 90)),
+        # a bare hour after a word that introduces a time
+        ("killed 2 AM soldiers at 9 pm", (1260, 1260)),
+        ("the shelling lasted until 4 a.m.", (240, 240)),
     ],
 )
 def test_stated_times_of_day(text: str, span: tuple[int, int]) -> None:
@@ -84,6 +93,9 @@ def test_parts_of_the_day_in_the_theatres_languages(text: str, span: tuple[int, 
         "14:30 p.m.",  # no such time
         "2 armoured vehicles and 5 ammunition trucks",
         "ratio 25:61",  # no clock time
+        "2 AM soldiers were wounded",  # Armenian soldiers, no time
+        "killed 3 pm troops",  # a bare hour that no word introduces
+        "from 23:00 until 07:30",  # across midnight, but longer than one time
     ],
 )
 def test_texts_that_state_no_time_of_day(text: str | None) -> None:
@@ -123,7 +135,8 @@ def test_any_text_gives_a_span_of_the_day_or_none(text: str) -> None:
     st.text(st.characters(categories=("L", "Zs")), max_size=40),
 )
 def test_a_clock_time_among_words_is_found(hour: int, minute: int, before: str, after: str) -> None:
-    text = f"{before} at {hour:02d}:{minute:02d} {after}"
+    # The comma keeps `after` from reading as a.m./p.m. ("09:00 pm...").
+    text = f"{before} at {hour:02d}:{minute:02d}, {after}"
     span = stated_time_of_day(text)
     assert span == (hour * 60 + minute, hour * 60 + minute)
 
@@ -139,8 +152,22 @@ def test_a_clock_time_among_words_is_found(hour: int, minute: int, before: str, 
         "late " * 800,
         "p.m " * 1000,
         "9" * 4000,
+        "at " * 1333,
+        "- " * 2000,
+        "23:00 " * 666,
     ],
-    ids=["spaces", "digits-spaces", "colons", "clock-chains", "late", "pm", "digits"],
+    ids=[
+        "spaces",
+        "digits-spaces",
+        "colons",
+        "clock-chains",
+        "late",
+        "pm",
+        "digits",
+        "prepositions",
+        "dashes",
+        "clocks",
+    ],
 )
 def test_hostile_descriptions_are_read_in_linear_time(text: str) -> None:
     """A description is up to 4,000 characters of anyone's text: no pattern backtracks
@@ -148,3 +175,24 @@ def test_hostile_descriptions_are_read_in_linear_time(text: str) -> None:
     for _ in range(50):
         span = stated_time_of_day(text)
     assert span is None or -1440 < span[0] <= span[1] <= 1440
+
+
+@given(st.lists(st.integers(0, 1439), min_size=1, max_size=8))
+def test_the_clock_span_is_the_shortest_that_holds_every_time(times: list[int]) -> None:
+    """Whatever the order of the times, the span holds each of them (modulo a day) and no
+    shorter span of the day does."""
+    span = clock_span(times)
+    arcs = []
+    for first in set(times):
+        arc = max((t - first) % 1440 for t in times)
+        arcs.append(arc)
+    shortest = min(arcs)
+    if shortest > MAX_CLOCK_SPAN:
+        assert span is None
+        return
+    assert span is not None
+    start, end = span
+    assert end - start == shortest
+    assert -1440 < start <= end <= 1440
+    assert all(start <= t <= end or start <= t - 1440 <= end for t in times)
+    assert clock_span(list(reversed(times))) == span

@@ -9,14 +9,16 @@ rule"); it never changes which reports link.
 
 A time of day is a span of minutes from the local midnight of the report's day, in the
 theatre's time zone: `(start, end)`, `start <= end`; a night reaches back into the evening
-before (`start` negative). Clock times win over words: the span of every clock time in the
-text, if it is shorter than `MAX_CLOCK_SPAN`; else the part of day its words name, if they
+before (`start` negative). Clock times win over words: the shortest span that holds every
+clock time in the text, if it is shorter than `MAX_CLOCK_SPAN` ("from 23:40 to 00:20" is
+the night that ends the day, `(-20, 20)`); else the part of day its words name, if they
 name exactly one; else nothing.
 """
 
 # ruff: noqa: RUF001 (the Cyrillic and Armenian words below are meant)
 from __future__ import annotations
 
+import itertools
 import re
 
 TimeOfDay = tuple[int, int]
@@ -36,10 +38,13 @@ NIGHT: TimeOfDay = (-3 * 60, 6 * 60)
 NOON: TimeOfDay = (11 * 60, 13 * 60)
 
 # "12:30", "at around 9:05 p.m.", "02:30": hours and minutes with a colon (a dot would read
-# dates such as 13.09 as times), an optional a.m./p.m.; "9 pm", "at 11 a.m." without minutes.
+# dates such as 13.09 as times), an optional a.m./p.m.; "at 9 pm", "until 11 a.m." without
+# minutes only after a word that introduces a time, since "2 AM soldiers" counts Armenian
+# soldiers.
 _CLOCK = re.compile(
     r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s*([ap])\.?\s?m\b\.?)?"
-    r"|(?<![\d:.])(1[0-2]|0?[1-9])\s*([ap])\.?\s?m\b\.?",
+    r"|(?:\b(?:at|around|about|approximately|by|from|until|till|to|after|before|since"
+    r"|between|and)\s+|[-–]\s*)(1[0-2]|0?[1-9])\s*([ap])\.?\s?m\b\.?",
     re.IGNORECASE,
 )
 # The words of the theatre's languages for the parts of the day: English; Russian (the
@@ -101,9 +106,22 @@ def stated_time_of_day(text: str | None) -> TimeOfDay | None:
         return None
     times = clock_times(text)
     if times:
-        start, end = min(times), max(times)
-        return (start, end) if end - start <= MAX_CLOCK_SPAN else None
+        return clock_span(times)
     return part_of_day(text)
+
+
+def clock_span(times: list[int]) -> TimeOfDay | None:
+    """The shortest span of the day that holds every one of `times` (minutes from
+    midnight), None when it is longer than `MAX_CLOCK_SPAN`. A span across midnight is the
+    night that ends the day, as for the word "night": its start is negative."""
+    ordered = sorted(set(times))
+    start, end = ordered[0], ordered[-1]
+    if end - start <= MAX_CLOCK_SPAN:
+        return (start, end)
+    # Across midnight: the span starts after the widest gap between consecutive times.
+    _, after = max((b - a, i + 1) for i, (a, b) in enumerate(itertools.pairwise(ordered)))
+    start, end = ordered[after] - 1440, ordered[after - 1]
+    return (start, end) if end - start <= MAX_CLOCK_SPAN else None
 
 
 def format_time_of_day(span: TimeOfDay) -> str:
