@@ -519,9 +519,11 @@ def test_a_line_no_broker_takes_is_dead_lettered_by_the_feed(tmp_path: Path) -> 
     assert "the feed wrote this record itself" in record.message
     assert record.original() == huge.encode()[: len(record.original())]
     assert (summary.sent, summary.failed_sends, summary.dead_lettered) == (2, 0, 1)
-    assert summary.rejected == {"too_large": 1}
+    assert summary.dead_letters_sent == 1 and summary.rejected == {"too_large": 1}
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "dead letter written by the feed" in text and "not delivered" not in text
+    # the headline tells the input topic's lines from the feed's own dead letters
+    assert "sent 1 lines to ceasefire.reports and 1 dead letters in" in text
 
 
 def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:

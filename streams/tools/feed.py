@@ -92,7 +92,7 @@ PROGRESS_EVERY = 500
 
 @dataclass
 class FeedSummary:
-    """What a feed did. `sent` counts lines the broker acknowledged."""
+    """What a feed did. `sent` counts lines the broker acknowledged (on either topic)."""
 
     sent: int = 0
     accepted: int = 0  # lines the schema will accept (all of those below included)
@@ -103,6 +103,8 @@ class FeedSummary:
     withdrawals: int = 0  # lines that withdraw a report
     #: lines too large for the broker, whose dead letters the feed wrote itself
     dead_lettered: int = 0
+    #: of `sent`, those dead letters: acknowledged on the dead-letter topic, not the input
+    dead_letters_sent: int = 0
     failed_sends: int = 0
     #: (line number, reason code, message) of the first few rejected lines
     examples: list[tuple[int, str, str]] = field(default_factory=list)
@@ -280,15 +282,17 @@ class _Deliveries:
     for; later ones done meanwhile are tallied once it is."""
 
     def __init__(self) -> None:
-        self._pending: deque[tuple[_Future, int, int]] = deque()  # (future, line, bytes)
+        # (future, line, bytes, whether it is a dead letter the feed wrote)
+        self._pending: deque[tuple[_Future, int, int, bool]] = deque()
         self.pending_bytes = 0
         self.ok = 0
+        self.ok_dead_letters = 0  # of `ok`
         self.failed = 0
         self.errors: list[str] = []
         self._acked_at = time.monotonic()  # of the last acknowledgement seen (or the start)
 
-    def track(self, future: _Future, line_no: int, size: int) -> None:
-        self._pending.append((future, line_no, size))
+    def track(self, future: _Future, line_no: int, size: int, *, dead_letter: bool) -> None:
+        self._pending.append((future, line_no, size, dead_letter))
         self.pending_bytes += size
 
     @property
@@ -300,10 +304,11 @@ class _Deliveries:
         pending = self._pending
         ok = self.ok
         while pending and pending[0][0].is_done:
-            future, line_no, size = pending.popleft()
+            future, line_no, size, dead_letter = pending.popleft()
             self.pending_bytes -= size
             if future.exception is None:
                 self.ok += 1
+                self.ok_dead_letters += dead_letter
             else:
                 self._failed(line_no, future.exception)
         if self.ok != ok:
@@ -406,7 +411,7 @@ def run_feed(
                 except KafkaError as exc:  # this line only, e.g. larger than the broker takes
                     deliveries.sync_failure(line_no, exc)
                 else:
-                    deliveries.track(future, line_no, len(value))
+                    deliveries.track(future, line_no, len(value), dead_letter=to != topic)
                 if summary.lines % PROGRESS_EVERY == 0:
                     progress.update(task, completed=meter.read, lines=summary.lines)
                     deliveries.collect()
@@ -444,6 +449,7 @@ def run_feed(
                 producer.close(timeout=10)
     summary.seconds = time.monotonic() - started
     summary.sent = deliveries.ok
+    summary.dead_letters_sent = deliveries.ok_dead_letters
     # every line read was meant to be sent: what the broker did not acknowledge failed
     summary.failed_sends = summary.lines - deliveries.ok
     summary.send_errors = deliveries.errors + summary.send_errors
@@ -538,8 +544,11 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     """The end-of-feed report: a headline, a table of counts, examples of rejections."""
     s = summary
     rejected = s.rejected_total
+    # a line the feed dead-lettered itself never reached the input topic: said apart
+    own = f" and {s.dead_letters_sent} dead letters" if s.dead_letters_sent else ""
     console.print(
-        f"sent {s.sent} lines to {s.topic or 'the input topic'} in {s.seconds:.1f} s: "
+        f"sent {s.sent - s.dead_letters_sent} lines to {s.topic or 'the input topic'}{own} "
+        f"in {s.seconds:.1f} s: "
         f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
         f"{rejected} will be rejected"
     )
