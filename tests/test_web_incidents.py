@@ -220,6 +220,12 @@ def test_the_parameters_a_peer_gets_parse_back_to_the_same_query(q: IncidentQuer
         (None, "text/csv, application/json", False),  # a tie: JSON
         (None, "text/html, */*;q=0.8", False),
         (None, "text/csv;q=0", False),
+        (None, "text/csv, */*", True),  # named, against a wildcard of the same q
+        (None, "text/csv, */*;q=0.5", True),
+        (None, "text/csv;q=0.5, */*", False),  # ranked lower
+        (None, "text/*, application/*", False),  # as specific: a tie
+        (None, "text/csv;q=0, */*", False),
+        (None, "application/json, */*", False),
         ("csv", "application/json", True),
         ("json", "text/csv", False),
         ("", "text/csv", True),

@@ -283,18 +283,23 @@ def decode_cursor(cursor: str) -> Key:
 
 def wants_csv(format_: str | None, accept: str | None) -> bool:
     """`format=csv|json` decides; without it, CSV when the Accept header ranks `text/csv`
-    above `application/json` (JSON on a tie or with no header)."""
+    above `application/json`: by q, then by how specifically it names it (`text/csv, */*`
+    asks for CSV, as a client that lists it first means). JSON on a tie or with no
+    header."""
     if format_ is not None and format_ != "":
         if format_ not in ("json", "csv"):
             raise QueryError(f"unknown format {format_[:40]!r}; use json or csv")
         return format_ == "csv"
     if not accept:
         return False
-    return _quality(accept, "text", "csv") > _quality(accept, "application", "json")
+    csv_q, csv_named = _quality(accept, "text", "csv")
+    json_q, json_named = _quality(accept, "application", "json")
+    return csv_q > 0 and (csv_q, csv_named) > (json_q, json_named)
 
 
-def _quality(accept: str, kind: str, sub: str) -> float:
-    """The q of the most specific media range of `accept` that covers kind/sub."""
+def _quality(accept: str, kind: str, sub: str) -> tuple[float, int]:
+    """The q of the most specific media range of `accept` that covers kind/sub, and how
+    specific it is (2 kind/sub, 1 kind/*, 0 */*, -1 none)."""
     best: tuple[int, float] = (-1, 0.0)
     for item in accept.split(","):
         mime, *params = (p.strip() for p in item.split(";"))
@@ -317,7 +322,7 @@ def _quality(accept: str, kind: str, sub: str) -> float:
                     q = 0.0
         if specificity > best[0]:
             best = (specificity, q)
-    return best[1]
+    return best[1], best[0]
 
 
 # -- selecting and merging -------------------------------------------------------------------
