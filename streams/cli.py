@@ -822,10 +822,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
     from schemas.alert import AlertEvent
+    from streams.kafka.reachable import check_listening
     from streams.kafka.tls import check_tls
     from streams.kafka.topics import unreachable
 
     settings = settings_from(args)
+    check_listening(settings)
     check_tls(settings)
     try:
         consumer = KafkaConsumer(

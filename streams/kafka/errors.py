@@ -9,7 +9,8 @@ class BrokerUnavailable(RuntimeError):
     """No broker answered at the configured address."""
 
 
-def unreachable(settings: Settings) -> BrokerUnavailable:
+def unreachable(settings: Settings, *, because: str = "") -> BrokerUnavailable:
+    """The error for no broker answering; `because`: what the addresses said, if known."""
     protocol = settings.security_protocol
     also = (
         ""
@@ -18,7 +19,8 @@ def unreachable(settings: Settings) -> BrokerUnavailable:
         "listener speaks it and that the credentials and certificates are the broker's"
     )
     return BrokerUnavailable(
-        f"no Kafka broker reachable at {settings.bootstrap()} (start the embedded one with "
+        f"no Kafka broker reachable at {settings.bootstrap()}"
+        f"{f' ({because})' if because else ''} (start the embedded one with "
         "`ceasefire-monitor broker` or `ceasefire-monitor run`, or set --broker / "
         f"CEASEFIRE_BROKER{also})"
     )

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.kafka.errors import BrokerUnavailable, unreachable
+from streams.kafka.reachable import check_listening
 from streams.kafka.tls import check_tls
 
 __all__ = [
@@ -61,6 +62,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
+    check_listening(settings)  # a refused port is said at once, not after 30 s
     check_tls(settings)  # a certificate problem is one clear line, not a bootstrap timeout
     try:
         return KafkaAdminClient(

@@ -1,0 +1,46 @@
+"""Whether anything listens at the bootstrap addresses, before a Kafka client is made.
+
+kafka-python spends its whole bootstrap timeout (30 s) retrying an address that refuses
+every connection before it says no broker answered: a mistyped port or a broker not
+started kept `feed`, `alerts` or `topics` silent for 30 s. A refused connection or an
+unknown host is a definite answer, given here at once; an address that does not answer
+(a firewall, a slow network) is left to the clients and their timeouts.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from streams.config import Settings
+from streams.kafka.errors import unreachable
+from streams.kafka.tls import servers
+
+#: How long a TCP connection may take to be refused or accepted here.
+CONNECT_SECONDS = 3.0
+
+
+def _why(exc: OSError) -> str | None:
+    """What a failed connection says for sure, None when it may yet answer."""
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return None
+    return exc.strerror or type(exc).__name__  # e.g. no route to host
+
+
+def check_listening(settings: Settings, *, timeout: float = CONNECT_SECONDS) -> None:
+    """Raise `BrokerUnavailable` when every bootstrap server refuses a TCP connection or
+    names an unknown host; nothing when one accepts or leaves it undecided."""
+    refused: list[str] = []
+    for host, port in servers(settings.bootstrap()):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError as exc:
+            why = _why(exc)
+            if why is None:
+                return
+            refused.append(f"{host}:{port} {why}")
+    raise unreachable(settings, because=", ".join(refused))
