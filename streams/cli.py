@@ -98,7 +98,13 @@ def _check_files(settings: Settings) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streams.kafka.broker import BrokerError, EmbeddedBroker, port_open
+    from streams.kafka.broker import (
+        BrokerError,
+        EmbeddedBroker,
+        port_open,
+        taken_by_another_program,
+    )
+    from streams.kafka.reachable import answers_kafka
     from streams.kafka.topics import BrokerUnavailable, TopicMismatch, ensure_topics
 
     settings = settings_from(args)
@@ -108,7 +114,10 @@ def _run(args: argparse.Namespace) -> int:
     configured = settings.broker is not None  # --broker or CEASEFIRE_BROKER
     port = settings.embedded_port
     if settings.broker is None and port_open("127.0.0.1", port):
-        # `ceasefire-monitor broker`, or another worker's embedded broker: join it
+        # `ceasefire-monitor broker`, or another worker's embedded broker: join it; anything
+        # else there failed only after kafka-python's 30 s bootstrap, as "no broker"
+        if not answers_kafka("127.0.0.1", port):
+            raise CliError(taken_by_another_program("127.0.0.1", port))
         settings = settings.on_embedded_broker()
         console.print(
             f"Using the broker already listening on 127.0.0.1:{port}. If it is an embedded "

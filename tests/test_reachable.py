@@ -1,18 +1,22 @@
-"""The check that something listens at the bootstrap addresses (streams/kafka/reachable.py):
-a refused port or an unknown host is said at once; anything undecided is left to the
-clients. Loopback only."""
+"""What listens at a broker address (streams/kafka/reachable.py): a refused port or an
+unknown host is said at once, anything undecided is left to the clients; a program that
+answers no Kafka request is not taken for a broker. Loopback only."""
 
 from __future__ import annotations
 
 import socket
+import struct
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from streams.config import Settings
 from streams.kafka import reachable
+from streams.kafka.broker import BrokerError, EmbeddedBroker
 from streams.kafka.errors import BrokerUnavailable
-from streams.kafka.reachable import check_listening
+from streams.kafka.reachable import answers_kafka, check_listening
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -65,3 +69,74 @@ def test_an_address_that_does_not_answer_is_left_to_the_clients(
 
     monkeypatch.setattr(socket, "create_connection", silent)
     check_listening(Settings(broker="kafka://127.0.0.1:9092"))
+
+
+class Listener:
+    """A loopback server that answers each connection's first request with `reply(request)`
+    (None: says nothing and holds the connection until the test ends)."""
+
+    def __init__(self, reply: Callable[[bytes], bytes | None]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port: int = self.sock.getsockname()[1]
+        self.reply = reply
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            request = conn.recv(4096)
+            answer = self.reply(request)
+            if answer is None:
+                self.held.append(conn)
+                continue
+            conn.sendall(answer)
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def kafka_answer(request: bytes) -> bytes:
+    """An ApiVersions answer's frame: size, then the request's correlation id."""
+    (correlation,) = struct.unpack_from(">i", request, 8)
+    body = struct.pack(">ih", correlation, 0) + b"\x00" * 4
+    return struct.pack(">i", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("reply", "kafka"),
+    [
+        (kafka_answer, True),
+        (lambda _: b"HTTP/1.1 400 Bad Request\r\n\r\n", False),  # a web server
+        (lambda _: b"", False),  # hangs up
+        (lambda _: None, False),  # says nothing
+    ],
+    ids=["kafka", "http", "hangs-up", "silent"],
+)
+def test_only_a_kafka_answer_is_a_kafka_broker(
+    reply: Callable[[bytes], bytes | None], kafka: bool
+) -> None:
+    listener = Listener(reply)
+    try:
+        assert answers_kafka("127.0.0.1", listener.port, timeout=1.0) is kafka
+    finally:
+        listener.close()
+
+
+def test_the_embedded_broker_refuses_a_port_another_program_holds() -> None:
+    """It said "another broker is running there" of any program, and `run` then spent 30 s
+    joining it as one."""
+    listener = Listener(lambda _: b"SSH-2.0-OpenSSH_9.2\r\n")
+    try:
+        with pytest.raises(BrokerError, match="in use by a program that is not a Kafka broker"):
+            EmbeddedBroker("127.0.0.1", listener.port).start()
+    finally:
+        listener.close()

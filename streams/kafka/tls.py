@@ -55,7 +55,8 @@ def ssl_context_of(settings: Settings) -> ssl.SSLContext | None:
         raise TlsProblem(f"TLS settings unusable ({reason}); check {files}") from exc
 
 
-def _api_versions_request(correlation_id: int) -> bytes:
+def api_versions_request(correlation_id: int) -> bytes:
+    """ApiVersions v0, framed: a request every Kafka broker answers."""
     client_id = b"ceasefire-monitor-tls-check"
     body = struct.pack(">hhih", API_VERSIONS, 0, correlation_id, len(client_id)) + client_id
     return struct.pack(">i", len(body)) + body
@@ -93,16 +94,16 @@ def advertised(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> lis
         sock.settimeout(timeout)
         with ctx.wrap_socket(sock, server_hostname=host) as tls:
             tls.sendall(_metadata_request(2))
-            size = struct.unpack(">i", _read_exactly(tls, 4))[0]
+            size = struct.unpack(">i", read_exactly(tls, 4))[0]
             if not 8 <= size <= 1 << 20:
                 raise ValueError(f"a Metadata answer of {size} bytes")
             try:
-                return _brokers_of(_read_exactly(tls, size))
+                return _brokers_of(read_exactly(tls, size))
             except (struct.error, UnicodeDecodeError) as exc:
                 raise ValueError(f"an unreadable Metadata answer: {exc}") from exc
 
 
-def _read_exactly(tls: ssl.SSLSocket, n: int) -> bytes:
+def read_exactly(tls: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
         chunk = tls.recv(n - len(data))
@@ -165,9 +166,9 @@ def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
             # its refusal arrives as an alert on the first read, or, when its close wins
             # the race with the alert (13 to 23 % of tries against stunnel), as a bare EOF.
             try:
-                tls.sendall(_api_versions_request(1))
-                size = struct.unpack(">i", _read_exactly(tls, 4))[0]
-                _read_exactly(tls, min(size, 4))
+                tls.sendall(api_versions_request(1))
+                size = struct.unpack(">i", read_exactly(tls, 4))[0]
+                read_exactly(tls, min(size, 4))
             except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError) as exc:
                 raise ClosedAfterHandshake(str(exc)) from exc
             except TimeoutError as exc:
