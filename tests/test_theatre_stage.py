@@ -295,3 +295,53 @@ def test_a_tombstone_that_failed_after_publishing_publishes_nothing_again(
         assert Theatre(th.producer.sent[CHANGELOG]).stage._outbox is None
 
     asyncio.run(go())
+
+
+def test_a_failed_recovery_is_retried_until_the_stage_is_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust runs a table's recovery callback in a task it awaits with `asyncio.wait`, which
+    drops what it raises: a recovery that failed once (the broker away for a moment) left
+    the stage not ready, its partitions unread, until the next rebalance."""
+    from streams.pipeline import stage as stage_module
+    from streams.store.changelog import Recovered
+
+    monkeypatch.setattr(stage_module, "RECOVERY_RETRY_FIRST_SECONDS", 0.01)
+
+    async def go() -> None:
+        th = Theatre()
+        st = th.stage
+        st.owned_partitions = lambda: {0}  # type: ignore[method-assign]
+        calls: list[int] = []
+
+        async def flaky(partitions: Any) -> dict[int, Recovered]:
+            calls.append(len(calls))
+            if len(calls) <= 2:
+                raise ConnectionError("the broker is away for a moment")
+            return {0: recovered(th.producer.sent.get(CHANGELOG, []))}
+
+        st.store.recover = flaky  # type: ignore[method-assign]
+        st.revoked()
+        # as Faust's Recovery.on_recovery_completed calls it
+        await asyncio.wait([asyncio.ensure_future(st._on_recovered())])
+        assert not st.ready.is_set()
+        await asyncio.wait_for(st.ready.wait(), timeout=5)
+        assert len(calls) == 3 and st.owned == {0}
+
+        # a revocation while retrying ends the retries: the next recovery is Faust's
+        calls.clear()
+
+        async def down(partitions: Any) -> dict[int, Recovered]:
+            calls.append(len(calls))
+            raise ConnectionError("down")
+
+        st.store.recover = down  # type: ignore[method-assign]
+        st.revoked()
+        await st._on_recovered()
+        await asyncio.sleep(0.05)
+        st.revoked()
+        tried = len(calls)
+        await asyncio.sleep(0.3)
+        assert len(calls) == tried and not st.ready.is_set()
+
+    asyncio.run(go())

@@ -39,6 +39,10 @@ from streams.store.changelog import ChangelogStore, Recovered
 
 log = logging.getLogger(__name__)
 
+#: Backoff of a failed recovery's retries: doubling from the first to the most.
+RECOVERY_RETRY_FIRST_SECONDS = 1.0
+RECOVERY_RETRY_MAX_SECONDS = 30.0
+
 #: (partition, offset, value, error) of internal records that cannot be processed.
 DeadRecord = tuple[int, int, bytes, str]
 
@@ -146,6 +150,7 @@ class Stage(Generic[OutT]):
         #: bumped by every revocation and recovery: a settle started before gives up
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
+        self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
         #: maintenance work waiting for the lock (an ordered set: each runs once)
         self._due: dict[Callable[[OutT], bool], None] = {}
         self.table.on_recover(self._on_recovered)
@@ -195,6 +200,39 @@ class Stage(Generic[OutT]):
         self.ports.readiness_changed()
 
     async def _on_recovered(self) -> None:
+        """Faust's recovery calls this in a task it awaits with `asyncio.wait`, which drops
+        what it raises: a failed recovery (the broker away for a moment, a changelog entry
+        `restore` refuses) left the stage not ready, its partitions unread, until the next
+        rebalance. It is retried here, with backoff, until it succeeds or the partitions
+        move again."""
+        generation = self.generation
+        try:
+            await self._recover()
+        except Exception as exc:  # the broker, most likely
+            if generation == self.generation:
+                self._recovering = asyncio.create_task(self._recover_retrying(generation, exc))
+
+    async def _recover_retrying(self, generation: int, exc: Exception) -> None:
+        delay = RECOVERY_RETRY_FIRST_SECONDS
+        while generation == self.generation:
+            log.error(
+                "%s: recovering the state failed, the stage is not ready; retrying in %.0fs: %r",
+                self.topic_name,
+                delay,
+                exc,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECOVERY_RETRY_MAX_SECONDS)
+            if generation != self.generation:
+                return  # revoked meanwhile: the next recovery is Faust's
+            try:
+                await self._recover()
+            except Exception as again:
+                exc = again
+                continue
+            return
+
+    async def _recover(self) -> None:
         async with self.lock:  # a step still being written lands before we read
             started = time.monotonic()
             owned = self.owned_partitions()
