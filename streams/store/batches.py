@@ -20,9 +20,17 @@ async def send_to_partition(
     topic: str,
     partition: int,
     records: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    last_after_the_rest: bool = False,
 ) -> list[asyncio.Future[Any]]:
     """Queue (key, value) records for `partition` of `topic`, one Kafka record each;
-    returns the delivery futures of the batches (none for no records)."""
+    returns the delivery futures of the batches (none for no records).
+
+    `last_after_the_rest`: the last batch is sent only once every earlier one is
+    acknowledged (raising what a failed one raised, the last unsent). Each batch succeeds
+    or fails alone: a first batch that expired while the partition had no leader failed,
+    and the next, sent after it, could still land. A batch itself is all or nothing, so a
+    record in the last batch is never on the broker without every record before it."""
     futures: list[asyncio.Future[Any]] = []
     batch = None
     for key, value in records:
@@ -33,5 +41,7 @@ async def send_to_partition(
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
     if batch is not None:
+        if last_after_the_rest and futures:
+            await asyncio.gather(*futures)
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures

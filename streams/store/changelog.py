@@ -4,7 +4,8 @@ A stage's state is a function of the entries of its changelog topic (key -> valu
 latest value per key wins, so the topic may be compacted). Per partition the store also
 keeps the last input offset whose effects the entries hold (`APPLIED_KEY`, see
 `streams/pipeline/progress.py`), written after the entries it covers in the same
-partition, so a reader that sees it sees them.
+partition, in their last batch, which is sent once the others are acknowledged: a
+reader that sees it sees them.
 
 One write path: entries go out with the worker's own producer, in hand-built batches per
 partition (`batches.py`), and every write is awaited (a step is done when the broker has
@@ -61,7 +62,9 @@ class ChangelogStore:
         records: list[Entry] = list(entries)
         if applied is not None:  # last: in the same partition, after what it covers
             records.append((APPLIED_KEY, str(applied).encode()))
-        sends = await send_to_partition(producer, self.topic, partition, records)
+        sends = await send_to_partition(
+            producer, self.topic, partition, records, last_after_the_rest=applied is not None
+        )
         if sends:
             await asyncio.gather(*sends)
 

@@ -1,0 +1,107 @@
+"""The changelog store's write path (streams/store/changelog.py, batches.py) on an in-memory
+producer whose batches succeed or fail one by one, as aiokafka's do: the input offset a
+write covers (`\\x00applied`) is never on the broker without every entry before it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from streams.config import Settings
+from streams.store.changelog import APPLIED_KEY, ChangelogStore
+
+pytestmark = pytest.mark.timeout(10)
+
+TOPIC = "stage-changelog"
+
+
+class Batch:
+    """A batch that holds at most `limit` records."""
+
+    def __init__(self, limit: int) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.limit = limit
+
+    def append(self, key: bytes | None, value: bytes | None, timestamp: None) -> object | None:
+        if len(self.records) >= self.limit:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class OneByOne:
+    """A producer whose batches are acknowledged or failed one at a time, later: the first
+    `failing` batches fail (their partition had no leader until they expired), the rest
+    land. `events` says in what order batches were sent and settled."""
+
+    def __init__(self, *, limit: int, failing: int = 0) -> None:
+        self.limit = limit
+        self.failing = failing
+        self.landed: list[tuple[bytes | None, bytes | None]] = []
+        self.events: list[str] = []
+        self._sent = 0
+
+    def create_batch(self) -> Batch:
+        return Batch(self.limit)
+
+    async def send_batch(self, batch: Batch, topic: str, partition: int) -> asyncio.Future[Any]:
+        n = self._sent
+        self._sent += 1
+        self.events.append(f"sent {n}")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def settle() -> None:
+            if n < self.failing:
+                self.events.append(f"failed {n}")
+                future.set_exception(ConnectionError("not leader for the partition"))
+            else:
+                self.events.append(f"landed {n}")
+                self.landed.extend(batch.records)
+                future.set_result(None)
+
+        asyncio.get_running_loop().call_later(0.01, settle)
+        return future
+
+
+def store_on(producer: OneByOne) -> ChangelogStore:
+    async def get() -> Any:
+        return producer
+
+    return ChangelogStore(TOPIC, Settings(), get)
+
+
+ENTRIES = [(f"k{i}".encode(), f"v{i}".encode()) for i in range(10)]
+
+
+def test_applied_is_written_last_after_the_entries_are_acknowledged() -> None:
+    producer = OneByOne(limit=4)
+    asyncio.run(store_on(producer).write(0, ENTRIES, applied=41))
+    assert producer.landed == [*ENTRIES, (APPLIED_KEY, b"41")]
+    # three batches: the last (with applied) sent only once the first two had landed
+    assert producer.events.index("sent 2") > producer.events.index("landed 1")
+
+
+def test_a_failed_batch_keeps_applied_off_the_broker() -> None:
+    """The first batch failed while the second, holding applied, landed: the heir recovered
+    an applied offset covering entries it never saw, and dropped their input as replays."""
+    producer = OneByOne(limit=4, failing=1)
+    with pytest.raises(ConnectionError):
+        asyncio.run(store_on(producer).write(0, ENTRIES, applied=41))
+    assert all(key != APPLIED_KEY for key, _ in producer.landed)
+
+
+def test_entries_without_applied_are_not_held_back() -> None:
+    """Writes that cover no input offset (maintenance, later deletions) go out at once."""
+    producer = OneByOne(limit=4)
+    asyncio.run(store_on(producer).write(0, ENTRIES))
+    assert producer.events[:3] == ["sent 0", "sent 1", "sent 2"]
+    assert producer.landed == ENTRIES
+
+
+def test_one_batch_goes_out_at_once_with_its_applied() -> None:
+    producer = OneByOne(limit=100)
+    asyncio.run(store_on(producer).write(0, ENTRIES, applied=7))
+    assert producer.events == ["sent 0", "landed 0"]
+    assert producer.landed[-1] == (APPLIED_KEY, b"7")
