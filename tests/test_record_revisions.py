@@ -324,3 +324,32 @@ def test_an_entry_without_the_check_leaves_a_same_zone_resend_to_the_zone_stage(
     withdrawn.apply(Withdrawal("op", "1", 0))
     d = withdrawn.apply(Withdrawal("op", "1", 0), reclassify=True)
     assert (d.outcome, d.recheck) == (Outcome.DUPLICATE, False)
+
+
+def test_a_classification_whose_digest_begins_with_zeros_keeps_its_check() -> None:
+    """1 in 2**32 classified digests begin with four zero bytes, which meant "no check": the
+    entry was written with it and could not be read back, and the partition's recovery
+    failed for good."""
+    import dataclasses
+
+    v = rv("op", "1", killed=1)
+    zeros = dataclasses.replace(v, digest=bytes(CHECK_SIZE) + v.digest[CHECK_SIZE:])
+    sent = b"S" * len(v.digest)
+    state = IdentityState()
+    first = state.apply(zeros, sent=sent, reclassify=True)
+    assert first.entry is not None
+    again = IdentityState()
+    again.restore([first.entry])
+    assert again.get("op", "1") == state.get("op", "1")
+    for s in (state, again):
+        assert s.apply(zeros, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE
+        assert s.apply(v, sent=sent, reclassify=True).outcome is Outcome.RECLASSIFIED
+    # an entry written before the fix, its check all zero, reads back too
+    written = encode_record(
+        IdentityRecord(0, sent, False, "shusha", DigestForm.SENT, b"\x05\x06\x07\x08")
+    )
+    head = len(written) - CHECK_SIZE - len(b"shusha")
+    old = written[:head] + bytes(CHECK_SIZE) + written[head + CHECK_SIZE :]
+    restored = IdentityState()
+    restored.restore([(ENTRY_PREFIX + identity_key("op", "1"), old)])
+    assert restored.apply(zeros, sent=sent, reclassify=True).outcome is Outcome.DUPLICATE

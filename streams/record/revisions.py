@@ -60,6 +60,18 @@ _KEY = 16
 #: classification changed (a change passing unseen: 1 in 4 billion), a quarter of a digest
 CHECK_SIZE = 4
 _NO_CHECK = bytes(CHECK_SIZE)
+#: The check of a digest whose first bytes are all zero: zero means "no check" in memory,
+#: so such a digest (1 in 2**32) lost its check there and its entry could not be read back.
+_ZERO_DIGEST_CHECK = (1).to_bytes(CHECK_SIZE, "big")
+
+
+def check_of(digest: bytes) -> bytes:
+    """The classification's check kept beside a sent digest: its first `CHECK_SIZE` bytes,
+    never all zero."""
+    check = digest[:CHECK_SIZE]
+    return _ZERO_DIGEST_CHECK if check == _NO_CHECK else check
+
+
 _REC = _KEY + DIGEST_SIZE + 8 + 2 + CHECK_SIZE + 1  # key, digest, revision, zone, check, flags
 _NO_ZONE = 0xFFFF
 _WITHDRAWN = 1
@@ -290,7 +302,7 @@ class IdentityState:
                     False,
                     version.zone,
                     before.form,
-                    version.digest[:CHECK_SIZE],
+                    check_of(version.digest),
                 )
                 self._store(key, rec, shard, pos)
                 entry = (ENTRY_PREFIX + key, encode_record(rec))
@@ -302,7 +314,7 @@ class IdentityState:
         else:  # a withdrawal keeps the zone it left: a reinstatement elsewhere moves from it
             zone = before.zone if before is not None else None
         if sent is not None and not withdrawn:
-            check = version.digest[:CHECK_SIZE] if reclassify else None
+            check = check_of(version.digest) if reclassify else None
             rec = IdentityRecord(version.revision, sent, withdrawn, zone, DigestForm.SENT, check)
         else:
             rec = IdentityRecord(version.revision, version.digest, withdrawn, zone)
@@ -342,7 +354,7 @@ def _classified_otherwise(before: IdentityRecord, version: ReportVersion) -> boo
     zone catalogue, the usual cause); a party or category read otherwise in the same zone
     is for the zone stage to tell (`Decision.recheck`)."""
     if before.check is not None:
-        return version.digest[:CHECK_SIZE] != before.check
+        return check_of(version.digest) != before.check
     return before.zone is not None and not before.withdrawn and version.zone != before.zone
 
 
@@ -398,7 +410,8 @@ def decode_record(raw: bytes) -> IdentityRecord:
     check = None
     if checked:
         check, at = raw[at : at + CHECK_SIZE], at + CHECK_SIZE
-        if len(check) != CHECK_SIZE or check == _NO_CHECK:
+        if len(check) != CHECK_SIZE:
             raise ValueError(f"identity entry of format 4 without its check: {raw!r}")
+        check = check_of(check)  # all zero: as written before `check_of`
     zone = raw[at:].decode() or None
     return IdentityRecord(revision, digest, bool(raw[1] & _WITHDRAWN), zone, form, check)
