@@ -342,6 +342,43 @@ def test_a_conflict_s_dead_letter_holds_the_report_as_sent() -> None:
     assert "does not say where ingest read it" in message, message
 
 
+def test_a_retried_commit_dead_letters_each_conflict_once() -> None:
+    """Two conflicts of a step: one read back (dead-lettered as sent), one not (as its
+    classified document). The second dead letter failed once, and the retried commit sent
+    the first again: two records and two counts of one conflict."""
+    a1, b1 = report("a", casualties={"killed": 1}), report("b", casualties={"killed": 1})
+    a2, b2 = report("a", casualties={"killed": 3}), report("b", casualties={"killed": 3})
+
+    async def run() -> Harness:
+        h = Harness()
+        await h.send(a1, b1, origins=[(0, 1), (0, 2)])
+
+        async def read_input(wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+            return {(0, 3): json.dumps(a2).encode()}  # b2's record deleted by retention
+
+        send = h.identity.ports.dead_letter
+        calls: list[str] = []
+
+        async def flaky(topic: str, records: Any, reason: str, keys: Any = None) -> None:
+            calls.append(topic)
+            if len(calls) == 2:
+                raise ConnectionError("broker away")
+            await send(topic, records, reason, keys)
+
+        object.__setattr__(h.identity.ports, "read_input", read_input)  # frozen: wiring
+        object.__setattr__(h.identity.ports, "dead_letter", flaky)
+        with pytest.raises(ConnectionError):
+            await h.send(a2, b2, origins=[(0, 3), (0, 4)])
+        await h.identity._apply([])  # the stage's retry of the step's commit
+        return h
+
+    h = asyncio.run(run())
+    assert [(reason, (p, o)) for reason, (p, o, _, _) in h.dead] == [
+        ("revision_conflict", (0, 3)),  # as sent, once
+        ("revision_conflict", (0, 1)),  # b2 as its classified document (keyed partition 0)
+    ]
+
+
 def test_a_resend_classified_otherwise_is_a_duplicate_not_a_conflict(tmp_path: Path) -> None:
     """After a change of the classifier (here the gazetteer puts a place elsewhere), a
     re-send of a report at its revision is a duplicate: the identity stage compares the

@@ -211,14 +211,15 @@ class IdentityStage(Stage[IdentityOutput]):
     async def commit(self, out: IdentityOutput, applied: dict[int, int]) -> None:
         ports = self.ports
         s = ports.settings
-        for reason in {reason for _, reason in out.dead}:
+        # Each batch leaves the output once acknowledged: a retry after a later failure must
+        # not send it (nor count it) twice.
+        for reason in sorted({reason for _, reason in out.dead}):
             await ports.dead_letter(
                 s.keyed_topic, [d for d, r in out.dead if r == reason], str(reason)
             )
-        out.dead.clear()  # dead-lettered: a retry must not send them twice
+            out.dead[:] = [(d, r) for d, r in out.dead if r != reason]
         if out.conflicts:
             await self._dead_letter_conflicts(out.conflicts)
-            out.conflicts.clear()
         if out.forward:
             producer = await ports.producer()
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
@@ -233,7 +234,8 @@ class IdentityStage(Stage[IdentityOutput]):
         """A conflict's dead letter holds the report as its source sent it, where ingest
         read it (SPEC.md: the original bytes and their topic, partition and offset), read
         back from the input topic; a report not read back (deleted by retention, a document
-        of an ingest before `input`, the read failed) has its classified document here."""
+        of an ingest before `input`, the read failed) has its classified document here.
+        Conflicts leave `conflicts` as their dead letters are acknowledged."""
         ports = self.ports
         s = ports.settings
         wanted = {origin for origin, _, _ in conflicts if origin is not None}
@@ -250,12 +252,15 @@ class IdentityStage(Stage[IdentityOutput]):
         classified: list[DeadRecord] = []
         sent_keys: list[bytes | None] = []
         classified_keys: list[bytes | None] = []
-        for origin, (partition, offset, raw, message), key in conflicts:
+        left = []  # the conflicts of `classified`
+        for conflict in conflicts:
+            origin, (partition, offset, raw, message), key = conflict
             original = sent.get(origin) if origin is not None else None
             if origin is not None and original is not None:
                 as_sent.append((origin[0], origin[1], original, message))
                 sent_keys.append(key)
                 continue
+            left.append(conflict)
             why = "its document does not say where ingest read it" if origin is None else unread
             note = f"{message} (this is its classified document, not the report as sent: {why})"
             classified.append((partition, offset, raw, note))
@@ -263,8 +268,10 @@ class IdentityStage(Stage[IdentityOutput]):
         reason = RejectReason.REVISION_CONFLICT
         if as_sent:
             await ports.dead_letter(s.reports_topic, as_sent, reason, sent_keys)
+            conflicts[:] = left
         if classified:
             await ports.dead_letter(s.keyed_topic, classified, reason, classified_keys)
+        conflicts.clear()
 
     def committed(self, out: IdentityOutput) -> None:
         now = time.time()
