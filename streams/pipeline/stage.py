@@ -160,6 +160,12 @@ class Stage(Generic[OutT]):
     def restore(self, partitions: dict[int, Recovered]) -> None:
         raise NotImplementedError
 
+    async def restore_yielding(self, partitions: dict[int, Recovered]) -> None:
+        """`restore`, as the recovery runs it: a stage whose state takes long to rebuild
+        gives the event loop a turn between parts of it, so that its process's other work
+        (a child's status reports, which the worker watches) goes on meanwhile."""
+        self.restore(partitions)
+
     def new_output(self) -> OutT:
         raise NotImplementedError
 
@@ -239,7 +245,7 @@ class Stage(Generic[OutT]):
             recovered = await self.store.recover(owned)
             self._pending = None
             before, self.owned = self.owned, owned
-            self.restore(recovered)
+            await self.restore_yielding(recovered)
             self.generation += 1
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
             read = sum(r.read for r in recovered.values())
