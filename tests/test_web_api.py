@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
@@ -629,10 +631,29 @@ def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
     assert parse_as_of("9999-12-31T23:59:59Z") == 253402300799.0
     assert abs(parse_as_of(None) - datetime.now(UTC).timestamp()) < 5
     assert parse_as_of("2021-05-01T10:00:00z") == 1619863200.0  # RFC 3339 allows it
+    assert parse_as_of("-315619200.0") == -315619200.0  # peers: before 1970
     # what `float` read as epoch seconds, answering 200 for another time
     for loose in ("1_619_863_200", " 1619863200", "1619863200 ", "\uff11\uff16", "1e9", "inf"):
         with pytest.raises(QueryError):
             parse_as_of(loose)
+    for sign in ("+1", "--1", "-", "1.", ".5"):
+        with pytest.raises(QueryError):
+            parse_as_of(sign)
+
+
+@given(
+    st.floats(
+        min_value=datetime(1, 1, 1, tzinfo=UTC).timestamp(),
+        max_value=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp(),
+    )
+)
+def test_the_as_of_a_peer_is_sent_reads_back_exactly(seconds: float) -> None:
+    """`str` wrote -315619200.0 (before 1970) and 1e-06, which peers refused: such a query
+    was 503 on every retry from two workers, though one answered it."""
+    from streams.web.api import parse_as_of
+    from streams.web.fanout import exact_seconds
+
+    assert parse_as_of(exact_seconds(seconds)) == seconds
 
 
 async def test_readyz_says_what_readiness_waits_for() -> None:

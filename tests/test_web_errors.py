@@ -133,6 +133,15 @@ async def test_unknown_and_repeated_parameters_are_400(
     assert status == 400 and problem in body["error"], body
 
 
+async def test_compare_before_year_one_is_a_400_not_a_500() -> None:
+    async with series_api.serve(series_api.stand_in(series_api.tallies())) as client:
+        path = "/api/v1/tallies?window=24h&as_of=0001-01-01T12:00:00Z&compare=previous"
+        status, body = await series_api.get(client, path)
+        assert status == 400 and "before year 0001" in body["error"], body
+        status, _ = await series_api.get(client, path.removesuffix("&compare=previous"))
+        assert status == 200
+
+
 async def test_what_the_live_page_and_peers_send_the_tallies_is_still_read() -> None:
     async with series_api.serve(series_api.stand_in(series_api.tallies())) as client:
         # streams/web/static/app.js; the CLI adds as_of and compare

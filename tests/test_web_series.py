@@ -291,6 +291,17 @@ async def test_two_workers_answer_completely_and_alike() -> None:
                 status, body = await get(client, path)
                 assert status == 200, body
                 assert body == expected, path
+        # as_of before 1970, or a tiny epoch second: peers were sent -315619200.0 and 1e-06,
+        # refused them, and the answer was 503 on every retry
+        for path in (
+            "/api/v1/tallies?window=24h&as_of=1960-01-01T00:00:00Z",
+            "/api/v1/tallies?window=1h&as_of=1970-01-01T00:30:00Z&compare=previous",
+            "/api/v1/tallies?window=24h&as_of=0.00001",
+        ):
+            _, expected = await get(alone, path)
+            for client in (ca, cb):
+                status, body = await get(client, path)
+                assert (status, body) == (200, expected), path
 
 
 async def test_a_moving_partition_or_a_missing_owner_is_503_never_partial() -> None:

@@ -78,8 +78,9 @@ DEAD_LETTER_KEEP = MAX_MESSAGE_BYTES
 #: Most field errors a dead-letter record lists, for the same limit (the message counts all).
 DEAD_LETTER_ERRORS = 100
 #: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
-#: Epoch seconds as peers pass them (`parse_as_of`).
-_EPOCH_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+#: Epoch seconds as peers pass them (`parse_as_of`, `fanout.exact_seconds`): negative
+#: before 1970.
+_EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
@@ -536,6 +537,11 @@ class Api:
             as_of = parse_as_of(q.get("as_of"))
             compare = parse_compare(q.get("compare"))
             before = previous_as_of(window, as_of) if compare else None
+            if before is not None and before < AS_OF_MIN:
+                raise QueryError(
+                    f"compare=previous: the {window} before as_of {_iso(as_of)} would end "
+                    "before year 0001; use a later as_of"
+                )
             local = parse_scope(q.get("scope"))
             if local:  # a peer asking for the partitions it believes this worker owns
                 parts = parse_partitions(q.get("partitions"), self.monitor.settings.partitions)

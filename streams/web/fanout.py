@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -144,6 +145,14 @@ async def ask_owners(
             raise Incomplete(str(exc)) from exc
 
 
+def exact_seconds(seconds: float) -> str:
+    """Epoch seconds as a peer's `as_of` (`api.parse_as_of`): digits that read back as the
+    same float, with a sign before 1970 and never an exponent (`str` wrote -315619200.0 and
+    1e-06, which peers refused, so such a query was 503 on every retry)."""
+    text = repr(seconds)
+    return text if "e" not in text else format(Decimal(seconds), "f")
+
+
 async def cluster_rows(monitor: WorkerView, *, window: str, by: str, as_of: float) -> list[Row]:
     keys = grouping(by)
 
@@ -154,7 +163,7 @@ async def cluster_rows(monitor: WorkerView, *, window: str, by: str, as_of: floa
     parts = await ask_owners(
         monitor,
         "/api/v1/tallies",
-        {"window": window, "by": by, "as_of": str(as_of)},
+        {"window": window, "by": by, "as_of": exact_seconds(as_of)},
         lambda ps: local_rows(monitor, ps, window=window, by=by, as_of=as_of),
         read,
     )
