@@ -758,3 +758,155 @@ def test_the_status_says_the_figures_are_not_live_while_the_broker_does_not_answ
     )
     # what the browser logs of the 503s of /readyz (and of the tallies, while it joins)
     assert [e for e in page.errors() if "status of 503" not in e] == []
+
+
+def stub_api(alerts: list[dict[str, Any]], asked: list[str]) -> Any:
+    """The page (`page.register`) over an API stand-in that answers what the page asks
+    with fixed figures, and refuses an unknown zone as the incidents API does. `asked`:
+    the query strings of the incident lists the page asked for."""
+    from aiohttp import web
+
+    from streams.config import Settings
+    from streams.web import page as page_module
+
+    zones = {"zone-a": (46.0, 39.0), "zone-b": (46.2, 39.0)}
+    now = datetime.now(UTC)
+    incidents = [
+        {
+            "incident_id": f"inc-{zone}",
+            "zone": zone,
+            "severity": "high",
+            "category": "small_arms_fire",
+            "attribution": "az",
+            "verification": "observed",
+            "killed": 3,
+            "wounded": 0,
+            "reports": [{"source": "pkf-op-1", "report_id": zone, "revision": 0}],
+            "occurred_at": (now - timedelta(hours=n + 1)).isoformat(),
+            "time_precision": "exact",
+        }
+        for n, zone in enumerate(zones)
+    ]
+
+    async def zones_(request: web.Request) -> web.Response:
+        features = [
+            {
+                "type": "Feature",
+                "properties": {"id": z, "name": z.replace("-", " ").title()},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[x, y], [x + 0.1, y], [x + 0.1, y + 0.1], [x, y + 0.1], [x, y]]
+                    ],
+                },
+            }
+            for z, (x, y) in zones.items()
+        ]
+        return web.json_response({"type": "FeatureCollection", "features": features})
+
+    async def tallies(request: web.Request) -> web.Response:
+        rows = [{"zone": z, "incidents": 1, "reports": 1, "killed": 3, "wounded": 0} for z in zones]
+        window = request.query.get("window", "24h")
+        body: dict[str, Any] = {"window": window, "by": ["zone"], "as_of": now.isoformat()}
+        if window == "all":
+            body["since"] = (now - timedelta(days=900)).isoformat()
+        return web.json_response({**body, "rows": rows})
+
+    async def alerts_(request: web.Request) -> web.Response:
+        return web.json_response({"alerts": alerts})
+
+    async def incident_list(request: web.Request) -> web.Response:
+        asked.append(request.query_string)
+        zone = request.query.get("zone")
+        if zone is not None and zone not in zones:
+            return web.json_response({"error": f"unknown zone {zone!r}"}, status=400)
+        found = [i for i in incidents if zone in (None, i["zone"])]
+        return web.json_response({"incidents": found, "next_cursor": None})
+
+    async def one(request: web.Request) -> web.Response:
+        found = [i for i in incidents if i["incident_id"] == request.match_info["id"]]
+        if not found:
+            return web.json_response({"error": "unknown"}, status=404)
+        return web.json_response(found[0])
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ready"})
+
+    app = web.Application()
+    page_module.register(app, Settings())
+    app.router.add_get("/api/v1/zones", zones_)
+    app.router.add_get("/api/v1/tallies", tallies)
+    app.router.add_get("/api/v1/alerts", alerts_)
+    app.router.add_get("/api/v1/incidents", incident_list)
+    app.router.add_get("/api/v1/incidents/{id}", one)
+    app.router.add_get("/readyz", ready)
+    return app
+
+
+def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
+    browser: WebDriver,
+) -> None:
+    """A theatre-wide rule's alert carries the zone label `theatre`: chosen, it set the
+    incident list's zone filter to `theatre`, which the API refuses (400) at every refresh,
+    and the list stayed empty. It shows every zone's incidents, its own marked."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    now = datetime.now(UTC)
+    alert = {
+        "alert_id": "alert-theatre",
+        "rule": "fatality-peak-theatre-1y",
+        "severity": "high",
+        "labels": {"zone": "theatre"},
+        "summary": "Deaths in the whole theatre over 30 days at their highest in a year",
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "value": 6,
+        "threshold": 5,
+        "window": "30d",
+        "incident_ids": ["inc-zone-b"],
+    }
+    asked: list[str] = []
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(stub_api([alert], asked))
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        p = Page(browser, f"http://127.0.0.1:{port}")
+        browser.get(f"{p.url}/")
+        wait_for(lambda: p.refreshes() >= 1, timeout=30, what="the stand-in page's refresh")
+        button = browser.find_element(
+            By.CSS_SELECTOR, '#alerts li[data-alert-id="alert-theatre"] button'
+        )
+        assert "the whole theatre" in button.text, button.text
+        button.click()
+        p.wait_refreshed()
+        status = browser.find_element(By.ID, "status").text
+        assert status.startswith("Updated "), status
+        assert asked and all("zone=" not in q for q in asked), asked
+        assert sorted(p.listed_zones()) == ["zone-a", "zone-b"]
+        marked = browser.find_elements(By.CSS_SELECTOR, "#incidents li.selected")
+        assert [li.get_attribute("data-incident-id") for li in marked] == ["inc-zone-b"]
+        text = browser.find_element(By.ID, "filter-text").text
+        assert "the whole theatre" in text, text
+        browser.find_element(By.ID, "filter-clear").click()
+        p.wait_refreshed()
+        assert browser.find_elements(By.CSS_SELECTOR, "#incidents li.selected") == []
+        assert not browser.find_element(By.ID, "filter").is_displayed()
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -26,13 +26,15 @@
   };
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const OUTSIDE = "outside";
+  /** The zone label of an alert of a theatre-wide rule (alerting/theatre.py): no zone. */
+  const THEATRE = "theatre";
 
   const state = {
     window: "24h",
     zone: null, // the zone the incidents are filtered by
     alert: null, // the alert chosen (its zone is then the filter)
     features: [],
-    names: new Map([[OUTSIDE, "Outside all zones"]]),
+    names: new Map([[OUTSIDE, "Outside all zones"], [THEATRE, "the whole theatre"]]),
     counts: new Map(), // zone -> tally row
     alerts: [],
     incidents: [],
@@ -429,10 +431,11 @@
 
   function renderFilter() {
     const box = document.getElementById("filter");
-    box.hidden = !state.zone;
     const alert = state.alerts.find((a) => a.alert_id === state.alert);
+    box.hidden = !state.zone && !alert;
     document.getElementById("filter-text").textContent = state.zone
-      ? `Zone: ${zoneName(state.zone)}${alert ? ` (alert ${words(alert.rule)})` : ""}` : "";
+      ? `Zone: ${zoneName(state.zone)}${alert ? ` (alert ${words(alert.rule)})` : ""}`
+      : alert ? `Alert ${words(alert.rule)}: ${zoneName(alert.labels?.zone ?? THEATRE)}` : "";
   }
 
   function render() {
@@ -453,7 +456,10 @@
   function chooseAlert(alert) {
     const again = state.alert === alert.alert_id;
     state.alert = again ? null : alert.alert_id;
-    state.zone = again ? null : alert.labels?.zone ?? null;
+    // A theatre-wide alert is of no one zone: all zones' incidents, its own marked (as a
+    // zone filter "theatre", the incidents API refused every refresh with a 400).
+    const zone = alert.labels?.zone ?? null;
+    state.zone = again || zone === THEATRE || !state.names.has(zone) ? null : zone;
     filterChanged();
   }
 
