@@ -119,9 +119,10 @@ def _as_incidents(
     book: IncidentBook, report: Incident, merged_into: dict[str, str]
 ) -> list[tuple[str, AlertInput | str]]:
     """What the engine hears when `report` enters `book`, zone by zone, as the alert stage
-    hears it from the zone stage: the incident it opened or joined (the report standing
-    for it), and the id of each incident that no longer exists (merged, its survivor put
-    in `merged_into`, or withdrawn)."""
+    hears it from the zone stage (`zone_stage.alert_inputs_of`): the incident it opened or
+    joined (the report standing for it), every other open incident the step changed (a
+    regrouping: its first report standing for it), and the id of each incident that no
+    longer exists (merged, its survivor put in `merged_into`, or withdrawn)."""
     version = version_of(report.model_dump(mode="json"))
     assert isinstance(version, ReportVersion)
     heard: list[tuple[str, AlertInput | str]] = []
@@ -133,6 +134,11 @@ def _as_incidents(
                 merged_into[record.incident_id] = record.merged_into
         elif any((s, rid) == version.ident for s, rid, _ in record.fields.reports):
             heard.append((zone, alert_input(version, report.civilian, record, book.report)))
+        else:  # regrouped without the report: the rules heard it before, and hear it again
+            source, report_id, _ = record.fields.reports[0]
+            first = book.report((source, report_id))
+            if first is not None:
+                heard.append((zone, alert_input(first, first.civilian, record, book.report)))
     return heard
 
 
