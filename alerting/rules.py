@@ -106,6 +106,8 @@ DurationField = Annotated[
 GroupLabel = Literal["zone", "party", "category"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+# Counts and factors are `strict`: YAML's `yes` or `true`, or "5", read as a count of 1 or
+# 5 where a number belongs, and `.inf` as a factor.
 
 
 class Match(BaseModel):
@@ -122,10 +124,10 @@ class Match(BaseModel):
     target: list[str] | None = None
     verification: list[Verification] | None = None
     min_severity: Severity | None = None
-    min_killed: Annotated[int, Field(ge=0)] = 0
-    min_wounded: Annotated[int, Field(ge=0)] = 0
+    min_killed: Annotated[int, Field(ge=0, strict=True)] = 0
+    min_wounded: Annotated[int, Field(ge=0, strict=True)] = 0
     #: killed + wounded at least this many.
-    min_casualties: Annotated[int, Field(ge=0)] = 0
+    min_casualties: Annotated[int, Field(ge=0, strict=True)] = 0
     #: Only incidents whose casualties are (true) or are not (false) civilians.
     civilian: bool | None = None
 
@@ -202,9 +204,9 @@ class ThresholdRule(_RuleBase):
 
     kind: Literal["threshold"]
     window: DurationField
-    threshold: Annotated[int, Field(ge=1)]
+    threshold: Annotated[int, Field(ge=1, strict=True)]
     #: Per-zone thresholds, zone code -> threshold.
-    overrides: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    overrides: dict[str, Annotated[int, Field(ge=1, strict=True)]] = Field(default_factory=dict)
 
     def threshold_for(self, zone: str) -> int:
         return self.overrides.get(zone, self.threshold)
@@ -217,8 +219,8 @@ class EscalationRule(_RuleBase):
     kind: Literal["escalation"]
     window: DurationField
     baseline: DurationField
-    factor: Annotated[float, Field(gt=0)]
-    min_count: Annotated[int, Field(ge=1)]
+    factor: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+    min_count: Annotated[int, Field(ge=1, strict=True)]
 
     @model_validator(mode="after")
     def _whole_windows(self) -> EscalationRule:
@@ -261,7 +263,7 @@ class FatalityPeakRule(_RuleBase):
     scope: Literal["zone", "theatre"] = "zone"
     window: DurationField = Field(default_factory=lambda: Duration.parse("30d"))
     lookback: DurationField
-    minimum: Annotated[int, Field(ge=1)]
+    minimum: Annotated[int, Field(ge=1, strict=True)]
     cooldown: DurationField = Field(default_factory=lambda: Duration.parse("180d"))
 
     @model_validator(mode="after")
@@ -305,7 +307,7 @@ class RuleSet(BaseModel):
 
     version: Literal[1] = 1
     #: Bound on the incidents one zone's state remembers; the oldest go first beyond it.
-    max_incidents_per_zone: Annotated[int, Field(ge=100)] = DEFAULT_MAX_INCIDENTS_PER_ZONE
+    max_incidents_per_zone: Annotated[int, Field(ge=100, strict=True)] = DEFAULT_MAX_INCIDENTS_PER_ZONE
     rules: list[Rule]
 
     @field_validator("rules")
@@ -407,12 +409,33 @@ def load_rules(path: Path | None, *, known_zones: Collection[str] | None = None)
     return parse_rules(text, source=str(source), known_zones=known_zones)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
+    value and says nothing, so a second `rules:` section dropped every rule above it, and a
+    repeated `threshold:` silently replaced the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                again = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's own error names it below
+                continue
+            if again:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
 def parse_rules(
     text: str, *, source: str = "<rules>", known_zones: Collection[str] | None = None
 ) -> RuleSet:
     """Validate rule-file text; see `load_rules`."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeys)  # a safe loader
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

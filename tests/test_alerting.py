@@ -236,6 +236,36 @@ def test_default_rules_name_only_catalogue_zones() -> None:
             "rule 'big' needs 500 incidents, more than max_incidents_per_zone (100)",
         ),
         ("rules: [\n  - name: a", "not valid YAML at line"),
+        # a key given twice: PyYAML kept the last, so a second `rules:` section dropped
+        # every rule above it
+        (
+            "rules:\n  - {name: a, kind: incident, severity: high}\n"
+            "rules:\n  - {name: b, kind: incident, severity: low}",
+            "at line 3, column 1: key 'rules' is given twice",
+        ),
+        (
+            "rules:\n  - name: a\n    kind: threshold\n    window: 1h\n    threshold: 10\n"
+            "    threshold: 2\n    severity: high",
+            "at line 6, column 5: key 'threshold' is given twice",
+        ),
+        # a boolean, a text or an infinity where a number belongs
+        (
+            "rules:\n  - {name: a, kind: threshold, window: 1h, threshold: yes, severity: high}",
+            "rule 'a' (rules[0]): threshold: Input should be a valid integer",
+        ),
+        (
+            "rules:\n  - {name: a, kind: threshold, window: 1h, threshold: '5', severity: high}",
+            "rule 'a' (rules[0]): threshold: Input should be a valid integer",
+        ),
+        (
+            "rules:\n  - {name: a, kind: incident, severity: high, match: {min_killed: true}}",
+            "match.min_killed: Input should be a valid integer",
+        ),
+        (
+            "rules:\n  - {name: e, kind: escalation, window: 1h, baseline: 2h, factor: .inf,"
+            " min_count: 5, severity: high}",
+            "rule 'e' (rules[0]): factor: Input should be a finite number",
+        ),
         ("", "the file is empty"),
         ("- a\n- b", "the top level must be a mapping"),
         ("rulez: []", "rulez: unknown field"),
