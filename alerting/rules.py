@@ -307,7 +307,9 @@ class RuleSet(BaseModel):
 
     version: Literal[1] = 1
     #: Bound on the incidents one zone's state remembers; the oldest go first beyond it.
-    max_incidents_per_zone: Annotated[int, Field(ge=100, strict=True)] = DEFAULT_MAX_INCIDENTS_PER_ZONE
+    max_incidents_per_zone: Annotated[int, Field(ge=100, strict=True)] = (
+        DEFAULT_MAX_INCIDENTS_PER_ZONE
+    )
     rules: list[Rule]
 
     @field_validator("rules")

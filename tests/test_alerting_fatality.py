@@ -96,8 +96,10 @@ def test_rule_file_checks() -> None:
         "group_by: [zone, party]": "group_by can only be [zone]",
     }
     for extra, message in bad.items():
+        # (a key given twice is an error of its own: the lookback only where none is given)
+        lookback = "" if extra.startswith("lookback") else "    lookback: 365d\n"
         text = (
-            "rules:\n  - name: p\n    kind: fatality_peak\n    lookback: 365d\n"
+            f"rules:\n  - name: p\n    kind: fatality_peak\n{lookback}"
             f"    minimum: 5\n    severity: high\n    {extra}\n"
         )
         with pytest.raises(RuleFileError, match=message.replace("[", r"\[")):
