@@ -120,6 +120,23 @@ def test_latest_revisions_keep_the_highest_revision_of_each_report() -> None:
     assert latest.withdrawn == 0
 
 
+def test_a_resend_the_worker_reads_as_the_same_content_is_a_duplicate() -> None:
+    """The models compared whole called these re-sends conflicts (rejected), where the
+    worker, comparing the digest of the report as sent, counts them as duplicates: an
+    arrival time given, zero casualties written out, the time in another offset."""
+    latest = latest_revisions(
+        [
+            _version(0),
+            _version(0, reported_at="2021-05-01T10:30:00Z"),
+            _version(0, casualties={"killed": 0, "wounded": 0}),
+            _version(0, occurred_at="2021-05-01T14:00:00+04:00"),
+            _version(0, casualties={"killed": 1}),  # other content: a conflict
+        ]
+    )
+    assert (latest.duplicates, latest.conflicts) == (3, 1)
+    assert [r.casualties for r in latest.reports] == [None]  # the first stays
+
+
 def test_latest_revisions_drop_withdrawn_reports() -> None:
     latest = latest_revisions(
         [

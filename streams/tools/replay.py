@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.report import Report, WithdrawnReport
+from streams.pipeline.versions import report_digest
 
 Version = Report | WithdrawnReport
 
@@ -31,9 +32,15 @@ class Latest:
 
 
 def _same(a: Version, b: Version) -> bool:
+    """The same content, as the worker tells it: by the digest of the report as sent
+    (`report_digest`), which leaves out `reported_at` and reads no casualties as zero. The
+    models compared whole called such re-sends conflicts, rejected where the worker counts
+    them as duplicates."""
     if isinstance(a, WithdrawnReport) and isinstance(b, WithdrawnReport):
         return True
-    return a == b
+    if isinstance(a, Report) and isinstance(b, Report):
+        return report_digest(a) == report_digest(b)
+    return False
 
 
 def latest_revisions(versions: Iterable[Version]) -> Latest:
