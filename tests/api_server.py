@@ -1,5 +1,5 @@
-"""The worker's HTTP API over a stand-in monitor, served on a loopback port in a thread, for
-CLI tests that talk to it as to a real worker (no broker)."""
+"""The worker's HTTP API over a stand-in monitor (or any application), served on a loopback
+port in a thread, for tests that talk to it as to a real worker (no broker)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,18 @@ if TYPE_CHECKING:
 @contextmanager
 def serve_api(monitor_at: Callable[[str], WorkerView]) -> Iterator[str]:
     """Serve `Api(monitor_at(url))` at `url` until the block ends; yields the url."""
+    with serve_app(lambda url: Api(monitor_at(url)).web) as url:
+        yield url
+
+
+@contextmanager
+def serve_app(app_at: Callable[[str], web.Application]) -> Iterator[str]:
+    """Serve the application `app_at(url)` makes at `url` until the block ends; yields the
+    url."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(Api(monitor_at(url)).web)
+    runner = web.AppRunner(app_at(url))
     started = threading.Event()
 
     def run() -> None:

@@ -849,10 +849,7 @@ def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
     """A theatre-wide rule's alert carries the zone label `theatre`: chosen, it set the
     incident list's zone filter to `theatre`, which the API refuses (400) at every refresh,
     and the list stayed empty. It shows every zone's incidents, its own marked."""
-    import asyncio
-    import threading
-
-    from aiohttp import web
+    from tests.api_server import serve_app
 
     now = datetime.now(UTC)
     alert = {
@@ -868,23 +865,8 @@ def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
         "incident_ids": ["inc-zone-b"],
     }
     asked: list[str] = []
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(stub_api([alert], asked))
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        p = Page(browser, f"http://127.0.0.1:{port}")
+    with serve_app(lambda url: stub_api([alert], asked)) as url:
+        p = Page(browser, url)
         browser.get(f"{p.url}/")
         wait_for(lambda: p.refreshes() >= 1, timeout=30, what="the stand-in page's refresh")
         button = browser.find_element(
@@ -905,8 +887,3 @@ def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
         p.wait_refreshed()
         assert browser.find_elements(By.CSS_SELECTOR, "#incidents li.selected") == []
         assert not browser.find_element(By.ID, "filter").is_displayed()
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
