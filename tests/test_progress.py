@@ -157,3 +157,29 @@ def test_a_partition_that_cannot_progress_is_reported_stalled(
         assert metrics.PARTITION_STALLED.labels("in", "3")._value.get() == 0
 
     asyncio.run(run())
+
+
+def test_only_owned_partitions_export_a_stalled_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition given up kept its series at 0 for as long as the worker ran, beside its
+    new owner's: duplicate series, and a wrong count of the partitions watched."""
+    from streams import metrics
+
+    stage, _ = make_stage(monkeypatch, FakeTopic({}))
+    stage.topic = "owned-only"  # a topic of this test alone: the registry is the process's
+
+    def exported() -> set[str]:
+        return {
+            s.labels["partition"]
+            for family in metrics.PARTITION_STALLED.collect()
+            for s in family.samples
+            if s.labels["topic"] == "owned-only"
+        }
+
+    stage.reset([0, 1, 2, 3], {})
+    assert exported() == {"0", "1", "2", "3"}
+    stage.clear()  # revoked
+    assert exported() == set()
+    stage.reset([0, 1], {})
+    assert exported() == {"0", "1"}
+    stage.reset([1, 5], {})
+    assert exported() == {"1", "5"}

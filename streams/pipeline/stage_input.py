@@ -8,6 +8,7 @@ offset order per partition, each offset once per state (see `progress.py` for wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,8 @@ class StageInput:
         #: Per partition: (applied offset, monotonic time it was first seen so).
         self._unchanged: dict[int, tuple[int, float]] = {}
         self.stalled: set[int] = set()
+        #: The partitions whose stalled series this stage exports: the owned ones.
+        self._exported: set[int] = set()
         #: Changes on every reset and clear, so that work begun before a rebalance
         #: does not advance the progress recovered after it.
         self._generation = 0
@@ -62,14 +65,26 @@ class StageInput:
         self.progress.reset(owned, applied)
         self._unchanged.clear()
         self._set_stalled(set())
-        for p in self.progress.applied:  # every owned partition exports its 0
+        owned = set(self.progress.applied)
+        self._unexport(self._exported - owned)
+        for p in owned:  # every owned partition exports its 0
             metrics.PARTITION_STALLED.labels(self.topic, str(p)).set(0)
+        self._exported = owned
 
     def clear(self) -> None:
         self._generation += 1
         self.progress.clear()
         self._unchanged.clear()
-        self._set_stalled(set())
+        self.stalled = set()
+        # Partitions given up export nothing (their new owner exports them): a 0 kept here
+        # duplicated the owner's series for as long as this worker ran.
+        self._unexport(self._exported)
+        self._exported = set()
+
+    def _unexport(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            with contextlib.suppress(KeyError):
+                metrics.PARTITION_STALLED.remove(self.topic, str(p))
 
     async def offer(self, records: Sequence[Record]) -> None:
         """Apply what is new among `records` (a delivered batch), after any records
