@@ -498,7 +498,10 @@ def evaluate_batch(
     state._was.clear()
     into = merged_into or {}
     for iid in forget:
+        gone = state._ids.get(iid) if iid not in into else None  # withdrawn
         state.forget(iid, into.get(iid))
+        if gone is not None:
+            _unsee(rules, state, gone, clock)
     incidents = list(incidents)
     for incident in incidents:
         state.refresh(incident)
@@ -938,6 +941,30 @@ def _previous(
         if x.incident_id != e.incident_id and (test is None or test(x))
     ]
     return max(earlier) if earlier else None
+
+
+def _unsee(rules: RuleSet, state: ZoneState, gone: Entry, clock: int) -> None:
+    """A withdrawn incident that was its quiet-broken group's latest: the group's latest is
+    now the one before it; with none left in retention, the retention's start (quiet since
+    at least then) when observation began before it, else none (as a group never seen). It
+    stayed the latest, so a real incident after a withdrawn false report broke no quiet."""
+    for rule in rules.active_rules:
+        if not isinstance(rule, QuietBrokenRule) or not _matches(rule.match, state.zone, gone):
+            continue
+        labels = _incident_labels(rule, state.zone, gone)
+        fp = fingerprint(rule.name, labels)
+        seen = state.last_seen.get(fp)
+        if seen is None or seen[1] != gone.ts:
+            continue
+        test = _predicate(rule, state.zone, labels)
+        earlier = [x.ts for x in state.incidents if test is None or test(x)]
+        if earlier:
+            state.last_seen[fp] = (rule.name, max(earlier))
+        elif state.since is not None:
+            horizon = clock - rules.retention_seconds * 1000
+            state.last_seen[fp] = (rule.name, min(horizon, seen[1]))
+        else:
+            del state.last_seen[fp]
 
 
 def _quiet_from(state: ZoneState, previous: int | None) -> int | None:

@@ -778,6 +778,44 @@ def test_quiet_broken_measures_from_observation_start_when_known() -> None:
     assert run(QUIET, state, [inc(T0 - 3 * H, zone="gegharkunik-border")]) == []
 
 
+def test_a_withdrawn_false_report_no_longer_ends_the_quiet() -> None:
+    """A false report broke the quiet and was withdrawn; it stayed its group's latest
+    incident, so a real incident after it broke no quiet. The quiet is measured from the
+    incident before it, or, when none is left in retention, from the retention's start (a
+    lower bound)."""
+    z = "shusha"
+
+    def quiet(events: list[AlertEvent]) -> list[float]:
+        return [e.value for e in firing(events) if e.rule == "quiet-broken"]
+
+    # the default rules keep 8 days: the incident before the false one is still held
+    state = ZoneState.new(z, since=T0 - 30 * D)
+    run(DEFAULT, state, [inc(T0 - 2 * D, zone=z, category="engineering_works")])
+    false = inc(T0 + 2 * D, zone=z, category="engineering_works", incident_id="false")
+    assert quiet(run(DEFAULT, state, [false])) == [96]
+    evaluate_batch(DEFAULT, state, [], T0 + 2 * D + 30 * M, forget=["false"])
+    real = inc(T0 + 2 * D + 1 * H, zone=z, category="engineering_works")
+    assert quiet(run(DEFAULT, state, [real])) == [97]  # from the incident before the false one
+
+    # rules keeping less than the quiet before it: from the retention's start
+    state = ZoneState.new(z, since=T0 - 30 * D)
+    run(QUIET, state, [inc(T0 - 2 * D, zone=z)])
+    assert quiet(run(QUIET, state, [inc(T0 + 3 * D, zone=z, incident_id="false")])) == [120]
+    withdrawn = evaluate_batch(QUIET, state, [], T0 + 3 * D + 30 * M, forget=["false"])
+    assert [e.status for e in withdrawn] == ["resolved"]
+    [value] = quiet(run(QUIET, state, [inc(T0 + 3 * D + 1 * H, zone=z)]))
+    assert 72 <= value < 120
+
+    # a merge is no withdrawal: the survivor stands for the incident, no quiet comes back
+    state = ZoneState.new(z, since=T0 - 30 * D)
+    run(QUIET, state, [inc(T0 - 2 * D, zone=z)])
+    run(QUIET, state, [inc(T0 + 3 * D, zone=z, incident_id="merged")])
+    evaluate_batch(
+        QUIET, state, [], T0 + 3 * D + 30 * M, forget=["merged"], merged_into={"merged": "x"}
+    )
+    assert quiet(run(QUIET, state, [inc(T0 + 3 * D + 1 * H, zone=z)])) == []
+
+
 def test_a_late_report_from_before_observation_began_makes_no_quiet_period() -> None:
     # Issue 9: quiet-broken fired 13 s after a fresh demo start. The simulator sends a few
     # reports days late; the first one a zone saw occurred days before the start, and the
