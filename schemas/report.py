@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -120,6 +120,22 @@ SchemaVersion = Annotated[
     Field(ge=1, le=1),
     WithJsonSchema({"type": "integer", "const": 1, "description": "the only version: 1"}),
 ]
+
+
+#: The earliest time a report may give: the theatre's history since 1900 can be imported,
+#: while a year 0001 overflowed the period and UTC arithmetic downstream (an
+#: `internal_error`, "a bug", instead of a clear rejection).
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+def _not_before_1900(value: datetime, info: ValidationInfo) -> datetime:
+    if value < EARLIEST_TIME:
+        raise PydanticCustomError(
+            "time_too_early",
+            "{field} {value} is before 1900-01-01",
+            {"field": str(info.field_name), "value": value.isoformat()},
+        )
+    return value
 
 
 def _not_in_future(value: datetime, info: ValidationInfo) -> datetime:
@@ -245,11 +261,13 @@ PATTERN_EXPLANATIONS: dict[str, Callable[[str], str]] = {
 }
 
 #: An RFC 3339 time with an offset, not more than MAX_CLOCK_SKEW ahead of `now`.
-ReportTime = Annotated[datetime, _Rfc3339(), AfterValidator(_not_in_future)]
+ReportTime = Annotated[
+    datetime, _Rfc3339(), AfterValidator(_not_before_1900), AfterValidator(_not_in_future)
+]
 #: `occurred_at` of a report: checked against the future with its `time_precision`
 #: (`Report._occurred_not_in_future`): a day report of today written at noon is no report
 #: from the future at 09:00.
-OccurredTime = Annotated[datetime, _Rfc3339()]
+OccurredTime = Annotated[datetime, _Rfc3339(), AfterValidator(_not_before_1900)]
 
 
 def _is(expected: bool) -> AfterValidator:
@@ -382,7 +400,7 @@ class WithdrawnReport(BaseModel):
     revision: Annotated[int, Field(ge=1, le=MAX_REVISION)]
     withdrawn: Withdrawn
     source_type: SourceType | None = None
-    occurred_at: ReportTime | None = None
+    occurred_at: OccurredTime | None = None
     reported_at: ReportTime | None = None
     location: Location | None = None
     category: Category | None = None
@@ -393,6 +411,15 @@ class WithdrawnReport(BaseModel):
     claimant: PartyName | None = None
     time_precision: TimePrecision | None = None
     schema_version: SchemaVersion = 1
+
+    @model_validator(mode="after")
+    def _occurred_not_in_future(self, info: ValidationInfo) -> Self:
+        # as in a report: a withdrawal re-sending its day report of today was `future_time`
+        if self.occurred_at is not None:
+            precision = self.time_precision or TimePrecision.EXACT
+            start = period_start(self.occurred_at, precision)
+            _check_not_in_future(self.occurred_at, start, "occurred_at", info.context)
+        return self
 
     @property
     def key(self) -> str:

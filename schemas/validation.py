@@ -65,6 +65,7 @@ _ERROR_REASON: dict[str, RejectReason] = {
     "missing": RejectReason.MISSING_FIELD,
     "timezone_aware": RejectReason.MISSING_TIMEZONE,
     "future_time": RejectReason.FUTURE_TIME,
+    "time_too_early": RejectReason.OUT_OF_RANGE,
     "string_too_long": RejectReason.TOO_LONG,
     "string_too_short": RejectReason.INVALID_VALUE,  # an empty string is no length problem
     "greater_than_equal": RejectReason.OUT_OF_RANGE,

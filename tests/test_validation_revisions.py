@@ -164,6 +164,23 @@ def test_a_withdrawal_may_carry_the_report_it_withdraws() -> None:
     assert w.revision == 3 and w.category is not None and w.location is not None
 
 
+@pytest.mark.parametrize(
+    ("occurred_at", "precision"),
+    [("2021-05-12T23:00:00+04:00", "day"), ("2021-05-14T12:00:00Z", "week")],
+)
+def test_a_withdrawal_re_sending_its_report_is_read_as_the_report_is(
+    occurred_at: str, precision: str
+) -> None:
+    """A day report of today written for tonight is no report from the future; re-sent
+    whole as its withdrawal it was `future_time`, and the withdrawn report stayed counted."""
+    full = report(occurred_at=occurred_at, time_precision=precision)
+    assert isinstance(check(full), Report)
+    assert isinstance(check({**full, "revision": 1, "withdrawn": True}), WithdrawnReport)
+    # and a withdrawal's time in the future is refused as a report's would be
+    ahead = {**full, "occurred_at": "2021-05-20T12:00:00Z", "revision": 1, "withdrawn": True}
+    assert rejected(ahead).reason is RejectReason.FUTURE_TIME
+
+
 def test_a_withdrawal_in_a_cloudevents_envelope() -> None:
     envelope = {"specversion": "1.0", "id": "e", "source": "/jmc", "type": "t"}
     w = check({**envelope, "data": withdrawal(revision=7)})

@@ -126,7 +126,7 @@ def test_times_not_in_rfc3339_form_are_refused_with_the_form_expected(
         "2021-05-12T06:00:00.5Z",
         "2021-05-12T06:00:00.123456789-00:00",
         "2021-05-10T23:59:59-23:59",
-        "0001-01-01T00:00:00Z",
+        "1900-01-01T00:00:00Z",
     ],
 )
 def test_rfc3339_times_are_accepted(text: str) -> None:
@@ -134,6 +134,19 @@ def test_rfc3339_times_are_accepted(text: str) -> None:
         doc = report(**{field: text})
         assert isinstance(check(doc), Report), (field, text)
         agrees(doc)
+
+
+@pytest.mark.parametrize(
+    "text", ["1899-12-31T23:59:59Z", "1900-01-01T03:59:59+04:00", "0001-01-01T00:00:00Z"]
+)
+def test_a_time_before_1900_is_out_of_range(text: str) -> None:
+    """Year 0001 passed, then overflowed a week's period or the UTC arithmetic downstream:
+    an `internal_error` (a bug) instead of a rejection saying why."""
+    for field in ("occurred_at", "reported_at"):
+        r = rejected(report(**{field: text}), RejectReason.OUT_OF_RANGE)
+        assert f"{field}: {field} " in r.message and "before 1900-01-01" in r.message, r.message
+    week = report(occurred_at="0001-01-03T00:00:00Z", time_precision="week")
+    assert "before 1900-01-01" in rejected(week, RejectReason.OUT_OF_RANGE).message
 
 
 def test_a_leap_second_is_refused_as_such() -> None:
@@ -190,8 +203,8 @@ def test_the_schema_and_the_validator_agree_on_time_forms(text: str) -> None:
         assert VALIDATOR.is_valid(doc), text
     elif VALIDATOR.is_valid(doc):
         # beyond a pattern: the future, days past a month's end, the year 0 (RFC 3339 has
-        # one, Python's datetime has not)
-        beyond = ("day value", "year 0")
+        # one, Python's datetime has not), the years before 1900
+        beyond = ("day value", "year 0", "before 1900-01-01")
         assert result.reason is RejectReason.FUTURE_TIME or any(
             b in result.message for b in beyond
         ), (text, result)
