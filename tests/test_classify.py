@@ -493,6 +493,11 @@ def test_a_malformed_gazetteer_is_a_clear_error(tmp_path: Path, doc: object, mes
         ("NK Defense Army", Party.NK),
         ("Defense Army", Party.NK),
         ("local Armenian formations", Party.NK),
+        # the ministries as English news writes them (they were `unknown`)
+        ("Azerbaijan's Defense Ministry", Party.AZ),
+        ("Armenia’s Ministry of Defence", Party.AM),
+        ("Defense Ministry of Azerbaijan", Party.AZ),
+        ("Defence Ministry of Artsakh", Party.NK),
         ("ru-pkf", Party.RU_PKF),
         ("RU PKF", Party.RU_PKF),
         ("RPKF", Party.RU_PKF),
