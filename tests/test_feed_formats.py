@@ -626,6 +626,32 @@ def test_a_header_naming_a_column_twice_stops_the_feed_before_it_sends(tmp_path:
     assert producer.sent == []
 
 
+@pytest.mark.parametrize(
+    ("columns", "said"),
+    [
+        ("lat,lon,location.lat", "lat (as lat and location.lat)"),
+        ("lat,lon,killed,casualties.killed", "killed (as casualties.killed and killed)"),
+        ("place,location", "location beside the columns of its parts"),
+        ("lat,lon,wounded,casualties", "casualties beside the columns of its parts"),
+    ],
+)
+def test_a_header_naming_a_field_in_two_columns_stops_the_feed(
+    tmp_path: Path, columns: str, said: str
+) -> None:
+    """`killed` and `casualties.killed` are one field: a row of 5 and 0 was sent as 0
+    killed, and a `location` text column beside `lat` was dropped, without a word."""
+    cells = ",".join("1" for _ in columns.split(","))
+    text = f"report_id,source,category,{columns}\na1,pkf-op-1,other,{cells}\n"
+    path = write(tmp_path, "in.csv", text)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match="names a field in more than one column") as err:
+        run_feed(
+            Settings(), path, fmt="csv", console=Console(file=io.StringIO()), producer=producer
+        )
+    assert said in str(err.value)
+    assert producer.sent == []
+
+
 def test_feed_tells_revisions_duplicates_conflicts_and_withdrawals_apart(tmp_path: Path) -> None:
     good = {**GOOD, "revision": 2}
     lines = [

@@ -349,6 +349,26 @@ def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:
         raise HeaderError(
             f"{where}: line {line_no} names the column(s) {', '.join(repeated)} more than once"
         )
+    if fmt == "csv":
+        # Two columns of one field (`lat` and `location.lat`), or a whole object beside its
+        # parts (`casualties` and `killed`): one cell silently replaced the other.
+        fields = [_csv_field(c) for c in named]
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        whole = sorted(
+            name
+            for name, parts in (("location", _LOCATION_CELLS), ("casualties", _CASUALTY_CELLS))
+            if name in named and parts & set(fields)
+        )
+        if twice or whole:
+            said = [
+                f"{f} (as {' and '.join(sorted(c for c in named if _csv_field(c) == f))})"
+                for f in twice
+            ]
+            said += [f"{w} beside the columns of its parts" for w in whole]
+            raise HeaderError(
+                f"{where}: line {line_no} names a field in more than one column: "
+                f"{'; '.join(said)}; keep one"
+            )
     missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in named]
     if missing:
         first = ",".join(header)
@@ -405,6 +425,17 @@ def _or_text(convert: Callable[[str], Any], text: str) -> Any:
         return text
 
 
+#: The cells of a CSV row that make `location` and `casualties`.
+_LOCATION_CELLS = frozenset(("lat", "lon", "place", "precision"))
+_CASUALTY_CELLS = frozenset(("killed", "wounded", "civilian"))
+
+
+def _csv_field(name: str) -> str:
+    """The field a CSV column names: `location.lat` and `lat` are one."""
+    col = name.removeprefix("location.") if name.startswith("location.") else name
+    return col.removeprefix("casualties.") if col.startswith("casualties.") else col
+
+
 def csv_report(row: dict[str, str]) -> dict[str, Any]:
     """A report object from a CSV row whose columns are the report's field names."""
     doc: dict[str, Any] = {}
@@ -413,8 +444,7 @@ def csv_report(row: dict[str, str]) -> dict[str, Any]:
     for name, value in row.items():
         if value is None or value == "":
             continue
-        col = name.removeprefix("location.") if name.startswith("location.") else name
-        col = col.removeprefix("casualties.") if col.startswith("casualties.") else col
+        col = _csv_field(name)
         if col in ("lat", "lon"):
             location[col] = _or_text(_float, value)
         elif col in ("place", "precision"):
