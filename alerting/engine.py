@@ -87,6 +87,10 @@ class Entry(NamedTuple):
 
 #: The kinds of alert held for a while after their incidents: their incidents are listed.
 _HELD = ("incident", "quiet_broken")
+#: Most ids an incident alert's episode keeps (`ActiveAlert.ids`): a zone's incidents in
+#: retention are bounded, but an episode kept alive for months is not; beyond it, the
+#: oldest matches are no longer taken out by a withdrawal.
+MAX_EPISODE_IDS = 1000
 
 
 @dataclass
@@ -99,6 +103,10 @@ class ActiveAlert:
     hold_until: int | None = None
     #: Incident alerts: how many matching incidents this episode has seen.
     matches: int = 1
+    #: Incident alerts: the ids of the episode's matching incidents, oldest first (the
+    #: event lists the last MAX_INCIDENT_IDS), so that a withdrawal of any of them takes it
+    #: out of `matches`, not only of the last 20 (bounded: MAX_EPISODE_IDS).
+    ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -184,7 +192,8 @@ class ZoneState:
         of a rule it matched in the same group (its alert resolved, or it was too old to
         fire). Returns whether it was known."""
         for fp, active in self.active.items():
-            if active.kind in _HELD and incident_id in active.event.incident_ids:
+            held = active.ids if active.kind == "incident" else active.event.incident_ids
+            if active.kind in _HELD and incident_id in held:
                 left = self._left.setdefault(fp, set())
                 left.add(incident_id)
                 if into is not None:
@@ -193,6 +202,8 @@ class ZoneState:
                     "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
                 }
                 if active.kind == "incident":
+                    active.ids = [i for i in active.ids if i != incident_id]
+                    update["incident_ids"] = active.ids[-MAX_INCIDENT_IDS:]
                     n = active.matches = max(0, active.matches - 1)
                     update["value"] = float(n)
                     # the summary named the incident that left: say what is left, until
@@ -269,7 +280,10 @@ class ZoneState:
         self._fatal_touched.clear()
         return StateMark(
             (self.since, self.clock),
-            {fp: (a.event, a.kind, a.hold_until, a.matches) for fp, a in self.active.items()},
+            {
+                fp: (a.event, a.kind, a.hold_until, a.matches, tuple(a.ids))
+                for fp, a in self.active.items()
+            },
             dict(self.last_seen),
             dict(self.peaks),
             dict(self.episodes),
@@ -279,9 +293,9 @@ class ZoneState:
         """Put back, as they were at `mark`, the firing alerts since removed: after an
         evaluation that failed part way, an alert it had resolved is still firing, for a
         later evaluation to resolve with its event."""
-        for fp, (event, kind, hold_until, matches) in mark.active.items():
+        for fp, (event, kind, hold_until, matches, ids) in mark.active.items():
             if fp not in self.active:
-                self.active[fp] = ActiveAlert(event, kind, hold_until, matches)
+                self.active[fp] = ActiveAlert(event, kind, hold_until, matches, list(ids))
 
     def changed(self, mark: StateMark | None) -> set[str]:
         """Keys of the parts changed since `mark` (None: a new state, every part)."""
@@ -303,7 +317,13 @@ class ZoneState:
             keys.add("m")
         for fp in mark.active.keys() | self.active.keys():
             a = self.active.get(fp)
-            if a is None or mark.active.get(fp) != (a.event, a.kind, a.hold_until, a.matches):
+            if a is None or mark.active.get(fp) != (
+                a.event,
+                a.kind,
+                a.hold_until,
+                a.matches,
+                tuple(a.ids),
+            ):
                 keys.add(f"a{fp}")
         for fp in mark.last_seen.keys() | self.last_seen.keys():
             if mark.last_seen.get(fp) != self.last_seen.get(fp):
@@ -375,6 +395,10 @@ class ZoneState:
                     kind=str(a["kind"]),
                     hold_until=None if a.get("hold_until") is None else int(a["hold_until"]),
                     matches=int(a.get("matches", 1)),
+                    # absent before it was kept: the event's (the last 20) stand for them
+                    ids=[str(i) for i in a.get("ids", a["event"]["incident_ids"])]
+                    if a["kind"] == "incident"
+                    else [],
                 )
                 for fp, a in data["active"].items()
             }
@@ -443,7 +467,7 @@ class StateMark(NamedTuple):
     """A state's small parts at `ZoneState.mark()`."""
 
     meta: tuple[int | None, int | None]
-    active: dict[str, tuple[AlertEvent, str, int | None, int]]
+    active: dict[str, tuple[AlertEvent, str, int | None, int, tuple[str, ...]]]
     last_seen: dict[str, tuple[str, int]]
     peaks: dict[str, int]
     episodes: dict[str, int]
@@ -455,6 +479,7 @@ def _active_json(a: ActiveAlert) -> dict[str, Any]:
         "kind": a.kind,
         "hold_until": a.hold_until,
         "matches": a.matches,
+        **({"ids": a.ids} if a.kind == "incident" else {}),
     }
 
 
@@ -848,7 +873,8 @@ def _on_incident(
                 f"the last reported: {_incident_text(incident)}."
             )
             update["value"] = float(active.matches)
-            update["incident_ids"] = _append_id(active.event.incident_ids, e.incident_id)
+            active.ids = [*active.ids, e.incident_id][-MAX_EPISODE_IDS:]
+            update["incident_ids"] = active.ids[-MAX_INCIDENT_IDS:]
             update["summary"] = summary
             active.event = active.event.model_copy(update=update)
             continue
@@ -866,7 +892,7 @@ def _on_incident(
             incident_ids=[e.incident_id],
             summary=f"{_capitalised(_incident_text(incident))}.",
         )
-        state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
+        state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, ids=[e.incident_id])
         events.append(event)
     return events
 

@@ -1445,6 +1445,27 @@ def test_an_incident_alert_counts_one_event_once_across_versions_renames_and_wit
     assert state.firing() == []
 
 
+def test_an_incident_alert_of_more_than_20_incidents_counts_every_withdrawal() -> None:
+    """The event lists the last 20 ids: a withdrawal of an older one left `value` as it was,
+    and with all 21 withdrawn the alert stayed firing, at 1 with no incident, for its
+    hold. The state keeps every id of the episode, rebuilt from its parts too."""
+    state = ZoneState.new("shusha")
+    ids = [f"h{n}" for n in range(21)]
+    for n, iid in enumerate(ids):
+        evaluate_batch(
+            DEFAULT, state, [inc(T0 + n * M, incident_id=iid, category=HEAVY)], T0 + n * M
+        )
+    [heavy] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert heavy.value == 21 and heavy.incident_ids == ids[1:]
+    evaluate_batch(DEFAULT, state, [], T0 + 30 * M, forget=["h0"])  # the oldest
+    [heavy] = [a for a in state.firing() if a.rule == "heavy-weapons"]
+    assert heavy.value == 20 and heavy.incident_ids == ids[1:]
+    state = ZoneState.from_parts("shusha", state.parts())
+    events = evaluate_batch(DEFAULT, state, [], T0 + 31 * M, forget=ids[1:])
+    assert ("heavy-weapons", "resolved") in [(e.rule, e.status) for e in events]
+    assert state.firing() == []  # (the surge and escalation they made resolve too)
+
+
 def test_an_incident_that_starts_a_second_episode_gets_a_new_alert_id() -> None:
     """Withdrawn (its alert resolves with it), then reinstated: the same incident starts a
     second episode of the fingerprint, which must not share the first's id (the outbox and
