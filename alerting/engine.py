@@ -44,7 +44,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from alerting.fatality import Assessment, FatalityLedger, assess, day_of, still_record
+from alerting.fatality import (
+    Assessment,
+    FatalityLedger,
+    assess,
+    day_of,
+    first_whole_day,
+    still_record,
+)
 from alerting.rules import (
     AnyRule,
     EscalationRule,
@@ -1133,7 +1140,7 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
     assert state.clock is not None
     clock = state.clock
     day = day_of(clock / 1000)
-    observed_from = None if state.since is None else day_of(state.since / 1000)
+    observed_from = first_whole_day(state.since)
     events: list[AlertEvent] = []
     for rule in rules.zone_fatality_rules:
         labels = {"zone": state.zone}

@@ -33,6 +33,15 @@ def day_of(ts: float) -> int:
     return int(ts // DAY_SECONDS)
 
 
+def first_whole_day(since_ms: int | None) -> int | None:
+    """The first UTC day observed whole from `since` (ms): its own day when it begins at
+    midnight, else the next. A record needs every day its sums cover observed: the day
+    observation began at noon held only half its deaths."""
+    if since_ms is None:
+        return None
+    return -int(-since_ms // (DAY_SECONDS * 1000))
+
+
 @dataclass(slots=True)
 class FatalityLedger:
     """The fatal incidents of one scope (a zone, or the theatre), by day of event time."""
@@ -111,8 +120,8 @@ def assess(
     observed_from: int | None,
 ) -> Assessment:
     """Whether day `day` holds a record 30-day (`window`) sum over the trailing `lookback`
-    days. `observed_from`: the first day of observation (None: unknown, nothing is a
-    record)."""
+    days. `observed_from`: the first day observed whole (`first_whole_day`; None: unknown,
+    nothing is a record)."""
     sums = ledger.window_sums(day - lookback, day, window)
     total = sums[-1]
     peak = max(sums[:-1], default=0)

@@ -39,7 +39,7 @@ from alerting.engine import (
     peak_fires,
     to_ms,
 )
-from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, still_record
+from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
 from schemas.alert import AlertEvent
 
@@ -276,7 +276,7 @@ def _rule(rules: RuleSet, name: str) -> FatalityPeakRule | None:
 def _fire(rules: RuleSet, state: TheatreState) -> list[AlertEvent]:
     assert state.clock is not None
     day = day_of(state.clock / 1000)
-    observed_from = None if state.since is None else day_of(state.since / 1000)
+    observed_from = first_whole_day(state.since)
     labels = {"zone": THEATRE}
     events: list[AlertEvent] = []
     for rule in rules.theatre_fatality_rules:

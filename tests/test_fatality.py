@@ -92,3 +92,29 @@ def test_a_record_needs_the_lookback_observed_and_the_minimum() -> None:
 
 def test_day_of_is_the_utc_day() -> None:
     assert day_of(0) == 0 and day_of(86_399.9) == 0 and day_of(86_400) == 1 and day_of(-1) == -1
+
+
+def test_a_record_needs_every_day_it_sums_observed_whole() -> None:
+    """Observation began at noon: that day held half its deaths, and a rule of a 2-day
+    window over a 4-day lookback fired on the fifth day after, half a day before every day
+    its sums cover had been watched."""
+    from datetime import UTC, datetime
+
+    from alerting.fatality import first_whole_day
+
+    noon = int(datetime(2021, 5, 1, 12, tzinfo=UTC).timestamp() * 1000)
+    midnight = int(datetime(2021, 5, 1, tzinfo=UTC).timestamp() * 1000)
+    may_1 = day_of(midnight / 1000)
+    assert first_whole_day(noon) == may_1 + 1 and first_whole_day(midnight) == may_1
+    assert first_whole_day(None) is None
+    ledger = FatalityLedger()
+    ledger.put("x", may_1 + 5, 3)
+    fired = [
+        d
+        for d in range(may_1, may_1 + 10)
+        if assess(
+            ledger, d, window=2, lookback=4, minimum=1, observed_from=first_whole_day(noon)
+        ).record
+    ]
+    # the sums of May 7 cover May 2 to 7: the first whole days; May 6's reached May 1
+    assert fired == [may_1 + 6]
