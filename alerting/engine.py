@@ -1216,7 +1216,9 @@ def peak_event(
     """A fatality-peak alert firing on `day`: `what` says whose deaths ("12 killed in zone
     x"), `most` adds where most were (the theatre's)."""
     return AlertEvent(
-        alert_id=alert_id_for(fp, ids[0] if ids else str(day)),
+        # the day tells episodes apart: with a cooldown shorter than the window, a second
+        # episode could start from the same latest incident, and took the first one's id
+        alert_id=alert_id_for(fp, ids[0] if ids else str(day), day),
         fingerprint=fp,
         status="firing",
         rule=rule.name,

@@ -131,3 +131,25 @@ def test_backtest_shows_a_fatality_peak_on_imported_history() -> None:
         ("peak-1y", "firing", (START + 721 * D).date()),
         ("peak-1y", "resolved", (START + 722 * D).date() + timedelta(days=30)),
     ]
+
+
+def test_a_second_episode_from_the_same_incidents_has_its_own_alert_id() -> None:
+    """With a cooldown shorter than the window, a record revised away and back started a
+    second episode from the same latest incident, under the first one's alert id (the
+    outbox and subscribers tell events apart by id and status)."""
+    rules = parse_rules(
+        "rules:\n  - {name: peak, kind: fatality_peak, window: 5d, lookback: 10d,"
+        " minimum: 1, cooldown: 1d, severity: high}"
+    )
+    t0 = datetime(2021, 5, 12, 10, tzinfo=UTC)
+    d, h = timedelta(days=1), timedelta(hours=1)
+    state = ZoneState.new("shusha", since=t0 - 40 * d)
+    evaluate_batch(rules, state, [inc(t0 - 8 * d, killed=4, incident_id="z1")], t0 - 8 * d)
+    evaluate_batch(rules, state, [inc(t0, killed=3, incident_id="y1")], t0)
+    [first] = evaluate_batch(rules, state, [inc(t0 + h, killed=2, incident_id="x1")], t0 + h)
+    [resolved] = evaluate_batch(rules, state, [inc(t0 + h, killed=0, incident_id="x1")], t0 + d)
+    assert (first.status, resolved.status) == ("firing", "resolved")
+    again = evaluate_batch(rules, state, [inc(t0 + h, killed=2, incident_id="x1")], t0 + 2 * d)
+    [second] = [e for e in again if e.status == "firing"]
+    assert second.incident_ids == first.incident_ids
+    assert second.alert_id != first.alert_id
