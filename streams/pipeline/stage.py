@@ -217,6 +217,8 @@ class Stage(Generic[OutT]):
         except Exception as exc:  # the broker, most likely
             if generation == self.generation:
                 self._recovering = asyncio.create_task(self._recover_retrying(generation, exc))
+            else:  # revoked meanwhile: the next recovery is Faust's
+                log.warning("%s: recovering the state failed: %r", self.topic_name, exc)
 
     async def _recover_retrying(self, generation: int, exc: Exception) -> None:
         delay = RECOVERY_RETRY_FIRST_SECONDS
