@@ -206,6 +206,30 @@ def test_a_revision_and_a_withdrawal_of_a_closed_report_reopen_it() -> None:
     assert len(book) == 0 and not book.archive
 
 
+def test_a_report_closed_again_elsewhere_is_found_where_it_is_now() -> None:
+    """Closed in one zone, revised into another and closed there: the index kept both units
+    for it (after a restore and a merge of its entries), the first was taken, and a
+    withdrawal looked there, missed the report, and left it counted for good."""
+    from streams.record.model import Withdrawal
+
+    entries: list[Entry] = []
+    record = Record()
+    for version in (rv("op-1", "x", t=0, zone="z1"), rv("op-2", "y", t=0, km=50, zone="z1")):
+        entries.extend(record.apply(version).entries)
+    swept = record.book.sweep(BASE + 10 * DAY)
+    entries.extend(swept.entries + swept.later)
+    record = Record()
+    record.restore(entries)  # the index holds x in (z1, day) from the unit's head
+    record.apply(rv("op-1", "x", t=0, zone="z2", revision=1))
+    record.book.sweep(BASE + 10 * DAY)
+    record.book.archive._members._merge()  # as it does when it grows
+    assert sorted(z for z, _ in record.book.archive.units()) == ["z1", "z2"]
+    step = record.apply(Withdrawal("op-1", "x", 2))
+    assert [i.status.value for i in step.incidents] == ["withdrawn"]
+    held = [*record.book.closed_incidents(), *record.book.incidents()]
+    assert [r.fields.reports for r in held] == [(("op-2", "y", 0),)]
+
+
 def test_week_and_month_reports_stay_open() -> None:
     book = IncidentBook()
     book.upsert(rv("news", "w", t=0, time_precision=TimePrecision.WEEK))

@@ -31,7 +31,7 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -270,18 +270,36 @@ class Archive:
         return groups
 
     def unit_of_report(self, key: bytes) -> tuple[str, int] | None:
-        """The closed unit that may hold the report with this identity key."""
-        return self._held(self._members.get(key_hash(key)))
+        """The closed unit that holds the report with this identity key (one the index
+        names: with one, the unit to look in)."""
+
+        def holds(groups: list[Group]) -> bool:
+            return any(identity_key(*m.ident) == key for members, _ in groups for m in members)
+
+        return self._held(self._members.get(key_hash(key)), holds)
 
     def unit_of_incident(self, iid: str) -> tuple[str, int] | None:
-        return self._held(self._ids.get(id_hash(iid)))
+        """The closed unit of the incident `iid`, or of the one it was merged into."""
 
-    def _held(self, numbers: list[int]) -> tuple[str, int] | None:
-        for number in numbers:
-            unit = self._unit(number)
-            if unit in self.bodies:
-                return unit
-        return None
+        def holds(groups: list[Group]) -> bool:
+            return any(
+                iid in versions or incident_id(members[0].ident) == iid
+                for members, versions in groups
+            )
+
+        return self._held(self._ids.get(id_hash(iid)), holds)
+
+    def _held(
+        self, numbers: list[int], holds: Callable[[list[Group]], bool]
+    ) -> tuple[str, int] | None:
+        """Of the closed units the index names, the one to look in. Several: the index
+        keeps stale hints (a report closed, reopened, and closed again in another zone or
+        day), so the one whose body `holds` it; the first that existed was taken, and a
+        withdrawal looked in a unit the report had left, missed it, and left it counted."""
+        units = [u for u in map(self._unit, numbers) if u in self.bodies]
+        if len(units) <= 1:
+            return units[0] if units else None
+        return next((u for u in units if holds(self.peek(*u))), None)
 
     def peek(self, zone: str, day: int) -> list[Group]:
         """A unit's incidents, read without reopening it (the incidents API)."""
