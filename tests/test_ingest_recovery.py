@@ -187,3 +187,21 @@ async def test_a_rejection_in_a_batch_that_failed_is_counted_once() -> None:
     assert counted() - before == 1
     dead = [v for t, v, _ in producer.sent if t.endswith(".dlq")]
     assert len(dead) >= 1  # each attempt sends it: at least once
+
+
+async def test_batches_failing_in_a_row_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each failed batch waited 1 s, however long the fault lasted (a topic refusing
+    writes): the batch and its dead letters were sent again every second."""
+    monkeypatch.setattr(ingest_module, "RETRY_FIRST_SECONDS", 1.0)
+    ingest, consumer, _, _ = loop(3, committed_fails=0, send_fails=5)
+    delays: list[float] = []
+    recover = ingest._recover
+
+    async def quick(delay: float) -> None:
+        delays.append(delay)
+        await recover(0.0)
+
+    ingest._recover = quick  # type: ignore[method-assign]
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 3)
+    assert len(delays) >= 3
+    assert delays == [min(2.0**n, ingest_module.RETRY_MAX_SECONDS) for n in range(len(delays))]

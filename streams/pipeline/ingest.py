@@ -303,6 +303,7 @@ class Ingest:
         assert self.consumer is not None
         ready = False
         lag_updated = 0.0
+        delay = RETRY_FIRST_SECONDS  # doubles with each failed batch in a row
         while not self._stopping.is_set():
             try:
                 batches = await self._take() if self.flowing.is_set() else await self._held()
@@ -314,6 +315,7 @@ class Ingest:
                     if self.first_record_at is None:
                         self.first_record_at = time.monotonic()
                     await self._process(batches)
+                    delay = RETRY_FIRST_SECONDS
                     release_free_memory()  # the batch's objects are gone (tuning.py)
                 if time.monotonic() - lag_updated >= LAG_INTERVAL:
                     lag_updated = time.monotonic()
@@ -323,8 +325,13 @@ class Ingest:
             except Exception:
                 # A failed send or commit: back off and retry the batch from the last
                 # committed offset rather than lose it.
-                log.exception("ingest batch failed; retrying from last committed offsets")
-                await self._recover(RETRY_FIRST_SECONDS)
+                # Backing off: a fault that lasts (a topic refusing writes) retried every
+                # second, and wrote the batch's dead letters again each time.
+                log.exception(
+                    "ingest batch failed; retrying from last committed offsets in %.0fs", delay
+                )
+                await self._recover(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _take(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
         """The next records, from the partitions furthest behind while a backlog lasts
