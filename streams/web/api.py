@@ -779,25 +779,34 @@ class Api:
                 metrics.REJECTED.labels(rejected.rejection.reason.value).inc()
 
         async def send_all() -> None:
-            sends = []
-            for rejected in dead:
-                value = http_dead_letter(rejected, received)
-                sends.append(await producer.send(settings.dlq_topic, value))
+            # The reports first, confirmed: a retry after they failed finds no dead letter
+            # of its body written already (they went out together, and one was).
+            reports = []
             for item in items:
                 if isinstance(item, Accepted):
                     topic = settings.reports_topic
-                    sends.append(await producer.send(topic, item.raw, key=item.key.encode()))
-            await asyncio.gather(*sends)
+                    reports.append(await producer.send(topic, item.raw, key=item.key.encode()))
+            await asyncio.gather(*reports)
+            letters = []
+            for rejected in dead:
+                value = http_dead_letter(rejected, received)
+                letters.append(await producer.send(settings.dlq_topic, value))
+            lettered.set()
+            await asyncio.gather(*letters)
+
+        lettered = asyncio.Event()  # the dead letters are sent (they may land)
 
         try:
             await asyncio.wait_for(send_all(), CONFIRM_SECONDS)
         except KafkaError as exc:
-            # Safe to retry: a report sent twice is counted once; nothing was dead-lettered.
+            # Safe to retry: a report sent twice is counted once; a dead letter is written
+            # again only when the reports were taken and some of the dead letters were not.
             return error(503, f"the broker did not take the reports ({exc!r}); retry")
         except TimeoutError:
             # The sends may still land: a retry's reports are then duplicates, counted once,
-            # and its rejections dead-lettered (and counted) again.
-            count_rejected()
+            # and its rejections, if sent, dead-lettered (and counted) again.
+            if lettered.is_set():
+                count_rejected()
             return error(
                 503,
                 f"the broker did not confirm the reports within {CONFIRM_SECONDS:g} s; retry",
