@@ -880,7 +880,9 @@ def _on_incident(
                 f"the last reported: {_incident_text(incident)}."
             )
             update["value"] = float(active.matches)
-            active.ids = [*active.ids, e.incident_id][-MAX_EPISODE_IDS:]
+            active.ids.append(e.incident_id)  # in place: a mark holds a copy
+            if len(active.ids) > MAX_EPISODE_IDS:
+                del active.ids[0]
             update["incident_ids"] = active.ids[-MAX_INCIDENT_IDS:]
             update["summary"] = summary
             active.event = active.event.model_copy(update=update)

@@ -106,8 +106,8 @@ DurationField = Annotated[
 GroupLabel = Literal["zone", "party", "category"]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-# Counts and factors are `strict`: YAML's `yes` or `true`, or "5", read as a count of 1 or
-# 5 where a number belongs, and `.inf` as a factor.
+# (The counts and factors of the models below are `strict` fields: lax, YAML's `yes` or
+# `true`, or "5", read as a count of 1 or 5 where a number belongs, and `.inf` as a factor.)
 
 
 class Match(BaseModel):

@@ -432,8 +432,7 @@ _CASUALTY_CELLS = frozenset(("killed", "wounded", "civilian"))
 
 def _csv_field(name: str) -> str:
     """The field a CSV column names: `location.lat` and `lat` are one."""
-    col = name.removeprefix("location.") if name.startswith("location.") else name
-    return col.removeprefix("casualties.") if col.startswith("casualties.") else col
+    return name.removeprefix("location.").removeprefix("casualties.")
 
 
 def csv_report(row: dict[str, str]) -> dict[str, Any]:

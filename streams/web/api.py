@@ -77,10 +77,10 @@ BODY_SECONDS = 30.0
 DEAD_LETTER_KEEP = MAX_MESSAGE_BYTES
 #: Most field errors a dead-letter record lists, for the same limit (the message counts all).
 DEAD_LETTER_ERRORS = 100
-#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
 #: Epoch seconds as peers pass them (`parse_as_of`, `fanout.exact_seconds`): negative
 #: before 1970.
 _EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
 AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
