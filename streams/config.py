@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     #: Largest request body POST /api/v1/reports reads (413 above it, before reading). A
     #: batch of 1,000 simulated reports is about 0.3 MB; one report is at most 64 KiB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Connections the API holds at once from one client address (0: unbounded), and in
+    #: all (unset: half the open-file limit, `ulimit -n`, so the rest stays for Kafka and
+    #: the peers). One over either is answered 503 and closed. Behind a proxy every client
+    #: has the proxy's address: raise the first, or limit per client in the proxy.
+    max_connections_per_address: int = Field(default=256, ge=0)
+    max_connections: int | None = Field(default=None, ge=1)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     #: How peers reach this worker's API (for tallies fan-out). Default: http://web_host:web_port

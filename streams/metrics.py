@@ -194,6 +194,18 @@ PARTITION_STALLED = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+API_CONNECTIONS = Gauge(
+    "ceasefire_api_connections",
+    "Connections the worker's API holds open now (admitted by its connection limits).",
+    registry=REGISTRY,
+)
+API_CONNECTIONS_REFUSED = Counter(
+    "ceasefire_api_connections_refused",
+    "Connections to the API refused with a 503 at a connection limit: `per_address` "
+    "(CEASEFIRE_MAX_CONNECTIONS_PER_ADDRESS) or `total` (CEASEFIRE_MAX_CONNECTIONS).",
+    ["limit"],
+    registry=REGISTRY,
+)
 ZONE_INFO = Gauge(
     "ceasefire_zone_info",
     "1 for each zone of the loaded catalogue, with its name and the centroid of its polygons "

@@ -28,6 +28,7 @@ from streams.tallies.series import compare_rows, previous_as_of
 from streams.tallies.windows import ALL, QueryError, check_window, grouping
 from streams.web import listen
 from streams.web import page as live_page
+from streams.web.admission import AdmittedSite, ConnectionLimits, default_total
 from streams.web.fanout import (
     Incomplete,
     NotOwner,
@@ -845,15 +846,21 @@ class ApiServer(faust.Service):  # type: ignore[misc]
             self.api.web, access_log=None, keepalive_timeout=KEEPALIVE_SECONDS
         )
         await self._runner.setup()
-        reserved = listen.take(s.web_host, s.web_port)  # bound by `run` before anything else
-        sites: list[web.BaseSite] = (
-            [web.SockSite(self._runner, sock) for sock in reserved]
-            if reserved
-            else [web.TCPSite(self._runner, s.web_host, s.web_port)]
+        # Bound by `run` before anything else; bound here when the API starts on its own.
+        sockets = listen.take(s.web_host, s.web_port) or listen.bind_sockets(s.web_host, s.web_port)
+        limits = ConnectionLimits(
+            per_address=s.max_connections_per_address,
+            total=s.max_connections or default_total(),
         )
-        for site in sites:
-            await site.start()
-        log.info("API listening on http://%s:%s", s.web_host, s.web_port)
+        for sock in sockets:
+            await AdmittedSite(self._runner, sock, limits).start()
+        log.info(
+            "API listening on http://%s:%s (at most %s connections, %s from one address)",
+            s.web_host,
+            s.web_port,
+            limits.total,
+            limits.per_address or "any number",
+        )
 
     async def on_stop(self) -> None:
         if self._runner is not None:
