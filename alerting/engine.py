@@ -296,14 +296,6 @@ class ZoneState:
             dict(self.episodes),
         )
 
-    def restore_active(self, mark: StateMark) -> None:
-        """Put back, as they were at `mark`, the firing alerts since removed: after an
-        evaluation that failed part way, an alert it had resolved is still firing, for a
-        later evaluation to resolve with its event."""
-        for fp, (event, kind, hold_until, matches, ids) in mark.active.items():
-            if fp not in self.active:
-                self.active[fp] = ActiveAlert(event, kind, hold_until, matches, list(ids))
-
     def changed(self, mark: StateMark | None) -> set[str]:
         """Keys of the parts changed since `mark` (None: a new state, every part)."""
         if mark is None:
@@ -508,6 +500,7 @@ def evaluate_batch(
     now: datetime,
     forget: Iterable[str] = (),
     merged_into: Mapping[str, str] | None = None,
+    events: list[AlertEvent] | None = None,
 ) -> list[AlertEvent]:
     """`evaluate_incident` for several incidents of the zone at once, in arrival order,
     and the incidents of `forget` gone (merged into another, or withdrawn; `merged_into`:
@@ -523,9 +516,14 @@ def evaluate_batch(
     the counts are checked again only once the batch is in. So a count that dips and comes
     back within one step (a merge taking one incident out and putting its survivor's new
     version in, a new version of an incident while the count is at the threshold) does not
-    resolve an alert and fire it again at the same instant."""
+    resolve an alert and fire it again at the same instant.
+
+    The events are appended to `events` (a new list if None) as the state changes, and
+    returned: should the evaluation fail part way, the caller still has every event that
+    the state it leaves already reflects (an alert it holds firing, one it dropped)."""
+    events = [] if events is None else events
     clock = _advance(state, now)
-    events = _resolve(rules, state, emptied=False)  # emptied: by this step, checked at its end
+    _resolve(rules, state, events, emptied=False)  # emptied: by this step, checked at its end
     state._left.clear()
     state._was.clear()
     into = merged_into or {}
@@ -566,12 +564,12 @@ def evaluate_batch(
         entry = _entry(incident)
         state._add(entry)
         fresh.append(entry)
-        events.extend(_on_incident(rules, state, entry, incident))
+        _on_incident(rules, state, entry, incident, events)
     if fresh:
-        events.extend(_on_windows(rules, state, fresh))
+        _on_windows(rules, state, fresh, events)
     if fatal_changed:
-        events.extend(_on_fatalities(rules, state))
-    events.extend(_resolve(rules, state))  # what the step's changes leave below its level
+        _on_fatalities(rules, state, events)
+    _resolve(rules, state, events)  # what the step's changes leave below its level
     state._prune(rules)
     return events
 
@@ -580,7 +578,8 @@ def evaluate_time(rules: RuleSet, state: ZoneState, now: datetime) -> list[Alert
     """Advance the clock to `now` and return the alerts that resolved (`resolved` events
     with `ends_at`). Values of alerts still firing are refreshed silently."""
     _advance(state, now)
-    events = _resolve(rules, state)
+    events: list[AlertEvent] = []
+    _resolve(rules, state, events)
     state._prune(rules)
     return events
 
@@ -799,11 +798,10 @@ def _append_id(ids: list[str], incident_id: str) -> list[str]:
 
 
 def _on_incident(
-    rules: RuleSet, state: ZoneState, e: Entry, incident: AlertInput
-) -> list[AlertEvent]:
+    rules: RuleSet, state: ZoneState, e: Entry, incident: AlertInput, events: list[AlertEvent]
+) -> None:
     assert state.clock is not None
     clock = state.clock
-    events: list[AlertEvent] = []
     for rule in rules.active_rules:
         if not isinstance(rule, IncidentRule | QuietBrokenRule):
             continue
@@ -903,7 +901,6 @@ def _on_incident(
         )
         state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, ids=[e.incident_id])
         events.append(event)
-    return events
 
 
 def _quiet_summary(
@@ -1016,10 +1013,11 @@ def _quiet_from(state: ZoneState, previous: int | None) -> int | None:
 # -- windowed rules ------------------------------------------------------------------------
 
 
-def _on_windows(rules: RuleSet, state: ZoneState, fresh: list[Entry]) -> list[AlertEvent]:
+def _on_windows(
+    rules: RuleSet, state: ZoneState, fresh: list[Entry], events: list[AlertEvent]
+) -> None:
     assert state.clock is not None
     clock = state.clock
-    events: list[AlertEvent] = []
     for rule in rules.active_rules:
         if not isinstance(rule, ThresholdRule | EscalationRule):
             continue
@@ -1070,7 +1068,6 @@ def _on_windows(rules: RuleSet, state: ZoneState, fresh: list[Entry]) -> list[Al
             )
             state.active[fp] = ActiveAlert(event, rule.kind)
             events.append(event)
-    return events
 
 
 class _Check(NamedTuple):
@@ -1137,13 +1134,12 @@ def _check(
 # -- fatality peaks -----------------------------------------------------------------------
 
 
-def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
+def _on_fatalities(rules: RuleSet, state: ZoneState, events: list[AlertEvent]) -> None:
     """fatality_peak rules after the ledger changed: fire on a record 30-day sum."""
     assert state.clock is not None
     clock = state.clock
     day = day_of(clock / 1000)
     observed_from = first_whole_day(state.since)
-    events: list[AlertEvent] = []
     for rule in rules.zone_fatality_rules:
         labels = {"zone": state.zone}
         fp = fingerprint(rule.name, labels)
@@ -1169,7 +1165,6 @@ def _on_fatalities(rules: RuleSet, state: ZoneState) -> list[AlertEvent]:
         state.active[fp] = ActiveAlert(event, rule.kind)
         state.peaks[rule.name] = day
         events.append(event)
-    return events
 
 
 def _day_text(day: int) -> str:
@@ -1242,12 +1237,13 @@ def peak_event(
 # -- resolution -------------------------------------------------------------------------
 
 
-def _resolve(rules: RuleSet, state: ZoneState, *, emptied: bool = True) -> list[AlertEvent]:
+def _resolve(
+    rules: RuleSet, state: ZoneState, events: list[AlertEvent], *, emptied: bool = True
+) -> None:
     """The alerts that resolve at the clock, and (`emptied`) the held ones that no
-    incident is left in (`ZoneState.forget`)."""
+    incident is left in (`ZoneState.forget`), appended to `events`."""
     assert state.clock is not None
     clock = state.clock
-    events: list[AlertEvent] = []
     for fp, active in sorted(state.active.items(), key=lambda kv: kv[1].event.starts_at):
         event = active.event
         rule = rules.rule(event.rule)
@@ -1323,9 +1319,8 @@ def _resolve(rules: RuleSet, state: ZoneState, *, emptied: bool = True) -> list[
                 "summary": summary,
             }
         )
-        del state.active[fp]
         events.append(resolved)
-    return events
+        del state.active[fp]
 
 
 # -- words -------------------------------------------------------------------------------

@@ -581,40 +581,54 @@ def test_a_publish_that_failed_part_way_sends_again_only_what_was_not_acknowledg
     asyncio.run(run())
 
 
-def test_a_rule_engine_fault_dead_letters_the_inputs_as_internal_errors_and_resolves_nothing(
+def test_a_rule_engine_fault_dead_letters_the_inputs_and_publishes_what_the_state_holds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A fault in the rule engine was dead-lettered as `invalid_value` ("not a record this
-    monitor writes") at offset -1, and the alerts it had resolved before failing were
-    deleted without a resolved event."""
+    monitor writes") at offset -1. And what the evaluation had done before failing stayed
+    in the state written, unsaid: an alert it fired was later resolved on the topic without
+    ever having fired there, one it resolved was deleted without a resolved event."""
     import streams.pipeline.alerting_stage as alerting_stage
+    from alerting import engine
+
+    def fails_late(rules: Any, state: ZoneState, *args: Any, **kwargs: Any) -> Any:
+        engine.evaluate_batch(rules, state, *args, **kwargs)  # fires and resolves
+        raise RuntimeError("a defect in a rule")
 
     async def run() -> None:
         dead: list[Any] = []
         r = Run(dead)
         await r.start()
-        await r.step(incident("shusha", 0.5, killed=1))
-        assert published(r) == [("casualties", "firing")]
-        firing = set(r.stage.states["shusha"].active)
-
-        def faulty(rules: Any, state: ZoneState, *args: Any, **kwargs: Any) -> Any:
-            state.active.clear()  # resolved, as `_resolve` does first
-            raise RuntimeError("a defect in a rule")
-
-        monkeypatch.setattr(alerting_stage, "evaluate_batch", faulty)  # restored after
-        later = incident("shusha", 0.2)
-        await r.step(later)
+        monkeypatch.setattr(alerting_stage, "evaluate_batch", fails_late)
+        first = incident("shusha", 0.5, killed=1)
+        await r.step(first)
         assert [(reason, p, offset) for _, reason, (p, offset, _, _) in dead] == [
-            ("internal_error", 0, 1)
+            ("internal_error", 0, 0)
         ]
-        assert json.loads(dead[0][2][2])["incident_id"] == later.incident_id
+        assert json.loads(dead[0][2][2])["incident_id"] == first.incident_id
         assert "a defect in a rule" in dead[0][2][3]
-        assert set(r.stage.states["shusha"].active) == firing  # still firing
-        assert published(r) == [("casualties", "firing")]
-        again = await Run.of(r.changelog())
-        assert set(again.stage.states["shusha"].active) == firing  # no tombstone written
+        assert published(r) == [("casualties", "firing")]  # what the state holds
+        firing = {a.alert_id for a in r.stage.states["shusha"].firing()}
+        assert firing == {json.loads(v or b"")["alert_id"] for _, _, v in sent(r)}
+        await asyncio.sleep(1.1)  # the hold passes: the next evaluation resolves it ...
+        await r.step(incident("shusha", 0.2, killed=1))  # ... and fires anew, then fails
+        assert published(r) == [
+            ("casualties", "firing"),
+            ("casualties", "resolved"),
+            ("casualties", "firing"),
+        ]
+        assert [offset for _, _, (_, offset, _, _) in dead] == [0, 1]
+        now_firing = {a.alert_id for a in r.stage.states["shusha"].firing()}
+        assert len(now_firing) == 1 and now_firing != firing
+        again = await Run.of(r.changelog())  # the state written is the state published
+        assert {a.alert_id for a in again.stage.states["shusha"].firing()} == now_firing
+        assert published(again) == []
 
     asyncio.run(run())
+
+
+def sent(r: Run) -> list[tuple[Any, Any, bytes | None]]:
+    return list(r.producer.sent["ceasefire.alerts"])
 
 
 def outbox_left(r: Run) -> bool:
@@ -707,6 +721,44 @@ def torn_after_the_write(r: Run) -> list[tuple[int | None, bytes | None, bytes |
     log = r.changelog()
     assert log[-1][1:] == (JOURNAL_KEY, None)  # confirmed: the journal's tombstone
     return log[:-1]
+
+
+def test_an_heir_hands_alertmanager_a_dead_owner_s_outbox_in_its_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One step resolved an episode and fired the next of the same labels; the dead owner
+    published the resolution, not the firing. The heir handed Alertmanager the firing
+    first, then the stale resolution: Alertmanager showed the firing alert resolved."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        await r.step(incident("shusha", 0.5, killed=1))
+        await asyncio.sleep(1.1)  # its hold ends: the next step resolves it and fires anew
+        await r.step(incident("shusha", 0.2, killed=1))
+        step = r.producer.sent["ceasefire.alerts"][1:]
+        order = [
+            (json.loads(v or b"")["status"], json.loads(v or b"")["alert_id"]) for *_, v in step
+        ]
+        assert [status for status, _ in order] == ["resolved", "firing"]
+        torn = torn_after_the_write(r)
+        on_topic = [(b"", step[0][2])]  # the resolution was acknowledged, the firing not
+
+        async def read_partitions(*_: Any, **__: Any) -> dict[Any, Any]:
+            return {TopicPartition("ceasefire.alerts", 0): on_topic}
+
+        monkeypatch.setattr(alert_outbox, "read_partitions", read_partitions)
+        heir = Run()
+        heir.producer.sent["alert-state-changelog"] = list(torn)
+        handed: list[tuple[str, str]] = []
+        monkeypatch.setattr(
+            heir.stage, "_enqueue", lambda evs: handed.extend((e.status, e.alert_id) for e in evs)
+        )
+        await heir.start()
+        assert published(heir) == [("casualties", "firing")]  # only the one missing
+        assert handed == order
+
+    asyncio.run(run())
 
 
 def test_an_outbox_left_by_a_dead_owner_is_published_once_before_the_stage_is_ready(

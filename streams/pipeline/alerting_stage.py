@@ -208,8 +208,11 @@ class AlertStage(Stage[AlertOutput]):
                 len(events) - len(missing),
                 len(missing),
             )
-            await self._publish(missing)
-            self._enqueue([e for e in events if e not in missing])
+            await self._publish(missing, deliver=False)
+            # Alertmanager hears them in the outbox's order: a resolution before the next
+            # episode's firing (the missing ones first had the firing overturned by a
+            # resolution the dead owner had already published)
+            self._enqueue(events)
         async with self.lock:
             if generation != self.generation:
                 return  # revoked or recovered again meanwhile: the next recovery settles
@@ -296,16 +299,18 @@ class AlertStage(Stage[AlertOutput]):
                 out.new_zone = True
             else:
                 marks[zone] = state.mark()
+            fired: list[AlertEvent] = []
             try:
                 # the step's retractions and new versions of known incidents applied in it,
                 # so that a dip within the step resolves nothing (`evaluate_batch`)
-                fired = evaluate_batch(
+                evaluate_batch(
                     self.rules,
                     state,
                     incidents,
                     now,
                     forget=retracted.get(zone, ()),
                     merged_into=merged_into,
+                    events=fired,
                 )
             except Exception as exc:  # a rule-engine fault on this input: isolate it
                 log.exception("evaluating zone %s failed; dead-lettering its inputs", zone)
@@ -315,12 +320,9 @@ class AlertStage(Stage[AlertOutput]):
                     for (z, _), (p, offset, raw) in read_at.items()
                     if z == zone
                 )
-                # The alerts it had resolved fire again: a later evaluation resolves them
-                # and publishes that, rather than their tombstones being written unsaid.
-                mark = marks[zone]
-                if mark is not None:
-                    state.restore_active(mark)
-                continue
+                # What it fired or resolved before the fault is in the state written with
+                # this step: `fired` holds those events, published with it (an alert kept
+                # firing unsaid would later be resolved without ever having fired).
             if fired:
                 out.events[zone] = fired
         self._note_changes(marks)
@@ -487,9 +489,10 @@ class AlertStage(Stage[AlertOutput]):
         )
 
     # -- output ---------------------------------------------------------------------------
-    async def _publish(self, events: Iterable[AlertEvent]) -> None:
-        """To the alert topic, counted and handed to Alertmanager once acknowledged.
-        `Unpublished` names the events that were not (the others are on the topic)."""
+    async def _publish(self, events: Iterable[AlertEvent], *, deliver: bool = True) -> None:
+        """To the alert topic, counted and (`deliver`) handed to Alertmanager once
+        acknowledged. `Unpublished` names the events that were not (the others are on the
+        topic)."""
         events = list(events)
         if not events:
             return
@@ -519,7 +522,8 @@ class AlertStage(Stage[AlertOutput]):
                 done.append(event)
                 if event.status == "firing":
                     metrics.ALERTS.labels(event.rule, event.severity.value).inc()
-        self._enqueue(done)
+        if deliver:
+            self._enqueue(done)
         if failed:
             assert cause is not None
             raise Unpublished(failed, cause) from cause
