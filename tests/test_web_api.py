@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -277,6 +279,49 @@ async def test_a_body_without_content_type_is_read_as_json(api: Harness) -> None
     )
     assert "Content-Type" not in resp.request_info.headers
     assert resp.status == 202 and len((await resp.json())["accepted"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("encoding", "data", "status"),
+    [
+        ("gzip", b"not gzip" * 10, 400),  # a 500 and a traceback in the log
+        ("deflate", b"xx", 400),
+        ("foo", None, 415),  # read as plain: accepted and published
+        ("gzip", "gzip", 202),
+        ("deflate", "deflate", 202),
+    ],
+)
+async def test_a_body_is_read_as_its_content_encoding_says_or_refused(
+    api: Harness, encoding: str, data: bytes | str | None, status: int
+) -> None:
+    plain = json.dumps(report()).encode()
+    if data == "gzip":
+        data = gzip.compress(plain)
+    elif data == "deflate":
+        data = zlib.compress(plain)
+    elif data is None:
+        data = plain
+    got, body = await api.post(data, headers={"Content-Encoding": encoding})
+    assert got == status, body
+    if status == 400:
+        assert body["error"] == (
+            f"the request body is not {encoding} data, as its Content-Encoding says"
+        )
+    if status == 415:
+        assert "Content-Encoding 'foo' is not supported" in body["error"]
+    assert bool(api.producer.sent) is (status == 202)
+
+
+async def test_a_post_with_an_unknown_parameter_is_400_and_publishes_nothing(api: Harness) -> None:
+    """`?dry_run=true` was ignored: the client's reports were published."""
+    resp = await api.client.post(
+        "/api/v1/reports?dry_run=true",
+        data=json.dumps(report()).encode(),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    assert "unknown parameter 'dry_run'" in (await resp.json())["error"]
+    assert api.producer.sent == []
 
 
 # -- limits -------------------------------------------------------------------------------

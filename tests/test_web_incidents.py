@@ -461,6 +461,7 @@ def test_an_empty_csv_is_its_header() -> None:
     st.integers(1, 6),
     st.frozensets(st.sampled_from(["shusha", "loc-east"])),
     st.none() | st.integers(0, 96),
+    st.none() | st.integers(0, 96),
     st.none() | st.integers(0, 39),
 )
 def test_closed_days_read_newest_first_give_the_page_all_items_give(
@@ -468,10 +469,12 @@ def test_closed_days_read_newest_first_give_the_page_all_items_give(
     limit: int,
     zones: frozenset[str],
     start_hour: int | None,
+    end_hour: int | None,
     after: int | None,
 ) -> None:
     """The incidents of closed days, read a day at a time only while one could make the
-    page, page as if every incident were held open."""
+    page, page as if every incident were held open; and no day is read that could hold
+    none of the query's items (days after `to` or newer than the cursor were all read)."""
     records = [
         (record(n, occurred=T0 + h * 3600 + n, zone=z), closed)
         for n, (h, z, closed) in enumerate(specs)
@@ -481,6 +484,7 @@ def test_closed_days_read_newest_first_give_the_page_all_items_give(
     q = IncidentQuery(
         zones=zones,
         start=None if start_hour is None else int(T0 + start_hour * 3600) * 1_000_000,
+        end=None if end_hour is None else int(T0 + end_hour * 3600) * 1_000_000,
         limit=limit,
         after=cursor,
     )
@@ -489,12 +493,23 @@ def test_closed_days_read_newest_first_give_the_page_all_items_give(
         if closed:
             days.setdefault((int(r.fields.occurred // 86_400), f.zone), []).append((f, r))
     newest_first = sorted(days, key=lambda d: d[0], reverse=True)
+    read: list[tuple[int, str]] = []
+
+    def reads(day: int, zone: str) -> list[tuple[Any, IncidentRecord]]:
+        read.append((day, zone))
+        return days[(day, zone)]
+
     got = select(
         q,
         (it for it, (_, closed) in zip(items, records, strict=True) if not closed),
         (
-            ((day + 1) * 86_400_000_000, zone, partial(days.__getitem__, (day, zone)))
+            (day * 86_400_000_000, (day + 1) * 86_400_000_000, zone, partial(reads, day, zone))
             for day, zone in newest_first
         ),
     )
     assert got == select(q, items)
+    for day, _ in read:  # each day read could hold an incident the query takes
+        lo, hi = day * 86_400_000_000, (day + 1) * 86_400_000_000
+        assert q.start is None or hi > q.start
+        assert q.end is None or lo < q.end
+        assert q.after is None or lo <= q.after[0]

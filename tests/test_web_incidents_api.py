@@ -4,6 +4,7 @@ workers asking each other (the fan-out with its bearer token). No broker."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
@@ -168,6 +169,10 @@ async def test_filters_narrow_the_list(one: Client) -> None:
     assert [i["incident_id"] for i in body["incidents"]] == [EVENT_ID]
 
 
+#: base64 of 3,000 "[", within the cursor's length limit
+NESTED_CURSOR = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -176,6 +181,7 @@ async def test_filters_narrow_the_list(one: Client) -> None:
         "limit=0",
         "limit=5000",
         "cursor=garbage",
+        pytest.param("cursor=" + NESTED_CURSOR, id="nested-cursor"),  # was a 500
         "from=2021-05-01T00:00:00",
         "format=xml",
         "zones=shusha",
@@ -199,7 +205,9 @@ async def test_csv_export_parses_back_to_the_same_incidents(
     resp = await one.get(f"/api/v1/incidents?{query}", headers=headers)
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "text/csv; charset=utf-8; header=present"
+    assert resp.headers["Vary"] == "Accept"  # a cache must not answer JSON with it
     assert ("Link" in resp.headers) is (listing["next_cursor"] is not None)
+    assert (await one.get(f"/api/v1/incidents?{query}")).headers["Vary"] == "Accept"
     rows = list(csv.DictReader(io.StringIO(await resp.text(), newline="")))
     assert list(rows[0]) == list(CSV_COLUMNS)
     assert [r["incident_id"] for r in rows] == [i["incident_id"] for i in listing["incidents"]]

@@ -213,6 +213,9 @@ async def test_series_csv_has_a_line_per_bucket_and_group(one: Client) -> None:
     resp = await one.get("/api/v1/series?by=zone&from=2020-11-09&to=2020-11-12&format=csv")
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert "series.csv" in resp.headers["Content-Disposition"]
+    assert resp.headers["Vary"] == "Accept"  # the form depends on Accept: caches must know
+    as_json = await one.get("/api/v1/series?by=zone&from=2020-11-09&to=2020-11-12")
+    assert as_json.content_type == "application/json" and as_json.headers["Vary"] == "Accept"
     text = await resp.text()
     assert text.endswith("\r\n")
     rows = list(csv.reader(io.StringIO(text, newline="")))

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 from aiohttp import StreamReader, web
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -71,6 +73,8 @@ CONFIRM_SECONDS = 15.0
 KEEPALIVE_SECONDS = 20.0
 #: A client's time to send a POST's body: 408 and the connection closed after it.
 BODY_SECONDS = 30.0
+#: The Content-Encodings of a POST body the server decodes ("": none given).
+BODY_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 #: Most bytes of a rejected item its dead-letter record keeps: the largest report the
 #: schema accepts, so any item that could have been valid is kept whole, while the record
 #: (base64 and text of it, plus the errors) stays well under Kafka's default 1 MiB limit.
@@ -92,6 +96,10 @@ TALLY_PARAMETERS = ("window", "by", "as_of", "compare")
 ALERT_PARAMETERS = ("status",)
 #: Paths whose every error is JSON; the live page and its static files keep aiohttp's own.
 JSON_PATHS = ("/api/", "/healthz", "/readyz")
+
+
+#: On an answer whose form (JSON or CSV) the Accept header chose: a cache keeps one per form.
+NEGOTIATED = {"Vary": "Accept"}
 
 
 def csv_response(text: str, filename: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -609,8 +617,8 @@ class Api:
             return error(503, f"the series is not complete right now, retry: {exc}")
         doc = series_document(query, buckets)
         if as_csv:
-            return csv_response(series_csv(doc), "series.csv")
-        return web.json_response(doc)
+            return csv_response(series_csv(doc), "series.csv", dict(NEGOTIATED))
+        return web.json_response(doc, headers=NEGOTIATED)
 
     async def alerts(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
@@ -658,7 +666,7 @@ class Api:
             listing = await cluster_incidents(self.monitor, query)
         except Incomplete as exc:
             return error(503, f"incidents are not complete right now, retry: {exc}")
-        headers: dict[str, str] = {}
+        headers = dict(NEGOTIATED)
         if listing.next_cursor is not None:
             following = request.rel_url.update_query(cursor=listing.next_cursor)
             headers["Link"] = f'<{following}>; rel="next"'
@@ -725,6 +733,17 @@ class Api:
         problem = content_type_problem(request.headers.get("Content-Type"))
         if problem is not None:
             return error(415, problem)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in BODY_ENCODINGS:  # else read as it is: "foo" was taken as plain
+            return error(
+                415,
+                f"Content-Encoding {encoding[:40]!r} is not supported; send the body plain, "
+                "or compressed as gzip or deflate",
+            )
+        try:  # "?dry_run=true" was taken, and its reports published
+            check_names(request.query.items(), ())
+        except QueryError as exc:
+            return error(400, str(exc))
         limit = self.monitor.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return too_large(limit, request.content_length)
@@ -754,6 +773,12 @@ class Api:
         try:
             async with asyncio.timeout(BODY_SECONDS):
                 body = await read_body(request.content, limit)
+        except (RequestPayloadError, ContentEncodingError) as exc:  # was a 500, a traceback
+            log.debug("unreadable body: %r", exc)
+            encoding = request.headers.get("Content-Encoding", "identity")
+            return error(
+                400, f"the request body is not {encoding} data, as its Content-Encoding says"
+            )
         except TimeoutError:
             late = error(408, f"the request body did not arrive within {BODY_SECONDS:.0f} s")
             late.force_close()

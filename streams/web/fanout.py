@@ -132,7 +132,7 @@ async def ask_owners(
                 return read(await resp.json())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
-        except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
+        except (ValueError, LookupError, TypeError, RecursionError) as exc:  # not the answer
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
     headers = {}
@@ -217,6 +217,7 @@ def local_incidents(
         ((facets_of_record(r), r) for book in books for r in book.incidents()),
         (
             (
+                day * DAY_MICROS,
                 (day + 1) * DAY_MICROS,
                 zone,
                 partial(_closed_items, book, zone, day),
@@ -429,7 +430,7 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
                 return alerts
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
-        except (ValueError, LookupError, TypeError) as exc:  # not JSON, or not the answer's shape
+        except (ValueError, LookupError, TypeError, RecursionError) as exc:  # not the answer
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
     urls = set(owners) | set(theatre_owners(monitor)) | {me}

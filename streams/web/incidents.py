@@ -265,7 +265,7 @@ def decode_cursor(cursor: str) -> Key:
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         value = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # "[[[[..." within MAX_CURSOR
         raise bad from None
     if not (
         isinstance(value, list)
@@ -337,13 +337,15 @@ class Page(Generic[T]):
 def select(
     query: IncidentQuery,
     items: Iterable[tuple[Facets, T]],
-    days: Iterable[tuple[int, str, Callable[[], Iterable[tuple[Facets, T]]]]] = (),
+    days: Iterable[tuple[int, int, str, Callable[[], Iterable[tuple[Facets, T]]]]] = (),
 ) -> Page[T]:
     """The first `query.limit` matching items after the cursor, newest first.
 
-    `days`: more items by day, newest day first, each as (the end of the day in
-    microseconds, its zone, what reads its items): closed days, read only while one could
-    still make the page."""
+    `days`: more items by day, newest day first, each as (the start and the end of the
+    day in microseconds, its zone, what reads its items): closed days, read only when one
+    of their items could make the page. (Reading every day newer than `to` or the cursor
+    made a request of one page of old history, or each page of an export, unpack all
+    the history after it.)"""
     want = query.limit + 1
 
     def best_of(its: Iterable[tuple[Facets, T]]) -> list[tuple[Facets, T]]:
@@ -352,11 +354,14 @@ def select(
         )
 
     best = best_of(items)
-    for end, zone, read in days:
+    for start, end, zone, read in days:
         if len(best) >= want and end <= best[-1][0].key[0]:
             break  # this day and every older one are past the page
-        if (query.zones and zone not in query.zones) or (
-            query.start is not None and end <= query.start
+        if (
+            (query.zones and zone not in query.zones)
+            or (query.start is not None and end <= query.start)
+            or (query.end is not None and start >= query.end)
+            or (query.after is not None and start > query.after[0])  # all before the cursor
         ):
             continue
         best = best_of([*best, *read()])
