@@ -208,7 +208,7 @@ def _render_events_narrow(events: list[AlertEvent], console: Console) -> None:
         head.append(str(e.severity), style=SEVERITY_STYLE.get(str(e.severity), ""))
         head.append(f"  {e.value:g} / {e.threshold:g}")
         console.print(head)
-        console.print("  " + ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())))
+        console.print(Text("  " + _labels(e)))
         console.print(Text("  " + e.summary), overflow="fold")
 
 
@@ -228,11 +228,18 @@ def _render_events_table(events: list[AlertEvent], console: Console) -> None:
             Text(e.status, style=STATUS_STYLE.get(e.status, "")),
             e.rule,
             Text(str(e.severity), style=SEVERITY_STYLE.get(str(e.severity), "")),
-            ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
+            Text(_labels(e)),
             f"{e.value:g} / {e.threshold:g}",
-            e.summary,
+            # Text, not markup: a summary quotes a report's free-text source and place, in
+            # which a `[/]` stopped the backtest with a MarkupError
+            Text(e.summary),
         )
     console.print(table)
+
+
+def _labels(e: AlertEvent) -> str:
+    """The labels as `k=v, ...`: to print as Text, never markup (a value may hold `[`)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items()))
 
 
 def _render_per_rule(events: list[AlertEvent], console: Console) -> None:
