@@ -57,3 +57,31 @@ def test_the_latest_kept_are_bounded() -> None:
     answered = history.latest(NOW_MS)
     assert len(answered) == KEPT
     assert "a-0" not in {e.alert_id for e in answered}
+
+
+def test_the_latest_kept_are_the_latest_published_whatever_the_order_read() -> None:
+    """The partitions are read one after another: the older resolutions of a partition
+    read second pushed out the newest of the first (of the 300 most recent, 100 were
+    answered)."""
+    history = ResolvedHistory(Settings())
+    for i in range(300):  # partition 0: the most recent
+        history._add(event(i), NOW_MS - i * 1000)
+    for i in range(300, 700):  # partition 1: older
+        history._add(event(i), NOW_MS - DAY_MS - i * 1000)
+    history._add(event(5), NOW_MS - 5 * 1000)  # published again (an outbox settled)
+    answered = {e.alert_id for e in history.latest(NOW_MS)}
+    assert len(answered) == KEPT
+    assert {f"a-{i}" for i in range(300)} <= answered
+    assert answered == {f"a-{i}" for i in range(KEPT)}
+
+
+def test_an_event_published_twice_is_answered_once() -> None:
+    history = ResolvedHistory(Settings())
+    history._add(event(1), NOW_MS - DAY_MS)
+    history._add(event(1), NOW_MS - 1000)
+    history._add(event(2), NOW_MS)
+    assert [e.alert_id for e in history.latest(NOW_MS)] == ["a-1", "a-2"]
+    for i in range(3, 3 * KEPT):  # the replaced copy's place is dropped in time
+        history._add(event(i), NOW_MS)
+    assert len(history._oldest) <= 2 * KEPT + 1
+    assert len(history.latest(NOW_MS)) == KEPT

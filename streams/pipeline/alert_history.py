@@ -5,15 +5,19 @@ are history: each worker follows `ceasefire.alerts` (a plain consumer, no group)
 `LOOKBACK` ago and keeps the latest `KEPT` resolved events published within it (by the
 record's timestamp: a long-running worker, or a broker that cannot seek by time, would
 otherwise answer older ones), so the answer survives restarts and does not depend on which
-worker resolved the alert.
+worker resolved the alert. Latest by when they were published, not by when they were read:
+the topic's partitions are read one after another, and keeping the last read let older
+resolutions of a partition read later push out the newest of one read first. An event
+published twice (a new owner settling an outbox) is kept once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
-from collections import deque
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -30,15 +34,23 @@ LOOKBACK_SECONDS = 7 * 86_400
 class ResolvedHistory:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        #: (published at, ms since the epoch; the event), in the order read
-        self.events: deque[tuple[int, AlertEvent]] = deque(maxlen=KEPT)
+        #: alert id -> (published at, ms since the epoch; the event): the latest KEPT
+        self.events: dict[str, tuple[int, AlertEvent]] = {}
+        #: (published at, arrival, alert id) of every event kept, and of some replaced
+        #: (skipped when they come up): the oldest first out
+        self._oldest: list[tuple[int, int, str]] = []
+        self._arrival = itertools.count()
 
     def latest(self, now_ms: int | None = None) -> list[AlertEvent]:
         """The resolved events published within the look-back, oldest first."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         since = now_ms - LOOKBACK_SECONDS * 1000
-        recent = [e for at, e in self.events if at >= since]
+        recent = [e for at, e in self.events.values() if at >= since]
         return sorted(recent, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
+
+    def clear(self) -> None:
+        self.events.clear()
+        self._oldest.clear()
 
     async def follow(self) -> None:
         """Runs for the life of the worker; a broker outage only pauses it."""
@@ -69,7 +81,7 @@ class ResolvedHistory:
                 await asyncio.sleep(1.0)
             tps = [TopicPartition(s.alerts_topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
-            self.events.clear()  # a retry reads the look-back again
+            self.clear()  # a retry reads the look-back again
             since = int((time.time() - LOOKBACK_SECONDS) * 1000)
             found = await consumer.offsets_for_times({tp: since for tp in tps})
             for tp in tps:
@@ -96,5 +108,19 @@ class ResolvedHistory:
         except ValidationError as exc:
             log.warning("ignoring a record on the alert topic that is not an alert: %s", exc)
             return
-        if event.status == "resolved":
-            self.events.append((published_ms, event))
+        if event.status != "resolved":
+            return
+        held = self.events.get(event.alert_id)
+        if held is not None and held[0] >= published_ms:
+            return  # published again: kept once, at its latest
+        self.events[event.alert_id] = (published_ms, event)
+        heapq.heappush(self._oldest, (published_ms, next(self._arrival), event.alert_id))
+        while len(self.events) > KEPT:
+            at, _, alert_id = heapq.heappop(self._oldest)
+            if self.events.get(alert_id, (None,))[0] == at:  # else replaced by a later copy
+                del self.events[alert_id]
+        if len(self._oldest) > 2 * KEPT:  # replaced copies' entries: dropped now and then
+            self._oldest = [
+                (at, n, i) for at, n, i in self._oldest if self.events.get(i, (None,))[0] == at
+            ]
+            heapq.heapify(self._oldest)
