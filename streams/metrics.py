@@ -187,6 +187,14 @@ SKIPPED_RECOVERED = Counter(
     ["topic"],
     registry=REGISTRY,
 )
+INPUT_MISSING = Counter(
+    "ceasefire_input_records_missing",
+    "Offsets of a stage's input that it had not applied and that the broker no longer "
+    "holds when the stage reads them (deleted by the topic's retention while the stage "
+    "was behind), by topic: input lost to the stage.",
+    ["topic"],
+    registry=REGISTRY,
+)
 PARTITION_STALLED = Gauge(
     "ceasefire_partition_stalled",
     "1 while a stage's input partition has records beyond what it applied and no progress "

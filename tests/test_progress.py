@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -39,13 +40,23 @@ def test_plan_drops_replays_and_foreign_partitions_and_finds_gaps() -> None:
 class FakeTopic:
     """An input topic held in memory, read as `read_range` reads a real one."""
 
-    def __init__(self, partitions: dict[int, int]) -> None:
+    def __init__(self, partitions: dict[int, int], deleted_below: int = 0) -> None:
         self.records = {p: [rec(p, o) for o in range(n)] for p, n in partitions.items()}
+        self.log_start = deleted_below  # retention deleted every record before it
 
-    async def read_range(self, bootstrap: str, ranges: object, **_: object) -> object:
+    async def read_range(
+        self,
+        bootstrap: str,
+        ranges: object,
+        reached: dict[Any, int] | None = None,
+        **_: object,
+    ) -> object:
         out = {}
         for tp, start, end in ranges:  # type: ignore[attr-defined]
-            out[tp] = [(r.offset, r.value) for r in self.records[tp.partition][start:end]]
+            held = self.records[tp.partition]
+            out[tp] = [(r.offset, r.value) for r in held[max(start, self.log_start) : end]]
+            if reached is not None:
+                reached[tp] = min(end, len(held))
         return out
 
 
@@ -155,6 +166,35 @@ def test_a_partition_that_cannot_progress_is_reported_stalled(
         await stage.check_tail({3: 2})
         assert stage.stalled == set()
         assert metrics.PARTITION_STALLED.labels("in", "3")._value.get() == 0
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("deleted_below", [100, 70])
+def test_a_tail_deleted_by_retention_is_gone_past_not_stalled_on(
+    monkeypatch: pytest.MonkeyPatch, deleted_below: int
+) -> None:
+    """A stage behind for longer than its input's retention: the records it had not
+    applied are gone. It reported the partition stalled, and the worker not ready, until
+    a new record arrived, saying the records were "read and applied"."""
+    from streams import metrics
+
+    topic = FakeTopic({0: 100}, deleted_below=deleted_below)
+    stage, applied = make_stage(monkeypatch, topic)
+    monkeypatch.setattr(stage_input, "STALL_SECONDS", 0.0)
+    missing = metrics.INPUT_MISSING.labels("in")
+
+    async def run() -> None:
+        stage.reset([0], {0: 41})
+        before = missing._value.get()
+        for _ in range(4):
+            await stage.check_tail({0: 100})
+        assert stage.progress.applied == {0: 99}
+        assert stage.stalled == set()
+        assert [r.offset for r in applied] == list(range(deleted_below, 100))
+        assert missing._value.get() - before == deleted_below - 42
+        await stage.offer([rec(0, 100)])  # and the next record is applied as ever
+        assert applied[-1].offset == 100 and stage.progress.applied == {0: 100}
 
     asyncio.run(run())
 

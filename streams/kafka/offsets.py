@@ -118,11 +118,14 @@ async def read_range(
     ranges: Iterable[tuple[TopicPartition, int, int]],
     *,
     timeout: float = 60.0,
+    reached: dict[TopicPartition, int] | None = None,
     **client_opts: Any,
 ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
     """(offset, value) of the records in [start, end) of each partition: what a stage
     reads itself when records were skipped before reaching it. Stops at the partition's
-    high watermark when that comes first (records deleted or never written)."""
+    high watermark when that comes first (records deleted or never written). `reached`:
+    filled with the offset each partition was read up to (exclusive), records or not: the
+    offsets before it that gave no record are no longer on the broker (retention)."""
     wanted = {tp: (start, end) for tp, start, end in ranges if end > start}
     out: dict[TopicPartition, list[tuple[int, bytes]]] = {tp: [] for tp in wanted}
     if not wanted:
@@ -160,6 +163,8 @@ async def read_range(
                 hw = reader.highwater(tp)
                 if position >= wanted[tp][1] or (hw is not None and position >= hw):
                     pending.discard(tp)
+                    if reached is not None:
+                        reached[tp] = min(position, wanted[tp][1])
         return out
     finally:
         await reader.stop()

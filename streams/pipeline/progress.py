@@ -89,6 +89,12 @@ class Progress:
             if r.offset > self.applied.get(r.partition, r.offset):
                 self.applied[r.partition] = r.offset
 
+    def skip(self, partition: int, through: int) -> None:
+        """Offsets up to `through` hold nothing left to apply (the broker no longer has
+        them): what is applied moves past them, as records' would."""
+        if partition in self.applied and through > self.applied[partition]:
+            self.applied[partition] = through
+
     def behind(self, highwaters: Mapping[int, int]) -> list[Gap]:
         """Owned partitions whose end (high watermark) is beyond what is applied."""
         return [

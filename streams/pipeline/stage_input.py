@@ -123,18 +123,33 @@ class StageInput:
         async with self.lock:
             current = {g.partition: g for g in self.progress.behind(highwaters)}
             gaps = [current[g.partition] for g in stuck if g.partition in current]
-            if gaps:
-                await self._apply_in_order(await self._read(gaps))
+            if not gaps:
+                return
+            generation = self._generation
+            reached: dict[int, int] = {}
+            await self._apply_in_order(await self._read(gaps, reached))
+            if generation == self._generation:
+                # A tail the broker no longer holds (retention deleted it while the stage
+                # was behind) gives no record to apply: without this the partition stayed
+                # behind, stalled and the worker not ready, until a new record came.
+                for p, end in reached.items():
+                    self.progress.skip(p, end - 1)
 
-    async def _read(self, gaps: Sequence[Gap]) -> list[Record]:
+    async def _read(
+        self, gaps: Sequence[Gap], reached: dict[int, int] | None = None
+    ) -> list[Record]:
+        """The records of `gaps`; `reached`: filled with the offset each partition was
+        read up to (exclusive)."""
         s = self.settings
         spans: dict[int, tuple[int, int]] = {}  # one read per partition, over all its gaps
         for g in gaps:
             start, end = spans.get(g.partition, (g.start, g.end))
             spans[g.partition] = (min(start, g.start), max(end, g.end))
+        positions: dict[TopicPartition, int] = {}
         got = await read_range(
             s.bootstrap(),
             [(TopicPartition(self.topic, p), start, end) for p, (start, end) in spans.items()],
+            reached=positions,
             **s.kafka_security(),
         )
         records = [
@@ -143,13 +158,27 @@ class StageInput:
             for o, v in rows
             if any(g.partition == tp.partition and g.start <= o < g.end for g in gaps)
         ]
+        if reached is not None:
+            reached.update((tp.partition, at) for tp, at in positions.items())
+        where = ", ".join(f"[{g.partition}] {g.start}..{g.end - 1}" for g in gaps)
         metrics.SKIPPED_RECOVERED.labels(self.topic).inc(len(records))
         log.warning(
             "%s: %d records were skipped before reaching this stage (%s); read and applied",
             self.topic,
             len(records),
-            ", ".join(f"[{g.partition}] {g.start}..{g.end - 1}" for g in gaps),
+            where,
         )
+        missing = sum(g.end - g.start for g in gaps) - len(records)
+        if missing > 0:
+            metrics.INPUT_MISSING.labels(self.topic).inc(missing)
+            log.error(
+                "%s: %d offsets of %s held no record to read: deleted by the topic's "
+                "retention before this stage applied them (a stage behind for longer than "
+                "the retention), so lost to it; it goes on after them",
+                self.topic,
+                missing,
+                where,
+            )
         return records
 
     async def _apply_in_order(self, records: Sequence[Record]) -> None:
