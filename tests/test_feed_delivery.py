@@ -16,6 +16,7 @@ import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from rich.console import Console
+from rich.progress import Progress
 
 import streams.tools.feed as feed
 from streams.config import Settings
@@ -201,3 +202,54 @@ def test_a_broker_that_only_refuses_stops_the_feed(
     summary = feed.run_feed(Settings(), path, console=console(), producer=LateProducer())
     assert summary.aborted is not None and "acknowledged nothing" in summary.aborted
     assert summary.lines == 5 and summary.sent == 0 and summary.failed_sends == 5
+
+
+class FakeClock:
+    """`feed`'s clock: `sleep` moves it on, nothing else does."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def updates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The line counts the feed's progress bar is updated with, in order."""
+    seen: list[int] = []
+
+    class Recording(Progress):
+        def update(self, task_id: Any, **fields: Any) -> None:
+            if "lines" in fields:
+                seen.append(fields["lines"])
+            super().update(task_id, **fields)
+
+    monkeypatch.setattr(feed, "Progress", Recording)
+    return seen
+
+
+def test_the_progress_bar_moves_at_a_slow_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At `--rate 1` the bar stayed at 0% and "0 lines": it was updated every 500 lines."""
+    monkeypatch.setattr(feed, "time", FakeClock())
+    seen = updates(monkeypatch)
+    path = jsonl(tmp_path, 5)
+    summary = feed.run_feed(Settings(), path, rate=1, console=console(), producer=LateProducer())
+    assert summary.lines == 5 and summary.sent == 5
+    assert seen[:5] == [1, 2, 3, 4, 5]  # a line a second: each one shown
+
+
+def test_the_progress_bar_is_not_updated_per_line_of_a_fast_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "time", FakeClock())  # no time passes between lines
+    seen = updates(monkeypatch)
+    summary = feed.run_feed(
+        Settings(), jsonl(tmp_path, 1200), console=console(), producer=LateProducer()
+    )
+    assert summary.lines == 1200
+    assert seen == [1, 500, 1000, 1200]

@@ -8,19 +8,22 @@ import json
 import random
 import sys
 import time
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.record.default_records import DefaultRecordBatchBuilder
 from rich.console import Console
 
 import streams.tools.feed as feed
+import streams.tools.formats as formats
 from schemas.codes import RejectReason
-from schemas.dead_letter import UNCONVERTED_HEADER
+from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
-from schemas.validation import Rejection, validate_report
+from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams.config import Settings
 from streams.pipeline.versions import report_digest
 from streams.tools.feed import FeedSummary, LineChecker, run_feed
@@ -971,3 +974,182 @@ def test_acled_rows_not_converted_say_why(tmp_path: Path, row: str, why: str) ->
     no_column = write(tmp_path, "short.csv", "event_id_cnty,event_date\nAZE8,2021-05-01\n")
     list(read_lines(no_column, "acled", unconverted=unconverted))
     assert unconverted[2] == "no latitude column"
+
+
+# -- a bad cell's reason beside its row: bounded, and counted in the record's size ---------
+class SizedProducer(FakeProducer):
+    """Refuses a record as kafka-python does: its estimated size over `max_request_size`."""
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> FakeFuture:
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or [])
+        if size > feed.MAX_REQUEST_BYTES:
+            raise MessageSizeTooLargeError(f"the message is {size} bytes")
+        return super().send(topic, value, key=key, headers=headers)
+
+
+def test_an_acled_row_with_a_huge_bad_cell_reaches_a_topic(tmp_path: Path) -> None:
+    """A row under the size limit whose reason header quoted its 130 KB bad latitude went
+    over the client's request limit: refused, it reached neither the input topic nor the
+    dead-letter topic."""
+    big = "y" * 115_000
+    bad = "x" * 130_000
+    row = (
+        f"AZE1,2021-05-01,Battles,Armed clash,{big},{big},{big},{big},{big},{big},{bad},"
+        f"46.93,,{big},,\n"
+    )
+    assert len(row) < feed.MAX_LINE_SENT  # the row alone fits
+    path = write(tmp_path, "acled.csv", ACLED_HEADER + row)
+    producer = SizedProducer()
+    summary = run_feed(
+        Settings(), path, fmt="acled", console=Console(file=io.StringIO()), producer=producer
+    )
+    assert (summary.sent, summary.failed_sends) == (1, 0)
+    [(topic, value, _)] = producer.sent
+    assert topic == "ceasefire.reports" and value == row.rstrip("\n").encode()
+    [[(name, why)]] = producer.headers  # type: ignore[misc]
+    assert name == UNCONVERTED_HEADER and len(why) <= MAX_UNCONVERTED_CHARS
+    assert (
+        why.decode()
+        == f"latitude {'x' * formats.SHOWN_CELL_CHARS!r}… (130,000 characters) is not a number"
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "said"),
+    [("event_date", "event_date 'zzzz"), ("latitude", "latitude 'zzzz"), ("fatalities", "fatal")],
+)
+def test_a_huge_bad_acled_cell_is_quoted_in_part(tmp_path: Path, column: str, said: str) -> None:
+    cells = dict.fromkeys(ACLED_HEADER.strip().split(","), "")
+    cells.update(event_id_cnty="AZE1", event_date="2021-05-01", latitude="39.9", longitude="46.9")
+    cells[column] = "z" * 100_000
+    path = write(tmp_path, "acled.csv", ACLED_HEADER + ",".join(cells.values()) + "\n")
+    unconverted: dict[int, str] = {}
+    assert len(list(read_lines(path, "acled", unconverted=unconverted))) == 1
+    assert unconverted[2].startswith(said) and "(100,000 characters)" in unconverted[2]
+    assert len(unconverted[2]) < 2 * formats.SHOWN_CELL_CHARS + 50
+
+
+def test_the_reason_sent_beside_a_row_is_bounded(tmp_path: Path) -> None:
+    """The worker keeps `MAX_UNCONVERTED_CHARS` of the reason; the feed sent all of it (a
+    4,000-digit negative count repeated whole)."""
+    row = "AZE1,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,-" + "9" * 4000 + ",,,"
+    path = write(tmp_path, "acled.csv", ACLED_HEADER + row + "\n")
+    producer = FakeProducer()
+    run_feed(Settings(), path, fmt="acled", console=Console(file=io.StringIO()), producer=producer)
+    [[(_, why)]] = producer.headers  # type: ignore[misc]
+    assert why.startswith(b"fatalities -999") and len(why) == MAX_UNCONVERTED_CHARS
+
+
+def test_a_row_its_reason_pushes_over_the_limit_is_dead_lettered_by_the_feed(
+    tmp_path: Path,
+) -> None:
+    """The size test left the reason header out: a row that fit without it went to the input
+    topic, whatever the header's size."""
+    from schemas.dead_letter import DeadLetter
+
+    # 5 bytes under the limit, its key (none) included; in cells under the field limit
+    base, cells = "a1,pkf-op-1,patrol", 10
+    width = (feed.MAX_LINE_SENT - 5 - len(base)) // cells - 1
+    row = base + ("," + "x" * width) * cells
+    row += "x" * (feed.MAX_LINE_SENT - 5 - len(row))
+    path = write(tmp_path, "in.csv", "report_id,source,source_type\n" + row + "\n")
+    producer = FakeProducer()
+    summary = run_feed(
+        Settings(), path, fmt="csv", console=Console(file=io.StringIO()), producer=producer
+    )
+    [(topic, letter, key)] = producer.sent
+    assert topic == "ceasefire.reports.dlq" and key is None and producer.headers == [None]
+    assert (summary.dead_lettered, summary.dead_letters_sent, summary.failed_sends) == (1, 1, 0)
+    record = DeadLetter.model_validate_json(letter)
+    assert record.reason == "too_large" and record.original_size == len(row)
+    # the feed's own dead letter says why the row was not converted, as the worker's does
+    assert "a CSV row the feed could not convert (13 cells, the header has 3)" in record.message
+    assert "the feed wrote this record itself" in record.message
+
+
+# -- a huge line's key: not a parse of the whole line ------------------------------------
+def test_a_huge_line_is_not_parsed_whole_for_its_key() -> None:
+    """The key of a `too_large` line came from `json.loads` of the whole line: a 100 MB line
+    of numbers took 700 MB more to read two fields."""
+    raw = (
+        b'{"source": "s", "report_id": "big", "extra": [' + b",".join([b"0.5"] * 1_000_000) + b"]}"
+    )
+    checker = LineChecker(FeedSummary())
+    tracemalloc.start()
+    try:
+        key = checker.check(1, raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert key == b"s\x1fbig" and checker.summary.rejected == {"too_large": 1}
+    assert peak < len(raw) // 4  # the whole parse: ten times the line's bytes
+
+
+@pytest.mark.parametrize(
+    ("doc", "key"),
+    [
+        # the fields before the cut, whatever follows (at the cut, a character cut in two)
+        ({"source": "s", "report_id": "r", "description": "." + "é" * 80_000}, b"s\x1fr"),
+        (
+            {"description": "x" * 10, "report_id": "r", "source": "s", "more": [1] * 40_000},
+            b"s\x1fr",
+        ),
+        # a field past the cut is not known
+        ({"source": "s", "description": "x" * 70_000, "report_id": "r"}, None),
+        # a CloudEvents envelope, its data cut
+        (
+            {"specversion": "1.0", "data": {"source": "s", "report_id": "r", "d": "x" * 70_000}},
+            b"s\x1fr",
+        ),
+        # a nested `source` is no report's
+        ({"location": {"source": "s"}, "report_id": "r", "d": "x" * 70_000}, None),
+    ],
+)
+def test_the_key_of_a_huge_line_comes_from_its_first_bytes(
+    doc: dict[str, Any], key: bytes | None
+) -> None:
+    raw = json.dumps(doc, ensure_ascii=False).encode()
+    assert len(raw) > MAX_MESSAGE_BYTES
+    if "é" in raw.decode():
+        with pytest.raises(UnicodeDecodeError):  # the case it stands for
+            raw[:MAX_MESSAGE_BYTES].decode()
+    assert feed._key_of_object(raw) == key
+
+
+def test_the_key_of_a_huge_line_with_a_repeated_name_or_none() -> None:
+    # a repeated name keeps its last value, as json.loads does
+    raw = b'{"source": "a", "source": "s", "report_id": "r", "x": "' + b"x" * 70_000 + b'"}'
+    assert feed._key_of_object(raw) == b"s\x1fr"
+    for broken in (b"[1, 2", b'{"source" "s"', b'{"source": "s", "report_id": "\xff', b"\xef"):
+        assert feed._key_of_object(broken + b" " * 70_000) is None
+
+
+# -- CR-only line endings ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("csv", "report_id,source,source_type\ra1,pkf-op-1,patrol\ra2,pkf-op-1,patrol\r"),
+        ("acled", ACLED_HEADER.replace("\n", "\r") + "AZE1,2021-05-01,Battles,,,,,,,,39,46,,,,\r"),
+        ("csv", '"report_id","source"\r"a1","pkf-op-1"\r'),
+    ],
+)
+def test_a_file_with_cr_only_line_endings_is_named_so(tmp_path: Path, fmt: str, text: str) -> None:
+    """Such a file was refused as naming no report_id or source column, while naming both."""
+    path = write(tmp_path, "mac.csv", text)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match="line endings are CR only") as err:
+        run_feed(Settings(), path, fmt=fmt, console=Console(file=io.StringIO()), producer=producer)
+    assert "convert them to LF or CRLF" in str(err.value) and "names no" not in str(err.value)
+    assert producer.sent == []
+
+
+def test_crlf_and_quoted_carriage_returns_are_no_cr_only_file(tmp_path: Path) -> None:
+    text = 'report_id,source,description\r\na1,pkf-op-1,"one\rtwo"\r\n'
+    rows = list(read_lines(write(tmp_path, "ok.csv", text), "csv"))
+    assert [json.loads(raw)["description"] for _, raw in rows] == ["one\rtwo"]

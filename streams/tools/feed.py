@@ -15,7 +15,8 @@ Delivery is checked: every line the broker did not acknowledge is counted in
 `failed_sends` (the command then exits non-zero).
 
 Speed (a backfill is millions of rows): the file is read once (the progress bar follows
-the bytes read, not a row count taken first); the producer batches up to `BATCH_BYTES` per
+the bytes read, not a row count taken first, and is updated every `PROGRESS_EVERY` lines or
+`PROGRESS_SECONDS`, whichever comes first); the producer batches up to `BATCH_BYTES` per
 partition with a compiled CRC (`native_crc32c`); sends are checked in chunks, oldest
 first, never waited on one by one. What is sent and unacknowledged is bounded
 (`MAX_PENDING_RECORDS`, `MAX_PENDING_BYTES`): kafka-python has no memory bound of its own,
@@ -24,6 +25,7 @@ and a batch that waits longer than its delivery timeout fails.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -49,9 +51,9 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.codes import RejectReason
-from schemas.dead_letter import UNCONVERTED_HEADER
+from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
-from schemas.validation import Rejection, validate_report
+from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams.classify.classifier import UnknownPlace
 from streams.classify.gazetteer import Gazetteer
 from streams.config import Settings
@@ -86,8 +88,10 @@ MAX_PENDING_BYTES = 16 * 2**20
 #: How long the feed waits without a single acknowledgement before it stops (beyond
 #: kafka-python's delivery timeout, 120 s, after which every pending send has failed).
 STALL_SECONDS = 180.0
-#: Lines between two updates of the progress bar (rich takes a lock per update).
+#: Lines between two updates of the progress bar (rich takes a lock per update), and the
+#: most seconds between two: at `--rate 1`, 500 lines are 8 minutes of a bar at 0%.
 PROGRESS_EVERY = 500
+PROGRESS_SECONDS = 0.25
 
 
 @dataclass
@@ -239,11 +243,17 @@ def _content_digest(result: Report | WithdrawnReport) -> int:
 
 
 def _key_of_object(raw: bytes) -> bytes | None:
-    """The key of a rejected line that still names its source and report_id."""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: the json module recurses
-        return None
+    """The key of a rejected line that still names its source and report_id. A line over
+    the schema's size limit (`too_large`) is not parsed whole: a 100 MB line took 700 MB
+    of objects to read two fields; its first `MAX_MESSAGE_BYTES` tell them (`_prefix_doc`)."""
+    doc: Any
+    if len(raw) > MAX_MESSAGE_BYTES:
+        doc = _prefix_doc(raw[:MAX_MESSAGE_BYTES])
+    else:
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # too deep: json recurses
+            return None
     if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and "specversion" in doc:
         doc = doc["data"]
     if isinstance(doc, dict):
@@ -251,6 +261,59 @@ def _key_of_object(raw: bytes) -> bytes | None:
         if isinstance(source, str) and isinstance(report_id, str) and source and report_id:
             return f"{source}\x1f{report_id}".encode()
     return None
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]+")
+
+
+def _skip(text: str, pos: int) -> int:
+    """The first position from `pos` on that is no JSON whitespace."""
+    space = _SPACE.match(text, pos)
+    return pos if space is None else space.end()
+
+
+def _prefix_doc(prefix: bytes) -> dict[str, Any] | None:
+    """The members of the JSON object that `prefix` (the start of a line) begins, as far as
+    they are whole in it; None if it begins no object or is no UTF-8. As for a whole line,
+    a repeated name keeps its last value, and `data` is read as an envelope's when
+    `specversion` comes before the cut."""
+    try:
+        # not final: a character cut at the end of the prefix is left out, not an error
+        text = codecs.getincrementaldecoder("utf-8")().decode(prefix, final=False)
+    except UnicodeDecodeError:
+        return None
+    start = _skip(text, 0)
+    if not text.startswith("{", start):
+        return None
+    return _object_prefix(text, start, envelope=True)
+
+
+def _object_prefix(text: str, start: int, *, envelope: bool) -> dict[str, Any]:
+    """The whole members of the object at `text[start]` ("{"), up to the first that is not
+    (cut off, or malformed); with `envelope`, a `data` object cut off gives its own."""
+    members: dict[str, Any] = {}
+    pos = _skip(text, start + 1)
+    try:
+        while text.startswith('"', pos):
+            name, pos = _DECODER.raw_decode(text, pos)
+            pos = _skip(text, pos)
+            if not text.startswith(":", pos):
+                break
+            pos = _skip(text, pos + 1)
+            try:
+                members[name], pos = _DECODER.raw_decode(text, pos)
+            except (ValueError, RecursionError):
+                if envelope and name == "data" and text.startswith("{", pos):
+                    members[name] = _object_prefix(text, pos, envelope=False)
+                break
+            pos = _skip(text, pos)
+            if not text.startswith(",", pos):
+                break
+            pos = _skip(text, pos + 1)
+    except (ValueError, RecursionError):  # a name cut off
+        pass
+    return members
 
 
 class _Future(Protocol):
@@ -377,6 +440,7 @@ def run_feed(
     meter = ByteMeter()
     unconverted: dict[int, str] = {}  # line -> why its CSV row is sent as its text
     started = time.monotonic()
+    next_progress = started  # when the progress bar is next updated, whatever the lines
     try:
         with Progress(
             SpinnerColumn(),
@@ -393,12 +457,18 @@ def run_feed(
             for line_no, raw in read_lines(path, fmt, meter, unconverted):
                 why = unconverted.pop(line_no, None)
                 key = checker.check(line_no, raw, why)
-                # the worker's dead letter for the row says why, as the summary does
-                headers = None if why is None else [(UNCONVERTED_HEADER, why.encode())]
+                # the worker's dead letter for the row says why, as the summary does (the
+                # worker keeps no more of it than this)
+                headers = (
+                    None
+                    if why is None
+                    else [(UNCONVERTED_HEADER, why[:MAX_UNCONVERTED_CHARS].encode())]
+                )
                 to, value = topic, raw
-                if len(raw) + len(key or b"") > MAX_LINE_SENT:
+                # the headers are part of the record the client measures against its limit
+                if len(raw) + len(key or b"") + _size_of(headers) > MAX_LINE_SENT:
                     to, headers = settings.dlq_topic, None
-                    value, key = _too_large(raw, key)
+                    value, key = _too_large(raw, key, why)
                     summary.dead_lettered += 1
                 try:
                     future = producer.send(to, value, key=key, headers=headers)
@@ -412,9 +482,11 @@ def run_feed(
                     deliveries.sync_failure(line_no, exc)
                 else:
                     deliveries.track(future, line_no, len(value), dead_letter=to != topic)
-                if summary.lines % PROGRESS_EVERY == 0:
+                now = time.monotonic()
+                if summary.lines % PROGRESS_EVERY == 0 or now >= next_progress:
                     progress.update(task, completed=meter.read, lines=summary.lines)
                     deliveries.collect()
+                    next_progress = now + PROGRESS_SECONDS
                 if (
                     deliveries.pending > MAX_PENDING_RECORDS
                     or deliveries.pending_bytes > MAX_PENDING_BYTES
@@ -457,13 +529,24 @@ def run_feed(
     return summary
 
 
-def _too_large(raw: bytes, key: bytes | None) -> tuple[bytes, bytes | None]:
-    """The dead letter of a line no broker would take (`too_large`, bounded), and its key."""
+def _size_of(headers: list[tuple[str, bytes]] | None) -> int:
+    """The bytes of a record's headers (names and values)."""
+    return sum(len(name.encode()) + len(value) for name, value in headers or ())
+
+
+def _too_large(
+    raw: bytes, key: bytes | None, unconverted: str | None = None
+) -> tuple[bytes, bytes | None]:
+    """The dead letter of a line no broker would take (`too_large`, bounded), and its key.
+    `unconverted`: why a CSV row is sent as its text, said as the worker would have."""
     from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 
     rejection = validate_report(raw)  # too_large, from its size alone
     assert isinstance(rejection, Rejection)
     note = "; the feed wrote this record itself: no topic takes a message this large"
+    if unconverted is not None:
+        said = unconverted[:MAX_UNCONVERTED_CHARS]
+        note = f"; a CSV row the feed could not convert ({said}), sent as its text{note}"
     rejection = Rejection(rejection.reason, rejection.message + note, rejection.errors)
     letter = dead_letter(
         raw,

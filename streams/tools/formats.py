@@ -22,7 +22,8 @@ not UTF-8; in `acled` also a number or date that is not one, or a required colum
 missing) is sent as its original CSV text: the schema rejects it downstream
 (`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic; the
 feed's summary gives the conversion's reason (`read_lines`' `unconverted`), and the feed
-sends it beside the row for the dead letter (`schemas.dead_letter.UNCONVERTED_HEADER`). A malformed
+sends it beside the row for the dead letter (`schemas.dead_letter.UNCONVERTED_HEADER`); a
+bad cell is quoted by its first `SHOWN_CELL_CHARS` characters only. A malformed
 record (a quote left open to the end of the file, or closing in the wrong place) is such
 a row too, made of its first physical line; reading resumes at the next line. No row is
 ever dropped.
@@ -31,7 +32,8 @@ Line numbers are the physical line on which a line or CSV record starts (1-based
 CSV header is line 1 or later). The header must name the columns a row cannot do without
 (`report_id` and `source`; ACLED's `event_id_cnty` and `event_date`): a first row that
 does not (JSON lines fed as CSV, a CSV file without its header row) stops the feed at once
-with one line (`HeaderError`), before anything is sent.
+with one line (`HeaderError`), before anything is sent; so does a file whose line endings
+are CR alone (old Mac OS), which reads as one line, and the error says so.
 """
 
 from __future__ import annotations
@@ -101,6 +103,19 @@ READ_BUFFER = 1 << 20
 
 class Unconvertible(ValueError):
     """A CSV row that cannot be turned into a report object."""
+
+
+#: Most characters of a bad cell that a conversion's message quotes. A cell can hold up to
+#: the csv module's field limit (128 Ki characters): quoted whole, the reason sent beside the
+#: row (`UNCONVERTED_HEADER`) pushed the record over the producer's request limit.
+SHOWN_CELL_CHARS = 40
+
+
+def quoted(cell: str) -> str:
+    """`cell` as a message quotes it: `repr`, cut to `SHOWN_CELL_CHARS` and marked when cut."""
+    if len(cell) <= SHOWN_CELL_CHARS:
+        return repr(cell)
+    return f"{cell[:SHOWN_CELL_CHARS]!r}… ({len(cell):,} characters)"
 
 
 class HeaderError(ValueError):
@@ -309,14 +324,14 @@ def _csv(
         header: list[str] | None = None
         for line_no, raw, cells, malformed in _csv_records(_metered(stream, meter)):
             if malformed is not None and header is None:
-                _check_header(path, fmt, line_no, [raw.decode("utf-8", "replace").strip()])
+                _check_header(path, fmt, line_no, [raw.decode("utf-8", "replace").strip()], raw)
             if malformed is not None:
                 why = malformed
             elif not cells or all(not c.strip() for c in cells):
                 continue  # blank line
             elif header is None:
                 header = [c.strip() for c in cells]
-                _check_header(path, fmt, line_no, header)
+                _check_header(path, fmt, line_no, header, raw)
                 continue
             else:
                 try:
@@ -341,9 +356,24 @@ def check_header(path: str, fmt: str) -> None:
         break
 
 
-def _check_header(path: str, fmt: str, line_no: int, header: list[str]) -> None:
+#: A carriage return that ends no CRLF.
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _check_header(
+    path: str, fmt: str, line_no: int, header: list[str], record: bytes = b""
+) -> None:
+    """Raise HeaderError if `header` (its CSV text `record`) is no header of `fmt`."""
     named = {c.removeprefix("\ufeff") for c in header}  # as the rows read them
     where = "standard input" if path == "-" else path
+    if _BARE_CR.search(record):
+        # Lines end in CR alone (old Mac OS software): the file reads as one line, and the
+        # missing-column error that followed named the very columns it said were missing.
+        raise HeaderError(
+            f"{where}: line {line_no} holds carriage returns without a line feed: the file's "
+            "line endings are CR only, which are not read as line breaks; convert them to "
+            "LF or CRLF (e.g. `tr '\\r' '\\n' < FILE > FILE.lf`) and feed it again"
+        )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:  # a row would keep the last cell of each: the others dropped unsaid
         raise HeaderError(
@@ -395,7 +425,7 @@ def _json(doc: dict[str, Any]) -> bytes:
 def _float(text: str) -> float:
     value = float(text.strip())
     if not math.isfinite(value):
-        raise Unconvertible(f"not a finite number: {text!r}")
+        raise Unconvertible(f"not a finite number: {quoted(text)}")
     return value
 
 
@@ -413,7 +443,7 @@ def _bool(text: str) -> bool:
         return True
     if folded in _FALSE:
         return False
-    raise Unconvertible(f"not a boolean: {text!r}")
+    raise Unconvertible(f"not a boolean: {quoted(text)}")
 
 
 def _or_text(convert: Callable[[str], Any], text: str) -> Any:
@@ -473,7 +503,7 @@ def _acled_date(text: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise Unconvertible(f"event_date {text!r} is not a date")
+    raise Unconvertible(f"event_date {quoted(text)} is not a date")
 
 
 @lru_cache(maxsize=8192)
@@ -490,7 +520,7 @@ def _acled_float(row: dict[str, str], column: str) -> float:
     try:
         return _float(cell)
     except ValueError:
-        raise Unconvertible(f"{column} {cell!r} is not a number") from None
+        raise Unconvertible(f"{column} {quoted(cell)} is not a number") from None
 
 
 #: ACLED's one value of `civilian_targeting` (lower case); the column is empty otherwise.
@@ -611,7 +641,7 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         try:
             killed = _int(fatalities)
         except ValueError:
-            raise Unconvertible(f"fatalities {fatalities!r} is not a whole number") from None
+            raise Unconvertible(f"fatalities {quoted(fatalities)} is not a whole number") from None
         if killed < 0:
             raise Unconvertible(f"fatalities {killed} is negative")
         if killed:
