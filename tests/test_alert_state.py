@@ -631,6 +631,34 @@ def sent(r: Run) -> list[tuple[Any, Any, bytes | None]]:
     return list(r.producer.sent["ceasefire.alerts"])
 
 
+def test_a_step_written_is_not_processed_again_when_what_follows_it_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`committed` (memory updated after the write: gauges, tallies) raising made the
+    stage input retry the step: processed a second time, its effects applied twice."""
+
+    async def run() -> None:
+        r = Run()
+        await r.start()
+        processed: list[int] = []
+        process = r.stage.process
+
+        def counting(records: Any, out: Any) -> None:
+            processed.append(len(records))
+            process(records, out)
+
+        def fails(out: Any) -> None:
+            raise RuntimeError("a defect after the write")
+
+        monkeypatch.setattr(r.stage, "process", counting)
+        monkeypatch.setattr(r.stage, "committed", fails)
+        await r.step(incident("shusha", 0.5, killed=1))  # does not raise: nothing to retry
+        assert processed == [1] and r.stage._pending is None
+        assert published(r) == [("casualties", "firing")]
+
+    asyncio.run(run())
+
+
 def outbox_left(r: Run) -> bool:
     """Whether what was written holds events not confirmed (a recovery would settle)."""
     return bool(restore({0: recovered(r.changelog())}).outboxes)

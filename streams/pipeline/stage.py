@@ -359,7 +359,10 @@ class Stage(Generic[OutT]):
             applied[r.partition] = r.offset
         await self.commit(self._pending, applied)
         done, self._pending = self._pending, None
-        self.committed(done)
+        try:
+            self.committed(done)
+        except Exception:  # a defect: the step is written, so it is not processed again
+            log.exception("%s: after a step was written, updating memory failed", self.topic_name)
         if self._due:
             try:
                 await self._run_due()
