@@ -83,6 +83,9 @@ EXPORTER = textwrap.dedent(
             m.CONSUMER_LAG.labels("ceasefire.reports", str(part)).set(rnd.randint(0, 50))
             m.PARTITION_STALLED.labels("ceasefire.reports.accepted", str(part)).set(0)
         m.SKIPPED_RECOVERED.labels("ceasefire.reports.accepted").inc(rnd.randint(0, 3))
+        m.INPUT_MISSING.labels("ceasefire.reports.by-zone").inc(rnd.randint(0, 1))
+        m.API_CONNECTIONS.set(rnd.randint(1, 9))
+        m.API_CONNECTIONS_REFUSED.labels(rnd.choice(["per_address", "total"])).inc()
         time.sleep(0.2)
     """
 )

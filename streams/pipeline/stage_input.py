@@ -58,7 +58,8 @@ class StageInput:
         #: Changes on every reset and clear, so that work begun before a rebalance
         #: does not advance the progress recovered after it.
         self._generation = 0
-        metrics.SKIPPED_RECOVERED.labels(topic)  # the series exists from the start
+        metrics.SKIPPED_RECOVERED.labels(topic)  # the series exist from the start
+        metrics.INPUT_MISSING.labels(topic)
 
     def reset(self, owned: Iterable[int], applied: Mapping[int, int]) -> None:
         self._generation += 1

@@ -163,6 +163,8 @@ class AdmittedSite(web.SockSite):
         self._limits = limits
 
     async def start(self) -> None:
+        for limit in ("per_address", "total"):  # the series exist from the start
+            metrics.API_CONNECTIONS_REFUSED.labels(limit=limit)
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None

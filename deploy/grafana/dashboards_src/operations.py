@@ -346,6 +346,38 @@ def build() -> dashboard_b.Dashboard:
                 unit="short",
             )
         )
+        .with_panel(
+            timeseries(
+                "Input lost to retention",
+                "Offsets of a stage's input it had not applied that the broker no longer held "
+                "(deleted by the topic's retention while the stage was behind): lost to it. 0 "
+                "in normal operation; the worker's log names the offsets.",
+                [
+                    Q(
+                        "sum by (topic) (increase("
+                        f"ceasefire_input_records_missing_total{{{W}}}[$__rate_interval]))",
+                        "{{topic}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        .with_panel(
+            timeseries(
+                "API connections",
+                "Connections each worker's API holds open, and those refused with a 503 at a "
+                "connection limit (per client address, or in all) per second.",
+                [
+                    Q(f"sum by (instance) (ceasefire_api_connections{{{W}}})", "{{instance}} open"),
+                    Q(
+                        "sum by (limit) (rate("
+                        f"ceasefire_api_connections_refused_total{{{W}}}[$__rate_interval]))",
+                        "refused · {{limit}}",
+                    ),
+                ],
+                unit="short",
+            )
+        )
         # -- Alert delivery --------------------------------------------------------
         .with_row(row("Alert delivery"))
         .with_panel(
