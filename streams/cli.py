@@ -239,7 +239,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     # script) hands it SIGINT ignored, and it would then wait for good.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    code = 0
+    code: int | None = None  # the broker's exit code, when it ended without being asked
     try:
         broker.start()
         console.print(
@@ -258,8 +258,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         broker.stop()
     console.print("Embedded broker stopped; its in-memory data is gone.")
-    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
-        raise CliError(f"the embedded broker exited on its own with code {code}")
+    if code is not None:
+        # Only Ctrl-C or SIGTERM (above) is a stop asked for; any other end is a failure,
+        # code 0 too (Tansu panics and exits 0), and Tansu's last lines say why.
+        raise CliError(f"the embedded broker exited on its own with code {code}{broker.why()}")
     return 0
 
 
@@ -780,13 +782,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
+    from streams.kafka.topics import TopicMismatch
     from streams.tools.feed import run_feed
     from streams.tools.formats import HeaderError
 
     settings = settings_from(args)
     try:
         summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
-    except HeaderError as exc:
+    except (HeaderError, TopicMismatch) as exc:  # TopicMismatch: one line, not its class name
         raise CliError(str(exc)) from exc
     if summary.interrupted:
         return 130  # as a shell reports SIGINT
@@ -854,13 +857,18 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             # kafka-python's "no timeout" is infinity (None fails in its iterator)
             consumer_timeout_ms=float("inf") if args.follow else 3000,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            # Subscribing to a missing topic asked the broker to create it, with its default
+            # partitions and retention rather than those of `run` and `topics`. kafka-python
+            # 3.0.12 does not pass this on to its metadata requests: the topic is never
+            # subscribed to either (`_start_at_the_end_or_beginning`).
+            allow_auto_create_topics=False,
             **settings.kafka_security(),
         )
     except KafkaError as exc:
         raise CliError(str(unreachable(settings))) from exc
-    _start_at_the_end_or_beginning(consumer, settings, args.from_beginning)
     shown = 0
     try:
+        _start_at_the_end_or_beginning(consumer, settings, args.from_beginning)
         for record in consumer:
             try:
                 event = AlertEvent.model_validate_json(record.value or b"")
@@ -878,7 +886,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 print(json.dumps(alert), flush=True)
                 continue
             out.print(alert_line(event))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _NoTopic):
         pass
     finally:
         consumer.close()
@@ -912,10 +920,30 @@ def alert_line(event: AlertEvent) -> Text:
     return line
 
 
+class _NoTopic(Exception):
+    """The alert topic did not appear within the wait: there is no alert to show."""
+
+
+def _wait_for_topic(consumer: Any, topic: str, timeout: float) -> set[int]:
+    """The partitions of `topic` once it exists (`run` or `topics` creates it), asking
+    the broker for all topics every half second, which creates none; empty if it does not
+    appear within `timeout` seconds (infinity: wait until it does)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        partitions: set[int] = consumer.partitions_for_topic(topic)
+        if partitions or time.monotonic() >= deadline:
+            return partitions
+        time.sleep(0.5)
+
+
 def _start_at_the_end_or_beginning(consumer: Any, settings: Settings, beginning: bool) -> None:
     """Read the alert topic from its start, or from its exact end: the end the broker lists
     may fall short (the embedded broker's is the last batch's start + 1, so `latest`
-    showed the last alerts again as new), so it is read from a fetch's high watermark."""
+    showed the last alerts again as new), so it is read from a fetch's high watermark.
+    A missing topic is never subscribed to (that created it): it is waited for as long as
+    the consumer waits for records (3 s; --follow: for good), else `_NoTopic`."""
     import asyncio
 
     from kafka import TopicPartition
@@ -924,9 +952,12 @@ def _start_at_the_end_or_beginning(consumer: Any, settings: Settings, beginning:
 
     topic = settings.alerts_topic
     partitions = consumer.partitions_for_topic(topic)
-    if not partitions:  # no topic yet: every alert will be new
-        consumer.subscribe([topic])
-        return
+    if not partitions:
+        wait = consumer.config["consumer_timeout_ms"] / 1000
+        partitions = _wait_for_topic(consumer, topic, wait)
+        if not partitions:
+            raise _NoTopic(topic)
+        beginning = True  # created since this command started: every alert on it is new
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     if beginning:

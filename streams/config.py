@@ -95,10 +95,23 @@ class Settings(BaseSettings):
     #: was forming as the group's leader for good (streams/kafka/groups.py).
     leader_leaves: bool = True
 
-    @field_validator("broker", "advertised_url", "alertmanager_url", "api_token", mode="before")
+    @field_validator(
+        "broker",
+        "advertised_url",
+        "alertmanager_url",
+        "api_token",
+        "sasl_username",
+        "sasl_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        """`CEASEFIRE_BROKER=` (empty) is unset, as README says, not a broker named ""."""
+        """`CEASEFIRE_BROKER=` (empty) is unset, as README says, not a broker named "";
+        `CEASEFIRE_SSL_KEYFILE=` is no file, not the directory "." (a compose file's
+        `${VAR:-}`), so that it counts as unset in `_security_settings_used`."""
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("broker")
@@ -140,6 +153,43 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _security_settings_used(self) -> Settings:
+        """TLS files or SASL credentials that the protocol would not use are refused: with
+        PLAINTEXT (the default) they were ignored, and the monitor connected in plain
+        text, credentials unused, without a word."""
+        protocol = self.security_protocol
+        unused = [
+            f"CEASEFIRE_{name.upper()}"
+            for name, used in (
+                ("ssl_cafile", protocol.endswith("SSL")),
+                ("ssl_certfile", protocol.endswith("SSL")),
+                ("ssl_keyfile", protocol.endswith("SSL")),
+                ("sasl_username", protocol.startswith("SASL")),
+                ("sasl_password", protocol.startswith("SASL")),
+            )
+            if getattr(self, name) is not None and not used
+        ]
+        if unused:
+            tls = protocol.endswith("SSL") or any("_SSL_" in name for name in unused)
+            sasl = protocol.startswith("SASL") or any("_SASL_" in name for name in unused)
+            wanted = (
+                "SASL_SSL" if tls and sasl else "SSL" if tls else "SASL_SSL (or SASL_PLAINTEXT)"
+            )
+            raise ValueError(
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} set, but "
+                f"CEASEFIRE_SECURITY_PROTOCOL={protocol} does not use "
+                f"{'it' if len(unused) == 1 else 'them'}: set CEASEFIRE_SECURITY_PROTOCOL="
+                f"{wanted}, or unset {'it' if len(unused) == 1 else 'them'}"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(
+                "CEASEFIRE_SSL_KEYFILE is set without CEASEFIRE_SSL_CERTFILE: the key is of a "
+                "client certificate, which would not be sent; set CEASEFIRE_SSL_CERTFILE to "
+                "the certificate (PEM), or unset CEASEFIRE_SSL_KEYFILE"
+            )
+        return self
+
     def on_embedded_broker(self) -> Settings:
         """These settings for a worker on the embedded broker at `embedded_port`."""
         return self.with_embedded_timing().model_copy(update={"broker": self.embedded_url()})
@@ -150,7 +200,15 @@ class Settings(BaseSettings):
         group's session timeout, so a join takes 15 s with Kafka's usual 30 s sessions
         and 3 s with 6 s (docs/operations.md, "Membership changes")."""
         unset = {k: v for k, v in EMBEDDED_GROUP_SETTINGS.items() if k not in self.model_fields_set}
-        return self.model_copy(update=unset)
+        session = unset.get("session_timeout", self.session_timeout)
+        if "heartbeat_interval" not in unset and self.heartbeat_interval >= session:
+            # a heartbeat set for Kafka's 30 s sessions (8 s) would outlast the embedded
+            # broker's 6 s one: the group would drop every member; its own heartbeat fits
+            unset["heartbeat_interval"] = EMBEDDED_GROUP_SETTINGS["heartbeat_interval"]
+        timed = self.model_copy(update=unset)
+        # model_copy runs no validator: check the mix of set and embedded timings as one
+        type(self).model_validate(timed.model_dump())
+        return timed
 
     #: When the ceasefire took effect: 00:00 Moscow time on 10 November 2020
     #: (2020-11-09T21:00:00Z). `window=all` counts from it, and a series' buckets start at

@@ -1,14 +1,22 @@
 """The worker's broker probe: readiness and `ceasefire_broker_answering`
-(`Monitor._probe_broker`, on a stand-in for the worker: no broker is needed to decide)."""
+(`Monitor._probe_broker`, on a stand-in for the worker: no broker is needed to decide);
+and the embedded broker process itself (`EmbeddedBroker`): why it did not start, and the
+files it leaves open."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import socket
+import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from streams import metrics
+from streams.kafka.broker import BrokerError, EmbeddedBroker, free_port
 from streams.pipeline.app import BROKER_DOWN_AFTER, Monitor
 
 pytestmark = pytest.mark.timeout(10)
@@ -30,3 +38,54 @@ def test_the_broker_is_down_after_three_unanswered_probes_and_up_at_the_next_ans
     assert BROKER_DOWN_AFTER == 3
     assert seen == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]
     assert changes == [3, 0]  # readiness re-read when it went down and when it came back
+
+
+def _open_files_at(path: Path) -> int:
+    """How many of this process's descriptors are open on `path`."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("logged", [False, True], ids=["no-log", "log"])
+def test_a_broker_that_cannot_bind_its_port_says_why(tmp_path: Path, logged: bool) -> None:
+    """A port bound but not listening passes the start's check; Tansu then panics on
+    AddrInUse and exits 0. It said only "exited at start with code 0" (its output went to
+    /dev/null without a log)."""
+    log = tmp_path / "tansu.log" if logged else None
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        broker = EmbeddedBroker("127.0.0.1", port, log=log)
+        with pytest.raises(BrokerError) as caught:
+            broker.start()
+    said = str(caught.value)
+    assert said.startswith("the embedded broker exited at start with code 0: "), said
+    assert f"port 127.0.0.1:{port} is in use by another program" in said, said
+    assert "Address in use" in said and "CEASEFIRE_EMBEDDED_PORT" in said, said
+    assert "\n" not in said and "\x1b" not in said, said  # one line, without colours
+    assert broker.pid is None  # nothing left running
+    if log is not None:
+        assert "AddrInUse" in log.read_text()  # the log still gets all of it
+        assert _open_files_at(log) == 0
+
+
+@pytest.mark.timeout(30)
+def test_the_log_file_is_closed_when_the_broker_stops(tmp_path: Path) -> None:
+    """`open(log, "ab")` was never closed: the collector closed it, when it came to it,
+    with a ResourceWarning. `stop()` closes it."""
+    log = tmp_path / "tansu.log"
+    broker = EmbeddedBroker("127.0.0.1", free_port(), log=log)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            for _ in range(2):
+                broker.start()
+                broker.stop()
+                gc.collect()
+                assert _open_files_at(log) == 0
+        finally:
+            broker.stop()
+    unclosed = [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)]
+    assert not [w for w in unclosed if str(log) in w], unclosed
+    assert log.read_text().count("tansu broker") == 2  # both runs' output, appended

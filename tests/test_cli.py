@@ -426,6 +426,9 @@ def test_an_error_line_is_one_line_of_plain_text() -> None:
         ({"CEASEFIRE_OBSERVED_SINCE": "yesterday"}, ["tallies"], "CEASEFIRE_OBSERVED_SINCE:"),
         ({}, ["feed", "-", "--broker", "kafka://nohost:notaport"], "is not kafka://host:port"),
         ({}, ["run", "--web-port", "81602"], "CEASEFIRE_WEB_PORT or --web-port:"),
+        # TLS and SASL settings that PLAINTEXT (the default) ignored without a word
+        ({"CEASEFIRE_SSL_CAFILE": "/tls/ca.pem"}, ["tallies"], "PLAINTEXT does not use it"),
+        ({"CEASEFIRE_SASL_PASSWORD": "s"}, ["feed", "-"], "set CEASEFIRE_SECURITY_PROTOCOL="),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(
@@ -519,3 +522,169 @@ def test_a_table_piped_into_a_reader_that_stops_ends_quietly(tmp_path: Path) -> 
     assert proc.wait(timeout=90) == 0
     err = proc.stderr.read().decode()
     assert "Traceback" not in err and "error" not in err.lower(), err
+
+
+def _alerts_topic_exists(bootstrap: str, topic: str) -> bool:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return topic in admin.list_topics()
+    finally:
+        admin.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_alerts_before_the_topics_exist_creates_no_topic(broker: EmbeddedBroker) -> None:
+    """Subscribing to the missing alert topic had the broker create it, with its default
+    partitions and retention: `run` then found a topic it had not made. Without the topic
+    there is no new alert; --follow waits for `run` (or `topics`) to create it."""
+    import queue
+    import threading
+
+    from streams.config import Settings
+    from streams.kafka.topics import ensure_topics
+    from tests.harness import produce
+
+    prefix = {"CEASEFIRE_TOPIC_PREFIX": "early."}
+    quiet = cli("alerts", "--broker", broker.url, env=prefix, timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "no new alert on early.alerts within 3 s" in quiet.stderr, quiet.stderr
+    assert not _alerts_topic_exists(broker.bootstrap, "early.alerts")
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "alerts", "--follow", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **prefix, "CEASEFIRE_BROKER": broker.url},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        time.sleep(4)  # past its start-up and a few looks for the topic
+        assert follow.poll() is None
+        assert not _alerts_topic_exists(broker.bootstrap, "early.alerts")
+        settings = Settings(broker=broker.url, topic_prefix="early.", partitions=2)
+        ensure_topics(settings)  # as `run` does
+        alert = {
+            "alert_id": "a1",
+            "fingerprint": "f1",
+            "rule": "casualties",
+            "severity": "critical",
+            "status": "firing",
+            "labels": {"zone": "loc-south"},
+            "value": 1,
+            "threshold": 1,
+            "window": "24h",
+            "starts_at": "2026-12-01T00:00:00Z",
+            "ends_at": None,
+            "summary": "the first alert",
+        }
+        produce(broker.bootstrap, "early.alerts", [json.dumps(alert).encode()])
+        assert json.loads(lines.get(timeout=30))["summary"] == "the first alert"
+    finally:
+        follow.terminate()
+        _, err = follow.communicate(timeout=20)
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_simulate_and_feed_send_to_topics_of_another_partition_count(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Producers refused topics with other partitions than their shell's
+    CEASEFIRE_PARTITIONS ("error: TopicMismatch: ... (or --partitions)", a flag they do not
+    have): `simulate` on the host against the compose stack's 8. A topic they create gets
+    the count the others have."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from streams.config import Settings
+    from streams.kafka.topics import topic_partitions
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:  # the input topic alone, as another deployment made it
+        admin.create_topics([NewTopic("other.reports", 2, 1)])
+    finally:
+        admin.close()
+    env = {"CEASEFIRE_TOPIC_PREFIX": "other.", "CEASEFIRE_PARTITIONS": "4"}
+    sent = cli("simulate", "--broker", broker.url, "--duration", "2s", "--rate", "10", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "sent " in sent.stderr and "reports to other.reports" in sent.stderr, sent.stderr
+    have = topic_partitions(Settings(broker=broker.url, topic_prefix="other."))
+    assert have["other.reports"] == 2
+    assert have["other.alerts"] == have["other.incidents"] == 2  # not the shell's 4
+    assert have["other.fatalities.theatre"] == 1
+    assert read_topic(broker.bootstrap, "other.reports", expect=1)  # delivered
+    path = tmp_path / "one.jsonl"
+    line = {
+        "report_id": "f1",
+        "source": "pkf-op-3",
+        "source_type": "patrol",
+        "occurred_at": "2021-05-01T10:00:00Z",
+        "location": {"place": "Hadrut"},
+        "category": "mine_incident",
+    }
+    path.write_text(json.dumps(line) + "\n")
+    fed = cli("feed", str(path), "--broker", broker.url, env=env)
+    assert fed.returncode == 0, fed.stderr
+    assert "sent 1 lines" in fed.stderr, fed.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_broker_command_fails_when_its_broker_exits_unasked() -> None:
+    """Tansu ending on its own (a panic exits 0; here a SIGTERM sent to it alone) was a
+    clean stop: exit 0, while every worker lost its broker."""
+    import signal
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "broker"],
+        env={**os.environ, "CEASEFIRE_EMBEDDED_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        # its banner: started, now waiting for the broker (before it, an exit is a failed
+        # start, said otherwise)
+        banner = proc.stderr.readline()
+        assert "Embedded broker" in banner, banner
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGTERM)  # the Tansu process, not the command
+        _, rest = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    err = banner + (rest or "")
+    assert proc.returncode == 1, err
+    assert "error: the embedded broker exited on its own with code 0" in err, err
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_broker_command_says_why_its_broker_did_not_start() -> None:
+    """A port bound by another program without listening: Tansu panics on AddrInUse and
+    exits 0, and the command said only "exited at start with code 0"."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        result = cli("broker", env={"CEASEFIRE_EMBEDDED_PORT": str(port)})
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the embedded broker exited at start with code 0: "), line
+    assert f"port 127.0.0.1:{port} is in use by another program" in line, line

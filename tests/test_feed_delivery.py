@@ -163,7 +163,7 @@ def test_the_producer_stays_under_the_request_limit_with_the_same_partitioner(
             made.update(config)
 
     monkeypatch.setattr("kafka.KafkaProducer", Recorder)
-    monkeypatch.setattr(feed, "ensure_topics", lambda settings: [])
+    monkeypatch.setattr(feed, "ensure_topics", lambda settings, **_: [])
     monkeypatch.setattr(feed, "native_crc32c", lambda: True)
     feed._kafka_producer(Settings())
     assert made["max_request_size"] < ONE_MIB - 4096  # room for the request's own header

