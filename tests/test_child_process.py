@@ -230,3 +230,32 @@ def test_a_child_is_not_killed_for_the_time_the_worker_stood_still() -> None:
     assert child.kills == 0  # silent 2 s of listening
     proc._look(100.0 + 35.0 + child_process.SILENT_MAX + 1, 1.0)
     assert child.kills == 1  # silent past SILENT_MAX while the worker listened: hung
+
+
+def test_a_child_whose_worker_is_gone_stops_within_a_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An identity process left by a killed worker, with the broker away, waited for its
+    stop for good (and ignores SIGTERM): it now exits after ORPHAN_STOP_SECONDS."""
+    from streams.pipeline import stop_deadline
+
+    exited: list[int] = []
+    monkeypatch.setattr(child_process, "ORPHAN_STOP_SECONDS", 0.05)
+    monkeypatch.setattr(child_process, "_exit", exited.append)
+    stop_deadline.disarm()
+    try:
+
+        async def scenario() -> object:
+            orders: asyncio.Queue[Any] = asyncio.Queue()
+            child_process.worker_gone(orders)
+            order = orders.get_nowait()
+            for _ in range(100):
+                if exited:
+                    break
+                await asyncio.sleep(0.02)
+            return order
+
+        assert asyncio.run(scenario()) is child_process.STOP
+        assert exited == [0]
+    finally:
+        stop_deadline.disarm()

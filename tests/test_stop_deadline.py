@@ -32,7 +32,7 @@ def test_the_deadline_runs_the_cleanups_then_exits_with_zero_once() -> None:
     stop_deadline.at_forced_exit(failing)
     stop_deadline.at_forced_exit(lambda: calls.append("broker stopped"))
     stop_deadline.exit_after(0.05, "the broker does not answer", exit=exit)
-    stop_deadline.exit_after(0.01, "a second deadline", exit=exit)  # the first holds
+    stop_deadline.exit_after(10, "a later deadline", exit=exit)  # the earliest holds
     assert done.wait(5)
     # a cleanup that fails does not keep the others or the exit from running
     assert calls == ["failing cleanup", "broker stopped", "exit 0"]
@@ -43,3 +43,13 @@ def test_a_disarmed_deadline_does_not_exit() -> None:
     stop_deadline.exit_after(0.05, "never", exit=lambda code: exited.set())
     stop_deadline.disarm()
     assert not exited.wait(0.3)
+
+
+def test_an_earlier_deadline_replaces_a_later_one(caplog: pytest.LogCaptureFixture) -> None:
+    """A stop begun with the broker answering has a long deadline; the broker lost during
+    it brings the short one."""
+    done = threading.Event()
+    stop_deadline.exit_after(60, "the stop takes too long", exit=lambda code: done.set())
+    stop_deadline.exit_after(0.05, "the broker no longer answers", exit=lambda code: done.set())
+    assert done.wait(5)
+    assert "the broker no longer answers" in caplog.text

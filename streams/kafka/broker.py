@@ -6,12 +6,17 @@ newcomer can run the monitor with one command; production uses Apache Kafka.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
@@ -27,6 +32,33 @@ CLUSTER_ID = "ceasefire-embedded"
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started."""
+
+
+#: prctl(2)'s option: the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _tied_to(parent: int) -> Callable[[], None] | None:
+    """What the broker's process runs before Tansu (`preexec_fn`), on Linux when started
+    from the main thread (the signal comes when the starting *thread* ends): it dies with
+    the process that started it. A worker SIGKILLed or killed for its memory left its
+    broker running, and the next `run` joined that orphan, which nothing stopped."""
+    if (
+        not sys.platform.startswith("linux")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def tie() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the tie was made
+            os._exit(1)
+
+    return tie
 
 
 #: Tansu colours its log lines; a message quoting them must not carry the escapes.
@@ -178,6 +210,12 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            # Its own session: a terminal's Ctrl-C, sent to the worker's whole process
+            # group, reached the broker too, which died while the worker was still
+            # committing and leaving its groups, and the worker waited for good. The
+            # process that started it stops it (`stop`), and it dies with that process.
+            start_new_session=True,
+            preexec_fn=_tied_to(os.getpid()),
         )
 
     def output(self) -> str:

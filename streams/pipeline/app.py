@@ -94,6 +94,7 @@ class Monitor:
         self.app = faust_app(s, s.app_id, web=True)
         #: whether the broker answered when the worker began to stop (None: not stopping)
         self.broker_gone_at_stop: bool | None = None
+        self._stop_watch: asyncio.Task[None] | None = None
         self.app.on_stopping.append(self.begin_stop)
         self._lag = LagReport()
         self.ingest: Ingest | IngestProcess
@@ -189,8 +190,9 @@ class Monitor:
         """Ready: ingest runs, every stage holds the recovered state of the partitions it
         owns, and no partition is stalled. Cleared while partitions move."""
         self.ready = (
+            self.broker_gone_at_stop is None  # a stopping worker takes no more requests
             # an identity process is ready only with no stalled partition
-            all(self._feeders.values())
+            and all(self._feeders.values())
             and all(stage.ready.is_set() for stage in self.local)
             and not any(i.stalled for i in self._stage_inputs())
             and self.broker_misses < BROKER_DOWN_AFTER
@@ -204,7 +206,8 @@ class Monitor:
         """What readiness waits for, in words: `ingest` (in a process of its own or not)
         and `identity` (the identity stage's process) when not ready, the stages of this
         process whose state is not recovered (by input topic), and stalled partitions."""
-        out = [name for name, ready in self._feeders.items() if not ready]
+        out = ["nothing: the worker is stopping"] if self.broker_gone_at_stop is not None else []
+        out += [name for name, ready in self._feeders.items() if not ready]
         out += [f"{stage.input.topic} state" for stage in self.local if not stage.ready.is_set()]
         out += [
             f"{topic} partitions {sorted(parts)} stalled" for topic, parts in self.stalled().items()
@@ -229,13 +232,35 @@ class Monitor:
         quick = stop_deadline.CHILD_STOP_WITHOUT_BROKER
         gone = self.broker_misses > 0 or not await self.producer.reachable(timeout=quick)
         self.broker_gone_at_stop = gone
+        self.update_ready()  # not ready from now on: /readyz said "ready" to the end
+        stop_deadline.at_forced_exit(self._kill_children)
         if gone:
-            stop_deadline.at_forced_exit(self._kill_children)
+            self._exit_soon()
+        else:
             stop_deadline.exit_after(
-                quick + stop_deadline.GRACE_WITHOUT_BROKER,
-                "the broker does not answer, so there is no group to leave and no offset "
-                "to commit; every step's state is in the changelogs",
+                stop_deadline.WITH_BROKER,
+                f"the stop did not end in {stop_deadline.WITH_BROKER:.0f} s; every step's "
+                "state is in the changelogs",
             )
+            # the broker may go while the worker stops (Ctrl-C reached the embedded one)
+            self._stop_watch = asyncio.create_task(self._watch_broker_while_stopping())
+
+    def _exit_soon(self) -> None:
+        stop_deadline.exit_after(
+            stop_deadline.CHILD_STOP_WITHOUT_BROKER + stop_deadline.GRACE_WITHOUT_BROKER,
+            "the broker does not answer, so there is no group to leave and no offset "
+            "to commit; every step's state is in the changelogs",
+        )
+
+    async def _watch_broker_while_stopping(self) -> None:
+        misses = 0
+        while misses < 2:
+            await asyncio.sleep(1.0)
+            answered = await self.producer.reachable(timeout=BROKER_PROBE_TIMEOUT)
+            misses = 0 if answered else misses + 1
+        log.warning("the broker stopped answering while the worker stops")
+        self.broker_gone_at_stop = True  # children not yet stopped get the short stop
+        self._exit_soon()
 
     def _kill_children(self) -> None:
         for child in (self.ingest, self.identity):

@@ -38,6 +38,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from streams.config import Settings
 from streams.kafka.log_repeats import hold_back_repeats
+from streams.pipeline import stop_deadline
 from streams.pipeline.relay import Changes, MetricMirror, MetricRelay
 from streams.pipeline.tuning import restore_root_level
 
@@ -300,6 +301,27 @@ class ChildProcess:
 
 
 # -- the child's side -----------------------------------------------------------------------
+#: Seconds an orphaned child gets to stop (to commit and leave its group) before it exits.
+ORPHAN_STOP_SECONDS = 20.0
+
+
+def _exit(code: int) -> None:
+    stop_deadline._exit_now(code)
+
+
+def worker_gone(orders: asyncio.Queue[Order]) -> None:
+    """The end of the pipe: the worker is gone (killed, even by SIGKILL). The child stops,
+    within a deadline: with the broker away its stop waited for good (an identity process
+    left by a killed worker ran for 2 minutes, and until the broker came back), and it
+    ignores SIGTERM, so only SIGKILL ended it."""
+    orders.put_nowait(STOP)
+    stop_deadline.exit_after(
+        ORPHAN_STOP_SECONDS,
+        "the worker that started this process is gone, and its stop did not end",
+        exit=lambda code: _exit(code),
+    )
+
+
 #: A child's work: given the settings, its orders and its reporter, runs until STOP.
 Body = Callable[[Settings, "asyncio.Queue[Order]", "Reporter"], Awaitable[None]]
 
@@ -334,9 +356,9 @@ async def _run(settings: Settings, conn: Connection, relay: MetricRelay, body: B
         try:
             while conn.poll():
                 orders.put_nowait(conn.recv())
-        except (EOFError, OSError):  # the worker is gone
+        except (EOFError, OSError):
             loop.remove_reader(conn.fileno())
-            orders.put_nowait(STOP)
+            worker_gone(orders)
 
     loop.add_reader(conn.fileno(), read)
     reporter = Reporter(conn, relay)
