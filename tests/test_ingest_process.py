@@ -46,6 +46,14 @@ def test_ingest_holds_while_the_stages_have_too_much_to_apply() -> None:
         flowing.append(ingest.flowing.is_set())
     # holds above the lead, goes on again at half of it
     assert flowing == [True, False, False, False, True, True, False]
+    # a stage not ready (recovering, restarting) reports nothing behind: ingest holds
+    from streams.pipeline.app import ingest_pace
+
+    ingest.pace(ingest_pace(0, ready=True, lead=10))
+    assert ingest.flowing.is_set()
+    ingest.pace(ingest_pace(0, ready=False, lead=10))
+    assert not ingest.flowing.is_set()
+    assert ingest_pace(30, ready=False, lead=10) == 30
 
     async def held_then_released() -> tuple[dict[Any, Any], float]:
         started = time.monotonic()

@@ -285,9 +285,11 @@ class Monitor:
         """Ingest holds while the stages have too many packs to apply: this process's and
         the identity process's."""
         packs = sum(behind(self.app, self._stage_inputs()).values())
+        ready = all(stage.ready.is_set() for stage in self.local)
         if isinstance(self.identity, IdentityProcess):
             packs += sum(self.identity.behind.values())
-        self.ingest.pace(packs)
+            ready = ready and self.identity.ready
+        self.ingest.pace(ingest_pace(packs, ready=ready, lead=self.settings.ingest_lead_packs))
 
     async def _check_tails(self) -> None:
         for stage in self.local:
@@ -297,6 +299,14 @@ class Monitor:
 
     async def _refresh_window_gauges(self) -> None:
         await refresh_window_gauges(self)
+
+
+def ingest_pace(packs: int, *, ready: bool, lead: int) -> int:
+    """What ingest is told the stages have to apply: `packs`, or, while a stage is not
+    ready (recovering, its partitions moving, the identity process restarting), more than
+    the lead, so that it holds. A stage not ready reports nothing behind (it owns no
+    progress then), and ingest read at full speed into the backlog the pace keeps down."""
+    return packs if ready else max(packs, lead + 1)
 
 
 def _ingest_join_service(monitor: Monitor) -> type[faust.Service]:
