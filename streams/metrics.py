@@ -202,6 +202,14 @@ PARTITION_STALLED = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+PROCESS_RESTARTS = Counter(
+    "ceasefire_worker_process_restarts",
+    "Restarts of a worker's child process (`ingest`, `identity`), by why it was restarted: "
+    "`exited` (it ended: a crash, an out-of-memory kill) or `silent` (it sent no status for "
+    "30 s and was killed as hung). The worker is not ready while one restarts.",
+    ["process", "cause"],
+    registry=REGISTRY,
+)
 API_CONNECTIONS = Gauge(
     "ceasefire_api_connections",
     "Connections the worker's API holds open now (admitted by its connection limits).",

@@ -181,6 +181,43 @@ def test_a_child_that_ends_makes_the_worker_unready_and_is_started_again(
     assert proc._backoff == 0.02  # the next death waits longer
 
 
+def _restarts(process: str, cause: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "ceasefire_worker_process_restarts_total", {"process": process, "cause": cause}
+    )
+    assert value is not None  # the series exists from the child's creation
+    return value
+
+
+def test_each_restart_is_counted_with_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that ended counts as `exited`; one killed as hung, when its end follows, as
+    `silent`, once; the next end of its successor as `exited` again."""
+    monkeypatch.setattr(child_process, "RESTART_FIRST", 0.01)
+
+    async def scenario() -> dict[str, float]:
+        proc = IdentityProcess(Settings())
+        before = {c: _restarts("identity", c) for c in ("exited", "silent")}
+        spawned = asyncio.Event()
+        proc._spawn = spawned.set  # type: ignore[method-assign]
+
+        async def end() -> None:
+            spawned.clear()
+            proc._conn = FakeConnection()  # type: ignore[assignment]
+            proc._drain()  # the end of the pipe
+            await asyncio.wait_for(spawned.wait(), timeout=5)
+
+        await end()
+        proc._process, proc._conn = FakeProcess(), FakeConnection()  # type: ignore[assignment]
+        proc._heard_at = time.monotonic() - child_process.SILENT_MAX - 1
+        proc._kill_if_silent()
+        proc._process = None  # nothing to reap
+        await end()  # the killed child's end
+        await end()  # its successor's
+        return {c: _restarts("identity", c) - before[c] for c in ("exited", "silent")}
+
+    assert asyncio.run(scenario()) == {"exited": 2.0, "silent": 1.0}
+
+
 def test_a_stopping_worker_does_not_start_its_child_again() -> None:
     async def scenario() -> ChildProcess:
         proc = IdentityProcess(Settings())

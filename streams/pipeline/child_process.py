@@ -36,6 +36,7 @@ from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from streams import metrics
 from streams.config import Settings
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.pipeline import stop_deadline
@@ -61,6 +62,8 @@ CHILD_NICE = 5
 #: A child silent this long is hung (it sends a status every second): it is killed, and
 #: started again as one that died.
 SILENT_MAX = 30.0
+#: Why a child was started again (`ceasefire_worker_process_restarts_total{cause}`).
+EXITED, SILENT = "exited", "silent"
 #: How often the worker looks for a silent child.
 WATCH_EVERY = 1.0
 #: A look this much later than due: the worker itself stood still (a frozen VM or container,
@@ -116,6 +119,8 @@ class ChildProcess:
         #: Child processes started so far (the first and any restarts).
         self.starts = 0
         self._mirror = MetricMirror(self.relayed)
+        for cause in (EXITED, SILENT):  # at zero: `increase()` sees the first restart
+            metrics.PROCESS_RESTARTS.labels(self.name, cause)
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._started = False
@@ -123,6 +128,8 @@ class ChildProcess:
         self._restart: asyncio.Task[None] | None = None
         self._backoff = RESTART_FIRST
         self._heard_at = 0.0
+        #: the child was killed as hung (its end is then counted as SILENT)
+        self._killed_silent = False
         self._watchdog: asyncio.Task[None] | None = None
         self.lost()  # nothing reported yet
 
@@ -239,6 +246,7 @@ class ChildProcess:
         if self._process is not None and self._conn is not None and silent > SILENT_MAX:
             log.error("the %s process sent nothing for %.0f s; killing it", self.name, silent)
             self._process.kill()  # its end of the pipe closes: `_drain` starts another
+            self._killed_silent = True
             self._heard_at = time.monotonic()  # once
 
     def _take(self, status: Status) -> None:
@@ -267,6 +275,9 @@ class ChildProcess:
         if self._stopping:
             return
         self.ready = False
+        cause = SILENT if self._killed_silent else EXITED
+        self._killed_silent = False
+        metrics.PROCESS_RESTARTS.labels(self.name, cause).inc()
         self._mirror.clear()
         self.lost()
         if self.on_lost:

@@ -364,6 +364,23 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             timeseries(
+                "Child process restarts",
+                "Restarts of each worker's ingest and identity processes: `exited` (a crash, "
+                "an out-of-memory kill) or `silent` (no status for 30 s: killed as hung). The "
+                "worker is not ready while one restarts; 0 in normal operation, and the "
+                "worker's log says how each ended.",
+                [
+                    Q(
+                        "sum by (instance, process, cause) (increase("
+                        f"ceasefire_worker_process_restarts_total{{{W}}}[$__rate_interval]))",
+                        "{{instance}} · {{process}} · {{cause}}",
+                    )
+                ],
+                unit="short",
+            )
+        )
+        .with_panel(
+            timeseries(
                 "API connections",
                 "Connections each worker's API holds open, and those refused with a 503 at a "
                 "connection limit (per client address, or in all) per second.",
