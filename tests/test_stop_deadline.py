@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -53,3 +53,27 @@ def test_an_earlier_deadline_replaces_a_later_one(caplog: pytest.LogCaptureFixtu
     stop_deadline.exit_after(0.05, "the broker no longer answers", exit=lambda code: done.set())
     assert done.wait(5)
     assert "the broker no longer answers" in caplog.text
+
+
+def test_a_stop_asks_the_broker_again_after_a_blip() -> None:
+    """One or two missed probes are a blip: the stopping worker probes again, and only a
+    broker known gone (BROKER_DOWN_AFTER misses) or not answering now takes the short stop."""
+    import asyncio
+
+    from streams.pipeline.app import BROKER_DOWN_AFTER, broker_gone
+
+    asked: list[int] = []
+
+    def probe(answer: bool) -> Callable[[], Awaitable[bool]]:
+        async def ask() -> bool:
+            asked.append(1)
+            return answer
+
+        return ask
+
+    assert not asyncio.run(broker_gone(1, probe(True)))
+    assert not asyncio.run(broker_gone(BROKER_DOWN_AFTER - 1, probe(True)))
+    assert asyncio.run(broker_gone(0, probe(False)))
+    assert len(asked) == 3
+    assert asyncio.run(broker_gone(BROKER_DOWN_AFTER, probe(True)))  # known gone
+    assert len(asked) == 3  # and not asked
