@@ -220,3 +220,22 @@ def test_an_hour_whose_incidents_all_closed_is_packed_and_reads_the_same() -> No
     assert answers(tally) == before
     tally.apply(opened("a", fields(4 * 3600 + 10, killed=3, reports=3), version=2))
     assert query([tally], window="24h", by="zone", as_of=AS_OF)[0]["killed"] == 3
+
+
+def test_an_hour_whose_casualties_pass_32_bits_closes_and_recovers() -> None:
+    """4,295 incidents of a million killed in one hour's cell (a million is a report's
+    bound, and reports of one source never link): the hour's sum passed 32 bits, and
+    packing it lost the hour's counts and failed every recovery of the partition."""
+    from streams.record.archive import summary_of
+
+    n, killed = 4_300, 1_000_000
+    many = {f"i{i}": fields(4 * 3600 - 600 + i / 10, killed=killed) for i in range(n)}
+    tally = IncidentTally()
+    for iid, f in many.items():
+        tally.apply(opened(iid, f))
+    for iid in many:
+        tally.close(iid)
+    assert query([tally], window="24h", by="zone", as_of=AS_OF)[0]["killed"] == n * killed
+    recovered = IncidentTally()
+    recovered.load_closed(summary_of(f) for f in many.values())
+    assert query([recovered], window="24h", by="zone", as_of=AS_OF)[0]["killed"] == n * killed

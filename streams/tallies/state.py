@@ -41,8 +41,11 @@ Row = dict[str, str | int]
 #: A closed incident at an edge: occurred, cell number, reports, killed, wounded.
 _PACKED = struct.Struct("<dIIII")
 #: A cell of an hour whose incidents are all closed: cell number, incidents, reports,
-#: killed, wounded (20 bytes, where a cell in a dict took about 150).
-_CELL = struct.Struct("<IIIII")
+#: killed, wounded (28 bytes, where a cell in a dict took about 150). The casualty sums
+#: are 64-bit: an hour's cell sums many incidents of up to a million killed each (4,295
+#: of them overflowed 32 bits: the hour's counts were lost, and the partition's recovery
+#: failed for good).
+_CELL = struct.Struct("<IIIQQ")
 #: What an edge incident adds: (occurred, cell, (incidents, reports, killed, wounded))
 Edge = tuple[float, Cell, tuple[int, int, int, int]]
 
@@ -145,10 +148,11 @@ class IncidentTally:
 
     def _pack_hour(self, hour: int) -> None:
         """The hour holds no open incident now: its cells, packed."""
-        cells = self.hours.pop(hour, None)
+        cells = self.hours.get(hour)
         if cells:
             number = self._number
             self.packed[hour] = b"".join(_CELL.pack(number(c), *t) for c, t in cells.items())
+        self.hours.pop(hour, None)  # once packed: a failure leaves the cells held
 
     def _unpack_hour(self, hour: int) -> None:
         held = self.cells
