@@ -168,6 +168,69 @@ def test_the_script_writes_api_values_as_text_only() -> None:
         assert sink not in script, sink
 
 
+#: The severities the page shows as badges (`badge sev-<severity>`), as app.js ranks them.
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def css_declarations(css: str) -> dict[str, dict[str, str]]:
+    """Each selector of a style sheet (rules inside @media too) and its declarations, later
+    rules over earlier ones."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    found: dict[str, dict[str, str]] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
+        pairs = (d.partition(":") for d in body.split(";") if ":" in d)
+        declarations = {name.strip(): value.strip() for name, _, value in pairs}
+        for selector in selectors.split(","):
+            found.setdefault(" ".join(selector.split()), {}).update(declarations)
+    return found
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of a #rgb or #rrggbb colour."""
+    assert re.fullmatch(r"#([0-9a-fA-F]{3}){1,2}", colour), colour
+    digits = colour[1:] if len(colour) == 7 else "".join(c * 2 for c in colour[1:])
+    r, g, b = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    light, dark = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_ratio_as_wcag_defines_it() -> None:
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast_ratio("#fff", "#fff") == pytest.approx(1)
+    assert contrast_ratio("#ffffff", "#e6820e") == pytest.approx(2.78, abs=0.01)
+
+
+def test_every_severity_badge_is_readable() -> None:
+    """White on the medium orange was 2.78:1: WCAG AA asks 4.5:1 of text this small."""
+    rules = css_declarations((STATIC / "page.css").read_text(encoding="utf-8"))
+    variables = rules[":root"]
+    script = (STATIC / "app.js").read_text(encoding="utf-8")
+    assert re.search(r"SEVERITY_RANK = \{ critical: 0, high: 1, medium: 2, low: 3 \}", script)
+
+    def resolve(value: str) -> str:
+        while (m := re.fullmatch(r"var\((--[\w-]+)\)", value)) is not None:
+            value = variables[m[1]]
+        return value
+
+    for severity in SEVERITIES:
+        # a badge is `<span class="badge sev-{severity}">`: these rules, least specific first
+        style: dict[str, str] = {}
+        for selector in (".sev-" + severity, ".badge", f".badge.sev-{severity}"):
+            style.update(rules.get(selector, {}))
+        text = resolve(style["color"])
+        background = resolve(style.get("background-color") or style["background"])
+        ratio = contrast_ratio(text, background)
+        assert ratio >= 4.5, f"{severity}: {text} on {background} is {ratio:.2f}:1"
+
+
 # -- the vendored library and its packaging ----------------------------------------------
 def test_leaflet_is_pinned_vendored_and_licensed() -> None:
     package = json.loads((ROOT / "web" / "package.json").read_text())

@@ -8,6 +8,9 @@ fed during the test as an alert within 10 seconds; then that the list and the ma
 exactly the span the zone table counts (not an incident before the ceasefire nor one after
 the tallies' `as_of`), that a time known only to the day shows as the theatre's day, and
 that a report's names that matched no party and its named place reach the drill-down.
+Last, over an API stand-in (no worker): a theatre-wide alert; a window or zone chosen while
+the tallies fail shows no figure of the old one; a worker that stops answering is said,
+and a filter chosen then still takes effect; the incident dialog shows only the one chosen.
 """
 
 from __future__ import annotations
@@ -760,10 +763,22 @@ def test_the_status_says_the_figures_are_not_live_while_the_broker_does_not_answ
     assert [e for e in page.errors() if "status of 503" not in e] == []
 
 
-def stub_api(alerts: list[dict[str, Any]], asked: list[str]) -> Any:
+#: Incidents per zone the stand-in's tallies count in each window.
+STUB_COUNTS = {"1h": 1, "24h": 1, "7d": 7, "30d": 30, "all": 90}
+
+
+def stub_api(
+    alerts: list[dict[str, Any]], asked: list[str], faults: dict[str, Any] | None = None
+) -> Any:
     """The page (`page.register`) over an API stand-in that answers what the page asks
     with fixed figures, and refuses an unknown zone as the incidents API does. `asked`:
-    the query strings of the incident lists the page asked for."""
+    the query strings of the incident lists the page asked for. `faults`, changed by the
+    test as it goes: `tallies_503` (the tallies answer 503), `hang` (a request arriving
+    meanwhile gets no answer until `released`, or for 30 s), `detail_delay` (incident id ->
+    seconds before its detail answers), `detail_503` (ids whose detail answers 503);
+    `tallies_asked` and `details_answered` count and list what was answered."""
+    import asyncio
+
     from aiohttp import web
 
     from streams.config import Settings
@@ -788,6 +803,15 @@ def stub_api(alerts: list[dict[str, Any]], asked: list[str]) -> Any:
         for n, zone in enumerate(zones)
     ]
 
+    faults = {} if faults is None else faults
+
+    async def held() -> None:
+        """A worker that stops answering: what it was asked meanwhile gets no answer."""
+        if faults.get("hang"):
+            deadline = time.monotonic() + 30
+            while not faults.get("released") and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+
     async def zones_(request: web.Request) -> web.Response:
         features = [
             {
@@ -805,17 +829,24 @@ def stub_api(alerts: list[dict[str, Any]], asked: list[str]) -> Any:
         return web.json_response({"type": "FeatureCollection", "features": features})
 
     async def tallies(request: web.Request) -> web.Response:
-        rows = [{"zone": z, "incidents": 1, "reports": 1, "killed": 3, "wounded": 0} for z in zones]
+        await held()
+        faults["tallies_asked"] = faults.get("tallies_asked", 0) + 1
+        if faults.get("tallies_503"):
+            return web.json_response({"error": "tallies are not complete, retry"}, status=503)
         window = request.query.get("window", "24h")
+        n = STUB_COUNTS[window]
+        rows = [{"zone": z, "incidents": n, "reports": n, "killed": 3, "wounded": 0} for z in zones]
         body: dict[str, Any] = {"window": window, "by": ["zone"], "as_of": now.isoformat()}
         if window == "all":
             body["since"] = (now - timedelta(days=900)).isoformat()
         return web.json_response({**body, "rows": rows})
 
     async def alerts_(request: web.Request) -> web.Response:
+        await held()
         return web.json_response({"alerts": alerts})
 
     async def incident_list(request: web.Request) -> web.Response:
+        await held()
         asked.append(request.query_string)
         zone = request.query.get("zone")
         if zone is not None and zone not in zones:
@@ -824,12 +855,19 @@ def stub_api(alerts: list[dict[str, Any]], asked: list[str]) -> Any:
         return web.json_response({"incidents": found, "next_cursor": None})
 
     async def one(request: web.Request) -> web.Response:
-        found = [i for i in incidents if i["incident_id"] == request.match_info["id"]]
+        await held()
+        incident_id = request.match_info["id"]
+        await asyncio.sleep(faults.get("detail_delay", {}).get(incident_id, 0))
+        faults.setdefault("details_answered", []).append(incident_id)
+        if incident_id in faults.get("detail_503", ()):
+            return web.json_response({"error": "incidents are not complete, retry"}, status=503)
+        found = [i for i in incidents if i["incident_id"] == incident_id]
         if not found:
             return web.json_response({"error": "unknown"}, status=404)
         return web.json_response(found[0])
 
     async def ready(request: web.Request) -> web.Response:
+        await held()
         return web.json_response({"status": "ready"})
 
     app = web.Application()
@@ -887,3 +925,170 @@ def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
         p.wait_refreshed()
         assert browser.find_elements(By.CSS_SELECTOR, "#incidents li.selected") == []
         assert not browser.find_element(By.ID, "filter").is_displayed()
+
+
+# -- figures never shown as another filter's, a worker that stops answering, the dialog ------
+def open_stub(browser: WebDriver, url: str) -> Page:
+    p = Page(browser, url)
+    browser.get(f"{url}/")
+    wait_for(lambda: p.refreshes() >= 1, timeout=30, what="the stand-in page's refresh")
+    return p
+
+
+def zone_cells(driver: WebDriver) -> list[str]:
+    return [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#zone-rows td[data-field]")]
+
+
+def test_a_new_window_or_zone_shows_no_figure_of_the_old_one_while_the_tallies_fail(
+    browser: WebDriver,
+) -> None:
+    """Switched to 7 days while the tallies answered 503, the page showed the 24 hours'
+    rows under "Incidents by zone in the last 7 days", "No incident in the last 7 days."
+    and a CSV link to the 24 hours' span. Figures not known are said to be not known."""
+    from tests.api_server import serve_app
+
+    faults: dict[str, Any] = {}
+    with serve_app(lambda url: stub_api([], [], faults)) as url:
+        p = open_stub(browser, url)
+        driver = p.driver
+        assert set(zone_cells(driver)) == {"1", "3", "0"}  # the 24 hours' rows
+        status = driver.find_element(By.ID, "status")
+        faults["tallies_503"] = True
+        Select(driver.find_element(By.ID, "window")).select_by_value("7d")
+        wait_for(
+            lambda: status.text.startswith(("Not all figures", "Not updated")) or None,
+            timeout=10,
+            what="the failed refresh of the 7 days",
+        )
+
+        def shows_nothing_known(where: str) -> None:
+            assert set(zone_cells(driver)) == {"—"}, where  # not the 24 hours', not 0
+            caption = driver.find_element(By.ID, "zones-caption").text
+            assert caption.startswith("Incidents by zone in the last 7 days"), caption
+            assert "loading" in caption, caption
+            items = driver.find_elements(By.CSS_SELECTOR, "#incidents li")
+            assert [li.text for li in items] == ["Loading…"], where  # not "No incident"
+            note = driver.find_element(By.ID, "incidents-note")
+            assert note.find_elements(By.TAG_NAME, "a") == [], note.text  # no CSV of 24 h
+            assert driver.find_element(By.ID, "incidents").get_attribute("data-from") == ""
+            for path in driver.find_elements(By.CSS_SELECTOR, "#map path[data-zone]"):
+                label = str(path.get_attribute("aria-label"))
+                assert "in the last 7 days" in label and "not known" in label, label
+            assert driver.find_elements(By.CSS_SELECTOR, "#map path[data-incident-id]") == []
+
+        shows_nothing_known("7 days chosen")
+        # A zone chosen meanwhile: its list is not known either ("No incident in Zone B"
+        # with the old span's CSV link).
+        asked = faults.get("tallies_asked", 0)
+        driver.find_element(By.CSS_SELECTOR, '#zone-rows tr[data-zone="zone-b"] button').click()
+        # the refresh the click started has ended once the next one asks
+        wait_for(
+            lambda: faults.get("tallies_asked", 0) >= asked + 2,
+            timeout=10,
+            what="a refresh after the click",
+        )
+        title = driver.find_element(By.ID, "incidents-title").text
+        assert title == "Latest incidents in Zone B in the last 7 days", title
+        shows_nothing_known("zone B chosen")
+        # The tallies answer again: the 7 days' figures and zone B's incidents.
+        faults["tallies_503"] = False
+        wait_for(
+            lambda: set(zone_cells(driver)) == {"7", "3", "0"} and p.listed_zones() == ["zone-b"],
+            timeout=10,
+            what="the 7 days' figures",
+        )
+        assert [e for e in p.errors() if "status of 503" not in e] == []
+
+
+def test_a_worker_that_stops_answering_is_said_and_a_filter_change_still_works(
+    browser: WebDriver,
+) -> None:
+    """Requests without a deadline and one refresh at a time: a worker that stopped
+    answering left the page saying "Live" over frozen figures, and no click took effect."""
+    from tests.api_server import serve_app
+
+    faults: dict[str, Any] = {}
+    with serve_app(lambda url: stub_api([], [], faults)) as url:
+        try:
+            p = open_stub(browser, url)
+            driver = p.driver
+            status = driver.find_element(By.ID, "status")
+            live = driver.find_element(By.ID, "status-live")
+            wait_for(lambda: status.text.startswith("Updated ") or None, timeout=10, what="live")
+            faults["hang"] = True
+            hung = time.monotonic()
+            wait_for(
+                lambda: status.text.startswith("Not updated since ") or None,
+                timeout=12,  # two polls (6 s), and the page checks every second
+                what="the page to say that its figures are not updated",
+            )
+            assert "error" in str(status.get_attribute("class"))
+            said = str(live.get_attribute("textContent"))
+            assert said.startswith("Not updated since "), said
+            # every request has a deadline (10 s): the page says the worker did not answer
+            wait_for(
+                lambda: "did not answer within" in status.text or None,
+                timeout=max(1.0, 16 - (time.monotonic() - hung)),
+                what="the requests' deadline",
+            )
+            # The worker answers new requests again (those it held stay unanswered): a
+            # zone chosen now is shown at once, not after the held refresh.
+            faults["hang"] = False
+            driver.find_element(By.CSS_SELECTOR, '#zone-rows tr[data-zone="zone-b"] button').click()
+            wait_for(
+                lambda: p.listed_zones() == ["zone-b"],
+                timeout=5,  # less than the requests' deadline
+                what="the incidents of zone B",
+            )
+            wait_for(lambda: status.text.startswith("Updated ") or None, timeout=5, what="live")
+            assert str(live.get_attribute("textContent")).startswith("Live · ")
+        finally:
+            faults["released"] = True
+
+
+def test_the_incident_dialog_shows_only_the_incident_chosen(browser: WebDriver) -> None:
+    """A slow answer for an incident closed meanwhile replaced the one opened after it, and
+    a drill-down that failed kept the previous incident's title."""
+    from tests.api_server import serve_app
+
+    faults: dict[str, Any] = {"detail_delay": {}, "detail_503": set()}
+    with serve_app(lambda url: stub_api([], [], faults)) as url:
+        p = open_stub(browser, url)
+        driver = p.driver
+        dialog = driver.find_element(By.ID, "incident-dialog")
+        title = driver.find_element(By.ID, "incident-title")
+
+        def open_(incident_id: str) -> None:
+            selector = f'#incidents li[data-incident-id="{incident_id}"] button'
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+
+        def close() -> None:
+            driver.find_element(By.ID, "incident-close").click()
+            wait_for(lambda: not dialog.is_displayed(), timeout=5, what="the dialog to close")
+
+        answered = faults.setdefault("details_answered", [])
+        before = answered.count("inc-zone-a")
+        faults["detail_delay"]["inc-zone-a"] = 2.0
+        open_("inc-zone-a")  # slow: closed before it answers
+        close()
+        open_("inc-zone-b")
+        b = "small arms fire · Zone B"
+        wait_for(lambda: title.text == b or None, timeout=5, what="incident B's title")
+        wait_for(
+            lambda: answered.count("inc-zone-a") > before,
+            timeout=5,
+            what="incident A's late answer",
+        )
+        time.sleep(0.5)  # for the page to handle it
+        assert title.text == b
+        body = driver.find_element(By.ID, "incident-body").text
+        assert "inc-zone-b" in body and "inc-zone-a" not in body, body
+        close()
+        # A drill-down that fails keeps no title of another incident.
+        faults["detail_delay"].clear()
+        faults["detail_503"].add("inc-zone-a")
+        open_("inc-zone-a")
+        body_el = driver.find_element(By.ID, "incident-body")
+        wait_for(lambda: "503" in body_el.text or None, timeout=5, what="the failure")
+        assert title.text == "Incident", title.text
+        close()

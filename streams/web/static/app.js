@@ -5,6 +5,12 @@
 
 (() => {
   const POLL_MS = 3000;
+  /** How long a request may take: past it the worker "did not answer" (a worker that stops
+   * answering left every later refresh waiting for ever, and the page saying "Live"). */
+  const FETCH_TIMEOUT_MS = 10000;
+  /** The figures are stale once the last refresh that got every answer is older than this:
+   * the status line then says since when they are not updated. */
+  const STALE_MS = 2 * POLL_MS;
   /** Incidents listed: 50, or the page's `?limit=` (1 to 1000, what the API pages by). */
   const INCIDENT_LIMIT = (() => {
     const n = Number(new URLSearchParams(location.search).get("limit"));
@@ -35,14 +41,17 @@
     alert: null, // the alert chosen (its zone is then the filter)
     features: [],
     names: new Map([[OUTSIDE, "Outside all zones"], [THEATRE, "the whole theatre"]]),
-    counts: new Map(), // zone -> tally row
+    counts: null, // zone -> tally row of the window shown; null: not known (yet)
     alerts: [],
     incidents: [],
     places: new Map(), // incident_id -> {version, lat, lon}
     generation: 0, // bumps on each filter change: answers to older requests are dropped
-    span: null, // {from, to} of the incidents listed
+    span: null, // {from, to} of the incidents listed; null: the list is not known (yet)
     lastLive: null, // the time (UTC, text) of the last refresh that found the worker ready
     notLiveSince: null, // the last live refresh's time, while the worker is not ready
+    lastUpdated: null, // {at: ms, text: "HH:MM:SS"} of the last refresh that got every answer
+    startedAt: null, // {at, text} of the first refresh: stale since then until one succeeds
+    problem: null, // what failed in the last refresh, until one gets every answer
   };
   const zoneLayers = new Map(); // zone -> Leaflet layer
   let map = null;
@@ -71,19 +80,44 @@
     }
   }
 
-  async function getJSON(url) {
+  /** A request's signal: aborted after FETCH_TIMEOUT_MS, or when `signal` (a refresh's,
+   * given up on a filter change) is. */
+  function deadline(signal) {
+    const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
+    return signal && AbortSignal.any ? AbortSignal.any([signal, timeout]) : timeout;
+  }
+
+  /** The browser's words for a request that failed ("Failed to fetch", "signal timed out")
+   * say nothing to a reader. */
+  function unanswered(url, err) {
+    const path = url.split("?")[0];
+    if (err?.name === "TimeoutError") {
+      return new Error(`${path}: the worker did not answer within ${FETCH_TIMEOUT_MS / 1000} s`);
+    }
+    if (err?.name === "AbortError") return new Error(`${path}: given up (the filter changed)`);
+    return new Error(`${path}: the worker did not answer`);
+  }
+
+  async function getJSON(url, signal = null) {
     let resp;
     try {
-      resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
-    } catch (_) { // the browser's words for it ("Failed to fetch") say nothing to a reader
-      throw new Error(`${url.split("?")[0]}: the worker did not answer`);
+      resp = await fetch(url, {
+        headers: { Accept: "application/json" }, cache: "no-store", signal: deadline(signal),
+      });
+    } catch (err) {
+      throw unanswered(url, err);
     }
     if (!resp.ok) {
       let message = resp.statusText;
       try { message = (await resp.json()).error || message; } catch (_) { /* not JSON */ }
       throw new ApiError(url, resp.status, message);
     }
-    return resp.json();
+    try {
+      return await resp.json();
+    } catch (err) { // the body too is bounded by the deadline
+      if (err?.name === "TimeoutError" || err?.name === "AbortError") throw unanswered(url, err);
+      throw err;
+    }
   }
 
   const words = (code) => String(code ?? "").replaceAll("_", " ");
@@ -158,7 +192,14 @@
     while (i < BREAKS.length && count >= BREAKS[i]) i += 1;
     return SHADES[i];
   }
-  const countOf = (zone) => state.counts.get(zone)?.incidents ?? 0;
+  /** A zone's incidents in the window shown, or null while they are not known (the window
+   * changed and its tallies have not answered yet). */
+  const countOf = (zone) => (state.counts ? state.counts.get(zone)?.incidents ?? 0 : null);
+  /** "3 incidents in the last 7 days", or that they are not known yet: never 0 for that. */
+  function countText(n) {
+    if (n === null) return `incidents ${WINDOW_TEXT[state.window]}: not known yet (loading…)`;
+    return `${n} incident${n === 1 ? "" : "s"} ${WINDOW_TEXT[state.window]}`;
+  }
 
   // -- the map ---------------------------------------------------------------------------
   function meta(name) {
@@ -180,18 +221,19 @@
 
   function zoneStyle(id) {
     const selected = id === state.zone;
+    const n = countOf(id);
     return {
       color: selected ? "#0a58ca" : "#555",
       weight: selected ? 3 : 1,
-      fillColor: shade(countOf(id)),
-      fillOpacity: 0.75,
+      // not known: no shade (not even zero's), a dashed outline
+      fillColor: n === null ? "#ffffff" : shade(n),
+      fillOpacity: n === null ? 0.3 : 0.75,
+      dashArray: n === null ? "4 4" : null,
     };
   }
 
   function tooltipFor(id) {
-    const n = countOf(id);
-    return el("div", {}, el("strong", {}, zoneName(id)), el("br"),
-      `${n} incident${n === 1 ? "" : "s"} ${WINDOW_TEXT[state.window]}`);
+    return el("div", {}, el("strong", {}, zoneName(id)), el("br"), countText(countOf(id)));
   }
 
   function drawZones() {
@@ -242,8 +284,7 @@
   function restyleZones() {
     for (const [id, layer] of zoneLayers) {
       layer.setStyle(zoneStyle(id));
-      const n = countOf(id);
-      const label = `${zoneName(id)}: ${n} incident${n === 1 ? "" : "s"} ${WINDOW_TEXT[state.window]}`;
+      const label = `${zoneName(id)}: ${countText(countOf(id))}`;
       layer.eachLayer((path) => {
         const node = path.getElement();
         node?.setAttribute("aria-label", label);
@@ -277,7 +318,7 @@
     return located.length ? { lat: located[0].lat, lon: located[0].lon } : null;
   }
 
-  async function locateIncidents(generation) {
+  async function locateIncidents(generation, signal = null) {
     if (state.places.size > 4 * INCIDENT_LIMIT) { // forget places no longer listed
       const listed = new Set(state.incidents.map((i) => i.incident_id));
       for (const id of state.places.keys()) if (!listed.has(id)) state.places.delete(id);
@@ -286,7 +327,8 @@
       .slice(0, DETAILS_PER_REFRESH);
     await Promise.all(missing.map(async (incident) => {
       try {
-        const details = await getJSON(`/api/v1/incidents/${encodeURIComponent(incident.incident_id)}`);
+        const details = await getJSON(
+          `/api/v1/incidents/${encodeURIComponent(incident.incident_id)}`, signal);
         const place = placeOf(details);
         state.places.set(incident.incident_id, { version: incident.version, ...(place || { lat: null, lon: null }) });
       } catch (_) { /* merged or withdrawn meanwhile: no point until the next refresh */ }
@@ -335,17 +377,18 @@
   }
 
   function renderTable() {
+    const known = state.counts !== null;
     document.getElementById("zones-caption").textContent =
-      `Incidents by zone ${WINDOW_TEXT[state.window]}, by event time`;
+      `Incidents by zone ${WINDOW_TEXT[state.window]}, by event time${known ? "" : " (loading…)"}`;
     const ids = state.features.map((f) => f.properties.id);
     if (countOf(OUTSIDE) > 0 || document.querySelector(`#zone-rows tr[data-zone="${OUTSIDE}"]`)) ids.push(OUTSIDE);
     for (const id of ids) {
       const row = zoneRow(id);
-      const tally = state.counts.get(id) ?? {};
+      const tally = known ? state.counts.get(id) ?? {} : null;
       for (const cell of row.querySelectorAll("td[data-field]")) {
-        cell.textContent = String(tally[cell.dataset.field] ?? 0);
+        cell.textContent = tally ? String(tally[cell.dataset.field] ?? 0) : "—"; // — not known
       }
-      row.querySelector(".swatch").style.background = shade(countOf(id));
+      row.querySelector(".swatch").style.background = known ? shade(countOf(id)) : "transparent";
       row.classList.toggle("selected", id === state.zone);
       row.querySelector("button").setAttribute("aria-pressed", String(id === state.zone));
     }
@@ -391,6 +434,10 @@
       `Latest incidents${where} ${WINDOW_TEXT[state.window]}`;
     const alertIds = new Set(state.alerts.find((a) => a.alert_id === state.alert)?.incident_ids ?? []);
     renderListNote();
+    if (state.span === null) { // the list of this filter has not answered yet: not "none"
+      list.replaceChildren(el("li", { class: "empty" }, "Loading…"));
+      return;
+    }
     if (!state.incidents.length) {
       list.replaceChildren(el("li", { class: "empty" }, `No incident${where} ${WINDOW_TEXT[state.window]}.`));
       return;
@@ -415,10 +462,14 @@
   function renderListNote() {
     const note = document.getElementById("incidents-note");
     const span = state.span;
+    if (!span || !state.counts) { // the list or the counts are not known (yet)
+      note.replaceChildren("");
+      return;
+    }
     const total = state.zone ? (state.counts.get(state.zone)?.incidents ?? 0)
       : [...state.counts.values()].reduce((sum, row) => sum + (row.incidents ?? 0), 0);
     const shown = state.incidents.length;
-    if (!span || shown >= total) {
+    if (shown >= total) {
       note.replaceChildren(shown ? `All ${shown} shown.` : "");
       return;
     }
@@ -453,6 +504,17 @@
     filterChanged();
   }
 
+  /** Another window: its counts are not known until its tallies answer (shown meanwhile
+   * as not known, never as the old window's figures nor as 0). */
+  function chooseWindow(win) {
+    state.window = win;
+    state.counts = null;
+    const table = document.getElementById("zone-rows");
+    table.dataset.asOf = "";
+    table.dataset.since = "";
+    filterChanged();
+  }
+
   function chooseAlert(alert) {
     const again = state.alert === alert.alert_id;
     state.alert = again ? null : alert.alert_id;
@@ -463,9 +525,15 @@
     filterChanged();
   }
 
+  /** The incidents of the old filter are forgotten: the list is not known until the new
+   * one answers (the zone counts are the window's, whatever the zone). */
   function filterChanged() {
     state.generation += 1;
     state.incidents = [];
+    state.span = null;
+    const list = document.getElementById("incidents");
+    list.dataset.from = "";
+    list.dataset.to = "";
     render();
     refreshNow();
   }
@@ -474,18 +542,24 @@
   async function openIncident(id, opener) {
     const dialog = document.getElementById("incident-dialog");
     const body = document.getElementById("incident-body");
+    const title = document.getElementById("incident-title");
+    title.textContent = "Incident"; // not the last one's, whatever this one's answer
     body.replaceChildren(el("p", {}, "Loading…"));
     if (!dialog.open) dialog.showModal();
     dialog.dataset.incidentId = id;
     dialog.opener = opener;
+    // An answer arriving after the dialog closed, or moved on to another incident, is not
+    // this dialog's any more.
+    const wanted = () => dialog.open && dialog.dataset.incidentId === id;
     let doc;
     try {
       doc = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`);
     } catch (err) {
-      body.replaceChildren(el("p", { class: "status error" }, err.message));
+      if (wanted()) body.replaceChildren(el("p", { class: "status error" }, err.message));
       return;
     }
-    document.getElementById("incident-title").textContent =
+    if (!wanted()) return;
+    title.textContent =
       `${words(doc.category)} · ${zoneName(doc.zone)}`;
     const claims = Object.entries(doc.claims || {}).map(([c, a]) => `${c} accuses ${a}`).join("; ") || "none";
     const facts = [
@@ -547,20 +621,23 @@
   }
 
   // -- polling -----------------------------------------------------------------------------
-  let running = false;
-  let again = false;
   let timer = null;
+  /** The AbortController of the refresh under way, or null between refreshes. */
+  let current = null;
 
-  async function refresh() {
+  const clock = () => new Date().toISOString().slice(11, 19);
+
+  async function refresh(signal) {
     const generation = state.generation;
     const win = state.window;
     const [tallies, alerts, readiness] = await Promise.allSettled([
-      getJSON(`/api/v1/tallies?window=${encodeURIComponent(win)}&by=zone`),
-      getJSON("/api/v1/alerts?status=firing"),
-      readyz(),
+      getJSON(`/api/v1/tallies?window=${encodeURIComponent(win)}&by=zone`, signal),
+      getJSON("/api/v1/alerts?status=firing", signal),
+      readyz(signal),
     ]);
     // The list and the map cover the span the tallies counted (their `as_of`, and for
-    // `all` their `since`), so the three agree; without tallies the list keeps its last.
+    // `all` their `since`), so the three agree; without tallies the list keeps its last
+    // (of this filter: a filter change forgets it).
     const span = tallies.status === "fulfilled" ? spanOf(win, tallies.value) : null;
     let incidents = null;
     if (span) {
@@ -568,7 +645,7 @@
       if (state.zone) params.set("zone", state.zone);
       params.set("from", span.from);
       params.set("to", span.to);
-      [incidents] = await Promise.allSettled([getJSON(`/api/v1/incidents?${params}`)]);
+      [incidents] = await Promise.allSettled([getJSON(`/api/v1/incidents?${params}`, signal)]);
     } else if (tallies.status === "fulfilled") {
       incidents = { status: "rejected", reason: new Error(`tallies: no span in the answer for ${win}`) };
     }
@@ -594,8 +671,14 @@
     }
     render();
     const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
-    const now = new Date().toISOString().slice(11, 19);
+    const now = clock();
     const waiting = readiness.status === "fulfilled" ? readiness.value : [];
+    if (!failed.length) {
+      state.lastUpdated = { at: Date.now(), text: now };
+      state.problem = null;
+    } else {
+      state.problem = failed.join("; ");
+    }
     if (!failed.length && !waiting.length) {
       state.lastLive = now;
       state.notLiveSince = null;
@@ -603,8 +686,11 @@
       state.notLiveSince ??= state.lastLive ?? now;
     }
     if (failed.length) {
-      showStatus(`Not all figures could be refreshed at ${now} UTC (retrying): ${failed.join("; ")}`,
-        "Not all figures could be refreshed.");
+      if (stale()) showStale();
+      else {
+        showStatus(`Not all figures could be refreshed at ${now} UTC (retrying): ${state.problem}`,
+          "Not all figures could be refreshed.");
+      }
     } else if (waiting.length) {
       // the figures answer from memory while the worker waits (a broker that does not
       // answer: no report can arrive): not live, whatever the clock says
@@ -617,14 +703,16 @@
         `Live · ${firing} alert${firing === 1 ? "" : "s"} firing`, false);
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
     }
-    await locateIncidents(generation);
+    await locateIncidents(generation, signal);
   }
 
   /** What the worker waits for before it is ready ([] when it is): `/readyz`'s answer. */
-  async function readyz() {
+  async function readyz(signal) {
     let resp;
     try {
-      resp = await fetch("/readyz", { headers: { Accept: "application/json" }, cache: "no-store" });
+      resp = await fetch("/readyz", {
+        headers: { Accept: "application/json" }, cache: "no-store", signal: deadline(signal),
+      });
     } catch (_) {
       return []; // the other requests say that the worker did not answer
     }
@@ -648,20 +736,54 @@
     if (live.textContent !== said) live.textContent = said;
   }
 
+  /** Whether the last refresh that got every answer (or, before any did, the first
+   * refresh's start) is older than STALE_MS. */
+  function stale() {
+    const last = state.lastUpdated ?? state.startedAt;
+    return last !== null && Date.now() - last.at > STALE_MS;
+  }
+
+  /** The figures on the page are not current: since when, and why (what failed last, or a
+   * refresh still waiting for its answers). */
+  function showStale() {
+    const since = state.lastUpdated
+      ? `${state.lastUpdated.text} UTC` : `the page loaded (${state.startedAt.text} UTC)`;
+    const why = state.problem ? `${state.problem} (retrying)` : "waiting for the worker to answer";
+    showStatus(`Not updated since ${since}: ${why}`, `Not updated since ${since}.`);
+  }
+
+  /** Once a second: a refresh that waits for answers leaves the status line as it was, so
+   * this says when the figures grow stale (a worker that stops answering). */
+  function watchStaleness() {
+    if (stale()) showStale();
+  }
+
+  /** Refresh now, then every POLL_MS after each refresh ends. A refresh under way (its
+   * answers for the old filter when the filter changed) is given up: its requests are
+   * aborted, so that none waits on a worker that does not answer. */
   async function refreshNow() {
-    if (running) { again = true; return; }
-    running = true;
     clearTimeout(timer);
+    timer = null;
+    current?.abort();
+    const mine = new AbortController();
+    current = mine;
+    if (state.startedAt === null) {
+      state.startedAt = { at: Date.now(), text: clock() };
+      setInterval(watchStaleness, 1000);
+    }
     try {
-      do {
-        again = false;
-        try { await refresh(); } catch (err) {
-          showStatus(`Refresh failed (retrying): ${err.message}`, "The refresh failed.");
-        }
-      } while (again);
+      await refresh(mine.signal);
+    } catch (err) {
+      if (current === mine) {
+        state.problem = `the refresh failed: ${err.message}`;
+        if (stale()) showStale();
+        else showStatus(`Refresh failed (retrying): ${err.message}`, "The refresh failed.");
+      }
     } finally {
-      running = false;
-      timer = setTimeout(refreshNow, POLL_MS);
+      if (current === mine) {
+        current = null;
+        timer = setTimeout(refreshNow, POLL_MS);
+      }
     }
   }
 
@@ -680,10 +802,7 @@
     const select = document.getElementById("window");
     offerWindows(select);
     state.window = select.value;
-    select.addEventListener("change", () => {
-      state.window = select.value;
-      filterChanged();
-    });
+    select.addEventListener("change", () => chooseWindow(select.value));
     document.getElementById("filter-clear").addEventListener("click", () => {
       state.zone = null;
       state.alert = null;
