@@ -152,8 +152,14 @@ class ZoneState:
     #: fingerprint -> the incidents `forget` took out of that alert in this step: a new
     #: version of one comes back however old it is (`max_age` is for new matches)
     _left: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: Within a step: the version each refreshed incident had before it (`refresh`).
+    #: Within a step: the version each refreshed incident had before it (`refresh`), or,
+    #: for a survivor the state did not hold (a rename), the first incident merged into it.
     _was: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Within a step: survivor -> every incident merged into it (`forget` with `into`), so
+    #: that a rule any of them matched is no new match of the survivor (`_had_its_alert`).
+    _merged: dict[str, list[Entry]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._ids = {e.incident_id: e for e in self.incidents}
@@ -232,6 +238,7 @@ class ZoneState:
             # match (`_had_its_alert`): a rename (a second source's earlier report) pages
             # no more once the alert's hold has ended
             self._was.setdefault(into, entry)
+            self._merged.setdefault(into, []).append(entry)
         self._touched.add(incident_id)
         at = bisect_left(self.incidents, entry)
         if at < len(self.incidents) and self.incidents[at] == entry:
@@ -526,6 +533,7 @@ def evaluate_batch(
     _resolve(rules, state, events, emptied=False)  # emptied: by this step, checked at its end
     state._left.clear()
     state._was.clear()
+    state._merged.clear()
     into = merged_into or {}
     for iid in forget:
         gone = state._ids.get(iid) if iid not in into else None  # withdrawn
@@ -623,6 +631,12 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
                     (x for x in state._since(clock - shift) if test is None or test(x)), 1
                 )
             ]
+            if state.since is not None:
+                # While observation limits the baseline, it grows by one window every
+                # `window` (`_check`): the mean can fall and end the condition then.
+                observed = max(0, (clock - w - state.since) // w)
+                if observed < rule.baseline_windows:
+                    crossings.append(state.since + w + (observed + 1) * w)
             at = min(crossings) if crossings else None
         if at is not None:
             best = at if best is None else min(best, at)
@@ -948,14 +962,19 @@ def _incident_labels(rule: IncidentRule | QuietBrokenRule, zone: str, e: Entry) 
 
 
 def _had_its_alert(rule: IncidentRule, state: ZoneState, fp: str, e: Entry) -> bool:
-    """Whether the version `e` replaced in this step matched `rule` in the same group, out
-    of the group's alert: it fired and resolved, or was too old to fire. A new version (a
-    report joined it) is then not a new match: one event fires a rule once. A change that
-    makes it match anew (a death: another severity label) is one."""
-    was = state._was.get(e.incident_id)
-    if was is None or not _matches(rule.match, state.zone, was):
-        return False
-    return fingerprint(rule.name, _incident_labels(rule, state.zone, was)) == fp
+    """Whether a version `e` replaced in this step (its own previous version, or any
+    incident merged into it) matched `rule` in the same group, out of the group's alert:
+    it fired and resolved, or was too old to fire. A new version (a report joined it, an
+    incident merged into it) is then not a new match: one event fires a rule once. A change
+    that makes it match anew (a death: another severity label) is one."""
+    iid = e.incident_id
+    was = state._was.get(iid)
+    before = [*([] if was is None else [was]), *state._merged.get(iid, ())]
+    return any(
+        _matches(rule.match, state.zone, b)
+        and fingerprint(rule.name, _incident_labels(rule, state.zone, b)) == fp
+        for b in before
+    )
 
 
 def _previous(
@@ -1146,8 +1165,15 @@ def _on_fatalities(rules: RuleSet, state: ZoneState, events: list[AlertEvent]) -
         a = assess_peak(state.fatalities, day, rule, observed_from)
         active = state.active.get(fp)
         if active is not None:
-            if a.total >= active.event.threshold:
-                active.event = active.event.model_copy(update={"value": float(a.total)})
+            if a.total >= active.event.threshold:  # else it resolves at the step's end
+                active.event = peak_refreshed(
+                    rule,
+                    active.event,
+                    a,
+                    latest_fatal(state.fatalities.incidents.items(), day, rule.window_days),
+                    f"{a.total} killed in zone {state.zone}",
+                    "",
+                )
             continue
         if not peak_fires(a, state.peaks.get(rule.name), day, rule):
             continue
@@ -1226,12 +1252,60 @@ def peak_event(
         window=str(rule.window),
         starts_at=from_ms(clock),
         incident_ids=ids,
-        summary=(
-            f"{what} in the {rule.window} to {_day_text(day)}{most}: the highest "
-            f"{rule.window} figure of the past {rule.lookback} (previous high {a.peak}, "
-            f"minimum {rule.minimum})."
-        ),
+        summary=_peak_summary(rule, a, what, most),
     )
+
+
+def _peak_summary(rule: FatalityPeakRule, a: Assessment, what: str, most: str) -> str:
+    return (
+        f"{what} in the {rule.window} to {_day_text(a.day)}{most}: the highest "
+        f"{rule.window} figure of the past {rule.lookback} (previous high {a.peak}, "
+        f"minimum {rule.minimum})."
+    )
+
+
+def peak_refreshed(
+    rule: FatalityPeakRule,
+    event: AlertEvent,
+    a: Assessment,
+    ids: list[str],
+    what: str,
+    most: str,
+) -> AlertEvent:
+    """A firing fatality-peak alert whose figure changed (a death reported, a revision)
+    and still reaches the figure it beat: its `value`, `incident_ids` and `summary` say the
+    figure of `a.day` (updated silently, as other rules' alerts are). On a day after the
+    record, the figure may no longer be the highest of the lookback: the summary then says
+    what it still reaches."""
+    if a.record:
+        summary = _peak_summary(rule, a, what, most)
+    else:
+        fired = _day_text(day_of(to_ms(event.starts_at) / 1000))
+        beaten = int(event.threshold)
+        summary = (
+            f"{what} in the {rule.window} to {_day_text(a.day)}{most}: still at least "
+            f"{beaten}, {_beaten(rule, beaten)} its record of {fired} had to reach."
+        )
+    update = {"value": float(a.total), "incident_ids": ids, "summary": summary}
+    if all(getattr(event, k) == v for k, v in update.items()):
+        return event
+    return event.model_copy(update=update)
+
+
+def peak_resolved_summary(
+    rule: FatalityPeakRule, total: int, where: str, day: int, beaten: int
+) -> str:
+    """The closing summary of a fatality-peak alert whose figure fell below the one it
+    beat (`beaten`: the previous high or the minimum, whichever was higher)."""
+    return (
+        f"Resolved: {total} killed {where} in the {rule.window} to {_day_text(day)}, below "
+        f"{beaten}, {_beaten(rule, beaten)} its record had to reach."
+    )
+
+
+def _beaten(rule: FatalityPeakRule, beaten: int) -> str:
+    """What a record's threshold was: the rule's minimum, or the previous high above it."""
+    return "the minimum" if beaten == rule.minimum else "the previous high"
 
 
 # -- resolution -------------------------------------------------------------------------
@@ -1288,10 +1362,7 @@ def _resolve(
             total = state.fatalities.window_sums(day, day, rule.window_days)[0]
             ends_at = clock
             event = event.model_copy(update={"value": float(total)})
-            summary = (
-                f"Resolved: {total} killed in zone {state.zone} in the {rule.window} to "
-                f"{_day_text(day)}, below the {beaten} of the record it set."
-            )
+            summary = peak_resolved_summary(rule, total, f"in zone {state.zone}", day, beaten)
         else:
             check = _check(rule, state, event.labels)
             if check is None:

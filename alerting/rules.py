@@ -32,6 +32,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -57,6 +58,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _KINDS = ("incident", "threshold", "escalation", "quiet_broken", "fatality_peak")
 _DAY = 86_400
+#: The longest duration a rule may give: ten years (a 3-year lookback is the longest shipped);
+#: beyond, times computed from it leave what a date can hold.
+MAX_DURATION_SECONDS = 3650 * _DAY
 
 
 class RuleFileError(ValueError):
@@ -91,7 +95,11 @@ class Duration:
                 f"invalid duration {value!r}; use a number and a unit: s, m, h, d or w "
                 "(e.g. 30m, 1h, 24h, 7d)"
             )
-        seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        digits = m.group(1).lstrip("0") or "0"
+        # (a huge number of digits: no int of it, it is too long anyway)
+        if len(digits) > 12 or int(digits) * _UNIT_SECONDS[m.group(2)] > MAX_DURATION_SECONDS:
+            raise ValueError(f"duration {value!r} is too long; at most 3650d (ten years)")
+        seconds = int(digits) * _UNIT_SECONDS[m.group(2)]
         if seconds <= 0:
             raise ValueError(f"duration {value!r} must be positive")
         return cls(f"{int(m.group(1))}{m.group(2)}", seconds)
@@ -193,6 +201,17 @@ class IncidentRule(_RuleBase):
     #: When set, an incident with anyone killed raises the alert to this severity
     #: (the alert then carries a `severity` label, so each severity is its own alert).
     severity_when_killed: Severity | None = None
+
+    @field_validator("severity_when_killed")
+    @classmethod
+    def _raises(cls, value: Severity | None, info: ValidationInfo) -> Severity | None:
+        severity = info.data.get("severity")  # absent: its own error is reported
+        if value is not None and isinstance(severity, Severity) and value.rank <= severity.rank:
+            raise ValueError(
+                f"must rank above the rule's severity {severity.value!r} (it raises the "
+                f"severity of an alert when someone is killed; {value.value!r} would not)"
+            )
+        return value
 
     @property
     def max_age_seconds(self) -> int:
@@ -411,6 +430,9 @@ def load_rules(path: Path | None, *, known_zones: Collection[str] | None = None)
     return parse_rules(text, source=str(source), known_zones=known_zones)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeys(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
     value and says nothing, so a second `rules:` section dropped every rule above it, and a
@@ -419,6 +441,11 @@ class _UniqueKeys(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # `<<: *defaults`: the keys it brings are defaults the mapping's own keys
+                # override, as YAML means them (the safe loader flattens them below); a key
+                # given twice is one given twice among the mapping's own
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             try:
                 again = key in seen
@@ -452,10 +479,13 @@ def parse_rules(
             f"rule file {source}: the top level must be a mapping with a `rules:` list, "
             f"not {type(data).__name__}"
         )
+    # `x-...` keys at the top level are for the file's own use: anchors that rules merge
+    # (`x-held: &held {hold: 6h}`, then `<<: *held` in a rule)
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
-        raise RuleFileError(_describe(exc, data, source)) from None
+        raise RuleFileError(_describe(exc, data, source, text)) from None
     if known_zones is not None:
         unknown = sorted(ruleset.zones_named() - set(known_zones))
         if unknown:
@@ -471,10 +501,39 @@ def parse_rules(
     return ruleset
 
 
-def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
+def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
+    """The line (1-based) of the node at `path` in the file's node tree, or of the deepest
+    node on the way there that the tree holds (a missing field: its rule's); None: none."""
+    node, line = root, None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next(
+                (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
+                None,
+            )
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _describe(exc: ValidationError, data: dict[str, Any], source: str, text: str = "") -> str:
     lines = []
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeys) if text else None
+    except yaml.YAMLError:  # it loaded: not expected
+        root = None
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
+        line = None
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            # a discriminated union's kind in the location is no key of the file
+            path = loc[:2] + [p for p in loc[2:3] if p not in _KINDS] + loc[3:]
+            line = _line_of(root, path)
         where = ""
         raw_rules = data.get("rules")
         if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -506,6 +565,7 @@ def _describe(exc: ValidationError, data: dict[str, Any], source: str) -> str:
             if isinstance(given, str | int | float) and repr(given) not in message:
                 message += f" (got {given!r})"
         parts = [p for p in (where, field) if p]
-        lines.append(f"{': '.join(parts) or 'file'}: {message}")
+        at = "" if line is None else f"line {line}: "
+        lines.append(f"{at}{': '.join(parts) or 'file'}: {message}")
     head = f"rule file {source}: {len(lines)} error{'s' if len(lines) != 1 else ''}"
     return head + "\n  " + "\n  ".join(lines)

@@ -26,7 +26,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from alerting.engine import (
@@ -37,6 +37,8 @@ from alerting.engine import (
     latest_fatal,
     peak_event,
     peak_fires,
+    peak_refreshed,
+    peak_resolved_summary,
     to_ms,
 )
 from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
@@ -56,7 +58,6 @@ __all__ = [
 #: Between the zone and the incident id in a ledger key (no zone code contains it).
 _SEP = "\x1f"
 _DAY_MS = DAY_SECONDS * 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FatalChange(NamedTuple):
@@ -284,9 +285,19 @@ def _fire(rules: RuleSet, state: TheatreState) -> list[AlertEvent]:
         a = assess_peak(state.ledger, day, rule, observed_from)
         active = state.active.get(fp)
         if active is not None:
-            if a.total >= active.threshold and a.total != active.value:
-                state.active[fp] = active.model_copy(update={"value": float(a.total)})
-                state._touched.add(f"a{fp}")
+            if a.total >= active.threshold:  # else it resolves at the next evaluation
+                keys = latest_fatal(state.ledger.incidents.items(), day, rule.window_days)
+                refreshed = peak_refreshed(
+                    rule,
+                    active,
+                    a,
+                    [key.partition(_SEP)[2] for key in keys],
+                    f"{a.total} killed in the whole theatre (all zones)",
+                    _most(state, day, rule.window_days),
+                )
+                if refreshed != active:
+                    state.active[fp] = refreshed
+                    state._touched.add(f"a{fp}")
             continue
         if not peak_fires(a, state.peaks.get(rule.name), day, rule):
             continue
@@ -324,10 +335,7 @@ def _resolve(rules: RuleSet, state: TheatreState) -> list[AlertEvent]:
                 continue
             total = state.ledger.window_sums(day, day, rule.window_days)[0]
             event = event.model_copy(update={"value": float(total)})
-            summary = (
-                f"Resolved: {total} killed in the whole theatre in the {rule.window} to "
-                f"{_day_text(day)}, below the {beaten} of the record it set."
-            )
+            summary = peak_resolved_summary(rule, total, "in the whole theatre", day, beaten)
         events.append(
             event.model_copy(
                 update={
@@ -352,7 +360,3 @@ def _most(state: TheatreState, day: int, window: int) -> str:
         return ""
     zone, n = min(by_zone.items(), key=lambda kv: (-kv[1], kv[0]))
     return f", most in zone {zone} ({n})"
-
-
-def _day_text(day: int) -> str:
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")

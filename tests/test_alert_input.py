@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,3 +159,60 @@ def test_the_zone_stage_says_what_the_earlier_form_said() -> None:
             assert read_alert_input(json.dumps(earlier).encode()) == built
             compared += 1
     assert compared > 300 and contested > 0
+
+
+def test_the_civilian_flag_is_the_incident_s_not_the_last_joined_report_s() -> None:
+    """A post reported two civilians killed; a party's statement without casualties
+    joined: the incident's input said `civilian: false` (the statement's flag), which
+    resolved a `civilian: true` rule, and a third report (civilians killed) fired it again
+    with a new alert_id. The flag is that of the report the casualty figures come from."""
+    from alerting.engine import ZoneState, evaluate_batch
+    from alerting.rules import parse_rules
+
+    rules = parse_rules(
+        """
+rules:
+  - name: civilian-deaths
+    kind: incident
+    severity: critical
+    match: {civilian: true, min_killed: 1}
+"""
+    )
+    at = datetime(2021, 5, 12, 10, 0, tzinfo=UTC)
+
+    def report(rid: str, source: str, kind: str, minute: int, **more: Any) -> Report:
+        body = {
+            "report_id": rid,
+            "source": source,
+            "source_type": kind,
+            "occurred_at": (at + minute * timedelta(minutes=1)).isoformat(),
+            "location": {"place": "Shusha"},
+            "category": "civilian_harm",
+            "perpetrator": "az",
+            "target": "civilians",
+            **more,
+        }
+        r = validate_report(json.dumps(body).encode())
+        assert isinstance(r, Report)
+        return r
+
+    post = report(
+        "a", "pkf-op-1", "observation_post", 0, casualties={"killed": 2, "civilian": True}
+    )
+    statement = report("b", "az-mod", "party_statement", 5, claimant="az", perpetrator="am")
+    ngo = report("c", "hrw", "ngo", 8, casualties={"killed": 2, "civilian": True})
+    book = IncidentBook(LinkRule())
+    state = ZoneState.new("shusha")
+    flags, events = [], []
+    for n, r in enumerate((post, statement, ngo)):
+        now = at + 20 * n * timedelta(minutes=1)
+        incident = CLASSIFIER.classify(r, now)
+        version = version_of(incident.model_dump(mode="json"))
+        assert isinstance(version, ReportVersion)
+        [record] = [i for i in book.upsert(version).incidents if i.status is Status.OPEN]
+        heard = alert_input(version, incident.civilian, record, book.report)
+        flags.append((heard.killed, heard.civilian))
+        events += evaluate_batch(rules, state, [heard], now)
+    assert len(record.fields.reports) == 3  # one incident of the three
+    assert flags == [(2, True)] * 3
+    assert [(e.rule, e.status) for e in events] == [("civilian-deaths", "firing")]

@@ -1532,3 +1532,192 @@ def test_a_summary_tells_the_incident_s_verification_from_the_report_s_source() 
     joined = dataclasses.replace(inc(T0, incident_id="a", category=HEAVY), source="az-mod")
     [alert] = evaluate_batch(DEFAULT, state, [joined], T0 + M)
     assert alert.summary.endswith("; observed, report from az-mod."), alert.summary
+
+
+# -- merges, escalation baselines, fatality summaries (review fixes) ----------------------
+
+
+def test_a_merge_into_a_known_incident_fires_no_alert_its_merged_incident_had() -> None:
+    """Incident q (heavy weapons) fired `heavy-weapons`, and its alert resolved; a report
+    bridging it to incident p (small arms, known to the state) merged q into p, whose new
+    version is heavy weapons. `forget` recorded q as p's earlier version, then `refresh(p)`
+    replaced it with p's own old version (small arms): the rule fired a second time, with
+    a new alert_id, for one event."""
+    state = ZoneState.new("shusha")
+    p = inc(T0, category="small_arms_fire", incident_id="p")
+    q = inc(T0 + 21 * M, category=HEAVY, incident_id="q")
+    assert evaluate_batch(DEFAULT, state, [p], T0) == []
+    [alert] = evaluate_batch(DEFAULT, state, [q], T0 + 21 * M)
+    [done] = evaluate_time(DEFAULT, state, T0 + 6 * H + 30 * M)
+    assert (done.alert_id, done.status) == (alert.alert_id, "resolved")
+    p_merged = inc(T0, category=HEAVY, incident_id="p")  # p's new version, with q's report
+    events = evaluate_batch(
+        DEFAULT, state, [p_merged], T0 + 7 * H, forget=["q"], merged_into={"q": "p"}
+    )
+    assert events == [], [(e.rule, e.status) for e in events]
+    # a merge bringing a death is a new match of another group (casualties, critical)
+    r = inc(T0 + 30 * M, category=HEAVY, incident_id="r")
+    [again] = evaluate_batch(DEFAULT, state, [r], T0 + 7 * H + M)
+    assert again.rule == "heavy-weapons"  # r is a new event
+    evaluate_time(DEFAULT, state, T0 + 14 * H)
+    p_dead = inc(T0, category=HEAVY, killed=1, incident_id="p")
+    fired = evaluate_batch(
+        DEFAULT, state, [p_dead], T0 + 15 * H, forget=["r"], merged_into={"r": "p"}
+    )
+    assert [(e.rule, e.severity) for e in fired] == [("casualties", "critical")]
+
+
+def test_a_merge_through_the_book_pages_once_per_event() -> None:
+    """The same through the incident book, as the backtest and the zone stage hear it: a
+    party statement between two posts' reports merges the later heavy-weapons incident
+    into the earlier one after its alert resolved."""
+    classifier = Classifier(ZoneCatalogue.load(), Gazetteer.load())
+    lat, lon, km = 39.758, 46.748, 1 / 85.6
+    day = datetime(2021, 5, 12, 10, 0, tzinfo=UTC)
+
+    def report(rid: str, source: str, kind: str, minute: int, dx: float, category: str) -> Report:
+        body = {
+            "report_id": rid,
+            "source": source,
+            "source_type": kind,
+            "occurred_at": (day + minute * M).isoformat(),
+            "location": {"lat": lat, "lon": lon + dx * km},
+            "category": category,
+            "perpetrator": "az",
+            "target": "am",
+        }
+        r = validate_report(json.dumps(body).encode())
+        assert isinstance(r, Report)
+        return r
+
+    from alerting.backtest import _as_incidents
+
+    book = IncidentBook(LinkRule())
+    state = ZoneState.new("shusha")
+    events: list[AlertEvent] = []
+
+    def arrive(r: Report, at: datetime) -> None:
+        merged: dict[str, str] = {}
+        heard = _as_incidents(book, classifier.classify(r, at), merged)
+        gone = [s for _, s in heard if isinstance(s, str)]
+        opened = [s for _, s in heard if not isinstance(s, str)]
+        events.extend(evaluate_batch(DEFAULT, state, opened, at, forget=gone, merged_into=merged))
+
+    arrive(report("p", "pkf-op-1", "observation_post", 0, 0, "small_arms_fire"), day)
+    arrive(report("r", "pkf-op-3", "observation_post", 0, -2, "small_arms_fire"), day)
+    arrive(report("q", "pkf-op-3", "observation_post", 21, 0, HEAVY), day + 21 * M)
+    events.extend(evaluate_time(DEFAULT, state, day + 6 * H + 30 * M))
+    arrive(report("x", "am-mod", "party_statement", 1, 1.2, "small_arms_fire"), day + 7 * H)
+    assert [(e.rule, e.status) for e in events] == [
+        ("heavy-weapons", "firing"),
+        ("heavy-weapons", "resolved"),
+    ], [(e.rule, e.status, e.summary) for e in events]
+
+
+ESCALATION = rules_of(
+    """
+rules:
+  - name: esc
+    kind: escalation
+    severity: high
+    window: 24h
+    baseline: 7d
+    factor: 3
+    min_count: 5
+"""
+)
+
+
+def test_escalation_resolves_when_the_observed_baseline_grows_as_a_tick_would() -> None:
+    """In the first week the baseline is the windows observed, one more every `window`:
+    the mean can rise and end the condition then. `next_deadline` did not say so, so the
+    backtest (which wakes at it) resolved 7 h after a live worker ticking every 5 s."""
+    state = ZoneState.new("shusha", since=T0)
+    for k in range(4):  # 4 in the first hour observed
+        evaluate_batch(ESCALATION, state, [inc(T0 + 30 * M + k * M)], T0 + H)
+    fired = []
+    for k in range(5):  # 5 on the third day: none in the one baseline window observed
+        at = T0 + 55 * H + k * H
+        fired += evaluate_batch(ESCALATION, state, [inc(at)], at)
+    [alert] = fired
+    assert "none in the previous 1x24h" in alert.summary
+    by_deadline = ZoneState.from_json(state.to_json())
+    by_tick = ZoneState.from_json(state.to_json())
+    woken: list[AlertEvent] = []
+    while (d := next_deadline(ESCALATION, by_deadline)) is not None:
+        woken += evaluate_time(ESCALATION, by_deadline, d)
+    ticked: list[AlertEvent] = []
+    at = T0 + 59 * H
+    while by_tick.active:
+        at += 5 * M
+        ticked += evaluate_time(ESCALATION, by_tick, at)
+    assert woken == ticked
+    [done] = woken
+    # at 72 h the baseline is 2 windows, with the first hour's 4: a mean of 2, level 6
+    assert (done.ends_at, done.value, done.threshold) == (T0 + 72 * H, 5, 6)
+
+
+def test_the_backtest_resolves_an_escalation_when_the_baseline_grows() -> None:
+    """The same through the backtest (observation starts at the first report)."""
+    times = [T0, *(T0 + 30 * M + k * M for k in range(4)), *(T0 + 55 * H + k * H for k in range(5))]
+    lines = [_report_line(n, at, "Shusha", "small_arms_fire") for n, at in enumerate(times)]
+    reports = [validate_report(line.encode()) for line in lines]
+    events = backtest([r for r in reports if isinstance(r, Report)], fake_classify, ESCALATION)
+    assert [(e.status, e.starts_at, e.ends_at) for e in events] == [
+        ("firing", T0 + 59 * H, None),
+        ("resolved", T0 + 59 * H, T0 + 72 * H),
+    ], [(e.status, e.ends_at, e.summary) for e in events]
+
+
+PEAK = rules_of(
+    """
+rules:
+  - name: peak
+    kind: fatality_peak
+    severity: high
+    window: 2d
+    lookback: 4d
+    minimum: 3
+    cooldown: 30d
+"""
+)
+
+
+def test_a_fatality_peak_s_summary_and_incidents_follow_its_figure() -> None:
+    """Deaths reported while the alert fires raised its `value` but left its summary and
+    `incident_ids` as they were at firing ("8 killed" beside a value of 28); the
+    resolution said "below the 3 of the record it set" of a record of 28."""
+    start = datetime(2021, 5, 1, tzinfo=UTC)
+    state = ZoneState.new("shusha", since=start)
+    noon = start + 8 * D + 12 * H
+    [alert] = evaluate_batch(PEAK, state, [inc(noon, killed=8, incident_id="k1")], noon)
+    assert alert.summary.startswith("8 killed in zone shusha in the 2d to 2021-05-09")
+    assert evaluate_batch(PEAK, state, [inc(noon, killed=20, incident_id="k2")], noon + H) == []
+    [held] = state.firing()
+    assert (held.alert_id, held.value, held.threshold) == (alert.alert_id, 28, 3)
+    assert held.incident_ids == ["k2", "k1"]
+    assert held.summary == (
+        "28 killed in zone shusha in the 2d to 2021-05-09: the highest 2d figure of the past "
+        "4d (previous high 0, minimum 3)."
+    )
+    # the next day: a record of its own (over the 28 of the day before)
+    later = start + 9 * D + H
+    assert evaluate_batch(PEAK, state, [inc(later, killed=3, incident_id="k3")], later) == []
+    [held] = state.firing()
+    assert (held.value, held.incident_ids) == (31, ["k3", "k2", "k1"])
+    assert held.summary.startswith("31 killed in zone shusha in the 2d to 2021-05-10: the ")
+    assert held.summary.endswith("(previous high 28, minimum 3).")
+    # the day after: 4 is no record (31 is), but still reaches the 3 the alert beat
+    later = start + 10 * D + H
+    assert evaluate_batch(PEAK, state, [inc(later, killed=1, incident_id="k4")], later) == []
+    [held] = state.firing()
+    assert (held.alert_id, held.value, held.incident_ids) == (alert.alert_id, 4, ["k4", "k3"])
+    assert held.summary == (
+        "4 killed in zone shusha in the 2d to 2021-05-11: still at least 3, the minimum its "
+        "record of 2021-05-09 had to reach."
+    )
+    [done] = evaluate_time(PEAK, state, start + 12 * D)
+    assert done.summary == (
+        "Resolved: 0 killed in zone shusha in the 2d to 2021-05-13, below 3, the minimum its "
+        "record had to reach."
+    )

@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerting import theatre
 from alerting.backtest import backtest
 from alerting.engine import ZoneState, evaluate_batch, evaluate_time, next_deadline
 from alerting.rules import RuleFileError, parse_rules
+from alerting.theatre import TheatreState, fatal_changes
+from schemas.alert import AlertEvent
+from schemas.alert_input import AlertInput
 from schemas.report import Report
 from schemas.validation import validate_report
 from tests.test_alerting import fake_classify, inc
@@ -153,3 +157,64 @@ def test_a_second_episode_from_the_same_incidents_has_its_own_alert_id() -> None
     [second] = [e for e in again if e.status == "firing"]
     assert second.incident_ids == first.incident_ids
     assert second.alert_id != first.alert_id
+
+
+# -- the theatre's alert (alerting/theatre.py) --------------------------------------------
+
+THEATRE_RULES = parse_rules(
+    """
+rules:
+  - {name: zone-peak, kind: fatality_peak, lookback: 365d, minimum: 8, severity: medium}
+  - name: theatre-peak
+    kind: fatality_peak
+    scope: theatre
+    lookback: 365d
+    minimum: 8
+    severity: high
+"""
+)
+
+
+def feed(
+    states: dict[str, ZoneState],
+    th: TheatreState,
+    zone: str,
+    incidents: list[AlertInput],
+    now: datetime,
+) -> list[AlertEvent]:
+    """One zone step as a worker runs it: the zone, its fatality changes, the theatre."""
+    state = states.setdefault(zone, ZoneState.new(zone, since=START))
+    mark = state.mark()
+    events = evaluate_batch(THEATRE_RULES, state, incidents, now)
+    changed = th.apply(fatal_changes(state, state.changed(mark)))
+    return events + theatre.evaluate(THEATRE_RULES, th, now, changed=changed)
+
+
+def test_the_theatre_alert_s_summary_and_incidents_follow_its_figure() -> None:
+    """Deaths while the theatre's alert fires updated its `value` only (its summary said
+    the figure it fired with, its `incident_ids` the incidents of then); the resolution
+    said "below the 8 of the record it set" of a record of 14."""
+    states: dict[str, ZoneState] = {}
+    th = TheatreState.new(since=START)
+    for n in range(0, 400, 30):
+        at = START + n * D
+        feed(states, th, "shusha", [inc(at, zone="shusha", killed=1)], at)
+    at = START + 420 * D
+    fired = feed(states, th, "shusha", [inc(at, zone="shusha", killed=9, incident_id="s0")], at)
+    [event] = [e for e in fired if e.rule == "theatre-peak"]
+    assert event.summary.startswith("9 killed in the whole theatre (all zones) in the 30d to")
+    at = START + 421 * D
+    more = feed(states, th, "loc-east", [inc(at, zone="loc-east", killed=5, incident_id="e1")], at)
+    assert [e for e in more if e.rule == "theatre-peak"] == []  # updated silently
+    [held] = th.firing()
+    assert (held.alert_id, held.value, held.threshold) == (event.alert_id, 14, 8)
+    assert held.incident_ids == ["e1", "s0"]
+    assert held.summary == (
+        "14 killed in the whole theatre (all zones) in the 30d to 2022-02-26, most in zone "
+        "shusha (9): the highest 30d figure of the past 365d (previous high 9, minimum 8)."
+    )
+    [done] = theatre.evaluate(THEATRE_RULES, th, START + 455 * D, changed=False)
+    assert done.summary == (
+        "Resolved: 0 killed in the whole theatre in the 30d to 2022-04-01, below 8, the "
+        "minimum its record had to reach."
+    )

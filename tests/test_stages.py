@@ -1076,7 +1076,8 @@ def test_an_incident_a_withdrawal_leaves_open_is_heard_again_by_the_alert_stage(
             report("b", source="pkf-op-2", casualties={"killed": 4}),
         )
         (before,) = heard(h)
-        assert (before["killed"], before["civilian"]) == (4, True)  # as "a", the first upserted
+        # the figure and its civilian flag are the incident's: "b"'s 4 killed, not civilians
+        assert (before["killed"], before["civilian"]) == (4, False)
         await h.send({"report_id": "b", "source": "pkf-op-2", "revision": 1, "withdrawn": True})
         (after,) = heard(h)
         assert after["incident_id"] == before["incident_id"]

@@ -6,7 +6,9 @@ so that a rule counts each incident once, matches it by what the incident says, 
 its summary from the report (place, source). The target is the incident's: what its
 strongest report naming one says (`incident_target`), so that a report naming none that
 joins does not take it away (a rule matching `target` would resolve, the summary lose its
-"against ..."). The zone stage sends this to the alert
+"against ..."). So is the civilian flag: that of the report the incident's casualty figures
+come from (`casualty_report`), so that a party's statement without casualties joining a
+report of civilians killed does not make them not civilians. The zone stage sends this to the alert
 stage; the backtest feeds it to the engine directly. Pure.
 """
 
@@ -45,6 +47,24 @@ def incident_target(report: ReportVersion, record: IncidentRecord, report_of: Re
     return Party.UNKNOWN.value if best is None else best[1]
 
 
+def casualty_report(
+    report: ReportVersion, record: IncidentRecord, report_of: ReportOf
+) -> ReportVersion:
+    """The report `record`'s casualty figures come from (docs/record.md: the largest
+    figures of the incident's verification tier): of the reports of that tier, the one
+    with the most killed, then the most wounded, the earliest of equals (the incident's
+    order); `report`, one of them, as it is now. `report` when none is found."""
+    tier = record.fields.verification
+    best: tuple[int, int, ReportVersion] | None = None
+    for source, report_id, _ in record.fields.reports:
+        r = report if (source, report_id) == report.ident else report_of((source, report_id))
+        if r is None or verification_of(r) is not tier:
+            continue
+        if best is None or (r.killed, r.wounded) > best[:2]:
+            best = (r.killed, r.wounded, r)
+    return report if best is None else best[2]
+
+
 def alert_input(
     report: ReportVersion,
     civilian: bool,
@@ -53,10 +73,14 @@ def alert_input(
 ) -> AlertInput:
     """`report` (with its civilian flag: the upsert's, or the record's) standing for
     `record`, the incident it opened or joined; `report_of` finds its other reports, for
-    the incident's target (without it, the report's)."""
+    the incident's target and civilian flag (without it, the report's): the flag of the
+    report its casualties come from (`casualty_report`)."""
     f = record.fields
     if report_of is not None and len(f.reports) > 1:
         target = incident_target(report, record, report_of)
+        supplier = casualty_report(report, record, report_of)
+        if supplier is not report:
+            civilian = supplier.civilian
     else:
         target = report.target or Party.UNKNOWN.value
     return AlertInput(
