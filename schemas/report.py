@@ -64,19 +64,68 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=Fal
 # Python's for jsonschema, ECMA 262 for JavaScript clients).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 _SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# Invisible format characters (Unicode Cf without the visible prepended number signs): zero
-# widths, joiners, direction marks and overrides, the soft hyphen, a BOM inside the text.
-_INVISIBLE = (
-    r"\xad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+# Invisible characters: every format character (Unicode Cf: zero widths, joiners, direction
+# marks and overrides, the soft hyphen, a BOM inside the text, tag characters, and the few
+# prepended number signs, which have no place in an id either), and the other characters
+# that show nothing: variation selectors, the combining grapheme joiner, Hangul fillers, the
+# Braille blank, Mongolian and Khmer ones that Unicode makes default-ignorable. As
+# (first, last) code points; a test checks that every Cf of Python's Unicode database is one.
+INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x0600, 0x0605),  # Arabic number signs (prepended, Cf)
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x115F, 0x1160),  # Hangul choseong / jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero widths, joiners, direction marks
+    (0x202A, 0x202E),  # direction embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, isolates, deprecated controls
+    (0x2800, 0x2800),  # Braille pattern blank
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFEFF, 0xFEFF),  # byte order mark / zero width no-break space
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFFB),  # interlinear annotation (and the unassigned before it)
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),  # Egyptian hieroglyph format controls
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0001, 0xE0001),  # language tag
+    (0xE0020, 0xE007F),  # tag characters
+    (0xE0100, 0xE01EF),  # variation selectors supplement
 )
+
+
+def _class_items(ranges: tuple[tuple[int, int], ...]) -> str:
+    r"""`ranges` as the inside of a regex character class: `\uXXXX` escapes, which the three
+    engines read alike, for the Basic Multilingual Plane; the characters themselves above it
+    (pydantic's Rust regex and Python's `re` read them; no escape of theirs is ECMA 262's)."""
+
+    def one(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
+
+
+_INVISIBLE_BMP = tuple((a, b) for a, b in INVISIBLE_RANGES if b <= 0xFFFF)
+_INVISIBLE_ASTRAL = tuple((a, b) for a, b in INVISIBLE_RANGES if a > 0xFFFF)
+_INVISIBLE = _class_items(INVISIBLE_RANGES)
 #: An identity part: no control character (the key's \x1f separator among them: "a\x1fb" + "c"
 #: and "a" + "b\x1fc" would be one key), no invisible character ("op-1" and "op\u200b-1"
-#: look alike but would be two reports, counted twice), and not only whitespace.
+#: look alike but would be two reports, counted twice), and not only whitespace. (And in
+#: NFC, which no regex says: `_check_nfc`.)
 IDENTITY_PATTERN = (
     f"^[^{_CONTROL}{_INVISIBLE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}][^{_CONTROL}{_INVISIBLE}]*$"
 )
 _CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
-_INVISIBLE_CHAR = re.compile(f"[{_INVISIBLE}]")
+#: One invisible character (`INVISIBLE_RANGES`).
+INVISIBLE_CHAR = re.compile(f"[{_INVISIBLE}]")
 
 
 def _exported(pattern: str) -> str:
@@ -87,7 +136,56 @@ def _exported(pattern: str) -> str:
     return pattern.removesuffix("$") + r"(?!\n)$"
 
 
-_IDENTITY_SCHEMA = {"pattern": _exported(IDENTITY_PATTERN)}
+def _exported_identity_pattern() -> str:
+    """IDENTITY_PATTERN for the JSON Schema. ECMA 262 without its `u` flag reads a character
+    above U+FFFF as two UTF-16 code units, so that such a character in a class range
+    (`[X-Y]`) is a syntax error there: those characters are refused by a lookahead instead,
+    each written out as an alternative, which every engine (ECMA 262 with or without `u`,
+    Python's `re`) reads as that one character."""
+    bmp = _class_items(_INVISIBLE_BMP)
+    astral = "|".join(chr(c) for a, b in _INVISIBLE_ASTRAL for c in range(a, b + 1))
+    return _exported(
+        rf"^(?![\s\S]*(?:{astral}))"
+        f"[^{_CONTROL}{bmp}]*[^{_CONTROL}{bmp}{_SPACE}][^{_CONTROL}{bmp}]*$"
+    )
+
+
+_IDENTITY_SCHEMA = {
+    "pattern": _exported_identity_pattern(),
+    "description": (
+        "no control character, no invisible one (Unicode Cf, variation selectors, fillers), "
+        "not blank, and in Unicode normalization form C (NFC), which no pattern can say: "
+        "the validator refuses a spelling that is not NFC (`invalid_value`)"
+    ),
+}
+
+
+def explain_not_nfc(value: str) -> str:
+    """Why `value`, which is not in NFC, is refused: the first character from which on it is
+    not, and its NFC spelling."""
+    at = next(
+        (i for i in range(len(value)) if not unicodedata.is_normalized("NFC", value[: i + 1])),
+        0,
+    )
+    char = value[at]
+    nfc = unicodedata.normalize("NFC", value)
+    return (
+        f"is not in Unicode normalization form C (NFC) from U+{ord(char):04X} "
+        f"({unicodedata.name(char, 'unnamed')}) at position {at}: its NFC spelling is "
+        f"{nfc[:64]!r}; send that one (one id spelled two ways would count as two reports)"
+    )
+
+
+def _check_nfc(source: str, report_id: str) -> None:
+    """`not_nfc`, naming the field, unless both identity parts are in NFC; they are never
+    rewritten. Checked with the whole report (`Report._checks`), which costs a Python call
+    anyway, rather than per field: a report's hot path pays two `isascii` for it."""
+    for field, value in (("source", source), ("report_id", report_id)):
+        if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+            raise PydanticCustomError(
+                "not_nfc", "{message}", {"field": field, "message": explain_not_nfc(value)}
+            )
+
 
 Text = Annotated[str, Field(min_length=1)]
 ReportId = Annotated[
@@ -111,14 +209,22 @@ SourceName = Annotated[
 #: A party code or alias (`perpetrator`, `claimant`), or `civilians` (`target`).
 PartyName = Annotated[str, Field(max_length=128)]
 Description = Annotated[str, Field(max_length=4000)]
-Revision = Annotated[int, Field(ge=0, le=MAX_REVISION)]
-Casualty = Annotated[int, Field(ge=0, le=MAX_CASUALTIES)]
+#: What the exported schema says of its integers: JSON Schema counts `2.0` as the integer 2,
+#: which no keyword can refuse; the validator reads only integers written as such.
+INTEGER_NOTE = (
+    "an integer written without a fraction or exponent: `2.0` or `2e0` is `invalid_type` "
+    "(JSON Schema counts it as an integer; the validator does not)"
+)
+Revision = Annotated[int, Field(ge=0, le=MAX_REVISION, description=INTEGER_NOTE)]
+Casualty = Annotated[int, Field(ge=0, le=MAX_CASUALTIES, description=INTEGER_NOTE)]
 #: A strict integer, then 1: `Literal[1]` took `true` and `1.0` for 1. Other integers are
 #: `unsupported_version` (schemas/validation.py), other types `invalid_type`.
 SchemaVersion = Annotated[
     int,
     Field(ge=1, le=1),
-    WithJsonSchema({"type": "integer", "const": 1, "description": "the only version: 1"}),
+    WithJsonSchema(
+        {"type": "integer", "const": 1, "description": f"the only version: 1; {INTEGER_NOTE}"}
+    ),
 ]
 
 
@@ -182,7 +288,12 @@ _DATE_TIME = (
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
     r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
 )
-_OFFSET = r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+# UTC offsets are those in use, -12:00 to +14:00 (RFC 3339's syntax takes any up to
+# +-23:59): a wrong one shifts a time by up to a day, and a day-precision time's period
+# (`period_start`) with it.
+_OFFSET = r"([Zz]|\+(0[0-9]|1[0-3]):[0-5][0-9]|\+14:00|-(0[0-9]|1[01]):[0-5][0-9]|-12:00)"
+#: The earliest and the latest UTC offset accepted, in minutes.
+OFFSET_RANGE_MINUTES = (-12 * 60, 14 * 60)
 TIME_PATTERN = f"{_DATE_TIME}{_OFFSET}?$"
 TIME_SCHEMA_PATTERN = _exported(f"{_DATE_TIME}{_OFFSET}$")
 #: The form, whatever the ranges: to tell a number out of range from a wrong form.
@@ -217,9 +328,19 @@ class _Rfc3339:
 
 def explain_time(value: str) -> str:
     """Why `value` is no RFC 3339 date-time (it failed TIME_PATTERN)."""
-    if _TIME_SHAPE.fullmatch(value):
+    shape = _TIME_SHAPE.fullmatch(value)
+    if shape:
         if value[17:19] == "60":
             return "leap seconds (second 60) are not supported; give 59"
+        offset = shape.group(2)
+        if offset is not None and offset not in "Zz":
+            minutes = int(offset[1:3]) * 60 + int(offset[4:6])
+            low, high = OFFSET_RANGE_MINUTES
+            if not low <= (-minutes if offset[0] == "-" else minutes) <= high:
+                return (
+                    f"UTC offset {offset} is not one in use: offsets run from -12:00 to "
+                    f"+14:00 ({_TIME_EXAMPLE})"
+                )
         # The form is right and a number out of range: pydantic's parser says which.
         try:
             _STRICT_TIME.validate_json(f'"{value}"')  # digits and punctuation only
@@ -234,6 +355,13 @@ def explain_time(value: str) -> str:
     )
 
 
+#: The format characters (Cf) that are seen, as a sign over the digits after them: refused
+#: as the others, named apart.
+_PREPENDED_SIGNS = frozenset(
+    (*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD)
+)
+
+
 def explain_identity(value: str) -> str:
     """Why `value` is no `source` / `report_id` (it failed IDENTITY_PATTERN)."""
     control = _CONTROL_CHAR.search(value)
@@ -242,14 +370,15 @@ def explain_identity(value: str) -> str:
             f"holds the control character U+{ord(control.group()):04X} at position "
             f"{control.start()}: control characters are not allowed"
         )
-    invisible = _INVISIBLE_CHAR.search(value)
+    invisible = INVISIBLE_CHAR.search(value)
     if invisible is not None:
         char = invisible.group()
+        kind = "format" if ord(char) in _PREPENDED_SIGNS else "invisible"
         return (
-            f"holds the invisible character U+{ord(char):04X} "
-            f"({unicodedata.name(char, 'format character')}) at position {invisible.start()}: "
-            "invisible characters are not allowed (an id that looks like another would count "
-            "as another report)"
+            f"holds the {kind} character U+{ord(char):04X} "
+            f"({unicodedata.name(char, 'unnamed')}) at position {invisible.start()}: "
+            "invisible and format characters are not allowed (an id that looks like another "
+            "would count as another report)"
         )
     return "is blank: it must hold a character other than whitespace"
 
@@ -265,7 +394,7 @@ ReportTime = Annotated[
     datetime, _Rfc3339(), AfterValidator(_not_before_1900), AfterValidator(_not_in_future)
 ]
 #: `occurred_at` of a report: checked against the future with its `time_precision`
-#: (`Report._occurred_not_in_future`): a day report of today written at noon is no report
+#: (`Report._checks`): a day report of today written at noon is no report
 #: from the future at 09:00.
 OccurredTime = Annotated[datetime, _Rfc3339(), AfterValidator(_not_before_1900)]
 
@@ -374,7 +503,8 @@ class Report(BaseModel):
     schema_version: SchemaVersion = 1
 
     @model_validator(mode="after")
-    def _occurred_not_in_future(self, info: ValidationInfo) -> Self:
+    def _checks(self, info: ValidationInfo) -> Self:
+        _check_nfc(self.source, self.report_id)
         start = period_start(self.occurred_at, self.time_precision)
         _check_not_in_future(self.occurred_at, start, "occurred_at", info.context)
         return self
@@ -397,7 +527,7 @@ class WithdrawnReport(BaseModel):
     report_id: ReportId
     source: SourceName
     #: At least 1: higher than the revision it withdraws (a report's first is 0).
-    revision: Annotated[int, Field(ge=1, le=MAX_REVISION)]
+    revision: Annotated[int, Field(ge=1, le=MAX_REVISION, description=INTEGER_NOTE)]
     withdrawn: Withdrawn
     source_type: SourceType | None = None
     occurred_at: OccurredTime | None = None
@@ -413,7 +543,8 @@ class WithdrawnReport(BaseModel):
     schema_version: SchemaVersion = 1
 
     @model_validator(mode="after")
-    def _occurred_not_in_future(self, info: ValidationInfo) -> Self:
+    def _checks(self, info: ValidationInfo) -> Self:
+        _check_nfc(self.source, self.report_id)
         # as in a report: a withdrawal re-sending its day report of today was `future_time`
         if self.occurred_at is not None:
             precision = self.time_precision or TimePrecision.EXACT

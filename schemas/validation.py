@@ -78,6 +78,7 @@ _ERROR_REASON: dict[str, RejectReason] = {
     "datetime_parsing": RejectReason.INVALID_VALUE,
     "json_invalid": RejectReason.INVALID_JSON,
     "string_pattern_mismatch": RejectReason.INVALID_VALUE,  # times, control characters
+    "not_nfc": RejectReason.INVALID_VALUE,  # an identity not in Unicode NFC
     "finite_number": RejectReason.INVALID_VALUE,  # NaN, Infinity
 }
 
@@ -430,7 +431,7 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
         return deep
     details = exc.errors(include_url=False)
     for d in details:  # a check of the whole report names its field in its context
-        if not d["loc"] and d["type"] == "future_time":
+        if not d["loc"] and d["type"] in ("future_time", "not_nfc"):
             d["loc"] = (str(d.get("ctx", {}).get("field", "")),)
     if len(details) == 1 and not details[0]["loc"]:
         kind = details[0]["type"]

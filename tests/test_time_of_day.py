@@ -46,6 +46,14 @@ from streams.classify.time_of_day import (
         ("between 22:00 and 01:30, and again at 23:15", (-120, 90)),
         # a bare hour after a word that introduces a time
         ("killed 2 AM soldiers at 9 pm", (1260, 1260)),
+        ("at 9 pm 3 AZ and 2 AM soldiers were wounded", (1260, 1260)),
+        # "and" / "to" with an upper-case AM / PM: a time where it ends a range
+        ("fire from 10 PM to 2 AM", (-120, 120)),
+        ("between 10 AM and 2 PM", (600, 840)),
+        ("from 22:00 to 2 AM", (-120, 120)),
+        ("between 9 and 10 AM", (600, 600)),
+        ("the shelling went on from 11 p.m. to 1 a.m.", (-60, 60)),
+        ("the shelling stopped and 2 a.m. was quiet", (120, 120)),  # dots: a time
         ("the shelling lasted until 4 a.m.", (240, 240)),
     ],
 )
@@ -94,6 +102,11 @@ def test_parts_of_the_day_in_the_theatres_languages(text: str, span: tuple[int, 
         "2 armoured vehicles and 5 ammunition trucks",
         "ratio 25:61",  # no clock time
         "2 AM soldiers were wounded",  # Armenian soldiers, no time
+        # "and" / "to" join counts too: AM is Armenia's code there, not a time
+        "3 AZ and 2 AM soldiers wounded",
+        "3 AZ and 2 PM soldiers wounded",
+        "losses rose from 3 AZ to 4 AM soldiers",
+        "at the border 3 AZ and 2 AM soldiers were wounded",
         "killed 3 pm troops",  # a bare hour that no word introduces
         "from 23:00 until 07:30",  # across midnight, but longer than one time
     ],
@@ -196,3 +209,21 @@ def test_the_clock_span_is_the_shortest_that_holds_every_time(times: list[int]) 
     assert -1440 < start <= end <= 1440
     assert all(start <= t <= end or start <= t - 1440 <= end for t in times)
     assert clock_span(list(reversed(times))) == span
+
+
+_COUNTS = st.tuples(
+    st.integers(1, 12),
+    st.sampled_from(["AZ", "AM", "RU", "PM"]),
+    st.sampled_from(["and", "to", "And"]),
+    st.integers(1, 12),
+    st.sampled_from(["AM", "PM"]),
+    st.sampled_from(["soldiers", "servicemen were wounded", "troops", ""]),
+)
+
+
+@given(_COUNTS)
+def test_counts_of_a_party_joined_by_and_or_to_are_no_time(
+    parts: tuple[int, str, str, int, str, str],
+) -> None:
+    n, party, word, m, code, rest = parts
+    assert stated_time_of_day(f"{n} {party} {word} {m} {code} {rest}") is None

@@ -40,13 +40,19 @@ NOON: TimeOfDay = (11 * 60, 13 * 60)
 # "12:30", "at around 9:05 p.m.", "02:30": hours and minutes with a colon (a dot would read
 # dates such as 13.09 as times), an optional a.m./p.m.; "at 9 pm", "until 11 a.m." without
 # minutes only after a word that introduces a time, since "2 AM soldiers" counts Armenian
-# soldiers.
+# soldiers. "and" and "to" join counts as well as times ("3 AZ and 2 AM soldiers"): after
+# them an upper-case AM or PM without dots is a time only where it ends a range, right
+# after another time ("from 10 PM to 2 AM", "between 10 AM and 2 PM"); `clock_times`.
 _CLOCK = re.compile(
     r"(?<![\d:])([01]?\d|2[0-3]):([0-5]\d)(?![\d:])(?:\s*([ap])\.?\s?m\b\.?)?"
-    r"|(?:\b(?:at|around|about|approximately|by|from|until|till|to|after|before|since"
-    r"|between|and)\s+|[-–]\s*)(1[0-2]|0?[1-9])\s*([ap])\.?\s?m\b\.?",
+    r"|(?:\b(at|around|about|approximately|by|from|until|till|to|after|before|since"
+    r"|between|and)\s+|[-–]\s*)(1[0-2]|0?[1-9])\s*(([ap])\.?\s?m\b\.?)",
     re.IGNORECASE,
 )
+#: Words after which a bare hour's "AM" / "PM" (upper case, no dots) may be a party's code.
+_JOINING_WORDS = frozenset(("and", "to"))
+#: A range's start that is an hour alone, before its "and" / "to": "between 9 and 10 AM".
+_RANGE_START = re.compile(r"\b(?:between|from)\s+(?:1[0-2]|0?[1-9])\s*$", re.IGNORECASE)
 # The words of the theatre's languages for the parts of the day: English; Russian (the
 # peacekeepers' and the Russian defence ministry's bulletins: "утром", "вечером", "ночью",
 # "в ночь на"); Azerbaijani ("səhər", "axşam", "gecə"); Armenian ("առավոտյան",
@@ -79,15 +85,35 @@ def _minutes(hour: int, minute: int, half: str | None) -> int:
 def clock_times(text: str) -> list[int]:
     """Every clock time the text states, as minutes from midnight, in text order."""
     found = []
+    last_end = None  # where the last time found ends
     for m in _CLOCK.finditer(text):
         if m.group(1) is not None:
             hour, minute, half = int(m.group(1)), int(m.group(2)), m.group(3)
             if half is not None and not 1 <= hour <= 12:
                 continue  # "14:30 p.m." is no time
         else:
-            hour, minute, half = int(m.group(4)), 0, m.group(5)
+            if _maybe_a_party(m) and not _ends_a_range(text, m.start(), last_end):
+                continue  # "3 AZ and 2 AM soldiers": Armenian soldiers, not 02:00
+            hour, minute, half = int(m.group(5)), 0, m.group(7)
         found.append(_minutes(hour, minute, half))
+        last_end = m.end()
     return found
+
+
+def _ends_a_range(text: str, start: int, last_end: int | None) -> bool:
+    """Whether the "and" / "to" at `start` joins the end of a range to its start: the last
+    time found (ending at `last_end`) right before it, or a bare hour after "between" or
+    "from" ("between 9 and 10 AM")."""
+    if last_end is not None and not text[last_end:start].strip():
+        return True
+    return _RANGE_START.search(text, max(0, start - 16), start) is not None
+
+
+def _maybe_a_party(m: re.Match[str]) -> bool:
+    """Whether a bare hour's match may be a count of a party's people: an upper-case "AM"
+    or "PM" without dots ("AM" is Armenia's code) after "and" or "to"."""
+    word, half = m.group(4), m.group(6)
+    return word is not None and word.lower() in _JOINING_WORDS and half in ("AM", "PM")
 
 
 def part_of_day(text: str) -> TimeOfDay | None:

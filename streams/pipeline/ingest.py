@@ -42,7 +42,7 @@ from schemas.codes import RejectReason
 from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
 from schemas.incident import encode_fields
 from schemas.report import Report, WithdrawnReport, report_key
-from schemas.validation import Rejection, validate_report
+from schemas.validation import FieldError, Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
@@ -94,7 +94,9 @@ def classify_report(
     try:
         fields = classifier.fields(report, received_at)
     except UnknownPlace as exc:
-        return Rejection(RejectReason.UNKNOWN_PLACE, str(exc))
+        # a field error as for any rejection: the dead letter and the HTTP item name the field
+        error = FieldError("location.place", RejectReason.UNKNOWN_PLACE.value, str(exc))
+        return Rejection(RejectReason.UNKNOWN_PLACE, str(exc), (error,))
     fields["digest"] = document_digest(fields).hex()
     fields["sent_digest"] = report_digest(report).hex()
     if origin is not None:
@@ -154,8 +156,9 @@ def route(
             f"the monitor failed on this record (a bug; replay it once fixed): "
             f"{type(exc).__name__}: {exc}",
         )
-    if outcome.reason in (RejectReason.INVALID_JSON, RejectReason.INVALID_ENCODING):
-        outcome = _with_conversion_reason(outcome, record.headers)
+    # whatever the reason (the row's text may be JSON, `12345`, or too large), a row the feed
+    # could not convert says why
+    outcome = _with_conversion_reason(outcome, record.headers)
     value = dead_letter(
         raw,
         outcome,
@@ -169,8 +172,8 @@ def route(
 
 
 def _with_conversion_reason(rejection: Rejection, headers: Any) -> Rejection:
-    """The rejection of a CSV row the feed sent as its text, saying why it could not be
-    converted (`UNCONVERTED_HEADER`); any other rejection as it is."""
+    """The rejection, whatever its reason, of a CSV row the feed sent as its text, saying
+    why it could not be converted (`UNCONVERTED_HEADER`); that of any other record as it is."""
     why = next((v for k, v in headers or () if k == UNCONVERTED_HEADER and v), None)
     if not isinstance(why, bytes):
         return rejection

@@ -177,7 +177,10 @@ class LineChecker:
             if unconverted is not None:
                 message = f"CSV row not converted: {unconverted}"
             self._reject(line_no, result.reason.value, message)
-            return _key_of_object(raw)
+            try:
+                return _key_of_object(raw)
+            except Exception:  # the line is counted once: a key it lacks is no second reason
+                return None
         key = f"{result.source}\x1f{result.report_id}".encode()
         if isinstance(result, Report) and self._unknown_place(line_no, result):
             return key
@@ -259,7 +262,10 @@ def _key_of_object(raw: bytes) -> bytes | None:
     if isinstance(doc, dict):
         source, report_id = doc.get("source"), doc.get("report_id")
         if isinstance(source, str) and isinstance(report_id, str) and source and report_id:
-            return f"{source}\x1f{report_id}".encode()
+            try:
+                return f"{source}\x1f{report_id}".encode()
+            except UnicodeEncodeError:  # a lone surrogate escape ("\ud800"): no UTF-8 key
+                return None
     return None
 
 
