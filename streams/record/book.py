@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from schemas.incident import incident_id_for
 from streams.record.archive import (
     DAY,
     FIRST_UNIT_DAY,
@@ -117,6 +118,11 @@ class IncidentBook:
         self.rule_problem: str | None = None
         self.zones: dict[str, ZoneLinker] = {}
         self._zone_of: dict[Ident, str] = {}
+        #: incident id -> the current report it is named after, for every current report:
+        #: the incidents API's lookups by id (`open_incident`, `holder_of`). None until the
+        #: first lookup builds it (a book never asked holds none: it is a dict entry and an
+        #: id per report), then kept where reports come and go (`_name`, `_unname`).
+        self._named: dict[str, Ident] | None = None
         #: identity key -> revision the report was taken out at (replay protection)
         self._gone: dict[bytes, int] = {}
         #: identity key -> the zone a report taken out moved to (floors follow it)
@@ -161,11 +167,70 @@ class IncidentBook:
 
     def incidents(self) -> Iterator[IncidentRecord]:
         """The open incidents, at their current versions."""
-        for linker in self.zones.values():
+        for anchor, f in self.open_fields():
+            yield self.open_record(anchor, f)
+
+    def open_fields(self, zones: Collection[str] = ()) -> Iterator[tuple[Ident, IncidentFields]]:
+        """(anchor, fields) of the open incidents, of `zones` only if any are given, in the
+        order of `incidents()`: what a query can filter on, without the uuid5 of its id and
+        the record of each (`open_record` makes it of those it wants)."""
+        known = self._fields
+        for zone, linker in self.zones.items():
+            if zones and zone not in zones:
+                continue
             for anchor, members in linker.members.items():
-                iid = incident_id(anchor)
-                f = self._fields_of(anchor, members)
-                yield IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
+                f = known.get(anchor)
+                yield anchor, f if f is not None else self._fields_of(anchor, members)
+
+    def open_record(self, anchor: Ident, f: IncidentFields) -> IncidentRecord:
+        """The record `incidents()` yields of the open incident `anchor` heads (`f`: its
+        fields, from `open_fields`)."""
+        iid = incident_id(anchor)
+        return IncidentRecord(iid, self.versions[iid], Status.OPEN, None, f)
+
+    def open_incident(self, iid: str) -> IncidentRecord | None:
+        """The open incident `iid` as `incidents()` yields it, None when it is not open here;
+        found by its id (`_named`), without deriving the others."""
+        ident = self._report_named(iid)
+        if ident is None:
+            return None
+        members = self.zones[self._zone_of[ident]].members.get(ident)
+        if members is None:  # its report is in another incident
+            return None
+        return self.open_record(ident, self._fields_of(ident, members))
+
+    def _report_named(self, iid: str) -> Ident | None:
+        """The current report the incident id `iid` is named after (None: no current report
+        here is). Every hit is checked against the book (a current report, of that id): a
+        stale index answers nothing wrong, it is built anew. A miss is exact as long as the
+        index holds every current report (`_name` wherever `_zone_of` takes one in, and its
+        size checked against `_zone_of`'s)."""
+        named = self._named
+        if named is None or len(named) != len(self._zone_of):
+            named = self._build_named()
+        ident = named.get(iid)
+        if ident is None:
+            return None
+        if ident not in self._zone_of or incident_id(ident) != iid:
+            named = self._build_named()  # (not expected: every change keeps it)
+            ident = named.get(iid)
+        return ident
+
+    def _build_named(self) -> dict[str, Ident]:
+        # `incident_id_for`, not the cached `incident_id` (the same ids): a book's every
+        # report would push out the ids the zone stage looks up
+        named = self._named = {incident_id_for(*ident): ident for ident in self._zone_of}
+        return named
+
+    def _name(self, ident: Ident) -> None:
+        """`ident` became a current report (after `_zone_of` took it in)."""
+        if self._named is not None:
+            self._named[incident_id(ident)] = ident
+
+    def _unname(self, ident: Ident, iid: str | None = None) -> None:
+        """`ident` is no longer a current report (`iid`: its incident id, if known)."""
+        if self._named is not None:
+            self._named.pop(iid or incident_id(ident), None)
 
     def closed_incidents(self) -> Iterator[IncidentRecord]:
         """The closed incidents (decompressed: for tests and exports, not the hot path)."""
@@ -246,6 +311,7 @@ class IncidentBook:
         if current is not None and current.zone != r.zone:
             self._take_out(current, change)
         self._zone_of[r.ident] = r.zone
+        self._name(r.ident)
         linker = self._linker(r.zone)
         self._publish(linker, linker.upsert(r), change)
         change.entries.append((DETAIL_PREFIX + key, encode_detail(r)))
@@ -292,13 +358,13 @@ class IncidentBook:
         one `iid` merged into, or what that later merged into. None when no open incident
         holds that report (withdrawn, closed: `closed_holder_of`, or moved to another zone's
         partition). The
-        book keeps no `merged_into` of its own: a scan of its current reports, for the
-        incidents API's answer to an id no longer open."""
-        for linker in self.zones.values():
-            for ident, anchor in linker.anchor.items():
-                if ident != anchor and incident_id(ident) == iid:
-                    return incident_id(anchor)
-        return None
+        book keeps no `merged_into` of its own: the incident that holds the report, found by
+        the id (`_named`), for the incidents API's answer to an id no longer open."""
+        ident = self._report_named(iid)
+        if ident is None:
+            return None
+        anchor = self.zones[self._zone_of[ident]].anchor[ident]
+        return None if anchor == ident else incident_id(anchor)
 
     def version_of(self, ident: Ident) -> int | None:
         """The last version this book published of the incident id named after report
@@ -369,6 +435,7 @@ class IncidentBook:
 
     def _take_out(self, r: ReportVersion, change: Change) -> None:
         del self._zone_of[r.ident]
+        self._unname(r.ident)
         linker = self.zones[r.zone]
         self._publish(linker, linker.remove(r.ident), change)
         if not linker.live:
@@ -409,6 +476,7 @@ class IncidentBook:
             anchor = members[0].ident
             for m in members:
                 self._zone_of[m.ident] = zone
+                self._name(m.ident)
                 entries.append((DETAIL_PREFIX + identity_key(*m.ident), encode_detail(m)))
             for iid, version in versions.items():
                 version = max(version, self.versions.get(iid, 0))
@@ -507,6 +575,7 @@ class IncidentBook:
             for m in members:
                 del self._zone_of[m.ident]
                 iid = incident_id(m.ident)
+                self._unname(m.ident, iid)
                 version = self.versions.pop(iid, None)
                 if version is not None:
                     versions[iid] = version
@@ -580,6 +649,7 @@ class IncidentBook:
         details: dict[bytes, tuple[int, bytes]] = {}
         units: dict[tuple[str, int], tuple[int, bytes]] = {}
         n = 0
+        self._named = None  # built again when asked
         for pos, (key, value) in enumerate(entries):
             n += 1
             prefix = key[:1]

@@ -10,6 +10,8 @@ never a silently partial count.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from streams import metrics
 from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
 from streams.pipeline.zone_stage import TABLE as ZONE_TABLE
 from streams.record.archive import DAY
+from streams.record.incident import incident_id as incident_id_of
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
 from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping
@@ -37,13 +40,15 @@ from streams.web.incidents import (
     is_incident_id,
     merge,
     read_page,
+    seconds_to_micros,
     select,
 )
 from streams.web.series import SeriesQuery, read_buckets
 
 if TYPE_CHECKING:
     from streams.record.book import IncidentBook
-    from streams.record.incident import IncidentRecord
+    from streams.record.incident import IncidentFields, IncidentRecord
+    from streams.record.model import Ident
     from streams.tallies.state import IncidentTally
     from streams.web.worker_view import WorkerView
 
@@ -214,7 +219,7 @@ def local_incidents(
     )
     page = select(
         query,
-        ((facets_of_record(r), r) for book in books for r in book.incidents()),
+        _open_items(books, query),
         (
             (
                 day * DAY_MICROS,
@@ -230,6 +235,87 @@ def local_incidents(
 
 #: A day in microseconds (the incidents' order key).
 DAY_MICROS = DAY * 1_000_000
+
+
+def _open_items(
+    books: list[IncidentBook], query: IncidentQuery
+) -> list[tuple[Facets, IncidentRecord]]:
+    """The open incidents of `books` that can be on the page of `query`, with their facets,
+    in the order of `book.incidents()`: those it wants, and of those the `limit + 1` newest
+    and any about as new as the last of them (the order is by the microsecond, then the
+    id). `select` makes of them the page it makes of every open incident. Only these are
+    named (a uuid5), versioned and given records and facets: doing that for every open
+    incident, on the event loop, was most of the answer's cost (a zone's or a day's query's
+    as much as an unfiltered one's).
+
+    Times are compared as the fields hold them (float seconds) where that decides: more
+    than `_SLACK` from a bound (`from`, `to`, the cursor's), or from the newest kept, the
+    microsecond (`seconds_to_micros`) cannot compare otherwise; nearer, by the microsecond,
+    as `IncidentQuery.wants` does."""
+    after = query.after
+    inf = math.inf
+    start = -inf if query.start is None else query.start / 1e6
+    end = inf if query.end is None else query.end / 1e6
+    top = inf if after is None else after[0] / 1e6  # the cursor's time: at or before it
+    attributions, categories = query.attributions, query.categories
+    verifications = query.verifications
+    want = query.limit + 1
+    # The times of the `want` newest wanted so far (a heap: the oldest of them first); one
+    # older than that by more than the slack has `want` before it in the order, and no
+    # place on the page. Kept in parallel lists: a tuple each was a garbage collection
+    # every few hundred.
+    newest: list[float] = []
+    floor = -inf
+    times: list[float] = []
+    owners: list[IncidentBook] = []
+    anchors: list[Ident] = []
+    fields: list[IncidentFields] = []
+    for book in books:
+        for anchor, f in book.open_fields(query.zones):
+            t = f.occurred
+            if t < floor or t < start - _SLACK or t >= end + _SLACK or t > top + _SLACK:
+                continue
+            if (
+                (attributions and f.attribution not in attributions)
+                or (categories and f.category.value not in categories)
+                or (verifications and f.verification.value not in verifications)
+            ):
+                continue
+            if not (start + _SLACK <= t < end - _SLACK and t < top - _SLACK):  # near a bound
+                occurred = seconds_to_micros(t)
+                if not query.wants_fields(
+                    occurred, f.zone, f.attribution, f.category.value, f.verification.value
+                ):
+                    continue
+                if (
+                    after is not None
+                    and occurred == after[0]
+                    and incident_id_of(anchor) <= after[1]
+                ):
+                    continue  # at the cursor's microsecond, not after its id
+            if len(newest) < want:
+                heapq.heappush(newest, t)
+                if len(newest) == want:
+                    floor = newest[0] - _SLACK
+            elif t > newest[0]:
+                heapq.heapreplace(newest, t)
+                floor = newest[0] - _SLACK
+            times.append(t)
+            owners.append(book)
+            anchors.append(anchor)
+            fields.append(f)
+    items: list[tuple[Facets, IncidentRecord]] = []
+    for i, t in enumerate(times):
+        if t >= floor:
+            record = owners[i].open_record(anchors[i], fields[i])
+            items.append((facets_of_record(record), record))
+    return items
+
+
+#: Seconds: a float time this far from a bound in microseconds compares with it as its
+#: microsecond does (`seconds_to_micros` rounds to the nearest; the float of a bound, or
+#: of a time of the years a document can hold, is off by less than a ten-thousandth).
+_SLACK = 1.0
 
 
 def _closed_items(book: IncidentBook, zone: str, day: int) -> list[tuple[Facets, IncidentRecord]]:
@@ -280,7 +366,7 @@ def local_incident(monitor: WorkerView, partitions: set[int], incident_id: str) 
                     None, max(merged[1], found.version or 0), found.merged_into or merged[0]
                 )
             continue
-        record = next((r for r in book.incidents() if r.incident_id == incident_id), None)
+        record = book.open_incident(incident_id)
         if record is not None:
             held = {(s, rid): book.report((s, rid)) for s, rid, _ in record.fields.reports}
             return Found(incident_details(record, held), record.version)

@@ -143,15 +143,24 @@ class IncidentQuery:
     after: Key | None = None
 
     def wants(self, f: Facets) -> bool:
-        occurred = f.key[0]
+        return self.wants_fields(f.key[0], f.zone, f.attribution, f.category, f.verification) and (
+            self.after is None or rank(f.key) > rank(self.after)
+        )
+
+    def wants_fields(
+        self, occurred: int, zone: str, attribution: str, category: str, verification: str
+    ) -> bool:
+        """`wants` of an incident's facets but its id, read before its id is worked out
+        (`fanout.local_incidents`): `wants` is this and, with a cursor, the key's order
+        after it (`occurred` below the cursor's, or equal to it and the id after)."""
         return (
-            (not self.zones or f.zone in self.zones)
-            and (not self.attributions or f.attribution in self.attributions)
-            and (not self.categories or f.category in self.categories)
-            and (not self.verifications or f.verification in self.verifications)
+            (not self.zones or zone in self.zones)
+            and (not self.attributions or attribution in self.attributions)
+            and (not self.categories or category in self.categories)
+            and (not self.verifications or verification in self.verifications)
             and (self.start is None or occurred >= self.start)
             and (self.end is None or occurred < self.end)
-            and (self.after is None or rank(f.key) > rank(self.after))
+            and (self.after is None or occurred <= self.after[0])
         )
 
     def params(self) -> dict[str, str]:
