@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from streams.config import Settings
+from streams.config import Settings, url_host
 from streams.tallies.windows import GROUPINGS, INTERVALS, TALLY_WINDOWS
 
 if TYPE_CHECKING:
@@ -47,6 +47,12 @@ out = _Console()
 
 class CliError(Exception):
     """An error to show as one line, then exit 1."""
+
+
+def notice(message: str) -> None:
+    """A notice on stderr (rich markup), its lines unwrapped: rich wraps at 80 columns when
+    stderr is not a terminal (a log), which split URLs and commands in two."""
+    console.print(message, soft_wrap=True)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -122,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         if not answers_kafka("127.0.0.1", port):
             raise CliError(taken_by_another_program("127.0.0.1", port))
         settings = settings.on_embedded_broker()
-        console.print(
+        notice(
             f"Using the broker already listening on 127.0.0.1:{port}. If it is an embedded "
             "one, its data is in memory only and goes when its process stops."
         )
@@ -134,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         settings = settings.on_embedded_broker()
         _stop_broker_on_forced_exit(broker)
-        console.print(
+        notice(
             f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
             "[bold]its data is kept in memory only[/] and is gone when this worker stops. "
             "To restart workers without losing it, run `ceasefire-monitor broker` on its own "
@@ -160,13 +166,21 @@ def _run(args: argparse.Namespace) -> int:
         url = settings.web_url()
         # the other commands find the API on port 6066 unless told: say how when it is not
         to_it = "" if settings.web_port == 6066 else f" --url {url}"
-        console.print(
+        notice(
             f"API {url}/api/v1/tallies?window=24h&by=zone  ·  metrics {url}/metrics  ·  "
             f"`ceasefire-monitor tallies{to_it}` in another shell"
         )
+        if settings.advertises_a_wildcard():
+            notice(
+                f"[bold yellow]warning:[/] CEASEFIRE_WEB_HOST is {settings.web_host} (every "
+                "address) and CEASEFIRE_ADVERTISED_URL is unset: this worker tells its peers "
+                f"it is at {url}, where they cannot reach it. With more than one worker, set "
+                "CEASEFIRE_ADVERTISED_URL to a URL they can (e.g. http://worker-1:6066)."
+            )
         import faust
 
         worker = faust.Worker(monitor.app, loglevel=args.loglevel, quiet=True)
+        _no_spinner_unless_terminal(worker)
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
@@ -177,7 +191,16 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if broker is not None:
             broker.stop()
-            console.print("Embedded broker stopped; its in-memory data is gone.")
+            notice("Embedded broker stopped; its in-memory data is gone.")
+
+
+def _no_spinner_unless_terminal(worker: Any) -> None:
+    """Faust's start-up spinner writes cursor codes (`ESC[?25l`, `ESC[?25h`) to stdout
+    whether or not it is a terminal, and "OK ^" when it is not: none of it in a log."""
+    spinner = getattr(worker, "spinner", None)
+    isatty = getattr(getattr(spinner, "file", None), "isatty", None)
+    if spinner is not None and not (isatty is not None and isatty()):
+        worker.spinner = None
 
 
 def _stop_broker_on_forced_exit(broker: EmbeddedBroker) -> None:
@@ -188,7 +211,7 @@ def _stop_broker_on_forced_exit(broker: EmbeddedBroker) -> None:
 
     def stop() -> None:
         broker.stop()
-        console.print("Embedded broker stopped; its in-memory data is gone.")
+        notice("Embedded broker stopped; its in-memory data is gone.")
 
     stop_deadline.at_forced_exit(stop)
 
@@ -202,7 +225,7 @@ def _timing_for(settings: Settings) -> Settings:
 
     if not is_embedded(settings):
         return settings
-    console.print(
+    notice(
         f"{settings.bootstrap()} is an embedded broker: its data is in memory only and goes "
         "when its process stops; short consumer-group timings, unless set."
     )
@@ -225,7 +248,7 @@ def reserve_api_port(settings: Settings) -> None:
                 f"port {port} on {host} is already in use (another worker?); "
                 "choose another with --web-port or CEASEFIRE_WEB_PORT"
             ) from exc
-        raise CliError(f"cannot listen on {host}:{port} for the API: {exc}") from exc
+        raise CliError(f"cannot listen on {url_host(host)}:{port} for the API: {exc}") from exc
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -242,7 +265,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     code: int | None = None  # the broker's exit code, when it ended without being asked
     try:
         broker.start()
-        console.print(
+        notice(
             f"[bold yellow]Embedded broker[/] (Tansu) on {broker.bootstrap}: "
             "[bold]its data is kept in memory only[/] and is gone when this command stops "
             "(Ctrl-C). `ceasefire-monitor run` and every other command find it there."
@@ -257,7 +280,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         broker.stop()
-    console.print("Embedded broker stopped; its in-memory data is gone.")
+    notice("Embedded broker stopped; its in-memory data is gone.")
     if code is not None:
         # Only Ctrl-C or SIGTERM (above) is a stop asked for; any other end is a failure,
         # code 0 too (Tansu panics and exits 0), and Tansu's last lines say why.
@@ -276,7 +299,7 @@ def _demo_feed(settings: Settings, stop: threading.Event) -> None:
         from rich.markup import escape
 
         # escaped: a `[/]` in the message raised again here, and the reason was lost
-        console.print(f"[red]demo feed stopped:[/] {escape(str(exc))}")
+        notice(f"[red]demo feed stopped:[/] {escape(str(exc))}")
 
 
 # -- schema --------------------------------------------------------------------------
@@ -337,6 +360,17 @@ def api_get(base: str, path: str, params: dict[str, str]) -> Any:
         ) from exc
 
 
+def api_url(args: argparse.Namespace, settings: Settings) -> str:
+    """The worker API the command asks: --url, else the settings' (`web_url`). A --url
+    without http:// or https:// is said so (`localhost:6066` read as a URL of scheme
+    `localhost`, and the error asked whether `run` was up)."""
+    url: str = args.url or settings.web_url()
+    if not url.lower().startswith(("http://", "https://")):
+        example = f" (http://{url})" if "://" not in url else ""
+        raise CliError(f"--url {url}: the URL needs http:// or https://{example}")
+    return url
+
+
 FIGURES = ("incidents", "reports", "killed", "wounded")
 
 
@@ -356,7 +390,7 @@ def cmd_tallies(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     settings = settings_from(args)
-    url = args.url or settings.web_url()
+    url = api_url(args, settings)
     params = {"window": args.window, "by": args.by}
     if args.as_of:
         params["as_of"] = args.as_of
@@ -415,7 +449,7 @@ def _incident_filters(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    url = args.url or settings.web_url()
+    url = api_url(args, settings)
     incident_id = args.id if args.id is not None else args.incident_id
     if incident_id is not None:
         if args.csv or args.all:
@@ -635,7 +669,7 @@ def _bound(name: str, value: str | None, default: datetime) -> datetime:
 
 def cmd_export(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    url = args.url or settings.web_url()
+    url = api_url(args, settings)
     fmt = export_format(args.format, args.output or f"{args.what}.csv")
     output = args.output or f"{args.what}.{fmt}"
     if args.what == "incidents" and (args.by or args.interval):
@@ -769,7 +803,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             with open(args.output, "wb") as f:
                 written = write_simulation(f, count=count, rate=args.rate, seed=args.seed)
         # plain text: the path is the user's, and `out[/].jsonl` crashed after the write
-        console.print(f"wrote {written} reports to {args.output}", markup=False)
+        console.print(f"wrote {written} reports to {args.output}", markup=False, soft_wrap=True)
         return 0
     if args.count is not None:
         raise CliError("--count is for --output; to Kafka, --duration bounds the run")
@@ -777,16 +811,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sent = run_simulation(
         settings, rate=args.rate, duration=args.duration, seed=args.seed, console=console
     )
-    console.print(f"sent {sent} reports to {settings.reports_topic}")
+    console.print(f"sent {sent} reports to {settings.reports_topic}", soft_wrap=True)
     return 0
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
+    from streams.classify.gazetteer import Gazetteer
     from streams.kafka.topics import TopicMismatch
     from streams.tools.feed import run_feed
     from streams.tools.formats import HeaderError
 
     settings = settings_from(args)
+    Gazetteer.load(settings.gazetteer)  # a bad one is one line (`main`), before the broker
     try:
         summary = run_feed(settings, args.file, fmt=args.format, rate=args.rate, console=console)
     except (HeaderError, TopicMismatch) as exc:  # TopicMismatch: one line, not its class name
@@ -978,18 +1014,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from schemas.report import Report, WithdrawnReport
     from schemas.validation import Rejection, validate_report
     from streams.classify.classifier import Classifier, UnknownPlace
-    from streams.classify.gazetteer import Gazetteer
-    from streams.classify.zones import ZoneCatalogue
+    from streams.classify.gazetteer import Gazetteer, GazetteerError
+    from streams.classify.zones import CatalogueError, ZoneCatalogue
     from streams.tools.formats import HeaderError, read_lines
     from streams.tools.replay import latest_revisions
 
     settings = settings_from(args)
-    zones = ZoneCatalogue.load(settings.zones)
     try:
+        zones = ZoneCatalogue.load(settings.zones)
+        gazetteer = Gazetteer.load(settings.gazetteer)
         rules = load_rules(args.rules or settings.rules, known_zones=zones.ids)
-    except RuleFileError as exc:
+    except (RuleFileError, CatalogueError, GazetteerError) as exc:
         raise CliError(str(exc)) from exc
-    classifier = Classifier(zones, Gazetteer.load(settings.gazetteer))
+    classifier = Classifier(zones, gazetteer)
     versions: list[Report | WithdrawnReport] = []
     rejected = 0
     lines = read_lines(args.file, args.format)
@@ -1018,7 +1055,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         reports, lambda r, at: classifier.classify(r, at), rules, link=settings.link_rule()
     )
     render_backtest(events, _wide())
-    console.print(
+    notice(
         f"{len(reports)} reports replayed in event-time order, {rejected} rejected; "
         f"of the rest, {latest.withdrawn} withdrawn, "
         f"{latest.superseded + latest.stale} replaced by another revision, "
@@ -1069,11 +1106,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(
-        name: str, fn: Callable[[argparse.Namespace], int], help: str
+        name: str, fn: Callable[[argparse.Namespace], int], help: str, *, kafka: bool = True
     ) -> argparse.ArgumentParser:
+        """A command; `kafka`: it talks to the broker, and takes --broker (the others ask a
+        worker's API or read files: a --broker there was accepted and ignored)."""
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(fn=fn)
-        p.add_argument("--broker", help="Kafka URL, e.g. kafka://host:9092 (env CEASEFIRE_BROKER)")
+        if kafka:
+            p.add_argument(
+                "--broker", help="Kafka URL, e.g. kafka://host:9092 (env CEASEFIRE_BROKER)"
+            )
         return p
 
     p = command("run", cmd_run, "run a worker: API, metrics and all agents")
@@ -1094,7 +1136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=positive_rate, help="reports per second (default: as fast as possible)"
     )
 
-    p = command("tallies", cmd_tallies, "print current tallies as a table")
+    p = command("tallies", cmd_tallies, "print current tallies as a table", kafka=False)
     p.add_argument(
         "--window",
         default="24h",
@@ -1111,7 +1153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = command("incidents", cmd_incidents, "list open incidents, newest first, or show one")
+    p = command(
+        "incidents", cmd_incidents, "list open incidents, newest first, or show one", kafka=False
+    )
     p.add_argument("--zone", help="zone code(s), comma-separated")
     p.add_argument("--attribution", help="party code(s) or contested, comma-separated")
     p.add_argument("--category", help="category code(s), comma-separated")
@@ -1137,7 +1181,10 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--csv", action="store_true", help="print CSV (the API's columns)")
 
     p = command(
-        "export", cmd_export, "write incidents or a series to a CSV or JSON file for analysts"
+        "export",
+        cmd_export,
+        "write incidents or a series to a CSV or JSON file for analysts",
+        kafka=False,
     )
     p.add_argument("what", choices=["incidents", "series"])
     p.add_argument("-o", "--output", help="file, or - for standard output (default WHAT.FORMAT)")
@@ -1173,14 +1220,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=positive_int, help="with --output: how many messages (default 1000)"
     )
 
-    command("schema", cmd_schema, "print the JSON Schema of a report (a report, or a withdrawal)")
+    command(
+        "schema",
+        cmd_schema,
+        "print the JSON Schema of a report (a report, or a withdrawal)",
+        kafka=False,
+    )
 
     p = command("alerts", cmd_alerts, "subscribe to the alert topic")
     p.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
     p.add_argument("--from-beginning", action="store_true", help="replay the topic from the start")
     p.add_argument("--json", action="store_true", help="one JSON alert event per line")
 
-    p = command("backtest", cmd_backtest, "replay a file of reports through the rules, offline")
+    p = command(
+        "backtest", cmd_backtest, "replay a file of reports through the rules, offline", kafka=False
+    )
     p.add_argument("file", help="path, or - for standard input")
     p.add_argument("--rules", type=Path, help="rule file (default: CEASEFIRE_RULES or shipped)")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "csv", "acled"])
@@ -1250,7 +1304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ValidationError as exc:  # settings: one line per error, naming the variable
-        for line in settings_errors(exc):
+        # and the flag, when this command has it (`tallies` has no --web-port)
+        for line in settings_errors(exc, flags={f for f in _FLAGS if hasattr(args, f)}):
             error_line(line)
         return 1
     except BrokenPipeError:
@@ -1260,8 +1315,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except Exception as exc:
+        from streams.classify.gazetteer import GazetteerError
+        from streams.classify.zones import CatalogueError
         from streams.kafka.topics import BrokerUnavailable
 
+        if isinstance(exc, CatalogueError | GazetteerError):
+            # a bad zone catalogue or gazetteer (CEASEFIRE_ZONES, CEASEFIRE_GAZETTEER), in
+            # any command that reads one: the message names the file and what is wrong
+            error_line(str(exc))
+            return 1
         if isinstance(exc, BrokerUnavailable) or type(exc).__name__ in {
             "BrokerUnavailable",
             "NoBrokersAvailable",
@@ -1281,15 +1343,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def settings_errors(exc: ValidationError) -> list[str]:
-    """A settings ValidationError as lines naming the environment variable (or flag) and
-    what was given, without pydantic's links."""
+def settings_errors(exc: ValidationError, flags: Collection[str] = frozenset()) -> list[str]:
+    """A settings ValidationError as lines naming the environment variable (and the flag,
+    for a setting in `flags`: those of the command that ran) and what was given, without
+    pydantic's links."""
     lines = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["loc"]:
             field = str(error["loc"][0])
-            flag = f" or --{field.replace('_', '-')}" if field in _FLAGS else ""
+            flag = f" or --{field.replace('_', '-')}" if field in flags else ""
             given = error["input"]
             said = "" if str(given) in message else f" (given: {given!r})"
             lines.append(f"CEASEFIRE_{field.upper()}{flag}: {message}{said}")

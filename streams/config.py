@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -30,6 +30,25 @@ _HOST_PORT = re.compile(
     r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
 )
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]]+)(?::\d{1,5})?(?:/\S*)?")
+
+#: The characters Kafka allows in a topic name, and its longest name.
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
+_KAFKA_NAME_MAX = 249
+#: The longest name `topic()` is given (`fatalities.theatre`): the topic prefix leaves room
+#: for it.
+_LONGEST_TOPIC = "fatalities.theatre"
+#: The longest topic named after the app id: the identity process's app (`<app id>-identity`)
+#: has Faust's assignor topic; the changelogs are `<app id>-<table>-changelog`, the longest
+#: `<app id>-identity-state-changelog` (streams/pipeline/*_stage.py, `TABLE`).
+_LONGEST_APP_TOPIC = "-identity-__assignor-__leader"
+#: Hosts that mean every address of the machine: no address a peer can reach it at.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
+
+
+def url_host(host: str) -> str:
+    """A host as a URL holds it: an IPv6 address in brackets (`http://[::1]:6066`;
+    `http://::1:6066` is no URL)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class Settings(BaseSettings):
@@ -133,6 +152,42 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{value!r} is not an http:// or https:// URL with a host (e.g. "
                 "http://10.0.0.5:6066): peers and deliveries could not reach it"
+            )
+        return value
+
+    @field_validator("topic_prefix", "app_id")
+    @classmethod
+    def _kafka_name(cls, value: str, info: ValidationInfo) -> str:
+        """Every topic is named `<topic prefix><name>`, and the consumer groups and the
+        changelog topics after the app id: only the characters Kafka allows in a topic name
+        (a space or a `/` made 8 topics Apache Kafka refuses on the embedded broker), and
+        room for the longest name within Kafka's 249 characters."""
+        if info.field_name == "app_id" and not value:
+            raise ValueError("the app id must not be empty (it names the consumer groups)")
+        bad = sorted(set(_KAFKA_NAME.sub("", value)))
+        if bad:
+            what = (
+                "it begins every topic's name"
+                if info.field_name == "topic_prefix"
+                else "it names the consumer groups and the changelog topics"
+            )
+            raise ValueError(
+                f"{value!r} holds {', '.join(repr(c) for c in bad)}, which Kafka refuses "
+                f"in a topic name ({what}): use only the letters A-Z and a-z, digits, '.', "
+                "'_' and '-'"
+            )
+        if info.field_name == "app_id":
+            most, longest = (
+                _KAFKA_NAME_MAX - len(_LONGEST_APP_TOPIC),
+                f"{value}{_LONGEST_APP_TOPIC}",
+            )
+        else:
+            most, longest = _KAFKA_NAME_MAX - len(_LONGEST_TOPIC), f"{value}{_LONGEST_TOPIC}"
+        if len(value) > most:
+            raise ValueError(
+                f"{len(value)} characters, too long: at most {most}, so that the longest "
+                f"topic named after it ({len(longest)} characters) is within Kafka's "
+                f"{_KAFKA_NAME_MAX}"
             )
         return value
 
@@ -385,7 +440,14 @@ class Settings(BaseSettings):
         return self.topic("fatalities.theatre")
 
     def web_url(self) -> str:
-        return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
+        """How peers (and the other commands) reach this worker's API: the advertised URL,
+        else `http://web_host:web_port` (an IPv6 host in brackets)."""
+        return self.advertised_url or f"http://{url_host(self.web_host)}:{self.web_port}"
+
+    def advertises_a_wildcard(self) -> bool:
+        """Whether peers are told this worker is at a wildcard address (`0.0.0.0`, `::`):
+        the API listens on every address, and no advertised URL says which one reaches it."""
+        return self.advertised_url is None and self.web_host in WILDCARD_HOSTS
 
     def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python / aiokafka clients."""
