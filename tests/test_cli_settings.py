@@ -336,3 +336,25 @@ def test_a_url_without_a_scheme_is_said_so(command: str, tmp_path: Path) -> None
     assert f"localhost:{port}" in line and "http://" in line, line
     assert "is `ceasefire-monitor run` up" not in line, line
     assert not list(tmp_path.iterdir())  # export wrote nothing
+
+
+def test_the_api_bound_on_the_ipv6_wildcard_answers_ipv4_clients_too() -> None:
+    """`CEASEFIRE_WEB_HOST=::` bound an IPv6-only socket: no IPv4 client reached the API.
+    Beside an IPv4 socket of the same name (no host: both families), IPv6 stays IPv6 only."""
+    from streams.web import listen
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    port = free_port()
+    try:
+        sockets = listen.bind_sockets("::", port)
+    except OSError as exc:
+        pytest.skip(f"cannot bind :: here: {exc}")
+    try:
+        for sock in sockets:
+            sock.listen(1)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        for sock in sockets:
+            sock.close()

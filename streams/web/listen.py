@@ -24,6 +24,9 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
     )
     sockets: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
+    # An IPv6 socket beside an IPv4 one of the same name takes IPv6 only (as asyncio
+    # binds them); alone (`::`), it takes both: it answered no IPv4 client at all.
+    both = {socket.AF_INET, socket.AF_INET6} <= {info[0] for info in infos}
     try:
         for family, kind, proto, _, address in infos:
             if (family, address) in seen:
@@ -34,7 +37,7 @@ def bind_sockets(host: str, port: int) -> list[socket.socket]:
             # As asyncio does: a port in TIME_WAIT is reusable, one with a listener is not.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(both))
             sock.bind(address)
     except OSError:
         for sock in sockets:
