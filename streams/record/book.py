@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -65,12 +66,29 @@ from streams.record.changelog import (
     version_entry,
 )
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
-from streams.record.linking import LinkRule, Regroup, ZoneLinker, canonical_groups
+from streams.record.linking import (
+    LinkRule,
+    Order,
+    Regroup,
+    ZoneLinker,
+    _order,
+    canonical_groups,
+)
 from streams.record.model import Ident, ReportVersion, TimePrecision, identity_key
 from streams.record.tally import Tally, tally_of
 
-#: Reports of these precisions are never closed: they reach weeks around their time.
+#: Reports of these precisions are never closed: they reach weeks around their time (the
+#: days of their reach close once all of it is old, `IncidentBook._held_by_wide`, and a
+#: change that can move one reopens them first, `IncidentBook._open_near`).
 _WIDE = frozenset({TimePrecision.WEEK, TimePrecision.MONTH})
+
+#: An open week's or month's report in a zone's index (`IncidentBook._wide`): the first and
+#: last day of its reach, its place in the linker's canonical order, the report.
+_WideEntry = tuple[int, int, Order, Ident]
+
+
+def _first_day(e: _WideEntry) -> int:
+    return e[0]
 
 
 @dataclass(slots=True)
@@ -148,6 +166,17 @@ class IncidentBook:
             p: self.rule.window_seconds + self.rule.half_width(p) + 2 * span + DAY
             for p in TimePrecision
         }
+        #: zone -> its current week's and month's reports, sorted by the first day of their
+        #: reach (`_wide_enter`, `_wide_leave` wherever `_zone_of` takes a report in or out)
+        self._wide: dict[str, list[_WideEntry]] = {}
+        #: zone -> (first day, last day) of a change's reach -> what `_wide_reached` found
+        #: for it (emptied when the zone's index changes): a stream's changes ask alike
+        self._wide_found: dict[str, dict[tuple[int, int], list[tuple[int, int]]]] = {}
+        #: the most days from the first to the last of a wide report's reach
+        self._wide_span = max(2 * math.ceil(self._reach[p] / DAY) + 1 for p in _WIDE)
+        #: the last day of the latest sweep's cutoff (None: no sweep yet): the days a
+        #: change marks as changed for reaching an old wide report (`_open_near`)
+        self._swept_to: int | None = None
 
     def __len__(self) -> int:
         return len(self._zone_of)
@@ -308,10 +337,14 @@ class IncidentBook:
         self._moved_to.pop(key, None)
         change.reclassified = current is not None and current.revision == r.revision
         self._open_near(r.zone, r.occurred, r.time_precision, change)
-        if current is not None and current.zone != r.zone:
-            self._take_out(current, change)
+        if current is not None:
+            if current.zone != r.zone:
+                self._take_out(current, change)
+            else:
+                self._wide_leave(r.zone, current)
         self._zone_of[r.ident] = r.zone
         self._name(r.ident)
+        self._wide_enter(r.zone, r)
         linker = self._linker(r.zone)
         self._publish(linker, linker.upsert(r), change)
         change.entries.append((DETAIL_PREFIX + key, encode_detail(r)))
@@ -436,6 +469,7 @@ class IncidentBook:
     def _take_out(self, r: ReportVersion, change: Change) -> None:
         del self._zone_of[r.ident]
         self._unname(r.ident)
+        self._wide_leave(r.zone, r)
         linker = self.zones[r.zone]
         self._publish(linker, linker.remove(r.ident), change)
         if not linker.live:
@@ -451,20 +485,113 @@ class IncidentBook:
         extra: float = 0.0,
     ) -> None:
         """Reopen the closed days of `zone` that a change of a report at `t` can reach, and
-        mark the days around it as changed now (a sweep leaves them open a while)."""
+        mark the days around it as changed now (a sweep leaves them open a while).
+
+        What it can reach: its own reach, and the whole reach of every week's or month's
+        report of the zone the change can move (`_wide_reached`): a change within its reach
+        can take it from its incident (a late report it fits better), and the reports it
+        leaves or joins then decide again anywhere in its reach. A sweep closes the days of
+        such a report's reach once all of it is older than the cutoff (`_held_by_wide`), so
+        those days are reopened here, before the change, as a book that never closes holds
+        them. The days reopened for a wide report are marked as changed as well, so that an
+        import writing into that history keeps them open until it stops rather than reopen
+        them after every sweep."""
         reach = self._reach[precision] + extra
         first, last = day_of(t - reach), day_of(t + reach)
+        touched = self._touched
         stamp = (self.changes, self.clock)
         if precision in _WIDE:
             for day in range(first, last + 1):
-                self._touched[(zone, day)] = stamp
+                touched[(zone, day)] = stamp
         else:
-            self._touched[(zone, day_of(t))] = stamp
+            touched[(zone, day_of(t))] = stamp
         closed = self.archive.days.get(zone)
+        wide = self._wide.get(zone)
+        if wide:
+            found = self._wide_found.get(zone)
+            if found is None or len(found) > 1000:
+                found = self._wide_found[zone] = {}
+            spans = found.get((first, last))
+            if spans is None:
+                spans = found[(first, last)] = self._wide_reached(wide, first, last)
+            if spans:
+                # (marked up to the last day a sweep has closed only: nothing after it is
+                # closable yet, and a live stream near a recent wide report marks nothing)
+                swept = self._swept_to
+                for lo, hi in spans:
+                    if closed:
+                        for day in range(lo, hi + 1):
+                            if day in closed:
+                                self._reopen(zone, day, change)
+                    if swept is not None:
+                        for day in range(lo, min(hi, swept) + 1):
+                            touched[(zone, day)] = stamp
         if closed:
             for day in range(first, last + 1):
                 if day in closed:
                     self._reopen(zone, day, change)
+
+    def _wide_enter(self, zone: str, r: ReportVersion) -> None:
+        """`r` became a current report of `zone` (with `_zone_of`)."""
+        if r.time_precision in _WIDE:
+            insort(self._wide.setdefault(zone, []), self._wide_entry(r))
+            self._wide_found.pop(zone, None)
+
+    def _wide_leave(self, zone: str, r: ReportVersion) -> None:
+        """`r` is no longer a current report of `zone`."""
+        if r.time_precision in _WIDE:
+            wide = self._wide.get(zone)
+            if wide:
+                e = self._wide_entry(r)
+                i = bisect_left(wide, e)
+                if i < len(wide) and wide[i] == e:
+                    del wide[i]
+                    self._wide_found.pop(zone, None)
+                    if not wide:
+                        del self._wide[zone]
+
+    def _wide_entry(self, r: ReportVersion) -> _WideEntry:
+        reach = self._reach[r.time_precision]
+        return day_of(r.occurred - reach), day_of(r.occurred + reach), _order(r), r.ident
+
+    def _wide_reached(self, wide: list[_WideEntry], first: int, last: int) -> list[tuple[int, int]]:
+        """The reaches (first day, last day; merged, in order) of the wide reports of a zone
+        (`wide`, its index) that a change reaching days `first` to `last` can move: those
+        whose reach meets those days, and then those whose reach meets the reach of one
+        already found and that come after it in the linker's canonical order."""
+        lo = bisect_left(wide, first - self._wide_span, key=_first_day)
+        hi = bisect_right(wide, last, key=_first_day)
+        found = [e for e in wide[lo:hi] if e[1] >= first]
+        if not found:
+            return []
+        return _merged(self._wide_closure(wide, found))
+
+    def _wide_closure(self, wide: list[_WideEntry], found: list[_WideEntry]) -> list[_WideEntry]:
+        """`found` (wide reports a change can move), and every wide report of the zone that
+        a move of one of them can move in turn: one whose reach meets its reach and that
+        comes after it in the linker's canonical order. Only those: a report's decision
+        depends on the precise reports and on the decisions of the reports before it in
+        that order, so a move changes the decisions of later reports only (linking.py),
+        and one within a report's reach of the wide report moved (`_reach`). In a zone of
+        week and month reports chained through the years, a change thus reaches forward
+        along the chain of reports of a kind, and back only to the reports of a vaguer
+        kind (a place less precise) beside one it reached: not the whole chain."""
+        seen = {e[3] for e in found}
+        todo = list(found)
+        out: list[_WideEntry] = []
+        span = self._wide_span
+        while todo:
+            e = todo.pop()
+            out.append(e)
+            first, last, order = e[0], e[1], e[2]
+            lo = bisect_left(wide, first - span, key=_first_day)
+            hi = bisect_right(wide, last, key=_first_day)
+            for i in range(lo, hi):
+                o = wide[i]
+                if o[1] >= first and o[2] > order and o[3] not in seen:
+                    seen.add(o[3])
+                    todo.append(o)
+        return out
 
     def _reopen(self, zone: str, day: int, change: Change) -> None:
         linker = self._linker(zone)
@@ -477,6 +604,7 @@ class IncidentBook:
             for m in members:
                 self._zone_of[m.ident] = zone
                 self._name(m.ident)
+                self._wide_enter(zone, m)
                 entries.append((DETAIL_PREFIX + identity_key(*m.ident), encode_detail(m)))
             for iid, version in versions.items():
                 version = max(version, self.versions.get(iid, 0))
@@ -503,7 +631,8 @@ class IncidentBook:
         within a change's reach of which no change was among the last `idle` ones and at
         or after `clock` `idle_since` (an import still running keeps the days it writes
         open, so that it does not reopen them; once it stops, they close). Reports of a
-        week's or a month's precision stay open."""
+        week's or a month's precision stay open, and so do the days within reach of a
+        recent one (`_held_by_wide`)."""
         change = Change()
         last_day = day_of(before) - 1  # whole days only
         since = self.changes - idle
@@ -519,7 +648,7 @@ class IncidentBook:
         # (their closures would make `zone` and `before` cells).
         for zone, linker in list(self.zones.items()):
             by_day: dict[int, list[Ident]] = {}
-            held = self._held_by_wide(linker)
+            held = self._held_by_wide(zone, last_day)
             for anchor, members in linker.members.items():
                 day = day_of(self._fields_of(anchor, members).occurred)
                 if day > last_day or day in held or not FIRST_UNIT_DAY <= day <= LAST_UNIT_DAY:
@@ -543,19 +672,33 @@ class IncidentBook:
                 self._close(linker, zone, day, anchors, change)
             if not linker.live:
                 del self.zones[zone]
+        if self._swept_to is None or last_day > self._swept_to:
+            self._swept_to = last_day
         return change
 
-    def _held_by_wide(self, linker: ZoneLinker) -> set[int]:
-        """The days a change of a week's or a month's report of `linker` can reach: kept
-        open. A change elsewhere can move such a report (a late report it fits better),
-        and the incident it leaves then lets reports weeks from the change decide again;
-        one in a closed day was not (`_open_near` reopens around the change only), and the
-        book ended grouped otherwise than one that never closes."""
+    def _held_by_wide(self, zone: str, last_day: int) -> set[int]:
+        """The days of `zone` kept open for its week's and month's reports at a sweep that
+        closes days up to `last_day`: the reach of each whose reach runs past that day (a
+        recent one), and of each that a move of one of those can move in turn
+        (`_wide_closure`).
+
+        A change elsewhere can move such a report (a late report it fits better), and the
+        reports it leaves or joins then decide again anywhere in its reach, weeks from the
+        change; `_open_near` reopens the whole reach of the wide reports a change can move
+        before the change, so the days of an old one may close. A recent one's are kept
+        open, and so are those of the wide reports a move of it can move: a live stream of
+        reports near the present moves recent ones, and would otherwise reopen the closed
+        days beside them at every change. What a sweep holds open is thus a bounded band
+        before the cutoff, not the history of the zone."""
+        wide = self._wide.get(zone)
+        if not wide:
+            return set()
+        lo = bisect_left(wide, last_day + 1 - self._wide_span, key=_first_day)
+        recent = [e for e in wide[lo:] if e[1] > last_day]
         days: set[int] = set()
-        for r in linker.live.values():
-            if r.time_precision in _WIDE:
-                reach = self._reach[r.time_precision]
-                days.update(range(day_of(r.occurred - reach), day_of(r.occurred + reach) + 1))
+        if recent:
+            for e in self._wide_closure(wide, recent):
+                days.update(range(e[0], e[1] + 1))
         return days
 
     def _close(
@@ -576,6 +719,7 @@ class IncidentBook:
                 del self._zone_of[m.ident]
                 iid = incident_id(m.ident)
                 self._unname(m.ident, iid)
+                self._wide_leave(zone, m)
                 version = self.versions.pop(iid, None)
                 if version is not None:
                     versions[iid] = version
@@ -703,6 +847,7 @@ class IncidentBook:
         for r in current.values():
             by_zone.setdefault(r.zone, []).append(r)
             self._zone_of[r.ident] = r.zone
+            self._wide_enter(r.zone, r)
         published = self._published_rule()
         regrouped: dict[str, Regroup] = {}
         for zone, reports in by_zone.items():
@@ -765,6 +910,18 @@ def _difference(
         {a: g for a, g in before.items() if a not in after or not same(g, after[a])},
         {a: g for a, g in after.items() if a not in before or not same(g, before[a])},
     )
+
+
+def _merged(entries: list[_WideEntry]) -> list[tuple[int, int]]:
+    """The days of the reaches of `entries`, as merged runs (first day, last day)."""
+    runs: list[tuple[int, int]] = []
+    for first, last, _, _ in sorted(entries):
+        if runs and first <= runs[-1][1] + 1:
+            if last > runs[-1][1]:
+                runs[-1] = (runs[-1][0], last)
+        else:
+            runs.append((first, last))
+    return runs
 
 
 def _grouped_by(groups: list[list[ReportVersion]], rule: LinkRule) -> bool:
