@@ -14,10 +14,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -106,6 +107,16 @@ def _check_files(settings: Settings) -> None:
         raise CliError(str(exc)) from exc
 
 
+def _raise_open_file_limit() -> None:
+    """The soft open-file limit up to the hard one (streams/web/admission.py), before the
+    embedded broker and the worker start: the API's connection limits are shares of it."""
+    from streams.web.admission import raise_open_file_limit
+
+    raised = raise_open_file_limit()
+    if raised is not None:
+        notice(f"Open-file limit (ulimit -n) raised from {raised[0]} to {raised[1]}.")
+
+
 def _run(args: argparse.Namespace) -> int:
     from streams.kafka.broker import (
         BrokerError,
@@ -118,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     _check_files(settings)  # a broken file is one line, before a broker is started
+    _raise_open_file_limit()
     reserve_api_port(settings)  # first: a port in use must not cost the cluster a rebalance
     broker: EmbeddedBroker | None = None
     configured = settings.broker is not None  # --broker or CEASEFIRE_BROKER
@@ -334,30 +346,54 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 # -- tallies, incidents -----------------------------------------------------------------
-def api_get(base: str, path: str, params: dict[str, str]) -> Any:
+#: Seconds an export waits out 503 answers (a worker answering its most large requests
+#: at once, partitions moving) before it gives up.
+EXPORT_PATIENCE = 120.0
+
+
+def api_get(base: str, path: str, params: dict[str, str], *, patience: float = 0.0) -> Any:
     """GET a worker's API, JSON back; an answer other than 200, or no worker, is a
-    CliError (one line)."""
+    CliError (one line). A 503 is asked again after its Retry-After (at most 10 s) for up
+    to `patience` seconds: an export's pages are large requests, which a worker answers a
+    few at a time."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
     full = f"{base.rstrip('/')}{path}{query}"
-    try:
-        with urllib.request.urlopen(full, timeout=30) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")
+    give_up = time.monotonic() + patience
+    while True:
         try:
-            message = json.loads(body)["error"]
-        except (ValueError, LookupError, TypeError):
-            message = body
-        raise CliError(f"{full}: {exc.code} {message}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise CliError(
-            f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up? A worker on "
-            "another port: pass --url or set CEASEFIRE_WEB_PORT"
-        ) from exc
+            with urllib.request.urlopen(full, timeout=30) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            wait = _retry_after(exc)
+            if exc.code != 503 or time.monotonic() + wait > give_up:
+                _api_error(full, exc)
+            exc.close()
+            time.sleep(wait)
+        except (urllib.error.URLError, OSError) as exc:
+            raise CliError(
+                f"no monitor API at {base} ({exc}); is `ceasefire-monitor run` up? A worker "
+                "on another port: pass --url or set CEASEFIRE_WEB_PORT"
+            ) from exc
+
+
+def _retry_after(exc: Any) -> float:
+    try:
+        return min(max(float(exc.headers.get("Retry-After", 1)), 0.1), 10.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _api_error(full: str, exc: Any) -> NoReturn:
+    body = exc.read().decode(errors="replace")
+    try:
+        message = json.loads(body)["error"]
+    except (ValueError, LookupError, TypeError):
+        message = body
+    raise CliError(f"{full}: {exc.code} {message}") from exc
 
 
 def api_url(args: argparse.Namespace, settings: Settings) -> str:
@@ -720,7 +756,7 @@ def _export_incidents(
         task = progress.add_task("incidents", total=span, status="")
         while True:
             page = {**params, **({"cursor": cursor} if cursor else {})}
-            body = api_get(url, "/api/v1/incidents", page)
+            body = api_get(url, "/api/v1/incidents", page, patience=EXPORT_PATIENCE)
             incidents = body["incidents"]
             if fmt == "csv":
                 target.write(to_csv(incidents, header=count == 0))
@@ -769,7 +805,10 @@ def _export_series(
         while chunk < end:
             stop = min(chunk + width * MAX_BUCKETS, end)
             part = api_get(
-                url, "/api/v1/series", {**base, "from": chunk.isoformat(), "to": stop.isoformat()}
+                url,
+                "/api/v1/series",
+                {**base, "from": chunk.isoformat(), "to": stop.isoformat()},
+                patience=EXPORT_PATIENCE,
             )
             if doc is None:
                 doc = part

@@ -41,6 +41,8 @@ _LONGEST_TOPIC = "fatalities.theatre"
 #: has Faust's assignor topic; the changelogs are `<app id>-<table>-changelog`, the longest
 #: `<app id>-identity-state-changelog` (streams/pipeline/*_stage.py, `TABLE`).
 _LONGEST_APP_TOPIC = "-identity-__assignor-__leader"
+#: An origin as browsers send it in `Origin`: scheme, host and an optional port, no path.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)
 #: Hosts that mean every address of the machine: no address a peer can reach it at.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
 
@@ -69,14 +71,20 @@ class Settings(BaseSettings):
     rules: Path | None = None  # alert rules YAML; default: the shipped rule set
 
     api_token: str | None = None  # bearer token for POST /api/v1/reports
+    #: Origins (`https://host[:port]`, comma-separated) whose web pages may POST reports.
+    #: Unset: a POST with an `Origin` header (or `Sec-Fetch-Site` other than `none`), which
+    #: only browsers send, is refused 403 (docs/operations.md, "Running securely").
+    post_origins: str | None = None
     #: Largest request body POST /api/v1/reports reads (413 above it, before reading). A
     #: batch of 1,000 simulated reports is about 0.3 MB; one report is at most 64 KiB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    #: Connections the API holds at once from one client address (0: unbounded), and in
-    #: all (unset: half the open-file limit, `ulimit -n`, so the rest stays for Kafka and
-    #: the peers). One over either is answered 503 and closed. Behind a proxy every client
-    #: has the proxy's address: raise the first, or limit per client in the proxy.
-    max_connections_per_address: int = Field(default=256, ge=0)
+    #: Connections the API holds at once from one client address (0: unbounded; unset: 256,
+    #: or an eighth of the total when that is less), and in all (unset: half the open-file
+    #: limit, `ulimit -n`, which `run` raises to its hard limit, so the rest stays for Kafka
+    #: and the peers). One over either is answered 503 and closed. An IPv6 client counts by
+    #: its /64. Behind a proxy every client has the proxy's address: raise the first, or
+    #: limit per client in the proxy.
+    max_connections_per_address: int | None = Field(default=None, ge=0)
     max_connections: int | None = Field(default=None, ge=1)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
@@ -132,6 +140,25 @@ class Settings(BaseSettings):
         `CEASEFIRE_SSL_KEYFILE=` is no file, not the directory "." (a compose file's
         `${VAR:-}`), so that it counts as unset in `_security_settings_used`."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("post_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for origin in value.split(","):
+            if not _ORIGIN.fullmatch(origin.strip().rstrip("/")):
+                raise ValueError(
+                    f"{origin.strip()!r} is not an origin; name each as scheme://host[:port] "
+                    "(e.g. https://reports.example.org), separated by commas"
+                )
+        return value
+
+    def post_origin_set(self) -> frozenset[str]:
+        """The origins of `post_origins`, as `Origin` headers compare (lower case)."""
+        if not self.post_origins:
+            return frozenset()
+        return frozenset(o.strip().rstrip("/").lower() for o in self.post_origins.split(","))
 
     @field_validator("broker")
     @classmethod

@@ -222,6 +222,14 @@ API_CONNECTIONS_REFUSED = Counter(
     ["limit"],
     registry=REGISTRY,
 )
+API_HEAVY_REFUSED = Counter(
+    "ceasefire_api_heavy_requests_refused",
+    "Requests for a large answer (`endpoint`: `series`, or `incidents` as CSV or with a "
+    "limit over 100) answered 503 because the worker was answering as many at once as it "
+    "admits; `scope`: `cluster` for clients, `local` for peers' per-partition requests.",
+    ["endpoint", "scope"],
+    registry=REGISTRY,
+)
 ZONE_INFO = Gauge(
     "ceasefire_zone_info",
     "1 for each zone of the loaded catalogue, with its name and the centroid of its polygons "

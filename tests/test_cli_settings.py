@@ -358,3 +358,39 @@ def test_the_api_bound_on_the_ipv6_wildcard_answers_ipv4_clients_too() -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_an_export_waits_out_a_busy_worker_and_other_commands_do_not() -> None:
+    """A worker answers a few large requests at once and 503 with Retry-After beyond:
+    `export` asked once and failed while two others ran; it now asks again."""
+    import http.server
+    import json as _json
+    import threading
+
+    answers = [503, 503, 200]
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = answers.pop(0) if answers else 200
+            body = _json.dumps({"error": "busy"} if code == 503 else {"ok": True}).encode()
+            self.send_response(code)
+            self.send_header("Retry-After", "0.1")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert cli.api_get(base, "/api/v1/series", {}, patience=10) == {"ok": True}
+        answers[:] = [503]
+        with pytest.raises(cli.CliError, match="503 busy"):
+            cli.api_get(base, "/api/v1/tallies", {})  # a table is asked once
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -85,6 +85,7 @@ EXPORTER = textwrap.dedent(
         m.SKIPPED_RECOVERED.labels("ceasefire.reports.accepted").inc(rnd.randint(0, 3))
         m.INPUT_MISSING.labels("ceasefire.reports.by-zone").inc(rnd.randint(0, 1))
         m.API_CONNECTIONS.set(rnd.randint(1, 9))
+        m.API_HEAVY_REFUSED.labels(rnd.choice(["series", "incidents"]), "cluster").inc()
         m.PROCESS_RESTARTS.labels(rnd.choice(["ingest", "identity"]), "exited").inc()
         m.API_CONNECTIONS_REFUSED.labels(rnd.choice(["per_address", "total"])).inc()
         time.sleep(0.2)

@@ -95,6 +95,48 @@ async def test_nothing_else_is_served_from_static(
     assert b"render_index" not in await resp.read()
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/index.html",
+        "/static/%69ndex.html",
+        "/static//index.html",
+        "/static/./index.html",
+        "/static/vendor/../index.html",
+        "/static/../templates/index.html",
+    ],
+)
+async def test_the_page_s_template_is_not_a_static_file(
+    client: TestClient[web.Request, web.Application], path: str
+) -> None:
+    """A review: /static/index.html served the page without the headers of `/` (its content
+    security policy and `frame-ancestors 'none'`): the page could be framed there."""
+    resp = await client.get(path)
+    assert resp.status in (403, 404), path
+    assert b'<div id="map"' not in await resp.read()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/app.js", "/static/page.css", "/static/vendor/leaflet/images/layers.png"],
+)
+async def test_static_files_are_not_sniffed(
+    client: TestClient[web.Request, web.Application], path: str
+) -> None:
+    for resp in (await client.get(path), await client.head(path)):
+        assert resp.status == 200, path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert (await client.get("/")).headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_page_s_template_is_package_data() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["streams.web"]
+    assert page.INDEX.is_file() and page.INDEX.parent != page.STATIC
+    template = page.INDEX.relative_to(STATIC.parent).as_posix()
+    assert any(fnmatch.fnmatch(template, pat) for pat in patterns)
+
+
 async def test_every_resource_the_page_names_is_served(
     client: TestClient[web.Request, web.Application],
 ) -> None:

@@ -443,7 +443,28 @@ def test_every_start_a_spreadsheet_reads_as_a_formula_is_prefixed(text: str) -> 
     assert spreadsheet_safe(text) == "'" + text
 
 
-@pytest.mark.parametrize("text", ["", "pkf-op-1", "Armenian forces", "1-2", " a=b"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\xa0=1+1",  # no-break space
+        "\x0b=1",  # vertical tab
+        "\x0c=1",  # form feed
+        "\u200b=1",  # zero-width space (a format character, Cf)
+        "\ufeff+1",  # byte order mark
+        "\u200e\u2028@SUM(1)",  # a direction mark, a line separator
+        "\u2003\u00ad-1",  # em space, soft hyphen
+        "\xa0\uff1d1",
+    ],
+)
+def test_a_formula_behind_any_white_space_or_invisible_character_is_prefixed(text: str) -> None:
+    """A review: `'\\xa0=1+1'`, `'\\x0b=1'`, `'\\x0c=1'` and `'\\u200b=1'` were written as
+    they are, and a spreadsheet that trims or skips such characters runs the formula."""
+    assert spreadsheet_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize(
+    "text", ["", "pkf-op-1", "Armenian forces", "1-2", " a=b", "\xa0", "\u200bArmenia"]
+)
 def test_text_no_spreadsheet_reads_as_a_formula_is_kept(text: str) -> None:
     assert spreadsheet_safe(text) == text
 

@@ -6,17 +6,25 @@ second still ran the worker out of file handles, and from then its API (health c
 and any new Kafka or peer connection failed. Each accepted connection is therefore admitted
 here first, by the address it comes from; one over a limit gets a 503 with `Retry-After`
 and is closed before the HTTP server sees it, and is counted
-(`ceasefire_api_connections_refused_total{limit}`).
+(`ceasefire_api_connections_refused_total{limit}`). An IPv6 client counts by its /64 (one
+host is usually given a whole /64, and picks any address of it), an IPv4-mapped IPv6
+address as the IPv4 address it is.
+
+Requests that build a large answer (series, incident exports) are bounded too: at most
+`HEAVY_AT_ONCE` of them are answered at once by a worker (`HeavyRequests`); more are
+answered 503 with `Retry-After` and counted (`ceasefire_api_heavy_requests_refused_total`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import resource
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +35,39 @@ from streams import metrics
 log = logging.getLogger(__name__)
 
 Limit = Literal["per_address", "total"]
+
+#: The highest open-file limit a worker raises its own to (`raise_open_file_limit`).
+OPEN_FILES_CAP = 1_048_576
+#: The most connections from one client address by default, and the share of the total
+#: one address may hold at most (`default_per_address`): with the total at 512 (half a
+#: common container limit of 1,024), 256 let two addresses shut every other client out.
+PER_ADDRESS_DEFAULT = 256
+PER_ADDRESS_SHARE = 8
+
+
+def raise_open_file_limit(cap: int = OPEN_FILES_CAP) -> tuple[int, int] | None:
+    """Raise the process's soft open-file limit to its hard limit (at most `cap`): many
+    containers start processes at 1,024 with a hard limit far above, and the connection
+    limits are a share of it. (old, new) when raised, None when it was already as high
+    or cannot be raised."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and 0 <= soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %s to %s: %s", soft, target, exc)
+            return None
+        log.info("raised the open-file limit (ulimit -n) from %s to %s", soft, target)
+        return soft, target
+    return None
+
+
+def default_per_address(total: int) -> int:
+    """The per-address limit when CEASEFIRE_MAX_CONNECTIONS_PER_ADDRESS is unset: 256, or
+    an eighth of the total when that is less (at least 1), so that no fewer than eight
+    addresses can fill the worker."""
+    return max(1, min(PER_ADDRESS_DEFAULT, total // PER_ADDRESS_SHARE))
 
 
 def default_total(share: float = 0.5, floor: int = 64) -> int:
@@ -93,10 +134,27 @@ def refusal(limit: Limit, address: str, limits: ConnectionLimits) -> bytes:
     return head.encode("ascii") + body
 
 
+def address_key(host: str) -> str:
+    """What a client is counted by: an IPv4 address; an IPv6 address's /64 (a host picks
+    any address of the /64 it is given: counted by address, it had 2^64 addresses' worth of
+    connections); an IPv4-mapped IPv6 address (`::ffff:10.0.0.7`, on a dual-stack socket)
+    as its IPv4 address. Anything else as it is."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])  # without a zone (`fe80::1%eth0`)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def client_address(transport: asyncio.BaseTransport) -> str:
+    """The key of the connection's client (`address_key`)."""
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and peer:
-        return str(peer[0])
+        return address_key(str(peer[0]))
     return str(peer or "unknown")  # a Unix socket's peer has no address
 
 
@@ -172,3 +230,61 @@ class AdmittedSite(web.SockSite):
         self._server = await asyncio.get_running_loop().create_server(
             lambda: AdmittedProtocol(limits, server), sock=self._sock, backlog=self._backlog
         )
+
+
+# -- heavy requests ---------------------------------------------------------------------------
+#: Requests answered with a large document a worker builds at once: client requests (and
+#: peers' `scope=local` requests, counted apart: a peer asks on behalf of a client request
+#: it admitted, and each peer may ask at once). Building one took 0.2-0.4 s of the event
+#: loop the stages and health checks share (10,000 hourly buckets); 16 clients asking at
+#: once held /healthz 4-5 s.
+HEAVY_AT_ONCE = 2
+PEER_HEAVY_AT_ONCE = 4
+#: Seconds a refused heavy request is told to wait (`Retry-After`).
+HEAVY_RETRY_SECONDS = 1
+#: What a heavy request is (the `endpoint` label) and who asked (`scope`).
+HeavyEndpoint = Literal["series", "incidents"]
+HEAVY_ENDPOINTS: tuple[HeavyEndpoint, ...] = ("series", "incidents")
+HEAVY_SCOPES = ("cluster", "local")
+
+HEAVY_REFUSED = metrics.API_HEAVY_REFUSED
+for _endpoint in HEAVY_ENDPOINTS:  # the series exist from the start, at zero
+    for _scope in HEAVY_SCOPES:
+        HEAVY_REFUSED.labels(endpoint=_endpoint, scope=_scope)
+
+
+@dataclass
+class HeavyRequests:
+    """How many heavy requests a worker is answering, against a limit."""
+
+    at_once: int
+    held: int = 0
+
+    @contextmanager
+    def admit(self) -> Iterator[bool]:
+        """True, and a place held until the block ends; False when every place is taken."""
+        if self.held >= self.at_once:
+            yield False
+            return
+        self.held += 1
+        try:
+            yield True
+        finally:
+            self.held -= 1
+
+
+def busy(endpoint: HeavyEndpoint, local: bool, at_once: int) -> web.Response:
+    """The 503 for a heavy request over the limit, counted."""
+    scope = "local" if local else "cluster"
+    HEAVY_REFUSED.labels(endpoint=endpoint, scope=scope).inc()
+    what = "series and incident-export requests"
+    body = {
+        "error": (
+            f"this worker is answering {at_once} {what} at once, as many as it takes; "
+            f"retry in {HEAVY_RETRY_SECONDS} s, or ask another worker"
+        ),
+        "limit": "heavy_requests",
+    }
+    response = web.json_response(body, status=503)
+    response.headers["Retry-After"] = str(HEAVY_RETRY_SECONDS)
+    return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import math
 import re
@@ -27,10 +28,21 @@ from streams.classify.classifier import Classifier
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.series import compare_rows, previous_as_of
+from streams.tallies.state import Row
 from streams.tallies.windows import ALL, QueryError, check_window, grouping
 from streams.web import listen
 from streams.web import page as live_page
-from streams.web.admission import AdmittedSite, ConnectionLimits, default_total
+from streams.web.admission import (
+    HEAVY_AT_ONCE,
+    PEER_HEAVY_AT_ONCE,
+    AdmittedSite,
+    ConnectionLimits,
+    HeavyEndpoint,
+    HeavyRequests,
+    busy,
+    default_per_address,
+    default_total,
+)
 from streams.web.fanout import (
     Incomplete,
     NotOwner,
@@ -45,11 +57,18 @@ from streams.web.fanout import (
     local_rows,
     local_series,
 )
-from streams.web.incidents import is_incident_id, parse_query, to_csv, wants_csv
+from streams.web.incidents import (
+    DEFAULT_LIMIT,
+    IncidentQuery,
+    is_incident_id,
+    parse_query,
+    to_csv,
+    wants_csv,
+)
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
 from streams.web.params import check_names, is_rfc3339, not_a_time
+from streams.web.series import SeriesQuery, parse_series
 from streams.web.series import document as series_document
-from streams.web.series import parse_series
 from streams.web.series import to_csv as series_csv
 from streams.web.server_log import quiet_client_errors
 
@@ -100,18 +119,36 @@ JSON_PATHS = ("/api/", "/healthz", "/readyz")
 
 #: On an answer whose form (JSON or CSV) the Accept header chose: a cache keeps one per form.
 NEGOTIATED = {"Vary": "Accept"}
+JSON_TYPE = "application/json; charset=utf-8"
+CSV_TYPE = "text/csv; charset=utf-8; header=present"
 
 
-def csv_response(text: str, filename: str, headers: dict[str, str] | None = None) -> web.Response:
-    """A CSV download (RFC 4180 with a header line)."""
+def csv_bytes_response(
+    body: bytes, filename: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A CSV download (RFC 4180 with a header line), its text encoded (UTF-8)."""
     return web.Response(
-        body=text.encode(),
+        body=body,
         headers={
             **(headers or {}),
-            "Content-Type": "text/csv; charset=utf-8; header=present",
+            "Content-Type": CSV_TYPE,
             "Content-Disposition": f'attachment; filename="{filename}"',
         },
     )
+
+
+def json_bytes(doc: Any) -> bytes:
+    """A document as `web.json_response` writes it (`json.dumps`' defaults), encoded."""
+    return json.dumps(doc).encode()
+
+
+async def json_off_loop(doc: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    """`web.json_response(doc)`, its serialisation on a thread: a large answer's (a series
+    of 10,000 buckets is about 2 MB) took the event loop the stages and health checks share.
+    `doc` is plain data built for this answer alone (nothing the state holds), so nothing
+    changes it meanwhile."""
+    body = await asyncio.to_thread(json_bytes, doc)
+    return web.Response(body=body, headers={**(headers or {}), "Content-Type": JSON_TYPE})
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -281,6 +318,20 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
+def is_export(query: IncidentQuery, as_csv: bool) -> bool:
+    """Whether an incidents request is an export, admitted as a heavy request: CSV, or a
+    page longer than the default (100; the live page asks 50, exports 1,000)."""
+    return as_csv or query.limit > DEFAULT_LIMIT
+
+
+def _series_json_bytes(query: SeriesQuery, buckets: list[list[Row]]) -> bytes:
+    return json_bytes(series_document(query, buckets))
+
+
+def _series_csv_bytes(query: SeriesQuery, buckets: list[list[Row]]) -> bytes:
+    return series_csv(series_document(query, buckets)).encode()
+
+
 # -- request headers ------------------------------------------------------------------------
 def bearer_matches(header: str | None, token: str) -> bool:
     """Whether an Authorization header carries `token` with the Bearer scheme, whose name
@@ -290,6 +341,28 @@ def bearer_matches(header: str | None, token: str) -> bool:
     given = credentials.strip(" \t").encode("utf-8", "surrogatepass")
     matches = hmac.compare_digest(given, token.encode("utf-8", "surrogatepass"))
     return scheme.lower() == "bearer" and matches
+
+
+def browser_problem(
+    origin: str | None, fetch_site: str | None, allowed: frozenset[str]
+) -> str | None:
+    """Why a POST looks sent by a web page, which no reporting system is; None when it does
+    not. A browser sends `Origin` with every POST of a script or a form, and
+    `Sec-Fetch-Site` (other than `none`, a user's own navigation) with every request: a page
+    of any site could post reports without either a preflight or the token (a body sent
+    without Content-Type), or reach the worker under its own host name (DNS rebinding).
+    Origins in `allowed` (CEASEFIRE_POST_ORIGINS) may post."""
+    site = (fetch_site or "").strip().lower()
+    if origin is None and site in ("", "none"):
+        return None
+    if origin is not None and origin.strip().rstrip("/").lower() in allowed:
+        return None
+    said = f"Origin: {origin[:100]!r}" if origin is not None else f"Sec-Fetch-Site: {site[:20]!r}"
+    return (
+        f"POST /api/v1/reports from a web page is refused (the request carries {said}): "
+        "reports are posted by reporting systems, without a browser; to take posts from "
+        "pages of a trusted origin, name it in CEASEFIRE_POST_ORIGINS"
+    )
 
 
 def content_type_problem(header: str | None) -> str | None:
@@ -462,6 +535,9 @@ def _utf8_prefix(raw: bytes, size: int) -> bytes:
 class Api:
     def __init__(self, monitor: WorkerView) -> None:
         self.monitor = monitor
+        #: Heavy requests answered at once: clients', and peers' `scope=local` ones.
+        self.heavy = HeavyRequests(HEAVY_AT_ONCE)
+        self.peer_heavy = HeavyRequests(PEER_HEAVY_AT_ONCE)
         self.web = web.Application(
             client_max_size=monitor.settings.max_body_bytes, middlewares=[json_errors]
         )
@@ -491,6 +567,12 @@ class Api:
             return web.json_response(answer())
         except NotOwner as exc:
             return error(409, str(exc))
+
+    def _heavy(self, local: bool) -> HeavyRequests:
+        return self.peer_heavy if local else self.heavy
+
+    def _busy(self, endpoint: HeavyEndpoint, local: bool) -> web.Response:
+        return busy(endpoint, local, self._heavy(local).at_once)
 
     def _refused(self, request: web.Request) -> web.Response | None:
         """401 for a `scope=local` request (a peer's) without the token, before anything
@@ -607,18 +689,35 @@ class Api:
             as_csv = wants_csv(q.get("format"), request.headers.get("Accept"))
         except QueryError as exc:
             return error(400, str(exc))
-        if local:
-            return self._answer_peer(
-                request, lambda: series_document(query, local_series(self.monitor, parts, query))
-            )
+        with self._heavy(local).admit() as admitted:
+            if not admitted:
+                return self._busy("series", local)
+            if local:
+                return await self._series_for_peer(request, parts, query)
+            try:
+                buckets = await cluster_series(self.monitor, query)
+            except Incomplete as exc:
+                return error(503, f"the series is not complete right now, retry: {exc}")
+            # the buckets are this answer's own lists: the document and its text off the loop
+            if as_csv:
+                body = await asyncio.to_thread(_series_csv_bytes, query, buckets)
+                return csv_bytes_response(body, "series.csv", dict(NEGOTIATED))
+            body = await asyncio.to_thread(_series_json_bytes, query, buckets)
+            return web.Response(body=body, headers={**NEGOTIATED, "Content-Type": JSON_TYPE})
+
+    async def _series_for_peer(
+        self, request: web.Request, parts: set[int], query: SeriesQuery
+    ) -> web.Response:
+        """A peer's `scope=local` series (as `_answer_peer`): the partitions' buckets read
+        on the loop, their document and its text written off it."""
+        if not self._authorized(request):
+            return unauthorized(request.headers.get("Authorization"))
         try:
-            buckets = await cluster_series(self.monitor, query)
-        except Incomplete as exc:
-            return error(503, f"the series is not complete right now, retry: {exc}")
-        doc = series_document(query, buckets)
-        if as_csv:
-            return csv_response(series_csv(doc), "series.csv", dict(NEGOTIATED))
-        return web.json_response(doc, headers=NEGOTIATED)
+            buckets = local_series(self.monitor, parts, query)
+        except NotOwner as exc:
+            return error(409, str(exc))
+        body = await asyncio.to_thread(_series_json_bytes, query, buckets)
+        return web.Response(body=body, headers={"Content-Type": JSON_TYPE})
 
     async def alerts(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
@@ -655,13 +754,30 @@ class Api:
             as_csv = wants_csv(q.get("format"), request.headers.get("Accept"))
         except QueryError as exc:
             return error(400, str(exc))
+        if not is_export(query, as_csv):
+            return await self._incidents(request, query, parts, local=local, as_csv=as_csv)
+        with self._heavy(local).admit() as admitted:
+            if not admitted:
+                return self._busy("incidents", local)
+            return await self._incidents(request, query, parts, local=local, as_csv=as_csv)
+
+    async def _incidents(
+        self,
+        request: web.Request,
+        query: IncidentQuery,
+        parts: set[int],
+        *,
+        local: bool,
+        as_csv: bool,
+    ) -> web.Response:
         if local:
-
-            def page() -> dict[str, Any]:
+            if not self._authorized(request):  # as `_answer_peer`
+                return unauthorized(request.headers.get("Authorization"))
+            try:
                 held = local_incidents(self.monitor, parts, query)
-                return {"incidents": held.items, "more": held.more}
-
-            return self._answer_peer(request, page)
+            except NotOwner as exc:
+                return error(409, str(exc))
+            return await json_off_loop({"incidents": held.items, "more": held.more})
         try:
             listing = await cluster_incidents(self.monitor, query)
         except Incomplete as exc:
@@ -670,9 +786,11 @@ class Api:
         if listing.next_cursor is not None:
             following = request.rel_url.update_query(cursor=listing.next_cursor)
             headers["Link"] = f'<{following}>; rel="next"'
+        # the documents are this answer's own (`IncidentRecord.document`): written off the loop
         if as_csv:
-            return csv_response(to_csv(listing.incidents), "incidents.csv", headers)
-        return web.json_response(listing.document(), headers=headers)
+            body = await asyncio.to_thread(lambda: to_csv(listing.incidents).encode())
+            return csv_bytes_response(body, "incidents.csv", headers)
+        return await json_off_loop(listing.document(), headers)
 
     async def incident(self, request: web.Request) -> web.Response:
         """One open incident with its current reports."""
@@ -727,7 +845,15 @@ class Api:
 
     # -- POST /api/v1/reports -------------------------------------------------------------
     def _refuse_by_headers(self, request: web.Request) -> web.Response | None:
-        """What the headers alone decide: 401, 415, or 413 by Content-Length."""
+        """What the headers alone decide: 403 from a web page, 401, 415, or 413 by
+        Content-Length."""
+        problem = browser_problem(
+            request.headers.get("Origin"),
+            request.headers.get("Sec-Fetch-Site"),
+            self.monitor.settings.post_origin_set(),
+        )
+        if problem is not None:
+            return error(403, problem)
         if not self._authorized(request):
             return unauthorized(request.headers.get("Authorization"))
         problem = content_type_problem(request.headers.get("Content-Type"))
@@ -873,9 +999,11 @@ class ApiServer(faust.Service):  # type: ignore[misc]
         await self._runner.setup()
         # Bound by `run` before anything else; bound here when the API starts on its own.
         sockets = listen.take(s.web_host, s.web_port) or listen.bind_sockets(s.web_host, s.web_port)
+        total = s.max_connections or default_total()
+        per_address = s.max_connections_per_address
         limits = ConnectionLimits(
-            per_address=s.max_connections_per_address,
-            total=s.max_connections or default_total(),
+            per_address=default_per_address(total) if per_address is None else per_address,
+            total=total,
         )
         for sock in sockets:
             await AdmittedSite(self._runner, sock, limits).start()

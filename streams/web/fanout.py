@@ -193,7 +193,10 @@ async def cluster_series(monitor: WorkerView, query: SeriesQuery) -> list[list[R
         lambda body: read_buckets(body, query),
     )
     try:
-        return merge_series(parts, query.count, query.keys)
+        # Off the event loop: summing 10,000 buckets took 0.1 s of it. `parts` are this
+        # request's own lists (this worker's read from its state on the loop, the peers'
+        # parsed from their answers), which nothing else changes.
+        return await asyncio.to_thread(merge_series, parts, query.count, query.keys)
     except (LookupError, TypeError, ValueError) as exc:  # a peer's rows not shaped as rows
         raise Incomplete(f"a worker answered a series that cannot be merged: {exc!r}") from exc
 

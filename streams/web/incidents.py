@@ -26,6 +26,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -491,14 +492,23 @@ CSV_COLUMNS = (
 )
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP's list, and
 #: the full-width forms some spreadsheets read as the same when typed in an East Asian
-#: locale), after any blanks and line breaks, which some spreadsheets skip.
+#: locale), after any white space (any Unicode's: no-break, vertical tab, form feed,
+#: ideographic) and invisible format characters (category Cf: zero-width space, joiners,
+#: direction marks, BOM), which some spreadsheets skip or trim.
 _FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
-_SKIPPED = " \t\r\n\u3000"
+
+
+def _first_shown(text: str) -> str:
+    """The first character of `text` that is neither white space nor a format character."""
+    for char in text:
+        if not char.isspace() and unicodedata.category(char) != "Cf":
+            return char
+    return ""
 
 
 def spreadsheet_safe(text: str) -> str:
     """`text`, prefixed with `'` where a spreadsheet would take it for a formula."""
-    if text[:1] in ("\t", "\r") or text.lstrip(_SKIPPED)[:1] in _FORMULA_START:
+    if text[:1] in ("\t", "\r") or _first_shown(text) in _FORMULA_START:
         return "'" + text
     return text
 

@@ -1,6 +1,7 @@
 """The live page for people (`GET /`) and its static files (`GET /static/...`).
 
-The page is plain HTML, CSS and JavaScript shipped in this package (streams/web/static/):
+The page is plain HTML, CSS and JavaScript shipped in this package (its HTML template in
+streams/web/templates/, its other files in streams/web/static/):
 it reads the public GET endpoints (zones, tallies, alerts, incidents) and polls them, so
 the server renders nothing but a few settings into the HTML (the windows, the ceasefire
 start, the theatre's UTC offset and the optional base map). Leaflet is
@@ -18,9 +19,13 @@ from aiohttp import web
 from streams.config import Settings
 from streams.tallies import windows
 
-#: The page's files, installed as package data (pyproject.toml).
+#: The page's files, installed as package data (pyproject.toml). The page's template is
+#: kept out of the static files: served as one (`/static/index.html`), it came without
+#: the headers of `/` (its content security policy, `frame-ancestors`).
 STATIC = Path(__file__).resolve().parent / "static"
-INDEX = STATIC / "index.html"
+INDEX = Path(__file__).resolve().parent / "templates" / "index.html"
+#: On every answer under /static/ too: a browser takes a file for what it is said to be.
+STATIC_HEADERS = {"X-Content-Type-Options": "nosniff"}
 #: Marks in index.html that `render_index` fills in.
 _TILES = "{{map_tiles}}"
 _TILES_ATTRIBUTION = "{{map_tiles_attribution}}"
@@ -93,5 +98,10 @@ def register(app: web.Application, settings: Settings) -> None:
     async def index(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
 
+    async def static_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path.startswith("/static/"):
+            response.headers.update(STATIC_HEADERS)
+
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC, name="static")
+    app.on_response_prepare.append(static_headers)

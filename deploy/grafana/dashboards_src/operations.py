@@ -382,14 +382,21 @@ def build() -> dashboard_b.Dashboard:
         .with_panel(
             timeseries(
                 "API connections",
-                "Connections each worker's API holds open, and those refused with a 503 at a "
-                "connection limit (per client address, or in all) per second.",
+                "Connections each worker's API holds open, those refused with a 503 at a "
+                "connection limit (per client address, or in all) per second, and requests "
+                "for a large answer (a series, an export) refused with a 503 while the worker "
+                "answered as many at once as it admits.",
                 [
                     Q(f"sum by (instance) (ceasefire_api_connections{{{W}}})", "{{instance}} open"),
                     Q(
                         "sum by (limit) (rate("
                         f"ceasefire_api_connections_refused_total{{{W}}}[$__rate_interval]))",
                         "refused · {{limit}}",
+                    ),
+                    Q(
+                        "sum by (endpoint, scope) (rate("
+                        f"ceasefire_api_heavy_requests_refused_total{{{W}}}[$__rate_interval]))",
+                        "heavy refused · {{endpoint}} · {{scope}}",
                     ),
                 ],
                 unit="short",
