@@ -177,10 +177,7 @@ class LineChecker:
             if unconverted is not None:
                 message = f"CSV row not converted: {unconverted}"
             self._reject(line_no, result.reason.value, message)
-            try:
-                return _key_of_object(raw)
-            except Exception:  # the line is counted once: a key it lacks is no second reason
-                return None
+            return _key_of_object(raw)  # None for a key it lacks: counted once, above
         key = f"{result.source}\x1f{result.report_id}".encode()
         if isinstance(result, Report) and self._unknown_place(line_no, result):
             return key

@@ -247,10 +247,9 @@ HeavyEndpoint = Literal["series", "incidents"]
 HEAVY_ENDPOINTS: tuple[HeavyEndpoint, ...] = ("series", "incidents")
 HEAVY_SCOPES = ("cluster", "local")
 
-HEAVY_REFUSED = metrics.API_HEAVY_REFUSED
 for _endpoint in HEAVY_ENDPOINTS:  # the series exist from the start, at zero
     for _scope in HEAVY_SCOPES:
-        HEAVY_REFUSED.labels(endpoint=_endpoint, scope=_scope)
+        metrics.API_HEAVY_REFUSED.labels(endpoint=_endpoint, scope=_scope)
 
 
 @dataclass
@@ -276,7 +275,7 @@ class HeavyRequests:
 def busy(endpoint: HeavyEndpoint, local: bool, at_once: int) -> web.Response:
     """The 503 for a heavy request over the limit, counted."""
     scope = "local" if local else "cluster"
-    HEAVY_REFUSED.labels(endpoint=endpoint, scope=scope).inc()
+    metrics.API_HEAVY_REFUSED.labels(endpoint=endpoint, scope=scope).inc()
     what = "series and incident-export requests"
     body = {
         "error": (
