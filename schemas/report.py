@@ -118,10 +118,12 @@ _INVISIBLE_ASTRAL = tuple((a, b) for a, b in INVISIBLE_RANGES if a > 0xFFFF)
 _INVISIBLE = _class_items(INVISIBLE_RANGES)
 #: An identity part: no control character (the key's \x1f separator among them: "a\x1fb" + "c"
 #: and "a" + "b\x1fc" would be one key), no invisible character ("op-1" and "op\u200b-1"
-#: look alike but would be two reports, counted twice), and not only whitespace. (And in
-#: NFC, which no regex says: `_check_nfc`.)
+#: look alike but would be two reports, counted twice), and no whitespace at either end
+#: ("op-1 " from a spreadsheet cell would be a second "op-1"). (And in NFC, which no regex
+#: says: `_check_nfc`.)
 IDENTITY_PATTERN = (
-    f"^[^{_CONTROL}{_INVISIBLE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}][^{_CONTROL}{_INVISIBLE}]*$"
+    f"^[^{_CONTROL}{_INVISIBLE}{_SPACE}]"
+    f"(?:[^{_CONTROL}{_INVISIBLE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}])?$"
 )
 _CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
 #: One invisible character (`INVISIBLE_RANGES`).
@@ -146,7 +148,7 @@ def _exported_identity_pattern() -> str:
     astral = "|".join(chr(c) for a, b in _INVISIBLE_ASTRAL for c in range(a, b + 1))
     return _exported(
         rf"^(?![\s\S]*(?:{astral}))"
-        f"[^{_CONTROL}{bmp}]*[^{_CONTROL}{bmp}{_SPACE}][^{_CONTROL}{bmp}]*$"
+        f"[^{_CONTROL}{bmp}{_SPACE}](?:[^{_CONTROL}{bmp}]*[^{_CONTROL}{bmp}{_SPACE}])?$"
     )
 
 
@@ -154,8 +156,8 @@ _IDENTITY_SCHEMA = {
     "pattern": _exported_identity_pattern(),
     "description": (
         "no control character, no invisible one (Unicode Cf, variation selectors, fillers), "
-        "not blank, and in Unicode normalization form C (NFC), which no pattern can say: "
-        "the validator refuses a spelling that is not NFC (`invalid_value`)"
+        "no whitespace at either end, and in Unicode normalization form C (NFC), which no "
+        "pattern can say: the validator refuses a spelling that is not NFC (`invalid_value`)"
     ),
 }
 
@@ -380,7 +382,13 @@ def explain_identity(value: str) -> str:
             "invisible and format characters are not allowed (an id that looks like another "
             "would count as another report)"
         )
-    return "is blank: it must hold a character other than whitespace"
+    if not value.strip():
+        return "is blank: it must hold a character other than whitespace"
+    end = "starts" if value[:1].isspace() else "ends"
+    return (
+        f"{end} with whitespace: ids are compared exactly, so {value.strip()[:64]!r} with "
+        "spaces around it would count as another report; send it without them"
+    )
 
 
 #: How to explain a pattern mismatch (schemas/validation.py), by the pattern.
