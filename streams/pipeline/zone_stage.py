@@ -223,6 +223,13 @@ class ZoneStage(Stage[ZoneOutput]):
                 )
             for incident in book.incidents():
                 tally.apply(incident)
+            if book.adopted.later:
+                log.warning(
+                    "partition %d: a write was torn before it deleted what it replaced; "
+                    "deleting %d stale changelog entries before taking input",
+                    p,
+                    len(book.adopted.later),
+                )
             adopted.add(p, book.adopted)
             book.adopted = Change()
         if adopted.incidents:
@@ -232,7 +239,8 @@ class ZoneStage(Stage[ZoneOutput]):
                 sorted(set(adopted.partition_of.values())),
             )
         self.books, self.tallies = books, tallies
-        self._adopted = adopted if any(adopted.entries.values()) else None
+        written = any(adopted.entries.values()) or any(adopted.later.values())
+        self._adopted = adopted if written else None
         self._held()
 
     def unsettled(self) -> bool:

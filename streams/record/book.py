@@ -129,7 +129,8 @@ class IncidentBook:
         #: the rule entry as the changelog holds it (None: none written)
         self.rule_written: bytes | None = None
         #: after `restore`: what it must publish and write before the book takes changes
-        #: (the regrouping a change of the rule made, and the rule's entry); empty if none
+        #: (the regrouping a change of the rule made, and the rule's entry; the deletes of
+        #: the copies a torn write left, `restore`); empty if none
         self.adopted = Change()
         #: after `restore`: why the rule entry could not be read (None: it could), in which
         #: case the incidents are regrouped without publishing the difference
@@ -789,7 +790,9 @@ class IncidentBook:
         A write torn part-way leaves two copies of some reports: a unit written before
         their tombstones (a close), or their entries written before the unit's tombstone (a
         reopen). The later copy wins: a unit any of whose reports has an entry after it is
-        open."""
+        open. The losing copy is deleted (`adopted`, written before the stage is ready): a
+        unit left on the changelog would come back as closed, or its reports as open, once
+        their newer entries are gone (the day they moved to closed), and count twice."""
         details: dict[bytes, tuple[int, bytes]] = {}
         units: dict[tuple[str, int], tuple[int, bytes]] = {}
         n = 0
@@ -818,22 +821,31 @@ class IncidentBook:
             else:
                 raise ValueError(f"not an incident-book entry: {key[:20]!r}")
         current: dict[bytes, ReportVersion] = {}
+        repair = Change()
         for (zone, day), (at, value) in units.items():
             head = read_head(value)
             if not any(details.get(k, (-1,))[0] > at for k in head.member_keys):
                 self.archive.add(zone, day, head, bulk=True)
                 for k in head.member_keys:
-                    details.pop(k, None)
+                    if details.pop(k, None) is not None:  # a close torn before its deletes
+                        repair.later.append((DETAIL_PREFIX + k, None))
                 if on_closed is not None:
                     on_closed(head.summaries)
                 continue
-            for members, versions in decode_body(head.body):  # reopened: torn
+            # Reopened, torn: the members the reopen's entries hold are open as they say;
+            # those it did not write (a write torn part-way) are open as the unit has them.
+            for members, versions in decode_body(head.body):
                 for m in members:
                     k = identity_key(*m.ident)
                     if k not in details:
                         current[k] = m
+                        repair.entries.append((DETAIL_PREFIX + k, encode_detail(m)))
                 for iid, version in versions.items():
-                    self.versions[iid] = max(version, self.versions.get(iid, 0))
+                    version = max(version, self.versions.get(iid, 0))
+                    self.versions[iid] = version
+                    if version > 1:
+                        repair.entries.append(version_entry(iid, version))
+            repair.later.append((unit_key(zone, day), None))
         self.archive.seal()
         for ik, (_, value) in details.items():
             decoded = decode_detail(value)
@@ -862,7 +874,8 @@ class IncidentBook:
                 anchors = groups
             for anchor in anchors:
                 self.versions.setdefault(incident_id(anchor), 1)
-        self.adopted = self._adopt(regrouped)
+        repair.extend(self._adopt(regrouped))
+        self.adopted = repair
         return n
 
     def _published_rule(self) -> LinkRule | None:
