@@ -476,7 +476,8 @@ def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: Embedd
     assert again.returncode == 1
     [line] = again.stderr.strip().splitlines()
     assert (
-        "mismatch.reports has 2 partitions, but CEASEFIRE_PARTITIONS (or --partitions) is 3" in line
+        "mismatch.reports has 2 partitions, but CEASEFIRE_PARTITIONS (the topics command's "
+        "--partitions) is 3" in line
     )
 
 

@@ -157,8 +157,9 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
             fix = "it must have one: delete it, and the next worker creates it so"
         else:
             fix = (
-                f"CEASEFIRE_PARTITIONS (or --partitions) is {spec.partitions}: set it to the "
-                "topics' count, or delete and recreate the topics"
+                "CEASEFIRE_PARTITIONS (the topics command's --partitions) is "
+                f"{spec.partitions}: set it to the topics' count, or delete and recreate the "
+                "topics"
             )
         raise TopicMismatch(
             f'topic {spec.name} has {have} partitions, but {fix} (docs/operations.md, "Topics")'
