@@ -3,8 +3,10 @@ pure, no broker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +135,42 @@ def test_a_backlog_always_drains(
 
     rounds, _ = drain(backlog, Alignment(skew_ms=skew, patience=1.0), batch, yields)
     assert rounds < 5_000
+
+
+@pytest.mark.parametrize("stamp", [4_102_444_800_000, 2**63 - 1, 0, -1])
+def test_a_partition_whose_records_have_no_usable_time_neither_waits_nor_holds(
+    stamp: int,
+) -> None:
+    """A producer stamps records as it likes. Partition 2's said 2100: it was left out of
+    every choice while partitions 0 and 1 drained a backlog (clamping the stamp to the clock
+    would not do: every record of a backlog is older than the clock). They said 0 or -1
+    (none): partitions 0 and 1 waited for it instead."""
+    backlog_start = int(time.time() * 1000) - 3_600_000  # a backlog sent over the last hour
+    a = Alignment(skew_ms=100, patience=1.0)
+    left_out, now = 0, 0.0
+    for i in range(600):
+        chosen = a.choose({0: 1000, 1: 1000, 2: 1000}, [0, 1, 2], now)
+        if chosen is not None:
+            left_out += 1
+        for p in chosen or (0, 1, 2):
+            a.taken(p, stamp if p == 2 else backlog_start + i * 10)
+        a.yielded(True, now)
+        now += 0.2
+    assert left_out == 0
+
+
+def test_a_partition_without_a_usable_time_is_aligned_again_once_it_has_one() -> None:
+    clock = 1_700_000_000_000
+    a = Alignment(skew_ms=100)
+    a.taken(0, clock - 50_000, clock)
+    a.taken(1, clock + 60_000, clock)  # ahead of the clock: says nothing
+    assert a.untimed == {1} and 1 not in a.last_ts
+    assert a.choose({0: 10, 1: 10, 2: 10}, [0, 1, 2], now=0.0) == {1, 2}  # 2 not read yet
+    a.taken(2, clock - 40_000, clock)
+    assert a.choose({0: 10, 1: 10, 2: 10}, [0, 1, 2], now=0.0) == {0, 1}  # 1 not waited for
+    a.taken(1, clock - 30_000, clock)  # a time again: it waits for 0 like 2 does
+    assert a.untimed == set()
+    assert a.choose({0: 10, 1: 10, 2: 10}, [0, 1, 2], now=0.0) == {0}
+    a.taken(1, 0, clock)
+    a.forget([1])
+    assert a.untimed == set()

@@ -12,6 +12,11 @@ So ingest takes, while a backlog lasts, only from the partitions whose last reco
 Kafka Streams does with `max.task.idle.ms`: the others keep their fetched records buffered
 until the slow ones catch up. Record time is the Kafka record timestamp (when a feed sent
 the report), which for an import is the order of the export; it costs nothing to read.
+A timestamp after the wall clock (a producer may stamp any int64) or none (<= 0) says
+nothing of where its partition stands: the partition takes no part in the alignment until
+a record gives it a time again. Clamped to the clock instead, one record stamped in 2100
+still held its partition back for the rest of a backlog, every other partition's records
+being older than the clock.
 
 It never stalls ingest: a partition not behind its end is always taken from (live reports
 are never held back by a backlog elsewhere), and when the partitions it waits for yield
@@ -21,6 +26,7 @@ all. Pure: the stage feeds it what it consumed and the ends it knows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -35,18 +41,31 @@ class Alignment:
     last_ts: dict[int, int] = field(default_factory=dict)
     #: partitions waited for in vain: not waited for again until they yield a record
     absent: set[int] = field(default_factory=set)
+    #: partitions whose last record's time is not known (none, or after the clock): taken
+    #: from, neither waited for nor held back, until a record gives them one
+    untimed: set[int] = field(default_factory=set)
     _waiting: set[int] = field(default_factory=set)
     _idle_since: float | None = None
 
-    def taken(self, partition: int, timestamp_ms: int) -> None:
-        self.last_ts[partition] = timestamp_ms
+    def taken(self, partition: int, timestamp_ms: int, now_ms: int | None = None) -> None:
+        """The partition yielded records, the last stamped `timestamp_ms`; `now_ms`: the wall
+        clock (default: read here)."""
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
         self.absent.discard(partition)
+        if 0 < timestamp_ms <= now_ms:
+            self.last_ts[partition] = timestamp_ms
+            self.untimed.discard(partition)
+        else:
+            self.last_ts.pop(partition, None)
+            self.untimed.add(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions no longer owned (a rebalance): their history does not hold others."""
         for p in partitions:
             self.last_ts.pop(p, None)
             self.absent.discard(p)
+            self.untimed.discard(p)
 
     def choose(
         self, behind: Mapping[int, int], owned: Iterable[int], now: float
@@ -57,7 +76,8 @@ class Alignment:
             self.absent |= self._waiting  # they did not come: stop waiting for them
             self._idle_since = None
         owned = list(owned)
-        lagging = [p for p in owned if behind.get(p, 0) > 0 and p not in self.absent]
+        free = self.absent | self.untimed  # taken from, never waited for
+        lagging = [p for p in owned if behind.get(p, 0) > 0 and p not in free]
         unread = {p for p in lagging if p not in self.last_ts}
         if unread:
             # a partition not yet read from: where it stands is unknown, so read it first
@@ -70,7 +90,7 @@ class Alignment:
             chosen = {p for p in lagging if self.last_ts[p] <= limit}
         self._waiting = chosen
         # partitions not behind are always taken from: live reports are never held back
-        chosen = chosen | {p for p in owned if behind.get(p, 0) <= 0 or p in self.absent}
+        chosen = chosen | {p for p in owned if behind.get(p, 0) <= 0 or p in free}
         if len(chosen) == len(owned):
             self._waiting = set()
             return None

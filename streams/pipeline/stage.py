@@ -298,12 +298,25 @@ class Stage(Generic[OutT]):
             return
 
     async def _agent(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
+        """Hands each delivered batch to `self.input`. A batch it fails on (the read of a gap
+        timing out, the broker away) is logged and left: Faust has acknowledged it already,
+        and raising would end the agent, so the stage would take no more input. Nothing is
+        lost: what was not applied stays beyond the stage's progress, which the next
+        batch's gap read or the tail check (`StageInput.check_tail`) reads and applies, each
+        offset once."""
         s = self.ports.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             await self.ready.wait()
-            await self.input.offer(
-                [Record(e.message.partition, e.message.offset, e.value) for e in events]
-            )
+            batch = [Record(e.message.partition, e.message.offset, e.value) for e in events]
+            try:
+                await self.input.offer(batch)
+            except Exception:
+                log.exception(
+                    "%s: a delivered batch (%d records) could not be applied; the gap read "
+                    "or the tail check applies what it held",
+                    self.topic_name,
+                    len(batch),
+                )
 
     async def maintain(self, work: Callable[[OutT], bool]) -> None:
         """A step with no input (a timer's): `work` changes the state and fills an output,

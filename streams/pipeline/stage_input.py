@@ -89,7 +89,9 @@ class StageInput:
 
     async def offer(self, records: Sequence[Record]) -> None:
         """Apply what is new among `records` (a delivered batch), after any records
-        skipped before them."""
+        skipped before them. A record without a value (a tombstone, which Faust hands over
+        as None) is applied as b"", as `read_range` reads it: the stage dead-letters it."""
+        records = [r if r.value is not None else r._replace(value=b"") for r in records]
         async with self.lock:
             plan = self.progress.plan(records)
             if plan.foreign:
