@@ -160,6 +160,47 @@ def test_csv_rows_with_the_revision_fields(tmp_path: Path) -> None:
     assert isinstance(results[2], Rejection) and results[2].errors[0].field == "revision"
 
 
+def test_csv_whole_numbers_as_a_spreadsheet_writes_them(tmp_path: Path) -> None:
+    """pandas writes a column of whole numbers with a blank cell as 3.0, 1.0...: they are the
+    whole numbers they are, as in `--format acled` (they were refused as no integer). A
+    fraction, or what only Python's `int` reads as a number, is still refused by the
+    schema, naming the field."""
+    header = (
+        "report_id,source,source_type,occurred_at,lat,lon,category,killed,wounded,"
+        "revision,schema_version\n"
+    )
+    start = "ngo-x,ngo,2021-05-01T10:00:00Z,39.75,46.74,other"
+    path = write(
+        tmp_path,
+        "pandas.csv",
+        header
+        + f"c1,{start},3.0,,2.0,1.0\n"
+        + f"c2,{start},, 1.00 ,0.0,\n"
+        + f"c3,{start},3.5,,,\n"
+        + f"c4,{start},,1_0,,\n"
+        + f"c5,{start},,,2.0.0,\n",
+    )
+    docs = [json.loads(raw) for _, raw in read_lines(path, "csv")]
+    assert docs[0]["casualties"] == {"killed": 3}
+    assert (docs[0]["revision"], docs[0]["schema_version"]) == (2, 1)
+    assert docs[1]["casualties"] == {"wounded": 1} and docs[1]["revision"] == 0
+    for doc in docs[:2]:
+        assert isinstance(validate_report(json.dumps(doc).encode(), now=LATER), Report)
+    refused = {
+        "c3": ("casualties.killed", "3.5"),
+        "c4": ("casualties.wounded", "1_0"),
+        "c5": ("revision", "2.0.0"),
+    }
+    for doc in docs[2:]:
+        field, cell = refused[doc["report_id"]]
+        group, _, name = field.rpartition(".")
+        assert (doc[group] if group else doc)[name] == cell  # kept as the cell it is
+        result = validate_report(json.dumps(doc).encode(), now=LATER)
+        assert isinstance(result, Rejection) and result.reason is RejectReason.INVALID_TYPE
+        assert [e.field for e in result.errors] == [field]
+        assert f"{field}: Input should be a valid integer" in result.message
+
+
 def test_csv_rows_that_cannot_be_converted_are_sent_as_their_original_text(
     tmp_path: Path,
 ) -> None:
@@ -964,6 +1005,12 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
         ("AZE5,2021-05-01,Battles,Armed clash,,,,,,,north,46.93,,,,", "latitude 'north' is not"),
         ("AZE6,2021-05-01,Battles,Armed clash,,,,,,,39.9,,,,,", "longitude '' is not a number"),
         ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,-1,,,", "fatalities -1 is negative"),
+        (
+            "AZE9,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,-1.0,,,",
+            "fatalities -1 is negative",
+        ),
+        # Python's int reads "1_0" as 10: no number as a spreadsheet writes one
+        ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,1_0,,,", "fatalities '1_0' is not"),
     ],
 )
 def test_acled_rows_not_converted_say_why(tmp_path: Path, row: str, why: str) -> None:
@@ -1153,3 +1200,66 @@ def test_crlf_and_quoted_carriage_returns_are_no_cr_only_file(tmp_path: Path) ->
     text = 'report_id,source,description\r\na1,pkf-op-1,"one\rtwo"\r\n'
     rows = list(read_lines(write(tmp_path, "ok.csv", text), "csv"))
     assert [json.loads(raw)["description"] for _, raw in rows] == ["one\rtwo"]
+
+
+# -- UTF-16 and UTF-32 files: refused in one line, saying how to convert them ------------
+_WIDE_CSV = "report_id,source,source_type\r\na1,pkf-op-1,patrol\r\n"
+_WIDE_ACLED = ACLED_HEADER + "AZE1,2021-05-01,Battles,,,,,,,,39,46,,,,\n"
+_WIDE_JSONL = json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "report_id": "f2"}) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "iconv"),
+    [
+        ("utf-16", "utf-16"),  # a byte order mark, as Windows' "Unicode" text is saved
+        ("utf-16-le", "utf-16le"),  # none: NUL bytes tell it
+        ("utf-16-be", "utf-16be"),
+        ("utf-32", "utf-32"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("fmt", "text"), [("csv", _WIDE_CSV), ("acled", _WIDE_ACLED)], ids=["csv", "acled"]
+)
+def test_a_utf16_csv_file_is_named_so(
+    tmp_path: Path, fmt: str, text: str, encoding: str, iconv: str
+) -> None:
+    """Such a file was refused as naming no report_id column (event_id_cnty), quoting a
+    header that names it."""
+    path = write(tmp_path, "wide.csv", text.encode(encoding))
+    producer = FakeProducer()
+    with pytest.raises(HeaderError) as err:
+        run_feed(Settings(), path, fmt=fmt, console=Console(file=io.StringIO()), producer=producer)
+    said = str(err.value)
+    assert "\n" not in said and "names no" not in said
+    assert f"is {iconv[:6].upper()} text" in said and f"iconv -f {iconv} -t utf-8" in said
+    assert producer.sent == []
+    with pytest.raises(HeaderError, match="UTF-"):
+        list(read_lines(path, fmt))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "iconv"), [("utf-16", "utf-16"), ("utf-16-le", "utf-16le"), ("utf-32", "utf-32")]
+)
+def test_a_utf16_jsonl_file_is_refused_not_sent_as_junk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str, iconv: str
+) -> None:
+    """Its lines were sent one by one, each rejected as not UTF-8 (or half a character
+    from the next line's start)."""
+    data = _WIDE_JSONL.encode(encoding)
+    path = write(tmp_path, "wide.jsonl", data)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match=f"iconv -f {iconv} -t utf-8") as err:
+        run_feed(Settings(), path, console=Console(file=io.StringIO()), producer=producer)
+    assert "\n" not in str(err.value) and "UTF-" in str(err.value)
+    assert producer.sent == []
+    # from standard input, at its first line, before it is sent
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    with pytest.raises(HeaderError, match="standard input: line 1"):
+        run_feed(Settings(), "-", console=Console(file=io.StringIO()), producer=producer)
+    assert producer.sent == []
+
+
+def test_a_utf8_file_with_its_byte_order_mark_is_no_utf16_file(tmp_path: Path) -> None:
+    for fmt, text in (("csv", _WIDE_CSV), ("acled", _WIDE_ACLED), ("jsonl", _WIDE_JSONL)):
+        path = write(tmp_path, f"bom.{fmt}", b"\xef\xbb\xbf" + text.encode())
+        assert len(list(read_lines(path, fmt))) == (2 if fmt == "jsonl" else 1)

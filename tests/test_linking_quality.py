@@ -59,7 +59,8 @@ def test_precise_reports_link_at_095_at_the_default_rule(run: SimulatedRun) -> N
 def test_every_report_links_at_090_b_cubed(run: SimulatedRun) -> None:
     """Per report (B-cubed: the share of its incident that is its event, and of its event
     that is in its incident), every current report: 0.9 or better; a regression guard at
-    the measured 0.959 / 0.971 (docs/record.md; 0.955 / 0.966 before best pair first for
+    the measured 0.960 / 0.972 (docs/record.md; 0.959 / 0.971 while the simulator's town
+    points named a second place, 0.955 / 0.966 before best pair first for
     precise reports, 0.949 / 0.960 before the time of day,
     0.947 / 0.958 before the target and place, 0.943 / 0.953 before the mean fit and the
     evidence)."""
@@ -68,8 +69,9 @@ def test_every_report_links_at_090_b_cubed(run: SimulatedRun) -> None:
 
 
 def test_all_pairs_link_at_the_measured_level(run: SimulatedRun) -> None:
-    """A regression guard on the pairs of every current report: measured 0.922 / 0.939
-    (docs/record.md; 0.914 / 0.928 before best pair first for precise reports, 0.901 /
+    """A regression guard on the pairs of every current report: measured 0.925 / 0.939
+    (docs/record.md; 0.922 / 0.939 while the simulator's town points named a second place,
+    0.914 / 0.928 before best pair first for precise reports, 0.901 /
     0.913 before the time of day, 0.898 / 0.911 before the target
     and place, 0.893 / 0.898 before the mean fit and the evidence, 0.857 / 0.865 before the
     local day, the category preference and precise reports first). A drop below 0.92 /
@@ -111,7 +113,7 @@ def test_the_evidence_reports_carry_improves_the_linking(run: SimulatedRun) -> N
 
 def test_all_pairs_link_at_090(run: SimulatedRun) -> None:
     """Issue 10, item 3: every pair of current reports at 0.9 or better both ways (seed 1,
-    measured 0.922 / 0.939). The issue's target is 0.95 (met for precise pairs only:
+    measured 0.925 / 0.939). The issue's target is 0.95 (met for precise pairs only:
     docs/record.md, "Linking quality")."""
     s = measure(run).score
     assert s.precision >= 0.9, s.pairs

@@ -138,6 +138,25 @@ def test_sources_parties_and_categories_look_like_the_theatre() -> None:
     assert any("place" in d["location"] and "lat" not in d["location"] for d in docs)
 
 
+def test_a_report_at_a_towns_point_names_no_other_place() -> None:
+    """A town-precision report placed at its event's town (`_report_location`) keeps what it
+    has (`_named_place`): another place named beside the town's point (the nearest to the
+    event, or the next) made one report stand at one town and name a second; seed 1 sent
+    10 such reports in its first 600 events' reports. Points still name places."""
+    sim = Simulator(1, start=START)
+    town = named = 0
+    for event_id, doc in sim.events(600):
+        location = doc.get("location", {})
+        if "lat" not in location:
+            continue
+        if location.get("precision") == "town":
+            town += 1
+            event = sim.truth[event_id]
+            assert location.get("place", event.town) == event.town, (event, doc)
+        named += "place" in location
+    assert town > 50 and named > 500
+
+
 def test_malformed_only_when_asked() -> None:
     sim, items = stream(7, 1000, malformed_ratio=0.2)
     rejected = [

@@ -41,7 +41,9 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -62,7 +64,15 @@ from streams.pipeline.versions import report_digest
 from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
 from streams.tools.kafka_io import DELIVERY
 
-__all__ = ["BrokerUnavailable", "FeedSummary", "LineChecker", "render_summary", "run_feed"]
+__all__ = [
+    "BrokerUnavailable",
+    "FeedSummary",
+    "LineChecker",
+    "progress_bar",
+    "render_checked",
+    "render_summary",
+    "run_feed",
+]
 
 #: Examples kept per rejection reason, and in all.
 EXAMPLES_PER_REASON = 3
@@ -124,6 +134,8 @@ class FeedSummary:
         return sum(self.rejected.values())
 
 
+#: What an accepted line holds.
+Version = Report | WithdrawnReport
 #: How often (in lines) the checker reads the clock for the future-time check: reading it
 #: per line was a third of the validation's cost; the worker checks later still.
 CLOCK_EVERY = 256
@@ -154,6 +166,13 @@ class LineChecker:
         `unconverted`: why a CSV row is sent as its text (`read_lines`), which the summary
         gives rather than the schema's `invalid_json` message. Never raises: a line this
         check fails on is counted as `internal_error`, and sent all the same."""
+        return self.checked(line_no, raw, unconverted)[0]
+
+    def checked(
+        self, line_no: int, raw: bytes, unconverted: str | None = None
+    ) -> tuple[bytes | None, Version | None]:
+        """`check`, and the report or withdrawal the line holds when it will be accepted
+        (None when it is counted as rejected): what `backtest` replays, checked once."""
         s = self.summary
         s.lines += 1
         try:
@@ -164,9 +183,11 @@ class LineChecker:
                 RejectReason.INTERNAL_ERROR.value,
                 f"the feed's check failed: {type(exc).__name__}: {exc}",
             )
-            return None
+            return None, None
 
-    def _check(self, line_no: int, raw: bytes, unconverted: str | None) -> bytes | None:
+    def _check(
+        self, line_no: int, raw: bytes, unconverted: str | None
+    ) -> tuple[bytes | None, Version | None]:
         s = self.summary
         if s.lines % CLOCK_EVERY == 0:
             self._now = datetime.now(UTC)
@@ -177,10 +198,10 @@ class LineChecker:
             if unconverted is not None:
                 message = f"CSV row not converted: {unconverted}"
             self._reject(line_no, result.reason.value, message)
-            return _key_of_object(raw)  # None for a key it lacks: counted once, above
+            return _key_of_object(raw), None  # None for a key it lacks: counted once, above
         key = f"{result.source}\x1f{result.report_id}".encode()
         if isinstance(result, Report) and self._unknown_place(line_no, result):
-            return key
+            return key, None
         digest = _content_digest(result)
         packed = self._seen.get(key)
         if packed is None:
@@ -188,7 +209,7 @@ class LineChecker:
             s.accepted += 1
             if isinstance(result, WithdrawnReport):
                 s.withdrawals += 1
-            return key
+            return key, result
         revision = packed >> (_DIGEST_BITS + 1)
         if result.revision == revision and digest != packed & (_WITHDRAWN | _DIGEST_MASK):
             self._reject(
@@ -197,7 +218,7 @@ class LineChecker:
                 f"revision {result.revision} of {result.source}/{result.report_id} differs "
                 "from an earlier line at the same revision (the first counts)",
             )
-            return key
+            return key, None
         s.accepted += 1
         # one count per line, as the worker's outcome: a withdrawal that takes effect is a
         # withdrawal, not also a correction; a re-sent or older one a duplicate or stale
@@ -211,7 +232,7 @@ class LineChecker:
             s.stale += 1
         else:
             s.duplicates += 1
-        return key
+        return key, result
 
     def _unknown_place(self, line_no: int, report: Report) -> bool:
         """Whether the worker will reject `report` for a place its gazetteer lacks (it
@@ -445,18 +466,9 @@ def run_feed(
     started = time.monotonic()
     next_progress = started  # when the progress bar is next updated, whatever the lines
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn(f"feeding {'stdin' if path == '-' else os.path.basename(path)} → {topic}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[lines]:,} lines"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("feed", total=total, lines=0)
+        with progress_bar(console) as progress:
+            name = "stdin" if path == "-" else os.path.basename(path)
+            task = progress.add_task(f"feeding {name} → {topic}", total=total, lines=0)
             for line_no, raw in read_lines(path, fmt, meter, unconverted):
                 why = unconverted.pop(line_no, None)
                 key = checker.check(line_no, raw, why)
@@ -530,6 +542,34 @@ def run_feed(
     summary.send_errors = deliveries.errors + summary.send_errors
     render_summary(summary, console)
     return summary
+
+
+def progress_bar(console: Console, *, disable: bool = False) -> Progress:
+    """The progress display of `feed` and `backtest`, on `console` and gone when done: per
+    task its description (as it is: no markup), a bar, the share done, its `lines` (a task
+    field: how many `unit`s, another field, "lines" unless given), the time taken and the
+    time left.
+    `disable`: shows nothing (`backtest` when its console is no terminal)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        _CountColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    )
+
+
+class _CountColumn(ProgressColumn):
+    """A task's `lines` and `unit` fields: "1,500 lines", "900 reports"."""
+
+    def render(self, task: Task) -> Text:
+        count = task.fields.get("lines", 0)
+        return Text(f"{count:,} {task.fields.get('unit', 'lines')}")
 
 
 def _size_of(headers: list[tuple[str, bytes]] | None) -> int:
@@ -626,6 +666,61 @@ def shown(text: str) -> Text:
     return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
+def render_checked(summary: FeedSummary, console: Console, title: str) -> None:
+    """What a `LineChecker` found in a file that is not sent (`backtest`): the table of the
+    feed's summary without its sending rows (the lines read, accepted, rejected by reason)
+    and the first rejected lines, as the feed shows them."""
+    console.print(_counts(summary, title, sent=False))
+    _render_examples(summary, console)
+
+
+def _counts(s: FeedSummary, title: str, *, sent: bool) -> Table:
+    """The lines read, accepted (of which repeats, corrections, stale, withdrawals) and
+    rejected by reason; with `sent`, also those sent and dead-lettered by the feed."""
+    table = Table(title=title, title_justify="left", show_header=True)
+    table.add_column("lines")
+    table.add_column("count", justify="right")
+    table.add_row("read", str(s.lines))
+    if sent:
+        table.add_row("sent (acknowledged by the broker)", str(s.sent))
+    table.add_row("[green]will be accepted[/]" if sent else "[green]accepted[/]", str(s.accepted))
+    if s.duplicates:
+        table.add_row("  of which repeat an earlier line (counted once)", str(s.duplicates))
+    if s.revisions:
+        table.add_row("  of which correct an earlier line (higher revision)", str(s.revisions))
+    if s.stale:
+        table.add_row("  of which are older than an earlier line (ignored)", str(s.stale))
+    if s.withdrawals:
+        table.add_row("  of which withdraw a report", str(s.withdrawals))
+    rejected = (
+        "[yellow]will be rejected (dead-letter topic)[/]"
+        if sent
+        else "[yellow]rejected (a worker would dead-letter them)[/]"
+    )
+    table.add_row(rejected, str(s.rejected_total))
+    if sent and s.dead_lettered:
+        table.add_row(
+            "  of which too large for the broker: dead letter written by the feed",
+            str(s.dead_lettered),
+        )
+    for reason, n in sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"  {reason}", str(n))
+    return table
+
+
+def _render_examples(s: FeedSummary, console: Console) -> None:
+    """The first rejected lines (`EXAMPLES_PER_REASON` of each reason): line, reason, why."""
+    if not s.examples:
+        return
+    examples = Table(title="first rejected lines", title_justify="left")
+    examples.add_column("line", justify="right")
+    examples.add_column("reason")
+    examples.add_column("message", overflow="fold")
+    for line_no, reason, message in s.examples:
+        examples.add_row(str(line_no), reason, shown(message))
+    console.print(examples)
+
+
 def render_summary(summary: FeedSummary, console: Console) -> None:
     """The end-of-feed report: a headline, a table of counts, examples of rejections."""
     s = summary
@@ -638,39 +733,11 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
         f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
         f"{rejected} will be rejected"
     )
-    table = Table(title="feed summary", title_justify="left", show_header=True)
-    table.add_column("lines")
-    table.add_column("count", justify="right")
-    table.add_row("read", str(s.lines))
-    table.add_row("sent (acknowledged by the broker)", str(s.sent))
-    table.add_row("[green]will be accepted[/]", str(s.accepted))
-    if s.duplicates:
-        table.add_row("  of which repeat an earlier line (counted once)", str(s.duplicates))
-    if s.revisions:
-        table.add_row("  of which correct an earlier line (higher revision)", str(s.revisions))
-    if s.stale:
-        table.add_row("  of which are older than an earlier line (ignored)", str(s.stale))
-    if s.withdrawals:
-        table.add_row("  of which withdraw a report", str(s.withdrawals))
-    table.add_row("[yellow]will be rejected (dead-letter topic)[/]", str(rejected))
-    if s.dead_lettered:
-        table.add_row(
-            "  of which too large for the broker: dead letter written by the feed",
-            str(s.dead_lettered),
-        )
-    for reason, n in sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(f"  {reason}", str(n))
+    table = _counts(s, "feed summary", sent=True)
     style = "bold red" if s.failed_sends else ""
     table.add_row(f"[{style}]failed to send[/]" if style else "failed to send", str(s.failed_sends))
     console.print(table)
-    if s.examples:
-        examples = Table(title="first rejected lines", title_justify="left")
-        examples.add_column("line", justify="right")
-        examples.add_column("reason")
-        examples.add_column("message", overflow="fold")
-        for line_no, reason, message in s.examples:
-            examples.add_row(str(line_no), reason, shown(message))
-        console.print(examples)
+    _render_examples(s, console)
     if s.aborted:
         console.print(f"[bold red]feed stopped early:[/] {s.aborted}")
     if s.failed_sends:

@@ -15,8 +15,11 @@
   civilian_targeting). See `acled_report` for the mapping.
 
 In `csv`, a cell that is not the number or boolean its column needs (`lat` = "north",
-`killed` = "many") is kept as the string it is: the schema then rejects the row as
-`invalid_type` and names the field, as it would for the same mistake in JSON.
+`killed` = "many", "3.5") is kept as the string it is: the schema then rejects the row as
+`invalid_type` and names the field, as it would for the same mistake in JSON. A whole
+number written with a decimal point (`killed`, `wounded`, `revision`, `schema_version` =
+"3.0", as pandas writes a column of whole numbers that has a blank cell) is the whole
+number it is, in both CSV formats (`_spreadsheet_whole`).
 A row that cannot be converted at all (more cells than the header has, bytes that are
 not UTF-8; in `acled` also a number or date that is not one, or a required column
 missing) is sent as its original CSV text: the schema rejects it downstream
@@ -33,7 +36,10 @@ CSV header is line 1 or later). The header must name the columns a row cannot do
 (`report_id` and `source`; ACLED's `event_id_cnty` and `event_date`): a first row that
 does not (JSON lines fed as CSV, a CSV file without its header row) stops the feed at once
 with one line (`HeaderError`), before anything is sent; so does a file whose line endings
-are CR alone (old Mac OS), which reads as one line, and the error says so.
+are CR alone (old Mac OS), which reads as one line, and the error says so; and in every
+format a UTF-16 or UTF-32 file (Windows' "Unicode" text: a byte order mark, or NUL bytes in
+its first line), whose lines were sent as junk and whose CSV header was said to name no
+column it names: the error says how to convert it (`iconv -f utf-16 -t utf-8`).
 """
 
 from __future__ import annotations
@@ -196,6 +202,7 @@ def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, byt
         for n, line in enumerate(_metered(stream, meter), start=1):
             line = line.removesuffix(b"\n").removesuffix(b"\r")
             if n == 1:  # an editor's UTF-8 BOM belongs to the file, not to its first report
+                _check_encoding(path, line)
                 line = line.removeprefix(b"\xef\xbb\xbf")
             if line.strip():
                 yield n, line
@@ -347,9 +354,11 @@ def _csv(
 
 
 def check_header(path: str, fmt: str) -> None:
-    """Raise HeaderError now if the file's first record is no header of `fmt` (before a
-    broker is asked for anything): reading its first row checks it, as any read does;
-    stdin is checked as it is read."""
+    """Raise HeaderError now if the file's first record is no header of `fmt`, or the file
+    is UTF-16 or UTF-32 (`_check_encoding`; before a broker is asked for anything): reading
+    its first row checks it, as any read does; stdin is checked as it is read. JSON lines
+    are checked as they are read (the file is read once): a UTF-16 file at its first line,
+    before anything is sent."""
     if fmt == "jsonl" or path == "-":
         return
     for _ in read_lines(path, fmt):
@@ -358,12 +367,59 @@ def check_header(path: str, fmt: str) -> None:
 
 #: A carriage return that ends no CRLF.
 _BARE_CR = re.compile(rb"\r(?!\n)")
+#: Byte order marks of the encodings no input format reads, longest first: (mark, name,
+#: what `iconv -f` calls it).
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32", "utf-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32", "utf-32"),
+    (b"\xff\xfe", "UTF-16", "utf-16"),
+    (b"\xfe\xff", "UTF-16", "utf-16"),
+)
+
+
+def _wide_encoding(first: bytes) -> tuple[str, str, str] | None:
+    """(encoding, what `iconv -f` calls it, how it shows) if the first line of a file,
+    `first`, is UTF-16 or UTF-32 (its byte order mark, or NUL bytes, which no UTF-8 text
+    of a report holds: every ASCII character of a UTF-16 text is one); else None."""
+    for mark, name, iconv in _WIDE_BOMS:
+        if first.startswith(mark):
+            return name, iconv, f"begins with a {name} byte order mark"
+    if b"\x00" not in first:
+        return None
+    shows = "holds NUL bytes"
+    if first[1:4] == b"\x00\x00\x00":
+        return "UTF-32", "utf-32le", shows
+    if first[:3] == b"\x00\x00\x00":
+        return "UTF-32", "utf-32be", shows
+    if first[1:2] == b"\x00":
+        return "UTF-16", "utf-16le", shows
+    if first[:1] == b"\x00":
+        return "UTF-16", "utf-16be", shows
+    return "UTF-16", "utf-16", shows
+
+
+def _check_encoding(path: str, first: bytes) -> None:
+    """Raise HeaderError if the file whose first line is `first` is UTF-16 or UTF-32 (as
+    Windows tools save "Unicode" text): its lines were sent as junk, and a CSV header was
+    said to name no column it names."""
+    wide = _wide_encoding(first)
+    if wide is None:
+        return
+    name, iconv, shows = wide
+    where = "standard input" if path == "-" else path
+    raise HeaderError(
+        f"{where}: line 1 {shows}: the file is {name} text, and input files are read as "
+        f"UTF-8; convert it (e.g. `iconv -f {iconv} -t utf-8 < FILE > FILE.utf8`) and use "
+        "the converted file"
+    )
 
 
 def _check_header(
     path: str, fmt: str, line_no: int, header: list[str], record: bytes = b""
 ) -> None:
     """Raise HeaderError if `header` (its CSV text `record`) is no header of `fmt`."""
+    if line_no == 1:
+        _check_encoding(path, record)
     named = {c.removeprefix("\ufeff") for c in header}  # as the rows read them
     where = "standard input" if path == "-" else path
     if _BARE_CR.search(record):
@@ -429,8 +485,31 @@ def _float(text: str) -> float:
     return value
 
 
+#: A whole number as a cell writes it: ASCII digits, a sign at most (`int` also reads
+#: "1_0" as 10, and the digits of other scripts).
+_WHOLE = re.compile(r"[-+]?[0-9]+")
+_WHOLE_AS_DECIMAL = re.compile(r"([-+]?[0-9]+)\.0+")
+
+
 def _int(text: str) -> int:
-    return int(text.strip())
+    cell = text.strip()
+    if _WHOLE.fullmatch(cell) is None:
+        raise ValueError(f"not a whole number: {quoted(text)}")
+    return int(cell)
+
+
+def _spreadsheet_whole(cell: str) -> str:
+    """A whole number a spreadsheet or pandas wrote with a decimal point ("2.0",
+    "1636800000.0": pandas writes a column of whole numbers so when one of its cells is
+    blank), as the number it is; any other cell as it is ("3.5" stays "3.5")."""
+    whole = _WHOLE_AS_DECIMAL.fullmatch(cell)
+    return cell if whole is None else whole.group(1)
+
+
+def _whole(text: str) -> int:
+    """A whole-number cell: "3", or "3.0" as a spreadsheet writes it; anything else ("3.5",
+    "three") raises ValueError."""
+    return _int(_spreadsheet_whole(text.strip()))
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -479,11 +558,11 @@ def csv_report(row: dict[str, str]) -> dict[str, Any]:
         elif col in ("place", "precision"):
             location[col] = value
         elif col in ("killed", "wounded"):
-            casualties[col] = _or_text(_int, value)
+            casualties[col] = _or_text(_whole, value)
         elif col == "civilian":
             casualties["civilian"] = _or_text(_bool, value)
         elif col in ("schema_version", "revision"):
-            doc[col] = _or_text(_int, value)
+            doc[col] = _or_text(_whole, value)
         elif col == "withdrawn":
             doc[col] = _or_text(_bool, value)
         else:
@@ -549,16 +628,6 @@ def acled_category(row: dict[str, str]) -> str:
     if sub == "attack":
         return "civilian_harm" if _civilians_targeted(row) else "other"
     return ACLED_CATEGORY.get(sub, "other")
-
-
-_WHOLE_AS_DECIMAL = re.compile(r"([0-9]+)\.0+")
-
-
-def _spreadsheet_whole(cell: str) -> str:
-    """A whole number a spreadsheet or pandas wrote with a decimal point ("2.0",
-    "1636800000.0"), as the number it is; any other cell as it is."""
-    whole = _WHOLE_AS_DECIMAL.fullmatch(cell)
-    return cell if whole is None else whole.group(1)
 
 
 def _acled_code(row: dict[str, str], column: str, codes: dict[str, str]) -> str | None:

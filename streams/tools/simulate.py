@@ -766,7 +766,10 @@ class Simulator:
     def _named_place(self, event: SimEvent, kind: str, location: dict[str, Any]) -> dict[str, Any]:
         """`location` with a named place added to a point (`PLACE_SHARE`): the nearest
         gazetteer place within NAMED_KM of the event, or the next nearest. A place-only
-        report, or one already naming its town, keeps what it has."""
+        report, or one already naming its town, keeps what it has; so does a town's point
+        (`precision: town`, `_report_location`): it names the event's town by where it
+        lies, and a name beside it could be another place's (the nearest to the event or
+        the next), a report placed at one town naming a second."""
         if "place" in location or "lat" not in location:
             return location
         rng = self._said
@@ -780,6 +783,10 @@ class Simulator:
         if not near:
             return location
         pick = 1 if len(near) > 1 and rng.random() < NEIGHBOUR_SHARE else 0
+        if location.get("precision") == "town":
+            # decided after the draws, which are as for a point: the rest of the stream
+            # (places and targets named, times said) is as it was without the town
+            return location
         return {**location, "place": near[pick][1]}
 
     def _attribution(
