@@ -2,7 +2,8 @@
 broker, are in test_hostile_input.py; test_integration.py dead-letters a few alongside
 its counting scenario).
 
-One broker serves the module; each test starts its own worker and checks that the
+One broker serves the module, and one worker its hostile-record tests (`hostile_worker`;
+the backlog test starts its own, after its backlog is there); each test checks that the
 stream goes on and that nothing is lost or counted twice. The broker (Tansu 0.6.0)
 enforces no record size limit (records of 200 MiB were stored and served in a probe),
 so a 5 MB input reaches the worker as it would from any producer allowed to send it.
@@ -10,6 +11,7 @@ so a 5 MB input reaches the worker as it would from any producer allowed to send
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.record.util import calc_crc32c
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.kafka.broker import EmbeddedBroker, free_port
@@ -40,6 +44,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedBr
         yield broker, tmp
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_worker(stack: tuple[EmbeddedBroker, Path]) -> Iterator[Worker]:
+    """The worker of the hostile-record tests: each counts in its own zone, and measures
+    what it adds to the rejection counts and tallies."""
+    broker, tmp = stack
+    worker = Worker(broker, tmp, name="hostile").start(ready_timeout=90)
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def maximal_report(i: int) -> dict[str, Any]:
@@ -224,10 +240,10 @@ def dead_letters(bootstrap: str) -> list[dict[str, Any]]:
 
 
 def test_hostile_records_are_dead_lettered_once_and_the_stream_goes_on(
-    stack: tuple[EmbeddedBroker, Path],
+    stack: tuple[EmbeddedBroker, Path], hostile_worker: Worker
 ) -> None:
-    broker, tmp = stack
-    worker = Worker(broker, tmp, name="hostile").start(ready_timeout=90)
+    broker, _ = stack
+    worker = hostile_worker
     # kafka-python refuses a request over 1 MiB by default; Tansu takes 5 MB records
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap, acks="all", max_request_size=2 * FIVE_MB
@@ -329,4 +345,135 @@ def test_hostile_records_are_dead_lettered_once_and_the_stream_goes_on(
         assert worker.metric("ceasefire_partition_stalled") == 0
     finally:
         producer.close(timeout=10)
-        worker.stop()
+
+
+# -- a record the Kafka client cannot unpack ----------------------------------------------------
+LOC_EAST = {"lat": 39.993, "lon": 46.930}
+#: A header name that is not UTF-8, as a librdkafka or kcat producer may send one: aiokafka's
+#: parser raises UnicodeDecodeError on it, for every record of its batch.
+BAD_NAME = b"\xff\xfe"
+#: Stands for BAD_NAME while the batch is built (aiokafka's builder takes names as text).
+MARK = "ZZ"
+
+
+async def produce_with_unreadable_header(
+    bootstrap: str, partition: int, others: list[int]
+) -> tuple[int, list[str]]:
+    """To `partition` of the input topic: three valid reports, then one record batch of a
+    valid report, a record whose header name is BAD_NAME (its value a valid report too: it
+    must not be counted) and a valid report, then two valid reports; one valid report to
+    each of `others` after it. The bad record's offset, and the ids of the valid reports."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        ids: list[str] = []
+
+        async def send(report_id: str, p: int) -> None:
+            ids.append(report_id)
+            value = encoded(shusha_report(report_id, location=LOC_EAST))
+            await producer.send_and_wait("ceasefire.reports", value, partition=p)
+
+        for i in range(3):
+            await send(f"ue-before-{i}", partition)
+        batch = producer.create_batch()
+        for i, report_id in enumerate(["ue-in-0", "ue-bad", "ue-in-2"]):
+            headers = [(MARK if i == 1 else "trace", b"x")]
+            value = encoded(shusha_report(report_id, location=LOC_EAST))
+            assert batch.append(timestamp=None, key=b"k-%d" % i, value=value, headers=headers)
+        ids += ["ue-in-0", "ue-in-2"]
+        # the batch as it is sent, its header name patched and its CRC made right again
+        # (the CRC covers the bytes from the attributes, at 21, on; it is at 17)
+        built = bytes(batch._build())
+        assert built.count(MARK.encode()) == 1
+        patched = bytearray(built.replace(MARK.encode(), BAD_NAME))
+        patched[17:21] = calc_crc32c(bytes(patched[21:])).to_bytes(4, "big")
+        batch._buffer = patched
+        sent = await (await producer.send_batch(batch, "ceasefire.reports", partition=partition))
+        for i in range(2):
+            await send(f"ue-after-{i}", partition)
+        for p in others:
+            await send(f"ue-other-{p}", p)
+        return sent.offset + 1, ids
+    finally:
+        await producer.stop()
+
+
+def test_a_record_the_kafka_client_cannot_unpack_is_dead_lettered_and_the_partition_goes_on(
+    stack: tuple[EmbeddedBroker, Path], hostile_worker: Worker
+) -> None:
+    """Before, aiokafka raised out of `getmany` on the record each time ingest fetched its
+    batch, ingest rewound to the committed offset and fetched it again, forever: the reports
+    after it in its partition (those in its batch too) were never counted."""
+    broker, _ = stack
+    worker = hostile_worker
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        parts = sorted(
+            wait_for(
+                lambda: consumer.partitions_for_topic("ceasefire.reports"),
+                timeout=20,
+                what="the input topic",
+            )
+        )
+    finally:
+        consumer.close()
+
+    def east() -> int | None:
+        rows = worker.tallies(window="24h", by="zone")
+        return None if rows is None else zone_reports(rows, "loc-east")
+
+    def metric(name: str, **labels: str) -> float:
+        return worker.metric(name, labels or None)
+
+    east_before = wait_for(east, timeout=20, what="the tallies")  # 0 is an answer
+    duplicates_before = metric("ceasefire_reports_duplicate_total")
+    invalid_before = metric("ceasefire_reports_rejected_total", reason="invalid_encoding")
+    rejected_before = metric("ceasefire_reports_rejected_total")
+
+    bad_offset, ids = asyncio.run(
+        produce_with_unreadable_header(broker.bootstrap, parts[0], parts[1:])
+    )
+    assert len(ids) == 7 + len(parts) - 1
+
+    # every valid report counted: those before the record, in its batch and after it
+    wait_for(
+        lambda: east() == east_before + len(ids),
+        timeout=60,
+        what=f"{len(ids)} valid reports around the unreadable record counted",
+        explain=lambda: (
+            f"loc-east counts {east()}, was {east_before}; log:\n" + worker.log_tail(20)
+        ),
+    )
+
+    def mine() -> list[dict[str, Any]]:
+        return [
+            d
+            for d in dead_letters(broker.bootstrap)
+            if d["source_topic"] == "ceasefire.reports"
+            and (d["source_partition"], d["source_offset"]) == (parts[0], bad_offset)
+        ]
+
+    (letter,) = wait_for(
+        lambda: mine() or None, timeout=30, what="the unreadable record dead-lettered"
+    )
+    assert letter["reason"] == "invalid_encoding", letter
+    assert "not UTF-8" in letter["message"], letter["message"]
+    assert letter["key"] == "k-1"
+    assert json.loads(letter["original_text"])["report_id"] == "ue-bad"
+    # once, and nothing else rejected; nothing ingested twice (a replayed batch is counted
+    # as duplicates); the tally holds them all once (it grew by exactly their number)
+    assert metric("ceasefire_reports_rejected_total", reason="invalid_encoding") == (
+        invalid_before + 1
+    )
+    assert metric("ceasefire_reports_rejected_total") == rejected_before + 1
+    assert metric("ceasefire_reports_duplicate_total") == duplicates_before
+    assert east() == east_before + len(ids)
+    # read raw, not by the client (the broker stored and served the name as sent)
+    assert "the Kafka client cannot read the record batch" in worker.log_path.read_text(
+        errors="replace"
+    )
+    # ingest stays ready, nothing stalled
+    assert worker.proc is not None and worker.proc.poll() is None
+    status, body = worker.get("/readyz")
+    assert status == 200, body
+    assert worker.metric("ceasefire_partition_stalled") == 0

@@ -205,3 +205,33 @@ async def test_batches_failing_in_a_row_back_off(monkeypatch: pytest.MonkeyPatch
     await run_until(ingest, lambda: consumer.commits.get(TP) == 3)
     assert len(delays) >= 3
     assert delays == [min(2.0**n, ingest_module.RETRY_MAX_SECONDS) for n in range(len(delays))]
+
+
+class CommitFailing(LoopConsumer):
+    """Fails its first `fails` commits, as a coordinator that does not answer."""
+
+    def __init__(self, records: list[ConsumerRecord[bytes, bytes]], fails: int) -> None:
+        super().__init__(records, committed_fails=0)
+        self.fails = fails
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.fails > 0:
+            self.fails -= 1
+            raise KafkaConnectionError("the coordinator is away")
+        await super().commit(offsets)
+
+
+@pytest.mark.parametrize(("fails", "readiness"), [(4, ["ready"]), (6, ["ready", "lost", "ready"])])
+async def test_a_batch_failing_again_and_again_makes_ingest_not_ready_until_one_goes_through(
+    fails: int, readiness: list[str]
+) -> None:
+    """The loop retried the same committed offsets forever (backing off to 30 s) while the
+    worker answered ready: a partition stuck on one offset was silent. Five failures in a
+    row (about 30 s of retries) now make ingest not ready; a batch that goes through makes
+    it ready again. A failure or a few (a broker away for a moment) change nothing."""
+    ingest, _, producer, calls = loop(0, committed_fails=0, send_fails=0)
+    consumer = CommitFailing([record(i, report(i)) for i in range(3)], fails)
+    ingest.consumer = consumer  # type: ignore[assignment]
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 3)
+    assert calls == readiness
+    assert sorted(set(accepted_ids(producer))) == ["r-0", "r-1", "r-2"]

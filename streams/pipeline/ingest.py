@@ -14,7 +14,11 @@ identity stage's revision state makes that replay harmless.
 One record can never stall a partition: `route` turns whatever goes wrong with a
 single record (hostile input, a bug in classification or serialisation) into a
 bounded dead letter, so only a failing broker (a send or commit that fails) rewinds
-the batch for a retry.
+the batch for a retry. Nor can a record the Kafka client itself cannot unpack (a header
+name that is not UTF-8, a corrupt batch): its batch is read raw
+(`streams/kafka/raw_records.py`) and such records are dead-lettered as `invalid_encoding`.
+A batch that keeps failing for another reason makes ingest not ready until one goes
+through (`STUCK_AFTER`).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -47,6 +51,7 @@ from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.kafka.producer import SharedProducer
+from streams.kafka.raw_records import UNREADABLE_ERRORS, Unreadable, fetch_raw, read_raw
 from streams.pipeline.alignment import Alignment
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
@@ -61,6 +66,10 @@ LAG_INTERVAL = 5.0
 #: Backoff after a failed batch or a failed rewind, doubled on each failure in a row.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
+#: Batches failing this many times in a row (each retried from the same committed offsets:
+#: about 30 s of retries) make ingest not ready until one goes through: a partition stuck
+#: on one offset (a topic refusing writes) is not a worker answering ready.
+STUCK_AFTER = 5
 
 
 def process_record(
@@ -105,10 +114,14 @@ def classify_report(
 
 
 def arrival_time(record: ConsumerRecord[Any, Any], now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    if record.timestamp and record.timestamp > 0:
+    return stamped_time(record.timestamp, now or datetime.now(UTC))
+
+
+def stamped_time(timestamp_ms: int | None, now: datetime) -> datetime:
+    """A record's Kafka timestamp as an arrival time: `now` when it has none, or one ahead."""
+    if timestamp_ms and timestamp_ms > 0:
         try:
-            stamped = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            stamped = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         except (OverflowError, ValueError, OSError):  # a producer may stamp any int64
             return now
         return min(stamped, now)  # a producer clock ahead of ours is not an arrival time
@@ -183,6 +196,28 @@ def _with_conversion_reason(rejection: Rejection, headers: Any) -> Rejection:
         f"a CSV row the feed could not convert ({said}), sent as its text: {rejection.message}",
         rejection.errors,
     )
+
+
+# -- records the Kafka client cannot read (`streams/kafka/raw_records.py`) ---------------------
+#: One input record as ingest takes it: from the consumer, or read raw past one it cannot
+#: unpack.
+Taken: TypeAlias = ConsumerRecord[Any, Any] | Unreadable
+
+
+def unreadable_rejected(record: Unreadable, now: datetime) -> Rejected:
+    """A record the Kafka client cannot unpack, dead-lettered as `invalid_encoding` with
+    what could be read of it."""
+    rejection = Rejection(RejectReason.INVALID_ENCODING, record.why)
+    value = dead_letter(
+        record.value,
+        rejection,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        received_at=stamped_time(record.timestamp, now),
+    )
+    return Rejected(rejection.reason, dead_letter_key(record.key), value)
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -307,11 +342,13 @@ class Ingest:
         ready = False
         lag_updated = 0.0
         delay = RETRY_FIRST_SECONDS  # doubles with each failed batch in a row
+        failures = 0  # failed batches in a row
         while not self._stopping.is_set():
             try:
-                batches = await self._take() if self.flowing.is_set() else await self._held()
-                if not ready and self.joined.is_set():  # even with no partition
-                    ready = True
+                took = self.flowing.is_set()
+                batches = await self._take() if took else await self._held()
+                if not ready and failures < STUCK_AFTER and self.joined.is_set():
+                    ready = True  # even with no partition
                     if self.on_ready:
                         self.on_ready()
                 if batches:
@@ -320,6 +357,8 @@ class Ingest:
                     await self._process(batches)
                     delay = RETRY_FIRST_SECONDS
                     release_free_memory()  # the batch's objects are gone (tuning.py)
+                if took:  # a batch went through, or nothing is there to fail
+                    failures = 0
                 if time.monotonic() - lag_updated >= LAG_INTERVAL:
                     lag_updated = time.monotonic()
                     await self._update_lag()
@@ -333,16 +372,28 @@ class Ingest:
                 log.exception(
                     "ingest batch failed; retrying from last committed offsets in %.0fs", delay
                 )
+                failures += 1
+                if failures == STUCK_AFTER and ready:
+                    # the same offsets failing again and again: say so, until one goes through
+                    log.critical(
+                        "ingest has failed %d batches in a row from the same offsets; not "
+                        "ready until one goes through",
+                        failures,
+                    )
+                    ready = False
+                    if self.on_lost is not None:
+                        self.on_lost()
                 await self._recover(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    async def _take(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+    async def _take(self) -> dict[TopicPartition, list[Taken]]:
         """The next records, from the partitions furthest behind while a backlog lasts
         (`alignment.py`)."""
         consumer = self.consumer
         assert consumer is not None
         owned = {tp.partition: tp for tp in consumer.assignment()}
-        self._alignment.forget([p for p in self._alignment.last_ts if p not in owned])
+        known = {*self._alignment.last_ts, *self._alignment.untimed}
+        self._alignment.forget([p for p in known if p not in owned])
         behind: dict[int, int] = {}
         for p, tp in owned.items():
             hw = consumer.highwater(tp)
@@ -351,13 +402,65 @@ class Ingest:
         now = time.monotonic()
         chosen = self._alignment.choose(behind, owned, now)
         taking = owned.values() if chosen is None else [owned[p] for p in chosen]
-        batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
-        batches = await consumer.getmany(*taking, timeout_ms=200)
+        batches: dict[TopicPartition, list[Taken]]
+        try:
+            batches = await consumer.getmany(*taking, timeout_ms=200)
+        except UNREADABLE_ERRORS:
+            read = await self._read_past(taking)
+            if read is None:
+                raise  # not there on a second read: a failed batch, retried as any
+            batches = read
+        now_ms = int(time.time() * 1000)
         for tp, records in batches.items():
             if records:
-                self._alignment.taken(tp.partition, records[-1].timestamp)
+                self._alignment.taken(tp.partition, records[-1].timestamp, now_ms)
         self._alignment.yielded(bool(batches), now)
         return batches
+
+    async def _read_past(
+        self, taking: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, list[Taken]] | None:
+        """`getmany` failed on a record the Kafka client cannot unpack (UNREADABLE_ERRORS),
+        which retrying would meet again forever. Each partition taken from is read raw from
+        its position until the batch that holds it is found: that batch's records (from the
+        position on) are returned as the partition's batch, such records among them as
+        `Unreadable`, and the consumer goes on after the batch; the offsets are committed
+        once the batch's records are processed and its dead letters acknowledged, as any
+        batch's. None when no such batch is found (the failure is not there on a second read).
+
+        The failed call may have taken other partitions' records with it (aiokafka moves a
+        partition's position as it hands its records over, and the error dropped them), so
+        every owned partition goes back to its committed offset first, as after a failed
+        batch."""
+        consumer = self.consumer
+        assert consumer is not None
+        await self._rewind()
+        for tp in sorted(taking, key=lambda tp: tp.partition):
+            position = await consumer.position(tp)
+            read = read_raw(await self._fetch_raw(tp, position), tp, position)
+            if read is None:
+                continue
+            records, after = read
+            dead = [r for r in records if isinstance(r, Unreadable)]
+            log.error(
+                "%s[%d]: the Kafka client cannot read the record batch ending before offset "
+                "%d (%s); read raw from offset %d: %d records, %d of them dead-lettered as "
+                "invalid_encoding",
+                tp.topic,
+                tp.partition,
+                after,
+                dead[0].why if dead else f"a record before offset {position}",
+                position,
+                len(records),
+                len(dead),
+            )
+            consumer.seek(tp, after)
+            return {tp: records} if records else {}
+        return None
+
+    async def _fetch_raw(self, tp: TopicPartition, offset: int) -> bytes:
+        assert self.consumer is not None
+        return await fetch_raw(self.consumer, tp, offset)
 
     def pace(self, behind: int) -> None:
         """Hold while the worker's stages have more than `ingest_lead_packs` packs of the
@@ -370,7 +473,7 @@ class Ingest:
         elif behind <= lead // 2:
             self.flowing.set()
 
-    async def _held(self) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+    async def _held(self) -> dict[TopicPartition, list[Taken]]:
         """No records while held (`pace`); back within 0.2 s to keep the loop's other work."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flowing.wait(), timeout=0.2)
@@ -430,7 +533,7 @@ class Ingest:
         """The producer, or None before it started."""
         return self.shared.producer
 
-    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+    async def _process(self, batches: dict[TopicPartition, list[Taken]]) -> None:
         assert self.producer is not None and self.consumer is not None
         s = self.settings
         sends: list[asyncio.Future[Any]] = []
@@ -444,7 +547,11 @@ class Ingest:
         rejected: Counter[str] = Counter()
         for tp, records in batches.items():
             for record in records:
-                routed = route(record, self.classifier, now, keep_origin)
+                routed = (
+                    unreadable_rejected(record, now)
+                    if isinstance(record, Unreadable)
+                    else route(record, self.classifier, now, keep_origin)
+                )
                 if isinstance(routed, Rejected):
                     rejected[routed.reason.value] += 1
                     sends.append(
