@@ -344,9 +344,12 @@ class Settings(BaseSettings):
     link_unmatched_target: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_time_of_day: float = Field(default=0.5, ge=0, le=10)
-    #: What the stages write on their internal topics and changelogs. 6 (the default): the
-    #: record's changelog rows keep a report's raw names (a perpetrator, target or claimant
-    #: that matched no party, as given). 5: they do not, as workers before 6 wrote; the
+    #: What the stages write on their internal topics and changelogs. 7 (the default): a
+    #: closed day larger than `archive.UNIT_PART_BYTES` is written in parts, each a record
+    #: the broker takes. 6: in one record, as workers before 7 wrote (a part after the first
+    #: stops their recovery); the record's changelog rows keep a report's raw names (a
+    #: perpetrator, target or claimant that matched no party, as given). 5: they do not, as
+    #: workers before 6 wrote; the
     #: record's changelog keeps the linking rule, and a recovery under another rule
     #: publishes the regrouping (`IncidentBook.adopted`); its rows keep the civilian flag;
     #: identity entries keep a check of the classification (a re-send classified otherwise
@@ -360,7 +363,7 @@ class Settings(BaseSettings):
     #: before 2 wrote and read them. Set the format of the oldest workers on new ones while
     #: those still run (a rolling upgrade), then remove it and restart them one at a time.
     #: Each reads what every earlier one wrote.
-    internal_format: int = Field(default=6, ge=1, le=6)
+    internal_format: int = Field(default=7, ge=1, le=7)
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)

@@ -8,8 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
+from streams.store.batches import send_to_partition
 from streams.store.changelog import APPLIED_KEY, ChangelogStore
 
 pytestmark = pytest.mark.timeout(10)
@@ -36,9 +38,10 @@ class OneByOne:
     `failing` batches fail (their partition had no leader until they expired), the rest
     land. `events` says in what order batches were sent and settled."""
 
-    def __init__(self, *, limit: int, failing: int = 0) -> None:
+    def __init__(self, *, limit: int, failing: int = 0, max_request_size: int = 1_048_576) -> None:
         self.limit = limit
         self.failing = failing
+        self._max_request_size = max_request_size  # as aiokafka's producer keeps it
         self.landed: list[tuple[bytes | None, bytes | None]] = []
         self.events: list[str] = []
         self._sent = 0
@@ -105,3 +108,46 @@ def test_one_batch_goes_out_at_once_with_its_applied() -> None:
     asyncio.run(store_on(producer).write(0, ENTRIES, applied=7))
     assert producer.events == ["sent 0", "landed 0"]
     assert producer.landed[-1] == (APPLIED_KEY, b"7")
+
+
+#: A closed day's unit part as the changelog keys it, over a producer limit of 1,000 bytes.
+BIG = (b"ushusha\x0019676\x001", b"x" * 1000)
+REFUSED = (
+    r"a record of 1,1\d\d bytes for stage-changelog partition 3 \(key "
+    r"b'ushusha\\x0019676\\x001'\) is larger than the producer's max_request_size \(1,000\)"
+)
+
+
+def test_a_record_over_the_request_limit_is_refused_unsent() -> None:
+    """aiokafka takes a record alone in an empty batch whatever its size, and `send_batch`
+    checks none: a closed day's unit of 1.5 MB went out, Apache Kafka refused it (past
+    `message.max.bytes`), and the sweep only logged that. Refused here, named."""
+    producer = OneByOne(limit=4, max_request_size=1000)
+    with pytest.raises(ValueError, match=REFUSED):
+        asyncio.run(store_on(producer).write(3, [BIG, *ENTRIES], applied=41))
+    assert producer.events == []  # nothing of the write sent
+    # Starting a third batch: the first, full before it, went (a failed write, as one of a
+    # batch failing is); the second, the record, what follows and the offset did not.
+    producer = OneByOne(limit=4, max_request_size=1000)
+    with pytest.raises(ValueError, match=REFUSED):
+        asyncio.run(store_on(producer).write(3, [*ENTRIES[:8], BIG, *ENTRIES[8:]], applied=41))
+    assert producer.events == ["sent 0"]
+    # Within the limit: sent.
+    producer = OneByOne(limit=4, max_request_size=1200)
+    asyncio.run(store_on(producer).write(3, [BIG, *ENTRIES], applied=41))
+    assert producer.landed == [BIG, *ENTRIES, (APPLIED_KEY, b"41")]
+
+
+def test_aiokafkas_producer_says_its_request_limit() -> None:
+    """The limit is the producer's own (`max_request_size`), read before anything is sent:
+    an unstarted producer is never asked to send."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", max_request_size=1000)
+        try:
+            await send_to_partition(producer, "stage-changelog", 3, [BIG])
+        finally:
+            await producer.stop()
+
+    with pytest.raises(ValueError, match=REFUSED):
+        asyncio.run(send())

@@ -1396,3 +1396,44 @@ def test_a_large_identity_state_is_restored_with_turns_of_the_event_loop(
 
     _, turns = asyncio.run(run())
     assert turns >= 3  # 10 entries in steps of 3: four steps, a turn after each
+
+
+@pytest.mark.parametrize(("internal_format", "parts"), [(7, True), (6, False)])
+def test_a_large_closed_day_is_written_in_parts_from_format_7(
+    internal_format: int, parts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed day over the cap is several records the broker takes (Apache Kafka refuses
+    one over 1 MiB, and the day then never closed on the changelog); below format 7 one
+    record, however large, as workers before 7 read it."""
+    from streams.pipeline import zone_stage
+    from streams.record.archive import UNIT_PREFIX, decode_unit_key
+
+    monkeypatch.setattr(zone_stage, "UNIT_PART_BYTES", 2_000)
+
+    async def run() -> None:
+        h = Harness(internal_format=internal_format)
+        h.zone.restore({0: Recovered()})  # the books made with this format's cap
+        h.settings.close_idle_changes = 0
+        h.zone.ready.set()
+        midnight = (NOW - timedelta(days=100)).replace(hour=0, minute=0, second=0)
+        old = midnight + timedelta(minutes=30)
+        await h.send(  # separate events of one day: an hour apart
+            *(
+                report(f"r{i}", occurred_at=(old + timedelta(hours=i)).isoformat())
+                for i in range(20)
+            )
+        )
+        await h.zone.sweep()
+        keys = [k for k, _ in h.changelog("incident-book") if k.startswith(UNIT_PREFIX)]
+        numbers = sorted(decode_unit_key(k)[2] for k in keys)
+        values = [v for k, v in h.changelog("incident-book") if k.startswith(UNIT_PREFIX)]
+        if parts:
+            assert numbers == list(range(len(numbers))) and len(numbers) > 1, numbers
+            assert max(map(len, values)) <= 2_000
+        else:
+            assert numbers == [0], numbers
+        again = Harness(internal_format=internal_format)
+        again.zone.restore({0: recovered(h, "incident-book")})
+        assert again.zone.books[0].archive.reports == 20
+
+    asyncio.run(run())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import alert_document, alert_input
+from streams.record.archive import UNIT_PART_BYTES
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import (
     IncidentFields,
@@ -210,8 +212,10 @@ class ZoneStage(Stage[ZoneOutput]):
         tallies: dict[int, IncidentTally] = {}
         adopted = ZoneOutput()
         record_rule = self.ports.settings.internal_format >= 5
+        # Below 7, a closed day is one record however large, as older workers read it.
+        unit_cap = UNIT_PART_BYTES if self.ports.settings.internal_format >= 7 else sys.maxsize
         for p, rec in partitions.items():
-            book = books[p] = IncidentBook(self.rule, record_rule)
+            book = books[p] = IncidentBook(self.rule, record_rule, unit_cap)
             tally = tallies[p] = IncidentTally()
             book.restore(rec.entries, tally.load_closed)
             if book.rule_problem is not None:

@@ -16,9 +16,11 @@ nothing changes meaning:
   ever been closed, and the day closes again at a later sweep;
 * the incidents API reads closed incidents from their unit (`incidents_of`).
 
-A unit on the changelog (key `u` + zone + NUL + day) is, after a 2-byte format tag, three
-lengths, then: a JSON summary (per incident: occurred, tally cell, reports, killed,
-wounded), the members' 16-byte identity keys, the 8-byte hashes of the incident ids (and of
+A unit on the changelog is one record (key `u` + zone + NUL + day), or for a day over
+`UNIT_PART_BYTES` several: parts holding whole incidents, part 0 at that key and part n at
+it + NUL + n (`unit_key`). Each part is, after a 2-byte format tag, three lengths, then: a
+JSON summary (per incident: occurred, tally cell, reports, killed, wounded), the members'
+16-byte identity keys, the 8-byte hashes of the incident ids (and of
 the published ids merged into them; units written before 2026-12 hold the incidents' only), and the
 zlib-compressed JSON body. A recovery reads the summary and the keys and keeps the body
 compressed; it links nothing of a closed day.
@@ -27,6 +29,7 @@ compressed; it links nothing of a closed day.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import zlib
 from array import array
@@ -41,6 +44,14 @@ from streams.record.incident import IncidentFields, incident_id
 from streams.record.model import Ident, ReportVersion, identity_key
 
 UNIT_PREFIX = b"u"
+#: The most bytes a unit's part holds (one changelog record's value). A zone-day's unit
+#: costs about 104 bytes a report, so a day of 10,000 reports made one record past Apache
+#: Kafka's default `message.max.bytes` (1,048,588): aiokafka sent it (a record alone in a
+#: batch takes any size), the broker refused it, the sweep only logged that, and the day
+#: never closed on the changelog (every restart brought it back open, its memory and
+#: recovery time growing). Half of that leaves room for the key and the batch's overhead,
+#: and for a broker or a producer (`max_request_size`, 1 MiB) set below the default.
+UNIT_PART_BYTES = 512 * 1024
 _FORMAT = b"U1"
 _LENGTHS = struct.Struct("<III")
 DAY = 86_400
@@ -58,13 +69,18 @@ def day_of(t: float) -> int:
     return int(t // DAY)
 
 
-def unit_key(zone: str, day: int) -> bytes:
-    return UNIT_PREFIX + zone.encode() + b"\x00" + str(day).encode()
+def unit_key(zone: str, day: int, part: int = 0) -> bytes:
+    """The key of a unit's part: part 0's is the key of a unit of one record (all units
+    written before parts), a further part's that key + NUL + its number."""
+    key = UNIT_PREFIX + zone.encode() + b"\x00" + str(day).encode()
+    return key if part == 0 else key + b"\x00" + str(part).encode()
 
 
-def decode_unit_key(key: bytes) -> tuple[str, int]:
-    zone, _, day = key[len(UNIT_PREFIX) :].partition(b"\x00")
-    return zone.decode(), int(day)
+def decode_unit_key(key: bytes) -> tuple[str, int, int]:
+    """(zone, day, part) of a unit's key (no zone contains NUL)."""
+    zone, _, rest = key[len(UNIT_PREFIX) :].partition(b"\x00")
+    day, _, part = rest.partition(b"\x00")
+    return zone.decode(), int(day), int(part) if part else 0
 
 
 def id_hash(iid: str) -> int:
@@ -109,6 +125,42 @@ def encode_unit(groups: Sequence[Group], fields: Sequence[IncidentFields]) -> by
     rows = [[[detail_row(m) for m in members], versions] for members, versions in groups]
     body = zlib.compress(orjson.dumps(rows), 1)
     return _FORMAT + _LENGTHS.pack(len(summary), len(keys), len(ids)) + summary + keys + ids + body
+
+
+def encode_parts(
+    groups: Sequence[Group],
+    fields: Sequence[IncidentFields],
+    cap: int = UNIT_PART_BYTES,
+    keep: int = 0,
+) -> list[tuple[int, bytes]]:
+    """The values of the parts a unit of `groups` (with their `fields`) is written as, in
+    order, each with how many of the groups (in order) it holds. A part holds whole
+    incidents, and at most `cap` bytes unless one incident alone is larger (none comes near:
+    an incident of the default rule is of a few hundred reports at most). The first `keep`
+    groups stay together in the first part (a re-close: the incidents of the part it
+    rewrites, `IncidentBook._close`), alone if they leave no room (or are over `cap`: a unit
+    of before parts). A unit within `cap` is one part, as `encode_unit` writes it."""
+    value = encode_unit(groups, fields)
+    if len(value) <= cap or len(groups) <= max(keep, 1):
+        return [(len(groups), value)]
+    # Cut by reports, at the whole unit's bytes a report, to 90 % of `cap` (a part of a
+    # day compresses about as the day does); a part still over `cap` is cut again.
+    reports = sum(len(members) for members, _ in groups)
+    room = 0.9 * cap * reports / len(value)
+    bounds = [0]
+    held = 0
+    for i, (members, _) in enumerate(groups):
+        if i >= keep and held and held + len(members) > room:
+            bounds.append(i)
+            held = 0
+        held += len(members)
+    if len(bounds) == 1:  # one part by the estimate, yet over `cap`: halved
+        bounds.append(max(keep, len(groups) // 2))
+    bounds.append(len(groups))
+    out: list[tuple[int, bytes]] = []
+    for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        out.extend(encode_parts(groups[lo:hi], fields[lo:hi], cap, keep if j == 0 else 0))
+    return out
 
 
 def read_head(value: bytes) -> UnitHead:
@@ -207,10 +259,14 @@ class PackedIndex:
 
 class Archive:
     """The closed units of one book: compressed bodies by (zone, day), and where each closed
-    report and incident id is."""
+    report and incident id is. A unit of several parts on the changelog is one unit here:
+    its parts' bodies are kept apart only to be written back to the keys they came from."""
 
     def __init__(self) -> None:
-        self.bodies: dict[tuple[str, int], bytes] = {}
+        #: (zone, day) -> its part 0's body; or, when the unit spans more part numbers, a
+        #: tuple of bodies by part number (None: no part of that number is held, such as one
+        #: a close wrote only in part did not land, `IncidentBook.restore`)
+        self.bodies: dict[tuple[str, int], bytes | tuple[bytes | None, ...]] = {}
         #: zone -> its closed days
         self.days: dict[str, set[int]] = {}
         self.reports = 0
@@ -240,10 +296,45 @@ class Archive:
             day -= 0x100000
         return self._zones[number >> 20], day
 
-    def add(self, zone: str, day: int, head: UnitHead, *, bulk: bool = False) -> None:
-        """Hold a unit; `bulk` (a recovery): index it at `seal`."""
+    def _parts(self, unit: tuple[str, int]) -> tuple[bytes | None, ...]:
+        held = self.bodies[unit]
+        return (held,) if isinstance(held, bytes) else held
+
+    def _hold(self, unit: tuple[str, int], parts: list[bytes | None]) -> None:
+        while parts and parts[-1] is None:
+            parts.pop()
+        if not parts:
+            del self.bodies[unit]
+            zone, day = unit
+            days = self.days[zone]
+            days.discard(day)
+            if not days:
+                del self.days[zone]
+        else:
+            only = parts[0]
+            self.bodies[unit] = only if len(parts) == 1 and only is not None else tuple(parts)
+
+    def parts(self, zone: str, day: int) -> int:
+        """How many part numbers a unit spans: its keys on the changelog are those of parts
+        0 to this less one (`unit_key`), some perhaps not held (those a reopen deletes)."""
+        return len(self._parts((zone, day)))
+
+    def add(
+        self, zone: str, day: int, head: UnitHead, *, part: int = 0, bulk: bool = False
+    ) -> None:
+        """Hold a unit's part (`part`: its number; one not held); `bulk` (a recovery): index
+        it at `seal`."""
         number = self._number(zone, day)
-        self.bodies[(zone, day)] = head.body
+        unit = (zone, day)
+        if part == 0 and unit not in self.bodies:
+            self.bodies[unit] = head.body
+        else:
+            parts = list(self._parts(unit)) if unit in self.bodies else []
+            parts.extend([None] * (part + 1 - len(parts)))
+            if parts[part] is not None:
+                raise ValueError(f"part {part} of unit {unit} is held already")
+            parts[part] = head.body
+            self._hold(unit, parts)
         self.days.setdefault(zone, set()).add(day)
         self.reports += len(head.member_keys)
         if bulk:
@@ -260,14 +351,23 @@ class Archive:
         self._ids.seal()
 
     def take(self, zone: str, day: int) -> list[Group]:
-        """Remove a unit and return its incidents."""
-        groups = decode_body(self.bodies.pop((zone, day)))
-        days = self.days[zone]
-        days.discard(day)
-        if not days:
-            del self.days[zone]
+        """Remove a unit (every part of it) and return its incidents."""
+        groups = self.peek(zone, day)
+        self._hold((zone, day), [])
         self.reports -= sum(len(members) for members, _ in groups)
         return groups
+
+    def take_last(self, zone: str, day: int) -> tuple[int, list[Group]]:
+        """Remove a unit's last part: its number and its incidents (a re-close writes it
+        again with more, `IncidentBook._close`)."""
+        parts = list(self._parts((zone, day)))
+        number = len(parts) - 1
+        body = parts.pop()
+        assert body is not None  # (`_hold` keeps no trailing None)
+        groups = decode_body(body)
+        self._hold((zone, day), parts)
+        self.reports -= sum(len(members) for members, _ in groups)
+        return number, groups
 
     def unit_of_report(self, key: bytes) -> tuple[str, int] | None:
         """The closed unit that holds the report with this identity key (one the index
@@ -302,8 +402,12 @@ class Archive:
         return next((u for u in units if holds(self.peek(*u))), None)
 
     def peek(self, zone: str, day: int) -> list[Group]:
-        """A unit's incidents, read without reopening it (the incidents API)."""
-        return decode_body(self.bodies[(zone, day)])
+        """A unit's incidents (of every part, in order), read without reopening it (the
+        incidents API)."""
+        held = self.bodies[(zone, day)]
+        if isinstance(held, bytes):
+            return decode_body(held)
+        return [group for body in held if body is not None for group in decode_body(body)]
 
     def units(self) -> Iterator[tuple[str, int]]:
         return iter(self.bodies)

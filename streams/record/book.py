@@ -40,6 +40,7 @@ from streams.record.archive import (
     DAY,
     FIRST_UNIT_DAY,
     LAST_UNIT_DAY,
+    UNIT_PART_BYTES,
     UNIT_PREFIX,
     Archive,
     Group,
@@ -47,7 +48,7 @@ from streams.record.archive import (
     day_of,
     decode_body,
     decode_unit_key,
-    encode_unit,
+    encode_parts,
     read_head,
     unit_key,
 )
@@ -119,13 +120,20 @@ class Change:
 
 
 class IncidentBook:
-    def __init__(self, rule: LinkRule | None = None, record_rule: bool = True) -> None:
+    def __init__(
+        self,
+        rule: LinkRule | None = None,
+        record_rule: bool = True,
+        unit_cap: int = UNIT_PART_BYTES,
+    ) -> None:
         """`record_rule`: keep the rule in the changelog and publish, at a recovery, what
         a change of it regrouped (`adopted`); False while workers that cannot read that
         entry may recover the partition (`CEASEFIRE_INTERNAL_FORMAT` below 5): a recovery
-        then regroups without publishing, as they do."""
+        then regroups without publishing, as they do. `unit_cap`: the most bytes of a closed
+        day's part (`archive.UNIT_PART_BYTES`; smaller in tests)."""
         self.rule = rule or LinkRule()
         self.record_rule = record_rule
+        self.unit_cap = unit_cap
         #: the rule entry as the changelog holds it (None: none written)
         self.rule_written: bytes | None = None
         #: after `restore`: what it must publish and write before the book takes changes
@@ -598,6 +606,7 @@ class IncidentBook:
         linker = self._linker(zone)
         entries = change.entries
         groups: list[list[ReportVersion]] = []
+        parts = self.archive.parts(zone, day)  # every part: the day reopens whole
         for members, versions in self.archive.take(zone, day):
             linker.attach(members)
             groups.append(members)
@@ -614,7 +623,9 @@ class IncidentBook:
                     entries.append(version_entry(iid, version))
             f = self._fields[anchor] = derive(members)
             change.moves.append(("reopen", incident_id(anchor), f))
-        change.later.append((unit_key(zone, day), None))
+        # After the reports' entries (`later`): a write torn before these deletes leaves
+        # parts whose reports have entries after them, which `restore` takes as open.
+        change.later.extend((unit_key(zone, day, part), None) for part in range(parts))
         if not _grouped_by(groups, self.rule):
             # Closed under another rule (the grouping of a day is kept as it was closed):
             # the zone grouped again by this one, and the difference published.
@@ -707,10 +718,20 @@ class IncidentBook:
     ) -> None:
         groups: list[Group] = []
         fields: list[IncidentFields] = []
-        if (zone, day) in self.archive:  # incidents of a day closed before: one unit
-            for group in self.archive.take(zone, day):
+        first = 0  # the number of the first part written
+        if (zone, day) in self.archive:
+            # Incidents of a day closed before: one unit. Its incidents stay in the parts
+            # they are in, the new ones join its last part while it has room and fill parts
+            # after it: a part is only ever written again with more, so a close whose
+            # parts land only in part (`restore`) never takes an incident from the key
+            # that holds it, and the keys of the unit are those it had and more (none to
+            # delete). Rewriting them all, cut anew, could move an incident from a part
+            # that landed to one that did not: lost.
+            first, kept = self.archive.take_last(zone, day)
+            for group in kept:
                 groups.append(group)
                 fields.append(derive(group[0]))
+        keep = len(groups)
         later = change.later
         for anchor in anchors:
             members = linker.detach(anchor)
@@ -730,9 +751,11 @@ class IncidentBook:
             groups.append((members, versions))
             fields.append(f)
             change.moves.append(("close", incident_id(anchor), f))
-        value = encode_unit(groups, fields)
-        change.entries.append((unit_key(zone, day), value))
-        self.archive.add(zone, day, read_head(value))
+        for i, (held, value) in enumerate(encode_parts(groups, fields, self.unit_cap, keep)):
+            part = first + i
+            if i > 0 or held > keep or not keep:  # (else: the last part as it is, unwritten)
+                change.entries.append((unit_key(zone, day, part), value))
+            self.archive.add(zone, day, read_head(value), part=part)
 
     def _next_version(self, iid: str, change: Change) -> int:
         version = self.versions.get(iid, 0) + 1
@@ -792,9 +815,22 @@ class IncidentBook:
         reopen). The later copy wins: a unit any of whose reports has an entry after it is
         open. The losing copy is deleted (`adopted`, written before the stage is ready): a
         unit left on the changelog would come back as closed, or its reports as open, once
-        their newer entries are gone (the day they moved to closed), and count twice."""
+        their newer entries are gone (the day they moved to closed), and count twice.
+
+        A unit of several parts (`archive.encode_parts`) is judged part by part, each part
+        holding whole incidents whose reports are in no other. A close's entries go out in
+        several batches (a large part is a batch alone), each landing or failing alone, and
+        its deletes only once all landed (a step's input offset, last, likewise): a close
+        may have landed only some of its parts. Each part that landed is closed (its
+        reports' entries are older: deleted); the incidents of one that did not are open as
+        their entries hold them (a new part), or as the part it was to write again with
+        more has them (a re-close; `_close` never moves an incident to another part). So
+        the day is closed in part, as a day some of whose incidents were not closable yet
+        is, and the next sweep closes the rest (a gap in the part numbers stays one: its
+        key holds nothing). A reopen torn before its deletes leaves parts all of whose
+        reports have entries after them: open, each deleted here."""
         details: dict[bytes, tuple[int, bytes]] = {}
-        units: dict[tuple[str, int], tuple[int, bytes]] = {}
+        units: dict[tuple[str, int, int], tuple[int, bytes]] = {}
         n = 0
         self._named = None  # built again when asked
         for pos, (key, value) in enumerate(entries):
@@ -822,10 +858,10 @@ class IncidentBook:
                 raise ValueError(f"not an incident-book entry: {key[:20]!r}")
         current: dict[bytes, ReportVersion] = {}
         repair = Change()
-        for (zone, day), (at, value) in units.items():
+        for (zone, day, part), (at, value) in units.items():
             head = read_head(value)
             if not any(details.get(k, (-1,))[0] > at for k in head.member_keys):
-                self.archive.add(zone, day, head, bulk=True)
+                self.archive.add(zone, day, head, part=part, bulk=True)
                 for k in head.member_keys:
                     if details.pop(k, None) is not None:  # a close torn before its deletes
                         repair.later.append((DETAIL_PREFIX + k, None))
@@ -845,7 +881,7 @@ class IncidentBook:
                     self.versions[iid] = version
                     if version > 1:
                         repair.entries.append(version_entry(iid, version))
-            repair.later.append((unit_key(zone, day), None))
+            repair.later.append((unit_key(zone, day, part), None))
         self.archive.seal()
         for ik, (_, value) in details.items():
             decoded = decode_detail(value)

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+#: aiokafka's default `max_request_size`, for a producer that does not say its own.
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 
 
 async def send_to_partition(
@@ -30,18 +34,40 @@ async def send_to_partition(
     acknowledged (raising what a failed one raised, the last unsent). Each batch succeeds
     or fails alone: a first batch that expired while the partition had no leader failed,
     and the next, sent after it, could still land. A batch itself is all or nothing, so a
-    record in the last batch is never on the broker without every record before it."""
+    record in the last batch is never on the broker without every record before it.
+
+    A record larger than the producer's `max_request_size` raises ValueError, unsent (the
+    batches before it are sent: a failed write, as one of their own failing is). A record
+    alone in a batch is taken whatever its size, and `send_batch` checks none (`send`
+    does): the broker refused it later, past its `message.max.bytes` (a closed day's unit
+    did, before units were cut into parts: its close failed at every sweep, logged only).
+    Only a batch's first record is checked: one that joins a batch is within its size."""
+    limit: int = getattr(producer, "_max_request_size", DEFAULT_MAX_REQUEST_SIZE)
     futures: list[asyncio.Future[Any]] = []
     batch = None
     for key, value in records:
-        if batch is None:
-            batch = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+        if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
+            continue
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+        if size > limit:
+            for sent in futures:  # (their outcome is the caller's no more: this raises)
+                sent.add_done_callback(_retrieved)
+            raise ValueError(
+                f"a record of {size:,} bytes for {topic} partition {partition} (key "
+                f"{(key or b'')[:40]!r}) is larger than the producer's max_request_size "
+                f"({limit:,}): not sent"
+            )
+        if batch is not None:  # full
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
+        batch = producer.create_batch()
+        batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
     if batch is not None:
         if last_after_the_rest and futures:
             await asyncio.gather(*futures)
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
