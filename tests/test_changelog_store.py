@@ -110,6 +110,21 @@ def test_one_batch_goes_out_at_once_with_its_applied() -> None:
     assert producer.landed[-1] == (APPLIED_KEY, b"7")
 
 
+def test_a_journal_first_lands_before_any_other_batch_is_sent() -> None:
+    """The alert stage's journal (its changes and events, which a recovery replays) is its
+    write's first entry: a later batch landing while the journal's failed was state whose
+    events no recovery published (an alert firing that was never announced)."""
+    producer = OneByOne(limit=4, failing=1)
+    with pytest.raises(ConnectionError):
+        asyncio.run(store_on(producer).write(0, ENTRIES, applied=41, first_alone=True))
+    assert producer.landed == []
+    assert producer.events == ["sent 0", "failed 0"]
+    producer = OneByOne(limit=4)
+    asyncio.run(store_on(producer).write(0, ENTRIES, applied=41, first_alone=True))
+    assert producer.events.index("sent 1") > producer.events.index("landed 0")
+    assert producer.landed == [*ENTRIES, (APPLIED_KEY, b"41")]
+
+
 #: A closed day's unit part as the changelog keys it, over a producer limit of 1,000 bytes.
 BIG = (b"ushusha\x0019676\x001", b"x" * 1000)
 REFUSED = (

@@ -200,6 +200,8 @@ class AlertStage(Stage[AlertOutput]):
                 events,
                 min(o.written_ms for o in outboxes.values()),
             )
+            if generation != self.generation:
+                return  # revoked while reading: the next owner publishes them, once
             log.warning(
                 "alert outboxes of %d partitions: %d events, %d already on the topic, "
                 "publishing %d",
@@ -332,7 +334,12 @@ class AlertStage(Stage[AlertOutput]):
         (the changes and the events, as outbox), then `applied` (the input offsets these
         states now hold); publish the events only once all of that is acknowledged, then
         empty the journals. `out.settled`: partitions whose journal's events were
-        published (by `settle`): their journal is replaced."""
+        published (by `settle`): their journal is replaced.
+
+        Revoked while writing, it publishes nothing: the partitions' next owner publishes
+        the journal's events if the write landed before its recovery read it (`settle`),
+        and redoes the step otherwise; publishing here too sent them twice."""
+        generation = self.generation
         if out.dead:
             await self.ports.dead_letter(
                 self.ports.settings.zone_packs_topic, out.dead, RejectReason.INVALID_VALUE.value
@@ -373,7 +380,12 @@ class AlertStage(Stage[AlertOutput]):
         if fatal:  # before the step is written: a crash in between sends them again
             await self._send_to_theatre(fatal)
             self._resend_ledgers = set()
-        await self.store.write_many(entries, applied)
+        # The journal first, alone: a part landing without it (a later batch of a large
+        # step) was state whose events no recovery would publish.
+        await self.store.write_many(entries, applied, first_alone=True)
+        if generation != self.generation:
+            log.info("alert step written while its partitions were revoked: left to their owner")
+            return
         self._dirty = {}
         self._tombstones_due = set()
         if not outbox:

@@ -175,6 +175,11 @@ class Monitor:
         for stage in self.local:
             stage.revoked()
         self.update_ready()
+        # A step being written when its partitions go would land after the next owner's
+        # recovery read the changelog (its input offset behind the owner's): Faust awaits
+        # this before rejoining, so the step finishes first, within half a rebalance.
+        bound = self.settings.rebalance_timeout / 2
+        await asyncio.gather(*(stage.quiesce(bound) for stage in self.local))
 
     def _feeder_ready(self, name: str, ready: bool) -> None:
         self._feeders[name] = ready

@@ -205,6 +205,21 @@ class Stage(Generic[OutT]):
         self.input.clear()
         self.ports.readiness_changed()
 
+    async def quiesce(self, timeout: float) -> None:
+        """After `revoked`: wait, `timeout` at most, for the step or the maintenance holding
+        the lock to end (revoked, the stage starts no other: `StageInput`, `maintain`)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.lock.acquire()
+        except TimeoutError:
+            log.warning(
+                "%s: a step was still being written %.1fs after its partitions were revoked",
+                self.topic_name,
+                timeout,
+            )
+            return
+        self.lock.release()
+
     async def _on_recovered(self) -> None:
         """Faust's recovery calls this in a task it awaits with `asyncio.wait`, which drops
         what it raises: a failed recovery (the broker away for a moment, a changelog entry

@@ -199,7 +199,11 @@ class TheatreStage(Stage[TheatreOutput]):
         self._dirty |= state.changed()
 
     async def commit(self, out: TheatreOutput, applied: dict[int, int]) -> None:
+        """Write the outbox (the events) and the changed parts, then publish the events and
+        delete the outbox. Revoked meanwhile, it publishes nothing: the next owner publishes
+        the outbox if it read it (`settle`), and redoes the step otherwise."""
         ports = self.ports
+        generation = self.generation
         if out.dead:
             await ports.dead_letter(ports.settings.theatre_topic, out.dead, "invalid_value")
             out.dead = []
@@ -211,6 +215,8 @@ class TheatreStage(Stage[TheatreOutput]):
             self._tombstone_due = False
             return
         await self._settle()
+        if generation != self.generation:
+            return
         if self._settled:  # a step redone after a torn write fires what the outbox held: once
             out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
         if self._carry:
@@ -225,7 +231,14 @@ class TheatreStage(Stage[TheatreOutput]):
             value = state.part(part)
             entries.append((part.encode(), None if value is None else json.dumps(value).encode()))
         if entries or PARTITION in applied:
-            await self.store.write(PARTITION, entries, applied.get(PARTITION))
+            # The outbox first, alone: a part landing without it was a fired alert whose
+            # event no recovery would publish.
+            await self.store.write(
+                PARTITION, entries, applied.get(PARTITION), first_alone=bool(out.events)
+            )
+        if generation != self.generation:
+            log.info("theatre step written while it was revoked: left to its owner")
+            return
         self._dirty = set()
         self._tombstone_due = False
         if out.events:
@@ -272,9 +285,12 @@ class TheatreStage(Stage[TheatreOutput]):
         box = self._outbox
         if box is None:
             return
+        generation = self.generation
         missing = await not_on_alert_topic(
             self.ports.settings, self.ports.partitions_of, box.events, box.written_ms
         )
+        if generation != self.generation:
+            return  # revoked while reading: the next owner publishes them, once
         log.warning(
             "theatre outbox: %d events, publishing the %d not on the alert topic",
             len(box.events),

@@ -26,6 +26,7 @@ async def send_to_partition(
     records: Iterable[tuple[bytes | None, bytes | None]],
     *,
     last_after_the_rest: bool = False,
+    first_before_the_rest: bool = False,
 ) -> list[asyncio.Future[Any]]:
     """Queue (key, value) records for `partition` of `topic`, one Kafka record each;
     returns the delivery futures of the batches (none for no records).
@@ -35,6 +36,11 @@ async def send_to_partition(
     or fails alone: a first batch that expired while the partition had no leader failed,
     and the next, sent after it, could still land. A batch itself is all or nothing, so a
     record in the last batch is never on the broker without every record before it.
+
+    `first_before_the_rest`: no other batch is sent until the first is acknowledged, so
+    that no record after the first batch lands without it (a journal: the alert stage's
+    changes and events, which its recovery replays; a part landing without the journal
+    was state no event was published for).
 
     A record larger than the producer's `max_request_size` raises ValueError, unsent (the
     batches before it are sent: a failed write, as one of their own failing is). A record
@@ -59,6 +65,8 @@ async def send_to_partition(
             )
         if batch is not None:  # full
             futures.append(await producer.send_batch(batch, topic, partition=partition))
+            if first_before_the_rest and len(futures) == 1:
+                await futures[0]
         batch = producer.create_batch()
         batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
     if batch is not None:

@@ -55,24 +55,43 @@ class ChangelogStore:
         self._producer = producer
 
     async def write(
-        self, partition: int, entries: Iterable[Entry], applied: int | None = None
+        self,
+        partition: int,
+        entries: Iterable[Entry],
+        applied: int | None = None,
+        *,
+        first_alone: bool = False,
     ) -> None:
-        """Write entries to a partition, then the input offset they cover; awaited."""
+        """Write entries to a partition, then the input offset they cover; awaited.
+        `first_alone`: the batch holding the first entry is acknowledged before any other
+        batch is sent (a journal, which must land before what it covers)."""
         producer = await self._producer()
         records: list[Entry] = list(entries)
         if applied is not None:  # last: in the same partition, after what it covers
             records.append((APPLIED_KEY, str(applied).encode()))
         sends = await send_to_partition(
-            producer, self.topic, partition, records, last_after_the_rest=applied is not None
+            producer,
+            self.topic,
+            partition,
+            records,
+            last_after_the_rest=applied is not None,
+            first_before_the_rest=first_alone,
         )
         if sends:
             await asyncio.gather(*sends)
 
     async def write_many(
-        self, entries: Mapping[int, Iterable[Entry]], applied: Mapping[int, int]
+        self,
+        entries: Mapping[int, Iterable[Entry]],
+        applied: Mapping[int, int],
+        *,
+        first_alone: bool = False,
     ) -> None:
         await asyncio.gather(
-            *(self.write(p, entries.get(p, ()), applied.get(p)) for p in {*entries, *applied})
+            *(
+                self.write(p, entries.get(p, ()), applied.get(p), first_alone=first_alone)
+                for p in {*entries, *applied}
+            )
         )
 
     async def recover(self, partitions: Iterable[int]) -> dict[int, Recovered]:
