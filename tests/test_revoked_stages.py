@@ -162,3 +162,35 @@ def test_a_revocation_waits_for_the_step_being_written_within_its_bound() -> Non
         assert a.stage.lock.locked()  # still the step's
 
     asyncio.run(run())
+
+
+def test_zone_and_identity_steps_revoked_while_sending_write_nothing() -> None:
+    """An old owner's changelog write landing after the next owner's recovery took a moved
+    report back to its old zone (its withdrawal then went there) or brought a withdrawn one
+    back: a step whose partitions were revoked while it sent writes nothing (`Revoked`)."""
+    from tests.test_stages import Harness, report
+
+    async def run() -> None:
+        h = Harness()
+        send_batch = h.producer.send_batch
+        revoke_on: dict[str, Any] = {}
+
+        async def sending(batch: Any, topic: str, partition: int) -> Any:
+            stage = revoke_on.pop(topic, None)
+            if stage is not None:
+                stage.revoked()  # a rebalance while the step's sends are out
+            return await send_batch(batch, topic, partition)
+
+        h.producer.send_batch = sending  # type: ignore[method-assign]
+        revoke_on[h.settings.zone_reports_topic] = h.identity
+        before = len(h.producer.sent["identity-state-changelog"])
+        await h.send(report("a"), deliver=False)
+        assert len(h.producer.sent["identity-state-changelog"]) == before
+        assert h.pending  # forwarded before the revocation: the next owner's replay absorbs it
+
+        revoke_on[h.settings.incidents_topic] = h.zone
+        before = len(h.producer.sent["incident-book-changelog"])
+        await h.deliver()
+        assert len(h.producer.sent["incident-book-changelog"]) == before
+
+    asyncio.run(run())

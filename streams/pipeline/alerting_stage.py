@@ -380,9 +380,9 @@ class AlertStage(Stage[AlertOutput]):
         if fatal:  # before the step is written: a crash in between sends them again
             await self._send_to_theatre(fatal)
             self._resend_ledgers = set()
-        # The journal first, alone: a part landing without it (a later batch of a large
-        # step) was state whose events no recovery would publish.
-        await self.store.write_many(entries, applied, first_alone=True)
+        # (In order: a part landing without the journal, a later batch of a large step,
+        # was state whose events no recovery would publish.)
+        await self.store.write_many(entries, applied)
         if generation != self.generation:
             log.info("alert step written while its partitions were revoked: left to their owner")
             return

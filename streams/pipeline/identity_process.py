@@ -109,6 +109,7 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         stage.revoked()
+        await stage.quiesce(settings.rebalance_timeout / 2)  # as the worker's (`app.py`)
 
     async def check_tail() -> None:
         if stage.ready.is_set():

@@ -227,6 +227,7 @@ class IdentityStage(Stage[IdentityOutput]):
     async def commit(self, out: IdentityOutput, applied: dict[int, int]) -> None:
         ports = self.ports
         s = ports.settings
+        generation = self.generation
         # Each batch leaves the output once acknowledged: a retry after a later failure must
         # not send it (nor count it) twice.
         for reason in sorted({reason for _, reason in out.dead}):
@@ -236,12 +237,14 @@ class IdentityStage(Stage[IdentityOutput]):
             out.dead[:] = [(d, r) for d, r in out.dead if r != reason]
         if out.conflicts:
             await self._dead_letter_conflicts(out.conflicts)
+        self.check_owned(generation)  # revoked meanwhile: nothing forwarded (`Revoked`)
         if out.forward:
             producer = await ports.producer()
             zone_partitions = await ports.partitions_of(s.zone_reports_topic)
             await asyncio.gather(
                 *await send_packs(producer, s.zone_reports_topic, out.forward, zone_partitions)
             )
+        self.check_owned(generation)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
 
     async def _dead_letter_conflicts(

@@ -83,6 +83,11 @@ class Ports:
 OutT = TypeVar("OutT")
 
 
+class Revoked(Exception):
+    """A step's partitions were revoked while it was being written: it writes no more (the
+    next owner redoes it from the input offset the changelog holds)."""
+
+
 class Stage(Generic[OutT]):
     """Subclasses give `restore`, `new_output`, `process`, `commit`, `committed`."""
 
@@ -204,6 +209,13 @@ class Stage(Generic[OutT]):
         self.ready.clear()
         self.input.clear()
         self.ports.readiness_changed()
+
+    def check_owned(self, generation: int) -> None:
+        """Raise `Revoked` if the partitions moved since `generation` (between a commit's
+        awaited writes: an old owner's write landing after the next owner's recovery read
+        the changelog took a moved report back, or brought a withdrawn one back)."""
+        if generation != self.generation:
+            raise Revoked(self.topic_name)
 
     async def quiesce(self, timeout: float) -> None:
         """After `revoked`: wait, `timeout` at most, for the step or the maintenance holding
@@ -372,6 +384,8 @@ class Stage(Generic[OutT]):
                 continue
             try:
                 await self.commit(out, {})
+            except Revoked:
+                return  # the next recovery rebuilds from what was written
             finally:
                 self.committed(out)
 
@@ -385,7 +399,11 @@ class Stage(Generic[OutT]):
         applied: dict[int, int] = {}
         for r in records:
             applied[r.partition] = r.offset
-        await self.commit(self._pending, applied)
+        try:
+            await self.commit(self._pending, applied)
+        except Revoked:
+            self._pending = None  # the input is not advanced: the next owner redoes it
+            return
         done, self._pending = self._pending, None
         try:
             self.committed(done)

@@ -231,11 +231,9 @@ class TheatreStage(Stage[TheatreOutput]):
             value = state.part(part)
             entries.append((part.encode(), None if value is None else json.dumps(value).encode()))
         if entries or PARTITION in applied:
-            # The outbox first, alone: a part landing without it was a fired alert whose
-            # event no recovery would publish.
-            await self.store.write(
-                PARTITION, entries, applied.get(PARTITION), first_alone=bool(out.events)
-            )
+            # (In order: a part landing without the outbox was a fired alert whose event no
+            # recovery would publish.)
+            await self.store.write(PARTITION, entries, applied.get(PARTITION))
         if generation != self.generation:
             log.info("theatre step written while it was revoked: left to its owner")
             return

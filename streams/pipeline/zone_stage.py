@@ -94,12 +94,16 @@ class ZoneOutput:
             self.incidents.pop(at, None)
             self.incidents[at] = incident
             self.partition_of[at] = partition
+        # A key written again moves last, as the changelog's recovery reads it: its place
+        # is where its final value is written.
         entries = self.entries.setdefault(partition, {})
         for key, value in change.entries:
+            entries.pop(key, None)
             entries[key] = value
         if change.later:
             later = self.later.setdefault(partition, {})
             for key, value in change.later:
+                later.pop(key, None)
                 later[key] = value
         if change.moves:
             self.moves.setdefault(partition, []).extend(change.moves)
@@ -318,6 +322,7 @@ class ZoneStage(Stage[ZoneOutput]):
     async def commit(self, out: ZoneOutput, applied: dict[int, int]) -> None:
         ports = self.ports
         s = ports.settings
+        generation = self.generation
         if out.dead:
             await ports.dead_letter(s.zone_reports_topic, out.dead, "invalid_value")
             out.dead = []
@@ -356,8 +361,10 @@ class ZoneStage(Stage[ZoneOutput]):
             ]
             sends.extend(await send_packs(producer, s.zone_reports_topic, floors, zone_partitions))
         await asyncio.gather(*sends)
+        self.check_owned(generation)  # revoked meanwhile: nothing written (`Revoked`)
         await self.store.write_many({p: list(e.items()) for p, e in out.entries.items()}, applied)
         if out.later:
+            self.check_owned(generation)  # (a recovery deletes the copy left: `restore`)
             await self.store.write_many({p: list(e.items()) for p, e in out.later.items()}, {})
 
     def _report_of(self, partition: int, ident: Ident) -> ReportVersion | None:

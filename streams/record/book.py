@@ -819,9 +819,9 @@ class IncidentBook:
 
         A unit of several parts (`archive.encode_parts`) is judged part by part, each part
         holding whole incidents whose reports are in no other. A close's entries go out in
-        several batches (a large part is a batch alone), each landing or failing alone, and
-        its deletes only once all landed (a step's input offset, last, likewise): a close
-        may have landed only some of its parts. Each part that landed is closed (its
+        several batches (a large part is a batch alone), in order, a failed one ending the
+        write, and its deletes only once all landed (a step's input offset, last, likewise):
+        a close may have landed only its first parts. Each part that landed is closed (its
         reports' entries are older: deleted); the incidents of one that did not are open as
         their entries hold them (a new part), or as the part it was to write again with
         more has them (a re-close; `_close` never moves an incident to another part). So

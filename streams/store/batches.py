@@ -25,22 +25,21 @@ async def send_to_partition(
     partition: int,
     records: Iterable[tuple[bytes | None, bytes | None]],
     *,
-    last_after_the_rest: bool = False,
-    first_before_the_rest: bool = False,
+    in_order: bool = False,
 ) -> list[asyncio.Future[Any]]:
     """Queue (key, value) records for `partition` of `topic`, one Kafka record each;
     returns the delivery futures of the batches (none for no records).
 
-    `last_after_the_rest`: the last batch is sent only once every earlier one is
-    acknowledged (raising what a failed one raised, the last unsent). Each batch succeeds
-    or fails alone: a first batch that expired while the partition had no leader failed,
-    and the next, sent after it, could still land. A batch itself is all or nothing, so a
-    record in the last batch is never on the broker without every record before it.
-
-    `first_before_the_rest`: no other batch is sent until the first is acknowledged, so
-    that no record after the first batch lands without it (a journal: the alert stage's
-    changes and events, which its recovery replays; a part landing without the journal
-    was state no event was published for).
+    `in_order`: each batch is sent once the one before it is acknowledged (raising what a
+    failed one raised, the rest unsent), so that what lands of the records is always a
+    prefix of them. Batches sent together succeed or fail alone: a first batch that expired
+    while the partition had no leader failed, and the next could still land. A changelog
+    write needs the prefix: the input offset it covers is its last record, a journal its
+    first, and new copies come before the deletes of what they replace. (Sent together, a
+    later batch of a backlog's step landed while an earlier failed: the step's replay
+    skipped what had landed and never made again what had not, publishing an incident
+    version lower than one already out, or counting one event as two incidents.) A batch
+    itself is all or nothing.
 
     A record larger than the producer's `max_request_size` raises ValueError, unsent (the
     batches before it are sent: a failed write, as one of their own failing is). A record
@@ -64,14 +63,14 @@ async def send_to_partition(
                 f"({limit:,}): not sent"
             )
         if batch is not None:  # full
+            if in_order and futures:
+                await futures[-1]
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-            if first_before_the_rest and len(futures) == 1:
-                await futures[0]
         batch = producer.create_batch()
         batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
     if batch is not None:
-        if last_after_the_rest and futures:
-            await asyncio.gather(*futures)
+        if in_order and futures:
+            await futures[-1]
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
 

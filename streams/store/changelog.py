@@ -55,16 +55,11 @@ class ChangelogStore:
         self._producer = producer
 
     async def write(
-        self,
-        partition: int,
-        entries: Iterable[Entry],
-        applied: int | None = None,
-        *,
-        first_alone: bool = False,
+        self, partition: int, entries: Iterable[Entry], applied: int | None = None
     ) -> None:
-        """Write entries to a partition, then the input offset they cover; awaited.
-        `first_alone`: the batch holding the first entry is acknowledged before any other
-        batch is sent (a journal, which must land before what it covers)."""
+        """Write entries to a partition, then the input offset they cover; awaited. Batch
+        by batch, each acknowledged before the next is sent: what lands of a write that
+        fails is a prefix of it (`send_to_partition`, `in_order`)."""
         producer = await self._producer()
         records: list[Entry] = list(entries)
         if applied is not None:  # last: in the same partition, after what it covers
@@ -74,24 +69,16 @@ class ChangelogStore:
             self.topic,
             partition,
             records,
-            last_after_the_rest=applied is not None,
-            first_before_the_rest=first_alone,
+            in_order=True,
         )
         if sends:
             await asyncio.gather(*sends)
 
     async def write_many(
-        self,
-        entries: Mapping[int, Iterable[Entry]],
-        applied: Mapping[int, int],
-        *,
-        first_alone: bool = False,
+        self, entries: Mapping[int, Iterable[Entry]], applied: Mapping[int, int]
     ) -> None:
         await asyncio.gather(
-            *(
-                self.write(p, entries.get(p, ()), applied.get(p), first_alone=first_alone)
-                for p in {*entries, *applied}
-            )
+            *(self.write(p, entries.get(p, ()), applied.get(p)) for p in {*entries, *applied})
         )
 
     async def recover(self, partitions: Iterable[int]) -> dict[int, Recovered]:
