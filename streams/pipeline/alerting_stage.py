@@ -336,9 +336,9 @@ class AlertStage(Stage[AlertOutput]):
         empty the journals. `out.settled`: partitions whose journal's events were
         published (by `settle`): their journal is replaced.
 
-        Revoked while writing, it publishes nothing: the partitions' next owner publishes
-        the journal's events if the write landed before its recovery read it (`settle`),
-        and redoes the step otherwise; publishing here too sent them twice."""
+        Revoked while writing, it publishes nothing (`Revoked`): the partitions' next owner
+        publishes the journal's events if the write landed before its recovery read it
+        (`settle`), and redoes the step otherwise; publishing here too sent them twice."""
         generation = self.generation
         if out.dead:
             await self.ports.dead_letter(
@@ -383,9 +383,7 @@ class AlertStage(Stage[AlertOutput]):
         # (In order: a part landing without the journal, a later batch of a large step,
         # was state whose events no recovery would publish.)
         await self.store.write_many(entries, applied)
-        if generation != self.generation:
-            log.info("alert step written while its partitions were revoked: left to their owner")
-            return
+        self.check_owned(generation)
         self._dirty = {}
         self._tombstones_due = set()
         if not outbox:

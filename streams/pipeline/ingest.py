@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -51,7 +51,13 @@ from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
 from streams.kafka.producer import SharedProducer
-from streams.kafka.raw_records import UNREADABLE_ERRORS, Unreadable, fetch_raw, read_raw
+from streams.kafka.raw_records import (
+    UNREADABLE_ERRORS,
+    RawRecord,
+    Unreadable,
+    fetch_raw,
+    read_raw,
+)
 from streams.pipeline.alignment import Alignment
 from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
@@ -199,11 +205,6 @@ def _with_conversion_reason(rejection: Rejection, headers: Any) -> Rejection:
 
 
 # -- records the Kafka client cannot read (`streams/kafka/raw_records.py`) ---------------------
-#: One input record as ingest takes it: from the consumer, or read raw past one it cannot
-#: unpack.
-Taken: TypeAlias = ConsumerRecord[Any, Any] | Unreadable
-
-
 def unreadable_rejected(record: Unreadable, now: datetime) -> Rejected:
     """A record the Kafka client cannot unpack, dead-lettered as `invalid_encoding` with
     what could be read of it."""
@@ -386,7 +387,7 @@ class Ingest:
                 await self._recover(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
 
-    async def _take(self) -> dict[TopicPartition, list[Taken]]:
+    async def _take(self) -> dict[TopicPartition, list[RawRecord]]:
         """The next records, from the partitions furthest behind while a backlog lasts
         (`alignment.py`)."""
         consumer = self.consumer
@@ -402,7 +403,7 @@ class Ingest:
         now = time.monotonic()
         chosen = self._alignment.choose(behind, owned, now)
         taking = owned.values() if chosen is None else [owned[p] for p in chosen]
-        batches: dict[TopicPartition, list[Taken]]
+        batches: dict[TopicPartition, list[RawRecord]]
         try:
             batches = await consumer.getmany(*taking, timeout_ms=200)
         except UNREADABLE_ERRORS:
@@ -419,7 +420,7 @@ class Ingest:
 
     async def _read_past(
         self, taking: Iterable[TopicPartition]
-    ) -> dict[TopicPartition, list[Taken]] | None:
+    ) -> dict[TopicPartition, list[RawRecord]] | None:
         """`getmany` failed on a record the Kafka client cannot unpack (UNREADABLE_ERRORS),
         which retrying would meet again forever. Each partition taken from is read raw from
         its position until the batch that holds it is found: that batch's records (from the
@@ -473,7 +474,7 @@ class Ingest:
         elif behind <= lead // 2:
             self.flowing.set()
 
-    async def _held(self) -> dict[TopicPartition, list[Taken]]:
+    async def _held(self) -> dict[TopicPartition, list[RawRecord]]:
         """No records while held (`pace`); back within 0.2 s to keep the loop's other work."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flowing.wait(), timeout=0.2)
@@ -533,7 +534,7 @@ class Ingest:
         """The producer, or None before it started."""
         return self.shared.producer
 
-    async def _process(self, batches: dict[TopicPartition, list[Taken]]) -> None:
+    async def _process(self, batches: dict[TopicPartition, list[RawRecord]]) -> None:
         assert self.producer is not None and self.consumer is not None
         s = self.settings
         sends: list[asyncio.Future[Any]] = []

@@ -315,6 +315,8 @@ class Stage(Generic[OutT]):
         while generation == self.generation:
             try:
                 await self.settle()
+            except Revoked:
+                return  # the partitions' next owner settles
             except Exception as exc:  # the broker, most likely: the stage stays not ready
                 log.error("%s: settling failed, retrying in %.0fs: %s", self.topic_name, delay, exc)
                 await asyncio.sleep(delay)

@@ -200,8 +200,8 @@ class TheatreStage(Stage[TheatreOutput]):
 
     async def commit(self, out: TheatreOutput, applied: dict[int, int]) -> None:
         """Write the outbox (the events) and the changed parts, then publish the events and
-        delete the outbox. Revoked meanwhile, it publishes nothing: the next owner publishes
-        the outbox if it read it (`settle`), and redoes the step otherwise."""
+        delete the outbox. Revoked meanwhile, it publishes nothing (`Revoked`): the next owner
+        publishes the outbox if it read it (`settle`), and redoes the step otherwise."""
         ports = self.ports
         generation = self.generation
         if out.dead:
@@ -215,8 +215,7 @@ class TheatreStage(Stage[TheatreOutput]):
             self._tombstone_due = False
             return
         await self._settle()
-        if generation != self.generation:
-            return
+        self.check_owned(generation)
         if self._settled:  # a step redone after a torn write fires what the outbox held: once
             out.events = [e for e in out.events if (e.alert_id, e.status) not in self._settled]
         if self._carry:
@@ -234,9 +233,7 @@ class TheatreStage(Stage[TheatreOutput]):
             # (In order: a part landing without the outbox was a fired alert whose event no
             # recovery would publish.)
             await self.store.write(PARTITION, entries, applied.get(PARTITION))
-        if generation != self.generation:
-            log.info("theatre step written while it was revoked: left to its owner")
-            return
+        self.check_owned(generation)
         self._dirty = set()
         self._tombstone_due = False
         if out.events:
