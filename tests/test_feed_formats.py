@@ -201,6 +201,20 @@ def test_csv_whole_numbers_as_a_spreadsheet_writes_them(tmp_path: Path) -> None:
         assert f"{field}: Input should be a valid integer" in result.message
 
 
+@pytest.mark.parametrize("cell", ["3_9.75", "nan", "infinity", "\u0663\u0669.75", "39.75.1"])
+def test_csv_coordinates_only_as_a_spreadsheet_writes_them(tmp_path: Path, cell: str) -> None:
+    """Python's `float` reads "3_9.75" as 39.75, and "nan", "infinity" and the digits of
+    other scripts: a cell that is no decimal number is kept as text, for the schema to name."""
+    header = "report_id,source,source_type,occurred_at,lat,lon,category\n"
+    path = write(
+        tmp_path, "coords.csv", header + f"c1,ngo-x,ngo,2021-05-01T10:00:00Z,{cell},46.74,other\n"
+    )
+    [doc] = [json.loads(raw) for _, raw in read_lines(path, "csv")]
+    assert doc["location"] == {"lat": cell, "lon": 46.74}
+    result = validate_report(json.dumps(doc).encode(), now=LATER)
+    assert isinstance(result, Rejection) and [e.field for e in result.errors] == ["location.lat"]
+
+
 def test_csv_rows_that_cannot_be_converted_are_sent_as_their_original_text(
     tmp_path: Path,
 ) -> None:
@@ -1011,6 +1025,10 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
         ),
         # Python's int reads "1_0" as 10: no number as a spreadsheet writes one
         ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,39.9,46.93,1_0,,,", "fatalities '1_0' is not"),
+        # ... nor does float: "3_9.9", "nan" and other scripts' digits are not coordinates
+        ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,3_9.9,46.93,,,,", "latitude '3_9.9' is not"),
+        ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,39.9,nan,,,,", "longitude 'nan' is not"),
+        ("AZE7,2021-05-01,Battles,Armed clash,,,,,,,٣٩.9,46.93,,,,", "latitude"),
     ],
 )
 def test_acled_rows_not_converted_say_why(tmp_path: Path, row: str, why: str) -> None:

@@ -478,8 +478,16 @@ def _json(doc: dict[str, Any]) -> bytes:
 
 
 # -- csv --------------------------------------------------------------------------
+#: A decimal number as a cell writes it: ASCII digits, a sign, a point, an exponent (`float`
+#: also reads "1_0" as 10, "nan", "infinity" and the digits of other scripts).
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _float(text: str) -> float:
-    value = float(text.strip())
+    cell = text.strip()
+    if _DECIMAL.fullmatch(cell) is None:
+        raise Unconvertible(f"not a number: {quoted(text)}")
+    value = float(cell)
     if not math.isfinite(value):
         raise Unconvertible(f"not a finite number: {quoted(text)}")
     return value
