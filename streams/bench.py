@@ -310,8 +310,11 @@ def run_bench(
                     with console.status(f"{label}: pre-loading {n:,} reports ..."):
                         asyncio.run(preload(fresh, n, console))
                     loaded[stage] = fresh
-                for stage, label in STAGES.items():
-                    with console.status(f"{label}, run {round_} of {repeat} ..."):
+                # (b) and (c) swap places every other round: whichever runs second meets a
+                # machine warmer, or busier, by the same amount in turn.
+                order = ["a", "b", "c"] if round_ % 2 else ["a", "c", "b"]
+                for stage in order:
+                    with console.status(f"{STAGES[stage]}, run {round_} of {repeat} ..."):
                         results[stage].append(run_stage(stage, loaded[stage], n, timeout))
         render(results, console)
     with (
@@ -354,10 +357,12 @@ def render(results: dict[str, list[StageResult]], console: Console) -> None:
         # (b) and (c) of one round run back to back, rounds minutes apart: the machine's
         # speed drifts between them, so the ratio of each round shows how far to trust the
         # medians'
-        rounds = [
-            f"{rc.rate / rb.rate:.3f}" for rb, rc in zip(results["b"], results["c"], strict=True)
-        ]
-        console.print(f"c/b by round: {', '.join(rounds)}")
+        rounds = [rc.rate / rb.rate for rb, rc in zip(results["b"], results["c"], strict=True)]
+        console.print(
+            f"c/b by round: {', '.join(f'{r:.3f}' for r in rounds)}   "
+            f"(median {statistics.median(rounds):.3f}; (b) and (c) run back to back, "
+            "in turn first)"
+        )
 
 
 def stage_main(argv: list[str]) -> None:

@@ -27,4 +27,4 @@ def test_medians_and_the_ratio_of_each_round() -> None:
     )
     out = console.export_text()
     assert "c/b = 0.848" in out  # 9,545.5 / 11,250
-    assert "c/b by round: 0.800, 0.909" in out
+    assert "c/b by round: 0.800, 0.909   (median 0.855;" in out
