@@ -1492,12 +1492,15 @@ def settings_errors(exc: ValidationError, flags: Collection[str] = frozenset()) 
             field = str(error["loc"][0])
             flag = f" or --{field.replace('_', '-')}" if field in flags else ""
             given = error["input"]
-            said = "" if str(given) in message else f" (given: {given!r})"
+            said = "" if field in _SECRETS or str(given) in message else f" (given: {given!r})"
             lines.append(f"CEASEFIRE_{field.upper()}{flag}: {message}{said}")
         else:
             lines.append(message)
     return lines
 
+
+#: settings whose value an error never repeats: it would reach logs and terminals
+_SECRETS = frozenset({"api_token", "sasl_password"})
 
 #: settings a flag of some command sets too
 _FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})

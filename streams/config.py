@@ -141,6 +141,24 @@ class Settings(BaseSettings):
         `${VAR:-}`), so that it counts as unset in `_security_settings_used`."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        """The token as a secret file holds it: its final newline (or other white space at
+        either end) is not part of it, since no client sends it (every POST was refused as
+        "wrong bearer token"). White space or a control character inside cannot travel in
+        an `Authorization` header: refused here rather than at every request."""
+        if value is None:
+            return None
+        token = value.strip()
+        bad = next((c for c in token if c.isspace() or not c.isprintable()), None)
+        if bad is not None:
+            raise ValueError(
+                f"the token holds U+{ord(bad):04X} at position {token.index(bad) + 1}: "
+                "a bearer token is one word of printable characters"
+            )
+        return token
+
     @field_validator("post_origins")
     @classmethod
     def _origins(cls, value: str | None) -> str | None:

@@ -241,6 +241,22 @@ def test_an_app_id_kafka_refuses_is_refused(value: str) -> None:
         Settings(app_id=value)
 
 
+@pytest.mark.parametrize("value", ["s3cret\n", " s3cret", "s3cret\r\n"])
+def test_an_api_token_is_the_word_a_secret_file_holds(value: str) -> None:
+    """A secret file ends with a newline: kept, no client's `Bearer s3cret` matched it."""
+    assert Settings(api_token=value).api_token == "s3cret"
+
+
+def test_an_api_token_no_header_can_carry_is_one_line_naming_it(tmp_path: Path) -> None:
+    nowhere = f"kafka://127.0.0.1:{free_port()}"
+    result = run_cli(
+        "run", "--broker", nowhere, env={"CEASEFIRE_API_TOKEN": "two words", "HOME": str(tmp_path)}
+    )
+    line = one_error_line(result)
+    assert line.startswith("error: CEASEFIRE_API_TOKEN: "), line
+    assert "U+0020 at position 4" in line and "two words" not in line, line  # a secret
+
+
 def test_the_longest_prefix_and_app_id_allowed_make_names_kafka_holds() -> None:
     """The limits leave room for the longest topic and changelog names the monitor makes
     (Kafka's longest topic name is 249 characters)."""
