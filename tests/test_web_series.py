@@ -209,6 +209,20 @@ async def test_utc_days_hours_and_ranges(one: Client) -> None:
     assert list(hits) == ["2026-11-29T14:00:00+04:00"]  # 10:00 UTC
 
 
+async def test_an_hourly_series_by_default_is_the_last_week(one: Client) -> None:
+    """`interval=1h` alone was 400 (hourly since the ceasefire is 53,000 buckets): it is the
+    last 7 days' hours, on the ceasefire's grid; a `to` near the ceasefire starts at it."""
+    status, body = await get(one, "/api/v1/series?interval=1h&to=2026-11-29T12:30:00Z")
+    assert status == 200, body
+    assert body["from"] == "2026-11-22T15:00:00+03:00"  # 12:00 UTC, a whole hour
+    assert body["to"] == "2026-11-29T16:00:00+03:00" and len(body["buckets"]) == 7 * 24 + 1
+    assert figures(body["buckets"][-3]["rows"], "zone", "incidents") == {"shusha": (1,)}
+    _, body = await get(one, "/api/v1/series?interval=1h&to=2020-11-12T00:00:00Z")
+    assert body["from"] == "2020-11-10T00:00:00+03:00"
+    _, body = await get(one, "/api/v1/series?interval=1h&to=2026-11-29T12:00:00Z")
+    assert body["from"] == "2026-11-22T15:00:00+03:00"  # on the hour: exactly 7 days
+
+
 async def test_series_csv_has_a_line_per_bucket_and_group(one: Client) -> None:
     resp = await one.get("/api/v1/series?by=zone&from=2020-11-09&to=2020-11-12&format=csv")
     assert resp.status == 200 and resp.content_type == "text/csv"
@@ -239,8 +253,8 @@ async def test_series_csv_has_a_line_per_bucket_and_group(one: Client) -> None:
         ("from=2021-02-30", "not a date"),
         ("from=2021-05-02&to=2021-05-01", "is not after from"),
         ("from=2021-05-01&to=2021-05-01", "is not after from"),
-        ("interval=1h", "at most 10000"),  # hourly since the ceasefire: 52,000 buckets
-        ("interval=1h", "an earlier to, or interval=1d"),
+        ("interval=1h&from=2020-11-10", "at most 10000"),  # hourly since the ceasefire
+        ("interval=1h&from=2020-11-10", "an earlier to, or interval=1d"),
         ("from=1900-01-01", "give a later from or an earlier to"),  # daily: no other advice
         ("interval=1h&from=2000-01-01&to=2030-01-01", "at most 10000"),
         ("from=0001-01-01T00:00:00%2B01:00", "years 0001 to 9999"),

@@ -25,6 +25,8 @@ from streams.tallies.windows import QueryError, grouping, interval_seconds
 from streams.web.params import parse_bound
 
 MAX_BUCKETS = 10_000
+#: How far back an hourly series without `from` goes.
+HOURLY_DEFAULT_SPAN = timedelta(days=7)
 PARAMETERS = ("by", "interval", "from", "to", "format")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -87,8 +89,15 @@ def parse_series(
     grouping(by)
     interval = seen.get("interval") or "1d"
     width = timedelta(seconds=interval_seconds(interval))
-    start = parse_bound("from", seen["from"]) if seen.get("from") else since
     end = parse_bound("to", seen["to"]) if seen.get("to") else now
+    if seen.get("from"):
+        start = parse_bound("from", seen["from"])
+    elif interval == "1d" or end - HOURLY_DEFAULT_SPAN <= since:
+        start = since
+    else:
+        # Hourly since the ceasefire is years of buckets, over the limit: the last week's,
+        # on the ceasefire's grid of whole hours, answers the plain `interval=1h`.
+        start = since + width * ((end - HOURLY_DEFAULT_SPAN - since) // width)
     if end <= start:
         raise QueryError(
             f"to ({end.isoformat()}) is not after from ({start.isoformat()}); a series "
