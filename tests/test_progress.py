@@ -238,3 +238,47 @@ def test_a_tombstone_is_applied_as_empty_bytes(monkeypatch: pytest.MonkeyPatch) 
     asyncio.run(run())
     assert applied == [rec(0, 0), Record(0, 1, b""), rec(0, 2)]
     assert stage.progress.applied == {0: 2}
+
+
+# -- steps paced to the loop's time ----------------------------------------------------------
+def test_a_step_takes_about_a_second_of_processing_at_the_last_step_s_pace() -> None:
+    """A dense zone's backlog held the loop (and the API's health check with it) for tens
+    of seconds a step: after a slow step the next takes what the pace fits in a second; it
+    grows back at most twofold a step, never past the most, never below a pack's worth."""
+    pace = stage_input.StepPace(16_384, seconds=1.0)
+    assert pace.limit == 16_384
+    pace.took(16_384, 8.0)  # 2,048 a second
+    assert pace.limit == 2_048
+    pace.took(2_048, 0.05)  # a fast step (duplicates): twice as many, no more
+    assert pace.limit == 4_096
+    pace.took(4_096, 0.0)
+    assert pace.limit == 8_192
+    pace.took(10, 100.0)
+    assert pace.limit == stage_input.STEP_LEAST
+    pace.took(0, 5.0)  # nothing processed says nothing
+    assert pace.limit == stage_input.STEP_LEAST
+
+
+def test_a_batch_is_cut_into_steps_by_the_pace_of_the_one_before() -> None:
+    """The stage says how long each step's processing took (`took`); the rest of a delivered
+    batch is cut to the new pace, every record applied once, in order."""
+    per_record = 0.001  # a slow zone: 1,000 records a second
+    sizes: list[int] = []
+    stage: StageInput
+
+    async def apply(step: Sequence[Record]) -> None:
+        n = sum(r.value.count(b"\n") + 1 for r in step)
+        sizes.append(n)
+        stage.took(step, n * per_record)
+
+    stage = StageInput("in", Settings(), apply, asyncio.Lock())
+    pack = b"\n".join([b"{}"] * 256)
+    batch = [Record(0, o, pack) for o in range(200)]  # 51,200 records
+
+    async def run() -> None:
+        stage.reset([0], {})
+        await stage.offer(batch)
+
+    asyncio.run(run())
+    assert sum(sizes) == 51_200 and sizes[0] == 16_384
+    assert all(n <= 1_024 for n in sizes[1:]), sizes  # a second's worth: 4 packs

@@ -89,15 +89,20 @@ def unpack(pack: bytes) -> list[bytes]:
 
 
 def steps(
-    events: Sequence[T], records: Callable[[T], bytes], limit: int = STEP_RECORDS
+    events: Sequence[T],
+    records: Callable[[T], bytes],
+    limit: int | Callable[[], int] = STEP_RECORDS,
 ) -> Iterator[Sequence[T]]:
     """Consecutive runs of `events` (each carrying a pack, given by `records`) holding at
-    most `limit` records, or a single pack."""
+    most `limit` records, or a single pack. A callable `limit` is asked at each step's
+    start: what the step before showed can size the next."""
+    most = limit() if callable(limit) else limit
     start, held = 0, 0
     for i, event in enumerate(events):
         n = records(event).count(b"\n") + 1
-        if held and held + n > limit:
+        if held and held + n > most:
             yield events[start:i]
+            most = limit() if callable(limit) else limit
             start, held = i, 0
         held += n
     if start < len(events):

@@ -396,7 +396,9 @@ class Stage(Generic[OutT]):
         succeeds: a retry commits what the first attempt processed."""
         if self._pending is None:
             out = self.new_output()
+            began = time.perf_counter()
             self.process(records, out)
+            self.input.took(records, time.perf_counter() - began)
             self._pending = out
         applied: dict[int, int] = {}
         for r in records:

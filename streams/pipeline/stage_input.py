@@ -31,7 +31,31 @@ STALL_SECONDS = 60.0
 #: Backoff bounds while a step cannot be applied (the broker, most likely).
 RETRY_FIRST, RETRY_MAX = 0.5, 15.0
 
+#: A step's processing holds the event loop: the API, the health check and the group's
+#: heartbeats wait for it. Steps are sized from the last one's pace to take about this long
+#: (a dense zone's backlog of linked reports held the loop for tens of seconds a step).
+STEP_SECONDS = 1.0
+#: The fewest records a step is cut to (a pack is never cut).
+STEP_LEAST = 256
+
 Apply = Callable[[Sequence[Record]], Awaitable[None]]
+
+
+class StepPace:
+    """How many records the next step takes: at most `most`, and about as many as the
+    last step's pace processes in `seconds`; it grows at most twofold a step, so that one
+    fast step (all duplicates, say) does not let a slow one run long."""
+
+    def __init__(self, most: int, seconds: float = STEP_SECONDS) -> None:
+        self.most = most
+        self.seconds = seconds
+        self.limit = most
+
+    def took(self, records: int, seconds: float) -> None:
+        if records <= 0:
+            return
+        paced = self.most if seconds <= 0 else int(records * self.seconds / seconds)
+        self.limit = max(STEP_LEAST, min(self.most, paced, 2 * self.limit))
 
 
 class StageInput:
@@ -46,6 +70,8 @@ class StageInput:
         self.topic = topic
         #: most records of a step (or a single pack)
         self.step_records = step_records
+        #: records of the next step, by the pace of the last (`took`)
+        self.pace = StepPace(step_records)
         self.settings = settings
         self.apply = apply
         self.lock = lock
@@ -60,6 +86,10 @@ class StageInput:
         self._generation = 0
         metrics.SKIPPED_RECOVERED.labels(topic)  # the series exist from the start
         metrics.INPUT_MISSING.labels(topic)
+
+    def took(self, step: Sequence[Record], seconds: float) -> None:
+        """The stage processed `step` in `seconds` (of the loop's time, writes not counted)."""
+        self.pace.took(sum(r.value.count(b"\n") + 1 for r in step), seconds)
 
     def reset(self, owned: Iterable[int], applied: Mapping[int, int]) -> None:
         self._generation += 1
@@ -186,7 +216,7 @@ class StageInput:
 
     async def _apply_in_order(self, records: Sequence[Record]) -> None:
         ordered = sorted(records, key=lambda r: (r.partition, r.offset))
-        for step in steps(ordered, lambda r: r.value, self.step_records):
+        for step in steps(ordered, lambda r: r.value, lambda: self.pace.limit):
             generation = self._generation
             if not await self._apply_retrying(step, generation):
                 return
