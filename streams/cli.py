@@ -108,6 +108,18 @@ def _check_files(settings: Settings) -> None:
         raise CliError(str(exc)) from exc
 
 
+def _check_api_access(settings: Settings) -> None:
+    """The tokens file read, and no worker the network reaches without a token unless
+    CEASEFIRE_ANONYMOUS_POST says so (streams/web/access.py): one line each."""
+    from streams.web.access import AccessError, check_access
+    from streams.web.tokens import TokenFileError
+
+    try:
+        check_access(settings)
+    except (AccessError, TokenFileError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _raise_open_file_limit() -> None:
     """The soft open-file limit up to the hard one (streams/web/admission.py), before the
     embedded broker and the worker start: the API's connection limits are shares of it."""
@@ -130,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     _check_files(settings)  # a broken file is one line, before a broker is started
+    _check_api_access(settings)
     _raise_open_file_limit()
     reserve_api_port(settings)  # first: a port in use must not cost the cluster a rebalance
     broker: EmbeddedBroker | None = None
@@ -393,7 +406,12 @@ def _api_error(full: str, exc: Any) -> NoReturn:
     try:
         message = json.loads(body)["error"]
     except (ValueError, LookupError, TypeError):
-        message = body
+        # another server's page (Prometheus and Grafana sit beside the workers): its
+        # HTML is no message for this terminal
+        message = (
+            f"{exc.reason}; the answer is not the monitor API's: is the URL a worker's "
+            "(`ceasefire-monitor run`, default http://127.0.0.1:6066)?"
+        )
     raise CliError(f"{full}: {exc.code} {message}") from exc
 
 
@@ -834,6 +852,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from streams.tools.simulate import run_simulation, write_simulation
 
     if args.output is not None:  # to a file: no broker
+        if args.duration is not None:
+            raise CliError("--duration is for Kafka; with --output, --count says how many")
         count = args.count or 1000
         if args.output == "-":
             written = write_simulation(
@@ -1137,10 +1157,16 @@ def _by_reason(rejected: dict[str, int]) -> str:
 def _backtest_read(path: str, fmt: str, checker: LineChecker, *, shown: bool) -> list[Version]:
     """The reports and withdrawals of `path` that `checker` (a `LineChecker`) accepts, in
     file order; a progress bar of the bytes read when `shown`, as `feed`'s."""
-    from streams.tools.feed import PROGRESS_EVERY, PROGRESS_SECONDS, progress_bar
+    from streams.tools.feed import (
+        PROGRESS_EVERY,
+        PROGRESS_SECONDS,
+        check_input_file,
+        progress_bar,
+    )
     from streams.tools.formats import ByteMeter, HeaderError, read_lines
 
-    total = os.path.getsize(path) if path != "-" and os.path.isfile(path) else None
+    check_input_file(path, "backtest")  # as feed says it
+    total = os.path.getsize(path) if path != "-" else None
     meter = ByteMeter()
     unconverted: dict[int, str] = {}  # line -> why its CSV row was not converted
     versions: list[Version] = []
@@ -1286,7 +1312,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the change against the window just before (a rolling window only)",
     )
-    p.add_argument("--by", default="zone", choices=list(GROUPINGS))
+    p.add_argument("--by", default="zone", choices=list(GROUPINGS), metavar=_BY_METAVAR)
     p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -1340,7 +1366,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attribution", help="incidents: party code(s) or contested")
     p.add_argument("--category", help="incidents: category code(s)")
     p.add_argument("--verification", help="incidents: observed, reported, alleged")
-    p.add_argument("--by", choices=list(GROUPINGS), help="series: grouping (default zone)")
+    p.add_argument(
+        "--by",
+        choices=list(GROUPINGS),
+        metavar=_BY_METAVAR,
+        help="series: grouping (default zone)",
+    )
     p.add_argument("--interval", choices=list(INTERVALS), help="series: bucket length (default 1d)")
     p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
 
@@ -1498,6 +1529,9 @@ def settings_errors(exc: ValidationError, flags: Collection[str] = frozenset()) 
             lines.append(message)
     return lines
 
+
+#: `--by`'s choices as help shows them: `zone,party` is one of them
+_BY_METAVAR = "{" + " | ".join(GROUPINGS) + "}"
 
 #: settings whose value an error never repeats: it would reach logs and terminals
 _SECRETS = frozenset({"api_token", "sasl_password"})

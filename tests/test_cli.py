@@ -640,7 +640,7 @@ def test_simulate_and_feed_send_to_topics_of_another_partition_count(
     path.write_text(json.dumps(line) + "\n")
     fed = cli("feed", str(path), "--broker", broker.url, env=env)
     assert fed.returncode == 0, fed.stderr
-    assert "sent 1 lines" in fed.stderr, fed.stderr
+    assert "sent 1 line to" in fed.stderr, fed.stderr
 
 
 @pytest.mark.integration

@@ -581,7 +581,7 @@ def test_a_line_no_broker_takes_is_dead_lettered_by_the_feed(tmp_path: Path) -> 
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "dead letter written by the feed" in text and "not delivered" not in text
     # the headline tells the input topic's lines from the feed's own dead letters
-    assert "sent 1 lines to ceasefire.reports and 1 dead letters in" in text
+    assert "sent 1 line to ceasefire.reports and 1 dead letters in" in text
 
 
 def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:

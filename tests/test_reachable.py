@@ -131,6 +131,33 @@ def test_only_a_kafka_answer_is_a_kafka_broker(
         listener.close()
 
 
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (kafka_answer, None),
+        (lambda _: b"HTTP/1.0 400 Bad request\r\n\r\n", "answers, but not as a Kafka broker"),
+        (lambda _: b"", "answers, but not as a Kafka broker"),  # hangs up
+        (lambda _: None, None),  # says nothing: left to the clients
+    ],
+    ids=["kafka", "http", "hangs-up", "silent"],
+)
+def test_a_program_answering_other_than_kafka_is_said_at_once(
+    reply: Callable[[bytes], bytes | None], said: str | None
+) -> None:
+    """`feed` at a web server's port waited out kafka-python's 30 s, then said only that
+    no broker was reachable; `run` said at once what listens there."""
+    listener = Listener(reply)
+    broker = Settings(broker=f"kafka://127.0.0.1:{listener.port}")
+    try:
+        if said is None:
+            check_listening(broker, timeout=1.0)
+        else:
+            with pytest.raises(BrokerUnavailable, match=f"127.0.0.1:{listener.port} {said}"):
+                check_listening(broker, timeout=1.0)
+    finally:
+        listener.close()
+
+
 def test_the_embedded_broker_refuses_a_port_another_program_holds() -> None:
     """It said "another broker is running there" of any program, and `run` then spent 30 s
     joining it as one."""

@@ -32,13 +32,22 @@ def _why(exc: OSError) -> str | None:
 
 
 def check_listening(settings: Settings, *, timeout: float = CONNECT_SECONDS) -> None:
-    """Raise `BrokerUnavailable` when every bootstrap server refuses a TCP connection or
-    names an unknown host; nothing when one accepts or leaves it undecided."""
+    """Raise `BrokerUnavailable` when every bootstrap server refuses a TCP connection,
+    names an unknown host or (in plain text) answers a Kafka request with something else;
+    nothing when one answers as Kafka or leaves it undecided."""
     refused: list[str] = []
+    plain = not settings.security_protocol.endswith("SSL")  # TLS: the clients say it
     for host, port in servers(settings.bootstrap()):
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                if not plain or _speaks_kafka(sock, timeout) is not False:
+                    return
+                # an HTTP server, say: kafka-python retried it for 30 s and said only
+                # that no broker was reachable
+                refused.append(
+                    f"{host}:{port} answers, but not as a Kafka broker in plain text (another "
+                    "program, or a TLS listener: see CEASEFIRE_SECURITY_PROTOCOL)"
+                )
         except OSError as exc:
             why = _why(exc)
             if why is None:
@@ -47,14 +56,25 @@ def check_listening(settings: Settings, *, timeout: float = CONNECT_SECONDS) -> 
     raise unreachable(settings, because=", ".join(refused))
 
 
+def _speaks_kafka(sock: socket.socket, timeout: float) -> bool | None:
+    """Whether the server at `sock` answers ApiVersions as Kafka does; None when it says
+    nothing in `timeout` (a slow broker is left to the clients)."""
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(api_versions_request(7))
+        size, correlation = struct.unpack(">ii", read_exactly(sock, 8))
+    except TimeoutError:
+        return None
+    except (OSError, struct.error):
+        return False  # closed on it, or reset: no Kafka broker does either
+    return bool(correlation == 7 and 4 <= size <= 1 << 20)
+
+
 def answers_kafka(host: str, port: int, *, timeout: float = CONNECT_SECONDS) -> bool:
     """Whether what listens at host:port answers a Kafka request (ApiVersions, in plain
     text) with a Kafka answer: our correlation id back."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(api_versions_request(7))
-            size, correlation = struct.unpack(">ii", read_exactly(sock, 8))
-    except (OSError, struct.error):
+            return _speaks_kafka(sock, timeout) is True
+    except OSError:
         return False
-    return bool(correlation == 7 and 4 <= size <= 1 << 20)

@@ -424,6 +424,22 @@ class _Deliveries:
         return True
 
 
+def check_input_file(path: str, command: str) -> None:
+    """The file `command` reads is one ("-" is standard input): said in one line if not."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory: {command} takes a file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    if not os.path.isfile(path):
+        # a named pipe or /dev/fd/N: its header check would consume what it checks
+        raise FileNotFoundError(
+            f"{path} is not a regular file: {command} reads a file, or standard input with "
+            f"`-` (e.g. `... | ceasefire-monitor {command} -`)"
+        )
+
+
 def run_feed(
     settings: Settings,
     path: str,
@@ -439,16 +455,7 @@ def run_feed(
     `producer` replaces the Kafka producer (tests)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if path != "-" and os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory: feed takes a file")
-    if path != "-" and not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    if path != "-" and not os.path.isfile(path):
-        # a named pipe or /dev/fd/N: its header check would consume what it checks
-        raise FileNotFoundError(
-            f"{path} is not a regular file: feed reads a file, or standard input with `-` "
-            f"(e.g. `... | ceasefire-monitor feed -`)"
-        )
+    check_input_file(path, "feed")
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive")
     check_header(path, fmt)  # a file of another format: one line, before the broker
@@ -727,8 +734,9 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     rejected = s.rejected_total
     # a line the feed dead-lettered itself never reached the input topic: said apart
     own = f" and {s.dead_letters_sent} dead letters" if s.dead_letters_sent else ""
+    lines = s.sent - s.dead_letters_sent
     console.print(
-        f"sent {s.sent - s.dead_letters_sent} lines to {s.topic or 'the input topic'}{own} "
+        f"sent {lines} line{'' if lines == 1 else 's'} to {s.topic or 'the input topic'}{own} "
         f"in {s.seconds:.1f} s: "
         f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
         f"{rejected} will be rejected"
