@@ -253,3 +253,33 @@ def test_the_progress_bar_is_not_updated_per_line_of_a_fast_feed(
     )
     assert summary.lines == 1200
     assert seen == [1, 500, 1000, 1200]
+
+
+def test_off_a_terminal_progress_is_a_line_now_and_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fed with its output to a log, 200,000 lines printed nothing for 38 s, then the
+    summary: no bar is drawn off a terminal, so a plain line says where the feed stands."""
+    monkeypatch.setattr(feed, "PROGRESS_LINE_SECONDS", 0.0)
+    monkeypatch.setattr(feed, "PROGRESS_EVERY", 10)
+    out = console()
+    assert not out.is_terminal
+    feed.run_feed(
+        Settings(),
+        jsonl(tmp_path, 30, refused=frozenset({3})),
+        console=out,
+        producer=LateProducer(),
+    )
+    lines = [x for x in out.file.getvalue().splitlines() if x.startswith("feeding in.jsonl: ")]  # type: ignore[attr-defined]
+    assert lines, out.file.getvalue()  # type: ignore[attr-defined]
+    assert "lines/s" in lines[-1] and "% of the file" in lines[-1]
+    assert lines[-1].endswith("will be rejected so far")
+
+
+def test_progress_line_says_lines_share_rate_and_rejections() -> None:
+    summary = feed.FeedSummary()
+    summary.lines = 12_345
+    assert feed.progress_line("big.jsonl", summary, 500, 1000, 10.0) == (
+        "feeding big.jsonl: 12,345 lines (50% of the file) in 10 s, 1,234 lines/s, "
+        "0 will be rejected so far"
+    )

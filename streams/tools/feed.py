@@ -102,6 +102,8 @@ STALL_SECONDS = 180.0
 #: most seconds between two: at `--rate 1`, 500 lines are 8 minutes of a bar at 0%.
 PROGRESS_EVERY = 500
 PROGRESS_SECONDS = 0.25
+#: Off a terminal, where no bar is drawn: a progress line this often.
+PROGRESS_LINE_SECONDS = 10.0
 
 
 @dataclass
@@ -472,6 +474,7 @@ def run_feed(
     unconverted: dict[int, str] = {}  # line -> why its CSV row is sent as its text
     started = time.monotonic()
     next_progress = started  # when the progress bar is next updated, whatever the lines
+    next_line = started + PROGRESS_LINE_SECONDS  # off a terminal: the next progress line
     try:
         with progress_bar(console) as progress:
             name = "stdin" if path == "-" else os.path.basename(path)
@@ -509,6 +512,12 @@ def run_feed(
                     progress.update(task, completed=meter.read, lines=summary.lines)
                     deliveries.collect()
                     next_progress = now + PROGRESS_SECONDS
+                    if not console.is_terminal and now >= next_line:
+                        # no bar off a terminal (a log, a pipe): a line now and then
+                        console.print(
+                            progress_line(name, summary, meter.read, total, now - started)
+                        )
+                        next_line = now + PROGRESS_LINE_SECONDS
                 if (
                     deliveries.pending > MAX_PENDING_RECORDS
                     or deliveries.pending_bytes > MAX_PENDING_BYTES
@@ -549,6 +558,19 @@ def run_feed(
     summary.send_errors = deliveries.errors + summary.send_errors
     render_summary(summary, console)
     return summary
+
+
+def progress_line(
+    name: str, summary: FeedSummary, read: int, total: int | None, seconds: float
+) -> str:
+    """Where a feed stands, in one line for a log: lines sent, the share of the file read,
+    the rate, and the lines the schema will reject so far."""
+    share = f" ({100 * read / total:.0f}% of the file)" if total else ""
+    rate = summary.lines / seconds if seconds > 0 else 0.0
+    return (
+        f"feeding {name}: {summary.lines:,} lines{share} in {seconds:.0f} s, "
+        f"{rate:,.0f} lines/s, {summary.rejected_total:,} will be rejected so far"
+    )
 
 
 def progress_bar(console: Console, *, disable: bool = False) -> Progress:
