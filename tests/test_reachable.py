@@ -163,7 +163,32 @@ def test_the_embedded_broker_refuses_a_port_another_program_holds() -> None:
     joining it as one."""
     listener = Listener(lambda _: b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
-        with pytest.raises(BrokerError, match="in use by a program that is not a Kafka broker"):
-            EmbeddedBroker("127.0.0.1", listener.port).start()
+        with pytest.raises(BrokerError, match="in use by a program that answers no Kafka request"):
+            EmbeddedBroker("127.0.0.1", listener.port).start(timeout=20)
     finally:
         listener.close()
+
+
+def test_the_embedded_broker_waits_for_one_still_stopping_to_let_go_of_its_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`broker` started again 0.5 s after Ctrl-C said the port was held by a program that
+    is not a Kafka broker: the old one, still stopping (about 3 s with workers connected)."""
+    import streams.kafka.broker as broker_module
+
+    monkeypatch.setattr(broker_module, "PORT_RELEASE_SECONDS", 10.0)
+    listener = Listener(lambda _: None)  # accepts, answers nothing: as a broker stopping
+
+    def stopped() -> None:  # shut down first: a bare close leaves the blocked accept's socket
+        listener.sock.shutdown(socket.SHUT_RDWR)
+        for conn in listener.held:  # reset, as a process's exit does: no TIME_WAIT on the port
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        listener.close()
+
+    threading.Timer(1.5, stopped).start()
+    broker = EmbeddedBroker("127.0.0.1", listener.port)
+    try:
+        broker.start()
+        assert answers_kafka("127.0.0.1", listener.port)
+    finally:
+        broker.stop()

