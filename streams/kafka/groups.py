@@ -37,6 +37,8 @@ from aiokafka import errors
 from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 from aiokafka.protocol.group import LeaveGroupRequest
 
+from streams.kafka import fetcher_close
+
 log = logging.getLogger(__name__)
 
 _aiokafka_join = CoordinatorGroupRebalance.perform_group_join
@@ -85,6 +87,7 @@ def install(leader_leaves: bool) -> None:
     `leader_leaves` holds)."""
     global _leader_leaves
     _leader_leaves = leader_leaves
+    fetcher_close.install()  # and stopped cleanly with the broker gone
     GroupCoordinator._maybe_leave_group = _maybe_leave_group  # type: ignore[method-assign]
     CoordinatorGroupRebalance.perform_group_join = _perform_group_join  # type: ignore[method-assign]
     CoordinatorGroupRebalance._on_join_follower = _on_join_follower  # type: ignore[method-assign]
