@@ -3,7 +3,12 @@
 # (`topics`, `feed`, `simulate`, `tallies`, ...).
 #
 #   docker build -t ceasefire-monitor .
-#   docker run --rm -e CEASEFIRE_BROKER=kafka://kafka:9092 -p 6066:6066 ceasefire-monitor
+#   docker run --rm -e CEASEFIRE_BROKER=kafka://kafka:9092 -e CEASEFIRE_API_TOKEN \
+#       -p 127.0.0.1:6066:6066 ceasefire-monitor
+#
+# The image listens on every address (CEASEFIRE_WEB_HOST=0.0.0.0), so `run` needs a token
+# (CEASEFIRE_API_TOKEN, or CEASEFIRE_API_TOKENS_FILE) or CEASEFIRE_ANONYMOUS_POST=true, and
+# answers only to its own host names, IP addresses and CEASEFIRE_ALLOWED_HOSTS.
 
 # -- build: install the package and its dependencies into a virtualenv ---------------
 FROM python:3.11-slim AS build

@@ -5,7 +5,10 @@ Mapping (`to_alertmanager`):
 - labels: the alert's labels, plus `alertname` (the rule) and `severity`;
 - annotations: `summary`, `value`, `threshold`, `window`, `incident_ids` (comma-joined),
   `fingerprint`, `alert_id`;
-- `startsAt`; `endsAt` when resolved (or `expires_at`, if given, while firing);
+- `startsAt`; `endsAt` when resolved (or `expires_at`, if given, while firing); neither
+  after `now` for a resolved alert, and `startsAt` never after `endsAt` (an alert started
+  in the future stayed active in Alertmanager until then, and its resolution was notified
+  that late);
 - `generatorURL`.
 
 Alertmanager considers a firing alert without `endsAt` resolved after its
@@ -19,7 +22,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -44,12 +47,19 @@ def _number(value: float) -> str:
 
 
 def to_alertmanager(
-    alert: AlertEvent, generator_url: str, *, expires_at: datetime | None = None
+    alert: AlertEvent,
+    generator_url: str,
+    *,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The Alertmanager v2 `postableAlert` for one alert event.
 
     `expires_at` (firing alerts only) sets `endsAt` in the future, as Prometheus does, so
-    the alert stays active that long without being re-posted."""
+    the alert stays active that long without being re-posted. `now` (the time of posting):
+    no `startsAt` after it, and for a resolved alert no `endsAt` either (Alertmanager holds
+    an alert whose `endsAt` is ahead active until then). A resolved alert's `startsAt` is
+    never after its `endsAt`."""
     labels = dict(alert.labels)
     labels["alertname"] = alert.rule
     labels["severity"] = str(alert.severity)
@@ -62,16 +72,22 @@ def to_alertmanager(
         "fingerprint": alert.fingerprint,
         "alert_id": alert.alert_id,
     }
+    starts = alert.starts_at if now is None else min(alert.starts_at, now)
+    ends: datetime | None = None
+    if alert.status == "resolved":
+        ends = alert.ends_at or alert.starts_at
+        ends = ends if now is None else min(ends, now)
+        starts = min(starts, ends)
+    elif expires_at is not None:
+        ends = expires_at
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,
-        "startsAt": _rfc3339(alert.starts_at),
+        "startsAt": _rfc3339(starts),
         "generatorURL": generator_url,
     }
-    if alert.status == "resolved":
-        body["endsAt"] = _rfc3339(alert.ends_at or alert.starts_at)
-    elif expires_at is not None:
-        body["endsAt"] = _rfc3339(expires_at)
+    if ends is not None:
+        body["endsAt"] = _rfc3339(ends)
     return body
 
 
@@ -136,7 +152,10 @@ class AlertmanagerClient:
         """Post the alerts in one request. No request for an empty list."""
         if not alerts:
             return
-        body = [to_alertmanager(a, self.generator_url, expires_at=expires_at) for a in alerts]
+        now = datetime.now(UTC)
+        body = [
+            to_alertmanager(a, self.generator_url, expires_at=expires_at, now=now) for a in alerts
+        ]
         last = ""
         for attempt in range(1, self.attempts + 1):
             try:

@@ -114,6 +114,17 @@ class ActiveAlert:
     #: event lists the last MAX_INCIDENT_IDS), so that a withdrawal of any of them takes it
     #: out of `matches`, not only of the last 20 (bounded: MAX_EPISODE_IDS).
     ids: list[str] = field(default_factory=list)
+    #: Incident alerts: the event time (ms) of the earliest matching incident the episode
+    #: holds, the "since" of its summary; quiet-broken alerts: of the incident that broke
+    #: the quiet. Not `starts_at`, which is never later than the clock when the alert fired
+    #: (an incident dated ahead by clock skew starts its alert at the clock, so it does not
+    #: stay "active" in Alertmanager until then), nor earlier than that for a late incident.
+    #: None (a state from before it was kept): `starts_at` stands for it.
+    first: int | None = None
+
+    @property
+    def first_ms(self) -> int:
+        return self.first if self.first is not None else to_ms(self.event.starts_at)
 
 
 @dataclass
@@ -219,12 +230,12 @@ class ZoneState:
                     update["incident_ids"] = active.ids[-MAX_INCIDENT_IDS:]
                     n = active.matches = max(0, active.matches - 1)
                     update["value"] = float(n)
+                    active.first = self._earliest(active, incident_id)
                     # the summary named the incident that left: say what is left, until
                     # a new match words it again (or the alert resolves, left with none)
-                    since = to_ms(active.event.starts_at)
                     update["summary"] = (
-                        f"{_matching(n, active.event.rule, self.zone, since)}; one left this "
-                        "alert (withdrawn, merged into another, or revised)."
+                        f"{_matching(n, active.event.rule, self.zone, active.first_ms)}; one "
+                        "left this alert (withdrawn, merged into another, or revised)."
                     )
                 active.event = active.event.model_copy(update=update)
         fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
@@ -246,6 +257,18 @@ class ZoneState:
         else:  # a list built out of order by hand
             self.incidents.remove(entry)
         return True
+
+    def _earliest(self, active: ActiveAlert, gone: str) -> int | None:
+        """An incident alert's `first` once `gone` left it: the earliest event time of the
+        incidents it still holds, as the index knows them. Unchanged where `gone` was not
+        the earliest, or where one it holds is no longer in the index (pruned: older)."""
+        entry = self._ids.get(gone)
+        if entry is None or entry.ts > active.first_ms:
+            return active.first
+        held = [self._ids.get(i) for i in active.ids]
+        if not held or any(h is None for h in held):
+            return active.first
+        return min(h.ts for h in held if h is not None)
 
     # -- parts: what a changelog holds, one key per part -------------------------------
     def parts(self) -> dict[str, Any]:
@@ -295,7 +318,7 @@ class ZoneState:
         return StateMark(
             (self.since, self.clock),
             {
-                fp: (a.event, a.kind, a.hold_until, a.matches, tuple(a.ids))
+                fp: (a.event, a.kind, a.hold_until, a.matches, tuple(a.ids), a.first)
                 for fp, a in self.active.items()
             },
             dict(self.last_seen),
@@ -329,6 +352,7 @@ class ZoneState:
                 a.hold_until,
                 a.matches,
                 tuple(a.ids),
+                a.first,
             ):
                 keys.add(f"a{fp}")
         for fp in mark.last_seen.keys() | self.last_seen.keys():
@@ -405,6 +429,7 @@ class ZoneState:
                     ids=[str(i) for i in a.get("ids", a["event"]["incident_ids"])]
                     if a["kind"] == "incident"
                     else [],
+                    first=None if a.get("first") is None else int(a["first"]),
                 )
                 for fp, a in data["active"].items()
             }
@@ -473,7 +498,7 @@ class StateMark(NamedTuple):
     """A state's small parts at `ZoneState.mark()`."""
 
     meta: tuple[int | None, int | None]
-    active: dict[str, tuple[AlertEvent, str, int | None, int, tuple[str, ...]]]
+    active: dict[str, tuple[AlertEvent, str, int | None, int, tuple[str, ...], int | None]]
     last_seen: dict[str, tuple[str, int]]
     peaks: dict[str, int]
     episodes: dict[str, int]
@@ -486,6 +511,7 @@ def _active_json(a: ActiveAlert) -> dict[str, Any]:
         "hold_until": a.hold_until,
         "matches": a.matches,
         **({"ids": a.ids} if a.kind == "incident" else {}),
+        **({"first": a.first} if a.first is not None else {}),
     }
 
 
@@ -862,11 +888,11 @@ def _on_incident(
                 value=round(gap_h, 2),
                 threshold=rule.quiet.seconds / 3600,
                 window=str(rule.quiet),
-                starts_at=from_ms(e.ts),
+                starts_at=from_ms(min(e.ts, clock)),  # never in the future: clock skew
                 incident_ids=[e.incident_id],
                 summary=_quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
             )
-            state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until)
+            state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, first=e.ts)
             events.append(event)
             continue
 
@@ -879,16 +905,17 @@ def _on_incident(
         if active is not None:
             active.matches += 1
             active.hold_until = max(active.hold_until or 0, hold_until)
-            since = to_ms(active.event.starts_at)
             update: dict[str, Any] = {}
             if active.matches == 1:  # its only incident: it starts when that one happened
-                since = e.ts  # (a precise report put a day report's event at its hour)
-                update["starts_at"] = from_ms(e.ts)
+                active.first = e.ts  # (a precise report put a day report's event at its hour)
+                update["starts_at"] = from_ms(min(e.ts, clock))  # never in the future
+            else:  # a late report's incident may have happened before the alert started
+                active.first = min(active.first_ms, e.ts)
             summary = (  # one: the incident came back (a new version) or replaced its own
                 f"{_capitalised(_incident_text(incident))}."
                 if active.matches == 1
-                # a late report's incident may have happened before the alert started
-                else f"{_matching(active.matches, rule.name, state.zone, min(since, e.ts))}; "
+                # since the earliest incident the alert holds, whatever its order of arrival
+                else f"{_matching(active.matches, rule.name, state.zone, active.first_ms)}; "
                 f"the last reported: {_incident_text(incident)}."
             )
             update["value"] = float(active.matches)
@@ -909,11 +936,15 @@ def _on_incident(
             value=1.0,
             threshold=1.0,
             window=str(rule.hold),
-            starts_at=from_ms(e.ts),
+            # never later than the clock: an incident dated ahead (clock skew) starts its
+            # alert now, not in the future (Alertmanager held it active until then)
+            starts_at=from_ms(min(e.ts, clock)),
             incident_ids=[e.incident_id],
             summary=f"{_capitalised(_incident_text(incident))}.",
         )
-        state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, ids=[e.incident_id])
+        state.active[fp] = ActiveAlert(
+            event, rule.kind, hold_until=hold_until, ids=[e.incident_id], first=e.ts
+        )
         events.append(event)
 
 
@@ -932,9 +963,10 @@ def _keep_quiet_breaker(
     """A new version of an incident of a firing quiet-broken alert. The one that broke the
     quiet (the alert starts at its time) stays first, and where its time moved (a precise
     report joined a day report), the alert starts then and its quiet is measured to then."""
+    assert state.clock is not None
     ids = [i for i in active.event.incident_ids if i != e.incident_id]
     was = state._was.get(e.incident_id)
-    starts = to_ms(active.event.starts_at)
+    starts = active.first_ms  # the breaker's time (`starts_at` may be the clock's, earlier)
     if was is None or was.ts != starts or was.ts == e.ts:  # not the breaker, or not moved
         ids = _append_id(ids, e.incident_id)
         active.event = active.event.model_copy(update={"incident_ids": ids})
@@ -942,10 +974,11 @@ def _keep_quiet_breaker(
     active.hold_until = max(active.hold_until or 0, e.ts + rule.hold.seconds * 1000)
     quiet_from = starts - round(active.event.value * 3_600_000)  # to 18 s: `value` is rounded
     gap = e.ts - quiet_from
+    active.first = e.ts
     active.event = active.event.model_copy(
         update={
             "incident_ids": [e.incident_id, *ids][:MAX_INCIDENT_IDS],
-            "starts_at": from_ms(e.ts),
+            "starts_at": from_ms(min(e.ts, state.clock)),
             "value": round(gap / 3_600_000, 2),
             "summary": _quiet_summary(rule, state.zone, active.event.labels, gap, incident),
         }
@@ -1383,10 +1416,13 @@ def _resolve(
             summary = f"Resolved: {check.summary}"
         if ends_at is None:
             continue
+        # `starts_at` is never after the clock that fired it, so `ends_at` is the moment it
+        # resolved; a state from before that was so may hold one after: it starts then
         resolved = event.model_copy(
             update={
                 "status": "resolved",
-                "ends_at": from_ms(max(ends_at, to_ms(event.starts_at))),
+                "starts_at": from_ms(min(to_ms(event.starts_at), ends_at)),
+                "ends_at": from_ms(ends_at),
                 "summary": summary,
             }
         )

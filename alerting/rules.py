@@ -31,6 +31,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -61,6 +62,12 @@ _DAY = 86_400
 #: The longest duration a rule may give: ten years (a 3-year lookback is the longest shipped);
 #: beyond, times computed from it leave what a date can hold.
 MAX_DURATION_SECONDS = 3650 * _DAY
+
+
+#: Validation context key: the file loader (`parse_rules`) makes the checks across rules
+#: itself (duplicate names, counts against max_incidents_per_zone), so that they run beside
+#: the schema's errors and name the line and rule; `RuleSet` built otherwise makes them.
+_LOADER_CHECKS = "loader_checks"
 
 
 class RuleFileError(ValueError):
@@ -333,7 +340,9 @@ class RuleSet(BaseModel):
 
     @field_validator("rules")
     @classmethod
-    def _unique_names(cls, value: list[Any]) -> list[Any]:
+    def _unique_names(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        if _LOADER_CHECKS in (info.context or {}):
+            return value  # `parse_rules` checks it itself, with the line of each rule
         seen: set[str] = set()
         for rule in value:
             if rule.name in seen:
@@ -342,7 +351,9 @@ class RuleSet(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _counts_fit(self) -> RuleSet:
+    def _counts_fit(self, info: ValidationInfo) -> RuleSet:
+        if _LOADER_CHECKS in (info.context or {}):
+            return self  # `parse_rules` checks it itself, with the line of each rule
         cap = self.max_incidents_per_zone
         for r in self.rules:
             counts: list[int] = []
@@ -483,22 +494,120 @@ def parse_rules(
     # (`x-held: &held {hold: 6h}`, then `<<: *held` in a rule)
     data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     try:
-        ruleset = RuleSet.model_validate(data)
+        root = yaml.compose(text, Loader=_UniqueKeys)
+    except yaml.YAMLError:  # it loaded: not expected
+        root = None
+    # Every error of the file in one pass: the schema's, and the checks across rules
+    # (duplicate names, unknown zones, counts) on every rule they can be made on.
+    errors: list[tuple[int | None, str]] = []
+    ruleset: RuleSet | None = None
+    try:
+        ruleset = RuleSet.model_validate(data, context={_LOADER_CHECKS: True})
     except ValidationError as exc:
-        raise RuleFileError(_describe(exc, data, source, text)) from None
-    if known_zones is not None:
-        unknown = sorted(ruleset.zones_named() - set(known_zones))
-        if unknown:
-            raise RuleFileError(
-                f"rule file {source}: unknown zone(s) {', '.join(map(repr, unknown))}; "
-                f"the zone catalogue has {', '.join(sorted(known_zones))}"
-            )
-        if ruleset.theatre_fatality_rules and THEATRE in known_zones:
-            raise RuleFileError(
-                f"rule file {source}: the zone catalogue has a zone called {THEATRE!r}, the "
-                "label reserved for alerts over the whole theatre (scope: theatre)"
-            )
+        errors += _describe(exc, data, root)
+    errors += _cross_check(data, root, known_zones)
+    if errors:
+        # (stable: within a line, in the order found)
+        errors.sort(key=lambda e: -1 if e[0] is None else e[0])
+        lines = [f"{'' if line is None else f'line {line}: '}{msg}" for line, msg in errors]
+        head = f"rule file {source}: {len(lines)} error{'s' if len(lines) != 1 else ''}"
+        raise RuleFileError(head + "\n  " + "\n  ".join(lines))
+    assert ruleset is not None
     return ruleset
+
+
+_RULE_ADAPTER: TypeAdapter[AnyRule] = TypeAdapter(Rule)
+
+
+def _where(raw: object, index: int) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"rule {name!r} (rules[{index}])" if name else f"rules[{index}]"
+
+
+def _cross_check(
+    data: dict[str, Any], root: yaml.Node | None, known_zones: Collection[str] | None
+) -> list[tuple[int | None, str]]:
+    """The checks across the rules of a file, made on every rule they can be made on,
+    whatever errors the others have: a name used before, a zone the catalogue lacks (by
+    the text of the rule), a count beyond `max_incidents_per_zone` (on the rules that are
+    valid), a theatre rule beside a zone called `theatre`."""
+    raw_rules = data.get("rules")
+    if not isinstance(raw_rules, list):
+        return []
+    out: list[tuple[int | None, str]] = []
+    first: dict[str, int] = {}
+    for index, raw in enumerate(raw_rules):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            before = first[name]
+            at = _line_of(root, ["rules", before, "name"])
+            out.append(
+                (
+                    _line_of(root, ["rules", index, "name"]),
+                    f"{_where(raw, index)}: name: rule name {name!r} is used twice (first by "
+                    f"rules[{before}]{'' if at is None else f', line {at}'})",
+                )
+            )
+        else:
+            first[name] = index
+    if known_zones is not None:
+        known = set(known_zones)
+        for index, raw in enumerate(raw_rules):
+            if not isinstance(raw, dict):
+                continue
+            named: list[tuple[list[str | int], object]] = []
+            match = raw.get("match")
+            zones = match.get("zone") if isinstance(match, dict) else None
+            if isinstance(zones, list):
+                named += [(["match", "zone", j], z) for j, z in enumerate(zones)]
+            overrides = raw.get("overrides")
+            if isinstance(overrides, dict):
+                named += [(["overrides", z], z) for z in overrides]
+            for path, zone in named:
+                if isinstance(zone, str) and zone not in known:
+                    field = "match.zone" if path[0] == "match" else "overrides"
+                    out.append(
+                        (
+                            _line_of(root, ["rules", index, *path]),
+                            f"{_where(raw, index)}: {field}: unknown zone {zone!r}; the "
+                            f"zone catalogue has {', '.join(sorted(known))}",
+                        )
+                    )
+    cap_given = data.get("max_incidents_per_zone", DEFAULT_MAX_INCIDENTS_PER_ZONE)
+    cap = cap_given if isinstance(cap_given, int) and not isinstance(cap_given, bool) else None
+    theatre = False
+    for index, raw in enumerate(raw_rules):
+        try:
+            r = _RULE_ADAPTER.validate_python(raw)
+        except ValidationError:
+            continue  # its own errors are the schema's
+        theatre = theatre or (
+            isinstance(r, FatalityPeakRule) and r.enabled and r.scope == "theatre"
+        )
+        counts: list[int] = []
+        if isinstance(r, ThresholdRule):
+            counts = [r.threshold, *r.overrides.values()]
+        elif isinstance(r, EscalationRule):
+            counts = [r.min_count]
+        if cap is not None and cap >= 100 and counts and max(counts) > cap:
+            out.append(
+                (
+                    _line_of(root, ["rules", index]),
+                    f"{_where(raw, index)}: it needs {max(counts)} incidents, "
+                    f"more than max_incidents_per_zone ({cap}) lets a zone remember",
+                )
+            )
+    if theatre and known_zones is not None and THEATRE in known_zones:
+        out.append(
+            (
+                None,
+                f"the zone catalogue has a zone called {THEATRE!r}, the label reserved for "
+                "alerts over the whole theatre (scope: theatre)",
+            )
+        )
+    return out
 
 
 def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
@@ -521,12 +630,10 @@ def _line_of(root: yaml.Node | None, path: list[str | int]) -> int | None:
     return line
 
 
-def _describe(exc: ValidationError, data: dict[str, Any], source: str, text: str = "") -> str:
-    lines = []
-    try:
-        root = yaml.compose(text, Loader=_UniqueKeys) if text else None
-    except yaml.YAMLError:  # it loaded: not expected
-        root = None
+def _describe(
+    exc: ValidationError, data: dict[str, Any], root: yaml.Node | None
+) -> list[tuple[int | None, str]]:
+    lines: list[tuple[int | None, str]] = []
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
         line = None
@@ -565,7 +672,5 @@ def _describe(exc: ValidationError, data: dict[str, Any], source: str, text: str
             if isinstance(given, str | int | float) and repr(given) not in message:
                 message += f" (got {given!r})"
         parts = [p for p in (where, field) if p]
-        at = "" if line is None else f"line {line}: "
-        lines.append(f"{at}{': '.join(parts) or 'file'}: {message}")
-    head = f"rule file {source}: {len(lines)} error{'s' if len(lines) != 1 else ''}"
-    return head + "\n  " + "\n  ".join(lines)
+        lines.append((line, f"{': '.join(parts) or 'file'}: {message}"))
+    return lines

@@ -70,7 +70,18 @@ class Settings(BaseSettings):
     gazetteer: Path | None = None  # named places; default: the shipped gazetteer
     rules: Path | None = None  # alert rules YAML; default: the shipped rule set
 
-    api_token: str | None = None  # bearer token for POST /api/v1/reports
+    #: Bearer token for POST /api/v1/reports, for every source; the workers also send it
+    #: each other on their `scope=local` queries (streams/web/tokens.py).
+    api_token: str | None = None
+    #: A YAML file of tokens scoped by source (`name`, `token`, `sources`: globs), read at
+    #: start: a POST with one may carry reports of those sources only (403 otherwise).
+    api_tokens_file: Path | None = None
+    #: `run` refuses to listen on an address other than loopback with no token (anyone
+    #: reaching it could post reports and fire alerts) unless this says it is meant.
+    anonymous_post: bool = False
+    #: Host names (comma-separated; `*.example.org`, `*`) the API answers to besides its
+    #: own (streams/web/hosts.py); a request naming another is 421 (DNS rebinding).
+    allowed_hosts: str | None = None
     #: Origins (`https://host[:port]`, comma-separated) whose web pages may POST reports.
     #: Unset: a POST with an `Origin` header (or `Sec-Fetch-Site` other than `none`), which
     #: only browsers send, is refused 403 (docs/operations.md, "Running securely").
@@ -127,6 +138,8 @@ class Settings(BaseSettings):
         "advertised_url",
         "alertmanager_url",
         "api_token",
+        "api_tokens_file",
+        "allowed_hosts",
         "sasl_username",
         "sasl_password",
         "ssl_cafile",
@@ -150,14 +163,26 @@ class Settings(BaseSettings):
         an `Authorization` header: refused here rather than at every request."""
         if value is None:
             return None
+        from streams.web.tokens import bad_character
+
         token = value.strip()
-        bad = next((c for c in token if c.isspace() or not c.isprintable()), None)
+        bad = bad_character(token)
         if bad is not None:
-            raise ValueError(
-                f"the token holds U+{ord(bad):04X} at position {token.index(bad) + 1}: "
-                "a bearer token is one word of printable characters"
-            )
+            raise ValueError(bad)
         return token
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str | None) -> str | None:
+        from streams.web.hosts import allowed_name_problem
+
+        if value is None:
+            return None
+        for item in value.split(","):
+            problem = allowed_name_problem(item) if item.strip() else None
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("post_origins")
     @classmethod

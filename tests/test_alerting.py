@@ -219,7 +219,8 @@ def test_default_rules_name_only_catalogue_zones() -> None:
         (
             "rules:\n  - {name: a, kind: incident, severity: high}\n"
             "  - {name: a, kind: incident, severity: low}",
-            "rules: rule name 'a' is used twice",
+            "line 3: rule 'a' (rules[1]): name: rule name 'a' is used twice (first by "
+            "rules[0], line 2)",
         ),
         (
             "rules:\n  - {kind: incident, severity: high}",
@@ -233,7 +234,8 @@ def test_default_rules_name_only_catalogue_zones() -> None:
         (
             "max_incidents_per_zone: 100\nrules:\n  - {name: big, kind: threshold, window: 1h,"
             " threshold: 500, severity: high}",
-            "rule 'big' needs 500 incidents, more than max_incidents_per_zone (100)",
+            "line 3: rule 'big' (rules[0]): it needs 500 incidents, more than "
+            "max_incidents_per_zone (100)",
         ),
         ("rules: [\n  - name: a", "not valid YAML at line"),
         # a key given twice: PyYAML kept the last, so a second `rules:` section dropped
@@ -287,7 +289,10 @@ def test_rule_file_missing_and_unknown_zones(tmp_path: Path) -> None:
         " overrides: {lachin-coridor: 2}}\n"
     )
     assert load_rules(path).rules[0].name == "s"
-    with pytest.raises(RuleFileError, match=r"unknown zone\(s\) 'lachin-coridor'"):
+    with pytest.raises(
+        RuleFileError,
+        match=r"line 2: rule 's' \(rules\[0\]\): overrides: unknown zone 'lachin-coridor'",
+    ):
         load_rules(path, known_zones={"lachin-corridor", "shusha"})
 
 

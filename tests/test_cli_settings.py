@@ -107,6 +107,7 @@ def test_run_writes_a_log_without_cursor_codes_or_wrapped_lines(tmp_path: Path, 
         "CEASEFIRE_DATA_DIR": str(tmp_path / "data"),
         "CEASEFIRE_INGEST_PROCESS": "false",
         "CEASEFIRE_IDENTITY_PROCESS": "false",
+        "CEASEFIRE_ANONYMOUS_POST": "true",  # `::` without a token: on purpose here
         "COLUMNS": "80",
     }
     with out_path.open("w") as out, err_path.open("w") as err:

@@ -83,7 +83,7 @@ async def _answer(streams: Streams) -> bytes:
 
 async def _zones(port: int, source: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    writer.write(b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /api/v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     try:
         return await _answer((reader, writer))
     finally:

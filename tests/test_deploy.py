@@ -9,6 +9,7 @@ that needs one is skipped only when that binary is missing.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -431,10 +432,62 @@ def test_grafana_provisioning_matches_the_compose_mounts() -> None:
 
 
 # -- compose and Dockerfile ------------------------------------------------------------
-def test_docker_compose_config_is_valid() -> None:
+def compose_config(token: str | None) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config -q` with CEASEFIRE_API_TOKEN set to `token` (None: unset)."""
     compose = need("docker-compose")
-    r = run(compose, "-f", ROOT / "docker-compose.yml", "config", "-q")
+    env = {k: v for k, v in os.environ.items() if k != "CEASEFIRE_API_TOKEN"}
+    if token is not None:
+        env["CEASEFIRE_API_TOKEN"] = token
+    return subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_docker_compose_config_is_valid() -> None:
+    r = compose_config("a-token")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("token", [None, ""])
+def test_the_compose_stack_needs_a_token(token: str | None) -> None:
+    """The workers listen on every address of their network: without a token anyone there
+    could post reports (and `run` refuses to start so). Compose says it at once."""
+    r = compose_config(token)
+    assert r.returncode != 0
+    assert "set CEASEFIRE_API_TOKEN" in r.stdout + r.stderr
+
+
+def test_the_compose_workers_answer_the_names_prometheus_and_their_peers_use() -> None:
+    """The API answers 421 to a host name not its own nor allowed (DNS rebinding):
+    Prometheus scrapes, and the peers ask, by service name."""
+    from streams.web.hosts import allowed_hosts
+
+    targets = {
+        t
+        for sc in load(PROM / "prometheus.yml")["scrape_configs"]
+        if sc["job_name"] == "ceasefire-monitor"
+        for c in sc["static_configs"]
+        for t in c["targets"]
+    }
+    services = load(ROOT / "docker-compose.yml")["services"]
+    workers = [services[n] for n in ("worker-1", "worker-2")]
+    peers = {w["environment"]["CEASEFIRE_ADVERTISED_URL"].split("//")[1] for w in workers}
+    for w in workers:
+        env = w["environment"]
+        assert env["CEASEFIRE_API_TOKEN"].startswith("${CEASEFIRE_API_TOKEN:?")
+        allowed = allowed_hosts(
+            env["CEASEFIRE_WEB_HOST"],
+            env["CEASEFIRE_ADVERTISED_URL"],
+            env["CEASEFIRE_ALLOWED_HOSTS"],
+        )
+        for host in targets | peers | {"localhost:6066", "127.0.0.1:6066"}:
+            assert allowed.allows(host), host
+        assert not allowed.allows("attacker.example:6066")
 
 
 def test_compose_stack_shape() -> None:

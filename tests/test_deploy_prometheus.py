@@ -196,6 +196,29 @@ def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
     assert empty == []
 
 
+@pytest.mark.parametrize("window", ["1h", "24h", "7d", "30d", "all"])
+def test_every_panel_query_returns_data_at_every_window(
+    prometheus: Prometheus, window: str
+) -> None:
+    """Each value of the analyst's custom variables, not only `.*`: with `$window` = all,
+    "Last $window against the window before" had No data (no previous window for `all`);
+    it is on `$compare` now, which has no `all`."""
+    from deploy.grafana.build import TEST_SUBSTITUTIONS, panel_queries, substitute
+    from deploy.grafana.dashboards_src.analyst import GAUGE_WINDOWS, WINDOWS
+
+    assert window in GAUGE_WINDOWS
+    values = {**TEST_SUBSTITUTIONS, "$window": window}
+    if window in WINDOWS:
+        values["$compare"] = window
+    empty = []
+    for dashboard, title, expr in panel_queries():
+        if ("$window" in expr or "$compare" in expr) and not prometheus.query(
+            substitute(expr, values)
+        ):
+            empty.append(f"{dashboard}: {title}: {substitute(expr, values)}")
+    assert empty == []
+
+
 def test_the_zone_variable_lists_the_zones_and_the_theatre(prometheus: Prometheus) -> None:
     """What Grafana asks for `label_values(SELECTOR, zone)`: the label's values over the
     series the selector matches."""

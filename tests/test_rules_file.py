@@ -157,3 +157,63 @@ rules:
         "line 10: rule 'e' (rules[2]): factor: ",
         "line 10: rule 'e' (rules[2]): min_coun",
     ], message
+
+
+def test_a_duplicate_name_gives_the_line_and_index_of_the_second() -> None:
+    """It said `rules: rule name 'a' is used twice`, without the line or the rule."""
+    text = """\
+rules:
+  - name: a
+    kind: incident
+    severity: high
+  - name: b
+    kind: incident
+    severity: low
+  - name: a
+    kind: incident
+    severity: low
+"""
+    err = error_of(text)
+    assert "1 error\n" in err
+    assert (
+        "line 8: rule 'a' (rules[2]): name: rule name 'a' is used twice (first by rules[0], "
+        "line 2)" in err
+    )
+
+
+def test_every_independent_error_of_a_file_is_reported_in_one_pass() -> None:
+    """A bad category and an unknown zone in one rule, and a name used twice and a count
+    beyond the zone's memory in others: the cross-checks ran only once the schema's errors
+    were gone, so only the category was reported, and the next run found the zone."""
+    text = """\
+max_incidents_per_zone: 100
+rules:
+  - name: a
+    kind: incident
+    severity: high
+    match:
+      category: [shelling]
+      zone: [shusha, atlantis]
+  - name: big
+    kind: threshold
+    window: 1h
+    threshold: 500
+    severity: high
+  - name: a
+    kind: incident
+    severity: low
+"""
+    with pytest.raises(RuleFileError) as exc:
+        parse_rules(text, source="my-rules.yaml", known_zones={"shusha", "lachin-corridor"})
+    err = str(exc.value)
+    assert err.startswith("rule file my-rules.yaml: 4 errors\n")
+    lines = err.splitlines()[1:]
+    assert lines[0].startswith("  line 7: rule 'a' (rules[0]): match.category.0: Input should be")
+    assert lines[1:] == [
+        "  line 8: rule 'a' (rules[0]): match.zone: unknown zone 'atlantis'; the zone "
+        "catalogue has lachin-corridor, shusha",
+        "  line 9: rule 'big' (rules[1]): it needs 500 incidents, more than "
+        "max_incidents_per_zone (100) lets a zone remember",
+        "  line 14: rule 'a' (rules[2]): name: rule name 'a' is used twice (first by "
+        "rules[0], line 3)",
+    ]

@@ -47,11 +47,12 @@ def test_a_worker_s_api_closes_silent_trickling_and_slow_body_clients_and_serves
             trickling = await asyncio.open_connection("127.0.0.1", port)
             trickling[1].write(b"GET /healthz HTTP/1.1\r\n")
             kept = await asyncio.open_connection("127.0.0.1", port)
-            kept[1].write(b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\n\r\n")
+            kept[1].write(b"GET /api/v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             body = json.dumps([report(1)]).encode()
             slow_body = await asyncio.open_connection("127.0.0.1", port)
             slow_body[1].write(
-                b"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /api/v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
                 + f"Authorization: {AUTH['Authorization']}\r\n".encode()
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:10]
@@ -72,7 +73,9 @@ def test_a_worker_s_api_closes_silent_trickling_and_slow_body_clients_and_serves
             assert asyncio.get_running_loop().time() - opened < 5
             # and a client that says what it wants is served as ever
             fresh = await asyncio.open_connection("127.0.0.1", port)
-            fresh[1].write(b"GET /api/v1/zones HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            fresh[1].write(
+                b"GET /api/v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
             assert (await _read_all(fresh[0], 3)).startswith(b"HTTP/1.1 200")
             for _, writer in (silent, trickling, kept, slow_body, fresh):
                 writer.close()

@@ -57,11 +57,32 @@ async def post_blob(client: Client, headers: dict[str, str]) -> tuple[int, Any]:
     ],
 )
 async def test_a_post_from_a_web_page_is_403_and_publishes_nothing(headers: dict[str, str]) -> None:
-    async with serve() as (client, producer):
+    # any host name allowed (CEASEFIRE_ALLOWED_HOSTS=*): the page is still refused
+    async with serve(allowed_hosts="*") as (client, producer):
         status, body = await post_blob(client, headers)
         assert status == 403, body
         assert "from a web page is refused" in body["error"]
         assert "CEASEFIRE_POST_ORIGINS" in body["error"]
+        assert producer.sent == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "attacker.example:6066", "Origin": "http://attacker.example:6066"},
+        {"Host": "attacker.example:6066", "Sec-Fetch-Site": "same-origin"},
+        {"Host": "worker-1.internal:6066"},
+    ],
+)
+async def test_a_post_under_a_name_the_worker_does_not_answer_to_is_421(
+    headers: dict[str, str],
+) -> None:
+    """DNS rebinding (or a name not in CEASEFIRE_ALLOWED_HOSTS): refused before the Origin
+    check, on every route (tests/test_web_hosts.py)."""
+    async with serve() as (client, producer):
+        status, body = await post_blob(client, headers)
+        assert status == 421, body
+        assert "CEASEFIRE_ALLOWED_HOSTS" in body["error"]
         assert producer.sent == []
 
 
@@ -95,7 +116,7 @@ async def test_a_refused_page_is_told_before_it_uploads_the_body() -> None:
     ],
 )
 async def test_reporting_systems_still_post_without_a_content_type(headers: dict[str, str]) -> None:
-    async with serve() as (client, producer):
+    async with serve(allowed_hosts="*.internal") as (client, producer):
         status, body = await post_blob(client, headers)
         assert status == 202, body
         assert len(producer.on(REPORTS)) == 1

@@ -46,6 +46,7 @@ TEST_SUBSTITUTIONS: dict[str, str] = {
     "$zone": ".*",
     "$party": ".*",
     "$window": ".*",
+    "$compare": "24h",
     "$job": ".*",
     "$instance": ".*",
 }
@@ -90,8 +91,8 @@ def _all_panels(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def panel_queries() -> list[tuple[str, str, str]]:
     """Every query of every panel: (dashboard file stem, panel title, PromQL expr).
 
-    Grafana variables are left in the expressions (`$zone`, `$party`, `$window`, `$job`,
-    `$instance`, `$__rate_interval`, `$__range`); TEST_SUBSTITUTIONS turns them into
+    Grafana variables are left in the expressions (`$zone`, `$party`, `$window`, `$compare`,
+    `$job`, `$instance`, `$__rate_interval`, `$__range`); TEST_SUBSTITUTIONS turns them into
     plain PromQL. Row panels carry no query and are skipped.
     """
     out: list[tuple[str, str, str]] = []

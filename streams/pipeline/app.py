@@ -47,11 +47,18 @@ from streams.pipeline.zero_series import start_worker_at_zero, start_zones_at_ze
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
 from streams.web.api import register_api
-from streams.web.fanout import refresh_window_gauges
+from streams.web.fanout import Incomplete, check_covered, partition_owners, refresh_window_gauges
 
 log = logging.getLogger(__name__)
 
 WINDOW_GAUGE_INTERVAL = 15.0
+#: As the worker becomes ready, the window gauges are refreshed once before it says so (a
+#: restarted worker exported none, or zeros, until the timer's first ticks, 20-30 s: the
+#: dashboards dipped to zero at every restart and failover): retried this often while the
+#: partitions' owners are not all known yet, for at most FIRST_GAUGES_BOUND seconds, then
+#: ready anyway (the timer goes on).
+FIRST_GAUGES_RETRY = 0.5
+FIRST_GAUGES_BOUND = 10.0
 #: How often ingest learns how far behind the stages are (`Ingest.pace`).
 PACE_INTERVAL = 0.5
 #: How often the worker asks the broker for its metadata, and after how many unanswered
@@ -89,6 +96,10 @@ class Monitor:
         #: Readiness of ingest and of the identity stage when it runs in a process of its
         #: own (an identity stage in this process has its own `ready`).
         self._feeders = {"ingest": False, "identity": not settings.identity_process}
+        #: Whether the window gauges were refreshed since the worker was last not ready,
+        #: and the refresh that readiness waits for (`update_ready`).
+        self._gauges_fresh = False
+        self._first_gauges: asyncio.Task[None] | None = None
 
         limit_malloc_arenas()  # before the worker's threads start (tuning.py)
         s = settings
@@ -194,8 +205,9 @@ class Monitor:
 
     def update_ready(self) -> None:
         """Ready: ingest runs, every stage holds the recovered state of the partitions it
-        owns, and no partition is stalled. Cleared while partitions move."""
-        self.ready = (
+        owns, and no partition is stalled, and then the window gauges were refreshed once
+        (bounded: `_refresh_gauges_first`). Cleared while partitions move."""
+        ready = (
             self.broker_gone_at_stop is None  # a stopping worker takes no more requests
             # an identity process is ready only with no stalled partition
             and all(self._feeders.values())
@@ -203,6 +215,11 @@ class Monitor:
             and not any(i.stalled for i in self._stage_inputs())
             and self.broker_misses < BROKER_DOWN_AFTER
         )
+        if not ready:
+            self._gauges_fresh = False
+        elif not self._gauges_fresh and self._start_first_gauges():
+            ready = False  # once they are refreshed (it calls this again)
+        self.ready = ready
         if self.ready:
             self.started = True
         metrics.WORKER_READY.set(1 if self.ready else 0)
@@ -215,6 +232,8 @@ class Monitor:
         out = ["nothing: the worker is stopping"] if self.broker_gone_at_stop is not None else []
         out += [name for name, ready in self._feeders.items() if not ready]
         out += [f"{stage.input.topic} state" for stage in self.local if not stage.ready.is_set()]
+        if self._first_gauges is not None and not self._first_gauges.done():
+            out.append("window gauges (refreshed once before ready)")
         out += [
             f"{topic} partitions {sorted(parts)} stalled" for topic, parts in self.stalled().items()
         ]
@@ -305,6 +324,64 @@ class Monitor:
 
     async def _refresh_window_gauges(self) -> None:
         await refresh_window_gauges(self)
+
+    def _start_first_gauges(self) -> bool:
+        """Start the refresh readiness waits for, unless one runs; False: none can run (no
+        event loop), readiness does not wait."""
+        if self._first_gauges is None or self._first_gauges.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._gauges_fresh = True
+                return False
+            self._first_gauges = loop.create_task(self._refresh_gauges_first())
+        return True
+
+    async def _refresh_gauges_first(self) -> None:
+        try:
+            await first_window_gauges(
+                self._refresh_window_gauges,
+                lambda: check_covered(self, partition_owners(self)),
+                retry=FIRST_GAUGES_RETRY,
+                bound=FIRST_GAUGES_BOUND,
+            )
+        finally:
+            self._gauges_fresh = True
+            self.update_ready()
+
+
+async def first_window_gauges(
+    refresh: Callable[[], Awaitable[None]],
+    covered: Callable[[], None],
+    *,
+    retry: float,
+    bound: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """Refresh the window gauges once the partitions' owners are all known (`covered`
+    raises `Incomplete` until then: the refresh would keep the gauges as they are, none
+    on a restarted worker), asking again every `retry` s; within `bound` s in all.
+    Whether it refreshed them."""
+
+    async def attempt() -> None:
+        while True:
+            try:
+                covered()
+            except Incomplete:
+                await sleep(retry)
+                continue
+            await refresh()
+            return
+
+    try:
+        await asyncio.wait_for(attempt(), bound)
+    except TimeoutError:
+        log.warning("window gauges not refreshed within %.0f s of becoming ready", bound)
+        return False
+    except Exception:
+        log.exception("window gauges not refreshed as the worker became ready")
+        return False
+    return True
 
 
 async def broker_gone(misses: int, probe: Callable[[], Awaitable[bool]]) -> bool:

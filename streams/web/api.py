@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -57,6 +56,8 @@ from streams.web.fanout import (
     local_rows,
     local_series,
 )
+from streams.web.hosts import allowed_hosts, host_check
+from streams.web.hosts import refuse as misdirected
 from streams.web.incidents import (
     DEFAULT_LIMIT,
     IncidentQuery,
@@ -71,6 +72,15 @@ from streams.web.series import SeriesQuery, parse_series
 from streams.web.series import document as series_document
 from streams.web.series import to_csv as series_csv
 from streams.web.server_log import quiet_client_errors
+from streams.web.tokens import (
+    EVERY_SOURCE,
+    Poster,
+    Tokens,
+    claimed_source,
+    configured_tokens,
+    first_outside,
+    outside_message,
+)
 
 if TYPE_CHECKING:
     from streams.web.worker_view import WorkerView
@@ -160,11 +170,14 @@ def with_headers(response: web.Response, headers: Mapping[str, str]) -> web.Resp
     return response
 
 
-def unauthorized(header: str | None) -> web.Response:
+def unauthorized(header: str | None, *, scoped: bool = False) -> web.Response:
     """401 with the challenge of RFC 6750: `error="invalid_token"` when a bearer token was
-    sent but is not the one configured, a bare `Bearer` when none was sent."""
+    sent but is not the one configured, a bare `Bearer` when none was sent. `scoped`: the
+    tokens of CEASEFIRE_API_TOKENS_FILE are taken too."""
     scheme, _, credentials = (header or "").strip().partition(" ")
-    how = "send the token this worker is configured with (CEASEFIRE_API_TOKEN) as "
+    which = "CEASEFIRE_API_TOKEN, or one of CEASEFIRE_API_TOKENS_FILE" if scoped else ""
+    which = which or "CEASEFIRE_API_TOKEN"
+    how = f"send the token this worker is configured with ({which}) as "
     how += "Authorization: Bearer <token>"
     if scheme.lower() == "bearer" and credentials.strip(" \t"):
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -336,11 +349,7 @@ def _series_csv_bytes(query: SeriesQuery, buckets: list[list[Row]]) -> bytes:
 def bearer_matches(header: str | None, token: str) -> bool:
     """Whether an Authorization header carries `token` with the Bearer scheme, whose name
     is case-insensitive (RFC 7235). The token itself is compared in constant time."""
-    scheme, _, credentials = (header or "").strip().partition(" ")
-    # surrogatepass: never fails, whatever the header decoded to
-    given = credentials.strip(" \t").encode("utf-8", "surrogatepass")
-    matches = hmac.compare_digest(given, token.encode("utf-8", "surrogatepass"))
-    return scheme.lower() == "bearer" and matches
+    return Tokens(master=token).poster(header) is not None
 
 
 def browser_problem(
@@ -501,6 +510,29 @@ def examine_body(
     ]
 
 
+def item_sources(examined: list[Accepted | Rejected] | Refused) -> list[tuple[int, str]]:
+    """(index, source) of each item of a body that names its source: an accepted report's,
+    and a rejected item's string `source` (it would be dead-lettered under that name).
+    Items that are no JSON object, or without a string `source`, name none."""
+    if isinstance(examined, Refused):
+        items: list[Accepted | Rejected] = [] if examined.dead is None else [examined.dead]
+    else:
+        items = examined
+    named = []
+    for item in items:
+        source = item.source if isinstance(item, Accepted) else claimed_source(item.raw)
+        if source is not None:
+            named.append((item.index, source))
+    return named
+
+
+def outside_scope(
+    examined: list[Accepted | Rejected] | Refused, poster: Poster
+) -> tuple[int, str] | None:
+    """The first item's (index, source) of a body that `poster` may not post."""
+    return first_outside(item_sources(examined), poster)
+
+
 def http_dead_letter(item: Rejected, received: datetime) -> bytes:
     """The dead-letter record of a rejected item: its bytes as sent, bounded (see
     DEAD_LETTER_KEEP) so that the record always fits a Kafka message."""
@@ -538,8 +570,13 @@ class Api:
         #: Heavy requests answered at once: clients', and peers' `scope=local` ones.
         self.heavy = HeavyRequests(HEAVY_AT_ONCE)
         self.peer_heavy = HeavyRequests(PEER_HEAVY_AT_ONCE)
+        s = monitor.settings
+        #: Who may post: CEASEFIRE_API_TOKEN and CEASEFIRE_API_TOKENS_FILE (read once).
+        self.tokens = configured_tokens(s.api_token, s.api_tokens_file)
+        #: The names a request may carry as its Host (DNS rebinding: 421 otherwise).
+        self.hosts = allowed_hosts(s.web_host, s.advertised_url, s.allowed_hosts)
         self.web = web.Application(
-            client_max_size=monitor.settings.max_body_bytes, middlewares=[json_errors]
+            client_max_size=s.max_body_bytes, middlewares=[host_check(self.hosts), json_errors]
         )
         self.web.add_routes(
             [
@@ -582,10 +619,17 @@ class Api:
         return None
 
     def _authorized(self, request: web.Request) -> bool:
-        token = self.monitor.settings.api_token
+        """Whether a peer's `scope=local` request carries CEASEFIRE_API_TOKEN (the token
+        the workers send each other; a scoped token is for posting), when one is set."""
+        token = self.tokens.master
         if not token:
             return True
         return bearer_matches(request.headers.get("Authorization"), token)
+
+    def _poster(self, request: web.Request) -> Poster | None:
+        """Who posts, by the request's token (every source when no token is configured);
+        None when its token is not one taken here."""
+        return self.tokens.poster(request.headers.get("Authorization"))
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: 200 once the worker first became ready, and for as long as it runs,
@@ -854,8 +898,9 @@ class Api:
         )
         if problem is not None:
             return error(403, problem)
-        if not self._authorized(request):
-            return unauthorized(request.headers.get("Authorization"))
+        if self._poster(request) is None:
+            scoped = bool(self.tokens.scoped)
+            return unauthorized(request.headers.get("Authorization"), scoped=scoped)
         problem = content_type_problem(request.headers.get("Content-Type"))
         if problem is not None:
             return error(415, problem)
@@ -876,7 +921,11 @@ class Api:
         return None
 
     async def _expect(self, request: web.Request) -> web.Response | None:
-        """`Expect: 100-continue`: refuse before the client uploads the body, or invite it."""
+        """`Expect: 100-continue`: refuse before the client uploads the body, or invite it.
+        (aiohttp calls this before the middlewares: the Host check is made here too.)"""
+        host = request.headers.get("Host")
+        if host is not None and not self.hosts.allows(host):
+            return misdirected(host)
         refusal = self._refuse_by_headers(request)
         if refusal is not None:
             return refusal
@@ -920,6 +969,19 @@ class Api:
         examined = await asyncio.to_thread(
             examine_body, body, received=received, classifier=self.monitor.classifier
         )
+        # taken by `_refuse_by_headers`; with no scoped token, for every source
+        poster = (self._poster(request) if self.tokens.scoped else None) or EVERY_SOURCE
+        if poster.sources is not None:  # a scoped token: every source it names, or nothing
+            outside = await asyncio.to_thread(outside_scope, examined, poster)
+            if outside is not None:
+                index, source = outside
+                return error(
+                    403,
+                    outside_message(poster, index, source),
+                    token=poster.name,
+                    index=index,
+                    source=source,
+                )
         settings = self.monitor.settings
         items = examined if isinstance(examined, list) else []
         dead: list[Rejected] = [i for i in items if isinstance(i, Rejected)]

@@ -7,6 +7,14 @@ window before, and daily trends by event time, so a backfill of history is not a
 the time of the import. Arrival-time rates come from the recording rules of
 deploy/prometheus/recording_rules.yml (`ceasefire:incidents:rate5m` and friends), which
 keep month-long ranges cheap; the Prometheus behind this dashboard must load them.
+
+The counters behind those rates (`ceasefire_incidents_total`, `ceasefire_casualties_total`)
+only add: a report revised from 3 killed to 0, or withdrawn, still counts 3, and an
+incident revised from critical to high stays critical. So every figure that should be the
+corrected one (casualties, tallies) is on the window gauges, which a revision or withdrawal
+corrects as GET /api/v1/tallies does; the few panels left on the counters (categories and
+severities, which the gauges do not carry, and rates by arrival) say in their title and
+description that they count incidents as first reported, by arrival time.
 """
 
 from __future__ import annotations
@@ -35,6 +43,13 @@ WINDOWS = ("1h", "24h", "7d", "30d")
 #: The window gauge's windows: the rolling ones and `all` (since the ceasefire began).
 GAUGE_WINDOWS = (*WINDOWS, "all")
 WINDOW_TITLES = {"all": "Since the ceasefire"}
+#: What the panels left on the counters say of their figures.
+AS_FIRST_REPORTED = (
+    "As first reported, by arrival time: corrections and withdrawals are not subtracted (a "
+    "report revised from 3 killed to 0, or withdrawn, still counts 3; an incident revised "
+    "from critical to high stays critical). Corrected figures: the panels on the monitor's "
+    "tallies (the window gauges) and GET /api/v1/tallies."
+)
 #: The zone variable's values: every zone with incidents, and the zone label of alerts,
 #: which is `theatre` for theatre-wide rules (alerting/rules.py, THEATRE).
 ZONE_VALUES = 'label_values({__name__=~"ceasefire_incidents_total|ceasefire_alerts_firing"}, zone)'
@@ -116,6 +131,14 @@ def build() -> dashboard_b.Dashboard:
             .values(",".join(GAUGE_WINDOWS))
             .current(dashboard_m.VariableOption(selected=True, text="24h", value="24h"))
         )
+        .with_variable(
+            # The window before `all` (since the ceasefire) does not exist: the comparison
+            # has its own variable, without it (with `$window`, `all` showed No data).
+            dashboard_b.CustomVariable("compare")
+            .label("Compared window")
+            .values(",".join(WINDOWS))
+            .current(dashboard_m.VariableOption(selected=True, text="24h", value="24h"))
+        )
         # -- Overview --------------------------------------------------------------
         .with_row(row("Overview"))
         .with_panel(
@@ -153,19 +176,21 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             stat(
-                "Last $window against the window before",
+                "Last $compare against the window before",
                 "Incidents in the rolling window ending now, in the window of the same "
                 "length just before it, and the change (compare=previous of the tallies, "
-                "like the 'previous 24 hours' of a daily report). No figure for `all`.",
+                "like the 'previous 24 hours' of a daily report). The window is the "
+                "'Compared window' variable (1h, 24h, 7d or 30d): since the ceasefire has "
+                "no window before it.",
                 [
-                    Q(f'sum(ceasefire_incidents_window{{window=~"$window", {ZP}}})', "Now"),
+                    Q(f'sum(ceasefire_incidents_window{{window="$compare", {ZP}}})', "Now"),
                     Q(
-                        f'sum(ceasefire_incidents_previous_window{{window=~"$window", {ZP}}})',
+                        f'sum(ceasefire_incidents_previous_window{{window="$compare", {ZP}}})',
                         "Window before",
                     ),
                     Q(
-                        f'sum(ceasefire_incidents_window{{window=~"$window", {ZP}}}) - '
-                        f'sum(ceasefire_incidents_previous_window{{window=~"$window", {ZP}}})',
+                        f'sum(ceasefire_incidents_window{{window="$compare", {ZP}}}) - '
+                        f'sum(ceasefire_incidents_previous_window{{window="$compare", {ZP}}})',
                         "Change",
                     ),
                 ],
@@ -184,18 +209,20 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             stat(
-                "Casualties in the time range",
-                "People killed and wounded in incidents classified during the dashboard's "
-                "time range.",
+                "Casualties in the last $window",
+                "People killed and wounded in the incidents whose event time falls in the "
+                "selected tally window ending now (`all`: since the ceasefire), each "
+                "incident's figure once, as corrected by revisions and withdrawals (the "
+                "monitor's tallies, as GET /api/v1/tallies answers).",
                 [
                     Q(
-                        "sum(increase("
-                        f'ceasefire_casualties_total{{kind="killed", {ZP}}}[$__range]))',
+                        "sum(ceasefire_casualties_window"
+                        f'{{kind="killed", window=~"$window", {ZP}}})',
                         "Killed",
                     ),
                     Q(
-                        "sum(increase("
-                        f'ceasefire_casualties_total{{kind="wounded", {ZP}}}[$__range]))',
+                        "sum(ceasefire_casualties_window"
+                        f'{{kind="wounded", window=~"$window", {ZP}}})',
                         "Wounded",
                     ),
                 ],
@@ -258,9 +285,10 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             timeseries(
-                "Incidents classified per hour by category (arrival time)",
+                "Incidents classified per hour by category (arrival time, as first reported)",
                 "Rate of classified incidents (5-minute average), by violation category, by "
-                "when they reached the monitor: an import of history shows here as a spike.",
+                "when they reached the monitor: an import of history shows here as a spike. "
+                + AS_FIRST_REPORTED,
                 [
                     Q(
                         f"sum by (category) (ceasefire:incidents:rate5m{{{ZP}}}) * 3600",
@@ -273,9 +301,10 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             timeseries(
-                "Incidents classified per hour by severity (arrival time)",
+                "Incidents classified per hour by severity (arrival time, as first reported)",
                 "Rate of classified incidents (5-minute average), by severity, by when they "
-                "reached the monitor: an import of history shows here as a spike.",
+                "reached the monitor: an import of history shows here as a spike. "
+                + AS_FIRST_REPORTED,
                 [
                     Q(
                         "sum by (severity) "
@@ -356,8 +385,9 @@ def build() -> dashboard_b.Dashboard:
         .with_row(row("Casualties"))
         .with_panel(
             timeseries(
-                "Casualties per hour",
-                "People killed and wounded per hour (5-minute average).",
+                "Casualties reported per hour (arrival time, as first reported)",
+                "People killed and wounded per hour (5-minute average), by when their reports "
+                "reached the monitor. " + AS_FIRST_REPORTED,
                 [Q(f"sum by (kind) (ceasefire:casualties:rate5m{{{ZP}}}) * 3600", "{{kind}}")],
                 unit="short",
                 bars=True,
@@ -366,12 +396,14 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             bargauge(
-                "Casualties in the time range by zone",
-                "People killed and wounded in the dashboard's time range, by zone.",
+                "Casualties in the last $window by zone",
+                "People killed and wounded in the incidents of the selected tally window "
+                "(event time; `all`: since the ceasefire), by zone, as corrected by revisions "
+                "and withdrawals (the monitor's tallies).",
                 [
                     Q(
                         "sum by (zone, kind) "
-                        f"(increase(ceasefire_casualties_total{{{ZP}}}[$__range]))",
+                        f'(ceasefire_casualties_window{{window=~"$window", {ZP}}})',
                         "{{zone}} · {{kind}}",
                     )
                 ],
@@ -381,12 +413,14 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             bargauge(
-                "Casualties in the time range by alleged perpetrator",
-                "People killed and wounded in the dashboard's time range, by alleged perpetrator.",
+                "Casualties in the last $window by alleged perpetrator",
+                "People killed and wounded in the incidents of the selected tally window "
+                "(event time; `all`: since the ceasefire), by alleged perpetrator, as "
+                "corrected by revisions and withdrawals (the monitor's tallies).",
                 [
                     Q(
                         "sum by (party, kind) "
-                        f"(increase(ceasefire_casualties_total{{{ZP}}}[$__range]))",
+                        f'(ceasefire_casualties_window{{window=~"$window", {ZP}}})',
                         "{{party}} · {{kind}}",
                     )
                 ],
@@ -398,8 +432,10 @@ def build() -> dashboard_b.Dashboard:
         .with_row(row("Categories"))
         .with_panel(
             piechart(
-                "Incidents by category in the time range",
-                "Share of violation categories among incidents classified in the time range.",
+                "Incidents by category in the time range (as first reported, by arrival)",
+                "Share of violation categories among incidents classified in the dashboard's "
+                "time range, by when they reached the monitor (the tallies do not keep "
+                "categories). " + AS_FIRST_REPORTED,
                 [
                     Q(
                         "sum by (category) (sum_over_time("
@@ -414,8 +450,10 @@ def build() -> dashboard_b.Dashboard:
         )
         .with_panel(
             piechart(
-                "Incidents by severity in the time range",
-                "Share of severities among incidents classified in the time range.",
+                "Incidents by severity in the time range (as first reported, by arrival)",
+                "Share of severities among incidents classified in the dashboard's time "
+                "range, by when they reached the monitor (the tallies do not keep "
+                "severities). " + AS_FIRST_REPORTED,
                 [
                     Q(
                         "sum by (severity) (sum_over_time("
