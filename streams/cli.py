@@ -120,6 +120,21 @@ def _check_api_access(settings: Settings) -> None:
         raise CliError(str(exc)) from exc
 
 
+def _check_data_dir(settings: Settings) -> None:
+    """CEASEFIRE_DATA_DIR made and writable, in one line if not: Faust creates its app
+    directory there once the broker answers, and a read-only one was a 27-line traceback."""
+    import tempfile
+
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise CliError(f"CEASEFIRE_DATA_DIR: {path}: {why}") from exc
+
+
 def _raise_open_file_limit() -> None:
     """The soft open-file limit up to the hard one (streams/web/admission.py), before the
     embedded broker and the worker start: the API's connection limits are shares of it."""
@@ -143,6 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     _check_files(settings)  # a broken file is one line, before a broker is started
     _check_api_access(settings)
+    _check_data_dir(settings)
     _raise_open_file_limit()
     reserve_api_port(settings)  # first: a port in use must not cost the cluster a rebalance
     broker: EmbeddedBroker | None = None

@@ -91,3 +91,21 @@ def test_a_url_of_another_server_is_one_line_not_its_page(
 def test_help_shows_zone_party_as_one_grouping(tmp_path: Path, command: str) -> None:
     out = run_cli(command, "--help", cwd=tmp_path).stdout
     assert "verification | zone,party}" in " ".join(out.split()), out
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_line_before_the_broker(tmp_path: Path) -> None:
+    """A read-only CEASEFIRE_DATA_DIR was a 27-line traceback once the broker answered; a
+    file in its place was a line that did not name the setting."""
+    (tmp_path / "afile").write_text("")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CEASEFIRE_")}
+    for data_dir, why in [("afile", "File exists"), ("afile/sub", "Not a directory")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "run", "--broker", "kafka://127.0.0.1:1"],
+            capture_output=True,
+            text=True,
+            timeout=50,
+            env={**environ, "CEASEFIRE_DATA_DIR": str(tmp_path / data_dir)},
+            cwd=tmp_path,
+        )
+        line = error_line(result)
+        assert line == f"error: CEASEFIRE_DATA_DIR: {tmp_path / data_dir}: {why}", line
