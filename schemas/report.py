@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, core_schema
 
 from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 
@@ -63,7 +63,10 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=Fal
 # which differs between the regex engines that read the pattern (pydantic's Rust one,
 # Python's for jsonschema, ECMA 262 for JavaScript clients).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
-_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# White_Space beyond ASCII (the rest of it is U+0020 and controls): in an id, none anywhere,
+# as "OP7 2026/118" and "OP7\u00a02026/118" look alike but would be two reports.
+_WIDE_SPACE = r"\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE = r"\x20" + _WIDE_SPACE
 # Invisible characters: every format character (Unicode Cf: zero widths, joiners, direction
 # marks and overrides, the soft hyphen, a BOM inside the text, tag characters, and the few
 # prepended number signs, which have no place in an id either), and the other characters
@@ -117,15 +120,31 @@ _INVISIBLE_BMP = tuple((a, b) for a, b in INVISIBLE_RANGES if b <= 0xFFFF)
 _INVISIBLE_ASTRAL = tuple((a, b) for a, b in INVISIBLE_RANGES if a > 0xFFFF)
 _INVISIBLE = _class_items(INVISIBLE_RANGES)
 #: An identity part: no control character (the key's \x1f separator among them: "a\x1fb" + "c"
-#: and "a" + "b\x1fc" would be one key), no invisible character ("op-1" and "op\u200b-1"
-#: look alike but would be two reports, counted twice), and no whitespace at either end
-#: ("op-1 " from a spreadsheet cell would be a second "op-1"). (And in NFC, which no regex
-#: says: `_check_nfc`.)
+#: and "a" + "b\x1fc" would be one key; tabs and newlines too), no invisible character
+#: ("op-1" and "op\u200b-1" look alike but would be two reports, counted twice), no
+#: whitespace but the space U+0020 (a no-break or an ideographic space looks like it), and
+#: none at either end ("op-1 " from a spreadsheet cell would be a second "op-1"). (And in
+#: NFC and NFKC, which no regex says: `_check_normalized`.)
 IDENTITY_PATTERN = (
     f"^[^{_CONTROL}{_INVISIBLE}{_SPACE}]"
-    f"(?:[^{_CONTROL}{_INVISIBLE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}])?$"
+    f"(?:[^{_CONTROL}{_INVISIBLE}{_WIDE_SPACE}]*[^{_CONTROL}{_INVISIBLE}{_SPACE}])?$"
 )
+#: A party name (`perpetrator`, `target`, `claimant`) or `location.place`: no control
+#: character and no invisible one, as in an identity. These names reach incidents
+#: (`perpetrator_raw`), CSV exports, the live page and terminals as sent: a NUL or an ANSI
+#: escape (ESC) would reach them too, and a right-to-left override shows "\u202enajiabrezA"
+#: as "Azerbaijan". Checked by pydantic's Rust regex: no Python call per field.
+TEXT_PATTERN = f"^[^{_CONTROL}{_INVISIBLE}]*$"
+# In a description (free text, which real text writes with direction marks U+200E/U+200F,
+# joiners, soft hyphens: kept), only the controls but tab, line feed and carriage return, and
+# the direction embeddings, overrides and isolates, which reorder the text shown after them.
+_TEXT_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_BIDI_CONTROL = r"\u202a-\u202e\u2066-\u2069"
+DESCRIPTION_PATTERN = f"^[^{_TEXT_CONTROL}{_BIDI_CONTROL}]*$"
 _CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
+_WIDE_SPACE_CHAR = re.compile(f"[{_WIDE_SPACE}]")
+_DESCRIPTION_CONTROL_CHAR = re.compile(f"[{_TEXT_CONTROL}]")
+_BIDI_CONTROL_CHAR = re.compile(f"[{_BIDI_CONTROL}]")
 #: One invisible character (`INVISIBLE_RANGES`).
 INVISIBLE_CHAR = re.compile(f"[{_INVISIBLE}]")
 
@@ -138,28 +157,94 @@ def _exported(pattern: str) -> str:
     return pattern.removesuffix("$") + r"(?!\n)$"
 
 
-def _exported_identity_pattern() -> str:
-    """IDENTITY_PATTERN for the JSON Schema. ECMA 262 without its `u` flag reads a character
-    above U+FFFF as two UTF-16 code units, so that such a character in a class range
-    (`[X-Y]`) is a syntax error there: those characters are refused by a lookahead instead,
-    each written out as an alternative, which every engine (ECMA 262 with or without `u`,
-    Python's `re`) reads as that one character."""
-    bmp = _class_items(_INVISIBLE_BMP)
+def _no_astral_invisible() -> str:
+    """A lookahead refusing the invisible characters above U+FFFF. ECMA 262 without its `u`
+    flag reads such a character as two UTF-16 code units, so that it is a syntax error in a
+    class range (`[X-Y]`) there: each is written out as an alternative, which every engine
+    (ECMA 262 with or without `u`, Python's `re`) reads as that one character."""
     astral = "|".join(chr(c) for a, b in _INVISIBLE_ASTRAL for c in range(a, b + 1))
+    return rf"(?![\s\S]*(?:{astral}))"
+
+
+def _exported_identity_pattern() -> str:
+    """IDENTITY_PATTERN for the JSON Schema: the invisible characters above U+FFFF refused by
+    a lookahead (`_no_astral_invisible`)."""
+    bmp = _class_items(_INVISIBLE_BMP)
     return _exported(
-        rf"^(?![\s\S]*(?:{astral}))"
-        f"[^{_CONTROL}{bmp}{_SPACE}](?:[^{_CONTROL}{bmp}]*[^{_CONTROL}{bmp}{_SPACE}])?$"
+        f"^{_no_astral_invisible()}[^{_CONTROL}{bmp}{_SPACE}]"
+        f"(?:[^{_CONTROL}{bmp}{_WIDE_SPACE}]*[^{_CONTROL}{bmp}{_SPACE}])?$"
     )
+
+
+def _exported_text_pattern() -> str:
+    """TEXT_PATTERN for the JSON Schema, as `_exported_identity_pattern`."""
+    bmp = _class_items(_INVISIBLE_BMP)
+    return _exported(f"^{_no_astral_invisible()}[^{_CONTROL}{bmp}]*$")
 
 
 _IDENTITY_SCHEMA = {
     "pattern": _exported_identity_pattern(),
     "description": (
         "no control character, no invisible one (Unicode Cf, variation selectors, fillers), "
-        "no whitespace at either end, and in Unicode normalization form C (NFC), which no "
-        "pattern can say: the validator refuses a spelling that is not NFC (`invalid_value`)"
+        "no whitespace but the space U+0020 and none at either end, and in Unicode "
+        "normalization forms C (NFC) and KC (NFKC: no full-width form, ligature or other "
+        "compatibility character; Armenian's letter U+0587 aside), which no pattern can "
+        "say: the validator refuses a "
+        "spelling that is not NFC (`not_nfc`) or not NFKC (`not_nfkc`), both `invalid_value`"
     ),
 }
+_TEXT_SCHEMA = {
+    "pattern": _exported_text_pattern(),
+    "description": (
+        "no control character and no invisible one (Unicode Cf such as direction overrides "
+        "and zero widths, variation selectors, fillers)"
+    ),
+}
+_DESCRIPTION_SCHEMA = {
+    "pattern": _exported(DESCRIPTION_PATTERN),
+    "description": (
+        "free text: no control character but tab, line feed and carriage return, and no "
+        "direction embedding, override or isolate (U+202A-U+202E, U+2066-U+2069); the "
+        "direction marks U+200E and U+200F are allowed"
+    ),
+}
+
+
+#: The names of the control characters, which Unicode gives as aliases only
+#: (`unicodedata.name` has none): C0, then DEL, then C1.
+_C0_NAMES = (
+    "NULL", "START OF HEADING", "START OF TEXT", "END OF TEXT", "END OF TRANSMISSION",
+    "ENQUIRY", "ACKNOWLEDGE", "ALERT", "BACKSPACE", "CHARACTER TABULATION", "LINE FEED",
+    "LINE TABULATION", "FORM FEED", "CARRIAGE RETURN", "SHIFT OUT", "SHIFT IN",
+    "DATA LINK ESCAPE", "DEVICE CONTROL ONE", "DEVICE CONTROL TWO", "DEVICE CONTROL THREE",
+    "DEVICE CONTROL FOUR", "NEGATIVE ACKNOWLEDGE", "SYNCHRONOUS IDLE",
+    "END OF TRANSMISSION BLOCK", "CANCEL", "END OF MEDIUM", "SUBSTITUTE", "ESCAPE",
+    "INFORMATION SEPARATOR FOUR", "INFORMATION SEPARATOR THREE",
+    "INFORMATION SEPARATOR TWO", "INFORMATION SEPARATOR ONE",
+)  # fmt: skip
+_C1_NAMES = (
+    "PADDING CHARACTER", "HIGH OCTET PRESET", "BREAK PERMITTED HERE", "NO BREAK HERE",
+    "INDEX", "NEXT LINE", "START OF SELECTED AREA", "END OF SELECTED AREA",
+    "CHARACTER TABULATION SET", "CHARACTER TABULATION WITH JUSTIFICATION",
+    "LINE TABULATION SET", "PARTIAL LINE FORWARD", "PARTIAL LINE BACKWARD",
+    "REVERSE LINE FEED", "SINGLE SHIFT TWO", "SINGLE SHIFT THREE", "DEVICE CONTROL STRING",
+    "PRIVATE USE ONE", "PRIVATE USE TWO", "SET TRANSMIT STATE", "CANCEL CHARACTER",
+    "MESSAGE WAITING", "START OF GUARDED AREA", "END OF GUARDED AREA", "START OF STRING",
+    "SINGLE GRAPHIC CHARACTER INTRODUCER", "SINGLE CHARACTER INTRODUCER",
+    "CONTROL SEQUENCE INTRODUCER", "STRING TERMINATOR", "OPERATING SYSTEM COMMAND",
+    "PRIVACY MESSAGE", "APPLICATION PROGRAM COMMAND",
+)  # fmt: skip
+CONTROL_NAMES: dict[str, str] = {
+    **{chr(i): name for i, name in enumerate(_C0_NAMES)},
+    "\x7f": "DELETE",
+    **{chr(0x80 + i): name for i, name in enumerate(_C1_NAMES)},
+}
+
+
+def char_name(char: str) -> str:
+    """`char` for a message: `U+XXXX (ITS NAME)`."""
+    name = unicodedata.name(char, "") or CONTROL_NAMES.get(char, "unnamed")
+    return f"U+{ord(char):04X} ({name})"
 
 
 def explain_not_nfc(value: str) -> str:
@@ -178,15 +263,52 @@ def explain_not_nfc(value: str) -> str:
     )
 
 
-def _check_nfc(source: str, report_id: str) -> None:
-    """`not_nfc`, naming the field, unless both identity parts are in NFC; they are never
-    rewritten. Checked with the whole report (`Report._checks`), which costs a Python call
-    anyway, rather than per field: a report's hot path pays two `isascii` for it."""
+#: Armenian's ech-yiwn `և` (U+0587) is a letter of the language's spelling (`Երևան`), not a
+#: typographic form, though Unicode gives it a compatibility decomposition (`եւ`): an
+#: identity may hold it. Checked as if it were a letter without one.
+_SPELLING_LETTERS = str.maketrans({"\u0587": "\u0565"})
+
+
+def nfkc_stable(value: str) -> bool:
+    """Whether `value` is in NFKC, the letters of `_SPELLING_LETTERS` aside."""
+    return unicodedata.is_normalized("NFKC", value.translate(_SPELLING_LETTERS))
+
+
+def explain_not_nfkc(value: str) -> str:
+    """Why `value`, which is in NFC but not in NFKC, is refused: the first character from
+    which on it is not (a full-width letter, a ligature, another compatibility form), and
+    its NFKC spelling."""
+    at = next((i for i in range(len(value)) if not nfkc_stable(value[: i + 1])), 0)
+    nfkc = unicodedata.normalize("NFKC", value)
+    return (
+        f"is not in Unicode normalization form KC (NFKC) from the compatibility character "
+        f"{char_name(value[at])} at position {at}: its NFKC spelling is {nfkc[:64]!r}; send "
+        "that one (an id that looks like another would count as another report)"
+    )
+
+
+def _check_normalized(source: str, report_id: str) -> None:
+    """`not_nfc` or `not_nfkc` (`invalid_value`), at the field, unless both identity parts
+    are in NFC and in NFKC; they are never rewritten. NFKC is the stricter (a text in NFKC is
+    in NFC), so a text not in NFC is named `not_nfc` alone. Checked with the whole report
+    (`Report._checks`), which costs a Python call anyway, rather than per field: a report's
+    hot path pays two `isascii` for it (ASCII is in every normalization form)."""
+    if source.isascii() and report_id.isascii():
+        return
+    errors: list[InitErrorDetails] = []
     for field, value in (("source", source), ("report_id", report_id)):
-        if not value.isascii() and not unicodedata.is_normalized("NFC", value):
-            raise PydanticCustomError(
-                "not_nfc", "{message}", {"field": field, "message": explain_not_nfc(value)}
-            )
+        if value.isascii() or nfkc_stable(value):
+            continue
+        if not unicodedata.is_normalized("NFC", value):
+            kind, message = "not_nfc", explain_not_nfc(value)
+        else:
+            kind, message = "not_nfkc", explain_not_nfkc(value)
+        error = PydanticCustomError(kind, "{message}", {"field": field, "message": message})
+        errors.append(InitErrorDetails(type=error, loc=(field,), input=value))
+    if errors:
+        # a ValidationError raised in a model's validator keeps its errors' places (`loc`),
+        # which a PydanticCustomError, placed at the model, would not
+        raise ValidationError.from_exception_data("identity", errors)
 
 
 Text = Annotated[str, Field(min_length=1)]
@@ -209,8 +331,18 @@ SourceName = Annotated[
     ),
 ]
 #: A party code or alias (`perpetrator`, `claimant`), or `civilians` (`target`).
-PartyName = Annotated[str, Field(max_length=128)]
-Description = Annotated[str, Field(max_length=4000)]
+PartyName = Annotated[
+    str, Field(max_length=128, pattern=TEXT_PATTERN, json_schema_extra=_TEXT_SCHEMA)
+]
+#: A gazetteer place name (`location.place`).
+PlaceName = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=TEXT_PATTERN, json_schema_extra=_TEXT_SCHEMA),
+]
+Description = Annotated[
+    str,
+    Field(max_length=4000, pattern=DESCRIPTION_PATTERN, json_schema_extra=_DESCRIPTION_SCHEMA),
+]
 #: What the exported schema says of its integers: JSON Schema counts `2.0` as the integer 2,
 #: which no keyword can refuse; the validator reads only integers written as such.
 INTEGER_NOTE = (
@@ -364,30 +496,78 @@ _PREPENDED_SIGNS = frozenset(
 )
 
 
+def _explain_invisible(value: str) -> str | None:
+    """Why `value` holds an invisible character, when it does (the first one, named)."""
+    invisible = INVISIBLE_CHAR.search(value)
+    if invisible is None:
+        return None
+    char = invisible.group()
+    kind = "format" if ord(char) in _PREPENDED_SIGNS else "invisible"
+    return f"holds the {kind} character {char_name(char)} at position {invisible.start()}"
+
+
 def explain_identity(value: str) -> str:
     """Why `value` is no `source` / `report_id` (it failed IDENTITY_PATTERN)."""
     control = _CONTROL_CHAR.search(value)
     if control is not None:
         return (
-            f"holds the control character U+{ord(control.group()):04X} at position "
+            f"holds the control character {char_name(control.group())} at position "
             f"{control.start()}: control characters are not allowed"
         )
-    invisible = INVISIBLE_CHAR.search(value)
+    invisible = _explain_invisible(value)
     if invisible is not None:
-        char = invisible.group()
-        kind = "format" if ord(char) in _PREPENDED_SIGNS else "invisible"
         return (
-            f"holds the {kind} character U+{ord(char):04X} "
-            f"({unicodedata.name(char, 'unnamed')}) at position {invisible.start()}: "
-            "invisible and format characters are not allowed (an id that looks like another "
-            "would count as another report)"
+            f"{invisible}: invisible and format characters are not allowed (an id that looks "
+            "like another would count as another report)"
         )
     if not value.strip():
         return "is blank: it must hold a character other than whitespace"
-    end = "starts" if value[:1].isspace() else "ends"
+    if value[:1].isspace() or value[-1:].isspace():
+        end = "starts" if value[:1].isspace() else "ends"
+        return (
+            f"{end} with whitespace: ids are compared exactly, so {value.strip()[:64]!r} with "
+            "spaces around it would count as another report; send it without them"
+        )
+    wide = _WIDE_SPACE_CHAR.search(value)
+    found = f"{char_name(wide.group())} at position {wide.start()}" if wide else ""
     return (
-        f"{end} with whitespace: ids are compared exactly, so {value.strip()[:64]!r} with "
-        "spaces around it would count as another report; send it without them"
+        f"holds the whitespace character {found}: the only whitespace an id may hold is "
+        "the space U+0020 (an id that looks like another would count as another report); "
+        f"send {_WIDE_SPACE_CHAR.sub(' ', value)[:64]!r}"
+    )
+
+
+def explain_text(value: str) -> str:
+    """Why `value` is no party name or place (it failed TEXT_PATTERN)."""
+    control = _CONTROL_CHAR.search(value)
+    if control is not None:
+        return (
+            f"holds the control character {char_name(control.group())} at position "
+            f"{control.start()}: control characters are not allowed (they would reach "
+            "incidents, exports and terminals as sent)"
+        )
+    return (
+        f"{_explain_invisible(value) or 'holds an invisible character'}: invisible and "
+        "format characters are not allowed (a direction override or a zero width makes a "
+        "name show otherwise than it reads)"
+    )
+
+
+def explain_description(value: str) -> str:
+    """Why `value` is no `description` (it failed DESCRIPTION_PATTERN)."""
+    control = _DESCRIPTION_CONTROL_CHAR.search(value)
+    if control is not None:
+        return (
+            f"holds the control character {char_name(control.group())} at position "
+            f"{control.start()}: control characters other than tab, line feed and carriage "
+            "return are not allowed"
+        )
+    bidi = _BIDI_CONTROL_CHAR.search(value)
+    found = f"{char_name(bidi.group())} at position {bidi.start()}" if bidi else ""
+    return (
+        f"holds the direction control character {found}: direction embeddings, overrides "
+        "and isolates (U+202A-U+202E, U+2066-U+2069) are not allowed, as they reorder the "
+        "text shown after them (the marks U+200E and U+200F are allowed)"
     )
 
 
@@ -395,6 +575,8 @@ def explain_identity(value: str) -> str:
 PATTERN_EXPLANATIONS: dict[str, Callable[[str], str]] = {
     TIME_PATTERN: explain_time,
     IDENTITY_PATTERN: explain_identity,
+    TEXT_PATTERN: explain_text,
+    DESCRIPTION_PATTERN: explain_description,
 }
 
 #: An RFC 3339 time with an offset, not more than MAX_CLOCK_SKEW ahead of `now`.
@@ -455,7 +637,7 @@ class Location(BaseModel):
 
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    place: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    place: PlaceName | None = None
     precision: LocationPrecision = LocationPrecision.POINT
 
     @model_validator(mode="after")
@@ -512,7 +694,7 @@ class Report(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self, info: ValidationInfo) -> Self:
-        _check_nfc(self.source, self.report_id)
+        _check_normalized(self.source, self.report_id)
         start = period_start(self.occurred_at, self.time_precision)
         _check_not_in_future(self.occurred_at, start, "occurred_at", info.context)
         return self
@@ -552,7 +734,7 @@ class WithdrawnReport(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self, info: ValidationInfo) -> Self:
-        _check_nfc(self.source, self.report_id)
+        _check_normalized(self.source, self.report_id)
         # as in a report: a withdrawal re-sending its day report of today was `future_time`
         if self.occurred_at is not None:
             precision = self.time_precision or TimePrecision.EXACT

@@ -281,8 +281,11 @@ def test_a_worker_whose_broker_is_gone_is_not_ready(tmp_path: Path) -> None:
             # SIGTERM: it stops, though no broker is there to leave its groups on (it waited
             # about 75 s for one, longer than an orchestrator's grace period)
             assert worker.stop(timeout=40) == 0, worker.log_tail()
+            # by itself, or by the stop deadline ("stopping without waiting any longer"),
+            # and without the tracebacks of consumers whose fetches were cancelled
+            # (streams/kafka/fetcher_close.py)
             log = worker.log_path.read_text(errors="replace")
-            assert "stopping without waiting any longer: the broker does not answer" in log
+            assert "Traceback" not in log and "Unclosed AIOKafka" not in log, log[-3000:]
         finally:
             worker.stop()
     finally:

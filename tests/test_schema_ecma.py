@@ -13,7 +13,7 @@ import unicodedata
 
 import pytest
 
-from schemas.report import INVISIBLE_RANGES, report_json_schema
+from schemas.report import INVISIBLE_RANGES, nfkc_stable, report_json_schema
 from schemas.validation import Rejection, validate_object
 from tests.test_validation import NOW, report
 
@@ -58,10 +58,31 @@ def _identities() -> list[str]:
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
 def test_the_identity_pattern_reads_alike_in_ecma_262_with_and_without_u() -> None:
     pattern = report_json_schema()["$defs"]["Report"]["properties"]["report_id"]["pattern"]
-    values = [v for v in _identities() if unicodedata.is_normalized("NFC", v)]  # NFC: no regex
+    # NFC and NFKC: no regex says them
+    values = [v for v in _identities() if nfkc_stable(v)]
     valid = [
         not isinstance(validate_object(report(report_id=v), now=NOW), Rejection) for v in values
     ]
+    assert any(valid) and not all(valid)
+    for flags, matched in _ecma(pattern, values).items():
+        wrong = [ascii(v) for v, m, ok in zip(values, matched, valid, strict=True) if m != ok]
+        assert not wrong, (flags, wrong[:10])
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+@pytest.mark.parametrize(
+    ("shape", "field"),
+    [("Report", "perpetrator"), ("Report", "description"), ("Location", "place")],
+)
+def test_the_free_text_patterns_read_alike_in_ecma_262(shape: str, field: str) -> None:
+    prop = report_json_schema()["$defs"][shape]["properties"][field]
+    pattern = next(p["pattern"] for p in prop["anyOf"] if "pattern" in p)
+    values = [*_identities(), "a\tb\nc\r\n", "\u200f\u05e9\u200e", "\x85", "\x9f", "\xa0"]
+
+    def doc(value: str) -> dict[str, object]:
+        return report(location={"place": value}) if field == "place" else report(**{field: value})
+
+    valid = [not isinstance(validate_object(doc(v), now=NOW), Rejection) for v in values]
     assert any(valid) and not all(valid)
     for flags, matched in _ecma(pattern, values).items():
         wrong = [ascii(v) for v, m, ok in zip(values, matched, valid, strict=True) if m != ok]
