@@ -158,9 +158,14 @@ def test_a_program_answering_other_than_kafka_is_said_at_once(
         listener.close()
 
 
-def test_the_embedded_broker_refuses_a_port_another_program_holds() -> None:
+def test_the_embedded_broker_refuses_a_port_another_program_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """It said "another broker is running there" of any program, and `run` then spent 30 s
     joining it as one."""
+    import streams.kafka.broker as broker_module
+
+    monkeypatch.setattr(broker_module, "PORT_RELEASE_SECONDS", 0.5)
     listener = Listener(lambda _: b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
         with pytest.raises(BrokerError, match="in use by a program that answers no Kafka request"):

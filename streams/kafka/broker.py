@@ -98,9 +98,10 @@ def taken_by_another_program(host: str, port: int) -> str:
 PORT_RELEASE_SECONDS = 5.0
 
 
-def port_released(host: str, port: int, within: float = PORT_RELEASE_SECONDS) -> bool:
-    """Whether `host:port` stops accepting connections within `within` seconds."""
-    deadline = time.monotonic() + within
+def port_released(host: str, port: int, within: float | None = None) -> bool:
+    """Whether `host:port` stops accepting connections within `within` seconds (default
+    `PORT_RELEASE_SECONDS`)."""
+    deadline = time.monotonic() + (PORT_RELEASE_SECONDS if within is None else within)
     while port_open(host, port):
         if time.monotonic() >= deadline:
             return False
