@@ -5,15 +5,54 @@ base offset of the partition's last record batch + 1 rather than the last offset
 The high watermark carried in every fetch response is right on every broker, so we
 read it: fetch from just below the ListOffsets answer and take the fetch's
 watermark. Table recovery and lag metrics both depend on this being exact.
+
+The watermark is the end even when it is below the ListOffsets answer: nothing past it can
+be read. A broker that lists more than it serves has lost data, or holds a write it never
+completed (measured: Tansu, restarted empty while a worker's write was pending, listed 1 for
+partitions whose watermark was 0, and a read waiting for offset 1 waited for good).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+#: Seconds a read of a partition up to its end may go without advancing before it fails.
+#: The end is known, so a read that stands still this long will not get there (a broker
+#: that lost the records, a partition that went away): it fails, and its caller retries.
+STALL_SECONDS = 30.0
+
+
+def partition_end(listed: int, highwater: int | None) -> int:
+    """The exact end of a partition: the high watermark of a fetch answered after the
+    ListOffsets answer `listed` (what any reader can read), or `listed` when no fetch
+    answered. Never the larger of the two: the watermark of a fetch sent after ListOffsets
+    answered is never below it on a broker that keeps what it listed (Tansu lists less,
+    Apache Kafka lists the watermark itself for a read_uncommitted reader), so `listed`
+    above it is an offset no reader will reach (`hw_below_listed` says so)."""
+    return listed if highwater is None else highwater
+
+
+def hw_below_listed(tp: TopicPartition, listed: int, highwater: int | None) -> bool:
+    """Log that a broker lists an end it does not serve; whether it does."""
+    if highwater is None or highwater >= listed:
+        return False
+    log.warning(
+        "%s[%d]: the broker gave its end as offset %d but serves records up to offset %d "
+        "only (data lost, or a write it never completed); reading up to %d",
+        tp.topic,
+        tp.partition,
+        listed,
+        highwater,
+        highwater,
+    )
+    return True
 
 
 async def exact_end_offsets(
@@ -24,7 +63,10 @@ async def exact_end_offsets(
     timeout: float = 10.0,
     **client_opts: Any,
 ) -> dict[TopicPartition, int]:
-    """The high watermark of each partition, read from fetch responses."""
+    """The high watermark of each partition, read from fetch responses (`partition_end`).
+    The probe is a consumer of its own, assigned here: the only watermark it knows is that
+    of a fetch at the offset it seeks, sent after `listed` was answered (aiokafka keeps
+    the watermark of a fetch answered without error at the current position only)."""
     wanted = list(tps)
     if not wanted:
         return {}
@@ -57,10 +99,11 @@ async def exact_end_offsets(
             for tp in list(pending):
                 hw = probe.highwater(tp)
                 if hw is not None:
-                    result[tp] = max(hw, listed[tp])
+                    hw_below_listed(tp, listed[tp], hw)
+                    result[tp] = partition_end(listed[tp], hw)
                     pending.remove(tp)
         for tp in pending:  # no fetch answer in time: fall back to what the broker listed
-            result[tp] = listed[tp]
+            result[tp] = partition_end(listed[tp], None)
         return result
     finally:
         await probe.stop()
@@ -70,13 +113,18 @@ async def read_partitions(
     bootstrap: str,
     tps: Iterable[TopicPartition],
     *,
-    timeout: float = 300.0,
+    timeout: float = STALL_SECONDS,
     since_ms: int | None = None,
     **client_opts: Any,
 ) -> dict[TopicPartition, list[tuple[bytes, bytes | None]]]:
     """Every (key, value) of each partition from its start to its exact end; with
     `since_ms`, from its first record stamped at or after that time (from its start when
-    the broker gives no usable answer, as Tansu does when there is no such record)."""
+    the broker gives no usable answer, as Tansu does when there is no such record).
+
+    A read takes as long as it advances: `timeout` is the most seconds it may go without
+    reading further before it fails (TimeoutError, naming each partition's position, end
+    and watermark). A partition whose watermark falls below the end found first (the
+    broker lost its records meanwhile) is read up to the watermark (`hw_below_listed`)."""
     wanted = list(tps)
     ends = await exact_end_offsets(bootstrap, wanted, **client_opts)
     out: dict[TopicPartition, list[tuple[bytes, bytes | None]]] = {tp: [] for tp in wanted}
@@ -98,16 +146,31 @@ async def read_partitions(
                 elif at.timestamp >= 0:
                     reader.seek(tp, at.offset)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        positions: dict[TopicPartition, int] = {}
+        advanced = loop.time()
         while pending:
-            if loop.time() > deadline:
-                raise TimeoutError(f"changelog not read to its end within {timeout}s: {pending}")
             batches = await reader.getmany(*pending, timeout_ms=500, max_records=10_000)
             for tp, records in batches.items():
                 out[tp].extend((r.key or b"", r.value) for r in records)
             for tp in list(pending):
-                if await reader.position(tp) >= ends[tp]:
+                position = await reader.position(tp)
+                if positions.get(tp) != position:
+                    positions[tp] = position
+                    advanced = loop.time()
+                hw = reader.highwater(tp)
+                if position >= ends[tp]:
                     pending.discard(tp)
+                elif hw is not None and position >= hw and hw_below_listed(tp, ends[tp], hw):
+                    pending.discard(tp)  # nothing more to read: the broker lost the rest
+            if pending and loop.time() - advanced > timeout:
+                raise TimeoutError(
+                    f"reading stood still for {timeout:g}s short of the end: "
+                    + ", ".join(
+                        f"{tp.topic}[{tp.partition}] at offset {positions.get(tp)} of end "
+                        f"{ends[tp]} (watermark {reader.highwater(tp)})"
+                        for tp in sorted(pending)
+                    )
+                )
         return out
     finally:
         await reader.stop()

@@ -19,6 +19,13 @@ name that is not UTF-8, a corrupt batch): its batch is read raw
 (`streams/kafka/raw_records.py`) and such records are dead-lettered as `invalid_encoding`.
 A batch that keeps failing for another reason makes ingest not ready until one goes
 through (`STUCK_AFTER`).
+
+A position beyond a partition's end (the broker lost its data: the embedded broker
+restarted empty under a running worker, or the topic was deleted and created again) goes
+back to the partition's start, with an ERROR (`beyond_end`): Tansu answers a fetch there
+with nothing and no error, and ingest skipped every new record up to the old offset, as
+many as the worker had read before. Apache Kafka answers OFFSET_OUT_OF_RANGE, on which
+the consumer goes back to the start itself (`auto_offset_reset`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from schemas.validation import FieldError, Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier, UnknownPlace
 from streams.config import Settings
+from streams.kafka.offsets import exact_end_offsets
 from streams.kafka.producer import SharedProducer
 from streams.kafka.raw_records import (
     UNREADABLE_ERRORS,
@@ -76,6 +84,22 @@ RETRY_MAX_SECONDS = 30.0
 #: about 30 s of retries) make ingest not ready until one goes through: a partition stuck
 #: on one offset (a topic refusing writes) is not a worker answering ready.
 STUCK_AFTER = 5
+#: Seconds between two looks at the exact end of a partition whose position is beyond the
+#: watermark of its last fetch (`beyond_end`).
+BEYOND_END_RECHECK_SECONDS = 5.0
+
+
+def beyond_end(
+    positions: dict[TopicPartition, int], ends: dict[TopicPartition, int | None]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """(position, end) of the partitions whose position is beyond their end: records the
+    consumer would wait for at an offset the partition does not reach (its broker lost
+    them, or it was created again). An end of None is unknown (no fetch answered yet)."""
+    return {
+        tp: (at, end)
+        for tp, at in positions.items()
+        if (end := ends.get(tp)) is not None and at > end
+    }
 
 
 def process_record(
@@ -272,6 +296,10 @@ class Ingest:
         #: Cleared while the worker's stages are too far behind (`pace`).
         self.flowing = asyncio.Event()
         self.flowing.set()
+        #: monotonic time each partition's exact end was last read (`_past_the_end`)
+        self._end_checked: dict[TopicPartition, float] = {}
+        #: partitions sent back to their start, by a position beyond their end
+        self.resets = 0
 
     async def join(self) -> None:
         """Subscribe the consumer: it joins the ingest group in the background (a join the
@@ -393,6 +421,7 @@ class Ingest:
         consumer = self.consumer
         assert consumer is not None
         owned = {tp.partition: tp for tp in consumer.assignment()}
+        await self._past_the_end(owned.values())
         known = {*self._alignment.last_ts, *self._alignment.untimed}
         self._alignment.forget([p for p in known if p not in owned])
         behind: dict[int, int] = {}
@@ -417,6 +446,51 @@ class Ingest:
                 self._alignment.taken(tp.partition, records[-1].timestamp, now_ms)
         self._alignment.yielded(bool(batches), now)
         return batches
+
+    async def _past_the_end(self, owned: Iterable[TopicPartition]) -> None:
+        """Send each owned partition whose position is beyond its end back to its start,
+        saying so at ERROR. The watermark of the last fetch may be older than a seek (a
+        batch read raw, `_read_past`), so a position beyond it is checked against the
+        partition's exact end, read by a fetch of its own, before anything moves."""
+        consumer = self.consumer
+        assert consumer is not None
+        marks = {tp: hw for tp in owned if (hw := consumer.highwater(tp)) is not None}
+        positions: dict[TopicPartition, int] = {}
+        for tp in marks:
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: not ours
+                positions[tp] = await consumer.position(tp)
+        suspects = beyond_end(positions, dict(marks))
+        now = time.monotonic()
+        suspects = {
+            tp: v
+            for tp, v in suspects.items()
+            if now - self._end_checked.get(tp, -BEYOND_END_RECHECK_SECONDS)
+            >= BEYOND_END_RECHECK_SECONDS
+        }
+        if not suspects:
+            return
+        self._end_checked.update(dict.fromkeys(suspects, now))
+        s = self.settings
+        ends: dict[TopicPartition, int | None] = {}
+        ends.update(await exact_end_offsets(s.bootstrap(), suspects, **s.kafka_security()))
+        for tp, (at, end) in sorted(beyond_end(positions, ends).items()):
+            try:
+                if await consumer.position(tp) != at:
+                    continue  # moved meanwhile (a rewind): looked at again next time
+                await consumer.seek_to_beginning(tp)
+            except IllegalStateError:
+                continue  # revoked meanwhile: its next owner starts from the committed offset
+            log.error(
+                "%s[%d]: ingest's position %d is beyond the partition's end %d: the broker "
+                "lost its records (an embedded broker restarted, or the topic was created "
+                "again); reading it from its start, not waiting for offset %d",
+                tp.topic,
+                tp.partition,
+                at,
+                end,
+                at,
+            )
+            self.resets += 1
 
     async def _read_past(
         self, taking: Iterable[TopicPartition]

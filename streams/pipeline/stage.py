@@ -83,6 +83,11 @@ class Ports:
 OutT = TypeVar("OutT")
 
 
+def describe(exc: BaseException) -> str:
+    """An error as a log line says it: its type and what it says."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+
+
 class Revoked(Exception):
     """A step's partitions were revoked while it was being written: it writes no more (the
     next owner redoes it from the input offset the changelog holds)."""
@@ -235,9 +240,11 @@ class Stage(Generic[OutT]):
     async def _on_recovered(self) -> None:
         """Faust's recovery calls this in a task it awaits with `asyncio.wait`, which drops
         what it raises: a failed recovery (the broker away for a moment, a changelog entry
-        `restore` refuses) left the stage not ready, its partitions unread, until the next
-        rebalance. It is retried here, with backoff, until it succeeds or the partitions
-        move again."""
+        `restore` refuses, a changelog the broker no longer serves to its end) left the
+        stage not ready, its partitions unread, until the next rebalance. It is retried
+        here, with backoff, until it succeeds or the partitions move again; every failure
+        is an ERROR naming what the recovery waits for (the read of a changelog fails after
+        `offsets.STALL_SECONDS` without advancing, not minutes later)."""
         generation = self.generation
         try:
             await self._recover()
@@ -245,26 +252,36 @@ class Stage(Generic[OutT]):
             if generation == self.generation:
                 self._recovering = asyncio.create_task(self._recover_retrying(generation, exc))
             else:  # revoked meanwhile: the next recovery is Faust's
-                log.warning("%s: recovering the state failed: %r", self.topic_name, exc)
+                log.error(
+                    "%s: recovering the state failed, the stage is not ready until the "
+                    "recovery of its new assignment: %s",
+                    self.topic_name,
+                    describe(exc),
+                )
 
     async def _recover_retrying(self, generation: int, exc: Exception) -> None:
         delay = RECOVERY_RETRY_FIRST_SECONDS
+        attempt = 1
         while generation == self.generation:
             log.error(
-                "%s: recovering the state failed, the stage is not ready; retrying in %.0fs: %r",
+                "%s: recovering the state failed, the stage is not ready; retrying in %.0fs "
+                "(attempt %d): %s",
                 self.topic_name,
                 delay,
-                exc,
+                attempt,
+                describe(exc),
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECOVERY_RETRY_MAX_SECONDS)
             if generation != self.generation:
                 return  # revoked meanwhile: the next recovery is Faust's
+            attempt += 1
             try:
                 await self._recover()
             except Exception as again:
                 exc = again
                 continue
+            log.warning("%s: recovered the state at attempt %d", self.topic_name, attempt)
             return
 
     async def _recover(self) -> None:
