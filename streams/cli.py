@@ -456,6 +456,35 @@ def change(current: int, previous: int) -> str:
     return f"{current} [dim]=[/]"
 
 
+def _say_if_not_ready(base: str) -> None:
+    """A note on stderr when the worker that answered is not ready: its tallies are exact
+    for what its stages applied, which can be behind what was sent (a backlog, a recovery,
+    a stalled partition, its broker gone), and a table alone did not say so."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base.rstrip('/')}/readyz", timeout=3):
+            return  # 200: ready
+    except urllib.error.HTTPError as exc:
+        try:
+            waits = json.loads(exc.read()).get("waiting_for") or []
+        except (ValueError, AttributeError):
+            waits = []
+        finally:
+            exc.close()
+        if exc.code != 503:
+            return
+        why = f" (waiting for {', '.join(str(w) for w in waits)})" if waits else ""
+        console.print(
+            f"note: the worker is not ready{why}: these figures can lag what was sent",
+            markup=False,
+            soft_wrap=True,
+        )
+    except (urllib.error.URLError, OSError):
+        return  # it answered the tallies: a readiness it does not say is no news
+
+
 def cmd_tallies(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -468,6 +497,7 @@ def cmd_tallies(args: argparse.Namespace) -> int:
     if args.compare:
         params["compare"] = "previous"
     body = api_get(url, "/api/v1/tallies", params)
+    _say_if_not_ready(url)
     if args.json:
         out.print_json(json.dumps(body))
         return 0

@@ -210,3 +210,40 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
     )
     assert done.stdout == "0\n1\n2\n"
     assert done.stderr == "", done.stderr
+
+
+def test_tallies_of_a_worker_not_ready_say_so_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A worker whose broker came back empty answered 200 with zeros while not ready, and
+    the table alone said "No incidents": the figures stand, with a note of what it waits for."""
+
+    def not_ready(url: str) -> WorkerView:
+        monitor = stand_in(url)
+        waits = ["ceasefire.incidents.by-zone state"]
+        for name, value in {
+            "ready": False,
+            "stalled": dict,
+            "waiting_for": lambda: waits,
+        }.items():
+            setattr(monitor, name, value)
+        return monitor
+
+    with serve_api(not_ready) as url:
+        code, out, err = run(capsys, "tallies", "--window", "all", "--url", url)
+    assert code == 0 and "total" in out
+    assert err.strip() == (
+        "note: the worker is not ready (waiting for ceasefire.incidents.by-zone state): "
+        "these figures can lag what was sent"
+    ), err
+
+
+def test_tallies_of_a_ready_worker_say_nothing_more(capsys: pytest.CaptureFixture[str]) -> None:
+    def ready(url: str) -> WorkerView:
+        monitor = stand_in(url)
+        setattr(monitor, "ready", True)  # noqa: B010 (a stand-in's attribute)
+        return monitor
+
+    with serve_api(ready) as url:
+        code, out, err = run(capsys, "tallies", "--window", "all", "--url", url)
+    assert code == 0 and "total" in out and err == ""
