@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -399,6 +400,18 @@ def test_works_in_a_narrow_window(page: Page) -> None:
 
 
 # -- the span, the precision of times and the names of the reports ---------------------------
+def click_current(driver: WebDriver, selector: str) -> None:
+    """Click the element `selector` finds now: the page redraws its lists as it refreshes,
+    and an element found just before a redraw is stale when clicked (seen in CI)."""
+    for _ in range(10):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{selector} went stale at every click")
+
+
 def micro_iso(moment: datetime) -> str:
     """A time as the page sends it: UTC to the microsecond."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -573,7 +586,7 @@ def open_listed(page: Page, zone: str, incident_id: str) -> dict[str, str]:
     driver = page.driver
     show_all_zones(page)
     Select(driver.find_element(By.ID, "window")).select_by_value("24h")
-    driver.find_element(By.CSS_SELECTOR, f'#zone-rows tr[data-zone="{zone}"] button').click()
+    click_current(driver, f'#zone-rows tr[data-zone="{zone}"] button')
     selector = f'#incidents li[data-incident-id="{incident_id}"]'
     item = wait_for(
         lambda: driver.find_elements(By.CSS_SELECTOR, selector) or None,
@@ -980,7 +993,7 @@ def test_a_new_window_or_zone_shows_no_figure_of_the_old_one_while_the_tallies_f
         # A zone chosen meanwhile: its list is not known either ("No incident in Zone B"
         # with the old span's CSV link).
         asked = faults.get("tallies_asked", 0)
-        driver.find_element(By.CSS_SELECTOR, '#zone-rows tr[data-zone="zone-b"] button').click()
+        click_current(driver, '#zone-rows tr[data-zone="zone-b"] button')
         # the refresh the click started has ended once the next one asks
         wait_for(
             lambda: faults.get("tallies_asked", 0) >= asked + 2,
@@ -1034,7 +1047,7 @@ def test_a_worker_that_stops_answering_is_said_and_a_filter_change_still_works(
             # The worker answers new requests again (those it held stay unanswered): a
             # zone chosen now is shown at once, not after the held refresh.
             faults["hang"] = False
-            driver.find_element(By.CSS_SELECTOR, '#zone-rows tr[data-zone="zone-b"] button').click()
+            click_current(driver, '#zone-rows tr[data-zone="zone-b"] button')
             wait_for(
                 lambda: p.listed_zones() == ["zone-b"],
                 timeout=5,  # less than the requests' deadline
@@ -1060,7 +1073,7 @@ def test_the_incident_dialog_shows_only_the_incident_chosen(browser: WebDriver) 
 
         def open_(incident_id: str) -> None:
             selector = f'#incidents li[data-incident-id="{incident_id}"] button'
-            driver.find_element(By.CSS_SELECTOR, selector).click()
+            click_current(driver, selector)
 
         def close() -> None:
             driver.find_element(By.ID, "incident-close").click()
