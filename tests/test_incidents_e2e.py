@@ -315,7 +315,15 @@ def test_a_day_report_stating_the_evening_joins_the_evening_incident(
         status, body = worker.post("/api/v1/reports", [named], token=TOKEN)
         assert status == 202 and len(body["accepted"]) == 1, body
         wait_for(lambda: zones_of_named() == ["lachin-corridor"], timeout=60, what="reclassified")
-        assert worker.metric("ceasefire_report_versions_total", {"outcome": "reclassified"}) == 1
+        # counted once the identity stage's step is written, which can be after the zone
+        # stage has published the move: the counter lags the API by a moment
+        wait_for(
+            lambda: (
+                worker.metric("ceasefire_report_versions_total", {"outcome": "reclassified"}) == 1
+            ),
+            timeout=10,
+            what="the reclassification counted",
+        )
         regrouped = grouped()
         assert regrouped is not None and sorted(regrouped, key=len) == [
             {"pkf-op-2"},
