@@ -50,6 +50,7 @@ RELAYED = (
     metrics.STATE_RECOVERY_SECONDS,
     metrics.STATE_RECOVERED_ENTRIES,
     metrics.SKIPPED_RECOVERED,
+    metrics.INPUT_MISSING,
     metrics.PARTITION_STALLED,
     metrics.CONSUMER_LAG,
 )
