@@ -4,7 +4,6 @@ Expected figures come from scanning the incidents one by one, never from the cel
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -114,18 +113,17 @@ def test_all_counts_from_the_ceasefire_inclusive_to_as_of_exclusive() -> None:
     )
 
 
+@pytest.mark.timeout(60)  # the bound: no wall-clock assert, which a busy machine broke
 def test_all_iterates_the_hours_held_not_every_hour_of_the_range() -> None:
     """From year 1 to year 9999 is 87 million hours: iterating them would take minutes."""
     tally_ = IncidentTally()
     for i in range(3):
         tally_.apply(opened(f"i{i}", fields(CEASEFIRE + i * 400 * DAY + 1800)))
-    started = time.monotonic()
     start = datetime(1, 1, 1, tzinfo=UTC).timestamp()
     end = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
     assert rows_between([tally_], start=start, end=end, by="zone")[0]["incidents"] == 3
     every_day = Buckets(to_micros(start), DAY * MICRO, 3_652_000)
     assert sum(len(b) for b in series([tally_], every_day, by="zone")) == 3
-    assert time.monotonic() - started < 10
 
 
 def test_unknown_window_grouping_or_compare_of_all_are_clear_errors() -> None:
