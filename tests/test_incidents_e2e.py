@@ -187,26 +187,49 @@ def test_reports_of_one_event_are_one_incident_listed_paged_exported_and_shown(
         assert [r["incident_id"] for r in csv.DictReader(io.StringIO(exported.stdout))] == seen
 
         # history: since the ceasefire, against the day before, and by event time
-        status, body = worker.get("/api/v1/tallies?window=all&by=zone")
-        assert status == 200, body
-        assert {r["zone"]: r["incidents"] for r in body["rows"]} == {"loc-east": 1, "shusha": 1}
-        status, body = worker.get("/api/v1/tallies?window=24h&compare=previous")
-        assert status == 200, body
-        assert {(r["zone"], r["reports"], r["previous_incidents"]) for r in body["rows"]} == {
-            ("loc-east", 1, 0),
-            ("shusha", 3, 0),
-        }
         first = (NOW - timedelta(hours=3)).replace(minute=0, second=0)
         span = urlencode({"interval": "1h", "from": first.isoformat(), "to": NOW.isoformat()})
+        since = {"loc-east": 1, "shusha": 1}
+        day = {("loc-east", 1, 0), ("shusha", 3, 0)}
+        hourly = {
+            (hour_of(NOW - timedelta(minutes=40)), "shusha", 1),  # the event's first report
+            (hour_of(NOW - timedelta(minutes=5)), "loc-east", 1),
+        }
+
+        def history() -> tuple[Any, Any, Any]:
+            _, since_ = worker.get("/api/v1/tallies?window=all&by=zone")
+            _, day_ = worker.get("/api/v1/tallies?window=24h&compare=previous")
+            _, series_ = worker.get(f"/api/v1/series?{span}")
+            return (
+                {r["zone"]: r["incidents"] for r in since_["rows"]},
+                {(r["zone"], r["reports"], r["previous_incidents"]) for r in day_["rows"]},
+                {
+                    (b["start"], r["zone"], r["incidents"])
+                    for b in series_["buckets"]
+                    for r in b["rows"]
+                },
+            )
+
+        # The books answer above once the incidents are written; the zone stage updates
+        # its tallies and series in `committed()`, after its sends and its write.
+        wait_for(
+            lambda: history() == (since, day, hourly),
+            timeout=20,
+            what="the tallies and the series of both incidents",
+            explain=lambda: f"(all, 24h, series) = {history()}",
+        )
+        status, body = worker.get("/api/v1/tallies?window=all&by=zone")
+        assert status == 200, body
+        assert {r["zone"]: r["incidents"] for r in body["rows"]} == since
+        status, body = worker.get("/api/v1/tallies?window=24h&compare=previous")
+        assert status == 200, body
+        assert {(r["zone"], r["reports"], r["previous_incidents"]) for r in body["rows"]} == day
         status, series = worker.get(f"/api/v1/series?{span}")
         assert status == 200, series
         hits = {
             (b["start"], r["zone"], r["incidents"]) for b in series["buckets"] for r in b["rows"]
         }
-        assert hits == {
-            (hour_of(NOW - timedelta(minutes=40)), "shusha", 1),  # the event's first report
-            (hour_of(NOW - timedelta(minutes=5)), "loc-east", 1),
-        }
+        assert hits == hourly
         status, text = worker.get(f"/api/v1/series?{span}&format=csv")
         assert status == 200 and isinstance(text, str)
         assert sorted(r["zone"] for r in csv.DictReader(io.StringIO(text, newline=""))) == [

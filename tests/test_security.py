@@ -130,10 +130,19 @@ def test_worker_feed_tallies_and_alerts_over_tls(tls: TlsBroker, tmp_path: Path)
         assert fed.returncode == 0, fed.stderr
         assert "sent 3 lines" in fed.stderr
 
+        def tallied() -> list[tuple[str, int, int]] | None:
+            rows = worker.tallies("24h", "zone")
+            return (
+                None if rows is None else [(r["zone"], r["incidents"], r["killed"]) for r in rows]
+            )
+
+        # The zone stage tallies in its `committed()`, after the identity stage counted:
+        # wait for the tallies themselves, then ask the command once.
         wait_for(
-            lambda: worker.metric("ceasefire_reports_total") >= 3,
+            lambda: tallied() == [("loc-south", 3, 1)],
             timeout=60,
-            what="the three reports counted",
+            what="the three reports tallied",
+            explain=lambda: f"tallies: {tallied()}",
         )
         tallies = cli(
             "tallies", "--url", worker.url, "--window", "24h", "--by", "zone", "--json", env=env
