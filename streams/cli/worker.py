@@ -20,9 +20,27 @@ if TYPE_CHECKING:
     from streams.kafka.broker import EmbeddedBroker
 
 
+class StopAsked(BaseException):
+    """SIGTERM before the Faust worker took the signal over. A BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on the way (a client's retry
+    loop) takes it for an error and goes on."""
+
+
+def _stop_asked(signum: int, frame: Any) -> None:
+    raise StopAsked
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """A worker until it is stopped; then the process ends at once (`_exit_now`)."""
-    code = _run(args)
+    # Faust's worker stops on SIGTERM once it runs; before that (the checks, the embedded
+    # broker, the topics: seconds on a busy machine) the default action killed the
+    # process (-15), past the `finally` that stops the embedded broker it started.
+    signal.signal(signal.SIGTERM, _stop_asked)
+    try:
+        code = _run(args)
+    except StopAsked:
+        notice("Stopped (SIGTERM) before the worker started.")
+        code = 0
     _exit_now(code)
     return code  # not reached
 
