@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import streams.cli as cli
+from streams.cli import common
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,7 +42,7 @@ def run(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     both = io.StringIO()
     monkeypatch.setattr(sys, "stdout", both)
     monkeypatch.setattr(sys, "stderr", both)
-    monkeypatch.setattr(cli, "console", cli._Console(stderr=True, width=200))  # no wrapping
+    monkeypatch.setattr(common, "console", common._Console(stderr=True, width=200))  # no wrapping
     code = cli.main(["backtest", *args])
     return code, both.getvalue()
 
@@ -139,9 +140,9 @@ def test_progress_on_a_terminal_and_none_in_a_log(
     path = jsonl(tmp_path, *({**REPORT, "report_id": f"r{n}"} for n in range(50)))
     terminal = io.StringIO()
     monkeypatch.setattr(
-        cli,
+        common,
         "console",
-        cli._Console(file=terminal, force_terminal=True, color_system=None, width=150),
+        common._Console(file=terminal, force_terminal=True, color_system=None, width=150),
     )
     assert cli.main(["backtest", path]) == 0
     shown = terminal.getvalue()
@@ -151,7 +152,7 @@ def test_progress_on_a_terminal_and_none_in_a_log(
     out = capsys.readouterr().out
     assert "Backtest: " in out and "replaying" not in out  # the table, whole, on stdout
     # not a terminal (a log, a pipe): no progress
-    monkeypatch.setattr(cli, "console", cli._Console(file=(log := io.StringIO()), width=150))
+    monkeypatch.setattr(common, "console", common._Console(file=(log := io.StringIO()), width=150))
     assert cli.main(["backtest", path]) == 0
     assert "replaying" not in log.getvalue() and "50 reports replayed" in log.getvalue()
     assert "Backtest: " in capsys.readouterr().out

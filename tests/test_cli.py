@@ -695,3 +695,63 @@ def test_broker_command_says_why_its_broker_did_not_start() -> None:
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: the embedded broker exited at start with code 0: "), line
     assert f"port 127.0.0.1:{port} is in use by another program" in line, line
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_run_stopped_by_sigterm_while_it_starts_exits_0(tmp_path: Path) -> None:
+    """SIGTERM while `run` still starts (here: waiting for a broker address that accepts
+    and never answers) ends it at once with 0, as a stop asked for; it ended by the
+    signal (-15), which a membership test saw once under load."""
+    import signal
+    import socket
+    import threading
+
+    from tests.harness import wait_for
+
+    accepted: list[socket.socket] = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(0.2)
+        port = silent.getsockname()[1]
+        done = threading.Event()
+
+        def accept() -> None:
+            while not done.is_set():
+                try:
+                    accepted.append(silent.accept()[0])
+                except TimeoutError:
+                    continue
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "run", "--web-port", str(free_port())],
+            env={
+                **os.environ,
+                "CEASEFIRE_BROKER": f"kafka://127.0.0.1:{port}",
+                "CEASEFIRE_DATA_DIR": str(tmp_path),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: bool(accepted), timeout=30, what="run reaching the broker")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=15)
+            elapsed = time.monotonic() - started
+        finally:
+            done.set()
+            acceptor.join(timeout=5)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+            for conn in accepted:
+                conn.close()
+    assert proc.returncode == 0, err
+    assert elapsed < 5, elapsed
+    assert "Stopped (SIGTERM) before the worker started." in err, err
+    assert "Traceback" not in err, err

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from schemas.alert import AlertEvent
 from streams import cli
+from streams.cli import alerts, common, worker
 from streams.config import Settings
 
 #: free text as reports carry it in `source` and `location.place`, accepted by validation
@@ -77,9 +78,9 @@ def _alerts_printed(
     monkeypatch.setattr(kafka, "KafkaConsumer", Consumer)
     monkeypatch.setattr(streams.kafka.reachable, "check_listening", lambda s: None)
     monkeypatch.setattr(streams.kafka.tls, "check_tls", lambda s: None)
-    monkeypatch.setattr(cli, "_start_at_the_end_or_beginning", lambda c, s, b: None)
+    monkeypatch.setattr(alerts, "_start_at_the_end_or_beginning", lambda c, s, b: None)
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(file=screen, width=400, color_system=None))
+    monkeypatch.setattr(common, "out", Console(file=screen, width=400, color_system=None))
     code = cli.main(["alerts", "--from-beginning", "--broker", "kafka://127.0.0.1:1"])
     return code, screen.getvalue().splitlines()
 
@@ -107,9 +108,9 @@ def test_alerts_print_summaries_and_labels_as_text_not_markup(
 
 
 def test_alert_line_keeps_the_severity_colour() -> None:
-    line = cli.alert_line(AlertEvent.model_validate(_alert(1, severity="critical")))
+    line = alerts.alert_line(AlertEvent.model_validate(_alert(1, severity="critical")))
     assert line.plain.startswith("FIRING   critical ")
-    assert line.style == cli.SEVERITY_STYLE["critical"]
+    assert line.style == common.SEVERITY_STYLE["critical"]
 
 
 def test_a_resolved_alert_without_ends_at_prints_its_start(
@@ -176,7 +177,7 @@ def test_simulate_names_an_output_path_holding_brackets(
     (tmp_path / "out[").mkdir()
     path = tmp_path / "out[" / "][red]x.jsonl"  # `.../out[/][red]x.jsonl`
     said = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=said, width=1000, color_system=None))
+    monkeypatch.setattr(common, "console", Console(file=said, width=1000, color_system=None))
     assert cli.main(["simulate", "--output", str(path), "--count", "5"]) == 0
     assert len(path.read_bytes().splitlines()) == 5
     assert said.getvalue() == f"wrote 5 reports to {path}\n"
@@ -194,6 +195,6 @@ def test_the_demo_feed_says_why_it_stopped_whatever_the_message(
 
     monkeypatch.setattr(streams.tools.simulate, "run_simulation", fails)
     said = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=said, width=1000, color_system=None))
-    cli._demo_feed(Settings(), threading.Event())
+    monkeypatch.setattr(common, "console", Console(file=said, width=1000, color_system=None))
+    worker._demo_feed(Settings(), threading.Event())
     assert said.getvalue() == "demo feed stopped: broker said [/] no [red]x\n"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 import pytest
 
 from streams import cli
+from streams.cli import queries
 from streams.config import Settings
 from streams.kafka.broker import free_port
 from streams.web.incidents import CSV_COLUMNS
@@ -57,9 +58,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 # -- tallies ----------------------------------------------------------------------------------
 def test_change_reads_as_arrows_with_signed_deltas() -> None:
-    assert cli.change(12, 9) == "12 [red]\u25b2+3[/]"
-    assert cli.change(0, 2) == "0 [green]\u25bc-2[/]"
-    assert cli.change(5, 5) == "5 [dim]=[/]"
+    assert queries.change(12, 9) == "12 [red]\u25b2+3[/]"
+    assert queries.change(0, 2) == "0 [green]\u25bc-2[/]"
+    assert queries.change(5, 5) == "5 [dim]=[/]"
 
 
 def test_tallies_since_the_ceasefire(url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,7 +101,7 @@ def test_compare_since_the_ceasefire_is_one_line_and_exit_1(
 def test_export_incidents_follows_every_page_to_csv_and_json(
     url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "ALL_PAGE", 2)  # 5 incidents: three pages
+    monkeypatch.setattr(queries, "ALL_PAGE", 2)  # 5 incidents: three pages
     target = tmp_path / "incidents.csv"
     code, _, err = run(capsys, "export", "incidents", "--url", url, "-o", str(target))
     assert code == 0, err

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams import cli
+from streams.cli import queries
 from streams.kafka.broker import free_port
 from streams.record.incident import incident_id
 from streams.web.incidents import CSV_COLUMNS
@@ -115,7 +116,7 @@ def test_report_ids_are_shown_whole(
     doc = json.loads(out)
     long_id = "acled-AZE" + "0123456789" * 5
     doc["reports"][0]["report_id"] = long_id
-    monkeypatch.setattr(cli, "api_get", lambda *_a, **_k: doc)
+    monkeypatch.setattr(queries, "api_get", lambda *_a, **_k: doc)
     code, out, err = run(capsys, "--url", url, "--id", EVENT_ID)
     assert code == 0, err
     assert long_id in out.replace("\n", "").replace(" ", "").replace("│", "")

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from streams import cli
+from streams.cli import api_client, common
 from streams.config import Settings
 from streams.kafka.broker import free_port
 
@@ -404,10 +405,10 @@ def test_an_export_waits_out_a_busy_worker_and_other_commands_do_not() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        assert cli.api_get(base, "/api/v1/series", {}, patience=10) == {"ok": True}
+        assert api_client.api_get(base, "/api/v1/series", {}, patience=10) == {"ok": True}
         answers[:] = [503]
-        with pytest.raises(cli.CliError, match="503 busy"):
-            cli.api_get(base, "/api/v1/tallies", {})  # a table is asked once
+        with pytest.raises(common.CliError, match="503 busy"):
+            api_client.api_get(base, "/api/v1/tallies", {})  # a table is asked once
     finally:
         server.shutdown()
         server.server_close()

@@ -258,18 +258,20 @@ def test_run_raises_the_open_file_limit_before_it_starts_anything(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from streams import cli
+    from streams.cli import worker
+    from streams.cli.common import CliError
 
     order: list[str] = []
-    monkeypatch.setattr(cli, "_check_files", lambda _: order.append("files"))
-    monkeypatch.setattr(cli, "_raise_open_file_limit", lambda: order.append("rlimit"))
+    monkeypatch.setattr(worker, "_check_files", lambda _: order.append("files"))
+    monkeypatch.setattr(worker, "_raise_open_file_limit", lambda: order.append("rlimit"))
 
     def stop(_: object) -> None:
         order.append("port")
-        raise cli.CliError("stop here")
+        raise CliError("stop here")
 
-    monkeypatch.setattr(cli, "reserve_api_port", stop)
-    with pytest.raises(cli.CliError, match="stop here"):
-        cli._run(cli.build_parser().parse_args(["run"]))
+    monkeypatch.setattr(worker, "reserve_api_port", stop)
+    with pytest.raises(CliError, match="stop here"):
+        worker._run(cli.build_parser().parse_args(["run"]))
     assert order == ["files", "rlimit", "port"]
 
 

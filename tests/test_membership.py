@@ -139,7 +139,7 @@ def test_a_configured_broker_that_is_the_embedded_one_gets_its_short_timings(
 ) -> None:
     """`run --broker kafka://127.0.0.1:9092` naming the embedded broker ran with Apache
     Kafka's 20/30/3 s timings, with which the embedded broker holds every join 15 s."""
-    from streams.cli import _timing_for
+    from streams.cli.worker import _timing_for
 
     s = _timing_for(Settings(broker=broker.url))
     assert (s.rebalance_timeout, s.session_timeout, s.heartbeat_interval) == (3.0, 6.0, 1.0)
@@ -152,7 +152,7 @@ def test_a_configured_broker_that_is_the_embedded_one_gets_its_short_timings(
 def test_another_broker_keeps_the_configured_timings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from streams.cli import _timing_for
+    from streams.cli.worker import _timing_for
 
     with monkeypatch.context() as m:  # a Tansu that is not ours: another cluster id
         m.setattr(broker_module, "CLUSTER_ID", "someone-elses-cluster")
