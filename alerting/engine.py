@@ -487,12 +487,6 @@ class ZoneState:
         """Entries with ts > lo."""
         return self.incidents[bisect_right(self.incidents, lo, key=_ts) :]
 
-    def _between(self, lo: int, hi: int) -> list[Entry]:
-        """Entries with lo < ts <= hi."""
-        return self.incidents[
-            bisect_right(self.incidents, lo, key=_ts) : bisect_right(self.incidents, hi, key=_ts)
-        ]
-
 
 class StateMark(NamedTuple):
     """A state's small parts at `ZoneState.mark()`."""

@@ -33,7 +33,6 @@ from streams.record.model import (
     LocationPrecision,
     ReportVersion,
     TimePrecision,
-    identity_key,
     raw_names,
 )
 
@@ -58,10 +57,6 @@ _DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20, 4: 21, 5: 22}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
-
-
-def detail_key(source: str, report_id: str) -> bytes:
-    return DETAIL_PREFIX + identity_key(source, report_id)
 
 
 def detail_row(r: ReportVersion) -> list[object]:
