@@ -33,17 +33,15 @@ second episode (withdrawn and reinstated, revised out of a rule and back) gets a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
-import uuid
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from alerting.alert_ids import alert_id_for, fingerprint
 from alerting.fatality import (
     Assessment,
     FatalityLedger,
@@ -62,18 +60,13 @@ from alerting.rules import (
     RuleSet,
     ThresholdRule,
 )
+from alerting.times import EPOCH, from_ms, to_ms
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.codes import Severity
 
-#: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode [+ the
-#: episode's number from the second on]).
-ALERT_NAMESPACE = uuid.UUID("3d0c9a1e-7f52-5b64-8e21-a4b6c8d0e2f4")
-
 STATE_VERSION = 1
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _RANK = {s.value: s.rank for s in Severity}
 
 
@@ -663,34 +656,11 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
     return None if best is None else from_ms(best)
 
 
-def fingerprint(rule: str, labels: Mapping[str, str]) -> str:
-    """Stable identity of an alert: sha256 of the rule name and the sorted labels."""
-    canonical = json.dumps([rule, sorted(labels.items())], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def alert_id_for(fp: str, trigger_incident_id: str, episode: int = 0) -> str:
-    """The id of one firing episode: the fingerprint, the incident that started it and,
-    from the second episode of the fingerprint on (`episode` 1, 2, ...), its number."""
-    name = f"{fp}\x1f{trigger_incident_id}"
-    return str(uuid.uuid5(ALERT_NAMESPACE, name if not episode else f"{name}\x1f{episode}"))
-
-
 def _start(state: ZoneState, fp: str, trigger_incident_id: str) -> str:
     """The id of a new episode of `fp` in this zone, counted."""
     episode = state.episodes.get(fp, 0)
     state.episodes[fp] = episode + 1
     return alert_id_for(fp, trigger_incident_id, episode)
-
-
-def to_ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise ValueError(f"time {dt.isoformat()} must be timezone-aware")
-    return (dt - _EPOCH) // _MS
-
-
-def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
 
 
 # -- internals ---------------------------------------------------------------------------
@@ -1221,7 +1191,7 @@ def _on_fatalities(rules: RuleSet, state: ZoneState, events: list[AlertEvent]) -
 
 
 def _day_text(day: int) -> str:
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+    return (EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 # -- fatality peaks: what a zone's and the theatre's rules share --------------------------

@@ -29,20 +29,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from alerting.alert_ids import fingerprint
 from alerting.engine import (
     ZoneState,
     assess_peak,
-    fingerprint,
-    from_ms,
     latest_fatal,
     peak_event,
     peak_fires,
     peak_refreshed,
     peak_resolved_summary,
-    to_ms,
 )
 from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
+from alerting.times import from_ms, to_ms
 from schemas.alert import AlertEvent
 
 __all__ = [

@@ -108,7 +108,7 @@ def test_missing_fields_and_non_objects_are_named() -> None:
 def test_occurred_ms_floors_as_the_engine_does(at: datetime) -> None:
     """From the float seconds a record version keeps, the millisecond `to_ms` gives the
     datetime they were read from (microseconds and all)."""
-    from alerting.engine import to_ms
+    from alerting.times import to_ms
 
     assert occurred_ms(at.timestamp()) == to_ms(at)
 

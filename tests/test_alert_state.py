@@ -314,7 +314,7 @@ def test_a_burst_in_one_step_is_heard_in_event_time_order() -> None:
     """Incidents of a burst in one step were heard in the step's order: a rule firing on
     the first of them (quiet-broken) named a later one, and the alert's `starts_at` and
     `alert_id` followed. The earliest first."""
-    from alerting.engine import alert_id_for
+    from alerting.alert_ids import alert_id_for
 
     async def run() -> None:
         r = Run()

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerting import theatre
+from alerting.alert_ids import fingerprint
 from alerting.backtest import backtest
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time, fingerprint
+from alerting.engine import ZoneState, evaluate_batch, evaluate_time
 from alerting.fatality import day_of
 from alerting.rules import THEATRE, RuleFileError, load_rules, parse_rules
 from alerting.theatre import FatalChange, TheatreState, fatal_changes, ledger_changes
