@@ -60,6 +60,7 @@ from alerting.rules import (
     RuleSet,
     ThresholdRule,
 )
+from alerting.summaries import capitalised, incident_text, matching, quiet_summary, what
 from alerting.times import EPOCH, from_ms, to_ms
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
@@ -227,7 +228,7 @@ class ZoneState:
                     # the summary named the incident that left: say what is left, until
                     # a new match words it again (or the alert resolves, left with none)
                     update["summary"] = (
-                        f"{_matching(n, active.event.rule, self.zone, active.first_ms)}; one "
+                        f"{matching(n, active.event.rule, self.zone, active.first_ms)}; one "
                         "left this alert (withdrawn, merged into another, or revised)."
                     )
                 active.event = active.event.model_copy(update=update)
@@ -854,7 +855,7 @@ def _on_incident(
                 window=str(rule.quiet),
                 starts_at=from_ms(min(e.ts, clock)),  # never in the future: clock skew
                 incident_ids=[e.incident_id],
-                summary=_quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
+                summary=quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
             )
             state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, first=e.ts)
             events.append(event)
@@ -876,11 +877,11 @@ def _on_incident(
             else:  # a late report's incident may have happened before the alert started
                 active.first = min(active.first_ms, e.ts)
             summary = (  # one: the incident came back (a new version) or replaced its own
-                f"{_capitalised(_incident_text(incident))}."
+                f"{capitalised(incident_text(incident))}."
                 if active.matches == 1
                 # since the earliest incident the alert holds, whatever its order of arrival
-                else f"{_matching(active.matches, rule.name, state.zone, active.first_ms)}; "
-                f"the last reported: {_incident_text(incident)}."
+                else f"{matching(active.matches, rule.name, state.zone, active.first_ms)}; "
+                f"the last reported: {incident_text(incident)}."
             )
             update["value"] = float(active.matches)
             active.ids.append(e.incident_id)  # in place: a mark holds a copy
@@ -904,21 +905,12 @@ def _on_incident(
             # alert now, not in the future (Alertmanager held it active until then)
             starts_at=from_ms(min(e.ts, clock)),
             incident_ids=[e.incident_id],
-            summary=f"{_capitalised(_incident_text(incident))}.",
+            summary=f"{capitalised(incident_text(incident))}.",
         )
         state.active[fp] = ActiveAlert(
             event, rule.kind, hold_until=hold_until, ids=[e.incident_id], first=e.ts
         )
         events.append(event)
-
-
-def _quiet_summary(
-    rule: QuietBrokenRule, zone: str, labels: Mapping[str, str], gap: int, i: AlertInput
-) -> str:
-    return (
-        f"First {_what(labels, rule.match)} in zone {zone} after {_hours(gap)} of quiet "
-        f"(quiet period {rule.quiet}): {_incident_text(i)}."
-    )
 
 
 def _keep_quiet_breaker(
@@ -944,7 +936,7 @@ def _keep_quiet_breaker(
             "incident_ids": [e.incident_id, *ids][:MAX_INCIDENT_IDS],
             "starts_at": from_ms(min(e.ts, state.clock)),
             "value": round(gap / 3_600_000, 2),
-            "summary": _quiet_summary(rule, state.zone, active.event.labels, gap, incident),
+            "summary": quiet_summary(rule, state.zone, active.event.labels, gap, incident),
         }
     )
 
@@ -1104,15 +1096,15 @@ def _check(
     assert state.clock is not None
     clock = state.clock
     w = rule.window.seconds * 1000
-    what = _what(labels, rule.match, plural=True)
+    noun = what(labels, rule.match, plural=True)
     if isinstance(rule, ThresholdRule):
         current = _group(state, rule, labels, clock - w)
         thr = rule.threshold_for(state.zone)
         count = len(current)
         summary = (
-            f"{count} {what} in zone {state.zone} within {rule.window} (threshold {thr})"
+            f"{count} {noun} in zone {state.zone} within {rule.window} (threshold {thr})"
             if count >= thr
-            else f"{count} {what} in zone {state.zone} within {rule.window}, "
+            else f"{count} {noun} in zone {state.zone} within {rule.window}, "
             f"below the threshold of {thr}"
         )
         return _Check(
@@ -1139,7 +1131,7 @@ def _check(
     else:
         history = f"none in the previous {base}"
     summary = (
-        f"{count} {what} in zone {state.zone} within {rule.window}, {history} "
+        f"{count} {noun} in zone {state.zone} within {rule.window}, {history} "
         f"(alert at {rule.factor:g}x the mean and at least {rule.min_count})"
     )
     if not holds:
@@ -1392,66 +1384,3 @@ def _resolve(
         )
         events.append(resolved)
         del state.active[fp]
-
-
-# -- words -------------------------------------------------------------------------------
-
-
-def _human(code: str) -> str:
-    return code.replace("_", " ")
-
-
-def _when(ms: int) -> str:
-    return from_ms(ms).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _hours(ms: int) -> str:
-    h = ms / 3_600_000
-    return f"{h:.0f} h" if h >= 10 else f"{h:.1f} h"
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
-    """'incidents of heavy weapons fire by az' for a label group."""
-    noun = "incidents" if plural else "incident"
-    if "category" in labels:
-        noun += f" of {_human(labels['category'])}"
-    elif match.category is not None and len(match.category) == 1:
-        noun += f" of {_human(match.category[0])}"
-    if "party" in labels:
-        noun += f" by {labels['party']}"
-    return noun
-
-
-def _matching(n: int, rule: str, zone: str, since_ms: int) -> str:
-    """How an incident alert counts its incidents, in its summary."""
-    plural = "" if n == 1 else "s"
-    return f"{n} incident{plural} matching {rule} in zone {zone} since {_when(since_ms)}"
-
-
-def _incident_text(i: AlertInput) -> str:
-    text = _human(str(i.category))
-    # "by unknown" read as if someone unknown was established; a contested incident (the
-    # parties accuse each other) reads as unknown here too: no one is named
-    if str(i.perpetrator) != "unknown":
-        text += f" by {i.perpetrator}"
-    if str(i.target) != "unknown":
-        text += f" against {i.target}"
-    text += f" in zone {i.zone}"
-    if i.place:
-        text += f" ({i.place})"
-    text += f" at {_when(i.occurred_ms)}"
-    casualties = []
-    if i.killed:
-        casualties.append(f"{i.killed} killed")
-    if i.wounded:
-        casualties.append(f"{i.wounded} wounded")
-    if casualties:
-        text += ", " + " and ".join(casualties) + (" (civilians)" if i.civilian else "")
-    # the incident's verification, and the source of the report that stands for it here:
-    # "observed by az-mod" read as if a party's statement had observed it
-    text += f"; {i.verification}, report from {i.source}"
-    return text
