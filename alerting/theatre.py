@@ -30,8 +30,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from alerting.alert_ids import fingerprint
-from alerting.engine import (
-    ZoneState,
+from alerting.engine import ZoneState
+from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
+from alerting.peaks import (
     assess_peak,
     latest_fatal,
     peak_event,
@@ -39,7 +40,6 @@ from alerting.engine import (
     peak_refreshed,
     peak_resolved_summary,
 )
-from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
 from alerting.times import from_ms, to_ms
 from schemas.alert import AlertEvent
