@@ -166,8 +166,9 @@ def test_the_civilian_flag_is_the_incident_s_not_the_last_joined_report_s() -> N
     joined: the incident's input said `civilian: false` (the statement's flag), which
     resolved a `civilian: true` rule, and a third report (civilians killed) fired it again
     with a new alert_id. The flag is that of the report the casualty figures come from."""
-    from alerting.engine import ZoneState, evaluate_batch
+    from alerting.engine import evaluate_batch
     from alerting.rules import parse_rules
+    from alerting.zone_state import ZoneState
 
     rules = parse_rules(
         """

@@ -20,8 +20,8 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerting.engine import ZoneState
 from alerting.rules import parse_rules
+from alerting.zone_state import ZoneState
 from schemas.codes import Severity
 from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue

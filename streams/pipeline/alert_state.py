@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from alerting.engine import ZoneState
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from streams.store.changelog import Recovered
 
