@@ -26,15 +26,10 @@ from typing import Any
 import orjson
 
 from schemas import jsonbytes
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.classify.time_of_day import checked_time_of_day
 from streams.record.linking import GROUPING, LinkRule
-from streams.record.model import (
-    LocationPrecision,
-    ReportVersion,
-    TimePrecision,
-    raw_names,
-)
+from streams.record.model import ReportVersion, raw_names
 
 DETAIL_PREFIX = b"d"
 VERSION_PREFIX = b"v"
