@@ -5,8 +5,8 @@
 - `alerting.engine`: pure evaluation over it (`evaluate_incident`, `evaluate_batch`,
   `evaluate_time`, `next_deadline`);
 - `alerting.theatre`: the theatre-wide fatality-peak rules (`TheatreState`, `evaluate`);
-- `alerting.peaks`, `alerting.summaries`, `alerting.alert_ids`, `alerting.times`: what
-  those share (fatality-peak alerts, summary wording, alert ids, millisecond times);
+- `alerting.peaks`, `alerting.summaries`, `alerting.alert_ids`, `alerting.times`: the parts
+  those are built from (fatality-peak alerts, summary wording, alert ids, millisecond times);
 - `alerting.backtest`: offline runs over a file of reports (`backtest`, `render_backtest`);
 - `alerting.alertmanager`: `to_alertmanager`, `AlertmanagerClient`.
 
