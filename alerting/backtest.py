@@ -26,9 +26,10 @@ from rich.table import Table
 from rich.text import Text
 
 from alerting import theatre as theatre_rules
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time, next_deadline
+from alerting.engine import evaluate_batch, evaluate_time, next_deadline
 from alerting.rules import THEATRE, RuleSet
 from alerting.theatre import TheatreState, fatal_changes
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.incident import Incident

@@ -1,11 +1,8 @@
 """The alert engine: pure functions over one zone's state, incidents and a clock.
 
 All of one zone's incidents reach one place (the incidents topic is keyed by zone), in
-arrival order. The state of a zone (`ZoneState`) is plain data. It round-trips whole
-through `to_json()`/`from_json()`, and as independent parts (`parts()`/`from_parts()`: its
-clock, each incident, each firing alert, each quiet-broken group), so that a stream stage
-writes to its changelog only the parts a batch changed (`mark()`/`changed()`), never the
-whole state.
+arrival order. The state of a zone (`ZoneState`, `alerting/zone_state.py`) is plain data,
+written to a changelog by the parts a step changed.
 
 Time. `now` is the wall clock in live mode and the event time in a backtest. The state
 keeps a monotonic `clock` (the largest `now` seen), and every window is evaluated by
@@ -33,24 +30,21 @@ second episode (withdrawn and reinstated, revised out of a rule and back) gets a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
-import uuid
-from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from alerting.fatality import (
-    Assessment,
-    FatalityLedger,
-    assess,
-    day_of,
-    first_whole_day,
-    still_record,
+from alerting.alert_ids import alert_id_for, fingerprint
+from alerting.fatality import day_of, first_whole_day, still_record
+from alerting.peaks import (
+    assess_peak,
+    latest_fatal,
+    peak_event,
+    peak_fires,
+    peak_refreshed,
+    peak_resolved_summary,
 )
 from alerting.rules import (
     AnyRule,
@@ -62,457 +56,14 @@ from alerting.rules import (
     RuleSet,
     ThresholdRule,
 )
+from alerting.summaries import capitalised, incident_text, matching, quiet_summary, what
+from alerting.times import from_ms, to_ms
+from alerting.zone_state import MAX_EPISODE_IDS, ActiveAlert, Entry, ZoneState, entry_of
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.codes import Severity
 
-#: Namespace of alert ids: uuid5(fingerprint + the incident that started the episode [+ the
-#: episode's number from the second on]).
-ALERT_NAMESPACE = uuid.UUID("3d0c9a1e-7f52-5b64-8e21-a4b6c8d0e2f4")
-
-STATE_VERSION = 1
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _RANK = {s.value: s.rank for s in Severity}
-
-
-class Entry(NamedTuple):
-    """One incident as the state remembers it. Times are integer milliseconds (exact)."""
-
-    ts: int
-    incident_id: str
-    party: str
-    category: str
-    severity: str
-    killed: int
-    wounded: int
-    target: str
-    verification: str
-    civilian: bool
-
-
-#: The kinds of alert held for a while after their incidents: their incidents are listed.
-_HELD = ("incident", "quiet_broken")
-#: Most ids an incident alert's episode keeps (`ActiveAlert.ids`): a zone's incidents in
-#: retention are bounded, but an episode kept alive for months is not; beyond it, the
-#: oldest matches are no longer taken out by a withdrawal.
-MAX_EPISODE_IDS = 1000
-
-
-@dataclass
-class ActiveAlert:
-    """A firing alert: the event as last updated, and what the engine needs to resolve it."""
-
-    event: AlertEvent
-    kind: str
-    #: Incident and quiet-broken alerts: when the hold ends (ms), unless extended.
-    hold_until: int | None = None
-    #: Incident alerts: how many matching incidents this episode has seen.
-    matches: int = 1
-    #: Incident alerts: the ids of the episode's matching incidents, oldest first (the
-    #: event lists the last MAX_INCIDENT_IDS), so that a withdrawal of any of them takes it
-    #: out of `matches`, not only of the last 20 (bounded: MAX_EPISODE_IDS).
-    ids: list[str] = field(default_factory=list)
-    #: Incident alerts: the event time (ms) of the earliest matching incident the episode
-    #: holds, the "since" of its summary; quiet-broken alerts: of the incident that broke
-    #: the quiet. Not `starts_at`, which is never later than the clock when the alert fired
-    #: (an incident dated ahead by clock skew starts its alert at the clock, so it does not
-    #: stay "active" in Alertmanager until then), nor earlier than that for a late incident.
-    #: None (a state from before it was kept): `starts_at` stands for it.
-    first: int | None = None
-
-    @property
-    def first_ms(self) -> int:
-        return self.first if self.first is not None else to_ms(self.event.starts_at)
-
-
-@dataclass
-class ZoneState:
-    """Everything the engine remembers about one zone. Mutated in place by the evaluators.
-
-    `since` (ms): when observation began, if known. Quiet-broken rules measure a quiet
-    period from the group's latest incident or from it, whichever is later (time before it
-    is never quiet), and escalation baselines are not counted before it; without it, a
-    group never seen does not break a quiet period and missing history counts as zero
-    incidents."""
-
-    zone: str
-    since: int | None = None
-    clock: int | None = None
-    #: The zone's incidents within retention, sorted by event time.
-    incidents: list[Entry] = field(default_factory=list)
-    #: quiet_broken rules: fingerprint -> (rule name, latest matching event time in ms).
-    last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)
-    #: fingerprint -> the firing alert.
-    active: dict[str, ActiveAlert] = field(default_factory=dict)
-    #: fatality_peak rules: the zone's fatal incidents by day, over the rules' lookback
-    #: (longer than `incidents` keeps: `alerting/fatality.py`).
-    fatalities: FatalityLedger = field(default_factory=FatalityLedger)
-    #: fatality_peak rules: rule name -> the day it last fired in this zone (cooldown).
-    peaks: dict[str, int] = field(default_factory=dict)
-    #: fingerprint -> how many episodes it has fired (its alert ids: `_start`). Bounded by
-    #: the rules' label sets, so kept for good.
-    episodes: dict[str, int] = field(default_factory=dict)
-    #: incident id -> its entry (the index of `incidents`)
-    _ids: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: Ids of incidents added or removed since the last `changed()`.
-    _touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
-    #: Ids of incidents whose fatality entry changed since the last `changed()`.
-    _fatal_touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
-    #: fingerprint -> the incidents `forget` took out of that alert in this step: a new
-    #: version of one comes back however old it is (`max_age` is for new matches)
-    _left: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: Within a step: the version each refreshed incident had before it (`refresh`), or,
-    #: for a survivor the state did not hold (a rename), the first incident merged into it.
-    _was: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: Within a step: survivor -> every incident merged into it (`forget` with `into`), so
-    #: that a rule any of them matched is no new match of the survivor (`_had_its_alert`).
-    _merged: dict[str, list[Entry]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        self._ids = {e.incident_id: e for e in self.incidents}
-
-    @classmethod
-    def new(cls, zone: str, since: datetime | None = None) -> ZoneState:
-        return cls(zone=zone, since=None if since is None else to_ms(since))
-
-    # -- queries ------------------------------------------------------------------------
-    def firing(self) -> list[AlertEvent]:
-        """The zone's firing alerts, as last updated, oldest first."""
-        return sorted((a.event for a in self.active.values()), key=lambda e: e.starts_at)
-
-    def knows(self, incident_id: str) -> bool:
-        return incident_id in self._ids
-
-    def refresh(self, incident: AlertInput) -> bool:
-        """A newer version of a known incident (a later report raised its casualties,
-        changed its category or severity) replaces the version the state holds, so the
-        next evaluation sees it afresh: an incident rule it now matches fires (once per
-        fingerprint, as always), and windows count it once. Returns whether it changed."""
-        if incident.incident_id not in self._ids:
-            return False
-        new = _entry(incident)
-        old = self._ids.get(new.incident_id)
-        if old == new:
-            return False
-        assert old is not None
-        self._was[new.incident_id] = old
-        self.forget(incident.incident_id)
-        return True
-
-    def forget(self, incident_id: str, into: str | None = None) -> bool:
-        """An incident that no longer exists (merged into another, or all its reports
-        withdrawn), or whose version the state holds is replaced (`refresh`), leaves the
-        counts of windows and baselines and the fatality ledger, and the incident and
-        quiet-broken alerts it is in (their `incident_ids`, an incident alert's count):
-        one event renamed by a merge is one match, not two, and an alert left without an
-        incident resolves at the end of the step (`_resolve`); a new version that still
-        matches comes back in the same step. `into`: the incident it was merged into, which
-        takes its place in those alerts when its new version matches in the same step (the
-        alert does not resolve for a merge, however old the survivor), and is no new match
-        of a rule it matched in the same group (its alert resolved, or it was too old to
-        fire). Returns whether it was known."""
-        for fp, active in self.active.items():
-            held = active.ids if active.kind == "incident" else active.event.incident_ids
-            if active.kind in _HELD and incident_id in held:
-                left = self._left.setdefault(fp, set())
-                left.add(incident_id)
-                if into is not None:
-                    left.add(into)
-                update: dict[str, Any] = {
-                    "incident_ids": [i for i in active.event.incident_ids if i != incident_id]
-                }
-                if active.kind == "incident":
-                    active.ids = [i for i in active.ids if i != incident_id]
-                    update["incident_ids"] = active.ids[-MAX_INCIDENT_IDS:]
-                    n = active.matches = max(0, active.matches - 1)
-                    update["value"] = float(n)
-                    active.first = self._earliest(active, incident_id)
-                    # the summary named the incident that left: say what is left, until
-                    # a new match words it again (or the alert resolves, left with none)
-                    update["summary"] = (
-                        f"{_matching(n, active.event.rule, self.zone, active.first_ms)}; one "
-                        "left this alert (withdrawn, merged into another, or revised)."
-                    )
-                active.event = active.event.model_copy(update=update)
-        fatal = self.fatalities.forget(incident_id)  # held longer than `incidents`
-        if fatal:
-            self._fatal_touched.add(incident_id)
-        entry = self._ids.pop(incident_id, None)
-        if entry is None:
-            return fatal
-        if into is not None:
-            # the survivor stands for it: where this version matched, the survivor had its
-            # match (`_had_its_alert`): a rename (a second source's earlier report) pages
-            # no more once the alert's hold has ended
-            self._was.setdefault(into, entry)
-            self._merged.setdefault(into, []).append(entry)
-        self._touched.add(incident_id)
-        at = bisect_left(self.incidents, entry)
-        if at < len(self.incidents) and self.incidents[at] == entry:
-            del self.incidents[at]
-        else:  # a list built out of order by hand
-            self.incidents.remove(entry)
-        return True
-
-    def _earliest(self, active: ActiveAlert, gone: str) -> int | None:
-        """An incident alert's `first` once `gone` left it: the earliest event time of the
-        incidents it still holds, as the index knows them. Unchanged where `gone` was not
-        the earliest, or where one it holds is no longer in the index (pruned: older)."""
-        entry = self._ids.get(gone)
-        if entry is None or entry.ts > active.first_ms:
-            return active.first
-        held = [self._ids.get(i) for i in active.ids]
-        if not held or any(h is None for h in held):
-            return active.first
-        return min(h.ts for h in held if h is not None)
-
-    # -- parts: what a changelog holds, one key per part -------------------------------
-    def parts(self) -> dict[str, Any]:
-        """The whole state as parts, part key -> plain JSON value: `m` its clock, `i<id>`
-        each incident, `a<fingerprint>` each firing alert, `l<fingerprint>` each
-        quiet-broken group's latest incident, `f<id>` each fatal incident of the fatality
-        ledger ([day, killed]), `p<rule>` the day a fatality_peak rule last fired,
-        `n<fingerprint>` how many episodes a fingerprint has fired.
-        `from_parts(zone, parts())` equals it."""
-        out: dict[str, Any] = {"m": self._meta()}
-        out.update((f"i{e.incident_id}", list(e)) for e in self.incidents)
-        out.update((f"a{fp}", _active_json(a)) for fp, a in self.active.items())
-        out.update((f"l{fp}", [rule, ts]) for fp, (rule, ts) in self.last_seen.items())
-        out.update((f"f{iid}", list(v)) for iid, v in self.fatalities.incidents.items())
-        out.update((f"p{rule}", day) for rule, day in self.peaks.items())
-        out.update((f"n{fp}", n) for fp, n in self.episodes.items())
-        return out
-
-    def part(self, key: str) -> Any | None:
-        """The current value of one part; None: the part no longer exists."""
-        kind, name = key[:1], key[1:]
-        if kind == "m":
-            return self._meta()
-        if kind == "i":
-            e = self._ids.get(name)
-            return None if e is None else list(e)
-        if kind == "a":
-            a = self.active.get(name)
-            return None if a is None else _active_json(a)
-        if kind == "l":
-            seen = self.last_seen.get(name)
-            return None if seen is None else [seen[0], seen[1]]
-        if kind == "f":
-            fatal = self.fatalities.incidents.get(name)
-            return None if fatal is None else list(fatal)
-        if kind == "p":
-            return self.peaks.get(name)
-        if kind == "n":
-            return self.episodes.get(name)
-        raise ValueError(f"unknown alert-state part {key!r}")
-
-    def mark(self) -> StateMark:
-        """What `changed()` compares with: the small parts as they are now (the incidents
-        are tracked as they change). Cheap: O(firing alerts + quiet groups)."""
-        self._touched.clear()
-        self._fatal_touched.clear()
-        return StateMark(
-            (self.since, self.clock),
-            {
-                fp: (a.event, a.kind, a.hold_until, a.matches, tuple(a.ids), a.first)
-                for fp, a in self.active.items()
-            },
-            dict(self.last_seen),
-            dict(self.peaks),
-            dict(self.episodes),
-        )
-
-    def changed(self, mark: StateMark | None) -> set[str]:
-        """Keys of the parts changed since `mark` (None: a new state, every part)."""
-        if mark is None:
-            self._touched.clear()
-            self._fatal_touched.clear()
-            return set(self.parts())
-        keys = {f"i{iid}" for iid in self._touched}
-        keys.update(f"f{iid}" for iid in self._fatal_touched)
-        self._touched.clear()
-        self._fatal_touched.clear()
-        for rule in mark.peaks.keys() | self.peaks.keys():
-            if mark.peaks.get(rule) != self.peaks.get(rule):
-                keys.add(f"p{rule}")
-        keys.update(
-            f"n{fp}" for fp, n in self.episodes.items() if mark.episodes.get(fp) != n
-        )  # counts only grow
-        if (self.since, self.clock) != mark.meta:
-            keys.add("m")
-        for fp in mark.active.keys() | self.active.keys():
-            a = self.active.get(fp)
-            if a is None or mark.active.get(fp) != (
-                a.event,
-                a.kind,
-                a.hold_until,
-                a.matches,
-                tuple(a.ids),
-                a.first,
-            ):
-                keys.add(f"a{fp}")
-        for fp in mark.last_seen.keys() | self.last_seen.keys():
-            if mark.last_seen.get(fp) != self.last_seen.get(fp):
-                keys.add(f"l{fp}")
-        return keys
-
-    @classmethod
-    def from_parts(cls, zone: str, parts: Mapping[str, Any]) -> ZoneState:
-        """Rebuild a state from its parts. Raises ValueError on anything else."""
-        try:
-            meta = parts["m"]
-            data = {
-                **meta,
-                "zone": zone,
-                "incidents": [v for k, v in parts.items() if k[:1] == "i"],
-                "active": {k[1:]: v for k, v in parts.items() if k[:1] == "a"},
-                "last_seen": {k[1:]: v for k, v in parts.items() if k[:1] == "l"},
-                "fatal": {k[1:]: v for k, v in parts.items() if k[:1] == "f"},
-                "peaks": {k[1:]: v for k, v in parts.items() if k[:1] == "p"},
-                "episodes": {k[1:]: v for k, v in parts.items() if k[:1] == "n"},
-            }
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed alert state parts: {exc!r}") from None
-        return cls.from_json(data)
-
-    def _meta(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "since": self.since, "clock": self.clock}
-
-    # -- plain data ---------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "zone": self.zone,
-            "since": self.since,
-            "clock": self.clock,
-            "incidents": [list(e) for e in self.incidents],
-            "last_seen": {fp: [rule, ts] for fp, (rule, ts) in self.last_seen.items()},
-            "active": {fp: _active_json(a) for fp, a in self.active.items()},
-            "fatal": {iid: list(v) for iid, v in self.fatalities.incidents.items()},
-            "peaks": dict(self.peaks),
-            "episodes": dict(self.episodes),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ZoneState:
-        """Rebuild a state from `to_json()` output. Raises ValueError on anything else."""
-        try:
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"unsupported alert state version {data.get('version')!r}")
-            incidents = [
-                Entry(
-                    int(r[0]),
-                    str(r[1]),
-                    str(r[2]),
-                    str(r[3]),
-                    str(r[4]),
-                    int(r[5]),
-                    int(r[6]),
-                    str(r[7]),
-                    str(r[8]),
-                    bool(r[9]),
-                )
-                for r in data["incidents"]
-            ]
-            incidents.sort()
-            active = {
-                str(fp): ActiveAlert(
-                    event=AlertEvent.model_validate(a["event"]),
-                    kind=str(a["kind"]),
-                    hold_until=None if a.get("hold_until") is None else int(a["hold_until"]),
-                    matches=int(a.get("matches", 1)),
-                    # absent before it was kept: the event's (the last 20) stand for them
-                    ids=[str(i) for i in a.get("ids", a["event"]["incident_ids"])]
-                    if a["kind"] == "incident"
-                    else [],
-                    first=None if a.get("first") is None else int(a["first"]),
-                )
-                for fp, a in data["active"].items()
-            }
-            fatalities = FatalityLedger()
-            for iid, (day, killed) in data.get("fatal", {}).items():  # absent before
-                fatalities.put(str(iid), int(day), int(killed))
-            return cls(
-                zone=str(data["zone"]),
-                since=None if data.get("since") is None else int(data["since"]),
-                clock=None if data.get("clock") is None else int(data["clock"]),
-                incidents=incidents,
-                last_seen={str(fp): (str(v[0]), int(v[1])) for fp, v in data["last_seen"].items()},
-                active=active,
-                fatalities=fatalities,
-                peaks={str(rule): int(day) for rule, day in data.get("peaks", {}).items()},
-                episodes={str(fp): int(n) for fp, n in data.get("episodes", {}).items()},
-            )
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-            raise ValueError(f"malformed alert state: {exc!r}") from None
-
-    # -- the index ----------------------------------------------------------------------
-    def _add(self, entry: Entry) -> None:
-        if self.incidents and entry >= self.incidents[-1]:
-            self.incidents.append(entry)  # the common case: arrival order is event order
-        else:
-            insort(self.incidents, entry)
-        self._ids[entry.incident_id] = entry
-        self._touched.add(entry.incident_id)
-
-    def _prune(self, rules: RuleSet) -> None:
-        assert self.clock is not None
-        cut = bisect_right(self.incidents, self.clock - rules.retention_seconds * 1000, key=_ts)
-        excess = len(self.incidents) - cut - rules.max_incidents_per_zone
-        if excess > 0:
-            cut += excess
-        if cut > 0:
-            for e in self.incidents[:cut]:
-                del self._ids[e.incident_id]
-                self._touched.add(e.incident_id)
-            del self.incidents[:cut]
-        quiet = {r.name for r in rules.active_rules if isinstance(r, QuietBrokenRule)}
-        for fp in [fp for fp, (rule, _) in self.last_seen.items() if rule not in quiet]:
-            del self.last_seen[fp]
-        days = rules.fatality_days
-        first_day = day_of(self.clock / 1000) - days if days else None
-        for iid, (day, _) in list(self.fatalities.incidents.items()):
-            if first_day is None or day < first_day:
-                self.fatalities.forget(iid)
-                self._fatal_touched.add(iid)
-        fatal_rules = {r.name for r in rules.fatality_rules}
-        for rule in [rule for rule in self.peaks if rule not in fatal_rules]:
-            del self.peaks[rule]
-
-    def _since(self, lo: int) -> list[Entry]:
-        """Entries with ts > lo."""
-        return self.incidents[bisect_right(self.incidents, lo, key=_ts) :]
-
-    def _between(self, lo: int, hi: int) -> list[Entry]:
-        """Entries with lo < ts <= hi."""
-        return self.incidents[
-            bisect_right(self.incidents, lo, key=_ts) : bisect_right(self.incidents, hi, key=_ts)
-        ]
-
-
-class StateMark(NamedTuple):
-    """A state's small parts at `ZoneState.mark()`."""
-
-    meta: tuple[int | None, int | None]
-    active: dict[str, tuple[AlertEvent, str, int | None, int, tuple[str, ...], int | None]]
-    last_seen: dict[str, tuple[str, int]]
-    peaks: dict[str, int]
-    episodes: dict[str, int]
-
-
-def _active_json(a: ActiveAlert) -> dict[str, Any]:
-    return {
-        "event": a.event.model_dump(mode="json"),
-        "kind": a.kind,
-        "hold_until": a.hold_until,
-        "matches": a.matches,
-        **({"ids": a.ids} if a.kind == "incident" else {}),
-        **({"first": a.first} if a.first is not None else {}),
-    }
 
 
 # -- public functions ---------------------------------------------------------------------
@@ -557,12 +108,12 @@ def evaluate_batch(
     events = [] if events is None else events
     clock = _advance(state, now)
     _resolve(rules, state, events, emptied=False)  # emptied: by this step, checked at its end
-    state._left.clear()
-    state._was.clear()
-    state._merged.clear()
+    state.left.clear()
+    state.was.clear()
+    state.merged.clear()
     into = merged_into or {}
     for iid in forget:
-        gone = state._ids.get(iid) if iid not in into else None  # withdrawn
+        gone = state.by_id.get(iid) if iid not in into else None  # withdrawn
         state.forget(iid, into.get(iid))
         if gone is not None:
             _unsee(rules, state, gone, clock)
@@ -591,12 +142,12 @@ def evaluate_batch(
             and day >= fatal_from
             and state.fatalities.put(iid, day, int(incident.killed))
         ):
-            state._fatal_touched.add(iid)
+            state.fatal_touched.add(iid)
             fatal_changed = True
-        if iid in state._ids or ts <= oldest:
+        if iid in state.by_id or ts <= oldest:
             continue  # a duplicate delivery, or too old to matter to any rule
-        entry = _entry(incident)
-        state._add(entry)
+        entry = entry_of(incident)
+        state.add(entry)
         fresh.append(entry)
         _on_incident(rules, state, entry, incident, events)
     if fresh:
@@ -604,7 +155,7 @@ def evaluate_batch(
     if fatal_changed:
         _on_fatalities(rules, state, events)
     _resolve(rules, state, events)  # what the step's changes leave below its level
-    state._prune(rules)
+    state.prune(rules)
     return events
 
 
@@ -614,7 +165,7 @@ def evaluate_time(rules: RuleSet, state: ZoneState, now: datetime) -> list[Alert
     _advance(state, now)
     events: list[AlertEvent] = []
     _resolve(rules, state, events)
-    state._prune(rules)
+    state.prune(rules)
     return events
 
 
@@ -654,7 +205,7 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
                 e.ts + shift
                 for shift in (w, w + b)
                 for e in itertools.islice(
-                    (x for x in state._since(clock - shift) if test is None or test(x)), 1
+                    (x for x in state.after(clock - shift) if test is None or test(x)), 1
                 )
             ]
             if state.since is not None:
@@ -669,19 +220,6 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
     return None if best is None else from_ms(best)
 
 
-def fingerprint(rule: str, labels: Mapping[str, str]) -> str:
-    """Stable identity of an alert: sha256 of the rule name and the sorted labels."""
-    canonical = json.dumps([rule, sorted(labels.items())], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def alert_id_for(fp: str, trigger_incident_id: str, episode: int = 0) -> str:
-    """The id of one firing episode: the fingerprint, the incident that started it and,
-    from the second episode of the fingerprint on (`episode` 1, 2, ...), its number."""
-    name = f"{fp}\x1f{trigger_incident_id}"
-    return str(uuid.uuid5(ALERT_NAMESPACE, name if not episode else f"{name}\x1f{episode}"))
-
-
 def _start(state: ZoneState, fp: str, trigger_incident_id: str) -> str:
     """The id of a new episode of `fp` in this zone, counted."""
     episode = state.episodes.get(fp, 0)
@@ -689,42 +227,13 @@ def _start(state: ZoneState, fp: str, trigger_incident_id: str) -> str:
     return alert_id_for(fp, trigger_incident_id, episode)
 
 
-def to_ms(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise ValueError(f"time {dt.isoformat()} must be timezone-aware")
-    return (dt - _EPOCH) // _MS
-
-
-def from_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
 # -- internals ---------------------------------------------------------------------------
-
-
-def _ts(e: Entry) -> int:
-    return e.ts
 
 
 def _advance(state: ZoneState, now: datetime) -> int:
     ms = to_ms(now)
     state.clock = ms if state.clock is None else max(state.clock, ms)
     return state.clock
-
-
-def _entry(i: AlertInput) -> Entry:
-    return Entry(
-        i.occurred_ms,
-        i.incident_id,
-        str(i.perpetrator),
-        str(i.category),
-        str(i.severity),
-        i.killed,
-        i.wounded,
-        i.target,
-        str(i.verification),
-        i.civilian,
-    )
 
 
 def _matches(m: Match, zone: str, e: Entry) -> bool:
@@ -821,7 +330,7 @@ def _predicate(rule: AnyRule, zone: str, labels: Mapping[str, str]) -> Predicate
 
 def _group(state: ZoneState, rule: AnyRule, labels: Mapping[str, str], lo: int) -> list[Entry]:
     """The rule's matching entries of one label group with ts > lo, by event time."""
-    entries = state._since(lo)
+    entries = state.after(lo)
     test = _predicate(rule, state.zone, labels)
     return entries if test is None else [e for e in entries if test(e)]
 
@@ -858,7 +367,7 @@ def _on_incident(
             previous = _previous(state, rule, fp, labels, e)
             state.last_seen[fp] = (rule.name, e.ts if previous is None else max(previous, e.ts))
             active = state.active.get(fp)
-            if active is not None and e.incident_id in state._left.get(fp, ()):
+            if active is not None and e.incident_id in state.left.get(fp, ()):
                 # a new version of the incident that broke the quiet (a second source
                 # reported it): it stays the alert's, though it no longer follows a quiet
                 _keep_quiet_breaker(rule, state, active, e, incident)
@@ -890,13 +399,13 @@ def _on_incident(
                 window=str(rule.quiet),
                 starts_at=from_ms(min(e.ts, clock)),  # never in the future: clock skew
                 incident_ids=[e.incident_id],
-                summary=_quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
+                summary=quiet_summary(rule, state.zone, labels, e.ts - quiet_from, incident),
             )
             state.active[fp] = ActiveAlert(event, rule.kind, hold_until=hold_until, first=e.ts)
             events.append(event)
             continue
 
-        came_back = e.incident_id in state._left.get(fp, ())
+        came_back = e.incident_id in state.left.get(fp, ())
         if not recent_enough and not came_back:
             continue
         active = state.active.get(fp)
@@ -912,11 +421,11 @@ def _on_incident(
             else:  # a late report's incident may have happened before the alert started
                 active.first = min(active.first_ms, e.ts)
             summary = (  # one: the incident came back (a new version) or replaced its own
-                f"{_capitalised(_incident_text(incident))}."
+                f"{capitalised(incident_text(incident))}."
                 if active.matches == 1
                 # since the earliest incident the alert holds, whatever its order of arrival
-                else f"{_matching(active.matches, rule.name, state.zone, active.first_ms)}; "
-                f"the last reported: {_incident_text(incident)}."
+                else f"{matching(active.matches, rule.name, state.zone, active.first_ms)}; "
+                f"the last reported: {incident_text(incident)}."
             )
             update["value"] = float(active.matches)
             active.ids.append(e.incident_id)  # in place: a mark holds a copy
@@ -940,21 +449,12 @@ def _on_incident(
             # alert now, not in the future (Alertmanager held it active until then)
             starts_at=from_ms(min(e.ts, clock)),
             incident_ids=[e.incident_id],
-            summary=f"{_capitalised(_incident_text(incident))}.",
+            summary=f"{capitalised(incident_text(incident))}.",
         )
         state.active[fp] = ActiveAlert(
             event, rule.kind, hold_until=hold_until, ids=[e.incident_id], first=e.ts
         )
         events.append(event)
-
-
-def _quiet_summary(
-    rule: QuietBrokenRule, zone: str, labels: Mapping[str, str], gap: int, i: AlertInput
-) -> str:
-    return (
-        f"First {_what(labels, rule.match)} in zone {zone} after {_hours(gap)} of quiet "
-        f"(quiet period {rule.quiet}): {_incident_text(i)}."
-    )
 
 
 def _keep_quiet_breaker(
@@ -965,7 +465,7 @@ def _keep_quiet_breaker(
     report joined a day report), the alert starts then and its quiet is measured to then."""
     assert state.clock is not None
     ids = [i for i in active.event.incident_ids if i != e.incident_id]
-    was = state._was.get(e.incident_id)
+    was = state.was.get(e.incident_id)
     starts = active.first_ms  # the breaker's time (`starts_at` may be the clock's, earlier)
     if was is None or was.ts != starts or was.ts == e.ts:  # not the breaker, or not moved
         ids = _append_id(ids, e.incident_id)
@@ -980,7 +480,7 @@ def _keep_quiet_breaker(
             "incident_ids": [e.incident_id, *ids][:MAX_INCIDENT_IDS],
             "starts_at": from_ms(min(e.ts, state.clock)),
             "value": round(gap / 3_600_000, 2),
-            "summary": _quiet_summary(rule, state.zone, active.event.labels, gap, incident),
+            "summary": quiet_summary(rule, state.zone, active.event.labels, gap, incident),
         }
     )
 
@@ -1001,8 +501,8 @@ def _had_its_alert(rule: IncidentRule, state: ZoneState, fp: str, e: Entry) -> b
     incident merged into it) is then not a new match: one event fires a rule once. A change
     that makes it match anew (a death: another severity label) is one."""
     iid = e.incident_id
-    was = state._was.get(iid)
-    before = [*([] if was is None else [was]), *state._merged.get(iid, ())]
+    was = state.was.get(iid)
+    before = [*([] if was is None else [was]), *state.merged.get(iid, ())]
     return any(
         _matches(rule.match, state.zone, b)
         and fingerprint(rule.name, _incident_labels(rule, state.zone, b)) == fp
@@ -1140,15 +640,15 @@ def _check(
     assert state.clock is not None
     clock = state.clock
     w = rule.window.seconds * 1000
-    what = _what(labels, rule.match, plural=True)
+    noun = what(labels, rule.match, plural=True)
     if isinstance(rule, ThresholdRule):
         current = _group(state, rule, labels, clock - w)
         thr = rule.threshold_for(state.zone)
         count = len(current)
         summary = (
-            f"{count} {what} in zone {state.zone} within {rule.window} (threshold {thr})"
+            f"{count} {noun} in zone {state.zone} within {rule.window} (threshold {thr})"
             if count >= thr
-            else f"{count} {what} in zone {state.zone} within {rule.window}, "
+            else f"{count} {noun} in zone {state.zone} within {rule.window}, "
             f"below the threshold of {thr}"
         )
         return _Check(
@@ -1175,7 +675,7 @@ def _check(
     else:
         history = f"none in the previous {base}"
     summary = (
-        f"{count} {what} in zone {state.zone} within {rule.window}, {history} "
+        f"{count} {noun} in zone {state.zone} within {rule.window}, {history} "
         f"(alert at {rule.factor:g}x the mean and at least {rule.min_count})"
     )
     if not holds:
@@ -1224,121 +724,6 @@ def _on_fatalities(rules: RuleSet, state: ZoneState, events: list[AlertEvent]) -
         state.active[fp] = ActiveAlert(event, rule.kind)
         state.peaks[rule.name] = day
         events.append(event)
-
-
-def _day_text(day: int) -> str:
-    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
-
-
-# -- fatality peaks: what a zone's and the theatre's rules share --------------------------
-def assess_peak(
-    ledger: FatalityLedger, day: int, rule: FatalityPeakRule, observed_from: int | None
-) -> Assessment:
-    return assess(
-        ledger,
-        day,
-        window=rule.window_days,
-        lookback=rule.lookback_days,
-        minimum=rule.minimum,
-        observed_from=observed_from,
-    )
-
-
-def peak_fires(a: Assessment, last_fired: int | None, day: int, rule: FatalityPeakRule) -> bool:
-    """A record sum, and not within the cooldown of the rule's last firing here."""
-    return a.record and (last_fired is None or day - last_fired >= rule.cooldown_days)
-
-
-def latest_fatal(
-    entries: Iterable[tuple[str, tuple[int, int]]], day: int, window: int
-) -> list[str]:
-    """The ledger keys of the fatal incidents in the window ending on `day`, latest first
-    (as many as an alert names)."""
-    recent = sorted(((d, key) for key, (d, _) in entries if day - window < d <= day), reverse=True)
-    return [key for _, key in recent[:MAX_INCIDENT_IDS]]
-
-
-def peak_event(
-    rule: FatalityPeakRule,
-    fp: str,
-    labels: dict[str, str],
-    a: Assessment,
-    day: int,
-    clock: int,
-    ids: list[str],
-    what: str,
-    most: str,
-) -> AlertEvent:
-    """A fatality-peak alert firing on `day`: `what` says whose deaths ("12 killed in zone
-    x"), `most` adds where most were (the theatre's)."""
-    return AlertEvent(
-        # the day tells episodes apart: with a cooldown shorter than the window, a second
-        # episode could start from the same latest incident, and took the first one's id
-        alert_id=alert_id_for(fp, ids[0] if ids else str(day), day),
-        fingerprint=fp,
-        status="firing",
-        rule=rule.name,
-        severity=rule.severity,
-        labels=labels,
-        value=float(a.total),
-        threshold=float(a.threshold),
-        window=str(rule.window),
-        starts_at=from_ms(clock),
-        incident_ids=ids,
-        summary=_peak_summary(rule, a, what, most),
-    )
-
-
-def _peak_summary(rule: FatalityPeakRule, a: Assessment, what: str, most: str) -> str:
-    return (
-        f"{what} in the {rule.window} to {_day_text(a.day)}{most}: the highest "
-        f"{rule.window} figure of the past {rule.lookback} (previous high {a.peak}, "
-        f"minimum {rule.minimum})."
-    )
-
-
-def peak_refreshed(
-    rule: FatalityPeakRule,
-    event: AlertEvent,
-    a: Assessment,
-    ids: list[str],
-    what: str,
-    most: str,
-) -> AlertEvent:
-    """A firing fatality-peak alert whose figure changed (a death reported, a revision)
-    and still reaches the figure it beat: its `value`, `incident_ids` and `summary` say the
-    figure of `a.day` (updated silently, as other rules' alerts are). On a day after the
-    record, the figure may no longer be the highest of the lookback: the summary then says
-    what it still reaches."""
-    if a.record:
-        summary = _peak_summary(rule, a, what, most)
-    else:
-        fired = _day_text(day_of(to_ms(event.starts_at) / 1000))
-        beaten = int(event.threshold)
-        summary = (
-            f"{what} in the {rule.window} to {_day_text(a.day)}{most}: still at least "
-            f"{beaten}, {_beaten(rule, beaten)} its record of {fired} had to reach."
-        )
-    update = {"value": float(a.total), "incident_ids": ids, "summary": summary}
-    if all(getattr(event, k) == v for k, v in update.items()):
-        return event
-    return event.model_copy(update=update)
-
-
-def peak_resolved_summary(
-    rule: FatalityPeakRule, total: int, where: str, day: int, beaten: int
-) -> str:
-    """The closing summary of a fatality-peak alert whose figure fell below the one it
-    beat (`beaten`: the previous high or the minimum, whichever was higher)."""
-    return (
-        f"Resolved: {total} killed {where} in the {rule.window} to {_day_text(day)}, below "
-        f"{beaten}, {_beaten(rule, beaten)} its record had to reach."
-    )
-
-
-def _beaten(rule: FatalityPeakRule, beaten: int) -> str:
-    """What a record's threshold was: the rule's minimum, or the previous high above it."""
-    return "the minimum" if beaten == rule.minimum else "the previous high"
 
 
 # -- resolution -------------------------------------------------------------------------
@@ -1428,66 +813,3 @@ def _resolve(
         )
         events.append(resolved)
         del state.active[fp]
-
-
-# -- words -------------------------------------------------------------------------------
-
-
-def _human(code: str) -> str:
-    return code.replace("_", " ")
-
-
-def _when(ms: int) -> str:
-    return from_ms(ms).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _hours(ms: int) -> str:
-    h = ms / 3_600_000
-    return f"{h:.0f} h" if h >= 10 else f"{h:.1f} h"
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _what(labels: Mapping[str, str], match: Match, plural: bool = False) -> str:
-    """'incidents of heavy weapons fire by az' for a label group."""
-    noun = "incidents" if plural else "incident"
-    if "category" in labels:
-        noun += f" of {_human(labels['category'])}"
-    elif match.category is not None and len(match.category) == 1:
-        noun += f" of {_human(match.category[0])}"
-    if "party" in labels:
-        noun += f" by {labels['party']}"
-    return noun
-
-
-def _matching(n: int, rule: str, zone: str, since_ms: int) -> str:
-    """How an incident alert counts its incidents, in its summary."""
-    plural = "" if n == 1 else "s"
-    return f"{n} incident{plural} matching {rule} in zone {zone} since {_when(since_ms)}"
-
-
-def _incident_text(i: AlertInput) -> str:
-    text = _human(str(i.category))
-    # "by unknown" read as if someone unknown was established; a contested incident (the
-    # parties accuse each other) reads as unknown here too: no one is named
-    if str(i.perpetrator) != "unknown":
-        text += f" by {i.perpetrator}"
-    if str(i.target) != "unknown":
-        text += f" against {i.target}"
-    text += f" in zone {i.zone}"
-    if i.place:
-        text += f" ({i.place})"
-    text += f" at {_when(i.occurred_ms)}"
-    casualties = []
-    if i.killed:
-        casualties.append(f"{i.killed} killed")
-    if i.wounded:
-        casualties.append(f"{i.wounded} wounded")
-    if casualties:
-        text += ", " + " and ".join(casualties) + (" (civilians)" if i.civilian else "")
-    # the incident's verification, and the source of the report that stands for it here:
-    # "observed by az-mod" read as if a party's statement had observed it
-    text += f"; {i.verification}, report from {i.source}"
-    return text

@@ -416,15 +416,6 @@ class RuleSet(BaseModel):
         what the theatre's sums are made of."""
         return max((r.lookback_days + r.window_days for r in self.fatality_rules), default=0)
 
-    def zones_named(self) -> set[str]:
-        """Every zone code the rules mention (in `match.zone` and `overrides`)."""
-        zones: set[str] = set()
-        for r in self.rules:
-            zones.update(r.match.zone or [])
-            if isinstance(r, ThresholdRule):
-                zones.update(r.overrides)
-        return zones
-
 
 def load_rules(path: Path | None, *, known_zones: Collection[str] | None = None) -> RuleSet:
     """Read and validate a rule file (`None`: the shipped default rules).

@@ -14,10 +14,11 @@ ledger equals the sum of the zones' ledgers whatever the interleaving of zones, 
 each key's changes arrive in the order they were made (one zone's changes come from one
 partition owner, in order), and replays after a crash or a rebalance never count twice.
 
-Plain data and pure functions, like `alerting/engine.py`: `TheatreState` (the ledger, the
-day each rule last fired, the firing alerts, the clock and when observation began) and
-`evaluate` / `next_deadline`. The state round-trips through `parts()` / `from_parts()`, so
-a stage writes only the parts a step changed (`changed()`).
+Plain data and pure functions, like a zone's (`alerting/zone_state.py`,
+`alerting/engine.py`): `TheatreState` (the ledger, the day each rule last fired, the firing
+alerts, the clock and when observation began) and `evaluate` / `next_deadline`. The state
+round-trips through `parts()` / `from_parts()`, so a stage writes only the parts a step
+changed (`changed()`).
 """
 
 from __future__ import annotations
@@ -29,20 +30,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from alerting.engine import (
-    ZoneState,
+from alerting.alert_ids import fingerprint
+from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
+from alerting.peaks import (
     assess_peak,
-    fingerprint,
-    from_ms,
     latest_fatal,
     peak_event,
     peak_fires,
     peak_refreshed,
     peak_resolved_summary,
-    to_ms,
 )
-from alerting.fatality import DAY_SECONDS, FatalityLedger, day_of, first_whole_day, still_record
 from alerting.rules import THEATRE, FatalityPeakRule, RuleSet
+from alerting.times import from_ms, to_ms
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 
 __all__ = [

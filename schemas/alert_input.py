@@ -137,7 +137,7 @@ def from_incident(i: Incident) -> AlertInput:
 
 
 def occurred_ms(seconds: float) -> int:
-    """Unix milliseconds, floored as the engine's `to_ms` floors a datetime, from unix
+    """Unix milliseconds, floored as `alerting.times.to_ms` floors a datetime, from unix
     seconds read from a datetime with microseconds: rounded to the microsecond first, so
     the float's error (under 0.2 µs for this century) never moves a millisecond."""
     return round(seconds * 1_000_000) // 1000

@@ -127,16 +127,6 @@ def validate_report(
         )
 
 
-def validate_object(
-    obj: Any, *, now: datetime | None = None
-) -> Report | WithdrawnReport | Rejection:
-    """Validate an already-decoded JSON value (the HTTP API receives arrays of them)."""
-    raw = encode_json(obj)
-    if isinstance(raw, Rejection):
-        return raw
-    return validate_report(raw, now=now)
-
-
 def parse_json(raw: bytes) -> Any | Rejection:
     """Decode a JSON document (e.g. a request body) without the failure modes of a bare
     `json.loads`: not UTF-8, nested too deep, a number too long to convert, a key given

@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.record.linking import LinkRule
-from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+from streams.record.model import Ident, ReportVersion
 
 #: A point in the Shusha area; `east_km` moves along the parallel.
 LAT0, LON0 = 39.76, 46.75

@@ -108,7 +108,7 @@ def test_missing_fields_and_non_objects_are_named() -> None:
 def test_occurred_ms_floors_as_the_engine_does(at: datetime) -> None:
     """From the float seconds a record version keeps, the millisecond `to_ms` gives the
     datetime they were read from (microseconds and all)."""
-    from alerting.engine import to_ms
+    from alerting.times import to_ms
 
     assert occurred_ms(at.timestamp()) == to_ms(at)
 
@@ -166,8 +166,9 @@ def test_the_civilian_flag_is_the_incident_s_not_the_last_joined_report_s() -> N
     joined: the incident's input said `civilian: false` (the statement's flag), which
     resolved a `civilian: true` rule, and a third report (civilians killed) fired it again
     with a new alert_id. The flag is that of the report the casualty figures come from."""
-    from alerting.engine import ZoneState, evaluate_batch
+    from alerting.engine import evaluate_batch
     from alerting.rules import parse_rules
+    from alerting.zone_state import ZoneState
 
     rules = parse_rules(
         """

@@ -20,8 +20,8 @@ from aiokafka import TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerting.engine import ZoneState
 from alerting.rules import parse_rules
+from alerting.zone_state import ZoneState
 from schemas.codes import Severity
 from schemas.incident import Incident
 from streams.classify.zones import ZoneCatalogue
@@ -314,7 +314,7 @@ def test_a_burst_in_one_step_is_heard_in_event_time_order() -> None:
     """Incidents of a burst in one step were heard in the step's order: a rule firing on
     the first of them (quiet-broken) named a later one, and the alert's `starts_at` and
     `alert_id` followed. The earliest first."""
-    from alerting.engine import alert_id_for
+    from alerting.alert_ids import alert_id_for
 
     async def run() -> None:
         r = Run()

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerting.alertmanager import to_alertmanager
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time
+from alerting.engine import evaluate_batch, evaluate_time
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from tests.test_alerting import inc, rules_of
 

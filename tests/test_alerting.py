@@ -14,17 +14,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from alerting.alert_ids import alert_id_for, fingerprint
 from alerting.backtest import backtest, render_backtest
-from alerting.engine import (
-    ZoneState,
-    alert_id_for,
-    evaluate_batch,
-    evaluate_incident,
-    evaluate_time,
-    fingerprint,
-    next_deadline,
-)
+from alerting.engine import evaluate_batch, evaluate_incident, evaluate_time, next_deadline
 from alerting.rules import RuleFileError, RuleSet, load_rules, parse_rules
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput, from_incident
 from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Party

@@ -19,8 +19,9 @@ import pytest
 from aiohttp import web
 
 from alerting.alertmanager import AlertmanagerClient, AlertmanagerError, to_alertmanager
-from alerting.engine import ZoneState, evaluate_incident, evaluate_time
+from alerting.engine import evaluate_incident, evaluate_time
 from alerting.rules import load_rules
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput, from_incident
 from schemas.incident import Incident

@@ -9,9 +9,10 @@ import pytest
 
 from alerting import theatre
 from alerting.backtest import backtest
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time, next_deadline
+from alerting.engine import evaluate_batch, evaluate_time, next_deadline
 from alerting.rules import RuleFileError, parse_rules
 from alerting.theatre import TheatreState, fatal_changes
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.report import Report

@@ -280,8 +280,9 @@ def test_a_dead_workers_outbox_is_published_once_by_the_next_owner(
     outbox), published one of the alerts and died before writing the states' parts. The
     next owner completes the states from the journals and publishes the other alert, and
     only that one."""
-    from alerting.engine import ZoneState, evaluate_batch
+    from alerting.engine import evaluate_batch
     from alerting.rules import load_rules
+    from alerting.zone_state import ZoneState
     from schemas.alert import AlertEvent
     from schemas.alert_input import from_incident
     from schemas.report import Report

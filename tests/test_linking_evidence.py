@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.record.linking import LinkRule, ZoneLinker, canonical_groups
-from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+from streams.record.model import Ident, ReportVersion
 from tests.record_helpers import MIN, reference_groups, rv
 
 RULE = LinkRule()

@@ -24,8 +24,8 @@ from streams.tools.linking_quality import (
     simulate,
     what_if_groups,
 )
+from streams.tools.sim_world import JITTER, LOCAL_TZ, TOWN_KM, ZONE_BY_CODE
 from streams.tools.simulate import SimEvent, Simulator, _km
-from streams.tools.theatre import JITTER, LOCAL_TZ, TOWN_KM, ZONE_BY_CODE
 
 START = datetime(2021, 5, 1, tzinfo=UTC)
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.codes import TimePrecision
 from streams.record.archive import (
     DAY,
     Archive,
@@ -27,7 +28,6 @@ from streams.record.book import IncidentBook
 from streams.record.changelog import Entry
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive, incident_id
 from streams.record.linking import LinkRule
-from streams.record.model import TimePrecision
 from streams.record.record import Record
 from streams.record.revisions import ENTRY_PREFIX
 from streams.tallies.series import rows_between

@@ -10,11 +10,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codes import SourceType
+from schemas.codes import SourceType, TimePrecision
 from streams.record.archive import DAY
 from streams.record.book import IncidentBook
 from streams.record.changelog import Entry
-from streams.record.model import ReportVersion, TimePrecision, Version, Withdrawal
+from streams.record.model import ReportVersion, Version, Withdrawal
 from streams.record.record import Record
 from streams.record.revisions import ENTRY_PREFIX
 from streams.tallies.state import IncidentTally

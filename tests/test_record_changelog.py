@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from schemas.codes import SourceType
+from schemas.codes import LocationPrecision, SourceType, TimePrecision
 from streams.record.changelog import (
     decode_detail,
     decode_tombstone,
@@ -14,7 +14,7 @@ from streams.record.changelog import (
     encode_tombstone,
     from_detail_row,
 )
-from streams.record.model import LocationPrecision, TimePrecision, Withdrawal, content_digest
+from streams.record.model import Withdrawal, content_digest
 from streams.record.record import Batch, Record
 from streams.record.revisions import Outcome
 from streams.tallies.state import IncidentTally

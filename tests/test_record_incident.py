@@ -3,7 +3,7 @@ category, and what a book publishes when its incidents change."""
 
 from __future__ import annotations
 
-from schemas.codes import Category, Severity, SourceType, Verification
+from schemas.codes import Category, Severity, SourceType, TimePrecision, Verification
 from schemas.incident import incident_id_for
 from streams.record.book import IncidentBook
 from streams.record.incident import (
@@ -15,7 +15,7 @@ from streams.record.incident import (
     derive_many,
     verification_of,
 )
-from streams.record.model import TimePrecision, Withdrawal
+from streams.record.model import Withdrawal
 from streams.record.record import Batch, Record
 from streams.record.tally import cell_of
 from streams.tallies.state import IncidentTally

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from schemas.codes import Category
+from schemas.codes import Category, LocationPrecision, TimePrecision
 from streams.record.linking import LinkRule, ZoneLinker, canonical_groups
-from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+from streams.record.model import Ident, ReportVersion
 from tests.record_helpers import MIN, reference_groups, rv
 
 RULE = LinkRule()

@@ -12,19 +12,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.record.book import Change, IncidentBook
 from streams.record.incident import IncidentFields, IncidentRecord, Status
 from streams.record.linking import LinkRule
-from streams.record.model import (
-    Ident,
-    LocationPrecision,
-    ReportVersion,
-    TimePrecision,
-    Version,
-    Withdrawal,
-    content_digest,
-)
+from streams.record.model import Ident, ReportVersion, Version, Withdrawal, content_digest
 from streams.record.record import Record, Step
 from streams.record.revisions import IdentityState, Outcome
 from streams.tallies.state import IncidentTally

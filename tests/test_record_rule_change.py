@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.codes import LocationPrecision, TimePrecision
 from streams.record.book import IncidentBook
 from streams.record.changelog import RULE_KEY, Entry, decode_rule, encode_rule
 from streams.record.incident import IncidentRecord, Status, incident_id
 from streams.record.linking import GROUPING, LinkRule, canonical_groups
-from streams.record.model import LocationPrecision, TimePrecision
 from streams.record.record import Record
 from streams.tallies.state import IncidentTally
 from tests.published import cells

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.engine import ZoneState, evaluate_batch, next_deadline
+from alerting.engine import evaluate_batch, next_deadline
 from alerting.rules import RuleFileError, load_rules, parse_rules
+from alerting.zone_state import ZoneState
 from tests.test_alerting import inc
 
 pytestmark = pytest.mark.timeout(30)

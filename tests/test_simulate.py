@@ -14,8 +14,8 @@ from schemas.report import Report, WithdrawnReport
 from schemas.validation import Rejection, validate_report
 from streams.classify import Gazetteer
 from streams.tools.bench_reports import bench_reports
+from streams.tools.sim_world import PLACES
 from streams.tools.simulate import Simulator, report_key_bytes
-from streams.tools.theatre import PLACES
 
 START = datetime(2021, 5, 1, tzinfo=UTC)
 RATE = 20.0

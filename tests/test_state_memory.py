@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.record.changelog import decode_detail, encode_detail
 from streams.record.incident import derive, derive_many
-from streams.record.model import LocationPrecision, TimePrecision
 from tests.record_helpers import rv
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerting import theatre
+from alerting.alert_ids import fingerprint
 from alerting.backtest import backtest
-from alerting.engine import ZoneState, evaluate_batch, evaluate_time, fingerprint
+from alerting.engine import evaluate_batch, evaluate_time
 from alerting.fatality import day_of
 from alerting.rules import THEATRE, RuleFileError, load_rules, parse_rules
 from alerting.theatre import FatalChange, TheatreState, fatal_changes, ledger_changes
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.report import Report

@@ -25,8 +25,8 @@ from schemas.report import (
     Report,
     report_json_schema,
 )
-from schemas.validation import Rejection, parse_json, validate_object, validate_report
-from tests.test_validation import NOW, report
+from schemas.validation import Rejection, parse_json, validate_report
+from tests.test_validation import NOW, report, validated
 
 pytestmark = pytest.mark.timeout(120)  # hypothesis runs included
 
@@ -61,7 +61,7 @@ def agrees(doc: dict[str, Any]) -> None:
     """The exported schema accepts `doc` exactly when the validator does; but for an identity
     not in NFC or NFKC, which no JSON Schema keyword can refuse (the fields' description
     says it)."""
-    result = validate_object(doc, now=NOW)
+    result = validated(doc)
     kinds = {e.type for e in result.errors} if isinstance(result, Rejection) else set()
     if kinds and kinds <= NOT_NORMALIZED:
         assert VALIDATOR.is_valid(doc), (doc, result)
@@ -244,7 +244,7 @@ def _mangled_times(draw: st.DrawFn) -> str:
 @given(_mangled_times())
 def test_the_schema_and_the_validator_agree_on_time_forms(text: str) -> None:
     doc = report(occurred_at=text)
-    result = validate_object(doc, now=NOW)
+    result = validated(doc)
     if not isinstance(result, Rejection):
         assert VALIDATOR.is_valid(doc), text
     elif VALIDATOR.is_valid(doc):

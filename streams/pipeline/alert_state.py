@@ -2,7 +2,7 @@
 
 Keys (no zone id contains NUL or the unit separator):
 
-- `<zone>\\x1f<part>` -> one part of a zone's `ZoneState` (`alerting.engine`, `parts()`):
+- `<zone>\\x1f<part>` -> one part of a zone's `ZoneState` (`alerting.zone_state`, `parts()`):
   `m` its clock, `i<id>` an incident, `a<fingerprint>` a firing alert, `l<fingerprint>` a
   quiet-broken group; a removed part is a tombstone. A step writes the parts it changed
   only, so the changelog grows with what changed, never with the state held;
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from alerting.engine import ZoneState
+from alerting.zone_state import ZoneState
 from schemas.alert import AlertEvent
 from streams.store.changelog import Recovered
 

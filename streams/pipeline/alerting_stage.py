@@ -37,9 +37,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerting.alertmanager import AlertmanagerClient
-from alerting.engine import StateMark, ZoneState, evaluate_batch, evaluate_time
+from alerting.engine import evaluate_batch, evaluate_time
 from alerting.rules import THEATRE, RuleSet, load_rules
 from alerting.theatre import FatalChange, ledger_changes
+from alerting.zone_state import StateMark, ZoneState
 from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput, read_alert_input
 from schemas.codes import RejectReason

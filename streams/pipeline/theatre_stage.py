@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alerting.engine import to_ms
 from alerting.rules import RuleSet
 from alerting.theatre import FatalChange, TheatreState, evaluate
+from alerting.times import to_ms
 from schemas.alert import AlertEvent
 from streams.pipeline.alert_outbox import Unpublished, not_on_alert_topic, unpublished_only
 from streams.pipeline.progress import Record

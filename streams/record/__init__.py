@@ -20,9 +20,7 @@ from streams.record.book import Change, IncidentBook
 from streams.record.incident import IncidentFields, IncidentRecord, Status, derive
 from streams.record.linking import LinkRule, ZoneLinker, canonical_groups
 from streams.record.model import (
-    LocationPrecision,
     ReportVersion,
-    TimePrecision,
     Version,
     Withdrawal,
     content_digest,
@@ -42,14 +40,12 @@ __all__ = [
     "IncidentFields",
     "IncidentRecord",
     "LinkRule",
-    "LocationPrecision",
     "Outcome",
     "Record",
     "ReportVersion",
     "Status",
     "Step",
     "Tally",
-    "TimePrecision",
     "Version",
     "Withdrawal",
     "ZoneLinker",

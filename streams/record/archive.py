@@ -41,7 +41,7 @@ import orjson
 
 from streams.record.changelog import detail_row, from_detail_row
 from streams.record.incident import IncidentFields, incident_id
-from streams.record.model import Ident, ReportVersion, identity_key
+from streams.record.model import ReportVersion, identity_key
 
 UNIT_PREFIX = b"u"
 #: The most bytes a unit's part holds (one changelog record's value). A zone-day's unit
@@ -411,7 +411,3 @@ class Archive:
 
     def units(self) -> Iterator[tuple[str, int]]:
         return iter(self.bodies)
-
-
-def anchors_of(groups: Sequence[Group]) -> list[Ident]:
-    return [members[0].ident for members, _ in groups]

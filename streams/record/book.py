@@ -35,6 +35,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from schemas.codes import TimePrecision
 from schemas.incident import incident_id_for
 from streams.record.archive import (
     DAY,
@@ -75,7 +76,7 @@ from streams.record.linking import (
     _order,
     canonical_groups,
 )
-from streams.record.model import Ident, ReportVersion, TimePrecision, identity_key
+from streams.record.model import Ident, ReportVersion, identity_key
 from streams.record.tally import Tally, tally_of
 
 #: Reports of these precisions are never closed: they reach weeks around their time (the

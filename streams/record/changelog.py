@@ -26,16 +26,10 @@ from typing import Any
 import orjson
 
 from schemas import jsonbytes
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from streams.classify.time_of_day import checked_time_of_day
 from streams.record.linking import GROUPING, LinkRule
-from streams.record.model import (
-    LocationPrecision,
-    ReportVersion,
-    TimePrecision,
-    identity_key,
-    raw_names,
-)
+from streams.record.model import ReportVersion, raw_names
 
 DETAIL_PREFIX = b"d"
 VERSION_PREFIX = b"v"
@@ -58,10 +52,6 @@ _DETAIL_LENGTHS = {1: 17, 2: 19, 3: 20, 4: 21, 5: 22}
 
 #: key -> value; None deletes the key (a tombstone: a compacted topic drops it)
 Entry = tuple[bytes, bytes | None]
-
-
-def detail_key(source: str, report_id: str) -> bytes:
-    return DETAIL_PREFIX + identity_key(source, report_id)
 
 
 def detail_row(r: ReportVersion) -> list[object]:

@@ -32,10 +32,17 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from schemas.codes import VERIFICATION_BY_SOURCE_TYPE, Category, Party, Severity, Verification
+from schemas.codes import (
+    VERIFICATION_BY_SOURCE_TYPE,
+    Category,
+    Party,
+    Severity,
+    TimePrecision,
+    Verification,
+)
 from schemas.incident import incident_id_for
 from streams.classify.severity import BASE_SEVERITY, severity
-from streams.record.model import SET_FIELD, Ident, ReportVersion, TimePrecision
+from streams.record.model import SET_FIELD, Ident, ReportVersion
 
 CONTESTED = "contested"
 UNKNOWN = Party.UNKNOWN.value

@@ -64,9 +64,9 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
-from schemas.codes import Category, Party
+from schemas.codes import Category, LocationPrecision, Party, TimePrecision
 from streams.record.chains import RemovedNear, at_level, to_regroup, units
-from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision
+from streams.record.model import Ident, ReportVersion
 
 FIRE = frozenset({Category.SMALL_ARMS_FIRE, Category.HEAVY_WEAPONS_FIRE, Category.DRONE_STRIKE})
 

@@ -11,10 +11,14 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from schemas.codes import Category, Party, SourceType
+
+# Re-exported only for streams/pipeline/versions.py (another worktree moves it): once
+# it imports them from schemas.codes, import them plainly here.
+from schemas.codes import LocationPrecision as LocationPrecision
+from schemas.codes import TimePrecision as TimePrecision
 
 #: (source, report_id): what identifies a report (SPEC.md).
 Ident = tuple[str, str]
@@ -23,23 +27,6 @@ Ident = tuple[str, str]
 MAX_REVISION = 2**63 - 1
 
 DIGEST_SIZE = 8
-
-
-class TimePrecision(StrEnum):
-    """How precisely `occurred_at` is known (SPEC.md; ACLED time_precision 1/2/3)."""
-
-    EXACT = "exact"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-
-class LocationPrecision(StrEnum):
-    """How precisely the place is known (SPEC.md; ACLED geo_precision 1/2/3)."""
-
-    POINT = "point"
-    TOWN = "town"
-    REGION = "region"
 
 
 def identity_key(source: str, report_id: str) -> bytes:

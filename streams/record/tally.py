@@ -11,7 +11,7 @@ of the current incidents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from streams.record.incident import IncidentFields
 
@@ -45,18 +45,6 @@ def add_incident(tally: Tally, f: IncidentFields, sign: int = 1) -> None:
     t[3] += sign * f.wounded
     if not any(t):
         del tally[cell]
-
-
-def add_tally(into: Tally, delta: Mapping[Cell, list[int]]) -> None:
-    """Sum `delta` into `into`, dropping cells that come to zero."""
-    for cell, d in delta.items():
-        t = into.get(cell)
-        if t is None:
-            t = into[cell] = [0, 0, 0, 0]
-        for i in range(4):
-            t[i] += d[i]
-        if not any(t):
-            del into[cell]
 
 
 def tally_of(incidents: Iterable[IncidentFields]) -> Tally:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from streams.tools.theatre import FIRE_MIX, PLACES, SOURCES
+from streams.tools.sim_world import FIRE_MIX, PLACES, SOURCES
 
 _BENCH_TEMPLATE = (
     '{"report_id":"bench-%08d","source":"%s","source_type":"%s","occurred_at":"%s",'

@@ -184,19 +184,6 @@ def read_lines(
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def count_records(path: str, fmt: str) -> int | None:
-    """How many items `read_lines` will yield for a file; None for stdin. (`feed` no longer
-    needs it: its progress is in bytes, `ByteMeter`.)"""
-    if path == "-":
-        return None
-    if fmt == "jsonl":
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    with open(path, "rb") as handle:
-        records = sum(1 for _n, _raw, cells, bad in _csv_records(handle) if cells or bad)
-    return max(records - 1, 0)  # the header
-
-
 def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, bytes]]:
     with _binary(path) as stream:
         for n, line in enumerate(_metered(stream, meter), start=1):

@@ -29,14 +29,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from schemas.codes import Category, SourceType
+from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
 from streams.config import Settings
 from streams.pipeline.versions import version_of
 from streams.record.linking import LinkRule, ZoneLinker, cluster_precise
 from streams.record.linking import _order as canonical_order
-from streams.record.model import Ident, LocationPrecision, ReportVersion, TimePrecision, Version
+from streams.record.model import Ident, ReportVersion, Version
 from streams.record.quality import LinkingScore, PairCounts, score
 from streams.record.record import Record
 from streams.tools.simulate import SimEvent, Simulator

@@ -80,7 +80,7 @@ from rich.text import Text
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import OUTSIDE, ZoneCatalogue
 from streams.config import Settings
-from streams.tools.theatre import (
+from streams.tools.sim_world import (
     ACCUSES,
     ACLED_ACTORS,
     ADVANCE,

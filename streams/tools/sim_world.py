@@ -1,5 +1,5 @@
-"""The simulated theatre: what `streams.tools.simulate.Simulator` draws its events and
-reports from.
+"""The simulator's made-up world (the simulated theatre): what
+`streams.tools.simulate.Simulator` draws its events and reports from.
 
 Its places (the gazetteer's, the Lachin corridor road, the names each side uses), its areas
 with their tempo and mix of categories (`ZONES`), the sources with the areas they watch
