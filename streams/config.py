@@ -39,7 +39,7 @@ _KAFKA_NAME_MAX = 249
 _LONGEST_TOPIC = "fatalities.theatre"
 #: The longest topic named after the app id: the identity process's app (`<app id>-identity`)
 #: has Faust's assignor topic; the changelogs are `<app id>-<table>-changelog`, the longest
-#: `<app id>-identity-state-changelog` (streams/pipeline/*_stage.py, `TABLE`).
+#: `<app id>-identity-state-changelog` (`streams/pipeline/tables.py`).
 _LONGEST_APP_TOPIC = "-identity-__assignor-__leader"
 #: An origin as browsers send it in `Origin`: scheme, host and an optional port, no path.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)

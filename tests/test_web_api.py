@@ -663,7 +663,7 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
     """While partitions moved, the firing alerts of those moving (and the theatre's) were
     left out of a 200 answer (the page showed them gone); resolved ones come from the
     alert topic."""
-    from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
+    from streams.pipeline.tables import THEATRE_TABLE
     from streams.web.fanout import Incomplete, cluster_alerts
 
     def metadata(table: str) -> dict[str, dict[str, set[int]]]:

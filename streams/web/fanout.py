@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from streams import metrics
-from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
-from streams.pipeline.zone_stage import TABLE as ZONE_TABLE
+from streams.pipeline.tables import THEATRE_TABLE, ZONE_TABLE
 from streams.record.archive import DAY
 from streams.record.incident import incident_id as incident_id_of
 from streams.tallies.series import merge_series, series, tally
