@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.names import allowed_name_problem, bad_character
+
 if TYPE_CHECKING:
     from streams.record.linking import LinkRule
 
@@ -163,8 +165,6 @@ class Settings(BaseSettings):
         an `Authorization` header: refused here rather than at every request."""
         if value is None:
             return None
-        from streams.web.tokens import bad_character
-
         token = value.strip()
         bad = bad_character(token)
         if bad is not None:
@@ -174,8 +174,6 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts(cls, value: str | None) -> str | None:
-        from streams.web.hosts import allowed_name_problem
-
         if value is None:
             return None
         for item in value.split(","):
