@@ -50,7 +50,12 @@ from aiokafka import (
 from aiokafka.errors import IllegalStateError
 
 from schemas.codes import RejectReason
-from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
+from schemas.dead_letter import (
+    MAX_UNCONVERTED_CHARS,
+    UNCONVERTED_HEADER,
+    dead_letter,
+    dead_letter_key,
+)
 from schemas.incident import encode_fields
 from schemas.report import Report, WithdrawnReport, report_key
 from schemas.validation import FieldError, Rejection, validate_report
@@ -67,7 +72,6 @@ from streams.kafka.raw_records import (
     read_raw,
 )
 from streams.pipeline.alignment import Alignment
-from streams.pipeline.dead_letters import dead_letter, dead_letter_key
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import send_packs
 from streams.pipeline.tuning import release_free_memory, tune_for_throughput

@@ -611,7 +611,7 @@ def _too_large(
 ) -> tuple[bytes, bytes | None]:
     """The dead letter of a line no broker would take (`too_large`, bounded), and its key.
     `unconverted`: why a CSV row is sent as its text, said as the worker would have."""
-    from streams.pipeline.dead_letters import dead_letter, dead_letter_key
+    from schemas.dead_letter import dead_letter, dead_letter_key
 
     rejection = validate_report(raw)  # too_large, from its size alone
     assert isinstance(rejection, Rejection)

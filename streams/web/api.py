@@ -21,10 +21,10 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.codes import RejectReason
+from schemas.dead_letter import dead_letter
 from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier
-from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.ingest import classify_report
 from streams.tallies.series import compare_rows, previous_as_of
 from streams.tallies.state import Row
