@@ -18,19 +18,21 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.pipeline.packs import murmur2
-from streams.pipeline.versions import (
-    _NOT_CONTENT,
-    BadDocument,
+from streams.pipeline.zone_messages import (
     Floor,
     Remove,
     Upsert,
-    document_digest,
     document_upsert_message,
     floor_message,
     read_message,
     remove_message,
-    report_digest,
     upsert_message,
+)
+from streams.record.documents import (
+    _NOT_CONTENT,
+    BadDocument,
+    document_digest,
+    report_digest,
     version_of,
 )
 from streams.record.model import DIGEST_SIZE, ReportVersion, Withdrawal
@@ -180,7 +182,7 @@ def test_ingest_names_where_it_read_a_report_outside_its_content() -> None:
     from schemas.incident import ReportWithdrawal, decode_classified
     from schemas.report import WithdrawnReport
     from streams.pipeline.ingest import classify_report, process_record
-    from streams.pipeline.versions import legacy_digest
+    from streams.record.documents import legacy_digest
 
     raw = json.dumps(SENT).encode()
     plain = process_record(raw, NOW, CLASSIFIER, NOW)

@@ -35,15 +35,12 @@ from streams.pipeline.packs import murmur2, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.tables import IDENTITY_TABLE
-from streams.pipeline.versions import (
-    BadDocument,
+from streams.pipeline.zone_messages import (
     document_upsert_message,
-    legacy_digest,
     remove_message,
-    sent_digest_of,
     upsert_message,
-    version_of,
 )
+from streams.record.documents import BadDocument, legacy_digest, sent_digest_of, version_of
 from streams.record.model import ReportVersion
 from streams.record.revisions import IdentityState, Outcome
 from streams.store.changelog import Recovered

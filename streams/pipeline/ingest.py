@@ -75,7 +75,7 @@ from streams.pipeline.alignment import Alignment
 from streams.pipeline.lag import LagReport
 from streams.pipeline.packs import send_packs
 from streams.pipeline.tuning import release_free_memory, tune_for_throughput
-from streams.pipeline.versions import document_digest, report_digest
+from streams.record.documents import document_digest, report_digest
 
 log = logging.getLogger(__name__)
 

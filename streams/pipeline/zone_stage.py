@@ -37,10 +37,11 @@ from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
 from streams.pipeline.tables import ZONE_TABLE
-from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
+from streams.pipeline.zone_messages import Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import alert_document, alert_input
 from streams.record.archive import UNIT_PART_BYTES
 from streams.record.book import Change, IncidentBook
+from streams.record.documents import BadDocument
 from streams.record.incident import (
     IncidentFields,
     IncidentRecord,

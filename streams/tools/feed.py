@@ -60,7 +60,7 @@ from streams.classify.classifier import UnknownPlace
 from streams.classify.gazetteer import Gazetteer
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
-from streams.pipeline.versions import report_digest
+from streams.record.documents import report_digest
 from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
 from streams.tools.kafka_io import DELIVERY
 
