@@ -37,7 +37,8 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.pipeline.ingest import Ingest, Rejected, route
+from streams.intake import Rejected, route
+from streams.pipeline.ingest import Ingest
 from streams.pipeline.packs import unpack
 from streams.web.api import Api
 from tests.fakes import KAFKA_LIMIT, FakeBatch

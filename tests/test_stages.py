@@ -25,8 +25,8 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.text import fold
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.intake import classify_report
 from streams.pipeline.identity_stage import IdentityStage
-from streams.pipeline.ingest import classify_report
 from streams.pipeline.packs import partition_for, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports

@@ -122,7 +122,7 @@ def test_messages_round_trip_and_junk_is_named() -> None:
 
 def ingested(**changes: object) -> dict[str, object]:
     """The document ingest writes for the report of `classified(**changes)`."""
-    from streams.pipeline.ingest import classify_report
+    from streams.intake import classify_report
 
     received = changes.pop("_received", NOW)
     assert isinstance(received, datetime)
@@ -145,7 +145,7 @@ def ingested(**changes: object) -> dict[str, object]:
 
 
 def test_ingest_writes_the_classified_document_with_its_content_digests() -> None:
-    from streams.pipeline.ingest import classify_report
+    from streams.intake import classify_report
 
     report = validate_report(
         json.dumps(
@@ -181,7 +181,7 @@ def test_ingest_names_where_it_read_a_report_outside_its_content() -> None:
     content), and readers of the document take it (a withdrawal's too)."""
     from schemas.incident import ReportWithdrawal, decode_classified
     from schemas.report import WithdrawnReport
-    from streams.pipeline.ingest import classify_report, process_record
+    from streams.intake import classify_report, process_record
     from streams.record.documents import legacy_digest
 
     raw = json.dumps(SENT).encode()

@@ -25,7 +25,7 @@ from schemas.dead_letter import dead_letter
 from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams import metrics
 from streams.classify.classifier import Classifier
-from streams.pipeline.ingest import classify_report
+from streams.intake import classify_report
 from streams.tallies.series import compare_rows, previous_as_of
 from streams.tallies.state import Row
 from streams.tallies.windows import ALL, QueryError, check_window, grouping
