@@ -1,7 +1,7 @@
 """Intake: one input record -> a classified document for the keyed topic, or its dead
 letter. Pure but for the clock (no broker, no I/O): ingest (`streams/pipeline/ingest.py`)
-runs it on every record it consumes, and the HTTP API (`streams/web/api.py`) checks a
-posted report's place with `classify_report` before it sends the report on.
+runs it on every record it consumes, and the HTTP API checks each posted report's place
+with `classify_report` before it sends the report on (`streams/web/report_intake.py`).
 
 The steps: validate (`schemas/validation.py`), classify (`streams/classify/`), and take the
 document's content digests (`streams/record/documents.py`); a record that fails any of them,

@@ -150,7 +150,7 @@ async def ask_owners(
 
 
 def exact_seconds(seconds: float) -> str:
-    """Epoch seconds as a peer's `as_of` (`api.parse_as_of`): digits that read back as the
+    """Epoch seconds as a peer's `as_of` (`params.parse_as_of`): digits that read back as the
     same float, with a sign before 1970 and never an exponent (`str` wrote -315619200.0 and
     1e-06, which peers refused, so such a query was 503 on every retry)."""
     text = repr(seconds)

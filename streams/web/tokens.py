@@ -107,6 +107,12 @@ class Tokens:
         return found
 
 
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries `token` with the Bearer scheme, whose name
+    is case-insensitive (RFC 7235). The token itself is compared in constant time."""
+    return Tokens(master=token).poster(header) is not None
+
+
 def first_outside(sources: Iterable[tuple[int, str]], poster: Poster) -> tuple[int, str] | None:
     """The first (index, source) of `sources` the poster may not post; None if none."""
     return next(((i, s) for i, s in sources if not poster.covers(s)), None)
