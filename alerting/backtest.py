@@ -34,9 +34,9 @@ from schemas.alert import AlertEvent
 from schemas.alert_input import AlertInput
 from schemas.incident import Incident
 from schemas.report import Report
-from streams.pipeline.versions import version_of
 from streams.record.alert_view import alert_input
 from streams.record.book import IncidentBook
+from streams.record.documents import version_of
 from streams.record.incident import Status
 from streams.record.linking import LinkRule
 from streams.record.model import ReportVersion

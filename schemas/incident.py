@@ -99,7 +99,7 @@ class Incident(BaseModel):
     #: The time of day the description states, for a day-precision report only:
     #: `HH:MM-HH:MM` local (`streams.classify.time_of_day`); None when it states none.
     time_of_day: str | None = None
-    #: Hex of the 8-byte digests (`streams/pipeline/versions.py`), set by ingest: of this
+    #: Hex of the 8-byte digests (`streams/record/documents.py`), set by ingest: of this
     #: document's content (`digest`), and of the report as sent (`sent_digest`, which tells
     #: a re-send from a conflicting version at one revision whatever the classifier made of
     #: either).

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.names import allowed_name_problem, bad_character
+
 if TYPE_CHECKING:
     from streams.record.linking import LinkRule
 
@@ -39,7 +41,7 @@ _KAFKA_NAME_MAX = 249
 _LONGEST_TOPIC = "fatalities.theatre"
 #: The longest topic named after the app id: the identity process's app (`<app id>-identity`)
 #: has Faust's assignor topic; the changelogs are `<app id>-<table>-changelog`, the longest
-#: `<app id>-identity-state-changelog` (streams/pipeline/*_stage.py, `TABLE`).
+#: `<app id>-identity-state-changelog` (`streams/pipeline/tables.py`).
 _LONGEST_APP_TOPIC = "-identity-__assignor-__leader"
 #: An origin as browsers send it in `Origin`: scheme, host and an optional port, no path.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+", re.ASCII)
@@ -163,8 +165,6 @@ class Settings(BaseSettings):
         an `Authorization` header: refused here rather than at every request."""
         if value is None:
             return None
-        from streams.web.tokens import bad_character
-
         token = value.strip()
         bad = bad_character(token)
         if bad is not None:
@@ -174,8 +174,6 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts(cls, value: str | None) -> str | None:
-        from streams.web.hosts import allowed_name_problem
-
         if value is None:
             return None
         for item in value.split(","):

@@ -28,9 +28,9 @@ from schemas.validation import validate_report
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
-from streams.pipeline.versions import version_of
 from streams.record.alert_view import alert_input
 from streams.record.book import IncidentBook
+from streams.record.documents import version_of
 from streams.record.incident import Status
 from streams.record.linking import LinkRule
 from streams.record.model import ReportVersion

@@ -1,4 +1,5 @@
-"""The shape of the code: no import cycles, and the worker composed in one place.
+"""The shape of the code: no import cycles, the worker composed in one place, and the web
+apart from the Kafka pipeline.
 
 Every import counts, those only for type checking and those inside functions too: a cycle
 hidden behind `TYPE_CHECKING` or a late import is still two modules that cannot be read,
@@ -14,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("streams", "schemas", "alerting")
 COMPOSITION_ROOT = "streams.pipeline.app"
+#: The Kafka clients of the pipeline: the stages (Faust) and ingest's consumer (aiokafka).
+KAFKA_CLIENTS = frozenset({"faust", "aiokafka"})
 
 
 def _modules() -> dict[str, Path]:
@@ -45,6 +48,36 @@ def import_graph() -> dict[str, set[str]]:
                 if target and target != name and not name.startswith(target + "."):
                     graph[name].add(target)
     return graph
+
+
+def outside_imports() -> dict[str, set[str]]:
+    """module -> the top-level names of what it imports from outside the project
+    (`faust`, `aiokafka`, `json`), every import counted as in `import_graph`."""
+    modules = _modules()
+    out: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            out[name].update(top for t in targets if (top := t.partition(".")[0]) not in PACKAGES)
+    return out
+
+
+def reached_from(graph: dict[str, set[str]], start: set[str]) -> dict[str, str]:
+    """The modules outside `start` that modules of `start` import, directly or through
+    others outside it: module -> the module of `start` it is reached from."""
+    reached: dict[str, str] = {}
+    stack = [(dep, m) for m in sorted(start) for dep in sorted(graph[m]) if dep not in start]
+    while stack:
+        module, via = stack.pop()
+        if module in reached:
+            continue
+        reached[module] = via
+        stack.extend((dep, via) for dep in sorted(graph[module]) if dep not in start)
+    return reached
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -102,3 +135,36 @@ def test_only_the_command_line_and_the_bench_import_the_composition_root() -> No
     assert importers <= {"streams.cli.worker", "streams.bench"}
     web = {m for m in graph if m.startswith("streams.web")}
     assert not any(COMPOSITION_ROOT in graph[m] for m in web)
+
+
+def test_the_reach_finder_walks_through_modules_outside_the_start() -> None:
+    graph = {"w.a": {"w.b", "p.x"}, "w.b": set(), "p.x": {"p.y"}, "p.y": set(), "p.z": set()}
+    assert reached_from(graph, {"w.a", "w.b"}) == {"p.x": "w.a", "p.y": "w.a"}
+
+
+@pytest.mark.timeout(30)
+def test_the_web_reaches_no_kafka_client_through_the_project() -> None:
+    """The web reads the worker through `WorkerView` and plain data: nothing of the project
+    it imports, directly or through other modules, imports Faust or aiokafka (a stage,
+    ingest's consumer, the store), so what it shares with the pipeline (intake, table
+    names, dead letters, the record) is pure. The web's own modules may: `ApiServer` is a
+    Faust service and answers a broker's KafkaError."""
+    graph = import_graph()
+    outside = outside_imports()
+    assert outside["streams.pipeline.ingest"] & KAFKA_CLIENTS  # the check sees them
+    web = {m for m in graph if m == "streams.web" or m.startswith("streams.web.")}
+    through = sorted(
+        f"{via} -> {module} (imports {', '.join(sorted(outside[module] & KAFKA_CLIENTS))})"
+        for module, via in reached_from(graph, web).items()
+        if outside[module] & KAFKA_CLIENTS
+    )
+    assert through == []
+
+
+@pytest.mark.timeout(30)
+def test_the_settings_import_nothing_of_the_web() -> None:
+    """The settings check host names and tokens with `streams/names.py`, which the web
+    uses too, not by reaching into the web."""
+    graph = import_graph()
+    web = {m for m in graph if m == "streams.web" or m.startswith("streams.web.")}
+    assert not set(reached_from(graph, {"streams.config"})) & web

@@ -675,7 +675,7 @@ def test_classifier_fills_every_field() -> None:
         "time_precision": TimePrecision.DAY,
         "location_precision": LocationPrecision.TOWN,  # a place name only
         "time_of_day": "17:00-23:00",  # what the description adds to a day
-        "digest": None,  # ingest sets both (streams/pipeline/ingest.py)
+        "digest": None,  # ingest sets both (streams/intake.py)
         "sent_digest": None,
     }
 

@@ -263,15 +263,21 @@ def test_the_longest_prefix_and_app_id_allowed_make_names_kafka_holds() -> None:
     """The limits leave room for the longest topic and changelog names the monitor makes
     (Kafka's longest topic name is 249 characters)."""
     from streams.kafka.topics import topic_specs
-    from streams.pipeline import alerting_stage, identity_stage, theatre_stage, zone_stage
+    from streams.pipeline import tables
 
     prefix, app_id = "p" * 231, "a" * 220
     s = Settings(topic_prefix=prefix, app_id=app_id, partitions=1)
     topics = [spec.name for spec in topic_specs(s)]
     assert max(len(t) for t in topics) == 249, topics
-    tables = [m.TABLE for m in (identity_stage, theatre_stage, zone_stage)]
-    tables.append(alerting_stage.ALERT_TABLE)
-    names = [f"{app_id}-{table}-changelog" for table in tables]
+    names = [
+        f"{app_id}-{table}-changelog"
+        for table in (
+            tables.IDENTITY_TABLE,
+            tables.ZONE_TABLE,
+            tables.ALERT_TABLE,
+            tables.THEATRE_TABLE,
+        )
+    ]
     for app in (app_id, f"{app_id}-identity"):  # the worker's and its identity process's app
         names.append(f"{app}-__assignor-__leader")  # Faust's
     assert max(len(n) for n in names) == 249, names

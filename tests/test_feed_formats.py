@@ -25,7 +25,7 @@ from schemas.dead_letter import MAX_UNCONVERTED_CHARS, UNCONVERTED_HEADER
 from schemas.report import Report, WithdrawnReport
 from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams.config import Settings
-from streams.pipeline.versions import report_digest
+from streams.record.documents import report_digest
 from streams.tools.feed import FeedSummary, LineChecker, run_feed
 from streams.tools.formats import HeaderError, _csv_records, read_lines
 

@@ -21,21 +21,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codes import RejectReason
-from schemas.dead_letter import MAX_ORIGINAL_BYTES, UNCONVERTED_HEADER, DeadLetter
+from schemas.dead_letter import (
+    MAX_DEAD_LETTER_BYTES,
+    MAX_ERRORS,
+    MAX_KEY_BYTES,
+    MAX_ORIGINAL_BYTES,
+    UNCONVERTED_HEADER,
+    DeadLetter,
+    dead_letter,
+    dead_letter_key,
+)
 from schemas.report import Report
 from schemas.validation import FieldError, Rejection, validate_report
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.pipeline.dead_letters import (
-    MAX_DEAD_LETTER_BYTES,
-    MAX_ERRORS,
-    MAX_KEY_BYTES,
-    dead_letter,
-    dead_letter_key,
-)
-from streams.pipeline.ingest import Ingest, Rejected, route
+from streams.intake import Rejected, route
+from streams.pipeline.ingest import Ingest
 from streams.pipeline.packs import unpack
 from streams.web.api import Api
 from tests.fakes import KAFKA_LIMIT, FakeBatch

@@ -17,8 +17,8 @@ from schemas.validation import MAX_MESSAGE_BYTES, Rejection
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
-from streams.pipeline.ingest import Rejected, process_record, route
-from streams.web.api import examine_item
+from streams.intake import Rejected, process_record, route
+from streams.web.report_intake import examine_item
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 CLASSIFIER = Classifier(ZoneCatalogue.load(), Gazetteer.load())

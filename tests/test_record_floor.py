@@ -13,7 +13,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.pipeline.versions import Floor, Remove
+from streams.pipeline.zone_messages import Floor, Remove
 from streams.record.archive import DAY
 from streams.record.book import Change, IncidentBook
 from streams.record.changelog import Entry

@@ -326,7 +326,7 @@ def test_what_the_alert_stage_hears_ends_as_the_open_incidents(s: Scenario) -> N
     step's incidents as a report standing for them, retractions) leaves exactly the open
     incidents, each with its current figures, category, severity and attribution."""
     from schemas.codes import Party
-    from streams.pipeline.versions import Upsert
+    from streams.pipeline.zone_messages import Upsert
     from streams.pipeline.zone_stage import RETRACT_PREFIX, ZoneOutput, alert_inputs_of
     from streams.record.book import Change
 

@@ -13,8 +13,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from schemas.validation import Rejection, validate_report
+from streams.intake import classify_report
 from streams.pipeline import stage_input
-from streams.pipeline.ingest import classify_report
 from streams.pipeline.packs import unpack
 from tests.test_stages import CLASSIFIER, NOW, Harness, report
 

@@ -25,8 +25,8 @@ from streams.classify.gazetteer import Gazetteer
 from streams.classify.text import fold
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.intake import classify_report
 from streams.pipeline.identity_stage import IdentityStage
-from streams.pipeline.ingest import classify_report
 from streams.pipeline.packs import partition_for, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports
@@ -853,7 +853,7 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
     """The identity stage carries each report's incident id and its murmur2 in the upsert;
     the zone stage publishes the same incidents, to the same partitions, as when it works
     them out itself (an upsert written before they were carried)."""
-    from streams.pipeline import identity_stage, versions
+    from streams.pipeline import identity_stage, zone_messages
 
     reports = [
         report("op", casualties={"killed": 2}),
@@ -871,7 +871,7 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
                     {
                         k: v
                         for k, v in orjson.loads(
-                            versions.upsert_message(version, civilian, iid, kh, recheck, moved)
+                            zone_messages.upsert_message(version, civilian, iid, kh, recheck, moved)
                         ).items()
                         if k not in ("iid", "kh")
                     }
@@ -886,7 +886,7 @@ def test_incident_ids_and_partitions_from_the_identity_stage_are_those_worked_ou
         h.producer.sent.clear()
         for doc in reports:
             await h.send(doc)
-        monkeypatch.setattr(identity_stage, "upsert_message", versions.upsert_message)
+        monkeypatch.setattr(identity_stage, "upsert_message", zone_messages.upsert_message)
         out = []
         for p, k, v in h.producer.sent[h.settings.incidents_topic]:
             assert v is not None

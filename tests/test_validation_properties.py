@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codes import RejectReason
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import MAX_DEAD_LETTER_BYTES, DeadLetter, dead_letter
 from schemas.report import MAX_REVISION, Report, WithdrawnReport
 from schemas.validation import (
     MAX_ERRORS,
@@ -29,7 +29,6 @@ from schemas.validation import (
     parse_json,
     validate_report,
 )
-from streams.pipeline.dead_letters import MAX_DEAD_LETTER_BYTES, dead_letter
 
 pytestmark = pytest.mark.timeout(120)
 

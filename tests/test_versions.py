@@ -18,19 +18,21 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.pipeline.packs import murmur2
-from streams.pipeline.versions import (
-    _NOT_CONTENT,
-    BadDocument,
+from streams.pipeline.zone_messages import (
     Floor,
     Remove,
     Upsert,
-    document_digest,
     document_upsert_message,
     floor_message,
     read_message,
     remove_message,
-    report_digest,
     upsert_message,
+)
+from streams.record.documents import (
+    _NOT_CONTENT,
+    BadDocument,
+    document_digest,
+    report_digest,
     version_of,
 )
 from streams.record.model import DIGEST_SIZE, ReportVersion, Withdrawal
@@ -120,7 +122,7 @@ def test_messages_round_trip_and_junk_is_named() -> None:
 
 def ingested(**changes: object) -> dict[str, object]:
     """The document ingest writes for the report of `classified(**changes)`."""
-    from streams.pipeline.ingest import classify_report
+    from streams.intake import classify_report
 
     received = changes.pop("_received", NOW)
     assert isinstance(received, datetime)
@@ -143,7 +145,7 @@ def ingested(**changes: object) -> dict[str, object]:
 
 
 def test_ingest_writes_the_classified_document_with_its_content_digests() -> None:
-    from streams.pipeline.ingest import classify_report
+    from streams.intake import classify_report
 
     report = validate_report(
         json.dumps(
@@ -179,8 +181,8 @@ def test_ingest_names_where_it_read_a_report_outside_its_content() -> None:
     content), and readers of the document take it (a withdrawal's too)."""
     from schemas.incident import ReportWithdrawal, decode_classified
     from schemas.report import WithdrawnReport
-    from streams.pipeline.ingest import classify_report, process_record
-    from streams.pipeline.versions import legacy_digest
+    from streams.intake import classify_report, process_record
+    from streams.record.documents import legacy_digest
 
     raw = json.dumps(SENT).encode()
     plain = process_record(raw, NOW, CLASSIFIER, NOW)

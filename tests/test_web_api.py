@@ -663,7 +663,7 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
     """While partitions moved, the firing alerts of those moving (and the theatre's) were
     left out of a 200 answer (the page showed them gone); resolved ones come from the
     alert topic."""
-    from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
+    from streams.pipeline.tables import THEATRE_TABLE
     from streams.web.fanout import Incomplete, cluster_alerts
 
     def metadata(table: str) -> dict[str, dict[str, set[int]]]:
@@ -693,7 +693,7 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
 
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
     from streams.tallies.windows import QueryError
-    from streams.web.api import parse_as_of
+    from streams.web.params import parse_as_of
 
     assert parse_as_of("2021-05-01T10:00:00Z") == 1619863200.0
     assert parse_as_of("2021-05-01T14:00:00+04:00") == 1619863200.0
@@ -720,8 +720,8 @@ def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
 def test_the_as_of_a_peer_is_sent_reads_back_exactly(seconds: float) -> None:
     """`str` wrote -315619200.0 (before 1970) and 1e-06, which peers refused: such a query
     was 503 on every retry from two workers, though one answered it."""
-    from streams.web.api import parse_as_of
     from streams.web.fanout import exact_seconds
+    from streams.web.params import parse_as_of
 
     assert parse_as_of(exact_seconds(seconds)) == seconds
 

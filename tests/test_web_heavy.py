@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import streams.web.api as api_module
 import streams.web.fanout as fanout_module
+import streams.web.responses as responses_module
 from streams.metrics import REGISTRY
 from streams.web.admission import HEAVY_AT_ONCE, PEER_HEAVY_AT_ONCE
 from streams.web.api import Api
@@ -152,7 +153,9 @@ async def test_large_answers_are_built_and_written_off_the_event_loop(
     loop_thread = threading.get_ident()
     merged = record_threads(monkeypatch, fanout_module, "merge_series")
     documents = record_threads(monkeypatch, api_module, "series_document")
+    # the series' JSON is written by the API's own helper, the incidents' by `json_off_loop`
     dumped = record_threads(monkeypatch, api_module, "json_bytes")
+    dumped_off_loop = record_threads(monkeypatch, responses_module, "json_bytes")
     csv_written = record_threads(monkeypatch, api_module, "to_csv")
     async with series_api.serve(series_api.stand_in(series_api.tallies())) as client:
         status, headers, body = await answer(client, SERIES)
@@ -170,13 +173,14 @@ async def test_large_answers_are_built_and_written_off_the_event_loop(
         assert status == 200 and body["incidents"]
         status, _, text = await answer(client, "/api/v1/incidents?format=csv")
         assert status == 200 and text.startswith("incident_id,")
-    assert merged and documents and dumped and csv_written
+    assert merged and documents and dumped and dumped_off_loop and csv_written
     on_loop = [
         name
         for name, threads in (
             ("merge_series", merged),
             ("series_document", documents),
             ("json_bytes", dumped),
+            ("json_off_loop's json_bytes", dumped_off_loop),
             ("incidents to_csv", csv_written),
         )
         if loop_thread in threads

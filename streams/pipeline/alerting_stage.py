@@ -60,6 +60,7 @@ from streams.pipeline.alert_state import (
 from streams.pipeline.packs import unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.tables import ALERT_TABLE
 from streams.pipeline.timers import every
 from streams.pipeline.zone_stage import RETRACT_PREFIX
 from streams.store.batches import send_to_partition
@@ -67,7 +68,6 @@ from streams.store.changelog import Entry, Recovered
 
 log = logging.getLogger(__name__)
 
-ALERT_TABLE = "alert-state"
 __all__ = ["SINCE_KEY", "AlertStage"]
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0

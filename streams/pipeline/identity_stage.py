@@ -34,22 +34,19 @@ from streams import metrics
 from streams.pipeline.packs import murmur2, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
-from streams.pipeline.versions import (
-    BadDocument,
+from streams.pipeline.tables import IDENTITY_TABLE
+from streams.pipeline.zone_messages import (
     document_upsert_message,
-    legacy_digest,
     remove_message,
-    sent_digest_of,
     upsert_message,
-    version_of,
 )
+from streams.record.documents import BadDocument, legacy_digest, sent_digest_of, version_of
 from streams.record.model import ReportVersion
 from streams.record.revisions import IdentityState, Outcome
 from streams.store.changelog import Recovered
 
 log = logging.getLogger(__name__)
 
-TABLE = "identity-state"
 #: Identity entries restored between two turns of the event loop (about 0.4 s).
 RESTORE_STEP = 50_000
 
@@ -76,7 +73,7 @@ class IdentityStage(Stage[IdentityOutput]):
         super().__init__(
             ports,
             topic=s.keyed_topic,
-            table=TABLE,
+            table=IDENTITY_TABLE,
             agent="apply-revisions",
             changelog_app_id=changelog_app_id,
         )

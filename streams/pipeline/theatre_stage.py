@@ -40,12 +40,12 @@ from schemas.alert import AlertEvent
 from streams.pipeline.alert_outbox import Unpublished, not_on_alert_topic, unpublished_only
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
+from streams.pipeline.tables import THEATRE_TABLE
 from streams.pipeline.timers import every
 from streams.store.changelog import Recovered
 
 log = logging.getLogger(__name__)
 
-TABLE = "theatre-state"
 #: The one partition of the theatre topic.
 PARTITION = 0
 OUTBOX_KEY = b"\x00outbox"
@@ -128,7 +128,11 @@ class TheatreStage(Stage[TheatreOutput]):
     ) -> None:
         s = ports.settings
         super().__init__(
-            ports, topic=s.theatre_topic, table=TABLE, agent="evaluate-theatre", partitions=1
+            ports,
+            topic=s.theatre_topic,
+            table=THEATRE_TABLE,
+            agent="evaluate-theatre",
+            partitions=1,
         )
         self.rules = rules
         self._publish = publish

@@ -36,10 +36,12 @@ from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.packs import partition_for, send_each, send_packs, unpack
 from streams.pipeline.progress import Record
 from streams.pipeline.stage import DeadRecord, Ports, Stage
-from streams.pipeline.versions import BadDocument, Floor, Upsert, floor_message, read_message
+from streams.pipeline.tables import ZONE_TABLE
+from streams.pipeline.zone_messages import Floor, Upsert, floor_message, read_message
 from streams.record.alert_view import alert_document, alert_input
 from streams.record.archive import UNIT_PART_BYTES
 from streams.record.book import Change, IncidentBook
+from streams.record.documents import BadDocument
 from streams.record.incident import (
     IncidentFields,
     IncidentRecord,
@@ -55,7 +57,6 @@ from streams.tallies.state import IncidentTally
 
 log = logging.getLogger(__name__)
 
-TABLE = "incident-book"
 #: Most ids kept as never counted (`ZoneStage._never_counted`): about 15 MB.
 NEVER_COUNTED_KEPT = 100_000
 
@@ -196,7 +197,9 @@ class ZoneStage(Stage[ZoneOutput]):
         """`alert_inputs`: where the alert inputs it writes are kept for this process's
         alert stage (`alert_input_memo.py`); None: nowhere."""
         s = ports.settings
-        super().__init__(ports, topic=s.zone_reports_topic, table=TABLE, agent="link-incidents")
+        super().__init__(
+            ports, topic=s.zone_reports_topic, table=ZONE_TABLE, agent="link-incidents"
+        )
         self.rule = rule
         self.alert_inputs = alert_inputs
         self.books: dict[int, IncidentBook] = {}

@@ -7,6 +7,7 @@ changelog entries.
 | module | responsibility |
 |---|---|
 | `model` | report versions, withdrawals, identity and content digests |
+| `documents` | classified documents (the keyed topic's) as versions; their digests |
 | `revisions` | revision state per identity, kept for good (packed) |
 | `linking` | the pair rule and the canonical grouping of a zone's reports |
 | `incident` | an incident's fields from its reports |

@@ -42,7 +42,7 @@ _TOMBSTONE = b"t"
 #: flag after the time of day (null when none), written only for civilian casualties.
 #: Format 5 appends the raw names (`ReportVersion.names_raw`) after the time of day (or
 #: null) and the civilian flag (true or false), written only for a report that has them;
-#: its versions have none under `CEASEFIRE_INTERNAL_FORMAT` 5 (`versions.read_message`).
+#: its versions have none under `CEASEFIRE_INTERNAL_FORMAT` 5 (`zone_messages.read_message`).
 _DETAIL_FORMAT = 2
 _DETAIL_FORMAT_TIMED = 3
 _DETAIL_FORMAT_CIVILIAN = 4

@@ -85,9 +85,9 @@ class DigestForm(IntEnum):
     #: the classified document's content as taken before ingest carried a digest
     #: (`content_digest`)
     LEGACY = 1
-    #: the classified document's (`versions.document_digest`, the version's `digest`)
+    #: the classified document's (`documents.document_digest`, the version's `digest`)
     CLASSIFIED = 2
-    #: the report as sent (`versions.report_digest`, the document's `sent_digest`)
+    #: the report as sent (`documents.report_digest`, the document's `sent_digest`)
     SENT = 3
 
 

@@ -60,7 +60,7 @@ from streams.classify.classifier import UnknownPlace
 from streams.classify.gazetteer import Gazetteer
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
-from streams.pipeline.versions import report_digest
+from streams.record.documents import report_digest
 from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
 from streams.tools.kafka_io import DELIVERY
 
@@ -611,7 +611,7 @@ def _too_large(
 ) -> tuple[bytes, bytes | None]:
     """The dead letter of a line no broker would take (`too_large`, bounded), and its key.
     `unconverted`: why a CSV row is sent as its text, said as the worker would have."""
-    from streams.pipeline.dead_letters import dead_letter, dead_letter_key
+    from schemas.dead_letter import dead_letter, dead_letter_key
 
     rejection = validate_report(raw)  # too_large, from its size alone
     assert isinstance(rejection, Rejection)

@@ -8,7 +8,7 @@
 
 The simulator (`Simulator.events`) says which event every message is about. Each message
 goes the monitor's way: validated (`schemas.validation`), classified
-(`streams.classify.Classifier`), read as a record version (`streams.pipeline.versions`) and
+(`streams.classify.Classifier`), read as a record version (`streams.record.documents`) and
 applied to a `Record` (revision state and incident book) in arrival order. Then the current
 reports' incidents are scored against the events (`streams.record.quality`): pairwise
 precision and recall, B-cubed, incident-level counts, at the default `LinkRule` and at other
@@ -33,7 +33,7 @@ from schemas.codes import Category, LocationPrecision, SourceType, TimePrecision
 from schemas.validation import Rejection, validate_report
 from streams.classify import Classifier, Gazetteer, ZoneCatalogue
 from streams.config import Settings
-from streams.pipeline.versions import version_of
+from streams.record.documents import version_of
 from streams.record.linking import LinkRule, ZoneLinker, cluster_precise
 from streams.record.linking import _order as canonical_order
 from streams.record.model import Ident, ReportVersion, Version

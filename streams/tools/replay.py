@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.report import Report, WithdrawnReport
-from streams.pipeline.versions import report_digest
+from streams.record.documents import report_digest
 
 Version = Report | WithdrawnReport
 

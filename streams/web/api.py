@@ -1,31 +1,27 @@
-"""The HTTP API of SPEC.md, served by every worker (aiohttp)."""
+"""The HTTP API of SPEC.md, served by every worker (aiohttp): its routes and their handlers
+(`Api`), and the service that serves them for the worker's lifetime (`ApiServer`).
+
+What the handlers use lives beside it: responses and the JSON errors (`responses.py`),
+query parameters (`params.py`), the body of POST /api/v1/reports (`report_intake.py`),
+answers from every worker (`fanout.py`), tokens (`tokens.py`), the Host check (`hosts.py`),
+admission of connections and heavy requests (`admission.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import faust
-from aiohttp import StreamReader, web
+from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
-from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.codes import RejectReason
-from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
 from streams import metrics
-from streams.classify.classifier import Classifier
-from streams.pipeline.dead_letters import dead_letter
-from streams.pipeline.ingest import classify_report
 from streams.tallies.series import compare_rows, previous_as_of
 from streams.tallies.state import Row
 from streams.tallies.windows import ALL, QueryError, check_window, grouping
@@ -66,8 +62,37 @@ from streams.web.incidents import (
     to_csv,
     wants_csv,
 )
-from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
-from streams.web.params import check_names, is_rfc3339, not_a_time
+from streams.web.params import (
+    AS_OF_MIN,
+    check_names,
+    parse_as_of,
+    parse_compare,
+    parse_partitions,
+    parse_scope,
+)
+from streams.web.report_intake import (
+    BODY_ENCODINGS,
+    Accepted,
+    Refused,
+    RejectedItem,
+    browser_problem,
+    content_type_problem,
+    examine_body,
+    http_dead_letter,
+    outside_scope,
+    read_body,
+    too_large,
+)
+from streams.web.responses import (
+    JSON_TYPE,
+    NEGOTIATED,
+    csv_bytes_response,
+    error,
+    json_bytes,
+    json_errors,
+    json_off_loop,
+    unauthorized,
+)
 from streams.web.series import SeriesQuery, parse_series
 from streams.web.series import document as series_document
 from streams.web.series import to_csv as series_csv
@@ -75,10 +100,8 @@ from streams.web.server_log import quiet_client_errors
 from streams.web.tokens import (
     EVERY_SOURCE,
     Poster,
-    Tokens,
-    claimed_source,
+    bearer_matches,
     configured_tokens,
-    first_outside,
     outside_message,
 )
 
@@ -87,9 +110,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most reports one POST may carry; more is refused whole (413) before any is validated.
-MAX_BATCH = 1000
-HTTP_SOURCE = "http"
 #: Seconds a POST waits for the broker to confirm its reports before it answers 503: a
 #: broker that holds requests without answering held the client 40 s (the producer's
 #: request timeout), past many gateways' own timeouts.
@@ -102,229 +122,11 @@ CONFIRM_SECONDS = 15.0
 KEEPALIVE_SECONDS = 20.0
 #: A client's time to send a POST's body: 408 and the connection closed after it.
 BODY_SECONDS = 30.0
-#: The Content-Encodings of a POST body the server decodes ("": none given).
-BODY_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
-#: Most bytes of a rejected item its dead-letter record keeps: the largest report the
-#: schema accepts, so any item that could have been valid is kept whole, while the record
-#: (base64 and text of it, plus the errors) stays well under Kafka's default 1 MiB limit.
-#: A larger item is kept truncated, and its record's message says so.
-DEAD_LETTER_KEEP = MAX_MESSAGE_BYTES
-#: Most field errors a dead-letter record lists, for the same limit (the message counts all).
-DEAD_LETTER_ERRORS = 100
-#: Epoch seconds as peers pass them (`parse_as_of`, `fanout.exact_seconds`): negative
-#: before 1970.
-_EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
-#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
-AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
-AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
-_PARTITION = re.compile(r"[0-9]{1,4}")
 #: What a peer adds to a query for the partitions it asks this worker for.
 _PEER_PARAMETERS = ("scope", "partitions")
 #: What a client may pass to the tallies and the alerts (peers add `_PEER_PARAMETERS`).
 TALLY_PARAMETERS = ("window", "by", "as_of", "compare")
 ALERT_PARAMETERS = ("status",)
-#: Paths whose every error is JSON; the live page and its static files keep aiohttp's own.
-JSON_PATHS = ("/api/", "/healthz", "/readyz")
-
-
-#: On an answer whose form (JSON or CSV) the Accept header chose: a cache keeps one per form.
-NEGOTIATED = {"Vary": "Accept"}
-JSON_TYPE = "application/json; charset=utf-8"
-CSV_TYPE = "text/csv; charset=utf-8; header=present"
-
-
-def csv_bytes_response(
-    body: bytes, filename: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A CSV download (RFC 4180 with a header line), its text encoded (UTF-8)."""
-    return web.Response(
-        body=body,
-        headers={
-            **(headers or {}),
-            "Content-Type": CSV_TYPE,
-            "Content-Disposition": f'attachment; filename="{filename}"',
-        },
-    )
-
-
-def json_bytes(doc: Any) -> bytes:
-    """A document as `web.json_response` writes it (`json.dumps`' defaults), encoded."""
-    return json.dumps(doc).encode()
-
-
-async def json_off_loop(doc: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-    """`web.json_response(doc)`, its serialisation on a thread: a large answer's (a series
-    of 10,000 buckets is about 2 MB) took the event loop the stages and health checks share.
-    `doc` is plain data built for this answer alone (nothing the state holds), so nothing
-    changes it meanwhile."""
-    body = await asyncio.to_thread(json_bytes, doc)
-    return web.Response(body=body, headers={**(headers or {}), "Content-Type": JSON_TYPE})
-
-
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
-def with_headers(response: web.Response, headers: Mapping[str, str]) -> web.Response:
-    response.headers.update(headers)
-    return response
-
-
-def unauthorized(header: str | None, *, scoped: bool = False) -> web.Response:
-    """401 with the challenge of RFC 6750: `error="invalid_token"` when a bearer token was
-    sent but is not the one configured, a bare `Bearer` when none was sent. `scoped`: the
-    tokens of CEASEFIRE_API_TOKENS_FILE are taken too."""
-    scheme, _, credentials = (header or "").strip().partition(" ")
-    which = "CEASEFIRE_API_TOKEN, or one of CEASEFIRE_API_TOKENS_FILE" if scoped else ""
-    which = which or "CEASEFIRE_API_TOKEN"
-    how = f"send the token this worker is configured with ({which}) as "
-    how += "Authorization: Bearer <token>"
-    if scheme.lower() == "bearer" and credentials.strip(" \t"):
-        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        return with_headers(error(401, f"wrong bearer token; {how}"), challenge)
-    if scheme.lower() == "bearer":
-        sent = "the bearer token is empty"
-    elif scheme:  # not echoed: it may be the token itself, sent without a scheme
-        sent = "Authorization is not of the Bearer scheme"
-    else:
-        sent = "no Authorization header"
-    return with_headers(error(401, f"{sent}; {how}"), {"WWW-Authenticate": "Bearer"})
-
-
-# -- errors aiohttp answers itself (no route, wrong method, a handler's crash) --------------
-def api_endpoints(app: web.Application) -> list[str]:
-    """`METHOD path` of each route under /api/, for the answer to an unknown path."""
-    return [
-        f"{route.method} {route.resource.canonical}"
-        for route in app.router.routes()
-        if route.resource is not None
-        and route.resource.canonical.startswith("/api/")
-        and route.method != "HEAD"  # aiohttp adds one to each GET
-    ]
-
-
-def _without_slash(app: web.Application, path: str) -> str | None:
-    """`path` without its trailing slashes when that is a route (`/api/v1/incidents/`)."""
-    bare = path.rstrip("/")
-    if bare == path or not bare:
-        return None
-    for resource in app.router.resources():
-        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(resource.canonical))
-        if re.fullmatch(pattern, bare):
-            return bare
-    return None
-
-
-def json_error_for(request: web.Request, exc: web.HTTPException) -> web.Response:
-    """aiohttp's own error (text/plain) as the API's JSON error, with its headers (Allow)."""
-    headers = {
-        k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")
-    }
-    path = request.path[:200]
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        allowed = sorted(set(exc.allowed_methods) - {"HEAD"}) or sorted(exc.allowed_methods)
-        message = f"{request.method[:20]} is not allowed on {path}; use {' or '.join(allowed)}"
-        return with_headers(error(405, message, allowed=allowed), headers)
-    if isinstance(exc, web.HTTPNotFound) and path.startswith("/api/"):
-        bare = _without_slash(request.app, request.path)
-        if bare is not None:
-            message = f"no endpoint at {path}; did you mean {bare[:200]}?"
-            return with_headers(error(404, message), headers)
-        message = (
-            f"no endpoint at {path}; the API's endpoints are listed in 'endpoints' "
-            "(README.md, HTTP API)"
-        )
-        return with_headers(error(404, message, endpoints=api_endpoints(request.app)), headers)
-    return with_headers(error(exc.status, exc.text or exc.reason), headers)
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error under JSON_PATHS as JSON, also those aiohttp answers itself (404, 405,
-    500), so that clients read one shape; other paths keep aiohttp's answers."""
-    if not request.path.startswith(JSON_PATHS):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_error_for(request, exc)
-    except Exception:
-        log.exception("error answering %s %s", request.method, request.path[:200])
-        return error(500, "internal error; the worker's log has the details. Retry, or report it")
-
-
-# -- query parameters (pure: each raises QueryError, answered 400) --------------------------
-def parse_as_of(value: str | None) -> float:
-    """`as_of` as epoch seconds: an RFC 3339 time with an offset, or epoch seconds (what
-    peers pass). Anything a datetime cannot hold (nan, inf, 1e20) is refused."""
-    if value is None or value == "":
-        return datetime.now(UTC).timestamp()
-    # epoch seconds as ASCII digits only: `float` also took "2026" (1970, 33 minutes in),
-    # "1_764_417_600", padded or full-width digits, and answered 200 for the wrong time
-    seconds = float(value) if _EPOCH_SECONDS.fullmatch(value) else _rfc3339_seconds(value)
-    if not (math.isfinite(seconds) and AS_OF_MIN <= seconds <= AS_OF_MAX):
-        raise QueryError(
-            f"as_of {value!r} is out of range; use an RFC 3339 time between years 0001 and 9999"
-        )
-    return seconds
-
-
-def _rfc3339_seconds(value: str) -> float:
-    try:
-        # RFC 3339 allows a lower-case z, which `fromisoformat` does not read
-        utc = value[-1:] in ("Z", "z")
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if utc else value)
-    except ValueError:
-        raise not_a_time(
-            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
-        ) from None
-    if parsed.tzinfo is None:
-        if len(value) == 10:  # a date alone: which instant of it, and whose day?
-            raise QueryError(
-                f"as_of {value!r} is a date; as_of is an instant, the end of the window: "
-                f"e.g. {value}T00:00:00+04:00 (the window ends as that day begins in Baku "
-                f"and Yerevan) or {value}T00:00:00Z"
-            )
-        raise QueryError(f"as_of {value!r} needs a UTC offset")
-    if not is_rfc3339(value):
-        raise not_a_time(
-            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
-        )
-    try:
-        return parsed.timestamp()
-    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise QueryError(f"as_of {value!r} is out of range") from None
-
-
-def parse_partitions(value: str | None, count: int) -> set[int]:
-    """The peer parameter `partitions`: a comma-separated list of partition numbers."""
-    parts = (value or "").split(",")
-    if not all(_PARTITION.fullmatch(p) for p in parts):
-        raise QueryError(f"partitions {value!r} is not a comma-separated list of numbers")
-    numbers = {int(p) for p in parts}
-    if max(numbers) >= count:
-        raise QueryError(f"partitions {value!r}: this cluster has partitions 0 to {count - 1}")
-    return numbers
-
-
-def parse_compare(value: str | None) -> bool:
-    """Whether the tallies also carry the window just before (`compare=previous`)."""
-    if value is None or value == "":
-        return False
-    if value == "previous":
-        return True
-    raise QueryError(f"unknown compare {value[:40]!r}; use compare=previous, or leave it out")
-
-
-def parse_scope(value: str | None) -> bool:
-    """Whether a peer asks for this worker's own partitions only (`scope=local`)."""
-    if value is None or value == "cluster":
-        return False
-    if value == "local":
-        return True
-    raise QueryError(f"unknown scope {value!r}; use local or cluster")
 
 
 def _iso(seconds: float) -> str:
@@ -343,225 +145,6 @@ def _series_json_bytes(query: SeriesQuery, buckets: list[list[Row]]) -> bytes:
 
 def _series_csv_bytes(query: SeriesQuery, buckets: list[list[Row]]) -> bytes:
     return series_csv(series_document(query, buckets)).encode()
-
-
-# -- request headers ------------------------------------------------------------------------
-def bearer_matches(header: str | None, token: str) -> bool:
-    """Whether an Authorization header carries `token` with the Bearer scheme, whose name
-    is case-insensitive (RFC 7235). The token itself is compared in constant time."""
-    return Tokens(master=token).poster(header) is not None
-
-
-def browser_problem(
-    origin: str | None, fetch_site: str | None, allowed: frozenset[str]
-) -> str | None:
-    """Why a POST looks sent by a web page, which no reporting system is; None when it does
-    not. A browser sends `Origin` with every POST of a script or a form, and
-    `Sec-Fetch-Site` (other than `none`, a user's own navigation) with every request: a page
-    of any site could post reports without either a preflight or the token (a body sent
-    without Content-Type), or reach the worker under its own host name (DNS rebinding).
-    Origins in `allowed` (CEASEFIRE_POST_ORIGINS) may post."""
-    site = (fetch_site or "").strip().lower()
-    if origin is None and site in ("", "none"):
-        return None
-    if origin is not None and origin.strip().rstrip("/").lower() in allowed:
-        return None
-    said = f"Origin: {origin[:100]!r}" if origin is not None else f"Sec-Fetch-Site: {site[:20]!r}"
-    return (
-        f"POST /api/v1/reports from a web page is refused (the request carries {said}): "
-        "reports are posted by reporting systems, without a browser; to take posts from "
-        "pages of a trusted origin, name it in CEASEFIRE_POST_ORIGINS"
-    )
-
-
-def content_type_problem(header: str | None) -> str | None:
-    """Why a Content-Type cannot be read as a report body; None when it can. JSON types
-    (`application/json`, `application/*+json` such as CloudEvents') are read, and so is a
-    request without one, as clients that send no header mean JSON here."""
-    if header is None or not header.strip():
-        return None
-    mime, *params = (part.strip() for part in header.split(";"))
-    mime = mime.lower()
-    if mime != "application/json" and not (
-        mime.startswith("application/") and mime.endswith("+json")
-    ):
-        return (
-            f"Content-Type {mime!r} is not JSON; send application/json "
-            "(curl: --json @file, or -H 'Content-Type: application/json')"
-        )
-    for param in params:
-        name, _, charset = param.partition("=")
-        charset = charset.strip().strip('"').lower()
-        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
-            return f"charset {charset!r} is not supported; JSON bodies must be UTF-8"
-    return None
-
-
-async def read_body(stream: StreamReader, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it proves longer than `limit` (no Content-Length,
-    a lying one, or a compressed body that expands)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def too_large(limit: int, size: int | None = None) -> web.Response:
-    got = f" ({size} bytes)" if size is not None else ""
-    return error(
-        413,
-        f"request body is larger than {limit} bytes{got} (CEASEFIRE_MAX_BODY_BYTES); "
-        "send fewer reports per request",
-        limit=limit,
-    )
-
-
-# -- the body of POST /api/v1/reports (pure) ---------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    index: int
-    raw: bytes
-    key: str
-    source: str
-    report_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    index: int
-    raw: bytes
-    rejection: Rejection
-
-    def as_dict(self) -> dict[str, Any]:
-        r = self.rejection
-        return {
-            "index": self.index,
-            "reason": r.reason.value,
-            "message": r.message,
-            "errors": [e.as_dict() for e in r.errors],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """The body as a whole is refused. `dead` is what goes to the dead-letter topic: the
-    body when it was read as one item, nothing when the request was merely too big."""
-
-    status: int
-    message: str
-    reason: RejectReason | None = None
-    dead: Rejected | None = None
-
-
-#: A single-report body rejected for what it is as a document answers 4xx, not 202.
-_BODY_STATUS = {
-    RejectReason.INVALID_JSON: 400,
-    RejectReason.INVALID_ENCODING: 400,
-    RejectReason.TOO_DEEP: 400,
-    RejectReason.TOO_LARGE: 413,
-}
-
-
-def examine_item(
-    index: int, raw: bytes, *, received: datetime, classifier: Classifier
-) -> Accepted | Rejected:
-    result = validate_report(raw, now=received)  # total: never raises
-    if isinstance(result, Rejection):
-        return Rejected(index, raw, result)
-    # Check the place now, so the caller learns of an unknown place at once.
-    classified = classify_report(result, received, classifier)
-    if isinstance(classified, Rejection):
-        return Rejected(index, raw, classified)
-    key, _ = classified
-    return Accepted(index, raw, key, result.source, result.report_id)
-
-
-def examine_body(
-    body: bytes, *, received: datetime, classifier: Classifier, max_items: int = MAX_BATCH
-) -> list[Accepted | Rejected] | Refused:
-    """Each report of a body (one JSON object, or an array of them) accepted or rejected,
-    each from its own bytes as sent; or the body refused as a whole."""
-    if not is_array(body):
-        item = examine_item(0, body, received=received, classifier=classifier)
-        if isinstance(item, Rejected) and item.rejection.reason in _BODY_STATUS:
-            r = item.rejection
-            return Refused(_BODY_STATUS[r.reason], r.message, r.reason, item)
-        return [item]
-    try:
-        spans = split_array(body, max_elements=max_items)
-    except TooManyElements:
-        return Refused(413, f"at most {max_items} reports per request; split the batch")
-    except SplitError as exc:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as err:
-            message = f"request body is not UTF-8: {err}"
-            rejection = Rejection(RejectReason.INVALID_ENCODING, message)
-        else:
-            rejection = Rejection(RejectReason.INVALID_JSON, f"request body is not JSON: {exc}")
-        return Refused(400, rejection.message, rejection.reason, Rejected(0, body, rejection))
-    return [
-        examine_item(i, body[start:end], received=received, classifier=classifier)
-        for i, (start, end) in enumerate(spans)
-    ]
-
-
-def item_sources(examined: list[Accepted | Rejected] | Refused) -> list[tuple[int, str]]:
-    """(index, source) of each item of a body that names its source: an accepted report's,
-    and a rejected item's string `source` (it would be dead-lettered under that name).
-    Items that are no JSON object, or without a string `source`, name none."""
-    if isinstance(examined, Refused):
-        items: list[Accepted | Rejected] = [] if examined.dead is None else [examined.dead]
-    else:
-        items = examined
-    named = []
-    for item in items:
-        source = item.source if isinstance(item, Accepted) else claimed_source(item.raw)
-        if source is not None:
-            named.append((item.index, source))
-    return named
-
-
-def outside_scope(
-    examined: list[Accepted | Rejected] | Refused, poster: Poster
-) -> tuple[int, str] | None:
-    """The first item's (index, source) of a body that `poster` may not post."""
-    return first_outside(item_sources(examined), poster)
-
-
-def http_dead_letter(item: Rejected, received: datetime) -> bytes:
-    """The dead-letter record of a rejected item: its bytes as sent, bounded (see
-    DEAD_LETTER_KEEP) so that the record always fits a Kafka message."""
-    raw, rejection, size = item.raw, item.rejection, len(item.raw)
-    if len(raw) > DEAD_LETTER_KEEP:
-        kept = _utf8_prefix(raw, DEAD_LETTER_KEEP)
-        note = f" (this record keeps its first {len(kept)} of {len(raw)} bytes)"
-        rejection = replace(rejection, message=rejection.message + note)
-        raw = kept
-    if len(rejection.errors) > DEAD_LETTER_ERRORS:
-        rejection = replace(rejection, errors=rejection.errors[:DEAD_LETTER_ERRORS])
-    return dead_letter(
-        raw,
-        rejection,
-        topic=HTTP_SOURCE,
-        partition=None,
-        offset=None,
-        key=None,
-        received_at=received,
-        size=size,
-    )
-
-
-def _utf8_prefix(raw: bytes, size: int) -> bytes:
-    """At most `size` bytes of `raw`, not cutting a UTF-8 character in two."""
-    end = size
-    while end > size - 3 and end > 0 and raw[end] & 0xC0 == 0x80:
-        end -= 1
-    return raw[:end]
 
 
 class Api:
@@ -984,7 +567,7 @@ class Api:
                 )
         settings = self.monitor.settings
         items = examined if isinstance(examined, list) else []
-        dead: list[Rejected] = [i for i in items if isinstance(i, Rejected)]
+        dead: list[RejectedItem] = [i for i in items if isinstance(i, RejectedItem)]
         if isinstance(examined, Refused) and examined.dead is not None:
             dead.append(examined.dead)
 
@@ -1037,7 +620,7 @@ class Api:
                     for i in items
                     if isinstance(i, Accepted)
                 ],
-                "rejected": [i.as_dict() for i in items if isinstance(i, Rejected)],
+                "rejected": [i.as_dict() for i in items if isinstance(i, RejectedItem)],
             },
             status=202,
         )

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 
 from streams import metrics
-from streams.pipeline.theatre_stage import TABLE as THEATRE_TABLE
-from streams.pipeline.zone_stage import TABLE as ZONE_TABLE
+from streams.pipeline.tables import THEATRE_TABLE, ZONE_TABLE
 from streams.record.archive import DAY
 from streams.record.incident import incident_id as incident_id_of
 from streams.tallies.series import merge_series, series, tally
@@ -151,7 +150,7 @@ async def ask_owners(
 
 
 def exact_seconds(seconds: float) -> str:
-    """Epoch seconds as a peer's `as_of` (`api.parse_as_of`): digits that read back as the
+    """Epoch seconds as a peer's `as_of` (`params.parse_as_of`): digits that read back as the
     same float, with a sign before 1970 and never an exponent (`str` wrote -315619200.0 and
     1e-06, which peers refused, so such a query was 503 on every retry)."""
     text = repr(seconds)

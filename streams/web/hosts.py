@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
+from streams.names import normal_name
+
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler, Middleware
 
@@ -50,10 +52,6 @@ def header_host(header: str) -> str:
     if value.count(":") > 1:  # a bare IPv6 address: no port can be told from it
         return value
     return value.partition(":")[0].lower().rstrip(".")
-
-
-def normal_name(name: str) -> str:
-    return name.strip().lower().rstrip(".")
 
 
 def is_loopback(host: str) -> bool:
@@ -102,24 +100,6 @@ def parse_allowed(value: str | None) -> AllowedHosts:
         elif name:
             names.add(name)
     return AllowedHosts(frozenset(names), tuple(suffixes))
-
-
-def allowed_name_problem(item: str) -> str | None:
-    """Why one entry of CEASEFIRE_ALLOWED_HOSTS is no host name or wildcard; None if it is."""
-    name = normal_name(item)
-    if name == "*":
-        return None
-    labels = name.removeprefix("*.").split(".")
-    if "*" in name.removeprefix("*.") or not all(
-        label and all(c.isalnum() or c in "-_" for c in label) and label.isascii()
-        for label in labels
-    ):
-        return (
-            f"{item.strip()!r} is not a host name; name each host as it appears in URLs "
-            "(worker-1, monitor.example.org), *.example.org for every name under "
-            "example.org, or * for any, separated by commas (no scheme, no port)"
-        )
-    return None
 
 
 @cache

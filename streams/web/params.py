@@ -1,9 +1,11 @@
-"""What every endpoint checks of its query parameters the same way (pure; each problem
-raises QueryError, answered 400): unknown and repeated names, and the hint for a time whose
-`+` arrived as a space."""
+"""Query parameters (pure; each problem raises QueryError, answered 400): what every
+endpoint checks the same way (unknown and repeated names, the hint for a time whose `+`
+arrived as a space, range bounds), and the tallies' `as_of` and `compare` and the peers'
+`scope` and `partitions`."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime
@@ -15,6 +17,13 @@ _RFC3339 = re.compile(
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: Epoch seconds as peers pass them (`parse_as_of`, `fanout.exact_seconds`): negative
+#: before 1970.
+_EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
+AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+_PARTITION = re.compile(r"[0-9]{1,4}")
 
 
 def is_rfc3339(value: str) -> bool:
@@ -93,3 +102,74 @@ def parse_bound(name: str, value: str) -> datetime:
         years = "in the years 0001 to 9999"
         raise QueryError(f"{name} {value!r} is not a valid time {years}") from None
     return moment
+
+
+def parse_as_of(value: str | None) -> float:
+    """`as_of` as epoch seconds: an RFC 3339 time with an offset, or epoch seconds (what
+    peers pass). Anything a datetime cannot hold (nan, inf, 1e20) is refused."""
+    if value is None or value == "":
+        return datetime.now(UTC).timestamp()
+    # epoch seconds as ASCII digits only: `float` also took "2026" (1970, 33 minutes in),
+    # "1_764_417_600", padded or full-width digits, and answered 200 for the wrong time
+    seconds = float(value) if _EPOCH_SECONDS.fullmatch(value) else _rfc3339_seconds(value)
+    if not (math.isfinite(seconds) and AS_OF_MIN <= seconds <= AS_OF_MAX):
+        raise QueryError(
+            f"as_of {value!r} is out of range; use an RFC 3339 time between years 0001 and 9999"
+        )
+    return seconds
+
+
+def _rfc3339_seconds(value: str) -> float:
+    try:
+        # RFC 3339 allows a lower-case z, which `fromisoformat` does not read
+        utc = value[-1:] in ("Z", "z")
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if utc else value)
+    except ValueError:
+        raise not_a_time(
+            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
+        ) from None
+    if parsed.tzinfo is None:
+        if len(value) == 10:  # a date alone: which instant of it, and whose day?
+            raise QueryError(
+                f"as_of {value!r} is a date; as_of is an instant, the end of the window: "
+                f"e.g. {value}T00:00:00+04:00 (the window ends as that day begins in Baku "
+                f"and Yerevan) or {value}T00:00:00Z"
+            )
+        raise QueryError(f"as_of {value!r} needs a UTC offset")
+    if not is_rfc3339(value):
+        raise not_a_time(
+            "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
+        )
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise QueryError(f"as_of {value!r} is out of range") from None
+
+
+def parse_partitions(value: str | None, count: int) -> set[int]:
+    """The peer parameter `partitions`: a comma-separated list of partition numbers."""
+    parts = (value or "").split(",")
+    if not all(_PARTITION.fullmatch(p) for p in parts):
+        raise QueryError(f"partitions {value!r} is not a comma-separated list of numbers")
+    numbers = {int(p) for p in parts}
+    if max(numbers) >= count:
+        raise QueryError(f"partitions {value!r}: this cluster has partitions 0 to {count - 1}")
+    return numbers
+
+
+def parse_compare(value: str | None) -> bool:
+    """Whether the tallies also carry the window just before (`compare=previous`)."""
+    if value is None or value == "":
+        return False
+    if value == "previous":
+        return True
+    raise QueryError(f"unknown compare {value[:40]!r}; use compare=previous, or leave it out")
+
+
+def parse_scope(value: str | None) -> bool:
+    """Whether a peer asks for this worker's own partitions only (`scope=local`)."""
+    if value is None or value == "cluster":
+        return False
+    if value == "local":
+        return True
+    raise QueryError(f"unknown scope {value!r}; use local or cluster")

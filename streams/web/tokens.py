@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from streams.names import bad_character
+
 #: The keys of one token in the file.
 _KEYS = ("name", "token", "sources")
 
@@ -60,18 +62,6 @@ class Poster:
 
 #: A poster that may post for every source.
 EVERY_SOURCE = Poster()
-
-
-def bad_character(token: str) -> str | None:
-    """Why a token cannot travel in an `Authorization` header (white space or a control
-    character inside it); None when it can."""
-    bad = next((c for c in token if c.isspace() or not c.isprintable()), None)
-    if bad is None:
-        return None
-    return (
-        f"the token holds U+{ord(bad):04X} at position {token.index(bad) + 1}: "
-        "a bearer token is one word of printable characters"
-    )
 
 
 def bearer_credentials(header: str | None) -> bytes | None:
@@ -115,6 +105,12 @@ class Tokens:
             if _same(given, scoped.token) and found is None:
                 found = Poster(scoped.name, scoped.sources)
         return found
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries `token` with the Bearer scheme, whose name
+    is case-insensitive (RFC 7235). The token itself is compared in constant time."""
+    return Tokens(master=token).poster(header) is not None
 
 
 def first_outside(sources: Iterable[tuple[int, str]], poster: Poster) -> tuple[int, str] | None:
