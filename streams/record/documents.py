@@ -22,14 +22,12 @@ from typing import Any
 
 import orjson
 
-from schemas.codes import Category, E, Party, SourceType, by_value
+from schemas.codes import Category, E, LocationPrecision, Party, SourceType, TimePrecision, by_value
 from schemas.report import Report
 from streams.classify.time_of_day import parse_time_of_day
 from streams.record.model import (
     DIGEST_SIZE,
-    LocationPrecision,
     ReportVersion,
-    TimePrecision,
     Version,
     Withdrawal,
     content_digest,

@@ -13,12 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.codes import Category, Party, SourceType
-
-# Re-exported only for streams/pipeline/versions.py (another worktree moves it): once
-# it imports them from schemas.codes, import them plainly here.
-from schemas.codes import LocationPrecision as LocationPrecision
-from schemas.codes import TimePrecision as TimePrecision
+from schemas.codes import Category, LocationPrecision, Party, SourceType, TimePrecision
 
 #: (source, report_id): what identifies a report (SPEC.md).
 Ident = tuple[str, str]
