@@ -404,6 +404,9 @@ class AlertStage(Stage[AlertOutput]):
         self._unconfirmed = {}
         out.confirmed = True
         self._tombstones_due = set(outbox)
+        # paused while publishing (`stall_fence.py`): the journal stays, and whoever
+        # recovers the partition publishes only what is not on the topic (`settle`)
+        self.check_owned(generation)
         await self._write_tombstones()
 
     async def _write_tombstones(self) -> None:

@@ -40,6 +40,7 @@ from streams.pipeline.ingest_process import IngestProcess
 from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import TAIL_INTERVAL, StageInput
+from streams.pipeline.stall_fence import TICK_SECONDS, StallFence
 from streams.pipeline.theatre_stage import TheatreStage
 from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas
@@ -126,6 +127,8 @@ class Monitor:
         #: The producer the stages share (ingest's own when ingest runs in this process).
         self.producer: SharedProducer = self.ingest.shared
         self.dead_letter_internal = InternalDeadLetters(s, self.producer)
+        fence = StallFence(s.session_timeout)
+        every(self.app, TICK_SECONDS, fence.tick)
         ports = Ports(
             settings=s,
             app=self.app,
@@ -134,6 +137,7 @@ class Monitor:
             dead_letter=self.dead_letter_internal,
             readiness_changed=self.update_ready,
             read_input=partial(input_reader, s),
+            fence=fence,
         )
         self.identity: IdentityStage | IdentityProcess
         if s.identity_process:

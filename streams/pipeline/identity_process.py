@@ -33,6 +33,7 @@ from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
 from streams.pipeline.stage import Ports
 from streams.pipeline.stage_input import TAIL_INTERVAL
+from streams.pipeline.stall_fence import TICK_SECONDS, StallFence
 from streams.pipeline.timers import every
 from streams.pipeline.tuning import limit_malloc_arenas, tune_for_throughput
 
@@ -96,6 +97,8 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
     await asyncio.to_thread(ensure_topics, settings)
     app = faust_app(settings, group_of(settings), web=False)
     producer = SharedProducer(settings, group_of(settings))
+    fence = StallFence(settings.session_timeout)
+    every(app, TICK_SECONDS, fence.tick)
     ports = Ports(
         settings=settings,
         app=app,
@@ -104,6 +107,7 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
         dead_letter=InternalDeadLetters(settings, producer),
         readiness_changed=lambda: None,  # the reporter reads readiness every tenth second
         read_input=partial(input_reader, settings),
+        fence=fence,
     )
     stage = IdentityStage(ports, changelog_app_id=settings.app_id)
     lag = LagReport()

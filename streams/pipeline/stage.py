@@ -33,6 +33,7 @@ from streams.config import Settings
 from streams.pipeline import packs
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
+from streams.pipeline.stall_fence import StallFence
 from streams.pipeline.tuning import release_free_memory
 from streams.store import faust_store
 from streams.store.changelog import ChangelogStore, Recovered
@@ -78,6 +79,8 @@ class Ports:
     #: (partition, offset) of input-topic records -> their values, those still there: the
     #: reports as sent, for the dead letters of revision conflicts (None: not read back)
     read_input: InputReader | None = None
+    #: the process's loop pauses longer than the session timeout (None: not watched)
+    fence: StallFence | None = None
 
 
 OutT = TypeVar("OutT")
@@ -161,6 +164,8 @@ class Stage(Generic[OutT]):
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
         self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
+        #: the fence's count of pauses when the step being written began (`check_owned`)
+        self._pauses = 0
         #: maintenance work waiting for the lock (an ordered set: each runs once)
         self._due: dict[Callable[[OutT], bool], None] = {}
         self.table.on_recover(self._on_recovered)
@@ -218,9 +223,41 @@ class Stage(Generic[OutT]):
     def check_owned(self, generation: int) -> None:
         """Raise `Revoked` if the partitions moved since `generation` (between a commit's
         awaited writes: an old owner's write landing after the next owner's recovery read
-        the changelog took a moved report back, or brought a withdrawn one back)."""
+        the changelog took a moved report back, or brought a withdrawn one back), or if
+        the process paused longer than the session timeout since the step began: its
+        partitions may have moved without its knowing yet (`stall_fence.py`)."""
+        fence = self.ports.fence
+        if generation == self.generation and fence is not None and fence.look() != self._pauses:
+            self._paused(fence.last_pause, fence.limit)
         if generation != self.generation:
             raise Revoked(self.topic_name)
+
+    def _begin_step(self) -> None:
+        fence = self.ports.fence
+        if fence is not None:
+            self._pauses = fence.look()
+
+    def _paused(self, seconds: float, limit: float) -> None:
+        """The step is dropped as a revoked one; the state is recovered again from the
+        changelog, by this stage unless a rebalance's recovery comes first."""
+        log.warning(
+            "%s: this process was paused %.1fs, longer than the session timeout (%.0fs): "
+            "its partitions may be another worker's now. The step is not written; the "
+            "state is recovered again from the changelog",
+            self.topic_name,
+            seconds,
+            limit,
+        )
+        self._begin_step()  # this pause is dealt with here, once
+        self.revoked()
+        self._recovering = asyncio.create_task(self._recover_after_pause(self.generation))
+
+    async def _recover_after_pause(self, generation: int) -> None:
+        # A rebalance the pause brought is heard within a heartbeat or two: its revocation
+        # moves the generation, and the recovery of the new assignment is Faust's.
+        await asyncio.sleep(2 * self.ports.settings.heartbeat_interval)
+        if generation == self.generation:
+            await self._on_recovered()
 
     async def quiesce(self, timeout: float) -> None:
         """After `revoked`: wait, `timeout` at most, for the step or the maintenance holding
@@ -318,6 +355,7 @@ class Stage(Generic[OutT]):
                     sorted(before - owned) or "none",
                 )
             unsettled = self.unsettled()
+            self._begin_step()  # a settle's writes count pauses from here
         if unsettled:
             self._settling = asyncio.create_task(self._settle_retrying(self.generation))
         else:
@@ -399,9 +437,11 @@ class Stage(Generic[OutT]):
             if self._pending is not None or not self.ready.is_set():
                 continue
             out = self.new_output()
+            self._begin_step()
             if not work(out):
                 continue
             try:
+                self.check_owned(self.generation)  # paused in the work: nothing sent
                 await self.commit(out, {})
             except Revoked:
                 return  # the next recovery rebuilds from what was written
@@ -413,6 +453,7 @@ class Stage(Generic[OutT]):
         succeeds: a retry commits what the first attempt processed."""
         if self._pending is None:
             out = self.new_output()
+            self._begin_step()
             began = time.perf_counter()
             self.process(records, out)
             self.input.took(records, time.perf_counter() - began)
@@ -421,6 +462,7 @@ class Stage(Generic[OutT]):
         for r in records:
             applied[r.partition] = r.offset
         try:
+            self.check_owned(self.generation)  # paused in `process`: nothing sent
             await self.commit(self._pending, applied)
         except Revoked:
             self._pending = None  # the input is not advanced: the next owner redoes it

@@ -1,0 +1,141 @@
+"""A process paused longer than its session timeout writes nothing of the step it was in
+(`streams/pipeline/stall_fence.py`, `Stage.check_owned`): its partitions may be another
+worker's by then, and a write landing after that worker read the changelog leaves a state
+older than the one it went on from. Pure fence, and a stage on fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from streams.pipeline import alert_outbox
+from streams.pipeline.progress import Record
+from streams.pipeline.stall_fence import StallFence
+from tests.test_alert_state import CHANGELOG, Run, incident
+
+ALERTS = "ceasefire.alerts"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_pause_is_counted_once_by_whichever_looks_first_after_it() -> None:
+    clock = Clock()
+    fence = StallFence(6.0, clock)
+    clock.now += 60  # before the ticker runs (the worker starting): not the loop's pause
+    assert fence.look() == 0
+    asyncio.run(fence.tick())
+    clock.now += 5.9  # the loop busy, within the session timeout
+    assert fence.look() == 0
+    clock.now += 12  # paused: a question after it counts it ...
+    assert fence.look() == 1 and fence.last_pause == 12
+    asyncio.run(fence.tick())  # ... and the ticker after the question does not again
+    assert fence.pauses == 1
+    clock.now += 7
+    asyncio.run(fence.tick())  # the ticker first this time
+    assert fence.look() == 1 + 1
+
+
+def paused_run(clock: Clock) -> tuple[Run, StallFence]:
+    run = Run()
+    fence = StallFence(6.0, clock)
+    stage = run.stage
+    stage.ports = dataclasses.replace(
+        stage.ports,
+        fence=fence,
+        settings=stage.ports.settings.model_copy(update={"heartbeat_interval": 0.01}),
+    )
+    return run, fence
+
+
+def test_a_step_paused_while_written_publishes_nothing_and_the_stage_recovers_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
+        return {}  # the alert topic as the settle after the recovery reads it
+
+    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        await a.step(incident("shusha", 3))
+        recoveries: list[int] = []
+        recover = a.stage.store.recover
+
+        async def counted(partitions: Any) -> Any:
+            recoveries.append(1)
+            return await recover(partitions)
+
+        a.stage.store.recover = counted  # type: ignore[method-assign]
+        write_many = a.stage.store.write_many
+
+        async def paused_writing(*args: Any, **kw: Any) -> None:
+            await write_many(*args, **kw)  # the journal landed ...
+            clock.now += 15  # ... and the process was stopped (SIGSTOP) for 15 s
+
+        a.stage.store.write_many = paused_writing  # type: ignore[method-assign]
+        pack = incident("shusha", 0.5, killed=1).model_dump_json().encode()
+        await a.stage._apply([Record(0, a.offset, pack)])
+        # Nothing published, no tombstone: whoever recovers the partition next publishes
+        # the journal's events, once (the alert stage's outbox)
+        assert a.producer.sent[ALERTS] == []
+        assert not a.stage.ready.is_set()  # as after a revocation
+        a.stage.store.write_many = write_many  # type: ignore[method-assign]
+        await asyncio.wait_for(a.stage.ready.wait(), 5)  # recovered again, by itself
+        assert recoveries == [1]
+        statuses = [json.loads(v)["status"] for _, _, v in a.producer.sent[ALERTS] if v]
+        assert statuses == ["firing"]  # by this worker's own recovery here
+
+    asyncio.run(run())
+
+
+def test_a_step_paused_while_processed_sends_nothing() -> None:
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        process = a.stage.process
+
+        def paused_processing(records: Any, out: Any) -> None:
+            process(records, out)
+            clock.now += 15  # paused after the state changed in memory, before any send
+
+        a.stage.process = paused_processing  # type: ignore[method-assign]
+        sent = {topic: len(records) for topic, records in a.producer.sent.items()}
+        await a.stage._apply(
+            [Record(0, 0, incident("shusha", 0.5, killed=1).model_dump_json().encode())]
+        )
+        assert {topic: len(records) for topic, records in a.producer.sent.items()} == sent
+        assert a.producer.sent[ALERTS] == []
+        await asyncio.wait_for(a.stage.ready.wait(), 5)
+
+    asyncio.run(run())
+
+
+def test_a_step_within_the_session_timeout_is_written() -> None:
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        written = len(a.producer.sent[CHANGELOG])
+        clock.now += 5  # busy, not paused past the timeout
+        await a.step(incident("shusha", 0.5, killed=1))
+        assert len(a.producer.sent[CHANGELOG]) > written
+        assert a.stage.ready.is_set()
+
+    asyncio.run(run())
