@@ -55,6 +55,7 @@ def paused_run(clock: Clock) -> tuple[Run, StallFence]:
         fence=fence,
         settings=stage.ports.settings.model_copy(update={"heartbeat_interval": 0.01}),
     )
+    fence.listen(stage._paused)  # as `Stage.__init__` does with the ports' fence
     return run, fence
 
 
@@ -137,5 +138,44 @@ def test_a_step_within_the_session_timeout_is_written() -> None:
         await a.step(incident("shusha", 0.5, killed=1))
         assert len(a.producer.sent[CHANGELOG]) > written
         assert a.stage.ready.is_set()
+
+    asyncio.run(run())
+
+
+def test_a_step_begun_on_waking_from_a_pause_is_not_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paused while idle: the first step after it (before the ticker or a heartbeat saw
+    the pause) is not the stage's to write; a rebalance heard meanwhile leaves the
+    recovery to Faust's (none here by the stage)."""
+
+    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
+        return {}
+
+    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        recoveries: list[int] = []
+        recover = a.stage.store.recover
+
+        async def counted(partitions: Any) -> Any:
+            recoveries.append(1)
+            return await recover(partitions)
+
+        a.stage.store.recover = counted  # type: ignore[method-assign]
+        sent = {topic: len(records) for topic, records in a.producer.sent.items()}
+        clock.now += 20  # stopped while idle
+        await a.stage._apply(
+            [Record(0, 0, incident("shusha", 0.5, killed=1).model_dump_json().encode())]
+        )
+        assert {topic: len(records) for topic, records in a.producer.sent.items()} == sent
+        assert not a.stage.ready.is_set()
+        a.stage.revoked()  # the rebalance the pause brought, heard at the next heartbeat
+        await asyncio.sleep(0.2)
+        assert recoveries == []  # the new assignment's recovery is Faust's
 
     asyncio.run(run())

@@ -164,8 +164,10 @@ class Stage(Generic[OutT]):
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
         self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
-        #: the fence's count of pauses when the step being written began (`check_owned`)
-        self._pauses = 0
+        #: revocations so far (a recovery after a pause is not wanted after one)
+        self._revocations = 0
+        if ports.fence is not None:
+            ports.fence.listen(self._paused)
         #: maintenance work waiting for the lock (an ordered set: each runs once)
         self._due: dict[Callable[[OutT], bool], None] = {}
         self.table.on_recover(self._on_recovered)
@@ -215,6 +217,7 @@ class Stage(Generic[OutT]):
         }
 
     def revoked(self) -> None:
+        self._revocations += 1
         self.generation += 1  # a settle under way gives up: its partitions may have moved
         self.ready.clear()
         self.input.clear()
@@ -226,20 +229,21 @@ class Stage(Generic[OutT]):
         the changelog took a moved report back, or brought a withdrawn one back), or if
         the process paused longer than the session timeout since the step began: its
         partitions may have moved without its knowing yet (`stall_fence.py`)."""
-        fence = self.ports.fence
-        if generation == self.generation and fence is not None and fence.look() != self._pauses:
-            self._paused(fence.last_pause, fence.limit)
+        if self.ports.fence is not None:
+            self.ports.fence.look()  # a pause not seen yet is dealt with now (`_paused`)
         if generation != self.generation:
             raise Revoked(self.topic_name)
 
     def _begin_step(self) -> None:
-        fence = self.ports.fence
-        if fence is not None:
-            self._pauses = fence.look()
+        """Before a step's work: a pause the loop just woke from revokes the stage first."""
+        if self.ports.fence is not None:
+            self.ports.fence.look()
 
     def _paused(self, seconds: float, limit: float) -> None:
-        """The step is dropped as a revoked one; the state is recovered again from the
-        changelog, by this stage unless a rebalance's recovery comes first."""
+        """The process was paused longer than the session timeout: its partitions may be
+        another worker's. Revoked as by a rebalance (a step being written writes no more,
+        none is taken until a recovery), then recovered again from the changelog, by this
+        stage unless a rebalance's own recovery comes first."""
         log.warning(
             "%s: this process was paused %.1fs, longer than the session timeout (%.0fs): "
             "its partitions may be another worker's now. The step is not written; the "
@@ -248,15 +252,14 @@ class Stage(Generic[OutT]):
             seconds,
             limit,
         )
-        self._begin_step()  # this pause is dealt with here, once
         self.revoked()
-        self._recovering = asyncio.create_task(self._recover_after_pause(self.generation))
+        self._recovering = asyncio.create_task(self._recover_after_pause(self._revocations))
 
-    async def _recover_after_pause(self, generation: int) -> None:
+    async def _recover_after_pause(self, revocations: int) -> None:
         # A rebalance the pause brought is heard within a heartbeat or two: its revocation
-        # moves the generation, and the recovery of the new assignment is Faust's.
+        # comes, and the recovery of the new assignment is Faust's.
         await asyncio.sleep(2 * self.ports.settings.heartbeat_interval)
-        if generation == self.generation:
+        if revocations == self._revocations:
             await self._on_recovered()
 
     async def quiesce(self, timeout: float) -> None:
@@ -355,7 +358,6 @@ class Stage(Generic[OutT]):
                     sorted(before - owned) or "none",
                 )
             unsettled = self.unsettled()
-            self._begin_step()  # a settle's writes count pauses from here
         if unsettled:
             self._settling = asyncio.create_task(self._settle_retrying(self.generation))
         else:
@@ -437,11 +439,14 @@ class Stage(Generic[OutT]):
             if self._pending is not None or not self.ready.is_set():
                 continue
             out = self.new_output()
+            generation = self.generation
             self._begin_step()
+            if generation != self.generation:
+                return  # revoked by a pause it woke from: not this stage's to do
             if not work(out):
                 continue
             try:
-                self.check_owned(self.generation)  # paused in the work: nothing sent
+                self.check_owned(generation)  # paused in the work: nothing sent
                 await self.commit(out, {})
             except Revoked:
                 return  # the next recovery rebuilds from what was written
@@ -451,9 +456,12 @@ class Stage(Generic[OutT]):
     async def _apply(self, records: Sequence[Record]) -> None:
         """Called by `self.input` under the lock, again with the same records until it
         succeeds: a retry commits what the first attempt processed."""
+        generation = self.generation
+        self._begin_step()
+        if generation != self.generation:
+            return  # revoked by a pause it woke from: the input is not advanced
         if self._pending is None:
             out = self.new_output()
-            self._begin_step()
             began = time.perf_counter()
             self.process(records, out)
             self.input.took(records, time.perf_counter() - began)
@@ -462,7 +470,7 @@ class Stage(Generic[OutT]):
         for r in records:
             applied[r.partition] = r.offset
         try:
-            self.check_owned(self.generation)  # paused in `process`: nothing sent
+            self.check_owned(generation)  # paused in `process`: nothing sent
             await self.commit(self._pending, applied)
         except Revoked:
             self._pending = None  # the input is not advanced: the next owner redoes it
