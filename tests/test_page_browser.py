@@ -788,8 +788,11 @@ def stub_api(
     the query strings of the incident lists the page asked for. `faults`, changed by the
     test as it goes: `tallies_503` (the tallies answer 503), `hang` (a request arriving
     meanwhile gets no answer until `released`, or for 30 s), `detail_delay` (incident id ->
-    seconds before its detail answers), `detail_503` (ids whose detail answers 503);
-    `tallies_asked` and `details_answered` count and list what was answered."""
+    seconds before its detail answers), `detail_503` (ids whose detail answers 503),
+    `incidents` (the open incidents, newest first, in place of one in each zone), `gone`
+    (incident id -> the 404's body, as the API's for one merged or withdrawn);
+    `tallies_asked` and `details_answered` count and list what was answered. The list
+    answers its newest `limit`, as the API does."""
     import asyncio
 
     from aiohttp import web
@@ -864,8 +867,9 @@ def stub_api(
         zone = request.query.get("zone")
         if zone is not None and zone not in zones:
             return web.json_response({"error": f"unknown zone {zone!r}"}, status=400)
-        found = [i for i in incidents if zone in (None, i["zone"])]
-        return web.json_response({"incidents": found, "next_cursor": None})
+        found = [i for i in faults.get("incidents", incidents) if zone in (None, i["zone"])]
+        limit = int(request.query.get("limit", "50"))
+        return web.json_response({"incidents": found[:limit], "next_cursor": None})
 
     async def one(request: web.Request) -> web.Response:
         await held()
@@ -874,7 +878,9 @@ def stub_api(
         faults.setdefault("details_answered", []).append(incident_id)
         if incident_id in faults.get("detail_503", ()):
             return web.json_response({"error": "incidents are not complete, retry"}, status=503)
-        found = [i for i in incidents if i["incident_id"] == incident_id]
+        if incident_id in faults.get("gone", {}):
+            return web.json_response(faults["gone"][incident_id], status=404)
+        found = [i for i in faults.get("incidents", incidents) if i["incident_id"] == incident_id]
         if not found:
             return web.json_response({"error": "unknown"}, status=404)
         return web.json_response(found[0])
@@ -941,9 +947,9 @@ def test_a_theatre_wide_alert_shows_every_zone_with_its_incidents_marked(
 
 
 # -- figures never shown as another filter's, a worker that stops answering, the dialog ------
-def open_stub(browser: WebDriver, url: str) -> Page:
+def open_stub(browser: WebDriver, url: str, query: str = "") -> Page:
     p = Page(browser, url)
-    browser.get(f"{url}/")
+    browser.get(f"{url}/{query}")
     wait_for(lambda: p.refreshes() >= 1, timeout=30, what="the stand-in page's refresh")
     return p
 

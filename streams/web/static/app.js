@@ -39,6 +39,10 @@
     window: "24h",
     zone: null, // the zone the incidents are filtered by
     alert: null, // the alert chosen (its zone is then the filter)
+    alertsKnown: false, // whether the alerts have answered once
+    // incident_id -> {doc} | {gone: {mergedInto}} | {error} of the chosen alert's incidents
+    // that the list does not hold (fetched by id, however old)
+    alertIncidents: new Map(),
     features: [],
     names: new Map([[OUTSIDE, "Outside all zones"], [THEATRE, "the whole theatre"]]),
     counts: null, // zone -> tally row of the window shown; null: not known (yet)
@@ -74,9 +78,10 @@
   }
 
   class ApiError extends Error {
-    constructor(url, status, message) {
+    constructor(url, status, message, body = null) {
       super(`${url.split("?")[0]}: ${status} ${message}`);
       this.status = status;
+      this.body = body; // the JSON answer, when there was one (a 404's `merged_into`)
     }
   }
 
@@ -109,8 +114,12 @@
     }
     if (!resp.ok) {
       let message = resp.statusText;
-      try { message = (await resp.json()).error || message; } catch (_) { /* not JSON */ }
-      throw new ApiError(url, resp.status, message);
+      let body = null;
+      try {
+        body = await resp.json();
+        message = body?.error || message;
+      } catch (_) { /* not JSON */ }
+      throw new ApiError(url, resp.status, message, body);
     }
     try {
       return await resp.json();
@@ -122,6 +131,12 @@
 
   const words = (code) => String(code ?? "").replaceAll("_", " ");
   const zoneName = (id) => state.names.get(id) ?? id;
+  /** A name from outside (a zone's, a place's, one a report gave) isolated from the text
+   * around it: a right-to-left name beside figures ("شوشی · 39.7601, 46.7502") no longer
+   * reorders them ("46.7502 ,39.7601 · شوشی"). */
+  const bdi = (text) => el("bdi", {}, String(text ?? ""));
+  /** The incident's, or an alert's, card title: "small arms fire · Shusha". */
+  const titled = (code, zone) => [words(code), " · ", bdi(zoneName(zone))];
   function utc(iso) {
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
@@ -349,7 +364,7 @@
         fillColor: SEVERITY_COLOURS[incident.severity] ?? SEVERITY_COLOURS.low,
       });
       marker.bindTooltip(() => el("div", {}, el("strong", {}, words(incident.category)), el("br"),
-        `${zoneName(incident.zone)} · ${when(incident.occurred_at, incident.time_precision)}`));
+        bdi(zoneName(incident.zone)), ` · ${when(incident.occurred_at, incident.time_precision)}`));
       marker.on("click", (e) => { L.DomEvent.stopPropagation(e); openIncident(incident.incident_id, null); });
       marker.addTo(points);
       const node = marker.getElement();
@@ -395,66 +410,111 @@
   }
 
   // -- alerts and incidents ----------------------------------------------------------------
-  /** Replace a list's items, keeping the keyboard focus on the item with the same key:
-   * the lists are rebuilt on every refresh, and a keyboard user must not lose their place. */
-  function replaceItems(list, attribute, items) {
-    const focused = document.activeElement?.closest?.(`li[${attribute}]`);
-    const key = focused && list.contains(focused) ? focused.getAttribute(attribute) : null;
+  /** The element under `root` whose `data-focus-key` is `key` (no selector built from it). */
+  function byKey(root, key) {
+    return [...root.querySelectorAll("[data-focus-key]")].find((e) => e.dataset.focusKey === key) ?? null;
+  }
+
+  /** Replace a list's items, keeping the keyboard focus on the element with the same key
+   * (`data-focus-key`: "alert:ID", "incident:ID", "alert-incident:ID"), or on the list when
+   * that one is gone. The lists are rebuilt on every refresh: a keyboard user must not
+   * lose their place, and a refresh must not scroll (the focus moves with preventScroll)
+   * nor take the focus from anywhere else. */
+  function replaceItems(list, items) {
+    const active = document.activeElement;
+    const had = active && active !== list && list.contains(active);
+    const key = had ? active.dataset?.focusKey ?? null : null;
     list.replaceChildren(...items);
-    if (key !== null) {
-      const again = [...list.querySelectorAll(`li[${attribute}]`)].find((li) => li.getAttribute(attribute) === key);
-      again?.querySelector("button")?.focus();
+    if (had) ((key === null ? null : byKey(list, key)) ?? list).focus({ preventScroll: true });
+  }
+
+  /** An incident's card: `scope` names the list in its focus key. */
+  function incidentItem(i, scope, marked) {
+    const casualties = [i.killed ? `${i.killed} killed` : null, i.wounded ? `${i.wounded} wounded` : null]
+      .filter(Boolean).join(", ") || "no casualties reported";
+    const n = i.reports?.length ?? 0;
+    return el("li", { "data-incident-id": i.incident_id, "data-zone": i.zone, class: marked ? "selected" : null },
+      el("button", { type: "button", class: `sev-${i.severity}`, "aria-haspopup": "dialog",
+        "data-focus-key": `${scope}:${i.incident_id}`,
+        onclick: (e) => openIncident(i.incident_id, e.currentTarget) },
+      el("div", { class: "title" }, el("span", { class: `badge sev-${i.severity}` }, i.severity),
+        titled(i.category, i.zone)),
+      el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
+      el("div", { class: "meta" }, `${when(i.occurred_at, i.time_precision)} · ${n} report${n === 1 ? "" : "s"}`)));
+  }
+
+  /** The chosen alert's own incidents (its `incident_ids`), under it, each marked: from the
+   * list when it holds them, else as fetched by id (`GET /api/v1/incidents/{id}`), however
+   * old; one no longer open (withdrawn, or merged into another) is said to be. */
+  function alertIncidentList(alert) {
+    const ids = [...new Set((Array.isArray(alert.incident_ids) ? alert.incident_ids : []).map(String))];
+    const listed = new Map(state.incidents.map((i) => [i.incident_id, i]));
+    const docs = [];
+    const others = [];
+    for (const id of ids) {
+      const known = state.alertIncidents.get(id);
+      const doc = listed.get(id) ?? known?.doc;
+      if (doc) { docs.push(doc); continue; }
+      if (known?.gone) {
+        const merged = known.gone.mergedInto;
+        others.push(el("li", { "data-incident-id": id, class: "gone" },
+          el("p", {}, `Incident ${id} is no longer open: `, merged
+            ? `it was merged into incident ${merged}.` : "it was withdrawn or merged into another incident."),
+          merged ? el("button", { type: "button", "aria-haspopup": "dialog", "data-focus-key": `alert-merged:${id}`,
+            onclick: (e) => openIncident(merged, e.currentTarget) }, `Open incident ${merged}`) : null));
+      } else {
+        others.push(el("li", { "data-incident-id": id, class: "pending" },
+          el("p", {}, known?.error ? `Incident ${id}: not known right now (retrying): ${known.error}`
+            : `Incident ${id}: loading…`)));
+      }
     }
+    docs.sort((a, b) => (micros(b.occurred_at) ?? 0) - (micros(a.occurred_at) ?? 0));
+    const n = ids.length;
+    return el("div", { class: "alert-incidents" },
+      el("p", { class: "meta" }, n ? `Its ${n} incident${n === 1 ? "" : "s"}:` : "It names no incident."),
+      n ? el("ul", { class: "cards", "aria-label": "The alert's incidents" },
+        docs.map((i) => incidentItem(i, "alert-incident", true)), others) : null);
   }
 
   function renderAlerts() {
     const list = document.getElementById("alerts");
     if (!state.alerts.length) {
-      list.replaceChildren(el("li", { class: "empty" }, "No alert is firing."));
+      replaceItems(list, [el("li", { class: "empty" }, "No alert is firing.")]);
       return;
     }
-    replaceItems(list, "data-alert-id", state.alerts.map((a) => {
+    replaceItems(list, state.alerts.map((a) => {
       const zone = a.labels?.zone;
       const chosen = a.alert_id === state.alert;
       return el("li", { "data-alert-id": a.alert_id, "data-severity": a.severity, "data-zone": zone,
         class: chosen ? "selected" : null },
       el("button", { type: "button", class: `sev-${a.severity}`, "aria-pressed": String(chosen),
+        "aria-expanded": String(chosen), "data-focus-key": `alert:${a.alert_id}`,
         onclick: () => chooseAlert(a) },
       el("div", { class: "title" }, el("span", { class: `badge sev-${a.severity}` }, a.severity),
-        `${words(a.rule)} · ${zoneName(zone)}`),
+        titled(a.rule, zone)),
       el("div", {}, a.summary),
-      el("div", { class: "meta" }, `since ${utc(a.starts_at)} · ${a.value} (threshold ${a.threshold}) in ${a.window}`)));
+      el("div", { class: "meta" }, `since ${utc(a.starts_at)} · ${a.value} (threshold ${a.threshold}) in ${a.window}`)),
+      chosen ? alertIncidentList(a) : null);
     }));
   }
 
   function renderIncidents() {
     const list = document.getElementById("incidents");
     const where = state.zone ? ` in ${zoneName(state.zone)}` : "";
-    document.getElementById("incidents-title").textContent =
-      `Latest incidents${where} ${WINDOW_TEXT[state.window]}`;
+    document.getElementById("incidents-title").replaceChildren("Latest incidents",
+      ...(state.zone ? [" in ", bdi(zoneName(state.zone))] : []), ` ${WINDOW_TEXT[state.window]}`);
     const alertIds = new Set(state.alerts.find((a) => a.alert_id === state.alert)?.incident_ids ?? []);
     renderListNote();
     if (state.span === null) { // the list of this filter has not answered yet: not "none"
-      list.replaceChildren(el("li", { class: "empty" }, "Loading…"));
+      replaceItems(list, [el("li", { class: "empty" }, "Loading…")]);
       return;
     }
     if (!state.incidents.length) {
-      list.replaceChildren(el("li", { class: "empty" }, `No incident${where} ${WINDOW_TEXT[state.window]}.`));
+      replaceItems(list, [el("li", { class: "empty" }, "No incident", ...(where ? [" in ", bdi(zoneName(state.zone))] : []),
+        ` ${WINDOW_TEXT[state.window]}.`)]);
       return;
     }
-    replaceItems(list, "data-incident-id", state.incidents.map((i) => {
-      const casualties = [i.killed ? `${i.killed} killed` : null, i.wounded ? `${i.wounded} wounded` : null]
-        .filter(Boolean).join(", ") || "no casualties reported";
-      const n = i.reports?.length ?? 0;
-      return el("li", { "data-incident-id": i.incident_id, "data-zone": i.zone,
-        class: alertIds.has(i.incident_id) ? "selected" : null },
-      el("button", { type: "button", class: `sev-${i.severity}`, "aria-haspopup": "dialog",
-        onclick: (e) => openIncident(i.incident_id, e.currentTarget) },
-      el("div", { class: "title" }, el("span", { class: `badge sev-${i.severity}` }, i.severity),
-        `${words(i.category)} · ${zoneName(i.zone)}`),
-      el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
-      el("div", { class: "meta" }, `${when(i.occurred_at, i.time_precision)} · ${n} report${n === 1 ? "" : "s"}`)));
-    }));
+    replaceItems(list, state.incidents.map((i) => incidentItem(i, "incident", alertIds.has(i.incident_id))));
   }
 
   /** How many of the span's incidents the list shows, and where the rest are: the tallies
@@ -483,10 +543,13 @@
   function renderFilter() {
     const box = document.getElementById("filter");
     const alert = state.alerts.find((a) => a.alert_id === state.alert);
-    box.hidden = !state.zone && !alert;
-    document.getElementById("filter-text").textContent = state.zone
-      ? `Zone: ${zoneName(state.zone)}${alert ? ` (alert ${words(alert.rule)})` : ""}`
-      : alert ? `Alert ${words(alert.rule)}: ${zoneName(alert.labels?.zone ?? THEATRE)}` : "";
+    // an alert chosen (or restored from the address) that is not firing (any more)
+    const gone = state.alert !== null && !alert && state.alertsKnown ? " (alert no longer firing)" : "";
+    box.hidden = !state.zone && !alert && !gone;
+    document.getElementById("filter-text").replaceChildren(...(state.zone
+      ? ["Zone: ", bdi(zoneName(state.zone)), alert ? ` (alert ${words(alert.rule)})` : gone]
+      : alert ? [`Alert ${words(alert.rule)}: `, bdi(zoneName(alert.labels?.zone ?? THEATRE))]
+        : gone ? ["Alert no longer firing"] : []));
   }
 
   function render() {
@@ -531,6 +594,8 @@
     state.generation += 1;
     state.incidents = [];
     state.span = null;
+    state.alertIncidents = new Map();
+    saveView();
     const list = document.getElementById("incidents");
     list.dataset.from = "";
     list.dataset.to = "";
@@ -539,35 +604,97 @@
   }
 
   // -- one incident ------------------------------------------------------------------------
-  async function openIncident(id, opener) {
+  /** The incident dialog's requests, numbered: an answer older than the one shown is
+   * dropped (the refresh asks again while the first answer may still be on its way). */
+  const dialogLoads = { asked: 0, shown: 0, doc: null };
+
+  /** Open the dialog on incident `id`; `opener` (a button, or null from the map or the
+   * address) gets the focus back on close, or the element standing for it by then. */
+  function openIncident(id, opener) {
     const dialog = document.getElementById("incident-dialog");
-    const body = document.getElementById("incident-body");
-    const title = document.getElementById("incident-title");
-    title.textContent = "Incident"; // not the last one's, whatever this one's answer
-    body.replaceChildren(el("p", {}, "Loading…"));
-    if (!dialog.open) dialog.showModal();
+    document.getElementById("incident-title").textContent = "Incident"; // not the last one's
+    document.getElementById("incident-body").replaceChildren(el("p", {}, "Loading…"));
+    document.getElementById("incident-note").textContent = "";
+    dialogLoads.doc = null;
     dialog.dataset.incidentId = id;
+    delete dialog.dataset.gone;
     dialog.opener = opener;
-    // An answer arriving after the dialog closed, or moved on to another incident, is not
-    // this dialog's any more.
-    const wanted = () => dialog.open && dialog.dataset.incidentId === id;
+    dialog.dataset.openerKey = opener?.dataset?.focusKey ?? "";
+    dialog.dataset.openerList = opener?.closest?.("#alerts, #incidents")?.id ?? "";
+    if (!dialog.open) dialog.showModal();
+    saveView();
+    return loadIncident(id);
+  }
+
+  /** Ask for the incident open in the dialog and show its answer: on opening, and again on
+   * every refresh, so its figures, attribution, version and reports stay current. A 404
+   * (withdrawn, or merged into another) says that it is no longer open; another failure
+   * keeps what is shown, saying it is not updated. */
+  async function loadIncident(id, signal = null) {
+    const dialog = document.getElementById("incident-dialog");
+    const note = document.getElementById("incident-note");
+    const seq = ++dialogLoads.asked;
+    // An answer arriving after the dialog closed, or moved on to another incident, or
+    // after a newer answer, is not this dialog's any more.
+    const wanted = () => dialog.open && dialog.dataset.incidentId === id && seq > dialogLoads.shown;
     let doc;
     try {
-      doc = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`);
+      doc = await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`, signal);
     } catch (err) {
-      if (wanted()) body.replaceChildren(el("p", { class: "status error" }, err.message));
+      if (!wanted() || signal?.aborted) return;
+      dialogLoads.shown = seq;
+      if (err.status === 404) {
+        showGone(id, err.body);
+      } else if (dialogLoads.doc !== null) {
+        note.textContent = `Not updated at ${clock()} UTC (retrying): ${err.message}`;
+        note.classList.add("error");
+      } else if (dialog.dataset.gone === undefined) {
+        document.getElementById("incident-body").replaceChildren(
+          el("p", { class: "status error" }, err.message));
+      }
       return;
     }
     if (!wanted()) return;
-    title.textContent =
-      `${words(doc.category)} · ${zoneName(doc.zone)}`;
+    dialogLoads.shown = seq;
+    note.textContent = "";
+    note.classList.remove("error");
+    const text = JSON.stringify(doc);
+    if (text === dialogLoads.doc) return; // unchanged: nothing redrawn, nothing moves
+    dialogLoads.doc = text;
+    delete dialog.dataset.gone;
+    showIncident(doc);
+  }
+
+  /** The incident is no longer open: said in place of its last figures, with a way to the
+   * incident it was merged into when the API names one. */
+  function showGone(id, answer) {
+    const dialog = document.getElementById("incident-dialog");
+    if (dialog.dataset.gone === id) return; // said already: nothing redrawn
+    dialog.dataset.gone = id;
+    dialogLoads.doc = null;
+    const merged = typeof answer?.merged_into === "string" ? answer.merged_into : null;
+    document.getElementById("incident-title").textContent = "Incident no longer open";
+    document.getElementById("incident-body").replaceChildren(
+      el("p", { class: "gone" }, `Incident ${id} is no longer open: `, merged
+        ? `it was merged into incident ${merged}, which holds its reports now.`
+        : "it was withdrawn, or merged into another incident."),
+      merged ? el("button", { type: "button", onclick: () => openIncident(merged, dialog.opener) },
+        `Open incident ${merged}`) : null);
+  }
+
+  /** Draw the incident's answer, keeping where the reader had scrolled in the dialog. */
+  function showIncident(doc) {
+    const dialog = document.getElementById("incident-dialog");
+    const body = document.getElementById("incident-body");
+    const scrolled = [dialog.scrollTop, body.querySelector(".reports")?.scrollLeft ?? 0];
+    document.getElementById("incident-title").replaceChildren(...titled(doc.category, doc.zone));
     const claims = Object.entries(doc.claims || {}).map(([c, a]) => `${c} accuses ${a}`).join("; ") || "none";
     const facts = [
-      ["Occurred", when(doc.occurred_at, doc.time_precision)], ["Zone", zoneName(doc.zone)],
+      ["Occurred", when(doc.occurred_at, doc.time_precision)], ["Zone", bdi(zoneName(doc.zone))],
       ["Severity", doc.severity],
       ["Attribution", doc.attribution],
       ...(typeof doc.perpetrator_raw === "string" && doc.perpetrator_raw.trim()
-        ? [["Perpetrators named (no party)", doc.perpetrator_raw]] : []),
+        ? [["Perpetrators named (no party)", bdi(doc.perpetrator_raw)]] : []),
       ["Claims", claims], ["Verification", doc.verification],
       ["Killed", doc.killed], ["Wounded", doc.wounded], ["Incident", `${doc.incident_id} (version ${doc.version})`],
     ];
@@ -576,11 +703,22 @@
     const rows = (doc.reports || []).map((r) => el("tr", { "data-report-id": r.report_id },
       columns.map((c) => el("td", { "data-field": c }, reportCell(r, c)))));
     body.replaceChildren(
-      el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
+      el("dl", { class: "facts" }, facts.map(([k, v]) =>
+        [el("dt", {}, k), el("dd", {}, v instanceof Node ? v : String(v))])),
       el("h3", {}, `Reports (${rows.length})`),
       el("div", { class: "reports" }, el("table", {},
         el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, words(c))))),
         el("tbody", {}, rows))));
+    dialog.scrollTop = scrolled[0];
+    const reports = body.querySelector(".reports");
+    if (reports) reports.scrollLeft = scrolled[1];
+  }
+
+  /** On each refresh: the incident open in the dialog, asked again. */
+  async function refreshDialog(signal) {
+    const dialog = document.getElementById("incident-dialog");
+    const id = dialog.dataset.incidentId;
+    if (dialog.open && id) await loadIncident(id, signal);
   }
 
   /** A party as the report gave it: its code, and the name it used when that matched no
@@ -589,18 +727,19 @@
     const named = typeof raw === "string" && raw.trim() ? raw : null;
     const text = code === null || code === undefined || code === "" ? "" : String(code);
     if (!named) return text;
-    return text ? `${text} (named: ${named})` : `named: ${named}`;
+    return text ? [`${text} (named: `, bdi(named), ")"] : ["named: ", bdi(named)];
   }
 
   /** Where a report put the event: the gazetteer place it named, beside its coordinates
-   * and their precision. */
+   * and their precision, each isolated (a right-to-left name swapped the coordinates). */
   function placeText(r) {
     const p = r.place;
-    const name = typeof p === "string" ? p : typeof p?.name === "string" ? p.name : null;
+    const name = typeof p === "string" && p ? p : typeof p?.name === "string" && p.name ? p.name : null;
     const point = typeof r.lat === "number" && typeof r.lon === "number"
       ? `${r.lat.toFixed(4)}, ${r.lon.toFixed(4)}${r.location_precision ? ` (${r.location_precision})` : ""}`
       : "";
-    return [name, point].filter(Boolean).join(" · ");
+    const parts = [name, point].filter(Boolean).map(bdi);
+    return parts.flatMap((part, i) => (i ? [" · ", part] : [part]));
   }
 
   function reportCell(r, column) {
@@ -617,7 +756,23 @@
   function initDialog() {
     const dialog = document.getElementById("incident-dialog");
     document.getElementById("incident-close").addEventListener("click", () => dialog.close());
-    dialog.addEventListener("close", () => dialog.opener?.focus?.());
+    dialog.addEventListener("close", () => {
+      saveView();
+      // The focus goes back where the dialog was opened from: that button, or when a refresh
+      // has rebuilt its list meanwhile, the one standing for the same incident now (in the
+      // same list first), else the list itself. Opened from the map or the address: the
+      // browser's own choice.
+      const opener = dialog.opener;
+      const key = dialog.dataset.openerKey ?? "";
+      const id = dialog.dataset.incidentId;
+      dialog.opener = null;
+      if (!opener && !key) return;
+      const place = document.getElementById(dialog.dataset.openerList || "incidents");
+      const target = opener?.isConnected ? opener
+        : (key ? byKey(document, key) : null)
+          ?? byKey(document, `incident:${id}`) ?? byKey(document, `alert-incident:${id}`) ?? place;
+      target?.focus();
+    });
   }
 
   // -- polling -----------------------------------------------------------------------------
@@ -649,15 +804,21 @@
     } else if (tallies.status === "fulfilled") {
       incidents = { status: "rejected", reason: new Error(`tallies: no span in the answer for ${win}`) };
     }
+    // The chosen alert's own incidents that the list does not hold, each by its id.
+    const firing = alerts.status === "fulfilled" ? alerts.value.alerts : state.alerts;
+    const listed = incidents?.status === "fulfilled" ? incidents.value.incidents : state.incidents;
+    const own = await alertIncidents(firing.find((a) => a.alert_id === state.alert), listed, signal);
     if (generation !== state.generation || win !== state.window) return; // the filter moved on
-    const results = [tallies, alerts, incidents].filter(Boolean);
+    const results = [tallies, alerts, incidents, ...own.failed].filter(Boolean);
     if (tallies.status === "fulfilled") {
       state.counts = new Map(tallies.value.rows.map((r) => [r.zone, r]));
       const table = document.getElementById("zone-rows");
       table.dataset.asOf = tallies.value.as_of ?? "";
       table.dataset.since = tallies.value.since ?? "";
     }
+    state.alertIncidents = own.found;
     if (alerts.status === "fulfilled") { // the most severe first, then the newest
+      state.alertsKnown = true;
       state.alerts = [...alerts.value.alerts].sort(
         (a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9)
           || String(b.starts_at).localeCompare(String(a.starts_at)));
@@ -703,7 +864,33 @@
         `Live · ${firing} alert${firing === 1 ? "" : "s"} firing`, false);
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
     }
-    await locateIncidents(generation, signal);
+    await Promise.all([locateIncidents(generation, signal), refreshDialog(signal)]);
+  }
+
+  /** The incidents of `alert` (the one chosen, or none) that `listed` does not hold, asked
+   * for by id: {found: id -> {doc} | {gone: {mergedInto}} | {error}, failed: [rejected]}.
+   * One that failed keeps what was known of it. */
+  async function alertIncidents(alert, listed, signal) {
+    const found = new Map();
+    const failed = [];
+    if (!alert || !Array.isArray(alert.incident_ids)) return { found, failed };
+    const have = new Set(listed.map((i) => i.incident_id));
+    const ids = [...new Set(alert.incident_ids.map(String))].filter((id) => !have.has(id));
+    await Promise.all(ids.map(async (id) => {
+      try {
+        found.set(id, { doc: await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`, signal) });
+      } catch (err) {
+        if (err.status === 404) {
+          const merged = err.body?.merged_into;
+          found.set(id, { gone: { mergedInto: typeof merged === "string" ? merged : null } });
+          return;
+        }
+        failed.push({ status: "rejected", reason: err });
+        const last = state.alertIncidents.get(id);
+        found.set(id, last?.doc || last?.gone ? last : { error: err.message });
+      }
+    }));
+    return { found, failed };
   }
 
   /** What the worker waits for before it is ready ([] when it is): `/readyz`'s answer. */
@@ -787,6 +974,23 @@
     }
   }
 
+  /** The view (window, zone, alert, the incident open) is kept in the page's address, beside
+   * `limit`: `?window=7d&zone=shusha&incident=…`. A reload shows it again, and it can be
+   * shared. Written with history.replaceState (no entry in the history per click). */
+  function saveView() {
+    const query = new URLSearchParams(location.search);
+    const put = (key, value) => (value ? query.set(key, value) : query.delete(key));
+    put("window", state.window === "24h" ? null : state.window);
+    put("zone", state.zone);
+    put("alert", state.alert);
+    const dialog = document.getElementById("incident-dialog");
+    put("incident", dialog.open ? dialog.dataset.incidentId : null);
+    const search = query.toString() ? `?${query}` : "";
+    if (search !== location.search) {
+      history.replaceState(history.state, "", `${location.pathname}${search}${location.hash}`);
+    }
+  }
+
   function offerWindows(select) {
     // The windows this worker's tallies answer (the server lists them), 24 hours first chosen.
     const windows = meta("ceasefire-windows").split(" ").filter((w) => w in WINDOW_TEXT);
@@ -801,6 +1005,9 @@
     drawLegend();
     const select = document.getElementById("window");
     offerWindows(select);
+    const view = new URLSearchParams(location.search); // the view kept in the address
+    const asked = view.get("window");
+    if ([...select.options].some((o) => o.value === asked)) select.value = asked;
     state.window = select.value;
     select.addEventListener("change", () => chooseWindow(select.value));
     document.getElementById("filter-clear").addEventListener("click", () => {
@@ -820,7 +1027,13 @@
       }
     }
     for (const f of state.features) state.names.set(f.properties.id, f.properties.name ?? f.properties.id);
+    const zone = view.get("zone");
+    if (zone && zone !== THEATRE && state.names.has(zone)) state.zone = zone;
+    state.alert = view.get("alert") || null;
     drawZones();
+    saveView(); // what the address asked for and is not (any more) dropped from it
+    const incident = view.get("incident");
+    if (incident) openIncident(incident, null);
     refreshNow();
   }
 
