@@ -53,7 +53,9 @@ def paused_run(clock: Clock) -> tuple[Run, StallFence]:
     stage.ports = dataclasses.replace(
         stage.ports,
         fence=fence,
-        settings=stage.ports.settings.model_copy(update={"heartbeat_interval": 0.01}),
+        settings=stage.ports.settings.model_copy(
+            update={"session_timeout": 0.02, "rebalance_timeout": 0.01, "heartbeat_interval": 0.01}
+        ),
     )
     fence.listen(stage._paused)  # as `Stage.__init__` does with the ports' fence
     return run, fence

@@ -256,10 +256,20 @@ class Stage(Generic[OutT]):
         self._recovering = asyncio.create_task(self._recover_after_pause(self._revocations))
 
     async def _recover_after_pause(self, revocations: int) -> None:
-        # A rebalance the pause brought is heard within a heartbeat or two: its revocation
-        # comes, and the recovery of the new assignment is Faust's.
-        await asyncio.sleep(2 * self.ports.settings.heartbeat_interval)
+        # A pause longer than the session timeout put the worker out of its group: on
+        # waking it rejoins, the rejoin revokes (`revoked`) and Faust recovers the new
+        # assignment. That took 13 s with a 6 s session timeout; recovering sooner here
+        # made this worker a second owner of partitions already given to another (its
+        # writes left wrong tallies on every worker). Only when no rebalance came within
+        # twice the session timeout and a rebalance's does the stage recover by itself.
+        s = self.ports.settings
+        await asyncio.sleep(2 * s.session_timeout + s.rebalance_timeout)
         if revocations == self._revocations:
+            log.warning(
+                "%s: no rebalance followed the pause: recovering the state of the partitions "
+                "this worker holds",
+                self.topic_name,
+            )
             await self._on_recovered()
 
     async def quiesce(self, timeout: float) -> None:
