@@ -427,7 +427,10 @@ def test_acled_numbers_and_dates_as_a_spreadsheet_writes_them(tmp_path: Path) ->
     for bad, why in (
         (row.replace(",2.0,", ",2.5,"), "fatalities '2.5' is not a whole number"),
         (row.replace(",2.0,", ",2.0.0,"), "fatalities '2.0.0' is not a whole number"),
-        (row.replace("2021-11-16", "11/16/2021"), "event_date '11/16/2021' is not a date"),
+        (
+            row.replace("2021-11-16", "11/16/2021"),
+            f"event_date '11/16/2021' is not a date: {formats.ACLED_DATES_READ}",
+        ),
     ):
         path = write(tmp_path, "bad.csv", ACLED_FULL_HEADER + bad)
         unconverted: dict[int, str] = {}
@@ -996,7 +999,12 @@ def test_the_summary_gives_why_a_row_was_not_converted(tmp_path: Path) -> None:
     assert [v for _, v, _ in producer.sent][1:] == [r.rstrip("\n").encode() for r in rows[1:]]
     assert summary.rejected == {"invalid_json": 3}
     assert summary.examples == [
-        (3, "invalid_json", "CSV row not converted: event_date 'bad-date' is not a date"),
+        (
+            3,
+            "invalid_json",
+            f"CSV row not converted: event_date 'bad-date' is not a date: "
+            f"{formats.ACLED_DATES_READ}",
+        ),
         (4, "invalid_json", "CSV row not converted: 17 cells, the header has 16"),
         (5, "invalid_json", "CSV row not converted: fatalities '2.5' is not a whole number"),
     ]
@@ -1093,7 +1101,8 @@ def test_a_huge_bad_acled_cell_is_quoted_in_part(tmp_path: Path, column: str, sa
     unconverted: dict[int, str] = {}
     assert len(list(read_lines(path, "acled", unconverted=unconverted))) == 1
     assert unconverted[2].startswith(said) and "(100,000 characters)" in unconverted[2]
-    assert len(unconverted[2]) < 2 * formats.SHOWN_CELL_CHARS + 50
+    why = unconverted[2].removesuffix(f": {formats.ACLED_DATES_READ}")  # of a date
+    assert len(why) < 2 * formats.SHOWN_CELL_CHARS + 50
 
 
 def test_the_reason_sent_beside_a_row_is_bounded(tmp_path: Path) -> None:
@@ -1210,6 +1219,37 @@ def test_a_file_with_cr_only_line_endings_is_named_so(tmp_path: Path, fmt: str, 
     assert producer.sent == []
 
 
+def test_a_json_lines_file_with_cr_only_line_endings_is_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was sent as one line of the whole file, rejected as `too_large` (or
+    `invalid_json`) with no word of why; the CSV formats said it already."""
+    data = "\r".join(json.dumps({**GOOD, "report_id": f"f{n}"}) for n in range(3)) + "\r"
+    path = write(tmp_path, "mac.jsonl", data)
+    producer = FakeProducer()
+    with pytest.raises(HeaderError, match="line endings are CR only") as err:
+        run_feed(Settings(), path, console=Console(file=io.StringIO()), producer=producer)
+    assert f"{path}: line 1 holds carriage returns" in str(err.value)
+    assert "convert them to LF or CRLF" in str(err.value) and "\n" not in str(err.value)
+    assert producer.sent == []
+    # from standard input, at its first line, before it is sent; a BOM before it too
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbf" + data.encode())))
+    with pytest.raises(HeaderError, match=r"standard input: line 1 .* CR only"):
+        run_feed(Settings(), "-", console=Console(file=io.StringIO()), producer=producer)
+    assert producer.sent == []
+
+
+def test_carriage_returns_that_are_no_cr_only_json_lines_file(tmp_path: Path) -> None:
+    """CR is JSON whitespace: one report written over lines that end in CR alone is one
+    report, and CRLF lines (a last bare CR left on one too) are lines."""
+    pretty = json.dumps(GOOD, indent=1).replace("\n", "\r")
+    crlf = json.dumps(GOOD) + "\r\r\n" + json.dumps({**GOOD, "report_id": "f2"}) + "\r\n"
+    for name, text, lines in (("pretty.jsonl", pretty, 1), ("crlf.jsonl", crlf, 2)):
+        rows = list(read_lines(write(tmp_path, name, text), "jsonl"))
+        assert len(rows) == lines
+        assert all(isinstance(validate_report(raw, now=LATER), Report) for _, raw in rows)
+
+
 def test_crlf_and_quoted_carriage_returns_are_no_cr_only_file(tmp_path: Path) -> None:
     text = 'report_id,source,description\r\na1,pkf-op-1,"one\rtwo"\r\n'
     rows = list(read_lines(write(tmp_path, "ok.csv", text), "csv"))
@@ -1277,3 +1317,56 @@ def test_a_utf8_file_with_its_byte_order_mark_is_no_utf16_file(tmp_path: Path) -
     for fmt, text in (("csv", _WIDE_CSV), ("acled", _WIDE_ACLED), ("jsonl", _WIDE_JSONL)):
         path = write(tmp_path, f"bom.{fmt}", b"\xef\xbb\xbf" + text.encode())
         assert len(list(read_lines(path, fmt))) == (2 if fmt == "jsonl" else 1)
+
+
+# -- a legacy code page (Excel's "ANSI" CSV): each row said why, the feed warns once -----
+def test_a_row_that_is_not_utf8_names_its_column_and_the_likely_cause(tmp_path: Path) -> None:
+    """A Windows-1254 export: 307 of 1,000 rows said only "bytes that are not UTF-8"."""
+    row = "AZE1,2021-05-01,Battles,Armed clash,,,,,,Şuşa,39.9,46.93,,,,\n"
+    path = write(tmp_path, "ansi.csv", ACLED_HEADER.encode() + row.encode("cp1254"))
+    unconverted: dict[int, str] = {}
+    [(_, raw)] = read_lines(path, "acled", unconverted=unconverted)
+    assert raw == row.strip().encode("cp1254")  # still sent as it is
+    why = unconverted[2]
+    assert why.startswith("bytes that are not UTF-8 in column location (0xDE): ")
+    assert "Windows-1252/1254" in why and "iconv" in why
+    # as the summary shows it (200 characters) and the dead letter keeps it (300)
+    assert len(f"CSV row not converted: {why}") <= 200
+
+
+def test_a_file_that_is_not_utf8_is_warned_of_once_saying_how_to_convert_it(
+    tmp_path: Path,
+) -> None:
+    ansi = "c2,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,Ağdam\n".encode("cp1254")
+    utf8 = "c3,ngo-x,ngo,2021-05-01T10:00:00Z,39.7,46.74,,other,,,,,Ağdam\n".encode()
+    path = write(tmp_path, "ansi.csv", CSV_HEADER.encode() + ansi + utf8 + ansi)
+    producer = FakeProducer()
+    console = Console(file=io.StringIO(), width=400)
+    summary = run_feed(Settings(), path, fmt="csv", console=console, producer=producer)
+    assert len(producer.sent) == 3 and summary.accepted == 1  # a bad line stops nothing
+    assert summary.rejected == {"invalid_encoding": 2} and summary.not_utf8 == (2, 0xF0)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    [warning] = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: line 2 of {path} holds bytes that are not UTF-8 (0xF0)")
+    assert "Windows-1254" in warning
+    assert f"`iconv -f WINDOWS-1254 -t UTF-8 {path} > {path}.utf8`" in warning
+    assert text.index("warning:") < text.index("feed summary")
+    assert "in column description (0xF0)" in text  # each row's example
+
+
+def test_json_lines_that_are_not_utf8_are_warned_of_but_no_lone_surrogate(
+    tmp_path: Path,
+) -> None:
+    surrogate = json.dumps({**GOOD, "report_id": "f2", "description": "\ud800"})
+    latin = json.dumps({**GOOD, "report_id": "f3", "description": "caf"}).encode()
+    for data, warned in (
+        (surrogate.encode() + b"\n", False),  # invalid_encoding too, but UTF-8
+        (latin.replace(b'caf"', b'caf\xe9"') + b"\n", True),
+    ):
+        path = write(tmp_path, "in.jsonl", json.dumps(GOOD).encode() + b"\n" + data)
+        console = Console(file=io.StringIO(), width=400)
+        summary = run_feed(Settings(), path, console=console, producer=FakeProducer())
+        assert summary.rejected == {"invalid_encoding": 1}
+        text = console.file.getvalue()  # type: ignore[attr-defined]
+        assert ("warning: line 2 of" in text) is warned
+        assert (summary.not_utf8 == (2, 0xE9)) is warned

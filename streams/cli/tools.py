@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from streams.cli import common
 from streams.cli.common import CliError, settings_from
+
+if TYPE_CHECKING:
+    from streams.tools.feed import FeedSummary
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -63,7 +67,30 @@ def cmd_feed(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if summary.interrupted:
         return 130  # as a shell reports SIGINT
+    if summary.lines and not summary.accepted:
+        # Sent all the same (SPEC: every line as it is; the worker dead-letters them), but
+        # a nightly import of nothing valid (d/m/y dates, the wrong --format) must fail.
+        raise CliError(nothing_valid(summary, args.file, args.format))
     return 1 if summary.failed_sends else 0
+
+
+def nothing_valid(summary: FeedSummary, path: str, fmt: str) -> str:
+    """The error of a feed of which no line will be accepted: how many, by reason, and
+    the first one's line and why (as `backtest` says it of such a file)."""
+    ranked = sorted(summary.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in ranked)
+    where = "standard input" if path == "-" else path
+    rows = "lines" if fmt == "jsonl" else "rows"
+    said = (
+        f"nothing valid was sent: all {summary.lines:,} {rows} of {where} will be rejected "
+        f"({reasons}; the workers dead-letter them)"
+    )
+    if summary.examples:
+        line_no, _reason, message = summary.examples[0]
+        said += f": line {line_no}: {' '.join(message.split())}"
+    if fmt == "jsonl" and set(summary.rejected) == {"invalid_json"}:
+        said += "; a CSV file is --format csv, an ACLED export --format acled"
+    return said
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

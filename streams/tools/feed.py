@@ -8,7 +8,10 @@ higher revision a correction (it replaces the earlier one), a lower one stale (i
 What the worker already holds from earlier feeds is beyond what a file can tell.
 
 A bad line never stops the feed: it is sent too (the worker records it in the
-dead-letter topic), and it is counted here by reason, with the first few examples.
+dead-letter topic), and it is counted here by reason, with the first few examples. The
+first line that is not UTF-8 is also warned of at once, with how to convert the file
+(`not_utf8_warning`). A file of which no line will be accepted is sent all the same; the
+command then exits 1 (`streams.cli.tools.nothing_valid`).
 Lines are checked locally with the same validator the worker uses; the worker's
 gazetteer check of `location.place` is the one rejection this cannot foresee.
 Delivery is checked: every line the broker did not acknowledge is counted in
@@ -61,7 +64,7 @@ from streams.classify.gazetteer import Gazetteer
 from streams.config import Settings
 from streams.kafka.topics import BrokerUnavailable, ensure_topics, unreachable
 from streams.record.documents import report_digest
-from streams.tools.formats import FORMATS, ByteMeter, check_header, read_lines
+from streams.tools.formats import FORMATS, NOT_UTF8_HINT, ByteMeter, check_header, read_lines
 from streams.tools.kafka_io import DELIVERY
 
 __all__ = [
@@ -126,6 +129,9 @@ class FeedSummary:
     examples: list[tuple[int, str, str]] = field(default_factory=list)
     lines: int = 0  # lines read
     send_errors: list[str] = field(default_factory=list)  # first few delivery errors
+    #: (line number, first byte that is not UTF-8) of the first line rejected for bytes
+    #: that are not UTF-8: the feed warns once, saying how to convert the file
+    not_utf8: tuple[int, int] | None = None
     aborted: str | None = None  # why the feed stopped before the end, if it did
     interrupted: bool = False  # by Ctrl-C: what was sent is still flushed and summed up
     topic: str = ""
@@ -199,6 +205,8 @@ class LineChecker:
             message = result.message
             if unconverted is not None:
                 message = f"CSV row not converted: {unconverted}"
+            if result.reason is RejectReason.INVALID_ENCODING and s.not_utf8 is None:
+                self._not_utf8(line_no, raw)
             self._reject(line_no, result.reason.value, message)
             return _key_of_object(raw), None  # None for a key it lacks: counted once, above
         key = f"{result.source}\x1f{result.report_id}".encode()
@@ -235,6 +243,14 @@ class LineChecker:
         else:
             s.duplicates += 1
         return key, result
+
+    def _not_utf8(self, line_no: int, raw: bytes) -> None:
+        """Notes the first line that is not UTF-8 (not one that is, with a lone surrogate
+        escape, `invalid_encoding` too)."""
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.summary.not_utf8 = (line_no, raw[exc.start])
 
     def _unknown_place(self, line_no: int, report: Report) -> bool:
         """Whether the worker will reject `report` for a place its gazetteer lacks (it
@@ -475,6 +491,7 @@ def run_feed(
     started = time.monotonic()
     next_progress = started  # when the progress bar is next updated, whatever the lines
     next_line = started + PROGRESS_LINE_SECONDS  # off a terminal: the next progress line
+    warned = False  # of a line that is not UTF-8: once
     try:
         with progress_bar(console) as progress:
             name = "stdin" if path == "-" else os.path.basename(path)
@@ -482,6 +499,9 @@ def run_feed(
             for line_no, raw in read_lines(path, fmt, meter, unconverted):
                 why = unconverted.pop(line_no, None)
                 key = checker.check(line_no, raw, why)
+                if not warned and summary.not_utf8 is not None:
+                    warned = True
+                    console.print(not_utf8_warning(path, summary.not_utf8), soft_wrap=True)
                 # the worker's dead letter for the row says why, as the summary does (the
                 # worker keeps no more of it than this)
                 headers = (
@@ -558,6 +578,20 @@ def run_feed(
     summary.send_errors = deliveries.errors + summary.send_errors
     render_summary(summary, console)
     return summary
+
+
+def not_utf8_warning(path: str, first: tuple[int, int]) -> Text:
+    """The feed's warning, once, at the first line with bytes that are not UTF-8 (`first`:
+    its number and first such byte): the likely cause and how to convert the file. The
+    feed goes on: lines that are UTF-8 are accepted, the others dead-lettered."""
+    line_no, byte = first
+    name = "standard input" if path == "-" else path
+    said = (
+        f"line {line_no:,} of {name} holds bytes that are not UTF-8 (0x{byte:02X}); every "
+        "such line will be rejected (invalid_encoding), the feed goes on: "
+        + NOT_UTF8_HINT.format(file="FILE" if path == "-" else path)
+    )
+    return Text("warning: ", style="bold yellow") + shown(said)
 
 
 def progress_line(

@@ -24,7 +24,9 @@ A row that cannot be converted at all (more cells than the header has, bytes tha
 not UTF-8; in `acled` also a number or date that is not one, or a required column
 missing) is sent as its original CSV text: the schema rejects it downstream
 (`invalid_json`, `invalid_encoding`) and it is counted in the dead-letter topic; the
-feed's summary gives the conversion's reason (`read_lines`' `unconverted`), and the feed
+feed's summary gives the conversion's reason (`read_lines`' `unconverted`: a date that is
+none says which forms are read, `ACLED_DATES_READ`; bytes that are not UTF-8 name the first
+column holding them and the likely cause, a legacy code page, `NOT_UTF8`), and the feed
 sends it beside the row for the dead letter (`schemas.dead_letter.UNCONVERTED_HEADER`); a
 bad cell is quoted by its first `SHOWN_CELL_CHARS` characters only. A malformed
 record (a quote left open to the end of the file, or closing in the wrong place) is such
@@ -36,7 +38,8 @@ CSV header is line 1 or later). The header must name the columns a row cannot do
 (`report_id` and `source`; ACLED's `event_id_cnty` and `event_date`): a first row that
 does not (JSON lines fed as CSV, a CSV file without its header row) stops the feed at once
 with one line (`HeaderError`), before anything is sent; so does a file whose line endings
-are CR alone (old Mac OS), which reads as one line, and the error says so; and in every
+are CR alone (old Mac OS), which reads as one line, and the error says so (in JSON lines
+too, at its first line: `_check_jsonl_endings`); and in every
 format a UTF-16 or UTF-32 file (Windows' "Unicode" text: a byte order mark, or NUL bytes in
 its first line), whose lines were sent as junk and whose CSV header was said to name no
 column it names: the error says how to convert it (`iconv -f utf-16 -t utf-8`).
@@ -94,6 +97,10 @@ _ACLED_VIOLENT = {
 #: (also as a spreadsheet rewrites them: "12-Nov-2021", "2021/11/12"; never d/m/y or m/d/y,
 #: which cannot be told apart)
 ACLED_DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%d-%B-%Y", "%d %b %Y", "%d-%b-%Y", "%Y/%m/%d")
+#: What an `event_date` that is none is told: the forms `ACLED_DATE_FORMATS` reads.
+ACLED_DATES_READ = (
+    "read are YYYY-MM-DD, YYYY/MM/DD, 12 Nov 2021, 12-November-2021; not d/m/Y or m/d/Y (ambiguous)"
+)
 #: The `source` of every ACLED row: with `event_id_cnty` it identifies the event for good.
 ACLED_SOURCE = "acled"
 #: ACLED `time_precision` -> `time_precision`. ACLED always gives a day, so a row without
@@ -191,6 +198,7 @@ def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, byt
             if n == 1:  # an editor's UTF-8 BOM belongs to the file, not to its first report
                 _check_encoding(path, line)
                 line = line.removeprefix(b"\xef\xbb\xbf")
+                _check_jsonl_endings(path, line)
             if line.strip():
                 yield n, line
 
@@ -298,13 +306,47 @@ def _row(header: list[str], cells: list[str]) -> dict[str, str]:
     return row
 
 
+#: What a row with bytes that are not UTF-8 is said to be, and the likely cause: a file
+#: saved in a legacy code page (Excel's "ANSI" CSV: Windows-1252, or -1254 for Turkish and
+#: Azerbaijani letters). Short: the summary shows 200 characters of a reason, the dead
+#: letter 300; the feed warns once with the whole command (`NOT_UTF8_HINT`).
+NOT_UTF8 = "bytes that are not UTF-8"
+#: How to convert such a file, `{file}` its name.
+NOT_UTF8_HINT = (
+    "the file is not UTF-8: probably a legacy code page such as Windows-1252 or "
+    'Windows-1254 (Excel\'s "ANSI" CSV); convert it and feed the converted file, e.g. '
+    "`iconv -f WINDOWS-1254 -t UTF-8 {file} > {file}.utf8` (WINDOWS-1252 for Western "
+    "European text)"
+)
+#: The characters `surrogateescape` decodes a byte that is not UTF-8 to.
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
 def _why(exc: Exception) -> str:
     """What a failed conversion says of the row."""
     if isinstance(exc, KeyError):
         return f"no {exc.args[0]} column"
     if isinstance(exc, UnicodeError):
-        return "bytes that are not UTF-8"
+        return NOT_UTF8
     return str(exc)
+
+
+def _not_utf8(header: list[str], cells: list[str]) -> str:
+    """Why a row holding bytes that are not UTF-8 is not converted: the first column
+    that holds them and the first such byte, and the likely cause."""
+    where = ""
+    for n, cell in enumerate(cells):
+        escaped = _ESCAPED.search(cell)
+        if escaped is not None:
+            column = header[n] if n < len(header) else f"{n + 1}"
+            column = _ESCAPED.sub("?", column)
+            byte = ord(escaped.group()) - 0xDC00
+            where = f" in column {column} (0x{byte:02X})"
+            break
+    return (
+        f"{NOT_UTF8}{where}: a legacy code page such as Windows-1252/1254? "
+        "Convert the file to UTF-8 (e.g. with iconv)"
+    )
 
 
 def _csv(
@@ -331,7 +373,7 @@ def _csv(
                 try:
                     data = _json(convert(_row(header, cells)))
                 except (ValueError, KeyError, TypeError, UnicodeError, OverflowError) as exc:
-                    why = _why(exc)
+                    why = _not_utf8(header, cells) if isinstance(exc, UnicodeError) else _why(exc)
                 else:
                     yield line_no, data
                     continue
@@ -401,6 +443,32 @@ def _check_encoding(path: str, first: bytes) -> None:
     )
 
 
+def _cr_only(where: str, line_no: int) -> HeaderError:
+    """The error of a file whose line endings are CR alone, read as one line."""
+    return HeaderError(
+        f"{where}: line {line_no} holds carriage returns without a line feed: the file's "
+        "line endings are CR only, which are not read as line breaks; convert them to "
+        "LF or CRLF (e.g. `tr '\\r' '\\n' < FILE > FILE.lf`) and feed it again"
+    )
+
+
+def _check_jsonl_endings(path: str, first: bytes) -> None:
+    """Raise HeaderError if the first line of a JSON lines file, `first`, is many lines
+    that end in CR alone: it was sent as one line, rejected as `too_large` or
+    `invalid_json` without a word of why. A bare CR is only whitespace within JSON (a
+    string holds none), so a line is CR-separated reports when what comes before its
+    first bare CR is a whole JSON value and more follows; a report pretty-printed with CR
+    line breaks is not (its first part is "{")."""
+    bare = _BARE_CR.search(first)
+    if bare is None or not first[bare.end() :].strip():
+        return
+    try:
+        json.loads(first[: bare.start()])
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return
+    raise _cr_only("standard input" if path == "-" else path, 1)
+
+
 def _check_header(
     path: str, fmt: str, line_no: int, header: list[str], record: bytes = b""
 ) -> None:
@@ -412,11 +480,7 @@ def _check_header(
     if _BARE_CR.search(record):
         # Lines end in CR alone (old Mac OS software): the file reads as one line, and the
         # missing-column error that followed named the very columns it said were missing.
-        raise HeaderError(
-            f"{where}: line {line_no} holds carriage returns without a line feed: the file's "
-            "line endings are CR only, which are not read as line breaks; convert them to "
-            "LF or CRLF (e.g. `tr '\\r' '\\n' < FILE > FILE.lf`) and feed it again"
-        )
+        raise _cr_only(where, line_no)
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:  # a row would keep the last cell of each: the others dropped unsaid
         raise HeaderError(
@@ -577,7 +641,7 @@ def _acled_date(text: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise Unconvertible(f"event_date {quoted(text)} is not a date")
+    raise Unconvertible(f"event_date {quoted(text)} is not a date: {ACLED_DATES_READ}")
 
 
 @lru_cache(maxsize=8192)
