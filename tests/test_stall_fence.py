@@ -181,3 +181,37 @@ def test_a_step_begun_on_waking_from_a_pause_is_not_taken(
         assert recoveries == []  # the new assignment's recovery is Faust's
 
     asyncio.run(run())
+
+
+def test_an_assignment_without_a_revocation_after_a_pause_is_the_only_recovery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member the group no longer knows is assigned anew without a revocation: Faust's
+    recovery of that assignment is the one; the stage adds none of its own."""
+
+    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
+        return {}
+
+    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        recoveries: list[int] = []
+        recover = a.stage.store.recover
+
+        async def counted(partitions: Any) -> Any:
+            recoveries.append(1)
+            return await recover(partitions)
+
+        a.stage.store.recover = counted  # type: ignore[method-assign]
+        clock.now += 20
+        await fence.tick()  # the ticker sees the pause: every stage revoked
+        assert not a.stage.ready.is_set()
+        await a.stage._on_recovered()  # Faust's recovery of the new assignment
+        await asyncio.sleep(0.2)  # past the stage's own wait (0.05 s here)
+        assert recoveries == [1] and a.stage.ready.is_set()
+
+    asyncio.run(run())

@@ -164,8 +164,10 @@ class Stage(Generic[OutT]):
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
         self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
-        #: revocations so far (a recovery after a pause is not wanted after one)
+        #: revocations and recoveries so far (a recovery after a pause is not wanted
+        #: after either: `_recover_after_pause`)
         self._revocations = 0
+        self._recoveries = 0
         if ports.fence is not None:
             ports.fence.listen(self._paused)
         #: maintenance work waiting for the lock (an ordered set: each runs once)
@@ -253,18 +255,22 @@ class Stage(Generic[OutT]):
             limit,
         )
         self.revoked()
-        self._recovering = asyncio.create_task(self._recover_after_pause(self._revocations))
+        self._recovering = asyncio.create_task(
+            self._recover_after_pause(self._revocations, self._recoveries)
+        )
 
-    async def _recover_after_pause(self, revocations: int) -> None:
+    async def _recover_after_pause(self, revocations: int, recoveries: int) -> None:
         # A pause longer than the session timeout put the worker out of its group: on
-        # waking it rejoins, the rejoin revokes (`revoked`) and Faust recovers the new
-        # assignment. That took 13 s with a 6 s session timeout; recovering sooner here
-        # made this worker a second owner of partitions already given to another (its
-        # writes left wrong tallies on every worker). Only when no rebalance came within
-        # twice the session timeout and a rebalance's does the stage recover by itself.
+        # waking it rejoins (revoking first, or not: a member the group no longer knows
+        # is assigned anew without a revocation) and Faust recovers the new assignment.
+        # That took up to 13 s with a 6 s session timeout; recovering after 2 s here made
+        # this worker a second owner of partitions already given to another (its writes
+        # left wrong tallies on every worker). Only when neither a revocation nor a
+        # recovery came within twice the session timeout and a rebalance's does the stage
+        # recover by itself.
         s = self.ports.settings
         await asyncio.sleep(2 * s.session_timeout + s.rebalance_timeout)
-        if revocations == self._revocations:
+        if revocations == self._revocations and recoveries == self._recoveries:
             log.warning(
                 "%s: no rebalance followed the pause: recovering the state of the partitions "
                 "this worker holds",
@@ -343,6 +349,7 @@ class Stage(Generic[OutT]):
             before, self.owned = self.owned, owned
             await self.restore_yielding(recovered)
             self.generation += 1
+            self._recoveries += 1
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
             read = sum(r.read for r in recovered.values())
             del recovered  # the changelog's records: their pages go back now
