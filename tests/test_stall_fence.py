@@ -61,13 +61,32 @@ def paused_run(clock: Clock) -> tuple[Run, StallFence]:
     return run, fence
 
 
+def nothing_on_the_alert_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alert topic as the settle after a recovery reads it: empty."""
+
+    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
+        return {}
+
+    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+
+
+def counted_recoveries(run: Run) -> list[int]:
+    """One item for each recovery of the stage's changelog from now on."""
+    recoveries: list[int] = []
+    recover = run.stage.store.recover
+
+    async def counted(partitions: Any) -> Any:
+        recoveries.append(1)
+        return await recover(partitions)
+
+    run.stage.store.recover = counted  # type: ignore[method-assign]
+    return recoveries
+
+
 def test_a_step_paused_while_written_publishes_nothing_and_the_stage_recovers_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
-        return {}  # the alert topic as the settle after the recovery reads it
-
-    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+    nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
         clock = Clock()
@@ -75,14 +94,7 @@ def test_a_step_paused_while_written_publishes_nothing_and_the_stage_recovers_ag
         await a.start()
         await fence.tick()
         await a.step(incident("shusha", 3))
-        recoveries: list[int] = []
-        recover = a.stage.store.recover
-
-        async def counted(partitions: Any) -> Any:
-            recoveries.append(1)
-            return await recover(partitions)
-
-        a.stage.store.recover = counted  # type: ignore[method-assign]
+        recoveries = counted_recoveries(a)
         write_many = a.stage.store.write_many
 
         async def paused_writing(*args: Any, **kw: Any) -> None:
@@ -151,24 +163,14 @@ def test_a_step_begun_on_waking_from_a_pause_is_not_taken(
     the pause) is not the stage's to write; a rebalance heard meanwhile leaves the
     recovery to Faust's (none here by the stage)."""
 
-    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
-        return {}
-
-    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+    nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
         clock = Clock()
         a, fence = paused_run(clock)
         await a.start()
         await fence.tick()
-        recoveries: list[int] = []
-        recover = a.stage.store.recover
-
-        async def counted(partitions: Any) -> Any:
-            recoveries.append(1)
-            return await recover(partitions)
-
-        a.stage.store.recover = counted  # type: ignore[method-assign]
+        recoveries = counted_recoveries(a)
         sent = {topic: len(records) for topic, records in a.producer.sent.items()}
         clock.now += 20  # stopped while idle
         await a.stage._apply(
@@ -189,24 +191,14 @@ def test_an_assignment_without_a_revocation_after_a_pause_is_the_only_recovery(
     """A member the group no longer knows is assigned anew without a revocation: Faust's
     recovery of that assignment is the one; the stage adds none of its own."""
 
-    async def nothing_published(*_: Any, **__: Any) -> dict[TopicPartition, Any]:
-        return {}
-
-    monkeypatch.setattr(alert_outbox, "read_partitions", nothing_published)
+    nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
         clock = Clock()
         a, fence = paused_run(clock)
         await a.start()
         await fence.tick()
-        recoveries: list[int] = []
-        recover = a.stage.store.recover
-
-        async def counted(partitions: Any) -> Any:
-            recoveries.append(1)
-            return await recover(partitions)
-
-        a.stage.store.recover = counted  # type: ignore[method-assign]
+        recoveries = counted_recoveries(a)
         clock.now += 20
         await fence.tick()  # the ticker sees the pause: every stage revoked
         assert not a.stage.ready.is_set()

@@ -164,6 +164,7 @@ class Stage(Generic[OutT]):
         self.generation = 0
         self._settling: asyncio.Task[None] | None = None
         self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
+        self._after_pause: asyncio.Task[None] | None = None  # `_recover_after_pause`
         #: revocations and recoveries so far (a recovery after a pause is not wanted
         #: after either: `_recover_after_pause`)
         self._revocations = 0
@@ -228,9 +229,9 @@ class Stage(Generic[OutT]):
     def check_owned(self, generation: int) -> None:
         """Raise `Revoked` if the partitions moved since `generation` (between a commit's
         awaited writes: an old owner's write landing after the next owner's recovery read
-        the changelog took a moved report back, or brought a withdrawn one back), or if
-        the process paused longer than the session timeout since the step began: its
-        partitions may have moved without its knowing yet (`stall_fence.py`)."""
+        the changelog took a moved report back, or brought a withdrawn one back). A pause of
+        the process longer than the session timeout, not seen yet, revokes the stage here
+        (`_paused`): its partitions may have moved without its knowing (`stall_fence.py`)."""
         if self.ports.fence is not None:
             self.ports.fence.look()  # a pause not seen yet is dealt with now (`_paused`)
         if generation != self.generation:
@@ -255,7 +256,9 @@ class Stage(Generic[OutT]):
             limit,
         )
         self.revoked()
-        self._recovering = asyncio.create_task(
+        # its own reference: one in `_recovering` would drop a retrying recovery's task
+        # (the loop keeps only weak ones)
+        self._after_pause = asyncio.create_task(
             self._recover_after_pause(self._revocations, self._recoveries)
         )
 
