@@ -151,3 +151,45 @@ def score(
         mixed=mixed,
         by_kind=by_kind,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FigureScore:
+    """One casualty field (killed or wounded) of the incidents against the events' true
+    figures. Each event is read from its incident: the one holding most of its current
+    reports (the first given of equals), so a split event is read once, from its largest
+    part, and a mixed incident stands for each event it holds most of."""
+
+    #: events with a current report
+    events: int
+    #: events whose incident gives their true figure
+    exact: int
+    #: the events' true figures, summed
+    truth: int
+    #: what the incidents give below the truth, summed (the figures missed)
+    under: int
+    #: what they give above it, summed (the figures counted that did not happen)
+    over: int
+
+
+def figure_score(
+    incidents: Iterable[tuple[Collection[Ident], int]],
+    truth: Mapping[Ident, str],
+    true_figure: Mapping[str, int],
+) -> FigureScore:
+    """How well the incidents' figures (`incidents`: each its reports and the figure it
+    gives) match the events' (`true_figure`: event -> its true figure), the events being
+    those of the reports given (`truth`: identity -> event)."""
+    best: dict[str, tuple[int, int]] = {}  # event -> (reports of it held, the figure given)
+    for members, figure in incidents:
+        for event, held in Counter(truth[m] for m in members).items():
+            if event not in best or held > best[event][0]:
+                best[event] = (held, figure)
+    exact = total = under = over = 0
+    for event, (_, figure) in best.items():
+        true = true_figure[event]
+        total += true
+        exact += figure == true
+        under += max(true - figure, 0)
+        over += max(figure - true, 0)
+    return FigureScore(len(best), exact, total, under, over)

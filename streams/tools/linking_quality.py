@@ -37,7 +37,7 @@ from streams.record.documents import version_of
 from streams.record.linking import LinkRule, ZoneLinker, cluster_precise
 from streams.record.linking import _order as canonical_order
 from streams.record.model import Ident, ReportVersion, Version
-from streams.record.quality import LinkingScore, PairCounts, score
+from streams.record.quality import FigureScore, LinkingScore, PairCounts, figure_score, score
 from streams.record.record import Record
 from streams.tools.simulate import SimEvent, Simulator
 
@@ -110,6 +110,9 @@ class Measured:
     #: the pairs by burst events ("burst") and the rest ("background")
     by_burst: dict[tuple[str, str], PairCounts]
     current: int
+    #: "killed" and "wounded" of the record's incidents against the truth (`figure_score`);
+    #: empty for a grouping the record did not make
+    figures: dict[str, FigureScore] = field(default_factory=dict)
 
 
 def what_if_groups(
@@ -173,7 +176,19 @@ def measure(run: SimulatedRun, rule: LinkRule | None = None) -> Measured:
         for members in linker.members.values()
     ]
     current = list(record.reports())
-    return _measured(run, groups, current)
+    incidents = [
+        ([(s, r) for s, r, _ in f.reports], f.killed, f.wounded)
+        for _, f in record.book.open_fields()
+    ]
+    figures = {
+        name: figure_score(
+            [(members, figs[i]) for members, *figs in incidents],
+            run.truth,
+            {e.event_id: getattr(e, name) for e in run.events.values()},
+        )
+        for i, name in enumerate(("killed", "wounded"))
+    }
+    return replace(_measured(run, groups, current), figures=figures)
 
 
 def _measured(
@@ -258,6 +273,16 @@ def report(events: int, seed: int, per_day: float, rule: LinkRule | None = None)
     breakdown |= {f"{a} + {b}": c for (a, b), c in base.by_burst.items()}
     for name, c in breakdown.items():
         lines.append(_row((name, c.true, c.predicted, c.correct, _f(c.precision), _f(c.recall))))
+    lines += [
+        "",
+        "Casualty figures (each event read from the incident holding most of its reports; "
+        'docs/record.md, "Incident fields"):',
+        "",
+        _row(("", "events", "exact", "true total", "below the truth", "above the truth")),
+        _row(("---",) * 6),
+    ]
+    for name, fs in base.figures.items():
+        lines.append(_row((name, fs.events, fs.exact, fs.truth, fs.under, fs.over)))
     lines += [
         "",
         "Trade-off (the same run, the rule's other settings):",
