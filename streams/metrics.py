@@ -189,9 +189,9 @@ SKIPPED_RECOVERED = Counter(
 )
 INPUT_MISSING = Counter(
     "ceasefire_input_records_missing",
-    "Offsets of a stage's input that it had not applied and that the broker no longer "
-    "holds when the stage reads them (deleted by the topic's retention while the stage "
-    "was behind), by topic: input lost to the stage.",
+    "Offsets of a stage's input (or of the input topic, for ingest) that it had not "
+    "applied and that the broker no longer holds when it reads them (deleted by the "
+    "topic's retention while it was behind), by topic: input lost to it.",
     ["topic"],
     registry=REGISTRY,
 )

@@ -27,7 +27,6 @@ NOT_IN_CHILD: dict[str, dict[str, str]] = {
         "PROCESS_RESTARTS": "the worker's side of child_process.py counts its child's restarts",
         # lag.py imports stage_input.py for a type; ingest reads no stage input
         "SKIPPED_RECOVERED": "moved by StageInput, which ingest does not run",
-        "INPUT_MISSING": "moved by StageInput, which ingest does not run",
         "PARTITION_STALLED": "moved by StageInput, which ingest does not run",
     },
 }

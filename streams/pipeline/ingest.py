@@ -101,13 +101,15 @@ class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
     """Sets `joined` once the group gave this member an assignment, even an empty one
     (more workers than input partitions): the member has joined."""
 
-    def __init__(self, joined: asyncio.Event) -> None:
+    def __init__(self, joined: asyncio.Event, moved: Callable[[], None]) -> None:
         self.joined = joined
+        self.moved = moved
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        self.moved()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.moved()
         self.joined.set()
 
 
@@ -152,6 +154,15 @@ class Ingest:
         self._end_checked: dict[TopicPartition, float] = {}
         #: partitions sent back to their start, by a position beyond their end
         self.resets = 0
+        #: the offset each partition's next record should have, when known (the position
+        #: ingest went on from): a batch that starts later may follow records the broker
+        #: deleted unread (`_lost_to_retention`); forgotten when partitions move
+        self._next: dict[TopicPartition, int] = {}
+        #: offsets below this were counted lost already (a batch failing after the count
+        #: is read again from the committed offset below them)
+        self._lost_below: dict[TopicPartition, int] = {}
+        # exported at 0 from the start, so that the first loss is an increase (an alert)
+        metrics.INPUT_MISSING.labels(settings.reports_topic)
 
     async def join(self) -> None:
         """Subscribe the consumer: it joins the ingest group in the background (a join the
@@ -173,7 +184,9 @@ class Ingest:
             **s.kafka_security(),
         )
         await self.consumer.start()  # no topics yet: returns without waiting for a join
-        self.consumer.subscribe([s.reports_topic], listener=_Joined(self.joined))
+        self.consumer.subscribe(
+            [s.reports_topic], listener=_Joined(self.joined, moved=self._next.clear)
+        )
 
     async def start(self) -> None:
         """Start the shared producer and the loop (joining first if not yet done)."""
@@ -292,12 +305,55 @@ class Ingest:
             if read is None:
                 raise  # not there on a second read: a failed batch, retried as any
             batches = read
+        await self._lost_to_retention(batches)
         now_ms = int(time.time() * 1000)
         for tp, records in batches.items():
             if records:
                 self._alignment.taken(tp.partition, records[-1].timestamp, now_ms)
         self._alignment.yielded(bool(batches), now)
         return batches
+
+    async def _lost_to_retention(self, batches: dict[TopicPartition, list[RawRecord]]) -> None:
+        """Count and log the records the broker deleted (the topic's retention: 7 days)
+        before ingest read them. Apache Kafka answers a fetch of their offsets with
+        OFFSET_OUT_OF_RANGE, and the consumer goes on from the partition's start
+        (`auto_offset_reset`) without a word: a worker down longer than the retention lost
+        them silently. A batch that starts past the offset ingest went on from (or, after
+        partitions moved, its committed offset) is checked against the partition's start:
+        the offsets below it were deleted unread. A gap above the start is the log's own (a
+        transaction's markers, aborted records): nothing lost."""
+        consumer = self.consumer
+        assert consumer is not None
+        for tp, records in batches.items():
+            if not records:
+                continue
+            first = records[0].offset
+            expected = self._next.get(tp)
+            if expected is None:
+                with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                    expected = await consumer.committed(tp)
+            self._next[tp] = records[-1].offset + 1
+            if expected is None:
+                continue  # a group that never committed starts at the start: nothing owed
+            expected = max(expected, self._lost_below.get(tp, 0))
+            if first <= expected:
+                continue
+            start = (await consumer.beginning_offsets([tp])).get(tp)
+            if start is None or start <= expected:
+                continue
+            lost_to = min(start, first)
+            self._lost_below[tp] = lost_to
+            metrics.INPUT_MISSING.labels(tp.topic).inc(lost_to - expected)
+            log.error(
+                "%s[%d]: offsets %d..%d (%d records) were deleted by the topic's retention "
+                "before ingest read them: those reports are lost to the monitor. Re-feed them "
+                "from their source (a report counted already is counted once)",
+                tp.topic,
+                tp.partition,
+                expected,
+                lost_to - 1,
+                lost_to - expected,
+            )
 
     async def _past_the_end(self, owned: Iterable[TopicPartition]) -> None:
         """Send each owned partition whose position is beyond its end back to its start,
@@ -330,6 +386,7 @@ class Ingest:
                 if await consumer.position(tp) != at:
                     continue  # moved meanwhile (a rewind): looked at again next time
                 await consumer.seek_to_beginning(tp)
+                self._next.pop(tp, None)
             except IllegalStateError:
                 continue  # revoked meanwhile: its next owner starts from the committed offset
             log.error(
@@ -441,8 +498,10 @@ class Ingest:
                 committed = await self.consumer.committed(tp)
                 if committed is None:
                     await self.consumer.seek_to_beginning(tp)
+                    self._next.pop(tp, None)
                 else:
                     self.consumer.seek(tp, committed)
+                    self._next[tp] = committed
             except IllegalStateError:
                 # Revoked meanwhile (a rebalance): whoever owns it now starts from its
                 # committed offset.

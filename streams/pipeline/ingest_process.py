@@ -39,7 +39,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.tuning import limit_malloc_arenas, tune_for_throughput
 
 #: What the child's metrics relay to the worker's.
-RELAYED = (metrics.REJECTED, metrics.CONSUMER_LAG)
+RELAYED = (metrics.REJECTED, metrics.CONSUMER_LAG, metrics.INPUT_MISSING)
 
 
 class IngestProcess(ChildProcess):
