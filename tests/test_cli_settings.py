@@ -418,3 +418,36 @@ def test_an_export_waits_out_a_busy_worker_and_other_commands_do_not() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_replicated_topics_take_a_write_only_once_two_replicas_hold_it() -> None:
+    """`acks=all` with the broker's default `min.insync.replicas` of 1 acknowledges a write
+    the leader alone holds. From a replication factor of 3, every topic the monitor makes
+    (its own and the stages' changelogs, as Faust declares them or as the identity process
+    names them) asks for 2; below 3, nothing (2 of 2 would refuse writes while one broker
+    is down)."""
+    from dataclasses import replace
+
+    from streams.kafka.topics import topic_specs
+    from streams.pipeline.app import Monitor
+    from streams.pipeline.faust_app import faust_app
+    from streams.pipeline.identity_stage import IdentityStage
+
+    for factor, wanted in ((1, None), (2, None), (3, "2"), (5, "2")):
+        specs = topic_specs(Settings(replication_factor=factor))
+        assert {spec.config.get("min.insync.replicas") for spec in specs} == {wanted}
+    settings = Settings(replication_factor=3, identity_process=False)
+    monitor = Monitor(settings)
+    assert isinstance(monitor.identity, IdentityStage)
+    assert monitor.theatre is not None
+    tables = [monitor.identity.table, monitor.zone.table, monitor.alerting.table]
+    for table in [*tables, monitor.theatre.table]:
+        changelog = table.changelog_topic
+        assert changelog.config == {"min.insync.replicas": "2"}, changelog.get_topic_name()
+        assert changelog.compacting
+    # as the identity process makes it: in an app of its own, the changelog named for the
+    # worker's
+    app = faust_app(settings, "elsewhere", web=False)
+    named = IdentityStage(replace(monitor.identity.ports, app=app), changelog_app_id="x")
+    assert named.table.changelog_topic.config == {"min.insync.replicas": "2"}
+    assert named.table.changelog_topic.compacting

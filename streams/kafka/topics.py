@@ -20,6 +20,7 @@ __all__ = [
     "BrokerUnavailable",
     "TopicMismatch",
     "TopicSpec",
+    "durability",
     "ensure_topics",
     "topic_partitions",
     "topic_specs",
@@ -41,10 +42,22 @@ class TopicSpec:
     config: dict[str, str]
 
 
+def durability(settings: Settings) -> dict[str, str]:
+    """The topic config that makes `acks=all` (every producer's) mean what it says on a
+    replicated cluster: with the broker's default `min.insync.replicas` of 1, a write is
+    acknowledged by the leader alone once its followers fall behind, and losing that broker
+    loses it. 2 from a replication factor of 3 (a write survives any one broker, and one
+    broker down still takes writes); nothing below 3, where 2 would refuse every write
+    while one of two brokers is down."""
+    if settings.replication_factor >= 3:
+        return {"min.insync.replicas": "2"}
+    return {}
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
     keep = str(settings.retention_days * DAY_MS)
-    return [
+    specs = [
         # Input kept long enough to replay a week of reports after an incident.
         TopicSpec(settings.reports_topic, n, {"retention.ms": str(7 * DAY_MS)}),
         # Dead letters are evidence: keep them as long as the tallies.
@@ -59,6 +72,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.theatre_topic, 1, {"retention.ms": str(7 * DAY_MS)}),
         TopicSpec(settings.alerts_topic, n, {"retention.ms": keep}),
     ]
+    extra = durability(settings)
+    return [TopicSpec(s.name, s.partitions, s.config | extra) for s in specs]
 
 
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:

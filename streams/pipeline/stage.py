@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import metrics
 from streams.config import Settings
+from streams.kafka.topics import durability
 from streams.pipeline import packs
 from streams.pipeline.progress import Record
 from streams.pipeline.stage_input import StageInput
@@ -145,6 +146,7 @@ class Stage(Generic[OutT]):
                 internal=True,
                 maxsize=131_072,
                 allow_empty=True,
+                config=durability(ports.settings),
             )
         self.table = app.Table(
             table,
@@ -153,6 +155,7 @@ class Stage(Generic[OutT]):
             value_type=bytes,
             store=faust_store.register(),
             changelog_topic=changelog,
+            extra_topic_configs=durability(s),  # the changelog Faust declares
         )
         self.store = ChangelogStore(self.table.changelog_topic.get_topic_name(), s, ports.producer)
         self.lock = asyncio.Lock()
