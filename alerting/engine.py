@@ -11,6 +11,8 @@ event time against it: a threshold counts matching incidents with `occurred_at` 
 counts as current). A late incident counts only if it falls in the current window; it
 never fires a window that has already closed. Incident and quiet-broken rules fire for a
 late incident only if it occurred within the rule's `max_age` (default: its `hold`).
+A windowed rule counts an incident only in windows at least as long as its time
+precision's period (`_window_test`): a day-precision incident is in no particular hour.
 
 Lifecycle. One `firing` event per fingerprint (rule + labels) until a `resolved` event:
 new matching incidents update the state's copy of the alert (value, incident ids,
@@ -57,7 +59,7 @@ from alerting.rules import (
     ThresholdRule,
 )
 from alerting.summaries import capitalised, incident_text, matching, quiet_summary, what
-from alerting.times import from_ms, to_ms
+from alerting.times import LONGEST_PRECISION_MS, PRECISION_MS, from_ms, to_ms
 from alerting.zone_state import MAX_EPISODE_IDS, ActiveAlert, Entry, ZoneState, entry_of
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
@@ -200,7 +202,7 @@ def next_deadline(rules: RuleSet, state: ZoneState) -> datetime | None:
             w = rule.window.seconds * 1000
             b = rule.baseline.seconds * 1000
             # The next entry to move from the window into the baseline, or out of it.
-            test = _predicate(rule, state.zone, active.event.labels)
+            test = _window_test(rule, state, active.event.labels)
             crossings = [
                 e.ts + shift
                 for shift in (w, w + b)
@@ -328,10 +330,35 @@ def _predicate(rule: AnyRule, zone: str, labels: Mapping[str, str]) -> Predicate
     return lambda e: all(check(e) for check in checks)
 
 
-def _group(state: ZoneState, rule: AnyRule, labels: Mapping[str, str], lo: int) -> list[Entry]:
-    """The rule's matching entries of one label group with ts > lo, by event time."""
-    entries = state.after(lo)
+def _window_test(
+    rule: ThresholdRule | EscalationRule, state: ZoneState, labels: Mapping[str, str]
+) -> Predicate | None:
+    """`_predicate`, and the incidents a windowed rule counts at all: those whose time is
+    known at least as precisely as its window is long. A day known only to the day is in no
+    particular hour: 12 such incidents are not "12 within 1h" (docs/alerting.md)."""
     test = _predicate(rule, state.zone, labels)
+    w = rule.window.seconds * 1000
+    if not state.coarse or w >= LONGEST_PRECISION_MS:
+        return test  # every incident the state holds fits the window
+    if test is None:
+        return lambda e: PRECISION_MS[e.precision] <= w
+    return lambda e: PRECISION_MS[e.precision] <= w and test(e)
+
+
+def _counted(rule: ThresholdRule | EscalationRule, e: Entry) -> bool:
+    """Whether `rule`'s windows count `e` at all (`_window_test`)."""
+    return PRECISION_MS[e.precision] <= rule.window.seconds * 1000
+
+
+def _group(
+    state: ZoneState,
+    rule: ThresholdRule | EscalationRule,
+    labels: Mapping[str, str],
+    lo: int,
+) -> list[Entry]:
+    """The rule's counted entries of one label group with ts > lo, by event time."""
+    entries = state.after(lo)
+    test = _window_test(rule, state, labels)
     return entries if test is None else [e for e in entries if test(e)]
 
 
@@ -577,7 +604,7 @@ def _on_windows(
         # label group -> the batch's new incidents in the current window, in arrival order
         groups: dict[tuple[tuple[str, str], ...], list[Entry]] = {}
         for e in fresh:
-            if e.ts > clock - w and _matches(rule.match, state.zone, e):
+            if e.ts > clock - w and _counted(rule, e) and _matches(rule.match, state.zone, e):
                 key = tuple(sorted(_labels(rule, state.zone, e).items()))
                 groups.setdefault(key, []).append(e)
         for key, added in groups.items():

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from alerting.fatality import FatalityLedger, day_of
 from alerting.rules import QuietBrokenRule, RuleSet
 from alerting.summaries import matching
-from alerting.times import to_ms
+from alerting.times import PRECISION_MS, to_ms
 from schemas.alert import MAX_INCIDENT_IDS, AlertEvent
 from schemas.alert_input import AlertInput
 
@@ -39,6 +39,9 @@ class Entry(NamedTuple):
     target: str
     verification: str
     civilian: bool
+    #: how precisely `ts` is known (`time_precision`): the windowed rules count an incident
+    #: only in windows at least as long as its period (`alerting.times.PRECISION_MS`)
+    precision: str = "exact"
 
 
 #: The kinds of alert held for a while after their incidents: their incidents are listed.
@@ -107,6 +110,9 @@ class ZoneState:
     episodes: dict[str, int] = field(default_factory=dict)
     #: incident id -> its entry (the index of `incidents`)
     by_id: dict[str, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: How many of `incidents` are known less precisely than to the minute: while none
+    #: is, the windowed rules count by index arithmetic alone (`engine._window_test`)
+    coarse: int = field(default=0, init=False, repr=False, compare=False)
     #: Ids of incidents added or removed since the last `changed()`.
     _touched: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
     #: Ids of incidents whose fatality entry changed since the last `changed()`.
@@ -125,6 +131,7 @@ class ZoneState:
 
     def __post_init__(self) -> None:
         self.by_id = {e.incident_id: e for e in self.incidents}
+        self.coarse = sum(e.precision != "exact" for e in self.incidents)
 
     @classmethod
     def new(cls, zone: str, since: datetime | None = None) -> ZoneState:
@@ -202,6 +209,7 @@ class ZoneState:
             self.was.setdefault(into, entry)
             self.merged.setdefault(into, []).append(entry)
         self._touched.add(incident_id)
+        self.coarse -= entry.precision != "exact"
         at = bisect_left(self.incidents, entry)
         if at < len(self.incidents) and self.incidents[at] == entry:
             del self.incidents[at]
@@ -230,7 +238,7 @@ class ZoneState:
         `n<fingerprint>` how many episodes a fingerprint has fired.
         `from_parts(zone, parts())` equals it."""
         out: dict[str, Any] = {"m": self._meta()}
-        out.update((f"i{e.incident_id}", list(e)) for e in self.incidents)
+        out.update((f"i{e.incident_id}", _entry_json(e)) for e in self.incidents)
         out.update((f"a{fp}", _active_json(a)) for fp, a in self.active.items())
         out.update((f"l{fp}", [rule, ts]) for fp, (rule, ts) in self.last_seen.items())
         out.update((f"f{iid}", list(v)) for iid, v in self.fatalities.incidents.items())
@@ -245,7 +253,7 @@ class ZoneState:
             return self._meta()
         if kind == "i":
             e = self.by_id.get(name)
-            return None if e is None else list(e)
+            return None if e is None else _entry_json(e)
         if kind == "a":
             a = self.active.get(name)
             return None if a is None else _active_json(a)
@@ -340,7 +348,7 @@ class ZoneState:
             "zone": self.zone,
             "since": self.since,
             "clock": self.clock,
-            "incidents": [list(e) for e in self.incidents],
+            "incidents": [_entry_json(e) for e in self.incidents],
             "last_seen": {fp: [rule, ts] for fp, (rule, ts) in self.last_seen.items()},
             "active": {fp: _active_json(a) for fp, a in self.active.items()},
             "fatal": {iid: list(v) for iid, v in self.fatalities.incidents.items()},
@@ -366,6 +374,7 @@ class ZoneState:
                     str(r[7]),
                     str(r[8]),
                     bool(r[9]),
+                    _precision(r[10]) if len(r) > 10 else "exact",
                 )
                 for r in data["incidents"]
             ]
@@ -409,6 +418,7 @@ class ZoneState:
             insort(self.incidents, entry)
         self.by_id[entry.incident_id] = entry
         self._touched.add(entry.incident_id)
+        self.coarse += entry.precision != "exact"
 
     def prune(self, rules: RuleSet) -> None:
         assert self.clock is not None
@@ -420,6 +430,7 @@ class ZoneState:
             for e in self.incidents[:cut]:
                 del self.by_id[e.incident_id]
                 self._touched.add(e.incident_id)
+                self.coarse -= e.precision != "exact"
             del self.incidents[:cut]
         quiet = {r.name for r in rules.active_rules if isinstance(r, QuietBrokenRule)}
         for fp in [fp for fp, (rule, _) in self.last_seen.items() if rule not in quiet]:
@@ -460,6 +471,18 @@ def _active_json(a: ActiveAlert) -> dict[str, Any]:
     }
 
 
+def _entry_json(e: Entry) -> list[Any]:
+    # an exact time's entry as before the precision was kept (ten fields), which an
+    # earlier worker reads too; such a worker reads a longer one's first ten
+    return list(e) if e.precision != "exact" else list(e[:10])
+
+
+def _precision(value: Any) -> str:
+    if value not in PRECISION_MS:
+        raise ValueError(f"unknown time precision {value!r}")
+    return str(value)
+
+
 def _ts(e: Entry) -> int:
     return e.ts
 
@@ -476,4 +499,5 @@ def entry_of(i: AlertInput) -> Entry:
         i.target,
         str(i.verification),
         i.civilian,
+        str(i.time_precision),
     )

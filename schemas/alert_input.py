@@ -8,7 +8,10 @@ value without the topic.
 
     {"kind":"incident","incident_id":..,"zone":..,"occurred_ms":..,"category":..,
      "severity":..,"verification":..,"perpetrator":..,"killed":..,"wounded":..,
-     "target":..,"civilian":..,"place":..,"source":..}
+     "target":..,"civilian":..,"place":..,"source":..[,"time_precision":..]}
+
+`time_precision` is there only when the incident's time is not exact (a message without it,
+as every message was before it was sent, reads as exact).
 
 The stage writes it from a dataclass (cheap to build, thousands a step) and reads it with
 pydantic's validator for that dataclass, in strict mode (codes against their vocabularies,
@@ -28,7 +31,7 @@ import orjson
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from schemas import jsonbytes
-from schemas.codes import Category, Party, Severity, Verification
+from schemas.codes import Category, Party, Severity, TimePrecision, Verification
 from schemas.incident import Incident
 
 KIND = "incident"
@@ -59,6 +62,8 @@ class AlertInput:
     #: the named place of the report (`location.place`), None when it names none
     place: str | None
     source: Text
+    #: how precisely `occurred_ms` is known: the incident's (its most precise report's)
+    time_precision: TimePrecision = TimePrecision.EXACT
 
     @property
     def occurred_at(self) -> datetime:
@@ -67,24 +72,26 @@ class AlertInput:
 
 def encode_alert_input(i: AlertInput) -> bytes:
     # copied to its length: a step holds thousands until they are packed (`jsonbytes`)
-    raw = jsonbytes.dumps(
-        {
-            "kind": KIND,
-            "incident_id": i.incident_id,
-            "zone": i.zone,
-            "occurred_ms": i.occurred_ms,
-            "category": i.category,
-            "severity": i.severity,
-            "verification": i.verification,
-            "perpetrator": i.perpetrator,
-            "killed": i.killed,
-            "wounded": i.wounded,
-            "target": i.target,
-            "civilian": i.civilian,
-            "place": i.place,
-            "source": i.source,
-        }
-    )
+    doc = {
+        "kind": KIND,
+        "incident_id": i.incident_id,
+        "zone": i.zone,
+        "occurred_ms": i.occurred_ms,
+        "category": i.category,
+        "severity": i.severity,
+        "verification": i.verification,
+        "perpetrator": i.perpetrator,
+        "killed": i.killed,
+        "wounded": i.wounded,
+        "target": i.target,
+        "civilian": i.civilian,
+        "place": i.place,
+        "source": i.source,
+    }
+    if i.time_precision is not TimePrecision.EXACT:
+        # only when not exact: the messages of most incidents stay as they were
+        doc["time_precision"] = i.time_precision
+    raw = jsonbytes.dumps(doc)
     assert raw.startswith(PREFIX)
     return raw
 
@@ -133,6 +140,7 @@ def from_incident(i: Incident) -> AlertInput:
         i.civilian,
         i.place or None,
         i.source,
+        i.time_precision,
     )
 
 

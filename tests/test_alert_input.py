@@ -20,7 +20,7 @@ from schemas.alert_input import (
     occurred_ms,
     read_alert_input,
 )
-from schemas.codes import Category, Party, Severity, Verification
+from schemas.codes import Category, Party, Severity, TimePrecision, Verification
 from schemas.incident import Incident
 from schemas.report import Report
 from schemas.validation import validate_report
@@ -51,6 +51,7 @@ inputs = st.builds(
     civilian=st.booleans(),
     place=st.none() | texts,
     source=texts,
+    time_precision=st.sampled_from(TimePrecision),
 )
 
 
@@ -146,6 +147,7 @@ def test_the_zone_stage_says_what_the_earlier_form_said() -> None:
                 **doc,
                 "incident_id": record.incident_id,
                 "occurred_at": datetime.fromtimestamp(f.occurred, UTC).isoformat(),
+                "time_precision": str(f.time_precision),
                 "category": str(f.category),
                 "severity": str(f.severity),
                 "verification": str(f.verification),

@@ -99,6 +99,8 @@ def alert_input(
         civilian,
         report.place,
         report.source,
+        # the windowed rules count the incident only in windows as long as its period
+        f.time_precision,
     )
 
 
@@ -110,6 +112,7 @@ def alert_document(doc: dict[str, Any], record: IncidentRecord) -> dict[str, Any
         **doc,
         "incident_id": record.incident_id,
         "occurred_at": datetime.fromtimestamp(f.occurred, UTC).isoformat(),
+        "time_precision": str(f.time_precision),  # of that time, the incident's
         "category": str(f.category),
         "severity": str(f.severity),
         "verification": str(f.verification),
