@@ -475,6 +475,18 @@ def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: Embedd
     rows = {line.split()[0]: line.split()[1:] for line in made.stdout.splitlines()}
     assert rows["mismatch.reports"] == ["2", "partitions", "created"], made.stdout
     assert rows["mismatch.fatalities.theatre"][0] == "1"
+    # a raised retention does not reach existing topics by itself: said, then set
+    year = {**prefix, "CEASEFIRE_RETENTION_DAYS": "365"}
+    said = cli("topics", "--broker", broker.url, "--partitions", "2", env=year)
+    assert said.returncode == 0, said.stderr
+    assert "retention.ms: 5184000000, the settings give 31536000000" in said.stdout
+    assert "3 configs of existing topics differ" in said.stdout
+    update = cli("topics", "--broker", broker.url, "--partitions", "2", "--update-config", env=year)
+    assert update.returncode == 0, update.stderr
+    assert update.stdout.count("retention.ms: 5184000000 -> 31536000000  set") == 3
+    assert (
+        "differ" not in cli("topics", "--broker", broker.url, "--partitions", "2", env=year).stdout
+    )
     again = cli("topics", "--broker", broker.url, "--partitions", "3", env=prefix)
     assert again.returncode == 1
     [line] = again.stderr.strip().splitlines()

@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")
     p.add_argument("--partitions", type=int)
     p.add_argument("--replication-factor", type=int)
+    p.add_argument(
+        "--update-config",
+        action="store_true",
+        help="set the configs (retention, min.insync.replicas) of existing topics that differ "
+        "from the settings",
+    )
 
     return parser
 

@@ -160,6 +160,8 @@ def _run(args: argparse.Namespace) -> int:
             ensure_topics(settings)
         except (BrokerUnavailable, TopicMismatch) as exc:
             raise CliError(str(exc)) from exc
+        if configured:
+            _warn_of_config_drift(settings)
         from streams.pipeline.app import Monitor
 
         monitor = Monitor(settings)
@@ -309,23 +311,63 @@ def _demo_feed(settings: Settings, stop: threading.Event) -> None:
         notice(f"[red]demo feed stopped:[/] {escape(str(exc))}")
 
 
+def _warn_of_config_drift(settings: Settings) -> None:
+    """A warning when existing topics keep another retention than the settings give (a
+    raised CEASEFIRE_RETENTION_DAYS does not reach topics that exist: `topics` sets it)."""
+    from rich.markup import escape
+
+    from streams.kafka.topics import BrokerUnavailable, config_drift
+
+    try:
+        drift = [d for d in config_drift(settings) if d.have is not None]
+    except BrokerUnavailable as exc:
+        notice(f"[bold yellow]warning:[/] {escape(str(exc))}")
+        return
+    if drift:
+        said = "; ".join(f"{d.topic} {d.key} {d.have} (settings: {d.want})" for d in drift)
+        notice(
+            f"[bold yellow]warning:[/] existing topics differ from the settings: "
+            f"{escape(said)}. Run `ceasefire-monitor topics --update-config` to set them."
+        )
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
     from streams.kafka.topics import (
         BrokerUnavailable,
         TopicMismatch,
+        config_drift,
         ensure_topics,
         topic_partitions,
         topic_specs,
+        update_configs,
     )
 
     settings = settings_from(args)  # --partitions, --replication-factor validated there
     try:
         created = ensure_topics(settings)
         have = topic_partitions(settings)  # what the broker holds, not what was asked
+        drift = [d for d in config_drift(settings) if d.topic not in created]
+        if args.update_config:
+            update_configs(settings, drift)
     except (BrokerUnavailable, TopicMismatch) as exc:
         raise CliError(str(exc)) from exc
     for spec in topic_specs(settings):
         state = "created" if spec.name in created else "exists"
         n = have.get(spec.name, spec.partitions)
         common.out.print(f"{spec.name:40} {n:3} partition{'' if n == 1 else 's'}  {state}")
+        for d in (d for d in drift if d.topic == spec.name):
+            was = "not described by the broker" if d.have is None else d.have
+            if args.update_config:
+                common.out.print(f"  {d.key}: {was} -> {d.want}  set", soft_wrap=True)
+            elif d.have is not None:
+                common.out.print(f"  {d.key}: {d.have}, the settings give {d.want}", soft_wrap=True)
+    known = [d for d in drift if d.have is not None]
+    if known and not args.update_config:
+        common.out.print(
+            f"{len(known)} config{'' if len(known) == 1 else 's'} of existing topics differ "
+            "from the settings (CEASEFIRE_RETENTION_DAYS, CEASEFIRE_REPLICATION_FACTOR): run "
+            "`ceasefire-monitor topics --update-config` to set them. A shorter retention "
+            "deletes what is older than it.",
+            soft_wrap=True,
+        )
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import Settings
@@ -18,13 +18,16 @@ from streams.kafka.tls import check_tls
 
 __all__ = [
     "BrokerUnavailable",
+    "ConfigDrift",
     "TopicMismatch",
     "TopicSpec",
+    "config_drift",
     "durability",
     "ensure_topics",
     "topic_partitions",
     "topic_specs",
     "unreachable",
+    "update_configs",
 ]
 
 DAY_MS = 86_400_000
@@ -179,6 +182,74 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
         raise TopicMismatch(
             f'topic {spec.name} has {have} partitions, but {fix} (docs/operations.md, "Topics")'
         )
+
+
+@dataclass(frozen=True)
+class ConfigDrift:
+    """A config of an existing topic that is not what the settings give it (`topics`
+    creates topics with theirs and leaves existing ones alone: a raised
+    CEASEFIRE_RETENTION_DAYS did not reach them)."""
+
+    topic: str
+    key: str
+    #: the topic's value; None where the broker does not describe it (Tansu)
+    have: str | None
+    want: str
+
+
+def config_drift(settings: Settings) -> list[ConfigDrift]:
+    """The configs of the monitor's existing topics that differ from the settings', or
+    that the broker does not describe (`have` None)."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        specs = [s for s in topic_specs(settings) if s.name in existing and s.config]
+        if not specs:
+            return []
+        resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+        try:
+            described = admin.describe_configs(resources, config_filter="all")
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"could not describe the topics' configs: {exc}") from exc
+    finally:
+        admin.close()
+    topics = described.get("topic", {}) if isinstance(described, dict) else {}
+    drift: list[ConfigDrift] = []
+    for spec in specs:
+        configs = topics.get(spec.name) or {}
+        for key, want in sorted(spec.config.items()):
+            entry = configs.get(key)
+            have = entry.get("value") if isinstance(entry, dict) else None
+            if have != want:
+                drift.append(ConfigDrift(spec.name, key, None if have is None else str(have), want))
+    return drift
+
+
+def update_configs(settings: Settings, drift: list[ConfigDrift]) -> None:
+    """Set each drifted config to the settings' value (incrementally where the broker can:
+    a topic's other configs stay as they are)."""
+    by_topic: dict[str, dict[str, str]] = {}
+    for d in drift:
+        by_topic.setdefault(d.topic, {})[d.key] = d.want
+    if not by_topic:
+        return
+    admin = admin_client(settings)
+    try:
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)
+            for topic, configs in by_topic.items()
+        ]
+        try:
+            result = admin.alter_configs(resources)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"could not set the topics' configs: {exc}") from exc
+    finally:
+        admin.close()
+    answers = result.get("topic", {}) if isinstance(result, dict) else {}
+    failed = {t: a for t, a in answers.items() if a != "OK"}
+    if failed:
+        said = "; ".join(f"{t}: {a}" for t, a in sorted(failed.items()))
+        raise BrokerUnavailable(f"the broker refused to set topic configs: {said}")
 
 
 def topic_partitions(settings: Settings) -> dict[str, int]:
