@@ -28,6 +28,26 @@ GRAFANA = ROOT / "deploy" / "grafana"
 RULE_FILES = [PROM / "recording_rules.yml", PROM / "alerting_rules.yml"]
 RULE_TESTS = sorted((PROM / "tests").glob("*.yml"))
 
+# Alerts that fire always, by design, and why: they cannot have a not-firing unit test,
+# and are for no person (severity "none"). Only an alert whose expr is `vector(1)` may be
+# named here (test_every_alert_has_firing_and_quiet_unit_tests checks it).
+ALWAYS_FIRING = {
+    "CeasefireWatchdog": "the alerting path's heartbeat to the external dead-man's switch",
+}
+# The receiver that takes the heartbeat (deploy/alertmanager/alertmanager.yml).
+DEADMANS_SWITCH = "deadmans-switch"
+
+# Series that Prometheus and Alertmanager export about themselves (the scrape jobs
+# `prometheus` and `alertmanager` of prometheus.yml), which the alerting-path rules read:
+# name -> label names (Alertmanager 0.27 adds `reason` to its failure counter).
+SELF_MONITORING = {
+    "alertmanager_notifications_failed_total": {"job", "instance", "integration", "reason"},
+    "alertmanager_notifications_total": {"job", "instance", "integration"},
+    "prometheus_notifications_errors_total": {"job", "instance", "alertmanager"},
+    "prometheus_notifications_dropped_total": {"job", "instance"},
+    "prometheus_rule_evaluation_failures_total": {"job", "instance", "rule_group"},
+}
+
 
 def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -144,6 +164,8 @@ def check_expr(expr: str, where: str) -> list[str]:
             unknown = labels - known if known else set()
         elif name == "up":
             unknown = labels - {"job", "instance"}
+        elif name in SELF_MONITORING:
+            unknown = labels - SELF_MONITORING[name]
         else:
             problems.append(f"{where}: {name} is neither exported nor recorded")
             continue
@@ -198,9 +220,16 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
         for case in load(path)["tests"]:
             for t in case.get("alert_rule_test") or []:
                 (firing if t.get("exp_alerts") else quiet).add(t["alertname"])
-    names = {r["alert"] for r in alerting_rules()}
+    rules = {r["alert"]: r for r in alerting_rules()}
+    names = set(rules)
     assert names - firing == set(), "alerts without a firing test"
-    assert names - quiet == set(), "alerts without a not-firing test"
+    # The one exemption: an alert that always fires has no not-firing case.
+    assert names - quiet - set(ALWAYS_FIRING) == set(), "alerts without a not-firing test"
+    for name in ALWAYS_FIRING:
+        assert name in rules, f"{name} is exempted but not a rule"
+        assert rules[name]["expr"].strip() == "vector(1)", f"{name} does not always fire"
+        assert "for" not in rules[name], f"{name} must fire from the first evaluation"
+        assert name not in quiet, f"{name} always fires: a not-firing test cannot pass"
 
 
 def test_every_recording_rule_has_a_unit_test() -> None:
@@ -225,6 +254,30 @@ def test_prometheus_scrapes_the_compose_workers() -> None:
     assert set(config["rule_files"]) == {p.name for p in RULE_FILES}
 
 
+def test_prometheus_scrapes_itself_and_the_alertmanager_it_sends_to() -> None:
+    """The alerting-path rules read Prometheus' own series and Alertmanager's: both must
+    be scraped, Alertmanager at the address alerts are sent to, under the job the rules
+    name."""
+    config = load(PROM / "prometheus.yml")
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+
+    def targets(job: str) -> set[str]:
+        return {t for sc in jobs[job]["static_configs"] for t in sc["targets"]}
+
+    assert targets("prometheus") == {"localhost:9090"}
+    sent_to = {
+        t
+        for am in config["alerting"]["alertmanagers"]
+        for sc in am["static_configs"]
+        for t in sc["targets"]
+    }
+    assert targets("alertmanager") == sent_to
+    down = next(r for r in alerting_rules() if r["alert"] == "CeasefireAlertmanagerDown")
+    assert 'up{job="alertmanager"}' in down["expr"]
+    services = load(ROOT / "docker-compose.yml")["services"]
+    assert {t.split(":")[0] for t in sent_to} <= set(services)
+
+
 def test_rules_reference_only_exported_metrics() -> None:
     problems: list[str] = []
     for group in load(PROM / "recording_rules.yml")["groups"]:
@@ -242,7 +295,10 @@ def test_alerts_are_documented() -> None:
         for h in re.findall(r"^#+\s+(.*)$", docs, flags=re.M)
     }
     for rule in alerting_rules():
-        assert rule["labels"]["severity"] in {"critical", "warning"}
+        if rule["alert"] in ALWAYS_FIRING:  # a heartbeat, for no person
+            assert rule["labels"]["severity"] == "none"
+        else:
+            assert rule["labels"]["severity"] in {"critical", "warning"}
         assert rule["annotations"]["summary"]
         runbook = rule["annotations"]["runbook"]
         assert runbook == f"docs/operations.md#{rule['alert'].lower()}"
@@ -272,6 +328,136 @@ def test_alertmanager_routes_operator_and_ceasefire_alerts_to_their_own_people()
         assert r.stdout.strip() == receiver, f"{labels}: {r.stdout}{r.stderr}"
 
 
+def test_every_operator_alert_routes_to_the_operators_and_the_watchdog_to_the_switch_only() -> None:
+    """Each rule of alerting_rules.yml, with its own labels: critical pages the on-call
+    operators, warning goes to the operators, and the always-firing heartbeat goes to the
+    dead-man's switch and to no person (amtool prints every receiver a `continue` adds)."""
+    amtool = need("amtool")
+    config = ALERTMANAGER / "alertmanager.yml"
+    for rule in alerting_rules():
+        labels = [f"alertname={rule['alert']}"] + [f"{k}={v}" for k, v in rule["labels"].items()]
+        if rule["alert"] in ALWAYS_FIRING:
+            receiver = DEADMANS_SWITCH
+        elif rule["labels"]["severity"] == "critical":
+            receiver = "operators-on-call"
+        else:
+            receiver = "operators"
+        r = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.strip() == receiver, f"{rule['alert']}: {r.stdout}{r.stderr}"
+    # No other alert reaches the switch: it would keep pinging while the path is broken.
+    for labels in (
+        ["service=ceasefire-monitor", "severity=critical", "alertname=Other"],
+        ["alertname=fatality", "severity=critical", "zone=loc-east"],
+        ["alertname=zone-surge", "severity=none", "zone=loc-east"],
+    ):
+        r = run(amtool, "config", "routes", "test", f"--config.file={config}", *labels)
+        assert DEADMANS_SWITCH not in r.stdout, f"{labels}: {r.stdout}"
+
+
+def test_the_heartbeat_route_repeats_often_and_its_receiver_is_a_placeholder() -> None:
+    """The switch pages when the pings stop: a repeat of hours would page for nothing (or
+    be given a grace so long that a dead path goes unnoticed for hours)."""
+    config = load(ALERTMANAGER / "alertmanager.yml")
+    first = config["route"]["routes"][0]
+    assert first["matchers"] == [f'alertname="{name}"' for name in ALWAYS_FIRING]
+    assert first["receiver"] == DEADMANS_SWITCH
+    assert not first.get("continue", False)
+    seconds = {"s": 1, "m": 60, "h": 3600}
+
+    def duration(value: str) -> int:
+        m = re.fullmatch(r"(\d+)([smh])", value)
+        assert m, value
+        return int(m.group(1)) * seconds[m.group(2)]
+
+    assert duration(first["group_wait"]) <= 30
+    assert duration(first["group_interval"]) <= duration(first["repeat_interval"]) <= 300
+    receiver = next(r for r in config["receivers"] if r["name"] == DEADMANS_SWITCH)
+    hooks = receiver["webhook_configs"]
+    assert len(hooks) == 1 and ".invalid" in hooks[0]["url"]  # a placeholder, to replace
+    # No inhibit rule may hold the heartbeat back: a held heartbeat pages for nothing.
+    for rule in config["inhibit_rules"]:
+        for matcher in rule["target_matchers"]:
+            assert "alertname" not in matcher or not re.fullmatch(
+                matcher.split("=", 1)[1].strip('~"'), next(iter(ALWAYS_FIRING))
+            ), matcher
+
+
+def shipped_alertmanager_config() -> str:
+    """alertmanager.yml with its placeholder webhooks pointed at a closed loopback port."""
+    return re.sub(
+        r"http://[a-z-]+\.invalid:8080/\S+",
+        "http://127.0.0.1:9/hook",
+        (ALERTMANAGER / "alertmanager.yml").read_text(encoding="utf-8"),
+    )
+
+
+def post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
+    import json
+    import urllib.request
+
+    body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"{url}/api/v2/alerts", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def get_json(url: str) -> Any:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.timeout(60)
+def test_the_watchdog_reaches_the_switch_alone_and_is_never_held_back(tmp_path: Path) -> None:
+    """On a real Alertmanager with the shipped configuration, beside every alert that
+    holds others back: the heartbeat is in one group, the switch's, and not inhibited."""
+    from tests.test_alerting_alertmanager import running_alertmanager
+
+    watchdog = next(r for r in alerting_rules() if r["alert"] in ALWAYS_FIRING)
+    heartbeat = {"alertname": watchdog["alert"], **watchdog["labels"]}
+    # Each source as the Watchdog is (no instance: `equal` labels absent on both sides
+    # are equal) and on an instance.
+    sources = [
+        {
+            "alertname": m.split("=", 1)[1].strip('"'),
+            "service": "ceasefire-monitor",
+            "severity": "critical",
+            **instance,
+        }
+        for rule in load(ALERTMANAGER / "alertmanager.yml")["inhibit_rules"]
+        for m in rule["source_matchers"]
+        for instance in ({}, {"instance": "localhost:9090"})
+    ]
+    assert sources
+    with running_alertmanager(tmp_path, shipped_alertmanager_config()) as url:
+        post_alerts(url, [heartbeat, *sources])
+        alerts = get_json(f"{url}/api/v2/alerts")
+        groups = get_json(f"{url}/api/v2/alerts/groups")
+    beats = [a for a in alerts if a["labels"]["alertname"] == watchdog["alert"]]
+    assert len(beats) == 1
+    assert beats[0]["status"]["state"] == "active"
+    assert beats[0]["status"]["inhibitedBy"] == []
+    assert [r["name"] for r in beats[0]["receivers"]] == [DEADMANS_SWITCH]
+    holding = {
+        g["receiver"]["name"]
+        for g in groups
+        if any(a["labels"]["alertname"] == watchdog["alert"] for a in g["alerts"])
+    }
+    assert holding == {DEADMANS_SWITCH}
+    others = {
+        a["labels"]["alertname"]
+        for g in groups
+        if g["receiver"]["name"] == DEADMANS_SWITCH
+        for a in g["alerts"]
+    }
+    assert others == {watchdog["alert"]}
+
+
 @pytest.mark.timeout(60)
 def test_a_broker_not_answering_holds_back_the_alerts_it_causes_on_its_worker(
     tmp_path: Path,
@@ -279,16 +465,9 @@ def test_a_broker_not_answering_holds_back_the_alerts_it_causes_on_its_worker(
     """On a real Alertmanager with the shipped configuration (its webhooks pointed at a
     closed loopback port): a frozen broker paged as a stalled partition and a worker not
     ready, none naming the broker (an on-call review)."""
-    import json
-    import urllib.request
-
     from tests.test_alerting_alertmanager import running_alertmanager
 
-    config = re.sub(
-        r"http://alert-webhook\.invalid:8080/\S+",
-        "http://127.0.0.1:9/hook",
-        (ALERTMANAGER / "alertmanager.yml").read_text(encoding="utf-8"),
-    )
+    config = shipped_alertmanager_config()
     base = {"service": "ceasefire-monitor", "severity": "critical", "job": "ceasefire-monitor"}
     sent = [
         {"alertname": "CeasefireBrokerNotAnswering", "instance": "w1:6066"},
@@ -297,14 +476,8 @@ def test_a_broker_not_answering_holds_back_the_alerts_it_causes_on_its_worker(
         {"alertname": "CeasefireWorkerNotReady", "instance": "w2:6066"},
     ]
     with running_alertmanager(tmp_path, config) as url:
-        body = json.dumps([{"labels": {**base, **labels}} for labels in sent]).encode()
-        request = urllib.request.Request(
-            f"{url}/api/v2/alerts", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            assert resp.status == 200
-        with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=10) as resp:
-            alerts = json.loads(resp.read())
+        post_alerts(url, [{**base, **labels} for labels in sent])
+        alerts = get_json(f"{url}/api/v2/alerts")
     held = {
         (a["labels"]["alertname"], a["labels"]["instance"]): bool(a["status"]["inhibitedBy"])
         for a in alerts
