@@ -1,7 +1,8 @@
 """The live page (`GET /`) as it refreshes, in headless chromium over the API stand-in of
 tests/test_page_browser.py (no worker): a chosen alert shows its own incidents, however
-old, and says which are no longer open; an open incident follows its changes and says when
-it is no longer open; a refresh moves neither the scroll nor the focus, and closing the
+old, and says which are no longer open, asking for those once, not on every refresh; an
+open incident follows its changes and says when it is no longer open (and then stops
+asking); a refresh moves neither the scroll nor the focus, and closing the
 dialog after one gives the focus back to the incident; a right-to-left place name leaves
 the coordinates in order; one long unbroken name does not widen a phone's page; the view
 is kept in the page's address.
@@ -23,6 +24,7 @@ from selenium.webdriver.support.ui import Select
 from tests.api_server import serve_app
 from tests.harness import wait_for
 from tests.test_page_browser import (  # the module's browser fixture, one for this module
+    Page,
     browser,  # noqa: F401
     click_current,
     open_stub,
@@ -149,6 +151,74 @@ def test_an_alert_shows_its_own_incidents_however_old(
         assert [e for e in p.errors() if "status of 404" not in e] == []  # inc-9's
 
 
+def asked_for(faults: dict[str, Any], incident_id: str) -> int:
+    """How many times the stand-in answered the detail of `incident_id`."""
+    return list(faults.get("details_answered", [])).count(incident_id)
+
+
+def console_404s(p: Page, incident_id: str) -> int:
+    """The 404s of `incident_id`'s detail that the browser's console logged."""
+    p.errors()  # collects the console
+    return sum(
+        1
+        for e in p.console
+        if f"/api/v1/incidents/{incident_id} " in str(e["message"])
+        and "status of 404" in str(e["message"])
+    )
+
+
+def test_a_gone_incident_of_an_alert_is_not_asked_for_on_every_refresh(
+    browser: WebDriver,  # noqa: F811
+    stub: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    """A chosen alert's incident merged into another (404) was asked for again on every
+    refresh, every 3 s, each time a 404 in the browser's console. It is asked for once and
+    said to be merged; again when the alert's incidents change (it may head an incident
+    again by then)."""
+    faults, alerts = stub
+    faults["incidents"] += [incident(1, "zone-a", 1), incident(3, "zone-a", 30)]
+    faults["gone"]["inc-9"] = {
+        "error": "incident inc-9 is no longer open: it was merged into incident inc-1",
+        "incident_id": "inc-9",
+        "version": 2,
+        "merged_into": "inc-1",
+    }
+    alerts.append(alert("alert-a", "zone-a", ["inc-3", "inc-9", "inc-1"]))
+    with serve_app(lambda url: stub_api(alerts, [], faults)) as url:
+        p = open_stub(browser, url, "?limit=1")
+        click_current(browser, '#alerts li[data-alert-id="alert-a"] button')
+        box = '#alerts li[data-alert-id="alert-a"] .alert-incidents'
+
+        def item(incident_id: str) -> str:
+            found = browser.find_elements(
+                By.CSS_SELECTOR, f'{box} li[data-incident-id="{incident_id}"]'
+            )
+            return str(found[0].text) if found else ""
+
+        wait_for(lambda: "no longer open" in item("inc-9") or None, timeout=10, what="inc-9")
+        assert "merged into incident inc-1" in item("inc-9"), item("inc-9")
+        assert browser.find_elements(By.CSS_SELECTOR, f'{box} li[data-incident-id="inc-9"] button')
+        once, logged = asked_for(faults, "inc-9"), console_404s(p, "inc-9")
+        assert once >= 1 and logged >= 1, (once, logged)
+        p.wait_refreshed()
+        p.wait_refreshed()  # four refreshes or more, 12 s
+        assert asked_for(faults, "inc-9") == once, faults["details_answered"]
+        assert console_404s(p, "inc-9") == logged, p.console
+        assert "merged into incident inc-1" in item("inc-9")  # still said
+        # The alert's incidents change, and inc-9 heads an incident again: asked, and shown.
+        del faults["gone"]["inc-9"]
+        faults["incidents"].append(incident(9, "zone-a", 40))
+        alerts[0] = alert("alert-a", "zone-a", ["inc-3", "inc-9", "inc-1", "inc-4"])
+        wait_for(
+            lambda: "small arms fire · Zone A" in item("inc-9") or None,
+            timeout=10,
+            what="inc-9 open again under the alert",
+        )
+        assert asked_for(faults, "inc-9") > once
+        assert console_404s(p, "inc-9") == logged, p.console
+        assert [e for e in p.errors() if "status of 404" not in e] == []  # inc-4's
+
+
 def test_the_open_incident_follows_its_changes_until_it_is_no_longer_open(
     browser: WebDriver,  # noqa: F811
     stub: tuple[dict[str, Any], list[dict[str, Any]]],
@@ -205,6 +275,14 @@ def test_the_open_incident_follows_its_changes_until_it_is_no_longer_open(
         }
         wait_for(lambda: "no longer open" in body.text or None, timeout=10, what="the withdrawal")
         assert body.find_elements(By.CSS_SELECTOR, "dl.facts, tr[data-report-id]") == []
+        assert title.text == "Incident no longer open", title.text
+        # Said once: not asked for again on every refresh (a 404 in the console each time).
+        gone, logged = asked_for(faults, "inc-1"), console_404s(p, "inc-1")
+        assert logged >= 1, p.console
+        p.wait_refreshed()
+        p.wait_refreshed()
+        assert asked_for(faults, "inc-1") == gone, faults["details_answered"]
+        assert console_404s(p, "inc-1") == logged, p.console
         assert title.text == "Incident no longer open", title.text
         assert browser.find_element(By.ID, "incident-dialog").is_displayed()
         browser.find_element(By.ID, "incident-close").click()

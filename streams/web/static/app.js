@@ -17,6 +17,13 @@
     return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 50;
   })();
   const SEVERITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
+  /** An incident that answered 404 (withdrawn, or merged into another) is not asked for on
+   * every refresh (each 404 was an error in the browser's console every 3 s): a chosen
+   * alert's one again only when the alert's incident list changes, the dialog's only when
+   * it is opened again, and either at the latest after this long, since an id can head an
+   * incident again (a withdrawn report reinstated by a revision, a merge undone:
+   * docs/record.md). */
+  const GONE_RECHECK_MS = 60000;
   /** Incident details fetched per refresh for their points (the list carries no place). */
   const DETAILS_PER_REFRESH = 8;
   /** Lower bounds of the shading classes; zero has its own colour. */
@@ -40,9 +47,10 @@
     zone: null, // the zone the incidents are filtered by
     alert: null, // the alert chosen (its zone is then the filter)
     alertsKnown: false, // whether the alerts have answered once
-    // incident_id -> {doc} | {gone: {mergedInto}} | {error} of the chosen alert's incidents
-    // that the list does not hold (fetched by id, however old)
+    // incident_id -> {doc} | {gone: {mergedInto, at}} | {error} of the chosen alert's
+    // incidents that the list does not hold (fetched by id, however old)
     alertIncidents: new Map(),
+    alertIncidentsOf: null, // the alert and its incident ids those answers are for
     features: [],
     names: new Map([[OUTSIDE, "Outside all zones"], [THEATRE, "the whole theatre"]]),
     counts: null, // zone -> tally row of the window shown; null: not known (yet)
@@ -595,6 +603,7 @@
     state.incidents = [];
     state.span = null;
     state.alertIncidents = new Map();
+    state.alertIncidentsOf = null;
     saveView();
     const list = document.getElementById("incidents");
     list.dataset.from = "";
@@ -606,7 +615,7 @@
   // -- one incident ------------------------------------------------------------------------
   /** The incident dialog's requests, numbered: an answer older than the one shown is
    * dropped (the refresh asks again while the first answer may still be on its way). */
-  const dialogLoads = { asked: 0, shown: 0, doc: null };
+  const dialogLoads = { asked: 0, shown: 0, doc: null, goneAt: 0 };
 
   /** Open the dialog on incident `id`; `opener` (a button, or null from the map or the
    * address) gets the focus back on close, or the element standing for it by then. */
@@ -644,6 +653,7 @@
       if (!wanted() || signal?.aborted) return;
       dialogLoads.shown = seq;
       if (err.status === 404) {
+        dialogLoads.goneAt = Date.now();
         showGone(id, err.body);
       } else if (dialogLoads.doc !== null) {
         note.textContent = `Not updated at ${clock()} UTC (retrying): ${err.message}`;
@@ -714,11 +724,14 @@
     if (reports) reports.scrollLeft = scrolled[1];
   }
 
-  /** On each refresh: the incident open in the dialog, asked again. */
+  /** On each refresh: the incident open in the dialog, asked again; one said to be no
+   * longer open only once GONE_RECHECK_MS have passed since it last answered 404. */
   async function refreshDialog(signal) {
     const dialog = document.getElementById("incident-dialog");
     const id = dialog.dataset.incidentId;
-    if (dialog.open && id) await loadIncident(id, signal);
+    if (!dialog.open || !id) return;
+    if (dialog.dataset.gone === id && Date.now() - dialogLoads.goneAt < GONE_RECHECK_MS) return;
+    await loadIncident(id, signal);
   }
 
   /** A party as the report gave it: its code, and the name it used when that matched no
@@ -817,6 +830,7 @@
       table.dataset.since = tallies.value.since ?? "";
     }
     state.alertIncidents = own.found;
+    state.alertIncidentsOf = own.of;
     if (alerts.status === "fulfilled") { // the most severe first, then the newest
       state.alertsKnown = true;
       state.alerts = [...alerts.value.alerts].sort(
@@ -868,21 +882,31 @@
   }
 
   /** The incidents of `alert` (the one chosen, or none) that `listed` does not hold, asked
-   * for by id: {found: id -> {doc} | {gone: {mergedInto}} | {error}, failed: [rejected]}.
-   * One that failed keeps what was known of it. */
+   * for by id: {found: id -> {doc} | {gone: {mergedInto, at}} | {error}, failed:
+   * [rejected], of: the alert and its incident ids}. One that failed keeps what was known
+   * of it. One no longer open (404) is not asked for again while the alert names the same
+   * incidents, for GONE_RECHECK_MS: it was asked for on every refresh. */
   async function alertIncidents(alert, listed, signal) {
     const found = new Map();
     const failed = [];
-    if (!alert || !Array.isArray(alert.incident_ids)) return { found, failed };
+    if (!alert || !Array.isArray(alert.incident_ids)) return { found, failed, of: null };
+    const all = [...new Set(alert.incident_ids.map(String))];
+    const of = JSON.stringify([String(alert.alert_id), all]);
+    const same = of === state.alertIncidentsOf; // else what is known of them is forgotten
     const have = new Set(listed.map((i) => i.incident_id));
-    const ids = [...new Set(alert.incident_ids.map(String))].filter((id) => !have.has(id));
+    const ids = all.filter((id) => !have.has(id));
     await Promise.all(ids.map(async (id) => {
+      const last = same ? state.alertIncidents.get(id) : undefined;
+      if (last?.gone && Date.now() - last.gone.at < GONE_RECHECK_MS) {
+        found.set(id, last); // gone, and the alert still names the same incidents
+        return;
+      }
       try {
         found.set(id, { doc: await getJSON(`/api/v1/incidents/${encodeURIComponent(id)}`, signal) });
       } catch (err) {
         if (err.status === 404) {
           const merged = err.body?.merged_into;
-          found.set(id, { gone: { mergedInto: typeof merged === "string" ? merged : null } });
+          found.set(id, { gone: { mergedInto: typeof merged === "string" ? merged : null, at: Date.now() } });
           return;
         }
         failed.push({ status: "rejected", reason: err });
@@ -890,7 +914,7 @@
         found.set(id, last?.doc || last?.gone ? last : { error: err.message });
       }
     }));
-    return { found, failed };
+    return { found, failed, of };
   }
 
   /** What the worker waits for before it is ready ([] when it is): `/readyz`'s answer. */
