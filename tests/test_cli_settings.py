@@ -447,7 +447,7 @@ def test_replicated_topics_take_a_write_only_once_two_replicas_hold_it() -> None
         assert changelog.compacting
     # as the identity process makes it: in an app of its own, the changelog named for the
     # worker's
-    app = faust_app(settings, "elsewhere", web=False)
+    app = faust_app(settings, "elsewhere", client_id="elsewhere", web=False)
     named = IdentityStage(replace(monitor.identity.ports, app=app), changelog_app_id="x")
     assert named.table.changelog_topic.config == {"min.insync.replicas": "2"}
     assert named.table.changelog_topic.compacting

@@ -15,7 +15,7 @@ from streams.config import Settings
 from streams.pipeline import identity_process
 from streams.pipeline.child_process import PACE, START, STOP, Order
 from streams.pipeline.faust_app import faust_app
-from streams.pipeline.identity_process import group_of
+from streams.pipeline.identity_mode import identity_group
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.stage import Ports
 
@@ -25,7 +25,7 @@ async def _never(*args: Any, **kwargs: Any) -> Any:
 
 
 def _stage(settings: Settings, app_id: str, changelog_app_id: str | None) -> IdentityStage:
-    app = faust_app(settings, app_id, web=False)
+    app = faust_app(settings, app_id, client_id=app_id, web=False)
     ports = Ports(
         settings=settings,
         app=app,
@@ -40,9 +40,9 @@ def _stage(settings: Settings, app_id: str, changelog_app_id: str | None) -> Ide
 def test_the_identity_process_writes_the_workers_changelog(tmp_path: Path) -> None:
     settings = Settings(app_id="mission", data_dir=tmp_path)
     in_worker = _stage(settings, "mission", None)
-    apart = _stage(settings, group_of(settings), changelog_app_id="mission")
+    apart = _stage(settings, identity_group(settings), changelog_app_id="mission")
     name = "mission-identity-state-changelog"
-    assert group_of(settings) == "mission-identity"
+    assert identity_group(settings) == "mission-identity"
     assert in_worker.store.topic == apart.store.topic == name
     # Faust pauses its tables' changelogs by name: one it did not know was consumed as a
     # stream, every state record through Faust (the process then cost a core)

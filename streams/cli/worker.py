@@ -162,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         if configured:
             _warn_of_config_drift(settings)
+        if broker is None:  # a broker this worker just started holds no other workers
+            _refuse_mixed_identity_modes(settings)
         from streams.pipeline.app import Monitor
 
         monitor = Monitor(settings)
@@ -329,6 +331,52 @@ def _warn_of_config_drift(settings: Settings) -> None:
             f"[bold yellow]warning:[/] existing topics differ from the settings: "
             f"{escape(said)}. Run `ceasefire-monitor topics --update-config` to set them."
         )
+
+
+def _refuse_mixed_identity_modes(settings: Settings, *, poll: float = 1.0) -> None:
+    """A CliError when workers of the other CEASEFIRE_IDENTITY_PROCESS are in the cluster
+    (each report would count twice). Members of stopped workers stay until their session
+    ends, so a mix is refused only once it outlasts a session timeout. The embedded broker
+    lists a stopped worker until another joins its group, for good if none does: there a
+    mix is said, not refused."""
+    import time
+
+    from rich.markup import escape
+
+    from streams.kafka.group_members import GroupsUnknown, member_ids
+    from streams.pipeline.identity_mode import groups_to_ask, mixed_modes
+
+    deadline = time.monotonic() + settings.session_timeout + 2 * poll
+    said = False
+    while True:
+        try:
+            mix = mixed_modes(settings, member_ids(settings, groups_to_ask(settings)))
+        except GroupsUnknown as exc:
+            notice(
+                "[bold yellow]warning:[/] could not check that the workers of this cluster "
+                f"run the identity stage alike: {escape(str(exc))}"
+            )
+            return
+        if mix is None:
+            return
+        if not settings.leader_leaves:  # the embedded broker (`EMBEDDED_GROUP_SETTINGS`)
+            notice(
+                f"[bold yellow]warning:[/] {escape(mix.found())}, or did: the embedded broker "
+                "lists a stopped worker until another joins its group. If they run, this "
+                "worker and they each apply every report, and count it twice: set the same "
+                "CEASEFIRE_IDENTITY_PROCESS on every worker."
+            )
+            return
+        if time.monotonic() >= deadline:
+            raise CliError(mix.why())
+        if not said:
+            notice(
+                f"{escape(mix.found())}: waiting up to {settings.session_timeout:g} s "
+                "(CEASEFIRE_SESSION_TIMEOUT) in case they have stopped and the broker has not "
+                "yet noticed ..."
+            )
+            said = True
+        time.sleep(poll)
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

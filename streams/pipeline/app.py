@@ -33,6 +33,7 @@ from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
 from streams.pipeline.faust_app import faust_app
+from streams.pipeline.identity_mode import worker_client_id
 from streams.pipeline.identity_process import IdentityProcess
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.ingest import Ingest
@@ -104,7 +105,7 @@ class Monitor:
 
         limit_malloc_arenas()  # before the worker's threads start (tuning.py)
         s = settings
-        self.app = faust_app(s, s.app_id, web=True)
+        self.app = faust_app(s, s.app_id, client_id=worker_client_id(s), web=True)
         #: whether the broker answered when the worker began to stop (None: not stopping)
         self.broker_gone_at_stop: bool | None = None
         self._stop_watch: asyncio.Task[None] | None = None

@@ -26,13 +26,15 @@ def faust_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(ssl_context)
 
 
-def faust_app(settings: Settings, app_id: str, *, web: bool) -> StoppingApp:
-    """An app in the consumer group `app_id`; `web`: with the HTTP server (the API)."""
+def faust_app(settings: Settings, app_id: str, *, client_id: str, web: bool) -> StoppingApp:
+    """An app in the consumer group `app_id`; `web`: with the HTTP server (the API).
+    `client_id` begins the app's member ids in its group (`identity_mode.py`)."""
     s = settings
     s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its app directory here
     return app_class(s.fetch_max_wait_ms, s.leader_leaves)(
         app_id,
         broker=s.broker_url(),
+        broker_client_id=client_id,
         broker_credentials=faust_credentials(s),
         store=faust_store.register(),  # our stages keep their own state
         topic_partitions=s.partitions,

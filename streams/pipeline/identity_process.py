@@ -29,6 +29,7 @@ from streams.kafka.topics import ensure_topics
 from streams.pipeline.child_process import STOP, ChildProcess, Order, Reporter, Status, child_main
 from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
 from streams.pipeline.faust_app import faust_app
+from streams.pipeline.identity_mode import identity_group
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.lag import LAG_INTERVAL, LagReport, behind, highwaters
 from streams.pipeline.stage import Ports
@@ -55,11 +56,6 @@ RELAYED = (
     metrics.PARTITION_STALLED,
     metrics.CONSUMER_LAG,
 )
-
-
-def group_of(settings: Settings) -> str:
-    """The identity processes' consumer group (and Faust app id)."""
-    return f"{settings.app_id}-identity"
 
 
 class IdentityProcess(ChildProcess):
@@ -95,8 +91,9 @@ async def _child(settings: Settings, orders: asyncio.Queue[Order], reporter: Rep
     # Its input topic must exist before Faust subscribes (the worker creates the topics
     # too; whichever comes first, the other finds them).
     await asyncio.to_thread(ensure_topics, settings)
-    app = faust_app(settings, group_of(settings), web=False)
-    producer = SharedProducer(settings, group_of(settings))
+    group = identity_group(settings)
+    app = faust_app(settings, group, client_id=group, web=False)
+    producer = SharedProducer(settings, group)
     fence = StallFence(settings.session_timeout)
     every(app, TICK_SECONDS, fence.tick)
     ports = Ports(
