@@ -164,10 +164,10 @@ def truth(events: list[Event]) -> dict[str, dict[str, int]]:
     return table
 
 
-def feed(worker: Worker, path: Path, *, timeout: float = 90) -> str:
+def feed(worker: Worker, path: Path, *, also: tuple[str, ...] = (), timeout: float = 90) -> str:
     """`ceasefire-monitor feed PATH --format acled` on the worker's broker; its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled"],
+        [sys.executable, "-m", "streams.cli", "feed", str(path), "--format", "acled", *also],
         env={**worker.env, "COLUMNS": "200"},
         capture_output=True,
         timeout=timeout,
@@ -329,5 +329,28 @@ def test_acled_history_backfills_once_updates_revisions_and_survives_a_restart(
         assert totals(worker) == expected
         assert series_totals(worker) == expected
         assert misread(broker, worker) == []  # the rebuilt books list the versions published
+
+        # A third export without 100 events ACLED deleted, withdrawn by comparing it with
+        # the second: the tallies are those of the events it still has.
+        before = outcomes(worker)
+        assert before["withdrawn"] == 0
+        latest = {e.event_id: e for e in sorted(first + second, key=lambda e: e.stamp)}
+        deleted = set(rng.sample(sorted(latest), 100))
+        third = [e for e in latest.values() if e.event_id not in deleted]
+        days = [e.day for e in third]
+        assert all(min(days) <= latest[d].day <= max(days) for d in deleted)
+        out = feed(
+            worker,
+            export(tmp_path / "acled-3.csv", third),
+            also=("--withdraw-missing-from", str(tmp_path / "acled-2.csv")),
+        )
+        assert "100 events of acled-2.csv are absent from acled-3.csv within its dates" in out
+        assert re.search(r"withdraw a report\W+100\W", out), out
+        # (this worker's counts began at its start)
+        want = {**before, "duplicate": before["duplicate"] + len(third), "withdrawn": 100}
+        wait_for(lambda: outcomes(worker) == want, timeout=90, what=f"versions {want}")
+        expected = truth(third)
+        wait_for(lambda: totals(worker) == expected, timeout=30, what="deleted events withdrawn")
+        assert series_totals(worker) == expected
     finally:
         worker.stop()

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rate", type=positive_rate, help="reports per second (default: as fast as possible)"
     )
+    p.add_argument(
+        "--withdraw-missing-from",
+        metavar="PREVIOUS",
+        help="with --format acled: after the export, withdraw the events of the PREVIOUS "
+        "export it no longer has (ACLED deleted them), within its dates and countries",
+    )
 
     p = command("tallies", cmd_tallies, "print current tallies as a table", kafka=False)
     p.add_argument(

@@ -12,6 +12,8 @@ from streams.cli import common
 from streams.cli.common import CliError, settings_from
 
 if TYPE_CHECKING:
+    from streams.config import Settings
+    from streams.tools.acled_deletions import Deletions
     from streams.tools.feed import FeedSummary
 
 
@@ -60,18 +62,72 @@ def cmd_feed(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     Gazetteer.load(settings.gazetteer)  # a bad one is one line (`main`), before the broker
     try:
+        # what to withdraw is known (or refused) before anything is sent
+        withdrawals = _deleted_events(args) if args.withdraw_missing_from else None
         summary = run_feed(
             settings, args.file, fmt=args.format, rate=args.rate, console=common.console
         )
+        if summary.interrupted:
+            return 130  # as a shell reports SIGINT
+        if summary.lines and not summary.accepted:
+            # Sent all the same (SPEC: every line as it is; the worker dead-letters them),
+            # but a nightly import of nothing valid (d/m/y dates, the wrong --format) must
+            # fail; and withdraw nothing after it.
+            raise CliError(nothing_valid(summary, args.file, args.format))
+        failed = summary.failed_sends
+        if withdrawals is not None and not summary.aborted:
+            withdrawn = _withdraw(settings, args, withdrawals)
+            if withdrawn is not None:
+                if withdrawn.interrupted:
+                    return 130
+                failed += withdrawn.failed_sends
     except (HeaderError, TopicMismatch) as exc:  # TopicMismatch: one line, not its class name
         raise CliError(str(exc)) from exc
-    if summary.interrupted:
-        return 130  # as a shell reports SIGINT
-    if summary.lines and not summary.accepted:
-        # Sent all the same (SPEC: every line as it is; the worker dead-letters them), but
-        # a nightly import of nothing valid (d/m/y dates, the wrong --format) must fail.
-        raise CliError(nothing_valid(summary, args.file, args.format))
-    return 1 if summary.failed_sends else 0
+    return 1 if failed else 0
+
+
+def _deleted_events(args: argparse.Namespace) -> Deletions:
+    from streams.tools.acled_deletions import PartialExport, deletions
+    from streams.tools.feed import check_input_file
+
+    if args.format != "acled":
+        raise CliError("--withdraw-missing-from compares ACLED exports: use it with --format acled")
+    if args.file == "-":
+        raise CliError("--withdraw-missing-from reads the new export twice: give it as a file")
+    check_input_file(args.withdraw_missing_from, "feed")
+    try:
+        return deletions(args.withdraw_missing_from, args.file)
+    except PartialExport as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _withdraw(settings: Settings, args: argparse.Namespace, found: Deletions) -> FeedSummary | None:
+    """Feed a withdrawal of each deleted event (JSONL, from a file of its own so that its
+    summary is its own); None when there is none."""
+    import os
+    import tempfile
+    import time
+
+    from rich.markup import escape
+
+    from streams.tools.acled_deletions import withdrawal_lines
+    from streams.tools.feed import run_feed
+
+    previous, new = os.path.basename(args.withdraw_missing_from), os.path.basename(args.file)
+    said = found.said(previous, new)
+    if not found.ids:
+        common.console.print(escape(f"{said}: nothing to withdraw"), soft_wrap=True)
+        return None
+    first = ", ".join(found.ids[:5]) + (", ..." if len(found.ids) > 5 else "")
+    common.console.print(escape(f"{said}: withdrawing them ({first})"), soft_wrap=True)
+    # above any ACLED `timestamp` of theirs: ACLED stamps a row when it changes it, so a
+    # later export that brings one back, changed, has a newer one and reinstates it
+    lines = withdrawal_lines(found.ids, revision=int(time.time()))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"withdrawals-missing-from-{new}.jsonl")
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        return run_feed(settings, path, fmt="jsonl", rate=args.rate, console=common.console)
 
 
 def nothing_valid(summary: FeedSummary, path: str, fmt: str) -> str:

@@ -191,6 +191,27 @@ def read_lines(
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def acled_event_days(path: str) -> Iterator[tuple[str, date | None]]:
+    """(`event_id_cnty`, its `event_date` or None when that is no date) for every row of an
+    ACLED export that has an id: which events it holds (`acled_deletions.py`)."""
+
+    def event(row: dict[str, str]) -> dict[str, Any]:
+        event_id = row["event_id_cnty"].strip()
+        if not event_id:
+            raise Unconvertible("no event_id_cnty")
+        try:
+            day: str | None = _acled_date(row["event_date"]).isoformat()
+        except ValueError:
+            day = None
+        return {"id": event_id, "day": day}
+
+    unconverted: dict[int, str] = {}
+    for line_no, data in _csv(path, "acled", event, unconverted=unconverted):
+        if unconverted.pop(line_no, None) is None:
+            doc = json.loads(data)
+            yield doc["id"], None if doc["day"] is None else date.fromisoformat(doc["day"])
+
+
 def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, bytes]]:
     with _binary(path) as stream:
         for n, line in enumerate(_metered(stream, meter), start=1):

@@ -1,0 +1,109 @@
+"""Events ACLED deleted: rows of the previous export that the new one no longer has.
+
+ACLED deletes events between exports (duplicates merged, events found not to meet its
+definitions) and says so nowhere in the new export: the event is simply absent, and an
+absent row changes nothing here. `feed NEW --format acled --withdraw-missing-from PREVIOUS`
+withdraws them (docs/operations.md, "History: a backfill").
+
+An export is often a slice (a date range, some countries), so only an event within the new
+export's dates and countries is taken for deleted; one outside them is kept and counted.
+A new export holding under half of the previous one's events within its own slice is
+refused: more likely a partial download than that many deletions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from streams.tools.formats import ACLED_SOURCE, acled_event_days
+
+#: The ISO country letters that begin an `event_id_cnty` (`AZE1234`, `ARM56`).
+_COUNTRY = re.compile(r"[A-Za-z]+")
+#: A new export with fewer of the previous one's events than this share of them, within
+#: its own dates and countries, is refused.
+MIN_KEPT_SHARE = 0.5
+
+
+class PartialExport(ValueError):
+    """The new export looks partial: nothing is withdrawn (one line)."""
+
+
+@dataclass
+class Deletions:
+    #: event ids to withdraw, in the previous export's order
+    ids: list[str] = field(default_factory=list)
+    #: absent from the new export but outside its dates or countries: kept
+    outside: int = 0
+    #: the new export's first and last event day, and its countries
+    first_day: date | None = None
+    last_day: date | None = None
+    countries: tuple[str, ...] = ()
+
+    def said(self, previous: str, new: str) -> str:
+        span = f"{self.first_day} to {self.last_day}, {', '.join(self.countries)}"
+        kept = f"; {self.outside:,} more absent outside those kept" if self.outside else ""
+        events = "1 event of" if len(self.ids) == 1 else f"{len(self.ids):,} events of"
+        are = "is" if len(self.ids) == 1 else "are"
+        return (
+            f"{events} {previous} {are} absent from {new} within its dates and countries "
+            f"({span}){kept}"
+        )
+
+
+def country(event_id: str) -> str:
+    m = _COUNTRY.match(event_id)
+    return m.group().upper() if m else ""
+
+
+def deletions(previous: str, new: str) -> Deletions:
+    """The events of `previous` that `new` deleted (both ACLED exports, paths)."""
+    new_days: dict[str, date | None] = dict(acled_event_days(new))
+    days = [d for d in new_days.values() if d is not None]
+    if not days:
+        raise PartialExport(f"{new} has no event with a readable event_date: nothing withdrawn")
+    first, last = min(days), max(days)
+    found = Deletions(
+        first_day=first,
+        last_day=last,
+        countries=tuple(sorted({country(e) for e in new_days})),
+    )
+    within = kept = 0
+    for event_id, day in acled_event_days(previous):
+        inside = day is not None and first <= day <= last and country(event_id) in found.countries
+        present = event_id in new_days
+        if inside:
+            within += 1
+            kept += present
+        if present:
+            continue
+        if inside:
+            found.ids.append(event_id)
+        else:
+            found.outside += 1
+    if within and kept < MIN_KEPT_SHARE * within:
+        raise PartialExport(
+            f"{new} holds {kept:,} of the {within:,} events {previous} has within its dates "
+            f"and countries: more likely a partial export than {within - kept:,} deletions; "
+            "nothing withdrawn (to withdraw events all the same, feed JSONL withdrawals: "
+            "docs/operations.md, 'History: a backfill')"
+        )
+    return found
+
+
+def withdrawal_lines(ids: list[str], revision: int) -> list[bytes]:
+    """A JSONL withdrawal per event, at `revision` (above every ACLED `timestamp` of it)."""
+    return [
+        json.dumps(
+            {
+                "source": ACLED_SOURCE,
+                "report_id": event_id,
+                "revision": revision,
+                "withdrawn": True,
+            },
+            separators=(",", ":"),
+        ).encode()
+        for event_id in ids
+    ]
