@@ -207,3 +207,35 @@ def test_an_assignment_without_a_revocation_after_a_pause_is_the_only_recovery(
         assert recoveries == [1] and a.stage.ready.is_set()
 
     asyncio.run(run())
+
+
+def test_a_rebalance_recovery_still_reading_when_the_wait_ends_is_the_only_recovery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's recovery of the new assignment reads the changelog to its end, which can
+    outlast the stage's wait after a pause: the stage then began a second recovery of its
+    own (`no rebalance followed the pause`, seen once in each freeze run)."""
+
+    nothing_on_the_alert_topic(monkeypatch)
+
+    async def run() -> None:
+        clock = Clock()
+        a, fence = paused_run(clock)
+        await a.start()
+        await fence.tick()
+        recoveries = counted_recoveries(a)
+        counted = a.stage.store.recover
+
+        async def slow(partitions: Any) -> Any:
+            await asyncio.sleep(0.2)  # longer than the stage's wait (0.05 s here)
+            return await counted(partitions)
+
+        a.stage.store.recover = slow  # type: ignore[method-assign]
+        clock.now += 20
+        await fence.tick()  # the pause: every stage revoked
+        faust = asyncio.create_task(a.stage._on_recovered())  # the rebalance's recovery
+        await asyncio.sleep(0.5)  # past the wait and the slow read
+        await faust
+        assert recoveries == [1] and a.stage.ready.is_set()
+
+    asyncio.run(run())

@@ -168,7 +168,7 @@ class Stage(Generic[OutT]):
         self._settling: asyncio.Task[None] | None = None
         self._recovering: asyncio.Task[None] | None = None  # a failed recovery's retries
         self._after_pause: asyncio.Task[None] | None = None  # `_recover_after_pause`
-        #: revocations and recoveries so far (a recovery after a pause is not wanted
+        #: revocations and recoveries begun so far (a recovery after a pause is not wanted
         #: after either: `_recover_after_pause`)
         self._revocations = 0
         self._recoveries = 0
@@ -308,6 +308,9 @@ class Stage(Generic[OutT]):
         is an ERROR naming what the recovery waits for (the read of a changelog fails after
         `offsets.STALL_SECONDS` without advancing, not minutes later)."""
         generation = self.generation
+        # counted as it begins: a rebalance's recovery still reading the changelog when the
+        # stage's wait after a pause ends is the recovery (`_recover_after_pause`)
+        self._recoveries += 1
         try:
             await self._recover()
         except Exception as exc:  # the broker, most likely
@@ -355,7 +358,6 @@ class Stage(Generic[OutT]):
             before, self.owned = self.owned, owned
             await self.restore_yielding(recovered)
             self.generation += 1
-            self._recoveries += 1
             self.input.reset(owned, {p: r.applied for p, r in recovered.items()})
             read = sum(r.read for r in recovered.values())
             del recovered  # the changelog's records: their pages go back now
