@@ -4,6 +4,7 @@ so the stage took no more input until the worker restarted. On in-memory fakes."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
@@ -132,3 +133,31 @@ async def test_a_tail_left_by_a_failed_batch_is_read_by_the_tail_check(
     await h.identity.input.check_tail({0: 3})  # no progress since: reads the tail
     assert forwarded(h) == ["a", "b", "c"]
     assert h.identity.input.progress.applied == {0: 2}
+
+
+async def test_a_batch_delivered_while_not_ready_is_left_not_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A revoked stage (a rebalance, a pause) held its batch waiting to be ready again, and
+    Faust's revocation waits for every event taken to be acknowledged: the agent now goes
+    on, and the records are read again once the stage has recovered."""
+    topic = {0: pack("a"), 1: pack("b"), 2: pack("c")}
+
+    async def read_range(
+        bootstrap: str, ranges: Any, reached: dict[Any, int] | None = None, **_: Any
+    ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
+        out = {}
+        for tp, start, end in ranges:
+            out[tp] = [(o, topic[o]) for o in range(start, min(end, len(topic)))]
+            if reached is not None:
+                reached[tp] = min(end, len(topic))
+        return out
+
+    monkeypatch.setattr(stage_input, "read_range", read_range)
+    h = Harness()
+    h.identity.input.reset([0], {})  # recovered, then revoked: not ready
+    await asyncio.wait_for(h.identity._agent(Stream([[(0, 0, topic[0]), (0, 1, topic[1])]])), 1)
+    assert forwarded(h) == []  # not applied by a stage that may no longer own it
+    h.identity.ready.set()  # recovered again
+    await h.identity._agent(Stream([[(0, 2, topic[2])]]))  # its gap 0..1 is read first
+    assert forwarded(h) == ["a", "b", "c"]

@@ -214,7 +214,7 @@ def test_a_rebalance_recovery_still_reading_when_the_wait_ends_is_the_only_recov
 ) -> None:
     """Faust's recovery of the new assignment reads the changelog to its end, which can
     outlast the stage's wait after a pause: the stage then began a second recovery of its
-    own (`no rebalance followed the pause`, seen once in each freeze run)."""
+    own."""
 
     nothing_on_the_alert_topic(monkeypatch)
 

@@ -410,14 +410,25 @@ class Stage(Generic[OutT]):
 
     async def _agent(self, stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         """Hands each delivered batch to `self.input`. A batch it fails on (the read of a gap
-        timing out, the broker away) is logged and left: Faust has acknowledged it already,
-        and raising would end the agent, so the stage would take no more input. Nothing is
-        lost: what was not applied stays beyond the stage's progress, which the next
-        batch's gap read or the tail check (`StageInput.check_tail`) reads and applies, each
-        offset once."""
+        timing out, the broker away), or delivered while the stage is not ready, is left:
+        Faust has acknowledged it already, and raising would end the agent, so the stage
+        would take no more input. Nothing is lost: what was not applied stays beyond the
+        stage's progress, which the next batch's gap read or the tail check
+        (`StageInput.check_tail`) reads and applies, each offset once."""
         s = self.ports.settings
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            await self.ready.wait()
+            if not self.ready.is_set():
+                # Revoked (a rebalance, a pause) or still recovering: left, as a failed
+                # batch is. Waiting for the stage to be ready held the batch unacknowledged,
+                # and Faust's revocation waits for every taken event to be: a worker waking
+                # from a pause rejoined 19-29 s later instead of 3-5, and a recovery of its
+                # old assignment could come first and apply the batch as its owner.
+                log.debug(
+                    "%s: a batch delivered while not ready left (%d records)",
+                    self.topic_name,
+                    len(events),
+                )
+                continue
             batch = [Record(e.message.partition, e.message.offset, e.value) for e in events]
             try:
                 await self.input.offer(batch)
