@@ -54,6 +54,25 @@ def ready(h: Harness) -> None:
     h.identity.ready.set()
 
 
+def serve(monkeypatch: pytest.MonkeyPatch, topic: dict[int, bytes], reachable: list[bool]) -> None:
+    """The stage's reads of its input topic (gaps, tails) answered from `topic`, partition
+    0, or timing out while `reachable[0]` is false."""
+
+    async def read_range(
+        bootstrap: str, ranges: Any, reached: dict[Any, int] | None = None, **_: Any
+    ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
+        if not reachable[0]:
+            raise TimeoutError("offsets not read within 60.0s")
+        out = {}
+        for tp, start, end in ranges:
+            out[tp] = [(o, topic[o]) for o in range(start, min(end, len(topic)))]
+            if reached is not None:
+                reached[tp] = min(end, len(topic))
+        return out
+
+    monkeypatch.setattr(stage_input, "read_range", read_range)
+
+
 def forwarded(h: Harness) -> list[str]:
     """The report ids the identity stage passed on to the zone stage (an upsert's `v`:
     source, report id, ...)."""
@@ -79,19 +98,7 @@ async def test_a_batch_whose_gap_cannot_be_read_is_left_to_the_tail_check(
     topic = {0: pack("a"), 1: pack("b"), 2: pack("c"), 3: pack("d"), 4: pack("e")}
     reachable = [False]
 
-    async def read_range(
-        bootstrap: str, ranges: Any, reached: dict[Any, int] | None = None, **_: Any
-    ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
-        if not reachable[0]:
-            raise TimeoutError("offsets not read within 60.0s")
-        out = {}
-        for tp, start, end in ranges:
-            out[tp] = [(o, topic[o]) for o in range(start, min(end, len(topic)))]
-            if reached is not None:
-                reached[tp] = min(end, len(topic))
-        return out
-
-    monkeypatch.setattr(stage_input, "read_range", read_range)
+    serve(monkeypatch, topic, reachable)
     h = Harness()
     ready(h)
     # offsets 0 and 1 never delivered (skipped in a rebalance): each batch has a gap first
@@ -112,19 +119,7 @@ async def test_a_tail_left_by_a_failed_batch_is_read_by_the_tail_check(
     topic = {0: pack("a"), 1: pack("b"), 2: pack("c")}
     reachable = [False]
 
-    async def read_range(
-        bootstrap: str, ranges: Any, reached: dict[Any, int] | None = None, **_: Any
-    ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
-        if not reachable[0]:
-            raise TimeoutError("offsets not read within 60.0s")
-        out = {}
-        for tp, start, end in ranges:
-            out[tp] = [(o, topic[o]) for o in range(start, min(end, len(topic)))]
-            if reached is not None:
-                reached[tp] = min(end, len(topic))
-        return out
-
-    monkeypatch.setattr(stage_input, "read_range", read_range)
+    serve(monkeypatch, topic, reachable)
     h = Harness()
     ready(h)
     await h.identity._agent(Stream([[(0, 2, topic[2])]]))  # the last batch: no next one
@@ -143,17 +138,7 @@ async def test_a_batch_delivered_while_not_ready_is_left_not_held(
     on, and the records are read again once the stage has recovered."""
     topic = {0: pack("a"), 1: pack("b"), 2: pack("c")}
 
-    async def read_range(
-        bootstrap: str, ranges: Any, reached: dict[Any, int] | None = None, **_: Any
-    ) -> dict[TopicPartition, list[tuple[int, bytes]]]:
-        out = {}
-        for tp, start, end in ranges:
-            out[tp] = [(o, topic[o]) for o in range(start, min(end, len(topic)))]
-            if reached is not None:
-                reached[tp] = min(end, len(topic))
-        return out
-
-    monkeypatch.setattr(stage_input, "read_range", read_range)
+    serve(monkeypatch, topic, [True])
     h = Harness()
     h.identity.input.reset([0], {})  # recovered, then revoked: not ready
     await asyncio.wait_for(h.identity._agent(Stream([[(0, 0, topic[0]), (0, 1, topic[1])]])), 1)
