@@ -83,6 +83,15 @@ def counted_recoveries(run: Run) -> list[int]:
     return recoveries
 
 
+async def started_paused_run() -> tuple[Clock, Run, StallFence, list[int]]:
+    """`paused_run`, started, its fence armed, and its recoveries counted from now on."""
+    clock = Clock()
+    a, fence = paused_run(clock)
+    await a.start()
+    await fence.tick()
+    return clock, a, fence, counted_recoveries(a)
+
+
 def test_a_step_paused_while_written_publishes_nothing_and_the_stage_recovers_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -166,11 +175,7 @@ def test_a_step_begun_on_waking_from_a_pause_is_not_taken(
     nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
-        clock = Clock()
-        a, fence = paused_run(clock)
-        await a.start()
-        await fence.tick()
-        recoveries = counted_recoveries(a)
+        clock, a, _fence, recoveries = await started_paused_run()
         sent = {topic: len(records) for topic, records in a.producer.sent.items()}
         clock.now += 20  # stopped while idle
         await a.stage._apply(
@@ -194,11 +199,7 @@ def test_an_assignment_without_a_revocation_after_a_pause_is_the_only_recovery(
     nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
-        clock = Clock()
-        a, fence = paused_run(clock)
-        await a.start()
-        await fence.tick()
-        recoveries = counted_recoveries(a)
+        clock, a, fence, recoveries = await started_paused_run()
         clock.now += 20
         await fence.tick()  # the ticker sees the pause: every stage revoked
         assert not a.stage.ready.is_set()
@@ -219,11 +220,7 @@ def test_a_rebalance_recovery_still_reading_when_the_wait_ends_is_the_only_recov
     nothing_on_the_alert_topic(monkeypatch)
 
     async def run() -> None:
-        clock = Clock()
-        a, fence = paused_run(clock)
-        await a.start()
-        await fence.tick()
-        recoveries = counted_recoveries(a)
+        clock, a, fence, recoveries = await started_paused_run()
         counted = a.stage.store.recover
 
         async def slow(partitions: Any) -> Any:
