@@ -64,6 +64,19 @@ def test_a_row_of_the_new_export_whose_date_is_unreadable_still_holds_its_event(
     assert deletions(previous, new).ids == []
 
 
+def test_a_new_export_with_a_row_it_cannot_read_withdraws_nothing(tmp_path: Path) -> None:
+    """A row not read (here: bytes that are not UTF-8, as in a legacy code page) may hold
+    any event: its event would have been withdrawn as absent."""
+    previous = export(tmp_path / "previous.csv", PREVIOUS[:5])
+    new = tmp_path / "new.csv"
+    new.write_bytes(
+        Path(export(tmp_path / "rest.csv", PREVIOUS[:2] + PREVIOUS[3:5])).read_bytes()
+        + b"AZE3,2021-03-15,1700000000,G\xf6yg\xf6l\n"
+    )
+    with pytest.raises(PartialExport, match=r"1 rows of .*new.csv could not be read \(line 6"):
+        deletions(previous, str(new))
+
+
 def test_a_new_export_with_under_half_of_the_previous_ones_events_is_refused(
     tmp_path: Path,
 ) -> None:

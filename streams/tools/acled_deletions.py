@@ -60,7 +60,15 @@ def country(event_id: str) -> str:
 
 def deletions(previous: str, new: str) -> Deletions:
     """The events of `previous` that `new` deleted (both ACLED exports, paths)."""
-    new_days: dict[str, date | None] = dict(acled_event_days(new))
+    unreadable: list[tuple[int, str]] = []
+    new_days: dict[str, date | None] = dict(acled_event_days(new, unreadable))
+    if unreadable:
+        # a row not read may hold any event: none can be said to be absent
+        line, why = unreadable[0]
+        raise PartialExport(
+            f"{len(unreadable):,} rows of {new} could not be read (line {line}: {why}), so "
+            "which events it holds is not known: nothing withdrawn"
+        )
     days = [d for d in new_days.values() if d is not None]
     if not days:
         raise PartialExport(f"{new} has no event with a readable event_date: nothing withdrawn")

@@ -191,14 +191,17 @@ def read_lines(
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def acled_event_days(path: str) -> Iterator[tuple[str, date | None]]:
+def acled_event_days(
+    path: str, unreadable: list[tuple[int, str]] | None = None
+) -> Iterator[tuple[str, date | None]]:
     """(`event_id_cnty`, its `event_date` or None when that is no date) for every row of an
-    ACLED export that has an id: which events it holds (`acled_deletions.py`)."""
+    ACLED export that has an id: which events it holds (`acled_deletions.py`). A row not
+    read (malformed, not UTF-8) goes to `unreadable` as (line, why)."""
 
     def event(row: dict[str, str]) -> dict[str, Any]:
         event_id = row["event_id_cnty"].strip()
         if not event_id:
-            raise Unconvertible("no event_id_cnty")
+            return {"id": None}  # no event's row: the feed dead-letters it
         try:
             day: str | None = _acled_date(row["event_date"]).isoformat()
         except ValueError:
@@ -207,8 +210,11 @@ def acled_event_days(path: str) -> Iterator[tuple[str, date | None]]:
 
     unconverted: dict[int, str] = {}
     for line_no, data in _csv(path, "acled", event, unconverted=unconverted):
-        if unconverted.pop(line_no, None) is None:
-            doc = json.loads(data)
+        why = unconverted.pop(line_no, None)
+        if why is not None:
+            if unreadable is not None:
+                unreadable.append((line_no, why))
+        elif (doc := json.loads(data))["id"] is not None:
             yield doc["id"], None if doc["day"] is None else date.fromisoformat(doc["day"])
 
 
