@@ -114,6 +114,12 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+IDENTITY_MODE_MIXED = Gauge(
+    "ceasefire_identity_mode_mixed_workers",
+    "Workers of the other CEASEFIRE_IDENTITY_PROCESS mode this worker's last look found in "
+    "its cluster (every session timeout); while above 0, every report is counted twice.",
+    registry=REGISTRY,
+)
 STATE_RECOVERY_SECONDS = Gauge(
     "ceasefire_state_recovery_seconds",
     "Duration of the last recovery of a stage's state from its changelog, by the stage's "

@@ -4,26 +4,35 @@ report twice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from streams import metrics
 from streams.cli import worker
 from streams.cli.common import CliError
 from streams.config import Settings
 from streams.kafka import group_members
 from streams.kafka.broker import EmbeddedBroker
 from streams.pipeline.identity_mode import (
+    ModeWatch,
     groups_to_ask,
     identity_group,
     mixed_modes,
     worker_client_id,
 )
-from tests.harness import Worker
+from tests.harness import Worker, wait_for
 
 INSIDE = Settings(app_id="mission", identity_process=False)
 APART = Settings(app_id="mission", identity_process=True)
 UUID = "0f8e2c1a-6b7d-4e3f-9a21-5c4d3b2a1f00"
+MIXED = "ceasefire_identity_mode_mixed_workers"
+WATCH_LOG = "streams.pipeline.identity_mode"
+
+
+def sample(name: str) -> float | None:
+    return metrics.REGISTRY.get_sample_value(name)
 
 
 def test_each_mode_looks_for_the_other_where_it_would_show() -> None:
@@ -95,17 +104,27 @@ def test_run_finds_workers_of_the_other_mode_on_a_real_broker(
         # the embedded broker lists stopped workers for good: said, not refused
         said = _check(broker, inside=True, embedded=True)
         assert len(said) == 1 and said[0].startswith("[bold yellow]warning:[/] 1 worker")
+        # Started beside it anyway (the embedded broker's way: said, not refused; two
+        # workers started within a second see nothing of each other on any broker): each
+        # running worker's look, every session timeout, finds the other and says so.
+        inside = Worker(broker, tmp_path, name="inside", env=_mode(True)).start()
+        try:
+            said = _check(broker, inside=False)
+            assert said[-1].startswith(
+                "refused: 1 worker of this cluster (app id ceasefire-monitor)"
+            )
+            assert "runs the identity stage inside the worker" in said[-1]
+            wait_for(
+                lambda: all(w.metric(MIXED) == 1 for w in (apart, inside)),
+                timeout=30,
+                what="both workers' looks finding the other mode",
+            )
+            for w in (apart, inside):
+                assert "this one runs it" in w.log_path.read_text(errors="replace")
+        finally:
+            assert inside.stop() == 0
     finally:
         assert apart.stop() == 0
-    inside = Worker(broker, tmp_path, name="inside", env=_mode(True)).start()
-    try:
-        said = _check(broker, inside=False)
-        assert said[-1].startswith("refused: 1 worker of this cluster (app id ceasefire-monitor)")
-        assert "runs the identity stage inside the worker" in said[-1]
-        # (the stopped worker's identity process is still listed in its group: the
-        # embedded broker's way, above)
-    finally:
-        assert inside.stop() == 0
 
 
 def test_a_mix_that_ends_within_a_session_timeout_is_let_be(
@@ -130,3 +149,43 @@ def test_a_broker_that_does_not_say_is_a_warning(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(worker, "notice", said.append)
     worker._refuse_mixed_identity_modes(APART, poll=0)
     assert len(said) == 1 and "could not check" in said[0] and "Authorization" in said[0]
+
+
+async def test_a_running_worker_says_a_mix_once_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two workers started in the same second each saw no other at their start."""
+    inside = f"mission-worker-with-identity-{UUID}"
+    answers: list[dict[str, list[str]] | Exception] = [
+        {"mission": [f"mission-worker-{UUID}"]},
+        {"mission": [inside]},
+        {"mission": [inside]},
+        {"mission": [inside, f"mission-worker-with-identity-{UUID[::-1]}"]},
+        group_members.GroupsUnknown("no answer to DescribeGroups within 10 s"),
+        group_members.GroupsUnknown("no answer to DescribeGroups within 10 s"),
+        {"mission": []},
+    ]
+    asked: list[Sequence[str]] = []
+
+    async def describe(settings: Settings, groups: Sequence[str]) -> dict[str, list[str]]:
+        asked.append(groups)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watch = ModeWatch(APART, describe)
+    seen: list[float | None] = []
+    for _ in range(7):
+        await watch.look()
+        seen.append(sample(MIXED))
+    # (unanswered looks leave the last figure)
+    assert seen == [0, 1, 1, 2, 2, 2, 0]
+    assert asked == [["mission"]] * 7
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == WATCH_LOG]
+    assert [level for level, _ in said] == ["ERROR", "ERROR", "WARNING", "WARNING"], said
+    assert said[0][1].startswith("1 worker of this cluster (app id mission) runs the identity")
+    assert "this one runs it in a process of its own" in said[0][1]
+    assert said[1][1].startswith("2 workers")
+    assert "asked again every 30 s" in said[2][1] and "within 10 s" in said[2][1]
+    assert "any more" in said[3][1]

@@ -28,8 +28,15 @@ def member_ids(
     settings: Settings, groups: Sequence[str], timeout: float = 10.0
 ) -> dict[str, list[str]]:
     """The ids of the members of each group now (an empty list: none, or no such group)."""
+    return asyncio.run(members_now(settings, groups, timeout))
+
+
+async def members_now(
+    settings: Settings, groups: Sequence[str], timeout: float = 10.0
+) -> dict[str, list[str]]:
+    """`member_ids` on a running event loop (a worker's periodic check)."""
     try:
-        return asyncio.run(asyncio.wait_for(_describe(settings, groups), timeout))
+        return await asyncio.wait_for(_describe(settings, groups), timeout)
     except TimeoutError as exc:
         raise GroupsUnknown(f"no answer to DescribeGroups within {timeout:.0f} s") from exc
     except KafkaError as exc:
@@ -42,8 +49,9 @@ async def _describe(settings: Settings, groups: Sequence[str]) -> dict[str, list
         client_id=f"{settings.app_id}-admin",
         **settings.kafka_security(),
     )
-    await admin.start()
     try:
+        # (started inside: a start cut short by the timeout must close what it opened)
+        await admin.start()
         responses = await admin.describe_consumer_groups(list(groups))
     finally:
         await admin.close()

@@ -25,6 +25,7 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.kafka.group_members import members_now
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.kafka.producer import SharedProducer
 from streams.kafka.topics import ensure_topics
@@ -33,7 +34,7 @@ from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
 from streams.pipeline.dead_letters import InternalDeadLetters, input_reader
 from streams.pipeline.faust_app import faust_app
-from streams.pipeline.identity_mode import worker_client_id
+from streams.pipeline.identity_mode import ModeWatch, worker_client_id
 from streams.pipeline.identity_process import IdentityProcess
 from streams.pipeline.identity_stage import IdentityStage
 from streams.pipeline.ingest import Ingest
@@ -178,6 +179,7 @@ class Monitor:
         every(self.app, TAIL_INTERVAL, self._check_tails)
         every(self.app, PACE_INTERVAL, self._pace_ingest)
         every(self.app, BROKER_PROBE_INTERVAL, self._probe_broker)
+        every(self.app, s.session_timeout, ModeWatch(s, members_now).look)
         every(self.app, s.close_sweep_seconds, self.zone.sweep)
         # The ingest group joins as the app starts, alongside Faust's group (a dependency
         # starts before the app's consumer); its producer and loop start only once the

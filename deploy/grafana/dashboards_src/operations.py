@@ -131,6 +131,17 @@ def build() -> dashboard_b.Dashboard:
             )
         )
         .with_panel(
+            stat(
+                "Workers of the other identity mode",
+                "Workers of the cluster each worker finds running the identity stage the other "
+                "way (CEASEFIRE_IDENTITY_PROCESS), asked every session timeout. Above 0, every "
+                "report is counted twice (CeasefireIdentityModesMixed).",
+                [Q(f"ceasefire_identity_mode_mixed_workers{{{W}}}", "{{instance}}")],
+                thresholds=((None, "green"), (1, "red")),
+                width=4,
+            )
+        )
+        .with_panel(
             timeseries(
                 "Reports held",
                 "Current reports each worker's zone stage holds: open (linked in memory) and "
@@ -143,7 +154,7 @@ def build() -> dashboard_b.Dashboard:
                     Q(f"ceasefire_reports_held{{{W}}}", "{{instance}} {{state}}"),
                     Q(f"ceasefire_reports_crowded{{{W}}}", "{{instance}} crowded"),
                 ],
-                width=24,
+                width=20,
             )
         )
         # -- Throughput ------------------------------------------------------------
