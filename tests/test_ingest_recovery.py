@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaConnectionError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    KafkaConnectionError,
+)
 
 from streams.config import Settings
 from streams.metrics import REGISTRY
@@ -58,7 +63,16 @@ class LoopConsumer:
         self.pos = batch[-1].offset + 1
         return {TP: batch}
 
+    #: commits to refuse first, as aiokafka does once the group has rebalanced
+    commit_fails = 0
+
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.commit_fails > 0:
+            self.commit_fails -= 1
+            # aiokafka's form: a CommitFailedError raised from the group's answer
+            raise CommitFailedError(
+                "Commit cannot be completed since the group has already..."
+            ) from (IllegalGenerationError())
         self.commits.update(offsets)
 
     async def committed(self, tp: TopicPartition) -> int | None:
@@ -142,6 +156,21 @@ async def test_a_rewind_that_fails_is_retried_and_nothing_is_skipped() -> None:
     assert (TP, 0) in consumer.seeks
     assert sorted(set(accepted_ids(producer))) == [f"r-{i}" for i in range(6)]
     assert calls == ["ready"]  # the batch retries are the loop's own: still ready
+
+
+async def test_a_commit_after_a_rebalance_is_one_line_and_the_batch_is_read_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Routine in a group's life: it was logged as an error with aiokafka's traceback and
+    its advice on poll intervals."""
+    ingest, consumer, producer, _ = loop(6, committed_fails=0, send_fails=0)
+    consumer.commit_fails = 1
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 6)
+    assert (TP, 0) in consumer.seeks  # the refused batch read again from the commit
+    assert sorted(set(accepted_ids(producer))) == [f"r-{i}" for i in range(6)]
+    said = [r for r in caplog.records if r.name == ingest_module.log.name]
+    assert [(r.levelname, r.exc_info) for r in said] == [("WARNING", None)], said
+    assert "rebalanced (IllegalGenerationError)" in said[0].getMessage()
 
 
 async def test_a_partition_revoked_under_the_rewind_is_left_to_its_new_owner() -> None:

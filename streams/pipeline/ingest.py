@@ -48,7 +48,7 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams import metrics
 from streams.classify.classifier import Classifier
@@ -258,14 +258,26 @@ class Ingest:
                     await self._update_lag()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # A failed send or commit: back off and retry the batch from the last
                 # committed offset rather than lose it.
                 # Backing off: a fault that lasts (a topic refusing writes) retried every
                 # second, and wrote the batch's dead letters again each time.
-                log.exception(
-                    "ingest batch failed; retrying from last committed offsets in %.0fs", delay
-                )
+                if isinstance(exc, CommitFailedError):
+                    # Routine in a group's life, not a fault: one line, not aiokafka's
+                    # traceback and its advice on poll intervals.
+                    log.warning(
+                        "ingest's commit came after its group rebalanced (%s): the batch is "
+                        "read again from the last committed offsets by whoever owns them "
+                        "now (its reports, sent already, count once); in %.0fs",
+                        type(exc.__cause__).__name__ if exc.__cause__ else "generation gone",
+                        delay,
+                    )
+                else:
+                    log.exception(
+                        "ingest batch failed; retrying from last committed offsets in %.0fs",
+                        delay,
+                    )
                 failures += 1
                 if failures == STUCK_AFTER and ready:
                     # the same offsets failing again and again: say so, until one goes through
