@@ -267,9 +267,9 @@ class Ingest:
                     # Routine in a group's life, not a fault: one line, not aiokafka's
                     # traceback and its advice on poll intervals.
                     log.warning(
-                        "ingest's commit came after its group rebalanced (%s): the batch is "
-                        "read again from the last committed offsets by whoever owns them "
-                        "now (its reports, sent already, count once); in %.0fs",
+                        "ingest's commit came after its group rebalanced (%s): its batch is "
+                        "read again from the last committed offsets, by whoever owns them "
+                        "now, in %.0fs (its reports, sent already, count once)",
                         type(exc.__cause__).__name__ if exc.__cause__ else "generation gone",
                         delay,
                     )
