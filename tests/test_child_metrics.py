@@ -22,6 +22,8 @@ PACKAGES = ("streams", "schemas", "alerting")
 NOT_IN_CHILD: dict[str, dict[str, str]] = {
     "identity": {
         "PROCESS_RESTARTS": "the worker's side of child_process.py counts its child's restarts",
+        # identity_mode.py gives the child its group's name; its ModeWatch runs in the worker
+        "IDENTITY_MODE_MIXED": "moved by ModeWatch, which only the worker runs",
     },
     "ingest": {
         "PROCESS_RESTARTS": "the worker's side of child_process.py counts its child's restarts",
