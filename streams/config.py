@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     gazetteer: Path | None = None  # named places; default: the shipped gazetteer
     rules: Path | None = None  # alert rules YAML; default: the shipped rule set
 
-    #: Bearer token for POST /api/v1/reports, for every source; the workers also send it
-    #: each other on their `scope=local` queries (streams/web/tokens.py).
+    #: Bearer token for POST /api/v1/reports, for every source; the workers sign their
+    #: `scope=local` queries to each other with it (streams/web/peer_auth.py).
     api_token: str | None = None
     #: A YAML file of tokens scoped by source (`name`, `token`, `sources`: globs), read at
     #: start: a POST with one may carry reports of those sources only (403 otherwise).
@@ -385,8 +385,11 @@ class Settings(BaseSettings):
     link_unmatched_target: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_place: float = Field(default=0.25, ge=0, le=10)
     link_unmatched_time_of_day: float = Field(default=0.5, ge=0, le=10)
-    #: What the stages write on their internal topics and changelogs. 7 (the default): a
-    #: closed day larger than `archive.UNIT_PART_BYTES` is written in parts, each a record
+    #: What the stages write on their internal topics and changelogs, and how workers ask
+    #: each other. 8 (the default): a worker's `scope=local` queries to a peer carry a
+    #: signature made with CEASEFIRE_API_TOKEN (`web/peer_auth.py`), never the token. 7: the
+    #: token itself, as workers before 8 sent it and take only it; a closed day larger than
+    #: `archive.UNIT_PART_BYTES` is written in parts, each a record
     #: the broker takes. 6: in one record, as workers before 7 wrote (a part after the first
     #: stops their recovery); the record's changelog rows keep a report's raw names (a
     #: perpetrator, target or claimant that matched no party, as given). 5: they do not, as
@@ -404,7 +407,7 @@ class Settings(BaseSettings):
     #: before 2 wrote and read them. Set the format of the oldest workers on new ones while
     #: those still run (a rolling upgrade), then remove it and restart them one at a time.
     #: Each reads what every earlier one wrote.
-    internal_format: int = Field(default=7, ge=1, le=7)
+    internal_format: int = Field(default=8, ge=1, le=8)
     #: Largest batch a stage's agent takes at once, and how long it waits to fill it.
     batch_size: int = Field(default=1000, ge=1)
     batch_within: float = Field(default=0.05, gt=0)

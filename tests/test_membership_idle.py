@@ -38,7 +38,11 @@ def test_workers_beyond_the_partition_count_are_ready_and_answer_exactly(
     lines, expected = feed_lines(points, REPORTS)
     path = tmp_path / "reports.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    env = {"CEASEFIRE_OBSERVED_SINCE": (datetime.now(UTC) - timedelta(days=8)).isoformat()}
+    env = {
+        "CEASEFIRE_OBSERVED_SINCE": (datetime.now(UTC) - timedelta(days=8)).isoformat(),
+        # so that every answer needs a peer's signed query taken (streams/web/peer_auth.py)
+        "CEASEFIRE_API_TOKEN": "the-workers-token",
+    }
     workers = [
         Worker(broker, tmp_path, name=f"w{i}", partitions=PARTITIONS, env=env)
         for i in range(1, WORKERS + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ from streams.web.params import (
     parse_partitions,
     parse_scope,
 )
+from streams.web.peer_auth import SCHEME, is_peer_scheme, peer_refusal
 from streams.web.report_intake import (
     BODY_ENCODINGS,
     Accepted,
@@ -92,6 +94,7 @@ from streams.web.responses import (
     json_errors,
     json_off_loop,
     unauthorized,
+    with_headers,
 )
 from streams.web.series import SeriesQuery, parse_series
 from streams.web.series import document as series_document
@@ -109,6 +112,9 @@ if TYPE_CHECKING:
     from streams.web.worker_view import WorkerView
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two log lines of refused peer signatures.
+PEER_REFUSAL_LOG_EVERY = 60.0
 
 #: Seconds a POST waits for the broker to confirm its reports before it answers 503: a
 #: broker that holds requests without answering held the client 40 s (the producer's
@@ -158,6 +164,8 @@ class Api:
         self.tokens = configured_tokens(s.api_token, s.api_tokens_file)
         #: The names a request may carry as its Host (DNS rebinding: 421 otherwise).
         self.hosts = allowed_hosts(s.web_host, s.advertised_url, s.allowed_hosts)
+        #: When a refused peer signature was last logged (at most one line a minute).
+        self._peer_refusal_logged = -PEER_REFUSAL_LOG_EVERY
         self.web = web.Application(
             client_max_size=s.max_body_bytes, middlewares=[host_check(self.hosts), json_errors]
         )
@@ -181,8 +189,8 @@ class Api:
         """A peer's `scope=local` request, its token checked (first by `_refused`, and here
         where the answer is made): this worker's answer for the partitions asked, or 409
         when it does not hold them all."""
-        if not self._authorized(request):
-            return unauthorized(request.headers.get("Authorization"))
+        if (refused := self._peer_refusal(request)) is not None:
+            return refused
         try:
             return web.json_response(answer())
         except NotOwner as exc:
@@ -197,17 +205,42 @@ class Api:
     def _refused(self, request: web.Request) -> web.Response | None:
         """401 for a `scope=local` request (a peer's) without the token, before anything
         else of it is read: its parameters are no business of a stranger."""
-        if "local" in request.query.getall("scope", ()) and not self._authorized(request):
-            return unauthorized(request.headers.get("Authorization"))
+        if "local" in request.query.getall("scope", ()):
+            return self._peer_refusal(request)
         return None
 
-    def _authorized(self, request: web.Request) -> bool:
-        """Whether a peer's `scope=local` request carries CEASEFIRE_API_TOKEN (the token
-        the workers send each other; a scoped token is for posting), when one is set."""
+    def _peer_refusal(self, request: web.Request) -> web.Response | None:
+        """401 unless a peer's `scope=local` request is signed with CEASEFIRE_API_TOKEN
+        (`peer_auth`: what workers send each other) or carries it as a bearer token
+        (workers of earlier releases, an operator's curl), when one is set; a scoped token
+        is for posting only."""
         token = self.tokens.master
-        if not token:
-            return True
-        return bearer_matches(request.headers.get("Authorization"), token)
+        header = request.headers.get("Authorization")
+        if not token or bearer_matches(header, token):
+            return None
+        if not is_peer_scheme(header):
+            return unauthorized(header)
+        why = peer_refusal(
+            header,
+            token,
+            self.monitor.settings.web_url(),
+            request.path,
+            request.query.items(),
+            time.time(),
+        )
+        if why is None:
+            return None
+        if time.monotonic() - self._peer_refusal_logged >= PEER_REFUSAL_LOG_EVERY:
+            self._peer_refusal_logged = time.monotonic()
+            log.warning(
+                "Refused a peer's scope=local query from %s: %s (every query it makes of "
+                "this worker's partitions answers 503 until this is fixed; logged at most "
+                "once a minute)",
+                request.remote,
+                why,
+            )
+        challenge = {"WWW-Authenticate": f"{SCHEME}, Bearer"}
+        return with_headers(error(401, why), challenge)
 
     def _poster(self, request: web.Request) -> Poster | None:
         """Who posts, by the request's token (every source when no token is configured);
@@ -337,8 +370,8 @@ class Api:
     ) -> web.Response:
         """A peer's `scope=local` series (as `_answer_peer`): the partitions' buckets read
         on the loop, their document and its text written off it."""
-        if not self._authorized(request):
-            return unauthorized(request.headers.get("Authorization"))
+        if (refused := self._peer_refusal(request)) is not None:
+            return refused
         try:
             buckets = local_series(self.monitor, parts, query)
         except NotOwner as exc:
@@ -398,8 +431,8 @@ class Api:
         as_csv: bool,
     ) -> web.Response:
         if local:
-            if not self._authorized(request):  # as `_answer_peer`
-                return unauthorized(request.headers.get("Authorization"))
+            if (refused := self._peer_refusal(request)) is not None:  # as `_answer_peer`
+                return refused
             try:
                 held = local_incidents(self.monitor, parts, query)
             except NotOwner as exc:

@@ -42,6 +42,7 @@ from streams.web.incidents import (
     seconds_to_micros,
     select,
 )
+from streams.web.peer_auth import peer_authorization
 from streams.web.series import SeriesQuery, read_buckets
 
 if TYPE_CHECKING:
@@ -97,6 +98,19 @@ def theatre_owners(monitor: WorkerView) -> set[str]:
     return {str(url).rstrip("/") for url, topics in meta.items() if any(topics.values())}
 
 
+def peer_headers(monitor: WorkerView, url: str, path: str, query: dict[str, str]) -> dict[str, str]:
+    """The headers of a `scope=local` query to the worker at `url`: a signature made with
+    CEASEFIRE_API_TOKEN when one is set (`peer_auth`), never the token: `url` is whatever
+    a member of the group advertised. With CEASEFIRE_INTERNAL_FORMAT 7 or less (old
+    workers still running, which take only the token), the token itself."""
+    s = monitor.settings
+    if not s.api_token:
+        return {}
+    if s.internal_format < 8:
+        return {"Authorization": f"Bearer {s.api_token}"}
+    return {"Authorization": peer_authorization(s.api_token, url, path, query, time.time())}
+
+
 def check_covered(monitor: WorkerView, owners: dict[str, set[int]]) -> None:
     """`Incomplete` unless every partition has exactly one owner now."""
     if not owners:  # before the first assignment is published
@@ -130,7 +144,8 @@ async def ask_owners(
             "partitions": ",".join(str(p) for p in sorted(parts)),
         }
         try:
-            async with session.get(f"{url}{path}", params=query) as resp:
+            headers = peer_headers(monitor, url, path, query)
+            async with session.get(f"{url}{path}", params=query, headers=headers) as resp:
                 if resp.status != 200:
                     raise Incomplete(f"worker {url} answered {resp.status}: {await resp.text()}")
                 return read(await resp.json())
@@ -139,10 +154,7 @@ async def ask_owners(
         except (ValueError, LookupError, TypeError, RecursionError) as exc:  # not the answer
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
-    headers = {}
-    if monitor.settings.api_token:
-        headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
-    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
+    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT) as session:
         try:
             return list(await asyncio.gather(*(ask(u, ps, session) for u, ps in owners.items())))
         except NotOwner as exc:
@@ -498,9 +510,6 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
         check_covered(monitor, owners)
         if not theatre_owners(monitor):  # the theatre-wide alerts have no one to answer
             raise Incomplete("the theatre's partition is being assigned (rebalance in progress)")
-    headers = {}
-    if monitor.settings.api_token:
-        headers["Authorization"] = f"Bearer {monitor.settings.api_token}"
 
     async def ask(url: str, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
         if url == me:
@@ -509,8 +518,9 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
             except NotOwner as exc:
                 raise Incomplete(str(exc)) from exc
         params = {"status": status, "scope": "local"}
+        headers = peer_headers(monitor, url, "/api/v1/alerts", params)
         try:
-            async with session.get(f"{url}/api/v1/alerts", params=params) as resp:
+            async with session.get(f"{url}/api/v1/alerts", params=params, headers=headers) as resp:
                 if resp.status != 200:
                     raise Incomplete(f"worker {url} answered {resp.status}")
                 body: dict[str, Any] = await resp.json()
@@ -522,7 +532,7 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
     urls = set(owners) | set(theatre_owners(monitor)) | {me}
-    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT, headers=headers) as session:
+    async with aiohttp.ClientSession(timeout=PEER_TIMEOUT) as session:
         parts = await asyncio.gather(*(ask(u, session) for u in sorted(urls)))
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     try:

@@ -1,0 +1,236 @@
+"""Workers prove their `scope=local` queries to each other with a signature, never the token:
+the URLs they send them to are whatever the members of their consumer group advertise."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.config import Settings
+from streams.pipeline.tables import THEATRE_TABLE
+from streams.web.api import Api
+from streams.web.fanout import Incomplete, cluster_alerts, cluster_rows
+from streams.web.peer_auth import MAX_SKEW, peer_authorization, peer_refusal
+
+if TYPE_CHECKING:
+    from streams.web.worker_view import WorkerView
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "s3cret-token-of-the-workers"
+URL = "http://worker-2.mission.example:6066"
+PATH = "/api/v1/tallies"
+QUERY = {"window": "24h", "by": "zone", "as_of": "1733390000.5", "scope": "local"}
+NOW = 1_733_390_000.0
+
+
+def signed(
+    url: str = URL, path: str = PATH, query: dict[str, str] | None = None, at: float = NOW
+) -> str:
+    return peer_authorization(TOKEN, url, path, QUERY if query is None else query, at)
+
+
+def refusal(
+    header: str | None, *, url: str = URL, query: dict[str, str] | None = None
+) -> str | None:
+    items = (QUERY if query is None else query).items()
+    return peer_refusal(header, TOKEN, url, PATH, items, NOW)
+
+
+# -- the signature, on its own ------------------------------------------------------------
+def test_a_signature_proves_its_own_request_and_holds_no_token() -> None:
+    header = signed()
+    assert header.startswith("Ceasefire-Peer t=1733390000, sig=")
+    assert TOKEN not in header
+    assert refusal(header) is None
+    # the scheme's name in any case (RFC 7235); the query in any order
+    assert refusal(header.replace("Ceasefire-Peer", "ceasefire-peer")) is None
+    assert refusal(header, query=dict(reversed(list(QUERY.items())))) is None
+    # both ends write the worker's URL as yarl does: host case, a default port, a final "/"
+    other_spelling = peer_authorization(TOKEN, "HTTP://Worker-1:80/", PATH, QUERY, NOW)
+    assert refusal(other_spelling, url="http://worker-1") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (signed(url="http://worker-3.mission.example:6066"), "another worker"),
+        (signed(path="/api/v1/series"), "does not match"),
+        (signed(query={**QUERY, "window": "7d"}), "does not match"),
+        (signed(query={**QUERY, "partitions": "0"}), "does not match"),
+        (peer_authorization("another-token", URL, PATH, QUERY, NOW), "does not match"),
+        (signed(at=NOW - MAX_SKEW - 1), "301 s behind this worker's clock"),
+        (signed(at=NOW + MAX_SKEW + 5), "305 s ahead of this worker's clock"),
+        ("Ceasefire-Peer t=1733390000", "is `t=<epoch seconds>, sig=<64 hex digits>`"),
+        ("Ceasefire-Peer t=x, sig=" + "0" * 64, "is `t=<epoch seconds>"),
+        (f"Bearer {TOKEN}", "not of the Ceasefire-Peer scheme"),
+        (None, "not of the Ceasefire-Peer scheme"),
+    ],
+)
+def test_a_signature_for_anything_else_is_refused_saying_why(header: str | None, why: str) -> None:
+    found = refusal(header)
+    assert found is not None and why in found, found
+    assert TOKEN not in found
+
+
+def test_a_signature_within_the_clocks_skew_is_taken() -> None:
+    assert refusal(signed(at=NOW - MAX_SKEW)) is None
+    assert refusal(signed(at=NOW + MAX_SKEW)) is None
+
+
+_TEXT = st.text(max_size=20)
+
+
+@given(st.dictionaries(_TEXT, _TEXT, max_size=6), _TEXT, _TEXT)
+def test_any_query_round_trips_and_any_changed_value_is_refused(
+    query: dict[str, str], key: str, value: str
+) -> None:
+    header = signed(query=query)
+    assert refusal(header, query=query) is None
+    changed = {**query, key: value}
+    if changed != query:
+        assert refusal(header, query=changed) is not None
+
+
+# -- workers asking each other ------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def worker(
+    me: str, owners: dict[str, set[int]], alerts: list[dict[str, Any]], **settings: Any
+) -> WorkerView:
+    """A stand-in worker answering alerts for `owners[me]`; the theatre is the first's."""
+    first = next(iter(owners))
+
+    def metadata(table: str) -> dict[str, dict[str, set[int]]]:
+        if table == THEATRE_TABLE:
+            return {first: {"t": {0}}}
+        return {url: {"t": parts} for url, parts in owners.items()}
+
+    monitor = SimpleNamespace(
+        settings=Settings(
+            **{"partitions": 2, "advertised_url": me, "api_token": TOKEN, **settings}
+        ),
+        app=SimpleNamespace(router=SimpleNamespace(table_metadata=metadata)),
+        alerting=SimpleNamespace(
+            alerts=lambda status: [] if status == "resolved" else alerts,
+            holds_its_partitions=lambda: True,
+        ),
+    )
+    return cast("WorkerView", monitor)
+
+
+@asynccontextmanager
+async def serving(app: web.Application, url: str) -> AsyncIterator[None]:
+    """`app` served at `url` (a loopback URL of `free_port`)."""
+    async with TestServer(app, host="127.0.0.1", port=int(url.rsplit(":", 1)[1])):
+        yield
+
+
+def alert(alert_id: str) -> dict[str, Any]:
+    return {"alert_id": alert_id, "status": "firing", "starts_at": "2026-12-01T00:00:00.000Z"}
+
+
+async def test_two_workers_answer_each_other_on_signed_queries() -> None:
+    a, b = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    owners = {a: {0}, b: {1}}
+    worker_a = worker(a, owners, [alert("a")])
+    worker_b = worker(b, owners, [alert("b")])
+    async with (
+        serving(Api(worker_a).web, a),
+        serving(Api(worker_b).web, b),
+        ClientSession() as client,
+    ):
+        for asked in (a, b):
+            async with client.get(f"{asked}/api/v1/alerts") as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                assert sorted(x["alert_id"] for x in body["alerts"]) == ["a", "b"]
+
+
+async def test_a_stranger_advertising_a_url_gets_no_token_and_nothing_it_can_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Anyone who may join the workers' consumer group may advertise a URL: the workers
+    sent it CEASEFIRE_API_TOKEN, which posts reports for every source and fires alerts."""
+    me, stranger = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    seen: list[tuple[str, str]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path_qs, request.headers.get("Authorization", "")))
+        return web.json_response({"rows": [], "alerts": []})
+
+    trap = web.Application()
+    trap.router.add_get("/api/v1/tallies", record)
+    trap.router.add_get("/api/v1/alerts", record)
+    victim = worker(me, {stranger: {0, 1}}, [])  # the stranger took every partition
+    async with (
+        serving(trap, stranger),
+        serving(Api(victim).web, me),
+        ClientSession() as client,
+    ):
+        await cluster_rows(victim, window="24h", by="zone", as_of=NOW)
+        await cluster_alerts(victim, "firing")
+        assert len(seen) == 2
+        assert all(TOKEN not in header and header for _, header in seen), seen
+        # replayed to the worker it came from, each is refused (signed for the stranger)
+        for path_qs, header in seen:
+            headers = {"Authorization": header}
+            async with client.get(f"{me}{path_qs}", headers=headers) as resp:
+                body = await resp.json()
+                assert resp.status == 401, body
+                assert f"another worker than {me}" in body["error"], body
+                assert "Ceasefire-Peer" in resp.headers["WWW-Authenticate"]
+    refused = [r for r in caplog.records if "Refused a peer's" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING  # once a minute
+
+
+async def test_a_worker_with_another_token_makes_the_answer_incomplete_saying_why() -> None:
+    a, b = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    owners = {a: {0}, b: {1}}
+    worker_a = worker(a, owners, [alert("a")])
+    worker_b = cast(Any, worker(b, owners, [alert("b")]))
+    worker_b.settings = Settings(partitions=2, advertised_url=b, api_token="not-the-same")
+    async with serving(Api(worker_b).web, b):
+        with pytest.raises(Incomplete, match="answered 401"):
+            await cluster_alerts(worker_a, "firing")
+
+
+async def test_an_earlier_release_s_bearer_token_is_still_taken_on_peer_queries() -> None:
+    """Workers of earlier releases send the token itself: taken, so that a rolling upgrade
+    keeps the upgraded workers' partitions answering them."""
+    me = f"http://127.0.0.1:{free_port()}"
+    api = worker(me, {me: {0, 1}}, [alert("a")])
+    async with serving(Api(api).web, me), ClientSession() as client:
+        url = f"{me}/api/v1/alerts?status=firing&scope=local"
+        async with client.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with client.get(url) as resp:
+            assert resp.status == 401, await resp.text()
+
+
+@pytest.mark.parametrize(("internal_format", "scheme"), [(8, "Ceasefire-Peer"), (7, "Bearer")])
+def test_during_a_rolling_upgrade_from_format_7_workers_send_the_token_as_the_old_ones_take_it(
+    internal_format: int, scheme: str
+) -> None:
+    from streams.web.fanout import peer_headers
+
+    monitor = worker(URL, {URL: {0, 1}}, [], internal_format=internal_format)
+    header = peer_headers(monitor, URL, PATH, QUERY)["Authorization"]
+    assert header.startswith(f"{scheme} ")
+    assert (TOKEN in header) == (scheme == "Bearer")
+    assert peer_headers(worker(URL, {URL: {0}}, [], api_token=None), URL, PATH, QUERY) == {}
