@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -234,3 +235,36 @@ def test_during_a_rolling_upgrade_from_format_7_workers_send_the_token_as_the_ol
     assert header.startswith(f"{scheme} ")
     assert (TOKEN in header) == (scheme == "Bearer")
     assert peer_headers(worker(URL, {URL: {0}}, [], api_token=None), URL, PATH, QUERY) == {}
+
+
+AWKWARD = ["a+b", "a b", "é", "%41", "&=", "", "a;b", "?#", "\u2028", "1733390000.25", "x/y"]
+
+
+async def test_a_signature_survives_the_http_round_trip_of_awkward_query_values() -> None:
+    """The sender signs the query it hands aiohttp; the receiver checks what aiohttp
+    decoded: any difference in quoting (a `+`, a space, `%41`) would be a 401 for good."""
+    from streams.web.fanout import peer_headers
+
+    me = f"http://127.0.0.1:{free_port()}"
+    path = "/api/v1/incidents/6f1c0e3a-93a4-5d1e-8f6b-0a1b2c3d4e5f"
+
+    async def check(request: web.Request) -> web.Response:
+        why = peer_refusal(
+            request.headers.get("Authorization"),
+            TOKEN,
+            me,
+            request.path,
+            request.query.items(),
+            time.time(),
+        )
+        return web.json_response({"why": why})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/incidents/{incident_id}", check)
+    monitor = worker(me, {me: {0, 1}}, [])
+    async with serving(app, me), ClientSession() as client:
+        for value in AWKWARD:
+            query = {"scope": "local", value or "empty": value, "cursor": value + "x"}
+            headers = peer_headers(monitor, me, path, query)  # as a worker sends it
+            async with client.get(f"{me}{path}", params=query, headers=headers) as resp:
+                assert (await resp.json())["why"] is None, value

@@ -203,8 +203,9 @@ class Api:
         return busy(endpoint, local, self._heavy(local).at_once)
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        """401 for a `scope=local` request (a peer's) without the token, before anything
-        else of it is read: its parameters are no business of a stranger."""
+        """401 for a `scope=local` request (a peer's) without the token's signature (or
+        the token), before anything else of it is read: its parameters are no business of
+        a stranger."""
         if "local" in request.query.getall("scope", ()):
             return self._peer_refusal(request)
         return None

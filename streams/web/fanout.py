@@ -522,7 +522,7 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
         try:
             async with session.get(f"{url}/api/v1/alerts", params=params, headers=headers) as resp:
                 if resp.status != 200:
-                    raise Incomplete(f"worker {url} answered {resp.status}")
+                    raise Incomplete(f"worker {url} answered {resp.status}: {await resp.text()}")
                 body: dict[str, Any] = await resp.json()
                 alerts: list[dict[str, Any]] = body["alerts"]
                 return alerts
