@@ -80,14 +80,16 @@ def process_record(
     classifier: Classifier,
     now: datetime | None = None,
     origin: tuple[int, int] | None = None,
+    keep_sent: bool = True,
 ) -> tuple[str, bytes] | Rejection:
     """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. `now`
     (default: the clock) is what a report's times must not be after; `origin`: the input
-    record's (partition, offset), kept in the document (`Incident.input`)."""
+    record's (partition, offset), kept in the document (`Incident.input`); `keep_sent`:
+    as `classify_report`."""
     result = validate_report(raw, now=now or datetime.now(UTC))
     if isinstance(result, Rejection):
         return result
-    return classify_report(result, received_at, classifier, origin)
+    return classify_report(result, received_at, classifier, origin, keep_sent)
 
 
 def classify_report(
@@ -95,7 +97,11 @@ def classify_report(
     received_at: datetime,
     classifier: Classifier,
     origin: tuple[int, int] | None = None,
+    keep_sent: bool = True,
 ) -> tuple[str, bytes] | Rejection:
+    """A validated report -> (report key, its classified document) or a rejection.
+    `keep_sent`: the document carries the digest of the report as sent (`sent_digest`);
+    False for workers before internal format 3, whose strict models refuse the field."""
     key = report_key(report.source, report.report_id)
     if isinstance(report, WithdrawnReport):
         withdrawal = classifier.withdrawal(report, received_at).model_dump_json().encode()
@@ -109,7 +115,8 @@ def classify_report(
         error = FieldError("location.place", RejectReason.UNKNOWN_PLACE.value, str(exc))
         return Rejection(RejectReason.UNKNOWN_PLACE, str(exc), (error,))
     fields["digest"] = document_digest(fields).hex()
-    fields["sent_digest"] = report_digest(report).hex()
+    if keep_sent:
+        fields["sent_digest"] = report_digest(report).hex()
     if origin is not None:
         fields["input"] = origin
     return key, encode_fields(fields)
@@ -144,18 +151,19 @@ def route(
     classifier: Classifier,
     now: datetime | None = None,
     keep_origin: bool = False,
+    keep_sent: bool = True,
 ) -> tuple[bytes, bytes] | Rejected:
     """One input record -> (report key, incident JSON) for the keyed topic, or its dead
     letter. Never raises on account of the record: whatever fails while processing it
     dead-letters it as `internal_error`, and the stream goes on. `now`: the clock, read
     once per batch by the stage. `keep_origin`: the document names the record's
-    partition and offset (`Incident.input`)."""
+    partition and offset (`Incident.input`); `keep_sent`: as `classify_report`."""
     raw: bytes = record.value if record.value is not None else b""
     now = now or datetime.now(UTC)
     received = arrival_time(record, now)
     origin = (record.partition, record.offset) if keep_origin else None
     try:
-        outcome = process_record(raw, received, classifier, now, origin)
+        outcome = process_record(raw, received, classifier, now, origin, keep_sent)
         if not isinstance(outcome, Rejection):
             key, value = outcome
             return key.encode("utf-8"), value

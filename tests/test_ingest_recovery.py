@@ -119,11 +119,11 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def loop(
-    records: int, *, committed_fails: int, send_fails: int
+    records: int, *, committed_fails: int, send_fails: int, settings: Settings | None = None
 ) -> tuple[Ingest, LoopConsumer, FlakyProducer, list[str]]:
     calls: list[str] = []
     ingest = Ingest(
-        Settings(),
+        settings or Settings(),
         CLASSIFIER,
         on_ready=lambda: calls.append("ready"),
         on_lost=lambda: calls.append("lost"),
@@ -171,6 +171,26 @@ async def test_a_commit_after_a_rebalance_is_one_line_and_the_batch_is_read_agai
     said = [r for r in caplog.records if r.name == ingest_module.log.name]
     assert [(r.levelname, r.exc_info) for r in said] == [("WARNING", None)], said
     assert "rebalanced (IllegalGenerationError)" in said[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("internal_format", "fields"),
+    [(1, set()), (2, {"input"}), (3, {"input", "sent_digest"}), (8, {"input", "sent_digest"})],
+)
+async def test_documents_carry_only_the_fields_workers_of_the_format_read(
+    internal_format: int, fields: set[str]
+) -> None:
+    """An upgrade from e68db41 with CEASEFIRE_INTERNAL_FORMAT=1 dead-lettered 374 alert
+    inputs in an old worker ("sent_digest: Extra inputs are not permitted"): documents
+    carried the sent digest, which workers before format 3 neither wrote nor read."""
+    settings = Settings(internal_format=internal_format)
+    ingest, consumer, producer, _ = loop(2, committed_fails=0, send_fails=0, settings=settings)
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 2)
+    packs = [v for t, v, _ in producer.sent if t.endswith(".accepted")]
+    docs = [json.loads(doc) for pack in packs for doc in unpack(pack)]
+    assert len(docs) >= 2
+    for doc in docs:
+        assert {"input", "sent_digest"} & set(doc) == fields, doc
 
 
 async def test_a_partition_revoked_under_the_rewind_is_left_to_its_new_owner() -> None:

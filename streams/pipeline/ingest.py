@@ -542,13 +542,14 @@ class Ingest:
         # where each report was read, for a conflict's dead letter (workers reading whole
         # documents strictly, format 1, would refuse the field)
         keep_origin = s.internal_format >= 2
+        keep_sent = s.internal_format >= 3  # the same: e68db41's alert stage refused it
         rejected: Counter[str] = Counter()
         for tp, records in batches.items():
             for record in records:
                 routed = (
                     unreadable_rejected(record, now)
                     if isinstance(record, Unreadable)
-                    else route(record, self.classifier, now, keep_origin)
+                    else route(record, self.classifier, now, keep_origin, keep_sent)
                 )
                 if isinstance(routed, Rejected):
                     rejected[routed.reason.value] += 1
