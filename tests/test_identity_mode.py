@@ -90,6 +90,7 @@ def _check(broker: EmbeddedBroker, *, inside: bool, embedded: bool = False) -> l
     return [" ".join(line.split()) for line in said]
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_run_finds_workers_of_the_other_mode_on_a_real_broker(
     broker: EmbeddedBroker, tmp_path: Path
