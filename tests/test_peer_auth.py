@@ -200,15 +200,70 @@ async def test_a_stranger_advertising_a_url_gets_no_token_and_nothing_it_can_use
     assert len(refused) == 1 and refused[0].levelno == logging.WARNING  # once a minute
 
 
-async def test_a_worker_with_another_token_makes_the_answer_incomplete_saying_why() -> None:
+async def test_a_worker_with_another_token_makes_the_answer_incomplete_logging_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     a, b = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     owners = {a: {0}, b: {1}}
     worker_a = worker(a, owners, [alert("a")])
     worker_b = cast(Any, worker(b, owners, [alert("b")]))
     worker_b.settings = Settings(partitions=2, advertised_url=b, api_token="not-the-same")
     async with serving(Api(worker_b).web, b):
-        with pytest.raises(Incomplete, match="answered 401"):
-            await cluster_alerts(worker_a, "firing")
+        for _ in range(3):
+            with pytest.raises(Incomplete, match="answered 401") as raised:
+                await cluster_alerts(worker_a, "firing")
+            assert "does not match" not in str(raised.value)  # the client is told the status
+    said = [r.getMessage() for r in caplog.records if "per-partition query 401" in r.getMessage()]
+    assert len(said) == 1 and "does not match" in said[0], said  # the log why, once a minute
+
+
+#: What a service reachable only from the workers' network might answer.
+INTERNAL_PAGE = "INTERNAL-ONLY: db_password=hunter2"
+
+
+@pytest.mark.parametrize("how", ["redirect", "refusal", "huge", "huge-refusal"])
+async def test_a_url_advertised_by_a_stranger_is_not_read_through_for_a_client(how: str) -> None:
+    """A member of the consumer group may advertise any URL. Its answer was read whole
+    (redirects followed) and a refusal's text put in the client's 503: an anonymous
+    client could read an internal page through the worker, or make it hold 200 MB."""
+    me, stranger = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    internal = f"http://127.0.0.1:{free_port()}"
+    big = b"[" + b"0," * (32 * 2**20) + b"0]"  # twice PEER_ANSWER_MAX, valid JSON
+    written: list[int] = []
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=403, text=INTERNAL_PAGE)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if how == "redirect":
+            raise web.HTTPFound(f"{internal}/admin")
+        if how == "refusal":
+            return await page(request)
+        resp = web.StreamResponse(status=500 if how == "huge-refusal" else 200)
+        await resp.prepare(request)  # no Content-Length: the size shows only as it is read
+        written.append(0)
+        for at in range(0, len(big), 1 << 20):
+            await resp.write(big[at : at + (1 << 20)])  # fails once the worker hangs up
+            written[-1] = at + (1 << 20)
+        return resp
+
+    inner, rogue = web.Application(), web.Application()
+    inner.router.add_get("/{tail:.*}", page)
+    rogue.router.add_get("/{tail:.*}", answer)
+    owners = {stranger: {0, 1}}  # every partition the stranger's: `me` asks it for all
+    async with (
+        serving(Api(worker(me, owners, [alert("a")])).web, me),
+        serving(inner, internal),
+        serving(rogue, stranger),
+        ClientSession() as client,
+    ):
+        for path in ("/api/v1/alerts", "/api/v1/tallies?window=24h"):
+            async with client.get(f"{me}{path}") as resp:  # an anonymous client
+                body = await resp.read()
+                assert resp.status == 503, body
+                assert INTERNAL_PAGE.encode() not in body and len(body) < 1000, body[:300]
+    assert all(n < len(big) for n in written), written  # the worker stopped reading
+    assert len(written) == (2 if how.startswith("huge") else 0)  # each path asked it once
 
 
 async def test_an_earlier_release_s_bearer_token_is_still_taken_on_peer_queries() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -55,6 +57,45 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=5)
+#: Largest peer answer read (a page of 1,000 incidents is about 1.5 MB; a series of 10,000
+#: buckets a few MB): the URL asked is whatever a member of the consumer group advertises, so
+#: what it answers is bounded, and a redirect is not followed.
+PEER_ANSWER_MAX = 32 * 2**20
+#: How much of a peer's refusal goes to this worker's log (never to the client: an advertised
+#: URL may be an internal service whose page nobody outside should read through the API).
+PEER_REFUSAL_LOGGED = 300
+#: Seconds between two log lines for refusals from one peer with one status.
+PEER_REFUSAL_LOG_EVERY = 60.0
+
+log = logging.getLogger(__name__)
+_refusals_logged: dict[tuple[str, int], float] = {}
+
+
+async def read_peer_answer(url: str, resp: aiohttp.ClientResponse) -> Any:
+    """A peer's JSON answer, or `Incomplete`. A refusal (any status but 200, a redirect too)
+    says only its status to the client; what the peer said goes to this worker's log, at most
+    one line a minute per peer and status. ValueError when the body is not JSON."""
+    if resp.status != 200:
+        said = (await resp.content.read(PEER_REFUSAL_LOGGED * 4)).decode("utf-8", "replace")
+        key = (url, resp.status)
+        now = time.monotonic()
+        if now - _refusals_logged.get(key, -math.inf) >= PEER_REFUSAL_LOG_EVERY:
+            _refusals_logged[key] = now
+            log.warning(
+                "Worker %s answered a per-partition query %d: %r (said once a minute)",
+                url,
+                resp.status,
+                said[:PEER_REFUSAL_LOGGED],
+            )
+        raise Incomplete(f"worker {url} answered {resp.status} (what it said is in the log)")
+    if (resp.content_length or 0) > PEER_ANSWER_MAX:
+        raise Incomplete(f"worker {url} answered over {PEER_ANSWER_MAX} bytes")
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > PEER_ANSWER_MAX:
+            raise Incomplete(f"worker {url} answered over {PEER_ANSWER_MAX} bytes")
+    return json.loads(body)
 
 
 class Incomplete(RuntimeError):
@@ -145,10 +186,10 @@ async def ask_owners(
         }
         try:
             headers = peer_headers(monitor, url, path, query)
-            async with session.get(f"{url}{path}", params=query, headers=headers) as resp:
-                if resp.status != 200:
-                    raise Incomplete(f"worker {url} answered {resp.status}: {await resp.text()}")
-                return read(await resp.json())
+            async with session.get(
+                f"{url}{path}", params=query, headers=headers, allow_redirects=False
+            ) as resp:
+                return read(await read_peer_answer(url, resp))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Incomplete(f"worker {url} unreachable: {exc}") from exc
         except (ValueError, LookupError, TypeError, RecursionError) as exc:  # not the answer
@@ -520,10 +561,10 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
         params = {"status": status, "scope": "local"}
         headers = peer_headers(monitor, url, "/api/v1/alerts", params)
         try:
-            async with session.get(f"{url}/api/v1/alerts", params=params, headers=headers) as resp:
-                if resp.status != 200:
-                    raise Incomplete(f"worker {url} answered {resp.status}: {await resp.text()}")
-                body: dict[str, Any] = await resp.json()
+            async with session.get(
+                f"{url}/api/v1/alerts", params=params, headers=headers, allow_redirects=False
+            ) as resp:
+                body: dict[str, Any] = await read_peer_answer(url, resp)
                 alerts: list[dict[str, Any]] = body["alerts"]
                 return alerts
         except (aiohttp.ClientError, TimeoutError) as exc:
