@@ -100,6 +100,9 @@ def test_one_incident_with_its_reports(url: str, capsys: pytest.CaptureFixture[s
     # the id as a plain argument, as a user types it first after the list
     code, plain, _ = run(capsys, "--url", url, EVENT_ID, "--json")
     assert code == 0 and json.loads(plain) == json.loads(out)
+    # in capitals, as some tools copy a UUID: the API takes it, so does the command
+    code, upper, _ = run(capsys, "--url", url, EVENT_ID.upper(), "--json")
+    assert code == 0 and json.loads(upper) == json.loads(out)
 
 
 def test_the_list_says_how_to_show_one(url: str, capsys: pytest.CaptureFixture[str]) -> None:

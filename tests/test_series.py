@@ -21,10 +21,9 @@ from streams.tallies.series import (
     rows_between,
     series,
     tally,
-    to_micros,
 )
 from streams.tallies.state import IncidentTally, Row, query
-from streams.tallies.windows import QueryError
+from streams.tallies.windows import QueryError, to_micros
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,6 +91,44 @@ def as_dict(
         ]
         for r in rows
     }
+
+
+# -- rolling windows at their edges ------------------------------------------------------------
+#: 2**30 s after 1970 (2004-01-10T13:37:04Z), where a float's step passes a microsecond's
+#: share: `as_of - window` in float seconds could land a fraction of a microsecond beside the
+#: incident at the window's start when the two straddle it.
+STEP = 2**30 * MICRO
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    as_of=st.one_of(
+        st.integers(STEP - 40 * DAY * MICRO, STEP + 40 * DAY * MICRO),
+        st.integers(2 * STEP - 40 * DAY * MICRO, 2 * STEP + 40 * DAY * MICRO),  # 2038
+        # where a float still tells microseconds apart (1834 to 2106)
+        st.integers(-(2**32) * MICRO, 2**32 * MICRO - 1),
+    ),
+    window=st.sampled_from(["1h", "24h", "7d", "30d"]),
+)
+def test_a_rolling_window_holds_its_first_microsecond_and_not_as_of(
+    as_of: int, window: str
+) -> None:
+    """An incident at exactly as_of - window counts, one a microsecond earlier or at as_of
+    does not: the window [as_of - window, as_of) in whole microseconds, as the incident list
+    and the series count it (a 24 h window across 2004-01-10 lost its first incident in 49,916
+    of 200,000 random microseconds)."""
+    seconds = {"1h": 3600, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}[window]
+    start = as_of - seconds * MICRO
+    tally_ = IncidentTally()
+    for iid, at in (("first", start), ("before", start - 1), ("at-as-of", as_of)):
+        tally_.apply(opened(iid, fields(at / MICRO, party=iid)))
+    rows = query([tally_], window=window, by="party", as_of=as_of / MICRO)
+    assert [r["party"] for r in rows] == ["first"]
+    previous = previous_as_of(window, as_of / MICRO)
+    assert to_micros(previous) == start
+    assert [r["party"] for r in query([tally_], window=window, by="party", as_of=previous)] == [
+        "before"
+    ]
 
 
 # -- window=all -------------------------------------------------------------------------------

@@ -186,6 +186,7 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
 
     from streams.web.incidents import is_incident_id
 
+    incident_id = incident_id.strip().lower()  # a UUID in any case, as the API takes it
     if not is_incident_id(incident_id):  # typed wrong: said here, not as a broken URL
         raise CliError(f"{incident_id!r} is not an incident id (a UUID, as the list shows)")
     i = api_get(url, f"/api/v1/incidents/{incident_id}", {})

@@ -13,7 +13,6 @@ the hours of the range, whichever are fewer, never every hour of a long range.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -27,7 +26,15 @@ from streams.tallies.state import (
     Totals,
     query,
 )
-from streams.tallies.windows import ALL, QueryError, check_window, grouping, window_seconds
+from streams.tallies.windows import (
+    ALL,
+    QueryError,
+    check_window,
+    grouping,
+    seconds_before,
+    to_micros,
+    window_seconds,
+)
 
 FIGURES = ("incidents", "reports", "killed", "wounded")
 #: What `compare=previous` adds to a row (SPEC.md names them).
@@ -121,7 +128,7 @@ def window_start(window: str, as_of: float, *, since: float) -> float:
     ceasefire)."""
     if check_window(window) == ALL:
         return since
-    return as_of - window_seconds(window)
+    return seconds_before(as_of, window_seconds(window))
 
 
 def tally(
@@ -142,7 +149,7 @@ def previous_as_of(window: str, as_of: float) -> float:
             "compare=previous needs a rolling window (1h, 24h, 7d or 30d): window=all starts "
             "with the ceasefire, and no period of the ceasefire comes before it"
         )
-    return as_of - window_seconds(window)
+    return seconds_before(as_of, window_seconds(window))
 
 
 def compare_rows(
@@ -168,13 +175,6 @@ def compare_rows(
 
 
 # -- series -----------------------------------------------------------------------------------
-def to_micros(seconds: float) -> int:
-    """Event time in whole microseconds, as an incident's document writes `occurred_at`
-    (CPython's datetime.fromtimestamp rounds the fraction half to even, as round does)."""
-    fraction, whole = math.modf(seconds)
-    return int(whole) * 1_000_000 + round(fraction * 1e6)
-
-
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """`count` consecutive buckets of `width` microseconds from `start` (microseconds since

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from streams.record.archive import Summary, summary_of
 from streams.record.incident import IncidentFields, IncidentRecord, Status
-from streams.tallies.windows import grouping, window_seconds
+from streams.tallies.windows import grouping, seconds_before, window_seconds
 
 BUCKET_SECONDS = 3600
 
@@ -253,7 +253,7 @@ def query(partitions: Iterable[IncidentTally], *, window: str, by: str, as_of: f
     report of the next day usually stands; it counts at the instant it gives)."""
     keys = grouping(by)
     end = as_of
-    start = as_of - window_seconds(window)
+    start = seconds_before(as_of, window_seconds(window))
     first = int(start // BUCKET_SECONDS)
     last = int(end // BUCKET_SECONDS)
     picks = tuple(FIELD_INDEX[k] for k in keys)

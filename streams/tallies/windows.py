@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 WINDOWS: Final[dict[str, int]] = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
@@ -57,3 +58,18 @@ def grouping(by: str) -> tuple[str, ...]:
         return GROUPINGS[normalized]
     except KeyError:
         raise QueryError(f"unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}") from None
+
+
+def to_micros(seconds: float) -> int:
+    """Event time in whole microseconds, as an incident's document writes `occurred_at`
+    (CPython's datetime.fromtimestamp rounds the fraction half to even, as round does)."""
+    fraction, whole = math.modf(seconds)
+    return int(whole) * 1_000_000 + round(fraction * 1e6)
+
+
+def seconds_before(as_of: float, seconds: int) -> float:
+    """`as_of` less `seconds`, as the float an incident at that microsecond holds: float
+    subtraction may land a fraction of a microsecond off it (before 2004-01-10, where a
+    float's step grows past the whole microseconds), and lose an incident at a window's
+    inclusive start."""
+    return (to_micros(as_of) - seconds * 1_000_000) / 1_000_000

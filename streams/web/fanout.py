@@ -29,7 +29,7 @@ from streams.record.archive import DAY
 from streams.record.incident import incident_id as incident_id_of
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
-from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping
+from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping, seconds_before
 from streams.web.incidents import (
     Facets,
     IncidentQuery,
@@ -521,7 +521,7 @@ async def refresh_window_gauges(monitor: WorkerView) -> None:
             current[window] = await cluster_rows(monitor, window=window, by="zone,party", as_of=now)
         for window, seconds in WINDOWS.items():
             previous[window] = await cluster_rows(
-                monitor, window=window, by="zone,party", as_of=now - seconds
+                monitor, window=window, by="zone,party", as_of=seconds_before(now, seconds)
             )
     except Incomplete:
         return  # keep the last complete figures until the cluster settles

@@ -20,7 +20,8 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Epoch seconds as peers pass them (`parse_as_of`, `fanout.exact_seconds`): negative
 #: before 1970.
 _EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
-#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999).
+#: Earliest and latest `as_of`: what a datetime can hold (RFC 3339 years 0001-9999), less the
+#: last second's fractions, which a float rounds up to the year 10000.
 AS_OF_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 AS_OF_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _PARTITION = re.compile(r"[0-9]{1,4}")
@@ -114,7 +115,8 @@ def parse_as_of(value: str | None) -> float:
     seconds = float(value) if _EPOCH_SECONDS.fullmatch(value) else _rfc3339_seconds(value)
     if not (math.isfinite(seconds) and AS_OF_MIN <= seconds <= AS_OF_MAX):
         raise QueryError(
-            f"as_of {value!r} is out of range; use an RFC 3339 time between years 0001 and 9999"
+            f"as_of {value!r} is out of range; use an RFC 3339 time from"
+            " 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
         )
     return seconds
 
