@@ -124,6 +124,10 @@ def evaluate_batch(
         state.refresh(incident)
     fresh: list[Entry] = []
     oldest = clock - rules.retention_seconds * 1000
+    # Incidents this step took out of an alert (`forget`, `refresh`): their new version (or
+    # the survivor of a merge) comes back to it however old it is, as `_on_incident` takes
+    # it; skipped as too old, it left the alert empty, resolved while its incident stood.
+    returning: set[str] = set().union(*state.left.values())
     fatal_from = day_of(clock / 1000) - rules.fatality_days if rules.fatality_days else None
     fatal_changed = False
     for incident in incidents:
@@ -146,7 +150,7 @@ def evaluate_batch(
         ):
             state.fatal_touched.add(iid)
             fatal_changed = True
-        if iid in state.by_id or ts <= oldest:
+        if iid in state.by_id or (ts < oldest and iid not in returning):
             continue  # a duplicate delivery, or too old to matter to any rule
         entry = entry_of(incident)
         state.add(entry)
@@ -386,7 +390,7 @@ def _on_incident(
         labels = _incident_labels(rule, state.zone, e)
         severity = Severity(labels["severity"]) if "severity" in labels else rule.severity
         fp = fingerprint(rule.name, labels)
-        recent_enough = e.ts > clock - rule.max_age_seconds * 1000
+        recent_enough = e.ts >= clock - rule.max_age_seconds * 1000  # "more than" is too old
         hold = rule.hold.seconds * 1000
         hold_until = max(clock, e.ts) + hold
 

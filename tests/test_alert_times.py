@@ -148,3 +148,54 @@ def test_an_incident_alert_s_since_is_its_earliest_incident_at_every_update() ->
     # another withdrawn: unchanged
     evaluate_batch(HELD, state, [], NOW + 26 * M, forget=["d"])
     assert "3 incidents matching hw in zone shusha since 2021-05-12 12:03 UTC" in summary()
+
+
+H = 60 * M
+
+
+def test_a_new_version_dated_before_the_retention_keeps_its_incident_alert() -> None:
+    """A precise report moving an incident three days back (a month-precision row stood at
+    the clock; the rules keep 24 h): the new version was skipped as too old, so the alert it
+    left resolved at once, "no incident ... matches any longer", while its incident stood."""
+    state = ZoneState.new("shusha")
+    _one(
+        evaluate_batch(
+            HELD, state, [inc(NOW, category="heavy_weapons_fire", incident_id="x")], NOW
+        ),
+        "firing",
+    )
+    moved = inc(NOW - 72 * H, category="heavy_weapons_fire", incident_id="x")
+    assert evaluate_batch(HELD, state, [moved], NOW + M) == []
+    (alert,) = state.firing()
+    assert alert.incident_ids == ["x"] and alert.starts_at == NOW - 72 * H  # moved with it
+    assert evaluate_time(HELD, state, NOW + M + 6 * H - S) == []  # held from the clock
+    _one(evaluate_time(HELD, state, NOW + M + 6 * H + S), "resolved")
+    # withdrawn instead: it resolves at once, as before
+    state = ZoneState.new("shusha")
+    evaluate_batch(HELD, state, [inc(NOW, category="heavy_weapons_fire", incident_id="x")], NOW)
+    evaluate_batch(HELD, state, [moved], NOW + M)
+    _one(evaluate_batch(HELD, state, [], NOW + 2 * M, forget=["x"]), "resolved")
+
+
+def test_a_merge_into_a_survivor_dated_before_the_retention_keeps_the_alert() -> None:
+    state = ZoneState.new("shusha")
+    evaluate_batch(HELD, state, [inc(NOW, category="heavy_weapons_fire", incident_id="z")], NOW)
+    survivor = inc(NOW - 11 * H - 24 * H, category="heavy_weapons_fire", incident_id="z0")
+    events = evaluate_batch(HELD, state, [survivor], NOW + M, forget=["z"], merged_into={"z": "z0"})
+    assert events == []
+    assert [a.incident_ids for a in state.firing()] == [["z0"]]
+
+
+@pytest.mark.parametrize(
+    ("age", "fires"), [(24 * H - S, True), (24 * H, True), (24 * H + S, False)]
+)
+def test_a_late_incident_fires_unless_it_occurred_more_than_max_age_before(
+    age: timedelta, fires: bool
+) -> None:
+    """`max_age: 24h`: late reports of incidents that occurred more than 24 h before they
+    arrive are ignored (docs/alerting.md); one exactly 24 h old was ignored too."""
+    state = ZoneState.new("shusha", since=NOW - 30 * 24 * H)
+    events = evaluate_batch(
+        HELD, state, [inc(NOW - age, category="heavy_weapons_fire", incident_id="late")], NOW
+    )
+    assert bool([e for e in events if e.rule == "hw"]) is fires
