@@ -10,7 +10,7 @@ import pytest
 
 from schemas.report import WithdrawnReport
 from schemas.validation import validate_report
-from streams.tools.acled_deletions import PartialExport, deletions, withdrawal_lines
+from streams.tools.acled_deletions import Deletions, PartialExport, deletions, withdrawal_lines
 from tests.test_feed_exit import ACLED_HEADER, ACLED_ROW, error_lines, run
 
 
@@ -89,17 +89,75 @@ def test_a_new_export_with_under_half_of_the_previous_ones_events_is_refused(
         deletions(previous, empty)
 
 
-def test_each_withdrawal_is_one_the_schema_takes() -> None:
-    lines = withdrawal_lines(["AZE3", "ARM4"], revision=1_800_000_000)
+def test_each_withdrawal_is_one_the_schema_takes_one_above_the_version_it_retracts() -> None:
+    found = Deletions(ids=["AZE3", "ARM4"], revisions={"AZE3": 1_700_000_000, "ARM4": None})
+    lines = withdrawal_lines(found, now=1_800_000_000)
+    expected = [("AZE3", 1_700_000_001), ("ARM4", 1_800_000_000)]  # no number: the clock
     assert len(lines) == 2
-    for line, event_id in zip(lines, ["AZE3", "ARM4"], strict=True):
+    for line, (event_id, revision) in zip(lines, expected, strict=True):
         result = validate_report(line)
         assert isinstance(result, WithdrawnReport), result
-        assert (result.source, result.report_id, result.revision) == (
-            "acled",
-            event_id,
-            1_800_000_000,
-        )
+        assert (result.source, result.report_id, result.revision) == ("acled", event_id, revision)
+
+
+def revision_of(line: bytes) -> int:
+    withdrawal = validate_report(line)
+    assert isinstance(withdrawal, WithdrawnReport), withdrawal
+    return withdrawal.revision
+
+
+def stamped(path: Path, rows: list[tuple[str, str, str]]) -> str:
+    lines = ["event_id_cnty,event_date,timestamp"] + [",".join(row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_an_event_listed_twice_is_one_event_withdrawn_once_above_its_latest_row(
+    tmp_path: Path,
+) -> None:
+    """ACLED exports hold duplicate rows: AZE3's two were two withdrawals, two events in
+    the message and in the partial-export check."""
+    previous = stamped(
+        tmp_path / "previous.csv",
+        [("AZE1", "2021-01-05", "1700000000"), ("AZE3", "2021-03-15", "1700000500"),
+         ("AZE3", "2021-03-15", "1700000900.0"), ("AZE4", "2021-04-01", "1700000000"),
+         ("AZE5", "2021-05-25", ""), ("AZE6", "2021-06-01", "1700000000")],
+    )  # fmt: skip
+    new = export(
+        tmp_path / "new.csv",
+        [("AZE1", "2021-01-05"), ("AZE4", "2021-04-01"), ("AZE6", "2021-06-01"),
+         ("AZE9", "2021-06-30")],
+    )  # fmt: skip
+    found = deletions(previous, new)
+    assert found.ids == ["AZE3", "AZE5"]
+    assert found.revisions == {"AZE3": 1_700_000_900, "AZE5": 0}  # no timestamp: revision 0
+    assert found.said("previous.csv", "new.csv").startswith("2 events of previous.csv")
+    revisions = [revision_of(line) for line in withdrawal_lines(found, now=2**40)]
+    assert revisions == [1_700_000_901, 1]
+
+
+def test_an_event_acled_moved_to_another_slice_comes_back_when_that_slice_is_fed(
+    tmp_path: Path,
+) -> None:
+    """AZE2's date corrected into the previous year (stamped 1650000000, before the feed
+    ran) is absent from this year's export, so withdrawn; at the feed's clock the
+    withdrawal outranked the corrected row for good, which came in the other slice's
+    export as a stale revision: the event was lost."""
+    previous = stamped(
+        tmp_path / "previous.csv",
+        [("AZE1", "2021-01-03", "1640000000"), ("AZE2", "2021-06-01", "1640000000"),
+         ("AZE3", "2021-12-30", "1640000000")],
+    )  # fmt: skip
+    new = stamped(
+        tmp_path / "new.csv",
+        [("AZE1", "2021-01-03", "1640000000"), ("AZE3", "2021-12-30", "1640000000")],
+    )
+    found = deletions(previous, new)
+    assert found.ids == ["AZE2"]
+    [line] = withdrawal_lines(found, now=1_796_474_263)
+    withdrawal = revision_of(line)
+    moved = 1_650_000_000  # the corrected row, in the 2020 export
+    assert 1_640_000_000 < withdrawal < moved  # it retracts 2021's version, not the moved one
 
 
 def acled_file(path: Path, ids_and_dates: list[tuple[str, str]]) -> str:
@@ -120,7 +178,7 @@ def test_feed_withdraws_the_deleted_events_after_the_export(
     withdrawal = validate_report(producer.sent[-1])
     assert isinstance(withdrawal, WithdrawnReport)
     assert (withdrawal.source, withdrawal.report_id) == ("acled", "AZE3")
-    assert withdrawal.revision > 1637107200  # above the row's ACLED timestamp
+    assert withdrawal.revision == 1637107201  # one above the row's ACLED timestamp
     said = " ".join(text.split())
     assert "1 event of previous.csv is absent from new.csv within its dates and countries" in said
     assert "withdrawing them (AZE3)" in said

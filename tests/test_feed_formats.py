@@ -365,6 +365,38 @@ def test_acled_rows_map_to_reports(tmp_path: Path) -> None:
         assert isinstance(validate_report(raw, now=LATER), Report), raw
 
 
+PKF = "Military Forces of Russia (2000-) Peacekeeping Operation"
+AZ_FORCES = "Military Forces of Azerbaijan (2003-)"
+
+
+@pytest.mark.parametrize(
+    ("sub_event", "actor1", "actor2", "category", "perpetrator"),
+    [
+        ("Armed clash", AZ_FORCES, PKF, "attack_on_peacekeepers", AZ_FORCES),
+        # ACLED lists a clash's sides in no meaningful order: the same clash, the same event
+        ("Armed clash", PKF, AZ_FORCES, "attack_on_peacekeepers", AZ_FORCES),
+        ("Armed clash", PKF, PKF, "attack_on_peacekeepers", PKF),
+        # one-sided: actor1 is the one who fired
+        ("Shelling/artillery/missile attack", PKF, AZ_FORCES, "heavy_weapons_fire", PKF),
+    ],
+)
+def test_a_clash_with_the_peacekeepers_is_an_attack_on_them_whichever_side_acled_wrote_first(
+    sub_event: str, actor1: str, actor2: str, category: str, perpetrator: str
+) -> None:
+    row = {
+        "event_id_cnty": "AZE1",
+        "event_date": "2021-05-01",
+        "sub_event_type": sub_event,
+        "actor1": actor1,
+        "actor2": actor2,
+        "latitude": "39.99",
+        "longitude": "46.93",
+    }
+    doc = formats.acled_report(row)
+    assert (doc["category"], doc["perpetrator"]) == (category, perpetrator)
+    assert {doc["perpetrator"], doc["target"]} == {actor1, actor2}
+
+
 def test_acled_rows_that_cannot_be_converted_are_kept(tmp_path: Path) -> None:
     no_coords = "AZE1,2021-05-01,Battles,Armed clash,,,,,,,,46.93,,,,"
     bad_date = "AZE2,yesterday,Battles,Armed clash,,,,,,,39.9,46.93,,,,"
@@ -627,6 +659,9 @@ def test_feed_sends_every_line_and_summarises(tmp_path: Path) -> None:
     assert summary.sent == 6 and summary.failed_sends == 2
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "sent 6 lines" in text and "unknown_field" in text and "not delivered" in text
+    # the headline's counts are of the lines read; the failed sends are said beside them
+    headline = " ".join(text.split("feed summary")[0].split())
+    assert "of 8 read, 4 valid" in headline and "; 2 not delivered (below)" in headline, text
 
 
 def test_feed_refuses_a_missing_file_or_format(tmp_path: Path) -> None:

@@ -120,9 +120,9 @@ def _withdraw(settings: Settings, args: argparse.Namespace, found: Deletions) ->
         return None
     first = ", ".join(found.ids[:5]) + (", ..." if len(found.ids) > 5 else "")
     common.console.print(escape(f"{said}: withdrawing them ({first})"), soft_wrap=True)
-    # above any ACLED `timestamp` of theirs: ACLED stamps a row when it changes it, so a
-    # later export that brings one back, changed, has a newer one and reinstates it
-    lines = withdrawal_lines(found.ids, revision=int(time.time()))
+    # one above the version the previous export held: ACLED stamps a row when it changes
+    # it, so an export that brings the event back changed (or moved) reinstates it
+    lines = withdrawal_lines(found, now=int(time.time()))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"withdrawals-missing-from-{new}.jsonl")
         with open(path, "wb") as f:

@@ -9,6 +9,12 @@ An export is often a slice (a date range, some countries), so only an event with
 export's dates and countries is taken for deleted; one outside them is kept and counted.
 A new export holding under half of the previous one's events within its own slice is
 refused: more likely a partial download than that many deletions.
+
+Each withdrawal's revision is one above the event's `timestamp` in the previous export:
+it retracts the version that export held, and nothing ACLED stamped later. An event taken
+for deleted that ACLED only moved (its date corrected into another slice, stamped before
+this feed ran) comes back when that slice is fed; a withdrawal at the feed's clock made it
+stale for good.
 """
 
 from __future__ import annotations
@@ -33,8 +39,11 @@ class PartialExport(ValueError):
 
 @dataclass
 class Deletions:
-    #: event ids to withdraw, in the previous export's order
+    #: event ids to withdraw, in the previous export's order, each once
     ids: list[str] = field(default_factory=list)
+    #: each of them -> its highest revision (`timestamp`) in the previous export, None when
+    #: none of its rows there has one that is a whole number
+    revisions: dict[str, int | None] = field(default_factory=dict)
     #: absent from the new export but outside its dates or countries: kept
     outside: int = 0
     #: the new export's first and last event day, and its countries
@@ -61,7 +70,9 @@ def country(event_id: str) -> str:
 def deletions(previous: str, new: str) -> Deletions:
     """The events of `previous` that `new` deleted (both ACLED exports, paths)."""
     unreadable: list[tuple[int, str]] = []
-    new_days: dict[str, date | None] = dict(acled_event_days(new, unreadable))
+    new_days: dict[str, date | None] = {
+        event_id: day for event_id, day, _ in acled_event_days(new, unreadable)
+    }
     if unreadable:
         # a row not read may hold any event: none can be said to be absent
         line, why = unreadable[0]
@@ -79,7 +90,16 @@ def deletions(previous: str, new: str) -> Deletions:
         countries=tuple(sorted({country(e) for e in new_days})),
     )
     within = kept = 0
-    for event_id, day in acled_event_days(previous):
+    # an event listed twice (ACLED's own duplicate rows) is one event: counted, and
+    # withdrawn, once, above its highest revision; where it stands: its first row's date
+    events: dict[str, tuple[date | None, int | None]] = {}
+    for event_id, day, revision in acled_event_days(previous):
+        held = events.get(event_id)
+        if held is None:
+            events[event_id] = (day, revision)
+        elif revision is not None and (held[1] is None or revision > held[1]):
+            events[event_id] = (held[0], revision)
+    for event_id, (day, revision) in events.items():
         inside = day is not None and first <= day <= last and country(event_id) in found.countries
         present = event_id in new_days
         if inside:
@@ -89,6 +109,7 @@ def deletions(previous: str, new: str) -> Deletions:
             continue
         if inside:
             found.ids.append(event_id)
+            found.revisions[event_id] = revision
         else:
             found.outside += 1
     if within and kept < MIN_KEPT_SHARE * within:
@@ -101,17 +122,18 @@ def deletions(previous: str, new: str) -> Deletions:
     return found
 
 
-def withdrawal_lines(ids: list[str], revision: int) -> list[bytes]:
-    """A JSONL withdrawal per event, at `revision` (above every ACLED `timestamp` of it)."""
+def withdrawal_lines(found: Deletions, now: int) -> list[bytes]:
+    """A JSONL withdrawal per event of `found`, one above its revision in the previous
+    export (at `now`, the feed's clock, for one whose revision there is no number)."""
     return [
         json.dumps(
             {
                 "source": ACLED_SOURCE,
                 "report_id": event_id,
-                "revision": revision,
+                "revision": now if (held := found.revisions.get(event_id)) is None else held + 1,
                 "withdrawn": True,
             },
             separators=(",", ":"),
         ).encode()
-        for event_id in ids
+        for event_id in found.ids
     ]

@@ -791,11 +791,13 @@ def render_summary(summary: FeedSummary, console: Console) -> None:
     # a line the feed dead-lettered itself never reached the input topic: said apart
     own = f" and {s.dead_letters_sent} dead letters" if s.dead_letters_sent else ""
     lines = s.sent - s.dead_letters_sent
+    # valid and rejected count the lines read, delivered or not: a failed send is said apart
+    lost = f"; {s.failed_sends} not delivered (below)" if s.failed_sends else ""
     console.print(
         f"sent {lines} line{'' if lines == 1 else 's'} to {s.topic or 'the input topic'}{own} "
-        f"in {s.seconds:.1f} s: "
+        f"in {s.seconds:.1f} s: of {s.lines} read, "
         f"{s.accepted} valid ({s.duplicates} re-sent duplicates, counted once), "
-        f"{rejected} will be rejected"
+        f"{rejected} will be rejected{lost}"
     )
     table = _counts(s, "feed summary", sent=True)
     style = "bold red" if s.failed_sends else ""

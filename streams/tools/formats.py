@@ -193,8 +193,9 @@ def read_lines(
 
 def acled_event_days(
     path: str, unreadable: list[tuple[int, str]] | None = None
-) -> Iterator[tuple[str, date | None]]:
-    """(`event_id_cnty`, its `event_date` or None when that is no date) for every row of an
+) -> Iterator[tuple[str, date | None, int | None]]:
+    """(`event_id_cnty`, its `event_date` or None when that is no date, its revision: the
+    `timestamp`, 0 when there is none, None when it is no whole number) for every row of an
     ACLED export that has an id: which events it holds (`acled_deletions.py`). A row not
     read (malformed, not UTF-8) goes to `unreadable` as (line, why)."""
 
@@ -206,7 +207,9 @@ def acled_event_days(
             day: str | None = _acled_date(row["event_date"]).isoformat()
         except ValueError:
             day = None
-        return {"id": event_id, "day": day}
+        stamp = _spreadsheet_whole(row.get("timestamp", "").strip())
+        revision = 0 if not stamp else int(stamp) if stamp.isdigit() else None
+        return {"id": event_id, "day": day, "revision": revision}
 
     unconverted: dict[int, str] = {}
     for line_no, data in _csv(path, "acled", event, unconverted=unconverted):
@@ -215,7 +218,8 @@ def acled_event_days(
             if unreadable is not None:
                 unreadable.append((line_no, why))
         elif (doc := json.loads(data))["id"] is not None:
-            yield doc["id"], None if doc["day"] is None else date.fromisoformat(doc["day"])
+            day = None if doc["day"] is None else date.fromisoformat(doc["day"])
+            yield doc["id"], day, doc["revision"]
 
 
 def _jsonl(path: str, meter: ByteMeter | None = None) -> Iterator[tuple[int, bytes]]:
@@ -701,9 +705,25 @@ def _civilians_targeted(row: dict[str, str]) -> bool:
     )
 
 
+def acled_sides(row: dict[str, str]) -> tuple[str, str]:
+    """(perpetrator, target) of an ACLED row: `actor1`, `actor2`, except in an armed clash
+    with the peacekeeping contingent as `actor1`. ACLED lists a clash's two sides in no
+    order that means who attacked; the contingent's mandate is not to fight, so a clash
+    with it is an attack on it whichever side ACLED wrote first (the category, the target
+    and the perpetrator alike)."""
+    actor1, actor2 = row.get("actor1", "").strip(), row.get("actor2", "").strip()
+    if (
+        row.get("sub_event_type", "").strip().lower() == "armed clash"
+        and target_code(actor1) == Party.RU_PKF
+        and target_code(actor2) != Party.RU_PKF
+    ):
+        return actor2, actor1
+    return actor1, actor2
+
+
 def _peacekeepers_targeted(row: dict[str, str]) -> bool:
     # The same aliases as the classifier's: the category and the target party agree.
-    return target_code(row.get("actor2", "")) == Party.RU_PKF
+    return target_code(acled_sides(row)[1]) == Party.RU_PKF
 
 
 def acled_category(row: dict[str, str]) -> str:
@@ -786,11 +806,11 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         location["precision"] = geo
     doc["location"] = location
     doc["category"] = acled_category(row)
-    actor1, actor2 = row.get("actor1", "").strip(), row.get("actor2", "").strip()
-    if actor1:
-        doc["perpetrator"] = actor1[:128]
-    if actor2:
-        doc["target"] = actor2[:128]
+    perpetrator, target = acled_sides(row)
+    if perpetrator:
+        doc["perpetrator"] = perpetrator[:128]
+    if target:
+        doc["target"] = target[:128]
     fatalities = _spreadsheet_whole(row.get("fatalities", "").strip())
     if fatalities:
         try:
