@@ -83,6 +83,26 @@ def test_the_relay_gives_the_worker_the_childs_metrics_as_if_counted_there() -> 
     assert not again and again.counters == {"t_reports": {}}
 
 
+def test_a_series_the_child_creates_at_zero_is_the_workers_from_the_first_status() -> None:
+    """The ingest and identity children set up `ceasefire_input_records_missing_total` at 0;
+    relayed only once it grew, it appeared in the worker's `/metrics` at its first loss,
+    already at N, and `increase()` (so `CeasefireInputLost`) never saw that loss."""
+    child, worker = CollectorRegistry(), CollectorRegistry()
+    c_counter, c_hist, _ = _metrics(child)
+    w_counter, w_hist, _ = _metrics(worker)
+    relay, mirror = MetricRelay([c_counter, c_hist]), MetricMirror([w_counter, w_hist])
+    c_counter.labels("lost")  # created, never counted
+    first = relay.changes()
+    assert first and first.counters == {"t_reports": {("lost",): 0.0}}
+    mirror.apply(first)
+    assert 't_reports_total{kind="lost"} 0.0' in _exposition(worker)
+    assert "t_seconds_count 0.0" in _exposition(worker)
+    assert not relay.changes()  # once: nothing new since
+    c_counter.labels("lost").inc(7)
+    mirror.apply(relay.changes())
+    assert 't_reports_total{kind="lost"} 7.0' in _exposition(worker)
+
+
 def test_gauges_follow_the_child_and_leave_with_it() -> None:
     child, worker = CollectorRegistry(), CollectorRegistry()
     *_, c_gauge = _metrics(child)

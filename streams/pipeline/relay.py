@@ -4,7 +4,11 @@ process's answer whichever process did the work (`child_process.py`).
 The child takes `changes()` of the metrics it names and sends them with its status; the
 worker's `MetricMirror.apply` adds them to its own metric objects:
 
-* counters: what each series gained since the previous status;
+* counters: what each series gained since the previous status, and a series the child
+  created since at what it gained, 0 too: a series the child sets up at zero (the input
+  loss counters: `CeasefireInputLost` pages on their first increase) is in the worker's
+  `/metrics` from the first status, not only once it has grown, which Prometheus would
+  take for its start and see no increase in;
 * histograms: what each bucket and the sum gained (a child's observations are counted in
   the worker's histogram as if observed there);
 * gauges: every series the child holds now, by value; a series the child no longer holds
@@ -40,6 +44,7 @@ class Changes:
     gauges: dict[str, dict[Labels, float]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
+        """Whether there is anything to send now: a series new to the worker, at 0, too."""
         return any(self.counters.values()) or any(self.histograms.values())
 
 
@@ -75,9 +80,9 @@ class MetricRelay:
                 gained: dict[Labels, float] = {}
                 for labels, child in _children(metric):
                     value = child._value.get()  # type: ignore[attr-defined]
-                    delta = value - self._counted.get((name, labels), 0.0)
-                    if delta:
-                        gained[labels] = delta
+                    counted = self._counted.get((name, labels))
+                    if counted is None or value != counted:
+                        gained[labels] = value - (counted or 0.0)
                         self._counted[(name, labels)] = value
                 out.counters[name] = gained
             elif isinstance(metric, Histogram):
@@ -85,8 +90,9 @@ class MetricRelay:
                 for labels, child in _children(metric):
                     buckets = [b.get() for b in child._buckets]  # type: ignore[attr-defined]
                     total = child._sum.get()  # type: ignore[attr-defined]
-                    before, before_sum = self._buckets.get((name, labels), ([], 0.0))
-                    if buckets != before or total != before_sum:
+                    known = self._buckets.get((name, labels))
+                    before, before_sum = known or ([], 0.0)
+                    if known is None or buckets != before or total != before_sum:
                         old = before or [0.0] * len(buckets)
                         grown[labels] = (
                             [n - o for n, o in zip(buckets, old, strict=True)],
