@@ -109,3 +109,46 @@ def test_without_an_event_loop_readiness_does_not_wait() -> None:
     m = _monitor([])
     m.update_ready()
     assert m.ready
+
+
+def _exported() -> list[str]:
+    from prometheus_client import generate_latest
+
+    from streams import metrics
+
+    text = generate_latest(metrics.REGISTRY).decode()
+    return [line for line in text.splitlines() if line.startswith("ceasefire_incidents_window{")]
+
+
+async def test_the_gauges_leave_a_worker_as_partition_0_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dashboards sum the window gauges over workers: the previous owner of partition 0
+    kept exporting its figures until its next refresh (15 s), and one that lost it while a
+    refresh awaited the cluster wrote them all the same: every panel doubled meanwhile."""
+    from streams.web import fanout
+
+    owned = {0, 1}
+    lose_during_refresh = False
+
+    async def rows(monitor: Any, *, window: str, by: str, as_of: float) -> list[Any]:
+        await asyncio.sleep(0)  # a peer's answer
+        if lose_during_refresh:
+            owned.discard(0)  # the rebalance lands while the refresh awaits
+        return [{"zone": "aghdam", "party": "az", "incidents": 10, "killed": 1, "wounded": 2}]
+
+    monkeypatch.setattr(fanout, "cluster_rows", rows)
+    zone = SimpleNamespace(owned_partitions=lambda: set(owned), owned=owned)
+    await fanout.refresh_window_gauges(SimpleNamespace(zone=zone))  # type: ignore[arg-type]
+    assert _exported()
+    # revoked (an eager rebalance revokes every partition): cleared at once
+    m = _monitor([])
+    m.zone = zone
+    m.local = []
+    m.settings = SimpleNamespace(rebalance_timeout=3.0)
+    await m._on_revoked(None, set())
+    assert _exported() == []
+    # lost while a refresh waited on the cluster: nothing written
+    lose_during_refresh = True
+    await fanout.refresh_window_gauges(SimpleNamespace(zone=zone))  # type: ignore[arg-type]
+    assert _exported() == [] and 0 not in owned

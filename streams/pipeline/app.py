@@ -50,7 +50,13 @@ from streams.pipeline.zero_series import start_worker_at_zero, start_zones_at_ze
 from streams.pipeline.zone_stage import ZoneStage
 from streams.web import zone_info
 from streams.web.api import register_api
-from streams.web.fanout import Incomplete, check_covered, partition_owners, refresh_window_gauges
+from streams.web.fanout import (
+    Incomplete,
+    check_covered,
+    clear_window_gauges,
+    partition_owners,
+    refresh_window_gauges,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +198,10 @@ class Monitor:
     async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
         for stage in self.local:
             stage.revoked()
+        # partition 0 may go elsewhere: its next owner exports the window gauges, and the
+        # dashboards' sums over workers would count this one's too until its next refresh
+        # (readiness waits for a refresh once the partitions are back)
+        clear_window_gauges()
         self.update_ready()
         # A step being written when its partitions go would land after the next owner's
         # recovery read the changelog (its input offset behind the owner's): Faust awaits

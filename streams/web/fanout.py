@@ -506,12 +506,18 @@ def window_gauge_values(
     return values
 
 
+def clear_window_gauges() -> None:
+    for gauge in WINDOW_GAUGES:
+        gauge.clear()
+
+
 async def refresh_window_gauges(monitor: WorkerView) -> None:
     """The window gauges are exported by the owner of partition 0 only, for the whole
-    cluster: exactly one series per (zone, party, window), none stale."""
+    cluster: exactly one series per (zone, party, window), none stale. (The worker also
+    clears them as its partitions are revoked: the dashboards sum them over workers, and
+    the next owner's would add to this one's until its next refresh.)"""
     if 0 not in monitor.zone.owned_partitions():
-        for gauge in WINDOW_GAUGES:
-            gauge.clear()
+        clear_window_gauges()
         return
     now = time.time()
     current: dict[str, list[Row]] = {}
@@ -526,8 +532,9 @@ async def refresh_window_gauges(monitor: WorkerView) -> None:
     except Incomplete:
         return  # keep the last complete figures until the cluster settles
     values = window_gauge_values(current, previous)
-    for gauge in WINDOW_GAUGES:
-        gauge.clear()
+    clear_window_gauges()
+    if 0 not in monitor.zone.owned_partitions():
+        return  # partition 0 went while the cluster answered: its next owner exports them
     for (gauge, labels), value in values.items():
         gauge.labels(*labels).set(value)
 
