@@ -852,6 +852,7 @@ def stub_api(
         window = request.query.get("window", "24h")
         n = STUB_COUNTS[window]
         rows = [{"zone": z, "incidents": n, "reports": n, "killed": 3, "wounded": 0} for z in zones]
+        rows += faults.get("extra_rows", [])
         body: dict[str, Any] = {"window": window, "by": ["zone"], "as_of": now.isoformat()}
         if window == "all":
             body["since"] = (now - timedelta(days=900)).isoformat()
@@ -1063,6 +1064,41 @@ def test_a_worker_that_stops_answering_is_said_and_a_filter_change_still_works(
             assert str(live.get_attribute("textContent")).startswith("Live · ")
         finally:
             faults["released"] = True
+
+
+def test_a_zone_gone_from_the_catalogue_and_a_withdrawn_incident_are_said_plainly(
+    browser: WebDriver,
+) -> None:
+    """Incidents the tallies count under a zone id the catalogue no longer has (a renamed
+    id keeps its earlier incidents) were in the list's "of N" and nowhere in the table; a
+    withdrawn incident's dialog ended with the word "null"."""
+    from tests.api_server import serve_app
+
+    old = {"zone": "old-zone", "incidents": 7, "reports": 9, "killed": 1, "wounded": 0}
+    faults: dict[str, Any] = {
+        "extra_rows": [old],
+        "gone": {"inc-zone-a": {"error": "incident inc-zone-a is not open"}},
+    }
+    with serve_app(lambda url: stub_api([], [], faults)) as url:
+        p = open_stub(browser, url)
+        driver = p.driver
+        rows = wait_for(
+            lambda: (
+                driver.find_elements(By.CSS_SELECTOR, '#zone-rows tr[data-zone="old-zone"]') or None
+            ),
+            timeout=10,
+            what="the old zone's row",
+        )
+        assert rows[0].text.split() == ["old-zone", "7", "9", "1", "0"]
+        click_current(driver, '#incidents li[data-incident-id="inc-zone-a"] button')
+        body = driver.find_element(By.ID, "incident-body")
+        wait_for(lambda: "no longer open" in body.text or None, timeout=5, what="the gone dialog")
+        assert body.text == (
+            "Incident inc-zone-a is no longer open: it was withdrawn, or merged into another "
+            "incident."
+        ), body.text
+        # the 404 itself is the browser's one line; no script error
+        assert [e for e in p.errors() if "Failed to load resource" not in e] == []
 
 
 def test_the_incident_dialog_shows_only_the_incident_chosen(browser: WebDriver) -> None:

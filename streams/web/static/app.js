@@ -404,7 +404,14 @@
     document.getElementById("zones-caption").textContent =
       `Incidents by zone ${WINDOW_TEXT[state.window]}, by event time${known ? "" : " (loading…)"}`;
     const ids = state.features.map((f) => f.properties.id);
-    if (countOf(OUTSIDE) > 0 || document.querySelector(`#zone-rows tr[data-zone="${OUTSIDE}"]`)) ids.push(OUTSIDE);
+    // Zones the tallies count that the catalogue no longer has (an id renamed keeps its
+    // earlier incidents under the old one: docs/zones.md), by their ids: their incidents
+    // are in the list's "of N" too. A row once drawn stays, at 0, like `outside`'s.
+    const drawn = new Set([...ids, OUTSIDE]);
+    const rowsHeld = [...document.querySelectorAll("#zone-rows tr[data-zone]")].map((r) => r.dataset.zone);
+    const counted = known ? [...state.counts.keys()].filter((id) => countOf(id) > 0) : [];
+    ids.push(...[...new Set([...rowsHeld, ...counted])].filter((id) => !drawn.has(id)).sort());
+    if (countOf(OUTSIDE) > 0 || rowsHeld.includes(OUTSIDE)) ids.push(OUTSIDE);
     for (const id of ids) {
       const row = zoneRow(id);
       const tally = known ? state.counts.get(id) ?? {} : null;
@@ -447,7 +454,7 @@
         onclick: (e) => openIncident(i.incident_id, e.currentTarget) },
       el("div", { class: "title" }, el("span", { class: `badge sev-${i.severity}` }, i.severity),
         titled(i.category, i.zone)),
-      el("div", {}, `Attributed to ${i.attribution} · ${i.verification} · ${casualties}`),
+      el("div", {}, `Attributed to ${i.attribution ?? "unknown"} · ${i.verification ?? "unknown"} · ${casualties}`),
       el("div", { class: "meta" }, `${when(i.occurred_at, i.time_precision)} · ${n} report${n === 1 ? "" : "s"}`)));
   }
 
@@ -688,8 +695,8 @@
       el("p", { class: "gone" }, `Incident ${id} is no longer open: `, merged
         ? `it was merged into incident ${merged}, which holds its reports now.`
         : "it was withdrawn, or merged into another incident."),
-      merged ? el("button", { type: "button", onclick: () => openIncident(merged, dialog.opener) },
-        `Open incident ${merged}`) : null);
+      ...(merged ? [el("button", { type: "button", onclick: () => openIncident(merged, dialog.opener) },
+        `Open incident ${merged}`)] : [])); // (replaceChildren writes a null as "null")
   }
 
   /** Draw the incident's answer, keeping where the reader had scrolled in the dialog. */
@@ -714,7 +721,7 @@
       columns.map((c) => el("td", { "data-field": c }, reportCell(r, c)))));
     body.replaceChildren(
       el("dl", { class: "facts" }, facts.map(([k, v]) =>
-        [el("dt", {}, k), el("dd", {}, v instanceof Node ? v : String(v))])),
+        [el("dt", {}, k), el("dd", {}, v instanceof Node ? v : String(v ?? "—"))])),
       el("h3", {}, `Reports (${rows.length})`),
       el("div", { class: "reports" }, el("table", {},
         el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, words(c))))),
