@@ -33,6 +33,15 @@ _HOST_PORT = re.compile(
 )
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]]+)(?::\d{1,5})?(?:/\S*)?")
 
+
+def _url_port(url: str) -> int | None:
+    """The port an http(s) URL of `_HTTP_URL` names, if it names one."""
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    host_end = authority.rfind("]")  # an IPv6 host's colons are not the port's
+    colon = authority.rfind(":")
+    return int(authority[colon + 1 :]) if colon > host_end else None
+
+
 #: The characters Kafka allows in a topic name, and its longest name.
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]*")
 _KAFKA_NAME_MAX = 249
@@ -221,6 +230,12 @@ class Settings(BaseSettings):
                 f"{value!r} is not an http:// or https:// URL with a host (e.g. "
                 "http://10.0.0.5:6066): peers and deliveries could not reach it"
             )
+        port = None if value is None else _url_port(value)
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(
+                f"{value!r} names port {port}, which is no port (1 to 65535): peers and "
+                "deliveries could not reach it"
+            )
         return value
 
     @field_validator("topic_prefix", "app_id")
@@ -305,11 +320,34 @@ class Settings(BaseSettings):
                 f"{'it' if len(unused) == 1 else 'them'}: set CEASEFIRE_SECURITY_PROTOCOL="
                 f"{wanted}, or unset {'it' if len(unused) == 1 else 'them'}"
             )
+        missing = [
+            f"CEASEFIRE_{name.upper()}"
+            for name in ("sasl_username", "sasl_password")
+            if protocol.startswith("SASL") and getattr(self, name) is None
+        ]
+        if missing:  # else the broker refused the handshake and it read as "not reachable"
+            raise ValueError(
+                f"CEASEFIRE_SECURITY_PROTOCOL={protocol} authenticates with a user name and "
+                f"password: set {' and '.join(missing)}"
+            )
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             raise ValueError(
                 "CEASEFIRE_SSL_KEYFILE is set without CEASEFIRE_SSL_CERTFILE: the key is of a "
                 "client certificate, which would not be sent; set CEASEFIRE_SSL_CERTFILE to "
                 "the certificate (PEM), or unset CEASEFIRE_SSL_KEYFILE"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> Settings:
+        """With no broker set, `run` may start the embedded one on `embedded_port`: the API
+        bound the same port first, the broker started all the same, and the worker ended
+        in a 51-line traceback."""
+        if not self.broker and self.embedded_port == self.web_port:
+            raise ValueError(
+                f"CEASEFIRE_WEB_PORT and CEASEFIRE_EMBEDDED_PORT are both {self.web_port}: "
+                "the API and the embedded broker need a port each; set one of them to "
+                "another (or CEASEFIRE_BROKER to a broker of your own)"
             )
         return self
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_port
 from tests.harness import read_topic
 
@@ -420,6 +423,24 @@ def test_an_error_line_is_one_line_of_plain_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:abc", "Port could not be cast"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:0", "no host and port"),
+    ],
+)
+def test_a_url_with_no_port_to_ask_is_one_line(url: str, said: str) -> None:
+    """They were `error: InvalidURL: ...` with a hint to set CEASEFIRE_DEBUG: a bug's way."""
+    from streams.cli.api_client import api_url
+    from streams.cli.common import CliError
+
+    with pytest.raises(CliError, match=re.escape(said)) as raised:
+        api_url(argparse.Namespace(url=url), Settings())
+    assert str(raised.value).startswith(f"--url {url}: ")
+
+
+@pytest.mark.parametrize(
     ("env", "args", "said"),
     [
         ({"CEASEFIRE_PARTITIONS": "0"}, ["tallies"], "CEASEFIRE_PARTITIONS: "),  # no flag
@@ -435,6 +456,15 @@ def test_an_error_line_is_one_line_of_plain_text() -> None:
         # TLS and SASL settings that PLAINTEXT (the default) ignored without a word
         ({"CEASEFIRE_SSL_CAFILE": "/tls/ca.pem"}, ["tallies"], "PLAINTEXT does not use it"),
         ({"CEASEFIRE_SASL_PASSWORD": "s"}, ["feed", "-"], "set CEASEFIRE_SECURITY_PROTOCOL="),
+        # SASL without its credentials read as "no Kafka broker reachable", after 30 s
+        (
+            {"CEASEFIRE_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "CEASEFIRE_SASL_USERNAME": "u"},
+            ["topics"],
+            "set CEASEFIRE_SASL_PASSWORD",
+        ),
+        # the API and the embedded broker on one port: a 51-line traceback after 10 s
+        ({"CEASEFIRE_EMBEDDED_PORT": "38114"}, ["run", "--web-port", "38114"], "are both 38114"),
+        ({"CEASEFIRE_ADVERTISED_URL": "http://127.0.0.1:99999"}, ["tallies"], "port 99999"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(

@@ -140,3 +140,30 @@ def test_errors_are_one_line_and_exit_1(url: str, capsys: pytest.CaptureFixture[
     assert code == 1 and "shows one incident" in err
     with pytest.raises(SystemExit):  # the id twice, one of them as --id
         run(capsys, "--url", url, EVENT_ID, "--id", EVENT_ID)
+
+
+def test_a_narrow_terminal_gets_every_field_whole(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the 11-column table cut every field but the id to "…", and the
+    reports' table ran off the edge: narrower than the table, one incident a few lines."""
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(queries, "wide_console", lambda: Console(file=screen, width=80))
+    code, _, _ = run(capsys, "--url", url)
+    text = screen.getvalue()
+    assert code == 0 and "…" not in text, text
+    for iid in expected_order():
+        assert f"  {iid}\n" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    screen.truncate(0)
+    screen.seek(0)
+    code, _, _ = run(capsys, "--url", url, EVENT_ID)
+    text = screen.getvalue()
+    assert code == 0 and "…" not in text, text
+    for source, rid in (("pkf-op-1", "op-1"), ("az-mod", "az-1"), ("am-mod", "am-1")):
+        assert f"{source} {rid} (revision " in text, text
+    assert "  verification: observed" in text

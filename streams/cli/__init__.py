@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--state",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="instead: feed N reports to a worker; print its RSS, changelog bytes, restart time",
     )
@@ -249,10 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-only", action="store_true", help="skip throughput; only report-to-alert latency"
     )
     p.add_argument(
-        "--triggers", type=int, default=100, help="alerts timed by the latency stage (default 100)"
+        "--triggers",
+        type=positive_int,
+        default=100,
+        help="alerts timed by the latency stage (default 100)",
     )
     p.add_argument(
-        "--repeat", type=int, default=1, help="runs of each stage (or round); the median is shown"
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="runs of each stage (or round); the median is shown",
     )
 
     p = command("topics", cmd_topics, "create the monitor's topics (production set-up)")

@@ -66,7 +66,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(alert), flush=True)
                 continue
-            common.out.print(alert_line(event))
+            # one line an alert into a pipe or a file (grep, a log), folded on a terminal
+            common.out.print(alert_line(event), soft_wrap=not common.out.is_terminal)
     except (KeyboardInterrupt, _NoTopic):
         pass
     finally:

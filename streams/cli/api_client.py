@@ -71,6 +71,15 @@ def api_url(args: argparse.Namespace, settings: Settings) -> str:
     if not url.lower().startswith(("http://", "https://")):
         example = f" (http://{url})" if "://" not in url else ""
         raise CliError(f"--url {url}: the URL needs http:// or https://{example}")
+    from urllib.parse import urlsplit
+
+    try:  # a port that is none, or an IPv6 host left open, said as such, not as a bug
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise CliError(f"--url {url}: {exc} (e.g. http://127.0.0.1:6066)") from None
+    if not parts.hostname or port == 0:
+        raise CliError(f"--url {url}: no host and port to ask (e.g. http://127.0.0.1:6066)")
     return url
 
 

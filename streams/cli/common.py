@@ -57,6 +57,15 @@ def wide_console() -> Console:
     return out if out.is_terminal else _Console(width=200)
 
 
+def fits(console: Console, renderable: Any) -> bool:
+    """Whether `renderable` (a table) is drawn whole at the console's width: rich would
+    otherwise cut every column but the unwrappable ones to "…" to make it fit."""
+    from rich.measure import Measurement
+
+    unbounded = console.options.update_width(100_000)  # its natural width, not the console's
+    return Measurement.get(console, unbounded, renderable).maximum <= console.width
+
+
 #: rich styles of a severity, in the incidents table and the alert lines
 SEVERITY_STYLE = {
     "critical": "bold white on red",

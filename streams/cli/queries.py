@@ -13,7 +13,7 @@ from typing import Any
 
 from streams.cli import common
 from streams.cli.api_client import api_get, api_url, say_if_not_ready
-from streams.cli.common import SEVERITY_STYLE, CliError, settings_from, wide_console
+from streams.cli.common import SEVERITY_STYLE, CliError, fits, settings_from, wide_console
 from streams.config import Settings
 
 # -- tallies -------------------------------------------------------------------------
@@ -62,8 +62,8 @@ def cmd_tallies(args: argparse.Namespace) -> int:
         common.out.print(f"No incidents {where}{', nor in the window before' if compare else ''}.")
         return 0
     table = Table(title=escape(title), show_footer=True)
-    for i, k in enumerate(keys):
-        table.add_column(k, footer="total" if i == 0 else "")
+    for i, k in enumerate(keys):  # a zone's id folds on a narrow terminal, never cut to "…"
+        table.add_column(k, footer="total" if i == 0 else "", overflow="fold")
     totals = {name: sum(int(r[name]) for r in rows) for name in FIGURES}
     previous = {name: sum(int(r.get(f"previous_{name}", 0)) for r in rows) for name in FIGURES}
     for col in FIGURES:
@@ -75,7 +75,7 @@ def cmd_tallies(args: argparse.Namespace) -> int:
             for c in FIGURES
         )
         table.add_row(*(escape(str(row[k])) for k in keys), *cells)
-    common.out.print(table)
+    wide_console().print(table)  # piped: wide enough for every id, as `incidents`
     return 0
 
 
@@ -174,7 +174,26 @@ def _print_incidents(incidents: list[dict[str, Any]], *, more: bool) -> None:
             claims,
             i["incident_id"],
         )
-    wide_console().print(table)
+    console = wide_console()
+    if fits(console, table):
+        console.print(table)
+    else:  # a narrow terminal: one incident a few lines, nothing cut
+        console.print(f"[bold]Open incidents, newest first ({len(incidents)})[/]")
+        for i in incidents:
+            claims = ", ".join(f"{c}\u2192{a}" for c, a in sorted(i["claims"].items()))
+            line = Text(f"{_when(i['occurred_at'])} UTC  ")
+            line.append(i["severity"], style=SEVERITY_STYLE.get(i["severity"], ""))
+            line.append(f"  {i['category']}  {i['zone']}")
+            n = len(i["reports"])
+            console.print(line)
+            console.print(
+                Text(
+                    f"  {i['verification']}, attributed to {i['attribution']}; "
+                    f"{i['killed']} killed, {i['wounded']} wounded; {n} report"
+                    f"{'' if n == 1 else 's'}{'; ' + claims if claims else ''}"
+                )
+            )
+            console.print(Text(f"  {i['incident_id']}"), soft_wrap=True)
     if more:
         common.out.print("More incidents match: --all for every page, or a larger --limit.")
     common.out.print("One with its reports: ceasefire-monitor incidents ID")
@@ -195,8 +214,8 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
         return 0
     console = wide_console()
     head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")  # an id folds, never cut
     claims = ", ".join(f"{c} accuses {a}" for c, a in sorted(i["claims"].items())) or "none"
     for name, value in (
         ("incident", i["incident_id"]),
@@ -223,25 +242,40 @@ def _show_incident(url: str, incident_id: str, *, as_json: bool) -> int:
         table.add_column(col, justify="right")
     table.add_column("verification")
     table.add_column("lat, lon")
+    rows: list[tuple[str, ...]] = []
     for r in i["reports"]:
         if "source_type" not in r:  # the worker no longer holds its details
-            table.add_row(Text(r["source"]), Text(r["report_id"]), str(r["revision"]))
+            rows.append((r["source"], r["report_id"], str(r["revision"])))
+            table.add_row(*(Text(cell) for cell in rows[-1]))
             continue
-        table.add_row(
-            Text(r["source"]),
-            Text(r["report_id"]),
-            str(r["revision"]),
-            r["source_type"],
-            _when(r["occurred_at"]),
-            r["category"],
-            r["perpetrator"],
-            r["claimant"] or "",
-            str(r["killed"]),
-            str(r["wounded"]),
-            r["verification"],
-            f"{r['lat']:.4f}, {r['lon']:.4f}",
+        rows.append(
+            (
+                r["source"],
+                r["report_id"],
+                str(r["revision"]),
+                r["source_type"],
+                _when(r["occurred_at"]),
+                r["category"],
+                r["perpetrator"],
+                r["claimant"] or "",
+                str(r["killed"]),
+                str(r["wounded"]),
+                r["verification"],
+                f"{r['lat']:.4f}, {r['lon']:.4f}",
+            )
         )
-    console.print(table)
+        table.add_row(*(Text(cell) for cell in rows[-1]))
+    if fits(console, table):
+        console.print(table)
+        return 0
+    # a narrow terminal: each report a few lines, named by its column, nothing cut
+    console.print(f"[bold]{len(i['reports'])} reports[/]")
+    names = [str(c.header) for c in table.columns]
+    for row in rows:
+        console.print(Text(f"{row[0]} {row[1]} (revision {row[2]})"), soft_wrap=True)
+        for name, cell in zip(names[3:], row[3:], strict=False):
+            if cell:
+                console.print(Text(f"  {name}: {cell}"), soft_wrap=True)
     return 0
 
 
