@@ -7,6 +7,7 @@ import ssl
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,14 +33,6 @@ _HOST_PORT = re.compile(
     r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
 )
 _HTTP_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:?#\[\]]+)(?::\d{1,5})?(?:/\S*)?")
-
-
-def _url_port(url: str) -> int | None:
-    """The port an http(s) URL of `_HTTP_URL` names, if it names one."""
-    authority = url.split("://", 1)[1].split("/", 1)[0]
-    host_end = authority.rfind("]")  # an IPv6 host's colons are not the port's
-    colon = authority.rfind(":")
-    return int(authority[colon + 1 :]) if colon > host_end else None
 
 
 #: The characters Kafka allows in a topic name, and its longest name.
@@ -230,12 +223,17 @@ class Settings(BaseSettings):
                 f"{value!r} is not an http:// or https:// URL with a host (e.g. "
                 "http://10.0.0.5:6066): peers and deliveries could not reach it"
             )
-        port = None if value is None else _url_port(value)
-        if port is not None and not 1 <= port <= 65535:
-            raise ValueError(
-                f"{value!r} names port {port}, which is no port (1 to 65535): peers and "
-                "deliveries could not reach it"
-            )
+        if value is not None:
+            try:
+                port = urlsplit(value).port  # ValueError beyond 65535
+            except ValueError:
+                port = 0
+            if port == 0:
+                given = urlsplit(value).netloc.rpartition(":")[2]
+                raise ValueError(
+                    f"{value!r} names port {given}, which is no port (1 to 65535): peers and "
+                    "deliveries could not reach it"
+                )
         return value
 
     @field_validator("topic_prefix", "app_id")

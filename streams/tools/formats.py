@@ -207,9 +207,9 @@ def acled_event_days(
             day: str | None = _acled_date(row["event_date"]).isoformat()
         except ValueError:
             day = None
-        stamp = _spreadsheet_whole(row.get("timestamp", "").strip())
-        revision = 0 if not stamp else int(stamp) if stamp.isdigit() else None
-        return {"id": event_id, "day": day, "revision": revision}
+        revision = acled_revision(row)  # as the feed sends it: no timestamp is revision 0
+        whole = 0 if revision is None else revision if isinstance(revision, int) else None
+        return {"id": event_id, "day": day, "revision": whole}
 
     unconverted: dict[int, str] = {}
     for line_no, data in _csv(path, "acled", event, unconverted=unconverted):
@@ -705,6 +705,14 @@ def _civilians_targeted(row: dict[str, str]) -> bool:
     )
 
 
+def acled_revision(row: dict[str, str]) -> int | str | None:
+    """An ACLED row's revision, its `timestamp`: a whole number (also as a spreadsheet writes
+    it, `1637107200.0`), the cell's text when it is none (the schema then rejects the row
+    naming `revision`), None when the cell is empty (the report's default revision, 0)."""
+    stamp = _spreadsheet_whole(row.get("timestamp", "").strip())
+    return _or_text(_int, stamp) if stamp else None
+
+
 def acled_sides(row: dict[str, str]) -> tuple[str, str]:
     """(perpetrator, target) of an ACLED row: `actor1`, `actor2`, except in an armed clash
     with the peacekeeping contingent as `actor1`. ACLED lists a clash's two sides in no
@@ -786,12 +794,12 @@ def acled_report(row: dict[str, str]) -> dict[str, Any]:
         "occurred_at": occurred_text,
         "time_precision": _acled_code(row, "time_precision", ACLED_TIME_PRECISION) or "day",
     }
-    stamp = _spreadsheet_whole(row.get("timestamp", "").strip())
-    if stamp:
-        doc["revision"] = _or_text(_int, stamp)
-    if stamp.isdigit():
+    revision = acled_revision(row)
+    if revision is not None:
+        doc["revision"] = revision
+    if isinstance(revision, int) and revision >= 0:
         try:
-            reported = datetime.fromtimestamp(int(stamp), UTC)
+            reported = datetime.fromtimestamp(revision, UTC)
         except (OverflowError, ValueError, OSError):
             pass  # the revision is kept; no such upload time
         else:

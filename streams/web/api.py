@@ -71,7 +71,7 @@ from streams.web.params import (
     parse_partitions,
     parse_scope,
 )
-from streams.web.peer_auth import SCHEME, is_peer_scheme, peer_refusal
+from streams.web.peer_auth import REFUSAL_LOG_EVERY, SCHEME, is_peer_scheme, peer_refusal
 from streams.web.report_intake import (
     BODY_ENCODINGS,
     Accepted,
@@ -113,8 +113,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two log lines of refused peer signatures.
-PEER_REFUSAL_LOG_EVERY = 60.0
 
 #: Seconds a POST waits for the broker to confirm its reports before it answers 503: a
 #: broker that holds requests without answering held the client 40 s (the producer's
@@ -165,7 +163,7 @@ class Api:
         #: The names a request may carry as its Host (DNS rebinding: 421 otherwise).
         self.hosts = allowed_hosts(s.web_host, s.advertised_url, s.allowed_hosts)
         #: When a refused peer signature was last logged (at most one line a minute).
-        self._peer_refusal_logged = -PEER_REFUSAL_LOG_EVERY
+        self._peer_refusal_logged = -REFUSAL_LOG_EVERY
         self.web = web.Application(
             client_max_size=s.max_body_bytes, middlewares=[host_check(self.hosts), json_errors]
         )
@@ -231,7 +229,7 @@ class Api:
         )
         if why is None:
             return None
-        if time.monotonic() - self._peer_refusal_logged >= PEER_REFUSAL_LOG_EVERY:
+        if time.monotonic() - self._peer_refusal_logged >= REFUSAL_LOG_EVERY:
             self._peer_refusal_logged = time.monotonic()
             log.warning(
                 "Refused a peer's scope=local query from %s: %s (every query it makes of "

@@ -29,7 +29,7 @@ from streams.record.archive import DAY
 from streams.record.incident import incident_id as incident_id_of
 from streams.tallies.series import merge_series, series, tally
 from streams.tallies.state import Row, merge_rows
-from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping, seconds_before
+from streams.tallies.windows import TALLY_WINDOWS, WINDOWS, grouping, seconds_before, to_micros
 from streams.web.incidents import (
     Facets,
     IncidentQuery,
@@ -41,10 +41,9 @@ from streams.web.incidents import (
     is_incident_id,
     merge,
     read_page,
-    seconds_to_micros,
     select,
 )
-from streams.web.peer_auth import peer_authorization
+from streams.web.peer_auth import REFUSAL_LOG_EVERY, peer_authorization
 from streams.web.series import SeriesQuery, read_buckets
 
 if TYPE_CHECKING:
@@ -64,8 +63,6 @@ PEER_ANSWER_MAX = 32 * 2**20
 #: How much of a peer's refusal goes to this worker's log (never to the client: an advertised
 #: URL may be an internal service whose page nobody outside should read through the API).
 PEER_REFUSAL_LOGGED = 300
-#: Seconds between two log lines for refusals from one peer with one status.
-PEER_REFUSAL_LOG_EVERY = 60.0
 
 log = logging.getLogger(__name__)
 _refusals_logged: dict[tuple[str, int], float] = {}
@@ -79,7 +76,7 @@ async def read_peer_answer(url: str, resp: aiohttp.ClientResponse) -> Any:
         said = (await resp.content.read(PEER_REFUSAL_LOGGED * 4)).decode("utf-8", "replace")
         key = (url, resp.status)
         now = time.monotonic()
-        if now - _refusals_logged.get(key, -math.inf) >= PEER_REFUSAL_LOG_EVERY:
+        if now - _refusals_logged.get(key, -math.inf) >= REFUSAL_LOG_EVERY:  # per peer and status
             _refusals_logged[key] = now
             log.warning(
                 "Worker %s answered a per-partition query %d: %r (said once a minute)",
@@ -305,7 +302,7 @@ def _open_items(
 
     Times are compared as the fields hold them (float seconds) where that decides: more
     than `_SLACK` from a bound (`from`, `to`, the cursor's), or from the newest kept, the
-    microsecond (`seconds_to_micros`) cannot compare otherwise; nearer, by the microsecond,
+    microsecond (`to_micros`) cannot compare otherwise; nearer, by the microsecond,
     as `IncidentQuery.wants` does."""
     after = query.after
     inf = math.inf
@@ -337,7 +334,7 @@ def _open_items(
             ):
                 continue
             if not (start + _SLACK <= t < end - _SLACK and t < top - _SLACK):  # near a bound
-                occurred = seconds_to_micros(t)
+                occurred = to_micros(t)
                 if not query.wants_fields(
                     occurred, f.zone, f.attribution, f.category.value, f.verification.value
                 ):
@@ -368,7 +365,7 @@ def _open_items(
 
 
 #: Seconds: a float time this far from a bound in microseconds compares with it as its
-#: microsecond does (`seconds_to_micros` rounds to the nearest; the float of a bound, or
+#: microsecond does (`to_micros` rounds to the nearest; the float of a bound, or
 #: of a time of the years a document can hold, is off by less than a ten-thousandth).
 _SLACK = 1.0
 

@@ -92,16 +92,11 @@ class Facets:
     verification: str
 
 
-#: `micros(datetime.fromtimestamp(seconds, UTC))` (what the document writes), a tenth of the
-#: cost.
-seconds_to_micros = to_micros
-
-
 def facets_of_record(record: IncidentRecord) -> Facets:
     """An incident version's facets, equal to those of its document (the same microsecond:
     a property test holds the two to it)."""
     f = record.fields
-    occurred = seconds_to_micros(f.occurred)
+    occurred = to_micros(f.occurred)
     return Facets(
         (occurred, record.incident_id),
         f.zone,

@@ -26,6 +26,9 @@ from yarl import URL
 
 #: The scheme's name in the Authorization header (compared case-insensitively, RFC 7235).
 SCHEME = "Ceasefire-Peer"
+#: Seconds between two log lines of refused peer queries, on either side (the refusing
+#: worker, `api.py`; the asking one, `fanout.py`): a refusal repeats on every query.
+REFUSAL_LOG_EVERY = 60.0
 #: How far a signature's time may be from the receiver's clock, either way (seconds).
 MAX_SKEW = 300
 _LABEL = b"ceasefire-monitor peer query v1"
