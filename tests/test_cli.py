@@ -797,3 +797,37 @@ def test_run_stopped_by_sigterm_while_it_starts_exits_0(tmp_path: Path) -> None:
     assert elapsed < 5, elapsed
     assert "Stopped (SIGTERM) before the worker started." in err, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--repeat", "0"],
+        ["--triggers", "-1"],
+        ["--state", "0"],
+        ["--n", "0"],
+        ["--n", "-5"],
+        ["--state", "10", "--days", "0"],
+        ["--state", "10", "--days", "-1"],
+        ["--state", "10", "--days", "nan"],
+        ["--state", "10", "--days", "inf"],
+    ],
+)
+def test_bench_refuses_counts_and_days_below_one_at_once(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--n 0` ran a bench of nothing; `--days 0` spread every report on one instant."""
+    from streams.cli import build_parser
+
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["bench", *args])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[-2]}: must be" in err, err
+
+
+def test_bench_takes_fractional_days() -> None:
+    from streams.cli import build_parser
+
+    parsed = build_parser().parse_args(["bench", "--state", "10", "--days", "0.5", "--n", "3"])
+    assert (parsed.days, parsed.n, parsed.state) == (0.5, 3, 10)

@@ -55,6 +55,16 @@ def positive_rate(text: str) -> float:
     return rate
 
 
+def positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(days) and days > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of days: {text}")
+    return days
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -220,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("bench", cmd_bench, "measure throughput: plain consumer, bare Faust, real pipeline")
     p.add_argument(
         "--n",
-        type=int,
+        type=positive_int,
         help="reports to pre-load (default 200,000; with --membership: state fed, 10,000)",
     )
     p.add_argument(
@@ -236,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--days",
-        type=float,
+        type=positive_days,
         default=3 * 365,
         help="with --state: days of event time the reports spread over (default 1095)",
     )
