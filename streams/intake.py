@@ -78,15 +78,15 @@ def process_record(
     raw: bytes,
     received_at: datetime,
     classifier: Classifier,
-    now: datetime | None = None,
     origin: tuple[int, int] | None = None,
     keep_sent: bool = True,
 ) -> tuple[str, bytes] | Rejection:
-    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. `now`
-    (default: the clock) is what a report's times must not be after; `origin`: the input
-    record's (partition, offset), kept in the document (`Incident.input`); `keep_sent`:
-    as `classify_report`."""
-    result = validate_report(raw, now=now or datetime.now(UTC))
+    """Pure step of the stage: bytes -> (report key, incident JSON) or a rejection. A
+    report's times must not be after `received_at` (its arrival, not the time it is
+    processed: the verdict on a record must not depend on how far behind the stage is, nor
+    change when it is read again); `origin`: the input record's (partition, offset), kept in
+    the document (`Incident.input`); `keep_sent`: as `classify_report`."""
+    result = validate_report(raw, now=received_at)
     if isinstance(result, Rejection):
         return result
     return classify_report(result, received_at, classifier, origin, keep_sent)
@@ -156,14 +156,15 @@ def route(
     """One input record -> (report key, incident JSON) for the keyed topic, or its dead
     letter. Never raises on account of the record: whatever fails while processing it
     dead-letters it as `internal_error`, and the stream goes on. `now`: the clock, read
-    once per batch by the stage. `keep_origin`: the document names the record's
+    once per batch by the stage; the record arrived at its Kafka timestamp, or `now` when it
+    has none or one ahead (`arrival_time`). `keep_origin`: the document names the record's
     partition and offset (`Incident.input`); `keep_sent`: as `classify_report`."""
     raw: bytes = record.value if record.value is not None else b""
     now = now or datetime.now(UTC)
     received = arrival_time(record, now)
     origin = (record.partition, record.offset) if keep_origin else None
     try:
-        outcome = process_record(raw, received, classifier, now, origin, keep_sent)
+        outcome = process_record(raw, received, classifier, origin, keep_sent)
         if not isinstance(outcome, Rejection):
             key, value = outcome
             return key.encode("utf-8"), value

@@ -5,7 +5,7 @@ text, whatever the reason its text is refused for."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -37,12 +37,14 @@ def report(**changes: Any) -> bytes:
     return json.dumps(doc | changes).encode()
 
 
-def record(value: bytes, headers: list[tuple[str, bytes]] | None = None) -> ConsumerRecord:  # type: ignore[type-arg]
+def record(
+    value: bytes, headers: list[tuple[str, bytes]] | None = None, timestamp: int = 0
+) -> ConsumerRecord:  # type: ignore[type-arg]
     return ConsumerRecord(
         topic="ceasefire.reports",
         partition=0,
         offset=7,
-        timestamp=0,
+        timestamp=timestamp,
         timestamp_type=0,
         key=None,
         value=value,
@@ -62,7 +64,7 @@ def dead(value: bytes, headers: list[tuple[str, bytes]] | None = None) -> DeadLe
 # -- unknown_place: a field error on location.place -----------------------------------------
 def test_an_unknown_place_names_the_field() -> None:
     raw = report(location={"place": "Atlantis"})
-    result = process_record(raw, NOW, CLASSIFIER, NOW)
+    result = process_record(raw, NOW, CLASSIFIER)
     assert isinstance(result, Rejection) and result.reason is RejectReason.UNKNOWN_PLACE
     assert [(e.field, e.type) for e in result.errors] == [("location.place", "unknown_place")]
     assert "'Atlantis' is not in the gazetteer" in result.errors[0].message
@@ -105,3 +107,26 @@ def test_an_unconverted_row_says_why_whatever_the_reason(row: bytes, reason: Rej
 def test_a_converted_row_ignores_the_header() -> None:
     routed = route(record(report(), [(UNCONVERTED_HEADER, WHY)]), CLASSIFIER, NOW)
     assert isinstance(routed, tuple)
+
+
+# -- future_time: judged at the record's arrival, not when the stage reads it -------------------
+@pytest.mark.parametrize("lag", [timedelta(0), timedelta(minutes=1), timedelta(days=3)])
+def test_a_time_from_the_future_is_judged_at_arrival_whatever_the_lag(lag: timedelta) -> None:
+    """It was judged at the batch's clock: a report 6 minutes ahead of its sender's clock was
+    dead-lettered by a stage keeping up and counted by one a minute behind (a backlog, a
+    restart, a record read again), and `feed` had said it would be rejected."""
+    sent = NOW - timedelta(hours=1)
+    stamp = int(sent.timestamp() * 1000)
+    ahead = report(occurred_at=(sent + timedelta(minutes=6)).isoformat())
+    routed = route(record(ahead, timestamp=stamp), CLASSIFIER, sent + lag)
+    assert isinstance(routed, Rejected) and routed.reason is RejectReason.FUTURE_TIME
+    within = report(occurred_at=(sent + timedelta(minutes=4)).isoformat())
+    assert not isinstance(route(record(within, timestamp=stamp), CLASSIFIER, sent + lag), Rejected)
+
+
+def test_a_record_stamped_ahead_of_the_stage_is_judged_at_the_stage_s_clock() -> None:
+    """A producer's clock ahead of ours is no arrival time (`stamped_time`)."""
+    stamp = int((NOW + timedelta(hours=1)).timestamp() * 1000)
+    ahead = report(occurred_at=(NOW + timedelta(minutes=30)).isoformat())
+    routed = route(record(ahead, timestamp=stamp), CLASSIFIER, NOW)
+    assert isinstance(routed, Rejected) and routed.reason is RejectReason.FUTURE_TIME

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.codec import gzip_encode
+from aiokafka.codec import gzip_encode, lz4_encode, snappy_encode, zstd_encode
 from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.errors import CorruptRecordException, KafkaError, OffsetOutOfRangeError
 from aiokafka.protocol.fetch import (
@@ -45,17 +45,28 @@ from streams.metrics import REGISTRY
 from streams.pipeline import ingest as ingest_module
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.packs import unpack
-from tests.test_hostile_input import CLASSIFIER, FakeProducer, report
+from tests.test_hostile_input import CLASSIFIER, NOW, FakeProducer, report
 
 pytestmark = pytest.mark.timeout(30)
 
 TOPIC = "ceasefire.reports"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-STAMP = 1_700_000_000_000
+#: The records' Kafka timestamp: their arrival, at which the reports' times are judged.
+STAMP = int(NOW.timestamp() * 1000)
 #: A header name that is not UTF-8, as a librdkafka or kcat producer may send one.
 BAD_NAME = b"\xff\xfe"
 #: Stands for BAD_NAME while the batch is built (the builder takes names as text).
 MARK = "ZZ"
+
+
+#: Kafka's codecs by the number a batch's attributes give them.
+ENCODERS: dict[int, Callable[[bytes], bytes]] = {
+    1: gzip_encode,
+    2: snappy_encode,
+    3: lz4_encode,
+    4: zstd_encode,
+}
+GZIP, SNAPPY, LZ4, ZSTD = 1, 2, 3, 4
 
 
 def build(
@@ -63,12 +74,13 @@ def build(
     values: Sequence[bytes],
     *,
     bad: Sequence[int] = (),
-    gzip: bool = False,
+    codec: int = 0,
     corrupt: bool = False,
 ) -> bytes:
     """A record batch of `values` from offset `base`, as a broker stores it; the records at
-    the indexes `bad` carry a header named BAD_NAME; `gzip`: compressed; `corrupt`: one byte
-    of a record changed after its CRC was computed."""
+    the indexes `bad` carry a header named BAD_NAME; `codec`: compressed by Kafka's codec of
+    that number (an unknown one leaves the records as they are); `corrupt`: one byte of a
+    record changed after its CRC was computed."""
     builder = DefaultRecordBatchBuilder(
         magic=2,
         compression_type=0,
@@ -84,12 +96,12 @@ def build(
     buf = bytearray(builder.build())
     struct.pack_into(">q", buf, 0, base)  # the broker's offset (outside the CRC)
     buf = bytearray(bytes(buf).replace(MARK.encode(), BAD_NAME))
-    if gzip:
-        compressed = gzip_encode(bytes(buf[61:]))
-        buf = buf[:61] + compressed
+    if codec:
+        encode = ENCODERS.get(codec, bytes)
+        buf = buf[:61] + encode(bytes(buf[61:]))
         struct.pack_into(">i", buf, 8, len(buf) - 12)
         attributes = struct.unpack_from(">h", buf, 21)[0]
-        struct.pack_into(">h", buf, 21, attributes | 1)
+        struct.pack_into(">h", buf, 21, attributes | codec)
     struct.pack_into(">I", buf, 17, calc_crc32c(bytes(buf[21:])))
     if corrupt:
         buf[-3] ^= 0x01
@@ -259,10 +271,10 @@ def test_aiokafka_cannot_read_past_a_header_name_that_is_not_utf8() -> None:
             list(unpacked)
 
 
-@pytest.mark.parametrize("gzip", [False, True])
-def test_read_raw_gives_the_batch_with_the_unreadable_record_dead_lettered(gzip: bool) -> None:
+@pytest.mark.parametrize("codec", [0, GZIP, SNAPPY, LZ4, ZSTD])
+def test_read_raw_gives_the_batch_with_the_unreadable_record_dead_lettered(codec: int) -> None:
     values = [report(0), b'{"bad":1}', report(2)]
-    data = build(0, values, bad=[1], gzip=gzip) + build(3, [report(3)])
+    data = build(0, values, bad=[1], codec=codec) + build(3, [report(3)])
     with pytest.raises(UnicodeDecodeError):  # aiokafka's own parser, compressed or not
         list(PartitionRecords(P0, MemoryRecords(data), [], 0, None, None, True, 0))
     read = read_raw(data, P0, 0)
@@ -357,6 +369,49 @@ async def test_a_corrupt_batch_is_dead_lettered_offset_by_offset() -> None:
     assert [(d.source_offset, d.original_size) for d in letters(producer)] == [(1, 0), (2, 0)]
     assert all("CRC" in d.message for d in letters(producer))
     assert sorted(accepted_ids(producer)) == ["r-0", "r-3"]
+
+
+@pytest.mark.parametrize("codec", [SNAPPY, LZ4, ZSTD])
+async def test_batches_compressed_by_other_producers_are_read(codec: int) -> None:
+    """`compression.type` snappy, lz4 or zstd (common with Java and librdkafka producers; an
+    Apache Kafka broker stores the batches as sent): without the codec libraries (cramjam,
+    aiokafka's extras) getmany raised UnsupportedCodecError at the batch for good, ingest
+    stalled there and at the partitions read with it, and went not ready."""
+    logs = {P0: Log(), P1: Log()}
+    logs[P0].add([report(0), report(1)])
+    logs[P0].add([report(2), report(3)], codec=codec)
+    logs[P0].add([report(4)])
+    logs[P1].add([report(100 + i) for i in range(3)])
+    consumer = LogConsumer(logs)
+    producer = LoggingProducer(consumer.events)
+    ingest, raw_reads = ingest_over(consumer, producer)
+
+    await run_until(ingest, lambda: consumer.commits == {P0: 5, P1: 3})
+
+    assert consumer.raised == 0 and not raw_reads and not letters(producer)
+    assert sorted(accepted_ids(producer)) == sorted(
+        f"r-{i}" for i in (0, 1, 2, 3, 4, 100, 101, 102)
+    )
+
+
+async def test_a_batch_of_an_unknown_codec_is_dead_lettered_offset_by_offset() -> None:
+    """A codec number Kafka does not define (a broken or future producer): aiokafka raises
+    UnsupportedCodecError, which stalled the partition like a corrupt batch used to."""
+    logs = {P0: Log(), P1: Log()}
+    logs[P0].add([report(0)])
+    logs[P0].add([report(1), report(2)], codec=5)
+    logs[P0].add([report(3)])
+    logs[P1].add([report(100)])
+    consumer = LogConsumer(logs)
+    producer = LoggingProducer(consumer.events)
+    ingest, raw_reads = ingest_over(consumer, producer)
+
+    await run_until(ingest, lambda: consumer.commits == {P0: 4, P1: 1})
+
+    assert consumer.raised >= 1 and raw_reads
+    assert [(d.source_offset, d.original_size) for d in letters(producer)] == [(1, 0), (2, 0)]
+    assert all("unknown compression codec 5" in d.message for d in letters(producer))
+    assert sorted(accepted_ids(producer)) == ["r-0", "r-100", "r-3"]
 
 
 async def test_a_failure_not_found_again_is_retried_as_a_failed_batch() -> None:

@@ -185,8 +185,8 @@ def test_ingest_names_where_it_read_a_report_outside_its_content() -> None:
     from streams.record.documents import legacy_digest
 
     raw = json.dumps(SENT).encode()
-    plain = process_record(raw, NOW, CLASSIFIER, NOW)
-    placed = process_record(raw, NOW, CLASSIFIER, NOW, origin=(3, 1234))
+    plain = process_record(raw, NOW, CLASSIFIER)
+    placed = process_record(raw, NOW, CLASSIFIER, origin=(3, 1234))
     assert isinstance(plain, tuple) and isinstance(placed, tuple)
     assert placed[1] == plain[1][:-1] + b',"input":[3,1234]}'
     doc, plain_doc = json.loads(placed[1]), json.loads(plain[1])

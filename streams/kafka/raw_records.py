@@ -22,7 +22,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.codec import gzip_decode, lz4_decode, snappy_decode, zstd_decode
-from aiokafka.errors import CorruptRecordException, KafkaError
+from aiokafka.errors import CorruptRecordException, KafkaError, UnsupportedCodecError
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.util import calc_crc32c, decode_varint_py
 
@@ -30,8 +30,9 @@ from aiokafka.record.util import calc_crc32c, decode_varint_py
 #: name that is not UTF-8 (its C parser raises UnicodeDecodeError, its Python parser
 #: CorruptRecordException), a batch that fails its CRC check or is malformed. It unpacks a
 #: batch record by record from its start, so no record after the bad one in its batch can be
-#: read through it either, whatever offset the consumer seeks to.
-UNREADABLE_ERRORS = (UnicodeDecodeError, CorruptRecordException)
+#: read through it either, whatever offset the consumer seeks to. Also a batch compressed by
+#: a codec Kafka does not define (snappy, lz4 and zstd are read: cramjam is a dependency).
+UNREADABLE_ERRORS = (UnicodeDecodeError, CorruptRecordException, UnsupportedCodecError)
 #: Most bytes of a partition read raw (`fetch_raw`): the consumer's
 #: `max_partition_fetch_bytes` (aiokafka's default), so the read holds the record its fetch
 #: failed on.
