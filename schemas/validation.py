@@ -315,7 +315,7 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
             ),
         )
     content_type = envelope.get("datacontenttype", "application/json")
-    if not isinstance(content_type, str) or not _is_json_media_type(content_type):
+    if not isinstance(content_type, str) or not is_json_media_type(content_type):
         return Rejection(
             RejectReason.INVALID_ENVELOPE,
             clip(f"CloudEvents datacontenttype {content_type!r} is not JSON"),
@@ -342,7 +342,7 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
     return encode_json(envelope["data"])
 
 
-def _is_json_media_type(value: str) -> bool:
+def is_json_media_type(value: str) -> bool:
     """Whether a media type (RFC 6838) is JSON: `application/json`, `text/json` or a `+json`
     suffix (RFC 6839), in any case, with any parameters (`; charset=utf-8`)."""
     kind, slash, subtype = value.partition(";")[0].strip().lower().partition("/")

@@ -252,6 +252,8 @@ async def test_the_token_is_compared_in_constant_time(
         "multipart/form-data; boundary=x",
         "application/xml",
         "application/json; charset=latin-1",
+        "text/json; charset=latin-1",
+        "application/+json",
     ],
 )
 async def test_a_body_that_is_not_json_by_type_is_415(api: Harness, content_type: str) -> None:
@@ -263,7 +265,13 @@ async def test_a_body_that_is_not_json_by_type_is_415(api: Harness, content_type
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/json", "Application/JSON; charset=UTF-8", "application/cloudevents+json"],
+    [
+        "application/json",
+        "Application/JSON; charset=UTF-8",
+        "application/cloudevents+json",
+        # JSON as a CloudEvent's datacontenttype is judged; 415 "is not JSON" before
+        "text/json",
+    ],
 )
 async def test_json_content_types_are_read(api: Harness, content_type: str) -> None:
     status, body = await api.post(report(), headers={"Content-Type": content_type})

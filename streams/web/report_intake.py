@@ -14,7 +14,7 @@ from aiohttp import StreamReader, web
 
 from schemas.codes import RejectReason
 from schemas.dead_letter import dead_letter
-from schemas.validation import MAX_MESSAGE_BYTES, Rejection, validate_report
+from schemas.validation import MAX_MESSAGE_BYTES, Rejection, is_json_media_type, validate_report
 from streams.classify.classifier import Classifier
 from streams.intake import classify_report
 from streams.web.jsonsplit import SplitError, TooManyElements, is_array, split_array
@@ -59,15 +59,14 @@ def browser_problem(
 
 def content_type_problem(header: str | None) -> str | None:
     """Why a Content-Type cannot be read as a report body; None when it can. JSON types
-    (`application/json`, `application/*+json` such as CloudEvents') are read, and so is a
-    request without one, as clients that send no header mean JSON here."""
+    (`application/json`, `text/json`, a `+json` suffix such as CloudEvents'; as a CloudEvent's
+    `datacontenttype` is judged) are read, and so is a request without one, as clients that
+    send no header mean JSON here."""
     if header is None or not header.strip():
         return None
     mime, *params = (part.strip() for part in header.split(";"))
     mime = mime.lower()
-    if mime != "application/json" and not (
-        mime.startswith("application/") and mime.endswith("+json")
-    ):
+    if not is_json_media_type(mime):
         return (
             f"Content-Type {mime!r} is not JSON; send application/json "
             "(curl: --json @file, or -H 'Content-Type: application/json')"
