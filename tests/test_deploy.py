@@ -679,7 +679,10 @@ def test_compose_stack_shape() -> None:
     assert "PLAINTEXT://kafka:9092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
     assert "29092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
     topics = services["topics"]
-    assert topics["command"][:1] == ["topics"] and "kafka://kafka:9092" in topics["command"]
+    # no --broker: the anchor's CEASEFIRE_BROKER (and security settings) reach it as they
+    # reach the workers; a flag kept it on the plaintext listener when they moved to TLS
+    assert topics["command"] == ["topics"]
+    assert topics["environment"]["CEASEFIRE_BROKER"] == "kafka://kafka:9092"
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in ("worker-1", "worker-2"):
         w = services[name]

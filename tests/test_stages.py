@@ -583,6 +583,36 @@ def test_outcomes_are_counted_per_version() -> None:
     asyncio.run(run())
 
 
+def test_a_report_whose_withdrawal_came_first_is_counted_once_when_it_comes() -> None:
+    """`ceasefire_reports_total` (distinct reports, at their first version) counted only a
+    `new` outcome: a report reinstated over a withdrawal that came first was in the
+    tallies and never in the metric, nor in the processing and event-lag histograms."""
+
+    async def run() -> None:
+        h = Harness()
+        out = h.identity.new_output()
+        docs = [
+            {"source": "pkf-op-1", "report_id": "a", "revision": 2, "withdrawn": True},
+            report("a", revision=3),
+            report("a", revision=4, casualties={"killed": 1}),  # revised: not counted again
+            {"source": "pkf-op-1", "report_id": "a", "revision": 5, "withdrawn": True},
+            report("a", revision=6),  # reinstated where it was counted: not again
+            report("b"),
+        ]
+        raws = []
+        for doc in docs:
+            parsed = validate_report(json.dumps(doc).encode(), now=NOW)
+            assert not isinstance(parsed, Rejection)
+            classified = classify_report(parsed, NOW, CLASSIFIER, None)
+            assert not isinstance(classified, Rejection)
+            raws.append(classified[1])
+        h.identity.process([Record(0, 0, b"\n".join(raws))], out)
+        assert out.outcomes[Outcome.REINSTATED] == 2
+        assert [source_type for source_type, _, _ in out.accepted] == ["observation_post"] * 2
+
+    asyncio.run(run())
+
+
 LACHIN = {"lat": 39.640, "lon": 46.545}
 
 

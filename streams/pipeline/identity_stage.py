@@ -190,7 +190,12 @@ class IdentityStage(Stage[IdentityOutput]):
                             )
                         )
                     received = doc.get("received_at")
-                    if decision.outcome is Outcome.NEW and isinstance(received, str):
+                    # A report's first counted version: new, or reinstated from a
+                    # withdrawal that came first (it held no zone, so no version was counted).
+                    first = decision.outcome is Outcome.NEW or (
+                        decision.outcome is Outcome.REINSTATED and before is None
+                    )
+                    if first and isinstance(received, str):
                         arrived = arrivals.get(received)
                         if arrived is None:
                             # Only the event-lag metric reads it, after the state changed:
