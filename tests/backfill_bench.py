@@ -126,5 +126,15 @@ def main(n: int, feed_only: bool) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 100_000, "--feed-only" in sys.argv[1:])
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python3 -m tests.backfill_bench",
+        description=(__doc__ or "").split("\n\n", 1)[1].split("\n\n", 1)[0],
+    )
+    parser.add_argument("n", nargs="?", type=int, default=100_000, help="events (100,000)")
+    parser.add_argument("--feed-only", action="store_true", help="no worker: the feed alone")
+    parsed = parser.parse_args()
+    if parsed.n < 1:
+        parser.error(f"n must be at least 1: {parsed.n}")
+    main(parsed.n, parsed.feed_only)
