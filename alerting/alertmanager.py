@@ -13,7 +13,10 @@ Mapping (`to_alertmanager`):
 
 Alertmanager considers a firing alert without `endsAt` resolved after its
 `resolve_timeout` (5 minutes by default) unless it is posted again, so a sender keeps
-re-posting the firing alerts (as Prometheus does) until it posts them resolved.
+re-posting the firing alerts (as Prometheus does) until it posts them resolved. It
+re-posts its recent resolutions too (`to_repost`, as Prometheus does for 15 minutes): a
+resolution whose post failed (Alertmanager restarting, unreachable) reaches it with the next
+re-post, with its own `endsAt`, instead of Alertmanager timing the alert out later.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,6 +92,25 @@ def to_alertmanager(
     if ends is not None:
         body["endsAt"] = _rfc3339(ends)
     return body
+
+
+def to_repost(
+    firing: Iterable[AlertEvent], resolved: Iterable[AlertEvent], zones: Collection[str]
+) -> list[AlertEvent]:
+    """What a worker posts again: every alert firing in its zones, and the latest of the
+    recent resolutions (`resolved`, oldest first) of each other fingerprint of its `zones`.
+
+    A fingerprint firing again is left out of the resolutions: Alertmanager takes the younger
+    post of the same labels, and a stale resolution would hide the new episode until its
+    next re-post. Resolutions first: nothing in one post overturns another."""
+    firing = list(firing)
+    now_firing = {a.fingerprint for a in firing}
+    latest: dict[str, AlertEvent] = {}
+    for event in resolved:
+        if event.fingerprint not in now_firing and event.labels.get("zone") in zones:
+            latest.pop(event.fingerprint, None)  # kept in the order of its latest
+            latest[event.fingerprint] = event
+    return [*latest.values(), *firing]
 
 
 SessionFactory = Callable[[], aiohttp.ClientSession]

@@ -48,6 +48,11 @@ class ResolvedHistory:
         recent = [e for at, e in self.events.values() if at >= since]
         return sorted(recent, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
 
+    def published_since(self, since_ms: int) -> list[AlertEvent]:
+        """The resolved events published at or after `since_ms`, in the order published."""
+        recent = [(at, e) for at, e in self.events.values() if at >= since_ms]
+        return [e for _, e in sorted(recent, key=lambda pair: pair[0])]
+
     def clear(self) -> None:
         self.events.clear()
         self._oldest.clear()

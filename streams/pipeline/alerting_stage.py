@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alerting.alertmanager import AlertmanagerClient
+from alerting.alertmanager import AlertmanagerClient, to_repost
 from alerting.engine import evaluate_batch, evaluate_time
 from alerting.rules import THEATRE, RuleSet, load_rules
 from alerting.theatre import FatalChange, ledger_changes
@@ -71,6 +71,9 @@ log = logging.getLogger(__name__)
 __all__ = ["SINCE_KEY", "AlertStage"]
 TICK_SECONDS = 5.0
 RESEND_SECONDS = 60.0
+#: How long a resolution is posted to Alertmanager again with the firing alerts (as
+#: Prometheus does): one whose post failed reaches it once it is back within that time.
+RESOLVED_RESEND_SECONDS = 900.0
 #: How often the zones' whole fatality ledgers are sent to the theatre again (with theatre
 #: rules): whatever reached it out of order (a zombie owner's late send) is put right.
 LEDGER_RESEND_SECONDS = 3600.0
@@ -456,19 +459,27 @@ class AlertStage(Stage[AlertOutput]):
     async def _tick(self) -> None:
         await self.maintain(self._clock)
         if self.alertmanager is not None and time.monotonic() - self._last_resend >= RESEND_SECONDS:
-            # Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min
-            # by default): keep telling it what is still firing.
             self._last_resend = time.monotonic()
-            owned = self.owned_partitions()
-            firing = [
-                a
-                for zone, state in self.states.items()
-                if self.partition_of.get(zone) in owned
-                for a in state.firing()
-            ]
-            firing.extend(self.theatre_firing() or [])
-            if firing:
-                self._enqueue(firing)
+            self._enqueue(self._to_repost())
+
+    def _to_repost(self) -> list[AlertEvent]:
+        """Alertmanager resolves an alert it has not heard of for resolve_timeout (5 min by
+        default): keep telling it what is still firing. And what resolved lately in this
+        worker's zones, whoever published it (`history`): a resolution whose post failed,
+        or that a previous owner published and could not post, reaches it."""
+        owned = self.owned_partitions()
+        zones = {z for z in self.states if self.partition_of.get(z) in owned}
+        firing = [a for zone in zones for a in self.states[zone].firing()]
+        theatre = self.theatre_firing()
+        firing.extend(theatre or [])
+        if theatre is not None and not self.theatre_recovering():
+            zones.add(THEATRE)
+        if not self.ready.is_set():
+            # its state not recovered yet: a new episode firing there is not known, and a
+            # resolution of the previous one posted now would hide it
+            return firing
+        since_ms = int((time.time() - RESOLVED_RESEND_SECONDS) * 1000)
+        return to_repost(firing, self.history.published_since(since_ms), zones)
 
     def _clock(self, out: AlertOutput) -> bool:
         """The clock's step (under the lock): alerts resolved and incidents aged out by
