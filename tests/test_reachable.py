@@ -4,6 +4,7 @@ answers no Kafka request is not taken for a broker. Loopback only."""
 
 from __future__ import annotations
 
+import http.server
 import socket
 import struct
 import threading
@@ -197,3 +198,21 @@ def test_the_embedded_broker_waits_for_one_still_stopping_to_let_go_of_its_port(
         assert answers_kafka("127.0.0.1", listener.port)
     finally:
         broker.stop()
+
+
+def test_a_web_server_waiting_for_a_newline_is_not_taken_for_a_broker() -> None:
+    """Python's http.server reads a request line up to its newline, which the ApiVersions
+    request did not hold: it said nothing, the address was left to the clients, and `feed
+    --broker` at it waited 33 s for 'no Kafka broker reachable'."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        assert answers_kafka("127.0.0.1", port, timeout=1.0) is False
+        with pytest.raises(
+            BrokerUnavailable, match=f"127.0.0.1:{port} answers, but not as a Kafka"
+        ):
+            check_listening(Settings(broker=f"kafka://127.0.0.1:{port}"), timeout=1.0)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -14,7 +14,7 @@ import struct
 
 from streams.config import Settings
 from streams.kafka.errors import unreachable
-from streams.kafka.tls import api_versions_request, read_exactly, servers
+from streams.kafka.tls import api_versions_request, servers
 
 #: How long a TCP connection may take to be refused or accepted here.
 CONNECT_SECONDS = 3.0
@@ -56,17 +56,37 @@ def check_listening(settings: Settings, *, timeout: float = CONNECT_SECONDS) -> 
     raise unreachable(settings, because=", ".join(refused))
 
 
+#: Ends a line, and a request of a line-based protocol: an HTTP server reads a request line
+#: up to its newline, and the binary ApiVersions request need hold none.
+_END_OF_REQUEST = b"\r\n\r\n"
+
+
 def _speaks_kafka(sock: socket.socket, timeout: float) -> bool | None:
     """Whether the server at `sock` answers ApiVersions as Kafka does; None when it says
-    nothing in `timeout` (a slow broker is left to the clients)."""
+    nothing in `timeout`, nor once the request is followed by an empty line (a slow broker
+    is left to the clients). An HTTP server waited for a newline: it said nothing, and
+    kafka-python then spent its 30 s on it."""
+    head = b""
+    nudged = False
     try:
         sock.settimeout(timeout)
         sock.sendall(api_versions_request(7))
-        size, correlation = struct.unpack(">ii", read_exactly(sock, 8))
-    except TimeoutError:
-        return None
-    except (OSError, struct.error):
-        return False  # closed on it, or reset: no Kafka broker does either
+        while len(head) < 8:
+            try:
+                chunk = sock.recv(8 - len(head))
+            except TimeoutError:
+                if nudged:
+                    return None
+                # a broker answers the request it has before it reads what follows
+                sock.sendall(_END_OF_REQUEST)
+                nudged = True
+                continue
+            if not chunk:
+                return False  # closed on it: no Kafka broker does
+            head += chunk
+    except OSError:
+        return False  # reset: no Kafka broker does either
+    size, correlation = struct.unpack(">ii", head)
     return bool(correlation == 7 and 4 <= size <= 1 << 20)
 
 
