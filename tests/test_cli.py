@@ -526,6 +526,36 @@ def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: Embedd
     )
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_topics_refuses_an_earlier_deployment_s_changelogs_under_the_same_app_id(
+    broker: EmbeddedBroker,
+) -> None:
+    """A new topic prefix with more partitions, the app id kept: the worker met the earlier
+    deployment's changelogs (named for the app id), never became ready and did not say why."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    earlier = {"CEASEFIRE_TOPIC_PREFIX": "before.", "CEASEFIRE_APP_ID": "kept-app"}
+    assert cli("topics", "--broker", broker.url, "--partitions", "2", env=earlier).returncode == 0
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:  # what its workers' Faust made
+        admin.create_topics([NewTopic("kept-app-alert-state-changelog", 2, 1)])
+    finally:
+        admin.close()
+    grown = {**earlier, "CEASEFIRE_TOPIC_PREFIX": "grown."}
+    refused = cli("topics", "--broker", broker.url, "--partitions", "4", env=grown)
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert (
+        "changelog topic kept-app-alert-state-changelog has 2 partitions, but the stage's input "
+        "has 4" in line
+    ), line
+    assert "needs its own CEASEFIRE_APP_ID" in line
+    own = {**grown, "CEASEFIRE_APP_ID": "grown-app"}
+    made = cli("topics", "--broker", broker.url, "--partitions", "4", env=own)
+    assert made.returncode == 0, made.stderr
+
+
 def test_simulate_writes_a_sample_file_to_feed_or_backtest(tmp_path: Path) -> None:
     from schemas.report import Report, WithdrawnReport
     from schemas.validation import validate_report

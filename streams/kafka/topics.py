@@ -15,12 +15,14 @@ from streams.config import Settings
 from streams.kafka.errors import BrokerUnavailable, unreachable
 from streams.kafka.reachable import check_listening
 from streams.kafka.tls import check_tls
+from streams.pipeline.tables import ALERT_TABLE, IDENTITY_TABLE, THEATRE_TABLE, ZONE_TABLE
 
 __all__ = [
     "BrokerUnavailable",
     "ConfigDrift",
     "TopicMismatch",
     "TopicSpec",
+    "changelog_partitions",
     "config_drift",
     "durability",
     "ensure_topics",
@@ -79,6 +81,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [TopicSpec(s.name, s.partitions, s.config | extra) for s in specs]
 
 
+def changelog_partitions(settings: Settings) -> dict[str, int]:
+    """The stages' changelog topics (Faust names them `<app id>-<table>-changelog`), each
+    with the partitions of its stage's input."""
+    return {
+        f"{settings.app_id}-{table}-changelog": 1 if table == THEATRE_TABLE else settings.partitions
+        for table in (IDENTITY_TABLE, ZONE_TABLE, ALERT_TABLE, THEATRE_TABLE)
+    }
+
+
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
     check_listening(settings)  # a refused port is said at once, not after 30 s
     check_tls(settings)  # a certificate problem is one clear line, not a bootstrap timeout
@@ -113,6 +124,7 @@ def ensure_topics(
         adopted: int | None = None
         if check_partitions:
             _check_partitions(admin, present)
+            _check_changelogs(admin, settings, existing)
         elif len(present) < len(specs):
             # the theatre topic has one partition whatever the setting: not a witness
             adopted = _common_count(admin, [s for s in present if s.name != theatre])
@@ -181,6 +193,25 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
             )
         raise TopicMismatch(
             f'topic {spec.name} has {have} partitions, but {fix} (docs/operations.md, "Topics")'
+        )
+
+
+def _check_changelogs(admin: KafkaAdminClient, settings: Settings, existing: set[str]) -> None:
+    """A changelog of another partition count is an earlier deployment's state under the same
+    app id (a new topic prefix alone is not a new deployment): its worker never became
+    ready, with no word of why."""
+    want = {t: n for t, n in changelog_partitions(settings).items() if t in existing}
+    counts = partition_counts(admin, list(want))
+    for name, n in want.items():
+        have = counts.get(name)
+        if have is None or have == n:
+            continue
+        raise TopicMismatch(
+            f"changelog topic {name} has {have} partitions, but the stage's input has {n}: it "
+            f"holds the state of an earlier deployment of app id {settings.app_id}. A new "
+            "deployment (a new CEASEFIRE_TOPIC_PREFIX) needs its own CEASEFIRE_APP_ID too; or "
+            f"delete the changelogs ({settings.app_id}-*-changelog) to start the state anew "
+            '(docs/operations.md, "Topics")'
         )
 
 
