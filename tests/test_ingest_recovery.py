@@ -284,3 +284,66 @@ async def test_a_batch_failing_again_and_again_makes_ingest_not_ready_until_one_
     await run_until(ingest, lambda: consumer.commits.get(TP) == 3)
     assert calls == readiness
     assert sorted(set(accepted_ids(producer))) == ["r-0", "r-1", "r-2"]
+
+
+class GatedProducer(FlakyProducer):
+    """Holds every delivery until `gate` opens, as a broker slow to acknowledge."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.gate = asyncio.Event()
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, partition: int
+    ) -> asyncio.Future[None]:
+        await self.gate.wait()
+        return await super().send_batch(batch, topic, partition)
+
+
+async def test_a_rebalance_waits_for_the_batch_under_way_and_nothing_is_dead_lettered_twice() -> (
+    None
+):
+    """A worker joining at full speed: the group moved the partitions while a batch was
+    under way, its commit came after and failed, and the batch was read again: its dead
+    letters were sent twice (tallies exact: the identity stage knew the reports)."""
+    ingest, consumer, _, _ = loop(0, committed_fails=0, send_fails=0)
+    producer = GatedProducer()
+    ingest.shared.producer = producer  # type: ignore[assignment]
+    consumer.records = [record(i, report(i) if i % 2 else b"{oops") for i in range(6)]
+    listener = ingest_module._Joined(ingest.joined, ingest._revoking, ingest._assigned)
+    task = asyncio.create_task(ingest._supervise())
+    try:
+        async with asyncio.timeout(10):
+            while ingest._idle.is_set():  # the first batch under way, held by the broker
+                await asyncio.sleep(0.01)
+            revoking = asyncio.create_task(listener.on_partitions_revoked({TP}))
+            await asyncio.sleep(0.1)
+            assert not revoking.done()  # the member does not rejoin before the commit
+            producer.gate.set()
+            await revoking
+            assert consumer.commits == {TP: 2}
+            await asyncio.sleep(0.5)  # batches read before the assignment are left
+            assert consumer.commits == {TP: 2}
+            consumer.pos = 2  # assigned again: aiokafka starts from the committed offset
+            listener.on_partitions_assigned({TP})
+            while consumer.commits.get(TP) != 6:
+                await asyncio.sleep(0.01)
+    finally:
+        ingest._stopping.set()
+        await asyncio.wait_for(task, timeout=5)
+    dead = [v for t, v, _ in producer.sent if t.endswith(".dlq")]
+    assert len(dead) == 3  # offsets 0, 2, 4: once each
+    assert sorted(accepted_ids(producer)) == ["r-1", "r-3", "r-5"]
+
+
+async def test_a_batch_that_does_not_finish_lets_the_rebalance_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bounded: a batch stuck on the broker must not keep the member out of its group past
+    the rebalance timeout (it is read again, as after any failed commit)."""
+    monkeypatch.setattr(ingest_module, "REVOKE_WAIT_SECONDS", 0.2)
+    ingest, _, _, _ = loop(0, committed_fails=0, send_fails=0)
+    ingest._idle.clear()  # a batch under way that never finishes
+    async with asyncio.timeout(2):
+        await ingest._revoking()
+    assert ingest._moving

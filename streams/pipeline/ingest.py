@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between updates of the consumer-lag gauge.
 LAG_INTERVAL = 5.0
+#: At most this long (and half the rebalance timeout) a rebalance waits for the batch under
+#: way to be committed.
+REVOKE_WAIT_SECONDS = 10.0
 #: Backoff after a failed batch or a failed rewind, doubled on each failure in a row.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
@@ -99,17 +102,24 @@ def beyond_end(
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]
     """Sets `joined` once the group gave this member an assignment, even an empty one
-    (more workers than input partitions): the member has joined."""
+    (more workers than input partitions): the member has joined. `revoking` is awaited
+    before the member rejoins (aiokafka awaits the listener), `assigned` called after."""
 
-    def __init__(self, joined: asyncio.Event, moved: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        joined: asyncio.Event,
+        revoking: Callable[[], Awaitable[None]],
+        assigned: Callable[[], None],
+    ) -> None:
         self.joined = joined
-        self.moved = moved
+        self.revoking = revoking
+        self.assigned = assigned
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.moved()
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.revoking()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.moved()
+        self.assigned()
         self.joined.set()
 
 
@@ -158,6 +168,12 @@ class Ingest:
         #: ingest went on from): a batch that starts later may follow records the broker
         #: deleted unread (`_lost_to_retention`); forgotten when partitions move
         self._next: dict[TopicPartition, int] = {}
+        #: Clear while a batch is processed (read to committed): a rebalance waits for it.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Between a revocation and the next assignment: a batch read now is not processed
+        #: (every partition resumes from its committed offset once assigned).
+        self._moving = False
         #: offsets below this were counted lost already (a batch failing after the count
         #: is read again from the committed offset below them)
         self._lost_below: dict[TopicPartition, int] = {}
@@ -185,8 +201,32 @@ class Ingest:
         )
         await self.consumer.start()  # no topics yet: returns without waiting for a join
         self.consumer.subscribe(
-            [s.reports_topic], listener=_Joined(self.joined, moved=self._next.clear)
+            [s.reports_topic],
+            listener=_Joined(self.joined, revoking=self._revoking, assigned=self._assigned),
         )
+
+    async def _revoking(self) -> None:
+        """Before the group moves partitions: let the batch under way finish and commit
+        while this member's generation still holds (a commit after the rebalance fails, and
+        its batch is read again: its dead letters were sent twice), and take no new batch
+        until the assignment. Bounded, so that a batch stuck on the broker does not keep the
+        member out of the group past its rebalance timeout: then the batch is read again,
+        as before."""
+        self._moving = True
+        self._next.clear()
+        bound = min(REVOKE_WAIT_SECONDS, self.settings.rebalance_timeout / 2)
+        try:
+            await asyncio.wait_for(self._idle.wait(), bound)
+        except TimeoutError:
+            log.warning(
+                "ingest's batch under way did not finish within %.1fs of a rebalance: it is "
+                "read again from the last committed offsets",
+                bound,
+            )
+
+    def _assigned(self) -> None:
+        self._moving = False
+        self._next.clear()
 
     async def start(self) -> None:
         """Start the shared producer and the loop (joining first if not yet done)."""
@@ -245,10 +285,19 @@ class Ingest:
                     ready = True  # even with no partition
                     if self.on_ready:
                         self.on_ready()
+                if batches and self._moving:
+                    # read as the group moves partitions: whoever owns them next reads
+                    # these records from the committed offsets (this worker too: aiokafka
+                    # starts every partition of an assignment there)
+                    batches = {}
                 if batches:
                     if self.first_record_at is None:
                         self.first_record_at = time.monotonic()
-                    await self._process(batches)
+                    self._idle.clear()
+                    try:
+                        await self._process(batches)
+                    finally:
+                        self._idle.set()
                     delay = RETRY_FIRST_SECONDS
                     release_free_memory()  # the batch's objects are gone (tuning.py)
                 if took:  # a batch went through, or nothing is there to fail
