@@ -271,11 +271,14 @@ STAGES = {
 def _fresh_broker(settings: Settings, prefix: str) -> Iterator[Settings]:
     """Each stage on its own broker: the in-memory broker slows down as it fills, so a
     stage run after another would be measured against a fuller broker. With a configured
-    broker, fresh topics on it."""
+    broker, fresh topics on it, and a fresh app id: the deployment's own (its changelogs
+    and groups, of its partition count) are not the bench's."""
     from streams.kafka.broker import EmbeddedBroker, free_port
 
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     update: dict[str, Any] = {
-        "topic_prefix": f"{prefix}-{uuid.uuid4().hex[:6]}.",
+        "topic_prefix": f"{name}.",
+        "app_id": name,
         "partitions": PARTITIONS,
     }
     if settings.broker is not None:
