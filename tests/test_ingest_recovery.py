@@ -347,3 +347,31 @@ async def test_a_batch_that_does_not_finish_lets_the_rebalance_go_on(
     async with asyncio.timeout(2):
         await ingest._revoking()
     assert ingest._moving
+
+
+async def test_a_whole_rebalance_while_a_batch_is_read_leaves_the_batch() -> None:
+    """Revoked and assigned again between the fetch and its processing (`_take` awaits after
+    its fetch): the partition restarts from its committed offset, and the batch read under
+    the old assignment was processed too, its dead letters sent twice."""
+
+    class Rebalancing(LoopConsumer):
+        rebalanced = False
+
+        async def getmany(
+            self, *tps: TopicPartition, timeout_ms: int
+        ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+            batch = await super().getmany(*tps, timeout_ms=timeout_ms)
+            if batch and not self.rebalanced:
+                self.rebalanced = True
+                await ingest._revoking()
+                ingest._assigned()
+                self.pos = self.commits.get(TP, 0)  # a new assignment starts there
+            return batch
+
+    ingest, _, producer, _ = loop(0, committed_fails=0, send_fails=0)
+    consumer = Rebalancing([record(i, report(i) if i % 2 else b"{oops") for i in range(4)], 0)
+    ingest.consumer = consumer  # type: ignore[assignment]
+    await run_until(ingest, lambda: consumer.commits.get(TP) == 4)
+    dead = [v for t, v, _ in producer.sent if t.endswith(".dlq")]
+    assert len(dead) == 2  # offsets 0 and 2: once each
+    assert sorted(accepted_ids(producer)) == ["r-1", "r-3"]

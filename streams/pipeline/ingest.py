@@ -174,6 +174,9 @@ class Ingest:
         #: Between a revocation and the next assignment: a batch read now is not processed
         #: (every partition resumes from its committed offset once assigned).
         self._moving = False
+        #: Revocations and assignments so far: a whole rebalance may pass while a batch is
+        #: being read (`_take` awaits after its fetch), and `_moving` be clear again.
+        self._rebalances = 0
         #: offsets below this were counted lost already (a batch failing after the count
         #: is read again from the committed offset below them)
         self._lost_below: dict[TopicPartition, int] = {}
@@ -213,6 +216,7 @@ class Ingest:
         member out of the group past its rebalance timeout: then the batch is read again,
         as before."""
         self._moving = True
+        self._rebalances += 1
         self._next.clear()
         bound = min(REVOKE_WAIT_SECONDS, self.settings.rebalance_timeout / 2)
         try:
@@ -226,6 +230,7 @@ class Ingest:
 
     def _assigned(self) -> None:
         self._moving = False
+        self._rebalances += 1
         self._next.clear()
 
     async def start(self) -> None:
@@ -280,16 +285,18 @@ class Ingest:
         while not self._stopping.is_set():
             try:
                 took = self.flowing.is_set()
+                rebalances = self._rebalances
                 batches = await self._take() if took else await self._held()
                 if not ready and failures < STUCK_AFTER and self.joined.is_set():
                     ready = True  # even with no partition
                     if self.on_ready:
                         self.on_ready()
-                if batches and self._moving:
+                if batches and (self._moving or self._rebalances != rebalances):
                     # read as the group moves partitions: whoever owns them next reads
                     # these records from the committed offsets (this worker too: aiokafka
                     # starts every partition of an assignment there)
                     batches = {}
+                    self._next.clear()
                 if batches:
                     if self.first_record_at is None:
                         self.first_record_at = time.monotonic()
