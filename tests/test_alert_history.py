@@ -85,3 +85,15 @@ def test_an_event_published_twice_is_answered_once() -> None:
         history._add(event(i), NOW_MS)
     assert len(history._oldest) <= 2 * KEPT + 1
     assert len(history.latest(NOW_MS)) == KEPT
+
+
+def test_a_fingerprint_s_resolutions_come_in_the_order_published_whatever_their_clocks() -> None:
+    """Two episodes of one fingerprint resolved by two owners of its zone, the first with a
+    clock ahead: by timestamp the older resolution came last, and it was the one posted to
+    Alertmanager again (`to_repost` takes the last), over the newer one."""
+    first = AlertEvent.model_validate_json(event(1)).model_copy(update={"fingerprint": "f"})
+    second = AlertEvent.model_validate_json(event(2)).model_copy(update={"fingerprint": "f"})
+    history = ResolvedHistory(Settings())
+    history._add(first.model_dump_json().encode(), NOW_MS + 60_000)  # its owner's clock ahead
+    history._add(second.model_dump_json().encode(), NOW_MS)  # read after it: published after
+    assert [e.alert_id for e in history.published_since(NOW_MS - 1)] == ["a-1", "a-2"]

@@ -34,8 +34,9 @@ LOOKBACK_SECONDS = 7 * 86_400
 class ResolvedHistory:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        #: alert id -> (published at, ms since the epoch; the event): the latest KEPT
-        self.events: dict[str, tuple[int, AlertEvent]] = {}
+        #: alert id -> (published at, ms since the epoch; when read; the event): the latest
+        #: KEPT
+        self.events: dict[str, tuple[int, int, AlertEvent]] = {}
         #: (published at, arrival, alert id) of every event kept, and of some replaced
         #: (skipped when they come up): the oldest first out
         self._oldest: list[tuple[int, int, str]] = []
@@ -45,12 +46,14 @@ class ResolvedHistory:
         """The resolved events published within the look-back, oldest first."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         since = now_ms - LOOKBACK_SECONDS * 1000
-        recent = [e for at, e in self.events.values() if at >= since]
+        recent = [e for at, _, e in self.events.values() if at >= since]
         return sorted(recent, key=lambda e: (e.ends_at or e.starts_at, e.alert_id))
 
     def published_since(self, since_ms: int) -> list[AlertEvent]:
-        """The resolved events published at or after `since_ms`, in the order published."""
-        recent = [(at, e) for at, e in self.events.values() if at >= since_ms]
+        """The resolved events published at or after `since_ms`, in the order read: each
+        fingerprint's in the order published (they share a partition, read in offset order;
+        record timestamps come from the clocks of whichever workers published them)."""
+        recent = [(n, e) for at, n, e in self.events.values() if at >= since_ms]
         return [e for _, e in sorted(recent, key=lambda pair: pair[0])]
 
     def clear(self) -> None:
@@ -118,8 +121,9 @@ class ResolvedHistory:
         held = self.events.get(event.alert_id)
         if held is not None and held[0] >= published_ms:
             return  # published again: kept once, at its latest
-        self.events[event.alert_id] = (published_ms, event)
-        heapq.heappush(self._oldest, (published_ms, next(self._arrival), event.alert_id))
+        arrival = next(self._arrival)
+        self.events[event.alert_id] = (published_ms, arrival, event)
+        heapq.heappush(self._oldest, (published_ms, arrival, event.alert_id))
         while len(self.events) > KEPT:
             at, _, alert_id = heapq.heappop(self._oldest)
             if self.events.get(alert_id, (None,))[0] == at:  # else replaced by a later copy
