@@ -349,29 +349,41 @@ async def test_a_batch_that_does_not_finish_lets_the_rebalance_go_on(
     assert ingest._moving
 
 
-async def test_a_whole_rebalance_while_a_batch_is_read_leaves_the_batch() -> None:
-    """Revoked and assigned again between the fetch and its processing (`_take` awaits after
-    its fetch): the partition restarts from its committed offset, and the batch read under
-    the old assignment was processed too, its dead letters sent twice."""
+async def test_a_revocation_during_a_fetch_waits_for_that_batch_s_commit() -> None:
+    """The group moved the partitions while a batch was being read (`_take` awaits after its
+    fetch): the batch was committed after the rebalance or, the partition kept, read again
+    from the committed offset, its dead letters sent twice."""
+    at_revocation: list[dict[TopicPartition, int]] = []
 
     class Rebalancing(LoopConsumer):
-        rebalanced = False
+        revoking: asyncio.Task[None] | None = None
 
         async def getmany(
             self, *tps: TopicPartition, timeout_ms: int
         ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
             batch = await super().getmany(*tps, timeout_ms=timeout_ms)
-            if batch and not self.rebalanced:
-                self.rebalanced = True
-                await ingest._revoking()
-                ingest._assigned()
-                self.pos = self.commits.get(TP, 0)  # a new assignment starts there
+            if batch and self.revoking is None:
+                self.revoking = asyncio.create_task(listener.on_partitions_revoked({TP}))
+                self.revoking.add_done_callback(lambda _: at_revocation.append(dict(self.commits)))
+                await asyncio.sleep(0.05)  # the group moves on while the batch is read
+                assert not self.revoking.done()
             return batch
 
     ingest, _, producer, _ = loop(0, committed_fails=0, send_fails=0)
+    listener = ingest_module._Joined(ingest.joined, ingest._revoking, ingest._assigned)
     consumer = Rebalancing([record(i, report(i) if i % 2 else b"{oops") for i in range(4)], 0)
     ingest.consumer = consumer  # type: ignore[assignment]
-    await run_until(ingest, lambda: consumer.commits.get(TP) == 4)
+
+    def moved_on() -> bool:
+        if consumer.revoking is None or not consumer.revoking.done():
+            return False
+        if ingest._moving:  # assigned again: aiokafka starts from the committed offset
+            consumer.pos = consumer.commits.get(TP, 0)
+            listener.on_partitions_assigned({TP})
+        return consumer.commits.get(TP) == 4
+
+    await run_until(ingest, moved_on)
+    assert at_revocation == [{TP: 2}]  # the member rejoined once its batch was committed
     dead = [v for t, v, _ in producer.sent if t.endswith(".dlq")]
     assert len(dead) == 2  # offsets 0 and 2: once each
     assert sorted(accepted_ids(producer)) == ["r-1", "r-3"]

@@ -75,6 +75,8 @@ LAG_INTERVAL = 5.0
 #: At most this long (and half the rebalance timeout) a rebalance waits for the batch under
 #: way to be committed.
 REVOKE_WAIT_SECONDS = 10.0
+#: How often the loop looks again while the group moves partitions.
+MOVING_POLL_SECONDS = 0.05
 #: Backoff after a failed batch or a failed rewind, doubled on each failure in a row.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
@@ -168,15 +170,11 @@ class Ingest:
         #: ingest went on from): a batch that starts later may follow records the broker
         #: deleted unread (`_lost_to_retention`); forgotten when partitions move
         self._next: dict[TopicPartition, int] = {}
-        #: Clear while a batch is processed (read to committed): a rebalance waits for it.
+        #: Clear while a batch is under way (fetched to committed): a rebalance waits for it.
         self._idle = asyncio.Event()
         self._idle.set()
-        #: Between a revocation and the next assignment: a batch read now is not processed
-        #: (every partition resumes from its committed offset once assigned).
+        #: Between a revocation and the next assignment: no batch is taken.
         self._moving = False
-        #: Revocations and assignments so far: a whole rebalance may pass while a batch is
-        #: being read (`_take` awaits after its fetch), and `_moving` be clear again.
-        self._rebalances = 0
         #: offsets below this were counted lost already (a batch failing after the count
         #: is read again from the committed offset below them)
         self._lost_below: dict[TopicPartition, int] = {}
@@ -216,8 +214,6 @@ class Ingest:
         member out of the group past its rebalance timeout: then the batch is read again,
         as before."""
         self._moving = True
-        self._rebalances += 1
-        self._next.clear()
         bound = min(REVOKE_WAIT_SECONDS, self.settings.rebalance_timeout / 2)
         try:
             await asyncio.wait_for(self._idle.wait(), bound)
@@ -227,10 +223,10 @@ class Ingest:
                 "read again from the last committed offsets",
                 bound,
             )
+        self._next.clear()
 
     def _assigned(self) -> None:
         self._moving = False
-        self._rebalances += 1
         self._next.clear()
 
     async def start(self) -> None:
@@ -284,29 +280,30 @@ class Ingest:
         failures = 0  # failed batches in a row
         while not self._stopping.is_set():
             try:
+                if self._moving:
+                    # between a revocation and the assignment: nothing of ours to read (the
+                    # next assignment starts every partition at its committed offset)
+                    await asyncio.sleep(MOVING_POLL_SECONDS)
+                    continue
                 took = self.flowing.is_set()
-                rebalances = self._rebalances
-                batches = await self._take() if took else await self._held()
-                if not ready and failures < STUCK_AFTER and self.joined.is_set():
-                    ready = True  # even with no partition
-                    if self.on_ready:
-                        self.on_ready()
-                if batches and (self._moving or self._rebalances != rebalances):
-                    # read as the group moves partitions: whoever owns them next reads
-                    # these records from the committed offsets (this worker too: aiokafka
-                    # starts every partition of an assignment there)
-                    batches = {}
-                    self._next.clear()
-                if batches:
-                    if self.first_record_at is None:
-                        self.first_record_at = time.monotonic()
-                    self._idle.clear()
-                    try:
+                # a batch is under way from its fetch to its commit: a revocation waits for
+                # it, so that no batch is read under one assignment and committed under the
+                # next (fetched records are those of the assignment of their fetch)
+                self._idle.clear()
+                try:
+                    batches = await self._take() if took else await self._held()
+                    if not ready and failures < STUCK_AFTER and self.joined.is_set():
+                        ready = True  # even with no partition
+                        if self.on_ready:
+                            self.on_ready()
+                    if batches:
+                        if self.first_record_at is None:
+                            self.first_record_at = time.monotonic()
                         await self._process(batches)
-                    finally:
-                        self._idle.set()
-                    delay = RETRY_FIRST_SECONDS
-                    release_free_memory()  # the batch's objects are gone (tuning.py)
+                        delay = RETRY_FIRST_SECONDS
+                        release_free_memory()  # the batch's objects are gone (tuning.py)
+                finally:
+                    self._idle.set()
                 if took:  # a batch went through, or nothing is there to fail
                     failures = 0
                 if time.monotonic() - lag_updated >= LAG_INTERVAL:
