@@ -1,12 +1,20 @@
-"""Resolved alerts as every worker answers for them (`alert_history.py`), without a broker."""
+"""Resolved alerts as every worker answers for them (`alert_history.py`): without a broker,
+but for the read to the end of the alert topic, on the real one."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from schemas.alert import AlertEvent
 from schemas.codes import Severity
 from streams.config import Settings
+from streams.kafka.broker import EmbeddedBroker
 from streams.pipeline.alert_history import KEPT, LOOKBACK_SECONDS, ResolvedHistory
 
 NOW_MS = 1_800_000_000_000
@@ -97,3 +105,46 @@ def test_a_fingerprint_s_resolutions_come_in_the_order_published_whatever_their_
     history._add(first.model_dump_json().encode(), NOW_MS + 60_000)  # its owner's clock ahead
     history._add(second.model_dump_json().encode(), NOW_MS)  # read after it: published after
     assert [e.alert_id for e in history.published_since(NOW_MS - 1)] == ["a-1", "a-2"]
+
+
+@pytest.mark.timeout(60)
+def test_the_history_is_known_complete_only_once_read_to_the_end(
+    broker: EmbeddedBroker,
+) -> None:
+    """A starting worker answered the resolved alerts it had read so far, with 200, and
+    posted to Alertmanager an episode's older resolution where it had not yet read the
+    newer one. Now it says when it has read every partition up to its end (on the broker
+    whose ListOffsets answer is short of it): records in several batches, a partition
+    empty."""
+    settings = Settings(broker=broker.url)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(settings.alerts_topic, 3, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
+    count = 0
+    for _ in range(30):
+        for partition in (0, 1):
+            for _ in range(20):
+                producer.send(settings.alerts_topic, event(count), partition=partition)
+                count += 1
+        producer.flush()
+    producer.close()
+
+    async def run() -> None:
+        history = ResolvedHistory(settings)
+        assert not history.caught_up
+        task = asyncio.create_task(history.follow())
+        try:
+            deadline = time.monotonic() + 30
+            while not history.caught_up:
+                assert time.monotonic() < deadline, f"not caught up: {len(history.events)}"
+                await asyncio.sleep(0.005)
+            # known complete: every record is read (the latest KEPT of them kept)
+            assert len(history.events) == KEPT
+            assert f"a-{count - 1}" in history.events
+            assert f"a-{count - 21}" in history.events  # partition 0's last
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())

@@ -49,6 +49,7 @@ def follow(r: Run, published_ms: int | None = None) -> None:
     at = int(time.time() * 1000) if published_ms is None else published_ms
     for _, _, value in r.producer.sent[ALERTS]:
         r.stage.history._add(value, at)
+    r.stage.history._caught_up = True  # read to the end
 
 
 def published(r: Run) -> list[AlertEvent]:
@@ -164,3 +165,21 @@ def test_to_repost_takes_the_latest_resolution_of_each_fingerprint_not_firing_ag
     theatre = _event("t", "resolved", zone="theatre", minute=3)
     got = to_repost([b_again], [a1, b, c_elsewhere, a2, theatre], {"shusha", "theatre"})
     assert got == [a2, theatre, b_again]
+
+
+def test_no_resolution_is_posted_before_the_alert_topic_is_read_to_its_end() -> None:
+    """A starting worker's history holds what it has read so far: an episode's older
+    resolution, its newer one not read yet, was posted for a minute."""
+
+    async def run() -> None:
+        r, am = Run(), Alertmanager()
+        await a_resolution_alertmanager_missed(r, am)
+        follow(r)
+        r.stage.history._caught_up = False  # part of the topic still to read
+        am.up = True
+        r.stage._last_resend = 0.0
+        await r.stage._tick()
+        await delivered(r)
+        assert [e.status for e in am.received] == ["firing"]
+
+    asyncio.run(run())

@@ -130,6 +130,7 @@ def worker(
         alerting=SimpleNamespace(
             alerts=lambda status: [] if status == "resolved" else alerts,
             holds_its_partitions=lambda: True,
+            knows_resolved=lambda: True,
         ),
     )
     return cast("WorkerView", monitor)

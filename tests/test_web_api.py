@@ -647,7 +647,11 @@ async def test_a_peer_answering_nonsense_makes_the_answer_incomplete_not_a_crash
             app=SimpleNamespace(
                 router=SimpleNamespace(table_metadata=lambda _: {url: {"t": {0, 1}}})
             ),
-            alerting=SimpleNamespace(alerts=lambda status: [], holds_its_partitions=lambda: True),
+            alerting=SimpleNamespace(
+                alerts=lambda status: [],
+                holds_its_partitions=lambda: True,
+                knows_resolved=lambda: True,
+            ),
         )
         with pytest.raises(Incomplete):
             await cluster_rows(cast("WorkerView", monitor), window="24h", by="zone", as_of=1.6e9)
@@ -688,6 +692,7 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
         alerting=SimpleNamespace(
             alerts=lambda status: [] if status == "resolved" else [firing],
             holds_its_partitions=lambda: recovered,
+            knows_resolved=lambda: True,
         ),
     )
     view = cast("WorkerView", monitor)
@@ -697,6 +702,31 @@ async def test_firing_alerts_are_answered_only_when_every_partition_s_state_answ
         with pytest.raises(Incomplete):
             await cluster_alerts(view, "firing")
     assert await cluster_alerts(view, "resolved") == []
+
+
+@pytest.mark.parametrize("status", ["resolved", "all"])
+async def test_resolved_alerts_are_answered_only_once_the_alert_topic_is_read(status: str) -> None:
+    """A starting worker answered 200 with the resolutions it had read so far."""
+    from streams.web.fanout import Incomplete, cluster_alerts
+
+    settings = Settings(partitions=1, web_port=1)
+    me = settings.web_url().rstrip("/")
+    read = False
+    monitor = SimpleNamespace(
+        settings=settings,
+        app=SimpleNamespace(router=SimpleNamespace(table_metadata=lambda _: {me: {"t": {0}}})),
+        alerting=SimpleNamespace(
+            alerts=lambda status: [],
+            holds_its_partitions=lambda: True,
+            knows_resolved=lambda: read,
+        ),
+    )
+    view = cast("WorkerView", monitor)
+    with pytest.raises(Incomplete, match="reading the resolved alerts"):
+        await cluster_alerts(view, status)
+    assert await cluster_alerts(view, "firing") == []  # firing ones: from the zones' state
+    read = True
+    assert await cluster_alerts(view, status) == []
 
 
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:

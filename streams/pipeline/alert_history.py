@@ -41,6 +41,14 @@ class ResolvedHistory:
         #: (skipped when they come up): the oldest first out
         self._oldest: list[tuple[int, int, str]] = []
         self._arrival = itertools.count()
+        self._caught_up = False
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the look-back has been read to the end of every partition since the read
+        last (re)started: until then, resolutions published lately may be missing, or an
+        episode's older resolution held where its newer one is not read yet."""
+        return self._caught_up
 
     def latest(self, now_ms: int | None = None) -> list[AlertEvent]:
         """The resolved events published within the look-back, oldest first."""
@@ -59,6 +67,7 @@ class ResolvedHistory:
     def clear(self) -> None:
         self.events.clear()
         self._oldest.clear()
+        self._caught_up = False
 
     async def follow(self) -> None:
         """Runs for the life of the worker; a broker outage only pauses it."""
@@ -105,6 +114,8 @@ class ResolvedHistory:
                 for records in batches.values():
                     for record in records:
                         self._add(record.value, record.timestamp)
+                if not self._caught_up:
+                    self._caught_up = await _at_end(consumer, tps)
         finally:
             await consumer.stop()
 
@@ -133,3 +144,13 @@ class ResolvedHistory:
                 (at, n, i) for at, n, i in self._oldest if self.events.get(i, (None,))[0] == at
             ]
             heapq.heapify(self._oldest)
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Whether every partition is read up to the high watermark of its last fetch (the
+    exact end on every broker; Tansu's ListOffsets answer is not)."""
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

@@ -474,9 +474,10 @@ class AlertStage(Stage[AlertOutput]):
         firing.extend(theatre or [])
         if theatre is not None and not self.theatre_recovering():
             zones.add(THEATRE)
-        if not self.ready.is_set():
+        if not self.ready.is_set() or not self.history.caught_up:
             # its state not recovered yet: a new episode firing there is not known, and a
-            # resolution of the previous one posted now would hide it
+            # resolution of the previous one posted now would hide it; the alert topic not
+            # read to its end yet: an episode's older resolution may stand for its newer one
             return firing
         since_ms = int((time.time() - RESOLVED_RESEND_SECONDS) * 1000)
         return to_repost(firing, self.history.published_since(since_ms), zones)
@@ -605,6 +606,9 @@ class AlertStage(Stage[AlertOutput]):
 
     def holds_its_partitions(self) -> bool:
         return self.ready.is_set() and not self.theatre_recovering()
+
+    def knows_resolved(self) -> bool:
+        return self.history.caught_up
 
     def alerts(self, status: str) -> list[dict[str, Any]]:
         """Firing: this worker's zones' alerts, from their state. Resolved: the latest

@@ -538,9 +538,12 @@ async def refresh_window_gauges(monitor: WorkerView) -> None:
 
 def local_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
     """This worker's alerts; `NotOwner` for firing ones while its partitions move (their
-    states not recovered yet: the answer would lack their alerts)."""
+    states not recovered yet: the answer would lack their alerts), and for resolved ones
+    until it has read the alert topic to its end (a starting worker would answer part)."""
     if status != "resolved" and not monitor.alerting.holds_its_partitions():
         raise NotOwner("this worker's alert states are being recovered (partitions moved)")
+    if status != "firing" and not monitor.alerting.knows_resolved():
+        raise NotOwner("this worker is still reading the resolved alerts of the alert topic")
     return monitor.alerting.alerts(status)
 
 

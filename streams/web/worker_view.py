@@ -46,6 +46,11 @@ class AlertView(Protocol):
         partitions move)."""
         ...
 
+    def knows_resolved(self) -> bool:
+        """Whether the resolved alerts are read up to the end of the alert topic (not while
+        a worker starts, or after its read of the topic failed and restarted)."""
+        ...
+
 
 class ProducerView(Protocol):
     @property
