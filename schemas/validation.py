@@ -291,6 +291,10 @@ def _says_withdrawn(exc: ValidationError) -> bool:
     )
 
 
+#: CloudEvents 1.0's required context attributes besides `specversion`
+_REQUIRED_ATTRIBUTES = ("id", "source", "type")
+
+
 def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
     envelope = parse_json(raw)
     if isinstance(envelope, Rejection):
@@ -313,6 +317,17 @@ def _unwrap_cloudevent(raw: bytes) -> bytes | Rejection:
                 f"unsupported CloudEvents specversion {envelope.get('specversion')!r}; "
                 "expected '1.0'"
             ),
+        )
+    lacking = [
+        a for a in _REQUIRED_ATTRIBUTES if not isinstance(envelope.get(a), str) or not envelope[a]
+    ]
+    if lacking:
+        # CloudEvents 1.0 requires them: an envelope without them is not one (a sender's bug)
+        return Rejection(
+            RejectReason.INVALID_ENVELOPE,
+            "CloudEvents envelope lacks the required attribute(s) "
+            + ", ".join(f"`{a}`" for a in lacking)
+            + " (each a non-empty string)",
         )
     content_type = envelope.get("datacontenttype", "application/json")
     if not isinstance(content_type, str) or not is_json_media_type(content_type):
@@ -446,6 +461,8 @@ def _rejection_from(exc: ValidationError, raw: bytes) -> Rejection:
     )
     reasons = {_reason_for(e) for e in errors}
     reason = next((r for r in _REASON_PRIORITY if r in reasons), RejectReason.INVALID_TYPE)
+    # the errors of the reason given first: the message leads with what the reason says
+    errors = tuple(sorted(errors, key=lambda e: _reason_for(e) is not reason))
     summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
     if len(errors) > 5:
         summary += f"; and {len(errors) - 5} more"

@@ -12,6 +12,7 @@ from streams.record.revisions import (
     IdentityRecord,
     IdentityState,
     Outcome,
+    conflict_message,
     decode_record,
     encode_record,
 )
@@ -42,6 +43,19 @@ def test_a_conflict_changes_nothing() -> None:
     assert decision.outcome is Outcome.CONFLICT and decision.entry is None
     rec = state.get("op", "1")
     assert rec is not None and rec.digest == first.digest
+
+
+def test_a_conflict_at_the_highest_revision_says_the_report_is_fixed_for_good() -> None:
+    """A report sent at revision 2**63 - 1 is accepted, and its withdrawal, which cannot be
+    higher, was refused saying only "other content"."""
+    state = IdentityState()
+    assert state.apply(rv("op", "1", revision=MAX_REVISION)).outcome is Outcome.NEW
+    withdrawal = Withdrawal(source="op", report_id="1", revision=MAX_REVISION)
+    assert state.apply(withdrawal).outcome is Outcome.CONFLICT
+    assert conflict_message("op", "1", MAX_REVISION).endswith(
+        "so this report can no longer be corrected or withdrawn"
+    )
+    assert conflict_message("op", "1", 7).endswith("needs a higher revision")
 
 
 def test_withdrawal_then_reinstatement() -> None:

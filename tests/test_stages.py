@@ -324,7 +324,10 @@ def test_a_conflict_s_dead_letter_holds_the_report_as_sent() -> None:
     assert (reason, partition, offset, raw) == ("revision_conflict", 2, 41, sent[(2, 41)])
     assert h.dead_topics == [h.settings.reports_topic]
     assert h.dead_keys == [b"pkf-op-1\x1fa"]  # the report's identity, as the input's key
-    assert message == "revision 0 of (pkf-op-1, a) was already applied with other content"
+    assert message == (
+        "revision 0 of (pkf-op-1, a) was already applied with other content; a correction or "
+        "a withdrawal needs a higher revision"
+    )
     assert [(r["incidents"], r["killed"]) for r in h.rows()] == [(1, 1)]  # the first counts
     for read, why in (("gone", "it is no longer on"), ("fails", "reading it back from")):
         h, _ = asyncio.run(run(read))

@@ -567,3 +567,28 @@ def test_a_number_too_long_for_python_is_said_to_be_too_long() -> None:
     raw = raw.replace(b'"revision": 7', b'"revision": ' + b"9" * 5000)
     r = rejected(raw, RejectReason.INVALID_JSON)
     assert "set_int_max_str_digits" not in r.message and "digits" in r.message, r.message
+
+
+@pytest.mark.parametrize("attribute", ["id", "source", "type"])
+@pytest.mark.parametrize("value", [None, "", 7, ["x"]])
+def test_an_envelope_without_a_required_attribute_is_refused(attribute: str, value: Any) -> None:
+    """CloudEvents 1.0 requires `id`, `source` and `type`: an envelope of `specversion` and
+    `data` alone was unwrapped and its report counted."""
+    envelope = {**ENVELOPE, "data": report()}
+    for doc in (
+        {**envelope, attribute: value},
+        {k: v for k, v in envelope.items() if k != attribute},
+    ):
+        r = rejected(doc, RejectReason.INVALID_ENVELOPE)
+        assert f"`{attribute}`" in r.message, r.message
+    assert isinstance(check(envelope), Report)
+
+
+def test_the_message_leads_with_the_errors_its_reason_names() -> None:
+    """An envelope in an envelope: the inner one is validated as a report, and fails on
+    fields it lacks and on fields it should not have. Its reason was `unknown_field` and its
+    message began with the missing ones."""
+    inner = {**ENVELOPE, "data": report()}
+    r = rejected({**ENVELOPE, "data": inner}, RejectReason.UNKNOWN_FIELD)
+    assert r.message.startswith(("specversion", "data", "id", "type")), r.message
+    assert {e.field for e in r.errors} >= {"category", "specversion"}

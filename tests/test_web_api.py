@@ -399,7 +399,8 @@ def original(dead: dict[str, Any]) -> bytes:
         nested_object(10_000),
         b'{"specversion": "1.0", "data": ' + nested_object(10_000) + b"}",
         json.dumps(report()).encode().replace(b'"r-1"', b'"\\ud800"'),
-        b'{"specversion": "1.0", "data": {"report_id": "\\ud800"}}',
+        b'{"specversion": "1.0", "id": "e", "source": "s", "type": "t", '
+        b'"data": {"report_id": "\\ud800"}}',
         b'{"report_id": "\\udc00x"}',
         b'{"report_id": "\xff"}',
     ],

@@ -42,7 +42,7 @@ from streams.pipeline.zone_messages import (
 )
 from streams.record.documents import BadDocument, legacy_digest, sent_digest_of, version_of
 from streams.record.model import ReportVersion
-from streams.record.revisions import IdentityState, Outcome
+from streams.record.revisions import IdentityState, Outcome, conflict_message
 from streams.store.changelog import Recovered
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,7 @@ class IdentityStage(Stage[IdentityOutput]):
                     key, value = decision.entry
                     out.entries.setdefault(r.partition, {})[key] = value
                 if decision.outcome is Outcome.CONFLICT:
-                    message = (
-                        f"revision {version.revision} of ({version.source}, "
-                        f"{version.report_id}) was already applied with other content"
-                    )
+                    message = conflict_message(version.source, version.report_id, version.revision)
                     key = report_key(version.source, version.report_id).encode()
                     dead = (r.partition, r.offset, raw, message)
                     out.conflicts.append((_origin(doc), dead, key))

@@ -49,6 +49,7 @@ from enum import IntEnum, StrEnum
 
 from streams.record.model import (
     DIGEST_SIZE,
+    MAX_REVISION,
     SET_FIELD,
     ReportVersion,
     Version,
@@ -109,6 +110,17 @@ class Outcome(StrEnum):
 _CHANGING = frozenset(
     {Outcome.NEW, Outcome.REVISED, Outcome.REINSTATED, Outcome.WITHDRAWN, Outcome.RECLASSIFIED}
 )
+
+
+def conflict_message(source: str, report_id: str, revision: int) -> str:
+    """Why a version was refused as a `revision_conflict`, and what the sender can do."""
+    said = f"revision {revision} of ({source}, {report_id}) was already applied with other content"
+    if revision >= MAX_REVISION:
+        return (
+            f"{said}; it is the highest revision a report can have ({MAX_REVISION}), so this "
+            "report can no longer be corrected or withdrawn"
+        )
+    return f"{said}; a correction or a withdrawal needs a higher revision"
 
 
 @dataclass(frozen=True, slots=True, init=False)
