@@ -516,6 +516,14 @@ def test_a_malformed_gazetteer_is_a_clear_error(tmp_path: Path, doc: object, mes
         (None, Party.UNKNOWN),
         ("little green men", Party.UNKNOWN),
         ("civilians", Party.UNKNOWN),  # a target, not a perpetrator
+        # a leading article, as statements write it (the simulator's among them): was unknown
+        ("the Azerbaijani side", Party.AZ),
+        ("The Armenian side", Party.AM),
+        ("THE  Russian peacekeepers", Party.RU_PKF),
+        ("the Military Forces of Azerbaijan (2003-)", Party.AZ),
+        ("the", Party.UNKNOWN),
+        ("theAzerbaijani side", Party.UNKNOWN),
+        ("units of the adversary", Party.UNKNOWN),
     ],
 )
 def test_party_aliases(raw: str | None, party: Party) -> None:
@@ -560,6 +568,8 @@ def test_each_side_s_wording_names_its_party_alike(az: str, am: str) -> None:
         (None, "unknown"),
         ("", "unknown"),
         ("a school bus", "unknown"),
+        ("the civilian population", "civilians"),
+        ("the Armenian side", "am"),
     ],
 )
 def test_target_codes(raw: str | None, target: str) -> None:

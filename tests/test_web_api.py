@@ -730,6 +730,22 @@ async def test_resolved_alerts_are_answered_only_once_the_alert_topic_is_read(st
     assert await cluster_alerts(view, status) == []
 
 
+@pytest.mark.parametrize("offset", ["+15:00", "+23:59", "-13:00"])
+def test_query_times_refuse_utc_offsets_no_place_uses(offset: str) -> None:
+    """As a report's time: `from`, `to` and `as_of` at +15:00 answered 200, hours off."""
+    from streams.tallies.windows import QueryError
+    from streams.web.params import parse_as_of, parse_bound
+
+    with pytest.raises(QueryError, match="offsets run from -12:00 to"):
+        parse_as_of(f"2026-05-01T10:00:00{offset}")
+    for name in ("from", "to"):
+        with pytest.raises(QueryError, match=f"^{name} .*not one in use"):
+            parse_bound(name, f"2026-05-01T10:00:00{offset}")
+    for edge in ("+14:00", "-12:00", "Z", "+00:00"):
+        parse_as_of(f"2026-05-01T10:00:00{edge}")
+        parse_bound("from", f"2026-05-01T10:00:00{edge}")
+
+
 def test_as_of_accepts_rfc3339_and_the_epoch_seconds_peers_pass() -> None:
     from streams.tallies.windows import QueryError
     from streams.web.params import parse_as_of

@@ -7,6 +7,7 @@ and "Az MoD" are one alias, and every code matches itself ("ru-pkf" == "RU PKF")
 Rules:
 
 * `None`, an empty or blank name, "unknown", "unidentified" -> `unknown`.
+* A leading "the" is ignored ("the Azerbaijani side" is "Azerbaijani side").
 * A name that matches no alias -> `unknown`; the classifier keeps it verbatim
   (`perpetrator_raw`, `target_raw`) so an analyst can still read who was named.
 * A target may also be the civilian population -> "civilians" (`CIVILIAN_ALIASES`, and
@@ -294,6 +295,15 @@ def _check_aliases() -> None:
 
 _check_aliases()
 
+#: A leading English article: ignored ("the Azerbaijani side", as statements write it)
+_ARTICLE = re.compile(r"\s*the\s+", re.IGNORECASE)
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """`raw`, and `raw` without its leading article when it has one."""
+    article = _ARTICLE.match(raw)
+    return (raw, raw[article.end() :]) if article else (raw,)
+
 
 def _lookup(raw: str) -> Party | None:
     party = _LOOKUP.get(fold(raw))
@@ -311,14 +321,15 @@ def _lookup(raw: str) -> Party | None:
 
 @lru_cache(maxsize=4096)
 def _party(raw: str) -> Party:
-    return _lookup(raw) or Party.UNKNOWN
+    return next(filter(None, map(_lookup, _names(raw))), Party.UNKNOWN)
 
 
 @lru_cache(maxsize=4096)
 def _target(raw: str) -> str:
-    if fold(raw) in _CIVILIANS or _ACLED_CIVILIANS.fullmatch(raw):
-        return CIVILIANS
-    return (_lookup(raw) or Party.UNKNOWN).value
+    for name in _names(raw):
+        if fold(name) in _CIVILIANS or _ACLED_CIVILIANS.fullmatch(name):
+            return CIVILIANS
+    return _party(raw).value
 
 
 def party_code(raw: str | None) -> Party:

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--by", default="zone", choices=list(GROUPINGS), metavar=_BY_METAVAR)
     p.add_argument("--as-of", help="RFC 3339 end of the window (default now)")
-    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
+    p.add_argument("--url", help=URL_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = command(
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "incident_id", nargs="?", metavar="ID", help="show one incident with its reports"
     )
     one.add_argument("--id", help="the same as ID")
-    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
+    p.add_argument("--url", help=URL_HELP)
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print JSON instead of a table")
     shape.add_argument("--csv", action="store_true", help="print CSV (the API's columns)")
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="series: grouping (default zone)",
     )
     p.add_argument("--interval", choices=list(INTERVALS), help="series: bucket length (default 1d)")
-    p.add_argument("--url", help="a worker's API URL (default http://127.0.0.1:6066)")
+    p.add_argument("--url", help=URL_HELP)
 
     p = command("simulate", cmd_simulate, "send a realistic synthetic report stream")
     p.add_argument("--rate", type=positive_rate, default=20.0, help="reports per second")
@@ -368,6 +368,11 @@ _BY_METAVAR = "{" + " | ".join(GROUPINGS) + "}"
 _SECRETS = frozenset({"api_token", "sasl_password"})
 
 #: settings a flag of some command sets too
+#: --url of the commands that ask a worker's API (`api_client.api_url`)
+URL_HELP = (
+    "a worker's API URL (default CEASEFIRE_ADVERTISED_URL, else "
+    "http://CEASEFIRE_WEB_HOST:CEASEFIRE_WEB_PORT: http://127.0.0.1:6066 unset)"
+)
 _FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})
 
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime
 
+from schemas.report import OFFSET_RANGE_MINUTES
 from streams.tallies.windows import QueryError
 
 _RFC3339 = re.compile(
@@ -102,7 +103,21 @@ def parse_bound(name: str, value: str) -> datetime:
     except (ValueError, OverflowError):
         years = "in the years 0001 to 9999"
         raise QueryError(f"{name} {value!r} is not a valid time {years}") from None
+    _check_offset(name, value, moment)
     return moment
+
+
+def _check_offset(name: str, value: str, moment: datetime) -> None:
+    """Refuse a UTC offset no place uses, as a report's time is refused: most likely a typo
+    that would move the bound by hours."""
+    offset = moment.utcoffset()
+    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
+    low, high = OFFSET_RANGE_MINUTES
+    if not low <= minutes <= high:
+        raise QueryError(
+            f"{name} {value!r}: UTC offset {value[-6:]} is not one in use: offsets run from "
+            "-12:00 to +14:00"
+        )
 
 
 def parse_as_of(value: str | None) -> float:
@@ -142,6 +157,7 @@ def _rfc3339_seconds(value: str) -> float:
         raise not_a_time(
             "as_of", value, "an RFC 3339 time (e.g. 2021-05-01T04:00:00+04:00) or epoch seconds"
         )
+    _check_offset("as_of", value, parsed)
     try:
         return parsed.timestamp()
     except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
