@@ -35,8 +35,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             auto_offset_reset="earliest" if args.from_beginning else "latest",
             enable_auto_commit=False,
             group_id=None,
-            # kafka-python's "no timeout" is infinity (None fails in its iterator)
-            consumer_timeout_ms=float("inf") if args.follow else 3000,
+            # --follow: the iteration ends every few idle seconds to look at the positions
+            consumer_timeout_ms=FOLLOW_CHECK_MS if args.follow else 3000,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             # Subscribing to a missing topic asked the broker to create it, with its default
             # partitions and retention rather than those of `run` and `topics`. kafka-python
@@ -49,27 +49,38 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         raise CliError(str(unreachable(settings))) from exc
     shown = 0
     try:
-        _start_at_the_end_or_beginning(consumer, settings, args.from_beginning)
-        for record in consumer:
-            try:
-                event = AlertEvent.model_validate_json(record.value or b"")
-                alert = json.loads(record.value)
-            except ValueError as exc:  # another writer's record, or a tombstone: said, skipped
-                common.console.print(
-                    f"skipped a record that is not an alert event at {record.topic} partition "
-                    f"{record.partition} offset {record.offset}: "
-                    f"{str(exc).splitlines()[0]}",
-                    soft_wrap=True,
-                )
-                continue
-            shown += 1
-            if args.json:
-                print(json.dumps(alert), flush=True)
-                continue
-            # one line an alert into a pipe or a file (grep, a log), folded on a terminal
-            common.out.print(alert_line(event), soft_wrap=not common.out.is_terminal)
-    except (KeyboardInterrupt, _NoTopic):
+        wait = float("inf") if args.follow else 3.0
+        _start_at_the_end_or_beginning(consumer, settings, args.from_beginning, wait)
+        while True:
+            for record in consumer:
+                try:
+                    event = AlertEvent.model_validate_json(record.value or b"")
+                    alert = json.loads(record.value)
+                except ValueError as exc:  # another writer's record, or a tombstone: skipped
+                    common.console.print(
+                        f"skipped a record that is not an alert event at {record.topic} "
+                        f"partition {record.partition} offset {record.offset}: "
+                        f"{str(exc).splitlines()[0]}",
+                        soft_wrap=True,
+                    )
+                    continue
+                shown += 1
+                if args.json:
+                    print(json.dumps(alert), flush=True)
+                    continue
+                # one line an alert into a pipe or a file (grep, a log), folded on a terminal
+                common.out.print(alert_line(event), soft_wrap=not common.out.is_terminal)
+            if not args.follow:
+                break
+            rewind_beyond_end(consumer)
+    except KeyboardInterrupt:
         pass
+    except _NoTopic:
+        raise CliError(
+            f"there is no topic {settings.alerts_topic} on {settings.bootstrap()}: no worker "
+            "has run with these settings yet, or the topic prefix (CEASEFIRE_TOPIC_PREFIX) or "
+            "the broker is not the workers' (`run` and `topics` create it)"
+        ) from None
     finally:
         consumer.close()
     if not shown and not args.follow:
@@ -102,6 +113,32 @@ def alert_line(event: AlertEvent) -> Text:
     return line
 
 
+#: How long --follow waits for records before it looks whether a partition restarted
+FOLLOW_CHECK_MS = 2000
+
+
+def rewind_beyond_end(consumer: Any) -> list[tuple[int, int, int]]:
+    """Read again from its start each partition whose position is beyond its end, saying
+    so; (partition, position, end) of each. The topic was created again below where this
+    subscriber was (an embedded broker restarted empty): the broker answers a fetch there
+    with nothing and no error, and --follow went silent for good."""
+    rewound = []
+    for tp in sorted(consumer.assignment()):
+        end = consumer.highwater(tp)  # of the last fetch: the exact end
+        position = consumer.position(tp)
+        if end is None or position <= end:
+            continue
+        common.console.print(
+            f"{tp.topic} partition {tp.partition}: this subscriber's position {position} is "
+            f"beyond the partition's end {end}: the topic was created again (an embedded "
+            "broker restarted); reading it from its start",
+            soft_wrap=True,
+        )
+        consumer.seek_to_beginning(tp)
+        rewound.append((tp.partition, position, end))
+    return rewound
+
+
 class _NoTopic(Exception):
     """The alert topic did not appear within the wait: there is no alert to show."""
 
@@ -120,12 +157,14 @@ def _wait_for_topic(consumer: Any, topic: str, timeout: float) -> set[int]:
         time.sleep(0.5)
 
 
-def _start_at_the_end_or_beginning(consumer: Any, settings: Settings, beginning: bool) -> None:
+def _start_at_the_end_or_beginning(
+    consumer: Any, settings: Settings, beginning: bool, wait: float
+) -> None:
     """Read the alert topic from its start, or from its exact end: the end the broker lists
     may fall short (the embedded broker's is the last batch's start + 1, so `latest`
     showed the last alerts again as new), so it is read from a fetch's high watermark.
-    A missing topic is never subscribed to (that created it): it is waited for as long as
-    the consumer waits for records (3 s; --follow: for good), else `_NoTopic`."""
+    A missing topic is never subscribed to (that created it): it is waited for `wait`
+    seconds (3 s; --follow: for good), else `_NoTopic`."""
     import asyncio
 
     from kafka import TopicPartition
@@ -135,7 +174,6 @@ def _start_at_the_end_or_beginning(consumer: Any, settings: Settings, beginning:
     topic = settings.alerts_topic
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        wait = consumer.config["consumer_timeout_ms"] / 1000
         partitions = _wait_for_topic(consumer, topic, wait)
         if not partitions:
             raise _NoTopic(topic)
