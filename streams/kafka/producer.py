@@ -52,11 +52,18 @@ class SharedProducer:
         before the producer has started: nothing to ask with yet)."""
         if self.producer is None:
             return True
+        return await self.topics(timeout) is not None
+
+    async def topics(self, timeout: float) -> set[str] | None:
+        """The topics the broker has, from a metadata request answered within `timeout`
+        seconds; None when none answered, or before the producer has started."""
+        if self.producer is None:
+            return None
         try:
-            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
+            cluster = await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
         except Exception:  # unreachable, refused, timed out: all the same here
-            return False
-        return True
+            return None
+        return set(cluster.topics())
 
     async def partitions_of(self, topic: str) -> list[int]:
         """The partitions of `topic`, sorted."""

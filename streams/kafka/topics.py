@@ -1,7 +1,8 @@
 """Creating the monitor's topics with partitions, replication and retention.
 
 Faust declares the stages' changelog topics (their tables); these are the topics of
-the product contract plus the internal topics between the stages.
+the product contract plus the internal topics between the stages. A worker whose broker
+lost them creates them all again (`create_missing`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ __all__ = [
     "TopicMismatch",
     "TopicSpec",
     "changelog_partitions",
+    "changelog_specs",
     "config_drift",
+    "create_missing",
     "durability",
     "ensure_topics",
     "topic_partitions",
@@ -88,6 +91,44 @@ def changelog_partitions(settings: Settings) -> dict[str, int]:
         f"{settings.app_id}-{table}-changelog": 1 if table == THEATRE_TABLE else settings.partitions
         for table in (IDENTITY_TABLE, ZONE_TABLE, ALERT_TABLE, THEATRE_TABLE)
     }
+
+
+def changelog_specs(settings: Settings) -> list[TopicSpec]:
+    """The changelog topics as Faust declares them (compacted: the latest entry of each key
+    is the state), for a worker that finds them gone (`create_missing`)."""
+    config = {"cleanup.policy": "compact"} | durability(settings)
+    return [TopicSpec(name, n, config) for name, n in changelog_partitions(settings).items()]
+
+
+def create_missing(settings: Settings, existing: set[str]) -> list[str]:
+    """Create the monitor's topics and the stages' changelogs that are not in `existing`,
+    with their partitions and configs; the names created. For a worker whose broker lost
+    them (an embedded broker restarted empty): its clients wait for them
+    (`no_auto_create`), where the broker created them with its default partitions."""
+    missing = [
+        spec
+        for spec in topic_specs(settings) + changelog_specs(settings)
+        if spec.name not in existing
+    ]
+    if not missing:
+        return []
+    admin = admin_client(settings)
+    try:
+        created: list[str] = []
+        for spec in missing:
+            new = NewTopic(
+                spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config
+            )
+            try:
+                admin.create_topics([new])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            except KafkaError as exc:
+                raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
+        return created
+    finally:
+        admin.close()
 
 
 def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:

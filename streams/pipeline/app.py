@@ -19,16 +19,24 @@ from functools import partial
 from typing import Any
 
 import faust
+from kafka.errors import KafkaError
 
 from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
+from streams.kafka import no_auto_create
 from streams.kafka.group_members import members_now
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.kafka.producer import SharedProducer
-from streams.kafka.topics import ensure_topics
+from streams.kafka.topics import (
+    BrokerUnavailable,
+    changelog_partitions,
+    create_missing,
+    ensure_topics,
+    topic_specs,
+)
 from streams.pipeline import stop_deadline
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
@@ -87,6 +95,7 @@ class Monitor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         hold_back_repeats()  # a broker away: aiokafka's retries, 200 lines a second
+        no_auto_create.install()  # the worker's topics are made with their partitions only
         self.zones = ZoneCatalogue.load(settings.zones)
         zone_info.publish(self.zones)  # the zones' names and centroids, for the map panel
         self.gazetteer = Gazetteer.load(settings.gazetteer)
@@ -310,8 +319,12 @@ class Monitor:
                 child.kill()
 
     async def _probe_broker(self) -> None:
-        """Ask the broker for its metadata; readiness follows whether it answers."""
-        answered = await self.producer.reachable(timeout=BROKER_PROBE_TIMEOUT)
+        """Ask the broker for its metadata; readiness follows whether it answers. Topics it
+        no longer has are created again (`_recreate_missing`)."""
+        topics = await self.producer.topics(timeout=BROKER_PROBE_TIMEOUT)
+        answered = topics is not None or self.producer.producer is None
+        if topics is not None and self.broker_gone_at_stop is None:
+            await self._recreate_missing(topics)
         was_down = self.broker_misses >= BROKER_DOWN_AFTER
         self.broker_misses = 0 if answered else self.broker_misses + 1
         down = self.broker_misses >= BROKER_DOWN_AFTER
@@ -322,6 +335,28 @@ class Monitor:
             else:
                 log.warning("the broker answers again")
             self.update_ready()
+
+    async def _recreate_missing(self, existing: set[str]) -> None:
+        """The broker lost topics (an embedded broker restarted empty, or they were
+        deleted): create them again with their partitions and configs. No client of the
+        worker has the broker create them (`no_auto_create`): it would with its default
+        partitions, and the worker's next start refused the theatre's changelog."""
+        s = self.settings
+        wanted = {spec.name for spec in topic_specs(s)} | set(changelog_partitions(s))
+        if wanted <= existing:
+            return
+        try:
+            created = await asyncio.to_thread(create_missing, s, existing)
+        except (BrokerUnavailable, KafkaError) as exc:
+            log.error("could not create the topics the broker lost, retrying: %s", exc)
+            return
+        if created:
+            log.warning(
+                "the broker had lost %d of the monitor's topics (an embedded broker restarted "
+                "empty, or they were deleted); created them again: %s",
+                len(created),
+                ", ".join(sorted(created)),
+            )
 
     async def _pace_ingest(self) -> None:
         """Ingest holds while the stages have too many packs to apply: this process's and

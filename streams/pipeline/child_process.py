@@ -38,6 +38,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from streams import metrics
 from streams.config import Settings
+from streams.kafka import no_auto_create
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.pipeline import stop_deadline
 from streams.pipeline.relay import Changes, MetricMirror, MetricRelay
@@ -353,6 +354,7 @@ def child_main(
         format=f"[%(asctime)s] [%(process)d] [%(levelname)s] {name}: %(message)s",
     )
     hold_back_repeats()
+    no_auto_create.install()  # as the worker's own clients
     try:
         asyncio.run(_run(settings, conn, MetricRelay(relayed), body))
     finally:
