@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -14,7 +16,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from schemas.alert import AlertEvent
 from schemas.codes import Severity
 from streams.config import Settings
-from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.pipeline.alert_history import KEPT, LOOKBACK_SECONDS, ResolvedHistory
 
 NOW_MS = 1_800_000_000_000
@@ -148,3 +150,51 @@ def test_the_history_is_known_complete_only_once_read_to_the_end(
             await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(90)
+def test_a_topic_created_again_is_read_anew(tmp_path: Path) -> None:
+    """The embedded broker restarted empty: the history kept answering the resolutions of
+    the lost topic, and read none of the new one below its old positions."""
+    port = free_port()
+
+    def broker_with(log: str, first: int, n: int) -> EmbeddedBroker:
+        broker = EmbeddedBroker("127.0.0.1", port, log=tmp_path / log).start()
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic(settings.alerts_topic, 1, 1)])
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for i in range(first, first + n):
+            producer.send(settings.alerts_topic, event(i))
+        producer.flush()
+        producer.close()
+        return broker
+
+    settings = Settings(broker=f"kafka://127.0.0.1:{port}")
+    broker = broker_with("first.log", 0, 10)
+
+    async def run() -> None:
+        nonlocal broker
+        history = ResolvedHistory(settings)
+        task = asyncio.create_task(history.follow())
+        try:
+            await wait(lambda: history.caught_up and len(history.events) == 10)
+            broker.stop()
+            broker = broker_with("second.log", 100, 3)
+            await wait(lambda: set(history.events) == {"a-100", "a-101", "a-102"})
+            await wait(lambda: history.caught_up)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(run())
+    finally:
+        broker.stop()
+
+
+async def wait(condition: Callable[[], bool], timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.05)

@@ -25,11 +25,20 @@ pytestmark = pytest.mark.timeout(10)
 def test_the_broker_is_down_after_three_unanswered_probes_and_up_at_the_next_answer() -> None:
     answers = [True, False, False, False, False, True]
     changes: list[int] = []
+    looked: list[set[str]] = []
 
-    async def reachable(timeout: float) -> bool:
-        return answers.pop(0)
+    async def topics(timeout: float) -> set[str] | None:
+        return {"ceasefire.reports"} if answers.pop(0) else None
 
-    worker = SimpleNamespace(producer=SimpleNamespace(reachable=reachable), broker_misses=0)
+    async def recreate_missing(existing: set[str]) -> None:
+        looked.append(existing)
+
+    worker = SimpleNamespace(
+        producer=SimpleNamespace(topics=topics, producer=object()),
+        broker_misses=0,
+        broker_gone_at_stop=None,
+        _recreate_missing=recreate_missing,
+    )
     worker.update_ready = lambda: changes.append(worker.broker_misses)
     seen = []
     for _ in range(6):
@@ -38,6 +47,38 @@ def test_the_broker_is_down_after_three_unanswered_probes_and_up_at_the_next_ans
     assert BROKER_DOWN_AFTER == 3
     assert seen == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]
     assert changes == [3, 0]  # readiness re-read when it went down and when it came back
+    assert looked == [{"ceasefire.reports"}] * 2  # the topics looked at when it answered
+    worker.broker_gone_at_stop = False  # stopping: nothing created any more
+    answers.append(True)
+    asyncio.run(Monitor._probe_broker(worker))  # type: ignore[arg-type]
+    assert len(looked) == 2
+
+
+def test_the_topics_the_broker_lost_are_created_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only when one is missing (the probe runs every few seconds), and said."""
+    from streams.config import Settings
+    from streams.kafka.topics import changelog_partitions, topic_specs
+    from streams.pipeline import app
+
+    settings = Settings(app_id="lost")
+    everything = {s.name for s in topic_specs(settings)} | set(changelog_partitions(settings))
+    asked: list[set[str]] = []
+
+    def create_missing(s: Settings, existing: set[str]) -> list[str]:
+        asked.append(existing)
+        return sorted(everything - existing)
+
+    monkeypatch.setattr(app, "create_missing", create_missing)
+    worker = SimpleNamespace(settings=settings)
+    asyncio.run(Monitor._recreate_missing(worker, everything))  # type: ignore[arg-type]
+    assert asked == []
+    lost = everything - {"lost-theatre-state-changelog", settings.alerts_topic}
+    with caplog.at_level("WARNING"):
+        asyncio.run(Monitor._recreate_missing(worker, lost))  # type: ignore[arg-type]
+    assert asked == [lost]
+    assert "created them again: ceasefire.alerts, lost-theatre-state-changelog" in caplog.text
 
 
 def _open_files_at(path: Path) -> int:

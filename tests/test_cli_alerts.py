@@ -78,7 +78,7 @@ def _alerts_printed(
     monkeypatch.setattr(kafka, "KafkaConsumer", Consumer)
     monkeypatch.setattr(streams.kafka.reachable, "check_listening", lambda s: None)
     monkeypatch.setattr(streams.kafka.tls, "check_tls", lambda s: None)
-    monkeypatch.setattr(alerts, "_start_at_the_end_or_beginning", lambda c, s, b: None)
+    monkeypatch.setattr(alerts, "_start_at_the_end_or_beginning", lambda c, s, b, w: None)
     screen = io.StringIO()
     monkeypatch.setattr(common, "out", Console(file=screen, width=400, color_system=None))
     code = cli.main(["alerts", "--from-beginning", "--broker", "kafka://127.0.0.1:1"])

@@ -77,6 +77,12 @@ class ResolvedHistory:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
+            except _CreatedAgain as exc:
+                log.warning(
+                    "the alert topic was created again (an embedded broker restarted empty): "
+                    "%s; reading it anew, the resolved alerts read before forgotten",
+                    exc,
+                )
             except Exception as exc:
                 log.error("following the alert topic failed, retrying in %.0fs: %s", delay, exc)
                 await asyncio.sleep(delay)
@@ -88,6 +94,7 @@ class ResolvedHistory:
             bootstrap_servers=s.bootstrap(),
             group_id=None,
             enable_auto_commit=False,
+            auto_offset_reset="earliest",  # Apache Kafka, the topic created again: all of it
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             **s.kafka_security(),
         )
@@ -116,6 +123,7 @@ class ResolvedHistory:
                         self._add(record.value, record.timestamp)
                 if not self._caught_up:
                     self._caught_up = await _at_end(consumer, tps)
+                await _check_not_beyond_end(consumer, tps)
         finally:
             await consumer.stop()
 
@@ -154,3 +162,21 @@ async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool
         if highwater is None or await consumer.position(tp) < highwater:
             return False
     return True
+
+
+class _CreatedAgain(Exception):
+    """A partition's position is beyond its end: the topic is not the one read so far."""
+
+
+async def _check_not_beyond_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    """`_CreatedAgain` when a partition's position is beyond the high watermark of its last
+    fetch: the broker lost the topic and it was created again (Tansu answers a fetch there
+    with nothing and no error), and the resolutions held are of the lost one."""
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        position = await consumer.position(tp)
+        if highwater is not None and position > highwater:
+            raise _CreatedAgain(
+                f"partition {tp.partition} was read up to offset {position}, its end is now "
+                f"{highwater}"
+            )
