@@ -496,6 +496,33 @@ def test_run_checks_its_rule_file_first_in_one_line(tmp_path: Path) -> None:
     assert line.startswith(f"error: rule file {broken}: not valid YAML"), line
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["rules: []\n", "rules:\n  - {name: quiet, kind: incident, severity: high, enabled: false}\n"],
+)
+def test_run_warns_of_a_rule_file_with_no_enabled_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """It started a worker that raises no alert, saying nothing."""
+    import io
+
+    from rich.console import Console
+
+    from streams.cli import common, worker
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text)
+    said = io.StringIO()
+    monkeypatch.setattr(common, "console", Console(file=said, width=300, color_system=None))
+    worker._check_files(Settings(rules=rules))
+    assert f"the rule file {rules} has no enabled rule: this worker raises no alert" in (
+        said.getvalue()
+    )
+    said.truncate(0)
+    worker._check_files(Settings())  # the shipped rules: nothing said
+    assert said.getvalue() == ""
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(60)
 def test_topics_says_what_the_broker_holds_and_refuses_a_mismatch(broker: EmbeddedBroker) -> None:

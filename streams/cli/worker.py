@@ -68,9 +68,14 @@ def _check_files(settings: Settings) -> None:
     try:
         zones = ZoneCatalogue.load(settings.zones)
         Gazetteer.load(settings.gazetteer)
-        load_rules(settings.rules, known_zones=zones.ids)
+        rules = load_rules(settings.rules, known_zones=zones.ids)
     except (RuleFileError, CatalogueError, GazetteerError) as exc:
         raise CliError(str(exc)) from exc
+    if not rules.active_rules:  # valid, and maybe meant: said, so that it is not a surprise
+        notice(
+            f"[bold yellow]warning:[/] the rule file {settings.rules} has no enabled rule: "
+            "this worker raises no alert"
+        )
 
 
 def _check_api_access(settings: Settings) -> None:
