@@ -1245,7 +1245,7 @@ def run_simulation(
             f"bursts {st.bursts}{burst}{where}",
             overflow="ellipsis",
         )
-        text.no_wrap = True  # one line: what does not fit is cut, the counts come first
+        text.no_wrap = True  # one line: on a terminal what does not fit is cut
         return text
 
     try:
@@ -1272,7 +1272,7 @@ def run_simulation(
                     live.update(status())
                     next_live = now + 0.2
             elif now >= next_plain:
-                console.print(status(), no_wrap=True, overflow="ellipsis")
+                _print_status(console, status())
                 next_plain = now + every
             ahead = (sent + sync_failures) / rate - (time.monotonic() - started)
             if ahead > 0:
@@ -1290,10 +1290,19 @@ def run_simulation(
         finally:
             producer.close(timeout=10)
     delivered = sent - len(async_failures)
-    console.print(status(), no_wrap=True, overflow="ellipsis")
+    _print_status(console, status())
     if async_failures or sync_failures:
         first = async_failures[0] if async_failures else "the producer refused them"
         console.print(
             f"[red]{len(async_failures) + sync_failures} messages were not delivered:[/] {first}"
         )
     return delivered
+
+
+def _print_status(console: Console, line: Text) -> None:
+    """The status line, cut to the terminal's width on a terminal; whole into a pipe or a
+    log, where rich's 80 columns cut off the late and malformed counts."""
+    if console.is_terminal:
+        console.print(line, no_wrap=True, overflow="ellipsis")
+    else:
+        console.print(line, soft_wrap=True)
