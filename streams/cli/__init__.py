@@ -367,12 +367,12 @@ _BY_METAVAR = "{" + " | ".join(GROUPINGS) + "}"
 #: settings whose value an error never repeats: it would reach logs and terminals
 _SECRETS = frozenset({"api_token", "sasl_password"})
 
-#: settings a flag of some command sets too
 #: --url of the commands that ask a worker's API (`api_client.api_url`)
 URL_HELP = (
     "a worker's API URL (default CEASEFIRE_ADVERTISED_URL, else "
     "http://CEASEFIRE_WEB_HOST:CEASEFIRE_WEB_PORT: http://127.0.0.1:6066 unset)"
 )
+#: settings a flag of some command sets too
 _FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})
 
 

@@ -114,19 +114,7 @@ def create_missing(settings: Settings, existing: set[str]) -> list[str]:
         return []
     admin = admin_client(settings)
     try:
-        created: list[str] = []
-        for spec in missing:
-            new = NewTopic(
-                spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config
-            )
-            try:
-                admin.create_topics([new])
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
-            except KafkaError as exc:
-                raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
-        return created
+        return _create(admin, settings, missing)
     finally:
         admin.close()
 
@@ -169,29 +157,39 @@ def ensure_topics(
         elif len(present) < len(specs):
             # the theatre topic has one partition whatever the setting: not a witness
             adopted = _common_count(admin, [s for s in present if s.name != theatre])
-        created: list[str] = []
-        for spec in specs:
-            if spec.name in existing:
-                continue
-            partitions = spec.partitions
-            if adopted is not None and spec.name != theatre:
-                partitions = adopted
-            new = NewTopic(
-                spec.name,
-                partitions,
-                settings.replication_factor,
-                topic_configs=spec.config if with_config else {},
-            )
-            try:
-                admin.create_topics([new])
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
-            except KafkaError as exc:
-                raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
-        return created
+        return _create(
+            admin,
+            settings,
+            [
+                TopicSpec(
+                    spec.name,
+                    adopted if adopted is not None and spec.name != theatre else spec.partitions,
+                    spec.config if with_config else {},
+                )
+                for spec in specs
+                if spec.name not in existing
+            ],
+        )
     finally:
         admin.close()
+
+
+def _create(admin: KafkaAdminClient, settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create each topic of `specs`; the names created (not those another worker created
+    first)."""
+    created: list[str] = []
+    for spec in specs:
+        new = NewTopic(
+            spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config
+        )
+        try:
+            admin.create_topics([new])
+            created.append(spec.name)
+        except TopicAlreadyExistsError:
+            pass  # another worker won the race
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"could not create topic {spec.name}: {exc}") from exc
+    return created
 
 
 def partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, int]:
