@@ -27,8 +27,8 @@ def test_the_broker_is_down_after_three_unanswered_probes_and_up_at_the_next_ans
     changes: list[int] = []
     looked: list[set[str]] = []
 
-    async def topics(timeout: float) -> set[str] | None:
-        return {"ceasefire.reports"} if answers.pop(0) else None
+    async def topics(timeout: float) -> dict[str, int] | None:
+        return {"ceasefire.reports": 4} if answers.pop(0) else None
 
     async def recreate_missing(existing: set[str]) -> None:
         looked.append(existing)
@@ -38,6 +38,7 @@ def test_the_broker_is_down_after_three_unanswered_probes_and_up_at_the_next_ans
         broker_misses=0,
         broker_gone_at_stop=None,
         _recreate_missing=recreate_missing,
+        _check_counts=lambda counts: None,
     )
     worker.update_ready = lambda: changes.append(worker.broker_misses)
     seen = []
@@ -59,11 +60,11 @@ def test_the_topics_the_broker_lost_are_created_again(
 ) -> None:
     """Only when one is missing (the probe runs every few seconds), and said."""
     from streams.config import Settings
-    from streams.kafka.topics import changelog_partitions, topic_specs
+    from streams.kafka.topics import worker_topics
     from streams.pipeline import app
 
     settings = Settings(app_id="lost")
-    everything = {s.name for s in topic_specs(settings)} | set(changelog_partitions(settings))
+    everything = {s.name for s in worker_topics(settings)}
     asked: list[set[str]] = []
 
     def create_missing(s: Settings, existing: set[str]) -> list[str]:
@@ -130,3 +131,27 @@ def test_the_log_file_is_closed_when_the_broker_stops(tmp_path: Path) -> None:
     unclosed = [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)]
     assert not [w for w in unclosed if str(log) in w], unclosed
     assert log.read_text().count("tansu broker") == 2  # both runs' output, appended
+
+
+def test_a_topic_of_other_partitions_than_the_settings_holds_readiness(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that had the broker create the input topic with its default (4 of 2) left
+    half of the reports unread, the worker ready."""
+    from streams.config import Settings
+
+    settings = Settings(app_id="w", partitions=2)
+    readiness: list[list[str]] = []
+    worker = SimpleNamespace(settings=settings, topic_mismatches=[])
+    worker.update_ready = lambda: readiness.append(list(worker.topic_mismatches))
+    counts = {"ceasefire.reports": 4, "ceasefire.alerts": 2, "w-theatre-state-changelog": 1}
+    with caplog.at_level("ERROR"):
+        Monitor._check_counts(worker, counts)  # type: ignore[arg-type]
+    assert worker.topic_mismatches == [
+        "topic ceasefire.reports has 4 partitions, the settings give 2"
+    ]
+    assert "not ready: topic ceasefire.reports has 4 partitions" in caplog.text
+    Monitor._check_counts(worker, counts)  # type: ignore[arg-type]
+    assert len(readiness) == 1  # said once
+    Monitor._check_counts(worker, {"ceasefire.reports": 2})  # type: ignore[arg-type]
+    assert worker.topic_mismatches == [] and readiness[-1] == []

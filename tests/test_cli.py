@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -127,47 +129,14 @@ def test_feed_sends_every_line_and_summarises_rejections(
 def test_alerts_follow_prints_each_alert_as_it_comes(broker: EmbeddedBroker) -> None:
     """`alerts --follow` waits for alerts and prints each as it arrives (it crashed at its
     first wait: kafka-python takes no None timeout); without it, no alert is one line."""
-    import os
-    import queue
-    import threading
 
     from tests.harness import produce
 
     def alert(n: int) -> bytes:
-        return json.dumps(
-            {
-                "alert_id": f"a{n}",
-                "fingerprint": f"f{n}",
-                "rule": "casualties",
-                "severity": "critical",
-                "status": "firing",
-                "labels": {"zone": "loc-south"},
-                "value": 1,
-                "threshold": 1,
-                "window": "24h",
-                "starts_at": "2026-12-01T00:00:00Z",
-                "ends_at": None,
-                "summary": f"alert {n}",
-            }
-        ).encode()
+        return _alert(f"alert {n}")
 
     produce(broker.bootstrap, "ceasefire.alerts", [alert(1)])
-    command = ["alerts", "--follow", "--from-beginning", "--json", "--broker", broker.url]
-    follow = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert follow.stdout is not None
-        for line in follow.stdout:
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    follow, lines = _follow_alerts(*FOLLOW_ALL, "--broker", broker.url)
     try:
         assert json.loads(lines.get(timeout=45))["summary"] == "alert 1"
         # another writer's record: said on stderr and skipped (it ended --follow)
@@ -646,8 +615,6 @@ def test_alerts_before_the_topics_exist_creates_no_topic(broker: EmbeddedBroker)
     """Subscribing to the missing alert topic had the broker create it, with its default
     partitions and retention: `run` then found a topic it had not made. Without the topic
     there is no new alert; --follow waits for `run` (or `topics`) to create it."""
-    import queue
-    import threading
 
     from streams.config import Settings
     from streams.kafka.topics import ensure_topics
@@ -661,42 +628,15 @@ def test_alerts_before_the_topics_exist_creates_no_topic(broker: EmbeddedBroker)
     assert "Traceback" not in quiet.stderr
     assert not _alerts_topic_exists(broker.bootstrap, "early.alerts")
 
-    follow = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "alerts", "--follow", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **prefix, "CEASEFIRE_BROKER": broker.url},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert follow.stdout is not None
-        for line in follow.stdout:
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    env = {**os.environ, **prefix, "CEASEFIRE_BROKER": broker.url}
+    follow, lines = _follow_alerts("--follow", "--json", env=env)
     try:
         time.sleep(4)  # past its start-up and a few looks for the topic
         assert follow.poll() is None
         assert not _alerts_topic_exists(broker.bootstrap, "early.alerts")
         settings = Settings(broker=broker.url, topic_prefix="early.", partitions=2)
         ensure_topics(settings)  # as `run` does
-        alert = {
-            "alert_id": "a1",
-            "fingerprint": "f1",
-            "rule": "casualties",
-            "severity": "critical",
-            "status": "firing",
-            "labels": {"zone": "loc-south"},
-            "value": 1,
-            "threshold": 1,
-            "window": "24h",
-            "starts_at": "2026-12-01T00:00:00Z",
-            "ends_at": None,
-            "summary": "the first alert",
-        }
-        produce(broker.bootstrap, "early.alerts", [json.dumps(alert).encode()])
+        produce(broker.bootstrap, "early.alerts", [_alert("the first alert")])
         assert json.loads(lines.get(timeout=30))["summary"] == "the first alert"
     finally:
         follow.terminate()
@@ -710,8 +650,6 @@ def test_alerts_follow_reads_a_topic_created_again_from_its_start(tmp_path: Path
     """The embedded broker restarted empty: the subscriber's position was beyond the new
     topic's end, the broker answered its fetches with nothing, and --follow went silent for
     good while alerts came."""
-    import queue
-    import threading
 
     from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -730,20 +668,7 @@ def test_alerts_follow_reads_a_topic_created_again_from_its_start(tmp_path: Path
         return broker
 
     broker = broker_with_alerts("first.log", [f"old {n}" for n in range(6)])
-    follow = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "alerts", *FOLLOW_ALL, "--broker", broker.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert follow.stdout is not None
-        for line in follow.stdout:
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
+    follow, lines = _follow_alerts(*FOLLOW_ALL, "--broker", broker.url)
     try:
         for n in range(6):
             assert json.loads(lines.get(timeout=45))["summary"] == f"old {n}"
@@ -761,6 +686,28 @@ def test_alerts_follow_reads_a_topic_created_again_from_its_start(tmp_path: Path
 
 
 FOLLOW_ALL = ("--follow", "--from-beginning", "--json")
+
+
+def _follow_alerts(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """`alerts ARGS` running, and the lines it prints as they come."""
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "alerts", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env if env is not None else dict(os.environ),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return follow, lines
 
 
 def _alert(summary: str) -> bytes:

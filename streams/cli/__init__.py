@@ -296,7 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.fn(args)
+        if args.command in _STREAMING:
+            from streams.kafka import no_auto_create
+
+            with no_auto_create.installed():
+                code: int = args.fn(args)
+        else:
+            code = args.fn(args)
         return code
     except CliError as exc:
         error_line(str(exc))
@@ -372,6 +378,9 @@ URL_HELP = (
     "a worker's API URL (default CEASEFIRE_ADVERTISED_URL, else "
     "http://CEASEFIRE_WEB_HOST:CEASEFIRE_WEB_PORT: http://127.0.0.1:6066 unset)"
 )
+#: Commands whose Kafka clients run on while a broker may lose its topics: they never ask
+#: it to create one (`no_auto_create`; `run` for good, its process being the worker's)
+_STREAMING = frozenset({"run", "feed", "simulate", "alerts"})
 #: settings a flag of some command sets too
 _FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})
 

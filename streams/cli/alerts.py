@@ -32,7 +32,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap(),
-            auto_offset_reset="earliest" if args.from_beginning else "latest",
+            # the start is sought explicitly (`_start_at_the_end_or_beginning`); this is for
+            # a position out of range later (Apache Kafka, the topic created again): all of
+            # the new topic, where "latest" skipped what it held by then
+            auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,
             # --follow: the iteration ends every few idle seconds to look at the positions

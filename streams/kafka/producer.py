@@ -54,16 +54,17 @@ class SharedProducer:
             return True
         return await self.topics(timeout) is not None
 
-    async def topics(self, timeout: float) -> set[str] | None:
-        """The topics the broker has, from a metadata request answered within `timeout`
-        seconds; None when none answered, or before the producer has started."""
+    async def topics(self, timeout: float) -> dict[str, int] | None:
+        """The topics the broker has and the partitions of each, from a metadata request
+        answered within `timeout` seconds; None when none answered, or before the producer
+        has started."""
         if self.producer is None:
             return None
         try:
             cluster = await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout)
         except Exception:  # unreachable, refused, timed out: all the same here
             return None
-        return set(cluster.topics())
+        return {t: len(cluster.partitions_for_topic(t) or ()) for t in cluster.topics()}
 
     async def partitions_of(self, topic: str) -> list[int]:
         """The partitions of `topic`, sorted."""

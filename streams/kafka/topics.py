@@ -29,10 +29,12 @@ __all__ = [
     "create_missing",
     "durability",
     "ensure_topics",
+    "leader_specs",
     "topic_partitions",
     "topic_specs",
     "unreachable",
     "update_configs",
+    "worker_topics",
 ]
 
 DAY_MS = 86_400_000
@@ -100,16 +102,28 @@ def changelog_specs(settings: Settings) -> list[TopicSpec]:
     return [TopicSpec(name, n, config) for name, n in changelog_partitions(settings).items()]
 
 
+def leader_specs(settings: Settings) -> list[TopicSpec]:
+    """Faust's leader topics of the worker's apps: its own and, when the identity stage runs
+    in a process of its own, that process's (`identity_mode.identity_group`). One
+    partition each, as Faust declares them at its start only."""
+    apps = [settings.app_id] + (
+        [f"{settings.app_id}-identity"] if settings.identity_process else []
+    )
+    return [TopicSpec(f"{app}-__assignor-__leader", 1, {}) for app in apps]
+
+
+def worker_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic a running worker needs: the monitor's, the stages' changelogs, Faust's
+    leader topics."""
+    return topic_specs(settings) + changelog_specs(settings) + leader_specs(settings)
+
+
 def create_missing(settings: Settings, existing: set[str]) -> list[str]:
-    """Create the monitor's topics and the stages' changelogs that are not in `existing`,
-    with their partitions and configs; the names created. For a worker whose broker lost
-    them (an embedded broker restarted empty): its clients wait for them
-    (`no_auto_create`), where the broker created them with its default partitions."""
-    missing = [
-        spec
-        for spec in topic_specs(settings) + changelog_specs(settings)
-        if spec.name not in existing
-    ]
+    """Create the worker's topics (`worker_topics`) that are not in `existing`, with their
+    partitions and configs; the names created. For a worker whose broker lost them (an
+    embedded broker restarted empty): its clients wait for them (`no_auto_create`), where
+    the broker created them with its default partitions."""
+    missing = [spec for spec in worker_topics(settings) if spec.name not in existing]
     if not missing:
         return []
     admin = admin_client(settings)

@@ -26,17 +26,10 @@ from streams.classify.classifier import Classifier
 from streams.classify.gazetteer import Gazetteer
 from streams.classify.zones import ZoneCatalogue
 from streams.config import Settings
-from streams.kafka import no_auto_create
 from streams.kafka.group_members import members_now
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.kafka.producer import SharedProducer
-from streams.kafka.topics import (
-    BrokerUnavailable,
-    changelog_partitions,
-    create_missing,
-    ensure_topics,
-    topic_specs,
-)
+from streams.kafka.topics import BrokerUnavailable, create_missing, ensure_topics, worker_topics
 from streams.pipeline import stop_deadline
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
@@ -95,7 +88,6 @@ class Monitor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         hold_back_repeats()  # a broker away: aiokafka's retries, 200 lines a second
-        no_auto_create.install()  # the worker's topics are made with their partitions only
         self.zones = ZoneCatalogue.load(settings.zones)
         zone_info.publish(self.zones)  # the zones' names and centroids, for the map panel
         self.gazetteer = Gazetteer.load(settings.gazetteer)
@@ -105,6 +97,8 @@ class Monitor:
         self.ready = False
         #: broker probes unanswered in a row (`_probe_broker`)
         self.broker_misses = 0
+        #: topics whose partitions are not the settings' (`_check_counts`), in words
+        self.topic_mismatches: list[str] = []
         # Answering until probes say otherwise: a gauge at 0 before the first probe (or
         # while a long recovery holds the timers) would page for the broker and hold back
         # the not-ready alert that names the real cause.
@@ -240,6 +234,7 @@ class Monitor:
             and all(stage.ready.is_set() for stage in self.local)
             and not any(i.stalled for i in self._stage_inputs())
             and self.broker_misses < BROKER_DOWN_AFTER
+            and not self.topic_mismatches
         )
         if not ready:
             self._gauges_fresh = False
@@ -265,7 +260,7 @@ class Monitor:
         ]
         if self.broker_misses >= BROKER_DOWN_AFTER:
             out.append(f"broker (no answer for {self.broker_misses} probes)")
-        return out
+        return out + self.topic_mismatches
 
     # -- timers ------------------------------------------------------------------------
     def _stage_inputs(self) -> list[StageInput]:
@@ -324,7 +319,8 @@ class Monitor:
         topics = await self.producer.topics(timeout=BROKER_PROBE_TIMEOUT)
         answered = topics is not None or self.producer.producer is None
         if topics is not None and self.broker_gone_at_stop is None:
-            await self._recreate_missing(topics)
+            await self._recreate_missing(set(topics))
+            self._check_counts(topics)
         was_down = self.broker_misses >= BROKER_DOWN_AFTER
         self.broker_misses = 0 if answered else self.broker_misses + 1
         down = self.broker_misses >= BROKER_DOWN_AFTER
@@ -342,8 +338,7 @@ class Monitor:
         worker has the broker create them (`no_auto_create`): it would with its default
         partitions, and the worker's next start refused the theatre's changelog."""
         s = self.settings
-        wanted = {spec.name for spec in topic_specs(s)} | set(changelog_partitions(s))
-        if wanted <= existing:
+        if {spec.name for spec in worker_topics(s)} <= existing:
             return
         try:
             created = await asyncio.to_thread(create_missing, s, existing)
@@ -357,6 +352,29 @@ class Monitor:
                 len(created),
                 ", ".join(sorted(created)),
             )
+
+    def _check_counts(self, counts: dict[str, int]) -> None:
+        """Not ready while a topic has other partitions than the settings give it (created
+        meanwhile by a client that had the broker create it with its default: the input
+        topic with 4 of 2 partitions left half of the reports unread, the worker ready)."""
+        wrong = [
+            f"topic {spec.name} has {counts[spec.name]} partitions, the settings give "
+            f"{spec.partitions}"
+            for spec in worker_topics(self.settings)
+            if counts.get(spec.name, spec.partitions) != spec.partitions
+        ]
+        if wrong == self.topic_mismatches:
+            return
+        if wrong:
+            log.error(
+                "not ready: %s (the broker created them so for a client other than a "
+                'worker: docs/operations.md, "Topics")',
+                "; ".join(wrong),
+            )
+        else:
+            log.warning("the topics have the partitions the settings give them again")
+        self.topic_mismatches = wrong
+        self.update_ready()
 
     async def _pace_ingest(self) -> None:
         """Ingest holds while the stages have too many packs to apply: this process's and
