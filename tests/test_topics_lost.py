@@ -135,3 +135,29 @@ def test_a_worker_goes_on_after_its_broker_restarted_empty_and_starts_again(
         feed.wait(timeout=10)
         worker.stop()
         broker.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_a_subscriber_through_a_broker_restart_creates_no_topic(tmp_path: Path) -> None:
+    """`alerts --follow` had the restarted broker create the alert topic with its default of
+    4 partitions, and the next `run` (2 partitions) refused it. No worker runs here to win
+    the race by creating it first."""
+    from tests.test_cli import _follow_alerts
+
+    port = free_port()
+    broker = EmbeddedBroker("127.0.0.1", port, log=tmp_path / "first.log").start()
+    settings = Settings(broker=broker.url, partitions=2)
+    create_missing(settings, set())
+    follow, _ = _follow_alerts("--follow", "--broker", broker.url)
+    try:
+        time.sleep(4)  # subscribed
+        broker.stop()
+        broker = EmbeddedBroker("127.0.0.1", port, log=tmp_path / "second.log").start()
+        time.sleep(10)  # its metadata asked for the topic many times meanwhile
+        assert settings.alerts_topic not in counts(broker.bootstrap)
+        assert follow.poll() is None  # waiting for it
+    finally:
+        follow.terminate()
+        follow.communicate(timeout=20)
+        broker.stop()
