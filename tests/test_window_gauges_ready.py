@@ -66,6 +66,7 @@ def _monitor(refreshed: list[bool]) -> Any:
     m._feeders = {"ingest": True, "identity": True}
     m.local = [stage]
     m.broker_misses = 0
+    m.topic_mismatches = []
     m.ready = False
     m.started = False
     m.zone = SimpleNamespace(owned={0, 1})
