@@ -876,9 +876,12 @@
     } else if (waiting.length) {
       // the figures answer from memory while the worker waits (a broker that does not
       // answer: no report can arrive): not live, whatever the clock says
+      // spoken without the counts in brackets ("broker (no answer for 5 probes)"): they
+      // rise at every probe, and the line was spoken again every 3 seconds
+      const spoken = waiting.map((what) => what.replace(/\s*\([^()]*\d[^()]*\)/g, ""));
       showStatus(`Not live since ${state.notLiveSince} UTC: the worker is waiting for `
         + `${waiting.join("; ")}. The figures are those it holds; checked at ${now} UTC.`,
-      `Not live: the worker is waiting for ${waiting.join("; ")}.`);
+      `Not live: the worker is waiting for ${spoken.join("; ")}.`);
     } else {
       const firing = state.alerts.length;
       showStatus(`Updated ${now} UTC · ${firing} alert${firing === 1 ? "" : "s"} firing`,
