@@ -29,7 +29,14 @@ from streams.config import Settings
 from streams.kafka.group_members import members_now
 from streams.kafka.log_repeats import hold_back_repeats
 from streams.kafka.producer import SharedProducer
-from streams.kafka.topics import BrokerUnavailable, create_missing, ensure_topics, worker_topics
+from streams.kafka.topics import (
+    BrokerUnavailable,
+    changelog_specs,
+    create_missing,
+    ensure_topics,
+    topic_specs,
+    worker_topics,
+)
 from streams.pipeline import stop_deadline
 from streams.pipeline.alert_input_memo import AlertInputMemo
 from streams.pipeline.alerting_stage import AlertStage
@@ -356,11 +363,14 @@ class Monitor:
     def _check_counts(self, counts: dict[str, int]) -> None:
         """Not ready while a topic has other partitions than the settings give it (created
         meanwhile by a client that had the broker create it with its default: the input
-        topic with 4 of 2 partitions left half of the reports unread, the worker ready)."""
+        topic with 4 of 2 partitions left half of the reports unread, the worker ready).
+        The topics `run` checks as it starts; not Faust's leader topics, whose partitions
+        nothing here reads."""
+        s = self.settings
         wrong = [
             f"topic {spec.name} has {counts[spec.name]} partitions, the settings give "
             f"{spec.partitions}"
-            for spec in worker_topics(self.settings)
+            for spec in topic_specs(s) + changelog_specs(s)
             if counts.get(spec.name, spec.partitions) != spec.partitions
         ]
         if wrong == self.topic_mismatches:
