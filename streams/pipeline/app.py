@@ -361,9 +361,9 @@ class Monitor:
             )
 
     def _check_counts(self, counts: dict[str, int]) -> None:
-        """Not ready while a topic has other partitions than the settings give it (created
-        meanwhile by a client that had the broker create it with its default: the input
-        topic with 4 of 2 partitions left half of the reports unread, the worker ready).
+        """Not ready while a topic has other partitions than the settings give it (made
+        meanwhile with another count: the input topic with 4 of 2 partitions left half of
+        the reports unread, the worker ready).
         The topics `run` checks as it starts; not Faust's leader topics, whose partitions
         nothing here reads."""
         s = self.settings
@@ -377,8 +377,10 @@ class Monitor:
             return
         if wrong:
             log.error(
-                "not ready: %s (the broker created them so for a client other than a "
-                'worker: docs/operations.md, "Topics")',
+                "not ready: %s (created so while this worker ran: by `feed`, `simulate` or "
+                "`topics` run with another CEASEFIRE_PARTITIONS after the broker lost them, by "
+                "hand, or by the broker for a client that has it create topics: "
+                'docs/operations.md, "Topics")',
                 "; ".join(wrong),
             )
         else:
