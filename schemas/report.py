@@ -460,6 +460,17 @@ class _Rfc3339:
         return {"type": "string", "format": "date-time", "pattern": TIME_SCHEMA_PATTERN}
 
 
+def offset_in_use(minutes: int) -> bool:
+    """Whether a UTC offset of `minutes` is one a place uses (`OFFSET_RANGE_MINUTES`)."""
+    low, high = OFFSET_RANGE_MINUTES
+    return low <= minutes <= high
+
+
+def offset_not_in_use(offset: str) -> str:
+    """Why a time with the UTC offset `offset` ("+15:00") is refused."""
+    return f"UTC offset {offset} is not one in use: offsets run from -12:00 to +14:00"
+
+
 def explain_time(value: str) -> str:
     """Why `value` is no RFC 3339 date-time (it failed TIME_PATTERN)."""
     shape = _TIME_SHAPE.fullmatch(value)
@@ -469,12 +480,8 @@ def explain_time(value: str) -> str:
         offset = shape.group(2)
         if offset is not None and offset not in "Zz":
             minutes = int(offset[1:3]) * 60 + int(offset[4:6])
-            low, high = OFFSET_RANGE_MINUTES
-            if not low <= (-minutes if offset[0] == "-" else minutes) <= high:
-                return (
-                    f"UTC offset {offset} is not one in use: offsets run from -12:00 to "
-                    f"+14:00 ({_TIME_EXAMPLE})"
-                )
+            if not offset_in_use(-minutes if offset[0] == "-" else minutes):
+                return f"{offset_not_in_use(offset)} ({_TIME_EXAMPLE})"
         # The form is right and a number out of range: pydantic's parser says which.
         try:
             _STRICT_TIME.validate_json(f'"{value}"')  # digits and punctuation only

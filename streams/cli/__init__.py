@@ -379,7 +379,7 @@ URL_HELP = (
     "http://CEASEFIRE_WEB_HOST:CEASEFIRE_WEB_PORT: http://127.0.0.1:6066 unset)"
 )
 #: Commands whose Kafka clients run on while a broker may lose its topics: they never ask
-#: it to create one (`no_auto_create`; `run` for good, its process being the worker's)
+#: it to create one (`no_auto_create`; `run` for good: it ends its process, `_exit_now`)
 _STREAMING = frozenset({"run", "feed", "simulate", "alerts"})
 #: settings a flag of some command sets too
 _FLAGS = frozenset({"broker", "web_port", "rules", "partitions", "replication_factor"})

@@ -125,12 +125,14 @@ def rewind_beyond_end(consumer: Any) -> list[tuple[int, int, int]]:
     so; (partition, position, end) of each. The topic was created again below where this
     subscriber was (an embedded broker restarted empty): the broker answers a fetch there
     with nothing and no error, and --follow went silent for good."""
+    from streams.kafka.offsets import beyond_end
+
+    tps = consumer.assignment()
+    ends = {tp: consumer.highwater(tp) for tp in tps}  # of the last fetch: the exact end
     rewound = []
-    for tp in sorted(consumer.assignment()):
-        end = consumer.highwater(tp)  # of the last fetch: the exact end
-        position = consumer.position(tp)
-        if end is None or position <= end:
-            continue
+    for tp, (position, end) in sorted(
+        beyond_end({tp: consumer.position(tp) for tp in tps}, ends).items()
+    ):
         common.console.print(
             f"{tp.topic} partition {tp.partition}: this subscriber's position {position} is "
             f"beyond the partition's end {end}: the topic was created again (an embedded "

@@ -32,9 +32,6 @@ def _stop_asked(signum: int, frame: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """A worker until it is stopped; then the process ends at once (`_exit_now`)."""
-    from streams.kafka import no_auto_create
-
-    no_auto_create.install()  # this process is the worker's: its topics come from it alone
     # Faust's worker stops on SIGTERM once it runs; before that (the checks, the embedded
     # broker, the topics: seconds on a busy machine) the default action killed the
     # process (-15), past the `finally` that stops the embedded broker it started.

@@ -17,16 +17,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = logging.getLogger(__name__)
 
+#: A partition, of aiokafka or kafka-python (both name tuples of topic and partition)
+P = TypeVar("P")
+
 #: Seconds a read of a partition up to its end may go without advancing before it fails.
 #: The end is known, so a read that stands still this long will not get there (a broker
 #: that lost the records, a partition that went away): it fails, and its caller retries.
 STALL_SECONDS = 30.0
+
+
+def beyond_end(
+    positions: Mapping[P, int], ends: Mapping[P, int | None]
+) -> dict[P, tuple[int, int]]:
+    """(position, end) of the partitions whose position is beyond their end: records the
+    consumer would wait for at an offset the partition does not reach (its broker lost
+    them, or it was created again; Tansu answers a fetch there with nothing and no error).
+    An end of None is unknown (no fetch answered yet)."""
+    return {
+        tp: (at, end)
+        for tp, at in positions.items()
+        if (end := ends.get(tp)) is not None and at > end
+    }
 
 
 def partition_end(listed: int, highwater: int | None) -> int:

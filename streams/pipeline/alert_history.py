@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from schemas.alert import AlertEvent
 from streams.config import Settings
+from streams.kafka.offsets import beyond_end
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,21 @@ class ResolvedHistory:
                 for records in batches.values():
                     for record in records:
                         self._add(record.value, record.timestamp)
-                if not self._caught_up:
-                    self._caught_up = await _at_end(consumer, tps)
-                await _check_not_beyond_end(consumer, tps)
+                positions = {tp: await consumer.position(tp) for tp in tps}
+                ends = {tp: consumer.highwater(tp) for tp in tps}  # of the last fetch: exact
+                if gone := beyond_end(positions, ends):
+                    # the broker lost the topic and it was created again: the resolutions
+                    # held are of the lost one
+                    raise _CreatedAgain(
+                        ", ".join(
+                            f"partition {tp.partition} was read up to offset {at}, its end is "
+                            f"now {end}"
+                            for tp, (at, end) in sorted(gone.items())
+                        )
+                    )
+                self._caught_up = self._caught_up or all(
+                    (end := ends[tp]) is not None and positions[tp] >= end for tp in tps
+                )
         finally:
             await consumer.stop()
 
@@ -154,29 +167,5 @@ class ResolvedHistory:
             heapq.heapify(self._oldest)
 
 
-async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
-    """Whether every partition is read up to the high watermark of its last fetch (the
-    exact end on every broker; Tansu's ListOffsets answer is not)."""
-    for tp in tps:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True
-
-
 class _CreatedAgain(Exception):
     """A partition's position is beyond its end: the topic is not the one read so far."""
-
-
-async def _check_not_beyond_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-    """`_CreatedAgain` when a partition's position is beyond the high watermark of its last
-    fetch: the broker lost the topic and it was created again (Tansu answers a fetch there
-    with nothing and no error), and the resolutions held are of the lost one."""
-    for tp in tps:
-        highwater = consumer.highwater(tp)
-        position = await consumer.position(tp)
-        if highwater is not None and position > highwater:
-            raise _CreatedAgain(
-                f"partition {tp.partition} was read up to offset {position}, its end is now "
-                f"{highwater}"
-            )

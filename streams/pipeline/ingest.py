@@ -54,7 +54,7 @@ from streams import metrics
 from streams.classify.classifier import Classifier
 from streams.config import Settings
 from streams.intake import Rejected, route, unreadable_rejected
-from streams.kafka.offsets import exact_end_offsets
+from streams.kafka.offsets import beyond_end, exact_end_offsets
 from streams.kafka.producer import SharedProducer
 from streams.kafka.raw_records import (
     UNREADABLE_ERRORS,
@@ -87,19 +87,6 @@ STUCK_AFTER = 5
 #: Seconds between two looks at the exact end of a partition whose position is beyond the
 #: watermark of its last fetch (`beyond_end`).
 BEYOND_END_RECHECK_SECONDS = 5.0
-
-
-def beyond_end(
-    positions: dict[TopicPartition, int], ends: dict[TopicPartition, int | None]
-) -> dict[TopicPartition, tuple[int, int]]:
-    """(position, end) of the partitions whose position is beyond their end: records the
-    consumer would wait for at an offset the partition does not reach (its broker lost
-    them, or it was created again). An end of None is unknown (no fetch answered yet)."""
-    return {
-        tp: (at, end)
-        for tp, at in positions.items()
-        if (end := ends.get(tp)) is not None and at > end
-    }
 
 
 class _Joined(ConsumerRebalanceListener):  # type: ignore[misc]

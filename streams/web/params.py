@@ -10,7 +10,7 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime
 
-from schemas.report import OFFSET_RANGE_MINUTES
+from schemas.report import offset_in_use, offset_not_in_use
 from streams.tallies.windows import QueryError
 
 _RFC3339 = re.compile(
@@ -111,13 +111,8 @@ def _check_offset(name: str, value: str, moment: datetime) -> None:
     """Refuse a UTC offset no place uses, as a report's time is refused: most likely a typo
     that would move the bound by hours."""
     offset = moment.utcoffset()
-    minutes = 0 if offset is None else int(offset.total_seconds()) // 60
-    low, high = OFFSET_RANGE_MINUTES
-    if not low <= minutes <= high:
-        raise QueryError(
-            f"{name} {value!r}: UTC offset {value[-6:]} is not one in use: offsets run from "
-            "-12:00 to +14:00"
-        )
+    if not offset_in_use(0 if offset is None else int(offset.total_seconds()) // 60):
+        raise QueryError(f"{name} {value!r}: {offset_not_in_use(value[-6:])}")
 
 
 def parse_as_of(value: str | None) -> float:
