@@ -29,7 +29,8 @@ OTHER = TopicPartition("ceasefire.reports", 2)
 
 
 def test_a_position_beyond_the_end_is_found() -> None:
-    beyond_end = ingest_module.beyond_end
+    from streams.kafka.offsets import beyond_end  # ingest's, the history's, the subscriber's
+
     positions = {TP: 1217, OTHER: 40}
     assert beyond_end(positions, {TP: 0, OTHER: 40}) == {TP: (1217, 0)}
     assert beyond_end(positions, {TP: 1217, OTHER: 41}) == {}
