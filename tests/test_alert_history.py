@@ -198,3 +198,78 @@ async def wait(condition: Callable[[], bool], timeout: float = 40) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not within the time"
         await asyncio.sleep(0.05)
+
+
+class _Record:
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+        self.timestamp = NOW_MS
+
+
+class _ResettingConsumer:
+    """A consumer of one partition as aiokafka behaves on Apache Kafka when the topic is
+    created again under it: the fetch beyond the new end is out of range, and the consumer
+    resets to the start of the new topic (auto_offset_reset) with no error."""
+
+    #: (records, position after them) of each getmany, shared by every consumer made
+    script: list[tuple[list[bytes], int]] = []
+
+    def __init__(self, **_: object) -> None:
+        self.at = 0
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+    def assign(self, tps: list[object]) -> None: ...
+
+    async def offsets_for_times(self, query: dict[object, int]) -> dict[object, None]:
+        return dict.fromkeys(query)  # nothing that recent: read from the end
+
+    async def seek_to_end(self, tp: object) -> None:
+        self.at = 0
+
+    async def getmany(self, **_: object) -> dict[str, list[_Record]]:
+        if not self.script:
+            await asyncio.sleep(0.01)
+            return {}
+        values, self.at = self.script.pop(0)
+        return {"tp": [_Record(v) for v in values]}
+
+    async def position(self, tp: object) -> int:
+        return self.at
+
+    def highwater(self, tp: object) -> int:
+        return self.at
+
+
+@pytest.mark.timeout(10)
+def test_a_topic_created_again_on_apache_kafka_is_read_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Apache Kafka the consumer, fetching beyond the new topic's end, is reset to its
+    start with no error: the history kept the lost topic's resolutions beside the new
+    one's (only Tansu's way, a position left beyond the end, was seen)."""
+    from streams.pipeline import alert_history
+
+    lost = [event(i) for i in range(10)]
+    new = [event(i) for i in range(100, 103)]
+    _ResettingConsumer.script = [(lost, 10), (new, 3), (new, 3)]
+    monkeypatch.setattr(alert_history, "AIOKafkaConsumer", _ResettingConsumer)
+
+    async def run() -> None:
+        history = ResolvedHistory(Settings())
+        task = asyncio.create_task(history.follow())
+        try:
+            await wait(lambda: not _ResettingConsumer.script, timeout=5)
+            await asyncio.sleep(0.05)
+            assert set(history.events) == {"a-100", "a-101", "a-102"}
+            assert history.caught_up
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())

@@ -46,6 +46,19 @@ def beyond_end(
     }
 
 
+def moved_back(before: Mapping[P, int], after: Mapping[P, int]) -> dict[P, tuple[int, int]]:
+    """(position before, position after) of the partitions a consumer now reads from an
+    earlier offset than it had read up to, though nothing seeked there: Apache Kafka
+    answers a fetch beyond a partition's end with OFFSET_OUT_OF_RANGE and the consumer
+    resets to `auto_offset_reset`, so a topic that was lost or deleted and created again is
+    read from its new start with no error (Tansu answers nothing instead: `beyond_end`)."""
+    return {
+        tp: (was, now)
+        for tp, now in after.items()
+        if (was := before.get(tp)) is not None and now < was
+    }
+
+
 def partition_end(listed: int, highwater: int | None) -> int:
     """The exact end of a partition: the high watermark of a fetch answered after the
     ListOffsets answer `listed` (what any reader can read), or `listed` when no fetch

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from schemas.alert import AlertEvent
 from streams.config import Settings
-from streams.kafka.offsets import beyond_end
+from streams.kafka.offsets import beyond_end, moved_back
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ class ResolvedHistory:
                 raise
             except _CreatedAgain as exc:
                 log.warning(
-                    "the alert topic was created again (an embedded broker restarted empty): "
-                    "%s; reading it anew, the resolved alerts read before forgotten",
+                    "the alert topic was created again (the broker lost it, or it was deleted "
+                    "and created): %s; reading it anew, the resolved alerts read before "
+                    "forgotten",
                     exc,
                 )
             except Exception as exc:
@@ -117,6 +118,7 @@ class ResolvedHistory:
                     consumer.seek(tp, at.offset)
                 else:  # no usable answer (Tansu): read the partition from its start
                     await consumer.seek_to_beginning(tp)
+            read_to = {tp: await consumer.position(tp) for tp in tps}
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 for records in batches.values():
@@ -124,9 +126,9 @@ class ResolvedHistory:
                         self._add(record.value, record.timestamp)
                 positions = {tp: await consumer.position(tp) for tp in tps}
                 ends = {tp: consumer.highwater(tp) for tp in tps}  # of the last fetch: exact
-                if gone := beyond_end(positions, ends):
-                    # the broker lost the topic and it was created again: the resolutions
-                    # held are of the lost one
+                # the topic was lost and created again: the resolutions held are of the lost
+                # one (and, once the consumer was reset, some of the new one's too)
+                if gone := beyond_end(positions, ends):  # Tansu: the position waits there
                     raise _CreatedAgain(
                         ", ".join(
                             f"partition {tp.partition} was read up to offset {at}, its end is "
@@ -134,6 +136,15 @@ class ResolvedHistory:
                             for tp, (at, end) in sorted(gone.items())
                         )
                     )
+                if reset := moved_back(read_to, positions):  # Apache Kafka: reset to start
+                    raise _CreatedAgain(
+                        ", ".join(
+                            f"partition {tp.partition} was read up to offset {was}, the broker "
+                            f"had it read again from offset {now}"
+                            for tp, (was, now) in sorted(reset.items())
+                        )
+                    )
+                read_to = positions
                 self._caught_up = self._caught_up or all(
                     (end := ends[tp]) is not None and positions[tp] >= end for tp in tps
                 )
@@ -168,4 +179,7 @@ class ResolvedHistory:
 
 
 class _CreatedAgain(Exception):
-    """A partition's position is beyond its end: the topic is not the one read so far."""
+    """A partition's position is beyond its end, or the broker had it read from an earlier
+    offset: the topic is not the one read so far. (A topic created again that already holds
+    more records than were read of the lost one cannot be told from it: its records are
+    read on from the old position.)"""
