@@ -730,6 +730,53 @@ async def test_resolved_alerts_are_answered_only_once_the_alert_topic_is_read(st
     assert await cluster_alerts(view, status) == []
 
 
+@pytest.mark.parametrize("status", ["resolved", "all"])
+async def test_resolved_alerts_come_from_another_worker_while_this_one_reads_them(
+    status: str,
+) -> None:
+    """Every worker reads the same alert topic: one still reading it (starting) made the
+    cluster's answer 503 although another worker had read it all."""
+    from streams.web.fanout import Incomplete, cluster_alerts
+
+    resolved = {"alert_id": "r", "status": "resolved", "starts_at": "2026-12-01T00:00:00.000Z"}
+    firing = {"alert_id": "f", "status": "firing", "starts_at": "2026-12-02T00:00:00.000Z"}
+    asked: list[str] = []
+    peer_read = [True]
+
+    async def peer(request: web.Request) -> web.Response:
+        asked.append(request.query["status"])
+        if request.query["status"] == "firing":
+            return web.json_response({"alerts": [firing]})
+        if not peer_read[0]:
+            return web.json_response({"error": "still reading"}, status=409)
+        return web.json_response({"alerts": [resolved]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/alerts", peer)
+    async with TestServer(app) as server:
+        url = str(server.make_url("")).rstrip("/")
+        settings = Settings(partitions=2, web_port=1)
+        me = settings.web_url().rstrip("/")
+        monitor = SimpleNamespace(
+            settings=settings,
+            app=SimpleNamespace(
+                router=SimpleNamespace(table_metadata=lambda _: {me: {"t": {0}}, url: {"t": {1}}})
+            ),
+            alerting=SimpleNamespace(
+                alerts=lambda status: [],
+                holds_its_partitions=lambda: True,
+                knows_resolved=lambda: False,
+            ),
+        )
+        view = cast("WorkerView", monitor)
+        expected = [resolved] if status == "resolved" else [resolved, firing]
+        assert await cluster_alerts(view, status) == expected
+        assert sorted(asked) == (["resolved"] if status == "resolved" else ["firing", "resolved"])
+        peer_read[0] = False  # no worker has read it all: 503, each one's reason said
+        with pytest.raises(Incomplete, match=r"still reading the resolved alerts.*409"):
+            await cluster_alerts(view, status)
+
+
 @pytest.mark.parametrize("offset", ["+15:00", "+23:59", "-13:00"])
 def test_query_times_refuse_utc_offsets_no_place_uses(offset: str) -> None:
     """As a report's time: `from`, `to` and `as_of` at +15:00 answered 200, hours off."""

@@ -548,24 +548,28 @@ def local_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
 
 
 async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any]]:
-    """Alerts of every worker (each holds the zones of its partitions), merged; firing
-    ones only when every partition's owner answers from its recovered state, else
-    `Incomplete` (as the tallies: alerts do not vanish from the answer while partitions
-    move)."""
+    """Alerts of every worker, merged. Firing ones from every partition's owner (each holds
+    the zones of its partitions), only when every owner answers from its recovered state,
+    else `Incomplete` (as the tallies: alerts do not vanish from the answer while partitions
+    move). Resolved ones from one worker that has read the alert topic to its end, this one
+    first: every worker reads the same topic, so one that is still reading (starting) does
+    not make the answer wait while another could give it."""
     owners = partition_owners(monitor)
     me = monitor.settings.web_url().rstrip("/")
+    firing_from: set[str] = set()
     if status != "resolved":
         check_covered(monitor, owners)
         if not theatre_owners(monitor):  # the theatre-wide alerts have no one to answer
             raise Incomplete("the theatre's partition is being assigned (rebalance in progress)")
+        firing_from = set(owners) | set(theatre_owners(monitor))
 
-    async def ask(url: str, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+    async def ask(url: str, which: str, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
         if url == me:
             try:
-                return local_alerts(monitor, status)
+                return local_alerts(monitor, which)
             except NotOwner as exc:
                 raise Incomplete(str(exc)) from exc
-        params = {"status": status, "scope": "local"}
+        params = {"status": which, "scope": "local"}
         headers = peer_headers(monitor, url, "/api/v1/alerts", params)
         try:
             async with session.get(
@@ -579,9 +583,22 @@ async def cluster_alerts(monitor: WorkerView, status: str) -> list[dict[str, Any
         except (ValueError, LookupError, TypeError, RecursionError) as exc:  # not the answer
             raise Incomplete(f"worker {url} answered something else: {exc!r}") from exc
 
-    urls = set(owners) | set(theatre_owners(monitor)) | {me}
+    async def resolved(session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        if status == "firing":
+            return []
+        reasons = []
+        others = (set(owners) | set(theatre_owners(monitor))) - {me}
+        for url in [me, *sorted(others)]:  # in turn: most often this worker answers
+            try:
+                return await ask(url, "resolved", session)
+            except Incomplete as exc:
+                reasons.append(str(exc))
+        raise Incomplete("no worker could answer the resolved alerts: " + "; ".join(reasons))
+
     async with aiohttp.ClientSession(timeout=PEER_TIMEOUT) as session:
-        parts = await asyncio.gather(*(ask(u, session) for u in sorted(urls)))
+        parts = await asyncio.gather(
+            resolved(session), *(ask(u, "firing", session) for u in sorted(firing_from))
+        )
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         for alerts in parts:
