@@ -816,12 +816,13 @@ def _resolve(
             check = _check(rule, state, event.labels)
             if check is None:
                 continue
-            if check.holds:
+            if check.holds:  # the count moved (a withdrawal, a merge, the clock): say it
                 active.event = event.model_copy(
                     update={
                         "value": check.value,
                         "threshold": check.threshold,
                         "incident_ids": check.ids,
+                        "summary": check.summary,
                     }
                 )
                 continue

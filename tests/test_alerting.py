@@ -558,6 +558,25 @@ def test_a_dip_within_one_step_neither_resolves_nor_fires_again() -> None:
     assert done.ends_at == now + M
 
 
+def test_a_firing_threshold_alert_s_summary_says_its_current_count() -> None:
+    """A withdrawal, a merge or the clock lowered `value` but left the summary with the
+    count of the last incident that came in (value 296, "297 incidents ...")."""
+    state = ZoneState.new("shusha")
+    run(SURGE, state, [inc(T0 + i * M, incident_id=f"a{i}") for i in range(12)])
+    evaluate_batch(SURGE, state, [], T0 + 12 * M, forget=["a5"])
+    [alert] = state.firing()
+    assert (alert.value, alert.summary) == (
+        11,
+        "11 incidents in zone shusha within 1h (threshold 10).",
+    )
+    evaluate_time(SURGE, state, T0 + H + 30 * S)  # a0 left the window
+    [alert] = state.firing()
+    assert (alert.value, alert.summary) == (
+        10,
+        "10 incidents in zone shusha within 1h (threshold 10).",
+    )
+
+
 def test_threshold_per_zone_override() -> None:
     corridor = ZoneState.new("lachin-corridor")
     events = run(SURGE, corridor, [inc(T0 + i * M, zone="lachin-corridor") for i in range(3)])
